@@ -157,6 +157,8 @@ pub struct ClassOpts {
     pub ctor: bool,
     /// Changes emit events.
     pub events: bool,
+    /// Not written to disk (sessions, tasks: xapi's PersistNothing).
+    pub transient: bool,
     /// Roles for the implicit readers and writers (defaults: read-only plus
     /// client-cert; pool-operator).
     pub read: Option<Roles>,

@@ -264,7 +264,7 @@ pub fn gen_schema(api: &Api) -> Result<String, String> {
         writeln!(w, "];").ok();
         writeln!(
             w,
-            "pub static {}: ClassDef = ClassDef {{ name: {}, doc: {}, index: {ci}, fields: &FIELDS_{}, messages: &MSGS_{}, db: {}, get_all: {}, ctor: {}, events: {}, life: {} }};",
+            "pub static {}: ClassDef = ClassDef {{ name: {}, doc: {}, index: {ci}, fields: &FIELDS_{}, messages: &MSGS_{}, db: {}, get_all: {}, ctor: {}, events: {}, transient: {}, life: {} }};",
             class_static(&c.name),
             lit(&c.name),
             lit(&c.doc),
@@ -274,6 +274,7 @@ pub fn gen_schema(api: &Api) -> Result<String, String> {
             c.opts.get_all,
             c.opts.ctor,
             c.opts.events,
+            c.opts.transient,
             life_expr(c.life)
         )
         .ok();
@@ -337,6 +338,8 @@ pub fn rust_ty(api: &Api, t: &Ty) -> String {
         Ty::DateTime => "DateTime".into(),
         Ty::Enum(e) => camel(e),
         Ty::Ref(c) => format!("Ref<{}>", camel(c)),
+        // Event records carry xapi's own shapes (string ids), so stay untyped.
+        Ty::Record(c) if c == "event" => "Value".into(),
         Ty::Record(c) if api.class(c).is_some() => format!("{}Record", camel(c)),
         Ty::Record(_) => "Value".into(),
         Ty::Set(t) => format!("Vec<{}>", rust_ty(api, t)),
@@ -562,6 +565,7 @@ pub fn gen_types(api: &Api) -> String {
         writeln!(w, "        Value::Struct(m)\n    }}").ok();
         writeln!(w, "    fn zero() -> Self {{ Self::default() }}\n}}").ok();
     }
+    gen_errors(api, w);
     writeln!(w, "/// Typed handles on every field: `fields::vm::POWER_STATE`.\npub mod fields {{ use super::*;").ok();
     for c in &api.classes {
         writeln!(w, "pub mod {} {{ use super::*;", snake(&c.name)).ok();
@@ -580,4 +584,120 @@ pub fn gen_types(api: &Api) -> String {
     }
     writeln!(w, "}}").ok();
     o
+}
+
+/// The error enum: one variant per code in `errors.dm`, with its parameters.
+fn gen_errors(api: &Api, w: &mut String) {
+    let mut seen = BTreeSet::new();
+    let mut rows = Vec::new();
+    for e in &api.errors {
+        let mut v = camel(&e.code.to_lowercase());
+        while !seen.insert(v.clone()) {
+            v.push('_');
+        }
+        let mut fnames = BTreeSet::new();
+        let fields: Vec<String> = e
+            .params
+            .iter()
+            .map(|p| {
+                let mut n = snake(p);
+                while !fnames.insert(n.clone()) {
+                    n.push('_');
+                }
+                n
+            })
+            .collect();
+        rows.push((e, v, fields));
+    }
+    writeln!(
+        w,
+        "/// Every XenAPI error code with its parameters, as sent on the wire."
+    )
+    .ok();
+    writeln!(
+        w,
+        "#[derive(Debug, Clone, PartialEq, Eq)]\npub enum ApiError {{"
+    )
+    .ok();
+    for (e, v, fields) in &rows {
+        doc_comment(w, "    ", &format!("`{}`: {}", e.code, e.doc));
+        if fields.is_empty() {
+            writeln!(w, "    {v},").ok();
+        } else {
+            writeln!(
+                w,
+                "    {v} {{ {} }},",
+                fields
+                    .iter()
+                    .map(|f| format!("{f}: String"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+            .ok();
+        }
+    }
+    writeln!(w, "    /// A code this version does not know.\n    Other {{ code: String, params: Vec<String> }},\n}}").ok();
+    writeln!(w, "impl ApiError {{").ok();
+    writeln!(w, "    /// The wire code, e.g. `VM_BAD_POWER_STATE`.\n    pub fn code(&self) -> &str {{ match self {{").ok();
+    for (e, v, fields) in &rows {
+        let pat = if fields.is_empty() {
+            String::new()
+        } else {
+            " { .. }".into()
+        };
+        writeln!(w, "        ApiError::{v}{pat} => {},", lit(&e.code)).ok();
+    }
+    writeln!(
+        w,
+        "        ApiError::Other {{ code, .. }} => code,\n    }} }}"
+    )
+    .ok();
+    writeln!(w, "    /// The parameters, in wire order.\n    pub fn params(&self) -> Vec<String> {{ match self {{").ok();
+    for (_, v, fields) in &rows {
+        if fields.is_empty() {
+            writeln!(w, "        ApiError::{v} => vec![],").ok();
+        } else {
+            writeln!(
+                w,
+                "        ApiError::{v} {{ {} }} => vec![{}],",
+                fields.join(", "),
+                fields
+                    .iter()
+                    .map(|f| format!("{f}.clone()"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+            .ok();
+        }
+    }
+    writeln!(
+        w,
+        "        ApiError::Other {{ params, .. }} => params.clone(),\n    }} }}"
+    )
+    .ok();
+    writeln!(w, "    /// Decode `[code, params…]`. Missing parameters read as empty, extra ones are dropped;\n    /// unknown codes become `Other`.").ok();
+    writeln!(w, "    pub fn from_wire(desc: &[String]) -> ApiError {{\n        let code = desc.first().map(String::as_str).unwrap_or(\"INTERNAL_ERROR\");\n        let p = |i: usize| desc.get(i + 1).cloned().unwrap_or_default();\n        match code {{").ok();
+    for (e, v, fields) in &rows {
+        if fields.is_empty() {
+            writeln!(w, "            {} => ApiError::{v},", lit(&e.code)).ok();
+        } else {
+            let inits: Vec<String> = fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| format!("{f}: p({i})"))
+                .collect();
+            writeln!(
+                w,
+                "            {} => ApiError::{v} {{ {} }},",
+                lit(&e.code),
+                inits.join(", ")
+            )
+            .ok();
+        }
+    }
+    writeln!(w, "            _ => ApiError::Other {{ code: code.to_string(), params: desc.get(1..).unwrap_or(&[]).to_vec() }},\n        }}\n    }}").ok();
+    writeln!(w, "    /// `[code, params…]` as both protocols carry it.\n    pub fn to_wire(&self) -> Vec<String> {{ let mut v = vec![self.code().to_string()]; v.extend(self.params()); v }}").ok();
+    writeln!(w, "}}").ok();
+    writeln!(w, "impl std::fmt::Display for ApiError {{ fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{ write!(f, \"{{}}\", self.code())?; let p = self.params(); if !p.is_empty() {{ write!(f, \" [{{}}]\", p.join(\"; \"))?; }} Ok(()) }} }}").ok();
+    writeln!(w, "impl std::error::Error for ApiError {{}}").ok();
 }

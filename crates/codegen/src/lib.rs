@@ -6,6 +6,7 @@
 pub mod ast;
 pub mod gen_schema;
 pub mod gen_sdk;
+pub mod gen_server;
 pub mod names;
 pub mod parse;
 

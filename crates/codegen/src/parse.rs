@@ -79,6 +79,7 @@ pub fn parse_class(file: &str, src: &str) -> Result<Class, ParseError> {
                         "getall" => c.opts.get_all = true,
                         "ctor" => c.opts.ctor = true,
                         "events" => c.opts.events = true,
+                        "transient" => c.opts.transient = true,
                         "deprecated" | "removed" | "prototyped" => c.life = life(o).map_err(err)?,
                         _ if o.starts_with("read=") => {
                             c.opts.read = Some(parse_roles(&o[5..]).map_err(err)?)

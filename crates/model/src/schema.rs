@@ -278,6 +278,8 @@ pub struct ClassDef {
     pub get_all: bool,
     pub ctor: bool,
     pub events: bool,
+    /// Rows are not persisted.
+    pub transient: bool,
     pub life: Life,
 }
 

@@ -1,0 +1,270 @@
+//! The call pipeline: method lookup → arity → argument types → session →
+//! lifecycle → handler (in a task for `Async.` calls) → durable commit.
+//! Errors carry xapi's codes and parameters.
+
+use crate::{internal, ApiError, Ctx, Result, Server};
+use model::schema::{ClassDef, Life, MsgDef, MsgKind, Type, CLASSES};
+use model::typed::{parse_float, XenType};
+use model::{DateTime, Value};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use wire::Outcome;
+
+/// Wire name → (class, message), for `Class.msg` and the `Class_msg` spelling.
+fn table() -> &'static HashMap<String, (&'static ClassDef, &'static MsgDef)> {
+    static T: OnceLock<HashMap<String, (&'static ClassDef, &'static MsgDef)>> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut m = HashMap::new();
+        for c in CLASSES {
+            for msg in c.messages {
+                m.insert(format!("{}.{}", c.name, msg.name), (*c, msg));
+            }
+        }
+        for c in CLASSES {
+            for msg in c.messages {
+                m.entry(format!("{}_{}", c.name, msg.name))
+                    .or_insert((*c, msg));
+            }
+        }
+        m
+    })
+}
+
+pub fn lookup(name: &str) -> Option<(&'static ClassDef, &'static MsgDef)> {
+    table().get(name).copied()
+}
+
+/// Every synchronous wire name, for `system.listMethods`.
+pub fn list_methods() -> Vec<Value> {
+    let mut out = Vec::new();
+    for c in CLASSES {
+        for m in c.messages {
+            out.push(Value::String(format!("{}.{}", c.name, m.name)));
+        }
+    }
+    out
+}
+
+fn field_type_error(name: &str) -> ApiError {
+    ApiError::FieldTypeError {
+        field: name.to_string(),
+    }
+}
+
+/// Coerce a wire value to a schema type the way xapi's unmarshallers do:
+/// int64 from ints or decimal strings, floats from ints or strings, enums
+/// case-insensitively, datetimes from any accepted spelling.
+pub fn coerce(v: Value, ty: &'static Type, name: &str) -> Result<Value> {
+    Ok(match (ty, v) {
+        (Type::String, Value::String(s)) => Value::String(s),
+        (Type::String, Value::Int(i)) => Value::String(i.to_string()),
+        (Type::String, Value::DateTime(d)) => Value::String(d.to_string()),
+        (Type::Int, Value::Int(i)) => Value::Int(i),
+        (Type::Int, Value::I32(i)) => Value::Int(i as i64),
+        (Type::Int, Value::String(s)) => {
+            Value::Int(s.trim().parse().map_err(|_| field_type_error(name))?)
+        }
+        (Type::Int, Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.2e18 => {
+            Value::Int(f as i64)
+        }
+        (Type::Float, Value::Float(f)) => Value::Float(f),
+        (Type::Float, Value::Int(i)) => Value::Float(i as f64),
+        (Type::Float, Value::I32(i)) => Value::Float(i as f64),
+        (Type::Float, Value::String(s)) => {
+            Value::Float(parse_float(&s).ok_or_else(|| field_type_error(name))?)
+        }
+        (Type::Bool, Value::Bool(b)) => Value::Bool(b),
+        (Type::Bool, Value::String(s)) if s == "true" || s == "false" => Value::Bool(s == "true"),
+        (Type::DateTime, Value::DateTime(d)) => Value::DateTime(d),
+        (Type::DateTime, Value::String(s)) => {
+            Value::DateTime(DateTime::parse(&s).ok_or_else(|| field_type_error(name))?)
+        }
+        (Type::Enum(e), Value::String(s)) => match e.canonical(&s) {
+            Some(c) => Value::String(c.to_string()),
+            None => {
+                return Err(ApiError::InvalidValue {
+                    field: name.to_string(),
+                    value: s,
+                })
+            }
+        },
+        (Type::Ref(_), Value::String(s)) => Value::String(s),
+        (Type::Set(t), Value::Array(a)) => Value::Array(
+            a.into_iter()
+                .map(|x| coerce(x, t, name))
+                .collect::<Result<_>>()?,
+        ),
+        (Type::Map(k, t), Value::Struct(m)) => Value::Struct(
+            m.into_iter()
+                .map(|(key, x)| {
+                    let key = match coerce(Value::String(key), k, name)? {
+                        Value::String(s) => s,
+                        Value::Int(i) => i.to_string(),
+                        other => wire::xmlrpc::value_as_text(&other),
+                    };
+                    Ok((key, coerce(x, t, name)?))
+                })
+                .collect::<Result<_>>()?,
+        ),
+        (Type::Record(_), v @ Value::Struct(_)) => v,
+        (Type::Option(_), Value::Nil) => Value::Nil,
+        (Type::Option(t), v) => coerce(v, t, name)?,
+        _ => return Err(field_type_error(name)),
+    })
+}
+
+/// Fetch a typed argument (already coerced).
+pub fn arg<T: XenType>(args: &[Value], i: usize, name: &str) -> Result<T> {
+    let v = args
+        .get(i)
+        .ok_or_else(|| internal(format!("missing argument {name}")))?;
+    T::from_value(v).map_err(|_| field_type_error(name))
+}
+
+fn count_mismatch(c: &ClassDef, m: &MsgDef, expected: usize, received: i64) -> ApiError {
+    ApiError::MessageParameterCountMismatch {
+        method: format!("{}.{}", c.name, m.name),
+        expected: expected.to_string(),
+        received: received.to_string(),
+    }
+}
+
+/// Check the number of arguments and coerce them; fills defaulted trailing
+/// parameters and ignores extra ones where the message has defaults.
+fn check_args(c: &ClassDef, m: &MsgDef, mut params: Vec<Value>) -> Result<Vec<Value>> {
+    let given = params.len() as i64 - if m.session { 1 } else { 0 };
+    let required = m.required_params();
+    let has_defaults = required < m.params.len();
+    let ok = if has_defaults {
+        given >= required as i64
+    } else {
+        given == m.params.len() as i64
+    };
+    if !ok {
+        return Err(count_mismatch(c, m, required, given));
+    }
+    let args: Vec<Value> = if m.session {
+        params.split_off(1)
+    } else {
+        params
+    };
+    let mut out = Vec::with_capacity(m.params.len());
+    let mut it = args.into_iter();
+    for p in m.params {
+        let v = match it.next() {
+            Some(v) => coerce(v, p.ty, p.name)?,
+            None => match p.default {
+                Some(d) => d.to_value(),
+                None => return Err(count_mismatch(c, m, required, given)),
+            },
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// Run one call end to end and produce the outcome to encode.
+pub async fn call(server: &Server, method: &str, params: Vec<Value>, local: bool) -> Outcome {
+    match call_inner(server, method, params, local).await {
+        Ok(v) => Outcome::Success(v),
+        Err(e) => Outcome::Failure(e.to_wire()),
+    }
+}
+
+async fn call_inner(
+    server: &Server,
+    method: &str,
+    params: Vec<Value>,
+    local: bool,
+) -> Result<Value> {
+    if let Some(rest) = method.strip_prefix("system.isAlive") {
+        let _ = rest;
+        return Ok(params
+            .into_iter()
+            .next()
+            .unwrap_or(Value::String(String::new())));
+    }
+    let (is_async, name) = match method.strip_prefix("Async.") {
+        Some(n) => (true, n),
+        None => (false, method),
+    };
+    let Some((c, m)) = (if is_async {
+        table().get(name).filter(|_| name.contains('.')).copied()
+    } else {
+        lookup(name)
+    }) else {
+        // xapi treats an unknown method with arguments as a host extension:
+        // the first argument must still be a valid session.
+        if let Some(first) = params.first() {
+            let s = match first {
+                Value::String(s) => s.clone(),
+                other => wire::xmlrpc::value_as_text(other),
+            };
+            server.sessions.validate(server, &s)?;
+        }
+        return Err(ApiError::MessageMethodUnknown {
+            method: method.to_string(),
+        });
+    };
+    if is_async && !m.is_async {
+        return Err(ApiError::Other {
+            code: "Fault".into(),
+            params: vec![format!("No async mode for this operation (rpc: {name})")],
+        });
+    }
+    let session = if m.session {
+        match params.first() {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => wire::xmlrpc::value_as_text(other),
+            None => String::new(),
+        }
+    } else {
+        String::new()
+    };
+    let args = check_args(c, m, params)?;
+    if m.session {
+        server.sessions.validate(server, &session)?;
+    }
+    if m.life == Life::Removed {
+        return Err(ApiError::MessageRemoved);
+    }
+    let mut ctx = Ctx::new(server.clone(), session, method.to_string(), local);
+    if is_async {
+        return crate::task::spawn_async(ctx, c, m, args).await;
+    }
+    // Synchronous calls of async-capable messages run inside a task row, as in
+    // xapi, which is destroyed when the call returns.
+    let sync_task = m.is_async && !matches!(c.name, "task" | "event");
+    if sync_task {
+        ctx.task = Some(crate::task::create_for_call(&ctx, method)?);
+    }
+    let out = run(&ctx, c, m, args).await;
+    let out = match out {
+        Ok(v) => ctx.durable().await.map(|_| v),
+        Err(e) => {
+            // Failed calls may still have committed partial progress (e.g. a
+            // task record); make it durable before answering.
+            let _ = ctx.durable().await;
+            Err(e)
+        }
+    };
+    if let Some(t) = &ctx.task {
+        crate::task::finish_sync(&ctx, t);
+    }
+    out
+}
+
+/// Execute a message's handler.
+pub async fn run(
+    ctx: &Ctx,
+    c: &'static ClassDef,
+    m: &'static MsgDef,
+    args: Vec<Value>,
+) -> Result<Value> {
+    match m.kind {
+        MsgKind::Explicit => {
+            crate::api::dispatch_explicit(&ctx.server, ctx, c.name, m.name, &args).await
+        }
+        _ => crate::implicit::call(ctx, c, m, args).await,
+    }
+}

@@ -1,0 +1,316 @@
+//! Events: `event.from` (generation tokens, coalesced add/mod/del, long-poll),
+//! `event.inject`, `event.get_current_id`, and the legacy
+//! `register`/`unregister`/`next`.
+//!
+//! There is no per-subscriber queue: every call asks the store what changed
+//! since its token, as xapi does, and sleeps on the store's generation watch.
+
+use crate::{ApiError, Ctx, Result, Server};
+use model::schema::{ClassDef, CLASSES};
+use model::Value;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use store::{Change, State};
+
+/// What a subscription string selects.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sub {
+    All,
+    Class(&'static ClassDef),
+    Object(&'static ClassDef, String),
+}
+
+/// `"*"`, `"vm"` (any case) or `"vm/OpaqueRef:…"`. Unknown classes select nothing.
+pub fn parse_subs(classes: &[String]) -> Vec<Sub> {
+    let mut out = Vec::new();
+    for s in classes {
+        if s == "*" {
+            out.push(Sub::All);
+            continue;
+        }
+        let (cls, obj) = match s.split_once('/') {
+            Some((c, r)) => (c, Some(r.to_string())),
+            None => (s.as_str(), None),
+        };
+        if let Some(c) = model::schema::class_ci(cls) {
+            out.push(match obj {
+                Some(r) => Sub::Object(c, r),
+                None => Sub::Class(c),
+            });
+        }
+    }
+    out
+}
+
+fn wants(subs: &[Sub], c: &ClassDef, r: &str) -> bool {
+    subs.iter().any(|s| match s {
+        Sub::All => true,
+        Sub::Class(x) => x.index == c.index,
+        Sub::Object(x, o) => x.index == c.index && o == r,
+    })
+}
+
+pub fn token(gen: u64) -> String {
+    format!("{gen:020},{:020}", 0)
+}
+
+pub fn parse_token(t: &str) -> Result<u64> {
+    if t.is_empty() {
+        return Ok(0);
+    }
+    let bad = || ApiError::EventFromTokenParseFailure {
+        token: t.to_string(),
+    };
+    let (a, b) = t.split_once(',').ok_or_else(bad)?;
+    b.trim().parse::<i64>().map_err(|_| bad())?;
+    let g = a.trim().parse::<i64>().map_err(|_| bad())?;
+    Ok(g.max(0) as u64)
+}
+
+/// One event record as xapi puts it on the wire.
+fn event_record(
+    id: String,
+    timestamp: &str,
+    c: &ClassDef,
+    ch: Change,
+    r: &str,
+    snap: Option<Value>,
+) -> Value {
+    let mut m = vec![
+        ("id".to_string(), Value::String(id)),
+        (
+            "timestamp".to_string(),
+            Value::String(timestamp.to_string()),
+        ),
+        ("class".to_string(), Value::String(c.lower())),
+        (
+            "operation".to_string(),
+            Value::String(ch.as_str().to_string()),
+        ),
+        ("ref".to_string(), Value::String(r.to_string())),
+    ];
+    if let Some(s) = snap {
+        m.push(("snapshot".to_string(), s));
+    }
+    Value::Struct(m)
+}
+
+/// Events for `subs` since generation `since`, in generation order.
+fn collect(
+    st: &State,
+    subs: &[Sub],
+    since: u64,
+    timestamp: &str,
+    by_gen_id: bool,
+) -> Vec<(u64, Value)> {
+    let mut out = Vec::new();
+    for c in CLASSES {
+        if !c.events || !c.db {
+            continue;
+        }
+        if !subs.iter().any(|s| match s {
+            Sub::All => true,
+            Sub::Class(x) | Sub::Object(x, _) => x.index == c.index,
+        }) {
+            continue;
+        }
+        for (ch, r, g, row) in st.changes_since(c, since) {
+            if !wants(subs, c, &r) {
+                continue;
+            }
+            let id = if by_gen_id {
+                g.to_string()
+            } else {
+                g.to_string()
+            };
+            out.push((
+                g,
+                event_record(id, timestamp, c, ch, &r, row.map(Value::Row)),
+            ));
+        }
+    }
+    out.sort_by_key(|(g, _)| *g);
+    out
+}
+
+fn valid_ref_counts(st: &State) -> Value {
+    Value::Struct(
+        CLASSES
+            .iter()
+            .filter(|c| c.db)
+            .map(|c| {
+                (
+                    c.lower(),
+                    Value::I32(st.table(c).len().min(i32::MAX as usize) as i32),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn deadline_after(timeout: f64) -> Instant {
+    let d = if timeout.is_finite() && timeout >= 0.0 {
+        Duration::from_secs_f64(timeout.min(86_400.0))
+    } else {
+        Duration::from_secs(86_400)
+    };
+    Instant::now() + d
+}
+
+/// `event.from(classes, token, timeout)`.
+pub async fn from(ctx: &Ctx, classes: Vec<String>, token_s: String, timeout: f64) -> Result<Value> {
+    let s = &ctx.server;
+    let since = parse_token(&token_s)?;
+    let subs = parse_subs(&classes);
+    let deadline = deadline_after(timeout);
+    let mut rx = s.db.subscribe();
+    loop {
+        rx.borrow_and_update();
+        {
+            let st = s.db.read();
+            if st.get(crate::class("session"), &ctx.session).is_none() {
+                return Err(ApiError::SessionInvalid {
+                    handle: ctx.session.clone(),
+                });
+            }
+            let evs = collect(&st, &subs, since, "0.0", true);
+            if !evs.is_empty() || Instant::now() >= deadline {
+                return Ok(Value::Struct(vec![
+                    (
+                        "events".into(),
+                        Value::Array(evs.into_iter().map(|(_, e)| e).collect()),
+                    ),
+                    ("valid_ref_counts".into(), valid_ref_counts(&st)),
+                    ("token".into(), Value::String(token(st.gen))),
+                ]));
+            }
+        }
+        tokio::select! {
+            r = rx.changed() => { if r.is_err() { return Err(crate::internal("store closed")); } }
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+    }
+}
+
+/// `event.inject(class, ref)`: mark an object changed; returns a token just before it.
+pub fn inject(ctx: &Ctx, cls: &str, r: &str) -> Result<String> {
+    let c = model::schema::class_ci(cls)
+        .filter(|c| c.db)
+        .ok_or_else(|| ApiError::HandleInvalid {
+            class: cls.to_string(),
+            handle: r.to_string(),
+        })?;
+    let gen = ctx.write(|tx| {
+        if !tx.touch(c, r) {
+            return Err(crate::handle_invalid(c, r));
+        }
+        Ok(())
+    });
+    gen?;
+    let g = ctx.server.db.generation();
+    Ok(token(g.saturating_sub(1)))
+}
+
+/// Legacy `event.register`/`next` state per session.
+#[derive(Default)]
+pub struct Registrations {
+    by_session: Mutex<HashMap<String, Registration>>,
+}
+
+#[derive(Clone)]
+struct Registration {
+    classes: Vec<String>,
+    cursor: u64,
+}
+
+impl Registrations {
+    pub fn register(&self, s: &Server, session: &str, classes: Vec<String>) {
+        let gen = s.db.generation();
+        if let Ok(mut m) = self.by_session.lock() {
+            let e = m.entry(session.to_string()).or_insert(Registration {
+                classes: vec![],
+                cursor: gen,
+            });
+            for c in classes {
+                if !e.classes.iter().any(|x| x.eq_ignore_ascii_case(&c)) {
+                    e.classes.push(c);
+                }
+            }
+        }
+    }
+
+    pub fn unregister(&self, session: &str, classes: Vec<String>) {
+        if let Ok(mut m) = self.by_session.lock() {
+            if let Some(e) = m.get_mut(session) {
+                e.classes
+                    .retain(|x| !classes.iter().any(|c| c.eq_ignore_ascii_case(x)));
+            }
+        }
+    }
+
+    pub fn unregister_session(&self, session: &str) {
+        if let Ok(mut m) = self.by_session.lock() {
+            m.remove(session);
+        }
+    }
+
+    fn get(&self, session: &str) -> Option<Registration> {
+        self.by_session
+            .lock()
+            .ok()
+            .and_then(|m| m.get(session).cloned())
+    }
+
+    fn advance(&self, session: &str, to: u64) {
+        if let Ok(mut m) = self.by_session.lock() {
+            if let Some(e) = m.get_mut(session) {
+                e.cursor = to;
+            }
+        }
+    }
+}
+
+/// The parameter of SESSION_NOT_REGISTERED: a hash of the session, not the ref.
+fn trackid(session: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    session.hash(&mut h);
+    format!("trackid={:016x}", h.finish())
+}
+
+/// `event.next()`: blocks until something the session registered for changes.
+pub async fn next(ctx: &Ctx) -> Result<Value> {
+    let s = &ctx.server;
+    let mut rx = s.db.subscribe();
+    loop {
+        rx.borrow_and_update();
+        let reg = s
+            .events
+            .get(&ctx.session)
+            .ok_or_else(|| ApiError::SessionNotRegistered {
+                handle: trackid(&ctx.session),
+            })?;
+        {
+            let st = s.db.read();
+            if st.get(crate::class("session"), &ctx.session).is_none() {
+                return Err(ApiError::SessionInvalid {
+                    handle: ctx.session.clone(),
+                });
+            }
+            let subs = parse_subs(&reg.classes);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let evs = collect(&st, &subs, reg.cursor, &format!("{now}."), true);
+            if !evs.is_empty() {
+                s.events.advance(&ctx.session, st.gen);
+                return Ok(Value::Array(evs.into_iter().map(|(_, e)| e).collect()));
+            }
+        }
+        if rx.changed().await.is_err() {
+            return Err(crate::internal("store closed"));
+        }
+    }
+}

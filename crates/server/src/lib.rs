@@ -1,0 +1,263 @@
+//! The XenAPI server.
+//!
+//! A call flows: listener (`http`) → protocol decode (`rpc`) → method lookup,
+//! arity and type check against the schema, session check (`dispatch`) →
+//! handler: generic for implicit messages (`implicit`), hand-written for
+//! explicit ones (`ops`, through the traits generated from the datamodel) →
+//! durable commit → encode.
+
+pub mod config;
+pub mod dispatch;
+pub mod event;
+pub mod http;
+pub mod implicit;
+pub mod ops;
+pub mod passwd;
+pub mod roles;
+pub mod rpc;
+pub mod seed;
+pub mod session;
+pub mod task;
+
+pub use config::Config;
+pub use model::types::ApiError;
+
+use model::schema::ClassDef;
+use model::{Row, Value};
+use std::sync::{Arc, Mutex};
+use store::{Commit, Db, Txn};
+
+/// Generated API traits and dispatch glue.
+pub mod api {
+    #![allow(clippy::all, unused_imports)]
+    use crate::dispatch::arg;
+    use crate::{ApiError, Ctx, Server};
+    use model::typed::{Ref, XenType};
+    use model::types::*;
+    use model::{DateTime, Value};
+    use std::collections::BTreeMap;
+    include!(concat!(env!("OUT_DIR"), "/api.rs"));
+}
+
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+pub struct Inner {
+    pub db: Db,
+    pub cfg: Config,
+    /// The one host and pool this server is.
+    pub host: String,
+    pub pool: String,
+    pub sessions: session::Sessions,
+    pub events: event::Registrations,
+    pub tasks: task::Tasks,
+    pub passwd: passwd::Passwd,
+    pub started: std::time::Instant,
+}
+
+/// A cheap handle on the running server.
+#[derive(Clone)]
+pub struct Server(pub Arc<Inner>);
+
+impl std::ops::Deref for Server {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Everything a handler knows about the call it serves.
+pub struct Ctx {
+    pub server: Server,
+    /// The caller's session ref ("" before login).
+    pub session: String,
+    /// The wire method name as called (`VM.start`, `Async.VM.start`).
+    pub method: String,
+    /// The task this call runs in, if any.
+    pub task: Option<String>,
+    /// Arrived on the local Unix socket (pre-authenticated root).
+    pub local: bool,
+    /// The highest commit made on behalf of this call; the reply waits for it
+    /// to be durable.
+    commit: Mutex<Option<Commit>>,
+}
+
+impl Ctx {
+    pub fn new(server: Server, session: String, method: String, local: bool) -> Ctx {
+        Ctx {
+            server,
+            session,
+            method,
+            task: None,
+            local,
+            commit: Mutex::new(None),
+        }
+    }
+
+    pub fn note_commit(&self, c: Commit) {
+        if c.seq.is_none() {
+            return;
+        }
+        if let Ok(mut g) = self.commit.lock() {
+            match *g {
+                Some(old) if old.seq >= c.seq => {}
+                _ => *g = Some(c),
+            }
+        }
+    }
+
+    /// Wait until everything this call wrote is on disk.
+    pub async fn durable(&self) -> Result<()> {
+        let c = self.commit.lock().ok().and_then(|mut g| g.take());
+        if let Some(c) = c {
+            self.server
+                .db
+                .durable(c)
+                .await
+                .map_err(|e| ApiError::InternalError {
+                    message: format!("durable write failed: {e}"),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Run a transaction on behalf of this call.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Txn) -> Result<T>) -> Result<T> {
+        let (out, c) = self.server.db.write(f)?;
+        self.note_commit(c);
+        Ok(out)
+    }
+}
+
+impl Server {
+    /// Look an object up, or fail with HANDLE_INVALID [class, ref].
+    pub fn row(&self, c: &'static ClassDef, r: &str) -> Result<Arc<Row>> {
+        self.db
+            .read()
+            .get(c, r)
+            .cloned()
+            .ok_or_else(|| handle_invalid(c, r))
+    }
+}
+
+pub fn handle_invalid(c: &ClassDef, r: &str) -> ApiError {
+    ApiError::HandleInvalid {
+        class: c.name.to_string(),
+        handle: r.to_string(),
+    }
+}
+
+pub fn internal(msg: impl Into<String>) -> ApiError {
+    ApiError::InternalError {
+        message: msg.into(),
+    }
+}
+
+/// A class by its exact datamodel name; panics only on a programming error
+/// (a name that is not in the datamodel).
+pub fn class(name: &str) -> &'static ClassDef {
+    match model::schema::class(name) {
+        Some(c) => c,
+        None => panic!("class {name} is not in the datamodel"),
+    }
+}
+
+pub fn field(c: &ClassDef, name: &str) -> usize {
+    match c.field_index(name) {
+        Some(i) => i,
+        None => panic!("{}.{name} is not in the datamodel", c.name),
+    }
+}
+
+/// Set a field by name in a row under construction.
+pub fn put(row: &mut Row, name: &str, v: impl Into<Value>) {
+    let i = field(row.class, name);
+    row.fields[i] = v.into();
+}
+
+/// A started server: where it listens, and how to stop it.
+pub struct Running {
+    pub server: Server,
+    pub bound: http::Bound,
+    stop: tokio::sync::watch::Sender<bool>,
+    /// The root password, when it was generated on first start.
+    pub generated_password: Option<String>,
+}
+
+impl Running {
+    /// Stop accepting, let connections finish briefly, and flush the store.
+    pub async fn shutdown(self) -> Result<(), String> {
+        self.stop.send_replace(true);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let s = self.server.clone();
+        tokio::task::spawn_blocking(move || s.db.shutdown())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Open (or create) the state, seed it on first start, and start listening.
+pub async fn start(cfg: Config) -> Result<Running, String> {
+    let (db, passwd) = if cfg.ephemeral {
+        (store::Db::memory(), passwd::Passwd::load(None)?)
+    } else {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(|e| format!("data dir {}: {e}", cfg.data_dir.display()))?;
+        let probe = cfg.data_dir.join(".writable");
+        std::fs::write(&probe, b"")
+            .map_err(|e| format!("data dir {} is not writable: {e}", cfg.data_dir.display()))?;
+        let _ = std::fs::remove_file(&probe);
+        let d = cfg.data_dir.clone();
+        let db = tokio::task::spawn_blocking(move || store::Db::open(&d.join("db")))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("state in {}: {e}", cfg.data_dir.display()))?;
+        (
+            db,
+            passwd::Passwd::load(Some(&cfg.data_dir.join("passwd")))?,
+        )
+    };
+    let mut generated_password = None;
+    if !passwd.has("root") {
+        let pw = match &cfg.root_password {
+            Some(p) => p.clone(),
+            None => {
+                let p = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+                generated_password = Some(p.clone());
+                p
+            }
+        };
+        passwd.set("root", &pw)?;
+    }
+    let (pool, host) = match seed::find(&db) {
+        Some(ph) => {
+            seed::refresh(&db).map_err(|e| e.to_string())?;
+            ph
+        }
+        None => seed::seed(&db, &cfg.hostname, &cfg.address, &cfg.data_dir)
+            .map_err(|e| e.to_string())?,
+    };
+    let gc_every = cfg.gc_interval;
+    let server = Server(Arc::new(Inner {
+        db,
+        cfg,
+        host,
+        pool,
+        sessions: Default::default(),
+        events: Default::default(),
+        tasks: Default::default(),
+        passwd,
+        started: std::time::Instant::now(),
+    }));
+    session::spawn_gc(server.clone(), gc_every);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let bound = http::listen(server.clone(), stop_rx)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Running {
+        server,
+        bound,
+        stop,
+        generated_password,
+    })
+}

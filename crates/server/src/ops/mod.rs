@@ -1,0 +1,44 @@
+//! Explicit messages, one module per class, plus the hooks that give
+//! implicit constructors, destructors and setters their class-specific rules.
+
+pub mod event;
+pub mod session;
+pub mod task;
+pub mod templates;
+
+use crate::api::*;
+use crate::implicit::Hooks;
+use crate::Server;
+use model::schema::ClassDef;
+
+/// Class-specific rules for implicit messages.
+pub fn hooks(c: &ClassDef) -> Hooks {
+    match c.name {
+        _ => Hooks::default(),
+    }
+}
+
+// Classes whose explicit messages are not implemented yet answer
+// NOT_IMPLEMENTED through the generated defaults.
+impl AuthApi for Server {}
+impl BlobApi for Server {}
+impl BondApi for Server {}
+impl HostApi for Server {}
+impl HostCrashdumpApi for Server {}
+impl MessageApi for Server {}
+impl NetworkApi for Server {}
+impl PbdApi for Server {}
+impl PifApi for Server {}
+impl PoolApi for Server {}
+impl PoolUpdateApi for Server {}
+impl RoleApi for Server {}
+impl SrApi for Server {}
+impl SubjectApi for Server {}
+impl TunnelApi for Server {}
+impl VbdApi for Server {}
+impl VdiApi for Server {}
+impl VifApi for Server {}
+impl VlanApi for Server {}
+impl VmApi for Server {}
+impl VmApplianceApi for Server {}
+impl VtpmApi for Server {}

@@ -1,0 +1,89 @@
+//! session: login forms, logout, local logins, password changes.
+
+use crate::api::SessionApi;
+use crate::session::LoginSpec;
+use crate::{ApiError, Ctx, Result, Server};
+use model::types::*;
+use model::Ref;
+
+impl SessionApi for Server {
+    async fn login_with_password(
+        &self,
+        ctx: &Ctx,
+        uname: String,
+        pwd: String,
+        _version: String,
+        originator: String,
+    ) -> Result<Ref<Session>> {
+        let spec = LoginSpec {
+            user: &uname,
+            password: &pwd,
+            originator: &originator,
+            local: ctx.local,
+            pool: true,
+        };
+        self.sessions.login(self, spec).await.map(Ref::new)
+    }
+
+    async fn slave_local_login_with_password(
+        &self,
+        ctx: &Ctx,
+        uname: String,
+        pwd: String,
+    ) -> Result<Ref<Session>> {
+        let spec = LoginSpec {
+            user: &uname,
+            password: &pwd,
+            originator: "",
+            local: ctx.local,
+            pool: false,
+        };
+        self.sessions.login(self, spec).await.map(Ref::new)
+    }
+
+    async fn logout(&self, ctx: &Ctx) -> Result<()> {
+        self.sessions.logout(self, &ctx.session)
+    }
+
+    async fn local_logout(&self, ctx: &Ctx) -> Result<()> {
+        self.sessions.logout(self, &ctx.session)
+    }
+
+    async fn change_password(&self, ctx: &Ctx, old_pwd: String, new_pwd: String) -> Result<()> {
+        let c = crate::class("session");
+        let user = self
+            .row(c, &ctx.session)?
+            .get_by_name("auth_user_name")
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let p = self.clone();
+        let (u, o) = (user.clone(), old_pwd.clone());
+        let ok = ctx.local
+            || tokio::task::spawn_blocking(move || p.passwd.check(&u, &o))
+                .await
+                .unwrap_or(false);
+        if !ok {
+            return Err(ApiError::ChangePasswordRejected {
+                msg: "Authentication failure".into(),
+            });
+        }
+        let p = self.clone();
+        tokio::task::spawn_blocking(move || p.passwd.set(&user, &new_pwd))
+            .await
+            .map_err(|e| crate::internal(e.to_string()))?
+            .map_err(crate::internal)
+    }
+
+    async fn get_all_subject_identifiers(&self, _ctx: &Ctx) -> Result<Vec<String>> {
+        // Only local accounts exist: no external subjects hold sessions.
+        Ok(vec![])
+    }
+
+    async fn logout_subject_identifier(
+        &self,
+        _ctx: &Ctx,
+        _subject_identifier: String,
+    ) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,114 @@
+//! task: client-created tasks, cancellation and the setters.
+
+use crate::api::TaskApi;
+use crate::{class, field, handle_invalid, ApiError, Ctx, Result, Server};
+use model::types::*;
+use model::{Ref, Value};
+
+fn task_class() -> &'static model::ClassDef {
+    class("task")
+}
+
+impl Server {
+    fn set_task_field(&self, ctx: &Ctx, task: &Ref<Task>, name: &str, v: Value) -> Result<()> {
+        let c = task_class();
+        let i = field(c, name);
+        ctx.write(|tx| {
+            if !tx.set(c, task.as_str(), i, v) {
+                return Err(handle_invalid(c, task.as_str()));
+            }
+            Ok(())
+        })
+    }
+}
+
+impl TaskApi for Server {
+    async fn create(&self, ctx: &Ctx, label: String, description: String) -> Result<Ref<Task>> {
+        let t = crate::task::new_task(ctx, &label, &description)?;
+        self.tasks.mark_client(&t);
+        Ok(Ref::new(t))
+    }
+
+    async fn destroy(&self, ctx: &Ctx, self_: Ref<Task>) -> Result<()> {
+        let c = task_class();
+        let row = self.row(c, self_.as_str())?;
+        let pending = row.get(field(c, "status")).as_str() == Some("pending");
+        if pending {
+            // A pending task is marked and removed by GC once it completes.
+            let mut ops = match row.get(field(c, "current_operations")) {
+                Value::Struct(m) => m.clone(),
+                _ => vec![],
+            };
+            ops.push((
+                ctx.task.clone().unwrap_or_else(model::new_ref),
+                Value::from("destroy"),
+            ));
+            return self.set_task_field(ctx, &self_, "current_operations", Value::Struct(ops));
+        }
+        ctx.write(|tx| {
+            tx.delete(c, self_.as_str());
+            Ok(())
+        })
+    }
+
+    async fn cancel(&self, ctx: &Ctx, task: Ref<Task>) -> Result<()> {
+        let c = task_class();
+        let row = self.row(c, task.as_str())?;
+        if row.get(field(c, "status")).as_str() != Some("pending") {
+            return Ok(());
+        }
+        let mut ops = match row.get(field(c, "current_operations")) {
+            Value::Struct(m) => m.clone(),
+            _ => vec![],
+        };
+        ops.push((
+            ctx.task.clone().unwrap_or_else(model::new_ref),
+            Value::from("cancel"),
+        ));
+        self.set_task_field(ctx, &task, "current_operations", Value::Struct(ops))?;
+        self.tasks.request_cancel(task.as_str());
+        // A task created by a client (no server-side work behind it) is
+        // cancelled on the spot.
+        if self.tasks.is_client_task(task.as_str()) {
+            crate::task::complete(
+                self,
+                task.as_str(),
+                &Err(ApiError::TaskCancelled {
+                    task: task.to_string(),
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    async fn set_status(&self, ctx: &Ctx, self_: Ref<Task>, value: TaskStatusType) -> Result<()> {
+        let done = !matches!(value, TaskStatusType::Pending | TaskStatusType::Cancelling);
+        self.set_task_field(ctx, &self_, "status", Value::from(value.as_str()))?;
+        if done {
+            self.set_task_field(
+                ctx,
+                &self_,
+                "finished",
+                Value::DateTime(model::DateTime::now()),
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn set_progress(&self, ctx: &Ctx, self_: Ref<Task>, value: f64) -> Result<()> {
+        self.set_task_field(ctx, &self_, "progress", Value::Float(value))
+    }
+
+    async fn set_result(&self, ctx: &Ctx, self_: Ref<Task>, value: String) -> Result<()> {
+        self.set_task_field(ctx, &self_, "result", Value::String(value))
+    }
+
+    async fn set_error_info(&self, ctx: &Ctx, self_: Ref<Task>, value: Vec<String>) -> Result<()> {
+        self.set_task_field(
+            ctx,
+            &self_,
+            "error_info",
+            Value::Array(value.into_iter().map(Value::String).collect()),
+        )
+    }
+}

@@ -1,0 +1,276 @@
+//! Tasks: the records behind `Async.` calls (and synchronous calls of
+//! async-capable messages), cancellation, and xapi's task GC (completed tasks
+//! live 65 minutes; at most 200 once completed ones are trimmed).
+
+use crate::{class, field, put, ApiError, Ctx, Result, Server};
+use model::schema::{ClassDef, MsgDef};
+use model::{DateTime, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use tokio::sync::watch;
+
+pub const MAX_TASKS: usize = 200;
+pub const COMPLETED_TIMEOUT: i64 = 3900;
+pub const PENDING_TIMEOUT: i64 = 86_400;
+
+#[derive(Default)]
+pub struct Tasks {
+    /// task → owning session
+    owner: Mutex<HashMap<String, String>>,
+    /// task → cancellation signal
+    cancel: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Tasks made by task.create: nothing server-side runs behind them.
+    client: Mutex<HashSet<String>>,
+}
+
+impl Tasks {
+    pub fn owner(&self, task: &str) -> Option<String> {
+        self.owner.lock().ok().and_then(|m| m.get(task).cloned())
+    }
+
+    /// A receiver that turns true when the task is asked to cancel.
+    pub fn cancel_signal(&self, task: &str) -> watch::Receiver<bool> {
+        let mut m = match self.cancel.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.entry(task.to_string())
+            .or_insert_with(|| watch::channel(false).0)
+            .subscribe()
+    }
+
+    pub fn request_cancel(&self, task: &str) {
+        if let Ok(m) = self.cancel.lock() {
+            if let Some(tx) = m.get(task) {
+                tx.send_replace(true);
+            }
+        }
+    }
+
+    pub fn is_cancelling(&self, task: &str) -> bool {
+        self.cancel
+            .lock()
+            .ok()
+            .and_then(|m| m.get(task).map(|t| *t.borrow()))
+            .unwrap_or(false)
+    }
+
+    pub fn mark_client(&self, task: &str) {
+        if let Ok(mut m) = self.client.lock() {
+            m.insert(task.to_string());
+        }
+    }
+
+    pub fn is_client_task(&self, task: &str) -> bool {
+        self.client
+            .lock()
+            .map(|m| m.contains(task))
+            .unwrap_or(false)
+    }
+
+    fn forget(&self, task: &str) {
+        if let Ok(mut m) = self.client.lock() {
+            m.remove(task);
+        }
+        if let Ok(mut m) = self.owner.lock() {
+            m.remove(task);
+        }
+        if let Ok(mut m) = self.cancel.lock() {
+            m.remove(task);
+        }
+    }
+
+    pub fn sessions_with_pending_tasks(&self, s: &Server) -> HashSet<String> {
+        let c = class("task");
+        let status = field(c, "status");
+        let st = s.db.read();
+        let owners = self.owner.lock().map(|m| m.clone()).unwrap_or_default();
+        owners
+            .into_iter()
+            .filter(|(t, _)| {
+                st.get(c, t)
+                    .map(|row| row.get(status).as_str() == Some("pending"))
+                    .unwrap_or(false)
+            })
+            .map(|(_, s)| s)
+            .collect()
+    }
+
+    /// One GC pass over the task table.
+    pub fn gc(&self, s: &Server) {
+        let c = class("task");
+        let (status, created, finished, progress) = (
+            field(c, "status"),
+            field(c, "created"),
+            field(c, "finished"),
+            field(c, "progress"),
+        );
+        let now = DateTime::now().secs;
+        let secs = |v: &Value| match v {
+            Value::DateTime(d) => d.secs,
+            _ => 0,
+        };
+        let mut doomed = Vec::new();
+        let mut completed: Vec<(i64, String)> = Vec::new();
+        let mut young = 0usize;
+        {
+            let st = s.db.read();
+            for (r, row) in st.table(c).iter() {
+                let pending = matches!(
+                    row.get(status).as_str(),
+                    Some("pending") | Some("cancelling")
+                );
+                if pending {
+                    let _ = progress;
+                    if now - secs(row.get(created)) > PENDING_TIMEOUT {
+                        doomed.push(r.clone());
+                    } else {
+                        young += 1;
+                    }
+                } else if now - secs(row.get(finished)) > COMPLETED_TIMEOUT {
+                    doomed.push(r.clone());
+                } else {
+                    young += 1;
+                    completed.push((secs(row.get(finished)), r.clone()));
+                }
+            }
+        }
+        if young > MAX_TASKS {
+            completed.sort();
+            doomed.extend(
+                completed
+                    .into_iter()
+                    .take(young - MAX_TASKS)
+                    .map(|(_, r)| r),
+            );
+        }
+        if doomed.is_empty() {
+            return;
+        }
+        let _ = s.db.write(|tx| {
+            for r in &doomed {
+                tx.delete(c, r);
+            }
+            Ok::<_, ApiError>(())
+        });
+        for r in &doomed {
+            self.forget(r);
+        }
+    }
+}
+
+/// Insert a pending task row owned by the caller's session.
+pub fn new_task(ctx: &Ctx, label: &str, description: &str) -> Result<String> {
+    let s = &ctx.server;
+    let c = class("task");
+    let r = model::new_ref();
+    let mut row = store::blank_row(c);
+    put(&mut row, "uuid", model::new_uuid());
+    put(&mut row, "name_label", label);
+    put(&mut row, "name_description", description);
+    put(&mut row, "created", DateTime::now());
+    put(&mut row, "status", "pending");
+    put(&mut row, "resident_on", s.host.as_str());
+    put(&mut row, "type", "<none/>");
+    put(&mut row, "backtrace", "()");
+    ctx.write(|tx| {
+        tx.insert(&r, row);
+        Ok(())
+    })?;
+    if let Ok(mut m) = s.tasks.owner.lock() {
+        m.insert(r.clone(), ctx.session.clone());
+    }
+    Ok(r)
+}
+
+pub fn create_for_call(ctx: &Ctx, label: &str) -> Result<String> {
+    new_task(ctx, label, "")
+}
+
+/// The task behind a synchronous call is removed when the call returns.
+pub fn finish_sync(ctx: &Ctx, task: &str) {
+    let c = class("task");
+    let _ = ctx.server.db.write(|tx| {
+        tx.delete(c, task);
+        Ok::<_, ApiError>(())
+    });
+    ctx.server.tasks.forget(task);
+}
+
+/// Record a task's outcome.
+pub fn complete(s: &Server, task: &str, outcome: &Result<Value>) {
+    let c = class("task");
+    let cancelled = matches!(outcome, Err(ApiError::TaskCancelled { .. }));
+    let _ = s.db.write(|tx| {
+        tx.update(c, task, |row| {
+            put(row, "finished", DateTime::now());
+            put(row, "allowed_operations", Value::Array(vec![]));
+            match outcome {
+                Ok(v) => {
+                    put(row, "status", "success");
+                    put(row, "progress", 1.0);
+                    put(row, "result", wire::xmlrpc::value_to_string(v));
+                }
+                Err(e) => {
+                    put(
+                        row,
+                        "status",
+                        if cancelled { "cancelled" } else { "failure" },
+                    );
+                    put(row, "progress", 1.0);
+                    put(
+                        row,
+                        "error_info",
+                        Value::Array(e.to_wire().into_iter().map(Value::String).collect()),
+                    );
+                }
+            }
+        });
+        Ok::<_, ApiError>(())
+    });
+    if let Ok(mut m) = s.tasks.cancel.lock() {
+        m.remove(task);
+    }
+}
+
+/// Update a task's progress (0..1) during long work.
+pub fn set_progress(s: &Server, task: &str, p: f64) {
+    let c = class("task");
+    let _ = s.db.write(|tx| {
+        tx.set(
+            c,
+            task,
+            field(c, "progress"),
+            Value::Float(p.clamp(0.0, 1.0)),
+        );
+        Ok::<_, ApiError>(())
+    });
+}
+
+/// Start an `Async.` call: the task ref is returned at once and the work runs
+/// in the background; its result lands in the task record.
+pub async fn spawn_async(
+    mut ctx: Ctx,
+    c: &'static ClassDef,
+    m: &'static MsgDef,
+    args: Vec<Value>,
+) -> Result<Value> {
+    let label = format!("Async.{}.{}", c.name, m.name);
+    let task = new_task(&ctx, &label, "")?;
+    ctx.durable().await?;
+    ctx.task = Some(task.clone());
+    let s = ctx.server.clone();
+    let reply = task.clone();
+    tokio::spawn(async move {
+        let out = crate::dispatch::run(&ctx, c, m, args).await;
+        let out = match out {
+            Ok(v) => ctx.durable().await.map(|_| v),
+            Err(e) => {
+                let _ = ctx.durable().await;
+                Err(e)
+            }
+        };
+        complete(&s, &task, &out);
+    });
+    Ok(Value::String(reply))
+}

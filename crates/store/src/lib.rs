@@ -1,0 +1,881 @@
+//! The object store.
+//!
+//! Every object is a row (`Arc<Row>`) keyed by its ref in its class's table,
+//! with a uuid index. Writes happen in transactions ([`Db::write`]) that commit
+//! atomically under one generation number; every row remembers the generation
+//! that created and last changed it, and deletions leave tombstones, so
+//! "what changed since generation g" (event.from) is a range scan with no
+//! per-subscriber queue. Reverse-reference sets (`VM.VBDs`, `SR.VDIs`, …) are
+//! derived from the forward refs at commit and never written directly.
+//!
+//! Durability: each commit is appended to a log that is fsynced in batches
+//! before the caller replies ([`Db::durable`]); snapshots compact the log.
+
+pub mod codec;
+pub mod filter;
+pub mod wal;
+
+use codec::{put_str, put_uv, put_value, Reader};
+use model::schema::{ClassDef, CLASSES, RELATIONS};
+use model::{Row, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use tokio::sync::watch;
+
+/// Tombstones kept per table; a client further behind can miss deletions, as
+/// with xapi (which keeps 256–512). `valid_ref_counts` lets it notice.
+const MAX_TOMBSTONES: usize = 16384;
+
+/// Log size that triggers a snapshot.
+const COMPACT_AFTER: u64 = 256 << 20;
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub row: Arc<Row>,
+    pub created: u64,
+    pub modified: u64,
+}
+
+#[derive(Default)]
+pub struct Table {
+    pub rows: HashMap<String, Entry>,
+    uuid: HashMap<String, String>,
+    /// (generation of last change, ref) for live rows and tombstones.
+    changes: BTreeSet<(u64, String)>,
+    /// ref → (created, deleted)
+    tombs: HashMap<String, (u64, u64)>,
+}
+
+impl Table {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+    pub fn get(&self, r: &str) -> Option<&Arc<Row>> {
+        self.rows.get(r).map(|e| &e.row)
+    }
+    pub fn by_uuid(&self, uuid: &str) -> Option<&str> {
+        self.uuid.get(uuid).map(String::as_str)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Arc<Row>)> {
+        self.rows.iter().map(|(r, e)| (r, &e.row))
+    }
+}
+
+/// How an object changed since a generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Add,
+    Mod,
+    Del,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Add => "add",
+            Change::Mod => "mod",
+            Change::Del => "del",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Relation {
+    /// Class holding the forward ref field, and that field.
+    pub src: usize,
+    pub src_field: usize,
+    /// Class holding the derived set, and that field.
+    pub dst: usize,
+    pub dst_field: usize,
+}
+
+pub struct State {
+    pub gen: u64,
+    tables: Vec<Table>,
+    rels: Vec<Relation>,
+    /// Per relation: target ref → refs pointing at it.
+    rel_index: Vec<HashMap<String, BTreeSet<String>>>,
+}
+
+fn relations() -> Vec<Relation> {
+    let mut out = Vec::new();
+    for (dst_class, dst_field, src_class, src_field) in RELATIONS {
+        let (Some(d), Some(s)) = (
+            model::schema::class(dst_class),
+            model::schema::class(src_class),
+        ) else {
+            continue;
+        };
+        let (Some(df), Some(sf)) = (d.field_index(dst_field), s.field_index(src_field)) else {
+            continue;
+        };
+        out.push(Relation {
+            src: s.index,
+            src_field: sf,
+            dst: d.index,
+            dst_field: df,
+        });
+    }
+    out
+}
+
+impl State {
+    fn new() -> State {
+        let rels = relations();
+        State {
+            gen: 0,
+            tables: CLASSES.iter().map(|_| Table::default()).collect(),
+            rel_index: rels.iter().map(|_| HashMap::new()).collect(),
+            rels,
+        }
+    }
+
+    pub fn table(&self, c: &ClassDef) -> &Table {
+        &self.tables[c.index]
+    }
+
+    pub fn get(&self, c: &ClassDef, r: &str) -> Option<&Arc<Row>> {
+        self.tables[c.index].get(r)
+    }
+
+    pub fn entry(&self, c: &ClassDef, r: &str) -> Option<&Entry> {
+        self.tables[c.index].rows.get(r)
+    }
+
+    /// Which class holds this ref, if any.
+    pub fn class_of(&self, r: &str) -> Option<&'static ClassDef> {
+        CLASSES
+            .iter()
+            .copied()
+            .find(|c| self.tables[c.index].rows.contains_key(r))
+    }
+
+    /// Changes to one table since generation `since`, coalesced per object:
+    /// created after `since` → Add (even if changed later); existing then
+    /// changed → Mod; existing then deleted → Del; created and deleted
+    /// within the window → nothing.
+    pub fn changes_since(
+        &self,
+        c: &ClassDef,
+        since: u64,
+    ) -> Vec<(Change, String, u64, Option<Arc<Row>>)> {
+        let t = &self.tables[c.index];
+        let mut out = Vec::new();
+        for (g, r) in t.changes.range((since + 1, String::new())..) {
+            if let Some(e) = t.rows.get(r) {
+                let ch = if e.created > since {
+                    Change::Add
+                } else {
+                    Change::Mod
+                };
+                out.push((ch, r.clone(), *g, Some(e.row.clone())));
+            } else if let Some((created, _)) = t.tombs.get(r) {
+                if *created <= since {
+                    out.push((Change::Del, r.clone(), *g, None));
+                }
+            }
+        }
+        out
+    }
+
+    fn apply_put(&mut self, ci: usize, r: &str, row: Arc<Row>, gen: u64, created: Option<u64>) {
+        let t = &mut self.tables[ci];
+        let uuid_idx = row.class.field_index("uuid");
+        let new_uuid = uuid_idx.and_then(|i| row.fields[i].as_str().map(str::to_string));
+        match t.rows.get_mut(r) {
+            Some(e) => {
+                t.changes.remove(&(e.modified, r.to_string()));
+                let old_uuid = uuid_idx.and_then(|i| e.row.fields[i].as_str().map(str::to_string));
+                if old_uuid != new_uuid {
+                    if let Some(u) = old_uuid {
+                        t.uuid.remove(&u);
+                    }
+                    if let Some(u) = &new_uuid {
+                        t.uuid.insert(u.clone(), r.to_string());
+                    }
+                }
+                e.row = row;
+                e.modified = gen;
+            }
+            None => {
+                if let Some((_, deleted)) = t.tombs.remove(r) {
+                    t.changes.remove(&(deleted, r.to_string()));
+                }
+                if let Some(u) = &new_uuid {
+                    t.uuid.insert(u.clone(), r.to_string());
+                }
+                t.rows.insert(
+                    r.to_string(),
+                    Entry {
+                        row,
+                        created: created.unwrap_or(gen),
+                        modified: gen,
+                    },
+                );
+            }
+        }
+        t.changes.insert((gen, r.to_string()));
+    }
+
+    fn apply_delete(&mut self, ci: usize, r: &str, gen: u64) {
+        let t = &mut self.tables[ci];
+        if let Some(e) = t.rows.remove(r) {
+            t.changes.remove(&(e.modified, r.to_string()));
+            if let Some(u) = e
+                .row
+                .class
+                .field_index("uuid")
+                .and_then(|i| e.row.fields[i].as_str())
+            {
+                if t.uuid.get(u).map(String::as_str) == Some(r) {
+                    t.uuid.remove(u);
+                }
+            }
+            t.tombs.insert(r.to_string(), (e.created, gen));
+            t.changes.insert((gen, r.to_string()));
+            if t.tombs.len() > MAX_TOMBSTONES {
+                self.trim_tombstones(ci);
+            }
+        }
+    }
+
+    fn trim_tombstones(&mut self, ci: usize) {
+        let t = &mut self.tables[ci];
+        let excess = t.tombs.len() - MAX_TOMBSTONES / 2;
+        let victims: Vec<(u64, String)> = t
+            .changes
+            .iter()
+            .filter(|(_, r)| t.tombs.contains_key(r))
+            .take(excess)
+            .cloned()
+            .collect();
+        for (g, r) in victims {
+            t.changes.remove(&(g, r.clone()));
+            t.tombs.remove(&r);
+        }
+    }
+
+    fn ref_field<'a>(row: &'a Row, idx: usize) -> Option<&'a str> {
+        row.fields
+            .get(idx)
+            .and_then(Value::as_str)
+            .filter(|s| *s != model::NULL_REF)
+    }
+}
+
+/// A write transaction: reads see its own pending changes; nothing is
+/// visible to others until [`Db::write`] commits it.
+pub struct Txn<'a> {
+    st: &'a State,
+    pending: HashMap<(usize, String), Option<Row>>,
+    order: Vec<(usize, String)>,
+    touched: Vec<(usize, String)>,
+}
+
+impl<'a> Txn<'a> {
+    pub fn state(&self) -> &State {
+        self.st
+    }
+
+    pub fn get(&self, c: &ClassDef, r: &str) -> Option<&Row> {
+        match self.pending.get(&(c.index, r.to_string())) {
+            Some(Some(row)) => Some(row),
+            Some(None) => None,
+            None => self.st.get(c, r).map(|a| &**a),
+        }
+    }
+
+    pub fn exists(&self, c: &ClassDef, r: &str) -> bool {
+        self.get(c, r).is_some()
+    }
+
+    fn slot(&mut self, c: &ClassDef, r: &str) -> &mut Option<Row> {
+        let key = (c.index, r.to_string());
+        if !self.pending.contains_key(&key) {
+            let cur = self.st.get(c, r).map(|a| (**a).clone());
+            self.order.push(key.clone());
+            self.pending.insert(key.clone(), cur);
+        }
+        self.pending.get_mut(&key).expect("slot just inserted")
+    }
+
+    /// Create (or replace) an object.
+    pub fn insert(&mut self, r: &str, row: Row) {
+        let c = row.class;
+        *self.slot(c, r) = Some(row);
+    }
+
+    /// Change an object in place; false if it does not exist.
+    pub fn update(&mut self, c: &ClassDef, r: &str, f: impl FnOnce(&mut Row)) -> bool {
+        match self.slot(c, r) {
+            Some(row) => {
+                f(row);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn set(&mut self, c: &ClassDef, r: &str, field: usize, v: Value) -> bool {
+        self.update(c, r, |row| row.fields[field] = v)
+    }
+
+    pub fn delete(&mut self, c: &ClassDef, r: &str) -> bool {
+        let existed = self.get(c, r).is_some();
+        *self.slot(c, r) = None;
+        existed
+    }
+
+    /// Mark an object changed without changing it (event.inject).
+    pub fn touch(&mut self, c: &ClassDef, r: &str) -> bool {
+        if self.get(c, r).is_none() {
+            return false;
+        }
+        self.slot(c, r);
+        self.touched.push((c.index, r.to_string()));
+        true
+    }
+
+    /// Refs of a class as this transaction sees them.
+    pub fn refs(&self, c: &ClassDef) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .st
+            .table(c)
+            .rows
+            .keys()
+            .filter(|r| !matches!(self.pending.get(&(c.index, (*r).clone())), Some(None)))
+            .cloned()
+            .collect();
+        for ((ci, r), v) in &self.pending {
+            if *ci == c.index && v.is_some() && self.st.get(c, r).is_none() {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
+}
+
+/// What a commit produced: the generation and, when logged, the log sequence
+/// to wait for before acknowledging.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Commit {
+    pub gen: u64,
+    pub seq: Option<u64>,
+}
+
+pub struct Db {
+    state: RwLock<State>,
+    wal: Option<wal::Wal>,
+    dir: Option<PathBuf>,
+    gen_tx: watch::Sender<u64>,
+    /// Bytes logged since the last snapshot.
+    logged: std::sync::atomic::AtomicU64,
+    compacting: std::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for StoreError {}
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// Classes whose rows are not written to disk (xapi's PersistNothing).
+fn persistent(c: &ClassDef) -> bool {
+    !c.transient
+}
+
+fn schema_bytes() -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"XAPIRS1");
+    put_uv(&mut out, CLASSES.len() as u64);
+    for c in CLASSES {
+        put_str(&mut out, c.name);
+        put_uv(&mut out, c.fields.len() as u64);
+        for f in c.fields {
+            put_str(&mut out, f.name);
+        }
+    }
+    out
+}
+
+/// Maps a file's (class, field) positions onto ours.
+struct Layout {
+    classes: Vec<Option<(&'static ClassDef, Vec<Option<usize>>)>>,
+}
+
+fn read_layout(r: &mut Reader) -> Result<Layout, codec::Corrupt> {
+    if r.bytes(7)? != b"XAPIRS1" {
+        return Err(codec::Corrupt("not a store file"));
+    }
+    let n = r.len()?;
+    let mut classes = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = r.str()?;
+        let nf = r.len()?;
+        let ours = model::schema::class(&name);
+        let mut map = Vec::with_capacity(nf);
+        for _ in 0..nf {
+            let f = r.str()?;
+            map.push(ours.and_then(|c| c.field_index(&f)));
+        }
+        classes.push(ours.map(|c| (c, map)));
+    }
+    Ok(Layout { classes })
+}
+
+fn encode_row(out: &mut Vec<u8>, row: &Row) {
+    put_uv(out, row.fields.len() as u64);
+    for v in &row.fields {
+        put_value(out, v);
+    }
+}
+
+fn decode_row(
+    r: &mut Reader,
+    class: &'static ClassDef,
+    map: &[Option<usize>],
+) -> Result<Row, codec::Corrupt> {
+    let n = r.len()?;
+    let mut fields: Vec<Value> = class.fields.iter().map(|f| f.default_value()).collect();
+    for i in 0..n {
+        let v = r.value()?;
+        if let Some(Some(to)) = map.get(i) {
+            fields[*to] = v;
+        }
+    }
+    Ok(Row { class, fields })
+}
+
+impl Db {
+    /// An in-memory store (tests, benchmarks).
+    pub fn memory() -> Db {
+        Db::with(State::new(), None, None)
+    }
+
+    fn with(state: State, wal: Option<wal::Wal>, dir: Option<PathBuf>) -> Db {
+        let (gen_tx, _) = watch::channel(state.gen);
+        Db {
+            state: RwLock::new(state),
+            wal,
+            dir,
+            gen_tx,
+            logged: Default::default(),
+            compacting: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Open (or create) the store in `dir`: load the snapshot, replay the
+    /// logs after it, write a fresh snapshot, and start a new log.
+    pub fn open(dir: &Path) -> Result<Db, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let mut st = State::new();
+        let snap = dir.join("snapshot");
+        let mut replayed_logs = Vec::new();
+        if snap.exists() {
+            let data = std::fs::read(&snap)?;
+            let recs = wal::records(&data);
+            let payload = recs
+                .first()
+                .ok_or_else(|| StoreError(format!("{}: damaged snapshot", snap.display())))?;
+            load_snapshot(&mut st, payload)
+                .map_err(|e| StoreError(format!("{}: {}", snap.display(), e.0)))?;
+        }
+        let mut logs: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                name.strip_prefix("log-")
+                    .and_then(|g| g.parse::<u64>().ok())
+                    .map(|g| (g, e.path()))
+            })
+            .collect();
+        logs.sort();
+        for (_, path) in &logs {
+            let data = std::fs::read(path)?;
+            let recs = wal::records(&data);
+            let mut it = recs.into_iter();
+            let Some(schema) = it.next() else { continue };
+            let layout = read_layout(&mut Reader::new(schema))
+                .map_err(|e| StoreError(format!("{}: {}", path.display(), e.0)))?;
+            for rec in it {
+                replay(&mut st, &layout, rec)
+                    .map_err(|e| StoreError(format!("{}: {}", path.display(), e.0)))?;
+            }
+            replayed_logs.push(path.clone());
+        }
+        rebuild_relations(&mut st);
+        let gen = st.gen;
+        // A fresh snapshot makes the replayed logs redundant.
+        if !replayed_logs.is_empty() || !snap.exists() {
+            wal::write_atomic(&snap, &wal::frame(&snapshot_bytes(&st)))?;
+            for p in replayed_logs {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        let w = wal::Wal::start(dir, gen + 1, schema_bytes())?;
+        Ok(Db::with(st, Some(w), Some(dir.to_path_buf())))
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, State> {
+        match self.state.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.read().gen
+    }
+
+    /// Receive the current generation whenever it changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.gen_tx.subscribe()
+    }
+
+    /// Run `f` as one atomic transaction. If it returns `Err`, nothing changes.
+    pub fn write<T, E>(&self, f: impl FnOnce(&mut Txn) -> Result<T, E>) -> Result<(T, Commit), E> {
+        let mut guard = match self.state.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let (out, pending, order, touched) = {
+            let mut tx = Txn {
+                st: &guard,
+                pending: HashMap::new(),
+                order: Vec::new(),
+                touched: Vec::new(),
+            };
+            let out = f(&mut tx)?;
+            (out, tx.pending, tx.order, tx.touched)
+        };
+        let commit = self.commit(&mut guard, pending, order, touched);
+        drop(guard);
+        if commit.gen != 0 {
+            self.gen_tx.send_replace(commit.gen);
+        }
+        Ok((out, commit))
+    }
+
+    fn commit(
+        &self,
+        st: &mut State,
+        mut pending: HashMap<(usize, String), Option<Row>>,
+        order: Vec<(usize, String)>,
+        touched: Vec<(usize, String)>,
+    ) -> Commit {
+        let touched: BTreeSet<(usize, String)> = touched.into_iter().collect();
+        // Drop no-op updates so they do not produce events or log records.
+        let mut changes: Vec<(usize, String, Option<Row>)> = Vec::new();
+        for key in order {
+            let Some(new) = pending.remove(&key) else {
+                continue;
+            };
+            let old = st.tables[key.0].get(&key.1);
+            let same = match (&new, old) {
+                (Some(n), Some(o)) => n.fields == o.fields,
+                (None, None) => true,
+                _ => false,
+            };
+            if same && !touched.contains(&key) {
+                continue;
+            }
+            changes.push((key.0, key.1, new));
+        }
+        if changes.is_empty() {
+            return Commit::default();
+        }
+        let gen = st.gen + 1;
+        // Relation bookkeeping: targets whose derived sets must be recomputed.
+        let mut dirty: BTreeSet<(usize, usize, String)> = BTreeSet::new();
+        for (ci, r, new) in &changes {
+            for (ri, rel) in st.rels.iter().enumerate() {
+                if rel.src == *ci {
+                    let old_t = st.tables[*ci]
+                        .get(r)
+                        .and_then(|o| State::ref_field(o, rel.src_field))
+                        .map(str::to_string);
+                    let new_t = new
+                        .as_ref()
+                        .and_then(|n| State::ref_field(n, rel.src_field))
+                        .map(str::to_string);
+                    if old_t != new_t {
+                        if let Some(t) = old_t {
+                            if let Some(set) = st.rel_index[ri].get_mut(&t) {
+                                set.remove(r);
+                            }
+                            dirty.insert((ri, rel.dst, t));
+                        }
+                        if let Some(t) = new_t {
+                            st.rel_index[ri]
+                                .entry(t.clone())
+                                .or_default()
+                                .insert(r.clone());
+                            dirty.insert((ri, rel.dst, t));
+                        }
+                    }
+                }
+                if rel.dst == *ci && new.is_some() && st.tables[*ci].get(r).is_none() {
+                    dirty.insert((ri, rel.dst, r.clone()));
+                }
+            }
+        }
+        let mut log = Vec::new();
+        let logging = self.wal.is_some();
+        if logging {
+            put_uv(&mut log, gen);
+        }
+        let mut logged_any = false;
+        for (ci, r, new) in changes {
+            let class = CLASSES[ci];
+            match new {
+                Some(row) => {
+                    let created = st.tables[ci].rows.get(&r).map(|e| e.created);
+                    if logging && persistent(class) {
+                        log.push(1);
+                        put_uv(&mut log, ci as u64);
+                        put_str(&mut log, &r);
+                        put_uv(&mut log, created.unwrap_or(gen));
+                        encode_row(&mut log, &row);
+                        logged_any = true;
+                    }
+                    st.apply_put(ci, &r, Arc::new(row), gen, created);
+                }
+                None => {
+                    if logging && persistent(class) {
+                        log.push(2);
+                        put_uv(&mut log, ci as u64);
+                        put_str(&mut log, &r);
+                        logged_any = true;
+                    }
+                    st.apply_delete(ci, &r, gen);
+                }
+            }
+        }
+        for (ri, dst, target) in dirty {
+            let field = st.rels[ri].dst_field;
+            let Some(e) = st.tables[dst].rows.get(&target) else {
+                continue;
+            };
+            let want: Vec<Value> = st.rel_index[ri]
+                .get(&target)
+                .map(|s| s.iter().map(|r| Value::String(r.clone())).collect())
+                .unwrap_or_default();
+            if e.row.fields[field] == Value::Array(want.clone()) {
+                continue;
+            }
+            let mut row = (*e.row).clone();
+            row.fields[field] = Value::Array(want);
+            let created = Some(e.created);
+            if logging && persistent(CLASSES[dst]) {
+                log.push(1);
+                put_uv(&mut log, dst as u64);
+                put_str(&mut log, &target);
+                put_uv(&mut log, e.created);
+                encode_row(&mut log, &row);
+                logged_any = true;
+            }
+            st.apply_put(dst, &target, Arc::new(row), gen, created);
+        }
+        st.gen = gen;
+        let seq = match (&self.wal, logged_any) {
+            (Some(w), true) => {
+                let framed = wal::frame(&log);
+                self.logged
+                    .fetch_add(framed.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                Some(w.append(framed))
+            }
+            _ => None,
+        };
+        Commit { gen, seq }
+    }
+
+    /// Wait until a commit is on disk. In-memory stores return at once.
+    pub async fn durable(&self, c: Commit) -> Result<(), StoreError> {
+        match (&self.wal, c.seq) {
+            (Some(w), Some(seq)) => w.wait(seq).await.map_err(StoreError)?,
+            _ => {}
+        }
+        if self.logged.load(std::sync::atomic::Ordering::Relaxed) > COMPACT_AFTER {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Blocking form of [`Db::durable`].
+    pub fn durable_blocking(&self, c: Commit) -> Result<(), StoreError> {
+        match (&self.wal, c.seq) {
+            (Some(w), Some(seq)) => w.wait_blocking(seq).map_err(StoreError),
+            _ => Ok(()),
+        }
+    }
+
+    /// Write a snapshot and drop the logs it covers.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        let (Some(w), Some(dir)) = (&self.wal, &self.dir) else {
+            return Ok(());
+        };
+        let Ok(_only_one) = self.compacting.try_lock() else {
+            return Ok(());
+        };
+        // Rotate under the read lock so no commit slips between the snapshot
+        // and the new log file.
+        let (bytes, gen, seq) = {
+            let st = self.read();
+            let seq = w.rotate(st.gen + 1, schema_bytes());
+            (snapshot_bytes(&st), st.gen, seq)
+        };
+        self.logged.store(0, std::sync::atomic::Ordering::Relaxed);
+        w.wait_blocking(seq).map_err(StoreError)?;
+        wal::write_atomic(&dir.join("snapshot"), &wal::frame(&bytes))?;
+        for e in std::fs::read_dir(dir)?.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some(g) = name
+                .strip_prefix("log-")
+                .and_then(|g| g.parse::<u64>().ok())
+            {
+                if g <= gen {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flush the log, snapshot, and stop the flusher.
+    pub fn shutdown(&self) -> Result<(), StoreError> {
+        self.compact()?;
+        if let Some(w) = &self.wal {
+            w.close();
+        }
+        Ok(())
+    }
+}
+
+fn snapshot_bytes(st: &State) -> Vec<u8> {
+    let mut out = schema_bytes();
+    put_uv(&mut out, st.gen);
+    for c in CLASSES {
+        if !persistent(c) {
+            put_uv(&mut out, 0);
+            continue;
+        }
+        let t = &st.tables[c.index];
+        put_uv(&mut out, t.rows.len() as u64);
+        for (r, e) in &t.rows {
+            put_str(&mut out, r);
+            put_uv(&mut out, e.created);
+            put_uv(&mut out, e.modified);
+            encode_row(&mut out, &e.row);
+        }
+    }
+    out
+}
+
+fn load_snapshot(st: &mut State, payload: &[u8]) -> Result<(), codec::Corrupt> {
+    let mut r = Reader::new(payload);
+    let layout = read_layout(&mut r)?;
+    st.gen = r.uv()?;
+    for cl in &layout.classes {
+        let n = r.len()?;
+        for _ in 0..n {
+            let rf = r.str()?;
+            let created = r.uv()?;
+            let modified = r.uv()?;
+            match cl {
+                Some((class, map)) => {
+                    let row = decode_row(&mut r, class, map)?;
+                    st.apply_put(class.index, &rf, Arc::new(row), modified, Some(created));
+                }
+                None => {
+                    // A class we no longer know: skip its rows.
+                    let nf = r.len()?;
+                    for _ in 0..nf {
+                        r.value()?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn replay(st: &mut State, layout: &Layout, rec: &[u8]) -> Result<(), codec::Corrupt> {
+    let mut r = Reader::new(rec);
+    let gen = r.uv()?;
+    if gen <= st.gen {
+        return Ok(());
+    }
+    while !r.done() {
+        let op = r.u8()?;
+        let ci = r.uv()? as usize;
+        let rf = r.str()?;
+        let cl = layout
+            .classes
+            .get(ci)
+            .ok_or(codec::Corrupt("bad class index"))?;
+        match op {
+            1 => {
+                let created = r.uv()?;
+                match cl {
+                    Some((class, map)) => {
+                        let row = decode_row(&mut r, class, map)?;
+                        st.apply_put(class.index, &rf, Arc::new(row), gen, Some(created));
+                    }
+                    None => {
+                        let nf = r.len()?;
+                        for _ in 0..nf {
+                            r.value()?;
+                        }
+                    }
+                }
+            }
+            2 => {
+                if let Some((class, _)) = cl {
+                    st.apply_delete(class.index, &rf, gen);
+                }
+            }
+            _ => return Err(codec::Corrupt("bad op")),
+        }
+    }
+    st.gen = gen;
+    Ok(())
+}
+
+/// After loading, rebuild the reverse-reference index from the forward refs.
+fn rebuild_relations(st: &mut State) {
+    for (ri, rel) in st.rels.clone().iter().enumerate() {
+        let mut idx: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (r, e) in &st.tables[rel.src].rows {
+            if let Some(t) = State::ref_field(&e.row, rel.src_field) {
+                idx.entry(t.to_string()).or_default().insert(r.clone());
+            }
+        }
+        st.rel_index[ri] = idx;
+    }
+}
+
+/// A fresh row of a class with every field at its default.
+pub fn blank_row(c: &'static ClassDef) -> Row {
+    Row {
+        class: c,
+        fields: c.fields.iter().map(|f| f.default_value()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,295 @@
+//! The durable log: commit records appended by writers, written and
+//! `fdatasync`ed by one flusher thread in batches (group commit).
+//!
+//! File layout: `log-<start generation>`; each record is
+//! `[u32 length][u64 xxh64 of payload][payload]`, and a zero length ends the
+//! valid part (files are preallocated, so the tail is zeros). The first record
+//! of every file is the schema it was written with.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use tokio::sync::watch;
+
+const PREALLOC: u64 = 64 << 20;
+
+enum Item {
+    Record(Vec<u8>),
+    /// Start a new file for records of generation `gen` onwards; `schema` is its first record.
+    Rotate {
+        gen: u64,
+        schema: Vec<u8>,
+    },
+}
+
+struct Queue {
+    items: Vec<Item>,
+    last_seq: u64,
+    stop: bool,
+}
+
+struct Shared {
+    q: Mutex<Queue>,
+    cv: Condvar,
+    durable: watch::Sender<u64>,
+    failed: Mutex<Option<String>>,
+}
+
+pub struct Wal {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+pub fn log_path(dir: &Path, gen: u64) -> PathBuf {
+    dir.join(format!("log-{gen:020}"))
+}
+
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 12);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&xxhash_rust::xxh64::xxh64(payload, 0).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Split a log file into its valid records, stopping at the first damaged or
+/// missing one (a torn final write).
+pub fn records(data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut i = 0usize;
+    while i + 12 <= data.len() {
+        let len = u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]) as usize;
+        if len == 0 {
+            break;
+        }
+        let mut h = [0u8; 8];
+        h.copy_from_slice(&data[i + 4..i + 12]);
+        let Some(payload) = data.get(i + 12..i + 12 + len) else {
+            break;
+        };
+        if xxhash_rust::xxh64::xxh64(payload, 0) != u64::from_le_bytes(h) {
+            break;
+        }
+        out.push(payload);
+        i += 12 + len;
+    }
+    out
+}
+
+struct Writer {
+    dir: PathBuf,
+    file: File,
+    offset: u64,
+    allocated: u64,
+}
+
+impl Writer {
+    fn open(dir: &Path, gen: u64, schema: &[u8]) -> io::Result<Writer> {
+        let path = log_path(dir, gen);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
+        let mut w = Writer {
+            dir: dir.to_path_buf(),
+            file,
+            offset: 0,
+            allocated: 0,
+        };
+        w.write(&frame(schema))?;
+        w.file.sync_all()?;
+        sync_dir(dir)?;
+        Ok(w)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let end = self.offset + bytes.len() as u64;
+        if end > self.allocated {
+            // Preallocating keeps fdatasync from having to update the file size.
+            let new = end.div_ceil(PREALLOC) * PREALLOC;
+            // SAFETY: fallocate on an owned, open descriptor; failure is reported, not UB.
+            let rc = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, 0, new as libc::off_t) };
+            if rc != 0 {
+                self.file.set_len(new)?;
+            }
+            self.allocated = new;
+        }
+        use std::os::unix::fs::FileExt;
+        self.file.write_all_at(bytes, self.offset)?;
+        self.offset = end;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Wal {
+    /// Start a log in `dir` whose first file holds generations from `gen`.
+    pub fn start(dir: &Path, gen: u64, schema: Vec<u8>) -> io::Result<Wal> {
+        let mut writer = Writer::open(dir, gen, &schema)?;
+        let (durable, _) = watch::channel(0u64);
+        let shared = Arc::new(Shared {
+            q: Mutex::new(Queue {
+                items: Vec::new(),
+                last_seq: 0,
+                stop: false,
+            }),
+            cv: Condvar::new(),
+            durable,
+            failed: Mutex::new(None),
+        });
+        let sh = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("wal-flush".into())
+            .spawn(move || {
+                loop {
+                    let (items, seq, stop) = {
+                        let mut q = match sh.q.lock() {
+                            Ok(q) => q,
+                            Err(p) => p.into_inner(),
+                        };
+                        while q.items.is_empty() && !q.stop {
+                            q = match sh.cv.wait(q) {
+                                Ok(q) => q,
+                                Err(p) => p.into_inner(),
+                            };
+                        }
+                        (std::mem::take(&mut q.items), q.last_seq, q.stop)
+                    };
+                    let res = (|| -> io::Result<()> {
+                        let mut batch = Vec::new();
+                        for it in items {
+                            match it {
+                                Item::Record(b) => batch.extend_from_slice(&b),
+                                Item::Rotate { gen, schema } => {
+                                    writer.write(&batch)?;
+                                    batch.clear();
+                                    writer.sync()?;
+                                    writer = Writer::open(&writer.dir.clone(), gen, &schema)?;
+                                }
+                            }
+                        }
+                        if !batch.is_empty() {
+                            writer.write(&batch)?;
+                        }
+                        writer.sync()
+                    })();
+                    match res {
+                        Ok(()) => {
+                            sh.durable.send_replace(seq);
+                        }
+                        Err(e) => {
+                            // A log that cannot be written must not acknowledge
+                            // anything again: waiters see the failure.
+                            tracing::error!("durable log write failed: {e}");
+                            if let Ok(mut f) = sh.failed.lock() {
+                                *f = Some(e.to_string());
+                            }
+                            sh.durable.send_replace(u64::MAX);
+                            return;
+                        }
+                    }
+                    if stop {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Wal {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    fn push(&self, item: Item) -> u64 {
+        let mut q = match self.shared.q.lock() {
+            Ok(q) => q,
+            Err(p) => p.into_inner(),
+        };
+        q.last_seq += 1;
+        q.items.push(item);
+        let seq = q.last_seq;
+        drop(q);
+        self.shared.cv.notify_one();
+        seq
+    }
+
+    /// Queue a framed record; returns its sequence number.
+    pub fn append(&self, framed: Vec<u8>) -> u64 {
+        self.push(Item::Record(framed))
+    }
+
+    /// Switch to a new file for generations from `gen` on.
+    pub fn rotate(&self, gen: u64, schema: Vec<u8>) -> u64 {
+        self.push(Item::Rotate { gen, schema })
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failed.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Wait until record `seq` is on disk.
+    pub async fn wait(&self, seq: u64) -> Result<(), String> {
+        let mut rx = self.shared.durable.subscribe();
+        let r = rx.wait_for(|d| *d >= seq).await.map(|d| *d);
+        match r {
+            Ok(u64::MAX) | Err(_) => Err(self.failure().unwrap_or_else(|| "log closed".into())),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// Blocking form of [`Wal::wait`], for code outside the runtime.
+    pub fn wait_blocking(&self, seq: u64) -> Result<(), String> {
+        let mut rx = self.shared.durable.subscribe();
+        loop {
+            let d = *rx.borrow_and_update();
+            if d == u64::MAX {
+                return Err(self.failure().unwrap_or_else(|| "log closed".into()));
+            }
+            if d >= seq {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+
+    /// Flush everything queued and stop the flusher.
+    pub fn close(&self) {
+        if let Ok(mut q) = self.shared.q.lock() {
+            q.stop = true;
+        }
+        self.shared.cv.notify_one();
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.close()
+    }
+}
+
+/// Write `data` to `path` atomically (temp file, fsync, rename, fsync dir).
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(d) = path.parent() {
+        sync_dir(d)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! `xapid`: the XenAPI server.
+
+use clap::Parser;
+use server::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// A XenAPI-compatible toolstack server.
+#[derive(Parser, Debug)]
+#[command(name = "xapid", version, about)]
+struct Args {
+    /// Where state lives (created if missing).
+    #[arg(long, default_value = "/var/lib/xapi-rs")]
+    data_dir: PathBuf,
+    /// Plain HTTP listener, e.g. 127.0.0.1:8080 (repeatable).
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Vec<SocketAddr>,
+    /// HTTPS listener (repeatable). A self-signed certificate is generated
+    /// into the data dir unless --tls-cert and --tls-key are given.
+    #[arg(long, value_name = "ADDR:PORT")]
+    https: Vec<SocketAddr>,
+    /// Unix socket listener; connections on it are local root, like
+    /// /var/lib/xcp/xapi (repeatable).
+    #[arg(long, value_name = "PATH")]
+    unix: Vec<PathBuf>,
+    /// Root's password, set on first start.
+    #[arg(long, env = "XAPI_ROOT_PASSWORD", hide_env_values = true)]
+    root_password: Option<String>,
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Hypervisor backend.
+    #[arg(long, default_value = "sim", value_parser = ["sim"])]
+    backend: String,
+    /// The host name the API reports.
+    #[arg(long)]
+    hostname: Option<String>,
+    /// The management address the API reports.
+    #[arg(long, default_value = "127.0.0.1")]
+    address: String,
+    /// Delay before a failed login answers, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    login_failure_delay_ms: u64,
+    /// Session and task garbage collection interval, in seconds.
+    #[arg(long, default_value_t = 30)]
+    gc_interval_secs: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("XAPI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xapid: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(run(args))
+}
+
+fn default_listeners(cfg: &mut Config) {
+    // Where XenServer listens, when we may.
+    cfg.https.push(SocketAddr::from(([0, 0, 0, 0], 443)));
+    cfg.http.push(SocketAddr::from(([0, 0, 0, 0], 80)));
+    cfg.unix.push(PathBuf::from("/var/lib/xcp/xapi"));
+}
+
+async fn run(args: Args) -> ExitCode {
+    let hostname = args.hostname.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|s| s.trim().to_string())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    });
+    let mut cfg = Config {
+        data_dir: args.data_dir,
+        http: args.http,
+        https: args.https,
+        unix: args.unix,
+        root_password: args.root_password,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        backend: args.backend,
+        hostname,
+        address: args.address,
+        login_failure_delay: Duration::from_millis(args.login_failure_delay_ms),
+        gc_interval: Duration::from_secs(args.gc_interval_secs.max(1)),
+        ..Config::default()
+    };
+    let defaults = cfg.http.is_empty() && cfg.https.is_empty() && cfg.unix.is_empty();
+    if defaults {
+        default_listeners(&mut cfg);
+    }
+    let started = std::time::Instant::now();
+    let running = match server::start(cfg).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("xapid: {e}");
+            if defaults {
+                eprintln!("xapid: with no listener flags xapid uses XenServer's ports (443, 80 and /var/lib/xcp/xapi), which need root;");
+                eprintln!("xapid: choose your own with e.g. --http 127.0.0.1:8080 --https 127.0.0.1:8443 --unix /tmp/xapi.sock");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(pw) = &running.generated_password {
+        tracing::warn!("no --root-password given: root's password is {pw}");
+    }
+    for a in &running.bound.http {
+        tracing::info!("listening on http://{a}");
+    }
+    for a in &running.bound.https {
+        tracing::info!("listening on https://{a}");
+    }
+    for p in &running.bound.unix {
+        tracing::info!("listening on unix:{}", p.display());
+    }
+    tracing::info!("ready in {} ms", started.elapsed().as_millis());
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    match running.shutdown().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xapid: shutdown: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
