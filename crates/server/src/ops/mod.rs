@@ -2,6 +2,7 @@
 //! implicit constructors, destructors and setters their class-specific rules.
 
 pub mod event;
+pub mod message;
 pub mod session;
 pub mod task;
 pub mod templates;
@@ -25,7 +26,6 @@ impl BlobApi for Server {}
 impl BondApi for Server {}
 impl HostApi for Server {}
 impl HostCrashdumpApi for Server {}
-impl MessageApi for Server {}
 impl NetworkApi for Server {}
 impl PbdApi for Server {}
 impl PifApi for Server {}
