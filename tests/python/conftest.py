@@ -1,6 +1,8 @@
 """Shared fixtures: each test module gets its own xapid on a free loopback port
 with a fresh data directory, driven through the unmodified PyPI XenAPI client."""
 
+import http.client
+import json
 import os
 import shutil
 import signal
@@ -8,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import xmlrpc.client
 
 import pytest
 import XenAPI
@@ -79,10 +82,143 @@ class Xapid:
         if self.own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
+    def restart(self):
+        """Graceful stop, then start again on the same data dir and port."""
+        self.stop()
+        return self.start()
+
     def session(self, url=None):
         s = XenAPI.Session(url or self.url)
         s.xenapi.login_with_password("root", PASSWORD, "1.0", "pytest")
         return s
+
+    # ---- lower-level access, for wire-shape tests ----
+
+    def raw(self, path="/"):
+        """A plain xmlrpc.client proxy: calls return the raw
+        {Status, Value|ErrorDescription} envelope (no XenAPI re-login magic)."""
+        return xmlrpc.client.ServerProxy(self.url + path, allow_none=True)
+
+    def connection(self, unix=False, timeout=10):
+        """A keep-alive http.client connection over TCP or the Unix socket."""
+        if unix:
+            return UnixHTTPConnection(self.sock, timeout=timeout)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def post(self, path, body, headers=None, method="POST", timeout=10, unix=False):
+        """One raw HTTP request; returns (status, headers-dict-lowercased, body bytes)."""
+        if isinstance(body, str):
+            body = body.encode()
+        c = self.connection(unix=unix, timeout=timeout)
+        try:
+            h = {"Content-Type": "text/xml"} if headers is None else headers
+            c.request(method, path, body, h)
+            r = c.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            c.close()
+
+    def jsonrpc(self, method, params, id=1, version=1, path="/jsonrpc", unix=False):
+        """One JSON-RPC call; returns (status, headers, decoded body or raw bytes)."""
+        req = {"method": method, "params": params, "id": id}
+        if version == 2:
+            req["jsonrpc"] = "2.0"
+        st, h, data = self.post(path, json.dumps(req), {"Content-Type": "application/json"}, unix=unix)
+        try:
+            return st, h, json.loads(data)
+        except ValueError:
+            return st, h, data
+
+    def uds_session(self):
+        """A XenAPI.Session speaking XML-RPC over this server's Unix socket."""
+        return XenAPI.Session("http://localhost/", transport=UnixTransport(self.sock))
+
+
+class UnixHTTPConnection(XenAPI.UDSHTTPConnection):
+    """XenAPI's UDS connection, but with an explicit socket path
+    (XenAPI derives the path from the host name, replacing '_' by '/')."""
+
+    def __init__(self, path, timeout=None):
+        if timeout is None:
+            super().__init__("localhost")
+        else:
+            super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if self.timeout is not None and self.timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+            self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+class UnixTransport(XenAPI.UDSTransport):
+    def __init__(self, path):
+        super().__init__()
+        self.unix_path = path
+
+    def make_connection(self, host):
+        self._extra_headers = []
+        if self._connection and host == self._connection[0]:
+            return self._connection[1]
+        self._connection = host, UnixHTTPConnection(self.unix_path)
+        return self._connection[1]
+
+
+DATAMODEL = os.path.join(ROOT, "datamodel")
+
+
+def dm_fields(cls):
+    """The fields of a class from datamodel/<cls>.dm, as dicts
+    {name (wire name), column (db column), type, qual, default (raw text or None), flags}."""
+    out = []
+    with open(os.path.join(DATAMODEL, cls + ".dm")) as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("field "):
+                continue
+            data = line.split(" -- ", 1)[0].split()
+            path, ty, qual = data[1], data[2], data[3]
+            rest = data[4:]
+            default = None
+            if rest and rest[0] == "=":
+                default = rest[1]
+                rest = rest[2:]
+            out.append({"name": path.replace("/", "_"), "column": path.replace("/", "__"),
+                        "type": ty, "qual": qual, "default": default, "flags": rest})
+    return out
+
+
+def dm_messages(cls):
+    """Explicit message names of a class."""
+    out = []
+    with open(os.path.join(DATAMODEL, cls + ".dm")) as f:
+        for line in f:
+            if line.startswith("message "):
+                out.append(line.split()[1])
+    return out
+
+
+def vm_ctor(**kw):
+    """A complete VM constructor struct (every required field), ints as strings."""
+    d = {"name_label": "test-vm", "name_description": "", "user_version": "1", "is_a_template": False,
+         "affinity": "OpaqueRef:NULL", "memory_static_max": str(1 << 30), "memory_dynamic_max": str(1 << 30),
+         "memory_dynamic_min": str(1 << 29), "memory_static_min": str(1 << 28), "VCPUs_params": {},
+         "VCPUs_max": "2", "VCPUs_at_startup": "1", "actions_after_shutdown": "destroy",
+         "actions_after_reboot": "restart", "actions_after_crash": "restart", "PV_bootloader": "",
+         "PV_kernel": "", "PV_ramdisk": "", "PV_args": "", "PV_bootloader_args": "", "PV_legacy_args": "",
+         "HVM_boot_policy": "BIOS order", "HVM_boot_params": {"order": "dc"}, "platform": {},
+         "PCI_bus": "", "other_config": {}, "recommendations": ""}
+    d.update(kw)
+    return d
+
+
+def failure(fn, *args):
+    """Call fn(*args) and return the XenAPI.Failure details list (fails if no Failure)."""
+    with pytest.raises(XenAPI.Failure) as ei:
+        fn(*args)
+    return ei.value.details
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +241,14 @@ def session(xapid):
 @pytest.fixture(scope="module")
 def api(session):
     return session.xenapi
+
+
+@pytest.fixture(scope="module")
+def sid(session):
+    """The raw session ref of the module's session."""
+    return session._session
+
+
+@pytest.fixture(scope="module")
+def raw(xapid):
+    return xapid.raw()

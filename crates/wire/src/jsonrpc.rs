@@ -80,6 +80,11 @@ pub fn from_json(j: &J) -> Value {
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: Option<&[u8]> = match b {
@@ -106,8 +111,8 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        Value::I32(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Int(i) => crate::put_int(out, *i),
+        Value::I32(i) => crate::put_int(out, *i as i64),
         Value::Float(f) => {
             if f.is_nan() {
                 out.extend_from_slice(b"NaN")
@@ -119,7 +124,11 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
             }
         }
         Value::String(s) => write_str(out, s),
-        Value::DateTime(d) => write_str(out, &d.to_string()),
+        Value::DateTime(d) => {
+            out.push(b'"');
+            crate::put_datetime(out, d);
+            out.push(b'"');
+        }
         Value::Array(a) => {
             out.push(b'[');
             for (i, x) in a.iter().enumerate() {

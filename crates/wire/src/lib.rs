@@ -37,3 +37,40 @@ pub enum Outcome {
     /// `[code, params…]`.
     Failure(Vec<String>),
 }
+
+/// Append a decimal integer without allocating.
+pub fn put_int(out: &mut Vec<u8>, i: i64) {
+    let mut buf = [0u8; 20];
+    let mut n = i.unsigned_abs();
+    let mut pos = buf.len();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[pos..]);
+}
+
+/// Append a datetime in xapi's compact form.
+pub fn put_datetime(out: &mut Vec<u8>, d: &model::DateTime) {
+    use std::io::Write;
+    let _ = write!(out, "{d}");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ints() {
+        for i in [0i64, 7, -7, 10, 1234567890, i64::MIN, i64::MAX] {
+            let mut out = Vec::new();
+            super::put_int(&mut out, i);
+            assert_eq!(String::from_utf8(out).unwrap(), i.to_string());
+        }
+    }
+}

@@ -19,6 +19,11 @@ use quick_xml::Reader;
 /// characters other than TAB, LF and CR dropped.
 pub fn escape_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    // Fast path: most strings need no escaping at all.
+    if !bytes.iter().any(|&b| b < 0x20 || matches!(b, b'<' | b'>' | b'&' | b'"')) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let rep: Option<&[u8]> = match b {
@@ -49,13 +54,10 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
 fn write_inner(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::String(s) => escape_into(out, s),
-        Value::Int(i) => {
-            let mut b = itoa_buf(*i);
-            out.append(&mut b)
-        }
+        Value::Int(i) => crate::put_int(out, *i),
         Value::I32(i) => {
             out.extend_from_slice(b"<i4>");
-            out.extend_from_slice(i.to_string().as_bytes());
+            crate::put_int(out, *i as i64);
             out.extend_from_slice(b"</i4>");
         }
         Value::Bool(b) => out.extend_from_slice(if *b {
@@ -70,7 +72,7 @@ fn write_inner(out: &mut Vec<u8>, v: &Value) {
         }
         Value::DateTime(d) => {
             out.extend_from_slice(b"<dateTime.iso8601>");
-            out.extend_from_slice(d.to_string().as_bytes());
+            crate::put_datetime(out, d);
             out.extend_from_slice(b"</dateTime.iso8601>");
         }
         Value::Nil => out.extend_from_slice(b"<nil/>"),
@@ -104,10 +106,6 @@ fn write_member(out: &mut Vec<u8>, k: &str, v: &Value) {
     out.extend_from_slice(b"</name>");
     write_value(out, v);
     out.extend_from_slice(b"</member>");
-}
-
-fn itoa_buf(i: i64) -> Vec<u8> {
-    i.to_string().into_bytes()
 }
 
 /// A value as a standalone fragment (`task.result`, `ova.xml`).

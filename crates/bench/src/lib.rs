@@ -1,0 +1,208 @@
+//! Shared pieces of the benchmarks: a keep-alive HTTP/1.1 load generator, a
+//! minimal hyper "peer" server, an in-process xapid, and statistics.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A started xapid (in this process) with a root session.
+pub struct Xapid {
+    pub running: server::Running,
+    pub addr: SocketAddr,
+    pub session: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn start_xapid(durable: bool) -> Xapid {
+    let dir = if durable { Some(tempfile::tempdir().expect("tempdir")) } else { None };
+    let cfg = server::Config {
+        data_dir: dir.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default(),
+        http: vec!["127.0.0.1:0".parse().expect("addr")],
+        root_password: Some("pw".into()),
+        ephemeral: !durable,
+        ..Default::default()
+    };
+    let running = server::start(cfg).await.expect("server start");
+    let addr = running.bound.http[0];
+    let mut c = Client::connect(addr).await;
+    let reply = c
+        .post("/jsonrpc", br#"{"jsonrpc":"2.0","method":"session.login_with_password","params":["root","pw"],"id":1}"#.to_vec())
+        .await;
+    let v: serde_json::Value = serde_json::from_slice(&reply).expect("login reply");
+    let session = v["result"].as_str().expect("session").to_string();
+    Xapid { running, addr, session, _dir: dir }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+pub struct Client {
+    tx: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).await.expect("connect");
+        s.set_nodelay(true).expect("nodelay");
+        let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s)).await.expect("handshake");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Client { tx, host: addr.to_string() }
+    }
+
+    pub async fn post(&mut self, path: &str, body: Vec<u8>) -> Bytes {
+        let req = Request::post(path)
+            .header("host", &self.host)
+            .header("content-type", "text/xml")
+            .header("content-length", body.len())
+            .body(Full::new(Bytes::from(body)))
+            .expect("request");
+        self.tx.ready().await.expect("connection ready");
+        let resp = self.tx.send_request(req).await.expect("send");
+        resp.into_body().collect().await.expect("body").to_bytes()
+    }
+}
+
+/// Run `conns` connections, each sending `body` to `path` back to back, for
+/// `dur`; returns requests per second.
+pub async fn load(addr: SocketAddr, path: &'static str, body: Vec<u8>, conns: usize, dur: Duration) -> f64 {
+    let body = Arc::new(body);
+    let deadline = Instant::now() + dur;
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let b = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let _ = c.post(path, (*b).clone()).await;
+                n += 1;
+            }
+            n
+        }));
+    }
+    let start = Instant::now();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap_or(0);
+    }
+    total as f64 / start.elapsed().as_secs_f64().max(dur.as_secs_f64())
+}
+
+/// The peer: a minimal hyper server that reads the request body, scans it
+/// with the same XML or JSON parser, and answers a fixed reply of the same
+/// size and content type as xapid's.
+pub async fn start_peer(xml_reply: Bytes, json_reply: Bytes) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { continue };
+            let _ = s.set_nodelay(true);
+            let (x, j) = (xml_reply.clone(), json_reply.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (x, j) = (x.clone(), j.clone());
+                    async move {
+                        let json = req.uri().path() == "/jsonrpc";
+                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let reply = if json {
+                            let _ = wire::jsonrpc::parse_request(&body);
+                            j
+                        } else {
+                            let _ = wire::xmlrpc::parse_call(&body);
+                            x
+                        };
+                        let ct = if json { "application/json" } else { "text/xml" };
+                        let mut r = Response::new(Full::new(reply));
+                        r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(ct));
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(s), svc).await;
+            });
+        }
+    });
+    addr
+}
+
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Peak resident memory of this process in KiB, and a way to reset it.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+pub fn xml_call(method: &str, params: &[model::Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    wire::xmlrpc::write_call(&mut out, method, params);
+    out
+}
+
+pub fn json_call(method: &str, params: &[model::Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    wire::jsonrpc::write_request(&mut out, 1, method, params);
+    out
+}
+
+/// Two single-worker runtimes: servers (xapid and the peer) on CPU 0, load
+/// generators on CPU 1, so the server side is measured on one core.
+pub struct Rts {
+    pub srv: tokio::runtime::Runtime,
+    pub cli: tokio::runtime::Runtime,
+}
+
+fn pinned(cpu: usize, name: &str) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .on_thread_start(move || pin(cpu))
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Pin the calling thread to one CPU (best effort).
+pub fn pin(cpu: usize) {
+    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    if n < 2 {
+        return;
+    }
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % n, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+impl Rts {
+    pub fn new() -> Rts {
+        Rts { srv: pinned(0, "bench-server"), cli: pinned(1, "bench-client") }
+    }
+}
+
+impl Default for Rts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
