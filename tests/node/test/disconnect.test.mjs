@@ -15,6 +15,7 @@ import {
   waitFor,
   withTimeout,
   isRef,
+  captureWarnings,
 } from './helpers.mjs'
 
 // Both transports side by side, each on its own server.
@@ -138,6 +139,35 @@ describe('a session opened elsewhere (auth.sessionId)', () => {
         await closeClient(b)
         await a.disconnect()
       }
+    }
+  })
+})
+
+describe('server shutdown with a connected client', () => {
+  it('SIGTERM during a blocked event.from: the server exits 0 promptly', async () => {
+    const server = await startServer()
+    const xapi = makeClient(server.url, 'json-rpc')
+    let warnings
+    try {
+      await xapi.connect()
+      await withTimeout(xapi.objectsFetched, 15e3, 'objectsFetched')
+      await waitFor(
+        () => pendingCalls(xapi, 'event.from').find(c => Date.now() - c.start > 300),
+        5e3,
+        'an event.from blocked for 300 ms'
+      )
+      // The client reports the dropped long-poll through console.warn.
+      warnings = captureWarnings()
+      const start = Date.now()
+      const exit = await server.stop()
+      assert.deepEqual(exit, { code: 0, signal: null })
+      assert.ok(Date.now() - start < 5e3, `stopped in ${Date.now() - start} ms`)
+    } finally {
+      await xapi.disconnect()
+      await server.stop()
+      // Let the client's event loop see it is disconnected before restoring.
+      await new Promise(resolve => setTimeout(resolve, 1500))
+      warnings?.restore()
     }
   })
 })

@@ -55,6 +55,13 @@ export async function waitForPort(port, ms = 10e3) {
   }
 }
 
+// Servers still running when the test process exits (a crash, a test that
+// never reached its after hook) are killed so no xapid is left behind.
+const running = new Set()
+process.once('exit', () => {
+  for (const proc of running) proc.kill('SIGKILL')
+})
+
 // Starts a server; returns { url, port, dataDir, proc, log(), stop() }.
 export async function startServer({ extraArgs = [] } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'xapid-node-test-'))
@@ -73,14 +80,17 @@ export async function startServer({ extraArgs = [] } = {}) {
     { stdio: ['ignore', logFd, logFd] }
   )
   closeSync(logFd)
+  running.add(proc)
 
   let exited = null
   const exitPromise = new Promise(resolveExit => {
     proc.once('exit', (code, signal) => {
+      running.delete(proc)
       exited = { code, signal }
       resolveExit(exited)
     })
     proc.once('error', error => {
+      running.delete(proc)
       exited = { error }
       resolveExit(exited)
     })
