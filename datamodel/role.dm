@@ -1,5 +1,5 @@
 class role -- An RBAC role: a named bundle of permissions, each permission itself being a role object.
-options db getall events
+options db getall events static
 
 field uuid string ro-run -- Unique identifier of this role.
 field name/label string ro-ctor = "" -- Short name of the role or permission, e.g. pool-admin or vm.start.

@@ -11,6 +11,5 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let schema = codegen::gen_schema::gen_schema(&api).unwrap_or_else(|e| panic!("datamodel: {e}"));
     std::fs::write(out.join("schema.rs"), schema).expect("write schema.rs");
-    std::fs::write(out.join("types.rs"), codegen::gen_schema::gen_types(&api))
-        .expect("write types.rs");
+    std::fs::write(out.join("types.rs"), codegen::gen_schema::gen_types(&api)).expect("write types.rs");
 }

@@ -6,6 +6,5 @@ fn main() {
     println!("cargo:rerun-if-changed={}", dir.display());
     let api = codegen::load(&dir).unwrap_or_else(|e| panic!("datamodel: {e}"));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
-    std::fs::write(out.join("api.rs"), codegen::gen_server::gen_server(&api))
-        .expect("write api.rs");
+    std::fs::write(out.join("api.rs"), codegen::gen_server::gen_server(&api)).expect("write api.rs");
 }

@@ -416,8 +416,6 @@ def test_where_and_or_same_precedence_left_assoc(api, where_nets):
     assert where(api, 'field "name__label"="w-a" and field "MTU"="1500" or field "name__label"="w-c"') == {a, c}
 
 
-@pytest.mark.xfail(reason="server bug: 'not' binds tighter than and/or; in xapi's grammar it binds "
-                          "more loosely (xapi-reference.md §2.3 is wrong on this too)", strict=True)
 def test_where_not_has_lowest_precedence(api, where_nets):
     # db_filter_parse.mly declares %right LNOT *before* %left LAND LOR, so "not" binds
     # more loosely than and/or: not A and B == not (A and B).
@@ -559,8 +557,6 @@ def test_vm_create_and_destroy(api, host):
     assert ref not in api.VM.get_all()
 
 
-@pytest.mark.xfail(reason="server bug: VM.create honours power_state=Running from the ctor struct "
-                          "(xapi ignores power_state unless it is Suspended)", strict=True)
 def test_vm_create_ignores_power_state(api):
     ref = api.VM.create(vm_ctor(name_label="not-running", power_state="Running"))
     try:
@@ -576,8 +572,6 @@ def test_vm_create_missing_field(api):
     assert d == ["INTERNAL_ERROR", 'Server_helpers.Dispatcher_FieldNotFound("memory_static_max")']
 
 
-@pytest.mark.xfail(reason="server bug: VM.create neither creates a VM_metrics object nor derives "
-                          "domain_type from HVM_boot_policy", strict=True)
 def test_vm_create_server_side_fields(api):
     ref = api.VM.create(vm_ctor(HVM_boot_policy="BIOS order"))
     try:
@@ -682,7 +676,6 @@ def test_reverse_refs_vif_vbd(api, vm, xenbr0, pool):
         api.VDI.destroy(vdi)
 
 
-@pytest.mark.xfail(reason="server bug: VM.destroy leaves the VM's VIFs and VBDs behind", strict=True)
 def test_vm_destroy_removes_devices(api, xenbr0, pool):
     vm = api.VM.create(vm_ctor(name_label="doomed"))
     vif = api.VIF.create({"device": "0", "network": xenbr0, "VM": vm, "MAC": "", "MTU": "1500",
@@ -755,9 +748,6 @@ def test_role_lookups(api):
     assert api.role.get_by_uuid(recs[ref]["uuid"]) == ref
 
 
-@pytest.mark.xfail(reason="server bug: role.get_all_records_where does not implement xapi's magic "
-                          "'subroles<>[]' / 'subroles=[]' filters (it parses them as expressions "
-                          "and fails with INVALID_VALUE); anything else returns every role", strict=True)
 def test_role_get_all_records_where_magic(api):
     roles = api.role.get_all_records_where("subroles<>[]")
     assert {r["name_label"] for r in roles.values()} >= ROLE_NAMES

@@ -125,12 +125,22 @@ fn guest_info(spec: &DomainSpec) -> GuestInfo {
         let ip = ip_for(&nic.mac);
         net.insert(format!("{}/ip", nic.device), ip.clone());
         net.insert(format!("{}/ipv4/0", nic.device), ip);
-        net.insert(format!("{}/ipv6/0", nic.device), format!("fe80::{}", nic.mac.replace(':', "").get(6..).unwrap_or("1")));
+        net.insert(
+            format!("{}/ipv6/0", nic.device),
+            format!("fe80::{}", nic.mac.replace(':', "").get(6..).unwrap_or("1")),
+        );
     }
     let mut mem = Map::new();
     mem.insert("total".into(), (spec.memory / 1024).to_string());
     mem.insert("free".into(), (spec.memory / 2048).to_string());
-    GuestInfo { os_version: os, pv_drivers_version: pv, networks: net, memory: mem, disks: Map::new(), other: Map::new() }
+    GuestInfo {
+        os_version: os,
+        pv_drivers_version: pv,
+        networks: net,
+        memory: mem,
+        disks: Map::new(),
+        other: Map::new(),
+    }
 }
 
 impl Sim {
@@ -172,10 +182,13 @@ impl Sim {
             if knob(&spec, "sim:guest-agent") != Some("false") {
                 tokio::time::sleep(guest_delay).await;
                 if sim.domid_of(&spec.uuid) == Some(domid) {
-                    let _ = sim.0.events.send(GuestEvent::Info { uuid: spec.uuid.clone(), domid, info: guest_info(&spec) });
+                    let _ =
+                        sim.0.events.send(GuestEvent::Info { uuid: spec.uuid.clone(), domid, info: guest_info(&spec) });
                 }
             }
-            for (key, reason) in [("sim:halt-after-ms", HaltReason::Shutdown), ("sim:crash-after-ms", HaltReason::Crash)] {
+            for (key, reason) in
+                [("sim:halt-after-ms", HaltReason::Shutdown), ("sim:crash-after-ms", HaltReason::Crash)]
+            {
                 if let Some(d) = ms(knob(&spec, key)) {
                     tokio::time::sleep(d.saturating_sub(guest_delay)).await;
                     let gone = sim.0.domains.lock().ok().map(|mut m| {
@@ -282,7 +295,9 @@ impl Sim {
 
     pub async fn resume(&self, spec: &DomainSpec, image: &Path, mut cancel: Option<Cancel>) -> Result<i64> {
         knobs(spec, "resume", &mut cancel).await?;
-        let head = std::fs::read(image).map(|b| b.into_iter().take(256).collect::<Vec<u8>>()).map_err(|e| BackendError::internal(format!("reading suspend image {}: {e}", image.display())))?;
+        let head = std::fs::read(image)
+            .map(|b| b.into_iter().take(256).collect::<Vec<u8>>())
+            .map_err(|e| BackendError::internal(format!("reading suspend image {}: {e}", image.display())))?;
         if !String::from_utf8_lossy(&head).contains(&format!("uuid={}", spec.uuid)) {
             return Err(BackendError::internal("suspend image does not belong to this VM"));
         }

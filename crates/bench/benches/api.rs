@@ -65,10 +65,19 @@ fn get_all_records(rt: &Rts) {
     let template = {
         let st = server.db.read();
         let nl = c.field_index("name_label").expect("name_label");
-        let r = st.table(c).iter().find(|(_, r)| r.fields[nl].as_str() == Some("Debian Bookworm 12")).map(|(_, r)| (**r).clone()).expect("template");
+        let r = st
+            .table(c)
+            .iter()
+            .find(|(_, r)| r.fields[nl].as_str() == Some("Debian Bookworm 12"))
+            .map(|(_, r)| (**r).clone())
+            .expect("template");
         r
     };
-    let (uuid, nl, tmpl) = (c.field_index("uuid").expect("uuid"), c.field_index("name_label").expect("nl"), c.field_index("is_a_template").expect("t"));
+    let (uuid, nl, tmpl) = (
+        c.field_index("uuid").expect("uuid"),
+        c.field_index("name_label").expect("nl"),
+        c.field_index("is_a_template").expect("t"),
+    );
     server
         .db
         .write(|tx| {
@@ -144,7 +153,9 @@ fn fsync_rate(dir: &std::path::Path) -> f64 {
 }
 
 fn durable_writes(rt: &Rts) {
-    println!("\n## Durable writes (VM.set_name_label over JSON-RPC, acknowledged once fsynced) vs single fdatasync rate");
+    println!(
+        "\n## Durable writes (VM.set_name_label over JSON-RPC, acknowledged once fsynced) vs single fdatasync rate"
+    );
     let x = rt.srv.block_on(start_xapid(true));
     let peer = fsync_rate(&x.running.server.cfg.data_dir);
     let vms: Vec<String> = {
@@ -166,7 +177,10 @@ fn durable_writes(rt: &Rts) {
                     let mut c = Client::connect(addr).await;
                     let mut n = 0u64;
                     while Instant::now() < deadline {
-                        let body = json_call("VM.set_name_label", &[Value::from(sess.as_str()), Value::from(vm.as_str()), Value::String(format!("w{i}-{n}"))]);
+                        let body = json_call(
+                            "VM.set_name_label",
+                            &[Value::from(sess.as_str()), Value::from(vm.as_str()), Value::String(format!("w{i}-{n}"))],
+                        );
                         let _ = c.post("/jsonrpc", body).await;
                         n += 1;
                     }
@@ -198,18 +212,37 @@ fn event_latency(rt: &Rts) {
             let lat = Arc::new(std::sync::Mutex::new(Vec::new()));
             let epoch = Instant::now();
             let mut c0 = Client::connect(x.addr).await;
-            let r = c0.post("/jsonrpc", json_call("event.from", &[s(&x.session), Value::Array(vec![s("pool")]), s(""), Value::Float(0.0)])).await;
+            let r = c0
+                .post(
+                    "/jsonrpc",
+                    json_call("event.from", &[s(&x.session), Value::Array(vec![s("pool")]), s(""), Value::Float(0.0)]),
+                )
+                .await;
             let v: serde_json::Value = serde_json::from_slice(&r).expect("json");
             let token0 = v["result"]["token"].as_str().expect("token").to_string();
             let mut tasks = Vec::new();
             for _ in 0..waiters {
-                let (addr, sess, sent_at, seen, lat, token0) = (x.addr, x.session.clone(), sent_at.clone(), seen.clone(), lat.clone(), token0.clone());
+                let (addr, sess, sent_at, seen, lat, token0) =
+                    (x.addr, x.session.clone(), sent_at.clone(), seen.clone(), lat.clone(), token0.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut c = Client::connect(addr).await;
                     let mut token = token0;
                     let mut got = 0usize;
                     while got < rounds {
-                        let r = c.post("/jsonrpc", json_call("event.from", &[Value::from(sess.as_str()), Value::Array(vec![Value::from("pool")]), Value::String(token.clone()), Value::Float(30.0)])).await;
+                        let r = c
+                            .post(
+                                "/jsonrpc",
+                                json_call(
+                                    "event.from",
+                                    &[
+                                        Value::from(sess.as_str()),
+                                        Value::Array(vec![Value::from("pool")]),
+                                        Value::String(token.clone()),
+                                        Value::Float(30.0),
+                                    ],
+                                ),
+                            )
+                            .await;
                         let now = epoch.elapsed().as_nanos() as u64;
                         let v: serde_json::Value = serde_json::from_slice(&r).expect("json");
                         token = v["result"]["token"].as_str().unwrap_or_default().to_string();
@@ -230,7 +263,15 @@ fn event_latency(rt: &Rts) {
             let mut w = Client::connect(x.addr).await;
             for i in 0..rounds {
                 sent_at[i].store(epoch.elapsed().as_nanos() as u64, Ordering::Release);
-                let _ = w.post("/jsonrpc", json_call("pool.add_to_other_config", &[s(&x.session), s(&pool), Value::String(format!("bench:{i}")), s("x")])).await;
+                let _ = w
+                    .post(
+                        "/jsonrpc",
+                        json_call(
+                            "pool.add_to_other_config",
+                            &[s(&x.session), s(&pool), Value::String(format!("bench:{i}")), s("x")],
+                        ),
+                    )
+                    .await;
                 while seen.load(Ordering::Acquire) < (i + 1) * waiters {
                     tokio::task::yield_now().await;
                 }
@@ -238,12 +279,20 @@ fn event_latency(rt: &Rts) {
             for t in tasks {
                 let _ = t.await;
             }
-            let _ = w.post("/jsonrpc", json_call("pool.set_other_config", &[s(&x.session), s(&pool), Value::Struct(vec![])])).await;
+            let _ = w
+                .post("/jsonrpc", json_call("pool.set_other_config", &[s(&x.session), s(&pool), Value::Struct(vec![])]))
+                .await;
             let l = lat.lock().expect("lock").clone();
             l
         });
         l.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-        println!("| {waiters} | {} | {:.2} | {:.2} | {:.2} |", l.len(), percentile(&l, 0.5), percentile(&l, 0.99), l.last().copied().unwrap_or(0.0));
+        println!(
+            "| {waiters} | {} | {:.2} | {:.2} | {:.2} |",
+            l.len(),
+            percentile(&l, 0.5),
+            percentile(&l, 0.99),
+            l.last().copied().unwrap_or(0.0)
+        );
     }
     let _ = rt.srv.block_on(x.running.shutdown());
 }

@@ -32,7 +32,10 @@ pub async fn start_xapid(durable: bool) -> Xapid {
     let addr = running.bound.http[0];
     let mut c = Client::connect(addr).await;
     let reply = c
-        .post("/jsonrpc", br#"{"jsonrpc":"2.0","method":"session.login_with_password","params":["root","pw"],"id":1}"#.to_vec())
+        .post(
+            "/jsonrpc",
+            br#"{"jsonrpc":"2.0","method":"session.login_with_password","params":["root","pw"],"id":1}"#.to_vec(),
+        )
         .await;
     let v: serde_json::Value = serde_json::from_slice(&reply).expect("login reply");
     let session = v["result"].as_str().expect("session").to_string();
@@ -144,7 +147,12 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0)
 }
 

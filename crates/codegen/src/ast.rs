@@ -92,14 +92,8 @@ pub struct Roles {
     pub cert: bool,
 }
 
-pub const ROLE_ORDER: [&str; 6] = [
-    "pool-admin",
-    "pool-operator",
-    "vm-power-admin",
-    "vm-admin",
-    "vm-operator",
-    "read-only",
-];
+pub const ROLE_ORDER: [&str; 6] =
+    ["pool-admin", "pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "read-only"];
 
 impl Roles {
     /// The role list as the reference orders it.
@@ -159,6 +153,9 @@ pub struct ClassOpts {
     pub events: bool,
     /// Not written to disk (sessions, tasks: xapi's PersistNothing).
     pub transient: bool,
+    /// Not a database table at all (roles): computed on start, never
+    /// persisted, no events, not in valid_ref_counts.
+    pub is_static: bool,
     /// Roles for the implicit readers and writers (defaults: read-only plus
     /// client-cert; pool-operator).
     pub read: Option<Roles>,
@@ -192,16 +189,10 @@ pub struct Api {
 
 impl Class {
     pub fn read_roles(&self) -> Roles {
-        self.opts.read.clone().unwrap_or(Roles {
-            min: Some("read-only".into()),
-            cert: true,
-        })
+        self.opts.read.clone().unwrap_or(Roles { min: Some("read-only".into()), cert: true })
     }
     pub fn write_roles(&self) -> Roles {
-        self.opts.write.clone().unwrap_or(Roles {
-            min: Some("pool-operator".into()),
-            cert: false,
-        })
+        self.opts.write.clone().unwrap_or(Roles { min: Some("pool-operator".into()), cert: false })
     }
 }
 

@@ -64,20 +64,11 @@ pub fn default_expr(l: &Lit, ty: &Ty) -> Result<String, String> {
         (Lit::Bool(b), _) => format!("&Default::Bool({b})"),
         (l, Ty::DateTime) => {
             let s = lit_str(l);
-            format!(
-                "&Default::DateTime({})",
-                datetime_secs(&s).ok_or_else(|| format!("bad datetime default {s}"))?
-            )
+            format!("&Default::DateTime({})", datetime_secs(&s).ok_or_else(|| format!("bad datetime default {s}"))?)
         }
-        (Lit::Num(n), Ty::Int) => format!(
-            "&Default::Int({})",
-            n.parse::<i64>().map_err(|_| format!("bad int {n}"))?
-        ),
+        (Lit::Num(n), Ty::Int) => format!("&Default::Int({})", n.parse::<i64>().map_err(|_| format!("bad int {n}"))?),
         (Lit::Num(n), Ty::Float) => {
-            let f: f64 = n
-                .trim_end_matches('.')
-                .parse()
-                .map_err(|_| format!("bad float {n}"))?;
+            let f: f64 = n.trim_end_matches('.').parse().map_err(|_| format!("bad float {n}"))?;
             format!("&Default::Float({f:?})")
         }
         (Lit::Set(items), Ty::Set(inner)) if **inner == Ty::Int => {
@@ -89,10 +80,8 @@ pub fn default_expr(l: &Lit, ty: &Ty) -> Result<String, String> {
             format!("&Default::Set(&[{}])", v.join(", "))
         }
         (Lit::Map(kv), Ty::Map(_, _)) => {
-            let v: Vec<String> = kv
-                .iter()
-                .map(|(k, v)| format!("({}, {})", lit(&lit_str(k)), lit(&lit_str(v))))
-                .collect();
+            let v: Vec<String> =
+                kv.iter().map(|(k, v)| format!("({}, {})", lit(&lit_str(k)), lit(&lit_str(v)))).collect();
             format!("&Default::Map(&[{}])", v.join(", "))
         }
         (l, Ty::String | Ty::Enum(_) | Ty::Ref(_)) => {
@@ -140,29 +129,11 @@ fn kind_expr(k: Kind) -> String {
 pub fn gen_schema(api: &Api) -> Result<String, String> {
     let mut o = String::new();
     let w = &mut o;
-    writeln!(
-        w,
-        "// Generated from datamodel/ by the codegen crate. Do not edit."
-    )
-    .ok();
-    writeln!(
-        w,
-        "pub const API_VERSION_MAJOR: i64 = {};",
-        api.api_version.0
-    )
-    .ok();
-    writeln!(
-        w,
-        "pub const API_VERSION_MINOR: i64 = {};",
-        api.api_version.1
-    )
-    .ok();
+    writeln!(w, "// Generated from datamodel/ by the codegen crate. Do not edit.").ok();
+    writeln!(w, "pub const API_VERSION_MAJOR: i64 = {};", api.api_version.0).ok();
+    writeln!(w, "pub const API_VERSION_MINOR: i64 = {};", api.api_version.1).ok();
     for e in api.enums() {
-        let vals: Vec<String> = e
-            .values
-            .iter()
-            .map(|(v, d)| format!("({}, {})", lit(v), lit(d)))
-            .collect();
+        let vals: Vec<String> = e.values.iter().map(|(v, d)| format!("({}, {})", lit(v), lit(d))).collect();
         writeln!(
             w,
             "pub static {}: EnumDef = EnumDef {{ name: {}, doc: {}, values: &[{}] }};",
@@ -176,26 +147,16 @@ pub fn gen_schema(api: &Api) -> Result<String, String> {
     writeln!(
         w,
         "pub static ENUMS: &[&EnumDef] = &[{}];",
-        api.enums()
-            .map(|e| format!("&{}", enum_static(&e.name)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        api.enums().map(|e| format!("&{}", enum_static(&e.name))).collect::<Vec<_>>().join(", ")
     )
     .ok();
     for (ci, c) in api.classes.iter().enumerate() {
-        writeln!(
-            w,
-            "static FIELDS_{}: [FieldDef; {}] = [",
-            shout(&c.name),
-            c.fields.len()
-        )
-        .ok();
+        writeln!(w, "static FIELDS_{}: [FieldDef; {}] = [", shout(&c.name), c.fields.len()).ok();
         for f in &c.fields {
             let default = match &f.default {
-                Some(l) => format!(
-                    "Some({})",
-                    default_expr(l, &f.ty).map_err(|e| format!("{}.{}: {e}", c.name, f.wire()))?
-                ),
+                Some(l) => {
+                    format!("Some({})", default_expr(l, &f.ty).map_err(|e| format!("{}.{}: {e}", c.name, f.wire()))?)
+                }
                 None => "None".into(),
             };
             writeln!(
@@ -213,13 +174,7 @@ pub fn gen_schema(api: &Api) -> Result<String, String> {
         }
         writeln!(w, "];").ok();
         let msgs = all_messages(c);
-        writeln!(
-            w,
-            "static MSGS_{}: [MsgDef; {}] = [",
-            shout(&c.name),
-            msgs.len()
-        )
-        .ok();
+        writeln!(w, "static MSGS_{}: [MsgDef; {}] = [", shout(&c.name), msgs.len()).ok();
         for d in &msgs {
             let m = &d.msg;
             let mut params = Vec::new();
@@ -227,8 +182,7 @@ pub fn gen_schema(api: &Api) -> Result<String, String> {
                 let default = match &p.default {
                     Some(l) => format!(
                         "Some({})",
-                        default_expr(l, &p.ty)
-                            .map_err(|e| format!("{}.{}({}): {e}", c.name, m.name, p.name))?
+                        default_expr(l, &p.ty).map_err(|e| format!("{}.{}({}): {e}", c.name, m.name, p.name))?
                     ),
                     None => "None".into(),
                 };
@@ -264,7 +218,7 @@ pub fn gen_schema(api: &Api) -> Result<String, String> {
         writeln!(w, "];").ok();
         writeln!(
             w,
-            "pub static {}: ClassDef = ClassDef {{ name: {}, doc: {}, index: {ci}, fields: &FIELDS_{}, messages: &MSGS_{}, db: {}, get_all: {}, ctor: {}, events: {}, transient: {}, life: {} }};",
+            "pub static {}: ClassDef = ClassDef {{ name: {}, doc: {}, index: {ci}, fields: &FIELDS_{}, messages: &MSGS_{}, db: {}, get_all: {}, ctor: {}, events: {}, transient: {}, is_static: {}, life: {} }};",
             class_static(&c.name),
             lit(&c.name),
             lit(&c.doc),
@@ -274,7 +228,8 @@ pub fn gen_schema(api: &Api) -> Result<String, String> {
             c.opts.get_all,
             c.opts.ctor,
             c.opts.events,
-            c.opts.transient,
+            c.opts.transient || c.opts.is_static,
+            c.opts.is_static,
             life_expr(c.life)
         )
         .ok();
@@ -282,45 +237,23 @@ pub fn gen_schema(api: &Api) -> Result<String, String> {
     writeln!(
         w,
         "pub static CLASSES: &[&ClassDef] = &[{}];",
-        api.classes
-            .iter()
-            .map(|c| format!("&{}", class_static(&c.name)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        api.classes.iter().map(|c| format!("&{}", class_static(&c.name))).collect::<Vec<_>>().join(", ")
     )
     .ok();
     writeln!(w, "pub static ERRORS: &[ErrorDef] = &[").ok();
     for e in &api.errors {
         let ps: Vec<String> = e.params.iter().map(|p| lit(p)).collect();
-        writeln!(
-            w,
-            "  ErrorDef {{ code: {}, params: &[{}], doc: {} }},",
-            lit(&e.code),
-            ps.join(", "),
-            lit(&e.doc)
-        )
-        .ok();
+        writeln!(w, "  ErrorDef {{ code: {}, params: &[{}], doc: {} }},", lit(&e.code), ps.join(", "), lit(&e.doc))
+            .ok();
     }
     writeln!(w, "];").ok();
     // Relations: (class, set field) is derived from (other class, ref field).
-    writeln!(
-        w,
-        "/// (class, set field, other class, ref field): the set mirrors the ref."
-    )
-    .ok();
+    writeln!(w, "/// (class, set field, other class, ref field): the set mirrors the ref.").ok();
     writeln!(w, "pub static RELATIONS: &[(&str, &str, &str, &str)] = &[").ok();
     for c in &api.classes {
         for f in &c.fields {
             if let Some((oc, of)) = &f.inverse {
-                writeln!(
-                    w,
-                    "  ({}, {}, {}, {}),",
-                    lit(&c.name),
-                    lit(&f.wire()),
-                    lit(oc),
-                    lit(of)
-                )
-                .ok();
+                writeln!(w, "  ({}, {}, {}, {}),", lit(&c.name), lit(&f.wire()), lit(oc), lit(of)).ok();
             }
         }
     }
@@ -409,99 +342,52 @@ fn doc_comment(w: &mut String, indent: &str, doc: &str) {
 pub fn gen_types(api: &Api) -> String {
     let mut o = String::new();
     let w = &mut o;
-    writeln!(
-        w,
-        "// Generated from datamodel/ by the codegen crate. Do not edit."
-    )
-    .ok();
+    writeln!(w, "// Generated from datamodel/ by the codegen crate. Do not edit.").ok();
     for c in referenced_classes(api) {
-        let doc = api
-            .class(&c)
-            .map(|c| c.doc.clone())
-            .unwrap_or_else(|| format!("The `{c}` class (not served here)."));
+        let doc = api.class(&c).map(|c| c.doc.clone()).unwrap_or_else(|| format!("The `{c}` class (not served here)."));
         doc_comment(w, "", &doc);
-        writeln!(
-            w,
-            "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]\npub struct {};",
-            camel(&c)
-        )
-        .ok();
-        writeln!(
-            w,
-            "impl Class for {} {{ const NAME: &'static str = {}; }}",
-            camel(&c),
-            lit(&c)
-        )
-        .ok();
+        writeln!(w, "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]\npub struct {};", camel(&c))
+            .ok();
+        writeln!(w, "impl Class for {} {{ const NAME: &'static str = {}; }}", camel(&c), lit(&c)).ok();
     }
     for e in api.enums() {
         let t = camel(&e.name);
         let vs = variants(e);
         doc_comment(w, "", &e.doc);
-        writeln!(
-            w,
-            "#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]\npub enum {t} {{"
-        )
-        .ok();
+        writeln!(w, "#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]\npub enum {t} {{").ok();
         for ((v, d), rv) in e.values.iter().zip(&vs) {
             doc_comment(w, "    ", if d.is_empty() { v } else { d });
             writeln!(w, "    {rv},").ok();
         }
-        writeln!(w, "    /// A value this version does not know (sent by a newer server).\n    Unknown(String),\n}}").ok();
+        writeln!(w, "    /// A value this version does not know (sent by a newer server).\n    Unknown(String),\n}}")
+            .ok();
         writeln!(w, "impl {t} {{").ok();
         writeln!(
             w,
             "    pub const VALUES: &'static [{t}] = &[{}];",
-            vs.iter()
-                .map(|v| format!("{t}::{v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            vs.iter().map(|v| format!("{t}::{v}")).collect::<Vec<_>>().join(", ")
         )
         .ok();
-        writeln!(
-            w,
-            "    pub fn def() -> &'static EnumDef {{ &{} }}",
-            enum_static(&e.name)
-        )
-        .ok();
-        writeln!(
-            w,
-            "    /// The wire spelling.\n    pub fn as_str(&self) -> &str {{ match self {{"
-        )
-        .ok();
+        writeln!(w, "    pub fn def() -> &'static EnumDef {{ &{} }}", enum_static(&e.name)).ok();
+        writeln!(w, "    /// The wire spelling.\n    pub fn as_str(&self) -> &str {{ match self {{").ok();
         for ((v, _), rv) in e.values.iter().zip(&vs) {
             writeln!(w, "        {t}::{rv} => {},", lit(v)).ok();
         }
         writeln!(w, "        {t}::Unknown(s) => s,\n    }} }}").ok();
         writeln!(w, "    /// Case-insensitive, as xapi matches enums; unknown values are kept.\n    pub fn parse(s: &str) -> {t} {{").ok();
         for ((v, _), rv) in e.values.iter().zip(&vs) {
-            writeln!(
-                w,
-                "        if s.eq_ignore_ascii_case({}) {{ return {t}::{rv}; }}",
-                lit(v)
-            )
-            .ok();
+            writeln!(w, "        if s.eq_ignore_ascii_case({}) {{ return {t}::{rv}; }}", lit(v)).ok();
         }
         writeln!(w, "        {t}::Unknown(s.to_string())\n    }}\n}}").ok();
         writeln!(w, "impl std::fmt::Display for {t} {{ fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{ f.write_str(self.as_str()) }} }}").ok();
-        writeln!(
-            w,
-            "impl From<&str> for {t} {{ fn from(s: &str) -> Self {{ {t}::parse(s) }} }}"
-        )
-        .ok();
+        writeln!(w, "impl From<&str> for {t} {{ fn from(s: &str) -> Self {{ {t}::parse(s) }} }}").ok();
         writeln!(w, "impl XenType for {t} {{").ok();
         writeln!(w, "    fn from_value(v: &Value) -> Result<Self, TypeError> {{ match v {{ Value::String(s) => Ok({t}::parse(s)), _ => Err(TypeError {{ expected: {}, got: format!(\"{{v:?}}\") }}) }} }}", lit(&e.name)).ok();
-        writeln!(
-            w,
-            "    fn to_value(&self) -> Value {{ Value::String(self.as_str().to_string()) }}"
-        )
-        .ok();
+        writeln!(w, "    fn to_value(&self) -> Value {{ Value::String(self.as_str().to_string()) }}").ok();
         writeln!(
             w,
             "    fn zero() -> Self {{ {t}::{} }}",
-            vs.first()
-                .cloned()
-                .unwrap_or_else(|| "Unknown(String::new())".into())
+            vs.first().cloned().unwrap_or_else(|| "Unknown(String::new())".into())
         )
         .ok();
         writeln!(w, "}}").ok();
@@ -516,51 +402,33 @@ pub fn gen_types(api: &Api) -> String {
             writeln!(w, "    pub {}: {},", snake(&f.wire()), rust_ty(api, &f.ty)).ok();
         }
         writeln!(w, "}}").ok();
-        writeln!(
-            w,
-            "impl std::default::Default for {rec} {{ fn default() -> Self {{ Self {{"
-        )
-        .ok();
+        writeln!(w, "impl std::default::Default for {rec} {{ fn default() -> Self {{ Self {{").ok();
         for f in &c.fields {
             writeln!(w, "    {}: XenType::zero(),", snake(&f.wire())).ok();
         }
         writeln!(w, "}} }} }}").ok();
         writeln!(w, "impl XenType for {rec} {{").ok();
-        writeln!(
-            w,
-            "    fn from_value(v: &Value) -> Result<Self, TypeError> {{"
-        )
-        .ok();
+        writeln!(w, "    fn from_value(v: &Value) -> Result<Self, TypeError> {{").ok();
         writeln!(w, "        if let Value::Row(r) = v {{ let mut it = r.fields.iter(); let mut next = || it.next().unwrap_or(&Value::Nil); return Ok(Self {{").ok();
         for f in &c.fields {
-            writeln!(
-                w,
-                "            {}: XenType::from_value(next())?,",
-                snake(&f.wire())
-            )
-            .ok();
+            writeln!(w, "            {}: XenType::from_value(next())?,", snake(&f.wire())).ok();
         }
         writeln!(w, "        }}); }}").ok();
         writeln!(w, "        if !matches!(v, Value::Struct(_)) {{ return Err(TypeError {{ expected: {}, got: v.kind().to_string() }}); }}", lit(&format!("{} record", c.name))).ok();
         writeln!(w, "        Ok(Self {{").ok();
         for f in &c.fields {
+            writeln!(w, "            {}: member(v, {})?,", snake(&f.wire()), lit(&f.wire())).ok();
+        }
+        writeln!(w, "        }})\n    }}").ok();
+        writeln!(w, "    fn to_value(&self) -> Value {{ let mut m = Vec::with_capacity({});", c.fields.len()).ok();
+        for f in &c.fields {
             writeln!(
                 w,
-                "            {}: member(v, {})?,",
+                "        let v = self.{}.to_value(); if !matches!(v, Value::Nil) {{ m.push(({}.to_string(), v)); }}",
                 snake(&f.wire()),
                 lit(&f.wire())
             )
             .ok();
-        }
-        writeln!(w, "        }})\n    }}").ok();
-        writeln!(
-            w,
-            "    fn to_value(&self) -> Value {{ let mut m = Vec::with_capacity({});",
-            c.fields.len()
-        )
-        .ok();
-        for f in &c.fields {
-            writeln!(w, "        let v = self.{}.to_value(); if !matches!(v, Value::Nil) {{ m.push(({}.to_string(), v)); }}", snake(&f.wire()), lit(&f.wire())).ok();
         }
         writeln!(w, "        Value::Struct(m)\n    }}").ok();
         writeln!(w, "    fn zero() -> Self {{ Self::default() }}\n}}").ok();
@@ -609,16 +477,8 @@ fn gen_errors(api: &Api, w: &mut String) {
             .collect();
         rows.push((e, v, fields));
     }
-    writeln!(
-        w,
-        "/// Every XenAPI error code with its parameters, as sent on the wire."
-    )
-    .ok();
-    writeln!(
-        w,
-        "#[derive(Debug, Clone, PartialEq, Eq)]\npub enum ApiError {{"
-    )
-    .ok();
+    writeln!(w, "/// Every XenAPI error code with its parameters, as sent on the wire.").ok();
+    writeln!(w, "#[derive(Debug, Clone, PartialEq, Eq)]\npub enum ApiError {{").ok();
     for (e, v, fields) in &rows {
         doc_comment(w, "    ", &format!("`{}`: {}", e.code, e.doc));
         if fields.is_empty() {
@@ -627,32 +487,23 @@ fn gen_errors(api: &Api, w: &mut String) {
             writeln!(
                 w,
                 "    {v} {{ {} }},",
-                fields
-                    .iter()
-                    .map(|f| format!("{f}: String"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                fields.iter().map(|f| format!("{f}: String")).collect::<Vec<_>>().join(", ")
             )
             .ok();
         }
     }
-    writeln!(w, "    /// A code this version does not know.\n    Other {{ code: String, params: Vec<String> }},\n}}").ok();
+    writeln!(w, "    /// A code this version does not know.\n    Other {{ code: String, params: Vec<String> }},\n}}")
+        .ok();
     writeln!(w, "impl ApiError {{").ok();
-    writeln!(w, "    /// The wire code, e.g. `VM_BAD_POWER_STATE`.\n    pub fn code(&self) -> &str {{ match self {{").ok();
+    writeln!(w, "    /// The wire code, e.g. `VM_BAD_POWER_STATE`.\n    pub fn code(&self) -> &str {{ match self {{")
+        .ok();
     for (e, v, fields) in &rows {
-        let pat = if fields.is_empty() {
-            String::new()
-        } else {
-            " { .. }".into()
-        };
+        let pat = if fields.is_empty() { String::new() } else { " { .. }".into() };
         writeln!(w, "        ApiError::{v}{pat} => {},", lit(&e.code)).ok();
     }
-    writeln!(
-        w,
-        "        ApiError::Other {{ code, .. }} => code,\n    }} }}"
-    )
-    .ok();
-    writeln!(w, "    /// The parameters, in wire order.\n    pub fn params(&self) -> Vec<String> {{ match self {{").ok();
+    writeln!(w, "        ApiError::Other {{ code, .. }} => code,\n    }} }}").ok();
+    writeln!(w, "    /// The parameters, in wire order.\n    pub fn params(&self) -> Vec<String> {{ match self {{")
+        .ok();
     for (_, v, fields) in &rows {
         if fields.is_empty() {
             writeln!(w, "        ApiError::{v} => vec![],").ok();
@@ -661,38 +512,20 @@ fn gen_errors(api: &Api, w: &mut String) {
                 w,
                 "        ApiError::{v} {{ {} }} => vec![{}],",
                 fields.join(", "),
-                fields
-                    .iter()
-                    .map(|f| format!("{f}.clone()"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                fields.iter().map(|f| format!("{f}.clone()")).collect::<Vec<_>>().join(", ")
             )
             .ok();
         }
     }
-    writeln!(
-        w,
-        "        ApiError::Other {{ params, .. }} => params.clone(),\n    }} }}"
-    )
-    .ok();
+    writeln!(w, "        ApiError::Other {{ params, .. }} => params.clone(),\n    }} }}").ok();
     writeln!(w, "    /// Decode `[code, params…]`. Missing parameters read as empty, extra ones are dropped;\n    /// unknown codes become `Other`.").ok();
     writeln!(w, "    pub fn from_wire(desc: &[String]) -> ApiError {{\n        let code = desc.first().map(String::as_str).unwrap_or(\"INTERNAL_ERROR\");\n        let p = |i: usize| desc.get(i + 1).cloned().unwrap_or_default();\n        match code {{").ok();
     for (e, v, fields) in &rows {
         if fields.is_empty() {
             writeln!(w, "            {} => ApiError::{v},", lit(&e.code)).ok();
         } else {
-            let inits: Vec<String> = fields
-                .iter()
-                .enumerate()
-                .map(|(i, f)| format!("{f}: p({i})"))
-                .collect();
-            writeln!(
-                w,
-                "            {} => ApiError::{v} {{ {} }},",
-                lit(&e.code),
-                inits.join(", ")
-            )
-            .ok();
+            let inits: Vec<String> = fields.iter().enumerate().map(|(i, f)| format!("{f}: p({i})")).collect();
+            writeln!(w, "            {} => ApiError::{v} {{ {} }},", lit(&e.code), inits.join(", ")).ok();
         }
     }
     writeln!(w, "            _ => ApiError::Other {{ code: code.to_string(), params: desc.get(1..).unwrap_or(&[]).to_vec() }},\n        }}\n    }}").ok();

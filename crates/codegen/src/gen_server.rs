@@ -16,40 +16,25 @@ pub fn method_name(msg: &str) -> String {
 }
 
 fn ret_ty(api: &Api, m: &Message) -> String {
-    m.result
-        .as_ref()
-        .map(|t| rust_ty(api, t))
-        .unwrap_or_else(|| "()".into())
+    m.result.as_ref().map(|t| rust_ty(api, t)).unwrap_or_else(|| "()".into())
 }
 
 pub fn gen_server(api: &Api) -> String {
     let mut o = String::new();
     let w = &mut o;
-    writeln!(
-        w,
-        "// Generated from datamodel/ by the codegen crate. Do not edit."
-    )
-    .ok();
+    writeln!(w, "// Generated from datamodel/ by the codegen crate. Do not edit.").ok();
     for c in &api.classes {
         if c.messages.is_empty() {
             continue;
         }
-        writeln!(
-            w,
-            "/// Explicit messages of `{}`. Unimplemented ones answer NOT_IMPLEMENTED.",
-            c.name
-        )
-        .ok();
+        writeln!(w, "/// Explicit messages of `{}`. Unimplemented ones answer NOT_IMPLEMENTED.", c.name).ok();
         writeln!(w, "pub trait {}: Sync {{", trait_name(&c.name)).ok();
         for m in &c.messages {
             for line in m.doc.lines() {
                 writeln!(w, "    /// {line}").ok();
             }
-            let params: Vec<String> = m
-                .params
-                .iter()
-                .map(|p| format!("{}: {}", snake(&p.name), rust_ty(api, &p.ty)))
-                .collect();
+            let params: Vec<String> =
+                m.params.iter().map(|p| format!("{}: {}", snake(&p.name), rust_ty(api, &p.ty))).collect();
             let sep = if params.is_empty() { "" } else { ", " };
             writeln!(
                 w,
@@ -63,11 +48,7 @@ pub fn gen_server(api: &Api) -> String {
         }
         writeln!(w, "}}").ok();
     }
-    writeln!(
-        w,
-        "/// Call an explicit message with arguments already checked against the schema."
-    )
-    .ok();
+    writeln!(w, "/// Call an explicit message with arguments already checked against the schema.").ok();
     writeln!(w, "pub async fn dispatch_explicit(s: &Server, ctx: &Ctx, class: &str, msg: &str, args: &[Value]) -> Result<Value, ApiError> {{").ok();
     writeln!(w, "    match (class, msg) {{").ok();
     for c in &api.classes {
@@ -75,21 +56,11 @@ pub fn gen_server(api: &Api) -> String {
             let mut call_args = Vec::new();
             let mut lets = String::new();
             for (i, p) in m.params.iter().enumerate() {
-                writeln!(
-                    lets,
-                    "let a{i}: {} = arg(args, {i}, {})?;",
-                    rust_ty(api, &p.ty),
-                    lit(&p.name)
-                )
-                .ok();
+                writeln!(lets, "let a{i}: {} = arg(args, {i}, {})?;", rust_ty(api, &p.ty), lit(&p.name)).ok();
                 call_args.push(format!("a{i}"));
             }
             let sep = if call_args.is_empty() { "" } else { ", " };
-            let conv = if m.result.is_some() {
-                "r.to_value()"
-            } else {
-                "{ let () = r; Value::String(String::new()) }"
-            };
+            let conv = if m.result.is_some() { "r.to_value()" } else { "{ let () = r; Value::String(String::new()) }" };
             writeln!(
                 w,
                 "        ({}, {}) => {{ {lets} let r = Box::pin(<Server as {}>::{}(s, ctx{sep}{})).await?; Ok({conv}) }}",

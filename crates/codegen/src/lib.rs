@@ -55,19 +55,12 @@ pub fn load(dir: &Path) -> Result<Api, String> {
         if f.file_name().is_some_and(|n| n == "errors.dm") {
             api.errors = parse::parse_errors(&name, &src).map_err(|e| e.to_string())?;
         } else {
-            api.classes
-                .push(parse::parse_class(&name, &src).map_err(|e| e.to_string())?);
+            api.classes.push(parse::parse_class(&name, &src).map_err(|e| e.to_string())?);
         }
     }
     let ver = std::fs::read_to_string(dir.join("version")).map_err(|e| format!("version: {e}"))?;
-    let (a, b) = ver
-        .trim()
-        .split_once('.')
-        .ok_or("version must be MAJOR.MINOR")?;
-    api.api_version = (
-        a.parse().map_err(|_| "bad major")?,
-        b.parse().map_err(|_| "bad minor")?,
-    );
+    let (a, b) = ver.trim().split_once('.').ok_or("version must be MAJOR.MINOR")?;
+    api.api_version = (a.parse().map_err(|_| "bad major")?, b.parse().map_err(|_| "bad minor")?);
     validate(&api)?;
     Ok(api)
 }
@@ -103,11 +96,7 @@ fn validate(api: &Api) -> Result<(), String> {
                 errs.push(format!("{}.{} defined twice", c.name, m.msg.name));
             }
             for p in &m.msg.params {
-                check_ty(
-                    &p.ty,
-                    &format!("{}.{}({})", c.name, m.msg.name, p.name),
-                    &mut errs,
-                );
+                check_ty(&p.ty, &format!("{}.{}({})", c.name, m.msg.name, p.name), &mut errs);
             }
             if let Some(r) = &m.msg.result {
                 check_ty(r, &format!("{}.{} result", c.name, m.msg.name), &mut errs);
@@ -141,12 +130,7 @@ pub fn walk_ty(ty: &Ty, f: &mut dyn FnMut(&Ty)) {
 /// Field write roles come from a field's `write=` flag (kept in the doc-free
 /// part of the AST as `Field::write`) or the class default.
 fn param(name: &str, ty: Ty, doc: &str) -> Param {
-    Param {
-        name: name.into(),
-        ty,
-        default: None,
-        doc: doc.into(),
-    }
+    Param { name: name.into(), ty, default: None, doc: doc.into() }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -232,11 +216,7 @@ pub fn all_messages(c: &Class) -> Vec<DMsg> {
         out.push(implicit(
             "create".into(),
             Kind::Create,
-            vec![param(
-                "args",
-                Ty::Record(c.name.clone()),
-                "Field values for the new object",
-            )],
+            vec![param("args", Ty::Record(c.name.clone()), "Field values for the new object")],
             Some(me()),
             write.clone(),
             true,
@@ -383,10 +363,7 @@ pub fn all_messages(c: &Class) -> Vec<DMsg> {
     }
     for m in &c.messages {
         out.retain(|d| d.msg.name != m.name);
-        out.push(DMsg {
-            kind: Kind::Explicit,
-            msg: m.clone(),
-        });
+        out.push(DMsg { kind: Kind::Explicit, msg: m.clone() });
     }
     out
 }

@@ -4,10 +4,7 @@
 /// `VM_guest_metrics` → `VmGuestMetrics`, `balance-slb` → `BalanceSlb`.
 pub fn camel(s: &str) -> String {
     let mut out = String::new();
-    for part in s
-        .split(|c: char| c == '_' || c == '-' || c == ' ' || c == '.' || c == '/')
-        .filter(|p| !p.is_empty())
-    {
+    for part in s.split(|c: char| c == '_' || c == '-' || c == ' ' || c == '.' || c == '/').filter(|p| !p.is_empty()) {
         let mut cs = part.chars();
         if let Some(first) = cs.next() {
             out.extend(first.to_uppercase());
@@ -27,11 +24,10 @@ pub fn camel(s: &str) -> String {
 }
 
 const KEYWORDS: &[&str] = &[
-    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
-    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
-    "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where",
-    "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro",
-    "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in",
+    "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "Self", "static", "struct", "super",
+    "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn", "abstract", "become", "box",
+    "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
 ];
 
 /// `VCPUs_max` → `vcpus_max`, `type` → `r#type`.

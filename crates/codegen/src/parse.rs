@@ -34,11 +34,7 @@ pub fn parse_class(file: &str, src: &str) -> Result<Class, ParseError> {
     let mut class: Option<Class> = None;
     let mut cur = Cursor::None;
     for (n, raw) in src.lines().enumerate() {
-        let err = |msg: String| ParseError {
-            file: file.to_string(),
-            line: n + 1,
-            msg,
-        };
+        let err = |msg: String| ParseError { file: file.to_string(), line: n + 1, msg };
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -53,9 +49,7 @@ pub fn parse_class(file: &str, src: &str) -> Result<Class, ParseError> {
             if class.is_some() {
                 return Err(err("one class per file".into()));
             }
-            let name = rest
-                .first()
-                .ok_or_else(|| err("class needs a name".into()))?;
+            let name = rest.first().ok_or_else(|| err("class needs a name".into()))?;
             class = Some(Class {
                 name: name.clone(),
                 doc: doc.to_string(),
@@ -68,9 +62,7 @@ pub fn parse_class(file: &str, src: &str) -> Result<Class, ParseError> {
             cur = Cursor::Class;
             continue;
         }
-        let c = class
-            .as_mut()
-            .ok_or_else(|| err("expected `class` first".into()))?;
+        let c = class.as_mut().ok_or_else(|| err("expected `class` first".into()))?;
         match kw {
             "options" => {
                 for o in rest {
@@ -80,13 +72,10 @@ pub fn parse_class(file: &str, src: &str) -> Result<Class, ParseError> {
                         "ctor" => c.opts.ctor = true,
                         "events" => c.opts.events = true,
                         "transient" => c.opts.transient = true,
+                        "static" => c.opts.is_static = true,
                         "deprecated" | "removed" | "prototyped" => c.life = life(o).map_err(err)?,
-                        _ if o.starts_with("read=") => {
-                            c.opts.read = Some(parse_roles(&o[5..]).map_err(err)?)
-                        }
-                        _ if o.starts_with("write=") => {
-                            c.opts.write = Some(parse_roles(&o[6..]).map_err(err)?)
-                        }
+                        _ if o.starts_with("read=") => c.opts.read = Some(parse_roles(&o[5..]).map_err(err)?),
+                        _ if o.starts_with("write=") => c.opts.write = Some(parse_roles(&o[6..]).map_err(err)?),
                         _ => return Err(err(format!("unknown class option {o}"))),
                     }
                 }
@@ -95,23 +84,9 @@ pub fn parse_class(file: &str, src: &str) -> Result<Class, ParseError> {
                 let text = line.strip_prefix("doc").unwrap_or("").trim();
                 let target = match cur {
                     Cursor::Class | Cursor::None => &mut c.doc,
-                    Cursor::Enum => {
-                        &mut c.enums.last_mut().ok_or_else(|| err("no enum".into()))?.doc
-                    }
-                    Cursor::Field => {
-                        &mut c
-                            .fields
-                            .last_mut()
-                            .ok_or_else(|| err("no field".into()))?
-                            .doc
-                    }
-                    Cursor::Message => {
-                        &mut c
-                            .messages
-                            .last_mut()
-                            .ok_or_else(|| err("no message".into()))?
-                            .doc
-                    }
+                    Cursor::Enum => &mut c.enums.last_mut().ok_or_else(|| err("no enum".into()))?.doc,
+                    Cursor::Field => &mut c.fields.last_mut().ok_or_else(|| err("no field".into()))?.doc,
+                    Cursor::Message => &mut c.messages.last_mut().ok_or_else(|| err("no message".into()))?.doc,
                 };
                 if !target.is_empty() {
                     target.push(' ');
@@ -119,23 +94,15 @@ pub fn parse_class(file: &str, src: &str) -> Result<Class, ParseError> {
                 target.push_str(text);
             }
             "enum" => {
-                let name = rest
-                    .first()
-                    .ok_or_else(|| err("enum needs a name".into()))?;
-                c.enums.push(EnumDef {
-                    name: name.clone(),
-                    doc: doc.to_string(),
-                    values: vec![],
-                });
+                let name = rest.first().ok_or_else(|| err("enum needs a name".into()))?;
+                c.enums.push(EnumDef { name: name.clone(), doc: doc.to_string(), values: vec![] });
                 cur = Cursor::Enum;
             }
             "value" => {
                 let Cursor::Enum = cur else {
                     return Err(err("`value` outside an enum".into()));
                 };
-                let name = rest
-                    .first()
-                    .ok_or_else(|| err("value needs a name".into()))?;
+                let name = rest.first().ok_or_else(|| err("value needs a name".into()))?;
                 let e = c.enums.last_mut().ok_or_else(|| err("no enum".into()))?;
                 e.values.push((name.clone(), doc.to_string()));
             }
@@ -151,10 +118,7 @@ pub fn parse_class(file: &str, src: &str) -> Result<Class, ParseError> {
                 let Cursor::Message = cur else {
                     return Err(err(format!("`{kw}` outside a message")));
                 };
-                let m = c
-                    .messages
-                    .last_mut()
-                    .ok_or_else(|| err("no message".into()))?;
+                let m = c.messages.last_mut().ok_or_else(|| err("no message".into()))?;
                 match kw {
                     "param" => m.params.push(parse_param(rest, doc).map_err(err)?),
                     "result" => m.result_doc = doc.to_string(),
@@ -164,11 +128,7 @@ pub fn parse_class(file: &str, src: &str) -> Result<Class, ParseError> {
             _ => return Err(err(format!("unknown keyword {kw}"))),
         }
     }
-    class.ok_or_else(|| ParseError {
-        file: file.into(),
-        line: 0,
-        msg: "no class".into(),
-    })
+    class.ok_or_else(|| ParseError { file: file.into(), line: 0, msg: "no class".into() })
 }
 
 /// Parse the error catalogue: `error CODE param… -- description`.
@@ -189,9 +149,7 @@ pub fn parse_errors(file: &str, src: &str) -> Result<Vec<ErrorDef>, ParseError> 
             }),
             _ => {
                 return Err(ParseError {
-                    file: file.into(),
-                    line: n + 1,
-                    msg: "expected `error CODE params…`".into(),
+                    file: file.into(), line: n + 1, msg: "expected `error CODE params…`".into()
                 })
             }
         }
@@ -351,12 +309,7 @@ fn parse_param(toks: &[String], doc: &str) -> R<Param> {
         return Err("param NAME TYPE [= DEFAULT]".into());
     };
     let (default, _) = parse_tail(rest)?;
-    Ok(Param {
-        name: name.clone(),
-        ty: parse_ty(ty)?,
-        default,
-        doc: doc.to_string(),
-    })
+    Ok(Param { name: name.clone(), ty: parse_ty(ty)?, default, doc: doc.to_string() })
 }
 
 fn parse_message(toks: &[String], doc: &str) -> R<Message> {
@@ -367,10 +320,7 @@ fn parse_message(toks: &[String], doc: &str) -> R<Message> {
         result: None,
         result_doc: String::new(),
         errors: vec![],
-        roles: Roles {
-            min: None,
-            cert: false,
-        },
+        roles: Roles { min: None, cert: false },
         is_async: false,
         session: true,
         hidden: false,
@@ -384,11 +334,7 @@ fn parse_message(toks: &[String], doc: &str) -> R<Message> {
             "->" => {
                 i += 1;
                 let ty = toks.get(i).ok_or("`->` needs a type")?;
-                m.result = if ty == "void" {
-                    None
-                } else {
-                    Some(parse_ty(ty)?)
-                };
+                m.result = if ty == "void" { None } else { Some(parse_ty(ty)?) };
             }
             "async" => m.is_async = true,
             "nosession" => m.session = false,
@@ -447,18 +393,11 @@ fn split_top_comma(s: &str) -> Option<(&str, &str)> {
 pub fn parse_lit(s: &str) -> R<Lit> {
     let s = s.trim();
     if let Some(body) = s.strip_prefix('"') {
-        let body = body
-            .strip_suffix('"')
-            .ok_or_else(|| format!("unterminated string {s}"))?;
+        let body = body.strip_suffix('"').ok_or_else(|| format!("unterminated string {s}"))?;
         return Ok(Lit::Str(body.replace("\\\"", "\"").replace("\\\\", "\\")));
     }
     if let Some(body) = s.strip_prefix('[').and_then(|b| b.strip_suffix(']')) {
-        return Ok(Lit::Set(
-            split_items(body)
-                .into_iter()
-                .map(parse_lit)
-                .collect::<R<_>>()?,
-        ));
+        return Ok(Lit::Set(split_items(body).into_iter().map(parse_lit).collect::<R<_>>()?));
     }
     if let Some(body) = s.strip_prefix('{').and_then(|b| b.strip_suffix('}')) {
         let mut out = Vec::new();
@@ -520,15 +459,9 @@ mod tests {
     fn types() {
         assert_eq!(
             parse_ty("map<ref<VDI>,set<string>>").unwrap(),
-            Ty::Map(
-                Box::new(Ty::Ref("VDI".into())),
-                Box::new(Ty::Set(Box::new(Ty::String)))
-            )
+            Ty::Map(Box::new(Ty::Ref("VDI".into())), Box::new(Ty::Set(Box::new(Ty::String))))
         );
-        assert_eq!(
-            parse_ty("vm_power_state").unwrap(),
-            Ty::Enum("vm_power_state".into())
-        );
+        assert_eq!(parse_ty("vm_power_state").unwrap(), Ty::Enum("vm_power_state".into()));
     }
 
     #[test]
@@ -550,24 +483,11 @@ message clone -> ref<VM> async role=vm-admin -- Clone it
         let c = parse_class("t", src).unwrap();
         assert_eq!(c.fields[0].wire(), "name_label");
         assert_eq!(c.fields[0].column(), "name__label");
-        assert_eq!(
-            c.fields[1].default,
-            Some(Lit::Map(vec![(
-                Lit::Str("a".into()),
-                Lit::Str("b c".into())
-            )]))
-        );
+        assert_eq!(c.fields[1].default, Some(Lit::Map(vec![(Lit::Str("a".into()), Lit::Str("b c".into()))])));
         assert_eq!(c.messages[0].params[1].default, Some(Lit::Bool(false)));
         assert_eq!(
             c.messages[0].roles.expand(),
-            vec![
-                "pool-admin",
-                "pool-operator",
-                "vm-power-admin",
-                "vm-admin",
-                "vm-operator",
-                "client-cert"
-            ]
+            vec!["pool-admin", "pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "client-cert"]
         );
         assert_eq!(c.messages[1].result, Some(Ty::Ref("VM".into())));
     }

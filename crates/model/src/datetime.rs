@@ -36,23 +36,14 @@ impl Ord for DateTime {
 }
 
 impl DateTime {
-    pub const EPOCH: DateTime = DateTime {
-        secs: 0,
-        zone: Zone::Utc,
-    };
+    pub const EPOCH: DateTime = DateTime { secs: 0, zone: Zone::Utc };
 
     pub fn utc(secs: i64) -> DateTime {
-        DateTime {
-            secs,
-            zone: Zone::Utc,
-        }
+        DateTime { secs, zone: Zone::Utc }
     }
 
     pub fn now() -> DateTime {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         DateTime::utc(secs)
     }
 
@@ -98,12 +89,7 @@ impl DateTime {
             }
             _ => return None,
         };
-        if p.i != b.len()
-            || !(1..=12).contains(&month)
-            || !(1..=31).contains(&day)
-            || hour > 23
-            || min > 59
-            || sec > 60
+        if p.i != b.len() || !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60
         {
             return None;
         }
@@ -129,10 +115,7 @@ impl DateTime {
 
     /// The same instant written as a naive local time (no suffix).
     pub fn unqualified(self) -> DateTime {
-        DateTime {
-            secs: self.secs,
-            zone: Zone::Unqualified,
-        }
+        DateTime { secs: self.secs, zone: Zone::Unqualified }
     }
 }
 
@@ -214,18 +197,9 @@ mod tests {
         assert_eq!(DateTime::EPOCH.to_string(), "19700101T00:00:00Z");
         let d = DateTime::parse("20250319T04:16:24Z").unwrap();
         assert_eq!(d.to_string(), "20250319T04:16:24Z");
-        assert_eq!(
-            DateTime::parse("2025-03-19T04:16:24.123Z").unwrap().secs,
-            d.secs
-        );
-        assert_eq!(
-            DateTime::parse("2025-03-19T05:16:24+01:00").unwrap().secs,
-            d.secs
-        );
-        assert_eq!(
-            DateTime::parse("20250319T04:16:24").unwrap().to_string(),
-            "20250319T04:16:24"
-        );
+        assert_eq!(DateTime::parse("2025-03-19T04:16:24.123Z").unwrap().secs, d.secs);
+        assert_eq!(DateTime::parse("2025-03-19T05:16:24+01:00").unwrap().secs, d.secs);
+        assert_eq!(DateTime::parse("20250319T04:16:24").unwrap().to_string(), "20250319T04:16:24");
         assert!(DateTime::parse("garbage").is_none());
         assert!(DateTime::parse("20251319T04:16:24Z").is_none());
         assert!(DateTime::parse("20250319T04:16:24Zjunk").is_none());

@@ -16,14 +16,7 @@ pub const NULL_REF: &str = "OpaqueRef:NULL";
 
 /// Enums, class markers, records and field handles generated from the datamodel.
 pub mod types {
-    #![allow(
-        clippy::all,
-        non_camel_case_types,
-        non_upper_case_globals,
-        unused_imports,
-        unused_mut,
-        unused_variables
-    )]
+    #![allow(clippy::all, non_camel_case_types, non_upper_case_globals, unused_imports, unused_mut, unused_variables)]
     use crate::schema::*;
     use crate::typed::*;
     use crate::value::Value;

@@ -58,15 +58,11 @@ impl Default {
             Default::Bool(b) => Value::Bool(*b),
             Default::DateTime(s) => Value::DateTime(DateTime::utc(*s)),
             Default::NullRef => Value::String(crate::NULL_REF.to_string()),
-            Default::Set(items) => {
-                Value::Array(items.iter().map(|s| Value::String(s.to_string())).collect())
-            }
+            Default::Set(items) => Value::Array(items.iter().map(|s| Value::String(s.to_string())).collect()),
             Default::IntSet(items) => Value::Array(items.iter().map(|i| Value::Int(*i)).collect()),
-            Default::Map(kv) => Value::Struct(
-                kv.iter()
-                    .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-                    .collect(),
-            ),
+            Default::Map(kv) => {
+                Value::Struct(kv.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect())
+            }
         }
     }
 }
@@ -81,10 +77,7 @@ pub struct EnumDef {
 impl EnumDef {
     /// Canonical spelling of a value, matched case-insensitively as xapi does.
     pub fn canonical(&self, s: &str) -> Option<&'static str> {
-        self.values
-            .iter()
-            .map(|(v, _)| *v)
-            .find(|v| v.eq_ignore_ascii_case(s))
+        self.values.iter().map(|(v, _)| *v).find(|v| v.eq_ignore_ascii_case(s))
     }
 }
 
@@ -145,14 +138,8 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
-        Role::PoolAdmin,
-        Role::PoolOperator,
-        Role::VmPowerAdmin,
-        Role::VmAdmin,
-        Role::VmOperator,
-        Role::ReadOnly,
-    ];
+    pub const ALL: [Role; 6] =
+        [Role::PoolAdmin, Role::PoolOperator, Role::VmPowerAdmin, Role::VmAdmin, Role::VmOperator, Role::ReadOnly];
     pub fn name(self) -> &'static str {
         match self {
             Role::PoolAdmin => "pool-admin",
@@ -165,9 +152,7 @@ impl Role {
         }
     }
     pub fn from_name(s: &str) -> Option<Role> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.name().eq_ignore_ascii_case(s))
+        Role::ALL.into_iter().find(|r| r.name().eq_ignore_ascii_case(s))
     }
 }
 
@@ -182,23 +167,11 @@ impl Roles {
     /// Role names in the reference order (client-cert sits before read-only).
     pub fn names(&self) -> Vec<&'static str> {
         if self.min == Role::Nobody {
-            return if self.cert {
-                vec!["client-cert"]
-            } else {
-                vec![]
-            };
+            return if self.cert { vec!["client-cert"] } else { vec![] };
         }
-        let mut out: Vec<&'static str> = Role::ALL
-            .iter()
-            .filter(|r| **r <= self.min)
-            .map(|r| r.name())
-            .collect();
+        let mut out: Vec<&'static str> = Role::ALL.iter().filter(|r| **r <= self.min).map(|r| r.name()).collect();
         if self.cert {
-            let at = if out.last() == Some(&"read-only") {
-                out.len() - 1
-            } else {
-                out.len()
-            };
+            let at = if out.last() == Some(&"read-only") { out.len() - 1 } else { out.len() };
             out.insert(at, "client-cert");
         }
         out
@@ -259,10 +232,7 @@ pub struct MsgDef {
 impl MsgDef {
     /// Parameters that must be given (those before the first defaulted one).
     pub fn required_params(&self) -> usize {
-        self.params
-            .iter()
-            .position(|p| p.default.is_some())
-            .unwrap_or(self.params.len())
+        self.params.iter().position(|p| p.default.is_some()).unwrap_or(self.params.len())
     }
 }
 
@@ -280,6 +250,8 @@ pub struct ClassDef {
     pub events: bool,
     /// Rows are not persisted.
     pub transient: bool,
+    /// Not a database table (roles): no events, not counted.
+    pub is_static: bool,
     pub life: Life,
 }
 
@@ -318,10 +290,7 @@ pub fn class(name: &str) -> Option<&'static ClassDef> {
 
 /// Find a class by case-insensitive name (event subscriptions, ova.xml).
 pub fn class_ci(name: &str) -> Option<&'static ClassDef> {
-    CLASSES
-        .iter()
-        .copied()
-        .find(|c| c.name.eq_ignore_ascii_case(name))
+    CLASSES.iter().copied().find(|c| c.name.eq_ignore_ascii_case(name))
 }
 
 pub fn error_def(code: &str) -> Option<&'static ErrorDef> {

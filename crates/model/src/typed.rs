@@ -25,10 +25,7 @@ pub struct Ref<C> {
 
 impl<C> Ref<C> {
     pub fn new(s: impl Into<String>) -> Self {
-        Ref {
-            s: s.into(),
-            _c: PhantomData,
-        }
+        Ref { s: s.into(), _c: PhantomData }
     }
     pub fn null() -> Self {
         Ref::new(crate::NULL_REF)
@@ -303,10 +300,7 @@ impl MapKey for String {
 }
 impl MapKey for i64 {
     fn from_key(s: &str) -> Result<Self, TypeError> {
-        s.parse().map_err(|_| TypeError {
-            expected: "int key",
-            got: s.to_string(),
-        })
+        s.parse().map_err(|_| TypeError { expected: "int key", got: s.to_string() })
     }
     fn to_key(&self) -> String {
         self.to_string()
@@ -324,24 +318,14 @@ impl<C> MapKey for Ref<C> {
 impl<K: MapKey, V: XenType> XenType for BTreeMap<K, V> {
     fn from_value(v: &Value) -> Result<Self, TypeError> {
         match v {
-            Value::Struct(m) => m
-                .iter()
-                .map(|(k, v)| Ok((K::from_key(k)?, V::from_value(v)?)))
-                .collect(),
-            Value::Row(r) => r
-                .members()
-                .map(|(k, v)| Ok((K::from_key(k)?, V::from_value(v)?)))
-                .collect(),
+            Value::Struct(m) => m.iter().map(|(k, v)| Ok((K::from_key(k)?, V::from_value(v)?))).collect(),
+            Value::Row(r) => r.members().map(|(k, v)| Ok((K::from_key(k)?, V::from_value(v)?))).collect(),
             Value::Nil => Ok(BTreeMap::new()),
             _ => Err(terr("map", v)),
         }
     }
     fn to_value(&self) -> Value {
-        Value::Struct(
-            self.iter()
-                .map(|(k, v)| (k.to_key(), v.to_value()))
-                .collect(),
-        )
+        Value::Struct(self.iter().map(|(k, v)| (k.to_key(), v.to_value())).collect())
     }
     fn zero() -> Self {
         BTreeMap::new()
@@ -357,11 +341,7 @@ pub struct Field<C, T> {
 
 impl<C, T> Field<C, T> {
     pub const fn new(class: &'static ClassDef, index: usize) -> Self {
-        Field {
-            class,
-            index,
-            _p: PhantomData,
-        }
+        Field { class, index, _p: PhantomData }
     }
     pub fn name(&self) -> &'static str {
         self.class.fields[self.index].name

@@ -54,11 +54,7 @@ impl Row {
     }
     /// Convert into a plain struct value (used where a record must be edited).
     pub fn to_struct(&self) -> Value {
-        Value::Struct(
-            self.members()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        )
+        Value::Struct(self.members().map(|(k, v)| (k.to_string(), v.clone())).collect())
     }
 }
 

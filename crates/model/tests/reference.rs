@@ -9,9 +9,7 @@ use std::path::PathBuf;
 fn reference() -> Option<Vec<J>> {
     let path = std::env::var("XAPI_REFERENCE_JSON")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/xenapi.json")
-        });
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/xenapi.json"));
     let text = std::fs::read_to_string(&path).ok()?;
     match serde_json::from_str(&text) {
         Ok(J::Array(a)) => Some(a),
@@ -65,21 +63,8 @@ fn our_default(f: &model::FieldDef) -> Option<String> {
         D::DateTime(_) => model::DateTime::utc(0).to_string(),
         D::NullRef => "OpaqueRef:NULL".into(),
         D::Set(items) => format!("{{{}}}", items.join(", ")),
-        D::IntSet(items) => format!(
-            "{{{}}}",
-            items
-                .iter()
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        D::Map(kv) => format!(
-            "{{{}}}",
-            kv.iter()
-                .map(|(k, v)| format!("{k}:{v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        D::IntSet(items) => format!("{{{}}}", items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")),
+        D::Map(kv) => format!("{{{}}}", kv.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(", ")),
     })
 }
 
@@ -105,11 +90,7 @@ fn datamodel_matches_reference() {
                 continue;
             };
             if ref_ty(of.ty) != f["type"] {
-                problems.push(format!(
-                    "{cname}.{name}: type {} vs {}",
-                    ref_ty(of.ty),
-                    f["type"]
-                ));
+                problems.push(format!("{cname}.{name}: type {} vs {}", ref_ty(of.ty), f["type"]));
             }
             let q = match of.qual {
                 Qual::Rw => "RW",
@@ -117,28 +98,18 @@ fn datamodel_matches_reference() {
                 Qual::RoRun => "RO/runtime",
             };
             if q != f["qualifier"] {
-                problems.push(format!(
-                    "{cname}.{name}: qualifier {q} vs {}",
-                    f["qualifier"]
-                ));
+                problems.push(format!("{cname}.{name}: qualifier {q} vs {}", f["qualifier"]));
             }
             let td = f.get("default").and_then(J::as_str).map(norm_default);
             if td != our_default(of) {
                 let as_f = |s: &str| s.parse::<f64>().ok();
                 let ok = matches!((&td, of.default), (Some(a), Some(schema::Default::Float(b))) if as_f(a) == Some(*b));
                 if !ok {
-                    problems.push(format!(
-                        "{cname}.{name}: default {:?} vs {td:?}",
-                        our_default(of)
-                    ));
+                    problems.push(format!("{cname}.{name}: default {:?} vs {td:?}", our_default(of)));
                 }
             }
             if life(f) != of.life {
-                problems.push(format!(
-                    "{cname}.{name}: lifecycle {:?} vs {:?}",
-                    of.life,
-                    life(f)
-                ));
+                problems.push(format!("{cname}.{name}: lifecycle {:?} vs {:?}", of.life, life(f)));
             }
         }
         for of in ours.fields {
@@ -152,12 +123,8 @@ fn datamodel_matches_reference() {
             match schema::ENUMS.iter().find(|x| x.name == name) {
                 None => problems.push(format!("{cname}: enum {name} missing")),
                 Some(oe) => {
-                    let tv: Vec<&str> = e["values"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|v| v["name"].as_str())
-                        .collect();
+                    let tv: Vec<&str> =
+                        e["values"].as_array().into_iter().flatten().filter_map(|v| v["name"].as_str()).collect();
                     let ov: Vec<&str> = oe.values.iter().map(|v| v.0).collect();
                     if tv != ov {
                         problems.push(format!("enum {name}: values {ov:?} vs {tv:?}"));
@@ -178,18 +145,9 @@ fn datamodel_matches_reference() {
                 .into_iter()
                 .flatten()
                 .filter(|p| !(p["name"] == "session_id" && p["type"] == "session ref"))
-                .map(|p| {
-                    (
-                        p["name"].as_str().unwrap_or("").to_string(),
-                        p["type"].as_str().unwrap_or("").to_string(),
-                    )
-                })
+                .map(|p| (p["name"].as_str().unwrap_or("").to_string(), p["type"].as_str().unwrap_or("").to_string()))
                 .collect();
-            let oparams: Vec<(String, String)> = om
-                .params
-                .iter()
-                .map(|p| (p.name.to_string(), ref_ty(p.ty)))
-                .collect();
+            let oparams: Vec<(String, String)> = om.params.iter().map(|p| (p.name.to_string(), ref_ty(p.ty))).collect();
             if tparams != oparams {
                 problems.push(format!("{cname}.{name}: params {oparams:?} vs {tparams:?}"));
             }
@@ -198,24 +156,12 @@ fn datamodel_matches_reference() {
             if tres != ores {
                 problems.push(format!("{cname}.{name}: result {ores} vs {tres}"));
             }
-            let troles: Vec<&str> = m["roles"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(J::as_str)
-                .collect();
+            let troles: Vec<&str> = m["roles"].as_array().into_iter().flatten().filter_map(J::as_str).collect();
             if troles != om.roles.names() {
-                problems.push(format!(
-                    "{cname}.{name}: roles {:?} vs {troles:?}",
-                    om.roles.names()
-                ));
+                problems.push(format!("{cname}.{name}: roles {:?} vs {troles:?}", om.roles.names()));
             }
-            let mut terrs: Vec<&str> = m["errors"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e["name"].as_str())
-                .collect();
+            let mut terrs: Vec<&str> =
+                m["errors"].as_array().into_iter().flatten().filter_map(|e| e["name"].as_str()).collect();
             let mut oerrs: Vec<&str> = om.errors.to_vec();
             terrs.sort();
             oerrs.sort();
@@ -226,16 +172,10 @@ fn datamodel_matches_reference() {
                 && om.kind == MsgKind::Explicit
                 && !matches!(cname, "message" | "role")
             {
-                problems.push(format!(
-                    "{cname}.{name}: implicit in the reference, explicit here"
-                ));
+                problems.push(format!("{cname}.{name}: implicit in the reference, explicit here"));
             }
             if life(m) != om.life {
-                problems.push(format!(
-                    "{cname}.{name}: lifecycle {:?} vs {:?}",
-                    om.life,
-                    life(m)
-                ));
+                problems.push(format!("{cname}.{name}: lifecycle {:?} vs {:?}", om.life, life(m)));
             }
         }
         for om in ours.messages {
@@ -244,12 +184,7 @@ fn datamodel_matches_reference() {
             }
         }
     }
-    assert!(
-        problems.is_empty(),
-        "{} differences:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
 }
 
 #[test]
@@ -257,12 +192,7 @@ fn every_error_a_message_names_is_declared() {
     for c in CLASSES {
         for m in c.messages {
             for e in m.errors {
-                assert!(
-                    schema::error_def(e).is_some(),
-                    "{}.{} names undeclared error {e}",
-                    c.name,
-                    m.name
-                );
+                assert!(schema::error_def(e).is_some(), "{}.{} names undeclared error {e}", c.name, m.name);
             }
         }
     }

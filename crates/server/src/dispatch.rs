@@ -22,8 +22,7 @@ fn table() -> &'static HashMap<String, (&'static ClassDef, &'static MsgDef)> {
         }
         for c in CLASSES {
             for msg in c.messages {
-                m.entry(format!("{}_{}", c.name, msg.name))
-                    .or_insert((*c, msg));
+                m.entry(format!("{}_{}", c.name, msg.name)).or_insert((*c, msg));
             }
         }
         m
@@ -46,9 +45,7 @@ pub fn list_methods() -> Vec<Value> {
 }
 
 fn field_type_error(name: &str) -> ApiError {
-    ApiError::FieldTypeError {
-        field: name.to_string(),
-    }
+    ApiError::FieldTypeError { field: name.to_string() }
 }
 
 /// Coerce a wire value to a schema type the way xapi's unmarshallers do:
@@ -61,39 +58,26 @@ pub fn coerce(v: Value, ty: &'static Type, name: &str) -> Result<Value> {
         (Type::String, Value::DateTime(d)) => Value::String(d.to_string()),
         (Type::Int, Value::Int(i)) => Value::Int(i),
         (Type::Int, Value::I32(i)) => Value::Int(i as i64),
-        (Type::Int, Value::String(s)) => {
-            Value::Int(s.trim().parse().map_err(|_| field_type_error(name))?)
-        }
-        (Type::Int, Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.2e18 => {
-            Value::Int(f as i64)
-        }
+        (Type::Int, Value::String(s)) => Value::Int(s.trim().parse().map_err(|_| field_type_error(name))?),
+        (Type::Int, Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.2e18 => Value::Int(f as i64),
         (Type::Float, Value::Float(f)) => Value::Float(f),
         (Type::Float, Value::Int(i)) => Value::Float(i as f64),
         (Type::Float, Value::I32(i)) => Value::Float(i as f64),
-        (Type::Float, Value::String(s)) => {
-            Value::Float(parse_float(&s).ok_or_else(|| field_type_error(name))?)
-        }
+        (Type::Float, Value::String(s)) => Value::Float(parse_float(&s).ok_or_else(|| field_type_error(name))?),
+        // xapi accepts only real booleans here.
         (Type::Bool, Value::Bool(b)) => Value::Bool(b),
-        (Type::Bool, Value::String(s)) if s == "true" || s == "false" => Value::Bool(s == "true"),
         (Type::DateTime, Value::DateTime(d)) => Value::DateTime(d),
         (Type::DateTime, Value::String(s)) => {
             Value::DateTime(DateTime::parse(&s).ok_or_else(|| field_type_error(name))?)
         }
         (Type::Enum(e), Value::String(s)) => match e.canonical(&s) {
             Some(c) => Value::String(c.to_string()),
-            None => {
-                return Err(ApiError::InvalidValue {
-                    field: name.to_string(),
-                    value: s,
-                })
-            }
+            None => return Err(ApiError::InvalidValue { field: name.to_string(), value: s }),
         },
         (Type::Ref(_), Value::String(s)) => Value::String(s),
-        (Type::Set(t), Value::Array(a)) => Value::Array(
-            a.into_iter()
-                .map(|x| coerce(x, t, name))
-                .collect::<Result<_>>()?,
-        ),
+        (Type::Set(t), Value::Array(a)) => {
+            Value::Array(a.into_iter().map(|x| coerce(x, t, name)).collect::<Result<_>>()?)
+        }
         (Type::Map(k, t), Value::Struct(m)) => Value::Struct(
             m.into_iter()
                 .map(|(key, x)| {
@@ -115,15 +99,13 @@ pub fn coerce(v: Value, ty: &'static Type, name: &str) -> Result<Value> {
 
 /// Fetch a typed argument (already coerced).
 pub fn arg<T: XenType>(args: &[Value], i: usize, name: &str) -> Result<T> {
-    let v = args
-        .get(i)
-        .ok_or_else(|| internal(format!("missing argument {name}")))?;
+    let v = args.get(i).ok_or_else(|| internal(format!("missing argument {name}")))?;
     T::from_value(v).map_err(|_| field_type_error(name))
 }
 
-fn count_mismatch(c: &ClassDef, m: &MsgDef, expected: usize, received: i64) -> ApiError {
+fn count_mismatch(called: &str, expected: usize, received: i64) -> ApiError {
     ApiError::MessageParameterCountMismatch {
-        method: format!("{}.{}", c.name, m.name),
+        method: called.to_string(),
         expected: expected.to_string(),
         received: received.to_string(),
     }
@@ -131,23 +113,15 @@ fn count_mismatch(c: &ClassDef, m: &MsgDef, expected: usize, received: i64) -> A
 
 /// Check the number of arguments and coerce them; fills defaulted trailing
 /// parameters and ignores extra ones where the message has defaults.
-fn check_args(c: &ClassDef, m: &MsgDef, mut params: Vec<Value>) -> Result<Vec<Value>> {
+fn check_args(called: &str, m: &MsgDef, mut params: Vec<Value>) -> Result<Vec<Value>> {
     let given = params.len() as i64 - if m.session { 1 } else { 0 };
     let required = m.required_params();
     let has_defaults = required < m.params.len();
-    let ok = if has_defaults {
-        given >= required as i64
-    } else {
-        given == m.params.len() as i64
-    };
+    let ok = if has_defaults { given >= required as i64 } else { given == m.params.len() as i64 };
     if !ok {
-        return Err(count_mismatch(c, m, required, given));
+        return Err(count_mismatch(called, required, given));
     }
-    let args: Vec<Value> = if m.session {
-        params.split_off(1)
-    } else {
-        params
-    };
+    let args: Vec<Value> = if m.session { params.split_off(1) } else { params };
     let mut out = Vec::with_capacity(m.params.len());
     let mut it = args.into_iter();
     for p in m.params {
@@ -155,7 +129,7 @@ fn check_args(c: &ClassDef, m: &MsgDef, mut params: Vec<Value>) -> Result<Vec<Va
             Some(v) => coerce(v, p.ty, p.name)?,
             None => match p.default {
                 Some(d) => d.to_value(),
-                None => return Err(count_mismatch(c, m, required, given)),
+                None => return Err(count_mismatch(called, required, given)),
             },
         };
         out.push(v);
@@ -171,28 +145,18 @@ pub async fn call(server: &Server, method: &str, params: Vec<Value>, local: bool
     }
 }
 
-async fn call_inner(
-    server: &Server,
-    method: &str,
-    params: Vec<Value>,
-    local: bool,
-) -> Result<Value> {
+async fn call_inner(server: &Server, method: &str, params: Vec<Value>, local: bool) -> Result<Value> {
     if let Some(rest) = method.strip_prefix("system.isAlive") {
         let _ = rest;
-        return Ok(params
-            .into_iter()
-            .next()
-            .unwrap_or(Value::String(String::new())));
+        return Ok(params.into_iter().next().unwrap_or(Value::String(String::new())));
     }
     let (is_async, name) = match method.strip_prefix("Async.") {
         Some(n) => (true, n),
         None => (false, method),
     };
-    let Some((c, m)) = (if is_async {
-        table().get(name).filter(|_| name.contains('.')).copied()
-    } else {
-        lookup(name)
-    }) else {
+    let Some((c, m)) =
+        (if is_async { table().get(name).filter(|_| name.contains('.')).copied() } else { lookup(name) })
+    else {
         // xapi treats an unknown method with arguments as a host extension:
         // the first argument must still be a valid session.
         if let Some(first) = params.first() {
@@ -202,9 +166,7 @@ async fn call_inner(
             };
             server.sessions.validate(server, &s)?;
         }
-        return Err(ApiError::MessageMethodUnknown {
-            method: method.to_string(),
-        });
+        return Err(ApiError::MessageMethodUnknown { method: method.to_string() });
     };
     if is_async && !m.is_async {
         return Err(ApiError::Other {
@@ -221,7 +183,7 @@ async fn call_inner(
     } else {
         String::new()
     };
-    let args = check_args(c, m, params)?;
+    let args = check_args(name, m, params)?;
     if m.session {
         server.sessions.validate(server, &session)?;
     }
@@ -255,16 +217,9 @@ async fn call_inner(
 }
 
 /// Execute a message's handler.
-pub async fn run(
-    ctx: &Ctx,
-    c: &'static ClassDef,
-    m: &'static MsgDef,
-    args: Vec<Value>,
-) -> Result<Value> {
+pub async fn run(ctx: &Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec<Value>) -> Result<Value> {
     match m.kind {
-        MsgKind::Explicit => {
-            crate::api::dispatch_explicit(&ctx.server, ctx, c.name, m.name, &args).await
-        }
+        MsgKind::Explicit => crate::api::dispatch_explicit(&ctx.server, ctx, c.name, m.name, &args).await,
         _ => crate::implicit::call(ctx, c, m, args).await,
     }
 }

@@ -51,43 +51,34 @@ fn wants(subs: &[Sub], c: &ClassDef, r: &str) -> bool {
     })
 }
 
-pub fn token(gen: u64) -> String {
-    format!("{gen:020},{:020}", 0)
+/// A token is `<database generation>,<message generation>`, zero-padded so
+/// tokens compare as strings. Messages count separately, as in xapi.
+pub fn token(gen: u64, msg: u64) -> String {
+    format!("{gen:020},{msg:020}")
 }
 
-pub fn parse_token(t: &str) -> Result<u64> {
+fn current_token(st: &State) -> String {
+    token(st.gen, st.last_change(crate::class("message")))
+}
+
+pub fn parse_token(t: &str) -> Result<(u64, u64)> {
     if t.is_empty() {
-        return Ok(0);
+        return Ok((0, 0));
     }
-    let bad = || ApiError::EventFromTokenParseFailure {
-        token: t.to_string(),
-    };
+    let bad = || ApiError::EventFromTokenParseFailure { token: t.to_string() };
     let (a, b) = t.split_once(',').ok_or_else(bad)?;
-    b.trim().parse::<i64>().map_err(|_| bad())?;
+    let m = b.trim().parse::<i64>().map_err(|_| bad())?;
     let g = a.trim().parse::<i64>().map_err(|_| bad())?;
-    Ok(g.max(0) as u64)
+    Ok((g.max(0) as u64, m.max(0) as u64))
 }
 
 /// One event record as xapi puts it on the wire.
-fn event_record(
-    id: String,
-    timestamp: &str,
-    c: &ClassDef,
-    ch: Change,
-    r: &str,
-    snap: Option<Value>,
-) -> Value {
+fn event_record(id: String, timestamp: &str, c: &ClassDef, ch: Change, r: &str, snap: Option<Value>) -> Value {
     let mut m = vec![
         ("id".to_string(), Value::String(id)),
-        (
-            "timestamp".to_string(),
-            Value::String(timestamp.to_string()),
-        ),
+        ("timestamp".to_string(), Value::String(timestamp.to_string())),
         ("class".to_string(), Value::String(c.lower())),
-        (
-            "operation".to_string(),
-            Value::String(ch.as_str().to_string()),
-        ),
+        ("operation".to_string(), Value::String(ch.as_str().to_string())),
         ("ref".to_string(), Value::String(r.to_string())),
     ];
     if let Some(s) = snap {
@@ -96,18 +87,14 @@ fn event_record(
     Value::Struct(m)
 }
 
-/// Events for `subs` since generation `since`, in generation order.
-fn collect(
-    st: &State,
-    subs: &[Sub],
-    since: u64,
-    timestamp: &str,
-    by_gen_id: bool,
-) -> Vec<(u64, Value)> {
+/// Events for `subs` since generations `since` (database) and `since_msg`
+/// (messages), in generation order.
+fn collect(st: &State, subs: &[Sub], since: u64, since_msg: u64, timestamp: &str) -> Vec<(u64, Value)> {
     let mut out = Vec::new();
     for c in CLASSES {
-        // Messages are not `db` objects in xapi but still produce events.
-        if !c.events {
+        // Messages are not `db` objects in xapi but still produce events;
+        // static classes (roles) never do.
+        if !c.events || c.is_static {
             continue;
         }
         if !subs.iter().any(|s| match s {
@@ -116,19 +103,14 @@ fn collect(
         }) {
             continue;
         }
-        for (ch, r, g, row) in st.changes_since(c, since) {
+        let is_msg = c.name == "message";
+        for (ch, r, g, row) in st.changes_since(c, if is_msg { since_msg } else { since }) {
             if !wants(subs, c, &r) {
                 continue;
             }
-            let id = if by_gen_id {
-                g.to_string()
-            } else {
-                g.to_string()
-            };
-            out.push((
-                g,
-                event_record(id, timestamp, c, ch, &r, row.map(Value::Row)),
-            ));
+            // Message events carry id "0", as xapi's message store does.
+            let id = if is_msg { "0".to_string() } else { g.to_string() };
+            out.push((g, event_record(id, timestamp, c, ch, &r, row.map(Value::Row))));
         }
     }
     out.sort_by_key(|(g, _)| *g);
@@ -139,13 +121,8 @@ fn valid_ref_counts(st: &State) -> Value {
     Value::Struct(
         CLASSES
             .iter()
-            .filter(|c| c.db)
-            .map(|c| {
-                (
-                    c.lower(),
-                    Value::I32(st.table(c).len().min(i32::MAX as usize) as i32),
-                )
-            })
+            .filter(|c| c.db && !c.is_static)
+            .map(|c| (c.lower(), Value::I32(st.table(c).len().min(i32::MAX as usize) as i32)))
             .collect(),
     )
 }
@@ -159,10 +136,14 @@ fn deadline_after(timeout: f64) -> Instant {
     Instant::now() + d
 }
 
+fn session_gone(st: &State, session: &str) -> bool {
+    st.get(crate::class("session"), session).is_none()
+}
+
 /// `event.from(classes, token, timeout)`.
 pub async fn from(ctx: &Ctx, classes: Vec<String>, token_s: String, timeout: f64) -> Result<Value> {
     let s = &ctx.server;
-    let since = parse_token(&token_s)?;
+    let (since, since_msg) = parse_token(&token_s)?;
     let subs = parse_subs(&classes);
     let deadline = deadline_after(timeout);
     let mut rx = s.db.subscribe();
@@ -170,20 +151,15 @@ pub async fn from(ctx: &Ctx, classes: Vec<String>, token_s: String, timeout: f64
         rx.borrow_and_update();
         {
             let st = s.db.read();
-            if st.get(crate::class("session"), &ctx.session).is_none() {
-                return Err(ApiError::SessionInvalid {
-                    handle: ctx.session.clone(),
-                });
+            if session_gone(&st, &ctx.session) {
+                return Err(ApiError::SessionInvalid { handle: ctx.session.clone() });
             }
-            let evs = collect(&st, &subs, since, "0.0", true);
+            let evs = collect(&st, &subs, since, since_msg, "0.0");
             if !evs.is_empty() || Instant::now() >= deadline {
                 return Ok(Value::Struct(vec![
-                    (
-                        "events".into(),
-                        Value::Array(evs.into_iter().map(|(_, e)| e).collect()),
-                    ),
+                    ("events".into(), Value::Array(evs.into_iter().map(|(_, e)| e).collect())),
                     ("valid_ref_counts".into(), valid_ref_counts(&st)),
-                    ("token".into(), Value::String(token(st.gen))),
+                    ("token".into(), Value::String(current_token(&st))),
                 ]));
             }
         }
@@ -196,21 +172,12 @@ pub async fn from(ctx: &Ctx, classes: Vec<String>, token_s: String, timeout: f64
 
 /// `event.inject(class, ref)`: mark an object changed; returns a token just before it.
 pub fn inject(ctx: &Ctx, cls: &str, r: &str) -> Result<String> {
-    let c = model::schema::class_ci(cls)
-        .filter(|c| c.db)
-        .ok_or_else(|| ApiError::HandleInvalid {
-            class: cls.to_string(),
-            handle: r.to_string(),
-        })?;
-    let gen = ctx.write(|tx| {
-        if !tx.touch(c, r) {
-            return Err(crate::handle_invalid(c, r));
-        }
-        Ok(())
-    });
-    gen?;
+    // The class must name the ref's table exactly (xapi compares table names).
+    let invalid = || ApiError::HandleInvalid { class: cls.to_string(), handle: r.to_string() };
+    let c = model::schema::class(cls).filter(|c| c.db && !c.is_static).ok_or_else(invalid)?;
+    ctx.write(|tx| if tx.touch(c, r) { Ok(()) } else { Err(invalid()) })?;
     let g = ctx.server.db.generation();
-    Ok(token(g.saturating_sub(1)))
+    Ok(token(g.saturating_sub(1), 0))
 }
 
 /// Legacy `event.register`/`next` state per session.
@@ -229,10 +196,7 @@ impl Registrations {
     pub fn register(&self, s: &Server, session: &str, classes: Vec<String>) {
         let gen = s.db.generation();
         if let Ok(mut m) = self.by_session.lock() {
-            let e = m.entry(session.to_string()).or_insert(Registration {
-                classes: vec![],
-                cursor: gen,
-            });
+            let e = m.entry(session.to_string()).or_insert(Registration { classes: vec![], cursor: gen });
             for c in classes {
                 if !e.classes.iter().any(|x| x.eq_ignore_ascii_case(&c)) {
                     e.classes.push(c);
@@ -244,8 +208,7 @@ impl Registrations {
     pub fn unregister(&self, session: &str, classes: Vec<String>) {
         if let Ok(mut m) = self.by_session.lock() {
             if let Some(e) = m.get_mut(session) {
-                e.classes
-                    .retain(|x| !classes.iter().any(|c| c.eq_ignore_ascii_case(x)));
+                e.classes.retain(|x| !classes.iter().any(|c| c.eq_ignore_ascii_case(x)));
             }
         }
     }
@@ -257,10 +220,7 @@ impl Registrations {
     }
 
     fn get(&self, session: &str) -> Option<Registration> {
-        self.by_session
-            .lock()
-            .ok()
-            .and_then(|m| m.get(session).cloned())
+        self.by_session.lock().ok().and_then(|m| m.get(session).cloned())
     }
 
     fn advance(&self, session: &str, to: u64) {
@@ -286,25 +246,19 @@ pub async fn next(ctx: &Ctx) -> Result<Value> {
     let mut rx = s.db.subscribe();
     loop {
         rx.borrow_and_update();
-        let reg = s
-            .events
-            .get(&ctx.session)
-            .ok_or_else(|| ApiError::SessionNotRegistered {
-                handle: trackid(&ctx.session),
-            })?;
         {
             let st = s.db.read();
-            if st.get(crate::class("session"), &ctx.session).is_none() {
-                return Err(ApiError::SessionInvalid {
-                    handle: ctx.session.clone(),
-                });
+            if session_gone(&st, &ctx.session) {
+                return Err(ApiError::SessionInvalid { handle: ctx.session.clone() });
             }
+            let reg = s
+                .events
+                .get(&ctx.session)
+                .ok_or_else(|| ApiError::SessionNotRegistered { handle: trackid(&ctx.session) })?;
             let subs = parse_subs(&reg.classes);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let evs = collect(&st, &subs, reg.cursor, &format!("{now}."), true);
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let evs = collect(&st, &subs, reg.cursor, reg.cursor, &format!("{now}."));
             if !evs.is_empty() {
                 s.events.advance(&ctx.session, st.gen);
                 return Ok(Value::Array(evs.into_iter().map(|(_, e)| e).collect()));

@@ -32,10 +32,7 @@ fn html(status: StatusCode, reason: &str, body: &str) -> Response<Body> {
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
     h.insert("connection", HeaderValue::from_static("close"));
-    h.insert(
-        "cache-control",
-        HeaderValue::from_static("no-cache, no-store"),
-    );
+    h.insert("cache-control", HeaderValue::from_static("no-cache, no-store"));
     r
 }
 
@@ -49,10 +46,7 @@ pub fn internal_error(extra: &str) -> Response<Body> {
 }
 
 pub fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn rpc_reply(body: Vec<u8>, content_type: &'static str) -> Response<Body> {
@@ -60,10 +54,7 @@ fn rpc_reply(body: Vec<u8>, content_type: &'static str) -> Response<Body> {
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    h.insert(
-        "access-control-allow-headers",
-        HeaderValue::from_static("X-Requested-With"),
-    );
+    h.insert("access-control-allow-headers", HeaderValue::from_static("X-Requested-With"));
     r
 }
 
@@ -77,10 +68,7 @@ fn options(req: &Request<Incoming>) -> Response<Body> {
         .unwrap_or_else(|| "X-Requested-With".to_string());
     let h = r.headers_mut();
     h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    h.insert(
-        "access-control-allow-methods",
-        HeaderValue::from_static("PUT"),
-    );
+    h.insert("access-control-allow-methods", HeaderValue::from_static("PUT"));
     if let Ok(v) = HeaderValue::from_str(&requested) {
         h.insert("access-control-allow-headers", v);
     }
@@ -88,11 +76,7 @@ fn options(req: &Request<Incoming>) -> Response<Body> {
     r
 }
 
-async fn handle(
-    server: Server,
-    req: Request<Incoming>,
-    local: bool,
-) -> Result<Response<Body>, Infallible> {
+async fn handle(server: Server, req: Request<Incoming>, local: bool) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let resp = match *req.method() {
         Method::OPTIONS => options(&req),
@@ -101,45 +85,26 @@ async fn handle(
             let mut r = Response::new(Full::new(Bytes::from_static(
                 b"<html><head><title>xapi-rs</title></head><body><h1>xapi-rs</h1><p>XenAPI server: XML-RPC at POST /, JSON-RPC at POST /jsonrpc.</p></body></html>",
             )));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
             r
         }
-        Method::GET | Method::HEAD => html(
-            StatusCode::NOT_FOUND,
-            "Not Found",
-            "The requested resource was not found.",
-        ),
-        Method::PUT => html(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Access to the requested resource is forbidden.",
-        ),
-        _ => html(
-            StatusCode::NOT_IMPLEMENTED,
-            "not implemented",
-            "This method is not supported.",
-        ),
+        Method::GET | Method::HEAD => html(StatusCode::NOT_FOUND, "Not Found", "The requested resource was not found."),
+        Method::PUT => html(StatusCode::FORBIDDEN, "forbidden", "Access to the requested resource is forbidden."),
+        _ => html(StatusCode::NOT_IMPLEMENTED, "not implemented", "This method is not supported."),
     };
     Ok(resp)
 }
 
 async fn post(server: &Server, req: Request<Incoming>, path: &str, local: bool) -> Response<Body> {
-    let len = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let len =
+        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     let Some(len) = len else {
         return internal_error("We require a content-length: HTTP header");
     };
     if len > server.cfg.max_rpc_body as u64 {
         return internal_error("Client_requested_size_over_limit");
     }
-    let body = match http_body_util::Limited::new(req.into_body(), server.cfg.max_rpc_body)
-        .collect()
-        .await
-    {
+    let body = match http_body_util::Limited::new(req.into_body(), server.cfg.max_rpc_body).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return internal_error(&format!("reading the request body failed: {e}")),
     };
@@ -194,9 +159,7 @@ pub struct Bound {
 pub async fn listen(server: Server, stop: watch::Receiver<bool>) -> io::Result<Bound> {
     let mut bound = Bound::default();
     for addr in server.cfg.http.clone() {
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|e| io::Error::new(e.kind(), format!("http {addr}: {e}")))?;
+        let l = TcpListener::bind(addr).await.map_err(|e| io::Error::new(e.kind(), format!("http {addr}: {e}")))?;
         bound.http.push(l.local_addr()?);
         let (s, st) = (server.clone(), stop.clone());
         tokio::spawn(async move { accept_tcp(s, l, None, st).await });
@@ -205,9 +168,8 @@ pub async fn listen(server: Server, stop: watch::Receiver<bool>) -> io::Result<B
         let tls = Arc::new(crate::http::tls::server_config(&server.cfg)?);
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         for addr in server.cfg.https.clone() {
-            let l = TcpListener::bind(addr)
-                .await
-                .map_err(|e| io::Error::new(e.kind(), format!("https {addr}: {e}")))?;
+            let l =
+                TcpListener::bind(addr).await.map_err(|e| io::Error::new(e.kind(), format!("https {addr}: {e}")))?;
             bound.https.push(l.local_addr()?);
             let (s, st, a) = (server.clone(), stop.clone(), acceptor.clone());
             tokio::spawn(async move { accept_tcp(s, l, Some(a), st).await });
@@ -220,8 +182,8 @@ pub async fn listen(server: Server, stop: watch::Receiver<bool>) -> io::Result<B
         if let Some(d) = path.parent() {
             let _ = std::fs::create_dir_all(d);
         }
-        let l = UnixListener::bind(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("unix {}: {e}", path.display())))?;
+        let l =
+            UnixListener::bind(&path).map_err(|e| io::Error::new(e.kind(), format!("unix {}: {e}", path.display())))?;
         bound.unix.push(path.clone());
         let (s, mut st) = (server.clone(), stop.clone());
         tokio::spawn(async move {
@@ -294,11 +256,7 @@ pub mod tls {
                 let c = cfg.data_dir.join("tls-cert.pem");
                 let k = cfg.data_dir.join("tls-key.pem");
                 if !c.exists() || !k.exists() {
-                    let names = vec![
-                        cfg.hostname.clone(),
-                        "localhost".to_string(),
-                        cfg.address.clone(),
-                    ];
+                    let names = vec![cfg.hostname.clone(), "localhost".to_string(), cfg.address.clone()];
                     let ck = rcgen::generate_simple_self_signed(names).map_err(err)?;
                     std::fs::write(&c, ck.cert.pem())?;
                     std::fs::write(&k, ck.signing_key.serialize_pem())?;
@@ -315,8 +273,7 @@ pub mod tls {
             .map_err(|e| err(format!("{}: {e}", cert_path.display())))?
             .collect::<Result<_, _>>()
             .map_err(|e| err(format!("{}: {e}", cert_path.display())))?;
-        let key = PrivateKeyDer::from_pem_file(&key_path)
-            .map_err(|e| err(format!("{}: {e}", key_path.display())))?;
+        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| err(format!("{}: {e}", key_path.display())))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -34,17 +34,10 @@ fn str_arg(args: &[Value], i: usize) -> String {
     }
 }
 
-pub async fn call(
-    ctx: &Ctx,
-    c: &'static ClassDef,
-    m: &'static MsgDef,
-    args: Vec<Value>,
-) -> Result<Value> {
+pub async fn call(ctx: &Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec<Value>) -> Result<Value> {
     let s = &ctx.server;
     match m.kind {
-        MsgKind::Explicit => Err(crate::internal(
-            "explicit message routed to the implicit handler",
-        )),
+        MsgKind::Explicit => Err(crate::internal("explicit message routed to the implicit handler")),
         MsgKind::GetRecord => {
             let r = self_ref(c, &args)?;
             Ok(Value::Row(s.row(c, &r)?))
@@ -58,10 +51,7 @@ pub async fn call(
             let st = s.db.read();
             match st.table(c).by_uuid(&u) {
                 Some(r) => Ok(Value::String(r.to_string())),
-                None => Err(ApiError::UuidInvalid {
-                    r#type: c.name.to_string(),
-                    uuid: u,
-                }),
+                None => Err(ApiError::UuidInvalid { r#type: c.name.to_string(), uuid: u }),
             }
         }
         MsgKind::GetByNameLabel => {
@@ -79,54 +69,49 @@ pub async fn call(
         }
         MsgKind::GetAll => {
             let st = s.db.read();
-            Ok(Value::Array(
-                st.table(c)
-                    .iter()
-                    .map(|(r, _)| Value::String(r.clone()))
-                    .collect(),
-            ))
+            Ok(Value::Array(st.table(c).iter().map(|(r, _)| Value::String(r.clone())).collect()))
         }
         MsgKind::GetAllRecords => {
             let st = s.db.read();
-            Ok(Value::Struct(
-                st.table(c)
-                    .iter()
-                    .map(|(r, row)| (r.clone(), Value::Row(row.clone())))
-                    .collect(),
-            ))
+            Ok(Value::Struct(st.table(c).iter().map(|(r, row)| (r.clone(), Value::Row(row.clone()))).collect()))
         }
-        MsgKind::GetAllWhere | MsgKind::GetAllRecordsWhere => {
+        MsgKind::GetAllWhere | MsgKind::GetAllRecordsWhere if c.name == "role" => {
+            // Roles ignore the grammar: two magic strings select roles or
+            // permissions, anything else selects everything (as xapi).
             let expr = str_arg(&args, 0);
-            let e = store::filter::parse(&expr).map_err(|msg| ApiError::InvalidValue {
-                field: expr.clone(),
-                value: msg,
-            })?;
+            let sub = crate::field(c, "subroles");
             let st = s.db.read();
-            let hits = st
-                .table(c)
-                .iter()
-                .filter(|(r, row)| store::filter::eval(&e, r, row));
+            let hits = st.table(c).iter().filter(|(_, row)| {
+                let has = matches!(row.get(sub), Value::Array(a) if !a.is_empty());
+                match expr.as_str() {
+                    "subroles<>[]" => has,
+                    "subroles=[]" => !has,
+                    _ => true,
+                }
+            });
             Ok(if m.kind == MsgKind::GetAllWhere {
                 Value::Array(hits.map(|(r, _)| Value::String(r.clone())).collect())
             } else {
-                Value::Struct(
-                    hits.map(|(r, row)| (r.clone(), Value::Row(row.clone())))
-                        .collect(),
-                )
+                Value::Struct(hits.map(|(r, row)| (r.clone(), Value::Row(row.clone()))).collect())
             })
         }
-        MsgKind::Set(i)
-        | MsgKind::AddTo(i)
-        | MsgKind::RemoveFrom(i)
-        | MsgKind::Add(i)
-        | MsgKind::Remove(i) => {
+        MsgKind::GetAllWhere | MsgKind::GetAllRecordsWhere => {
+            let expr = str_arg(&args, 0);
+            let e = store::filter::parse(&expr)
+                .map_err(|msg| ApiError::InvalidValue { field: expr.clone(), value: msg })?;
+            let st = s.db.read();
+            let hits = st.table(c).iter().filter(|(r, row)| store::filter::eval(&e, r, row));
+            Ok(if m.kind == MsgKind::GetAllWhere {
+                Value::Array(hits.map(|(r, _)| Value::String(r.clone())).collect())
+            } else {
+                Value::Struct(hits.map(|(r, row)| (r.clone(), Value::Row(row.clone()))).collect())
+            })
+        }
+        MsgKind::Set(i) | MsgKind::AddTo(i) | MsgKind::RemoveFrom(i) | MsgKind::Add(i) | MsgKind::Remove(i) => {
             let r = self_ref(c, &args)?;
             let hooks = crate::ops::hooks(c);
             ctx.write(|tx| {
-                let mut row = tx
-                    .get(c, &r)
-                    .cloned()
-                    .ok_or_else(|| handle_invalid(c, &r))?;
+                let mut row = tx.get(c, &r).cloned().ok_or_else(|| handle_invalid(c, &r))?;
                 edit_field(c, &r, &mut row, m.kind, i, &args)?;
                 if let Some(h) = hooks.set {
                     h(ctx, tx, &r, i, &mut row)?;
@@ -150,14 +135,7 @@ pub async fn call(
 }
 
 /// Apply one implicit field edit to a row.
-fn edit_field(
-    c: &ClassDef,
-    r: &str,
-    row: &mut Row,
-    kind: MsgKind,
-    i: usize,
-    args: &[Value],
-) -> Result<()> {
+fn edit_field(c: &ClassDef, r: &str, row: &mut Row, kind: MsgKind, i: usize, args: &[Value]) -> Result<()> {
     let f = &c.fields[i];
     let arg = |n: usize| args.get(n).cloned().unwrap_or(Value::Nil);
     match kind {
@@ -261,10 +239,8 @@ pub fn destroy(ctx: &Ctx, c: &'static ClassDef, r: &str) -> Result<()> {
 pub fn fits(v: &Value, ty: &Type) -> bool {
     matches!(
         (ty, v),
-        (
-            Type::String | Type::Enum(_) | Type::Ref(_),
-            Value::String(_)
-        ) | (Type::Int, Value::Int(_))
+        (Type::String | Type::Enum(_) | Type::Ref(_), Value::String(_))
+            | (Type::Int, Value::Int(_))
             | (Type::Float, Value::Float(_))
             | (Type::Bool, Value::Bool(_))
             | (Type::DateTime, Value::DateTime(_))

@@ -83,14 +83,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(server: Server, session: String, method: String, local: bool) -> Ctx {
-        Ctx {
-            server,
-            session,
-            method,
-            task: None,
-            local,
-            commit: Mutex::new(None),
-        }
+        Ctx { server, session, method, task: None, local, commit: Mutex::new(None) }
     }
 
     pub fn note_commit(&self, c: Commit) {
@@ -113,9 +106,7 @@ impl Ctx {
                 .db
                 .durable(c)
                 .await
-                .map_err(|e| ApiError::InternalError {
-                    message: format!("durable write failed: {e}"),
-                })?;
+                .map_err(|e| ApiError::InternalError { message: format!("durable write failed: {e}") })?;
         }
         Ok(())
     }
@@ -131,25 +122,16 @@ impl Ctx {
 impl Server {
     /// Look an object up, or fail with HANDLE_INVALID [class, ref].
     pub fn row(&self, c: &'static ClassDef, r: &str) -> Result<Arc<Row>> {
-        self.db
-            .read()
-            .get(c, r)
-            .cloned()
-            .ok_or_else(|| handle_invalid(c, r))
+        self.db.read().get(c, r).cloned().ok_or_else(|| handle_invalid(c, r))
     }
 }
 
 pub fn handle_invalid(c: &ClassDef, r: &str) -> ApiError {
-    ApiError::HandleInvalid {
-        class: c.name.to_string(),
-        handle: r.to_string(),
-    }
+    ApiError::HandleInvalid { class: c.name.to_string(), handle: r.to_string() }
 }
 
 pub fn internal(msg: impl Into<String>) -> ApiError {
-    ApiError::InternalError {
-        message: msg.into(),
-    }
+    ApiError::InternalError { message: msg.into() }
 }
 
 /// A class by its exact datamodel name; panics only on a programming error
@@ -201,21 +183,16 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let (db, passwd) = if cfg.ephemeral {
         (store::Db::memory(), passwd::Passwd::load(None)?)
     } else {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .map_err(|e| format!("data dir {}: {e}", cfg.data_dir.display()))?;
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("data dir {}: {e}", cfg.data_dir.display()))?;
         let probe = cfg.data_dir.join(".writable");
-        std::fs::write(&probe, b"")
-            .map_err(|e| format!("data dir {} is not writable: {e}", cfg.data_dir.display()))?;
+        std::fs::write(&probe, b"").map_err(|e| format!("data dir {} is not writable: {e}", cfg.data_dir.display()))?;
         let _ = std::fs::remove_file(&probe);
         let d = cfg.data_dir.clone();
         let db = tokio::task::spawn_blocking(move || store::Db::open(&d.join("db")))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("state in {}: {e}", cfg.data_dir.display()))?;
-        (
-            db,
-            passwd::Passwd::load(Some(&cfg.data_dir.join("passwd")))?,
-        )
+        (db, passwd::Passwd::load(Some(&cfg.data_dir.join("passwd")))?)
     };
     let mut generated_password = None;
     if !passwd.has("root") {
@@ -234,8 +211,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
             seed::refresh(&db).map_err(|e| e.to_string())?;
             ph
         }
-        None => seed::seed(&db, &cfg.hostname, &cfg.address, &cfg.data_dir)
-            .map_err(|e| e.to_string())?,
+        None => seed::seed(&db, &cfg.hostname, &cfg.address, &cfg.data_dir).map_err(|e| e.to_string())?,
     };
     let gc_every = cfg.gc_interval;
     let server = Server(Arc::new(Inner {
@@ -251,13 +227,6 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     }));
     session::spawn_gc(server.clone(), gc_every);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let bound = http::listen(server.clone(), stop_rx)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Running {
-        server,
-        bound,
-        stop,
-        generated_password,
-    })
+    let bound = http::listen(server.clone(), stop_rx).await.map_err(|e| e.to_string())?;
+    Ok(Running { server, bound, stop, generated_password })
 }

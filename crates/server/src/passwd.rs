@@ -14,10 +14,7 @@ pub struct Passwd {
 }
 
 pub fn hash(password: &str) -> Result<String, String> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
 impl Passwd {
@@ -37,26 +34,17 @@ impl Passwd {
                 Err(e) => return Err(format!("{}: {e}", p.display())),
             }
         }
-        Ok(Passwd {
-            path: path.map(Path::to_path_buf),
-            users: RwLock::new(users),
-        })
+        Ok(Passwd { path: path.map(Path::to_path_buf), users: RwLock::new(users) })
     }
 
     pub fn has(&self, user: &str) -> bool {
-        self.users
-            .read()
-            .map(|u| u.contains_key(user))
-            .unwrap_or(false)
+        self.users.read().map(|u| u.contains_key(user)).unwrap_or(false)
     }
 
     /// Set a password and save the file atomically.
     pub fn set(&self, user: &str, password: &str) -> Result<(), String> {
         let h = hash(password)?;
-        let mut users = self
-            .users
-            .write()
-            .map_err(|_| "password table poisoned".to_string())?;
+        let mut users = self.users.write().map_err(|_| "password table poisoned".to_string())?;
         users.insert(user.to_string(), h);
         if let Some(p) = &self.path {
             let mut text = String::new();
@@ -86,9 +74,7 @@ impl Passwd {
             None => (DUMMY.to_string(), false),
         };
         let ok = match PasswordHash::new(&h) {
-            Ok(parsed) => Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
+            Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
             Err(_) => false,
         };
         ok && known

@@ -69,11 +69,7 @@ pub fn ensure(tx: &mut Txn) -> usize {
             put(&mut row, "uuid", uuid_of(role.name()));
             put(&mut row, "name_label", role.name());
             put(&mut row, "name_description", describe(*role));
-            put(
-                &mut row,
-                "subroles",
-                Value::Array(std::mem::take(&mut perms_of[i])),
-            );
+            put(&mut row, "subroles", Value::Array(std::mem::take(&mut perms_of[i])));
             tx.insert(&r, row);
             added += 1;
         }

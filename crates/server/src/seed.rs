@@ -19,11 +19,7 @@ pub const PLATFORM_VERSION: &str = "3.4.0";
 pub const XAPI_VERSION: &str = "24.12";
 
 pub fn map(kv: &[(&str, &str)]) -> Value {
-    Value::Struct(
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-            .collect(),
-    )
+    Value::Struct(kv.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect())
 }
 
 pub fn strs(items: &[&str]) -> Value {
@@ -122,24 +118,13 @@ fn restrictions(extra: &[(&str, &str)]) -> Value {
 }
 
 /// What a fresh data directory gets. Returns (pool, host).
-pub fn seed(
-    db: &Db,
-    hostname: &str,
-    address: &str,
-    data_dir: &std::path::Path,
-) -> Result<(String, String)> {
+pub fn seed(db: &Db, hostname: &str, address: &str, data_dir: &std::path::Path) -> Result<(String, String)> {
     let (out, commit) = db.write(|tx| seed_tx(tx, hostname, address, data_dir))?;
-    db.durable_blocking(commit)
-        .map_err(|e| crate::internal(e.to_string()))?;
+    db.durable_blocking(commit).map_err(|e| crate::internal(e.to_string()))?;
     Ok(out)
 }
 
-fn seed_tx(
-    tx: &mut Txn,
-    hostname: &str,
-    address: &str,
-    data_dir: &std::path::Path,
-) -> Result<(String, String)> {
+fn seed_tx(tx: &mut Txn, hostname: &str, address: &str, data_dir: &std::path::Path) -> Result<(String, String)> {
     let now = DateTime::now();
     let boot = format!("{}.", now.secs);
     let host = model::new_ref();
@@ -222,7 +207,10 @@ fn seed_tx(
         ("family", "6"),
         ("model", "85"),
         ("stepping", "7"),
-        ("flags", "fpu de tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat clflush mmx fxsr sse sse2 ht syscall nx lm"),
+        (
+            "flags",
+            "fpu de tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat clflush mmx fxsr sse sse2 ht syscall nx lm",
+        ),
         ("features_pv", "1fc8b3ff-bfebfbff-00000001-2c100800"),
         ("features_hvm", "1fcbfbff-bfebfbff-00000001-2c100800"),
         ("features_pv_host", "1fc8b3ff-bfebfbff-00000001-2c100800"),
@@ -239,43 +227,19 @@ fn seed_tx(
             ("name_description", Value::from("Default install")),
             ("hostname", Value::from(hostname)),
             ("address", Value::from(address)),
-            (
-                "API_version_major",
-                Value::Int(model::schema::API_VERSION_MAJOR),
-            ),
-            (
-                "API_version_minor",
-                Value::Int(model::schema::API_VERSION_MINOR),
-            ),
+            ("API_version_major", Value::Int(model::schema::API_VERSION_MAJOR)),
+            ("API_version_minor", Value::Int(model::schema::API_VERSION_MINOR)),
             ("API_version_vendor", Value::from("XenSource")),
             ("enabled", Value::Bool(true)),
             ("software_version", sv),
-            (
-                "other_config",
-                map(&[
-                    ("boot_time", &boot),
-                    ("agent_start_time", &boot),
-                    ("iscsi_iqn", &iqn),
-                ]),
-            ),
+            ("other_config", map(&[("boot_time", &boot), ("agent_start_time", &boot), ("iscsi_iqn", &iqn)])),
             ("logging", Value::empty_map()),
-            (
-                "capabilities",
-                strs(&[
-                    "xen-3.0-x86_64",
-                    "hvm-3.0-x86_32",
-                    "hvm-3.0-x86_32p",
-                    "hvm-3.0-x86_64",
-                ]),
-            ),
+            ("capabilities", strs(&["xen-3.0-x86_64", "hvm-3.0-x86_32", "hvm-3.0-x86_32p", "hvm-3.0-x86_64"])),
             ("cpu_configuration", Value::empty_map()),
             ("sched_policy", Value::from("credit")),
             ("supported_bootloaders", strs(&["pygrub", "eliloader"])),
             ("license_params", restrictions(&license)),
-            (
-                "license_server",
-                map(&[("address", "localhost"), ("port", "27000")]),
-            ),
+            ("license_server", map(&[("address", "localhost"), ("port", "27000")])),
             ("edition", Value::from("free")),
             ("metrics", Value::from(host_metrics.as_str())),
             ("cpu_info", cpu_info.clone()),
@@ -292,10 +256,7 @@ fn seed_tx(
                     ("baseboard-manufacturer", "xapi-rs"),
                     ("hp-rombios", ""),
                     ("oem-1", "Xen"),
-                    (
-                        "oem-2",
-                        "MS_VM_CERT/SHA1/bdbeb6e0a816d43fa6d3fe8aaef04c2bad9d3e3d",
-                    ),
+                    ("oem-2", "MS_VM_CERT/SHA1/bdbeb6e0a816d43fa6d3fe8aaef04c2bad9d3e3d"),
                 ]),
             ),
             ("external_auth_type", Value::from("")),
@@ -303,10 +264,7 @@ fn seed_tx(
             ("power_on_mode", Value::from("")),
             ("iscsi_iqn", Value::from(iqn.as_str())),
             ("multipathing", Value::Bool(false)),
-            (
-                "virtual_hardware_platform_versions",
-                Value::Array(vec![Value::Int(0), Value::Int(1), Value::Int(2)]),
-            ),
+            ("virtual_hardware_platform_versions", Value::Array(vec![Value::Int(0), Value::Int(1), Value::Int(2)])),
             ("control_domain", Value::from(dom0.as_str())),
             ("ssl_legacy", Value::Bool(false)),
             ("tls_verification_enabled", Value::Bool(true)),
@@ -339,14 +297,8 @@ fn seed_tx(
         "VM",
         &dom0,
         vec![
-            (
-                "name_label",
-                Value::from(format!("Control domain on host: {hostname}")),
-            ),
-            (
-                "name_description",
-                Value::from("The domain which manages physical devices and manages other domains"),
-            ),
+            ("name_label", Value::from(format!("Control domain on host: {hostname}"))),
+            ("name_description", Value::from("The domain which manages physical devices and manages other domains")),
             ("power_state", Value::from("Running")),
             ("is_control_domain", Value::Bool(true)),
             ("resident_on", Value::from(host.as_str())),
@@ -378,10 +330,7 @@ fn seed_tx(
         vec![
             ("uuid", Value::from(cuuid.as_str())),
             ("protocol", Value::from("rfb")),
-            (
-                "location",
-                Value::from(format!("https://{address}/console?uuid={cuuid}")),
-            ),
+            ("location", Value::from(format!("https://{address}/console?uuid={cuuid}"))),
             ("VM", Value::from(dom0.as_str())),
         ],
     );
@@ -409,32 +358,18 @@ fn seed_tx(
         (
             "iso",
             "ISO",
-            vec![
-                "VDI_CREATE",
-                "VDI_DELETE",
-                "VDI_ATTACH",
-                "VDI_DETACH",
-                "SR_SCAN",
-                "SR_ATTACH",
-                "SR_DETACH",
-            ],
+            vec!["VDI_CREATE", "VDI_DELETE", "VDI_ATTACH", "VDI_DETACH", "SR_SCAN", "SR_ATTACH", "SR_DETACH"],
         ),
     ] {
         let r = model::new_ref();
-        let features: Vec<(String, Value)> = caps
-            .iter()
-            .map(|c| (c.to_string(), Value::Int(1)))
-            .collect();
+        let features: Vec<(String, Value)> = caps.iter().map(|c| (c.to_string(), Value::Int(1))).collect();
         obj(
             tx,
             "SM",
             &r,
             vec![
                 ("name_label", Value::from(name)),
-                (
-                    "name_description",
-                    Value::from(format!("SR plugin for {name} storage")),
-                ),
+                ("name_description", Value::from(format!("SR plugin for {name} storage"))),
                 ("type", Value::from(ty)),
                 ("vendor", Value::from("xapi-rs")),
                 ("copyright", Value::from("(C) xapi-rs contributors")),
@@ -442,10 +377,7 @@ fn seed_tx(
                 ("required_api_version", Value::from("1.0")),
                 ("capabilities", strs(&caps)),
                 ("features", Value::Struct(features)),
-                (
-                    "driver_filename",
-                    Value::from(format!("/usr/libexec/xapi-rs/sm/{ty}")),
-                ),
+                ("driver_filename", Value::from(format!("/usr/libexec/xapi-rs/sm/{ty}"))),
             ],
         );
     }
@@ -467,10 +399,7 @@ fn seed_tx(
             ("virtual_allocation", Value::Int(0)),
             (
                 "other_config",
-                map(&[
-                    ("i18n-key", "local-storage"),
-                    ("i18n-original-value-name_label", "Local storage"),
-                ]),
+                map(&[("i18n-key", "local-storage"), ("i18n-original-value-name_label", "Local storage")]),
             ),
             ("sm_config", map(&[("devserial", "")])),
         ],
@@ -493,10 +422,7 @@ fn seed_tx(
                     ("xenserver_tools_sr", "true"),
                     ("i18n-key", "xenserver-tools"),
                     ("i18n-original-value-name_label", "XenServer Tools"),
-                    (
-                        "i18n-original-value-name_description",
-                        "XenServer Tools ISOs",
-                    ),
+                    ("i18n-original-value-name_description", "XenServer Tools ISOs"),
                 ]),
             ),
             ("sm_config", Value::empty_map()),
@@ -505,14 +431,8 @@ fn seed_tx(
     let local_path = sr_dir.join(&local_uuid).to_string_lossy().to_string();
     let iso_path = sr_dir.join(&iso_uuid).to_string_lossy().to_string();
     for (sr, dc) in [
-        (
-            &local_sr,
-            map(&[("device", "/dev/sda3"), ("path", &local_path)]),
-        ),
-        (
-            &iso_sr,
-            map(&[("location", &iso_path), ("legacy_mode", "true")]),
-        ),
+        (&local_sr, map(&[("device", "/dev/sda3"), ("path", &local_path)])),
+        (&iso_sr, map(&[("location", &iso_path), ("legacy_mode", "true")])),
     ] {
         let r = model::new_ref();
         obj(
@@ -536,10 +456,7 @@ fn seed_tx(
         "network",
         &network,
         vec![
-            (
-                "name_label",
-                Value::from("Pool-wide network associated with eth0"),
-            ),
+            ("name_label", Value::from("Pool-wide network associated with eth0")),
             ("name_description", Value::from("")),
             ("bridge", Value::from("xenbr0")),
             ("MTU", Value::Int(1500)),
@@ -557,10 +474,7 @@ fn seed_tx(
             ("vendor_id", Value::from("8086")),
             ("vendor_name", Value::from("Intel Corporation")),
             ("device_id", Value::from("10d3")),
-            (
-                "device_name",
-                Value::from("82574L Gigabit Network Connection"),
-            ),
+            ("device_name", Value::from("82574L Gigabit Network Connection")),
             ("speed", Value::Int(1000)),
             ("duplex", Value::Bool(true)),
             ("pci_bus_path", Value::from("0000:00:03.0")),
@@ -615,10 +529,7 @@ fn seed_tx(
             ("gui_config", Value::empty_map()),
             ("migration_compression", Value::Bool(false)),
             ("coordinator_bias", Value::Bool(true)),
-            (
-                "other_config",
-                map(&[("memory-ratio-hvm", "0.25"), ("memory-ratio-pv", "0.25")]),
-            ),
+            ("other_config", map(&[("memory-ratio-hvm", "0.25"), ("memory-ratio-pv", "0.25")])),
         ],
     );
 
@@ -642,8 +553,7 @@ pub fn refresh(db: &Db) -> Result<()> {
         roles::ensure(tx);
         Ok::<_, ApiError>(())
     })?;
-    db.durable_blocking(c)
-        .map_err(|e| crate::internal(e.to_string()))
+    db.durable_blocking(c).map_err(|e| crate::internal(e.to_string()))
 }
 
 #[cfg(test)]
@@ -652,8 +562,7 @@ mod tests {
     fn seeds_a_fresh_store_once() {
         let db = store::Db::memory();
         assert!(super::find(&db).is_none());
-        let (pool, host) =
-            super::seed(&db, "h", "127.0.0.1", std::path::Path::new("/tmp/x")).unwrap();
+        let (pool, host) = super::seed(&db, "h", "127.0.0.1", std::path::Path::new("/tmp/x")).unwrap();
         assert_eq!(super::find(&db), Some((pool, host)));
     }
 }

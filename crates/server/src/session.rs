@@ -33,9 +33,7 @@ impl Sessions {
         let c = class("session");
         let stale = {
             let st = s.db.read();
-            let row = st.get(c, sref).ok_or_else(|| ApiError::SessionInvalid {
-                handle: sref.to_string(),
-            })?;
+            let row = st.get(c, sref).ok_or_else(|| ApiError::SessionInvalid { handle: sref.to_string() })?;
             let la = match row.get(field(c, "last_active")) {
                 Value::DateTime(d) => d.secs,
                 _ => 0,
@@ -103,12 +101,8 @@ impl Sessions {
         let c = class("session");
         let busy = s.tasks.sessions_with_pending_tasks(s);
         let now = DateTime::now().secs;
-        let (la, pool, user, orig) = (
-            field(c, "last_active"),
-            field(c, "pool"),
-            field(c, "auth_user_name"),
-            field(c, "originator"),
-        );
+        let (la, pool, user, orig) =
+            (field(c, "last_active"), field(c, "pool"), field(c, "auth_user_name"), field(c, "originator"));
         let mut doomed: Vec<String> = Vec::new();
         let mut groups: HashMap<(u8, String), Vec<(i64, String)>> = HashMap::new();
         {

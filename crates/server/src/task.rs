@@ -34,9 +34,7 @@ impl Tasks {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        m.entry(task.to_string())
-            .or_insert_with(|| watch::channel(false).0)
-            .subscribe()
+        m.entry(task.to_string()).or_insert_with(|| watch::channel(false).0).subscribe()
     }
 
     pub fn request_cancel(&self, task: &str) {
@@ -48,11 +46,7 @@ impl Tasks {
     }
 
     pub fn is_cancelling(&self, task: &str) -> bool {
-        self.cancel
-            .lock()
-            .ok()
-            .and_then(|m| m.get(task).map(|t| *t.borrow()))
-            .unwrap_or(false)
+        self.cancel.lock().ok().and_then(|m| m.get(task).map(|t| *t.borrow())).unwrap_or(false)
     }
 
     pub fn mark_client(&self, task: &str) {
@@ -62,10 +56,7 @@ impl Tasks {
     }
 
     pub fn is_client_task(&self, task: &str) -> bool {
-        self.client
-            .lock()
-            .map(|m| m.contains(task))
-            .unwrap_or(false)
+        self.client.lock().map(|m| m.contains(task)).unwrap_or(false)
     }
 
     fn forget(&self, task: &str) {
@@ -87,11 +78,7 @@ impl Tasks {
         let owners = self.owner.lock().map(|m| m.clone()).unwrap_or_default();
         owners
             .into_iter()
-            .filter(|(t, _)| {
-                st.get(c, t)
-                    .map(|row| row.get(status).as_str() == Some("pending"))
-                    .unwrap_or(false)
-            })
+            .filter(|(t, _)| st.get(c, t).map(|row| row.get(status).as_str() == Some("pending")).unwrap_or(false))
             .map(|(_, s)| s)
             .collect()
     }
@@ -99,12 +86,8 @@ impl Tasks {
     /// One GC pass over the task table.
     pub fn gc(&self, s: &Server) {
         let c = class("task");
-        let (status, created, finished, progress) = (
-            field(c, "status"),
-            field(c, "created"),
-            field(c, "finished"),
-            field(c, "progress"),
-        );
+        let (status, created, finished, progress) =
+            (field(c, "status"), field(c, "created"), field(c, "finished"), field(c, "progress"));
         let now = DateTime::now().secs;
         let secs = |v: &Value| match v {
             Value::DateTime(d) => d.secs,
@@ -116,10 +99,7 @@ impl Tasks {
         {
             let st = s.db.read();
             for (r, row) in st.table(c).iter() {
-                let pending = matches!(
-                    row.get(status).as_str(),
-                    Some("pending") | Some("cancelling")
-                );
+                let pending = matches!(row.get(status).as_str(), Some("pending") | Some("cancelling"));
                 if pending {
                     let _ = progress;
                     if now - secs(row.get(created)) > PENDING_TIMEOUT {
@@ -137,12 +117,7 @@ impl Tasks {
         }
         if young > MAX_TASKS {
             completed.sort();
-            doomed.extend(
-                completed
-                    .into_iter()
-                    .take(young - MAX_TASKS)
-                    .map(|(_, r)| r),
-            );
+            doomed.extend(completed.into_iter().take(young - MAX_TASKS).map(|(_, r)| r));
         }
         if doomed.is_empty() {
             return;
@@ -212,17 +187,9 @@ pub fn complete(s: &Server, task: &str, outcome: &Result<Value>) {
                     put(row, "result", wire::xmlrpc::value_to_string(v));
                 }
                 Err(e) => {
-                    put(
-                        row,
-                        "status",
-                        if cancelled { "cancelled" } else { "failure" },
-                    );
+                    put(row, "status", if cancelled { "cancelled" } else { "failure" });
                     put(row, "progress", 1.0);
-                    put(
-                        row,
-                        "error_info",
-                        Value::Array(e.to_wire().into_iter().map(Value::String).collect()),
-                    );
+                    put(row, "error_info", Value::Array(e.to_wire().into_iter().map(Value::String).collect()));
                 }
             }
         });
@@ -237,24 +204,14 @@ pub fn complete(s: &Server, task: &str, outcome: &Result<Value>) {
 pub fn set_progress(s: &Server, task: &str, p: f64) {
     let c = class("task");
     let _ = s.db.write(|tx| {
-        tx.set(
-            c,
-            task,
-            field(c, "progress"),
-            Value::Float(p.clamp(0.0, 1.0)),
-        );
+        tx.set(c, task, field(c, "progress"), Value::Float(p.clamp(0.0, 1.0)));
         Ok::<_, ApiError>(())
     });
 }
 
 /// Start an `Async.` call: the task ref is returned at once and the work runs
 /// in the background; its result lands in the task record.
-pub async fn spawn_async(
-    mut ctx: Ctx,
-    c: &'static ClassDef,
-    m: &'static MsgDef,
-    args: Vec<Value>,
-) -> Result<Value> {
+pub async fn spawn_async(mut ctx: Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec<Value>) -> Result<Value> {
     let label = format!("Async.{}.{}", c.name, m.name);
     let task = new_task(&ctx, &label, "")?;
     ctx.durable().await?;

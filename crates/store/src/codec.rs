@@ -197,18 +197,8 @@ mod tests {
     #[test]
     fn roundtrip() {
         let v = Value::Struct(vec![
-            (
-                "a".into(),
-                Value::Array(vec![
-                    Value::Int(-5),
-                    Value::Int(i64::MAX),
-                    Value::Float(1.5),
-                ]),
-            ),
-            (
-                "b".into(),
-                Value::DateTime(DateTime::parse("20250101T01:02:03+02:00").unwrap()),
-            ),
+            ("a".into(), Value::Array(vec![Value::Int(-5), Value::Int(i64::MAX), Value::Float(1.5)])),
+            ("b".into(), Value::DateTime(DateTime::parse("20250101T01:02:03+02:00").unwrap())),
             ("c".into(), Value::Nil),
             ("d".into(), Value::Bool(true)),
             ("e".into(), Value::I32(-7)),

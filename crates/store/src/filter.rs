@@ -1,8 +1,13 @@
 //! The `get_all_records_where` expression language.
 //!
 //! ```text
-//! expr  := unary (("and" | "or") unary)*      -- same precedence, left to right
-//! unary := "not" unary | "(" expr ")" | "true" | "false" | value "=" value
+//! expr  := "not" expr | unary (("and" | "or") unary)*
+//! unary := "(" expr ")" | "true" | "false" | value "=" value
+//! ```
+//! `and` and `or` share one precedence and associate to the left; `not` binds
+//! more loosely than both, so `not a and b` is `not (a and b)`, as in xapi's
+//! grammar.
+//! ```text
 //! value := "field" STRING | STRING            -- STRING is "…", no escapes
 //! ```
 //! Fields are database columns (`name__label`, `_ref`); `=` compares the stored
@@ -62,11 +67,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             }
             '"' => {
                 let start = i + 1;
-                let end = cs[start..]
-                    .iter()
-                    .position(|&c| c == '"')
-                    .ok_or("unterminated string")?
-                    + start;
+                let end = cs[start..].iter().position(|&c| c == '"').ok_or("unterminated string")? + start;
                 out.push(Tok::Str(cs[start..end].iter().collect()));
                 i = end + 1;
             }
@@ -107,30 +108,42 @@ impl P {
         t
     }
     fn expr(&mut self, depth: usize) -> Result<Expr, String> {
+        if depth > 100 {
+            return Err("expression nested too deeply".into());
+        }
+        if self.peek() == Some(&Tok::Not) {
+            self.i += 1;
+            return Ok(Expr::Not(Box::new(self.expr(depth + 1)?)));
+        }
         let mut lhs = self.unary(depth)?;
         loop {
             match self.peek() {
                 Some(Tok::And) => {
                     self.i += 1;
-                    lhs = Expr::And(Box::new(lhs), Box::new(self.unary(depth)?));
+                    lhs = Expr::And(Box::new(lhs), Box::new(self.operand_or_not(depth)?));
                 }
                 Some(Tok::Or) => {
                     self.i += 1;
-                    lhs = Expr::Or(Box::new(lhs), Box::new(self.unary(depth)?));
+                    lhs = Expr::Or(Box::new(lhs), Box::new(self.operand_or_not(depth)?));
                 }
                 _ => return Ok(lhs),
             }
         }
     }
+    /// After `and`/`or`: a `not` there swallows the rest of the expression.
+    fn operand_or_not(&mut self, depth: usize) -> Result<Expr, String> {
+        if self.peek() == Some(&Tok::Not) {
+            self.i += 1;
+            return Ok(Expr::Not(Box::new(self.expr(depth + 1)?)));
+        }
+        self.unary(depth)
+    }
+
     fn unary(&mut self, depth: usize) -> Result<Expr, String> {
         if depth > 100 {
             return Err("expression nested too deeply".into());
         }
         match self.peek() {
-            Some(Tok::Not) => {
-                self.i += 1;
-                Ok(Expr::Not(Box::new(self.unary(depth + 1)?)))
-            }
             Some(Tok::LParen) => {
                 self.i += 1;
                 let e = self.expr(depth + 1)?;
@@ -171,10 +184,7 @@ impl P {
 }
 
 pub fn parse(s: &str) -> Result<Expr, String> {
-    let mut p = P {
-        toks: lex(s)?,
-        i: 0,
-    };
+    let mut p = P { toks: lex(s)?, i: 0 };
     let e = p.expr(0)?;
     if p.i != p.toks.len() {
         return Err("trailing tokens".into());
@@ -198,10 +208,8 @@ pub fn db_text(v: &Value) -> String {
             format!("({})", items.join(" "))
         }
         Value::Struct(m) => {
-            let items: Vec<String> = m
-                .iter()
-                .map(|(k, x)| format!("({} {})", sexp_atom(k), sexp_atom(&db_text(x))))
-                .collect();
+            let items: Vec<String> =
+                m.iter().map(|(k, x)| format!("({} {})", sexp_atom(k), sexp_atom(&db_text(x)))).collect();
             format!("({})", items.join(" "))
         }
         Value::Row(r) => db_text(&r.to_struct()),
@@ -240,11 +248,12 @@ mod tests {
     #[test]
     fn grammar() {
         assert_eq!(parse("true").unwrap(), Expr::True);
-        let e = parse(r#"field "is_a_template"="false" and field "is_control_domain"="false""#)
-            .unwrap();
+        let e = parse(r#"field "is_a_template"="false" and field "is_control_domain"="false""#).unwrap();
         assert!(matches!(e, Expr::And(_, _)));
         let e = parse(r#"not field "a"="b" or (true)"#).unwrap();
-        assert!(matches!(e, Expr::Or(_, _)));
+        assert!(matches!(e, Expr::Not(_)), "not binds loosest: {e:?}");
+        let e = parse(r#"field "a"="b" and not field "c"="d" or true"#).unwrap();
+        assert!(matches!(e, Expr::And(_, ref r) if matches!(**r, Expr::Not(_))), "{e:?}");
         assert!(parse("field").is_err());
         assert!(parse(r#"field "a"="#).is_err());
         assert!(parse(r#""a"="b" junk"#).is_err());
@@ -252,14 +261,8 @@ mod tests {
     }
     #[test]
     fn sexp() {
-        assert_eq!(
-            db_text(&Value::Array(vec![Value::from("a"), Value::from("b'c")])),
-            r"('a' 'b\'c')"
-        );
-        assert_eq!(
-            db_text(&Value::Struct(vec![("k".into(), Value::from("v"))])),
-            "(('k' 'v'))"
-        );
+        assert_eq!(db_text(&Value::Array(vec![Value::from("a"), Value::from("b'c")])), r"('a' 'b\'c')");
+        assert_eq!(db_text(&Value::Struct(vec![("k".into(), Value::from("v"))])), "(('k' 'v'))");
         assert_eq!(db_text(&Value::Array(vec![])), "()");
     }
 }

@@ -105,21 +105,13 @@ pub struct State {
 fn relations() -> Vec<Relation> {
     let mut out = Vec::new();
     for (dst_class, dst_field, src_class, src_field) in RELATIONS {
-        let (Some(d), Some(s)) = (
-            model::schema::class(dst_class),
-            model::schema::class(src_class),
-        ) else {
+        let (Some(d), Some(s)) = (model::schema::class(dst_class), model::schema::class(src_class)) else {
             continue;
         };
         let (Some(df), Some(sf)) = (d.field_index(dst_field), s.field_index(src_field)) else {
             continue;
         };
-        out.push(Relation {
-            src: s.index,
-            src_field: sf,
-            dst: d.index,
-            dst_field: df,
-        });
+        out.push(Relation { src: s.index, src_field: sf, dst: d.index, dst_field: df });
     }
     out
 }
@@ -149,30 +141,24 @@ impl State {
 
     /// Which class holds this ref, if any.
     pub fn class_of(&self, r: &str) -> Option<&'static ClassDef> {
-        CLASSES
-            .iter()
-            .copied()
-            .find(|c| self.tables[c.index].rows.contains_key(r))
+        CLASSES.iter().copied().find(|c| self.tables[c.index].rows.contains_key(r))
+    }
+
+    /// The generation of the latest change (or deletion) in a table.
+    pub fn last_change(&self, c: &ClassDef) -> u64 {
+        self.tables[c.index].changes.iter().next_back().map(|(g, _)| *g).unwrap_or(0)
     }
 
     /// Changes to one table since generation `since`, coalesced per object:
     /// created after `since` → Add (even if changed later); existing then
     /// changed → Mod; existing then deleted → Del; created and deleted
     /// within the window → nothing.
-    pub fn changes_since(
-        &self,
-        c: &ClassDef,
-        since: u64,
-    ) -> Vec<(Change, String, u64, Option<Arc<Row>>)> {
+    pub fn changes_since(&self, c: &ClassDef, since: u64) -> Vec<(Change, String, u64, Option<Arc<Row>>)> {
         let t = &self.tables[c.index];
         let mut out = Vec::new();
         for (g, r) in t.changes.range((since + 1, String::new())..) {
             if let Some(e) = t.rows.get(r) {
-                let ch = if e.created > since {
-                    Change::Add
-                } else {
-                    Change::Mod
-                };
+                let ch = if e.created > since { Change::Add } else { Change::Mod };
                 out.push((ch, r.clone(), *g, Some(e.row.clone())));
             } else if let Some((created, _)) = t.tombs.get(r) {
                 if *created <= since {
@@ -209,14 +195,7 @@ impl State {
                 if let Some(u) = &new_uuid {
                     t.uuid.insert(u.clone(), r.to_string());
                 }
-                t.rows.insert(
-                    r.to_string(),
-                    Entry {
-                        row,
-                        created: created.unwrap_or(gen),
-                        modified: gen,
-                    },
-                );
+                t.rows.insert(r.to_string(), Entry { row, created: created.unwrap_or(gen), modified: gen });
             }
         }
         t.changes.insert((gen, r.to_string()));
@@ -226,12 +205,7 @@ impl State {
         let t = &mut self.tables[ci];
         if let Some(e) = t.rows.remove(r) {
             t.changes.remove(&(e.modified, r.to_string()));
-            if let Some(u) = e
-                .row
-                .class
-                .field_index("uuid")
-                .and_then(|i| e.row.fields[i].as_str())
-            {
+            if let Some(u) = e.row.class.field_index("uuid").and_then(|i| e.row.fields[i].as_str()) {
                 if t.uuid.get(u).map(String::as_str) == Some(r) {
                     t.uuid.remove(u);
                 }
@@ -247,13 +221,8 @@ impl State {
     fn trim_tombstones(&mut self, ci: usize) {
         let t = &mut self.tables[ci];
         let excess = t.tombs.len() - MAX_TOMBSTONES / 2;
-        let victims: Vec<(u64, String)> = t
-            .changes
-            .iter()
-            .filter(|(_, r)| t.tombs.contains_key(r))
-            .take(excess)
-            .cloned()
-            .collect();
+        let victims: Vec<(u64, String)> =
+            t.changes.iter().filter(|(_, r)| t.tombs.contains_key(r)).take(excess).cloned().collect();
         for (g, r) in victims {
             t.changes.remove(&(g, r.clone()));
             t.tombs.remove(&r);
@@ -261,10 +230,7 @@ impl State {
     }
 
     fn ref_field<'a>(row: &'a Row, idx: usize) -> Option<&'a str> {
-        row.fields
-            .get(idx)
-            .and_then(Value::as_str)
-            .filter(|s| *s != model::NULL_REF)
+        row.fields.get(idx).and_then(Value::as_str).filter(|s| *s != model::NULL_REF)
     }
 }
 
@@ -445,11 +411,7 @@ fn encode_row(out: &mut Vec<u8>, row: &Row) {
     }
 }
 
-fn decode_row(
-    r: &mut Reader,
-    class: &'static ClassDef,
-    map: &[Option<usize>],
-) -> Result<Row, codec::Corrupt> {
+fn decode_row(r: &mut Reader, class: &'static ClassDef, map: &[Option<usize>]) -> Result<Row, codec::Corrupt> {
     let n = r.len()?;
     let mut fields: Vec<Value> = class.fields.iter().map(|f| f.default_value()).collect();
     for i in 0..n {
@@ -489,19 +451,14 @@ impl Db {
         if snap.exists() {
             let data = std::fs::read(&snap)?;
             let recs = wal::records(&data);
-            let payload = recs
-                .first()
-                .ok_or_else(|| StoreError(format!("{}: damaged snapshot", snap.display())))?;
-            load_snapshot(&mut st, payload)
-                .map_err(|e| StoreError(format!("{}: {}", snap.display(), e.0)))?;
+            let payload = recs.first().ok_or_else(|| StoreError(format!("{}: damaged snapshot", snap.display())))?;
+            load_snapshot(&mut st, payload).map_err(|e| StoreError(format!("{}: {}", snap.display(), e.0)))?;
         }
         let mut logs: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().to_string();
-                name.strip_prefix("log-")
-                    .and_then(|g| g.parse::<u64>().ok())
-                    .map(|g| (g, e.path()))
+                name.strip_prefix("log-").and_then(|g| g.parse::<u64>().ok()).map(|g| (g, e.path()))
             })
             .collect();
         logs.sort();
@@ -513,8 +470,7 @@ impl Db {
             let layout = read_layout(&mut Reader::new(schema))
                 .map_err(|e| StoreError(format!("{}: {}", path.display(), e.0)))?;
             for rec in it {
-                replay(&mut st, &layout, rec)
-                    .map_err(|e| StoreError(format!("{}: {}", path.display(), e.0)))?;
+                replay(&mut st, &layout, rec).map_err(|e| StoreError(format!("{}: {}", path.display(), e.0)))?;
             }
             replayed_logs.push(path.clone());
         }
@@ -554,12 +510,7 @@ impl Db {
             Err(p) => p.into_inner(),
         };
         let (out, pending, order, touched) = {
-            let mut tx = Txn {
-                st: &guard,
-                pending: HashMap::new(),
-                order: Vec::new(),
-                touched: Vec::new(),
-            };
+            let mut tx = Txn { st: &guard, pending: HashMap::new(), order: Vec::new(), touched: Vec::new() };
             let out = f(&mut tx)?;
             (out, tx.pending, tx.order, tx.touched)
         };
@@ -605,14 +556,9 @@ impl Db {
         for (ci, r, new) in &changes {
             for (ri, rel) in st.rels.iter().enumerate() {
                 if rel.src == *ci {
-                    let old_t = st.tables[*ci]
-                        .get(r)
-                        .and_then(|o| State::ref_field(o, rel.src_field))
-                        .map(str::to_string);
-                    let new_t = new
-                        .as_ref()
-                        .and_then(|n| State::ref_field(n, rel.src_field))
-                        .map(str::to_string);
+                    let old_t =
+                        st.tables[*ci].get(r).and_then(|o| State::ref_field(o, rel.src_field)).map(str::to_string);
+                    let new_t = new.as_ref().and_then(|n| State::ref_field(n, rel.src_field)).map(str::to_string);
                     if old_t != new_t {
                         if let Some(t) = old_t {
                             if let Some(set) = st.rel_index[ri].get_mut(&t) {
@@ -621,10 +567,7 @@ impl Db {
                             dirty.insert((ri, rel.dst, t));
                         }
                         if let Some(t) = new_t {
-                            st.rel_index[ri]
-                                .entry(t.clone())
-                                .or_default()
-                                .insert(r.clone());
+                            st.rel_index[ri].entry(t.clone()).or_default().insert(r.clone());
                             dirty.insert((ri, rel.dst, t));
                         }
                     }
@@ -695,8 +638,7 @@ impl Db {
         let seq = match (&self.wal, logged_any) {
             (Some(w), true) => {
                 let framed = wal::frame(&log);
-                self.logged
-                    .fetch_add(framed.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                self.logged.fetch_add(framed.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 Some(w.append(framed))
             }
             _ => None,
@@ -744,10 +686,7 @@ impl Db {
         wal::write_atomic(&dir.join("snapshot"), &wal::frame(&bytes))?;
         for e in std::fs::read_dir(dir)?.filter_map(|e| e.ok()) {
             let name = e.file_name().to_string_lossy().to_string();
-            if let Some(g) = name
-                .strip_prefix("log-")
-                .and_then(|g| g.parse::<u64>().ok())
-            {
+            if let Some(g) = name.strip_prefix("log-").and_then(|g| g.parse::<u64>().ok()) {
                 if g <= gen {
                     let _ = std::fs::remove_file(e.path());
                 }
@@ -824,10 +763,7 @@ fn replay(st: &mut State, layout: &Layout, rec: &[u8]) -> Result<(), codec::Corr
         let op = r.u8()?;
         let ci = r.uv()? as usize;
         let rf = r.str()?;
-        let cl = layout
-            .classes
-            .get(ci)
-            .ok_or(codec::Corrupt("bad class index"))?;
+        let cl = layout.classes.get(ci).ok_or(codec::Corrupt("bad class index"))?;
         match op {
             1 => {
                 let created = r.uv()?;
@@ -871,10 +807,7 @@ fn rebuild_relations(st: &mut State) {
 
 /// A fresh row of a class with every field at its default.
 pub fn blank_row(c: &'static ClassDef) -> Row {
-    Row {
-        class: c,
-        fields: c.fields.iter().map(|f| f.default_value()).collect(),
-    }
+    Row { class: c, fields: c.fields.iter().map(|f| f.default_value()).collect() }
 }
 
 #[cfg(test)]

@@ -27,12 +27,7 @@ fn crud_and_uuid_index() {
     let r = new_vm(&db, "a");
     let st = db.read();
     let row = st.get(vm(), &r).unwrap();
-    let uuid = row
-        .get_by_name("uuid")
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .to_string();
+    let uuid = row.get_by_name("uuid").unwrap().as_str().unwrap().to_string();
     assert_eq!(st.table(vm()).by_uuid(&uuid), Some(r.as_str()));
     drop(st);
     db.write(|tx| Ok::<_, ()>(tx.delete(vm(), &r))).unwrap();
@@ -66,15 +61,9 @@ fn relations_are_derived() {
         Ok::<_, ()>(())
     })
     .unwrap();
-    assert_eq!(
-        db.read().get(vm(), &v).unwrap().fields[vbds],
-        Value::Array(vec![Value::from(b.as_str())])
-    );
+    assert_eq!(db.read().get(vm(), &v).unwrap().fields[vbds], Value::Array(vec![Value::from(b.as_str())]));
     db.write(|tx| Ok::<_, ()>(tx.delete(vbd(), &b))).unwrap();
-    assert_eq!(
-        db.read().get(vm(), &v).unwrap().fields[vbds],
-        Value::Array(vec![])
-    );
+    assert_eq!(db.read().get(vm(), &v).unwrap().fields[vbds], Value::Array(vec![]));
 }
 
 #[test]
@@ -83,36 +72,23 @@ fn event_coalescing() {
     let a = new_vm(&db, "a");
     let g = db.generation();
     let name = vm().field_index("name_label").unwrap();
-    db.write(|tx| Ok::<_, ()>(tx.set(vm(), &a, name, Value::from("a2"))))
-        .unwrap();
-    db.write(|tx| Ok::<_, ()>(tx.set(vm(), &a, name, Value::from("a3"))))
-        .unwrap();
+    db.write(|tx| Ok::<_, ()>(tx.set(vm(), &a, name, Value::from("a2")))).unwrap();
+    db.write(|tx| Ok::<_, ()>(tx.set(vm(), &a, name, Value::from("a3")))).unwrap();
     let b = new_vm(&db, "b");
-    db.write(|tx| Ok::<_, ()>(tx.set(vm(), &b, name, Value::from("b2"))))
-        .unwrap();
+    db.write(|tx| Ok::<_, ()>(tx.set(vm(), &b, name, Value::from("b2")))).unwrap();
     let c = new_vm(&db, "c");
     db.write(|tx| Ok::<_, ()>(tx.delete(vm(), &c))).unwrap();
     let st = db.read();
-    let ch: Vec<(Change, String)> = st
-        .changes_since(vm(), g)
-        .into_iter()
-        .map(|(c, r, _, _)| (c, r))
-        .collect();
+    let ch: Vec<(Change, String)> = st.changes_since(vm(), g).into_iter().map(|(c, r, _, _)| (c, r)).collect();
     assert_eq!(ch, vec![(Change::Mod, a.clone()), (Change::Add, b.clone())]);
     // A no-op write produces no event.
     drop(st);
     let g2 = db.generation();
-    db.write(|tx| Ok::<_, ()>(tx.set(vm(), &a, name, Value::from("a3"))))
-        .unwrap();
+    db.write(|tx| Ok::<_, ()>(tx.set(vm(), &a, name, Value::from("a3")))).unwrap();
     assert!(db.read().changes_since(vm(), g2).is_empty());
     // Delete of something that existed at g2.
     db.write(|tx| Ok::<_, ()>(tx.delete(vm(), &a))).unwrap();
-    let ch: Vec<Change> = db
-        .read()
-        .changes_since(vm(), g2)
-        .into_iter()
-        .map(|c| c.0)
-        .collect();
+    let ch: Vec<Change> = db.read().changes_since(vm(), g2).into_iter().map(|c| c.0).collect();
     assert_eq!(ch, vec![Change::Del]);
 }
 
@@ -124,9 +100,7 @@ fn durable_across_reopen_and_torn_tail() {
     {
         let db = Db::open(dir.path()).unwrap();
         r = new_vm(&db, "persisted");
-        let (_, c) = db
-            .write(|tx| Ok::<_, ()>(tx.set(vm(), &r, name, Value::from("renamed"))))
-            .unwrap();
+        let (_, c) = db.write(|tx| Ok::<_, ()>(tx.set(vm(), &r, name, Value::from("renamed")))).unwrap();
         db.durable_blocking(c).unwrap();
         // No shutdown: simulates a crash after the acknowledgement.
         std::mem::forget(db);
@@ -139,28 +113,19 @@ fn durable_across_reopen_and_torn_tail() {
         .unwrap()
         .path();
     let data = std::fs::read(&log).unwrap();
-    let end = wal::records(&data)
-        .iter()
-        .map(|r| r.len() + 12)
-        .sum::<usize>();
+    let end = wal::records(&data).iter().map(|r| r.len() + 12).sum::<usize>();
     let mut f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
     use std::os::unix::fs::FileExt;
     f.write_all_at(&[7, 0, 0, 0, 1, 2, 3], end as u64).unwrap();
     drop(f);
     let db = Db::open(dir.path()).unwrap();
-    assert_eq!(
-        db.read().get(vm(), &r).unwrap().fields[name],
-        Value::from("renamed")
-    );
+    assert_eq!(db.read().get(vm(), &r).unwrap().fields[name], Value::from("renamed"));
     let g = db.generation();
     db.shutdown().unwrap();
     drop(db);
     let db = Db::open(dir.path()).unwrap();
     assert_eq!(db.generation(), g);
-    assert_eq!(
-        db.read().get(vm(), &r).unwrap().fields[name],
-        Value::from("renamed")
-    );
+    assert_eq!(db.read().get(vm(), &r).unwrap().fields[name], Value::from("renamed"));
 }
 
 #[test]
@@ -179,8 +144,5 @@ fn transient_classes_are_not_persisted() {
         db.shutdown().unwrap();
     }
     let db = Db::open(dir.path()).unwrap();
-    assert_eq!(
-        db.read().get(session, "OpaqueRef:s").is_some(),
-        !session.transient || false
-    );
+    assert_eq!(db.read().get(session, "OpaqueRef:s").is_some(), !session.transient || false);
 }

@@ -88,17 +88,8 @@ struct Writer {
 impl Writer {
     fn open(dir: &Path, gen: u64, schema: &[u8]) -> io::Result<Writer> {
         let path = log_path(dir, gen);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&path)?;
-        let mut w = Writer {
-            dir: dir.to_path_buf(),
-            file,
-            offset: 0,
-            allocated: 0,
-        };
+        let file = OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
+        let mut w = Writer { dir: dir.to_path_buf(), file, offset: 0, allocated: 0 };
         w.write(&frame(schema))?;
         w.file.sync_all()?;
         sync_dir(dir)?;
@@ -138,75 +129,66 @@ impl Wal {
         let mut writer = Writer::open(dir, gen, &schema)?;
         let (durable, _) = watch::channel(0u64);
         let shared = Arc::new(Shared {
-            q: Mutex::new(Queue {
-                items: Vec::new(),
-                last_seq: 0,
-                stop: false,
-            }),
+            q: Mutex::new(Queue { items: Vec::new(), last_seq: 0, stop: false }),
             cv: Condvar::new(),
             durable,
             failed: Mutex::new(None),
         });
         let sh = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("wal-flush".into())
-            .spawn(move || {
-                loop {
-                    let (items, seq, stop) = {
-                        let mut q = match sh.q.lock() {
+        let thread = std::thread::Builder::new().name("wal-flush".into()).spawn(move || {
+            loop {
+                let (items, seq, stop) = {
+                    let mut q = match sh.q.lock() {
+                        Ok(q) => q,
+                        Err(p) => p.into_inner(),
+                    };
+                    while q.items.is_empty() && !q.stop {
+                        q = match sh.cv.wait(q) {
                             Ok(q) => q,
                             Err(p) => p.into_inner(),
                         };
-                        while q.items.is_empty() && !q.stop {
-                            q = match sh.cv.wait(q) {
-                                Ok(q) => q,
-                                Err(p) => p.into_inner(),
-                            };
-                        }
-                        (std::mem::take(&mut q.items), q.last_seq, q.stop)
-                    };
-                    let res = (|| -> io::Result<()> {
-                        let mut batch = Vec::new();
-                        for it in items {
-                            match it {
-                                Item::Record(b) => batch.extend_from_slice(&b),
-                                Item::Rotate { gen, schema } => {
-                                    writer.write(&batch)?;
-                                    batch.clear();
-                                    writer.sync()?;
-                                    writer = Writer::open(&writer.dir.clone(), gen, &schema)?;
-                                }
+                    }
+                    (std::mem::take(&mut q.items), q.last_seq, q.stop)
+                };
+                let res = (|| -> io::Result<()> {
+                    let mut batch = Vec::new();
+                    for it in items {
+                        match it {
+                            Item::Record(b) => batch.extend_from_slice(&b),
+                            Item::Rotate { gen, schema } => {
+                                writer.write(&batch)?;
+                                batch.clear();
+                                writer.sync()?;
+                                writer = Writer::open(&writer.dir.clone(), gen, &schema)?;
                             }
-                        }
-                        if !batch.is_empty() {
-                            writer.write(&batch)?;
-                        }
-                        writer.sync()
-                    })();
-                    match res {
-                        Ok(()) => {
-                            sh.durable.send_replace(seq);
-                        }
-                        Err(e) => {
-                            // A log that cannot be written must not acknowledge
-                            // anything again: waiters see the failure.
-                            tracing::error!("durable log write failed: {e}");
-                            if let Ok(mut f) = sh.failed.lock() {
-                                *f = Some(e.to_string());
-                            }
-                            sh.durable.send_replace(u64::MAX);
-                            return;
                         }
                     }
-                    if stop {
+                    if !batch.is_empty() {
+                        writer.write(&batch)?;
+                    }
+                    writer.sync()
+                })();
+                match res {
+                    Ok(()) => {
+                        sh.durable.send_replace(seq);
+                    }
+                    Err(e) => {
+                        // A log that cannot be written must not acknowledge
+                        // anything again: waiters see the failure.
+                        tracing::error!("durable log write failed: {e}");
+                        if let Ok(mut f) = sh.failed.lock() {
+                            *f = Some(e.to_string());
+                        }
+                        sh.durable.send_replace(u64::MAX);
                         return;
                     }
                 }
-            })?;
-        Ok(Wal {
-            shared,
-            thread: Mutex::new(Some(thread)),
-        })
+                if stop {
+                    return;
+                }
+            }
+        })?;
+        Ok(Wal { shared, thread: Mutex::new(Some(thread)) })
     }
 
     fn push(&self, item: Item) -> u64 {

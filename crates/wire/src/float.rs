@@ -9,11 +9,7 @@ pub fn fmt_g(f: f64, prec: usize) -> String {
         return if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
     }
     let prec = prec.max(1);
     // Round to `prec` significant digits via scientific formatting.

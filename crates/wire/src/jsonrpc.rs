@@ -41,9 +41,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, WireError> {
         _ => return werr("JSON-RPC request lacks a method"),
     };
     let id = match obj.remove("id") {
-        Some(J::Null) | None => {
-            return werr("Malformed_method_request: notifications are not supported")
-        }
+        Some(J::Null) | None => return werr("Malformed_method_request: notifications are not supported"),
         Some(id @ (J::String(_) | J::Number(_))) => id,
         Some(_) => return werr("JSON-RPC id must be a string or a number"),
     };
@@ -53,12 +51,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, WireError> {
         (Version::V2, Some(o @ J::Object(_))) => vec![from_json(&o)],
         _ => return werr("JSON-RPC params must be an array"),
     };
-    Ok(Request {
-        version,
-        id,
-        method,
-        params,
-    })
+    Ok(Request { version, id, method, params })
 }
 
 /// JSON → Value. Integers that fit i64 are ints; everything else numeric is a float.
@@ -202,10 +195,7 @@ pub fn write_response(out: &mut Vec<u8>, version: Version, id: &J, o: &Outcome) 
         }
         (Version::V2, Outcome::Failure(desc)) => {
             out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1,\"message\":");
-            write_str(
-                out,
-                desc.first().map(String::as_str).unwrap_or("INTERNAL_ERROR"),
-            );
+            write_str(out, desc.first().map(String::as_str).unwrap_or("INTERNAL_ERROR"));
             out.extend_from_slice(b",\"data\":");
             write_strs(out, desc.get(1..).unwrap_or(&[]));
             out.extend_from_slice(b"},\"id\":");
@@ -250,9 +240,7 @@ pub fn quote_special_floats(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
             continue;
         }
         let rest = &body[i..];
-        let tok: Option<&[u8]> = [&b"-Infinity"[..], b"Infinity", b"NaN"]
-            .into_iter()
-            .find(|t| rest.starts_with(t));
+        let tok: Option<&[u8]> = [&b"-Infinity"[..], b"Infinity", b"NaN"].into_iter().find(|t| rest.starts_with(t));
         match tok {
             Some(t) => {
                 out.push(b'"');
@@ -280,15 +268,10 @@ pub fn parse_response(body: &[u8]) -> Result<Outcome, WireError> {
         return werr("JSON-RPC reply must be an object");
     };
     match obj.get("error") {
-        None | Some(J::Null) => Ok(Outcome::Success(
-            obj.get("result").map(from_json).unwrap_or(Value::Nil),
-        )),
+        None | Some(J::Null) => Ok(Outcome::Success(obj.get("result").map(from_json).unwrap_or(Value::Nil))),
         Some(J::Array(a)) => Ok(Outcome::Failure(a.iter().map(json_text).collect())),
         Some(J::Object(e)) => {
-            let mut desc = vec![e
-                .get("message")
-                .map(json_text)
-                .unwrap_or_else(|| "INTERNAL_ERROR".into())];
+            let mut desc = vec![e.get("message").map(json_text).unwrap_or_else(|| "INTERNAL_ERROR".into())];
             if let Some(J::Array(d)) = e.get("data") {
                 desc.extend(d.iter().map(json_text));
             }
@@ -318,19 +301,10 @@ mod tests {
     #[test]
     fn shapes() {
         let ok = Outcome::Success(Value::from("OpaqueRef:a"));
-        assert_eq!(
-            reply(Version::V1, &ok),
-            r#"{"result":"OpaqueRef:a","error":null,"id":7}"#
-        );
-        assert_eq!(
-            reply(Version::V2, &ok),
-            r#"{"jsonrpc":"2.0","result":"OpaqueRef:a","id":7}"#
-        );
+        assert_eq!(reply(Version::V1, &ok), r#"{"result":"OpaqueRef:a","error":null,"id":7}"#);
+        assert_eq!(reply(Version::V2, &ok), r#"{"jsonrpc":"2.0","result":"OpaqueRef:a","id":7}"#);
         let bad = Outcome::Failure(vec!["SESSION_INVALID".into(), "x".into()]);
-        assert_eq!(
-            reply(Version::V1, &bad),
-            r#"{"result":null,"error":["SESSION_INVALID","x"],"id":7}"#
-        );
+        assert_eq!(reply(Version::V1, &bad), r#"{"result":null,"error":["SESSION_INVALID","x"],"id":7}"#);
         assert_eq!(
             reply(Version::V2, &bad),
             r#"{"jsonrpc":"2.0","error":{"code":1,"message":"SESSION_INVALID","data":["x"]},"id":7}"#
@@ -341,33 +315,17 @@ mod tests {
 
     #[test]
     fn requests() {
-        let r = parse_request(
-            br#"{"jsonrpc":"2.0","method":"VM.get_all","params":["s",1,2.5,true,null],"id":"abc"}"#,
-        )
-        .unwrap();
+        let r = parse_request(br#"{"jsonrpc":"2.0","method":"VM.get_all","params":["s",1,2.5,true,null],"id":"abc"}"#)
+            .unwrap();
         assert_eq!(r.version, Version::V2);
         assert_eq!(r.id, J::from("abc"));
-        assert_eq!(
-            r.params,
-            vec![
-                Value::from("s"),
-                Value::Int(1),
-                Value::Float(2.5),
-                Value::Bool(true),
-                Value::Nil
-            ]
-        );
+        assert_eq!(r.params, vec![Value::from("s"), Value::Int(1), Value::Float(2.5), Value::Bool(true), Value::Nil]);
         let r = parse_request(br#"{"method":"x","params":[],"id":1}"#).unwrap();
         assert_eq!(r.version, Version::V1);
         assert!(parse_request(br#"{"method":"x","params":[]}"#).is_err());
         assert!(parse_request(br#"{"method":"x","params":[],"id":null}"#).is_err());
         assert!(parse_request(br#"{"method":"x","params":{},"id":1}"#).is_err());
-        assert_eq!(
-            parse_request(br#"{"jsonrpc":"2.0","method":"x","id":1}"#)
-                .unwrap()
-                .params,
-            vec![]
-        );
+        assert_eq!(parse_request(br#"{"jsonrpc":"2.0","method":"x","id":1}"#).unwrap().params, vec![]);
         assert!(parse_request(br#"{"jsonrpc":"3.0","method":"x","id":1}"#).is_err());
         assert!(parse_request(b"{").is_err());
         assert!(parse_request(b"[]").is_err());
@@ -378,17 +336,11 @@ mod tests {
         let mut out = Vec::new();
         write_value(
             &mut out,
-            &Value::Array(vec![
-                Value::Float(f64::NAN),
-                Value::Float(f64::INFINITY),
-                Value::Float(1.0),
-            ]),
+            &Value::Array(vec![Value::Float(f64::NAN), Value::Float(f64::INFINITY), Value::Float(1.0)]),
         );
         assert_eq!(out, b"[NaN,Infinity,1]");
-        let o = parse_response(
-            br#"{"jsonrpc":"2.0","result":{"a":NaN,"b":-Infinity,"c":"NaN inside"},"id":1}"#,
-        )
-        .unwrap();
+        let o =
+            parse_response(br#"{"jsonrpc":"2.0","result":{"a":NaN,"b":-Infinity,"c":"NaN inside"},"id":1}"#).unwrap();
         let Outcome::Success(v) = o else { panic!() };
         assert_eq!(v.map_str("a"), Some("NaN"));
         assert_eq!(v.map_str("b"), Some("-Infinity"));
@@ -399,9 +351,6 @@ mod tests {
     fn escapes() {
         let mut out = Vec::new();
         write_str(&mut out, "a\"b\\c\n\u{1}é");
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "\"a\\\"b\\\\c\\n\\u0001é\""
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), "\"a\\\"b\\\\c\\n\\u0001é\"");
     }
 }

@@ -60,11 +60,7 @@ fn write_inner(out: &mut Vec<u8>, v: &Value) {
             crate::put_int(out, *i as i64);
             out.extend_from_slice(b"</i4>");
         }
-        Value::Bool(b) => out.extend_from_slice(if *b {
-            b"<boolean>1</boolean>"
-        } else {
-            b"<boolean>0</boolean>"
-        }),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"<boolean>1</boolean>" } else { b"<boolean>0</boolean>" }),
         Value::Float(f) => {
             out.extend_from_slice(b"<double>");
             out.extend_from_slice(g16(*f).as_bytes());
@@ -123,7 +119,9 @@ pub fn write_response(out: &mut Vec<u8>, o: &Outcome) {
     out.extend_from_slice(b"<methodResponse><params><param><value><struct>");
     match o {
         Outcome::Success(v) => {
-            out.extend_from_slice(b"<member><name>Status</name><value>Success</value></member><member><name>Value</name>");
+            out.extend_from_slice(
+                b"<member><name>Status</name><value>Success</value></member><member><name>Value</name>",
+            );
             write_value(out, v);
             out.extend_from_slice(b"</member>");
         }
@@ -195,26 +193,20 @@ impl<'a> Parser<'a> {
     fn raw(&mut self) -> Result<Tok, WireError> {
         let mut text: Option<String> = None;
         loop {
-            let ev = self
-                .r
-                .read_event()
-                .map_err(|e| WireError(format!("XML: {e}")))?;
+            let ev = self.r.read_event().map_err(|e| WireError(format!("XML: {e}")))?;
             let tok = match ev {
                 Event::Text(t) => {
-                    text.get_or_insert_with(String::new)
-                        .push_str(&t.xml10_content());
+                    text.get_or_insert_with(String::new).push_str(&t.xml10_content());
                     continue;
                 }
                 Event::CData(t) => {
-                    text.get_or_insert_with(String::new)
-                        .push_str(&t.xml10_content());
+                    text.get_or_insert_with(String::new).push_str(&t.xml10_content());
                     continue;
                 }
                 Event::GeneralRef(r) => {
                     let name = r.xml10_content();
                     let ch = if r.is_char_ref() {
-                        r.resolve_char_ref()
-                            .map_err(|e| WireError(format!("XML: {e}")))?
+                        r.resolve_char_ref().map_err(|e| WireError(format!("XML: {e}")))?
                     } else {
                         match &*name {
                             "lt" => Some('<'),
@@ -323,25 +315,16 @@ impl<'a> Parser<'a> {
             "base64" => Value::String(self.text_until(tag)?),
             "int" | "i4" | "i8" => {
                 let t = self.text_until(tag)?;
-                Value::Int(
-                    t.trim()
-                        .parse()
-                        .map_err(|_| WireError(format!("bad <{tag}> {t:?}")))?,
-                )
+                Value::Int(t.trim().parse().map_err(|_| WireError(format!("bad <{tag}> {t:?}")))?)
             }
             "boolean" => Value::Bool(self.text_until(tag)?.trim() == "1"),
             "double" => {
                 let t = self.text_until(tag)?;
-                Value::Float(
-                    model::typed::parse_float(&t)
-                        .ok_or_else(|| WireError(format!("bad <double> {t:?}")))?,
-                )
+                Value::Float(model::typed::parse_float(&t).ok_or_else(|| WireError(format!("bad <double> {t:?}")))?)
             }
             "dateTime.iso8601" => {
                 let t = self.text_until(tag)?;
-                Value::DateTime(
-                    DateTime::parse(&t).ok_or_else(|| WireError(format!("bad dateTime {t:?}")))?,
-                )
+                Value::DateTime(DateTime::parse(&t).ok_or_else(|| WireError(format!("bad dateTime {t:?}")))?)
             }
             "nil" => {
                 self.expect_end("nil")?;
@@ -353,12 +336,8 @@ impl<'a> Parser<'a> {
                     Tok::Empty(n) if n == "data" => {}
                     Tok::Start(n) if n == "data" => loop {
                         match self.next_tag()? {
-                            Tok::Start(n) if n == "value" => {
-                                items.push(self.value_body(depth + 1)?)
-                            }
-                            Tok::Empty(n) if n == "value" => {
-                                items.push(Value::String(String::new()))
-                            }
+                            Tok::Start(n) if n == "value" => items.push(self.value_body(depth + 1)?),
+                            Tok::Empty(n) if n == "value" => items.push(Value::String(String::new())),
                             Tok::End(n) if n == "data" => break,
                             t => return werr(format!("unexpected {t:?} in <data>")),
                         }
@@ -378,9 +357,7 @@ impl<'a> Parser<'a> {
                             let v = match self.next_tag()? {
                                 Tok::Start(n) if n == "value" => self.value_body(depth + 1)?,
                                 Tok::Empty(n) if n == "value" => Value::String(String::new()),
-                                t => {
-                                    return werr(format!("expected <value> in member, found {t:?}"))
-                                }
+                                t => return werr(format!("expected <value> in member, found {t:?}")),
                             };
                             self.expect_end("member")?;
                             members.push((name, v));
@@ -466,10 +443,7 @@ pub fn parse_response(body: &[u8]) -> Result<Outcome, WireError> {
         Tok::Start(n) if n == "fault" => {
             let f = p.value()?;
             p.expect_end("fault")?;
-            let code = f
-                .member("faultCode")
-                .map(|c| format!("{c:?}"))
-                .unwrap_or_default();
+            let code = f.member("faultCode").map(|c| format!("{c:?}")).unwrap_or_default();
             let msg = f.map_str("faultString").unwrap_or("").to_string();
             return Ok(Outcome::Failure(vec!["XMLRPC_FAULT".into(), code, msg]));
         }
@@ -484,11 +458,7 @@ pub fn parse_response(body: &[u8]) -> Result<Outcome, WireError> {
 /// taken as a bare success value.
 pub fn envelope(v: Value) -> Outcome {
     match v.map_str("Status") {
-        Some("Success") => Outcome::Success(
-            v.member("Value")
-                .cloned()
-                .unwrap_or(Value::String(String::new())),
-        ),
+        Some("Success") => Outcome::Success(v.member("Value").cloned().unwrap_or(Value::String(String::new()))),
         Some("Failure") => {
             let desc = match v.member("ErrorDescription") {
                 Some(Value::Array(a)) => a.iter().map(value_as_text).collect(),
@@ -548,10 +518,7 @@ mod tests {
         assert_eq!(
             p[2],
             Value::Struct(vec![
-                (
-                    "a".into(),
-                    Value::Array(vec![Value::from("1"), Value::Int(2)])
-                ),
+                ("a".into(), Value::Array(vec![Value::from("1"), Value::Int(2)])),
                 ("e".into(), Value::from(""))
             ])
         );
@@ -600,10 +567,7 @@ mod tests {
             "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name><value><struct><member><name>s</name><value>a&lt;b&gt;&amp;&quot;c</value></member><member><name>i</name><value>-5</value></member><member><name>b</name><value><boolean>1</boolean></value></member><member><name>f</name><value><double>1</double></value></member><member><name>d</name><value><dateTime.iso8601>19700101T00:00:00Z</dateTime.iso8601></value></member><member><name>l</name><value><array><data></data></array></value></member></struct></value></member></struct></value></param></params></methodResponse>"
         );
         let mut out = Vec::new();
-        write_response(
-            &mut out,
-            &Outcome::Failure(vec!["SESSION_INVALID".into(), "OpaqueRef:x".into()]),
-        );
+        write_response(&mut out, &Outcome::Failure(vec!["SESSION_INVALID".into(), "OpaqueRef:x".into()]));
         assert_eq!(
             parse_response(&out).unwrap(),
             Outcome::Failure(vec!["SESSION_INVALID".into(), "OpaqueRef:x".into()])
@@ -614,10 +578,7 @@ mod tests {
     fn fragment_roundtrip() {
         let v = Value::Array(vec![Value::from("OpaqueRef:1")]);
         let s = value_to_string(&v);
-        assert_eq!(
-            s,
-            "<value><array><data><value>OpaqueRef:1</value></data></array></value>"
-        );
+        assert_eq!(s, "<value><array><data><value>OpaqueRef:1</value></data></array></value>");
         assert_eq!(parse_value(&s).unwrap(), v);
         assert_eq!(parse_value("<value></value>").unwrap(), Value::from(""));
     }

@@ -35,7 +35,9 @@ fn xml_view(v: &Value) -> Value {
         Value::Int(i) => Value::String(i.to_string()),
         Value::Array(a) => Value::Array(a.iter().map(xml_view).collect()),
         Value::Struct(m) => Value::Struct(m.iter().map(|(k, v)| (k.clone(), xml_view(v))).collect()),
-        Value::String(s) => Value::String(s.chars().filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')).collect()),
+        Value::String(s) => {
+            Value::String(s.chars().filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')).collect())
+        }
         other => other.clone(),
     }
 }

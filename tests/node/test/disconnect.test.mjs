@@ -165,8 +165,9 @@ describe('server shutdown with a connected client', () => {
     } finally {
       await xapi.disconnect()
       await server.stop()
-      // Let the client's event loop see it is disconnected before restoring.
-      await new Promise(resolve => setTimeout(resolve, 1500))
+      // Restore console.warn once the client has handled the dropped call.
+      await waitFor(() => pendingCalls(xapi).length === 0, 3e3, 'no pending call').catch(() => {})
+      await new Promise(resolve => setTimeout(resolve, 100))
       warnings?.restore()
     }
   })

@@ -313,9 +313,7 @@ describe('wire shapes', () => {
       assert.match(res.token, /^\d{20},\d{20}$/)
     })
 
-    it('message events come from the message store: id "0", second token part advances', {
-      todo: 'server bug: message events carry the row generation as id and leave the token\'s message part at 0; xapi (xapi_event.ml) sends id "0" and Token.to_string (db_gen, msg_gen)',
-    }, async () => {
+    it('message events come from the message store: id "0", second token part advances', async () => {
       const { token } = await call('event.from', ['message'], '', 0)
       const [hostRef] = await call('host.get_all')
       const hostUuid = await call('host.get_uuid', hostRef)

@@ -5,13 +5,7 @@ use crate::{Ctx, Result, Server};
 use model::Value;
 
 impl EventApi for Server {
-    async fn from(
-        &self,
-        ctx: &Ctx,
-        classes: Vec<String>,
-        token: String,
-        timeout: f64,
-    ) -> Result<Value> {
+    async fn from(&self, ctx: &Ctx, classes: Vec<String>, token: String, timeout: f64) -> Result<Value> {
         crate::event::from(ctx, classes, token, timeout).await
     }
 

@@ -38,7 +38,15 @@ fn records(s: &Server, keep: impl Fn(&MessageRecord) -> bool) -> Result<Records>
 }
 
 impl MessageApi for Server {
-    async fn create(&self, ctx: &Ctx, name: String, priority: i64, cls: Cls, obj_uuid: String, body: String) -> Result<Ref<Message>> {
+    async fn create(
+        &self,
+        ctx: &Ctx,
+        name: String,
+        priority: i64,
+        cls: Cls,
+        obj_uuid: String,
+        body: String,
+    ) -> Result<Ref<Message>> {
         if let Some(cn) = object_class(&cls) {
             if self.db.read().table(class(cn)).by_uuid(&obj_uuid).is_none() {
                 return Err(ApiError::UuidInvalid { r#type: cls.to_string(), uuid: obj_uuid });
@@ -47,14 +55,19 @@ impl MessageApi for Server {
         let r = model::new_ref();
         let c = class("message");
         ctx.write(|tx| {
-            obj(tx, "message", &r, vec![
-                ("name", Value::String(name)),
-                ("priority", Value::Int(priority)),
-                ("cls", Value::from(cls.as_str())),
-                ("obj_uuid", Value::String(obj_uuid)),
-                ("timestamp", Value::DateTime(DateTime::now())),
-                ("body", Value::String(body)),
-            ]);
+            obj(
+                tx,
+                "message",
+                &r,
+                vec![
+                    ("name", Value::String(name)),
+                    ("priority", Value::Int(priority)),
+                    ("cls", Value::from(cls.as_str())),
+                    ("obj_uuid", Value::String(obj_uuid)),
+                    ("timestamp", Value::DateTime(DateTime::now())),
+                    ("body", Value::String(body)),
+                ],
+            );
             // Keep the newest messages only.
             let refs = tx.refs(c);
             if refs.len() > MESSAGE_LIMIT {

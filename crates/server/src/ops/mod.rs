@@ -2,10 +2,13 @@
 //! implicit constructors, destructors and setters their class-specific rules.
 
 pub mod event;
+pub mod host;
 pub mod message;
+pub mod network;
 pub mod session;
 pub mod task;
 pub mod templates;
+pub mod vm;
 
 use crate::api::*;
 use crate::implicit::Hooks;
@@ -15,6 +18,8 @@ use model::schema::ClassDef;
 /// Class-specific rules for implicit messages.
 pub fn hooks(c: &ClassDef) -> Hooks {
     match c.name {
+        "VM" => vm::HOOKS,
+        "network" => network::HOOKS,
         _ => Hooks::default(),
     }
 }
@@ -24,7 +29,6 @@ pub fn hooks(c: &ClassDef) -> Hooks {
 impl AuthApi for Server {}
 impl BlobApi for Server {}
 impl BondApi for Server {}
-impl HostApi for Server {}
 impl HostCrashdumpApi for Server {}
 impl NetworkApi for Server {}
 impl PbdApi for Server {}

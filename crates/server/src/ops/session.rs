@@ -15,29 +15,12 @@ impl SessionApi for Server {
         _version: String,
         originator: String,
     ) -> Result<Ref<Session>> {
-        let spec = LoginSpec {
-            user: &uname,
-            password: &pwd,
-            originator: &originator,
-            local: ctx.local,
-            pool: true,
-        };
+        let spec = LoginSpec { user: &uname, password: &pwd, originator: &originator, local: ctx.local, pool: true };
         self.sessions.login(self, spec).await.map(Ref::new)
     }
 
-    async fn slave_local_login_with_password(
-        &self,
-        ctx: &Ctx,
-        uname: String,
-        pwd: String,
-    ) -> Result<Ref<Session>> {
-        let spec = LoginSpec {
-            user: &uname,
-            password: &pwd,
-            originator: "",
-            local: ctx.local,
-            pool: false,
-        };
+    async fn slave_local_login_with_password(&self, ctx: &Ctx, uname: String, pwd: String) -> Result<Ref<Session>> {
+        let spec = LoginSpec { user: &uname, password: &pwd, originator: "", local: ctx.local, pool: false };
         self.sessions.login(self, spec).await.map(Ref::new)
     }
 
@@ -58,14 +41,9 @@ impl SessionApi for Server {
             .unwrap_or_default();
         let p = self.clone();
         let (u, o) = (user.clone(), old_pwd.clone());
-        let ok = ctx.local
-            || tokio::task::spawn_blocking(move || p.passwd.check(&u, &o))
-                .await
-                .unwrap_or(false);
+        let ok = ctx.local || tokio::task::spawn_blocking(move || p.passwd.check(&u, &o)).await.unwrap_or(false);
         if !ok {
-            return Err(ApiError::ChangePasswordRejected {
-                msg: "Authentication failure".into(),
-            });
+            return Err(ApiError::ChangePasswordRejected { msg: "Authentication failure".into() });
         }
         let p = self.clone();
         tokio::task::spawn_blocking(move || p.passwd.set(&user, &new_pwd))
@@ -79,11 +57,7 @@ impl SessionApi for Server {
         Ok(vec![])
     }
 
-    async fn logout_subject_identifier(
-        &self,
-        _ctx: &Ctx,
-        _subject_identifier: String,
-    ) -> Result<()> {
+    async fn logout_subject_identifier(&self, _ctx: &Ctx, _subject_identifier: String) -> Result<()> {
         Ok(())
     }
 }

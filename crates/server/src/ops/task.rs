@@ -39,10 +39,7 @@ impl TaskApi for Server {
                 Value::Struct(m) => m.clone(),
                 _ => vec![],
             };
-            ops.push((
-                ctx.task.clone().unwrap_or_else(model::new_ref),
-                Value::from("destroy"),
-            ));
+            ops.push(("task".to_string(), Value::from("destroy")));
             return self.set_task_field(ctx, &self_, "current_operations", Value::Struct(ops));
         }
         ctx.write(|tx| {
@@ -61,22 +58,13 @@ impl TaskApi for Server {
             Value::Struct(m) => m.clone(),
             _ => vec![],
         };
-        ops.push((
-            ctx.task.clone().unwrap_or_else(model::new_ref),
-            Value::from("cancel"),
-        ));
+        ops.push((ctx.task.clone().unwrap_or_else(model::new_ref), Value::from("cancel")));
         self.set_task_field(ctx, &task, "current_operations", Value::Struct(ops))?;
         self.tasks.request_cancel(task.as_str());
         // A task created by a client (no server-side work behind it) is
         // cancelled on the spot.
         if self.tasks.is_client_task(task.as_str()) {
-            crate::task::complete(
-                self,
-                task.as_str(),
-                &Err(ApiError::TaskCancelled {
-                    task: task.to_string(),
-                }),
-            );
+            crate::task::complete(self, task.as_str(), &Err(ApiError::TaskCancelled { task: task.to_string() }));
         }
         Ok(())
     }
@@ -85,12 +73,7 @@ impl TaskApi for Server {
         let done = !matches!(value, TaskStatusType::Pending | TaskStatusType::Cancelling);
         self.set_task_field(ctx, &self_, "status", Value::from(value.as_str()))?;
         if done {
-            self.set_task_field(
-                ctx,
-                &self_,
-                "finished",
-                Value::DateTime(model::DateTime::now()),
-            )?;
+            self.set_task_field(ctx, &self_, "finished", Value::DateTime(model::DateTime::now()))?;
         }
         Ok(())
     }
@@ -104,11 +87,6 @@ impl TaskApi for Server {
     }
 
     async fn set_error_info(&self, ctx: &Ctx, self_: Ref<Task>, value: Vec<String>) -> Result<()> {
-        self.set_task_field(
-            ctx,
-            &self_,
-            "error_info",
-            Value::Array(value.into_iter().map(Value::String).collect()),
-        )
+        self.set_task_field(ctx, &self_, "error_info", Value::Array(value.into_iter().map(Value::String).collect()))
     }
 }

@@ -109,10 +109,7 @@ pub fn seed(tx: &mut Txn, _local_sr_uuid: &str) -> Result<()> {
             tx,
             "VM_metrics",
             &metrics,
-            vec![
-                ("install_time", Value::DateTime(now)),
-                ("last_updated", Value::DateTime(now)),
-            ],
+            vec![("install_time", Value::DateTime(now)), ("last_updated", Value::DateTime(now))],
         );
         let mem = t.memory_mib * MIB;
         let max = if t.windows { 128 * GIB } else { 64 * GIB };
@@ -120,11 +117,8 @@ pub fn seed(tx: &mut Txn, _local_sr_uuid: &str) -> Result<()> {
             "<restrictions><restriction field=\"memory-static-max\" max=\"{max}\"/><restriction field=\"vcpus-max\" max=\"32\"/><restriction property=\"number-of-vbds\" max=\"255\"/><restriction property=\"number-of-vifs\" max=\"7\"/></restrictions>"
         );
         let disks = disks_xml(t.disk_gib * GIB, "");
-        let mut oc: Vec<(&str, &str)> = vec![
-            ("default_template", "true"),
-            ("disks", &disks),
-            ("install-methods", "cdrom,nfs,http,ftp"),
-        ];
+        let mut oc: Vec<(&str, &str)> =
+            vec![("default_template", "true"), ("disks", &disks), ("install-methods", "cdrom,nfs,http,ftp")];
         if !t.distro.is_empty() && !t.windows {
             oc.push(("linux_template", "true"));
             oc.push(("install-distro", t.distro));
@@ -143,12 +137,7 @@ pub fn seed(tx: &mut Txn, _local_sr_uuid: &str) -> Result<()> {
             }
             p
         } else {
-            vec![
-                ("nx", "false"),
-                ("acpi", "1"),
-                ("apic", "true"),
-                ("pae", "true"),
-            ]
+            vec![("nx", "false"), ("acpi", "1"), ("apic", "true"), ("pae", "true")]
         };
         obj(
             tx,
@@ -164,32 +153,16 @@ pub fn seed(tx: &mut Txn, _local_sr_uuid: &str) -> Result<()> {
                 ("memory_static_max", Value::Int(mem)),
                 ("memory_dynamic_max", Value::Int(mem)),
                 ("memory_dynamic_min", Value::Int(mem)),
-                (
-                    "memory_static_min",
-                    Value::Int(if t.windows { 2048 * MIB } else { 256 * MIB }.min(mem)),
-                ),
+                ("memory_static_min", Value::Int(if t.windows { 2048 * MIB } else { 256 * MIB }.min(mem))),
                 ("memory_target", Value::Int(mem)),
                 ("VCPUs_max", Value::Int(t.vcpus)),
                 ("VCPUs_at_startup", Value::Int(t.vcpus)),
                 ("actions_after_shutdown", Value::from("destroy")),
                 ("actions_after_reboot", Value::from("restart")),
                 ("actions_after_crash", Value::from("restart")),
-                (
-                    "PV_bootloader",
-                    Value::from(if t.hvm { "" } else { "pygrub" }),
-                ),
-                (
-                    "HVM_boot_policy",
-                    Value::from(if t.hvm { "BIOS order" } else { "" }),
-                ),
-                (
-                    "HVM_boot_params",
-                    if t.hvm {
-                        map(&[("order", "cdn")])
-                    } else {
-                        Value::empty_map()
-                    },
-                ),
+                ("PV_bootloader", Value::from(if t.hvm { "" } else { "pygrub" })),
+                ("HVM_boot_policy", Value::from(if t.hvm { "BIOS order" } else { "" })),
+                ("HVM_boot_params", if t.hvm { map(&[("order", "cdn")]) } else { Value::empty_map() }),
                 ("platform", map(&platform)),
                 ("other_config", map(&oc)),
                 ("recommendations", Value::from(recommendations)),
