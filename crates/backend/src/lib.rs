@@ -206,6 +206,10 @@ impl Backend {
     pub async fn suspend(&self, uuid: &str, image: &std::path::Path, cancel: Option<Cancel>) -> Result<()> {
         each!(self, b => b.suspend(uuid, image, cancel).await)
     }
+    /// Save memory to `image` while the domain keeps running (checkpoints).
+    pub async fn save(&self, uuid: &str, image: &std::path::Path, cancel: Option<Cancel>) -> Result<()> {
+        each!(self, b => b.save(uuid, image, cancel).await)
+    }
     /// Rebuild a domain from `image`, paused. Returns the new domid.
     pub async fn resume(&self, spec: &DomainSpec, image: &std::path::Path, cancel: Option<Cancel>) -> Result<i64> {
         each!(self, b => b.resume(spec, image, cancel).await)

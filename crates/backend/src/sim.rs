@@ -275,9 +275,26 @@ impl Sim {
         Ok(domid)
     }
 
+    pub async fn save(&self, uuid: &str, image: &Path, mut cancel: Option<Cancel>) -> Result<()> {
+        let spec = self.spec_of(uuid)?;
+        knobs(&spec, "suspend", &mut cancel).await?;
+        write_image(&spec, image)
+    }
+
     pub async fn suspend(&self, uuid: &str, image: &Path, mut cancel: Option<Cancel>) -> Result<()> {
         let spec = self.spec_of(uuid)?;
         knobs(&spec, "suspend", &mut cancel).await?;
+        write_image(&spec, image)?;
+        if let Ok(mut m) = self.0.domains.lock() {
+            m.remove(uuid);
+        }
+        Ok(())
+    }
+}
+
+/// A small header naming the VM, followed by a sparse "memory image" of the guest's size.
+fn write_image(spec: &DomainSpec, image: &Path) -> Result<()> {
+    {
         // A small header followed by a sparse "memory image" of the guest's size.
         let header = format!("xapi-rs simulated suspend image\nuuid={}\nmemory={}\n", spec.uuid, spec.memory);
         let write = || -> std::io::Result<()> {
@@ -286,13 +303,11 @@ impl Sim {
             f.set_len((header.len() as i64).max(spec.memory) as u64)?;
             f.sync_all()
         };
-        write().map_err(|e| BackendError::internal(format!("writing suspend image {}: {e}", image.display())))?;
-        if let Ok(mut m) = self.0.domains.lock() {
-            m.remove(uuid);
-        }
-        Ok(())
+        write().map_err(|e| BackendError::internal(format!("writing suspend image {}: {e}", image.display())))
     }
+}
 
+impl Sim {
     pub async fn resume(&self, spec: &DomainSpec, image: &Path, mut cancel: Option<Cancel>) -> Result<i64> {
         knobs(spec, "resume", &mut cancel).await?;
         let head = std::fs::read(image)

@@ -382,7 +382,7 @@ pub fn gen_types(api: &Api) -> String {
         writeln!(w, "impl std::fmt::Display for {t} {{ fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{ f.write_str(self.as_str()) }} }}").ok();
         writeln!(w, "impl From<&str> for {t} {{ fn from(s: &str) -> Self {{ {t}::parse(s) }} }}").ok();
         writeln!(w, "impl XenType for {t} {{").ok();
-        writeln!(w, "    fn from_value(v: &Value) -> Result<Self, TypeError> {{ match v {{ Value::String(s) => Ok({t}::parse(s)), _ => Err(TypeError {{ expected: {}, got: format!(\"{{v:?}}\") }}) }} }}", lit(&e.name)).ok();
+        writeln!(w, "    fn from_value(v: &Value) -> Result<Self, TypeError> {{ match v.resolve() {{ Value::String(s) => Ok({t}::parse(s)), _ => Err(TypeError {{ expected: {}, got: format!(\"{{v:?}}\") }}) }} }}", lit(&e.name)).ok();
         writeln!(w, "    fn to_value(&self) -> Value {{ Value::String(self.as_str().to_string()) }}").ok();
         writeln!(
             w,
@@ -409,6 +409,7 @@ pub fn gen_types(api: &Api) -> String {
         writeln!(w, "}} }} }}").ok();
         writeln!(w, "impl XenType for {rec} {{").ok();
         writeln!(w, "    fn from_value(v: &Value) -> Result<Self, TypeError> {{").ok();
+        writeln!(w, "        let v = v.resolve();").ok();
         writeln!(w, "        if let Value::Row(r) = v {{ let mut it = r.fields.iter(); let mut next = || it.next().unwrap_or(&Value::Nil); return Ok(Self {{").ok();
         for f in &c.fields {
             writeln!(w, "            {}: XenType::from_value(next())?,", snake(&f.wire())).ok();

@@ -125,6 +125,7 @@ pub trait XenType: Sized {
 
 impl XenType for String {
     fn from_value(v: &Value) -> Result<Self, TypeError> {
+        let v = v.resolve();
         match v {
             Value::String(s) => Ok(s.clone()),
             Value::Int(i) => Ok(i.to_string()),
@@ -143,6 +144,7 @@ impl XenType for String {
 
 impl XenType for i64 {
     fn from_value(v: &Value) -> Result<Self, TypeError> {
+        let v = v.resolve();
         match v {
             Value::Int(i) => Ok(*i),
             Value::I32(i) => Ok(*i as i64),
@@ -172,6 +174,7 @@ pub fn parse_float(s: &str) -> Option<f64> {
 
 impl XenType for f64 {
     fn from_value(v: &Value) -> Result<Self, TypeError> {
+        let v = v.resolve();
         match v {
             Value::Float(f) => Ok(*f),
             Value::Int(i) => Ok(*i as f64),
@@ -190,6 +193,7 @@ impl XenType for f64 {
 
 impl XenType for bool {
     fn from_value(v: &Value) -> Result<Self, TypeError> {
+        let v = v.resolve();
         match v {
             Value::Bool(b) => Ok(*b),
             Value::String(s) if s == "true" || s == "1" => Ok(true),
@@ -208,6 +212,7 @@ impl XenType for bool {
 
 impl XenType for DateTime {
     fn from_value(v: &Value) -> Result<Self, TypeError> {
+        let v = v.resolve();
         match v {
             Value::DateTime(d) => Ok(*d),
             Value::String(s) => DateTime::parse(s).ok_or_else(|| terr("datetime", v)),
@@ -226,6 +231,7 @@ impl XenType for DateTime {
 
 impl<C> XenType for Ref<C> {
     fn from_value(v: &Value) -> Result<Self, TypeError> {
+        let v = v.resolve();
         match v {
             Value::String(s) => Ok(Ref::new(s.clone())),
             _ => Err(terr("ref", v)),
@@ -241,6 +247,7 @@ impl<C> XenType for Ref<C> {
 
 impl XenType for Value {
     fn from_value(v: &Value) -> Result<Self, TypeError> {
+        let v = v.resolve();
         Ok(v.clone())
     }
     fn to_value(&self) -> Value {
@@ -253,6 +260,7 @@ impl XenType for Value {
 
 impl<T: XenType> XenType for Vec<T> {
     fn from_value(v: &Value) -> Result<Self, TypeError> {
+        let v = v.resolve();
         match v {
             Value::Array(a) => a.iter().map(T::from_value).collect(),
             Value::Nil => Ok(Vec::new()),
@@ -269,6 +277,7 @@ impl<T: XenType> XenType for Vec<T> {
 
 impl<T: XenType> XenType for Option<T> {
     fn from_value(v: &Value) -> Result<Self, TypeError> {
+        let v = v.resolve();
         match v {
             Value::Nil => Ok(None),
             v => T::from_value(v).map(Some),
@@ -317,6 +326,7 @@ impl<C> MapKey for Ref<C> {
 
 impl<K: MapKey, V: XenType> XenType for BTreeMap<K, V> {
     fn from_value(v: &Value) -> Result<Self, TypeError> {
+        let v = v.resolve();
         match v {
             Value::Struct(m) => m.iter().map(|(k, v)| Ok((K::from_key(k)?, V::from_value(v)?))).collect(),
             Value::Row(r) => r.members().map(|(k, v)| Ok((K::from_key(k)?, V::from_value(v)?))).collect(),

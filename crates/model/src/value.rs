@@ -25,6 +25,29 @@ pub enum Value {
     /// Internal: a session-derived int32 (`valid_ref_counts` in event.from) that
     /// XML-RPC emits as `<i4>`.
     I32(i32),
+    /// A value shared by many replies (one event.from batch fanned out to
+    /// many waiters): each protocol encodes it once.
+    Cached(Arc<Cached>),
+}
+
+/// A value with its encodings computed on first use.
+#[derive(Debug)]
+pub struct Cached {
+    pub value: Value,
+    pub xml: std::sync::OnceLock<Vec<u8>>,
+    pub json: std::sync::OnceLock<Vec<u8>>,
+}
+
+impl PartialEq for Cached {
+    fn eq(&self, o: &Self) -> bool {
+        self.value == o.value
+    }
+}
+
+impl Cached {
+    pub fn new(value: Value) -> Arc<Cached> {
+        Arc::new(Cached { value, xml: Default::default(), json: Default::default() })
+    }
 }
 
 /// One stored object: its class and one value per schema field, in datamodel order.
@@ -68,14 +91,21 @@ impl Value {
     pub fn empty_set() -> Value {
         Value::Array(Vec::new())
     }
-    pub fn as_str(&self) -> Option<&str> {
+    /// The value itself, looking through [`Value::Cached`].
+    pub fn resolve(&self) -> &Value {
         match self {
+            Value::Cached(c) => c.value.resolve(),
+            v => v,
+        }
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        match self.resolve() {
             Value::String(s) => Some(s),
             _ => None,
         }
     }
     pub fn as_int(&self) -> Option<i64> {
-        match self {
+        match self.resolve() {
             Value::Int(i) => Some(*i),
             Value::I32(i) => Some(*i as i64),
             Value::String(s) => s.parse().ok(),
@@ -83,7 +113,7 @@ impl Value {
         }
     }
     pub fn as_float(&self) -> Option<f64> {
-        match self {
+        match self.resolve() {
             Value::Float(f) => Some(*f),
             Value::Int(i) => Some(*i as f64),
             Value::String(s) => s.parse().ok(),
@@ -91,26 +121,26 @@ impl Value {
         }
     }
     pub fn as_bool(&self) -> Option<bool> {
-        match self {
+        match self.resolve() {
             Value::Bool(b) => Some(*b),
             _ => None,
         }
     }
     pub fn as_array(&self) -> Option<&[Value]> {
-        match self {
+        match self.resolve() {
             Value::Array(a) => Some(a),
             _ => None,
         }
     }
     pub fn as_struct(&self) -> Option<&[(String, Value)]> {
-        match self {
+        match self.resolve() {
             Value::Struct(s) => Some(s),
             _ => None,
         }
     }
     /// Look a member up in a struct/map value (or a row, by field name).
     pub fn member(&self, key: &str) -> Option<&Value> {
-        match self {
+        match self.resolve() {
             Value::Struct(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             Value::Row(r) => r.get_by_name(key),
             _ => None,
@@ -133,6 +163,7 @@ impl Value {
             Value::Array(_) => "array",
             Value::Struct(_) => "struct",
             Value::Row(_) => "record",
+            Value::Cached(c) => c.value.kind(),
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct Config {
     pub ephemeral: bool,
     /// How often sessions and tasks are garbage-collected (xapi: 30 s).
     pub gc_interval: Duration,
+    /// Simulator settings (guest agent delay, shutdown timeout).
+    pub sim: backend::sim::SimConfig,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             address: "127.0.0.1".into(),
             ephemeral: false,
             gc_interval: Duration::from_secs(30),
+            sim: Default::default(),
         }
     }
 }

@@ -154,13 +154,28 @@ pub async fn from(ctx: &Ctx, classes: Vec<String>, token_s: String, timeout: f64
             if session_gone(&st, &ctx.session) {
                 return Err(ApiError::SessionInvalid { handle: ctx.session.clone() });
             }
+            // Waiters woken by the same change with the same token and
+            // subscription get the same batch: build and encode it once.
+            let key = format!("{}|{since}|{since_msg}|{}", canonical(&classes), st.gen);
+            if let Some(hit) = s.events.cached(&key) {
+                return Ok(Value::Cached(hit));
+            }
             let evs = collect(&st, &subs, since, since_msg, "0.0");
-            if !evs.is_empty() || Instant::now() >= deadline {
-                return Ok(Value::Struct(vec![
+            let found = !evs.is_empty();
+            if found || Instant::now() >= deadline {
+                let batch = Value::Struct(vec![
                     ("events".into(), Value::Array(evs.into_iter().map(|(_, e)| e).collect())),
                     ("valid_ref_counts".into(), valid_ref_counts(&st)),
                     ("token".into(), Value::String(current_token(&st))),
-                ]));
+                ]);
+                // Only non-empty batches are shared: an empty one is a timeout,
+                // which is each waiter's own business.
+                if !found {
+                    return Ok(batch);
+                }
+                let shared = model::value::Cached::new(batch);
+                s.events.remember(key, shared.clone());
+                return Ok(Value::Cached(shared));
             }
         }
         tokio::select! {
@@ -180,10 +195,20 @@ pub fn inject(ctx: &Ctx, cls: &str, r: &str) -> Result<String> {
     Ok(token(g.saturating_sub(1), 0))
 }
 
-/// Legacy `event.register`/`next` state per session.
+fn canonical(classes: &[String]) -> String {
+    let mut c: Vec<String> = classes.iter().map(|s| s.to_ascii_lowercase()).collect();
+    c.sort();
+    c.join(",")
+}
+
+/// Recent event.from batches kept for fan-out.
+const BATCH_CACHE: usize = 16;
+
+/// Legacy `event.register`/`next` state per session, and recent batches.
 #[derive(Default)]
 pub struct Registrations {
     by_session: Mutex<HashMap<String, Registration>>,
+    batches: Mutex<std::collections::VecDeque<(String, std::sync::Arc<model::value::Cached>)>>,
 }
 
 #[derive(Clone)]
@@ -193,6 +218,19 @@ struct Registration {
 }
 
 impl Registrations {
+    fn cached(&self, key: &str) -> Option<std::sync::Arc<model::value::Cached>> {
+        self.batches.lock().ok().and_then(|b| b.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+    }
+
+    fn remember(&self, key: String, v: std::sync::Arc<model::value::Cached>) {
+        if let Ok(mut b) = self.batches.lock() {
+            if b.len() >= BATCH_CACHE {
+                b.pop_front();
+            }
+            b.push_back((key, v));
+        }
+    }
+
     pub fn register(&self, s: &Server, session: &str, classes: Vec<String>) {
         let gen = s.db.generation();
         if let Ok(mut m) = self.by_session.lock() {

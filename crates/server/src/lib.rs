@@ -11,12 +11,14 @@ pub mod dispatch;
 pub mod event;
 pub mod http;
 pub mod implicit;
+pub mod lifecycle;
 pub mod ops;
 pub mod passwd;
 pub mod roles;
 pub mod rpc;
 pub mod seed;
 pub mod session;
+pub mod storage;
 pub mod task;
 
 pub use config::Config;
@@ -44,6 +46,8 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 pub struct Inner {
     pub db: Db,
     pub cfg: Config,
+    /// The hypervisor.
+    pub backend: backend::Backend,
     /// The one host and pool this server is.
     pub host: String,
     pub pool: String,
@@ -206,6 +210,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         };
         passwd.set("root", &pw)?;
     }
+    db.set_precommit(lifecycle::precommit);
     let (pool, host) = match seed::find(&db) {
         Some(ph) => {
             seed::refresh(&db).map_err(|e| e.to_string())?;
@@ -214,8 +219,11 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         None => seed::seed(&db, &cfg.hostname, &cfg.address, &cfg.data_dir).map_err(|e| e.to_string())?,
     };
     let gc_every = cfg.gc_interval;
+    let backend = backend::Backend::by_name(&cfg.backend, cfg.sim.clone())
+        .ok_or_else(|| format!("unknown backend {:?} (known: sim)", cfg.backend))?;
     let server = Server(Arc::new(Inner {
         db,
+        backend,
         cfg,
         host,
         pool,
@@ -226,6 +234,8 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         started: std::time::Instant::now(),
     }));
     session::spawn_gc(server.clone(), gc_every);
+    ops::vm::reconcile(&server);
+    ops::vm::spawn_guest_events(server.clone());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let bound = http::listen(server.clone(), stop_rx).await.map_err(|e| e.to_string())?;
     Ok(Running { server, bound, stop, generated_password })

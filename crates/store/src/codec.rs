@@ -84,6 +84,7 @@ pub fn put_value(out: &mut Vec<u8>, v: &Value) {
             }
         }
         Value::Row(r) => put_value(out, &r.to_struct()),
+        Value::Cached(c) => put_value(out, &c.value),
     }
 }
 

@@ -213,6 +213,7 @@ pub fn db_text(v: &Value) -> String {
             format!("({})", items.join(" "))
         }
         Value::Row(r) => db_text(&r.to_struct()),
+        Value::Cached(c) => db_text(&c.value),
     }
 }
 

@@ -297,6 +297,15 @@ impl<'a> Txn<'a> {
         existed
     }
 
+    /// Refs of a class this transaction created or changed (not deleted).
+    pub fn pending_refs(&self, c: &ClassDef) -> Vec<String> {
+        self.order
+            .iter()
+            .filter(|(ci, r)| *ci == c.index && matches!(self.pending.get(&(*ci, r.clone())), Some(Some(_))))
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
     /// Mark an object changed without changing it (event.inject).
     pub fn touch(&mut self, c: &ClassDef, r: &str) -> bool {
         if self.get(c, r).is_none() {
@@ -341,6 +350,8 @@ pub struct Db {
     gen_tx: watch::Sender<u64>,
     /// Bytes logged since the last snapshot.
     logged: std::sync::atomic::AtomicU64,
+    /// Runs inside every transaction just before it commits (derived fields).
+    precommit: std::sync::OnceLock<fn(&mut Txn)>,
     compacting: std::sync::Mutex<()>,
 }
 
@@ -437,6 +448,7 @@ impl Db {
             dir,
             gen_tx,
             logged: Default::default(),
+            precommit: std::sync::OnceLock::new(),
             compacting: std::sync::Mutex::new(()),
         }
     }
@@ -487,6 +499,11 @@ impl Db {
         Ok(Db::with(st, Some(w), Some(dir.to_path_buf())))
     }
 
+    /// Install the hook run before every commit (once).
+    pub fn set_precommit(&self, f: fn(&mut Txn)) {
+        let _ = self.precommit.set(f);
+    }
+
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
         match self.state.read() {
             Ok(g) => g,
@@ -512,6 +529,9 @@ impl Db {
         let (out, pending, order, touched) = {
             let mut tx = Txn { st: &guard, pending: HashMap::new(), order: Vec::new(), touched: Vec::new() };
             let out = f(&mut tx)?;
+            if let Some(p) = self.precommit.get() {
+                p(&mut tx);
+            }
             (out, tx.pending, tx.order, tx.touched)
         };
         let commit = self.commit(&mut guard, pending, order, touched);

@@ -46,6 +46,14 @@ pub fn escape_into(out: &mut Vec<u8>, s: &str) {
 
 /// Append one `<value>…</value>`.
 pub fn write_value(out: &mut Vec<u8>, v: &Value) {
+    if let Value::Cached(c) = v {
+        out.extend_from_slice(c.xml.get_or_init(|| {
+            let mut b = Vec::new();
+            write_value(&mut b, &c.value);
+            b
+        }));
+        return;
+    }
     out.extend_from_slice(b"<value>");
     write_inner(out, v);
     out.extend_from_slice(b"</value>");
@@ -86,6 +94,7 @@ fn write_inner(out: &mut Vec<u8>, v: &Value) {
             }
             out.extend_from_slice(b"</struct>");
         }
+        Value::Cached(c) => write_inner(out, &c.value),
         Value::Row(row) => {
             out.extend_from_slice(b"<struct>");
             for (k, v) in row.members() {

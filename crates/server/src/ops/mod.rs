@@ -8,7 +8,10 @@ pub mod network;
 pub mod session;
 pub mod task;
 pub mod templates;
+pub mod vbd;
 pub mod vm;
+
+pub use vbd::new_vbd;
 
 use crate::api::*;
 use crate::implicit::Hooks;
@@ -19,10 +22,22 @@ use model::schema::ClassDef;
 pub fn hooks(c: &ClassDef) -> Hooks {
     match c.name {
         "VM" => vm::HOOKS,
+        "VBD" => vbd::HOOKS,
         "network" => network::HOOKS,
         _ => Hooks::default(),
     }
 }
+
+/// Operation rules for classes other than VM (VBD, VIF, VDI, SR…).
+pub fn rules(c: &ClassDef) -> Option<crate::lifecycle::Rules> {
+    match c.name {
+        _ => None,
+    }
+}
+
+/// Derived fields of other classes, recomputed before every commit; `vms` are
+/// the VMs the transaction changed (their devices may need refreshing).
+pub fn precommit(_tx: &mut store::Txn, _vms: &[String]) {}
 
 // Classes whose explicit messages are not implemented yet answer
 // NOT_IMPLEMENTED through the generated defaults.
@@ -43,6 +58,5 @@ impl VbdApi for Server {}
 impl VdiApi for Server {}
 impl VifApi for Server {}
 impl VlanApi for Server {}
-impl VmApi for Server {}
 impl VmApplianceApi for Server {}
 impl VtpmApi for Server {}

@@ -1,27 +1,67 @@
-//! VM: constructor and destructor rules (lifecycle operations follow).
+//! VM: the lifecycle (start, pause, shutdown, reboot, suspend, resume,
+//! migrate), copies (clone, copy, snapshot, checkpoint, revert), template
+//! provisioning, memory and vCPU settings, and the constructor/destructor
+//! rules. Each operation runs between `lifecycle::begin` and `end`, so
+//! `current_operations` and `allowed_operations` stay true to xapi's rules.
 
+use crate::api::VmApi;
 use crate::implicit::Hooks;
+use crate::lifecycle::{self, members};
 use crate::seed::obj;
-use crate::{class, field, put, ApiError, Ctx, Result};
-use model::{Row, Value};
+use crate::storage::{self, NewVdi};
+use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
+use backend::{BackendError, Cancel, Disk, DomainSpec, GuestEvent, HaltReason, Nic};
+use model::types::*;
+use model::{DateTime, Ref, Row, Value, XenType};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use store::Txn;
 
-pub const HOOKS: Hooks = Hooks { create: Some(create), destroy: Some(destroy), set: None };
+pub const HOOKS: Hooks = Hooks { create: Some(create), destroy: Some(destroy), set: Some(set_field) };
 
-/// VM.create: power_state is ignored unless Suspended; a VM_metrics object
-/// is made; domain_type follows HVM_boot_policy when unspecified.
+fn vm_c() -> &'static model::ClassDef {
+    class("VM")
+}
+
+fn sv(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}
+
+fn null(v: &Value) -> bool {
+    matches!(v.as_str(), None | Some("") | Some(model::NULL_REF))
+}
+
+/// A backend failure as a XenAPI error.
+pub fn be(ctx: &Ctx, e: BackendError) -> ApiError {
+    if e.code == "TASK_CANCELLED" {
+        return ApiError::TaskCancelled { task: ctx.task.clone().unwrap_or_default() };
+    }
+    let mut w = vec![e.code];
+    w.extend(e.params);
+    ApiError::from_wire(&w)
+}
+
+/// The cancellation signal of the call's task.
+pub fn cancel_of(ctx: &Ctx) -> Option<Cancel> {
+    ctx.task.as_ref().map(|t| ctx.server.tasks.cancel_signal(t))
+}
+
+fn map_of(v: &Value) -> BTreeMap<String, String> {
+    BTreeMap::<String, String>::from_value(v).unwrap_or_default()
+}
+
+// ------------------------------------------------------------------ hooks
+
+/// VM.create: power_state is ignored unless Suspended; a VM_metrics object is
+/// made; domain_type follows HVM_boot_policy when unspecified.
 fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
-    let c = class("VM");
+    let c = vm_c();
     let ps = field(c, "power_state");
     if row.get(ps).as_str() == Some("Suspended") {
-        let missing = |n: &str| match row.get(field(c, n)) {
-            Value::String(s) => s.is_empty() || s == model::NULL_REF,
-            _ => true,
-        };
-        if missing("suspend_VDI")
-            || missing("last_booted_record")
-            || missing("last_boot_CPU_flags") && row.get(field(c, "last_boot_CPU_flags")) == &Value::Struct(vec![])
-        {
+        let incomplete = null(row.get(field(c, "suspend_VDI")))
+            || sv(row.get(field(c, "last_booted_record"))).is_empty()
+            || map_of(row.get(field(c, "last_boot_CPU_flags"))).is_empty();
+        if incomplete {
             return Err(ApiError::VmBadPowerState {
                 vm: r.to_string(),
                 expected: "halted".into(),
@@ -33,71 +73,1598 @@ fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
     }
     let dt = field(c, "domain_type");
     if row.get(dt).as_str() == Some("unspecified") {
-        let hvm = row.get(field(c, "HVM_boot_policy")).as_str().is_some_and(|p| !p.is_empty());
+        let hvm = !sv(row.get(field(c, "HVM_boot_policy"))).is_empty();
         row.fields[dt] = Value::from(if hvm { "hvm" } else { "pv" });
     }
     let metrics = model::new_ref();
-    obj(
-        tx,
-        "VM_metrics",
-        &metrics,
-        vec![
-            ("install_time", Value::DateTime(model::DateTime::now())),
-            ("last_updated", Value::DateTime(model::DateTime::now())),
-        ],
-    );
+    let now = Value::DateTime(DateTime::now());
+    obj(tx, "VM_metrics", &metrics, vec![("install_time", now.clone()), ("last_updated", now)]);
     put(row, "metrics", metrics);
     Ok(())
 }
 
-/// VM.destroy: only Halted or Suspended VMs; removes the VM's VBDs, VIFs,
-/// VTPMs, consoles and metrics, but not its disks (VDIs).
+/// VM.destroy: as the lifecycle allows (Halted or Suspended, not a default
+/// template); removes the VM's devices and metrics but not its VDIs.
 fn destroy(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &Row) -> Result<()> {
-    let c = class("VM");
-    if row.get(field(c, "is_control_domain")).as_bool() == Some(true) {
-        return Err(ApiError::OperationNotAllowed { reason: "This operation is not allowed on dom0".into() });
-    }
-    let ps = row.get(field(c, "power_state")).as_str().unwrap_or("Halted").to_string();
-    if ps != "Halted" && ps != "Suspended" {
-        return Err(ApiError::VmBadPowerState {
-            vm: r.to_string(),
-            expected: "halted, suspended".into(),
-            actual: ps.to_lowercase(),
-        });
+    if let Some(e) = lifecycle::vm_check(r, row, "destroy", false) {
+        return Err(e);
     }
     remove_devices(tx, row);
     Ok(())
 }
 
+/// Rules for implicit setters on VM fields.
+fn set_field(_ctx: &Ctx, _tx: &mut Txn, r: &str, i: usize, row: &mut Row) -> Result<()> {
+    let c = vm_c();
+    if i == field(c, "is_a_template") && row.get(i).as_bool() == Some(true) {
+        // Turning a VM into a template needs it halted.
+        let ps = sv(row.get(field(c, "power_state")));
+        if ps != "Halted" {
+            return Err(ApiError::VmBadPowerState {
+                vm: r.to_string(),
+                expected: "halted".into(),
+                actual: ps.to_lowercase(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Delete every object that belongs to a VM row (not its VDIs).
 pub fn remove_devices(tx: &mut Txn, row: &Row) {
-    let c = class("VM");
-    let refs = |name: &str| -> Vec<String> {
-        row.get(field(c, name))
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-            .unwrap_or_default()
-    };
-    for vbd in refs("VBDs") {
+    let c = vm_c();
+    for vbd in members(row.get(field(c, "VBDs"))) {
         let vc = class("VBD");
-        if let Some(m) = tx.get(vc, &vbd).and_then(|b| b.get(field(vc, "metrics")).as_str().map(str::to_string)) {
+        if let Some(m) = tx.get(vc, &vbd).map(|b| sv(b.get(field(vc, "metrics")))) {
             tx.delete(class("VBD_metrics"), &m);
         }
         tx.delete(vc, &vbd);
     }
-    for vif in refs("VIFs") {
+    for vif in members(row.get(field(c, "VIFs"))) {
         tx.delete(class("VIF"), &vif);
     }
-    for v in refs("VTPMs") {
+    for v in members(row.get(field(c, "VTPMs"))) {
         tx.delete(class("VTPM"), &v);
     }
-    for con in refs("consoles") {
+    for con in members(row.get(field(c, "consoles"))) {
         tx.delete(class("console"), &con);
     }
-    for f in ["metrics", "guest_metrics"] {
-        if let Some(m) = row.get(field(c, f)).as_str().filter(|m| *m != model::NULL_REF) {
-            let mc = if f == "metrics" { "VM_metrics" } else { "VM_guest_metrics" };
-            tx.delete(class(mc), m);
+    for (f, mc) in [("metrics", "VM_metrics"), ("guest_metrics", "VM_guest_metrics")] {
+        let m = sv(row.get(field(c, f)));
+        if !null(&Value::String(m.clone())) {
+            tx.delete(class(mc), &m);
         }
     }
+}
+
+// ------------------------------------------------------------- domain spec
+
+/// What the backend needs to build the VM's domain.
+pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
+    let c = vm_c();
+    let st = s.db.read();
+    let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
+    let g = |n: &str| row.get(field(c, n));
+    let (vbd, vdi, vif, net) = (class("VBD"), class("VDI"), class("VIF"), class("network"));
+    let mut disks = Vec::new();
+    for b in members(g("VBDs")) {
+        let Some(br) = st.get(vbd, &b) else { continue };
+        let empty = br.get(field(vbd, "empty")).as_bool() == Some(true);
+        let vdi_ref = sv(br.get(field(vbd, "VDI")));
+        let path = if empty || st.get(vdi, &vdi_ref).is_none() { None } else { storage::vdi_path(s, &st, &vdi_ref) };
+        disks.push(Disk {
+            device: sv(br.get(field(vbd, "userdevice"))),
+            path,
+            read_only: br.get(field(vbd, "mode")).as_str() == Some("RO"),
+            cdrom: br.get(field(vbd, "type")).as_str() == Some("CD"),
+        });
+    }
+    let mut nics = Vec::new();
+    for v in members(g("VIFs")) {
+        let Some(vr) = st.get(vif, &v) else { continue };
+        let bridge = st
+            .get(net, &sv(vr.get(field(vif, "network"))))
+            .map(|n| sv(n.get(field(net, "bridge"))))
+            .unwrap_or_default();
+        nics.push(Nic { device: sv(vr.get(field(vif, "device"))), mac: sv(vr.get(field(vif, "MAC"))), bridge });
+    }
+    let memory = g("memory_dynamic_max").as_int().unwrap_or(0).max(g("memory_target").as_int().unwrap_or(0));
+    Ok(DomainSpec {
+        uuid: sv(g("uuid")),
+        name: sv(g("name_label")),
+        vcpus: g("VCPUs_at_startup").as_int().unwrap_or(1),
+        memory,
+        hvm: !sv(g("HVM_boot_policy")).is_empty(),
+        disks,
+        nics,
+        platform: map_of(g("platform")),
+        other_config: map_of(g("other_config")),
+        kernel: sv(g("PV_kernel")),
+        ramdisk: sv(g("PV_ramdisk")),
+        args: sv(g("PV_args")),
+    })
+}
+
+fn vm_uuid(s: &Server, vm: &str) -> Result<String> {
+    Ok(sv(s.row(vm_c(), vm)?.get(field(vm_c(), "uuid"))))
+}
+
+// ------------------------------------------------------------ state changes
+
+/// Record that the VM's domain now runs (or is paused) with `domid`.
+fn mark_running(tx: &mut Txn, s: &Server, vm: &str, domid: i64, paused: bool, fresh_boot: bool) {
+    let c = vm_c();
+    let Some(row) = tx.get(c, vm).cloned() else { return };
+    let now = DateTime::now();
+    tx.update(c, vm, |r| {
+        put(r, "power_state", if paused { "Paused" } else { "Running" });
+        put(r, "domid", Value::Int(domid));
+        put(r, "resident_on", s.host.as_str());
+        put(r, "scheduled_to_be_resident_on", model::NULL_REF);
+    });
+    for d in ["VBDs", "VIFs"] {
+        let dc = class(if d == "VBDs" { "VBD" } else { "VIF" });
+        for x in members(row.get(field(c, d))) {
+            tx.set(dc, &x, field(dc, "currently_attached"), Value::Bool(true));
+        }
+    }
+    let m = sv(row.get(field(c, "metrics")));
+    let mc = class("VM_metrics");
+    let vcpus = row.get(field(c, "VCPUs_at_startup")).as_int().unwrap_or(1);
+    let mem = row.get(field(c, "memory_dynamic_max")).as_int().unwrap_or(0);
+    let hvm = !sv(row.get(field(c, "HVM_boot_policy"))).is_empty();
+    let dt = sv(row.get(field(c, "domain_type")));
+    tx.update(mc, &m, |r| {
+        if fresh_boot {
+            put(r, "start_time", now);
+        }
+        put(r, "VCPUs_number", Value::Int(vcpus));
+        put(r, "memory_actual", Value::Int(mem));
+        put(r, "state", Value::Array(vec![Value::from(if paused { "paused" } else { "running" })]));
+        put(r, "last_updated", now);
+        put(r, "hvm", hvm);
+        put(r, "current_domain_type", if dt == "unspecified" { "pv".to_string() } else { dt });
+    });
+}
+
+/// Record that the VM's domain is gone and it is Halted (or Suspended).
+fn mark_stopped(tx: &mut Txn, vm: &str, suspended: bool) {
+    let c = vm_c();
+    let Some(row) = tx.get(c, vm).cloned() else { return };
+    let now = DateTime::now();
+    tx.update(c, vm, |r| {
+        put(r, "power_state", if suspended { "Suspended" } else { "Halted" });
+        put(r, "domid", Value::Int(-1));
+        put(r, "resident_on", model::NULL_REF);
+        if let Value::Struct(m) = &mut r.fields[field(c, "other_config")] {
+            m.retain(|(k, _)| k != "last_shutdown_time");
+            m.push(("last_shutdown_time".into(), Value::String(now.to_string())));
+        }
+        if !suspended {
+            put(r, "guest_metrics", model::NULL_REF);
+        }
+    });
+    if !suspended {
+        for d in ["VBDs", "VIFs"] {
+            let dc = class(if d == "VBDs" { "VBD" } else { "VIF" });
+            for x in members(row.get(field(c, d))) {
+                tx.set(dc, &x, field(dc, "currently_attached"), Value::Bool(false));
+            }
+        }
+        let gm = sv(row.get(field(c, "guest_metrics")));
+        if !null(&Value::String(gm.clone())) {
+            tx.delete(class("VM_guest_metrics"), &gm);
+        }
+    }
+    let m = sv(row.get(field(c, "metrics")));
+    let mc = class("VM_metrics");
+    tx.update(mc, &m, |r| {
+        put(r, "state", Value::Array(vec![]));
+        put(r, "memory_actual", Value::Int(0));
+        put(r, "last_updated", now);
+    });
+}
+
+fn check_memory(s: &Server, vm: &str) -> Result<()> {
+    let (c, hc, hm) = (vm_c(), class("host"), class("host_metrics"));
+    let st = s.db.read();
+    let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
+    let needed = row.get(field(c, "memory_dynamic_max")).as_int().unwrap_or(0)
+        + row.get(field(c, "memory_overhead")).as_int().unwrap_or(0);
+    let metrics = st.get(hc, &s.host).map(|h| sv(h.get(field(hc, "metrics")))).unwrap_or_default();
+    let free = st.get(hm, &metrics).and_then(|m| m.get(field(hm, "memory_free")).as_int()).unwrap_or(0);
+    if needed > free {
+        return Err(ApiError::HostNotEnoughFreeMemory { needed: needed.to_string(), available: free.to_string() });
+    }
+    Ok(())
+}
+
+/// Can this VM boot on our host: enabled host, memory, reachable storage.
+pub fn assert_can_boot(s: &Server, vm: &str, host: &str) -> Result<()> {
+    let hc = class("host");
+    {
+        let st = s.db.read();
+        let h = st.get(hc, host).ok_or_else(|| handle_invalid(hc, host))?;
+        if h.get(field(hc, "enabled")).as_bool() != Some(true) {
+            return Err(ApiError::HostDisabled { host: host.to_string() });
+        }
+        // Every disk's SR must be attached here.
+        let (c, vbd, vdi, src, pbd) = (vm_c(), class("VBD"), class("VDI"), class("SR"), class("PBD"));
+        let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
+        for b in members(row.get(field(c, "VBDs"))) {
+            let Some(br) = st.get(vbd, &b) else { continue };
+            if br.get(field(vbd, "empty")).as_bool() == Some(true) {
+                continue;
+            }
+            let vdi_ref = sv(br.get(field(vbd, "VDI")));
+            let Some(vr) = st.get(vdi, &vdi_ref) else { continue };
+            let sr = sv(vr.get(field(vdi, "SR")));
+            let attached = st
+                .get(src, &sr)
+                .map(|srow| {
+                    members(srow.get(field(src, "PBDs"))).iter().any(|p| {
+                        st.get(pbd, p).is_some_and(|pr| {
+                            pr.get(field(pbd, "currently_attached")).as_bool() == Some(true)
+                                && pr.get(field(pbd, "host")).as_str() == Some(host)
+                        })
+                    })
+                })
+                .unwrap_or(false);
+            if !attached {
+                return Err(ApiError::VmRequiresSr { vm: vm.to_string(), sr });
+            }
+        }
+    }
+    check_memory(s, vm)
+}
+
+async fn do_start(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> Result<()> {
+    let s = &ctx.server;
+    if host != s.host {
+        return Err(handle_invalid(class("host"), host));
+    }
+    assert_can_boot(s, vm, host)?;
+    let spec = domain_spec(s, vm)?;
+    let domid = s.backend.create(&spec, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
+    if !paused {
+        if let Err(e) = s.backend.unpause(&spec.uuid).await {
+            let _ = s.backend.shutdown(&spec.uuid, false, None).await;
+            return Err(be(ctx, e));
+        }
+    }
+    ctx.write(|tx| {
+        mark_running(tx, s, vm, domid, paused, true);
+        Ok(())
+    })
+}
+
+/// The SR for a suspend image: VM.suspend_SR, pool.suspend_image_SR, then the host's.
+fn suspend_sr(s: &Server, vm: &str) -> Result<String> {
+    let st = s.db.read();
+    let (c, pc, hc) = (vm_c(), class("pool"), class("host"));
+    let candidates = [
+        st.get(c, vm).map(|r| sv(r.get(field(c, "suspend_SR")))),
+        st.get(pc, &s.pool).map(|r| sv(r.get(field(pc, "suspend_image_SR")))),
+        st.get(hc, &s.host).map(|r| sv(r.get(field(hc, "suspend_image_sr")))),
+    ];
+    for sr in candidates.into_iter().flatten() {
+        if !null(&Value::String(sr.clone())) && st.get(class("SR"), &sr).is_some() {
+            return Ok(sr);
+        }
+    }
+    Err(ApiError::VmNoSuspendSr { vm: vm.to_string() })
+}
+
+async fn write_memory_image(ctx: &Ctx, vm: &str, keep_running: bool) -> Result<String> {
+    let s = &ctx.server;
+    let sr = suspend_sr(s, vm)?;
+    let (uuid, name, mem) = {
+        let row = s.row(vm_c(), vm)?;
+        let c = vm_c();
+        (
+            sv(row.get(field(c, "uuid"))),
+            sv(row.get(field(c, "name_label"))),
+            row.get(field(c, "memory_dynamic_max")).as_int().unwrap_or(0),
+        )
+    };
+    let vdi = storage::create_vdi(
+        ctx,
+        NewVdi {
+            sr: &sr,
+            name_label: format!("Suspend image for {name}"),
+            name_description: String::new(),
+            virtual_size: mem,
+            vdi_type: "suspend",
+            sharable: false,
+            read_only: false,
+            other_config: Value::empty_map(),
+            sm_config: Value::Struct(vec![("vm".into(), Value::String(uuid.clone()))]),
+        },
+    )
+    .await?;
+    let path = storage::vdi_path(s, &s.db.read(), &vdi).ok_or_else(|| crate::internal("suspend VDI has no file"))?;
+    let r = if keep_running {
+        s.backend.save(&uuid, &path, cancel_of(ctx)).await
+    } else {
+        s.backend.suspend(&uuid, &path, cancel_of(ctx)).await
+    };
+    if let Err(e) = r {
+        let _ = storage::destroy_vdi(ctx, &vdi).await;
+        return Err(be(ctx, e));
+    }
+    Ok(vdi)
+}
+
+async fn do_resume(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> Result<()> {
+    let s = &ctx.server;
+    if host != s.host {
+        return Err(handle_invalid(class("host"), host));
+    }
+    let c = vm_c();
+    let vdi = sv(s.row(c, vm)?.get(field(c, "suspend_VDI")));
+    let path =
+        storage::vdi_path(s, &s.db.read(), &vdi).ok_or_else(|| ApiError::VmHasNoSuspendVdi { vm: vm.to_string() })?;
+    check_memory(s, vm)?;
+    let spec = domain_spec(s, vm)?;
+    let domid = s.backend.resume(&spec, &path, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
+    if !paused {
+        s.backend.unpause(&spec.uuid).await.map_err(|e| be(ctx, e))?;
+    }
+    ctx.write(|tx| {
+        mark_running(tx, s, vm, domid, paused, false);
+        tx.set(c, vm, field(c, "suspend_VDI"), Value::from(model::NULL_REF));
+        Ok(())
+    })?;
+    storage::destroy_vdi(ctx, &vdi).await
+}
+
+/// Cancel the tasks of operations a hard shutdown overrides.
+fn cancel_soft_ops(s: &Server, vm: &str) {
+    if let Ok(row) = s.row(vm_c(), vm) {
+        for (task, op) in lifecycle::current_ops(&row) {
+            if matches!(op.as_str(), "clean_shutdown" | "clean_reboot" | "hard_reboot" | "pool_migrate" | "call_plugin")
+            {
+                s.tasks.request_cancel(&task);
+            }
+        }
+    }
+}
+
+async fn do_hard_shutdown(ctx: &Ctx, vm: &str) -> Result<()> {
+    let s = &ctx.server;
+    let c = vm_c();
+    let row = s.row(c, vm)?;
+    if row.get(field(c, "power_state")).as_str() == Some("Suspended") {
+        let vdi = sv(row.get(field(c, "suspend_VDI")));
+        ctx.write(|tx| {
+            mark_stopped(tx, vm, false);
+            tx.set(c, vm, field(c, "suspend_VDI"), Value::from(model::NULL_REF));
+            Ok(())
+        })?;
+        if !null(&Value::String(vdi.clone())) {
+            let _ = storage::destroy_vdi(ctx, &vdi).await;
+        }
+        return Ok(());
+    }
+    let uuid = sv(row.get(field(c, "uuid")));
+    s.backend.shutdown(&uuid, false, None).await.map_err(|e| be(ctx, e))?;
+    ctx.write(|tx| {
+        mark_stopped(tx, vm, false);
+        Ok(())
+    })
+}
+
+async fn do_clean_shutdown(ctx: &Ctx, vm: &str) -> Result<()> {
+    let s = &ctx.server;
+    let uuid = vm_uuid(s, vm)?;
+    s.backend.shutdown(&uuid, true, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
+    ctx.write(|tx| {
+        mark_stopped(tx, vm, false);
+        Ok(())
+    })
+}
+
+async fn do_reboot(ctx: &Ctx, vm: &str, clean: bool) -> Result<()> {
+    let s = &ctx.server;
+    let spec = domain_spec(s, vm)?;
+    let domid = s.backend.reboot(&spec, clean, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
+    ctx.write(|tx| {
+        let gm = tx.get(vm_c(), vm).map(|r| sv(r.get(field(vm_c(), "guest_metrics")))).unwrap_or_default();
+        if !null(&Value::String(gm.clone())) {
+            tx.delete(class("VM_guest_metrics"), &gm);
+            tx.set(vm_c(), vm, field(vm_c(), "guest_metrics"), Value::from(model::NULL_REF));
+        }
+        mark_running(tx, s, vm, domid, false, true);
+        Ok(())
+    })
+}
+
+// ------------------------------------------------------------------ copies
+
+/// A locally administered unicast MAC, unique among VIFs.
+pub fn fresh_mac(tx: &Txn) -> String {
+    let vif = class("VIF");
+    let used: std::collections::HashSet<String> = tx
+        .refs(vif)
+        .iter()
+        .filter_map(|r| tx.get(vif, r).map(|row| sv(row.get(field(vif, "MAC"))).to_lowercase()))
+        .collect();
+    loop {
+        let b = *uuid::Uuid::new_v4().as_bytes();
+        let mac =
+            format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", (b[0] & 0xfc) | 0x02, b[1], b[2], b[3], b[4], b[5]);
+        if !used.contains(&mac) {
+            return mac;
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Clone,
+    Copy,
+    Snapshot,
+}
+
+/// Make a new VM from `src`: its record (reset as xapi resets it), VBDs on
+/// cloned/copied/snapshotted disks, and VIFs with fresh MACs. Returns the new ref.
+async fn duplicate(
+    ctx: &Ctx,
+    src: &str,
+    new_name: &str,
+    kind: Kind,
+    sr: Option<&str>,
+    ignore: &[String],
+) -> Result<String> {
+    let s = &ctx.server;
+    let c = vm_c();
+    let row = s.row(c, src)?;
+    let g = |n: &str| row.get(field(c, n)).clone();
+    let (vbd, vdi, vif) = (class("VBD"), class("VDI"), class("VIF"));
+    // Disks first (outside the store lock: they may be large).
+    let mut new_disks: Vec<(Arc<Row>, Option<String>)> = Vec::new();
+    let mut created: Vec<String> = Vec::new();
+    let vbds: Vec<Arc<Row>> = {
+        let st = s.db.read();
+        members(&g("VBDs")).iter().filter_map(|b| st.get(vbd, b).cloned()).collect()
+    };
+    let total = vbds.len().max(1) as f64;
+    for (i, br) in vbds.iter().enumerate() {
+        let empty = br.get(field(vbd, "empty")).as_bool() == Some(true);
+        let vdi_ref = sv(br.get(field(vbd, "VDI")));
+        let is_cd = br.get(field(vbd, "type")).as_str() == Some("CD");
+        let iso = s.db.read().get(vdi, &vdi_ref).map(|v| {
+            let sr = sv(v.get(field(vdi, "SR")));
+            s.db.read().get(class("SR"), &sr).map(|r| sv(r.get(field(class("SR"), "content_type"))))
+                == Some("iso".into())
+        });
+        let new_vdi = if empty || is_cd || iso == Some(true) || s.db.read().get(vdi, &vdi_ref).is_none() {
+            // CDs and ISOs are shared, not copied.
+            if empty || s.db.read().get(vdi, &vdi_ref).is_none() {
+                None
+            } else {
+                Some(vdi_ref.clone())
+            }
+        } else if ignore.contains(&vdi_ref) {
+            continue;
+        } else {
+            let r = match kind {
+                Kind::Clone => storage::clone_vdi(ctx, &vdi_ref).await,
+                Kind::Snapshot => storage::snapshot_vdi(ctx, &vdi_ref).await,
+                Kind::Copy => {
+                    let target = match sr {
+                        Some(x) if !null(&Value::from(x)) => x.to_string(),
+                        _ => storage::sr_of(s, &vdi_ref)?,
+                    };
+                    storage::copy_vdi(ctx, &vdi_ref, &target).await
+                }
+            };
+            match r {
+                Ok(v) => {
+                    created.push(v.clone());
+                    Some(v)
+                }
+                Err(e) => {
+                    for v in created {
+                        let _ = storage::destroy_vdi(ctx, &v).await;
+                    }
+                    return Err(e);
+                }
+            }
+        };
+        new_disks.push((br.clone(), new_vdi));
+        if let Some(t) = &ctx.task {
+            crate::task::set_progress(s, t, (i + 1) as f64 / total * 0.9);
+        }
+    }
+    let src_is_template = g("is_a_template").as_bool() == Some(true);
+    let src_name = sv(&g("name_label"));
+    let new_ref = model::new_ref();
+    let res = ctx.write(|tx| {
+        let mut r = (*row).clone();
+        let now = DateTime::now();
+        put(&mut r, "uuid", model::new_uuid());
+        put(&mut r, "name_label", new_name);
+        put(&mut r, "allowed_operations", Value::empty_set());
+        put(&mut r, "current_operations", Value::empty_map());
+        put(&mut r, "blocked_operations", Value::empty_map());
+        put(&mut r, "is_default_template", false);
+        put(&mut r, "resident_on", model::NULL_REF);
+        put(&mut r, "scheduled_to_be_resident_on", model::NULL_REF);
+        put(&mut r, "domid", Value::Int(-1));
+        put(&mut r, "guest_metrics", model::NULL_REF);
+        put(&mut r, "suspend_VDI", model::NULL_REF);
+        put(&mut r, "power_state", "Halted");
+        for f in [
+            "VBDs",
+            "VIFs",
+            "consoles",
+            "VTPMs",
+            "snapshots",
+            "children",
+            "crash_dumps",
+            "VUSBs",
+            "VGPUs",
+            "attached_PCIs",
+        ] {
+            put(&mut r, f, Value::empty_set());
+        }
+        let mut oc = map_of(&g("other_config"));
+        oc.remove("default_template");
+        oc.remove("xensource_internal");
+        oc.insert("mac_seed".into(), model::new_uuid());
+        if src_is_template && kind != Kind::Snapshot {
+            oc.insert("base_template_name".into(), src_name.clone());
+        }
+        put(&mut r, "other_config", oc.to_value());
+        match kind {
+            Kind::Snapshot => {
+                put(&mut r, "is_a_snapshot", true);
+                put(&mut r, "is_a_template", true);
+                put(&mut r, "snapshot_of", src);
+                put(&mut r, "snapshot_time", now);
+                put(&mut r, "transportable_snapshot_id", model::new_uuid());
+            }
+            _ => {
+                put(&mut r, "is_a_snapshot", false);
+                put(&mut r, "snapshot_of", model::NULL_REF);
+                put(&mut r, "snapshot_time", DateTime::EPOCH);
+                if g("is_a_snapshot").as_bool() == Some(true) {
+                    put(&mut r, "is_a_template", false);
+                }
+            }
+        }
+        let metrics = model::new_ref();
+        obj(
+            tx,
+            "VM_metrics",
+            &metrics,
+            vec![("install_time", Value::DateTime(now)), ("last_updated", Value::DateTime(now))],
+        );
+        put(&mut r, "metrics", metrics);
+        tx.insert(&new_ref, r);
+        for (br, new_vdi) in &new_disks {
+            let b = model::new_ref();
+            let mut nb = (**br).clone();
+            put(&mut nb, "uuid", model::new_uuid());
+            put(&mut nb, "VM", new_ref.as_str());
+            put(&mut nb, "VDI", new_vdi.clone().unwrap_or_else(|| model::NULL_REF.into()));
+            put(&mut nb, "empty", new_vdi.is_none());
+            put(&mut nb, "currently_attached", false);
+            put(&mut nb, "device", "");
+            put(&mut nb, "allowed_operations", Value::empty_set());
+            put(&mut nb, "current_operations", Value::empty_map());
+            let m = model::new_ref();
+            obj(tx, "VBD_metrics", &m, vec![]);
+            put(&mut nb, "metrics", m);
+            tx.insert(&b, nb);
+        }
+        for v in members(&g("VIFs")) {
+            let Some(vr) = tx.get(vif, &v).cloned() else { continue };
+            let mut nv = vr.clone();
+            put(&mut nv, "uuid", model::new_uuid());
+            put(&mut nv, "VM", new_ref.as_str());
+            put(&mut nv, "MAC", fresh_mac(tx));
+            put(&mut nv, "MAC_autogenerated", true);
+            put(&mut nv, "currently_attached", false);
+            put(&mut nv, "allowed_operations", Value::empty_set());
+            put(&mut nv, "current_operations", Value::empty_map());
+            tx.insert(&model::new_ref(), nv);
+        }
+        Ok(())
+    });
+    if let Err(e) = res {
+        for v in created {
+            let _ = storage::destroy_vdi(ctx, &v).await;
+        }
+        return Err(e);
+    }
+    Ok(new_ref)
+}
+
+// -------------------------------------------------------------- provision
+
+struct ProvDisk {
+    device: String,
+    size: i64,
+    sr: String,
+    bootable: bool,
+    ty: String,
+}
+
+/// Read `<provision><disk device=… size=… sr=… bootable=… type=…/></provision>`.
+fn parse_provision(xml: &str) -> Result<Vec<ProvDisk>> {
+    let bad = |m: &str| ApiError::InvalidValue { field: "other_config:disks".into(), value: m.to_string() };
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find("<disk") {
+        rest = &rest[i + 5..];
+        let end = rest.find('>').ok_or_else(|| bad("unterminated <disk>"))?;
+        let attrs = &rest[..end];
+        let get = |name: &str| -> Option<String> {
+            let key = format!("{name}=\"");
+            let p = attrs.find(&key)? + key.len();
+            let q = attrs[p..].find('"')?;
+            Some(attrs[p..p + q].to_string())
+        };
+        let size = get("size").and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| bad("disk without a valid size"))?;
+        out.push(ProvDisk {
+            device: get("device").ok_or_else(|| bad("disk without a device"))?,
+            size,
+            sr: get("sr").unwrap_or_default(),
+            bootable: get("bootable").as_deref() == Some("true"),
+            ty: get("type").unwrap_or_else(|| "system".into()),
+        });
+        rest = &rest[end..];
+    }
+    Ok(out)
+}
+
+async fn do_provision(ctx: &Ctx, vm: &str) -> Result<()> {
+    let s = &ctx.server;
+    let c = vm_c();
+    let row = s.row(c, vm)?;
+    let oc = map_of(row.get(field(c, "other_config")));
+    let uuid = sv(row.get(field(c, "uuid")));
+    let disks = match oc.get("disks") {
+        Some(x) if !x.trim().is_empty() => parse_provision(x)?,
+        _ => vec![],
+    };
+    let mut made: Vec<(String, String)> = Vec::new();
+    let outcome: Result<()> = async {
+        for d in &disks {
+            let sr = if d.sr.is_empty() {
+                storage::default_sr(s)?
+            } else {
+                let st = s.db.read();
+                st.table(class("SR"))
+                    .by_uuid(&d.sr)
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::UuidInvalid { r#type: "sr".into(), uuid: d.sr.clone() })?
+            };
+            let ty = match d.ty.as_str() {
+                "system" | "user" | "ephemeral" | "suspend" | "crashdump" => d.ty.clone(),
+                _ => "system".into(),
+            };
+            let vdi = storage::create_vdi(
+                ctx,
+                NewVdi {
+                    sr: &sr,
+                    name_label: String::new(),
+                    name_description: "Created by template provisioner".into(),
+                    virtual_size: d.size,
+                    vdi_type: &ty,
+                    sharable: false,
+                    read_only: false,
+                    other_config: Value::empty_map(),
+                    sm_config: Value::Struct(vec![("vmhint".into(), Value::String(uuid.clone()))]),
+                },
+            )
+            .await?;
+            let vbd = crate::ops::new_vbd(
+                ctx,
+                vm,
+                &vdi,
+                &d.device,
+                d.bootable,
+                "RW",
+                "Disk",
+                ty != "system",
+                Value::Struct(vec![("owner".into(), Value::from(""))]),
+            )?;
+            // The disk is named after its device, as xapi's provisioner does.
+            let vdc = class("VDI");
+            ctx.write(|tx| {
+                tx.set(vdc, &vdi, field(vdc, "name_label"), Value::String(d.device.clone()));
+                Ok(())
+            })?;
+            made.push((vbd, vdi));
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        for (vbd, vdi) in made {
+            let _ = ctx.write(|tx| {
+                tx.delete(class("VBD"), &vbd);
+                Ok(())
+            });
+            let _ = storage::destroy_vdi(ctx, &vdi).await;
+        }
+        return Err(e);
+    }
+    ctx.write(|tx| {
+        tx.update(c, vm, |r| {
+            put(r, "is_a_template", false);
+            if let Value::Struct(m) = &mut r.fields[field(c, "other_config")] {
+                m.retain(|(k, _)| k != "disks" && k != "postinstall");
+            }
+        });
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------- memory
+
+fn memory_constraint(msg: &str) -> ApiError {
+    ApiError::MemoryConstraintViolation { constraint: msg.to_string() }
+}
+
+/// static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max.
+fn check_memory_limits(smin: i64, smax: i64, dmin: i64, dmax: i64) -> Result<()> {
+    if !(smin <= dmin && dmin <= dmax && dmax <= smax) {
+        return Err(memory_constraint(
+            "Memory limits must satisfy: static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max",
+        ));
+    }
+    if smin < 0 {
+        return Err(memory_constraint("memory values must not be negative"));
+    }
+    Ok(())
+}
+
+async fn set_memory_fields(
+    ctx: &Ctx,
+    vm: &Ref<Vm>,
+    op: &str,
+    f: impl Fn(i64, i64, i64, i64) -> (i64, i64, i64, i64),
+) -> Result<()> {
+    let c = vm_c();
+    lifecycle::with_op(ctx, c, vm.as_str(), op, || async {
+        let running = ctx.server.row(c, vm.as_str())?.get(field(c, "power_state")).as_str() == Some("Running");
+        ctx.write(|tx| {
+            let row = tx.get(c, vm.as_str()).cloned().ok_or_else(|| handle_invalid(c, vm.as_str()))?;
+            let gi = |n: &str| row.get(field(c, n)).as_int().unwrap_or(0);
+            let (smin, smax, dmin, dmax) =
+                f(gi("memory_static_min"), gi("memory_static_max"), gi("memory_dynamic_min"), gi("memory_dynamic_max"));
+            check_memory_limits(smin, smax, dmin, dmax)?;
+            tx.update(c, vm.as_str(), |r| {
+                put(r, "memory_static_min", Value::Int(smin));
+                put(r, "memory_static_max", Value::Int(smax));
+                put(r, "memory_dynamic_min", Value::Int(dmin));
+                put(r, "memory_dynamic_max", Value::Int(dmax));
+                put(r, "memory_target", Value::Int(dmax));
+            });
+            Ok(())
+        })?;
+        if running {
+            let uuid = vm_uuid(&ctx.server, vm.as_str())?;
+            let target = ctx.server.row(c, vm.as_str())?.get(field(c, "memory_dynamic_max")).as_int().unwrap_or(0);
+            ctx.server.backend.set_memory(&uuid, target).await.map_err(|e| be(ctx, e))?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn simple_set(ctx: &Ctx, vm: &Ref<Vm>, op: Option<&str>, name: &str, v: Value) -> Result<()> {
+    let c = vm_c();
+    let write = || {
+        ctx.write(|tx| {
+            if !tx.set(c, vm.as_str(), field(c, name), v.clone()) {
+                return Err(handle_invalid(c, vm.as_str()));
+            }
+            Ok(())
+        })
+    };
+    match op {
+        Some(op) => lifecycle::with_op(ctx, c, vm.as_str(), op, || async { write() }).await,
+        None => {
+            ctx.server.row(c, vm.as_str())?;
+            write()
+        }
+    }
+}
+
+fn devices_in_use(s: &Server, vm: &str, devs: &str, dc: &str, key: &str) -> Result<Vec<String>> {
+    let c = vm_c();
+    let st = s.db.read();
+    let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
+    let d = class(dc);
+    Ok(members(row.get(field(c, devs))).iter().filter_map(|x| st.get(d, x).map(|r| sv(r.get(field(d, key))))).collect())
+}
+
+// ----------------------------------------------------------- the messages
+
+impl VmApi for Server {
+    async fn start(&self, ctx: &Ctx, vm: Ref<Vm>, start_paused: bool, _force: bool) -> Result<()> {
+        let host = self.host.clone();
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "start", || do_start(ctx, vm.as_str(), &host, start_paused)).await
+    }
+
+    async fn start_on(&self, ctx: &Ctx, vm: Ref<Vm>, host: Ref<Host>, start_paused: bool, _force: bool) -> Result<()> {
+        self.row(class("host"), host.as_str())?;
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "start_on", || {
+            do_start(ctx, vm.as_str(), host.as_str(), start_paused)
+        })
+        .await
+    }
+
+    async fn pause(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "pause", || async {
+            let uuid = vm_uuid(self, vm.as_str())?;
+            self.backend.pause(&uuid).await.map_err(|e| be(ctx, e))?;
+            let (c, mc) = (vm_c(), class("VM_metrics"));
+            ctx.write(|tx| {
+                tx.set(c, vm.as_str(), field(c, "power_state"), Value::from("Paused"));
+                let m = tx.get(c, vm.as_str()).map(|r| sv(r.get(field(c, "metrics")))).unwrap_or_default();
+                tx.set(mc, &m, field(mc, "state"), Value::Array(vec![Value::from("paused")]));
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn unpause(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "unpause", || async {
+            let uuid = vm_uuid(self, vm.as_str())?;
+            self.backend.unpause(&uuid).await.map_err(|e| be(ctx, e))?;
+            let (c, mc) = (vm_c(), class("VM_metrics"));
+            ctx.write(|tx| {
+                tx.set(c, vm.as_str(), field(c, "power_state"), Value::from("Running"));
+                let m = tx.get(c, vm.as_str()).map(|r| sv(r.get(field(c, "metrics")))).unwrap_or_default();
+                tx.set(mc, &m, field(mc, "state"), Value::Array(vec![Value::from("running")]));
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn clean_shutdown(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "clean_shutdown", || do_clean_shutdown(ctx, vm.as_str())).await
+    }
+
+    async fn hard_shutdown(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
+        cancel_soft_ops(self, vm.as_str());
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "hard_shutdown", || do_hard_shutdown(ctx, vm.as_str())).await
+    }
+
+    async fn shutdown(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
+        // Try a clean shutdown first, then force it.
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "shutdown", || async {
+            let clean = if self.row(vm_c(), vm.as_str())?.get(field(vm_c(), "power_state")).as_str() == Some("Running")
+            {
+                do_clean_shutdown(ctx, vm.as_str()).await
+            } else {
+                Err(crate::internal("not running"))
+            };
+            match clean {
+                Ok(()) => Ok(()),
+                Err(ApiError::TaskCancelled { task }) => Err(ApiError::TaskCancelled { task }),
+                Err(_) => do_hard_shutdown(ctx, vm.as_str()).await,
+            }
+        })
+        .await
+    }
+
+    async fn clean_reboot(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "clean_reboot", || do_reboot(ctx, vm.as_str(), true)).await
+    }
+
+    async fn hard_reboot(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
+        cancel_soft_ops(self, vm.as_str());
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "hard_reboot", || do_reboot(ctx, vm.as_str(), false)).await
+    }
+
+    async fn suspend(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "suspend", || async {
+            let vdi = write_memory_image(ctx, vm.as_str(), false).await?;
+            let c = vm_c();
+            ctx.write(|tx| {
+                mark_stopped(tx, vm.as_str(), true);
+                tx.set(c, vm.as_str(), field(c, "suspend_VDI"), Value::String(vdi.clone()));
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn resume(&self, ctx: &Ctx, vm: Ref<Vm>, start_paused: bool, _force: bool) -> Result<()> {
+        let host = self.host.clone();
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "resume", || do_resume(ctx, vm.as_str(), &host, start_paused))
+            .await
+    }
+
+    async fn resume_on(&self, ctx: &Ctx, vm: Ref<Vm>, host: Ref<Host>, start_paused: bool, _force: bool) -> Result<()> {
+        self.row(class("host"), host.as_str())?;
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "resume_on", || {
+            do_resume(ctx, vm.as_str(), host.as_str(), start_paused)
+        })
+        .await
+    }
+
+    async fn pool_migrate(
+        &self,
+        ctx: &Ctx,
+        vm: Ref<Vm>,
+        host: Ref<Host>,
+        _options: BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.row(class("host"), host.as_str())?;
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "pool_migrate", || async {
+            if host.as_str() != self.host {
+                return Err(handle_invalid(class("host"), host.as_str()));
+            }
+            let spec = domain_spec(self, vm.as_str())?;
+            let domid = self.backend.migrate(&spec, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
+            let c = vm_c();
+            ctx.write(|tx| {
+                tx.update(c, vm.as_str(), |r| {
+                    put(r, "domid", Value::Int(domid));
+                    put(r, "resident_on", host.as_str());
+                });
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn power_state_reset(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
+        let c = vm_c();
+        let row = self.row(c, vm.as_str())?;
+        if row.get(field(c, "is_control_domain")).as_bool() == Some(true) {
+            return Err(ApiError::OperationNotAllowed { reason: "This operation is not allowed on dom0".into() });
+        }
+        let uuid = sv(row.get(field(c, "uuid")));
+        let _ = self.backend.shutdown(&uuid, false, None).await;
+        ctx.write(|tx| {
+            mark_stopped(tx, vm.as_str(), false);
+            tx.update(c, vm.as_str(), |r| {
+                put(r, "suspend_VDI", model::NULL_REF);
+                put(r, "current_operations", Value::empty_map());
+            });
+            Ok(())
+        })
+    }
+
+    async fn clone(&self, ctx: &Ctx, vm: Ref<Vm>, new_name: String) -> Result<Ref<Vm>> {
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "clone", || {
+            duplicate(ctx, vm.as_str(), &new_name, Kind::Clone, None, &[])
+        })
+        .await
+        .map(Ref::new)
+    }
+
+    async fn copy(&self, ctx: &Ctx, vm: Ref<Vm>, new_name: String, sr: Ref<Sr>) -> Result<Ref<Vm>> {
+        if !sr.is_null() {
+            self.row(class("SR"), sr.as_str())?;
+        }
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "copy", || {
+            duplicate(ctx, vm.as_str(), &new_name, Kind::Copy, Some(sr.as_str()), &[])
+        })
+        .await
+        .map(Ref::new)
+    }
+
+    async fn snapshot(&self, ctx: &Ctx, vm: Ref<Vm>, new_name: String, ignore_vdis: Vec<Ref<Vdi>>) -> Result<Ref<Vm>> {
+        let ignore: Vec<String> = ignore_vdis.into_iter().map(Ref::into_string).collect();
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "snapshot", || {
+            duplicate(ctx, vm.as_str(), &new_name, Kind::Snapshot, None, &ignore)
+        })
+        .await
+        .map(Ref::new)
+    }
+
+    async fn snapshot_with_quiesce(&self, ctx: &Ctx, vm: Ref<Vm>, new_name: String) -> Result<Ref<Vm>> {
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "snapshot_with_quiesce", || {
+            duplicate(ctx, vm.as_str(), &new_name, Kind::Snapshot, None, &[])
+        })
+        .await
+        .map(Ref::new)
+    }
+
+    async fn checkpoint(&self, ctx: &Ctx, vm: Ref<Vm>, new_name: String) -> Result<Ref<Vm>> {
+        let c = vm_c();
+        lifecycle::with_op(ctx, c, vm.as_str(), "checkpoint", || async {
+            let snap = duplicate(ctx, vm.as_str(), &new_name, Kind::Snapshot, None, &[]).await?;
+            let ps = sv(self.row(c, vm.as_str())?.get(field(c, "power_state")));
+            // The memory image: the running guest's, or a copy of the suspend image.
+            let mem = if ps == "Suspended" {
+                let sv_vdi = sv(self.row(c, vm.as_str())?.get(field(c, "suspend_VDI")));
+                storage::clone_vdi(ctx, &sv_vdi).await?
+            } else {
+                write_memory_image(ctx, vm.as_str(), true).await?
+            };
+            ctx.write(|tx| {
+                tx.update(c, &snap, |r| {
+                    put(r, "power_state", "Suspended");
+                    put(r, "suspend_VDI", mem.as_str());
+                });
+                Ok(())
+            })?;
+            Ok(snap)
+        })
+        .await
+        .map(Ref::new)
+    }
+
+    async fn revert(&self, ctx: &Ctx, snapshot: Ref<Vm>) -> Result<()> {
+        let c = vm_c();
+        lifecycle::with_op(ctx, c, snapshot.as_str(), "revert", || async {
+            let snap = self.row(c, snapshot.as_str())?;
+            let target = sv(snap.get(field(c, "snapshot_of")));
+            let trow = self
+                .row(c, &target)
+                .map_err(|_| ApiError::VmRevertFailed { vm: target.clone(), snapshot: snapshot.to_string() })?;
+            // Stop the VM, whatever state it is in.
+            match trow.get(field(c, "power_state")).as_str() {
+                Some("Running") | Some("Paused") | Some("Suspended") => do_hard_shutdown(ctx, &target).await?,
+                _ => {}
+            }
+            // Replace its disks with clones of the snapshot's.
+            let old_vdis: Vec<String> = {
+                let st = self.db.read();
+                let vbd = class("VBD");
+                members(trow.get(field(c, "VBDs")))
+                    .iter()
+                    .filter_map(|b| st.get(vbd, b))
+                    .filter(|b| {
+                        b.get(field(vbd, "type")).as_str() == Some("Disk")
+                            && b.get(field(vbd, "empty")).as_bool() != Some(true)
+                    })
+                    .map(|b| sv(b.get(field(vbd, "VDI"))))
+                    .collect()
+            };
+            let restored =
+                duplicate(ctx, snapshot.as_str(), &sv(trow.get(field(c, "name_label"))), Kind::Clone, None, &[])
+                    .await?;
+            let rrow = self.row(c, &restored)?;
+            let mem_image = if snap.get(field(c, "power_state")).as_str() == Some("Suspended") {
+                let sv_vdi = sv(snap.get(field(c, "suspend_VDI")));
+                Some(storage::clone_vdi(ctx, &sv_vdi).await?)
+            } else {
+                None
+            };
+            ctx.write(|tx| {
+                // Move the restored devices onto the original VM and drop the helper VM.
+                let cur = tx.get(c, &target).cloned().ok_or_else(|| handle_invalid(c, &target))?;
+                for b in members(cur.get(field(c, "VBDs"))) {
+                    let vbd = class("VBD");
+                    if let Some(m) = tx.get(vbd, &b).map(|r| sv(r.get(field(vbd, "metrics")))) {
+                        tx.delete(class("VBD_metrics"), &m);
+                    }
+                    tx.delete(vbd, &b);
+                }
+                for v in members(cur.get(field(c, "VIFs"))) {
+                    tx.delete(class("VIF"), &v);
+                }
+                for (d, dc) in [("VBDs", "VBD"), ("VIFs", "VIF")] {
+                    for x in members(rrow.get(field(c, d))) {
+                        tx.set(class(dc), &x, field(class(dc), "VM"), Value::String(target.clone()));
+                    }
+                }
+                let keep = [
+                    "uuid",
+                    "name_label",
+                    "name_description",
+                    "snapshots",
+                    "metrics",
+                    "guest_metrics",
+                    "resident_on",
+                    "domid",
+                    "allowed_operations",
+                    "current_operations",
+                    "VBDs",
+                    "VIFs",
+                    "consoles",
+                    "children",
+                    "parent",
+                    "snapshot_of",
+                    "is_a_snapshot",
+                    "is_a_template",
+                    "snapshot_time",
+                    "is_default_template",
+                    "blocked_operations",
+                    "VTPMs",
+                    "tags",
+                ];
+                tx.update(c, &target, |r| {
+                    for (i, f) in c.fields.iter().enumerate() {
+                        if !keep.contains(&f.name) {
+                            r.fields[i] = rrow.fields[i].clone();
+                        }
+                    }
+                    put(r, "parent", snapshot.as_str());
+                    put(r, "power_state", if mem_image.is_some() { "Suspended" } else { "Halted" });
+                    put(r, "suspend_VDI", mem_image.clone().unwrap_or_else(|| model::NULL_REF.into()));
+                });
+                let m = sv(rrow.get(field(c, "metrics")));
+                tx.delete(class("VM_metrics"), &m);
+                tx.delete(c, &restored);
+                Ok(())
+            })?;
+            for v in old_vdis {
+                let _ = storage::destroy_vdi(ctx, &v).await;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn provision(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "provision", || do_provision(ctx, vm.as_str())).await
+    }
+
+    async fn get_allowed_vbd_devices(&self, _ctx: &Ctx, vm: Ref<Vm>) -> Result<Vec<String>> {
+        let used = devices_in_use(self, vm.as_str(), "VBDs", "VBD", "userdevice")?;
+        Ok((0..=254).map(|i: i32| i.to_string()).filter(|d| !used.contains(d)).collect())
+    }
+
+    async fn get_allowed_vif_devices(&self, _ctx: &Ctx, vm: Ref<Vm>) -> Result<Vec<String>> {
+        let used = devices_in_use(self, vm.as_str(), "VIFs", "VIF", "device")?;
+        Ok((0..=6).map(|i: i32| i.to_string()).filter(|d| !used.contains(d)).collect())
+    }
+
+    async fn assert_can_boot_here(&self, _ctx: &Ctx, self_: Ref<Vm>, host: Ref<Host>) -> Result<()> {
+        self.row(vm_c(), self_.as_str())?;
+        assert_can_boot(self, self_.as_str(), host.as_str())
+    }
+
+    async fn get_possible_hosts(&self, _ctx: &Ctx, vm: Ref<Vm>) -> Result<Vec<Ref<Host>>> {
+        Ok(if assert_can_boot(self, vm.as_str(), &self.host).is_ok() {
+            vec![Ref::new(self.host.clone())]
+        } else {
+            vec![]
+        })
+    }
+
+    async fn assert_agile(&self, _ctx: &Ctx, self_: Ref<Vm>) -> Result<()> {
+        self.row(vm_c(), self_.as_str()).map(|_| ())
+    }
+
+    async fn get_boot_record(&self, _ctx: &Ctx, self_: Ref<Vm>) -> Result<VmRecord> {
+        let row = self.row(vm_c(), self_.as_str())?;
+        if let Some(e) = lifecycle::vm_check(self_.as_str(), &row, "get_boot_record", true) {
+            return Err(e);
+        }
+        VmRecord::from_value(&Value::Row(row)).map_err(|e| crate::internal(e.to_string()))
+    }
+
+    async fn assert_operation_valid(&self, _ctx: &Ctx, self_: Ref<Vm>, op: VmOperations) -> Result<()> {
+        let row = self.row(vm_c(), self_.as_str())?;
+        match lifecycle::vm_check(self_.as_str(), &row, op.as_str(), false) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn update_allowed_operations(&self, ctx: &Ctx, self_: Ref<Vm>) -> Result<()> {
+        let c = vm_c();
+        ctx.write(|tx| {
+            if !tx.touch(c, self_.as_str()) {
+                return Err(handle_invalid(c, self_.as_str()));
+            }
+            Ok(())
+        })
+    }
+
+    async fn set_memory_dynamic_range(&self, ctx: &Ctx, self_: Ref<Vm>, min: i64, max: i64) -> Result<()> {
+        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, _, _| (smin, smax, min, max)).await
+    }
+
+    async fn set_memory_dynamic_min(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
+        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, _, dmax| (smin, smax, value, dmax)).await
+    }
+
+    async fn set_memory_dynamic_max(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
+        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, dmin, _| (smin, smax, dmin, value)).await
+    }
+
+    async fn set_memory_static_range(&self, ctx: &Ctx, self_: Ref<Vm>, min: i64, max: i64) -> Result<()> {
+        set_memory_fields(ctx, &self_, "changing_static_range", |_, _, dmin, dmax| (min, max, dmin, dmax)).await
+    }
+
+    async fn set_memory_static_min(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
+        set_memory_fields(ctx, &self_, "changing_static_range", |_, smax, dmin, dmax| (value, smax, dmin, dmax)).await
+    }
+
+    async fn set_memory_static_max(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
+        set_memory_fields(ctx, &self_, "changing_static_range", |smin, _, dmin, dmax| (smin, value, dmin, dmax)).await
+    }
+
+    async fn set_memory_limits(
+        &self,
+        ctx: &Ctx,
+        self_: Ref<Vm>,
+        static_min: i64,
+        static_max: i64,
+        dynamic_min: i64,
+        dynamic_max: i64,
+    ) -> Result<()> {
+        set_memory_fields(ctx, &self_, "changing_memory_limits", |_, _, _, _| {
+            (static_min, static_max, dynamic_min, dynamic_max)
+        })
+        .await
+    }
+
+    async fn set_memory(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
+        // Sets every limit to the same value (a fixed-size VM).
+        set_memory_fields(ctx, &self_, "changing_memory_limits", |smin, _, _, _| (smin.min(value), value, value, value))
+            .await
+    }
+
+    async fn set_memory_target_live(&self, ctx: &Ctx, self_: Ref<Vm>, target: i64) -> Result<()> {
+        set_memory_fields(ctx, &self_, "changing_memory_live", |smin, smax, dmin, _| {
+            (smin, smax, dmin.min(target), target)
+        })
+        .await
+    }
+
+    async fn wait_memory_target_live(&self, _ctx: &Ctx, self_: Ref<Vm>) -> Result<()> {
+        self.row(vm_c(), self_.as_str()).map(|_| ())
+    }
+
+    async fn get_cooperative(&self, _ctx: &Ctx, self_: Ref<Vm>) -> Result<bool> {
+        self.row(vm_c(), self_.as_str()).map(|_| true)
+    }
+
+    async fn compute_memory_overhead(&self, _ctx: &Ctx, vm: Ref<Vm>) -> Result<i64> {
+        let c = vm_c();
+        let row = self.row(c, vm.as_str())?;
+        // About 1% of memory plus a per-vCPU amount, page aligned.
+        let mem = row.get(field(c, "memory_static_max")).as_int().unwrap_or(0);
+        let vcpus = row.get(field(c, "VCPUs_max")).as_int().unwrap_or(1);
+        Ok(((mem / 100 + vcpus * (1 << 20) + (1 << 20)) + 4095) / 4096 * 4096)
+    }
+
+    async fn maximise_memory(&self, _ctx: &Ctx, self_: Ref<Vm>, total: i64, _approximate: bool) -> Result<i64> {
+        self.row(vm_c(), self_.as_str())?;
+        Ok((total - (total / 100)).max(0))
+    }
+
+    async fn set_vcpus_max(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
+        let c = vm_c();
+        lifecycle::with_op(ctx, c, self_.as_str(), "changing_VCPUs", || async {
+            ctx.write(|tx| {
+                let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| handle_invalid(c, self_.as_str()))?;
+                let at = row.get(field(c, "VCPUs_at_startup")).as_int().unwrap_or(1);
+                if value < 1 || value < at {
+                    return Err(ApiError::ValueNotSupported {
+                        field: "VCPUs_max".into(),
+                        value: value.to_string(),
+                        reason: "VCPUs_max must be at least 1 and at least VCPUs_at_startup".into(),
+                    });
+                }
+                tx.set(c, self_.as_str(), field(c, "VCPUs_max"), Value::Int(value));
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn set_vcpus_at_startup(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
+        let c = vm_c();
+        lifecycle::with_op(ctx, c, self_.as_str(), "changing_VCPUs", || async {
+            ctx.write(|tx| {
+                let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| handle_invalid(c, self_.as_str()))?;
+                let max = row.get(field(c, "VCPUs_max")).as_int().unwrap_or(1);
+                if value < 1 || value > max {
+                    return Err(ApiError::ValueNotSupported {
+                        field: "VCPUs_at_startup".into(),
+                        value: value.to_string(),
+                        reason: "VCPUs_at_startup must be between 1 and VCPUs_max".into(),
+                    });
+                }
+                tx.set(c, self_.as_str(), field(c, "VCPUs_at_startup"), Value::Int(value));
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn set_vcpus_number_live(&self, ctx: &Ctx, self_: Ref<Vm>, nvcpu: i64) -> Result<()> {
+        let c = vm_c();
+        lifecycle::with_op(ctx, c, self_.as_str(), "changing_VCPUs_live", || async {
+            let row = self.row(c, self_.as_str())?;
+            let max = row.get(field(c, "VCPUs_max")).as_int().unwrap_or(1);
+            if nvcpu < 1 || nvcpu > max {
+                return Err(ApiError::InvalidValue { field: "nvcpu".into(), value: nvcpu.to_string() });
+            }
+            let uuid = sv(row.get(field(c, "uuid")));
+            self.backend.set_vcpus(&uuid, nvcpu).await.map_err(|e| be(ctx, e))?;
+            let mc = class("VM_metrics");
+            ctx.write(|tx| {
+                let m = tx.get(c, self_.as_str()).map(|r| sv(r.get(field(c, "metrics")))).unwrap_or_default();
+                tx.set(mc, &m, field(mc, "VCPUs_number"), Value::Int(nvcpu));
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn add_to_vcpus_params_live(&self, ctx: &Ctx, self_: Ref<Vm>, key: String, value: String) -> Result<()> {
+        let c = vm_c();
+        lifecycle::with_op(ctx, c, self_.as_str(), "changing_VCPUs_live", || async {
+            ctx.write(|tx| {
+                tx.update(c, self_.as_str(), |r| {
+                    if let Value::Struct(m) = &mut r.fields[field(c, "VCPUs_params")] {
+                        m.retain(|(k, _)| *k != key);
+                        m.push((key.clone(), Value::String(value.clone())));
+                    }
+                });
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn set_hvm_boot_policy(&self, ctx: &Ctx, self_: Ref<Vm>, value: String) -> Result<()> {
+        let dt = if value.is_empty() { "pv" } else { "hvm" };
+        simple_set(ctx, &self_, None, "HVM_boot_policy", Value::String(value)).await?;
+        simple_set(ctx, &self_, None, "domain_type", Value::from(dt)).await
+    }
+
+    async fn set_domain_type(&self, ctx: &Ctx, self_: Ref<Vm>, value: DomainType) -> Result<()> {
+        let policy = if matches!(value, DomainType::Hvm) { "BIOS order" } else { "" };
+        simple_set(ctx, &self_, None, "domain_type", Value::from(value.as_str())).await?;
+        simple_set(ctx, &self_, None, "HVM_boot_policy", Value::from(policy)).await
+    }
+
+    async fn set_actions_after_crash(&self, ctx: &Ctx, self_: Ref<Vm>, value: OnCrashBehaviour) -> Result<()> {
+        simple_set(ctx, &self_, None, "actions_after_crash", Value::from(value.as_str())).await
+    }
+
+    async fn set_suspend_vdi(&self, ctx: &Ctx, self_: Ref<Vm>, value: Ref<Vdi>) -> Result<()> {
+        self.row(class("VDI"), value.as_str())?;
+        simple_set(ctx, &self_, None, "suspend_VDI", value.to_value()).await
+    }
+
+    async fn set_order(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
+        simple_set(ctx, &self_, None, "order", Value::Int(value)).await
+    }
+
+    async fn set_start_delay(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
+        simple_set(ctx, &self_, None, "start_delay", Value::Int(value)).await
+    }
+
+    async fn set_shutdown_delay(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
+        simple_set(ctx, &self_, None, "shutdown_delay", Value::Int(value)).await
+    }
+
+    async fn set_hvm_shadow_multiplier(&self, ctx: &Ctx, self_: Ref<Vm>, value: f64) -> Result<()> {
+        if value < 1.0 {
+            return Err(ApiError::MemoryConstraintViolation {
+                constraint: "shadow multiplier must be at least 1.0".into(),
+            });
+        }
+        simple_set(ctx, &self_, Some("changing_shadow_memory"), "HVM_shadow_multiplier", Value::Float(value)).await
+    }
+
+    async fn set_shadow_multiplier_live(&self, ctx: &Ctx, self_: Ref<Vm>, multiplier: f64) -> Result<()> {
+        simple_set(ctx, &self_, Some("changing_shadow_memory_live"), "HVM_shadow_multiplier", Value::Float(multiplier))
+            .await
+    }
+
+    async fn set_ha_always_run(&self, ctx: &Ctx, self_: Ref<Vm>, value: bool) -> Result<()> {
+        simple_set(ctx, &self_, None, "ha_always_run", Value::Bool(value)).await
+    }
+
+    async fn set_ha_restart_priority(&self, ctx: &Ctx, self_: Ref<Vm>, value: String) -> Result<()> {
+        if !matches!(value.as_str(), "" | "restart" | "best-effort") {
+            return Err(ApiError::InvalidValue { field: "ha_restart_priority".into(), value });
+        }
+        simple_set(ctx, &self_, None, "ha_restart_priority", Value::String(value)).await
+    }
+
+    async fn set_has_vendor_device(&self, ctx: &Ctx, self_: Ref<Vm>, value: bool) -> Result<()> {
+        simple_set(ctx, &self_, Some("changing_NVRAM"), "has_vendor_device", Value::Bool(value)).await
+    }
+
+    async fn set_bios_strings(&self, ctx: &Ctx, self_: Ref<Vm>, value: BTreeMap<String, String>) -> Result<()> {
+        simple_set(ctx, &self_, None, "bios_strings", value.to_value()).await
+    }
+
+    async fn copy_bios_strings(&self, ctx: &Ctx, vm: Ref<Vm>, host: Ref<Host>) -> Result<()> {
+        let h = self.row(class("host"), host.as_str())?;
+        let bs = h.get(field(class("host"), "bios_strings")).clone();
+        simple_set(ctx, &vm, None, "bios_strings", bs).await
+    }
+
+    async fn set_nvram(&self, ctx: &Ctx, self_: Ref<Vm>, value: BTreeMap<String, String>) -> Result<()> {
+        simple_set(ctx, &self_, Some("changing_NVRAM"), "NVRAM", value.to_value()).await
+    }
+
+    async fn add_to_nvram(&self, ctx: &Ctx, self_: Ref<Vm>, key: String, value: String) -> Result<()> {
+        let mut m = map_of(self.row(vm_c(), self_.as_str())?.get(field(vm_c(), "NVRAM")));
+        m.insert(key, value);
+        simple_set(ctx, &self_, Some("changing_NVRAM"), "NVRAM", m.to_value()).await
+    }
+
+    async fn remove_from_nvram(&self, ctx: &Ctx, self_: Ref<Vm>, key: String) -> Result<()> {
+        let mut m = map_of(self.row(vm_c(), self_.as_str())?.get(field(vm_c(), "NVRAM")));
+        m.remove(&key);
+        simple_set(ctx, &self_, Some("changing_NVRAM"), "NVRAM", m.to_value()).await
+    }
+
+    async fn query_services(&self, _ctx: &Ctx, self_: Ref<Vm>) -> Result<BTreeMap<String, String>> {
+        self.row(vm_c(), self_.as_str())?;
+        Ok(BTreeMap::from([("rpc".to_string(), "VM RPC".to_string())]))
+    }
+
+    async fn call_plugin(
+        &self,
+        ctx: &Ctx,
+        vm: Ref<Vm>,
+        plugin: String,
+        r#fn: String,
+        args: BTreeMap<String, String>,
+    ) -> Result<String> {
+        let row = self.row(vm_c(), vm.as_str())?;
+        if let Some(e) = lifecycle::vm_check(vm.as_str(), &row, "call_plugin", true) {
+            return Err(e);
+        }
+        let _ = ctx;
+        // The simulated guest agent answers with what it was given.
+        Ok(format!("{plugin}.{}({})", r#fn, args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")))
+    }
+
+    async fn send_sysrq(&self, _ctx: &Ctx, vm: Ref<Vm>, _key: String) -> Result<()> {
+        let row = self.row(vm_c(), vm.as_str())?;
+        lifecycle::vm_check(vm.as_str(), &row, "send_sysrq", true).map_or(Ok(()), Err)
+    }
+
+    async fn send_trigger(&self, _ctx: &Ctx, vm: Ref<Vm>, _trigger: String) -> Result<()> {
+        let row = self.row(vm_c(), vm.as_str())?;
+        lifecycle::vm_check(vm.as_str(), &row, "send_trigger", true).map_or(Ok(()), Err)
+    }
+
+    async fn set_appliance(&self, ctx: &Ctx, self_: Ref<Vm>, value: Ref<VmAppliance>) -> Result<()> {
+        if !value.is_null() {
+            self.row(class("VM_appliance"), value.as_str())?;
+        }
+        simple_set(ctx, &self_, None, "appliance", value.to_value()).await
+    }
+
+    async fn restart_device_models(&self, ctx: &Ctx, self_: Ref<Vm>) -> Result<()> {
+        let row = self.row(vm_c(), self_.as_str())?;
+        let _ = ctx;
+        lifecycle::vm_check(self_.as_str(), &row, "hard_reboot", true).map_or(Ok(()), Err)
+    }
+}
+
+// ---------------------------------------------------------- guest events
+
+/// Follow what guests do on their own: agent reports fill VM_guest_metrics;
+/// a guest that halts, reboots or crashes is handled by its actions_after_*.
+pub fn spawn_guest_events(s: Server) {
+    let mut rx = s.backend.events();
+    tokio::spawn(async move {
+        loop {
+            let ev = match rx.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            };
+            match ev {
+                GuestEvent::Info { uuid, domid, info } => guest_info(&s, &uuid, domid, info),
+                GuestEvent::Halted { uuid, domid, reason } => guest_halted(&s, &uuid, domid, reason).await,
+            }
+        }
+    });
+}
+
+fn find_running(s: &Server, uuid: &str, domid: i64) -> Option<String> {
+    let c = vm_c();
+    let st = s.db.read();
+    let r = st.table(c).by_uuid(uuid)?.to_string();
+    let row = st.get(c, &r)?;
+    (row.get(field(c, "domid")).as_int() == Some(domid)).then_some(r)
+}
+
+fn guest_info(s: &Server, uuid: &str, domid: i64, info: backend::GuestInfo) {
+    let Some(vm) = find_running(s, uuid, domid) else { return };
+    let c = vm_c();
+    let gc = class("VM_guest_metrics");
+    let m = |x: &BTreeMap<String, String>| x.to_value();
+    let _ = s.db.write(|tx| {
+        let existing = tx.get(c, &vm).map(|r| sv(r.get(field(c, "guest_metrics")))).unwrap_or_default();
+        let fields = vec![
+            ("os_version", m(&info.os_version)),
+            ("PV_drivers_version", m(&info.pv_drivers_version)),
+            ("PV_drivers_up_to_date", Value::Bool(true)),
+            ("PV_drivers_detected", Value::Bool(true)),
+            ("networks", m(&info.networks)),
+            ("memory", m(&info.memory)),
+            ("disks", m(&info.disks)),
+            ("other", m(&info.other)),
+            ("last_updated", Value::DateTime(DateTime::now())),
+            ("live", Value::Bool(true)),
+            ("can_use_hotplug_vbd", Value::from("yes")),
+            ("can_use_hotplug_vif", Value::from("yes")),
+        ];
+        if tx.exists(gc, &existing) {
+            tx.update(gc, &existing, |r| {
+                for (k, v) in fields {
+                    put(r, k, v);
+                }
+            });
+        } else {
+            let g = model::new_ref();
+            obj(tx, "VM_guest_metrics", &g, fields);
+            tx.set(c, &vm, field(c, "guest_metrics"), Value::String(g));
+        }
+        Ok::<_, ApiError>(())
+    });
+}
+
+async fn guest_halted(s: &Server, uuid: &str, domid: i64, reason: HaltReason) {
+    let Some(vm) = find_running(s, uuid, domid) else { return };
+    let c = vm_c();
+    let Ok(row) = s.row(c, &vm) else { return };
+    let action = match reason {
+        HaltReason::Shutdown => sv(row.get(field(c, "actions_after_shutdown"))),
+        HaltReason::Reboot => sv(row.get(field(c, "actions_after_reboot"))),
+        HaltReason::Crash => sv(row.get(field(c, "actions_after_crash"))),
+    };
+    let restart = matches!(action.as_str(), "restart" | "coredump_and_restart" | "rename_restart");
+    if restart {
+        if let Ok(spec) = domain_spec(s, &vm) {
+            if let Ok(d) = s.backend.create(&spec, None).await {
+                if s.backend.unpause(&spec.uuid).await.is_ok() {
+                    let _ = s.db.write(|tx| {
+                        mark_running(tx, s, &vm, d, false, true);
+                        Ok::<_, ApiError>(())
+                    });
+                    return;
+                }
+            }
+        }
+    }
+    let _ = s.db.write(|tx| {
+        mark_stopped(tx, &vm, false);
+        Ok::<_, ApiError>(())
+    });
+}
+
+/// After a restart the simulated hypervisor is empty: rebuild the domains of
+/// VMs the store says are running or paused, so state survives the server.
+pub fn reconcile(s: &Server) {
+    let c = vm_c();
+    let live: Vec<(String, String)> = {
+        let st = s.db.read();
+        st.table(c)
+            .iter()
+            .filter(|(_, r)| matches!(r.get(field(c, "power_state")).as_str(), Some("Running") | Some("Paused")))
+            .filter(|(_, r)| r.get(field(c, "is_control_domain")).as_bool() != Some(true))
+            .map(|(v, r)| (v.clone(), sv(r.get(field(c, "power_state")))))
+            .collect()
+    };
+    if live.is_empty() {
+        return;
+    }
+    let s = Clone::clone(s);
+    tokio::spawn(async move {
+        for (vm, ps) in live {
+            let Ok(spec) = domain_spec(&s, &vm) else { continue };
+            let Ok(d) = s.backend.create(&spec, None).await else { continue };
+            let paused = ps == "Paused";
+            if !paused {
+                let _ = s.backend.unpause(&spec.uuid).await;
+            }
+            let _ = s.db.write(|tx| {
+                mark_running(tx, &s, &vm, d, paused, false);
+                Ok::<_, ApiError>(())
+            });
+        }
+    });
 }
