@@ -1,19 +1,405 @@
-//! host: the explicit messages management tools call.
+//! host: the explicit messages management tools call: enable/disable,
+//! evacuation, shutdown and reboot of the simulated host, time, licences,
+//! plugins, renaming.
 
 use crate::api::HostApi;
-use crate::{Ctx, Result, Server};
+use crate::lifecycle::members;
+use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
 use model::types::*;
-use model::{DateTime, Ref};
+use model::{DateTime, Ref, Value, XenType};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long the simulated host stays down on shutdown or reboot.
+pub const DOWN_FOR: Duration = Duration::from_secs(2);
+
+fn host_c() -> &'static model::ClassDef {
+    class("host")
+}
+
+fn sv(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}
+
+/// Running guests (not the control domain) resident on a host.
+fn running_guests(s: &Server, host: &str) -> Vec<String> {
+    let c = class("VM");
+    let st = s.db.read();
+    let mut v: Vec<String> = st
+        .table(c)
+        .iter()
+        .filter(|(_, r)| {
+            r.get(field(c, "resident_on")).as_str() == Some(host)
+                && matches!(r.get(field(c, "power_state")).as_str(), Some("Running") | Some("Paused"))
+                && r.get(field(c, "is_control_domain")).as_bool() != Some(true)
+        })
+        .map(|(r, _)| r.clone())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Shutdown and reboot need a disabled host with no running guests (xapi's
+/// "bacon mode").
+fn assert_bacon_mode(s: &Server, host: &str) -> Result<()> {
+    let row = s.row(host_c(), host)?;
+    if row.get(field(host_c(), "enabled")).as_bool() == Some(true) {
+        return Err(ApiError::HostNotDisabled);
+    }
+    if let Some(vm) = running_guests(s, host).into_iter().next() {
+        return Err(ApiError::HostInUse { host: host.to_string(), r#type: "vm".into(), r#ref: vm });
+    }
+    Ok(())
+}
+
+fn set_live(s: &Server, host: &str, live: bool) {
+    let (hc, hm) = (host_c(), class("host_metrics"));
+    let _ = s.db.write(|tx| {
+        let m = tx.get(hc, host).map(|r| sv(r.get(field(hc, "metrics")))).unwrap_or_default();
+        tx.update(hm, &m, |r| {
+            put(r, "live", live);
+            put(r, "last_updated", DateTime::now());
+        });
+        if live {
+            tx.update(hc, host, |r| {
+                put(r, "enabled", true);
+                let now = format!("{}.", DateTime::now().secs);
+                if let Value::Struct(oc) = &mut r.fields[field(hc, "other_config")] {
+                    oc.retain(|(k, _)| k != "boot_time" && k != "agent_start_time");
+                    oc.push(("boot_time".into(), Value::String(now.clone())));
+                    oc.push(("agent_start_time".into(), Value::String(now)));
+                }
+            });
+        }
+        Ok::<_, ApiError>(())
+    });
+}
+
+/// The simulated host goes down, then comes back (enabled) after a moment.
+fn power_cycle(s: &Server, host: &str) {
+    set_live(s, host, false);
+    let (s2, h) = (Clone::clone(s), host.to_string());
+    tokio::spawn(async move {
+        tokio::time::sleep(DOWN_FOR).await;
+        set_live(&s2, &h, true);
+    });
+}
+
+fn evacuation_blockers(s: &Server, host: &str) -> BTreeMap<Ref<Vm>, Vec<String>> {
+    // A one-host pool has nowhere to move a running guest.
+    running_guests(s, host)
+        .into_iter()
+        .map(|vm| (Ref::new(vm.clone()), vec!["NO_HOSTS_AVAILABLE".to_string(), vm]))
+        .collect()
+}
+
+fn assert_evacuable(s: &Server, host: &str) -> Result<()> {
+    s.row(host_c(), host)?;
+    let blockers = evacuation_blockers(s, host);
+    if blockers.is_empty() {
+        return Ok(());
+    }
+    let errors: Vec<String> = blockers.values().map(|e| e.join(",")).collect();
+    Err(ApiError::CannotEvacuateHost { errors: errors.join("|") })
+}
 
 impl HostApi for Server {
     async fn get_servertime(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<DateTime> {
-        self.row(crate::class("host"), host.as_str())?;
+        self.row(host_c(), host.as_str())?;
         Ok(DateTime::now())
     }
 
     async fn get_server_localtime(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<DateTime> {
-        self.row(crate::class("host"), host.as_str())?;
+        self.row(host_c(), host.as_str())?;
         Ok(local_now())
+    }
+
+    async fn disable(&self, ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        let c = host_c();
+        ctx.write(|tx| {
+            if tx.set(c, host.as_str(), field(c, "enabled"), Value::Bool(false)) {
+                Ok(())
+            } else {
+                Err(handle_invalid(c, host.as_str()))
+            }
+        })
+    }
+
+    async fn enable(&self, ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        let c = host_c();
+        ctx.write(|tx| {
+            if tx.set(c, host.as_str(), field(c, "enabled"), Value::Bool(true)) {
+                Ok(())
+            } else {
+                Err(handle_invalid(c, host.as_str()))
+            }
+        })
+    }
+
+    async fn get_vms_which_prevent_evacuation(
+        &self,
+        _ctx: &Ctx,
+        self_: Ref<Host>,
+    ) -> Result<BTreeMap<Ref<Vm>, Vec<String>>> {
+        self.row(host_c(), self_.as_str())?;
+        Ok(evacuation_blockers(self, self_.as_str()))
+    }
+
+    async fn assert_can_evacuate(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        assert_evacuable(self, host.as_str())
+    }
+
+    async fn evacuate(
+        &self,
+        _ctx: &Ctx,
+        host: Ref<Host>,
+        _network: Ref<Network>,
+        _evacuate_batch_size: i64,
+    ) -> Result<()> {
+        assert_evacuable(self, host.as_str())
+    }
+
+    async fn get_uncooperative_resident_vms(&self, _ctx: &Ctx, self_: Ref<Host>) -> Result<Vec<Ref<Vm>>> {
+        self.row(host_c(), self_.as_str())?;
+        Ok(vec![])
+    }
+
+    async fn shutdown(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        assert_bacon_mode(self, host.as_str())?;
+        power_cycle(self, host.as_str());
+        Ok(())
+    }
+
+    async fn reboot(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        assert_bacon_mode(self, host.as_str())?;
+        power_cycle(self, host.as_str());
+        Ok(())
+    }
+
+    async fn power_on(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        self.row(host_c(), host.as_str())?;
+        set_live(self, host.as_str(), true);
+        Ok(())
+    }
+
+    async fn restart_agent(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        self.row(host_c(), host.as_str()).map(|_| ())
+    }
+
+    async fn license_add(&self, ctx: &Ctx, host: Ref<Host>, contents: String) -> Result<()> {
+        // Any well-formed base64 licence is accepted; it lifts nothing further
+        // because the simulated host is unrestricted already.
+        if contents.trim().is_empty()
+            || !contents.trim().bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=\n\r".contains(&b))
+        {
+            return Err(ApiError::LicenseProcessingError);
+        }
+        let c = host_c();
+        ctx.write(|tx| {
+            if !tx.update(c, host.as_str(), |r| {
+                if let Value::Struct(m) = &mut r.fields[field(c, "license_params")] {
+                    m.retain(|(k, _)| k != "sku_type");
+                    m.push(("sku_type".into(), Value::from("licensed")));
+                }
+                put(r, "edition", "licensed");
+            }) {
+                return Err(handle_invalid(c, host.as_str()));
+            }
+            Ok(())
+        })
+    }
+
+    async fn license_remove(&self, ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        let c = host_c();
+        ctx.write(|tx| {
+            if tx.set(c, host.as_str(), field(c, "edition"), Value::from("free")) {
+                Ok(())
+            } else {
+                Err(handle_invalid(c, host.as_str()))
+            }
+        })
+    }
+
+    async fn apply_edition(&self, ctx: &Ctx, host: Ref<Host>, edition: String, _force: bool) -> Result<()> {
+        let c = host_c();
+        ctx.write(|tx| {
+            if tx.set(c, host.as_str(), field(c, "edition"), Value::String(edition.clone())) {
+                Ok(())
+            } else {
+                Err(handle_invalid(c, host.as_str()))
+            }
+        })
+    }
+
+    /// The documented `echo` plugin: function `echo` returns its arguments as
+    /// `key=value` lines (sorted); function `ping` returns "pong".
+    async fn call_plugin(
+        &self,
+        _ctx: &Ctx,
+        host: Ref<Host>,
+        plugin: String,
+        r#fn: String,
+        args: BTreeMap<String, String>,
+    ) -> Result<String> {
+        self.row(host_c(), host.as_str())?;
+        if plugin != "echo" {
+            return Err(ApiError::XenapiMissingPlugin { name: plugin });
+        }
+        match r#fn.as_str() {
+            "echo" => Ok(args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n")),
+            "ping" => Ok("pong".into()),
+            other => Err(ApiError::XenapiPluginFailure {
+                status: "UnknownFunction".into(),
+                stdout: String::new(),
+                stderr: format!("the echo plugin has no function {other}"),
+            }),
+        }
+    }
+
+    async fn has_extension(&self, _ctx: &Ctx, host: Ref<Host>, _name: String) -> Result<bool> {
+        self.row(host_c(), host.as_str()).map(|_| false)
+    }
+
+    async fn set_hostname_live(&self, ctx: &Ctx, host: Ref<Host>, hostname: String) -> Result<()> {
+        let valid = !hostname.is_empty()
+            && hostname.len() <= 255
+            && hostname.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !valid {
+            return Err(ApiError::HostNameInvalid { reason: "hostname must be a valid DNS name".into() });
+        }
+        let c = host_c();
+        ctx.write(|tx| {
+            if !tx.update(c, host.as_str(), |r| {
+                put(r, "hostname", hostname.as_str());
+                if let Value::Struct(m) = &mut r.fields[field(c, "software_version")] {
+                    m.retain(|(k, _)| k != "hostname");
+                    m.push(("hostname".into(), Value::String(hostname.clone())));
+                }
+            }) {
+                return Err(handle_invalid(c, host.as_str()));
+            }
+            Ok(())
+        })
+    }
+
+    async fn compute_free_memory(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<i64> {
+        let (hc, hm) = (host_c(), class("host_metrics"));
+        let row = self.row(hc, host.as_str())?;
+        let m = sv(row.get(field(hc, "metrics")));
+        Ok(self.row(hm, &m)?.get(field(hm, "memory_free")).as_int().unwrap_or(0))
+    }
+
+    async fn compute_memory_overhead(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<i64> {
+        self.row(host_c(), host.as_str())?;
+        Ok(crate::seed::HOST_MEMORY / 100)
+    }
+
+    async fn get_management_interface(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<Ref<Pif>> {
+        let (hc, pc) = (host_c(), class("PIF"));
+        let row = self.row(hc, host.as_str())?;
+        let st = self.db.read();
+        members(row.get(field(hc, "PIFs")))
+            .into_iter()
+            .find(|p| st.get(pc, p).is_some_and(|r| r.get(field(pc, "management")).as_bool() == Some(true)))
+            .map(Ref::new)
+            .ok_or_else(|| ApiError::PifNotPresent { host: host.to_string(), network: String::new() })
+    }
+
+    async fn get_system_status_capabilities(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<String> {
+        self.row(host_c(), host.as_str())?;
+        Ok("<?xml version=\"1.0\" ?><system-status-capabilities></system-status-capabilities>".into())
+    }
+
+    async fn get_log(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<String> {
+        self.row(host_c(), host.as_str()).map(|_| String::new())
+    }
+
+    async fn dmesg(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<String> {
+        self.row(host_c(), host.as_str()).map(|_| "(simulated hypervisor: no messages)\n".to_string())
+    }
+
+    async fn dmesg_clear(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<String> {
+        self.row(host_c(), host.as_str()).map(|_| String::new())
+    }
+
+    async fn list_methods(&self, _ctx: &Ctx) -> Result<Vec<String>> {
+        Ok(crate::dispatch::list_methods().into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+    }
+
+    async fn syslog_reconfigure(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        self.row(host_c(), host.as_str()).map(|_| ())
+    }
+
+    async fn set_power_on_mode(
+        &self,
+        ctx: &Ctx,
+        self_: Ref<Host>,
+        power_on_mode: String,
+        power_on_config: BTreeMap<String, String>,
+    ) -> Result<()> {
+        let c = host_c();
+        ctx.write(|tx| {
+            if !tx.update(c, self_.as_str(), |r| {
+                put(r, "power_on_mode", power_on_mode.as_str());
+                put(r, "power_on_config", power_on_config.to_value());
+            }) {
+                return Err(handle_invalid(c, self_.as_str()));
+            }
+            Ok(())
+        })
+    }
+
+    async fn set_iscsi_iqn(&self, ctx: &Ctx, host: Ref<Host>, value: String) -> Result<()> {
+        if value.is_empty() {
+            return Err(ApiError::InvalidValue { field: "value".into(), value });
+        }
+        let c = host_c();
+        ctx.write(|tx| {
+            if !tx.update(c, host.as_str(), |r| {
+                put(r, "iscsi_iqn", value.as_str());
+                if let Value::Struct(m) = &mut r.fields[field(c, "other_config")] {
+                    m.retain(|(k, _)| k != "iscsi_iqn");
+                    m.push(("iscsi_iqn".into(), Value::String(value.clone())));
+                }
+            }) {
+                return Err(handle_invalid(c, host.as_str()));
+            }
+            Ok(())
+        })
+    }
+
+    async fn enable_display(&self, ctx: &Ctx, host: Ref<Host>) -> Result<HostDisplay> {
+        let c = host_c();
+        ctx.write(|tx| {
+            if tx.set(c, host.as_str(), field(c, "display"), Value::from("enabled")) {
+                Ok(())
+            } else {
+                Err(handle_invalid(c, host.as_str()))
+            }
+        })?;
+        Ok(HostDisplay::Enabled)
+    }
+
+    async fn disable_display(&self, ctx: &Ctx, host: Ref<Host>) -> Result<HostDisplay> {
+        let c = host_c();
+        ctx.write(|tx| {
+            if tx.set(c, host.as_str(), field(c, "display"), Value::from("disabled")) {
+                Ok(())
+            } else {
+                Err(handle_invalid(c, host.as_str()))
+            }
+        })?;
+        Ok(HostDisplay::Disabled)
+    }
+
+    async fn destroy(&self, _ctx: &Ctx, self_: Ref<Host>) -> Result<()> {
+        self.row(host_c(), self_.as_str())?;
+        Err(ApiError::HostCannotDestroySelf { host: self_.to_string() })
     }
 }
 

@@ -5,6 +5,7 @@ pub mod event;
 pub mod host;
 pub mod message;
 pub mod network;
+pub mod pool;
 pub mod session;
 pub mod task;
 pub mod templates;
@@ -48,7 +49,6 @@ impl HostCrashdumpApi for Server {}
 impl NetworkApi for Server {}
 impl PbdApi for Server {}
 impl PifApi for Server {}
-impl PoolApi for Server {}
 impl PoolUpdateApi for Server {}
 impl RoleApi for Server {}
 impl SrApi for Server {}

@@ -1,0 +1,175 @@
+//! pool: the explicit messages of a one-host pool. Joining other pools and
+//! HA are refused with the errors xapi gives when they cannot work.
+
+use crate::api::PoolApi;
+use crate::{class, field, handle_invalid, ApiError, Ctx, Result, Server};
+use model::types::*;
+use model::{Ref, Value};
+use std::collections::BTreeMap;
+
+fn pool_c() -> &'static model::ClassDef {
+    class("pool")
+}
+
+impl Server {
+    fn set_pool_field(&self, ctx: &Ctx, pool: &str, name: &str, v: Value) -> Result<()> {
+        let c = pool_c();
+        ctx.write(|tx| if tx.set(c, pool, field(c, name), v) { Ok(()) } else { Err(handle_invalid(c, pool)) })
+    }
+
+    fn edit_pool_map(
+        &self,
+        ctx: &Ctx,
+        pool: &str,
+        name: &str,
+        f: impl FnOnce(&mut Vec<(String, Value)>),
+    ) -> Result<()> {
+        let c = pool_c();
+        ctx.write(|tx| {
+            if !tx.update(c, pool, |r| {
+                if let Value::Struct(m) = &mut r.fields[field(c, name)] {
+                    f(m);
+                }
+            }) {
+                return Err(handle_invalid(c, pool));
+            }
+            Ok(())
+        })
+    }
+}
+
+impl PoolApi for Server {
+    async fn sync_database(&self, _ctx: &Ctx) -> Result<()> {
+        // Every acknowledged write is already on disk.
+        Ok(())
+    }
+
+    async fn designate_new_master(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        self.row(class("host"), host.as_str())?;
+        // This host already is the coordinator.
+        Ok(())
+    }
+
+    async fn join(
+        &self,
+        _ctx: &Ctx,
+        _master_address: String,
+        _master_username: String,
+        _master_password: String,
+    ) -> Result<()> {
+        Err(ApiError::JoiningHostConnectionFailed)
+    }
+
+    async fn join_force(
+        &self,
+        _ctx: &Ctx,
+        _master_address: String,
+        _master_username: String,
+        _master_password: String,
+    ) -> Result<()> {
+        Err(ApiError::JoiningHostConnectionFailed)
+    }
+
+    async fn eject(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        self.row(class("host"), host.as_str())?;
+        Err(ApiError::HostCannotDestroySelf { host: host.to_string() })
+    }
+
+    async fn recover_slaves(&self, _ctx: &Ctx) -> Result<Vec<Ref<Host>>> {
+        Ok(vec![])
+    }
+
+    async fn emergency_transition_to_master(&self, _ctx: &Ctx) -> Result<()> {
+        Ok(())
+    }
+
+    async fn enable_ha(
+        &self,
+        _ctx: &Ctx,
+        _heartbeat_srs: Vec<Ref<Sr>>,
+        _configuration: BTreeMap<String, String>,
+    ) -> Result<()> {
+        Err(ApiError::HaNotInstalled { host: self.host.clone() })
+    }
+
+    async fn disable_ha(&self, _ctx: &Ctx) -> Result<()> {
+        Err(ApiError::HaNotEnabled)
+    }
+
+    async fn ha_compute_max_host_failures_to_tolerate(&self, _ctx: &Ctx) -> Result<i64> {
+        Ok(0)
+    }
+
+    async fn ha_failover_plan_exists(&self, _ctx: &Ctx, n: i64) -> Result<bool> {
+        Ok(n <= 0)
+    }
+
+    async fn set_ha_host_failures_to_tolerate(&self, ctx: &Ctx, self_: Ref<Pool>, value: i64) -> Result<()> {
+        if value < 0 {
+            return Err(ApiError::InvalidValue {
+                field: "ha_host_failures_to_tolerate".into(),
+                value: value.to_string(),
+            });
+        }
+        self.set_pool_field(ctx, self_.as_str(), "ha_host_failures_to_tolerate", Value::Int(value))
+    }
+
+    async fn get_license_state(&self, _ctx: &Ctx, self_: Ref<Pool>) -> Result<BTreeMap<String, String>> {
+        self.row(pool_c(), self_.as_str())?;
+        Ok(BTreeMap::from([
+            ("edition".to_string(), "free".to_string()),
+            ("expiry".to_string(), "20381231T00:00:00Z".to_string()),
+        ]))
+    }
+
+    async fn apply_edition(&self, _ctx: &Ctx, self_: Ref<Pool>, _edition: String) -> Result<()> {
+        self.row(pool_c(), self_.as_str()).map(|_| ())
+    }
+
+    async fn has_extension(&self, _ctx: &Ctx, self_: Ref<Pool>, _name: String) -> Result<bool> {
+        self.row(pool_c(), self_.as_str()).map(|_| false)
+    }
+
+    async fn certificate_list(&self, _ctx: &Ctx) -> Result<Vec<String>> {
+        Ok(vec![])
+    }
+
+    async fn crl_list(&self, _ctx: &Ctx) -> Result<Vec<String>> {
+        Ok(vec![])
+    }
+
+    async fn enable_tls_verification(&self, _ctx: &Ctx) -> Result<()> {
+        Ok(())
+    }
+
+    async fn set_https_only(&self, _ctx: &Ctx, self_: Ref<Pool>, _value: bool) -> Result<()> {
+        self.row(pool_c(), self_.as_str()).map(|_| ())
+    }
+
+    async fn set_igmp_snooping_enabled(&self, ctx: &Ctx, self_: Ref<Pool>, value: bool) -> Result<()> {
+        self.set_pool_field(ctx, self_.as_str(), "igmp_snooping_enabled", Value::Bool(value))
+    }
+
+    async fn set_update_sync_enabled(&self, ctx: &Ctx, self_: Ref<Pool>, value: bool) -> Result<()> {
+        self.set_pool_field(ctx, self_.as_str(), "update_sync_enabled", Value::Bool(value))
+    }
+
+    async fn enable_ssl_legacy(&self, _ctx: &Ctx, self_: Ref<Pool>) -> Result<()> {
+        self.row(pool_c(), self_.as_str()).map(|_| ())
+    }
+
+    async fn disable_ssl_legacy(&self, _ctx: &Ctx, self_: Ref<Pool>) -> Result<()> {
+        self.row(pool_c(), self_.as_str()).map(|_| ())
+    }
+
+    async fn add_to_guest_agent_config(&self, ctx: &Ctx, self_: Ref<Pool>, key: String, value: String) -> Result<()> {
+        self.edit_pool_map(ctx, self_.as_str(), "guest_agent_config", |m| {
+            m.retain(|(k, _)| *k != key);
+            m.push((key.clone(), Value::String(value.clone())));
+        })
+    }
+
+    async fn remove_from_guest_agent_config(&self, ctx: &Ctx, self_: Ref<Pool>, key: String) -> Result<()> {
+        self.edit_pool_map(ctx, self_.as_str(), "guest_agent_config", |m| m.retain(|(k, _)| *k != key))
+    }
+}
