@@ -4,6 +4,9 @@
 //! every number is printed beside its peer measured in the same run.
 
 use bench::*;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use model::Value;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;

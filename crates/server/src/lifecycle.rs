@@ -9,6 +9,7 @@
 
 use crate::{class, field, ApiError, Ctx, Result};
 use model::schema::ClassDef;
+use model::types::fields::vm as F;
 use model::{Row, Value};
 use std::time::Duration;
 use store::Txn;
@@ -22,7 +23,8 @@ fn strs(v: &Value) -> Vec<&str> {
 
 /// `(task, op)` pairs of an object's current_operations.
 pub fn current_ops(row: &Row) -> Vec<(String, String)> {
-    match row.get_by_name("current_operations") {
+    let i = row.class.field_index("current_operations");
+    match i.map(|i| row.get(i)) {
         Some(Value::Struct(m)) => m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect(),
         _ => vec![],
     }
@@ -186,33 +188,53 @@ pub fn vm_op_label(op: &str) -> &str {
 }
 
 fn is_default_template(row: &Row) -> bool {
-    row.get_by_name("is_default_template").and_then(Value::as_bool) == Some(true)
-        || row.get_by_name("other_config").and_then(|o| o.map_str("default_template")) == Some("true")
+    row.get(F::IS_DEFAULT_TEMPLATE.index).as_bool() == Some(true)
+        || row.get(F::OTHER_CONFIG.index).map_str("default_template") == Some("true")
 }
 
-/// Why `op` cannot run on this VM now, in xapi's check order; None if it can.
-pub fn vm_check(r: &str, row: &Row, op: &str, ignore_running: bool) -> Option<ApiError> {
-    let c = row.class;
-    let b = |n: &str| row.get(field(c, n)).as_bool() == Some(true);
-    if let Some(reason) = row.get(field(c, "blocked_operations")).map_str(op) {
-        return Some(ApiError::OperationBlocked { r#ref: r.to_string(), code: reason.to_string() });
+fn vm_current_ops(row: &Row) -> Vec<(String, String)> {
+    match row.get(F::CURRENT_OPERATIONS.index) {
+        Value::Struct(m) => m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect(),
+        _ => vec![],
     }
-    let snapshot = b("is_a_snapshot");
-    let ps = row.get(field(c, "power_state")).as_str().unwrap_or(H);
+}
+
+/// Why an operation is refused, before any text is built (allowed_operations
+/// checks every operation on every change, so this path must not allocate).
+enum Deny<'a> {
+    Blocked(&'a str),
+    BadPowerState(&'static [&'static str], &'a str),
+    InProgress,
+    Template,
+    Snapshot,
+    ProvisionNeedsTemplate,
+    RevertNeedsSnapshot,
+    ControlDomain,
+    Immobile,
+}
+
+fn vm_deny<'a>(row: &'a Row, op: &str, ignore_running: bool) -> Option<Deny<'a>> {
+    let b = |i: usize| row.get(i).as_bool() == Some(true);
+    if let Some(reason) = row.get(F::BLOCKED_OPERATIONS.index).map_str(op) {
+        return Some(Deny::Blocked(reason));
+    }
+    let snapshot = b(F::IS_A_SNAPSHOT.index);
+    let ps = row.get(F::POWER_STATE.index).as_str().unwrap_or(H);
     let allowed = vm_allowed_power_states(op, snapshot);
     if !allowed.contains(&ps) {
-        let expected = allowed.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>().join(", ");
-        return Some(ApiError::VmBadPowerState { vm: r.to_string(), expected, actual: ps.to_lowercase() });
+        return Some(Deny::BadPowerState(allowed, ps));
     }
     if !ignore_running {
-        let cur = current_ops(row);
-        let running: Vec<&str> = cur.iter().map(|(_, o)| o.as_str()).collect();
-        if !cur.is_empty() && !allowed_concurrently(op, &running) {
-            return Some(in_progress("VM", r, &cur));
+        if let Value::Struct(cur) = row.get(F::CURRENT_OPERATIONS.index) {
+            if !cur.is_empty() {
+                let running: Vec<&str> = cur.iter().map(|(_, o)| o.as_str().unwrap_or("")).collect();
+                if !allowed_concurrently(op, &running) {
+                    return Some(Deny::InProgress);
+                }
+            }
         }
     }
-    let label = vm_op_label(op).to_string();
-    if b("is_a_template") && !snapshot {
+    if b(F::IS_A_TEMPLATE.index) && !snapshot {
         let ok = matches!(
             op,
             "clone"
@@ -229,21 +251,21 @@ pub fn vm_check(r: &str, row: &Row, op: &str, ignore_running: bool) -> Option<Ap
                 | "create_vtpm"
         ) || (matches!(op, "destroy" | "migrate_send") && !is_default_template(row));
         if !ok {
-            return Some(ApiError::VmIsTemplate { vm: r.to_string(), operation: label });
+            return Some(Deny::Template);
         }
     }
     if snapshot
         && !matches!(op, "revert" | "clone" | "copy" | "export" | "destroy" | "hard_shutdown" | "metadata_export")
     {
-        return Some(ApiError::VmIsSnapshot { vm: r.to_string(), operation: label });
+        return Some(Deny::Snapshot);
     }
-    if op == "provision" && !b("is_a_template") {
-        return Some(ApiError::ProvisionOnlyAllowedOnTemplate);
+    if op == "provision" && !b(F::IS_A_TEMPLATE.index) {
+        return Some(Deny::ProvisionNeedsTemplate);
     }
     if op == "revert" && !snapshot {
-        return Some(ApiError::RevertOnlyAllowedOnSnapshot);
+        return Some(Deny::RevertNeedsSnapshot);
     }
-    if b("is_control_domain")
+    if b(F::IS_CONTROL_DOMAIN.index)
         && !matches!(
             op,
             "changing_dynamic_range"
@@ -253,22 +275,43 @@ pub fn vm_check(r: &str, row: &Row, op: &str, ignore_running: bool) -> Option<Ap
                 | "metadata_export"
         )
     {
-        return Some(ApiError::OperationNotAllowed { reason: "This operation is not allowed on dom0".into() });
+        return Some(Deny::ControlDomain);
     }
     if matches!(op, "suspend" | "checkpoint" | "pool_migrate" | "migrate_send") {
-        let pl = row.get(field(c, "platform"));
+        let pl = row.get(F::PLATFORM.index);
         if pl.map_str("nomigrate") == Some("true") || pl.map_str("nested-virt") == Some("true") {
-            return Some(ApiError::VmIsImmobile { vm: r.to_string() });
+            return Some(Deny::Immobile);
         }
     }
     None
 }
 
+/// Why `op` cannot run on this VM now, in xapi's check order and with its
+/// error parameters; None if it can.
+pub fn vm_check(r: &str, row: &Row, op: &str, ignore_running: bool) -> Option<ApiError> {
+    let label = || vm_op_label(op).to_string();
+    Some(match vm_deny(row, op, ignore_running)? {
+        Deny::Blocked(reason) => ApiError::OperationBlocked { r#ref: r.to_string(), code: reason.to_string() },
+        Deny::BadPowerState(allowed, ps) => ApiError::VmBadPowerState {
+            vm: r.to_string(),
+            expected: allowed.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>().join(", "),
+            actual: ps.to_lowercase(),
+        },
+        Deny::InProgress => in_progress("VM", r, &vm_current_ops(row)),
+        Deny::Template => ApiError::VmIsTemplate { vm: r.to_string(), operation: label() },
+        Deny::Snapshot => ApiError::VmIsSnapshot { vm: r.to_string(), operation: label() },
+        Deny::ProvisionNeedsTemplate => ApiError::ProvisionOnlyAllowedOnTemplate,
+        Deny::RevertNeedsSnapshot => ApiError::RevertOnlyAllowedOnSnapshot,
+        Deny::ControlDomain => ApiError::OperationNotAllowed { reason: "This operation is not allowed on dom0".into() },
+        Deny::Immobile => ApiError::VmIsImmobile { vm: r.to_string() },
+    })
+}
+
 /// The operations that would pass their checks now.
-pub fn vm_allowed(r: &str, row: &Row) -> Vec<Value> {
+pub fn vm_allowed(_r: &str, row: &Row) -> Vec<Value> {
     VM_OPS
         .iter()
-        .filter(|op| !VM_IGNORED.contains(op) && vm_check(r, row, op, false).is_none())
+        .filter(|op| !VM_IGNORED.contains(op) && vm_deny(row, op, false).is_none())
         .map(|op| Value::from(*op))
         .collect()
 }
@@ -366,47 +409,58 @@ where
 pub fn precommit(tx: &mut Txn) {
     let vm = class("VM");
     let changed_vms = tx.pending_refs(vm);
-    let mut power_changed = false;
+    // Memory the changed VMs' domains hold, before and after, per host.
+    let mut delta: Vec<(String, i64)> = Vec::new();
     for r in &changed_vms {
         let Some(row) = tx.get(vm, r).cloned() else { continue };
         let want = Value::Array(vm_allowed(r, &row));
-        if row.get(field(vm, "allowed_operations")) != &want {
-            tx.set(vm, r, field(vm, "allowed_operations"), want);
+        if row.get(F::ALLOWED_OPERATIONS.index) != &want {
+            tx.set(vm, r, F::ALLOWED_OPERATIONS.index, want);
         }
-        let old = tx.state().get(vm, r).cloned();
-        let relevant = ["power_state", "resident_on", "memory_dynamic_max", "memory_target"];
-        if old.is_none_or(|o| relevant.iter().any(|f| o.get(field(vm, f)) != row.get(field(vm, f)))) {
-            power_changed = true;
+        if let Some((h, m)) = tx.state().get(vm, r).and_then(|o| domain_memory(o)) {
+            delta.push((h, m));
+        }
+        if let Some((h, m)) = domain_memory(&row) {
+            delta.push((h, -m));
         }
     }
     crate::ops::precommit(tx, &changed_vms);
-    if power_changed {
-        recompute_host_memory(tx);
-    }
+    adjust_host_memory(tx, delta);
 }
 
-/// host_metrics.memory_free = total − memory of the domains resident on the host.
-fn recompute_host_memory(tx: &mut Txn) {
-    let (vm, host, hm) = (class("VM"), class("host"), class("host_metrics"));
-    for h in tx.refs(host) {
+/// (host, bytes) a VM's domain holds, if it has one.
+fn domain_memory(row: &Row) -> Option<(String, i64)> {
+    let running = matches!(row.get(F::POWER_STATE.index).as_str(), Some("Running") | Some("Paused"));
+    if !running {
+        return None;
+    }
+    let host = row.get(F::RESIDENT_ON.index).as_str()?.to_string();
+    let m = row.get(F::MEMORY_DYNAMIC_MAX.index).as_int().unwrap_or(0)
+        + row.get(F::MEMORY_OVERHEAD.index).as_int().unwrap_or(0);
+    Some((host, m))
+}
+
+/// host_metrics.memory_free moves by what domains took or gave back.
+fn adjust_host_memory(tx: &mut Txn, delta: Vec<(String, i64)>) {
+    let (host, hm) = (class("host"), class("host_metrics"));
+    let mut per_host: Vec<(String, i64)> = Vec::new();
+    for (h, d) in delta {
+        match per_host.iter_mut().find(|(x, _)| *x == h) {
+            Some(e) => e.1 += d,
+            None => per_host.push((h, d)),
+        }
+    }
+    for (h, d) in per_host {
+        if d == 0 {
+            continue;
+        }
         let Some(m) = tx.get(host, &h).and_then(|row| row.get(field(host, "metrics")).as_str().map(str::to_string))
         else {
             continue;
         };
-        let Some(total) = tx.get(hm, &m).and_then(|row| row.get(field(hm, "memory_total")).as_int()) else { continue };
-        let mut used = 0i64;
-        for v in tx.refs(vm) {
-            let Some(row) = tx.get(vm, &v) else { continue };
-            let running = matches!(row.get(field(vm, "power_state")).as_str(), Some("Running") | Some("Paused"));
-            if running && row.get(field(vm, "resident_on")).as_str() == Some(h.as_str()) {
-                used += row.get(field(vm, "memory_dynamic_max")).as_int().unwrap_or(0)
-                    + row.get(field(vm, "memory_overhead")).as_int().unwrap_or(0);
-            }
-        }
-        let free = Value::Int((total - used).max(0));
-        if tx.get(hm, &m).map(|row| row.get(field(hm, "memory_free")) != &free).unwrap_or(false) {
-            tx.set(hm, &m, field(hm, "memory_free"), free);
-        }
+        let i = field(hm, "memory_free");
+        let Some(free) = tx.get(hm, &m).and_then(|row| row.get(i).as_int()) else { continue };
+        tx.set(hm, &m, i, Value::Int(free + d));
     }
 }
 

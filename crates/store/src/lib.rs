@@ -18,7 +18,8 @@ pub mod wal;
 use codec::{put_str, put_uv, put_value, Reader};
 use model::schema::{ClassDef, CLASSES, RELATIONS};
 use model::{Row, Value};
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -122,7 +123,7 @@ impl State {
         State {
             gen: 0,
             tables: CLASSES.iter().map(|_| Table::default()).collect(),
-            rel_index: rels.iter().map(|_| HashMap::new()).collect(),
+            rel_index: rels.iter().map(|_| HashMap::default()).collect(),
             rels,
         }
     }
@@ -238,7 +239,8 @@ impl State {
 /// visible to others until [`Db::write`] commits it.
 pub struct Txn<'a> {
     st: &'a State,
-    pending: HashMap<(usize, String), Option<Row>>,
+    /// Per class: ref → new row (None: deleted).
+    pending: Vec<HashMap<String, Option<Row>>>,
     order: Vec<(usize, String)>,
     touched: Vec<(usize, String)>,
 }
@@ -249,7 +251,7 @@ impl<'a> Txn<'a> {
     }
 
     pub fn get(&self, c: &ClassDef, r: &str) -> Option<&Row> {
-        match self.pending.get(&(c.index, r.to_string())) {
+        match self.pending[c.index].get(r) {
             Some(Some(row)) => Some(row),
             Some(None) => None,
             None => self.st.get(c, r).map(|a| &**a),
@@ -261,13 +263,12 @@ impl<'a> Txn<'a> {
     }
 
     fn slot(&mut self, c: &ClassDef, r: &str) -> &mut Option<Row> {
-        let key = (c.index, r.to_string());
-        if !self.pending.contains_key(&key) {
-            let cur = self.st.get(c, r).map(|a| (**a).clone());
-            self.order.push(key.clone());
-            self.pending.insert(key.clone(), cur);
-        }
-        self.pending.get_mut(&key).expect("slot just inserted")
+        let st = self.st;
+        let order = &mut self.order;
+        self.pending[c.index].entry(r.to_string()).or_insert_with(|| {
+            order.push((c.index, r.to_string()));
+            st.get(c, r).map(|a| (**a).clone())
+        })
     }
 
     /// Create (or replace) an object.
@@ -301,7 +302,7 @@ impl<'a> Txn<'a> {
     pub fn pending_refs(&self, c: &ClassDef) -> Vec<String> {
         self.order
             .iter()
-            .filter(|(ci, r)| *ci == c.index && matches!(self.pending.get(&(*ci, r.clone())), Some(Some(_))))
+            .filter(|(ci, r)| *ci == c.index && matches!(self.pending[*ci].get(r), Some(Some(_))))
             .map(|(_, r)| r.clone())
             .collect()
     }
@@ -323,11 +324,11 @@ impl<'a> Txn<'a> {
             .table(c)
             .rows
             .keys()
-            .filter(|r| !matches!(self.pending.get(&(c.index, (*r).clone())), Some(None)))
+            .filter(|r| !matches!(self.pending[c.index].get(*r), Some(None)))
             .cloned()
             .collect();
-        for ((ci, r), v) in &self.pending {
-            if *ci == c.index && v.is_some() && self.st.get(c, r).is_none() {
+        for (r, v) in &self.pending[c.index] {
+            if v.is_some() && self.st.get(c, r).is_none() {
                 out.push(r.clone());
             }
         }
@@ -527,7 +528,12 @@ impl Db {
             Err(p) => p.into_inner(),
         };
         let (out, pending, order, touched) = {
-            let mut tx = Txn { st: &guard, pending: HashMap::new(), order: Vec::new(), touched: Vec::new() };
+            let mut tx = Txn {
+                st: &guard,
+                pending: CLASSES.iter().map(|_| HashMap::default()).collect(),
+                order: Vec::new(),
+                touched: Vec::new(),
+            };
             let out = f(&mut tx)?;
             if let Some(p) = self.precommit.get() {
                 p(&mut tx);
@@ -545,7 +551,7 @@ impl Db {
     fn commit(
         &self,
         st: &mut State,
-        mut pending: HashMap<(usize, String), Option<Row>>,
+        mut pending: Vec<HashMap<String, Option<Row>>>,
         order: Vec<(usize, String)>,
         touched: Vec<(usize, String)>,
     ) -> Commit {
@@ -553,7 +559,7 @@ impl Db {
         // Drop no-op updates so they do not produce events or log records.
         let mut changes: Vec<(usize, String, Option<Row>)> = Vec::new();
         for key in order {
-            let Some(new) = pending.remove(&key) else {
+            let Some(new) = pending[key.0].remove(&key.1) else {
                 continue;
             };
             let old = st.tables[key.0].get(&key.1);
@@ -815,7 +821,7 @@ fn replay(st: &mut State, layout: &Layout, rec: &[u8]) -> Result<(), codec::Corr
 /// After loading, rebuild the reverse-reference index from the forward refs.
 fn rebuild_relations(st: &mut State) {
     for (ri, rel) in st.rels.clone().iter().enumerate() {
-        let mut idx: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let mut idx: HashMap<String, BTreeSet<String>> = HashMap::default();
         for (r, e) in &st.tables[rel.src].rows {
             if let Some(t) = State::ref_field(&e.row, rel.src_field) {
                 idx.entry(t.to_string()).or_default().insert(r.clone());

@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+// Rows are copied on write; mimalloc makes those many small allocations cheap.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A XenAPI-compatible toolstack server.
 #[derive(Parser, Debug)]
 #[command(name = "xapid", version, about)]
