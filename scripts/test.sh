@@ -15,13 +15,30 @@ cargo build --workspace --bins
 step "cargo test"
 cargo test --workspace
 
-step "Python clients (PyPI XenAPI)"
+step "Ansible (Python >= 3.12 venv)"
+PY312=""
+for p in python3.13 python3.12 "$HOME"/.pyenv/versions/3.13*/bin/python3 "$HOME"/.pyenv/versions/3.12*/bin/python3; do
+    if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+        PY312=$(command -v "$p"); break
+    fi
+done
+if [ -z "$PY312" ]; then
+    echo "need Python >= 3.12 for Ansible (not found)" >&2; exit 1
+fi
+AVENV="$ROOT/.venv-ansible"
+if [ ! -x "$AVENV/bin/ansible-playbook" ]; then
+    "$PY312" -m venv "$AVENV"
+fi
+"$AVENV/bin/pip" install -q -r tests/ansible/requirements.txt
+export ANSIBLE_PLAYBOOK="$AVENV/bin/ansible-playbook" ANSIBLE_REQUIRED=1
+
+step "Python clients (PyPI XenAPI, Ansible)"
 VENV="$ROOT/.venv-test"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install -q -r tests/python/requirements.txt
-"$VENV/bin/python" -m pytest -q tests/python
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python
 
 step "Node clients (npm xen-api)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1)
