@@ -4,11 +4,13 @@
 pub mod event;
 pub mod host;
 pub mod message;
+pub mod netutil;
 pub mod network;
 pub mod session;
 pub mod task;
 pub mod templates;
 pub mod vbd;
+pub mod vif;
 pub mod vm;
 
 pub use vbd::new_vbd;
@@ -24,6 +26,7 @@ pub fn hooks(c: &ClassDef) -> Hooks {
         "VM" => vm::HOOKS,
         "VBD" => vbd::HOOKS,
         "network" => network::HOOKS,
+        "VIF" => vif::HOOKS,
         _ => Hooks::default(),
     }
 }
@@ -31,13 +34,16 @@ pub fn hooks(c: &ClassDef) -> Hooks {
 /// Operation rules for classes other than VM (VBD, VIF, VDI, SR…).
 pub fn rules(c: &ClassDef) -> Option<crate::lifecycle::Rules> {
     match c.name {
+        "VIF" => Some(crate::lifecycle::Rules { check: vif::check }),
         _ => None,
     }
 }
 
 /// Derived fields of other classes, recomputed before every commit; `vms` are
 /// the VMs the transaction changed (their devices may need refreshing).
-pub fn precommit(_tx: &mut store::Txn, _vms: &[String]) {}
+pub fn precommit(tx: &mut store::Txn, vms: &[String]) {
+    vif::precommit(tx, vms);
+}
 
 // Classes whose explicit messages are not implemented yet answer
 // NOT_IMPLEMENTED through the generated defaults.
@@ -56,7 +62,6 @@ impl SubjectApi for Server {}
 impl TunnelApi for Server {}
 impl VbdApi for Server {}
 impl VdiApi for Server {}
-impl VifApi for Server {}
 impl VlanApi for Server {}
 impl VmApplianceApi for Server {}
 impl VtpmApi for Server {}
