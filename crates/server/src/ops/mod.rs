@@ -51,7 +51,6 @@ impl AuthApi for Server {}
 impl BlobApi for Server {}
 impl BondApi for Server {}
 impl HostCrashdumpApi for Server {}
-impl NetworkApi for Server {}
 impl PbdApi for Server {}
 impl PifApi for Server {}
 impl PoolApi for Server {}
