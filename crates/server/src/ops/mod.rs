@@ -1,16 +1,20 @@
 //! Explicit messages, one module per class, plus the hooks that give
 //! implicit constructors, destructors and setters their class-specific rules.
 
+pub mod bond;
 pub mod event;
 pub mod host;
 pub mod message;
 pub mod netutil;
 pub mod network;
+pub mod pif;
 pub mod session;
 pub mod task;
 pub mod templates;
+pub mod tunnel;
 pub mod vbd;
 pub mod vif;
+pub mod vlan;
 pub mod vm;
 
 pub use vbd::new_vbd;
@@ -49,18 +53,14 @@ pub fn precommit(tx: &mut store::Txn, vms: &[String]) {
 // NOT_IMPLEMENTED through the generated defaults.
 impl AuthApi for Server {}
 impl BlobApi for Server {}
-impl BondApi for Server {}
 impl HostCrashdumpApi for Server {}
 impl PbdApi for Server {}
-impl PifApi for Server {}
 impl PoolApi for Server {}
 impl PoolUpdateApi for Server {}
 impl RoleApi for Server {}
 impl SrApi for Server {}
 impl SubjectApi for Server {}
-impl TunnelApi for Server {}
 impl VbdApi for Server {}
 impl VdiApi for Server {}
-impl VlanApi for Server {}
 impl VmApplianceApi for Server {}
 impl VtpmApi for Server {}
