@@ -30,11 +30,16 @@ pub struct Disk {
     pub cdrom: bool,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Nic {
     pub device: String,
     pub mac: String,
     pub bridge: String,
+    /// The MTU to configure (the VIF's `other_config:mtu`, else the network's).
+    pub mtu: i64,
+    /// Validated offload settings (`rx`, `tx`, `sg`, `tso`, `ufo`, `gso` → on/off).
+    pub ethtool: Map,
+    pub promiscuous: bool,
 }
 
 /// Everything needed to build a domain.
@@ -231,8 +236,8 @@ impl Backend {
     pub async fn plug_nic(&self, uuid: &str, nic: &Nic) -> Result<()> {
         each!(self, b => b.plug_nic(uuid, nic).await)
     }
-    pub async fn unplug_nic(&self, uuid: &str, device: &str) -> Result<()> {
-        each!(self, b => b.unplug_nic(uuid, device).await)
+    pub async fn unplug_nic(&self, uuid: &str, device: &str, force: bool) -> Result<()> {
+        each!(self, b => b.unplug_nic(uuid, device, force).await)
     }
     pub async fn set_memory(&self, uuid: &str, target: i64) -> Result<()> {
         each!(self, b => b.set_memory(uuid, target).await)

@@ -14,6 +14,7 @@
 //! | `sim:halt-after-ms` = ms | the guest powers itself off after that long |
 //! | `sim:crash-after-ms` = ms | the guest crashes after that long |
 //! | `sim:os-name` = text | the OS name the agent reports |
+//! | `sim:static-ip-setting` = `false` | the agent does not offer `feature-static-ip-setting` |
 //!
 //! `<op>` is one of `start`, `pause`, `unpause`, `clean_shutdown`,
 //! `hard_shutdown`, `clean_reboot`, `hard_reboot`, `suspend`, `resume`,
@@ -130,17 +131,15 @@ fn guest_info(spec: &DomainSpec) -> GuestInfo {
             format!("fe80::{}", nic.mac.replace(':', "").get(6..).unwrap_or("1")),
         );
     }
+    // The agent advertises static IP setting (VIF.configure_ipv4/6 need it).
+    let mut other = Map::new();
+    if knob(spec, "sim:static-ip-setting") != Some("false") {
+        other.insert("feature-static-ip-setting".into(), "1".into());
+    }
     let mut mem = Map::new();
     mem.insert("total".into(), (spec.memory / 1024).to_string());
     mem.insert("free".into(), (spec.memory / 2048).to_string());
-    GuestInfo {
-        os_version: os,
-        pv_drivers_version: pv,
-        networks: net,
-        memory: mem,
-        disks: Map::new(),
-        other: Map::new(),
-    }
+    GuestInfo { os_version: os, pv_drivers_version: pv, networks: net, memory: mem, disks: Map::new(), other }
 }
 
 impl Sim {
@@ -388,9 +387,11 @@ impl Sim {
         Ok(())
     }
 
-    pub async fn unplug_nic(&self, uuid: &str, device: &str) -> Result<()> {
+    pub async fn unplug_nic(&self, uuid: &str, device: &str, force: bool) -> Result<()> {
         let spec = self.spec_of(uuid)?;
-        knobs(&spec, "unplug_nic", &mut None).await?;
+        if !force {
+            knobs(&spec, "unplug_nic", &mut None).await?;
+        }
         self.with(uuid, |d| {
             d.spec.nics.retain(|x| x.device != device);
             Ok(())
@@ -451,7 +452,13 @@ mod tests {
         let sim = Sim::new(SimConfig { guest_delay: Duration::from_millis(10), ..Default::default() });
         let mut ev = sim.events();
         let mut s = spec("u1");
-        s.nics.push(Nic { device: "0".into(), mac: "02:00:00:00:00:01".into(), bridge: "xenbr0".into() });
+        s.nics.push(Nic {
+            device: "0".into(),
+            mac: "02:00:00:00:00:01".into(),
+            bridge: "xenbr0".into(),
+            mtu: 1500,
+            ..Default::default()
+        });
         let d1 = sim.create(&s, None).await.unwrap();
         sim.unpause("u1").await.unwrap();
         match tokio::time::timeout(Duration::from_secs(2), ev.recv()).await.unwrap().unwrap() {

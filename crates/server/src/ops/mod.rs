@@ -1,15 +1,21 @@
 //! Explicit messages, one module per class, plus the hooks that give
 //! implicit constructors, destructors and setters their class-specific rules.
 
+pub mod bond;
 pub mod event;
 pub mod host;
 pub mod message;
+pub mod netutil;
 pub mod network;
+pub mod pif;
 pub mod pool;
 pub mod session;
 pub mod task;
 pub mod templates;
+pub mod tunnel;
 pub mod vbd;
+pub mod vif;
+pub mod vlan;
 pub mod vm;
 
 pub use vbd::new_vbd;
@@ -25,6 +31,7 @@ pub fn hooks(c: &ClassDef) -> Hooks {
         "VM" => vm::HOOKS,
         "VBD" => vbd::HOOKS,
         "network" => network::HOOKS,
+        "VIF" => vif::HOOKS,
         _ => Hooks::default(),
     }
 }
@@ -32,31 +39,28 @@ pub fn hooks(c: &ClassDef) -> Hooks {
 /// Operation rules for classes other than VM (VBD, VIF, VDI, SR…).
 pub fn rules(c: &ClassDef) -> Option<crate::lifecycle::Rules> {
     match c.name {
+        "VIF" => Some(crate::lifecycle::Rules { check: vif::check }),
         _ => None,
     }
 }
 
 /// Derived fields of other classes, recomputed before every commit; `vms` are
 /// the VMs the transaction changed (their devices may need refreshing).
-pub fn precommit(_tx: &mut store::Txn, _vms: &[String]) {}
+pub fn precommit(tx: &mut store::Txn, vms: &[String]) {
+    vif::precommit(tx, vms);
+}
 
 // Classes whose explicit messages are not implemented yet answer
 // NOT_IMPLEMENTED through the generated defaults.
 impl AuthApi for Server {}
 impl BlobApi for Server {}
-impl BondApi for Server {}
 impl HostCrashdumpApi for Server {}
-impl NetworkApi for Server {}
 impl PbdApi for Server {}
-impl PifApi for Server {}
 impl PoolUpdateApi for Server {}
 impl RoleApi for Server {}
 impl SrApi for Server {}
 impl SubjectApi for Server {}
-impl TunnelApi for Server {}
 impl VbdApi for Server {}
 impl VdiApi for Server {}
-impl VifApi for Server {}
-impl VlanApi for Server {}
 impl VmApplianceApi for Server {}
 impl VtpmApi for Server {}

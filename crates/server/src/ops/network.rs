@@ -1,25 +1,148 @@
-//! network: bridge naming on create.
+//! network: constructor rules (bridge naming and checks, default MTU),
+//! destroy, purposes and the default locking mode (xapi_network).
 
+use crate::api::NetworkApi;
 use crate::implicit::Hooks;
-use crate::{class, field, Ctx, Result};
-use model::{Row, Value};
+use crate::ops::netutil::{b, listing, map_get, s, set};
+use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
+use model::types::*;
+use model::{Ref, Row, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 use store::Txn;
 
-pub const HOOKS: Hooks = Hooks { create: Some(create), destroy: None, set: None };
+pub const HOOKS: Hooks = Hooks { create: Some(create), destroy: Some(destroy), set: None };
 
-/// xapi names bridges of new networks `xapi<N>`, the first unused.
-fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
+/// Prefixes a client may not give its own bridges (they are the host's).
+const BRIDGE_BLACKLIST: &[&str] = &["xen", "xapi", "vif", "tap", "eth"];
+
+/// xapi numbers new bridges `xapi<N>` from a counter that only moves forward
+/// while the server runs, skipping names in use.
+static BRIDGE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Sessions between pool members may name any bridge (VM import does).
+fn is_internal_session(ctx: &Ctx, tx: &Txn) -> bool {
+    let sc = class("session");
+    tx.get(sc, &ctx.session).map(|row| b(row, "pool")).unwrap_or(true)
+}
+
+/// network.create: MTU ≤ 0 means 1500; an empty bridge gets the next
+/// `xapi<N>`; a chosen one must be new, short and not look like the host's.
+fn create(ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     let c = class("network");
-    let b = field(c, "bridge");
-    if row.get(b).as_str().is_some_and(|s| !s.is_empty()) {
+    if row.get(field(c, "MTU")).as_int().unwrap_or(0) <= 0 {
+        put(row, "MTU", Value::Int(1500));
+    }
+    let used: Vec<String> = tx.refs(c).iter().filter_map(|r| tx.get(c, r).map(|n| s(n, "bridge"))).collect();
+    let bridge = s(row, "bridge");
+    if bridge.is_empty() {
+        let name = loop {
+            let n = format!("xapi{}", BRIDGE_COUNTER.fetch_add(1, Ordering::Relaxed));
+            if !used.contains(&n) {
+                break n;
+            }
+        };
+        put(row, "bridge", name);
         return Ok(());
     }
-    let used: std::collections::HashSet<String> = tx
-        .refs(c)
-        .iter()
-        .filter_map(|r| tx.get(c, r).and_then(|row| row.get(b).as_str().map(str::to_string)))
-        .collect();
-    let name = (0..).map(|i| format!("xapi{i}")).find(|n| !used.contains(n)).unwrap_or_default();
-    row.fields[b] = Value::String(name);
+    let suspicious = bridge.len() > 15 || BRIDGE_BLACKLIST.iter().any(|p| bridge.starts_with(p));
+    if suspicious && !is_internal_session(ctx, tx) {
+        return Err(ApiError::InvalidValue { field: "bridge".into(), value: bridge });
+    }
+    if used.contains(&bridge) {
+        return Err(ApiError::BridgeNameExists { bridge });
+    }
     Ok(())
+}
+
+/// network.destroy: not with attached VIFs or any PIF, not the host-internal
+/// management network; remaining (detached) VIFs go with it, as in xapi.
+fn destroy(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &Row) -> Result<()> {
+    let vifc = class("VIF");
+    let vifs = set(row, "VIFs");
+    let connected: Vec<String> =
+        vifs.iter().filter(|v| tx.get(vifc, v).is_some_and(|vr| b(vr, "currently_attached"))).cloned().collect();
+    if !connected.is_empty() {
+        return Err(listing("NETWORK_CONTAINS_VIF", connected));
+    }
+    let pifs = set(row, "PIFs");
+    if !pifs.is_empty() {
+        return Err(listing("NETWORK_CONTAINS_PIF", pifs));
+    }
+    if map_get(row, "other_config", "is_host_internal_management_network").is_some_and(|v| v == "true") {
+        return Err(ApiError::CannotDestroySystemNetwork { network: r.to_string() });
+    }
+    for v in vifs {
+        tx.delete(vifc, &v);
+    }
+    Ok(())
+}
+
+fn purposes(row: &Row) -> Vec<String> {
+    set(row, "purpose")
+}
+
+impl NetworkApi for Server {
+    async fn add_purpose(&self, ctx: &Ctx, self_: Ref<Network>, value: NetworkPurpose) -> Result<()> {
+        let c = class("network");
+        let (r, new) = (self_.as_str(), value.as_str().to_string());
+        ctx.write(|tx| {
+            let row = tx.get(c, r).cloned().ok_or_else(|| handle_invalid(c, r))?;
+            let mut cur = purposes(&row);
+            if cur.contains(&new) {
+                return Ok(());
+            }
+            // NBD with and without TLS cannot both be offered in a pool.
+            let bad = match new.as_str() {
+                "nbd" => Some("insecure_nbd"),
+                "insecure_nbd" => Some("nbd"),
+                _ => None,
+            };
+            if let Some(bad) = bad {
+                let clash =
+                    tx.refs(c).iter().any(|n| tx.get(c, n).is_some_and(|nr| purposes(nr).iter().any(|p| p == bad)));
+                if clash {
+                    return Err(ApiError::NetworkIncompatiblePurposes {
+                        new_purpose: new.clone(),
+                        conflicting_purpose: bad.to_string(),
+                    });
+                }
+            }
+            cur.insert(0, new.clone());
+            tx.set(c, r, field(c, "purpose"), crate::ops::netutil::strs(&cur));
+            Ok(())
+        })
+    }
+
+    async fn remove_purpose(&self, ctx: &Ctx, self_: Ref<Network>, value: NetworkPurpose) -> Result<()> {
+        let c = class("network");
+        let r = self_.as_str();
+        ctx.write(|tx| {
+            let row = tx.get(c, r).cloned().ok_or_else(|| handle_invalid(c, r))?;
+            let mut cur = purposes(&row);
+            cur.retain(|p| p != value.as_str());
+            tx.set(c, r, field(c, "purpose"), crate::ops::netutil::strs(&cur));
+            Ok(())
+        })
+    }
+
+    /// Refused while any VIF on the network is attached (VIF_IN_USE).
+    async fn set_default_locking_mode(
+        &self,
+        ctx: &Ctx,
+        network: Ref<Network>,
+        value: NetworkDefaultLockingMode,
+    ) -> Result<()> {
+        let (c, vifc) = (class("network"), class("VIF"));
+        let r = network.as_str();
+        ctx.write(|tx| {
+            let row = tx.get(c, r).cloned().ok_or_else(|| handle_invalid(c, r))?;
+            if let Some(v) =
+                set(&row, "VIFs").into_iter().find(|v| tx.get(vifc, v).is_some_and(|vr| b(vr, "currently_attached")))
+            {
+                return Err(ApiError::VifInUse { network: r.to_string(), vif: v });
+            }
+            tx.set(c, r, field(c, "default_locking_mode"), Value::from(value.as_str()));
+            Ok(())
+        })
+    }
 }

@@ -10,7 +10,7 @@ use crate::lifecycle::{self, members};
 use crate::seed::obj;
 use crate::storage::{self, NewVdi};
 use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
-use backend::{BackendError, Cancel, Disk, DomainSpec, GuestEvent, HaltReason, Nic};
+use backend::{BackendError, Cancel, Disk, DomainSpec, GuestEvent, HaltReason};
 use model::types::*;
 use model::{DateTime, Ref, Row, Value, XenType};
 use std::collections::BTreeMap;
@@ -162,11 +162,8 @@ pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     let mut nics = Vec::new();
     for v in members(g("VIFs")) {
         let Some(vr) = st.get(vif, &v) else { continue };
-        let bridge = st
-            .get(net, &sv(vr.get(field(vif, "network"))))
-            .map(|n| sv(n.get(field(net, "bridge"))))
-            .unwrap_or_default();
-        nics.push(Nic { device: sv(vr.get(field(vif, "device"))), mac: sv(vr.get(field(vif, "MAC"))), bridge });
+        let network = st.get(net, &sv(vr.get(field(vif, "network"))));
+        nics.push(crate::ops::vif::nic_of(vr, network.map(|n| &**n)));
     }
     let memory = g("memory_dynamic_max").as_int().unwrap_or(0).max(g("memory_target").as_int().unwrap_or(0));
     Ok(DomainSpec {

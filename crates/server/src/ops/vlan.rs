@@ -1,0 +1,123 @@
+//! VLAN: create (a VLAN record and its untagged PIF on the chosen network)
+//! and destroy, with xapi_vlan's checks.
+
+use crate::api::VlanApi;
+use crate::ops::netutil::{assert_no_protection, is_null, s};
+use crate::ops::pif::{self, assert_managed, get, Kind};
+use crate::seed::obj;
+use crate::{class, field, handle_invalid, ApiError, Ctx, Result, Server};
+use model::types::*;
+use model::{Ref, Value};
+use store::Txn;
+
+/// The MAC every untagged VLAN PIF carries in xapi.
+const VLAN_MAC: &str = "fe:ff:ff:ff:ff:ff";
+
+/// Make the VLAN record and its untagged PIF (which shares the tagged PIF's
+/// metrics and copies its MTU); nothing is checked or plugged.
+pub fn create_internal(
+    tx: &mut Txn,
+    host: &str,
+    tagged: &str,
+    tag: i64,
+    network: &str,
+    device: &str,
+) -> Result<(String, String)> {
+    let trow = get(tx, tagged)?;
+    let pc = pif::pif_c();
+    let (vlan, untagged) = (model::new_ref(), model::new_ref());
+    pif::new_pif(
+        tx,
+        &untagged,
+        vec![
+            ("device", Value::from(device)),
+            ("network", Value::from(network)),
+            ("host", Value::from(host)),
+            ("MAC", Value::from(VLAN_MAC)),
+            ("MTU", trow.get(field(pc, "MTU")).clone()),
+            ("VLAN", Value::Int(tag)),
+            ("metrics", trow.get(field(pc, "metrics")).clone()),
+            ("physical", Value::Bool(false)),
+            ("VLAN_master_of", Value::from(vlan.as_str())),
+            // xapi records one empty IPv6 address on the PIFs it derives.
+            ("IPv6", Value::Array(vec![Value::from("")])),
+            ("primary_address_type", trow.get(field(pc, "primary_address_type")).clone()),
+        ],
+    );
+    obj(
+        tx,
+        "VLAN",
+        &vlan,
+        vec![
+            ("tagged_PIF", Value::from(tagged)),
+            ("untagged_PIF", Value::from(untagged.as_str())),
+            ("tag", Value::Int(tag)),
+        ],
+    );
+    Ok((vlan, untagged))
+}
+
+/// VLAN.create's checks in xapi's order, then the records; the untagged PIF
+/// is plugged. Returns (VLAN, untagged PIF).
+pub fn create_tx(tx: &mut Txn, tagged: &str, tag: i64, network: &str) -> Result<(String, String)> {
+    pif::assert_network_managed(tx, network)?;
+    let trow = get(tx, tagged)?;
+    let host = s(&trow, "host");
+    pif::assert_no_other_local_pifs(tx, &host, network)?;
+    assert_managed(tagged, &trow)?;
+    match pif::kind(tx, tagged, &trow)? {
+        Kind::Physical if !is_null(&s(&trow, "bond_slave_of")) => {
+            return Err(ApiError::CannotAddVlanToBondSlave { pif: tagged.to_string() })
+        }
+        Kind::VlanUntagged(_) => return Err(ApiError::PifIsVlan { pif: tagged.to_string() }),
+        Kind::TunnelAccess(_) => return Err(ApiError::IsTunnelAccessPif { pif: tagged.to_string() }),
+        _ => {}
+    }
+    // 4095 is reserved by 802.1Q.
+    if !(0..=4094).contains(&tag) {
+        return Err(ApiError::VlanTagInvalid { vlan: tag.to_string() });
+    }
+    let device = s(&trow, "device");
+    let vc = class("VLAN");
+    let exists = pif::refs_to(tx, "VLAN", "tagged_PIF", tagged)
+        .iter()
+        .any(|v| tx.get(vc, v).is_some_and(|vr| vr.get(field(vc, "tag")).as_int() == Some(tag)));
+    if exists {
+        return Err(ApiError::PifVlanExists { pif: device });
+    }
+    let (vlan, untagged) = create_internal(tx, &host, tagged, tag, network, &device)?;
+    pif::plug_tx(tx, &untagged)?;
+    Ok((vlan, untagged))
+}
+
+/// VLAN.destroy: unplug and remove the untagged PIF with the VLAN (an
+/// orphaned VLAN record just goes).
+pub fn destroy_tx(tx: &mut Txn, vlan: &str) -> Result<()> {
+    let vc = class("VLAN");
+    let vrow = tx.get(vc, vlan).cloned().ok_or_else(|| handle_invalid(vc, vlan))?;
+    let untagged = s(&vrow, "untagged_PIF");
+    let Some(urow) = tx.get(pif::pif_c(), &untagged).cloned() else {
+        tx.delete(vc, vlan);
+        return Ok(());
+    };
+    pif::assert_not_in_bond(tx, &untagged, &urow)?;
+    assert_no_protection(tx, &urow)?;
+    if urow.get(field(pif::pif_c(), "VLAN")).as_int().unwrap_or(-1) < 0 {
+        return Err(ApiError::Other { code: "PIF_IS_PHYSICAL".into(), params: vec![] });
+    }
+    pif::unplug_tx(tx, &untagged)?;
+    tx.delete(vc, &s(&urow, "VLAN_master_of"));
+    tx.delete(vc, vlan);
+    tx.delete(pif::pif_c(), &untagged);
+    Ok(())
+}
+
+impl VlanApi for Server {
+    async fn create(&self, ctx: &Ctx, tagged_pif: Ref<Pif>, tag: i64, network: Ref<Network>) -> Result<Ref<Vlan>> {
+        ctx.write(|tx| create_tx(tx, tagged_pif.as_str(), tag, network.as_str())).map(|(v, _)| Ref::new(v))
+    }
+
+    async fn destroy(&self, ctx: &Ctx, self_: Ref<Vlan>) -> Result<()> {
+        ctx.write(|tx| destroy_tx(tx, self_.as_str()))
+    }
+}
