@@ -258,6 +258,17 @@ impl XenType for Value {
     }
 }
 
+/// Void results: xapi sends an empty string.
+impl XenType for () {
+    fn from_value(_: &Value) -> Result<Self, TypeError> {
+        Ok(())
+    }
+    fn to_value(&self) -> Value {
+        Value::String(String::new())
+    }
+    fn zero() -> Self {}
+}
+
 impl<T: XenType> XenType for Vec<T> {
     fn from_value(v: &Value) -> Result<Self, TypeError> {
         let v = v.resolve();

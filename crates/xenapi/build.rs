@@ -1,0 +1,10 @@
+// Generates the typed API from the datamodel.
+use std::path::PathBuf;
+
+fn main() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datamodel");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let api = codegen::load(&dir).unwrap_or_else(|e| panic!("datamodel: {e}"));
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    std::fs::write(out.join("api.rs"), codegen::gen_sdk::gen_sdk(&api)).expect("write api.rs");
+}

@@ -1,0 +1,79 @@
+//! Every example, run against a fresh server.
+
+mod common;
+
+#[path = "../examples/async_progress.rs"]
+mod async_progress;
+#[path = "../examples/export_import.rs"]
+mod export_import;
+#[path = "../examples/hotplug_disk.rs"]
+mod hotplug_disk;
+#[path = "../examples/install_and_start.rs"]
+mod install_and_start;
+#[path = "../examples/migrate_all.rs"]
+mod migrate_all;
+#[path = "../examples/watch_events.rs"]
+mod watch_events;
+
+use common::PASSWORD;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_and_start_cycle() {
+    let s = common::start().await;
+    install_and_start::run(&s.url, "root", PASSWORD).await.expect("example runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hotplug_a_disk() {
+    let s = common::start().await;
+    hotplug_disk::run(&s.url, "root", PASSWORD).await.expect("example runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_with_progress() {
+    let s = common::start().await;
+    async_progress::run(&s.url, "root", PASSWORD).await.expect("example runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_events() {
+    let s = common::start().await;
+    let url = s.url.clone();
+    let watcher = tokio::spawn(async move { watch_events::run(&url, "root", PASSWORD, Some(2)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let c = xenapi::Session::builder(&s.url).login("root", PASSWORD).await.expect("login");
+    let pool = c.pool().get_all().await.expect("pools")[0].clone();
+    c.pool().add_to_other_config(&pool, "example", "1").await.expect("write");
+    c.pool().remove_from_other_config(&pool, "example").await.expect("write");
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(10), watcher)
+        .await
+        .expect("in time")
+        .expect("joined")
+        .expect("example runs");
+    assert_eq!(seen, vec![("pool".to_string(), xenapi::EventOp::Mod), ("pool".to_string(), xenapi::EventOp::Mod)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_migration() {
+    let s = common::start().await;
+    let c = xenapi::Session::builder(&s.url).login("root", PASSWORD).await.expect("login");
+    let t = c.vm().get_by_name_label("Other install media").await.expect("lookup")[0].clone();
+    for i in 0..3 {
+        let vm = c.vm().clone(&t, &format!("m{i}")).await.expect("clone");
+        c.vm().provision(&vm).await.expect("provision");
+        c.vm().start(&vm, false, false).await.expect("start");
+    }
+    assert_eq!(migrate_all::run(&s.url, "root", PASSWORD).await.expect("example runs"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_then_import() {
+    let s = common::start().await;
+    let file = s.dir.path().join("vm.xva");
+    match export_import::run(&s.url, "root", PASSWORD, &file).await {
+        Ok(_) => {}
+        // The XVA handlers come with the import/export issue.
+        Err(e) if std::env::var("XENAPI_REQUIRE_XVA").is_err() => eprintln!("export/import not available yet: {e}"),
+        Err(e) => panic!("{e}"),
+    }
+}
