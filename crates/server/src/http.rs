@@ -5,8 +5,11 @@
 //! Content-Length and may be at most 300 KiB; malformed requests get xapi's
 //! HTML 500 page.
 
+use crate::handlers::{self, Head, Reply};
 use crate::{rpc, Server};
 use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
@@ -16,15 +19,21 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
-type Body = Full<Bytes>;
+type Body = BoxBody<Bytes, io::Error>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|e| match e {}).boxed()
+}
 
 fn html(status: StatusCode, reason: &str, body: &str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(format!(
+    let mut r = Response::new(full(Bytes::from(format!(
         "<html><body><h1>HTTP {} {reason}</h1>{body}</body></html>",
         status.as_u16()
     ))));
@@ -50,7 +59,7 @@ pub fn escape_html(s: &str) -> String {
 }
 
 fn rpc_reply(body: Vec<u8>, content_type: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(full(body));
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
@@ -59,7 +68,7 @@ fn rpc_reply(body: Vec<u8>, content_type: &'static str) -> Response<Body> {
 }
 
 fn options(req: &Request<Incoming>) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = Response::new(full(Bytes::new()));
     let requested = req
         .headers()
         .get("access-control-request-headers")
@@ -76,13 +85,46 @@ fn options(req: &Request<Incoming>) -> Response<Body> {
     r
 }
 
+/// A handler request that arrived on a keep-alive connection hyper parsed:
+/// its body becomes a reader, its reply a head plus a streamed body.
+async fn via_hyper(server: Server, req: Request<Incoming>, local: bool) -> Response<Body> {
+    let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let headers: Vec<(String, String)> =
+        req.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    let http10 = req.version() == hyper::Version::HTTP_10;
+    let head = Head::from_target(req.method().as_str(), &target, headers, http10, local);
+    let body = req.into_body().into_data_stream().map_err(io::Error::other);
+    let mut reader = tokio_util::io::StreamReader::new(body);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (w, r) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        let mut reply = Reply::Hyper { head: Some(tx), body: w };
+        let _ = handlers::route(&server, head, &mut reader, &mut reply).await;
+    });
+    let Ok((code, hdrs)) = rx.await else {
+        return internal_error("the handler ended without answering");
+    };
+    let stream = tokio_util::io::ReaderStream::new(r).map_ok(hyper::body::Frame::data);
+    let mut resp = Response::new(http_body_util::StreamBody::new(stream).boxed());
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in hdrs {
+        if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    resp
+}
+
 async fn handle(server: Server, req: Request<Incoming>, local: bool) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
+    if handlers::is_handler_path(req.method().as_str(), &path) {
+        return Ok(via_hyper(server, req, local).await);
+    }
     let resp = match *req.method() {
         Method::OPTIONS => options(&req),
         Method::POST => post(&server, req, &path, local).await,
         Method::GET if path == "/" => {
-            let mut r = Response::new(Full::new(Bytes::from_static(
+            let mut r = Response::new(full(Bytes::from_static(
                 b"<html><head><title>xapi-rs</title></head><body><h1>xapi-rs</h1><p>XenAPI server: XML-RPC at POST /, JSON-RPC at POST /jsonrpc.</p></body></html>",
             )));
             r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
@@ -126,8 +168,122 @@ pub async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await.map(|_| ());
 }
 
-/// Serve one connection until it closes or the server shuts down.
-pub async fn serve_conn<IO>(server: Server, io: IO, local: bool, mut stop: watch::Receiver<bool>)
+/// Bytes already read from a connection, served before the rest of it.
+struct Prefixed<IO> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: IO,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.pos < self.prefix.len() {
+            let n = (self.prefix.len() - self.pos).min(buf.remaining());
+            let start = self.pos;
+            buf.put_slice(&self.prefix[start..start + n]);
+            self.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, b)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Largest request head accepted (xapi allows 1 KiB; browsers need more).
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Read until the end of the first request head. Ok(None): the connection
+/// closed (or timed out) before a request arrived; Err: the head is too large.
+async fn read_head<IO: AsyncRead + Unpin>(io: &mut IO, buf: &mut Vec<u8>) -> Result<Option<usize>, ()> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok(Some(i + 4));
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(());
+        }
+        let n = match tokio::time::timeout_at(deadline, io.read(&mut chunk)).await {
+            Ok(Ok(n)) => n,
+            _ => return Ok(None),
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Serve one connection until it closes or the server shuts down. The first
+/// request decides: handler paths (`/cli`, `/import`, `/export`…) get the
+/// raw connection; everything else goes to hyper with keep-alive.
+pub async fn serve_conn<IO>(server: Server, mut io: IO, local: bool, stop: watch::Receiver<bool>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut buf = Vec::with_capacity(2048);
+    let end = match read_head(&mut io, &mut buf).await {
+        Ok(Some(end)) => end,
+        Ok(None) => return,
+        Err(()) => {
+            use tokio::io::AsyncWriteExt;
+            let body = "<html><body><h1>HTTP 431 request header fields too large</h1>Exceeded the maximum header size.</body></html>";
+            let _ = io
+                .write_all(format!("HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/html\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}", body.len()).as_bytes())
+                .await;
+            return;
+        }
+    };
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    let raw = match req.parse(&buf[..end]) {
+        Ok(httparse::Status::Complete(_)) => {
+            let (m, t) = (req.method.unwrap_or(""), req.path.unwrap_or("/"));
+            let path = t.split('?').next().unwrap_or("");
+            if handlers::is_handler_path(m, path) {
+                let hs = req
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                    .collect();
+                Some(Head::from_target(m, t, hs, req.version == Some(0), local))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
+    let rest = buf.split_off(end);
+    match raw {
+        Some(head) => {
+            let (r, mut w) = tokio::io::split(io);
+            let mut reader = Prefixed { prefix: rest, pos: 0, inner: r };
+            let http10 = head.http10;
+            let mut reply = Reply::Raw { w: &mut w, http10, sent: false };
+            let _ = handlers::route(&server, head, &mut reader, &mut reply).await;
+            use tokio::io::AsyncWriteExt;
+            let _ = w.shutdown().await;
+        }
+        None => {
+            buf.extend_from_slice(&rest);
+            serve_hyper(server, Prefixed { prefix: buf, pos: 0, inner: io }, local, stop).await
+        }
+    }
+}
+
+async fn serve_hyper<IO>(server: Server, io: IO, local: bool, mut stop: watch::Receiver<bool>)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

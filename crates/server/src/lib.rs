@@ -6,9 +6,11 @@
 //! explicit ones (`ops`, through the traits generated from the datamodel) →
 //! durable commit → encode.
 
+pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod event;
+pub mod handlers;
 pub mod http;
 pub mod implicit;
 pub mod lifecycle;

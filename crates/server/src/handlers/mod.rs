@@ -1,0 +1,300 @@
+//! The HTTP interface beyond RPC: streaming handlers (export, import, raw
+//! VDIs, the CLI, consoles) with xapi's authentication rules.
+//!
+//! A handler sees a parsed request [`Head`], a body reader and a [`Reply`].
+//! The same handler serves a raw connection (what `xe`, `curl -T` and other
+//! HTTP/1.0 clients need: bodies without Content-Length, binary protocols
+//! after the request) and a request hyper already parsed on a keep-alive
+//! connection.
+
+use crate::{ApiError, Server};
+use std::io;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// A request line and headers.
+#[derive(Clone, Debug, Default)]
+pub struct Head {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub http10: bool,
+    /// Arrived on the Unix socket: pre-authenticated root.
+    pub local: bool,
+}
+
+fn unpct(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Split `a=b&c=d` (percent-decoded).
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (unpct(k), unpct(v)),
+            None => (unpct(p), String::new()),
+        })
+        .collect()
+}
+
+impl Head {
+    pub fn from_target(method: &str, target: &str, headers: Vec<(String, String)>, http10: bool, local: bool) -> Head {
+        let (path, q) = target.split_once('?').unwrap_or((target, ""));
+        Head { method: method.to_string(), path: path.to_string(), query: parse_query(q), headers, http10, local }
+    }
+    pub fn param(&self, k: &str) -> Option<&str> {
+        self.query.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+    }
+    pub fn header(&self, k: &str) -> Option<&str> {
+        self.headers.iter().find(|(a, _)| a.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str())
+    }
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("content-length").and_then(|v| v.trim().parse().ok())
+    }
+    pub fn cookie(&self, k: &str) -> Option<String> {
+        self.header("cookie").and_then(|c| {
+            c.split(';').filter_map(|p| p.trim().split_once('=')).find(|(a, _)| *a == k).map(|(_, v)| v.to_string())
+        })
+    }
+}
+
+/// Where a handler writes its answer: straight to a raw connection, or
+/// through hyper (head via a channel, body through a pipe).
+pub enum Reply<'a> {
+    Raw { w: &'a mut (dyn AsyncWrite + Unpin + Send), http10: bool, sent: bool },
+    Hyper { head: Option<tokio::sync::oneshot::Sender<(u16, Vec<(String, String)>)>>, body: tokio::io::DuplexStream },
+}
+
+impl Reply<'_> {
+    /// Send the status line and headers (once).
+    pub async fn head(&mut self, code: u16, reason: &str, headers: &[(&str, String)]) -> io::Result<()> {
+        match self {
+            Reply::Raw { w, http10, sent } => {
+                if *sent {
+                    return Ok(());
+                }
+                *sent = true;
+                let mut s = format!("HTTP/{} {code} {reason}\r\n", if *http10 { "1.0" } else { "1.1" });
+                for (k, v) in headers {
+                    s.push_str(&format!("{k}: {v}\r\n"));
+                }
+                s.push_str("\r\n");
+                w.write_all(s.as_bytes()).await
+            }
+            Reply::Hyper { head, .. } => {
+                if let Some(tx) = head.take() {
+                    let _ = tx.send((code, headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The body writer (after [`Reply::head`]).
+    pub fn body(&mut self) -> &mut (dyn AsyncWrite + Unpin + Send) {
+        match self {
+            Reply::Raw { w, .. } => &mut **w,
+            Reply::Hyper { body, .. } => body,
+        }
+    }
+
+    pub fn head_sent(&self) -> bool {
+        match self {
+            Reply::Raw { sent, .. } => *sent,
+            Reply::Hyper { head, .. } => head.is_none(),
+        }
+    }
+
+    /// An HTML error page as xapi sends them (connection closes after).
+    pub async fn error_page(
+        &mut self,
+        code: u16,
+        reason: &str,
+        text: &str,
+        extra: &[(&str, String)],
+    ) -> io::Result<()> {
+        let body = format!("<html><body><h1>HTTP {code} {reason}</h1>{text}</body></html>");
+        let mut h: Vec<(&str, String)> = vec![
+            ("content-type", "text/html".into()),
+            ("connection", "close".into()),
+            ("cache-control", "no-cache, no-store".into()),
+            ("content-length", body.len().to_string()),
+        ];
+        h.extend(extra.iter().cloned());
+        self.head(code, reason, &h).await?;
+        let w = self.body();
+        w.write_all(body.as_bytes()).await?;
+        w.flush().await
+    }
+
+    pub async fn unauthorised(&mut self, realm: &str) -> io::Result<()> {
+        self.error_page(
+            401,
+            "Unauthorised",
+            "Please check your credentials and retry.",
+            &[("WWW-Authenticate", format!("Basic realm=\"{realm}\""))],
+        )
+        .await
+    }
+
+    pub async fn forbidden(&mut self) -> io::Result<()> {
+        self.error_page(403, "Forbidden", "Access to the requested resource is forbidden.", &[]).await
+    }
+
+    pub async fn not_found(&mut self) -> io::Result<()> {
+        self.error_page(404, "Not Found", "The requested resource was not found.", &[]).await
+    }
+
+    pub async fn bad_request(&mut self, why: &str) -> io::Result<()> {
+        self.error_page(
+            400,
+            "Bad Request",
+            &format!("The HTTP request was malformed. {}", crate::http::escape_html(why)),
+            &[],
+        )
+        .await
+    }
+
+    /// A XenAPI error escaping a handler: xapi answers 500 with the error text.
+    pub async fn api_error(&mut self, e: &ApiError) -> io::Result<()> {
+        let text = format!("{}", e);
+        self.error_page(500, "Internal Server Error", &crate::http::escape_html(&text), &[]).await
+    }
+}
+
+/// A session a handler runs under, and whether it must be logged out after
+/// (HTTP basic authentication makes a session for one request).
+pub struct Auth {
+    pub session: String,
+    pub temporary: bool,
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        })
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= val(*c)? << (18 - 6 * i);
+        }
+        let take = chunk.len().saturating_sub(1);
+        for i in 0..take {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// xapi's order: the Unix socket is root; then `session_id` (cookie, then
+/// query); then HTTP basic auth (a temporary session). None: the caller
+/// answers 401.
+pub async fn authenticate(s: &Server, head: &Head) -> Result<Option<Auth>, ApiError> {
+    let sid = head.cookie("session_id").or_else(|| head.param("session_id").map(str::to_string));
+    if let Some(sid) = sid {
+        s.sessions.validate(s, &sid)?;
+        return Ok(Some(Auth { session: sid, temporary: false }));
+    }
+    if let Some(basic) =
+        head.header("authorization").and_then(|a| a.strip_prefix("Basic ").or_else(|| a.strip_prefix("basic ")))
+    {
+        let creds = base64_decode(basic.trim()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let (user, pw) = creds.split_once(':').unwrap_or((creds.as_str(), ""));
+        let agent = head.header("user-agent").unwrap_or("client").to_string();
+        let spec = crate::session::LoginSpec {
+            user,
+            password: pw,
+            originator: &format!("{agent} using Basic auth"),
+            local: head.local,
+            pool: true,
+        };
+        let session = s.sessions.login(s, spec).await?;
+        return Ok(Some(Auth { session, temporary: true }));
+    }
+    if head.local {
+        let spec =
+            crate::session::LoginSpec { user: "root", password: "", originator: "local HTTP", local: true, pool: true };
+        let session = s.sessions.login(s, spec).await?;
+        return Ok(Some(Auth { session, temporary: true }));
+    }
+    Ok(None)
+}
+
+pub fn release(s: &Server, a: &Auth) {
+    if a.temporary {
+        let _ = s.sessions.logout(s, &a.session);
+    }
+}
+
+/// Paths the handlers serve (everything else is RPC or static).
+pub fn is_handler_path(method: &str, path: &str) -> bool {
+    matches!(
+        (method, path),
+        ("POST", "/cli")
+            | ("GET", "/export")
+            | ("GET", "/export_metadata")
+            | ("GET", "/export_raw_vdi")
+            | ("PUT", "/import")
+            | ("PUT", "/import_metadata")
+            | ("PUT", "/import_raw_vdi")
+            | ("CONNECT", "/console")
+            | ("GET", "/console")
+    )
+}
+
+/// Serve one handler request.
+pub async fn route(
+    s: &Server,
+    head: Head,
+    body: &mut (dyn AsyncRead + Unpin + Send),
+    reply: &mut Reply<'_>,
+) -> io::Result<()> {
+    let _ = body;
+    match (head.method.as_str(), head.path.as_str()) {
+        ("POST", "/cli") => crate::cli::serve(s, &head, body, reply).await,
+        _ => reply.not_found().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn queries_and_base64() {
+        assert_eq!(
+            parse_query("a=1&b=x%20y&c"),
+            vec![("a".into(), "1".into()), ("b".into(), "x y".into()), ("c".into(), String::new())]
+        );
+        assert_eq!(base64_decode("cm9vdDpzZWNyZXQ=").unwrap(), b"root:secret");
+        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+    }
+}
