@@ -5,7 +5,9 @@ pub mod event;
 pub mod host;
 pub mod message;
 pub mod network;
+pub mod pbd;
 pub mod session;
+pub mod sr;
 pub mod task;
 pub mod templates;
 pub mod vbd;
@@ -24,6 +26,7 @@ pub fn hooks(c: &ClassDef) -> Hooks {
         "VM" => vm::HOOKS,
         "VBD" => vbd::HOOKS,
         "network" => network::HOOKS,
+        "PBD" => pbd::HOOKS,
         _ => Hooks::default(),
     }
 }
@@ -31,13 +34,16 @@ pub fn hooks(c: &ClassDef) -> Hooks {
 /// Operation rules for classes other than VM (VBD, VIF, VDI, SR…).
 pub fn rules(c: &ClassDef) -> Option<crate::lifecycle::Rules> {
     match c.name {
+        "SR" => Some(sr::rules()),
         _ => None,
     }
 }
 
 /// Derived fields of other classes, recomputed before every commit; `vms` are
 /// the VMs the transaction changed (their devices may need refreshing).
-pub fn precommit(_tx: &mut store::Txn, _vms: &[String]) {}
+pub fn precommit(tx: &mut store::Txn, _vms: &[String]) {
+    sr::refresh_allowed(tx);
+}
 
 // Classes whose explicit messages are not implemented yet answer
 // NOT_IMPLEMENTED through the generated defaults.
@@ -46,12 +52,10 @@ impl BlobApi for Server {}
 impl BondApi for Server {}
 impl HostCrashdumpApi for Server {}
 impl NetworkApi for Server {}
-impl PbdApi for Server {}
 impl PifApi for Server {}
 impl PoolApi for Server {}
 impl PoolUpdateApi for Server {}
 impl RoleApi for Server {}
-impl SrApi for Server {}
 impl SubjectApi for Server {}
 impl TunnelApi for Server {}
 impl VbdApi for Server {}
