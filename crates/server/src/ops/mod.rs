@@ -11,6 +11,7 @@ pub mod sr;
 pub mod task;
 pub mod templates;
 pub mod vbd;
+pub mod vdi;
 pub mod vm;
 
 pub use vbd::new_vbd;
@@ -35,6 +36,7 @@ pub fn hooks(c: &ClassDef) -> Hooks {
 pub fn rules(c: &ClassDef) -> Option<crate::lifecycle::Rules> {
     match c.name {
         "SR" => Some(sr::rules()),
+        "VDI" => Some(vdi::rules()),
         _ => None,
     }
 }
@@ -42,7 +44,25 @@ pub fn rules(c: &ClassDef) -> Option<crate::lifecycle::Rules> {
 /// Derived fields of other classes, recomputed before every commit; `vms` are
 /// the VMs the transaction changed (their devices may need refreshing).
 pub fn precommit(tx: &mut store::Txn, _vms: &[String]) {
+    vdi::refresh_allowed(tx);
     sr::refresh_allowed(tx);
+}
+
+/// Constructors that do I/O outside the transaction (VDI.create makes the
+/// file through the SR's driver); None for classes served generically.
+pub async fn create_with_io(ctx: &crate::Ctx, c: &ClassDef, rec: &model::Value) -> Option<crate::Result<String>> {
+    match c.name {
+        "VDI" => Some(vdi::create(ctx, rec).await),
+        _ => None,
+    }
+}
+
+/// Destructors that do I/O outside the transaction (VDI.destroy removes the file).
+pub async fn destroy_with_io(ctx: &crate::Ctx, c: &ClassDef, r: &str) -> Option<crate::Result<()>> {
+    match c.name {
+        "VDI" => Some(vdi::destroy(ctx, r).await),
+        _ => None,
+    }
 }
 
 // Classes whose explicit messages are not implemented yet answer
@@ -59,7 +79,6 @@ impl RoleApi for Server {}
 impl SubjectApi for Server {}
 impl TunnelApi for Server {}
 impl VbdApi for Server {}
-impl VdiApi for Server {}
 impl VifApi for Server {}
 impl VlanApi for Server {}
 impl VmApplianceApi for Server {}
