@@ -37,13 +37,15 @@ pub fn rules(c: &ClassDef) -> Option<crate::lifecycle::Rules> {
     match c.name {
         "SR" => Some(sr::rules()),
         "VDI" => Some(vdi::rules()),
+        "VBD" => Some(vbd::rules()),
         _ => None,
     }
 }
 
 /// Derived fields of other classes, recomputed before every commit; `vms` are
 /// the VMs the transaction changed (their devices may need refreshing).
-pub fn precommit(tx: &mut store::Txn, _vms: &[String]) {
+pub fn precommit(tx: &mut store::Txn, vms: &[String]) {
+    vbd::refresh_allowed(tx, vms);
     vdi::refresh_allowed(tx);
     sr::refresh_allowed(tx);
 }
@@ -78,7 +80,6 @@ impl PoolUpdateApi for Server {}
 impl RoleApi for Server {}
 impl SubjectApi for Server {}
 impl TunnelApi for Server {}
-impl VbdApi for Server {}
 impl VifApi for Server {}
 impl VlanApi for Server {}
 impl VmApplianceApi for Server {}
