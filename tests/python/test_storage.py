@@ -634,6 +634,26 @@ def test_hotplug_on_a_running_vm(api, xapid, local_sr):
         api.VDI.destroy(vdi)
 
 
+def test_plug_needs_the_sr_attached(api, host):
+    vm = running_vm(api, "sr-detached")
+    sr = api.SR.create(host, {}, "0", "detachable", "", "ext", "user", False, {})
+    pbd = api.SR.get_PBDs(sr)[0]
+    vdi = new_vdi(api, sr)
+    try:
+        vbd = api.VBD.create(vbd_rec(vm, vdi))
+        api.PBD.unplug(pbd)
+        assert failure(api.VBD.plug, vbd) == ["SR_NOT_ATTACHED", sr]
+        api.PBD.plug(pbd)
+        api.VBD.plug(vbd)
+        assert failure(api.PBD.unplug, pbd) == ["VDI_IN_USE", vdi]
+        api.VBD.unplug(vbd)
+    finally:
+        destroy_vm(api, vm)
+        api.VDI.destroy(vdi)
+        api.PBD.unplug(pbd)
+        api.SR.destroy(sr)
+
+
 def test_vdi_sharing_between_running_vms(api, local_sr):
     a = running_vm(api, "share-a")
     b = running_vm(api, "share-b")

@@ -393,13 +393,24 @@ fn vm_and_row(s: &Server, vbd: &str) -> Result<(String, std::sync::Arc<Row>)> {
     Ok((sv(vm_row.get(field(class("VM"), "uuid"))), row))
 }
 
+/// The backing file of a VDI whose SR must be attached here (SR_NOT_ATTACHED [sr]).
+fn attachable_path(s: &Server, vdi: &str) -> Result<Option<std::path::PathBuf>> {
+    let st = s.db.read();
+    let Some(row) = st.get(class("VDI"), vdi) else { return Ok(None) };
+    let sr = sv(row.get(field(class("VDI"), "SR")));
+    if storage::plugged_pbd(&st, &sr, &s.host).is_none() {
+        return Err(ApiError::SrNotAttached { sr });
+    }
+    Ok(storage::vdi_path(s, &st, vdi))
+}
+
 async fn do_plug(ctx: &Ctx, vbd: &str) -> Result<()> {
     let s = &ctx.server;
     let c = vbd_c();
     let (uuid, row) = vm_and_row(s, vbd)?;
     let empty = row.get(field(c, "empty")).as_bool() == Some(true);
     let vdi = sv(row.get(field(c, "VDI")));
-    let path = if empty { None } else { storage::vdi_path(s, &s.db.read(), &vdi) };
+    let path = if empty { None } else { attachable_path(s, &vdi)? };
     let ud = sv(row.get(field(c, "userdevice")));
     let disk = backend::Disk {
         device: ud.clone(),
@@ -458,7 +469,10 @@ async fn set_media(ctx: &Ctx, vbd: &str, vdi: Option<&str>) -> Result<()> {
     }
     if ps != "Halted" {
         let uuid = sv(vm_row.get(field(vm_c, "uuid")));
-        let path = vdi.and_then(|v| storage::vdi_path(s, &s.db.read(), v));
+        let path = match vdi {
+            Some(v) => attachable_path(s, v)?,
+            None => None,
+        };
         s.backend.set_cd(&uuid, &sv(row.get(field(c, "userdevice"))), path).await.map_err(|e| be(ctx, e))?;
     }
     ctx.write(|tx| {
