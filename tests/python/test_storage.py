@@ -634,6 +634,30 @@ def test_hotplug_on_a_running_vm(api, xapid, local_sr):
         api.VDI.destroy(vdi)
 
 
+def test_hvm_hotplug_needs_pv_drivers_and_backend_failures_surface(api, local_sr):
+    vm = halted_vm(api, "no-agent")
+    api.VM.add_to_other_config(vm, "sim:guest-agent", "false")
+    api.VM.add_to_other_config(vm, "sim:fail-plug_disk", "SR_BACKEND_FAILURE_46,,The VDI is not available,")
+    vdi = new_vdi(api, local_sr)
+    try:
+        api.VM.start(vm, False, False)
+        vbd = api.VBD.create(vbd_rec(vm, vdi))
+        assert failure(api.VBD.plug, vbd) == ["VM_MISSING_PV_DRIVERS", vm]
+        assert "plug" not in api.VBD.get_allowed_operations(vbd)
+        api.VM.hard_shutdown(vm)
+        api.VM.remove_from_other_config(vm, "sim:guest-agent")
+        api.VM.start(vm, False, False)
+        assert wait_for(lambda: api.VM.get_guest_metrics(vm) != NULL)
+        api.VBD.unplug(vbd)
+        d = failure(api.VBD.plug, vbd)
+        assert d == ["SR_BACKEND_FAILURE_46", "", "The VDI is not available", ""]
+        assert api.VBD.get_currently_attached(vbd) is False
+        assert api.VBD.get_current_operations(vbd) == {}
+    finally:
+        destroy_vm(api, vm)
+        api.VDI.destroy(vdi)
+
+
 def test_plug_needs_the_sr_attached(api, host):
     vm = running_vm(api, "sr-detached")
     sr = api.SR.create(host, {}, "0", "detachable", "", "ext", "user", False, {})
