@@ -23,6 +23,23 @@ pub fn statvfs(dir: &Path) -> std::io::Result<(i64, i64)> {
     Ok((st.f_blocks as i64 * frsize, st.f_bavail as i64 * frsize))
 }
 
+/// The first offset at or after `off` that holds data, skipping holes; None
+/// when only holes remain. Filesystems without hole reporting treat the
+/// whole file as data, which is still correct.
+pub fn next_data(f: &std::fs::File, off: u64) -> Option<u64> {
+    use std::os::unix::io::AsRawFd;
+    let Ok(o) = libc::off_t::try_from(off) else { return None };
+    // SAFETY: lseek on a descriptor we own has no memory effects.
+    let r = unsafe { libc::lseek(f.as_raw_fd(), o, libc::SEEK_DATA) };
+    if r >= 0 {
+        return Some(r as u64);
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::ENXIO) => None,
+        _ => Some(off),
+    }
+}
+
 /// The canonical 8-4-4-4-12 lowercase-hex form.
 pub fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
@@ -53,6 +70,22 @@ mod tests {
         assert_eq!(round_up(1, 4), 4);
         assert_eq!(round_up(8, 4), 8);
         assert_eq!(round_up(0, 4), 0);
+    }
+
+    #[test]
+    fn holes_are_skipped() {
+        use std::io::{Seek, SeekFrom, Write};
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("f");
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.set_len(64 << 20).unwrap();
+        f.seek(SeekFrom::Start(40 << 20)).unwrap();
+        f.write_all(b"data").unwrap();
+        f.sync_all().unwrap();
+        let f = std::fs::File::open(&p).unwrap();
+        let d = next_data(&f, 0).unwrap();
+        assert!(d <= 40 << 20);
+        assert_eq!(next_data(&f, (40 << 20) + 4096), None);
     }
 
     #[test]

@@ -381,7 +381,8 @@ pub fn sparse_copy(from: &Path, to: &Path, progress: impl FnMut(f64) -> bool) ->
 
 /// The block copier behind [`sparse_copy`] and VDI.copy: a block is written
 /// when it differs from the reference (`base`, else the target's current
-/// content; for a fresh target, zeros). Progress is reported per percent.
+/// content; for a fresh target, zeros, and the source's holes are skipped
+/// without reading them). Progress is reported per percent.
 pub fn block_copy(
     from: &Path,
     to: &Path,
@@ -391,6 +392,7 @@ pub fn block_copy(
 ) -> Result<()> {
     use std::io::{Seek, SeekFrom, Write};
     const BLK: usize = 1 << 20;
+    static ZERO: [u8; BLK] = [0; BLK];
     let mut src = std::fs::File::open(from).map_err(io)?;
     let len = src.metadata().map_err(io)?.len();
     let mut dst = std::fs::OpenOptions::new().read(true).write(true).open(to).map_err(io)?;
@@ -401,35 +403,45 @@ pub fn block_copy(
         Some(b) => Some(std::fs::File::open(b).map_err(io)?),
         None => None,
     };
+    let against_zero = fresh && base.is_none();
     let (mut buf, mut refb) = (vec![0u8; BLK], vec![0u8; BLK]);
     let mut off = 0u64;
     let mut last_pct = 0u64;
     while off < len {
-        let n = read_full(&mut src, &mut buf).map_err(io)?;
-        if n == 0 {
-            break;
+        if against_zero {
+            match files::next_data(&src, off) {
+                Some(d) if d < len => off = d - d % BLK as u64,
+                _ => off = len,
+            }
         }
-        let differs = if fresh && base.is_none() {
-            buf[..n].iter().any(|b| *b != 0)
-        } else {
-            let r = match &mut base {
-                Some(b) => b,
-                None => &mut dst,
+        if off < len {
+            src.seek(SeekFrom::Start(off)).map_err(io)?;
+            let n = read_full(&mut src, &mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            let differs = if against_zero {
+                buf[..n] != ZERO[..n]
+            } else {
+                let r = match &mut base {
+                    Some(b) => b,
+                    None => &mut dst,
+                };
+                r.seek(SeekFrom::Start(off)).map_err(io)?;
+                let m = read_full(r, &mut refb[..n]).map_err(io)?;
+                refb[m..n].fill(0);
+                buf[..n] != refb[..n]
             };
-            r.seek(SeekFrom::Start(off)).map_err(io)?;
-            let m = read_full(r, &mut refb[..n]).map_err(io)?;
-            refb[m..n].fill(0);
-            buf[..n] != refb[..n]
-        };
-        if differs {
-            dst.seek(SeekFrom::Start(off)).map_err(io)?;
-            dst.write_all(&buf[..n]).map_err(io)?;
+            if differs {
+                dst.seek(SeekFrom::Start(off)).map_err(io)?;
+                dst.write_all(&buf[..n]).map_err(io)?;
+            }
+            off += n as u64;
         }
-        off += n as u64;
         let pct = off * 100 / len.max(1);
         if pct != last_pct || off >= len {
             last_pct = pct;
-            if !progress(off as f64 / len.max(1) as f64) {
+            if !progress(off.min(len) as f64 / len.max(1) as f64) {
                 return Err(ApiError::TaskCancelled { task: String::new() });
             }
         }
