@@ -764,7 +764,7 @@ def test_default_sr_not_found(api, pool, local_sr):
     assert api.pool.get_default_SR(pool) == local_sr
 
 
-def test_state_survives_a_restart(tmp_path):
+def test_state_survives_a_restart():
     x = Xapid().start()
     try:
         api = x.session().xenapi
