@@ -123,11 +123,17 @@ pub async fn call(ctx: &Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec
         }
         MsgKind::Create => {
             let rec = args.into_iter().next().unwrap_or(Value::Struct(vec![]));
+            if let Some(r) = crate::ops::create_with_io(ctx, c, &rec).await {
+                return r.map(Value::String);
+            }
             let r = create(ctx, c, rec)?;
             Ok(Value::String(r))
         }
         MsgKind::Destroy => {
             let r = self_ref(c, &args)?;
+            if let Some(res) = crate::ops::destroy_with_io(ctx, c, &r).await {
+                return res.map(|_| Value::String(String::new()));
+            }
             destroy(ctx, c, &r)?;
             Ok(Value::String(String::new()))
         }

@@ -236,6 +236,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         started: std::time::Instant::now(),
     }));
     session::spawn_gc(server.clone(), gc_every);
+    ops::sr::startup(&server);
     ops::vm::reconcile(&server);
     ops::vm::spawn_guest_events(server.clone());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);

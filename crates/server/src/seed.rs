@@ -335,52 +335,8 @@ fn seed_tx(tx: &mut Txn, hostname: &str, address: &str, data_dir: &std::path::Pa
         ],
     );
 
-    // Storage: storage managers, the local SR and the ISO library.
-    for (ty, name, caps) in [
-        (
-            "ext",
-            "Local EXT3 VHD",
-            vec![
-                "SR_PROBE",
-                "SR_UPDATE",
-                "VDI_CREATE",
-                "VDI_DELETE",
-                "VDI_ATTACH",
-                "VDI_DETACH",
-                "VDI_UPDATE",
-                "VDI_CLONE",
-                "VDI_SNAPSHOT",
-                "VDI_RESIZE",
-                "VDI_RESIZE_ONLINE",
-                "VDI_GENERATE_CONFIG",
-            ],
-        ),
-        (
-            "iso",
-            "ISO",
-            vec!["VDI_CREATE", "VDI_DELETE", "VDI_ATTACH", "VDI_DETACH", "SR_SCAN", "SR_ATTACH", "SR_DETACH"],
-        ),
-    ] {
-        let r = model::new_ref();
-        let features: Vec<(String, Value)> = caps.iter().map(|c| (c.to_string(), Value::Int(1))).collect();
-        obj(
-            tx,
-            "SM",
-            &r,
-            vec![
-                ("name_label", Value::from(name)),
-                ("name_description", Value::from(format!("SR plugin for {name} storage"))),
-                ("type", Value::from(ty)),
-                ("vendor", Value::from("xapi-rs")),
-                ("copyright", Value::from("(C) xapi-rs contributors")),
-                ("version", Value::from("1.0")),
-                ("required_api_version", Value::from("1.0")),
-                ("capabilities", strs(&caps)),
-                ("features", Value::Struct(features)),
-                ("driver_filename", Value::from(format!("/usr/libexec/xapi-rs/sm/{ty}"))),
-            ],
-        );
-    }
+    // Storage: storage managers (one per driver), the local SR and the ISO library.
+    crate::storage::sm::sync(tx);
     let sr_dir = data_dir.join("sr");
     let local_uuid = model::new_uuid();
     obj(

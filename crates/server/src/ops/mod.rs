@@ -7,13 +7,16 @@ pub mod host;
 pub mod message;
 pub mod netutil;
 pub mod network;
+pub mod pbd;
 pub mod pif;
 pub mod pool;
 pub mod session;
+pub mod sr;
 pub mod task;
 pub mod templates;
 pub mod tunnel;
 pub mod vbd;
+pub mod vdi;
 pub mod vif;
 pub mod vlan;
 pub mod vm;
@@ -32,6 +35,7 @@ pub fn hooks(c: &ClassDef) -> Hooks {
         "VBD" => vbd::HOOKS,
         "network" => network::HOOKS,
         "VIF" => vif::HOOKS,
+        "PBD" => pbd::HOOKS,
         _ => Hooks::default(),
     }
 }
@@ -40,6 +44,9 @@ pub fn hooks(c: &ClassDef) -> Hooks {
 pub fn rules(c: &ClassDef) -> Option<crate::lifecycle::Rules> {
     match c.name {
         "VIF" => Some(crate::lifecycle::Rules { check: vif::check }),
+        "SR" => Some(sr::rules()),
+        "VDI" => Some(vdi::rules()),
+        "VBD" => Some(vbd::rules()),
         _ => None,
     }
 }
@@ -48,6 +55,26 @@ pub fn rules(c: &ClassDef) -> Option<crate::lifecycle::Rules> {
 /// the VMs the transaction changed (their devices may need refreshing).
 pub fn precommit(tx: &mut store::Txn, vms: &[String]) {
     vif::precommit(tx, vms);
+    vbd::refresh_allowed(tx, vms);
+    vdi::refresh_allowed(tx);
+    sr::refresh_allowed(tx);
+}
+
+/// Constructors that do I/O outside the transaction (VDI.create makes the
+/// file through the SR's driver); None for classes served generically.
+pub async fn create_with_io(ctx: &crate::Ctx, c: &ClassDef, rec: &model::Value) -> Option<crate::Result<String>> {
+    match c.name {
+        "VDI" => Some(vdi::create(ctx, rec).await),
+        _ => None,
+    }
+}
+
+/// Destructors that do I/O outside the transaction (VDI.destroy removes the file).
+pub async fn destroy_with_io(ctx: &crate::Ctx, c: &ClassDef, r: &str) -> Option<crate::Result<()>> {
+    match c.name {
+        "VDI" => Some(vdi::destroy(ctx, r).await),
+        _ => None,
+    }
 }
 
 // Classes whose explicit messages are not implemented yet answer
@@ -55,12 +82,8 @@ pub fn precommit(tx: &mut store::Txn, vms: &[String]) {
 impl AuthApi for Server {}
 impl BlobApi for Server {}
 impl HostCrashdumpApi for Server {}
-impl PbdApi for Server {}
 impl PoolUpdateApi for Server {}
 impl RoleApi for Server {}
-impl SrApi for Server {}
 impl SubjectApi for Server {}
-impl VbdApi for Server {}
-impl VdiApi for Server {}
 impl VmApplianceApi for Server {}
 impl VtpmApi for Server {}

@@ -1,51 +1,103 @@
-//! VBD: constructor rules and device allocation.
+//! VBD: constructor rules and device allocation, hotplug (plug, unplug,
+//! unplug_force) on running VMs, CD media (insert, eject), set_mode,
+//! assert_attachable, and xapi's VBD operation rules with the derived
+//! `allowed_operations` (recomputed when the VBD, its VM or its VDI changes).
 
+use crate::api::VbdApi;
 use crate::implicit::Hooks;
+use crate::lifecycle::{self, current_ops, members};
+use crate::ops::sr::Links;
+use crate::ops::vm::be;
 use crate::seed::obj;
-use crate::{class, field, put, ApiError, Ctx, Result};
-use model::{Row, Value};
+use crate::storage;
+use crate::{class, field, put, ApiError, Ctx, Result, Server};
+use model::schema::ClassDef;
+use model::types::*;
+use model::{Ref, Row, Value};
+use std::collections::BTreeSet;
 use store::Txn;
 
 pub const HOOKS: Hooks = Hooks { create: Some(create), destroy: Some(destroy), set: None };
+
+fn vbd_c() -> &'static ClassDef {
+    class("VBD")
+}
 
 fn sv(v: &Value) -> String {
     v.as_str().unwrap_or("").to_string()
 }
 
-/// Device names xapi accepts for `userdevice`, mapped to their number.
+// ---------------------------------------------------------- device names
+
+/// The disk a device name or number refers to (partitions of a disk count
+/// as that disk): `3`, `xvdd`, `hdd`, `sdd3` all give 3.
 pub fn device_number(d: &str) -> Option<u32> {
     if let Ok(n) = d.parse::<u32>() {
         return Some(n);
     }
-    let letters = d.strip_prefix("xvd").or_else(|| d.strip_prefix("hd")).or_else(|| d.strip_prefix("sd"))?;
-    let mut chars = letters.chars();
+    let (rest, last) =
+        if let Some(r) = d.strip_prefix("xvd").or_else(|| d.strip_prefix("hd")).or_else(|| d.strip_prefix("sd")) {
+            (r, 'p')
+        } else {
+            (d.strip_prefix("fd")?, 'b')
+        };
+    let mut chars = rest.chars();
     let c = chars.next()?;
-    if !c.is_ascii_lowercase() || chars.next().is_some() {
+    let part = chars.as_str();
+    if !('a'..=last).contains(&c) || !(part.is_empty() || part.parse::<i64>().is_ok()) {
         return None;
     }
     Some(c as u32 - 'a' as u32)
 }
 
-/// VBD.create's checks (xapi_vbd.ml), device allocation, and its VBD_metrics.
+/// xapi's `valid_device`: "autodetect", a device name (sd/xvd/hd a–p, fd
+/// a–b, optionally with a partition number), or (not for floppies) any
+/// integer.
+fn valid_device(d: &str, ty: &str) -> bool {
+    d == "autodetect"
+        || (device_number(d).is_some() && d.parse::<i64>().is_err())
+        || (ty != "Floppy" && d.parse::<i64>().is_ok())
+}
+
+/// The kernel device name of a userdevice (`0` → `xvda`, `26` → `xvdaa`).
+pub fn kernel_device(userdevice: &str) -> String {
+    let Ok(mut n) = userdevice.parse::<u32>() else { return userdevice.to_string() };
+    let mut letters = Vec::new();
+    loop {
+        letters.push((b'a' + (n % 26) as u8) as char);
+        if n < 26 {
+            break;
+        }
+        n = n / 26 - 1;
+    }
+    format!("xvd{}", letters.iter().rev().collect::<String>())
+}
+
+// ----------------------------------------------------------------- hooks
+
+/// VBD.create's checks in xapi's order (xapi_vbd.ml), device allocation,
+/// and its VBD_metrics.
 fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
-    let (c, vm_c, vdi_c) = (class("VBD"), class("VM"), class("VDI"));
+    let (c, vm_c, vdi_c) = (vbd_c(), class("VM"), class("VDI"));
     let vm = sv(row.get(field(c, "VM")));
     let vm_row = tx.get(vm_c, &vm).cloned().ok_or_else(|| crate::handle_invalid(vm_c, &vm))?;
     let empty = row.get(field(c, "empty")).as_bool() == Some(true);
-    let is_cd = row.get(field(c, "type")).as_str() == Some("CD");
+    let ty = sv(row.get(field(c, "type")));
+    let is_cd = ty == "CD";
     let mode = sv(row.get(field(c, "mode")));
     let vdi = sv(row.get(field(c, "VDI")));
-    if !empty {
-        let vr = tx.get(vdi_c, &vdi).cloned().ok_or_else(|| crate::handle_invalid(vdi_c, &vdi))?;
-        let ty = sv(vr.get(field(vdi_c, "type")));
+    let vdi_row = if empty {
+        None
+    } else {
+        Some(tx.get(vdi_c, &vdi).cloned().ok_or_else(|| crate::handle_invalid(vdi_c, &vdi))?)
+    };
+    if let Some(vr) = &vdi_row {
+        let vty = sv(vr.get(field(vdi_c, "type")));
         if !matches!(
-            ty.as_str(),
+            vty.as_str(),
             "system" | "user" | "ephemeral" | "suspend" | "crashdump" | "metadata" | "rrd" | "pvs_cache"
         ) {
-            return Err(ApiError::VdiIncompatibleType { vdi, r#type: ty });
-        }
-        if mode == "RW" && vr.get(field(vdi_c, "read_only")).as_bool() == Some(true) {
-            return Err(ApiError::VdiReadonly { vdi });
+            return Err(ApiError::VdiIncompatibleType { vdi, r#type: vty });
         }
     }
     if is_cd && mode != "RO" {
@@ -54,19 +106,30 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     if empty && !is_cd {
         return Err(ApiError::VbdNotRemovableMedia { vbd: "in constructor".into() });
     }
-    let in_use: Vec<u32> = crate::lifecycle::members(vm_row.get(field(vm_c, "VBDs")))
+    if mode == "RW" && vdi_row.as_ref().is_some_and(|vr| vr.get(field(vdi_c, "read_only")).as_bool() == Some(true)) {
+        return Err(ApiError::VdiReadonly { vdi });
+    }
+    // No new disks while the VM is being migrated.
+    let migrating: Vec<(String, String)> =
+        current_ops(&vm_row).into_iter().filter(|(_, o)| o == "pool_migrate" || o == "migrate_send").collect();
+    if !migrating.is_empty() {
+        return Err(lifecycle::in_progress("VM", &vm, &migrating[..1]));
+    }
+    let ud = sv(row.get(field(c, "userdevice")));
+    if !valid_device(&ud, &ty) {
+        return Err(ApiError::InvalidDevice { device: ud });
+    }
+    let in_use: Vec<u32> = crate::ops::sr::linked(tx, c, "VM", &vm, vm_row.get(field(vm_c, "VBDs")))
         .iter()
         .filter_map(|b| tx.get(c, b).and_then(|br| device_number(&sv(br.get(field(c, "userdevice"))))))
         .collect();
-    let ud = sv(row.get(field(c, "userdevice")));
     let ud = if ud == "autodetect" {
         (0..255)
             .find(|n| !in_use.contains(n))
             .map(|n| n.to_string())
             .ok_or_else(|| ApiError::InvalidDevice { device: ud.clone() })?
     } else {
-        let n = device_number(&ud).ok_or_else(|| ApiError::InvalidDevice { device: ud.clone() })?;
-        if in_use.contains(&n) {
+        if device_number(&ud).is_some_and(|n| in_use.contains(&n)) {
             return Err(ApiError::DeviceAlreadyExists { device: ud });
         }
         ud
@@ -79,20 +142,30 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
         put(row, "device", "");
         put(row, "currently_attached", false);
     }
+    // The SM may name the backend kind for the VDI's VBDs.
+    if let Some(kind) =
+        vdi_row.as_ref().and_then(|vr| vr.get(field(vdi_c, "sm_config")).map_str("backend-kind").map(str::to_string))
+    {
+        if let Value::Struct(m) = &mut row.fields[field(c, "other_config")] {
+            m.retain(|(k, _)| k != "backend-kind");
+            m.insert(0, ("backend-kind".into(), Value::from(kind)));
+        }
+    }
     let m = model::new_ref();
     obj(tx, "VBD_metrics", &m, vec![]);
     put(row, "metrics", m);
     Ok(())
 }
 
-fn destroy(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &Row) -> Result<()> {
-    let c = class("VBD");
+/// VBD.destroy: the user must unplug first.
+fn destroy(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &Row) -> Result<()> {
+    let c = vbd_c();
     if row.get(field(c, "currently_attached")).as_bool() == Some(true) {
         let vm = sv(row.get(field(c, "VM")));
-        let ps = tx.get(class("VM"), &vm).map(|v| sv(v.get(field(class("VM"), "power_state")))).unwrap_or_default();
-        if ps == "Running" || ps == "Paused" {
-            return Err(ApiError::OperationNotAllowed { reason: format!("VBD '{r}' still attached to '{vm}'") });
-        }
+        let vm_uuid = tx.get(class("VM"), &vm).map(|v| sv(v.get(field(class("VM"), "uuid")))).unwrap_or_default();
+        return Err(ApiError::OperationNotAllowed {
+            reason: format!("VBD '{}' still attached to '{vm_uuid}'", sv(row.get(field(c, "uuid")))),
+        });
     }
     let m = sv(row.get(field(c, "metrics")));
     tx.delete(class("VBD_metrics"), &m);
@@ -112,7 +185,7 @@ pub fn new_vbd(
     unpluggable: bool,
     other_config: Value,
 ) -> Result<String> {
-    let c = class("VBD");
+    let c = vbd_c();
     let rec = Value::Struct(vec![
         ("VM".into(), Value::from(vm)),
         ("VDI".into(), Value::from(vdi)),
@@ -127,4 +200,366 @@ pub fn new_vbd(
         ("qos_algorithm_params".into(), Value::empty_map()),
     ]);
     crate::implicit::create(ctx, c, rec)
+}
+
+// ------------------------------------------------------------------ rules
+
+pub const VBD_OPS: &[&str] = &["attach", "eject", "unplug", "unplug_force", "insert", "plug", "pause", "unpause"];
+
+/// xapi's VDI_IN_USE from the sharing check has the VDI only.
+fn vdi_in_use(vdi: &str) -> ApiError {
+    ApiError::Other { code: "VDI_IN_USE".into(), params: vec![vdi.to_string()] }
+}
+
+/// Why `op` cannot run on the VBD now, in xapi's order (the first error set
+/// for an operation wins); `sharing` adds the VDI sharing checks that xapi
+/// skips when it only lists allowed operations.
+pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Option<ApiError> {
+    let (c, vm_c, vdi_c) = (vbd_c(), class("VM"), class("VDI"));
+    let cur = current_ops(row);
+    let ops: Vec<&str> = cur.iter().map(|(_, o)| o.as_str()).collect();
+    let safe = ["pause", "unpause"];
+    if !cur.is_empty() {
+        let conflict = match op {
+            "pause" => ops.iter().any(|o| !safe.contains(o)),
+            "unpause" => ops.iter().any(|o| !["attach", "pause", "unpause"].contains(o)),
+            _ => true,
+        };
+        if conflict {
+            return Some(lifecycle::in_progress("VBD", r, &cur));
+        }
+    }
+    let vbd = || r.to_string();
+    if row.get(field(c, "unpluggable")).as_bool() != Some(true) && matches!(op, "unplug" | "unplug_force") {
+        return Some(ApiError::VbdNotUnpluggable { vbd: vbd() });
+    }
+    let is_cd = row.get(field(c, "type")).as_str() == Some("CD");
+    if !is_cd && matches!(op, "insert" | "eject") {
+        return Some(ApiError::VbdNotRemovableMedia { vbd: vbd() });
+    }
+    let empty = row.get(field(c, "empty")).as_bool() == Some(true);
+    if empty && op == "eject" {
+        return Some(ApiError::VbdIsEmpty { vbd: vbd() });
+    }
+    if !empty && op == "insert" {
+        return Some(ApiError::VbdNotEmpty { vbd: vbd() });
+    }
+    let vm = sv(row.get(field(c, "VM")));
+    let Some(vm_row) = tx.get(vm_c, &vm) else { return Some(crate::handle_invalid(vm_c, &vm)) };
+    let ps = sv(vm_row.get(field(vm_c, "power_state")));
+    let attached = row.get(field(c, "currently_attached")).as_bool() == Some(true);
+    let hotplug = matches!(op, "plug" | "unplug" | "unplug_force");
+    match (ps.as_str(), attached) {
+        ("Running", true) if op == "plug" => return Some(ApiError::DeviceAlreadyAttached { device: vbd() }),
+        ("Running", false) if matches!(op, "unplug" | "unplug_force") => {
+            return Some(ApiError::DeviceAlreadyDetached { device: vbd() })
+        }
+        ("Running", _) => {}
+        _ if hotplug || (ps != "Paused" && safe.contains(&op)) => {
+            return Some(ApiError::VmBadPowerState { vm, expected: "running".into(), actual: ps.to_lowercase() })
+        }
+        _ => {}
+    }
+    if matches!(op, "plug" | "unplug") {
+        if let Some((_, o)) = current_ops(vm_row)
+            .into_iter()
+            .find(|(_, o)| matches!(o.as_str(), "clean_shutdown" | "hard_shutdown" | "suspend" | "pause"))
+        {
+            return Some(ApiError::OperationNotAllowed { reason: format!("Current operation on VM:{vm} is {o}") });
+        }
+    }
+    if ps == "Running" && vm_row.get(field(vm_c, "domain_type")).as_str() == Some("hvm") && hotplug {
+        // HVM guests hotplug only with PV drivers that say they can.
+        let gc = class("VM_guest_metrics");
+        let gm = tx.get(gc, vm_row.get(field(vm_c, "guest_metrics")).as_str().unwrap_or(""));
+        match gm.map(|g| sv(g.get(field(gc, "can_use_hotplug_vbd")))).as_deref() {
+            Some("yes") => {}
+            Some("no") => {
+                return Some(ApiError::OperationNotAllowed {
+                    reason: "VM states it does not support VBD hotplug.".into(),
+                })
+            }
+            _ if gm.is_some_and(|g| g.get(field(gc, "PV_drivers_detected")).as_bool() == Some(true)) => {}
+            _ => return Some(ApiError::VmMissingPvDrivers { vm }),
+        }
+        if is_cd {
+            return Some(ApiError::OperationNotAllowed {
+                reason: "HVM CDROMs cannot be hotplugged/unplugged, only inserted or ejected".into(),
+            });
+        }
+    }
+    if is_cd && ps == "Suspended" && matches!(op, "insert" | "eject") {
+        return Some(ApiError::VmBadPowerState { vm, expected: "halted, running".into(), actual: "suspended".into() });
+    }
+    if empty {
+        return None;
+    }
+    let vdi = sv(row.get(field(c, "VDI")));
+    let vdi_row = tx.get(vdi_c, &vdi)?;
+    if vdi_row.get(field(vdi_c, "managed")).as_bool() != Some(true) {
+        // xapi names the VBD here.
+        return Some(ApiError::VdiNotManaged { vdi: vbd() });
+    }
+    let attach_like = matches!(op, "attach" | "plug" | "insert");
+    let vdi_cur: Vec<(String, String)> =
+        current_ops(vdi_row).into_iter().filter(|(_, o)| o != "mirror" && o != "copy").collect();
+    if attach_like && !vdi_cur.is_empty() {
+        return Some(lifecycle::in_progress("VDI", &vdi, &vdi_cur));
+    }
+    if attached || !sharing || !attach_like {
+        return None;
+    }
+    // Sharing: other VBDs using the VDI now (not this one, not a suspended
+    // VM's, not a control domain's).
+    let is_dom0 =
+        |v: &str| tx.get(vm_c, v).is_some_and(|x| x.get(field(vm_c, "is_control_domain")).as_bool() == Some(true));
+    let others: Vec<&Row> = crate::ops::sr::linked(tx, c, "VDI", &vdi, vdi_row.get(field(vdi_c, "VBDs")))
+        .iter()
+        .filter(|b| b.as_str() != r)
+        .filter_map(|b| tx.get(c, b))
+        .filter(|b| {
+            let v = sv(b.get(field(c, "VM")));
+            let suspended =
+                tx.get(vm_c, &v).is_some_and(|x| x.get(field(vm_c, "power_state")).as_str() == Some("Suspended"));
+            !suspended
+                && !is_dom0(&v)
+                && (b.get(field(c, "currently_attached")).as_bool() == Some(true) || !current_ops(b).is_empty())
+        })
+        .collect();
+    let someone_rw = others.iter().any(|b| b.get(field(c, "mode")).as_str() == Some("RW"));
+    let need_write = row.get(field(c, "mode")).as_str() == Some("RW");
+    if vdi_row.get(field(vdi_c, "sharable")).as_bool() != Some(true)
+        && !is_dom0(&vm)
+        && (someone_rw || (need_write && !others.is_empty()))
+    {
+        return Some(vdi_in_use(&vdi));
+    }
+    if need_write && vdi_row.get(field(vdi_c, "read_only")).as_bool() == Some(true) {
+        return Some(ApiError::VdiReadonly { vdi });
+    }
+    None
+}
+
+pub fn rules() -> lifecycle::Rules {
+    lifecycle::Rules { check: |tx, r, row, op| vbd_check(tx, r, row, op, true) }
+}
+
+/// Recompute allowed_operations (and the kernel device name of attached
+/// VBDs) for the VBDs a transaction touched: changed VBDs, the VBDs of
+/// changed VMs, and the VBDs of changed VDIs.
+pub fn refresh_allowed(tx: &mut Txn, vms: &[String]) {
+    let (c, vm_c, vdi_c) = (vbd_c(), class("VM"), class("VDI"));
+    let mut vbds: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
+    if !vms.is_empty() {
+        let vms_extra = Links::pending(tx, c, "VM");
+        for vm in vms {
+            if let Some(row) = tx.get(vm_c, vm) {
+                vbds.extend(vms_extra.of(tx, c, "VM", vm, row.get(field(vm_c, "VBDs"))));
+            }
+        }
+    }
+    for v in tx.pending_refs(vdi_c) {
+        if let Some(row) = tx.get(vdi_c, &v) {
+            vbds.extend(members(row.get(field(vdi_c, "VBDs"))));
+        }
+    }
+    let (ai, dev, att, ud) =
+        (field(c, "allowed_operations"), field(c, "device"), field(c, "currently_attached"), field(c, "userdevice"));
+    for b in vbds {
+        let Some(row) = tx.get(c, &b).cloned() else { continue };
+        let want = Value::Array(
+            VBD_OPS
+                .iter()
+                .filter(|op| vbd_check(tx, &b, &row, op, false).is_none())
+                .map(|op| Value::from(*op))
+                .collect(),
+        );
+        if row.get(ai) != &want {
+            tx.set(c, &b, ai, want);
+        }
+        if row.get(att).as_bool() == Some(true) && row.get(dev).as_str() == Some("") {
+            tx.set(c, &b, dev, Value::from(kernel_device(&sv(row.get(ud)))));
+        }
+    }
+}
+
+// --------------------------------------------------------------- messages
+
+/// The VM's uuid and the VBD row, for talking to the backend.
+fn vm_and_row(s: &Server, vbd: &str) -> Result<(String, std::sync::Arc<Row>)> {
+    let row = s.row(vbd_c(), vbd)?;
+    let vm = sv(row.get(field(vbd_c(), "VM")));
+    let vm_row = s.row(class("VM"), &vm)?;
+    Ok((sv(vm_row.get(field(class("VM"), "uuid"))), row))
+}
+
+/// The backing file of a VDI whose SR must be attached here (SR_NOT_ATTACHED [sr]).
+fn attachable_path(s: &Server, vdi: &str) -> Result<Option<std::path::PathBuf>> {
+    let st = s.db.read();
+    let Some(row) = st.get(class("VDI"), vdi) else { return Ok(None) };
+    let sr = sv(row.get(field(class("VDI"), "SR")));
+    if storage::plugged_pbd(&st, &sr, &s.host).is_none() {
+        return Err(ApiError::SrNotAttached { sr });
+    }
+    Ok(storage::vdi_path(s, &st, vdi))
+}
+
+async fn do_plug(ctx: &Ctx, vbd: &str) -> Result<()> {
+    let s = &ctx.server;
+    let c = vbd_c();
+    let (uuid, row) = vm_and_row(s, vbd)?;
+    let empty = row.get(field(c, "empty")).as_bool() == Some(true);
+    let vdi = sv(row.get(field(c, "VDI")));
+    let path = if empty { None } else { attachable_path(s, &vdi)? };
+    let ud = sv(row.get(field(c, "userdevice")));
+    let disk = backend::Disk {
+        device: ud.clone(),
+        path,
+        read_only: row.get(field(c, "mode")).as_str() == Some("RO"),
+        cdrom: row.get(field(c, "type")).as_str() == Some("CD"),
+    };
+    s.backend.plug_disk(&uuid, &disk).await.map_err(|e| be(ctx, e))?;
+    ctx.write(|tx| {
+        tx.update(c, vbd, |r| {
+            put(r, "currently_attached", true);
+            put(r, "device", kernel_device(&ud));
+        });
+        Ok(())
+    })
+}
+
+async fn do_unplug(ctx: &Ctx, vbd: &str, force: bool) -> Result<()> {
+    let s = &ctx.server;
+    let c = vbd_c();
+    let (uuid, row) = vm_and_row(s, vbd)?;
+    s.backend.unplug_disk(&uuid, &sv(row.get(field(c, "userdevice"))), force).await.map_err(|e| be(ctx, e))?;
+    ctx.write(|tx| {
+        tx.set(c, vbd, field(c, "currently_attached"), Value::Bool(false));
+        Ok(())
+    })
+}
+
+/// Change the media of a CD drive: in the database when the VM is halted,
+/// through the backend too when it has a domain.
+async fn set_media(ctx: &Ctx, vbd: &str, vdi: Option<&str>) -> Result<()> {
+    let s = &ctx.server;
+    let (c, vm_c) = (vbd_c(), class("VM"));
+    let row = s.row(c, vbd)?;
+    let vm = sv(row.get(field(c, "VM")));
+    let vm_row = s.row(vm_c, &vm)?;
+    let ps = sv(vm_row.get(field(vm_c, "power_state")));
+    if ps == "Suspended" {
+        return Err(ApiError::VmBadPowerState { vm, expected: "halted, running".into(), actual: "suspended".into() });
+    }
+    if row.get(field(c, "type")).as_str() != Some("CD") {
+        return Err(ApiError::VbdNotRemovableMedia { vbd: vbd.to_string() });
+    }
+    let empty = row.get(field(c, "empty")).as_bool() == Some(true);
+    match vdi {
+        Some(v) => {
+            if !empty {
+                return Err(ApiError::VbdNotEmpty { vbd: vbd.to_string() });
+            }
+            if s.row(class("VDI"), v)?.get(field(class("VDI"), "managed")).as_bool() != Some(true) {
+                return Err(ApiError::VdiNotManaged { vdi: v.to_string() });
+            }
+        }
+        None if empty => return Err(ApiError::VbdIsEmpty { vbd: vbd.to_string() }),
+        None => {}
+    }
+    if ps != "Halted" {
+        let uuid = sv(vm_row.get(field(vm_c, "uuid")));
+        let path = match vdi {
+            Some(v) => attachable_path(s, v)?,
+            None => None,
+        };
+        s.backend.set_cd(&uuid, &sv(row.get(field(c, "userdevice"))), path).await.map_err(|e| be(ctx, e))?;
+    }
+    ctx.write(|tx| {
+        tx.update(c, vbd, |r| {
+            put(r, "VDI", vdi.unwrap_or(model::NULL_REF));
+            put(r, "empty", vdi.is_none());
+        });
+        Ok(())
+    })
+}
+
+impl VbdApi for Server {
+    async fn plug(&self, ctx: &Ctx, self_: Ref<Vbd>) -> Result<()> {
+        lifecycle::with_op(ctx, vbd_c(), self_.as_str(), "plug", || do_plug(ctx, self_.as_str())).await
+    }
+
+    async fn unplug(&self, ctx: &Ctx, self_: Ref<Vbd>) -> Result<()> {
+        lifecycle::with_op(ctx, vbd_c(), self_.as_str(), "unplug", || do_unplug(ctx, self_.as_str(), false)).await
+    }
+
+    async fn unplug_force(&self, ctx: &Ctx, self_: Ref<Vbd>) -> Result<()> {
+        lifecycle::with_op(ctx, vbd_c(), self_.as_str(), "unplug_force", || do_unplug(ctx, self_.as_str(), true)).await
+    }
+
+    async fn insert(&self, ctx: &Ctx, vbd: Ref<Vbd>, vdi: Ref<Vdi>) -> Result<()> {
+        self.row(class("VDI"), vdi.as_str())?;
+        lifecycle::with_op(ctx, vbd_c(), vbd.as_str(), "insert", || set_media(ctx, vbd.as_str(), Some(vdi.as_str())))
+            .await
+    }
+
+    async fn eject(&self, ctx: &Ctx, vbd: Ref<Vbd>) -> Result<()> {
+        lifecycle::with_op(ctx, vbd_c(), vbd.as_str(), "eject", || set_media(ctx, vbd.as_str(), None)).await
+    }
+
+    async fn set_mode(&self, ctx: &Ctx, self_: Ref<Vbd>, value: VbdMode) -> Result<()> {
+        let (c, vm_c) = (vbd_c(), class("VM"));
+        ctx.write(|tx| {
+            let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| crate::handle_invalid(c, self_.as_str()))?;
+            let vm = sv(row.get(field(c, "VM")));
+            let ps = tx.get(vm_c, &vm).map(|v| sv(v.get(field(vm_c, "power_state")))).unwrap_or_default();
+            if ps != "Halted" {
+                return Err(ApiError::VmBadPowerState { vm, expected: "halted".into(), actual: ps.to_lowercase() });
+            }
+            tx.set(c, self_.as_str(), field(c, "mode"), Value::from(value.as_str()));
+            Ok(())
+        })
+    }
+
+    async fn assert_attachable(&self, ctx: &Ctx, self_: Ref<Vbd>) -> Result<()> {
+        let c = vbd_c();
+        ctx.write(|tx| {
+            let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| crate::handle_invalid(c, self_.as_str()))?;
+            match vbd_check(tx, self_.as_str(), &row, "attach", true) {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names() {
+        assert_eq!(device_number("3"), Some(3));
+        assert_eq!(device_number("xvdb"), Some(1));
+        assert_eq!(device_number("hdd"), Some(3));
+        assert_eq!(device_number("sda1"), Some(0));
+        assert_eq!(device_number("fdb"), Some(1));
+        assert_eq!(device_number("xvdq"), None);
+        assert_eq!(device_number("fdc"), None);
+        assert_eq!(device_number("xvda1x"), None);
+        assert!(valid_device("autodetect", "Disk"));
+        assert!(valid_device("-1", "Disk"), "xapi's range check accepts any integer");
+        assert!(!valid_device("7", "Floppy"));
+        assert!(valid_device("fda", "Floppy"));
+        assert!(!valid_device("vda", "Disk"));
+    }
+
+    #[test]
+    fn kernel_device_names() {
+        assert_eq!(kernel_device("0"), "xvda");
+        assert_eq!(kernel_device("3"), "xvdd");
+        assert_eq!(kernel_device("25"), "xvdz");
+        assert_eq!(kernel_device("26"), "xvdaa");
+        assert_eq!(kernel_device("hdc"), "hdc");
+    }
 }

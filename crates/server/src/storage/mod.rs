@@ -1,11 +1,29 @@
 //! Storage: SR drivers (like xapi's SM plugins) and the VDI operations the
 //! rest of the server uses. A file-backed local SR (`ext`) keeps each VDI as
-//! a sparse file `<sr dir>/<vdi uuid>.raw`; the SR directory is the PBD's
-//! `device_config:path`, or `<data dir>/sr/<sr uuid>`.
+//! a sparse file `<sr dir>/<vdi uuid>.raw` (or `.qcow2`); an ISO library SR
+//! (`iso`) is a directory of ISO images. The SR directory is the PBD's
+//! `device_config:path` (or `location`), else `<data dir>/sr/<sr uuid>`.
+//!
+//! File I/O runs on the blocking pool, never inside a store transaction.
+//! A VDI whose file is being created or removed is marked busy so that a
+//! concurrent SR scan neither introduces nor forgets it halfway.
+
+pub mod driver;
+mod ext;
+pub mod files;
+mod iso;
+mod qemu;
+pub mod scan;
+pub mod sm;
+
+pub use driver::{Driver, Format};
+pub use files::allocated;
 
 use crate::{class, field, put, ApiError, Ctx, Result, Server};
-use model::{DateTime, Value};
-use std::path::PathBuf;
+use model::{DateTime, Row, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use store::State;
 
 /// A new VDI's description.
@@ -33,13 +51,24 @@ pub fn sr_dir(st: &State, data_dir: &std::path::Path, sr: &str) -> Option<PathBu
     let pbd = class("PBD");
     for p in crate::lifecycle::members(row.get(field(src, "PBDs"))) {
         if let Some(prow) = st.get(pbd, &p) {
-            let dc = prow.get(field(pbd, "device_config"));
-            if let Some(path) = dc.map_str("path").or_else(|| dc.map_str("location")).filter(|p| p.starts_with('/')) {
-                return Some(PathBuf::from(path));
+            if let Some(dir) = configured_dir(prow.get(field(pbd, "device_config"))) {
+                return Some(dir);
             }
         }
     }
     Some(data_dir.join("sr").join(uuid))
+}
+
+/// The directory a device_config names (`path`, else `location`), if absolute.
+pub fn configured_dir(device_config: &Value) -> Option<PathBuf> {
+    let dc = device_config;
+    dc.map_str("path").or_else(|| dc.map_str("location")).filter(|p| p.starts_with('/')).map(PathBuf::from)
+}
+
+/// The driver of an SR row, or SR_UNKNOWN_DRIVER [type].
+pub fn driver_of(sr_row: &Row) -> Result<Driver> {
+    let ty = s(sr_row.get(field(class("SR"), "type")));
+    Driver::of(&ty).ok_or(ApiError::SrUnknownDriver { driver: ty })
 }
 
 /// Where a VDI's data lives, if it has a file.
@@ -48,12 +77,12 @@ pub fn vdi_path(s: &Server, st: &State, vdi: &str) -> Option<PathBuf> {
     let row = st.get(c, vdi)?;
     let sr = s_of(row.get(field(c, "SR")));
     let loc = s_of(row.get(field(c, "location")));
-    let dir = sr_dir(st, &s.cfg.data_dir, &sr)?;
-    if loc.contains('/') || loc.contains("..") {
+    if loc.is_empty() || loc.contains('/') || loc.contains("..") {
         return None;
     }
-    let ty = st.get(class("SR"), &sr).map(|r| s_of(r.get(field(class("SR"), "type")))).unwrap_or_default();
-    Some(if ty == "iso" { dir.join(&loc) } else { dir.join(format!("{loc}.raw")) })
+    let driver = driver_of(st.get(class("SR"), &sr)?).ok()?;
+    let dir = sr_dir(st, &s.cfg.data_dir, &sr)?;
+    Some(driver.vdi_file(&dir, &loc, Format::of_vdi(row.get(field(c, "sm_config")))))
 }
 
 fn s_of(v: &Value) -> String {
@@ -71,9 +100,63 @@ pub fn default_sr(s: &Server) -> Result<String> {
     Ok(sr)
 }
 
-fn io(e: std::io::Error) -> ApiError {
-    crate::internal(format!("storage: {e}"))
+/// The SR's PBD on `host` if it is plugged.
+pub fn plugged_pbd(st: &State, sr: &str, host: &str) -> Option<String> {
+    let (src, pc) = (class("SR"), class("PBD"));
+    let row = st.get(src, sr)?;
+    crate::lifecycle::members(row.get(field(src, "PBDs"))).into_iter().find(|p| {
+        st.get(pc, p).is_some_and(|r| {
+            r.get(field(pc, "host")).as_str() == Some(host)
+                && r.get(field(pc, "currently_attached")).as_bool() == Some(true)
+        })
+    })
 }
+
+/// The SR must be attached on this host (xapi: SR_HAS_NO_PBDS [sr]).
+pub fn assert_plugged(s: &Server, sr: &str) -> Result<()> {
+    let st = s.db.read();
+    st.get(class("SR"), sr).ok_or_else(|| crate::handle_invalid(class("SR"), sr))?;
+    match plugged_pbd(&st, sr, &s.host) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::SrHasNoPbds { sr: sr.to_string() }),
+    }
+}
+
+/// Run blocking storage work off the async threads.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| crate::internal(format!("storage worker: {e}")))?
+}
+
+// ------------------------------------------------------------ busy marks
+
+static BUSY: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
+
+/// A VDI location whose file is being created or removed; unmarked on drop.
+pub struct Busy(String, String);
+
+impl Busy {
+    pub fn mark(sr: &str, location: &str) -> Busy {
+        if let Ok(mut b) = BUSY.lock() {
+            b.insert((sr.to_string(), location.to_string()));
+        }
+        Busy(sr.to_string(), location.to_string())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Ok(mut b) = BUSY.lock() {
+            b.remove(&(std::mem::take(&mut self.0), std::mem::take(&mut self.1)));
+        }
+    }
+}
+
+/// The locations of an SR that are busy now.
+pub fn busy_in(sr: &str) -> BTreeSet<String> {
+    BUSY.lock().map(|b| b.iter().filter(|(s, _)| s == sr).map(|(_, l)| l.clone()).collect()).unwrap_or_default()
+}
+
+// ------------------------------------------------------------- usage
 
 /// Keep an SR's utilisation figures true after a change.
 pub fn refresh_sr_usage(ctx: &Ctx, sr: &str) -> Result<()> {
@@ -96,88 +179,107 @@ pub fn refresh_sr_usage(ctx: &Ctx, sr: &str) -> Result<()> {
     })
 }
 
-/// Bytes actually allocated to a file.
-pub fn allocated(path: &std::path::Path) -> i64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).map(|m| (m.blocks() * 512) as i64).unwrap_or(0)
+/// Re-read a VDI's allocated bytes from its file.
+pub async fn refresh_vdi_usage(ctx: &Ctx, vdi: &str) -> Result<()> {
+    let Some(path) = vdi_path(&ctx.server, &ctx.server.db.read(), vdi) else { return Ok(()) };
+    let phys = blocking(move || Ok(allocated(&path))).await?;
+    let vc = class("VDI");
+    ctx.write(|tx| {
+        tx.set(vc, vdi, field(vc, "physical_utilisation"), Value::Int(phys));
+        Ok(())
+    })
 }
+
+// ------------------------------------------------------------ create
 
 /// Create a VDI: its backing file, then its record.
 pub async fn create_vdi(ctx: &Ctx, v: NewVdi<'_>) -> Result<String> {
+    let mut row = store::blank_row(class("VDI"));
+    put(&mut row, "SR", v.sr);
+    put(&mut row, "name_label", v.name_label);
+    put(&mut row, "name_description", v.name_description);
+    put(&mut row, "virtual_size", Value::Int(v.virtual_size));
+    put(&mut row, "type", v.vdi_type);
+    put(&mut row, "sharable", v.sharable);
+    put(&mut row, "read_only", v.read_only);
+    put(&mut row, "other_config", v.other_config);
+    put(&mut row, "sm_config", v.sm_config);
+    create_vdi_row(ctx, row).await
+}
+
+/// Create a VDI from a full row (as the constructor builds it): the driver
+/// makes the file (choosing the format and rounding the size), then the
+/// record is inserted with the server-maintained fields filled in.
+pub async fn create_vdi_row(ctx: &Ctx, mut row: Row) -> Result<String> {
     let s = &ctx.server;
-    let uuid = model::new_uuid();
-    let (dir, sr_type) = {
+    let (vc, src) = (class("VDI"), class("SR"));
+    let sr = s_of(row.get(field(vc, "SR")));
+    let (driver, dir, sr_format) = {
         let st = s.db.read();
-        let row = st.get(class("SR"), v.sr).ok_or_else(|| crate::handle_invalid(class("SR"), v.sr))?;
-        (sr_dir(&st, &s.cfg.data_dir, v.sr), s_of(row.get(field(class("SR"), "type"))))
+        let sr_row = st.get(src, &sr).ok_or_else(|| crate::handle_invalid(src, &sr))?;
+        let dir = sr_dir(&st, &s.cfg.data_dir, &sr).ok_or_else(|| crate::internal("SR has no directory"))?;
+        (driver_of(sr_row)?, dir, Format::requested(sr_row.get(field(src, "sm_config"))))
     };
-    if sr_type == "iso" {
-        return Err(ApiError::SrOperationNotSupported { sr: v.sr.to_string() });
+    if !driver.has("VDI_CREATE") {
+        return Err(ApiError::SrOperationNotSupported { sr });
     }
-    let dir = dir.ok_or_else(|| crate::internal("SR has no directory"))?;
-    let path = dir.join(format!("{uuid}.raw"));
-    let size = v.virtual_size.max(0);
-    let p2 = path.clone();
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        std::fs::create_dir_all(p2.parent().unwrap_or(std::path::Path::new("/")))?;
-        let f = std::fs::File::create(&p2)?;
-        f.set_len(size as u64)?;
-        f.sync_all()
-    })
-    .await
-    .map_err(|e| crate::internal(e.to_string()))?
-    .map_err(io)?;
+    let format = Format::requested(row.get(field(vc, "sm_config"))).or(sr_format).unwrap_or(Format::Raw);
+    let uuid = model::new_uuid();
+    let _busy = Busy::mark(&sr, &uuid);
+    let requested = row.get(field(vc, "virtual_size")).as_int().unwrap_or(0);
+    let path = driver.vdi_file(&dir, &uuid, format);
+    let (u2, p2) = (uuid.clone(), path.clone());
+    let (size, phys) = blocking(move || Ok((driver.vdi_create(&dir, &u2, requested, format)?, allocated(&p2)))).await?;
+    if format == Format::Qcow2 {
+        if let Value::Struct(m) = &mut row.fields[field(vc, "sm_config")] {
+            m.retain(|(k, _)| k != "type");
+            m.push(("type".into(), Value::from("qcow2")));
+        }
+    }
+    put(&mut row, "uuid", uuid.as_str());
+    put(&mut row, "location", uuid.as_str());
+    put(&mut row, "virtual_size", Value::Int(size));
+    put(&mut row, "physical_utilisation", Value::Int(phys));
+    put(&mut row, "managed", true);
+    put(&mut row, "missing", false);
     let r = model::new_ref();
-    let now = DateTime::now();
     let res = ctx.write(|tx| {
-        crate::seed::obj(
-            tx,
-            "VDI",
-            &r,
-            vec![
-                ("uuid", Value::from(uuid.as_str())),
-                ("name_label", Value::String(v.name_label)),
-                ("name_description", Value::String(v.name_description)),
-                ("SR", Value::from(v.sr)),
-                ("virtual_size", Value::Int(size)),
-                ("physical_utilisation", Value::Int(0)),
-                ("type", Value::from(v.vdi_type)),
-                ("sharable", Value::Bool(v.sharable)),
-                ("read_only", Value::Bool(v.read_only)),
-                ("other_config", v.other_config),
-                ("sm_config", v.sm_config),
-                ("location", Value::from(uuid.as_str())),
-                ("managed", Value::Bool(true)),
-                ("snapshot_time", Value::DateTime(now)),
-            ],
-        );
+        tx.insert(&r, row);
         Ok(())
     });
     if let Err(e) = res {
-        let _ = std::fs::remove_file(&path);
+        let _ = blocking(move || driver.vdi_delete(&path)).await;
         return Err(e);
     }
-    refresh_sr_usage(ctx, v.sr)?;
+    refresh_sr_usage(ctx, &sr)?;
     Ok(r)
 }
+
+// ----------------------------------------------------------- destroy
 
 /// Remove a VDI's file and record.
 pub async fn destroy_vdi(ctx: &Ctx, vdi: &str) -> Result<()> {
     let s = &ctx.server;
-    let (path, sr) = {
+    let vc = class("VDI");
+    let (path, sr, loc, driver) = {
         let st = s.db.read();
-        let row = st.get(class("VDI"), vdi).ok_or_else(|| crate::handle_invalid(class("VDI"), vdi))?;
-        (vdi_path(s, &st, vdi), s_of(row.get(field(class("VDI"), "SR"))))
+        let row = st.get(vc, vdi).ok_or_else(|| crate::handle_invalid(vc, vdi))?;
+        let sr = s_of(row.get(field(vc, "SR")));
+        let driver = st.get(class("SR"), &sr).and_then(|r| driver_of(r).ok());
+        (vdi_path(s, &st, vdi), sr, s_of(row.get(field(vc, "location"))), driver)
     };
+    let _busy = Busy::mark(&sr, &loc);
     ctx.write(|tx| {
-        tx.delete(class("VDI"), vdi);
+        tx.delete(vc, vdi);
         Ok(())
     })?;
-    if let Some(p) = path {
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(p)).await;
+    if let (Some(p), Some(d)) = (path, driver) {
+        blocking(move || d.vdi_delete(&p)).await?;
     }
     refresh_sr_usage(ctx, &sr)
 }
+
+// -------------------------------------------------------------- copies
 
 /// Copy a VDI's data into a new VDI on `sr` (sparse: zero blocks stay holes).
 async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: bool) -> Result<String> {
@@ -204,12 +306,50 @@ async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: 
         },
     )
     .await?;
-    let dst_path = vdi_path(s, &s.db.read(), &new);
-    if let (Some(from), Some(to)) = (src_path, dst_path) {
-        let task = ctx.task.clone();
-        let srv = s.clone();
-        let r = tokio::task::spawn_blocking(move || {
-            sparse_copy(&from, &to, |p| {
+    if src_path.is_some() {
+        if let Err(e) = copy_data(ctx, vdi, &new, None, true).await {
+            let _ = destroy_vdi(ctx, &new).await;
+            return Err(e);
+        }
+    }
+    ctx.write(|tx| {
+        tx.update(vc, &new, |r| {
+            // Metadata xapi carries over to clones and snapshots.
+            for f in ["xenstore_data", "on_boot", "allow_caching"] {
+                put(r, f, get(f));
+            }
+            if snapshot {
+                put(r, "is_a_snapshot", true);
+                put(r, "snapshot_of", vdi);
+                put(r, "snapshot_time", DateTime::now());
+            }
+        });
+        Ok(())
+    })?;
+    refresh_vdi_usage(ctx, &new).await?;
+    refresh_sr_usage(ctx, sr)?;
+    Ok(new)
+}
+
+/// Copy the data of VDI `from` into VDI `to`. With `base`, only blocks
+/// where `from` differs from `base` are written (the target is assumed to
+/// hold `base`'s data); `fresh` says the target is newly made (all holes).
+/// Raw to raw copies block by block keeping holes, with task progress and
+/// cancellation; anything involving qcow2 goes through qemu-img.
+pub async fn copy_data(ctx: &Ctx, from: &str, to: &str, base: Option<&str>, fresh: bool) -> Result<()> {
+    let s = &ctx.server;
+    let vc = class("VDI");
+    let (src, dst, base_path, src_fmt, dst_fmt) = {
+        let st = s.db.read();
+        let fmt = |v: &str| st.get(vc, v).map(|r| Format::of_vdi(r.get(field(vc, "sm_config")))).unwrap_or(Format::Raw);
+        (vdi_path(s, &st, from), vdi_path(s, &st, to), base.and_then(|b| vdi_path(s, &st, b)), fmt(from), fmt(to))
+    };
+    let (Some(src), Some(dst)) = (src, dst) else { return Ok(()) };
+    let task = ctx.task.clone();
+    let srv = s.clone();
+    blocking(move || {
+        if src_fmt == Format::Raw && dst_fmt == Format::Raw {
+            block_copy(&src, &dst, base_path.as_deref(), fresh, |p| {
                 if let Some(t) = &task {
                     if srv.tasks.is_cancelling(t) {
                         return false;
@@ -218,58 +358,107 @@ async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: 
                 }
                 true
             })
-        })
-        .await
-        .map_err(|e| crate::internal(e.to_string()))?;
-        if let Err(e) = r {
-            let _ = destroy_vdi(ctx, &new).await;
-            return Err(e);
+            .map_err(|e| match e {
+                ApiError::TaskCancelled { .. } => ApiError::TaskCancelled { task: task.clone().unwrap_or_default() },
+                e => e,
+            })
+        } else {
+            qemu::convert(&src, src_fmt.name(), &dst, dst_fmt.name(), !fresh)
         }
-    }
-    if snapshot {
-        ctx.write(|tx| {
-            tx.update(vc, &new, |r| {
-                put(r, "is_a_snapshot", true);
-                put(r, "snapshot_of", vdi);
-                put(r, "snapshot_time", DateTime::now());
-            });
-            Ok(())
-        })?;
-    }
-    let phys = vdi_path(s, &s.db.read(), &new).map(|p| allocated(&p)).unwrap_or(0);
-    ctx.write(|tx| {
-        tx.set(vc, &new, field(vc, "physical_utilisation"), Value::Int(phys));
-        Ok(())
-    })?;
-    refresh_sr_usage(ctx, sr)?;
-    Ok(new)
+    })
+    .await
+}
+
+fn io(e: std::io::Error) -> ApiError {
+    driver::io_error("copy", e)
 }
 
 /// Copy `from` to `to` in 1 MiB blocks, leaving all-zero blocks as holes.
 /// `progress` gets 0..1 and returns false to cancel.
-pub fn sparse_copy(from: &std::path::Path, to: &std::path::Path, mut progress: impl FnMut(f64) -> bool) -> Result<()> {
-    use std::io::{Read, Seek, SeekFrom, Write};
+pub fn sparse_copy(from: &Path, to: &Path, progress: impl FnMut(f64) -> bool) -> Result<()> {
+    block_copy(from, to, None, true, progress)
+}
+
+/// The block copier behind [`sparse_copy`] and VDI.copy: a block is written
+/// when it differs from the reference (`base`, else the target's current
+/// content; for a fresh target, zeros, and the source's holes are skipped
+/// without reading them). Progress is reported per percent.
+pub fn block_copy(
+    from: &Path,
+    to: &Path,
+    base: Option<&Path>,
+    fresh: bool,
+    mut progress: impl FnMut(f64) -> bool,
+) -> Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    const BLK: usize = 1 << 20;
+    static ZERO: [u8; BLK] = [0; BLK];
     let mut src = std::fs::File::open(from).map_err(io)?;
     let len = src.metadata().map_err(io)?.len();
-    let mut dst = std::fs::OpenOptions::new().write(true).open(to).map_err(io)?;
-    dst.set_len(len).map_err(io)?;
-    let mut buf = vec![0u8; 1 << 20];
+    let mut dst = std::fs::OpenOptions::new().read(true).write(true).open(to).map_err(io)?;
+    if fresh || dst.metadata().map_err(io)?.len() < len {
+        dst.set_len(len).map_err(io)?;
+    }
+    let mut base = match base {
+        Some(b) => Some(std::fs::File::open(b).map_err(io)?),
+        None => None,
+    };
+    let against_zero = fresh && base.is_none();
+    let (mut buf, mut refb) = (vec![0u8; BLK], vec![0u8; BLK]);
     let mut off = 0u64;
+    let mut last_pct = 0u64;
     while off < len {
-        let n = src.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
+        if against_zero {
+            match files::next_data(&src, off) {
+                Some(d) if d < len => off = d - d % BLK as u64,
+                _ => off = len,
+            }
         }
-        if buf[..n].iter().any(|b| *b != 0) {
-            dst.seek(SeekFrom::Start(off)).map_err(io)?;
-            dst.write_all(&buf[..n]).map_err(io)?;
+        if off < len {
+            src.seek(SeekFrom::Start(off)).map_err(io)?;
+            let n = read_full(&mut src, &mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            let differs = if against_zero {
+                buf[..n] != ZERO[..n]
+            } else {
+                let r = match &mut base {
+                    Some(b) => b,
+                    None => &mut dst,
+                };
+                r.seek(SeekFrom::Start(off)).map_err(io)?;
+                let m = read_full(r, &mut refb[..n]).map_err(io)?;
+                refb[m..n].fill(0);
+                buf[..n] != refb[..n]
+            };
+            if differs {
+                dst.seek(SeekFrom::Start(off)).map_err(io)?;
+                dst.write_all(&buf[..n]).map_err(io)?;
+            }
+            off += n as u64;
         }
-        off += n as u64;
-        if !progress(off as f64 / len.max(1) as f64) {
-            return Err(ApiError::TaskCancelled { task: String::new() });
+        let pct = off * 100 / len.max(1);
+        if pct != last_pct || off >= len {
+            last_pct = pct;
+            if !progress(off.min(len) as f64 / len.max(1) as f64) {
+                return Err(ApiError::TaskCancelled { task: String::new() });
+            }
         }
     }
     dst.sync_all().map_err(io)
+}
+
+/// Read until `buf` is full or the end of the file.
+fn read_full(f: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 pub async fn clone_vdi(ctx: &Ctx, vdi: &str) -> Result<String> {
@@ -291,4 +480,60 @@ pub fn sr_of(s: &Server, vdi: &str) -> Result<String> {
     let st = s.db.read();
     let row = st.get(vc, vdi).ok_or_else(|| crate::handle_invalid(vc, vdi))?;
     Ok(s_of(row.get(field(vc, "SR"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_at(p: &Path, off: u64, data: &[u8]) {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+        f.seek(SeekFrom::Start(off)).unwrap();
+        f.write_all(data).unwrap();
+    }
+
+    #[test]
+    fn sparse_copy_keeps_holes() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        std::fs::File::create(&a).unwrap().set_len(8 << 20).unwrap();
+        write_at(&a, 3 << 20, b"hello");
+        std::fs::File::create(&b).unwrap();
+        let mut calls = 0;
+        sparse_copy(&a, &b, |_| {
+            calls += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert!(allocated(&b) <= 1 << 20, "only the written block is allocated");
+        assert!(calls <= 101);
+        assert!(sparse_copy(&a, &b, |_| false).is_err(), "cancellation stops the copy");
+    }
+
+    #[test]
+    fn block_copy_into_existing_target() {
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst, base) = (t.path().join("s"), t.path().join("d"), t.path().join("b"));
+        for p in [&src, &dst, &base] {
+            std::fs::File::create(p).unwrap().set_len(4 << 20).unwrap();
+        }
+        write_at(&src, 0, b"new");
+        write_at(&dst, 2 << 20, b"stale");
+        // Without a base the target ends up equal to the source, zeros included.
+        block_copy(&src, &dst, None, false, |_| true).unwrap();
+        assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap());
+        // With a base only the blocks where the source differs from it are
+        // written: block 2 is the same in both, so the target keeps its own.
+        write_at(&src, 2 << 20, b"same!");
+        write_at(&base, 2 << 20, b"same!");
+        write_at(&dst, 2 << 20, b"local");
+        write_at(&src, 1 << 20, b"delta");
+        block_copy(&src, &dst, Some(&base), false, |_| true).unwrap();
+        let d = std::fs::read(&dst).unwrap();
+        assert_eq!(&d[0..3], b"new");
+        assert_eq!(&d[1 << 20..(1 << 20) + 5], b"delta");
+        assert_eq!(&d[2 << 20..(2 << 20) + 5], b"local");
+    }
 }

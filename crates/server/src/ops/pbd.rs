@@ -1,0 +1,172 @@
+//! PBD: constructor/destructor rules, plug (attach the SR on the host, then
+//! scan it), unplug (refused while a running VM uses the SR) and
+//! set_device_config.
+
+use crate::api::PbdApi;
+use crate::implicit::Hooks;
+use crate::lifecycle::{self, current_ops, members};
+use crate::storage::{self, blocking, configured_dir};
+use crate::{class, field, ApiError, Ctx, Result, Server};
+use model::types::*;
+use model::{Ref, Row, Value, XenType};
+use std::collections::BTreeMap;
+use store::Txn;
+
+pub const HOOKS: Hooks = Hooks { create: Some(create), destroy: Some(destroy), set: None };
+
+fn sv(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}
+
+/// `SRmaster` is set by the server for the SM backend, never by clients.
+pub fn assert_no_srmaster_key(dc: &BTreeMap<String, String>) -> Result<()> {
+    match dc.get("SRmaster") {
+        Some(v) => Err(ApiError::ValueNotSupported {
+            field: "SRmaster".into(),
+            value: v.clone(),
+            reason: "This key is for internal use only".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Mark the SR changed so its allowed_operations are recomputed at commit.
+fn touch_sr(tx: &mut Txn, sr: &str) {
+    tx.update(class("SR"), sr, |_| {});
+}
+
+/// PBD.create: valid host and SR, at most one PBD per SR and host.
+fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
+    let (c, hc, src) = (class("PBD"), class("host"), class("SR"));
+    let host = sv(row.get(field(c, "host")));
+    tx.get(hc, &host).ok_or_else(|| crate::handle_invalid(hc, &host))?;
+    let sr = sv(row.get(field(c, "SR")));
+    let sr_row = tx.get(src, &sr).cloned().ok_or_else(|| crate::handle_invalid(src, &sr))?;
+    let dc = BTreeMap::<String, String>::from_value(row.get(field(c, "device_config"))).unwrap_or_default();
+    assert_no_srmaster_key(&dc)?;
+    let existing = crate::ops::sr::linked(tx, c, "SR", &sr, sr_row.get(field(src, "PBDs")))
+        .into_iter()
+        .find(|p| tx.get(c, p).and_then(|r| r.get(field(c, "host")).as_str()) == Some(host.as_str()));
+    if let Some(pbd) = existing {
+        return Err(ApiError::PbdExists { sr, host, pbd });
+    }
+    row.fields[field(c, "currently_attached")] = Value::Bool(false);
+    touch_sr(tx, &sr);
+    Ok(())
+}
+
+fn destroy(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &Row) -> Result<()> {
+    let c = class("PBD");
+    if row.get(field(c, "currently_attached")).as_bool() == Some(true) {
+        return Err(ApiError::OperationNotAllowed { reason: "PBD is currently attached".into() });
+    }
+    touch_sr(tx, &sv(row.get(field(c, "SR"))));
+    Ok(())
+}
+
+/// Attach the SR on the PBD's host, then scan it (as xapi does after the
+/// first plug) so the database shows what is on storage.
+pub async fn plug(ctx: &Ctx, pbd: &str) -> Result<()> {
+    let s = &ctx.server;
+    let (c, src) = (class("PBD"), class("SR"));
+    let row = s.row(c, pbd)?;
+    if row.get(field(c, "currently_attached")).as_bool() == Some(true) {
+        return Ok(());
+    }
+    let sr = sv(row.get(field(c, "SR")));
+    let driver = storage::driver_of(&*s.row(src, &sr)?)?;
+    lifecycle::with_op(ctx, src, &sr, "plug", || async {
+        let dir = {
+            let st = s.db.read();
+            let uuid = st.get(src, &sr).map(|r| sv(r.get(field(src, "uuid")))).unwrap_or_default();
+            configured_dir(row.get(field(c, "device_config"))).unwrap_or_else(|| s.cfg.data_dir.join("sr").join(uuid))
+        };
+        blocking(move || driver.attach(&dir)).await?;
+        ctx.write(|tx| {
+            tx.set(c, pbd, field(c, "currently_attached"), Value::Bool(true));
+            Ok(())
+        })
+    })
+    .await?;
+    storage::scan::scan_sr(ctx, &sr).await
+}
+
+/// The VDIs of `sr` that VMs resident on `host` have attached.
+fn active_vdis(tx: &Txn, sr: &str, host: &str) -> Vec<String> {
+    let (vm, vbd, vdi) = (class("VM"), class("VBD"), class("VDI"));
+    let mut out = Vec::new();
+    for v in tx.refs(vm) {
+        let Some(vr) = tx.get(vm, &v) else { continue };
+        if vr.get(field(vm, "resident_on")).as_str() != Some(host) {
+            continue;
+        }
+        for b in members(vr.get(field(vm, "VBDs"))) {
+            let Some(br) = tx.get(vbd, &b) else { continue };
+            if br.get(field(vbd, "currently_attached")).as_bool() != Some(true)
+                || br.get(field(vbd, "empty")).as_bool() == Some(true)
+            {
+                continue;
+            }
+            let d = sv(br.get(field(vbd, "VDI")));
+            let in_sr = tx.get(vdi, &d).is_some_and(|r| {
+                r.get(field(vdi, "SR")).as_str() == Some(sr) && r.get(field(vdi, "type")).as_str() != Some("metadata")
+            });
+            if in_sr && !out.contains(&d) {
+                out.push(d);
+            }
+        }
+    }
+    out
+}
+
+pub async fn unplug(ctx: &Ctx, pbd: &str) -> Result<()> {
+    let s = &ctx.server;
+    let (c, src, vc) = (class("PBD"), class("SR"), class("VDI"));
+    let row = s.row(c, pbd)?;
+    if row.get(field(c, "currently_attached")).as_bool() != Some(true) {
+        return Ok(());
+    }
+    let sr = sv(row.get(field(c, "SR")));
+    let host = sv(row.get(field(c, "host")));
+    lifecycle::with_op(ctx, src, &sr, "unplug", || async {
+        ctx.write(|tx| {
+            let sr_row = tx.get(src, &sr).cloned().ok_or_else(|| crate::handle_invalid(src, &sr))?;
+            for v in members(sr_row.get(field(src, "VDIs"))) {
+                let cur = tx.get(vc, &v).map(current_ops).unwrap_or_default();
+                if !cur.is_empty() {
+                    return Err(lifecycle::in_progress("VDI", &v, &cur));
+                }
+            }
+            let used = active_vdis(tx, &sr, &host);
+            if !used.is_empty() {
+                // xapi lists every VDI in use.
+                return Err(ApiError::Other { code: "VDI_IN_USE".into(), params: used });
+            }
+            tx.set(c, pbd, field(c, "currently_attached"), Value::Bool(false));
+            Ok(())
+        })
+    })
+    .await
+}
+
+impl PbdApi for Server {
+    async fn plug(&self, ctx: &Ctx, self_: Ref<Pbd>) -> Result<()> {
+        plug(ctx, self_.as_str()).await
+    }
+
+    async fn unplug(&self, ctx: &Ctx, self_: Ref<Pbd>) -> Result<()> {
+        unplug(ctx, self_.as_str()).await
+    }
+
+    async fn set_device_config(&self, ctx: &Ctx, self_: Ref<Pbd>, value: BTreeMap<String, String>) -> Result<()> {
+        assert_no_srmaster_key(&value)?;
+        let c = class("PBD");
+        ctx.write(|tx| {
+            if tx.set(c, self_.as_str(), field(c, "device_config"), value.to_value()) {
+                Ok(())
+            } else {
+                Err(crate::handle_invalid(c, self_.as_str()))
+            }
+        })
+    }
+}

@@ -1,0 +1,535 @@
+//! SR: create/introduce/forget/destroy/scan/probe/update and the setters,
+//! xapi's SR operation rules (SM features, attached PBDs, emptiness,
+//! serialisation) and the derived `allowed_operations`.
+
+use crate::api::SrApi;
+use crate::lifecycle::{self, current_ops, members};
+use crate::storage::scan::{self, DECLARED_SIZE};
+use crate::storage::{self, blocking, configured_dir, Driver};
+use crate::{class, field, put, ApiError, Ctx, Result, Server};
+use model::schema::ClassDef;
+use model::types::*;
+use model::{Ref, Row, Value, XenType};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use store::Txn;
+
+fn sr_c() -> &'static ClassDef {
+    class("SR")
+}
+
+fn sv(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}
+
+// ------------------------------------------------------------------ links
+
+/// Children (objects whose `link` field names a parent) made or changed in
+/// the current transaction, by parent: the derived reverse sets are only
+/// updated at commit, so rules evaluated inside a transaction add these.
+pub struct Links(HashMap<String, Vec<String>>);
+
+impl Links {
+    pub fn pending(tx: &Txn, c: &ClassDef, link: &str) -> Links {
+        let i = field(c, link);
+        let mut m: HashMap<String, Vec<String>> = HashMap::new();
+        for r in tx.pending_refs(c) {
+            if let Some(p) = tx.get(c, &r).and_then(|row| row.get(i).as_str().map(str::to_string)) {
+                m.entry(p).or_default().push(r);
+            }
+        }
+        Links(m)
+    }
+
+    /// The children of `parent` as the transaction sees them.
+    pub fn of(&self, tx: &Txn, c: &ClassDef, link: &str, parent: &str, derived: &Value) -> Vec<String> {
+        let i = field(c, link);
+        let mut out: Vec<String> = members(derived);
+        if let Some(extra) = self.0.get(parent) {
+            for x in extra {
+                if !out.contains(x) {
+                    out.push(x.clone());
+                }
+            }
+        }
+        out.retain(|x| tx.get(c, x).is_some_and(|r| r.get(i).as_str() == Some(parent)));
+        out
+    }
+}
+
+/// Children of one parent (for a single rule check).
+pub fn linked(tx: &Txn, c: &ClassDef, link: &str, parent: &str, derived: &Value) -> Vec<String> {
+    Links::pending(tx, c, link).of(tx, c, link, parent, derived)
+}
+
+// ------------------------------------------------------------------ rules
+
+/// Every SR operation, in xapi's order.
+pub const SR_OPS: &[&str] = &[
+    "scan",
+    "destroy",
+    "forget",
+    "plug",
+    "unplug",
+    "vdi_create",
+    "vdi_destroy",
+    "vdi_resize",
+    "vdi_clone",
+    "vdi_snapshot",
+    "vdi_mirror",
+    "vdi_enable_cbt",
+    "vdi_disable_cbt",
+    "vdi_data_destroy",
+    "vdi_list_changed_blocks",
+    "vdi_set_on_boot",
+    "vdi_introduce",
+    "update",
+    "pbd_create",
+    "pbd_destroy",
+];
+
+/// The SM feature an SR operation needs (xapi's sm_cap_table).
+fn feature_for(op: &str) -> Option<&'static str> {
+    Some(match op {
+        "vdi_create" => "VDI_CREATE",
+        "vdi_destroy" => "VDI_DELETE",
+        "vdi_resize" => "VDI_RESIZE",
+        "vdi_introduce" => "VDI_INTRODUCE",
+        "vdi_mirror" => "VDI_MIRROR",
+        "vdi_enable_cbt" | "vdi_disable_cbt" | "vdi_data_destroy" | "vdi_list_changed_blocks" => "VDI_CONFIG_CBT",
+        "vdi_set_on_boot" => "VDI_RESET_ON_BOOT",
+        "update" => "SR_UPDATE",
+        "vdi_snapshot" => "VDI_SNAPSHOT",
+        _ => return None,
+    })
+}
+
+/// Does the SR's driver have `feature` (the tools SR never creates or deletes VDIs)?
+pub fn sr_supports(row: &Row, feature: &str) -> bool {
+    let c = sr_c();
+    let tools = row.get(field(c, "is_tools_sr")).as_bool() == Some(true);
+    if tools && matches!(feature, "VDI_CREATE" | "VDI_DELETE") {
+        return false;
+    }
+    Driver::of(&sv(row.get(field(c, "type")))).is_some_and(|d| d.has(feature))
+}
+
+/// What an SR check needs beyond the row.
+struct SrFacts {
+    pbds: Vec<(String, bool)>,
+    has_managed_vdis: bool,
+}
+
+fn sr_facts(tx: &Txn, r: &str, row: &Row, pbd_links: &Links, vdi_links: &Links) -> SrFacts {
+    let (c, pc, vc) = (sr_c(), class("PBD"), class("VDI"));
+    let pbds = pbd_links
+        .of(tx, pc, "SR", r, row.get(field(c, "PBDs")))
+        .into_iter()
+        .map(|p| {
+            let att = tx.get(pc, &p).is_some_and(|x| x.get(field(pc, "currently_attached")).as_bool() == Some(true));
+            (p, att)
+        })
+        .collect();
+    let has_managed_vdis = vdi_links.of(tx, vc, "SR", r, row.get(field(c, "VDIs"))).iter().any(|v| {
+        tx.get(vc, v).is_some_and(|x| {
+            x.get(field(vc, "managed")).as_bool() == Some(true) && x.get(field(vc, "type")).as_str() != Some("rrd")
+        })
+    });
+    SrFacts { pbds, has_managed_vdis }
+}
+
+/// Why `op` cannot run on the SR now (xapi's first error), or None.
+fn sr_check_with(r: &str, row: &Row, op: &str, f: &SrFacts) -> Option<ApiError> {
+    if let Some(feat) = feature_for(op) {
+        if !sr_supports(row, feat) {
+            return Some(ApiError::SrOperationNotSupported { sr: r.to_string() });
+        }
+    }
+    if matches!(op, "destroy" | "forget") && f.pbds.iter().any(|(_, a)| *a) {
+        return Some(ApiError::SrHasPbd { sr: r.to_string() });
+    }
+    if op == "destroy" && f.pbds.is_empty() {
+        return Some(ApiError::SrHasNoPbds { sr: r.to_string() });
+    }
+    if op == "destroy" && f.has_managed_vdis {
+        return Some(ApiError::SrNotEmpty);
+    }
+    // Anything runs alone, except that PBD plugs may overlap each other.
+    let cur = current_ops(row);
+    if !cur.is_empty() && (op != "plug" || cur.iter().any(|(_, o)| o != "plug")) {
+        return Some(lifecycle::in_progress("SR", r, &cur));
+    }
+    None
+}
+
+pub fn sr_check(tx: &Txn, r: &str, row: &Row, op: &str) -> Option<ApiError> {
+    let (pl, vl) = (Links::pending(tx, class("PBD"), "SR"), Links::pending(tx, class("VDI"), "SR"));
+    let f = sr_facts(tx, r, row, &pl, &vl);
+    sr_check_with(r, row, op, &f)
+}
+
+pub fn rules() -> lifecycle::Rules {
+    lifecycle::Rules { check: sr_check }
+}
+
+/// Recompute allowed_operations of the SRs a transaction touched (directly,
+/// or through their PBDs and VDIs).
+pub fn refresh_allowed(tx: &mut Txn) {
+    let (c, pc, vc) = (sr_c(), class("PBD"), class("VDI"));
+    let mut srs: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
+    for (cls, f) in [(pc, "SR"), (vc, "SR")] {
+        for x in tx.pending_refs(cls) {
+            if let Some(sr) = tx.get(cls, &x).and_then(|r| r.get(field(cls, f)).as_str().map(str::to_string)) {
+                srs.insert(sr);
+            }
+        }
+    }
+    if srs.is_empty() {
+        return;
+    }
+    let (pl, vl) = (Links::pending(tx, pc, "SR"), Links::pending(tx, vc, "SR"));
+    let ai = field(c, "allowed_operations");
+    for sr in srs {
+        let Some(row) = tx.get(c, &sr).cloned() else { continue };
+        let facts = sr_facts(tx, &sr, &row, &pl, &vl);
+        let want = Value::Array(
+            SR_OPS
+                .iter()
+                .filter(|op| sr_check_with(&sr, &row, op, &facts).is_none())
+                .map(|op| Value::from(*op))
+                .collect(),
+        );
+        if row.get(ai) != &want {
+            tx.set(c, &sr, ai, want);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Remove the SR's records: PBDs, VDIs (with their VBDs) and the SR.
+fn really_forget(tx: &mut Txn, sr: &str) {
+    let c = sr_c();
+    let Some(row) = tx.get(c, sr).cloned() else { return };
+    for p in members(row.get(field(c, "PBDs"))) {
+        tx.delete(class("PBD"), &p);
+    }
+    for v in members(row.get(field(c, "VDIs"))) {
+        scan::forget_vdi(tx, &v);
+    }
+    tx.delete(c, sr);
+}
+
+fn map_value(m: &BTreeMap<String, String>) -> Value {
+    m.to_value()
+}
+
+/// On start: refresh SM records, drop operations left over from a previous
+/// run, recompute allowed operations, and make plugged SRs' directories.
+pub fn startup(s: &Server) {
+    let _ = s.db.write(|tx| {
+        storage::sm::sync(tx);
+        for name in ["SR", "VDI", "VBD"] {
+            let c = class(name);
+            let co = field(c, "current_operations");
+            for r in tx.refs(c) {
+                tx.update(c, &r, |row| row.fields[co] = Value::empty_map());
+            }
+        }
+        Ok::<_, ApiError>(())
+    });
+    let dirs: Vec<(Driver, std::path::PathBuf)> = {
+        let st = s.db.read();
+        st.table(sr_c())
+            .iter()
+            .filter(|(r, _)| storage::plugged_pbd(&st, r, &s.host).is_some())
+            .filter_map(|(r, row)| Some((storage::driver_of(row).ok()?, storage::sr_dir(&st, &s.cfg.data_dir, r)?)))
+            .collect()
+    };
+    for (d, dir) in dirs {
+        if let Err(e) = d.attach(&dir) {
+            tracing::warn!("cannot attach SR directory {}: {:?}", dir.display(), e.to_wire());
+        }
+    }
+}
+
+// --------------------------------------------------------------- messages
+
+impl SrApi for Server {
+    #[allow(clippy::too_many_arguments)]
+    async fn create(
+        &self,
+        ctx: &Ctx,
+        host: Ref<Host>,
+        device_config: BTreeMap<String, String>,
+        physical_size: i64,
+        name_label: String,
+        name_description: String,
+        r#type: String,
+        content_type: String,
+        shared: bool,
+        sm_config: BTreeMap<String, String>,
+    ) -> Result<Ref<Sr>> {
+        self.row(class("host"), host.as_str())?;
+        let ty = r#type.to_ascii_lowercase();
+        let driver = Driver::of(&ty).ok_or_else(|| ApiError::SrUnknownDriver { driver: ty.clone() })?;
+        crate::ops::pbd::assert_no_srmaster_key(&device_config)?;
+        let (sr, pbd, uuid) = (model::new_ref(), model::new_ref(), model::new_uuid());
+        let dc = map_value(&device_config);
+        let dir = configured_dir(&dc).unwrap_or_else(|| self.cfg.data_dir.join("sr").join(&uuid));
+        let mut smc = sm_config;
+        if physical_size > 0 {
+            smc.insert(DECLARED_SIZE.to_string(), physical_size.to_string());
+        }
+        ctx.write(|tx| {
+            crate::seed::obj(
+                tx,
+                "SR",
+                &sr,
+                vec![
+                    ("uuid", Value::from(uuid.as_str())),
+                    ("name_label", Value::from(name_label)),
+                    ("name_description", Value::from(name_description)),
+                    ("type", Value::from(ty.as_str())),
+                    ("content_type", Value::from(content_type)),
+                    ("shared", Value::Bool(shared)),
+                    ("physical_size", Value::Int(physical_size.max(0))),
+                    ("other_config", Value::empty_map()),
+                    ("sm_config", map_value(&smc)),
+                ],
+            );
+            crate::seed::obj(
+                tx,
+                "PBD",
+                &pbd,
+                vec![
+                    ("host", Value::from(host.as_str())),
+                    ("SR", Value::from(sr.as_str())),
+                    ("device_config", dc.clone()),
+                    ("currently_attached", Value::Bool(false)),
+                ],
+            );
+            Ok(())
+        })?;
+        let made = blocking(move || driver.create_sr(&dir)).await;
+        if let Err(e) = made {
+            let _ = ctx.write(|tx| {
+                tx.delete(class("PBD"), &pbd);
+                tx.delete(sr_c(), &sr);
+                Ok(())
+            });
+            return Err(e);
+        }
+        crate::ops::pbd::plug(ctx, &pbd).await?;
+        Ok(Ref::new(sr))
+    }
+
+    async fn introduce(
+        &self,
+        ctx: &Ctx,
+        uuid: String,
+        name_label: String,
+        name_description: String,
+        r#type: String,
+        content_type: String,
+        shared: bool,
+        sm_config: BTreeMap<String, String>,
+    ) -> Result<Ref<Sr>> {
+        let uuid = if uuid.is_empty() { model::new_uuid() } else { uuid };
+        let sr = model::new_ref();
+        ctx.write(|tx| {
+            if tx.state().table(sr_c()).by_uuid(&uuid).is_some() {
+                return Err(ApiError::SrUuidExists { uuid: uuid.clone() });
+            }
+            // Sizes are unknown until the SR is plugged and scanned.
+            crate::seed::obj(
+                tx,
+                "SR",
+                &sr,
+                vec![
+                    ("uuid", Value::from(uuid.as_str())),
+                    ("name_label", Value::from(name_label)),
+                    ("name_description", Value::from(name_description)),
+                    ("type", Value::from(r#type.to_ascii_lowercase())),
+                    ("content_type", Value::from(content_type)),
+                    ("shared", Value::Bool(shared)),
+                    ("physical_size", Value::Int(-1)),
+                    ("physical_utilisation", Value::Int(-1)),
+                    ("virtual_allocation", Value::Int(0)),
+                    ("other_config", Value::empty_map()),
+                    ("sm_config", map_value(&sm_config)),
+                ],
+            );
+            Ok(())
+        })?;
+        Ok(Ref::new(sr))
+    }
+
+    async fn make(
+        &self,
+        _ctx: &Ctx,
+        _host: Ref<Host>,
+        _device_config: BTreeMap<String, String>,
+        _physical_size: i64,
+        _name_label: String,
+        _name_description: String,
+        _type: String,
+        _content_type: String,
+        _sm_config: BTreeMap<String, String>,
+    ) -> Result<String> {
+        Err(ApiError::MessageDeprecated)
+    }
+
+    async fn forget(&self, ctx: &Ctx, sr: Ref<Sr>) -> Result<()> {
+        lifecycle::with_op(ctx, sr_c(), sr.as_str(), "forget", || async {
+            ctx.write(|tx| {
+                really_forget(tx, sr.as_str());
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn destroy(&self, ctx: &Ctx, sr: Ref<Sr>) -> Result<()> {
+        lifecycle::with_op(ctx, sr_c(), sr.as_str(), "destroy", || async {
+            let (driver, dir) = {
+                let st = self.db.read();
+                let row = st.get(sr_c(), sr.as_str()).ok_or_else(|| crate::handle_invalid(sr_c(), sr.as_str()))?;
+                let dir = storage::sr_dir(&st, &self.cfg.data_dir, sr.as_str())
+                    .ok_or_else(|| crate::internal("SR has no directory"))?;
+                (storage::driver_of(row)?, dir)
+            };
+            blocking(move || driver.destroy_sr(&dir)).await?;
+            ctx.write(|tx| {
+                really_forget(tx, sr.as_str());
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn scan(&self, ctx: &Ctx, sr: Ref<Sr>) -> Result<()> {
+        lifecycle::with_op(ctx, sr_c(), sr.as_str(), "scan", || scan::scan_sr(ctx, sr.as_str())).await
+    }
+
+    async fn update(&self, ctx: &Ctx, sr: Ref<Sr>) -> Result<()> {
+        scan::update_sr(ctx, sr.as_str()).await
+    }
+
+    async fn probe(
+        &self,
+        _ctx: &Ctx,
+        host: Ref<Host>,
+        device_config: BTreeMap<String, String>,
+        r#type: String,
+        _sm_config: BTreeMap<String, String>,
+    ) -> Result<String> {
+        let found = self.probe_srs(&host, &device_config, &r#type).await?;
+        Ok(storage::driver::probe_xml(&found.iter().map(|(u, _, _)| u.clone()).collect::<Vec<_>>()))
+    }
+
+    async fn probe_ext(
+        &self,
+        _ctx: &Ctx,
+        host: Ref<Host>,
+        device_config: BTreeMap<String, String>,
+        r#type: String,
+        _sm_config: BTreeMap<String, String>,
+    ) -> Result<Vec<Value>> {
+        let found = self.probe_srs(&host, &device_config, &r#type).await?;
+        Ok(found
+            .into_iter()
+            .map(|(uuid, total, free)| {
+                let sr = Value::Struct(vec![
+                    ("uuid".into(), Value::from(uuid.as_str())),
+                    ("name_label".into(), Value::from("")),
+                    ("name_description".into(), Value::from("")),
+                    ("total_space".into(), Value::Int(total)),
+                    ("free_space".into(), Value::Int(free)),
+                    ("clustered".into(), Value::Bool(false)),
+                    ("health".into(), Value::from("healthy")),
+                ]);
+                Value::Struct(vec![
+                    ("configuration".into(), map_value(&device_config)),
+                    ("complete".into(), Value::Bool(true)),
+                    ("sr".into(), sr),
+                    ("extra_info".into(), Value::empty_map()),
+                ])
+            })
+            .collect())
+    }
+
+    async fn get_supported_types(&self, _ctx: &Ctx) -> Result<Vec<String>> {
+        Ok(Driver::ALL.iter().map(|d| d.sm().ty.to_string()).collect())
+    }
+
+    async fn set_name_label(&self, ctx: &Ctx, sr: Ref<Sr>, value: String) -> Result<()> {
+        set_field(ctx, sr.as_str(), "name_label", Value::from(value))
+    }
+
+    async fn set_name_description(&self, ctx: &Ctx, sr: Ref<Sr>, value: String) -> Result<()> {
+        set_field(ctx, sr.as_str(), "name_description", Value::from(value))
+    }
+
+    async fn set_shared(&self, ctx: &Ctx, sr: Ref<Sr>, value: bool) -> Result<()> {
+        let c = sr_c();
+        ctx.write(|tx| {
+            let row = tx.get(c, sr.as_str()).cloned().ok_or_else(|| crate::handle_invalid(c, sr.as_str()))?;
+            let pbds = linked(tx, class("PBD"), "SR", sr.as_str(), row.get(field(c, "PBDs")));
+            if !value && pbds.len() > 1 {
+                // xapi lists every PBD.
+                return Err(ApiError::Other { code: "SR_HAS_MULTIPLE_PBDS".into(), params: pbds });
+            }
+            tx.set(c, sr.as_str(), field(c, "shared"), Value::Bool(value));
+            Ok(())
+        })
+    }
+
+    async fn set_physical_size(&self, ctx: &Ctx, self_: Ref<Sr>, value: i64) -> Result<()> {
+        let c = sr_c();
+        ctx.write(|tx| {
+            let found = tx.update(c, self_.as_str(), |row| {
+                put(row, "physical_size", Value::Int(value));
+                if let Value::Struct(m) = &mut row.fields[field(c, "sm_config")] {
+                    m.retain(|(k, _)| k != DECLARED_SIZE);
+                    m.push((DECLARED_SIZE.to_string(), Value::from(value.to_string())));
+                }
+            });
+            if found {
+                Ok(())
+            } else {
+                Err(crate::handle_invalid(c, self_.as_str()))
+            }
+        })
+    }
+}
+
+fn set_field(ctx: &Ctx, sr: &str, name: &str, v: Value) -> Result<()> {
+    let c = sr_c();
+    ctx.write(|tx| if tx.set(c, sr, field(c, name), v) { Ok(()) } else { Err(crate::handle_invalid(c, sr)) })
+}
+
+impl Server {
+    /// SRs found by a probe: (uuid, total bytes, free bytes) per SR
+    /// directory under device_config:path/location (default: the data dir's).
+    async fn probe_srs(
+        &self,
+        host: &Ref<Host>,
+        device_config: &BTreeMap<String, String>,
+        ty: &str,
+    ) -> Result<Vec<(String, i64, i64)>> {
+        self.row(class("host"), host.as_str())?;
+        Driver::of(ty).ok_or_else(|| ApiError::SrUnknownDriver { driver: ty.to_ascii_lowercase() })?;
+        let dir = configured_dir(&map_value(device_config)).unwrap_or_else(|| self.cfg.data_dir.join("sr"));
+        blocking(move || {
+            Ok(storage::driver::probe_dir(&dir)
+                .into_iter()
+                .map(|u| {
+                    let sub = if dir.ends_with(&u) { dir.clone() } else { dir.join(&u) };
+                    let (t, f) = storage::files::statvfs(&sub).unwrap_or((0, 0));
+                    (u, t, f)
+                })
+                .collect())
+        })
+        .await
+    }
+}

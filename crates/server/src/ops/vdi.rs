@@ -1,0 +1,695 @@
+//! VDI: the constructor and destructor (which make and remove the file
+//! through the SR's driver), resize, clone, snapshot, copy, introduce,
+//! forget, update, the setters, and xapi's VDI operation rules with the
+//! derived `allowed_operations`.
+//!
+//! As in xapi, an operation marks both the SR (`vdi_create`, `vdi_resize`…)
+//! and the VDI, so conflicting work is serialised and SM features apply.
+
+use crate::api::VdiApi;
+use crate::lifecycle::{self, current_ops, members};
+use crate::ops::sr::{linked, sr_supports, Links};
+use crate::storage::{self, blocking, Format};
+use crate::{class, field, put, ApiError, Ctx, Result, Server};
+use model::schema::ClassDef;
+use model::types::*;
+use model::{DateTime, Ref, Row, Value, XenType};
+use std::collections::{BTreeMap, BTreeSet};
+use store::Txn;
+
+fn vdi_c() -> &'static ClassDef {
+    class("VDI")
+}
+
+fn sr_c() -> &'static ClassDef {
+    class("SR")
+}
+
+fn sv(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}
+
+// ------------------------------------------------------------------ rules
+
+/// The operations listed in allowed_operations (xapi's pre-Ely set, without
+/// `blocked` and `force_unlock`).
+pub const VDI_OPS: &[&str] = &[
+    "clone",
+    "copy",
+    "resize",
+    "resize_online",
+    "snapshot",
+    "mirror",
+    "destroy",
+    "forget",
+    "update",
+    "generate_config",
+];
+
+fn feature_for(op: &str) -> Option<&'static str> {
+    Some(match op {
+        "snapshot" => "VDI_SNAPSHOT",
+        "destroy" => "VDI_DELETE",
+        "resize" => "VDI_RESIZE",
+        "update" => "VDI_UPDATE",
+        "resize_online" => "VDI_RESIZE_ONLINE",
+        "generate_config" => "VDI_GENERATE_CONFIG",
+        "clone" => "VDI_CLONE",
+        "mirror" => "VDI_MIRROR",
+        "enable_cbt" | "disable_cbt" | "data_destroy" | "list_changed_blocks" => "VDI_CONFIG_CBT",
+        "set_on_boot" => "VDI_RESET_ON_BOOT",
+        _ => return None,
+    })
+}
+
+/// What the VDI rules need beyond the row.
+struct VdiFacts {
+    sr: String,
+    sr_row: Option<Row>,
+    sr_plugged: bool,
+    /// (mode, currently_attached, has current operations) of each VBD.
+    vbds: Vec<(String, bool, bool)>,
+}
+
+fn vdi_facts(tx: &Txn, r: &str, row: &Row, vbd_links: &Links) -> VdiFacts {
+    let (c, bc, pc) = (vdi_c(), class("VBD"), class("PBD"));
+    let sr = sv(row.get(field(c, "SR")));
+    let sr_row = tx.get(sr_c(), &sr).cloned();
+    let sr_plugged = sr_row.as_ref().is_some_and(|s| {
+        members(s.get(field(sr_c(), "PBDs")))
+            .iter()
+            .any(|p| tx.get(pc, p).is_some_and(|x| x.get(field(pc, "currently_attached")).as_bool() == Some(true)))
+    });
+    let vbds = vbd_links
+        .of(tx, bc, "VDI", r, row.get(field(c, "VBDs")))
+        .iter()
+        .filter_map(|b| tx.get(bc, b))
+        .map(|b| {
+            (
+                sv(b.get(field(bc, "mode"))),
+                b.get(field(bc, "currently_attached")).as_bool() == Some(true),
+                !current_ops(b).is_empty(),
+            )
+        })
+        .collect();
+    VdiFacts { sr, sr_row, sr_plugged, vbds }
+}
+
+fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError> {
+    let c = vdi_c();
+    let ty = sv(row.get(field(c, "type")));
+    let b = |n: &str| row.get(field(c, n)).as_bool() == Some(true);
+    let cur = current_ops(row);
+    if cur.iter().any(|(_, o)| o != "copy") {
+        return Some(lifecycle::in_progress("VDI", r, &cur));
+    }
+    if op == "resize" && !f.sr_plugged {
+        return Some(ApiError::SrHasNoPbds { sr: f.sr.clone() });
+    }
+    // Only "live" operations may run while a VBD has the disk attached;
+    // copy only needs no read-write attachment. xapi reads a VDI being
+    // copied through a read-only dom0 attachment; a running copy counts as one.
+    let live = matches!(
+        op,
+        "snapshot" | "resize_online" | "blocked" | "clone" | "mirror" | "enable_cbt" | "disable_cbt" | "data_destroy"
+    );
+    let copying = !cur.is_empty();
+    let blocked = if live {
+        false
+    } else if op == "copy" {
+        f.vbds.iter().any(|(m, a, _)| *a && m == "RW")
+    } else {
+        copying || f.vbds.iter().any(|(_, a, _)| *a)
+    };
+    if blocked {
+        return Some(ApiError::VdiInUse { vdi: r.to_string(), operation: op.to_string() });
+    }
+    if op != "data_destroy" && f.vbds.iter().any(|(_, _, busy)| *busy) {
+        return Some(lifecycle::in_progress("VDI", r, &cur));
+    }
+    if let Some(feat) = feature_for(op) {
+        if !f.sr_row.as_ref().is_some_and(|s| sr_supports(s, feat)) {
+            return Some(ApiError::SrOperationNotSupported { sr: f.sr.clone() });
+        }
+    }
+    let cbt_ok = matches!(
+        op,
+        "blocked"
+            | "data_destroy"
+            | "destroy"
+            | "list_changed_blocks"
+            | "force_unlock"
+            | "forget"
+            | "generate_config"
+            | "update"
+    );
+    if !cbt_ok && ty == "cbt_metadata" {
+        return Some(ApiError::VdiIncompatibleType { vdi: r.to_string(), r#type: ty });
+    }
+    if matches!(op, "mirror" | "set_on_boot") && b("cbt_enabled") {
+        return Some(ApiError::VdiCbtEnabled { vdi: r.to_string() });
+    }
+    let tools = f.sr_row.as_ref().is_some_and(|s| s.get(field(sr_c(), "is_tools_sr")).as_bool() == Some(true));
+    let reset = row.get(field(c, "on_boot")).as_str() == Some("reset");
+    match op {
+        "destroy" if tools => Some(ApiError::SrOperationNotSupported { sr: f.sr.clone() }),
+        "destroy" | "forget" if ty == "rrd" => Some(ApiError::VdiHasRrds { vdi: r.to_string() }),
+        // xapi names the VDI here although the datamodel lists no parameter.
+        "snapshot" if b("sharable") => {
+            Some(ApiError::Other { code: "VDI_IS_SHARABLE".into(), params: vec![r.to_string()] })
+        }
+        "snapshot" | "copy" if reset => Some(ApiError::VdiOnBootModeIncompatibleWithOperation),
+        "snapshot" if cur.iter().any(|(_, o)| o == "copy") => {
+            Some(ApiError::OperationNotAllowed { reason: "Snapshot operation not allowed during copy.".into() })
+        }
+        "copy" if matches!(ty.as_str(), "ha_statefile" | "redo_log") => Some(ApiError::OperationNotAllowed {
+            reason: "VDI containing HA statefile or redo log cannot be copied (check the VDI's allowed operations)."
+                .into(),
+        }),
+        _ => None,
+    }
+}
+
+pub fn vdi_check(tx: &Txn, r: &str, row: &Row, op: &str) -> Option<ApiError> {
+    let f = vdi_facts(tx, r, row, &Links::pending(tx, class("VBD"), "VDI"));
+    vdi_check_with(r, row, op, &f)
+}
+
+pub fn rules() -> lifecycle::Rules {
+    lifecycle::Rules { check: vdi_check }
+}
+
+/// Recompute allowed_operations of the VDIs a transaction touched: changed
+/// VDIs, the VDIs of changed VBDs, and the VDIs of SRs whose PBDs changed.
+pub fn refresh_allowed(tx: &mut Txn) {
+    let (c, bc, pc) = (vdi_c(), class("VBD"), class("PBD"));
+    let mut vdis: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
+    for b in tx.pending_refs(bc) {
+        if let Some(v) = tx.get(bc, &b).and_then(|r| r.get(field(bc, "VDI")).as_str().map(str::to_string)) {
+            vdis.insert(v);
+        }
+        if let Some(v) = tx.state().get(bc, &b).and_then(|r| r.get(field(bc, "VDI")).as_str().map(str::to_string)) {
+            vdis.insert(v);
+        }
+    }
+    for p in tx.pending_refs(pc) {
+        let Some(sr) = tx.get(pc, &p).map(|r| sv(r.get(field(pc, "SR")))) else { continue };
+        if let Some(srow) = tx.get(sr_c(), &sr) {
+            vdis.extend(members(srow.get(field(sr_c(), "VDIs"))));
+        }
+    }
+    vdis.remove(model::NULL_REF);
+    if vdis.is_empty() {
+        return;
+    }
+    let links = Links::pending(tx, bc, "VDI");
+    let ai = field(c, "allowed_operations");
+    for v in vdis {
+        let Some(row) = tx.get(c, &v).cloned() else { continue };
+        let facts = vdi_facts(tx, &v, &row, &links);
+        let want = Value::Array(
+            VDI_OPS
+                .iter()
+                .filter(|op| vdi_check_with(&v, &row, op, &facts).is_none())
+                .map(|op| Value::from(*op))
+                .collect(),
+        );
+        if row.get(ai) != &want {
+            tx.set(c, &v, ai, want);
+        }
+    }
+}
+
+// ------------------------------------------------------- ctor and dtor
+
+/// VDI.create: the SR is marked `vdi_create` (which checks the driver can
+/// create VDIs), must be plugged, and the driver makes the file.
+pub async fn create(ctx: &Ctx, rec: &Value) -> Result<String> {
+    let c = vdi_c();
+    let row = crate::implicit::row_from_ctor(c, rec)?;
+    if row.get(field(c, "type")).as_str() == Some("cbt_metadata") {
+        return Err(ApiError::VdiIncompatibleType { vdi: String::new(), r#type: "cbt_metadata".into() });
+    }
+    let sr = sv(row.get(field(c, "SR")));
+    ctx.server.row(sr_c(), &sr)?;
+    lifecycle::with_op(ctx, sr_c(), &sr, "vdi_create", || async {
+        storage::assert_plugged(&ctx.server, &sr)?;
+        storage::create_vdi_row(ctx, row).await
+    })
+    .await
+}
+
+fn assert_managed(row: &Row, vdi: &str) -> Result<()> {
+    if row.get(field(vdi_c(), "managed")).as_bool() == Some(true) {
+        Ok(())
+    } else {
+        Err(ApiError::VdiNotManaged { vdi: vdi.to_string() })
+    }
+}
+
+/// VDI.destroy: refused while attached; removes the file, the record, its
+/// VBDs, and clears VMs' suspend_VDI references to it.
+pub async fn destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
+    let s = &ctx.server;
+    let sr = sv(s.row(vdi_c(), vdi)?.get(field(vdi_c(), "SR")));
+    lifecycle::with_op(ctx, sr_c(), &sr, "vdi_destroy", || {
+        lifecycle::with_op(ctx, vdi_c(), vdi, "destroy", || async {
+            storage::assert_plugged(s, &sr)?;
+            assert_managed(&*s.row(vdi_c(), vdi)?, vdi)?;
+            ctx.write(|tx| {
+                let (c, bc, vm) = (vdi_c(), class("VBD"), class("VM"));
+                let row = tx.get(c, vdi).cloned().ok_or_else(|| crate::handle_invalid(c, vdi))?;
+                let vbds = linked(tx, bc, "VDI", vdi, row.get(field(c, "VBDs")));
+                if vbds.iter().any(|b| {
+                    tx.get(bc, b).is_some_and(|r| r.get(field(bc, "currently_attached")).as_bool() == Some(true))
+                }) {
+                    return Err(ApiError::VdiInUse { vdi: vdi.to_string(), operation: "destroy".into() });
+                }
+                for b in vbds {
+                    if let Some(m) = tx.get(bc, &b).map(|r| sv(r.get(field(bc, "metrics")))) {
+                        tx.delete(class("VBD_metrics"), &m);
+                    }
+                    tx.delete(bc, &b);
+                }
+                let sus = field(vm, "suspend_VDI");
+                for v in tx.refs(vm) {
+                    if tx.get(vm, &v).is_some_and(|r| r.get(sus).as_str() == Some(vdi)) {
+                        tx.set(vm, &v, sus, Value::from(model::NULL_REF));
+                    }
+                }
+                Ok(())
+            })?;
+            storage::destroy_vdi(ctx, vdi).await
+        })
+    })
+    .await
+}
+
+/// VDIs may change these only while no VBD's VM is running (xapi:
+/// VM_BAD_POWER_STATE [vm; "halted"; actual]).
+fn assert_not_on_running_vm(s: &Server, vdi: &str) -> Result<()> {
+    let (c, bc, vm) = (vdi_c(), class("VBD"), class("VM"));
+    let st = s.db.read();
+    let row = st.get(c, vdi).ok_or_else(|| crate::handle_invalid(c, vdi))?;
+    for b in members(row.get(field(c, "VBDs"))) {
+        let Some(v) = st.get(bc, &b).map(|r| sv(r.get(field(bc, "VM")))) else { continue };
+        let ps = st.get(vm, &v).map(|r| sv(r.get(field(vm, "power_state")))).unwrap_or_default();
+        if !ps.is_empty() && ps != "Halted" {
+            return Err(ApiError::VmBadPowerState { vm: v, expected: "halted".into(), actual: ps.to_lowercase() });
+        }
+    }
+    Ok(())
+}
+
+fn set_field(ctx: &Ctx, vdi: &str, name: &str, v: Value) -> Result<()> {
+    let c = vdi_c();
+    ctx.write(|tx| if tx.set(c, vdi, field(c, name), v) { Ok(()) } else { Err(crate::handle_invalid(c, vdi)) })
+}
+
+/// Run `f` with the SR marked `sr_op` and the VDI marked `vdi_op`.
+async fn with_sr_and_vdi<T, F, Fut>(ctx: &Ctx, vdi: &str, sr_op: &str, vdi_op: &str, f: F) -> Result<T>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let sr = storage::sr_of(&ctx.server, vdi)?;
+    let sr2 = sr.clone();
+    lifecycle::with_op(ctx, sr_c(), &sr, sr_op, || lifecycle::with_op(ctx, vdi_c(), vdi, vdi_op, || f(sr2))).await
+}
+
+async fn resize(ctx: &Ctx, vdi: &str, size: i64, op: &str) -> Result<()> {
+    with_sr_and_vdi(ctx, vdi, "vdi_resize", op, |sr| async move {
+        let s = &ctx.server;
+        storage::assert_plugged(s, &sr)?;
+        let (driver, path, format, current) = {
+            let st = s.db.read();
+            let row = st.get(vdi_c(), vdi).ok_or_else(|| crate::handle_invalid(vdi_c(), vdi))?;
+            assert_managed(row, vdi)?;
+            let srow = st.get(sr_c(), &sr).ok_or_else(|| crate::handle_invalid(sr_c(), &sr))?;
+            let path = storage::vdi_path(s, &st, vdi)
+                .ok_or_else(|| ApiError::VdiMissing { sr: sr.clone(), vdi: vdi.to_string() })?;
+            (
+                storage::driver_of(srow)?,
+                path,
+                Format::of_vdi(row.get(field(vdi_c(), "sm_config"))),
+                row.get(field(vdi_c(), "virtual_size")).as_int().unwrap_or(0),
+            )
+        };
+        let new = blocking(move || driver.vdi_resize(&path, format, current, size)).await?;
+        set_field(ctx, vdi, "virtual_size", Value::Int(new))?;
+        storage::refresh_vdi_usage(ctx, vdi).await?;
+        storage::refresh_sr_usage(ctx, &sr)
+    })
+    .await
+}
+
+// --------------------------------------------------------------- messages
+
+impl VdiApi for Server {
+    async fn resize(&self, ctx: &Ctx, vdi: Ref<Vdi>, size: i64) -> Result<()> {
+        resize(ctx, vdi.as_str(), size, "resize").await
+    }
+
+    async fn resize_online(&self, ctx: &Ctx, vdi: Ref<Vdi>, size: i64) -> Result<()> {
+        resize(ctx, vdi.as_str(), size, "resize_online").await
+    }
+
+    async fn clone(&self, ctx: &Ctx, vdi: Ref<Vdi>, _driver_params: BTreeMap<String, String>) -> Result<Ref<Vdi>> {
+        let v = vdi.as_str();
+        with_sr_and_vdi(ctx, v, "vdi_clone", "clone", |sr| async move {
+            storage::assert_plugged(self, &sr)?;
+            assert_managed(&*self.row(vdi_c(), v)?, v)?;
+            storage::clone_vdi(ctx, v).await
+        })
+        .await
+        .map(Ref::new)
+    }
+
+    async fn snapshot(&self, ctx: &Ctx, vdi: Ref<Vdi>, _driver_params: BTreeMap<String, String>) -> Result<Ref<Vdi>> {
+        let v = vdi.as_str();
+        with_sr_and_vdi(ctx, v, "vdi_snapshot", "snapshot", |sr| async move {
+            storage::assert_plugged(self, &sr)?;
+            assert_managed(&*self.row(vdi_c(), v)?, v)?;
+            storage::snapshot_vdi(ctx, v).await
+        })
+        .await
+        .map(Ref::new)
+    }
+
+    async fn copy(
+        &self,
+        ctx: &Ctx,
+        vdi: Ref<Vdi>,
+        sr: Ref<Sr>,
+        base_vdi: Ref<Vdi>,
+        into_vdi: Ref<Vdi>,
+    ) -> Result<Ref<Vdi>> {
+        let src = self.row(vdi_c(), vdi.as_str())?;
+        lifecycle::with_op(ctx, vdi_c(), vdi.as_str(), "copy", || async {
+            assert_managed(&src, vdi.as_str())?;
+            let c = vdi_c();
+            let into_valid = !into_vdi.is_null() && self.db.read().get(c, into_vdi.as_str()).is_some();
+            let (dst, made) = if into_valid {
+                (into_vdi.as_str().to_string(), false)
+            } else {
+                (create_copy_target(ctx, &src, sr.as_str()).await?, true)
+            };
+            let out = copy_into(ctx, vdi.as_str(), &src, &dst, &base_vdi, made).await;
+            match out {
+                Ok(()) => Ok(Ref::new(dst)),
+                Err(e) => {
+                    if made {
+                        let _ = storage::destroy_vdi(ctx, &dst).await;
+                    }
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn introduce(
+        &self,
+        ctx: &Ctx,
+        uuid: String,
+        name_label: String,
+        name_description: String,
+        sr: Ref<Sr>,
+        r#type: VdiType,
+        sharable: bool,
+        _read_only: bool,
+        other_config: BTreeMap<String, String>,
+        location: String,
+        xenstore_data: BTreeMap<String, String>,
+        sm_config: BTreeMap<String, String>,
+        _managed: bool,
+        _virtual_size: i64,
+        _physical_utilisation: i64,
+        _metadata_of_pool: Ref<Pool>,
+        _is_a_snapshot: bool,
+        _snapshot_time: DateTime,
+        _snapshot_of: Ref<Vdi>,
+    ) -> Result<Ref<Vdi>> {
+        self.row(sr_c(), sr.as_str())?;
+        let new = NewRecord {
+            uuid,
+            name_label,
+            name_description,
+            ty: r#type.as_str().to_string(),
+            sharable,
+            other_config: other_config.to_value(),
+            location,
+            xenstore_data: xenstore_data.to_value(),
+            sm_config: sm_config.to_value(),
+        };
+        lifecycle::with_op(ctx, sr_c(), sr.as_str(), "vdi_introduce", || introduce(ctx, sr.as_str(), new))
+            .await
+            .map(Ref::new)
+    }
+
+    async fn update(&self, ctx: &Ctx, vdi: Ref<Vdi>) -> Result<()> {
+        lifecycle::with_op(ctx, vdi_c(), vdi.as_str(), "update", || async {
+            let sr = storage::sr_of(self, vdi.as_str())?;
+            storage::assert_plugged(self, &sr)?;
+            let (driver, path, format) = {
+                let st = self.db.read();
+                let row = st.get(vdi_c(), vdi.as_str()).ok_or_else(|| crate::handle_invalid(vdi_c(), vdi.as_str()))?;
+                let srow = st.get(sr_c(), &sr).ok_or_else(|| crate::handle_invalid(sr_c(), &sr))?;
+                let path = storage::vdi_path(self, &st, vdi.as_str());
+                (storage::driver_of(srow)?, path, Format::of_vdi(row.get(field(vdi_c(), "sm_config"))))
+            };
+            let missing = || ApiError::VdiMissing { sr: sr.clone(), vdi: vdi.as_str().to_string() };
+            let path = path.ok_or_else(missing)?;
+            let stat = blocking(move || Ok(driver.vdi_stat(&path, format).ok())).await?;
+            let (virt, phys) = stat.ok_or_else(missing)?;
+            ctx.write(|tx| {
+                tx.update(vdi_c(), vdi.as_str(), |r| {
+                    put(r, "virtual_size", Value::Int(virt));
+                    put(r, "physical_utilisation", Value::Int(phys));
+                    put(r, "missing", false);
+                });
+                Ok(())
+            })?;
+            storage::refresh_sr_usage(ctx, &sr)
+        })
+        .await
+    }
+
+    async fn forget(&self, ctx: &Ctx, vdi: Ref<Vdi>) -> Result<()> {
+        let sr = storage::sr_of(self, vdi.as_str())?;
+        lifecycle::with_op(ctx, vdi_c(), vdi.as_str(), "forget", || async {
+            ctx.write(|tx| {
+                storage::scan::forget_vdi(tx, vdi.as_str());
+                Ok(())
+            })
+        })
+        .await?;
+        storage::refresh_sr_usage(ctx, &sr)
+    }
+
+    async fn set_name_label(&self, ctx: &Ctx, self_: Ref<Vdi>, value: String) -> Result<()> {
+        set_field(ctx, self_.as_str(), "name_label", Value::from(value))
+    }
+
+    async fn set_name_description(&self, ctx: &Ctx, self_: Ref<Vdi>, value: String) -> Result<()> {
+        set_field(ctx, self_.as_str(), "name_description", Value::from(value))
+    }
+
+    async fn set_read_only(&self, ctx: &Ctx, self_: Ref<Vdi>, value: bool) -> Result<()> {
+        set_field(ctx, self_.as_str(), "read_only", Value::Bool(value))
+    }
+
+    async fn set_sharable(&self, ctx: &Ctx, self_: Ref<Vdi>, value: bool) -> Result<()> {
+        set_field(ctx, self_.as_str(), "sharable", Value::Bool(value))
+    }
+
+    async fn set_on_boot(&self, ctx: &Ctx, self_: Ref<Vdi>, value: OnBoot) -> Result<()> {
+        let v = self_.as_str();
+        assert_not_on_running_vm(self, v)?;
+        with_sr_and_vdi(ctx, v, "vdi_set_on_boot", "set_on_boot", |sr| async move {
+            storage::assert_plugged(self, &sr)?;
+            set_field(ctx, v, "on_boot", Value::from(value.as_str()))
+        })
+        .await
+    }
+
+    async fn set_allow_caching(&self, ctx: &Ctx, self_: Ref<Vdi>, value: bool) -> Result<()> {
+        assert_not_on_running_vm(self, self_.as_str())?;
+        set_field(ctx, self_.as_str(), "allow_caching", Value::Bool(value))
+    }
+}
+
+/// A fresh VDI on `sr` for VDI.copy, with the source's properties (xapi:
+/// always read-write, no sm_config, its tags and on_boot/allow_caching).
+async fn create_copy_target(ctx: &Ctx, src: &Row, sr: &str) -> Result<String> {
+    let c = vdi_c();
+    ctx.server.row(sr_c(), sr)?;
+    let mut row = store::blank_row(c);
+    for f in [
+        "name_label",
+        "name_description",
+        "virtual_size",
+        "type",
+        "sharable",
+        "other_config",
+        "xenstore_data",
+        "tags",
+        "on_boot",
+        "allow_caching",
+    ] {
+        put(&mut row, f, src.get(field(c, f)).clone());
+    }
+    put(&mut row, "SR", sr);
+    put(&mut row, "read_only", false);
+    put(&mut row, "sm_config", Value::empty_map());
+    lifecycle::with_op(ctx, sr_c(), sr, "vdi_create", || async {
+        storage::assert_plugged(&ctx.server, sr)?;
+        storage::create_vdi_row(ctx, row).await
+    })
+    .await
+}
+
+/// VDI.copy's checks on the target, then the data copy.
+async fn copy_into(ctx: &Ctx, vdi: &str, src: &Row, dst: &str, base: &Ref<Vdi>, fresh: bool) -> Result<()> {
+    let c = vdi_c();
+    let d = ctx.server.row(c, dst)?;
+    if d.get(field(c, "read_only")).as_bool() == Some(true) {
+        return Err(ApiError::VdiReadonly { vdi: dst.to_string() });
+    }
+    let need = src.get(field(c, "virtual_size")).as_int().unwrap_or(0);
+    if d.get(field(c, "virtual_size")).as_int().unwrap_or(0) < need {
+        return Err(ApiError::VdiTooSmall { vdi: dst.to_string(), minimum_size: need.to_string() });
+    }
+    let base = (!base.is_null() && ctx.server.db.read().get(c, base.as_str()).is_some()).then(|| base.as_str());
+    storage::copy_data(ctx, vdi, dst, base, fresh).await?;
+    storage::refresh_vdi_usage(ctx, dst).await?;
+    let sr = storage::sr_of(&ctx.server, dst)?;
+    storage::refresh_sr_usage(ctx, &sr)
+}
+
+/// The caller-supplied fields of VDI.introduce that xapi keeps.
+struct NewRecord {
+    uuid: String,
+    name_label: String,
+    name_description: String,
+    ty: String,
+    sharable: bool,
+    other_config: Value,
+    location: String,
+    xenstore_data: Value,
+    sm_config: Value,
+}
+
+/// VDI.introduce: a record for an image already on storage. The file must
+/// exist at `location`; sizes come from it. Re-introducing a location that
+/// has a record refreshes that record.
+async fn introduce(ctx: &Ctx, sr: &str, n: NewRecord) -> Result<String> {
+    let s = &ctx.server;
+    let c = vdi_c();
+    storage::assert_plugged(s, sr)?;
+    if !n.uuid.is_empty() && !storage::files::is_uuid(&n.uuid.to_ascii_lowercase()) {
+        return Err(ApiError::UuidInvalid { r#type: "VDI".into(), uuid: n.uuid });
+    }
+    if n.location.is_empty() || n.location.contains('/') || n.location.contains("..") {
+        return Err(ApiError::VdiLocationMissing { sr: sr.to_string(), location: n.location });
+    }
+    let (driver, dir, existing) = {
+        let st = s.db.read();
+        let srow = st.get(sr_c(), sr).ok_or_else(|| crate::handle_invalid(sr_c(), sr))?;
+        let mut existing = None;
+        for v in members(srow.get(field(sr_c(), "VDIs"))) {
+            let Some(r) = st.get(c, &v) else { continue };
+            if r.get(field(c, "location")).as_str() == Some(n.location.as_str()) {
+                if !n.uuid.is_empty() && r.get(field(c, "uuid")).as_str() != Some(n.uuid.as_str()) {
+                    return Err(ApiError::LocationNotUnique { sr: sr.to_string(), location: n.location });
+                }
+                existing = Some(v);
+            }
+        }
+        let dir = storage::sr_dir(&st, &s.cfg.data_dir, sr).ok_or_else(|| crate::internal("SR has no directory"))?;
+        (storage::driver_of(srow)?, dir, existing)
+    };
+    // Which file holds the image: ext tries each format, iso uses the name.
+    let loc = n.location.clone();
+    let wanted = Format::requested(&n.sm_config);
+    let stat = blocking(move || {
+        let formats = match wanted {
+            Some(f) => vec![f],
+            None => vec![Format::Raw, Format::Qcow2],
+        };
+        for f in formats {
+            let p = driver.vdi_file(&dir, &loc, f);
+            if p.is_file() {
+                return Ok(Some((f, driver.vdi_stat(&p, f)?)));
+            }
+        }
+        Ok(None)
+    })
+    .await?;
+    let Some((format, (virt, phys))) = stat else {
+        return Err(ApiError::VdiLocationMissing { sr: sr.to_string(), location: n.location });
+    };
+    let iso = driver == storage::Driver::Iso;
+    let mut sm_config = n.sm_config.clone();
+    if format == Format::Qcow2 {
+        if let Value::Struct(m) = &mut sm_config {
+            m.retain(|(k, _)| k != "type");
+            m.push(("type".into(), Value::from("qcow2")));
+        }
+    }
+    let r = existing.clone().unwrap_or_else(model::new_ref);
+    ctx.write(|tx| {
+        let uuid = if !n.uuid.is_empty() {
+            n.uuid.to_ascii_lowercase()
+        } else if !iso && storage::files::is_uuid(&n.location) {
+            n.location.clone()
+        } else {
+            model::new_uuid()
+        };
+        if existing.is_none() {
+            if let Some(other) = tx.state().table(c).by_uuid(&uuid) {
+                return Err(ApiError::InternalError {
+                    message: format!("Db_exn.Uniqueness_constraint_violation(\"VDI\", \"uuid\", \"{uuid}\") ({other})"),
+                });
+            }
+            let label = if n.name_label.is_empty() && iso { n.location.clone() } else { n.name_label.clone() };
+            crate::seed::obj(
+                tx,
+                "VDI",
+                &r,
+                vec![
+                    ("uuid", Value::from(uuid)),
+                    ("name_label", Value::from(label)),
+                    ("name_description", Value::from(n.name_description.clone())),
+                    ("SR", Value::from(sr)),
+                    ("read_only", Value::Bool(iso)),
+                    ("location", Value::from(n.location.clone())),
+                    ("managed", Value::Bool(true)),
+                ],
+            );
+        } else {
+            tx.update(c, &r, |row| {
+                if !n.name_label.is_empty() {
+                    put(row, "name_label", n.name_label.clone());
+                }
+                if !n.name_description.is_empty() {
+                    put(row, "name_description", n.name_description.clone());
+                }
+            });
+        }
+        tx.update(c, &r, |row| {
+            put(row, "type", n.ty.clone());
+            put(row, "sharable", n.sharable);
+            put(row, "other_config", n.other_config.clone());
+            put(row, "xenstore_data", n.xenstore_data.clone());
+            put(row, "sm_config", sm_config.clone());
+            put(row, "virtual_size", Value::Int(virt));
+            put(row, "physical_utilisation", Value::Int(phys));
+            put(row, "missing", false);
+        });
+        Ok(())
+    })?;
+    storage::refresh_sr_usage(ctx, sr)?;
+    Ok(r)
+}

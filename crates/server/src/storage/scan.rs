@@ -1,0 +1,193 @@
+//! SR.scan and SR.update: make the database agree with storage.
+//!
+//! A scan lists the driver's files, then in one transaction forgets VDIs
+//! whose file vanished, introduces files that have no VDI, and refreshes
+//! sizes. Files being created or removed right now (busy) are left alone,
+//! and only VDIs that existed before the listing may be forgotten, so a scan
+//! never races a concurrent VDI.create or VDI.destroy.
+
+use super::driver::{Driver, Found};
+use super::files::statvfs;
+use super::{blocking, busy_in, driver_of, plugged_pbd, refresh_sr_usage, sr_dir};
+use crate::lifecycle::members;
+use crate::{class, field, put, ApiError, Ctx, Result};
+use model::{Row, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use store::Txn;
+
+/// The sm_config key recording a size given to SR.create / SR.set_physical_size.
+pub const DECLARED_SIZE: &str = "declared-size";
+
+fn sv(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}
+
+/// What a scan or update needs to know about an attached SR.
+struct Attached {
+    driver: Driver,
+    dir: PathBuf,
+    declared: Option<i64>,
+}
+
+fn attached(ctx: &Ctx, sr: &str) -> Result<Attached> {
+    let s = &ctx.server;
+    let src = class("SR");
+    let st = s.db.read();
+    let row = st.get(src, sr).ok_or_else(|| crate::handle_invalid(src, sr))?;
+    let driver = driver_of(row)?;
+    if plugged_pbd(&st, sr, &s.host).is_none() {
+        return Err(ApiError::SrHasNoPbds { sr: sr.to_string() });
+    }
+    let dir = sr_dir(&st, &s.cfg.data_dir, sr).ok_or_else(|| crate::internal("SR has no directory"))?;
+    let declared = row.get(field(src, "sm_config")).map_str(DECLARED_SIZE).and_then(|v| v.parse().ok());
+    Ok(Attached { driver, dir, declared })
+}
+
+/// Delete a VDI record and the VBDs that point at it (xapi's database GC
+/// removes such VBDs too). The file is not touched.
+pub fn forget_vdi(tx: &mut Txn, vdi: &str) {
+    let (vc, bc) = (class("VDI"), class("VBD"));
+    let Some(row) = tx.get(vc, vdi).cloned() else { return };
+    for b in members(row.get(field(vc, "VBDs"))) {
+        if let Some(m) = tx.get(bc, &b).map(|r| sv(r.get(field(bc, "metrics")))) {
+            tx.delete(class("VBD_metrics"), &m);
+        }
+        tx.delete(bc, &b);
+    }
+    tx.delete(vc, vdi);
+}
+
+/// The SR's VDIs by location, as a transaction sees them.
+fn vdis_by_location(tx: &Txn, sr: &str, sr_row: &Row) -> BTreeMap<String, String> {
+    let vc = class("VDI");
+    let mut out = BTreeMap::new();
+    for v in members(sr_row.get(field(class("SR"), "VDIs"))) {
+        if let Some(r) = tx.get(vc, &v).filter(|r| r.get(field(vc, "SR")).as_str() == Some(sr)) {
+            out.insert(sv(r.get(field(vc, "location"))), v);
+        }
+    }
+    out
+}
+
+fn new_vdi_fields(driver: Driver, f: &Found, uuid: String, sr: &str) -> Vec<(&'static str, Value)> {
+    let iso = driver == Driver::Iso;
+    let mut sm_config = Vec::new();
+    if f.format == super::Format::Qcow2 {
+        sm_config.push(("type".to_string(), Value::from("qcow2")));
+    }
+    vec![
+        ("uuid", Value::from(uuid)),
+        ("name_label", Value::from(if iso { f.location.as_str() } else { "" })),
+        ("SR", Value::from(sr)),
+        ("virtual_size", Value::Int(f.virtual_size)),
+        ("physical_utilisation", Value::Int(f.physical_utilisation)),
+        ("type", Value::from("user")),
+        // ISO images are read-only media any number of VMs may use.
+        ("sharable", Value::Bool(iso)),
+        ("read_only", Value::Bool(iso)),
+        ("other_config", Value::empty_map()),
+        ("location", Value::from(f.location.as_str())),
+        ("managed", Value::Bool(true)),
+        ("sm_config", Value::Struct(sm_config)),
+    ]
+}
+
+pub async fn scan_sr(ctx: &Ctx, sr: &str) -> Result<()> {
+    let a = attached(ctx, sr)?;
+    let src = class("SR");
+    // What existed before the listing: only these may be forgotten.
+    let (before, busy_before) = {
+        let st = ctx.server.db.read();
+        let row = st.get(src, sr).ok_or_else(|| crate::handle_invalid(src, sr))?;
+        let vc = class("VDI");
+        let before: BTreeMap<String, String> = members(row.get(field(src, "VDIs")))
+            .into_iter()
+            .filter_map(|v| st.get(vc, &v).map(|r| (sv(r.get(field(vc, "location"))), v)))
+            .collect();
+        (before, busy_in(sr))
+    };
+    let (driver, dir) = (a.driver, a.dir.clone());
+    let (found, total) = blocking(move || Ok((driver.scan(&dir)?, statvfs(&dir).map(|t| t.0).unwrap_or(0)))).await?;
+    let vc = class("VDI");
+    ctx.write(|tx| {
+        let Some(row) = tx.get(src, sr).cloned() else { return Ok(()) };
+        let busy_now = busy_in(sr);
+        let now = vdis_by_location(tx, sr, &row);
+        let seen: BTreeSet<&str> = found.iter().map(|f| f.location.as_str()).collect();
+        for (loc, r) in &before {
+            if !seen.contains(loc.as_str()) && !busy_now.contains(loc) && now.get(loc) == Some(r) {
+                forget_vdi(tx, r);
+            }
+        }
+        let mut taken = BTreeSet::new();
+        for f in &found {
+            let loc = &f.location;
+            if let Some(r) = now.get(loc) {
+                tx.update(vc, r, |row| {
+                    put(row, "virtual_size", Value::Int(f.virtual_size));
+                    put(row, "physical_utilisation", Value::Int(f.physical_utilisation));
+                    put(row, "missing", false);
+                });
+                continue;
+            }
+            if before.contains_key(loc) || busy_before.contains(loc) || busy_now.contains(loc) {
+                continue;
+            }
+            // A file named by a free uuid keeps it as the VDI's uuid.
+            let free = |u: &str| tx.state().table(vc).by_uuid(u).is_none() && !taken.contains(u);
+            let uuid = if a.driver == Driver::Ext && free(loc) { loc.clone() } else { model::new_uuid() };
+            taken.insert(uuid.clone());
+            crate::seed::obj(tx, "VDI", &model::new_ref(), new_vdi_fields(a.driver, f, uuid, sr));
+        }
+        tx.update(src, sr, |r| {
+            put(r, "physical_size", Value::Int(a.declared.unwrap_or(total)));
+            if let Value::Struct(m) = &mut r.fields[field(src, "other_config")] {
+                m.retain(|(k, _)| k != "dirty");
+            }
+        });
+        Ok(())
+    })?;
+    refresh_sr_usage(ctx, sr)
+}
+
+/// SR.update: re-read sizes from storage (no VDIs are added or removed).
+pub async fn update_sr(ctx: &Ctx, sr: &str) -> Result<()> {
+    let a = attached(ctx, sr)?;
+    let s = &ctx.server;
+    let vc = class("VDI");
+    let files: Vec<(String, PathBuf, super::Format)> = {
+        let st = s.db.read();
+        let row = st.get(class("SR"), sr).ok_or_else(|| crate::handle_invalid(class("SR"), sr))?;
+        members(row.get(field(class("SR"), "VDIs")))
+            .into_iter()
+            .filter_map(|v| {
+                let path = super::vdi_path(s, &st, &v)?;
+                let fmt = st.get(vc, &v).map(|r| super::Format::of_vdi(r.get(field(vc, "sm_config"))))?;
+                Some((v, path, fmt))
+            })
+            .collect()
+    };
+    let (driver, dir) = (a.driver, a.dir.clone());
+    let (stats, total) = blocking(move || {
+        let stats: Vec<(String, Option<(i64, i64)>)> =
+            files.into_iter().map(|(v, p, f)| (v, driver.vdi_stat(&p, f).ok())).collect();
+        Ok((stats, statvfs(&dir).map(|t| t.0).unwrap_or(0)))
+    })
+    .await?;
+    ctx.write(|tx| {
+        for (v, st) in &stats {
+            tx.update(vc, v, |row| match st {
+                Some((virt, phys)) => {
+                    put(row, "virtual_size", Value::Int(*virt));
+                    put(row, "physical_utilisation", Value::Int(*phys));
+                    put(row, "missing", false);
+                }
+                None => put(row, "missing", true),
+            });
+        }
+        tx.set(class("SR"), sr, field(class("SR"), "physical_size"), Value::Int(a.declared.unwrap_or(total)));
+        Ok(())
+    })?;
+    refresh_sr_usage(ctx, sr)
+}
