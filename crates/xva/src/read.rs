@@ -1,0 +1,212 @@
+//! Reading an XVA stream, strictly: compression is detected from the first
+//! bytes; `ova.xml` must come first; every disk entry must name a known
+//! disk, with chunk numbers that strictly increase, each followed by a
+//! checksum that matches (unless checks are off); nothing may be written
+//! past a disk's declared size, so a decompression bomb stops at the size.
+
+use crate::legacy::{self, LegacyVm};
+use crate::{invalid, DiskSink, Error, Header, Result, CHUNK};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+
+/// What the stream describes.
+pub enum Meta {
+    Current(Header),
+    Legacy(LegacyVm),
+}
+
+/// Where one disk goes, and how big it may be.
+pub struct Target {
+    pub sink: Box<dyn DiskSink + Send>,
+    pub size: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    /// Compressed bytes read from the input.
+    pub bytes_in: u64,
+    /// Disk bytes written.
+    pub bytes_out: u64,
+    pub chunks: u64,
+    pub checksum_mismatches: u64,
+}
+
+/// Counts bytes read from the (possibly compressed) input.
+struct Counting<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        COUNTER.with(|c| c.set(self.n));
+        Ok(n)
+    }
+}
+
+thread_local! {
+    /// Bytes consumed so far on this thread's import, for progress reports.
+    static COUNTER: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn consumed() -> u64 {
+    COUNTER.with(|c| c.get())
+}
+
+/// The largest `ova.xml` accepted.
+const MAX_META: u64 = 64 << 20;
+
+fn read_small(e: &mut impl Read, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    e.take(limit + 1).read_to_end(&mut v)?;
+    if v.len() as u64 > limit {
+        return invalid(format!("{what} is too large"));
+    }
+    Ok(v)
+}
+
+/// Detect compression and return a plain tar reader.
+fn decompress<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+    let mut br = BufReader::with_capacity(1 << 20, Counting { inner: input, n: 0 });
+    let magic = br.fill_buf()?.get(..4).map(|m| m.to_vec()).unwrap_or_default();
+    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(br))
+    } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        Box::new(zstd::stream::read::Decoder::with_buffer(br)?)
+    } else {
+        Box::new(br)
+    })
+}
+
+struct DiskState {
+    target: Option<Target>,
+    last: Option<u64>,
+    pos: u64,
+}
+
+/// Read a whole XVA. `on_meta` sees the metadata first and returns where
+/// each disk goes (keyed by `Ref:<n>` for the current format, by VDI name for
+/// the legacy one); disks it leaves out are read and dropped. `progress`
+/// gets the input bytes consumed and returns false to cancel.
+pub fn read(
+    input: impl Read,
+    verify: bool,
+    on_meta: &mut dyn FnMut(&Meta) -> Result<HashMap<String, Target>>,
+    progress: &mut dyn FnMut(u64) -> bool,
+) -> Result<Summary> {
+    COUNTER.with(|c| c.set(0));
+    let plain = decompress(input)?;
+    let mut archive = tar::Archive::new(plain);
+    let mut entries = archive.entries()?;
+    let mut first = match entries.next() {
+        Some(e) => e?,
+        None => return invalid("empty stream"),
+    };
+    let name = first.path()?.to_string_lossy().trim_start_matches("./").to_string();
+    if name != "ova.xml" {
+        return invalid(format!("the first entry is {name:?}, not ova.xml"));
+    }
+    if first.header().size()? > MAX_META {
+        return invalid("ova.xml is too large");
+    }
+    let xml = String::from_utf8(read_small(&mut first, MAX_META, "ova.xml")?)
+        .map_err(|_| Error::Invalid("ova.xml is not UTF-8".into()))?;
+    if legacy::is_legacy(&xml) {
+        let vm = legacy::parse(&xml)?;
+        let meta = Meta::Legacy(vm);
+        let targets = on_meta(&meta)?;
+        let Meta::Legacy(vm) = meta else { return invalid("unreachable") };
+        return legacy::read_disks(&vm, entries, targets, progress, consumed);
+    }
+    let header = Header::parse(&xml)?;
+    let meta = Meta::Current(header);
+    let mut disks: HashMap<String, DiskState> =
+        on_meta(&meta)?.into_iter().map(|(k, t)| (k, DiskState { target: Some(t), last: None, pos: 0 })).collect();
+    let Meta::Current(header) = meta else { return invalid("unreachable") };
+    // Disks the caller does not want (CDs…) are still checked, then dropped.
+    for o in &header.objects {
+        if o.class == "VDI" {
+            disks.entry(o.id.clone()).or_insert(DiskState { target: None, last: None, pos: 0 });
+        }
+    }
+    let mut sum = Summary::default();
+    let mut data: Vec<u8> = Vec::with_capacity(CHUNK);
+    // The data entry waiting for its checksum: (disk id, entry name).
+    let mut awaiting: Option<(String, String)> = None;
+    for e in entries {
+        let mut e = e?;
+        let path = e.path()?.to_string_lossy().trim_start_matches("./").to_string();
+        let size = e.header().size()?;
+        if let Some((disk, name)) = awaiting.take() {
+            let (expected, actual) = if path == format!("{name}.xxhash") {
+                (
+                    String::from_utf8_lossy(&read_small(&mut e, 64, "checksum")?).trim().to_string(),
+                    crate::xxhash_hex(&data),
+                )
+            } else if path == format!("{name}.checksum") {
+                (
+                    String::from_utf8_lossy(&read_small(&mut e, 128, "checksum")?).trim().to_ascii_lowercase(),
+                    crate::sha1_hex(&data),
+                )
+            } else {
+                return invalid(format!("{name} is not followed by its checksum (found {path:?})"));
+            };
+            if !expected.eq_ignore_ascii_case(&actual) {
+                sum.checksum_mismatches += 1;
+                if verify {
+                    return Err(Error::Checksum { entry: name, expected, actual });
+                }
+            }
+            let d = disks.get_mut(&disk).ok_or_else(|| Error::Invalid(format!("unknown disk {disk}")))?;
+            if let Some(t) = d.target.as_mut() {
+                if !data.is_empty() {
+                    t.sink.write_at(d.pos, &data)?;
+                    sum.bytes_out += data.len() as u64;
+                }
+            }
+            if !progress(consumed()) {
+                return Err(Error::Cancelled);
+            }
+            continue;
+        }
+        let Some((disk, num)) = path.rsplit_once('/') else { return invalid(format!("unexpected entry {path:?}")) };
+        if num.len() != 8 || !num.bytes().all(|b| b.is_ascii_digit()) {
+            return invalid(format!("unexpected entry {path:?}"));
+        }
+        let n: u64 = num.parse().map_err(|_| Error::Invalid(format!("bad chunk number in {path:?}")))?;
+        let d = disks.get_mut(disk).ok_or_else(|| Error::Invalid(format!("{path:?} names no disk in ova.xml")))?;
+        if size > CHUNK as u64 {
+            return invalid(format!("{path} is larger than a chunk"));
+        }
+        // Chunk numbers strictly increase; chunk n starts at n MiB (skipped
+        // chunks are zeros).
+        if matches!(d.last, Some(prev) if n <= prev) {
+            return invalid(format!("{path}: chunk out of order or repeated"));
+        }
+        d.last = Some(n);
+        d.pos = n.checked_mul(CHUNK as u64).ok_or_else(|| Error::Invalid(format!("{path}: chunk number too large")))?;
+        let limit = d.target.as_ref().map(|t| t.size).unwrap_or(u64::MAX);
+        if d.pos + size > limit {
+            return invalid(format!("{path} goes past the disk's size ({limit} bytes)"));
+        }
+        data.clear();
+        e.read_to_end(&mut data)?;
+        if data.len() as u64 != size {
+            return invalid(format!("{path} is truncated"));
+        }
+        sum.chunks += 1;
+        awaiting = Some((disk.to_string(), path));
+    }
+    if let Some((_, name)) = awaiting {
+        return invalid(format!("{name} has no checksum (truncated stream?)"));
+    }
+    for d in disks.values_mut() {
+        if let Some(t) = d.target.as_mut() {
+            t.sink.finish()?;
+        }
+    }
+    sum.bytes_in = consumed();
+    Ok(sum)
+}
