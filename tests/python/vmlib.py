@@ -101,4 +101,6 @@ def host_of(api):
 
 def free_memory(api, host=None):
     host = host or host_of(api)
-    return int(api.host_metrics.get_memory_free(api.host.get_metrics(host)))
+    # host_metrics.get_memory_free is a removed message (MESSAGE_REMOVED); the
+    # field is still in the record, which is what XO and XenCenter read.
+    return int(api.host_metrics.get_record(api.host.get_metrics(host))["memory_free"])

@@ -309,6 +309,12 @@ pub fn read_disks<R: Read>(
         }
     }
     for v in &vm.vdis {
+        // A disk with chunks must be complete; one without any is blank.
+        if let Some((_, written)) = next.get(&v.name) {
+            if *written != v.size {
+                return invalid(format!("disk {} holds {written} bytes, not its declared {}", v.name, v.size));
+            }
+        }
         if let Some(t) = targets.get_mut(&v.name) {
             t.sink.finish()?;
         }
@@ -354,6 +360,9 @@ pub fn read_dir(
             sum.bytes_out += written;
             sum.chunks += 1;
             n += 1;
+            if written % LEGACY_CHUNK != 0 {
+                break;
+            }
         }
         if let Some(t) = targets.get_mut(&v.name) {
             t.sink.finish()?;

@@ -84,6 +84,7 @@ struct DiskState {
     target: Option<Target>,
     last: Option<u64>,
     pos: u64,
+    first_len: u64,
 }
 
 /// Read a whole XVA. `on_meta` sees the metadata first and returns where
@@ -122,13 +123,15 @@ pub fn read(
     }
     let header = Header::parse(&xml)?;
     let meta = Meta::Current(header);
-    let mut disks: HashMap<String, DiskState> =
-        on_meta(&meta)?.into_iter().map(|(k, t)| (k, DiskState { target: Some(t), last: None, pos: 0 })).collect();
+    let mut disks: HashMap<String, DiskState> = on_meta(&meta)?
+        .into_iter()
+        .map(|(k, t)| (k, DiskState { target: Some(t), last: None, pos: 0, first_len: 0 }))
+        .collect();
     let Meta::Current(header) = meta else { return invalid("unreachable") };
     // Disks the caller does not want (CDs…) are still checked, then dropped.
     for o in &header.objects {
         if o.class == "VDI" {
-            disks.entry(o.id.clone()).or_insert(DiskState { target: None, last: None, pos: 0 });
+            disks.entry(o.id.clone()).or_insert(DiskState { target: None, last: None, pos: 0, first_len: 0 });
         }
     }
     let mut sum = Summary::default();
@@ -166,6 +169,7 @@ pub fn read(
                     sum.bytes_out += data.len() as u64;
                 }
             }
+            d.pos += data.len() as u64;
             if !progress(consumed()) {
                 return Err(Error::Cancelled);
             }
@@ -180,13 +184,22 @@ pub fn read(
         if size > CHUNK as u64 {
             return invalid(format!("{path} is larger than a chunk"));
         }
-        // Chunk numbers strictly increase; chunk n starts at n MiB (skipped
-        // chunks are zeros).
+        // Chunk numbers strictly increase. As in xapi, positions are tracked
+        // sequentially: each skipped number stands for a zero chunk as long
+        // as the disk's first chunk, and a chunk advances the position by
+        // its own length (so zero-length keep-alive chunks are harmless).
         if matches!(d.last, Some(prev) if n <= prev) {
             return invalid(format!("{path}: chunk out of order or repeated"));
         }
+        if d.last.is_none() {
+            d.first_len = if size == 0 { CHUNK as u64 } else { size };
+        }
+        let skipped = n - d.last.map_or(0, |p| p + 1);
         d.last = Some(n);
-        d.pos = n.checked_mul(CHUNK as u64).ok_or_else(|| Error::Invalid(format!("{path}: chunk number too large")))?;
+        d.pos = skipped
+            .checked_mul(d.first_len)
+            .and_then(|s| s.checked_add(d.pos))
+            .ok_or_else(|| Error::Invalid(format!("{path}: chunk number too large")))?;
         let limit = d.target.as_ref().map(|t| t.size).unwrap_or(u64::MAX);
         if d.pos + size > limit {
             return invalid(format!("{path} goes past the disk's size ({limit} bytes)"));
@@ -202,8 +215,13 @@ pub fn read(
     if let Some((_, name)) = awaiting {
         return invalid(format!("{name} has no checksum (truncated stream?)"));
     }
-    for d in disks.values_mut() {
+    // xapi always writes a disk's last chunk, so a complete disk ends
+    // exactly at its size; anything else is a cut stream.
+    for (id, d) in disks.iter_mut() {
         if let Some(t) = d.target.as_mut() {
+            if d.pos != t.size {
+                return invalid(format!("disk {id} ends at byte {} of {} (truncated stream?)", d.pos, t.size));
+            }
             t.sink.finish()?;
         }
     }

@@ -187,7 +187,7 @@ fn invalid(r: Result<(HashMap<String, Mem>, read::Summary), Error>) -> String {
 #[test]
 fn checksum_mismatch_fails_unless_not_verifying() {
     let s = tar_of(&[
-        ("ova.xml", ova(2 * CHUNK as u64)),
+        ("ova.xml", ova(CHUNK as u64)),
         ("Ref:1/00000000", chunk(1)),
         ("Ref:1/00000000.xxhash", sum(&chunk(2))),
     ]);
@@ -195,6 +195,33 @@ fn checksum_mismatch_fails_unless_not_verifying() {
     let (m, sum) = import(&s, false).unwrap();
     assert_eq!(sum.checksum_mismatches, 1);
     assert_eq!(content(&m["Ref:1"], CHUNK), chunk(1));
+}
+
+#[test]
+fn keep_alive_chunks_and_missing_last_chunk() {
+    // xapi may emit an empty chunk as a keep-alive; positions are sequential.
+    let (a, b) = (chunk(1), chunk(2));
+    let s = tar_of(&[
+        ("ova.xml", ova(3 * CHUNK as u64)),
+        ("Ref:1/00000000", a.clone()),
+        ("Ref:1/00000000.xxhash", sum(&a)),
+        ("Ref:1/00000001", vec![]),
+        ("Ref:1/00000001.xxhash", sum(&[])),
+        ("Ref:1/00000003", b.clone()),
+        ("Ref:1/00000003.xxhash", sum(&b)),
+    ]);
+    let (m, _) = import(&s, true).unwrap();
+    let got = content(&m["Ref:1"], 3 * CHUNK);
+    assert_eq!(&got[..CHUNK], &a[..]);
+    assert!(got[CHUNK..2 * CHUNK].iter().all(|b| *b == 0));
+    assert_eq!(&got[2 * CHUNK..], &b[..]);
+    // Without its last chunk the disk is incomplete.
+    let s = tar_of(&[
+        ("ova.xml", ova(3 * CHUNK as u64)),
+        ("Ref:1/00000000", a.clone()),
+        ("Ref:1/00000000.xxhash", sum(&a)),
+    ]);
+    assert!(invalid(import(&s, true)).contains("truncated"));
 }
 
 #[test]
