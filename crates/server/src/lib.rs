@@ -13,6 +13,7 @@ pub mod event;
 pub mod handlers;
 pub mod http;
 pub mod implicit;
+pub mod importexport;
 pub mod lifecycle;
 pub mod ops;
 pub mod passwd;

@@ -55,11 +55,20 @@ impl Tasks {
         }
     }
 
+    /// Server-side work now runs behind `task` (a client's task passed to an
+    /// HTTP handler): cancellation signals it instead of ending it at once.
+    pub fn adopt(&self, task: &str) {
+        if let Ok(mut m) = self.client.lock() {
+            m.remove(task);
+        }
+        drop(self.cancel_signal(task));
+    }
+
     pub fn is_client_task(&self, task: &str) -> bool {
         self.client.lock().map(|m| m.contains(task)).unwrap_or(false)
     }
 
-    fn forget(&self, task: &str) {
+    pub fn forget(&self, task: &str) {
         if let Ok(mut m) = self.client.lock() {
             m.remove(task);
         }

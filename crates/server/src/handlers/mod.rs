@@ -7,6 +7,10 @@
 //! after the request) and a request hyper already parsed on a keep-alive
 //! connection.
 
+pub mod export;
+pub mod import;
+pub mod transfer;
+
 use crate::{ApiError, Server};
 use std::io;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -116,6 +120,26 @@ impl Reply<'_> {
             Reply::Raw { w, .. } => &mut **w,
             Reply::Hyper { body, .. } => body,
         }
+    }
+
+    /// Answer as HTTP/1.0 (what xapi's export says), on a raw connection.
+    pub fn set_http10(&mut self) {
+        if let Reply::Raw { http10, .. } = self {
+            *http10 = true;
+        }
+    }
+
+    /// `Expect: 100-continue` on a raw connection: let the client send the
+    /// body now (hyper does this itself when the body is read).
+    pub async fn continue_100(&mut self, head: &Head) -> io::Result<()> {
+        let expects = head.header("expect").is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+        if let Reply::Raw { w, http10: false, sent: false } = self {
+            if expects {
+                w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                w.flush().await?;
+            }
+        }
+        Ok(())
     }
 
     pub fn head_sent(&self) -> bool {
@@ -255,6 +279,43 @@ pub fn release(s: &Server, a: &Auth) {
     }
 }
 
+/// Authenticate a handler request; None means a 401 went out (and a task
+/// the caller named failed with SESSION_AUTHENTICATION_FAILED).
+pub async fn require_auth(s: &Server, head: &Head, reply: &mut Reply<'_>, realm: &str) -> io::Result<Option<Auth>> {
+    match authenticate(s, head).await {
+        Ok(Some(a)) => Ok(Some(a)),
+        Ok(None) | Err(_) => {
+            if let Some(t) = head.param("task_id") {
+                if s.db.read().get(crate::class("task"), t).is_some() {
+                    crate::task::complete(
+                        s,
+                        t,
+                        &Err(ApiError::SessionAuthenticationFailed { uname: String::new(), message: String::new() }),
+                    );
+                }
+            }
+            reply.unauthorised(realm).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// An object named by a ref, or by a uuid (also accepted where a ref is
+/// expected: the SDK guide's own example passes a VM uuid as `ref`).
+pub fn find_param(s: &Server, c: &model::schema::ClassDef, v: Option<&str>) -> Option<String> {
+    let v = v?.trim();
+    let st = s.db.read();
+    if st.get(c, v).is_some() {
+        return Some(v.to_string());
+    }
+    st.table(c).by_uuid(v).map(str::to_string)
+}
+
+/// The object of a `ref=` or `uuid=` query.
+pub fn find_object(s: &Server, c: &model::schema::ClassDef, head: &Head) -> Option<String> {
+    find_param(s, c, head.param("ref")).or_else(|| find_param(s, c, head.param("uuid")))
+}
+
 /// Paths the handlers serve (everything else is RPC or static).
 pub fn is_handler_path(method: &str, path: &str) -> bool {
     matches!(
@@ -278,9 +339,14 @@ pub async fn route(
     body: &mut (dyn AsyncRead + Unpin + Send),
     reply: &mut Reply<'_>,
 ) -> io::Result<()> {
-    let _ = body;
     match (head.method.as_str(), head.path.as_str()) {
         ("POST", "/cli") => crate::cli::serve(s, &head, body, reply).await,
+        ("GET", "/export") => export::export(s, &head, reply).await,
+        ("GET", "/export_metadata") => export::export_metadata(s, &head, reply).await,
+        ("GET", "/export_raw_vdi") => export::export_raw_vdi(s, &head, reply).await,
+        ("PUT", "/import") => import::import(s, &head, body, reply).await,
+        ("PUT", "/import_metadata") => import::import_metadata(s, &head, body, reply).await,
+        ("PUT", "/import_raw_vdi") => import::import_raw_vdi(s, &head, body, reply).await,
         _ => reply.not_found().await,
     }
 }

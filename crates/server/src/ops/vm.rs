@@ -884,6 +884,43 @@ fn devices_in_use(s: &Server, vm: &str, devs: &str, dc: &str, key: &str) -> Resu
 // ----------------------------------------------------------- the messages
 
 impl VmApi for Server {
+    /// Import an XVA fetched over HTTP, exactly as `PUT /import` would.
+    async fn import(
+        &self,
+        ctx: &Ctx,
+        url: String,
+        sr: Ref<Sr>,
+        full_restore: bool,
+        force: bool,
+    ) -> Result<Vec<Ref<Vm>>> {
+        let src = class("SR");
+        let sr = if sr.is_null() {
+            storage::default_sr(self)?
+        } else {
+            self.row(src, sr.as_str())?;
+            sr.into_string()
+        };
+        let iso = self.row(src, &sr)?.get(field(src, "content_type")).as_str() == Some("iso");
+        if iso {
+            return Err(ApiError::SrOperationNotSupported { sr });
+        }
+        storage::assert_plugged(self, &sr)?;
+        let task = ctx.task.clone().ok_or_else(|| crate::internal("VM.import runs without a task"))?;
+        let (mut body, length) = crate::importexport::url::get(&url).await?;
+        let mut inner =
+            Ctx::new(<Server as std::clone::Clone>::clone(self), ctx.session.clone(), ctx.method.clone(), ctx.local);
+        inner.task = Some(task.clone());
+        let cfg = crate::importexport::import::Config {
+            mode: crate::importexport::import::Mode::Full { sr },
+            restore: full_restore,
+            force,
+            task: task.clone(),
+        };
+        let handle = crate::handlers::transfer::HttpTask::existing(&task);
+        let v = crate::handlers::import::receive(self, Arc::new(inner), handle, cfg, length, &mut *body).await?;
+        Ok(v.as_array().unwrap_or(&[]).iter().filter_map(|r| r.as_str()).map(Ref::new).collect())
+    }
+
     async fn start(&self, ctx: &Ctx, vm: Ref<Vm>, start_paused: bool, _force: bool) -> Result<()> {
         let host = self.host.clone();
         lifecycle::with_op(ctx, vm_c(), vm.as_str(), "start", || do_start(ctx, vm.as_str(), &host, start_paused)).await

@@ -12,7 +12,7 @@ pub mod driver;
 mod ext;
 pub mod files;
 mod iso;
-mod qemu;
+pub mod qemu;
 pub mod scan;
 pub mod sm;
 
@@ -473,6 +473,111 @@ pub async fn snapshot_vdi(ctx: &Ctx, vdi: &str) -> Result<String> {
 
 pub async fn copy_vdi(ctx: &Ctx, vdi: &str, sr: &str) -> Result<String> {
     duplicate(ctx, vdi, sr, "", false).await
+}
+
+// ------------------------------------------------------- raw transfers
+
+/// A VDI's data as a raw file, for streaming it out or in. Raw VDIs are
+/// used in place; a qcow2 VDI goes through a temporary raw file next to it
+/// (converted from it before reading, into it by [`Raw::commit`]), which is
+/// removed on drop.
+pub struct Raw {
+    pub path: PathBuf,
+    pub size: u64,
+    qcow2: Option<PathBuf>,
+}
+
+impl Raw {
+    fn locate(s: &Server, vdi: &str) -> Result<(Option<PathBuf>, Format, u64)> {
+        let vc = class("VDI");
+        let st = s.db.read();
+        let row = st.get(vc, vdi).ok_or_else(|| crate::handle_invalid(vc, vdi))?;
+        let size = row.get(field(vc, "virtual_size")).as_int().unwrap_or(0).max(0) as u64;
+        Ok((vdi_path(s, &st, vdi), Format::of_vdi(row.get(field(vc, "sm_config"))), size))
+    }
+
+    fn temp(next_to: &Path) -> PathBuf {
+        next_to.with_file_name(format!(".xfer-{}.tmp", model::new_uuid()))
+    }
+
+    /// For reading (blocking: a qcow2 VDI is converted first). None: the VDI
+    /// has no file (its data reads as zeros).
+    pub fn for_reading(s: &Server, vdi: &str) -> Result<Option<Raw>> {
+        let (path, format, size) = Raw::locate(s, vdi)?;
+        let Some(path) = path else { return Ok(None) };
+        if format == Format::Raw {
+            return Ok(Some(Raw { path, size, qcow2: None }));
+        }
+        let tmp = Raw::temp(&path);
+        let raw = Raw { path: tmp.clone(), size, qcow2: Some(path.clone()) };
+        qemu::convert(&path, "qcow2", &tmp, "raw", false)?;
+        Ok(Some(raw))
+    }
+
+    /// For writing: the VDI's own file, or an empty sparse temporary one.
+    pub fn for_writing(s: &Server, vdi: &str) -> Result<Option<Raw>> {
+        let (path, format, size) = Raw::locate(s, vdi)?;
+        let Some(path) = path else { return Ok(None) };
+        if format == Format::Raw {
+            return Ok(Some(Raw { path, size, qcow2: None }));
+        }
+        let tmp = Raw::temp(&path);
+        let f = std::fs::File::create(&tmp).map_err(io)?;
+        f.set_len(size).map_err(io)?;
+        Ok(Some(Raw { path: tmp, size, qcow2: Some(path) }))
+    }
+
+    /// Put written data into a qcow2 VDI (nothing to do for raw ones).
+    pub fn commit(&self) -> Result<()> {
+        match &self.qcow2 {
+            Some(q) => qemu::convert(&self.path, "raw", q, "qcow2", true),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        if self.qcow2.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A file to send for `/export_raw_vdi`: the raw data (`len` is the disk's
+/// size), or a VHD / qcow2 image made from it (removed on drop).
+pub struct ExportFile {
+    pub path: PathBuf,
+    pub len: u64,
+    _raw: Option<Raw>,
+    temp: bool,
+}
+
+impl Drop for ExportFile {
+    fn drop(&mut self) {
+        if self.temp {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Prepare `/export_raw_vdi` in `format` (raw, vhd or qcow2). Blocking.
+pub fn export_file(s: &Server, vdi: &str, format: &str) -> Result<ExportFile> {
+    let bad = || ApiError::InvalidValue { field: "format".into(), value: format.to_string() };
+    let raw = Raw::for_reading(s, vdi)?;
+    let Some(raw) = raw else { return Err(ApiError::VdiMissing { sr: sr_of(s, vdi)?, vdi: vdi.to_string() }) };
+    let out_fmt = match format {
+        "raw" => return Ok(ExportFile { path: raw.path.clone(), len: raw.size, _raw: Some(raw), temp: false }),
+        "vhd" => "vpc",
+        "qcow2" => "qcow2",
+        _ => return Err(bad()),
+    };
+    let tmp = Raw::temp(&raw.path);
+    let mut out = ExportFile { path: tmp.clone(), len: 0, _raw: None, temp: true };
+    let opts = if out_fmt == "vpc" { "subformat=dynamic" } else { "" };
+    qemu::convert_with(&raw.path, "raw", &tmp, out_fmt, opts)?;
+    out.len = std::fs::metadata(&tmp).map_err(io)?.len();
+    Ok(out)
 }
 
 pub fn sr_of(s: &Server, vdi: &str) -> Result<String> {

@@ -44,7 +44,12 @@ pub fn resize(path: &Path, size: i64) -> Result<()> {
 
 /// The image's virtual size.
 pub fn virtual_size(path: &Path) -> Result<i64> {
-    let out = run(&["info", "--output=json", "-f", "qcow2", p(path)])?;
+    image_size(path, "qcow2")
+}
+
+/// The virtual size of an image in format `fmt` (qemu-img's name).
+pub fn image_size(path: &Path, fmt: &str) -> Result<i64> {
+    let out = run(&["info", "--output=json", "-f", fmt, p(path)])?;
     let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| ApiError::SrBackendFailure {
         status: format!("unparsable qemu-img info: {e}"),
         stdout: out.clone(),
@@ -55,6 +60,17 @@ pub fn virtual_size(path: &Path) -> Result<i64> {
         stdout: out.clone(),
         stderr: String::new(),
     })
+}
+
+/// Convert with output options (`-o`), e.g. a dynamic VHD.
+pub fn convert_with(from: &Path, from_fmt: &str, to: &Path, to_fmt: &str, opts: &str) -> Result<()> {
+    let mut args = vec!["convert", "-q", "-f", from_fmt, "-O", to_fmt];
+    if !opts.is_empty() {
+        args.extend(["-o", opts]);
+    }
+    args.push(p(from));
+    args.push(p(to));
+    run(&args).map(drop)
 }
 
 /// Convert (copy) an image between formats; `into_existing` writes into the

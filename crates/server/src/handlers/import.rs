@@ -1,0 +1,371 @@
+//! `PUT /import` (an XVA, current or legacy, plain or compressed),
+//! `PUT /import_metadata` (configuration onto existing disks) and
+//! `PUT /import_raw_vdi` (one disk's bytes). As in xapi, the `200` head
+//! goes out before the body is read; the outcome lands in the task.
+
+use super::transfer::{self, HttpTask};
+use super::{Auth, Head, Reply};
+use crate::importexport::{self, import, legacy};
+use crate::{class, field, storage, ApiError, Ctx, Result, Server};
+use model::Value;
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncRead;
+use xva::read::{Meta, Target};
+use xva::DiskSink;
+
+type Body<'a> = &'a mut (dyn AsyncRead + Unpin + Send);
+
+fn flag(head: &Head, k: &str) -> bool {
+    head.param(k).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// Refuse before reading anything: the task fails, the client gets `code`
+/// (500 for XenAPI errors, as xapi).
+async fn refuse(s: &Server, task: &HttpTask, reply: &mut Reply<'_>, code: u16, e: ApiError) -> io::Result<()> {
+    task.finish(s, &Err(e.clone()));
+    match code {
+        400 => reply.bad_request(&e.to_string()).await,
+        403 => reply.forbidden().await,
+        404 => reply.not_found().await,
+        _ => reply.api_error(&e).await,
+    }
+}
+
+fn ok_headers(task: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("connection", "close".to_string()),
+        ("task-id", task.to_string()),
+        ("content-type", "application/octet-stream".to_string()),
+    ]
+}
+
+pub async fn import(s: &Server, head: &Head, body: Body<'_>, reply: &mut Reply<'_>) -> io::Result<()> {
+    let Some(auth) = super::require_auth(s, head, reply, "put_import").await? else { return Ok(()) };
+    let out = import_vm(s, &auth, head, body, reply, false).await;
+    super::release(s, &auth);
+    out
+}
+
+pub async fn import_metadata(s: &Server, head: &Head, body: Body<'_>, reply: &mut Reply<'_>) -> io::Result<()> {
+    let Some(auth) = super::require_auth(s, head, reply, "put_import_metadata").await? else { return Ok(()) };
+    let out = import_vm(s, &auth, head, body, reply, true).await;
+    super::release(s, &auth);
+    out
+}
+
+/// The SR named by `sr_id` / `sr_uuid`, else the pool's default SR.
+fn target_sr(s: &Server, head: &Head) -> std::result::Result<String, (u16, ApiError)> {
+    let src = class("SR");
+    if let Some(r) = head.param("sr_id").filter(|v| !v.is_empty()) {
+        return super::find_param(s, src, Some(r)).ok_or((404, crate::handle_invalid(src, r)));
+    }
+    if let Some(u) = head.param("sr_uuid").filter(|v| !v.is_empty()) {
+        return s
+            .db
+            .read()
+            .table(src)
+            .by_uuid(u)
+            .map(str::to_string)
+            .ok_or((404, ApiError::UuidInvalid { r#type: "SR".into(), uuid: u.to_string() }));
+    }
+    storage::default_sr(s).map_err(|e| (500, e))
+}
+
+async fn import_vm(
+    s: &Server,
+    auth: &Auth,
+    head: &Head,
+    body: Body<'_>,
+    reply: &mut Reply<'_>,
+    metadata: bool,
+) -> io::Result<()> {
+    let label = if metadata { "VM.import_metadata" } else { "VM.import" };
+    let mut ctx = transfer::context(s, auth, head, label, None);
+    let task = match HttpTask::start(&ctx, head, label) {
+        Ok(t) => t,
+        Err(e) => return reply.api_error(&e).await,
+    };
+    ctx.task = Some(task.r.clone());
+    let (restore, force) = (flag(head, "restore"), flag(head, "force"));
+    let mode = if metadata {
+        // vdi:<exported uuid>=<our uuid> remaps disks.
+        let vdi_map =
+            head.query.iter().filter_map(|(k, v)| k.strip_prefix("vdi:").map(|k| (k.to_string(), v.clone()))).collect();
+        import::Mode::Metadata { vdi_map, dry_run: flag(head, "dry_run") }
+    } else {
+        let sr = match target_sr(s, head) {
+            Ok(sr) => sr,
+            Err((code, e)) => return refuse(s, &task, reply, code, e).await,
+        };
+        let iso =
+            s.db.read()
+                .get(class("SR"), &sr)
+                .is_some_and(|r| r.get(field(class("SR"), "content_type")).as_str() == Some("iso"));
+        if iso {
+            return refuse(s, &task, reply, 400, ApiError::SrOperationNotSupported { sr }).await;
+        }
+        if let Err(e) = storage::assert_plugged(s, &sr) {
+            return refuse(s, &task, reply, 500, e).await;
+        }
+        import::Mode::Full { sr }
+    };
+    if head.header("transfer-encoding").is_some() {
+        return refuse(s, &task, reply, 403, ApiError::ImportErrorCannotHandleChunked).await;
+    }
+    reply.continue_100(head).await?;
+    reply.head(200, "OK", &ok_headers(&task.r)).await?;
+    let cfg = import::Config { mode, restore, force, task: task.r.clone() };
+    let out = receive(s, Arc::new(ctx), task.clone(), cfg, head.content_length(), body).await;
+    if let Err(e) = &out {
+        tracing::info!("{label} failed: {e}");
+    }
+    task.finish(s, &out);
+    Ok(())
+}
+
+/// A disk being filled: the file (or a temporary raw one for qcow2).
+struct RawSink {
+    disk: xva::FileDisk,
+    raw: storage::Raw,
+}
+
+impl DiskSink for RawSink {
+    fn write_at(&mut self, off: u64, data: &[u8]) -> io::Result<()> {
+        self.disk.write_at(off, data)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.disk.finish()?;
+        self.raw.commit().map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
+/// Read the stream on a blocking thread while the connection feeds it;
+/// the result (the new VMs) is durable when this returns.
+pub async fn receive(
+    s: &Server,
+    ctx: Arc<Ctx>,
+    task: HttpTask,
+    cfg: import::Config,
+    length: Option<u64>,
+    body: Body<'_>,
+) -> Result<Value> {
+    let (tx, reader) = transfer::body_channel();
+    let rt = tokio::runtime::Handle::current();
+    let (srv, c2) = (s.clone(), ctx.clone());
+    let work = tokio::task::spawn_blocking(move || run(rt, srv, c2, task, cfg, length, reader));
+    let (_, out) = tokio::join!(transfer::pump(body, length, tx), work);
+    let out = out.map_err(|e| crate::internal(format!("import worker: {e}")))?;
+    ctx.durable().await?;
+    out
+}
+
+fn run(
+    rt: tokio::runtime::Handle,
+    s: Server,
+    ctx: Arc<Ctx>,
+    task: HttpTask,
+    cfg: import::Config,
+    length: Option<u64>,
+    input: transfer::ChanReader,
+) -> Result<Value> {
+    let made: Arc<Mutex<Option<import::Created>>> = Arc::default();
+    let failure: Arc<Mutex<Option<ApiError>>> = Arc::default();
+    let (m2, f2, ctx2, s2) = (made.clone(), failure.clone(), ctx.clone(), s.clone());
+    let force = cfg.force;
+    let mut on_meta = move |meta: &Meta| -> xva::Result<HashMap<String, Target>> {
+        let created = match (meta, &cfg.mode) {
+            (Meta::Current(h), _) => rt.block_on(import::create_objects(&ctx2, h, &cfg)),
+            (Meta::Legacy(vm), import::Mode::Full { sr }) => {
+                rt.block_on(legacy::create_objects(&ctx2, vm, sr, &cfg.task, cfg.force))
+            }
+            (Meta::Legacy(_), import::Mode::Metadata { .. }) => {
+                Err(ApiError::ImportError { msg: "a legacy appliance cannot be imported as metadata".into() })
+            }
+        };
+        let stash = |e: ApiError| {
+            let msg = e.to_string();
+            if let Ok(mut f) = f2.lock() {
+                *f = Some(e);
+            }
+            xva::Error::Invalid(msg)
+        };
+        let created = created.map_err(stash)?;
+        import::objects_created(&ctx2, &cfg.task);
+        let mut targets = HashMap::new();
+        let mut fail = None;
+        for (id, vdi, size) in &created.disks {
+            match storage::Raw::for_writing(&s2, vdi) {
+                Ok(Some(raw)) => match xva::FileDisk::create(&raw.path, *size) {
+                    Ok(disk) => {
+                        targets.insert(id.clone(), Target { sink: Box::new(RawSink { disk, raw }), size: *size });
+                    }
+                    Err(e) => fail = Some(storage::driver::io_error("import", e)),
+                },
+                Ok(None) => {}
+                Err(e) => fail = Some(e),
+            }
+        }
+        if let Ok(mut m) = m2.lock() {
+            *m = Some(created);
+        }
+        match fail {
+            Some(e) => Err(stash(e)),
+            None => Ok(targets),
+        }
+    };
+    let total = length.unwrap_or(0);
+    let t2 = task.clone();
+    let mut progress = |n: u64| {
+        if total > 0 {
+            t2.progress(&s, n as f64 / total as f64 * 0.99);
+        }
+        !t2.cancelling(&s)
+    };
+    let res = xva::read::read(input, !force, &mut on_meta, &mut progress);
+    drop(on_meta);
+    let created = made.lock().ok().and_then(|mut m| m.take());
+    let res = match res {
+        Ok(_) => match &created {
+            Some(c) => import::complete(&ctx, c, &task.r),
+            None => Ok(Value::Array(vec![])),
+        },
+        Err(e) => Err(failure.lock().ok().and_then(|mut f| f.take()).unwrap_or_else(|| importexport::xva_error(e))),
+    };
+    if res.is_err() && !force {
+        if let Some(c) = &created {
+            tokio::runtime::Handle::current().block_on(import::undo(&ctx, c));
+        }
+    }
+    res.map_err(|e| match e {
+        ApiError::TaskCancelled { .. } => ApiError::TaskCancelled { task: task.r.clone() },
+        e => e,
+    })
+}
+
+// ---------------------------------------------------------------- raw VDI
+
+pub async fn import_raw_vdi(s: &Server, head: &Head, body: Body<'_>, reply: &mut Reply<'_>) -> io::Result<()> {
+    let Some(auth) = super::require_auth(s, head, reply, "put_import_raw_vdi").await? else { return Ok(()) };
+    let out = raw_vdi(s, &auth, head, body, reply).await;
+    super::release(s, &auth);
+    out
+}
+
+async fn raw_vdi(s: &Server, auth: &Auth, head: &Head, body: Body<'_>, reply: &mut Reply<'_>) -> io::Result<()> {
+    let vdic = class("VDI");
+    let Some(vdi) = super::find_param(s, vdic, head.param("vdi")) else { return reply.not_found().await };
+    let mut ctx = transfer::context(s, auth, head, "VDI.import_raw", None);
+    let task = match HttpTask::start(&ctx, head, "VDI.import_raw") {
+        Ok(t) => t,
+        Err(e) => return reply.api_error(&e).await,
+    };
+    ctx.task = Some(task.r.clone());
+    let format = head.param("format").unwrap_or("raw").to_ascii_lowercase();
+    if !matches!(format.as_str(), "raw" | "vhd" | "qcow2") {
+        let e = ApiError::InvalidValue { field: "format".into(), value: format };
+        return refuse(s, &task, reply, 400, e).await;
+    }
+    if head.header("transfer-encoding").is_some() {
+        return refuse(s, &task, reply, 403, ApiError::ImportErrorCannotHandleChunked).await;
+    }
+    if let Some(e) = in_use(s, &vdi) {
+        return refuse(s, &task, reply, 500, e).await;
+    }
+    reply.continue_100(head).await?;
+    reply.head(200, "OK", &ok_headers(&task.r)).await?;
+    let (tx, reader) = transfer::body_channel();
+    let length = head.content_length();
+    let (srv, t, v) = (s.clone(), task.clone(), vdi.clone());
+    let work = tokio::task::spawn_blocking(move || write_raw(&srv, &t, &v, &format, length, reader));
+    let (_, out) = tokio::join!(transfer::pump(body, length, tx), work);
+    let out = out.map_err(|e| crate::internal(e.to_string())).and_then(|r| r);
+    if out.is_ok() {
+        let _ = storage::refresh_vdi_usage(&ctx, &vdi).await;
+    }
+    task.finish(s, &out.map(|()| Value::String(String::new())));
+    Ok(())
+}
+
+/// A VDI plugged into a running VM is not written under it.
+fn in_use(s: &Server, vdi: &str) -> Option<ApiError> {
+    let (vdic, vbdc) = (class("VDI"), class("VBD"));
+    let st = s.db.read();
+    let row = st.get(vdic, vdi)?;
+    let attached = crate::lifecycle::members(row.get(field(vdic, "VBDs")))
+        .iter()
+        .any(|b| st.get(vbdc, b).is_some_and(|br| br.get(field(vbdc, "currently_attached")).as_bool() == Some(true)));
+    attached.then(|| ApiError::VdiInUse { vdi: vdi.to_string(), operation: "import".into() })
+}
+
+fn write_raw(
+    s: &Server,
+    task: &HttpTask,
+    vdi: &str,
+    format: &str,
+    length: Option<u64>,
+    mut input: transfer::ChanReader,
+) -> Result<()> {
+    use std::io::Read;
+    let raw = storage::Raw::for_writing(s, vdi)?
+        .ok_or_else(|| ApiError::VdiMissing { sr: String::new(), vdi: vdi.to_string() })?;
+    let ioe = |e: io::Error| match e.kind() {
+        io::ErrorKind::UnexpectedEof => ApiError::ImportErrorPrematureEof,
+        _ => storage::driver::io_error("import", e),
+    };
+    // An image (vhd, qcow2) lands in a temporary file, then is converted in.
+    let image = (format != "raw").then(|| raw.path.with_extension(format!("{}.in", model::new_uuid())));
+    let dest = image.clone().unwrap_or_else(|| raw.path.clone());
+    let limit = if image.is_some() { u64::MAX } else { raw.size };
+    let result = (|| -> Result<()> {
+        let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&dest).map_err(ioe)?;
+        if image.is_none() {
+            // Start from all holes so skipped zero blocks read as zeros.
+            f.set_len(0).map_err(ioe)?;
+            f.set_len(raw.size).map_err(ioe)?;
+        }
+        let mut buf = vec![0u8; 1 << 20];
+        let mut done = 0u64;
+        loop {
+            let n = input.read(&mut buf).map_err(ioe)?;
+            if n == 0 {
+                break;
+            }
+            if done + n as u64 > limit {
+                return Err(ApiError::ImportError {
+                    msg: format!("the data is larger than the VDI's {} bytes", raw.size),
+                });
+            }
+            // Zero blocks stay holes.
+            if buf[..n].iter().any(|b| *b != 0) {
+                use std::os::unix::fs::FileExt;
+                f.write_all_at(&buf[..n], done).map_err(ioe)?;
+            }
+            done += n as u64;
+            if let Some(len) = length.filter(|l| *l > 0) {
+                task.progress(s, done as f64 / len as f64);
+            }
+            if task.cancelling(s) {
+                return Err(ApiError::TaskCancelled { task: task.r.clone() });
+            }
+        }
+        if let Some(img) = &image {
+            let fmt = if format == "vhd" { "vpc" } else { format };
+            let size = storage::qemu::image_size(img, fmt)?;
+            if size as u64 > raw.size {
+                return Err(ApiError::ImportError {
+                    msg: format!("the image's {size} bytes do not fit the VDI's {} bytes", raw.size),
+                });
+            }
+            storage::qemu::convert(img, fmt, &raw.path, "raw", true)?;
+        } else {
+            f.sync_all().map_err(ioe)?;
+        }
+        raw.commit()
+    })();
+    if let Some(img) = &image {
+        let _ = std::fs::remove_file(img);
+    }
+    result
+}

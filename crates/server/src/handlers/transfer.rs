@@ -1,0 +1,199 @@
+//! Plumbing shared by the streaming handlers: the task a transfer reports
+//! to, and the bridges between the async connection and the blocking code
+//! that reads and writes disks.
+
+use super::{Auth, Head};
+use crate::{class, ApiError, Ctx, Result, Server};
+use bytes::Bytes;
+use model::Value;
+use std::io::{self, Read, Write};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// The task behind a transfer: the caller's `task_id`, or one made for it
+/// (and removed when the transfer ends, as xapi does).
+#[derive(Clone)]
+pub struct HttpTask {
+    pub r: String,
+    own: bool,
+    last_pct: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl HttpTask {
+    pub fn start(ctx: &Ctx, head: &Head, label: &str) -> Result<HttpTask> {
+        let s = &ctx.server;
+        let r = match head.param("task_id").filter(|t| !t.is_empty()) {
+            Some(t) => {
+                let c = class("task");
+                if s.db.read().get(c, t).is_none() {
+                    return Err(crate::handle_invalid(c, t));
+                }
+                t.to_string()
+            }
+            None => crate::task::new_task(ctx, label, "")?,
+        };
+        s.tasks.adopt(&r);
+        let own = head.param("task_id").is_none_or(str::is_empty);
+        Ok(HttpTask { r, own, last_pct: Default::default() })
+    }
+
+    /// A task that exists already and outlives the transfer (an API call's).
+    pub fn existing(r: &str) -> HttpTask {
+        HttpTask { r: r.to_string(), own: false, last_pct: Default::default() }
+    }
+
+    /// Progress in 0..1, written at most once per percent.
+    pub fn progress(&self, s: &Server, p: f64) {
+        let pct = (p.clamp(0.0, 1.0) * 100.0) as i64 + 1;
+        if self.last_pct.swap(pct, std::sync::atomic::Ordering::Relaxed) != pct {
+            crate::task::set_progress(s, &self.r, p);
+        }
+    }
+
+    pub fn cancelling(&self, s: &Server) -> bool {
+        s.tasks.is_cancelling(&self.r)
+    }
+
+    /// Record the outcome; a task made for the transfer goes away.
+    pub fn finish(&self, s: &Server, out: &Result<Value>) {
+        let out = match out {
+            Err(ApiError::TaskCancelled { .. }) => Err(ApiError::TaskCancelled { task: self.r.clone() }),
+            o => o.clone(),
+        };
+        crate::task::complete(s, &self.r, &out);
+        if self.own {
+            let _ = s.db.write(|tx| {
+                tx.delete(class("task"), &self.r);
+                Ok::<_, ApiError>(())
+            });
+            s.tasks.forget(&self.r);
+        }
+    }
+}
+
+/// A call context for work done on behalf of an HTTP request.
+pub fn context(s: &Server, auth: &Auth, head: &Head, method: &str, task: Option<&str>) -> Ctx {
+    let mut ctx = Ctx::new(s.clone(), auth.session.clone(), method.to_string(), head.local);
+    ctx.task = task.map(str::to_string);
+    ctx
+}
+
+// ------------------------------------------------------------ bridges
+
+/// The blocking side of a request body the async side pumps in.
+pub struct ChanReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+pub fn body_channel() -> (mpsc::Sender<io::Result<Bytes>>, ChanReader) {
+    let (tx, rx) = mpsc::channel(16);
+    (tx, ChanReader { rx, cur: Bytes::new() })
+}
+
+/// Feed a body (at most `limit` bytes) to a [`ChanReader`]. A body that ends
+/// before its Content-Length reaches the reader as an unexpected EOF.
+pub async fn pump(body: &mut (dyn AsyncRead + Unpin + Send), limit: Option<u64>, tx: mpsc::Sender<io::Result<Bytes>>) {
+    let mut left = limit.unwrap_or(u64::MAX);
+    while left > 0 {
+        let mut buf = vec![0u8; (256 << 10).min(left) as usize];
+        match body.read(&mut buf).await {
+            Ok(0) => {
+                if limit.is_some() {
+                    let _ = tx
+                        .send(Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the request body ended early")))
+                        .await;
+                }
+                return;
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                left -= n as u64;
+                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// The blocking side of a response body: writes are gathered into 1 MiB
+/// pieces for the async side to send.
+pub struct ChanWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+const PIECE: usize = 1 << 20;
+
+impl ChanWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE));
+        self.tx.blocking_send(Bytes::from(piece)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client gone"))
+    }
+}
+
+impl Write for ChanWriter {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        if self.buf.is_empty() && b.len() >= PIECE {
+            // Large writes go out without a copy into the buffer.
+            self.tx
+                .blocking_send(Bytes::copy_from_slice(b))
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client gone"))?;
+            return Ok(b.len());
+        }
+        let n = b.len().min(PIECE - self.buf.len());
+        self.buf.extend_from_slice(&b[..n]);
+        if self.buf.len() >= PIECE {
+            self.send()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for ChanWriter {
+    fn drop(&mut self) {
+        let _ = self.send();
+    }
+}
+
+pub fn reply_channel() -> (ChanWriter, mpsc::Receiver<Bytes>) {
+    let (tx, rx) = mpsc::channel(8);
+    (ChanWriter { tx, buf: Vec::with_capacity(PIECE) }, rx)
+}
+
+/// Send what a [`ChanWriter`] produces; returns false if the client went away.
+pub async fn drain(mut rx: mpsc::Receiver<Bytes>, w: &mut (dyn AsyncWrite + Unpin + Send)) -> bool {
+    while let Some(b) = rx.recv().await {
+        if w.write_all(&b).await.is_err() {
+            return false;
+        }
+    }
+    w.flush().await.is_ok()
+}
