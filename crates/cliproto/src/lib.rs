@@ -282,7 +282,7 @@ pub fn frame_len(head: [u8; 4]) -> Result<usize, DecodeError> {
 }
 
 /// Blocking: read one framed message.
-pub fn read_message(r: &mut impl Read) -> io::Result<Message> {
+pub fn read_message<R: Read + ?Sized>(r: &mut R) -> io::Result<Message> {
     let mut head = [0u8; 4];
     r.read_exact(&mut head)?;
     let n = frame_len(head)?;
@@ -292,7 +292,7 @@ pub fn read_message(r: &mut impl Read) -> io::Result<Message> {
 }
 
 /// Blocking: read the peer's handshake.
-pub fn read_handshake(r: &mut impl Read) -> io::Result<(i32, i32)> {
+pub fn read_handshake<R: Read + ?Sized>(r: &mut R) -> io::Result<(i32, i32)> {
     let mut b = [0u8; HANDSHAKE_LEN];
     r.read_exact(&mut b)?;
     Ok(parse_handshake(&b)?)
