@@ -185,12 +185,14 @@ pub fn missing(name: &str) -> CliError {
     CliError::Api(ApiError::Other { code: "Missing parameter".into(), params: vec![name.to_string()] })
 }
 
-/// Every row of a class in creation order.
+/// Every row of a class in creation order (objects made together, like
+/// the seeded templates, by name), so listings are stable.
 pub fn rows(st: &State, c: &'static ClassDef) -> Vec<(String, Arc<Row>)> {
-    let mut v: Vec<(u64, String, Arc<Row>)> =
-        st.table(c).rows.iter().map(|(r, e)| (e.created, r.clone(), e.row.clone())).collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-    v.into_iter().map(|(_, r, row)| (r, row)).collect()
+    let name = |row: &Row| row.get_by_name("name_label").and_then(Value::as_str).unwrap_or("").to_string();
+    let mut v: Vec<(u64, String, String, Arc<Row>)> =
+        st.table(c).rows.iter().map(|(r, e)| (e.created, name(&e.row), r.clone(), e.row.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)).then_with(|| a.2.cmp(&b.2)));
+    v.into_iter().map(|(_, _, r, row)| (r, row)).collect()
 }
 
 /// Keep the rows matching one `key=value` filter (xapi's

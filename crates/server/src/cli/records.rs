@@ -124,10 +124,12 @@ fn build(c: &'static ClassDef) -> Vec<CliField> {
         let name = rename(c.name, f.name).map(str::to_string).unwrap_or_else(|| f.name.replace('_', "-"));
         out.push(CliField { name, kind, src: Src::Field(i), writable, deprecated });
     }
-    // uuid leads every xapi record.
-    if let Some(p) = out.iter().position(|f| f.name == "uuid") {
-        let u = out.remove(p);
-        out.insert(0, u);
+    // xapi's records lead with uuid, name-label, name-description.
+    for (at, lead) in ["uuid", "name-label", "name-description"].iter().enumerate() {
+        if let Some(p) = out.iter().position(|f| f.name == *lead) {
+            let u = out.remove(p);
+            out.insert(at.min(out.len()), u);
+        }
     }
     out
 }
