@@ -307,7 +307,7 @@ pub async fn ref_of(cx: &Cx<'_, '_>, target: &str, s: &str) -> CliResult<String>
     }
 }
 
-fn cls_field<'a>(c: &'static ClassDef, name: &str) -> CliResult<&'static CliField> {
+fn cls_field(c: &'static ClassDef, name: &str) -> CliResult<&'static CliField> {
     records::lookup(c, name).ok_or_else(|| missing(name))
 }
 

@@ -76,6 +76,10 @@ pub async fn run(
         }
     }
     .await;
+    // A task nobody finished would linger (destroy waits for completion).
+    if task_state(cx, &task).is_some_and(|(status, _, _)| status == "pending") {
+        let _ = cx.call("task.cancel", vec![s(task.clone())]).await;
+    }
     let _ = cx.call("task.destroy", vec![s(task)]).await;
     outcome
 }

@@ -453,10 +453,10 @@ async fn cd_media(cx: &mut Cx<'_, '_>, insert: bool) -> CliResult {
         let cd = find_cd(cx, cx.params.reqd("cd-name")?)?;
         cx.call("VBD.insert", vec![s(vbd.clone()), s(cd)]).await.map(|_| ())
     } else {
-        if cds.len() > 1 {
-            return fail("Multiple CD devices found");
+        match cds.as_slice() {
+            [(vbd, _)] => cx.call("VBD.eject", vec![s(vbd.clone())]).await.map(|_| ()),
+            _ => fail("Multiple CD devices found"),
         }
-        cx.call("VBD.eject", vec![s(cds[0].0.clone())]).await.map(|_| ())
     }
 }
 
