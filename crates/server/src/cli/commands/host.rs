@@ -9,7 +9,7 @@ use model::Value;
 pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
     match name {
         "host-enable" | "host-disable" | "host-evacuate" => {
-            let host = select_host(cx)?;
+            let host = select_host(cx, &["uuid", "host"])?;
             match name {
                 "host-enable" => cx.call("host.enable", vec![s(host)]).await?,
                 "host-disable" => cx.call("host.disable", vec![s(host)]).await?,

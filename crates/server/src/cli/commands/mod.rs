@@ -169,11 +169,12 @@ pub async fn vm_op(cx: &mut Cx<'_, '_>, method: &str, extra: Vec<Value>, ignore:
     }
 }
 
-/// A host picked by `uuid=` / `host=` (name or uuid), or the only one.
-pub fn select_host(cx: &Cx<'_, '_>) -> CliResult<String> {
+/// A host picked by the first of `keys` given (uuid, name or hostname), or
+/// the only one.
+pub fn select_host(cx: &Cx<'_, '_>, keys: &[&str]) -> CliResult<String> {
     let c = class("host")?;
     let st = cx.s.db.read();
-    let want = cx.params.get("host-uuid").or(cx.params.get("uuid")).or(cx.params.get("host"));
+    let want = keys.iter().find_map(|k| cx.params.get(k));
     let hosts: Vec<String> = generic::rows(&st, c)
         .into_iter()
         .filter(|(_, row)| match want {

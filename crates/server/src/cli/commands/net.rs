@@ -57,6 +57,15 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             let m = if cx.params.flag("force") { "VIF.unplug_force" } else { "VIF.unplug" };
             cx.call(m, vec![s(vif)]).await.map(|_| ())
         }
+        "pif-scan" => {
+            let host = obj(cx, "host", "host-uuid").await?;
+            cx.call("PIF.scan", vec![s(host)]).await.map(|_| ())
+        }
+        "pif-plug" | "pif-unplug" => {
+            let pif = obj(cx, "PIF", "uuid").await?;
+            let m = if name == "pif-plug" { "PIF.plug" } else { "PIF.unplug" };
+            cx.call(m, vec![s(pif)]).await.map(|_| ())
+        }
         "pif-reconfigure-ip" => {
             let pif = obj(cx, "PIF", "uuid").await?;
             let g = |k: &str| s(cx.params.get(k).unwrap_or(""));

@@ -82,7 +82,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
         "sr-create" => {
             let host = match cx.params.get("host-uuid") {
                 Some(_) => obj(cx, "host", "host-uuid").await?,
-                None => select_host(cx)?,
+                None => select_host(cx, &[])?,
             };
             let size = match cx.params.get("physical-size") {
                 Some(p) => bytes_of_string("physical-size", p)?,

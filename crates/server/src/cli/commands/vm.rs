@@ -71,7 +71,7 @@ fn select_host_for_migrate(cx: &Cx<'_, '_>) -> CliResult<String> {
     if cx.params.get("host").is_none() && cx.params.get("host-uuid").is_none() {
         return Err(CliError::ParamNotFound("host".into()));
     }
-    select_host(cx)
+    select_host(cx, &["host-uuid", "host"])
 }
 
 /// One VM or template by `template=` (name or uuid), `template-uuid=`, `template-name=`.
