@@ -104,8 +104,13 @@ fn main_loop(o: &Options, s: &mut dyn Stream, allowed: &[PathBuf]) -> Result<i32
         match c {
             Command::Print(x) => {
                 let mut out = io::stdout().lock();
-                writeln!(out, "{x}")?;
-                out.flush()?;
+                if let Err(e) = writeln!(out, "{x}").and_then(|_| out.flush()) {
+                    // The reader went away (`xe … | head`): stop quietly.
+                    if e.kind() == io::ErrorKind::BrokenPipe {
+                        return Ok(1);
+                    }
+                    return Err(e.into());
+                }
             }
             Command::PrintStderr(x) => {
                 eprint!("{x}");
