@@ -58,9 +58,15 @@ fn exit_payload(code: i32) -> Vec<u8> {
     [le(9), le(4), le(code)].concat()
 }
 
+/// The server closed the connection (rather than hanging or answering):
+/// end of file, or a reset when it left unread bytes behind.
 fn at_eof(c: &mut UnixStream) -> bool {
     let mut b = [0u8; 1];
-    matches!(c.read(&mut b), Ok(0))
+    match c.read(&mut b) {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    }
 }
 
 #[test]
