@@ -45,6 +45,7 @@ fn formats() {
     check("vdi-minimal-escaping", &s.ok(&["vdi-list", &format!("uuid={vdi}"), "params=name-label", "--minimal"]));
     check("template-minimal", &s.ok(&["template-list", "params=name-label", "--minimal"]));
     check("network-list", &s.ok(&["network-list"]));
+    check("sr-list", &s.ok(&["sr-list"]));
     check("host-list", &s.ok(&["host-list", "params=name-label,hostname,enabled"]));
     check("help-vm-start", &s.ok(&["help", "vm-start"]));
     // Nothing matches: --minimal prints an empty line, the table nothing.

@@ -24,6 +24,8 @@ pub enum Src {
     RefUuid(usize),
     /// Its name label (`vm-name-label`).
     RefName(usize),
+    /// SR `host`: the name of the host of its only PBD, or `<shared>`.
+    SrHost(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -40,7 +42,7 @@ impl CliField {
     /// The API field behind this CLI field.
     pub fn api_index(&self) -> usize {
         match self.src {
-            Src::Field(i) | Src::RefUuid(i) | Src::RefName(i) => i,
+            Src::Field(i) | Src::RefUuid(i) | Src::RefName(i) | Src::SrHost(i) => i,
         }
     }
 }
@@ -124,6 +126,19 @@ fn build(c: &'static ClassDef) -> Vec<CliField> {
         let name = rename(c.name, f.name).map(str::to_string).unwrap_or_else(|| f.name.replace('_', "-"));
         out.push(CliField { name, kind, src: Src::Field(i), writable, deprecated });
     }
+    if c.name == "SR" {
+        if let Some(i) = c.field_index("PBDs") {
+            let f = CliField {
+                name: "host".into(),
+                kind: Kind::Normal,
+                src: Src::SrHost(i),
+                writable: false,
+                deprecated: false,
+            };
+            let at = out.iter().position(|f| f.name == "allowed-operations").unwrap_or(out.len());
+            out.insert(at, f);
+        }
+    }
     // xapi's records lead with uuid, name-label, name-description.
     for (at, lead) in ["uuid", "name-label", "name-description"].iter().enumerate() {
         if let Some(p) = out.iter().position(|f| f.name == *lead) {
@@ -199,6 +214,19 @@ pub fn get(st: &State, row: &Row, f: &CliField) -> String {
     let v = row.get(f.api_index());
     match f.src {
         Src::Field(_) => show(st, def.ty, v, def.name == "power_state"),
+        Src::SrHost(_) => {
+            let pbds = v.as_array().unwrap_or(&[]);
+            if pbds.len() > 1 {
+                return "<shared>".to_string();
+            }
+            let host = pbds
+                .first()
+                .and_then(Value::as_str)
+                .and_then(|p| model::schema::class("PBD").and_then(|c| st.get(c, p)))
+                .and_then(|row| row.get_by_name("host").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_default();
+            ref_name(st, "host", &host)
+        }
         Src::RefUuid(_) | Src::RefName(_) => {
             let (Type::Ref(t), Some(r)) = (def.ty, v.as_str()) else { return String::new() };
             if matches!(f.src, Src::RefUuid(_)) {
