@@ -1,0 +1,107 @@
+//! Host, task, event and message commands.
+
+use super::{class, s, select_host};
+use crate::cli::generic::{self, GEN};
+use crate::cli::{fail, records, CliError, CliResult, Cx};
+use model::schema::ClassDef;
+use model::Value;
+
+pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
+    match name {
+        "host-enable" | "host-disable" | "host-evacuate" => {
+            let host = select_host(cx, &["uuid", "host"])?;
+            match name {
+                "host-enable" => cx.call("host.enable", vec![s(host)]).await?,
+                "host-disable" => cx.call("host.disable", vec![s(host)]).await?,
+                _ => {
+                    let net = match cx.params.get("network-uuid") {
+                        Some(u) => generic::by_uuid(cx, class("network")?, u).await?.0,
+                        None => model::NULL_REF.to_string(),
+                    };
+                    cx.call("host.evacuate", vec![s(host), s(net)]).await?
+                }
+            };
+            Ok(())
+        }
+        "task-cancel" => {
+            let t = generic::by_uuid(cx, class("task")?, cx.params.reqd("uuid")?).await?.0;
+            cx.call("task.cancel", vec![s(t)]).await.map(|_| ())
+        }
+        "event-wait" => event_wait(cx).await,
+        "message-create" => {
+            let (cls, key) = [("VM", "vm-uuid"), ("Host", "host-uuid"), ("SR", "sr-uuid"), ("Pool", "pool-uuid")]
+                .into_iter()
+                .find(|(_, k)| cx.params.has(k))
+                .ok_or_else(|| CliError::Failure("Need one of: vm-uuid, host-uuid, sr-uuid or pool-uuid".into()))?;
+            let prio: i64 = cx
+                .params
+                .reqd("priority")?
+                .parse()
+                .map_err(|_| CliError::Failure("Parameter priority must be an integer".into()))?;
+            cx.call(
+                "message.create",
+                vec![
+                    s(cx.params.reqd("name")?),
+                    Value::Int(prio),
+                    s(cls),
+                    s(cx.params.reqd(key)?),
+                    s(cx.params.reqd("body")?),
+                ],
+            )
+            .await
+            .map(|_| ())
+        }
+        other => Err(CliError::UnknownCommand(other.to_string())),
+    }
+}
+
+fn event_class(name: &str) -> Option<&'static ClassDef> {
+    GEN.iter().find(|g| g.cli == name).and_then(generic::class_of).or_else(|| model::schema::class_ci(name))
+}
+
+/// Whether any object of the class meets every `field=value` (or
+/// `field=/=value`) condition.
+fn satisfied(cx: &Cx<'_, '_>, c: &'static ClassDef, conds: &[(String, String)]) -> CliResult<bool> {
+    let st = cx.s.db.read();
+    let mut fields = Vec::new();
+    for (k, v) in conds {
+        let f = records::lookup(c, k).ok_or_else(|| generic::missing(k))?;
+        fields.push((f, v));
+    }
+    Ok(generic::rows(&st, c).iter().any(|(_, row)| {
+        fields.iter().all(|(f, v)| {
+            let got = records::get(&st, row, f);
+            match v.strip_prefix("/=") {
+                Some(not) => got != not,
+                None => got == **v,
+            }
+        })
+    }))
+}
+
+/// Block until an object of `class=` matches the conditions, re-checking
+/// after every change event.fromm reports.
+async fn event_wait(cx: &mut Cx<'_, '_>) -> CliResult {
+    let cname = cx.params.reqd("class")?.to_string();
+    let Some(c) = event_class(&cname) else { return fail(format!("Unknown class {cname}")) };
+    let conds: Vec<(String, String)> = cx
+        .params
+        .0
+        .iter()
+        .filter(|(k, _)| k != "class" && !generic::STDPARAMS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let mut token = String::new();
+    loop {
+        if satisfied(cx, c, &conds)? {
+            return Ok(());
+        }
+        let batch = cx
+            .call(
+                "event.from",
+                vec![Value::Array(vec![s(c.name.to_ascii_lowercase())]), s(token.clone()), Value::Float(30.0)],
+            )
+            .await?;
+        token = batch.member("token").and_then(Value::as_str).unwrap_or_default().to_string();
+    }
+}

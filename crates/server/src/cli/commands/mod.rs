@@ -1,0 +1,210 @@
+//! The explicit commands, by area, and what they share: VM selectors,
+//! `--multiple` handling, constructor records and HTTP transfers.
+
+mod host;
+mod net;
+mod storage;
+mod transfer;
+mod vm;
+
+use super::generic::{self, STDPARAMS};
+use super::{fail, CliError, CliResult, Cx};
+use model::schema::{ClassDef, Qual};
+use model::Value;
+
+pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
+    match name {
+        n if n.starts_with("vm-") || n == "snapshot-revert" => vm::run(cx, n).await,
+        n if ["vdi-", "sr-", "pbd-", "vbd-"].iter().any(|p| n.starts_with(p)) => storage::run(cx, n).await,
+        n if ["network-", "vif-", "pif-", "vlan-", "bond-"].iter().any(|p| n.starts_with(p)) => net::run(cx, n).await,
+        n => host::run(cx, n).await,
+    }
+}
+
+pub fn class(name: &str) -> CliResult<&'static ClassDef> {
+    model::schema::class(name).ok_or_else(|| CliError::Failure(format!("class {name} is not served")))
+}
+
+pub fn s(v: impl Into<String>) -> Value {
+    Value::String(v.into())
+}
+
+/// A constructor record: the given members, every other constructor field
+/// at its default.
+pub fn ctor(c: &'static ClassDef, given: Vec<(&str, Value)>) -> Value {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for f in c.fields {
+        if f.qual == Qual::RoRun {
+            continue;
+        }
+        let v = given.iter().find(|(k, _)| *k == f.name).map(|(_, v)| v.clone()).unwrap_or_else(|| f.default_value());
+        out.push((f.name.to_string(), v));
+    }
+    Value::Struct(out)
+}
+
+/// `map:key=value` arguments as a map value.
+pub fn map_arg(cx: &Cx<'_, '_>, name: &str) -> Value {
+    Value::Struct(cx.params.map(name).into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+}
+
+/// The uuid of an object.
+pub fn uuid_of(cx: &Cx<'_, '_>, c: &'static ClassDef, r: &str) -> String {
+    cx.s.db
+        .read()
+        .get(c, r)
+        .and_then(|row| row.get_by_name("uuid").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_default()
+}
+
+pub fn field_str(cx: &Cx<'_, '_>, c: &'static ClassDef, r: &str, f: &str) -> String {
+    cx.s.db
+        .read()
+        .get(c, r)
+        .and_then(|row| row.get_by_name(f).and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Sizes as xapi's `bytes_of_string` reads them (`10GiB`, `512M`, bytes).
+pub fn bytes_of_string(name: &str, s: &str) -> CliResult<i64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: i64 = num.parse().map_err(|_| {
+        CliError::Failure(format!("Failed to parse parameter '{name}': expecting an integer (possibly with suffix)"))
+    })?;
+    let mul: i64 = match unit.trim() {
+        "" => 1,
+        "KiB" | "K" | "k" => 1 << 10,
+        "MiB" | "M" | "m" => 1 << 20,
+        "GiB" | "G" | "g" => 1 << 30,
+        "TiB" | "T" | "t" => 1 << 40,
+        "KB" | "kB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        _ => return fail(format!("Failed to parse parameter '{name}': unknown unit '{unit}'")),
+    };
+    n.checked_mul(mul).ok_or_else(|| CliError::Failure(format!("Parameter {name} is too large")))
+}
+
+/// The VMs the selector arguments pick (xapi's `select_vms`): filters on
+/// any VM field, `vm=` matching uuid or name, never templates or dom0
+/// unless asked.
+pub fn select_vms(cx: &Cx<'_, '_>, include_templates: bool, ignore: &[&str]) -> CliResult<Vec<(String, String)>> {
+    let c = class("VM")?;
+    let st = cx.s.db.read();
+    let mut rows = generic::rows(&st, c);
+    let mut filters: Vec<(String, String)> = vec![("is-control-domain".into(), "false".into())];
+    if !include_templates {
+        filters.push(("is-a-template".into(), "false".into()));
+    }
+    for (k, v) in &cx.params.0 {
+        let stem = k.split(':').next().unwrap_or(k);
+        if k == "vm" {
+            rows.retain(|(_, row)| {
+                row.get_by_name("uuid").and_then(Value::as_str) == Some(v.as_str())
+                    || row.get_by_name("name_label").and_then(Value::as_str) == Some(v.as_str())
+            });
+        } else if !STDPARAMS.contains(&stem) && !ignore.contains(&stem) {
+            filters.push((k.clone(), v.clone()));
+        }
+    }
+    for (k, v) in &filters {
+        rows = generic::filter(&st, c, rows, k, v).map_err(|e| match e {
+            CliError::Api(_) => CliError::Failure(format!(
+                "Parameter '{k}' is not a field of the VM class. Failed to select VM for operation."
+            )),
+            e => e,
+        })?;
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(r, row)| (r, row.get_by_name("uuid").and_then(Value::as_str).unwrap_or_default().to_string()))
+        .collect())
+}
+
+/// Check the selection's size as `do_vm_op` does.
+pub fn one_or_many(vms: &[(String, String)], cx: &Cx<'_, '_>, multiple_ok: bool) -> CliResult {
+    match vms.len() {
+        0 => fail("No matching VMs found"),
+        1 => Ok(()),
+        _ if multiple_ok && cx.params.flag("multiple") => Ok(()),
+        _ if !multiple_ok => fail("Multiple matches VMs found. Operation can only be performed on one VM at a time"),
+        _ => fail("Multiple matches VMs found. --multiple required to complete the operation"),
+    }
+}
+
+/// The text a failure gets in a `--multiple` summary.
+pub fn describe(cx: &Cx<'_, '_>, e: &CliError) -> String {
+    match e {
+        CliError::Api(a) => match super::friendly(&cx.s, a.code(), &a.params()) {
+            Some((doc, lines)) => format!("{doc}\n{}", lines.join("\n")),
+            None => format!("Server error: {} [{}]", a.code(), a.params().join("; ")),
+        },
+        CliError::Failure(m) | CliError::Cli(m) => m.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Run `method(vm, extra…)` on every selected VM.
+pub async fn vm_op(cx: &mut Cx<'_, '_>, method: &str, extra: Vec<Value>, ignore: &[&str]) -> CliResult {
+    let vms = select_vms(cx, false, ignore)?;
+    one_or_many(&vms, cx, true)?;
+    let mut fails = Vec::new();
+    for (r, uuid) in &vms {
+        let mut args = vec![s(r.clone())];
+        args.extend(extra.iter().cloned());
+        if let Err(e) = cx.call(method, args).await {
+            if vms.len() == 1 {
+                return Err(e);
+            }
+            fails.push((uuid.clone(), describe(cx, &e)));
+        }
+    }
+    if fails.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Multiple(fails))
+    }
+}
+
+/// A host picked by the first of `keys` given (uuid, name or hostname), or
+/// the only one.
+pub fn select_host(cx: &Cx<'_, '_>, keys: &[&str]) -> CliResult<String> {
+    let c = class("host")?;
+    let st = cx.s.db.read();
+    let want = keys.iter().find_map(|k| cx.params.get(k));
+    let hosts: Vec<String> = generic::rows(&st, c)
+        .into_iter()
+        .filter(|(_, row)| match want {
+            None => true,
+            Some(w) => {
+                ["uuid", "name_label", "hostname"].iter().any(|f| row.get_by_name(f).and_then(Value::as_str) == Some(w))
+            }
+        })
+        .map(|(r, _)| r)
+        .collect();
+    match hosts.as_slice() {
+        [h] => Ok(h.clone()),
+        [] => fail("No matching hosts found"),
+        _ => fail("Multiple matching hosts found"),
+    }
+}
+
+/// The pool's default SR, if it is set and exists.
+pub fn default_sr(cx: &Cx<'_, '_>) -> Option<String> {
+    let pool = class("pool").ok()?;
+    let sr = class("SR").ok()?;
+    let st = cx.s.db.read();
+    let r = st.get(pool, &cx.s.pool)?.get_by_name("default_SR")?.as_str()?.to_string();
+    st.get(sr, &r).map(|_| r)
+}
+
+/// `sr-uuid=` (or the pool default).
+pub async fn sr_arg(cx: &Cx<'_, '_>) -> CliResult<String> {
+    match cx.params.get("sr-uuid") {
+        Some(u) => Ok(generic::by_uuid(cx, class("SR")?, u).await?.0),
+        None => default_sr(cx).ok_or_else(|| CliError::Failure("No SR specified and Pool default SR is null".into())),
+    }
+}

@@ -1,0 +1,116 @@
+//! Network commands: networks, VIFs, PIF addressing, VLANs and bonds.
+
+use super::{class, ctor, map_arg, s, uuid_of};
+use crate::cli::generic;
+use crate::cli::{CliError, CliResult, Cx};
+use model::Value;
+
+async fn obj(cx: &Cx<'_, '_>, c: &str, key: &str) -> CliResult<String> {
+    Ok(generic::by_uuid(cx, class(c)?, cx.params.reqd(key)?).await?.0)
+}
+
+pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
+    match name {
+        "network-create" => {
+            let mut given = vec![
+                ("name_label", s(cx.params.reqd("name-label")?)),
+                ("name_description", s(cx.params.get("name-description").unwrap_or(""))),
+                ("other_config", map_arg(cx, "other-config")),
+            ];
+            if let Some(m) = cx.params.get("MTU") {
+                let mtu: i64 = m.parse().map_err(|_| CliError::Failure("Parameter MTU must be an integer".into()))?;
+                given.push(("MTU", Value::Int(mtu)));
+            }
+            if let Some(b) = cx.params.get("bridge") {
+                given.push(("bridge", s(b)));
+            }
+            if let Some(m) = cx.params.get("managed") {
+                given.push(("managed", Value::Bool(m == "true")));
+            }
+            let net = cx.call_str("network.create", vec![ctor(class("network")?, given)]).await?;
+            let u = uuid_of(cx, class("network")?, &net);
+            cx.lines(vec![u]).await
+        }
+        "vif-create" => {
+            let vm = obj(cx, "VM", "vm-uuid").await?;
+            let net = obj(cx, "network", "network-uuid").await?;
+            let rec = ctor(
+                class("VIF")?,
+                vec![
+                    ("device", s(cx.params.reqd("device")?)),
+                    ("network", s(net)),
+                    ("VM", s(vm)),
+                    ("MAC", s(cx.params.get("mac").unwrap_or(""))),
+                ],
+            );
+            let vif = cx.call_str("VIF.create", vec![rec]).await?;
+            let u = uuid_of(cx, class("VIF")?, &vif);
+            cx.lines(vec![u]).await
+        }
+        "vif-plug" | "vif-destroy" => {
+            let vif = obj(cx, "VIF", "uuid").await?;
+            let m = if name == "vif-plug" { "VIF.plug" } else { "VIF.destroy" };
+            cx.call(m, vec![s(vif)]).await.map(|_| ())
+        }
+        "vif-unplug" => {
+            let vif = obj(cx, "VIF", "uuid").await?;
+            let m = if cx.params.flag("force") { "VIF.unplug_force" } else { "VIF.unplug" };
+            cx.call(m, vec![s(vif)]).await.map(|_| ())
+        }
+        "pif-scan" => {
+            let host = obj(cx, "host", "host-uuid").await?;
+            cx.call("PIF.scan", vec![s(host)]).await.map(|_| ())
+        }
+        "pif-plug" | "pif-unplug" => {
+            let pif = obj(cx, "PIF", "uuid").await?;
+            let m = if name == "pif-plug" { "PIF.plug" } else { "PIF.unplug" };
+            cx.call(m, vec![s(pif)]).await.map(|_| ())
+        }
+        "pif-reconfigure-ip" => {
+            let pif = obj(cx, "PIF", "uuid").await?;
+            let g = |k: &str| s(cx.params.get(k).unwrap_or(""));
+            cx.call(
+                "PIF.reconfigure_ip",
+                vec![s(pif), s(cx.params.reqd("mode")?), g("IP"), g("netmask"), g("gateway"), g("DNS")],
+            )
+            .await
+            .map(|_| ())
+        }
+        "vlan-create" => {
+            let pif = obj(cx, "PIF", "pif-uuid").await?;
+            let net = obj(cx, "network", "network-uuid").await?;
+            let tag: i64 = cx
+                .params
+                .reqd("vlan")?
+                .parse()
+                .map_err(|_| CliError::Failure("Parameter vlan must be an integer".into()))?;
+            let vlan = cx.call_str("VLAN.create", vec![s(pif), Value::Int(tag), s(net)]).await?;
+            // xapi prints the new untagged PIF.
+            let untagged = super::field_str(cx, class("VLAN")?, &vlan, "untagged_PIF");
+            let u = uuid_of(cx, class("PIF")?, &untagged);
+            cx.lines(vec![u]).await
+        }
+        "bond-create" => {
+            let net = obj(cx, "network", "network-uuid").await?;
+            let mut members = Vec::new();
+            for u in cx.params.reqd("pif-uuids")?.split(',').filter(|u| !u.is_empty()) {
+                members.push(s(generic::by_uuid(cx, class("PIF")?, u).await?.0));
+            }
+            let bond = cx
+                .call_str(
+                    "Bond.create",
+                    vec![
+                        s(net),
+                        Value::Array(members),
+                        s(cx.params.get("mac").unwrap_or("")),
+                        s(cx.params.get("mode").unwrap_or("balance-slb")),
+                        map_arg(cx, "properties"),
+                    ],
+                )
+                .await?;
+            let u = uuid_of(cx, class("Bond")?, &bond);
+            cx.lines(vec![u]).await
+        }
+        other => Err(CliError::UnknownCommand(other.to_string())),
+    }
+}

@@ -1,0 +1,489 @@
+//! VM commands: install, lifecycle, clone/copy/snapshot, uninstall, disks,
+//! CDs, VIFs, memory, export/import.
+
+use super::{
+    bytes_of_string, class, ctor, describe, field_str, one_or_many, s, select_host, select_vms, sr_arg, transfer,
+    uuid_of, vm_op,
+};
+use crate::cli::generic::{self, GenClass};
+use crate::cli::{fail, records, CliError, CliResult, Cx};
+use model::Value;
+
+pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
+    let force = cx.params.flag("force");
+    match name {
+        "vm-install" => install(cx).await,
+        "vm-start" => {
+            vm_op(cx, "VM.start", vec![Value::Bool(cx.params.flag("paused")), Value::Bool(force)], &["on", "paused"])
+                .await
+        }
+        "vm-shutdown" => vm_op(cx, if force { "VM.hard_shutdown" } else { "VM.clean_shutdown" }, vec![], &[]).await,
+        "vm-reboot" => vm_op(cx, if force { "VM.hard_reboot" } else { "VM.clean_reboot" }, vec![], &[]).await,
+        "vm-suspend" => vm_op(cx, "VM.suspend", vec![], &[]).await,
+        "vm-resume" => vm_op(cx, "VM.resume", vec![Value::Bool(false), Value::Bool(force)], &["on"]).await,
+        "vm-pause" => vm_op(cx, "VM.pause", vec![], &[]).await,
+        "vm-unpause" => vm_op(cx, "VM.unpause", vec![], &[]).await,
+        "vm-clone" | "vm-copy" | "vm-snapshot" | "vm-checkpoint" => copy_like(cx, name).await,
+        "snapshot-revert" => {
+            let u = match cx.params.get("snapshot-uuid").or(cx.params.get("uuid")) {
+                Some(u) => u.to_string(),
+                None => return Err(CliError::ParamNotFound("snapshot-uuid".into())),
+            };
+            let (r, _) = generic::by_uuid(cx, class("VM")?, &u).await?;
+            cx.call("VM.revert", vec![s(r)]).await.map(|_| ())
+        }
+        "vm-uninstall" => uninstall(cx).await,
+        "vm-destroy" => {
+            let (r, _) = generic::by_uuid(cx, class("VM")?, cx.params.reqd("uuid")?).await?;
+            cx.call("VM.destroy", vec![s(r)]).await.map(|_| ())
+        }
+        "vm-migrate" => {
+            let host = select_host_for_migrate(cx)?;
+            let opts = Value::Struct(vec![
+                ("live".into(), s(if cx.params.flag("live") { "true" } else { "false" })),
+                ("force".into(), s(if force { "true" } else { "false" })),
+            ]);
+            vm_op(cx, "VM.pool_migrate", vec![s(host), opts], &["host", "host-uuid", "live"]).await
+        }
+        "vm-reset-powerstate" => {
+            if !force {
+                cx.stderr("This operation is extremely dangerous and may cause data loss. This operation must be forced (use --force).").await?;
+                return Err(CliError::Exit(1));
+            }
+            vm_op(cx, "VM.power_state_reset", vec![], &[]).await
+        }
+        "vm-memory-set" => {
+            let m = bytes_of_string("memory", cx.params.reqd("memory")?)?;
+            vm_op(cx, "VM.set_memory", vec![Value::Int(m)], &["memory"]).await
+        }
+        "vm-export" => export(cx).await,
+        "vm-import" => import(cx).await,
+        "vm-disk-add" => disk_add(cx).await,
+        "vm-disk-list" => disk_list(cx).await,
+        "vm-cd-add" => cd_add(cx).await,
+        "vm-cd-insert" | "vm-cd-eject" => cd_media(cx, name == "vm-cd-insert").await,
+        "vm-vif-list" => vif_list(cx).await,
+        other => Err(CliError::UnknownCommand(other.to_string())),
+    }
+}
+
+fn select_host_for_migrate(cx: &Cx<'_, '_>) -> CliResult<String> {
+    if cx.params.get("host").is_none() && cx.params.get("host-uuid").is_none() {
+        return Err(CliError::ParamNotFound("host".into()));
+    }
+    select_host(cx, &["host-uuid", "host"])
+}
+
+/// One VM or template by `template=` (name or uuid), `template-uuid=`, `template-name=`.
+fn find_template(cx: &Cx<'_, '_>) -> CliResult<String> {
+    let c = class("VM")?;
+    let want = cx.params.get("template").or(cx.params.get("template-uuid")).or(cx.params.get("template-name"));
+    let Some(want) = want else { return Err(CliError::ParamNotFound("template".into())) };
+    let st = cx.s.db.read();
+    let found: Vec<String> = generic::rows(&st, c)
+        .into_iter()
+        .filter(|(_, row)| row.get_by_name("is_a_template").and_then(Value::as_bool) == Some(true))
+        .filter(|(_, row)| {
+            row.get_by_name("uuid").and_then(Value::as_str) == Some(want)
+                || row.get_by_name("name_label").and_then(Value::as_str) == Some(want)
+        })
+        .map(|(r, _)| r)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => fail("Template not found"),
+        _ => fail("More than one matching template found"),
+    }
+}
+
+/// Point every disk of the provisioning XML at one SR.
+fn rewrite_disks(xml: &str, sr_uuid: &str) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(i) = rest.find("sr=\"") {
+        out.push_str(&rest[..i + 4]);
+        rest = &rest[i + 4..];
+        let end = rest.find('"').unwrap_or(rest.len());
+        out.push_str(sr_uuid);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+async fn install(cx: &mut Cx<'_, '_>) -> CliResult {
+    let template = find_template(cx)?;
+    let name = cx.params.reqd("new-name-label")?.to_string();
+    let sr = match cx.params.get("sr-name-label") {
+        Some(n) => {
+            let c = class("SR")?;
+            let st = cx.s.db.read();
+            let hit = generic::rows(&st, c)
+                .into_iter()
+                .find(|(_, row)| row.get_by_name("name_label").and_then(Value::as_str) == Some(n))
+                .map(|(r, _)| r);
+            drop(st);
+            Some(hit.ok_or_else(|| CliError::Failure(format!("SR {n} not found")))?)
+        }
+        None if cx.params.has("sr-uuid") => Some(sr_arg(cx).await?),
+        None => super::default_sr(cx),
+    };
+    let vm = cx.call_str("VM.clone", vec![s(template), s(name)]).await?;
+    if let Some(sr) = sr {
+        let sr_uuid = uuid_of(cx, class("SR")?, &sr);
+        let disks = {
+            let st = cx.s.db.read();
+            st.get(class("VM")?, &vm)
+                .and_then(|row| row.get_by_name("other_config").and_then(|m| m.map_str("disks")).map(str::to_string))
+        };
+        if let Some(xml) = disks {
+            cx.call("VM.remove_from_other_config", vec![s(vm.clone()), s("disks")]).await?;
+            cx.call("VM.add_to_other_config", vec![s(vm.clone()), s("disks"), s(rewrite_disks(&xml, &sr_uuid))])
+                .await?;
+        }
+    }
+    if let Some(h) = cx.params.get("copy-bios-strings-from") {
+        let (host, _) = generic::by_uuid(cx, class("host")?, h).await?;
+        cx.call("VM.copy_bios_strings", vec![s(vm.clone()), s(host)]).await?;
+    }
+    cx.call("VM.provision", vec![s(vm.clone())]).await?;
+    let uuid = uuid_of(cx, class("VM")?, &vm);
+    cx.lines(vec![uuid]).await
+}
+
+async fn copy_like(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
+    let vms = select_vms(
+        cx,
+        name != "vm-checkpoint",
+        &["new-name-label", "new-name-description", "sr-uuid", "ignore-vdi-uuids"],
+    )?;
+    one_or_many(&vms, cx, false)?;
+    let Some((vm, _)) = vms.into_iter().next() else { return fail("No matching VMs found") };
+    let new_name = cx.params.reqd("new-name-label")?.to_string();
+    let new = match name {
+        "vm-clone" => cx.call_str("VM.clone", vec![s(vm), s(new_name)]).await?,
+        "vm-copy" => {
+            let sr = match cx.params.get("sr-uuid") {
+                Some(u) => generic::by_uuid(cx, class("SR")?, u).await?.0,
+                None => model::NULL_REF.to_string(),
+            };
+            cx.call_str("VM.copy", vec![s(vm), s(new_name), s(sr)]).await?
+        }
+        "vm-checkpoint" => cx.call_str("VM.checkpoint", vec![s(vm), s(new_name)]).await?,
+        _ => {
+            let mut ignore = Vec::new();
+            for u in cx.params.get("ignore-vdi-uuids").unwrap_or("").split(',').filter(|u| !u.is_empty()) {
+                ignore.push(s(generic::by_uuid(cx, class("VDI")?, u).await?.0));
+            }
+            cx.call_str("VM.snapshot", vec![s(vm), s(new_name), Value::Array(ignore)]).await?
+        }
+    };
+    if let Some(d) = cx.params.get("new-name-description") {
+        cx.call("VM.set_name_description", vec![s(new.clone()), s(d)]).await?;
+    }
+    let uuid = uuid_of(cx, class("VM")?, &new);
+    cx.lines(vec![uuid]).await
+}
+
+/// The VBD refs of a VM.
+fn vbds_of(cx: &Cx<'_, '_>, vm: &str) -> Vec<String> {
+    let Ok(c) = class("VM") else { return Vec::new() };
+    let st = cx.s.db.read();
+    st.get(c, vm)
+        .and_then(|row| {
+            row.get_by_name("VBDs")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        })
+        .unwrap_or_default()
+}
+
+async fn uninstall(cx: &mut Cx<'_, '_>) -> CliResult {
+    let vms = select_vms(cx, true, &[])?;
+    one_or_many(&vms, cx, false)?;
+    let Some((vm, vm_uuid)) = vms.into_iter().next() else { return fail("No matching VMs found") };
+    let (vbd_c, vdi_c) = (class("VBD")?, class("VDI")?);
+    // Disks written by this VM only are destroyed with it.
+    let mut vdis: Vec<String> = Vec::new();
+    {
+        let st = cx.s.db.read();
+        for vbd in vbds_of(cx, &vm) {
+            let Some(row) = st.get(vbd_c, &vbd) else { continue };
+            let vdi = row.get_by_name("VDI").and_then(Value::as_str).unwrap_or_default().to_string();
+            let rw = row.get_by_name("mode").and_then(Value::as_str) == Some("RW");
+            let Some(vrow) = st.get(vdi_c, &vdi) else { continue };
+            let users = vrow.get_by_name("VBDs").and_then(Value::as_array).map(|a| a.len()).unwrap_or(0);
+            if rw && users <= 1 {
+                vdis.push(vdi);
+            }
+        }
+    }
+    let name = field_str(cx, class("VM")?, &vm, "name_label");
+    let mut lines =
+        vec!["The following items are about to be destroyed".to_string(), format!("VM : {vm_uuid} ({name})")];
+    for v in &vdis {
+        lines.push(format!("VDI: {} ({})", uuid_of(cx, vdi_c, v), field_str(cx, vdi_c, v, "name_label")));
+    }
+    for l in lines {
+        cx.msg(l).await?;
+    }
+    if !cx.params.flag("force") && !cx.user_says_yes().await? {
+        return Ok(());
+    }
+    if field_str(cx, class("VM")?, &vm, "power_state") != "Halted" {
+        cx.call("VM.hard_shutdown", vec![s(vm.clone())]).await?;
+    }
+    cx.call("VM.destroy", vec![s(vm)]).await?;
+    for v in vdis {
+        cx.call("VDI.destroy", vec![s(v)]).await?;
+    }
+    cx.msg("All objects destroyed").await
+}
+
+async fn export(cx: &mut Cx<'_, '_>) -> CliResult {
+    let vms = select_vms(cx, true, &["filename", "compress", "preserve-power-state", "include-snapshots", "metadata"])?;
+    one_or_many(&vms, cx, false)?;
+    let Some((vm, uuid)) = vms.into_iter().next() else { return fail("No matching VMs found") };
+    let filename = cx.params.reqd("filename")?.to_string();
+    let compress = cx.params.get("compress").unwrap_or("false").to_string();
+    let mut query = format!("ref={vm}&use_compression={compress}");
+    if cx.params.flag("preserve-power-state") {
+        query.push_str("&preserve_power_state=true");
+    }
+    let label = format!("Export of VM: {uuid}");
+    transfer::run(cx, transfer::Dir::Get, &filename, "/export", &query, &label).await?;
+    cx.msg("Export succeeded").await
+}
+
+async fn import(cx: &mut Cx<'_, '_>) -> CliResult {
+    let Some(filename) = cx.params.get("filename").map(str::to_string) else {
+        return Err(CliError::ParamNotFound("filename".into()));
+    };
+    let sr = sr_arg(cx).await?;
+    let mut query = format!("sr_id={sr}");
+    if cx.params.flag("force") {
+        query.push_str("&force=true");
+    }
+    if cx.params.flag("preserve") {
+        query.push_str("&restore=true");
+    }
+    let result = transfer::run(cx, transfer::Dir::Put, &filename, "/import", &query, "VM import").await?;
+    let c = class("VM")?;
+    let uuids: Vec<String> =
+        transfer::refs_in(&result).iter().map(|r| uuid_of(cx, c, r)).filter(|u| !u.is_empty()).collect();
+    cx.lines(vec![uuids.join(",")]).await
+}
+
+async fn disk_add(cx: &mut Cx<'_, '_>) -> CliResult {
+    let vms = select_vms(cx, false, &["disk-size", "device", "sr-uuid"])?;
+    one_or_many(&vms, cx, true)?;
+    let size = bytes_of_string("disk-size", cx.params.reqd("disk-size")?)?;
+    let device = cx.params.reqd("device")?.to_string();
+    let sr = sr_arg(cx).await?;
+    let (vdi_c, vbd_c) = (class("VDI")?, class("VBD")?);
+    let mut fails = Vec::new();
+    for (vm, uuid) in &vms {
+        let r: CliResult = async {
+            let rec = ctor(
+                vdi_c,
+                vec![
+                    ("name_label", s("Created by xe")),
+                    ("SR", s(sr.clone())),
+                    ("virtual_size", Value::Int(size)),
+                    ("type", s("user")),
+                ],
+            );
+            let vdi = cx.call_str("VDI.create", vec![rec]).await?;
+            let device = if device == "autodetect" { String::from("autodetect") } else { device.clone() };
+            let rec = ctor(
+                vbd_c,
+                vec![
+                    ("VM", s(vm.clone())),
+                    ("VDI", s(vdi)),
+                    ("userdevice", s(device)),
+                    ("mode", s("RW")),
+                    ("type", s("Disk")),
+                    ("unpluggable", Value::Bool(true)),
+                    ("bootable", Value::Bool(false)),
+                ],
+            );
+            let vbd = cx.call_str("VBD.create", vec![rec]).await?;
+            if field_str(cx, class("VM")?, vm, "power_state") == "Running" {
+                cx.call("VBD.plug", vec![s(vbd)]).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = r {
+            if vms.len() == 1 {
+                return Err(e);
+            }
+            fails.push((uuid.clone(), describe(cx, &e)));
+        }
+    }
+    if fails.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Multiple(fails))
+    }
+}
+
+fn gen_class(cli: &str) -> CliResult<&'static GenClass> {
+    generic::GEN.iter().find(|g| g.cli == cli).ok_or_else(|| CliError::Failure(format!("no {cli} records")))
+}
+
+async fn disk_list(cx: &mut Cx<'_, '_>) -> CliResult {
+    let vms = select_vms(cx, true, &["vbd-params", "vdi-params"])?;
+    one_or_many(&vms, cx, true)?;
+    let (vbd_c, vdi_c) = (class("VBD")?, class("VDI")?);
+    let vbd_params = cx.params.get("vbd-params").unwrap_or("uuid,vm-name-label,userdevice,empty").to_string();
+    let vdi_params = cx.params.get("vdi-params").unwrap_or("uuid,name-label,sr-name-label,virtual-size").to_string();
+    let _ = gen_class("vbd")?;
+    for (vm, _) in vms {
+        let mut n = 0;
+        for vbd in vbds_of(cx, &vm) {
+            let out = {
+                let st = cx.s.db.read();
+                let Some(row) = st.get(vbd_c, &vbd) else { continue };
+                if row.get_by_name("type").and_then(Value::as_str) != Some("Disk") {
+                    continue;
+                }
+                let vbd_rec =
+                    generic::record(&st, row, &generic::select(records::fields(vbd_c), Some(&vbd_params), &[]));
+                let vdi = row.get_by_name("VDI").and_then(Value::as_str).unwrap_or_default();
+                let vdi_rec = st.get(vdi_c, vdi).map(|vrow| {
+                    let mut fs = generic::select(records::fields(vdi_c), Some(&vdi_params), &[]);
+                    fs.retain(|f| f.name != "sr-name-label");
+                    let mut rec = generic::record(&st, vrow, &fs);
+                    if vdi_params.split(',').any(|p| p == "sr-name-label") {
+                        let srn = records::lookup(vdi_c, "sr-name-label").map(|f| records::labelled(&st, vrow, f));
+                        if let Some(x) = srn {
+                            rec.push(x);
+                        }
+                    }
+                    rec
+                });
+                (vbd_rec, vdi_rec)
+            };
+            if !cx.minimal {
+                cx.msg(format!("Disk {n} VBD:")).await?;
+            }
+            cx.table(vec![out.0]).await?;
+            if let Some(v) = out.1 {
+                if !cx.minimal {
+                    cx.msg(format!("Disk {n} VDI:")).await?;
+                }
+                cx.table(vec![v]).await?;
+            }
+            n += 1;
+        }
+    }
+    Ok(())
+}
+
+/// A VDI by name in an ISO library SR (xapi looks CDs up by name-label).
+fn find_cd(cx: &Cx<'_, '_>, name: &str) -> CliResult<String> {
+    let (vdi_c, sr_c) = (class("VDI")?, class("SR")?);
+    let st = cx.s.db.read();
+    let hits: Vec<String> = generic::rows(&st, vdi_c)
+        .into_iter()
+        .filter(|(_, row)| row.get_by_name("name_label").and_then(Value::as_str) == Some(name))
+        .filter(|(_, row)| {
+            let sr = row.get_by_name("SR").and_then(Value::as_str).unwrap_or_default();
+            st.get(sr_c, sr)
+                .and_then(|s| s.get_by_name("content_type").and_then(Value::as_str).map(|t| t == "iso"))
+                .unwrap_or(false)
+        })
+        .map(|(r, _)| r)
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => fail(format!("CD {name} not found")),
+        _ => fail(format!("Multiple CDs named {name} found")),
+    }
+}
+
+async fn cd_add(cx: &mut Cx<'_, '_>) -> CliResult {
+    let vms = select_vms(cx, false, &["cd-name", "device"])?;
+    one_or_many(&vms, cx, false)?;
+    let Some((vm, _)) = vms.into_iter().next() else { return fail("No matching VMs found") };
+    let cd = find_cd(cx, cx.params.reqd("cd-name")?)?;
+    let rec = ctor(
+        class("VBD")?,
+        vec![
+            ("VM", s(vm.clone())),
+            ("VDI", s(cd)),
+            ("userdevice", s(cx.params.reqd("device")?)),
+            ("mode", s("RO")),
+            ("type", s("CD")),
+            ("unpluggable", Value::Bool(true)),
+            ("bootable", Value::Bool(false)),
+        ],
+    );
+    let vbd = cx.call_str("VBD.create", vec![rec]).await?;
+    if field_str(cx, class("VM")?, &vm, "power_state") == "Running" {
+        cx.call("VBD.plug", vec![s(vbd)]).await?;
+    }
+    Ok(())
+}
+
+async fn cd_media(cx: &mut Cx<'_, '_>, insert: bool) -> CliResult {
+    let vms = select_vms(cx, false, &["cd-name"])?;
+    one_or_many(&vms, cx, false)?;
+    let Some((vm, _)) = vms.into_iter().next() else { return fail("No matching VMs found") };
+    let vbd_c = class("VBD")?;
+    let cds: Vec<(String, bool)> = {
+        let st = cx.s.db.read();
+        vbds_of(cx, &vm)
+            .into_iter()
+            .filter_map(|v| {
+                let row = st.get(vbd_c, &v)?;
+                (row.get_by_name("type").and_then(Value::as_str) == Some("CD"))
+                    .then(|| (v.clone(), row.get_by_name("empty").and_then(Value::as_bool).unwrap_or(false)))
+            })
+            .collect()
+    };
+    if cds.is_empty() {
+        return fail("No CD drives found on this VM");
+    }
+    if insert {
+        let Some((vbd, _)) = cds.iter().find(|(_, empty)| *empty) else {
+            return fail("No empty CD devices found");
+        };
+        let cd = find_cd(cx, cx.params.reqd("cd-name")?)?;
+        cx.call("VBD.insert", vec![s(vbd.clone()), s(cd)]).await.map(|_| ())
+    } else {
+        match cds.as_slice() {
+            [(vbd, _)] => cx.call("VBD.eject", vec![s(vbd.clone())]).await.map(|_| ()),
+            _ => fail("Multiple CD devices found"),
+        }
+    }
+}
+
+async fn vif_list(cx: &mut Cx<'_, '_>) -> CliResult {
+    let vms = select_vms(cx, true, &["params"])?;
+    one_or_many(&vms, cx, true)?;
+    let (vm_c, vif_c) = (class("VM")?, class("VIF")?);
+    let g = gen_class("vif")?;
+    let mut recs = Vec::new();
+    {
+        let st = cx.s.db.read();
+        let fs = generic::select(records::fields(vif_c), cx.params.get("params"), g.defaults);
+        for (vm, _) in &vms {
+            let vifs: Vec<String> = st
+                .get(vm_c, vm)
+                .and_then(|row| {
+                    row.get_by_name("VIFs")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                })
+                .unwrap_or_default();
+            for v in vifs {
+                if let Some(row) = st.get(vif_c, &v) {
+                    recs.push(generic::record(&st, row, &fs));
+                }
+            }
+        }
+    }
+    cx.table(recs).await
+}

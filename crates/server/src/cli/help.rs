@@ -1,0 +1,80 @@
+//! `xe help [--all] [--minimal] [command…]`, laid out as xapi's `rio_help`.
+
+use super::table::{self, Spec};
+use super::{CliResult, Cx};
+
+const VM_SELECTORS_INFO: &str = " VMs can be specified by filtering the full list of VMs on the values of zero or more fields. For example, specifying 'uuid=<some_uuid>' will select only the VM with that uuid, and 'power-state=halted' will select only VMs whose 'power-state' field is equal to 'halted'. The special pseudo-field 'vm' matches either of name-label or uuid. Where multiple VMs are matching, the option '--multiple' must be specified to perform the operation. The full list of fields that can be matched can be obtained by the command 'xe vm-list params=all'. If no parameters to select VMs are given, the operation will be performed on all VMs.";
+
+/// Comma lists wrapped at 74 columns, as xapi's `make_list`.
+fn wrap(names: &[&str]) -> Vec<String> {
+    let indent = "    ";
+    let mut lines = Vec::new();
+    let Some((first, rest)) = names.split_first() else { return vec![indent.to_string()] };
+    let mut cur = format!("{indent}{first}");
+    for n in rest {
+        if cur.len() + n.len() > 74 {
+            lines.push(std::mem::replace(&mut cur, format!("{indent}{n}")));
+        } else {
+            cur = format!("{cur}, {n}");
+        }
+    }
+    lines.push(cur);
+    lines
+}
+
+async fn one(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
+    let Some(spec): Option<&Spec> = table::find(name) else {
+        return cx.lines(vec![format!("Unknown command '{name}'")]).await;
+    };
+    let mut optn = spec.optn.clone();
+    let mut desc = spec.help.clone();
+    if spec.vm_selectors {
+        optn.push("<vm-selectors>".into());
+        desc.push_str(VM_SELECTORS_INFO);
+    }
+    let rec = vec![
+        ("command name        ".to_string(), name.to_string()),
+        ("reqd params     ".to_string(), spec.reqd.join(", ")),
+        ("optional params ".to_string(), optn.join(", ")),
+        ("description     ".to_string(), desc),
+    ];
+    cx.table(vec![rec]).await
+}
+
+pub async fn run(cx: &mut Cx<'_, '_>) -> CliResult {
+    let asked: Vec<String> = cx
+        .params
+        .0
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| !["server", "username", "password", "port", "minimal", "all"].contains(&k.as_str()))
+        .collect();
+    if !asked.is_empty() {
+        for a in asked {
+            one(cx, &a).await?;
+        }
+        return Ok(());
+    }
+    let all = cx.params.flag("all");
+    let names: Vec<&str> = table::all().values().filter(|s| all || s.standard).map(|s| s.name.as_str()).collect();
+    let usage = "Usage: xe <command> [-s server] [-pw passwd] [-p port] [-u user] [-pwf password-file]\n  [command specific arguments]\n\nTo get help on a specific command: xe help <command>\n";
+    if cx.minimal {
+        return cx.lines(names.iter().map(|s| s.to_string()).collect()).await;
+    }
+    if all {
+        cx.lines(vec![format!("{usage}\nFull command list\n-----------------")]).await?;
+        let (host, rest): (Vec<&str>, Vec<&str>) = names.iter().partition(|n| n.starts_with("host-"));
+        let (vm, other): (Vec<&str>, Vec<&str>) = rest.iter().partition(|n| n.starts_with("vm-"));
+        cx.lines(wrap(&host)).await?;
+        cx.lines(wrap(&[""])).await?;
+        cx.lines(wrap(&vm)).await?;
+        cx.lines(wrap(&[""])).await?;
+        cx.lines(wrap(&other)).await
+    } else {
+        cx.lines(vec![format!(
+            "{usage}To get a full listing of commands: xe help --all\n\nCommon command list\n-------------------"
+        )])
+        .await?;
+        cx.lines(wrap(&names)).await
+    }
+}
