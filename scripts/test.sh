@@ -15,6 +15,9 @@ cargo build --workspace --bins
 step "cargo test"
 cargo test --workspace
 
+step "xe CLI (shell)"
+tests/cli/run.sh
+
 step "Ansible (Python >= 3.12 venv)"
 PY312=""
 for p in python3.13 python3.12 "$HOME"/.pyenv/versions/3.13*/bin/python3 "$HOME"/.pyenv/versions/3.12*/bin/python3; do
