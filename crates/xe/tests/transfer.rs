@@ -1,8 +1,6 @@
 //! vm-export/vm-import/vdi-export/vdi-import: the server sends HttpGet or
 //! HttpPut with a URL carrying session_id and task_id, the client streams
-//! the file and the server waits for the task. The round trips need the
-//! /export, /import, /export_raw_vdi and /import_raw_vdi handlers (built on
-//! main): `cargo test -p xe --test transfer -- --include-ignored`.
+//! the file and the server waits for the task.
 
 mod common;
 
@@ -33,7 +31,6 @@ fn client_side_failures_leave_no_task() {
 }
 
 #[test]
-#[ignore = "needs the /export and /import handlers from main"]
 fn vm_export_import_round_trip() {
     let s = Server::start();
     let vm =
@@ -48,7 +45,6 @@ fn vm_export_import_round_trip() {
 }
 
 #[test]
-#[ignore = "needs the /export_raw_vdi and /import_raw_vdi handlers from main"]
 fn vdi_export_import_round_trip() {
     let s = Server::start();
     let sr = s.ok(&["sr-list", "type=ext", "--minimal"]).trim().to_string();
@@ -59,5 +55,9 @@ fn vdi_export_import_round_trip() {
     s.ok(&["vdi-import", &format!("uuid={vdi}"), &format!("filename={}", input.display()), "format=raw"]);
     let out = s.dir.path().join("out.raw");
     s.ok(&["vdi-export", &format!("uuid={vdi}"), &format!("filename={}", out.display()), "format=raw"]);
-    assert_eq!(std::fs::read(&out).expect("read"), data);
+    // The SR rounds the disk up (2 MiB blocks): the rest reads as zeros.
+    let got = std::fs::read(&out).expect("read");
+    assert!(got.len() >= data.len(), "{} bytes", got.len());
+    assert!(got[..data.len()] == data[..], "the imported bytes come back");
+    assert!(got[data.len()..].iter().all(|b| *b == 0));
 }
