@@ -574,7 +574,7 @@ pub fn export_file(s: &Server, vdi: &str, format: &str) -> Result<ExportFile> {
     };
     let tmp = Raw::temp(&raw.path);
     let mut out = ExportFile { path: tmp.clone(), len: 0, _raw: None, temp: true };
-    let opts = if out_fmt == "vpc" { "subformat=dynamic" } else { "" };
+    let opts = if out_fmt == "vpc" { "subformat=dynamic,force_size=on" } else { "" };
     qemu::convert_with(&raw.path, "raw", &tmp, out_fmt, opts)?;
     out.len = std::fs::metadata(&tmp).map_err(io)?.len();
     Ok(out)
