@@ -254,7 +254,7 @@ fn inflate_chunk(r: impl Read, t: &mut Target, off: u64, limit: u64) -> Result<u
         if pos + n as u64 > limit || pos + n as u64 > off + LEGACY_CHUNK {
             return invalid("a chunk decompresses past its disk's declared size");
         }
-        if buf[..n].iter().any(|b| *b != 0) {
+        if !crate::is_zero(&buf[..n]) {
             t.sink.write_at(pos, &buf[..n])?;
         }
         pos += n as u64;

@@ -122,6 +122,20 @@ impl DiskSink for FileDisk {
     }
 }
 
+/// True if every byte is zero (a memcmp against a zero page: fast even in
+/// unoptimised builds).
+pub fn is_zero(mut b: &[u8]) -> bool {
+    static ZERO: [u8; 64 << 10] = [0; 64 << 10];
+    while !b.is_empty() {
+        let n = b.len().min(ZERO.len());
+        if b[..n] != ZERO[..n] {
+            return false;
+        }
+        b = &b[n..];
+    }
+    true
+}
+
 /// XXH64 (seed 0) as xapi writes it: 16 upper-case hex digits.
 pub fn xxhash_hex(data: &[u8]) -> String {
     format!("{:016X}", xxhash_rust::xxh64::xxh64(data, 0))
@@ -160,5 +174,9 @@ mod tests {
     fn digests() {
         assert_eq!(super::xxhash_hex(b""), "EF46DB3751D8E999");
         assert_eq!(super::sha1_hex(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert!(super::is_zero(&[0; 200_000]) && super::is_zero(&[]));
+        let mut v = vec![0u8; 200_000];
+        v[150_000] = 1;
+        assert!(!super::is_zero(&v));
     }
 }

@@ -112,7 +112,7 @@ impl<W: Write> Writer<W> {
             let len = (size - off).min(CHUNK as u64) as usize;
             let data = &mut buf[..len];
             src.read_at(off, data)?;
-            if i == 0 || last || data.iter().any(|b| *b != 0) {
+            if i == 0 || last || !crate::is_zero(data) {
                 let name = format!("{id}/{i:08}");
                 self.entry(&name, data)?;
                 let sum = crate::xxhash_hex(data);

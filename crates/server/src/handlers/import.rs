@@ -338,7 +338,7 @@ fn write_raw(
                 });
             }
             // Zero blocks stay holes.
-            if buf[..n].iter().any(|b| *b != 0) {
+            if !xva::is_zero(&buf[..n]) {
                 use std::os::unix::fs::FileExt;
                 f.write_all_at(&buf[..n], done).map_err(ioe)?;
             }
