@@ -8,9 +8,11 @@ use xenapi::{Ref, Result, Session, VbdMode, VbdRecord, VbdType, VdiRecord, VdiTy
 
 pub async fn run(url: &str, user: &str, password: &str) -> Result<()> {
     let s = Session::builder(url).login(user, password).await?;
+    // A paravirtualised guest: HVM guests need PV drivers before hotplug
+    // (VM_MISSING_PV_DRIVERS).
     let template = s
         .vm()
-        .get_by_name_label("Other install media")
+        .get_by_name_label("Debian Etch 4.0")
         .await?
         .into_iter()
         .next()
