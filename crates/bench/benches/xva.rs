@@ -223,7 +223,8 @@ fn main() {
         let (n, t) = export("&use_compression=zstd");
         ((n, ()), t)
     });
-    let t_cli_zstd = best(2, || ((), shell(&format!("tar cf - -C {} {file} | zstd -q -T2 -3 -c > /dev/null", dir.display())))).1;
+    let t_cli_zstd =
+        best(2, || ((), shell(&format!("tar cf - -C {} {file} | zstd -q -T2 -3 -c > /dev/null", dir.display())))).1;
     println!(
         "export zstd: {:.2} s ({} bytes) | tar | zstd -T2 -3: {:.2} s | ratio {:.2} (target >= 0.9)",
         t_zstd,

@@ -3,12 +3,132 @@
 use crate::{Compression, DiskSource, Error, Header, Result, CHUNK};
 use std::io::Write;
 
-/// Where the tar goes: plain, gzip (level 6, like xapi's gzip) or zstd
-/// (level 3, two worker threads).
+/// Where the tar goes: plain, gzip (level 6, like xapi's gzip, one member
+/// per block compressed on every core) or zstd (level 3, multithreaded).
 enum Out<W: Write> {
     Plain(W),
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(ParGz<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+/// Bytes per gzip member.
+const GZ_BLOCK: usize = 1 << 20;
+
+type GzJob = (Vec<u8>, std::sync::mpsc::Sender<std::io::Result<Vec<u8>>>);
+
+/// Parallel gzip: the input is cut into blocks, each compressed as its own
+/// gzip member by a pool of threads and written in order. A concatenation of
+/// members is a valid gzip stream (gunzip, zcat and xapi read it). At most
+/// two blocks per thread are in flight, so memory stays bounded.
+pub struct ParGz<W: Write> {
+    inner: Option<W>,
+    block: Vec<u8>,
+    jobs: Option<std::sync::mpsc::SyncSender<GzJob>>,
+    pending: std::collections::VecDeque<std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl<W: Write> ParGz<W> {
+    pub fn new(inner: W, level: u32) -> ParGz<W> {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 16);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<GzJob>(n);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let workers = (0..n)
+            .map(|_| {
+                let rx = rx.clone();
+                std::thread::spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((data, reply)) = job else { return };
+                    let mut e = flate2::write::GzEncoder::new(
+                        Vec::with_capacity(data.len() / 2 + 64),
+                        flate2::Compression::new(level),
+                    );
+                    let out = e.write_all(&data).and_then(|()| e.finish());
+                    let _ = reply.send(out);
+                })
+            })
+            .collect();
+        ParGz {
+            inner: Some(inner),
+            block: Vec::with_capacity(GZ_BLOCK),
+            jobs: Some(tx),
+            pending: Default::default(),
+            workers,
+        }
+    }
+
+    fn sink(&mut self) -> std::io::Result<&mut W> {
+        self.inner.as_mut().ok_or_else(|| std::io::Error::other("gzip stream finished"))
+    }
+
+    fn write_one(&mut self) -> std::io::Result<()> {
+        if let Some(rx) = self.pending.pop_front() {
+            let out = rx.recv().map_err(|_| std::io::Error::other("gzip worker died"))??;
+            self.sink()?.write_all(&out)?;
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self) -> std::io::Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(&mut self.block, Vec::with_capacity(GZ_BLOCK));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let jobs = self.jobs.as_ref().ok_or_else(|| std::io::Error::other("gzip stream finished"))?;
+        jobs.send((data, tx)).map_err(|_| std::io::Error::other("gzip workers gone"))?;
+        self.pending.push_back(rx);
+        while self.pending.len() > 2 * self.workers.len() {
+            self.write_one()?;
+        }
+        Ok(())
+    }
+
+    /// Compress what is left, write everything, stop the workers.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.submit()?;
+        while !self.pending.is_empty() {
+            self.write_one()?;
+        }
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        let mut inner = self.inner.take().ok_or_else(|| std::io::Error::other("gzip stream finished"))?;
+        inner.flush()?;
+        Ok(inner)
+    }
+}
+
+impl<W: Write> Write for ParGz<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = b.len().min(GZ_BLOCK - self.block.len());
+        self.block.extend_from_slice(&b[..n]);
+        if self.block.len() == GZ_BLOCK {
+            self.submit()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.submit()?;
+        while !self.pending.is_empty() {
+            self.write_one()?;
+        }
+        self.sink()?.flush()
+    }
+}
+
+impl<W: Write> Drop for ParGz<W> {
+    fn drop(&mut self) {
+        self.jobs = None;
+        self.pending.clear();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
 }
 
 impl<W: Write> Write for Out<W> {
@@ -54,7 +174,7 @@ impl<W: Write> Writer<W> {
     pub fn new(w: W, compression: Compression, header: &Header) -> Result<Writer<W>> {
         let out = match compression {
             Compression::None => Out::Plain(w),
-            Compression::Gzip => Out::Gzip(flate2::write::GzEncoder::new(w, flate2::Compression::new(6))),
+            Compression::Gzip => Out::Gzip(ParGz::new(w, 6)),
             Compression::Zstd => {
                 let mut e = zstd::stream::write::Encoder::new(w, 3)?;
                 let threads = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
