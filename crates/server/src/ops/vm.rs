@@ -41,6 +41,17 @@ pub fn be(ctx: &Ctx, e: BackendError) -> ApiError {
     ApiError::from_wire(&w)
 }
 
+/// A backend failure of an operation on `vm`: the guest-acknowledgement
+/// errors name the VM, as xapi adds it when it re-raises xenopsd's
+/// Failed_to_acknowledge_* exceptions.
+pub fn be_vm(ctx: &Ctx, vm: &str, e: BackendError) -> ApiError {
+    match e.code.as_str() {
+        "VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT" => ApiError::VmFailedShutdownAcknowledgment { vm: vm.to_string() },
+        "VM_FAILED_SUSPEND_ACKNOWLEDGMENT" => ApiError::VmFailedSuspendAcknowledgment { vm: vm.to_string() },
+        _ => be(ctx, e),
+    }
+}
+
 /// The cancellation signal of the call's task.
 pub fn cancel_of(ctx: &Ctx) -> Option<Cancel> {
     ctx.task.as_ref().map(|t| ctx.server.tasks.cancel_signal(t))
@@ -387,7 +398,7 @@ async fn write_memory_image(ctx: &Ctx, vm: &str, keep_running: bool) -> Result<S
     };
     if let Err(e) = r {
         let _ = storage::destroy_vdi(ctx, &vdi).await;
-        return Err(be(ctx, e));
+        return Err(be_vm(ctx, vm, e));
     }
     Ok(vdi)
 }
@@ -454,7 +465,7 @@ async fn do_hard_shutdown(ctx: &Ctx, vm: &str) -> Result<()> {
 async fn do_clean_shutdown(ctx: &Ctx, vm: &str) -> Result<()> {
     let s = &ctx.server;
     let uuid = vm_uuid(s, vm)?;
-    s.backend.shutdown(&uuid, true, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
+    s.backend.shutdown(&uuid, true, cancel_of(ctx)).await.map_err(|e| be_vm(ctx, vm, e))?;
     ctx.write(|tx| {
         mark_stopped(tx, vm, false);
         Ok(())
@@ -464,7 +475,7 @@ async fn do_clean_shutdown(ctx: &Ctx, vm: &str) -> Result<()> {
 async fn do_reboot(ctx: &Ctx, vm: &str, clean: bool) -> Result<()> {
     let s = &ctx.server;
     let spec = domain_spec(s, vm)?;
-    let domid = s.backend.reboot(&spec, clean, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
+    let domid = s.backend.reboot(&spec, clean, cancel_of(ctx)).await.map_err(|e| be_vm(ctx, vm, e))?;
     ctx.write(|tx| {
         let gm = tx.get(vm_c(), vm).map(|r| sv(r.get(field(vm_c(), "guest_metrics")))).unwrap_or_default();
         if !null(&Value::String(gm.clone())) {
