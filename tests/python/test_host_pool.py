@@ -249,17 +249,11 @@ def test_set_hostname_live(api, host):
     assert api.host.get_hostname(host) == "sim-host.example"
 
 
-@pytest.mark.xfail(reason="server bug: set_hostname_live leaves the control domain named after the old hostname; "
-                          "xapi renames it 'Control domain on host: <hostname>' (Helpers.update_domain_zero_name)",
-                   strict=True)
 def test_set_hostname_live_renames_the_control_domain(api, host):
     api.host.set_hostname_live(host, "renamed-host")
     assert api.VM.get_name_label(api.host.get_control_domain(host)) == "Control domain on host: renamed-host"
 
 
-@pytest.mark.xfail(reason="server bug: HOST_NAME_INVALID always says 'hostname must be a valid DNS name'; "
-                          "xapi says 'hostname empty' / 'hostname is too long' / 'hostname contains invalid "
-                          "characters' (xapi_host.ml set_hostname_live)", strict=True)
 def test_set_hostname_live_error_text(api, host):
     assert failure(api.host.set_hostname_live, host, "") == ["HOST_NAME_INVALID", "hostname empty"]
     assert failure(api.host.set_hostname_live, host, "bad_name") == \
@@ -267,9 +261,6 @@ def test_set_hostname_live_error_text(api, host):
     assert failure(api.host.set_hostname_live, host, "x" * 256) == ["HOST_NAME_INVALID", "hostname is too long"]
 
 
-@pytest.mark.xfail(reason="server bug: set_hostname_live applies DNS label rules (accepts 'abc-', refuses a "
-                          "64-character name); xapi only allows [A-Za-z0-9.-], no leading or trailing '-', "
-                          "at most 255 characters", strict=True)
 def test_set_hostname_live_character_rules(api, host):
     assert failure(api.host.set_hostname_live, host, "abc-")[0] == "HOST_NAME_INVALID"
     api.host.set_hostname_live(host, "h" * 64)
