@@ -130,9 +130,6 @@ def test_cannot_evacuate_host_parameters(api, host):
         remove(api, vm)
 
 
-@pytest.mark.xfail(reason="server bug: host.evacuate with an unmovable VM raises CANNOT_EVACUATE_HOST; xapi's "
-                          "evacuate raises the VM's plan error itself, NO_HOSTS_AVAILABLE [vm] (xapi_host.ml "
-                          "evacuate; CANNOT_EVACUATE_HOST is assert_can_evacuate's)", strict=True)
 def test_evacuate_raises_the_plan_error(api, host):
     vm = running(api, "pinned for evacuate", tmpl=ETCH)
     try:

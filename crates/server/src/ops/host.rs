@@ -93,6 +93,14 @@ fn evacuation_blockers(s: &Server, host: &str) -> BTreeMap<Ref<Vm>, Vec<String>>
         .collect()
 }
 
+/// A plan entry as the error it stands for.
+fn plan_error(e: &[String]) -> ApiError {
+    match e.split_first() {
+        Some((code, params)) => ApiError::Other { code: code.clone(), params: params.to_vec() },
+        None => crate::internal("empty evacuation plan error"),
+    }
+}
+
 fn assert_evacuable(s: &Server, host: &str) -> Result<()> {
     s.row(host_c(), host)?;
     let blockers = evacuation_blockers(s, host);
@@ -156,7 +164,13 @@ impl HostApi for Server {
         _network: Ref<Network>,
         _evacuate_batch_size: i64,
     ) -> Result<()> {
-        assert_evacuable(self, host.as_str())
+        self.row(host_c(), host.as_str())?;
+        // Unlike assert_can_evacuate, a VM that cannot move fails the call with
+        // its own plan error (xapi_host.ml, evacuate).
+        match evacuation_blockers(self, host.as_str()).values().next() {
+            Some(e) => Err(plan_error(e)),
+            None => Ok(()),
+        }
     }
 
     async fn get_uncooperative_resident_vms(&self, _ctx: &Ctx, self_: Ref<Host>) -> Result<Vec<Ref<Vm>>> {
