@@ -169,9 +169,6 @@ def test_shutdown_goes_down(api, enabled_host):
     wait_for(lambda: live(api, host) is False, 10, "host down")
 
 
-@pytest.mark.xfail(reason="server bug: host.reboot of a disabled host with a running guest fails HOST_IN_USE; "
-                          "since XenServer 6.0 (CA-61529, commit 32f21057a0) xapi only requires the host to be "
-                          "disabled and the shutdown sequence stops the guests", strict=True)
 def test_reboot_with_running_guests(api, enabled_host):
     host = enabled_host
     vm = running(api, "running through reboot", tmpl=ETCH)

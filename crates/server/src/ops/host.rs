@@ -39,15 +39,12 @@ fn running_guests(s: &Server, host: &str) -> Vec<String> {
     v
 }
 
-/// Shutdown and reboot need a disabled host with no running guests (xapi's
-/// "bacon mode").
-fn assert_bacon_mode(s: &Server, host: &str) -> Result<()> {
+/// Shutdown and reboot only need a disabled host (xapi's
+/// prepare_for_poweroff_precheck); the guests are stopped on the way down.
+fn assert_host_disabled(s: &Server, host: &str) -> Result<()> {
     let row = s.row(host_c(), host)?;
     if row.get(field(host_c(), "enabled")).as_bool() == Some(true) {
         return Err(ApiError::HostNotDisabled);
-    }
-    if let Some(vm) = running_guests(s, host).into_iter().next() {
-        return Err(ApiError::HostInUse { host: host.to_string(), r#type: "vm".into(), r#ref: vm });
     }
     Ok(())
 }
@@ -75,11 +72,14 @@ fn set_live(s: &Server, host: &str, live: bool) {
     });
 }
 
-/// The simulated host goes down, then comes back (enabled) after a moment.
+/// The simulated host stops its guests (clean shutdown, then forced, as
+/// xapi's prepare_for_poweroff), goes down, then comes back (enabled) after a
+/// moment.
 fn power_cycle(s: &Server, host: &str) {
-    set_live(s, host, false);
     let (s2, h) = (Clone::clone(s), host.to_string());
     tokio::spawn(async move {
+        crate::ops::vm::shut_down_guests(&s2, &h).await;
+        set_live(&s2, &h, false);
         tokio::time::sleep(DOWN_FOR).await;
         set_live(&s2, &h, true);
     });
@@ -179,13 +179,13 @@ impl HostApi for Server {
     }
 
     async fn shutdown(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
-        assert_bacon_mode(self, host.as_str())?;
+        assert_host_disabled(self, host.as_str())?;
         power_cycle(self, host.as_str());
         Ok(())
     }
 
     async fn reboot(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
-        assert_bacon_mode(self, host.as_str())?;
+        assert_host_disabled(self, host.as_str())?;
         power_cycle(self, host.as_str());
         Ok(())
     }

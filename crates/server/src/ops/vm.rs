@@ -1550,6 +1550,86 @@ impl VmApi for Server {
     }
 }
 
+// ------------------------------------------------------- host power-off
+
+/// How long guests get to shut down cleanly before a host powers off.
+pub const POWEROFF_CLEAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Guests resident on `host` whose domains are live (Running or Paused), not
+/// control domains; `self_managed` includes those with
+/// `other_config:auto_poweroff`, which manage their own power-off.
+fn live_guests(s: &Server, host: &str, self_managed: bool) -> Vec<(String, bool)> {
+    let c = vm_c();
+    let st = s.db.read();
+    let mut v: Vec<(String, bool)> = st
+        .table(c)
+        .iter()
+        .filter(|(_, r)| {
+            r.get(field(c, "resident_on")).as_str() == Some(host)
+                && matches!(r.get(field(c, "power_state")).as_str(), Some("Running") | Some("Paused"))
+                && r.get(field(c, "is_control_domain")).as_bool() != Some(true)
+                && (self_managed || r.get(field(c, "other_config")).map_str("auto_poweroff").is_none())
+        })
+        .map(|(r, row)| {
+            let clean = members(row.get(field(c, "allowed_operations"))).iter().any(|o| o == "clean_shutdown");
+            (r.clone(), clean)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A context for work the server does on its own behalf.
+fn internal_ctx(s: &Server, method: &str) -> Ctx {
+    Ctx::new(Clone::clone(s), String::new(), method.to_string(), true)
+}
+
+/// What a host does to its guests before it powers off (xapi's
+/// prepare_for_poweroff, with nowhere to evacuate them to): ask those that
+/// can to shut down cleanly, give them a minute, force off whatever is still
+/// live, and finally account for guests that go down with the host.
+pub async fn shut_down_guests(s: &Server, host: &str) {
+    let mut set = tokio::task::JoinSet::new();
+    let mut tasks = Vec::new();
+    for (vm, _) in live_guests(s, host, false).into_iter().filter(|(_, clean)| *clean) {
+        let mut ctx = internal_ctx(s, "VM.clean_shutdown");
+        if let Ok(t) = crate::task::new_task(&ctx, "Async.VM.clean_shutdown", "") {
+            tasks.push(t.clone());
+            ctx.task = Some(t);
+        }
+        let s2 = Clone::clone(s);
+        set.spawn(async move {
+            let _ = VmApi::clean_shutdown(&s2, &ctx, Ref::new(vm)).await;
+            if let Some(t) = &ctx.task {
+                crate::task::finish_sync(&ctx, t);
+            }
+        });
+    }
+    let all = async { while set.join_next().await.is_some() {} };
+    tokio::pin!(all);
+    if tokio::time::timeout(POWEROFF_CLEAN_TIMEOUT, &mut all).await.is_err() {
+        for t in &tasks {
+            s.tasks.request_cancel(t);
+        }
+        all.await;
+    }
+    for (vm, _) in live_guests(s, host, false) {
+        let ctx = internal_ctx(s, "VM.hard_shutdown");
+        let _ = VmApi::hard_shutdown(s, &ctx, Ref::new(vm)).await;
+    }
+    // The rest (self-managed ones, or any that refused) stop with the host.
+    for (vm, _) in live_guests(s, host, true) {
+        if let Ok(uuid) = vm_uuid(s, &vm) {
+            let _ = s.backend.shutdown(&uuid, false, None).await;
+        }
+        let _ = s.db.write(|tx| {
+            mark_stopped(tx, &vm, false);
+            tx.set(vm_c(), &vm, field(vm_c(), "current_operations"), Value::empty_map());
+            Ok::<_, ApiError>(())
+        });
+    }
+}
+
 // ---------------------------------------------------------- guest events
 
 /// Follow what guests do on their own: agent reports fill VM_guest_metrics;
