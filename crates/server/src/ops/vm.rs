@@ -97,7 +97,7 @@ fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
 /// VM.destroy: as the lifecycle allows (Halted or Suspended, not a default
 /// template); removes the VM's devices and metrics but not its VDIs.
 fn destroy(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &Row) -> Result<()> {
-    if let Some(e) = lifecycle::vm_check(r, row, "destroy", false) {
+    if let Some(e) = lifecycle::vm_check(tx, r, row, "destroy", false) {
         return Err(e);
     }
     remove_devices(tx, row);
@@ -119,6 +119,12 @@ fn set_field(_ctx: &Ctx, _tx: &mut Txn, r: &str, i: usize, row: &mut Row) -> Res
         }
     }
     Ok(())
+}
+
+/// lifecycle::vm_check against the committed state.
+fn check_now(s: &Server, vm: &str, row: &Row, op: &str, ignore_running: bool) -> Option<ApiError> {
+    let st = s.db.read();
+    lifecycle::vm_check(&*st, vm, row, op, ignore_running)
 }
 
 /// Delete every object that belongs to a VM row (not its VDIs).
@@ -1242,7 +1248,7 @@ impl VmApi for Server {
 
     async fn get_boot_record(&self, _ctx: &Ctx, self_: Ref<Vm>) -> Result<VmRecord> {
         let row = self.row(vm_c(), self_.as_str())?;
-        if let Some(e) = lifecycle::vm_check(self_.as_str(), &row, "get_boot_record", true) {
+        if let Some(e) = check_now(self, self_.as_str(), &row, "get_boot_record", true) {
             return Err(e);
         }
         VmRecord::from_value(&Value::Row(row)).map_err(|e| crate::internal(e.to_string()))
@@ -1250,7 +1256,7 @@ impl VmApi for Server {
 
     async fn assert_operation_valid(&self, _ctx: &Ctx, self_: Ref<Vm>, op: VmOperations) -> Result<()> {
         let row = self.row(vm_c(), self_.as_str())?;
-        match lifecycle::vm_check(self_.as_str(), &row, op.as_str(), false) {
+        match check_now(self, self_.as_str(), &row, op.as_str(), false) {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -1518,7 +1524,7 @@ impl VmApi for Server {
         args: BTreeMap<String, String>,
     ) -> Result<String> {
         let row = self.row(vm_c(), vm.as_str())?;
-        if let Some(e) = lifecycle::vm_check(vm.as_str(), &row, "call_plugin", true) {
+        if let Some(e) = check_now(self, vm.as_str(), &row, "call_plugin", true) {
             return Err(e);
         }
         let _ = ctx;
@@ -1528,12 +1534,12 @@ impl VmApi for Server {
 
     async fn send_sysrq(&self, _ctx: &Ctx, vm: Ref<Vm>, _key: String) -> Result<()> {
         let row = self.row(vm_c(), vm.as_str())?;
-        lifecycle::vm_check(vm.as_str(), &row, "send_sysrq", true).map_or(Ok(()), Err)
+        check_now(self, vm.as_str(), &row, "send_sysrq", true).map_or(Ok(()), Err)
     }
 
     async fn send_trigger(&self, _ctx: &Ctx, vm: Ref<Vm>, _trigger: String) -> Result<()> {
         let row = self.row(vm_c(), vm.as_str())?;
-        lifecycle::vm_check(vm.as_str(), &row, "send_trigger", true).map_or(Ok(()), Err)
+        check_now(self, vm.as_str(), &row, "send_trigger", true).map_or(Ok(()), Err)
     }
 
     async fn set_appliance(&self, ctx: &Ctx, self_: Ref<Vm>, value: Ref<VmAppliance>) -> Result<()> {
@@ -1546,7 +1552,7 @@ impl VmApi for Server {
     async fn restart_device_models(&self, ctx: &Ctx, self_: Ref<Vm>) -> Result<()> {
         let row = self.row(vm_c(), self_.as_str())?;
         let _ = ctx;
-        lifecycle::vm_check(self_.as_str(), &row, "hard_reboot", true).map_or(Ok(()), Err)
+        check_now(self, self_.as_str(), &row, "hard_reboot", true).map_or(Ok(()), Err)
     }
 }
 
