@@ -162,8 +162,6 @@ def test_control_domain_changing_vcpus(api, dom0):
         ["OPERATION_NOT_ALLOWED", "This operation is not allowed on dom0"]
 
 
-@pytest.mark.xfail(reason="server bug: VM.power_state_reset on the control domain gives OPERATION_NOT_ALLOWED; "
-                          "xapi_vm.ml raises CANNOT_RESET_CONTROL_DOMAIN [vm]", strict=True)
 def test_control_domain_power_state_reset(api, dom0):
     assert failure(api.VM.power_state_reset, dom0) == ["CANNOT_RESET_CONTROL_DOMAIN", dom0]
     assert api.VM.get_power_state(dom0) == "Running"
@@ -647,9 +645,6 @@ def test_vcpus_at_startup_above_max_refuses_to_boot(api, host):
 
 # ------------------------------------------------------ power_state_reset
 
-@pytest.mark.xfail(reason="server bug: VM.power_state_reset of a VM whose domain is running kills the domain and "
-                          "marks it Halted; xapi refuses with DOMAIN_EXISTS [vm] (xapi_vm.ml power_state_reset)",
-                   strict=True)
 def test_power_state_reset_of_a_running_vm(api, live):
     # A domain that is really running is not forgotten (xapi_vm.ml power_state_reset).
     assert failure(api.VM.power_state_reset, live) == ["DOMAIN_EXISTS", live]

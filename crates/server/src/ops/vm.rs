@@ -121,6 +121,15 @@ fn set_field(_ctx: &Ctx, _tx: &mut Txn, r: &str, i: usize, row: &mut Row) -> Res
     Ok(())
 }
 
+/// Whether `host` is a host whose metrics say it is live.
+fn host_is_live(s: &Server, host: &str) -> bool {
+    let (hc, hm) = (class("host"), class("host_metrics"));
+    let st = s.db.read();
+    st.get(hc, host)
+        .and_then(|h| st.get(hm, h.get(field(hc, "metrics")).as_str().unwrap_or("")))
+        .is_some_and(|m| m.get(field(hm, "live")).as_bool() == Some(true))
+}
+
 /// lifecycle::vm_check against the committed state.
 fn check_now(s: &Server, vm: &str, row: &Row, op: &str, ignore_running: bool) -> Option<ApiError> {
     let st = s.db.read();
@@ -1037,9 +1046,22 @@ impl VmApi for Server {
         let c = vm_c();
         let row = self.row(c, vm.as_str())?;
         if row.get(field(c, "is_control_domain")).as_bool() == Some(true) {
-            return Err(ApiError::OperationNotAllowed { reason: "This operation is not allowed on dom0".into() });
+            return Err(ApiError::CannotResetControlDomain { vm: vm.to_string() });
         }
         let uuid = sv(row.get(field(c, "uuid")));
+        // A live VM is only forgotten if its domain is really gone (xapi_vm.ml):
+        // never lose track of a running domain.
+        if matches!(row.get(field(c, "power_state")).as_str(), Some("Running") | Some("Paused")) {
+            let resident = sv(row.get(field(c, "resident_on")));
+            if resident == self.host {
+                if self.backend.is_running(&uuid) {
+                    // xapi sends only the VM, although the datamodel documents [vm; domid].
+                    return Err(ApiError::Other { code: "DOMAIN_EXISTS".into(), params: vec![vm.to_string()] });
+                }
+            } else if host_is_live(self, &resident) {
+                return Err(ApiError::HostIsLive { host: resident });
+            }
+        }
         let _ = self.backend.shutdown(&uuid, false, None).await;
         ctx.write(|tx| {
             mark_stopped(tx, vm.as_str(), false);
