@@ -73,9 +73,6 @@ def test_disable_and_enable(api, enabled_host):
         remove(api, other)
 
 
-@pytest.mark.xfail(reason="server bug: VM.start (no host given) on a one-host pool whose host is disabled fails "
-                          "HOST_DISABLED [host]; xapi's placement finds no candidate and raises "
-                          "NO_HOSTS_AVAILABLE [] (xapi_vm_helpers.ml choose_host_for_vm_no_wlb)", strict=True)
 def test_start_with_no_enabled_host(api, enabled_host):
     vm = install(api, "nowhere to go", tmpl=ETCH)
     try:

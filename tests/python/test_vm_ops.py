@@ -233,10 +233,6 @@ def test_memory_setters_refuse_a_bad_order(api, halted):
             rec["memory_static_max"]) == (str(128 * MIB), str(256 * MIB), str(512 * MIB), str(512 * MIB))
 
 
-@pytest.mark.xfail(reason="server bug: memory setters with limits out of order raise MEMORY_CONSTRAINT_VIOLATION "
-                          "['Memory limits must satisfy: ...'], the pre-2020 error; xapi raises "
-                          "MEMORY_CONSTRAINT_VIOLATION_ORDER [] (xapi_vm_memory_constraints.ml, CA-336685)",
-                   strict=True)
 def test_memory_setters_order_error(api, halted):
     # static_min <= dynamic_min <= dynamic_max <= static_max, else ..._ORDER [] (xapi_vm_memory_constraints.ml).
     assert failure(api.VM.set_memory_limits, halted, str(2 * GIB), str(GIB), str(GIB), str(GIB)) == \
@@ -247,9 +243,6 @@ def test_memory_setters_order_error(api, halted):
         ["MEMORY_CONSTRAINT_VIOLATION_ORDER"]
 
 
-@pytest.mark.xfail(reason="server bug: a VM whose memory_static_min > memory_static_max passes "
-                          "assert_can_boot_here and starts; xapi's validate_basic_parameters refuses it with "
-                          "MEMORY_CONSTRAINT_VIOLATION []", strict=True)
 def test_invalid_memory_constraints_refuse_to_boot(api, host):
     # VM.create does not validate; booting does (validate_basic_parameters).
     vm = api.VM.create(vm_ctor(name_label="bad memory", memory_static_min=str(2 * GIB),
@@ -619,9 +612,6 @@ def test_vcpu_setters(api, halted):
     assert m["VCPUs_number"] == "3"
 
 
-@pytest.mark.xfail(reason="server bug: VCPU setters out of range raise VALUE_NOT_SUPPORTED; xapi_vm.ml raises "
-                          "INVALID_VALUE ['VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max', value]",
-                   strict=True)
 def test_vcpu_setter_errors(api, halted):
     api.VM.set_VCPUs_max(halted, "4")
     api.VM.set_VCPUs_at_startup(halted, "3")
@@ -632,8 +622,6 @@ def test_vcpu_setter_errors(api, halted):
     assert failure(api.VM.set_VCPUs_at_startup, halted, "0") == ["INVALID_VALUE", msg, "0"]
 
 
-@pytest.mark.xfail(reason="server bug: a VM with VCPUs_at_startup > VCPUs_max (made by VM.create) passes "
-                          "assert_can_boot_here and starts; xapi's validate_vcpus refuses it", strict=True)
 def test_vcpus_at_startup_above_max_refuses_to_boot(api, host):
     vm = api.VM.create(vm_ctor(name_label="bad vcpus", VCPUs_max="1", VCPUs_at_startup="2"))
     try:

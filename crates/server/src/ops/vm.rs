@@ -130,6 +130,14 @@ fn host_is_live(s: &Server, host: &str) -> bool {
         .is_some_and(|m| m.get(field(hm, "live")).as_bool() == Some(true))
 }
 
+/// The VCPU setters' error for a value out of range (xapi_vm.ml).
+fn vcpu_value_error(value: i64) -> ApiError {
+    ApiError::InvalidValue {
+        field: "VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max".into(),
+        value: value.to_string(),
+    }
+}
+
 /// lifecycle::vm_check against the committed state.
 fn check_now(s: &Server, vm: &str, row: &Row, op: &str, ignore_running: bool) -> Option<ApiError> {
     let st = s.db.read();
@@ -302,18 +310,140 @@ fn check_memory(s: &Server, vm: &str) -> Result<()> {
     Ok(())
 }
 
-/// Can this VM boot on our host: enabled host, memory, reachable storage.
-pub fn assert_can_boot(s: &Server, vm: &str, host: &str) -> Result<()> {
-    let hc = class("host");
+/// OCaml's string_of_float: up to 12 significant digits, and a trailing '.'
+/// when the result would read as an integer ("1." for 1.0, "0.5" for 0.5).
+pub fn ocaml_string_of_float(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    // %.12g: scientific when the exponent is < -4 or >= 12.
+    let sci = format!("{:.11e}", f);
+    let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |m: &str| -> String {
+        if m.contains('.') {
+            m.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            m.to_string()
+        }
+    };
+    let g = if !(-4..12).contains(&exp) {
+        format!("{}e{}{:02}", trim(mant), if exp < 0 { '-' } else { '+' }, exp.abs())
+    } else {
+        let decimals = (11 - exp).max(0) as usize;
+        trim(&format!("{:.*}", decimals, f))
+    };
+    if g.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        format!("{g}.")
+    } else {
+        g
+    }
+}
+
+/// The checks xapi makes on a VM's settings before booting it
+/// (validate_basic_parameters): vCPU counts, memory limits that can be made
+/// consistent, the shadow multiplier and the crash action.
+fn validate_basic_parameters(st: &store::State, row: &Row) -> Result<()> {
+    let c = vm_c();
+    let gi = |n: &str| row.get(field(c, n)).as_int().unwrap_or(0);
+    let (vmax, vstart) = (gi("VCPUs_max"), gi("VCPUs_at_startup"));
+    if vmax < 1 {
+        return Err(ApiError::InvalidValue { field: "VCPUs_max".into(), value: vmax.to_string() });
+    }
+    if vstart < 1 {
+        return Err(ApiError::InvalidValue { field: "VCPUs-at-startup".into(), value: vstart.to_string() });
+    }
+    if vstart > vmax {
+        return Err(ApiError::ValueNotSupported {
+            field: "VCPUs-at-startup".into(),
+            value: vstart.to_string(),
+            reason: "value greater than VCPUs-max".into(),
+        });
+    }
+    // Limits the dynamic range can be clamped into are acceptable; crossed
+    // static or dynamic limits are not. (xapi sends no parameter here.)
+    if gi("memory_static_max") < gi("memory_static_min") || gi("memory_dynamic_max") < gi("memory_dynamic_min") {
+        return Err(ApiError::Other { code: "MEMORY_CONSTRAINT_VIOLATION".into(), params: vec![] });
+    }
+    let shadow = row.get(field(c, "HVM_shadow_multiplier")).as_float().unwrap_or(1.0);
+    if shadow < 1.0 {
+        return Err(ApiError::InvalidValue {
+            field: "HVM_shadow_multiplier".into(),
+            value: ocaml_string_of_float(shadow),
+        });
+    }
+    check_crash_action(st, row, row.get(field(c, "actions_after_crash")).as_str().unwrap_or(""))
+}
+
+/// xapi's validate_actions_after_crash.
+fn check_crash_action(st: &store::State, row: &Row, action: &str) -> Result<()> {
+    let unsupported = |reason: &str| {
+        Err(ApiError::ValueNotSupported {
+            field: "VM.actions_after_crash".into(),
+            value: action.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    match action {
+        "rename_restart" => unsupported("option would leak a domain; VMs and not domains are managed by this API"),
+        "coredump_and_destroy" | "coredump_and_restart" if domain_type(st, row) != "pv" => {
+            unsupported("cannot invoke a coredump of an HVM, PVH or PV-in-PVH domain")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The VM's domain type: the one its domain runs with, or (Halted) the one
+/// it is configured for.
+fn domain_type(st: &store::State, row: &Row) -> String {
+    let (c, mc) = (vm_c(), class("VM_metrics"));
+    let live = !matches!(row.get(field(c, "power_state")).as_str(), Some("Halted") | None);
+    let dt = if live {
+        st.get(mc, row.get(field(c, "metrics")).as_str().unwrap_or(""))
+            .map(|m| sv(m.get(field(mc, "current_domain_type"))))
+            .unwrap_or_default()
+    } else {
+        sv(row.get(field(c, "domain_type")))
+    };
+    match dt.as_str() {
+        "" | "unspecified" => {
+            if sv(row.get(field(c, "HVM_boot_policy"))).is_empty() {
+                "pv".into()
+            } else {
+                "hvm".into()
+            }
+        }
+        _ => dt,
+    }
+}
+
+/// Can this VM boot on `host` (xapi's assert_can_boot_here): sane settings,
+/// a live host, an enabled one unless the VM is a control domain, reachable
+/// storage and (if asked) enough free memory.
+pub fn assert_can_boot(s: &Server, vm: &str, host: &str, memory_check: bool) -> Result<()> {
+    let (c, hc, hm) = (vm_c(), class("host"), class("host_metrics"));
     {
         let st = s.db.read();
+        let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
         let h = st.get(hc, host).ok_or_else(|| handle_invalid(hc, host))?;
-        if h.get(field(hc, "enabled")).as_bool() != Some(true) {
+        validate_basic_parameters(&st, row)?;
+        let live = st
+            .get(hm, h.get(field(hc, "metrics")).as_str().unwrap_or(""))
+            .is_some_and(|m| m.get(field(hm, "live")).as_bool() == Some(true));
+        if !live {
+            return Err(ApiError::HostNotLive);
+        }
+        let control_domain = row.get(field(c, "is_control_domain")).as_bool() == Some(true);
+        let local_live_migration = row.get(field(c, "power_state")).as_str() == Some("Running")
+            && row.get(field(c, "resident_on")).as_str() == Some(host);
+        if !control_domain && !local_live_migration && h.get(field(hc, "enabled")).as_bool() != Some(true) {
             return Err(ApiError::HostDisabled { host: host.to_string() });
         }
         // Every disk's SR must be attached here.
-        let (c, vbd, vdi, src, pbd) = (vm_c(), class("VBD"), class("VDI"), class("SR"), class("PBD"));
-        let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
+        let (vbd, vdi, src, pbd) = (class("VBD"), class("VDI"), class("SR"), class("PBD"));
         for b in members(row.get(field(c, "VBDs"))) {
             let Some(br) = st.get(vbd, &b) else { continue };
             if br.get(field(vbd, "empty")).as_bool() == Some(true) {
@@ -338,7 +468,30 @@ pub fn assert_can_boot(s: &Server, vm: &str, host: &str) -> Result<()> {
             }
         }
     }
-    check_memory(s, vm)
+    if memory_check {
+        check_memory(s, vm)?;
+    }
+    Ok(())
+}
+
+/// Pick a host for a VM started or resumed without one (xapi's
+/// choose_host_for_vm_no_wlb): a host where it can boot, preferring one with
+/// the memory for it; NO_HOSTS_AVAILABLE if there is none.
+fn choose_host(s: &Server, vm: &str) -> Result<String> {
+    let hosts: Vec<String> = {
+        let st = s.db.read();
+        let mut h: Vec<String> = st.table(class("host")).iter().map(|(r, _)| r.clone()).collect();
+        h.sort();
+        // Ours first: it is the only one this server can run domains on.
+        h.sort_by_key(|r| *r != s.host);
+        h
+    };
+    for memory_check in [true, false] {
+        if let Some(h) = hosts.iter().find(|h| assert_can_boot(s, vm, h, memory_check).is_ok()) {
+            return Ok(h.clone());
+        }
+    }
+    Err(ApiError::NoHostsAvailable)
 }
 
 async fn do_start(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> Result<()> {
@@ -346,7 +499,7 @@ async fn do_start(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> Result<()> {
     if host != s.host {
         return Err(handle_invalid(class("host"), host));
     }
-    assert_can_boot(s, vm, host)?;
+    assert_can_boot(s, vm, host, true)?;
     let spec = domain_spec(s, vm)?;
     let domid = s.backend.create(&spec, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
     if !paused {
@@ -427,7 +580,7 @@ async fn do_resume(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> Result<()> 
     let vdi = sv(s.row(c, vm)?.get(field(c, "suspend_VDI")));
     let path =
         storage::vdi_path(s, &s.db.read(), &vdi).ok_or_else(|| ApiError::VmHasNoSuspendVdi { vm: vm.to_string() })?;
-    check_memory(s, vm)?;
+    assert_can_boot(s, vm, host, true)?;
     let spec = domain_spec(s, vm)?;
     let domid = s.backend.resume(&spec, &path, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
     if !paused {
@@ -829,48 +982,86 @@ async fn do_provision(ctx: &Ctx, vm: &str) -> Result<()> {
 
 // ---------------------------------------------------------------- memory
 
-fn memory_constraint(msg: &str) -> ApiError {
-    ApiError::MemoryConstraintViolation { constraint: msg.to_string() }
+/// The memory limits a setter asks for, with what happens to memory_target.
+struct Limits {
+    smin: i64,
+    smax: i64,
+    dmin: i64,
+    dmax: i64,
+    /// xapi keeps memory_target at dynamic_min when the dynamic range changes.
+    target_is_dmin: bool,
 }
 
-/// static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max.
-fn check_memory_limits(smin: i64, smax: i64, dmin: i64, dmax: i64) -> Result<()> {
-    if !(smin <= dmin && dmin <= dmax && dmax <= smax) {
-        return Err(memory_constraint(
-            "Memory limits must satisfy: static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max",
-        ));
+/// Whether the VM runs (or last ran) with nested virtualisation: its
+/// VM_metrics say so, or, without metrics, its platform does.
+fn nested_virt(tx: &Txn, row: &Row) -> bool {
+    let (c, mc) = (vm_c(), class("VM_metrics"));
+    match tx.get(mc, row.get(field(c, "metrics")).as_str().unwrap_or("")) {
+        Some(m) => m.get(field(mc, "nested_virt")).as_bool() == Some(true),
+        None => {
+            let v = row.get(field(c, "platform")).map_str("nested-virt").unwrap_or("").to_ascii_lowercase();
+            v == "true" || v == "1"
+        }
     }
-    if smin < 0 {
-        return Err(memory_constraint("memory values must not be negative"));
+}
+
+/// xapi's assert_valid_for_current_context: control domains and nested-virt
+/// guests must keep all limits pinned at static_max; everyone else needs
+/// static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max.
+fn check_memory_limits(tx: &Txn, row: &Row, l: &Limits) -> Result<()> {
+    let c = vm_c();
+    let ordered = l.smin <= l.dmin && l.dmin <= l.dmax && l.dmax <= l.smax;
+    let pinned_reason = if row.get(field(c, "is_control_domain")).as_bool() == Some(true) {
+        Some("control domain")
+    } else if nested_virt(tx, row) {
+        Some("nested virt")
+    } else {
+        None
+    };
+    match pinned_reason {
+        Some(reason) => {
+            if !(l.smin <= l.dmin && l.dmin == l.dmax && l.dmax == l.smax) {
+                return Err(ApiError::MemoryConstraintViolationMaxpin { reason: reason.into() });
+            }
+        }
+        None => {
+            if !ordered {
+                return Err(ApiError::MemoryConstraintViolationOrder);
+            }
+        }
     }
     Ok(())
 }
 
-async fn set_memory_fields(
-    ctx: &Ctx,
-    vm: &Ref<Vm>,
-    op: &str,
-    f: impl Fn(i64, i64, i64, i64) -> (i64, i64, i64, i64),
-) -> Result<()> {
+async fn set_memory_fields(ctx: &Ctx, vm: &Ref<Vm>, op: &str, f: impl Fn(i64, i64, i64, i64) -> Limits) -> Result<()> {
     let c = vm_c();
     lifecycle::with_op(ctx, c, vm.as_str(), op, || async {
-        let running = ctx.server.row(c, vm.as_str())?.get(field(c, "power_state")).as_str() == Some("Running");
+        let row = ctx.server.row(c, vm.as_str())?;
+        let running = row.get(field(c, "power_state")).as_str() == Some("Running");
+        let control_domain = row.get(field(c, "is_control_domain")).as_bool() == Some(true);
         ctx.write(|tx| {
             let row = tx.get(c, vm.as_str()).cloned().ok_or_else(|| handle_invalid(c, vm.as_str()))?;
             let gi = |n: &str| row.get(field(c, n)).as_int().unwrap_or(0);
-            let (smin, smax, dmin, dmax) =
+            let l =
                 f(gi("memory_static_min"), gi("memory_static_max"), gi("memory_dynamic_min"), gi("memory_dynamic_max"));
-            check_memory_limits(smin, smax, dmin, dmax)?;
+            check_memory_limits(tx, &row, &l)?;
+            let static_changed = l.smin != gi("memory_static_min") || l.smax != gi("memory_static_max");
             tx.update(c, vm.as_str(), |r| {
-                put(r, "memory_static_min", Value::Int(smin));
-                put(r, "memory_static_max", Value::Int(smax));
-                put(r, "memory_dynamic_min", Value::Int(dmin));
-                put(r, "memory_dynamic_max", Value::Int(dmax));
-                put(r, "memory_target", Value::Int(dmax));
+                put(r, "memory_static_min", Value::Int(l.smin));
+                put(r, "memory_static_max", Value::Int(l.smax));
+                put(r, "memory_dynamic_min", Value::Int(l.dmin));
+                put(r, "memory_dynamic_max", Value::Int(l.dmax));
+                if l.target_is_dmin {
+                    put(r, "memory_target", Value::Int(l.dmin));
+                }
+                // A running control domain takes new static limits at its next boot.
+                if control_domain && running && static_changed {
+                    put(r, "requires_reboot", true);
+                }
             });
             Ok(())
         })?;
-        if running {
+        if running && !control_domain {
             let uuid = vm_uuid(&ctx.server, vm.as_str())?;
             let target = ctx.server.row(c, vm.as_str())?.get(field(c, "memory_dynamic_max")).as_int().unwrap_or(0);
             ctx.server.backend.set_memory(&uuid, target).await.map_err(|e| be(ctx, e))?;
@@ -911,8 +1102,11 @@ fn devices_in_use(s: &Server, vm: &str, devs: &str, dc: &str, key: &str) -> Resu
 
 impl VmApi for Server {
     async fn start(&self, ctx: &Ctx, vm: Ref<Vm>, start_paused: bool, _force: bool) -> Result<()> {
-        let host = self.host.clone();
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "start", || do_start(ctx, vm.as_str(), &host, start_paused)).await
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "start", || async {
+            let host = choose_host(self, vm.as_str())?;
+            do_start(ctx, vm.as_str(), &host, start_paused).await
+        })
+        .await
     }
 
     async fn start_on(&self, ctx: &Ctx, vm: Ref<Vm>, host: Ref<Host>, start_paused: bool, _force: bool) -> Result<()> {
@@ -1003,9 +1197,11 @@ impl VmApi for Server {
     }
 
     async fn resume(&self, ctx: &Ctx, vm: Ref<Vm>, start_paused: bool, _force: bool) -> Result<()> {
-        let host = self.host.clone();
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "resume", || do_resume(ctx, vm.as_str(), &host, start_paused))
-            .await
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "resume", || async {
+            let host = choose_host(self, vm.as_str())?;
+            do_resume(ctx, vm.as_str(), &host, start_paused).await
+        })
+        .await
     }
 
     async fn resume_on(&self, ctx: &Ctx, vm: Ref<Vm>, host: Ref<Host>, start_paused: bool, _force: bool) -> Result<()> {
@@ -1253,11 +1449,11 @@ impl VmApi for Server {
 
     async fn assert_can_boot_here(&self, _ctx: &Ctx, self_: Ref<Vm>, host: Ref<Host>) -> Result<()> {
         self.row(vm_c(), self_.as_str())?;
-        assert_can_boot(self, self_.as_str(), host.as_str())
+        assert_can_boot(self, self_.as_str(), host.as_str(), true)
     }
 
     async fn get_possible_hosts(&self, _ctx: &Ctx, vm: Ref<Vm>) -> Result<Vec<Ref<Host>>> {
-        Ok(if assert_can_boot(self, vm.as_str(), &self.host).is_ok() {
+        Ok(if assert_can_boot(self, vm.as_str(), &self.host, true).is_ok() {
             vec![Ref::new(self.host.clone())]
         } else {
             vec![]
@@ -1295,27 +1491,69 @@ impl VmApi for Server {
     }
 
     async fn set_memory_dynamic_range(&self, ctx: &Ctx, self_: Ref<Vm>, min: i64, max: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, _, _| (smin, smax, min, max)).await
+        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, _, _| Limits {
+            smin,
+            smax,
+            dmin: min,
+            dmax: max,
+            target_is_dmin: true,
+        })
+        .await
     }
 
     async fn set_memory_dynamic_min(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, _, dmax| (smin, smax, value, dmax)).await
+        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, _, dmax| Limits {
+            smin,
+            smax,
+            dmin: value,
+            dmax,
+            target_is_dmin: true,
+        })
+        .await
     }
 
     async fn set_memory_dynamic_max(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, dmin, _| (smin, smax, dmin, value)).await
+        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, dmin, _| Limits {
+            smin,
+            smax,
+            dmin,
+            dmax: value,
+            target_is_dmin: true,
+        })
+        .await
     }
 
     async fn set_memory_static_range(&self, ctx: &Ctx, self_: Ref<Vm>, min: i64, max: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_static_range", |_, _, dmin, dmax| (min, max, dmin, dmax)).await
+        set_memory_fields(ctx, &self_, "changing_static_range", |_, _, dmin, dmax| Limits {
+            smin: min,
+            smax: max,
+            dmin,
+            dmax,
+            target_is_dmin: false,
+        })
+        .await
     }
 
     async fn set_memory_static_min(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_static_range", |_, smax, dmin, dmax| (value, smax, dmin, dmax)).await
+        set_memory_fields(ctx, &self_, "changing_static_range", |_, smax, dmin, dmax| Limits {
+            smin: value,
+            smax,
+            dmin,
+            dmax,
+            target_is_dmin: false,
+        })
+        .await
     }
 
     async fn set_memory_static_max(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_static_range", |smin, _, dmin, dmax| (smin, value, dmin, dmax)).await
+        set_memory_fields(ctx, &self_, "changing_static_range", |smin, _, dmin, dmax| Limits {
+            smin,
+            smax: value,
+            dmin,
+            dmax,
+            target_is_dmin: false,
+        })
+        .await
     }
 
     async fn set_memory_limits(
@@ -1327,21 +1565,35 @@ impl VmApi for Server {
         dynamic_min: i64,
         dynamic_max: i64,
     ) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_memory_limits", |_, _, _, _| {
-            (static_min, static_max, dynamic_min, dynamic_max)
+        set_memory_fields(ctx, &self_, "changing_memory_limits", |_, _, _, _| Limits {
+            smin: static_min,
+            smax: static_max,
+            dmin: dynamic_min,
+            dmax: dynamic_max,
+            target_is_dmin: true,
         })
         .await
     }
 
     async fn set_memory(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        // Sets every limit to the same value (a fixed-size VM).
-        set_memory_fields(ctx, &self_, "changing_memory_limits", |smin, _, _, _| (smin.min(value), value, value, value))
-            .await
+        // set_memory_limits with static_min kept and the other three at `value`.
+        set_memory_fields(ctx, &self_, "changing_memory_limits", |smin, _, _, _| Limits {
+            smin,
+            smax: value,
+            dmin: value,
+            dmax: value,
+            target_is_dmin: true,
+        })
+        .await
     }
 
     async fn set_memory_target_live(&self, ctx: &Ctx, self_: Ref<Vm>, target: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_memory_live", |smin, smax, dmin, _| {
-            (smin, smax, dmin.min(target), target)
+        set_memory_fields(ctx, &self_, "changing_memory_live", |smin, smax, dmin, _| Limits {
+            smin,
+            smax,
+            dmin: dmin.min(target),
+            dmax: target,
+            target_is_dmin: false,
         })
         .await
     }
@@ -1375,13 +1627,17 @@ impl VmApi for Server {
                 let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| handle_invalid(c, self_.as_str()))?;
                 let at = row.get(field(c, "VCPUs_at_startup")).as_int().unwrap_or(1);
                 if value < 1 || value < at {
-                    return Err(ApiError::ValueNotSupported {
-                        field: "VCPUs_max".into(),
-                        value: value.to_string(),
-                        reason: "VCPUs_max must be at least 1 and at least VCPUs_at_startup".into(),
-                    });
+                    return Err(vcpu_value_error(value));
                 }
-                tx.set(c, self_.as_str(), field(c, "VCPUs_max"), Value::Int(value));
+                let running_control_domain = row.get(field(c, "is_control_domain")).as_bool() == Some(true)
+                    && row.get(field(c, "power_state")).as_str() == Some("Running");
+                tx.update(c, self_.as_str(), |r| {
+                    put(r, "VCPUs_max", Value::Int(value));
+                    // A running control domain takes it at its next boot.
+                    if running_control_domain {
+                        put(r, "requires_reboot", true);
+                    }
+                });
                 Ok(())
             })
         })
@@ -1389,23 +1645,22 @@ impl VmApi for Server {
     }
 
     async fn set_vcpus_at_startup(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
+        // No operation lock (xapi does not take one for this setter).
         let c = vm_c();
-        lifecycle::with_op(ctx, c, self_.as_str(), "changing_VCPUs", || async {
-            ctx.write(|tx| {
-                let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| handle_invalid(c, self_.as_str()))?;
-                let max = row.get(field(c, "VCPUs_max")).as_int().unwrap_or(1);
-                if value < 1 || value > max {
-                    return Err(ApiError::ValueNotSupported {
-                        field: "VCPUs_at_startup".into(),
-                        value: value.to_string(),
-                        reason: "VCPUs_at_startup must be between 1 and VCPUs_max".into(),
-                    });
-                }
-                tx.set(c, self_.as_str(), field(c, "VCPUs_at_startup"), Value::Int(value));
-                Ok(())
-            })
+        ctx.write(|tx| {
+            let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| handle_invalid(c, self_.as_str()))?;
+            if lifecycle::is_dom0(tx, self_.as_str(), &row) {
+                return Err(ApiError::OperationNotAllowed {
+                    reason: "set_VCPUs_at_startup is not allowed on dom0".into(),
+                });
+            }
+            let max = row.get(field(c, "VCPUs_max")).as_int().unwrap_or(1);
+            if value < 1 || value > max {
+                return Err(vcpu_value_error(value));
+            }
+            tx.set(c, self_.as_str(), field(c, "VCPUs_at_startup"), Value::Int(value));
+            Ok(())
         })
-        .await
     }
 
     async fn set_vcpus_number_live(&self, ctx: &Ctx, self_: Ref<Vm>, nvcpu: i64) -> Result<()> {
@@ -1478,12 +1733,19 @@ impl VmApi for Server {
     }
 
     async fn set_hvm_shadow_multiplier(&self, ctx: &Ctx, self_: Ref<Vm>, value: f64) -> Result<()> {
-        if value < 1.0 {
-            return Err(ApiError::MemoryConstraintViolation {
-                constraint: "shadow multiplier must be at least 1.0".into(),
-            });
-        }
-        simple_set(ctx, &self_, Some("changing_shadow_memory"), "HVM_shadow_multiplier", Value::Float(value)).await
+        let c = vm_c();
+        lifecycle::with_op(ctx, c, self_.as_str(), "changing_shadow_memory", || async {
+            if value < 1.0 {
+                return Err(ApiError::InvalidValue { field: "multiplier".into(), value: ocaml_string_of_float(value) });
+            }
+            ctx.write(|tx| {
+                if !tx.set(c, self_.as_str(), field(c, "HVM_shadow_multiplier"), Value::Float(value)) {
+                    return Err(handle_invalid(c, self_.as_str()));
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn set_shadow_multiplier_live(&self, ctx: &Ctx, self_: Ref<Vm>, multiplier: f64) -> Result<()> {
@@ -1783,4 +2045,28 @@ pub fn reconcile(s: &Server) {
             });
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ocaml_floats() {
+        for (f, want) in [
+            (1.0, "1."),
+            (0.5, "0.5"),
+            (0.0, "0."),
+            (-2.0, "-2."),
+            (0.1, "0.1"),
+            (1.0 / 3.0, "0.333333333333"),
+            (123456789012.0, "123456789012."),
+            (1e12, "1e+12"),
+            (0.00001, "1e-05"),
+            (0.0001, "0.0001"),
+            (2.5e-7, "2.5e-07"),
+        ] {
+            assert_eq!(ocaml_string_of_float(f), want, "{f}");
+        }
+    }
 }
