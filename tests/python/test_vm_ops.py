@@ -453,9 +453,6 @@ def test_snapshot_semantics(api, live):
         remove(api, snap)
 
 
-@pytest.mark.xfail(reason="server bug: VM.clone of a snapshot gives is_a_template=false; xapi copies "
-                          "is_a_template (true for snapshots) so the clone is a template (xe snapshot-clone)",
-                   strict=True)
 def test_clone_of_a_snapshot_is_a_template(api, halted):
     snap = api.VM.snapshot(halted, "snap", [])
     c = api.VM.clone(snap, "from snapshot")

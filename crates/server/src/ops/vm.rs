@@ -682,28 +682,20 @@ enum Kind {
     Snapshot,
 }
 
-/// Make a new VM from `src`: its record (reset as xapi resets it), VBDs on
-/// cloned/copied/snapshotted disks, and VIFs with fresh MACs. Returns the new ref.
-async fn duplicate(
+/// The disks behind `vbds`, cloned, copied (into `sr`) or snapshotted; CDs,
+/// ISOs and empty drives are shared, VDIs in `ignore` are left out. Returns
+/// each kept VBD with its new VDI, and the VDIs made (to delete on failure).
+async fn dup_disks(
     ctx: &Ctx,
-    src: &str,
-    new_name: &str,
+    vbds: &[Arc<Row>],
     kind: Kind,
     sr: Option<&str>,
     ignore: &[String],
-) -> Result<String> {
+) -> Result<(Vec<(Arc<Row>, Option<String>)>, Vec<String>)> {
     let s = &ctx.server;
-    let c = vm_c();
-    let row = s.row(c, src)?;
-    let g = |n: &str| row.get(field(c, n)).clone();
-    let (vbd, vdi, vif) = (class("VBD"), class("VDI"), class("VIF"));
-    // Disks first (outside the store lock: they may be large).
+    let (vbd, vdi) = (class("VBD"), class("VDI"));
     let mut new_disks: Vec<(Arc<Row>, Option<String>)> = Vec::new();
     let mut created: Vec<String> = Vec::new();
-    let vbds: Vec<Arc<Row>> = {
-        let st = s.db.read();
-        members(&g("VBDs")).iter().filter_map(|b| st.get(vbd, b).cloned()).collect()
-    };
     let total = vbds.len().max(1) as f64;
     for (i, br) in vbds.iter().enumerate() {
         let empty = br.get(field(vbd, "empty")).as_bool() == Some(true);
@@ -753,6 +745,32 @@ async fn duplicate(
             crate::task::set_progress(s, t, (i + 1) as f64 / total * 0.9);
         }
     }
+    Ok((new_disks, created))
+}
+
+/// Make a new VM from `src`: its record (reset as xapi's copy_vm_record
+/// resets it), VBDs on cloned/copied/snapshotted disks, and VIFs (new MACs,
+/// except that a snapshot keeps them). Returns the new ref.
+async fn duplicate(
+    ctx: &Ctx,
+    src: &str,
+    new_name: &str,
+    kind: Kind,
+    sr: Option<&str>,
+    ignore: &[String],
+) -> Result<String> {
+    let s = &ctx.server;
+    let c = vm_c();
+    let row = s.row(c, src)?;
+    let g = |n: &str| row.get(field(c, n)).clone();
+    let (vbd, vif) = (class("VBD"), class("VIF"));
+    // Disks first (outside the store lock: they may be large).
+    let vbds: Vec<Arc<Row>> = {
+        let st = s.db.read();
+        members(&g("VBDs")).iter().filter_map(|b| st.get(vbd, b).cloned()).collect()
+    };
+    let (new_disks, created) = dup_disks(ctx, &vbds, kind, sr, ignore).await?;
+    let snapshot = kind == Kind::Snapshot;
     let src_is_template = g("is_a_template").as_bool() == Some(true);
     let src_name = sv(&g("name_label"));
     let new_ref = model::new_ref();
@@ -788,27 +806,37 @@ async fn duplicate(
         let mut oc = map_of(&g("other_config"));
         oc.remove("default_template");
         oc.remove("xensource_internal");
-        oc.insert("mac_seed".into(), model::new_uuid());
-        if src_is_template && kind != Kind::Snapshot {
-            oc.insert("base_template_name".into(), src_name.clone());
+        // A snapshot keeps the MAC seed (and its VIFs' MACs); copies get a new one.
+        if !snapshot {
+            oc.insert("mac_seed".into(), model::new_uuid());
+        }
+        if src_is_template {
+            oc.entry("base_template_name".into()).or_insert_with(|| src_name.clone());
         }
         put(&mut r, "other_config", oc.to_value());
-        match kind {
-            Kind::Snapshot => {
-                put(&mut r, "is_a_snapshot", true);
-                put(&mut r, "is_a_template", true);
-                put(&mut r, "snapshot_of", src);
-                put(&mut r, "snapshot_time", now);
-                put(&mut r, "transportable_snapshot_id", model::new_uuid());
-            }
-            _ => {
-                put(&mut r, "is_a_snapshot", false);
-                put(&mut r, "snapshot_of", model::NULL_REF);
-                put(&mut r, "snapshot_time", DateTime::EPOCH);
-                if g("is_a_snapshot").as_bool() == Some(true) {
-                    put(&mut r, "is_a_template", false);
-                }
-            }
+        // A copy of a template (or of a snapshot, which is one) is a template.
+        put(&mut r, "is_a_template", snapshot || src_is_template);
+        if snapshot {
+            put(&mut r, "is_a_snapshot", true);
+            put(&mut r, "snapshot_of", src);
+            put(&mut r, "snapshot_time", now);
+            put(&mut r, "transportable_snapshot_id", model::new_uuid());
+            let ps = sv(&g("power_state"));
+            put(
+                &mut r,
+                "snapshot_info",
+                Value::Struct(vec![
+                    ("disk-snapshot-type".into(), Value::from("crash_consistent")),
+                    ("power-state-at-snapshot".into(), Value::String(ps)),
+                ]),
+            );
+            put(&mut r, "snapshot_metadata", crate::ops::snapmeta::encode(src, &row));
+        } else {
+            put(&mut r, "is_a_snapshot", false);
+            put(&mut r, "snapshot_of", model::NULL_REF);
+            put(&mut r, "snapshot_time", DateTime::EPOCH);
+            put(&mut r, "snapshot_info", Value::empty_map());
+            put(&mut r, "snapshot_metadata", "");
         }
         let metrics = model::new_ref();
         obj(
@@ -840,8 +868,12 @@ async fn duplicate(
             let mut nv = vr.clone();
             put(&mut nv, "uuid", model::new_uuid());
             put(&mut nv, "VM", new_ref.as_str());
-            put(&mut nv, "MAC", fresh_mac(tx));
-            put(&mut nv, "MAC_autogenerated", true);
+            if snapshot {
+                put(&mut nv, "MAC_autogenerated", false);
+            } else {
+                put(&mut nv, "MAC", fresh_mac(tx));
+                put(&mut nv, "MAC_autogenerated", true);
+            }
             put(&mut nv, "currently_attached", false);
             put(&mut nv, "allowed_operations", Value::empty_set());
             put(&mut nv, "current_operations", Value::empty_map());
