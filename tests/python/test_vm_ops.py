@@ -504,9 +504,6 @@ def test_revert_a_disk_snapshot(api, halted):
         remove(api, snap)
 
 
-@pytest.mark.xfail(reason="server bug: after VM.revert the snapshot's VDI still names the destroyed disk in "
-                          "snapshot_of; xapi repoints snapshot_of to the new cloned disk "
-                          "(xapi_vm_snapshot.ml revert_vbds)", strict=True)
 def test_revert_repoints_snapshot_of(api, halted):
     snap = api.VM.snapshot(halted, "s", [])
     try:
@@ -518,9 +515,6 @@ def test_revert_repoints_snapshot_of(api, halted):
         remove(api, snap)
 
 
-@pytest.mark.xfail(reason="server bug: VM.revert does not restore the VM's fields from the snapshot "
-                          "(name_label stays as renamed); xapi copies snapshot_metadata back "
-                          "(xapi_vm_snapshot.ml revert_vm_fields)", strict=True)
 def test_revert_restores_fields(api, halted):
     api.VM.set_name_label(halted, "before")
     api.VM.set_VCPUs_max(halted, "2")

@@ -11,6 +11,7 @@ use crate::seed::obj;
 use crate::storage::{self, NewVdi};
 use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
 use backend::{BackendError, Cancel, Disk, DomainSpec, GuestEvent, HaltReason};
+use model::schema::Type;
 use model::types::*;
 use model::{DateTime, Ref, Row, Value, XenType};
 use std::collections::BTreeMap;
@@ -1367,100 +1368,10 @@ impl VmApi for Server {
         lifecycle::with_op(ctx, c, snapshot.as_str(), "revert", || async {
             let snap = self.row(c, snapshot.as_str())?;
             let target = sv(snap.get(field(c, "snapshot_of")));
-            let trow = self
-                .row(c, &target)
-                .map_err(|_| ApiError::VmRevertFailed { vm: target.clone(), snapshot: snapshot.to_string() })?;
-            // Stop the VM, whatever state it is in.
-            match trow.get(field(c, "power_state")).as_str() {
-                Some("Running") | Some("Paused") | Some("Suspended") => do_hard_shutdown(ctx, &target).await?,
-                _ => {}
+            if self.row(c, &target).is_err() {
+                return Err(ApiError::VmRevertFailed { vm: target.clone(), snapshot: snapshot.to_string() });
             }
-            // Replace its disks with clones of the snapshot's.
-            let old_vdis: Vec<String> = {
-                let st = self.db.read();
-                let vbd = class("VBD");
-                members(trow.get(field(c, "VBDs")))
-                    .iter()
-                    .filter_map(|b| st.get(vbd, b))
-                    .filter(|b| {
-                        b.get(field(vbd, "type")).as_str() == Some("Disk")
-                            && b.get(field(vbd, "empty")).as_bool() != Some(true)
-                    })
-                    .map(|b| sv(b.get(field(vbd, "VDI"))))
-                    .collect()
-            };
-            let restored =
-                duplicate(ctx, snapshot.as_str(), &sv(trow.get(field(c, "name_label"))), Kind::Clone, None, &[])
-                    .await?;
-            let rrow = self.row(c, &restored)?;
-            let mem_image = if snap.get(field(c, "power_state")).as_str() == Some("Suspended") {
-                let sv_vdi = sv(snap.get(field(c, "suspend_VDI")));
-                Some(storage::clone_vdi(ctx, &sv_vdi).await?)
-            } else {
-                None
-            };
-            ctx.write(|tx| {
-                // Move the restored devices onto the original VM and drop the helper VM.
-                let cur = tx.get(c, &target).cloned().ok_or_else(|| handle_invalid(c, &target))?;
-                for b in members(cur.get(field(c, "VBDs"))) {
-                    let vbd = class("VBD");
-                    if let Some(m) = tx.get(vbd, &b).map(|r| sv(r.get(field(vbd, "metrics")))) {
-                        tx.delete(class("VBD_metrics"), &m);
-                    }
-                    tx.delete(vbd, &b);
-                }
-                for v in members(cur.get(field(c, "VIFs"))) {
-                    tx.delete(class("VIF"), &v);
-                }
-                for (d, dc) in [("VBDs", "VBD"), ("VIFs", "VIF")] {
-                    for x in members(rrow.get(field(c, d))) {
-                        tx.set(class(dc), &x, field(class(dc), "VM"), Value::String(target.clone()));
-                    }
-                }
-                let keep = [
-                    "uuid",
-                    "name_label",
-                    "name_description",
-                    "snapshots",
-                    "metrics",
-                    "guest_metrics",
-                    "resident_on",
-                    "domid",
-                    "allowed_operations",
-                    "current_operations",
-                    "VBDs",
-                    "VIFs",
-                    "consoles",
-                    "children",
-                    "parent",
-                    "snapshot_of",
-                    "is_a_snapshot",
-                    "is_a_template",
-                    "snapshot_time",
-                    "is_default_template",
-                    "blocked_operations",
-                    "VTPMs",
-                    "tags",
-                ];
-                tx.update(c, &target, |r| {
-                    for (i, f) in c.fields.iter().enumerate() {
-                        if !keep.contains(&f.name) {
-                            r.fields[i] = rrow.fields[i].clone();
-                        }
-                    }
-                    put(r, "parent", snapshot.as_str());
-                    put(r, "power_state", if mem_image.is_some() { "Suspended" } else { "Halted" });
-                    put(r, "suspend_VDI", mem_image.clone().unwrap_or_else(|| model::NULL_REF.into()));
-                });
-                let m = sv(rrow.get(field(c, "metrics")));
-                tx.delete(class("VM_metrics"), &m);
-                tx.delete(c, &restored);
-                Ok(())
-            })?;
-            for v in old_vdis {
-                let _ = storage::destroy_vdi(ctx, &v).await;
-            }
-            Ok(())
+            lifecycle::with_op(ctx, c, &target, "reverting", || revert_to(ctx, snapshot.as_str(), &target)).await
         })
         .await
     }
@@ -1870,6 +1781,290 @@ impl VmApi for Server {
         let _ = ctx;
         check_now(self, self_.as_str(), &row, "hard_reboot", true).map_or(Ok(()), Err)
     }
+}
+
+// ------------------------------------------------------------------ revert
+
+/// Columns VM.revert never copies from the snapshot's metadata (xapi's
+/// xapi_vm_snapshot.ml do_not_copy): identity, runtime state, and the
+/// devices, which are rebuilt from the snapshot's own.
+const REVERT_DO_NOT_COPY: &[&str] = &[
+    "uuid",
+    "_ref",
+    "suspend_VDI",
+    "power_state",
+    "parent",
+    "current_operations",
+    "allowed_operations",
+    "metrics",
+    "guest_metrics",
+    "resident_on",
+    "domid",
+    "protection_policy",
+    "snapshot_schedule",
+    "scheduled_to_be_resident_on",
+    "snapshots",
+    "tags",
+    "affinity",
+    "consoles",
+    "VBDs",
+    "VIFs",
+    "VGPUs",
+    "VUSBs",
+    "VTPMs",
+    "attached_PCIs",
+    "is_snapshot_from_vmpp",
+];
+
+/// What is also kept when a snapshot has no metadata and its own record is
+/// the source (xapi's extended_do_not_copy).
+const REVERT_DO_NOT_COPY_NO_METADATA: &[&str] = &[
+    "name__label",
+    "is_a_snapshot",
+    "is_a_template",
+    "is_default_template",
+    "snapshot_of",
+    "snapshot_time",
+    "transportable_snapshot_id",
+    "children",
+];
+
+/// The VM fields a revert writes back: from the snapshot's metadata (the
+/// VM as it was), or from the snapshot record itself when it has none.
+fn revert_fields(snap: &Row) -> Result<Vec<(usize, Value)>> {
+    let c = vm_c();
+    let meta = sv(snap.get(field(c, "snapshot_metadata")));
+    let (pairs, extended) = if meta.is_empty() {
+        let all = c.fields.iter().enumerate().map(|(i, f)| (i, f.name, snap.get(i).clone())).collect();
+        (all, true)
+    } else {
+        let bad = || ApiError::InvalidValue { field: "Invalid vm_string".into(), value: String::new() };
+        (crate::ops::snapmeta::fields(c, &meta).ok_or_else(bad)?, false)
+    };
+    let mut out = Vec::new();
+    for (i, _, v) in pairs {
+        let f = &c.fields[i];
+        let skip = REVERT_DO_NOT_COPY.contains(&f.column)
+            || (extended && REVERT_DO_NOT_COPY_NO_METADATA.contains(&f.column))
+            // Reverse-reference sets are derived, never written.
+            || matches!(f.ty, Type::Set(Type::Ref(_)));
+        if !skip {
+            out.push((i, v));
+        }
+    }
+    Ok(out)
+}
+
+/// Revert `vm` to `snapshot` (xapi's revert_vm_fields, then
+/// Xapi_vm_snapshot.revert): stop it, restore its fields, replace its disks
+/// with clones of the snapshot's (repointing the snapshots of the old disks
+/// at the new ones), its VIFs with the snapshot's, its metrics with copies,
+/// and give it the snapshot's power state.
+async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()> {
+    let s = &ctx.server;
+    let c = vm_c();
+    let (vbd, vif) = (class("VBD"), class("VIF"));
+    if s.row(c, vm)?.get(field(c, "power_state")).as_str() != Some("Halted") {
+        do_hard_shutdown(ctx, vm).await?;
+    }
+    let snap = s.row(c, snapshot)?;
+    let fields = revert_fields(&snap)?;
+    ctx.write(|tx| {
+        tx.update(c, vm, |r| {
+            for (i, v) in fields {
+                r.fields[i] = v;
+            }
+            put(r, "ha_always_run", false);
+            // An unspecified domain type follows the boot policy.
+            if r.get(field(c, "domain_type")).as_str() == Some("unspecified") {
+                let hvm = !sv(r.get(field(c, "HVM_boot_policy"))).is_empty();
+                put(r, "domain_type", if hvm { "hvm" } else { "pv" });
+            }
+        });
+        // Refs to objects that are gone read as NULL.
+        let row = tx.get(c, vm).cloned().ok_or_else(|| handle_invalid(c, vm))?;
+        for (i, f) in c.fields.iter().enumerate() {
+            if let Type::Ref(target) = f.ty {
+                let r = sv(row.get(i));
+                let dangling = !null(row.get(i)) && model::schema::class(target).is_some_and(|tc| !tx.exists(tc, &r));
+                if dangling {
+                    tx.set(c, vm, i, Value::from(model::NULL_REF));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let outcome = revert_devices(ctx, vm, &snap).await;
+    // The snapshot's power state, or Halted if the devices could not be restored.
+    let ps = if outcome.is_ok() { sv(snap.get(field(c, "power_state"))) } else { "Halted".to_string() };
+    ctx.write(|tx| {
+        let row = tx.get(c, vm).cloned().ok_or_else(|| handle_invalid(c, vm))?;
+        tx.update(c, vm, |r| {
+            put(r, "power_state", ps.as_str());
+            put(r, "resident_on", model::NULL_REF);
+            put(r, "scheduled_to_be_resident_on", model::NULL_REF);
+            put(r, "domid", Value::Int(-1));
+            put(r, "parent", snapshot);
+            if ps == "Halted" {
+                put(r, "requires_reboot", false);
+            }
+        });
+        if ps == "Halted" {
+            for b in members(row.get(field(c, "VBDs"))) {
+                tx.set(vbd, &b, field(vbd, "currently_attached"), Value::Bool(false));
+            }
+            for v in members(row.get(field(c, "VIFs"))) {
+                tx.set(vif, &v, field(vif, "currently_attached"), Value::Bool(false));
+            }
+        }
+        Ok(())
+    })?;
+    outcome.map_err(|e| match e.code() {
+        "SR_BACKEND_FAILURE_44" | "SR_BACKEND_FAILURE_109" | "VDI_INCOMPATIBLE_TYPE" => e,
+        // xapi sends [snapshot; vm], the reverse of the documented order.
+        _ => ApiError::VmRevertFailed { vm: snapshot.to_string(), snapshot: vm.to_string() },
+    })
+}
+
+/// The device half of a revert (xapi's update_vifs_vbds_vgpus_and_vusbs,
+/// update_guest_metrics and update_metrics).
+async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()> {
+    let s = &ctx.server;
+    let c = vm_c();
+    let (vbd, vdi, vif, src) = (class("VBD"), class("VDI"), class("VIF"), class("SR"));
+    let cur = s.row(c, vm)?;
+    let (snap_vbds, vm_vbds): (Vec<Arc<Row>>, Vec<Arc<Row>>) = {
+        let st = s.db.read();
+        let rows = |row: &Row| -> Vec<Arc<Row>> {
+            members(row.get(field(c, "VBDs"))).iter().filter_map(|b| st.get(vbd, b).cloned()).collect()
+        };
+        (rows(snap), rows(&cur))
+    };
+    let is_disk = |b: &Row| b.get(field(vbd, "type")).as_str() == Some("Disk");
+    let vdi_of = |b: &Row| sv(b.get(field(vbd, "VDI")));
+    // What each of the snapshot's disks is a snapshot of.
+    let snapshot_of = |d: &str| -> String {
+        s.db.read().get(vdi, d).map(|r| sv(r.get(field(vdi, "snapshot_of")))).unwrap_or_default()
+    };
+    let originals: Vec<String> =
+        snap_vbds.iter().filter(|b| is_disk(b)).map(|b| snapshot_of(&vdi_of(b))).filter(|o| !o.is_empty()).collect();
+    // The VM's disks that the snapshot has a copy of go (others stay, detached),
+    // with its memory image; ISOs are never deleted.
+    let doomed: Vec<String> = {
+        let st = s.db.read();
+        let mut v: Vec<String> =
+            vm_vbds.iter().filter(|b| is_disk(b)).map(|b| vdi_of(b)).filter(|d| originals.contains(d)).collect();
+        v.push(sv(cur.get(field(c, "suspend_VDI"))));
+        v.retain(|d| {
+            st.get(vdi, d)
+                .and_then(|r| st.get(src, r.get(field(vdi, "SR")).as_str().unwrap_or("")))
+                .is_some_and(|sr| sr.get(field(src, "content_type")).as_str() != Some("iso"))
+        });
+        v
+    };
+    // Clone the snapshot's disks (CDs and empty drives are shared as they are).
+    let (cloned, created) = dup_disks(ctx, &snap_vbds, Kind::Clone, None, &[]).await?;
+    let snap_susp = sv(snap.get(field(c, "suspend_VDI")));
+    let mem_image = if s.db.read().get(vdi, &snap_susp).is_some() {
+        match storage::clone_vdi(ctx, &snap_susp).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                for v in created {
+                    let _ = storage::destroy_vdi(ctx, &v).await;
+                }
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    // (old disk, its replacement) for every cloned snapshot disk.
+    let replaced: Vec<(String, String)> = cloned
+        .iter()
+        .filter(|(b, _)| is_disk(b))
+        .filter_map(|(b, new)| Some((snapshot_of(&vdi_of(b)), new.clone()?)))
+        .filter(|(old, _)| !old.is_empty() && !null(&Value::String(old.clone())))
+        .collect();
+    let snap_vifs = members(snap.get(field(c, "VIFs")));
+    let res = ctx.write(|tx| {
+        // Out with the VM's devices...
+        for b in members(cur.get(field(c, "VBDs"))) {
+            if let Some(m) = tx.get(vbd, &b).map(|r| sv(r.get(field(vbd, "metrics")))) {
+                tx.delete(class("VBD_metrics"), &m);
+            }
+            tx.delete(vbd, &b);
+        }
+        for v in members(cur.get(field(c, "VIFs"))) {
+            tx.delete(vif, &v);
+        }
+        // ...in with copies of the snapshot's, on the cloned disks.
+        for (br, new_vdi) in &cloned {
+            let mut nb = (**br).clone();
+            put(&mut nb, "uuid", model::new_uuid());
+            put(&mut nb, "VM", vm);
+            put(&mut nb, "VDI", new_vdi.clone().unwrap_or_else(|| model::NULL_REF.into()));
+            put(&mut nb, "empty", new_vdi.is_none() || br.get(field(vbd, "empty")).as_bool() == Some(true));
+            put(&mut nb, "status_code", Value::Int(0));
+            put(&mut nb, "status_detail", "");
+            put(&mut nb, "allowed_operations", Value::empty_set());
+            put(&mut nb, "current_operations", Value::empty_map());
+            put(&mut nb, "qos_supported_algorithms", Value::empty_set());
+            put(&mut nb, "runtime_properties", Value::empty_map());
+            let m = model::new_ref();
+            obj(tx, "VBD_metrics", &m, vec![]);
+            put(&mut nb, "metrics", m);
+            tx.insert(&model::new_ref(), nb);
+        }
+        // Every snapshot of an old disk is now a snapshot of its replacement.
+        for (old, new) in &replaced {
+            let tree: Vec<String> = tx
+                .refs(vdi)
+                .into_iter()
+                .filter(|r| tx.get(vdi, r).is_some_and(|row| row.get(field(vdi, "snapshot_of")).as_str() == Some(old)))
+                .collect();
+            for r in tree {
+                tx.set(vdi, &r, field(vdi, "snapshot_of"), Value::String(new.clone()));
+            }
+        }
+        // The snapshot's VIFs, MACs and all.
+        for v in &snap_vifs {
+            let Some(mut nv) = tx.get(vif, v).cloned() else { continue };
+            put(&mut nv, "uuid", model::new_uuid());
+            put(&mut nv, "VM", vm);
+            put(&mut nv, "MAC_autogenerated", false);
+            put(&mut nv, "allowed_operations", Value::empty_set());
+            put(&mut nv, "current_operations", Value::empty_map());
+            tx.insert(&model::new_ref(), nv);
+        }
+        let susp = mem_image.clone().unwrap_or_else(|| model::NULL_REF.into());
+        tx.set(c, vm, field(c, "suspend_VDI"), Value::String(susp));
+        // Metrics: the VM's go, copies of the snapshot's take their place.
+        for (f, mc) in [("guest_metrics", "VM_guest_metrics"), ("metrics", "VM_metrics")] {
+            let mcls = class(mc);
+            tx.delete(mcls, &sv(cur.get(field(c, f))));
+            let new = match tx.get(mcls, &sv(snap.get(field(c, f)))).cloned() {
+                Some(mut m) => {
+                    let r = model::new_ref();
+                    put(&mut m, "uuid", model::new_uuid());
+                    tx.insert(&r, m);
+                    r
+                }
+                None => model::NULL_REF.to_string(),
+            };
+            tx.set(c, vm, field(c, f), Value::String(new));
+        }
+        Ok(())
+    });
+    if let Err(e) = res {
+        for v in created.into_iter().chain(mem_image) {
+            let _ = storage::destroy_vdi(ctx, &v).await;
+        }
+        return Err(e);
+    }
+    for v in doomed {
+        let _ = storage::destroy_vdi(ctx, &v).await;
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------- host power-off
