@@ -311,32 +311,10 @@ fn check_memory(s: &Server, vm: &str) -> Result<()> {
     Ok(())
 }
 
-/// OCaml's string_of_float: up to 12 significant digits, and a trailing '.'
-/// when the result would read as an integer ("1." for 1.0, "0.5" for 0.5).
+/// OCaml's string_of_float: `%.12g`, with a trailing '.' when the result
+/// would read as an integer ("1." for 1.0, "0.5" for 0.5).
 pub fn ocaml_string_of_float(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    // %.12g: scientific when the exponent is < -4 or >= 12.
-    let sci = format!("{:.11e}", f);
-    let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let trim = |m: &str| -> String {
-        if m.contains('.') {
-            m.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            m.to_string()
-        }
-    };
-    let g = if !(-4..12).contains(&exp) {
-        format!("{}e{}{:02}", trim(mant), if exp < 0 { '-' } else { '+' }, exp.abs())
-    } else {
-        let decimals = (11 - exp).max(0) as usize;
-        trim(&format!("{:.*}", decimals, f))
-    };
+    let g = crate::ops::snapmeta::format_g(f, 12);
     if g.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
         format!("{g}.")
     } else {
