@@ -188,9 +188,6 @@ def test_ignored_clean_shutdown_fails_and_vm_keeps_running(api, host):
         remove(api, vm)
 
 
-@pytest.mark.xfail(reason="server bug: an unacknowledged clean shutdown fails VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT "
-                          "[''] (empty VM parameter); xapi sends [vm] (xapi_xenops.ml, "
-                          "Failed_to_acknowledge_shutdown_request)", strict=True)
 def test_ignored_clean_shutdown_error_names_the_vm(api, host):
     vm = install(api, "ch3 ignore 2", other_config={"sim:clean-shutdown": "ignore"})
     try:

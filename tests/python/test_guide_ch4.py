@@ -232,9 +232,6 @@ def test_destroying_a_pending_task_marks_it(gc_server):
         s.xenapi.session.logout()
 
 
-@pytest.mark.xfail(reason="server bug: the task GC never destroys completed tasks that task.destroy marked "
-                          "while pending (xapi's timeout_tasks removes these 'completed_destroyable' at once)",
-                   strict=True)
 def test_destroyed_pending_task_is_collected_once_complete(gc_server):
     s = gc_server.session()
     api = s.xenapi

@@ -73,9 +73,6 @@ def test_disable_and_enable(api, enabled_host):
         remove(api, other)
 
 
-@pytest.mark.xfail(reason="server bug: VM.start (no host given) on a one-host pool whose host is disabled fails "
-                          "HOST_DISABLED [host]; xapi's placement finds no candidate and raises "
-                          "NO_HOSTS_AVAILABLE [] (xapi_vm_helpers.ml choose_host_for_vm_no_wlb)", strict=True)
 def test_start_with_no_enabled_host(api, enabled_host):
     vm = install(api, "nowhere to go", tmpl=ETCH)
     try:
@@ -130,9 +127,6 @@ def test_cannot_evacuate_host_parameters(api, host):
         remove(api, vm)
 
 
-@pytest.mark.xfail(reason="server bug: host.evacuate with an unmovable VM raises CANNOT_EVACUATE_HOST; xapi's "
-                          "evacuate raises the VM's plan error itself, NO_HOSTS_AVAILABLE [vm] (xapi_host.ml "
-                          "evacuate; CANNOT_EVACUATE_HOST is assert_can_evacuate's)", strict=True)
 def test_evacuate_raises_the_plan_error(api, host):
     vm = running(api, "pinned for evacuate", tmpl=ETCH)
     try:
@@ -172,9 +166,6 @@ def test_shutdown_goes_down(api, enabled_host):
     wait_for(lambda: live(api, host) is False, 10, "host down")
 
 
-@pytest.mark.xfail(reason="server bug: host.reboot of a disabled host with a running guest fails HOST_IN_USE; "
-                          "since XenServer 6.0 (CA-61529, commit 32f21057a0) xapi only requires the host to be "
-                          "disabled and the shutdown sequence stops the guests", strict=True)
 def test_reboot_with_running_guests(api, enabled_host):
     host = enabled_host
     vm = running(api, "running through reboot", tmpl=ETCH)
@@ -249,17 +240,11 @@ def test_set_hostname_live(api, host):
     assert api.host.get_hostname(host) == "sim-host.example"
 
 
-@pytest.mark.xfail(reason="server bug: set_hostname_live leaves the control domain named after the old hostname; "
-                          "xapi renames it 'Control domain on host: <hostname>' (Helpers.update_domain_zero_name)",
-                   strict=True)
 def test_set_hostname_live_renames_the_control_domain(api, host):
     api.host.set_hostname_live(host, "renamed-host")
     assert api.VM.get_name_label(api.host.get_control_domain(host)) == "Control domain on host: renamed-host"
 
 
-@pytest.mark.xfail(reason="server bug: HOST_NAME_INVALID always says 'hostname must be a valid DNS name'; "
-                          "xapi says 'hostname empty' / 'hostname is too long' / 'hostname contains invalid "
-                          "characters' (xapi_host.ml set_hostname_live)", strict=True)
 def test_set_hostname_live_error_text(api, host):
     assert failure(api.host.set_hostname_live, host, "") == ["HOST_NAME_INVALID", "hostname empty"]
     assert failure(api.host.set_hostname_live, host, "bad_name") == \
@@ -267,9 +252,6 @@ def test_set_hostname_live_error_text(api, host):
     assert failure(api.host.set_hostname_live, host, "x" * 256) == ["HOST_NAME_INVALID", "hostname is too long"]
 
 
-@pytest.mark.xfail(reason="server bug: set_hostname_live applies DNS label rules (accepts 'abc-', refuses a "
-                          "64-character name); xapi only allows [A-Za-z0-9.-], no leading or trailing '-', "
-                          "at most 255 characters", strict=True)
 def test_set_hostname_live_character_rules(api, host):
     assert failure(api.host.set_hostname_live, host, "abc-")[0] == "HOST_NAME_INVALID"
     api.host.set_hostname_live(host, "h" * 64)

@@ -251,6 +251,10 @@ impl Backend {
     pub fn console(&self, uuid: &str) -> Option<Console> {
         each!(self, b => b.console(uuid))
     }
+    /// Whether the VM's domain exists and is running (not paused).
+    pub fn is_running(&self, uuid: &str) -> bool {
+        each!(self, b => b.is_running(uuid))
+    }
     /// Domains the backend has, with their domids (used to reconcile on start).
     pub fn domains(&self) -> Vec<(String, i64)> {
         each!(self, b => b.domains())

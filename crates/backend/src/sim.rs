@@ -434,6 +434,10 @@ impl Sim {
         Some(Console::Simulated { width: 640, height: 480, name: d.spec.name.clone() })
     }
 
+    pub fn is_running(&self, uuid: &str) -> bool {
+        self.0.domains.lock().map(|m| m.get(uuid).is_some_and(|d| d.state == State::Running)).unwrap_or(false)
+    }
+
     pub fn domains(&self) -> Vec<(String, i64)> {
         self.0.domains.lock().map(|m| m.iter().map(|(u, d)| (u.clone(), d.domid)).collect()).unwrap_or_default()
     }

@@ -45,80 +45,41 @@ pub fn in_progress(cls: &str, r: &str, ops: &[(String, String)]) -> ApiError {
 
 // ------------------------------------------------------------------ VM rules
 
-/// Every VM operation, as the enum lists them.
-pub const VM_OPS: &[&str] = &[
-    "snapshot",
+/// The operations allowed_operations may list, in the order it lists them.
+/// xapi 24.12's update_allowed_operations checks a fixed list (everything
+/// except the internal operations, and also except metadata_export; the
+/// "all but an ignore list" form came later) and conses each allowed one
+/// onto its result, so the field comes out in reverse list order.
+const VM_LISTED: &[&str] = &[
+    "create_vtpm",
+    "changing_NVRAM",
+    "changing_dynamic_range",
+    "changing_shadow_memory",
+    "changing_static_range",
+    "make_into_template",
+    "migrate_send",
+    "pool_migrate",
+    "changing_VCPUs_live",
+    "provision",
+    "destroy",
+    "export",
+    "resume_on",
+    "resume",
+    "suspend",
+    "hard_reboot",
+    "hard_shutdown",
+    "clean_reboot",
+    "clean_shutdown",
+    "unpause",
+    "pause",
+    "start_on",
+    "start",
+    "snapshot_with_quiesce",
+    "checkpoint",
+    "revert",
     "clone",
     "copy",
-    "create_template",
-    "revert",
-    "checkpoint",
-    "snapshot_with_quiesce",
-    "provision",
-    "start",
-    "start_on",
-    "pause",
-    "unpause",
-    "clean_shutdown",
-    "clean_reboot",
-    "hard_shutdown",
-    "power_state_reset",
-    "hard_reboot",
-    "suspend",
-    "csvm",
-    "resume",
-    "resume_on",
-    "pool_migrate",
-    "migrate_send",
-    "get_boot_record",
-    "send_sysrq",
-    "send_trigger",
-    "query_services",
-    "shutdown",
-    "call_plugin",
-    "changing_memory_live",
-    "awaiting_memory_live",
-    "changing_dynamic_range",
-    "changing_static_range",
-    "changing_memory_limits",
-    "changing_shadow_memory",
-    "changing_shadow_memory_live",
-    "changing_VCPUs",
-    "changing_VCPUs_live",
-    "changing_NVRAM",
-    "assert_operation_valid",
-    "data_source_op",
-    "update_allowed_operations",
-    "make_into_template",
-    "import",
-    "export",
-    "metadata_export",
-    "reverting",
-    "destroy",
-    "create_vtpm",
-];
-
-/// Operations never listed in allowed_operations (xapi's ignore list).
-const VM_IGNORED: &[&str] = &[
-    "create_template",
-    "power_state_reset",
-    "csvm",
-    "get_boot_record",
-    "send_sysrq",
-    "send_trigger",
-    "query_services",
-    "shutdown",
-    "call_plugin",
-    "changing_memory_live",
-    "awaiting_memory_live",
-    "changing_memory_limits",
-    "changing_shadow_memory_live",
-    "changing_VCPUs",
-    "assert_operation_valid",
-    "data_source_op",
-    "update_allowed_operations",
-    "import",
-    "reverting",
+    "snapshot",
 ];
 
 const H: &str = "Halted";
@@ -127,7 +88,7 @@ const R: &str = "Running";
 const S: &str = "Suspended";
 
 /// The power states in which an operation may start.
-pub fn vm_allowed_power_states(op: &str, is_snapshot: bool) -> &'static [&'static str] {
+pub fn vm_allowed_power_states(op: &str, is_snapshot: bool, is_control_domain: bool) -> &'static [&'static str] {
     match op {
         "start"
         | "start_on"
@@ -150,13 +111,16 @@ pub fn vm_allowed_power_states(op: &str, is_snapshot: bool) -> &'static [&'stati
         | "changing_VCPUs_live"
         | "snapshot_with_quiesce"
         | "awaiting_memory_live"
-        | "changing_shadow_memory_live" => &[R],
+        | "changing_shadow_memory_live"
+        | "data_source_op" => &[R],
         "hard_reboot" => &[P, R],
         "hard_shutdown" | "shutdown" | "checkpoint" | "get_boot_record" => &[P, S, R],
         "destroy" | "export" | "create_template" => &[H, S],
         "clone" | "copy" if is_snapshot => &[H, S],
         "clone" | "copy" => &[H],
         "changing_dynamic_range" => &[H, R],
+        // A control domain may change these while it runs (they apply at its next boot).
+        "changing_VCPUs" | "changing_static_range" | "changing_memory_limits" if is_control_domain => &[H, R],
         "changing_VCPUs" | "changing_static_range" | "changing_memory_limits" => &[H],
         "migrate_send" => &[H, S, R],
         "import" => &[],
@@ -173,6 +137,9 @@ fn allowed_concurrently(op: &str, running: &[&str]) -> bool {
         "get_boot_record" => running.iter().all(|r| *r == "get_boot_record"),
         "hard_shutdown" => !running.contains(&"hard_shutdown"),
         "hard_reboot" => !running.iter().any(|r| *r == "hard_shutdown" || *r == "hard_reboot"),
+        // xapi's state machine: exactly this one operation in progress.
+        "snapshot" => running == ["snapshot_with_quiesce"],
+        "metadata_export" | "clean_shutdown" | "clean_reboot" => running == ["migrate_send"],
         _ => false,
     }
 }
@@ -209,18 +176,22 @@ enum Deny<'a> {
     Snapshot,
     ProvisionNeedsTemplate,
     RevertNeedsSnapshot,
+    Dom0,
     ControlDomain,
     Immobile,
+    QuiesceUnsupported,
+    VtpmLimit(usize),
 }
 
-fn vm_deny<'a>(row: &'a Row, op: &str, ignore_running: bool) -> Option<Deny<'a>> {
+fn vm_deny<'a>(row: &'a Row, op: &str, ignore_running: bool, dom0: bool) -> Option<Deny<'a>> {
     let b = |i: usize| row.get(i).as_bool() == Some(true);
     if let Some(reason) = row.get(F::BLOCKED_OPERATIONS.index).map_str(op) {
         return Some(Deny::Blocked(reason));
     }
     let snapshot = b(F::IS_A_SNAPSHOT.index);
+    let control_domain = b(F::IS_CONTROL_DOMAIN.index);
     let ps = row.get(F::POWER_STATE.index).as_str().unwrap_or(H);
-    let allowed = vm_allowed_power_states(op, snapshot);
+    let allowed = vm_allowed_power_states(op, snapshot, control_domain);
     if !allowed.contains(&ps) {
         return Some(Deny::BadPowerState(allowed, ps));
     }
@@ -248,7 +219,6 @@ fn vm_deny<'a>(row: &'a Row, op: &str, ignore_running: bool) -> Option<Deny<'a>>
                 | "changing_shadow_memory"
                 | "changing_VCPUs"
                 | "changing_NVRAM"
-                | "create_vtpm"
         ) || (matches!(op, "destroy" | "migrate_send") && !is_default_template(row));
         if !ok {
             return Some(Deny::Template);
@@ -265,32 +235,81 @@ fn vm_deny<'a>(row: &'a Row, op: &str, ignore_running: bool) -> Option<Deny<'a>>
     if op == "revert" && !snapshot {
         return Some(Deny::RevertNeedsSnapshot);
     }
-    if b(F::IS_CONTROL_DOMAIN.index)
-        && !matches!(
-            op,
-            "changing_dynamic_range"
-                | "changing_memory_live"
-                | "changing_VCPUs_live"
-                | "data_source_op"
-                | "metadata_export"
-        )
-    {
-        return Some(Deny::ControlDomain);
-    }
     if matches!(op, "suspend" | "checkpoint" | "pool_migrate" | "migrate_send") {
         let pl = row.get(F::PLATFORM.index);
         if pl.map_str("nomigrate") == Some("true") || pl.map_str("nested-virt") == Some("true") {
             return Some(Deny::Immobile);
         }
     }
+    if dom0 && matches!(op, "changing_VCPUs" | "destroy") {
+        return Some(Deny::Dom0);
+    }
+    if control_domain
+        && !matches!(
+            op,
+            "data_source_op"
+                | "changing_memory_live"
+                | "awaiting_memory_live"
+                | "metadata_export"
+                | "changing_dynamic_range"
+                | "changing_memory_limits"
+                | "changing_static_range"
+                | "start"
+                | "start_on"
+                | "changing_VCPUs"
+                | "destroy"
+        )
+    {
+        return Some(Deny::ControlDomain);
+    }
+    // Quiesced snapshots (VSS) are gone: always refused.
+    if op == "snapshot_with_quiesce" {
+        return Some(Deny::QuiesceUnsupported);
+    }
+    if op == "create_vtpm" {
+        let n = row.get(F::VTPMS.index).as_array().map_or(0, |a| a.len());
+        if n > 0 {
+            return Some(Deny::VtpmLimit(n));
+        }
+    }
     None
 }
 
+/// Read access to rows, committed (`State`) or in a transaction (`Txn`).
+pub trait Rows {
+    fn row(&self, c: &ClassDef, r: &str) -> Option<&Row>;
+}
+
+impl Rows for store::State {
+    fn row(&self, c: &ClassDef, r: &str) -> Option<&Row> {
+        self.get(c, r).map(|a| &**a)
+    }
+}
+
+impl Rows for Txn<'_> {
+    fn row(&self, c: &ClassDef, r: &str) -> Option<&Row> {
+        self.get(c, r)
+    }
+}
+
+/// Whether `row` (the VM `r`) is its host's dom0: a control domain that is
+/// the control_domain of the host it is resident on (Helpers.is_domain_zero).
+pub fn is_dom0(st: &dyn Rows, r: &str, row: &Row) -> bool {
+    if row.get(F::IS_CONTROL_DOMAIN.index).as_bool() != Some(true) {
+        return false;
+    }
+    let hc = class("host");
+    row.get(F::RESIDENT_ON.index)
+        .as_str()
+        .and_then(|h| st.row(hc, h))
+        .is_some_and(|h| h.get(field(hc, "control_domain")).as_str() == Some(r))
+}
+
 /// Why `op` cannot run on this VM now, in xapi's check order and with its
-/// error parameters; None if it can.
-pub fn vm_check(r: &str, row: &Row, op: &str, ignore_running: bool) -> Option<ApiError> {
+/// error parameters; None if it can. `st` resolves the VM's host (dom0 rules).
+pub fn vm_check(st: &dyn Rows, r: &str, row: &Row, op: &str, ignore_running: bool) -> Option<ApiError> {
     let label = || vm_op_label(op).to_string();
-    Some(match vm_deny(row, op, ignore_running)? {
+    Some(match vm_deny(row, op, ignore_running, is_dom0(st, r, row))? {
         Deny::Blocked(reason) => ApiError::OperationBlocked { r#ref: r.to_string(), code: reason.to_string() },
         Deny::BadPowerState(allowed, ps) => ApiError::VmBadPowerState {
             vm: r.to_string(),
@@ -302,18 +321,23 @@ pub fn vm_check(r: &str, row: &Row, op: &str, ignore_running: bool) -> Option<Ap
         Deny::Snapshot => ApiError::VmIsSnapshot { vm: r.to_string(), operation: label() },
         Deny::ProvisionNeedsTemplate => ApiError::ProvisionOnlyAllowedOnTemplate,
         Deny::RevertNeedsSnapshot => ApiError::RevertOnlyAllowedOnSnapshot,
-        Deny::ControlDomain => ApiError::OperationNotAllowed { reason: "This operation is not allowed on dom0".into() },
+        Deny::Dom0 => ApiError::OperationNotAllowed { reason: "This operation is not allowed on dom0".into() },
+        Deny::ControlDomain => {
+            ApiError::OperationNotAllowed { reason: "This operation is not allowed on a control domain".into() }
+        }
         Deny::Immobile => ApiError::VmIsImmobile { vm: r.to_string() },
+        // xapi sends only the VM, although the datamodel documents [vm; error].
+        Deny::QuiesceUnsupported => {
+            ApiError::Other { code: "VM_SNAPSHOT_WITH_QUIESCE_NOT_SUPPORTED".into(), params: vec![r.to_string()] }
+        }
+        Deny::VtpmLimit(n) => ApiError::VtpmMaxAmountReached { amount: n.to_string() },
     })
 }
 
-/// The operations that would pass their checks now.
-pub fn vm_allowed(_r: &str, row: &Row) -> Vec<Value> {
-    VM_OPS
-        .iter()
-        .filter(|op| !VM_IGNORED.contains(op) && vm_deny(row, op, false).is_none())
-        .map(|op| Value::from(*op))
-        .collect()
+/// The operations that would pass their checks now, as allowed_operations lists them.
+pub fn vm_allowed(st: &dyn Rows, r: &str, row: &Row) -> Vec<Value> {
+    let dom0 = is_dom0(st, r, row);
+    VM_LISTED.iter().filter(|op| vm_deny(row, op, false, dom0).is_none()).map(|op| Value::from(*op)).collect()
 }
 
 // --------------------------------------------------------- generic begin/end
@@ -325,7 +349,7 @@ pub struct Rules {
 
 fn rules(c: &ClassDef) -> Option<Rules> {
     match c.name {
-        "VM" => Some(Rules { check: |_, r, row, op| vm_check(r, row, op, false) }),
+        "VM" => Some(Rules { check: |tx, r, row, op| vm_check(tx, r, row, op, false) }),
         _ => crate::ops::rules(c),
     }
 }
@@ -413,7 +437,7 @@ pub fn precommit(tx: &mut Txn) {
     let mut delta: Vec<(String, i64)> = Vec::new();
     for r in &changed_vms {
         let Some(row) = tx.get(vm, r).cloned() else { continue };
-        let want = Value::Array(vm_allowed(r, &row));
+        let want = Value::Array(vm_allowed(tx, r, &row));
         if row.get(F::ALLOWED_OPERATIONS.index) != &want {
             tx.set(vm, r, F::ALLOWED_OPERATIONS.index, want);
         }

@@ -95,8 +95,8 @@ impl Tasks {
     /// One GC pass over the task table.
     pub fn gc(&self, s: &Server) {
         let c = class("task");
-        let (status, created, finished, progress) =
-            (field(c, "status"), field(c, "created"), field(c, "finished"), field(c, "progress"));
+        let (status, created, finished, current_ops) =
+            (field(c, "status"), field(c, "created"), field(c, "finished"), field(c, "current_operations"));
         let now = DateTime::now().secs;
         let secs = |v: &Value| match v {
             Value::DateTime(d) => d.secs,
@@ -110,12 +110,15 @@ impl Tasks {
             for (r, row) in st.table(c).iter() {
                 let pending = matches!(row.get(status).as_str(), Some("pending") | Some("cancelling"));
                 if pending {
-                    let _ = progress;
                     if now - secs(row.get(created)) > PENDING_TIMEOUT {
                         doomed.push(r.clone());
                     } else {
                         young += 1;
                     }
+                } else if marked_for_destroy(row.get(current_ops)) {
+                    // task.destroy was called while it was pending: it goes as
+                    // soon as it has completed (xapi's timeout_tasks).
+                    doomed.push(r.clone());
                 } else if now - secs(row.get(finished)) > COMPLETED_TIMEOUT {
                     doomed.push(r.clone());
                 } else {
@@ -140,6 +143,15 @@ impl Tasks {
         for r in &doomed {
             self.forget(r);
         }
+    }
+}
+
+/// Whether a task's current_operations holds a `destroy` (set by task.destroy
+/// on a pending task).
+fn marked_for_destroy(ops: &Value) -> bool {
+    match ops {
+        Value::Struct(m) => m.iter().any(|(_, op)| op.as_str() == Some("destroy")),
+        _ => false,
     }
 }
 

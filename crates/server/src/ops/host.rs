@@ -39,15 +39,12 @@ fn running_guests(s: &Server, host: &str) -> Vec<String> {
     v
 }
 
-/// Shutdown and reboot need a disabled host with no running guests (xapi's
-/// "bacon mode").
-fn assert_bacon_mode(s: &Server, host: &str) -> Result<()> {
+/// Shutdown and reboot only need a disabled host (xapi's
+/// prepare_for_poweroff_precheck); the guests are stopped on the way down.
+fn assert_host_disabled(s: &Server, host: &str) -> Result<()> {
     let row = s.row(host_c(), host)?;
     if row.get(field(host_c(), "enabled")).as_bool() == Some(true) {
         return Err(ApiError::HostNotDisabled);
-    }
-    if let Some(vm) = running_guests(s, host).into_iter().next() {
-        return Err(ApiError::HostInUse { host: host.to_string(), r#type: "vm".into(), r#ref: vm });
     }
     Ok(())
 }
@@ -75,11 +72,14 @@ fn set_live(s: &Server, host: &str, live: bool) {
     });
 }
 
-/// The simulated host goes down, then comes back (enabled) after a moment.
+/// The simulated host stops its guests (clean shutdown, then forced, as
+/// xapi's prepare_for_poweroff), goes down, then comes back (enabled) after a
+/// moment.
 fn power_cycle(s: &Server, host: &str) {
-    set_live(s, host, false);
     let (s2, h) = (Clone::clone(s), host.to_string());
     tokio::spawn(async move {
+        crate::ops::vm::shut_down_guests(&s2, &h).await;
+        set_live(&s2, &h, false);
         tokio::time::sleep(DOWN_FOR).await;
         set_live(&s2, &h, true);
     });
@@ -91,6 +91,14 @@ fn evacuation_blockers(s: &Server, host: &str) -> BTreeMap<Ref<Vm>, Vec<String>>
         .into_iter()
         .map(|vm| (Ref::new(vm.clone()), vec!["NO_HOSTS_AVAILABLE".to_string(), vm]))
         .collect()
+}
+
+/// A plan entry as the error it stands for.
+fn plan_error(e: &[String]) -> ApiError {
+    match e.split_first() {
+        Some((code, params)) => ApiError::Other { code: code.clone(), params: params.to_vec() },
+        None => crate::internal("empty evacuation plan error"),
+    }
 }
 
 fn assert_evacuable(s: &Server, host: &str) -> Result<()> {
@@ -156,7 +164,13 @@ impl HostApi for Server {
         _network: Ref<Network>,
         _evacuate_batch_size: i64,
     ) -> Result<()> {
-        assert_evacuable(self, host.as_str())
+        self.row(host_c(), host.as_str())?;
+        // Unlike assert_can_evacuate, a VM that cannot move fails the call with
+        // its own plan error (xapi_host.ml, evacuate).
+        match evacuation_blockers(self, host.as_str()).values().next() {
+            Some(e) => Err(plan_error(e)),
+            None => Ok(()),
+        }
     }
 
     async fn get_uncooperative_resident_vms(&self, _ctx: &Ctx, self_: Ref<Host>) -> Result<Vec<Ref<Vm>>> {
@@ -165,13 +179,13 @@ impl HostApi for Server {
     }
 
     async fn shutdown(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
-        assert_bacon_mode(self, host.as_str())?;
+        assert_host_disabled(self, host.as_str())?;
         power_cycle(self, host.as_str());
         Ok(())
     }
 
     async fn reboot(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
-        assert_bacon_mode(self, host.as_str())?;
+        assert_host_disabled(self, host.as_str())?;
         power_cycle(self, host.as_str());
         Ok(())
     }
@@ -261,18 +275,18 @@ impl HostApi for Server {
     }
 
     async fn set_hostname_live(&self, ctx: &Ctx, host: Ref<Host>, hostname: String) -> Result<()> {
-        let valid = !hostname.is_empty()
-            && hostname.len() <= 255
-            && hostname.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && !l.starts_with('-')
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if !valid {
-            return Err(ApiError::HostNameInvalid { reason: "hostname must be a valid DNS name".into() });
-        }
         let c = host_c();
+        let row = self.row(c, host.as_str())?;
+        // The AD plugin cannot follow a hostname change.
+        let auth = sv(row.get(field(c, "external_auth_type")));
+        if auth == "AD" {
+            return Err(ApiError::AuthAlreadyEnabled {
+                current_auth_type: auth,
+                current_service_name: sv(row.get(field(c, "external_auth_service_name"))),
+            });
+        }
+        check_hostname(&hostname)?;
+        let vm = class("VM");
         ctx.write(|tx| {
             if !tx.update(c, host.as_str(), |r| {
                 put(r, "hostname", hostname.as_str());
@@ -282,6 +296,19 @@ impl HostApi for Server {
                 }
             }) {
                 return Err(handle_invalid(c, host.as_str()));
+            }
+            // The control domain keeps its default name in step with the hostname
+            // (a name the administrator chose is left alone).
+            let dom0 = tx.get(c, host.as_str()).map(|r| sv(r.get(field(c, "control_domain")))).unwrap_or_default();
+            let label = tx.get(vm, &dom0).and_then(|r| {
+                (r.get(field(vm, "resident_on")).as_str() == Some(host.as_str()))
+                    .then(|| sv(r.get(field(vm, "name_label"))))
+            });
+            let wanted = format!("{DOM0_NAME_STEM}{hostname}");
+            if let Some(label) = label {
+                if label.starts_with(DOM0_NAME_STEM) && label != wanted {
+                    tx.set(vm, &dom0, field(vm, "name_label"), Value::String(wanted));
+                }
             }
             Ok(())
         })
@@ -403,6 +430,26 @@ impl HostApi for Server {
     }
 }
 
+/// The default name of a host's control domain, before the hostname.
+pub const DOM0_NAME_STEM: &str = "Control domain on host: ";
+
+/// xapi's hostname rules: not empty, at most 255 characters, only ASCII
+/// letters, digits, '.' and '-', and no '-' at either end.
+pub fn check_hostname(name: &str) -> Result<()> {
+    let invalid = |reason: &str| Err(ApiError::HostNameInvalid { reason: reason.to_string() });
+    if name.is_empty() {
+        return invalid("hostname empty");
+    }
+    if name.len() > 255 {
+        return invalid("hostname is too long");
+    }
+    let chars_ok = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !chars_ok || name.starts_with('-') || name.ends_with('-') {
+        return invalid("hostname contains invalid characters");
+    }
+    Ok(())
+}
+
 /// The host's local time, written without a zone (as xapi does).
 pub fn local_now() -> DateTime {
     let now = DateTime::now();
@@ -417,4 +464,31 @@ pub fn local_now() -> DateTime {
         }
     };
     DateTime { secs: now.secs + offset, zone: model::datetime::Zone::Unqualified }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(name: &str) -> Option<String> {
+        match check_hostname(name) {
+            Ok(()) => None,
+            Err(ApiError::HostNameInvalid { reason }) => Some(reason),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn hostname_rules() {
+        assert_eq!(reason(""), Some("hostname empty".into()));
+        assert_eq!(reason(&"x".repeat(256)), Some("hostname is too long".into()));
+        assert_eq!(reason(&"h".repeat(255)), None);
+        assert_eq!(reason(&"h".repeat(64)), None);
+        for bad in ["bad_name", "a b", "-abc", "abc-", "-", "h\u{e9}te"] {
+            assert_eq!(reason(bad), Some("hostname contains invalid characters".into()), "{bad}");
+        }
+        for good in ["a", "sim-host.example", "a..b", ".lead", "trail.", "0-9"] {
+            assert_eq!(reason(good), None, "{good}");
+        }
+    }
 }

@@ -11,6 +11,7 @@ pub mod pbd;
 pub mod pif;
 pub mod pool;
 pub mod session;
+pub mod snapmeta;
 pub mod sr;
 pub mod task;
 pub mod templates;

@@ -11,6 +11,7 @@ use crate::seed::obj;
 use crate::storage::{self, NewVdi};
 use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
 use backend::{BackendError, Cancel, Disk, DomainSpec, GuestEvent, HaltReason};
+use model::schema::Type;
 use model::types::*;
 use model::{DateTime, Ref, Row, Value, XenType};
 use std::collections::BTreeMap;
@@ -39,6 +40,17 @@ pub fn be(ctx: &Ctx, e: BackendError) -> ApiError {
     let mut w = vec![e.code];
     w.extend(e.params);
     ApiError::from_wire(&w)
+}
+
+/// A backend failure of an operation on `vm`: the guest-acknowledgement
+/// errors name the VM, as xapi adds it when it re-raises xenopsd's
+/// Failed_to_acknowledge_* exceptions.
+pub fn be_vm(ctx: &Ctx, vm: &str, e: BackendError) -> ApiError {
+    match e.code.as_str() {
+        "VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT" => ApiError::VmFailedShutdownAcknowledgment { vm: vm.to_string() },
+        "VM_FAILED_SUSPEND_ACKNOWLEDGMENT" => ApiError::VmFailedSuspendAcknowledgment { vm: vm.to_string() },
+        _ => be(ctx, e),
+    }
 }
 
 /// The cancellation signal of the call's task.
@@ -86,7 +98,7 @@ fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
 /// VM.destroy: as the lifecycle allows (Halted or Suspended, not a default
 /// template); removes the VM's devices and metrics but not its VDIs.
 fn destroy(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &Row) -> Result<()> {
-    if let Some(e) = lifecycle::vm_check(r, row, "destroy", false) {
+    if let Some(e) = lifecycle::vm_check(tx, r, row, "destroy", false) {
         return Err(e);
     }
     remove_devices(tx, row);
@@ -108,6 +120,29 @@ fn set_field(_ctx: &Ctx, _tx: &mut Txn, r: &str, i: usize, row: &mut Row) -> Res
         }
     }
     Ok(())
+}
+
+/// Whether `host` is a host whose metrics say it is live.
+fn host_is_live(s: &Server, host: &str) -> bool {
+    let (hc, hm) = (class("host"), class("host_metrics"));
+    let st = s.db.read();
+    st.get(hc, host)
+        .and_then(|h| st.get(hm, h.get(field(hc, "metrics")).as_str().unwrap_or("")))
+        .is_some_and(|m| m.get(field(hm, "live")).as_bool() == Some(true))
+}
+
+/// The VCPU setters' error for a value out of range (xapi_vm.ml).
+fn vcpu_value_error(value: i64) -> ApiError {
+    ApiError::InvalidValue {
+        field: "VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max".into(),
+        value: value.to_string(),
+    }
+}
+
+/// lifecycle::vm_check against the committed state.
+fn check_now(s: &Server, vm: &str, row: &Row, op: &str, ignore_running: bool) -> Option<ApiError> {
+    let st = s.db.read();
+    lifecycle::vm_check(&*st, vm, row, op, ignore_running)
 }
 
 /// Delete every object that belongs to a VM row (not its VDIs).
@@ -276,18 +311,118 @@ fn check_memory(s: &Server, vm: &str) -> Result<()> {
     Ok(())
 }
 
-/// Can this VM boot on our host: enabled host, memory, reachable storage.
-pub fn assert_can_boot(s: &Server, vm: &str, host: &str) -> Result<()> {
-    let hc = class("host");
+/// OCaml's string_of_float: `%.12g`, with a trailing '.' when the result
+/// would read as an integer ("1." for 1.0, "0.5" for 0.5).
+pub fn ocaml_string_of_float(f: f64) -> String {
+    let g = crate::ops::snapmeta::format_g(f, 12);
+    if g.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        format!("{g}.")
+    } else {
+        g
+    }
+}
+
+/// The checks xapi makes on a VM's settings before booting it
+/// (validate_basic_parameters): vCPU counts, memory limits that can be made
+/// consistent, the shadow multiplier and the crash action.
+fn validate_basic_parameters(st: &store::State, row: &Row) -> Result<()> {
+    let c = vm_c();
+    let gi = |n: &str| row.get(field(c, n)).as_int().unwrap_or(0);
+    let (vmax, vstart) = (gi("VCPUs_max"), gi("VCPUs_at_startup"));
+    if vmax < 1 {
+        return Err(ApiError::InvalidValue { field: "VCPUs_max".into(), value: vmax.to_string() });
+    }
+    if vstart < 1 {
+        return Err(ApiError::InvalidValue { field: "VCPUs-at-startup".into(), value: vstart.to_string() });
+    }
+    if vstart > vmax {
+        return Err(ApiError::ValueNotSupported {
+            field: "VCPUs-at-startup".into(),
+            value: vstart.to_string(),
+            reason: "value greater than VCPUs-max".into(),
+        });
+    }
+    // Limits the dynamic range can be clamped into are acceptable; crossed
+    // static or dynamic limits are not. (xapi sends no parameter here.)
+    if gi("memory_static_max") < gi("memory_static_min") || gi("memory_dynamic_max") < gi("memory_dynamic_min") {
+        return Err(ApiError::Other { code: "MEMORY_CONSTRAINT_VIOLATION".into(), params: vec![] });
+    }
+    let shadow = row.get(field(c, "HVM_shadow_multiplier")).as_float().unwrap_or(1.0);
+    if shadow < 1.0 {
+        return Err(ApiError::InvalidValue {
+            field: "HVM_shadow_multiplier".into(),
+            value: ocaml_string_of_float(shadow),
+        });
+    }
+    check_crash_action(st, row, row.get(field(c, "actions_after_crash")).as_str().unwrap_or(""))
+}
+
+/// xapi's validate_actions_after_crash.
+fn check_crash_action(st: &store::State, row: &Row, action: &str) -> Result<()> {
+    let unsupported = |reason: &str| {
+        Err(ApiError::ValueNotSupported {
+            field: "VM.actions_after_crash".into(),
+            value: action.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    match action {
+        "rename_restart" => unsupported("option would leak a domain; VMs and not domains are managed by this API"),
+        "coredump_and_destroy" | "coredump_and_restart" if domain_type(st, row) != "pv" => {
+            unsupported("cannot invoke a coredump of an HVM, PVH or PV-in-PVH domain")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The VM's domain type: the one its domain runs with, or (Halted) the one
+/// it is configured for.
+fn domain_type(st: &store::State, row: &Row) -> String {
+    let (c, mc) = (vm_c(), class("VM_metrics"));
+    let live = !matches!(row.get(field(c, "power_state")).as_str(), Some("Halted") | None);
+    let dt = if live {
+        st.get(mc, row.get(field(c, "metrics")).as_str().unwrap_or(""))
+            .map(|m| sv(m.get(field(mc, "current_domain_type"))))
+            .unwrap_or_default()
+    } else {
+        sv(row.get(field(c, "domain_type")))
+    };
+    match dt.as_str() {
+        "" | "unspecified" => {
+            if sv(row.get(field(c, "HVM_boot_policy"))).is_empty() {
+                "pv".into()
+            } else {
+                "hvm".into()
+            }
+        }
+        _ => dt,
+    }
+}
+
+/// Can this VM boot on `host` (xapi's assert_can_boot_here): sane settings,
+/// a live host, an enabled one unless the VM is a control domain, reachable
+/// storage and (if asked) enough free memory.
+pub fn assert_can_boot(s: &Server, vm: &str, host: &str, memory_check: bool) -> Result<()> {
+    let (c, hc, hm) = (vm_c(), class("host"), class("host_metrics"));
     {
         let st = s.db.read();
+        let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
         let h = st.get(hc, host).ok_or_else(|| handle_invalid(hc, host))?;
-        if h.get(field(hc, "enabled")).as_bool() != Some(true) {
+        validate_basic_parameters(&st, row)?;
+        let live = st
+            .get(hm, h.get(field(hc, "metrics")).as_str().unwrap_or(""))
+            .is_some_and(|m| m.get(field(hm, "live")).as_bool() == Some(true));
+        if !live {
+            return Err(ApiError::HostNotLive);
+        }
+        let control_domain = row.get(field(c, "is_control_domain")).as_bool() == Some(true);
+        let local_live_migration = row.get(field(c, "power_state")).as_str() == Some("Running")
+            && row.get(field(c, "resident_on")).as_str() == Some(host);
+        if !control_domain && !local_live_migration && h.get(field(hc, "enabled")).as_bool() != Some(true) {
             return Err(ApiError::HostDisabled { host: host.to_string() });
         }
         // Every disk's SR must be attached here.
-        let (c, vbd, vdi, src, pbd) = (vm_c(), class("VBD"), class("VDI"), class("SR"), class("PBD"));
-        let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
+        let (vbd, vdi, src, pbd) = (class("VBD"), class("VDI"), class("SR"), class("PBD"));
         for b in members(row.get(field(c, "VBDs"))) {
             let Some(br) = st.get(vbd, &b) else { continue };
             if br.get(field(vbd, "empty")).as_bool() == Some(true) {
@@ -312,7 +447,30 @@ pub fn assert_can_boot(s: &Server, vm: &str, host: &str) -> Result<()> {
             }
         }
     }
-    check_memory(s, vm)
+    if memory_check {
+        check_memory(s, vm)?;
+    }
+    Ok(())
+}
+
+/// Pick a host for a VM started or resumed without one (xapi's
+/// choose_host_for_vm_no_wlb): a host where it can boot, preferring one with
+/// the memory for it; NO_HOSTS_AVAILABLE if there is none.
+fn choose_host(s: &Server, vm: &str) -> Result<String> {
+    let hosts: Vec<String> = {
+        let st = s.db.read();
+        let mut h: Vec<String> = st.table(class("host")).iter().map(|(r, _)| r.clone()).collect();
+        h.sort();
+        // Ours first: it is the only one this server can run domains on.
+        h.sort_by_key(|r| *r != s.host);
+        h
+    };
+    for memory_check in [true, false] {
+        if let Some(h) = hosts.iter().find(|h| assert_can_boot(s, vm, h, memory_check).is_ok()) {
+            return Ok(h.clone());
+        }
+    }
+    Err(ApiError::NoHostsAvailable)
 }
 
 async fn do_start(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> Result<()> {
@@ -320,7 +478,7 @@ async fn do_start(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> Result<()> {
     if host != s.host {
         return Err(handle_invalid(class("host"), host));
     }
-    assert_can_boot(s, vm, host)?;
+    assert_can_boot(s, vm, host, true)?;
     let spec = domain_spec(s, vm)?;
     let domid = s.backend.create(&spec, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
     if !paused {
@@ -387,7 +545,7 @@ async fn write_memory_image(ctx: &Ctx, vm: &str, keep_running: bool) -> Result<S
     };
     if let Err(e) = r {
         let _ = storage::destroy_vdi(ctx, &vdi).await;
-        return Err(be(ctx, e));
+        return Err(be_vm(ctx, vm, e));
     }
     Ok(vdi)
 }
@@ -401,7 +559,7 @@ async fn do_resume(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> Result<()> 
     let vdi = sv(s.row(c, vm)?.get(field(c, "suspend_VDI")));
     let path =
         storage::vdi_path(s, &s.db.read(), &vdi).ok_or_else(|| ApiError::VmHasNoSuspendVdi { vm: vm.to_string() })?;
-    check_memory(s, vm)?;
+    assert_can_boot(s, vm, host, true)?;
     let spec = domain_spec(s, vm)?;
     let domid = s.backend.resume(&spec, &path, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
     if !paused {
@@ -454,7 +612,7 @@ async fn do_hard_shutdown(ctx: &Ctx, vm: &str) -> Result<()> {
 async fn do_clean_shutdown(ctx: &Ctx, vm: &str) -> Result<()> {
     let s = &ctx.server;
     let uuid = vm_uuid(s, vm)?;
-    s.backend.shutdown(&uuid, true, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
+    s.backend.shutdown(&uuid, true, cancel_of(ctx)).await.map_err(|e| be_vm(ctx, vm, e))?;
     ctx.write(|tx| {
         mark_stopped(tx, vm, false);
         Ok(())
@@ -464,7 +622,7 @@ async fn do_clean_shutdown(ctx: &Ctx, vm: &str) -> Result<()> {
 async fn do_reboot(ctx: &Ctx, vm: &str, clean: bool) -> Result<()> {
     let s = &ctx.server;
     let spec = domain_spec(s, vm)?;
-    let domid = s.backend.reboot(&spec, clean, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
+    let domid = s.backend.reboot(&spec, clean, cancel_of(ctx)).await.map_err(|e| be_vm(ctx, vm, e))?;
     ctx.write(|tx| {
         let gm = tx.get(vm_c(), vm).map(|r| sv(r.get(field(vm_c(), "guest_metrics")))).unwrap_or_default();
         if !null(&Value::String(gm.clone())) {
@@ -503,28 +661,20 @@ enum Kind {
     Snapshot,
 }
 
-/// Make a new VM from `src`: its record (reset as xapi resets it), VBDs on
-/// cloned/copied/snapshotted disks, and VIFs with fresh MACs. Returns the new ref.
-async fn duplicate(
+/// The disks behind `vbds`, cloned, copied (into `sr`) or snapshotted; CDs,
+/// ISOs and empty drives are shared, VDIs in `ignore` are left out. Returns
+/// each kept VBD with its new VDI, and the VDIs made (to delete on failure).
+async fn dup_disks(
     ctx: &Ctx,
-    src: &str,
-    new_name: &str,
+    vbds: &[Arc<Row>],
     kind: Kind,
     sr: Option<&str>,
     ignore: &[String],
-) -> Result<String> {
+) -> Result<(Vec<(Arc<Row>, Option<String>)>, Vec<String>)> {
     let s = &ctx.server;
-    let c = vm_c();
-    let row = s.row(c, src)?;
-    let g = |n: &str| row.get(field(c, n)).clone();
-    let (vbd, vdi, vif) = (class("VBD"), class("VDI"), class("VIF"));
-    // Disks first (outside the store lock: they may be large).
+    let (vbd, vdi) = (class("VBD"), class("VDI"));
     let mut new_disks: Vec<(Arc<Row>, Option<String>)> = Vec::new();
     let mut created: Vec<String> = Vec::new();
-    let vbds: Vec<Arc<Row>> = {
-        let st = s.db.read();
-        members(&g("VBDs")).iter().filter_map(|b| st.get(vbd, b).cloned()).collect()
-    };
     let total = vbds.len().max(1) as f64;
     for (i, br) in vbds.iter().enumerate() {
         let empty = br.get(field(vbd, "empty")).as_bool() == Some(true);
@@ -574,6 +724,32 @@ async fn duplicate(
             crate::task::set_progress(s, t, (i + 1) as f64 / total * 0.9);
         }
     }
+    Ok((new_disks, created))
+}
+
+/// Make a new VM from `src`: its record (reset as xapi's copy_vm_record
+/// resets it), VBDs on cloned/copied/snapshotted disks, and VIFs (new MACs,
+/// except that a snapshot keeps them). Returns the new ref.
+async fn duplicate(
+    ctx: &Ctx,
+    src: &str,
+    new_name: &str,
+    kind: Kind,
+    sr: Option<&str>,
+    ignore: &[String],
+) -> Result<String> {
+    let s = &ctx.server;
+    let c = vm_c();
+    let row = s.row(c, src)?;
+    let g = |n: &str| row.get(field(c, n)).clone();
+    let (vbd, vif) = (class("VBD"), class("VIF"));
+    // Disks first (outside the store lock: they may be large).
+    let vbds: Vec<Arc<Row>> = {
+        let st = s.db.read();
+        members(&g("VBDs")).iter().filter_map(|b| st.get(vbd, b).cloned()).collect()
+    };
+    let (new_disks, created) = dup_disks(ctx, &vbds, kind, sr, ignore).await?;
+    let snapshot = kind == Kind::Snapshot;
     let src_is_template = g("is_a_template").as_bool() == Some(true);
     let src_name = sv(&g("name_label"));
     let new_ref = model::new_ref();
@@ -609,27 +785,37 @@ async fn duplicate(
         let mut oc = map_of(&g("other_config"));
         oc.remove("default_template");
         oc.remove("xensource_internal");
-        oc.insert("mac_seed".into(), model::new_uuid());
-        if src_is_template && kind != Kind::Snapshot {
-            oc.insert("base_template_name".into(), src_name.clone());
+        // A snapshot keeps the MAC seed (and its VIFs' MACs); copies get a new one.
+        if !snapshot {
+            oc.insert("mac_seed".into(), model::new_uuid());
+        }
+        if src_is_template {
+            oc.entry("base_template_name".into()).or_insert_with(|| src_name.clone());
         }
         put(&mut r, "other_config", oc.to_value());
-        match kind {
-            Kind::Snapshot => {
-                put(&mut r, "is_a_snapshot", true);
-                put(&mut r, "is_a_template", true);
-                put(&mut r, "snapshot_of", src);
-                put(&mut r, "snapshot_time", now);
-                put(&mut r, "transportable_snapshot_id", model::new_uuid());
-            }
-            _ => {
-                put(&mut r, "is_a_snapshot", false);
-                put(&mut r, "snapshot_of", model::NULL_REF);
-                put(&mut r, "snapshot_time", DateTime::EPOCH);
-                if g("is_a_snapshot").as_bool() == Some(true) {
-                    put(&mut r, "is_a_template", false);
-                }
-            }
+        // A copy of a template (or of a snapshot, which is one) is a template.
+        put(&mut r, "is_a_template", snapshot || src_is_template);
+        if snapshot {
+            put(&mut r, "is_a_snapshot", true);
+            put(&mut r, "snapshot_of", src);
+            put(&mut r, "snapshot_time", now);
+            put(&mut r, "transportable_snapshot_id", model::new_uuid());
+            let ps = sv(&g("power_state"));
+            put(
+                &mut r,
+                "snapshot_info",
+                Value::Struct(vec![
+                    ("disk-snapshot-type".into(), Value::from("crash_consistent")),
+                    ("power-state-at-snapshot".into(), Value::String(ps)),
+                ]),
+            );
+            put(&mut r, "snapshot_metadata", crate::ops::snapmeta::encode(src, &row));
+        } else {
+            put(&mut r, "is_a_snapshot", false);
+            put(&mut r, "snapshot_of", model::NULL_REF);
+            put(&mut r, "snapshot_time", DateTime::EPOCH);
+            put(&mut r, "snapshot_info", Value::empty_map());
+            put(&mut r, "snapshot_metadata", "");
         }
         let metrics = model::new_ref();
         obj(
@@ -661,8 +847,12 @@ async fn duplicate(
             let mut nv = vr.clone();
             put(&mut nv, "uuid", model::new_uuid());
             put(&mut nv, "VM", new_ref.as_str());
-            put(&mut nv, "MAC", fresh_mac(tx));
-            put(&mut nv, "MAC_autogenerated", true);
+            if snapshot {
+                put(&mut nv, "MAC_autogenerated", false);
+            } else {
+                put(&mut nv, "MAC", fresh_mac(tx));
+                put(&mut nv, "MAC_autogenerated", true);
+            }
             put(&mut nv, "currently_attached", false);
             put(&mut nv, "allowed_operations", Value::empty_set());
             put(&mut nv, "current_operations", Value::empty_map());
@@ -803,48 +993,86 @@ async fn do_provision(ctx: &Ctx, vm: &str) -> Result<()> {
 
 // ---------------------------------------------------------------- memory
 
-fn memory_constraint(msg: &str) -> ApiError {
-    ApiError::MemoryConstraintViolation { constraint: msg.to_string() }
+/// The memory limits a setter asks for, with what happens to memory_target.
+struct Limits {
+    smin: i64,
+    smax: i64,
+    dmin: i64,
+    dmax: i64,
+    /// xapi keeps memory_target at dynamic_min when the dynamic range changes.
+    target_is_dmin: bool,
 }
 
-/// static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max.
-fn check_memory_limits(smin: i64, smax: i64, dmin: i64, dmax: i64) -> Result<()> {
-    if !(smin <= dmin && dmin <= dmax && dmax <= smax) {
-        return Err(memory_constraint(
-            "Memory limits must satisfy: static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max",
-        ));
+/// Whether the VM runs (or last ran) with nested virtualisation: its
+/// VM_metrics say so, or, without metrics, its platform does.
+fn nested_virt(tx: &Txn, row: &Row) -> bool {
+    let (c, mc) = (vm_c(), class("VM_metrics"));
+    match tx.get(mc, row.get(field(c, "metrics")).as_str().unwrap_or("")) {
+        Some(m) => m.get(field(mc, "nested_virt")).as_bool() == Some(true),
+        None => {
+            let v = row.get(field(c, "platform")).map_str("nested-virt").unwrap_or("").to_ascii_lowercase();
+            v == "true" || v == "1"
+        }
     }
-    if smin < 0 {
-        return Err(memory_constraint("memory values must not be negative"));
+}
+
+/// xapi's assert_valid_for_current_context: control domains and nested-virt
+/// guests must keep all limits pinned at static_max; everyone else needs
+/// static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max.
+fn check_memory_limits(tx: &Txn, row: &Row, l: &Limits) -> Result<()> {
+    let c = vm_c();
+    let ordered = l.smin <= l.dmin && l.dmin <= l.dmax && l.dmax <= l.smax;
+    let pinned_reason = if row.get(field(c, "is_control_domain")).as_bool() == Some(true) {
+        Some("control domain")
+    } else if nested_virt(tx, row) {
+        Some("nested virt")
+    } else {
+        None
+    };
+    match pinned_reason {
+        Some(reason) => {
+            if !(l.smin <= l.dmin && l.dmin == l.dmax && l.dmax == l.smax) {
+                return Err(ApiError::MemoryConstraintViolationMaxpin { reason: reason.into() });
+            }
+        }
+        None => {
+            if !ordered {
+                return Err(ApiError::MemoryConstraintViolationOrder);
+            }
+        }
     }
     Ok(())
 }
 
-async fn set_memory_fields(
-    ctx: &Ctx,
-    vm: &Ref<Vm>,
-    op: &str,
-    f: impl Fn(i64, i64, i64, i64) -> (i64, i64, i64, i64),
-) -> Result<()> {
+async fn set_memory_fields(ctx: &Ctx, vm: &Ref<Vm>, op: &str, f: impl Fn(i64, i64, i64, i64) -> Limits) -> Result<()> {
     let c = vm_c();
     lifecycle::with_op(ctx, c, vm.as_str(), op, || async {
-        let running = ctx.server.row(c, vm.as_str())?.get(field(c, "power_state")).as_str() == Some("Running");
+        let row = ctx.server.row(c, vm.as_str())?;
+        let running = row.get(field(c, "power_state")).as_str() == Some("Running");
+        let control_domain = row.get(field(c, "is_control_domain")).as_bool() == Some(true);
         ctx.write(|tx| {
             let row = tx.get(c, vm.as_str()).cloned().ok_or_else(|| handle_invalid(c, vm.as_str()))?;
             let gi = |n: &str| row.get(field(c, n)).as_int().unwrap_or(0);
-            let (smin, smax, dmin, dmax) =
+            let l =
                 f(gi("memory_static_min"), gi("memory_static_max"), gi("memory_dynamic_min"), gi("memory_dynamic_max"));
-            check_memory_limits(smin, smax, dmin, dmax)?;
+            check_memory_limits(tx, &row, &l)?;
+            let static_changed = l.smin != gi("memory_static_min") || l.smax != gi("memory_static_max");
             tx.update(c, vm.as_str(), |r| {
-                put(r, "memory_static_min", Value::Int(smin));
-                put(r, "memory_static_max", Value::Int(smax));
-                put(r, "memory_dynamic_min", Value::Int(dmin));
-                put(r, "memory_dynamic_max", Value::Int(dmax));
-                put(r, "memory_target", Value::Int(dmax));
+                put(r, "memory_static_min", Value::Int(l.smin));
+                put(r, "memory_static_max", Value::Int(l.smax));
+                put(r, "memory_dynamic_min", Value::Int(l.dmin));
+                put(r, "memory_dynamic_max", Value::Int(l.dmax));
+                if l.target_is_dmin {
+                    put(r, "memory_target", Value::Int(l.dmin));
+                }
+                // A running control domain takes new static limits at its next boot.
+                if control_domain && running && static_changed {
+                    put(r, "requires_reboot", true);
+                }
             });
             Ok(())
         })?;
-        if running {
+        if running && !control_domain {
             let uuid = vm_uuid(&ctx.server, vm.as_str())?;
             let target = ctx.server.row(c, vm.as_str())?.get(field(c, "memory_dynamic_max")).as_int().unwrap_or(0);
             ctx.server.backend.set_memory(&uuid, target).await.map_err(|e| be(ctx, e))?;
@@ -922,8 +1150,11 @@ impl VmApi for Server {
     }
 
     async fn start(&self, ctx: &Ctx, vm: Ref<Vm>, start_paused: bool, _force: bool) -> Result<()> {
-        let host = self.host.clone();
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "start", || do_start(ctx, vm.as_str(), &host, start_paused)).await
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "start", || async {
+            let host = choose_host(self, vm.as_str())?;
+            do_start(ctx, vm.as_str(), &host, start_paused).await
+        })
+        .await
     }
 
     async fn start_on(&self, ctx: &Ctx, vm: Ref<Vm>, host: Ref<Host>, start_paused: bool, _force: bool) -> Result<()> {
@@ -1014,9 +1245,11 @@ impl VmApi for Server {
     }
 
     async fn resume(&self, ctx: &Ctx, vm: Ref<Vm>, start_paused: bool, _force: bool) -> Result<()> {
-        let host = self.host.clone();
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "resume", || do_resume(ctx, vm.as_str(), &host, start_paused))
-            .await
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "resume", || async {
+            let host = choose_host(self, vm.as_str())?;
+            do_resume(ctx, vm.as_str(), &host, start_paused).await
+        })
+        .await
     }
 
     async fn resume_on(&self, ctx: &Ctx, vm: Ref<Vm>, host: Ref<Host>, start_paused: bool, _force: bool) -> Result<()> {
@@ -1057,9 +1290,22 @@ impl VmApi for Server {
         let c = vm_c();
         let row = self.row(c, vm.as_str())?;
         if row.get(field(c, "is_control_domain")).as_bool() == Some(true) {
-            return Err(ApiError::OperationNotAllowed { reason: "This operation is not allowed on dom0".into() });
+            return Err(ApiError::CannotResetControlDomain { vm: vm.to_string() });
         }
         let uuid = sv(row.get(field(c, "uuid")));
+        // A live VM is only forgotten if its domain is really gone (xapi_vm.ml):
+        // never lose track of a running domain.
+        if matches!(row.get(field(c, "power_state")).as_str(), Some("Running") | Some("Paused")) {
+            let resident = sv(row.get(field(c, "resident_on")));
+            if resident == self.host {
+                if self.backend.is_running(&uuid) {
+                    // xapi sends only the VM, although the datamodel documents [vm; domid].
+                    return Err(ApiError::Other { code: "DOMAIN_EXISTS".into(), params: vec![vm.to_string()] });
+                }
+            } else if host_is_live(self, &resident) {
+                return Err(ApiError::HostIsLive { host: resident });
+            }
+        }
         let _ = self.backend.shutdown(&uuid, false, None).await;
         ctx.write(|tx| {
             mark_stopped(tx, vm.as_str(), false);
@@ -1137,100 +1383,10 @@ impl VmApi for Server {
         lifecycle::with_op(ctx, c, snapshot.as_str(), "revert", || async {
             let snap = self.row(c, snapshot.as_str())?;
             let target = sv(snap.get(field(c, "snapshot_of")));
-            let trow = self
-                .row(c, &target)
-                .map_err(|_| ApiError::VmRevertFailed { vm: target.clone(), snapshot: snapshot.to_string() })?;
-            // Stop the VM, whatever state it is in.
-            match trow.get(field(c, "power_state")).as_str() {
-                Some("Running") | Some("Paused") | Some("Suspended") => do_hard_shutdown(ctx, &target).await?,
-                _ => {}
+            if self.row(c, &target).is_err() {
+                return Err(ApiError::VmRevertFailed { vm: target.clone(), snapshot: snapshot.to_string() });
             }
-            // Replace its disks with clones of the snapshot's.
-            let old_vdis: Vec<String> = {
-                let st = self.db.read();
-                let vbd = class("VBD");
-                members(trow.get(field(c, "VBDs")))
-                    .iter()
-                    .filter_map(|b| st.get(vbd, b))
-                    .filter(|b| {
-                        b.get(field(vbd, "type")).as_str() == Some("Disk")
-                            && b.get(field(vbd, "empty")).as_bool() != Some(true)
-                    })
-                    .map(|b| sv(b.get(field(vbd, "VDI"))))
-                    .collect()
-            };
-            let restored =
-                duplicate(ctx, snapshot.as_str(), &sv(trow.get(field(c, "name_label"))), Kind::Clone, None, &[])
-                    .await?;
-            let rrow = self.row(c, &restored)?;
-            let mem_image = if snap.get(field(c, "power_state")).as_str() == Some("Suspended") {
-                let sv_vdi = sv(snap.get(field(c, "suspend_VDI")));
-                Some(storage::clone_vdi(ctx, &sv_vdi).await?)
-            } else {
-                None
-            };
-            ctx.write(|tx| {
-                // Move the restored devices onto the original VM and drop the helper VM.
-                let cur = tx.get(c, &target).cloned().ok_or_else(|| handle_invalid(c, &target))?;
-                for b in members(cur.get(field(c, "VBDs"))) {
-                    let vbd = class("VBD");
-                    if let Some(m) = tx.get(vbd, &b).map(|r| sv(r.get(field(vbd, "metrics")))) {
-                        tx.delete(class("VBD_metrics"), &m);
-                    }
-                    tx.delete(vbd, &b);
-                }
-                for v in members(cur.get(field(c, "VIFs"))) {
-                    tx.delete(class("VIF"), &v);
-                }
-                for (d, dc) in [("VBDs", "VBD"), ("VIFs", "VIF")] {
-                    for x in members(rrow.get(field(c, d))) {
-                        tx.set(class(dc), &x, field(class(dc), "VM"), Value::String(target.clone()));
-                    }
-                }
-                let keep = [
-                    "uuid",
-                    "name_label",
-                    "name_description",
-                    "snapshots",
-                    "metrics",
-                    "guest_metrics",
-                    "resident_on",
-                    "domid",
-                    "allowed_operations",
-                    "current_operations",
-                    "VBDs",
-                    "VIFs",
-                    "consoles",
-                    "children",
-                    "parent",
-                    "snapshot_of",
-                    "is_a_snapshot",
-                    "is_a_template",
-                    "snapshot_time",
-                    "is_default_template",
-                    "blocked_operations",
-                    "VTPMs",
-                    "tags",
-                ];
-                tx.update(c, &target, |r| {
-                    for (i, f) in c.fields.iter().enumerate() {
-                        if !keep.contains(&f.name) {
-                            r.fields[i] = rrow.fields[i].clone();
-                        }
-                    }
-                    put(r, "parent", snapshot.as_str());
-                    put(r, "power_state", if mem_image.is_some() { "Suspended" } else { "Halted" });
-                    put(r, "suspend_VDI", mem_image.clone().unwrap_or_else(|| model::NULL_REF.into()));
-                });
-                let m = sv(rrow.get(field(c, "metrics")));
-                tx.delete(class("VM_metrics"), &m);
-                tx.delete(c, &restored);
-                Ok(())
-            })?;
-            for v in old_vdis {
-                let _ = storage::destroy_vdi(ctx, &v).await;
-            }
-            Ok(())
+            lifecycle::with_op(ctx, c, &target, "reverting", || revert_to(ctx, snapshot.as_str(), &target)).await
         })
         .await
     }
@@ -1251,11 +1407,11 @@ impl VmApi for Server {
 
     async fn assert_can_boot_here(&self, _ctx: &Ctx, self_: Ref<Vm>, host: Ref<Host>) -> Result<()> {
         self.row(vm_c(), self_.as_str())?;
-        assert_can_boot(self, self_.as_str(), host.as_str())
+        assert_can_boot(self, self_.as_str(), host.as_str(), true)
     }
 
     async fn get_possible_hosts(&self, _ctx: &Ctx, vm: Ref<Vm>) -> Result<Vec<Ref<Host>>> {
-        Ok(if assert_can_boot(self, vm.as_str(), &self.host).is_ok() {
+        Ok(if assert_can_boot(self, vm.as_str(), &self.host, true).is_ok() {
             vec![Ref::new(self.host.clone())]
         } else {
             vec![]
@@ -1268,7 +1424,7 @@ impl VmApi for Server {
 
     async fn get_boot_record(&self, _ctx: &Ctx, self_: Ref<Vm>) -> Result<VmRecord> {
         let row = self.row(vm_c(), self_.as_str())?;
-        if let Some(e) = lifecycle::vm_check(self_.as_str(), &row, "get_boot_record", true) {
+        if let Some(e) = check_now(self, self_.as_str(), &row, "get_boot_record", true) {
             return Err(e);
         }
         VmRecord::from_value(&Value::Row(row)).map_err(|e| crate::internal(e.to_string()))
@@ -1276,7 +1432,7 @@ impl VmApi for Server {
 
     async fn assert_operation_valid(&self, _ctx: &Ctx, self_: Ref<Vm>, op: VmOperations) -> Result<()> {
         let row = self.row(vm_c(), self_.as_str())?;
-        match lifecycle::vm_check(self_.as_str(), &row, op.as_str(), false) {
+        match check_now(self, self_.as_str(), &row, op.as_str(), false) {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -1293,27 +1449,69 @@ impl VmApi for Server {
     }
 
     async fn set_memory_dynamic_range(&self, ctx: &Ctx, self_: Ref<Vm>, min: i64, max: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, _, _| (smin, smax, min, max)).await
+        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, _, _| Limits {
+            smin,
+            smax,
+            dmin: min,
+            dmax: max,
+            target_is_dmin: true,
+        })
+        .await
     }
 
     async fn set_memory_dynamic_min(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, _, dmax| (smin, smax, value, dmax)).await
+        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, _, dmax| Limits {
+            smin,
+            smax,
+            dmin: value,
+            dmax,
+            target_is_dmin: true,
+        })
+        .await
     }
 
     async fn set_memory_dynamic_max(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, dmin, _| (smin, smax, dmin, value)).await
+        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, dmin, _| Limits {
+            smin,
+            smax,
+            dmin,
+            dmax: value,
+            target_is_dmin: true,
+        })
+        .await
     }
 
     async fn set_memory_static_range(&self, ctx: &Ctx, self_: Ref<Vm>, min: i64, max: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_static_range", |_, _, dmin, dmax| (min, max, dmin, dmax)).await
+        set_memory_fields(ctx, &self_, "changing_static_range", |_, _, dmin, dmax| Limits {
+            smin: min,
+            smax: max,
+            dmin,
+            dmax,
+            target_is_dmin: false,
+        })
+        .await
     }
 
     async fn set_memory_static_min(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_static_range", |_, smax, dmin, dmax| (value, smax, dmin, dmax)).await
+        set_memory_fields(ctx, &self_, "changing_static_range", |_, smax, dmin, dmax| Limits {
+            smin: value,
+            smax,
+            dmin,
+            dmax,
+            target_is_dmin: false,
+        })
+        .await
     }
 
     async fn set_memory_static_max(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_static_range", |smin, _, dmin, dmax| (smin, value, dmin, dmax)).await
+        set_memory_fields(ctx, &self_, "changing_static_range", |smin, _, dmin, dmax| Limits {
+            smin,
+            smax: value,
+            dmin,
+            dmax,
+            target_is_dmin: false,
+        })
+        .await
     }
 
     async fn set_memory_limits(
@@ -1325,21 +1523,35 @@ impl VmApi for Server {
         dynamic_min: i64,
         dynamic_max: i64,
     ) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_memory_limits", |_, _, _, _| {
-            (static_min, static_max, dynamic_min, dynamic_max)
+        set_memory_fields(ctx, &self_, "changing_memory_limits", |_, _, _, _| Limits {
+            smin: static_min,
+            smax: static_max,
+            dmin: dynamic_min,
+            dmax: dynamic_max,
+            target_is_dmin: true,
         })
         .await
     }
 
     async fn set_memory(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        // Sets every limit to the same value (a fixed-size VM).
-        set_memory_fields(ctx, &self_, "changing_memory_limits", |smin, _, _, _| (smin.min(value), value, value, value))
-            .await
+        // set_memory_limits with static_min kept and the other three at `value`.
+        set_memory_fields(ctx, &self_, "changing_memory_limits", |smin, _, _, _| Limits {
+            smin,
+            smax: value,
+            dmin: value,
+            dmax: value,
+            target_is_dmin: true,
+        })
+        .await
     }
 
     async fn set_memory_target_live(&self, ctx: &Ctx, self_: Ref<Vm>, target: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_memory_live", |smin, smax, dmin, _| {
-            (smin, smax, dmin.min(target), target)
+        set_memory_fields(ctx, &self_, "changing_memory_live", |smin, smax, dmin, _| Limits {
+            smin,
+            smax,
+            dmin: dmin.min(target),
+            dmax: target,
+            target_is_dmin: false,
         })
         .await
     }
@@ -1373,13 +1585,17 @@ impl VmApi for Server {
                 let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| handle_invalid(c, self_.as_str()))?;
                 let at = row.get(field(c, "VCPUs_at_startup")).as_int().unwrap_or(1);
                 if value < 1 || value < at {
-                    return Err(ApiError::ValueNotSupported {
-                        field: "VCPUs_max".into(),
-                        value: value.to_string(),
-                        reason: "VCPUs_max must be at least 1 and at least VCPUs_at_startup".into(),
-                    });
+                    return Err(vcpu_value_error(value));
                 }
-                tx.set(c, self_.as_str(), field(c, "VCPUs_max"), Value::Int(value));
+                let running_control_domain = row.get(field(c, "is_control_domain")).as_bool() == Some(true)
+                    && row.get(field(c, "power_state")).as_str() == Some("Running");
+                tx.update(c, self_.as_str(), |r| {
+                    put(r, "VCPUs_max", Value::Int(value));
+                    // A running control domain takes it at its next boot.
+                    if running_control_domain {
+                        put(r, "requires_reboot", true);
+                    }
+                });
                 Ok(())
             })
         })
@@ -1387,23 +1603,22 @@ impl VmApi for Server {
     }
 
     async fn set_vcpus_at_startup(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
+        // No operation lock (xapi does not take one for this setter).
         let c = vm_c();
-        lifecycle::with_op(ctx, c, self_.as_str(), "changing_VCPUs", || async {
-            ctx.write(|tx| {
-                let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| handle_invalid(c, self_.as_str()))?;
-                let max = row.get(field(c, "VCPUs_max")).as_int().unwrap_or(1);
-                if value < 1 || value > max {
-                    return Err(ApiError::ValueNotSupported {
-                        field: "VCPUs_at_startup".into(),
-                        value: value.to_string(),
-                        reason: "VCPUs_at_startup must be between 1 and VCPUs_max".into(),
-                    });
-                }
-                tx.set(c, self_.as_str(), field(c, "VCPUs_at_startup"), Value::Int(value));
-                Ok(())
-            })
+        ctx.write(|tx| {
+            let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| handle_invalid(c, self_.as_str()))?;
+            if lifecycle::is_dom0(tx, self_.as_str(), &row) {
+                return Err(ApiError::OperationNotAllowed {
+                    reason: "set_VCPUs_at_startup is not allowed on dom0".into(),
+                });
+            }
+            let max = row.get(field(c, "VCPUs_max")).as_int().unwrap_or(1);
+            if value < 1 || value > max {
+                return Err(vcpu_value_error(value));
+            }
+            tx.set(c, self_.as_str(), field(c, "VCPUs_at_startup"), Value::Int(value));
+            Ok(())
         })
-        .await
     }
 
     async fn set_vcpus_number_live(&self, ctx: &Ctx, self_: Ref<Vm>, nvcpu: i64) -> Result<()> {
@@ -1476,12 +1691,19 @@ impl VmApi for Server {
     }
 
     async fn set_hvm_shadow_multiplier(&self, ctx: &Ctx, self_: Ref<Vm>, value: f64) -> Result<()> {
-        if value < 1.0 {
-            return Err(ApiError::MemoryConstraintViolation {
-                constraint: "shadow multiplier must be at least 1.0".into(),
-            });
-        }
-        simple_set(ctx, &self_, Some("changing_shadow_memory"), "HVM_shadow_multiplier", Value::Float(value)).await
+        let c = vm_c();
+        lifecycle::with_op(ctx, c, self_.as_str(), "changing_shadow_memory", || async {
+            if value < 1.0 {
+                return Err(ApiError::InvalidValue { field: "multiplier".into(), value: ocaml_string_of_float(value) });
+            }
+            ctx.write(|tx| {
+                if !tx.set(c, self_.as_str(), field(c, "HVM_shadow_multiplier"), Value::Float(value)) {
+                    return Err(handle_invalid(c, self_.as_str()));
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn set_shadow_multiplier_live(&self, ctx: &Ctx, self_: Ref<Vm>, multiplier: f64) -> Result<()> {
@@ -1544,7 +1766,7 @@ impl VmApi for Server {
         args: BTreeMap<String, String>,
     ) -> Result<String> {
         let row = self.row(vm_c(), vm.as_str())?;
-        if let Some(e) = lifecycle::vm_check(vm.as_str(), &row, "call_plugin", true) {
+        if let Some(e) = check_now(self, vm.as_str(), &row, "call_plugin", true) {
             return Err(e);
         }
         let _ = ctx;
@@ -1554,12 +1776,12 @@ impl VmApi for Server {
 
     async fn send_sysrq(&self, _ctx: &Ctx, vm: Ref<Vm>, _key: String) -> Result<()> {
         let row = self.row(vm_c(), vm.as_str())?;
-        lifecycle::vm_check(vm.as_str(), &row, "send_sysrq", true).map_or(Ok(()), Err)
+        check_now(self, vm.as_str(), &row, "send_sysrq", true).map_or(Ok(()), Err)
     }
 
     async fn send_trigger(&self, _ctx: &Ctx, vm: Ref<Vm>, _trigger: String) -> Result<()> {
         let row = self.row(vm_c(), vm.as_str())?;
-        lifecycle::vm_check(vm.as_str(), &row, "send_trigger", true).map_or(Ok(()), Err)
+        check_now(self, vm.as_str(), &row, "send_trigger", true).map_or(Ok(()), Err)
     }
 
     async fn set_appliance(&self, ctx: &Ctx, self_: Ref<Vm>, value: Ref<VmAppliance>) -> Result<()> {
@@ -1572,7 +1794,371 @@ impl VmApi for Server {
     async fn restart_device_models(&self, ctx: &Ctx, self_: Ref<Vm>) -> Result<()> {
         let row = self.row(vm_c(), self_.as_str())?;
         let _ = ctx;
-        lifecycle::vm_check(self_.as_str(), &row, "hard_reboot", true).map_or(Ok(()), Err)
+        check_now(self, self_.as_str(), &row, "hard_reboot", true).map_or(Ok(()), Err)
+    }
+}
+
+// ------------------------------------------------------------------ revert
+
+/// Columns VM.revert never copies from the snapshot's metadata (xapi's
+/// xapi_vm_snapshot.ml do_not_copy): identity, runtime state, and the
+/// devices, which are rebuilt from the snapshot's own.
+const REVERT_DO_NOT_COPY: &[&str] = &[
+    "uuid",
+    "_ref",
+    "suspend_VDI",
+    "power_state",
+    "parent",
+    "current_operations",
+    "allowed_operations",
+    "metrics",
+    "guest_metrics",
+    "resident_on",
+    "domid",
+    "protection_policy",
+    "snapshot_schedule",
+    "scheduled_to_be_resident_on",
+    "snapshots",
+    "tags",
+    "affinity",
+    "consoles",
+    "VBDs",
+    "VIFs",
+    "VGPUs",
+    "VUSBs",
+    "VTPMs",
+    "attached_PCIs",
+    "is_snapshot_from_vmpp",
+];
+
+/// What is also kept when a snapshot has no metadata and its own record is
+/// the source (xapi's extended_do_not_copy).
+const REVERT_DO_NOT_COPY_NO_METADATA: &[&str] = &[
+    "name__label",
+    "is_a_snapshot",
+    "is_a_template",
+    "is_default_template",
+    "snapshot_of",
+    "snapshot_time",
+    "transportable_snapshot_id",
+    "children",
+];
+
+/// The VM fields a revert writes back: from the snapshot's metadata (the
+/// VM as it was), or from the snapshot record itself when it has none.
+fn revert_fields(snap: &Row) -> Result<Vec<(usize, Value)>> {
+    let c = vm_c();
+    let meta = sv(snap.get(field(c, "snapshot_metadata")));
+    let (pairs, extended) = if meta.is_empty() {
+        let all = c.fields.iter().enumerate().map(|(i, f)| (i, f.name, snap.get(i).clone())).collect();
+        (all, true)
+    } else {
+        let bad = || ApiError::InvalidValue { field: "Invalid vm_string".into(), value: String::new() };
+        (crate::ops::snapmeta::fields(c, &meta).ok_or_else(bad)?, false)
+    };
+    let mut out = Vec::new();
+    for (i, _, v) in pairs {
+        let f = &c.fields[i];
+        let skip = REVERT_DO_NOT_COPY.contains(&f.column)
+            || (extended && REVERT_DO_NOT_COPY_NO_METADATA.contains(&f.column))
+            // Reverse-reference sets are derived, never written.
+            || matches!(f.ty, Type::Set(Type::Ref(_)));
+        if !skip {
+            out.push((i, v));
+        }
+    }
+    Ok(out)
+}
+
+/// Revert `vm` to `snapshot` (xapi's revert_vm_fields, then
+/// Xapi_vm_snapshot.revert): stop it, restore its fields, replace its disks
+/// with clones of the snapshot's (repointing the snapshots of the old disks
+/// at the new ones), its VIFs with the snapshot's, its metrics with copies,
+/// and give it the snapshot's power state.
+async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()> {
+    let s = &ctx.server;
+    let c = vm_c();
+    let (vbd, vif) = (class("VBD"), class("VIF"));
+    if s.row(c, vm)?.get(field(c, "power_state")).as_str() != Some("Halted") {
+        do_hard_shutdown(ctx, vm).await?;
+    }
+    let snap = s.row(c, snapshot)?;
+    let fields = revert_fields(&snap)?;
+    ctx.write(|tx| {
+        tx.update(c, vm, |r| {
+            for (i, v) in fields {
+                r.fields[i] = v;
+            }
+            put(r, "ha_always_run", false);
+            // An unspecified domain type follows the boot policy.
+            if r.get(field(c, "domain_type")).as_str() == Some("unspecified") {
+                let hvm = !sv(r.get(field(c, "HVM_boot_policy"))).is_empty();
+                put(r, "domain_type", if hvm { "hvm" } else { "pv" });
+            }
+        });
+        // Refs to objects that are gone read as NULL.
+        let row = tx.get(c, vm).cloned().ok_or_else(|| handle_invalid(c, vm))?;
+        for (i, f) in c.fields.iter().enumerate() {
+            if let Type::Ref(target) = f.ty {
+                let r = sv(row.get(i));
+                let dangling = !null(row.get(i)) && model::schema::class(target).is_some_and(|tc| !tx.exists(tc, &r));
+                if dangling {
+                    tx.set(c, vm, i, Value::from(model::NULL_REF));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let outcome = revert_devices(ctx, vm, &snap).await;
+    // The snapshot's power state, or Halted if the devices could not be restored.
+    let ps = if outcome.is_ok() { sv(snap.get(field(c, "power_state"))) } else { "Halted".to_string() };
+    ctx.write(|tx| {
+        let row = tx.get(c, vm).cloned().ok_or_else(|| handle_invalid(c, vm))?;
+        tx.update(c, vm, |r| {
+            put(r, "power_state", ps.as_str());
+            put(r, "resident_on", model::NULL_REF);
+            put(r, "scheduled_to_be_resident_on", model::NULL_REF);
+            put(r, "domid", Value::Int(-1));
+            put(r, "parent", snapshot);
+            if ps == "Halted" {
+                put(r, "requires_reboot", false);
+            }
+        });
+        if ps == "Halted" {
+            for b in members(row.get(field(c, "VBDs"))) {
+                tx.set(vbd, &b, field(vbd, "currently_attached"), Value::Bool(false));
+            }
+            for v in members(row.get(field(c, "VIFs"))) {
+                tx.set(vif, &v, field(vif, "currently_attached"), Value::Bool(false));
+            }
+        }
+        Ok(())
+    })?;
+    outcome.map_err(|e| match e.code() {
+        "SR_BACKEND_FAILURE_44" | "SR_BACKEND_FAILURE_109" | "VDI_INCOMPATIBLE_TYPE" => e,
+        // xapi sends [snapshot; vm], the reverse of the documented order.
+        _ => ApiError::VmRevertFailed { vm: snapshot.to_string(), snapshot: vm.to_string() },
+    })
+}
+
+/// The device half of a revert (xapi's update_vifs_vbds_vgpus_and_vusbs,
+/// update_guest_metrics and update_metrics).
+async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()> {
+    let s = &ctx.server;
+    let c = vm_c();
+    let (vbd, vdi, vif, src) = (class("VBD"), class("VDI"), class("VIF"), class("SR"));
+    let cur = s.row(c, vm)?;
+    let (snap_vbds, vm_vbds): (Vec<Arc<Row>>, Vec<Arc<Row>>) = {
+        let st = s.db.read();
+        let rows = |row: &Row| -> Vec<Arc<Row>> {
+            members(row.get(field(c, "VBDs"))).iter().filter_map(|b| st.get(vbd, b).cloned()).collect()
+        };
+        (rows(snap), rows(&cur))
+    };
+    let is_disk = |b: &Row| b.get(field(vbd, "type")).as_str() == Some("Disk");
+    let vdi_of = |b: &Row| sv(b.get(field(vbd, "VDI")));
+    // What each of the snapshot's disks is a snapshot of.
+    let snapshot_of = |d: &str| -> String {
+        s.db.read().get(vdi, d).map(|r| sv(r.get(field(vdi, "snapshot_of")))).unwrap_or_default()
+    };
+    let originals: Vec<String> =
+        snap_vbds.iter().filter(|b| is_disk(b)).map(|b| snapshot_of(&vdi_of(b))).filter(|o| !o.is_empty()).collect();
+    // The VM's disks that the snapshot has a copy of go (others stay, detached),
+    // with its memory image; ISOs are never deleted.
+    let doomed: Vec<String> = {
+        let st = s.db.read();
+        let mut v: Vec<String> =
+            vm_vbds.iter().filter(|b| is_disk(b)).map(|b| vdi_of(b)).filter(|d| originals.contains(d)).collect();
+        v.push(sv(cur.get(field(c, "suspend_VDI"))));
+        v.retain(|d| {
+            st.get(vdi, d)
+                .and_then(|r| st.get(src, r.get(field(vdi, "SR")).as_str().unwrap_or("")))
+                .is_some_and(|sr| sr.get(field(src, "content_type")).as_str() != Some("iso"))
+        });
+        v
+    };
+    // Clone the snapshot's disks (CDs and empty drives are shared as they are).
+    let (cloned, created) = dup_disks(ctx, &snap_vbds, Kind::Clone, None, &[]).await?;
+    let snap_susp = sv(snap.get(field(c, "suspend_VDI")));
+    let mem_image = if s.db.read().get(vdi, &snap_susp).is_some() {
+        match storage::clone_vdi(ctx, &snap_susp).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                for v in created {
+                    let _ = storage::destroy_vdi(ctx, &v).await;
+                }
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    // (old disk, its replacement) for every cloned snapshot disk.
+    let replaced: Vec<(String, String)> = cloned
+        .iter()
+        .filter(|(b, _)| is_disk(b))
+        .filter_map(|(b, new)| Some((snapshot_of(&vdi_of(b)), new.clone()?)))
+        .filter(|(old, _)| !old.is_empty() && !null(&Value::String(old.clone())))
+        .collect();
+    let snap_vifs = members(snap.get(field(c, "VIFs")));
+    let res = ctx.write(|tx| {
+        // Out with the VM's devices...
+        for b in members(cur.get(field(c, "VBDs"))) {
+            if let Some(m) = tx.get(vbd, &b).map(|r| sv(r.get(field(vbd, "metrics")))) {
+                tx.delete(class("VBD_metrics"), &m);
+            }
+            tx.delete(vbd, &b);
+        }
+        for v in members(cur.get(field(c, "VIFs"))) {
+            tx.delete(vif, &v);
+        }
+        // ...in with copies of the snapshot's, on the cloned disks.
+        for (br, new_vdi) in &cloned {
+            let mut nb = (**br).clone();
+            put(&mut nb, "uuid", model::new_uuid());
+            put(&mut nb, "VM", vm);
+            put(&mut nb, "VDI", new_vdi.clone().unwrap_or_else(|| model::NULL_REF.into()));
+            put(&mut nb, "empty", new_vdi.is_none() || br.get(field(vbd, "empty")).as_bool() == Some(true));
+            put(&mut nb, "status_code", Value::Int(0));
+            put(&mut nb, "status_detail", "");
+            put(&mut nb, "allowed_operations", Value::empty_set());
+            put(&mut nb, "current_operations", Value::empty_map());
+            put(&mut nb, "qos_supported_algorithms", Value::empty_set());
+            put(&mut nb, "runtime_properties", Value::empty_map());
+            let m = model::new_ref();
+            obj(tx, "VBD_metrics", &m, vec![]);
+            put(&mut nb, "metrics", m);
+            tx.insert(&model::new_ref(), nb);
+        }
+        // Every snapshot of an old disk is now a snapshot of its replacement.
+        for (old, new) in &replaced {
+            let tree: Vec<String> = tx
+                .refs(vdi)
+                .into_iter()
+                .filter(|r| tx.get(vdi, r).is_some_and(|row| row.get(field(vdi, "snapshot_of")).as_str() == Some(old)))
+                .collect();
+            for r in tree {
+                tx.set(vdi, &r, field(vdi, "snapshot_of"), Value::String(new.clone()));
+            }
+        }
+        // The snapshot's VIFs, MACs and all.
+        for v in &snap_vifs {
+            let Some(mut nv) = tx.get(vif, v).cloned() else { continue };
+            put(&mut nv, "uuid", model::new_uuid());
+            put(&mut nv, "VM", vm);
+            put(&mut nv, "MAC_autogenerated", false);
+            put(&mut nv, "allowed_operations", Value::empty_set());
+            put(&mut nv, "current_operations", Value::empty_map());
+            tx.insert(&model::new_ref(), nv);
+        }
+        let susp = mem_image.clone().unwrap_or_else(|| model::NULL_REF.into());
+        tx.set(c, vm, field(c, "suspend_VDI"), Value::String(susp));
+        // Metrics: the VM's go, copies of the snapshot's take their place.
+        for (f, mc) in [("guest_metrics", "VM_guest_metrics"), ("metrics", "VM_metrics")] {
+            let mcls = class(mc);
+            tx.delete(mcls, &sv(cur.get(field(c, f))));
+            let new = match tx.get(mcls, &sv(snap.get(field(c, f)))).cloned() {
+                Some(mut m) => {
+                    let r = model::new_ref();
+                    put(&mut m, "uuid", model::new_uuid());
+                    tx.insert(&r, m);
+                    r
+                }
+                None => model::NULL_REF.to_string(),
+            };
+            tx.set(c, vm, field(c, f), Value::String(new));
+        }
+        Ok(())
+    });
+    if let Err(e) = res {
+        for v in created.into_iter().chain(mem_image) {
+            let _ = storage::destroy_vdi(ctx, &v).await;
+        }
+        return Err(e);
+    }
+    for v in doomed {
+        let _ = storage::destroy_vdi(ctx, &v).await;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------- host power-off
+
+/// How long guests get to shut down cleanly before a host powers off.
+pub const POWEROFF_CLEAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Guests resident on `host` whose domains are live (Running or Paused), not
+/// control domains; `self_managed` includes those with
+/// `other_config:auto_poweroff`, which manage their own power-off.
+fn live_guests(s: &Server, host: &str, self_managed: bool) -> Vec<(String, bool)> {
+    let c = vm_c();
+    let st = s.db.read();
+    let mut v: Vec<(String, bool)> = st
+        .table(c)
+        .iter()
+        .filter(|(_, r)| {
+            r.get(field(c, "resident_on")).as_str() == Some(host)
+                && matches!(r.get(field(c, "power_state")).as_str(), Some("Running") | Some("Paused"))
+                && r.get(field(c, "is_control_domain")).as_bool() != Some(true)
+                && (self_managed || r.get(field(c, "other_config")).map_str("auto_poweroff").is_none())
+        })
+        .map(|(r, row)| {
+            let clean = members(row.get(field(c, "allowed_operations"))).iter().any(|o| o == "clean_shutdown");
+            (r.clone(), clean)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A context for work the server does on its own behalf.
+fn internal_ctx(s: &Server, method: &str) -> Ctx {
+    Ctx::new(Clone::clone(s), String::new(), method.to_string(), true)
+}
+
+/// What a host does to its guests before it powers off (xapi's
+/// prepare_for_poweroff, with nowhere to evacuate them to): ask those that
+/// can to shut down cleanly, give them a minute, force off whatever is still
+/// live, and finally account for guests that go down with the host.
+pub async fn shut_down_guests(s: &Server, host: &str) {
+    let mut set = tokio::task::JoinSet::new();
+    let mut tasks = Vec::new();
+    for (vm, _) in live_guests(s, host, false).into_iter().filter(|(_, clean)| *clean) {
+        let mut ctx = internal_ctx(s, "VM.clean_shutdown");
+        if let Ok(t) = crate::task::new_task(&ctx, "Async.VM.clean_shutdown", "") {
+            tasks.push(t.clone());
+            ctx.task = Some(t);
+        }
+        let s2 = Clone::clone(s);
+        set.spawn(async move {
+            let _ = VmApi::clean_shutdown(&s2, &ctx, Ref::new(vm)).await;
+            if let Some(t) = &ctx.task {
+                crate::task::finish_sync(&ctx, t);
+            }
+        });
+    }
+    let all = async { while set.join_next().await.is_some() {} };
+    tokio::pin!(all);
+    if tokio::time::timeout(POWEROFF_CLEAN_TIMEOUT, &mut all).await.is_err() {
+        for t in &tasks {
+            s.tasks.request_cancel(t);
+        }
+        all.await;
+    }
+    for (vm, _) in live_guests(s, host, false) {
+        let ctx = internal_ctx(s, "VM.hard_shutdown");
+        let _ = VmApi::hard_shutdown(s, &ctx, Ref::new(vm)).await;
+    }
+    // The rest (self-managed ones, or any that refused) stop with the host.
+    for (vm, _) in live_guests(s, host, true) {
+        if let Ok(uuid) = vm_uuid(s, &vm) {
+            let _ = s.backend.shutdown(&uuid, false, None).await;
+        }
+        let _ = s.db.write(|tx| {
+            mark_stopped(tx, &vm, false);
+            tx.set(vm_c(), &vm, field(vm_c(), "current_operations"), Value::empty_map());
+            Ok::<_, ApiError>(())
+        });
     }
 }
 
@@ -1701,4 +2287,28 @@ pub fn reconcile(s: &Server) {
             });
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ocaml_floats() {
+        for (f, want) in [
+            (1.0, "1."),
+            (0.5, "0.5"),
+            (0.0, "0."),
+            (-2.0, "-2."),
+            (0.1, "0.1"),
+            (1.0 / 3.0, "0.333333333333"),
+            (123456789012.0, "123456789012."),
+            (1e12, "1e+12"),
+            (0.00001, "1e-05"),
+            (0.0001, "0.0001"),
+            (2.5e-7, "2.5e-07"),
+        ] {
+            assert_eq!(ocaml_string_of_float(f), want, "{f}");
+        }
+    }
 }
