@@ -90,11 +90,23 @@ pub enum Outcome {
 pub fn put(o: &Options, filename: &str, url: &str, heartbeat: &mut dyn FnMut()) -> Outcome {
     let mut url = url.to_string();
     for _ in 0..5 {
-        let mut f = match File::open(filename) {
-            Ok(f) => f,
-            Err(_) => return Outcome::ClientSide(format!("file '{filename}' does not exist")),
+        let (mut f, len): (Box<dyn Read>, Option<u64>) = if std::path::Path::new(filename).is_dir() {
+            match crate::dirtar::DirTar::new(std::path::Path::new(filename)) {
+                Ok(d) => {
+                    let n = d.len();
+                    (Box::new(d), Some(n))
+                }
+                Err(e) => return Outcome::ClientSide(format!("directory '{filename}' is not an XVA appliance: {e}")),
+            }
+        } else {
+            match File::open(filename) {
+                Ok(f) => {
+                    let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+                    (Box::new(f), len)
+                }
+                Err(_) => return Outcome::ClientSide(format!("file '{filename}' does not exist")),
+            }
         };
-        let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
         let (host, path) = parse_url(o, &url);
         let mut s = match net::open(o, &host) {
             Ok(s) => s,

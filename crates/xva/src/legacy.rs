@@ -330,47 +330,6 @@ impl crate::DiskSink for Discard {
     }
 }
 
-/// Read a legacy appliance laid out as a directory on disk.
-pub fn read_dir(
-    dir: &std::path::Path,
-    on_meta: &mut dyn FnMut(&LegacyVm) -> Result<HashMap<String, Target>>,
-) -> Result<Summary> {
-    let xml = std::fs::read_to_string(dir.join("ova.xml"))?;
-    let vm = parse(&xml)?;
-    let mut targets = on_meta(&vm)?;
-    let mut sum = Summary::default();
-    for v in &vm.vdis {
-        let d = dir.join(&v.dir);
-        let mut n = 0u64;
-        loop {
-            let a = d.join(format!("chunk{n:09}.gz"));
-            let b = d.join(format!("chunk-{n:09}.gz"));
-            let path = if a.exists() {
-                a
-            } else if b.exists() {
-                b
-            } else {
-                break;
-            };
-            let f = std::fs::File::open(&path)?;
-            let written = match targets.get_mut(&v.name) {
-                Some(t) => inflate_chunk(f, t, n * LEGACY_CHUNK, v.size.min(t.size))?,
-                None => 0,
-            };
-            sum.bytes_out += written;
-            sum.chunks += 1;
-            n += 1;
-            if written % LEGACY_CHUNK != 0 {
-                break;
-            }
-        }
-        if let Some(t) = targets.get_mut(&v.name) {
-            t.sink.finish()?;
-        }
-    }
-    Ok(sum)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -205,6 +205,6 @@ pub fn default_sr(cx: &Cx<'_, '_>) -> Option<String> {
 pub async fn sr_arg(cx: &Cx<'_, '_>) -> CliResult<String> {
     match cx.params.get("sr-uuid") {
         Some(u) => Ok(generic::by_uuid(cx, class("SR")?, u).await?.0),
-        None => default_sr(cx).ok_or_else(|| CliError::Failure("No SR specified and Pool default SR is null".into())),
+        None => default_sr(cx).ok_or_else(|| CliError::Cli("No SR specified and Pool default SR is null".into())),
     }
 }

@@ -256,21 +256,46 @@ async fn export(cx: &mut Cx<'_, '_>) -> CliResult {
 }
 
 async fn import(cx: &mut Cx<'_, '_>) -> CliResult {
+    let sr = sr_arg(cx).await?;
+    let (restore, force) = (cx.params.flag("preserve"), cx.params.flag("force"));
+    let (metadata, dry_run) = (cx.params.flag("metadata"), cx.params.flag("dry-run"));
+    let c = class("VM")?;
+    if cx.params.get("url").is_some() && cx.params.get("filename").is_some() {
+        cx.stderr("Invalid arguments. The 'url' and 'filename' parameters should not both be specified.\n").await?;
+        return Err(CliError::Exit(1));
+    }
+    if let Some(url) = cx.params.get("url").map(str::to_string) {
+        let refs = cx.call("VM.import", vec![s(url), s(sr), Value::Bool(restore), Value::Bool(force)]).await?;
+        let uuids: Vec<String> = match refs {
+            Value::Array(v) => v.iter().filter_map(Value::as_str).map(|r| uuid_of(cx, c, r)).collect(),
+            _ => Vec::new(),
+        };
+        return cx.lines(vec![uuids.join(",")]).await;
+    }
     let Some(filename) = cx.params.get("filename").map(str::to_string) else {
         return Err(CliError::ParamNotFound("filename".into()));
     };
-    let sr = sr_arg(cx).await?;
-    let mut query = format!("sr_id={sr}");
-    if cx.params.flag("force") {
-        query.push_str("&force=true");
+    if !metadata && dry_run {
+        cx.stderr("Only metadata import function support dry-run\n").await?;
+        return Err(CliError::Exit(1));
     }
-    if cx.params.flag("preserve") {
-        query.push_str("&restore=true");
+    // Someone pointing at a legacy appliance's ova.xml means its directory
+    // (xe streams a directory as a tar).
+    let filename = match filename.len().checked_sub("ova.xml".len()) {
+        Some(n) if filename.to_ascii_lowercase().ends_with("ova.xml") => filename[..n].to_string(),
+        _ => filename,
+    };
+    let mut query = format!("restore={restore}&force={force}&dry_run={dry_run}&sr_id={sr}");
+    for (k, v) in cx.params.map("vdi") {
+        query.push_str(&format!("&vdi:{k}={v}"));
     }
-    let result = transfer::run(cx, transfer::Dir::Put, &filename, "/import", &query, "VM import").await?;
-    let c = class("VM")?;
-    let uuids: Vec<String> =
+    let path = if metadata { "/import_metadata" } else { "/import" };
+    let result = transfer::run(cx, transfer::Dir::Put, &filename, path, &query, "VM import").await?;
+    let mut uuids: Vec<String> =
         transfer::refs_in(&result).iter().map(|r| uuid_of(cx, c, r)).filter(|u| !u.is_empty()).collect();
+    if uuids.is_empty() && dry_run {
+        uuids.push("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".into());
+    }
     cx.lines(vec![uuids.join(",")]).await
 }
 
