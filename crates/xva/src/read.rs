@@ -8,6 +8,8 @@ use crate::legacy::{self, LegacyVm};
 use crate::{invalid, DiskSink, Error, Header, Result, CHUNK};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// What the stream describes.
 pub enum Meta {
@@ -34,25 +36,108 @@ pub struct Summary {
 /// Counts bytes read from the (possibly compressed) input.
 struct Counting<R> {
     inner: R,
-    n: u64,
+    n: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.n += n as u64;
-        COUNTER.with(|c| c.set(self.n));
+        self.n.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
 
 thread_local! {
-    /// Bytes consumed so far on this thread's import, for progress reports.
-    static COUNTER: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Input bytes consumed so far by this thread's import (counted where
+    /// the input is read, which may be the decompression thread).
+    static COUNTER: std::cell::RefCell<Arc<AtomicU64>> = Default::default();
 }
 
 fn consumed() -> u64 {
-    COUNTER.with(|c| c.get())
+    COUNTER.with(|c| c.borrow().load(Ordering::Relaxed))
+}
+
+/// Decompressed blocks handed from the decompression thread.
+const AHEAD_BLOCK: usize = 1 << 20;
+const AHEAD_BLOCKS: usize = 4;
+
+/// The reading end of a decompression thread that runs a few blocks ahead
+/// of tar parsing, checksumming and disk writes, so that the two halves of
+/// an import use two cores. An empty block marks the end.
+struct ReadAhead {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl ReadAhead {
+    fn spawn(mut src: Box<dyn Read + Send>) -> std::io::Result<ReadAhead> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD_BLOCKS);
+        // Detached: if the reader is dropped early the next send fails and
+        // the thread ends (or it ends when its input does).
+        std::thread::Builder::new().name("xva-decompress".into()).spawn(move || loop {
+            let mut buf = vec![0u8; AHEAD_BLOCK];
+            let mut n = 0;
+            let r = loop {
+                match src.read(&mut buf[n..]) {
+                    Ok(0) => break Ok(()),
+                    Ok(k) => {
+                        n += k;
+                        if n == buf.len() {
+                            break Ok(());
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            buf.truncate(n);
+            let last = n == 0;
+            let msg = match r {
+                Ok(()) => Ok(buf),
+                Err(e) if n == 0 => Err(e),
+                // Deliver what was read; the error follows on the next turn.
+                Err(e) => {
+                    if tx.send(Ok(buf)).is_err() {
+                        return;
+                    }
+                    Err(e)
+                }
+            };
+            let failed = msg.is_err();
+            if tx.send(msg).is_err() || last || failed {
+                return;
+            }
+        })?;
+        Ok(ReadAhead { rx, cur: Vec::new(), pos: 0, done: false })
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(b)) => {
+                    self.done = b.is_empty();
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => return Err(std::io::Error::other("the decompression thread stopped")),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// The largest `ova.xml` accepted.
@@ -67,14 +152,15 @@ fn read_small(e: &mut impl Read, limit: u64, what: &str) -> Result<Vec<u8>> {
     Ok(v)
 }
 
-/// Detect compression and return a plain tar reader.
-fn decompress<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
-    let mut br = BufReader::with_capacity(1 << 20, Counting { inner: input, n: 0 });
+/// Detect compression and return a plain tar reader; a compressed stream
+/// is decompressed on its own thread.
+fn decompress(input: impl Read + Send + 'static, counter: Arc<AtomicU64>) -> Result<Box<dyn Read>> {
+    let mut br = BufReader::with_capacity(1 << 20, Counting { inner: input, n: counter });
     let magic = br.fill_buf()?.get(..4).map(|m| m.to_vec()).unwrap_or_default();
     Ok(if magic.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(br))
+        Box::new(ReadAhead::spawn(Box::new(flate2::bufread::MultiGzDecoder::new(br)))?)
     } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        Box::new(zstd::stream::read::Decoder::with_buffer(br)?)
+        Box::new(ReadAhead::spawn(Box::new(zstd::stream::read::Decoder::with_buffer(br)?))?)
     } else {
         Box::new(br)
     })
@@ -92,13 +178,14 @@ struct DiskState {
 /// the legacy one); disks it leaves out are read and dropped. `progress`
 /// gets the input bytes consumed and returns false to cancel.
 pub fn read(
-    input: impl Read,
+    input: impl Read + Send + 'static,
     verify: bool,
     on_meta: &mut dyn FnMut(&Meta) -> Result<HashMap<String, Target>>,
     progress: &mut dyn FnMut(u64) -> bool,
 ) -> Result<Summary> {
-    COUNTER.with(|c| c.set(0));
-    let plain = decompress(input)?;
+    let counter = Arc::new(AtomicU64::new(0));
+    COUNTER.with(|c| *c.borrow_mut() = counter.clone());
+    let plain = decompress(input, counter)?;
     let mut archive = tar::Archive::new(plain);
     let mut entries = archive.entries()?;
     let mut first = match entries.next() {

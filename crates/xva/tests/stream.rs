@@ -88,7 +88,7 @@ fn import(stream: &[u8], verify: bool) -> Result<(HashMap<String, Mem>, read::Su
         }
         Ok(t)
     };
-    let sum = read::read(stream, verify, &mut on_meta, &mut |_| true)?;
+    let sum = read::read(std::io::Cursor::new(stream.to_vec()), verify, &mut on_meta, &mut |_| true)?;
     let out = mems.lock().unwrap().clone();
     Ok((out, sum))
 }
@@ -356,7 +356,7 @@ fn legacy_stream_from_the_guide() {
         assert_eq!(vm.vdis.len(), 2);
         Ok(HashMap::from([("vdi_sda".to_string(), Target { sink: Box::new(m2.clone()), size: 3000 })]))
     };
-    read::read(&s[..], true, &mut on_meta, &mut |_| true).unwrap();
+    read::read(std::io::Cursor::new(s.clone()), true, &mut on_meta, &mut |_| true).unwrap();
     assert_eq!(content(&mem, 3000), data);
 }
 
@@ -369,7 +369,10 @@ fn legacy_chunk_larger_than_its_disk_is_refused() {
     let s = tar_of(&[("ova.xml", xml.into_bytes()), ("sda/chunk000000000.gz", gz.finish().unwrap())]);
     let mut on_meta =
         |_: &Meta| Ok(HashMap::from([("vdi_sda".to_string(), Target { sink: Box::new(Mem::default()), size: 100 })]));
-    assert!(matches!(read::read(&s[..], true, &mut on_meta, &mut |_| true), Err(Error::Invalid(_))));
+    assert!(matches!(
+        read::read(std::io::Cursor::new(s.clone()), true, &mut on_meta, &mut |_| true),
+        Err(Error::Invalid(_))
+    ));
 }
 
 #[test]
@@ -380,7 +383,10 @@ fn cancel_stops_export_and_import() {
     assert!(matches!(w.add_disk("Ref:1", &mut Src(a.clone()), &mut |_| false), Err(Error::Cancelled)));
     let s = export(Compression::None, &[("Ref:1", a)]);
     let mut on_meta = |_: &Meta| Ok(HashMap::new());
-    assert!(matches!(read::read(&s[..], true, &mut on_meta, &mut |_| false), Err(Error::Cancelled)));
+    assert!(matches!(
+        read::read(std::io::Cursor::new(s.clone()), true, &mut on_meta, &mut |_| false),
+        Err(Error::Cancelled)
+    ));
 }
 
 #[test]
