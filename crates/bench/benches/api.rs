@@ -212,6 +212,7 @@ fn event_latency(rt: &Rts) {
         let mut l = rt.cli.block_on(async {
             let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..rounds).map(|_| AtomicU64::new(0)).collect());
             let seen = Arc::new(AtomicUsize::new(0));
+            let done = Arc::new(tokio::sync::Notify::new());
             let lat = Arc::new(std::sync::Mutex::new(Vec::new()));
             let epoch = Instant::now();
             let mut c0 = Client::connect(x.addr).await;
@@ -225,8 +226,15 @@ fn event_latency(rt: &Rts) {
             let token0 = v["result"]["token"].as_str().expect("token").to_string();
             let mut tasks = Vec::new();
             for _ in 0..waiters {
-                let (addr, sess, sent_at, seen, lat, token0) =
-                    (x.addr, x.session.clone(), sent_at.clone(), seen.clone(), lat.clone(), token0.clone());
+                let (addr, sess, sent_at, seen, lat, token0, done) = (
+                    x.addr,
+                    x.session.clone(),
+                    sent_at.clone(),
+                    seen.clone(),
+                    lat.clone(),
+                    token0.clone(),
+                    done.clone(),
+                );
                 tasks.push(tokio::spawn(async move {
                     let mut c = Client::connect(addr).await;
                     let mut token = token0;
@@ -247,17 +255,24 @@ fn event_latency(rt: &Rts) {
                             )
                             .await;
                         let now = epoch.elapsed().as_nanos() as u64;
-                        let v: serde_json::Value = serde_json::from_slice(&r).expect("json");
-                        token = v["result"]["token"].as_str().unwrap_or_default().to_string();
-                        for e in v["result"]["events"].as_array().into_iter().flatten() {
-                            if let Some(oc) = e["snapshot"]["other_config"].as_object() {
-                                while got < rounds && oc.contains_key(&format!("bench:{got}")) {
-                                    let t0 = sent_at[got].load(Ordering::Acquire);
-                                    lat.lock().expect("lock").push(now.saturating_sub(t0) as f64 / 1e6);
-                                    seen.fetch_add(1, Ordering::AcqRel);
-                                    got += 1;
-                                }
-                            }
+                        // A scan of the reply instead of a full JSON parse: with
+                        // 100 waiters on one client core, parsing every snapshot
+                        // would queue later waiters behind earlier ones and
+                        // measure the client, not the server.
+                        let text = String::from_utf8_lossy(&r);
+                        token = text
+                            .rfind("\"token\":\"")
+                            .and_then(|i| text[i + 9..].split('"').next())
+                            .unwrap_or_default()
+                            .to_string();
+                        while got < rounds && text.contains(&format!("\"bench:{got}\"")) {
+                            let t0 = sent_at[got].load(Ordering::Acquire);
+                            lat.lock().expect("lock").push(now.saturating_sub(t0) as f64 / 1e6);
+                            seen.fetch_add(1, Ordering::AcqRel);
+                            got += 1;
+                        }
+                        if seen.load(Ordering::Acquire) % waiters == 0 {
+                            done.notify_one();
                         }
                     }
                 }));
@@ -275,8 +290,9 @@ fn event_latency(rt: &Rts) {
                         ),
                     )
                     .await;
+                // Sleep (not spin) until every waiter has seen this round.
                 while seen.load(Ordering::Acquire) < (i + 1) * waiters {
-                    tokio::task::yield_now().await;
+                    let _ = tokio::time::timeout(Duration::from_millis(50), done.notified()).await;
                 }
             }
             for t in tasks {
