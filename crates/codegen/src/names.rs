@@ -4,7 +4,7 @@
 /// `VM_guest_metrics` → `VmGuestMetrics`, `balance-slb` → `BalanceSlb`.
 pub fn camel(s: &str) -> String {
     let mut out = String::new();
-    for part in s.split(|c: char| c == '_' || c == '-' || c == ' ' || c == '.' || c == '/').filter(|p| !p.is_empty()) {
+    for part in s.split(['_', '-', ' ', '.', '/']).filter(|p| !p.is_empty()) {
         let mut cs = part.chars();
         if let Some(first) = cs.next() {
             out.extend(first.to_uppercase());

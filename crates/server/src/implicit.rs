@@ -13,12 +13,17 @@ use store::Txn;
 #[derive(Default, Clone, Copy)]
 pub struct Hooks {
     /// After the constructor struct is read, before the row is inserted.
-    pub create: Option<fn(&Ctx, &mut Txn, &str, &mut Row) -> Result<()>>,
+    pub create: Option<CreateHook>,
     /// Before the row is deleted.
-    pub destroy: Option<fn(&Ctx, &mut Txn, &str, &Row) -> Result<()>>,
+    pub destroy: Option<DestroyHook>,
     /// After a field write (set/add/remove) has been applied to `row`.
-    pub set: Option<fn(&Ctx, &mut Txn, &str, usize, &mut Row) -> Result<()>>,
+    pub set: Option<SetHook>,
 }
+
+pub type CreateHook = fn(&Ctx, &mut Txn, &str, &mut Row) -> Result<()>;
+pub type DestroyHook = fn(&Ctx, &mut Txn, &str, &Row) -> Result<()>;
+/// The usize is the index of the field written.
+pub type SetHook = fn(&Ctx, &mut Txn, &str, usize, &mut Row) -> Result<()>;
 
 fn self_ref(c: &ClassDef, args: &[Value]) -> Result<String> {
     match args.first() {

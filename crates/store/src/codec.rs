@@ -129,6 +129,8 @@ impl<'a> Reader<'a> {
         let u = self.uv()?;
         Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
     }
+    /// A length prefix (not the reader's length), checked against what is left.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&mut self) -> Result<usize, Corrupt> {
         let n = self.uv()? as usize;
         if n > self.b.len() - self.i.min(self.b.len()) {

@@ -230,7 +230,7 @@ impl State {
         }
     }
 
-    fn ref_field<'a>(row: &'a Row, idx: usize) -> Option<&'a str> {
+    fn ref_field(row: &Row, idx: usize) -> Option<&str> {
         row.fields.get(idx).and_then(Value::as_str).filter(|s| *s != model::NULL_REF)
     }
 }
@@ -393,8 +393,11 @@ fn schema_bytes() -> Vec<u8> {
 
 /// Maps a file's (class, field) positions onto ours.
 struct Layout {
-    classes: Vec<Option<(&'static ClassDef, Vec<Option<usize>>)>>,
+    /// Per class in the file: ours, and per field in the file: our index.
+    classes: Vec<Option<ClassLayout>>,
 }
+
+type ClassLayout = (&'static ClassDef, Vec<Option<usize>>);
 
 fn read_layout(r: &mut Reader) -> Result<Layout, codec::Corrupt> {
     if r.bytes(7)? != b"XAPIRS1" {
@@ -674,9 +677,8 @@ impl Db {
 
     /// Wait until a commit is on disk. In-memory stores return at once.
     pub async fn durable(&self, c: Commit) -> Result<(), StoreError> {
-        match (&self.wal, c.seq) {
-            (Some(w), Some(seq)) => w.wait(seq).await.map_err(StoreError)?,
-            _ => {}
+        if let (Some(w), Some(seq)) = (&self.wal, c.seq) {
+            w.wait(seq).await.map_err(StoreError)?
         }
         if self.logged.load(std::sync::atomic::Ordering::Relaxed) > COMPACT_AFTER {
             self.compact()?;

@@ -114,7 +114,7 @@ fn durable_across_reopen_and_torn_tail() {
         .path();
     let data = std::fs::read(&log).unwrap();
     let end = wal::records(&data).iter().map(|r| r.len() + 12).sum::<usize>();
-    let mut f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
     use std::os::unix::fs::FileExt;
     f.write_all_at(&[7, 0, 0, 0, 1, 2, 3], end as u64).unwrap();
     drop(f);
@@ -144,5 +144,5 @@ fn transient_classes_are_not_persisted() {
         db.shutdown().unwrap();
     }
     let db = Db::open(dir.path()).unwrap();
-    assert_eq!(db.read().get(session, "OpaqueRef:s").is_some(), !session.transient || false);
+    assert_eq!(db.read().get(session, "OpaqueRef:s").is_some(), !session.transient);
 }

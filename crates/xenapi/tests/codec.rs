@@ -141,20 +141,21 @@ async fn seeded_records_roundtrip() {
     let _ = db;
     let cfg = server::Config { ephemeral: true, root_password: Some("x".into()), ..Default::default() };
     let r = server::start(cfg).await.expect("start");
-    let st = r.server.db.read();
     let mut n = 0;
-    for c in model::schema::CLASSES {
-        for (_, row) in st.table(c).iter().take(20) {
-            let v = Value::Row(row.clone());
-            let typed = xenapi::__record_roundtrip(c.name, &v).expect("known").expect("decodes");
-            for back in [through_xml(&typed), through_json(&typed)] {
-                let again = xenapi::__record_roundtrip(c.name, &back).expect("known").expect("decodes");
-                assert_eq!(again, typed, "{}", c.name);
+    {
+        let st = r.server.db.read();
+        for c in model::schema::CLASSES {
+            for (_, row) in st.table(c).iter().take(20) {
+                let v = Value::Row(row.clone());
+                let typed = xenapi::__record_roundtrip(c.name, &v).expect("known").expect("decodes");
+                for back in [through_xml(&typed), through_json(&typed)] {
+                    let again = xenapi::__record_roundtrip(c.name, &back).expect("known").expect("decodes");
+                    assert_eq!(again, typed, "{}", c.name);
+                }
+                n += 1;
             }
-            n += 1;
         }
     }
     assert!(n > 50);
-    drop(st);
     let _ = r.shutdown().await;
 }

@@ -297,7 +297,7 @@ pub fn read_disks<R: Read>(
             }
         };
         // Every chunk but the last holds exactly 10⁹ bytes.
-        if st.1 % LEGACY_CHUNK != 0 {
+        if !st.1.is_multiple_of(LEGACY_CHUNK) {
             return invalid(format!("{path}: a chunk before it was short"));
         }
         st.0 += 1;

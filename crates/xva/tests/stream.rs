@@ -265,7 +265,8 @@ fn sha1_checksums_are_accepted() {
 fn hostile_streams() {
     let size = 4 * CHUNK as u64;
     let c = chunk(3);
-    let cases: Vec<(&str, Vec<(&str, Vec<u8>)>)> = vec![
+    type Entries<'a> = Vec<(&'a str, Vec<u8>)>;
+    let cases: Vec<(&str, Entries)> = vec![
         (
             "out of order",
             vec![

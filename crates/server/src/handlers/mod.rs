@@ -86,8 +86,11 @@ impl Head {
 /// through hyper (head via a channel, body through a pipe).
 pub enum Reply<'a> {
     Raw { w: &'a mut (dyn AsyncWrite + Unpin + Send), http10: bool, sent: bool },
-    Hyper { head: Option<tokio::sync::oneshot::Sender<(u16, Vec<(String, String)>)>>, body: tokio::io::DuplexStream },
+    Hyper { head: Option<tokio::sync::oneshot::Sender<StatusHead>>, body: tokio::io::DuplexStream },
 }
+
+/// A response's status and headers.
+pub type StatusHead = (u16, Vec<(String, String)>);
 
 impl Reply<'_> {
     /// Send the status line and headers (once).

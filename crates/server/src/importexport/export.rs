@@ -169,9 +169,7 @@ fn streamed_disks(st: &State, vm: &str, o: Options, ids: &HashMap<String, String
 /// Runtime state an export does not carry (xapi's `make_*`).
 fn blank(cls: &str, m: &mut [(String, Value)], row: &Row, o: Options) {
     let null = || Value::String(NULL_REF.into());
-    for f in ["current_operations"] {
-        set_member(m, f, Value::empty_map());
-    }
+    set_member(m, "current_operations", Value::empty_map());
     set_member(m, "allowed_operations", Value::empty_set());
     match cls {
         "VM" => {

@@ -544,7 +544,7 @@ fn vbd_row(
 ) -> Result<Option<Row>> {
     let c = class("VBD");
     let vm = s(o.snapshot.member("VM"));
-    if !table.contains_key(&vm) || !h.object(&vm).is_some_and(|x| x.class == "VM") {
+    if !table.contains_key(&vm) || h.object(&vm).is_none_or(|x| x.class != "VM") {
         return Ok(None);
     }
     let mut row = row_from_record(c, &o.id, &o.snapshot, table)?;
