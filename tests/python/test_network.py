@@ -596,6 +596,23 @@ def test_deprecated_pif_vlan_calls(api, host, nics, net):
     assert untagged not in api.PIF.get_all()
 
 
+def test_pool_wide_vlans(api, host, nics, net):
+    # pool.create_VLAN: one untagged PIF per host, plugged.
+    (untagged,) = api.pool.create_VLAN("eth1", net, "11")
+    rec = api.PIF.get_record(untagged)
+    assert rec["VLAN"] == "11" and rec["host"] == host and rec["network"] == net
+    assert rec["currently_attached"] is True
+    assert failure(api.pool.create_VLAN, "eth9", net, "12") == ["INVALID_VALUE", "device", "eth9"]
+    api.VLAN.destroy(rec["VLAN_master_of"])
+    # pool.create_VLAN_from_PIF: on every live host's PIF of the PIF's network.
+    (untagged,) = api.pool.create_VLAN_from_PIF(nics["eth1"], net, "13")
+    assert api.PIF.get_VLAN(untagged) == "13" and api.PIF.get_device(untagged) == "eth1"
+    d = failure(api.pool.create_VLAN_from_PIF, nics["eth1"], net, "14")
+    assert d == ["NETWORK_ALREADY_CONNECTED", host, untagged]
+    api.VLAN.destroy(api.PIF.get_VLAN_master_of(untagged))
+    assert api.network.get_PIFs(net) == []
+
+
 # ------------------------------------------------------------ Bond
 
 def test_bond_create_and_destroy(api, nics, halted_vm):

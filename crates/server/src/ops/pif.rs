@@ -729,14 +729,7 @@ impl PifApi for Server {
         let h = host.as_str();
         ctx.write(|tx| {
             assert_host(tx, h)?;
-            let base = pifs_where(tx, |p| {
-                s(p, "host") == h && s(p, "device") == device && p.get(field(p.class, "VLAN")).as_int() == Some(-1)
-            });
-            let Some(tagged) = base.into_iter().next() else {
-                return Err(ApiError::InvalidValue { field: "device".into(), value: device.clone() });
-            };
-            let (_, untagged) = crate::ops::vlan::create_tx(tx, &tagged, vlan, network.as_str())?;
-            Ok(Ref::new(untagged))
+            crate::ops::vlan::create_on_device(tx, &device, network.as_str(), h, vlan).map(Ref::new)
         })
     }
 }

@@ -39,6 +39,22 @@ impl Server {
 }
 
 impl PoolApi for Server {
+    async fn create_vlan(&self, ctx: &Ctx, device: String, network: Ref<Network>, vlan: i64) -> Result<Vec<Ref<Pif>>> {
+        ctx.write(|tx| crate::ops::vlan::pool_create_on_device(tx, &device, network.as_str(), vlan))
+            .map(|v| v.into_iter().map(Ref::new).collect())
+    }
+
+    async fn create_vlan_from_pif(
+        &self,
+        ctx: &Ctx,
+        pif: Ref<Pif>,
+        network: Ref<Network>,
+        vlan: i64,
+    ) -> Result<Vec<Ref<Pif>>> {
+        ctx.write(|tx| crate::ops::vlan::pool_create_from_pif(tx, pif.as_str(), network.as_str(), vlan))
+            .map(|v| v.into_iter().map(Ref::new).collect())
+    }
+
     async fn sync_database(&self, _ctx: &Ctx) -> Result<()> {
         // Every acknowledged write is already on disk.
         Ok(())

@@ -112,6 +112,43 @@ pub fn destroy_tx(tx: &mut Txn, vlan: &str) -> Result<()> {
     Ok(())
 }
 
+/// PIF.create_VLAN: a VLAN on the host's untagged PIF of that device;
+/// returns the new untagged PIF.
+pub fn create_on_device(tx: &mut Txn, device: &str, network: &str, host: &str, tag: i64) -> Result<String> {
+    let base = pif::pifs_where(tx, |p| {
+        s(p, "host") == host && s(p, "device") == device && p.get(field(p.class, "VLAN")).as_int() == Some(-1)
+    });
+    let Some(tagged) = base.into_iter().next() else {
+        return Err(ApiError::InvalidValue { field: "device".into(), value: device.to_string() });
+    };
+    create_tx(tx, &tagged, tag, network).map(|(_, untagged)| untagged)
+}
+
+/// pool.create_VLAN: the VLAN on that device of every host. One
+/// transaction, so a failure on any host leaves none behind (xapi destroys
+/// what it made, best effort).
+pub fn pool_create_on_device(tx: &mut Txn, device: &str, network: &str, tag: i64) -> Result<Vec<String>> {
+    let hosts = tx.refs(class("host"));
+    hosts.iter().map(|h| create_on_device(tx, device, network, h, tag)).collect()
+}
+
+/// pool.create_VLAN_from_PIF: a VLAN on every live host's PIF on the same
+/// network as `pif` (so bonds work too); returns the untagged PIFs.
+pub fn pool_create_from_pif(tx: &mut Txn, pif: &str, network: &str, tag: i64) -> Result<Vec<String>> {
+    let prow = get(tx, pif)?;
+    let (hc, mc) = (class("host"), class("host_metrics"));
+    let live = |tx: &Txn, host: &str| {
+        tx.get(hc, host)
+            .and_then(|h| tx.get(mc, &s(h, "metrics")).map(|m| m.get(field(mc, "live")).as_bool() == Some(true)))
+            .unwrap_or(false)
+    };
+    let pifs: Vec<String> = pif::refs_to(tx, "PIF", "network", &s(&prow, "network"))
+        .into_iter()
+        .filter(|p| tx.get(pif::pif_c(), p).is_some_and(|r| live(tx, &s(r, "host"))))
+        .collect();
+    pifs.iter().map(|p| create_tx(tx, p, tag, network).map(|(_, untagged)| untagged)).collect()
+}
+
 impl VlanApi for Server {
     async fn create(&self, ctx: &Ctx, tagged_pif: Ref<Pif>, tag: i64, network: Ref<Network>) -> Result<Ref<Vlan>> {
         ctx.write(|tx| create_tx(tx, tagged_pif.as_str(), tag, network.as_str())).map(|(v, _)| Ref::new(v))
