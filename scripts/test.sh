@@ -15,6 +15,10 @@ cargo build --workspace --bins
 step "cargo test"
 cargo test --workspace
 
+step "SDK blocking facade"
+cargo test -p xenapi --features blocking --test blocking
+cargo build -p xenapi --features blocking --examples
+
 step "xe CLI (shell)"
 tests/cli/run.sh
 

@@ -107,7 +107,7 @@ pub fn gen_sdk(api: &Api) -> String {
             let sess = if m.session { "true" } else { "false" };
             writeln!(
                 w,
-                "    pub async fn {fname}(&self{}{}) -> Result<{ret}> {{ let args = vec![{}]; self.s.invoke::<{ret}>({}, {sess}, args).await }}",
+                "    pub async fn {fname}(self{}{}) -> Result<{ret}> {{ let args = vec![{}]; self.s.invoke::<{ret}>({}, {sess}, args).await }}",
                 if params.is_empty() { "" } else { ", " },
                 params.join(", "),
                 values.join(", "),
@@ -118,7 +118,7 @@ pub fn gen_sdk(api: &Api) -> String {
                 docs(w, "    ", &format!("Start `{wire}` as a task and return at once: `Async.{wire}`. Wait for it with [`crate::Task::wait`]."));
                 writeln!(
                     w,
-                    "    pub async fn {fname}_async(&self{}{}) -> Result<TaskHandle<{ret}>> {{ let args = vec![{}]; self.s.invoke_async::<{ret}>({}, args).await }}",
+                    "    pub async fn {fname}_async(self{}{}) -> Result<TaskHandle<{ret}>> {{ let args = vec![{}]; self.s.invoke_async::<{ret}>({}, args).await }}",
                     if params.is_empty() { "" } else { ", " },
                     params.join(", "),
                     values.join(", "),
