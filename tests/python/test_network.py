@@ -129,6 +129,17 @@ def test_generated_macs_are_unique(api, xenbr0):
             api.VM.destroy(vm)
 
 
+def test_vm_create_adds_a_mac_seed(api, xenbr0):
+    vm = api.VM.create(vm_ctor(name_label="no-seed"))
+    try:
+        seed = api.VM.get_other_config(vm)["mac_seed"]
+        assert len(seed) == 36
+        vif = api.VIF.create(vif_ctor(vm, xenbr0, "1"))
+        assert api.VIF.get_MAC(vif) == xapi_mac(seed, 1)
+    finally:
+        api.VM.destroy(vm)
+
+
 def test_mac_from_mac_seed_is_xapis(api, xenbr0):
     vm = api.VM.create(vm_ctor(name_label="seeded", other_config={"mac_seed": "the-seed"}))
     try:

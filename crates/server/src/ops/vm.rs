@@ -88,6 +88,13 @@ fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
         let hvm = !sv(row.get(field(c, "HVM_boot_policy"))).is_empty();
         row.fields[dt] = Value::from(if hvm { "hvm" } else { "pv" });
     }
+    // As xapi: a VM without a MAC seed gets one, so its VIFs' MACs are
+    // derived from it.
+    let mut oc = map_of(row.get(field(c, "other_config")));
+    if !oc.contains_key("mac_seed") {
+        oc.insert("mac_seed".into(), model::new_uuid());
+        put(row, "other_config", oc.to_value());
+    }
     let metrics = model::new_ref();
     let now = Value::DateTime(DateTime::now());
     obj(tx, "VM_metrics", &metrics, vec![("install_time", now.clone()), ("last_updated", now)]);
