@@ -122,7 +122,7 @@ impl Rra {
 }
 
 fn nan_ring(n: usize) -> VecDeque<f64> {
-    std::iter::repeat(f64::NAN).take(n).collect()
+    std::iter::repeat_n(f64::NAN, n).collect()
 }
 
 /// One object's round-robin database.
@@ -285,7 +285,7 @@ pub fn f_to_s(x: f64) -> String {
             s.to_string()
         }
     };
-    if e < -4 || e >= P {
+    if !(-4..P).contains(&e) {
         let sign = if e < 0 { '-' } else { '+' };
         format!("{}e{sign}{:02}", trim(mant), e.abs())
     } else {
