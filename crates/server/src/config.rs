@@ -26,6 +26,9 @@ pub struct Config {
     pub ephemeral: bool,
     /// How often sessions and tasks are garbage-collected (xapi: 30 s).
     pub gc_interval: Duration,
+    /// How often the RRD sampler reads statistics (xapi: 5 s). The RRD step
+    /// stays 5 s whatever this is.
+    pub rrd_interval: Duration,
     /// Simulator settings (guest agent delay, shutdown timeout).
     pub sim: backend::sim::SimConfig,
 }
@@ -47,6 +50,7 @@ impl Default for Config {
             address: "127.0.0.1".into(),
             ephemeral: false,
             gc_interval: Duration::from_secs(30),
+            rrd_interval: Duration::from_secs(5),
             sim: Default::default(),
         }
     }

@@ -19,6 +19,7 @@ pub mod ops;
 pub mod passwd;
 pub mod roles;
 pub mod rpc;
+pub mod rrd;
 pub mod seed;
 pub mod session;
 pub mod storage;
@@ -58,6 +59,8 @@ pub struct Inner {
     pub events: event::Registrations,
     pub tasks: task::Tasks,
     pub passwd: passwd::Passwd,
+    /// Performance statistics (in memory only).
+    pub rrds: rrd::Store,
     pub started: std::time::Instant,
 }
 
@@ -234,12 +237,14 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         events: Default::default(),
         tasks: Default::default(),
         passwd,
+        rrds: Default::default(),
         started: std::time::Instant::now(),
     }));
     session::spawn_gc(server.clone(), gc_every);
     ops::sr::startup(&server);
     ops::vm::reconcile(&server);
     ops::vm::spawn_guest_events(server.clone());
+    rrd::sampler::spawn(server.clone());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let bound = http::listen(server.clone(), stop_rx).await.map_err(|e| e.to_string())?;
     Ok(Running { server, bound, stop, generated_password })

@@ -22,6 +22,7 @@ pub async fn start() -> Server {
         unix: vec![unix.clone()],
         root_password: Some(PASSWORD.into()),
         login_failure_delay: std::time::Duration::from_millis(10),
+        rrd_interval: std::time::Duration::from_millis(500),
         sim: backend::sim::SimConfig { guest_delay: std::time::Duration::from_millis(20), ..Default::default() },
         ..Default::default()
     };

@@ -151,3 +151,39 @@ async fn create_with_a_typed_record_and_logout_guard() {
         x => panic!("session still alive: {x:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rrd_updates_show_a_running_vm_and_the_host() {
+    let srv = common::start().await;
+    let s = Session::builder(&srv.url).login("root", PASSWORD).await.expect("login");
+    let t = template(&s, "Other install media").await;
+    let vm = s.vm().clone(&t, "rrd").await.expect("clone");
+    s.vm().provision(&vm).await.expect("provision");
+    s.vm().start(&vm, false, false).await.expect("start");
+    let uuid = s.vm().get_uuid(&vm).await.expect("uuid");
+    let since =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+            - 60;
+    let cpu0 = format!("AVERAGE:vm:{uuid}:cpu0");
+    // The sampler runs every 0.5 s here; a known value needs a 5 s step to end.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let text = s.rrd_updates(since, true, Some("AVERAGE"), None).await.expect("rrd_updates");
+        let j: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let legend: Vec<&str> =
+            j["meta"]["legend"].as_array().expect("meta.legend").iter().filter_map(|v| v.as_str()).collect();
+        assert!(legend.iter().any(|l| l.starts_with("AVERAGE:host:") && l.ends_with(":memory_free_kib")));
+        assert_eq!(j["meta"]["columns"].as_str(), Some(legend.len().to_string().as_str()));
+        assert_eq!(j["meta"]["step"], "5");
+        let rows = j["data"].as_array().expect("data");
+        assert!(!rows.is_empty());
+        assert!(rows.iter().all(|r| r["values"].as_array().map(|v| v.len()) == Some(legend.len())));
+        let known =
+            legend.iter().position(|l| *l == cpu0).and_then(|i| rows[0]["values"][i].as_str()).map(|v| v != "NaN");
+        if known == Some(true) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no known cpu0 value for the VM: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}

@@ -9,6 +9,7 @@
 
 pub mod export;
 pub mod import;
+pub mod rrd;
 pub mod transfer;
 
 use crate::{ApiError, Server};
@@ -332,6 +333,12 @@ pub fn is_handler_path(method: &str, path: &str) -> bool {
             | ("PUT", "/import_raw_vdi")
             | ("CONNECT", "/console")
             | ("GET", "/console")
+            | ("GET", "/rrd_updates")
+            | ("GET", "/host_rrd")
+            | ("GET", "/host_rrds")
+            | ("GET", "/vm_rrd")
+            | ("GET", "/vm_rrds")
+            | ("GET", "/sr_rrd")
     )
 }
 
@@ -350,6 +357,10 @@ pub async fn route(
         ("PUT", "/import") => import::import(s, &head, body, reply).await,
         ("PUT", "/import_metadata") => import::import_metadata(s, &head, body, reply).await,
         ("PUT", "/import_raw_vdi") => import::import_raw_vdi(s, &head, body, reply).await,
+        ("GET", "/rrd_updates") => rrd::rrd_updates(s, &head, reply).await,
+        ("GET", "/host_rrd" | "/host_rrds") => rrd::host_rrd(s, &head, reply).await,
+        ("GET", "/vm_rrd" | "/vm_rrds") => rrd::vm_rrd(s, &head, reply).await,
+        ("GET", "/sr_rrd") => rrd::sr_rrd(s, &head, reply).await,
         _ => reply.not_found().await,
     }
 }

@@ -1,0 +1,169 @@
+//! `GET /rrd_updates` (statistics since a time, for the host and VMs),
+//! `GET /host_rrd`, `GET /vm_rrd?uuid=` (one whole RRD) and `GET /sr_rrd`
+//! (no SR statistics exist here), each in XML or JSON as xapi's rrdd sends
+//! them. The figures come from [`crate::rrd`].
+
+use super::{Head, Reply};
+use crate::rrd::export::{self, Cf};
+use crate::rrd::Rrd;
+use crate::{class, field, Server};
+use std::io;
+use tokio::io::AsyncWriteExt;
+
+/// One media range of an `Accept` header: (type, subtype, q).
+fn media_ranges(accept: &str) -> Vec<(String, String, f64)> {
+    accept
+        .split(',')
+        .filter_map(|part| {
+            let mut it = part.split(';');
+            let (ty, sub) = it.next()?.trim().split_once('/')?;
+            let q = it
+                .filter_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.trim().parse::<f64>().ok()))
+                .next()
+                .unwrap_or(1.0);
+            Some((ty.trim().to_ascii_lowercase(), sub.trim().to_ascii_lowercase(), q))
+        })
+        .collect()
+}
+
+/// The quality a list of ranges gives a media type: that of the most
+/// specific range matching it.
+fn quality(ranges: &[(String, String, f64)], mime: &str) -> Option<f64> {
+    let (ty, sub) = mime.split_once('/')?;
+    ranges
+        .iter()
+        .filter_map(|(t, s, q)| {
+            let rank = match (t.as_str(), s.as_str()) {
+                (a, b) if a == ty && b == sub => 2,
+                (a, "*") if a == ty => 1,
+                ("*", "*") => 0,
+                _ => return None,
+            };
+            Some((rank, *q))
+        })
+        .max_by_key(|(rank, _)| *rank)
+        .map(|(_, q)| q)
+}
+
+/// xapi's `client_prefers_json`: an `Accept` header decides between
+/// `application/json` and `text/xml` (JSON on a tie, so `*/*` gets JSON);
+/// without one, or when it accepts neither, the `json` key (any value) does.
+pub fn prefers_json(head: &Head) -> bool {
+    if let Some(accept) = head.header("accept") {
+        let ranges = media_ranges(accept);
+        let j = quality(&ranges, "application/json").filter(|q| *q > 0.0);
+        let x = quality(&ranges, "text/xml").filter(|q| *q > 0.0);
+        match (j, x) {
+            (Some(j), Some(x)) => return j >= x,
+            (Some(_), None) => return true,
+            (None, Some(_)) => return false,
+            (None, None) => {}
+        }
+    }
+    head.query.iter().any(|(k, _)| k == "json")
+}
+
+async fn send(reply: &mut Reply<'_>, json: bool, body: String) -> io::Result<()> {
+    let ty = if json { "application/json" } else { "text/xml" };
+    let headers = [
+        ("content-type", ty.to_string()),
+        ("content-length", body.len().to_string()),
+        ("access-control-allow-origin", "*".to_string()),
+        ("access-control-allow-headers", "X-Requested-With".to_string()),
+        ("cache-control", "no-cache, no-store".to_string()),
+        ("connection", "close".to_string()),
+    ];
+    reply.head(200, "OK", &headers).await?;
+    let w = reply.body();
+    w.write_all(body.as_bytes()).await?;
+    w.flush().await
+}
+
+fn host_uuid(s: &Server) -> String {
+    let hc = class("host");
+    s.db.read().get(hc, &s.host).and_then(|h| h.get(field(hc, "uuid")).as_str().map(str::to_string)).unwrap_or_default()
+}
+
+pub async fn rrd_updates(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
+    let Some(auth) = super::require_auth(s, head, reply, "get_rrd_updates").await? else { return Ok(()) };
+    super::release(s, &auth);
+    let Some(start) = head.param("start") else {
+        return reply.bad_request("get_rrd_updates: missing the 'start' parameter").await;
+    };
+    let Ok(start) = start.trim().parse::<i64>() else {
+        return reply.bad_request("get_rrd_updates: 'start' is not an integer").await;
+    };
+    let interval = head.param("interval").and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0);
+    let cf = head.param("cf").and_then(Cf::parse);
+    let wanted: Vec<&str> = head.query.iter().filter(|(k, _)| k == "vm_uuid").map(|(_, v)| v.as_str()).collect();
+    let with_host = head.param("host") == Some("true");
+    let host_prefix = format!("host:{}:", host_uuid(s));
+    // Copies, so formatting happens outside the lock.
+    let rrds: Vec<(String, Rrd)> = {
+        let g = s.rrds.lock();
+        let host = g.host.iter().filter(|_| with_host).map(|r| (host_prefix.clone(), r.clone()));
+        let vms = g
+            .vms
+            .iter()
+            .filter(|(u, _)| wanted.is_empty() || wanted.contains(&u.as_str()))
+            .map(|(u, r)| (format!("vm:{u}:"), r.clone()));
+        host.chain(vms).collect()
+    };
+    let refs: Vec<(String, &Rrd)> = rrds.iter().map(|(p, r)| (p.clone(), r)).collect();
+    let u = export::updates(&refs, start, interval, cf);
+    let json = prefers_json(head);
+    send(reply, json, if json { u.to_json() } else { u.to_xml() }).await
+}
+
+async fn whole(reply: &mut Reply<'_>, head: &Head, rrd: Option<Rrd>) -> io::Result<()> {
+    let Some(rrd) = rrd else { return reply.not_found().await };
+    let json = prefers_json(head);
+    send(reply, json, if json { export::dump_json(&rrd) } else { export::dump_xml(&rrd) }).await
+}
+
+pub async fn host_rrd(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
+    let Some(auth) = super::require_auth(s, head, reply, "get_host_rrd").await? else { return Ok(()) };
+    super::release(s, &auth);
+    let rrd = s.rrds.lock().host.clone();
+    whole(reply, head, rrd).await
+}
+
+pub async fn vm_rrd(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
+    let Some(auth) = super::require_auth(s, head, reply, "get_vm_rrd").await? else { return Ok(()) };
+    super::release(s, &auth);
+    let rrd = head.param("uuid").and_then(|u| s.rrds.lock().vms.get(u.trim()).cloned());
+    whole(reply, head, rrd).await
+}
+
+/// No SR keeps statistics here: 400 without a uuid (as xapi), else 404.
+pub async fn sr_rrd(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
+    let Some(auth) = super::require_auth(s, head, reply, "get_sr_rrd").await? else { return Ok(()) };
+    super::release(s, &auth);
+    if head.param("uuid").is_none() {
+        return reply.bad_request("get_sr_rrd: missing the 'uuid' parameter").await;
+    }
+    reply.not_found().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(accept: Option<&str>, q: &str) -> Head {
+        let h = accept.map(|a| vec![("Accept".to_string(), a.to_string())]).unwrap_or_default();
+        Head::from_target("GET", &format!("/rrd_updates?{q}"), h, false, false)
+    }
+
+    #[test]
+    fn json_or_xml() {
+        assert!(!prefers_json(&head(None, "start=0")));
+        assert!(prefers_json(&head(None, "start=0&json")));
+        assert!(prefers_json(&head(None, "start=0&json=false")));
+        assert!(prefers_json(&head(Some("*/*"), "start=0")));
+        assert!(!prefers_json(&head(Some("text/xml"), "start=0&json")));
+        assert!(!prefers_json(&head(Some("application/json;q=0.5, text/*"), "start=0")));
+        assert!(prefers_json(&head(Some("application/json, text/xml;q=0.9"), "start=0")));
+        assert!(prefers_json(&head(Some("image/png"), "start=0&json")));
+        assert!(!prefers_json(&head(Some("image/png"), "start=0")));
+    }
+}
