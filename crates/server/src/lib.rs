@@ -17,6 +17,7 @@ pub mod importexport;
 pub mod lifecycle;
 pub mod ops;
 pub mod passwd;
+pub mod rfb;
 pub mod roles;
 pub mod rpc;
 pub mod rrd;

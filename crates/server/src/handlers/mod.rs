@@ -7,6 +7,7 @@
 //! after the request) and a request hyper already parsed on a keep-alive
 //! connection.
 
+pub mod console;
 pub mod export;
 pub mod import;
 pub mod rrd;
@@ -144,6 +145,25 @@ impl Reply<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The `200 OK` xapi sends before a console's bytes (`Http.http_200_ok`:
+    /// HTTP/1.1 whatever the request said, no body framing). On a raw
+    /// connection [`Reply::body`] is then the client's socket.
+    pub async fn console_ok(&mut self) -> io::Result<()> {
+        let cache = ("Cache-Control", "no-cache, no-store".to_string());
+        match self {
+            Reply::Raw { w, sent, .. } => {
+                if *sent {
+                    return Ok(());
+                }
+                *sent = true;
+                w.write_all(b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nCache-Control: no-cache, no-store\r\n\r\n")
+                    .await?;
+                w.flush().await
+            }
+            Reply::Hyper { .. } => self.head(200, "OK", &[cache]).await,
+        }
     }
 
     pub fn head_sent(&self) -> bool {
@@ -357,6 +377,7 @@ pub async fn route(
         ("PUT", "/import") => import::import(s, &head, body, reply).await,
         ("PUT", "/import_metadata") => import::import_metadata(s, &head, body, reply).await,
         ("PUT", "/import_raw_vdi") => import::import_raw_vdi(s, &head, body, reply).await,
+        ("CONNECT" | "GET", "/console") => console::console(s, &head, body, reply).await,
         ("GET", "/rrd_updates") => rrd::rrd_updates(s, &head, reply).await,
         ("GET", "/host_rrd" | "/host_rrds") => rrd::host_rrd(s, &head, reply).await,
         ("GET", "/vm_rrd" | "/vm_rrds") => rrd::vm_rrd(s, &head, reply).await,

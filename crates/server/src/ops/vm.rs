@@ -247,6 +247,7 @@ fn mark_running(tx: &mut Txn, s: &Server, vm: &str, domid: i64, paused: bool, fr
             tx.set(dc, &x, field(dc, "currently_attached"), Value::Bool(true));
         }
     }
+    ensure_console(tx, s, vm, &row);
     let m = sv(row.get(field(c, "metrics")));
     let mc = class("VM_metrics");
     let vcpus = row.get(field(c, "VCPUs_at_startup")).as_int().unwrap_or(1);
@@ -266,10 +267,44 @@ fn mark_running(tx: &mut Txn, s: &Server, vm: &str, domid: i64, paused: bool, fr
     });
 }
 
+/// A running domain has an RFB console, as xapi records the one xenopsd
+/// reports (QEMU's VNC for HVM guests, vncterm for PV ones): protocol `rfb`,
+/// location `https://<host address>/console?uuid=<console uuid>`. Kept
+/// across reboots and migrations (the same protocol and URI), made only if
+/// missing. The simulator has no PV text console, so no `vt100` one.
+fn ensure_console(tx: &mut Txn, s: &Server, vm: &str, row: &Row) {
+    let (c, cc, hc) = (vm_c(), class("console"), class("host"));
+    let has_rfb = members(row.get(field(c, "consoles")))
+        .iter()
+        .any(|con| tx.get(cc, con).is_some_and(|r| r.get(field(cc, "protocol")).as_str() == Some("rfb")));
+    if has_rfb {
+        return;
+    }
+    let address = tx.get(hc, &s.host).map(|h| sv(h.get(field(hc, "address")))).unwrap_or_default();
+    let address = if address.contains(':') && !address.starts_with('[') { format!("[{address}]") } else { address };
+    let uuid = model::new_uuid();
+    obj(
+        tx,
+        "console",
+        &model::new_ref(),
+        vec![
+            ("uuid", Value::from(uuid.as_str())),
+            ("protocol", Value::from("rfb")),
+            ("location", Value::from(format!("https://{address}/console?uuid={uuid}"))),
+            ("VM", Value::from(vm)),
+            ("other_config", Value::empty_map()),
+        ],
+    );
+}
+
 /// Record that the VM's domain is gone and it is Halted (or Suspended).
+/// Its consoles go with the domain.
 fn mark_stopped(tx: &mut Txn, vm: &str, suspended: bool) {
     let c = vm_c();
     let Some(row) = tx.get(c, vm).cloned() else { return };
+    for con in members(row.get(field(c, "consoles"))) {
+        tx.delete(class("console"), &con);
+    }
     let now = DateTime::now();
     tx.update(c, vm, |r| {
         put(r, "power_state", if suspended { "Suspended" } else { "Halted" });
