@@ -55,9 +55,9 @@ impl PixelFormat {
 
     fn pixel(&self, rgb: [u8; 3]) -> [u8; 4] {
         let mut v: u32 = 0;
-        for i in 0..3 {
-            let c = u32::from(rgb[i]) * u32::from(self.max[i]) / 255;
-            v |= c.checked_shl(u32::from(self.shift[i])).unwrap_or(0);
+        for ((c, max), shift) in rgb.iter().zip(self.max).zip(self.shift) {
+            let c = u32::from(*c) * u32::from(max) / 255;
+            v |= c.checked_shl(u32::from(shift)).unwrap_or(0);
         }
         if self.big_endian {
             v.to_be_bytes()
@@ -71,7 +71,7 @@ impl PixelFormat {
 pub fn pattern(x: u32, y: u32, width: u32, height: u32) -> [u8; 3] {
     let r = (x * 255 / width.max(1)) as u8;
     let g = (y * 255 / height.max(1)) as u8;
-    let b = if (x / 32 + y / 32) % 2 == 0 { 0x40 } else { 0xc0 };
+    let b = if (x / 32 + y / 32).is_multiple_of(2) { 0x40 } else { 0xc0 };
     [r, g, b]
 }
 
