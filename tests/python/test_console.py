@@ -165,7 +165,15 @@ def test_consoles_follow_the_domain(xapid, api, sid):
         s.close()
         assert status(head) == 404  # not Running
         api.VM.unpause(v)
-        api.VM.hard_shutdown(v)
+        # An open console session ends with the domain.
+        s, head = connect(xapid, "uuid=%s&session_id=%s" % (uuid, sid))
+        with s:
+            assert status(head) == 200
+            recv_exact(s, 12)
+            s.sendall(b"RFB 003.008\n\x01\x01")
+            recv_exact(s, 2 + 4 + 24 + len("console lifecycle"))
+            api.VM.hard_shutdown(v)
+            assert s.recv(1) == b""
         assert api.VM.get_consoles(v) == []
         with pytest.raises(XenAPI.Failure) as ei:
             api.console.get_record(con)

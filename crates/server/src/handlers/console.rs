@@ -37,7 +37,7 @@ fn console_of_request(s: &Server, head: &Head) -> Option<String> {
 
 /// Where to reach a console whose VM runs here (power_state Running and
 /// resident on this host, as xapi checks); None otherwise.
-fn endpoint(s: &Server, console: &str) -> Option<Console> {
+fn endpoint(s: &Server, console: &str) -> Option<(String, Console)> {
     let (cc, vmc) = (class("console"), class("VM"));
     let (uuid, running) = {
         let st = s.db.read();
@@ -50,7 +50,15 @@ fn endpoint(s: &Server, console: &str) -> Option<Console> {
     if !running {
         return None;
     }
-    s.backend.console(&uuid)
+    s.backend.console(&uuid).map(|c| (uuid, c))
+}
+
+/// Resolves once the VM's domain is gone (a simulated console then ends, as
+/// a proxied one does when QEMU exits).
+async fn domain_gone(s: &Server, uuid: &str) {
+    while s.backend.console(uuid).is_some() {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 pub async fn console(
@@ -77,11 +85,14 @@ async fn connect(
     reply: &mut Reply<'_>,
 ) -> io::Result<()> {
     let Some(con) = console_of_request(s, head) else { return reply.not_found().await };
-    let Some(ep) = endpoint(s, &con) else { return reply.not_found().await };
+    let Some((uuid, ep)) = endpoint(s, &con) else { return reply.not_found().await };
     match ep {
         Console::Simulated { width, height, name } => {
             reply.console_ok().await?;
-            crate::rfb::serve(body, reply.body(), width, height, &name).await
+            tokio::select! {
+                r = crate::rfb::serve(body, reply.body(), width, height, &name) => r,
+                _ = domain_gone(s, &uuid) => Ok(()),
+            }
         }
         Console::Unix(path) => {
             let Ok(sock) = tokio::net::UnixStream::connect(&path).await else { return reply.not_found().await };
