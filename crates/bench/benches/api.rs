@@ -104,7 +104,7 @@ fn get_all_records(rt: &Rts) {
         let ok = wire::Outcome::Success(all.clone());
         let mut bare = f64::MAX;
         let mut size = 0.0;
-        for _ in 0..3 {
+        for _ in 0..5 {
             let t = Instant::now();
             let mut out = Vec::new();
             if proto == "XML-RPC" {
@@ -126,7 +126,7 @@ fn get_all_records(rt: &Rts) {
             reset_peak_rss();
             let before = peak_rss_kib();
             let mut best = f64::MAX;
-            for _ in 0..3 {
+            for _ in 0..5 {
                 let t = Instant::now();
                 let r = cl.post(path, body.clone()).await;
                 best = best.min(t.elapsed().as_secs_f64() * 1e3);

@@ -58,8 +58,24 @@ pub fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn rpc_reply(body: Vec<u8>, content_type: &'static str) -> Response<Body> {
-    let mut r = Response::new(full(body));
+/// Pieces of a streamed reply: big enough to keep syscalls few, small enough
+/// that the first bytes leave early and memory stays low.
+const PIECE: usize = 256 << 10;
+
+fn rpc_reply(reply: rpc::Reply, content_type: &'static str) -> Response<Body> {
+    let body = match reply {
+        rpc::Reply::Whole(b) => full(b),
+        // Encoded lazily as hyper asks for the next frame; no Content-Length,
+        // so HTTP/1.1 clients get it chunked.
+        rpc::Reply::Streamed(mut s) => {
+            let pieces = std::iter::from_fn(move || {
+                let mut out = Vec::with_capacity(PIECE + (PIECE >> 2));
+                s.next_piece(&mut out, PIECE).then(|| Ok(hyper::body::Frame::data(Bytes::from(out))))
+            });
+            http_body_util::StreamBody::new(futures_util::stream::iter(pieces)).boxed()
+        }
+    };
+    let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert("access-control-allow-origin", HeaderValue::from_static("*"));

@@ -1,30 +1,50 @@
 //! The two RPC protocols on top of the dispatcher.
 
 use crate::{dispatch, Server};
+use wire::stream::{Dialect, Streamed};
 use wire::{jsonrpc, xmlrpc, Outcome, WireError};
 
-/// Answer an XML-RPC request body.
-pub async fn xml(server: &Server, body: &[u8], local: bool) -> Result<Vec<u8>, WireError> {
-    let (method, params) = xmlrpc::parse_call(body)?;
-    let mut out = Vec::with_capacity(512);
-    if method == "system.listMethods" {
-        xmlrpc::write_bare_response(&mut out, &model::Value::Array(dispatch::list_methods()));
-    } else {
-        let o = dispatch::call(server, &method, params, local).await;
-        xmlrpc::write_response(&mut out, &o);
+/// Replies whose top-level collection has at least this many entries are
+/// sent while they are encoded (chunked) rather than encoded whole first.
+const STREAM_ENTRIES: usize = 256;
+
+/// An encoded reply, or one to encode as it is sent.
+pub enum Reply {
+    Whole(Vec<u8>),
+    Streamed(Streamed),
+}
+
+fn reply(o: Outcome, dialect: Dialect) -> Reply {
+    if wire::stream::entries(&o) >= STREAM_ENTRIES {
+        return Reply::Streamed(Streamed::new(o, dialect));
     }
-    Ok(out)
+    let mut out = Vec::with_capacity(512);
+    match &dialect {
+        Dialect::Xml => xmlrpc::write_response(&mut out, &o),
+        Dialect::Json(version, id) => jsonrpc::write_response(&mut out, *version, id, &o),
+    }
+    Reply::Whole(out)
+}
+
+/// Answer an XML-RPC request body.
+pub async fn xml(server: &Server, body: &[u8], local: bool) -> Result<Reply, WireError> {
+    let (method, params) = xmlrpc::parse_call(body)?;
+    if method == "system.listMethods" {
+        let mut out = Vec::with_capacity(512);
+        xmlrpc::write_bare_response(&mut out, &model::Value::Array(dispatch::list_methods()));
+        return Ok(Reply::Whole(out));
+    }
+    let o = dispatch::call(server, &method, params, local).await;
+    Ok(reply(o, Dialect::Xml))
 }
 
 /// Answer a JSON-RPC request body, in the request's dialect.
-pub async fn json(server: &Server, body: &[u8], local: bool) -> Result<Vec<u8>, WireError> {
+pub async fn json(server: &Server, body: &[u8], local: bool) -> Result<Reply, WireError> {
     let req = jsonrpc::parse_request(body)?;
     let o = if req.method == "system.listMethods" {
         Outcome::Success(model::Value::Array(dispatch::list_methods()))
     } else {
         dispatch::call(server, &req.method, req.params, local).await
     };
-    let mut out = Vec::with_capacity(512);
-    jsonrpc::write_response(&mut out, req.version, &req.id, &o);
-    Ok(out)
+    Ok(reply(o, Dialect::Json(req.version, req.id)))
 }

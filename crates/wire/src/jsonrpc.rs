@@ -210,6 +210,37 @@ pub fn write_response(out: &mut Vec<u8>, version: Version, id: &J, o: &Outcome) 
     out.push(b'}');
 }
 
+/// The success envelope up to the first entry of a top-level object or array.
+pub(crate) fn write_success_open(out: &mut Vec<u8>, version: Version, is_struct: bool) {
+    out.extend_from_slice(match version {
+        Version::V1 => b"{\"result\":",
+        Version::V2 => b"{\"jsonrpc\":\"2.0\",\"result\":",
+    });
+    out.push(if is_struct { b'{' } else { b'[' });
+}
+
+/// Entry `i` of the top-level collection: a member (with a key) or an item.
+pub(crate) fn write_entry(out: &mut Vec<u8>, i: usize, key: Option<&str>, v: &Value) {
+    if i > 0 {
+        out.push(b',');
+    }
+    if let Some(k) = key {
+        write_str(out, k);
+        out.push(b':');
+    }
+    write_value(out, v);
+}
+
+pub(crate) fn write_success_close(out: &mut Vec<u8>, version: Version, id: &J, is_struct: bool) {
+    out.push(if is_struct { b'}' } else { b']' });
+    out.extend_from_slice(match version {
+        Version::V1 => b",\"error\":null,\"id\":",
+        Version::V2 => b",\"id\":",
+    });
+    write_id(out, id);
+    out.push(b'}');
+}
+
 /// A client request (always v2, which xapi answers in kind).
 pub fn write_request(out: &mut Vec<u8>, id: u64, method: &str, params: &[Value]) {
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"method\":");

@@ -7,6 +7,7 @@
 
 pub mod float;
 pub mod jsonrpc;
+pub mod stream;
 pub mod xmlrpc;
 
 use std::fmt;

@@ -147,6 +147,26 @@ pub fn write_response(out: &mut Vec<u8>, o: &Outcome) {
     out.extend_from_slice(b"</struct></value></param></params></methodResponse>");
 }
 
+/// The success envelope up to the first entry of a top-level struct or array.
+pub(crate) fn write_success_open(out: &mut Vec<u8>, is_struct: bool) {
+    out.extend_from_slice(PROLOG);
+    out.extend_from_slice(b"<methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name>");
+    out.extend_from_slice(if is_struct { b"<value><struct>" } else { b"<value><array><data>" });
+}
+
+/// One member (with a key) or item (without) of the top-level collection.
+pub(crate) fn write_entry(out: &mut Vec<u8>, key: Option<&str>, v: &Value) {
+    match key {
+        Some(k) => write_member(out, k, v),
+        None => write_value(out, v),
+    }
+}
+
+pub(crate) fn write_success_close(out: &mut Vec<u8>, is_struct: bool) {
+    out.extend_from_slice(if is_struct { b"</struct></value>" } else { b"</data></array></value>" });
+    out.extend_from_slice(b"</member></struct></value></param></params></methodResponse>");
+}
+
 /// `system.listMethods` is answered without the Status wrapper.
 pub fn write_bare_response(out: &mut Vec<u8>, v: &Value) {
     out.extend_from_slice(PROLOG);
