@@ -70,6 +70,24 @@ impl Client {
         let resp = self.tx.send_request(req).await.expect("send");
         resp.into_body().collect().await.expect("body").to_bytes()
     }
+
+    /// Like `post`, but only counts the reply's bytes as they arrive (for big
+    /// replies, where joining them into one buffer would be the client's cost).
+    pub async fn post_len(&mut self, path: &str, body: Vec<u8>) -> usize {
+        let req = Request::post(path)
+            .header("host", &self.host)
+            .header("content-type", "text/xml")
+            .header("content-length", body.len())
+            .body(Full::new(Bytes::from(body)))
+            .expect("request");
+        self.tx.ready().await.expect("connection ready");
+        let mut b = self.tx.send_request(req).await.expect("send").into_body();
+        let mut n = 0;
+        while let Some(f) = b.frame().await {
+            n += f.expect("frame").data_ref().map_or(0, |d| d.len());
+        }
+        n
+    }
 }
 
 /// Run `conns` connections, each sending `body` to `path` back to back, for

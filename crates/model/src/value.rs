@@ -51,13 +51,48 @@ impl Cached {
 }
 
 /// One stored object: its class and one value per schema field, in datamodel order.
+///
+/// A row, once shared (`Arc<Row>` in the store or a reply), is never changed:
+/// the store swaps in a new one. That is what makes [`Encodings`] safe; code
+/// that changes a row clones it first (which starts with no encodings).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
     pub class: &'static ClassDef,
     pub fields: Vec<Value>,
+    pub encodings: Encodings,
+}
+
+/// A row's wire encodings, made the first time a reply carries it, so a record
+/// that does not change is encoded once however many replies carry it.
+#[derive(Default)]
+pub struct Encodings {
+    pub xml: std::sync::OnceLock<Box<[u8]>>,
+    pub json: std::sync::OnceLock<Box<[u8]>>,
+}
+
+impl Clone for Encodings {
+    /// A clone is about to be changed: it starts without encodings.
+    fn clone(&self) -> Self {
+        Encodings::default()
+    }
+}
+
+impl PartialEq for Encodings {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Encodings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Encodings")
+    }
 }
 
 impl Row {
+    pub fn new(class: &'static ClassDef, fields: Vec<Value>) -> Row {
+        Row { class, fields, encodings: Encodings::default() }
+    }
     pub fn get(&self, idx: usize) -> &Value {
         &self.fields[idx]
     }

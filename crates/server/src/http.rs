@@ -61,18 +61,28 @@ pub fn escape_html(s: &str) -> String {
 /// Pieces of a streamed reply: big enough to keep syscalls few, small enough
 /// that the first bytes leave early and memory stays low.
 const PIECE: usize = 256 << 10;
+/// Pieces encoded ahead of the socket.
+const AHEAD: usize = 8;
 
 fn rpc_reply(reply: rpc::Reply, content_type: &'static str) -> Response<Body> {
     let body = match reply {
         rpc::Reply::Whole(b) => full(b),
-        // Encoded lazily as hyper asks for the next frame; no Content-Length,
-        // so HTTP/1.1 clients get it chunked.
+        // Encoded on a blocking thread a few pieces ahead of the socket, so
+        // encoding goes on while the client drains what was sent. No
+        // Content-Length: HTTP/1.1 clients get it chunked. A client that goes
+        // away drops the receiver, which stops the encoder.
         rpc::Reply::Streamed(mut s) => {
-            let pieces = std::iter::from_fn(move || {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(AHEAD);
+            tokio::task::spawn_blocking(move || loop {
                 let mut out = Vec::with_capacity(PIECE + (PIECE >> 2));
-                s.next_piece(&mut out, PIECE).then(|| Ok(hyper::body::Frame::data(Bytes::from(out))))
+                if !s.next_piece(&mut out, PIECE) || tx.blocking_send(Bytes::from(out)).is_err() {
+                    break;
+                }
             });
-            http_body_util::StreamBody::new(futures_util::stream::iter(pieces)).boxed()
+            let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|b| (Ok(hyper::body::Frame::data(b)), rx))
+            });
+            http_body_util::StreamBody::new(frames).boxed()
         }
     };
     let mut r = Response::new(body);
@@ -207,6 +217,18 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, b)
+    }
+    // Forwarded so that hyper writes head and body with one writev instead of
+    // copying the body into its own buffer first.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)

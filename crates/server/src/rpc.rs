@@ -18,7 +18,18 @@ fn reply(o: Outcome, dialect: Dialect) -> Reply {
     if wire::stream::entries(&o) >= STREAM_ENTRIES {
         return Reply::Streamed(Streamed::new(o, dialect));
     }
-    let mut out = Vec::with_capacity(512);
+    // A record fetched on its own is likely fetched again (clients poll
+    // get_record): keep its encoding with the row until the row changes.
+    if let Outcome::Success(model::Value::Row(r)) = &o {
+        match &dialect {
+            Dialect::Xml => xmlrpc::keep_row_encoding(r),
+            Dialect::Json(..) => jsonrpc::keep_row_encoding(r),
+        }
+    }
+    // Records are a few KiB: allocate once rather than grow from small.
+    let cap =
+        if matches!(o, Outcome::Success(model::Value::Row(_) | model::Value::Struct(_))) { 16 << 10 } else { 512 };
+    let mut out = Vec::with_capacity(cap);
     match &dialect {
         Dialect::Xml => xmlrpc::write_response(&mut out, &o),
         Dialect::Json(version, id) => jsonrpc::write_response(&mut out, *version, id, &o),

@@ -435,7 +435,7 @@ fn decode_row(r: &mut Reader, class: &'static ClassDef, map: &[Option<usize>]) -
             fields[*to] = v;
         }
     }
-    Ok(Row { class, fields })
+    Ok(Row::new(class, fields))
 }
 
 impl Db {
@@ -835,7 +835,7 @@ fn rebuild_relations(st: &mut State) {
 
 /// A fresh row of a class with every field at its default.
 pub fn blank_row(c: &'static ClassDef) -> Row {
-    Row { class: c, fields: c.fields.iter().map(|f| f.default_value()).collect() }
+    Row::new(c, c.fields.iter().map(|f| f.default_value()).collect())
 }
 
 #[cfg(test)]

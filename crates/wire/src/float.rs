@@ -11,6 +11,11 @@ pub fn fmt_g(f: f64, prec: usize) -> String {
     if f == 0.0 {
         return if f.is_sign_negative() { "-0".into() } else { "0".into() };
     }
+    // Whole numbers (1.0 shadow multipliers, sizes) print as integers, which
+    // %g does for them up to its precision; skips exact decimal conversion.
+    if f.fract() == 0.0 && f.abs() < 1e15 && prec >= 15 {
+        return (f as i64).to_string();
+    }
     let prec = prec.max(1);
     // Round to `prec` significant digits via scientific formatting.
     let sci = format!("{:.*e}", prec - 1, f);

@@ -69,11 +69,24 @@ pub fn from_json(j: &J) -> Value {
     }
 }
 
+/// Bytes a JSON string literal must escape.
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 /// Append a JSON string literal.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
-    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+    if !bytes.iter().any(|&b| SPECIAL[b as usize]) {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;
@@ -149,19 +162,35 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
             }
             out.push(b'}');
         }
-        Value::Row(r) => {
-            out.push(b'{');
-            for (i, (k, x)) in r.members().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, k);
-                out.push(b':');
-                write_value(out, x);
-            }
-            out.push(b'}');
-        }
+        Value::Row(r) => match r.encodings.json.get() {
+            Some(b) => out.extend_from_slice(b),
+            None => write_row(out, r),
+        },
     }
+}
+
+/// Make (once) and keep a row's encoding; see `xmlrpc::keep_row_encoding`.
+pub fn keep_row_encoding(row: &model::value::Row) {
+    row.encodings.json.get_or_init(|| {
+        let mut b = Vec::with_capacity(32 * row.fields.len());
+        write_row(&mut b, row);
+        b.into_boxed_slice()
+    });
+}
+
+fn write_row(out: &mut Vec<u8>, r: &model::value::Row) {
+    out.push(b'{');
+    // Keys are datamodel field names: nothing in them to escape.
+    for (i, (k, x)) in r.members().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+        write_value(out, x);
+    }
+    out.push(b'}');
 }
 
 fn write_id(out: &mut Vec<u8>, id: &J) {

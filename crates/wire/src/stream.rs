@@ -144,6 +144,33 @@ mod tests {
     }
 
     #[test]
+    fn kept_row_encodings_are_the_same_bytes_and_not_cloned() {
+        let c = model::schema::class("VM").expect("VM");
+        let mut fields: Vec<Value> = c.fields.iter().map(|f| f.default_value()).collect();
+        let nl = c.field_index("name_label").expect("name_label");
+        fields[nl] = Value::String("<a & \"b\">".into());
+        let row = std::sync::Arc::new(model::value::Row::new(c, fields));
+        let v = Value::Row(row.clone());
+        let (mut x0, mut j0) = (Vec::new(), Vec::new());
+        xmlrpc::write_value(&mut x0, &v);
+        jsonrpc::write_value(&mut j0, &v);
+        assert!(row.encodings.xml.get().is_none(), "plain encoding keeps nothing");
+        xmlrpc::keep_row_encoding(&row);
+        jsonrpc::keep_row_encoding(&row);
+        let (mut x1, mut j1) = (Vec::new(), Vec::new());
+        xmlrpc::write_value(&mut x1, &v);
+        jsonrpc::write_value(&mut j1, &v);
+        assert_eq!(x0, x1);
+        assert_eq!(j0, j1);
+        let mut changed = (*row).clone();
+        assert!(changed.encodings.xml.get().is_none() && changed.encodings.json.get().is_none());
+        changed.fields[nl] = Value::String("new".into());
+        let mut x2 = Vec::new();
+        xmlrpc::write_value(&mut x2, &Value::Row(std::sync::Arc::new(changed)));
+        assert!(String::from_utf8(x2).unwrap().contains("<name>name_label</name><value>new</value>"));
+    }
+
+    #[test]
     fn same_bytes_as_whole_replies() {
         let outcomes = [
             Outcome::Success(Value::Struct((0..50).map(|i| (format!("OpaqueRef:{i}"), record(i))).collect())),

@@ -20,7 +20,7 @@ use quick_xml::Reader;
 pub fn escape_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     // Fast path: most strings need no escaping at all.
-    if !bytes.iter().any(|&b| b < 0x20 || matches!(b, b'<' | b'>' | b'&' | b'"')) {
+    if !bytes.iter().any(|&b| SPECIAL[b as usize]) {
         out.extend_from_slice(bytes);
         return;
     }
@@ -44,6 +44,21 @@ pub fn escape_into(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&bytes[start..]);
 }
 
+/// Bytes that `escape_into` rewrites or drops (one table lookup per byte).
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = !matches!(b as u8, b'\t' | b'\n' | b'\r');
+        b += 1;
+    }
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'&' as usize] = true;
+    t[b'"' as usize] = true;
+    t
+};
+
 /// Append one `<value>…</value>`.
 pub fn write_value(out: &mut Vec<u8>, v: &Value) {
     if let Value::Cached(c) = v {
@@ -54,9 +69,30 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
         }));
         return;
     }
+    if let Some(b) = match v {
+        Value::Row(row) => row.encodings.xml.get(),
+        _ => None,
+    } {
+        out.extend_from_slice(b);
+        return;
+    }
     out.extend_from_slice(b"<value>");
     write_inner(out, v);
     out.extend_from_slice(b"</value>");
+}
+
+/// Make (once) and keep a row's `<value>` encoding, which later replies
+/// carrying the same row copy instead of encoding it again. Used for
+/// single-record replies; bulk replies use kept encodings but make none, so
+/// memory only holds the records clients fetch one by one.
+pub fn keep_row_encoding(row: &std::sync::Arc<model::value::Row>) {
+    row.encodings.xml.get_or_init(|| {
+        let mut b = Vec::with_capacity(64 * row.fields.len());
+        b.extend_from_slice(b"<value>");
+        write_inner(&mut b, &Value::Row(row.clone()));
+        b.extend_from_slice(b"</value>");
+        b.into_boxed_slice()
+    });
 }
 
 fn write_inner(out: &mut Vec<u8>, v: &Value) {
@@ -97,8 +133,13 @@ fn write_inner(out: &mut Vec<u8>, v: &Value) {
         Value::Cached(c) => write_inner(out, &c.value),
         Value::Row(row) => {
             out.extend_from_slice(b"<struct>");
+            // Keys are datamodel field names: nothing in them to escape.
             for (k, v) in row.members() {
-                write_member(out, k, v);
+                out.extend_from_slice(b"<member><name>");
+                out.extend_from_slice(k.as_bytes());
+                out.extend_from_slice(b"</name>");
+                write_value(out, v);
+                out.extend_from_slice(b"</member>");
             }
             out.extend_from_slice(b"</struct>");
         }
