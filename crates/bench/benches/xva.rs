@@ -246,6 +246,10 @@ fn main() {
         mb(disk_rate, 1.0),
         mb(size, t_plain) / mb(disk_rate, 1.0)
     );
+    if std::env::var_os("XVA_BENCH_EXPORT_ONLY").is_some() {
+        // For profiling the uncompressed export alone.
+        return;
+    }
     let dir = disk.parent().expect("dir").to_path_buf();
     let file = disk.file_name().and_then(|f| f.to_str()).expect("name").to_string();
     let ((n_zstd, ()), t_zstd) = best(2, || {

@@ -48,6 +48,12 @@ pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T> {
 pub trait DiskSource {
     fn size(&self) -> u64;
     fn read_at(&mut self, off: u64, buf: &mut [u8]) -> std::io::Result<()>;
+    /// Replace `buf`'s contents with the `len` bytes at `off`.
+    fn read_vec(&mut self, off: u64, len: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        buf.clear();
+        buf.resize(len, 0);
+        self.read_at(off, buf)
+    }
     /// The first offset ≥ `off` that may hold data (None: only zeros follow).
     fn next_data(&mut self, off: u64) -> Option<u64> {
         Some(off)
@@ -75,6 +81,21 @@ impl FileDisk {
         let size = file.metadata()?.len();
         Ok(FileDisk { file, size })
     }
+    /// Ask the kernel to fetch what comes after `ahead` while this chunk is
+    /// checksummed and sent, so the device never idles (a cold export would
+    /// otherwise alternate between reading and sending).
+    fn advise(&self, ahead: u64) {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: advisory call on an owned descriptor; failure is harmless.
+        unsafe {
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                ahead as libc::off_t,
+                READ_AHEAD as libc::off_t,
+                libc::POSIX_FADV_WILLNEED,
+            );
+        }
+    }
     pub fn create(path: &std::path::Path, size: u64) -> std::io::Result<FileDisk> {
         let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
         Ok(FileDisk { file, size })
@@ -100,20 +121,21 @@ impl DiskSource for FileDisk {
             }
             done += n;
         }
-        // Ask the kernel to fetch what comes next while this chunk is
-        // checksummed and sent, so the device never idles (a cold export
-        // would otherwise alternate between reading and sending).
-        use std::os::unix::io::AsRawFd;
-        let ahead = off + buf.len() as u64;
-        // SAFETY: advisory call on an owned descriptor; failure is harmless.
-        unsafe {
-            libc::posix_fadvise(
-                self.file.as_raw_fd(),
-                ahead as libc::off_t,
-                READ_AHEAD as libc::off_t,
-                libc::POSIX_FADV_WILLNEED,
-            );
-        }
+        self.advise(off + buf.len() as u64);
+        Ok(())
+    }
+    fn read_vec(&mut self, off: u64, len: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        use std::io::{Read, Seek};
+        // Read into the buffer's spare capacity: no zeroing pass before the
+        // read (the buffer is often new, its old one having gone to the sink).
+        buf.clear();
+        buf.reserve(len);
+        let mut f = &self.file;
+        f.seek(std::io::SeekFrom::Start(off))?;
+        f.take(len as u64).read_to_end(buf)?;
+        // Past the end of a short file the disk reads as zeros.
+        buf.resize(len, 0);
+        self.advise(off + len as u64);
         Ok(())
     }
     fn next_data(&mut self, off: u64) -> Option<u64> {

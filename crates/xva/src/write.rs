@@ -3,6 +3,20 @@
 use crate::{Compression, DiskSource, Error, Header, Result, CHUNK};
 use std::io::Write;
 
+/// Where an XVA is written. A sink that can take a whole buffer without
+/// copying it (an HTTP body made of owned pieces) overrides `write_buf`, so
+/// uncompressed disk chunks go from the file read to the socket in one buffer.
+pub trait Sink: Write {
+    /// Write all of `buf`; return a buffer (this one or a new one) for the
+    /// caller to fill next.
+    fn write_buf(&mut self, buf: Vec<u8>) -> std::io::Result<Vec<u8>> {
+        self.write_all(&buf)?;
+        Ok(buf)
+    }
+}
+
+impl Sink for Vec<u8> {}
+
 /// Where the tar goes: plain, gzip (level 6, like xapi's gzip, one member
 /// per block compressed on every core) or zstd (level 3, multithreaded).
 enum Out<W: Write> {
@@ -155,7 +169,7 @@ impl<W: Write> Write for Out<W> {
     }
 }
 
-pub struct Writer<W: Write> {
+pub struct Writer<W: Sink> {
     tar: tar::Builder<Out<W>>,
     mtime: u64,
 }
@@ -169,7 +183,7 @@ fn entry_header(size: u64, mtime: u64) -> tar::Header {
     h
 }
 
-impl<W: Write> Writer<W> {
+impl<W: Sink> Writer<W> {
     /// Start a stream with its `ova.xml`.
     pub fn new(w: W, compression: Compression, header: &Header) -> Result<Writer<W>> {
         let out = match compression {
@@ -199,6 +213,28 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
+    /// An entry whose data is handed over whole: uncompressed, the buffer
+    /// itself goes to the sink (no copy); returns a buffer to fill next.
+    fn owned_entry(&mut self, name: &str, data: Vec<u8>) -> Result<Vec<u8>> {
+        let mut h = entry_header(data.len() as u64, self.mtime);
+        if !matches!(self.tar.get_ref(), Out::Plain(_)) || h.set_path(name).is_err() {
+            // Compressed, or a name needing GNU long-name entries: the tar
+            // builder copies it.
+            self.entry(name, &data)?;
+            return Ok(data);
+        }
+        h.set_cksum();
+        let pad = (512 - data.len() % 512) % 512;
+        let out = self.tar.get_mut();
+        out.write_all(h.as_bytes())?;
+        let back = match out {
+            Out::Plain(w) => w.write_buf(data)?,
+            _ => return Err(Error::Io(std::io::Error::other("not a plain stream"))),
+        };
+        out.write_all(&[0u8; 512][..pad])?;
+        Ok(back)
+    }
+
     /// Add a disk as `id/NNNNNNNN` chunks with `.xxhash` entries; all-zero
     /// chunks are skipped except the first and the last. `progress` gets
     /// the bytes of the disk covered so far and returns false to cancel.
@@ -210,7 +246,7 @@ impl<W: Write> Writer<W> {
     ) -> Result<()> {
         let size = src.size();
         let chunks = size.div_ceil(CHUNK as u64).max(1);
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = Vec::with_capacity(CHUNK);
         let mut i = 0u64;
         while i < chunks {
             let off = i * CHUNK as u64;
@@ -230,12 +266,11 @@ impl<W: Write> Writer<W> {
                 }
             }
             let len = (size - off).min(CHUNK as u64) as usize;
-            let data = &mut buf[..len];
-            src.read_at(off, data)?;
-            if i == 0 || last || !crate::is_zero(data) {
+            src.read_vec(off, len, &mut buf)?;
+            if i == 0 || last || !crate::is_zero(&buf) {
                 let name = format!("{id}/{i:08}");
-                self.entry(&name, data)?;
-                let sum = crate::xxhash_hex(data);
+                let sum = crate::xxhash_hex(&buf);
+                buf = self.owned_entry(&name, buf)?;
                 self.entry(&format!("{name}.xxhash"), sum.as_bytes())?;
             }
             i += 1;

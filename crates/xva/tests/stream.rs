@@ -398,3 +398,28 @@ fn guide_document_is_verbatim() {
     let fixture = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/guide-ova.xml")).unwrap();
     assert!(text.contains(&fixture));
 }
+
+/// Uncompressed chunks are written past the tar builder (the buffer is handed
+/// to the sink whole): the stream must still be a tar any reader walks, with
+/// a short last chunk padded to its block.
+#[test]
+fn plain_stream_is_a_standard_tar() {
+    let a = disk(2 * CHUNK + 10_001);
+    let s = export(Compression::None, &[("Ref:1", a.clone())]);
+    let mut ar = tar::Archive::new(&s[..]);
+    let mut names = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if name == "Ref:1/00000002" {
+            assert_eq!(data, a[2 * CHUNK..]);
+        }
+        names.push(name);
+    }
+    assert_eq!(
+        names,
+        ["ova.xml", "Ref:1/00000000", "Ref:1/00000000.xxhash", "Ref:1/00000002", "Ref:1/00000002.xxhash"]
+    );
+}

@@ -177,6 +177,24 @@ impl Write for ChanWriter {
     }
 }
 
+impl xva::write::Sink for ChanWriter {
+    /// A whole disk chunk goes out as its own piece, without a copy; what was
+    /// gathered before it (tar headers) goes first.
+    fn write_buf(&mut self, buf: Vec<u8>) -> io::Result<Vec<u8>> {
+        if !self.buf.is_empty() {
+            let pending = std::mem::replace(&mut self.buf, Vec::with_capacity(4096));
+            self.tx
+                .blocking_send(Bytes::from(pending))
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client gone"))?;
+        }
+        let cap = buf.capacity();
+        self.tx
+            .blocking_send(Bytes::from(buf))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client gone"))?;
+        Ok(Vec::with_capacity(cap))
+    }
+}
+
 impl Drop for ChanWriter {
     fn drop(&mut self) {
         let _ = self.send();
