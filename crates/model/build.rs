@@ -2,7 +2,7 @@
 use std::path::PathBuf;
 
 fn main() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datamodel");
+    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR")).join("../../datamodel");
     println!("cargo:rerun-if-changed={}", dir.display());
     let api = match codegen::load(&dir) {
         Ok(a) => a,

@@ -2,7 +2,7 @@
 use std::path::PathBuf;
 
 fn main() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datamodel");
+    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR")).join("../../datamodel");
     println!("cargo:rerun-if-changed={}", dir.display());
     let api = codegen::load(&dir).unwrap_or_else(|e| panic!("datamodel: {e}"));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
