@@ -78,3 +78,33 @@ def test_http10_gets_a_close_delimited_body(xapid, sid, many):
     assert b"chunked" not in head.lower()
     (env,), _ = xmlrpc.client.loads(payload)
     assert set(many) <= set(env["Value"])
+
+
+def test_streamed_over_https():
+    """The same over TLS (self-signed certificate, as clients connect)."""
+    from conftest import PASSWORD, Xapid, free_port
+    import XenAPI
+    port = free_port()
+    x = Xapid(extra_args=["--https", "127.0.0.1:%d" % port]).start()
+    try:
+        s = XenAPI.Session("https://127.0.0.1:%d" % port, ignore_ssl=True)
+        s.xenapi.login_with_password("root", PASSWORD, "1.0", "pytest")
+        api = s.xenapi
+        refs = [api.VM.create(vm_ctor(name_label="tls-%d" % i)) for i in range(N)]
+        recs = api.VM.get_all_records()
+        assert set(refs) <= set(recs)
+        assert recs[refs[-1]]["name_label"] == "tls-%d" % (N - 1)
+    finally:
+        x.cleanup()
+
+
+def test_client_leaving_mid_reply(xapid, api, sid, many):
+    """A client that closes the connection while a streamed reply is being
+    sent stops its encoder; the server goes on serving."""
+    body = xmlrpc.client.dumps((sid,), "VM.get_all_records").encode()
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", xapid.port), timeout=10) as c:
+            c.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n"
+                      % len(body) + body)
+            assert c.recv(1000).startswith(b"HTTP/1.1 200")
+    assert set(many) <= set(api.VM.get_all_records())
