@@ -73,13 +73,15 @@ pub trait DiskSink {
 pub struct FileDisk {
     pub file: std::fs::File,
     pub size: u64,
+    /// The span written since writeback was last started, and its bytes.
+    unflushed: Option<(u64, u64, u64)>,
 }
 
 impl FileDisk {
     pub fn open(path: &std::path::Path) -> std::io::Result<FileDisk> {
         let file = std::fs::File::open(path)?;
         let size = file.metadata()?.len();
-        Ok(FileDisk { file, size })
+        Ok(FileDisk { file, size, unflushed: None })
     }
     /// Ask the kernel to fetch what comes after `ahead` while this chunk is
     /// checksummed and sent, so the device never idles (a cold export would
@@ -98,9 +100,12 @@ impl FileDisk {
     }
     pub fn create(path: &std::path::Path, size: u64) -> std::io::Result<FileDisk> {
         let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
-        Ok(FileDisk { file, size })
+        Ok(FileDisk { file, size, unflushed: None })
     }
 }
+
+/// Written bytes after which an import starts their writeback.
+const WRITEBACK: u64 = 16 * CHUNK as u64;
 
 /// How far ahead of an export's reads the kernel is asked to fetch.
 const READ_AHEAD: usize = 16 * CHUNK;
@@ -154,7 +159,33 @@ impl DiskSource for FileDisk {
 impl DiskSink for FileDisk {
     fn write_at(&mut self, off: u64, data: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
-        self.file.write_all_at(data, off)
+        self.file.write_all_at(data, off)?;
+        // An import is acknowledged only once its disk is on stable storage
+        // (`finish`). Starting writeback every few MiB lets the device work
+        // while the stream is still decompressed, instead of all of it
+        // waiting for the final fsync.
+        let end = off + data.len() as u64;
+        let (start, last, bytes) = match self.unflushed {
+            Some((s, e, n)) => (s.min(off), e.max(end), n + data.len() as u64),
+            None => (off, end, data.len() as u64),
+        };
+        if bytes >= WRITEBACK {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: advisory writeback request on an owned descriptor; a
+            // failure only means the final fsync does the work.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    start as libc::off64_t,
+                    (last - start) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.unflushed = None;
+        } else {
+            self.unflushed = Some((start, last, bytes));
+        }
+        Ok(())
     }
     fn finish(&mut self) -> std::io::Result<()> {
         self.file.sync_all()
