@@ -32,16 +32,21 @@ fn find(x: &Xapid, class: &str, name: Option<&str>) -> String {
     r
 }
 
-fn round_trips(rt: &Rts) {
-    println!("\n## RPC round trips (keep-alive), xapid vs a minimal hyper server with the same parse and reply bytes");
-    let x = rt.srv.block_on(start_xapid(false));
-    let vm = find(&x, "VM", Some("Debian Bookworm 12"));
-    let cases: Vec<(&str, &str, Vec<u8>)> = vec![
+/// The calls of the round-trip sections: (message, protocol, request body).
+fn small_calls(x: &Xapid) -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let vm = find(x, "VM", Some("Debian Bookworm 12"));
+    vec![
         ("VM.get_record", "XML-RPC", xml_call("VM.get_record", &[s(&x.session), s(&vm)])),
         ("VM.get_record", "JSON-RPC", json_call("VM.get_record", &[s(&x.session), s(&vm)])),
         ("session.get_this_host", "XML-RPC", xml_call("session.get_this_host", &[s(&x.session), s(&x.session)])),
         ("session.get_this_host", "JSON-RPC", json_call("session.get_this_host", &[s(&x.session), s(&x.session)])),
-    ];
+    ]
+}
+
+fn round_trips(rt: &Rts) {
+    println!("\n## RPC round trips (keep-alive), xapid vs a minimal hyper server with the same parse and reply bytes");
+    let x = rt.srv.block_on(start_xapid(false));
+    let cases = small_calls(&x);
     println!("| call | protocol | conns | reply bytes | xapid req/s | hyper peer req/s | ratio |");
     println!("|---|---|---|---|---|---|---|");
     for (name, proto, body) in cases {
@@ -71,13 +76,7 @@ fn round_trips(rt: &Rts) {
 fn in_process(rt: &Rts) {
     println!("\n## In-process cost per call (parse, dispatch, encode; no HTTP)");
     let x = rt.srv.block_on(start_xapid(false));
-    let vm = find(&x, "VM", Some("Debian Bookworm 12"));
-    let cases = [
-        ("VM.get_record", "XML-RPC", xml_call("VM.get_record", &[s(&x.session), s(&vm)])),
-        ("VM.get_record", "JSON-RPC", json_call("VM.get_record", &[s(&x.session), s(&vm)])),
-        ("session.get_this_host", "XML-RPC", xml_call("session.get_this_host", &[s(&x.session), s(&x.session)])),
-        ("session.get_this_host", "JSON-RPC", json_call("session.get_this_host", &[s(&x.session), s(&x.session)])),
-    ];
+    let cases = small_calls(&x);
     let server = x.running.server.clone();
     let n: u32 = std::env::var("INPROC_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     for (name, proto, body) in &cases {

@@ -34,8 +34,7 @@ pub enum Value {
 #[derive(Debug)]
 pub struct Cached {
     pub value: Value,
-    pub xml: std::sync::OnceLock<Vec<u8>>,
-    pub json: std::sync::OnceLock<Vec<u8>>,
+    pub encodings: Encodings,
 }
 
 impl PartialEq for Cached {
@@ -46,7 +45,7 @@ impl PartialEq for Cached {
 
 impl Cached {
     pub fn new(value: Value) -> Arc<Cached> {
-        Arc::new(Cached { value, xml: Default::default(), json: Default::default() })
+        Arc::new(Cached { value, encodings: Encodings::default() })
     }
 }
 
@@ -62,8 +61,9 @@ pub struct Row {
     pub encodings: Encodings,
 }
 
-/// A row's wire encodings, made the first time a reply carries it, so a record
-/// that does not change is encoded once however many replies carry it.
+/// Wire encodings of an immutable value (a row, a shared event batch), made on
+/// first use, so what does not change is encoded once however many replies
+/// carry it.
 #[derive(Default)]
 pub struct Encodings {
     pub xml: std::sync::OnceLock<Box<[u8]>>,

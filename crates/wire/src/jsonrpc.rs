@@ -115,10 +115,10 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 
 pub fn write_value(out: &mut Vec<u8>, v: &Value) {
     match v {
-        Value::Cached(c) => out.extend_from_slice(c.json.get_or_init(|| {
+        Value::Cached(c) => out.extend_from_slice(c.encodings.json.get_or_init(|| {
             let mut b = Vec::new();
             write_value(&mut b, &c.value);
-            b
+            b.into_boxed_slice()
         })),
         Value::Nil => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),

@@ -62,10 +62,10 @@ static SPECIAL: [bool; 256] = {
 /// Append one `<value>…</value>`.
 pub fn write_value(out: &mut Vec<u8>, v: &Value) {
     if let Value::Cached(c) = v {
-        out.extend_from_slice(c.xml.get_or_init(|| {
+        out.extend_from_slice(c.encodings.xml.get_or_init(|| {
             let mut b = Vec::new();
             write_value(&mut b, &c.value);
-            b
+            b.into_boxed_slice()
         }));
         return;
     }
