@@ -83,21 +83,6 @@ impl FileDisk {
         let size = file.metadata()?.len();
         Ok(FileDisk { file, size, unflushed: None })
     }
-    /// Ask the kernel to fetch what comes after `ahead` while this chunk is
-    /// checksummed and sent, so the device never idles (a cold export would
-    /// otherwise alternate between reading and sending).
-    fn advise(&self, ahead: u64) {
-        use std::os::unix::io::AsRawFd;
-        // SAFETY: advisory call on an owned descriptor; failure is harmless.
-        unsafe {
-            libc::posix_fadvise(
-                self.file.as_raw_fd(),
-                ahead as libc::off_t,
-                READ_AHEAD as libc::off_t,
-                libc::POSIX_FADV_WILLNEED,
-            );
-        }
-    }
     pub fn create(path: &std::path::Path, size: u64) -> std::io::Result<FileDisk> {
         let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
         Ok(FileDisk { file, size, unflushed: None })
@@ -106,9 +91,6 @@ impl FileDisk {
 
 /// Written bytes after which an import starts their writeback.
 const WRITEBACK: u64 = 16 * CHUNK as u64;
-
-/// How far ahead of an export's reads the kernel is asked to fetch.
-const READ_AHEAD: usize = 16 * CHUNK;
 
 impl DiskSource for FileDisk {
     fn size(&self) -> u64 {
@@ -126,7 +108,6 @@ impl DiskSource for FileDisk {
             }
             done += n;
         }
-        self.advise(off + buf.len() as u64);
         Ok(())
     }
     fn read_vec(&mut self, off: u64, len: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
@@ -140,7 +121,6 @@ impl DiskSource for FileDisk {
         f.take(len as u64).read_to_end(buf)?;
         // Past the end of a short file the disk reads as zeros.
         buf.resize(len, 0);
-        self.advise(off + len as u64);
         Ok(())
     }
     fn next_data(&mut self, off: u64) -> Option<u64> {
