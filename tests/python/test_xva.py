@@ -285,6 +285,105 @@ def test_round_trip_between_servers(xapid, other, A, B, compression):
     assert rec["other_config"]["mac_seed"] != A.VM.get_other_config(vm)["mac_seed"]
 
 
+def tar_members(data):
+    """(name, bytes) of every entry: what must not depend on how the stream
+    was sent (entry times may differ between two exports)."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as t:
+        return [(m.name, t.extractfile(m).read()) for m in t.getmembers()]
+
+
+def test_export_is_the_same_over_every_transport():
+    """An uncompressed export over TCP, the Unix socket, TLS, and as the
+    second request of a keep-alive connection (served through hyper rather
+    than on the raw connection) holds the same entries."""
+    import ssl
+    from conftest import free_port
+    port = free_port()
+    x = Xapid(extra_args=["--https", "127.0.0.1:%d" % port]).start()
+    try:
+        s = x.session()
+        api = s.xenapi
+        _SESSIONS[id(api)] = s._session
+        data = pattern(5 * MiB + 777, seed=9)
+        vm, _ = make_vm(api, x, "transports", data)
+        target = url(x, "/export", session_id=s._session, uuid=api.VM.get_uuid(vm))[len(x.url):]
+        _, plain = export_bytes(x, api, vm)
+        want = tar_members(plain)
+        assert want[0][0] == "ova.xml"
+        assert b"".join(d for n, d in want if "/" in n and not n.endswith(".xxhash"))[:len(data)] == data
+        # The Unix socket (sendfile to a Unix socket).
+        c = x.connection(unix=True, timeout=60)
+        c.request("GET", target)
+        r = c.getresponse()
+        assert r.status == 200 and tar_members(r.read()) == want
+        c.close()
+        # A keep-alive connection whose first request was an API call.
+        c = x.connection(timeout=60)
+        c.request("POST", "/", xmlrpc.client.dumps((s._session,), "session.get_this_host"), {"Content-Type": "text/xml"})
+        assert c.getresponse().read()
+        c.request("GET", target)
+        r = c.getresponse()
+        assert r.status == 200 and tar_members(r.read()) == want
+        c.close()
+        # TLS.
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        with urllib.request.urlopen("https://127.0.0.1:%d%s" % (port, target), timeout=60, context=ctx) as r:
+            assert r.status == 200 and tar_members(r.read()) == want
+    finally:
+        x.cleanup()
+
+
+def big_vm(api, x, name, size=64 * MiB):
+    """A VM whose export outruns the socket buffers of a client not reading."""
+    return make_vm(api, x, name, b"\x01" * size, size=size)
+
+
+def stalled_export(x, api, vm, task, path="/export", vdi=None):
+    """Start an export (of a VM, or of one disk raw) to a client that reads
+    its head and then nothing more."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", x.port))
+    what = "vdi=%s" % vdi if vdi else "uuid=%s" % api.VM.get_uuid(vm)
+    s.sendall(("GET %s?session_id=%s&%s&task_id=%s HTTP/1.0\r\n\r\n"
+               % (path, sid_of_session(api), what, task)).encode())
+    s.settimeout(10)
+    assert s.recv(100).startswith(b"HTTP/1.0 200")
+    return s
+
+
+@pytest.mark.parametrize("path", ["/export", "/export_raw_vdi"])
+def test_cancelling_an_export_to_a_stalled_client(xapid, A, path):
+    """A client that stops reading holds the transfer until its task is
+    cancelled; then the transfer ends and the task says so."""
+    vm, vdi = big_vm(A, xapid, "stalled")
+    task = A.task.create("export", "")
+    s = stalled_export(xapid, A, vm, task, path, vdi if path == "/export_raw_vdi" else None)
+    time.sleep(0.3)
+    A.task.cancel(task)
+    rec = wait_task(A, task, timeout=30)
+    s.close()
+    assert rec["status"] == "cancelled" and rec["error_info"][0] == "TASK_CANCELLED"
+    assert A.VM.get_current_operations(vm) == {}
+    A.task.destroy(task)
+
+
+def test_client_leaving_mid_export(xapid, A):
+    vm, _ = big_vm(A, xapid, "left")
+    task = A.task.create("export", "")
+    s = stalled_export(xapid, A, vm, task)
+    time.sleep(0.3)
+    # Unread data makes the close a reset: the server's next write fails.
+    s.close()
+    rec = wait_task(A, task, timeout=30)
+    assert rec["status"] == "failure", rec
+    assert A.VM.get_current_operations(vm) == {}
+    A.task.destroy(task)
+    _, body = export_bytes(xapid, A, vm)
+    assert tar_members(body)[0][0] == "ova.xml"
+
+
 def test_ova_xml_is_xapis_shape(xapid, A):
     vm, _ = make_vm(A, xapid, "shape", pattern(3 * MiB))
     _, body = export_bytes(xapid, A, vm)

@@ -127,9 +127,11 @@ async fn stream(
         xw.finish().map_err(write_error)?;
         Ok(())
     });
-    let sent = transfer::drain(rx, reply.body()).await;
+    let sent = transfer::drain(s, task, rx, reply.body()).await;
     let out = work.await.map_err(|e| crate::internal(format!("export worker: {e}")))?;
     match (out, sent) {
+        // Whatever broke the stream, a cancelled task reports the cancellation.
+        (Err(_), _) | (_, false) if task.cancelling(s) => Err(ApiError::TaskCancelled { task: task.r.clone() }),
         (Err(e), _) => Err(e),
         (Ok(()), false) => Err(crate::internal("the client closed the connection")),
         (Ok(()), true) => Ok(()),
@@ -308,8 +310,12 @@ async fn raw_out(s: &Server, task: &HttpTask, vdi: &str, format: &str, reply: &m
         drop(file);
         Ok(())
     });
-    let sent = transfer::drain(rx, reply.body()).await;
-    work.await.map_err(|e| crate::internal(e.to_string()))??;
+    let sent = transfer::drain(s, task, rx, reply.body()).await;
+    let out = work.await.map_err(|e| crate::internal(e.to_string()))?;
+    if !sent && task.cancelling(s) {
+        return Err(ApiError::TaskCancelled { task: task.r.clone() });
+    }
+    out?;
     if !sent {
         return Err(crate::internal("the client closed the connection"));
     }

@@ -206,11 +206,30 @@ pub fn reply_channel() -> (ChanWriter, mpsc::Receiver<Bytes>) {
     (ChanWriter { tx, buf: Vec::with_capacity(PIECE) }, rx)
 }
 
-/// Send what a [`ChanWriter`] produces; returns false if the client went away.
-pub async fn drain(mut rx: mpsc::Receiver<Bytes>, w: &mut (dyn AsyncWrite + Unpin + Send)) -> bool {
+/// How long a write to a client that is not reading waits before the
+/// transfer's task is checked for cancellation.
+const STALL_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Send what a [`ChanWriter`] produces; returns false if the client went
+/// away, or stopped reading and the task was cancelled (dropping the
+/// receiver then stops the writer).
+pub async fn drain(
+    s: &Server,
+    task: &HttpTask,
+    mut rx: mpsc::Receiver<Bytes>,
+    w: &mut (dyn AsyncWrite + Unpin + Send),
+) -> bool {
     while let Some(b) = rx.recv().await {
-        if w.write_all(&b).await.is_err() {
-            return false;
+        let mut pos = 0;
+        while pos < b.len() {
+            // A write that has not completed wrote nothing, so giving up on
+            // it after a while loses no bytes.
+            match tokio::time::timeout(STALL_CHECK, w.write(&b[pos..])).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return false,
+                Ok(Ok(n)) => pos += n,
+                Err(_) if task.cancelling(s) => return false,
+                Err(_) => {}
+            }
         }
     }
     w.flush().await.is_ok()
