@@ -138,6 +138,30 @@ def test_errors(xapid, api, sid, vm):
     assert status(head) == 404
 
 
+WS = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+
+
+def test_websocket_upgrades_it_cannot_do_are_501(xapid, sid, vm):
+    """As xapi answers a failed upgrade (the WebSocket path itself is tested
+    with the npm ws client in tests/node/test/console.test.mjs)."""
+    q = "ref=%s&session_id=%s" % (vm, sid)
+    key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    for extra in ["Sec-WebSocket-Version: 8\r\n" + key,  # another version
+                  "Sec-WebSocket-Version: 13\r\n",  # no key
+                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: base64\r\n" + key]:
+        s, head = connect(xapid, q, method="GET", headers=WS + extra)
+        s.close()
+        assert status(head) == 501, (extra, head)
+    # A good upgrade: 101 with the RFC 6455 accept value for this key.
+    s, head = connect(xapid, q, method="GET", headers=WS + "Sec-WebSocket-Version: 13\r\n" + key)
+    with s:
+        assert status(head) == 101, head
+        assert "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in head
+        assert "Sec-WebSocket-Protocol" not in head  # none asked for, none chosen
+        # The first server message: a binary frame holding RFB's version.
+        assert recv_exact(s, 2 + 12) == b"\x82\x0cRFB 003.008\n"
+
+
 def test_garbage_after_connect_closes_cleanly(xapid, api, sid, vm):
     uuid = api.console.get_uuid(console_of(api, vm))
     s, head = connect(xapid, "uuid=%s&session_id=%s" % (uuid, sid))

@@ -3,6 +3,8 @@
 //! (`ref=` or `uuid=`; a VM means its `rfb` console). After `200 OK` the
 //! connection carries the console protocol both ways: proxied to a Unix
 //! socket (QEMU's VNC), or spoken here for the simulator ([`crate::rfb`]).
+//! A `GET` with a WebSocket upgrade (Xen Orchestra, noVNC) gets `101` and
+//! the same bytes as binary messages.
 
 use super::{Head, Reply};
 use crate::{class, field, Server};
@@ -67,15 +69,124 @@ pub async fn console(
     body: &mut (dyn AsyncRead + Unpin + Send),
     reply: &mut Reply<'_>,
 ) -> io::Result<()> {
-    // A WebSocket upgrade needs xapi's wsproxy, which is not here: 501 as
-    // xapi answers when the upgrade fails.
-    if head.method == "GET" && head.header("upgrade").is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket")) {
-        return reply.error_page(501, "Not Implemented", "WebSocket consoles are not supported.", &[]).await;
+    let upgrade = head.header("upgrade").is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"));
+    if head.method == "GET" && upgrade {
+        return websocket(s, head, body, reply).await;
     }
     let Some(auth) = super::require_auth(s, head, reply, "connect_console").await? else { return Ok(()) };
     let out = connect(s, head, body, reply).await;
     super::release(s, &auth);
     out
+}
+
+/// The subprotocol a WebSocket console speaks: raw bytes in binary messages.
+const BINARY: &str = "binary";
+
+async fn websocket(
+    s: &Server,
+    head: &Head,
+    body: &mut (dyn AsyncRead + Unpin + Send),
+    reply: &mut Reply<'_>,
+) -> io::Result<()> {
+    // What this server cannot upgrade gets 501, as xapi answers a failed
+    // upgrade: another WebSocket version, no key, a request that was not
+    // the first on its connection, or only the old base64 subprotocol.
+    let key = head.header("sec-websocket-key").map(str::trim).filter(|k| !k.is_empty());
+    let version_ok = head.header("sec-websocket-version").is_some_and(|v| v.trim() == "13");
+    let asked: Vec<&str> =
+        head.header("sec-websocket-protocol").map(|p| p.split(',').map(str::trim).collect()).unwrap_or_default();
+    let protocol_ok = asked.is_empty() || asked.iter().any(|p| p.eq_ignore_ascii_case(BINARY));
+    let (Some(key), true, true, true) = (key, version_ok, protocol_ok, reply.owns_connection()) else {
+        return reply.error_page(501, "Not Implemented", "The WebSocket upgrade failed.", &[]).await;
+    };
+    let Some(auth) = super::require_auth(s, head, reply, "connect_console_ws").await? else { return Ok(()) };
+    let out = async {
+        let Some(con) = console_of_request(s, head) else { return reply.not_found().await };
+        let Some((uuid, ep)) = endpoint(s, &con) else { return reply.not_found().await };
+        // A proxied console must answer before the upgrade is accepted.
+        let sock = match &ep {
+            Console::Unix(path) => match tokio::net::UnixStream::connect(path).await {
+                Ok(sock) => Some(sock),
+                Err(_) => return reply.not_found().await,
+            },
+            Console::Simulated { .. } => None,
+        };
+        let mut h = vec![
+            ("Upgrade", "websocket".to_string()),
+            ("Connection", "Upgrade".to_string()),
+            ("Sec-WebSocket-Accept", tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes())),
+        ];
+        if !asked.is_empty() {
+            h.push(("Sec-WebSocket-Protocol", BINARY.to_string()));
+        }
+        reply.head(101, "Switching Protocols", &h).await?;
+        reply.body().flush().await?;
+        let io = tokio::io::join(body, reply.body());
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            io,
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        match (ep, sock) {
+            (_, Some(sock)) => ws_pump(ws, sock).await,
+            (Console::Simulated { width, height, name }, None) => {
+                // The simulator's RFB server talks through an in-memory pipe.
+                let (ours, theirs) = tokio::io::duplex(64 << 10);
+                let (mut r, mut w) = tokio::io::split(ours);
+                tokio::select! {
+                    r = crate::rfb::serve(&mut r, &mut w, width, height, &name) => r,
+                    r = ws_pump(ws, theirs) => r,
+                    _ = domain_gone(s, &uuid) => Ok(()),
+                }
+            }
+            (Console::Unix(_), None) => Ok(()),
+        }
+    }
+    .await;
+    super::release(s, &auth);
+    out
+}
+
+/// Carry bytes between WebSocket binary messages and a byte stream until
+/// either side ends.
+async fn ws_pump<IO, S>(ws: tokio_tungstenite::WebSocketStream<S>, io: IO) -> io::Result<()>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::AsyncReadExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut tx, mut rx) = ws.split();
+    let (mut r, mut w) = tokio::io::split(io);
+    let up = async {
+        while let Some(m) = rx.next().await {
+            match m.map_err(io::Error::other)? {
+                Message::Binary(b) => w.write_all(&b).await?,
+                Message::Close(_) => break,
+                // Text is not part of the binary subprotocol; pings are
+                // answered by the WebSocket layer.
+                _ => {}
+            }
+        }
+        w.shutdown().await
+    };
+    let down = async {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = r.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            tx.send(Message::binary(buf[..n].to_vec())).await.map_err(io::Error::other)?;
+        }
+        tx.close().await.map_err(io::Error::other)
+    };
+    tokio::select! {
+        r = up => r,
+        r = down => r,
+    }
 }
 
 async fn connect(

@@ -166,6 +166,12 @@ impl Reply<'_> {
         }
     }
 
+    /// Whether this reply owns its connection (the first request on it),
+    /// so that the connection can change protocol (a WebSocket upgrade).
+    pub fn owns_connection(&self) -> bool {
+        matches!(self, Reply::Raw { .. })
+    }
+
     pub fn head_sent(&self) -> bool {
         match self {
             Reply::Raw { sent, .. } => *sent,
