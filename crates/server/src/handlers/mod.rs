@@ -347,25 +347,34 @@ pub fn find_object(s: &Server, c: &model::schema::ClassDef, head: &Head) -> Opti
 }
 
 /// Paths the handlers serve (everything else is RPC or static).
+/// The handlers served on raw connections, by method and path.
+const HANDLERS: [(&str, &str); 15] = [
+    ("POST", "/cli"),
+    ("GET", "/export"),
+    ("GET", "/export_metadata"),
+    ("GET", "/export_raw_vdi"),
+    ("PUT", "/import"),
+    ("PUT", "/import_metadata"),
+    ("PUT", "/import_raw_vdi"),
+    ("CONNECT", "/console"),
+    ("GET", "/console"),
+    ("GET", "/rrd_updates"),
+    ("GET", "/host_rrd"),
+    ("GET", "/host_rrds"),
+    ("GET", "/vm_rrd"),
+    ("GET", "/vm_rrds"),
+    ("GET", "/sr_rrd"),
+];
+
+/// The handler path a request path selects: the longest one it starts
+/// with, as xapi's HTTP server looks handlers up (Xen Orchestra asks for
+/// `/export/` and `/import/`).
+fn handler_path(method: &str, path: &str) -> Option<&'static str> {
+    HANDLERS.iter().filter(|(m, p)| *m == method && path.starts_with(p)).map(|(_, p)| *p).max_by_key(|p| p.len())
+}
+
 pub fn is_handler_path(method: &str, path: &str) -> bool {
-    matches!(
-        (method, path),
-        ("POST", "/cli")
-            | ("GET", "/export")
-            | ("GET", "/export_metadata")
-            | ("GET", "/export_raw_vdi")
-            | ("PUT", "/import")
-            | ("PUT", "/import_metadata")
-            | ("PUT", "/import_raw_vdi")
-            | ("CONNECT", "/console")
-            | ("GET", "/console")
-            | ("GET", "/rrd_updates")
-            | ("GET", "/host_rrd")
-            | ("GET", "/host_rrds")
-            | ("GET", "/vm_rrd")
-            | ("GET", "/vm_rrds")
-            | ("GET", "/sr_rrd")
-    )
+    handler_path(method, path).is_some()
 }
 
 /// Serve one handler request.
@@ -375,7 +384,8 @@ pub async fn route(
     body: &mut (dyn AsyncRead + Unpin + Send),
     reply: &mut Reply<'_>,
 ) -> io::Result<()> {
-    match (head.method.as_str(), head.path.as_str()) {
+    let path = handler_path(&head.method, &head.path).unwrap_or("");
+    match (head.method.as_str(), path) {
         ("POST", "/cli") => crate::cli::serve(s, &head, body, reply).await,
         ("GET", "/export") => export::export(s, &head, reply).await,
         ("GET", "/export_metadata") => export::export_metadata(s, &head, reply).await,
@@ -403,5 +413,16 @@ mod tests {
         );
         assert_eq!(base64_decode("cm9vdDpzZWNyZXQ=").unwrap(), b"root:secret");
         assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+    }
+
+    #[test]
+    fn handlers_by_longest_prefix() {
+        assert_eq!(handler_path("GET", "/export/"), Some("/export"));
+        assert_eq!(handler_path("GET", "/export_raw_vdi"), Some("/export_raw_vdi"));
+        assert_eq!(handler_path("PUT", "/import/"), Some("/import"));
+        assert_eq!(handler_path("PUT", "/import_metadata/"), Some("/import_metadata"));
+        assert_eq!(handler_path("GET", "/host_rrds"), Some("/host_rrds"));
+        assert_eq!(handler_path("PUT", "/export"), None);
+        assert_eq!(handler_path("GET", "/"), None);
     }
 }
