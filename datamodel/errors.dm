@@ -449,7 +449,7 @@ error VDI_COPY_FAILED -- Copying the VDI did not succeed.
 error VDI_HAS_RRDS vdi -- The VDI holds RRD statistics, which blocks the operation.
 error VDI_INCOMPATIBLE_TYPE vdi type -- The VDI's type is unsuitable, e.g. an HA statefile given to a guest.
 error VDI_IN_USE vdi operation -- Another operation is currently using the VDI.
-error VDI_IO_ERROR -- Reading or writing the VDI hit an I/O error.
+error VDI_IO_ERROR reason -- Reading or writing the VDI hit an I/O error (xapi says "Device I/O errors").
 error VDI_IS_A_PHYSICAL_DEVICE vdi -- This cannot be done on a VDI backed by a physical device.
 error VDI_IS_ENCRYPTED vdi -- Not allowed because the VDI is encrypted.
 error VDI_IS_NOT_ISO vdi type -- Only CD-type VDIs, such as ISO images or CD drives, are accepted here.

@@ -850,6 +850,26 @@ def test_raw_vdi_round_trip_and_limits(xapid, A):
     assert code == 400
 
 
+def test_raw_vdi_result_and_short_body(xapid, A):
+    """As xapi: the task's result is the VDI; a body that ends before its
+    Content-Length (Xen Orchestra's uploads of unknown length declare 1 PiB)
+    leaves what came written and fails with VDI_IO_ERROR."""
+    vdi = new_vdi(A, "short-body", 2 * MiB)
+    task = A.task.create("t", "")
+    http_put(xapid, "/import_raw_vdi", b"\x01" * 4096, session_id=sid_of_session(A), vdi=vdi, task_id=task)
+    rec = wait_task(A, task)
+    assert rec["status"] == "success" and task_refs(rec["result"]) == vdi
+    task = A.task.create("t", "")
+    s = socket.create_connection(("127.0.0.1", xapid.port))
+    s.sendall(("PUT /import_raw_vdi?session_id=%s&vdi=%s&task_id=%s HTTP/1.0\r\nContent-Length: %d\r\n\r\n"
+               % (sid_of_session(A), vdi, task, 1 << 50)).encode() + b"\x02" * 8192)
+    s.shutdown(socket.SHUT_WR)
+    rec = wait_task(A, task)
+    s.close()
+    assert rec["status"] == "failure" and rec["error_info"] == ["VDI_IO_ERROR", "Device I/O errors"]
+    assert read_vdi(xapid, A, vdi)[:8193] == b"\x02" * 8192 + b"\x00"
+
+
 @pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
 def test_raw_vdi_as_vhd(xapid, A, tmp_path):
     sr = default_sr(A)

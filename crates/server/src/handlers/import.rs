@@ -284,7 +284,8 @@ async fn raw_vdi(s: &Server, auth: &Auth, head: &Head, body: Body<'_>, reply: &m
     if out.is_ok() {
         let _ = storage::refresh_vdi_usage(&ctx, &vdi).await;
     }
-    task.finish(s, &out.map(|()| Value::String(String::new())));
+    // The result is the VDI, as xapi's.
+    task.finish(s, &out.map(|()| Value::String(vdi.clone())));
     Ok(())
 }
 
@@ -327,8 +328,21 @@ fn write_raw(
         }
         let mut buf = vec![0u8; 1 << 20];
         let mut done = 0u64;
+        // Whether the body ended before its Content-Length. Xen Orchestra
+        // sends streams of unknown length with a 1 PiB Content-Length and
+        // closes once done, expecting what xapi does: the data that came is
+        // written, then VDI_IO_ERROR (which it ignores) — an image that came
+        // whole is still converted in.
+        let mut short = false;
         loop {
-            let n = input.read(&mut buf).map_err(ioe)?;
+            let n = match input.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    short = true;
+                    break;
+                }
+                Err(e) => return Err(ioe(e)),
+            };
             if n == 0 {
                 break;
             }
@@ -352,17 +366,27 @@ fn write_raw(
         }
         if let Some(img) = &image {
             let fmt = if format == "vhd" { "vpc" } else { format };
-            let size = storage::qemu::image_size(img, fmt)?;
-            if size as u64 > raw.size {
-                return Err(ApiError::ImportError {
-                    msg: format!("the image's {size} bytes do not fit the VDI's {} bytes", raw.size),
-                });
-            }
-            storage::qemu::convert(img, fmt, &raw.path, "raw", true)?;
+            let convert = || -> Result<()> {
+                let size = storage::qemu::image_size(img, fmt)?;
+                if size as u64 > raw.size {
+                    return Err(ApiError::ImportError {
+                        msg: format!("the image's {size} bytes do not fit the VDI's {} bytes", raw.size),
+                    });
+                }
+                storage::qemu::convert(img, fmt, &raw.path, "raw", true)
+            };
+            // A short body whose image is incomplete is an I/O error, as xapi's.
+            convert()
+                .map_err(|e| if short { ApiError::VdiIoError { reason: "Device I/O errors".into() } } else { e })?;
+            raw.commit()
         } else {
             f.sync_all().map_err(ioe)?;
+            raw.commit()?;
+            match short {
+                true => Err(ApiError::VdiIoError { reason: "Device I/O errors".into() }),
+                false => Ok(()),
+            }
         }
-        raw.commit()
     })();
     if let Some(img) = &image {
         let _ = std::fs::remove_file(img);
