@@ -868,6 +868,10 @@ def test_raw_vdi_result_and_short_body(xapid, A):
     s.close()
     assert rec["status"] == "failure" and rec["error_info"] == ["VDI_IO_ERROR", "Device I/O errors"]
     assert read_vdi(xapid, A, vdi)[:8193] == b"\x02" * 8192 + b"\x00"
+    # Differencing exports are refused, not answered with the whole disk.
+    code, body, _ = http_error(http_get, xapid, "/export_raw_vdi", session_id=sid_of_session(A), vdi=vdi,
+                               format="vhd", base=vdi)
+    assert code == 500 and "base" in body
 
 
 @pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")

@@ -255,6 +255,13 @@ async fn raw_vdi(s: &Server, auth: &Auth, head: &Head, reply: &mut Reply<'_>) ->
         Err(e) => return reply.api_error(&e).await,
     };
     ctx.task = Some(task.r.clone());
+    // Differencing exports (only the blocks changed since `base`, for delta
+    // backups) are not made here; refusing beats sending a whole disk to a
+    // client that takes it for a delta.
+    if head.param("base").is_some_and(|b| !b.is_empty() && b != "OpaqueRef:NULL") {
+        let e = crate::internal("exports relative to a base VDI (base=) are not supported");
+        return refuse(s, &task, reply, e).await;
+    }
     let out = raw_out(s, &task, &vdi, &format, reply).await;
     match out {
         Ok(()) => task.finish(s, &Ok(Value::String(String::new()))),
