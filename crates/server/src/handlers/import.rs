@@ -300,6 +300,11 @@ fn in_use(s: &Server, vdi: &str) -> Option<ApiError> {
     attached.then(|| ApiError::VdiInUse { vdi: vdi.to_string(), operation: "import".into() })
 }
 
+/// What xapi reports when its disk tool fails mid-transfer.
+fn device_io_error() -> ApiError {
+    ApiError::VdiIoError { reason: "Device I/O errors".into() }
+}
+
 fn write_raw(
     s: &Server,
     task: &HttpTask,
@@ -376,16 +381,15 @@ fn write_raw(
                 storage::qemu::convert(img, fmt, &raw.path, "raw", true)
             };
             // A short body whose image is incomplete is an I/O error, as xapi's.
-            convert()
-                .map_err(|e| if short { ApiError::VdiIoError { reason: "Device I/O errors".into() } } else { e })?;
+            convert().map_err(|e| if short { device_io_error() } else { e })?;
             raw.commit()
         } else {
             f.sync_all().map_err(ioe)?;
             raw.commit()?;
-            match short {
-                true => Err(ApiError::VdiIoError { reason: "Device I/O errors".into() }),
-                false => Ok(()),
+            if short {
+                return Err(device_io_error());
             }
+            Ok(())
         }
     })();
     if let Some(img) = &image {

@@ -346,8 +346,7 @@ pub fn find_object(s: &Server, c: &model::schema::ClassDef, head: &Head) -> Opti
     find_param(s, c, head.param("ref")).or_else(|| find_param(s, c, head.param("uuid")))
 }
 
-/// Paths the handlers serve (everything else is RPC or static).
-/// The handlers served on raw connections, by method and path.
+/// The paths handlers serve, by method (everything else is RPC).
 const HANDLERS: [(&str, &str); 15] = [
     ("POST", "/cli"),
     ("GET", "/export"),
