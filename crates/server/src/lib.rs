@@ -218,6 +218,11 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         passwd.set("root", &pw)?;
     }
     db.set_precommit(lifecycle::precommit);
+    match lifecycle::clear_operations(&db) {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!("cleared the operations of {n} objects left by a previous run"),
+        Err(e) => return Err(format!("cannot clear operations left by a previous run: {e}")),
+    }
     let (pool, host) = match seed::find(&db) {
         Some(ph) => {
             seed::refresh(&db).map_err(|e| e.to_string())?;

@@ -354,11 +354,49 @@ fn rules(c: &ClassDef) -> Option<Rules> {
     }
 }
 
-/// A running operation; give it back to [`end`].
+/// A running operation; give it back to [`end`]. If it is dropped instead (a
+/// handler that panicked, a call whose future was dropped when its client
+/// went away), the entry is still removed, so no stale operation makes later
+/// calls wait out the conflict timeout.
 pub struct Op {
     pub class: &'static ClassDef,
     pub r: String,
     pub key: String,
+    server: crate::Server,
+    done: bool,
+}
+
+impl Op {
+    /// Remove the entry; the commit, if any.
+    fn release(&mut self) -> Option<store::Commit> {
+        self.done = true;
+        let c = self.class;
+        let res = self.server.db.write(|tx| {
+            tx.update(c, &self.r, |row| {
+                if let Value::Struct(m) = &mut row.fields[field(c, "current_operations")] {
+                    m.retain(|(k, _)| *k != self.key);
+                }
+            });
+            Ok::<_, ApiError>(())
+        });
+        match res {
+            Ok(((), commit)) => Some(commit),
+            Err(e) => {
+                // The entry stays until the next start clears it; say so.
+                tracing::error!(class = c.name, r#ref = %self.r, op_key = %self.key, "cannot end operation: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        if !self.done {
+            tracing::warn!(class = self.class.name, r#ref = %self.r, "operation ended without completing (caller gone or failed)");
+            self.release();
+        }
+    }
 }
 
 /// Check `op` on an object and record it in current_operations under the
@@ -383,7 +421,9 @@ pub async fn begin(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str) -> Result
             Ok(())
         });
         match res {
-            Ok(()) => return Ok(Op { class: c, r: r.to_string(), key }),
+            Ok(()) => {
+                return Ok(Op { class: c, r: r.to_string(), key, server: ctx.server.clone(), done: false });
+            }
             Err(ApiError::OtherOperationInProgress { .. }) if tokio::time::Instant::now() < deadline => {
                 // Serialise behind the running operation, as xapi's retry loop does.
                 tokio::select! {
@@ -401,20 +441,16 @@ pub async fn begin(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str) -> Result
     }
 }
 
-/// Remove a finished operation from current_operations.
-pub fn end(ctx: &Ctx, op: Op) {
-    let c = op.class;
-    let _ = ctx.write(|tx| {
-        tx.update(c, &op.r, |row| {
-            if let Value::Struct(m) = &mut row.fields[field(c, "current_operations")] {
-                m.retain(|(k, _)| *k != op.key);
-            }
-        });
-        Ok(())
-    });
+/// Remove a finished operation from current_operations; the reply waits for
+/// that to be durable like any other write of the call.
+pub fn end(ctx: &Ctx, mut op: Op) {
+    if let Some(commit) = op.release() {
+        ctx.note_commit(commit);
+    }
 }
 
-/// Run `f` as operation `op` on an object: begin, run, end (even on failure).
+/// Run `f` as operation `op` on an object: begin, run, end (even on failure,
+/// and through the guard if this future is dropped).
 pub async fn with_op<T, F, Fut>(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str, f: F) -> Result<T>
 where
     F: FnOnce() -> Fut,
@@ -424,6 +460,27 @@ where
     let out = f().await;
     end(ctx, token);
     out
+}
+
+/// On start: no operation survives a restart (the process that ran it is
+/// gone), so every class's current_operations is emptied; the commit's
+/// precommit recomputes allowed_operations of the objects it touched.
+pub fn clear_operations(db: &store::Db) -> Result<usize> {
+    let (n, _) = db.write(|tx| {
+        let mut n = 0;
+        for &c in model::schema::CLASSES.iter() {
+            let Some(co) = c.field_index("current_operations") else { continue };
+            for r in tx.refs(c) {
+                let stale = tx.get(c, &r).is_some_and(|row| matches!(row.get(co), Value::Struct(m) if !m.is_empty()));
+                if stale {
+                    tx.update(c, &r, |row| row.fields[co] = Value::empty_map());
+                    n += 1;
+                }
+            }
+        }
+        Ok::<_, ApiError>(n)
+    })?;
+    Ok(n)
 }
 
 // ------------------------------------------------------- derived on commit

@@ -223,18 +223,10 @@ fn map_value(m: &BTreeMap<String, String>) -> Value {
     m.to_value()
 }
 
-/// On start: refresh SM records, drop operations left over from a previous
-/// run, recompute allowed operations, and make plugged SRs' directories.
+/// On start: refresh SM records and make plugged SRs' directories.
 pub fn startup(s: &Server) {
     let _ = s.db.write(|tx| {
         storage::sm::sync(tx);
-        for name in ["SR", "VDI", "VBD"] {
-            let c = class(name);
-            let co = field(c, "current_operations");
-            for r in tx.refs(c) {
-                tx.update(c, &r, |row| row.fields[co] = Value::empty_map());
-            }
-        }
         Ok::<_, ApiError>(())
     });
     let dirs: Vec<(Driver, std::path::PathBuf)> = {
