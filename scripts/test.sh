@@ -9,6 +9,10 @@ export XAPID_BIN="$ROOT/target/debug/xapid"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "cargo fmt, clippy"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+
 step "cargo build"
 cargo build --workspace --bins
 

@@ -1,6 +1,8 @@
 //! The call pipeline: method lookup → arity → argument types → session →
-//! lifecycle → handler (in a task for `Async.` calls) → durable commit.
-//! Errors carry xapi's codes and parameters.
+//! authorize → route → handler (in a task for `Async.` calls) → durable
+//! commit. Errors carry xapi's codes and parameters. Each call runs in a
+//! `call` span naming the method, the session's user and originator, and the
+//! task it runs in.
 
 use crate::{internal, ApiError, Ctx, Result, Server};
 use model::schema::{ClassDef, Life, MsgDef, MsgKind, Type, CLASSES};
@@ -8,6 +10,7 @@ use model::typed::{parse_float, XenType};
 use model::{DateTime, Value};
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use tracing::Instrument;
 use wire::Outcome;
 
 /// Wire name → (class, message), for `Class.msg` and the `Class_msg` spelling.
@@ -190,15 +193,76 @@ async fn call_inner(server: &Server, method: &str, params: Vec<Value>, local: bo
     if m.life == Life::Removed {
         return Err(ApiError::MessageRemoved);
     }
-    let mut ctx = Ctx::new(server.clone(), session, method.to_string(), local);
-    if is_async {
-        return crate::task::spawn_async(ctx, c, m, args).await;
+    let span = call_span(server, method, &session, local);
+    async move {
+        authorize(server, &session, local, c, m, &args)?;
+        match route(server, c, m, &args) {
+            Route::Local => {}
+        }
+        let ctx = Ctx::new(server.clone(), session, method.to_string(), local);
+        if is_async {
+            return crate::task::spawn_async(ctx, c, m, args).await;
+        }
+        run_sync(ctx, method, c, m, args).await
     }
+    .instrument(span)
+    .await
+}
+
+/// A span for one call: who asked for what. The task field is filled in
+/// when the call gets a task.
+fn call_span(server: &Server, method: &str, session: &str, local: bool) -> tracing::Span {
+    let sc = crate::class("session");
+    let (user, originator) = match server.db.read().get(sc, session) {
+        Some(row) => (
+            row.get(crate::field(sc, "auth_user_name")).as_str().unwrap_or("").to_string(),
+            row.get(crate::field(sc, "originator")).as_str().unwrap_or("").to_string(),
+        ),
+        None => (String::new(), String::new()),
+    };
+    tracing::info_span!("call", method, user = %user, originator = %originator, local, task = tracing::field::Empty)
+}
+
+/// May this session call this message on these arguments? The seam for
+/// RBAC: every call and every Async call passes here after its session is
+/// validated and before it is routed or run. Everything is allowed for now.
+pub fn authorize(
+    _server: &Server,
+    _session: &str,
+    _local: bool,
+    _c: &'static ClassDef,
+    _m: &'static MsgDef,
+    _args: &[Value],
+) -> Result<()> {
+    Ok(())
+}
+
+/// Where a call runs.
+pub enum Route {
+    /// Here.
+    Local,
+}
+
+/// Which host runs this call: the seam for pools (xapi's
+/// message_forwarding). A single host runs everything itself.
+pub fn route(_server: &Server, _c: &'static ClassDef, _m: &'static MsgDef, _args: &[Value]) -> Route {
+    Route::Local
+}
+
+async fn run_sync(
+    mut ctx: Ctx,
+    method: &str,
+    c: &'static ClassDef,
+    m: &'static MsgDef,
+    args: Vec<Value>,
+) -> Result<Value> {
     // Synchronous calls of async-capable messages run inside a task row, as in
     // xapi, which is destroyed when the call returns.
     let sync_task = m.is_async && !matches!(c.name, "task" | "event");
     if sync_task {
-        ctx.task = Some(crate::task::create_for_call(&ctx, method)?);
+        let t = crate::task::create_for_call(&ctx, method)?;
+        tracing::Span::current().record("task", t.as_str());
+        ctx.task = Some(t);
     }
     let out = run(&ctx, c, m, args).await;
     let out = match out {
@@ -206,7 +270,9 @@ async fn call_inner(server: &Server, method: &str, params: Vec<Value>, local: bo
         Err(e) => {
             // Failed calls may still have committed partial progress (e.g. a
             // task record); make it durable before answering.
-            let _ = ctx.durable().await;
+            if let Err(d) = ctx.durable().await {
+                tracing::error!("{d} (after the call failed with {e})");
+            }
             Err(e)
         }
     };

@@ -8,6 +8,7 @@ use model::{DateTime, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 pub const MAX_TASKS: usize = 200;
 pub const COMPLETED_TIMEOUT: i64 = 3900;
@@ -239,16 +240,26 @@ pub async fn spawn_async(mut ctx: Ctx, c: &'static ClassDef, m: &'static MsgDef,
     ctx.task = Some(task.clone());
     let s = ctx.server.clone();
     let reply = task.clone();
-    tokio::spawn(async move {
-        let out = crate::dispatch::run(&ctx, c, m, args).await;
-        let out = match out {
-            Ok(v) => ctx.durable().await.map(|_| v),
-            Err(e) => {
-                let _ = ctx.durable().await;
-                Err(e)
+    tracing::Span::current().record("task", task.as_str());
+    let span = tracing::info_span!(parent: &tracing::Span::current(), "task", task = %task);
+    tokio::spawn(
+        async move {
+            let out = crate::dispatch::run(&ctx, c, m, args).await;
+            let out = match out {
+                Ok(v) => ctx.durable().await.map(|_| v),
+                Err(e) => {
+                    if let Err(d) = ctx.durable().await {
+                        tracing::error!("{d} (after the task failed with {e})");
+                    }
+                    Err(e)
+                }
+            };
+            if let Err(e) = &out {
+                tracing::info!("task failed: {e}");
             }
-        };
-        complete(&s, &task, &out);
-    });
+            complete(&s, &task, &out);
+        }
+        .instrument(span),
+    );
     Ok(Value::String(reply))
 }
