@@ -167,6 +167,23 @@ pub fn put(row: &mut Row, name: &str, v: impl Into<Value>) {
     row.fields[i] = v.into();
 }
 
+static RESTART: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Ask the process to stop cleanly and start again (host.restart_agent),
+/// after `pause`. The binary decides how: xapid re-executes itself.
+pub fn request_restart(pause: std::time::Duration) {
+    tokio::spawn(async move {
+        tokio::time::sleep(pause).await;
+        tracing::warn!("restarting the agent (host.restart_agent)");
+        RESTART.notify_one();
+    });
+}
+
+/// Resolves when a restart has been asked for.
+pub async fn restart_requested() {
+    RESTART.notified().await
+}
+
 /// A started server: where it listens, and how to stop it.
 pub struct Running {
     pub server: Server,
@@ -247,6 +264,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         started: std::time::Instant::now(),
     }));
     session::spawn_gc(server.clone(), gc_every);
+    ops::host::startup(&server);
     ops::sr::startup(&server);
     ops::vm::reconcile(&server);
     ops::vm::spawn_guest_events(server.clone());

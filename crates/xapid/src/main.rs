@@ -149,15 +149,36 @@ async fn run(args: Args) -> ExitCode {
         tracing::info!("listening on unix:{}", p.display());
     }
     tracing::info!("ready in {} ms", started.elapsed().as_millis());
-    wait_for_signal().await;
+    let restart = tokio::select! {
+        _ = wait_for_signal() => false,
+        _ = server::restart_requested() => true,
+    };
     tracing::info!("shutting down");
-    match running.shutdown().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("xapid: shutdown: {e}");
-            ExitCode::FAILURE
-        }
+    if let Err(e) = running.shutdown().await {
+        eprintln!("xapid: shutdown: {e}");
+        return ExitCode::FAILURE;
     }
+    if restart {
+        return reexec();
+    }
+    ExitCode::SUCCESS
+}
+
+/// Start this binary again in this process, with the same arguments
+/// (host.restart_agent). Listening sockets are close-on-exec, so the new
+/// image binds them afresh; only on failure does this return.
+fn reexec() -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("xapid: cannot restart: no path to this binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let err = std::process::Command::new(&exe).args(std::env::args_os().skip(1)).exec();
+    eprintln!("xapid: cannot restart {}: {err}", exe.display());
+    ExitCode::FAILURE
 }
 
 async fn wait_for_signal() {

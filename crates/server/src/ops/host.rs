@@ -10,8 +10,31 @@ use model::{DateTime, Ref, Value, XenType};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// How long the simulated host stays down on shutdown or reboot.
+/// How long the simulated host stays down on reboot.
 pub const DOWN_FOR: Duration = Duration::from_secs(2);
+
+/// Between the reply to host.restart_agent and the restart (xapi waits
+/// too, so that the reply reaches the caller).
+const RESTART_PAUSE: Duration = Duration::from_millis(500);
+
+/// On start: the agent's start time is now (clients compare it to see that
+/// a restart happened).
+pub fn startup(s: &Server) {
+    let c = host_c();
+    let now = format!("{}.", DateTime::now().secs);
+    let res = s.db.write(|tx| {
+        tx.update(c, &s.host, |r| {
+            if let Value::Struct(oc) = &mut r.fields[field(c, "other_config")] {
+                oc.retain(|(k, _)| k != "agent_start_time");
+                oc.push(("agent_start_time".into(), Value::String(now.clone())));
+            }
+        });
+        Ok::<_, ApiError>(())
+    });
+    if let Err(e) = res {
+        tracing::warn!("cannot record agent_start_time: {e}");
+    }
+}
 
 fn host_c() -> &'static model::ClassDef {
     class("host")
@@ -75,6 +98,15 @@ fn set_live(s: &Server, host: &str, live: bool) {
 /// The simulated host stops its guests (clean shutdown, then forced, as
 /// xapi's prepare_for_poweroff), goes down, then comes back (enabled) after a
 /// moment.
+/// The simulated host stops its guests and stays down until host.power_on.
+fn power_off(s: &Server, host: &str) {
+    let (s2, h) = (Clone::clone(s), host.to_string());
+    tokio::spawn(async move {
+        crate::ops::vm::shut_down_guests(&s2, &h).await;
+        set_live(&s2, &h, false);
+    });
+}
+
 fn power_cycle(s: &Server, host: &str) {
     let (s2, h) = (Clone::clone(s), host.to_string());
     tokio::spawn(async move {
@@ -180,7 +212,7 @@ impl HostApi for Server {
 
     async fn shutdown(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
         assert_host_disabled(self, host.as_str())?;
-        power_cycle(self, host.as_str());
+        power_off(self, host.as_str());
         Ok(())
     }
 
@@ -197,7 +229,12 @@ impl HostApi for Server {
     }
 
     async fn restart_agent(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
-        self.row(host_c(), host.as_str()).map(|_| ())
+        self.row(host_c(), host.as_str())?;
+        // The reply goes out first; the binary then stops cleanly and starts
+        // itself again (xapid's main), and the new process records a new
+        // agent_start_time, which is what clients wait for.
+        crate::request_restart(RESTART_PAUSE);
+        Ok(())
     }
 
     async fn license_add(&self, ctx: &Ctx, host: Ref<Host>, contents: String) -> Result<()> {
@@ -356,10 +393,6 @@ impl HostApi for Server {
 
     async fn list_methods(&self, _ctx: &Ctx) -> Result<Vec<String>> {
         Ok(crate::dispatch::list_methods().into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-    }
-
-    async fn syslog_reconfigure(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
-        self.row(host_c(), host.as_str()).map(|_| ())
     }
 
     async fn set_power_on_mode(

@@ -138,8 +138,16 @@ impl PoolApi for Server {
         ]))
     }
 
-    async fn apply_edition(&self, _ctx: &Ctx, self_: Ref<Pool>, _edition: String) -> Result<()> {
-        self.row(pool_c(), self_.as_str()).map(|_| ())
+    async fn apply_edition(&self, ctx: &Ctx, self_: Ref<Pool>, edition: String) -> Result<()> {
+        self.row(pool_c(), self_.as_str())?;
+        // Every host of the pool, as host.apply_edition does it for one.
+        let hc = class("host");
+        ctx.write(|tx| {
+            for h in tx.refs(hc) {
+                tx.set(hc, &h, field(hc, "edition"), Value::String(edition.clone()));
+            }
+            Ok(())
+        })
     }
 
     async fn has_extension(&self, _ctx: &Ctx, self_: Ref<Pool>, _name: String) -> Result<bool> {
@@ -154,12 +162,20 @@ impl PoolApi for Server {
         Ok(vec![])
     }
 
-    async fn enable_tls_verification(&self, _ctx: &Ctx) -> Result<()> {
-        Ok(())
-    }
-
-    async fn set_https_only(&self, _ctx: &Ctx, self_: Ref<Pool>, _value: bool) -> Result<()> {
-        self.row(pool_c(), self_.as_str()).map(|_| ())
+    async fn enable_tls_verification(&self, ctx: &Ctx) -> Result<()> {
+        // Verification is of the certificates pool members present to each
+        // other; a one-host pool has no peer to verify, so turning it on is
+        // recording it (a pool member will check against it).
+        let (pc, hc) = (pool_c(), class("host"));
+        ctx.write(|tx| {
+            for p in tx.refs(pc) {
+                tx.set(pc, &p, field(pc, "tls_verification_enabled"), Value::Bool(true));
+            }
+            for h in tx.refs(hc) {
+                tx.set(hc, &h, field(hc, "tls_verification_enabled"), Value::Bool(true));
+            }
+            Ok(())
+        })
     }
 
     async fn set_igmp_snooping_enabled(&self, ctx: &Ctx, self_: Ref<Pool>, value: bool) -> Result<()> {
@@ -170,12 +186,17 @@ impl PoolApi for Server {
         self.set_pool_field(ctx, self_.as_str(), "update_sync_enabled", Value::Bool(value))
     }
 
-    async fn enable_ssl_legacy(&self, _ctx: &Ctx, self_: Ref<Pool>) -> Result<()> {
-        self.row(pool_c(), self_.as_str()).map(|_| ())
-    }
-
-    async fn disable_ssl_legacy(&self, _ctx: &Ctx, self_: Ref<Pool>) -> Result<()> {
-        self.row(pool_c(), self_.as_str()).map(|_| ())
+    async fn disable_ssl_legacy(&self, ctx: &Ctx, self_: Ref<Pool>) -> Result<()> {
+        self.row(pool_c(), self_.as_str())?;
+        // Our TLS listener never offers SSLv3 or legacy ciphers: the hosts'
+        // ssl_legacy says so (enable_ssl_legacy is a removed message).
+        let hc = class("host");
+        ctx.write(|tx| {
+            for h in tx.refs(hc) {
+                tx.set(hc, &h, field(hc, "ssl_legacy"), Value::Bool(false));
+            }
+            Ok(())
+        })
     }
 
     async fn add_to_guest_agent_config(&self, ctx: &Ctx, self_: Ref<Pool>, key: String, value: String) -> Result<()> {

@@ -1799,44 +1799,11 @@ impl VmApi for Server {
         Ok(BTreeMap::from([("rpc".to_string(), "VM RPC".to_string())]))
     }
 
-    async fn call_plugin(
-        &self,
-        ctx: &Ctx,
-        vm: Ref<Vm>,
-        plugin: String,
-        r#fn: String,
-        args: BTreeMap<String, String>,
-    ) -> Result<String> {
-        let row = self.row(vm_c(), vm.as_str())?;
-        if let Some(e) = check_now(self, vm.as_str(), &row, "call_plugin", true) {
-            return Err(e);
-        }
-        let _ = ctx;
-        // The simulated guest agent answers with what it was given.
-        Ok(format!("{plugin}.{}({})", r#fn, args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")))
-    }
-
-    async fn send_sysrq(&self, _ctx: &Ctx, vm: Ref<Vm>, _key: String) -> Result<()> {
-        let row = self.row(vm_c(), vm.as_str())?;
-        check_now(self, vm.as_str(), &row, "send_sysrq", true).map_or(Ok(()), Err)
-    }
-
-    async fn send_trigger(&self, _ctx: &Ctx, vm: Ref<Vm>, _trigger: String) -> Result<()> {
-        let row = self.row(vm_c(), vm.as_str())?;
-        check_now(self, vm.as_str(), &row, "send_trigger", true).map_or(Ok(()), Err)
-    }
-
     async fn set_appliance(&self, ctx: &Ctx, self_: Ref<Vm>, value: Ref<VmAppliance>) -> Result<()> {
         if !value.is_null() {
             self.row(class("VM_appliance"), value.as_str())?;
         }
         simple_set(ctx, &self_, None, "appliance", value.to_value()).await
-    }
-
-    async fn restart_device_models(&self, ctx: &Ctx, self_: Ref<Vm>) -> Result<()> {
-        let row = self.row(vm_c(), self_.as_str())?;
-        let _ = ctx;
-        check_now(self, self_.as_str(), &row, "hard_reboot", true).map_or(Ok(()), Err)
     }
 }
 
