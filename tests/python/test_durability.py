@@ -171,8 +171,16 @@ def test_token_from_before_restart_still_valid(server, kill):
     tok = x.event_from(["*"], "", 0.0)["token"]
     new = restarted(server, kill=kill)
     x = new.session().xenapi
-    assert x.event_from(["*"], tok, 0.0)["events"] == []
+    # The only change a start makes is the agent's start time on the host
+    # (whole seconds, as xapi records it on every start): no event when the
+    # restart fell within the same second.
+    host = x.host.get_all()[0]
+
+    def changes(since):
+        return [(e["class"], e["operation"], e["ref"]) for e in x.event_from(["*"], since, 0.0)["events"]
+                if (e["class"], e["ref"]) != ("host", host)]
+    assert changes(tok) == []
     x.pool.add_to_other_config(pool, "post", "1")
+    assert changes(tok) == [("pool", "mod", pool)]
     r = x.event_from(["*"], tok, 0.0)
-    assert [(e["class"], e["operation"], e["ref"]) for e in r["events"]] == [("pool", "mod", pool)]
     assert r["token"] > tok

@@ -3,8 +3,13 @@
 //! The server speaks to a backend in terms of domains (one per running VM),
 //! keyed by the VM's uuid: create, unpause, pause, clean/hard shutdown,
 //! reboot, suspend to an image, resume, migrate, hot-plug disks and NICs,
-//! statistics and a console endpoint. Backends report guest-initiated changes
-//! (the guest agent reporting in, the guest halting) as [`GuestEvent`]s.
+//! statistics and a console endpoint, and re-attaching to the domains that
+//! outlived a restart of the server ([`Backend::adopt`]). Backends report
+//! what happens without being asked (the guest agent reporting in, the guest
+//! halting, a pause, a device leaving, an I/O error, a dead hypervisor
+//! process) as [`DomainEvent`]s. The server decides, the backend acts: nothing
+//! here speaks XenAPI; [`BackendError`]s are mapped to XenAPI errors by the
+//! server.
 //!
 //! Backends form an enum rather than a trait object so calls stay static and
 //! async-friendly; `sim` is the default.
@@ -19,6 +24,14 @@ use tokio::sync::{broadcast, watch};
 
 pub type Map = BTreeMap<String, String>;
 
+/// How a disk image is stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DiskFormat {
+    #[default]
+    Raw,
+    Qcow2,
+}
+
 /// A disk as the backend sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Disk {
@@ -26,6 +39,7 @@ pub struct Disk {
     pub device: String,
     /// Backing file; `None` for an empty CD drive.
     pub path: Option<PathBuf>,
+    pub format: DiskFormat,
     pub read_only: bool,
     pub cdrom: bool,
 }
@@ -42,48 +56,147 @@ pub struct Nic {
     pub promiscuous: bool,
 }
 
+/// Memory in bytes: the static range is what the domain is built for (its
+/// maximum), the dynamic range what a balloon may move within, and the
+/// target where it starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Memory {
+    pub static_min: i64,
+    pub static_max: i64,
+    pub dynamic_min: i64,
+    pub dynamic_max: i64,
+    pub target: i64,
+}
+
+/// Virtual CPUs: built with `max`, `at_startup` of them online.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Vcpus {
+    pub max: i64,
+    pub at_startup: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Firmware {
+    #[default]
+    Bios,
+    Uefi,
+}
+
+/// Where firmware looks for something to boot, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootDevice {
+    Disk,
+    Cdrom,
+    Network,
+}
+
 /// Everything needed to build a domain.
 #[derive(Clone, Debug, Default)]
 pub struct DomainSpec {
     pub uuid: String,
     pub name: String,
-    pub vcpus: i64,
-    pub memory: i64,
+    pub vcpus: Vcpus,
+    pub memory: Memory,
+    /// Fully virtualised (emulated devices, firmware) rather than a kernel
+    /// booted directly with paravirtual devices.
     pub hvm: bool,
+    pub firmware: Firmware,
+    pub boot_order: Vec<BootDevice>,
     pub disks: Vec<Disk>,
     pub nics: Vec<Nic>,
+    /// Platform flags (`acpi`, `apic`, `viridian`, `nx`, `pae`, …) as given.
     pub platform: Map,
     /// The VM's other_config: the simulator reads its fault and delay knobs here.
     pub other_config: Map,
+    /// Direct kernel boot: kernel, initial ramdisk and command line.
     pub kernel: String,
     pub ramdisk: String,
     pub args: String,
 }
 
-/// A failure the server turns into a XenAPI error.
+/// A guest request that the guest has to carry out itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    Shutdown,
+    Suspend,
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Request::Shutdown => "shutdown",
+            Request::Suspend => "suspend",
+        })
+    }
+}
+
+/// Why a backend call failed, in the backend's own terms; the server maps
+/// each to a XenAPI error in one place.
 #[derive(Clone, Debug, PartialEq)]
-pub struct BackendError {
-    pub code: String,
-    pub params: Vec<String>,
+pub enum BackendError {
+    /// The caller's cancellation signal fired.
+    Cancelled,
+    /// No domain exists for this VM.
+    NoDomain(String),
+    /// The guest did not carry out a request in time (it keeps running).
+    NotAcknowledged(Request),
+    /// A device with this name is already attached.
+    DeviceAttached(String),
+    /// The host has not enough free memory for the domain.
+    NoMemory {
+        needed: i64,
+        free: i64,
+    },
+    /// A file the domain needs does not exist.
+    MissingFile(PathBuf),
+    /// A file lies outside the directories the backend may use for it.
+    PathNotAllowed {
+        path: PathBuf,
+        allowed: Vec<PathBuf>,
+    },
+    /// The backend cannot do this (at all, or for this domain).
+    Unsupported(String),
+    /// The hypervisor failed (its process, its control channel).
+    Hypervisor(String),
+    /// A failure the simulator was scripted to give, with the error code and
+    /// parameters the script named (its fault knobs).
+    Scripted {
+        code: String,
+        params: Vec<String>,
+    },
+    Internal(String),
 }
 
 impl BackendError {
-    pub fn new(code: &str, params: Vec<String>) -> Self {
-        BackendError { code: code.to_string(), params }
-    }
     pub fn internal(msg: impl Into<String>) -> Self {
-        BackendError::new("INTERNAL_ERROR", vec![msg.into()])
-    }
-    pub fn cancelled() -> Self {
-        BackendError::new("TASK_CANCELLED", vec![])
+        BackendError::Internal(msg.into())
     }
 }
 
 impl fmt::Display for BackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {:?}", self.code, self.params)
+        match self {
+            BackendError::Cancelled => f.write_str("cancelled"),
+            BackendError::NoDomain(u) => write!(f, "no domain for VM {u}"),
+            BackendError::NotAcknowledged(r) => write!(f, "the guest did not acknowledge the {r} request in time"),
+            BackendError::DeviceAttached(d) => write!(f, "device {d} is already attached"),
+            BackendError::NoMemory { needed, free } => {
+                write!(f, "not enough free memory: {needed} bytes needed, {free} free")
+            }
+            BackendError::MissingFile(p) => write!(f, "{}: no such file", p.display()),
+            BackendError::PathNotAllowed { path, allowed } => {
+                let dirs: Vec<String> = allowed.iter().map(|d| d.display().to_string()).collect();
+                write!(f, "{} is not in an allowed directory ({})", path.display(), dirs.join(", "))
+            }
+            BackendError::Unsupported(w) => write!(f, "not supported by this backend: {w}"),
+            BackendError::Hypervisor(m) => write!(f, "hypervisor failure: {m}"),
+            BackendError::Scripted { code, params } => write!(f, "scripted failure {code} {params:?}"),
+            BackendError::Internal(m) => f.write_str(m),
+        }
     }
 }
+
+impl std::error::Error for BackendError {}
 
 pub type Result<T> = std::result::Result<T, BackendError>;
 
@@ -98,13 +211,30 @@ pub struct GuestInfo {
     pub other: Map,
 }
 
-/// Changes the guest makes on its own.
+/// A device of a domain, by the name the server gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Device {
+    Disk(String),
+    Nic(String),
+}
+
+/// What happens to domains without the server asking: the guest acting on
+/// its own, the hypervisor, a device.
 #[derive(Clone, Debug, PartialEq)]
-pub enum GuestEvent {
+pub enum DomainEvent {
     /// The guest agent reported in (after boot, or with fresh data).
-    Info { uuid: String, domid: i64, info: GuestInfo },
-    /// The guest powered itself off, rebooted or crashed.
+    GuestInfo { uuid: String, domid: i64, info: GuestInfo },
+    /// The domain is gone: the guest powered off, rebooted or crashed, or
+    /// its hypervisor process died.
     Halted { uuid: String, domid: i64, reason: HaltReason },
+    /// The domain stopped running without being asked (e.g. on an I/O error).
+    Paused { uuid: String, domid: i64 },
+    /// It runs again.
+    Resumed { uuid: String, domid: i64 },
+    /// A device went away (a guest-acknowledged unplug, or the guest ejecting).
+    DeviceRemoved { uuid: String, domid: i64, device: Device },
+    /// A disk reported an I/O error.
+    IoError { uuid: String, domid: i64, device: String, message: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +242,22 @@ pub enum HaltReason {
     Shutdown,
     Reboot,
     Crash,
+    /// The process running the domain died (killed, or failed).
+    ProcessDied,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomainState {
+    Running,
+    Paused,
+}
+
+/// A domain the backend has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainInfo {
+    pub uuid: String,
+    pub domid: i64,
+    pub state: DomainState,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -150,7 +296,7 @@ pub async fn cancellable_sleep(d: Duration, cancel: &mut Option<Cancel>) -> Resu
             tokio::pin!(sleep);
             loop {
                 if *rx.borrow_and_update() {
-                    return Err(BackendError::cancelled());
+                    return Err(BackendError::Cancelled);
                 }
                 tokio::select! {
                     _ = &mut sleep => return Ok(()),
@@ -186,7 +332,9 @@ impl Backend {
     pub fn name(&self) -> &'static str {
         each!(self, b => b.name())
     }
-    pub fn events(&self) -> broadcast::Receiver<GuestEvent> {
+    /// Events of every domain. A receiver that lags misses some: it must
+    /// then re-read the state of every domain ([`Backend::domains`]).
+    pub fn events(&self) -> broadcast::Receiver<DomainEvent> {
         each!(self, b => b.events())
     }
     /// Build a domain, paused. Returns its domid.
@@ -255,8 +403,13 @@ impl Backend {
     pub fn is_running(&self, uuid: &str) -> bool {
         each!(self, b => b.is_running(uuid))
     }
-    /// Domains the backend has, with their domids (used to reconcile on start).
-    pub fn domains(&self) -> Vec<(String, i64)> {
+    /// Every domain the backend has now.
+    pub async fn domains(&self) -> Vec<DomainInfo> {
         each!(self, b => b.domains())
+    }
+    /// After a restart of the server: find the domain of this VM that kept
+    /// running and take control of it again, or None if it is gone.
+    pub async fn adopt(&self, spec: &DomainSpec) -> Result<Option<DomainInfo>> {
+        each!(self, b => b.adopt(spec).await)
     }
 }

@@ -6,13 +6,15 @@
 //!
 //! | key | effect |
 //! |---|---|
-//! | `sim:fail-<op>` = `CODE[,param…]` | `<op>` fails with that XenAPI error |
+//! | `sim:fail-<op>` = `CODE[,param…]` | `<op>` fails with that error code (the server answers it as is) |
 //! | `sim:delay-<op>` = ms | `<op>` takes that long (cancellable) |
 //! | `sim:guest-agent` = `false` | the guest never reports metrics |
 //! | `sim:guest-delay-ms` = ms | delay before the agent reports |
 //! | `sim:clean-shutdown` = `ignore` | clean shutdown/reboot requests time out |
 //! | `sim:halt-after-ms` = ms | the guest powers itself off after that long |
 //! | `sim:crash-after-ms` = ms | the guest crashes after that long |
+//! | `sim:die-after-ms` = ms | the domain's (imaginary) hypervisor process dies after that long |
+//! | `sim:pause-after-ms` = ms | the domain pauses on its own (as on a disk I/O error) after that long |
 //! | `sim:os-name` = text | the OS name the agent reports |
 //! | `sim:static-ip-setting` = `false` | the agent does not offer `feature-static-ip-setting` |
 //!
@@ -56,7 +58,7 @@ struct Inner {
     cfg: SimConfig,
     domains: Mutex<HashMap<String, Domain>>,
     next_domid: AtomicI64,
-    events: broadcast::Sender<GuestEvent>,
+    events: broadcast::Sender<DomainEvent>,
 }
 
 #[derive(Clone)]
@@ -78,7 +80,7 @@ async fn knobs(spec: &DomainSpec, op: &str, cancel: &mut Option<Cancel>) -> Resu
     if let Some(f) = knob(spec, &format!("sim:fail-{op}")) {
         let mut parts = f.split(',').map(|s| s.trim().to_string());
         let code = parts.next().filter(|c| !c.is_empty()).unwrap_or_else(|| "INTERNAL_ERROR".into());
-        return Err(BackendError { code, params: parts.collect() });
+        return Err(BackendError::Scripted { code, params: parts.collect() });
     }
     Ok(())
 }
@@ -137,8 +139,8 @@ fn guest_info(spec: &DomainSpec) -> GuestInfo {
         other.insert("feature-static-ip-setting".into(), "1".into());
     }
     let mut mem = Map::new();
-    mem.insert("total".into(), (spec.memory / 1024).to_string());
-    mem.insert("free".into(), (spec.memory / 2048).to_string());
+    mem.insert("total".into(), (spec.memory.target / 1024).to_string());
+    mem.insert("free".into(), (spec.memory.target / 2048).to_string());
     GuestInfo { os_version: os, pv_drivers_version: pv, networks: net, memory: mem, disks: Map::new(), other }
 }
 
@@ -152,7 +154,7 @@ impl Sim {
         "sim"
     }
 
-    pub fn events(&self) -> broadcast::Receiver<GuestEvent> {
+    pub fn events(&self) -> broadcast::Receiver<DomainEvent> {
         self.0.events.subscribe()
     }
 
@@ -160,7 +162,7 @@ impl Sim {
         let mut m = self.0.domains.lock().map_err(|_| BackendError::internal("simulator state poisoned"))?;
         match m.get_mut(uuid) {
             Some(d) => f(d),
-            None => Err(BackendError::internal(format!("no domain for VM {uuid}"))),
+            None => Err(BackendError::NoDomain(uuid.to_string())),
         }
     }
 
@@ -181,13 +183,32 @@ impl Sim {
             if knob(&spec, "sim:guest-agent") != Some("false") {
                 tokio::time::sleep(guest_delay).await;
                 if sim.domid_of(&spec.uuid) == Some(domid) {
-                    let _ =
-                        sim.0.events.send(GuestEvent::Info { uuid: spec.uuid.clone(), domid, info: guest_info(&spec) });
+                    let _ = sim.0.events.send(DomainEvent::GuestInfo {
+                        uuid: spec.uuid.clone(),
+                        domid,
+                        info: guest_info(&spec),
+                    });
                 }
             }
-            for (key, reason) in
-                [("sim:halt-after-ms", HaltReason::Shutdown), ("sim:crash-after-ms", HaltReason::Crash)]
-            {
+            if let Some(d) = ms(knob(&spec, "sim:pause-after-ms")) {
+                tokio::time::sleep(d.saturating_sub(guest_delay)).await;
+                let paused = sim.with(&spec.uuid, |dom| {
+                    let was = dom.domid == domid && dom.state == State::Running;
+                    if was {
+                        dom.state = State::Paused;
+                    }
+                    Ok(was)
+                });
+                if paused == Ok(true) {
+                    let _ = sim.0.events.send(DomainEvent::Paused { uuid: spec.uuid.clone(), domid });
+                }
+                return;
+            }
+            for (key, reason) in [
+                ("sim:halt-after-ms", HaltReason::Shutdown),
+                ("sim:crash-after-ms", HaltReason::Crash),
+                ("sim:die-after-ms", HaltReason::ProcessDied),
+            ] {
                 if let Some(d) = ms(knob(&spec, key)) {
                     tokio::time::sleep(d.saturating_sub(guest_delay)).await;
                     let gone = sim.0.domains.lock().ok().map(|mut m| {
@@ -199,7 +220,7 @@ impl Sim {
                         }
                     });
                     if gone == Some(true) {
-                        let _ = sim.0.events.send(GuestEvent::Halted { uuid: spec.uuid.clone(), domid, reason });
+                        let _ = sim.0.events.send(DomainEvent::Halted { uuid: spec.uuid.clone(), domid, reason });
                     }
                     return;
                 }
@@ -251,7 +272,7 @@ impl Sim {
         knobs(&spec, if clean { "clean_shutdown" } else { "hard_shutdown" }, &mut cancel).await?;
         if clean && knob(&spec, "sim:clean-shutdown") == Some("ignore") {
             cancellable_sleep(self.0.cfg.shutdown_timeout, &mut cancel).await?;
-            return Err(BackendError::new("VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT", vec![]));
+            return Err(BackendError::NotAcknowledged(Request::Shutdown));
         }
         if let Ok(mut m) = self.0.domains.lock() {
             m.remove(uuid);
@@ -264,7 +285,7 @@ impl Sim {
         knobs(&cur, if clean { "clean_reboot" } else { "hard_reboot" }, &mut cancel).await?;
         if clean && knob(&cur, "sim:clean-shutdown") == Some("ignore") {
             cancellable_sleep(self.0.cfg.shutdown_timeout, &mut cancel).await?;
-            return Err(BackendError::new("VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT", vec![]));
+            return Err(BackendError::NotAcknowledged(Request::Shutdown));
         }
         if let Ok(mut m) = self.0.domains.lock() {
             m.remove(&spec.uuid);
@@ -295,11 +316,12 @@ impl Sim {
 fn write_image(spec: &DomainSpec, image: &Path) -> Result<()> {
     {
         // A small header followed by a sparse "memory image" of the guest's size.
-        let header = format!("xapi-rs simulated suspend image\nuuid={}\nmemory={}\n", spec.uuid, spec.memory);
+        let memory = spec.memory.target;
+        let header = format!("xapi-rs simulated suspend image\nuuid={}\nmemory={memory}\n", spec.uuid);
         let write = || -> std::io::Result<()> {
             std::fs::write(image, header.as_bytes())?;
             let f = std::fs::OpenOptions::new().write(true).open(image)?;
-            f.set_len((header.len() as i64).max(spec.memory) as u64)?;
+            f.set_len((header.len() as i64).max(memory) as u64)?;
             f.sync_all()
         };
         write().map_err(|e| BackendError::internal(format!("writing suspend image {}: {e}", image.display())))
@@ -323,7 +345,7 @@ impl Sim {
         let (uuid, info) = (spec.uuid.clone(), guest_info(&spec));
         tokio::spawn(async move {
             if sim.domid_of(&uuid) == Some(domid) {
-                let _ = sim.0.events.send(GuestEvent::Info { uuid, domid, info });
+                let _ = sim.0.events.send(DomainEvent::GuestInfo { uuid, domid, info });
             }
         });
         Ok(domid)
@@ -346,7 +368,7 @@ impl Sim {
         knobs(&spec, "plug_disk", &mut None).await?;
         self.with(uuid, |d| {
             if d.spec.disks.iter().any(|x| x.device == disk.device) {
-                return Err(BackendError::new("DEVICE_ALREADY_ATTACHED", vec![disk.device.clone()]));
+                return Err(BackendError::DeviceAttached(disk.device.clone()));
             }
             d.spec.disks.push(disk.clone());
             Ok(())
@@ -382,7 +404,7 @@ impl Sim {
             Ok((d.domid, guest_info(&d.spec)))
         })?;
         if knob(&spec, "sim:guest-agent") != Some("false") {
-            let _ = self.0.events.send(GuestEvent::Info { uuid: uuid.to_string(), domid, info });
+            let _ = self.0.events.send(DomainEvent::GuestInfo { uuid: uuid.to_string(), domid, info });
         }
         Ok(())
     }
@@ -400,14 +422,14 @@ impl Sim {
 
     pub async fn set_memory(&self, uuid: &str, target: i64) -> Result<()> {
         self.with(uuid, |d| {
-            d.spec.memory = target;
+            d.spec.memory.target = target;
             Ok(())
         })
     }
 
     pub async fn set_vcpus(&self, uuid: &str, n: i64) -> Result<()> {
         self.with(uuid, |d| {
-            d.spec.vcpus = n;
+            d.spec.vcpus.at_startup = n;
             Ok(())
         })
     }
@@ -420,9 +442,9 @@ impl Sim {
         let phase = ((t / 5 + d.domid as u64) % 20) as f64 / 20.0;
         let busy = if d.state == State::Running { 0.02 + 0.08 * phase } else { 0.0 };
         Some(Stats {
-            vcpus: (0..d.spec.vcpus.max(1)).map(|i| busy + 0.01 * i as f64).collect(),
-            memory_actual: d.spec.memory,
-            memory_internal_free: d.spec.memory / 2,
+            vcpus: (0..d.spec.vcpus.at_startup.max(1)).map(|i| busy + 0.01 * i as f64).collect(),
+            memory_actual: d.spec.memory.target,
+            memory_internal_free: d.spec.memory.target / 2,
             nics: d.spec.nics.iter().map(|n| (n.device.clone(), 1000.0 * phase, 500.0 * phase)).collect(),
             disks: d.spec.disks.iter().map(|x| (x.device.clone(), 4096.0 * phase, 2048.0 * phase)).collect(),
         })
@@ -438,8 +460,49 @@ impl Sim {
         self.0.domains.lock().map(|m| m.get(uuid).is_some_and(|d| d.state == State::Running)).unwrap_or(false)
     }
 
-    pub fn domains(&self) -> Vec<(String, i64)> {
-        self.0.domains.lock().map(|m| m.iter().map(|(u, d)| (u.clone(), d.domid)).collect()).unwrap_or_default()
+    pub fn domains(&self) -> Vec<DomainInfo> {
+        let state = |s: State| match s {
+            State::Running => DomainState::Running,
+            State::Paused => DomainState::Paused,
+        };
+        self.0
+            .domains
+            .lock()
+            .map(|m| {
+                m.iter().map(|(u, d)| DomainInfo { uuid: u.clone(), domid: d.domid, state: state(d.state) }).collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The simulator's domains live in the server's memory, so none outlives
+    /// a restart; to behave as a hypervisor whose guests kept running while
+    /// the toolstack restarted, it rebuilds the domain, already booted, in
+    /// the state the server last recorded (running unless the spec says
+    /// `sim:adopt-paused`). `sim:adopt` = `gone` plays a guest that died
+    /// while the toolstack was down.
+    pub async fn adopt(&self, spec: &DomainSpec) -> Result<Option<DomainInfo>> {
+        if knob(spec, "sim:adopt") == Some("gone") {
+            return Ok(None);
+        }
+        if let Some(domid) = self.domid_of(&spec.uuid) {
+            let state = if self.is_running(&spec.uuid) { DomainState::Running } else { DomainState::Paused };
+            return Ok(Some(DomainInfo { uuid: spec.uuid.clone(), domid, state }));
+        }
+        let mut spec = spec.clone();
+        spec.other_config.insert("sim:booted".into(), "true".into());
+        let paused = knob(&spec, "sim:adopt-paused") == Some("true");
+        let domid = self.insert(&spec, if paused { State::Paused } else { State::Running })?;
+        let sim = self.clone();
+        let (uuid, info) = (spec.uuid.clone(), guest_info(&spec));
+        if knob(&spec, "sim:guest-agent") != Some("false") {
+            tokio::spawn(async move {
+                if sim.domid_of(&uuid) == Some(domid) {
+                    let _ = sim.0.events.send(DomainEvent::GuestInfo { uuid, domid, info });
+                }
+            });
+        }
+        let state = if paused { DomainState::Paused } else { DomainState::Running };
+        Ok(Some(DomainInfo { uuid: spec.uuid, domid, state }))
     }
 }
 
@@ -448,7 +511,13 @@ mod tests {
     use super::*;
 
     fn spec(uuid: &str) -> DomainSpec {
-        DomainSpec { uuid: uuid.into(), name: "Debian test".into(), vcpus: 2, memory: 1 << 30, ..Default::default() }
+        DomainSpec {
+            uuid: uuid.into(),
+            name: "Debian test".into(),
+            vcpus: Vcpus { max: 2, at_startup: 2 },
+            memory: Memory { static_max: 1 << 30, dynamic_max: 1 << 30, target: 1 << 30, ..Default::default() },
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
@@ -466,7 +535,7 @@ mod tests {
         let d1 = sim.create(&s, None).await.unwrap();
         sim.unpause("u1").await.unwrap();
         match tokio::time::timeout(Duration::from_secs(2), ev.recv()).await.unwrap().unwrap() {
-            GuestEvent::Info { uuid, domid, info } => {
+            DomainEvent::GuestInfo { uuid, domid, info } => {
                 assert_eq!((uuid.as_str(), domid), ("u1", d1));
                 assert!(info.networks.contains_key("0/ip"));
                 assert_eq!(info.os_version["name"], "Debian GNU/Linux 12 (bookworm)");
@@ -477,6 +546,11 @@ mod tests {
         assert_eq!(d2, d1 + 1);
         sim.shutdown("u1", true, None).await.unwrap();
         assert!(sim.domains().is_empty());
+        // A domain that outlived a restart is adopted; one that died is not.
+        assert_eq!(sim.adopt(&s).await.unwrap().map(|d| d.state), Some(DomainState::Running));
+        let mut gone = spec("u9");
+        gone.other_config.insert("sim:adopt".into(), "gone".into());
+        assert_eq!(sim.adopt(&gone).await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -485,7 +559,7 @@ mod tests {
         let mut s = spec("u2");
         s.other_config.insert("sim:fail-start".into(), "NO_HOSTS_AVAILABLE".into());
         let e = sim.create(&s, None).await.unwrap_err();
-        assert_eq!(e.code, "NO_HOSTS_AVAILABLE");
+        assert_eq!(e, BackendError::Scripted { code: "NO_HOSTS_AVAILABLE".into(), params: vec![] });
         s.other_config.remove("sim:fail-start");
         s.other_config.insert("sim:delay-start".into(), "5000".into());
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -494,7 +568,7 @@ mod tests {
         let h = tokio::spawn(async move { sim2.create(&s2, Some(rx)).await });
         tokio::time::sleep(Duration::from_millis(20)).await;
         tx.send_replace(true);
-        assert_eq!(h.await.unwrap().unwrap_err().code, "TASK_CANCELLED");
+        assert_eq!(h.await.unwrap().unwrap_err(), BackendError::Cancelled);
     }
 
     #[tokio::test]

@@ -382,3 +382,19 @@ pub fn member<T: XenType>(v: &Value, name: &str) -> Result<T, TypeError> {
         None => Ok(T::zero()),
     }
 }
+
+impl crate::Row {
+    /// A field as its Rust type (`row.read(vm::POWER_STATE) -> VmPowerState`).
+    /// Rows are written through the schema, so a value of another shape is a
+    /// bug; it reads as the type's zero rather than failing the caller.
+    pub fn read<C, T: XenType>(&self, f: Field<C, T>) -> T {
+        debug_assert!(std::ptr::eq(f.class, self.class), "{} is not a field of {}", f.name(), self.class.name);
+        T::from_value(&self.fields[f.index]).unwrap_or_else(|_| T::zero())
+    }
+
+    /// Set a field from its Rust type.
+    pub fn write<C, T: XenType>(&mut self, f: Field<C, T>, v: T) {
+        debug_assert!(std::ptr::eq(f.class, self.class), "{} is not a field of {}", f.name(), self.class.name);
+        self.fields[f.index] = v.to_value();
+    }
+}

@@ -25,6 +25,7 @@ pub mod seed;
 pub mod session;
 pub mod storage;
 pub mod task;
+pub mod xenops;
 
 pub use config::Config;
 pub use model::types::ApiError;
@@ -266,8 +267,8 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     session::spawn_gc(server.clone(), gc_every);
     ops::host::startup(&server);
     ops::sr::startup(&server);
-    ops::vm::reconcile(&server);
-    ops::vm::spawn_guest_events(server.clone());
+    xenops::adopt_all(&server);
+    xenops::spawn_events(server.clone());
     rrd::sampler::spawn(server.clone());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let bound = http::listen(server.clone(), stop_rx).await.map_err(|e| e.to_string())?;

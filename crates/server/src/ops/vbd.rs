@@ -7,9 +7,9 @@ use crate::api::VbdApi;
 use crate::implicit::Hooks;
 use crate::lifecycle::{self, current_ops, members};
 use crate::ops::sr::Links;
-use crate::ops::vm::be;
 use crate::seed::obj;
 use crate::storage;
+use crate::xenops::be;
 use crate::{class, field, put, ApiError, Ctx, Result, Server};
 use model::schema::ClassDef;
 use model::types::*;
@@ -414,6 +414,7 @@ async fn do_plug(ctx: &Ctx, vbd: &str) -> Result<()> {
     let ud = sv(row.get(field(c, "userdevice")));
     let disk = backend::Disk {
         device: ud.clone(),
+        format: crate::xenops::disk_format(path.as_deref()),
         path,
         read_only: row.get(field(c, "mode")).as_str() == Some("RO"),
         cdrom: row.get(field(c, "type")).as_str() == Some("CD"),

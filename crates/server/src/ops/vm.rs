@@ -9,8 +9,9 @@ use crate::implicit::Hooks;
 use crate::lifecycle::{self, members};
 use crate::seed::obj;
 use crate::storage::{self, NewVdi};
+use crate::xenops::{be, be_vm, domain_spec};
 use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
-use backend::{BackendError, Cancel, Disk, DomainSpec, GuestEvent, HaltReason};
+use backend::Cancel;
 use model::schema::Type;
 use model::types::*;
 use model::{DateTime, Ref, Row, Value, XenType};
@@ -30,27 +31,6 @@ fn sv(v: &Value) -> String {
 
 fn null(v: &Value) -> bool {
     matches!(v.as_str(), None | Some("") | Some(model::NULL_REF))
-}
-
-/// A backend failure as a XenAPI error.
-pub fn be(ctx: &Ctx, e: BackendError) -> ApiError {
-    if e.code == "TASK_CANCELLED" {
-        return ApiError::TaskCancelled { task: ctx.task.clone().unwrap_or_default() };
-    }
-    let mut w = vec![e.code];
-    w.extend(e.params);
-    ApiError::from_wire(&w)
-}
-
-/// A backend failure of an operation on `vm`: the guest-acknowledgement
-/// errors name the VM, as xapi adds it when it re-raises xenopsd's
-/// Failed_to_acknowledge_* exceptions.
-pub fn be_vm(ctx: &Ctx, vm: &str, e: BackendError) -> ApiError {
-    match e.code.as_str() {
-        "VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT" => ApiError::VmFailedShutdownAcknowledgment { vm: vm.to_string() },
-        "VM_FAILED_SUSPEND_ACKNOWLEDGMENT" => ApiError::VmFailedSuspendAcknowledgment { vm: vm.to_string() },
-        _ => be(ctx, e),
-    }
 }
 
 /// The cancellation signal of the call's task.
@@ -179,51 +159,6 @@ pub fn remove_devices(tx: &mut Txn, row: &Row) {
     }
 }
 
-// ------------------------------------------------------------- domain spec
-
-/// What the backend needs to build the VM's domain.
-pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
-    let c = vm_c();
-    let st = s.db.read();
-    let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
-    let g = |n: &str| row.get(field(c, n));
-    let (vbd, vdi, vif, net) = (class("VBD"), class("VDI"), class("VIF"), class("network"));
-    let mut disks = Vec::new();
-    for b in members(g("VBDs")) {
-        let Some(br) = st.get(vbd, &b) else { continue };
-        let empty = br.get(field(vbd, "empty")).as_bool() == Some(true);
-        let vdi_ref = sv(br.get(field(vbd, "VDI")));
-        let path = if empty || st.get(vdi, &vdi_ref).is_none() { None } else { storage::vdi_path(s, &st, &vdi_ref) };
-        disks.push(Disk {
-            device: sv(br.get(field(vbd, "userdevice"))),
-            path,
-            read_only: br.get(field(vbd, "mode")).as_str() == Some("RO"),
-            cdrom: br.get(field(vbd, "type")).as_str() == Some("CD"),
-        });
-    }
-    let mut nics = Vec::new();
-    for v in members(g("VIFs")) {
-        let Some(vr) = st.get(vif, &v) else { continue };
-        let network = st.get(net, &sv(vr.get(field(vif, "network"))));
-        nics.push(crate::ops::vif::nic_of(vr, network.map(|n| &**n)));
-    }
-    let memory = g("memory_dynamic_max").as_int().unwrap_or(0).max(g("memory_target").as_int().unwrap_or(0));
-    Ok(DomainSpec {
-        uuid: sv(g("uuid")),
-        name: sv(g("name_label")),
-        vcpus: g("VCPUs_at_startup").as_int().unwrap_or(1),
-        memory,
-        hvm: !sv(g("HVM_boot_policy")).is_empty(),
-        disks,
-        nics,
-        platform: map_of(g("platform")),
-        other_config: map_of(g("other_config")),
-        kernel: sv(g("PV_kernel")),
-        ramdisk: sv(g("PV_ramdisk")),
-        args: sv(g("PV_args")),
-    })
-}
-
 fn vm_uuid(s: &Server, vm: &str) -> Result<String> {
     Ok(sv(s.row(vm_c(), vm)?.get(field(vm_c(), "uuid"))))
 }
@@ -231,7 +166,7 @@ fn vm_uuid(s: &Server, vm: &str) -> Result<String> {
 // ------------------------------------------------------------ state changes
 
 /// Record that the VM's domain now runs (or is paused) with `domid`.
-fn mark_running(tx: &mut Txn, s: &Server, vm: &str, domid: i64, paused: bool, fresh_boot: bool) {
+pub(crate) fn mark_running(tx: &mut Txn, s: &Server, vm: &str, domid: i64, paused: bool, fresh_boot: bool) {
     let c = vm_c();
     let Some(row) = tx.get(c, vm).cloned() else { return };
     let now = DateTime::now();
@@ -299,7 +234,7 @@ fn ensure_console(tx: &mut Txn, s: &Server, vm: &str, row: &Row) {
 
 /// Record that the VM's domain is gone and it is Halted (or Suspended).
 /// Its consoles go with the domain.
-fn mark_stopped(tx: &mut Txn, vm: &str, suspended: bool) {
+pub(crate) fn mark_stopped(tx: &mut Txn, vm: &str, suspended: bool) {
     let c = vm_c();
     let Some(row) = tx.get(c, vm).cloned() else { return };
     for con in members(row.get(field(c, "consoles"))) {
@@ -2169,133 +2104,6 @@ pub async fn shut_down_guests(s: &Server, host: &str) {
             Ok::<_, ApiError>(())
         });
     }
-}
-
-// ---------------------------------------------------------- guest events
-
-/// Follow what guests do on their own: agent reports fill VM_guest_metrics;
-/// a guest that halts, reboots or crashes is handled by its actions_after_*.
-pub fn spawn_guest_events(s: Server) {
-    let mut rx = s.backend.events();
-    tokio::spawn(async move {
-        loop {
-            let ev = match rx.recv().await {
-                Ok(e) => e,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return,
-            };
-            match ev {
-                GuestEvent::Info { uuid, domid, info } => guest_info(&s, &uuid, domid, info),
-                GuestEvent::Halted { uuid, domid, reason } => guest_halted(&s, &uuid, domid, reason).await,
-            }
-        }
-    });
-}
-
-fn find_running(s: &Server, uuid: &str, domid: i64) -> Option<String> {
-    let c = vm_c();
-    let st = s.db.read();
-    let r = st.table(c).by_uuid(uuid)?.to_string();
-    let row = st.get(c, &r)?;
-    (row.get(field(c, "domid")).as_int() == Some(domid)).then_some(r)
-}
-
-fn guest_info(s: &Server, uuid: &str, domid: i64, info: backend::GuestInfo) {
-    let Some(vm) = find_running(s, uuid, domid) else { return };
-    let c = vm_c();
-    let gc = class("VM_guest_metrics");
-    let m = |x: &BTreeMap<String, String>| x.to_value();
-    let _ = s.db.write(|tx| {
-        let existing = tx.get(c, &vm).map(|r| sv(r.get(field(c, "guest_metrics")))).unwrap_or_default();
-        let fields = vec![
-            ("os_version", m(&info.os_version)),
-            ("PV_drivers_version", m(&info.pv_drivers_version)),
-            ("PV_drivers_up_to_date", Value::Bool(true)),
-            ("PV_drivers_detected", Value::Bool(true)),
-            ("networks", m(&info.networks)),
-            ("memory", m(&info.memory)),
-            ("disks", m(&info.disks)),
-            ("other", m(&info.other)),
-            ("last_updated", Value::DateTime(DateTime::now())),
-            ("live", Value::Bool(true)),
-            ("can_use_hotplug_vbd", Value::from("yes")),
-            ("can_use_hotplug_vif", Value::from("yes")),
-        ];
-        if tx.exists(gc, &existing) {
-            tx.update(gc, &existing, |r| {
-                for (k, v) in fields {
-                    put(r, k, v);
-                }
-            });
-        } else {
-            let g = model::new_ref();
-            obj(tx, "VM_guest_metrics", &g, fields);
-            tx.set(c, &vm, field(c, "guest_metrics"), Value::String(g));
-        }
-        Ok::<_, ApiError>(())
-    });
-}
-
-async fn guest_halted(s: &Server, uuid: &str, domid: i64, reason: HaltReason) {
-    let Some(vm) = find_running(s, uuid, domid) else { return };
-    let c = vm_c();
-    let Ok(row) = s.row(c, &vm) else { return };
-    let action = match reason {
-        HaltReason::Shutdown => sv(row.get(field(c, "actions_after_shutdown"))),
-        HaltReason::Reboot => sv(row.get(field(c, "actions_after_reboot"))),
-        HaltReason::Crash => sv(row.get(field(c, "actions_after_crash"))),
-    };
-    let restart = matches!(action.as_str(), "restart" | "coredump_and_restart" | "rename_restart");
-    if restart {
-        if let Ok(spec) = domain_spec(s, &vm) {
-            if let Ok(d) = s.backend.create(&spec, None).await {
-                if s.backend.unpause(&spec.uuid).await.is_ok() {
-                    let _ = s.db.write(|tx| {
-                        mark_running(tx, s, &vm, d, false, true);
-                        Ok::<_, ApiError>(())
-                    });
-                    return;
-                }
-            }
-        }
-    }
-    let _ = s.db.write(|tx| {
-        mark_stopped(tx, &vm, false);
-        Ok::<_, ApiError>(())
-    });
-}
-
-/// After a restart the simulated hypervisor is empty: rebuild the domains of
-/// VMs the store says are running or paused, so state survives the server.
-pub fn reconcile(s: &Server) {
-    let c = vm_c();
-    let live: Vec<(String, String)> = {
-        let st = s.db.read();
-        st.table(c)
-            .iter()
-            .filter(|(_, r)| matches!(r.get(field(c, "power_state")).as_str(), Some("Running") | Some("Paused")))
-            .filter(|(_, r)| r.get(field(c, "is_control_domain")).as_bool() != Some(true))
-            .map(|(v, r)| (v.clone(), sv(r.get(field(c, "power_state")))))
-            .collect()
-    };
-    if live.is_empty() {
-        return;
-    }
-    let s = Clone::clone(s);
-    tokio::spawn(async move {
-        for (vm, ps) in live {
-            let Ok(spec) = domain_spec(&s, &vm) else { continue };
-            let Ok(d) = s.backend.create(&spec, None).await else { continue };
-            let paused = ps == "Paused";
-            if !paused {
-                let _ = s.backend.unpause(&spec.uuid).await;
-            }
-            let _ = s.db.write(|tx| {
-                mark_running(tx, &s, &vm, d, paused, false);
-                Ok::<_, ApiError>(())
-            });
-        }
-    });
 }
 
 #[cfg(test)]

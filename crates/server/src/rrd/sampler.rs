@@ -18,7 +18,8 @@ pub fn spawn(s: Server) {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             t.tick().await;
-            sample(&s, every);
+            let domains = s.backend.domains().await;
+            sample(&s, every, domains);
         }
     });
 }
@@ -80,11 +81,11 @@ fn host_values(s: &Server, guests: &[(String, Stats)]) -> Vec<(String, f64)> {
 
 /// Take one sample of everything. `every` is the sampling interval: a new
 /// RRD's first sample stands for the interval before it.
-pub fn sample(s: &Server, every: Duration) {
+pub fn sample(s: &Server, every: Duration, domains: Vec<backend::DomainInfo>) {
     let t = now();
     let prev = t - every.as_secs_f64();
     let guests: Vec<(String, Stats)> =
-        s.backend.domains().into_iter().filter_map(|(u, _)| s.backend.stats(&u).map(|st| (u, st))).collect();
+        domains.into_iter().filter_map(|d| s.backend.stats(&d.uuid).map(|st| (d.uuid, st))).collect();
     let host = host_values(s, &guests);
     let vmc = class("VM");
     let known: BTreeSet<String> = {

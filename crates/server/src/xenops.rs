@@ -1,0 +1,425 @@
+//! The xenops service: the one place that maps VM rows to backend domains
+//! and back, as xapi's xapi_xenops does between xapi and xenopsd. It builds
+//! the domain spec from a VM and its devices, turns backend failures into
+//! XenAPI errors, re-attaches to domains that outlived a restart, follows
+//! what domains do on their own (agent reports, halts, pauses, device
+//! removal, I/O errors, a dead hypervisor process), and re-reads every
+//! domain's state when it may have missed an event.
+
+use crate::lifecycle::members;
+use crate::ops::vm::{mark_running, mark_stopped};
+use crate::seed::obj;
+use crate::{class, field, handle_invalid, put, storage, ApiError, Ctx, Result, Server};
+use backend::{
+    BackendError, BootDevice, Device, Disk, DiskFormat, DomainEvent, DomainSpec, DomainState, Firmware, HaltReason,
+    Memory, Request, Vcpus,
+};
+use model::types::fields::{vbd as B, vm as F};
+use model::types::{OnCrashBehaviour, OnNormalExit, VbdMode, VbdType, VmPowerState};
+use model::{DateTime, Value, XenType};
+use std::collections::BTreeMap;
+
+fn vm_c() -> &'static model::ClassDef {
+    class("VM")
+}
+
+// ---------------------------------------------------------------- errors
+
+/// A backend failure as a XenAPI error. `vm` names the VM where xapi's error
+/// carries it (it adds the VM when it re-raises xenopsd's acknowledgement
+/// failures).
+pub fn api_error(ctx: &Ctx, vm: &str, e: BackendError) -> ApiError {
+    let wire = |code: &str, params: Vec<String>| {
+        let mut w = vec![code.to_string()];
+        w.extend(params);
+        ApiError::from_wire(&w)
+    };
+    match e {
+        BackendError::Cancelled => ApiError::TaskCancelled { task: ctx.task.clone().unwrap_or_default() },
+        BackendError::NotAcknowledged(Request::Shutdown) => {
+            ApiError::VmFailedShutdownAcknowledgment { vm: vm.to_string() }
+        }
+        BackendError::NotAcknowledged(Request::Suspend) => {
+            ApiError::VmFailedSuspendAcknowledgment { vm: vm.to_string() }
+        }
+        BackendError::DeviceAttached(d) => wire("DEVICE_ALREADY_ATTACHED", vec![d]),
+        BackendError::NoMemory { needed, free } => {
+            wire("HOST_NOT_ENOUGH_FREE_MEMORY", vec![needed.to_string(), free.to_string()])
+        }
+        BackendError::Unsupported(what) => ApiError::NotImplemented { function: what },
+        // A scripted failure names its own code; the acknowledgement ones
+        // still get the VM, as the real ones do.
+        BackendError::Scripted { code, params } => match code.as_str() {
+            "VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT" => ApiError::VmFailedShutdownAcknowledgment { vm: vm.to_string() },
+            "VM_FAILED_SUSPEND_ACKNOWLEDGMENT" => ApiError::VmFailedSuspendAcknowledgment { vm: vm.to_string() },
+            _ => wire(&code, params),
+        },
+        e @ (BackendError::NoDomain(_)
+        | BackendError::MissingFile(_)
+        | BackendError::PathNotAllowed { .. }
+        | BackendError::Hypervisor(_)
+        | BackendError::Internal(_)) => ApiError::InternalError { message: e.to_string() },
+    }
+}
+
+/// [`api_error`] for calls that do not concern one VM's acknowledgement.
+pub fn be(ctx: &Ctx, e: BackendError) -> ApiError {
+    api_error(ctx, "", e)
+}
+
+/// [`api_error`] for an operation on `vm`.
+pub fn be_vm(ctx: &Ctx, vm: &str, e: BackendError) -> ApiError {
+    api_error(ctx, vm, e)
+}
+
+// ------------------------------------------------------------ domain spec
+
+/// HVM_boot_params' `order` ("cdn": CD, disk, network), as firmware reads it.
+fn boot_order(order: &str) -> Vec<BootDevice> {
+    let mut out = Vec::new();
+    for c in order.chars() {
+        let d = match c.to_ascii_lowercase() {
+            'c' => BootDevice::Disk,
+            'd' => BootDevice::Cdrom,
+            'n' => BootDevice::Network,
+            _ => continue,
+        };
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// The image format of a VDI file, by the name the SR driver gave it.
+pub fn disk_format(path: Option<&std::path::Path>) -> DiskFormat {
+    match path.and_then(|p| p.extension()).and_then(|e| e.to_str()) {
+        Some("qcow2") => DiskFormat::Qcow2,
+        _ => DiskFormat::Raw,
+    }
+}
+
+/// What the backend needs to build the VM's domain.
+pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
+    let c = vm_c();
+    let st = s.db.read();
+    let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
+    let (vbd, vdi, vif, net) = (class("VBD"), class("VDI"), class("VIF"), class("network"));
+    let mut disks = Vec::new();
+    for b in row.read(F::VBDS) {
+        let Some(br) = st.get(vbd, b.as_str()) else { continue };
+        let vdi_ref = br.read(B::VDI);
+        let path = if br.read(B::EMPTY) || st.get(vdi, vdi_ref.as_str()).is_none() {
+            None
+        } else {
+            storage::vdi_path(s, &st, vdi_ref.as_str())
+        };
+        disks.push(Disk {
+            device: br.read(B::USERDEVICE),
+            format: disk_format(path.as_deref()),
+            path,
+            read_only: br.read(B::MODE) == VbdMode::Ro,
+            cdrom: br.read(B::TYPE) == VbdType::Cd,
+        });
+    }
+    let mut nics = Vec::new();
+    for v in members(row.get(F::VIFS.index)) {
+        let Some(vr) = st.get(vif, &v) else { continue };
+        let network = st.get(net, vr.get(field(vif, "network")).as_str().unwrap_or(""));
+        nics.push(crate::ops::vif::nic_of(vr, network.map(|n| &**n)));
+    }
+    let target = row.read(F::MEMORY_DYNAMIC_MAX).max(row.read(F::MEMORY_TARGET));
+    let boot_params = row.read(F::HVM_BOOT_PARAMS);
+    let at_startup = row.read(F::VCPUS_AT_STARTUP).max(1);
+    Ok(DomainSpec {
+        uuid: row.read(F::UUID),
+        name: row.read(F::NAME_LABEL),
+        vcpus: Vcpus { max: row.read(F::VCPUS_MAX).max(at_startup), at_startup },
+        memory: Memory {
+            static_min: row.read(F::MEMORY_STATIC_MIN),
+            static_max: row.read(F::MEMORY_STATIC_MAX).max(target),
+            dynamic_min: row.read(F::MEMORY_DYNAMIC_MIN),
+            dynamic_max: row.read(F::MEMORY_DYNAMIC_MAX),
+            target,
+        },
+        hvm: !row.read(F::HVM_BOOT_POLICY).is_empty(),
+        firmware: match boot_params.get("firmware").map(String::as_str) {
+            Some("uefi") => Firmware::Uefi,
+            _ => Firmware::Bios,
+        },
+        boot_order: boot_order(boot_params.get("order").map(String::as_str).unwrap_or("")),
+        disks,
+        nics,
+        platform: row.read(F::PLATFORM),
+        other_config: row.read(F::OTHER_CONFIG),
+        kernel: row.read(F::PV_KERNEL),
+        ramdisk: row.read(F::PV_RAMDISK),
+        args: row.read(F::PV_ARGS),
+    })
+}
+
+// -------------------------------------------------------- after a restart
+
+/// On start: VMs the store says are running or paused get their domains
+/// back (the backend re-attaches to them); a VM whose domain is gone is
+/// Halted, with a warning, never left Running.
+pub fn adopt_all(s: &Server) {
+    let c = vm_c();
+    let live: Vec<(String, VmPowerState)> = {
+        let st = s.db.read();
+        st.table(c)
+            .iter()
+            .filter(|(_, r)| matches!(r.read(F::POWER_STATE), VmPowerState::Running | VmPowerState::Paused))
+            .filter(|(_, r)| !r.read(F::IS_CONTROL_DOMAIN))
+            .map(|(v, r)| (v.clone(), r.read(F::POWER_STATE)))
+            .collect()
+    };
+    if live.is_empty() {
+        return;
+    }
+    let s = Clone::clone(s);
+    tokio::spawn(async move {
+        for (vm, ps) in live {
+            let spec = match domain_spec(&s, &vm) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    tracing::warn!(vm = %vm, "cannot describe the domain to adopt: {e}");
+                    continue;
+                }
+            };
+            let adopted = match s.backend.adopt(&spec).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(vm = %vm, "cannot re-attach to the domain: {e}; marking the VM Halted");
+                    None
+                }
+            };
+            let res = s.db.write(|tx| {
+                match &adopted {
+                    Some(d) => mark_running(tx, &s, &vm, d.domid, d.state == DomainState::Paused, false),
+                    None => mark_stopped(tx, &vm, false),
+                }
+                Ok::<_, ApiError>(())
+            });
+            match (&adopted, res.map(|_| ())) {
+                (_, Err(e)) => tracing::error!(vm = %vm, "cannot record the adopted domain: {e}"),
+                (None, Ok(())) => tracing::warn!(vm = %vm, "was {} but its domain is gone: now Halted", ps.as_str()),
+                (Some(d), Ok(())) if (d.state == DomainState::Paused) != (ps == VmPowerState::Paused) => {
+                    tracing::warn!(vm = %vm, "was {} but its domain is {:?}", ps.as_str(), d.state)
+                }
+                _ => {}
+            }
+        }
+    });
+}
+
+/// After missed events: make every VM's power state agree with the domains
+/// the backend has now.
+async fn resync(s: &Server) {
+    let domains = s.backend.domains().await;
+    let c = vm_c();
+    let res = s.db.write(|tx| {
+        let vms: Vec<String> = tx.refs(c);
+        for vm in vms {
+            let Some(row) = tx.get(c, &vm).cloned() else { continue };
+            let ps = row.read(F::POWER_STATE);
+            if row.read(F::IS_CONTROL_DOMAIN) || !matches!(ps, VmPowerState::Running | VmPowerState::Paused) {
+                continue;
+            }
+            let uuid = row.read(F::UUID);
+            match domains.iter().find(|d| d.uuid == uuid) {
+                None => {
+                    tracing::warn!(vm = %vm, "domain gone (found on resync): now Halted");
+                    mark_stopped(tx, &vm, false);
+                }
+                Some(d) => {
+                    let want =
+                        if d.state == DomainState::Paused { VmPowerState::Paused } else { VmPowerState::Running };
+                    if want != ps || row.read(F::DOMID) != d.domid {
+                        mark_running(tx, s, &vm, d.domid, d.state == DomainState::Paused, false);
+                    }
+                }
+            }
+        }
+        Ok::<_, ApiError>(())
+    });
+    if let Err(e) = res {
+        tracing::error!("resync with the backend failed: {e}");
+    }
+}
+
+// ------------------------------------------------------------ domain events
+
+/// Follow what domains do on their own. A receiver that fell behind has
+/// lost events: it re-reads every domain instead.
+pub fn spawn_events(s: Server) {
+    let mut rx = s.backend.events();
+    tokio::spawn(async move {
+        loop {
+            let ev = match rx.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("missed {n} domain events: resynchronising");
+                    resync(&s).await;
+                    continue;
+                }
+                Err(_) => return,
+            };
+            match ev {
+                DomainEvent::GuestInfo { uuid, domid, info } => guest_info(&s, &uuid, domid, info),
+                DomainEvent::Halted { uuid, domid, reason } => halted(&s, &uuid, domid, reason).await,
+                DomainEvent::Paused { uuid, domid } => paused(&s, &uuid, domid, true),
+                DomainEvent::Resumed { uuid, domid } => paused(&s, &uuid, domid, false),
+                DomainEvent::DeviceRemoved { uuid, domid, device } => device_removed(&s, &uuid, domid, device),
+                DomainEvent::IoError { uuid, domid, device, message } => {
+                    tracing::warn!(vm_uuid = %uuid, domid, device = %device, "disk I/O error: {message}");
+                }
+            }
+        }
+    });
+}
+
+/// The VM whose domain this is, if the store still says it runs it.
+fn find_running(s: &Server, uuid: &str, domid: i64) -> Option<String> {
+    let c = vm_c();
+    let st = s.db.read();
+    let r = st.table(c).by_uuid(uuid)?.to_string();
+    let row = st.get(c, &r)?;
+    (row.read(F::DOMID) == domid).then_some(r)
+}
+
+fn log_write<T>(what: &str, vm: &str, res: Result<T>) {
+    if let Err(e) = res {
+        tracing::error!(vm = %vm, "cannot record {what}: {e}");
+    }
+}
+
+fn guest_info(s: &Server, uuid: &str, domid: i64, info: backend::GuestInfo) {
+    let Some(vm) = find_running(s, uuid, domid) else { return };
+    let c = vm_c();
+    let gc = class("VM_guest_metrics");
+    let m = |x: &BTreeMap<String, String>| x.to_value();
+    let res = s.db.write(|tx| {
+        let existing = tx.get(c, &vm).map(|r| r.read(F::GUEST_METRICS)).unwrap_or_default();
+        let fields = vec![
+            ("os_version", m(&info.os_version)),
+            ("PV_drivers_version", m(&info.pv_drivers_version)),
+            ("PV_drivers_up_to_date", Value::Bool(true)),
+            ("PV_drivers_detected", Value::Bool(true)),
+            ("networks", m(&info.networks)),
+            ("memory", m(&info.memory)),
+            ("disks", m(&info.disks)),
+            ("other", m(&info.other)),
+            ("last_updated", Value::DateTime(DateTime::now())),
+            ("live", Value::Bool(true)),
+            ("can_use_hotplug_vbd", Value::from("yes")),
+            ("can_use_hotplug_vif", Value::from("yes")),
+        ];
+        if tx.exists(gc, existing.as_str()) {
+            tx.update(gc, existing.as_str(), |r| {
+                for (k, v) in fields {
+                    put(r, k, v);
+                }
+            });
+        } else {
+            let g = model::new_ref();
+            obj(tx, "VM_guest_metrics", &g, fields);
+            tx.set(c, &vm, F::GUEST_METRICS.index, Value::String(g));
+        }
+        Ok(())
+    });
+    log_write("guest metrics", &vm, res);
+}
+
+/// The domain is gone: restart it or leave the VM Halted, per its
+/// actions_after_* (a dead hypervisor process counts as a crash).
+async fn halted(s: &Server, uuid: &str, domid: i64, reason: HaltReason) {
+    let Some(vm) = find_running(s, uuid, domid) else { return };
+    let Ok(row) = s.row(vm_c(), &vm) else { return };
+    let normal = |b: OnNormalExit| b == OnNormalExit::Restart;
+    let restart = match reason {
+        HaltReason::Shutdown => normal(row.read(F::ACTIONS_AFTER_SHUTDOWN)),
+        HaltReason::Reboot => normal(row.read(F::ACTIONS_AFTER_REBOOT)),
+        HaltReason::Crash | HaltReason::ProcessDied => matches!(
+            row.read(F::ACTIONS_AFTER_CRASH),
+            OnCrashBehaviour::Restart | OnCrashBehaviour::CoredumpAndRestart | OnCrashBehaviour::RenameRestart
+        ),
+    };
+    if reason == HaltReason::ProcessDied {
+        tracing::warn!(vm = %vm, domid, "the domain's hypervisor process died");
+    }
+    if restart {
+        match restart_domain(s, &vm).await {
+            Ok(()) => return,
+            Err(e) => tracing::error!(vm = %vm, "cannot restart the domain after {reason:?}: {e}; leaving it Halted"),
+        }
+    }
+    let res = s.db.write(|tx| {
+        mark_stopped(tx, &vm, false);
+        Ok(())
+    });
+    log_write("the halt", &vm, res);
+}
+
+async fn restart_domain(s: &Server, vm: &str) -> std::result::Result<(), String> {
+    let spec = domain_spec(s, vm).map_err(|e| e.to_string())?;
+    let d = s.backend.create(&spec, None).await.map_err(|e| e.to_string())?;
+    if let Err(e) = s.backend.unpause(&spec.uuid).await {
+        if let Err(e2) = s.backend.shutdown(&spec.uuid, false, None).await {
+            tracing::warn!(vm = %vm, "cannot destroy the domain that failed to start: {e2}");
+        }
+        return Err(e.to_string());
+    }
+    s.db.write(|tx| {
+        mark_running(tx, s, vm, d, false, true);
+        Ok::<_, ApiError>(())
+    })
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+fn paused(s: &Server, uuid: &str, domid: i64, now_paused: bool) {
+    let Some(vm) = find_running(s, uuid, domid) else { return };
+    let c = vm_c();
+    let want = if now_paused { VmPowerState::Paused } else { VmPowerState::Running };
+    let res = s.db.write(|tx| {
+        if tx.get(c, &vm).is_some_and(|r| r.read(F::POWER_STATE) != want) {
+            tx.set(c, &vm, F::POWER_STATE.index, want.to_value());
+        }
+        Ok(())
+    });
+    log_write("the pause state", &vm, res);
+}
+
+fn device_removed(s: &Server, uuid: &str, domid: i64, device: Device) {
+    let Some(vm) = find_running(s, uuid, domid) else { return };
+    let Ok(row) = s.row(vm_c(), &vm) else { return };
+    let (dc, list, name) = match &device {
+        Device::Disk(d) => (class("VBD"), F::VBDS.index, d),
+        Device::Nic(d) => (class("VIF"), F::VIFS.index, d),
+    };
+    let dev_field = if dc.name == "VBD" { "userdevice" } else { "device" };
+    let res = s.db.write(|tx| {
+        for x in members(row.get(list)) {
+            if tx.get(dc, &x).is_some_and(|r| r.get(field(dc, dev_field)).as_str() == Some(name.as_str())) {
+                tx.set(dc, &x, field(dc, "currently_attached"), Value::Bool(false));
+            }
+        }
+        Ok(())
+    });
+    log_write("the removed device", &vm, res);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_order_from_hvm_boot_params() {
+        use BootDevice::*;
+        assert_eq!(boot_order("cdn"), vec![Disk, Cdrom, Network]);
+        assert_eq!(boot_order("DC"), vec![Cdrom, Disk]);
+        assert_eq!(boot_order("ccx"), vec![Disk]);
+        assert!(boot_order("").is_empty());
+    }
+}
