@@ -8,14 +8,17 @@
 # Nothing is installed into the host's kernel: the kernel, busybox-static and
 # qemu-guest-agent packages are downloaded and unpacked in a temporary
 # directory. Only cpio and qemu-ga's shared libraries are installed on the
-# host when missing (the libraries are copied into the initramfs from there).
+# host when missing (the libraries are copied into the initramfs from there;
+# as root, or through sudo).
 #
 # Boot it with, e.g.:
 #   qemu-system-x86_64 -accel tcg -m 256 -nographic -kernel vmlinuz \
-#     -initrd initrd.img -append console=ttyS0 \
+#     -initrd initrd.img -append 'console=ttyS0 no_timer_check' \
 #     -device virtio-serial -chardev socket,path=qga.sock,server=on,wait=off,id=qga0 \
 #     -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 -device pvpanic
-# The serial console prints "xapi-rs test guest up" once init is reached.
+# The serial console prints "xapi-rs test guest up" once init is reached. The
+# Debian kernel needs at least 96 MiB of RAM; no_timer_check avoids a rare
+# "IO-APIC + timer doesn't work" panic when many TCG guests boot at once.
 # Kernel command line extras: xapi.ip=ADDR/PREFIX and xapi.gw=ADDR give eth0
 # a static address instead of DHCP.
 set -euo pipefail
@@ -30,18 +33,23 @@ button evdev"
 log() { printf 'build-test-guest: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
 UPDATED=0
 apt_update() {
     if [ "$UPDATED" = 0 ]; then
         log "apt-get update"
-        apt-get update -qq
+        as_root apt-get update -qq
         UPDATED=1
     fi
 }
 
-# The candidate version of a package, empty when apt knows none.
-candidate() {
-    apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { if ($2 != "(none)") print $2 }'
+# "package version" lines for the candidates of the packages named (one
+# apt-cache run: each costs seconds on a busy machine).
+candidates() {
+    apt-cache policy "$@" 2>/dev/null | awk '
+        /^[^ ]/ { pkg = $1; sub(/:$/, "", pkg) }
+        /^  Candidate:/ { if ($2 != "(none)") print pkg, $2 }'
 }
 
 # The versioned kernel package linux-image-amd64 currently points at.
@@ -55,9 +63,11 @@ inputs() {
     kpkg=$(kernel_package)
     [ -n "$kpkg" ] || return 1
     KPKG=$kpkg
-    KVER=$(candidate "$KPKG")
-    BBVER=$(candidate busybox-static)
-    QGAVER=$(candidate qemu-guest-agent)
+    local c
+    c=$(candidates "$KPKG" busybox-static qemu-guest-agent)
+    KVER=$(awk -v p="$KPKG" '$1 == p { print $2 }' <<<"$c")
+    BBVER=$(awk '$1 == "busybox-static" { print $2 }' <<<"$c")
+    QGAVER=$(awk '$1 == "qemu-guest-agent" { print $2 }' <<<"$c")
     [ -n "$KVER" ] && [ -n "$BBVER" ] && [ -n "$QGAVER" ] || return 1
     STAMP="$KPKG=$KVER busybox-static=$BBVER qemu-guest-agent=$QGAVER script=$(sha256sum "$0" | cut -c1-16)"
 }
@@ -80,10 +90,9 @@ install_missing() {
         dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     if [ "${#missing[@]}" -gt 0 ]; then
-        [ "$(id -u)" = 0 ] || die "need root to install: ${missing[*]}"
         apt_update
         log "installing ${missing[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
 }
 
