@@ -32,7 +32,7 @@ fn guest_dir() -> PathBuf {
     cache.join("xapi-rs/guest")
 }
 
-fn missing(what: String) -> Option<(PathBuf, PathBuf)> {
+fn missing<T>(what: String) -> Option<T> {
     if std::env::var_os("CI").is_some() {
         panic!("{what}; CI is set, so this is a failure (install qemu-system-x86, run scripts/build-test-guest.sh)");
     }
@@ -40,11 +40,14 @@ fn missing(what: String) -> Option<(PathBuf, PathBuf)> {
     None
 }
 
+/// QEMU, or None when the test is to be skipped.
+fn setup_qemu() -> Option<PathBuf> {
+    probe::find_qemu().or_else(|| missing("qemu-system-x86_64 not found".into()))
+}
+
 /// QEMU and the guest directory, or None when the test is to be skipped.
 fn setup() -> Option<(PathBuf, PathBuf)> {
-    let Some(qemu) = probe::find_qemu() else {
-        return missing("qemu-system-x86_64 not found".into());
-    };
+    let qemu = setup_qemu()?;
     let dir = guest_dir();
     if !dir.join("vmlinuz").is_file() || !dir.join("initrd.img").is_file() {
         return missing(format!("no test guest in {} (scripts/build-test-guest.sh)", dir.display()));
@@ -209,7 +212,7 @@ async fn agent(vm: &Vm) -> Agent {
 
 #[test]
 fn probe_finds_qemu_and_runs_a_real_guest() {
-    let Some((qemu, _)) = setup() else { return };
+    let Some(qemu) = setup_qemu() else { return };
     runtime().block_on(async {
         let p = probe::probe(Some(&qemu)).await.unwrap();
         eprintln!("{} → {} ({})", p.qemu.version_line, p.accel, p.reason);
