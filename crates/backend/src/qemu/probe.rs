@@ -254,13 +254,25 @@ pub async fn run_probe_guest(binary: &Path, accel: Accel, limit: Duration) -> Re
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
-    // 64 KiB: small enough to write inline.
-    std::fs::write(&image, probe_image()).map_err(ProbeError::Image)?;
+    write_new(&image, &probe_image()).map_err(ProbeError::Image)?;
     let res = run_image(binary, accel, &image, limit).await;
     if let Err(e) = std::fs::remove_file(&image) {
         tracing::warn!(path = %image.display(), error = %e, "cannot remove the probe image");
     }
     res
+}
+
+/// Write a fresh file in the shared temporary directory: a leftover of ours
+/// is replaced, but a name planted there (a symlink) is never followed.
+/// 64 KiB is small enough to write inline.
+fn write_new(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    f.write_all(data)
 }
 
 async fn run_image(binary: &Path, accel: Accel, image: &Path, limit: Duration) -> Result<GuestRun, ProbeError> {

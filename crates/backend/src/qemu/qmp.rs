@@ -224,11 +224,15 @@ impl Qmp {
         let _guard = WaiterGuard { shared: &self.shared, id };
         let timed_out = || QmpError::Timeout { command: command.to_string(), timeout: limit };
 
+        // Only a write that had begun can leave half a line behind; waiting
+        // for the lock behind another command is harmless to cut off.
+        let started = AtomicBool::new(false);
         let write = async {
             let mut w = self.shared.writer.lock().await;
             if self.shared.broken.load(Ordering::Acquire) {
                 return Err(QmpError::Closed);
             }
+            started.store(true, Ordering::Relaxed);
             let res = w.write_all(&line).await;
             if res.is_err() {
                 self.shared.broken.store(true, Ordering::Release);
@@ -238,9 +242,10 @@ impl Qmp {
         match timeout_at(deadline, write).await {
             Ok(r) => r?,
             Err(_) => {
-                // Cut off while holding the lock, maybe mid-line.
-                self.shared.broken.store(true, Ordering::Release);
-                tracing::warn!(command, "QMP write timed out; connection unusable");
+                if started.load(Ordering::Relaxed) {
+                    self.shared.broken.store(true, Ordering::Release);
+                    tracing::warn!(command, "QMP write timed out part-way; connection unusable");
+                }
                 return Err(timed_out());
             }
         }
