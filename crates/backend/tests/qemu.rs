@@ -84,7 +84,7 @@ impl Drop for Vm {
 }
 
 impl Vm {
-    fn start(qemu: &Path, guest: &Path, accel: Accel) -> Vm {
+    fn start(qemu: &Path, guest: &Path, accel: Accel, extra: &[String]) -> Vm {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "xapi-rs-qemu-{}-{}",
@@ -113,6 +113,7 @@ impl Vm {
             .args(["-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0"])
             .args(["-device", "pvpanic"])
             .args(["-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -204,7 +205,7 @@ async fn status(qmp: &Qmp) -> String {
 
 /// The agent connection, after it has answered once (it starts just after the
 /// banner).
-async fn agent(vm: &Vm) -> Agent {
+async fn connect_agent(vm: &Vm) -> Agent {
     let mut agent = Agent::connect(&vm.path("qga.sock"), STEP).await.unwrap();
     agent.sync(BOOT).await.unwrap();
     agent
@@ -233,13 +234,13 @@ fn guest_boots_reports_through_the_agent_pauses_and_powers_off_by_acpi() {
     let Some((qemu, guest)) = setup() else { return };
     let accel = accel(&qemu);
     runtime().block_on(async {
-        let mut vm = Vm::start(&qemu, &guest, accel);
+        let mut vm = Vm::start(&qemu, &guest, accel, &[]);
         let (qmp, mut events) = vm.qmp().await;
         assert!(qmp.greeting().version.0 >= 6);
         assert_eq!(status(&qmp).await, "running");
         vm.wait_serial(BANNER, 1).await;
 
-        let mut agent = agent(&vm).await;
+        let mut agent = connect_agent(&vm).await;
         assert_eq!(agent.execute("guest-ping", Value::Null).await, Ok(json!({})));
         let os = agent.execute("guest-get-osinfo", Value::Null).await.unwrap();
         assert_eq!(os["id"], "xapi-rs-test-guest", "{os}");
@@ -305,10 +306,10 @@ fn agent_reboots_and_shuts_down_the_guest() {
     let Some((qemu, guest)) = setup() else { return };
     let accel = accel(&qemu);
     runtime().block_on(async {
-        let mut vm = Vm::start(&qemu, &guest, accel);
+        let mut vm = Vm::start(&qemu, &guest, accel, &[]);
         let (_qmp, mut events) = vm.qmp().await;
         vm.wait_serial(BANNER, 1).await;
-        let mut agent = agent(&vm).await;
+        let mut agent = connect_agent(&vm).await;
 
         agent.send_no_reply("guest-shutdown", json!({"mode": "reboot"})).await.unwrap();
         let ev = wait_event(&mut events, STEP, "RESET", |k| matches!(k, EventKind::Reset { .. })).await;
@@ -330,7 +331,7 @@ fn guest_panic_is_reported_through_pvpanic() {
     let Some((qemu, guest)) = setup() else { return };
     let accel = accel(&qemu);
     runtime().block_on(async {
-        let vm = Vm::start(&qemu, &guest, accel);
+        let vm = Vm::start(&qemu, &guest, accel, &[]);
         let (_qmp, mut events) = vm.qmp().await;
         vm.wait_serial(BANNER, 1).await;
         vm.type_line("echo c > /proc/sysrq-trigger").await;
@@ -342,4 +343,77 @@ fn guest_panic_is_reported_through_pvpanic() {
         assert_eq!(ev.kind(), EventKind::Shutdown { guest: true, reason: "guest-panic".into() });
         assert!(vm.serial().contains("Kernel panic"), "{}", tail(&vm.serial()));
     });
+}
+
+#[test]
+fn guest_memory_survives_suspend_to_a_file_and_resume() {
+    let Some((qemu, guest)) = setup() else { return };
+    let accel = accel(&qemu);
+    runtime().block_on(async {
+        assert_eq!((b64(b"Man"), b64(b"Ma"), b64(b"M")), ("TWFu".into(), "TWE=".into(), "TQ==".into()));
+        let token = format!("kept across suspend {}", std::process::id());
+        let a = Vm::start(&qemu, &guest, accel, &[]);
+        let (qmp, _events) = a.qmp().await;
+        a.wait_serial(BANNER, 1).await;
+        // Something only the guest's RAM holds: a file on its tmpfs.
+        let mut agent = connect_agent(&a).await;
+        let h = agent.execute("guest-file-open", json!({"path": "/run/marker", "mode": "w"})).await.unwrap();
+        agent.execute("guest-file-write", json!({"handle": h, "buf-b64": b64(token.as_bytes())})).await.unwrap();
+        agent.execute("guest-file-close", json!({"handle": h})).await.unwrap();
+        drop(agent);
+
+        // Suspend as the backend will: pause, stream the state to a file, quit.
+        let image = a.path("state.bin");
+        qmp.execute("stop", Value::Null).await.unwrap();
+        qmp.execute("migrate", json!({"uri": format!("exec:cat > {}", image.display())})).await.unwrap();
+        let deadline = tokio::time::Instant::now() + BOOT;
+        loop {
+            let st = qmp.execute("query-migrate", Value::Null).await.unwrap();
+            match st["status"].as_str() {
+                Some("completed") => break,
+                Some("failed") | Some("cancelled") => panic!("migration: {st}"),
+                _ => assert!(tokio::time::Instant::now() < deadline, "migration unfinished: {st}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(status(&qmp).await, "postmigrate");
+        qmp.execute("quit", Value::Null).await.ok();
+        drop(qmp);
+        assert!(std::fs::metadata(&image).unwrap().len() > 1 << 20);
+
+        // Resume in a new process with the same devices.
+        let incoming = vec!["-incoming".to_string(), format!("exec:cat {}", image.display())];
+        let b = Vm::start(&qemu, &guest, accel, &incoming);
+        let (qmp, mut events) = b.qmp().await;
+        let deadline = tokio::time::Instant::now() + BOOT;
+        while status(&qmp).await != "paused" {
+            assert!(tokio::time::Instant::now() < deadline, "state not loaded: {}", b.qemu_log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        qmp.execute("cont", Value::Null).await.unwrap();
+        wait_event(&mut events, STEP, "RESUME", |k| *k == EventKind::Resume).await;
+        let mut agent = connect_agent(&b).await;
+        let h = agent.execute("guest-file-open", json!({"path": "/run/marker", "mode": "r"})).await.unwrap();
+        let r = agent.execute("guest-file-read", json!({"handle": h})).await.unwrap();
+        assert_eq!(r["buf-b64"], b64(token.as_bytes()), "{r}");
+        // The serial console was not replayed: the guest did not boot again.
+        assert_eq!(b.serial().matches(BANNER).count(), 0);
+    });
+}
+
+/// Standard base64, as the agent's file commands want.
+fn b64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
