@@ -23,8 +23,8 @@ fi
 if ! command -v qemu-img >/dev/null; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-utils >/dev/null
 fi
-qemu-system-x86_64 --version | head -1
-qemu-img --version | head -1
+qemu-system-x86_64 --version | sed -n 1p
+qemu-img --version | sed -n 1p
 export XAPI_TEST_GUEST_DIR="${XAPI_TEST_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/xapi-rs/guest}"
 scripts/build-test-guest.sh
 
