@@ -16,6 +16,22 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo build"
 cargo build --workspace --bins
 
+step "QEMU and the test guest (backend/tests/qemu.rs)"
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
+fi
+# bookworm's qemu-system-x86 removes a newer qemu-utils (backports) it conflicts
+# with: put qemu-img back (the ext SR's qcow2 support needs it).
+if ! command -v qemu-img >/dev/null; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-utils >/dev/null
+fi
+qemu-system-x86_64 --version | sed -n 1p
+qemu-img --version | sed -n 1p
+export XAPI_TEST_GUEST_DIR="${XAPI_TEST_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/xapi-rs/guest}"
+scripts/build-test-guest.sh
+
 step "cargo test"
 cargo test --workspace
 

@@ -14,6 +14,7 @@
 //! Backends form an enum rather than a trait object so calls stay static and
 //! async-friendly; `sim` is the default.
 
+pub mod qemu;
 pub mod sim;
 
 use std::collections::BTreeMap;
