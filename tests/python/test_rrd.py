@@ -122,8 +122,12 @@ def test_vm_uuid_filter_and_relative_start(xapid, sid, vm, sampled):
 
 
 def test_other_cf_and_coarser_interval(xapid, sid, sampled):
-    _, body = updates(xapid, sid, "start=%d&json&cf=MAX" % sampled)
-    assert json.loads(body)["meta"]["columns"] == "0"
+    # No MAX archive (the pool does not ask for min/max): the request fails
+    # as xapi's does, and a cf name it does not know is refused.
+    status, _, body = get(xapid, "/rrd_updates?session_id=%s&start=%d&json&cf=MAX" % (sid, sampled))
+    assert status == 500 and "No_RRA_Available" in body
+    status, _, _ = get(xapid, "/rrd_updates?session_id=%s&start=%d&json&cf=average" % (sid, sampled))
+    assert status == 400
     _, body = updates(xapid, sid, "start=%d&json&interval=60" % sampled)
     assert json.loads(body)["meta"]["step"] == "60"
 

@@ -29,6 +29,9 @@ pub struct Config {
     /// How often the RRD sampler reads statistics (xapi: 5 s). The RRD step
     /// stays 5 s whatever this is.
     pub rrd_interval: Duration,
+    /// How often every RRD is archived to disk besides clean shutdown and VM
+    /// stops (xapi: daily).
+    pub rrd_save_interval: Duration,
     /// Simulator settings (guest agent delay, shutdown timeout).
     pub sim: backend::sim::SimConfig,
 }
@@ -51,6 +54,7 @@ impl Default for Config {
             ephemeral: false,
             gc_interval: Duration::from_secs(30),
             rrd_interval: Duration::from_secs(5),
+            rrd_save_interval: Duration::from_secs(3600),
             sim: Default::default(),
         }
     }

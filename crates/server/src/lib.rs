@@ -200,6 +200,8 @@ impl Running {
         self.stop.send_replace(true);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let s = self.server.clone();
+        tokio::task::spawn_blocking(move || rrd::sampler::save_all(&s)).await.map_err(|e| e.to_string())?;
+        let s = self.server.clone();
         tokio::task::spawn_blocking(move || s.db.shutdown())
             .await
             .map_err(|e| e.to_string())?
@@ -269,6 +271,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     ops::sr::startup(&server);
     xenops::adopt_all(&server);
     xenops::spawn_events(server.clone());
+    rrd::sampler::load(&server);
     rrd::sampler::spawn(server.clone());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let bound = http::listen(server.clone(), stop_rx).await.map_err(|e| e.to_string())?;

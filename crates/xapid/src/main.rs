@@ -51,6 +51,10 @@ struct Args {
     /// Session and task garbage collection interval, in seconds.
     #[arg(long, default_value_t = 30)]
     gc_interval_secs: u64,
+    /// How often every RRD is archived to disk, in seconds (also at clean
+    /// shutdown and when a VM stops).
+    #[arg(long, default_value_t = 3600)]
+    rrd_save_interval_secs: u64,
     /// Log lines as plain text (coloured only on a terminal) or as one JSON
     /// object per line, for log collectors. The level comes from XAPI_LOG
     /// (e.g. `info`, `server=debug`).
@@ -118,6 +122,7 @@ async fn run(args: Args) -> ExitCode {
         address: args.address,
         login_failure_delay: Duration::from_millis(args.login_failure_delay_ms),
         gc_interval: Duration::from_secs(args.gc_interval_secs.max(1)),
+        rrd_save_interval: Duration::from_secs(args.rrd_save_interval_secs.max(1)),
         ..Config::default()
     };
     let defaults = cfg.http.is_empty() && cfg.https.is_empty() && cfg.unix.is_empty();

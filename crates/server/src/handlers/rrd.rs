@@ -94,7 +94,14 @@ pub async fn rrd_updates(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::
         return reply.bad_request("get_rrd_updates: 'start' is not an integer").await;
     };
     let interval = head.param("interval").and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0);
-    let cf = head.param("cf").and_then(Cf::parse);
+    // xapi parses cf strictly and fails the request on a name it does not know.
+    let cf = match head.param("cf") {
+        None => None,
+        Some(name) => match Cf::parse(name) {
+            Some(cf) => Some(cf),
+            None => return reply.bad_request("get_rrd_updates: 'cf' is not AVERAGE, MIN, MAX or LAST").await,
+        },
+    };
     let wanted: Vec<&str> = head.query.iter().filter(|(k, _)| k == "vm_uuid").map(|(_, v)| v.as_str()).collect();
     let with_host = head.param("host") == Some("true");
     let host_prefix = format!("host:{}:", host_uuid(s));
@@ -111,6 +118,12 @@ pub async fn rrd_updates(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::
     };
     let refs: Vec<(String, &Rrd)> = rrds.iter().map(|(p, r)| (p.clone(), r)).collect();
     let u = export::updates(&refs, start, interval, cf);
+    if let Some(cf) = cf.filter(|_| u.legend.is_empty() && !refs.is_empty()) {
+        // xapi's find_best_rras raises No_RRA_Available, which its handler
+        // lets escape: the request fails rather than answer an empty update.
+        let e = crate::internal(format!("No_RRA_Available: no {} archive", cf.as_str()));
+        return reply.api_error(&e).await;
+    }
     let json = prefers_json(head);
     send(reply, json, if json { u.to_json() } else { u.to_xml() }).await
 }

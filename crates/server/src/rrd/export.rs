@@ -6,7 +6,7 @@
 use super::{f_to_s, Rrd, STEP};
 use std::fmt::Write;
 
-/// The consolidation functions; only AVERAGE archives exist here.
+/// The consolidation functions (LAST archives are never made, as in xapi).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cf {
     Average,
@@ -16,6 +16,15 @@ pub enum Cf {
 }
 
 impl Cf {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cf::Average => "AVERAGE",
+            Cf::Min => "MIN",
+            Cf::Max => "MAX",
+            Cf::Last => "LAST",
+        }
+    }
+
     /// xapi's `cf_type_of_string`: exact, upper-case names.
     pub fn parse(s: &str) -> Option<Cf> {
         match s {
@@ -47,23 +56,20 @@ fn floor_to(t: f64, step: i64) -> i64 {
 /// least `pdp_interval` PDPs per row that still reaches back to `start`;
 /// failing that, the archive reaching furthest back. Indices into `rrd.rras`.
 fn find_best_rras(rrd: &Rrd, pdp_interval: i64, cf: Option<Cf>, start: i64) -> Vec<usize> {
-    // Every archive is AVERAGE.
-    if matches!(cf, Some(c) if c != Cf::Average) || rrd.rras.is_empty() {
-        return vec![];
-    }
+    let all: Vec<usize> = (0..rrd.rras.len()).filter(|&i| cf.is_none_or(|c| rrd.rras[i].cf == c)).collect();
+    let Some(&coarsest) = all.last() else { return vec![] };
     let last_pdp = floor_to(rrd.last_updated, STEP);
     let covers = |t: i64, i: usize| {
         let a = &rrd.rras[i];
         a.pdp_cnt >= pdp_interval && t > last_pdp - STEP * a.row_cnt as i64 * a.pdp_cnt
     };
-    let all: Vec<usize> = (0..rrd.rras.len()).collect();
     match all.iter().copied().find(|&i| covers(start, i)) {
         Some(first) => {
             let (p, r) = (rrd.rras[first].pdp_cnt, rrd.rras[first].row_cnt);
             all.into_iter().filter(|&i| rrd.rras[i].pdp_cnt == p && rrd.rras[i].row_cnt == r).collect()
         }
         None => {
-            let coarsest = &rrd.rras[rrd.rras.len() - 1];
+            let coarsest = &rrd.rras[coarsest];
             let from = 1 + last_pdp - STEP * coarsest.row_cnt as i64 * coarsest.pdp_cnt;
             all.into_iter().filter(|&i| covers(from, i)).collect()
         }
@@ -101,9 +107,9 @@ pub fn updates(rrds: &[(String, &Rrd)], start: i64, interval: i64, cf: Option<Cf
         .collect();
     let mut legend = vec![];
     for ((prefix, r), c) in rrds.iter().zip(&chosen) {
-        for _ in c {
+        for &a in c {
             for ds in &r.dss {
-                legend.push(format!("AVERAGE:{prefix}{}", ds.name));
+                legend.push(format!("{}:{prefix}{}", r.rras[a].cf.as_str(), ds.name));
             }
         }
     }
@@ -212,7 +218,8 @@ pub fn dump_xml(rrd: &Rrd) -> String {
     for rra in &rrd.rras {
         let _ = write!(
             o,
-            "<rra><cf>AVERAGE</cf><pdp_per_row>{}</pdp_per_row><params><xff>{}</xff></params><cdp_prep>",
+            "<rra><cf>{}</cf><pdp_per_row>{}</pdp_per_row><params><xff>{}</xff></params><cdp_prep>",
+            rra.cf.as_str(),
             rra.pdp_cnt,
             f_to_s(rra.xff)
         );
@@ -221,7 +228,7 @@ pub fn dump_xml(rrd: &Rrd) -> String {
                 o,
                 "<ds><primary_value>0.0</primary_value><secondary_value>0.0</secondary_value><value>{}</value><unknown_datapoints>{}</unknown_datapoints></ds>",
                 f_to_s(cdp.sum),
-                cdp.seen - cdp.known
+                rra.cdp_unknown(cdp, rrd.last_updated)
             );
         }
         o.push_str("</cdp_prep><database>");
@@ -270,7 +277,7 @@ pub fn dump_json(rrd: &Rrd) -> String {
                     format!(
                         "{{\"primary_value\":\"0.0\",\"secondary_value\":\"0.0\",\"value\":{},\"unknown_datapoints\":\"{}\"}}",
                         q(c.sum),
-                        c.seen - c.known
+                        rra.cdp_unknown(c, rrd.last_updated)
                     )
                 })
                 .collect();
@@ -286,7 +293,8 @@ pub fn dump_json(rrd: &Rrd) -> String {
                     .collect()
             };
             format!(
-                "{{\"cf\":\"AVERAGE\",\"pdp_per_row\":\"{}\",\"params\":{{\"xff\":{}}},\"cdp_prep\":{{\"ds\":[{}]}},\"database\":[{}]}}",
+                "{{\"cf\":\"{}\",\"pdp_per_row\":\"{}\",\"params\":{{\"xff\":{}}},\"cdp_prep\":{{\"ds\":[{}]}},\"database\":[{}]}}",
+                rra.cf.as_str(),
                 rra.pdp_cnt,
                 q(rra.xff),
                 cdps.join(","),
@@ -307,7 +315,7 @@ mod tests {
     use super::*;
 
     fn sample() -> Rrd {
-        let mut r = Rrd::new(1_700_000_000.0);
+        let mut r = Rrd::new(1_700_000_000.0, false);
         for i in 1..=30 {
             let t = 1_700_000_000.0 + 5.0 * i as f64;
             r.update(t, &[("cpu0".to_string(), 0.5), ("memory".to_string(), 1024.0)]);

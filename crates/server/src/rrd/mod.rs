@@ -8,11 +8,16 @@
 //! consolidated point (CDP), aligned to multiples of its own step in Unix
 //! time, so every RRD updated together shares one timeline.
 //!
-//! The RRDs live in memory only: they are not persisted across a restart
-//! (xapi archives them to disk; here they start empty again).
+//! MIN and MAX archives (xff 1.0) are added at the three coarser
+//! resolutions to RRDs made while the pool's
+//! `other_config:create_min_max_in_new_VM_RRDs` is `true`, as xapi does.
+//! `persist` keeps them across restarts.
 
 pub mod export;
+pub mod persist;
 pub mod sampler;
+
+pub use export::Cf;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -25,6 +30,8 @@ pub const HEARTBEAT: f64 = 300.0;
 pub const ARCHIVES: [(usize, i64); 4] = [(120, 1), (120, 12), (168, 720), (366, 17280)];
 /// The share of unknown PDPs a CDP tolerates before it is unknown itself.
 pub const XFF: f64 = 0.5;
+/// MIN and MAX archives keep a row while any of its PDPs is known.
+pub const XFF_MIN_MAX: f64 = 1.0;
 
 /// One data source.
 #[derive(Clone, Debug)]
@@ -43,16 +50,17 @@ pub struct Ds {
 /// A consolidation in progress.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Cdp {
+    /// The sum of the known PDPs (AVERAGE), or their minimum or maximum.
     pub sum: f64,
     pub known: i64,
     /// PDPs seen so far in this CDP.
     pub seen: i64,
 }
 
-/// One archive: AVERAGE only (MIN/MAX archives are an xapi option not
-/// offered here).
+/// One archive.
 #[derive(Clone, Debug)]
 pub struct Rra {
+    pub cf: Cf,
     pub pdp_cnt: i64,
     pub row_cnt: usize,
     pub xff: f64,
@@ -63,8 +71,21 @@ pub struct Rra {
 }
 
 impl Rra {
-    fn new(row_cnt: usize, pdp_cnt: i64, n: usize) -> Rra {
-        Rra { pdp_cnt, row_cnt, xff: XFF, cdps: vec![Cdp::default(); n], data: vec![nan_ring(row_cnt); n] }
+    fn new(cf: Cf, row_cnt: usize, pdp_cnt: i64, n: usize) -> Rra {
+        let xff = if cf == Cf::Average { XFF } else { XFF_MIN_MAX };
+        Rra { cf, pdp_cnt, row_cnt, xff, cdps: vec![Cdp::default(); n], data: vec![nan_ring(row_cnt); n] }
+    }
+
+    /// PDPs of the row being consolidated that are closed by `last_updated`
+    /// (rows are aligned in Unix time). What is not known of them counts as
+    /// unknown, whether before the RRD existed or not.
+    pub fn open_row_pdps(&self, last_updated: f64) -> i64 {
+        ((last_updated / STEP as f64).floor() as i64).rem_euclid(self.pdp_cnt)
+    }
+
+    /// The unknown PDPs of the row being consolidated, for dumps.
+    pub fn cdp_unknown(&self, cdp: &Cdp, last_updated: f64) -> i64 {
+        (self.open_row_pdps(last_updated) - cdp.known).max(0)
     }
 
     /// The step of one row, in seconds.
@@ -82,8 +103,10 @@ impl Rra {
             let unknown = self.pdp_cnt - cdp.known;
             let v = if cdp.known == 0 || unknown as f64 / self.pdp_cnt as f64 > self.xff {
                 f64::NAN
-            } else {
+            } else if self.cf == Cf::Average {
                 cdp.sum / cdp.known as f64
+            } else {
+                cdp.sum
             };
             ring.push_front(v);
             ring.truncate(self.row_cnt);
@@ -97,9 +120,14 @@ impl Rra {
         while n > 0 {
             let to_boundary = (rstep - end.rem_euclid(rstep)).rem_euclid(rstep) / STEP + 1;
             let k = to_boundary.min(n);
-            for (cdp, v) in self.cdps.iter_mut().zip(pdps) {
+            for (cdp, &v) in self.cdps.iter_mut().zip(pdps) {
                 if !v.is_nan() {
-                    cdp.sum += v * k as f64;
+                    cdp.sum = match self.cf {
+                        Cf::Min if cdp.known > 0 => cdp.sum.min(v),
+                        Cf::Max if cdp.known > 0 => cdp.sum.max(v),
+                        Cf::Min | Cf::Max | Cf::Last => v,
+                        Cf::Average => cdp.sum + v * k as f64,
+                    };
                     cdp.known += k;
                 }
                 cdp.seen += k;
@@ -135,12 +163,16 @@ pub struct Rrd {
 }
 
 impl Rrd {
-    pub fn new(now: f64) -> Rrd {
-        Rrd {
-            last_updated: now,
-            dss: vec![],
-            rras: ARCHIVES.iter().map(|&(rows, pdps)| Rra::new(rows, pdps, 0)).collect(),
+    /// AVERAGE archives at every resolution, and with `min_max` MIN and MAX
+    /// ones at the coarser three (xapi's set when min/max is enabled).
+    pub fn new(now: f64, min_max: bool) -> Rrd {
+        let mut rras: Vec<Rra> = ARCHIVES.iter().map(|&(rows, pdps)| Rra::new(Cf::Average, rows, pdps, 0)).collect();
+        if min_max {
+            for cf in [Cf::Min, Cf::Max] {
+                rras.extend(ARCHIVES[1..].iter().map(|&(rows, pdps)| Rra::new(cf, rows, pdps, 0)));
+            }
         }
+        Rrd { last_updated: now, dss: vec![], rras }
     }
 
     fn pdp_start(t: f64) -> f64 {
@@ -320,7 +352,7 @@ mod tests {
 
     #[test]
     fn gauges_average_into_pdps_and_cdps() {
-        let mut r = Rrd::new(1000.0);
+        let mut r = Rrd::new(1000.0, false);
         // Every 5 s for 2 minutes, value 2 then 4 alternating per PDP.
         let mut t = 1000.0;
         for i in 0..24 {
@@ -341,7 +373,7 @@ mod tests {
 
     #[test]
     fn heartbeat_and_missing_sources_give_nan() {
-        let mut r = Rrd::new(1000.0);
+        let mut r = Rrd::new(1000.0, false);
         r.update(1005.0, &vals(1.0));
         r.update(1010.0, &[]);
         assert!(r.rras[0].peek(0, 0).is_nan());
@@ -355,8 +387,23 @@ mod tests {
     }
 
     #[test]
+    fn min_and_max_archives_bound_the_average() {
+        let mut r = Rrd::new(1000.0, true);
+        assert_eq!(r.rras.len(), 4 + 3 + 3);
+        let mut t = 1000.0;
+        for i in 0..60 {
+            t += 5.0;
+            r.update(t, &vals((i % 7) as f64));
+        }
+        let at = |cf: Cf| r.rras.iter().find(|a| a.cf == cf && a.pdp_cnt == 12).map(|a| a.peek(0, 0)).unwrap();
+        let (lo, avg, hi) = (at(Cf::Min), at(Cf::Average), at(Cf::Max));
+        assert!(lo <= avg && avg <= hi, "{lo} {avg} {hi}");
+        assert_eq!((lo, hi), (0.0, 6.0));
+    }
+
+    #[test]
     fn partial_updates_interpolate_within_a_pdp() {
-        let mut r = Rrd::new(1000.0);
+        let mut r = Rrd::new(1000.0, false);
         r.update(1002.5, &vals(2.0));
         r.update(1005.0, &vals(4.0));
         assert_eq!(r.rras[0].peek(0, 0), 3.0);

@@ -2,9 +2,10 @@
 //! each domain's statistics from the backend and the host's figures, and
 //! updates the RRDs. A VM whose domain is gone keeps its RRD, fed unknown
 //! values (NaN) so it stays on the shared timeline; the RRD is dropped when
-//! the VM itself is destroyed.
+//! the VM itself is destroyed. RRDs are archived (`persist`) when a VM's
+//! domain stops, every `Config::rrd_save_interval`, and at clean shutdown.
 
-use super::{now, Rrd};
+use super::{now, persist, Rrd};
 use crate::{class, field, Server};
 use backend::Stats;
 use std::collections::BTreeSet;
@@ -16,12 +17,92 @@ pub fn spawn(s: Server) {
     tokio::spawn(async move {
         let mut t = tokio::time::interval(every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut was_running = BTreeSet::new();
+        let mut saved = tokio::time::Instant::now();
         loop {
             t.tick().await;
             let domains = s.backend.domains().await;
-            sample(&s, every, domains);
+            let changes = sample(&s, every, domains, &mut was_running);
+            if s.cfg.ephemeral {
+                continue;
+            }
+            let due = saved.elapsed() >= s.cfg.rrd_save_interval;
+            if due {
+                saved = tokio::time::Instant::now();
+            }
+            if changes.stopped.is_empty() && changes.dropped.is_empty() && !due {
+                continue;
+            }
+            let s2 = s.clone();
+            let res = tokio::task::spawn_blocking(move || {
+                let dir = persist::dir(&s2.cfg.data_dir);
+                for (uuid, rrd) in &changes.stopped {
+                    if let Err(e) = persist::save(&dir, uuid, rrd) {
+                        tracing::warn!(uuid = %uuid, "cannot save the RRD of a stopped VM (the previous copy is kept): {e}");
+                    }
+                }
+                for uuid in &changes.dropped {
+                    persist::remove(&dir, uuid);
+                }
+                if due {
+                    save_all(&s2);
+                }
+            })
+            .await;
+            if let Err(e) = res {
+                tracing::error!("RRD archiving failed: {e}");
+            }
         }
     });
+}
+
+/// The host's uuid, which names its RRD archive.
+pub fn host_uuid(s: &Server) -> String {
+    let hc = class("host");
+    s.db.read().get(hc, &s.host).and_then(|r| r.get(field(hc, "uuid")).as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// Archive every RRD now (periodically, and at clean shutdown). Blocking.
+pub fn save_all(s: &Server) {
+    if s.cfg.ephemeral {
+        return;
+    }
+    let copy = {
+        let g = s.rrds.lock();
+        super::Rrds { host: g.host.clone(), vms: g.vms.clone() }
+    };
+    let failed = persist::save_all(&persist::dir(&s.cfg.data_dir), &host_uuid(s), &copy);
+    if failed > 0 {
+        tracing::warn!("{failed} RRDs could not be archived");
+    }
+}
+
+/// At start: the archived RRDs of the host and of VMs that still exist.
+pub fn load(s: &Server) {
+    if s.cfg.ephemeral {
+        return;
+    }
+    let vmc = class("VM");
+    let known: BTreeSet<String> = {
+        let st = s.db.read();
+        let uuid = field(vmc, "uuid");
+        st.table(vmc).iter().filter_map(|(_, r)| r.get(uuid).as_str().map(str::to_string)).collect()
+    };
+    let loaded = persist::load_all(&persist::dir(&s.cfg.data_dir), &host_uuid(s), |u| known.contains(u));
+    let n = loaded.vms.len() + usize::from(loaded.host.is_some());
+    if n > 0 {
+        tracing::info!("read {n} archived RRDs");
+    }
+    *s.rrds.lock() = loaded;
+}
+
+/// What a sample changed that the archive must follow.
+#[derive(Default)]
+pub struct Changes {
+    /// VMs whose domain stopped since the last sample, with their RRDs.
+    pub stopped: Vec<(String, Rrd)>,
+    /// VMs destroyed: their RRDs are gone.
+    pub dropped: Vec<String>,
 }
 
 /// A block device's name from its userdevice: 0 → xvda, 1 → xvdb…
@@ -81,7 +162,12 @@ fn host_values(s: &Server, guests: &[(String, Stats)]) -> Vec<(String, f64)> {
 
 /// Take one sample of everything. `every` is the sampling interval: a new
 /// RRD's first sample stands for the interval before it.
-pub fn sample(s: &Server, every: Duration, domains: Vec<backend::DomainInfo>) {
+pub fn sample(
+    s: &Server,
+    every: Duration,
+    domains: Vec<backend::DomainInfo>,
+    was_running: &mut BTreeSet<String>,
+) -> Changes {
     let t = now();
     let prev = t - every.as_secs_f64();
     let guests: Vec<(String, Stats)> =
@@ -93,18 +179,36 @@ pub fn sample(s: &Server, every: Duration, domains: Vec<backend::DomainInfo>) {
         let uuid = field(vmc, "uuid");
         st.table(vmc).iter().filter_map(|(_, r)| r.get(uuid).as_str().map(str::to_string)).collect()
     };
+    let min_max = {
+        let st = s.db.read();
+        let pc = class("pool");
+        st.get(pc, &s.pool)
+            .is_some_and(|p| p.get(field(pc, "other_config")).map_str("create_min_max_in_new_VM_RRDs") == Some("true"))
+    };
     let mut g = s.rrds.lock();
-    g.host.get_or_insert_with(|| Rrd::new(prev)).update(t, &host);
+    g.host.get_or_insert_with(|| Rrd::new(prev, min_max)).update(t, &host);
     for (uuid, st) in &guests {
-        g.vms.entry(uuid.clone()).or_insert_with(|| Rrd::new(prev)).update(t, &vm_values(st));
+        g.vms.entry(uuid.clone()).or_insert_with(|| Rrd::new(prev, min_max)).update(t, &vm_values(st));
     }
     let running: BTreeSet<&str> = guests.iter().map(|(u, _)| u.as_str()).collect();
-    g.vms.retain(|u, _| running.contains(u.as_str()) || known.contains(u));
+    let mut changes = Changes::default();
+    g.vms.retain(|u, _| {
+        let keep = running.contains(u.as_str()) || known.contains(u);
+        if !keep {
+            changes.dropped.push(u.clone());
+        }
+        keep
+    });
     for (u, r) in g.vms.iter_mut() {
         if !running.contains(u.as_str()) {
             r.update(t, &[]);
+            if was_running.contains(u) {
+                changes.stopped.push((u.clone(), r.clone()));
+            }
         }
     }
+    *was_running = running.into_iter().map(str::to_string).collect();
+    changes
 }
 
 #[cfg(test)]
