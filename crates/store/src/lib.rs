@@ -769,6 +769,32 @@ impl Db {
         Ok(())
     }
 
+    /// The whole persistent state as a database dump: a version line, then
+    /// the snapshot encoding in one checksummed frame.
+    pub fn dump(&self) -> Vec<u8> {
+        let bytes = snapshot_bytes(&self.read());
+        let mut out = DUMP_MAGIC.to_vec();
+        out.extend_from_slice(DUMP_VERSION.as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(&wal::frame(&bytes));
+        out
+    }
+
+    /// Check a dump and stage it to replace the whole store at the next
+    /// open (as xapi restores on restart). Nothing else changes now.
+    pub fn stage_restore(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        let Some(dir) = &self.dir else {
+            return Err(StoreError::Log("an in-memory store cannot restore".into()));
+        };
+        let path = dir.join(RESTORE_FILE);
+        read_dump(bytes).map_err(|e| StoreError::Damaged {
+            file: path.clone(),
+            offset: e.offset(),
+            detail: e.to_string(),
+        })?;
+        wal::write_atomic(&path, bytes).map_err(StoreError::io(&path))
+    }
+
     /// Flush the log, snapshot, and stop the flusher.
     pub fn shutdown(&self) -> Result<(), StoreError> {
         self.compact()?;
@@ -777,6 +803,79 @@ impl Db {
         }
         Ok(())
     }
+}
+
+/// The first line of a database dump; the version follows it.
+const DUMP_MAGIC: &[u8] = b"xapi-rs database dump v";
+const DUMP_VERSION: &str = "1";
+/// A validated dump waiting in the store directory for the next open.
+pub const RESTORE_FILE: &str = "restore";
+
+/// Why a database dump cannot be restored.
+#[derive(Debug)]
+pub enum DumpError {
+    /// Not a dump of ours at all.
+    NotADump,
+    /// A dump format version we do not read.
+    Version(String),
+    /// A damaged or truncated dump (offset into the file).
+    Damaged { offset: u64, detail: String },
+}
+
+impl DumpError {
+    pub fn offset(&self) -> u64 {
+        match self {
+            DumpError::Damaged { offset, .. } => *offset,
+            _ => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for DumpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DumpError::NotADump => f.write_str("not an xapi-rs database dump"),
+            DumpError::Version(v) => write!(f, "dump format version {v:?}, expected {DUMP_VERSION}"),
+            DumpError::Damaged { offset, detail } => write!(f, "damaged dump at byte offset {offset}: {detail}"),
+        }
+    }
+}
+impl std::error::Error for DumpError {}
+
+/// Decode and check a whole database dump: the magic line, the version, one
+/// frame covering the rest exactly, its checksum, and every row.
+pub fn read_dump(bytes: &[u8]) -> Result<State, DumpError> {
+    let rest = bytes.strip_prefix(DUMP_MAGIC).ok_or(DumpError::NotADump)?;
+    let nl = rest.iter().position(|b| *b == b'\n').filter(|n| *n <= 16).ok_or(DumpError::NotADump)?;
+    let version = String::from_utf8_lossy(&rest[..nl]).into_owned();
+    if version != DUMP_VERSION {
+        return Err(DumpError::Version(version));
+    }
+    let base = (DUMP_MAGIC.len() + nl + 1) as u64;
+    let body = &rest[nl + 1..];
+    let parsed = wal::parse(body);
+    let payload = match parsed.frames.first() {
+        Some((_, p)) if parsed.end == body.len() as u64 => *p,
+        Some(_) => {
+            return Err(DumpError::Damaged {
+                offset: base + parsed.end,
+                detail: "unexpected bytes after the dump".into(),
+            })
+        }
+        None => {
+            let detail = match parsed.why {
+                wal::End::Checksum => "the checksum does not match".to_string(),
+                wal::End::Overrun(n) => format!("the dump is cut short (its record says {n} bytes)"),
+                wal::End::Zero => "no dump record".to_string(),
+            };
+            return Err(DumpError::Damaged { offset: base, detail });
+        }
+    };
+    let mut st = State::new();
+    load_snapshot(&mut st, payload)
+        .map_err(|e| DumpError::Damaged { offset: base + 12, detail: format!("does not decode: {}", e.0) })?;
+    rebuild_relations(&mut st);
+    Ok(st)
 }
 
 fn snapshot_bytes(st: &State) -> Vec<u8> {

@@ -247,14 +247,14 @@ fn load(dir: &Path) -> Result<Loaded, StoreError> {
     Ok(out)
 }
 
-/// Hard-link (or copy) every file into a new `damaged-<time>` folder; the
+/// Hard-link (or copy) every file into a new `<what>-<time>` folder; the
 /// originals stay until the new snapshot covers them.
-fn set_aside(dir: &Path, files: &[PathBuf]) -> Result<PathBuf, StoreError> {
+fn set_aside(dir: &Path, what: &str, files: &[PathBuf]) -> Result<PathBuf, StoreError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let mut aside = dir.join(format!("damaged-{now}"));
+    let mut aside = dir.join(format!("{what}-{now}"));
     let mut n = 1;
     while aside.exists() {
-        aside = dir.join(format!("damaged-{now}-{n}"));
+        aside = dir.join(format!("{what}-{now}-{n}"));
         n += 1;
     }
     std::fs::create_dir(&aside).map_err(StoreError::io(&aside))?;
@@ -272,6 +272,10 @@ fn set_aside(dir: &Path, files: &[PathBuf]) -> Result<PathBuf, StoreError> {
 
 /// Check, load, and start writing: the state and the running log.
 pub(crate) fn open(dir: &Path, recover: bool) -> Result<(State, wal::Wal), StoreError> {
+    let staged = dir.join(RESTORE_FILE);
+    if staged.exists() {
+        return restore(dir, &staged);
+    }
     let Loaded { mut st, problem, mut torn, files, max_start, kept } = load(dir)?;
     let mut aside = None;
     if let Some(p) = problem {
@@ -279,7 +283,7 @@ pub(crate) fn open(dir: &Path, recover: bool) -> Result<(State, wal::Wal), Store
             return Err(p);
         }
         tracing::error!("store recovery: {p}");
-        aside = Some(set_aside(dir, &files)?);
+        aside = Some(set_aside(dir, "damaged", &files)?);
         // The whole file is kept aside; the new snapshot covers what we read.
         torn = None;
     }
@@ -292,17 +296,7 @@ pub(crate) fn open(dir: &Path, recover: bool) -> Result<(State, wal::Wal), Store
     // existing file's, whatever commits left no log record.
     let gen = st.gen.max(max_start.saturating_sub(1)) + 1;
     st.gen = gen;
-    let w = wal::Wal::start(dir, gen + 1, schema_bytes()).map_err(StoreError::io(&wal::log_path(dir, gen + 1)))?;
-    let snap = dir.join("snapshot");
-    wal::write_atomic(&snap, &wal::frame(&snapshot_bytes(&st))).map_err(StoreError::io(&snap))?;
-    // The new snapshot covers every older file (copies are aside if recovering).
-    for f in &files {
-        if *f != snap {
-            if let Err(e) = std::fs::remove_file(f) {
-                tracing::warn!("{}: cannot remove a file the snapshot covers: {e}", f.display());
-            }
-        }
-    }
+    let w = begin(dir, &mut st, gen, &files)?;
     if let Some(a) = aside {
         tracing::error!(
             "store recovered: kept {kept}; every earlier store file was set aside, unchanged, in {}",
@@ -311,5 +305,48 @@ pub(crate) fn open(dir: &Path, recover: bool) -> Result<(State, wal::Wal), Store
     } else {
         tracing::info!("store opened: {kept}");
     }
+    Ok((st, w))
+}
+
+/// Start the log for generations after `gen`, write the snapshot of `st`
+/// at `gen`, and remove the older `files` it covers — in that order, so a
+/// crash anywhere leaves a store the next open accepts.
+fn begin(dir: &Path, st: &mut State, gen: u64, files: &[PathBuf]) -> Result<wal::Wal, StoreError> {
+    st.gen = gen;
+    let w = wal::Wal::start(dir, gen + 1, schema_bytes()).map_err(StoreError::io(&wal::log_path(dir, gen + 1)))?;
+    let snap = dir.join("snapshot");
+    wal::write_atomic(&snap, &wal::frame(&snapshot_bytes(st))).map_err(StoreError::io(&snap))?;
+    for f in files {
+        if *f != snap {
+            if let Err(e) = std::fs::remove_file(f) {
+                tracing::warn!("{}: cannot remove a file the snapshot covers: {e}", f.display());
+            }
+        }
+    }
+    Ok(w)
+}
+
+/// Replace the store with a staged database dump (`Db::stage_restore`):
+/// the current files are set aside in `replaced-<time>/`, whatever state
+/// they are in, and the staged file goes last, so a crash repeats the
+/// restore.
+fn restore(dir: &Path, staged: &Path) -> Result<(State, wal::Wal), StoreError> {
+    let bytes = read(staged)?;
+    let mut st = read_dump(&bytes).map_err(|e| damaged(staged, e.offset(), e.to_string()))?;
+    let (snap, logs, strays) = list(dir)?;
+    let mut files: Vec<PathBuf> = snap.into_iter().collect();
+    files.extend(logs.iter().map(|(_, p)| p.clone()));
+    files.extend(strays);
+    let aside = if files.is_empty() { None } else { Some(set_aside(dir, "replaced", &files)?) };
+    let max_start = logs.last().map(|(g, _)| *g).unwrap_or(0);
+    let gen = st.gen.max(max_start) + 1;
+    let w = begin(dir, &mut st, gen, &files)?;
+    std::fs::remove_file(staged).map_err(StoreError::io(staged))?;
+    wal::sync_dir(dir).map_err(StoreError::io(dir))?;
+    tracing::warn!(
+        "store restored from a database dump ({} objects); the previous store files are kept in {}",
+        CLASSES.iter().map(|c| st.table(c).len()).sum::<usize>(),
+        aside.map(|a| a.display().to_string()).unwrap_or_else(|| "(there were none)".into())
+    );
     Ok((st, w))
 }

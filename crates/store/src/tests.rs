@@ -418,3 +418,48 @@ fn clean_restarts_keep_everything_and_leave_one_log() {
     }
     only_log(dir.path());
 }
+
+#[test]
+fn dump_restores_on_the_next_open() {
+    let src = tempfile::tempdir().unwrap();
+    crash_after(src.path(), "vm", 7);
+    let db = Db::open(src.path()).unwrap();
+    let dump = db.dump();
+    let want = names(&db);
+    drop(db);
+    assert_eq!(read_dump(&dump).unwrap().table(vm()).len(), 7);
+    // Damage of every kind is refused before anything is staged.
+    let mut flipped = dump.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 1;
+    assert!(matches!(read_dump(&flipped), Err(DumpError::Damaged { .. })));
+    assert!(matches!(read_dump(&dump[..dump.len() - 5]), Err(DumpError::Damaged { .. })));
+    assert!(matches!(read_dump(b"<database></database>"), Err(DumpError::NotADump)));
+    let mut v2 = dump.clone();
+    let at = DUMP_MAGIC.len();
+    v2[at] = b'2';
+    assert!(matches!(read_dump(&v2), Err(DumpError::Version(v)) if v == "2"));
+
+    let dst = tempfile::tempdir().unwrap();
+    crash_after(dst.path(), "other", 2);
+    let db = Db::open(dst.path()).unwrap();
+    assert!(db.stage_restore(&flipped).is_err());
+    assert!(!dst.path().join(RESTORE_FILE).exists());
+    db.stage_restore(&dump).unwrap();
+    // Staged only: the running store is unchanged.
+    assert_eq!(names(&db).len(), 2);
+    let g = db.generation();
+    db.shutdown().unwrap();
+    drop(db);
+    let db = Db::open(dst.path()).unwrap();
+    assert_eq!(names(&db), want);
+    assert!(db.generation() > g, "generations never go back");
+    assert!(!dst.path().join(RESTORE_FILE).exists());
+    drop(db);
+    let replaced: Vec<_> = std::fs::read_dir(dst.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("replaced-"))
+        .collect();
+    assert_eq!(replaced.len(), 1, "the replaced store is kept");
+}
