@@ -51,6 +51,16 @@ struct Args {
     /// Session and task garbage collection interval, in seconds.
     #[arg(long, default_value_t = 30)]
     gc_interval_secs: u64,
+    /// Start from what is readable of a damaged store (the snapshot and the
+    /// log up to the damage; nothing without a valid snapshot), moving the
+    /// old store files aside into <data-dir>/db/damaged-<time>/. Without it
+    /// xapid refuses to start on damage a crash cannot explain.
+    #[arg(long)]
+    recover_store: bool,
+    /// Seconds between staging a database restore (xe pool-restore-database)
+    /// and exiting so that the next start applies it.
+    #[arg(long, default_value_t = 30)]
+    db_restore_fuse_secs: u64,
 }
 
 fn main() -> ExitCode {
@@ -100,6 +110,8 @@ async fn run(args: Args) -> ExitCode {
         address: args.address,
         login_failure_delay: Duration::from_millis(args.login_failure_delay_ms),
         gc_interval: Duration::from_secs(args.gc_interval_secs.max(1)),
+        recover_store: args.recover_store,
+        db_restore_fuse: Duration::from_secs(args.db_restore_fuse_secs),
         ..Config::default()
     };
     let defaults = cfg.http.is_empty() && cfg.https.is_empty() && cfg.unix.is_empty();
@@ -111,7 +123,7 @@ async fn run(args: Args) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("xapid: {e}");
-            if defaults {
+            if defaults && !e.starts_with("refusing to start") {
                 eprintln!("xapid: with no listener flags xapid uses XenServer's ports (443, 80 and /var/lib/xcp/xapi), which need root;");
                 eprintln!("xapid: choose your own with e.g. --http 127.0.0.1:8080 --https 127.0.0.1:8443 --unix /tmp/xapi.sock");
             }
@@ -131,8 +143,12 @@ async fn run(args: Args) -> ExitCode {
         tracing::info!("listening on unix:{}", p.display());
     }
     tracing::info!("ready in {} ms", started.elapsed().as_millis());
-    wait_for_signal().await;
-    tracing::info!("shutting down");
+    tokio::select! {
+        _ = wait_for_signal() => tracing::info!("shutting down"),
+        _ = running.exit_requested() => {
+            tracing::warn!("shutting down to apply the staged database restore; start xapid again to use it")
+        }
+    }
     match running.shutdown().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

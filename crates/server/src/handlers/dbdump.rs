@@ -1,0 +1,166 @@
+//! `GET /pool/xmldbdump` (a dump of the whole database, `xe
+//! pool-dump-database`) and `PUT /pool/xmldbdump` (`xe
+//! pool-restore-database`, with `dry_run=true` to only check it).
+//!
+//! The path and the flow are xapi's (`pool_db_backup.ml`); the content is
+//! not its XML but our own dump (`store::Db::dump`: a version line and the
+//! snapshot encoding in one checksummed frame). A restore is checked whole,
+//! staged in the store directory, and applied at the next start, as xapi
+//! restores on restart: the server exits after `Config::db_restore_fuse`.
+
+use super::transfer::{self, HttpTask};
+use super::{Auth, Head, Reply};
+use crate::{class, field, ApiError, Result, Server};
+use model::Value;
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+/// Largest dump accepted: the snapshot frame's length is 32 bits.
+const MAX_DUMP: u64 = (u32::MAX as u64) + 4096;
+
+fn headers(task: &str, length: Option<u64>) -> Vec<(&'static str, String)> {
+    let mut h = vec![
+        ("connection", "close".to_string()),
+        ("task-id", task.to_string()),
+        ("content-type", "application/octet-stream".to_string()),
+    ];
+    if let Some(n) = length {
+        h.push(("content-length", n.to_string()));
+    }
+    h
+}
+
+pub async fn dump(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
+    let Some(auth) = super::require_auth(s, head, reply, "get_pool_xml_db_sync").await? else { return Ok(()) };
+    let out = send(s, &auth, head, reply).await;
+    super::release(s, &auth);
+    out
+}
+
+async fn send(s: &Server, auth: &Auth, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
+    let ctx = transfer::context(s, auth, head, "pool_xml_db_sync", None);
+    let task = match HttpTask::start(&ctx, head, "Dumping database") {
+        Ok(t) => t,
+        Err(e) => return reply.api_error(&e).await,
+    };
+    let srv = s.clone();
+    let bytes = match tokio::task::spawn_blocking(move || srv.db.dump()).await {
+        Ok(b) => b,
+        Err(e) => {
+            let e = crate::internal(format!("database dump failed: {e}"));
+            task.finish(s, &Err(e.clone()));
+            return reply.api_error(&e).await;
+        }
+    };
+    reply.head(200, "OK", &headers(&task.r, Some(bytes.len() as u64))).await?;
+    let w = reply.body();
+    let sent = async {
+        w.write_all(&bytes).await?;
+        w.flush().await
+    }
+    .await;
+    let out = sent.map(|()| Value::String(String::new())).map_err(|e| {
+        tracing::info!("database dump not delivered: {e}");
+        crate::internal(format!("client gone: {e}"))
+    });
+    task.finish(s, &out);
+    Ok(())
+}
+
+pub async fn restore(
+    s: &Server,
+    head: &Head,
+    body: &mut (dyn AsyncRead + Unpin + Send),
+    reply: &mut Reply<'_>,
+) -> io::Result<()> {
+    let Some(auth) = super::require_auth(s, head, reply, "put_pool_xml_db_sync").await? else { return Ok(()) };
+    let out = receive(s, &auth, head, body, reply).await;
+    super::release(s, &auth);
+    out
+}
+
+async fn receive(
+    s: &Server,
+    auth: &Auth,
+    head: &Head,
+    body: &mut (dyn AsyncRead + Unpin + Send),
+    reply: &mut Reply<'_>,
+) -> io::Result<()> {
+    let ctx = transfer::context(s, auth, head, "pool_xml_db_sync", None);
+    let task = match HttpTask::start(&ctx, head, "Reading database") {
+        Ok(t) => t,
+        Err(e) => return reply.api_error(&e).await,
+    };
+    // As xapi: the length must be known (and here, bounded).
+    let len = match head.content_length() {
+        Some(n) if n <= MAX_DUMP => n,
+        other => {
+            let why = match other {
+                Some(n) => format!("a database dump of {n} bytes is larger than any we write"),
+                None => "a database restore needs a Content-Length".to_string(),
+            };
+            task.finish(s, &Err(ApiError::RestoreScriptFailed { log: why.clone() }));
+            return reply.bad_request(&why).await;
+        }
+    };
+    let dry_run = head.param("dry_run") == Some("true");
+    reply.continue_100(head).await?;
+    reply.head(200, "OK", &headers(&task.r, None)).await?;
+    let mut buf = Vec::new();
+    let read = body.take(len).read_to_end(&mut buf).await;
+    let out = match read {
+        Err(e) => Err(ApiError::RestoreScriptFailed { log: format!("reading the dump: {e}") }),
+        Ok(n) if (n as u64) < len => {
+            Err(ApiError::RestoreScriptFailed { log: format!("the dump ended after {n} of {len} bytes") })
+        }
+        Ok(_) => {
+            let srv = s.clone();
+            tokio::task::spawn_blocking(move || check_and_stage(&srv, &buf, dry_run))
+                .await
+                .unwrap_or_else(|e| Err(crate::internal(format!("restore failed: {e}"))))
+        }
+    };
+    match &out {
+        Ok(()) if !dry_run => {
+            let fuse = s.cfg.db_restore_fuse;
+            tracing::warn!(
+                "a database restore is staged; xapid exits in {} s and applies it when it starts again",
+                fuse.as_secs_f64()
+            );
+            let srv = s.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(fuse).await;
+                srv.exit.send_replace(true);
+            });
+        }
+        Ok(()) => {}
+        Err(e) => tracing::info!("database restore refused: {e}"),
+    }
+    task.finish(s, &out.map(|()| Value::String(String::new())));
+    Ok(())
+}
+
+/// Check a dump whole (format, checksum, every row, a pool whose master is
+/// in it) and, unless a dry run, stage it for the next start.
+fn check_and_stage(s: &Server, bytes: &[u8], dry_run: bool) -> Result<()> {
+    let st = store::read_dump(bytes).map_err(|e| match e {
+        store::DumpError::NotADump | store::DumpError::Version(_) => {
+            tracing::info!("database restore: {e}");
+            ApiError::RestoreIncompatibleVersion
+        }
+        e => ApiError::RestoreScriptFailed { log: e.to_string() },
+    })?;
+    let (pc, hc) = (class("pool"), class("host"));
+    let pools: Vec<_> = st.table(pc).iter().collect();
+    let [(_, pool)] = pools.as_slice() else {
+        return Err(ApiError::RestoreScriptFailed { log: format!("the dump holds {} pools, expected one", pools.len()) });
+    };
+    let master = pool.fields[field(pc, "master")].as_str().unwrap_or("").to_string();
+    if st.get(hc, &master).is_none() {
+        return Err(ApiError::RestoreScriptFailed { log: format!("the pool's master {master} is not in the dump") });
+    }
+    if dry_run {
+        return Ok(());
+    }
+    s.db.stage_restore(bytes).map_err(|e| crate::internal(format!("staging the restore: {e}")))
+}
