@@ -40,8 +40,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 struct Loaded {
     st: State,
     problem: Option<StoreError>,
-    /// A torn final write to clear: file, first bad byte, end of non-zero bytes.
-    torn: Option<(PathBuf, u64, u64)>,
+    torn: Option<Torn>,
     /// Every store file found (snapshot, logs, leftover temporaries).
     files: Vec<PathBuf>,
     /// The highest generation a log file name starts at.
@@ -66,9 +65,25 @@ fn end_detail(why: &wal::End) -> String {
     }
 }
 
-/// The store files in `dir`: snapshot (if any), logs by start generation,
-/// and leftover temporaries.
-fn list(dir: &Path) -> Result<(Option<PathBuf>, Vec<(u64, PathBuf)>, Vec<PathBuf>), StoreError> {
+/// The store files of a directory.
+struct Files {
+    snap: Option<PathBuf>,
+    /// By start generation.
+    logs: Vec<(u64, PathBuf)>,
+    /// Leftover temporaries.
+    strays: Vec<PathBuf>,
+}
+
+impl Files {
+    fn all(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self.snap.iter().cloned().collect();
+        out.extend(self.logs.iter().map(|(_, p)| p.clone()));
+        out.extend(self.strays.iter().cloned());
+        out
+    }
+}
+
+fn list(dir: &Path) -> Result<Files, StoreError> {
     let mut snap = None;
     let mut logs = Vec::new();
     let mut strays = Vec::new();
@@ -84,8 +99,11 @@ fn list(dir: &Path) -> Result<(Option<PathBuf>, Vec<(u64, PathBuf)>, Vec<PathBuf
         }
     }
     logs.sort();
-    Ok((snap, logs, strays))
+    Ok(Files { snap, logs, strays })
 }
+
+/// A torn final write: the file, its first bad byte, the end of its non-zero bytes.
+type Torn = (PathBuf, u64, u64);
 
 /// Check one log file and replay its intact records into `st`. Returns
 /// the damage that stops it, and (for the newest file) a torn tail.
@@ -94,7 +112,7 @@ fn replay_file(
     path: &Path,
     start: u64,
     newest: bool,
-) -> Result<(Option<StoreError>, Option<(PathBuf, u64, u64)>), StoreError> {
+) -> Result<(Option<StoreError>, Option<Torn>), StoreError> {
     let data = read(path)?;
     if data.is_empty() {
         return Ok((Some(damaged(path, 0, "the file is empty; expected at least its schema record")), None));
@@ -137,8 +155,8 @@ fn replay_file(
         return Ok((None, None));
     };
     match wal::intact_after(&data, end + 1) {
-        Ok(None) => Ok((None, Some((path.to_path_buf(), end, last + 1)))),
-        Ok(Some(at)) => Ok((
+        wal::Search::Nothing => Ok((None, Some((path.to_path_buf(), end, last + 1)))),
+        wal::Search::Found(at) => Ok((
             Some(damaged(
                 path,
                 end,
@@ -149,7 +167,7 @@ fn replay_file(
             )),
             None,
         )),
-        Err(()) => Ok((
+        wal::Search::GaveUp => Ok((
             Some(damaged(
                 path,
                 end,
@@ -162,10 +180,9 @@ fn replay_file(
 
 /// Read everything (writing nothing) and find the first problem.
 fn load(dir: &Path) -> Result<Loaded, StoreError> {
-    let (snap, logs, strays) = list(dir)?;
-    let mut files: Vec<PathBuf> = snap.iter().cloned().collect();
-    files.extend(logs.iter().map(|(_, p)| p.clone()));
-    files.extend(strays);
+    let found = list(dir)?;
+    let files = found.all();
+    let Files { snap, logs, .. } = found;
     let max_start = logs.last().map(|(g, _)| *g).unwrap_or(0);
     let mut out = Loaded { st: State::new(), problem: None, torn: None, files, max_start, kept: String::new() };
     let Some(snap) = snap else {
@@ -178,7 +195,7 @@ fn load(dir: &Path) -> Result<Loaded, StoreError> {
         if let [(2, p)] = logs.as_slice() {
             let data = read(p)?;
             let parsed = wal::parse(&data);
-            if parsed.frames.len() <= 1 && wal::intact_after(&data, parsed.end + 1) == Ok(None) {
+            if parsed.frames.len() <= 1 && wal::intact_after(&data, parsed.end + 1) == wal::Search::Nothing {
                 out.kept = "nothing (an interrupted first start)".into();
                 return Ok(out);
             }
@@ -333,10 +350,9 @@ fn begin(dir: &Path, st: &mut State, gen: u64, files: &[PathBuf]) -> Result<wal:
 fn restore(dir: &Path, staged: &Path) -> Result<(State, wal::Wal), StoreError> {
     let bytes = read(staged)?;
     let mut st = read_dump(&bytes).map_err(|e| damaged(staged, e.offset(), e.to_string()))?;
-    let (snap, logs, strays) = list(dir)?;
-    let mut files: Vec<PathBuf> = snap.into_iter().collect();
-    files.extend(logs.iter().map(|(_, p)| p.clone()));
-    files.extend(strays);
+    let found = list(dir)?;
+    let files = found.all();
+    let logs = found.logs;
     let aside = if files.is_empty() { None } else { Some(set_aside(dir, "replaced", &files)?) };
     let max_start = logs.last().map(|(g, _)| *g).unwrap_or(0);
     let gen = st.gen.max(max_start) + 1;

@@ -115,9 +115,19 @@ pub fn parse(data: &[u8]) -> Parsed<'_> {
 /// search gives up (and the caller must assume the worst).
 const SEARCH_BUDGET: u64 = 1 << 30;
 
-/// The first offset at or after `from` where an intact frame starts, or
-/// `Err(())` when the search budget ran out before the end of the data.
-pub fn intact_after(data: &[u8], from: u64) -> Result<Option<u64>, ()> {
+/// What a search for intact frames after damage found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Search {
+    /// An intact frame starts at this offset.
+    Found(u64),
+    /// None to the end of the data.
+    Nothing,
+    /// The search budget ran out first.
+    GaveUp,
+}
+
+/// The first offset at or after `from` where an intact frame starts.
+pub fn intact_after(data: &[u8], from: u64) -> Search {
     let mut hashed = 0u64;
     let mut i = from as usize;
     while i + 12 <= data.len() {
@@ -125,15 +135,15 @@ pub fn intact_after(data: &[u8], from: u64) -> Result<Option<u64>, ()> {
         if len != 0 && i + 12 + len <= data.len() {
             hashed += len as u64;
             if hashed > SEARCH_BUDGET {
-                return Err(());
+                return Search::GaveUp;
             }
             if let Ok(Some(_)) = frame_at(data, i) {
-                return Ok(Some(i as u64));
+                return Search::Found(i as u64);
             }
         }
         i += 1;
     }
-    Ok(None)
+    Search::Nothing
 }
 
 /// The first and last non-zero byte at or after `from`.

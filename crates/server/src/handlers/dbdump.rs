@@ -153,7 +153,9 @@ fn check_and_stage(s: &Server, bytes: &[u8], dry_run: bool) -> Result<()> {
     let (pc, hc) = (class("pool"), class("host"));
     let pools: Vec<_> = st.table(pc).iter().collect();
     let [(_, pool)] = pools.as_slice() else {
-        return Err(ApiError::RestoreScriptFailed { log: format!("the dump holds {} pools, expected one", pools.len()) });
+        return Err(ApiError::RestoreScriptFailed {
+            log: format!("the dump holds {} pools, expected one", pools.len()),
+        });
     };
     let master = pool.fields[field(pc, "master")].as_str().unwrap_or("").to_string();
     if st.get(hc, &master).is_none() {

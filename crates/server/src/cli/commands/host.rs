@@ -78,8 +78,10 @@ async fn restore_database(cx: &mut Cx<'_, '_>) -> CliResult {
         return cx.msg("Dry-run backup restore successful").await;
     }
     let secs = cx.s.cfg.db_restore_fuse.as_secs_f64();
-    cx.msg(format!("xapid will exit in {secs} seconds and start with the restored database when it is started again..."))
-        .await
+    cx.msg(format!(
+        "xapid will exit in {secs} seconds and start with the restored database when it is started again..."
+    ))
+    .await
 }
 
 fn event_class(name: &str) -> Option<&'static ClassDef> {
