@@ -28,6 +28,9 @@
 //!   Damage anywhere in an older file, in the snapshot, or in a schema
 //!   record always refuses.
 //!
+//! A directory with no snapshot and no log is a first start (a leftover
+//! `snapshot.tmp` holds nothing acknowledged: it is only renamed into place).
+//!
 //! A torn tail is zeroed before a new file follows it, so the "older files
 //! are complete" invariant keeps holding. Every open bumps the generation by
 //! one and starts a fresh log file after every existing one, so no existing
@@ -154,7 +157,7 @@ fn replay_file(
     let Some((_, last)) = wal::nonzero_span(&data, end) else {
         return Ok((None, None));
     };
-    match wal::intact_after(&data, end + 1) {
+    match wal::intact_after(&data, end + 1, last) {
         wal::Search::Nothing => Ok((None, Some((path.to_path_buf(), end, last + 1)))),
         wal::Search::Found(at) => Ok((
             Some(damaged(
@@ -195,7 +198,8 @@ fn load(dir: &Path) -> Result<Loaded, StoreError> {
         if let [(2, p)] = logs.as_slice() {
             let data = read(p)?;
             let parsed = wal::parse(&data);
-            if parsed.frames.len() <= 1 && wal::intact_after(&data, parsed.end + 1) == wal::Search::Nothing {
+            let rest = wal::nonzero_span(&data, parsed.end).map(|(_, last)| last).unwrap_or(0);
+            if parsed.frames.len() <= 1 && wal::intact_after(&data, parsed.end + 1, rest) == wal::Search::Nothing {
                 out.kept = "nothing (an interrupted first start)".into();
                 return Ok(out);
             }

@@ -463,3 +463,31 @@ fn dump_restores_on_the_next_open() {
         .collect();
     assert_eq!(replaced.len(), 1, "the replaced store is kept");
 }
+
+#[test]
+fn a_zeroed_length_mid_log_refuses_but_noise_after_the_end_does_not() {
+    // A record length turned to 0 would silently end the log early.
+    let dir = tempfile::tempdir().unwrap();
+    crash_after(dir.path(), "vm", 12);
+    let log = only_log(dir.path());
+    let offs = frame_offsets(&log);
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    f.write_all_at(&[0, 0, 0, 0], offs[5]).unwrap();
+    drop(f);
+    let before = contents(dir.path());
+    let e = Db::open(dir.path()).err().expect("a zeroed length with records after it must refuse");
+    assert!(matches!(&e, StoreError::Damaged { offset, .. } if *offset == offs[5]), "{e}");
+    assert!(e.to_string().contains("intact record follows"), "{e}");
+    assert_eq!(contents(dir.path()), before);
+
+    // A stray byte in the zeros after the last record loses nothing.
+    let dir = tempfile::tempdir().unwrap();
+    crash_after(dir.path(), "vm", 12);
+    let log = only_log(dir.path());
+    let data = std::fs::read(&log).unwrap();
+    let end = wal::parse(&data).end;
+    flip(&log, end + 1000);
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(names(&db).len(), 12);
+}

@@ -126,11 +126,12 @@ pub enum Search {
     GaveUp,
 }
 
-/// The first offset at or after `from` where an intact frame starts.
-pub fn intact_after(data: &[u8], from: u64) -> Search {
+/// The first offset in `from..=until` where an intact frame starts (a
+/// frame's length is not zero, so none starts after the last non-zero byte).
+pub fn intact_after(data: &[u8], from: u64, until: u64) -> Search {
     let mut hashed = 0u64;
     let mut i = from as usize;
-    while i + 12 <= data.len() {
+    while i as u64 <= until && i + 12 <= data.len() {
         let len = u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]) as usize;
         if len != 0 && i + 12 + len <= data.len() {
             hashed += len as u64;
