@@ -115,6 +115,14 @@ pub fn parse(data: &[u8]) -> Parsed<'_> {
 /// search gives up (and the caller must assume the worst).
 const SEARCH_BUDGET: u64 = 1 << 30;
 
+/// How far past the last non-zero byte a frame found after damage may end.
+/// A record's payload can end in zero bytes (empty strings, zero numbers),
+/// but only a few; without this bound every 4 bytes that read as a length
+/// below the 64 MiB preallocation would be hashed. (A record whose payload
+/// ends in more than this many zero bytes — a string of NULs — right after
+/// a damaged one would be taken for part of a torn tail.)
+const TAIL_SLACK: u64 = 4096;
+
 /// What a search for intact frames after damage found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Search {
@@ -133,7 +141,8 @@ pub fn intact_after(data: &[u8], from: u64, until: u64) -> Search {
     let mut i = from as usize;
     while i as u64 <= until && i + 12 <= data.len() {
         let len = u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]) as usize;
-        if len != 0 && i + 12 + len <= data.len() {
+        let end = (i + 12 + len) as u64;
+        if len != 0 && end <= data.len() as u64 && end <= until + 1 + TAIL_SLACK {
             hashed += len as u64;
             if hashed > SEARCH_BUDGET {
                 return Search::GaveUp;
