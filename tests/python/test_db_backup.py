@@ -131,6 +131,14 @@ def test_dump_and_restore_on_a_fresh_data_dir(source, target):
     assert contents(again.session().xenapi) == want
     replaced = [f for f in os.listdir(os.path.join(srv.data_dir, "db")) if f.startswith("replaced-")]
     assert len(replaced) == 1, "the replaced store is kept"
+    # Local SRs now live in this data dir, never in the source's.
+    x = again.session().xenapi
+    for pbd in x.PBD.get_all():
+        dc = x.PBD.get_device_config(pbd)
+        sr_uuid = x.SR.get_uuid(x.PBD.get_SR(pbd))
+        for k in ("path", "location"):
+            if k in dc:
+                assert dc[k] == os.path.join(srv.data_dir, "sr", sr_uuid), dc
     # The root password is the target's own (it is not in the database).
     XenAPI.Session(again.url).xenapi.login_with_password("root", PASSWORD)
 

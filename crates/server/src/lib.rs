@@ -223,6 +223,9 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
                     format!("state in {}: {e}", cfg.data_dir.display())
                 }
             })?;
+        if db.restored() {
+            handlers::dbdump::rehome_storage(&db, &cfg.data_dir).map_err(|e| e.to_string())?;
+        }
         (db, passwd::Passwd::load(Some(&cfg.data_dir.join("passwd")))?)
     };
     let mut generated_password = None;

@@ -355,6 +355,8 @@ pub struct Db {
     /// Runs inside every transaction just before it commits (derived fields).
     precommit: std::sync::OnceLock<fn(&mut Txn)>,
     compacting: std::sync::Mutex<()>,
+    /// This open applied a staged database restore.
+    restored: bool,
 }
 
 /// What can go wrong opening or writing the store.
@@ -529,6 +531,7 @@ impl Db {
             logged: Default::default(),
             precommit: std::sync::OnceLock::new(),
             compacting: std::sync::Mutex::new(()),
+            restored: false,
         }
     }
 
@@ -545,8 +548,15 @@ impl Db {
     /// is readable and moves the old files aside (`startup.rs`).
     pub fn open_with(dir: &Path, recover: bool) -> Result<Db, StoreError> {
         std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
-        let (st, w) = startup::open(dir, recover)?;
-        Ok(Db::with(st, Some(w), Some(dir.to_path_buf())))
+        let (st, w, restored) = startup::open(dir, recover)?;
+        let mut db = Db::with(st, Some(w), Some(dir.to_path_buf()));
+        db.restored = restored;
+        Ok(db)
+    }
+
+    /// Whether this open replaced the store with a staged database dump.
+    pub fn restored(&self) -> bool {
+        self.restored
     }
 
     /// Install the hook run before every commit (once).

@@ -291,11 +291,13 @@ fn set_aside(dir: &Path, what: &str, files: &[PathBuf]) -> Result<PathBuf, Store
     Ok(aside)
 }
 
-/// Check, load, and start writing: the state and the running log.
-pub(crate) fn open(dir: &Path, recover: bool) -> Result<(State, wal::Wal), StoreError> {
+/// Check, load, and start writing: the state, the running log, and whether
+/// a staged restore was applied.
+pub(crate) fn open(dir: &Path, recover: bool) -> Result<(State, wal::Wal, bool), StoreError> {
     let staged = dir.join(RESTORE_FILE);
     if staged.exists() {
-        return restore(dir, &staged);
+        let (st, w) = restore(dir, &staged)?;
+        return Ok((st, w, true));
     }
     let Loaded { mut st, problem, mut torn, files, max_start, kept } = load(dir)?;
     let mut aside = None;
@@ -326,7 +328,7 @@ pub(crate) fn open(dir: &Path, recover: bool) -> Result<(State, wal::Wal), Store
     } else {
         tracing::info!("store opened: {kept}");
     }
-    Ok((st, w))
+    Ok((st, w, false))
 }
 
 /// Start the log for generations after `gen`, write the snapshot of `st`

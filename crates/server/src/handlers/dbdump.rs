@@ -13,6 +13,7 @@ use super::{Auth, Head, Reply};
 use crate::{class, field, ApiError, Result, Server};
 use model::Value;
 use std::io;
+use std::path::Path;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// Largest dump accepted: the snapshot frame's length is 32 bits.
@@ -165,4 +166,45 @@ fn check_and_stage(s: &Server, bytes: &[u8], dry_run: bool) -> Result<()> {
         return Ok(());
     }
     s.db.stage_restore(bytes).map_err(|e| crate::internal(format!("staging the restore: {e}")))
+}
+
+/// After a restore: local SRs whose directory follows the seeded layout
+/// (`<data dir>/sr/<SR uuid>`) of another data dir are moved to ours, so a
+/// dump restored elsewhere never works on the source's disk files (as xapi
+/// rewrites the restored host's identity to the machine it lands on). The
+/// disks themselves are not in the dump; copy `sr/` over to keep them.
+pub fn rehome_storage(db: &store::Db, data_dir: &Path) -> Result<()> {
+    let (pbd, src) = (class("PBD"), class("SR"));
+    let (dcf, srf, uuidf) = (field(pbd, "device_config"), field(pbd, "SR"), field(src, "uuid"));
+    let (_, c) = db.write(|tx| {
+        let st = tx.state();
+        let mut changes = Vec::new();
+        for (r, row) in st.table(pbd).iter() {
+            let Some(srow) = row.get(srf).as_str().and_then(|sr| st.get(src, sr)) else { continue };
+            let uuid = srow.get(uuidf).as_str().unwrap_or("").to_string();
+            let Value::Struct(dc) = row.get(dcf) else { continue };
+            let want = data_dir.join("sr").join(&uuid);
+            let mut dc = dc.clone();
+            let mut changed = false;
+            for (k, v) in dc.iter_mut() {
+                let Some(p) = v.as_str().filter(|_| k == "path" || k == "location").map(Path::new) else { continue };
+                let seeded = !uuid.is_empty()
+                    && p.file_name().is_some_and(|n| n == uuid.as_str())
+                    && p.parent().and_then(Path::file_name).is_some_and(|n| n == "sr");
+                if seeded && p != want {
+                    tracing::warn!("restored SR {uuid}: {k} {} becomes {}", p.display(), want.display());
+                    *v = Value::from(want.to_string_lossy().into_owned());
+                    changed = true;
+                }
+            }
+            if changed {
+                changes.push((r.clone(), Value::Struct(dc)));
+            }
+        }
+        for (r, v) in changes {
+            tx.set(pbd, &r, dcf, v);
+        }
+        Ok::<_, ApiError>(())
+    })?;
+    db.durable_blocking(c).map_err(|e| crate::internal(e.to_string()))
 }
