@@ -4,7 +4,9 @@
 //! File layout: `log-<start generation>`; each record is
 //! `[u32 length][u64 xxh64 of payload][payload]`, and a zero length ends the
 //! valid part (files are preallocated, so the tail is zeros). The first record
-//! of every file is the schema it was written with.
+//! of every file is the schema it was written with; a file gets its name only
+//! once that record is synced. What the startup checks conclude from this is
+//! in `startup.rs`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
