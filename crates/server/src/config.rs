@@ -34,6 +34,12 @@ pub struct Config {
     pub rrd_save_interval: Duration,
     /// Simulator settings (guest agent delay, shutdown timeout).
     pub sim: backend::sim::SimConfig,
+    /// Start from what is readable of a damaged store, setting the damaged
+    /// files aside, instead of refusing to start.
+    pub recover_store: bool,
+    /// How long after staging a database restore the server exits, so that
+    /// the next start applies it (xapi: `db_restore_fuse_time`, 30 s).
+    pub db_restore_fuse: Duration,
 }
 
 impl Default for Config {
@@ -56,6 +62,8 @@ impl Default for Config {
             rrd_interval: Duration::from_secs(5),
             rrd_save_interval: Duration::from_secs(3600),
             sim: Default::default(),
+            recover_store: false,
+            db_restore_fuse: Duration::from_secs(30),
         }
     }
 }

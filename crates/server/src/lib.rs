@@ -64,6 +64,8 @@ pub struct Inner {
     /// Performance statistics (in memory only).
     pub rrds: rrd::Store,
     pub started: std::time::Instant,
+    /// Set when the server should exit (a staged database restore).
+    pub exit: tokio::sync::watch::Sender<bool>,
 }
 
 /// A cheap handle on the running server.
@@ -195,6 +197,13 @@ pub struct Running {
 }
 
 impl Running {
+    /// Resolves when the server asks to be stopped (to apply a staged
+    /// database restore at the next start).
+    pub async fn exit_requested(&self) {
+        let mut rx = self.server.exit.subscribe();
+        let _ = rx.wait_for(|e| *e).await;
+    }
+
     /// Stop accepting, let connections finish briefly, and flush the store.
     pub async fn shutdown(self) -> Result<(), String> {
         self.stop.send_replace(true);
@@ -219,10 +228,24 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         std::fs::write(&probe, b"").map_err(|e| format!("data dir {} is not writable: {e}", cfg.data_dir.display()))?;
         let _ = std::fs::remove_file(&probe);
         let d = cfg.data_dir.clone();
-        let db = tokio::task::spawn_blocking(move || store::Db::open(&d.join("db")))
+        let recover = cfg.recover_store;
+        let db = tokio::task::spawn_blocking(move || store::Db::open_with(&d.join("db"), recover))
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| format!("state in {}: {e}", cfg.data_dir.display()))?;
+            .map_err(|e| {
+                if e.is_damage() {
+                    format!(
+                        "refusing to start: {e}. Every file was left as it was. \
+                         Restore a backup, or start with --recover-store: {}",
+                        e.recovery_hint()
+                    )
+                } else {
+                    format!("state in {}: {e}", cfg.data_dir.display())
+                }
+            })?;
+        if db.restored() {
+            handlers::dbdump::rehome_storage(&db, &cfg.data_dir).map_err(|e| e.to_string())?;
+        }
         (db, passwd::Passwd::load(Some(&cfg.data_dir.join("passwd")))?)
     };
     let mut generated_password = None;
@@ -265,6 +288,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         passwd,
         rrds: Default::default(),
         started: std::time::Instant::now(),
+        exit: tokio::sync::watch::channel(false).0,
     }));
     session::spawn_gc(server.clone(), gc_every);
     ops::host::startup(&server);

@@ -13,6 +13,7 @@
 
 pub mod codec;
 pub mod filter;
+mod startup;
 pub mod wal;
 
 use codec::{put_str, put_uv, put_value, Reader};
@@ -354,21 +355,97 @@ pub struct Db {
     /// Runs inside every transaction just before it commits (derived fields).
     precommit: std::sync::OnceLock<fn(&mut Txn)>,
     compacting: std::sync::Mutex<()>,
+    /// This open applied a staged database restore.
+    restored: bool,
 }
 
+/// What can go wrong opening or writing the store.
 #[derive(Debug)]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// A file could not be read or written.
+    Io { path: PathBuf, err: io::Error },
+    /// A store file holds bytes that fail their checksum or do not decode,
+    /// somewhere a crash cannot have left them.
+    Damaged { file: PathBuf, offset: u64, detail: String },
+    /// Log files without the snapshot they continue from.
+    NoSnapshot { dir: PathBuf, logs: Vec<PathBuf> },
+    /// The log the snapshot continues in is not there.
+    MissingLog { expected: PathBuf, snapshot_gen: u64, found: Option<PathBuf> },
+    /// The durable log stopped working while running.
+    Log(String),
+}
+
+impl StoreError {
+    fn io(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+        move |err| StoreError::Io { path: path.to_path_buf(), err }
+    }
+
+    /// A refusal to start on a damaged data dir (as opposed to an I/O error).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, StoreError::Damaged { .. } | StoreError::NoSnapshot { .. } | StoreError::MissingLog { .. })
+    }
+
+    /// What opening with recovery would do about this damage.
+    pub fn recovery_hint(&self) -> String {
+        match self {
+            StoreError::Damaged { file, .. } if file.file_name().is_some_and(|n| n == "snapshot") => format!(
+                "recovery cannot use a damaged snapshot: it would move every store file aside and start empty (a fresh pool; {} is kept in the folder)",
+                file.display()
+            ),
+            StoreError::Damaged { file, offset, .. } => format!(
+                "recovery would keep the snapshot and the log records before byte {offset} of {} and move the store files aside",
+                file.display()
+            ),
+            StoreError::NoSnapshot { .. } => {
+                "recovery would move the logs aside and start empty (a fresh pool): logs cannot be replayed without the snapshot they continue".into()
+            }
+            StoreError::MissingLog { .. } => {
+                "recovery would keep the snapshot alone and move the other store files aside".into()
+            }
+            _ => String::new(),
+        }
+    }
+}
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            StoreError::Io { path, err } if path.as_os_str().is_empty() => write!(f, "{err}"),
+            StoreError::Io { path, err } => write!(f, "{}: {err}", path.display()),
+            StoreError::Damaged { file, offset, detail } => {
+                write!(f, "{} is damaged at byte offset {offset}: {detail}", file.display())
+            }
+            StoreError::NoSnapshot { dir, logs } => {
+                let names: Vec<String> =
+                    logs.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+                write!(
+                    f,
+                    "{} holds log files ({}) but no snapshot: expected {}/snapshot, the state those logs continue from",
+                    dir.display(),
+                    names.join(", "),
+                    dir.display()
+                )
+            }
+            StoreError::MissingLog { expected, snapshot_gen, found } => {
+                write!(
+                    f,
+                    "{} is missing: the snapshot (generation {snapshot_gen}) continues in that log file",
+                    expected.display()
+                )?;
+                match found {
+                    Some(p) => write!(f, "; found {} instead", p.display()),
+                    None => write!(f, "; no log file is left"),
+                }
+            }
+            StoreError::Log(m) => write!(f, "durable log: {m}"),
+        }
     }
 }
 impl std::error::Error for StoreError {}
 
 impl From<io::Error> for StoreError {
-    fn from(e: io::Error) -> Self {
-        StoreError(e.to_string())
+    fn from(err: io::Error) -> Self {
+        StoreError::Io { path: PathBuf::new(), err }
     }
 }
 
@@ -454,53 +531,32 @@ impl Db {
             logged: Default::default(),
             precommit: std::sync::OnceLock::new(),
             compacting: std::sync::Mutex::new(()),
+            restored: false,
         }
     }
 
-    /// Open (or create) the store in `dir`: load the snapshot, replay the
-    /// logs after it, write a fresh snapshot, and start a new log.
+    /// Open (or create) the store in `dir`, refusing a damaged one (see
+    /// [`Db::open_with`]).
     pub fn open(dir: &Path) -> Result<Db, StoreError> {
-        std::fs::create_dir_all(dir)?;
-        let mut st = State::new();
-        let snap = dir.join("snapshot");
-        let mut replayed_logs = Vec::new();
-        if snap.exists() {
-            let data = std::fs::read(&snap)?;
-            let recs = wal::records(&data);
-            let payload = recs.first().ok_or_else(|| StoreError(format!("{}: damaged snapshot", snap.display())))?;
-            load_snapshot(&mut st, payload).map_err(|e| StoreError(format!("{}: {}", snap.display(), e.0)))?;
-        }
-        let mut logs: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().to_string();
-                name.strip_prefix("log-").and_then(|g| g.parse::<u64>().ok()).map(|g| (g, e.path()))
-            })
-            .collect();
-        logs.sort();
-        for (_, path) in &logs {
-            let data = std::fs::read(path)?;
-            let recs = wal::records(&data);
-            let mut it = recs.into_iter();
-            let Some(schema) = it.next() else { continue };
-            let layout = read_layout(&mut Reader::new(schema))
-                .map_err(|e| StoreError(format!("{}: {}", path.display(), e.0)))?;
-            for rec in it {
-                replay(&mut st, &layout, rec).map_err(|e| StoreError(format!("{}: {}", path.display(), e.0)))?;
-            }
-            replayed_logs.push(path.clone());
-        }
-        rebuild_relations(&mut st);
-        let gen = st.gen;
-        // A fresh snapshot makes the replayed logs redundant.
-        if !replayed_logs.is_empty() || !snap.exists() {
-            wal::write_atomic(&snap, &wal::frame(&snapshot_bytes(&st)))?;
-            for p in replayed_logs {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-        let w = wal::Wal::start(dir, gen + 1, schema_bytes())?;
-        Ok(Db::with(st, Some(w), Some(dir.to_path_buf())))
+        Db::open_with(dir, false)
+    }
+
+    /// Open (or create) the store in `dir`: check every file before writing
+    /// anything, load the snapshot, replay the logs after it, start a new log
+    /// and write a fresh snapshot. Damage a crash cannot explain refuses
+    /// ([`StoreError::is_damage`]) unless `recover`, which starts from what
+    /// is readable and moves the old files aside (`startup.rs`).
+    pub fn open_with(dir: &Path, recover: bool) -> Result<Db, StoreError> {
+        std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
+        let (st, w, restored) = startup::open(dir, recover)?;
+        let mut db = Db::with(st, Some(w), Some(dir.to_path_buf()));
+        db.restored = restored;
+        Ok(db)
+    }
+
+    /// Whether this open replaced the store with a staged database dump.
+    pub fn restored(&self) -> bool {
+        self.restored
     }
 
     /// Install the hook run before every commit (once).
@@ -678,7 +734,7 @@ impl Db {
     /// Wait until a commit is on disk. In-memory stores return at once.
     pub async fn durable(&self, c: Commit) -> Result<(), StoreError> {
         if let (Some(w), Some(seq)) = (&self.wal, c.seq) {
-            w.wait(seq).await.map_err(StoreError)?
+            w.wait(seq).await.map_err(StoreError::Log)?
         }
         if self.logged.load(std::sync::atomic::Ordering::Relaxed) > COMPACT_AFTER {
             self.compact()?;
@@ -689,7 +745,7 @@ impl Db {
     /// Blocking form of [`Db::durable`].
     pub fn durable_blocking(&self, c: Commit) -> Result<(), StoreError> {
         match (&self.wal, c.seq) {
-            (Some(w), Some(seq)) => w.wait_blocking(seq).map_err(StoreError),
+            (Some(w), Some(seq)) => w.wait_blocking(seq).map_err(StoreError::Log),
             _ => Ok(()),
         }
     }
@@ -710,7 +766,7 @@ impl Db {
             (snapshot_bytes(&st), st.gen, seq)
         };
         self.logged.store(0, std::sync::atomic::Ordering::Relaxed);
-        w.wait_blocking(seq).map_err(StoreError)?;
+        w.wait_blocking(seq).map_err(StoreError::Log)?;
         wal::write_atomic(&dir.join("snapshot"), &wal::frame(&bytes))?;
         for e in std::fs::read_dir(dir)?.filter_map(|e| e.ok()) {
             let name = e.file_name().to_string_lossy().to_string();
@@ -723,6 +779,32 @@ impl Db {
         Ok(())
     }
 
+    /// The whole persistent state as a database dump: a version line, then
+    /// the snapshot encoding in one checksummed frame.
+    pub fn dump(&self) -> Vec<u8> {
+        let bytes = snapshot_bytes(&self.read());
+        let mut out = DUMP_MAGIC.to_vec();
+        out.extend_from_slice(DUMP_VERSION.as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(&wal::frame(&bytes));
+        out
+    }
+
+    /// Check a dump and stage it to replace the whole store at the next
+    /// open (as xapi restores on restart). Nothing else changes now.
+    pub fn stage_restore(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        let Some(dir) = &self.dir else {
+            return Err(StoreError::Log("an in-memory store cannot restore".into()));
+        };
+        let path = dir.join(RESTORE_FILE);
+        read_dump(bytes).map_err(|e| StoreError::Damaged {
+            file: path.clone(),
+            offset: e.offset(),
+            detail: e.to_string(),
+        })?;
+        wal::write_atomic(&path, bytes).map_err(StoreError::io(&path))
+    }
+
     /// Flush the log, snapshot, and stop the flusher.
     pub fn shutdown(&self) -> Result<(), StoreError> {
         self.compact()?;
@@ -731,6 +813,79 @@ impl Db {
         }
         Ok(())
     }
+}
+
+/// The first line of a database dump; the version follows it.
+const DUMP_MAGIC: &[u8] = b"xapi-rs database dump v";
+const DUMP_VERSION: &str = "1";
+/// A validated dump waiting in the store directory for the next open.
+pub const RESTORE_FILE: &str = "restore";
+
+/// Why a database dump cannot be restored.
+#[derive(Debug)]
+pub enum DumpError {
+    /// Not a dump of ours at all.
+    NotADump,
+    /// A dump format version we do not read.
+    Version(String),
+    /// A damaged or truncated dump (offset into the file).
+    Damaged { offset: u64, detail: String },
+}
+
+impl DumpError {
+    pub fn offset(&self) -> u64 {
+        match self {
+            DumpError::Damaged { offset, .. } => *offset,
+            _ => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for DumpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DumpError::NotADump => f.write_str("not an xapi-rs database dump"),
+            DumpError::Version(v) => write!(f, "dump format version {v:?}, expected {DUMP_VERSION}"),
+            DumpError::Damaged { offset, detail } => write!(f, "damaged dump at byte offset {offset}: {detail}"),
+        }
+    }
+}
+impl std::error::Error for DumpError {}
+
+/// Decode and check a whole database dump: the magic line, the version, one
+/// frame covering the rest exactly, its checksum, and every row.
+pub fn read_dump(bytes: &[u8]) -> Result<State, DumpError> {
+    let rest = bytes.strip_prefix(DUMP_MAGIC).ok_or(DumpError::NotADump)?;
+    let nl = rest.iter().position(|b| *b == b'\n').filter(|n| *n <= 16).ok_or(DumpError::NotADump)?;
+    let version = String::from_utf8_lossy(&rest[..nl]).into_owned();
+    if version != DUMP_VERSION {
+        return Err(DumpError::Version(version));
+    }
+    let base = (DUMP_MAGIC.len() + nl + 1) as u64;
+    let body = &rest[nl + 1..];
+    let parsed = wal::parse(body);
+    let payload = match parsed.frames.first() {
+        Some((_, p)) if parsed.end == body.len() as u64 => *p,
+        Some(_) => {
+            return Err(DumpError::Damaged {
+                offset: base + parsed.end,
+                detail: "unexpected bytes after the dump".into(),
+            })
+        }
+        None => {
+            let detail = match parsed.why {
+                wal::End::Checksum => "the checksum does not match".to_string(),
+                wal::End::Overrun(n) => format!("the dump is cut short (its record says {n} bytes)"),
+                wal::End::Zero => "no dump record".to_string(),
+            };
+            return Err(DumpError::Damaged { offset: base, detail });
+        }
+    };
+    let mut st = State::new();
+    load_snapshot(&mut st, payload)
+        .map_err(|e| DumpError::Damaged { offset: base + 12, detail: format!("does not decode: {}", e.0) })?;
+    rebuild_relations(&mut st);
+    Ok(st)
 }
 
 fn snapshot_bytes(st: &State) -> Vec<u8> {

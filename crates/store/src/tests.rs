@@ -124,7 +124,9 @@ fn durable_across_reopen_and_torn_tail() {
     db.shutdown().unwrap();
     drop(db);
     let db = Db::open(dir.path()).unwrap();
-    assert_eq!(db.generation(), g);
+    // Each start takes one generation of its own (so its new log file comes
+    // after every existing one); generations never go back.
+    assert_eq!(db.generation(), g + 1);
     assert_eq!(db.read().get(vm(), &r).unwrap().fields[name], Value::from("renamed"));
 }
 
@@ -145,4 +147,347 @@ fn transient_classes_are_not_persisted() {
     }
     let db = Db::open(dir.path()).unwrap();
     assert_eq!(db.read().get(session, "OpaqueRef:s").is_some(), !session.transient);
+}
+
+// ---- startup checks: each kind of damage on a store with acknowledged writes ----
+
+/// Every file in a directory (not sub-folders), by name.
+fn contents(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+fn names(db: &Db) -> std::collections::BTreeSet<String> {
+    let name = vm().field_index("name_label").unwrap();
+    db.read().table(vm()).iter().map(|(_, r)| r.fields[name].as_str().unwrap().to_string()).collect()
+}
+
+/// `n` acknowledged VM creations, then a crash (no shutdown).
+fn crash_after(dir: &Path, prefix: &str, n: usize) {
+    let db = Db::open(dir).unwrap();
+    for i in 0..n {
+        let name = format!("{prefix}{i}");
+        let r = model::new_ref();
+        let (_, c) = db
+            .write(|tx| {
+                let mut row = blank_row(vm());
+                row.fields[vm().field_index("name_label").unwrap()] = Value::from(name.as_str());
+                tx.insert(&r, row);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        db.durable_blocking(c).unwrap();
+    }
+    std::mem::forget(db);
+}
+
+fn only_log(dir: &Path) -> PathBuf {
+    let logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("log-"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    logs[0].clone()
+}
+
+/// Offsets of the intact frames of a file.
+fn frame_offsets(path: &Path) -> Vec<u64> {
+    let data = std::fs::read(path).unwrap();
+    wal::parse(&data).frames.iter().map(|(o, _)| *o).collect()
+}
+
+fn flip(path: &Path, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x40], at).unwrap();
+}
+
+fn set_aside_dir(dir: &Path) -> PathBuf {
+    let d: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("damaged-"))
+        .collect();
+    assert_eq!(d.len(), 1, "{d:?}");
+    d[0].clone()
+}
+
+/// A store whose snapshot holds `a0..a{n}` and whose log holds `b0..b{m}`.
+fn snapshot_and_log(dir: &Path, n: usize, m: usize) {
+    crash_after(dir, "a", n);
+    Db::open(dir).unwrap().shutdown().unwrap();
+    crash_after(dir, "b", m);
+}
+
+#[test]
+fn flipped_byte_mid_log_refuses_and_recovery_keeps_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    crash_after(dir.path(), "vm", 30);
+    let log = only_log(dir.path());
+    let offs = frame_offsets(&log);
+    // Record 10 (after the schema record): a byte of its payload.
+    let at = offs[11] + 20;
+    flip(&log, at);
+    let before = contents(dir.path());
+    let e = Db::open(dir.path()).err().expect("a flipped byte must refuse");
+    match &e {
+        StoreError::Damaged { file, offset, .. } => {
+            assert_eq!(file, &log);
+            assert_eq!(*offset, offs[11]);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(e.is_damage());
+    assert!(e.to_string().contains(&format!("byte offset {}", offs[11])), "{e}");
+    assert_eq!(contents(dir.path()), before, "a refusal must not change any file");
+    // Recovery: records 0..10 stay, the rest is aside with the old files.
+    let db = Db::open_with(dir.path(), true).unwrap();
+    let want: std::collections::BTreeSet<String> = (0..10).map(|i| format!("vm{i}")).collect();
+    assert_eq!(names(&db), want);
+    db.shutdown().unwrap();
+    drop(db);
+    let aside = set_aside_dir(dir.path());
+    assert_eq!(contents(&aside), before, "the damaged files are kept as they were");
+    // And the recovered store opens cleanly afterwards.
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(names(&db), want);
+}
+
+#[test]
+fn deleted_snapshot_refuses_and_recovery_starts_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    snapshot_and_log(dir.path(), 5, 5);
+    std::fs::remove_file(dir.path().join("snapshot")).unwrap();
+    let before = contents(dir.path());
+    let e = Db::open(dir.path()).err().expect("logs without a snapshot must refuse");
+    assert!(matches!(e, StoreError::NoSnapshot { .. }), "{e}");
+    assert!(e.to_string().contains("log-"), "{e}");
+    assert_eq!(contents(dir.path()), before);
+    let db = Db::open_with(dir.path(), true).unwrap();
+    assert!(names(&db).is_empty(), "nothing is replayed without its snapshot");
+    drop(db);
+    assert_eq!(contents(&set_aside_dir(dir.path())), before);
+}
+
+#[test]
+fn deleted_or_emptied_log_refuses_and_recovery_keeps_the_snapshot() {
+    for truncate in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        snapshot_and_log(dir.path(), 4, 6);
+        let log = only_log(dir.path());
+        if truncate {
+            std::fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+        } else {
+            std::fs::remove_file(&log).unwrap();
+        }
+        let before = contents(dir.path());
+        let e = Db::open(dir.path()).err().expect("a lost log must refuse");
+        if truncate {
+            assert!(matches!(&e, StoreError::Damaged { file, offset: 0, .. } if *file == log), "{e}");
+        } else {
+            assert!(matches!(&e, StoreError::MissingLog { expected, .. } if *expected == log), "{e}");
+        }
+        assert_eq!(contents(dir.path()), before);
+        let db = Db::open_with(dir.path(), true).unwrap();
+        let want: std::collections::BTreeSet<String> = (0..4).map(|i| format!("a{i}")).collect();
+        assert_eq!(names(&db), want);
+        drop(db);
+        assert_eq!(contents(&set_aside_dir(dir.path())), before);
+    }
+}
+
+#[test]
+fn damaged_snapshot_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    snapshot_and_log(dir.path(), 3, 3);
+    flip(&dir.path().join("snapshot"), 40);
+    let before = contents(dir.path());
+    let e = Db::open(dir.path()).err().expect("a damaged snapshot must refuse");
+    assert!(matches!(&e, StoreError::Damaged { file, offset: 0, .. } if file.ends_with("snapshot")), "{e}");
+    assert_eq!(contents(dir.path()), before);
+}
+
+#[test]
+fn torn_tail_is_dropped_and_everything_acknowledged_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    crash_after(dir.path(), "vm", 20);
+    let log = only_log(dir.path());
+    let data = std::fs::read(&log).unwrap();
+    let end = wal::parse(&data).end;
+    // Half a record: a length, a wrong checksum, some payload.
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    f.write_all_at(&[200, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9, 1, 2, 3, 4, 5], end).unwrap();
+    drop(f);
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(names(&db).len(), 20);
+    std::mem::forget(db);
+    // The torn bytes were cleared, so the next start is clean too.
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(names(&db).len(), 20);
+}
+
+#[test]
+fn damage_in_an_older_log_file_refuses() {
+    // A crash between a compaction's rotation and its snapshot leaves two
+    // logs after the snapshot; the older one must be complete.
+    let dir = tempfile::tempdir().unwrap();
+    crash_after(dir.path(), "a", 5);
+    let saved = contents(dir.path());
+    let db = Db::open(dir.path()).unwrap();
+    let name = vm().field_index("name_label").unwrap();
+    for i in 0..3 {
+        let r = model::new_ref();
+        let (_, c) = db
+            .write(|tx| {
+                let mut row = blank_row(vm());
+                row.fields[name] = Value::from(format!("b{i}"));
+                tx.insert(&r, row);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        db.durable_blocking(c).unwrap();
+    }
+    std::mem::forget(db);
+    // Put the first run's snapshot and log back beside the second run's log.
+    let log2 = only_log(dir.path());
+    let data2 = std::fs::read(&log2).unwrap();
+    for e in std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()) {
+        std::fs::remove_file(e.path()).unwrap();
+    }
+    for (n, d) in &saved {
+        std::fs::write(dir.path().join(n), d).unwrap();
+    }
+    let log1 = only_log(dir.path());
+    std::fs::write(&log2, &data2).unwrap();
+    assert!(log1 < log2);
+    let pristine = contents(dir.path());
+    // Intact: both logs replay in order (the first run's five VMs are in
+    // both its log and the second run's snapshot, which is gone here).
+    {
+        let db = Db::open(dir.path()).unwrap();
+        assert_eq!(names(&db).len(), 5 + 3);
+        std::mem::forget(db);
+    }
+    for e in std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()) {
+        std::fs::remove_file(e.path()).unwrap();
+    }
+    for (n, d) in &pristine {
+        std::fs::write(dir.path().join(n), d).unwrap();
+    }
+    // The last record of the older file: a torn tail there is damage.
+    let last = *frame_offsets(&log1).last().unwrap();
+    flip(&log1, last + 14);
+    let before = contents(dir.path());
+    let e = Db::open(dir.path()).err().expect("damage in a finished log must refuse");
+    assert!(matches!(&e, StoreError::Damaged { file, offset, .. } if *file == log1 && *offset == last), "{e}");
+    assert_eq!(contents(dir.path()), before);
+}
+
+#[test]
+fn interrupted_first_start_is_a_first_start() {
+    let dir = tempfile::tempdir().unwrap();
+    // The log the first start creates, with nothing after its schema record.
+    std::fs::write(wal::log_path(dir.path(), 2), wal::frame(&schema_bytes())).unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    assert!(names(&db).is_empty());
+    drop(db);
+    // But a later log without a snapshot is a lost snapshot.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(wal::log_path(dir.path(), 9), wal::frame(&schema_bytes())).unwrap();
+    assert!(matches!(Db::open(dir.path()), Err(StoreError::NoSnapshot { .. })));
+}
+
+#[test]
+fn clean_restarts_keep_everything_and_leave_one_log() {
+    let dir = tempfile::tempdir().unwrap();
+    crash_after(dir.path(), "vm", 3);
+    for _ in 0..3 {
+        let db = Db::open(dir.path()).unwrap();
+        assert_eq!(names(&db).len(), 3);
+        db.shutdown().unwrap();
+    }
+    only_log(dir.path());
+}
+
+#[test]
+fn dump_restores_on_the_next_open() {
+    let src = tempfile::tempdir().unwrap();
+    crash_after(src.path(), "vm", 7);
+    let db = Db::open(src.path()).unwrap();
+    let dump = db.dump();
+    let want = names(&db);
+    drop(db);
+    assert_eq!(read_dump(&dump).unwrap().table(vm()).len(), 7);
+    // Damage of every kind is refused before anything is staged.
+    let mut flipped = dump.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 1;
+    assert!(matches!(read_dump(&flipped), Err(DumpError::Damaged { .. })));
+    assert!(matches!(read_dump(&dump[..dump.len() - 5]), Err(DumpError::Damaged { .. })));
+    assert!(matches!(read_dump(b"<database></database>"), Err(DumpError::NotADump)));
+    let mut v2 = dump.clone();
+    let at = DUMP_MAGIC.len();
+    v2[at] = b'2';
+    assert!(matches!(read_dump(&v2), Err(DumpError::Version(v)) if v == "2"));
+
+    let dst = tempfile::tempdir().unwrap();
+    crash_after(dst.path(), "other", 2);
+    let db = Db::open(dst.path()).unwrap();
+    assert!(db.stage_restore(&flipped).is_err());
+    assert!(!dst.path().join(RESTORE_FILE).exists());
+    db.stage_restore(&dump).unwrap();
+    // Staged only: the running store is unchanged.
+    assert_eq!(names(&db).len(), 2);
+    let g = db.generation();
+    db.shutdown().unwrap();
+    drop(db);
+    let db = Db::open(dst.path()).unwrap();
+    assert_eq!(names(&db), want);
+    assert!(db.generation() > g, "generations never go back");
+    assert!(!dst.path().join(RESTORE_FILE).exists());
+    drop(db);
+    let replaced: Vec<_> = std::fs::read_dir(dst.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("replaced-"))
+        .collect();
+    assert_eq!(replaced.len(), 1, "the replaced store is kept");
+}
+
+#[test]
+fn a_zeroed_length_mid_log_refuses_but_noise_after_the_end_does_not() {
+    // A record length turned to 0 would silently end the log early.
+    let dir = tempfile::tempdir().unwrap();
+    crash_after(dir.path(), "vm", 12);
+    let log = only_log(dir.path());
+    let offs = frame_offsets(&log);
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    f.write_all_at(&[0, 0, 0, 0], offs[5]).unwrap();
+    drop(f);
+    let before = contents(dir.path());
+    let e = Db::open(dir.path()).err().expect("a zeroed length with records after it must refuse");
+    assert!(matches!(&e, StoreError::Damaged { offset, .. } if *offset == offs[5]), "{e}");
+    assert!(e.to_string().contains("intact record follows"), "{e}");
+    assert_eq!(contents(dir.path()), before);
+
+    // A stray byte in the zeros after the last record loses nothing.
+    let dir = tempfile::tempdir().unwrap();
+    crash_after(dir.path(), "vm", 12);
+    let log = only_log(dir.path());
+    let data = std::fs::read(&log).unwrap();
+    let end = wal::parse(&data).end;
+    flip(&log, end + 1000);
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(names(&db).len(), 12);
 }

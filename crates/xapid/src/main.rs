@@ -60,6 +60,16 @@ struct Args {
     /// (e.g. `info`, `server=debug`).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Start from what is readable of a damaged store (the snapshot and the
+    /// log up to the damage; nothing without a valid snapshot), moving the
+    /// old store files aside into <data-dir>/db/damaged-<time>/. Without it
+    /// xapid refuses to start on damage a crash cannot explain.
+    #[arg(long)]
+    recover_store: bool,
+    /// Seconds between staging a database restore (xe pool-restore-database)
+    /// and exiting so that the next start applies it.
+    #[arg(long, default_value_t = 30)]
+    db_restore_fuse_secs: u64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -123,6 +133,8 @@ async fn run(args: Args) -> ExitCode {
         login_failure_delay: Duration::from_millis(args.login_failure_delay_ms),
         gc_interval: Duration::from_secs(args.gc_interval_secs.max(1)),
         rrd_save_interval: Duration::from_secs(args.rrd_save_interval_secs.max(1)),
+        recover_store: args.recover_store,
+        db_restore_fuse: Duration::from_secs(args.db_restore_fuse_secs),
         ..Config::default()
     };
     let defaults = cfg.http.is_empty() && cfg.https.is_empty() && cfg.unix.is_empty();
@@ -134,7 +146,7 @@ async fn run(args: Args) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("xapid: {e}");
-            if defaults {
+            if defaults && !e.starts_with("refusing to start") {
                 eprintln!("xapid: with no listener flags xapid uses XenServer's ports (443, 80 and /var/lib/xcp/xapi), which need root;");
                 eprintln!("xapid: choose your own with e.g. --http 127.0.0.1:8080 --https 127.0.0.1:8443 --unix /tmp/xapi.sock");
             }
@@ -154,9 +166,15 @@ async fn run(args: Args) -> ExitCode {
         tracing::info!("listening on unix:{}", p.display());
     }
     tracing::info!("ready in {} ms", started.elapsed().as_millis());
+    // host.restart_agent and a staged database restore both end in a clean
+    // stop and a fresh start of this binary (xapi restarts too).
     let restart = tokio::select! {
         _ = wait_for_signal() => false,
         _ = server::restart_requested() => true,
+        _ = running.exit_requested() => {
+            tracing::warn!("restarting to apply the staged database restore");
+            true
+        }
     };
     tracing::info!("shutting down");
     if let Err(e) = running.shutdown().await {

@@ -88,6 +88,8 @@ static EXPLICIT: &[Row] = &[
     ("host-evacuate", &[], &["uuid", "host", "network-uuid"], 0, "Migrate all VMs off a host."),
     ("task-cancel", &["uuid"], &[], 0, "Set a task to cancelling and return."),
     ("event-wait", &["class"], &[], 0, "Wait for the event that satisfies the conditions given on the command line."),
+    ("pool-dump-database", &["file-name"], &[], 0, "Download a dump of the pool database."),
+    ("pool-restore-database", &["file-name"], &["dry-run", "force"], 0, "Restore a dump of the pool database to the server."),
     ("message-create", &["name", "body", "priority"], &["vm-uuid", "host-uuid", "sr-uuid", "pool-uuid"], 0, "Create a message associated with a particular API object. Note only one of the optional parameters can be specified."),
 ];
 

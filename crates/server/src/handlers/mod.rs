@@ -8,6 +8,7 @@
 //! connection.
 
 pub mod console;
+pub mod dbdump;
 pub mod export;
 pub mod import;
 pub mod rrd;
@@ -347,7 +348,7 @@ pub fn find_object(s: &Server, c: &model::schema::ClassDef, head: &Head) -> Opti
 }
 
 /// The paths handlers serve, by method (everything else is RPC).
-const HANDLERS: [(&str, &str); 15] = [
+const HANDLERS: [(&str, &str); 17] = [
     ("POST", "/cli"),
     ("GET", "/export"),
     ("GET", "/export_metadata"),
@@ -363,6 +364,8 @@ const HANDLERS: [(&str, &str); 15] = [
     ("GET", "/vm_rrd"),
     ("GET", "/vm_rrds"),
     ("GET", "/sr_rrd"),
+    ("GET", "/pool/xmldbdump"),
+    ("PUT", "/pool/xmldbdump"),
 ];
 
 /// The handler path a request path selects: the longest one it starts
@@ -397,6 +400,8 @@ pub async fn route(
         ("GET", "/host_rrd" | "/host_rrds") => rrd::host_rrd(s, &head, reply).await,
         ("GET", "/vm_rrd" | "/vm_rrds") => rrd::vm_rrd(s, &head, reply).await,
         ("GET", "/sr_rrd") => rrd::sr_rrd(s, &head, reply).await,
+        ("GET", "/pool/xmldbdump") => dbdump::dump(s, &head, reply).await,
+        ("PUT", "/pool/xmldbdump") => dbdump::restore(s, &head, body, reply).await,
         _ => reply.not_found().await,
     }
 }

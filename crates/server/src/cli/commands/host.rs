@@ -1,6 +1,6 @@
 //! Host, task, event and message commands.
 
-use super::{class, s, select_host};
+use super::{class, s, select_host, transfer};
 use crate::cli::generic::{self, GEN};
 use crate::cli::{fail, records, CliError, CliResult, Cx};
 use model::schema::ClassDef;
@@ -51,8 +51,37 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             .await
             .map(|_| ())
         }
+        "pool-dump-database" => {
+            let file = cx.params.reqd("file-name")?.to_string();
+            transfer::run(cx, transfer::Dir::Get, &file, "/pool/xmldbdump", "", "dump database").await.map(|_| ())
+        }
+        "pool-restore-database" => restore_database(cx).await,
         other => Err(CliError::UnknownCommand(other.to_string())),
     }
+}
+
+/// As xapi: `dry-run` given at all means a dry run; a real restore needs
+/// `--force`, since it replaces everything.
+async fn restore_database(cx: &mut Cx<'_, '_>) -> CliResult {
+    let dry_run = cx.params.has("dry-run");
+    if !dry_run && !cx.params.flag("force") {
+        return Err(CliError::Failure(
+            "This operation will restore the database backup to this host, making it the master. \
+             All slave hosts are assumed dead and they will be forgotten. This operation must be forced (use --force)."
+                .into(),
+        ));
+    }
+    let file = cx.params.reqd("file-name")?.to_string();
+    let query = format!("dry_run={dry_run}");
+    transfer::run(cx, transfer::Dir::Put, &file, "/pool/xmldbdump", &query, "restore database").await?;
+    if dry_run {
+        return cx.msg("Dry-run backup restore successful").await;
+    }
+    let secs = cx.s.cfg.db_restore_fuse.as_secs_f64();
+    cx.msg(format!(
+        "xapid will exit in {secs} seconds and start with the restored database when it is started again..."
+    ))
+    .await
 }
 
 fn event_class(name: &str) -> Option<&'static ClassDef> {
