@@ -5,7 +5,9 @@ checked on disk, hotplug and CD media on running VMs."""
 import json
 import os
 import shutil
+import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -17,6 +19,21 @@ MiB = 1 << 20
 
 
 # ---------------------------------------------------------------- helpers
+
+@pytest.fixture(scope="module")
+def sr_root():
+    """A directory the server may put SRs under (--sr-root), besides its data dir's sr/."""
+    d = tempfile.mkdtemp(prefix="xapid-sr-root-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def xapid(sr_root):
+    x = Xapid(extra_args=["--sr-root", sr_root]).start()
+    yield x
+    x.cleanup()
+
 
 @pytest.fixture(scope="module")
 def host(api):
@@ -172,8 +189,8 @@ def test_sr_create_makes_directory_pbd_and_sizes(api, xapid, host):
     assert not os.path.exists(d)
 
 
-def test_sr_create_with_path_and_declared_size(api, xapid, host):
-    path = os.path.join(xapid.data_dir, "custom-sr")
+def test_sr_create_with_path_and_declared_size(api, xapid, host, sr_root):
+    path = os.path.join(sr_root, "custom-sr")
     sr = api.SR.create(host, {"path": path}, str(5 << 30), "custom", "", "EXT", "user", False, {})
     try:
         assert api.SR.get_type(sr) == "ext"
@@ -333,8 +350,9 @@ def test_iso_sr_scan_picks_up_dropped_files(api, xapid, iso_sr):
     assert vdis["debian-12.iso"] not in api.VDI.get_all()
 
 
-def test_iso_sr_created_on_a_directory(api, xapid, host, tmp_path):
-    lib = tmp_path / "isos"
+def test_iso_sr_created_on_a_directory(api, xapid, host, sr_root):
+    import pathlib
+    lib = pathlib.Path(sr_root) / "isos"
     lib.mkdir()
     (lib / "a.iso").write_bytes(b"x" * 2048)
     (lib / "b.ISO").write_bytes(b"y" * 4096)

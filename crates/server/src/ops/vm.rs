@@ -208,7 +208,7 @@ pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
         nics.push(crate::ops::vif::nic_of(vr, network.map(|n| &**n)));
     }
     let memory = g("memory_dynamic_max").as_int().unwrap_or(0).max(g("memory_target").as_int().unwrap_or(0));
-    Ok(DomainSpec {
+    let spec = DomainSpec {
         uuid: sv(g("uuid")),
         name: sv(g("name_label")),
         vcpus: g("VCPUs_at_startup").as_int().unwrap_or(1),
@@ -221,7 +221,15 @@ pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
         kernel: sv(g("PV_kernel")),
         ramdisk: sv(g("PV_ramdisk")),
         args: sv(g("PV_args")),
-    })
+    };
+    drop(st);
+    // Hand the hypervisor no file that leads out of its SR.
+    for d in &spec.disks {
+        if let Some(p) = &d.path {
+            storage::attachable(p)?;
+        }
+    }
+    Ok(spec)
 }
 
 fn vm_uuid(s: &Server, vm: &str) -> Result<String> {
@@ -601,6 +609,7 @@ async fn do_resume(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> Result<()> 
     let vdi = sv(s.row(c, vm)?.get(field(c, "suspend_VDI")));
     let path =
         storage::vdi_path(s, &s.db.read(), &vdi).ok_or_else(|| ApiError::VmHasNoSuspendVdi { vm: vm.to_string() })?;
+    storage::attachable(&path)?;
     assert_can_boot(s, vm, host, true)?;
     let spec = domain_spec(s, vm)?;
     let domid = s.backend.resume(&spec, &path, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
