@@ -9,6 +9,21 @@ export XAPID_BIN="$ROOT/target/debug/xapid"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "tools the tests need (qemu-img for qcow2 and VHD)"
+# The qcow2/VHD tests skip without qemu-img on a developer's machine but
+# fail under CI; install it here so a fresh machine runs them.
+if ! command -v qemu-img >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    if command -v apt-get >/dev/null 2>&1; then
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qemu-utils >/dev/null
+    fi
+    if ! command -v qemu-img >/dev/null 2>&1; then
+        echo "need qemu-img (Debian/Ubuntu: apt-get install qemu-utils)" >&2; exit 1
+    fi
+fi
+
 step "cargo build"
 cargo build --workspace --bins
 

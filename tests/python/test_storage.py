@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import Xapid, failure
+from conftest import Xapid, failure, require_tool
 
 NULL = "OpaqueRef:NULL"
 MiB = 1 << 20
@@ -138,10 +138,6 @@ def read_at(path, offset, n):
     with open(path, "rb") as f:
         f.seek(offset)
         return f.read(n)
-
-
-def have_qemu_img():
-    return shutil.which("qemu-img") is not None
 
 
 # ------------------------------------------------------------ SM and SRs
@@ -518,8 +514,8 @@ def test_vdi_setters(api, local_sr):
         api.VDI.destroy(vdi)
 
 
-@pytest.mark.skipif(not have_qemu_img(), reason="qemu-img not installed")
 def test_qcow2_vdis_through_qemu_img(api, xapid, local_sr):
+    require_tool("qemu-img")
     vdi = new_vdi(api, local_sr, 3 * MiB, sm_config={"type": "qcow2"})
     made = [vdi]
     try:

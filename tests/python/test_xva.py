@@ -9,7 +9,6 @@ import hashlib
 import http.server
 import io
 import os
-import shutil
 import socket
 import subprocess
 import tarfile
@@ -22,7 +21,7 @@ import xmlrpc.client
 import pytest
 import XenAPI
 
-from conftest import PASSWORD, Xapid, failure
+from conftest import PASSWORD, Xapid, failure, require_tool
 
 NULL = "OpaqueRef:NULL"
 MiB = 1 << 20
@@ -494,8 +493,8 @@ def curl(*args):
                           capture_output=True, timeout=60)
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 def test_curl_as_in_the_guide(xapid, other, A, B, tmp_path):
+    require_tool("curl")
     vm, _ = make_vm(A, xapid, "curl-vm", pattern(3 * MiB))
     f = tmp_path / "exportfile"
     base_a = "http://root:%s@127.0.0.1:%d" % (PASSWORD, xapid.port)
@@ -927,8 +926,8 @@ def test_raw_vdi_result_and_short_body(xapid, A):
     assert code == 500 and "base" in body
 
 
-@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
 def test_raw_vdi_as_vhd(xapid, A, tmp_path):
+    require_tool("qemu-img")
     sr = default_sr(A)
     mk = lambda n: A.VDI.create({"SR": sr, "name_label": n, "name_description": "", "virtual_size": str(4 * MiB),
                                  "type": "user", "sharable": False, "read_only": False, "other_config": {},
