@@ -189,7 +189,8 @@ fn vm_records_with_every_datetime_spelling() {
     }
     // XML-RPC: as a string member and as a dateTime.iso8601 member.
     for (s, want) in spellings {
-        for member in [format!("<value>{s}</value>"), format!("<value><dateTime.iso8601>{s}</dateTime.iso8601></value>")]
+        for member in
+            [format!("<value>{s}</value>"), format!("<value><dateTime.iso8601>{s}</dateTime.iso8601></value>")]
         {
             let body = format!(
                 "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct>\

@@ -219,11 +219,13 @@ mod tests {
         symlink("/dev/null", sr.join("dev.iso")).unwrap();
         let fifo = CString::new(sr.join("fifo.iso").as_os_str().as_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-        let read = |n: &str| open_vdi(&sr.join(n), false).map(|mut f| {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut f, &mut s).unwrap();
-            s
-        });
+        let read = |n: &str| {
+            open_vdi(&sr.join(n), false).map(|mut f| {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+                s
+            })
+        };
         assert_eq!(read("a.iso").unwrap(), "inside");
         for bad in ["abs.iso", "rel.iso", "dir.iso", "dev.iso", "fifo.iso", "sub"] {
             assert!(read(bad).is_err(), "{bad} must not open");
