@@ -8,11 +8,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::path::{Component, Path, PathBuf};
 
-/// Bytes actually allocated to a file (0 if it cannot be read). A symlink
-/// counts as itself: its target may lie outside the SR.
+/// Bytes actually allocated to a file (0 if it cannot be read, or is a
+/// link out of its directory: its target is none of the SR's business).
 pub fn allocated(path: &Path) -> i64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::symlink_metadata(path).map(|m| (m.blocks() * 512) as i64).unwrap_or(0)
+    open_vdi(path, false).and_then(|f| f.metadata()).map(|m| (m.blocks() * 512) as i64).unwrap_or(0)
 }
 
 fn cstr(p: &std::ffi::OsStr) -> io::Result<CString> {
@@ -95,12 +95,13 @@ pub fn check_vdi(path: &Path) -> io::Result<bool> {
 }
 
 /// `dir` with symlinks resolved as far as it exists (the missing tail kept
-/// as given), or None when it has `..` or is not absolute.
+/// as given), or None when it has `..`. A relative path (a relative
+/// `--data-dir`) is taken from the working directory.
 fn resolve_dir(dir: &Path) -> Option<PathBuf> {
-    if !dir.is_absolute() || dir.components().any(|c| c == Component::ParentDir) {
+    if dir.components().any(|c| c == Component::ParentDir) {
         return None;
     }
-    let mut existing = dir.to_path_buf();
+    let mut existing = std::path::absolute(dir).ok()?;
     let mut tail = Vec::new();
     loop {
         if let Ok(c) = existing.canonicalize() {
@@ -252,6 +253,10 @@ mod tests {
         assert!(!within_roots(&root.join("../elsewhere"), &roots));
         assert!(!within_roots(Path::new("/etc"), &roots));
         assert!(!within_roots(Path::new("relative"), &roots));
+        // A relative root (a relative --data-dir) is taken from the working directory.
+        let cwd = std::env::current_dir().unwrap();
+        assert!(within_roots(&cwd.join("sr/x"), &[PathBuf::from("sr")]));
+        assert!(within_roots(Path::new("sr/x"), &[cwd.join("sr")]));
         assert!(!within_roots(&t.path().join("rootless"), &roots));
         std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
         assert!(!within_roots(&root.join("link"), &roots));
