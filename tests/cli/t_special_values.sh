@@ -40,6 +40,16 @@ xe vm-param-set uuid=$vm memory-static-max=4GiB
 check "$(xe vm-param-get uuid=$vm param-name=memory-static-max)" 4294967296 "memory-static-max=4GiB"
 xe vm-param-set uuid=$vm memory-static-min=128MiB
 check "$(xe vm-param-get uuid=$vm param-name=memory-static-min)" 134217728 "memory-static-min=128MiB"
+xe vm-memory-limits-set uuid=$vm static-min=256MiB static-max=3GiB dynamic-min=1gib dynamic-max=2G
+check "$(xe vm-param-get uuid=$vm param-name=memory-static-max)" 3221225472 "limits static-max"
+check "$(xe vm-param-get uuid=$vm param-name=memory-dynamic-min)" 1073741824 "limits dynamic-min"
+xe vm-memory-static-range-set uuid=$vm min=128MiB max=4GiB
+check "$(xe vm-param-get uuid=$vm param-name=memory-static-min)" 134217728 "static range min"
+xe vm-memory-dynamic-range-set uuid=$vm min=512MiB max=1GiB
+check "$(xe vm-param-get uuid=$vm param-name=memory-dynamic-max)" 1073741824 "dynamic range max"
+xe vm-memory-target-set uuid=$vm target=768MiB
+check "$(xe vm-param-get uuid=$vm param-name=memory-dynamic-min)" 805306368 "target min"
+check "$(xe vm-param-get uuid=$vm param-name=memory-dynamic-max)" 805306368 "target max"
 
 # vbd-create: autodetect, xe's own spellings and checks
 fails "Empty VBDs can only be made for type=CD" vbd-create vm-uuid=$vm device=autodetect

@@ -56,6 +56,29 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             let m = bytes_of_string("memory", cx.params.reqd("memory")?)?;
             vm_op(cx, "VM.set_memory", vec![Value::Int(m)], &["memory"]).await
         }
+        // Sizes with units, as xapi's memory commands read them.
+        "vm-memory-limits-set" => {
+            let keys = ["static-min", "static-max", "dynamic-min", "dynamic-max"];
+            let mut sizes = Vec::new();
+            for k in keys {
+                sizes.push(Value::Int(bytes_of_string(k, cx.params.reqd(k)?)?));
+            }
+            vm_op(cx, "VM.set_memory_limits", sizes, &keys).await
+        }
+        "vm-memory-static-range-set" | "vm-memory-dynamic-range-set" => {
+            let min = bytes_of_string("min", cx.params.reqd("min")?)?;
+            let max = bytes_of_string("max", cx.params.reqd("max")?)?;
+            let m = if name == "vm-memory-static-range-set" {
+                "VM.set_memory_static_range"
+            } else {
+                "VM.set_memory_dynamic_range"
+            };
+            vm_op(cx, m, vec![Value::Int(min), Value::Int(max)], &["min", "max"]).await
+        }
+        "vm-memory-target-set" => {
+            let t = bytes_of_string("target", cx.params.reqd("target")?)?;
+            vm_op(cx, "VM.set_memory_dynamic_range", vec![Value::Int(t), Value::Int(t)], &["target"]).await
+        }
         "vm-export" => export(cx).await,
         "vm-import" => import(cx).await,
         "vm-disk-add" => disk_add(cx).await,
