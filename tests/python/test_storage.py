@@ -858,6 +858,16 @@ def test_iso_links_and_special_files_do_not_escape(api, xapid, sid, host, sr_roo
             assert api.VM.get_power_state(vm) == "Halted"
         finally:
             destroy_vm(api, vm)
+        # Media changes on a running VM go through the same check.
+        vm = halted_vm(api, "escape-running")
+        try:
+            cd = api.VBD.create(vbd_rec(vm, NULL, type="CD", mode="RO", empty=True, userdevice="3"))
+            api.VM.start(vm, False, False)
+            d = failure(api.VBD.insert, cd, good)
+            assert d[0] == "SR_BACKEND_FAILURE_46", d
+            assert api.VBD.get_empty(cd) is True
+        finally:
+            destroy_vm(api, vm)
         api.SR.scan(sr)
         assert good not in api.SR.get_VDIs(sr)
         assert "good.iso" not in [api.VDI.get_location(v) for v in api.SR.get_VDIs(sr)]
