@@ -172,12 +172,15 @@ fn vm_records_with_every_datetime_spelling() {
     ];
     // JSON-RPC: get_all_records with all four, as the component test sends them.
     let mut all = String::new();
+    // The multipliers as the same component test spells them.
+    let shadow = ["Infinity", r#""+Infinity""#, r#""-Infinity""#, r#""-Infinity""#];
     for (i, (s, _)) in spellings.iter().enumerate() {
         if i > 0 {
             all.push(',');
         }
         all.push_str(&format!(
-            r#""OpaqueRef:vm{i}":{{"HVM_shadow_multiplier":Infinity,"snapshot_time":"{s}","name_label":"vm{i}"}}"#
+            r#""OpaqueRef:vm{i}":{{"HVM_shadow_multiplier":{},"snapshot_time":"{s}","name_label":"vm{i}"}}"#,
+            shadow[i]
         ));
     }
     let body = format!(r#"{{"jsonrpc":"2.0","result":{{{all}}},"id":1}}"#);
@@ -186,6 +189,7 @@ fn vm_records_with_every_datetime_spelling() {
     for (i, (s, want)) in spellings.iter().enumerate() {
         let r = &recs[&Ref::new(format!("OpaqueRef:vm{i}"))];
         assert_eq!(r.snapshot_time.to_string(), *want, "JSON-RPC {s}");
+        assert!(r.hvm_shadow_multiplier.is_infinite());
     }
     // XML-RPC: as a string member and as a dateTime.iso8601 member.
     for (s, want) in spellings {
