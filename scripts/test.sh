@@ -15,9 +15,10 @@ step "tools the tests need (qemu-img for qcow2 and VHD)"
 if ! command -v qemu-img >/dev/null 2>&1; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    if command -v apt-get >/dev/null 2>&1; then
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qemu-utils >/dev/null
+    if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || command -v sudo >/dev/null 2>&1; }; then
+        $SUDO apt-get update -qq &&
+            $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null ||
+            echo "installing qemu-utils failed" >&2
     fi
     if ! command -v qemu-img >/dev/null 2>&1; then
         echo "need qemu-img (Debian/Ubuntu: apt-get install qemu-utils)" >&2; exit 1
