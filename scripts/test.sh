@@ -16,7 +16,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo build"
 cargo build --workspace --bins
 
-step "QEMU and the test guest (backend/tests/qemu.rs)"
+step "QEMU, qemu-img and the test guest (backend/tests/qemu.rs; qcow2 and VHD tests)"
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if ! command -v qemu-system-x86_64 >/dev/null; then
     as_root apt-get update -qq
@@ -27,6 +27,8 @@ fi
 if ! command -v qemu-img >/dev/null; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-utils >/dev/null
 fi
+# The qcow2/VHD tests fail under CI without qemu-img: say why here first.
+command -v qemu-img >/dev/null || { echo "need qemu-img (apt-get install qemu-utils)" >&2; exit 1; }
 qemu-system-x86_64 --version | sed -n 1p
 qemu-img --version | sed -n 1p
 export XAPI_TEST_GUEST_DIR="${XAPI_TEST_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/xapi-rs/guest}"

@@ -9,7 +9,7 @@ pass=0 fail=0
 for t in "$root"/tests/cli/t_*.sh; do
     dir=$(mktemp -d)
     port=$((20000 + RANDOM % 20000))
-    "$bin/xapid" --data-dir "$dir/data" --http "127.0.0.1:$port" --unix "$dir/sock" --root-password pw >"$dir/log" 2>&1 &
+    "$bin/xapid" --data-dir "$dir/data" --http "127.0.0.1:$port" --unix "$dir/sock" --root-password pw --sr-root "$dir" >"$dir/log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do [ -S "$dir/sock" ] && break; sleep 0.05; done
     if (cd "$dir" && PATH="$bin:$PATH" XE_UNIX_SOCKET="$dir/sock" XE_PORT="$port" HOME="$dir" timeout 120 bash "$t" >"$dir/out" 2>&1); then

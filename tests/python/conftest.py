@@ -20,6 +20,18 @@ XAPID = os.environ.get("XAPID_BIN", os.path.join(ROOT, "target", "debug", "xapid
 PASSWORD = "test-password"
 
 
+def require_tool(name):
+    """The path of a tool a test needs. Missing, the test skips on a
+    developer's machine but fails under CI (CI set), so a machine without it
+    cannot pass silently (scripts/test.sh installs them)."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("%s is not installed and CI is set" % name)
+        pytest.skip("%s not installed" % name)
+    return path
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

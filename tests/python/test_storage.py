@@ -5,18 +5,35 @@ checked on disk, hotplug and CD media on running VMs."""
 import json
 import os
 import shutil
+import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
 
-from conftest import Xapid, failure
+from conftest import Xapid, failure, require_tool
 
 NULL = "OpaqueRef:NULL"
 MiB = 1 << 20
 
 
 # ---------------------------------------------------------------- helpers
+
+@pytest.fixture(scope="module")
+def sr_root():
+    """A directory the server may put SRs under (--sr-root), besides its data dir's sr/."""
+    d = tempfile.mkdtemp(prefix="xapid-sr-root-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def xapid(sr_root):
+    x = Xapid(extra_args=["--sr-root", sr_root]).start()
+    yield x
+    x.cleanup()
+
 
 @pytest.fixture(scope="module")
 def host(api):
@@ -123,10 +140,6 @@ def read_at(path, offset, n):
         return f.read(n)
 
 
-def have_qemu_img():
-    return shutil.which("qemu-img") is not None
-
-
 # ------------------------------------------------------------ SM and SRs
 
 def test_sm_records_match_the_drivers(api):
@@ -172,8 +185,8 @@ def test_sr_create_makes_directory_pbd_and_sizes(api, xapid, host):
     assert not os.path.exists(d)
 
 
-def test_sr_create_with_path_and_declared_size(api, xapid, host):
-    path = os.path.join(xapid.data_dir, "custom-sr")
+def test_sr_create_with_path_and_declared_size(api, xapid, host, sr_root):
+    path = os.path.join(sr_root, "custom-sr")
     sr = api.SR.create(host, {"path": path}, str(5 << 30), "custom", "", "EXT", "user", False, {})
     try:
         assert api.SR.get_type(sr) == "ext"
@@ -333,8 +346,9 @@ def test_iso_sr_scan_picks_up_dropped_files(api, xapid, iso_sr):
     assert vdis["debian-12.iso"] not in api.VDI.get_all()
 
 
-def test_iso_sr_created_on_a_directory(api, xapid, host, tmp_path):
-    lib = tmp_path / "isos"
+def test_iso_sr_created_on_a_directory(api, xapid, host, sr_root):
+    import pathlib
+    lib = pathlib.Path(sr_root) / "isos"
     lib.mkdir()
     (lib / "a.iso").write_bytes(b"x" * 2048)
     (lib / "b.ISO").write_bytes(b"y" * 4096)
@@ -500,8 +514,8 @@ def test_vdi_setters(api, local_sr):
         api.VDI.destroy(vdi)
 
 
-@pytest.mark.skipif(not have_qemu_img(), reason="qemu-img not installed")
 def test_qcow2_vdis_through_qemu_img(api, xapid, local_sr):
+    require_tool("qemu-img")
     vdi = new_vdi(api, local_sr, 3 * MiB, sm_config={"type": "qcow2"})
     made = [vdi]
     try:
@@ -781,3 +795,116 @@ def test_state_survives_a_restart():
         assert api.SR.get_VDIs(sr) == [vdi]
     finally:
         x.cleanup()
+
+
+# ------------------------------------------------------- paths that escape
+
+def export_raw(xapid, sid, vdi):
+    """GET /export_raw_vdi: (status, body) whether it succeeds or not."""
+    import urllib.error
+    import urllib.request
+    u = "%s/export_raw_vdi?session_id=%s&vdi=%s&format=raw" % (xapid.url, sid, vdi)
+    try:
+        with urllib.request.urlopen(u, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_iso_links_and_special_files_do_not_escape(api, xapid, sid, host, sr_root, tmp_path):
+    secret = b"root:secret-hash:19000:0:99999:7:::\n" * 64
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "shadow").write_bytes(secret)
+    (outside / "inner.iso").write_bytes(b"\x05" * 2048)
+    lib = os.path.join(sr_root, "escape-isos")
+    os.mkdir(lib)
+    with open(os.path.join(lib, "good.iso"), "wb") as f:
+        f.write(b"\x01" * 4096)
+    os.symlink(str(outside / "shadow"), os.path.join(lib, "shadow.iso"))        # absolute link out
+    os.symlink("../../outside/shadow", os.path.join(lib, "rel.iso"))            # relative link out
+    os.symlink(str(outside), os.path.join(lib, "outdir.iso"))                   # link to a directory out
+    os.symlink("/dev/zero", os.path.join(lib, "zero.iso"))                      # link to a device
+    os.mkfifo(os.path.join(lib, "fifo.iso"))                                    # would block a reader
+    try:
+        os.mknod(os.path.join(lib, "null.iso"), 0o600 | __import__("stat").S_IFCHR, os.makedev(1, 3))
+    except OSError:
+        pass  # no CAP_MKNOD here; the /dev/zero link covers device nodes
+    # Documented choice: a relative link to another image inside the SR is
+    # served (a library of links), where the kernel has openat2.
+    os.symlink("good.iso", os.path.join(lib, "alias.iso"))
+    sr = api.SR.create(host, {"location": lib}, "0", "escape", "", "iso", "iso", False, {})
+    try:
+        names = sorted(api.VDI.get_location(v) for v in api.SR.get_VDIs(sr))
+        assert names in (["alias.iso", "good.iso"], ["good.iso"]), names
+        for bad in ["shadow.iso", "rel.iso", "outdir.iso", "zero.iso", "fifo.iso", "null.iso"]:
+            d = failure(api.VDI.introduce, "", "", "", sr, "user", False, True, {}, bad, {}, {}, True, "0", "0",
+                        NULL, False, "19700101T00:00:00Z", NULL)
+            assert d[0] in ("SR_BACKEND_FAILURE_46", "VDI_LOCATION_MISSING"), (bad, d)
+        # A served image swapped for a link out after the scan: export and
+        # attach refuse it, and the next scan forgets it.
+        good = next(v for v in api.SR.get_VDIs(sr) if api.VDI.get_location(v) == "good.iso")
+        st, body = export_raw(xapid, sid, good)
+        assert st == 200 and body == b"\x01" * 4096
+        os.remove(os.path.join(lib, "good.iso"))
+        os.symlink(str(outside / "shadow"), os.path.join(lib, "good.iso"))
+        st, body = export_raw(xapid, sid, good)
+        assert b"secret-hash" not in body and st == 500 and b"SR_BACKEND_FAILURE_46" in body, (st, body[:200])
+        vm = halted_vm(api, "escape-vm")
+        try:
+            api.VBD.create(vbd_rec(vm, good, type="CD", mode="RO", userdevice="3"))
+            d = failure(api.VM.start, vm, False, False)
+            assert d[0] == "SR_BACKEND_FAILURE_46" and "good.iso" in d[2], d
+            assert api.VM.get_power_state(vm) == "Halted"
+        finally:
+            destroy_vm(api, vm)
+        # Media changes on a running VM go through the same check.
+        vm = halted_vm(api, "escape-running")
+        try:
+            cd = api.VBD.create(vbd_rec(vm, NULL, type="CD", mode="RO", empty=True, userdevice="3"))
+            api.VM.start(vm, False, False)
+            d = failure(api.VBD.insert, cd, good)
+            assert d[0] == "SR_BACKEND_FAILURE_46", d
+            assert api.VBD.get_empty(cd) is True
+        finally:
+            destroy_vm(api, vm)
+        api.SR.scan(sr)
+        assert good not in api.SR.get_VDIs(sr)
+        assert "good.iso" not in [api.VDI.get_location(v) for v in api.SR.get_VDIs(sr)]
+    finally:
+        api.PBD.unplug(api.SR.get_PBDs(sr)[0])
+        api.SR.forget(sr)
+    assert (outside / "shadow").read_bytes() == secret
+
+
+def test_sr_paths_must_lie_under_an_allowed_root(api, xapid, host, sr_root, tmp_path):
+    roots = [os.path.join(xapid.data_dir, "sr"), sr_root]
+    elsewhere = str(tmp_path / "not-a-root" / "sr")
+    for ty, dc, code in [("ext", {"path": elsewhere}, "SR_BACKEND_FAILURE_91"),
+                         ("iso", {"location": elsewhere}, "SR_BACKEND_FAILURE_226"),
+                         ("ext", {"path": sr_root + "/../escaped"}, "SR_BACKEND_FAILURE_91")]:
+        before = set(api.SR.get_all())
+        d = failure(api.SR.create, host, dc, "0", "x", "", ty, "", False, {})
+        assert d[0] == code and all(r in d[2] for r in roots), d
+        assert set(api.SR.get_all()) == before, "nothing is left behind"
+    assert not os.path.exists(elsewhere) and not os.path.exists(os.path.join(os.path.dirname(sr_root), "escaped"))
+    # A link inside a root that leads out does not make its target a root.
+    os.symlink(str(tmp_path), os.path.join(sr_root, "link-out"))
+    d = failure(api.SR.create, host, {"path": os.path.join(sr_root, "link-out", "sr")}, "0", "x", "", "ext", "",
+                False, {})
+    assert d[0] == "SR_BACKEND_FAILURE_91"
+    assert not (tmp_path / "sr").exists()
+    # Introduced SRs are checked when plugged; probes too.
+    sr = api.SR.introduce("", "introduced", "", "ext", "user", False, {})
+    try:
+        pbd = api.PBD.create({"host": host, "SR": sr, "device_config": {"path": elsewhere}})
+        assert failure(api.PBD.plug, pbd)[0] == "SR_BACKEND_FAILURE_91"
+        assert api.PBD.get_currently_attached(pbd) is False
+        api.PBD.destroy(pbd)
+    finally:
+        api.SR.forget(sr)
+    assert failure(api.SR.probe, host, {"path": "/etc"}, "ext", {})[0] == "SR_BACKEND_FAILURE_91"
+    # The data dir's sr/ and --sr-root directories are fine, at any depth.
+    sr = api.SR.create(host, {"path": os.path.join(sr_root, "a", "b")}, "0", "deep", "", "ext", "user", False, {})
+    api.PBD.unplug(api.SR.get_PBDs(sr)[0])
+    api.SR.destroy(sr)

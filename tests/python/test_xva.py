@@ -9,7 +9,6 @@ import hashlib
 import http.server
 import io
 import os
-import shutil
 import socket
 import subprocess
 import tarfile
@@ -22,7 +21,7 @@ import xmlrpc.client
 import pytest
 import XenAPI
 
-from conftest import PASSWORD, Xapid, failure
+from conftest import PASSWORD, Xapid, failure, require_tool
 
 NULL = "OpaqueRef:NULL"
 MiB = 1 << 20
@@ -285,6 +284,59 @@ def test_round_trip_between_servers(xapid, other, A, B, compression):
     assert rec["other_config"]["mac_seed"] != A.VM.get_other_config(vm)["mac_seed"]
 
 
+def tls_put_without_close_notify(port, target, data, length=None):
+    """PUT over TLS as the SDK's import sample does with Python's ssl: no
+    Content-Length (unless given), the body streamed, then the socket closed
+    without unwrap(), so no close_notify is sent. The response head is read
+    first so the close is a FIN rather than a reset over unread bytes."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    tls = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=60))
+    head = "PUT %s HTTP/1.0\r\n" % target
+    if length is not None:
+        head += "Content-Length: %d\r\n" % length
+    tls.sendall((head + "\r\n").encode())
+    for i in range(0, len(data), 65536):
+        tls.sendall(data[i:i + 65536])
+    got = b""
+    while b"\r\n\r\n" not in got and len(got) < 65536:
+        chunk = tls.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    tls.close()
+    return got
+
+
+def test_import_raw_vdi_over_tls_ended_without_close_notify():
+    from conftest import free_port
+    port = free_port()
+    x = Xapid(extra_args=["--https", "127.0.0.1:%d" % port]).start()
+    try:
+        s = x.session()
+        api = s.xenapi
+        _SESSIONS[id(api)] = s._session
+        data = pattern(3 * MiB + 4321, seed=5)
+        vdi = new_vdi(api, "tls-import", 4 * MiB)
+        task = api.task.create("tls import", "")
+        q = "?session_id=%s&vdi=%s&task_id=%s&format=raw" % (s._session, vdi, task)
+        got = tls_put_without_close_notify(port, "/import_raw_vdi" + q, data)
+        assert got.startswith(b"HTTP/1.") and b" 200 " in got.split(b"\r\n")[0], got
+        rec = wait_task(api, task)
+        assert rec["status"] == "success", rec
+        assert read_vdi(x, api, vdi)[:len(data) + 1] == data + b"\x00"
+        # With a Content-Length the same early end is still an I/O error.
+        other = new_vdi(api, "tls-import-short", 4 * MiB)
+        task = api.task.create("tls import short", "")
+        q = "?session_id=%s&vdi=%s&task_id=%s&format=raw" % (s._session, other, task)
+        tls_put_without_close_notify(port, "/import_raw_vdi" + q, data, length=len(data) + 1000)
+        rec = wait_task(api, task)
+        assert rec["status"] == "failure" and rec["error_info"] == ["VDI_IO_ERROR", "Device I/O errors"], rec
+    finally:
+        x.cleanup()
+
+
 def tar_members(data):
     """(name, bytes) of every entry: what must not depend on how the stream
     was sent (entry times may differ between two exports)."""
@@ -441,8 +493,8 @@ def curl(*args):
                           capture_output=True, timeout=60)
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 def test_curl_as_in_the_guide(xapid, other, A, B, tmp_path):
+    require_tool("curl")
     vm, _ = make_vm(A, xapid, "curl-vm", pattern(3 * MiB))
     f = tmp_path / "exportfile"
     base_a = "http://root:%s@127.0.0.1:%d" % (PASSWORD, xapid.port)
@@ -874,8 +926,8 @@ def test_raw_vdi_result_and_short_body(xapid, A):
     assert code == 500 and "base" in body
 
 
-@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
 def test_raw_vdi_as_vhd(xapid, A, tmp_path):
+    require_tool("qemu-img")
     sr = default_sr(A)
     mk = lambda n: A.VDI.create({"SR": sr, "name_label": n, "name_description": "", "virtual_size": str(4 * MiB),
                                  "type": "user", "sharable": False, "read_only": False, "other_config": {},

@@ -1,7 +1,7 @@
 //! XenAPI datetimes: `YYYYMMDDTHH:MM:SSZ` on the wire, in the store and in ova.xml.
 //!
 //! Parsing also accepts RFC 3339 with hyphens and fractional seconds, the
-//! spellings SDKs send. A missing zone means UTC but is remembered, because
+//! spellings SDKs send, and seconds since the epoch (`1627478400.`). A missing zone means UTC but is remembered, because
 //! `host.get_server_localtime` must print without a suffix.
 
 use std::fmt;
@@ -49,7 +49,11 @@ impl DateTime {
 
     /// Parse any spelling xapi accepts. Returns `None` on garbage.
     pub fn parse(s: &str) -> Option<DateTime> {
-        let b = s.trim().as_bytes();
+        let s = s.trim();
+        if let Some(d) = DateTime::parse_epoch(s) {
+            return Some(d);
+        }
+        let b = s.as_bytes();
         let mut p = Cursor { b, i: 0 };
         let year = p.digits(4)?;
         let hy = p.eat(b'-');
@@ -99,6 +103,33 @@ impl DateTime {
             secs -= m as i64 * 60;
         }
         Some(DateTime { secs, zone })
+    }
+
+    /// Seconds since the epoch as a float prints them (`1627478400.`,
+    /// `1627478400.25`, `-5.`) or as an integer: one of the spellings
+    /// xen-api's SDK component tests make every SDK read. Fractions are
+    /// dropped (rounded down), as the compact form has whole seconds.
+    fn parse_epoch(s: &str) -> Option<DateTime> {
+        let (neg, digits) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        if int.is_empty() || !int.bytes().all(|c| c.is_ascii_digit()) || !frac.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let whole: i64 = int.parse().ok()?;
+        let has_frac = frac.bytes().any(|c| c != b'0');
+        let secs = match (neg, has_frac) {
+            (false, _) => whole,
+            (true, false) => whole.checked_neg()?,
+            (true, true) => whole.checked_neg()?.checked_sub(1)?,
+        };
+        // Beyond what the civil conversion handles sensibly (year 9999).
+        if secs.unsigned_abs() > 253_402_300_799 {
+            return None;
+        }
+        Some(DateTime::utc(secs))
     }
 
     /// Civil fields in the value's own zone.
@@ -203,6 +234,24 @@ mod tests {
         assert!(DateTime::parse("garbage").is_none());
         assert!(DateTime::parse("20251319T04:16:24Z").is_none());
         assert!(DateTime::parse("20250319T04:16:24Zjunk").is_none());
+    }
+
+    #[test]
+    fn every_sdk_spelling() {
+        // xen-api's SDK component tests (vm_special_value): all the same instant.
+        let want = DateTime::parse("20240420T12:00:00Z").unwrap().secs;
+        for s in ["20240420T12:00:00", "20240420T12:00:00Z", "2024-04-20T12:00:00Z", "2024-04-20T12:00:00"] {
+            assert_eq!(DateTime::parse(s).map(|d| d.secs), Some(want), "{s}");
+        }
+        let d = DateTime::parse("1627478400.").unwrap();
+        assert_eq!(d.to_string(), "20210728T13:20:00Z");
+        assert_eq!(DateTime::parse("1627478400").unwrap(), d);
+        assert_eq!(DateTime::parse("1627478400.75").unwrap(), d);
+        assert_eq!(DateTime::parse(" 0. ").unwrap(), DateTime::EPOCH);
+        assert_eq!(DateTime::parse("-1.5").unwrap().secs, -2);
+        for bad in [".", "-", "1.2.3", "12a.", "1e9", "99999999999999999999.", "."] {
+            assert!(DateTime::parse(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -7,6 +7,10 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// Directories besides `<data_dir>/sr` under which SR storage may live
+    /// (device_config `path`/`location`). XenServer only uses its own mounts,
+    /// so an SR path elsewhere is refused.
+    pub sr_roots: Vec<PathBuf>,
     pub http: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
     pub unix: Vec<PathBuf>,
@@ -42,10 +46,21 @@ pub struct Config {
     pub db_restore_fuse: Duration,
 }
 
+impl Config {
+    /// Every directory SR storage may live under: the data dir's `sr/`
+    /// first, then the `--sr-root` ones.
+    pub fn allowed_sr_roots(&self) -> Vec<PathBuf> {
+        let mut out = vec![self.data_dir.join("sr")];
+        out.extend(self.sr_roots.iter().cloned());
+        out
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("/var/lib/xapi-rs"),
+            sr_roots: vec![],
             http: vec![],
             https: vec![],
             unix: vec![],

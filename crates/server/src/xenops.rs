@@ -131,7 +131,7 @@ pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     let target = row.read(F::MEMORY_DYNAMIC_MAX).max(row.read(F::MEMORY_TARGET));
     let boot_params = row.read(F::HVM_BOOT_PARAMS);
     let at_startup = row.read(F::VCPUS_AT_STARTUP).max(1);
-    Ok(DomainSpec {
+    let spec = DomainSpec {
         uuid: row.read(F::UUID),
         name: row.read(F::NAME_LABEL),
         vcpus: Vcpus { max: row.read(F::VCPUS_MAX).max(at_startup), at_startup },
@@ -155,7 +155,15 @@ pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
         kernel: row.read(F::PV_KERNEL),
         ramdisk: row.read(F::PV_RAMDISK),
         args: row.read(F::PV_ARGS),
-    })
+    };
+    drop(st);
+    // Hand the hypervisor no file that leads out of its SR.
+    for d in &spec.disks {
+        if let Some(p) = &d.path {
+            storage::attachable(p)?;
+        }
+    }
+    Ok(spec)
 }
 
 // -------------------------------------------------------- after a restart

@@ -18,6 +18,10 @@ struct Args {
     /// Where state lives (created if missing).
     #[arg(long, default_value = "/var/lib/xapi-rs")]
     data_dir: PathBuf,
+    /// A directory under which SRs may keep their storage (device-config
+    /// path/location), besides <data-dir>/sr (repeatable).
+    #[arg(long, value_name = "DIR")]
+    sr_root: Vec<PathBuf>,
     /// Plain HTTP listener, e.g. 127.0.0.1:8080 (repeatable).
     #[arg(long, value_name = "ADDR:PORT")]
     http: Vec<SocketAddr>,
@@ -121,6 +125,7 @@ async fn run(args: Args) -> ExitCode {
     });
     let mut cfg = Config {
         data_dir: args.data_dir,
+        sr_roots: args.sr_root,
         http: args.http,
         https: args.https,
         unix: args.unix,

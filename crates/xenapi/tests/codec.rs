@@ -159,3 +159,54 @@ async fn seeded_records_roundtrip() {
     assert!(n > 50);
     let _ = r.shutdown().await;
 }
+
+/// xen-api's SDK component tests (xapi-24/vm_special_value) require every SDK
+/// to read these `snapshot_time` spellings, seconds since the epoch included.
+#[test]
+fn vm_records_with_every_datetime_spelling() {
+    let spellings = [
+        ("1627478400.", "20210728T13:20:00Z"),
+        ("20240420T12:00:00", "20240420T12:00:00"),
+        ("20240420T12:00:00Z", "20240420T12:00:00Z"),
+        ("2024-04-20T12:00:00Z", "20240420T12:00:00Z"),
+    ];
+    // JSON-RPC: get_all_records with all four, as the component test sends them.
+    let mut all = String::new();
+    // The multipliers as the same component test spells them.
+    let shadow = ["Infinity", r#""+Infinity""#, r#""-Infinity""#, r#""-Infinity""#];
+    for (i, (s, _)) in spellings.iter().enumerate() {
+        if i > 0 {
+            all.push(',');
+        }
+        all.push_str(&format!(
+            r#""OpaqueRef:vm{i}":{{"HVM_shadow_multiplier":{},"snapshot_time":"{s}","name_label":"vm{i}"}}"#,
+            shadow[i]
+        ));
+    }
+    let body = format!(r#"{{"jsonrpc":"2.0","result":{{{all}}},"id":1}}"#);
+    let Outcome::Success(v) = jsonrpc::parse_response(body.as_bytes()).expect("parses") else { panic!() };
+    let recs = std::collections::BTreeMap::<Ref<Vm>, VmRecord>::from_value(&v).expect("all records decode");
+    for (i, (s, want)) in spellings.iter().enumerate() {
+        let r = &recs[&Ref::new(format!("OpaqueRef:vm{i}"))];
+        assert_eq!(r.snapshot_time.to_string(), *want, "JSON-RPC {s}");
+        assert!(r.hvm_shadow_multiplier.is_infinite());
+    }
+    // XML-RPC: as a string member and as a dateTime.iso8601 member.
+    for (s, want) in spellings {
+        for member in
+            [format!("<value>{s}</value>"), format!("<value><dateTime.iso8601>{s}</dateTime.iso8601></value>")]
+        {
+            let body = format!(
+                "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct>\
+                 <member><name>Status</name><value>Success</value></member>\
+                 <member><name>Value</name><value><struct>\
+                 <member><name>name_label</name><value>x</value></member>\
+                 <member><name>snapshot_time</name>{member}</member>\
+                 </struct></value></member></struct></value></param></params></methodResponse>"
+            );
+            let Outcome::Success(v) = xmlrpc::parse_response(body.as_bytes()).expect("parses") else { panic!() };
+            let r = VmRecord::from_value(&v).unwrap_or_else(|e| panic!("XML-RPC {member}: {e:?}"));
+            assert_eq!(r.snapshot_time.to_string(), want, "XML-RPC {member}");
+        }
+    }
+}

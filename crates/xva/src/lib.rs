@@ -83,6 +83,10 @@ impl FileDisk {
         let size = file.metadata()?.len();
         Ok(FileDisk { file, size, unflushed: None })
     }
+    /// A disk over a file the caller opened (with its own checks).
+    pub fn from_file(file: std::fs::File, size: u64) -> FileDisk {
+        FileDisk { file, size, unflushed: None }
+    }
     pub fn create(path: &std::path::Path, size: u64) -> std::io::Result<FileDisk> {
         let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
         Ok(FileDisk { file, size, unflushed: None })

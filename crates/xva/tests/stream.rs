@@ -127,6 +127,7 @@ fn gzip_members_decode_with_gzip() {
         .stdout(std::process::Stdio::piped())
         .spawn()
     else {
+        assert!(std::env::var_os("CI").is_none(), "gzip is not installed and CI is set");
         eprintln!("gzip not installed; skipped");
         return;
     };

@@ -18,14 +18,33 @@ impl Params {
     pub fn reqd(&self, k: &str) -> Result<&str, CliError> {
         self.get(k).ok_or_else(|| CliError::ParamNotFound(k.to_string()))
     }
-    /// xapi's `get_bool_param`: absent is false; "true"/"1"/"yes"/"on".
+    /// A switch (`--force`): absent or not a true spelling is false.
     pub fn flag(&self, k: &str) -> bool {
-        self.get(k).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"))
+        self.get(k).is_some_and(|v| bool_of_string(v) == Some(true) || v.eq_ignore_ascii_case("on"))
+    }
+    /// xapi's `get_bool_param`: `default` when absent, else one of
+    /// true/t/yes/y/1 or false/f/no/n/0 (any case), else its failure.
+    pub fn bool(&self, k: &str, default: bool) -> Result<bool, CliError> {
+        match self.get(k) {
+            None => Ok(default),
+            Some(v) => bool_of_string(v).ok_or_else(|| {
+                CliError::Failure(format!("Expected 'true','t','yes','y','1','false','f','no','n','0' got {v}"))
+            }),
+        }
     }
     /// `name:key=value` arguments for one map name.
     pub fn map(&self, name: &str) -> Vec<(String, String)> {
         let pre = format!("{name}:");
         self.0.iter().filter_map(|(k, v)| k.strip_prefix(&pre).map(|key| (key.to_string(), v.clone()))).collect()
+    }
+}
+
+/// Record_util.bool_of_string's spellings.
+pub fn bool_of_string(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "t" | "yes" | "y" | "1" => Some(true),
+        "false" | "f" | "no" | "n" | "0" => Some(false),
+        _ => None,
     }
 }
 

@@ -413,11 +413,19 @@ async fn param_set(cx: &mut Cx<'_, '_>, c: &'static ClassDef) -> CliResult {
             _ => {}
         }
         let ty = c.fields[f.api_index()].ty;
-        let val = parse_value(cx, &k, ty, &v).await?;
+        let val = if c.name == "VM" && MEMORY_FIELDS.contains(&k.as_str()) {
+            // As xapi's records: memory sizes take units (512MiB).
+            Value::Int(super::commands::bytes_of_string(&k, &v)?)
+        } else {
+            parse_value(cx, &k, ty, &v).await?
+        };
         cx.call(&method(c, "set_", f), vec![Value::String(r.clone()), val]).await?;
     }
     Ok(())
 }
+
+/// VM fields whose param-set reads a size with units (xapi's records.ml).
+const MEMORY_FIELDS: [&str; 4] = ["memory-static-max", "memory-dynamic-max", "memory-dynamic-min", "memory-static-min"];
 
 fn member_type(c: &ClassDef, f: &CliField) -> &'static Type {
     match c.fields[f.api_index()].ty {

@@ -109,11 +109,7 @@ async fn stream(
         for d in &disks {
             let raw = storage::Raw::for_reading(&srv, &d.vdi)?;
             let mut src: Box<dyn DiskSource> = match &raw {
-                Some(r) => {
-                    let mut f = xva::FileDisk::open(&r.path).map_err(|e| storage::driver::io_error("export", e))?;
-                    f.size = d.size;
-                    Box::new(f)
-                }
+                Some(r) => Box::new(xva::FileDisk::from_file(r.open(false)?, d.size)),
                 None => Box::new(Zeros(d.size)),
             };
             let base = done;
@@ -288,7 +284,7 @@ async fn raw_out(s: &Server, task: &HttpTask, vdi: &str, format: &str, reply: &m
     let work = tokio::task::spawn_blocking(move || -> Result<()> {
         use std::io::{Read, Write};
         let mut w = w;
-        let mut f = std::fs::File::open(&file.path).map_err(|e| storage::driver::io_error("export", e))?;
+        let mut f = file.open()?;
         let mut buf = vec![0u8; 1 << 20];
         let mut done = 0u64;
         let mut last = -1i64;

@@ -197,11 +197,12 @@ fn run(
         let mut fail = None;
         for (id, vdi, size) in &created.disks {
             match storage::Raw::for_writing(&s2, vdi) {
-                Ok(Some(raw)) => match xva::FileDisk::create(&raw.path, *size) {
-                    Ok(disk) => {
+                Ok(Some(raw)) => match raw.open(true) {
+                    Ok(f) => {
+                        let disk = xva::FileDisk::from_file(f, *size);
                         targets.insert(id.clone(), Target { sink: Box::new(RawSink { disk, raw }), size: *size });
                     }
-                    Err(e) => fail = Some(storage::driver::io_error("import", e)),
+                    Err(e) => fail = Some(e),
                 },
                 Ok(None) => {}
                 Err(e) => fail = Some(e),
@@ -322,10 +323,12 @@ fn write_raw(
     };
     // An image (vhd, qcow2) lands in a temporary file, then is converted in.
     let image = (format != "raw").then(|| raw.path.with_extension(format!("{}.in", model::new_uuid())));
-    let dest = image.clone().unwrap_or_else(|| raw.path.clone());
     let limit = if image.is_some() { u64::MAX } else { raw.size };
     let result = (|| -> Result<()> {
-        let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&dest).map_err(ioe)?;
+        let f = match &image {
+            Some(img) => std::fs::OpenOptions::new().write(true).create_new(true).open(img).map_err(ioe)?,
+            None => raw.open(true)?,
+        };
         if image.is_none() {
             // Start from all holes so skipped zero blocks read as zeros.
             f.set_len(0).map_err(ioe)?;

@@ -129,6 +129,14 @@ pub async fn pump(body: &mut (dyn AsyncRead + Unpin + Send), limit: Option<u64>,
                     return;
                 }
             }
+            // A body without a length ends when the stream does, and a TLS
+            // peer that closes without close_notify (Python's ssl socket
+            // close(), as the SDK's import sample does) still ended it:
+            // xapi takes that as the end. With a length it stays an error.
+            Err(e) if limit.is_none() && e.kind() == io::ErrorKind::UnexpectedEof => {
+                tracing::debug!("length-less body ended without TLS close_notify: {e}");
+                return;
+            }
             Err(e) => {
                 let _ = tx.send(Err(e)).await;
                 return;

@@ -81,7 +81,12 @@ pub async fn plug(ctx: &Ctx, pbd: &str) -> Result<()> {
             let uuid = st.get(src, &sr).map(|r| sv(r.get(field(src, "uuid")))).unwrap_or_default();
             configured_dir(row.get(field(c, "device_config"))).unwrap_or_else(|| s.cfg.data_dir.join("sr").join(uuid))
         };
-        blocking(move || driver.attach(&dir)).await?;
+        let roots = s.cfg.allowed_sr_roots();
+        blocking(move || {
+            storage::check_sr_dir(&roots, driver, &dir)?;
+            driver.attach(&dir)
+        })
+        .await?;
         ctx.write(|tx| {
             tx.set(c, pbd, field(c, "currently_attached"), Value::Bool(true));
             Ok(())

@@ -237,8 +237,9 @@ pub fn startup(s: &Server) {
             .filter_map(|(r, row)| Some((storage::driver_of(row).ok()?, storage::sr_dir(&st, &s.cfg.data_dir, r)?)))
             .collect()
     };
+    let roots = s.cfg.allowed_sr_roots();
     for (d, dir) in dirs {
-        if let Err(e) = d.attach(&dir) {
+        if let Err(e) = storage::check_sr_dir(&roots, d, &dir).and_then(|()| d.attach(&dir)) {
             tracing::warn!("cannot attach SR directory {}: {:?}", dir.display(), e.to_wire());
         }
     }
@@ -268,6 +269,8 @@ impl SrApi for Server {
         let (sr, pbd, uuid) = (model::new_ref(), model::new_ref(), model::new_uuid());
         let dc = map_value(&device_config);
         let dir = configured_dir(&dc).unwrap_or_else(|| self.cfg.data_dir.join("sr").join(&uuid));
+        let (roots, d2) = (self.cfg.allowed_sr_roots(), dir.clone());
+        blocking(move || storage::check_sr_dir(&roots, driver, &d2)).await?;
         let mut smc = sm_config;
         if physical_size > 0 {
             smc.insert(DECLARED_SIZE.to_string(), physical_size.to_string());
@@ -390,7 +393,12 @@ impl SrApi for Server {
                     .ok_or_else(|| crate::internal("SR has no directory"))?;
                 (storage::driver_of(row)?, dir)
             };
-            blocking(move || driver.destroy_sr(&dir)).await?;
+            let roots = self.cfg.allowed_sr_roots();
+            blocking(move || {
+                storage::check_sr_dir(&roots, driver, &dir)?;
+                driver.destroy_sr(&dir)
+            })
+            .await?;
             ctx.write(|tx| {
                 really_forget(tx, sr.as_str());
                 Ok(())
@@ -510,9 +518,11 @@ impl Server {
         ty: &str,
     ) -> Result<Vec<(String, i64, i64)>> {
         self.row(class("host"), host.as_str())?;
-        Driver::of(ty).ok_or_else(|| ApiError::SrUnknownDriver { driver: ty.to_ascii_lowercase() })?;
+        let driver = Driver::of(ty).ok_or_else(|| ApiError::SrUnknownDriver { driver: ty.to_ascii_lowercase() })?;
         let dir = configured_dir(&map_value(device_config)).unwrap_or_else(|| self.cfg.data_dir.join("sr"));
+        let roots = self.cfg.allowed_sr_roots();
         blocking(move || {
+            storage::check_sr_dir(&roots, driver, &dir)?;
             Ok(storage::driver::probe_dir(&dir)
                 .into_iter()
                 .map(|u| {

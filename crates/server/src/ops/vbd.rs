@@ -401,7 +401,12 @@ fn attachable_path(s: &Server, vdi: &str) -> Result<Option<std::path::PathBuf>> 
     if storage::plugged_pbd(&st, &sr, &s.host).is_none() {
         return Err(ApiError::SrNotAttached { sr });
     }
-    Ok(storage::vdi_path(s, &st, vdi))
+    let path = storage::vdi_path(s, &st, vdi);
+    drop(st);
+    if let Some(p) = &path {
+        storage::attachable(p)?;
+    }
+    Ok(path)
 }
 
 async fn do_plug(ctx: &Ctx, vbd: &str) -> Result<()> {

@@ -620,7 +620,8 @@ async fn introduce(ctx: &Ctx, sr: &str, n: NewRecord) -> Result<String> {
         };
         for f in formats {
             let p = driver.vdi_file(&dir, &loc, f);
-            if p.is_file() {
+            // A link out of the SR or a special file is refused, not introduced.
+            if storage::files::check_vdi(&p).map_err(|e| storage::unavailable(&p, e))? {
                 return Ok(Some((f, driver.vdi_stat(&p, f)?)));
             }
         }

@@ -3,7 +3,7 @@
 //! never created or deleted through the API, only found.
 
 use super::driver::{io_error, sm_error, Format, Found, SmInfo};
-use super::files::allocated;
+use super::files::open_vdi;
 use crate::Result;
 use std::path::Path;
 
@@ -28,10 +28,13 @@ pub fn is_iso(name: &str) -> bool {
     name.len() > 4 && name.to_ascii_lowercase().ends_with(".iso")
 }
 
-/// Size and allocated bytes of an image.
+/// Size and allocated bytes of an image, if it is one the SR may serve:
+/// a regular file, or a link that stays inside the SR directory.
 pub fn stat(path: &Path) -> Result<(i64, i64)> {
-    let len = std::fs::metadata(path).map_err(|e| io_error("stat", e))?.len() as i64;
-    Ok((len, allocated(path)))
+    use std::os::unix::fs::MetadataExt;
+    let f = open_vdi(path, false).map_err(|e| io_error("stat", e))?;
+    let m = f.metadata().map_err(|e| io_error("stat", e))?;
+    Ok((m.len() as i64, (m.blocks() * 512) as i64))
 }
 
 pub fn scan(dir: &Path) -> Result<Vec<Found>> {
@@ -43,11 +46,19 @@ pub fn scan(dir: &Path) -> Result<Vec<Found>> {
     let mut out = Vec::new();
     for e in rd.flatten() {
         let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
-        // Follow symlinks: a library is often a directory of links.
-        if !is_iso(&name) || !e.path().is_file() {
+        if !is_iso(&name) {
             continue;
         }
-        let Ok((virtual_size, physical_utilisation)) = stat(&e.path()) else { continue };
+        // A library may be a directory of links, but only links to images
+        // inside it are served: one leading out (to /etc/shadow, say) or to
+        // something that is not a regular file is skipped.
+        let (virtual_size, physical_utilisation) = match stat(&e.path()) {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::warn!("ISO SR {}: skipping {name}: {:?}", dir.display(), err.to_wire());
+                continue;
+            }
+        };
         out.push(Found { location: name, format: Format::Raw, virtual_size, physical_utilisation });
     }
     out.sort_by(|a, b| a.location.cmp(&b.location));
@@ -65,6 +76,10 @@ mod tests {
         std::fs::write(t.path().join("a.iso"), b"x").unwrap();
         std::fs::write(t.path().join("readme.txt"), b"x").unwrap();
         std::fs::create_dir(t.path().join("dir.iso")).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"secret").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), t.path().join("shadow.iso")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), t.path().join("outdir.iso")).unwrap();
         let found = scan(t.path()).unwrap();
         let names: Vec<&str> = found.iter().map(|f| f.location.as_str()).collect();
         assert_eq!(names, ["a.iso", "b.ISO"]);

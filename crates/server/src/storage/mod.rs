@@ -65,6 +65,28 @@ pub fn configured_dir(device_config: &Value) -> Option<PathBuf> {
     dc.map_str("path").or_else(|| dc.map_str("location")).filter(|p| p.starts_with('/')).map(PathBuf::from)
 }
 
+/// Refuse an SR directory that is not at or under an allowed root (the data
+/// dir's `sr/` and `--sr-root`s; links resolved, no `..`). Blocking.
+///
+/// XenServer has no such error because clients never choose where its SRs
+/// live (SM mounts them itself); the closest are SM's own refusals of a bad
+/// device_config path: ConfigDeviceInvalid (SR_BACKEND_FAILURE_91, "The
+/// device is not a valid path") for a file SR, ISOLocalPath
+/// (SR_BACKEND_FAILURE_226, "Invalid local path") for an ISO library, with
+/// the allowed roots named in the reason.
+pub fn check_sr_dir(roots: &[PathBuf], driver: Driver, dir: &Path) -> Result<()> {
+    if files::within_roots(dir, roots) {
+        return Ok(());
+    }
+    let list: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+    let why = format!("{} is not under an allowed SR root ({})", dir.display(), list.join(", "));
+    tracing::info!("refusing SR directory: {why}");
+    Err(match driver {
+        Driver::Ext => driver::sm_error(91, "The device is not a valid path", Some(&why)),
+        Driver::Iso => driver::sm_error(226, "Invalid local path", Some(&why)),
+    })
+}
+
 /// The driver of an SR row, or SR_UNKNOWN_DRIVER [type].
 pub fn driver_of(sr_row: &Row) -> Result<Driver> {
     let ty = s(sr_row.get(field(class("SR"), "type")));
@@ -87,6 +109,20 @@ pub fn vdi_path(s: &Server, st: &State, vdi: &str) -> Option<PathBuf> {
 
 fn s_of(v: &Value) -> String {
     s(v)
+}
+
+/// SM's VDIUnavailable (46): a VDI file that leads out of its SR (a
+/// symlink) or is not a regular file (a FIFO, a device node).
+pub fn unavailable(path: &Path, e: std::io::Error) -> ApiError {
+    tracing::warn!("refusing VDI file {}: {e}", path.display());
+    driver::sm_error(46, "The VDI is not available", Some(&format!("{}: {e}", path.display())))
+}
+
+/// Check a VDI file before a path to it leaves this module (to the
+/// hypervisor, qemu-img): it must stay inside its SR. A file that does not
+/// exist passes (the caller reports that in its own way).
+pub fn attachable(path: &Path) -> Result<()> {
+    files::check_vdi(path).map(drop).map_err(|e| unavailable(path, e))
 }
 
 /// pool.default_SR, or DEFAULT_SR_NOT_FOUND.
@@ -348,6 +384,9 @@ pub async fn copy_data(ctx: &Ctx, from: &str, to: &str, base: Option<&str>, fres
     let task = ctx.task.clone();
     let srv = s.clone();
     blocking(move || {
+        for p in [Some(&src), Some(&dst), base_path.as_ref()].into_iter().flatten() {
+            attachable(p)?;
+        }
         if src_fmt == Format::Raw && dst_fmt == Format::Raw {
             block_copy(&src, &dst, base_path.as_deref(), fresh, |p| {
                 if let Some(t) = &task {
@@ -393,14 +432,14 @@ pub fn block_copy(
     use std::io::{Seek, SeekFrom, Write};
     const BLK: usize = 1 << 20;
     static ZERO: [u8; BLK] = [0; BLK];
-    let mut src = std::fs::File::open(from).map_err(io)?;
+    let mut src = files::open_vdi(from, false).map_err(|e| unavailable(from, e))?;
     let len = src.metadata().map_err(io)?.len();
-    let mut dst = std::fs::OpenOptions::new().read(true).write(true).open(to).map_err(io)?;
+    let mut dst = files::open_vdi(to, true).map_err(|e| unavailable(to, e))?;
     if fresh || dst.metadata().map_err(io)?.len() < len {
         dst.set_len(len).map_err(io)?;
     }
     let mut base = match base {
-        Some(b) => Some(std::fs::File::open(b).map_err(io)?),
+        Some(b) => Some(files::open_vdi(b, false).map_err(|e| unavailable(b, e))?),
         None => None,
     };
     let against_zero = fresh && base.is_none();
@@ -505,6 +544,7 @@ impl Raw {
     pub fn for_reading(s: &Server, vdi: &str) -> Result<Option<Raw>> {
         let (path, format, size) = Raw::locate(s, vdi)?;
         let Some(path) = path else { return Ok(None) };
+        attachable(&path)?;
         if format == Format::Raw {
             return Ok(Some(Raw { path, size, qcow2: None }));
         }
@@ -518,6 +558,7 @@ impl Raw {
     pub fn for_writing(s: &Server, vdi: &str) -> Result<Option<Raw>> {
         let (path, format, size) = Raw::locate(s, vdi)?;
         let Some(path) = path else { return Ok(None) };
+        attachable(&path)?;
         if format == Format::Raw {
             return Ok(Some(Raw { path, size, qcow2: None }));
         }
@@ -525,6 +566,18 @@ impl Raw {
         let f = std::fs::File::create(&tmp).map_err(io)?;
         f.set_len(size).map_err(io)?;
         Ok(Some(Raw { path: tmp, size, qcow2: Some(path) }))
+    }
+
+    /// Open the raw data: the VDI's own file only while it stays inside its
+    /// SR (see [`files::open_vdi`]).
+    /// A file that has gone is made again when writing.
+    pub fn open(&self, write: bool) -> Result<std::fs::File> {
+        match files::open_vdi(&self.path, write) {
+            Err(e) if write && e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&self.path).map_err(io)
+            }
+            r => r.map_err(|e| unavailable(&self.path, e)),
+        }
     }
 
     /// Put written data into a qcow2 VDI (nothing to do for raw ones).
@@ -558,6 +611,13 @@ impl Drop for ExportFile {
         if self.temp {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+impl ExportFile {
+    /// Open the file to send (checked as [`Raw::open`] is).
+    pub fn open(&self) -> Result<std::fs::File> {
+        files::open_vdi(&self.path, false).map_err(|e| unavailable(&self.path, e))
     }
 }
 

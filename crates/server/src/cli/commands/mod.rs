@@ -65,27 +65,46 @@ pub fn field_str(cx: &Cx<'_, '_>, c: &'static ClassDef, r: &str, f: &str) -> Str
         .unwrap_or_default()
 }
 
-/// Sizes as xapi's `bytes_of_string` reads them (`10GiB`, `512M`, bytes).
+/// Sizes as xapi's `Record_util.bytes_of_string` reads them: an integer,
+/// optionally a space, then a unit in any case: b/bytes, k/kb/kib, m/mb/mib,
+/// g/gb/gib, t/tb/tib, all powers of 1024 (`kb` too, as xapi); negative
+/// sizes are refused.
 pub fn bytes_of_string(name: &str, s: &str) -> CliResult<i64> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: i64 = num.parse().map_err(|_| {
-        CliError::Failure(format!("Failed to parse parameter '{name}': expecting an integer (possibly with suffix)"))
-    })?;
-    let mul: i64 = match unit.trim() {
-        "" => 1,
-        "KiB" | "K" | "k" => 1 << 10,
-        "MiB" | "M" | "m" => 1 << 20,
-        "GiB" | "G" | "g" => 1 << 30,
-        "TiB" | "T" | "t" => 1 << 40,
-        "KB" | "kB" => 1000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        "TB" => 1_000_000_000_000,
-        _ => return fail(format!("Failed to parse parameter '{name}': unknown unit '{unit}'")),
+    let bad = || {
+        CliError::Failure(format!(
+            "Failed to parse field '{name}': expecting an integer (possibly with suffix KiB, MiB, GiB, TiB), got '{s}'"
+        ))
     };
-    n.checked_mul(mul).ok_or_else(|| CliError::Failure(format!("Parameter {name} is too large")))
+    let t = s.trim();
+    let digits_from = usize::from(t.starts_with(['-', '+']));
+    let split = t[digits_from..].find(|c: char| !c.is_ascii_digit()).map_or(t.len(), |i| i + digits_from);
+    let (num, unit) = t.split_at(split);
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    if n < 0 {
+        return Err(bad());
+    }
+    let shift = match unit.trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1 << shift).ok_or_else(bad)
+}
+
+/// A random locally administered unicast MAC, what the real xe makes of
+/// `mac=random` (Record_util.random_mac_local).
+pub fn random_mac_local() -> String {
+    let u = model::new_uuid().replace('-', "");
+    let mut b = [0u8; 6];
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = u8::from_str_radix(u.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
+    }
+    // Bit 1 set: locally administered; bit 0 clear: unicast.
+    b[0] = (b[0] | 0x02) & !0x01;
+    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// The VMs the selector arguments pick (xapi's `select_vms`): filters on
@@ -206,5 +225,44 @@ pub async fn sr_arg(cx: &Cx<'_, '_>) -> CliResult<String> {
     match cx.params.get("sr-uuid") {
         Some(u) => Ok(generic::by_uuid(cx, class("SR")?, u).await?.0),
         None => default_sr(cx).ok_or_else(|| CliError::Cli("No SR specified and Pool default SR is null".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_as_xapi_reads_them() {
+        let ok = |s: &str| bytes_of_string("virtual-size", s).ok();
+        assert_eq!(ok("1GiB"), Some(1 << 30));
+        assert_eq!(ok("512MiB"), Some(512 << 20));
+        assert_eq!(ok("512 mib"), Some(512 << 20));
+        assert_eq!(ok("10G"), Some(10 << 30));
+        assert_eq!(ok("4kb"), Some(4096), "xapi's kb is 1024");
+        assert_eq!(ok("7"), Some(7));
+        assert_eq!(ok("7b"), Some(7));
+        assert_eq!(ok("7 bytes"), Some(7));
+        assert_eq!(ok("2TiB"), Some(2 << 40));
+        assert_eq!(ok("-1"), None);
+        assert_eq!(ok("1PiB"), None);
+        assert_eq!(ok("GiB"), None);
+        assert_eq!(ok("99999999999TiB"), None);
+        match bytes_of_string("virtual-size", "lots") {
+            Err(CliError::Failure(m)) => assert_eq!(
+                m,
+                "Failed to parse field 'virtual-size': expecting an integer (possibly with suffix KiB, MiB, GiB, TiB), got 'lots'"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn random_macs_are_local_unicast() {
+        let a = random_mac_local();
+        assert_eq!(a.len(), 17);
+        let first = u8::from_str_radix(&a[..2], 16).unwrap();
+        assert_eq!(first & 0x03, 0x02, "{a}");
+        assert_ne!(a, random_mac_local());
     }
 }

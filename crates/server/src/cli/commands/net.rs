@@ -1,6 +1,6 @@
 //! Network commands: networks, VIFs, PIF addressing, VLANs and bonds.
 
-use super::{class, ctor, map_arg, s, uuid_of};
+use super::{class, ctor, map_arg, random_mac_local, s, uuid_of};
 use crate::cli::generic;
 use crate::cli::{CliError, CliResult, Cx};
 use model::Value;
@@ -12,20 +12,22 @@ async fn obj(cx: &Cx<'_, '_>, c: &str, key: &str) -> CliResult<String> {
 pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
     match name {
         "network-create" => {
+            // xapi's defaults: MTU 1500, managed.
+            let mtu: i64 = match cx.params.get("MTU") {
+                Some(m) => {
+                    m.trim().parse().map_err(|_| CliError::Failure("Parameter MTU must be an integer".into()))?
+                }
+                None => 1500,
+            };
             let mut given = vec![
                 ("name_label", s(cx.params.reqd("name-label")?)),
                 ("name_description", s(cx.params.get("name-description").unwrap_or(""))),
                 ("other_config", map_arg(cx, "other-config")),
+                ("MTU", Value::Int(mtu)),
+                ("managed", Value::Bool(cx.params.bool("managed", true)?)),
             ];
-            if let Some(m) = cx.params.get("MTU") {
-                let mtu: i64 = m.parse().map_err(|_| CliError::Failure("Parameter MTU must be an integer".into()))?;
-                given.push(("MTU", Value::Int(mtu)));
-            }
             if let Some(b) = cx.params.get("bridge") {
                 given.push(("bridge", s(b)));
-            }
-            if let Some(m) = cx.params.get("managed") {
-                given.push(("managed", Value::Bool(m == "true")));
             }
             let net = cx.call_str("network.create", vec![ctor(class("network")?, given)]).await?;
             let u = uuid_of(cx, class("network")?, &net);
@@ -34,13 +36,26 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
         "vif-create" => {
             let vm = obj(cx, "VM", "vm-uuid").await?;
             let net = obj(cx, "network", "network-uuid").await?;
+            // As the real xe: `random` is a random local MAC (empty lets the
+            // server derive one), and the VIF takes its network's MTU.
+            let mac = match cx.params.get("mac").unwrap_or("") {
+                "random" => random_mac_local(),
+                m => m.to_string(),
+            };
+            let mtu = {
+                let st = cx.s.db.read();
+                st.get(class("network")?, &net)
+                    .and_then(|r| r.get_by_name("MTU").and_then(Value::as_int))
+                    .unwrap_or(1500)
+            };
             let rec = ctor(
                 class("VIF")?,
                 vec![
                     ("device", s(cx.params.reqd("device")?)),
                     ("network", s(net)),
                     ("VM", s(vm)),
-                    ("MAC", s(cx.params.get("mac").unwrap_or(""))),
+                    ("MAC", s(mac)),
+                    ("MTU", Value::Int(mtu)),
                 ],
             );
             let vif = cx.call_str("VIF.create", vec![rec]).await?;
@@ -82,8 +97,9 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             let tag: i64 = cx
                 .params
                 .reqd("vlan")?
+                .trim()
                 .parse()
-                .map_err(|_| CliError::Failure("Parameter vlan must be an integer".into()))?;
+                .map_err(|_| CliError::Failure("Failed to parse parameter 'vlan': expecting an integer".into()))?;
             let vlan = cx.call_str("VLAN.create", vec![s(pif), Value::Int(tag), s(net)]).await?;
             // xapi prints the new untagged PIF.
             let untagged = super::field_str(cx, class("VLAN")?, &vlan, "untagged_PIF");
@@ -103,7 +119,11 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                         s(net),
                         Value::Array(members),
                         s(cx.params.get("mac").unwrap_or("")),
-                        s(cx.params.get("mode").unwrap_or("balance-slb")),
+                        // xapi: an empty mode is balance-slb.
+                        s(match cx.params.get("mode").unwrap_or("") {
+                            "" => "balance-slb",
+                            m => m,
+                        }),
                         map_arg(cx, "properties"),
                     ],
                 )

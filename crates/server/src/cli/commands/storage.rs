@@ -10,10 +10,19 @@ async fn obj(cx: &Cx<'_, '_>, c: &str, key: &str) -> CliResult<String> {
     Ok(generic::by_uuid(cx, class(c)?, cx.params.reqd(key)?).await?.0)
 }
 
-fn bool_param(cx: &Cx<'_, '_>, k: &str, default: bool) -> bool {
-    match cx.params.get(k) {
-        Some(v) => matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"),
-        None => default,
+fn bool_param(cx: &Cx<'_, '_>, k: &str, default: bool) -> CliResult<bool> {
+    cx.params.bool(k, default)
+}
+
+/// vdi-create's `type`: the four xe knows (default user).
+fn vdi_type(t: Option<&str>) -> CliResult<&'static str> {
+    match t {
+        None => Ok("user"),
+        Some("system") => Ok("system"),
+        Some("user") => Ok("user"),
+        Some("suspend") => Ok("suspend"),
+        Some("crashdump") => Ok("crashdump"),
+        Some(x) => Err(CliError::Failure(format!("Unknown vdi type: {x}"))),
     }
 }
 
@@ -28,9 +37,9 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                     ("name_label", s(cx.params.reqd("name-label")?)),
                     ("SR", s(sr)),
                     ("virtual_size", Value::Int(size)),
-                    ("type", s(cx.params.get("type").unwrap_or("user"))),
-                    ("sharable", Value::Bool(bool_param(cx, "sharable", false))),
-                    ("read_only", Value::Bool(bool_param(cx, "read-only", false))),
+                    ("type", s(vdi_type(cx.params.get("type"))?)),
+                    ("sharable", Value::Bool(bool_param(cx, "sharable", false)?)),
+                    ("read_only", Value::Bool(bool_param(cx, "read-only", false)?)),
                     ("other_config", map_arg(cx, "other-config")),
                     ("sm_config", map_arg(cx, "sm-config")),
                     ("tags", Value::Array(cx.params.map("tags").into_iter().map(|(k, _)| s(k)).collect())),
@@ -99,7 +108,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                         s(cx.params.get("name-description").unwrap_or("")),
                         s(cx.params.reqd("type")?),
                         s(cx.params.get("content-type").unwrap_or("")),
-                        Value::Bool(bool_param(cx, "shared", false)),
+                        Value::Bool(bool_param(cx, "shared", false)?),
                         map_arg(cx, "sm-config"),
                     ],
                 )
@@ -121,7 +130,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                         s(cx.params.get("name-description").unwrap_or("")),
                         s(cx.params.reqd("type")?),
                         s(cx.params.get("content-type").unwrap_or("")),
-                        Value::Bool(bool_param(cx, "shared", false)),
+                        Value::Bool(bool_param(cx, "shared", false)?),
                         map_arg(cx, "sm-config"),
                     ],
                 )
@@ -156,16 +165,40 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                 None => model::NULL_REF.to_string(),
             };
             let empty = vdi == model::NULL_REF;
+            // xe's own spellings and checks (any case), before the API's.
+            let mode = match cx.params.get("mode").map(str::to_ascii_lowercase).as_deref() {
+                None | Some("rw") => "RW",
+                Some("ro") => "RO",
+                Some(_) => {
+                    let x = cx.params.get("mode").unwrap_or_default();
+                    return Err(CliError::Failure(format!("Unknown mode: {x} (should be \"ro\" or \"rw\"")));
+                }
+            };
+            let ty = match cx.params.get("type").map(str::to_ascii_lowercase).as_deref() {
+                None | Some("disk") => "Disk",
+                Some("cd") => "CD",
+                Some("floppy") => "Floppy",
+                Some(_) => {
+                    let x = cx.params.get("type").unwrap_or_default();
+                    return Err(CliError::Failure(format!(
+                        "\"Unknown type: {x} (should be \"cd\", \"disk\" or \"floppy\""
+                    )));
+                }
+            };
+            if ty == "Disk" && empty {
+                return Err(CliError::Failure("Empty VBDs can only be made for type=CD".into()));
+            }
             let rec = ctor(
                 class("VBD")?,
                 vec![
                     ("VM", s(vm)),
                     ("VDI", s(vdi)),
+                    // `autodetect` picks the next free slot (VBD.create).
                     ("userdevice", s(cx.params.reqd("device")?)),
-                    ("bootable", Value::Bool(bool_param(cx, "bootable", false))),
-                    ("mode", s(cx.params.get("mode").unwrap_or("RW"))),
-                    ("type", s(cx.params.get("type").unwrap_or("Disk"))),
-                    ("unpluggable", Value::Bool(bool_param(cx, "unpluggable", true))),
+                    ("bootable", Value::Bool(bool_param(cx, "bootable", false)?)),
+                    ("mode", s(mode)),
+                    ("type", s(ty)),
+                    ("unpluggable", Value::Bool(bool_param(cx, "unpluggable", true)?)),
                     ("empty", Value::Bool(empty)),
                 ],
             );

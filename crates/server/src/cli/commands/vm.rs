@@ -56,6 +56,29 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             let m = bytes_of_string("memory", cx.params.reqd("memory")?)?;
             vm_op(cx, "VM.set_memory", vec![Value::Int(m)], &["memory"]).await
         }
+        // Sizes with units, as xapi's memory commands read them.
+        "vm-memory-limits-set" => {
+            let keys = ["static-min", "static-max", "dynamic-min", "dynamic-max"];
+            let mut sizes = Vec::new();
+            for k in keys {
+                sizes.push(Value::Int(bytes_of_string(k, cx.params.reqd(k)?)?));
+            }
+            vm_op(cx, "VM.set_memory_limits", sizes, &keys).await
+        }
+        "vm-memory-static-range-set" | "vm-memory-dynamic-range-set" => {
+            let min = bytes_of_string("min", cx.params.reqd("min")?)?;
+            let max = bytes_of_string("max", cx.params.reqd("max")?)?;
+            let m = if name == "vm-memory-static-range-set" {
+                "VM.set_memory_static_range"
+            } else {
+                "VM.set_memory_dynamic_range"
+            };
+            vm_op(cx, m, vec![Value::Int(min), Value::Int(max)], &["min", "max"]).await
+        }
+        "vm-memory-target-set" => {
+            let t = bytes_of_string("target", cx.params.reqd("target")?)?;
+            vm_op(cx, "VM.set_memory_dynamic_range", vec![Value::Int(t), Value::Int(t)], &["target"]).await
+        }
         "vm-export" => export(cx).await,
         "vm-import" => import(cx).await,
         "vm-disk-add" => disk_add(cx).await,
@@ -74,26 +97,54 @@ fn select_host_for_migrate(cx: &Cx<'_, '_>) -> CliResult<String> {
     select_host(cx, &["host-uuid", "host"])
 }
 
-/// One VM or template by `template=` (name or uuid), `template-uuid=`, `template-name=`.
+/// The template vm-install starts from, found as the real xe does:
+/// `template-uuid=`, `template-name-label=`/`template-name=` (templates by
+/// name), or `template=` (a uuid, else a name); it must be a template.
 fn find_template(cx: &Cx<'_, '_>) -> CliResult<String> {
     let c = class("VM")?;
-    let want = cx.params.get("template").or(cx.params.get("template-uuid")).or(cx.params.get("template-name"));
-    let Some(want) = want else { return Err(CliError::ParamNotFound("template".into())) };
     let st = cx.s.db.read();
-    let found: Vec<String> = generic::rows(&st, c)
-        .into_iter()
-        .filter(|(_, row)| row.get_by_name("is_a_template").and_then(Value::as_bool) == Some(true))
-        .filter(|(_, row)| {
-            row.get_by_name("uuid").and_then(Value::as_str) == Some(want)
-                || row.get_by_name("name_label").and_then(Value::as_str) == Some(want)
-        })
-        .map(|(r, _)| r)
-        .collect();
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => fail("Template not found"),
-        _ => fail("More than one matching template found"),
+    let by_uuid = |u: &str| {
+        generic::rows(&st, c)
+            .into_iter()
+            .find(|(_, row)| row.get_by_name("uuid").and_then(Value::as_str) == Some(u))
+            .map(|(r, _)| r)
+    };
+    let by_name = |n: &str| -> CliResult<String> {
+        let hits: Vec<String> = generic::rows(&st, c)
+            .into_iter()
+            .filter(|(_, row)| {
+                row.get_by_name("is_a_template").and_then(Value::as_bool) == Some(true)
+                    && row.get_by_name("is_control_domain").and_then(Value::as_bool) != Some(true)
+                    && row.get_by_name("name_label").and_then(Value::as_str) == Some(n)
+            })
+            .map(|(r, _)| r)
+            .collect();
+        match hits.as_slice() {
+            [] => fail("No templates matched"),
+            [one] => Ok(one.clone()),
+            _ => fail("More than one matching template found"),
+        }
+    };
+    let p = &cx.params;
+    let found = if let Some(u) = p.get("template-uuid") {
+        by_uuid(u).ok_or_else(|| CliError::Failure("Cannot find template".into()))?
+    } else if let Some(n) = p.get("template-name-label").or(p.get("template-name")) {
+        by_name(n)?
+    } else if let Some(t) = p.get("template") {
+        match by_uuid(t) {
+            Some(r) => r,
+            None => by_name(t)?,
+        }
+    } else {
+        return fail(
+            "Template must be specified by parameter 'template-uuid', 'template-name', 'template-name-label' or 'template'",
+        );
+    };
+    let is_template = st.get(c, &found).and_then(|r| r.get_by_name("is_a_template").and_then(Value::as_bool));
+    if is_template != Some(true) {
+        return fail("Can only install from templates");
     }
+    Ok(found)
 }
 
 /// Point every disk of the provisioning XML at one SR.
@@ -111,29 +162,80 @@ fn rewrite_disks(xml: &str, sr_uuid: &str) -> String {
     out
 }
 
+/// The SR vm-install was given (`sr-uuid=` and/or `sr-name-label=`,
+/// checked against each other as the real xe does), if any.
+async fn install_sr(cx: &Cx<'_, '_>) -> CliResult<Option<String>> {
+    let by_uuid = match cx.params.get("sr-uuid") {
+        Some(u) => Some(generic::by_uuid(cx, class("SR")?, u).await?.0),
+        None => None,
+    };
+    let Some(n) = cx.params.get("sr-name-label") else { return Ok(by_uuid) };
+    let named: Vec<String> = {
+        let st = cx.s.db.read();
+        generic::rows(&st, class("SR")?)
+            .into_iter()
+            .filter(|(_, row)| row.get_by_name("name_label").and_then(Value::as_str) == Some(n))
+            .map(|(r, _)| r)
+            .collect()
+    };
+    match (by_uuid, named.as_slice()) {
+        (_, []) => fail("No SR with that name-label found"),
+        (Some(sr), _) if named.contains(&sr) => Ok(Some(sr)),
+        (Some(_), _) => fail("SR specified via sr-uuid doesn't have the name specified via sr-name-label"),
+        (None, [one]) => Ok(Some(one.clone())),
+        (None, _) => fail("Multiple SRs with that name-label found"),
+    }
+}
+
+/// vm-install as the real xe: a copy onto the given SR (a clone when none
+/// is given), described "Installed via xe CLI", its suspend SR and the
+/// provisioning XML's disks pointed at that SR (else the pool's default),
+/// provisioned; anything failing after the copy destroys it again.
 async fn install(cx: &mut Cx<'_, '_>) -> CliResult {
     let template = find_template(cx)?;
     let name = cx.params.reqd("new-name-label")?.to_string();
-    let sr = match cx.params.get("sr-name-label") {
-        Some(n) => {
-            let c = class("SR")?;
-            let st = cx.s.db.read();
-            let hit = generic::rows(&st, c)
-                .into_iter()
-                .find(|(_, row)| row.get_by_name("name_label").and_then(Value::as_str) == Some(n))
-                .map(|(r, _)| r);
-            drop(st);
-            Some(hit.ok_or_else(|| CliError::Failure(format!("SR {n} not found")))?)
-        }
-        None if cx.params.has("sr-uuid") => Some(sr_arg(cx).await?),
-        None => super::default_sr(cx),
+    let vc = class("VM")?;
+    let (is_snapshot, tpl_suspend_sr, has_disks) = {
+        let st = cx.s.db.read();
+        let row = st.get(vc, &template);
+        let g = |f: &str| row.and_then(|r| r.get_by_name(f).cloned());
+        (
+            g("is_a_snapshot").and_then(|v| v.as_bool()) == Some(true),
+            g("suspend_SR").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| model::NULL_REF.into()),
+            g("other_config").is_some_and(|m| m.map_str("disks").is_some()),
+        )
     };
-    let vm = cx.call_str("VM.clone", vec![s(template), s(name)]).await?;
-    if let Some(sr) = sr {
-        let sr_uuid = uuid_of(cx, class("SR")?, &sr);
+    let sr = if is_snapshot {
+        if cx.params.has("sr-uuid") || cx.params.has("sr-name-label") {
+            return fail(
+                "Do not use the sr-name-label or sr-uuid argument when installing from a snapshot. By default, it will install each new disk on the same SR as the corresponding snapshot disks.",
+            );
+        }
+        None
+    } else {
+        install_sr(cx).await?
+    };
+    let sr_uuid = match &sr {
+        Some(r) => uuid_of(cx, class("SR")?, r),
+        None => match super::default_sr(cx) {
+            Some(d) => uuid_of(cx, class("SR")?, &d),
+            None if has_disks => return fail(
+                "Failed to find a valid default SR for the Pool. Please provide an sr-name-label or sr-uuid parameter.",
+            ),
+            None => String::new(),
+        },
+    };
+    let vm = match &sr {
+        Some(sr) => cx.call_str("VM.copy", vec![s(template), s(name), s(sr.clone())]).await?,
+        None => cx.call_str("VM.clone", vec![s(template), s(name)]).await?,
+    };
+    let r: CliResult = async {
+        cx.call("VM.set_name_description", vec![s(vm.clone()), s("Installed via xe CLI")]).await?;
+        let suspend_sr = sr.clone().unwrap_or(tpl_suspend_sr);
+        cx.call("VM.set_suspend_SR", vec![s(vm.clone()), s(suspend_sr)]).await?;
         let disks = {
             let st = cx.s.db.read();
-            st.get(class("VM")?, &vm)
+            st.get(vc, &vm)
                 .and_then(|row| row.get_by_name("other_config").and_then(|m| m.map_str("disks")).map(str::to_string))
         };
         if let Some(xml) = disks {
@@ -141,13 +243,21 @@ async fn install(cx: &mut Cx<'_, '_>) -> CliResult {
             cx.call("VM.add_to_other_config", vec![s(vm.clone()), s("disks"), s(rewrite_disks(&xml, &sr_uuid))])
                 .await?;
         }
+        cx.call("VM.provision", vec![s(vm.clone())]).await?;
+        if let Some(h) = cx.params.get("copy-bios-strings-from") {
+            let (host, _) = generic::by_uuid(cx, class("host")?, h).await?;
+            cx.call("VM.copy_bios_strings", vec![s(vm.clone()), s(host)]).await?;
+        }
+        Ok(())
     }
-    if let Some(h) = cx.params.get("copy-bios-strings-from") {
-        let (host, _) = generic::by_uuid(cx, class("host")?, h).await?;
-        cx.call("VM.copy_bios_strings", vec![s(vm.clone()), s(host)]).await?;
+    .await;
+    if let Err(e) = r {
+        if let Err(d) = cx.call("VM.destroy", vec![s(vm.clone())]).await {
+            tracing::warn!("vm-install: cannot destroy {vm} after a failure: {d:?}");
+        }
+        return Err(e);
     }
-    cx.call("VM.provision", vec![s(vm.clone())]).await?;
-    let uuid = uuid_of(cx, class("VM")?, &vm);
+    let uuid = uuid_of(cx, vc, &vm);
     cx.lines(vec![uuid]).await
 }
 
@@ -299,43 +409,70 @@ async fn import(cx: &mut Cx<'_, '_>) -> CliResult {
     cx.lines(vec![uuids.join(",")]).await
 }
 
+/// Plug a new VBD into a running VM; as the real xe, a failure leaves it
+/// created but unplugged (logged, not reported).
+async fn hotplug(cx: &mut Cx<'_, '_>, vm: &str, vbd: &str) {
+    let running = class("VM").map(|c| field_str(cx, c, vm, "power_state") == "Running").unwrap_or(false);
+    if running {
+        if let Err(e) = cx.call("VBD.plug", vec![s(vbd)]).await {
+            tracing::info!("VBD {vbd} created but not hotplugged: {e:?}");
+        }
+    }
+}
+
 async fn disk_add(cx: &mut Cx<'_, '_>) -> CliResult {
     let vms = select_vms(cx, false, &["disk-size", "device", "sr-uuid"])?;
     one_or_many(&vms, cx, true)?;
     let size = bytes_of_string("disk-size", cx.params.reqd("disk-size")?)?;
     let device = cx.params.reqd("device")?.to_string();
-    let sr = sr_arg(cx).await?;
+    let sr = match cx.params.get("sr-uuid") {
+        Some(_) => sr_arg(cx).await?,
+        None => super::default_sr(cx).ok_or_else(|| {
+            CliError::Failure("No default Pool SR set; you must specify an SR on the commandline".into())
+        })?,
+    };
     let (vdi_c, vbd_c) = (class("VDI")?, class("VBD")?);
     let mut fails = Vec::new();
     for (vm, uuid) in &vms {
         let r: CliResult = async {
+            // As the real xe: the VM's uuid as the SM placement hint, the
+            // VBD owning its disk, and the disk gone again if the VBD fails.
             let rec = ctor(
                 vdi_c,
                 vec![
                     ("name_label", s("Created by xe")),
+                    ("name_description", s("Created by xe")),
                     ("SR", s(sr.clone())),
                     ("virtual_size", Value::Int(size)),
                     ("type", s("user")),
+                    ("sm_config", Value::Struct(vec![("vmhint".into(), s(uuid.clone()))])),
                 ],
             );
             let vdi = cx.call_str("VDI.create", vec![rec]).await?;
-            let device = if device == "autodetect" { String::from("autodetect") } else { device.clone() };
             let rec = ctor(
                 vbd_c,
                 vec![
                     ("VM", s(vm.clone())),
-                    ("VDI", s(vdi)),
-                    ("userdevice", s(device)),
+                    ("VDI", s(vdi.clone())),
+                    // `autodetect` picks the next free slot (VBD.create).
+                    ("userdevice", s(device.clone())),
                     ("mode", s("RW")),
                     ("type", s("Disk")),
                     ("unpluggable", Value::Bool(true)),
                     ("bootable", Value::Bool(false)),
+                    ("other_config", Value::Struct(vec![("owner".into(), s(""))])),
                 ],
             );
-            let vbd = cx.call_str("VBD.create", vec![rec]).await?;
-            if field_str(cx, class("VM")?, vm, "power_state") == "Running" {
-                cx.call("VBD.plug", vec![s(vbd)]).await?;
-            }
+            let vbd = match cx.call_str("VBD.create", vec![rec]).await {
+                Ok(v) => v,
+                Err(e) => {
+                    if let Err(d) = cx.call("VDI.destroy", vec![s(vdi)]).await {
+                        tracing::warn!("vm-disk-add: cannot remove the new disk after a failed VBD.create: {d:?}");
+                    }
+                    return Err(e);
+                }
+            };
+            hotplug(cx, vm, &vbd).await;
             Ok(())
         }
         .await;
@@ -407,7 +544,9 @@ async fn disk_list(cx: &mut Cx<'_, '_>) -> CliResult {
 }
 
 /// A VDI by name in an ISO library SR (xapi looks CDs up by name-label).
-fn find_cd(cx: &Cx<'_, '_>, name: &str) -> CliResult<String> {
+/// The ISO VDI named `name`; with several, vm-cd-add takes the first as the
+/// real xe does, vm-cd-insert (`first_ok` false) refuses.
+fn find_cd(cx: &Cx<'_, '_>, name: &str, first_ok: bool) -> CliResult<String> {
     let (vdi_c, sr_c) = (class("VDI")?, class("SR")?);
     let st = cx.s.db.read();
     let hits: Vec<String> = generic::rows(&st, vdi_c)
@@ -422,9 +561,10 @@ fn find_cd(cx: &Cx<'_, '_>, name: &str) -> CliResult<String> {
         .map(|(r, _)| r)
         .collect();
     match hits.as_slice() {
-        [one] => Ok(one.clone()),
         [] => fail(format!("CD {name} not found")),
-        _ => fail(format!("Multiple CDs named {name} found")),
+        [one, ..] if first_ok => Ok(one.clone()),
+        [one] => Ok(one.clone()),
+        _ => fail(format!("Multiple CDs named {name} found. Please use vbd-insert and specify uuids")),
     }
 }
 
@@ -432,7 +572,7 @@ async fn cd_add(cx: &mut Cx<'_, '_>) -> CliResult {
     let vms = select_vms(cx, false, &["cd-name", "device"])?;
     one_or_many(&vms, cx, false)?;
     let Some((vm, _)) = vms.into_iter().next() else { return fail("No matching VMs found") };
-    let cd = find_cd(cx, cx.params.reqd("cd-name")?)?;
+    let cd = find_cd(cx, cx.params.reqd("cd-name")?, true)?;
     let rec = ctor(
         class("VBD")?,
         vec![
@@ -446,9 +586,7 @@ async fn cd_add(cx: &mut Cx<'_, '_>) -> CliResult {
         ],
     );
     let vbd = cx.call_str("VBD.create", vec![rec]).await?;
-    if field_str(cx, class("VM")?, &vm, "power_state") == "Running" {
-        cx.call("VBD.plug", vec![s(vbd)]).await?;
-    }
+    hotplug(cx, &vm, &vbd).await;
     Ok(())
 }
 
@@ -468,19 +606,20 @@ async fn cd_media(cx: &mut Cx<'_, '_>, insert: bool) -> CliResult {
             })
             .collect()
     };
-    if cds.is_empty() {
-        return fail("No CD drives found on this VM");
-    }
+    // The real xe's messages and error for each case.
     if insert {
-        let Some((vbd, _)) = cds.iter().find(|(_, empty)| *empty) else {
-            return fail("No empty CD devices found");
-        };
-        let cd = find_cd(cx, cx.params.reqd("cd-name")?)?;
-        cx.call("VBD.insert", vec![s(vbd.clone()), s(cd)]).await.map(|_| ())
+        let cd = find_cd(cx, cx.params.reqd("cd-name")?, false)?;
+        let empty: Vec<&String> = cds.iter().filter(|(_, e)| *e).map(|(v, _)| v).collect();
+        match empty.as_slice() {
+            [] => Err(CliError::Api(crate::ApiError::VmNoEmptyCdVbd { vm })),
+            [vbd] => cx.call("VBD.insert", vec![s((*vbd).clone()), s(cd)]).await.map(|_| ()),
+            _ => fail("Two or more empty CD devices found. Please use vbd-insert"),
+        }
     } else {
         match cds.as_slice() {
+            [] => fail("No CDs found"),
             [(vbd, _)] => cx.call("VBD.eject", vec![s(vbd.clone())]).await.map(|_| ()),
-            _ => fail("Multiple CD devices found"),
+            _ => fail("Two or more CDs found. Please use vbd-eject"),
         }
     }
 }
