@@ -4,12 +4,15 @@ whole-RRD dumps of /host_rrd and /vm_rrd, and the status codes."""
 
 import base64
 import json
+import os
+import re
 import time
 import urllib.error
 import urllib.request
 import xml.dom.minidom
 
 import pytest
+import XenAPI
 
 from conftest import PASSWORD
 from vmlib import running, wait_for
@@ -174,3 +177,58 @@ def test_whole_rrds(xapid, sid, vm, sampled):
         assert [r["pdp_per_row"] for r in j["rra"]] == ["1", "12", "720", "17280"]
         assert len(j["rra"][0]["database"]) == 120
     assert get(xapid, "/host_rrds?session_id=%s&json" % sid)[0] == 200
+
+
+def test_data_source_messages(api, xapid, sid, vm, sampled):
+    ref = api.VM.get_by_uuid(vm)
+    sources = {d["name_label"]: d for d in api.VM.get_data_sources(ref)}
+    assert "cpu0" in sources and "memory" in sources, sorted(sources)
+    cpu = sources["cpu0"]
+    assert cpu["enabled"] is True and cpu["standard"] is True and cpu["units"] == "(fraction)"
+    # query_data_source answers the newest point /rrd_updates shows (once
+    # that point is known: the first one after a VM starts is not).
+    col_name = "AVERAGE:vm:%s:cpu0" % vm
+
+    def newest():
+        u = json.loads(updates(xapid, sid, "start=-10&json&vm_uuid=%s" % vm)[1])
+        return u["meta"]["end"], float(u["data"][0]["values"][u["meta"]["legend"].index(col_name)])
+    deadline = time.time() + 15
+    while True:
+        end0, _ = newest()
+        value = api.VM.query_data_source(ref, "cpu0")
+        end1, shown = newest()
+        if end0 == end1 and shown == shown:
+            break
+        assert time.time() < deadline, "no known point"
+        time.sleep(0.5)
+    assert abs(shown - value) < 1e-9
+    api.VM.record_data_source(ref, "cpu0")
+    with pytest.raises(XenAPI.Failure):
+        api.VM.query_data_source(ref, "no_such_source")
+    with pytest.raises(XenAPI.Failure):
+        api.VM.record_data_source(ref, "no_such_source")
+    host = api.host.get_all()[0]
+    hs = {d["name_label"] for d in api.host.get_data_sources(host)}
+    assert "memory_free_kib" in hs
+    assert api.host.query_data_source(host, "memory_total_kib") > 0
+    # Forgetting a source drops its history.
+    api.VM.forget_data_source_archives(ref, "memory")
+    dump = json.loads(get(xapid, "/vm_rrd?session_id=%s&uuid=%s&json" % (sid, vm))[2])
+    i = [d["name"] for d in dump["ds"]].index("memory")
+    assert all(row[i] == "NaN" for a in dump["rra"] for row in a["database"])
+
+
+def test_xe_data_source_commands(api, xapid, vm, sampled):
+    import subprocess
+    from conftest import ROOT, PASSWORD
+    xe = [os.path.join(ROOT, "target", "debug", "xe"), "-s", "127.0.0.1", "-p", str(xapid.port), "--nossl",
+          "-u", "root", "-pw", PASSWORD]
+    run = lambda *a: subprocess.run(xe + list(a), capture_output=True, text=True, timeout=30)
+    r = run("vm-data-source-list", "vm=" + vm)
+    assert r.returncode == 0 and re.search(r"name_label \( RO\) *: cpu0", r.stdout) and "(fraction)" in r.stdout, r
+    r = run("vm-data-source-query", "vm=" + vm, "data-source=cpu0")
+    assert r.returncode == 0 and 0.0 <= float(r.stdout.strip()) <= 1.0, r
+    assert run("vm-data-source-record", "vm=" + vm, "data-source=cpu0").returncode == 0
+    r = run("host-data-source-query", "data-source=memory_total_kib")
+    assert r.returncode == 0 and float(r.stdout.strip()) > 0, r
+    assert "memory_free_kib" in run("host-data-source-list").stdout

@@ -4,6 +4,7 @@
 
 use crate::api::HostApi;
 use crate::lifecycle::members;
+use crate::rrd::sources::Owner;
 use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
 use model::types::*;
 use model::{DateTime, Ref, Value, XenType};
@@ -144,6 +145,26 @@ fn assert_evacuable(s: &Server, host: &str) -> Result<()> {
 }
 
 impl HostApi for Server {
+    async fn get_data_sources(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<Vec<DataSourceRecord>> {
+        self.row(host_c(), host.as_str())?;
+        Ok(crate::rrd::sources::api_list(self, Owner::Host))
+    }
+
+    async fn query_data_source(&self, _ctx: &Ctx, host: Ref<Host>, data_source: String) -> Result<f64> {
+        self.row(host_c(), host.as_str())?;
+        crate::rrd::sources::api_query(self, Owner::Host, &data_source)
+    }
+
+    async fn record_data_source(&self, _ctx: &Ctx, host: Ref<Host>, data_source: String) -> Result<()> {
+        self.row(host_c(), host.as_str())?;
+        crate::rrd::sources::api_record(self, Owner::Host, &data_source)
+    }
+
+    async fn forget_data_source_archives(&self, _ctx: &Ctx, host: Ref<Host>, data_source: String) -> Result<()> {
+        self.row(host_c(), host.as_str())?;
+        crate::rrd::sources::api_forget(self, Owner::Host, &data_source).await
+    }
+
     async fn get_servertime(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<DateTime> {
         self.row(host_c(), host.as_str())?;
         Ok(DateTime::now())

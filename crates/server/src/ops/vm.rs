@@ -7,6 +7,7 @@
 use crate::api::VmApi;
 use crate::implicit::Hooks;
 use crate::lifecycle::{self, members};
+use crate::rrd::sources::Owner;
 use crate::seed::obj;
 use crate::storage::{self, NewVdi};
 use crate::xenops::{be, be_vm, domain_spec};
@@ -1733,6 +1734,26 @@ impl VmApi for Server {
     async fn query_services(&self, _ctx: &Ctx, self_: Ref<Vm>) -> Result<BTreeMap<String, String>> {
         self.row(vm_c(), self_.as_str())?;
         Ok(BTreeMap::from([("rpc".to_string(), "VM RPC".to_string())]))
+    }
+
+    async fn get_data_sources(&self, _ctx: &Ctx, self_: Ref<Vm>) -> Result<Vec<DataSourceRecord>> {
+        let uuid = vm_uuid(self, self_.as_str())?;
+        Ok(crate::rrd::sources::api_list(self, Owner::Vm(&uuid)))
+    }
+
+    async fn query_data_source(&self, _ctx: &Ctx, self_: Ref<Vm>, data_source: String) -> Result<f64> {
+        let uuid = vm_uuid(self, self_.as_str())?;
+        crate::rrd::sources::api_query(self, Owner::Vm(&uuid), &data_source)
+    }
+
+    async fn record_data_source(&self, _ctx: &Ctx, self_: Ref<Vm>, data_source: String) -> Result<()> {
+        let uuid = vm_uuid(self, self_.as_str())?;
+        crate::rrd::sources::api_record(self, Owner::Vm(&uuid), &data_source)
+    }
+
+    async fn forget_data_source_archives(&self, _ctx: &Ctx, self_: Ref<Vm>, data_source: String) -> Result<()> {
+        let uuid = vm_uuid(self, self_.as_str())?;
+        crate::rrd::sources::api_forget(self, Owner::Vm(&uuid), &data_source).await
     }
 
     async fn set_appliance(&self, ctx: &Ctx, self_: Ref<Vm>, value: Ref<VmAppliance>) -> Result<()> {

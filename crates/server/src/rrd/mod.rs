@@ -16,6 +16,7 @@
 pub mod export;
 pub mod persist;
 pub mod sampler;
+pub mod sources;
 
 pub use export::Cf;
 

@@ -8,6 +8,10 @@ use model::Value;
 
 pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
     match name {
+        n if n.starts_with("host-data-source-") => {
+            let host = select_host(cx, &["uuid", "host", "host-uuid"])?;
+            super::data_source(cx, "host", host, n.trim_start_matches("host-data-source-")).await
+        }
         "host-enable" | "host-disable" | "host-evacuate" => {
             let host = select_host(cx, &["uuid", "host"])?;
             match name {

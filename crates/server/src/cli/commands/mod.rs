@@ -266,3 +266,46 @@ mod tests {
         assert_ne!(a, random_mac_local());
     }
 }
+
+/// `<vm|host>-data-source-list/query/record/forget` for one object: the
+/// API's data-source messages, printed as xapi's CLI does.
+pub async fn data_source(cx: &mut Cx<'_, '_>, class_name: &str, r: String, verb: &str) -> CliResult {
+    let call = |m: &str| format!("{class_name}.{m}");
+    match verb {
+        "list" => {
+            let v = cx.call(&call("get_data_sources"), vec![s(r)]).await?;
+            let fmt = |x: Option<&Value>| match x {
+                Some(Value::Float(f)) => format!("{f:.3}"),
+                Some(Value::Int(i)) => format!("{:.3}", *i as f64),
+                Some(Value::String(t)) => t.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                _ => String::new(),
+            };
+            let recs = v
+                .as_array()
+                .unwrap_or(&[])
+                .iter()
+                .map(|d| {
+                    ["name_label", "name_description", "enabled", "standard", "min", "max", "units"]
+                        .iter()
+                        .map(|k| (format!("{k} ( RO)"), fmt(d.member(k))))
+                        .collect()
+                })
+                .collect();
+            cx.table(recs).await
+        }
+        _ => {
+            let ds = cx.params.reqd("data-source")?.to_string();
+            let v = cx
+                .call(
+                    &call(&format!("{verb}_data_source{}", if verb == "forget" { "_archives" } else { "" })),
+                    vec![s(r), s(ds)],
+                )
+                .await?;
+            match v {
+                Value::Float(f) => cx.lines(vec![format!("{f:.3}")]).await,
+                _ => Ok(()),
+            }
+        }
+    }
+}

@@ -86,6 +86,14 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
         "vm-cd-add" => cd_add(cx).await,
         "vm-cd-insert" | "vm-cd-eject" => cd_media(cx, name == "vm-cd-insert").await,
         "vm-vif-list" => vif_list(cx).await,
+        n if n.starts_with("vm-data-source-") => {
+            let verb = n.trim_start_matches("vm-data-source-");
+            let ignore: &[&str] = if verb == "list" { &[] } else { &["data-source"] };
+            let vms = select_vms(cx, false, ignore)?;
+            one_or_many(&vms, cx, false)?;
+            let (vm, _) = vms.into_iter().next().ok_or_else(|| CliError::Failure("No matching VMs found".into()))?;
+            super::data_source(cx, "VM", vm, verb).await
+        }
         other => Err(CliError::UnknownCommand(other.to_string())),
     }
 }
