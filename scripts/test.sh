@@ -61,6 +61,13 @@ fi
 "$AVENV/bin/pip" install -q -r tests/ansible/requirements.txt
 export ANSIBLE_PLAYBOOK="$AVENV/bin/ansible-playbook" ANSIBLE_REQUIRED=1
 
+step "Prometheus (for tests/python/test_prometheus.py)"
+if ! command -v prometheus >/dev/null; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+prometheus --version 2>&1 | sed -n 1p
+
 step "Python clients (PyPI XenAPI, Ansible)"
 VENV="$ROOT/.venv-test"
 if [ ! -x "$VENV/bin/python" ]; then

@@ -348,7 +348,7 @@ pub fn find_object(s: &Server, c: &model::schema::ClassDef, head: &Head) -> Opti
 }
 
 /// The paths handlers serve, by method (everything else is RPC).
-const HANDLERS: [(&str, &str); 17] = [
+const HANDLERS: [(&str, &str); 18] = [
     ("POST", "/cli"),
     ("GET", "/export"),
     ("GET", "/export_metadata"),
@@ -364,6 +364,7 @@ const HANDLERS: [(&str, &str); 17] = [
     ("GET", "/vm_rrd"),
     ("GET", "/vm_rrds"),
     ("GET", "/sr_rrd"),
+    ("GET", "/metrics"),
     ("GET", "/pool/xmldbdump"),
     ("PUT", "/pool/xmldbdump"),
 ];
@@ -400,6 +401,7 @@ pub async fn route(
         ("GET", "/host_rrd" | "/host_rrds") => rrd::host_rrd(s, &head, reply).await,
         ("GET", "/vm_rrd" | "/vm_rrds") => rrd::vm_rrd(s, &head, reply).await,
         ("GET", "/sr_rrd") => rrd::sr_rrd(s, &head, reply).await,
+        ("GET", "/metrics") => rrd::metrics(s, &head, reply).await,
         ("GET", "/pool/xmldbdump") => dbdump::dump(s, &head, reply).await,
         ("PUT", "/pool/xmldbdump") => dbdump::restore(s, &head, body, reply).await,
         _ => reply.not_found().await,

@@ -180,3 +180,77 @@ mod tests {
         assert!(!prefers_json(&head(Some("image/png"), "start=0")));
     }
 }
+
+/// Prometheus' scrape endpoint, authenticated as the other statistics
+/// handlers (session cookie or query, or HTTP basic auth).
+pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
+    let Some(auth) = super::require_auth(s, head, reply, "get_metrics").await? else { return Ok(()) };
+    super::release(s, &auth);
+    let (vm_c, sr_c) = (class("VM"), class("SR"));
+    // Names and SR figures from one read of the store; RRD copies from one lock.
+    let (names, srs): (std::collections::HashMap<String, String>, Vec<(String, String, i64, i64)>) = {
+        let st = s.db.read();
+        let (uuid, label) = (field(vm_c, "uuid"), field(vm_c, "name_label"));
+        let names = st
+            .table(vm_c)
+            .iter()
+            .filter_map(|(_, r)| {
+                Some((r.get(uuid).as_str()?.to_string(), r.get(label).as_str().unwrap_or("").to_string()))
+            })
+            .collect();
+        let f = |n: &str| field(sr_c, n);
+        let srs = st
+            .table(sr_c)
+            .iter()
+            .map(|(_, r)| {
+                (
+                    r.get(f("uuid")).as_str().unwrap_or("").to_string(),
+                    r.get(f("name_label")).as_str().unwrap_or("").to_string(),
+                    r.get(f("physical_size")).as_int().unwrap_or(0),
+                    r.get(f("physical_utilisation")).as_int().unwrap_or(0),
+                )
+            })
+            .collect();
+        (names, srs)
+    };
+    let (host, vms) = {
+        let g = s.rrds.lock();
+        (g.host.clone(), g.vms.iter().map(|(u, r)| (u.clone(), r.clone())).collect::<Vec<_>>())
+    };
+    let host_uuid = host_uuid(s);
+    let host_name = {
+        let hc = class("host");
+        s.db.read()
+            .get(hc, &s.host)
+            .and_then(|h| h.get(field(hc, "name_label")).as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let mut subjects = Vec::with_capacity(vms.len() + 1);
+    if let Some(h) = &host {
+        subjects.push(crate::rrd::prometheus::Subject { kind: "host", uuid: &host_uuid, name: &host_name, rrd: h });
+    }
+    for (u, r) in &vms {
+        let name = names.get(u).map(String::as_str).unwrap_or("");
+        subjects.push(crate::rrd::prometheus::Subject { kind: "vm", uuid: u, name, rrd: r });
+    }
+    let srs: Vec<crate::rrd::prometheus::SrFigures<'_>> = srs
+        .iter()
+        .map(|(u, n, size, used)| crate::rrd::prometheus::SrFigures {
+            uuid: u,
+            name: n,
+            size: *size,
+            utilisation: *used,
+        })
+        .collect();
+    let body = crate::rrd::prometheus::render(&subjects, &srs);
+    let headers = [
+        ("content-type", "text/plain; version=0.0.4; charset=utf-8".to_string()),
+        ("content-length", body.len().to_string()),
+        ("cache-control", "no-cache, no-store".to_string()),
+        ("connection", "close".to_string()),
+    ];
+    reply.head(200, "OK", &headers).await?;
+    let w = reply.body();
+    w.write_all(body.as_bytes()).await?;
+    w.flush().await
+}

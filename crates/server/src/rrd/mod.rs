@@ -15,6 +15,7 @@
 
 pub mod export;
 pub mod persist;
+pub mod prometheus;
 pub mod sampler;
 pub mod sources;
 
