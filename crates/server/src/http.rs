@@ -709,3 +709,45 @@ pub mod tls {
             .map_err(err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stall_ends_a_body_that_stops() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut r = Stall::new(server, Some(Duration::from_millis(200)));
+        client.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(r.read(&mut buf).await.unwrap(), 5);
+        let t0 = std::time::Instant::now();
+        let e = r.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(t0.elapsed() >= Duration::from_millis(190));
+    }
+
+    #[tokio::test]
+    async fn stall_spares_steady_bodies_and_unbounded_readers() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut r = Stall::new(server, Some(Duration::from_millis(300)));
+        let writer = tokio::spawn(async move {
+            // Four pieces 150 ms apart: 600 ms in all, never 300 ms idle.
+            for _ in 0..4 {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                client.write_all(b"abcd").await.unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16];
+        while got.len() < 16 {
+            let n = r.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        writer.await.unwrap();
+        // No limit: a read may wait as long as it likes.
+        let (_c, server) = tokio::io::duplex(64);
+        let mut r = Stall::new(server, None);
+        assert!(tokio::time::timeout(Duration::from_millis(300), r.read(&mut buf)).await.is_err());
+    }
+}

@@ -400,3 +400,60 @@ pub fn spawn_gc(s: Server, every: Duration) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard(per_source: u32, window_ms: u64) -> LoginGuard {
+        let cfg = crate::Config {
+            login_failures_per_source: per_source,
+            login_failure_window: Duration::from_millis(window_ms),
+            ..Default::default()
+        };
+        LoginGuard::new(&cfg)
+    }
+
+    #[test]
+    fn failures_throttle_one_address_for_one_window() {
+        let g = guard(3, 300);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for _ in 0..2 {
+            g.record(Some(a), false);
+        }
+        assert!(!g.throttled(Some(a)));
+        g.record(Some(a), false);
+        assert!(g.throttled(Some(a)));
+        assert!(!g.throttled(Some(b)), "other addresses are not affected");
+        assert!(!g.throttled(None), "the Unix socket and internal callers are never throttled");
+        std::thread::sleep(Duration::from_millis(320));
+        assert!(!g.throttled(Some(a)), "the window ended");
+        // A success clears the count.
+        g.record(Some(b), false);
+        g.record(Some(b), false);
+        g.record(Some(b), true);
+        g.record(Some(b), false);
+        assert!(!g.throttled(Some(b)));
+    }
+
+    #[test]
+    fn zero_disables_the_per_address_limit() {
+        let g = guard(0, 60_000);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..100 {
+            g.record(Some(a), false);
+        }
+        assert!(!g.throttled(Some(a)));
+    }
+
+    #[test]
+    fn group_keys_as_xapi() {
+        assert_eq!(group_key(false, "root", "xo"), (1, "xo".into()));
+        assert_eq!(group_key(false, "", "xo"), (1, "xo".into()));
+        assert_eq!(group_key(false, "alice", "xo"), (2, "alice".into()));
+        assert_eq!(group_key(false, "root", ""), (3, String::new()));
+        assert_eq!(group_key(true, "root", "xo"), (0, String::new()));
+        assert_eq!(group_limit(1), PER_ORIGINATOR);
+        assert_eq!(group_limit(3), ANONYMOUS);
+    }
+}
