@@ -150,7 +150,9 @@ fn connections() {
     let body = xml_call("VM.get_record", &[Value::from(x.session.as_str()), Value::from(vm.as_str())]);
     let addr = x.addr;
     const N: usize = 5000;
-    println!("\n## {IDLE} idle + {SLOW} slow connections: VM.get_record (XML-RPC) latency on one connection, {N} calls\n");
+    println!(
+        "\n## {IDLE} idle + {SLOW} slow connections: VM.get_record (XML-RPC) latency on one connection, {N} calls\n"
+    );
     let idle1 = rt.cli.block_on(latency(addr, body.clone(), N));
     let rss0 = rss_kib();
     let stop = Arc::new(AtomicBool::new(false));

@@ -198,11 +198,12 @@ async fn post(server: &Server, req: Request<Incoming>, path: &str, local: bool) 
     let max = server.cfg.max_rpc_body;
     if len > max as u64 {
         tracing::info!(len, max, peer = ?peer(), "RPC body over the limit");
-        // Read a moderate body to its end before answering, so that the
-        // client, still sending, is not reset before it reads the 413.
+        // Read a moderate body to its end (briefly) before answering, so
+        // that a client still sending is not reset before it reads the 413.
         if len <= DRAIN_413 {
             let mut body = req.into_body();
-            while let Ok(Some(Ok(_))) = tokio::time::timeout(server.cfg.body_timeout, body.frame()).await {}
+            let deadline = tokio::time::Instant::now() + DRAIN_TIME.min(server.cfg.body_timeout);
+            while let Ok(Some(Ok(_))) = tokio::time::timeout_at(deadline, body.frame()).await {}
         }
         return html(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -256,6 +257,9 @@ async fn post(server: &Server, req: Request<Incoming>, path: &str, local: bool) 
 /// Over-limit RPC bodies up to this size are read (and dropped) before the
 /// 413, so the client sees the answer rather than a reset.
 const DRAIN_413: u64 = 4 << 20;
+/// The longest such a body is read for: a client that is slow to send it
+/// gets the 413 anyway.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
 
 /// The no-progress limit for a handler request's body: uploads (`PUT`) get
 /// one; a console's bytes (which may rest while a viewer watches) and the

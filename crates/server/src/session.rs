@@ -137,7 +137,7 @@ impl LoginGuard {
             return Err(Refusal::Busy);
         }
         let _in_line = InLine(&self.in_line);
-        let _slot = match &self.slots {
+        let slot = match &self.slots {
             Some(sem) => Some(sem.clone().acquire_owned().await.map_err(|_| Refusal::Busy)?),
             None => None,
         };
@@ -147,7 +147,13 @@ impl LoginGuard {
             return Err(Refusal::Throttled);
         }
         let (u, pw, p) = (user.to_string(), password.to_string(), s.clone());
-        let ok = match tokio::task::spawn_blocking(move || p.passwd.check(&u, &pw)).await {
+        // The slot goes with the hash: a client that disconnects drops this
+        // future, but the hash runs on and must keep its slot until done.
+        let hash = move || {
+            let _slot = slot;
+            p.passwd.check(&u, &pw)
+        };
+        let ok = match tokio::task::spawn_blocking(hash).await {
             Ok(ok) => ok,
             Err(e) => {
                 tracing::error!("password check failed to run: {e}");
