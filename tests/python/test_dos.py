@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 
+import pytest
 import XenAPI
 
 from conftest import PASSWORD, Xapid
@@ -55,10 +56,12 @@ def login(port, password, source="127.0.0.1", timeout=60):
         c.close()
 
 
-def test_concurrent_wrong_passwords_bounded_memory():
+@pytest.mark.parametrize("per_source", ["10", "0"])
+def test_concurrent_wrong_passwords_bounded_memory(per_source):
     # --login-hash-threads 2 (this host's cores): at most two 19 MiB argon2
-    # checks at once, whatever the number of clients.
-    x = Xapid(extra_args=["--login-hash-threads", "2"]).start()
+    # checks at once, whatever the number of clients; with the per-address
+    # limit off too (per_source 0), the slots alone bound the memory.
+    x = Xapid(extra_args=["--login-hash-threads", "2", "--login-failures-per-source", per_source]).start()
     try:
         assert login(x.port, PASSWORD)["error"] is None  # warm: one hash done, allocator primed
         time.sleep(0.3)
@@ -91,8 +94,9 @@ def test_concurrent_wrong_passwords_bounded_memory():
         bound = base + (2 * ARGON2_MIB + 40) * 1024
         assert hwm < bound, "peak %d KiB over %d KiB (RSS before %d KiB)" % (hwm, bound, base)
         # The right password from another address: through the queue (FIFO
-        # behind at most the first ten failures' hashes; the rest of the flood
-        # is refused without hashing) in well under the flood's own time.
+        # behind at most the 66 checks in line; with the per-address limit,
+        # only the first ten failures are hashed and the rest of the flood is
+        # refused without hashing).
         assert good["reply"]["error"] is None, good
         assert good["secs"] < 20, good
     finally:

@@ -252,10 +252,11 @@ impl Sessions {
         put(&mut row, "auth_user_name", spec.user);
         put(&mut row, "originator", spec.originator);
         let _ = spec.pool;
-        // The group's limit holds from the moment of login, not from the
-        // next collection: the least recently active sessions of the group
-        // (oldest created among equals) make room, as xapi's collector
-        // would pick them. Sessions with pending tasks are never taken.
+        // The group's limit holds from the moment of login (xapi enforces
+        // it only in its 30 s collector, so a burst of logins stays valid
+        // until then): the least recently active sessions of the group
+        // (oldest created among equals) make room, as that collector would
+        // pick them. Sessions with pending tasks are never taken.
         let key = group_key(false, spec.user, spec.originator);
         let limit = group_limit(key.0);
         let busy = s.tasks.sessions_with_pending_tasks(s);
