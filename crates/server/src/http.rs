@@ -550,7 +550,13 @@ async fn busy<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/html\r\nconnection: close\r\nretry-after: 1\r\ncontent-length: {}\r\n\r\n{PAGE}",
         PAGE.len()
     );
-    if io.write_all(r.as_bytes()).await.is_err() || io.shutdown().await.is_err() {
+    if let Err(e) = async {
+        io.write_all(r.as_bytes()).await?;
+        io.shutdown().await
+    }
+    .await
+    {
+        tracing::debug!("refusing a connection over the limit: {e}");
         return;
     }
     let mut sink = [0u8; 4096];
