@@ -62,8 +62,8 @@ class Xapid:
             "--http", "127.0.0.1:%d" % self.port,
             "--unix", self.sock,
             "--root-password", PASSWORD,
-            "--login-failure-delay-ms", "100",
-        ] + self.extra_args
+        ] + ([] if "--login-failure-delay-ms" in self.extra_args else ["--login-failure-delay-ms", "100"]) \
+            + self.extra_args
         self.proc = subprocess.Popen(args, stdout=log, stderr=log)
         deadline = time.time() + 20
         while time.time() < deadline:

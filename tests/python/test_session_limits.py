@@ -107,3 +107,28 @@ def test_groups_are_independent(xapid, api):
     assert all(v.values()), "neither group is over its 500 limit"
     # The module's own session (originator "pytest") is never touched.
     assert api.pool.get_all()
+
+
+def test_limit_enforced_at_login_oldest_first():
+    # --gc-interval-secs 3600: no collection runs during the test, so the
+    # limit must hold from the logins themselves. 600 logins with one
+    # originator (5 with the password over TCP, the rest over the Unix
+    # socket, which skips the hash) within the same seconds: the first 100
+    # are the ones gone, at once.
+    x = Xapid(extra_args=["--gc-interval-secs", "3600"]).start()
+    try:
+        api = x.session().xenapi
+        base = session_count(api)
+        refs = []
+        for _ in range(5):
+            st, h, r = x.jsonrpc("session.login_with_password", ["root", PASSWORD, "1.0", "burst"])
+            refs.append(r["result"])
+        refs += bulk_login(x, 595, "burst")
+        assert session_count(api) == base + 500
+        v = validity(x, refs)
+        assert [r for r in refs[:100] if v[r]] == [], "the first 100 must be the ones evicted"
+        assert all(v[r] for r in refs[100:]), "the last 500 must be valid"
+        # The caller's own session (another originator) is untouched.
+        assert api.pool.get_all()
+    finally:
+        x.cleanup()

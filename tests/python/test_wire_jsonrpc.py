@@ -221,7 +221,7 @@ def test_xml_at_jsonrpc_path_is_not_accepted_as_json(xapid, jsid):
 
 def test_jsonrpc_body_limit(xapid, jsid):
     st, _, _ = xapid.jsonrpc("system.isAlive:x", ["z" * (301 * 1024)])
-    assert st == 500
+    assert st == 413
 
 
 def test_keepalive_mixed_protocols(xapid, jsid):

@@ -335,13 +335,13 @@ def test_body_over_300k_rejected_without_reading_it(xapid):
     t0 = time.time()
     resp = raw_http(xapid, head + b"<methodCall>" + b" " * 1000, timeout=5)
     assert time.time() - t0 < 4, "server waited for the whole declared body"
-    assert status_of(resp) == 500
+    assert status_of(resp) == 413
 
 
 def test_body_just_over_limit_rejected(xapid, post, sid):
     filler = "x" * (300 * 1024)
     st, _, _ = post(call_xml("system.isAlive:x", s(filler)))
-    assert st == 500
+    assert st == 413
     # Just under is fine.
     st, _, body = post(call_xml("system.isAlive:x", s("y" * (299 * 1024))))
     assert st == 200 and envelope(body)["Status"] == "Success"

@@ -20,14 +20,20 @@ pub struct Xapid {
 }
 
 pub async fn start_xapid(durable: bool) -> Xapid {
+    start_xapid_with(durable, |_| {}).await
+}
+
+/// Like [`start_xapid`], with the configuration adjusted by `f` first.
+pub async fn start_xapid_with(durable: bool, f: impl FnOnce(&mut server::Config)) -> Xapid {
     let dir = if durable { Some(tempfile::tempdir().expect("tempdir")) } else { None };
-    let cfg = server::Config {
+    let mut cfg = server::Config {
         data_dir: dir.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default(),
         http: vec!["127.0.0.1:0".parse().expect("addr")],
         root_password: Some("pw".into()),
         ephemeral: !durable,
         ..Default::default()
     };
+    f(&mut cfg);
     let running = server::start(cfg).await.expect("server start");
     let addr = running.bound.http[0];
     let mut c = Client::connect(addr).await;
@@ -51,6 +57,19 @@ pub struct Client {
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let s = TcpStream::connect(addr).await.expect("connect");
+        Client::over(s, addr).await
+    }
+
+    /// A connection from a chosen loopback source address (all of 127/8 is
+    /// local on Linux), standing for another client host.
+    pub async fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> Client {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind(SocketAddr::new(source, 0)).expect("bind source");
+        let s = sock.connect(addr).await.expect("connect");
+        Client::over(s, addr).await
+    }
+
+    async fn over(s: TcpStream, addr: SocketAddr) -> Client {
         s.set_nodelay(true).expect("nodelay");
         let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s)).await.expect("handshake");
         tokio::spawn(async move {
@@ -161,17 +180,26 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Peak resident memory of this process in KiB, and a way to reset it.
-pub fn peak_rss_kib() -> u64 {
+fn status_kib(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Peak resident memory of this process in KiB, and a way to reset it.
+pub fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+/// Resident memory of this process now, in KiB.
+pub fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
 }
 
 pub fn reset_peak_rss() {

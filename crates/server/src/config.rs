@@ -21,8 +21,30 @@ pub struct Config {
     pub backend: String,
     /// How long a failed login waits before answering (xapi: 5 s).
     pub login_failure_delay: Duration,
-    /// Largest RPC body accepted (xapi: 300 KiB).
+    /// Largest RPC body accepted (xapi: 300 KiB); larger ones get 413.
     pub max_rpc_body: usize,
+    /// Connections open at once on the TCP and TLS listeners together
+    /// (xapi's `conn_limit_tcp`: 800); beyond it a client gets `503`.
+    pub max_connections: usize,
+    /// The same for the Unix socket (xapi's `conn_limit_unix`: 1024).
+    pub max_unix_connections: usize,
+    /// How long a request head may take to arrive (xapi's
+    /// `header_total_timeout_tcp`: 60 s), idle keep-alive time included.
+    pub header_timeout: Duration,
+    /// How long a request body may go without a byte arriving while the
+    /// server waits for it. A slow but steady upload is never cut.
+    pub body_timeout: Duration,
+    /// Password hashes computed at once (each argon2 check takes ~19 MiB);
+    /// 0 leaves them unbounded (only to measure what the bound saves).
+    pub login_hash_threads: usize,
+    /// Logins waiting for a hashing slot; beyond this they fail at once
+    /// (after the failure delay) without hashing.
+    pub login_hash_queue: usize,
+    /// Failed logins from one address within `login_failure_window` after
+    /// which further attempts from it fail without hashing until the window
+    /// ends; 0 disables this.
+    pub login_failures_per_source: u32,
+    pub login_failure_window: Duration,
     /// The host's name and management address as the API reports them.
     pub hostname: String,
     pub address: String,
@@ -70,6 +92,16 @@ impl Default for Config {
             backend: "sim".into(),
             login_failure_delay: Duration::from_secs(2),
             max_rpc_body: 300 * 1024,
+            max_connections: 800,
+            max_unix_connections: 1024,
+            header_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
+            // Hashing is CPU-bound: more at once than cores only adds
+            // memory. xapi's local_auth_max_threads (8) is the ceiling.
+            login_hash_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8),
+            login_hash_queue: 64,
+            login_failures_per_source: 10,
+            login_failure_window: Duration::from_secs(60),
             hostname: "localhost".into(),
             address: "127.0.0.1".into(),
             ephemeral: false,

@@ -2,8 +2,17 @@
 //!
 //! `POST /jsonrpc` is JSON-RPC; a POST to any other path is XML-RPC (xapi
 //! routes by longest prefix and `/` is XML-RPC). Bodies need a
-//! Content-Length and may be at most 300 KiB; malformed requests get xapi's
-//! HTML 500 page.
+//! Content-Length and may be at most 300 KiB (413 beyond); malformed requests
+//! get xapi's HTML 500 page.
+//!
+//! Denial of service: connections are capped per listener kind (TCP and TLS
+//! together, the Unix socket apart), and a client beyond the cap gets a short
+//! `503` rather than waiting in the kernel's backlog (xapi stops accepting
+//! instead). Request heads must arrive within `header_timeout`, idle
+//! keep-alive time included; request bodies may not stall (no byte for
+//! `body_timeout` while the server waits for one), but time the server spends
+//! computing a reply (an `event.from` long-poll) or not reading (a slow disk
+//! behind an import) never counts.
 
 use crate::handlers::{self, Head, Reply};
 use crate::{rpc, Server};
@@ -16,15 +25,31 @@ use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+tokio::task_local! {
+    /// The client's address for everything served on a TCP or TLS
+    /// connection (None on the Unix socket). A task-local rather than a
+    /// parameter so that logins deep in the dispatcher, the CLI and the
+    /// handlers' basic auth see it without every call path carrying it.
+    static PEER: Option<IpAddr>;
+}
+
+/// The address of the client whose request is being served, if it came
+/// over TCP or TLS.
+pub fn peer() -> Option<IpAddr> {
+    PEER.try_with(|p| *p).ok().flatten()
+}
 
 type Body = BoxBody<Bytes, io::Error>;
 
@@ -120,13 +145,14 @@ async fn via_hyper(server: Server, req: Request<Incoming>, local: bool) -> Respo
     let http10 = req.version() == hyper::Version::HTTP_10;
     let head = Head::from_target(req.method().as_str(), &target, headers, http10, local);
     let body = req.into_body().into_data_stream().map_err(io::Error::other);
-    let mut reader = tokio_util::io::StreamReader::new(body);
+    let mut reader = Stall::new(tokio_util::io::StreamReader::new(body), body_limit(&server, &head.method));
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (w, r) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
+    let handler = async move {
         let mut reply = Reply::Hyper { head: Some(tx), body: w };
         let _ = handlers::route(&server, head, &mut reader, &mut reply).await;
-    });
+    };
+    tokio::spawn(PEER.scope(peer(), handler));
     let Ok((code, hdrs)) = rx.await else {
         return internal_error("the handler ended without answering");
     };
@@ -169,13 +195,52 @@ async fn post(server: &Server, req: Request<Incoming>, path: &str, local: bool) 
     let Some(len) = len else {
         return internal_error("We require a content-length: HTTP header");
     };
-    if len > server.cfg.max_rpc_body as u64 {
-        return internal_error("Client_requested_size_over_limit");
+    let max = server.cfg.max_rpc_body;
+    if len > max as u64 {
+        tracing::info!(len, max, peer = ?peer(), "RPC body over the limit");
+        // Read a moderate body to its end (briefly) before answering, so
+        // that a client still sending is not reset before it reads the 413.
+        if len <= DRAIN_413 {
+            let mut body = req.into_body();
+            let deadline = tokio::time::Instant::now() + DRAIN_TIME.min(server.cfg.body_timeout);
+            while let Ok(Some(Ok(_))) = tokio::time::timeout_at(deadline, body.frame()).await {}
+        }
+        return html(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request entity too large",
+            &format!("The request body is over the limit of {max} bytes."),
+        );
     }
-    let body = match http_body_util::Limited::new(req.into_body(), server.cfg.max_rpc_body).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return internal_error(&format!("reading the request body failed: {e}")),
-    };
+    let mut body = req.into_body();
+    let mut buf = Vec::with_capacity(len as usize);
+    loop {
+        // A timeout per frame: a body that stops arriving is given up,
+        // however long a steady one takes.
+        match tokio::time::timeout(server.cfg.body_timeout, body.frame()).await {
+            Ok(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    if buf.len() + d.len() > max {
+                        return internal_error("Client_requested_size_over_limit");
+                    }
+                    buf.extend_from_slice(d);
+                }
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                tracing::debug!("reading an RPC body: {e}");
+                return internal_error(&format!("reading the request body failed: {e}"));
+            }
+            Err(_) => {
+                tracing::info!(peer = ?peer(), got = buf.len(), len, "RPC body stalled");
+                return html(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request timeout",
+                    "The request body stopped arriving before its Content-Length.",
+                );
+            }
+        }
+    }
+    let body = Bytes::from(buf);
     if path == "/jsonrpc" {
         match rpc::json(server, &body, local).await {
             Ok(out) => rpc_reply(out, "application/json"),
@@ -185,6 +250,58 @@ async fn post(server: &Server, req: Request<Incoming>, path: &str, local: bool) 
         match rpc::xml(server, &body, local).await {
             Ok(out) => rpc_reply(out, "text/xml"),
             Err(e) => internal_error(&format!("Xmlrpc.Parse_error({})", e.0)),
+        }
+    }
+}
+
+/// Over-limit RPC bodies up to this size are read (and dropped) before the
+/// 413, so the client sees the answer rather than a reset.
+const DRAIN_413: u64 = 4 << 20;
+/// The longest such a body is read for: a client that is slow to send it
+/// gets the 413 anyway.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// The no-progress limit for a handler request's body: uploads (`PUT`) get
+/// one; a console's bytes (which may rest while a viewer watches) and the
+/// CLI protocol (its own timeouts) do not.
+fn body_limit(server: &Server, method: &str) -> Option<Duration> {
+    (method == "PUT").then_some(server.cfg.body_timeout)
+}
+
+/// A reader that fails with `TimedOut` once a read has waited `limit`
+/// without a byte arriving. The clock runs only while a read is pending,
+/// so a server that reads slowly (backpressure from the disk) is not a
+/// stalled client.
+pub struct Stall<R> {
+    inner: R,
+    limit: Option<Duration>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<R> Stall<R> {
+    pub fn new(inner: R, limit: Option<Duration>) -> Stall<R> {
+        Stall { inner, limit, sleep: None }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Stall<R> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                this.sleep = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let Some(limit) = this.limit else { return Poll::Pending };
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    this.sleep = None;
+                    tracing::info!(peer = ?peer(), "request body stalled for {} s", limit.as_secs());
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the request body stalled")));
+                }
+                Poll::Pending
+            }
         }
     }
 }
@@ -243,8 +360,12 @@ const MAX_HEAD: usize = 16 * 1024;
 
 /// Read until the end of the first request head. Ok(None): the connection
 /// closed (or timed out) before a request arrived; Err: the head is too large.
-async fn read_head<IO: AsyncRead + Unpin>(io: &mut IO, buf: &mut Vec<u8>) -> Result<Option<usize>, ()> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+async fn read_head<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    buf: &mut Vec<u8>,
+    limit: Duration,
+) -> Result<Option<usize>, ()> {
+    let deadline = tokio::time::Instant::now() + limit;
     let mut chunk = [0u8; 4096];
     loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -272,11 +393,10 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut buf = Vec::with_capacity(2048);
-    let end = match read_head(&mut io, &mut buf).await {
+    let end = match read_head(&mut io, &mut buf, server.cfg.header_timeout).await {
         Ok(Some(end)) => end,
         Ok(None) => return,
         Err(()) => {
-            use tokio::io::AsyncWriteExt;
             let body = "<html><body><h1>HTTP 431 request header fields too large</h1>Exceeded the maximum header size.</body></html>";
             let _ = io
                 .write_all(format!("HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/html\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}", body.len()).as_bytes())
@@ -307,11 +427,11 @@ where
     match raw {
         Some(head) => {
             let (r, mut w) = tokio::io::split(io);
-            let mut reader = Prefixed { prefix: rest, pos: 0, inner: r };
+            let limit = body_limit(&server, &head.method);
+            let mut reader = Stall::new(Prefixed { prefix: rest, pos: 0, inner: r }, limit);
             let http10 = head.http10;
             let mut reply = Reply::Raw { w: &mut w, http10, sent: false };
             let _ = handlers::route(&server, head, &mut reader, &mut reply).await;
-            use tokio::io::AsyncWriteExt;
             let _ = w.shutdown().await;
         }
         None => {
@@ -325,10 +445,15 @@ async fn serve_hyper<IO>(server: Server, io: IO, local: bool, mut stop: watch::R
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let header_timeout = server.cfg.header_timeout;
     let svc = hyper::service::service_fn(move |req| handle(server.clone(), req, local));
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .max_buf_size(1 << 20)
+        // Each later request's head (and the idle wait before it) is bounded
+        // as the first one is in read_head.
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades();
     tokio::pin!(conn);
@@ -349,14 +474,110 @@ pub struct Bound {
     pub unix: Vec<PathBuf>,
 }
 
+/// Connections over a listener kind's cap being refused at once at most;
+/// beyond that they are just closed, so refusing costs little too.
+const MAX_REFUSING: usize = 64;
+
+/// How long a refusal (TLS handshake, 503, reading what the client sent)
+/// may take.
+const REFUSE_TIME: Duration = Duration::from_secs(5);
+
+/// The connection slots of one kind of listener (TCP and TLS share one).
+#[derive(Clone)]
+struct Slots {
+    kind: &'static str,
+    open: Arc<Semaphore>,
+    refusing: Arc<Semaphore>,
+    refused: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Slots {
+    fn new(kind: &'static str, max: usize) -> Slots {
+        Slots {
+            kind,
+            open: Arc::new(Semaphore::new(max)),
+            refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
+            refused: Default::default(),
+        }
+    }
+
+    /// A slot for a new connection, or None at the cap.
+    fn take(&self) -> Option<OwnedSemaphorePermit> {
+        let p = self.open.clone().try_acquire_owned().ok();
+        if p.is_none() {
+            let n = self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // One line per thousand refusals: a flood must not flood the log.
+            if n.is_multiple_of(1000) {
+                tracing::warn!(listener = self.kind, refused = n + 1, "connection limit reached: refusing with 503");
+            }
+        }
+        p
+    }
+
+    /// Answer a connection over the cap in the background, if few are.
+    fn refuse<IO>(&self, io: IO, tls: Option<tokio_rustls::TlsAcceptor>)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Ok(permit) = self.refusing.clone().try_acquire_owned() else {
+            tracing::debug!(listener = self.kind, "closing a connection over the limit without an answer");
+            return;
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let answer = async move {
+                match tls {
+                    None => busy(io).await,
+                    Some(a) => {
+                        if let Ok(t) = a.accept(io).await {
+                            busy(t).await
+                        }
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(REFUSE_TIME, answer).await;
+        });
+    }
+}
+
+/// A short `503` and close. What the client sent is read (up to a bound)
+/// after our side is shut, so closing does not reset the connection before
+/// the client has read the answer.
+async fn busy<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO) {
+    const PAGE: &str =
+        "<html><body><h1>HTTP 503 service unavailable</h1>Too many connections; please try again later.</body></html>";
+    let r = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/html\r\nconnection: close\r\nretry-after: 1\r\ncontent-length: {}\r\n\r\n{PAGE}",
+        PAGE.len()
+    );
+    if let Err(e) = async {
+        io.write_all(r.as_bytes()).await?;
+        io.shutdown().await
+    }
+    .await
+    {
+        tracing::debug!("refusing a connection over the limit: {e}");
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let mut left = 64usize << 10;
+    while left > 0 {
+        match io.read(&mut sink).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+}
+
 /// Bind every configured listener and start accepting.
 pub async fn listen(server: Server, stop: watch::Receiver<bool>) -> io::Result<Bound> {
     let mut bound = Bound::default();
+    let tcp_slots = Slots::new("tcp", server.cfg.max_connections);
     for addr in server.cfg.http.clone() {
         let l = TcpListener::bind(addr).await.map_err(|e| io::Error::new(e.kind(), format!("http {addr}: {e}")))?;
         bound.http.push(l.local_addr()?);
-        let (s, st) = (server.clone(), stop.clone());
-        tokio::spawn(async move { accept_tcp(s, l, None, st).await });
+        let (s, st, slots) = (server.clone(), stop.clone(), tcp_slots.clone());
+        tokio::spawn(async move { accept_tcp(s, l, None, slots, st).await });
     }
     if !server.cfg.https.is_empty() {
         let tls = Arc::new(crate::http::tls::server_config(&server.cfg)?);
@@ -365,10 +586,11 @@ pub async fn listen(server: Server, stop: watch::Receiver<bool>) -> io::Result<B
             let l =
                 TcpListener::bind(addr).await.map_err(|e| io::Error::new(e.kind(), format!("https {addr}: {e}")))?;
             bound.https.push(l.local_addr()?);
-            let (s, st, a) = (server.clone(), stop.clone(), acceptor.clone());
-            tokio::spawn(async move { accept_tcp(s, l, Some(a), st).await });
+            let (s, st, a, slots) = (server.clone(), stop.clone(), acceptor.clone(), tcp_slots.clone());
+            tokio::spawn(async move { accept_tcp(s, l, Some(a), slots, st).await });
         }
     }
+    let unix_slots = Slots::new("unix", server.cfg.max_unix_connections);
     for path in server.cfg.unix.clone() {
         if path.exists() {
             let _ = std::fs::remove_file(&path);
@@ -379,13 +601,22 @@ pub async fn listen(server: Server, stop: watch::Receiver<bool>) -> io::Result<B
         let l =
             UnixListener::bind(&path).map_err(|e| io::Error::new(e.kind(), format!("unix {}: {e}", path.display())))?;
         bound.unix.push(path.clone());
-        let (s, mut st) = (server.clone(), stop.clone());
+        let (s, mut st, slots) = (server.clone(), stop.clone(), unix_slots.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     r = l.accept() => match r {
-                        Ok((sock, _)) => { tokio::spawn(serve_conn(s.clone(), sock, true, st.clone())); }
-                        Err(e) => { tracing::warn!("unix accept: {e}"); tokio::time::sleep(std::time::Duration::from_millis(50)).await; }
+                        Ok((sock, _)) => match slots.take() {
+                            Some(permit) => {
+                                let (s, st) = (s.clone(), st.clone());
+                                tokio::spawn(async move {
+                                    let _permit = permit;
+                                    serve_conn(s, sock, true, st).await
+                                });
+                            }
+                            None => slots.refuse(sock, None),
+                        },
+                        Err(e) => { tracing::warn!("unix accept: {e}"); tokio::time::sleep(Duration::from_millis(50)).await; }
                     },
                     _ = stopped(&mut st) => break,
                 }
@@ -400,29 +631,40 @@ async fn accept_tcp(
     s: Server,
     l: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    slots: Slots,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
             r = l.accept() => match r {
-                Ok((sock, _)) => {
+                Ok((sock, addr)) => {
                     let _ = sock.set_nodelay(true);
-                    let (s, st) = (s.clone(), stop.clone());
+                    let Some(permit) = slots.take() else {
+                        slots.refuse(sock, tls.clone());
+                        continue;
+                    };
+                    let (s, st, peer) = (s.clone(), stop.clone(), Some(addr.ip()));
                     match &tls {
-                        None => { tokio::spawn(serve_conn(s, sock, false, st)); }
+                        None => {
+                            tokio::spawn(PEER.scope(peer, async move {
+                                let _permit = permit;
+                                serve_conn(s, sock, false, st).await
+                            }));
+                        }
                         Some(a) => {
                             let a = a.clone();
-                            tokio::spawn(async move {
-                                match tokio::time::timeout(std::time::Duration::from_secs(10), a.accept(sock)).await {
+                            tokio::spawn(PEER.scope(peer, async move {
+                                let _permit = permit;
+                                match tokio::time::timeout(Duration::from_secs(10), a.accept(sock)).await {
                                     Ok(Ok(t)) => serve_conn(s, t, false, st).await,
                                     Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
                                     Err(_) => tracing::debug!("TLS handshake timed out"),
                                 }
-                            });
+                            }));
                         }
                     }
                 }
-                Err(e) => { tracing::warn!("accept: {e}"); tokio::time::sleep(std::time::Duration::from_millis(50)).await; }
+                Err(e) => { tracing::warn!("accept: {e}"); tokio::time::sleep(Duration::from_millis(50)).await; }
             },
             _ = stopped(&mut stop) => break,
         }
@@ -475,5 +717,47 @@ pub mod tls {
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stall_ends_a_body_that_stops() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut r = Stall::new(server, Some(Duration::from_millis(200)));
+        client.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(r.read(&mut buf).await.unwrap(), 5);
+        let t0 = std::time::Instant::now();
+        let e = r.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(t0.elapsed() >= Duration::from_millis(190));
+    }
+
+    #[tokio::test]
+    async fn stall_spares_steady_bodies_and_unbounded_readers() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut r = Stall::new(server, Some(Duration::from_millis(300)));
+        let writer = tokio::spawn(async move {
+            // Four pieces 150 ms apart: 600 ms in all, never 300 ms idle.
+            for _ in 0..4 {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                client.write_all(b"abcd").await.unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16];
+        while got.len() < 16 {
+            let n = r.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        writer.await.unwrap();
+        // No limit: a read may wait as long as it likes.
+        let (_c, server) = tokio::io::duplex(64);
+        let mut r = Stall::new(server, None);
+        assert!(tokio::time::timeout(Duration::from_millis(300), r.read(&mut buf)).await.is_err());
     }
 }

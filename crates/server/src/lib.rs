@@ -276,13 +276,14 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let gc_every = cfg.gc_interval;
     let backend = backend::Backend::by_name(&cfg.backend, cfg.sim.clone())
         .ok_or_else(|| format!("unknown backend {:?} (known: sim)", cfg.backend))?;
+    let sessions = session::Sessions::new(&cfg);
     let server = Server(Arc::new(Inner {
         db,
         backend,
         cfg,
         host,
         pool,
-        sessions: Default::default(),
+        sessions,
         events: Default::default(),
         tasks: Default::default(),
         passwd,

@@ -1,12 +1,23 @@
 //! Sessions: login, validation, logout and xapi's garbage collection
 //! (24 h idle expiry; at most 500 sessions per originator or per non-root
 //! user, 400 anonymous; least recently active evicted first; sessions that
-//! own pending tasks are never evicted).
+//! own pending tasks are never evicted). The per-group limits are also
+//! enforced at login, so a burst of logins never leaves more than the limit
+//! valid until the next collection.
+//!
+//! Password checks are throttled: argon2 takes ~19 MiB per check, so only
+//! `login_hash_threads` run at once (xapi likewise bounds PAM checks with its
+//! `local_auth_max_threads` semaphore), at most `login_hash_queue` wait, and
+//! an address with too many recent failures is refused without hashing.
 
 use crate::{class, field, put, ApiError, Result, Server};
 use model::{DateTime, Value};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 /// `last_active` is only rewritten when older than this, to keep reads cheap.
 const LAST_ACTIVE_REFRESH: i64 = 600;
@@ -15,8 +26,144 @@ pub const PER_ORIGINATOR: usize = 500;
 pub const PER_USER: usize = 500;
 pub const ANONYMOUS: usize = 400;
 
-#[derive(Default)]
-pub struct Sessions {}
+/// Addresses tracked for failed logins at most; beyond it, new addresses
+/// are not tracked (the hashing bound still caps what they cost).
+const MAX_TRACKED_SOURCES: usize = 65_536;
+
+pub struct Sessions {
+    guard: LoginGuard,
+}
+
+/// Why a password was not checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many recent failures from this address.
+    Throttled,
+    /// Every hashing slot is busy and the queue is full.
+    Busy,
+}
+
+/// Failures from one address in the current window.
+struct Window {
+    start: Instant,
+    failures: u32,
+}
+
+/// Bounds on password hashing: a semaphore of hashing slots, a bounded
+/// queue in front of it, and per-address failure counts.
+struct LoginGuard {
+    /// None: unbounded (the configuration knob used to measure the bound).
+    slots: Option<Arc<Semaphore>>,
+    /// Checks waiting for or holding a slot.
+    in_line: AtomicUsize,
+    max_in_line: usize,
+    per_source: u32,
+    window: Duration,
+    sources: Mutex<HashMap<IpAddr, Window>>,
+}
+
+impl LoginGuard {
+    fn new(cfg: &crate::Config) -> LoginGuard {
+        let threads = cfg.login_hash_threads;
+        LoginGuard {
+            slots: (threads > 0).then(|| Arc::new(Semaphore::new(threads))),
+            in_line: AtomicUsize::new(0),
+            max_in_line: threads + cfg.login_hash_queue,
+            per_source: cfg.login_failures_per_source,
+            window: cfg.login_failure_window,
+            sources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn throttled(&self, peer: Option<IpAddr>) -> bool {
+        let Some(ip) = peer else { return false };
+        if self.per_source == 0 {
+            return false;
+        }
+        let Ok(mut m) = self.sources.lock() else { return false };
+        match m.get(&ip) {
+            Some(w) if w.start.elapsed() >= self.window => {
+                m.remove(&ip);
+                false
+            }
+            Some(w) => w.failures >= self.per_source,
+            None => false,
+        }
+    }
+
+    fn record(&self, peer: Option<IpAddr>, ok: bool) {
+        let Some(ip) = peer else { return };
+        if self.per_source == 0 {
+            return;
+        }
+        let Ok(mut m) = self.sources.lock() else { return };
+        if ok {
+            m.remove(&ip);
+            return;
+        }
+        if m.len() >= MAX_TRACKED_SOURCES && !m.contains_key(&ip) {
+            let window = self.window;
+            m.retain(|_, w| w.start.elapsed() < window);
+            if m.len() >= MAX_TRACKED_SOURCES {
+                tracing::warn!(%ip, "too many addresses with failed logins to track another");
+                return;
+            }
+        }
+        let w = m.entry(ip).or_insert(Window { start: Instant::now(), failures: 0 });
+        if w.start.elapsed() >= self.window {
+            *w = Window { start: Instant::now(), failures: 0 };
+        }
+        w.failures += 1;
+        if w.failures == self.per_source {
+            tracing::warn!(%ip, failures = w.failures, "failed logins: refusing this address until its window ends");
+        }
+    }
+
+    /// Check a password under the bounds. The caller applies the failure
+    /// delay: it is served after the slot is released, so waiting clients
+    /// never hold hashing capacity.
+    async fn check(&self, s: &Server, user: &str, password: &str, peer: Option<IpAddr>) -> Result<bool, Refusal> {
+        if self.throttled(peer) {
+            return Err(Refusal::Throttled);
+        }
+        struct InLine<'a>(&'a AtomicUsize);
+        impl Drop for InLine<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        if self.in_line.fetch_add(1, Ordering::AcqRel) >= self.max_in_line && self.slots.is_some() {
+            self.in_line.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::Busy);
+        }
+        let _in_line = InLine(&self.in_line);
+        let slot = match &self.slots {
+            Some(sem) => Some(sem.clone().acquire_owned().await.map_err(|_| Refusal::Busy)?),
+            None => None,
+        };
+        // Failures recorded while this one waited count too: the queue
+        // behind a flood from one address drains without hashing.
+        if self.throttled(peer) {
+            return Err(Refusal::Throttled);
+        }
+        let (u, pw, p) = (user.to_string(), password.to_string(), s.clone());
+        // The slot goes with the hash: a client that disconnects drops this
+        // future, but the hash runs on and must keep its slot until done.
+        let hash = move || {
+            let _slot = slot;
+            p.passwd.check(&u, &pw)
+        };
+        let ok = match tokio::task::spawn_blocking(hash).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::error!("password check failed to run: {e}");
+                false
+            }
+        };
+        self.record(peer, ok);
+        Ok(ok)
+    }
+}
 
 pub struct LoginSpec<'a> {
     pub user: &'a str,
@@ -28,6 +175,23 @@ pub struct LoginSpec<'a> {
 }
 
 impl Sessions {
+    pub fn new(cfg: &crate::Config) -> Sessions {
+        Sessions { guard: LoginGuard::new(cfg) }
+    }
+
+    /// Check a password under the hashing bounds (logins and
+    /// `session.change_password`). `peer` is the client's address (None for
+    /// the Unix socket and internal callers, which are not counted).
+    pub async fn check_password(
+        &self,
+        s: &Server,
+        user: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<bool, Refusal> {
+        self.guard.check(s, user, password, peer).await
+    }
+
     /// SESSION_INVALID unless `sref` is a live session; refreshes `last_active`.
     pub fn validate(&self, s: &Server, sref: &str) -> Result<()> {
         let c = class("session");
@@ -53,12 +217,21 @@ impl Sessions {
     /// Check credentials and create a session.
     pub async fn login(&self, s: &Server, spec: LoginSpec<'_>) -> Result<String> {
         if !spec.local {
-            let (user, pw) = (spec.user.to_string(), spec.password.to_string());
-            let p = s.clone();
-            let ok = tokio::task::spawn_blocking(move || p.passwd.check(&user, &pw))
-                .await
-                .map_err(|e| crate::internal(e.to_string()))?;
+            let peer = crate::http::peer();
+            let ok = match self.check_password(s, spec.user, spec.password, peer).await {
+                Ok(ok) => ok,
+                // Refused without hashing: the same answer and delay as a
+                // wrong password, so a client learns nothing. A throttled
+                // address is refused even with the right password until
+                // its window ends (xapi has no such lockout; it only
+                // counts failures for its alert).
+                Err(why) => {
+                    tracing::info!(user = spec.user, ?peer, ?why, "login refused without checking the password");
+                    false
+                }
+            };
             if !ok {
+                tracing::info!(user = spec.user, ?peer, originator = spec.originator, "failed login");
                 tokio::time::sleep(s.cfg.login_failure_delay).await;
                 return Err(ApiError::SessionAuthenticationFailed {
                     uname: spec.user.to_string(),
@@ -79,10 +252,43 @@ impl Sessions {
         put(&mut row, "auth_user_name", spec.user);
         put(&mut row, "originator", spec.originator);
         let _ = spec.pool;
-        s.db.write(|tx| {
+        // The group's limit holds from the moment of login (xapi enforces
+        // it only in its 30 s collector, so a burst of logins stays valid
+        // until then): the least recently active sessions of the group
+        // (oldest created among equals) make room, as that collector would
+        // pick them. Sessions with pending tasks are never taken.
+        let key = group_key(false, spec.user, spec.originator);
+        let limit = group_limit(key.0);
+        let busy = s.tasks.sessions_with_pending_tasks(s);
+        let la = field(c, "last_active");
+        let (evicted, _) = s.db.write(|tx| {
+            let mut members: Vec<Member> = tx
+                .state()
+                .table(c)
+                .rows
+                .iter()
+                .filter(|(r, _)| !busy.contains(*r))
+                .filter(|(_, e)| row_group(&e.row) == key)
+                .map(|(r, e)| (secs(e.row.get(la)), e.created, r.clone()))
+                .collect();
+            let mut evicted = Vec::new();
+            if members.len() >= limit {
+                members.sort_unstable();
+                let excess = members.len() + 1 - limit;
+                for (_, _, old) in members.into_iter().take(excess) {
+                    tx.delete(c, &old);
+                    evicted.push(old);
+                }
+            }
             tx.insert(&r, row);
-            Ok::<_, ApiError>(())
+            Ok::<_, ApiError>(evicted)
         })?;
+        if !evicted.is_empty() {
+            tracing::info!(originator = spec.originator, user = spec.user, evicted = evicted.len(), "session limit");
+        }
+        for old in &evicted {
+            s.events.unregister_session(old);
+        }
         Ok(r)
     }
 
@@ -101,48 +307,29 @@ impl Sessions {
         let c = class("session");
         let busy = s.tasks.sessions_with_pending_tasks(s);
         let now = DateTime::now().secs;
-        let (la, pool, user, orig) =
-            (field(c, "last_active"), field(c, "pool"), field(c, "auth_user_name"), field(c, "originator"));
+        let la = field(c, "last_active");
         let mut doomed: Vec<String> = Vec::new();
-        let mut groups: HashMap<(u8, String), Vec<(i64, String)>> = HashMap::new();
+        let mut groups: HashMap<(u8, String), Vec<Member>> = HashMap::new();
         {
             let st = s.db.read();
-            for (r, row) in st.table(c).iter() {
+            for (r, e) in st.table(c).rows.iter() {
                 if busy.contains(r) {
                     continue;
                 }
-                let last = match row.get(la) {
-                    Value::DateTime(d) => d.secs,
-                    _ => 0,
-                };
+                let last = secs(e.row.get(la));
                 if now - last > IDLE_EXPIRY {
                     doomed.push(r.clone());
                     continue;
                 }
-                let u = row.get(user).as_str().unwrap_or("");
-                let o = row.get(orig).as_str().unwrap_or("");
-                let key = if row.get(pool).as_bool() == Some(true) {
-                    (0, String::new())
-                } else if (u.is_empty() || u == "root") && !o.is_empty() {
-                    (1, o.to_string())
-                } else if !u.is_empty() && u != "root" {
-                    (2, u.to_string())
-                } else {
-                    (3, String::new())
-                };
-                groups.entry(key).or_default().push((last, r.clone()));
+                groups.entry(row_group(&e.row)).or_default().push((last, e.created, r.clone()));
             }
         }
         for ((kind, _), mut members) in groups {
-            let limit = match kind {
-                1 => PER_ORIGINATOR,
-                2 => PER_USER,
-                _ => ANONYMOUS,
-            };
+            let limit = group_limit(kind);
             if members.len() > limit {
-                members.sort();
+                members.sort_unstable();
                 let excess = members.len() - limit;
-                doomed.extend(members.into_iter().take(excess).map(|(_, r)| r));
+                doomed.extend(members.into_iter().take(excess).map(|(_, _, r)| r));
             }
         }
         if doomed.is_empty() {
@@ -161,6 +348,50 @@ impl Sessions {
     }
 }
 
+/// A session as eviction sees it: last active, created (generation), ref.
+type Member = (i64, u64, String);
+
+fn secs(v: &Value) -> i64 {
+    match v {
+        Value::DateTime(d) => d.secs,
+        _ => 0,
+    }
+}
+
+/// xapi's session groups (`db_gc_util.ml`): pool sessions (0); root or
+/// nameless sessions with an originator, by originator (1); other users, by
+/// name (2); root or nameless sessions without an originator (3). Only the
+/// `originator` login parameter names a group: xapi does not fall back to
+/// the User-Agent here (it only logs it with failed logins).
+fn group_key(pool: bool, user: &str, originator: &str) -> (u8, String) {
+    if pool {
+        (0, String::new())
+    } else if (user.is_empty() || user == "root") && !originator.is_empty() {
+        (1, originator.to_string())
+    } else if !user.is_empty() && user != "root" {
+        (2, user.to_string())
+    } else {
+        (3, String::new())
+    }
+}
+
+fn row_group(row: &model::Row) -> (u8, String) {
+    let c = row.class;
+    group_key(
+        row.get(field(c, "pool")).as_bool() == Some(true),
+        row.get(field(c, "auth_user_name")).as_str().unwrap_or(""),
+        row.get(field(c, "originator")).as_str().unwrap_or(""),
+    )
+}
+
+fn group_limit(kind: u8) -> usize {
+    match kind {
+        1 => PER_ORIGINATOR,
+        2 => PER_USER,
+        _ => ANONYMOUS,
+    }
+}
+
 /// Run the session (and task) garbage collector periodically.
 pub fn spawn_gc(s: Server, every: Duration) {
     tokio::spawn(async move {
@@ -175,4 +406,61 @@ pub fn spawn_gc(s: Server, every: Duration) {
             s.tasks.gc(&s);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard(per_source: u32, window_ms: u64) -> LoginGuard {
+        let cfg = crate::Config {
+            login_failures_per_source: per_source,
+            login_failure_window: Duration::from_millis(window_ms),
+            ..Default::default()
+        };
+        LoginGuard::new(&cfg)
+    }
+
+    #[test]
+    fn failures_throttle_one_address_for_one_window() {
+        let g = guard(3, 300);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for _ in 0..2 {
+            g.record(Some(a), false);
+        }
+        assert!(!g.throttled(Some(a)));
+        g.record(Some(a), false);
+        assert!(g.throttled(Some(a)));
+        assert!(!g.throttled(Some(b)), "other addresses are not affected");
+        assert!(!g.throttled(None), "the Unix socket and internal callers are never throttled");
+        std::thread::sleep(Duration::from_millis(320));
+        assert!(!g.throttled(Some(a)), "the window ended");
+        // A success clears the count.
+        g.record(Some(b), false);
+        g.record(Some(b), false);
+        g.record(Some(b), true);
+        g.record(Some(b), false);
+        assert!(!g.throttled(Some(b)));
+    }
+
+    #[test]
+    fn zero_disables_the_per_address_limit() {
+        let g = guard(0, 60_000);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..100 {
+            g.record(Some(a), false);
+        }
+        assert!(!g.throttled(Some(a)));
+    }
+
+    #[test]
+    fn group_keys_as_xapi() {
+        assert_eq!(group_key(false, "root", "xo"), (1, "xo".into()));
+        assert_eq!(group_key(false, "", "xo"), (1, "xo".into()));
+        assert_eq!(group_key(false, "alice", "xo"), (2, "alice".into()));
+        assert_eq!(group_key(false, "root", ""), (3, String::new()));
+        assert_eq!(group_key(true, "root", "xo"), (0, String::new()));
+        assert_eq!(group_limit(1), PER_ORIGINATOR);
+        assert_eq!(group_limit(3), ANONYMOUS);
+    }
 }

@@ -74,6 +74,35 @@ struct Args {
     /// and exiting so that the next start applies it.
     #[arg(long, default_value_t = 30)]
     db_restore_fuse_secs: u64,
+    /// Connections open at once on the TCP and TLS listeners together
+    /// (xapi's conn_limit_tcp); a client beyond it gets 503.
+    #[arg(long, default_value_t = 800)]
+    max_connections: usize,
+    /// Connections open at once on the Unix socket (xapi's conn_limit_unix).
+    #[arg(long, default_value_t = 1024)]
+    max_unix_connections: usize,
+    /// Seconds a request head may take to arrive, idle keep-alive time included.
+    #[arg(long, default_value_t = 60)]
+    header_timeout_secs: u64,
+    /// Seconds a request body may go without a byte arriving before the
+    /// request is dropped (a steady slow upload is never cut).
+    #[arg(long, default_value_t = 60)]
+    body_timeout_secs: u64,
+    /// Password hashes computed at once [default: the number of CPUs, at most 8];
+    /// 0 leaves them unbounded.
+    #[arg(long)]
+    login_hash_threads: Option<usize>,
+    /// Logins waiting for a hashing slot before further ones are refused.
+    #[arg(long, default_value_t = 64)]
+    login_hash_queue: usize,
+    /// Failed logins from one address within the window after which its
+    /// logins are refused (even with the right password) until the window
+    /// ends; 0 disables this.
+    #[arg(long, default_value_t = 10)]
+    login_failures_per_source: u32,
+    /// The window for --login-failures-per-source, in seconds.
+    #[arg(long, default_value_t = 60)]
+    login_failure_window_secs: u64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -140,8 +169,18 @@ async fn run(args: Args) -> ExitCode {
         rrd_save_interval: Duration::from_secs(args.rrd_save_interval_secs.max(1)),
         recover_store: args.recover_store,
         db_restore_fuse: Duration::from_secs(args.db_restore_fuse_secs),
+        max_connections: args.max_connections.max(1),
+        max_unix_connections: args.max_unix_connections.max(1),
+        header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+        body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
+        login_hash_queue: args.login_hash_queue,
+        login_failures_per_source: args.login_failures_per_source,
+        login_failure_window: Duration::from_secs(args.login_failure_window_secs.max(1)),
         ..Config::default()
     };
+    if let Some(n) = args.login_hash_threads {
+        cfg.login_hash_threads = n;
+    }
     let defaults = cfg.http.is_empty() && cfg.https.is_empty() && cfg.unix.is_empty();
     if defaults {
         default_listeners(&mut cfg);

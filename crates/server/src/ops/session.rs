@@ -39,10 +39,12 @@ impl SessionApi for Server {
             .get_by_name("auth_user_name")
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        let p = self.clone();
-        let (u, o) = (user.clone(), old_pwd.clone());
-        let ok = ctx.local || tokio::task::spawn_blocking(move || p.passwd.check(&u, &o)).await.unwrap_or(false);
+        // Under the same hashing bounds as logins (a refused check is a
+        // rejection).
+        let ok = ctx.local
+            || self.sessions.check_password(self, &user, &old_pwd, crate::http::peer()).await.unwrap_or(false);
         if !ok {
+            tracing::info!(user, "change_password: old password rejected");
             return Err(ApiError::ChangePasswordRejected { msg: "Authentication failure".into() });
         }
         let p = self.clone();
