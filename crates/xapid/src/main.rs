@@ -243,6 +243,12 @@ fn reexec() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A binary replaced on disk (an upgrade) shows as "<path> (deleted)":
+    // start the new one at that path, as a service manager would.
+    let exe = match exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")) {
+        Some(p) => PathBuf::from(p),
+        None => exe,
+    };
     let err = std::process::Command::new(&exe).args(std::env::args_os().skip(1)).exec();
     eprintln!("xapid: cannot restart {}: {err}", exe.display());
     ExitCode::FAILURE

@@ -64,7 +64,10 @@ pub fn prefers_json(head: &Head) -> bool {
 }
 
 async fn send(reply: &mut Reply<'_>, json: bool, body: String) -> io::Result<()> {
-    let ty = if json { "application/json" } else { "text/xml" };
+    send_as(reply, if json { "application/json" } else { "text/xml" }, body).await
+}
+
+async fn send_as(reply: &mut Reply<'_>, ty: &str, body: String) -> io::Result<()> {
     let headers = [
         ("content-type", ty.to_string()),
         ("content-length", body.len().to_string()),
@@ -243,14 +246,5 @@ pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resu
         })
         .collect();
     let body = crate::rrd::prometheus::render(&subjects, &srs);
-    let headers = [
-        ("content-type", "text/plain; version=0.0.4; charset=utf-8".to_string()),
-        ("content-length", body.len().to_string()),
-        ("cache-control", "no-cache, no-store".to_string()),
-        ("connection", "close".to_string()),
-    ];
-    reply.head(200, "OK", &headers).await?;
-    let w = reply.body();
-    w.write_all(body.as_bytes()).await?;
-    w.flush().await
+    send_as(reply, "text/plain; version=0.0.4; charset=utf-8", body).await
 }
