@@ -61,6 +61,9 @@ fi
 "$AVENV/bin/pip" install -q -r tests/ansible/requirements.txt
 export ANSIBLE_PLAYBOOK="$AVENV/bin/ansible-playbook" ANSIBLE_REQUIRED=1
 
+step "Debian package (build, contents, install, systemd-analyze verify)"
+scripts/build-deb.sh --check
+
 step "Prometheus (for tests/python/test_prometheus.py)"
 if ! command -v prometheus >/dev/null; then
     as_root apt-get update -qq
