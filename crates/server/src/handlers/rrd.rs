@@ -161,27 +161,12 @@ pub async fn sr_rrd(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resul
     reply.not_found().await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(accept: Option<&str>, q: &str) -> Head {
-        let h = accept.map(|a| vec![("Accept".to_string(), a.to_string())]).unwrap_or_default();
-        Head::from_target("GET", &format!("/rrd_updates?{q}"), h, false, false)
-    }
-
-    #[test]
-    fn json_or_xml() {
-        assert!(!prefers_json(&head(None, "start=0")));
-        assert!(prefers_json(&head(None, "start=0&json")));
-        assert!(prefers_json(&head(None, "start=0&json=false")));
-        assert!(prefers_json(&head(Some("*/*"), "start=0")));
-        assert!(!prefers_json(&head(Some("text/xml"), "start=0&json")));
-        assert!(!prefers_json(&head(Some("application/json;q=0.5, text/*"), "start=0")));
-        assert!(prefers_json(&head(Some("application/json, text/xml;q=0.9"), "start=0")));
-        assert!(prefers_json(&head(Some("image/png"), "start=0&json")));
-        assert!(!prefers_json(&head(Some("image/png"), "start=0")));
-    }
+/// An SR's figures copied out of the store.
+struct SrRow {
+    uuid: String,
+    name: String,
+    size: i64,
+    used: i64,
 }
 
 /// Prometheus' scrape endpoint, authenticated as the other statistics
@@ -191,10 +176,10 @@ pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resu
     super::release(s, &auth);
     let (vm_c, sr_c) = (class("VM"), class("SR"));
     // Names and SR figures from one read of the store; RRD copies from one lock.
-    let (names, srs): (std::collections::HashMap<String, String>, Vec<(String, String, i64, i64)>) = {
+    let (names, srs) = {
         let st = s.db.read();
         let (uuid, label) = (field(vm_c, "uuid"), field(vm_c, "name_label"));
-        let names = st
+        let names: std::collections::HashMap<String, String> = st
             .table(vm_c)
             .iter()
             .filter_map(|(_, r)| {
@@ -202,16 +187,15 @@ pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resu
             })
             .collect();
         let f = |n: &str| field(sr_c, n);
-        let srs = st
+        let text = |r: &model::Row, n: &str| r.get(f(n)).as_str().unwrap_or("").to_string();
+        let srs: Vec<SrRow> = st
             .table(sr_c)
             .iter()
-            .map(|(_, r)| {
-                (
-                    r.get(f("uuid")).as_str().unwrap_or("").to_string(),
-                    r.get(f("name_label")).as_str().unwrap_or("").to_string(),
-                    r.get(f("physical_size")).as_int().unwrap_or(0),
-                    r.get(f("physical_utilisation")).as_int().unwrap_or(0),
-                )
+            .map(|(_, r)| SrRow {
+                uuid: text(r, "uuid"),
+                name: text(r, "name_label"),
+                size: r.get(f("physical_size")).as_int().unwrap_or(0),
+                used: r.get(f("physical_utilisation")).as_int().unwrap_or(0),
             })
             .collect();
         (names, srs)
@@ -238,13 +222,31 @@ pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resu
     }
     let srs: Vec<crate::rrd::prometheus::SrFigures<'_>> = srs
         .iter()
-        .map(|(u, n, size, used)| crate::rrd::prometheus::SrFigures {
-            uuid: u,
-            name: n,
-            size: *size,
-            utilisation: *used,
-        })
+        .map(|r| crate::rrd::prometheus::SrFigures { uuid: &r.uuid, name: &r.name, size: r.size, utilisation: r.used })
         .collect();
     let body = crate::rrd::prometheus::render(&subjects, &srs);
     send_as(reply, "text/plain; version=0.0.4; charset=utf-8", body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(accept: Option<&str>, q: &str) -> Head {
+        let h = accept.map(|a| vec![("Accept".to_string(), a.to_string())]).unwrap_or_default();
+        Head::from_target("GET", &format!("/rrd_updates?{q}"), h, false, false)
+    }
+
+    #[test]
+    fn json_or_xml() {
+        assert!(!prefers_json(&head(None, "start=0")));
+        assert!(prefers_json(&head(None, "start=0&json")));
+        assert!(prefers_json(&head(None, "start=0&json=false")));
+        assert!(prefers_json(&head(Some("*/*"), "start=0")));
+        assert!(!prefers_json(&head(Some("text/xml"), "start=0&json")));
+        assert!(!prefers_json(&head(Some("application/json;q=0.5, text/*"), "start=0")));
+        assert!(prefers_json(&head(Some("application/json, text/xml;q=0.9"), "start=0")));
+        assert!(prefers_json(&head(Some("image/png"), "start=0&json")));
+        assert!(!prefers_json(&head(Some("image/png"), "start=0")));
+    }
 }

@@ -228,45 +228,6 @@ pub async fn sr_arg(cx: &Cx<'_, '_>) -> CliResult<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_as_xapi_reads_them() {
-        let ok = |s: &str| bytes_of_string("virtual-size", s).ok();
-        assert_eq!(ok("1GiB"), Some(1 << 30));
-        assert_eq!(ok("512MiB"), Some(512 << 20));
-        assert_eq!(ok("512 mib"), Some(512 << 20));
-        assert_eq!(ok("10G"), Some(10 << 30));
-        assert_eq!(ok("4kb"), Some(4096), "xapi's kb is 1024");
-        assert_eq!(ok("7"), Some(7));
-        assert_eq!(ok("7b"), Some(7));
-        assert_eq!(ok("7 bytes"), Some(7));
-        assert_eq!(ok("2TiB"), Some(2 << 40));
-        assert_eq!(ok("-1"), None);
-        assert_eq!(ok("1PiB"), None);
-        assert_eq!(ok("GiB"), None);
-        assert_eq!(ok("99999999999TiB"), None);
-        match bytes_of_string("virtual-size", "lots") {
-            Err(CliError::Failure(m)) => assert_eq!(
-                m,
-                "Failed to parse field 'virtual-size': expecting an integer (possibly with suffix KiB, MiB, GiB, TiB), got 'lots'"
-            ),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn random_macs_are_local_unicast() {
-        let a = random_mac_local();
-        assert_eq!(a.len(), 17);
-        let first = u8::from_str_radix(&a[..2], 16).unwrap();
-        assert_eq!(first & 0x03, 0x02, "{a}");
-        assert_ne!(a, random_mac_local());
-    }
-}
-
 /// `<vm|host>-data-source-list/query/record/forget` for one object: the
 /// API's data-source messages, printed as xapi's CLI does.
 pub async fn data_source(cx: &mut Cx<'_, '_>, class_name: &str, r: String, verb: &str) -> CliResult {
@@ -307,5 +268,44 @@ pub async fn data_source(cx: &mut Cx<'_, '_>, class_name: &str, r: String, verb:
                 _ => Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_as_xapi_reads_them() {
+        let ok = |s: &str| bytes_of_string("virtual-size", s).ok();
+        assert_eq!(ok("1GiB"), Some(1 << 30));
+        assert_eq!(ok("512MiB"), Some(512 << 20));
+        assert_eq!(ok("512 mib"), Some(512 << 20));
+        assert_eq!(ok("10G"), Some(10 << 30));
+        assert_eq!(ok("4kb"), Some(4096), "xapi's kb is 1024");
+        assert_eq!(ok("7"), Some(7));
+        assert_eq!(ok("7b"), Some(7));
+        assert_eq!(ok("7 bytes"), Some(7));
+        assert_eq!(ok("2TiB"), Some(2 << 40));
+        assert_eq!(ok("-1"), None);
+        assert_eq!(ok("1PiB"), None);
+        assert_eq!(ok("GiB"), None);
+        assert_eq!(ok("99999999999TiB"), None);
+        match bytes_of_string("virtual-size", "lots") {
+            Err(CliError::Failure(m)) => assert_eq!(
+                m,
+                "Failed to parse field 'virtual-size': expecting an integer (possibly with suffix KiB, MiB, GiB, TiB), got 'lots'"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn random_macs_are_local_unicast() {
+        let a = random_mac_local();
+        assert_eq!(a.len(), 17);
+        let first = u8::from_str_radix(&a[..2], 16).unwrap();
+        assert_eq!(first & 0x03, 0x02, "{a}");
+        assert_ne!(a, random_mac_local());
     }
 }
