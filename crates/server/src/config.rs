@@ -31,6 +31,9 @@ pub struct Config {
     pub rrd_interval: Duration,
     /// Simulator settings (guest agent delay, shutdown timeout).
     pub sim: backend::sim::SimConfig,
+    /// Directories besides /var/lib/xcp/guest that PV kernels and ramdisks
+    /// may come from (the QEMU backend).
+    pub guest_kernel_dirs: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             gc_interval: Duration::from_secs(30),
             rrd_interval: Duration::from_secs(5),
             sim: Default::default(),
+            guest_kernel_dirs: vec![],
         }
     }
 }
