@@ -149,7 +149,8 @@ def test_bad_kernels_leave_nothing_running(xapid, kernels):
 
 
 def test_a_real_guest_through_its_lifecycle(xapid, kernels):
-    api = xapid.session().xenapi
+    session = xapid.session()
+    api = session.xenapi
     vm = guest_vm(api, kernels, "real guest")
 
     # Start: a paused QEMU is created, then unpaused; the guest boots.
@@ -177,6 +178,18 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     assert g["os_version"]["uname"], g["os_version"]
     assert int(g["memory"]["total"]) > 0, g["memory"]
     assert g["PV_drivers_version"]["major"] == "7", g["PV_drivers_version"]
+
+    # The rfb console is QEMU's VNC, proxied from its Unix socket.
+    sid = session._session
+    with socket.create_connection(("127.0.0.1", xapid.port), timeout=10) as c:
+        c.sendall(("CONNECT /console?uuid=%s&session_id=%s HTTP/1.0\r\n\r\n" % (rec["uuid"], sid)).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            b = c.recv(1)
+            assert b, head
+            head += b
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+        assert c.recv(12).startswith(b"RFB 003.00")
 
     # Pause and unpause.
     api.VM.pause(vm)
@@ -238,6 +251,20 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     api.VM.clean_shutdown(vm)
     assert api.VM.get_power_state(vm) == "Halted"
     wait_for(lambda: not alive(pid3), 10, "QEMU to exit after the clean shutdown")
+
+    # The guest reboots itself: QEMU ends (-no-reboot) and the server starts a
+    # new domain (actions_after_reboot = restart); then it panics (pvpanic):
+    # actions_after_crash = destroy leaves it Halted.
+    api.VM.start(vm, False, False)
+    wait_banner(xapid, api, vm)
+    old = int(api.VM.get_domid(vm))
+    type_line(xapid, api, vm, "reboot")
+    wait_for(lambda: int(api.VM.get_domid(vm)) > old and api.VM.get_power_state(vm) == "Running", 60,
+             "the guest's reboot to give a new domain", interval=0.5)
+    wait_banner(xapid, api, vm)
+    type_line(xapid, api, vm, "echo c > /proc/sysrq-trigger")
+    wait_for(lambda: api.VM.get_power_state(vm) == "Halted", 60, "the crashed guest to be Halted", interval=0.5)
+    assert qemu_pids(xapid) == []
 
     # Hard shutdown of a guest that has not booted yet.
     api.VM.start(vm, False, False)
