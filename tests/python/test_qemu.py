@@ -143,6 +143,12 @@ def test_bad_kernels_leave_nothing_running(xapid, kernels):
     api.VM.set_PV_kernel(vm, os.path.join(kernels, "no-such-kernel"))
     err = failure(api.VM.start, vm, False, False)
     assert err[0] == "INTERNAL_ERROR" and "no such file" in err[1], err
+    # More memory than the host has.
+    api.VM.set_PV_kernel(vm, os.path.join(kernels, "vmlinuz"))
+    huge = str(1 << 50)
+    api.VM.set_memory_limits(vm, huge, huge, huge, huge)
+    err = failure(api.VM.start, vm, False, False)
+    assert err[0] == "HOST_NOT_ENOUGH_FREE_MEMORY", err
     assert api.VM.get_power_state(vm) == "Halted"
     assert qemu_pids(xapid) == []
     api.VM.destroy(vm)

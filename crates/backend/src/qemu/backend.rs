@@ -258,6 +258,11 @@ impl Qemu {
             return Err(BackendError::internal(format!("domain for VM {} already exists", spec.uuid)));
         }
         let launch = self.launch(spec, incoming)?;
+        if let Some(free) = available_memory() {
+            if spec.memory.target > free {
+                return Err(BackendError::NoMemory { needed: spec.memory.target, free });
+            }
+        }
         let layout = Layout::new(&self.0.cfg.run_dir, &spec.uuid);
         let args = argv::command_line(spec, self.0.probe.accel, &layout, &launch)?;
         // A directory left by a process that is gone (adopt cleans up the
@@ -1028,6 +1033,13 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     // Fields 14 and 15 of stat(5); `rest` starts at field 3.
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The host's available memory in bytes (MemAvailable), if /proc says.
+fn available_memory() -> Option<i64> {
+    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = m.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.split_whitespace().next()?;
+    kib.parse::<i64>().ok().map(|k| k * 1024)
 }
 
 fn read_pid(layout: &Layout) -> Option<u32> {
