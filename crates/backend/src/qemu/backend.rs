@@ -72,9 +72,13 @@ struct Dom {
     pid: u32,
     layout: Layout,
     spec: DomainSpec,
-    /// Whether the domain is paused, as far as we made it so: a STOP or
-    /// RESUME that does not change this was not ours.
+    /// Whether the domain is paused.
     paused: bool,
+    /// STOP and RESUME events our own `stop` and `cont` will cause: QMP
+    /// events are handled after the command returns, maybe after the next
+    /// command, so a flag would mistake ours for the guest's.
+    our_stops: u32,
+    our_resumes: u32,
     qmp: Arc<Qmp>,
     /// The server asked for the process to end: its exit is no event.
     expect_exit: bool,
@@ -337,6 +341,8 @@ impl Qemu {
                 layout,
                 spec: spec.clone(),
                 paused,
+                our_stops: 0,
+                our_resumes: 0,
                 qmp,
                 expect_exit: false,
                 halt: None,
@@ -436,10 +442,12 @@ impl Qemu {
                     d.halt.get_or_insert(why);
                 }
                 EventKind::GuestPanicked { .. } => d.halt = Some(HaltReason::Crash),
+                EventKind::Stop if d.our_stops > 0 => d.our_stops -= 1,
                 EventKind::Stop if !d.paused => {
                     d.paused = true;
                     out = Some(DomainEvent::Paused { uuid: uuid.into(), domid });
                 }
+                EventKind::Resume if d.our_resumes > 0 => d.our_resumes -= 1,
                 EventKind::Resume if d.paused => {
                     d.paused = false;
                     out = Some(DomainEvent::Resumed { uuid: uuid.into(), domid });
@@ -580,22 +588,44 @@ impl Qemu {
         self.spawn(spec, false, &mut cancel).await
     }
 
-    pub async fn unpause(&self, uuid: &str) -> Result<()> {
-        let qmp = self.with(uuid, |d| {
-            d.paused = false;
-            d.qmp.clone()
+    /// `cont` or `stop`, counting the RESUME or STOP it causes (QEMU sends
+    /// one only when the state changes) as ours.
+    async fn run_state(&self, uuid: &str, run: bool) -> Result<()> {
+        let cmd = if run { "cont" } else { "stop" };
+        let (qmp, changes) = self.with(uuid, |d| {
+            let changes = d.paused == run;
+            if changes {
+                d.paused = !run;
+                if run {
+                    d.our_resumes += 1;
+                } else {
+                    d.our_stops += 1;
+                }
+            }
+            (d.qmp.clone(), changes)
         })?;
-        qmp.execute("cont", Value::Null).await.map_err(|e| hv("cont", e))?;
+        if let Err(e) = qmp.execute(cmd, Value::Null).await {
+            if changes {
+                let _ = self.with(uuid, |d| {
+                    d.paused = run;
+                    if run {
+                        d.our_resumes = d.our_resumes.saturating_sub(1);
+                    } else {
+                        d.our_stops = d.our_stops.saturating_sub(1);
+                    }
+                });
+            }
+            return Err(hv(cmd, e));
+        }
         Ok(())
     }
 
+    pub async fn unpause(&self, uuid: &str) -> Result<()> {
+        self.run_state(uuid, true).await
+    }
+
     pub async fn pause(&self, uuid: &str) -> Result<()> {
-        let qmp = self.with(uuid, |d| {
-            d.paused = true;
-            d.qmp.clone()
-        })?;
-        qmp.execute("stop", Value::Null).await.map_err(|e| hv("stop", e))?;
-        Ok(())
+        self.run_state(uuid, false).await
     }
 
     /// Wait until the domain's process is gone, at most `limit`.
@@ -1162,24 +1192,28 @@ mod tests {
         assert!(unbase64("T!==").is_none());
     }
 
-    #[tokio::test]
-    async fn kernel_paths_must_be_in_allowed_directories() {
-        let dir = std::env::temp_dir().join(format!("xapi-rs-qemu-allowed-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("vmlinuz"), b"k").unwrap();
+    fn backend(run_dir: &Path, allowed: Vec<PathBuf>) -> Qemu {
         let inner = Inner {
-            cfg: QemuConfig::default(),
+            cfg: QemuConfig { run_dir: run_dir.to_path_buf(), ..Default::default() },
             probe: Probe {
                 qemu: probe::QemuInfo { binary: "/bin/false".into(), version: (7, 2, 0), version_line: String::new() },
                 accel: Accel::Tcg,
                 reason: String::new(),
             },
-            allowed: vec![PathBuf::from(GUEST_DIR), dir.clone()],
+            allowed,
             domains: Mutex::new(HashMap::new()),
             next_domid: AtomicI64::new(1),
-            events: broadcast::channel(4).0,
+            events: broadcast::channel(16).0,
         };
-        let q = Qemu(Arc::new(inner));
+        Qemu(Arc::new(inner))
+    }
+
+    #[tokio::test]
+    async fn kernel_paths_must_be_in_allowed_directories() {
+        let dir = std::env::temp_dir().join(format!("xapi-rs-qemu-allowed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("vmlinuz"), b"k").unwrap();
+        let q = backend(&dir, vec![PathBuf::from(GUEST_DIR), dir.clone()]);
         let k = dir.join("vmlinuz").display().to_string();
         assert!(q.guest_file(&k).is_ok());
         assert!(matches!(q.guest_file("/etc/passwd"), Err(BackendError::PathNotAllowed { .. })));
@@ -1194,5 +1228,91 @@ mod tests {
             Err(BackendError::PathNotAllowed { .. })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A QMP peer that answers every command with an empty return and sends
+    /// the events it is given; dropping the sender closes the connection.
+    fn fake_qemu(stream: tokio::net::UnixStream) -> mpsc::UnboundedSender<Value> {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let greeting = json!({"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}});
+            w.write_all(format!("{greeting}\n").as_bytes()).await.unwrap();
+            let mut lines = BufReader::new(r).lines();
+            loop {
+                let out = tokio::select! {
+                    l = lines.next_line() => match l {
+                        Ok(Some(l)) => {
+                            let req: Value = serde_json::from_str(&l).unwrap();
+                            json!({"return": {}, "id": req["id"]})
+                        }
+                        _ => return,
+                    },
+                    e = rx.recv() => match e {
+                        Some(e) => e,
+                        None => return,
+                    },
+                };
+                if w.write_all(format!("{out}\n").as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        tx
+    }
+
+    async fn recv(rx: &mut broadcast::Receiver<DomainEvent>) -> DomainEvent {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn qmp_events_become_domain_events() {
+        let run = std::env::temp_dir().join(format!("xapi-rs-qemu-events-{}", std::process::id()));
+        let q = backend(&run, vec![]);
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let peer = fake_qemu(b);
+        let (qmp, events) = Qmp::handshake(a, Duration::from_secs(5)).await.unwrap();
+        let mut rx = q.events();
+        let spec = DomainSpec { uuid: "u".into(), ..Default::default() };
+        let layout = Layout::new(&run, "u");
+        std::fs::create_dir_all(&layout.dir).unwrap();
+        // pid 0: no process to watch, signal or sample.
+        q.install(&spec, 7, 0, layout.clone(), Arc::new(qmp), events, None, false);
+        // A pause we did not ask for, and the resume.
+        peer.send(json!({"event": "STOP"})).unwrap();
+        assert_eq!(recv(&mut rx).await, DomainEvent::Paused { uuid: "u".into(), domid: 7 });
+        assert!(!q.is_running("u"));
+        peer.send(json!({"event": "RESUME"})).unwrap();
+        assert_eq!(recv(&mut rx).await, DomainEvent::Resumed { uuid: "u".into(), domid: 7 });
+        // Our own pause is no event.
+        q.pause("u").await.unwrap();
+        peer.send(json!({"event": "STOP"})).unwrap();
+        q.unpause("u").await.unwrap();
+        peer.send(json!({"event": "RESUME"})).unwrap();
+        let io = json!({"event": "BLOCK_IO_ERROR", "data": {"device": "", "node-name": "node-vbd-1", "operation": "write", "action": "stop", "reason": "No space left on device"}});
+        peer.send(io).unwrap();
+        assert_eq!(
+            recv(&mut rx).await,
+            DomainEvent::IoError {
+                uuid: "u".into(),
+                domid: 7,
+                device: "1".into(),
+                message: "write: No space left on device".into()
+            }
+        );
+        peer.send(json!({"event": "DEVICE_DELETED", "data": {"device": "vbd-2", "path": "/machine/peripheral/vbd-2"}}))
+            .unwrap();
+        assert_eq!(
+            recv(&mut rx).await,
+            DomainEvent::DeviceRemoved { uuid: "u".into(), domid: 7, device: Device::Disk("2".into()) }
+        );
+        // The guest reboots: QEMU (-no-reboot) says why and goes.
+        peer.send(json!({"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-reset"}})).unwrap();
+        drop(peer);
+        assert_eq!(recv(&mut rx).await, DomainEvent::Halted { uuid: "u".into(), domid: 7, reason: HaltReason::Reboot });
+        assert!(q.domains().is_empty());
+        assert!(!layout.dir.exists());
+        let _ = std::fs::remove_dir_all(&run);
     }
 }
