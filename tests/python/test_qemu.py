@@ -246,6 +246,13 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     wait_for(lambda: "still-42" in serial(xapid, api, vm), 60, "the resumed guest's shell")
     assert serial(xapid, api, vm).count(BANNER) == 0  # the serial log is per process: no new boot
 
+    # A checkpoint: memory saved while the guest is paused, then it runs on.
+    api.VM.checkpoint(vm, "checkpoint 1")
+    assert api.VM.get_power_state(vm) == "Running"
+    assert pid_of(xapid, api, vm) == pid2
+    type_line(xapid, api, vm, "echo after-$((50+5))")
+    wait_for(lambda: "after-55" in serial(xapid, api, vm), 60, "the guest's shell after the checkpoint")
+
     # Hard reboot: a new process and a new domid; then a clean shutdown by ACPI or the agent.
     old = int(api.VM.get_domid(vm))
     api.VM.hard_reboot(vm)
