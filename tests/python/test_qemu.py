@@ -17,7 +17,7 @@ import pytest
 import XenAPI
 
 from conftest import Xapid, failure
-from vmlib import MIB, NULL, install, wait_for
+from vmlib import MIB, NULL, add_vif, install, wait_for
 
 BANNER = "xapi-rs test guest up"
 BOOT = 180  # seconds: TCG on a busy two-core machine
@@ -158,6 +158,7 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     session = xapid.session()
     api = session.xenapi
     vm = guest_vm(api, kernels, "real guest")
+    add_vif(api, vm)  # user-mode networking: the guest's DHCP gets 10.0.2.15
 
     # Start: a paused QEMU is created, then unpaused; the guest boots.
     api.VM.start(vm, False, False)
@@ -184,6 +185,10 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     assert g["os_version"]["uname"], g["os_version"]
     assert int(g["memory"]["total"]) > 0, g["memory"]
     assert g["PV_drivers_version"]["major"] == "7", g["PV_drivers_version"]
+    # (DHCP may finish after the agent's first report; a change is reported within 30 s.)
+    g = wait_for(lambda: (lambda r: r if r["networks"].get("0/ip") else None)(gm()), 60, "0/ip", interval=0.5)
+    assert g["networks"]["0/ip"] == "10.0.2.15", g["networks"]
+    assert g["networks"].get("0/ipv4/0") == "10.0.2.15", g["networks"]
 
     # The rfb console is QEMU's VNC, proxied from its Unix socket.
     sid = session._session
