@@ -159,6 +159,9 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     api = session.xenapi
     vm = guest_vm(api, kernels, "real guest")
     add_vif(api, vm)  # user-mode networking: the guest's DHCP gets 10.0.2.15
+    cd = api.VBD.create({"VM": vm, "VDI": NULL, "userdevice": "3", "bootable": False, "mode": "RO", "type": "CD",
+                         "unpluggable": True, "empty": True, "other_config": {}, "qos_algorithm_type": "",
+                         "qos_algorithm_params": {}})
 
     # Start: a paused QEMU is created, then unpaused; the guest boots.
     api.VM.start(vm, False, False)
@@ -208,6 +211,27 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     api.VM.unpause(vm)
     assert api.VM.get_power_state(vm) == "Running"
 
+    # A CD inserted from the ISO SR and ejected: the guest sees the medium come and go.
+    iso_sr = next(r for r, x in api.SR.get_all_records().items() if x["type"] == "iso")
+    iso_dir = next(api.PBD.get_device_config(p)["location"] for p in api.SR.get_PBDs(iso_sr))
+    with open(os.path.join(iso_dir, "test.iso"), "wb") as f:
+        f.write(b"\x01" * (2 * MIB))
+    api.SR.scan(iso_sr)
+    (iso,) = [v for v in api.SR.get_VDIs(iso_sr) if api.VDI.get_location(v) == "test.iso"]
+    api.VBD.insert(cd, iso)
+
+    def cd_reads(want):
+        # The medium's first bytes, or nothing once it is gone.
+        type_line(xapid, api, vm, "echo cd-$(head -c 4 /dev/sr0 | od -An -tx1 | tr -d ' \\n')-end")
+        return "cd-%s-end" % want in serial(xapid, api, vm)
+    try:
+        wait_for(lambda: cd_reads("01010101"), 30, "the inserted CD in the guest", interval=1)
+        api.VBD.eject(cd)
+        assert api.VBD.get_empty(cd) is True
+        wait_for(lambda: cd_reads(""), 30, "the ejected CD to leave the guest", interval=1)
+    except AssertionError as e:
+        raise AssertionError("%s; serial console:\n%s" % (e, serial(xapid, api, vm)[-6000:]))
+
     # A disk hot-plugged and seen in the guest, then unplugged with its consent.
     sr = api.pool.get_default_SR(api.pool.get_all()[0])
     vdi = api.VDI.create({"name_label": "hotplug", "name_description": "", "SR": sr, "virtual_size": str(16 * MIB),
@@ -219,9 +243,13 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     assert api.VBD.get_currently_attached(vbd) is True
 
     def seen():
-        type_line(xapid, api, vm, "ls /sys/block | tr '\\n' ' '; echo :blocks")
-        return "vdb" in serial(xapid, api, vm).split(":blocks")[-2] if ":blocks" in serial(xapid, api, vm) else False
-    wait_for(seen, 60, "the hot-plugged disk in the guest's /sys/block", interval=1)
+        # The echoed command line cannot match: only the shell's output can.
+        type_line(xapid, api, vm, "echo blk-$(ls /sys/block | tr -d '\\n ')-end")
+        return "blk-sr0vdavdb-end" in serial(xapid, api, vm)
+    try:
+        wait_for(seen, 60, "the hot-plugged disk in the guest's /sys/block", interval=1)
+    except AssertionError as e:
+        raise AssertionError("%s; serial console:\n%s" % (e, serial(xapid, api, vm)[-3000:]))
     api.VBD.unplug(vbd)
     assert api.VBD.get_currently_attached(vbd) is False
     api.VBD.destroy(vbd)
