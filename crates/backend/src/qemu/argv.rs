@@ -2,7 +2,7 @@
 //! without QEMU).
 
 use super::probe::Accel;
-use crate::{BackendError, BootDevice, DiskFormat, DomainSpec, Result};
+use crate::{BackendError, BootDevice, DiskFormat, DomainSpec, Nic, Result};
 use std::path::{Path, PathBuf};
 
 /// The files of one domain's directory (`<run dir>/<vm uuid>/`).
@@ -82,6 +82,28 @@ pub fn disk_id(device: &str) -> Result<String> {
 /// The block node behind a disk device.
 pub fn node_id(device: &str) -> Result<String> {
     Ok(format!("node-{}", disk_id(device)?))
+}
+
+/// The id QEMU knows a network device by, from the VIF's device.
+pub fn nic_id(device: &str) -> Result<String> {
+    if device.is_empty() || device.len() > 3 || !device.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BackendError::Internal(format!("NIC device {device:?} is not a device number")));
+    }
+    Ok(format!("vif-{device}"))
+}
+
+/// The network backend of a NIC.
+pub fn netdev_id(device: &str) -> Result<String> {
+    Ok(format!("net-{}", nic_id(device)?))
+}
+
+/// A NIC's MAC must be six hex pairs.
+pub fn check_mac(nic: &Nic) -> Result<()> {
+    if is_mac(&nic.mac) {
+        Ok(())
+    } else {
+        Err(BackendError::Internal(format!("NIC {} has no valid MAC ({:?})", nic.device, nic.mac)))
+    }
 }
 
 /// Bus and unit of an emulated IDE position: the i440fx machine has two
@@ -213,15 +235,11 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &L
     // User-mode networking until bridges exist (issue 15): the guest gets
     // NAT to the host's networks and opens no port on the host.
     for n in &spec.nics {
-        if !n.device.bytes().all(|b| b.is_ascii_digit()) || n.device.is_empty() {
-            return Err(BackendError::Internal(format!("NIC device {:?} is not a device number", n.device)));
-        }
-        if !is_mac(&n.mac) {
-            return Err(BackendError::Internal(format!("NIC {} has no valid MAC ({:?})", n.device, n.mac)));
-        }
+        let (id, netdev) = (nic_id(&n.device)?, netdev_id(&n.device)?);
+        check_mac(n)?;
         let model = if spec.hvm { "e1000" } else { "virtio-net-pci" };
-        push(&["-netdev", &format!("user,id=net-{}", n.device)]);
-        push(&["-device", &format!("{model},netdev=net-{0},mac={1},id=vif-{0}", n.device, n.mac)]);
+        push(&["-netdev", &format!("user,id={netdev}")]);
+        push(&["-device", &format!("{model},netdev={netdev},mac={},id={id}", n.mac)]);
     }
     if launch.incoming {
         push(&["-incoming", "defer"]);
@@ -232,7 +250,7 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &L
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Disk, Memory, Nic, Vcpus};
+    use crate::{Disk, Memory, Vcpus};
 
     fn spec() -> DomainSpec {
         DomainSpec {
@@ -299,7 +317,7 @@ mod tests {
         let devs = after(&argv, "-device");
         assert!(devs.contains(&"virtio-blk-pci,id=vbd-0,drive=node-vbd-0"), "{devs:?}");
         assert!(devs.contains(&"ide-cd,bus=ide.1,unit=1,id=vbd-3"), "{devs:?}");
-        assert!(devs.contains(&"virtio-net-pci,netdev=net-0,mac=02:00:00:00:00:01,id=vif-0"), "{devs:?}");
+        assert!(devs.contains(&"virtio-net-pci,netdev=net-vif-0,mac=02:00:00:00:00:01,id=vif-0"), "{devs:?}");
         assert_eq!(after(&argv, "-boot"), ["order=cd"]);
         assert_eq!(after(&argv, "-incoming"), ["defer"]);
         assert!(after(&argv, "-nic").is_empty());

@@ -890,34 +890,40 @@ impl Qemu {
 
     pub async fn unplug_disk(&self, uuid: &str, device: &str, force: bool) -> Result<()> {
         let (id, node) = (argv::disk_id(device)?, argv::node_id(device)?);
-        let (tx, rx) = oneshot::channel();
-        let (qmp, known) = self.with(uuid, |d| {
-            d.unplugs.insert(id.clone(), tx);
-            (d.qmp.clone(), d.spec.disks.iter().any(|x| x.device == device))
-        })?;
+        let known = self.with(uuid, |d| d.spec.disks.iter().any(|x| x.device == device))?;
         if !known {
-            let _ = self.with(uuid, |d| d.unplugs.remove(&id));
             return Ok(());
         }
-        let res = async {
-            qmp.execute("device_del", json!({ "id": id })).await.map_err(|e| hv("device_del", e))?;
-            let limit = if force { Duration::from_secs(5) } else { self.0.cfg.unplug_timeout };
-            match tokio::time::timeout(limit, rx).await {
-                Ok(_) => Ok(()),
-                Err(_) => {
-                    Err(BackendError::Hypervisor(format!("the guest did not release disk {device} within {limit:?}")))
-                }
-            }
-        }
-        .await;
-        let _ = self.with(uuid, |d| d.unplugs.remove(&id));
-        res?;
+        self.unplug_device(uuid, &id, device, force).await?;
+        let qmp = self.qmp(uuid)?;
         if let Err(e) = qmp.execute("blockdev-del", json!({ "node-name": node })).await {
             // Empty CD drives and drives already gone have no node.
             tracing::debug!(vm_uuid = %uuid, device, "blockdev-del: {e}");
         }
         self.with(uuid, |d| d.spec.disks.retain(|x| x.device != device))?;
         Ok(())
+    }
+
+    /// `device_del` and the wait for the guest to let go (DEVICE_DELETED).
+    async fn unplug_device(&self, uuid: &str, id: &str, device: &str, force: bool) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let qmp = self.with(uuid, |d| {
+            d.unplugs.insert(id.to_string(), tx);
+            d.qmp.clone()
+        })?;
+        let res = async {
+            qmp.execute("device_del", json!({ "id": id })).await.map_err(|e| hv("device_del", e))?;
+            let limit = if force { Duration::from_secs(5) } else { self.0.cfg.unplug_timeout };
+            match tokio::time::timeout(limit, rx).await {
+                Ok(_) => Ok(()),
+                Err(_) => {
+                    Err(BackendError::Hypervisor(format!("the guest did not release device {device} within {limit:?}")))
+                }
+            }
+        }
+        .await;
+        let _ = self.with(uuid, |d| d.unplugs.remove(id));
+        res
     }
 
     pub async fn set_cd(&self, uuid: &str, device: &str, path: Option<PathBuf>) -> Result<()> {
@@ -942,14 +948,39 @@ impl Qemu {
         })
     }
 
-    pub async fn plug_nic(&self, uuid: &str, _nic: &Nic) -> Result<()> {
-        self.with(uuid, |_| ())?;
-        Err(BackendError::Unsupported("network device hot-plug".into()))
+    /// A user-mode network device, as at start.
+    pub async fn plug_nic(&self, uuid: &str, nic: &Nic) -> Result<()> {
+        let (qmp, hvm, attached) =
+            self.with(uuid, |d| (d.qmp.clone(), d.spec.hvm, d.spec.nics.iter().any(|x| x.device == nic.device)))?;
+        if attached {
+            return Err(BackendError::DeviceAttached(nic.device.clone()));
+        }
+        let (id, netdev) = (argv::nic_id(&nic.device)?, argv::netdev_id(&nic.device)?);
+        argv::check_mac(nic)?;
+        qmp.execute("netdev_add", json!({ "type": "user", "id": netdev })).await.map_err(|e| hv("netdev_add", e))?;
+        let model = if hvm { "e1000" } else { "virtio-net-pci" };
+        let dev = json!({ "driver": model, "netdev": netdev, "mac": nic.mac, "id": id });
+        if let Err(e) = qmp.execute("device_add", dev).await {
+            let _ = qmp.execute("netdev_del", json!({ "id": netdev })).await;
+            return Err(hv("device_add", e));
+        }
+        self.with(uuid, |d| d.spec.nics.push(nic.clone()))?;
+        Ok(())
     }
 
-    pub async fn unplug_nic(&self, uuid: &str, _device: &str, _force: bool) -> Result<()> {
-        self.with(uuid, |_| ())?;
-        Err(BackendError::Unsupported("network device hot-unplug".into()))
+    pub async fn unplug_nic(&self, uuid: &str, device: &str, force: bool) -> Result<()> {
+        let (id, netdev) = (argv::nic_id(device)?, argv::netdev_id(device)?);
+        let known = self.with(uuid, |d| d.spec.nics.iter().any(|x| x.device == device))?;
+        if !known {
+            return Ok(());
+        }
+        self.unplug_device(uuid, &id, device, force).await?;
+        let qmp = self.qmp(uuid)?;
+        if let Err(e) = qmp.execute("netdev_del", json!({ "id": netdev })).await {
+            tracing::debug!(vm_uuid = %uuid, device, "netdev_del: {e}");
+        }
+        self.with(uuid, |d| d.spec.nics.retain(|x| x.device != device))?;
+        Ok(())
     }
 
     /// The balloon can give memory back up to what the domain was built with.
