@@ -385,8 +385,12 @@ impl Qemu {
                 Ok(Err(e)) => tracing::warn!(vm_uuid = %uuid, domid, "waiting for QEMU: {e}"),
                 Err(_) => {
                     tracing::warn!(vm_uuid = %uuid, domid, pid, "QEMU closed QMP but did not exit: killing it");
-                    let _ = c.start_kill();
-                    let _ = tokio::time::timeout(EXIT_TIMEOUT, c.wait()).await;
+                    if let Err(e) = c.start_kill() {
+                        tracing::warn!(vm_uuid = %uuid, pid, "cannot kill QEMU: {e}");
+                    }
+                    if tokio::time::timeout(EXIT_TIMEOUT, c.wait()).await.is_err() {
+                        tracing::error!(vm_uuid = %uuid, pid, "QEMU survives SIGKILL");
+                    }
                 }
             },
             None => {
@@ -728,7 +732,9 @@ impl Qemu {
         }
         let domid = self.spawn(spec, false, &mut cancel).await?;
         if let Err(e) = self.unpause(&spec.uuid).await {
-            let _ = self.destroy(&spec.uuid).await;
+            if let Err(e2) = self.destroy(&spec.uuid).await {
+                tracing::warn!(vm_uuid = %spec.uuid, "cannot destroy the rebooted domain that failed to run: {e2}");
+            }
             return Err(e);
         }
         Ok(domid)
@@ -762,13 +768,17 @@ impl Qemu {
                         return Err(BackendError::Hypervisor(format!("saving guest memory {s}: {why}")));
                     }
                     _ if Instant::now() > deadline => {
-                        let _ = qmp.execute("migrate_cancel", Value::Null).await;
+                        if let Err(e) = qmp.execute("migrate_cancel", Value::Null).await {
+                            tracing::warn!(vm_uuid = %uuid, "migrate_cancel: {e}");
+                        }
                         return Err(BackendError::Hypervisor("saving guest memory took too long".into()));
                     }
                     _ => {}
                 }
                 if let Err(e) = cancellable_sleep(Duration::from_millis(100), cancel).await {
-                    let _ = qmp.execute("migrate_cancel", Value::Null).await;
+                    if let Err(e) = qmp.execute("migrate_cancel", Value::Null).await {
+                        tracing::warn!(vm_uuid = %uuid, "migrate_cancel: {e}");
+                    }
                     return Err(e);
                 }
             }
@@ -795,7 +805,9 @@ impl Qemu {
         self.pause(uuid).await?;
         if let Err(e) = self.save_state(uuid, image, &mut cancel).await {
             if !was_paused {
-                let _ = self.unpause(uuid).await;
+                if let Err(e2) = self.unpause(uuid).await {
+                    tracing::warn!(vm_uuid = %uuid, "cannot unpause after a failed suspend: {e2}");
+                }
             }
             return Err(e);
         }
@@ -819,7 +831,9 @@ impl Qemu {
         let domid = self.spawn(spec, true, &mut cancel).await?;
         let res = self.load_state(&spec.uuid, image, &mut cancel).await;
         if let Err(e) = res {
-            let _ = self.destroy(&spec.uuid).await;
+            if let Err(e2) = self.destroy(&spec.uuid).await {
+                tracing::warn!(vm_uuid = %spec.uuid, "cannot destroy the domain that failed to resume: {e2}");
+            }
             return Err(e);
         }
         Ok(domid)
@@ -881,7 +895,9 @@ impl Qemu {
         qmp.execute("blockdev-add", add).await.map_err(|e| hv("blockdev-add", e))?;
         if let Err(e) = qmp.execute("device_add", json!({ "driver": "virtio-blk-pci", "drive": node, "id": id })).await
         {
-            let _ = qmp.execute("blockdev-del", json!({ "node-name": node })).await;
+            if let Err(e2) = qmp.execute("blockdev-del", json!({ "node-name": node })).await {
+                tracing::warn!(vm_uuid = %uuid, "blockdev-del after a failed device_add: {e2}");
+            }
             return Err(hv("device_add", e));
         }
         self.with(uuid, |d| d.spec.disks.push(disk.clone()))?;
@@ -961,7 +977,9 @@ impl Qemu {
         let model = if hvm { "e1000" } else { "virtio-net-pci" };
         let dev = json!({ "driver": model, "netdev": netdev, "mac": nic.mac, "id": id });
         if let Err(e) = qmp.execute("device_add", dev).await {
-            let _ = qmp.execute("netdev_del", json!({ "id": netdev })).await;
+            if let Err(e2) = qmp.execute("netdev_del", json!({ "id": netdev })).await {
+                tracing::warn!(vm_uuid = %uuid, "netdev_del after a failed device_add: {e2}");
+            }
             return Err(hv("device_add", e));
         }
         self.with(uuid, |d| d.spec.nics.push(nic.clone()))?;
