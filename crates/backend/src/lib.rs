@@ -12,7 +12,7 @@
 //! server.
 //!
 //! Backends form an enum rather than a trait object so calls stay static and
-//! async-friendly; `sim` is the default.
+//! async-friendly; `sim` is the default, `qemu` runs real guests.
 
 pub mod qemu;
 pub mod sim;
@@ -313,20 +313,32 @@ pub async fn cancellable_sleep(d: Duration, cancel: &mut Option<Cancel>) -> Resu
 
 pub enum Backend {
     Sim(sim::Sim),
+    Qemu(qemu::Qemu),
 }
 
 macro_rules! each {
     ($self:ident, $b:ident => $e:expr) => {
         match $self {
             Backend::Sim($b) => $e,
+            Backend::Qemu($b) => $e,
         }
     };
 }
 
 impl Backend {
-    pub fn by_name(name: &str, cfg: sim::SimConfig) -> Option<Backend> {
+    /// The backends `--backend` knows.
+    pub const NAMES: &'static [&'static str] = &["sim", "qemu"];
+
+    /// The backend called `name`, or None for an unknown name. The QEMU
+    /// backend probes QEMU and its accelerator first (a few seconds at most).
+    pub async fn by_name(
+        name: &str,
+        sim: sim::SimConfig,
+        qemu: qemu::QemuConfig,
+    ) -> Option<std::result::Result<Backend, String>> {
         match name {
-            "sim" => Some(Backend::Sim(sim::Sim::new(cfg))),
+            "sim" => Some(Ok(Backend::Sim(sim::Sim::new(sim)))),
+            "qemu" => Some(qemu::Qemu::start(qemu).await.map(Backend::Qemu)),
             _ => None,
         }
     }

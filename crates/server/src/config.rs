@@ -66,6 +66,9 @@ pub struct Config {
     /// How long after staging a database restore the server exits, so that
     /// the next start applies it (xapi: `db_restore_fuse_time`, 30 s).
     pub db_restore_fuse: Duration,
+    /// Directories besides /var/lib/xcp/guest that PV kernels and ramdisks
+    /// may come from (the QEMU backend).
+    pub guest_kernel_dirs: Vec<PathBuf>,
 }
 
 impl Config {
@@ -111,6 +114,7 @@ impl Default for Config {
             sim: Default::default(),
             recover_store: false,
             db_restore_fuse: Duration::from_secs(30),
+            guest_kernel_dirs: vec![],
         }
     }
 }

@@ -274,8 +274,15 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         None => seed::seed(&db, &cfg.hostname, &cfg.address, &cfg.data_dir).map_err(|e| e.to_string())?,
     };
     let gc_every = cfg.gc_interval;
-    let backend = backend::Backend::by_name(&cfg.backend, cfg.sim.clone())
-        .ok_or_else(|| format!("unknown backend {:?} (known: sim)", cfg.backend))?;
+    let qemu = backend::qemu::QemuConfig {
+        run_dir: cfg.data_dir.join("qemu"),
+        kernel_dirs: cfg.guest_kernel_dirs.clone(),
+        ..Default::default()
+    };
+    let backend = backend::Backend::by_name(&cfg.backend, cfg.sim.clone(), qemu)
+        .await
+        .ok_or_else(|| format!("unknown backend {:?} (known: {})", cfg.backend, backend::Backend::NAMES.join(", ")))?
+        .map_err(|e| format!("backend {}: {e}", cfg.backend))?;
     let sessions = session::Sessions::new(&cfg);
     let server = Server(Arc::new(Inner {
         db,

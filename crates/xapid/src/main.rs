@@ -40,9 +40,14 @@ struct Args {
     tls_cert: Option<PathBuf>,
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Hypervisor backend.
-    #[arg(long, default_value = "sim", value_parser = ["sim"])]
+    /// Hypervisor backend: `sim` simulates guests in-process, `qemu` runs
+    /// each guest in its own qemu-system-x86_64 (KVM when it works, else TCG).
+    #[arg(long, default_value = "sim", value_parser = ["sim", "qemu"])]
     backend: String,
+    /// A directory PV kernels and ramdisks may come from besides
+    /// /var/lib/xcp/guest (QEMU backend; repeatable).
+    #[arg(long, value_name = "DIR")]
+    guest_kernel_dir: Vec<PathBuf>,
     /// The host name the API reports.
     #[arg(long)]
     hostname: Option<String>,
@@ -162,6 +167,7 @@ async fn run(args: Args) -> ExitCode {
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         backend: args.backend,
+        guest_kernel_dirs: args.guest_kernel_dir,
         hostname,
         address: args.address,
         login_failure_delay: Duration::from_millis(args.login_failure_delay_ms),

@@ -1,17 +1,21 @@
-//! Building blocks of the QEMU backend, with no XenAPI vocabulary in them:
+//! The QEMU backend ([`Qemu`]: one QEMU process per domain) and its
+//! building blocks, with no XenAPI vocabulary in them:
 //!
+//! * [`argv`]: a domain's QEMU command line, from its spec;
 //! * [`qmp`]: an asynchronous QMP client (commands matched to replies by id,
 //!   events delivered on a channel while commands are in flight);
 //! * [`agent`]: a client for qemu-guest-agent on its virtio-serial channel
 //!   (resynchronised with `guest-sync-delimited`);
 //! * [`probe`]: finds `qemu-system-x86_64`, its version, and whether KVM
 //!   really runs guests here or TCG must be used.
-//!
-//! The backend itself (domains as QEMU processes) is not written yet.
 
 pub mod agent;
+pub mod argv;
+mod backend;
 pub mod probe;
 pub mod qmp;
+
+pub use backend::{Qemu, QemuConfig, GUEST_DIR};
 
 use std::io;
 use std::time::Duration;

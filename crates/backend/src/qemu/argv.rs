@@ -1,0 +1,342 @@
+//! The QEMU command line of a domain, as a pure function of its spec (tested
+//! without QEMU).
+
+use super::probe::Accel;
+use crate::{BackendError, BootDevice, DiskFormat, DomainSpec, Nic, Result};
+use std::path::{Path, PathBuf};
+
+/// The files of one domain's directory (`<run dir>/<vm uuid>/`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layout {
+    pub dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(run_dir: &Path, uuid: &str) -> Layout {
+        Layout { dir: run_dir.join(uuid) }
+    }
+    pub fn qmp(&self) -> PathBuf {
+        self.dir.join("qmp.sock")
+    }
+    pub fn agent(&self) -> PathBuf {
+        self.dir.join("qga.sock")
+    }
+    pub fn vnc(&self) -> PathBuf {
+        self.dir.join("vnc.sock")
+    }
+    pub fn serial(&self) -> PathBuf {
+        self.dir.join("serial.sock")
+    }
+    pub fn serial_log(&self) -> PathBuf {
+        self.dir.join("serial.log")
+    }
+    pub fn pidfile(&self) -> PathBuf {
+        self.dir.join("qemu.pid")
+    }
+    /// QEMU's own stderr.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("qemu.log")
+    }
+    /// The domid, so that a restarted server reports the same one.
+    pub fn domid(&self) -> PathBuf {
+        self.dir.join("domid")
+    }
+    /// Where QEMU sends its state on suspend (we listen) or reads it on
+    /// resume (it listens).
+    pub fn migration(&self) -> PathBuf {
+        self.dir.join("migration.sock")
+    }
+}
+
+/// What the backend decided beyond the spec.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Launch {
+    /// The kernel and ramdisk, already checked against the allowed directories.
+    pub kernel: Option<PathBuf>,
+    pub ramdisk: Option<PathBuf>,
+    /// UEFI firmware image, when the spec asks for UEFI.
+    pub firmware: Option<PathBuf>,
+    /// Wait for the state on the migration socket (`migrate-incoming`).
+    pub incoming: bool,
+    /// QEMU's seccomp filter.
+    pub sandbox: bool,
+}
+
+/// QEMU's option syntax doubles commas inside values.
+fn esc(s: &str) -> String {
+    s.replace(',', ",,")
+}
+
+fn esc_path(p: &Path) -> String {
+    esc(&p.display().to_string())
+}
+
+/// The id QEMU knows a disk device by, from the VBD's userdevice.
+pub fn disk_id(device: &str) -> Result<String> {
+    if device.is_empty() || device.len() > 3 || !device.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BackendError::Internal(format!("disk device {device:?} is not a device number")));
+    }
+    Ok(format!("vbd-{device}"))
+}
+
+/// The block node behind a disk device.
+pub fn node_id(device: &str) -> Result<String> {
+    Ok(format!("node-{}", disk_id(device)?))
+}
+
+/// The id QEMU knows a network device by, from the VIF's device.
+pub fn nic_id(device: &str) -> Result<String> {
+    if device.is_empty() || device.len() > 3 || !device.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BackendError::Internal(format!("NIC device {device:?} is not a device number")));
+    }
+    Ok(format!("vif-{device}"))
+}
+
+/// The network backend of a NIC.
+pub fn netdev_id(device: &str) -> Result<String> {
+    Ok(format!("net-{}", nic_id(device)?))
+}
+
+/// A NIC's MAC must be six hex pairs.
+pub fn check_mac(nic: &Nic) -> Result<()> {
+    if is_mac(&nic.mac) {
+        Ok(())
+    } else {
+        Err(BackendError::Internal(format!("NIC {} has no valid MAC ({:?})", nic.device, nic.mac)))
+    }
+}
+
+/// Bus and unit of an emulated IDE position: the i440fx machine has two
+/// buses of two units, so userdevices 0-3.
+fn ide_slot(device: &str) -> Result<(u32, u32)> {
+    match device.parse::<u32>() {
+        Ok(n) if n < 4 => Ok((n / 2, n % 2)),
+        _ => Err(BackendError::Unsupported(format!("emulated IDE device {device} (only 0-3 exist)"))),
+    }
+}
+
+fn is_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn mib(bytes: i64) -> i64 {
+    (bytes + (1 << 20) - 1) >> 20
+}
+
+/// The `-blockdev` value of a disk image.
+pub fn blockdev(node: &str, path: &Path, format: DiskFormat, read_only: bool) -> String {
+    let driver = match format {
+        DiskFormat::Raw => "raw",
+        DiskFormat::Qcow2 => "qcow2",
+    };
+    let ro = if read_only { "on" } else { "off" };
+    format!("driver={driver},node-name={node},read-only={ro},file.driver=file,file.filename={}", esc_path(path))
+}
+
+/// The whole argv after the binary.
+pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &Launch) -> Result<Vec<String>> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
+    if spec.memory.target <= 0 {
+        return Err(BackendError::Internal(format!("memory target {} is not positive", spec.memory.target)));
+    }
+    let vcpus = spec.vcpus.at_startup.max(1);
+    let max_vcpus = spec.vcpus.max.max(vcpus);
+    // Paused until the server unpauses; a guest reboot ends the process
+    // (it arrives as SHUTDOWN with reason guest-reset) so the server decides.
+    push(&["-S", "-no-user-config", "-nodefaults", "-no-reboot"]);
+    push(&["-machine", "pc", "-accel", accel.as_arg()]);
+    push(&["-name", &format!("guest={},debug-threads=on", esc(&spec.name))]);
+    if spec.uuid.len() == 36 && spec.uuid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        push(&["-uuid", &spec.uuid]);
+    }
+    let target = mib(spec.memory.target);
+    let max = mib(spec.memory.static_max);
+    let memory = if max > target { format!("size={target}M,slots=1,maxmem={max}M") } else { format!("size={target}M") };
+    push(&["-m", &memory]);
+    push(&["-smp", &format!("cpus={vcpus},maxcpus={max_vcpus}")]);
+    if launch.sandbox {
+        push(&["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]);
+    }
+    if let Some(fw) = &launch.firmware {
+        push(&["-bios", &fw.display().to_string()]);
+    }
+    if let Some(k) = &launch.kernel {
+        push(&["-kernel", &k.display().to_string()]);
+        if let Some(r) = &launch.ramdisk {
+            push(&["-initrd", &r.display().to_string()]);
+        }
+        if !spec.args.is_empty() {
+            push(&["-append", &spec.args]);
+        }
+    } else {
+        let mut order = String::new();
+        for d in &spec.boot_order {
+            order.push(match d {
+                BootDevice::Disk => 'c',
+                BootDevice::Cdrom => 'd',
+                BootDevice::Network => 'n',
+            });
+        }
+        if order.is_empty() {
+            order.push_str("cd");
+        }
+        push(&["-boot", &format!("order={order}")]);
+    }
+    // Control and console channels: Unix sockets only, no TCP listener.
+    push(&["-qmp", &format!("unix:{},server=on,wait=off", esc_path(&layout.qmp()))]);
+    push(&["-pidfile", &layout.pidfile().display().to_string()]);
+    push(&["-display", "none", "-device", "VGA", "-vnc", &format!("unix:{}", esc_path(&layout.vnc()))]);
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=ser0,path={},server=on,wait=off,logfile={},logappend=on",
+            esc_path(&layout.serial()),
+            esc_path(&layout.serial_log())
+        ),
+        "-serial",
+        "chardev:ser0",
+    ]);
+    push(&[
+        "-device",
+        "virtio-serial-pci,id=vser0",
+        "-chardev",
+        &format!("socket,id=qga0,path={},server=on,wait=off", esc_path(&layout.agent())),
+        "-device",
+        "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
+    ]);
+    push(&["-device", "pvpanic", "-device", "virtio-balloon-pci,id=balloon0"]);
+    for d in &spec.disks {
+        let id = disk_id(&d.device)?;
+        let node = node_id(&d.device)?;
+        let drive = match &d.path {
+            Some(p) => {
+                push(&["-blockdev", &blockdev(&node, p, d.format, d.read_only || d.cdrom)]);
+                format!(",drive={node}")
+            }
+            None if d.cdrom => String::new(),
+            None => return Err(BackendError::Internal(format!("disk {} has no image", d.device))),
+        };
+        let dev = if d.cdrom {
+            let (bus, unit) = ide_slot(&d.device)?;
+            format!("ide-cd,bus=ide.{bus},unit={unit},id={id}{drive}")
+        } else if spec.hvm {
+            let (bus, unit) = ide_slot(&d.device)?;
+            format!("ide-hd,bus=ide.{bus},unit={unit},id={id}{drive}")
+        } else {
+            format!("virtio-blk-pci,id={id}{drive}")
+        };
+        push(&["-device", &dev]);
+    }
+    if spec.nics.is_empty() {
+        push(&["-nic", "none"]);
+    }
+    // User-mode networking until bridges exist (issue 15): the guest gets
+    // NAT to the host's networks and opens no port on the host.
+    for n in &spec.nics {
+        let (id, netdev) = (nic_id(&n.device)?, netdev_id(&n.device)?);
+        check_mac(n)?;
+        let model = if spec.hvm { "e1000" } else { "virtio-net-pci" };
+        push(&["-netdev", &format!("user,id={netdev}")]);
+        push(&["-device", &format!("{model},netdev={netdev},mac={},id={id}", n.mac)]);
+    }
+    if launch.incoming {
+        push(&["-incoming", "defer"]);
+    }
+    Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Disk, Memory, Vcpus};
+
+    fn spec() -> DomainSpec {
+        DomainSpec {
+            uuid: "0b6cf16a-6bd4-4f6c-9ad0-4a39f5a4d1e2".into(),
+            name: "a, b".into(),
+            vcpus: Vcpus { max: 4, at_startup: 2 },
+            memory: Memory { static_max: 512 << 20, target: 256 << 20, ..Default::default() },
+            args: "console=ttyS0".into(),
+            ..Default::default()
+        }
+    }
+
+    fn after<'a>(argv: &'a [String], flag: &str) -> Vec<&'a str> {
+        argv.windows(2).filter(|w| w[0] == flag).map(|w| w[1].as_str()).collect()
+    }
+
+    #[test]
+    fn direct_kernel_boot_with_sockets_only() {
+        let layout = Layout::new(Path::new("/d,x/qemu"), "u");
+        let launch = Launch {
+            kernel: Some("/var/lib/xcp/guest/vmlinuz".into()),
+            ramdisk: Some("/var/lib/xcp/guest/initrd".into()),
+            sandbox: true,
+            ..Default::default()
+        };
+        let argv = command_line(&spec(), Accel::Tcg, &layout, &launch).unwrap();
+        assert!(argv.contains(&"-S".to_string()) && argv.contains(&"-no-reboot".to_string()));
+        assert_eq!(after(&argv, "-accel"), ["tcg"]);
+        assert_eq!(after(&argv, "-m"), ["size=256M,slots=1,maxmem=512M"]);
+        assert_eq!(after(&argv, "-smp"), ["cpus=2,maxcpus=4"]);
+        assert_eq!(after(&argv, "-name"), ["guest=a,, b,debug-threads=on"]);
+        assert_eq!(after(&argv, "-kernel"), ["/var/lib/xcp/guest/vmlinuz"]);
+        assert_eq!(after(&argv, "-append"), ["console=ttyS0"]);
+        assert_eq!(after(&argv, "-qmp"), ["unix:/d,,x/qemu/u/qmp.sock,server=on,wait=off"]);
+        assert_eq!(after(&argv, "-vnc"), ["unix:/d,,x/qemu/u/vnc.sock"]);
+        assert_eq!(after(&argv, "-nic"), ["none"]);
+        assert!(after(&argv, "-sandbox")[0].contains("spawn=deny"));
+        assert!(after(&argv, "-boot").is_empty());
+        assert!(!argv.iter().any(|a| a.contains("tcp:") || a.contains("127.0.0.1")));
+    }
+
+    #[test]
+    fn disks_cds_and_nics() {
+        let mut s = spec();
+        s.memory.static_max = s.memory.target;
+        s.disks = vec![
+            Disk {
+                device: "0".into(),
+                path: Some("/sr/a.qcow2".into()),
+                format: DiskFormat::Qcow2,
+                read_only: false,
+                cdrom: false,
+            },
+            Disk { device: "3".into(), path: None, format: DiskFormat::Raw, read_only: true, cdrom: true },
+        ];
+        s.nics = vec![Nic { device: "0".into(), mac: "02:00:00:00:00:01".into(), ..Default::default() }];
+        let layout = Layout::new(Path::new("/q"), "u");
+        let argv = command_line(&s, Accel::Kvm, &layout, &Launch { incoming: true, ..Default::default() }).unwrap();
+        assert_eq!(after(&argv, "-m"), ["size=256M"]);
+        assert_eq!(
+            after(&argv, "-blockdev"),
+            ["driver=qcow2,node-name=node-vbd-0,read-only=off,file.driver=file,file.filename=/sr/a.qcow2"]
+        );
+        let devs = after(&argv, "-device");
+        assert!(devs.contains(&"virtio-blk-pci,id=vbd-0,drive=node-vbd-0"), "{devs:?}");
+        assert!(devs.contains(&"ide-cd,bus=ide.1,unit=1,id=vbd-3"), "{devs:?}");
+        assert!(devs.contains(&"virtio-net-pci,netdev=net-vif-0,mac=02:00:00:00:00:01,id=vif-0"), "{devs:?}");
+        assert_eq!(after(&argv, "-boot"), ["order=cd"]);
+        assert_eq!(after(&argv, "-incoming"), ["defer"]);
+        assert!(after(&argv, "-nic").is_empty());
+
+        // HVM disks are emulated IDE, which has four places.
+        s.hvm = true;
+        s.boot_order = vec![BootDevice::Cdrom, BootDevice::Disk];
+        let argv = command_line(&s, Accel::Kvm, &layout, &Launch::default()).unwrap();
+        assert!(after(&argv, "-device").contains(&"ide-hd,bus=ide.0,unit=0,id=vbd-0,drive=node-vbd-0"));
+        assert_eq!(after(&argv, "-boot"), ["order=dc"]);
+        s.disks[0].device = "5".into();
+        assert!(matches!(command_line(&s, Accel::Kvm, &layout, &Launch::default()), Err(BackendError::Unsupported(_))));
+        s.disks[0].device = "x,y".into();
+        assert!(matches!(command_line(&s, Accel::Kvm, &layout, &Launch::default()), Err(BackendError::Internal(_))));
+        s.disks.clear();
+        s.nics[0].mac = "nope".into();
+        assert!(command_line(&s, Accel::Kvm, &layout, &Launch::default()).is_err());
+        s.nics.clear();
+        s.memory.target = 0;
+        assert!(command_line(&s, Accel::Kvm, &layout, &Launch::default()).is_err());
+    }
+}

@@ -1,0 +1,1367 @@
+//! The QEMU backend: one `qemu-system-x86_64` process per domain, driven
+//! over QMP on a Unix socket in `<run dir>/<vm uuid>/`.
+//!
+//! Each domain has a task that owns its QMP event stream: it turns QEMU's
+//! events into [`DomainEvent`]s, samples statistics, and when QEMU goes it
+//! reaps the process, forgets the domain and reports the halt unless the
+//! server asked for it. A second task polls the guest agent. The processes
+//! are in their own process group and outlive the server: [`Qemu::adopt`]
+//! finds them again by pidfile and QMP socket.
+
+use super::agent::Agent;
+use super::argv::{self, Launch, Layout};
+use super::probe::{self, Accel, Probe};
+use super::qmp::{Event, EventKind, Qmp};
+use super::QmpError;
+use crate::*;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::{Component, Path};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Where xapi allows PV kernels and ramdisks to come from.
+pub const GUEST_DIR: &str = "/var/lib/xcp/guest";
+
+const QMP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long QEMU may take to create its QMP socket.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const AGENT_TIMEOUT: Duration = Duration::from_secs(3);
+const STATS_EVERY: Duration = Duration::from_secs(5);
+/// After QMP closes, how long the process may take to be gone.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a save or restore of guest memory may take.
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Clone, Debug)]
+pub struct QemuConfig {
+    /// Where each domain's directory is made (`<data dir>/qemu`).
+    pub run_dir: PathBuf,
+    /// Directories besides [`GUEST_DIR`] that kernels and ramdisks may come from.
+    pub kernel_dirs: Vec<PathBuf>,
+    /// The QEMU binary; found on PATH when None.
+    pub binary: Option<PathBuf>,
+    /// How long a guest has to power off after a clean shutdown request.
+    pub shutdown_timeout: Duration,
+    /// After `quit`, how long before SIGKILL.
+    pub kill_grace: Duration,
+    /// How long a guest has to release an unplugged device.
+    pub unplug_timeout: Duration,
+    /// QEMU's seccomp sandbox.
+    pub sandbox: bool,
+}
+
+impl Default for QemuConfig {
+    fn default() -> Self {
+        QemuConfig {
+            run_dir: PathBuf::from("/var/lib/xapi-rs/qemu"),
+            kernel_dirs: vec![],
+            binary: None,
+            shutdown_timeout: Duration::from_secs(60),
+            kill_grace: Duration::from_secs(5),
+            unplug_timeout: Duration::from_secs(30),
+            sandbox: true,
+        }
+    }
+}
+
+struct Dom {
+    domid: i64,
+    pid: u32,
+    layout: Layout,
+    spec: DomainSpec,
+    /// Whether the domain is paused.
+    paused: bool,
+    /// STOP and RESUME events our own `stop` and `cont` will cause: QMP
+    /// events are handled after the command returns, maybe after the next
+    /// command, so a flag would mistake ours for the guest's.
+    our_stops: u32,
+    our_resumes: u32,
+    qmp: Arc<Qmp>,
+    /// The server asked for the process to end: its exit is no event.
+    expect_exit: bool,
+    /// Why the guest ended, from SHUTDOWN / GUEST_PANICKED.
+    halt: Option<HaltReason>,
+    /// Set (and the receiver woken) when the process is gone.
+    exited: tokio::sync::watch::Receiver<bool>,
+    /// Unplugs waiting for DEVICE_DELETED, by device id.
+    unplugs: HashMap<String, oneshot::Sender<()>>,
+    agent: Arc<tokio::sync::Mutex<Option<Agent>>>,
+    agent_up: bool,
+    stats: Stats,
+}
+
+struct Inner {
+    cfg: QemuConfig,
+    probe: Probe,
+    allowed: Vec<PathBuf>,
+    domains: Mutex<HashMap<String, Dom>>,
+    next_domid: AtomicI64,
+    events: broadcast::Sender<DomainEvent>,
+}
+
+#[derive(Clone)]
+pub struct Qemu(Arc<Inner>);
+
+fn hv(what: &str, e: QmpError) -> BackendError {
+    BackendError::Hypervisor(format!("{what}: {e}"))
+}
+
+fn io_err(what: String, e: std::io::Error) -> BackendError {
+    BackendError::Internal(format!("{what}: {e}"))
+}
+
+/// Whether a process exists (signal 0).
+fn alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks for the process.
+    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+}
+
+fn sigkill(pid: u32) {
+    if pid > 0 {
+        // SAFETY: plain kill(2) on a pid we started.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = s.lines().rev().take(5).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join("; ")
+}
+
+/// A started process not yet handed to its domain task: killed and its
+/// directory removed if creation fails half-way.
+struct Spawned {
+    pid: u32,
+    dir: PathBuf,
+    armed: bool,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if self.armed {
+            sigkill(self.pid);
+            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+                tracing::warn!(dir = %self.dir.display(), "cannot remove a failed domain's directory: {e}");
+            }
+        }
+    }
+}
+
+impl Qemu {
+    /// Find QEMU, choose the accelerator (once, by running a guest), and
+    /// prepare the run directory.
+    pub async fn start(cfg: QemuConfig) -> std::result::Result<Qemu, String> {
+        let probe = probe::probe(cfg.binary.as_deref()).await.map_err(|e| e.to_string())?;
+        tracing::info!(accel = %probe.accel, qemu = %probe.qemu.version_line, "QEMU backend ready");
+        std::fs::create_dir_all(&cfg.run_dir).map_err(|e| format!("{}: {e}", cfg.run_dir.display()))?;
+        let mut allowed = vec![PathBuf::from(GUEST_DIR)];
+        allowed.extend(cfg.kernel_dirs.iter().cloned());
+        // Domids carry on from the domains that outlived the last run.
+        let mut next = 1;
+        if let Ok(rd) = std::fs::read_dir(&cfg.run_dir) {
+            for e in rd.flatten() {
+                let d = std::fs::read_to_string(e.path().join("domid")).ok();
+                if let Some(n) = d.and_then(|s| s.trim().parse::<i64>().ok()) {
+                    next = next.max(n + 1);
+                }
+            }
+        }
+        let (events, _) = broadcast::channel(1024);
+        Ok(Qemu(Arc::new(Inner {
+            cfg,
+            probe,
+            allowed,
+            domains: Mutex::new(HashMap::new()),
+            next_domid: AtomicI64::new(next),
+            events,
+        })))
+    }
+
+    pub fn name(&self) -> &'static str {
+        "qemu"
+    }
+
+    pub fn accel(&self) -> Accel {
+        self.0.probe.accel
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<DomainEvent> {
+        self.0.events.subscribe()
+    }
+
+    fn doms(&self) -> MutexGuard<'_, HashMap<String, Dom>> {
+        // Updates under this lock cannot panic half-way.
+        self.0.domains.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with<T>(&self, uuid: &str, f: impl FnOnce(&mut Dom) -> T) -> Result<T> {
+        self.doms().get_mut(uuid).map(f).ok_or_else(|| BackendError::NoDomain(uuid.to_string()))
+    }
+
+    fn qmp(&self, uuid: &str) -> Result<Arc<Qmp>> {
+        self.with(uuid, |d| d.qmp.clone())
+    }
+
+    fn send(&self, ev: DomainEvent) {
+        // No receiver (yet) is not an error: the server subscribes at start.
+        let _ = self.0.events.send(ev);
+    }
+
+    /// A kernel or ramdisk path, checked: absolute, no `..`, inside an
+    /// allowed directory even after symlinks are resolved, and present.
+    fn guest_file(&self, p: &str) -> Result<PathBuf> {
+        let path = PathBuf::from(p);
+        let not_allowed = || BackendError::PathNotAllowed { path: path.clone(), allowed: self.0.allowed.clone() };
+        let lexical_ok = path.is_absolute()
+            && !path.components().any(|c| matches!(c, Component::ParentDir))
+            && self.0.allowed.iter().any(|d| path.starts_with(d));
+        if !lexical_ok {
+            return Err(not_allowed());
+        }
+        let real = std::fs::canonicalize(&path).map_err(|_| BackendError::MissingFile(path.clone()))?;
+        let inside = self.0.allowed.iter().any(|d| std::fs::canonicalize(d).is_ok_and(|d| real.starts_with(d)));
+        if !inside {
+            return Err(not_allowed());
+        }
+        if !real.is_file() {
+            return Err(BackendError::MissingFile(path.clone()));
+        }
+        Ok(real)
+    }
+
+    fn launch(&self, spec: &DomainSpec, incoming: bool) -> Result<Launch> {
+        let mut l = Launch { incoming, sandbox: self.0.cfg.sandbox, ..Default::default() };
+        if !spec.kernel.is_empty() {
+            l.kernel = Some(self.guest_file(&spec.kernel)?);
+            if !spec.ramdisk.is_empty() {
+                l.ramdisk = Some(self.guest_file(&spec.ramdisk)?);
+            }
+        }
+        if spec.firmware == Firmware::Uefi {
+            let candidates = ["/usr/share/ovmf/OVMF.fd", "/usr/share/OVMF/OVMF.fd", "/usr/share/qemu/OVMF.fd"];
+            let fw = candidates.iter().map(PathBuf::from).find(|p| p.is_file());
+            l.firmware = Some(fw.ok_or_else(|| BackendError::Unsupported("UEFI firmware (install ovmf)".into()))?);
+        }
+        for d in &spec.disks {
+            if let Some(p) = &d.path {
+                if !p.is_file() {
+                    return Err(BackendError::MissingFile(p.clone()));
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    /// Start QEMU for `spec`, paused, and connect to it. Returns the domid.
+    async fn spawn(&self, spec: &DomainSpec, incoming: bool, cancel: &mut Option<Cancel>) -> Result<i64> {
+        if self.doms().contains_key(&spec.uuid) {
+            return Err(BackendError::internal(format!("domain for VM {} already exists", spec.uuid)));
+        }
+        let launch = self.launch(spec, incoming)?;
+        if let Some(free) = available_memory() {
+            if spec.memory.target > free {
+                return Err(BackendError::NoMemory { needed: spec.memory.target, free });
+            }
+        }
+        let layout = Layout::new(&self.0.cfg.run_dir, &spec.uuid);
+        let args = argv::command_line(spec, self.0.probe.accel, &layout, &launch)?;
+        // A directory left by a process that is gone (adopt cleans up the
+        // ones it finds; this covers a VM started again before that).
+        if let Some(pid) = read_pid(&layout) {
+            if alive(pid) && owns(pid, &layout) {
+                return Err(BackendError::internal(format!("a QEMU process ({pid}) still runs VM {}", spec.uuid)));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&layout.dir);
+        std::fs::create_dir_all(&layout.dir).map_err(|e| io_err(layout.dir.display().to_string(), e))?;
+        let domid = self.0.next_domid.fetch_add(1, Ordering::SeqCst);
+        std::fs::write(layout.domid(), domid.to_string()).map_err(|e| io_err("writing the domid".into(), e))?;
+        let log = std::fs::File::create(layout.log()).map_err(|e| io_err("creating qemu.log".into(), e))?;
+        let mut child = tokio::process::Command::new(&self.0.probe.qemu.binary)
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            // Guests outlive the server (adopt), and a terminal's ^C is not for them.
+            .process_group(0)
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|e| BackendError::Hypervisor(format!("cannot run {}: {e}", self.0.probe.qemu.binary.display())))?;
+        let pid = child.id().unwrap_or(0);
+        let mut guard = Spawned { pid, dir: layout.dir.clone(), armed: true };
+        tracing::info!(vm_uuid = %spec.uuid, domid, pid, "started QEMU");
+        let deadline = Instant::now() + START_TIMEOUT;
+        let (qmp, events) = loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Err(BackendError::Hypervisor(format!("QEMU exited ({st}): {}", tail(&layout.log()))));
+            }
+            if layout.qmp().exists() {
+                match Qmp::connect(&layout.qmp(), QMP_TIMEOUT).await {
+                    Ok(c) => break c,
+                    Err(e) if Instant::now() > deadline => return Err(hv("QMP", e)),
+                    Err(_) => {}
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(BackendError::Hypervisor(format!("no QMP socket within {START_TIMEOUT:?}")));
+            }
+            cancellable_sleep(Duration::from_millis(50), cancel).await?;
+        };
+        let qmp = Arc::new(qmp);
+        self.install(spec, domid, pid, layout, qmp, events, Some(child), true);
+        guard.armed = false;
+        Ok(domid)
+    }
+
+    /// Record a domain and start its tasks.
+    #[allow(clippy::too_many_arguments)]
+    fn install(
+        &self,
+        spec: &DomainSpec,
+        domid: i64,
+        pid: u32,
+        layout: Layout,
+        qmp: Arc<Qmp>,
+        events: mpsc::UnboundedReceiver<Event>,
+        child: Option<tokio::process::Child>,
+        paused: bool,
+    ) {
+        let (exited_tx, exited) = tokio::sync::watch::channel(false);
+        let agent = Arc::new(tokio::sync::Mutex::new(None));
+        let agent_path = layout.agent();
+        self.doms().insert(
+            spec.uuid.clone(),
+            Dom {
+                domid,
+                pid,
+                layout,
+                spec: spec.clone(),
+                paused,
+                our_stops: 0,
+                our_resumes: 0,
+                qmp,
+                expect_exit: false,
+                halt: None,
+                exited,
+                unplugs: HashMap::new(),
+                agent: agent.clone(),
+                agent_up: false,
+                stats: Stats::default(),
+            },
+        );
+        tokio::spawn(self.clone().watch(spec.uuid.clone(), domid, pid, events, child, exited_tx));
+        tokio::spawn(self.clone().poll_agent(spec.uuid.clone(), domid, agent_path, agent));
+    }
+
+    /// The domain's task: QMP events, statistics, and the end of the process.
+    async fn watch(
+        self,
+        uuid: String,
+        domid: i64,
+        pid: u32,
+        mut events: mpsc::UnboundedReceiver<Event>,
+        child: Option<tokio::process::Child>,
+        exited: tokio::sync::watch::Sender<bool>,
+    ) {
+        let mut tick = tokio::time::interval(STATS_EVERY);
+        let mut sampler = Sampler::default();
+        loop {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(ev) => self.on_event(&uuid, domid, ev),
+                    None => break,
+                },
+                _ = tick.tick() => self.sample(&uuid, domid, pid, &mut sampler).await,
+            }
+        }
+        // QMP is gone: so is QEMU, or it soon will be.
+        match child {
+            Some(mut c) => match tokio::time::timeout(EXIT_TIMEOUT, c.wait()).await {
+                Ok(Ok(st)) => tracing::info!(vm_uuid = %uuid, domid, "QEMU exited: {st}"),
+                Ok(Err(e)) => tracing::warn!(vm_uuid = %uuid, domid, "waiting for QEMU: {e}"),
+                Err(_) => {
+                    tracing::warn!(vm_uuid = %uuid, domid, pid, "QEMU closed QMP but did not exit: killing it");
+                    if let Err(e) = c.start_kill() {
+                        tracing::warn!(vm_uuid = %uuid, pid, "cannot kill QEMU: {e}");
+                    }
+                    if tokio::time::timeout(EXIT_TIMEOUT, c.wait()).await.is_err() {
+                        tracing::error!(vm_uuid = %uuid, pid, "QEMU survives SIGKILL");
+                    }
+                }
+            },
+            None => {
+                let deadline = Instant::now() + EXIT_TIMEOUT;
+                while alive(pid) && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                if alive(pid) {
+                    tracing::warn!(vm_uuid = %uuid, domid, pid, "QEMU closed QMP but did not exit: killing it");
+                    sigkill(pid);
+                }
+            }
+        }
+        let dir = Layout::new(&self.0.cfg.run_dir, &uuid).dir;
+        let report = {
+            let mut m = self.doms();
+            let ours = m.get(&uuid).is_some_and(|d| d.domid == domid);
+            let report = if ours {
+                let d = m.remove(&uuid);
+                // Before anyone can start the VM again in the same directory.
+                if let Err(e) = remove_dir_files(&dir) {
+                    tracing::warn!(dir = %dir.display(), "cannot clean up a domain's directory: {e}");
+                }
+                d.filter(|d| !d.expect_exit).map(|d| d.halt.unwrap_or(HaltReason::ProcessDied))
+            } else {
+                None
+            };
+            // Under the lock, so a shutdown that times out sees either the
+            // domain still there or the exit already counted.
+            let _ = exited.send(true);
+            report
+        };
+        if let Some(reason) = report {
+            tracing::info!(vm_uuid = %uuid, domid, ?reason, "domain halted");
+            self.send(DomainEvent::Halted { uuid, domid, reason });
+        }
+    }
+
+    fn on_event(&self, uuid: &str, domid: i64, ev: Event) {
+        let kind = ev.kind();
+        tracing::debug!(vm_uuid = %uuid, domid, event = %ev.name, "QMP event");
+        let mut out = None;
+        {
+            let mut m = self.doms();
+            let Some(d) = m.get_mut(uuid).filter(|d| d.domid == domid) else { return };
+            match kind {
+                EventKind::Shutdown { guest: true, reason } => {
+                    let why = match reason.as_str() {
+                        "guest-reset" => HaltReason::Reboot,
+                        "guest-panic" => HaltReason::Crash,
+                        _ => HaltReason::Shutdown,
+                    };
+                    d.halt.get_or_insert(why);
+                }
+                EventKind::GuestPanicked { .. } => d.halt = Some(HaltReason::Crash),
+                EventKind::Stop if d.our_stops > 0 => d.our_stops -= 1,
+                EventKind::Stop if !d.paused => {
+                    d.paused = true;
+                    out = Some(DomainEvent::Paused { uuid: uuid.into(), domid });
+                }
+                EventKind::Resume if d.our_resumes > 0 => d.our_resumes -= 1,
+                EventKind::Resume if d.paused => {
+                    d.paused = false;
+                    out = Some(DomainEvent::Resumed { uuid: uuid.into(), domid });
+                }
+                EventKind::DeviceDeleted { device: Some(id), .. } => {
+                    if let Some(w) = d.unplugs.remove(&id) {
+                        let _ = w.send(());
+                    } else if let Some(dev) = id.strip_prefix("vbd-") {
+                        d.spec.disks.retain(|x| x.device != dev);
+                        out = Some(DomainEvent::DeviceRemoved {
+                            uuid: uuid.into(),
+                            domid,
+                            device: Device::Disk(dev.into()),
+                        });
+                    } else if let Some(dev) = id.strip_prefix("vif-") {
+                        d.spec.nics.retain(|x| x.device != dev);
+                        out = Some(DomainEvent::DeviceRemoved {
+                            uuid: uuid.into(),
+                            domid,
+                            device: Device::Nic(dev.into()),
+                        });
+                    }
+                }
+                EventKind::BlockIoError { device, node_name, operation, reason, .. } => {
+                    let name = node_name.unwrap_or(device);
+                    let dev = name.trim_start_matches("node-").trim_start_matches("vbd-").to_string();
+                    out = Some(DomainEvent::IoError {
+                        uuid: uuid.into(),
+                        domid,
+                        device: dev,
+                        message: format!("{operation}: {reason}"),
+                    });
+                }
+                _ => {}
+            }
+        }
+        if let Some(ev) = out {
+            self.send(ev);
+        }
+    }
+
+    async fn sample(&self, uuid: &str, domid: i64, pid: u32, s: &mut Sampler) {
+        let Ok((qmp, vcpus, target)) =
+            self.with(uuid, |d| (d.qmp.clone(), d.spec.vcpus.at_startup.max(1), d.spec.memory.target))
+        else {
+            return;
+        };
+        let now = Instant::now();
+        let cpu = cpu_ticks(pid);
+        let mut stats = Stats { memory_actual: target, ..Default::default() };
+        if let (Some(t), Some((t0, c0))) = (cpu, s.cpu) {
+            let secs = now.duration_since(t0).as_secs_f64();
+            if secs > 0.0 {
+                let used = (t.saturating_sub(c0)) as f64 / clock_ticks() / secs / vcpus as f64;
+                stats.vcpus = vec![used.clamp(0.0, 1.0); vcpus as usize];
+            }
+        }
+        if let Some(t) = cpu {
+            s.cpu = Some((now, t));
+        }
+        if let Ok(b) = qmp.execute_timeout("query-balloon", Value::Null, AGENT_TIMEOUT).await {
+            if let Some(a) = b.get("actual").and_then(Value::as_i64) {
+                stats.memory_actual = a;
+            }
+        }
+        if let Ok(Value::Array(list)) = qmp.execute_timeout("query-blockstats", Value::Null, AGENT_TIMEOUT).await {
+            for e in list {
+                let qdev = e.get("qdev").and_then(Value::as_str).unwrap_or_default();
+                let Some(dev) = qdev.split('/').find_map(|p| p.strip_prefix("vbd-")) else { continue };
+                let n = |k: &str| e["stats"].get(k).and_then(Value::as_u64).unwrap_or(0);
+                let (rd, wr) = (n("rd_bytes"), n("wr_bytes"));
+                if let Some((t0, r0, w0)) = s.disks.get(dev) {
+                    let secs = now.duration_since(*t0).as_secs_f64().max(0.001);
+                    stats.disks.push((
+                        dev.to_string(),
+                        rd.saturating_sub(*r0) as f64 / secs,
+                        wr.saturating_sub(*w0) as f64 / secs,
+                    ));
+                }
+                s.disks.insert(dev.to_string(), (now, rd, wr));
+            }
+        }
+        let _ = self.with(uuid, |d| {
+            if d.domid == domid {
+                d.stats = stats;
+            }
+        });
+    }
+
+    /// Ask the agent what the guest is, after boot and then now and then;
+    /// report when it changes.
+    async fn poll_agent(self, uuid: String, domid: i64, path: PathBuf, agent: Arc<tokio::sync::Mutex<Option<Agent>>>) {
+        let mut last: Option<GuestInfo> = None;
+        loop {
+            let Ok((mine, paused, spec)) = self.with(&uuid, |d| (d.domid == domid, d.paused, d.spec.clone())) else {
+                return;
+            };
+            if !mine {
+                return;
+            }
+            let mut wait = Duration::from_secs(3);
+            if !paused {
+                let mut guard = agent.lock().await;
+                if guard.is_none() {
+                    *guard = Agent::connect(&path, AGENT_TIMEOUT).await.ok();
+                }
+                let res = match guard.as_mut() {
+                    Some(a) => guest_report(a, &spec).await,
+                    None => Err(QmpError::Closed),
+                };
+                if matches!(res, Err(QmpError::Closed) | Err(QmpError::Io { .. })) {
+                    *guard = None;
+                }
+                drop(guard);
+                let up = res.is_ok();
+                if self.with(&uuid, |d| {
+                    d.domid == domid && {
+                        d.agent_up = up;
+                        true
+                    }
+                }) != Ok(true)
+                {
+                    return;
+                }
+                if let Ok(info) = res {
+                    wait = Duration::from_secs(30);
+                    if last.as_ref() != Some(&info) {
+                        last = Some(info.clone());
+                        self.send(DomainEvent::GuestInfo { uuid: uuid.clone(), domid, info });
+                    }
+                }
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    pub async fn create(&self, spec: &DomainSpec, mut cancel: Option<Cancel>) -> Result<i64> {
+        self.spawn(spec, false, &mut cancel).await
+    }
+
+    /// `cont` or `stop`, counting the RESUME or STOP it causes (QEMU sends
+    /// one only when the state changes) as ours.
+    async fn run_state(&self, uuid: &str, run: bool) -> Result<()> {
+        let cmd = if run { "cont" } else { "stop" };
+        let (qmp, changes) = self.with(uuid, |d| {
+            let changes = d.paused == run;
+            if changes {
+                d.paused = !run;
+                if run {
+                    d.our_resumes += 1;
+                } else {
+                    d.our_stops += 1;
+                }
+            }
+            (d.qmp.clone(), changes)
+        })?;
+        if let Err(e) = qmp.execute(cmd, Value::Null).await {
+            if changes {
+                let _ = self.with(uuid, |d| {
+                    d.paused = run;
+                    if run {
+                        d.our_resumes = d.our_resumes.saturating_sub(1);
+                    } else {
+                        d.our_stops = d.our_stops.saturating_sub(1);
+                    }
+                });
+            }
+            return Err(hv(cmd, e));
+        }
+        Ok(())
+    }
+
+    pub async fn unpause(&self, uuid: &str) -> Result<()> {
+        self.run_state(uuid, true).await
+    }
+
+    pub async fn pause(&self, uuid: &str) -> Result<()> {
+        self.run_state(uuid, false).await
+    }
+
+    /// Wait until the domain's process is gone, at most `limit`.
+    async fn wait_exit(&self, uuid: &str, limit: Duration, cancel: &mut Option<Cancel>) -> Result<bool> {
+        let Ok(mut rx) = self.with(uuid, |d| d.exited.clone()) else { return Ok(true) };
+        let deadline = Instant::now() + limit;
+        loop {
+            if *rx.borrow_and_update() {
+                return Ok(true);
+            }
+            if let Some(c) = cancel.as_ref() {
+                if *c.borrow() {
+                    return Err(BackendError::Cancelled);
+                }
+            }
+            let step = Instant::now() + Duration::from_millis(200);
+            match tokio::time::timeout_at(step.min(deadline), rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Ok(true),
+                Err(_) if Instant::now() >= deadline => return Ok(false),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Ask the guest to power off (or reboot): through its agent when it
+    /// answers, else the ACPI power button.
+    async fn ask_guest(&self, uuid: &str, reboot: bool) -> Result<()> {
+        let (qmp, agent, up) = self.with(uuid, |d| (d.qmp.clone(), d.agent.clone(), d.agent_up))?;
+        if up {
+            if let Ok(mut g) = tokio::time::timeout(Duration::from_secs(1), agent.lock()).await {
+                if let Some(a) = g.as_mut() {
+                    let mode = if reboot { "reboot" } else { "powerdown" };
+                    match a.send_no_reply("guest-shutdown", json!({ "mode": mode })).await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => tracing::info!(vm_uuid = %uuid, "guest agent shutdown failed ({e}); using ACPI"),
+                    }
+                }
+            }
+        }
+        qmp.execute("system_powerdown", Value::Null).await.map_err(|e| hv("system_powerdown", e))?;
+        Ok(())
+    }
+
+    /// End the process: `quit`, then SIGKILL after the grace period.
+    async fn destroy(&self, uuid: &str) -> Result<()> {
+        let (qmp, pid) = self.with(uuid, |d| {
+            d.expect_exit = true;
+            (d.qmp.clone(), d.pid)
+        })?;
+        if let Err(e) = qmp.execute_timeout("quit", Value::Null, self.0.cfg.kill_grace).await {
+            tracing::debug!(vm_uuid = %uuid, "quit: {e}");
+        }
+        if !self.wait_exit(uuid, self.0.cfg.kill_grace, &mut None).await? {
+            tracing::warn!(vm_uuid = %uuid, pid, "QEMU did not quit: SIGKILL");
+            sigkill(pid);
+            if !self.wait_exit(uuid, EXIT_TIMEOUT + EXIT_TIMEOUT, &mut None).await? {
+                return Err(BackendError::Hypervisor(format!("QEMU process {pid} does not die")));
+            }
+        }
+        Ok(())
+    }
+
+    /// A clean shutdown (or reboot) request and the wait for the process to
+    /// end; a guest that does not comply keeps running.
+    async fn clean_stop(&self, uuid: &str, reboot: bool, cancel: &mut Option<Cancel>) -> Result<()> {
+        self.with(uuid, |d| d.expect_exit = true)?;
+        let res = match self.ask_guest(uuid, reboot).await {
+            Ok(()) => self.wait_exit(uuid, self.0.cfg.shutdown_timeout, cancel).await,
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(true) => Ok(()),
+            other => {
+                // Still there: its later exit is the guest's own again.
+                let gone = self.with(uuid, |d| d.expect_exit = false).is_err();
+                match other {
+                    _ if gone => Ok(()),
+                    Err(e) => Err(e),
+                    _ => Err(BackendError::NotAcknowledged(Request::Shutdown)),
+                }
+            }
+        }
+    }
+
+    pub async fn shutdown(&self, uuid: &str, clean: bool, mut cancel: Option<Cancel>) -> Result<()> {
+        if clean {
+            self.clean_stop(uuid, false, &mut cancel).await
+        } else {
+            self.destroy(uuid).await
+        }
+    }
+
+    /// A new process for the same VM (QEMU runs with -no-reboot), so a new domid.
+    pub async fn reboot(&self, spec: &DomainSpec, clean: bool, mut cancel: Option<Cancel>) -> Result<i64> {
+        if clean {
+            self.clean_stop(&spec.uuid, true, &mut cancel).await?;
+        } else {
+            self.destroy(&spec.uuid).await?;
+        }
+        let domid = self.spawn(spec, false, &mut cancel).await?;
+        if let Err(e) = self.unpause(&spec.uuid).await {
+            if let Err(e2) = self.destroy(&spec.uuid).await {
+                tracing::warn!(vm_uuid = %spec.uuid, "cannot destroy the rebooted domain that failed to run: {e2}");
+            }
+            return Err(e);
+        }
+        Ok(domid)
+    }
+
+    /// Stream the paused guest's state into `image` over a Unix socket we
+    /// listen on (QEMU's `exec:` would need to spawn, which the sandbox denies).
+    async fn save_state(&self, uuid: &str, image: &Path, cancel: &mut Option<Cancel>) -> Result<()> {
+        let (qmp, layout) = self.with(uuid, |d| (d.qmp.clone(), d.layout.clone()))?;
+        let sock = layout.migration();
+        let _ = std::fs::remove_file(&sock);
+        let listener = tokio::net::UnixListener::bind(&sock).map_err(|e| io_err(sock.display().to_string(), e))?;
+        let file = tokio::fs::File::create(image).await.map_err(|e| io_err(image.display().to_string(), e))?;
+        let copy = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await?;
+            let mut file = file;
+            tokio::io::copy(&mut conn, &mut file).await?;
+            file.sync_all().await
+        });
+        let res = async {
+            qmp.execute("migrate", json!({ "uri": format!("unix:{}", sock.display()) }))
+                .await
+                .map_err(|e| hv("migrate", e))?;
+            let deadline = Instant::now() + MIGRATION_TIMEOUT;
+            loop {
+                let st = qmp.execute("query-migrate", Value::Null).await.map_err(|e| hv("query-migrate", e))?;
+                match st["status"].as_str() {
+                    Some("completed") => break,
+                    Some(s @ ("failed" | "cancelled")) => {
+                        let why = st["error-desc"].as_str().unwrap_or_default();
+                        return Err(BackendError::Hypervisor(format!("saving guest memory {s}: {why}")));
+                    }
+                    _ if Instant::now() > deadline => {
+                        if let Err(e) = qmp.execute("migrate_cancel", Value::Null).await {
+                            tracing::warn!(vm_uuid = %uuid, "migrate_cancel: {e}");
+                        }
+                        return Err(BackendError::Hypervisor("saving guest memory took too long".into()));
+                    }
+                    _ => {}
+                }
+                if let Err(e) = cancellable_sleep(Duration::from_millis(100), cancel).await {
+                    if let Err(e) = qmp.execute("migrate_cancel", Value::Null).await {
+                        tracing::warn!(vm_uuid = %uuid, "migrate_cancel: {e}");
+                    }
+                    return Err(e);
+                }
+            }
+            Ok(())
+        }
+        .await;
+        let written = if res.is_ok() {
+            tokio::time::timeout(EXIT_TIMEOUT, copy).await
+        } else {
+            copy.abort();
+            Ok(Ok(Ok(())))
+        };
+        let _ = std::fs::remove_file(&sock);
+        res?;
+        match written {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(io_err(format!("writing {}", image.display()), e)),
+            _ => Err(BackendError::internal(format!("writing {} did not finish", image.display()))),
+        }
+    }
+
+    pub async fn suspend(&self, uuid: &str, image: &Path, mut cancel: Option<Cancel>) -> Result<()> {
+        let was_paused = self.with(uuid, |d| d.paused)?;
+        self.pause(uuid).await?;
+        if let Err(e) = self.save_state(uuid, image, &mut cancel).await {
+            if !was_paused {
+                if let Err(e2) = self.unpause(uuid).await {
+                    tracing::warn!(vm_uuid = %uuid, "cannot unpause after a failed suspend: {e2}");
+                }
+            }
+            return Err(e);
+        }
+        self.destroy(uuid).await
+    }
+
+    pub async fn save(&self, uuid: &str, image: &Path, mut cancel: Option<Cancel>) -> Result<()> {
+        let was_paused = self.with(uuid, |d| d.paused)?;
+        self.pause(uuid).await?;
+        let res = self.save_state(uuid, image, &mut cancel).await;
+        if !was_paused {
+            self.unpause(uuid).await?;
+        }
+        res
+    }
+
+    pub async fn resume(&self, spec: &DomainSpec, image: &Path, mut cancel: Option<Cancel>) -> Result<i64> {
+        if !image.is_file() {
+            return Err(BackendError::MissingFile(image.to_path_buf()));
+        }
+        let domid = self.spawn(spec, true, &mut cancel).await?;
+        let res = self.load_state(&spec.uuid, image, &mut cancel).await;
+        if let Err(e) = res {
+            if let Err(e2) = self.destroy(&spec.uuid).await {
+                tracing::warn!(vm_uuid = %spec.uuid, "cannot destroy the domain that failed to resume: {e2}");
+            }
+            return Err(e);
+        }
+        Ok(domid)
+    }
+
+    async fn load_state(&self, uuid: &str, image: &Path, cancel: &mut Option<Cancel>) -> Result<()> {
+        let (qmp, layout) = self.with(uuid, |d| (d.qmp.clone(), d.layout.clone()))?;
+        let sock = layout.migration();
+        qmp.execute("migrate-incoming", json!({ "uri": format!("unix:{}", sock.display()) }))
+            .await
+            .map_err(|e| hv("migrate-incoming", e))?;
+        let mut conn =
+            tokio::net::UnixStream::connect(&sock).await.map_err(|e| io_err(sock.display().to_string(), e))?;
+        let mut file = tokio::fs::File::open(image).await.map_err(|e| io_err(image.display().to_string(), e))?;
+        let copy = tokio::io::copy(&mut file, &mut conn);
+        match tokio::time::timeout(MIGRATION_TIMEOUT, copy).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(io_err(format!("sending {}", image.display()), e)),
+            Err(_) => return Err(BackendError::Hypervisor("restoring guest memory took too long".into())),
+        }
+        drop(conn);
+        let deadline = Instant::now() + MIGRATION_TIMEOUT;
+        loop {
+            let st = qmp.execute("query-status", Value::Null).await.map_err(|e| hv("query-status", e))?;
+            match st["status"].as_str() {
+                Some("inmigrate") | Some("prelaunch") if Instant::now() < deadline => {}
+                Some("paused") => return Ok(()),
+                s => return Err(BackendError::Hypervisor(format!("restoring guest memory ended in state {s:?}"))),
+            }
+            cancellable_sleep(Duration::from_millis(100), cancel).await?;
+        }
+    }
+
+    pub async fn migrate(&self, _spec: &DomainSpec, _cancel: Option<Cancel>) -> Result<i64> {
+        Err(BackendError::Unsupported("live migration".into()))
+    }
+
+    pub async fn plug_disk(&self, uuid: &str, disk: &Disk) -> Result<()> {
+        let (qmp, hvm, attached) =
+            self.with(uuid, |d| (d.qmp.clone(), d.spec.hvm, d.spec.disks.iter().any(|x| x.device == disk.device)))?;
+        if attached {
+            return Err(BackendError::DeviceAttached(disk.device.clone()));
+        }
+        if hvm || disk.cdrom {
+            return Err(BackendError::Unsupported("hot-plug of emulated IDE disks and CD drives".into()));
+        }
+        let (id, node) = (argv::disk_id(&disk.device)?, argv::node_id(&disk.device)?);
+        let path =
+            disk.path.clone().ok_or_else(|| BackendError::internal(format!("disk {} has no image", disk.device)))?;
+        if !path.is_file() {
+            return Err(BackendError::MissingFile(path));
+        }
+        let format = match disk.format {
+            DiskFormat::Raw => "raw",
+            DiskFormat::Qcow2 => "qcow2",
+        };
+        let file = json!({ "driver": "file", "filename": path.display().to_string() });
+        let add = json!({ "driver": format, "node-name": node, "read-only": disk.read_only, "file": file });
+        qmp.execute("blockdev-add", add).await.map_err(|e| hv("blockdev-add", e))?;
+        if let Err(e) = qmp.execute("device_add", json!({ "driver": "virtio-blk-pci", "drive": node, "id": id })).await
+        {
+            if let Err(e2) = qmp.execute("blockdev-del", json!({ "node-name": node })).await {
+                tracing::warn!(vm_uuid = %uuid, "blockdev-del after a failed device_add: {e2}");
+            }
+            return Err(hv("device_add", e));
+        }
+        self.with(uuid, |d| d.spec.disks.push(disk.clone()))?;
+        Ok(())
+    }
+
+    pub async fn unplug_disk(&self, uuid: &str, device: &str, force: bool) -> Result<()> {
+        let (id, node) = (argv::disk_id(device)?, argv::node_id(device)?);
+        let known = self.with(uuid, |d| d.spec.disks.iter().any(|x| x.device == device))?;
+        if !known {
+            return Ok(());
+        }
+        self.unplug_device(uuid, &id, device, force).await?;
+        let qmp = self.qmp(uuid)?;
+        if let Err(e) = qmp.execute("blockdev-del", json!({ "node-name": node })).await {
+            // Empty CD drives and drives already gone have no node.
+            tracing::debug!(vm_uuid = %uuid, device, "blockdev-del: {e}");
+        }
+        self.with(uuid, |d| d.spec.disks.retain(|x| x.device != device))?;
+        Ok(())
+    }
+
+    /// `device_del` and the wait for the guest to let go (DEVICE_DELETED).
+    async fn unplug_device(&self, uuid: &str, id: &str, device: &str, force: bool) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let qmp = self.with(uuid, |d| {
+            d.unplugs.insert(id.to_string(), tx);
+            d.qmp.clone()
+        })?;
+        let res = async {
+            qmp.execute("device_del", json!({ "id": id })).await.map_err(|e| hv("device_del", e))?;
+            let limit = if force { Duration::from_secs(5) } else { self.0.cfg.unplug_timeout };
+            match tokio::time::timeout(limit, rx).await {
+                Ok(_) => Ok(()),
+                Err(_) => {
+                    Err(BackendError::Hypervisor(format!("the guest did not release device {device} within {limit:?}")))
+                }
+            }
+        }
+        .await;
+        let _ = self.with(uuid, |d| d.unplugs.remove(id));
+        res
+    }
+
+    pub async fn set_cd(&self, uuid: &str, device: &str, path: Option<PathBuf>) -> Result<()> {
+        let id = argv::disk_id(device)?;
+        let qmp = self.qmp(uuid)?;
+        match &path {
+            Some(p) => {
+                if !p.is_file() {
+                    return Err(BackendError::MissingFile(p.clone()));
+                }
+                let args = json!({ "id": id, "filename": p.display().to_string(), "format": "raw", "read-only-mode": "read-only" });
+                qmp.execute("blockdev-change-medium", args).await.map_err(|e| hv("blockdev-change-medium", e))?;
+            }
+            None => {
+                qmp.execute("eject", json!({ "id": id, "force": true })).await.map_err(|e| hv("eject", e))?;
+            }
+        }
+        self.with(uuid, |d| {
+            if let Some(x) = d.spec.disks.iter_mut().find(|x| x.device == device) {
+                x.path = path;
+            }
+        })
+    }
+
+    /// A user-mode network device, as at start.
+    pub async fn plug_nic(&self, uuid: &str, nic: &Nic) -> Result<()> {
+        let (qmp, hvm, attached) =
+            self.with(uuid, |d| (d.qmp.clone(), d.spec.hvm, d.spec.nics.iter().any(|x| x.device == nic.device)))?;
+        if attached {
+            return Err(BackendError::DeviceAttached(nic.device.clone()));
+        }
+        let (id, netdev) = (argv::nic_id(&nic.device)?, argv::netdev_id(&nic.device)?);
+        argv::check_mac(nic)?;
+        qmp.execute("netdev_add", json!({ "type": "user", "id": netdev })).await.map_err(|e| hv("netdev_add", e))?;
+        let model = if hvm { "e1000" } else { "virtio-net-pci" };
+        let dev = json!({ "driver": model, "netdev": netdev, "mac": nic.mac, "id": id });
+        if let Err(e) = qmp.execute("device_add", dev).await {
+            if let Err(e2) = qmp.execute("netdev_del", json!({ "id": netdev })).await {
+                tracing::warn!(vm_uuid = %uuid, "netdev_del after a failed device_add: {e2}");
+            }
+            return Err(hv("device_add", e));
+        }
+        self.with(uuid, |d| d.spec.nics.push(nic.clone()))?;
+        Ok(())
+    }
+
+    pub async fn unplug_nic(&self, uuid: &str, device: &str, force: bool) -> Result<()> {
+        let (id, netdev) = (argv::nic_id(device)?, argv::netdev_id(device)?);
+        let known = self.with(uuid, |d| d.spec.nics.iter().any(|x| x.device == device))?;
+        if !known {
+            return Ok(());
+        }
+        self.unplug_device(uuid, &id, device, force).await?;
+        let qmp = self.qmp(uuid)?;
+        if let Err(e) = qmp.execute("netdev_del", json!({ "id": netdev })).await {
+            tracing::debug!(vm_uuid = %uuid, device, "netdev_del: {e}");
+        }
+        self.with(uuid, |d| d.spec.nics.retain(|x| x.device != device))?;
+        Ok(())
+    }
+
+    /// The balloon can give memory back up to what the domain was built with.
+    pub async fn set_memory(&self, uuid: &str, target: i64) -> Result<()> {
+        let (qmp, built) = self.with(uuid, |d| (d.qmp.clone(), d.spec.memory.target))?;
+        if target > built || target <= 0 {
+            return Err(BackendError::Unsupported(format!("memory targets above the boot size ({built} bytes)")));
+        }
+        qmp.execute("balloon", json!({ "value": target })).await.map_err(|e| hv("balloon", e))?;
+        Ok(())
+    }
+
+    pub async fn set_vcpus(&self, uuid: &str, n: i64) -> Result<()> {
+        let cur = self.with(uuid, |d| d.spec.vcpus.at_startup)?;
+        if n == cur {
+            return Ok(());
+        }
+        Err(BackendError::Unsupported("vCPU hot-plug".into()))
+    }
+
+    pub fn stats(&self, uuid: &str) -> Option<Stats> {
+        self.doms().get(uuid).map(|d| d.stats.clone())
+    }
+
+    pub fn console(&self, uuid: &str) -> Option<Console> {
+        self.doms().get(uuid).map(|d| Console::Unix(d.layout.vnc()))
+    }
+
+    pub fn is_running(&self, uuid: &str) -> bool {
+        self.doms().get(uuid).is_some_and(|d| !d.paused)
+    }
+
+    pub fn domains(&self) -> Vec<DomainInfo> {
+        let state = |p: bool| if p { DomainState::Paused } else { DomainState::Running };
+        self.doms()
+            .iter()
+            .map(|(u, d)| DomainInfo { uuid: u.clone(), domid: d.domid, state: state(d.paused) })
+            .collect()
+    }
+
+    /// Re-attach to a QEMU that kept running while the server was down: its
+    /// pidfile names a live process of this directory and its QMP socket
+    /// answers. Otherwise the directory (and a QEMU that no longer answers)
+    /// is cleaned up and the domain is gone.
+    pub async fn adopt(&self, spec: &DomainSpec) -> Result<Option<DomainInfo>> {
+        if let Some(d) = self.doms().get(&spec.uuid) {
+            let state = if d.paused { DomainState::Paused } else { DomainState::Running };
+            return Ok(Some(DomainInfo { uuid: spec.uuid.clone(), domid: d.domid, state }));
+        }
+        let layout = Layout::new(&self.0.cfg.run_dir, &spec.uuid);
+        let pid = read_pid(&layout).filter(|&p| alive(p) && owns(p, &layout));
+        let found = match pid {
+            None => None,
+            Some(pid) => match Qmp::connect(&layout.qmp(), QMP_TIMEOUT).await {
+                Ok((qmp, events)) => match qmp.execute("query-status", Value::Null).await {
+                    Ok(st) => Some((pid, qmp, events, st)),
+                    Err(e) => {
+                        tracing::warn!(vm_uuid = %spec.uuid, pid, "QEMU does not answer ({e}): killing it");
+                        sigkill(pid);
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(vm_uuid = %spec.uuid, pid, "cannot reach QEMU's QMP ({e}): killing it");
+                    sigkill(pid);
+                    None
+                }
+            },
+        };
+        let Some((pid, qmp, events, st)) = found else {
+            if layout.dir.exists() {
+                if let Err(e) = std::fs::remove_dir_all(&layout.dir) {
+                    tracing::warn!(dir = %layout.dir.display(), "cannot remove a gone domain's directory: {e}");
+                }
+            }
+            return Ok(None);
+        };
+        let domid = std::fs::read_to_string(layout.domid())
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or_else(|| self.0.next_domid.fetch_add(1, Ordering::SeqCst));
+        let paused = st["running"].as_bool() != Some(true);
+        tracing::info!(vm_uuid = %spec.uuid, domid, pid, "re-attached to QEMU");
+        self.install(spec, domid, pid, layout, Arc::new(qmp), events, None, paused);
+        let state = if paused { DomainState::Paused } else { DomainState::Running };
+        Ok(Some(DomainInfo { uuid: spec.uuid.clone(), domid, state }))
+    }
+}
+
+#[derive(Default)]
+struct Sampler {
+    cpu: Option<(Instant, u64)>,
+    disks: HashMap<String, (Instant, u64, u64)>,
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields follow the last ')'.
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The host's available memory in bytes (MemAvailable), if /proc says.
+fn available_memory() -> Option<i64> {
+    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = m.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.split_whitespace().next()?;
+    kib.parse::<i64>().ok().map(|k| k * 1024)
+}
+
+fn read_pid(layout: &Layout) -> Option<u32> {
+    std::fs::read_to_string(layout.pidfile()).ok()?.trim().parse().ok()
+}
+
+/// Whether `pid` is a QEMU of this domain directory (not a recycled pid).
+fn owns(pid: u32, layout: &Layout) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let want = layout.qmp().display().to_string();
+    String::from_utf8_lossy(&cmdline).contains(&want)
+}
+
+/// Remove a domain directory's files, unless a new process already uses it.
+fn remove_dir_files(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+/// What the agent says about the guest, in the shape guest metrics have.
+async fn guest_report(a: &mut Agent, spec: &DomainSpec) -> std::result::Result<GuestInfo, QmpError> {
+    let os = a.execute_timeout("guest-get-osinfo", Value::Null, AGENT_TIMEOUT).await?;
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let mut info = GuestInfo::default();
+    let name = [s(&os, "pretty-name"), s(&os, "name")].into_iter().find(|n| !n.is_empty()).unwrap_or("Linux".into());
+    info.os_version.insert("name".into(), name);
+    info.os_version.insert("distro".into(), s(&os, "id"));
+    let ver = s(&os, "version-id");
+    let mut parts = ver.split('.');
+    info.os_version.insert("major".into(), parts.next().unwrap_or_default().to_string());
+    info.os_version.insert("minor".into(), parts.next().unwrap_or("0").to_string());
+    info.os_version.insert("uname".into(), s(&os, "kernel-release"));
+    if let Ok(v) = a.execute_timeout("guest-info", Value::Null, AGENT_TIMEOUT).await {
+        let version = s(&v, "version");
+        let mut p = version.split('.');
+        for k in ["major", "minor", "micro"] {
+            info.pv_drivers_version.insert(k.into(), p.next().unwrap_or("0").to_string());
+        }
+        info.pv_drivers_version.insert("build".into(), "qemu-guest-agent".into());
+    }
+    if let Ok(Value::Array(ifaces)) =
+        a.execute_timeout("guest-network-get-interfaces", Value::Null, AGENT_TIMEOUT).await
+    {
+        for nic in &spec.nics {
+            let mac = nic.mac.to_lowercase();
+            let Some(i) = ifaces.iter().find(|i| s(i, "hardware-address").to_lowercase() == mac) else { continue };
+            let addrs = i["ip-addresses"].as_array().cloned().unwrap_or_default();
+            let of = |t: &str| -> Vec<String> {
+                addrs.iter().filter(|a| a["ip-address-type"] == t).map(|a| s(a, "ip-address")).collect()
+            };
+            let (v4, v6) = (of("ipv4"), of("ipv6"));
+            if let Some(ip) = v4.first().or(v6.first()) {
+                info.networks.insert(format!("{}/ip", nic.device), ip.clone());
+            }
+            for (j, ip) in v4.iter().enumerate() {
+                info.networks.insert(format!("{}/ipv4/{j}", nic.device), ip.clone());
+            }
+            for (j, ip) in v6.iter().enumerate() {
+                info.networks.insert(format!("{}/ipv6/{j}", nic.device), ip.clone());
+            }
+        }
+    }
+    if let Some(m) = read_guest_file(a, "/proc/meminfo").await {
+        let kib = |k: &str| {
+            m.lines().find_map(|l| l.strip_prefix(k)).and_then(|r| r.split_whitespace().next()).map(str::to_string)
+        };
+        if let (Some(t), Some(f)) = (kib("MemTotal:"), kib("MemAvailable:").or_else(|| kib("MemFree:"))) {
+            info.memory.insert("total".into(), t);
+            info.memory.insert("free".into(), f);
+        }
+    }
+    Ok(info)
+}
+
+/// A small text file inside the guest, through the agent's file commands.
+async fn read_guest_file(a: &mut Agent, path: &str) -> Option<String> {
+    let h = a.execute_timeout("guest-file-open", json!({ "path": path, "mode": "r" }), AGENT_TIMEOUT).await.ok()?;
+    let r = a.execute_timeout("guest-file-read", json!({ "handle": h, "count": 65536 }), AGENT_TIMEOUT).await;
+    let _ = a.execute_timeout("guest-file-close", json!({ "handle": h }), AGENT_TIMEOUT).await;
+    let b64 = r.ok()?.get("buf-b64")?.as_str()?.to_string();
+    String::from_utf8(unbase64(&b64)?).ok()
+}
+
+fn unbase64(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= val(c)? << (18 - 6 * i);
+        }
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_decoding() {
+        assert_eq!(unbase64("TWFu").unwrap(), b"Man");
+        assert_eq!(unbase64("TWE=").unwrap(), b"Ma");
+        assert_eq!(unbase64("TQ==").unwrap(), b"M");
+        assert!(unbase64("T!==").is_none());
+    }
+
+    fn backend(run_dir: &Path, allowed: Vec<PathBuf>) -> Qemu {
+        let inner = Inner {
+            cfg: QemuConfig { run_dir: run_dir.to_path_buf(), ..Default::default() },
+            probe: Probe {
+                qemu: probe::QemuInfo { binary: "/bin/false".into(), version: (7, 2, 0), version_line: String::new() },
+                accel: Accel::Tcg,
+                reason: String::new(),
+            },
+            allowed,
+            domains: Mutex::new(HashMap::new()),
+            next_domid: AtomicI64::new(1),
+            events: broadcast::channel(16).0,
+        };
+        Qemu(Arc::new(inner))
+    }
+
+    #[tokio::test]
+    async fn kernel_paths_must_be_in_allowed_directories() {
+        let dir = std::env::temp_dir().join(format!("xapi-rs-qemu-allowed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("vmlinuz"), b"k").unwrap();
+        let q = backend(&dir, vec![PathBuf::from(GUEST_DIR), dir.clone()]);
+        let k = dir.join("vmlinuz").display().to_string();
+        assert!(q.guest_file(&k).is_ok());
+        assert!(matches!(q.guest_file("/etc/passwd"), Err(BackendError::PathNotAllowed { .. })));
+        assert!(matches!(q.guest_file("relative"), Err(BackendError::PathNotAllowed { .. })));
+        let up = format!("{}/../{}/vmlinuz", dir.display(), dir.file_name().unwrap().to_string_lossy());
+        assert!(matches!(q.guest_file(&up), Err(BackendError::PathNotAllowed { .. })));
+        let missing = dir.join("nope").display().to_string();
+        assert!(matches!(q.guest_file(&missing), Err(BackendError::MissingFile(_))));
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("escape")).unwrap();
+        assert!(matches!(
+            q.guest_file(&dir.join("escape").display().to_string()),
+            Err(BackendError::PathNotAllowed { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A QMP peer that answers every command with an empty return and sends
+    /// the events it is given; dropping the sender closes the connection.
+    fn fake_qemu(stream: tokio::net::UnixStream) -> mpsc::UnboundedSender<Value> {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let greeting = json!({"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}});
+            w.write_all(format!("{greeting}\n").as_bytes()).await.unwrap();
+            let mut lines = BufReader::new(r).lines();
+            loop {
+                let out = tokio::select! {
+                    l = lines.next_line() => match l {
+                        Ok(Some(l)) => {
+                            let req: Value = serde_json::from_str(&l).unwrap();
+                            json!({"return": {}, "id": req["id"]})
+                        }
+                        _ => return,
+                    },
+                    e = rx.recv() => match e {
+                        Some(e) => e,
+                        None => return,
+                    },
+                };
+                if w.write_all(format!("{out}\n").as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        tx
+    }
+
+    async fn recv(rx: &mut broadcast::Receiver<DomainEvent>) -> DomainEvent {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn qmp_events_become_domain_events() {
+        let run = std::env::temp_dir().join(format!("xapi-rs-qemu-events-{}", std::process::id()));
+        let q = backend(&run, vec![]);
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let peer = fake_qemu(b);
+        let (qmp, events) = Qmp::handshake(a, Duration::from_secs(5)).await.unwrap();
+        let mut rx = q.events();
+        let spec = DomainSpec { uuid: "u".into(), ..Default::default() };
+        let layout = Layout::new(&run, "u");
+        std::fs::create_dir_all(&layout.dir).unwrap();
+        // pid 0: no process to watch, signal or sample.
+        q.install(&spec, 7, 0, layout.clone(), Arc::new(qmp), events, None, false);
+        // A pause we did not ask for, and the resume.
+        peer.send(json!({"event": "STOP"})).unwrap();
+        assert_eq!(recv(&mut rx).await, DomainEvent::Paused { uuid: "u".into(), domid: 7 });
+        assert!(!q.is_running("u"));
+        peer.send(json!({"event": "RESUME"})).unwrap();
+        assert_eq!(recv(&mut rx).await, DomainEvent::Resumed { uuid: "u".into(), domid: 7 });
+        // Our own pause is no event.
+        q.pause("u").await.unwrap();
+        peer.send(json!({"event": "STOP"})).unwrap();
+        q.unpause("u").await.unwrap();
+        peer.send(json!({"event": "RESUME"})).unwrap();
+        let io = json!({"event": "BLOCK_IO_ERROR", "data": {"device": "", "node-name": "node-vbd-1", "operation": "write", "action": "stop", "reason": "No space left on device"}});
+        peer.send(io).unwrap();
+        assert_eq!(
+            recv(&mut rx).await,
+            DomainEvent::IoError {
+                uuid: "u".into(),
+                domid: 7,
+                device: "1".into(),
+                message: "write: No space left on device".into()
+            }
+        );
+        peer.send(json!({"event": "DEVICE_DELETED", "data": {"device": "vbd-2", "path": "/machine/peripheral/vbd-2"}}))
+            .unwrap();
+        assert_eq!(
+            recv(&mut rx).await,
+            DomainEvent::DeviceRemoved { uuid: "u".into(), domid: 7, device: Device::Disk("2".into()) }
+        );
+        // The guest reboots: QEMU (-no-reboot) says why and goes.
+        peer.send(json!({"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-reset"}})).unwrap();
+        drop(peer);
+        assert_eq!(recv(&mut rx).await, DomainEvent::Halted { uuid: "u".into(), domid: 7, reason: HaltReason::Reboot });
+        assert!(q.domains().is_empty());
+        assert!(!layout.dir.exists());
+        let _ = std::fs::remove_dir_all(&run);
+    }
+}

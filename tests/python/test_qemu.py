@@ -1,0 +1,347 @@
+"""`xapid --backend qemu` running a real guest (the test guest that
+scripts/build-test-guest.sh builds), driven with the PyPI XenAPI client.
+
+One VM is installed the guide's way and booted once; most checks reuse it, as
+a boot under TCG takes about 20 s. Without QEMU or the guest the module is
+skipped, unless CI is set: then it fails."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import XenAPI
+
+from conftest import Xapid, failure
+from vmlib import MIB, NULL, add_vif, install, wait_for
+
+BANNER = "xapi-rs test guest up"
+BOOT = 180  # seconds: TCG on a busy two-core machine
+
+
+def guest_dir():
+    d = os.environ.get("XAPI_TEST_GUEST_DIR")
+    if d:
+        return d
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "xapi-rs", "guest")
+
+
+def require(ok, what):
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(what + "; CI is set, so this is a failure (install qemu-system-x86, run scripts/build-test-guest.sh)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    require(shutil.which("qemu-system-x86_64"), "qemu-system-x86_64 not found")
+    src = guest_dir()
+    require(os.path.isfile(os.path.join(src, "vmlinuz")) and os.path.isfile(os.path.join(src, "initrd.img")),
+            "no test guest in %s (scripts/build-test-guest.sh)" % src)
+    d = tempfile.mkdtemp(prefix="xapi-guest-")
+    for f in ("vmlinuz", "initrd.img"):
+        shutil.copy(os.path.join(src, f), os.path.join(d, f))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def xapid(kernels):
+    x = Xapid(extra_args=["--backend", "qemu", "--guest-kernel-dir", kernels]).start()
+    yield x
+    x.cleanup()
+    # Nothing of ours may outlive the module.
+    for pid in qemu_pids(x):
+        os.kill(pid, signal.SIGKILL)
+
+
+def qemu_pids(x):
+    """QEMU processes running out of this server's data dir."""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                cmd = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if "qemu-system" in cmd and os.path.join(x.data_dir, "qemu") in cmd:
+            out.append(int(p))
+    return out
+
+
+def vm_dir(x, api, vm):
+    return os.path.join(x.data_dir, "qemu", api.VM.get_uuid(vm))
+
+
+def pid_of(x, api, vm):
+    with open(os.path.join(vm_dir(x, api, vm), "qemu.pid")) as f:
+        return int(f.read().strip())
+
+
+def serial(x, api, vm):
+    try:
+        with open(os.path.join(vm_dir(x, api, vm), "serial.log"), errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def wait_banner(x, api, vm):
+    wait_for(lambda: BANNER in serial(x, api, vm), BOOT, "the guest's banner on the serial console", interval=0.5)
+
+
+def type_line(x, api, vm, line):
+    """A line for the guest's root shell on the serial console."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(os.path.join(vm_dir(x, api, vm), "serial.sock"))
+        s.sendall(line.encode() + b"\n")
+        time.sleep(1)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone as far as we care.
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def guest_vm(api, kernels, name):
+    """The guide's install from a PV template, booting the test guest directly."""
+    vm = install(api, name, tmpl="Debian Etch 4.0")
+    api.VM.set_PV_bootloader(vm, "")
+    api.VM.set_PV_kernel(vm, os.path.join(kernels, "vmlinuz"))
+    api.VM.set_PV_ramdisk(vm, os.path.join(kernels, "initrd.img"))
+    # no_timer_check: several TCG guests on two cores can fail the IO-APIC timer check.
+    api.VM.set_PV_args(vm, "console=ttyS0 no_timer_check")
+    api.VM.set_memory_limits(vm, str(128 * MIB), str(256 * MIB), str(256 * MIB), str(256 * MIB))
+    api.VM.set_actions_after_crash(vm, "destroy")
+    return vm
+
+
+def test_bad_kernels_leave_nothing_running(xapid, kernels):
+    api = xapid.session().xenapi
+    vm = guest_vm(api, kernels, "bad kernel")
+    api.VM.set_PV_kernel(vm, "/etc/hostname")
+    err = failure(api.VM.start, vm, False, False)
+    assert err[0] == "INTERNAL_ERROR" and "not in an allowed directory" in err[1], err
+    assert "/var/lib/xcp/guest" in err[1] and kernels in err[1], err
+    api.VM.set_PV_kernel(vm, os.path.join(kernels, "no-such-kernel"))
+    err = failure(api.VM.start, vm, False, False)
+    assert err[0] == "INTERNAL_ERROR" and "no such file" in err[1], err
+    # More memory than the host has.
+    api.VM.set_PV_kernel(vm, os.path.join(kernels, "vmlinuz"))
+    huge = str(1 << 50)
+    api.VM.set_memory_limits(vm, huge, huge, huge, huge)
+    err = failure(api.VM.start, vm, False, False)
+    assert err[0] == "HOST_NOT_ENOUGH_FREE_MEMORY", err
+    assert api.VM.get_power_state(vm) == "Halted"
+    assert qemu_pids(xapid) == []
+    api.VM.destroy(vm)
+
+
+def test_a_real_guest_through_its_lifecycle(xapid, kernels):
+    session = xapid.session()
+    api = session.xenapi
+    vm = guest_vm(api, kernels, "real guest")
+    add_vif(api, vm)  # user-mode networking: the guest's DHCP gets 10.0.2.15
+    cd = api.VBD.create({"VM": vm, "VDI": NULL, "userdevice": "3", "bootable": False, "mode": "RO", "type": "CD",
+                         "unpluggable": True, "empty": True, "other_config": {}, "qos_algorithm_type": "",
+                         "qos_algorithm_params": {}})
+
+    # Start: a paused QEMU is created, then unpaused; the guest boots.
+    api.VM.start(vm, False, False)
+    rec = api.VM.get_record(vm)
+    assert rec["power_state"] == "Running"
+    domid = int(rec["domid"])
+    assert domid > 0
+    pid = pid_of(xapid, api, vm)
+    assert alive(pid)
+    wait_banner(xapid, api, vm)
+    # No TCP listener: VNC, QMP and the agent are Unix sockets in the VM's directory.
+    for f in ("qmp.sock", "vnc.sock", "qga.sock"):
+        assert os.path.exists(os.path.join(vm_dir(xapid, api, vm), f))
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        cmd = f.read().split(b"\0")
+    assert b"-sandbox" in cmd and b"tcp:" not in b" ".join(cmd)
+
+    # The real agent fills the guest metrics.
+    def gm():
+        g = api.VM.get_guest_metrics(vm)
+        return api.VM_guest_metrics.get_record(g) if g != NULL else None
+    g = wait_for(gm, 60, "guest metrics", interval=0.5)
+    assert g["os_version"]["distro"] == "xapi-rs-test-guest", g["os_version"]
+    assert g["os_version"]["uname"], g["os_version"]
+    assert int(g["memory"]["total"]) > 0, g["memory"]
+    assert g["PV_drivers_version"]["major"] == "7", g["PV_drivers_version"]
+    # (DHCP may finish after the agent's first report; a change is reported within 30 s.)
+    g = wait_for(lambda: (lambda r: r if r["networks"].get("0/ip") else None)(gm()), 60, "0/ip", interval=0.5)
+    assert g["networks"]["0/ip"] == "10.0.2.15", g["networks"]
+    assert g["networks"].get("0/ipv4/0") == "10.0.2.15", g["networks"]
+
+    # The rfb console is QEMU's VNC, proxied from its Unix socket.
+    sid = session._session
+    with socket.create_connection(("127.0.0.1", xapid.port), timeout=10) as c:
+        c.sendall(("CONNECT /console?uuid=%s&session_id=%s HTTP/1.0\r\n\r\n" % (rec["uuid"], sid)).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            b = c.recv(1)
+            assert b, head
+            head += b
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+        assert c.recv(12).startswith(b"RFB 003.00")
+
+    # Pause and unpause.
+    api.VM.pause(vm)
+    assert api.VM.get_power_state(vm) == "Paused"
+    api.VM.unpause(vm)
+    assert api.VM.get_power_state(vm) == "Running"
+
+    # A CD inserted from the ISO SR and ejected: the guest sees the medium come and go.
+    iso_sr = next(r for r, x in api.SR.get_all_records().items() if x["type"] == "iso")
+    iso_dir = next(api.PBD.get_device_config(p)["location"] for p in api.SR.get_PBDs(iso_sr))
+    with open(os.path.join(iso_dir, "test.iso"), "wb") as f:
+        f.write(b"\x01" * (2 * MIB))
+    api.SR.scan(iso_sr)
+    (iso,) = [v for v in api.SR.get_VDIs(iso_sr) if api.VDI.get_location(v) == "test.iso"]
+    api.VBD.insert(cd, iso)
+
+    def cd_reads(want):
+        # The medium's first bytes, or nothing once it is gone.
+        type_line(xapid, api, vm, "echo cd-$(head -c 4 /dev/sr0 | od -An -tx1 | tr -d ' \\n')-end")
+        return "cd-%s-end" % want in serial(xapid, api, vm)
+    try:
+        wait_for(lambda: cd_reads("01010101"), 30, "the inserted CD in the guest", interval=1)
+        api.VBD.eject(cd)
+        assert api.VBD.get_empty(cd) is True
+        wait_for(lambda: cd_reads(""), 30, "the ejected CD to leave the guest", interval=1)
+    except AssertionError as e:
+        raise AssertionError("%s; serial console:\n%s" % (e, serial(xapid, api, vm)[-6000:]))
+
+    # A disk hot-plugged and seen in the guest, then unplugged with its consent.
+    sr = api.pool.get_default_SR(api.pool.get_all()[0])
+    vdi = api.VDI.create({"name_label": "hotplug", "name_description": "", "SR": sr, "virtual_size": str(16 * MIB),
+                          "type": "user", "sharable": False, "read_only": False, "other_config": {}})
+    vbd = api.VBD.create({"VM": vm, "VDI": vdi, "userdevice": "1", "bootable": False, "mode": "RW", "type": "Disk",
+                          "unpluggable": True, "empty": False, "other_config": {}, "qos_algorithm_type": "",
+                          "qos_algorithm_params": {}})
+    api.VBD.plug(vbd)
+    assert api.VBD.get_currently_attached(vbd) is True
+
+    def seen():
+        # The echoed command line cannot match: only the shell's output can.
+        type_line(xapid, api, vm, "echo blk-$(ls /sys/block | tr -d '\\n ')-end")
+        return "blk-sr0vdavdb-end" in serial(xapid, api, vm)
+    try:
+        wait_for(seen, 60, "the hot-plugged disk in the guest's /sys/block", interval=1)
+    except AssertionError as e:
+        raise AssertionError("%s; serial console:\n%s" % (e, serial(xapid, api, vm)[-3000:]))
+    api.VBD.unplug(vbd)
+    assert api.VBD.get_currently_attached(vbd) is False
+    api.VBD.destroy(vbd)
+    api.VDI.destroy(vdi)
+
+    # A NIC hot-plugged (user-mode networking) and seen in the guest, then unplugged.
+    vif1 = add_vif(api, vm, device="1")
+    api.VIF.plug(vif1)
+    assert api.VIF.get_currently_attached(vif1) is True
+
+    def nics(want):
+        type_line(xapid, api, vm, "echo net-$(ls /sys/class/net | tr -d '\\n ')-end")
+        return "net-%s-end" % want in serial(xapid, api, vm)
+    wait_for(lambda: nics("eth0eth1lo"), 60, "the hot-plugged NIC in the guest", interval=1)
+    api.VIF.unplug(vif1)
+    assert api.VIF.get_currently_attached(vif1) is False
+    wait_for(lambda: nics("eth0lo"), 60, "the unplugged NIC to leave the guest", interval=1)
+    api.VIF.destroy(vif1)
+
+    # kill -9 of xapid: the guest keeps running and is adopted on restart.
+    xapid.kill9()
+    assert alive(pid)
+    xapid.start()
+    api = xapid.session().xenapi
+    rec = api.VM.get_record(vm)
+    assert rec["power_state"] == "Running"
+    assert int(rec["domid"]) == domid
+    assert pid_of(xapid, api, vm) == pid and alive(pid)
+    api.VM.pause(vm)  # the re-attached QMP connection works
+    api.VM.unpause(vm)
+
+    # Suspend and resume: same guest (no second boot), new process.
+    api.VM.suspend(vm)
+    assert api.VM.get_power_state(vm) == "Suspended"
+    wait_for(lambda: not alive(pid), 10, "the suspended QEMU to exit")
+    api.VM.resume(vm, False, False)
+    assert api.VM.get_power_state(vm) == "Running"
+    pid2 = pid_of(xapid, api, vm)
+    assert pid2 != pid
+    type_line(xapid, api, vm, "echo still-$((40+2))")
+    wait_for(lambda: "still-42" in serial(xapid, api, vm), 60, "the resumed guest's shell")
+    assert serial(xapid, api, vm).count(BANNER) == 0  # the serial log is per process: no new boot
+
+    # A checkpoint: memory saved while the guest is paused, then it runs on.
+    api.VM.checkpoint(vm, "checkpoint 1")
+    assert api.VM.get_power_state(vm) == "Running"
+    assert pid_of(xapid, api, vm) == pid2
+    type_line(xapid, api, vm, "echo after-$((50+5))")
+    wait_for(lambda: "after-55" in serial(xapid, api, vm), 60, "the guest's shell after the checkpoint")
+
+    # Hard reboot: a new process and a new domid; then a clean shutdown by ACPI or the agent.
+    old = int(api.VM.get_domid(vm))
+    api.VM.hard_reboot(vm)
+    assert int(api.VM.get_domid(vm)) > old
+    pid3 = pid_of(xapid, api, vm)
+    assert pid3 != pid2
+    wait_for(lambda: not alive(pid2), 10, "the old QEMU to exit")
+    wait_banner(xapid, api, vm)
+    api.VM.clean_shutdown(vm)
+    assert api.VM.get_power_state(vm) == "Halted"
+    wait_for(lambda: not alive(pid3), 10, "QEMU to exit after the clean shutdown")
+
+    # The guest reboots itself: QEMU ends (-no-reboot) and the server starts a
+    # new domain (actions_after_reboot = restart); then it panics (pvpanic):
+    # actions_after_crash = destroy leaves it Halted.
+    api.VM.start(vm, False, False)
+    wait_banner(xapid, api, vm)
+    old = int(api.VM.get_domid(vm))
+    type_line(xapid, api, vm, "reboot")
+    wait_for(lambda: int(api.VM.get_domid(vm)) > old and api.VM.get_power_state(vm) == "Running", 60,
+             "the guest's reboot to give a new domain", interval=0.5)
+    wait_banner(xapid, api, vm)
+    type_line(xapid, api, vm, "echo c > /proc/sysrq-trigger")
+    wait_for(lambda: api.VM.get_power_state(vm) == "Halted", 60, "the crashed guest to be Halted", interval=0.5)
+    assert qemu_pids(xapid) == []
+
+    # Hard shutdown of a guest that has not booted yet.
+    api.VM.start(vm, False, False)
+    pid4 = pid_of(xapid, api, vm)
+    t = time.time()
+    api.VM.hard_shutdown(vm)
+    assert time.time() - t < 10
+    assert api.VM.get_power_state(vm) == "Halted"
+    wait_for(lambda: not alive(pid4), 10, "QEMU to exit after the hard shutdown")
+
+    # kill -9 of the QEMU process: the VM becomes Halted, with an event.
+    api.VM.start(vm, False, False)
+    pid5 = pid_of(xapid, api, vm)
+    ev_from = getattr(api.event, "from")
+    token = ev_from(["VM"], "", 0.0)["token"]
+    os.kill(pid5, signal.SIGKILL)
+    wait_for(lambda: api.VM.get_power_state(vm) == "Halted", 20, "the VM to be Halted after its QEMU died")
+    evs = ev_from(["VM"], token, 1.0)["events"]
+    assert any(e["ref"] == vm and e["snapshot"]["power_state"] == "Halted" for e in evs), evs
+    assert qemu_pids(xapid) == []
