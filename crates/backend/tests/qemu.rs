@@ -341,7 +341,14 @@ fn guest_panic_is_reported_through_pvpanic() {
         assert_eq!(ev.kind(), EventKind::GuestPanicked { action: "poweroff".into() });
         let ev = wait_event(&mut events, STEP, "SHUTDOWN", |k| matches!(k, EventKind::Shutdown { .. })).await;
         assert_eq!(ev.kind(), EventKind::Shutdown { guest: true, reason: "guest-panic".into() });
-        assert!(vm.serial().contains("Kernel panic"), "{}", tail(&vm.serial()));
+        // The console line can come out garbled under load ("TTernel panic"):
+        // any of the kernel's panic lines will do.
+        let serial = vm.serial();
+        assert!(
+            ["Kernel panic", "not syncing", "sysrq triggered crash"].iter().any(|l| serial.contains(l)),
+            "{}",
+            tail(&serial)
+        );
     });
 }
 
