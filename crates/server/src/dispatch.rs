@@ -265,17 +265,7 @@ async fn run_sync(
         ctx.task = Some(t);
     }
     let out = run(&ctx, c, m, args).await;
-    let out = match out {
-        Ok(v) => ctx.durable().await.map(|_| v),
-        Err(e) => {
-            // Failed calls may still have committed partial progress (e.g. a
-            // task record); make it durable before answering.
-            if let Err(d) = ctx.durable().await {
-                tracing::error!("{d} (after the call failed with {e})");
-            }
-            Err(e)
-        }
-    };
+    let out = ctx.settle(out).await;
     if let Some(t) = &ctx.task {
         crate::task::finish_sync(&ctx, t);
     }

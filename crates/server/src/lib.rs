@@ -125,6 +125,21 @@ impl Ctx {
         Ok(())
     }
 
+    /// The outcome of a call once what it wrote is durable. A failed call may
+    /// still have committed partial progress (a task record): that is made
+    /// durable too, and the failure answered either way.
+    pub async fn settle(&self, out: Result<Value>) -> Result<Value> {
+        match out {
+            Ok(v) => self.durable().await.map(|_| v),
+            Err(e) => {
+                if let Err(d) = self.durable().await {
+                    tracing::error!("{d} (after the call failed with {e})");
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Run a transaction on behalf of this call.
     pub fn write<T>(&self, f: impl FnOnce(&mut Txn) -> Result<T>) -> Result<T> {
         let (out, c) = self.server.db.write(f)?;

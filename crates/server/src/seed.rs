@@ -108,8 +108,14 @@ const RESTRICTIONS: &[&str] = &[
     "restrict_vtpm",
 ];
 
+/// Features this server does not have: the pool says they are restricted,
+/// so clients (Xen Orchestra) do not offer them (VTPM.create and the VDI CBT
+/// messages answer NOT_IMPLEMENTED).
+const UNAVAILABLE: &[&str] = &["restrict_vtpm", "restrict_cbt"];
+
 fn restrictions(extra: &[(&str, &str)]) -> Value {
-    let mut kv: Vec<(&str, &str)> = RESTRICTIONS.iter().map(|k| (*k, "false")).collect();
+    let mut kv: Vec<(&str, &str)> =
+        RESTRICTIONS.iter().map(|k| (*k, if UNAVAILABLE.contains(k) { "true" } else { "false" })).collect();
     kv.push(("enable_xha", "true"));
     kv.push(("platform_filter", "false"));
     kv.push(("regular_nag_dialog", "false"));
@@ -507,6 +513,27 @@ pub fn find(db: &Db) -> Option<(String, String)> {
 pub fn refresh(db: &Db) -> Result<()> {
     let (_, c) = db.write(|tx| {
         roles::ensure(tx);
+        // Stores seeded before these were restricted say so too.
+        for (class_name, map_field) in [("pool", "restrictions"), ("host", "license_params")] {
+            let c = class(class_name);
+            let i = field(c, map_field);
+            for r in tx.refs(c) {
+                let stale = tx
+                    .get(c, &r)
+                    .is_some_and(|row| UNAVAILABLE.iter().any(|k| row.get(i).map_str(k).is_some_and(|v| v != "true")));
+                if stale {
+                    tx.update(c, &r, |row| {
+                        if let Value::Struct(m) = &mut row.fields[i] {
+                            for (k, v) in m.iter_mut() {
+                                if UNAVAILABLE.contains(&k.as_str()) {
+                                    *v = Value::from("true");
+                                }
+                            }
+                        }
+                    });
+                }
+            }
+        }
         Ok::<_, ApiError>(())
     })?;
     db.durable_blocking(c).map_err(|e| crate::internal(e.to_string()))

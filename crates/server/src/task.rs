@@ -245,15 +245,7 @@ pub async fn spawn_async(mut ctx: Ctx, c: &'static ClassDef, m: &'static MsgDef,
     tokio::spawn(
         async move {
             let out = crate::dispatch::run(&ctx, c, m, args).await;
-            let out = match out {
-                Ok(v) => ctx.durable().await.map(|_| v),
-                Err(e) => {
-                    if let Err(d) = ctx.durable().await {
-                        tracing::error!("{d} (after the task failed with {e})");
-                    }
-                    Err(e)
-                }
-            };
+            let out = ctx.settle(out).await;
             if let Err(e) = &out {
                 tracing::info!("task failed: {e}");
             }

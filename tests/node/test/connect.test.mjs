@@ -139,7 +139,9 @@ describe('connect', { concurrency: 3 }, () => {
         assert.equal(objectsOfType(xapi, 'pool')[0], pool)
         assert.ok(isMap(pool.restrictions))
         assert.equal(pool.restrictions.restrict_zstd_export, 'false')
-        assert.equal(pool.restrictions.restrict_vtpm, 'false')
+        // vTPMs and CBT are not implemented: the pool restricts them, so XO does not offer them.
+        assert.equal(pool.restrictions.restrict_vtpm, 'true')
+        assert.equal(pool.restrictions.restrict_cbt, 'true')
         assert.ok(Array.isArray(pool.ha_statefiles))
         assert.ok(isMap(pool.cpu_info))
         assert.ok(isInt(pool.cpu_info.cpu_count))
