@@ -157,6 +157,9 @@ def test_bad_kernels_leave_nothing_running(xapid, kernels):
 def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     session = xapid.session()
     api = session.xenapi
+    # The host says what runs its guests (KVM only where a probe guest ran under it).
+    sv = api.host.get_software_version(api.host.get_all()[0])
+    assert sv["hypervisor"] == "qemu" and sv["accelerator"] in ("kvm", "tcg"), sv
     vm = guest_vm(api, kernels, "real guest")
     add_vif(api, vm)  # user-mode networking: the guest's DHCP gets 10.0.2.15
     cd = api.VBD.create({"VM": vm, "VDI": NULL, "userdevice": "3", "bootable": False, "mode": "RO", "type": "CD",

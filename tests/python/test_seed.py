@@ -56,6 +56,8 @@ def test_software_version(hrec):
         assert k in sv and sv[k], k
     assert semver(sv["platform_version"]) >= (3, 0, 0)
     assert semver(sv["platform_version"]) >= (2, 9, 50)  # XenCenter's floor
+    # What runs the guests: the simulator here.
+    assert (sv["hypervisor"], sv["accelerator"]) == ("sim", "none")
 
 
 def test_api_version(hrec):

@@ -345,6 +345,14 @@ impl Backend {
     pub fn name(&self) -> &'static str {
         each!(self, b => b.name())
     }
+    /// How guests are run: `kvm` or `tcg` for QEMU (as probed at start),
+    /// `none` for the simulator.
+    pub fn accelerator(&self) -> &'static str {
+        match self {
+            Backend::Sim(_) => "none",
+            Backend::Qemu(q) => q.accel().as_arg(),
+        }
+    }
     /// Events of every domain. A receiver that lags misses some: it must
     /// then re-read the state of every domain ([`Backend::domains`]).
     pub fn events(&self) -> broadcast::Receiver<DomainEvent> {

@@ -19,15 +19,26 @@ pub const DOWN_FOR: Duration = Duration::from_secs(2);
 const RESTART_PAUSE: Duration = Duration::from_millis(500);
 
 /// On start: the agent's start time is now (clients compare it to see that
-/// a restart happened).
+/// a restart happened), and software_version says which hypervisor backend
+/// runs the guests and with which accelerator (`qemu`/`kvm`, `qemu`/`tcg`,
+/// `sim`/`none`).
 pub fn startup(s: &Server) {
     let c = host_c();
     let now = format!("{}.", DateTime::now().secs);
+    let facts = [("hypervisor", s.backend.name()), ("accelerator", s.backend.accelerator())];
     let res = s.db.write(|tx| {
         tx.update(c, &s.host, |r| {
             if let Value::Struct(oc) = &mut r.fields[field(c, "other_config")] {
                 oc.retain(|(k, _)| k != "agent_start_time");
                 oc.push(("agent_start_time".into(), Value::String(now.clone())));
+            }
+            if let Value::Struct(sv) = &mut r.fields[field(c, "software_version")] {
+                for (k, v) in facts {
+                    match sv.iter_mut().find(|(key, _)| key == k) {
+                        Some((_, old)) => *old = Value::from(v),
+                        None => sv.push((k.to_string(), Value::from(v))),
+                    }
+                }
             }
         });
         Ok::<_, ApiError>(())
