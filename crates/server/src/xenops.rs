@@ -14,7 +14,7 @@ use backend::{
     BackendError, BootDevice, Device, Disk, DiskFormat, DomainEvent, DomainSpec, DomainState, Firmware, HaltReason,
     Memory, Request, Vcpus,
 };
-use model::types::fields::{vbd as B, vm as F};
+use model::types::fields::{vbd as B, vif as V, vm as F};
 use model::types::{OnCrashBehaviour, OnNormalExit, VbdMode, VbdType, VmPowerState};
 use model::{DateTime, Value, XenType};
 use std::collections::BTreeMap;
@@ -402,15 +402,15 @@ fn paused(s: &Server, uuid: &str, domid: i64, now_paused: bool) {
 fn device_removed(s: &Server, uuid: &str, domid: i64, device: Device) {
     let Some(vm) = find_running(s, uuid, domid) else { return };
     let Ok(row) = s.row(vm_c(), &vm) else { return };
-    let (dc, list, name) = match &device {
-        Device::Disk(d) => (class("VBD"), F::VBDS.index, d),
-        Device::Nic(d) => (class("VIF"), F::VIFS.index, d),
+    // (class, the VM's list of them, the name field, currently_attached, device name)
+    let (dc, list, dev, attached, name) = match &device {
+        Device::Disk(d) => (B::USERDEVICE.class, F::VBDS.index, B::USERDEVICE.index, B::CURRENTLY_ATTACHED.index, d),
+        Device::Nic(d) => (V::DEVICE.class, F::VIFS.index, V::DEVICE.index, V::CURRENTLY_ATTACHED.index, d),
     };
-    let dev_field = if dc.name == "VBD" { "userdevice" } else { "device" };
     let res = s.db.write(|tx| {
         for x in members(row.get(list)) {
-            if tx.get(dc, &x).is_some_and(|r| r.get(field(dc, dev_field)).as_str() == Some(name.as_str())) {
-                tx.set(dc, &x, field(dc, "currently_attached"), Value::Bool(false));
+            if tx.get(dc, &x).is_some_and(|r| r.get(dev).as_str() == Some(name.as_str())) {
+                tx.set(dc, &x, attached, Value::Bool(false));
             }
         }
         Ok(())

@@ -82,11 +82,6 @@ async fn send_as(reply: &mut Reply<'_>, ty: &str, body: String) -> io::Result<()
     w.flush().await
 }
 
-fn host_uuid(s: &Server) -> String {
-    let hc = class("host");
-    s.db.read().get(hc, &s.host).and_then(|h| h.get(field(hc, "uuid")).as_str().map(str::to_string)).unwrap_or_default()
-}
-
 pub async fn rrd_updates(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
     let Some(auth) = super::require_auth(s, head, reply, "get_rrd_updates").await? else { return Ok(()) };
     super::release(s, &auth);
@@ -107,7 +102,7 @@ pub async fn rrd_updates(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::
     };
     let wanted: Vec<&str> = head.query.iter().filter(|(k, _)| k == "vm_uuid").map(|(_, v)| v.as_str()).collect();
     let with_host = head.param("host") == Some("true");
-    let host_prefix = format!("host:{}:", host_uuid(s));
+    let host_prefix = format!("host:{}:", crate::rrd::sampler::host_uuid(s));
     // Copies, so formatting happens outside the lock.
     let rrds: Vec<(String, Rrd)> = {
         let g = s.rrds.lock();
@@ -176,7 +171,7 @@ pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resu
     super::release(s, &auth);
     let (vm_c, sr_c) = (class("VM"), class("SR"));
     // Names and SR figures from one read of the store; RRD copies from one lock.
-    let (names, srs) = {
+    let (names, srs, host_uuid, host_name) = {
         let st = s.db.read();
         let (uuid, label) = (field(vm_c, "uuid"), field(vm_c, "name_label"));
         let names: std::collections::HashMap<String, String> = st
@@ -198,19 +193,15 @@ pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resu
                 used: r.get(f("physical_utilisation")).as_int().unwrap_or(0),
             })
             .collect();
-        (names, srs)
+        let hc = class("host");
+        let host_field = |n: &str| {
+            st.get(hc, &s.host).and_then(|h| h.get(field(hc, n)).as_str().map(str::to_string)).unwrap_or_default()
+        };
+        (names, srs, host_field("uuid"), host_field("name_label"))
     };
     let (host, vms) = {
         let g = s.rrds.lock();
         (g.host.clone(), g.vms.iter().map(|(u, r)| (u.clone(), r.clone())).collect::<Vec<_>>())
-    };
-    let host_uuid = host_uuid(s);
-    let host_name = {
-        let hc = class("host");
-        s.db.read()
-            .get(hc, &s.host)
-            .and_then(|h| h.get(field(hc, "name_label")).as_str().map(str::to_string))
-            .unwrap_or_default()
     };
     let mut subjects = Vec::with_capacity(vms.len() + 1);
     if let Some(h) = &host {

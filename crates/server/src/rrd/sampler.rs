@@ -77,17 +77,19 @@ pub fn save_all(s: &Server) {
     }
 }
 
+/// The uuids of every VM in the store.
+fn vm_uuids(st: &store::State) -> BTreeSet<String> {
+    let vmc = class("VM");
+    let uuid = field(vmc, "uuid");
+    st.table(vmc).iter().filter_map(|(_, r)| r.get(uuid).as_str().map(str::to_string)).collect()
+}
+
 /// At start: the archived RRDs of the host and of VMs that still exist.
 pub fn load(s: &Server) {
     if s.cfg.ephemeral {
         return;
     }
-    let vmc = class("VM");
-    let known: BTreeSet<String> = {
-        let st = s.db.read();
-        let uuid = field(vmc, "uuid");
-        st.table(vmc).iter().filter_map(|(_, r)| r.get(uuid).as_str().map(str::to_string)).collect()
-    };
+    let known = vm_uuids(&s.db.read());
     let loaded = persist::load_all(&persist::dir(&s.cfg.data_dir), &host_uuid(s), |u| known.contains(u));
     let n = loaded.vms.len() + usize::from(loaded.host.is_some());
     if n > 0 {
@@ -173,17 +175,14 @@ pub fn sample(
     let guests: Vec<(String, Stats)> =
         domains.into_iter().filter_map(|d| s.backend.stats(&d.uuid).map(|st| (d.uuid, st))).collect();
     let host = host_values(s, &guests);
-    let vmc = class("VM");
-    let known: BTreeSet<String> = {
-        let st = s.db.read();
-        let uuid = field(vmc, "uuid");
-        st.table(vmc).iter().filter_map(|(_, r)| r.get(uuid).as_str().map(str::to_string)).collect()
-    };
-    let min_max = {
+    // Which VMs exist, and whether new RRDs get MIN/MAX archives: one read.
+    let (known, min_max) = {
         let st = s.db.read();
         let pc = class("pool");
-        st.get(pc, &s.pool)
-            .is_some_and(|p| p.get(field(pc, "other_config")).map_str("create_min_max_in_new_VM_RRDs") == Some("true"))
+        let min_max = st
+            .get(pc, &s.pool)
+            .is_some_and(|p| p.get(field(pc, "other_config")).map_str("create_min_max_in_new_VM_RRDs") == Some("true"));
+        (vm_uuids(&st), min_max)
     };
     let mut g = s.rrds.lock();
     g.host.get_or_insert_with(|| Rrd::new(prev, min_max)).update(t, &host);
