@@ -29,15 +29,11 @@ pub fn startup(s: &Server) {
     let res = s.db.write(|tx| {
         tx.update(c, &s.host, |r| {
             if let Value::Struct(oc) = &mut r.fields[field(c, "other_config")] {
-                oc.retain(|(k, _)| k != "agent_start_time");
-                oc.push(("agent_start_time".into(), Value::String(now.clone())));
+                upsert(oc, "agent_start_time", &now);
             }
             if let Value::Struct(sv) = &mut r.fields[field(c, "software_version")] {
                 for (k, v) in facts {
-                    match sv.iter_mut().find(|(key, _)| key == k) {
-                        Some((_, old)) => *old = Value::from(v),
-                        None => sv.push((k.to_string(), Value::from(v))),
-                    }
+                    upsert(sv, k, v);
                 }
             }
         });
@@ -84,6 +80,14 @@ fn assert_host_disabled(s: &Server, host: &str) -> Result<()> {
     Ok(())
 }
 
+/// Set a key of a map field, replacing its value where it is already there.
+fn upsert(m: &mut Vec<(String, Value)>, key: &str, value: &str) {
+    match m.iter_mut().find(|(k, _)| k == key) {
+        Some((_, v)) => *v = Value::from(value),
+        None => m.push((key.to_string(), Value::from(value))),
+    }
+}
+
 fn set_live(s: &Server, host: &str, live: bool) {
     let (hc, hm) = (host_c(), class("host_metrics"));
     let _ = s.db.write(|tx| {
@@ -97,9 +101,8 @@ fn set_live(s: &Server, host: &str, live: bool) {
                 put(r, "enabled", true);
                 let now = format!("{}.", DateTime::now().secs);
                 if let Value::Struct(oc) = &mut r.fields[field(hc, "other_config")] {
-                    oc.retain(|(k, _)| k != "boot_time" && k != "agent_start_time");
-                    oc.push(("boot_time".into(), Value::String(now.clone())));
-                    oc.push(("agent_start_time".into(), Value::String(now)));
+                    upsert(oc, "boot_time", &now);
+                    upsert(oc, "agent_start_time", &now);
                 }
             });
         }
