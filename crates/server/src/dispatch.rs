@@ -4,107 +4,13 @@
 //! `call` span naming the method, the session's user and originator, and the
 //! task it runs in.
 
-use crate::{internal, ApiError, Ctx, Result, Server};
-use model::schema::{ClassDef, Life, MsgDef, MsgKind, Type, CLASSES};
-use model::typed::{parse_float, XenType};
-use model::{DateTime, Value};
-use std::collections::HashMap;
-use std::sync::OnceLock;
+use crate::rows::{coerce, lookup};
+use crate::{ApiError, Ctx, Result, Server};
+use model::schema::{ClassDef, Life, MsgDef, MsgKind};
+
+use model::Value;
 use tracing::Instrument;
 use wire::Outcome;
-
-/// Wire name → (class, message), for `Class.msg` and the `Class_msg` spelling.
-fn table() -> &'static HashMap<String, (&'static ClassDef, &'static MsgDef)> {
-    static T: OnceLock<HashMap<String, (&'static ClassDef, &'static MsgDef)>> = OnceLock::new();
-    T.get_or_init(|| {
-        let mut m = HashMap::new();
-        for c in CLASSES {
-            for msg in c.messages {
-                m.insert(format!("{}.{}", c.name, msg.name), (*c, msg));
-            }
-        }
-        for c in CLASSES {
-            for msg in c.messages {
-                m.entry(format!("{}_{}", c.name, msg.name)).or_insert((*c, msg));
-            }
-        }
-        m
-    })
-}
-
-pub fn lookup(name: &str) -> Option<(&'static ClassDef, &'static MsgDef)> {
-    table().get(name).copied()
-}
-
-/// Every synchronous wire name, for `system.listMethods`.
-pub fn list_methods() -> Vec<Value> {
-    let mut out = Vec::new();
-    for c in CLASSES {
-        for m in c.messages {
-            out.push(Value::String(format!("{}.{}", c.name, m.name)));
-        }
-    }
-    out
-}
-
-fn field_type_error(name: &str) -> ApiError {
-    ApiError::FieldTypeError { field: name.to_string() }
-}
-
-/// Coerce a wire value to a schema type the way xapi's unmarshallers do:
-/// int64 from ints or decimal strings, floats from ints or strings, enums
-/// case-insensitively, datetimes from any accepted spelling.
-pub fn coerce(v: Value, ty: &'static Type, name: &str) -> Result<Value> {
-    Ok(match (ty, v) {
-        (Type::String, Value::String(s)) => Value::String(s),
-        (Type::String, Value::Int(i)) => Value::String(i.to_string()),
-        (Type::String, Value::DateTime(d)) => Value::String(d.to_string()),
-        (Type::Int, Value::Int(i)) => Value::Int(i),
-        (Type::Int, Value::I32(i)) => Value::Int(i as i64),
-        (Type::Int, Value::String(s)) => Value::Int(s.trim().parse().map_err(|_| field_type_error(name))?),
-        (Type::Int, Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.2e18 => Value::Int(f as i64),
-        (Type::Float, Value::Float(f)) => Value::Float(f),
-        (Type::Float, Value::Int(i)) => Value::Float(i as f64),
-        (Type::Float, Value::I32(i)) => Value::Float(i as f64),
-        (Type::Float, Value::String(s)) => Value::Float(parse_float(&s).ok_or_else(|| field_type_error(name))?),
-        // xapi accepts only real booleans here.
-        (Type::Bool, Value::Bool(b)) => Value::Bool(b),
-        (Type::DateTime, Value::DateTime(d)) => Value::DateTime(d),
-        (Type::DateTime, Value::String(s)) => {
-            Value::DateTime(DateTime::parse(&s).ok_or_else(|| field_type_error(name))?)
-        }
-        (Type::Enum(e), Value::String(s)) => match e.canonical(&s) {
-            Some(c) => Value::String(c.to_string()),
-            None => return Err(ApiError::InvalidValue { field: name.to_string(), value: s }),
-        },
-        (Type::Ref(_), Value::String(s)) => Value::String(s),
-        (Type::Set(t), Value::Array(a)) => {
-            Value::Array(a.into_iter().map(|x| coerce(x, t, name)).collect::<Result<_>>()?)
-        }
-        (Type::Map(k, t), Value::Struct(m)) => Value::Struct(
-            m.into_iter()
-                .map(|(key, x)| {
-                    let key = match coerce(Value::String(key), k, name)? {
-                        Value::String(s) => s,
-                        Value::Int(i) => i.to_string(),
-                        other => wire::xmlrpc::value_as_text(&other),
-                    };
-                    Ok((key, coerce(x, t, name)?))
-                })
-                .collect::<Result<_>>()?,
-        ),
-        (Type::Record(_), v @ Value::Struct(_)) => v,
-        (Type::Option(_), Value::Nil) => Value::Nil,
-        (Type::Option(t), v) => coerce(v, t, name)?,
-        _ => return Err(field_type_error(name)),
-    })
-}
-
-/// Fetch a typed argument (already coerced).
-pub fn arg<T: XenType>(args: &[Value], i: usize, name: &str) -> Result<T> {
-    let v = args.get(i).ok_or_else(|| internal(format!("missing argument {name}")))?;
-    T::from_value(v).map_err(|_| field_type_error(name))
-}
 
 fn count_mismatch(called: &str, expected: usize, received: i64) -> ApiError {
     ApiError::MessageParameterCountMismatch {
@@ -158,7 +64,7 @@ async fn call_inner(server: &Server, method: &str, params: Vec<Value>, local: bo
         None => (false, method),
     };
     let Some((c, m)) =
-        (if is_async { table().get(name).filter(|_| name.contains('.')).copied() } else { lookup(name) })
+        (if is_async { crate::rows::table().get(name).filter(|_| name.contains('.')).copied() } else { lookup(name) })
     else {
         // xapi treats an unknown method with arguments as a host extension:
         // the first argument must still be a valid session.
@@ -201,7 +107,7 @@ async fn call_inner(server: &Server, method: &str, params: Vec<Value>, local: bo
         }
         let ctx = Ctx::new(server.clone(), session, method.to_string(), local);
         if is_async {
-            return crate::task::spawn_async(ctx, c, m, args).await;
+            return spawn_async(ctx, c, m, args).await;
         }
         run_sync(ctx, method, c, m, args).await
     }
@@ -278,4 +184,29 @@ pub async fn run(ctx: &Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec<
         MsgKind::Explicit => crate::api::dispatch_explicit(&ctx.server, ctx, c.name, m.name, &args).await,
         _ => crate::implicit::call(ctx, c, m, args).await,
     }
+}
+
+/// Start an `Async.` call: the task ref is returned at once and the work runs
+/// in the background; its result lands in the task record.
+pub async fn spawn_async(mut ctx: Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec<Value>) -> Result<Value> {
+    let label = format!("Async.{}.{}", c.name, m.name);
+    let task = crate::task::new_task(&ctx, &label, "")?;
+    ctx.durable().await?;
+    ctx.task = Some(task.clone());
+    let s = ctx.server.clone();
+    let reply = task.clone();
+    tracing::Span::current().record("task", task.as_str());
+    let span = tracing::info_span!(parent: &tracing::Span::current(), "task", task = %task);
+    tokio::spawn(
+        async move {
+            let out = run(&ctx, c, m, args).await;
+            let out = ctx.settle(out).await;
+            if let Err(e) = &out {
+                tracing::info!("task failed: {e}");
+            }
+            crate::task::complete(&s, &task, &out);
+        }
+        .instrument(span),
+    );
+    Ok(Value::String(reply))
 }

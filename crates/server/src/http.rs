@@ -15,6 +15,7 @@
 //! behind an import) never counts.
 
 use crate::handlers::{self, Head, Reply};
+use crate::session::{peer, PEER};
 use crate::{rpc, Server};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -27,7 +28,7 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -36,20 +37,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-
-tokio::task_local! {
-    /// The client's address for everything served on a TCP or TLS
-    /// connection (None on the Unix socket). A task-local rather than a
-    /// parameter so that logins deep in the dispatcher, the CLI and the
-    /// handlers' basic auth see it without every call path carrying it.
-    static PEER: Option<IpAddr>;
-}
-
-/// The address of the client whose request is being served, if it came
-/// over TCP or TLS.
-pub fn peer() -> Option<IpAddr> {
-    PEER.try_with(|p| *p).ok().flatten()
-}
 
 type Body = BoxBody<Bytes, io::Error>;
 

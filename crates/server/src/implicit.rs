@@ -3,7 +3,7 @@
 //! (_where), and the struct constructor / destructor. Classes that need
 //! checks or side effects plug in [`Hooks`].
 
-use crate::dispatch::coerce;
+use crate::rows::coerce;
 use crate::{handle_invalid, ApiError, Ctx, Result};
 use model::schema::{ClassDef, MsgDef, MsgKind, Qual, Type};
 use model::{Row, Value};

@@ -19,6 +19,7 @@ pub mod ops;
 pub mod passwd;
 pub mod rfb;
 pub mod roles;
+pub mod rows;
 pub mod rpc;
 pub mod rrd;
 pub mod seed;
@@ -38,7 +39,7 @@ use store::{Commit, Db, Txn};
 /// Generated API traits and dispatch glue.
 pub mod api {
     #![allow(clippy::all, unused_imports)]
-    use crate::dispatch::arg;
+    use crate::rows::arg;
     use crate::{ApiError, Ctx, Server};
     use model::typed::{Ref, XenType};
     use model::types::*;

@@ -42,7 +42,7 @@ pub async fn xml(server: &Server, body: &[u8], local: bool) -> Result<Reply, Wir
     let (method, params) = xmlrpc::parse_call(body)?;
     if method == "system.listMethods" {
         let mut out = Vec::with_capacity(512);
-        xmlrpc::write_bare_response(&mut out, &model::Value::Array(dispatch::list_methods()));
+        xmlrpc::write_bare_response(&mut out, &model::Value::Array(crate::rows::list_methods()));
         return Ok(Reply::Whole(out));
     }
     let o = dispatch::call(server, &method, params, local).await;
@@ -53,7 +53,7 @@ pub async fn xml(server: &Server, body: &[u8], local: bool) -> Result<Reply, Wir
 pub async fn json(server: &Server, body: &[u8], local: bool) -> Result<Reply, WireError> {
     let req = jsonrpc::parse_request(body)?;
     let o = if req.method == "system.listMethods" {
-        Outcome::Success(model::Value::Array(dispatch::list_methods()))
+        Outcome::Success(model::Value::Array(crate::rows::list_methods()))
     } else {
         dispatch::call(server, &req.method, req.params, local).await
     };

@@ -3,8 +3,9 @@
 //! CPUs, the control domain, local and ISO storage, the management network,
 //! roles and the default templates). Runs once per data directory.
 
-use crate::{class, field, put, roles, ApiError, Result};
-use model::{DateTime, Row, Value};
+use crate::rows::{map, obj, strs, PLATFORM_VERSION, PRODUCT_BRAND, PRODUCT_VERSION, XAPI_VERSION};
+use crate::{class, field, roles, ApiError, Result};
+use model::{DateTime, Value};
 use store::{Db, Txn};
 
 /// The simulated machine.
@@ -12,33 +13,6 @@ pub const HOST_MEMORY: i64 = 32 << 30;
 pub const HOST_CPUS: usize = 8;
 pub const DOM0_MEMORY: i64 = 4 << 30;
 pub const LOCAL_SR_SIZE: i64 = 1 << 40;
-
-pub const PRODUCT_BRAND: &str = "xapi-rs";
-pub const PRODUCT_VERSION: &str = "8.3.0";
-pub const PLATFORM_VERSION: &str = "3.4.0";
-pub const XAPI_VERSION: &str = "24.12";
-
-pub fn map(kv: &[(&str, &str)]) -> Value {
-    Value::Struct(kv.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect())
-}
-
-pub fn strs(items: &[&str]) -> Value {
-    Value::Array(items.iter().map(|s| Value::String(s.to_string())).collect())
-}
-
-/// Insert an object with a fresh uuid (unless given) and the given fields.
-pub fn obj(tx: &mut Txn, cls: &str, r: &str, fields: Vec<(&str, Value)>) -> Row {
-    let c = class(cls);
-    let mut row = store::blank_row(c);
-    if c.field_index("uuid").is_some() {
-        put(&mut row, "uuid", model::new_uuid());
-    }
-    for (k, v) in fields {
-        put(&mut row, k, v);
-    }
-    tx.insert(r, row.clone());
-    row
-}
 
 /// Every licence restriction key, all lifted.
 const RESTRICTIONS: &[&str] = &[

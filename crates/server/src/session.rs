@@ -19,6 +19,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+tokio::task_local! {
+    /// The client's address for everything served on a TCP or TLS
+    /// connection (None on the Unix socket). A task-local rather than a
+    /// parameter so that logins deep in the dispatcher, the CLI and the
+    /// handlers' basic auth see it without every call path carrying it.
+    pub static PEER: Option<IpAddr>;
+}
+
+/// The address of the client whose request is being served, if it came
+/// over TCP or TLS.
+pub fn peer() -> Option<IpAddr> {
+    PEER.try_with(|p| *p).ok().flatten()
+}
+
 /// `last_active` is only rewritten when older than this, to keep reads cheap.
 const LAST_ACTIVE_REFRESH: i64 = 600;
 pub const IDLE_EXPIRY: i64 = 86_400;
@@ -217,7 +231,7 @@ impl Sessions {
     /// Check credentials and create a session.
     pub async fn login(&self, s: &Server, spec: LoginSpec<'_>) -> Result<String> {
         if !spec.local {
-            let peer = crate::http::peer();
+            let peer = crate::session::peer();
             let ok = match self.check_password(s, spec.user, spec.password, peer).await {
                 Ok(ok) => ok,
                 // Refused without hashing: the same answer and delay as a

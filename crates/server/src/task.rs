@@ -3,12 +3,10 @@
 //! live 65 minutes; at most 200 once completed ones are trimmed).
 
 use crate::{class, field, put, ApiError, Ctx, Result, Server};
-use model::schema::{ClassDef, MsgDef};
 use model::{DateTime, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use tokio::sync::watch;
-use tracing::Instrument;
 
 pub const MAX_TASKS: usize = 200;
 pub const COMPLETED_TIMEOUT: i64 = 3900;
@@ -229,29 +227,4 @@ pub fn set_progress(s: &Server, task: &str, p: f64) {
         tx.set(c, task, field(c, "progress"), Value::Float(p.clamp(0.0, 1.0)));
         Ok::<_, ApiError>(())
     });
-}
-
-/// Start an `Async.` call: the task ref is returned at once and the work runs
-/// in the background; its result lands in the task record.
-pub async fn spawn_async(mut ctx: Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec<Value>) -> Result<Value> {
-    let label = format!("Async.{}.{}", c.name, m.name);
-    let task = new_task(&ctx, &label, "")?;
-    ctx.durable().await?;
-    ctx.task = Some(task.clone());
-    let s = ctx.server.clone();
-    let reply = task.clone();
-    tracing::Span::current().record("task", task.as_str());
-    let span = tracing::info_span!(parent: &tracing::Span::current(), "task", task = %task);
-    tokio::spawn(
-        async move {
-            let out = crate::dispatch::run(&ctx, c, m, args).await;
-            let out = ctx.settle(out).await;
-            if let Err(e) = &out {
-                tracing::info!("task failed: {e}");
-            }
-            complete(&s, &task, &out);
-        }
-        .instrument(span),
-    );
-    Ok(Value::String(reply))
 }

@@ -6,18 +6,20 @@
 //! removal, I/O errors, a dead hypervisor process), and re-reads every
 //! domain's state when it may have missed an event.
 
-use crate::lifecycle::members;
-use crate::ops::vm::{mark_running, mark_stopped};
-use crate::seed::obj;
+use crate::rows::members;
+use crate::rows::obj;
 use crate::{class, field, handle_invalid, put, storage, ApiError, Ctx, Result, Server};
 use backend::{
     BackendError, BootDevice, Device, Disk, DiskFormat, DomainEvent, DomainSpec, DomainState, Firmware, HaltReason,
     Memory, Request, Vcpus,
 };
-use model::types::fields::{vbd as B, vif as V, vm as F};
-use model::types::{OnCrashBehaviour, OnNormalExit, VbdMode, VbdType, VmPowerState};
-use model::{DateTime, Value, XenType};
+use model::types::fields::{
+    console as CO, host as H, network as N, vbd as B, vif as V, vm as F, vm_guest_metrics as GM, vm_metrics as M,
+};
+use model::types::{ConsoleProtocol, DomainType, OnCrashBehaviour, OnNormalExit, VbdMode, VbdType, VmPowerState};
+use model::{DateTime, Ref, Row, Value, XenType};
 use std::collections::BTreeMap;
+use store::Txn;
 
 fn vm_c() -> &'static model::ClassDef {
     class("VM")
@@ -126,7 +128,7 @@ pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     for v in members(row.get(F::VIFS.index)) {
         let Some(vr) = st.get(vif, &v) else { continue };
         let network = st.get(net, vr.get(field(vif, "network")).as_str().unwrap_or(""));
-        nics.push(crate::ops::vif::nic_of(vr, network.map(|n| &**n)));
+        nics.push(nic_of(vr, network.map(|n| &**n)));
     }
     let target = row.read(F::MEMORY_DYNAMIC_MAX).max(row.read(F::MEMORY_TARGET));
     let boot_params = row.read(F::HVM_BOOT_PARAMS);
@@ -429,5 +431,138 @@ mod tests {
         assert_eq!(boot_order("DC"), vec![Cdrom, Disk]);
         assert_eq!(boot_order("ccx"), vec![Disk]);
         assert!(boot_order("").is_empty());
+    }
+}
+
+// ------------------------------------------------------------ state changes
+
+/// Record that the VM's domain now runs (or is paused) with `domid`.
+pub(crate) fn mark_running(tx: &mut Txn, s: &Server, vm: &str, domid: i64, paused: bool, fresh_boot: bool) {
+    let Some(row) = tx.get(vm_c(), vm).cloned() else { return };
+    let now = DateTime::now();
+    tx.update(vm_c(), vm, |r| {
+        r.write(F::POWER_STATE, if paused { VmPowerState::Paused } else { VmPowerState::Running });
+        r.write(F::DOMID, domid);
+        r.write(F::RESIDENT_ON, Ref::new(s.host.as_str()));
+        r.write(F::SCHEDULED_TO_BE_RESIDENT_ON, Ref::null());
+    });
+    for b in row.read(F::VBDS) {
+        tx.put(b.as_str(), B::CURRENTLY_ATTACHED, true);
+    }
+    for v in row.read(F::VIFS) {
+        tx.put(v.as_str(), V::CURRENTLY_ATTACHED, true);
+    }
+    ensure_console(tx, s, vm, &row);
+    let vcpus = row.read(F::VCPUS_AT_STARTUP).max(1);
+    let mem = row.read(F::MEMORY_DYNAMIC_MAX);
+    let hvm = !row.read(F::HVM_BOOT_POLICY).is_empty();
+    let dt = match row.read(F::DOMAIN_TYPE) {
+        DomainType::Unspecified => DomainType::Pv,
+        dt => dt,
+    };
+    tx.update(M::UUID.class, row.read(F::METRICS).as_str(), |r| {
+        if fresh_boot {
+            r.write(M::START_TIME, now);
+        }
+        r.write(M::VCPUS_NUMBER, vcpus);
+        r.write(M::MEMORY_ACTUAL, mem);
+        r.write(M::STATE, vec![if paused { "paused" } else { "running" }.to_string()]);
+        r.write(M::LAST_UPDATED, now);
+        r.write(M::HVM, hvm);
+        r.write(M::CURRENT_DOMAIN_TYPE, dt);
+    });
+}
+
+/// A running domain has an RFB console, as xapi records the one xenopsd
+/// reports (QEMU's VNC for HVM guests, vncterm for PV ones): protocol `rfb`,
+/// location `https://<host address>/console?uuid=<console uuid>`. Kept
+/// across reboots and migrations (the same protocol and URI), made only if
+/// missing. The simulator has no PV text console, so no `vt100` one.
+fn ensure_console(tx: &mut Txn, s: &Server, vm: &str, row: &Row) {
+    let has_rfb =
+        row.read(F::CONSOLES).iter().any(|con| tx.read(con.as_str(), CO::PROTOCOL) == Some(ConsoleProtocol::Rfb));
+    if has_rfb {
+        return;
+    }
+    let address = tx.read(&s.host, H::ADDRESS).unwrap_or_default();
+    let address = if address.contains(':') && !address.starts_with('[') { format!("[{address}]") } else { address };
+    let uuid = model::new_uuid();
+    let mut con = store::blank_row(CO::UUID.class);
+    con.write(CO::LOCATION, format!("https://{address}/console?uuid={uuid}"));
+    con.write(CO::UUID, uuid);
+    con.write(CO::PROTOCOL, ConsoleProtocol::Rfb);
+    con.write(CO::VM, Ref::new(vm));
+    tx.insert(&model::new_ref(), con);
+}
+
+/// Record that the VM's domain is gone and it is Halted (or Suspended).
+/// Its consoles go with the domain.
+pub(crate) fn mark_stopped(tx: &mut Txn, vm: &str, suspended: bool) {
+    let Some(row) = tx.get(vm_c(), vm).cloned() else { return };
+    for con in row.read(F::CONSOLES) {
+        tx.delete(CO::UUID.class, con.as_str());
+    }
+    let now = DateTime::now();
+    tx.update(vm_c(), vm, |r| {
+        r.write(F::POWER_STATE, if suspended { VmPowerState::Suspended } else { VmPowerState::Halted });
+        r.write(F::DOMID, -1);
+        r.write(F::RESIDENT_ON, Ref::null());
+        let mut oc = r.read(F::OTHER_CONFIG);
+        oc.insert("last_shutdown_time".into(), now.to_string());
+        r.write(F::OTHER_CONFIG, oc);
+        if !suspended {
+            r.write(F::GUEST_METRICS, Ref::null());
+        }
+    });
+    if !suspended {
+        for b in row.read(F::VBDS) {
+            tx.put(b.as_str(), B::CURRENTLY_ATTACHED, false);
+        }
+        for v in row.read(F::VIFS) {
+            tx.put(v.as_str(), V::CURRENTLY_ATTACHED, false);
+        }
+        let gm = row.read(F::GUEST_METRICS);
+        if !gm.is_null() {
+            tx.delete(GM::UUID.class, gm.as_str());
+        }
+    }
+    tx.update(M::UUID.class, row.read(F::METRICS).as_str(), |r| {
+        r.write(M::STATE, Vec::new());
+        r.write(M::MEMORY_ACTUAL, 0);
+        r.write(M::LAST_UPDATED, now);
+    });
+}
+
+// ------------------------------------------------------------------ NICs
+
+/// The offloads the guide's §6.5 `ethtool-<key>` other-config keys control.
+const ETHTOOL_KEYS: &[&str] = &["rx", "tx", "sg", "tso", "ufo", "gso"];
+
+fn on_off(v: &str) -> Option<bool> {
+    match v {
+        "true" | "on" => Some(true),
+        "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The NIC as the backend builds it: bridge, MTU and the guide's
+/// other-config keys, with unusable values ignored as the hotplug script does.
+pub(crate) fn nic_of(vif: &Row, net: Option<&Row>) -> backend::Nic {
+    let oc = vif.read(V::OTHER_CONFIG);
+    let ethtool = ETHTOOL_KEYS
+        .iter()
+        .filter_map(|k| {
+            let on = on_off(oc.get(&format!("ethtool-{k}"))?)?;
+            Some((k.to_string(), if on { "on" } else { "off" }.to_string()))
+        })
+        .collect();
+    backend::Nic {
+        device: vif.read(V::DEVICE),
+        mac: vif.read(V::MAC),
+        bridge: net.map(|n| n.read(N::BRIDGE)).unwrap_or_default(),
+        mtu: crate::lifecycle::vif::effective_mtu(vif, net),
+        ethtool,
+        promiscuous: oc.get("promiscuous").and_then(|v| on_off(v)) == Some(true),
     }
 }

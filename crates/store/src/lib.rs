@@ -18,6 +18,7 @@ pub mod wal;
 
 use codec::{put_str, put_uv, put_value, Reader};
 use model::schema::{ClassDef, CLASSES, RELATIONS};
+use model::typed::{Field, XenType};
 use model::{Row, Value};
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::BTreeSet;
@@ -135,6 +136,11 @@ impl State {
 
     pub fn get(&self, c: &ClassDef, r: &str) -> Option<&Arc<Row>> {
         self.tables[c.index].get(r)
+    }
+
+    /// One field through its typed handle; None if the object is gone.
+    pub fn read<C, T: XenType>(&self, r: &str, f: Field<C, T>) -> Option<T> {
+        self.get(f.class, r).map(|row| row.read(f))
     }
 
     pub fn entry(&self, c: &ClassDef, r: &str) -> Option<&Entry> {
@@ -291,6 +297,16 @@ impl<'a> Txn<'a> {
 
     pub fn set(&mut self, c: &ClassDef, r: &str, field: usize, v: Value) -> bool {
         self.update(c, r, |row| row.fields[field] = v)
+    }
+
+    /// Set one field through its typed handle; false if the object is gone.
+    pub fn put<C, T: XenType>(&mut self, r: &str, f: Field<C, T>, v: T) -> bool {
+        self.set(f.class, r, f.index, v.to_value())
+    }
+
+    /// One field through its typed handle; None if the object is gone.
+    pub fn read<C, T: XenType>(&self, r: &str, f: Field<C, T>) -> Option<T> {
+        self.get(f.class, r).map(|row| row.read(f))
     }
 
     pub fn delete(&mut self, c: &ClassDef, r: &str) -> bool {

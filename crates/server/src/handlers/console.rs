@@ -28,7 +28,7 @@ fn console_of_request(s: &Server, head: &Head) -> Option<String> {
         if let Some(vm) = super::find_param(s, vmc, Some(p)) {
             let st = s.db.read();
             let row = st.get(vmc, &vm)?;
-            let cons = crate::lifecycle::members(row.get(field(vmc, "consoles")));
+            let cons = crate::rows::members(row.get(field(vmc, "consoles")));
             return cons
                 .into_iter()
                 .find(|c| st.get(cc, c).is_some_and(|r| r.get(field(cc, "protocol")).as_str() == Some("rfb")));

@@ -20,7 +20,7 @@ fn octet_headers(task: &str, length: Option<u64>) -> Vec<(&'static str, String)>
     let mut h = vec![
         ("connection", "close".to_string()),
         ("task-id", task.to_string()),
-        ("server", format!("xapi/{}", crate::seed::XAPI_VERSION)),
+        ("server", format!("xapi/{}", crate::rows::XAPI_VERSION)),
         ("content-type", "application/octet-stream".to_string()),
         ("content-disposition", "attachment; filename=\"export.xva\"".to_string()),
     ];

@@ -295,7 +295,7 @@ fn in_use(s: &Server, vdi: &str) -> Option<ApiError> {
     let (vdic, vbdc) = (class("VDI"), class("VBD"));
     let st = s.db.read();
     let row = st.get(vdic, vdi)?;
-    let attached = crate::lifecycle::members(row.get(field(vdic, "VBDs")))
+    let attached = crate::rows::members(row.get(field(vdic, "VBDs")))
         .iter()
         .any(|b| st.get(vbdc, b).is_some_and(|br| br.get(field(vbdc, "currently_attached")).as_bool() == Some(true)));
     attached.then(|| ApiError::VdiInUse { vdi: vdi.to_string(), operation: "import".into() })

@@ -49,7 +49,7 @@ fn s(row: &Row, name: &str) -> String {
 }
 
 fn refs(row: &Row, name: &str) -> Vec<String> {
-    crate::lifecycle::members(row.get(field(row.class, name)))
+    crate::rows::members(row.get(field(row.class, name)))
 }
 
 /// Walk from a VM to everything its export needs, as xapi's

@@ -8,7 +8,7 @@ use xva::legacy::LegacyVm;
 
 /// The VBD userdevice of a guide device name (`sda`, `hdb`, `xvdc`…).
 fn userdevice(device: &str) -> Option<String> {
-    crate::ops::vbd::device_number(device).map(|n| n.to_string())
+    crate::lifecycle::vbd::device_number(device).map(|n| n.to_string())
 }
 
 /// Create the VM and its (empty) disks; the caller streams the data into
@@ -71,14 +71,14 @@ async fn build(ctx: &Ctx, vm: &LegacyVm, sr: &str, task: &str, out: &mut Created
     put(&mut row, "user_version", Value::Int(1));
     if vm.is_hvm {
         put(&mut row, "HVM_boot_policy", "BIOS order");
-        put(&mut row, "HVM_boot_params", crate::seed::map(&[("order", "cd")]));
+        put(&mut row, "HVM_boot_params", crate::rows::map(&[("order", "cd")]));
         put(&mut row, "domain_type", "hvm");
     } else {
         put(&mut row, "PV_bootloader", "pygrub");
         put(&mut row, "PV_args", vm.kernel_boot_cmdline.as_str());
         put(&mut row, "domain_type", "pv");
     }
-    put(&mut row, "other_config", crate::seed::map(&[("mac_seed", &model::new_uuid()), ("import_task", task)]));
+    put(&mut row, "other_config", crate::rows::map(&[("mac_seed", &model::new_uuid()), ("import_task", task)]));
     put(&mut row, "current_operations", Value::Struct(vec![(task.to_string(), Value::from("import"))]));
     let table = out.table.clone();
     ctx.write(|tx| {

@@ -18,7 +18,7 @@ pub const EXPORT_VSN: i64 = 2;
 
 /// Our xapi version as (major, minor), from the version we report.
 pub fn xapi_version() -> (i64, i64) {
-    let (a, b) = crate::seed::XAPI_VERSION.split_once('.').unwrap_or((crate::seed::XAPI_VERSION, "0"));
+    let (a, b) = crate::rows::XAPI_VERSION.split_once('.').unwrap_or((crate::rows::XAPI_VERSION, "0"));
     (a.parse().unwrap_or(0), b.parse().unwrap_or(0))
 }
 
@@ -36,8 +36,8 @@ pub fn version() -> Vec<(String, Value)> {
     vec![
         ("hostname".into(), s("localhost")),
         ("date".into(), s(&today)),
-        ("product_version".into(), s(crate::seed::PRODUCT_VERSION)),
-        ("product_brand".into(), s(crate::seed::PRODUCT_BRAND)),
+        ("product_version".into(), s(crate::rows::PRODUCT_VERSION)),
+        ("product_brand".into(), s(crate::rows::PRODUCT_BRAND)),
         ("build_number".into(), s(env!("CARGO_PKG_VERSION"))),
         ("xapi_major".into(), s(&major.to_string())),
         ("xapi_minor".into(), s(&minor.to_string())),
@@ -123,7 +123,7 @@ pub fn row_from_record(c: &'static ClassDef, id: &str, rec: &Value, table: &Hash
             continue;
         }
         let Some(v) = rec.member(f.name) else { continue };
-        let v = match crate::dispatch::coerce(v.clone(), f.ty, f.name) {
+        let v = match crate::rows::coerce(v.clone(), f.ty, f.name) {
             Ok(v) => v,
             Err(ApiError::InvalidValue { .. }) => continue,
             Err(_) => {

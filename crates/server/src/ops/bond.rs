@@ -7,7 +7,7 @@ use crate::api::BondApi;
 use crate::ops::netutil::{self, b, is_null, s, setify};
 use crate::ops::pif::{self, get, refs_to, Kind};
 use crate::ops::vlan;
-use crate::seed::obj;
+use crate::rows::obj;
 use crate::{class, field, handle_invalid, ApiError, Ctx, Result, Server};
 use model::types::*;
 use model::{Ref, Value, XenType};
@@ -24,7 +24,7 @@ fn requirements(mode: &str) -> &'static [Requirement] {
         "lacp" => &[
             ("hashing_algorithm", Some("tcpudp_ports"), |v| matches!(v, "src_mac" | "tcpudp_ports")),
             ("lacp-time", Some("slow"), |v| matches!(v, "fast" | "slow")),
-            ("lacp-aggregation-key", None, |v| crate::ops::vif::ocaml_int(v).is_some()),
+            ("lacp-aggregation-key", None, |v| crate::rows::ocaml_int(v).is_some()),
             ("lacp-fallback-ab", Some("true"), |v| matches!(v, "true" | "false")),
         ],
         _ => &[],

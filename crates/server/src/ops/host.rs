@@ -3,7 +3,7 @@
 //! plugins, renaming.
 
 use crate::api::HostApi;
-use crate::lifecycle::members;
+use crate::rows::members;
 use crate::rrd::sources::Owner;
 use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
 use model::types::*;
@@ -427,7 +427,7 @@ impl HostApi for Server {
     }
 
     async fn list_methods(&self, _ctx: &Ctx) -> Result<Vec<String>> {
-        Ok(crate::dispatch::list_methods().into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        Ok(crate::rows::list_methods().into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
     }
 
     async fn set_power_on_mode(

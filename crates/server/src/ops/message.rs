@@ -2,7 +2,7 @@
 //! produce events), kept to the newest 10,000 as xapi does.
 
 use crate::api::MessageApi;
-use crate::seed::obj;
+use crate::rows::obj;
 use crate::{class, handle_invalid, ApiError, Ctx, Result, Server};
 use model::types::*;
 use model::{DateTime, Ref, Value, XenType};

@@ -41,26 +41,6 @@ pub fn hooks(c: &ClassDef) -> Hooks {
     }
 }
 
-/// Operation rules for classes other than VM (VBD, VIF, VDI, SR…).
-pub fn rules(c: &ClassDef) -> Option<crate::lifecycle::Rules> {
-    match c.name {
-        "VIF" => Some(crate::lifecycle::Rules { check: vif::check }),
-        "SR" => Some(sr::rules()),
-        "VDI" => Some(vdi::rules()),
-        "VBD" => Some(vbd::rules()),
-        _ => None,
-    }
-}
-
-/// Derived fields of other classes, recomputed before every commit; `vms` are
-/// the VMs the transaction changed (their devices may need refreshing).
-pub fn precommit(tx: &mut store::Txn, vms: &[String]) {
-    vif::precommit(tx, vms);
-    vbd::refresh_allowed(tx, vms);
-    vdi::refresh_allowed(tx);
-    sr::refresh_allowed(tx);
-}
-
 /// Constructors that do I/O outside the transaction (VDI.create makes the
 /// file through the SR's driver); None for classes served generically.
 pub async fn create_with_io(ctx: &crate::Ctx, c: &ClassDef, rec: &model::Value) -> Option<crate::Result<String>> {

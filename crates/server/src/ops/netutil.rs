@@ -31,7 +31,7 @@ pub fn is_null(r: &str) -> bool {
 
 /// The members of a set-of-strings field.
 pub fn set(row: &Row, name: &str) -> Vec<String> {
-    crate::lifecycle::members(row.get(field(row.class, name)))
+    crate::rows::members(row.get(field(row.class, name)))
 }
 
 /// A key of a map field.

@@ -4,7 +4,8 @@
 
 use crate::api::PbdApi;
 use crate::implicit::Hooks;
-use crate::lifecycle::{self, current_ops, members};
+use crate::lifecycle::{self, current_ops};
+use crate::rows::members;
 use crate::storage::{self, blocking, configured_dir};
 use crate::{class, field, ApiError, Ctx, Result, Server};
 use model::types::*;
@@ -44,7 +45,7 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     let sr_row = tx.get(src, &sr).cloned().ok_or_else(|| crate::handle_invalid(src, &sr))?;
     let dc = BTreeMap::<String, String>::from_value(row.get(field(c, "device_config"))).unwrap_or_default();
     assert_no_srmaster_key(&dc)?;
-    let existing = crate::ops::sr::linked(tx, c, "SR", &sr, sr_row.get(field(src, "PBDs")))
+    let existing = crate::lifecycle::sr::linked(tx, c, "SR", &sr, sr_row.get(field(src, "PBDs")))
         .into_iter()
         .find(|p| tx.get(c, p).and_then(|r| r.get(field(c, "host")).as_str()) == Some(host.as_str()));
     if let Some(pbd) = existing {

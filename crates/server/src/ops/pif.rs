@@ -8,8 +8,8 @@
 
 use crate::api::PifApi;
 use crate::ops::netutil::{self, assert_no_protection, b, dns_of, is_null, map_get, s, strs, Family};
-use crate::ops::vif::ocaml_int;
-use crate::seed::obj;
+use crate::rows::obj;
+use crate::rows::ocaml_int;
 use crate::{class, field, handle_invalid, internal, put, ApiError, Ctx, Result, Server};
 use model::types::*;
 use model::{ClassDef, DateTime, Ref, Row, Value, XenType};
@@ -351,7 +351,7 @@ fn introduce_nic(tx: &mut Txn, host: &str, mac: &str, device: &str, managed: boo
             ("metrics", Value::from(metrics.as_str())),
             ("physical", Value::Bool(true)),
             ("managed", Value::Bool(managed)),
-            ("properties", crate::seed::map(&[("gro", "on")])),
+            ("properties", crate::rows::map(&[("gro", "on")])),
             // A re-found management NIC is up and stays the management interface.
             ("management", Value::Bool(management)),
             ("currently_attached", Value::Bool(management)),

@@ -42,7 +42,7 @@ impl SessionApi for Server {
         // Under the same hashing bounds as logins (a refused check is a
         // rejection).
         let ok = ctx.local
-            || self.sessions.check_password(self, &user, &old_pwd, crate::http::peer()).await.unwrap_or(false);
+            || self.sessions.check_password(self, &user, &old_pwd, crate::session::peer()).await.unwrap_or(false);
         if !ok {
             tracing::info!(user, "change_password: old password rejected");
             return Err(ApiError::ChangePasswordRejected { msg: "Authentication failure".into() });

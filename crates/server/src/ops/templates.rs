@@ -2,7 +2,7 @@
 //! `is_a_template`, `other_config:default_template=true` and a provisioning
 //! spec in `other_config:disks`.
 
-use crate::seed::{map, obj};
+use crate::rows::{map, obj};
 use crate::Result;
 use model::{DateTime, Value};
 use store::Txn;

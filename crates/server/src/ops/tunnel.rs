@@ -6,7 +6,7 @@
 use crate::api::TunnelApi;
 use crate::ops::netutil::{is_null, map_get, s};
 use crate::ops::pif::{self, get, Kind};
-use crate::seed::obj;
+use crate::rows::obj;
 use crate::{class, handle_invalid, ApiError, Ctx, Result, Server};
 use model::types::*;
 use model::{Ref, Value};
@@ -52,7 +52,7 @@ fn create_internal(
         vec![
             ("access_PIF", Value::from(access.as_str())),
             ("transport_PIF", Value::from(transport)),
-            ("status", crate::seed::map(&[("active", "false")])),
+            ("status", crate::rows::map(&[("active", "false")])),
             ("protocol", Value::from(protocol)),
         ],
     );

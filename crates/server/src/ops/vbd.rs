@@ -5,16 +5,15 @@
 
 use crate::api::VbdApi;
 use crate::implicit::Hooks;
-use crate::lifecycle::{self, current_ops, members};
-use crate::ops::sr::Links;
-use crate::seed::obj;
+use crate::lifecycle::vbd::*;
+use crate::lifecycle::{self, current_ops};
+use crate::rows::obj;
 use crate::storage;
 use crate::xenops::be;
 use crate::{class, field, put, ApiError, Ctx, Result, Server};
 use model::schema::ClassDef;
 use model::types::*;
 use model::{Ref, Row, Value};
-use std::collections::BTreeSet;
 use store::Txn;
 
 pub const HOOKS: Hooks = Hooks { create: Some(create), destroy: Some(destroy), set: None };
@@ -25,52 +24,6 @@ fn vbd_c() -> &'static ClassDef {
 
 fn sv(v: &Value) -> String {
     v.as_str().unwrap_or("").to_string()
-}
-
-// ---------------------------------------------------------- device names
-
-/// The disk a device name or number refers to (partitions of a disk count
-/// as that disk): `3`, `xvdd`, `hdd`, `sdd3` all give 3.
-pub fn device_number(d: &str) -> Option<u32> {
-    if let Ok(n) = d.parse::<u32>() {
-        return Some(n);
-    }
-    let (rest, last) =
-        if let Some(r) = d.strip_prefix("xvd").or_else(|| d.strip_prefix("hd")).or_else(|| d.strip_prefix("sd")) {
-            (r, 'p')
-        } else {
-            (d.strip_prefix("fd")?, 'b')
-        };
-    let mut chars = rest.chars();
-    let c = chars.next()?;
-    let part = chars.as_str();
-    if !('a'..=last).contains(&c) || !(part.is_empty() || part.parse::<i64>().is_ok()) {
-        return None;
-    }
-    Some(c as u32 - 'a' as u32)
-}
-
-/// xapi's `valid_device`: "autodetect", a device name (sd/xvd/hd a–p, fd
-/// a–b, optionally with a partition number), or (not for floppies) any
-/// integer.
-fn valid_device(d: &str, ty: &str) -> bool {
-    d == "autodetect"
-        || (device_number(d).is_some() && d.parse::<i64>().is_err())
-        || (ty != "Floppy" && d.parse::<i64>().is_ok())
-}
-
-/// The kernel device name of a userdevice (`0` → `xvda`, `26` → `xvdaa`).
-pub fn kernel_device(userdevice: &str) -> String {
-    let Ok(mut n) = userdevice.parse::<u32>() else { return userdevice.to_string() };
-    let mut letters = Vec::new();
-    loop {
-        letters.push((b'a' + (n % 26) as u8) as char);
-        if n < 26 {
-            break;
-        }
-        n = n / 26 - 1;
-    }
-    format!("xvd{}", letters.iter().rev().collect::<String>())
 }
 
 // ----------------------------------------------------------------- hooks
@@ -119,7 +72,7 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     if !valid_device(&ud, &ty) {
         return Err(ApiError::InvalidDevice { device: ud });
     }
-    let in_use: Vec<u32> = crate::ops::sr::linked(tx, c, "VM", &vm, vm_row.get(field(vm_c, "VBDs")))
+    let in_use: Vec<u32> = crate::lifecycle::sr::linked(tx, c, "VM", &vm, vm_row.get(field(vm_c, "VBDs")))
         .iter()
         .filter_map(|b| tx.get(c, b).and_then(|br| device_number(&sv(br.get(field(c, "userdevice"))))))
         .collect();
@@ -200,187 +153,6 @@ pub fn new_vbd(
         ("qos_algorithm_params".into(), Value::empty_map()),
     ]);
     crate::implicit::create(ctx, c, rec)
-}
-
-// ------------------------------------------------------------------ rules
-
-pub const VBD_OPS: &[&str] = &["attach", "eject", "unplug", "unplug_force", "insert", "plug", "pause", "unpause"];
-
-/// xapi's VDI_IN_USE from the sharing check has the VDI only.
-fn vdi_in_use(vdi: &str) -> ApiError {
-    ApiError::Other { code: "VDI_IN_USE".into(), params: vec![vdi.to_string()] }
-}
-
-/// Why `op` cannot run on the VBD now, in xapi's order (the first error set
-/// for an operation wins); `sharing` adds the VDI sharing checks that xapi
-/// skips when it only lists allowed operations.
-pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Option<ApiError> {
-    let (c, vm_c, vdi_c) = (vbd_c(), class("VM"), class("VDI"));
-    let cur = current_ops(row);
-    let ops: Vec<&str> = cur.iter().map(|(_, o)| o.as_str()).collect();
-    let safe = ["pause", "unpause"];
-    if !cur.is_empty() {
-        let conflict = match op {
-            "pause" => ops.iter().any(|o| !safe.contains(o)),
-            "unpause" => ops.iter().any(|o| !["attach", "pause", "unpause"].contains(o)),
-            _ => true,
-        };
-        if conflict {
-            return Some(lifecycle::in_progress("VBD", r, &cur));
-        }
-    }
-    let vbd = || r.to_string();
-    if row.get(field(c, "unpluggable")).as_bool() != Some(true) && matches!(op, "unplug" | "unplug_force") {
-        return Some(ApiError::VbdNotUnpluggable { vbd: vbd() });
-    }
-    let is_cd = row.get(field(c, "type")).as_str() == Some("CD");
-    if !is_cd && matches!(op, "insert" | "eject") {
-        return Some(ApiError::VbdNotRemovableMedia { vbd: vbd() });
-    }
-    let empty = row.get(field(c, "empty")).as_bool() == Some(true);
-    if empty && op == "eject" {
-        return Some(ApiError::VbdIsEmpty { vbd: vbd() });
-    }
-    if !empty && op == "insert" {
-        return Some(ApiError::VbdNotEmpty { vbd: vbd() });
-    }
-    let vm = sv(row.get(field(c, "VM")));
-    let Some(vm_row) = tx.get(vm_c, &vm) else { return Some(crate::handle_invalid(vm_c, &vm)) };
-    let ps = sv(vm_row.get(field(vm_c, "power_state")));
-    let attached = row.get(field(c, "currently_attached")).as_bool() == Some(true);
-    let hotplug = matches!(op, "plug" | "unplug" | "unplug_force");
-    match (ps.as_str(), attached) {
-        ("Running", true) if op == "plug" => return Some(ApiError::DeviceAlreadyAttached { device: vbd() }),
-        ("Running", false) if matches!(op, "unplug" | "unplug_force") => {
-            return Some(ApiError::DeviceAlreadyDetached { device: vbd() })
-        }
-        ("Running", _) => {}
-        _ if hotplug || (ps != "Paused" && safe.contains(&op)) => {
-            return Some(ApiError::VmBadPowerState { vm, expected: "running".into(), actual: ps.to_lowercase() })
-        }
-        _ => {}
-    }
-    if matches!(op, "plug" | "unplug") {
-        if let Some((_, o)) = current_ops(vm_row)
-            .into_iter()
-            .find(|(_, o)| matches!(o.as_str(), "clean_shutdown" | "hard_shutdown" | "suspend" | "pause"))
-        {
-            return Some(ApiError::OperationNotAllowed { reason: format!("Current operation on VM:{vm} is {o}") });
-        }
-    }
-    if ps == "Running" && vm_row.get(field(vm_c, "domain_type")).as_str() == Some("hvm") && hotplug {
-        // HVM guests hotplug only with PV drivers that say they can.
-        let gc = class("VM_guest_metrics");
-        let gm = tx.get(gc, vm_row.get(field(vm_c, "guest_metrics")).as_str().unwrap_or(""));
-        match gm.map(|g| sv(g.get(field(gc, "can_use_hotplug_vbd")))).as_deref() {
-            Some("yes") => {}
-            Some("no") => {
-                return Some(ApiError::OperationNotAllowed {
-                    reason: "VM states it does not support VBD hotplug.".into(),
-                })
-            }
-            _ if gm.is_some_and(|g| g.get(field(gc, "PV_drivers_detected")).as_bool() == Some(true)) => {}
-            _ => return Some(ApiError::VmMissingPvDrivers { vm }),
-        }
-        if is_cd {
-            return Some(ApiError::OperationNotAllowed {
-                reason: "HVM CDROMs cannot be hotplugged/unplugged, only inserted or ejected".into(),
-            });
-        }
-    }
-    if is_cd && ps == "Suspended" && matches!(op, "insert" | "eject") {
-        return Some(ApiError::VmBadPowerState { vm, expected: "halted, running".into(), actual: "suspended".into() });
-    }
-    if empty {
-        return None;
-    }
-    let vdi = sv(row.get(field(c, "VDI")));
-    let vdi_row = tx.get(vdi_c, &vdi)?;
-    if vdi_row.get(field(vdi_c, "managed")).as_bool() != Some(true) {
-        // xapi names the VBD here.
-        return Some(ApiError::VdiNotManaged { vdi: vbd() });
-    }
-    let attach_like = matches!(op, "attach" | "plug" | "insert");
-    let vdi_cur: Vec<(String, String)> =
-        current_ops(vdi_row).into_iter().filter(|(_, o)| o != "mirror" && o != "copy").collect();
-    if attach_like && !vdi_cur.is_empty() {
-        return Some(lifecycle::in_progress("VDI", &vdi, &vdi_cur));
-    }
-    if attached || !sharing || !attach_like {
-        return None;
-    }
-    // Sharing: other VBDs using the VDI now (not this one, not a suspended
-    // VM's, not a control domain's).
-    let is_dom0 =
-        |v: &str| tx.get(vm_c, v).is_some_and(|x| x.get(field(vm_c, "is_control_domain")).as_bool() == Some(true));
-    let others: Vec<&Row> = crate::ops::sr::linked(tx, c, "VDI", &vdi, vdi_row.get(field(vdi_c, "VBDs")))
-        .iter()
-        .filter(|b| b.as_str() != r)
-        .filter_map(|b| tx.get(c, b))
-        .filter(|b| {
-            let v = sv(b.get(field(c, "VM")));
-            let suspended =
-                tx.get(vm_c, &v).is_some_and(|x| x.get(field(vm_c, "power_state")).as_str() == Some("Suspended"));
-            !suspended
-                && !is_dom0(&v)
-                && (b.get(field(c, "currently_attached")).as_bool() == Some(true) || !current_ops(b).is_empty())
-        })
-        .collect();
-    let someone_rw = others.iter().any(|b| b.get(field(c, "mode")).as_str() == Some("RW"));
-    let need_write = row.get(field(c, "mode")).as_str() == Some("RW");
-    if vdi_row.get(field(vdi_c, "sharable")).as_bool() != Some(true)
-        && !is_dom0(&vm)
-        && (someone_rw || (need_write && !others.is_empty()))
-    {
-        return Some(vdi_in_use(&vdi));
-    }
-    if need_write && vdi_row.get(field(vdi_c, "read_only")).as_bool() == Some(true) {
-        return Some(ApiError::VdiReadonly { vdi });
-    }
-    None
-}
-
-pub fn rules() -> lifecycle::Rules {
-    lifecycle::Rules { check: |tx, r, row, op| vbd_check(tx, r, row, op, true) }
-}
-
-/// Recompute allowed_operations (and the kernel device name of attached
-/// VBDs) for the VBDs a transaction touched: changed VBDs, the VBDs of
-/// changed VMs, and the VBDs of changed VDIs.
-pub fn refresh_allowed(tx: &mut Txn, vms: &[String]) {
-    let (c, vm_c, vdi_c) = (vbd_c(), class("VM"), class("VDI"));
-    let mut vbds: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
-    if !vms.is_empty() {
-        let vms_extra = Links::pending(tx, c, "VM");
-        for vm in vms {
-            if let Some(row) = tx.get(vm_c, vm) {
-                vbds.extend(vms_extra.of(tx, c, "VM", vm, row.get(field(vm_c, "VBDs"))));
-            }
-        }
-    }
-    for v in tx.pending_refs(vdi_c) {
-        if let Some(row) = tx.get(vdi_c, &v) {
-            vbds.extend(members(row.get(field(vdi_c, "VBDs"))));
-        }
-    }
-    let (ai, dev, att, ud) =
-        (field(c, "allowed_operations"), field(c, "device"), field(c, "currently_attached"), field(c, "userdevice"));
-    for b in vbds {
-        let Some(row) = tx.get(c, &b).cloned() else { continue };
-        let want = Value::Array(
-            VBD_OPS
-                .iter()
-                .filter(|op| vbd_check(tx, &b, &row, op, false).is_none())
-                .map(|op| Value::from(*op))
-                .collect(),
-        );
-        if row.get(ai) != &want {
-            tx.set(c, &b, ai, want);
-        }
-        if row.get(att).as_bool() == Some(true) && row.get(dev).as_str() == Some("") {
-            tx.set(c, &b, dev, Value::from(kernel_device(&sv(row.get(ud)))));
-        }
-    }
 }
 
 // --------------------------------------------------------------- messages

@@ -7,15 +7,15 @@
 //! and the VDI, so conflicting work is serialised and SM features apply.
 
 use crate::api::VdiApi;
-use crate::lifecycle::{self, current_ops, members};
-use crate::ops::sr::{linked, sr_supports, Links};
+use crate::lifecycle::sr::linked;
+use crate::lifecycle::{self};
+use crate::rows::members;
 use crate::storage::{self, blocking, Format};
 use crate::{class, field, put, ApiError, Ctx, Result, Server};
 use model::schema::ClassDef;
 use model::types::*;
 use model::{DateTime, Ref, Row, Value, XenType};
-use std::collections::{BTreeMap, BTreeSet};
-use store::Txn;
+use std::collections::BTreeMap;
 
 fn vdi_c() -> &'static ClassDef {
     class("VDI")
@@ -27,197 +27,6 @@ fn sr_c() -> &'static ClassDef {
 
 fn sv(v: &Value) -> String {
     v.as_str().unwrap_or("").to_string()
-}
-
-// ------------------------------------------------------------------ rules
-
-/// The operations listed in allowed_operations (xapi's pre-Ely set, without
-/// `blocked` and `force_unlock`).
-pub const VDI_OPS: &[&str] = &[
-    "clone",
-    "copy",
-    "resize",
-    "resize_online",
-    "snapshot",
-    "mirror",
-    "destroy",
-    "forget",
-    "update",
-    "generate_config",
-];
-
-fn feature_for(op: &str) -> Option<&'static str> {
-    Some(match op {
-        "snapshot" => "VDI_SNAPSHOT",
-        "destroy" => "VDI_DELETE",
-        "resize" => "VDI_RESIZE",
-        "update" => "VDI_UPDATE",
-        "resize_online" => "VDI_RESIZE_ONLINE",
-        "generate_config" => "VDI_GENERATE_CONFIG",
-        "clone" => "VDI_CLONE",
-        "mirror" => "VDI_MIRROR",
-        "enable_cbt" | "disable_cbt" | "data_destroy" | "list_changed_blocks" => "VDI_CONFIG_CBT",
-        "set_on_boot" => "VDI_RESET_ON_BOOT",
-        _ => return None,
-    })
-}
-
-/// What the VDI rules need beyond the row.
-struct VdiFacts {
-    sr: String,
-    sr_row: Option<Row>,
-    sr_plugged: bool,
-    /// (mode, currently_attached, has current operations) of each VBD.
-    vbds: Vec<(String, bool, bool)>,
-}
-
-fn vdi_facts(tx: &Txn, r: &str, row: &Row, vbd_links: &Links) -> VdiFacts {
-    let (c, bc, pc) = (vdi_c(), class("VBD"), class("PBD"));
-    let sr = sv(row.get(field(c, "SR")));
-    let sr_row = tx.get(sr_c(), &sr).cloned();
-    let sr_plugged = sr_row.as_ref().is_some_and(|s| {
-        members(s.get(field(sr_c(), "PBDs")))
-            .iter()
-            .any(|p| tx.get(pc, p).is_some_and(|x| x.get(field(pc, "currently_attached")).as_bool() == Some(true)))
-    });
-    let vbds = vbd_links
-        .of(tx, bc, "VDI", r, row.get(field(c, "VBDs")))
-        .iter()
-        .filter_map(|b| tx.get(bc, b))
-        .map(|b| {
-            (
-                sv(b.get(field(bc, "mode"))),
-                b.get(field(bc, "currently_attached")).as_bool() == Some(true),
-                !current_ops(b).is_empty(),
-            )
-        })
-        .collect();
-    VdiFacts { sr, sr_row, sr_plugged, vbds }
-}
-
-fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError> {
-    let c = vdi_c();
-    let ty = sv(row.get(field(c, "type")));
-    let b = |n: &str| row.get(field(c, n)).as_bool() == Some(true);
-    let cur = current_ops(row);
-    if cur.iter().any(|(_, o)| o != "copy") {
-        return Some(lifecycle::in_progress("VDI", r, &cur));
-    }
-    if op == "resize" && !f.sr_plugged {
-        return Some(ApiError::SrHasNoPbds { sr: f.sr.clone() });
-    }
-    // Only "live" operations may run while a VBD has the disk attached;
-    // copy only needs no read-write attachment. xapi reads a VDI being
-    // copied through a read-only dom0 attachment; a running copy counts as one.
-    let live = matches!(
-        op,
-        "snapshot" | "resize_online" | "blocked" | "clone" | "mirror" | "enable_cbt" | "disable_cbt" | "data_destroy"
-    );
-    let copying = !cur.is_empty();
-    let blocked = if live {
-        false
-    } else if op == "copy" {
-        f.vbds.iter().any(|(m, a, _)| *a && m == "RW")
-    } else {
-        copying || f.vbds.iter().any(|(_, a, _)| *a)
-    };
-    if blocked {
-        return Some(ApiError::VdiInUse { vdi: r.to_string(), operation: op.to_string() });
-    }
-    if op != "data_destroy" && f.vbds.iter().any(|(_, _, busy)| *busy) {
-        return Some(lifecycle::in_progress("VDI", r, &cur));
-    }
-    if let Some(feat) = feature_for(op) {
-        if !f.sr_row.as_ref().is_some_and(|s| sr_supports(s, feat)) {
-            return Some(ApiError::SrOperationNotSupported { sr: f.sr.clone() });
-        }
-    }
-    let cbt_ok = matches!(
-        op,
-        "blocked"
-            | "data_destroy"
-            | "destroy"
-            | "list_changed_blocks"
-            | "force_unlock"
-            | "forget"
-            | "generate_config"
-            | "update"
-    );
-    if !cbt_ok && ty == "cbt_metadata" {
-        return Some(ApiError::VdiIncompatibleType { vdi: r.to_string(), r#type: ty });
-    }
-    if matches!(op, "mirror" | "set_on_boot") && b("cbt_enabled") {
-        return Some(ApiError::VdiCbtEnabled { vdi: r.to_string() });
-    }
-    let tools = f.sr_row.as_ref().is_some_and(|s| s.get(field(sr_c(), "is_tools_sr")).as_bool() == Some(true));
-    let reset = row.get(field(c, "on_boot")).as_str() == Some("reset");
-    match op {
-        "destroy" if tools => Some(ApiError::SrOperationNotSupported { sr: f.sr.clone() }),
-        "destroy" | "forget" if ty == "rrd" => Some(ApiError::VdiHasRrds { vdi: r.to_string() }),
-        // xapi names the VDI here although the datamodel lists no parameter.
-        "snapshot" if b("sharable") => {
-            Some(ApiError::Other { code: "VDI_IS_SHARABLE".into(), params: vec![r.to_string()] })
-        }
-        "snapshot" | "copy" if reset => Some(ApiError::VdiOnBootModeIncompatibleWithOperation),
-        "snapshot" if cur.iter().any(|(_, o)| o == "copy") => {
-            Some(ApiError::OperationNotAllowed { reason: "Snapshot operation not allowed during copy.".into() })
-        }
-        "copy" if matches!(ty.as_str(), "ha_statefile" | "redo_log") => Some(ApiError::OperationNotAllowed {
-            reason: "VDI containing HA statefile or redo log cannot be copied (check the VDI's allowed operations)."
-                .into(),
-        }),
-        _ => None,
-    }
-}
-
-pub fn vdi_check(tx: &Txn, r: &str, row: &Row, op: &str) -> Option<ApiError> {
-    let f = vdi_facts(tx, r, row, &Links::pending(tx, class("VBD"), "VDI"));
-    vdi_check_with(r, row, op, &f)
-}
-
-pub fn rules() -> lifecycle::Rules {
-    lifecycle::Rules { check: vdi_check }
-}
-
-/// Recompute allowed_operations of the VDIs a transaction touched: changed
-/// VDIs, the VDIs of changed VBDs, and the VDIs of SRs whose PBDs changed.
-pub fn refresh_allowed(tx: &mut Txn) {
-    let (c, bc, pc) = (vdi_c(), class("VBD"), class("PBD"));
-    let mut vdis: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
-    for b in tx.pending_refs(bc) {
-        if let Some(v) = tx.get(bc, &b).and_then(|r| r.get(field(bc, "VDI")).as_str().map(str::to_string)) {
-            vdis.insert(v);
-        }
-        if let Some(v) = tx.state().get(bc, &b).and_then(|r| r.get(field(bc, "VDI")).as_str().map(str::to_string)) {
-            vdis.insert(v);
-        }
-    }
-    for p in tx.pending_refs(pc) {
-        let Some(sr) = tx.get(pc, &p).map(|r| sv(r.get(field(pc, "SR")))) else { continue };
-        if let Some(srow) = tx.get(sr_c(), &sr) {
-            vdis.extend(members(srow.get(field(sr_c(), "VDIs"))));
-        }
-    }
-    vdis.remove(model::NULL_REF);
-    if vdis.is_empty() {
-        return;
-    }
-    let links = Links::pending(tx, bc, "VDI");
-    let ai = field(c, "allowed_operations");
-    for v in vdis {
-        let Some(row) = tx.get(c, &v).cloned() else { continue };
-        let facts = vdi_facts(tx, &v, &row, &links);
-        let want = Value::Array(
-            VDI_OPS
-                .iter()
-                .filter(|op| vdi_check_with(&v, &row, op, &facts).is_none())
-                .map(|op| Value::from(*op))
-                .collect(),
-        );
-        if row.get(ai) != &want {
-            tx.set(c, &v, ai, want);
-        }
-    }
 }
 
 // ------------------------------------------------------- ctor and dtor
@@ -655,7 +464,7 @@ async fn introduce(ctx: &Ctx, sr: &str, n: NewRecord) -> Result<String> {
                 });
             }
             let label = if n.name_label.is_empty() && iso { n.location.clone() } else { n.name_label.clone() };
-            crate::seed::obj(
+            crate::rows::obj(
                 tx,
                 "VDI",
                 &r,

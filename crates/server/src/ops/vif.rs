@@ -7,6 +7,7 @@ use crate::implicit::Hooks;
 use crate::lifecycle;
 use crate::ops::netutil::{self, assert_licensed, b, map_get, s, set, setify, strs, Family};
 use crate::ops::vm::fresh_mac;
+use crate::rows::ocaml_int;
 use crate::xenops::be;
 use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
 use backend::Nic;
@@ -19,37 +20,10 @@ use store::Txn;
 pub const HOOKS: Hooks = Hooks { create: Some(create), destroy: Some(destroy), set: None };
 
 /// Every VIF operation, in the order allowed_operations lists them.
-pub const OPS: &[&str] = &["attach", "plug", "unplug"];
 
 /// Offload keys the VIF hotplug script applies from `other_config:ethtool-*`.
-const ETHTOOL_KEYS: &[&str] = &["rx", "tx", "sg", "tso", "ufo", "gso"];
-
 fn vif_c() -> &'static ClassDef {
     class("VIF")
-}
-
-/// An integer as OCaml's `int_of_string` reads it (sign, 0x/0o/0b/0u
-/// prefixes, underscores): xapi's test for a valid VIF device.
-pub fn ocaml_int(text: &str) -> Option<i64> {
-    let (neg, rest) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let lower = rest.get(..2).map(str::to_ascii_lowercase);
-    let (radix, body) = match lower.as_deref() {
-        Some("0x") => (16, &rest[2..]),
-        Some("0o") => (8, &rest[2..]),
-        Some("0b") => (2, &rest[2..]),
-        Some("0u") => (10, &rest[2..]),
-        _ => (10, rest),
-    };
-    if !body.chars().next().is_some_and(|c| c.is_digit(radix)) {
-        return None;
-    }
-    let digits: String = body.chars().filter(|c| *c != '_').collect();
-    let v = i64::from_str_radix(&digits, radix).ok()?;
-    Some(if neg { -v } else { v })
 }
 
 /// xapi's MAC for device `dev` of a VM with `other_config:mac_seed`: MD5
@@ -133,142 +107,7 @@ fn destroy(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &Row) -> Result<()> {
     Ok(())
 }
 
-// ------------------------------------------------------- operation rules
-
-fn is_hvm(vm: &Row) -> bool {
-    match s(vm, "domain_type").as_str() {
-        "hvm" => true,
-        "unspecified" => !s(vm, "HVM_boot_policy").is_empty(),
-        _ => false,
-    }
-}
-
-/// Can a running HVM guest hot-plug NICs: its agent says so, or PV drivers
-/// are present (xapi's guest-metrics test).
-fn hotplug_error(tx: &Txn, vm: &str, vm_row: &Row) -> Option<ApiError> {
-    let gmc = class("VM_guest_metrics");
-    let missing = || Some(ApiError::VmMissingPvDrivers { vm: vm.to_string() });
-    let Some(gm) = tx.get(gmc, &s(vm_row, "guest_metrics")) else { return missing() };
-    match s(gm, "can_use_hotplug_vif").as_str() {
-        "yes" => None,
-        "no" => Some(ApiError::OperationNotAllowed { reason: "VM states it does not support VIF hotplug.".into() }),
-        _ if b(gm, "PV_drivers_detected") => None,
-        _ => match map_get(gm, "PV_drivers_version", "major").and_then(|m| m.parse::<i64>().ok()) {
-            Some(_) => None,
-            None => missing(),
-        },
-    }
-}
-
-/// Why `op` cannot run on this VIF now, in xapi's order; None if it can.
-pub fn check(tx: &Txn, r: &str, row: &Row, op: &str) -> Option<ApiError> {
-    let cur = lifecycle::current_ops(row);
-    if !cur.is_empty() {
-        return Some(lifecycle::in_progress("VIF", r, &cur));
-    }
-    if op == "attach" {
-        return None;
-    }
-    let vmc = class("VM");
-    let vm = s(row, "VM");
-    let Some(vm_row) = tx.get(vmc, &vm) else { return Some(handle_invalid(vmc, &vm)) };
-    if op == "plug" && b(vm_row, "is_control_domain") {
-        return Some(ApiError::OperationNotAllowed { reason: "Control domain does not support hotplug".into() });
-    }
-    let ps = s(vm_row, "power_state");
-    let running = ps == "Running";
-    match (running, b(row, "currently_attached"), op) {
-        (true, true, "plug") => return Some(ApiError::DeviceAlreadyAttached { device: r.to_string() }),
-        (true, false, "unplug") => return Some(ApiError::DeviceAlreadyDetached { device: r.to_string() }),
-        (false, _, _) => {
-            return Some(ApiError::VmBadPowerState {
-                vm: vm.clone(),
-                expected: "running".into(),
-                actual: ps.to_lowercase(),
-            })
-        }
-        _ => {}
-    }
-    for (_, vop) in lifecycle::current_ops(vm_row) {
-        if matches!(vop.as_str(), "clean_shutdown" | "hard_shutdown" | "suspend" | "pause") {
-            return Some(ApiError::OperationNotAllowed { reason: format!("Current operation on VM:{vm} is {vop}") });
-        }
-    }
-    if running && is_hvm(vm_row) {
-        return hotplug_error(tx, &vm, vm_row);
-    }
-    None
-}
-
-fn allowed(tx: &Txn, r: &str, row: &Row) -> Value {
-    Value::Array(OPS.iter().filter(|op| check(tx, r, row, op).is_none()).map(|op| Value::from(*op)).collect())
-}
-
-/// Keep VIF allowed_operations true for the VIFs this transaction touched and
-/// those of the VMs it changed; sync the MTU of VIFs that just came up.
-pub fn precommit(tx: &mut Txn, vms: &[String]) {
-    let (c, vmc) = (vif_c(), class("VM"));
-    let mut vifs: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
-    for vm in vms {
-        if let Some(row) = tx.get(vmc, vm) {
-            vifs.extend(set(row, "VIFs"));
-        }
-    }
-    for v in vifs {
-        let Some(row) = tx.get(c, &v).cloned() else { continue };
-        let want = allowed(tx, &v, &row);
-        if row.get(field(c, "allowed_operations")) != &want {
-            tx.set(c, &v, field(c, "allowed_operations"), want);
-        }
-        let was_attached = tx.state().get(c, &v).is_some_and(|old| b(old, "currently_attached"));
-        let live =
-            tx.get(vmc, &s(&row, "VM")).is_some_and(|vm| matches!(s(vm, "power_state").as_str(), "Running" | "Paused"));
-        if b(&row, "currently_attached") && !was_attached && live {
-            let mtu = Value::Int(effective_mtu(&row, tx.get(class("network"), &s(&row, "network"))));
-            if row.get(field(c, "MTU")) != &mtu {
-                tx.set(c, &v, field(c, "MTU"), mtu);
-            }
-        }
-    }
-}
-
 // ---------------------------------------------------------- backend view
-
-/// `other_config:mtu` if it is an integer, else the network's MTU (as xapi
-/// hands it to xenopsd).
-pub fn effective_mtu(vif: &Row, net: Option<&Row>) -> i64 {
-    let net_mtu = net.and_then(|n| n.get(field(n.class, "MTU")).as_int()).unwrap_or(1500);
-    map_get(vif, "other_config", "mtu").and_then(|m| ocaml_int(&m)).unwrap_or(net_mtu)
-}
-
-fn on_off(v: &str) -> Option<bool> {
-    match v {
-        "true" | "on" => Some(true),
-        "false" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-/// The NIC as the backend builds it: bridge, MTU and the guide's
-/// other-config keys, with unusable values ignored as the hotplug script does.
-pub fn nic_of(vif: &Row, net: Option<&Row>) -> Nic {
-    let ethtool = ETHTOOL_KEYS
-        .iter()
-        .filter_map(|k| {
-            let v = map_get(vif, "other_config", &format!("ethtool-{k}"))?;
-            let on = on_off(&v)?;
-            Some((k.to_string(), if on { "on" } else { "off" }.to_string()))
-        })
-        .collect();
-    Nic {
-        device: s(vif, "device"),
-        mac: s(vif, "MAC"),
-        bridge: net.map(|n| s(n, "bridge")).unwrap_or_default(),
-        mtu: effective_mtu(vif, net),
-        ethtool,
-        promiscuous: map_get(vif, "other_config", "promiscuous").and_then(|v| on_off(&v)) == Some(true),
-    }
-}
 
 /// The VM's uuid and the NIC for a VIF, optionally on another network.
 fn attach_spec(s_: &Server, vif: &str, network: Option<&str>) -> Result<(String, Nic)> {
@@ -277,7 +116,7 @@ fn attach_spec(s_: &Server, vif: &str, network: Option<&str>) -> Result<(String,
     let row = st.get(c, vif).ok_or_else(|| handle_invalid(c, vif))?;
     let vm = st.get(vmc, &s(row, "VM")).ok_or_else(|| handle_invalid(vmc, &s(row, "VM")))?;
     let net = network.map(str::to_string).unwrap_or_else(|| s(row, "network"));
-    Ok((s(vm, "uuid"), nic_of(row, st.get(netc, &net).map(|n| &**n))))
+    Ok((s(vm, "uuid"), crate::xenops::nic_of(row, st.get(netc, &net).map(|n| &**n))))
 }
 
 /// Re-plug an active VIF's backend NIC onto its network's current bridge

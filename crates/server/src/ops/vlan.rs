@@ -4,7 +4,7 @@
 use crate::api::VlanApi;
 use crate::ops::netutil::{assert_no_protection, is_null, s};
 use crate::ops::pif::{self, assert_managed, get, Kind};
-use crate::seed::obj;
+use crate::rows::obj;
 use crate::{class, field, handle_invalid, ApiError, Ctx, Result, Server};
 use model::types::*;
 use model::{Ref, Value};

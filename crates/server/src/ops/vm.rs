@@ -6,11 +6,13 @@
 
 use crate::api::VmApi;
 use crate::implicit::Hooks;
-use crate::lifecycle::{self, members};
+use crate::lifecycle;
+use crate::rows::members;
+use crate::rows::obj;
 use crate::rrd::sources::Owner;
-use crate::seed::obj;
 use crate::storage::{self, NewVdi};
 use crate::xenops::{be, be_vm, domain_spec};
+use crate::xenops::{mark_running, mark_stopped};
 use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
 use backend::Cancel;
 use model::schema::Type;
@@ -162,117 +164,6 @@ pub fn remove_devices(tx: &mut Txn, row: &Row) {
 
 fn vm_uuid(s: &Server, vm: &str) -> Result<String> {
     Ok(sv(s.row(vm_c(), vm)?.get(field(vm_c(), "uuid"))))
-}
-
-// ------------------------------------------------------------ state changes
-
-/// Record that the VM's domain now runs (or is paused) with `domid`.
-pub(crate) fn mark_running(tx: &mut Txn, s: &Server, vm: &str, domid: i64, paused: bool, fresh_boot: bool) {
-    let c = vm_c();
-    let Some(row) = tx.get(c, vm).cloned() else { return };
-    let now = DateTime::now();
-    tx.update(c, vm, |r| {
-        put(r, "power_state", if paused { "Paused" } else { "Running" });
-        put(r, "domid", Value::Int(domid));
-        put(r, "resident_on", s.host.as_str());
-        put(r, "scheduled_to_be_resident_on", model::NULL_REF);
-    });
-    for d in ["VBDs", "VIFs"] {
-        let dc = class(if d == "VBDs" { "VBD" } else { "VIF" });
-        for x in members(row.get(field(c, d))) {
-            tx.set(dc, &x, field(dc, "currently_attached"), Value::Bool(true));
-        }
-    }
-    ensure_console(tx, s, vm, &row);
-    let m = sv(row.get(field(c, "metrics")));
-    let mc = class("VM_metrics");
-    let vcpus = row.get(field(c, "VCPUs_at_startup")).as_int().unwrap_or(1);
-    let mem = row.get(field(c, "memory_dynamic_max")).as_int().unwrap_or(0);
-    let hvm = !sv(row.get(field(c, "HVM_boot_policy"))).is_empty();
-    let dt = sv(row.get(field(c, "domain_type")));
-    tx.update(mc, &m, |r| {
-        if fresh_boot {
-            put(r, "start_time", now);
-        }
-        put(r, "VCPUs_number", Value::Int(vcpus));
-        put(r, "memory_actual", Value::Int(mem));
-        put(r, "state", Value::Array(vec![Value::from(if paused { "paused" } else { "running" })]));
-        put(r, "last_updated", now);
-        put(r, "hvm", hvm);
-        put(r, "current_domain_type", if dt == "unspecified" { "pv".to_string() } else { dt });
-    });
-}
-
-/// A running domain has an RFB console, as xapi records the one xenopsd
-/// reports (QEMU's VNC for HVM guests, vncterm for PV ones): protocol `rfb`,
-/// location `https://<host address>/console?uuid=<console uuid>`. Kept
-/// across reboots and migrations (the same protocol and URI), made only if
-/// missing. The simulator has no PV text console, so no `vt100` one.
-fn ensure_console(tx: &mut Txn, s: &Server, vm: &str, row: &Row) {
-    let (c, cc, hc) = (vm_c(), class("console"), class("host"));
-    let has_rfb = members(row.get(field(c, "consoles")))
-        .iter()
-        .any(|con| tx.get(cc, con).is_some_and(|r| r.get(field(cc, "protocol")).as_str() == Some("rfb")));
-    if has_rfb {
-        return;
-    }
-    let address = tx.get(hc, &s.host).map(|h| sv(h.get(field(hc, "address")))).unwrap_or_default();
-    let address = if address.contains(':') && !address.starts_with('[') { format!("[{address}]") } else { address };
-    let uuid = model::new_uuid();
-    obj(
-        tx,
-        "console",
-        &model::new_ref(),
-        vec![
-            ("uuid", Value::from(uuid.as_str())),
-            ("protocol", Value::from("rfb")),
-            ("location", Value::from(format!("https://{address}/console?uuid={uuid}"))),
-            ("VM", Value::from(vm)),
-            ("other_config", Value::empty_map()),
-        ],
-    );
-}
-
-/// Record that the VM's domain is gone and it is Halted (or Suspended).
-/// Its consoles go with the domain.
-pub(crate) fn mark_stopped(tx: &mut Txn, vm: &str, suspended: bool) {
-    let c = vm_c();
-    let Some(row) = tx.get(c, vm).cloned() else { return };
-    for con in members(row.get(field(c, "consoles"))) {
-        tx.delete(class("console"), &con);
-    }
-    let now = DateTime::now();
-    tx.update(c, vm, |r| {
-        put(r, "power_state", if suspended { "Suspended" } else { "Halted" });
-        put(r, "domid", Value::Int(-1));
-        put(r, "resident_on", model::NULL_REF);
-        if let Value::Struct(m) = &mut r.fields[field(c, "other_config")] {
-            m.retain(|(k, _)| k != "last_shutdown_time");
-            m.push(("last_shutdown_time".into(), Value::String(now.to_string())));
-        }
-        if !suspended {
-            put(r, "guest_metrics", model::NULL_REF);
-        }
-    });
-    if !suspended {
-        for d in ["VBDs", "VIFs"] {
-            let dc = class(if d == "VBDs" { "VBD" } else { "VIF" });
-            for x in members(row.get(field(c, d))) {
-                tx.set(dc, &x, field(dc, "currently_attached"), Value::Bool(false));
-            }
-        }
-        let gm = sv(row.get(field(c, "guest_metrics")));
-        if !null(&Value::String(gm.clone())) {
-            tx.delete(class("VM_guest_metrics"), &gm);
-        }
-    }
-    let m = sv(row.get(field(c, "metrics")));
-    let mc = class("VM_metrics");
-    tx.update(mc, &m, |r| {
-        put(r, "state", Value::Array(vec![]));
-        put(r, "memory_actual", Value::Int(0));
-        put(r, "last_updated", now);
-    });
 }
 
 fn check_memory(s: &Server, vm: &str) -> Result<()> {

@@ -49,7 +49,7 @@ pub fn sr_dir(st: &State, data_dir: &std::path::Path, sr: &str) -> Option<PathBu
     let row = st.get(src, sr)?;
     let uuid = s(row.get(field(src, "uuid")));
     let pbd = class("PBD");
-    for p in crate::lifecycle::members(row.get(field(src, "PBDs"))) {
+    for p in crate::rows::members(row.get(field(src, "PBDs"))) {
         if let Some(prow) = st.get(pbd, &p) {
             if let Some(dir) = configured_dir(prow.get(field(pbd, "device_config"))) {
                 return Some(dir);
@@ -140,7 +140,7 @@ pub fn default_sr(s: &Server) -> Result<String> {
 pub fn plugged_pbd(st: &State, sr: &str, host: &str) -> Option<String> {
     let (src, pc) = (class("SR"), class("PBD"));
     let row = st.get(src, sr)?;
-    crate::lifecycle::members(row.get(field(src, "PBDs"))).into_iter().find(|p| {
+    crate::rows::members(row.get(field(src, "PBDs"))).into_iter().find(|p| {
         st.get(pc, p).is_some_and(|r| {
             r.get(field(pc, "host")).as_str() == Some(host)
                 && r.get(field(pc, "currently_attached")).as_bool() == Some(true)
@@ -201,7 +201,7 @@ pub fn refresh_sr_usage(ctx: &Ctx, sr: &str) -> Result<()> {
         let Some(row) = tx.get(src, sr).cloned() else { return Ok(()) };
         let mut virt = 0i64;
         let mut phys = 0i64;
-        for v in crate::lifecycle::members(row.get(field(src, "VDIs"))) {
+        for v in crate::rows::members(row.get(field(src, "VDIs"))) {
             if let Some(vr) = tx.get(vc, &v) {
                 virt += vr.get(field(vc, "virtual_size")).as_int().unwrap_or(0);
                 phys += vr.get(field(vc, "physical_utilisation")).as_int().unwrap_or(0);

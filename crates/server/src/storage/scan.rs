@@ -9,7 +9,7 @@
 use super::driver::{Driver, Found};
 use super::files::statvfs;
 use super::{blocking, busy_in, driver_of, plugged_pbd, refresh_sr_usage, sr_dir};
-use crate::lifecycle::members;
+use crate::rows::members;
 use crate::{class, field, put, ApiError, Ctx, Result};
 use model::{Row, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -138,7 +138,7 @@ pub async fn scan_sr(ctx: &Ctx, sr: &str) -> Result<()> {
             let free = |u: &str| tx.state().table(vc).by_uuid(u).is_none() && !taken.contains(u);
             let uuid = if a.driver == Driver::Ext && free(loc) { loc.clone() } else { model::new_uuid() };
             taken.insert(uuid.clone());
-            crate::seed::obj(tx, "VDI", &model::new_ref(), new_vdi_fields(a.driver, f, uuid, sr));
+            crate::rows::obj(tx, "VDI", &model::new_ref(), new_vdi_fields(a.driver, f, uuid, sr));
         }
         tx.update(src, sr, |r| {
             put(r, "physical_size", Value::Int(a.declared.unwrap_or(total)));

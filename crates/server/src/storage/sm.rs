@@ -42,7 +42,7 @@ pub fn sync(tx: &mut Txn) {
                 });
             }
             None => {
-                crate::seed::obj(tx, "SM", &model::new_ref(), fields(d));
+                crate::rows::obj(tx, "SM", &model::new_ref(), fields(d));
             }
         }
     }

@@ -7,6 +7,11 @@
 //! `current_operations[task] = op`) and [`end`]. A conflicting operation
 //! waits for the running one, as xapi retries OTHER_OPERATION_IN_PROGRESS.
 
+pub mod sr;
+pub mod vbd;
+pub mod vdi;
+pub mod vif;
+
 use crate::{class, field, ApiError, Ctx, Result};
 use model::schema::ClassDef;
 use model::types::fields::vm as F;
@@ -16,10 +21,6 @@ use store::Txn;
 
 /// How long a conflicting operation waits for the one in progress (xapi: 2 h).
 pub const CONFLICT_WAIT: Duration = Duration::from_secs(7200);
-
-fn strs(v: &Value) -> Vec<&str> {
-    v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
-}
 
 /// `(task, op)` pairs of an object's current_operations.
 pub fn current_ops(row: &Row) -> Vec<(String, String)> {
@@ -350,7 +351,11 @@ pub struct Rules {
 fn rules(c: &ClassDef) -> Option<Rules> {
     match c.name {
         "VM" => Some(Rules { check: |tx, r, row, op| vm_check(tx, r, row, op, false) }),
-        _ => crate::ops::rules(c),
+        "VIF" => Some(Rules { check: vif::check }),
+        "SR" => Some(sr::rules()),
+        "VDI" => Some(vdi::rules()),
+        "VBD" => Some(vbd::rules()),
+        _ => None,
     }
 }
 
@@ -505,7 +510,10 @@ pub fn precommit(tx: &mut Txn) {
             delta.push((h, -m));
         }
     }
-    crate::ops::precommit(tx, &changed_vms);
+    vif::precommit(tx, &changed_vms);
+    vbd::refresh_allowed(tx, &changed_vms);
+    vdi::refresh_allowed(tx);
+    sr::refresh_allowed(tx);
     adjust_host_memory(tx, delta);
 }
 
@@ -543,9 +551,4 @@ fn adjust_host_memory(tx: &mut Txn, delta: Vec<(String, i64)>) {
         let Some(free) = tx.get(hm, &m).and_then(|row| row.get(i).as_int()) else { continue };
         tx.set(hm, &m, i, Value::Int(free + d));
     }
-}
-
-/// The names of set members (for callers that need them).
-pub fn members(v: &Value) -> Vec<String> {
-    strs(v).into_iter().map(str::to_string).collect()
 }

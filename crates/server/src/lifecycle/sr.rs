@@ -1,0 +1,214 @@
+//! SR operation rules: SM features, attached PBDs, emptiness and
+//! serialisation, and the derived `allowed_operations` (xapi's
+//! xapi_sr_operations).
+
+use crate::lifecycle::current_ops;
+use crate::rows::members;
+use crate::{class, field, ApiError};
+use model::schema::ClassDef;
+use model::types::fields::{sm as SM, sr as S};
+use model::{Row, Value};
+use std::collections::{BTreeSet, HashMap};
+use store::Txn;
+
+fn sr_c() -> &'static ClassDef {
+    class("SR")
+}
+
+// ------------------------------------------------------------------ links
+
+/// Children (objects whose `link` field names a parent) made or changed in
+/// the current transaction, by parent: the derived reverse sets are only
+/// updated at commit, so rules evaluated inside a transaction add these.
+pub struct Links(HashMap<String, Vec<String>>);
+
+impl Links {
+    pub fn pending(tx: &Txn, c: &ClassDef, link: &str) -> Links {
+        let i = field(c, link);
+        let mut m: HashMap<String, Vec<String>> = HashMap::new();
+        for r in tx.pending_refs(c) {
+            if let Some(p) = tx.get(c, &r).and_then(|row| row.get(i).as_str().map(str::to_string)) {
+                m.entry(p).or_default().push(r);
+            }
+        }
+        Links(m)
+    }
+
+    /// The children of `parent` as the transaction sees them.
+    pub fn of(&self, tx: &Txn, c: &ClassDef, link: &str, parent: &str, derived: &Value) -> Vec<String> {
+        let i = field(c, link);
+        let mut out: Vec<String> = members(derived);
+        if let Some(extra) = self.0.get(parent) {
+            for x in extra {
+                if !out.contains(x) {
+                    out.push(x.clone());
+                }
+            }
+        }
+        out.retain(|x| tx.get(c, x).is_some_and(|r| r.get(i).as_str() == Some(parent)));
+        out
+    }
+}
+
+/// Children of one parent (for a single rule check).
+pub fn linked(tx: &Txn, c: &ClassDef, link: &str, parent: &str, derived: &Value) -> Vec<String> {
+    Links::pending(tx, c, link).of(tx, c, link, parent, derived)
+}
+
+// ------------------------------------------------------------------ rules
+
+/// Every SR operation, in xapi's order.
+pub const SR_OPS: &[&str] = &[
+    "scan",
+    "destroy",
+    "forget",
+    "plug",
+    "unplug",
+    "vdi_create",
+    "vdi_destroy",
+    "vdi_resize",
+    "vdi_clone",
+    "vdi_snapshot",
+    "vdi_mirror",
+    "vdi_enable_cbt",
+    "vdi_disable_cbt",
+    "vdi_data_destroy",
+    "vdi_list_changed_blocks",
+    "vdi_set_on_boot",
+    "vdi_introduce",
+    "update",
+    "pbd_create",
+    "pbd_destroy",
+];
+
+/// The SM feature an SR operation needs (xapi's sm_cap_table).
+fn feature_for(op: &str) -> Option<&'static str> {
+    Some(match op {
+        "vdi_create" => "VDI_CREATE",
+        "vdi_destroy" => "VDI_DELETE",
+        "vdi_resize" => "VDI_RESIZE",
+        "vdi_introduce" => "VDI_INTRODUCE",
+        "vdi_mirror" => "VDI_MIRROR",
+        "vdi_enable_cbt" | "vdi_disable_cbt" | "vdi_data_destroy" | "vdi_list_changed_blocks" => "VDI_CONFIG_CBT",
+        "vdi_set_on_boot" => "VDI_RESET_ON_BOOT",
+        "update" => "SR_UPDATE",
+        "vdi_snapshot" => "VDI_SNAPSHOT",
+        _ => return None,
+    })
+}
+
+/// The features of the SR's driver, from its SM record (as xapi reads them);
+/// none for a type that has no SM record.
+pub fn sm_features(tx: &Txn, sr: &Row) -> BTreeSet<String> {
+    let ty = sr.read(S::TYPE);
+    let sm = SM::UUID.class;
+    tx.state()
+        .table(sm)
+        .iter()
+        .map(|(r, _)| r)
+        .chain(tx.pending_refs(sm).iter())
+        .filter_map(|r| tx.get(sm, r))
+        .find(|row| row.read(SM::TYPE).eq_ignore_ascii_case(&ty))
+        .map(|row| row.read(SM::FEATURES).into_keys().collect())
+        .unwrap_or_default()
+}
+
+/// Does the SR's driver have `feature` (the tools SR never creates or deletes VDIs)?
+pub fn sr_supports(row: &Row, features: &BTreeSet<String>, feature: &str) -> bool {
+    if row.read(S::IS_TOOLS_SR) && matches!(feature, "VDI_CREATE" | "VDI_DELETE") {
+        return false;
+    }
+    features.contains(feature)
+}
+
+/// What an SR check needs beyond the row.
+struct SrFacts {
+    features: BTreeSet<String>,
+    pbds: Vec<(String, bool)>,
+    has_managed_vdis: bool,
+}
+
+fn sr_facts(tx: &Txn, r: &str, row: &Row, pbd_links: &Links, vdi_links: &Links) -> SrFacts {
+    let (c, pc, vc) = (sr_c(), class("PBD"), class("VDI"));
+    let pbds = pbd_links
+        .of(tx, pc, "SR", r, row.get(field(c, "PBDs")))
+        .into_iter()
+        .map(|p| {
+            let att = tx.get(pc, &p).is_some_and(|x| x.get(field(pc, "currently_attached")).as_bool() == Some(true));
+            (p, att)
+        })
+        .collect();
+    let has_managed_vdis = vdi_links.of(tx, vc, "SR", r, row.get(field(c, "VDIs"))).iter().any(|v| {
+        tx.get(vc, v).is_some_and(|x| {
+            x.get(field(vc, "managed")).as_bool() == Some(true) && x.get(field(vc, "type")).as_str() != Some("rrd")
+        })
+    });
+    SrFacts { features: sm_features(tx, row), pbds, has_managed_vdis }
+}
+
+/// Why `op` cannot run on the SR now (xapi's first error), or None.
+fn sr_check_with(r: &str, row: &Row, op: &str, f: &SrFacts) -> Option<ApiError> {
+    if let Some(feat) = feature_for(op) {
+        if !sr_supports(row, &f.features, feat) {
+            return Some(ApiError::SrOperationNotSupported { sr: r.to_string() });
+        }
+    }
+    if matches!(op, "destroy" | "forget") && f.pbds.iter().any(|(_, a)| *a) {
+        return Some(ApiError::SrHasPbd { sr: r.to_string() });
+    }
+    if op == "destroy" && f.pbds.is_empty() {
+        return Some(ApiError::SrHasNoPbds { sr: r.to_string() });
+    }
+    if op == "destroy" && f.has_managed_vdis {
+        return Some(ApiError::SrNotEmpty);
+    }
+    // Anything runs alone, except that PBD plugs may overlap each other.
+    let cur = current_ops(row);
+    if !cur.is_empty() && (op != "plug" || cur.iter().any(|(_, o)| o != "plug")) {
+        return Some(super::in_progress("SR", r, &cur));
+    }
+    None
+}
+
+pub fn sr_check(tx: &Txn, r: &str, row: &Row, op: &str) -> Option<ApiError> {
+    let (pl, vl) = (Links::pending(tx, class("PBD"), "SR"), Links::pending(tx, class("VDI"), "SR"));
+    let f = sr_facts(tx, r, row, &pl, &vl);
+    sr_check_with(r, row, op, &f)
+}
+
+pub fn rules() -> super::Rules {
+    super::Rules { check: sr_check }
+}
+
+/// Recompute allowed_operations of the SRs a transaction touched (directly,
+/// or through their PBDs and VDIs).
+pub fn refresh_allowed(tx: &mut Txn) {
+    let (c, pc, vc) = (sr_c(), class("PBD"), class("VDI"));
+    let mut srs: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
+    for (cls, f) in [(pc, "SR"), (vc, "SR")] {
+        for x in tx.pending_refs(cls) {
+            if let Some(sr) = tx.get(cls, &x).and_then(|r| r.get(field(cls, f)).as_str().map(str::to_string)) {
+                srs.insert(sr);
+            }
+        }
+    }
+    if srs.is_empty() {
+        return;
+    }
+    let (pl, vl) = (Links::pending(tx, pc, "SR"), Links::pending(tx, vc, "SR"));
+    let ai = field(c, "allowed_operations");
+    for sr in srs {
+        let Some(row) = tx.get(c, &sr).cloned() else { continue };
+        let facts = sr_facts(tx, &sr, &row, &pl, &vl);
+        let want = Value::Array(
+            SR_OPS
+                .iter()
+                .filter(|op| sr_check_with(&sr, &row, op, &facts).is_none())
+                .map(|op| Value::from(*op))
+                .collect(),
+        );
+        if row.get(ai) != &want {
+            tx.set(c, &sr, ai, want);
+        }
+    }
+}
