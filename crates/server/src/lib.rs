@@ -186,6 +186,14 @@ pub fn put(row: &mut Row, name: &str, v: impl Into<Value>) {
     row.fields[i] = v.into();
 }
 
+/// Best-effort work whose failure is not the client's answer (rollback after
+/// an error, cleanup, bookkeeping): the failure is logged, never dropped.
+pub fn logged<T, E: std::fmt::Display>(what: &str, r: std::result::Result<T, E>) {
+    if let Err(e) = r {
+        tracing::warn!("{what} failed: {e}");
+    }
+}
+
 static RESTART: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// Ask the process to stop cleanly and start again (host.restart_agent),

@@ -133,12 +133,15 @@ impl Tasks {
         if doomed.is_empty() {
             return;
         }
-        let _ = s.db.write(|tx| {
-            for r in &doomed {
-                tx.delete(c, r);
-            }
-            Ok::<_, ApiError>(())
-        });
+        crate::logged(
+            "removing finished tasks past their lifetime",
+            s.db.write(|tx| {
+                for r in &doomed {
+                    tx.delete(c, r);
+                }
+                Ok::<_, ApiError>(())
+            }),
+        );
         for r in &doomed {
             self.forget(r);
         }
@@ -185,10 +188,13 @@ pub fn create_for_call(ctx: &Ctx, label: &str) -> Result<String> {
 /// The task behind a synchronous call is removed when the call returns.
 pub fn finish_sync(ctx: &Ctx, task: &str) {
     let c = class("task");
-    let _ = ctx.server.db.write(|tx| {
-        tx.delete(c, task);
-        Ok::<_, ApiError>(())
-    });
+    crate::logged(
+        "destroying a synchronous call's task",
+        ctx.server.db.write(|tx| {
+            tx.delete(c, task);
+            Ok::<_, ApiError>(())
+        }),
+    );
     ctx.server.tasks.forget(task);
 }
 
@@ -196,25 +202,28 @@ pub fn finish_sync(ctx: &Ctx, task: &str) {
 pub fn complete(s: &Server, task: &str, outcome: &Result<Value>) {
     let c = class("task");
     let cancelled = matches!(outcome, Err(ApiError::TaskCancelled { .. }));
-    let _ = s.db.write(|tx| {
-        tx.update(c, task, |row| {
-            put(row, "finished", DateTime::now());
-            put(row, "allowed_operations", Value::Array(vec![]));
-            match outcome {
-                Ok(v) => {
-                    put(row, "status", "success");
-                    put(row, "progress", 1.0);
-                    put(row, "result", wire::xmlrpc::value_to_string(v));
+    crate::logged(
+        "recording a task's result",
+        s.db.write(|tx| {
+            tx.update(c, task, |row| {
+                put(row, "finished", DateTime::now());
+                put(row, "allowed_operations", Value::Array(vec![]));
+                match outcome {
+                    Ok(v) => {
+                        put(row, "status", "success");
+                        put(row, "progress", 1.0);
+                        put(row, "result", wire::xmlrpc::value_to_string(v));
+                    }
+                    Err(e) => {
+                        put(row, "status", if cancelled { "cancelled" } else { "failure" });
+                        put(row, "progress", 1.0);
+                        put(row, "error_info", Value::Array(e.to_wire().into_iter().map(Value::String).collect()));
+                    }
                 }
-                Err(e) => {
-                    put(row, "status", if cancelled { "cancelled" } else { "failure" });
-                    put(row, "progress", 1.0);
-                    put(row, "error_info", Value::Array(e.to_wire().into_iter().map(Value::String).collect()));
-                }
-            }
-        });
-        Ok::<_, ApiError>(())
-    });
+            });
+            Ok::<_, ApiError>(())
+        }),
+    );
     if let Ok(mut m) = s.tasks.cancel.lock() {
         m.remove(task);
     }
@@ -223,8 +232,11 @@ pub fn complete(s: &Server, task: &str, outcome: &Result<Value>) {
 /// Update a task's progress (0..1) during long work.
 pub fn set_progress(s: &Server, task: &str, p: f64) {
     let c = class("task");
-    let _ = s.db.write(|tx| {
-        tx.set(c, task, field(c, "progress"), Value::Float(p.clamp(0.0, 1.0)));
-        Ok::<_, ApiError>(())
-    });
+    crate::logged(
+        "recording a task's progress",
+        s.db.write(|tx| {
+            tx.set(c, task, field(c, "progress"), Value::Float(p.clamp(0.0, 1.0)));
+            Ok::<_, ApiError>(())
+        }),
+    );
 }

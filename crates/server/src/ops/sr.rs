@@ -40,10 +40,13 @@ fn map_value(m: &BTreeMap<String, String>) -> Value {
 
 /// On start: refresh SM records and make plugged SRs' directories.
 pub fn startup(s: &Server) {
-    let _ = s.db.write(|tx| {
-        storage::sm::sync(tx);
-        Ok::<_, ApiError>(())
-    });
+    crate::logged(
+        "refreshing the SM records",
+        s.db.write(|tx| {
+            storage::sm::sync(tx);
+            Ok::<_, ApiError>(())
+        }),
+    );
     let dirs: Vec<(Driver, std::path::PathBuf)> = {
         let st = s.db.read();
         st.table(sr_c())
@@ -122,11 +125,14 @@ impl SrApi for Server {
         })?;
         let made = blocking(move || driver.create_sr(&dir)).await;
         if let Err(e) = made {
-            let _ = ctx.write(|tx| {
-                tx.delete(class("PBD"), &pbd);
-                tx.delete(sr_c(), &sr);
-                Ok(())
-            });
+            crate::logged(
+                "removing an SR introduced by a failed create",
+                ctx.write(|tx| {
+                    tx.delete(class("PBD"), &pbd);
+                    tx.delete(sr_c(), &sr);
+                    Ok(())
+                }),
+            );
             return Err(e);
         }
         crate::ops::pbd::plug(ctx, &pbd).await?;

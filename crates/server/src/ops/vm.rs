@@ -352,7 +352,7 @@ async fn do_start(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> Result<()> {
     let domid = s.backend.create(&spec, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
     if !paused {
         if let Err(e) = s.backend.unpause(&spec.uuid).await {
-            let _ = s.backend.shutdown(&spec.uuid, false, None).await;
+            crate::logged("stopping the domain", s.backend.shutdown(&spec.uuid, false, None).await);
             return Err(be(ctx, e));
         }
     }
@@ -413,7 +413,7 @@ async fn write_memory_image(ctx: &Ctx, vm: &str, keep_running: bool) -> Result<S
         s.backend.suspend(&uuid, &path, cancel_of(ctx)).await
     };
     if let Err(e) = r {
-        let _ = storage::destroy_vdi(ctx, &vdi).await;
+        crate::logged("removing a VDI made by a failed operation", storage::destroy_vdi(ctx, &vdi).await);
         return Err(be_vm(ctx, vm, e));
     }
     Ok(vdi)
@@ -467,7 +467,7 @@ async fn do_hard_shutdown(ctx: &Ctx, vm: &str) -> Result<()> {
             Ok(())
         })?;
         if !null(&Value::String(vdi.clone())) {
-            let _ = storage::destroy_vdi(ctx, &vdi).await;
+            crate::logged("removing a VDI made by a failed operation", storage::destroy_vdi(ctx, &vdi).await);
         }
         return Ok(());
     }
@@ -583,7 +583,7 @@ async fn dup_disks(
                 }
                 Err(e) => {
                     for v in created {
-                        let _ = storage::destroy_vdi(ctx, &v).await;
+                        crate::logged("removing a VDI made by a failed operation", storage::destroy_vdi(ctx, &v).await);
                     }
                     return Err(e);
                 }
@@ -732,7 +732,7 @@ async fn duplicate(
     });
     if let Err(e) = res {
         for v in created {
-            let _ = storage::destroy_vdi(ctx, &v).await;
+            crate::logged("removing a VDI made by a failed operation", storage::destroy_vdi(ctx, &v).await);
         }
         return Err(e);
     }
@@ -842,11 +842,14 @@ async fn do_provision(ctx: &Ctx, vm: &str) -> Result<()> {
     .await;
     if let Err(e) = outcome {
         for (vbd, vdi) in made {
-            let _ = ctx.write(|tx| {
-                tx.delete(class("VBD"), &vbd);
-                Ok(())
-            });
-            let _ = storage::destroy_vdi(ctx, &vdi).await;
+            crate::logged(
+                "removing a VBD made by a failed operation",
+                ctx.write(|tx| {
+                    tx.delete(class("VBD"), &vbd);
+                    Ok(())
+                }),
+            );
+            crate::logged("removing a VDI made by a failed operation", storage::destroy_vdi(ctx, &vdi).await);
         }
         return Err(e);
     }
@@ -1176,7 +1179,7 @@ impl VmApi for Server {
                 return Err(ApiError::HostIsLive { host: resident });
             }
         }
-        let _ = self.backend.shutdown(&uuid, false, None).await;
+        crate::logged("stopping the domain", self.backend.shutdown(&uuid, false, None).await);
         ctx.write(|tx| {
             mark_stopped(tx, vm.as_str(), false);
             tx.update(c, vm.as_str(), |r| {
@@ -1842,7 +1845,7 @@ async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()> {
             Ok(v) => Some(v),
             Err(e) => {
                 for v in created {
-                    let _ = storage::destroy_vdi(ctx, &v).await;
+                    crate::logged("removing a VDI made by a failed operation", storage::destroy_vdi(ctx, &v).await);
                 }
                 return Err(e);
             }
@@ -1929,12 +1932,12 @@ async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()> {
     });
     if let Err(e) = res {
         for v in created.into_iter().chain(mem_image) {
-            let _ = storage::destroy_vdi(ctx, &v).await;
+            crate::logged("removing a VDI made by a failed operation", storage::destroy_vdi(ctx, &v).await);
         }
         return Err(e);
     }
     for v in doomed {
-        let _ = storage::destroy_vdi(ctx, &v).await;
+        crate::logged("removing a VDI made by a failed operation", storage::destroy_vdi(ctx, &v).await);
     }
     Ok(())
 }
@@ -1988,7 +1991,10 @@ pub async fn shut_down_guests(s: &Server, host: &str) {
         }
         let s2 = Clone::clone(s);
         set.spawn(async move {
-            let _ = VmApi::clean_shutdown(&s2, &ctx, Ref::new(vm)).await;
+            crate::logged(
+                "clean shutdown of a VM as the host stops",
+                VmApi::clean_shutdown(&s2, &ctx, Ref::new(vm)).await,
+            );
             if let Some(t) = &ctx.task {
                 crate::task::finish_sync(&ctx, t);
             }
@@ -2004,18 +2010,21 @@ pub async fn shut_down_guests(s: &Server, host: &str) {
     }
     for (vm, _) in live_guests(s, host, false) {
         let ctx = internal_ctx(s, "VM.hard_shutdown");
-        let _ = VmApi::hard_shutdown(s, &ctx, Ref::new(vm)).await;
+        crate::logged("hard shutdown of a VM as the host stops", VmApi::hard_shutdown(s, &ctx, Ref::new(vm)).await);
     }
     // The rest (self-managed ones, or any that refused) stop with the host.
     for (vm, _) in live_guests(s, host, true) {
         if let Ok(uuid) = vm_uuid(s, &vm) {
-            let _ = s.backend.shutdown(&uuid, false, None).await;
+            crate::logged("stopping the domain", s.backend.shutdown(&uuid, false, None).await);
         }
-        let _ = s.db.write(|tx| {
-            mark_stopped(tx, &vm, false);
-            tx.set(vm_c(), &vm, field(vm_c(), "current_operations"), Value::empty_map());
-            Ok::<_, ApiError>(())
-        });
+        crate::logged(
+            "recording a VM halted as the host stops",
+            s.db.write(|tx| {
+                mark_stopped(tx, &vm, false);
+                tx.set(vm_c(), &vm, field(vm_c(), "current_operations"), Value::empty_map());
+                Ok::<_, ApiError>(())
+            }),
+        );
     }
 }
 

@@ -284,7 +284,7 @@ pub async fn create_vdi_row(ctx: &Ctx, mut row: Row) -> Result<String> {
         Ok(())
     });
     if let Err(e) = res {
-        let _ = blocking(move || driver.vdi_delete(&path)).await;
+        crate::logged("removing the file of a failed VDI create", blocking(move || driver.vdi_delete(&path)).await);
         return Err(e);
     }
     refresh_sr_usage(ctx, &sr)?;
@@ -344,7 +344,7 @@ async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: 
     .await?;
     if src_path.is_some() {
         if let Err(e) = copy_data(ctx, vdi, &new, None, true).await {
-            let _ = destroy_vdi(ctx, &new).await;
+            crate::logged("removing a VDI made by a failed copy", destroy_vdi(ctx, &new).await);
             return Err(e);
         }
     }
