@@ -133,6 +133,24 @@ def guest_vm(api, kernels, name):
     return vm
 
 
+def test_the_host_is_this_machine(xapid):
+    """The QEMU backend reports the real CPUs and memory, not the simulator's."""
+    api = xapid.session().xenapi
+    host = api.host.get_all()[0]
+    ncpu = sum(1 for line in open("/proc/cpuinfo") if line.startswith("processor"))
+    assert len(api.host.get_host_CPUs(host)) == ncpu
+    assert api.host.get_cpu_info(host)["cpu_count"] == str(ncpu)
+    model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    assert api.host_cpu.get_modelname(api.host.get_host_CPUs(host)[0]) == model
+    kib = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal:"))
+    metrics = api.host.get_metrics(host)
+    assert int(api.host_metrics.get_memory_total(metrics)) == kib * 1024
+    free = int(api.host.compute_free_memory(host))
+    assert 0 < free < kib * 1024
+    dom0 = api.host.get_control_domain(host)
+    assert int(api.VM.get_VCPUs_max(dom0)) == ncpu
+
+
 def test_bad_kernels_leave_nothing_running(xapid, kernels):
     api = xapid.session().xenapi
     vm = guest_vm(api, kernels, "bad kernel")

@@ -14,8 +14,11 @@
 //! Backends form an enum rather than a trait object so calls stay static and
 //! async-friendly; `sim` is the default, `qemu` runs real guests.
 
+pub mod host;
 pub mod qemu;
 pub mod sim;
+
+pub use host::HostFacts;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -351,6 +354,14 @@ impl Backend {
         match self {
             Backend::Sim(_) => "none",
             Backend::Qemu(q) => q.accel().as_arg(),
+        }
+    }
+    /// The machine guests run on: the simulator's made-up one, or the real
+    /// host's CPUs and memory for QEMU.
+    pub fn host_facts(&self) -> HostFacts {
+        match self {
+            Backend::Sim(_) => host::simulated(),
+            Backend::Qemu(_) => host::read_local(),
         }
     }
     /// Events of every domain. A receiver that lags misses some: it must

@@ -290,13 +290,6 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         Ok(n) => tracing::warn!("cleared the operations of {n} objects left by a previous run"),
         Err(e) => return Err(format!("cannot clear operations left by a previous run: {e}")),
     }
-    let (pool, host) = match seed::find(&db) {
-        Some(ph) => {
-            seed::refresh(&db).map_err(|e| e.to_string())?;
-            ph
-        }
-        None => seed::seed(&db, &cfg.hostname, &cfg.address, &cfg.data_dir).map_err(|e| e.to_string())?,
-    };
     let gc_every = cfg.gc_interval;
     let qemu = backend::qemu::QemuConfig {
         run_dir: cfg.data_dir.join("qemu"),
@@ -307,6 +300,21 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         .await
         .ok_or_else(|| format!("unknown backend {:?} (known: {})", cfg.backend, backend::Backend::NAMES.join(", ")))?
         .map_err(|e| format!("backend {}: {e}", cfg.backend))?;
+    let facts = backend.host_facts();
+    tracing::info!(
+        cpus = facts.cpus.len(),
+        memory_mib = facts.memory_total >> 20,
+        "the {} backend's machine",
+        backend.name()
+    );
+    let (pool, host) = match seed::find(&db) {
+        Some((pool, host)) => {
+            seed::refresh(&db).map_err(|e| e.to_string())?;
+            seed::refresh_host_facts(&db, &pool, &host, &facts).map_err(|e| e.to_string())?;
+            (pool, host)
+        }
+        None => seed::seed(&db, &cfg.hostname, &cfg.address, &cfg.data_dir, &facts).map_err(|e| e.to_string())?,
+    };
     let sessions = session::Sessions::new(&cfg);
     let server = Server(Arc::new(Inner {
         db,

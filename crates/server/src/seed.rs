@@ -5,13 +5,11 @@
 
 use crate::rows::{map, obj, strs, PLATFORM_VERSION, PRODUCT_BRAND, PRODUCT_VERSION, XAPI_VERSION};
 use crate::{class, field, roles, ApiError, Result};
-use model::{DateTime, Value};
+use backend::HostFacts;
+use model::types::fields::{host as H, host_cpu as C, host_metrics as HM, pool as P, vm as V, vm_metrics as VM};
+use model::{DateTime, Ref, Value};
 use store::{Db, Txn};
 
-/// The simulated machine.
-pub const HOST_MEMORY: i64 = 32 << 30;
-pub const HOST_CPUS: usize = 8;
-pub const DOM0_MEMORY: i64 = 4 << 30;
 pub const LOCAL_SR_SIZE: i64 = 1 << 40;
 
 /// Every licence restriction key, all lifted.
@@ -98,13 +96,25 @@ fn restrictions(extra: &[(&str, &str)]) -> Value {
 }
 
 /// What a fresh data directory gets. Returns (pool, host).
-pub fn seed(db: &Db, hostname: &str, address: &str, data_dir: &std::path::Path) -> Result<(String, String)> {
-    let (out, commit) = db.write(|tx| seed_tx(tx, hostname, address, data_dir))?;
+pub fn seed(
+    db: &Db,
+    hostname: &str,
+    address: &str,
+    data_dir: &std::path::Path,
+    facts: &HostFacts,
+) -> Result<(String, String)> {
+    let (out, commit) = db.write(|tx| seed_tx(tx, hostname, address, data_dir, facts))?;
     db.durable_blocking(commit).map_err(|e| crate::internal(e.to_string()))?;
     Ok(out)
 }
 
-fn seed_tx(tx: &mut Txn, hostname: &str, address: &str, data_dir: &std::path::Path) -> Result<(String, String)> {
+fn seed_tx(
+    tx: &mut Txn,
+    hostname: &str,
+    address: &str,
+    data_dir: &std::path::Path,
+    facts: &HostFacts,
+) -> Result<(String, String)> {
     let now = DateTime::now();
     let boot = format!("{}.", now.secs);
     let host = model::new_ref();
@@ -147,55 +157,7 @@ fn seed_tx(tx: &mut Txn, hostname: &str, address: &str, data_dir: &std::path::Pa
         ("serialnumber", ""),
     ];
     license.push(("restrict_zstd_export", "false"));
-    obj(
-        tx,
-        "host_metrics",
-        &host_metrics,
-        vec![
-            ("memory_total", Value::Int(HOST_MEMORY)),
-            ("memory_free", Value::Int(HOST_MEMORY - DOM0_MEMORY)),
-            ("live", Value::Bool(true)),
-            ("last_updated", Value::DateTime(now)),
-        ],
-    );
-    let mut cpus = Vec::new();
-    for i in 0..HOST_CPUS {
-        let r = model::new_ref();
-        obj(tx, "host_cpu", &r, vec![
-            ("host", Value::from(host.as_str())),
-            ("number", Value::Int(i as i64)),
-            ("vendor", Value::from("GenuineIntel")),
-            ("speed", Value::Int(2600)),
-            ("modelname", Value::from("Simulated CPU @ 2.60GHz")),
-            ("family", Value::Int(6)),
-            ("model", Value::Int(85)),
-            ("stepping", Value::from("7")),
-            ("flags", Value::from("fpu de tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat clflush mmx fxsr sse sse2 ht syscall nx lm constant_tsc nopl pni vmx ssse3 cx16 sse4_1 sse4_2 x2apic popcnt hypervisor")),
-            ("features", Value::from("1fbee3ff-bfebfbff-00000001-2c100800")),
-            ("utilisation", Value::Float(0.0)),
-        ]);
-        cpus.push(r);
-    }
-    let cpu_count = HOST_CPUS.to_string();
-    let cpu_info = map(&[
-        ("cpu_count", &cpu_count),
-        ("socket_count", "1"),
-        ("threads_per_core", "1"),
-        ("vendor", "GenuineIntel"),
-        ("speed", "2600.000"),
-        ("modelname", "Simulated CPU @ 2.60GHz"),
-        ("family", "6"),
-        ("model", "85"),
-        ("stepping", "7"),
-        (
-            "flags",
-            "fpu de tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat clflush mmx fxsr sse sse2 ht syscall nx lm",
-        ),
-        ("features_pv", "1fc8b3ff-bfebfbff-00000001-2c100800"),
-        ("features_hvm", "1fcbfbff-bfebfbff-00000001-2c100800"),
-        ("features_pv_host", "1fc8b3ff-bfebfbff-00000001-2c100800"),
-        ("features_hvm_host", "1fcbfbff-bfebfbff-00000001-2c100800"),
-    ]);
+    obj(tx, "host_metrics", &host_metrics, vec![("live", Value::Bool(true)), ("last_updated", Value::DateTime(now))]);
     let iqn = format!("iqn.2026-11.org.xapi-rs:{}", &host_uuid[..8]);
     obj(
         tx,
@@ -222,7 +184,6 @@ fn seed_tx(tx: &mut Txn, hostname: &str, address: &str, data_dir: &std::path::Pa
             ("license_server", map(&[("address", "localhost"), ("port", "27000")])),
             ("edition", Value::from("free")),
             ("metrics", Value::from(host_metrics.as_str())),
-            ("cpu_info", cpu_info.clone()),
             ("chipset_info", map(&[("iommu", "false"), ("hvm", "true")])),
             (
                 "bios_strings",
@@ -262,8 +223,6 @@ fn seed_tx(tx: &mut Txn, hostname: &str, address: &str, data_dir: &std::path::Pa
         "VM_metrics",
         &dom0_metrics,
         vec![
-            ("memory_actual", Value::Int(DOM0_MEMORY)),
-            ("VCPUs_number", Value::Int(HOST_CPUS as i64)),
             ("state", strs(&["running"])),
             ("start_time", Value::DateTime(now)),
             ("install_time", Value::DateTime(now)),
@@ -271,7 +230,6 @@ fn seed_tx(tx: &mut Txn, hostname: &str, address: &str, data_dir: &std::path::Pa
             ("current_domain_type", Value::from("pv")),
         ],
     );
-    let vcpus = Value::Int(HOST_CPUS as i64);
     obj(
         tx,
         "VM",
@@ -284,13 +242,6 @@ fn seed_tx(tx: &mut Txn, hostname: &str, address: &str, data_dir: &std::path::Pa
             ("resident_on", Value::from(host.as_str())),
             ("domid", Value::Int(0)),
             ("memory_overhead", Value::Int(0)),
-            ("memory_target", Value::Int(DOM0_MEMORY)),
-            ("memory_static_max", Value::Int(DOM0_MEMORY)),
-            ("memory_dynamic_max", Value::Int(DOM0_MEMORY)),
-            ("memory_dynamic_min", Value::Int(DOM0_MEMORY)),
-            ("memory_static_min", Value::Int(DOM0_MEMORY)),
-            ("VCPUs_max", vcpus.clone()),
-            ("VCPUs_at_startup", vcpus),
             ("actions_after_shutdown", Value::from("destroy")),
             ("actions_after_reboot", Value::from("destroy")),
             ("actions_after_crash", Value::from("destroy")),
@@ -458,7 +409,6 @@ fn seed_tx(tx: &mut Txn, hostname: &str, address: &str, data_dir: &std::path::Pa
             ("suspend_image_SR", Value::from(local_sr.as_str())),
             ("crash_dump_SR", Value::from(local_sr.as_str())),
             ("restrictions", restrictions(&[])),
-            ("cpu_info", cpu_info),
             ("ha_allow_overcommit", Value::Bool(false)),
             ("ha_host_failures_to_tolerate", Value::Int(0)),
             ("ha_plan_exists_for", Value::Int(0)),
@@ -470,8 +420,110 @@ fn seed_tx(tx: &mut Txn, hostname: &str, address: &str, data_dir: &std::path::Pa
     );
 
     crate::ops::templates::seed(tx, &local_uuid)?;
-    let _ = (field, cpus);
+    apply_host_facts(tx, &pool, &host, facts);
     Ok((pool, host))
+}
+
+/// Make the host's CPU, memory and control-domain records say what the
+/// backend reports of the machine: at the first start and at every start
+/// after, so a data dir moved to another machine, or memory added, shows
+/// the truth. Free memory moves by as much as the total and the control
+/// domain's share changed, keeping what running guests hold.
+pub fn apply_host_facts(tx: &mut Txn, pool: &str, host: &str, f: &HostFacts) {
+    let Some(hrow) = tx.get(H::UUID.class, host).cloned() else { return };
+    // One host_cpu per logical CPU, kept by number.
+    let mut existing: Vec<(i64, String)> = hrow
+        .read(H::HOST_CPUS)
+        .into_iter()
+        .filter_map(|c| tx.read(c.as_str(), C::NUMBER).map(|n| (n, c.into_string())))
+        .collect();
+    existing.sort();
+    for (i, cpu) in f.cpus.iter().enumerate() {
+        let r = match existing.iter().find(|(n, _)| *n == i as i64) {
+            Some((_, r)) => r.clone(),
+            None => {
+                let r = model::new_ref();
+                let mut row = store::blank_row(C::UUID.class);
+                row.write(C::UUID, model::new_uuid());
+                row.write(C::HOST, Ref::new(host));
+                row.write(C::NUMBER, i as i64);
+                row.write(C::FEATURES, CPU_FEATURES.to_string());
+                tx.insert(&r, row);
+                r
+            }
+        };
+        tx.update(C::UUID.class, &r, |row| {
+            row.write(C::VENDOR, cpu.vendor.clone());
+            row.write(C::SPEED, cpu.speed_mhz.round() as i64);
+            row.write(C::MODELNAME, cpu.model_name.clone());
+            row.write(C::FAMILY, cpu.family);
+            row.write(C::MODEL, cpu.model);
+            row.write(C::STEPPING, cpu.stepping.clone());
+            row.write(C::FLAGS, cpu.flags.clone());
+        });
+    }
+    for (n, r) in &existing {
+        if *n < 0 || *n as usize >= f.cpus.len() {
+            tx.delete(C::UUID.class, r);
+        }
+    }
+    let mut info = hrow.read(H::CPU_INFO);
+    info.insert("cpu_count".into(), f.cpus.len().to_string());
+    info.insert("socket_count".into(), f.sockets.to_string());
+    info.insert("threads_per_core".into(), f.threads_per_core.to_string());
+    if let Some(c) = f.cpus.first() {
+        info.insert("vendor".into(), c.vendor.clone());
+        info.insert("speed".into(), format!("{:.3}", c.speed_mhz));
+        info.insert("modelname".into(), c.model_name.clone());
+        info.insert("family".into(), c.family.to_string());
+        info.insert("model".into(), c.model.to_string());
+        info.insert("stepping".into(), c.stepping.clone());
+        info.insert("flags".into(), c.flags.clone());
+    }
+    for k in ["features_pv", "features_hvm", "features_pv_host", "features_hvm_host"] {
+        info.entry(k.into()).or_insert_with(|| CPU_FEATURES.to_string());
+    }
+    tx.put(host, H::CPU_INFO, info.clone());
+    tx.put(pool, P::CPU_INFO, info);
+
+    let ncpu = f.cpus.len().max(1) as i64;
+    let dom0 = hrow.read(H::CONTROL_DOMAIN);
+    let old_dom0 = tx.read(dom0.as_str(), V::MEMORY_STATIC_MAX).unwrap_or(0);
+    tx.update(V::UUID.class, dom0.as_str(), |r| {
+        for fld in
+            [V::MEMORY_TARGET, V::MEMORY_STATIC_MAX, V::MEMORY_DYNAMIC_MAX, V::MEMORY_DYNAMIC_MIN, V::MEMORY_STATIC_MIN]
+        {
+            r.write(fld, f.memory_host);
+        }
+        r.write(V::VCPUS_MAX, ncpu);
+        r.write(V::VCPUS_AT_STARTUP, ncpu);
+    });
+    if let Some(m) = tx.read(dom0.as_str(), V::METRICS) {
+        tx.update(VM::UUID.class, m.as_str(), |r| {
+            r.write(VM::MEMORY_ACTUAL, f.memory_host);
+            r.write(VM::VCPUS_NUMBER, ncpu);
+        });
+    }
+    let metrics = hrow.read(H::METRICS);
+    tx.update(HM::UUID.class, metrics.as_str(), |r| {
+        let (total, free) = (r.read(HM::MEMORY_TOTAL), r.read(HM::MEMORY_FREE));
+        let free = free + (f.memory_total - total) - (f.memory_host - old_dom0);
+        r.write(HM::MEMORY_TOTAL, f.memory_total);
+        r.write(HM::MEMORY_FREE, free.max(0));
+    });
+}
+
+/// The feature masks xapi's host_cpu and cpu_info carry (CPUID words as
+/// Xen reports them); there is no Xen here, so a fixed value.
+const CPU_FEATURES: &str = "1fbee3ff-bfebfbff-00000001-2c100800";
+
+/// Re-read the machine at start (see [`apply_host_facts`]).
+pub fn refresh_host_facts(db: &Db, pool: &str, host: &str, facts: &HostFacts) -> Result<()> {
+    let (_, c) = db.write(|tx| {
+        apply_host_facts(tx, pool, host, facts);
+        Ok::<_, ApiError>(())
+    })?;
+    db.durable_blocking(c).map_err(|e| crate::internal(e.to_string()))
 }
 
 /// The pool and host of an already seeded store.
@@ -519,7 +571,8 @@ mod tests {
     fn seeds_a_fresh_store_once() {
         let db = store::Db::memory();
         assert!(super::find(&db).is_none());
-        let (pool, host) = super::seed(&db, "h", "127.0.0.1", std::path::Path::new("/tmp/x")).unwrap();
+        let facts = backend::host::simulated();
+        let (pool, host) = super::seed(&db, "h", "127.0.0.1", std::path::Path::new("/tmp/x"), &facts).unwrap();
         assert_eq!(super::find(&db), Some((pool, host)));
     }
 }

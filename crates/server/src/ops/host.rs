@@ -394,8 +394,9 @@ impl HostApi for Server {
     }
 
     async fn compute_memory_overhead(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<i64> {
-        self.row(host_c(), host.as_str())?;
-        Ok(crate::seed::HOST_MEMORY / 100)
+        let metrics = self.row(host_c(), host.as_str())?.read(model::types::fields::host::METRICS);
+        let total = self.db.read().read(metrics.as_str(), model::types::fields::host_metrics::MEMORY_TOTAL);
+        Ok(total.unwrap_or(0) / 100)
     }
 
     async fn get_management_interface(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<Ref<Pif>> {
