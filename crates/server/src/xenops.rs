@@ -420,20 +420,6 @@ fn device_removed(s: &Server, uuid: &str, domid: i64, device: Device) {
     log_write("the removed device", &vm, res);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn boot_order_from_hvm_boot_params() {
-        use BootDevice::*;
-        assert_eq!(boot_order("cdn"), vec![Disk, Cdrom, Network]);
-        assert_eq!(boot_order("DC"), vec![Cdrom, Disk]);
-        assert_eq!(boot_order("ccx"), vec![Disk]);
-        assert!(boot_order("").is_empty());
-    }
-}
-
 // ------------------------------------------------------------ state changes
 
 /// Record that the VM's domain now runs (or is paused) with `domid`.
@@ -564,5 +550,19 @@ pub(crate) fn nic_of(vif: &Row, net: Option<&Row>) -> backend::Nic {
         mtu: crate::lifecycle::vif::effective_mtu(vif, net),
         ethtool,
         promiscuous: oc.get("promiscuous").and_then(|v| on_off(v)) == Some(true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_order_from_hvm_boot_params() {
+        use BootDevice::*;
+        assert_eq!(boot_order("cdn"), vec![Disk, Cdrom, Network]);
+        assert_eq!(boot_order("DC"), vec![Cdrom, Disk]);
+        assert_eq!(boot_order("ccx"), vec![Disk]);
+        assert!(boot_order("").is_empty());
     }
 }

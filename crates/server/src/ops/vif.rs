@@ -19,9 +19,6 @@ use store::Txn;
 
 pub const HOOKS: Hooks = Hooks { create: Some(create), destroy: Some(destroy), set: None };
 
-/// Every VIF operation, in the order allowed_operations lists them.
-
-/// Offload keys the VIF hotplug script applies from `other_config:ethtool-*`.
 fn vif_c() -> &'static ClassDef {
     class("VIF")
 }

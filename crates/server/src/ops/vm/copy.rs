@@ -1,0 +1,523 @@
+//! Copies of a VM: clone, copy, snapshot and checkpoint (disks through the
+//! SR, devices and metadata as xapi copies them), and revert to a snapshot.
+
+use super::*;
+
+// ------------------------------------------------------------------ copies
+
+/// A locally administered unicast MAC, unique among VIFs.
+pub fn fresh_mac(tx: &Txn) -> String {
+    let vif = class("VIF");
+    let used: std::collections::HashSet<String> = tx
+        .refs(vif)
+        .iter()
+        .filter_map(|r| tx.get(vif, r).map(|row| sv(row.get(field(vif, "MAC"))).to_lowercase()))
+        .collect();
+    loop {
+        let b = *uuid::Uuid::new_v4().as_bytes();
+        let mac =
+            format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", (b[0] & 0xfc) | 0x02, b[1], b[2], b[3], b[4], b[5]);
+        if !used.contains(&mac) {
+            return mac;
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Kind {
+    Clone,
+    Copy,
+    Snapshot,
+}
+
+/// The disks behind `vbds`, cloned, copied (into `sr`) or snapshotted; CDs,
+/// ISOs and empty drives are shared, VDIs in `ignore` are left out. Returns
+/// each kept VBD with its new VDI, and the VDIs made (to delete on failure).
+pub(super) async fn dup_disks(
+    ctx: &Ctx,
+    vbds: &[Arc<Row>],
+    kind: Kind,
+    sr: Option<&str>,
+    ignore: &[String],
+) -> Result<(Vec<(Arc<Row>, Option<String>)>, Vec<String>)> {
+    let s = &ctx.server;
+    let (vbd, vdi) = (class("VBD"), class("VDI"));
+    let mut new_disks: Vec<(Arc<Row>, Option<String>)> = Vec::new();
+    let mut created: Vec<String> = Vec::new();
+    let total = vbds.len().max(1) as f64;
+    for (i, br) in vbds.iter().enumerate() {
+        let empty = br.get(field(vbd, "empty")).as_bool() == Some(true);
+        let vdi_ref = sv(br.get(field(vbd, "VDI")));
+        let is_cd = br.get(field(vbd, "type")).as_str() == Some("CD");
+        let iso = s.db.read().get(vdi, &vdi_ref).map(|v| {
+            let sr = sv(v.get(field(vdi, "SR")));
+            s.db.read().get(class("SR"), &sr).map(|r| sv(r.get(field(class("SR"), "content_type"))))
+                == Some("iso".into())
+        });
+        let new_vdi = if empty || is_cd || iso == Some(true) || s.db.read().get(vdi, &vdi_ref).is_none() {
+            // CDs and ISOs are shared, not copied.
+            if empty || s.db.read().get(vdi, &vdi_ref).is_none() {
+                None
+            } else {
+                Some(vdi_ref.clone())
+            }
+        } else if ignore.contains(&vdi_ref) {
+            continue;
+        } else {
+            let r = match kind {
+                Kind::Clone => storage::clone_vdi(ctx, &vdi_ref).await,
+                Kind::Snapshot => storage::snapshot_vdi(ctx, &vdi_ref).await,
+                Kind::Copy => {
+                    let target = match sr {
+                        Some(x) if !null(&Value::from(x)) => x.to_string(),
+                        _ => storage::sr_of(s, &vdi_ref)?,
+                    };
+                    storage::copy_vdi(ctx, &vdi_ref, &target).await
+                }
+            };
+            match r {
+                Ok(v) => {
+                    created.push(v.clone());
+                    Some(v)
+                }
+                Err(e) => {
+                    for v in created {
+                        crate::logged("removing a VDI made by a failed operation", storage::destroy_vdi(ctx, &v).await);
+                    }
+                    return Err(e);
+                }
+            }
+        };
+        new_disks.push((br.clone(), new_vdi));
+        if let Some(t) = &ctx.task {
+            crate::task::set_progress(s, t, (i + 1) as f64 / total * 0.9);
+        }
+    }
+    Ok((new_disks, created))
+}
+
+/// Make a new VM from `src`: its record (reset as xapi's copy_vm_record
+/// resets it), VBDs on cloned/copied/snapshotted disks, and VIFs (new MACs,
+/// except that a snapshot keeps them). Returns the new ref.
+pub(super) async fn duplicate(
+    ctx: &Ctx,
+    src: &str,
+    new_name: &str,
+    kind: Kind,
+    sr: Option<&str>,
+    ignore: &[String],
+) -> Result<String> {
+    let s = &ctx.server;
+    let c = vm_c();
+    let row = s.row(c, src)?;
+    let g = |n: &str| row.get(field(c, n)).clone();
+    let (vbd, vif) = (class("VBD"), class("VIF"));
+    // Disks first (outside the store lock: they may be large).
+    let vbds: Vec<Arc<Row>> = {
+        let st = s.db.read();
+        members(&g("VBDs")).iter().filter_map(|b| st.get(vbd, b).cloned()).collect()
+    };
+    let (new_disks, created) = dup_disks(ctx, &vbds, kind, sr, ignore).await?;
+    let snapshot = kind == Kind::Snapshot;
+    let src_is_template = g("is_a_template").as_bool() == Some(true);
+    let src_name = sv(&g("name_label"));
+    let new_ref = model::new_ref();
+    let res = ctx.write(|tx| {
+        let mut r = (*row).clone();
+        let now = DateTime::now();
+        put(&mut r, "uuid", model::new_uuid());
+        put(&mut r, "name_label", new_name);
+        put(&mut r, "allowed_operations", Value::empty_set());
+        put(&mut r, "current_operations", Value::empty_map());
+        put(&mut r, "blocked_operations", Value::empty_map());
+        put(&mut r, "is_default_template", false);
+        put(&mut r, "resident_on", model::NULL_REF);
+        put(&mut r, "scheduled_to_be_resident_on", model::NULL_REF);
+        put(&mut r, "domid", Value::Int(-1));
+        put(&mut r, "guest_metrics", model::NULL_REF);
+        put(&mut r, "suspend_VDI", model::NULL_REF);
+        put(&mut r, "power_state", "Halted");
+        for f in [
+            "VBDs",
+            "VIFs",
+            "consoles",
+            "VTPMs",
+            "snapshots",
+            "children",
+            "crash_dumps",
+            "VUSBs",
+            "VGPUs",
+            "attached_PCIs",
+        ] {
+            put(&mut r, f, Value::empty_set());
+        }
+        let mut oc = map_of(&g("other_config"));
+        oc.remove("default_template");
+        oc.remove("xensource_internal");
+        // A snapshot keeps the MAC seed (and its VIFs' MACs); copies get a new one.
+        if !snapshot {
+            oc.insert("mac_seed".into(), model::new_uuid());
+        }
+        if src_is_template {
+            oc.entry("base_template_name".into()).or_insert_with(|| src_name.clone());
+        }
+        put(&mut r, "other_config", oc.to_value());
+        // A copy of a template (or of a snapshot, which is one) is a template.
+        put(&mut r, "is_a_template", snapshot || src_is_template);
+        if snapshot {
+            put(&mut r, "is_a_snapshot", true);
+            put(&mut r, "snapshot_of", src);
+            put(&mut r, "snapshot_time", now);
+            put(&mut r, "transportable_snapshot_id", model::new_uuid());
+            let ps = sv(&g("power_state"));
+            put(
+                &mut r,
+                "snapshot_info",
+                Value::Struct(vec![
+                    ("disk-snapshot-type".into(), Value::from("crash_consistent")),
+                    ("power-state-at-snapshot".into(), Value::String(ps)),
+                ]),
+            );
+            put(&mut r, "snapshot_metadata", crate::ops::snapmeta::encode(src, &row));
+        } else {
+            put(&mut r, "is_a_snapshot", false);
+            put(&mut r, "snapshot_of", model::NULL_REF);
+            put(&mut r, "snapshot_time", DateTime::EPOCH);
+            put(&mut r, "snapshot_info", Value::empty_map());
+            put(&mut r, "snapshot_metadata", "");
+        }
+        let metrics = model::new_ref();
+        obj(
+            tx,
+            "VM_metrics",
+            &metrics,
+            vec![("install_time", Value::DateTime(now)), ("last_updated", Value::DateTime(now))],
+        );
+        put(&mut r, "metrics", metrics);
+        tx.insert(&new_ref, r);
+        for (br, new_vdi) in &new_disks {
+            let b = model::new_ref();
+            let mut nb = (**br).clone();
+            put(&mut nb, "uuid", model::new_uuid());
+            put(&mut nb, "VM", new_ref.as_str());
+            put(&mut nb, "VDI", new_vdi.clone().unwrap_or_else(|| model::NULL_REF.into()));
+            put(&mut nb, "empty", new_vdi.is_none());
+            put(&mut nb, "currently_attached", false);
+            put(&mut nb, "device", "");
+            put(&mut nb, "allowed_operations", Value::empty_set());
+            put(&mut nb, "current_operations", Value::empty_map());
+            let m = model::new_ref();
+            obj(tx, "VBD_metrics", &m, vec![]);
+            put(&mut nb, "metrics", m);
+            tx.insert(&b, nb);
+        }
+        for v in members(&g("VIFs")) {
+            let Some(vr) = tx.get(vif, &v).cloned() else { continue };
+            let mut nv = vr.clone();
+            put(&mut nv, "uuid", model::new_uuid());
+            put(&mut nv, "VM", new_ref.as_str());
+            if snapshot {
+                put(&mut nv, "MAC_autogenerated", false);
+            } else {
+                put(&mut nv, "MAC", fresh_mac(tx));
+                put(&mut nv, "MAC_autogenerated", true);
+            }
+            put(&mut nv, "currently_attached", false);
+            put(&mut nv, "allowed_operations", Value::empty_set());
+            put(&mut nv, "current_operations", Value::empty_map());
+            tx.insert(&model::new_ref(), nv);
+        }
+        Ok(())
+    });
+    if let Err(e) = res {
+        for v in created {
+            crate::logged("removing a VDI made by a failed operation", storage::destroy_vdi(ctx, &v).await);
+        }
+        return Err(e);
+    }
+    Ok(new_ref)
+}
+
+// ------------------------------------------------------------------ revert
+
+/// Columns VM.revert never copies from the snapshot's metadata (xapi's
+/// xapi_vm_snapshot.ml do_not_copy): identity, runtime state, and the
+/// devices, which are rebuilt from the snapshot's own.
+pub(super) const REVERT_DO_NOT_COPY: &[&str] = &[
+    "uuid",
+    "_ref",
+    "suspend_VDI",
+    "power_state",
+    "parent",
+    "current_operations",
+    "allowed_operations",
+    "metrics",
+    "guest_metrics",
+    "resident_on",
+    "domid",
+    "protection_policy",
+    "snapshot_schedule",
+    "scheduled_to_be_resident_on",
+    "snapshots",
+    "tags",
+    "affinity",
+    "consoles",
+    "VBDs",
+    "VIFs",
+    "VGPUs",
+    "VUSBs",
+    "VTPMs",
+    "attached_PCIs",
+    "is_snapshot_from_vmpp",
+];
+
+/// What is also kept when a snapshot has no metadata and its own record is
+/// the source (xapi's extended_do_not_copy).
+pub(super) const REVERT_DO_NOT_COPY_NO_METADATA: &[&str] = &[
+    "name__label",
+    "is_a_snapshot",
+    "is_a_template",
+    "is_default_template",
+    "snapshot_of",
+    "snapshot_time",
+    "transportable_snapshot_id",
+    "children",
+];
+
+/// The VM fields a revert writes back: from the snapshot's metadata (the
+/// VM as it was), or from the snapshot record itself when it has none.
+pub(super) fn revert_fields(snap: &Row) -> Result<Vec<(usize, Value)>> {
+    let c = vm_c();
+    let meta = sv(snap.get(field(c, "snapshot_metadata")));
+    let (pairs, extended) = if meta.is_empty() {
+        let all = c.fields.iter().enumerate().map(|(i, f)| (i, f.name, snap.get(i).clone())).collect();
+        (all, true)
+    } else {
+        let bad = || ApiError::InvalidValue { field: "Invalid vm_string".into(), value: String::new() };
+        (crate::ops::snapmeta::fields(c, &meta).ok_or_else(bad)?, false)
+    };
+    let mut out = Vec::new();
+    for (i, _, v) in pairs {
+        let f = &c.fields[i];
+        let skip = REVERT_DO_NOT_COPY.contains(&f.column)
+            || (extended && REVERT_DO_NOT_COPY_NO_METADATA.contains(&f.column))
+            // Reverse-reference sets are derived, never written.
+            || matches!(f.ty, Type::Set(Type::Ref(_)));
+        if !skip {
+            out.push((i, v));
+        }
+    }
+    Ok(out)
+}
+
+/// Revert `vm` to `snapshot` (xapi's revert_vm_fields, then
+/// Xapi_vm_snapshot.revert): stop it, restore its fields, replace its disks
+/// with clones of the snapshot's (repointing the snapshots of the old disks
+/// at the new ones), its VIFs with the snapshot's, its metrics with copies,
+/// and give it the snapshot's power state.
+pub(super) async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()> {
+    let s = &ctx.server;
+    let c = vm_c();
+    let (vbd, vif) = (class("VBD"), class("VIF"));
+    if s.row(c, vm)?.get(field(c, "power_state")).as_str() != Some("Halted") {
+        do_hard_shutdown(ctx, vm).await?;
+    }
+    let snap = s.row(c, snapshot)?;
+    let fields = revert_fields(&snap)?;
+    ctx.write(|tx| {
+        tx.update(c, vm, |r| {
+            for (i, v) in fields {
+                r.fields[i] = v;
+            }
+            put(r, "ha_always_run", false);
+            // An unspecified domain type follows the boot policy.
+            if r.get(field(c, "domain_type")).as_str() == Some("unspecified") {
+                let hvm = !sv(r.get(field(c, "HVM_boot_policy"))).is_empty();
+                put(r, "domain_type", if hvm { "hvm" } else { "pv" });
+            }
+        });
+        // Refs to objects that are gone read as NULL.
+        let row = tx.get(c, vm).cloned().ok_or_else(|| handle_invalid(c, vm))?;
+        for (i, f) in c.fields.iter().enumerate() {
+            if let Type::Ref(target) = f.ty {
+                let r = sv(row.get(i));
+                let dangling = !null(row.get(i)) && model::schema::class(target).is_some_and(|tc| !tx.exists(tc, &r));
+                if dangling {
+                    tx.set(c, vm, i, Value::from(model::NULL_REF));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let outcome = revert_devices(ctx, vm, &snap).await;
+    // The snapshot's power state, or Halted if the devices could not be restored.
+    let ps = if outcome.is_ok() { sv(snap.get(field(c, "power_state"))) } else { "Halted".to_string() };
+    ctx.write(|tx| {
+        let row = tx.get(c, vm).cloned().ok_or_else(|| handle_invalid(c, vm))?;
+        tx.update(c, vm, |r| {
+            put(r, "power_state", ps.as_str());
+            put(r, "resident_on", model::NULL_REF);
+            put(r, "scheduled_to_be_resident_on", model::NULL_REF);
+            put(r, "domid", Value::Int(-1));
+            put(r, "parent", snapshot);
+            if ps == "Halted" {
+                put(r, "requires_reboot", false);
+            }
+        });
+        if ps == "Halted" {
+            for b in members(row.get(field(c, "VBDs"))) {
+                tx.set(vbd, &b, field(vbd, "currently_attached"), Value::Bool(false));
+            }
+            for v in members(row.get(field(c, "VIFs"))) {
+                tx.set(vif, &v, field(vif, "currently_attached"), Value::Bool(false));
+            }
+        }
+        Ok(())
+    })?;
+    outcome.map_err(|e| match e.code() {
+        "SR_BACKEND_FAILURE_44" | "SR_BACKEND_FAILURE_109" | "VDI_INCOMPATIBLE_TYPE" => e,
+        // xapi sends [snapshot; vm], the reverse of the documented order.
+        _ => ApiError::VmRevertFailed { vm: snapshot.to_string(), snapshot: vm.to_string() },
+    })
+}
+
+/// The device half of a revert (xapi's update_vifs_vbds_vgpus_and_vusbs,
+/// update_guest_metrics and update_metrics).
+pub(super) async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()> {
+    let s = &ctx.server;
+    let c = vm_c();
+    let (vbd, vdi, vif, src) = (class("VBD"), class("VDI"), class("VIF"), class("SR"));
+    let cur = s.row(c, vm)?;
+    let (snap_vbds, vm_vbds): (Vec<Arc<Row>>, Vec<Arc<Row>>) = {
+        let st = s.db.read();
+        let rows = |row: &Row| -> Vec<Arc<Row>> {
+            members(row.get(field(c, "VBDs"))).iter().filter_map(|b| st.get(vbd, b).cloned()).collect()
+        };
+        (rows(snap), rows(&cur))
+    };
+    let is_disk = |b: &Row| b.get(field(vbd, "type")).as_str() == Some("Disk");
+    let vdi_of = |b: &Row| sv(b.get(field(vbd, "VDI")));
+    // What each of the snapshot's disks is a snapshot of.
+    let snapshot_of = |d: &str| -> String {
+        s.db.read().get(vdi, d).map(|r| sv(r.get(field(vdi, "snapshot_of")))).unwrap_or_default()
+    };
+    let originals: Vec<String> =
+        snap_vbds.iter().filter(|b| is_disk(b)).map(|b| snapshot_of(&vdi_of(b))).filter(|o| !o.is_empty()).collect();
+    // The VM's disks that the snapshot has a copy of go (others stay, detached),
+    // with its memory image; ISOs are never deleted.
+    let doomed: Vec<String> = {
+        let st = s.db.read();
+        let mut v: Vec<String> =
+            vm_vbds.iter().filter(|b| is_disk(b)).map(|b| vdi_of(b)).filter(|d| originals.contains(d)).collect();
+        v.push(sv(cur.get(field(c, "suspend_VDI"))));
+        v.retain(|d| {
+            st.get(vdi, d)
+                .and_then(|r| st.get(src, r.get(field(vdi, "SR")).as_str().unwrap_or("")))
+                .is_some_and(|sr| sr.get(field(src, "content_type")).as_str() != Some("iso"))
+        });
+        v
+    };
+    // Clone the snapshot's disks (CDs and empty drives are shared as they are).
+    let (cloned, created) = dup_disks(ctx, &snap_vbds, Kind::Clone, None, &[]).await?;
+    let snap_susp = sv(snap.get(field(c, "suspend_VDI")));
+    let mem_image = if s.db.read().get(vdi, &snap_susp).is_some() {
+        match storage::clone_vdi(ctx, &snap_susp).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                for v in created {
+                    crate::logged("removing a VDI made by a failed operation", storage::destroy_vdi(ctx, &v).await);
+                }
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    // (old disk, its replacement) for every cloned snapshot disk.
+    let replaced: Vec<(String, String)> = cloned
+        .iter()
+        .filter(|(b, _)| is_disk(b))
+        .filter_map(|(b, new)| Some((snapshot_of(&vdi_of(b)), new.clone()?)))
+        .filter(|(old, _)| !old.is_empty() && !null(&Value::String(old.clone())))
+        .collect();
+    let snap_vifs = members(snap.get(field(c, "VIFs")));
+    let res = ctx.write(|tx| {
+        // Out with the VM's devices...
+        for b in members(cur.get(field(c, "VBDs"))) {
+            if let Some(m) = tx.get(vbd, &b).map(|r| sv(r.get(field(vbd, "metrics")))) {
+                tx.delete(class("VBD_metrics"), &m);
+            }
+            tx.delete(vbd, &b);
+        }
+        for v in members(cur.get(field(c, "VIFs"))) {
+            tx.delete(vif, &v);
+        }
+        // ...in with copies of the snapshot's, on the cloned disks.
+        for (br, new_vdi) in &cloned {
+            let mut nb = (**br).clone();
+            put(&mut nb, "uuid", model::new_uuid());
+            put(&mut nb, "VM", vm);
+            put(&mut nb, "VDI", new_vdi.clone().unwrap_or_else(|| model::NULL_REF.into()));
+            put(&mut nb, "empty", new_vdi.is_none() || br.get(field(vbd, "empty")).as_bool() == Some(true));
+            put(&mut nb, "status_code", Value::Int(0));
+            put(&mut nb, "status_detail", "");
+            put(&mut nb, "allowed_operations", Value::empty_set());
+            put(&mut nb, "current_operations", Value::empty_map());
+            put(&mut nb, "qos_supported_algorithms", Value::empty_set());
+            put(&mut nb, "runtime_properties", Value::empty_map());
+            let m = model::new_ref();
+            obj(tx, "VBD_metrics", &m, vec![]);
+            put(&mut nb, "metrics", m);
+            tx.insert(&model::new_ref(), nb);
+        }
+        // Every snapshot of an old disk is now a snapshot of its replacement.
+        for (old, new) in &replaced {
+            let tree: Vec<String> = tx
+                .refs(vdi)
+                .into_iter()
+                .filter(|r| tx.get(vdi, r).is_some_and(|row| row.get(field(vdi, "snapshot_of")).as_str() == Some(old)))
+                .collect();
+            for r in tree {
+                tx.set(vdi, &r, field(vdi, "snapshot_of"), Value::String(new.clone()));
+            }
+        }
+        // The snapshot's VIFs, MACs and all.
+        for v in &snap_vifs {
+            let Some(mut nv) = tx.get(vif, v).cloned() else { continue };
+            put(&mut nv, "uuid", model::new_uuid());
+            put(&mut nv, "VM", vm);
+            put(&mut nv, "MAC_autogenerated", false);
+            put(&mut nv, "allowed_operations", Value::empty_set());
+            put(&mut nv, "current_operations", Value::empty_map());
+            tx.insert(&model::new_ref(), nv);
+        }
+        let susp = mem_image.clone().unwrap_or_else(|| model::NULL_REF.into());
+        tx.set(c, vm, field(c, "suspend_VDI"), Value::String(susp));
+        // Metrics: the VM's go, copies of the snapshot's take their place.
+        for (f, mc) in [("guest_metrics", "VM_guest_metrics"), ("metrics", "VM_metrics")] {
+            let mcls = class(mc);
+            tx.delete(mcls, &sv(cur.get(field(c, f))));
+            let new = match tx.get(mcls, &sv(snap.get(field(c, f)))).cloned() {
+                Some(mut m) => {
+                    let r = model::new_ref();
+                    put(&mut m, "uuid", model::new_uuid());
+                    tx.insert(&r, m);
+                    r
+                }
+                None => model::NULL_REF.to_string(),
+            };
+            tx.set(c, vm, field(c, f), Value::String(new));
+        }
+        Ok(())
+    });
+    if let Err(e) = res {
+        for v in created.into_iter().chain(mem_image) {
+            crate::logged("removing a VDI made by a failed operation", storage::destroy_vdi(ctx, &v).await);
+        }
+        return Err(e);
+    }
+    for v in doomed {
+        crate::logged("removing a VDI made by a failed operation", storage::destroy_vdi(ctx, &v).await);
+    }
+    Ok(())
+}
