@@ -15,6 +15,7 @@ pub mod vif;
 use crate::{class, field, ApiError, Ctx, Result};
 use model::schema::ClassDef;
 use model::types::fields::vm as F;
+use model::types::{VmOperations as O, VmPowerState as PS};
 use model::{Row, Value};
 use std::time::Duration;
 use store::Txn;
@@ -51,127 +52,134 @@ pub fn in_progress(cls: &str, r: &str, ops: &[(String, String)]) -> ApiError {
 /// except the internal operations, and also except metadata_export; the
 /// "all but an ignore list" form came later) and conses each allowed one
 /// onto its result, so the field comes out in reverse list order.
-const VM_LISTED: &[&str] = &[
-    "create_vtpm",
-    "changing_NVRAM",
-    "changing_dynamic_range",
-    "changing_shadow_memory",
-    "changing_static_range",
-    "make_into_template",
-    "migrate_send",
-    "pool_migrate",
-    "changing_VCPUs_live",
-    "provision",
-    "destroy",
-    "export",
-    "resume_on",
-    "resume",
-    "suspend",
-    "hard_reboot",
-    "hard_shutdown",
-    "clean_reboot",
-    "clean_shutdown",
-    "unpause",
-    "pause",
-    "start_on",
-    "start",
-    "snapshot_with_quiesce",
-    "checkpoint",
-    "revert",
-    "clone",
-    "copy",
-    "snapshot",
+const VM_LISTED: &[O] = &[
+    O::CreateVtpm,
+    O::ChangingNvram,
+    O::ChangingDynamicRange,
+    O::ChangingShadowMemory,
+    O::ChangingStaticRange,
+    O::MakeIntoTemplate,
+    O::MigrateSend,
+    O::PoolMigrate,
+    O::ChangingVcpusLive,
+    O::Provision,
+    O::Destroy,
+    O::Export,
+    O::ResumeOn,
+    O::Resume,
+    O::Suspend,
+    O::HardReboot,
+    O::HardShutdown,
+    O::CleanReboot,
+    O::CleanShutdown,
+    O::Unpause,
+    O::Pause,
+    O::StartOn,
+    O::Start,
+    O::SnapshotWithQuiesce,
+    O::Checkpoint,
+    O::Revert,
+    O::Clone,
+    O::Copy,
+    O::Snapshot,
 ];
 
-const H: &str = "Halted";
-const P: &str = "Paused";
-const R: &str = "Running";
-const S: &str = "Suspended";
+const H: PS = PS::Halted;
+const P: PS = PS::Paused;
+const R: PS = PS::Running;
+const S: PS = PS::Suspended;
 
-/// The power states in which an operation may start.
-pub fn vm_allowed_power_states(op: &str, is_snapshot: bool, is_control_domain: bool) -> &'static [&'static str] {
+/// The power states in which an operation may start. Exhaustive: a new
+/// operation in the datamodel does not compile until it has its states.
+pub fn vm_allowed_power_states(op: &O, is_snapshot: bool, is_control_domain: bool) -> &'static [PS] {
     match op {
-        "start"
-        | "start_on"
-        | "provision"
-        | "make_into_template"
-        | "changing_shadow_memory"
-        | "changing_NVRAM"
-        | "create_vtpm" => &[H],
-        "unpause" => &[P],
-        "resume" | "resume_on" | "csvm" => &[S],
-        "clean_shutdown"
-        | "clean_reboot"
-        | "pause"
-        | "suspend"
-        | "pool_migrate"
-        | "send_sysrq"
-        | "send_trigger"
-        | "call_plugin"
-        | "changing_memory_live"
-        | "changing_VCPUs_live"
-        | "snapshot_with_quiesce"
-        | "awaiting_memory_live"
-        | "changing_shadow_memory_live"
-        | "data_source_op" => &[R],
-        "hard_reboot" => &[P, R],
-        "hard_shutdown" | "shutdown" | "checkpoint" | "get_boot_record" => &[P, S, R],
-        "destroy" | "export" | "create_template" => &[H, S],
-        "clone" | "copy" if is_snapshot => &[H, S],
-        "clone" | "copy" => &[H],
-        "changing_dynamic_range" => &[H, R],
+        O::Start
+        | O::StartOn
+        | O::Provision
+        | O::MakeIntoTemplate
+        | O::ChangingShadowMemory
+        | O::ChangingNvram
+        | O::CreateVtpm => &[H],
+        O::Unpause => &[P],
+        O::Resume | O::ResumeOn | O::Csvm => &[S],
+        O::CleanShutdown
+        | O::CleanReboot
+        | O::Pause
+        | O::Suspend
+        | O::PoolMigrate
+        | O::SendSysrq
+        | O::SendTrigger
+        | O::CallPlugin
+        | O::ChangingMemoryLive
+        | O::ChangingVcpusLive
+        | O::SnapshotWithQuiesce
+        | O::AwaitingMemoryLive
+        | O::ChangingShadowMemoryLive
+        | O::DataSourceOp => &[R],
+        O::HardReboot => &[P, R],
+        O::HardShutdown | O::Shutdown | O::Checkpoint | O::GetBootRecord => &[P, S, R],
+        O::Destroy | O::Export | O::CreateTemplate => &[H, S],
+        O::Clone | O::Copy if is_snapshot => &[H, S],
+        O::Clone | O::Copy => &[H],
+        O::ChangingDynamicRange => &[H, R],
         // A control domain may change these while it runs (they apply at its next boot).
-        "changing_VCPUs" | "changing_static_range" | "changing_memory_limits" if is_control_domain => &[H, R],
-        "changing_VCPUs" | "changing_static_range" | "changing_memory_limits" => &[H],
-        "migrate_send" => &[H, S, R],
-        "import" => &[],
-        _ => &[H, P, R, S],
+        O::ChangingVcpus | O::ChangingStaticRange | O::ChangingMemoryLimits if is_control_domain => &[H, R],
+        O::ChangingVcpus | O::ChangingStaticRange | O::ChangingMemoryLimits => &[H],
+        O::MigrateSend => &[H, S, R],
+        O::Import => &[],
+        // xapi's default: any power state.
+        O::Snapshot
+        | O::Revert
+        | O::Reverting
+        | O::PowerStateReset
+        | O::QueryServices
+        | O::AssertOperationValid
+        | O::UpdateAllowedOperations
+        | O::MetadataExport => &[H, P, R, S],
+        // An operation this datamodel does not know is never allowed.
+        O::Unknown(_) => &[],
     }
 }
 
-fn allowed_concurrently(op: &str, running: &[&str]) -> bool {
-    let group = |set: &[&str]| set.contains(&op) && running.iter().all(|r| set.contains(r));
-    if group(&["clone", "copy", "export"]) || group(&["snapshot", "checkpoint"]) {
+fn allowed_concurrently(op: &O, running: &[O]) -> bool {
+    let all_in = |set: &[O]| set.contains(op) && running.iter().all(|r| set.contains(r));
+    if all_in(&[O::Clone, O::Copy, O::Export]) || all_in(&[O::Snapshot, O::Checkpoint]) {
         return true;
     }
     match op {
-        "get_boot_record" => running.iter().all(|r| *r == "get_boot_record"),
-        "hard_shutdown" => !running.contains(&"hard_shutdown"),
-        "hard_reboot" => !running.iter().any(|r| *r == "hard_shutdown" || *r == "hard_reboot"),
+        O::GetBootRecord => running.iter().all(|r| *r == O::GetBootRecord),
+        O::HardShutdown => !running.contains(&O::HardShutdown),
+        O::HardReboot => !running.iter().any(|r| matches!(r, O::HardShutdown | O::HardReboot)),
         // xapi's state machine: exactly this one operation in progress.
-        "snapshot" => running == ["snapshot_with_quiesce"],
-        "metadata_export" | "clean_shutdown" | "clean_reboot" => running == ["migrate_send"],
+        O::Snapshot => running == [O::SnapshotWithQuiesce],
+        O::MetadataExport | O::CleanShutdown | O::CleanReboot => running == [O::MigrateSend],
         _ => false,
     }
 }
 
 /// The operation name as xapi writes it in error parameters.
-pub fn vm_op_label(op: &str) -> &str {
+pub fn vm_op_label(op: &O) -> &str {
     match op {
-        "assert_operation_valid" => "assertoperationvalid",
-        "data_source_op" => "data_sources_op",
-        "changing_VCPUs" | "changing_memory_limits" | "query_services" | "create_template" => "(unknown operation)",
-        o => o,
+        O::AssertOperationValid => "assertoperationvalid",
+        O::DataSourceOp => "data_sources_op",
+        O::ChangingVcpus | O::ChangingMemoryLimits | O::QueryServices | O::CreateTemplate => "(unknown operation)",
+        o => o.as_str(),
     }
 }
 
 fn is_default_template(row: &Row) -> bool {
-    row.get(F::IS_DEFAULT_TEMPLATE.index).as_bool() == Some(true)
-        || row.get(F::OTHER_CONFIG.index).map_str("default_template") == Some("true")
+    row.read(F::IS_DEFAULT_TEMPLATE) || row.get(F::OTHER_CONFIG.index).map_str("default_template") == Some("true")
 }
 
 fn vm_current_ops(row: &Row) -> Vec<(String, String)> {
-    match row.get(F::CURRENT_OPERATIONS.index) {
-        Value::Struct(m) => m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect(),
-        _ => vec![],
-    }
+    row.read(F::CURRENT_OPERATIONS).into_iter().map(|(k, v)| (k, v.as_str().to_string())).collect()
 }
 
 /// Why an operation is refused, before any text is built (allowed_operations
 /// checks every operation on every change, so this path must not allocate).
 enum Deny<'a> {
     Blocked(&'a str),
-    BadPowerState(&'static [&'static str], &'a str),
+    BadPowerState(&'static [PS], PS),
     InProgress,
     Template,
     Snapshot,
@@ -184,14 +192,13 @@ enum Deny<'a> {
     VtpmLimit(usize),
 }
 
-fn vm_deny<'a>(row: &'a Row, op: &str, ignore_running: bool, dom0: bool) -> Option<Deny<'a>> {
-    let b = |i: usize| row.get(i).as_bool() == Some(true);
-    if let Some(reason) = row.get(F::BLOCKED_OPERATIONS.index).map_str(op) {
+fn vm_deny<'a>(row: &'a Row, op: &O, ignore_running: bool, dom0: bool) -> Option<Deny<'a>> {
+    if let Some(reason) = row.get(F::BLOCKED_OPERATIONS.index).map_str(op.as_str()) {
         return Some(Deny::Blocked(reason));
     }
-    let snapshot = b(F::IS_A_SNAPSHOT.index);
-    let control_domain = b(F::IS_CONTROL_DOMAIN.index);
-    let ps = row.get(F::POWER_STATE.index).as_str().unwrap_or(H);
+    let snapshot = row.read(F::IS_A_SNAPSHOT);
+    let control_domain = row.read(F::IS_CONTROL_DOMAIN);
+    let ps = PS::parse(row.get(F::POWER_STATE.index).as_str().unwrap_or("Halted"));
     let allowed = vm_allowed_power_states(op, snapshot, control_domain);
     if !allowed.contains(&ps) {
         return Some(Deny::BadPowerState(allowed, ps));
@@ -199,75 +206,75 @@ fn vm_deny<'a>(row: &'a Row, op: &str, ignore_running: bool, dom0: bool) -> Opti
     if !ignore_running {
         if let Value::Struct(cur) = row.get(F::CURRENT_OPERATIONS.index) {
             if !cur.is_empty() {
-                let running: Vec<&str> = cur.iter().map(|(_, o)| o.as_str().unwrap_or("")).collect();
+                let running: Vec<O> = cur.iter().map(|(_, o)| O::parse(o.as_str().unwrap_or(""))).collect();
                 if !allowed_concurrently(op, &running) {
                     return Some(Deny::InProgress);
                 }
             }
         }
     }
-    if b(F::IS_A_TEMPLATE.index) && !snapshot {
+    if row.read(F::IS_A_TEMPLATE) && !snapshot {
         let ok = matches!(
             op,
-            "clone"
-                | "copy"
-                | "export"
-                | "metadata_export"
-                | "provision"
-                | "changing_dynamic_range"
-                | "changing_static_range"
-                | "changing_memory_limits"
-                | "changing_shadow_memory"
-                | "changing_VCPUs"
-                | "changing_NVRAM"
-        ) || (matches!(op, "destroy" | "migrate_send") && !is_default_template(row));
+            O::Clone
+                | O::Copy
+                | O::Export
+                | O::MetadataExport
+                | O::Provision
+                | O::ChangingDynamicRange
+                | O::ChangingStaticRange
+                | O::ChangingMemoryLimits
+                | O::ChangingShadowMemory
+                | O::ChangingVcpus
+                | O::ChangingNvram
+        ) || (matches!(op, O::Destroy | O::MigrateSend) && !is_default_template(row));
         if !ok {
             return Some(Deny::Template);
         }
     }
     if snapshot
-        && !matches!(op, "revert" | "clone" | "copy" | "export" | "destroy" | "hard_shutdown" | "metadata_export")
+        && !matches!(op, O::Revert | O::Clone | O::Copy | O::Export | O::Destroy | O::HardShutdown | O::MetadataExport)
     {
         return Some(Deny::Snapshot);
     }
-    if op == "provision" && !b(F::IS_A_TEMPLATE.index) {
+    if *op == O::Provision && !row.read(F::IS_A_TEMPLATE) {
         return Some(Deny::ProvisionNeedsTemplate);
     }
-    if op == "revert" && !snapshot {
+    if *op == O::Revert && !snapshot {
         return Some(Deny::RevertNeedsSnapshot);
     }
-    if matches!(op, "suspend" | "checkpoint" | "pool_migrate" | "migrate_send") {
+    if matches!(op, O::Suspend | O::Checkpoint | O::PoolMigrate | O::MigrateSend) {
         let pl = row.get(F::PLATFORM.index);
         if pl.map_str("nomigrate") == Some("true") || pl.map_str("nested-virt") == Some("true") {
             return Some(Deny::Immobile);
         }
     }
-    if dom0 && matches!(op, "changing_VCPUs" | "destroy") {
+    if dom0 && matches!(op, O::ChangingVcpus | O::Destroy) {
         return Some(Deny::Dom0);
     }
     if control_domain
         && !matches!(
             op,
-            "data_source_op"
-                | "changing_memory_live"
-                | "awaiting_memory_live"
-                | "metadata_export"
-                | "changing_dynamic_range"
-                | "changing_memory_limits"
-                | "changing_static_range"
-                | "start"
-                | "start_on"
-                | "changing_VCPUs"
-                | "destroy"
+            O::DataSourceOp
+                | O::ChangingMemoryLive
+                | O::AwaitingMemoryLive
+                | O::MetadataExport
+                | O::ChangingDynamicRange
+                | O::ChangingMemoryLimits
+                | O::ChangingStaticRange
+                | O::Start
+                | O::StartOn
+                | O::ChangingVcpus
+                | O::Destroy
         )
     {
         return Some(Deny::ControlDomain);
     }
     // Quiesced snapshots (VSS) are gone: always refused.
-    if op == "snapshot_with_quiesce" {
+    if *op == O::SnapshotWithQuiesce {
         return Some(Deny::QuiesceUnsupported);
     }
-    if op == "create_vtpm" {
+    if *op == O::CreateVtpm {
         let n = row.get(F::VTPMS.index).as_array().map_or(0, |a| a.len());
         if n > 0 {
             return Some(Deny::VtpmLimit(n));
@@ -309,13 +316,14 @@ pub fn is_dom0(st: &dyn Rows, r: &str, row: &Row) -> bool {
 /// Why `op` cannot run on this VM now, in xapi's check order and with its
 /// error parameters; None if it can. `st` resolves the VM's host (dom0 rules).
 pub fn vm_check(st: &dyn Rows, r: &str, row: &Row, op: &str, ignore_running: bool) -> Option<ApiError> {
-    let label = || vm_op_label(op).to_string();
-    Some(match vm_deny(row, op, ignore_running, is_dom0(st, r, row))? {
+    let op = O::parse(op);
+    let label = || vm_op_label(&op).to_string();
+    Some(match vm_deny(row, &op, ignore_running, is_dom0(st, r, row))? {
         Deny::Blocked(reason) => ApiError::OperationBlocked { r#ref: r.to_string(), code: reason.to_string() },
         Deny::BadPowerState(allowed, ps) => ApiError::VmBadPowerState {
             vm: r.to_string(),
-            expected: allowed.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>().join(", "),
-            actual: ps.to_lowercase(),
+            expected: allowed.iter().map(|s| s.as_str().to_lowercase()).collect::<Vec<_>>().join(", "),
+            actual: ps.as_str().to_lowercase(),
         },
         Deny::InProgress => in_progress("VM", r, &vm_current_ops(row)),
         Deny::Template => ApiError::VmIsTemplate { vm: r.to_string(), operation: label() },
@@ -338,7 +346,7 @@ pub fn vm_check(st: &dyn Rows, r: &str, row: &Row, op: &str, ignore_running: boo
 /// The operations that would pass their checks now, as allowed_operations lists them.
 pub fn vm_allowed(st: &dyn Rows, r: &str, row: &Row) -> Vec<Value> {
     let dom0 = is_dom0(st, r, row);
-    VM_LISTED.iter().filter(|op| vm_deny(row, op, false, dom0).is_none()).map(|op| Value::from(*op)).collect()
+    VM_LISTED.iter().filter(|op| vm_deny(row, op, false, dom0).is_none()).map(|op| Value::from(op.as_str())).collect()
 }
 
 // --------------------------------------------------------- generic begin/end
