@@ -101,7 +101,7 @@ function Console({ vm }: { vm: Ref }) {
           <p role="status" class="console-status">
             Console {status}
           </p>
-          <div class="console" ref={box} aria-label="VM console (keyboard goes to the VM when focused)" />
+          <div class="console" ref={box} role="application" aria-label="VM console (keyboard goes to the VM when focused)" />
         </>
       ) : (
         <p>This VM has no graphical console.</p>
