@@ -129,7 +129,9 @@ fn accepts_gzip(v: Option<&str>) -> bool {
 /// life of the process (one per file at most, so the leak is bounded). None
 /// when compressing does not make it smaller.
 fn gzipped(name: &str, raw: &'static [u8]) -> Option<&'static [u8]> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<&'static [u8]>>>> = OnceLock::new();
+    /// File name → its gzip form (None: not worth it).
+    type Cache = Mutex<HashMap<String, Option<&'static [u8]>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(hit) = cache.lock().ok()?.get(name) {
         return *hit;
@@ -184,8 +186,8 @@ mod tests {
             flate2::read::GzDecoder::new(&gz.body[..]).read_to_end(&mut out).expect("gunzip");
             assert_eq!(out, &plain.body[..]);
         }
-        let refused = get(&Request { path: "/", accept_encoding: Some("gzip;q=0"), ..Default::default() })
-            .expect("index");
+        let refused =
+            get(&Request { path: "/", accept_encoding: Some("gzip;q=0"), ..Default::default() }).expect("index");
         assert!(!refused.headers.iter().any(|(k, _)| *k == "content-encoding"));
         let etag = plain.headers.iter().find(|(k, _)| *k == "etag").map(|(_, v)| v.clone()).expect("etag");
         let again = get(&Request { path: "/", if_none_match: Some(&etag), ..Default::default() }).expect("index");
