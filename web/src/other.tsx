@@ -342,6 +342,6 @@ function upload(url: string, file: File, progress: (n: number) => void): Promise
 
 /** xapi's HTTP error pages name the XenAPI error; else the HTTP status. */
 function errorFromPage(status: number, text: string): ApiError {
-  const m = /\b([A-Z][A-Z0-9_]{3,})\b/.exec(text.replace(/<[^>]*>/g, ' '))
+  const m = /\b([A-Z][A-Z0-9_]{3,})\b/.exec(text.replace(/<h1>[\s\S]*?<\/h1>/, '').replace(/<[^>]*>/g, ' '))
   return new ApiError(m ? m[1] : 'HTTP_' + status, [])
 }

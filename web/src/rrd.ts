@@ -6,11 +6,12 @@ export interface Updates {
   columns: Map<string, (number | null)[]>
 }
 
-export async function rrdUpdates(seconds: number, opts: { host?: boolean; vm?: string }): Promise<Updates> {
+export async function rrdUpdates(seconds: number, opts: { host?: boolean; vm?: string; vms?: string[] }): Promise<Updates> {
   const start = Math.floor(Date.now() / 1000) - seconds
   const q = new URLSearchParams({ session_id: session ?? '', start: String(start), cf: 'AVERAGE', json: 'true' })
   if (opts.host) q.set('host', 'true')
   if (opts.vm) q.set('vm_uuid', opts.vm)
+  for (const u of opts.vms ?? []) q.append('vm_uuid', u)
   const res = await fetch('/rrd_updates?' + q.toString())
   if (!res.ok) throw new ApiError('HTTP_' + res.status, [res.statusText])
   const j = await res.json()

@@ -47,10 +47,13 @@ export function useAction(): [(f: () => Promise<unknown>) => Promise<void>, bool
 /** A task's progress, live by events, with a cancel button when allowed. */
 export function TaskRow({ task }: { task: Ref }) {
   useDb()
+  const [error, setError] = useState<ApiError | null>(null)
   const t = db.get('task', task)
   if (!t) return null
   const pct = Math.round(Number(t.progress ?? 0) * 100)
-  const cancellable = (t.allowed_operations ?? []).includes('cancel') && t.status === 'pending'
+  // Offered for every pending task: xapi lists `cancel` in allowed_operations
+  // only for cancellable ones, this server lists none; a refusal is shown.
+  const cancellable = t.status === 'pending'
   return (
     <div class="task" data-task={task}>
       <span class="task-name">{t.name_label}</span>
@@ -60,10 +63,11 @@ export function TaskRow({ task }: { task: Ref }) {
       <span class="pct">{pct}%</span>
       <span class="status">{t.status}</span>
       {cancellable && (
-        <button type="button" onClick={() => call('task.cancel', task).catch(() => undefined)}>
+        <button type="button" onClick={() => call('task.cancel', task).catch((e) => setError(asApiError(e)))} aria-label={`Cancel ${t.name_label}`}>
           Cancel
         </button>
       )}
+      <ErrorBox error={error} onClose={() => setError(null)} />
     </div>
   )
 }

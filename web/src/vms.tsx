@@ -1,6 +1,7 @@
 import { useMemo, useRef, useState, useEffect } from 'preact/hooks'
 import { call, db, isVm, vmIps, bytes, runAsync, refsOf, type Rec, type Ref } from './api'
-import { ErrorBox, TaskRow, useAction, useDb } from './ui'
+import { ErrorBox, TaskRow, useAction, useDb, useInterval } from './ui'
+import { rrdUpdates, pick, sum } from './rrd'
 
 const ROW = 40
 
@@ -28,6 +29,31 @@ export function VmList() {
   }, [version, filter])
   const first = Math.max(0, Math.floor(scroll / ROW) - 5)
   const last = Math.min(vms.length, Math.ceil((scroll + height) / ROW) + 5)
+  const visible = vms.slice(first, last)
+  // Sparklines for the running VMs on screen only: one small /rrd_updates.
+  const running = visible.filter(([, v]) => v.power_state === 'Running').map(([, v]) => v.uuid as string)
+  const key = running.join(',')
+  const [sparks, setSparks] = useState<Map<string, { cpu: (number | null)[]; mem: (number | null)[] }>>(new Map())
+  useInterval(
+    () => {
+      if (!key) return
+      const uuids = key.split(',')
+      rrdUpdates(300, { vms: uuids })
+        .then((u) => {
+          const m = new Map<string, { cpu: (number | null)[]; mem: (number | null)[] }>()
+          for (const id of uuids) {
+            const cpus = pick(u, id, /^cpu\d+$/).map(([, v]) => v)
+            const n = Math.max(1, cpus.length)
+            m.set(id, { cpu: sum(cpus).map((v) => (v == null ? null : v / n)), mem: pick(u, id, /^memory$/)[0]?.[1] ?? [] })
+          }
+          setSparks(m)
+        })
+        // Sparklines are decoration: a failed read leaves the last ones.
+        .catch(() => undefined)
+    },
+    10000,
+    [key],
+  )
   return (
     <div class="vmlist">
       <div class="toolbar">
@@ -50,10 +76,13 @@ export function VmList() {
           <span role="columnheader" class="wide">
             vCPUs / memory
           </span>
+          <span role="columnheader" class="wide">
+            CPU, memory (5 min)
+          </span>
         </div>
         <div class="rows" ref={box} onScroll={(e) => setScroll(e.currentTarget.scrollTop)} role="rowgroup">
           <div style={{ height: `${vms.length * ROW}px`, position: 'relative' }}>
-            {vms.slice(first, last).map(([ref, vm], i) => (
+            {visible.map(([ref, vm], i) => (
               <div
                 class="row"
                 role="row"
@@ -74,12 +103,34 @@ export function VmList() {
                 <span role="cell" class="wide">
                   {vm.VCPUs_max} / {bytes(vm.memory_static_max)}
                 </span>
+                <span role="cell" class="wide sparks">
+                  {vm.power_state === 'Running' && sparks.get(vm.uuid) && (
+                    <>
+                      <Spark values={sparks.get(vm.uuid)!.cpu} max={1} label={`CPU of ${vm.name_label}`} fmt={(v) => `${Math.round(v * 100)}%`} />
+                      <Spark values={sparks.get(vm.uuid)!.mem} label={`Memory of ${vm.name_label}`} fmt={bytes} />
+                    </>
+                  )}
+                </span>
               </div>
             ))}
           </div>
         </div>
       </div>
     </div>
+  )
+}
+
+/** A 60×20 line of the last values, its newest value as the accessible name. */
+function Spark({ values, max, label, fmt }: { values: (number | null)[]; max?: number; label: string; fmt: (v: number) => string }) {
+  const pts = values.map((v, i) => [i, v] as const).filter((p): p is readonly [number, number] => p[1] != null && isFinite(p[1]))
+  const top = max ?? Math.max(1e-9, ...pts.map(([, v]) => v))
+  const n = Math.max(1, values.length - 1)
+  const d = pts.map(([i, v], k) => `${k ? 'L' : 'M'}${((i / n) * 60).toFixed(1)},${(19 - (Math.min(v, top) / top) * 18).toFixed(1)}`).join('')
+  const now = pts.at(-1)?.[1]
+  return (
+    <svg class="spark" viewBox="0 0 60 20" role="img" aria-label={`${label}: ${now == null ? 'no data' : fmt(now)}`}>
+      <path d={d} class="line l0" />
+    </svg>
   )
 }
 

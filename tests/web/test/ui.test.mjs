@@ -97,6 +97,7 @@ if (!chromiumPath() && !process.env.CI) {
       // suspend (to see its progress) and a pause that fails.
       await other.call('VM.add_to_other_config', vmRef, 'sim:delay-suspend', '1500')
       await other.call('VM.add_to_other_config', vmRef, 'sim:fail-pause', 'VM_BAD_POWER_STATE,x,running,paused')
+      await other.call('VM.add_to_other_config', vmRef, 'sim:delay-clean_reboot', '20000')
       await page.evaluate(() => (window.__noReload = true))
       await page.getByRole('button', { name: 'Start', exact: true }).click()
       await page.locator('h1 .state.Running').waitFor()
@@ -135,6 +136,16 @@ if (!chromiumPath() && !process.env.CI) {
       await page.locator('h1 .state.Suspended').waitFor()
       await page.getByRole('button', { name: 'Resume', exact: true }).click()
       await page.locator('h1 .state.Running').waitFor()
+    })
+
+    it('cancels a running task from its progress row', async () => {
+      await page.getByRole('button', { name: 'Reboot', exact: true }).click()
+      await page.locator('.tasks .task').getByRole('button', { name: /^Cancel/ }).click()
+      const err = page.locator('.vmpage > .error')
+      await err.waitFor()
+      assert.match(await err.innerText(), /TASK_CANCELLED/)
+      await page.locator('h1 .state.Running').waitFor()
+      await page.getByRole('button', { name: 'Dismiss the error' }).first().click()
     })
 
     it('shows a failing operation as its XenAPI error', async () => {
@@ -198,7 +209,10 @@ if (!chromiumPath() && !process.env.CI) {
       await page.getByRole('button', { name: 'Import' }).click()
       const err = page.locator('form .error')
       await err.waitFor({ timeout: 30_000 })
-      assert.match(await err.innerText(), /[A-Z_]{4,}/)
+      const text = await err.innerText()
+      assert.match(text, /^[A-Z][A-Z0-9_]{3,} .{10,}/)
+      assert.doesNotMatch(text, /^HTTP/)
+      console.log('failed import shows: ' + text)
     })
 
     for (const [hash, heading, name] of [
