@@ -77,10 +77,15 @@ export function VmList() {
             vCPUs / memory
           </span>
           <span role="columnheader" class="wide">
-            CPU, memory (5 min)
+            CPU · memory
           </span>
         </div>
         <div class="rows" ref={box} onScroll={(e) => setScroll(e.currentTarget.scrollTop)} role="rowgroup">
+          {vms.length === 0 && (
+            <p class="empty" role="row">
+              <span role="cell">{filter ? 'No VM matches the filter.' : 'No VMs yet: make one with New VM, or import one.'}</span>
+            </p>
+          )}
           <div style={{ height: `${vms.length * ROW}px`, position: 'relative' }}>
             {visible.map(([ref, vm], i) => (
               <div

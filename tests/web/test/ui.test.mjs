@@ -215,6 +215,13 @@ if (!chromiumPath() && !process.env.CI) {
       console.log('failed import shows: ' + text)
     })
 
+    it('lists the VMs live on the desktop viewport', async () => {
+      await go('#/')
+      await page.locator(`.row[data-uuid="${vmUuid}"]`).waitFor()
+      assert.equal(await page.locator('.rows .row').count(), 2)
+      await check('vm-list-full')
+    })
+
     for (const [hash, heading, name] of [
       ['#/overview', 'Host statistics', 'host'],
       ['#/storage', 'Storage', 'storage'],
