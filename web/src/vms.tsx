@@ -130,7 +130,12 @@ function Spark({ values, max, label, fmt }: { values: (number | null)[]; max?: n
   const pts = values.map((v, i) => [i, v] as const).filter((p): p is readonly [number, number] => p[1] != null && isFinite(p[1]))
   const top = max ?? Math.max(1e-9, ...pts.map(([, v]) => v))
   const n = Math.max(1, values.length - 1)
-  const d = pts.map(([i, v], k) => `${k ? 'L' : 'M'}${((i / n) * 60).toFixed(1)},${(19 - (Math.min(v, top) / top) * 18).toFixed(1)}`).join('')
+  const y = (v: number) => (19 - (Math.min(v, top) / top) * 18).toFixed(1)
+  // A single sample is drawn as a level line, else nothing would show.
+  const d =
+    pts.length === 1
+      ? `M0,${y(pts[0][1])}L60,${y(pts[0][1])}`
+      : pts.map(([i, v], k) => `${k ? 'L' : 'M'}${((i / n) * 60).toFixed(1)},${y(v)}`).join('')
   const now = pts.at(-1)?.[1]
   return (
     <svg class="spark" viewBox="0 0 60 20" role="img" aria-label={`${label}: ${now == null ? 'no data' : fmt(now)}`}>

@@ -219,7 +219,13 @@ if (!chromiumPath() && !process.env.CI) {
       await go('#/')
       await page.locator(`.row[data-uuid="${vmUuid}"]`).waitFor()
       assert.equal(await page.locator('.rows .row').count(), 2)
+      // A running VM gets CPU and memory sparklines from /rrd_updates.
+      await other.call('VM.start', vmRef, false, false)
+      const spark = page.locator(`.row[data-uuid="${vmUuid}"] svg.spark`).first()
+      await spark.waitFor({ timeout: 40_000 })
+      await page.waitForFunction((u) => /\d+%/.test(document.querySelector(`.row[data-uuid="${u}"] svg.spark`)?.getAttribute('aria-label') ?? ''), vmUuid, { timeout: 40_000 })
       await check('vm-list-full')
+      await other.call('VM.hard_shutdown', vmRef)
     })
 
     for (const [hash, heading, name] of [
