@@ -40,12 +40,22 @@ pub fn get(req: &Request) -> Option<Asset> {
         p => p,
     };
     let file = Dist::get(name)?;
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..16]));
+    let hash = hex(&file.metadata.sha256_hash()[..16]);
     let ty = content_type(name);
+    let (body, gzip) = match (compressible(ty) && accepts_gzip(req.accept_encoding), file.data) {
+        (true, Cow::Borrowed(raw)) => match gzipped(name, raw) {
+            Some(gz) => (Cow::Borrowed(gz), true),
+            None => (Cow::Borrowed(raw), false),
+        },
+        (_, data) => (data, false),
+    };
+    // Each encoding is its own representation, so its own tag; either one
+    // revalidates, since both stand for the same file.
+    let etag = if gzip { format!("\"{hash}-gz\"") } else { format!("\"{hash}\"") };
     let mut headers = vec![
         ("content-type", ty.to_string()),
         ("cache-control", cache_control(name).to_string()),
-        ("etag", etag.clone()),
+        ("etag", etag),
         ("vary", "accept-encoding".to_string()),
         ("x-content-type-options", "nosniff".to_string()),
     ];
@@ -55,19 +65,16 @@ pub fn get(req: &Request) -> Option<Asset> {
         headers.push(("referrer-policy", "no-referrer".to_string()));
         headers.push(("x-frame-options", "DENY".to_string()));
     }
-    if req.if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+    let fresh = |t: &str| {
+        let t = t.trim().trim_start_matches("W/").trim_matches('"');
+        t == "*" || t.strip_suffix("-gz").unwrap_or(t) == hash
+    };
+    if req.if_none_match.is_some_and(|v| v.split(',').any(fresh)) {
         return Some(Asset { status: 304, headers, body: Cow::Borrowed(&[]) });
     }
-    let body = match (compressible(ty) && accepts_gzip(req.accept_encoding), file.data) {
-        (true, Cow::Borrowed(raw)) => match gzipped(name, raw) {
-            Some(gz) => {
-                headers.push(("content-encoding", "gzip".to_string()));
-                Cow::Borrowed(gz)
-            }
-            None => Cow::Borrowed(raw),
-        },
-        (_, data) => data,
-    };
+    if gzip {
+        headers.push(("content-encoding", "gzip".to_string()));
+    }
     Some(Asset { status: 200, headers, body })
 }
 
@@ -193,6 +200,12 @@ mod tests {
         let again = get(&Request { path: "/", if_none_match: Some(&etag), ..Default::default() }).expect("index");
         assert_eq!(again.status, 304);
         assert!(again.body.is_empty());
+        let gz_tag = gz.headers.iter().find(|(k, _)| *k == "etag").map(|(_, v)| v.clone()).expect("etag");
+        let again = get(&Request { path: "/", if_none_match: Some(&format!("\"x\", {gz_tag}")), ..Default::default() })
+            .expect("index");
+        assert_eq!(again.status, 304);
+        let other = get(&Request { path: "/", if_none_match: Some("\"0123\""), ..Default::default() }).expect("index");
+        assert_eq!(other.status, 200);
     }
 
     #[test]
