@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: builds the workspace, installs the
 # real client packages (PyPI XenAPI in a venv, npm xen-api), and runs the Rust,
-# Python and Node tests. Everything it needs is installed here.
+# Python, Node and browser tests. Everything it needs is installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export XAPID_BIN="$ROOT/target/debug/xapid"
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "web UI (npm ci, npm run build: web/dist is embedded by crates/webui)"
+(cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build)
 
 step "cargo fmt, clippy"
 cargo fmt --all --check
@@ -81,5 +84,14 @@ fi
 
 step "Node clients (npm xen-api)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1)
+
+step "Web UI in a browser (Debian's chromium, playwright-core, axe-core)"
+if ! command -v chromium >/dev/null; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+chromium --version 2>&1 | sed -n 1p
+# Screenshots of each screen are left in tests/web/artifacts/.
+(cd tests/web && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1)
 
 step "all tests passed"

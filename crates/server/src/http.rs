@@ -162,18 +162,39 @@ async fn handle(server: Server, req: Request<Incoming>, local: bool) -> Result<R
     let resp = match *req.method() {
         Method::OPTIONS => options(&req),
         Method::POST => post(&server, req, &path, local).await,
-        Method::GET if path == "/" => {
-            let mut r = Response::new(full(Bytes::from_static(
-                b"<html><head><title>xapi-rs</title></head><body><h1>xapi-rs</h1><p>XenAPI server: XML-RPC at POST /, JSON-RPC at POST /jsonrpc.</p></body></html>",
-            )));
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
-            r
-        }
-        Method::GET | Method::HEAD => html(StatusCode::NOT_FOUND, "Not Found", "The requested resource was not found."),
+        Method::GET | Method::HEAD => match ui(&req, &path) {
+            Some(r) => r,
+            None => html(StatusCode::NOT_FOUND, "Not Found", "The requested resource was not found."),
+        },
         Method::PUT => html(StatusCode::FORBIDDEN, "forbidden", "Access to the requested resource is forbidden."),
         _ => html(StatusCode::NOT_IMPLEMENTED, "not implemented", "This method is not supported."),
     };
     Ok(resp)
+}
+
+/// A file of the management page (`webui`), with its caching, encoding and
+/// security headers. It carries no CORS header: no other origin needs it.
+fn ui(req: &Request<Incoming>, path: &str) -> Option<Response<Body>> {
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let asset = webui::get(&webui::Request {
+        path,
+        accept_encoding: header("accept-encoding"),
+        if_none_match: header("if-none-match"),
+        host: header("host"),
+    })?;
+    // hyper leaves the body out of a HEAD answer itself.
+    let body = match asset.body {
+        std::borrow::Cow::Borrowed(b) => Bytes::from_static(b),
+        std::borrow::Cow::Owned(b) => Bytes::from(b),
+    };
+    let mut r = Response::new(full(body));
+    *r.status_mut() = StatusCode::from_u16(asset.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in asset.headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    Some(r)
 }
 
 async fn post(server: &Server, req: Request<Incoming>, path: &str, local: bool) -> Response<Body> {
