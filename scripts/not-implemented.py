@@ -21,7 +21,8 @@ def implemented():
                 depth += {"{": 1, "}": -1}.get(s[i], 0)
                 i += 1
             names = re.findall(r"async fn (?:r#)?(\w+)\s*[<(]", s[m.end():i])
-            impl.setdefault(m.group(1).lower(), set()).update(names)
+            # Trait methods are the snake_case of the wire name (VBDs → vbds).
+            impl.setdefault(m.group(1).lower(), set()).update(n.lower() for n in names)
     return impl
 
 
@@ -38,7 +39,7 @@ def main():
             if "removed" in head:
                 continue
             name = head[1]
-            if name not in have:
+            if name.lower() not in have:
                 missing.append(name)
         if missing:
             print("%s (%d): %s" % (cls, len(missing), ", ".join(sorted(missing))))
