@@ -2,7 +2,9 @@
 //! async-capable messages), cancellation, and xapi's task GC (completed tasks
 //! live 65 minutes; at most 200 once completed ones are trimmed).
 
-use crate::{class, field, put, ApiError, Ctx, Result, Server};
+use crate::{put, ApiError, Ctx, Result, Server};
+use model::schema::CLASS_TASK;
+use model::types::fields;
 use model::{DateTime, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -80,8 +82,8 @@ impl Tasks {
     }
 
     pub fn sessions_with_pending_tasks(&self, s: &Server) -> HashSet<String> {
-        let c = class("task");
-        let status = field(c, "status");
+        let c = &CLASS_TASK;
+        let status = fields::task::STATUS.index;
         let st = s.db.read();
         let owners = self.owner.lock().map(|m| m.clone()).unwrap_or_default();
         owners
@@ -93,9 +95,13 @@ impl Tasks {
 
     /// One GC pass over the task table.
     pub fn gc(&self, s: &Server) {
-        let c = class("task");
-        let (status, created, finished, current_ops) =
-            (field(c, "status"), field(c, "created"), field(c, "finished"), field(c, "current_operations"));
+        let c = &CLASS_TASK;
+        let (status, created, finished, current_ops) = (
+            fields::task::STATUS.index,
+            fields::task::CREATED.index,
+            fields::task::FINISHED.index,
+            fields::task::CURRENT_OPERATIONS.index,
+        );
         let now = DateTime::now().secs;
         let secs = |v: &Value| match v {
             Value::DateTime(d) => d.secs,
@@ -160,7 +166,7 @@ fn marked_for_destroy(ops: &Value) -> bool {
 /// Insert a pending task row owned by the caller's session.
 pub fn new_task(ctx: &Ctx, label: &str, description: &str) -> Result<String> {
     let s = &ctx.server;
-    let c = class("task");
+    let c = &CLASS_TASK;
     let r = model::new_ref();
     let mut row = store::blank_row(c);
     put(&mut row, "uuid", model::new_uuid());
@@ -187,7 +193,7 @@ pub fn create_for_call(ctx: &Ctx, label: &str) -> Result<String> {
 
 /// The task behind a synchronous call is removed when the call returns.
 pub fn finish_sync(ctx: &Ctx, task: &str) {
-    let c = class("task");
+    let c = &CLASS_TASK;
     crate::logged(
         "destroying a synchronous call's task",
         ctx.server.db.write(|tx| {
@@ -200,7 +206,7 @@ pub fn finish_sync(ctx: &Ctx, task: &str) {
 
 /// Record a task's outcome.
 pub fn complete(s: &Server, task: &str, outcome: &Result<Value>) {
-    let c = class("task");
+    let c = &CLASS_TASK;
     let cancelled = matches!(outcome, Err(ApiError::TaskCancelled { .. }));
     crate::logged(
         "recording a task's result",
@@ -231,11 +237,10 @@ pub fn complete(s: &Server, task: &str, outcome: &Result<Value>) {
 
 /// Update a task's progress (0..1) during long work.
 pub fn set_progress(s: &Server, task: &str, p: f64) {
-    let c = class("task");
     crate::logged(
         "recording a task's progress",
         s.db.write(|tx| {
-            tx.set(c, task, field(c, "progress"), Value::Float(p.clamp(0.0, 1.0)));
+            tx.put(task, fields::task::PROGRESS, p.clamp(0.0, 1.0));
             Ok::<_, ApiError>(())
         }),
     );

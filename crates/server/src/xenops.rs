@@ -8,11 +8,13 @@
 
 use crate::rows::members;
 use crate::rows::obj;
-use crate::{class, field, handle_invalid, put, storage, ApiError, Ctx, Result, Server};
+use crate::{handle_invalid, put, storage, ApiError, Ctx, Result, Server};
 use backend::{
     BackendError, BootDevice, Device, Disk, DiskFormat, DomainEvent, DomainSpec, DomainState, Firmware, HaltReason,
     Memory, Request, Vcpus,
 };
+use model::schema::{CLASS_NETWORK, CLASS_VBD, CLASS_VDI, CLASS_VIF, CLASS_VM, CLASS_VM_GUEST_METRICS};
+use model::types::fields;
 use model::types::fields::{
     console as CO, host as H, network as N, vbd as B, vif as V, vm as F, vm_guest_metrics as GM, vm_metrics as M,
 };
@@ -22,7 +24,7 @@ use std::collections::BTreeMap;
 use store::Txn;
 
 fn vm_c() -> &'static model::ClassDef {
-    class("VM")
+    &CLASS_VM
 }
 
 // ---------------------------------------------------------------- errors
@@ -106,7 +108,7 @@ pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     let c = vm_c();
     let st = s.db.read();
     let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
-    let (vbd, vdi, vif, net) = (class("VBD"), class("VDI"), class("VIF"), class("network"));
+    let (vbd, vdi, vif, net) = (&CLASS_VBD, &CLASS_VDI, &CLASS_VIF, &CLASS_NETWORK);
     let mut disks = Vec::new();
     for b in row.read(F::VBDS) {
         let Some(br) = st.get(vbd, b.as_str()) else { continue };
@@ -127,7 +129,7 @@ pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     let mut nics = Vec::new();
     for v in members(row.get(F::VIFS.index)) {
         let Some(vr) = st.get(vif, &v) else { continue };
-        let network = st.get(net, vr.get(field(vif, "network")).as_str().unwrap_or(""));
+        let network = st.get(net, vr.get(fields::vif::NETWORK.index).as_str().unwrap_or(""));
         nics.push(nic_of(vr, network.map(|n| &**n)));
     }
     let target = row.read(F::MEMORY_DYNAMIC_MAX).max(row.read(F::MEMORY_TARGET));
@@ -307,7 +309,7 @@ fn log_write<T>(what: &str, vm: &str, res: Result<T>) {
 fn guest_info(s: &Server, uuid: &str, domid: i64, info: backend::GuestInfo) {
     let Some(vm) = find_running(s, uuid, domid) else { return };
     let c = vm_c();
-    let gc = class("VM_guest_metrics");
+    let gc = &CLASS_VM_GUEST_METRICS;
     let m = |x: &BTreeMap<String, String>| x.to_value();
     let res = s.db.write(|tx| {
         let existing = tx.get(c, &vm).map(|r| r.read(F::GUEST_METRICS)).unwrap_or_default();

@@ -12,8 +12,10 @@ pub mod vbd;
 pub mod vdi;
 pub mod vif;
 
-use crate::{class, field, ApiError, Ctx, Result};
+use crate::{field, ApiError, Ctx, Result};
 use model::schema::ClassDef;
+use model::schema::{CLASS_HOST, CLASS_HOST_METRICS, CLASS_VM};
+use model::types::fields;
 use model::types::fields::vm as F;
 use model::types::{VmOperations as O, VmPowerState as PS};
 use model::{Row, Value};
@@ -306,11 +308,11 @@ pub fn is_dom0(st: &dyn Rows, r: &str, row: &Row) -> bool {
     if row.get(F::IS_CONTROL_DOMAIN.index).as_bool() != Some(true) {
         return false;
     }
-    let hc = class("host");
+    let hc = &CLASS_HOST;
     row.get(F::RESIDENT_ON.index)
         .as_str()
         .and_then(|h| st.row(hc, h))
-        .is_some_and(|h| h.get(field(hc, "control_domain")).as_str() == Some(r))
+        .is_some_and(|h| h.get(fields::host::CONTROL_DOMAIN.index).as_str() == Some(r))
 }
 
 /// Why `op` cannot run on this VM now, in xapi's check order and with its
@@ -501,7 +503,7 @@ pub fn clear_operations(db: &store::Db) -> Result<usize> {
 /// Run before every commit: keep derived fields true for the objects the
 /// transaction changed (allowed_operations, host memory).
 pub fn precommit(tx: &mut Txn) {
-    let vm = class("VM");
+    let vm = &CLASS_VM;
     let changed_vms = tx.pending_refs(vm);
     // Memory the changed VMs' domains hold, before and after, per host.
     let mut delta: Vec<(String, i64)> = Vec::new();
@@ -539,7 +541,7 @@ fn domain_memory(row: &Row) -> Option<(String, i64)> {
 
 /// host_metrics.memory_free moves by what domains took or gave back.
 fn adjust_host_memory(tx: &mut Txn, delta: Vec<(String, i64)>) {
-    let (host, hm) = (class("host"), class("host_metrics"));
+    let (host, hm) = (&CLASS_HOST, &CLASS_HOST_METRICS);
     let mut per_host: Vec<(String, i64)> = Vec::new();
     for (h, d) in delta {
         match per_host.iter_mut().find(|(x, _)| *x == h) {
@@ -551,11 +553,12 @@ fn adjust_host_memory(tx: &mut Txn, delta: Vec<(String, i64)>) {
         if d == 0 {
             continue;
         }
-        let Some(m) = tx.get(host, &h).and_then(|row| row.get(field(host, "metrics")).as_str().map(str::to_string))
+        let Some(m) =
+            tx.get(host, &h).and_then(|row| row.get(fields::host::METRICS.index).as_str().map(str::to_string))
         else {
             continue;
         };
-        let i = field(hm, "memory_free");
+        let i = fields::host_metrics::MEMORY_FREE.index;
         let Some(free) = tx.get(hm, &m).and_then(|row| row.get(i).as_int()) else { continue };
         tx.set(hm, &m, i, Value::Int(free + d));
     }

@@ -4,15 +4,17 @@
 
 use crate::lifecycle::current_ops;
 use crate::rows::members;
-use crate::{class, field, ApiError};
+use crate::{field, ApiError};
 use model::schema::ClassDef;
+use model::schema::{CLASS_PBD, CLASS_SR, CLASS_VDI};
+use model::types::fields;
 use model::types::fields::{sm as SM, sr as S};
 use model::{Row, Value};
 use std::collections::{BTreeSet, HashMap};
 use store::Txn;
 
 fn sr_c() -> &'static ClassDef {
-    class("SR")
+    &CLASS_SR
 }
 
 // ------------------------------------------------------------------ links
@@ -129,19 +131,18 @@ struct SrFacts {
 }
 
 fn sr_facts(tx: &Txn, r: &str, row: &Row, pbd_links: &Links, vdi_links: &Links) -> SrFacts {
-    let (c, pc, vc) = (sr_c(), class("PBD"), class("VDI"));
+    let (_c, pc, vc) = (sr_c(), &CLASS_PBD, &CLASS_VDI);
     let pbds = pbd_links
-        .of(tx, pc, "SR", r, row.get(field(c, "PBDs")))
+        .of(tx, pc, "SR", r, row.get(fields::sr::PBDS.index))
         .into_iter()
         .map(|p| {
-            let att = tx.get(pc, &p).is_some_and(|x| x.get(field(pc, "currently_attached")).as_bool() == Some(true));
+            let att = tx.get(pc, &p).is_some_and(|x| x.read(fields::pbd::CURRENTLY_ATTACHED));
             (p, att)
         })
         .collect();
-    let has_managed_vdis = vdi_links.of(tx, vc, "SR", r, row.get(field(c, "VDIs"))).iter().any(|v| {
-        tx.get(vc, v).is_some_and(|x| {
-            x.get(field(vc, "managed")).as_bool() == Some(true) && x.get(field(vc, "type")).as_str() != Some("rrd")
-        })
+    let has_managed_vdis = vdi_links.of(tx, vc, "SR", r, row.get(fields::sr::VDIS.index)).iter().any(|v| {
+        tx.get(vc, v)
+            .is_some_and(|x| x.read(fields::vdi::MANAGED) && x.get(fields::vdi::TYPE.index).as_str() != Some("rrd"))
     });
     SrFacts { features: sm_features(tx, row), pbds, has_managed_vdis }
 }
@@ -171,7 +172,7 @@ fn sr_check_with(r: &str, row: &Row, op: &str, f: &SrFacts) -> Option<ApiError> 
 }
 
 pub fn sr_check(tx: &Txn, r: &str, row: &Row, op: &str) -> Option<ApiError> {
-    let (pl, vl) = (Links::pending(tx, class("PBD"), "SR"), Links::pending(tx, class("VDI"), "SR"));
+    let (pl, vl) = (Links::pending(tx, &CLASS_PBD, "SR"), Links::pending(tx, &CLASS_VDI, "SR"));
     let f = sr_facts(tx, r, row, &pl, &vl);
     sr_check_with(r, row, op, &f)
 }
@@ -183,7 +184,7 @@ pub fn rules() -> super::Rules {
 /// Recompute allowed_operations of the SRs a transaction touched (directly,
 /// or through their PBDs and VDIs).
 pub fn refresh_allowed(tx: &mut Txn) {
-    let (c, pc, vc) = (sr_c(), class("PBD"), class("VDI"));
+    let (c, pc, vc) = (sr_c(), &CLASS_PBD, &CLASS_VDI);
     let mut srs: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
     for (cls, f) in [(pc, "SR"), (vc, "SR")] {
         for x in tx.pending_refs(cls) {
@@ -196,7 +197,7 @@ pub fn refresh_allowed(tx: &mut Txn) {
         return;
     }
     let (pl, vl) = (Links::pending(tx, pc, "SR"), Links::pending(tx, vc, "SR"));
-    let ai = field(c, "allowed_operations");
+    let ai = fields::sr::ALLOWED_OPERATIONS.index;
     for sr in srs {
         let Some(row) = tx.get(c, &sr).cloned() else { continue };
         let facts = sr_facts(tx, &sr, &row, &pl, &vl);

@@ -4,14 +4,16 @@
 use super::sr::Links;
 use crate::lifecycle::current_ops;
 use crate::rows::members;
-use crate::{class, field, ApiError};
+use crate::ApiError;
 use model::schema::ClassDef;
+use model::schema::{CLASS_VBD, CLASS_VDI, CLASS_VM, CLASS_VM_GUEST_METRICS};
+use model::types::fields;
 use model::{Row, Value};
 use std::collections::BTreeSet;
 use store::Txn;
 
 fn vbd_c() -> &'static ClassDef {
-    class("VBD")
+    &CLASS_VBD
 }
 
 fn sv(v: &Value) -> String {
@@ -77,7 +79,7 @@ fn vdi_in_use(vdi: &str) -> ApiError {
 /// for an operation wins); `sharing` adds the VDI sharing checks that xapi
 /// skips when it only lists allowed operations.
 pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Option<ApiError> {
-    let (c, vm_c, vdi_c) = (vbd_c(), class("VM"), class("VDI"));
+    let (c, vm_c, vdi_c) = (vbd_c(), &CLASS_VM, &CLASS_VDI);
     let cur = current_ops(row);
     let ops: Vec<&str> = cur.iter().map(|(_, o)| o.as_str()).collect();
     let safe = ["pause", "unpause"];
@@ -92,24 +94,24 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
         }
     }
     let vbd = || r.to_string();
-    if row.get(field(c, "unpluggable")).as_bool() != Some(true) && matches!(op, "unplug" | "unplug_force") {
+    if row.get(fields::vbd::UNPLUGGABLE.index).as_bool() != Some(true) && matches!(op, "unplug" | "unplug_force") {
         return Some(ApiError::VbdNotUnpluggable { vbd: vbd() });
     }
-    let is_cd = row.get(field(c, "type")).as_str() == Some("CD");
+    let is_cd = row.get(fields::vbd::TYPE.index).as_str() == Some("CD");
     if !is_cd && matches!(op, "insert" | "eject") {
         return Some(ApiError::VbdNotRemovableMedia { vbd: vbd() });
     }
-    let empty = row.get(field(c, "empty")).as_bool() == Some(true);
+    let empty = row.read(fields::vbd::EMPTY);
     if empty && op == "eject" {
         return Some(ApiError::VbdIsEmpty { vbd: vbd() });
     }
     if !empty && op == "insert" {
         return Some(ApiError::VbdNotEmpty { vbd: vbd() });
     }
-    let vm = sv(row.get(field(c, "VM")));
+    let vm = row.read(fields::vbd::VM).into_string();
     let Some(vm_row) = tx.get(vm_c, &vm) else { return Some(crate::handle_invalid(vm_c, &vm)) };
-    let ps = sv(vm_row.get(field(vm_c, "power_state")));
-    let attached = row.get(field(c, "currently_attached")).as_bool() == Some(true);
+    let ps = sv(vm_row.get(fields::vm::POWER_STATE.index));
+    let attached = row.read(fields::vbd::CURRENTLY_ATTACHED);
     let hotplug = matches!(op, "plug" | "unplug" | "unplug_force");
     match (ps.as_str(), attached) {
         ("Running", true) if op == "plug" => return Some(ApiError::DeviceAlreadyAttached { device: vbd() }),
@@ -130,18 +132,18 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
             return Some(ApiError::OperationNotAllowed { reason: format!("Current operation on VM:{vm} is {o}") });
         }
     }
-    if ps == "Running" && vm_row.get(field(vm_c, "domain_type")).as_str() == Some("hvm") && hotplug {
+    if ps == "Running" && vm_row.get(fields::vm::DOMAIN_TYPE.index).as_str() == Some("hvm") && hotplug {
         // HVM guests hotplug only with PV drivers that say they can.
-        let gc = class("VM_guest_metrics");
-        let gm = tx.get(gc, vm_row.get(field(vm_c, "guest_metrics")).as_str().unwrap_or(""));
-        match gm.map(|g| sv(g.get(field(gc, "can_use_hotplug_vbd")))).as_deref() {
+        let gc = &CLASS_VM_GUEST_METRICS;
+        let gm = tx.get(gc, vm_row.get(fields::vm::GUEST_METRICS.index).as_str().unwrap_or(""));
+        match gm.map(|g| sv(g.get(fields::vm_guest_metrics::CAN_USE_HOTPLUG_VBD.index))).as_deref() {
             Some("yes") => {}
             Some("no") => {
                 return Some(ApiError::OperationNotAllowed {
                     reason: "VM states it does not support VBD hotplug.".into(),
                 })
             }
-            _ if gm.is_some_and(|g| g.get(field(gc, "PV_drivers_detected")).as_bool() == Some(true)) => {}
+            _ if gm.is_some_and(|g| g.read(fields::vm_guest_metrics::PV_DRIVERS_DETECTED)) => {}
             _ => return Some(ApiError::VmMissingPvDrivers { vm }),
         }
         if is_cd {
@@ -156,9 +158,9 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
     if empty {
         return None;
     }
-    let vdi = sv(row.get(field(c, "VDI")));
+    let vdi = row.read(fields::vbd::VDI).into_string();
     let vdi_row = tx.get(vdi_c, &vdi)?;
-    if vdi_row.get(field(vdi_c, "managed")).as_bool() != Some(true) {
+    if vdi_row.get(fields::vdi::MANAGED.index).as_bool() != Some(true) {
         // xapi names the VBD here.
         return Some(ApiError::VdiNotManaged { vdi: vbd() });
     }
@@ -173,30 +175,27 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
     }
     // Sharing: other VBDs using the VDI now (not this one, not a suspended
     // VM's, not a control domain's).
-    let is_dom0 =
-        |v: &str| tx.get(vm_c, v).is_some_and(|x| x.get(field(vm_c, "is_control_domain")).as_bool() == Some(true));
-    let others: Vec<&Row> = super::sr::linked(tx, c, "VDI", &vdi, vdi_row.get(field(vdi_c, "VBDs")))
+    let is_dom0 = |v: &str| tx.get(vm_c, v).is_some_and(|x| x.read(fields::vm::IS_CONTROL_DOMAIN));
+    let others: Vec<&Row> = super::sr::linked(tx, c, "VDI", &vdi, vdi_row.get(fields::vdi::VBDS.index))
         .iter()
         .filter(|b| b.as_str() != r)
         .filter_map(|b| tx.get(c, b))
         .filter(|b| {
-            let v = sv(b.get(field(c, "VM")));
+            let v = b.read(fields::vbd::VM).into_string();
             let suspended =
-                tx.get(vm_c, &v).is_some_and(|x| x.get(field(vm_c, "power_state")).as_str() == Some("Suspended"));
-            !suspended
-                && !is_dom0(&v)
-                && (b.get(field(c, "currently_attached")).as_bool() == Some(true) || !current_ops(b).is_empty())
+                tx.get(vm_c, &v).is_some_and(|x| x.get(fields::vm::POWER_STATE.index).as_str() == Some("Suspended"));
+            !suspended && !is_dom0(&v) && (b.read(fields::vbd::CURRENTLY_ATTACHED) || !current_ops(b).is_empty())
         })
         .collect();
-    let someone_rw = others.iter().any(|b| b.get(field(c, "mode")).as_str() == Some("RW"));
-    let need_write = row.get(field(c, "mode")).as_str() == Some("RW");
-    if vdi_row.get(field(vdi_c, "sharable")).as_bool() != Some(true)
+    let someone_rw = others.iter().any(|b| b.get(fields::vbd::MODE.index).as_str() == Some("RW"));
+    let need_write = row.get(fields::vbd::MODE.index).as_str() == Some("RW");
+    if vdi_row.get(fields::vdi::SHARABLE.index).as_bool() != Some(true)
         && !is_dom0(&vm)
         && (someone_rw || (need_write && !others.is_empty()))
     {
         return Some(vdi_in_use(&vdi));
     }
-    if need_write && vdi_row.get(field(vdi_c, "read_only")).as_bool() == Some(true) {
+    if need_write && vdi_row.read(fields::vdi::READ_ONLY) {
         return Some(ApiError::VdiReadonly { vdi });
     }
     None
@@ -210,23 +209,27 @@ pub fn rules() -> super::Rules {
 /// VBDs) for the VBDs a transaction touched: changed VBDs, the VBDs of
 /// changed VMs, and the VBDs of changed VDIs.
 pub fn refresh_allowed(tx: &mut Txn, vms: &[String]) {
-    let (c, vm_c, vdi_c) = (vbd_c(), class("VM"), class("VDI"));
+    let (c, vm_c, vdi_c) = (vbd_c(), &CLASS_VM, &CLASS_VDI);
     let mut vbds: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
     if !vms.is_empty() {
         let vms_extra = Links::pending(tx, c, "VM");
         for vm in vms {
             if let Some(row) = tx.get(vm_c, vm) {
-                vbds.extend(vms_extra.of(tx, c, "VM", vm, row.get(field(vm_c, "VBDs"))));
+                vbds.extend(vms_extra.of(tx, c, "VM", vm, row.get(fields::vm::VBDS.index)));
             }
         }
     }
     for v in tx.pending_refs(vdi_c) {
         if let Some(row) = tx.get(vdi_c, &v) {
-            vbds.extend(members(row.get(field(vdi_c, "VBDs"))));
+            vbds.extend(members(row.get(fields::vdi::VBDS.index)));
         }
     }
-    let (ai, dev, att, ud) =
-        (field(c, "allowed_operations"), field(c, "device"), field(c, "currently_attached"), field(c, "userdevice"));
+    let (ai, dev, att, ud) = (
+        fields::vbd::ALLOWED_OPERATIONS.index,
+        fields::vbd::DEVICE.index,
+        fields::vbd::CURRENTLY_ATTACHED.index,
+        fields::vbd::USERDEVICE.index,
+    );
     for b in vbds {
         let Some(row) = tx.get(c, &b).cloned() else { continue };
         let want = Value::Array(

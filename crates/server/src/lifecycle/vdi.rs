@@ -4,18 +4,20 @@
 use super::sr::{sm_features, sr_supports, Links};
 use crate::lifecycle::current_ops;
 use crate::rows::members;
-use crate::{class, field, ApiError};
+use crate::{field, ApiError};
 use model::schema::ClassDef;
+use model::schema::{CLASS_PBD, CLASS_SR, CLASS_VBD, CLASS_VDI};
+use model::types::fields;
 use model::{Row, Value};
 use std::collections::BTreeSet;
 use store::Txn;
 
 fn vdi_c() -> &'static ClassDef {
-    class("VDI")
+    &CLASS_VDI
 }
 
 fn sr_c() -> &'static ClassDef {
-    class("SR")
+    &CLASS_SR
 }
 
 fn sv(v: &Value) -> String {
@@ -66,24 +68,20 @@ struct VdiFacts {
 }
 
 fn vdi_facts(tx: &Txn, r: &str, row: &Row, vbd_links: &Links) -> VdiFacts {
-    let (c, bc, pc) = (vdi_c(), class("VBD"), class("PBD"));
-    let sr = sv(row.get(field(c, "SR")));
+    let (_c, bc, pc) = (vdi_c(), &CLASS_VBD, &CLASS_PBD);
+    let sr = row.read(fields::vdi::SR).into_string();
     let sr_row = tx.get(sr_c(), &sr).cloned();
     let sr_plugged = sr_row.as_ref().is_some_and(|s| {
         members(s.get(field(sr_c(), "PBDs")))
             .iter()
-            .any(|p| tx.get(pc, p).is_some_and(|x| x.get(field(pc, "currently_attached")).as_bool() == Some(true)))
+            .any(|p| tx.get(pc, p).is_some_and(|x| x.read(fields::pbd::CURRENTLY_ATTACHED)))
     });
     let vbds = vbd_links
-        .of(tx, bc, "VDI", r, row.get(field(c, "VBDs")))
+        .of(tx, bc, "VDI", r, row.get(fields::vdi::VBDS.index))
         .iter()
         .filter_map(|b| tx.get(bc, b))
         .map(|b| {
-            (
-                sv(b.get(field(bc, "mode"))),
-                b.get(field(bc, "currently_attached")).as_bool() == Some(true),
-                !current_ops(b).is_empty(),
-            )
+            (sv(b.get(fields::vbd::MODE.index)), b.read(fields::vbd::CURRENTLY_ATTACHED), !current_ops(b).is_empty())
         })
         .collect();
     let sr_features = sr_row.as_ref().map(|s| sm_features(tx, s)).unwrap_or_default();
@@ -92,7 +90,7 @@ fn vdi_facts(tx: &Txn, r: &str, row: &Row, vbd_links: &Links) -> VdiFacts {
 
 fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError> {
     let c = vdi_c();
-    let ty = sv(row.get(field(c, "type")));
+    let ty = sv(row.get(fields::vdi::TYPE.index));
     let b = |n: &str| row.get(field(c, n)).as_bool() == Some(true);
     let cur = current_ops(row);
     if cur.iter().any(|(_, o)| o != "copy") {
@@ -145,7 +143,7 @@ fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError
         return Some(ApiError::VdiCbtEnabled { vdi: r.to_string() });
     }
     let tools = f.sr_row.as_ref().is_some_and(|s| s.get(field(sr_c(), "is_tools_sr")).as_bool() == Some(true));
-    let reset = row.get(field(c, "on_boot")).as_str() == Some("reset");
+    let reset = row.get(fields::vdi::ON_BOOT.index).as_str() == Some("reset");
     match op {
         "destroy" if tools => Some(ApiError::SrOperationNotSupported { sr: f.sr.clone() }),
         "destroy" | "forget" if ty == "rrd" => Some(ApiError::VdiHasRrds { vdi: r.to_string() }),
@@ -166,7 +164,7 @@ fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError
 }
 
 pub fn vdi_check(tx: &Txn, r: &str, row: &Row, op: &str) -> Option<ApiError> {
-    let f = vdi_facts(tx, r, row, &Links::pending(tx, class("VBD"), "VDI"));
+    let f = vdi_facts(tx, r, row, &Links::pending(tx, &CLASS_VBD, "VDI"));
     vdi_check_with(r, row, op, &f)
 }
 
@@ -177,18 +175,19 @@ pub fn rules() -> super::Rules {
 /// Recompute allowed_operations of the VDIs a transaction touched: changed
 /// VDIs, the VDIs of changed VBDs, and the VDIs of SRs whose PBDs changed.
 pub fn refresh_allowed(tx: &mut Txn) {
-    let (c, bc, pc) = (vdi_c(), class("VBD"), class("PBD"));
+    let (c, bc, pc) = (vdi_c(), &CLASS_VBD, &CLASS_PBD);
     let mut vdis: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
     for b in tx.pending_refs(bc) {
-        if let Some(v) = tx.get(bc, &b).and_then(|r| r.get(field(bc, "VDI")).as_str().map(str::to_string)) {
+        if let Some(v) = tx.get(bc, &b).and_then(|r| r.get(fields::vbd::VDI.index).as_str().map(str::to_string)) {
             vdis.insert(v);
         }
-        if let Some(v) = tx.state().get(bc, &b).and_then(|r| r.get(field(bc, "VDI")).as_str().map(str::to_string)) {
+        if let Some(v) = tx.state().get(bc, &b).and_then(|r| r.get(fields::vbd::VDI.index).as_str().map(str::to_string))
+        {
             vdis.insert(v);
         }
     }
     for p in tx.pending_refs(pc) {
-        let Some(sr) = tx.get(pc, &p).map(|r| sv(r.get(field(pc, "SR")))) else { continue };
+        let Some(sr) = tx.get(pc, &p).map(|r| r.read(fields::pbd::SR).into_string()) else { continue };
         if let Some(srow) = tx.get(sr_c(), &sr) {
             vdis.extend(members(srow.get(field(sr_c(), "VDIs"))));
         }
@@ -198,7 +197,7 @@ pub fn refresh_allowed(tx: &mut Txn) {
         return;
     }
     let links = Links::pending(tx, bc, "VDI");
-    let ai = field(c, "allowed_operations");
+    let ai = fields::vdi::ALLOWED_OPERATIONS.index;
     for v in vdis {
         let Some(row) = tx.get(c, &v).cloned() else { continue };
         let facts = vdi_facts(tx, &v, &row, &links);

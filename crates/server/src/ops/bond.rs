@@ -8,7 +8,9 @@ use crate::ops::netutil::{self, b, is_null, s, setify};
 use crate::ops::pif::{self, get, refs_to, Kind};
 use crate::ops::vlan;
 use crate::rows::obj;
-use crate::{class, field, handle_invalid, ApiError, Ctx, Result, Server};
+use crate::{field, handle_invalid, ApiError, Ctx, Result, Server};
+use model::schema::{CLASS_BOND, CLASS_PIF_METRICS, CLASS_VIF, CLASS_VLAN, CLASS_VM};
+use model::types::fields;
 use model::types::*;
 use model::{Ref, Value, XenType};
 use std::collections::BTreeMap;
@@ -50,7 +52,7 @@ fn add_defaults(mode: &str, props: &mut Props) {
 }
 
 fn bond_c() -> &'static model::ClassDef {
-    class("Bond")
+    &CLASS_BOND
 }
 
 /// Members of a bond, as the transaction sees them.
@@ -61,7 +63,7 @@ fn members_of(tx: &Txn, bond: &str) -> Vec<String> {
 /// VIFs of local VMs on these networks (every VM not running elsewhere is
 /// local on a one-host pool).
 fn local_vifs(tx: &Txn, host: &str, networks: &[String]) -> Vec<String> {
-    let (vifc, vmc) = (class("VIF"), class("VM"));
+    let (vifc, vmc) = (&CLASS_VIF, &CLASS_VM);
     let mut out = Vec::new();
     for n in networks {
         for v in refs_to(tx, "VIF", "network", n) {
@@ -76,7 +78,7 @@ fn local_vifs(tx: &Txn, host: &str, networks: &[String]) -> Vec<String> {
 
 /// Point VIFs at another network; returns the ones whose backend must follow.
 fn move_vifs(tx: &mut Txn, vifs: &[String], network: &str) -> Vec<String> {
-    let (vifc, vmc) = (class("VIF"), class("VM"));
+    let (vifc, vmc) = (&CLASS_VIF, &CLASS_VM);
     let mut active = Vec::new();
     for v in vifs {
         let Some(vr) = tx.get(vifc, v).cloned() else { continue };
@@ -84,7 +86,7 @@ fn move_vifs(tx: &mut Txn, vifs: &[String], network: &str) -> Vec<String> {
         if b(&vr, "currently_attached") && !suspended {
             active.push(v.clone());
         }
-        tx.set(vifc, v, field(vifc, "network"), Value::from(network));
+        tx.set(vifc, v, fields::vif::NETWORK.index, Value::from(network));
     }
     active
 }
@@ -92,10 +94,10 @@ fn move_vifs(tx: &mut Txn, vifs: &[String], network: &str) -> Vec<String> {
 /// Re-home a VLAN from its tagged PIF onto `new_slave` (the bond master, or
 /// a member again), keeping its network and IP configuration.
 fn move_vlan(tx: &mut Txn, host: &str, new_slave: &str, old_vlan: &str) -> Result<Vec<String>> {
-    let vc = class("VLAN");
+    let vc = &CLASS_VLAN;
     let vrow = tx.get(vc, old_vlan).cloned().ok_or_else(|| handle_invalid(vc, old_vlan))?;
     let old_master = s(&vrow, "untagged_PIF");
-    let tag = vrow.get(field(vc, "tag")).as_int().unwrap_or(-1);
+    let tag = vrow.get(fields::vlan::TAG.index).as_int().unwrap_or(-1);
     let orow = get(tx, &old_master)?;
     let network = s(&orow, "network");
     let (plugged, mgmt) = (b(&orow, "currently_attached"), b(&orow, "management"));
@@ -104,7 +106,7 @@ fn move_vlan(tx: &mut Txn, host: &str, new_slave: &str, old_vlan: &str) -> Resul
     }
     let same_tag = refs_to(tx, "VLAN", "tagged_PIF", new_slave)
         .into_iter()
-        .find(|v| tx.get(vc, v).is_some_and(|r| r.get(field(vc, "tag")).as_int() == Some(tag)));
+        .find(|v| tx.get(vc, v).is_some_and(|r| r.get(fields::vlan::TAG.index).as_int() == Some(tag)));
     let mut moved = Vec::new();
     let new_master = match same_tag {
         Some(v) => {
@@ -178,7 +180,7 @@ fn create_tx(
     add_defaults(mode, &mut properties);
     let members = setify(members);
     let rows: Vec<model::Row> = members.iter().map(|m| get(tx, m)).collect::<Result<_>>()?;
-    let vc = class("VLAN");
+    let vc = &CLASS_VLAN;
     let local_vlans: Vec<String> = members.iter().flat_map(|m| refs_to(tx, "VLAN", "tagged_PIF", m)).collect();
     let mgmt_on_vlan = local_vlans.iter().any(|v| {
         tx.get(vc, v).and_then(|vr| tx.get(pif::pif_c(), &s(vr, "untagged_PIF"))).is_some_and(|p| b(p, "management"))
@@ -293,7 +295,7 @@ fn destroy_tx(tx: &mut Txn, bond: &str) -> Result<Vec<String>> {
     let host = s(&mrow, "host");
     let plugged = b(&mrow, "currently_attached");
     let vifs = local_vifs(tx, &host, &[s(&mrow, "network")]);
-    let vc = class("VLAN");
+    let vc = &CLASS_VLAN;
     let local_vlans = refs_to(tx, "VLAN", "tagged_PIF", &master);
     let mgmt_on_vlan = local_vlans.iter().any(|v| {
         tx.get(vc, v).and_then(|vr| tx.get(pif::pif_c(), &s(vr, "untagged_PIF"))).is_some_and(|p| b(p, "management"))
@@ -324,7 +326,7 @@ fn destroy_tx(tx: &mut Txn, bond: &str) -> Result<Vec<String>> {
         tx.set(pc, &primary, field(pc, "disallow_unplug"), Value::Bool(true));
     }
     tx.delete(bc, bond);
-    tx.delete(class("PIF_metrics"), &s(&mrow, "metrics"));
+    tx.delete(&CLASS_PIF_METRICS, &s(&mrow, "metrics"));
     tx.delete(pc, &master);
     for m in &members {
         tx.set(pc, m, field(pc, "bond_slave_of"), Value::from(model::NULL_REF));
@@ -370,15 +372,15 @@ impl BondApi for Server {
         let (bc, r, mode) = (bond_c(), self_.as_str(), value.as_str().to_string());
         ctx.write(|tx| {
             let row = tx.get(bc, r).cloned().ok_or_else(|| handle_invalid(bc, r))?;
-            let mut props: Props = Props::from_value(row.get(field(bc, "properties")))
+            let mut props: Props = Props::from_value(row.get(fields::bond::PROPERTIES.index))
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|(k, v)| validate(&mode, k, v).is_ok())
                 .collect();
             add_defaults(&mode, &mut props);
             tx.update(bc, r, |row| {
-                row.fields[field(bc, "mode")] = Value::from(mode.as_str());
-                row.fields[field(bc, "properties")] = props.to_value();
+                row.fields[fields::bond::MODE.index] = Value::from(mode.as_str());
+                row.fields[fields::bond::PROPERTIES.index] = props.to_value();
             });
             pif::bring_up(tx, &s(&row, "master"))
         })
@@ -389,9 +391,9 @@ impl BondApi for Server {
         ctx.write(|tx| {
             let row = tx.get(bc, r).cloned().ok_or_else(|| handle_invalid(bc, r))?;
             validate(&s(&row, "mode"), &name, &value)?;
-            let mut props = Props::from_value(row.get(field(bc, "properties"))).unwrap_or_default();
+            let mut props = Props::from_value(row.get(fields::bond::PROPERTIES.index)).unwrap_or_default();
             props.insert(name.clone(), value.clone());
-            tx.set(bc, r, field(bc, "properties"), props.to_value());
+            tx.set(bc, r, fields::bond::PROPERTIES.index, props.to_value());
             pif::bring_up(tx, &s(&row, "master"))
         })
     }

@@ -4,6 +4,8 @@
 use crate::api::MessageApi;
 use crate::rows::obj;
 use crate::{class, handle_invalid, ApiError, Ctx, Result, Server};
+use model::schema::CLASS_MESSAGE;
+use model::types::fields;
 use model::types::*;
 use model::{DateTime, Ref, Value, XenType};
 use std::collections::BTreeMap;
@@ -25,7 +27,7 @@ fn object_class(cls: &Cls) -> Option<&'static str> {
 type Records = BTreeMap<Ref<Message>, MessageRecord>;
 
 fn records(s: &Server, keep: impl Fn(&MessageRecord) -> bool) -> Result<Records> {
-    let c = class("message");
+    let c = &CLASS_MESSAGE;
     let st = s.db.read();
     let mut out = BTreeMap::new();
     for (r, row) in st.table(c).iter() {
@@ -53,7 +55,7 @@ impl MessageApi for Server {
             }
         }
         let r = model::new_ref();
-        let c = class("message");
+        let c = &CLASS_MESSAGE;
         ctx.write(|tx| {
             obj(
                 tx,
@@ -71,7 +73,7 @@ impl MessageApi for Server {
             // Keep the newest messages only.
             let refs = tx.refs(c);
             if refs.len() > MESSAGE_LIMIT {
-                let ts = crate::field(c, "timestamp");
+                let ts = fields::message::TIMESTAMP.index;
                 let mut aged: Vec<(i64, String)> = refs
                     .into_iter()
                     .map(|m| {
@@ -94,7 +96,7 @@ impl MessageApi for Server {
     }
 
     async fn destroy(&self, ctx: &Ctx, self_: Ref<Message>) -> Result<()> {
-        let c = class("message");
+        let c = &CLASS_MESSAGE;
         ctx.write(|tx| {
             if !tx.delete(c, self_.as_str()) {
                 return Err(handle_invalid(c, self_.as_str()));
@@ -104,7 +106,7 @@ impl MessageApi for Server {
     }
 
     async fn destroy_many(&self, ctx: &Ctx, messages: Vec<Ref<Message>>) -> Result<()> {
-        let c = class("message");
+        let c = &CLASS_MESSAGE;
         ctx.write(|tx| {
             for m in &messages {
                 if !tx.exists(c, m.as_str()) {
@@ -120,7 +122,7 @@ impl MessageApi for Server {
 
     async fn get_all(&self, _ctx: &Ctx) -> Result<Vec<Ref<Message>>> {
         let st = self.db.read();
-        Ok(st.table(class("message")).iter().map(|(r, _)| Ref::new(r.clone())).collect())
+        Ok(st.table(&CLASS_MESSAGE).iter().map(|(r, _)| Ref::new(r.clone())).collect())
     }
 
     async fn get_all_records(&self, _ctx: &Ctx) -> Result<Records> {
@@ -133,13 +135,13 @@ impl MessageApi for Server {
     }
 
     async fn get_record(&self, _ctx: &Ctx, self_: Ref<Message>) -> Result<MessageRecord> {
-        let row = self.row(class("message"), self_.as_str())?;
+        let row = self.row(&CLASS_MESSAGE, self_.as_str())?;
         MessageRecord::from_value(&Value::Row(row)).map_err(|e| crate::internal(e.to_string()))
     }
 
     async fn get_by_uuid(&self, _ctx: &Ctx, uuid: String) -> Result<Ref<Message>> {
         let st = self.db.read();
-        match st.table(class("message")).by_uuid(&uuid) {
+        match st.table(&CLASS_MESSAGE).by_uuid(&uuid) {
             Some(r) => Ok(Ref::new(r.to_string())),
             None => Err(ApiError::UuidInvalid { r#type: "message".into(), uuid }),
         }

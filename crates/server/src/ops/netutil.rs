@@ -1,7 +1,9 @@
 //! Shared pieces of the network classes: address, CIDR and MAC checks with
 //! xapi's error codes, licence checks, and small row accessors.
 
-use crate::{class, field, ApiError, Result};
+use crate::{field, ApiError, Result};
+use model::schema::CLASS_POOL;
+use model::types::fields;
 use model::{Row, Value};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use store::Txn;
@@ -103,12 +105,12 @@ pub fn dns_of(f: Family, dns: &str) -> Vec<String> {
 
 /// LICENCE_RESTRICTION [feature] when the pool's restrictions say so.
 pub fn assert_licensed(tx: &Txn, restriction: &str, feature: &str) -> Result<()> {
-    let pc = class("pool");
+    let pc = &CLASS_POOL;
     let restricted = tx
         .refs(pc)
         .iter()
         .filter_map(|p| tx.get(pc, p))
-        .any(|row| row.get(field(pc, "restrictions")).map_str(restriction) == Some("true"));
+        .any(|row| row.get(fields::pool::RESTRICTIONS.index).map_str(restriction) == Some("true"));
     if restricted {
         return Err(ApiError::LicenceRestriction { feature: feature.to_string() });
     }
@@ -121,7 +123,7 @@ pub fn assert_no_protection(tx: &Txn, pif: &Row) -> Result<()> {
     if !b(pif, "currently_attached") {
         return Ok(());
     }
-    let pc = class("pool");
+    let pc = &CLASS_POOL;
     for p in tx.refs(pc) {
         let Some(row) = tx.get(pc, &p) else { continue };
         if b(row, "ha_enabled") {

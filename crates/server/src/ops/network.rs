@@ -4,7 +4,9 @@
 use crate::api::NetworkApi;
 use crate::implicit::Hooks;
 use crate::ops::netutil::{b, listing, map_get, s, set};
-use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
+use crate::{handle_invalid, put, ApiError, Ctx, Result, Server};
+use model::schema::{CLASS_NETWORK, CLASS_SESSION, CLASS_VIF};
+use model::types::fields;
 use model::types::*;
 use model::{Ref, Row, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,15 +23,15 @@ static BRIDGE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Sessions between pool members may name any bridge (VM import does).
 fn is_internal_session(ctx: &Ctx, tx: &Txn) -> bool {
-    let sc = class("session");
+    let sc = &CLASS_SESSION;
     tx.get(sc, &ctx.session).map(|row| b(row, "pool")).unwrap_or(true)
 }
 
 /// network.create: MTU ≤ 0 means 1500; an empty bridge gets the next
 /// `xapi<N>`; a chosen one must be new, short and not look like the host's.
 fn create(ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
-    let c = class("network");
-    if row.get(field(c, "MTU")).as_int().unwrap_or(0) <= 0 {
+    let c = &CLASS_NETWORK;
+    if row.read(fields::network::MTU) <= 0 {
         put(row, "MTU", Value::Int(1500));
     }
     let used: Vec<String> = tx.refs(c).iter().filter_map(|r| tx.get(c, r).map(|n| s(n, "bridge"))).collect();
@@ -57,7 +59,7 @@ fn create(ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
 /// network.destroy: not with attached VIFs or any PIF, not the host-internal
 /// management network; remaining (detached) VIFs go with it, as in xapi.
 fn destroy(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &Row) -> Result<()> {
-    let vifc = class("VIF");
+    let vifc = &CLASS_VIF;
     let vifs = set(row, "VIFs");
     let connected: Vec<String> =
         vifs.iter().filter(|v| tx.get(vifc, v).is_some_and(|vr| b(vr, "currently_attached"))).cloned().collect();
@@ -83,7 +85,7 @@ fn purposes(row: &Row) -> Vec<String> {
 
 impl NetworkApi for Server {
     async fn add_purpose(&self, ctx: &Ctx, self_: Ref<Network>, value: NetworkPurpose) -> Result<()> {
-        let c = class("network");
+        let c = &CLASS_NETWORK;
         let (r, new) = (self_.as_str(), value.as_str().to_string());
         ctx.write(|tx| {
             let row = tx.get(c, r).cloned().ok_or_else(|| handle_invalid(c, r))?;
@@ -108,19 +110,19 @@ impl NetworkApi for Server {
                 }
             }
             cur.insert(0, new.clone());
-            tx.set(c, r, field(c, "purpose"), crate::ops::netutil::strs(&cur));
+            tx.set(c, r, fields::network::PURPOSE.index, crate::ops::netutil::strs(&cur));
             Ok(())
         })
     }
 
     async fn remove_purpose(&self, ctx: &Ctx, self_: Ref<Network>, value: NetworkPurpose) -> Result<()> {
-        let c = class("network");
+        let c = &CLASS_NETWORK;
         let r = self_.as_str();
         ctx.write(|tx| {
             let row = tx.get(c, r).cloned().ok_or_else(|| handle_invalid(c, r))?;
             let mut cur = purposes(&row);
             cur.retain(|p| p != value.as_str());
-            tx.set(c, r, field(c, "purpose"), crate::ops::netutil::strs(&cur));
+            tx.set(c, r, fields::network::PURPOSE.index, crate::ops::netutil::strs(&cur));
             Ok(())
         })
     }
@@ -132,7 +134,7 @@ impl NetworkApi for Server {
         network: Ref<Network>,
         value: NetworkDefaultLockingMode,
     ) -> Result<()> {
-        let (c, vifc) = (class("network"), class("VIF"));
+        let (c, vifc) = (&CLASS_NETWORK, &CLASS_VIF);
         let r = network.as_str();
         ctx.write(|tx| {
             let row = tx.get(c, r).cloned().ok_or_else(|| handle_invalid(c, r))?;
@@ -141,7 +143,7 @@ impl NetworkApi for Server {
             {
                 return Err(ApiError::VifInUse { network: r.to_string(), vif: v });
             }
-            tx.set(c, r, field(c, "default_locking_mode"), Value::from(value.as_str()));
+            tx.set(c, r, fields::network::DEFAULT_LOCKING_MODE.index, Value::from(value.as_str()));
             Ok(())
         })
     }

@@ -7,17 +7,15 @@ use crate::implicit::Hooks;
 use crate::lifecycle::{self, current_ops};
 use crate::rows::members;
 use crate::storage::{self, blocking, configured_dir};
-use crate::{class, field, ApiError, Ctx, Result, Server};
+use crate::{ApiError, Ctx, Result, Server};
+use model::schema::{CLASS_HOST, CLASS_PBD, CLASS_SR, CLASS_VBD, CLASS_VDI, CLASS_VM};
+use model::types::fields;
 use model::types::*;
 use model::{Ref, Row, Value, XenType};
 use std::collections::BTreeMap;
 use store::Txn;
 
 pub const HOOKS: Hooks = Hooks { create: Some(create), destroy: Some(destroy), set: None };
-
-fn sv(v: &Value) -> String {
-    v.as_str().unwrap_or("").to_string()
-}
 
 /// `SRmaster` is set by the server for the SM backend, never by clients.
 pub fn assert_no_srmaster_key(dc: &BTreeMap<String, String>) -> Result<()> {
@@ -33,35 +31,35 @@ pub fn assert_no_srmaster_key(dc: &BTreeMap<String, String>) -> Result<()> {
 
 /// Mark the SR changed so its allowed_operations are recomputed at commit.
 fn touch_sr(tx: &mut Txn, sr: &str) {
-    tx.update(class("SR"), sr, |_| {});
+    tx.update(&CLASS_SR, sr, |_| {});
 }
 
 /// PBD.create: valid host and SR, at most one PBD per SR and host.
 fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
-    let (c, hc, src) = (class("PBD"), class("host"), class("SR"));
-    let host = sv(row.get(field(c, "host")));
+    let (c, hc, src) = (&CLASS_PBD, &CLASS_HOST, &CLASS_SR);
+    let host = row.read(fields::pbd::HOST).into_string();
     tx.get(hc, &host).ok_or_else(|| crate::handle_invalid(hc, &host))?;
-    let sr = sv(row.get(field(c, "SR")));
+    let sr = row.read(fields::pbd::SR).into_string();
     let sr_row = tx.get(src, &sr).cloned().ok_or_else(|| crate::handle_invalid(src, &sr))?;
-    let dc = BTreeMap::<String, String>::from_value(row.get(field(c, "device_config"))).unwrap_or_default();
+    let dc = BTreeMap::<String, String>::from_value(row.get(fields::pbd::DEVICE_CONFIG.index)).unwrap_or_default();
     assert_no_srmaster_key(&dc)?;
-    let existing = crate::lifecycle::sr::linked(tx, c, "SR", &sr, sr_row.get(field(src, "PBDs")))
+    let existing = crate::lifecycle::sr::linked(tx, c, "SR", &sr, sr_row.get(fields::sr::PBDS.index))
         .into_iter()
-        .find(|p| tx.get(c, p).and_then(|r| r.get(field(c, "host")).as_str()) == Some(host.as_str()));
+        .find(|p| tx.get(c, p).and_then(|r| r.get(fields::pbd::HOST.index).as_str()) == Some(host.as_str()));
     if let Some(pbd) = existing {
         return Err(ApiError::PbdExists { sr, host, pbd });
     }
-    row.fields[field(c, "currently_attached")] = Value::Bool(false);
+    row.fields[fields::pbd::CURRENTLY_ATTACHED.index] = Value::Bool(false);
     touch_sr(tx, &sr);
     Ok(())
 }
 
 fn destroy(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &Row) -> Result<()> {
-    let c = class("PBD");
-    if row.get(field(c, "currently_attached")).as_bool() == Some(true) {
+    let _c = &CLASS_PBD;
+    if row.read(fields::pbd::CURRENTLY_ATTACHED) {
         return Err(ApiError::OperationNotAllowed { reason: "PBD is currently attached".into() });
     }
-    touch_sr(tx, &sv(row.get(field(c, "SR"))));
+    touch_sr(tx, &row.read(fields::pbd::SR).into_string());
     Ok(())
 }
 
@@ -69,18 +67,19 @@ fn destroy(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &Row) -> Result<()> {
 /// first plug) so the database shows what is on storage.
 pub async fn plug(ctx: &Ctx, pbd: &str) -> Result<()> {
     let s = &ctx.server;
-    let (c, src) = (class("PBD"), class("SR"));
+    let (c, src) = (&CLASS_PBD, &CLASS_SR);
     let row = s.row(c, pbd)?;
-    if row.get(field(c, "currently_attached")).as_bool() == Some(true) {
+    if row.read(fields::pbd::CURRENTLY_ATTACHED) {
         return Ok(());
     }
-    let sr = sv(row.get(field(c, "SR")));
+    let sr = row.read(fields::pbd::SR).into_string();
     let driver = storage::driver_of(&*s.row(src, &sr)?)?;
     lifecycle::with_op(ctx, src, &sr, "plug", || async {
         let dir = {
             let st = s.db.read();
-            let uuid = st.get(src, &sr).map(|r| sv(r.get(field(src, "uuid")))).unwrap_or_default();
-            configured_dir(row.get(field(c, "device_config"))).unwrap_or_else(|| s.cfg.data_dir.join("sr").join(uuid))
+            let uuid = st.get(src, &sr).map(|r| r.read(fields::sr::UUID)).unwrap_or_default();
+            configured_dir(row.get(fields::pbd::DEVICE_CONFIG.index))
+                .unwrap_or_else(|| s.cfg.data_dir.join("sr").join(uuid))
         };
         let roots = s.cfg.allowed_sr_roots();
         blocking(move || {
@@ -89,7 +88,7 @@ pub async fn plug(ctx: &Ctx, pbd: &str) -> Result<()> {
         })
         .await?;
         ctx.write(|tx| {
-            tx.set(c, pbd, field(c, "currently_attached"), Value::Bool(true));
+            tx.put(pbd, fields::pbd::CURRENTLY_ATTACHED, true);
             Ok(())
         })
     })
@@ -99,23 +98,22 @@ pub async fn plug(ctx: &Ctx, pbd: &str) -> Result<()> {
 
 /// The VDIs of `sr` that VMs resident on `host` have attached.
 fn active_vdis(tx: &Txn, sr: &str, host: &str) -> Vec<String> {
-    let (vm, vbd, vdi) = (class("VM"), class("VBD"), class("VDI"));
+    let (vm, vbd, vdi) = (&CLASS_VM, &CLASS_VBD, &CLASS_VDI);
     let mut out = Vec::new();
     for v in tx.refs(vm) {
         let Some(vr) = tx.get(vm, &v) else { continue };
-        if vr.get(field(vm, "resident_on")).as_str() != Some(host) {
+        if vr.get(fields::vm::RESIDENT_ON.index).as_str() != Some(host) {
             continue;
         }
-        for b in members(vr.get(field(vm, "VBDs"))) {
+        for b in members(vr.get(fields::vm::VBDS.index)) {
             let Some(br) = tx.get(vbd, &b) else { continue };
-            if br.get(field(vbd, "currently_attached")).as_bool() != Some(true)
-                || br.get(field(vbd, "empty")).as_bool() == Some(true)
-            {
+            if br.get(fields::vbd::CURRENTLY_ATTACHED.index).as_bool() != Some(true) || br.read(fields::vbd::EMPTY) {
                 continue;
             }
-            let d = sv(br.get(field(vbd, "VDI")));
+            let d = br.read(fields::vbd::VDI).into_string();
             let in_sr = tx.get(vdi, &d).is_some_and(|r| {
-                r.get(field(vdi, "SR")).as_str() == Some(sr) && r.get(field(vdi, "type")).as_str() != Some("metadata")
+                r.get(fields::vdi::SR.index).as_str() == Some(sr)
+                    && r.get(fields::vdi::TYPE.index).as_str() != Some("metadata")
             });
             if in_sr && !out.contains(&d) {
                 out.push(d);
@@ -127,17 +125,17 @@ fn active_vdis(tx: &Txn, sr: &str, host: &str) -> Vec<String> {
 
 pub async fn unplug(ctx: &Ctx, pbd: &str) -> Result<()> {
     let s = &ctx.server;
-    let (c, src, vc) = (class("PBD"), class("SR"), class("VDI"));
+    let (c, src, vc) = (&CLASS_PBD, &CLASS_SR, &CLASS_VDI);
     let row = s.row(c, pbd)?;
-    if row.get(field(c, "currently_attached")).as_bool() != Some(true) {
+    if row.get(fields::pbd::CURRENTLY_ATTACHED.index).as_bool() != Some(true) {
         return Ok(());
     }
-    let sr = sv(row.get(field(c, "SR")));
-    let host = sv(row.get(field(c, "host")));
+    let sr = row.read(fields::pbd::SR).into_string();
+    let host = row.read(fields::pbd::HOST).into_string();
     lifecycle::with_op(ctx, src, &sr, "unplug", || async {
         ctx.write(|tx| {
             let sr_row = tx.get(src, &sr).cloned().ok_or_else(|| crate::handle_invalid(src, &sr))?;
-            for v in members(sr_row.get(field(src, "VDIs"))) {
+            for v in members(sr_row.get(fields::sr::VDIS.index)) {
                 let cur = tx.get(vc, &v).map(current_ops).unwrap_or_default();
                 if !cur.is_empty() {
                     return Err(lifecycle::in_progress("VDI", &v, &cur));
@@ -148,7 +146,7 @@ pub async fn unplug(ctx: &Ctx, pbd: &str) -> Result<()> {
                 // xapi lists every VDI in use.
                 return Err(ApiError::Other { code: "VDI_IN_USE".into(), params: used });
             }
-            tx.set(c, pbd, field(c, "currently_attached"), Value::Bool(false));
+            tx.put(pbd, fields::pbd::CURRENTLY_ATTACHED, false);
             Ok(())
         })
     })
@@ -166,9 +164,9 @@ impl PbdApi for Server {
 
     async fn set_device_config(&self, ctx: &Ctx, self_: Ref<Pbd>, value: BTreeMap<String, String>) -> Result<()> {
         assert_no_srmaster_key(&value)?;
-        let c = class("PBD");
+        let c = &CLASS_PBD;
         ctx.write(|tx| {
-            if tx.set(c, self_.as_str(), field(c, "device_config"), value.to_value()) {
+            if tx.set(c, self_.as_str(), fields::pbd::DEVICE_CONFIG.index, value.to_value()) {
                 Ok(())
             } else {
                 Err(crate::handle_invalid(c, self_.as_str()))

@@ -11,6 +11,11 @@ use crate::ops::netutil::{self, assert_no_protection, b, dns_of, is_null, map_ge
 use crate::rows::obj;
 use crate::rows::ocaml_int;
 use crate::{class, field, handle_invalid, internal, put, ApiError, Ctx, Result, Server};
+use model::schema::{
+    CLASS_BOND, CLASS_HOST, CLASS_NETWORK, CLASS_PIF, CLASS_PIF_METRICS, CLASS_POOL, CLASS_TUNNEL, CLASS_VIF,
+    CLASS_VLAN, CLASS_VM,
+};
+use model::types::fields;
 use model::types::*;
 use model::{ClassDef, DateTime, Ref, Row, Value, XenType};
 use std::collections::BTreeMap;
@@ -32,7 +37,7 @@ const DEFAULT_MANAGEMENT_BRIDGE: &str = "xenbr0";
 const PROPERTIES: &[(&str, &[&str])] = &[("gro", &["on", "off"])];
 
 pub fn pif_c() -> &'static ClassDef {
-    class("PIF")
+    &CLASS_PIF
 }
 
 /// A PIF row or HANDLE_INVALID.
@@ -113,7 +118,7 @@ pub fn assert_no_other_local_pifs(tx: &Txn, host: &str, network: &str) -> Result
 
 /// NETWORK_UNMANAGED [network] (and HANDLE_INVALID for a bad ref).
 pub fn assert_network_managed(tx: &Txn, network: &str) -> Result<()> {
-    let c = class("network");
+    let c = &CLASS_NETWORK;
     let row = tx.get(c, network).ok_or_else(|| handle_invalid(c, network))?;
     if b(row, "managed") {
         Ok(())
@@ -127,7 +132,7 @@ pub fn assert_network_managed(tx: &Txn, network: &str) -> Result<()> {
 /// The MTU an interface gets: `other_config:mtu` if it reads as an integer,
 /// else its network's.
 fn effective_mtu(tx: &Txn, row: &Row) -> i64 {
-    let net_mtu = tx.get(class("network"), &s(row, "network")).and_then(|n| n.get(field(n.class, "MTU")).as_int());
+    let net_mtu = tx.get(&CLASS_NETWORK, &s(row, "network")).and_then(|n| n.get(field(n.class, "MTU")).as_int());
     map_get(row, "other_config", "mtu").and_then(|m| ocaml_int(&m)).or(net_mtu).unwrap_or(1500)
 }
 
@@ -135,36 +140,40 @@ fn effective_mtu(tx: &Txn, row: &Row) -> i64 {
 /// members down and follows its primary member's MAC; a bond member takes
 /// its master down; the MTU and IGMP snooping state follow the configuration.
 pub fn bring_up(tx: &mut Txn, r: &str) -> Result<()> {
-    let (c, bc, pc) = (pif_c(), class("Bond"), class("pool"));
+    let (c, bc, pc) = (pif_c(), &CLASS_BOND, &CLASS_POOL);
     let row = get(tx, r)?;
     if let Some(bond) = refs_to(tx, "Bond", "master", r).into_iter().next() {
         for m in refs_to(tx, "PIF", "bond_slave_of", &bond) {
-            tx.set(c, &m, field(c, "currently_attached"), Value::Bool(false));
+            tx.put(&m, fields::pif::CURRENTLY_ATTACHED, false);
         }
         let brow = tx.get(bc, &bond).cloned();
         if let Some(brow) = brow.filter(|br| b(br, "auto_update_mac")) {
             if let Some(mac) = tx.get(c, &s(&brow, "primary_slave")).map(|p| s(p, "MAC")) {
-                tx.set(c, r, field(c, "MAC"), Value::from(mac));
+                tx.set(c, r, fields::pif::MAC.index, Value::from(mac));
             }
         }
     }
-    tx.set(c, r, field(c, "currently_attached"), Value::Bool(true));
+    tx.put(r, fields::pif::CURRENTLY_ATTACHED, true);
     let master_bond = s(&row, "bond_slave_of");
     if let Some(master) = tx.get(bc, &master_bond).map(|br| s(br, "master")) {
-        tx.set(c, &master, field(c, "currently_attached"), Value::Bool(false));
+        tx.put(&master, fields::pif::CURRENTLY_ATTACHED, false);
     }
     let mtu = effective_mtu(tx, &row);
-    tx.set(c, r, field(c, "MTU"), Value::Int(mtu));
-    if row.get(field(c, "VLAN")).as_int() == Some(-1) {
+    tx.put(r, fields::pif::MTU, mtu);
+    if row.get(fields::pif::VLAN.index).as_int() == Some(-1) {
         let snooping = tx.refs(pc).iter().filter_map(|p| tx.get(pc, p)).any(|p| b(p, "igmp_snooping_enabled"));
-        tx.set(c, r, field(c, "igmp_snooping_status"), Value::from(if snooping { "enabled" } else { "disabled" }));
+        tx.set(
+            c,
+            r,
+            fields::pif::IGMP_SNOOPING_STATUS.index,
+            Value::from(if snooping { "enabled" } else { "disabled" }),
+        );
     }
     Ok(())
 }
 
 pub fn bring_down(tx: &mut Txn, r: &str) {
-    let c = pif_c();
-    tx.set(c, r, field(c, "currently_attached"), Value::Bool(false));
+    tx.put(r, fields::pif::CURRENTLY_ATTACHED, false);
 }
 
 /// PIF.plug: bring up what the interface needs first (a tunnel's transport),
@@ -174,7 +183,7 @@ pub fn plug_tx(tx: &mut Txn, r: &str) -> Result<()> {
     assert_managed(r, &row)?;
     match kind(tx, r, &row)? {
         Kind::TunnelAccess(t) => {
-            let transport = tx.get(class("tunnel"), &t).map(|tr| s(tr, "transport_PIF")).unwrap_or_default();
+            let transport = tx.get(&CLASS_TUNNEL, &t).map(|tr| s(tr, "transport_PIF")).unwrap_or_default();
             let trow = get(tx, &transport)?;
             if s(&trow, "ip_configuration_mode") == "None" {
                 return Err(ApiError::TransportPifNotConfigured { pif: transport });
@@ -194,7 +203,7 @@ pub fn plug_tx(tx: &mut Txn, r: &str) -> Result<()> {
 
 /// VIF_IN_USE [network, vif] while a live VM here uses the network.
 fn assert_no_vifs_in_use(tx: &Txn, network: &str, host: &str) -> Result<()> {
-    let (vifc, vmc) = (class("VIF"), class("VM"));
+    let (vifc, vmc) = (&CLASS_VIF, &CLASS_VM);
     for v in refs_to(tx, "VIF", "network", network) {
         let Some(vr) = tx.get(vifc, &v) else { continue };
         let Some(vm) = tx.get(vmc, &s(vr, "VM")) else { continue };
@@ -221,7 +230,7 @@ pub fn unplug_tx(tx: &mut Txn, r: &str) -> Result<()> {
     if b(&row, "disallow_unplug") {
         return Err(ApiError::PifDoesNotAllowUnplug { pif: r.to_string() });
     }
-    let tc = class("tunnel");
+    let tc = &CLASS_TUNNEL;
     for t in refs_to(tx, "tunnel", "transport_PIF", r) {
         if let Some(access) = tx.get(tc, &t).map(|tr| s(tr, "access_PIF")) {
             unplug_tx(tx, &access)?;
@@ -280,7 +289,7 @@ pub fn move_configuration(tx: &mut Txn, from: &str, to: &str) -> Result<()> {
 
 /// The bridge the management interface is on.
 fn management_bridge(tx: &Txn, host: &str) -> String {
-    let netc = class("network");
+    let netc = &CLASS_NETWORK;
     pifs_where(tx, |p| b(p, "management") && s(p, "host") == host)
         .first()
         .and_then(|p| tx.get(pif_c(), p))
@@ -291,17 +300,16 @@ fn management_bridge(tx: &Txn, host: &str) -> String {
 
 /// Management moves to `to` (bonding or unbonding the management NIC).
 pub fn move_management(tx: &mut Txn, from: &str, to: &str) -> Result<()> {
-    let c = pif_c();
     bring_up(tx, to)?;
-    tx.set(c, from, field(c, "management"), Value::Bool(false));
-    tx.set(c, to, field(c, "management"), Value::Bool(true));
+    tx.put(from, fields::pif::MANAGEMENT, false);
+    tx.put(to, fields::pif::MANAGEMENT, true);
     Ok(())
 }
 
 /// The network whose bridge is `bridge`, made if missing (xapi's convention
 /// for newly found NICs).
 fn find_or_create_network(tx: &mut Txn, bridge: &str, device: &str) -> String {
-    let c = class("network");
+    let c = &CLASS_NETWORK;
     let found: Vec<String> =
         tx.refs(c).into_iter().filter(|n| tx.get(c, n).is_some_and(|row| s(row, "bridge") == bridge)).collect();
     if let [one] = found.as_slice() {
@@ -361,7 +369,7 @@ fn introduce_nic(tx: &mut Txn, host: &str, mac: &str, device: &str, managed: boo
 }
 
 fn assert_host(tx: &Txn, host: &str) -> Result<()> {
-    let hc = class("host");
+    let hc = &CLASS_HOST;
     if tx.get(hc, host).is_none() {
         return Err(handle_invalid(hc, host));
     }
@@ -370,7 +378,7 @@ fn assert_host(tx: &Txn, host: &str) -> Result<()> {
 
 /// Bonds this PIF belongs to or masters: PIF_ALREADY_BONDED.
 pub fn assert_not_in_bond(tx: &Txn, r: &str, row: &Row) -> Result<()> {
-    let bonded = tx.get(class("Bond"), &s(row, "bond_slave_of")).is_some();
+    let bonded = tx.get(&CLASS_BOND, &s(row, "bond_slave_of")).is_some();
     if bonded || !refs_to(tx, "Bond", "master", r).is_empty() {
         return Err(ApiError::PifAlreadyBonded { pif: r.to_string() });
     }
@@ -497,7 +505,7 @@ impl PifApi for Server {
             if b(&row, "management") {
                 return Err(ApiError::PifIsManagementInterface { pif: r.to_string() });
             }
-            tx.set(c, r, field(c, "primary_address_type"), Value::from(primary_address_type.as_str()));
+            tx.set(c, r, fields::pif::PRIMARY_ADDRESS_TYPE.index, Value::from(primary_address_type.as_str()));
             Ok(())
         })
     }
@@ -517,17 +525,18 @@ impl PifApi for Server {
             if !has_properties || !is_null(&s(&row, "bond_slave_of")) {
                 return Err(ApiError::CannotChangePifProperties { pif: r.to_string() });
             }
-            let mut props = BTreeMap::<String, String>::from_value(row.get(field(c, "properties"))).unwrap_or_default();
+            let mut props =
+                BTreeMap::<String, String>::from_value(row.get(fields::pif::PROPERTIES.index)).unwrap_or_default();
             props.insert(name.clone(), value.clone());
             let pv = props.to_value();
-            tx.set(c, r, field(c, "properties"), pv.clone());
+            tx.set(c, r, fields::pif::PROPERTIES.index, pv.clone());
             for bond in &bonds {
                 for m in refs_to(tx, "PIF", "bond_slave_of", bond) {
-                    tx.set(c, &m, field(c, "properties"), pv.clone());
+                    tx.set(c, &m, fields::pif::PROPERTIES.index, pv.clone());
                 }
             }
             // Re-apply on the interface and the VLANs on top of it.
-            let vlc = class("VLAN");
+            let vlc = &CLASS_VLAN;
             let mut up: Vec<String> = vec![r.to_string()];
             up.extend(
                 refs_to(tx, "VLAN", "tagged_PIF", r)
@@ -546,10 +555,10 @@ impl PifApi for Server {
     }
 
     async fn set_disallow_unplug(&self, ctx: &Ctx, self_: Ref<Pif>, value: bool) -> Result<()> {
-        let (c, r) = (pif_c(), self_.as_str());
+        let r = self_.as_str();
         ctx.write(|tx| {
             get(tx, r)?;
-            tx.set(c, r, field(c, "disallow_unplug"), Value::Bool(value));
+            tx.put(r, fields::pif::DISALLOW_UNPLUG, value);
             Ok(())
         })
     }
@@ -624,7 +633,7 @@ impl PifApi for Server {
             if b(&row, "managed") {
                 bring_down(tx, r);
             }
-            tx.delete(class("PIF_metrics"), &s(&row, "metrics"));
+            tx.delete(&CLASS_PIF_METRICS, &s(&row, "metrics"));
             tx.delete(pif_c(), r);
             Ok(())
         })

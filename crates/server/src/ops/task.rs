@@ -1,12 +1,14 @@
 //! task: client-created tasks, cancellation and the setters.
 
 use crate::api::TaskApi;
-use crate::{class, field, handle_invalid, ApiError, Ctx, Result, Server};
+use crate::{field, handle_invalid, ApiError, Ctx, Result, Server};
+use model::schema::CLASS_TASK;
+use model::types::fields;
 use model::types::*;
 use model::{Ref, Value};
 
 fn task_class() -> &'static model::ClassDef {
-    class("task")
+    &CLASS_TASK
 }
 
 impl Server {
@@ -32,10 +34,10 @@ impl TaskApi for Server {
     async fn destroy(&self, ctx: &Ctx, self_: Ref<Task>) -> Result<()> {
         let c = task_class();
         let row = self.row(c, self_.as_str())?;
-        let pending = row.get(field(c, "status")).as_str() == Some("pending");
+        let pending = row.get(fields::task::STATUS.index).as_str() == Some("pending");
         if pending {
             // A pending task is marked and removed by GC once it completes.
-            let mut ops = match row.get(field(c, "current_operations")) {
+            let mut ops = match row.get(fields::task::CURRENT_OPERATIONS.index) {
                 Value::Struct(m) => m.clone(),
                 _ => vec![],
             };
@@ -51,10 +53,10 @@ impl TaskApi for Server {
     async fn cancel(&self, ctx: &Ctx, task: Ref<Task>) -> Result<()> {
         let c = task_class();
         let row = self.row(c, task.as_str())?;
-        if row.get(field(c, "status")).as_str() != Some("pending") {
+        if row.get(fields::task::STATUS.index).as_str() != Some("pending") {
             return Ok(());
         }
-        let mut ops = match row.get(field(c, "current_operations")) {
+        let mut ops = match row.get(fields::task::CURRENT_OPERATIONS.index) {
             Value::Struct(m) => m.clone(),
             _ => vec![],
         };

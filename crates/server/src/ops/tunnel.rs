@@ -7,7 +7,8 @@ use crate::api::TunnelApi;
 use crate::ops::netutil::{is_null, map_get, s};
 use crate::ops::pif::{self, get, Kind};
 use crate::rows::obj;
-use crate::{class, handle_invalid, ApiError, Ctx, Result, Server};
+use crate::{handle_invalid, ApiError, Ctx, Result, Server};
+use model::schema::{CLASS_HOST, CLASS_TUNNEL};
 use model::types::*;
 use model::{Ref, Value};
 use store::Txn;
@@ -73,7 +74,7 @@ fn create_tx(tx: &mut Txn, transport: &str, network: &str, protocol: &str) -> Re
         Kind::SriovLogical => return Err(ApiError::CannotAddTunnelToSriovLogical { pif: transport.to_string() }),
         _ => {}
     }
-    let hc = class("host");
+    let hc = &CLASS_HOST;
     let all_ovs = tx
         .refs(hc)
         .iter()
@@ -100,7 +101,7 @@ impl TunnelApi for Server {
 
     /// Unplug and remove the access PIF, then the tunnel.
     async fn destroy(&self, ctx: &Ctx, self_: Ref<Tunnel>) -> Result<()> {
-        let tc = class("tunnel");
+        let tc = &CLASS_TUNNEL;
         let t = self_.as_str();
         ctx.write(|tx| {
             let row = tx.get(tc, t).cloned().ok_or_else(|| handle_invalid(tc, t))?;

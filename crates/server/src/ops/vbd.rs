@@ -10,8 +10,10 @@ use crate::lifecycle::{self, current_ops};
 use crate::rows::obj;
 use crate::storage;
 use crate::xenops::be;
-use crate::{class, field, put, ApiError, Ctx, Result, Server};
+use crate::{field, put, ApiError, Ctx, Result, Server};
 use model::schema::ClassDef;
+use model::schema::{CLASS_VBD, CLASS_VBD_METRICS, CLASS_VDI, CLASS_VM};
+use model::types::fields;
 use model::types::*;
 use model::{Ref, Row, Value};
 use store::Txn;
@@ -19,7 +21,7 @@ use store::Txn;
 pub const HOOKS: Hooks = Hooks { create: Some(create), destroy: Some(destroy), set: None };
 
 fn vbd_c() -> &'static ClassDef {
-    class("VBD")
+    &CLASS_VBD
 }
 
 fn sv(v: &Value) -> String {
@@ -31,21 +33,21 @@ fn sv(v: &Value) -> String {
 /// VBD.create's checks in xapi's order (xapi_vbd.ml), device allocation,
 /// and its VBD_metrics.
 fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
-    let (c, vm_c, vdi_c) = (vbd_c(), class("VM"), class("VDI"));
-    let vm = sv(row.get(field(c, "VM")));
+    let (c, vm_c, vdi_c) = (vbd_c(), &CLASS_VM, &CLASS_VDI);
+    let vm = row.read(fields::vbd::VM).into_string();
     let vm_row = tx.get(vm_c, &vm).cloned().ok_or_else(|| crate::handle_invalid(vm_c, &vm))?;
-    let empty = row.get(field(c, "empty")).as_bool() == Some(true);
-    let ty = sv(row.get(field(c, "type")));
+    let empty = row.read(fields::vbd::EMPTY);
+    let ty = sv(row.get(fields::vbd::TYPE.index));
     let is_cd = ty == "CD";
-    let mode = sv(row.get(field(c, "mode")));
-    let vdi = sv(row.get(field(c, "VDI")));
+    let mode = sv(row.get(fields::vbd::MODE.index));
+    let vdi = row.read(fields::vbd::VDI).into_string();
     let vdi_row = if empty {
         None
     } else {
         Some(tx.get(vdi_c, &vdi).cloned().ok_or_else(|| crate::handle_invalid(vdi_c, &vdi))?)
     };
     if let Some(vr) = &vdi_row {
-        let vty = sv(vr.get(field(vdi_c, "type")));
+        let vty = sv(vr.get(fields::vdi::TYPE.index));
         if !matches!(
             vty.as_str(),
             "system" | "user" | "ephemeral" | "suspend" | "crashdump" | "metadata" | "rrd" | "pvs_cache"
@@ -59,7 +61,7 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     if empty && !is_cd {
         return Err(ApiError::VbdNotRemovableMedia { vbd: "in constructor".into() });
     }
-    if mode == "RW" && vdi_row.as_ref().is_some_and(|vr| vr.get(field(vdi_c, "read_only")).as_bool() == Some(true)) {
+    if mode == "RW" && vdi_row.as_ref().is_some_and(|vr| vr.read(fields::vdi::READ_ONLY)) {
         return Err(ApiError::VdiReadonly { vdi });
     }
     // No new disks while the VM is being migrated.
@@ -68,13 +70,13 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     if !migrating.is_empty() {
         return Err(lifecycle::in_progress("VM", &vm, &migrating[..1]));
     }
-    let ud = sv(row.get(field(c, "userdevice")));
+    let ud = row.read(fields::vbd::USERDEVICE);
     if !valid_device(&ud, &ty) {
         return Err(ApiError::InvalidDevice { device: ud });
     }
-    let in_use: Vec<u32> = crate::lifecycle::sr::linked(tx, c, "VM", &vm, vm_row.get(field(vm_c, "VBDs")))
+    let in_use: Vec<u32> = crate::lifecycle::sr::linked(tx, c, "VM", &vm, vm_row.get(fields::vm::VBDS.index))
         .iter()
-        .filter_map(|b| tx.get(c, b).and_then(|br| device_number(&sv(br.get(field(c, "userdevice"))))))
+        .filter_map(|b| tx.get(c, b).and_then(|br| device_number(&br.read(fields::vbd::USERDEVICE))))
         .collect();
     let ud = if ud == "autodetect" {
         (0..255)
@@ -90,16 +92,16 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     put(row, "userdevice", ud);
     // The kernel device and attachment come from plugging, except for a
     // suspended VM whose disks stay attached.
-    let suspended = vm_row.get(field(vm_c, "power_state")).as_str() == Some("Suspended");
+    let suspended = vm_row.get(fields::vm::POWER_STATE.index).as_str() == Some("Suspended");
     if !suspended {
         put(row, "device", "");
         put(row, "currently_attached", false);
     }
     // The SM may name the backend kind for the VDI's VBDs.
     if let Some(kind) =
-        vdi_row.as_ref().and_then(|vr| vr.get(field(vdi_c, "sm_config")).map_str("backend-kind").map(str::to_string))
+        vdi_row.as_ref().and_then(|vr| vr.get(fields::vdi::SM_CONFIG.index).map_str("backend-kind").map(str::to_string))
     {
-        if let Value::Struct(m) = &mut row.fields[field(c, "other_config")] {
+        if let Value::Struct(m) = &mut row.fields[fields::vbd::OTHER_CONFIG.index] {
             m.retain(|(k, _)| k != "backend-kind");
             m.insert(0, ("backend-kind".into(), Value::from(kind)));
         }
@@ -112,16 +114,16 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
 
 /// VBD.destroy: the user must unplug first.
 fn destroy(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &Row) -> Result<()> {
-    let c = vbd_c();
-    if row.get(field(c, "currently_attached")).as_bool() == Some(true) {
-        let vm = sv(row.get(field(c, "VM")));
-        let vm_uuid = tx.get(class("VM"), &vm).map(|v| sv(v.get(field(class("VM"), "uuid")))).unwrap_or_default();
+    let _c = vbd_c();
+    if row.read(fields::vbd::CURRENTLY_ATTACHED) {
+        let vm = row.read(fields::vbd::VM).into_string();
+        let vm_uuid = tx.get(&CLASS_VM, &vm).map(|v| v.read(fields::vm::UUID)).unwrap_or_default();
         return Err(ApiError::OperationNotAllowed {
-            reason: format!("VBD '{}' still attached to '{vm_uuid}'", sv(row.get(field(c, "uuid")))),
+            reason: format!("VBD '{}' still attached to '{vm_uuid}'", row.read(fields::vbd::UUID)),
         });
     }
-    let m = sv(row.get(field(c, "metrics")));
-    tx.delete(class("VBD_metrics"), &m);
+    let m = row.read(fields::vbd::METRICS).into_string();
+    tx.delete(&CLASS_VBD_METRICS, &m);
     Ok(())
 }
 
@@ -161,15 +163,15 @@ pub fn new_vbd(
 fn vm_and_row(s: &Server, vbd: &str) -> Result<(String, std::sync::Arc<Row>)> {
     let row = s.row(vbd_c(), vbd)?;
     let vm = sv(row.get(field(vbd_c(), "VM")));
-    let vm_row = s.row(class("VM"), &vm)?;
-    Ok((sv(vm_row.get(field(class("VM"), "uuid"))), row))
+    let vm_row = s.row(&CLASS_VM, &vm)?;
+    Ok((vm_row.read(fields::vm::UUID), row))
 }
 
 /// The backing file of a VDI whose SR must be attached here (SR_NOT_ATTACHED [sr]).
 fn attachable_path(s: &Server, vdi: &str) -> Result<Option<std::path::PathBuf>> {
     let st = s.db.read();
-    let Some(row) = st.get(class("VDI"), vdi) else { return Ok(None) };
-    let sr = sv(row.get(field(class("VDI"), "SR")));
+    let Some(row) = st.get(&CLASS_VDI, vdi) else { return Ok(None) };
+    let sr = row.read(fields::vdi::SR).into_string();
     if storage::plugged_pbd(&st, &sr, &s.host).is_none() {
         return Err(ApiError::SrNotAttached { sr });
     }
@@ -185,16 +187,16 @@ async fn do_plug(ctx: &Ctx, vbd: &str) -> Result<()> {
     let s = &ctx.server;
     let c = vbd_c();
     let (uuid, row) = vm_and_row(s, vbd)?;
-    let empty = row.get(field(c, "empty")).as_bool() == Some(true);
-    let vdi = sv(row.get(field(c, "VDI")));
+    let empty = row.read(fields::vbd::EMPTY);
+    let vdi = row.read(fields::vbd::VDI).into_string();
     let path = if empty { None } else { attachable_path(s, &vdi)? };
-    let ud = sv(row.get(field(c, "userdevice")));
+    let ud = row.read(fields::vbd::USERDEVICE);
     let disk = backend::Disk {
         device: ud.clone(),
         format: crate::xenops::disk_format(path.as_deref()),
         path,
-        read_only: row.get(field(c, "mode")).as_str() == Some("RO"),
-        cdrom: row.get(field(c, "type")).as_str() == Some("CD"),
+        read_only: row.get(fields::vbd::MODE.index).as_str() == Some("RO"),
+        cdrom: row.get(fields::vbd::TYPE.index).as_str() == Some("CD"),
     };
     s.backend.plug_disk(&uuid, &disk).await.map_err(|e| be(ctx, e))?;
     ctx.write(|tx| {
@@ -208,11 +210,10 @@ async fn do_plug(ctx: &Ctx, vbd: &str) -> Result<()> {
 
 async fn do_unplug(ctx: &Ctx, vbd: &str, force: bool) -> Result<()> {
     let s = &ctx.server;
-    let c = vbd_c();
     let (uuid, row) = vm_and_row(s, vbd)?;
-    s.backend.unplug_disk(&uuid, &sv(row.get(field(c, "userdevice"))), force).await.map_err(|e| be(ctx, e))?;
+    s.backend.unplug_disk(&uuid, &row.read(fields::vbd::USERDEVICE), force).await.map_err(|e| be(ctx, e))?;
     ctx.write(|tx| {
-        tx.set(c, vbd, field(c, "currently_attached"), Value::Bool(false));
+        tx.put(vbd, fields::vbd::CURRENTLY_ATTACHED, false);
         Ok(())
     })
 }
@@ -221,24 +222,24 @@ async fn do_unplug(ctx: &Ctx, vbd: &str, force: bool) -> Result<()> {
 /// through the backend too when it has a domain.
 async fn set_media(ctx: &Ctx, vbd: &str, vdi: Option<&str>) -> Result<()> {
     let s = &ctx.server;
-    let (c, vm_c) = (vbd_c(), class("VM"));
+    let (c, vm_c) = (vbd_c(), &CLASS_VM);
     let row = s.row(c, vbd)?;
-    let vm = sv(row.get(field(c, "VM")));
+    let vm = row.read(fields::vbd::VM).into_string();
     let vm_row = s.row(vm_c, &vm)?;
-    let ps = sv(vm_row.get(field(vm_c, "power_state")));
+    let ps = sv(vm_row.get(fields::vm::POWER_STATE.index));
     if ps == "Suspended" {
         return Err(ApiError::VmBadPowerState { vm, expected: "halted, running".into(), actual: "suspended".into() });
     }
-    if row.get(field(c, "type")).as_str() != Some("CD") {
+    if row.get(fields::vbd::TYPE.index).as_str() != Some("CD") {
         return Err(ApiError::VbdNotRemovableMedia { vbd: vbd.to_string() });
     }
-    let empty = row.get(field(c, "empty")).as_bool() == Some(true);
+    let empty = row.read(fields::vbd::EMPTY);
     match vdi {
         Some(v) => {
             if !empty {
                 return Err(ApiError::VbdNotEmpty { vbd: vbd.to_string() });
             }
-            if s.row(class("VDI"), v)?.get(field(class("VDI"), "managed")).as_bool() != Some(true) {
+            if s.row(&CLASS_VDI, v)?.get(fields::vdi::MANAGED.index).as_bool() != Some(true) {
                 return Err(ApiError::VdiNotManaged { vdi: v.to_string() });
             }
         }
@@ -246,12 +247,12 @@ async fn set_media(ctx: &Ctx, vbd: &str, vdi: Option<&str>) -> Result<()> {
         None => {}
     }
     if ps != "Halted" {
-        let uuid = sv(vm_row.get(field(vm_c, "uuid")));
+        let uuid = vm_row.read(fields::vm::UUID);
         let path = match vdi {
             Some(v) => attachable_path(s, v)?,
             None => None,
         };
-        s.backend.set_cd(&uuid, &sv(row.get(field(c, "userdevice"))), path).await.map_err(|e| be(ctx, e))?;
+        s.backend.set_cd(&uuid, &row.read(fields::vbd::USERDEVICE), path).await.map_err(|e| be(ctx, e))?;
     }
     ctx.write(|tx| {
         tx.update(c, vbd, |r| {
@@ -276,7 +277,7 @@ impl VbdApi for Server {
     }
 
     async fn insert(&self, ctx: &Ctx, vbd: Ref<Vbd>, vdi: Ref<Vdi>) -> Result<()> {
-        self.row(class("VDI"), vdi.as_str())?;
+        self.row(&CLASS_VDI, vdi.as_str())?;
         lifecycle::with_op(ctx, vbd_c(), vbd.as_str(), "insert", || set_media(ctx, vbd.as_str(), Some(vdi.as_str())))
             .await
     }
@@ -286,15 +287,15 @@ impl VbdApi for Server {
     }
 
     async fn set_mode(&self, ctx: &Ctx, self_: Ref<Vbd>, value: VbdMode) -> Result<()> {
-        let (c, vm_c) = (vbd_c(), class("VM"));
+        let (c, vm_c) = (vbd_c(), &CLASS_VM);
         ctx.write(|tx| {
             let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| crate::handle_invalid(c, self_.as_str()))?;
-            let vm = sv(row.get(field(c, "VM")));
-            let ps = tx.get(vm_c, &vm).map(|v| sv(v.get(field(vm_c, "power_state")))).unwrap_or_default();
+            let vm = row.read(fields::vbd::VM).into_string();
+            let ps = tx.get(vm_c, &vm).map(|v| sv(v.get(fields::vm::POWER_STATE.index))).unwrap_or_default();
             if ps != "Halted" {
                 return Err(ApiError::VmBadPowerState { vm, expected: "halted".into(), actual: ps.to_lowercase() });
             }
-            tx.set(c, self_.as_str(), field(c, "mode"), Value::from(value.as_str()));
+            tx.set(c, self_.as_str(), fields::vbd::MODE.index, Value::from(value.as_str()));
             Ok(())
         })
     }

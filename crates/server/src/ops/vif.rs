@@ -9,9 +9,11 @@ use crate::ops::netutil::{self, assert_licensed, b, map_get, s, set, setify, str
 use crate::ops::vm::fresh_mac;
 use crate::rows::ocaml_int;
 use crate::xenops::be;
-use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
+use crate::{field, handle_invalid, put, ApiError, Ctx, Result, Server};
 use backend::Nic;
 use md5::{Digest, Md5};
+use model::schema::{CLASS_NETWORK, CLASS_PIF, CLASS_VIF, CLASS_VM, CLASS_VM_GUEST_METRICS};
+use model::types::fields;
 use model::types::*;
 use model::{ClassDef, Ref, Row, Value};
 use std::collections::BTreeSet;
@@ -20,7 +22,7 @@ use store::Txn;
 pub const HOOKS: Hooks = Hooks { create: Some(create), destroy: Some(destroy), set: None };
 
 fn vif_c() -> &'static ClassDef {
-    class("VIF")
+    &CLASS_VIF
 }
 
 /// xapi's MAC for device `dev` of a VM with `other_config:mac_seed`: MD5
@@ -48,7 +50,7 @@ pub fn gen_mac(dev: i64, seed: &str, device: &str) -> String {
 /// integer not yet used on the VM; an empty MAC is generated (from the VM's
 /// mac_seed when it has one); attachment only carries over to a suspended VM.
 fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
-    let (c, vmc, netc) = (vif_c(), class("VM"), class("network"));
+    let (c, vmc, netc) = (vif_c(), &CLASS_VM, &CLASS_NETWORK);
     let vm = s(row, "VM");
     let vm_row = tx.get(vmc, &vm).cloned().ok_or_else(|| handle_invalid(vmc, &vm))?;
     let net = s(row, "network");
@@ -96,8 +98,8 @@ fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
 
 /// VIF.destroy: not while plugged into a live domain.
 fn destroy(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &Row) -> Result<()> {
-    let vmc = class("VM");
-    let live = tx.get(vmc, &s(row, "VM")).is_some_and(|v| v.get(field(vmc, "domid")).as_int().unwrap_or(-1) != -1);
+    let vmc = &CLASS_VM;
+    let live = tx.get(vmc, &s(row, "VM")).is_some_and(|v| v.get(fields::vm::DOMID.index).as_int().unwrap_or(-1) != -1);
     if live && b(row, "currently_attached") {
         return Err(ApiError::OperationNotAllowed { reason: "VIF currently attached to a running VM".into() });
     }
@@ -108,7 +110,7 @@ fn destroy(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &Row) -> Result<()> {
 
 /// The VM's uuid and the NIC for a VIF, optionally on another network.
 fn attach_spec(s_: &Server, vif: &str, network: Option<&str>) -> Result<(String, Nic)> {
-    let (c, vmc, netc) = (vif_c(), class("VM"), class("network"));
+    let (c, vmc, netc) = (vif_c(), &CLASS_VM, &CLASS_NETWORK);
     let st = s_.db.read();
     let row = st.get(c, vif).ok_or_else(|| handle_invalid(c, vif))?;
     let vm = st.get(vmc, &s(row, "VM")).ok_or_else(|| handle_invalid(vmc, &s(row, "VM")))?;
@@ -128,7 +130,7 @@ pub async fn rebridge(ctx: &Ctx, vif: &str) -> Result<()> {
 fn set_attached(ctx: &Ctx, vif: &str, on: bool) -> Result<()> {
     let c = vif_c();
     ctx.write(|tx| {
-        if !tx.set(c, vif, field(c, "currently_attached"), Value::Bool(on)) {
+        if !tx.put(vif, fields::vif::CURRENTLY_ATTACHED, on) {
             return Err(handle_invalid(c, vif));
         }
         Ok(())
@@ -149,7 +151,7 @@ fn effective_locking(tx: &Txn, row: &Row, mode: &str) -> String {
     if mode != "network_default" {
         return mode.to_string();
     }
-    let netc = class("network");
+    let netc = &CLASS_NETWORK;
     tx.get(netc, &s(row, "network")).map(|n| s(n, "default_locking_mode")).unwrap_or_else(|| "unlocked".into())
 }
 
@@ -169,7 +171,7 @@ fn assert_no_locking_conflict(tx: &Txn, row: &Row, f: Family, address: &str) -> 
 
 /// The guest agent must offer `feature-static-ip-setting`.
 fn assert_static_ip_feature(tx: &Txn, row: &Row) -> Result<()> {
-    let (vmc, gmc) = (class("VM"), class("VM_guest_metrics"));
+    let (vmc, gmc) = (&CLASS_VM, &CLASS_VM_GUEST_METRICS);
     let vm = s(row, "VM");
     let ok = tx
         .get(vmc, &vm)
@@ -276,7 +278,7 @@ impl VifApi for Server {
     /// Re-point the VIF; an active one is moved to the new bridge in the
     /// backend without involving the guest.
     async fn r#move(&self, ctx: &Ctx, self_: Ref<Vif>, network: Ref<Network>) -> Result<()> {
-        let (c, vmc, netc, pifc) = (vif_c(), class("VM"), class("network"), class("PIF"));
+        let (c, vmc, netc, pifc) = (vif_c(), &CLASS_VM, &CLASS_NETWORK, &CLASS_PIF);
         let (vif, net) = (self_.as_str(), network.as_str());
         let active = {
             let st = self.db.read();
@@ -299,7 +301,7 @@ impl VifApi for Server {
             self.backend.plug_nic(&uuid, &nic).await.map_err(|e| be(ctx, e))?;
         }
         ctx.write(|tx| {
-            if !tx.set(c, vif, field(c, "network"), Value::from(net)) {
+            if !tx.set(c, vif, fields::vif::NETWORK.index, Value::from(net)) {
                 return Err(handle_invalid(c, vif));
             }
             Ok(())
@@ -314,7 +316,7 @@ impl VifApi for Server {
             if effective_locking(tx, &row, value.as_str()) == "locked" {
                 assert_licensed(tx, "restrict_vif_locking", "VIF_locking")?;
             }
-            tx.set(c, vif, field(c, "locking_mode"), Value::from(value.as_str()));
+            tx.set(c, vif, fields::vif::LOCKING_MODE.index, Value::from(value.as_str()));
             Ok(())
         })
     }

@@ -5,7 +5,9 @@ use crate::api::VlanApi;
 use crate::ops::netutil::{assert_no_protection, is_null, s};
 use crate::ops::pif::{self, assert_managed, get, Kind};
 use crate::rows::obj;
-use crate::{class, field, handle_invalid, ApiError, Ctx, Result, Server};
+use crate::{field, handle_invalid, ApiError, Ctx, Result, Server};
+use model::schema::{CLASS_HOST, CLASS_HOST_METRICS, CLASS_VLAN};
+use model::types::fields;
 use model::types::*;
 use model::{Ref, Value};
 use store::Txn;
@@ -78,10 +80,10 @@ pub fn create_tx(tx: &mut Txn, tagged: &str, tag: i64, network: &str) -> Result<
         return Err(ApiError::VlanTagInvalid { vlan: tag.to_string() });
     }
     let device = s(&trow, "device");
-    let vc = class("VLAN");
+    let vc = &CLASS_VLAN;
     let exists = pif::refs_to(tx, "VLAN", "tagged_PIF", tagged)
         .iter()
-        .any(|v| tx.get(vc, v).is_some_and(|vr| vr.get(field(vc, "tag")).as_int() == Some(tag)));
+        .any(|v| tx.get(vc, v).is_some_and(|vr| vr.get(fields::vlan::TAG.index).as_int() == Some(tag)));
     if exists {
         return Err(ApiError::PifVlanExists { pif: device });
     }
@@ -93,7 +95,7 @@ pub fn create_tx(tx: &mut Txn, tagged: &str, tag: i64, network: &str) -> Result<
 /// VLAN.destroy: unplug and remove the untagged PIF with the VLAN (an
 /// orphaned VLAN record just goes).
 pub fn destroy_tx(tx: &mut Txn, vlan: &str) -> Result<()> {
-    let vc = class("VLAN");
+    let vc = &CLASS_VLAN;
     let vrow = tx.get(vc, vlan).cloned().ok_or_else(|| handle_invalid(vc, vlan))?;
     let untagged = s(&vrow, "untagged_PIF");
     let Some(urow) = tx.get(pif::pif_c(), &untagged).cloned() else {
@@ -128,7 +130,7 @@ pub fn create_on_device(tx: &mut Txn, device: &str, network: &str, host: &str, t
 /// transaction, so a failure on any host leaves none behind (xapi destroys
 /// what it made, best effort).
 pub fn pool_create_on_device(tx: &mut Txn, device: &str, network: &str, tag: i64) -> Result<Vec<String>> {
-    let hosts = tx.refs(class("host"));
+    let hosts = tx.refs(&CLASS_HOST);
     hosts.iter().map(|h| create_on_device(tx, device, network, h, tag)).collect()
 }
 
@@ -136,10 +138,10 @@ pub fn pool_create_on_device(tx: &mut Txn, device: &str, network: &str, tag: i64
 /// network as `pif` (so bonds work too); returns the untagged PIFs.
 pub fn pool_create_from_pif(tx: &mut Txn, pif: &str, network: &str, tag: i64) -> Result<Vec<String>> {
     let prow = get(tx, pif)?;
-    let (hc, mc) = (class("host"), class("host_metrics"));
+    let (hc, mc) = (&CLASS_HOST, &CLASS_HOST_METRICS);
     let live = |tx: &Txn, host: &str| {
         tx.get(hc, host)
-            .and_then(|h| tx.get(mc, &s(h, "metrics")).map(|m| m.get(field(mc, "live")).as_bool() == Some(true)))
+            .and_then(|h| tx.get(mc, &s(h, "metrics")).map(|m| m.read(fields::host_metrics::LIVE)))
             .unwrap_or(false)
     };
     let pifs: Vec<String> = pif::refs_to(tx, "PIF", "network", &s(&prow, "network"))

@@ -2,16 +2,18 @@
 //! SR, devices and metadata as xapi copies them), and revert to a snapshot.
 
 use super::*;
+use model::schema::{CLASS_SR, CLASS_VBD, CLASS_VBD_METRICS, CLASS_VDI, CLASS_VIF};
+use model::types::fields;
 
 // ------------------------------------------------------------------ copies
 
 /// A locally administered unicast MAC, unique among VIFs.
 pub fn fresh_mac(tx: &Txn) -> String {
-    let vif = class("VIF");
+    let vif = &CLASS_VIF;
     let used: std::collections::HashSet<String> = tx
         .refs(vif)
         .iter()
-        .filter_map(|r| tx.get(vif, r).map(|row| sv(row.get(field(vif, "MAC"))).to_lowercase()))
+        .filter_map(|r| tx.get(vif, r).map(|row| row.read(fields::vif::MAC).to_lowercase()))
         .collect();
     loop {
         let b = *uuid::Uuid::new_v4().as_bytes();
@@ -41,18 +43,17 @@ pub(super) async fn dup_disks(
     ignore: &[String],
 ) -> Result<(Vec<(Arc<Row>, Option<String>)>, Vec<String>)> {
     let s = &ctx.server;
-    let (vbd, vdi) = (class("VBD"), class("VDI"));
+    let (_vbd, vdi) = (&CLASS_VBD, &CLASS_VDI);
     let mut new_disks: Vec<(Arc<Row>, Option<String>)> = Vec::new();
     let mut created: Vec<String> = Vec::new();
     let total = vbds.len().max(1) as f64;
     for (i, br) in vbds.iter().enumerate() {
-        let empty = br.get(field(vbd, "empty")).as_bool() == Some(true);
-        let vdi_ref = sv(br.get(field(vbd, "VDI")));
-        let is_cd = br.get(field(vbd, "type")).as_str() == Some("CD");
+        let empty = br.read(fields::vbd::EMPTY);
+        let vdi_ref = br.read(fields::vbd::VDI).into_string();
+        let is_cd = br.get(fields::vbd::TYPE.index).as_str() == Some("CD");
         let iso = s.db.read().get(vdi, &vdi_ref).map(|v| {
-            let sr = sv(v.get(field(vdi, "SR")));
-            s.db.read().get(class("SR"), &sr).map(|r| sv(r.get(field(class("SR"), "content_type"))))
-                == Some("iso".into())
+            let sr = v.read(fields::vdi::SR).into_string();
+            s.db.read().get(&CLASS_SR, &sr).map(|r| r.read(fields::sr::CONTENT_TYPE)) == Some("iso".into())
         });
         let new_vdi = if empty || is_cd || iso == Some(true) || s.db.read().get(vdi, &vdi_ref).is_none() {
             // CDs and ISOs are shared, not copied.
@@ -111,7 +112,7 @@ pub(super) async fn duplicate(
     let c = vm_c();
     let row = s.row(c, src)?;
     let g = |n: &str| row.get(field(c, n)).clone();
-    let (vbd, vif) = (class("VBD"), class("VIF"));
+    let (vbd, vif) = (&CLASS_VBD, &CLASS_VIF);
     // Disks first (outside the store lock: they may be large).
     let vbds: Vec<Arc<Row>> = {
         let st = s.db.read();
@@ -288,7 +289,7 @@ pub(super) const REVERT_DO_NOT_COPY_NO_METADATA: &[&str] = &[
 /// VM as it was), or from the snapshot record itself when it has none.
 pub(super) fn revert_fields(snap: &Row) -> Result<Vec<(usize, Value)>> {
     let c = vm_c();
-    let meta = sv(snap.get(field(c, "snapshot_metadata")));
+    let meta = snap.read(fields::vm::SNAPSHOT_METADATA);
     let (pairs, extended) = if meta.is_empty() {
         let all = c.fields.iter().enumerate().map(|(i, f)| (i, f.name, snap.get(i).clone())).collect();
         (all, true)
@@ -318,8 +319,7 @@ pub(super) fn revert_fields(snap: &Row) -> Result<Vec<(usize, Value)>> {
 pub(super) async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()> {
     let s = &ctx.server;
     let c = vm_c();
-    let (vbd, vif) = (class("VBD"), class("VIF"));
-    if s.row(c, vm)?.get(field(c, "power_state")).as_str() != Some("Halted") {
+    if s.row(c, vm)?.get(fields::vm::POWER_STATE.index).as_str() != Some("Halted") {
         do_hard_shutdown(ctx, vm).await?;
     }
     let snap = s.row(c, snapshot)?;
@@ -331,8 +331,8 @@ pub(super) async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()>
             }
             put(r, "ha_always_run", false);
             // An unspecified domain type follows the boot policy.
-            if r.get(field(c, "domain_type")).as_str() == Some("unspecified") {
-                let hvm = !sv(r.get(field(c, "HVM_boot_policy"))).is_empty();
+            if r.get(fields::vm::DOMAIN_TYPE.index).as_str() == Some("unspecified") {
+                let hvm = !r.read(fields::vm::HVM_BOOT_POLICY).is_empty();
                 put(r, "domain_type", if hvm { "hvm" } else { "pv" });
             }
         });
@@ -351,7 +351,7 @@ pub(super) async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()>
     })?;
     let outcome = revert_devices(ctx, vm, &snap).await;
     // The snapshot's power state, or Halted if the devices could not be restored.
-    let ps = if outcome.is_ok() { sv(snap.get(field(c, "power_state"))) } else { "Halted".to_string() };
+    let ps = if outcome.is_ok() { sv(snap.get(fields::vm::POWER_STATE.index)) } else { "Halted".to_string() };
     ctx.write(|tx| {
         let row = tx.get(c, vm).cloned().ok_or_else(|| handle_invalid(c, vm))?;
         tx.update(c, vm, |r| {
@@ -365,11 +365,11 @@ pub(super) async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()>
             }
         });
         if ps == "Halted" {
-            for b in members(row.get(field(c, "VBDs"))) {
-                tx.set(vbd, &b, field(vbd, "currently_attached"), Value::Bool(false));
+            for b in members(row.get(fields::vm::VBDS.index)) {
+                tx.put(&b, fields::vbd::CURRENTLY_ATTACHED, false);
             }
-            for v in members(row.get(field(c, "VIFs"))) {
-                tx.set(vif, &v, field(vif, "currently_attached"), Value::Bool(false));
+            for v in members(row.get(fields::vm::VIFS.index)) {
+                tx.put(&v, fields::vif::CURRENTLY_ATTACHED, false);
             }
         }
         Ok(())
@@ -386,20 +386,20 @@ pub(super) async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()>
 pub(super) async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()> {
     let s = &ctx.server;
     let c = vm_c();
-    let (vbd, vdi, vif, src) = (class("VBD"), class("VDI"), class("VIF"), class("SR"));
+    let (vbd, vdi, vif, src) = (&CLASS_VBD, &CLASS_VDI, &CLASS_VIF, &CLASS_SR);
     let cur = s.row(c, vm)?;
     let (snap_vbds, vm_vbds): (Vec<Arc<Row>>, Vec<Arc<Row>>) = {
         let st = s.db.read();
         let rows = |row: &Row| -> Vec<Arc<Row>> {
-            members(row.get(field(c, "VBDs"))).iter().filter_map(|b| st.get(vbd, b).cloned()).collect()
+            members(row.get(fields::vm::VBDS.index)).iter().filter_map(|b| st.get(vbd, b).cloned()).collect()
         };
         (rows(snap), rows(&cur))
     };
-    let is_disk = |b: &Row| b.get(field(vbd, "type")).as_str() == Some("Disk");
-    let vdi_of = |b: &Row| sv(b.get(field(vbd, "VDI")));
+    let is_disk = |b: &Row| b.get(fields::vbd::TYPE.index).as_str() == Some("Disk");
+    let vdi_of = |b: &Row| b.read(fields::vbd::VDI).into_string();
     // What each of the snapshot's disks is a snapshot of.
     let snapshot_of = |d: &str| -> String {
-        s.db.read().get(vdi, d).map(|r| sv(r.get(field(vdi, "snapshot_of")))).unwrap_or_default()
+        s.db.read().get(vdi, d).map(|r| r.read(fields::vdi::SNAPSHOT_OF).into_string()).unwrap_or_default()
     };
     let originals: Vec<String> =
         snap_vbds.iter().filter(|b| is_disk(b)).map(|b| snapshot_of(&vdi_of(b))).filter(|o| !o.is_empty()).collect();
@@ -409,17 +409,17 @@ pub(super) async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()
         let st = s.db.read();
         let mut v: Vec<String> =
             vm_vbds.iter().filter(|b| is_disk(b)).map(|b| vdi_of(b)).filter(|d| originals.contains(d)).collect();
-        v.push(sv(cur.get(field(c, "suspend_VDI"))));
+        v.push(cur.read(fields::vm::SUSPEND_VDI).into_string());
         v.retain(|d| {
             st.get(vdi, d)
-                .and_then(|r| st.get(src, r.get(field(vdi, "SR")).as_str().unwrap_or("")))
-                .is_some_and(|sr| sr.get(field(src, "content_type")).as_str() != Some("iso"))
+                .and_then(|r| st.get(src, r.get(fields::vdi::SR.index).as_str().unwrap_or("")))
+                .is_some_and(|sr| sr.get(fields::sr::CONTENT_TYPE.index).as_str() != Some("iso"))
         });
         v
     };
     // Clone the snapshot's disks (CDs and empty drives are shared as they are).
     let (cloned, created) = dup_disks(ctx, &snap_vbds, Kind::Clone, None, &[]).await?;
-    let snap_susp = sv(snap.get(field(c, "suspend_VDI")));
+    let snap_susp = snap.read(fields::vm::SUSPEND_VDI).into_string();
     let mem_image = if s.db.read().get(vdi, &snap_susp).is_some() {
         match storage::clone_vdi(ctx, &snap_susp).await {
             Ok(v) => Some(v),
@@ -440,16 +440,16 @@ pub(super) async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()
         .filter_map(|(b, new)| Some((snapshot_of(&vdi_of(b)), new.clone()?)))
         .filter(|(old, _)| !old.is_empty() && !null(&Value::String(old.clone())))
         .collect();
-    let snap_vifs = members(snap.get(field(c, "VIFs")));
+    let snap_vifs = members(snap.get(fields::vm::VIFS.index));
     let res = ctx.write(|tx| {
         // Out with the VM's devices...
-        for b in members(cur.get(field(c, "VBDs"))) {
-            if let Some(m) = tx.get(vbd, &b).map(|r| sv(r.get(field(vbd, "metrics")))) {
-                tx.delete(class("VBD_metrics"), &m);
+        for b in members(cur.get(fields::vm::VBDS.index)) {
+            if let Some(m) = tx.get(vbd, &b).map(|r| r.read(fields::vbd::METRICS).into_string()) {
+                tx.delete(&CLASS_VBD_METRICS, &m);
             }
             tx.delete(vbd, &b);
         }
-        for v in members(cur.get(field(c, "VIFs"))) {
+        for v in members(cur.get(fields::vm::VIFS.index)) {
             tx.delete(vif, &v);
         }
         // ...in with copies of the snapshot's, on the cloned disks.
@@ -458,7 +458,7 @@ pub(super) async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()
             put(&mut nb, "uuid", model::new_uuid());
             put(&mut nb, "VM", vm);
             put(&mut nb, "VDI", new_vdi.clone().unwrap_or_else(|| model::NULL_REF.into()));
-            put(&mut nb, "empty", new_vdi.is_none() || br.get(field(vbd, "empty")).as_bool() == Some(true));
+            put(&mut nb, "empty", new_vdi.is_none() || br.read(fields::vbd::EMPTY));
             put(&mut nb, "status_code", Value::Int(0));
             put(&mut nb, "status_detail", "");
             put(&mut nb, "allowed_operations", Value::empty_set());
@@ -475,10 +475,12 @@ pub(super) async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()
             let tree: Vec<String> = tx
                 .refs(vdi)
                 .into_iter()
-                .filter(|r| tx.get(vdi, r).is_some_and(|row| row.get(field(vdi, "snapshot_of")).as_str() == Some(old)))
+                .filter(|r| {
+                    tx.get(vdi, r).is_some_and(|row| row.get(fields::vdi::SNAPSHOT_OF.index).as_str() == Some(old))
+                })
                 .collect();
             for r in tree {
-                tx.set(vdi, &r, field(vdi, "snapshot_of"), Value::String(new.clone()));
+                tx.set(vdi, &r, fields::vdi::SNAPSHOT_OF.index, Value::String(new.clone()));
             }
         }
         // The snapshot's VIFs, MACs and all.
@@ -492,7 +494,7 @@ pub(super) async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()
             tx.insert(&model::new_ref(), nv);
         }
         let susp = mem_image.clone().unwrap_or_else(|| model::NULL_REF.into());
-        tx.set(c, vm, field(c, "suspend_VDI"), Value::String(susp));
+        tx.set(c, vm, fields::vm::SUSPEND_VDI.index, Value::String(susp));
         // Metrics: the VM's go, copies of the snapshot's take their place.
         for (f, mc) in [("guest_metrics", "VM_guest_metrics"), ("metrics", "VM_metrics")] {
             let mcls = class(mc);

@@ -2,6 +2,8 @@
 //! changes on running domains, simple setters under an operation.
 
 use super::*;
+use model::schema::CLASS_VM_METRICS;
+use model::types::fields;
 
 // ---------------------------------------------------------------- memory
 
@@ -18,11 +20,11 @@ pub(super) struct Limits {
 /// Whether the VM runs (or last ran) with nested virtualisation: its
 /// VM_metrics say so, or, without metrics, its platform does.
 pub(super) fn nested_virt(tx: &Txn, row: &Row) -> bool {
-    let (c, mc) = (vm_c(), class("VM_metrics"));
-    match tx.get(mc, row.get(field(c, "metrics")).as_str().unwrap_or("")) {
-        Some(m) => m.get(field(mc, "nested_virt")).as_bool() == Some(true),
+    let (_c, mc) = (vm_c(), &CLASS_VM_METRICS);
+    match tx.get(mc, row.get(fields::vm::METRICS.index).as_str().unwrap_or("")) {
+        Some(m) => m.read(fields::vm_metrics::NESTED_VIRT),
         None => {
-            let v = row.get(field(c, "platform")).map_str("nested-virt").unwrap_or("").to_ascii_lowercase();
+            let v = row.get(fields::vm::PLATFORM.index).map_str("nested-virt").unwrap_or("").to_ascii_lowercase();
             v == "true" || v == "1"
         }
     }
@@ -32,9 +34,9 @@ pub(super) fn nested_virt(tx: &Txn, row: &Row) -> bool {
 /// guests must keep all limits pinned at static_max; everyone else needs
 /// static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max.
 pub(super) fn check_memory_limits(tx: &Txn, row: &Row, l: &Limits) -> Result<()> {
-    let c = vm_c();
+    let _c = vm_c();
     let ordered = l.smin <= l.dmin && l.dmin <= l.dmax && l.dmax <= l.smax;
-    let pinned_reason = if row.get(field(c, "is_control_domain")).as_bool() == Some(true) {
+    let pinned_reason = if row.read(fields::vm::IS_CONTROL_DOMAIN) {
         Some("control domain")
     } else if nested_virt(tx, row) {
         Some("nested virt")
@@ -65,8 +67,8 @@ pub(super) async fn set_memory_fields(
     let c = vm_c();
     lifecycle::with_op(ctx, c, vm.as_str(), op, || async {
         let row = ctx.server.row(c, vm.as_str())?;
-        let running = row.get(field(c, "power_state")).as_str() == Some("Running");
-        let control_domain = row.get(field(c, "is_control_domain")).as_bool() == Some(true);
+        let running = row.get(fields::vm::POWER_STATE.index).as_str() == Some("Running");
+        let control_domain = row.read(fields::vm::IS_CONTROL_DOMAIN);
         ctx.write(|tx| {
             let row = tx.get(c, vm.as_str()).cloned().ok_or_else(|| handle_invalid(c, vm.as_str()))?;
             let gi = |n: &str| row.get(field(c, n)).as_int().unwrap_or(0);
@@ -91,7 +93,8 @@ pub(super) async fn set_memory_fields(
         })?;
         if running && !control_domain {
             let uuid = vm_uuid(&ctx.server, vm.as_str())?;
-            let target = ctx.server.row(c, vm.as_str())?.get(field(c, "memory_dynamic_max")).as_int().unwrap_or(0);
+            let target =
+                ctx.server.row(c, vm.as_str())?.get(fields::vm::MEMORY_DYNAMIC_MAX.index).as_int().unwrap_or(0);
             ctx.server.backend.set_memory(&uuid, target).await.map_err(|e| be(ctx, e))?;
         }
         Ok(())

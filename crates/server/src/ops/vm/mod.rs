@@ -32,6 +32,11 @@ mod provision;
 
 use copy::*;
 use memory::*;
+use model::schema::{
+    CLASS_CONSOLE, CLASS_HOST, CLASS_HOST_METRICS, CLASS_SR, CLASS_VBD, CLASS_VBD_METRICS, CLASS_VDI, CLASS_VIF,
+    CLASS_VM, CLASS_VM_APPLIANCE, CLASS_VM_METRICS, CLASS_VTPM,
+};
+use model::types::fields;
 use power::*;
 use provision::*;
 
@@ -41,7 +46,7 @@ pub use power::{assert_can_boot, ocaml_string_of_float, shut_down_guests, POWERO
 pub const HOOKS: Hooks = Hooks { create: Some(create), destroy: Some(destroy), set: Some(set_field) };
 
 fn vm_c() -> &'static model::ClassDef {
-    class("VM")
+    &CLASS_VM
 }
 
 fn sv(v: &Value) -> String {
@@ -66,12 +71,12 @@ fn map_of(v: &Value) -> BTreeMap<String, String> {
 /// VM.create: power_state is ignored unless Suspended; a VM_metrics object is
 /// made; domain_type follows HVM_boot_policy when unspecified.
 fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
-    let c = vm_c();
-    let ps = field(c, "power_state");
+    let _c = vm_c();
+    let ps = fields::vm::POWER_STATE.index;
     if row.get(ps).as_str() == Some("Suspended") {
-        let incomplete = null(row.get(field(c, "suspend_VDI")))
-            || sv(row.get(field(c, "last_booted_record"))).is_empty()
-            || map_of(row.get(field(c, "last_boot_CPU_flags"))).is_empty();
+        let incomplete = null(row.get(fields::vm::SUSPEND_VDI.index))
+            || row.read(fields::vm::LAST_BOOTED_RECORD).is_empty()
+            || row.read(fields::vm::LAST_BOOT_CPU_FLAGS).is_empty();
         if incomplete {
             return Err(ApiError::VmBadPowerState {
                 vm: r.to_string(),
@@ -82,14 +87,14 @@ fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
     } else {
         row.fields[ps] = Value::from("Halted");
     }
-    let dt = field(c, "domain_type");
+    let dt = fields::vm::DOMAIN_TYPE.index;
     if row.get(dt).as_str() == Some("unspecified") {
-        let hvm = !sv(row.get(field(c, "HVM_boot_policy"))).is_empty();
+        let hvm = !row.read(fields::vm::HVM_BOOT_POLICY).is_empty();
         row.fields[dt] = Value::from(if hvm { "hvm" } else { "pv" });
     }
     // As xapi: a VM without a MAC seed gets one, so its VIFs' MACs are
     // derived from it.
-    let mut oc = map_of(row.get(field(c, "other_config")));
+    let mut oc = row.read(fields::vm::OTHER_CONFIG);
     if !oc.contains_key("mac_seed") {
         oc.insert("mac_seed".into(), model::new_uuid());
         put(row, "other_config", oc.to_value());
@@ -113,10 +118,10 @@ fn destroy(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &Row) -> Result<()> {
 
 /// Rules for implicit setters on VM fields.
 fn set_field(_ctx: &Ctx, _tx: &mut Txn, r: &str, i: usize, row: &mut Row) -> Result<()> {
-    let c = vm_c();
-    if i == field(c, "is_a_template") && row.get(i).as_bool() == Some(true) {
+    let _c = vm_c();
+    if i == fields::vm::IS_A_TEMPLATE.index && row.get(i).as_bool() == Some(true) {
         // Turning a VM into a template needs it halted.
-        let ps = sv(row.get(field(c, "power_state")));
+        let ps = sv(row.get(fields::vm::POWER_STATE.index));
         if ps != "Halted" {
             return Err(ApiError::VmBadPowerState {
                 vm: r.to_string(),
@@ -130,11 +135,11 @@ fn set_field(_ctx: &Ctx, _tx: &mut Txn, r: &str, i: usize, row: &mut Row) -> Res
 
 /// Whether `host` is a host whose metrics say it is live.
 fn host_is_live(s: &Server, host: &str) -> bool {
-    let (hc, hm) = (class("host"), class("host_metrics"));
+    let (hc, hm) = (&CLASS_HOST, &CLASS_HOST_METRICS);
     let st = s.db.read();
     st.get(hc, host)
-        .and_then(|h| st.get(hm, h.get(field(hc, "metrics")).as_str().unwrap_or("")))
-        .is_some_and(|m| m.get(field(hm, "live")).as_bool() == Some(true))
+        .and_then(|h| st.get(hm, h.get(fields::host::METRICS.index).as_str().unwrap_or("")))
+        .is_some_and(|m| m.read(fields::host_metrics::LIVE))
 }
 
 /// The VCPU setters' error for a value out of range (xapi_vm.ml).
@@ -154,21 +159,21 @@ fn check_now(s: &Server, vm: &str, row: &Row, op: &str, ignore_running: bool) ->
 /// Delete every object that belongs to a VM row (not its VDIs).
 pub fn remove_devices(tx: &mut Txn, row: &Row) {
     let c = vm_c();
-    for vbd in members(row.get(field(c, "VBDs"))) {
-        let vc = class("VBD");
-        if let Some(m) = tx.get(vc, &vbd).map(|b| sv(b.get(field(vc, "metrics")))) {
-            tx.delete(class("VBD_metrics"), &m);
+    for vbd in members(row.get(fields::vm::VBDS.index)) {
+        let vc = &CLASS_VBD;
+        if let Some(m) = tx.get(vc, &vbd).map(|b| b.read(fields::vbd::METRICS).into_string()) {
+            tx.delete(&CLASS_VBD_METRICS, &m);
         }
         tx.delete(vc, &vbd);
     }
-    for vif in members(row.get(field(c, "VIFs"))) {
-        tx.delete(class("VIF"), &vif);
+    for vif in members(row.get(fields::vm::VIFS.index)) {
+        tx.delete(&CLASS_VIF, &vif);
     }
-    for v in members(row.get(field(c, "VTPMs"))) {
-        tx.delete(class("VTPM"), &v);
+    for v in members(row.get(fields::vm::VTPMS.index)) {
+        tx.delete(&CLASS_VTPM, &v);
     }
-    for con in members(row.get(field(c, "consoles"))) {
-        tx.delete(class("console"), &con);
+    for con in members(row.get(fields::vm::CONSOLES.index)) {
+        tx.delete(&CLASS_CONSOLE, &con);
     }
     for (f, mc) in [("metrics", "VM_metrics"), ("guest_metrics", "VM_guest_metrics")] {
         let m = sv(row.get(field(c, f)));
@@ -194,14 +199,14 @@ impl VmApi for Server {
         full_restore: bool,
         force: bool,
     ) -> Result<Vec<Ref<Vm>>> {
-        let src = class("SR");
+        let src = &CLASS_SR;
         let sr = if sr.is_null() {
             storage::default_sr(self)?
         } else {
             self.row(src, sr.as_str())?;
             sr.into_string()
         };
-        let iso = self.row(src, &sr)?.get(field(src, "content_type")).as_str() == Some("iso");
+        let iso = self.row(src, &sr)?.get(fields::sr::CONTENT_TYPE.index).as_str() == Some("iso");
         if iso {
             return Err(ApiError::SrOperationNotSupported { sr });
         }
@@ -231,7 +236,7 @@ impl VmApi for Server {
     }
 
     async fn start_on(&self, ctx: &Ctx, vm: Ref<Vm>, host: Ref<Host>, start_paused: bool, _force: bool) -> Result<()> {
-        self.row(class("host"), host.as_str())?;
+        self.row(&CLASS_HOST, host.as_str())?;
         lifecycle::with_op(ctx, vm_c(), vm.as_str(), "start_on", || {
             do_start(ctx, vm.as_str(), host.as_str(), start_paused)
         })
@@ -242,11 +247,11 @@ impl VmApi for Server {
         lifecycle::with_op(ctx, vm_c(), vm.as_str(), "pause", || async {
             let uuid = vm_uuid(self, vm.as_str())?;
             self.backend.pause(&uuid).await.map_err(|e| be(ctx, e))?;
-            let (c, mc) = (vm_c(), class("VM_metrics"));
+            let (c, mc) = (vm_c(), &CLASS_VM_METRICS);
             ctx.write(|tx| {
-                tx.set(c, vm.as_str(), field(c, "power_state"), Value::from("Paused"));
-                let m = tx.get(c, vm.as_str()).map(|r| sv(r.get(field(c, "metrics")))).unwrap_or_default();
-                tx.set(mc, &m, field(mc, "state"), Value::Array(vec![Value::from("paused")]));
+                tx.set(c, vm.as_str(), fields::vm::POWER_STATE.index, Value::from("Paused"));
+                let m = tx.get(c, vm.as_str()).map(|r| r.read(fields::vm::METRICS).into_string()).unwrap_or_default();
+                tx.set(mc, &m, fields::vm_metrics::STATE.index, Value::Array(vec![Value::from("paused")]));
                 Ok(())
             })
         })
@@ -257,11 +262,11 @@ impl VmApi for Server {
         lifecycle::with_op(ctx, vm_c(), vm.as_str(), "unpause", || async {
             let uuid = vm_uuid(self, vm.as_str())?;
             self.backend.unpause(&uuid).await.map_err(|e| be(ctx, e))?;
-            let (c, mc) = (vm_c(), class("VM_metrics"));
+            let (c, mc) = (vm_c(), &CLASS_VM_METRICS);
             ctx.write(|tx| {
-                tx.set(c, vm.as_str(), field(c, "power_state"), Value::from("Running"));
-                let m = tx.get(c, vm.as_str()).map(|r| sv(r.get(field(c, "metrics")))).unwrap_or_default();
-                tx.set(mc, &m, field(mc, "state"), Value::Array(vec![Value::from("running")]));
+                tx.set(c, vm.as_str(), fields::vm::POWER_STATE.index, Value::from("Running"));
+                let m = tx.get(c, vm.as_str()).map(|r| r.read(fields::vm::METRICS).into_string()).unwrap_or_default();
+                tx.set(mc, &m, fields::vm_metrics::STATE.index, Value::Array(vec![Value::from("running")]));
                 Ok(())
             })
         })
@@ -310,7 +315,7 @@ impl VmApi for Server {
             let c = vm_c();
             ctx.write(|tx| {
                 mark_stopped(tx, vm.as_str(), true);
-                tx.set(c, vm.as_str(), field(c, "suspend_VDI"), Value::String(vdi.clone()));
+                tx.set(c, vm.as_str(), fields::vm::SUSPEND_VDI.index, Value::String(vdi.clone()));
                 Ok(())
             })
         })
@@ -326,7 +331,7 @@ impl VmApi for Server {
     }
 
     async fn resume_on(&self, ctx: &Ctx, vm: Ref<Vm>, host: Ref<Host>, start_paused: bool, _force: bool) -> Result<()> {
-        self.row(class("host"), host.as_str())?;
+        self.row(&CLASS_HOST, host.as_str())?;
         lifecycle::with_op(ctx, vm_c(), vm.as_str(), "resume_on", || {
             do_resume(ctx, vm.as_str(), host.as_str(), start_paused)
         })
@@ -340,10 +345,10 @@ impl VmApi for Server {
         host: Ref<Host>,
         _options: BTreeMap<String, String>,
     ) -> Result<()> {
-        self.row(class("host"), host.as_str())?;
+        self.row(&CLASS_HOST, host.as_str())?;
         lifecycle::with_op(ctx, vm_c(), vm.as_str(), "pool_migrate", || async {
             if host.as_str() != self.host {
-                return Err(handle_invalid(class("host"), host.as_str()));
+                return Err(handle_invalid(&CLASS_HOST, host.as_str()));
             }
             let spec = domain_spec(self, vm.as_str())?;
             let domid = self.backend.migrate(&spec, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
@@ -362,14 +367,14 @@ impl VmApi for Server {
     async fn power_state_reset(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
         let c = vm_c();
         let row = self.row(c, vm.as_str())?;
-        if row.get(field(c, "is_control_domain")).as_bool() == Some(true) {
+        if row.read(fields::vm::IS_CONTROL_DOMAIN) {
             return Err(ApiError::CannotResetControlDomain { vm: vm.to_string() });
         }
-        let uuid = sv(row.get(field(c, "uuid")));
+        let uuid = row.read(fields::vm::UUID);
         // A live VM is only forgotten if its domain is really gone (xapi_vm.ml):
         // never lose track of a running domain.
-        if matches!(row.get(field(c, "power_state")).as_str(), Some("Running") | Some("Paused")) {
-            let resident = sv(row.get(field(c, "resident_on")));
+        if matches!(row.get(fields::vm::POWER_STATE.index).as_str(), Some("Running") | Some("Paused")) {
+            let resident = row.read(fields::vm::RESIDENT_ON).into_string();
             if resident == self.host {
                 if self.backend.is_running(&uuid) {
                     // xapi sends only the VM, although the datamodel documents [vm; domid].
@@ -400,7 +405,7 @@ impl VmApi for Server {
 
     async fn copy(&self, ctx: &Ctx, vm: Ref<Vm>, new_name: String, sr: Ref<Sr>) -> Result<Ref<Vm>> {
         if !sr.is_null() {
-            self.row(class("SR"), sr.as_str())?;
+            self.row(&CLASS_SR, sr.as_str())?;
         }
         lifecycle::with_op(ctx, vm_c(), vm.as_str(), "copy", || {
             duplicate(ctx, vm.as_str(), &new_name, Kind::Copy, Some(sr.as_str()), &[])
@@ -430,10 +435,10 @@ impl VmApi for Server {
         let c = vm_c();
         lifecycle::with_op(ctx, c, vm.as_str(), "checkpoint", || async {
             let snap = duplicate(ctx, vm.as_str(), &new_name, Kind::Snapshot, None, &[]).await?;
-            let ps = sv(self.row(c, vm.as_str())?.get(field(c, "power_state")));
+            let ps = sv(self.row(c, vm.as_str())?.get(fields::vm::POWER_STATE.index));
             // The memory image: the running guest's, or a copy of the suspend image.
             let mem = if ps == "Suspended" {
-                let sv_vdi = sv(self.row(c, vm.as_str())?.get(field(c, "suspend_VDI")));
+                let sv_vdi = sv(self.row(c, vm.as_str())?.get(fields::vm::SUSPEND_VDI.index));
                 storage::clone_vdi(ctx, &sv_vdi).await?
             } else {
                 write_memory_image(ctx, vm.as_str(), true).await?
@@ -455,7 +460,7 @@ impl VmApi for Server {
         let c = vm_c();
         lifecycle::with_op(ctx, c, snapshot.as_str(), "revert", || async {
             let snap = self.row(c, snapshot.as_str())?;
-            let target = sv(snap.get(field(c, "snapshot_of")));
+            let target = snap.read(fields::vm::SNAPSHOT_OF).into_string();
             if self.row(c, &target).is_err() {
                 return Err(ApiError::VmRevertFailed { vm: target.clone(), snapshot: snapshot.to_string() });
             }
@@ -641,8 +646,8 @@ impl VmApi for Server {
         let c = vm_c();
         let row = self.row(c, vm.as_str())?;
         // About 1% of memory plus a per-vCPU amount, page aligned.
-        let mem = row.get(field(c, "memory_static_max")).as_int().unwrap_or(0);
-        let vcpus = row.get(field(c, "VCPUs_max")).as_int().unwrap_or(1);
+        let mem = row.read(fields::vm::MEMORY_STATIC_MAX);
+        let vcpus = row.get(fields::vm::VCPUS_MAX.index).as_int().unwrap_or(1);
         Ok(((mem / 100 + vcpus * (1 << 20) + (1 << 20)) + 4095) / 4096 * 4096)
     }
 
@@ -656,12 +661,12 @@ impl VmApi for Server {
         lifecycle::with_op(ctx, c, self_.as_str(), "changing_VCPUs", || async {
             ctx.write(|tx| {
                 let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| handle_invalid(c, self_.as_str()))?;
-                let at = row.get(field(c, "VCPUs_at_startup")).as_int().unwrap_or(1);
+                let at = row.get(fields::vm::VCPUS_AT_STARTUP.index).as_int().unwrap_or(1);
                 if value < 1 || value < at {
                     return Err(vcpu_value_error(value));
                 }
-                let running_control_domain = row.get(field(c, "is_control_domain")).as_bool() == Some(true)
-                    && row.get(field(c, "power_state")).as_str() == Some("Running");
+                let running_control_domain = row.read(fields::vm::IS_CONTROL_DOMAIN)
+                    && row.get(fields::vm::POWER_STATE.index).as_str() == Some("Running");
                 tx.update(c, self_.as_str(), |r| {
                     put(r, "VCPUs_max", Value::Int(value));
                     // A running control domain takes it at its next boot.
@@ -685,11 +690,11 @@ impl VmApi for Server {
                     reason: "set_VCPUs_at_startup is not allowed on dom0".into(),
                 });
             }
-            let max = row.get(field(c, "VCPUs_max")).as_int().unwrap_or(1);
+            let max = row.get(fields::vm::VCPUS_MAX.index).as_int().unwrap_or(1);
             if value < 1 || value > max {
                 return Err(vcpu_value_error(value));
             }
-            tx.set(c, self_.as_str(), field(c, "VCPUs_at_startup"), Value::Int(value));
+            tx.put(self_.as_str(), fields::vm::VCPUS_AT_STARTUP, value);
             Ok(())
         })
     }
@@ -698,16 +703,16 @@ impl VmApi for Server {
         let c = vm_c();
         lifecycle::with_op(ctx, c, self_.as_str(), "changing_VCPUs_live", || async {
             let row = self.row(c, self_.as_str())?;
-            let max = row.get(field(c, "VCPUs_max")).as_int().unwrap_or(1);
+            let max = row.get(fields::vm::VCPUS_MAX.index).as_int().unwrap_or(1);
             if nvcpu < 1 || nvcpu > max {
                 return Err(ApiError::InvalidValue { field: "nvcpu".into(), value: nvcpu.to_string() });
             }
-            let uuid = sv(row.get(field(c, "uuid")));
+            let uuid = row.read(fields::vm::UUID);
             self.backend.set_vcpus(&uuid, nvcpu).await.map_err(|e| be(ctx, e))?;
-            let mc = class("VM_metrics");
             ctx.write(|tx| {
-                let m = tx.get(c, self_.as_str()).map(|r| sv(r.get(field(c, "metrics")))).unwrap_or_default();
-                tx.set(mc, &m, field(mc, "VCPUs_number"), Value::Int(nvcpu));
+                let m =
+                    tx.get(c, self_.as_str()).map(|r| r.read(fields::vm::METRICS).into_string()).unwrap_or_default();
+                tx.put(&m, fields::vm_metrics::VCPUS_NUMBER, nvcpu);
                 Ok(())
             })
         })
@@ -719,7 +724,7 @@ impl VmApi for Server {
         lifecycle::with_op(ctx, c, self_.as_str(), "changing_VCPUs_live", || async {
             ctx.write(|tx| {
                 tx.update(c, self_.as_str(), |r| {
-                    if let Value::Struct(m) = &mut r.fields[field(c, "VCPUs_params")] {
+                    if let Value::Struct(m) = &mut r.fields[fields::vm::VCPUS_PARAMS.index] {
                         m.retain(|(k, _)| *k != key);
                         m.push((key.clone(), Value::String(value.clone())));
                     }
@@ -747,7 +752,7 @@ impl VmApi for Server {
     }
 
     async fn set_suspend_vdi(&self, ctx: &Ctx, self_: Ref<Vm>, value: Ref<Vdi>) -> Result<()> {
-        self.row(class("VDI"), value.as_str())?;
+        self.row(&CLASS_VDI, value.as_str())?;
         simple_set(ctx, &self_, None, "suspend_VDI", value.to_value()).await
     }
 
@@ -770,7 +775,7 @@ impl VmApi for Server {
                 return Err(ApiError::InvalidValue { field: "multiplier".into(), value: ocaml_string_of_float(value) });
             }
             ctx.write(|tx| {
-                if !tx.set(c, self_.as_str(), field(c, "HVM_shadow_multiplier"), Value::Float(value)) {
+                if !tx.put(self_.as_str(), fields::vm::HVM_SHADOW_MULTIPLIER, value) {
                     return Err(handle_invalid(c, self_.as_str()));
                 }
                 Ok(())
@@ -804,8 +809,8 @@ impl VmApi for Server {
     }
 
     async fn copy_bios_strings(&self, ctx: &Ctx, vm: Ref<Vm>, host: Ref<Host>) -> Result<()> {
-        let h = self.row(class("host"), host.as_str())?;
-        let bs = h.get(field(class("host"), "bios_strings")).clone();
+        let h = self.row(&CLASS_HOST, host.as_str())?;
+        let bs = h.get(fields::host::BIOS_STRINGS.index).clone();
         simple_set(ctx, &vm, None, "bios_strings", bs).await
     }
 
@@ -852,7 +857,7 @@ impl VmApi for Server {
 
     async fn set_appliance(&self, ctx: &Ctx, self_: Ref<Vm>, value: Ref<VmAppliance>) -> Result<()> {
         if !value.is_null() {
-            self.row(class("VM_appliance"), value.as_str())?;
+            self.row(&CLASS_VM_APPLIANCE, value.as_str())?;
         }
         simple_set(ctx, &self_, None, "appliance", value.to_value()).await
     }

@@ -3,15 +3,19 @@
 //! around the xenops calls; guests stopped as their host powers off.
 
 use super::*;
+use model::schema::{
+    CLASS_HOST, CLASS_HOST_METRICS, CLASS_PBD, CLASS_POOL, CLASS_SR, CLASS_VBD, CLASS_VDI, CLASS_VM_GUEST_METRICS,
+    CLASS_VM_METRICS,
+};
+use model::types::fields;
 
 pub(super) fn check_memory(s: &Server, vm: &str) -> Result<()> {
-    let (c, hc, hm) = (vm_c(), class("host"), class("host_metrics"));
+    let (c, hc, hm) = (vm_c(), &CLASS_HOST, &CLASS_HOST_METRICS);
     let st = s.db.read();
     let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
-    let needed = row.get(field(c, "memory_dynamic_max")).as_int().unwrap_or(0)
-        + row.get(field(c, "memory_overhead")).as_int().unwrap_or(0);
-    let metrics = st.get(hc, &s.host).map(|h| sv(h.get(field(hc, "metrics")))).unwrap_or_default();
-    let free = st.get(hm, &metrics).and_then(|m| m.get(field(hm, "memory_free")).as_int()).unwrap_or(0);
+    let needed = row.read(fields::vm::MEMORY_DYNAMIC_MAX) + row.read(fields::vm::MEMORY_OVERHEAD);
+    let metrics = st.get(hc, &s.host).map(|h| h.read(fields::host::METRICS).into_string()).unwrap_or_default();
+    let free = st.get(hm, &metrics).and_then(|m| m.get(fields::host_metrics::MEMORY_FREE.index).as_int()).unwrap_or(0);
     if needed > free {
         return Err(ApiError::HostNotEnoughFreeMemory { needed: needed.to_string(), available: free.to_string() });
     }
@@ -54,14 +58,14 @@ pub(super) fn validate_basic_parameters(st: &store::State, row: &Row) -> Result<
     if gi("memory_static_max") < gi("memory_static_min") || gi("memory_dynamic_max") < gi("memory_dynamic_min") {
         return Err(ApiError::Other { code: "MEMORY_CONSTRAINT_VIOLATION".into(), params: vec![] });
     }
-    let shadow = row.get(field(c, "HVM_shadow_multiplier")).as_float().unwrap_or(1.0);
+    let shadow = row.get(fields::vm::HVM_SHADOW_MULTIPLIER.index).as_float().unwrap_or(1.0);
     if shadow < 1.0 {
         return Err(ApiError::InvalidValue {
             field: "HVM_shadow_multiplier".into(),
             value: ocaml_string_of_float(shadow),
         });
     }
-    check_crash_action(st, row, row.get(field(c, "actions_after_crash")).as_str().unwrap_or(""))
+    check_crash_action(st, row, row.get(fields::vm::ACTIONS_AFTER_CRASH.index).as_str().unwrap_or(""))
 }
 
 /// xapi's validate_actions_after_crash.
@@ -85,18 +89,18 @@ pub(super) fn check_crash_action(st: &store::State, row: &Row, action: &str) -> 
 /// The VM's domain type: the one its domain runs with, or (Halted) the one
 /// it is configured for.
 pub(super) fn domain_type(st: &store::State, row: &Row) -> String {
-    let (c, mc) = (vm_c(), class("VM_metrics"));
-    let live = !matches!(row.get(field(c, "power_state")).as_str(), Some("Halted") | None);
+    let (_c, mc) = (vm_c(), &CLASS_VM_METRICS);
+    let live = !matches!(row.get(fields::vm::POWER_STATE.index).as_str(), Some("Halted") | None);
     let dt = if live {
-        st.get(mc, row.get(field(c, "metrics")).as_str().unwrap_or(""))
-            .map(|m| sv(m.get(field(mc, "current_domain_type"))))
+        st.get(mc, row.get(fields::vm::METRICS.index).as_str().unwrap_or(""))
+            .map(|m| sv(m.get(fields::vm_metrics::CURRENT_DOMAIN_TYPE.index)))
             .unwrap_or_default()
     } else {
-        sv(row.get(field(c, "domain_type")))
+        sv(row.get(fields::vm::DOMAIN_TYPE.index))
     };
     match dt.as_str() {
         "" | "unspecified" => {
-            if sv(row.get(field(c, "HVM_boot_policy"))).is_empty() {
+            if row.read(fields::vm::HVM_BOOT_POLICY).is_empty() {
                 "pv".into()
             } else {
                 "hvm".into()
@@ -110,41 +114,41 @@ pub(super) fn domain_type(st: &store::State, row: &Row) -> String {
 /// a live host, an enabled one unless the VM is a control domain, reachable
 /// storage and (if asked) enough free memory.
 pub fn assert_can_boot(s: &Server, vm: &str, host: &str, memory_check: bool) -> Result<()> {
-    let (c, hc, hm) = (vm_c(), class("host"), class("host_metrics"));
+    let (c, hc, hm) = (vm_c(), &CLASS_HOST, &CLASS_HOST_METRICS);
     {
         let st = s.db.read();
         let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
         let h = st.get(hc, host).ok_or_else(|| handle_invalid(hc, host))?;
         validate_basic_parameters(&st, row)?;
         let live = st
-            .get(hm, h.get(field(hc, "metrics")).as_str().unwrap_or(""))
-            .is_some_and(|m| m.get(field(hm, "live")).as_bool() == Some(true));
+            .get(hm, h.get(fields::host::METRICS.index).as_str().unwrap_or(""))
+            .is_some_and(|m| m.read(fields::host_metrics::LIVE));
         if !live {
             return Err(ApiError::HostNotLive);
         }
-        let control_domain = row.get(field(c, "is_control_domain")).as_bool() == Some(true);
-        let local_live_migration = row.get(field(c, "power_state")).as_str() == Some("Running")
-            && row.get(field(c, "resident_on")).as_str() == Some(host);
-        if !control_domain && !local_live_migration && h.get(field(hc, "enabled")).as_bool() != Some(true) {
+        let control_domain = row.read(fields::vm::IS_CONTROL_DOMAIN);
+        let local_live_migration = row.get(fields::vm::POWER_STATE.index).as_str() == Some("Running")
+            && row.get(fields::vm::RESIDENT_ON.index).as_str() == Some(host);
+        if !control_domain && !local_live_migration && h.get(fields::host::ENABLED.index).as_bool() != Some(true) {
             return Err(ApiError::HostDisabled { host: host.to_string() });
         }
         // Every disk's SR must be attached here.
-        let (vbd, vdi, src, pbd) = (class("VBD"), class("VDI"), class("SR"), class("PBD"));
-        for b in members(row.get(field(c, "VBDs"))) {
+        let (vbd, vdi, src, pbd) = (&CLASS_VBD, &CLASS_VDI, &CLASS_SR, &CLASS_PBD);
+        for b in members(row.get(fields::vm::VBDS.index)) {
             let Some(br) = st.get(vbd, &b) else { continue };
-            if br.get(field(vbd, "empty")).as_bool() == Some(true) {
+            if br.read(fields::vbd::EMPTY) {
                 continue;
             }
-            let vdi_ref = sv(br.get(field(vbd, "VDI")));
+            let vdi_ref = br.read(fields::vbd::VDI).into_string();
             let Some(vr) = st.get(vdi, &vdi_ref) else { continue };
-            let sr = sv(vr.get(field(vdi, "SR")));
+            let sr = vr.read(fields::vdi::SR).into_string();
             let attached = st
                 .get(src, &sr)
                 .map(|srow| {
-                    members(srow.get(field(src, "PBDs"))).iter().any(|p| {
+                    members(srow.get(fields::sr::PBDS.index)).iter().any(|p| {
                         st.get(pbd, p).is_some_and(|pr| {
-                            pr.get(field(pbd, "currently_attached")).as_bool() == Some(true)
-                                && pr.get(field(pbd, "host")).as_str() == Some(host)
+                            pr.read(fields::pbd::CURRENTLY_ATTACHED)
+                                && pr.get(fields::pbd::HOST.index).as_str() == Some(host)
                         })
                     })
                 })
@@ -166,7 +170,7 @@ pub fn assert_can_boot(s: &Server, vm: &str, host: &str, memory_check: bool) -> 
 pub(super) fn choose_host(s: &Server, vm: &str) -> Result<String> {
     let hosts: Vec<String> = {
         let st = s.db.read();
-        let mut h: Vec<String> = st.table(class("host")).iter().map(|(r, _)| r.clone()).collect();
+        let mut h: Vec<String> = st.table(&CLASS_HOST).iter().map(|(r, _)| r.clone()).collect();
         h.sort();
         // Ours first: it is the only one this server can run domains on.
         h.sort_by_key(|r| *r != s.host);
@@ -183,7 +187,7 @@ pub(super) fn choose_host(s: &Server, vm: &str) -> Result<String> {
 pub(super) async fn do_start(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> Result<()> {
     let s = &ctx.server;
     if host != s.host {
-        return Err(handle_invalid(class("host"), host));
+        return Err(handle_invalid(&CLASS_HOST, host));
     }
     assert_can_boot(s, vm, host, true)?;
     let spec = domain_spec(s, vm)?;
@@ -203,14 +207,14 @@ pub(super) async fn do_start(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> R
 /// The SR for a suspend image: VM.suspend_SR, pool.suspend_image_SR, then the host's.
 pub(super) fn suspend_sr(s: &Server, vm: &str) -> Result<String> {
     let st = s.db.read();
-    let (c, pc, hc) = (vm_c(), class("pool"), class("host"));
+    let (c, pc, hc) = (vm_c(), &CLASS_POOL, &CLASS_HOST);
     let candidates = [
-        st.get(c, vm).map(|r| sv(r.get(field(c, "suspend_SR")))),
-        st.get(pc, &s.pool).map(|r| sv(r.get(field(pc, "suspend_image_SR")))),
-        st.get(hc, &s.host).map(|r| sv(r.get(field(hc, "suspend_image_sr")))),
+        st.get(c, vm).map(|r| r.read(fields::vm::SUSPEND_SR).into_string()),
+        st.get(pc, &s.pool).map(|r| r.read(fields::pool::SUSPEND_IMAGE_SR).into_string()),
+        st.get(hc, &s.host).map(|r| r.read(fields::host::SUSPEND_IMAGE_SR).into_string()),
     ];
     for sr in candidates.into_iter().flatten() {
-        if !null(&Value::String(sr.clone())) && st.get(class("SR"), &sr).is_some() {
+        if !null(&Value::String(sr.clone())) && st.get(&CLASS_SR, &sr).is_some() {
             return Ok(sr);
         }
     }
@@ -222,12 +226,8 @@ pub(super) async fn write_memory_image(ctx: &Ctx, vm: &str, keep_running: bool) 
     let sr = suspend_sr(s, vm)?;
     let (uuid, name, mem) = {
         let row = s.row(vm_c(), vm)?;
-        let c = vm_c();
-        (
-            sv(row.get(field(c, "uuid"))),
-            sv(row.get(field(c, "name_label"))),
-            row.get(field(c, "memory_dynamic_max")).as_int().unwrap_or(0),
-        )
+        let _c = vm_c();
+        (row.read(fields::vm::UUID), row.read(fields::vm::NAME_LABEL), row.read(fields::vm::MEMORY_DYNAMIC_MAX))
     };
     let vdi = storage::create_vdi(
         ctx,
@@ -260,10 +260,10 @@ pub(super) async fn write_memory_image(ctx: &Ctx, vm: &str, keep_running: bool) 
 pub(super) async fn do_resume(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> Result<()> {
     let s = &ctx.server;
     if host != s.host {
-        return Err(handle_invalid(class("host"), host));
+        return Err(handle_invalid(&CLASS_HOST, host));
     }
     let c = vm_c();
-    let vdi = sv(s.row(c, vm)?.get(field(c, "suspend_VDI")));
+    let vdi = sv(s.row(c, vm)?.get(fields::vm::SUSPEND_VDI.index));
     let path =
         storage::vdi_path(s, &s.db.read(), &vdi).ok_or_else(|| ApiError::VmHasNoSuspendVdi { vm: vm.to_string() })?;
     storage::attachable(&path)?;
@@ -275,7 +275,7 @@ pub(super) async fn do_resume(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> 
     }
     ctx.write(|tx| {
         mark_running(tx, s, vm, domid, paused, false);
-        tx.set(c, vm, field(c, "suspend_VDI"), Value::from(model::NULL_REF));
+        tx.set(c, vm, fields::vm::SUSPEND_VDI.index, Value::from(model::NULL_REF));
         Ok(())
     })?;
     storage::destroy_vdi(ctx, &vdi).await
@@ -297,11 +297,11 @@ pub(super) async fn do_hard_shutdown(ctx: &Ctx, vm: &str) -> Result<()> {
     let s = &ctx.server;
     let c = vm_c();
     let row = s.row(c, vm)?;
-    if row.get(field(c, "power_state")).as_str() == Some("Suspended") {
-        let vdi = sv(row.get(field(c, "suspend_VDI")));
+    if row.get(fields::vm::POWER_STATE.index).as_str() == Some("Suspended") {
+        let vdi = row.read(fields::vm::SUSPEND_VDI).into_string();
         ctx.write(|tx| {
             mark_stopped(tx, vm, false);
-            tx.set(c, vm, field(c, "suspend_VDI"), Value::from(model::NULL_REF));
+            tx.set(c, vm, fields::vm::SUSPEND_VDI.index, Value::from(model::NULL_REF));
             Ok(())
         })?;
         if !null(&Value::String(vdi.clone())) {
@@ -309,7 +309,7 @@ pub(super) async fn do_hard_shutdown(ctx: &Ctx, vm: &str) -> Result<()> {
         }
         return Ok(());
     }
-    let uuid = sv(row.get(field(c, "uuid")));
+    let uuid = row.read(fields::vm::UUID);
     s.backend.shutdown(&uuid, false, None).await.map_err(|e| be(ctx, e))?;
     ctx.write(|tx| {
         mark_stopped(tx, vm, false);
@@ -334,7 +334,7 @@ pub(super) async fn do_reboot(ctx: &Ctx, vm: &str, clean: bool) -> Result<()> {
     ctx.write(|tx| {
         let gm = tx.get(vm_c(), vm).map(|r| sv(r.get(field(vm_c(), "guest_metrics")))).unwrap_or_default();
         if !null(&Value::String(gm.clone())) {
-            tx.delete(class("VM_guest_metrics"), &gm);
+            tx.delete(&CLASS_VM_GUEST_METRICS, &gm);
             tx.set(vm_c(), vm, field(vm_c(), "guest_metrics"), Value::from(model::NULL_REF));
         }
         mark_running(tx, s, vm, domid, false, true);
@@ -357,13 +357,13 @@ pub(super) fn live_guests(s: &Server, host: &str, self_managed: bool) -> Vec<(St
         .table(c)
         .iter()
         .filter(|(_, r)| {
-            r.get(field(c, "resident_on")).as_str() == Some(host)
-                && matches!(r.get(field(c, "power_state")).as_str(), Some("Running") | Some("Paused"))
-                && r.get(field(c, "is_control_domain")).as_bool() != Some(true)
-                && (self_managed || r.get(field(c, "other_config")).map_str("auto_poweroff").is_none())
+            r.get(fields::vm::RESIDENT_ON.index).as_str() == Some(host)
+                && matches!(r.get(fields::vm::POWER_STATE.index).as_str(), Some("Running") | Some("Paused"))
+                && r.get(fields::vm::IS_CONTROL_DOMAIN.index).as_bool() != Some(true)
+                && (self_managed || r.get(fields::vm::OTHER_CONFIG.index).map_str("auto_poweroff").is_none())
         })
         .map(|(r, row)| {
-            let clean = members(row.get(field(c, "allowed_operations"))).iter().any(|o| o == "clean_shutdown");
+            let clean = members(row.get(fields::vm::ALLOWED_OPERATIONS.index)).iter().any(|o| o == "clean_shutdown");
             (r.clone(), clean)
         })
         .collect();

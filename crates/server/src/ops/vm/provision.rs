@@ -2,6 +2,8 @@
 //! asks for, made on the first start or by VM.provision.
 
 use super::*;
+use model::schema::{CLASS_SR, CLASS_VBD, CLASS_VDI};
+use model::types::fields;
 
 // -------------------------------------------------------------- provision
 
@@ -45,8 +47,8 @@ pub(super) async fn do_provision(ctx: &Ctx, vm: &str) -> Result<()> {
     let s = &ctx.server;
     let c = vm_c();
     let row = s.row(c, vm)?;
-    let oc = map_of(row.get(field(c, "other_config")));
-    let uuid = sv(row.get(field(c, "uuid")));
+    let oc = row.read(fields::vm::OTHER_CONFIG);
+    let uuid = row.read(fields::vm::UUID);
     let disks = match oc.get("disks") {
         Some(x) if !x.trim().is_empty() => parse_provision(x)?,
         _ => vec![],
@@ -58,7 +60,7 @@ pub(super) async fn do_provision(ctx: &Ctx, vm: &str) -> Result<()> {
                 storage::default_sr(s)?
             } else {
                 let st = s.db.read();
-                st.table(class("SR"))
+                st.table(&CLASS_SR)
                     .by_uuid(&d.sr)
                     .map(str::to_string)
                     .ok_or_else(|| ApiError::UuidInvalid { r#type: "sr".into(), uuid: d.sr.clone() })?
@@ -94,9 +96,9 @@ pub(super) async fn do_provision(ctx: &Ctx, vm: &str) -> Result<()> {
                 Value::Struct(vec![("owner".into(), Value::from(""))]),
             )?;
             // The disk is named after its device, as xapi's provisioner does.
-            let vdc = class("VDI");
+            let vdc = &CLASS_VDI;
             ctx.write(|tx| {
-                tx.set(vdc, &vdi, field(vdc, "name_label"), Value::String(d.device.clone()));
+                tx.set(vdc, &vdi, fields::vdi::NAME_LABEL.index, Value::String(d.device.clone()));
                 Ok(())
             })?;
             made.push((vbd, vdi));
@@ -109,7 +111,7 @@ pub(super) async fn do_provision(ctx: &Ctx, vm: &str) -> Result<()> {
             crate::logged(
                 "removing a VBD made by a failed operation",
                 ctx.write(|tx| {
-                    tx.delete(class("VBD"), &vbd);
+                    tx.delete(&CLASS_VBD, &vbd);
                     Ok(())
                 }),
             );
@@ -120,7 +122,7 @@ pub(super) async fn do_provision(ctx: &Ctx, vm: &str) -> Result<()> {
     ctx.write(|tx| {
         tx.update(c, vm, |r| {
             put(r, "is_a_template", false);
-            if let Value::Struct(m) = &mut r.fields[field(c, "other_config")] {
+            if let Value::Struct(m) = &mut r.fields[fields::vm::OTHER_CONFIG.index] {
                 m.retain(|(k, _)| k != "disks" && k != "postinstall");
             }
         });
