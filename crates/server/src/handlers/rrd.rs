@@ -1,7 +1,6 @@
 //! `GET /rrd_updates` (statistics since a time, for the host and VMs),
-//! `GET /host_rrd`, `GET /vm_rrd?uuid=` (one whole RRD) and `GET /sr_rrd`
-//! (no SR statistics exist here), each in XML or JSON as xapi's rrdd sends
-//! them. The figures come from [`crate::rrd`].
+//! `GET /host_rrd`, `GET /vm_rrd?uuid=` and `GET /sr_rrd?uuid=` (one whole
+//! RRD), each in XML or JSON as xapi's rrdd sends them. The figures come from [`crate::rrd`].
 
 use super::{Head, Reply};
 use crate::rrd::export::{self, Cf};
@@ -146,14 +145,15 @@ pub async fn vm_rrd(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resul
     whole(reply, head, rrd).await
 }
 
-/// No SR keeps statistics here: 400 without a uuid (as xapi), else 404.
+/// One SR's RRD: 400 without a uuid (as xapi), 404 for an SR with none.
 pub async fn sr_rrd(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
     let Some(auth) = super::require_auth(s, head, reply, "get_sr_rrd").await? else { return Ok(()) };
     super::release(s, &auth);
-    if head.param("uuid").is_none() {
+    let Some(uuid) = head.param("uuid") else {
         return reply.bad_request("get_sr_rrd: missing the 'uuid' parameter").await;
-    }
-    reply.not_found().await
+    };
+    let rrd = s.rrds.lock().srs.get(uuid.trim()).cloned();
+    whole(reply, head, rrd).await
 }
 
 /// An SR's figures copied out of the store.
@@ -199,9 +199,12 @@ pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resu
         };
         (names, srs, host_field("uuid"), host_field("name_label"))
     };
-    let (host, vms) = {
+    let (host, vms, sr_rrds) = {
         let g = s.rrds.lock();
-        (g.host.clone(), g.vms.iter().map(|(u, r)| (u.clone(), r.clone())).collect::<Vec<_>>())
+        let copy = |m: &std::collections::BTreeMap<String, Rrd>| {
+            m.iter().map(|(u, r)| (u.clone(), r.clone())).collect::<Vec<_>>()
+        };
+        (g.host.clone(), copy(&g.vms), copy(&g.srs))
     };
     let mut subjects = Vec::with_capacity(vms.len() + 1);
     if let Some(h) = &host {
@@ -210,6 +213,12 @@ pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resu
     for (u, r) in &vms {
         let name = names.get(u).map(String::as_str).unwrap_or("");
         subjects.push(crate::rrd::prometheus::Subject { kind: "vm", uuid: u, name, rrd: r });
+    }
+    let sr_names: std::collections::HashMap<&str, &str> =
+        srs.iter().map(|r| (r.uuid.as_str(), r.name.as_str())).collect();
+    for (u, r) in &sr_rrds {
+        let name = sr_names.get(u.as_str()).copied().unwrap_or("");
+        subjects.push(crate::rrd::prometheus::Subject { kind: "sr", uuid: u, name, rrd: r });
     }
     let srs: Vec<crate::rrd::prometheus::SrFigures<'_>> = srs
         .iter()

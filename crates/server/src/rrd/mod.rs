@@ -14,6 +14,7 @@
 //! `persist` keeps them across restarts.
 
 pub mod export;
+pub mod io;
 pub mod persist;
 pub mod prometheus;
 pub mod sampler;
@@ -279,6 +280,8 @@ pub struct Rrds {
     pub host: Option<Rrd>,
     /// By VM uuid.
     pub vms: BTreeMap<String, Rrd>,
+    /// By SR uuid.
+    pub srs: BTreeMap<String, Rrd>,
 }
 
 /// The RRDs behind a lock (the sampler writes, HTTP handlers read copies).

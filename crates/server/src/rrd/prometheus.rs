@@ -1,5 +1,5 @@
-//! `GET /metrics`: the newest value of every data source of the host and of
-//! each VM, and each SR's size and use, in Prometheus' text exposition format
+//! `GET /metrics`: the newest value of every data source of the host, of
+//! each VM and of each SR, and each SR's size and use, in Prometheus' text exposition format
 //! (version 0.0.4). Names follow Prometheus' conventions: a `xapi_` prefix,
 //! base units (bytes, ratios), `_bytes_per_second` for rates; each object's
 //! uuid and name are labels, devices (cpu, vif, vbd, pif) are labels too.
@@ -8,9 +8,11 @@ use super::{sources, Rrd};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+const MIB: f64 = 1024.0 * 1024.0;
+
 /// An object whose RRD is exported.
 pub struct Subject<'a> {
-    /// `host` or `vm`.
+    /// `host`, `vm` or `sr`.
     pub kind: &'static str,
     pub uuid: &'a str,
     pub name: &'a str,
@@ -53,7 +55,26 @@ fn metric(kind: &str, ds: &str) -> (String, Option<(&'static str, String)>, f64,
             format!("Bytes per second {m} on a disk."),
         );
     }
+    // SR I/O: the SR's own sources, and the host's copies suffixed with the
+    // SR uuid's first 8 characters (a label here).
+    for (prefix, m, scale, help) in [
+        ("io_throughput_read", "read_bytes_per_second", MIB, "Bytes per second read from an SR."),
+        ("io_throughput_write", "write_bytes_per_second", MIB, "Bytes per second written to an SR."),
+        ("io_throughput_total", "io_bytes_per_second", MIB, "Bytes per second read from and written to an SR."),
+        ("iops_read", "read_operations_per_second", 1.0, "Read requests per second on an SR."),
+        ("iops_write", "write_operations_per_second", 1.0, "Write requests per second on an SR."),
+        ("iops_total", "operations_per_second", 1.0, "I/O requests per second on an SR."),
+    ] {
+        match ds.strip_prefix(prefix) {
+            Some("") => return (format!("disk_{m}"), None, scale, help.into()),
+            Some(sr) if kind == "host" && sr.starts_with('_') => {
+                return (format!("sr_{m}"), Some(("sr", sr[1..].to_string())), scale, help.into())
+            }
+            _ => {}
+        }
+    }
     match (kind, ds) {
+        ("sr", "free_space") => ("free_bytes".into(), None, 1.0, "Free space in the storage repository.".into()),
         ("host", "cpu_avg") => {
             ("cpu_average_ratio".into(), None, 1.0, "Average utilisation of the host's CPUs.".into())
         }
@@ -102,6 +123,10 @@ pub fn render(subjects: &[Subject<'_>], srs: &[SrFigures<'_>]) -> String {
         for ds in &s.rrd.dss {
             let Some(v) = sources::query(s.rrd, &ds.name) else { continue };
             if v.is_nan() {
+                continue;
+            }
+            // The SR's size and use come from the database below.
+            if s.kind == "sr" && matches!(ds.name.as_str(), "physical_size" | "physical_utilisation") {
                 continue;
             }
             let (suffix, device, scale, help) = metric(s.kind, &ds.name);
