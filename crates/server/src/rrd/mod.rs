@@ -407,6 +407,46 @@ mod tests {
     }
 
     #[test]
+    fn min_le_average_le_max_in_every_row() {
+        // Two days of irregular updates (gaps, unknown stretches, jitter)
+        // of two sources; every row of every resolution must hold
+        // MIN <= AVERAGE <= MAX wherever all three are known.
+        let mut r = Rrd::new(1_000_000.0, true);
+        let mut t = 1_000_000.0;
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 10_000) as f64 / 100.0
+        };
+        for i in 0..35_000 {
+            t += 4.0 + rnd() / 25.0;
+            if i % 997 == 0 {
+                t += 400.0; // beyond the heartbeat: unknown
+            }
+            let a = rnd();
+            let vals = if i % 13 == 0 { vec![] } else { vec![("a".to_string(), a), ("b".to_string(), a * a)] };
+            r.update(t, &vals);
+        }
+        let mut checked = 0;
+        for avg in r.rras.iter().filter(|a| a.cf == Cf::Average && a.pdp_cnt > 1) {
+            let of = |cf: Cf| r.rras.iter().find(|a| a.cf == cf && a.pdp_cnt == avg.pdp_cnt).unwrap();
+            let (lo, hi) = (of(Cf::Min), of(Cf::Max));
+            for ds in 0..r.dss.len() {
+                for row in 0..avg.row_cnt {
+                    let (l, m, h) = (lo.peek(ds, row), avg.peek(ds, row), hi.peek(ds, row));
+                    if !(l.is_nan() || m.is_nan() || h.is_nan()) {
+                        assert!(l <= m + 1e-9 && m <= h + 1e-9, "{} row {row}: {l} {m} {h}", avg.pdp_cnt);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 200, "only {checked} rows were known");
+    }
+
+    #[test]
     fn partial_updates_interpolate_within_a_pdp() {
         let mut r = Rrd::new(1000.0, false);
         r.update(1002.5, &vals(2.0));

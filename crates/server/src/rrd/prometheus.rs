@@ -174,9 +174,21 @@ mod tests {
                 &[("cpu0".into(), 0.5), ("memory_internal_free".into(), 2.0), ("vif_0_rx".into(), 10.0)],
             );
         }
+        let mut sr = Rrd::new(1000.0, false);
+        let mut host = Rrd::new(1000.0, false);
+        for i in 1..=3 {
+            let t = 1000.0 + 5.0 * i as f64;
+            sr.update(
+                t,
+                &[("io_throughput_write".into(), 2.0), ("iops_read".into(), 3.0), ("physical_size".into(), 9.0)],
+            );
+            host.update(t, &[("io_throughput_read_abcdef01".into(), 0.5)]);
+        }
         let vms = [
             Subject { kind: "vm", uuid: "u1", name: "a \"quoted\" name", rrd: &r },
             Subject { kind: "vm", uuid: "u2", name: "b", rrd: &r },
+            Subject { kind: "sr", uuid: "s1", name: "Local", rrd: &sr },
+            Subject { kind: "host", uuid: "h", name: "h", rrd: &host },
         ];
         let srs = [SrFigures { uuid: "s1", name: "Local", size: 100, utilisation: 40 }];
         let text = render(&vms, &srs);
@@ -187,6 +199,10 @@ mod tests {
             "xapi_vm_network_receive_bytes_per_second{uuid=\"u1\",name=\"a \\\"quoted\\\" name\",vif=\"0\"} 10\n"
         ));
         assert!(text.contains("xapi_sr_physical_utilisation_bytes{uuid=\"s1\",name=\"Local\"} 40\n"));
+        assert!(text.contains("xapi_sr_disk_write_bytes_per_second{uuid=\"s1\",name=\"Local\"} 2097152\n"));
+        assert!(text.contains("xapi_sr_disk_read_operations_per_second{uuid=\"s1\",name=\"Local\"} 3\n"));
+        assert!(!text.contains("xapi_sr_physical_size{"), "the SR's size comes from the database only");
+        assert!(text.contains("xapi_host_sr_read_bytes_per_second{uuid=\"h\",name=\"h\",sr=\"abcdef01\"} 524288\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split('{').next().unwrap();
             assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{name}");

@@ -349,6 +349,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sr_names_and_units() {
+        let x = SrSample {
+            uuid: "492eb9be-11b7-4bd5-982a-b5153e909c01".into(),
+            size: 100.0,
+            utilisation: 30.0,
+            io: [MIB, 2.0, 3.0 * MIB, 4.0],
+        };
+        let v: std::collections::HashMap<String, f64> = sr_values(&x).into_iter().collect();
+        assert_eq!(v["io_throughput_read"], 1.0);
+        assert_eq!(v["io_throughput_total"], 4.0);
+        assert_eq!(v["iops_total"], 6.0);
+        assert_eq!(v["free_space"], 70.0);
+        let h: Vec<String> = host_sr_values(&x).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            h,
+            [
+                "io_throughput_read_492eb9be",
+                "io_throughput_write_492eb9be",
+                "io_throughput_total_492eb9be",
+                "iops_read_492eb9be",
+                "iops_write_492eb9be",
+                "iops_total_492eb9be"
+            ]
+        );
+    }
+
+    #[test]
     fn vm_names() {
         let st = Stats {
             vcpus: vec![0.1, 0.2],
