@@ -175,3 +175,25 @@ def test_rrdtool_restores_our_dumps(api, xapid, sid, sr_uuid, host_uuid, sampled
         # Some row of the last ten minutes holds numbers, not only nan.
         rows = [l for l in r.stdout.splitlines()[1:] if ":" in l]
         assert any(re.search(r"\d\.\d+e[+-]\d+", l) for l in rows), (kind, r.stdout[-1000:])
+
+
+def test_legacy_fields_as_xapi_fills_them(api, host_uuid):
+    """xapi copies the host's free memory from its RRD into host_metrics;
+    VM_metrics.VCPUs_utilisation and PIF_metrics.io_*_kbs have been left
+    alone since xapi 6.1 (the control domain's zeros come from its
+    creation)."""
+    host = api.host.get_by_uuid(host_uuid)
+    metrics = api.host.get_metrics(host)
+
+    def same():
+        rrd = api.host.query_data_source(host, "memory_free_kib") * 1024
+        return int(api.host_metrics.get_record(metrics)["memory_free"]) == int(rrd)
+    wait_for(same, timeout=15, what="host_metrics.memory_free equal to the RRD's memory_free_kib", interval=0.5)
+    dom0 = [v for v in api.VM.get_all() if api.VM.get_is_control_domain(v)][0]
+    util = api.VM_metrics.get_record(api.VM.get_metrics(dom0))["VCPUs_utilisation"]
+    assert util and set(util.values()) == {0.0}, util
+    guest = running(api, "legacy-fields-vm")
+    assert api.VM_metrics.get_record(api.VM.get_metrics(guest))["VCPUs_utilisation"] == {}
+    for pif in api.PIF.get_all():
+        rec = api.PIF_metrics.get_record(api.PIF.get_metrics(pif))
+        assert float(rec["io_read_kbs"]) == 0.0 and float(rec["io_write_kbs"]) == 0.0

@@ -290,6 +290,9 @@ fn seed_tx(tx: &mut Txn, hostname: &str, address: &str, data_dir: &std::path::Pa
         vec![
             ("memory_actual", Value::Int(DOM0_MEMORY)),
             ("VCPUs_number", Value::Int(HOST_CPUS as i64)),
+            // xapi's create_misc gives the control domain a zero per CPU;
+            // guests' stay empty (filled from RRDs no more since 6.1).
+            ("VCPUs_utilisation", Value::Struct((0..HOST_CPUS).map(|i| (i.to_string(), Value::Float(0.0))).collect())),
             ("state", strs(&["running"])),
             ("start_time", Value::DateTime(now)),
             ("install_time", Value::DateTime(now)),
