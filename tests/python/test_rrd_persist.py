@@ -88,3 +88,18 @@ def test_a_damaged_archive_is_set_aside():
         assert "unreadable" in log and "started afresh" in log
     finally:
         x.cleanup()
+
+
+def test_backup_rrds_archives_after_the_delay():
+    x = Xapid().start()
+    try:
+        api = x.session().xenapi
+        host = api.host.get_all()[0]
+        archive = os.path.join(x.data_dir, "rrd", api.host.get_uuid(host) + ".gz")
+        wait_for(lambda: api.host.get_data_sources(host), 15, "a sample of the host", interval=0.5)
+        assert not os.path.exists(archive)
+        api.host.backup_rrds(host, 0.2)
+        wait_for(lambda: os.path.exists(archive), 10, "the host's RRD archive", interval=0.2)
+        assert b"<rrd>" in gzip.open(archive).read()
+    finally:
+        x.cleanup()
