@@ -102,20 +102,20 @@ pub async fn rrd_updates(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::
     let wanted: Vec<&str> = head.query.iter().filter(|(k, _)| k == "vm_uuid").map(|(_, v)| v.as_str()).collect();
     let with_host = head.param("host") == Some("true");
     let host_prefix = format!("host:{}:", crate::rrd::sampler::host_uuid(s));
-    // Copies, so formatting happens outside the lock.
-    let rrds: Vec<(String, Rrd)> = {
+    // The rows wanted are picked under the lock (copying whole RRDs cost
+    // more than the rows themselves); text is made after it.
+    let (u, any) = {
         let g = s.rrds.lock();
-        let host = g.host.iter().filter(|_| with_host).map(|r| (host_prefix.clone(), r.clone()));
+        let host = g.host.iter().filter(|_| with_host).map(|r| (host_prefix.clone(), r));
         let vms = g
             .vms
             .iter()
             .filter(|(u, _)| wanted.is_empty() || wanted.contains(&u.as_str()))
-            .map(|(u, r)| (format!("vm:{u}:"), r.clone()));
-        host.chain(vms).collect()
+            .map(|(u, r)| (format!("vm:{u}:"), r));
+        let refs: Vec<(String, &Rrd)> = host.chain(vms).collect();
+        (export::updates(&refs, start, interval, cf), !refs.is_empty())
     };
-    let refs: Vec<(String, &Rrd)> = rrds.iter().map(|(p, r)| (p.clone(), r)).collect();
-    let u = export::updates(&refs, start, interval, cf);
-    if let Some(cf) = cf.filter(|_| u.legend.is_empty() && !refs.is_empty()) {
+    if let Some(cf) = cf.filter(|_| u.legend.is_empty() && any) {
         // xapi's find_best_rras raises No_RRA_Available, which its handler
         // lets escape: the request fails rather than answer an empty update.
         let e = crate::internal(format!("No_RRA_Available: no {} archive", cf.as_str()));
@@ -199,12 +199,13 @@ pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resu
         };
         (names, srs, host_field("uuid"), host_field("name_label"))
     };
+    // Only each RRD's newest points are copied (under the lock).
     let (host, vms, sr_rrds) = {
         let g = s.rrds.lock();
         let copy = |m: &std::collections::BTreeMap<String, Rrd>| {
-            m.iter().map(|(u, r)| (u.clone(), r.clone())).collect::<Vec<_>>()
+            m.iter().map(|(u, r)| (u.clone(), r.newest_only())).collect::<Vec<_>>()
         };
-        (g.host.clone(), copy(&g.vms), copy(&g.srs))
+        (g.host.as_ref().map(Rrd::newest_only), copy(&g.vms), copy(&g.srs))
     };
     let mut subjects = Vec::with_capacity(vms.len() + 1);
     if let Some(h) = &host {
