@@ -17,6 +17,9 @@ const VMS: usize = 1000;
 /// Data sources per VM: 4 vCPUs, memory, 2 × 4 NIC, 2 × 3 disks, 1 more.
 const SOURCES: usize = 20;
 
+/// (label, GET path, or a POST path and body instead, measured requests).
+type Case<'a> = (&'a str, String, Option<(&'a str, Vec<u8>)>, usize);
+
 fn source_names() -> Vec<String> {
     let mut v: Vec<String> = (0..4).map(|i| format!("cpu{i}")).collect();
     v.push("memory".into());
@@ -96,7 +99,7 @@ fn main() {
     let sid = &x.session;
     let since = now as i64 - 600;
     let recent = now as i64 - 10;
-    let cases: Vec<(&str, String, Option<(&str, Vec<u8>)>, usize)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "VM.get_all_records XML-RPC",
             String::new(),
@@ -137,8 +140,7 @@ fn main() {
     for (label, path, post, n) in cases {
         // One warm-up request, then n measured ones.
         let mut bytes = 0;
-        let cpu0 = 0.0;
-        let mut cpu = cpu0;
+        let mut cpu = 0.0;
         for round in 0..=n {
             let before = threads_cpu_secs("bench-server");
             bytes = rt.cli.block_on(async {
