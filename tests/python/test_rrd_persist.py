@@ -103,3 +103,29 @@ def test_backup_rrds_archives_after_the_delay():
         assert b"<rrd>" in gzip.open(archive).read()
     finally:
         x.cleanup()
+
+
+def test_sr_rrds_survive_a_restart():
+    x = Xapid().start()
+    try:
+        s = x.session()
+        api = s.xenapi
+        sr = api.SR.get_uuid(api.pool.get_default_SR(api.pool.get_all()[0]))
+        path = "/sr_rrd?uuid=%s" % sr
+
+        def enough():
+            try:
+                return len(known_rows(get_json(x, s._session, path), ds="physical_size")) >= 2
+            except (ValueError, urllib.error.HTTPError):
+                return False
+        wait_for(enough, 30, "two samples of the SR", interval=1)
+        before = get_json(x, s._session, path)
+        x.stop()
+        assert os.path.exists(os.path.join(x.data_dir, "rrd", sr + ".gz"))
+        x.start()
+        s = x.session()
+        after = get_json(x, s._session, path)
+        assert float(after["lastupdate"]) >= float(before["lastupdate"])
+        assert len(known_rows(after, ds="physical_size")) >= len(known_rows(before, ds="physical_size"))
+    finally:
+        x.cleanup()
