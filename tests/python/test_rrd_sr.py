@@ -85,6 +85,18 @@ def test_sr_write_rate_rises_while_a_vdi_is_imported(api, xapid, sid, sr, sr_uui
     api.VDI.destroy(vdi)
 
 
+def test_rrd_updates_sr_and_vm_selection(xapid, sid, sr_uuid, sampled):
+    def legend(q):
+        _, _, body = get(xapid, "/rrd_updates?session_id=%s&start=-60&json&%s" % (sid, q))
+        return json.loads(body)["meta"]["legend"]
+    col = "AVERAGE:sr:%s:io_throughput_write" % sr_uuid
+    assert col not in legend("host=true"), "no SRs unless asked, as xcp-rrdd"
+    assert col in legend("sr_uuid=all")
+    assert col in legend("sr_uuid=%s&vm_uuid=none" % sr_uuid)
+    assert not [c for c in legend("sr_uuid=%s&vm_uuid=none" % sr_uuid) if ":vm:" in c]
+    assert col not in legend("sr_uuid=none")
+
+
 def test_sr_data_source_messages(api, sr, sampled):
     sources = {d["name_label"]: d for d in api.SR.get_data_sources(sr)}
     for name in ("io_throughput_read", "io_throughput_write", "iops_read", "iops_write", "physical_size",

@@ -1,4 +1,4 @@
-//! `GET /rrd_updates` (statistics since a time, for the host and VMs),
+//! `GET /rrd_updates` (statistics since a time, for the host, VMs and SRs),
 //! `GET /host_rrd`, `GET /vm_rrd?uuid=` and `GET /sr_rrd?uuid=` (one whole
 //! RRD), each in XML or JSON as xapi's rrdd sends them. The figures come from [`crate::rrd`].
 
@@ -99,7 +99,13 @@ pub async fn rrd_updates(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::
             None => return reply.bad_request("get_rrd_updates: 'cf' is not AVERAGE, MIN, MAX or LAST").await,
         },
     };
+    // As xcp-rrdd: `vm_uuid` is all VMs unless given (`all`, `none` or one
+    // uuid); `sr_uuid` is no SRs unless given (`all` or one uuid).
     let wanted: Vec<&str> = head.query.iter().filter(|(k, _)| k == "vm_uuid").map(|(_, v)| v.as_str()).collect();
+    let all_vms = wanted.is_empty() || wanted.contains(&"all");
+    let srs_wanted: Vec<&str> =
+        head.query.iter().filter(|(k, _)| k == "sr_uuid").map(|(_, v)| v.as_str()).filter(|v| *v != "none").collect();
+    let all_srs = srs_wanted.contains(&"all");
     let with_host = head.param("host") == Some("true");
     let host_prefix = format!("host:{}:", crate::rrd::sampler::host_uuid(s));
     // The rows wanted are picked under the lock (copying whole RRDs cost
@@ -107,12 +113,14 @@ pub async fn rrd_updates(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::
     let (u, any) = {
         let g = s.rrds.lock();
         let host = g.host.iter().filter(|_| with_host).map(|r| (host_prefix.clone(), r));
-        let vms = g
-            .vms
+        let vms =
+            g.vms.iter().filter(|(u, _)| all_vms || wanted.contains(&u.as_str())).map(|(u, r)| (format!("vm:{u}:"), r));
+        let srs = g
+            .srs
             .iter()
-            .filter(|(u, _)| wanted.is_empty() || wanted.contains(&u.as_str()))
-            .map(|(u, r)| (format!("vm:{u}:"), r));
-        let refs: Vec<(String, &Rrd)> = host.chain(vms).collect();
+            .filter(|(u, _)| all_srs || srs_wanted.contains(&u.as_str()))
+            .map(|(u, r)| (format!("sr:{u}:"), r));
+        let refs: Vec<(String, &Rrd)> = host.chain(vms).chain(srs).collect();
         (export::updates(&refs, start, interval, cf), !refs.is_empty())
     };
     if let Some(cf) = cf.filter(|_| u.legend.is_empty() && any) {
