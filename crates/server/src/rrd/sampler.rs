@@ -173,8 +173,8 @@ fn host_sr_values(x: &SrSample) -> Vec<(String, f64)> {
 }
 
 /// Every (non-ISO) SR's figures: the server's own I/O on its VDIs since the
-/// last sample, plus the disk rates the backend reports for running guests'
-/// disks on it (the backend reports bytes only, so those add no IOPS).
+/// last sample, plus the disk rates (bytes and requests) the backend reports
+/// for running guests' disks on it.
 fn sr_samples(s: &Server, guests: &[(String, Stats)], state: &mut State) -> Vec<SrSample> {
     let (src, vmc, vbdc, vdic) = (class("SR"), class("VM"), class("VBD"), class("VDI"));
     let st = s.db.read();
@@ -182,8 +182,9 @@ fn sr_samples(s: &Server, guests: &[(String, Stats)], state: &mut State) -> Vec<
     let secs = state.io_at.map(|t| now.duration_since(t).as_secs_f64());
     state.io_at = Some(now);
     let totals: HashMap<String, [u64; 4]> = s.sr_io.totals().into_iter().collect();
-    // Guest disk rates by SR ref, through VM → VBD (userdevice) → VDI → SR.
-    let mut guest_io: HashMap<String, (f64, f64)> = HashMap::new();
+    // Guest disk rates by SR ref, through VM → VBD (userdevice) → VDI → SR:
+    // (read B/s, read ops/s, write B/s, write ops/s).
+    let mut guest_io: HashMap<String, [f64; 4]> = HashMap::new();
     let by_uuid: HashMap<&str, &Stats> = guests.iter().map(|(u, st)| (u.as_str(), st)).collect();
     if !by_uuid.is_empty() {
         for (_, vm) in st.table(vmc).iter() {
@@ -193,11 +194,13 @@ fn sr_samples(s: &Server, guests: &[(String, Stats)], state: &mut State) -> Vec<
                 let Some(b) = st.get(vbdc, &vbd) else { continue };
                 let dev = b.get(field(vbdc, "userdevice")).as_str().unwrap_or("");
                 let Some((_, r, w)) = stats.disks.iter().find(|(d, _, _)| d == dev) else { continue };
+                let (ro, wo) = stats.disk_ops.iter().find(|(d, _, _)| d == dev).map_or((0.0, 0.0), |x| (x.1, x.2));
                 let vdi = b.get(field(vbdc, "VDI")).as_str().unwrap_or("");
                 let Some(sr) = st.get(vdic, vdi).and_then(|v| v.get(field(vdic, "SR")).as_str()) else { continue };
                 let e = guest_io.entry(sr.to_string()).or_default();
-                e.0 += r;
-                e.1 += w;
+                for (acc, v) in e.iter_mut().zip([r, &ro, w, &wo]) {
+                    *acc += v;
+                }
             }
         }
     }
@@ -214,9 +217,10 @@ fn sr_samples(s: &Server, guests: &[(String, Stats)], state: &mut State) -> Vec<
             (Some(secs), None) => super::io::rates([0; 4], now_t, secs),
             (None, _) => [0.0; 4],
         };
-        if let Some((gr, gw)) = guest_io.get(r.as_str()) {
-            io[0] += gr;
-            io[2] += gw;
+        if let Some(g) = guest_io.get(r.as_str()) {
+            for (acc, v) in io.iter_mut().zip(g) {
+                *acc += v;
+            }
         }
         out.push(SrSample {
             uuid: uuid.to_string(),
@@ -383,6 +387,7 @@ mod tests {
             memory_internal_free: 1 << 29,
             nics: vec![("0".into(), 10.0, 20.0)],
             disks: vec![("1".into(), 1.0, 2.0)],
+            disk_ops: vec![],
         };
         let names: Vec<String> = vm_values(&st).into_iter().map(|(n, _)| n).collect();
         assert_eq!(
