@@ -74,6 +74,13 @@ if ! command -v prometheus >/dev/null; then
 fi
 prometheus --version 2>&1 | sed -n 1p
 
+step "rrdtool (for tests/python/test_rrd_sr.py: restoring our RRD dumps)"
+if ! command -v rrdtool >/dev/null; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rrdtool >/dev/null
+fi
+rrdtool 2>&1 | sed -n 1p
+
 step "Python clients (PyPI XenAPI, Ansible)"
 VENV="$ROOT/.venv-test"
 if [ ! -x "$VENV/bin/python" ]; then

@@ -10,8 +10,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import json
 import tempfile
 import time
+import urllib.request
 
 import pytest
 import XenAPI
@@ -214,8 +216,28 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     assert g["networks"]["0/ip"] == "10.0.2.15", g["networks"]
     assert g["networks"].get("0/ipv4/0") == "10.0.2.15", g["networks"]
 
-    # The rfb console is QEMU's VNC, proxied from its Unix socket.
+    # The guest's writes to its disk reach the SR's statistics through
+    # QEMU's block counters (bytes and requests).
     sid = session._session
+    disk = next(b for b in api.VM.get_VBDs(vm) if api.VBD.get_type(b) == "Disk")
+    sr_uuid = api.SR.get_uuid(api.VDI.get_SR(api.VBD.get_VDI(disk)))
+    dev = "/dev/vd" + "abcdefgh"[int(api.VBD.get_userdevice(disk))]
+    type_line(xapid, api, vm, "dd if=/dev/zero of=%s bs=64k count=256 && sync && echo dd-done" % dev)
+
+    def sr_written():
+        with urllib.request.urlopen("%s/sr_rrd?uuid=%s&json&session_id=%s" % (xapid.url, sr_uuid, sid),
+                                    timeout=10) as r:
+            dump = json.loads(r.read())
+        names = [d["name"] for d in dump["ds"]]
+        rows = dump["rra"][0]["database"]
+        best = lambda n: max((float(r[names.index(n)]) for r in rows if r[names.index(n)] != "NaN"), default=0.0)
+        return best("io_throughput_write") > 0 and best("iops_write") > 0
+    try:
+        wait_for(sr_written, 60, "the guest's disk writes in its SR's statistics", interval=1)
+    except AssertionError as e:
+        raise AssertionError("%s; serial console:\n%s" % (e, serial(xapid, api, vm)[-3000:]))
+
+    # The rfb console is QEMU's VNC, proxied from its Unix socket.
     with socket.create_connection(("127.0.0.1", xapid.port), timeout=10) as c:
         c.sendall(("CONNECT /console?uuid=%s&session_id=%s HTTP/1.0\r\n\r\n" % (rec["uuid"], sid)).encode())
         head = b""

@@ -88,3 +88,44 @@ def test_a_damaged_archive_is_set_aside():
         assert "unreadable" in log and "started afresh" in log
     finally:
         x.cleanup()
+
+
+def test_backup_rrds_archives_after_the_delay():
+    x = Xapid().start()
+    try:
+        api = x.session().xenapi
+        host = api.host.get_all()[0]
+        archive = os.path.join(x.data_dir, "rrd", api.host.get_uuid(host) + ".gz")
+        wait_for(lambda: api.host.get_data_sources(host), 15, "a sample of the host", interval=0.5)
+        assert not os.path.exists(archive)
+        api.host.backup_rrds(host, 0.2)
+        wait_for(lambda: os.path.exists(archive), 10, "the host's RRD archive", interval=0.2)
+        assert b"<rrd>" in gzip.open(archive).read()
+    finally:
+        x.cleanup()
+
+
+def test_sr_rrds_survive_a_restart():
+    x = Xapid().start()
+    try:
+        s = x.session()
+        api = s.xenapi
+        sr = api.SR.get_uuid(api.pool.get_default_SR(api.pool.get_all()[0]))
+        path = "/sr_rrd?uuid=%s" % sr
+
+        def enough():
+            try:
+                return len(known_rows(get_json(x, s._session, path), ds="physical_size")) >= 2
+            except (ValueError, urllib.error.HTTPError):
+                return False
+        wait_for(enough, 30, "two samples of the SR", interval=1)
+        before = get_json(x, s._session, path)
+        x.stop()
+        assert os.path.exists(os.path.join(x.data_dir, "rrd", sr + ".gz"))
+        x.start()
+        s = x.session()
+        after = get_json(x, s._session, path)
+        assert float(after["lastupdate"]) >= float(before["lastupdate"])
+        assert len(known_rows(after, ds="physical_size")) >= len(known_rows(before, ds="physical_size"))
+    finally:
+        x.cleanup()

@@ -274,6 +274,8 @@ pub struct Stats {
     pub nics: Vec<(String, f64, f64)>,
     /// (device, read bytes/s, write bytes/s)
     pub disks: Vec<(String, f64, f64)>,
+    /// (device, read requests/s, write requests/s), for backends that count them.
+    pub disk_ops: Vec<(String, f64, f64)>,
 }
 
 /// Where a domain's console can be reached.

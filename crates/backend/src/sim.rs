@@ -447,6 +447,8 @@ impl Sim {
             memory_internal_free: d.spec.memory.target / 2,
             nics: d.spec.nics.iter().map(|n| (n.device.clone(), 1000.0 * phase, 500.0 * phase)).collect(),
             disks: d.spec.disks.iter().map(|x| (x.device.clone(), 4096.0 * phase, 2048.0 * phase)).collect(),
+            // The same traffic as 4 KiB requests.
+            disk_ops: d.spec.disks.iter().map(|x| (x.device.clone(), phase, 0.5 * phase)).collect(),
         })
     }
 

@@ -109,6 +109,45 @@ impl Client {
     }
 }
 
+/// One GET on a new connection (the statistics handlers close theirs);
+/// returns the reply's status and byte count.
+pub async fn get_len(addr: SocketAddr, path: &str) -> (u16, usize) {
+    let mut c = Client::connect(addr).await;
+    let req = Request::get(path).header("host", &c.host).body(Full::new(Bytes::new())).expect("request");
+    c.tx.ready().await.expect("connection ready");
+    let resp = c.tx.send_request(req).await.expect("send");
+    let status = resp.status().as_u16();
+    let mut b = resp.into_body();
+    let mut n = 0;
+    while let Some(f) = b.frame().await {
+        n += f.expect("frame").data_ref().map_or(0, |d| d.len());
+    }
+    (status, n)
+}
+
+/// CPU time (user + system, seconds) of this process's threads whose name
+/// starts with `prefix`, from /proc (clock ticks, so 10 ms resolution).
+pub fn threads_cpu_secs(prefix: &str) -> f64 {
+    let tick = 100.0; // USER_HZ on Linux
+    let mut total = 0u64;
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
+    for e in dir.flatten() {
+        let p = e.path();
+        let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) in parentheses.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15; what follows ")" starts at field 3.
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        total += n(11) + n(12);
+    }
+    total as f64 / tick
+}
+
 /// Run `conns` connections, each sending `body` to `path` back to back, for
 /// `dur`; returns requests per second.
 pub async fn load(addr: SocketAddr, path: &'static str, body: Vec<u8>, conns: usize, dur: Duration) -> f64 {

@@ -64,6 +64,8 @@ pub struct Inner {
     pub passwd: passwd::Passwd,
     /// Performance statistics (in memory only).
     pub rrds: rrd::Store,
+    /// Disk I/O the server does on each SR's VDIs, for the SR statistics.
+    pub sr_io: rrd::io::SrIo,
     pub started: std::time::Instant,
     /// Set when the server should exit (a staged database restore).
     pub exit: tokio::sync::watch::Sender<bool>,
@@ -327,6 +329,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         tasks: Default::default(),
         passwd,
         rrds: Default::default(),
+        sr_io: Default::default(),
         started: std::time::Instant::now(),
         exit: tokio::sync::watch::channel(false).0,
     }));

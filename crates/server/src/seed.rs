@@ -502,6 +502,9 @@ pub fn apply_host_facts(tx: &mut Txn, pool: &str, host: &str, f: &HostFacts) {
         tx.update(VM::UUID.class, m.as_str(), |r| {
             r.write(VM::MEMORY_ACTUAL, f.memory_host);
             r.write(VM::VCPUS_NUMBER, ncpu);
+            // xapi's create_misc gives the control domain a zero per CPU;
+            // guests' stay empty (not filled from RRDs since 6.1).
+            r.write(VM::VCPUS_UTILISATION, (0..ncpu).map(|i| (i, 0.0)).collect());
         });
     }
     let metrics = hrow.read(H::METRICS);

@@ -523,15 +523,14 @@ impl Qemu {
                 let Some(dev) = qdev.split('/').find_map(|p| p.strip_prefix("vbd-")) else { continue };
                 let n = |k: &str| e["stats"].get(k).and_then(Value::as_u64).unwrap_or(0);
                 let (rd, wr) = (n("rd_bytes"), n("wr_bytes"));
-                if let Some((t0, r0, w0)) = s.disks.get(dev) {
+                let (ro, wo) = (n("rd_operations"), n("wr_operations"));
+                if let Some((t0, r0, w0, ro0, wo0)) = s.disks.get(dev) {
                     let secs = now.duration_since(*t0).as_secs_f64().max(0.001);
-                    stats.disks.push((
-                        dev.to_string(),
-                        rd.saturating_sub(*r0) as f64 / secs,
-                        wr.saturating_sub(*w0) as f64 / secs,
-                    ));
+                    let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
+                    stats.disks.push((dev.to_string(), rate(rd, *r0), rate(wr, *w0)));
+                    stats.disk_ops.push((dev.to_string(), rate(ro, *ro0), rate(wo, *wo0)));
                 }
-                s.disks.insert(dev.to_string(), (now, rd, wr));
+                s.disks.insert(dev.to_string(), (now, rd, wr, ro, wo));
             }
         }
         let _ = self.with(uuid, |d| {
@@ -1091,7 +1090,8 @@ impl Qemu {
 #[derive(Default)]
 struct Sampler {
     cpu: Option<(Instant, u64)>,
-    disks: HashMap<String, (Instant, u64, u64)>,
+    /// Per device: when, bytes read and written, read and write requests.
+    disks: HashMap<String, (Instant, u64, u64, u64, u64)>,
 }
 
 fn clock_ticks() -> f64 {

@@ -4,6 +4,7 @@ use super::table::{self, Spec};
 use super::{CliResult, Cx};
 
 const VM_SELECTORS_INFO: &str = " VMs can be specified by filtering the full list of VMs on the values of zero or more fields. For example, specifying 'uuid=<some_uuid>' will select only the VM with that uuid, and 'power-state=halted' will select only VMs whose 'power-state' field is equal to 'halted'. The special pseudo-field 'vm' matches either of name-label or uuid. Where multiple VMs are matching, the option '--multiple' must be specified to perform the operation. The full list of fields that can be matched can be obtained by the command 'xe vm-list params=all'. If no parameters to select VMs are given, the operation will be performed on all VMs.";
+const SR_SELECTORS_INFO: &str = " SRs can be specified by filtering the full list of SRs on the values of zero or more fields. For example, specifying 'uuid=<some_uuid>' will select only the SR with that uuid. The special pseudo-field 'sr' matches either of name-label or uuid. The full list of fields that can be matched can be obtained by the command 'xe sr-list params=all'.";
 
 /// Comma lists wrapped at 74 columns, as xapi's `make_list`.
 fn wrap(names: &[&str]) -> Vec<String> {
@@ -31,6 +32,10 @@ async fn one(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
     if spec.vm_selectors {
         optn.push("<vm-selectors>".into());
         desc.push_str(VM_SELECTORS_INFO);
+    }
+    if spec.sr_selectors {
+        optn.push("<sr-selectors>".into());
+        desc.push_str(SR_SELECTORS_INFO);
     }
     let rec = vec![
         ("command name        ".to_string(), name.to_string()),

@@ -20,11 +20,14 @@ pub struct Spec {
     /// Listed by plain `xe help`.
     pub standard: bool,
     pub vm_selectors: bool,
+    /// Takes `sr=` and SR field filters (xapi's Sr_selectors).
+    pub sr_selectors: bool,
     pub imp: Impl,
 }
 
 const STD: u8 = 1;
 const VMSEL: u8 = 2;
+const SRSEL: u8 = 4;
 
 type Row = (&'static str, &'static [&'static str], &'static [&'static str], u8, &'static str);
 
@@ -73,6 +76,10 @@ static EXPLICIT: &[Row] = &[
     ("sr-scan", &["uuid"], &[], STD, "Force an SR scan, syncing database with VDIs present in underlying storage substrate."),
     ("sr-introduce", &["name-label", "type", "uuid"], &["shared", "content-type"], 0, "Introduces an SR (but does not create any PBDs)."),
     ("sr-forget", &["uuid"], &[], 0, "Forget about an SR."),
+    ("sr-data-source-list", &[], &[], SRSEL, "List the data sources that can be recorded for a SR."),
+    ("sr-data-source-record", &["data-source"], &[], SRSEL, "Record the specified data source for a SR."),
+    ("sr-data-source-query", &["data-source"], &[], SRSEL, "Query the last value read from a SR data source."),
+    ("sr-data-source-forget", &["data-source"], &[], SRSEL, "Stop recording the specified data source for a SR, and forget all of the recorded data."),
     ("pbd-create", &["host-uuid", "sr-uuid"], &["device-config:"], 0, "Create a PBD. The read-only device-config parameter can only be set on creation in the following manner. To add a mapping of 'path' -> '/tmp', the command line should contain the argument device-config:path=/tmp"),
     ("pbd-plug", &["uuid"], &[], 0, "Attempt to plug in the PBD to the host. If this succeeds then the referenced SR (and the VDIs contained within) should be visible to the host."),
     ("pbd-unplug", &["uuid"], &[], 0, "Attempt to unplug the PBD from the host. If this succeeds then the referenced SR (and the VDIs contained within) should not be visible to the host."),
@@ -118,6 +125,7 @@ fn build() -> BTreeMap<String, Spec> {
                 help: help.to_string(),
                 standard: flags & STD != 0,
                 vm_selectors: flags & VMSEL != 0,
+                sr_selectors: flags & SRSEL != 0,
                 imp: Impl::Explicit,
             },
         );
@@ -141,7 +149,16 @@ fn build() -> BTreeMap<String, Spec> {
             let name = format!("{}-{suffix}", g.cli);
             t.insert(
                 name.clone(),
-                Spec { name, reqd: own(reqd), optn, help, standard, vm_selectors: false, imp: Impl::Generic(op, g) },
+                Spec {
+                    name,
+                    reqd: own(reqd),
+                    optn,
+                    help,
+                    standard,
+                    vm_selectors: false,
+                    sr_selectors: false,
+                    imp: Impl::Generic(op, g),
+                },
             );
         };
         let mut list_opt = vec!["params".to_string(), "database:".to_string()];

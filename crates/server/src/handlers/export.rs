@@ -46,6 +46,31 @@ impl DiskSource for Zeros {
     }
 }
 
+/// A VDI's data whose reads are counted against its SR.
+struct Counted<D> {
+    disk: D,
+    io: std::sync::Arc<crate::rrd::io::Counters>,
+}
+
+impl<D: DiskSource> DiskSource for Counted<D> {
+    fn size(&self) -> u64 {
+        self.disk.size()
+    }
+    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.disk.read_at(off, buf)?;
+        self.io.read(buf.len() as u64);
+        Ok(())
+    }
+    fn read_vec(&mut self, off: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+        self.disk.read_vec(off, len, buf)?;
+        self.io.read(len as u64);
+        Ok(())
+    }
+    fn next_data(&mut self, off: u64) -> Option<u64> {
+        self.disk.next_data(off)
+    }
+}
+
 /// An XenAPI error before any data: the task fails and the client gets a 500
 /// page naming the error (xapi's behaviour for errors escaping a handler).
 async fn refuse(s: &Server, task: &HttpTask, reply: &mut Reply<'_>, e: ApiError) -> io::Result<()> {
@@ -109,7 +134,10 @@ async fn stream(
         for d in &disks {
             let raw = storage::Raw::for_reading(&srv, &d.vdi)?;
             let mut src: Box<dyn DiskSource> = match &raw {
-                Some(r) => Box::new(xva::FileDisk::from_file(r.open(false)?, d.size)),
+                Some(r) => Box::new(Counted {
+                    disk: xva::FileDisk::from_file(r.open(false)?, d.size),
+                    io: srv.sr_io.of_vdi(&srv, &d.vdi),
+                }),
                 None => Box::new(Zeros(d.size)),
             };
             let base = done;
@@ -271,6 +299,7 @@ async fn raw_out(s: &Server, task: &HttpTask, vdi: &str, format: &str, reply: &m
     let (srv, v, fmt) = (s.clone(), vdi.to_string(), format.to_string());
     // The file to send: the raw data, or a converted copy (vhd, qcow2).
     let file = storage::blocking(move || storage::export_file(&srv, &v, &fmt)).await?;
+    let counters = s.sr_io.of_vdi(s, vdi);
     let len = file.len;
     let h: Vec<(&str, String)> = vec![
         ("connection", "close".to_string()),
@@ -291,6 +320,9 @@ async fn raw_out(s: &Server, task: &HttpTask, vdi: &str, format: &str, reply: &m
         while done < len {
             let want = buf.len().min((len - done) as usize);
             let n = f.read(&mut buf[..want]).map_err(|e| storage::driver::io_error("export", e))?;
+            if n > 0 {
+                counters.read(n as u64);
+            }
             if n == 0 {
                 // A file shorter than the disk: the rest is zeros.
                 buf[..want].fill(0);

@@ -129,11 +129,15 @@ async fn import_vm(
 struct RawSink {
     disk: xva::FileDisk,
     raw: storage::Raw,
+    /// The SR's I/O counters.
+    io: Arc<crate::rrd::io::Counters>,
 }
 
 impl DiskSink for RawSink {
     fn write_at(&mut self, off: u64, data: &[u8]) -> io::Result<()> {
-        self.disk.write_at(off, data)
+        self.disk.write_at(off, data)?;
+        self.io.wrote(data.len() as u64);
+        Ok(())
     }
     fn finish(&mut self) -> io::Result<()> {
         self.disk.finish()?;
@@ -200,7 +204,8 @@ fn run(
                 Ok(Some(raw)) => match raw.open(true) {
                     Ok(f) => {
                         let disk = xva::FileDisk::from_file(f, *size);
-                        targets.insert(id.clone(), Target { sink: Box::new(RawSink { disk, raw }), size: *size });
+                        let io = s2.sr_io.of_vdi(&s2, vdi);
+                        targets.insert(id.clone(), Target { sink: Box::new(RawSink { disk, raw, io }), size: *size });
                     }
                     Err(e) => fail = Some(e),
                 },
@@ -324,6 +329,8 @@ fn write_raw(
     // An image (vhd, qcow2) lands in a temporary file, then is converted in.
     let image = (format != "raw").then(|| raw.path.with_extension(format!("{}.in", model::new_uuid())));
     let limit = if image.is_some() { u64::MAX } else { raw.size };
+    // An image is written next to the VDI, in the same SR: both count.
+    let counters = s.sr_io.of_vdi(s, vdi);
     let result = (|| -> Result<()> {
         let f = match &image {
             Some(img) => std::fs::OpenOptions::new().write(true).create_new(true).open(img).map_err(ioe)?,
@@ -363,6 +370,7 @@ fn write_raw(
             if !xva::is_zero(&buf[..n]) {
                 use std::os::unix::fs::FileExt;
                 f.write_all_at(&buf[..n], done).map_err(ioe)?;
+                counters.wrote(n as u64);
             }
             done += n as u64;
             if let Some(len) = length.filter(|l| *l > 0) {

@@ -1,7 +1,6 @@
-//! `GET /rrd_updates` (statistics since a time, for the host and VMs),
-//! `GET /host_rrd`, `GET /vm_rrd?uuid=` (one whole RRD) and `GET /sr_rrd`
-//! (no SR statistics exist here), each in XML or JSON as xapi's rrdd sends
-//! them. The figures come from [`crate::rrd`].
+//! `GET /rrd_updates` (statistics since a time, for the host, VMs and SRs),
+//! `GET /host_rrd`, `GET /vm_rrd?uuid=` and `GET /sr_rrd?uuid=` (one whole
+//! RRD), each in XML or JSON as xapi's rrdd sends them. The figures come from [`crate::rrd`].
 
 use super::{Head, Reply};
 use crate::rrd::export::{self, Cf};
@@ -100,23 +99,31 @@ pub async fn rrd_updates(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::
             None => return reply.bad_request("get_rrd_updates: 'cf' is not AVERAGE, MIN, MAX or LAST").await,
         },
     };
+    // As xcp-rrdd: `vm_uuid` is all VMs unless given (`all`, `none` or one
+    // uuid); `sr_uuid` is no SRs unless given (`all` or one uuid).
     let wanted: Vec<&str> = head.query.iter().filter(|(k, _)| k == "vm_uuid").map(|(_, v)| v.as_str()).collect();
+    let all_vms = wanted.is_empty() || wanted.contains(&"all");
+    let srs_wanted: Vec<&str> =
+        head.query.iter().filter(|(k, _)| k == "sr_uuid").map(|(_, v)| v.as_str()).filter(|v| *v != "none").collect();
+    let all_srs = srs_wanted.contains(&"all");
     let with_host = head.param("host") == Some("true");
     let host_prefix = format!("host:{}:", crate::rrd::sampler::host_uuid(s));
-    // Copies, so formatting happens outside the lock.
-    let rrds: Vec<(String, Rrd)> = {
+    // The rows wanted are picked under the lock (copying whole RRDs cost
+    // more than the rows themselves); text is made after it.
+    let (u, any) = {
         let g = s.rrds.lock();
-        let host = g.host.iter().filter(|_| with_host).map(|r| (host_prefix.clone(), r.clone()));
-        let vms = g
-            .vms
+        let host = g.host.iter().filter(|_| with_host).map(|r| (host_prefix.clone(), r));
+        let vms =
+            g.vms.iter().filter(|(u, _)| all_vms || wanted.contains(&u.as_str())).map(|(u, r)| (format!("vm:{u}:"), r));
+        let srs = g
+            .srs
             .iter()
-            .filter(|(u, _)| wanted.is_empty() || wanted.contains(&u.as_str()))
-            .map(|(u, r)| (format!("vm:{u}:"), r.clone()));
-        host.chain(vms).collect()
+            .filter(|(u, _)| all_srs || srs_wanted.contains(&u.as_str()))
+            .map(|(u, r)| (format!("sr:{u}:"), r));
+        let refs: Vec<(String, &Rrd)> = host.chain(vms).chain(srs).collect();
+        (export::updates(&refs, start, interval, cf), !refs.is_empty())
     };
-    let refs: Vec<(String, &Rrd)> = rrds.iter().map(|(p, r)| (p.clone(), r)).collect();
-    let u = export::updates(&refs, start, interval, cf);
-    if let Some(cf) = cf.filter(|_| u.legend.is_empty() && !refs.is_empty()) {
+    if let Some(cf) = cf.filter(|_| u.legend.is_empty() && any) {
         // xapi's find_best_rras raises No_RRA_Available, which its handler
         // lets escape: the request fails rather than answer an empty update.
         let e = crate::internal(format!("No_RRA_Available: no {} archive", cf.as_str()));
@@ -146,14 +153,15 @@ pub async fn vm_rrd(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resul
     whole(reply, head, rrd).await
 }
 
-/// No SR keeps statistics here: 400 without a uuid (as xapi), else 404.
+/// One SR's RRD: 400 without a uuid (as xapi), 404 for an SR with none.
 pub async fn sr_rrd(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
     let Some(auth) = super::require_auth(s, head, reply, "get_sr_rrd").await? else { return Ok(()) };
     super::release(s, &auth);
-    if head.param("uuid").is_none() {
+    let Some(uuid) = head.param("uuid") else {
         return reply.bad_request("get_sr_rrd: missing the 'uuid' parameter").await;
-    }
-    reply.not_found().await
+    };
+    let rrd = s.rrds.lock().srs.get(uuid.trim()).cloned();
+    whole(reply, head, rrd).await
 }
 
 /// An SR's figures copied out of the store.
@@ -199,9 +207,13 @@ pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resu
         };
         (names, srs, host_field("uuid"), host_field("name_label"))
     };
-    let (host, vms) = {
+    // Only each RRD's newest points are copied (under the lock).
+    let (host, vms, sr_rrds) = {
         let g = s.rrds.lock();
-        (g.host.clone(), g.vms.iter().map(|(u, r)| (u.clone(), r.clone())).collect::<Vec<_>>())
+        let copy = |m: &std::collections::BTreeMap<String, Rrd>| {
+            m.iter().map(|(u, r)| (u.clone(), r.newest_only())).collect::<Vec<_>>()
+        };
+        (g.host.as_ref().map(Rrd::newest_only), copy(&g.vms), copy(&g.srs))
     };
     let mut subjects = Vec::with_capacity(vms.len() + 1);
     if let Some(h) = &host {
@@ -210,6 +222,12 @@ pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resu
     for (u, r) in &vms {
         let name = names.get(u).map(String::as_str).unwrap_or("");
         subjects.push(crate::rrd::prometheus::Subject { kind: "vm", uuid: u, name, rrd: r });
+    }
+    let sr_names: std::collections::HashMap<&str, &str> =
+        srs.iter().map(|r| (r.uuid.as_str(), r.name.as_str())).collect();
+    for (u, r) in &sr_rrds {
+        let name = sr_names.get(u.as_str()).copied().unwrap_or("");
+        subjects.push(crate::rrd::prometheus::Subject { kind: "sr", uuid: u, name, rrd: r });
     }
     let srs: Vec<crate::rrd::prometheus::SrFigures<'_>> = srs
         .iter()

@@ -179,6 +179,22 @@ impl HostApi for Server {
         crate::rrd::sources::api_forget(self, Owner::Host, &data_source).await
     }
 
+    /// As xcp-rrdd: answer at once and archive every RRD after `delay`
+    /// seconds (this host is its own master, so the archive is local).
+    async fn backup_rrds(&self, _ctx: &Ctx, host: Ref<Host>, delay: f64) -> Result<()> {
+        self.row(host_c(), host.as_str())?;
+        // A day at most: a later backup is as good as none.
+        let delay = if delay.is_finite() { delay.clamp(0.0, 86400.0) } else { 0.0 };
+        let s = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs_f64(delay)).await;
+            if let Err(e) = tokio::task::spawn_blocking(move || crate::rrd::sampler::save_all(&s)).await {
+                tracing::error!("RRD backup failed: {e}");
+            }
+        });
+        Ok(())
+    }
+
     async fn get_servertime(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<DateTime> {
         self.row(host_c(), host.as_str())?;
         Ok(DateTime::now())

@@ -63,9 +63,34 @@ pub fn startup(s: &Server) {
     }
 }
 
+/// The SR's uuid, which names its RRD.
+fn sr_uuid(s: &Server, sr: &str) -> Result<String> {
+    Ok(s.row(sr_c(), sr)?.get(field(sr_c(), "uuid")).as_str().unwrap_or_default().to_string())
+}
+
 // --------------------------------------------------------------- messages
 
 impl SrApi for Server {
+    async fn get_data_sources(&self, _ctx: &Ctx, sr: Ref<Sr>) -> Result<Vec<DataSourceRecord>> {
+        let uuid = sr_uuid(self, sr.as_str())?;
+        Ok(crate::rrd::sources::api_list(self, crate::rrd::sources::Owner::Sr(&uuid)))
+    }
+
+    async fn query_data_source(&self, _ctx: &Ctx, sr: Ref<Sr>, data_source: String) -> Result<f64> {
+        let uuid = sr_uuid(self, sr.as_str())?;
+        crate::rrd::sources::api_query(self, crate::rrd::sources::Owner::Sr(&uuid), &data_source)
+    }
+
+    async fn record_data_source(&self, _ctx: &Ctx, sr: Ref<Sr>, data_source: String) -> Result<()> {
+        let uuid = sr_uuid(self, sr.as_str())?;
+        crate::rrd::sources::api_record(self, crate::rrd::sources::Owner::Sr(&uuid), &data_source)
+    }
+
+    async fn forget_data_source_archives(&self, _ctx: &Ctx, sr: Ref<Sr>, data_source: String) -> Result<()> {
+        let uuid = sr_uuid(self, sr.as_str())?;
+        crate::rrd::sources::api_forget(self, crate::rrd::sources::Owner::Sr(&uuid), &data_source).await
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn create(
         &self,

@@ -46,11 +46,15 @@ pub fn save(dir: &Path, uuid: &str, rrd: &Rrd) -> std::io::Result<()> {
     res
 }
 
-/// Save the host's and every VM's RRD; failures are logged (the last good
+/// Save the host's and every VM's and SR's RRD; failures are logged (the last good
 /// copies stay) and counted.
 pub fn save_all(dir: &Path, host_uuid: &str, rrds: &Rrds) -> usize {
     let mut failed = 0;
-    let all = rrds.host.iter().map(|r| (host_uuid, r)).chain(rrds.vms.iter().map(|(u, r)| (u.as_str(), r)));
+    let all = rrds
+        .host
+        .iter()
+        .map(|r| (host_uuid, r))
+        .chain(rrds.vms.iter().chain(rrds.srs.iter()).map(|(u, r)| (u.as_str(), r)));
     for (uuid, rrd) in all {
         if let Err(e) = save(dir, uuid, rrd) {
             tracing::warn!(uuid, "cannot save the RRD (the previous copy is kept): {e}");
@@ -72,9 +76,17 @@ pub fn remove(dir: &Path, uuid: &str) {
     }
 }
 
-/// Read every archived RRD: the host's (named by `host_uuid`) and the VMs'
-/// (kept only for uuids `keep` accepts). Unreadable files are set aside.
-pub fn load_all(dir: &Path, host_uuid: &str, keep: impl Fn(&str) -> bool) -> Rrds {
+/// Whose RRD an archive holds, besides the host's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Vm,
+    Sr,
+}
+
+/// Read every archived RRD: the host's (named by `host_uuid`) and those of
+/// the VMs and SRs `kind` knows (the others' archives are removed).
+/// Unreadable files are set aside.
+pub fn load_all(dir: &Path, host_uuid: &str, kind: impl Fn(&str) -> Option<Kind>) -> Rrds {
     let mut out = Rrds::default();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -90,10 +102,15 @@ pub fn load_all(dir: &Path, host_uuid: &str, keep: impl Fn(&str) -> bool) -> Rrd
         let path = entry.path();
         match read(&path) {
             Ok(rrd) if uuid == host_uuid => out.host = Some(rrd),
-            Ok(rrd) if keep(uuid) => {
-                out.vms.insert(uuid.to_string(), rrd);
-            }
-            Ok(_) => remove(dir, uuid),
+            Ok(rrd) => match kind(uuid) {
+                Some(Kind::Vm) => {
+                    out.vms.insert(uuid.to_string(), rrd);
+                }
+                Some(Kind::Sr) => {
+                    out.srs.insert(uuid.to_string(), rrd);
+                }
+                None => remove(dir, uuid),
+            },
             Err(e) => {
                 let aside = dir.join(format!("{name}.corrupt-{}", super::now() as i64));
                 tracing::warn!(
@@ -348,7 +365,8 @@ mod tests {
         save(dir.path(), "aaaaaaaa-2222-3333-4444-555555555555", &r).unwrap();
         std::fs::write(dir.path().join("bbbbbbbb-2222-3333-4444-555555555555.gz"), b"junk").unwrap();
         assert!(save(dir.path(), "../escape", &r).is_err());
-        let got = load_all(dir.path(), "11111111-2222-3333-4444-555555555555", |u| u.starts_with('a'));
+        let got =
+            load_all(dir.path(), "11111111-2222-3333-4444-555555555555", |u| u.starts_with('a').then_some(Kind::Vm));
         same(got.host.as_ref().unwrap(), &r);
         assert_eq!(got.vms.len(), 1);
         let names: Vec<String> =

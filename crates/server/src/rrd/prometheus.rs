@@ -1,5 +1,5 @@
-//! `GET /metrics`: the newest value of every data source of the host and of
-//! each VM, and each SR's size and use, in Prometheus' text exposition format
+//! `GET /metrics`: the newest value of every data source of the host, of
+//! each VM and of each SR, and each SR's size and use, in Prometheus' text exposition format
 //! (version 0.0.4). Names follow Prometheus' conventions: a `xapi_` prefix,
 //! base units (bytes, ratios), `_bytes_per_second` for rates; each object's
 //! uuid and name are labels, devices (cpu, vif, vbd, pif) are labels too.
@@ -8,9 +8,11 @@ use super::{sources, Rrd};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+const MIB: f64 = 1024.0 * 1024.0;
+
 /// An object whose RRD is exported.
 pub struct Subject<'a> {
-    /// `host` or `vm`.
+    /// `host`, `vm` or `sr`.
     pub kind: &'static str,
     pub uuid: &'a str,
     pub name: &'a str,
@@ -53,7 +55,26 @@ fn metric(kind: &str, ds: &str) -> (String, Option<(&'static str, String)>, f64,
             format!("Bytes per second {m} on a disk."),
         );
     }
+    // SR I/O: the SR's own sources, and the host's copies suffixed with the
+    // SR uuid's first 8 characters (a label here).
+    for (prefix, m, scale, help) in [
+        ("io_throughput_read", "read_bytes_per_second", MIB, "Bytes per second read from an SR."),
+        ("io_throughput_write", "write_bytes_per_second", MIB, "Bytes per second written to an SR."),
+        ("io_throughput_total", "io_bytes_per_second", MIB, "Bytes per second read from and written to an SR."),
+        ("iops_read", "read_operations_per_second", 1.0, "Read requests per second on an SR."),
+        ("iops_write", "write_operations_per_second", 1.0, "Write requests per second on an SR."),
+        ("iops_total", "operations_per_second", 1.0, "I/O requests per second on an SR."),
+    ] {
+        match ds.strip_prefix(prefix) {
+            Some("") => return (format!("disk_{m}"), None, scale, help.into()),
+            Some(sr) if kind == "host" && sr.starts_with('_') => {
+                return (format!("sr_{m}"), Some(("sr", sr[1..].to_string())), scale, help.into())
+            }
+            _ => {}
+        }
+    }
     match (kind, ds) {
+        ("sr", "free_space") => ("free_bytes".into(), None, 1.0, "Free space in the storage repository.".into()),
         ("host", "cpu_avg") => {
             ("cpu_average_ratio".into(), None, 1.0, "Average utilisation of the host's CPUs.".into())
         }
@@ -104,6 +125,10 @@ pub fn render(subjects: &[Subject<'_>], srs: &[SrFigures<'_>]) -> String {
             if v.is_nan() {
                 continue;
             }
+            // The SR's size and use come from the database below.
+            if s.kind == "sr" && matches!(ds.name.as_str(), "physical_size" | "physical_utilisation") {
+                continue;
+            }
             let (suffix, device, scale, help) = metric(s.kind, &ds.name);
             let name = format!("xapi_{}_{suffix}", s.kind);
             let mut labels = format!("uuid=\"{}\",name=\"{}\"", label(s.uuid), label(s.name));
@@ -149,9 +174,21 @@ mod tests {
                 &[("cpu0".into(), 0.5), ("memory_internal_free".into(), 2.0), ("vif_0_rx".into(), 10.0)],
             );
         }
+        let mut sr = Rrd::new(1000.0, false);
+        let mut host = Rrd::new(1000.0, false);
+        for i in 1..=3 {
+            let t = 1000.0 + 5.0 * i as f64;
+            sr.update(
+                t,
+                &[("io_throughput_write".into(), 2.0), ("iops_read".into(), 3.0), ("physical_size".into(), 9.0)],
+            );
+            host.update(t, &[("io_throughput_read_abcdef01".into(), 0.5)]);
+        }
         let vms = [
             Subject { kind: "vm", uuid: "u1", name: "a \"quoted\" name", rrd: &r },
             Subject { kind: "vm", uuid: "u2", name: "b", rrd: &r },
+            Subject { kind: "sr", uuid: "s1", name: "Local", rrd: &sr },
+            Subject { kind: "host", uuid: "h", name: "h", rrd: &host },
         ];
         let srs = [SrFigures { uuid: "s1", name: "Local", size: 100, utilisation: 40 }];
         let text = render(&vms, &srs);
@@ -162,6 +199,10 @@ mod tests {
             "xapi_vm_network_receive_bytes_per_second{uuid=\"u1\",name=\"a \\\"quoted\\\" name\",vif=\"0\"} 10\n"
         ));
         assert!(text.contains("xapi_sr_physical_utilisation_bytes{uuid=\"s1\",name=\"Local\"} 40\n"));
+        assert!(text.contains("xapi_sr_disk_write_bytes_per_second{uuid=\"s1\",name=\"Local\"} 2097152\n"));
+        assert!(text.contains("xapi_sr_disk_read_operations_per_second{uuid=\"s1\",name=\"Local\"} 3\n"));
+        assert!(!text.contains("xapi_sr_physical_size{"), "the SR's size comes from the database only");
+        assert!(text.contains("xapi_host_sr_read_bytes_per_second{uuid=\"h\",name=\"h\",sr=\"abcdef01\"} 524288\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split('{').next().unwrap();
             assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{name}");

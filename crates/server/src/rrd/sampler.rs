@@ -8,7 +8,7 @@
 use super::{now, persist, Rrd};
 use crate::{class, field, Server};
 use backend::Stats;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 /// Start sampling (one sample right away, then one per interval).
@@ -17,12 +17,12 @@ pub fn spawn(s: Server) {
     tokio::spawn(async move {
         let mut t = tokio::time::interval(every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut was_running = BTreeSet::new();
+        let mut state = State::default();
         let mut saved = tokio::time::Instant::now();
         loop {
             t.tick().await;
             let domains = s.backend.domains().await;
-            let changes = sample(&s, every, domains, &mut was_running);
+            let changes = sample(&s, every, domains, &mut state);
             if s.cfg.ephemeral {
                 continue;
             }
@@ -69,7 +69,7 @@ pub fn save_all(s: &Server) {
     }
     let copy = {
         let g = s.rrds.lock();
-        super::Rrds { host: g.host.clone(), vms: g.vms.clone() }
+        super::Rrds { host: g.host.clone(), vms: g.vms.clone(), srs: g.srs.clone() }
     };
     let failed = persist::save_all(&persist::dir(&s.cfg.data_dir), &host_uuid(s), &copy);
     if failed > 0 {
@@ -84,14 +84,33 @@ fn vm_uuids(st: &store::State) -> BTreeSet<String> {
     st.table(vmc).iter().filter_map(|(_, r)| r.get(uuid).as_str().map(str::to_string)).collect()
 }
 
-/// At start: the archived RRDs of the host and of VMs that still exist.
+/// The uuids of every SR in the store.
+fn sr_uuids(st: &store::State) -> BTreeSet<String> {
+    let c = class("SR");
+    let uuid = field(c, "uuid");
+    st.table(c).iter().filter_map(|(_, r)| r.get(uuid).as_str().map(str::to_string)).collect()
+}
+
+/// At start: the archived RRDs of the host and of VMs and SRs that still exist.
 pub fn load(s: &Server) {
     if s.cfg.ephemeral {
         return;
     }
-    let known = vm_uuids(&s.db.read());
-    let loaded = persist::load_all(&persist::dir(&s.cfg.data_dir), &host_uuid(s), |u| known.contains(u));
-    let n = loaded.vms.len() + usize::from(loaded.host.is_some());
+    let (vms, srs) = {
+        let st = s.db.read();
+        (vm_uuids(&st), sr_uuids(&st))
+    };
+    let kind = |u: &str| {
+        if vms.contains(u) {
+            Some(persist::Kind::Vm)
+        } else if srs.contains(u) {
+            Some(persist::Kind::Sr)
+        } else {
+            None
+        }
+    };
+    let loaded = persist::load_all(&persist::dir(&s.cfg.data_dir), &host_uuid(s), kind);
+    let n = loaded.vms.len() + loaded.srs.len() + usize::from(loaded.host.is_some());
     if n > 0 {
         tracing::info!("read {n} archived RRDs");
     }
@@ -103,8 +122,117 @@ pub fn load(s: &Server) {
 pub struct Changes {
     /// VMs whose domain stopped since the last sample, with their RRDs.
     pub stopped: Vec<(String, Rrd)>,
-    /// VMs destroyed: their RRDs are gone.
+    /// VMs and SRs destroyed: their RRDs are gone.
     pub dropped: Vec<String>,
+}
+
+/// What the sampler carries from one sample to the next.
+#[derive(Default)]
+pub struct State {
+    /// VMs whose domain ran at the last sample.
+    pub was_running: BTreeSet<String>,
+    /// Each SR's I/O totals at the last sample, by SR ref, and when.
+    pub io: HashMap<String, [u64; 4]>,
+    pub io_at: Option<std::time::Instant>,
+}
+
+/// An SR's figures for its data sources.
+struct SrSample {
+    uuid: String,
+    size: f64,
+    utilisation: f64,
+    /// read B/s, read ops/s, write B/s, write ops/s
+    io: [f64; 4],
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The SR's own data sources (its RRD, `/sr_rrd`): throughput in MiB/s and
+/// requests per second as xapi's iostat plugin reports them, and its space
+/// in bytes.
+fn sr_values(x: &SrSample) -> Vec<(String, f64)> {
+    let [rb, ro, wb, wo] = x.io;
+    vec![
+        ("io_throughput_read".into(), rb / MIB),
+        ("io_throughput_write".into(), wb / MIB),
+        ("io_throughput_total".into(), (rb + wb) / MIB),
+        ("iops_read".into(), ro),
+        ("iops_write".into(), wo),
+        ("iops_total".into(), ro + wo),
+        ("physical_size".into(), x.size),
+        ("physical_utilisation".into(), x.utilisation),
+        ("free_space".into(), (x.size - x.utilisation).max(0.0)),
+    ]
+}
+
+/// The per-SR sources xapi adds to the host's RRD, suffixed with the first
+/// 8 characters of the SR's uuid.
+fn host_sr_values(x: &SrSample) -> Vec<(String, f64)> {
+    let short: String = x.uuid.chars().take(8).collect();
+    sr_values(x).into_iter().take(6).map(|(n, v)| (format!("{n}_{short}"), v)).collect()
+}
+
+/// Every (non-ISO) SR's figures: the server's own I/O on its VDIs since the
+/// last sample, plus the disk rates (bytes and requests) the backend reports
+/// for running guests' disks on it.
+fn sr_samples(s: &Server, guests: &[(String, Stats)], state: &mut State) -> Vec<SrSample> {
+    let (src, vmc, vbdc, vdic) = (class("SR"), class("VM"), class("VBD"), class("VDI"));
+    let st = s.db.read();
+    let now = std::time::Instant::now();
+    let secs = state.io_at.map(|t| now.duration_since(t).as_secs_f64());
+    state.io_at = Some(now);
+    let totals: HashMap<String, [u64; 4]> = s.sr_io.totals().into_iter().collect();
+    // Guest disk rates by SR ref, through VM → VBD (userdevice) → VDI → SR:
+    // (read B/s, read ops/s, write B/s, write ops/s).
+    let mut guest_io: HashMap<String, [f64; 4]> = HashMap::new();
+    let by_uuid: HashMap<&str, &Stats> = guests.iter().map(|(u, st)| (u.as_str(), st)).collect();
+    if !by_uuid.is_empty() {
+        for (_, vm) in st.table(vmc).iter() {
+            let Some(u) = vm.get(field(vmc, "uuid")).as_str() else { continue };
+            let Some(stats) = by_uuid.get(u) else { continue };
+            for vbd in crate::rows::members(vm.get(field(vmc, "VBDs"))) {
+                let Some(b) = st.get(vbdc, &vbd) else { continue };
+                let dev = b.get(field(vbdc, "userdevice")).as_str().unwrap_or("");
+                let Some((_, r, w)) = stats.disks.iter().find(|(d, _, _)| d == dev) else { continue };
+                let (ro, wo) = stats.disk_ops.iter().find(|(d, _, _)| d == dev).map_or((0.0, 0.0), |x| (x.1, x.2));
+                let vdi = b.get(field(vbdc, "VDI")).as_str().unwrap_or("");
+                let Some(sr) = st.get(vdic, vdi).and_then(|v| v.get(field(vdic, "SR")).as_str()) else { continue };
+                let e = guest_io.entry(sr.to_string()).or_default();
+                for (acc, v) in e.iter_mut().zip([r, &ro, w, &wo]) {
+                    *acc += v;
+                }
+            }
+        }
+    }
+    let mut out = vec![];
+    for (r, row) in st.table(src).iter() {
+        if row.get(field(src, "content_type")).as_str() == Some("iso") {
+            continue;
+        }
+        let Some(uuid) = row.get(field(src, "uuid")).as_str() else { continue };
+        let now_t = totals.get(r.as_str()).copied().unwrap_or_default();
+        // The first sample only sets the baseline.
+        let mut io = match (secs, state.io.get(r.as_str())) {
+            (Some(secs), Some(prev)) => super::io::rates(*prev, now_t, secs),
+            (Some(secs), None) => super::io::rates([0; 4], now_t, secs),
+            (None, _) => [0.0; 4],
+        };
+        if let Some(g) = guest_io.get(r.as_str()) {
+            for (acc, v) in io.iter_mut().zip(g) {
+                *acc += v;
+            }
+        }
+        out.push(SrSample {
+            uuid: uuid.to_string(),
+            size: row.get(field(src, "physical_size")).as_int().unwrap_or(0) as f64,
+            utilisation: row.get(field(src, "physical_utilisation")).as_int().unwrap_or(0) as f64,
+            io,
+        });
+    }
+    let known = |k: &str| st.get(src, k).is_some();
+    s.sr_io.retain(known);
+    state.io = totals.into_iter().filter(|(k, _)| known(k)).collect();
+    out
 }
 
 /// A block device's name from its userdevice: 0 → xvda, 1 → xvdb…
@@ -164,17 +292,16 @@ fn host_values(s: &Server, guests: &[(String, Stats)]) -> Vec<(String, f64)> {
 
 /// Take one sample of everything. `every` is the sampling interval: a new
 /// RRD's first sample stands for the interval before it.
-pub fn sample(
-    s: &Server,
-    every: Duration,
-    domains: Vec<backend::DomainInfo>,
-    was_running: &mut BTreeSet<String>,
-) -> Changes {
+pub fn sample(s: &Server, every: Duration, domains: Vec<backend::DomainInfo>, state: &mut State) -> Changes {
     let t = now();
     let prev = t - every.as_secs_f64();
     let guests: Vec<(String, Stats)> =
         domains.into_iter().filter_map(|d| s.backend.stats(&d.uuid).map(|st| (d.uuid, st))).collect();
-    let host = host_values(s, &guests);
+    let mut host = host_values(s, &guests);
+    let srs = sr_samples(s, &guests, state);
+    for x in &srs {
+        host.extend(host_sr_values(x));
+    }
     // Which VMs exist, and whether new RRDs get MIN/MAX archives: one read.
     let (known, min_max) = {
         let st = s.db.read();
@@ -189,8 +316,19 @@ pub fn sample(
     for (uuid, st) in &guests {
         g.vms.entry(uuid.clone()).or_insert_with(|| Rrd::new(prev, min_max)).update(t, &vm_values(st));
     }
-    let running: BTreeSet<&str> = guests.iter().map(|(u, _)| u.as_str()).collect();
+    for x in &srs {
+        g.srs.entry(x.uuid.clone()).or_insert_with(|| Rrd::new(prev, min_max)).update(t, &sr_values(x));
+    }
+    let live_srs: BTreeSet<&str> = srs.iter().map(|x| x.uuid.as_str()).collect();
     let mut changes = Changes::default();
+    g.srs.retain(|u, _| {
+        let keep = live_srs.contains(u.as_str());
+        if !keep {
+            changes.dropped.push(u.clone());
+        }
+        keep
+    });
+    let running: BTreeSet<&str> = guests.iter().map(|(u, _)| u.as_str()).collect();
     g.vms.retain(|u, _| {
         let keep = running.contains(u.as_str()) || known.contains(u);
         if !keep {
@@ -201,18 +339,45 @@ pub fn sample(
     for (u, r) in g.vms.iter_mut() {
         if !running.contains(u.as_str()) {
             r.update(t, &[]);
-            if was_running.contains(u) {
+            if state.was_running.contains(u) {
                 changes.stopped.push((u.clone(), r.clone()));
             }
         }
     }
-    *was_running = running.into_iter().map(str::to_string).collect();
+    state.was_running = running.into_iter().map(str::to_string).collect();
     changes
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sr_names_and_units() {
+        let x = SrSample {
+            uuid: "492eb9be-11b7-4bd5-982a-b5153e909c01".into(),
+            size: 100.0,
+            utilisation: 30.0,
+            io: [MIB, 2.0, 3.0 * MIB, 4.0],
+        };
+        let v: std::collections::HashMap<String, f64> = sr_values(&x).into_iter().collect();
+        assert_eq!(v["io_throughput_read"], 1.0);
+        assert_eq!(v["io_throughput_total"], 4.0);
+        assert_eq!(v["iops_total"], 6.0);
+        assert_eq!(v["free_space"], 70.0);
+        let h: Vec<String> = host_sr_values(&x).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            h,
+            [
+                "io_throughput_read_492eb9be",
+                "io_throughput_write_492eb9be",
+                "io_throughput_total_492eb9be",
+                "iops_read_492eb9be",
+                "iops_write_492eb9be",
+                "iops_total_492eb9be"
+            ]
+        );
+    }
 
     #[test]
     fn vm_names() {
@@ -222,6 +387,7 @@ mod tests {
             memory_internal_free: 1 << 29,
             nics: vec![("0".into(), 10.0, 20.0)],
             disks: vec![("1".into(), 1.0, 2.0)],
+            disk_ops: vec![],
         };
         let names: Vec<String> = vm_values(&st).into_iter().map(|(n, _)| n).collect();
         assert_eq!(

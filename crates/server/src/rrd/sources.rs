@@ -1,6 +1,6 @@
 //! The data-source view of an RRD, for the API's `get_data_sources`,
 //! `query_data_source`, `record_data_source` and
-//! `forget_data_source_archives` (VM and host). Every data source the
+//! `forget_data_source_archives` (VM, host and SR). Every data source the
 //! sampler makes is recorded from the start (xapi's "standard" ones), so
 //! each is enabled and standard; recording one is a no-op that succeeds for
 //! a name the RRD has.
@@ -9,10 +9,11 @@ use super::Rrd;
 use crate::{ApiError, Result, Server};
 use model::types::DataSourceRecord;
 
-/// Whose RRD: the host's, or a VM's by uuid.
+/// Whose RRD: the host's, or a VM's or an SR's by uuid.
 pub enum Owner<'a> {
     Host,
     Vm(&'a str),
+    Sr(&'a str),
 }
 
 fn missing(name: &str) -> ApiError {
@@ -28,6 +29,7 @@ fn with_rrd<T>(s: &Server, owner: &Owner<'_>, f: impl FnOnce(Option<&mut Rrd>) -
     match owner {
         Owner::Host => f(g.host.as_mut()),
         Owner::Vm(u) => f(g.vms.get_mut(*u)),
+        Owner::Sr(u) => f(g.srs.get_mut(*u)),
     }
 }
 
@@ -50,7 +52,7 @@ pub fn api_record(s: &Server, owner: Owner<'_>, name: &str) -> Result<()> {
 pub async fn api_forget(s: &Server, owner: Owner<'_>, name: &str) -> Result<()> {
     let uuid = match owner {
         Owner::Host => super::sampler::host_uuid(s),
-        Owner::Vm(u) => u.to_string(),
+        Owner::Vm(u) | Owner::Sr(u) => u.to_string(),
     };
     let copy =
         with_rrd(s, &owner, |r| r.and_then(|r| forget(r, name).then(|| r.clone()))).ok_or_else(|| missing(name))?;
@@ -82,7 +84,24 @@ fn describe(name: &str) -> (String, &'static str) {
         let what = if dir == "read" { "Reads from" } else { "Writes to" };
         return (format!("{what} device {dev} in bytes per second"), "B/s");
     }
+    for (prefix, what, unit) in [
+        ("io_throughput_read", "Data read from the SR", "MiB/s"),
+        ("io_throughput_write", "Data written to the SR", "MiB/s"),
+        ("io_throughput_total", "All SR I/O", "MiB/s"),
+        ("iops_read", "Read requests per second", "requests/s"),
+        ("iops_write", "Write requests per second", "requests/s"),
+        ("iops_total", "I/O requests per second", "requests/s"),
+    ] {
+        match name.strip_prefix(prefix) {
+            Some("") => return (what.into(), unit),
+            Some(sr) if sr.starts_with('_') => return (format!("{what} {}", &sr[1..]), unit),
+            _ => {}
+        }
+    }
     match name {
+        "physical_size" => ("Size of the SR".into(), "B"),
+        "physical_utilisation" => ("Space used on the SR".into(), "B"),
+        "free_space" => ("Free space on the SR".into(), "B"),
         "memory" => ("Memory currently allocated to the VM".into(), "B"),
         "memory_internal_free" => ("Memory used as reported by the guest agent".into(), "KiB"),
         "memory_total_kib" => ("Total amount of memory in the host".into(), "KiB"),

@@ -383,12 +383,13 @@ pub async fn copy_data(ctx: &Ctx, from: &str, to: &str, base: Option<&str>, fres
     let (Some(src), Some(dst)) = (src, dst) else { return Ok(()) };
     let task = ctx.task.clone();
     let srv = s.clone();
+    let io = (s.sr_io.of_vdi(s, from), s.sr_io.of_vdi(s, to));
     blocking(move || {
         for p in [Some(&src), Some(&dst), base_path.as_ref()].into_iter().flatten() {
             attachable(p)?;
         }
         if src_fmt == Format::Raw && dst_fmt == Format::Raw {
-            block_copy(&src, &dst, base_path.as_deref(), fresh, |p| {
+            block_copy(&src, &dst, base_path.as_deref(), fresh, (&io.0, &io.1), |p| {
                 if let Some(t) = &task {
                     if srv.tasks.is_cancelling(t) {
                         return false;
@@ -415,18 +416,22 @@ fn io(e: std::io::Error) -> ApiError {
 /// Copy `from` to `to` in 1 MiB blocks, leaving all-zero blocks as holes.
 /// `progress` gets 0..1 and returns false to cancel.
 pub fn sparse_copy(from: &Path, to: &Path, progress: impl FnMut(f64) -> bool) -> Result<()> {
-    block_copy(from, to, None, true, progress)
+    let none = crate::rrd::io::Counters::default();
+    block_copy(from, to, None, true, (&none, &none), progress)
 }
 
 /// The block copier behind [`sparse_copy`] and VDI.copy: a block is written
 /// when it differs from the reference (`base`, else the target's current
 /// content; for a fresh target, zeros, and the source's holes are skipped
-/// without reading them). Progress is reported per percent.
+/// without reading them). Progress is reported per percent. `counts` counts
+/// the reads of the source's SR and the I/O on the target's (reference
+/// reads of `base` included, as it lives beside the target).
 pub fn block_copy(
     from: &Path,
     to: &Path,
     base: Option<&Path>,
     fresh: bool,
+    counts: (&crate::rrd::io::Counters, &crate::rrd::io::Counters),
     mut progress: impl FnMut(f64) -> bool,
 ) -> Result<()> {
     use std::io::{Seek, SeekFrom, Write};
@@ -459,6 +464,7 @@ pub fn block_copy(
             if n == 0 {
                 break;
             }
+            counts.0.read(n as u64);
             let differs = if against_zero {
                 buf[..n] != ZERO[..n]
             } else {
@@ -468,12 +474,14 @@ pub fn block_copy(
                 };
                 r.seek(SeekFrom::Start(off)).map_err(io)?;
                 let m = read_full(r, &mut refb[..n]).map_err(io)?;
+                counts.1.read(m as u64);
                 refb[m..n].fill(0);
                 buf[..n] != refb[..n]
             };
             if differs {
                 dst.seek(SeekFrom::Start(off)).map_err(io)?;
                 dst.write_all(&buf[..n]).map_err(io)?;
+                counts.1.wrote(n as u64);
             }
             off += n as u64;
         }
@@ -687,7 +695,8 @@ mod tests {
         write_at(&src, 0, b"new");
         write_at(&dst, 2 << 20, b"stale");
         // Without a base the target ends up equal to the source, zeros included.
-        block_copy(&src, &dst, None, false, |_| true).unwrap();
+        let none = crate::rrd::io::Counters::default();
+        block_copy(&src, &dst, None, false, (&none, &none), |_| true).unwrap();
         assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap());
         // With a base only the blocks where the source differs from it are
         // written: block 2 is the same in both, so the target keeps its own.
@@ -695,7 +704,8 @@ mod tests {
         write_at(&base, 2 << 20, b"same!");
         write_at(&dst, 2 << 20, b"local");
         write_at(&src, 1 << 20, b"delta");
-        block_copy(&src, &dst, Some(&base), false, |_| true).unwrap();
+        block_copy(&src, &dst, Some(&base), false, (&none, &none), |_| true).unwrap();
+        assert!(none.totals()[3] > 0, "writes are counted");
         let d = std::fs::read(&dst).unwrap();
         assert_eq!(&d[0..3], b"new");
         assert_eq!(&d[1 << 20..(1 << 20) + 5], b"delta");

@@ -228,7 +228,7 @@ pub async fn sr_arg(cx: &Cx<'_, '_>) -> CliResult<String> {
     }
 }
 
-/// `<vm|host>-data-source-list/query/record/forget` for one object: the
+/// `<vm|host|sr>-data-source-list/query/record/forget` for one object: the
 /// API's data-source messages, printed as xapi's CLI does.
 pub async fn data_source(cx: &mut Cx<'_, '_>, class_name: &str, r: String, verb: &str) -> CliResult {
     let call = |m: &str| format!("{class_name}.{m}");

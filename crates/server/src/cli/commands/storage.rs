@@ -26,8 +26,43 @@ fn vdi_type(t: Option<&str>) -> CliResult<&'static str> {
     }
 }
 
+/// The one SR named by `sr=` (uuid or name-label) and SR field filters,
+/// as xapi's Sr_selectors; `ignore` lists the command's own parameters.
+fn select_sr(cx: &Cx<'_, '_>, ignore: &[&str]) -> CliResult<String> {
+    let c = class("SR")?;
+    let st = cx.s.db.read();
+    let mut rows = generic::rows(&st, c);
+    for (k, v) in &cx.params.0 {
+        let stem = k.split(':').next().unwrap_or(k);
+        if k == "sr" {
+            rows.retain(|(_, row)| {
+                row.get_by_name("uuid").and_then(Value::as_str) == Some(v.as_str())
+                    || row.get_by_name("name_label").and_then(Value::as_str) == Some(v.as_str())
+            });
+        } else if !generic::STDPARAMS.contains(&stem) && !ignore.contains(&stem) {
+            rows = generic::filter(&st, c, rows, k, v).map_err(|e| match e {
+                CliError::Api(_) => CliError::Failure(format!(
+                    "Parameter '{k}' is not a field of the SR class. Failed to select SR for operation."
+                )),
+                e => e,
+            })?;
+        }
+    }
+    match rows.len() {
+        0 => Err(CliError::Failure("No matching SRs found".into())),
+        1 => Ok(rows.into_iter().next().map(|(r, _)| r).unwrap_or_default()),
+        _ => Err(CliError::Failure(
+            "Multiple matches SRs found. Operation can only be performed on one SR at a time".into(),
+        )),
+    }
+}
+
 pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
     match name {
+        n if n.starts_with("sr-data-source-") => {
+            let sr = select_sr(cx, &["data-source"])?;
+            super::data_source(cx, "SR", sr, n.trim_start_matches("sr-data-source-")).await
+        }
         "vdi-create" => {
             let sr = obj(cx, "SR", "sr-uuid").await?;
             let size = bytes_of_string("virtual-size", cx.params.reqd("virtual-size")?)?;
