@@ -373,15 +373,18 @@ fn write_raw(
             }
         }
         if let Some(img) = &image {
-            let fmt = if format == "vhd" { "vpc" } else { format };
+            if format == "vhd" {
+                drop(f);
+                return apply_vhd(s, task, vdi, img, &raw);
+            }
             let convert = || -> Result<()> {
-                let size = storage::qemu::image_size(img, fmt)?;
+                let size = storage::qemu::image_size(img, format)?;
                 if size as u64 > raw.size {
                     return Err(ApiError::ImportError {
                         msg: format!("the image's {size} bytes do not fit the VDI's {} bytes", raw.size),
                     });
                 }
-                storage::qemu::convert(img, fmt, &raw.path, "raw", true)
+                storage::qemu::convert(img, format, &raw.path, "raw", true)
             };
             // A short body whose image is incomplete is an I/O error, as xapi's.
             convert().map_err(|e| if short { device_io_error() } else { e })?;
@@ -399,4 +402,41 @@ fn write_raw(
         let _ = std::fs::remove_file(img);
     }
     result
+}
+
+/// Write a received VHD into the VDI, sized from its footer (never from its
+/// geometry, whatever its creator). A fixed or dynamic image is the whole
+/// disk (the VDI is emptied first); a differencing one is applied over the
+/// VDI's current data, as a delta restore onto a copy of its base needs.
+/// A broken image fails before anything is written.
+fn apply_vhd(s: &Server, task: &HttpTask, vdi: &str, img: &std::path::Path, raw: &storage::Raw) -> Result<()> {
+    use storage::vhd;
+    let bad = |e: vhd::Error| match e {
+        vhd::Error::Cancelled => ApiError::TaskCancelled { task: task.r.clone() },
+        e => {
+            tracing::info!("VHD import into VDI {vdi} refused: {e}");
+            ApiError::VdiIoError { reason: format!("Device I/O errors: {e}") }
+        }
+    };
+    let ioe = |e: io::Error| storage::driver::io_error("import", e);
+    let file = std::fs::File::open(img).map_err(ioe)?;
+    let image = vhd::Image::open(&file).map_err(bad)?;
+    let differencing = image.footer.disk_type == vhd::DiskType::Differencing;
+    // A qcow2 VDI's data must be in the temporary raw file before a
+    // differencing image lands on it.
+    let updating = if differencing { storage::Raw::for_reading(s, vdi)? } else { None };
+    let target = updating.as_ref().unwrap_or(raw);
+    let out = target.open(true)?;
+    if !differencing {
+        out.set_len(0).map_err(ioe)?;
+        out.set_len(raw.size).map_err(ioe)?;
+    }
+    image
+        .apply(&file, &out, raw.size, |p| {
+            task.progress(s, p);
+            !task.cancelling(s)
+        })
+        .map_err(bad)?;
+    out.sync_all().map_err(ioe)?;
+    target.commit()
 }

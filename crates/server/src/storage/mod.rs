@@ -15,6 +15,7 @@ mod iso;
 pub mod qemu;
 pub mod scan;
 pub mod sm;
+pub mod vhd;
 
 pub use driver::{Driver, Format};
 pub use files::allocated;
