@@ -599,7 +599,7 @@ impl Drop for Raw {
 }
 
 /// A file to send for `/export_raw_vdi`: the raw data (`len` is the disk's
-/// size), or a VHD / qcow2 image made from it (removed on drop).
+/// size), or a qcow2 image made from it (removed on drop).
 pub struct ExportFile {
     pub path: PathBuf,
     pub len: u64,
@@ -622,23 +622,165 @@ impl ExportFile {
     }
 }
 
-/// Prepare `/export_raw_vdi` in `format` (raw, vhd or qcow2). Blocking.
+/// Prepare `/export_raw_vdi` in `format` (raw or qcow2). Blocking.
 pub fn export_file(s: &Server, vdi: &str, format: &str) -> Result<ExportFile> {
     let bad = || ApiError::InvalidValue { field: "format".into(), value: format.to_string() };
     let raw = Raw::for_reading(s, vdi)?;
     let Some(raw) = raw else { return Err(ApiError::VdiMissing { sr: sr_of(s, vdi)?, vdi: vdi.to_string() }) };
     let out_fmt = match format {
         "raw" => return Ok(ExportFile { path: raw.path.clone(), len: raw.size, _raw: Some(raw), temp: false }),
-        "vhd" => "vpc",
+        // VHD is made by [`vhd_export`].
         "qcow2" => "qcow2",
         _ => return Err(bad()),
     };
     let tmp = Raw::temp(&raw.path);
     let mut out = ExportFile { path: tmp.clone(), len: 0, _raw: None, temp: true };
-    let opts = if out_fmt == "vpc" { "subformat=dynamic,force_size=on" } else { "" };
-    qemu::convert_with(&raw.path, "raw", &tmp, out_fmt, opts)?;
+    qemu::convert_with(&raw.path, "raw", &tmp, out_fmt, "")?;
     out.len = std::fs::metadata(&tmp).map_err(io)?.len();
     Ok(out)
+}
+
+/// The VDI a snapshot was taken of, else the VDI itself: snapshots of one
+/// disk share that root, so one may serve as another's base.
+fn chain_root(st: &State, vdi: &str) -> String {
+    let vc = class("VDI");
+    let Some(row) = st.get(vc, vdi) else { return vdi.to_string() };
+    let of = s_of(row.get(field(vc, "snapshot_of")));
+    if row.get(field(vc, "is_a_snapshot")).as_bool() == Some(true) && st.get(vc, &of).is_some() {
+        of
+    } else {
+        vdi.to_string()
+    }
+}
+
+/// Whether `base` may be the base of a differencing export of `vdi`: the
+/// same disk, a snapshot of it, or a sibling snapshot.
+pub fn same_chain(s: &Server, vdi: &str, base: &str) -> bool {
+    let st = s.db.read();
+    chain_root(&st, vdi) == chain_root(&st, base)
+}
+
+/// A VHD to send for `/export_raw_vdi?format=vhd`: the layout (its length
+/// is known before a byte is sent) and the raw data its blocks come from.
+pub struct VhdExport {
+    pub layout: vhd::Layout,
+    pub file: std::fs::File,
+    _raw: Raw,
+}
+
+impl VhdExport {
+    /// Send the image to `out`; `progress` gets 0..1 and returns false to stop.
+    pub fn write(&self, out: &mut impl std::io::Write, mut progress: impl FnMut(f64) -> bool) -> Result<()> {
+        let ioe = |e: std::io::Error| driver::io_error("export", e);
+        out.write_all(&self.layout.prologue()).map_err(ioe)?;
+        let mut buf = Vec::new();
+        let n = self.layout.blocks.len().max(1);
+        for (i, b) in self.layout.blocks.iter().enumerate() {
+            self.layout.write_block(&self.file, *b, &mut buf, out).map_err(ioe)?;
+            if !progress((i + 1) as f64 / n as f64) {
+                return Err(ApiError::TaskCancelled { task: String::new() });
+            }
+        }
+        out.write_all(&self.layout.epilogue()).map_err(ioe)?;
+        out.flush().map_err(ioe)
+    }
+}
+
+/// Which blocks of `src` (a raw disk of `size` bytes) to send: those that
+/// hold anything but zeros, or, against `base`, those that differ from it
+/// (past the base's end it reads as zeros). Holes in both files are skipped
+/// without reading. Blocking; `progress` as for [`block_copy`].
+fn changed_blocks(
+    src: &std::fs::File,
+    size: u64,
+    base: Option<&std::fs::File>,
+    mut progress: impl FnMut(f64) -> bool,
+) -> Result<Vec<u64>> {
+    use std::os::unix::fs::FileExt;
+    let blk = vhd::BLOCK;
+    let ioe = |e: std::io::Error| driver::io_error("export", e);
+    let read = |f: &std::fs::File, off: u64, buf: &mut [u8]| -> std::io::Result<()> {
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read_at(&mut buf[n..], off + n as u64)? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        buf[n..].fill(0);
+        Ok(())
+    };
+    let (mut a, mut b) = (vec![0u8; blk as usize], vec![0u8; blk as usize]);
+    let mut out = Vec::new();
+    let mut off = 0u64;
+    let mut last = 0u64;
+    while off < size {
+        // The next offset where either file holds data.
+        let next = |f: &std::fs::File| files::next_data(f, off).unwrap_or(u64::MAX);
+        let data = base.map(next).unwrap_or(u64::MAX).min(next(src));
+        if data >= size {
+            break;
+        }
+        off = data - data % blk;
+        let n = (size - off).min(blk) as usize;
+        read(src, off, &mut a[..n]).map_err(ioe)?;
+        let differs = match base {
+            Some(bf) => {
+                read(bf, off, &mut b[..n]).map_err(ioe)?;
+                a[..n] != b[..n]
+            }
+            None => !xva::is_zero(&a[..n]),
+        };
+        if differs {
+            out.push(off / blk);
+        }
+        off += n as u64;
+        let pct = off * 100 / size.max(1);
+        if pct != last {
+            last = pct;
+            if !progress(off as f64 / size as f64) {
+                return Err(ApiError::TaskCancelled { task: String::new() });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Prepare a VHD export of `vdi`: dynamic, or differencing against `base`
+/// (checked by the caller to be of the same chain). Blocking.
+pub fn vhd_export(
+    s: &Server,
+    vdi: &str,
+    base: Option<&str>,
+    progress: impl FnMut(f64) -> bool,
+) -> Result<VhdExport> {
+    let missing = |v: &str| -> Result<ApiError> { Ok(ApiError::VdiMissing { sr: sr_of(s, v)?, vdi: v.to_string() }) };
+    let uuid = |v: &str| {
+        let vc = class("VDI");
+        s.db.read().get(vc, v).map(|r| vhd::uuid_bytes(&s_of(r.get(field(vc, "uuid"))))).unwrap_or([0; 16])
+    };
+    let Some(raw) = Raw::for_reading(s, vdi)? else { return Err(missing(vdi)?) };
+    let file = raw.open(false)?;
+    let base_raw = match base {
+        Some(b) => match Raw::for_reading(s, b)? {
+            Some(r) => Some(r),
+            None => return Err(missing(b)?),
+        },
+        None => None,
+    };
+    let base_file = match &base_raw {
+        Some(r) => Some(r.open(false)?),
+        None => None,
+    };
+    let blocks = changed_blocks(&file, raw.size, base_file.as_ref(), progress)?;
+    let layout = vhd::Layout {
+        size: raw.size,
+        blocks,
+        disk_type: if base.is_some() { vhd::DiskType::Differencing } else { vhd::DiskType::Dynamic },
+        uuid: vhd::uuid_bytes(&model::new_uuid()),
+        parent: base.map(uuid),
+    };
+    Ok(VhdExport { layout, file, _raw: raw })
 }
 
 pub fn sr_of(s: &Server, vdi: &str) -> Result<String> {

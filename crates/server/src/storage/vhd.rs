@@ -383,8 +383,8 @@ pub fn footer_bytes(size: u64, disk_type: DiskType, uuid: &[u8; 16]) -> [u8; FOO
     b[16..24].copy_from_slice(&data_offset.to_be_bytes());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     b[24..28].copy_from_slice(&(now.saturating_sub(VHD_EPOCH) as u32).to_be_bytes());
-    // xapi's blktap writes `tap`; so do we, as a stand-in for it.
-    b[28..32].copy_from_slice(b"tap ");
+    // As xapi's blktap: "tap" and a NUL, a creator qemu trusts for the size.
+    b[28..32].copy_from_slice(b"tap\0");
     b[32..36].copy_from_slice(&0x0001_0003u32.to_be_bytes());
     b[36..40].copy_from_slice(b"Wi2k");
     b[40..48].copy_from_slice(&size.to_be_bytes());
