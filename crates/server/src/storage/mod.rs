@@ -773,13 +773,8 @@ pub fn vhd_export(
         None => None,
     };
     let blocks = changed_blocks(&file, raw.size, base_file.as_ref(), progress)?;
-    let layout = vhd::Layout {
-        size: raw.size,
-        blocks,
-        disk_type: if base.is_some() { vhd::DiskType::Differencing } else { vhd::DiskType::Dynamic },
-        uuid: vhd::uuid_bytes(&model::new_uuid()),
-        parent: base.map(uuid),
-    };
+    let disk_type = if base.is_some() { vhd::DiskType::Differencing } else { vhd::DiskType::Dynamic };
+    let layout = vhd::Layout::new(raw.size, blocks, disk_type, vhd::uuid_bytes(&model::new_uuid()), base.map(uuid));
     Ok(VhdExport { layout, file, _raw: raw })
 }
 

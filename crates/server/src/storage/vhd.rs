@@ -422,13 +422,19 @@ pub struct Layout {
     pub size: u64,
     pub blocks: Vec<u64>,
     pub disk_type: DiskType,
-    pub uuid: [u8; 16],
     pub parent: Option<[u8; 16]>,
+    /// Made once: the copy at the start and the footer at the end must be
+    /// byte for byte the same (vhd-lib checks), timestamp included.
+    footer: [u8; FOOTER as usize],
 }
 
 const BITMAP: u64 = SECTOR; // 2 MiB / 512 / 8 = 512 bytes
 
 impl Layout {
+    pub fn new(size: u64, blocks: Vec<u64>, disk_type: DiskType, uuid: [u8; 16], parent: Option<[u8; 16]>) -> Layout {
+        Layout { size, blocks, disk_type, parent, footer: footer_bytes(size, disk_type, &uuid) }
+    }
+
     fn entries(&self) -> u64 {
         self.size.div_ceil(BLOCK)
     }
@@ -444,7 +450,7 @@ impl Layout {
     pub fn prologue(&self) -> Vec<u8> {
         let entries = self.entries();
         let mut out = Vec::with_capacity(self.first_block() as usize);
-        out.extend_from_slice(&footer_bytes(self.size, self.disk_type, &self.uuid));
+        out.extend_from_slice(&self.footer);
         out.extend_from_slice(&header_bytes(entries as u32, self.parent.as_ref()));
         let mut bat = vec![UNUSED; entries as usize];
         let mut at = self.first_block() / SECTOR;
@@ -480,7 +486,7 @@ impl Layout {
     }
 
     pub fn epilogue(&self) -> [u8; FOOTER as usize] {
-        footer_bytes(self.size, self.disk_type, &self.uuid)
+        self.footer
     }
 }
 
@@ -509,6 +515,7 @@ mod tests {
         }
         out.extend_from_slice(&layout.epilogue());
         assert_eq!(out.len() as u64, layout.len());
+        assert_eq!(out[..512], out[out.len() - 512..], "the footer copy is the footer");
         out
     }
 
@@ -536,7 +543,7 @@ mod tests {
         data[(5 * BLOCK) as usize + 100] = 1;
         let src = tmp(&t, "src", &data);
         let layout =
-            Layout { size, blocks: vec![0, 3, 5], disk_type: DiskType::Dynamic, uuid: [1; 16], parent: None };
+            Layout::new(size, vec![0, 3, 5], DiskType::Dynamic, [1; 16], None);
         let img = tmp(&t, "img", &image(&layout, &src));
         let parsed = Image::open(&img).unwrap();
         assert_eq!(parsed.footer.current_size, size);
@@ -548,7 +555,7 @@ mod tests {
         let mut changed = data.clone();
         changed[(3 * BLOCK) as usize..(3 * BLOCK) as usize + 8].copy_from_slice(b"changed!");
         let csrc = tmp(&t, "csrc", &changed);
-        let d = Layout { size, blocks: vec![3], disk_type: DiskType::Differencing, uuid: [2; 16], parent: Some([1; 16]) };
+        let d = Layout::new(size, vec![3], DiskType::Differencing, [2; 16], Some([1; 16]));
         let dimg = tmp(&t, "dimg", &image(&d, &csrc));
         Image::open(&dimg).unwrap().apply(&dimg, &dst, size, |_| true).unwrap();
         assert_eq!(std::fs::read(t.path().join("dst")).unwrap(), changed);
@@ -561,7 +568,7 @@ mod tests {
         let mut data = vec![0u8; size as usize];
         data[5] = 1;
         let src = tmp(&t, "src", &data);
-        let layout = Layout { size, blocks: vec![0, 1], disk_type: DiskType::Dynamic, uuid: [1; 16], parent: None };
+        let layout = Layout::new(size, vec![0, 1], DiskType::Dynamic, [1; 16], None);
         let img = tmp(&t, "img", &image(&layout, &src));
         let dst = tmp(&t, "dst", &vec![0u8; BLOCK as usize + 4096]);
         Image::open(&img).unwrap().apply(&img, &dst, BLOCK + 4096, |_| true).unwrap();
@@ -579,7 +586,7 @@ mod tests {
         let size = 4 * BLOCK;
         let src = tmp(&t, "src", &vec![1u8; size as usize]);
         let layout =
-            Layout { size, blocks: vec![0, 1, 2, 3], disk_type: DiskType::Dynamic, uuid: [1; 16], parent: None };
+            Layout::new(size, vec![0, 1, 2, 3], DiskType::Dynamic, [1; 16], None);
         let good = image(&layout, &src);
         let err = |bytes: &[u8]| match Image::open(&tmp(&t, "bad", bytes)) {
             Err(Error::Invalid(m)) => m,
