@@ -301,6 +301,17 @@ impl Image {
 }
 
 impl Image {
+    /// The byte ranges of the blocks this image holds (whole blocks).
+    pub fn extents(&self) -> Vec<(u64, u64)> {
+        if self.footer.disk_type == DiskType::Fixed {
+            return vec![(0, self.footer.current_size)];
+        }
+        (0..self.bat.len() as u64)
+            .filter(|i| self.bat[*i as usize].is_some())
+            .map(|i| (i * self.block_size, self.block_size))
+            .collect()
+    }
+
     /// Refuse an image holding non-zero data at or after byte `limit`.
     fn check_zero_past(&self, src: &File, limit: u64) -> Result<()> {
         let past = |at: u64| {
