@@ -53,6 +53,29 @@ describe('undici 6 and /export_raw_vdi', () => {
     await server.stop()
   })
 
+  // XO's client sends RPCs and transfers through one pool: an export may
+  // follow a JSON-RPC call on the same keep-alive connection.
+  it(`survives ${ROUNDS / 2} exports that follow an RPC on the same connection`, async () => {
+    for (let i = 0; i < ROUNDS / 2; i++) {
+      const rpc = await request(`${server.url}/jsonrpc`, {
+        dispatcher: agent,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', method: 'pool.get_all', params: [xapi.sessionId], id: i }),
+      })
+      assert.equal(rpc.statusCode, 200)
+      await rpc.body.text()
+      const url = `${server.url}/export_raw_vdi/?session_id=${encodeURIComponent(xapi.sessionId)}&vdi=${encodeURIComponent(vdi)}&format=raw`
+      const res = await request(url, { dispatcher: agent })
+      let got = 0
+      for await (const chunk of res.body) {
+        got += chunk.length
+        await sleep(1)
+      }
+      assert.equal(got, SIZE)
+    }
+  })
+
   for (const format of ['raw', 'vhd', 'qcow2']) {
     it(`survives ${ROUNDS} slowly read ${format} exports`, async () => {
       for (let i = 0; i < ROUNDS; i++) {
