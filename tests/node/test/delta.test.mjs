@@ -6,7 +6,7 @@
 // files go to a local directory remote, are chained by vhd-lib as XO's
 // remote writer does, read back through vhd-lib's synthetic chain, and the
 // chain is restored as XO restores one: the full image, then the delta over
-// it.
+// it; the restored disk then boots a (simulated) VM.
 //
 // @xen-orchestra/backups itself (its job runner) cannot be installed from
 // the registry mirror: @vates/task, @vates/types, @vates/parse-duration,
@@ -130,6 +130,27 @@ describe('delta backups with vhd-lib', () => {
       assert.ok((await get({ vdi: restored, format: 'raw' })).equals(disk))
       await put(restored, await handler.readFile('delta.vhd'), 'vhd')
       assert.ok((await get({ vdi: restored, format: 'raw' })).equals(changed), 'the restored chain is the second snapshot')
+
+      // The restored disk boots a VM (the simulator).
+      const [template] = await xapi.call('VM.get_by_name_label', 'Debian Etch 4.0')
+      const vm = await xapi.call('VM.clone', template, 'restored from a delta chain')
+      await xapi.call('VM.set_is_a_template', vm, false)
+      await xapi.call('VBD.create', {
+        VM: vm,
+        VDI: restored,
+        userdevice: '0',
+        bootable: true,
+        mode: 'RW',
+        type: 'Disk',
+        unpluggable: false,
+        empty: false,
+        other_config: {},
+        qos_algorithm_type: '',
+        qos_algorithm_params: {},
+      })
+      await xapi.call('VM.start', vm, false, false)
+      assert.equal(await xapi.call('VM.get_power_state', vm), 'Running')
+      await xapi.call('VM.hard_shutdown', vm)
     })
   })
 
