@@ -108,8 +108,7 @@ pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     if s.backend.name() != "sim" {
         for d in spec.disks.iter().filter(|d| !d.read_only && !d.cdrom) {
             if let Some(p) = &d.path {
-                storage::cbt::mark(p, 0, None)
-                    .map_err(|e| storage::driver::io_error("changed block tracking", e))?;
+                storage::cbt::mark(p, 0, None).map_err(|e| storage::driver::io_error("changed block tracking", e))?;
             }
         }
     }

@@ -90,8 +90,16 @@ impl Head {
 pub enum Reply<'a> {
     /// `framed`: the head gave a Content-Length, so the client knows where
     /// the answer ends without waiting for the connection to close.
-    Raw { w: &'a mut (dyn AsyncWrite + Unpin + Send), http10: bool, sent: bool, framed: bool },
-    Hyper { head: Option<tokio::sync::oneshot::Sender<StatusHead>>, body: tokio::io::DuplexStream },
+    Raw {
+        w: &'a mut (dyn AsyncWrite + Unpin + Send),
+        http10: bool,
+        sent: bool,
+        framed: bool,
+    },
+    Hyper {
+        head: Option<tokio::sync::oneshot::Sender<StatusHead>>,
+        body: tokio::io::DuplexStream,
+    },
 }
 
 /// A response's status and headers.

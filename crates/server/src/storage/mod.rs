@@ -793,12 +793,7 @@ fn changed_blocks(
 
 /// Prepare a VHD export of `vdi`: dynamic, or differencing against `base`
 /// (checked by the caller to be of the same chain). Blocking.
-pub fn vhd_export(
-    s: &Server,
-    vdi: &str,
-    base: Option<&str>,
-    progress: impl FnMut(f64) -> bool,
-) -> Result<VhdExport> {
+pub fn vhd_export(s: &Server, vdi: &str, base: Option<&str>, progress: impl FnMut(f64) -> bool) -> Result<VhdExport> {
     let missing = |v: &str| -> Result<ApiError> { Ok(ApiError::VdiMissing { sr: sr_of(s, v)?, vdi: v.to_string() }) };
     let uuid = |v: &str| {
         let vc = class("VDI");
@@ -893,7 +888,8 @@ pub async fn cbt_enable(ctx: &Ctx, vdi: &str) -> Result<()> {
         let st = s.db.read();
         let row = st.get(vc, vdi).ok_or_else(|| crate::handle_invalid(vc, vdi))?;
         let size = row.get(field(vc, "virtual_size")).as_int().unwrap_or(0).max(0) as u64;
-        let log = cbt_log(&s, &st, vdi).ok_or_else(|| ApiError::VdiMissing { sr: sr_of(&s, vdi).unwrap_or_default(), vdi: vdi.to_string() })?;
+        let log = cbt_log(&s, &st, vdi)
+            .ok_or_else(|| ApiError::VdiMissing { sr: sr_of(&s, vdi).unwrap_or_default(), vdi: vdi.to_string() })?;
         (log, size)
     };
     blocking(move || {
@@ -1023,7 +1019,9 @@ pub async fn cbt_data_destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
         }
         let b = |f: &str| row.get(field(vc, f)).as_bool() == Some(true);
         if !b("is_a_snapshot") {
-            return Err(ApiError::OperationNotAllowed { reason: "VDI.data_destroy is only allowed on snapshots".into() });
+            return Err(ApiError::OperationNotAllowed {
+                reason: "VDI.data_destroy is only allowed on snapshots".into(),
+            });
         }
         if !b("cbt_enabled") {
             return Err(ApiError::VdiNoCbtMetadata { vdi: vdi.to_string() });

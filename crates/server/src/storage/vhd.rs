@@ -85,9 +85,11 @@ fn be64(b: &[u8], at: usize) -> u64 {
 
 /// The ones' complement of the byte sum, the checksum field counted as 0.
 fn checksum(b: &[u8], field: usize) -> u32 {
-    let sum = b.iter().enumerate().filter(|(i, _)| !(field..field + 4).contains(i)).fold(0u32, |s, (_, v)| {
-        s.wrapping_add(u32::from(*v))
-    });
+    let sum = b
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !(field..field + 4).contains(i))
+        .fold(0u32, |s, (_, v)| s.wrapping_add(u32::from(*v)));
     !sum
 }
 
@@ -206,7 +208,9 @@ impl Image {
             ));
         }
         if table.checked_add(entries * 4).is_none_or(|e| e > data_end) {
-            return invalid(format!("the block table ({entries} entries at offset {table}) runs past the end of the data"));
+            return invalid(format!(
+                "the block table ({entries} entries at offset {table}) runs past the end of the data"
+            ));
         }
         let mut raw = vec![0u8; (entries * 4) as usize];
         read_exact_at(f, &mut raw, table)?;
@@ -553,8 +557,7 @@ mod tests {
         data[(3 * BLOCK) as usize + 5] = 9;
         data[(5 * BLOCK) as usize + 100] = 1;
         let src = tmp(&t, "src", &data);
-        let layout =
-            Layout::new(size, vec![0, 3, 5], DiskType::Dynamic, [1; 16], None);
+        let layout = Layout::new(size, vec![0, 3, 5], DiskType::Dynamic, [1; 16], None);
         let img = tmp(&t, "img", &image(&layout, &src));
         let parsed = Image::open(&img).unwrap();
         assert_eq!(parsed.footer.current_size, size);
@@ -596,8 +599,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let size = 4 * BLOCK;
         let src = tmp(&t, "src", &vec![1u8; size as usize]);
-        let layout =
-            Layout::new(size, vec![0, 1, 2, 3], DiskType::Dynamic, [1; 16], None);
+        let layout = Layout::new(size, vec![0, 1, 2, 3], DiskType::Dynamic, [1; 16], None);
         let good = image(&layout, &src);
         let err = |bytes: &[u8]| match Image::open(&tmp(&t, "bad", bytes)) {
             Err(Error::Invalid(m)) => m,
