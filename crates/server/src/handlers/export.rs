@@ -366,7 +366,7 @@ async fn vhd_out(s: &Server, task: &HttpTask, vdi: &str, base: Option<&str>, rep
         ("connection", "close".to_string()),
         ("task-id", task.r.clone()),
         ("content-type", "application/vhd".to_string()),
-        ("content-length", image.layout.len().to_string()),
+        ("content-length", image.layout.image_len().to_string()),
     ];
     reply.head(200, "OK", &h).await.map_err(|e| crate::internal(e.to_string()))?;
     let (w, rx) = transfer::reply_channel();

@@ -343,6 +343,7 @@ fn write_raw(
             f.set_len(raw.size).map_err(ioe)?;
         }
         let mut buf = vec![0u8; 1 << 20];
+        let mut window: Vec<u8> = Vec::with_capacity(if tracked { WINDOW + buf.len() } else { 0 });
         let mut done = 0u64;
         // Whether the body ended before its Content-Length. Xen Orchestra
         // sends streams of unknown length with a 1 PiB Content-Length and
@@ -368,7 +369,13 @@ fn write_raw(
                 });
             }
             if tracked {
-                write_changed(s, vdi, &f, done, &buf[..n])?;
+                // Compared and marked a window at a time: one log update
+                // per window, not per read.
+                window.extend_from_slice(&buf[..n]);
+                if window.len() >= WINDOW {
+                    write_changed(s, vdi, &f, done + n as u64 - window.len() as u64, &window)?;
+                    window.clear();
+                }
             } else if !xva::is_zero(&buf[..n]) {
                 // Zero blocks stay holes.
                 use std::os::unix::fs::FileExt;
@@ -401,9 +408,10 @@ fn write_raw(
             raw.commit()
         } else {
             if tracked {
+                write_changed(s, vdi, &f, done - window.len() as u64, &window)?;
                 // What the stream did not cover reads as zeros afterwards,
                 // as with the untracked path's emptied file.
-                let zeros = vec![0u8; 1 << 20];
+                let zeros = vec![0u8; WINDOW];
                 let mut off = done;
                 while off < raw.size {
                     let n = (raw.size - off).min(zeros.len() as u64) as usize;
@@ -467,6 +475,9 @@ fn apply_vhd(s: &Server, task: &HttpTask, vdi: &str, img: &std::path::Path, raw:
     out.sync_all().map_err(ioe)?;
     target.commit()
 }
+
+/// How much raw data a tracked import compares before marking its log.
+const WINDOW: usize = 16 << 20;
 
 /// Write `data` at `off` into a VDI with a changed-block log: only the
 /// 64 KiB blocks whose bytes differ are marked (durably, first) and written.

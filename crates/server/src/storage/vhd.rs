@@ -457,7 +457,7 @@ impl Layout {
         FOOTER + HEADER + (self.entries() * 4).div_ceil(SECTOR) * SECTOR
     }
     /// The whole image's length in bytes.
-    pub fn len(&self) -> u64 {
+    pub fn image_len(&self) -> u64 {
         self.first_block() + self.blocks.len() as u64 * (BITMAP + BLOCK) + FOOTER
     }
 
@@ -529,7 +529,7 @@ mod tests {
             layout.write_block(src, *b, &mut buf, &mut out).unwrap();
         }
         out.extend_from_slice(&layout.epilogue());
-        assert_eq!(out.len() as u64, layout.len());
+        assert_eq!(out.len() as u64, layout.image_len());
         assert_eq!(out[..512], out[out.len() - 512..], "the footer copy is the footer");
         out
     }
