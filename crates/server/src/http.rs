@@ -159,7 +159,14 @@ async fn via_hyper(server: Server, req: Request<Incoming>, local: bool) -> Respo
     let stream = tokio_util::io::ReaderStream::new(r).map_ok(hyper::body::Frame::data);
     let mut resp = Response::new(http_body_util::StreamBody::new(stream).boxed());
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // An answer with a length keeps the connection: hyper would close right
+    // after the last byte, which can reach undici 6 (Xen Orchestra's client)
+    // before it has read the body and kill its process (see `linger`).
+    let framed = hdrs.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
     for (k, v) in hdrs {
+        if framed && k.eq_ignore_ascii_case("connection") {
+            continue;
+        }
         if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
             resp.headers_mut().append(k, v);
         }
