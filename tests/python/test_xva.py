@@ -8,8 +8,10 @@ import gzip
 import hashlib
 import http.server
 import io
+import json
 import os
 import socket
+import struct
 import subprocess
 import tarfile
 import threading
@@ -920,10 +922,57 @@ def test_raw_vdi_result_and_short_body(xapid, A):
     s.close()
     assert rec["status"] == "failure" and rec["error_info"] == ["VDI_IO_ERROR", "Device I/O errors"]
     assert read_vdi(xapid, A, vdi)[:8193] == b"\x02" * 8192 + b"\x00"
-    # Differencing exports are refused, not answered with the whole disk.
-    code, body, _ = http_error(http_get, xapid, "/export_raw_vdi", session_id=sid_of_session(A), vdi=vdi,
-                               format="vhd", base=vdi)
-    assert code == 500 and "base" in body
+
+
+def vhd_blocks(vhd):
+    """(disk type, current size, allocated block indexes) of a VHD image."""
+    footer = vhd[:512]
+    assert footer[:8] == b"conectix" and vhd[-512:] == footer
+    dtype, size = struct.unpack(">I", footer[60:64])[0], struct.unpack(">Q", footer[48:56])[0]
+    hdr = vhd[512:1536]
+    assert hdr[:8] == b"cxsparse"
+    table, entries = struct.unpack(">Q", hdr[16:24])[0], struct.unpack(">I", hdr[28:32])[0]
+    bat = struct.unpack(">%dI" % entries, vhd[table:table + 4 * entries])
+    return dtype, size, [i for i, e in enumerate(bat) if e != 0xFFFFFFFF]
+
+
+def test_delta_vhd_export_between_snapshots(xapid, A, tmp_path):
+    """/export_raw_vdi?base=S&format=vhd sends a differencing VHD of only the
+    2 MiB blocks that differ from S; it applies onto a copy of S."""
+    require_tool("qemu-img")
+    size = 8 * MiB
+    vdi = new_vdi(A, "delta", size)
+    data = bytearray(pattern(size))
+    write_vdi(xapid, A, vdi, bytes(data))
+    s1 = A.VDI.snapshot(vdi, {})
+    data[2 * MiB + 10:2 * MiB + 18] = b"changed!"
+    data[7 * MiB + 5] ^= 0xFF
+    write_vdi(xapid, A, vdi, bytes(data))
+    s2 = A.VDI.snapshot(vdi, {})
+    sid = sid_of_session(A)
+    st, h, full = http_get(xapid, "/export_raw_vdi", session_id=sid, vdi=s2, format="vhd")
+    assert vhd_blocks(full)[0] == 3  # dynamic
+    st, h, delta = http_get(xapid, "/export_raw_vdi", session_id=sid, vdi=s2, base=s1, format="vhd")
+    assert st == 200 and int(h["content-length"]) == len(delta)
+    dtype, vsize, blocks = vhd_blocks(delta)
+    assert (dtype, vsize, blocks) == (4, size, [1, 3])
+    assert len(delta) == 512 + 1024 + 512 + 2 * (512 + 2 * MiB) + 512
+    (tmp_path / "d.vhd").write_bytes(delta)
+    info = json.loads(subprocess.check_output(["qemu-img", "info", "--output=json", str(tmp_path / "d.vhd")]))
+    assert info["format"] == "vpc" and info["virtual-size"] == size
+    # Sibling snapshots and the live disk are of one chain, in any order.
+    st, h, none = http_get(xapid, "/export_raw_vdi", session_id=sid, vdi=vdi, base=s2, format="vhd")
+    assert vhd_blocks(none)[2] == []
+    # Restore: a copy of the base, then the delta over it.
+    restored = A.VDI.clone(s1, {})
+    http_put(xapid, "/import_raw_vdi", delta, session_id=sid, vdi=restored, format="vhd")
+    assert read_vdi(xapid, A, restored) == bytes(data)
+    # A base from another chain, or a format that cannot say "unchanged".
+    other = new_vdi(A, "elsewhere", size)
+    code, body, _ = http_error(http_get, xapid, "/export_raw_vdi", session_id=sid, vdi=s2, base=other, format="vhd")
+    assert code == 500 and "VDI_IO_ERROR" in body and "chain" in body
+    code, body, _ = http_error(http_get, xapid, "/export_raw_vdi", session_id=sid, vdi=s2, base=s1, format="raw")
+    assert code == 500 and "INVALID_VALUE" in body
 
 
 def test_raw_vdi_as_vhd(xapid, A, tmp_path):

@@ -146,7 +146,14 @@ async fn via_hyper(server: Server, req: Request<Incoming>, local: bool) -> Respo
     let stream = tokio_util::io::ReaderStream::new(r).map_ok(hyper::body::Frame::data);
     let mut resp = Response::new(http_body_util::StreamBody::new(stream).boxed());
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // An answer with a length keeps the connection: hyper would close right
+    // after the last byte, which can reach undici 6 (Xen Orchestra's client)
+    // before it has read the body and kill its process (see `linger`).
+    let framed = hdrs.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
     for (k, v) in hdrs {
+        if framed && k.eq_ignore_ascii_case("connection") {
+            continue;
+        }
         if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
             resp.headers_mut().append(k, v);
         }
@@ -438,14 +445,45 @@ where
             let limit = body_limit(&server, &head.method);
             let mut reader = Stall::new(Prefixed { prefix: rest, pos: 0, inner: r }, limit);
             let http10 = head.http10;
-            let mut reply = Reply::Raw { w: &mut w, http10, sent: false };
+            let mut reply = Reply::Raw { w: &mut w, http10, sent: false, framed: false };
             let _ = handlers::route(&server, head, &mut reader, &mut reply).await;
+            // HTTP/1.0 clients (xe among them) read to the end of stream.
+            if reply.framed() && !http10 {
+                let _ = w.flush().await;
+                linger(&mut reader, stop).await;
+            }
             let _ = w.shutdown().await;
         }
         None => {
             buf.extend_from_slice(&rest);
             serve_hyper(server, Prefixed { prefix: buf, pos: 0, inner: io }, local, stop).await
         }
+    }
+}
+
+/// How long a connection whose answer had a length waits for the client to
+/// close it.
+const LINGER: Duration = Duration::from_secs(30);
+
+/// After an answer with a Content-Length (and `connection: close`) to an
+/// HTTP/1.1 request, let the client close first: closing at once can reach the client before it has
+/// read the body, and undici 6 (Xen Orchestra's HTTP client) then dies on an
+/// assertion it cannot catch. Whatever else the client sends is discarded;
+/// the wait ends at its end of stream, after [`LINGER`], or at shutdown.
+async fn linger(reader: &mut (impl AsyncRead + Unpin), mut stop: watch::Receiver<bool>) {
+    let drain = async {
+        let mut scratch = [0u8; 4096];
+        loop {
+            match reader.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::select! {
+        _ = drain => {}
+        _ = tokio::time::sleep(LINGER) => tracing::debug!(peer = ?peer(), "the client kept the connection open; closing"),
+        _ = stop.changed() => {}
     }
 }
 

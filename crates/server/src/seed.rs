@@ -81,9 +81,9 @@ const RESTRICTIONS: &[&str] = &[
 ];
 
 /// Features this server does not have: the pool says they are restricted,
-/// so clients (Xen Orchestra) do not offer them (VTPM.create and the VDI CBT
-/// messages answer NOT_IMPLEMENTED).
-const UNAVAILABLE: &[&str] = &["restrict_vtpm", "restrict_cbt"];
+/// so clients (Xen Orchestra) do not offer them (VTPM.create answers
+/// NOT_IMPLEMENTED).
+const UNAVAILABLE: &[&str] = &["restrict_vtpm"];
 
 fn restrictions(extra: &[(&str, &str)]) -> Value {
     let mut kv: Vec<(&str, &str)> =

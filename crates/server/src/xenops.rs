@@ -103,8 +103,23 @@ pub fn disk_format(path: Option<&std::path::Path>) -> DiskFormat {
     }
 }
 
-/// What the backend needs to build the VM's domain.
+/// What the backend needs to build the VM's domain. A real guest (QEMU)
+/// may write anywhere on its read-write disks and nothing tells us where
+/// (no dirty bitmap is read yet), so their changed-block logs mark the
+/// whole disk before it runs; the simulator's guests write no disk.
 pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
+    let spec = build_spec(s, vm)?;
+    if s.backend.name() != "sim" {
+        for d in spec.disks.iter().filter(|d| !d.read_only && !d.cdrom) {
+            if let Some(p) = &d.path {
+                storage::cbt::mark(p, 0, None).map_err(|e| storage::driver::io_error("changed block tracking", e))?;
+            }
+        }
+    }
+    Ok(spec)
+}
+
+fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     let c = vm_c();
     let st = s.db.read();
     let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;

@@ -139,9 +139,9 @@ describe('connect', { concurrency: 3 }, () => {
         assert.equal(objectsOfType(xapi, 'pool')[0], pool)
         assert.ok(isMap(pool.restrictions))
         assert.equal(pool.restrictions.restrict_zstd_export, 'false')
-        // vTPMs and CBT are not implemented: the pool restricts them, so XO does not offer them.
+        // vTPMs are not implemented: the pool restricts them, so XO does not offer them. CBT works.
         assert.equal(pool.restrictions.restrict_vtpm, 'true')
-        assert.equal(pool.restrictions.restrict_cbt, 'true')
+        assert.equal(pool.restrictions.restrict_cbt, 'false')
         assert.ok(Array.isArray(pool.ha_statefiles))
         assert.ok(isMap(pool.cpu_info))
         assert.ok(isInt(pool.cpu_info.cpu_count))
@@ -183,8 +183,8 @@ describe('connect', { concurrency: 3 }, () => {
         assert.match(host.license_params.expiry, DATETIME_RE)
         assert.equal(host.license_params.restrict_zstd_export, 'false')
         for (const [k, v] of Object.entries(host.license_params)) {
-          // Everything is licensed but what is not implemented (vTPMs, CBT).
-          const unavailable = ['restrict_vtpm', 'restrict_cbt'].includes(k)
+          // Everything is licensed but what is not implemented (vTPMs).
+          const unavailable = k === 'restrict_vtpm'
           if (k.startsWith('restrict_')) assert.equal(v, unavailable ? 'true' : 'false', `license_params.${k}`)
         }
 

@@ -322,6 +322,14 @@ fn write_raw(
     use std::io::Read;
     let raw = storage::Raw::for_writing(s, vdi)?
         .ok_or_else(|| ApiError::VdiMissing { sr: String::new(), vdi: vdi.to_string() })?;
+    // With changed-block tracking on a raw VDI, raw data is compared with
+    // what is there and only the differing 64 KiB blocks are marked and
+    // written; a VHD is checked first and marks what it writes
+    // (`apply_vhd`); anything else rewrites, and marks, the whole disk.
+    let tracked = format == "raw" && raw.in_place() && storage::cbt_tracked(s, vdi);
+    if format != "vhd" && !tracked {
+        storage::cbt_mark(s, vdi, None)?;
+    }
     let ioe = |e: io::Error| match e.kind() {
         io::ErrorKind::UnexpectedEof => ApiError::ImportErrorPrematureEof,
         _ => storage::driver::io_error("import", e),
@@ -336,12 +344,13 @@ fn write_raw(
             Some(img) => std::fs::OpenOptions::new().write(true).create_new(true).open(img).map_err(ioe)?,
             None => raw.open(true)?,
         };
-        if image.is_none() {
+        if image.is_none() && !tracked {
             // Start from all holes so skipped zero blocks read as zeros.
             f.set_len(0).map_err(ioe)?;
             f.set_len(raw.size).map_err(ioe)?;
         }
         let mut buf = vec![0u8; 1 << 20];
+        let mut window: Vec<u8> = Vec::with_capacity(if tracked { WINDOW + buf.len() } else { 0 });
         let mut done = 0u64;
         // Whether the body ended before its Content-Length. Xen Orchestra
         // sends streams of unknown length with a 1 PiB Content-Length and
@@ -366,8 +375,16 @@ fn write_raw(
                     msg: format!("the data is larger than the VDI's {} bytes", raw.size),
                 });
             }
-            // Zero blocks stay holes.
-            if !xva::is_zero(&buf[..n]) {
+            if tracked {
+                // Compared and marked a window at a time: one log update
+                // per window, not per read.
+                window.extend_from_slice(&buf[..n]);
+                if window.len() >= WINDOW {
+                    write_changed(s, vdi, &f, done + n as u64 - window.len() as u64, &window)?;
+                    window.clear();
+                }
+            } else if !xva::is_zero(&buf[..n]) {
+                // Zero blocks stay holes.
                 use std::os::unix::fs::FileExt;
                 f.write_all_at(&buf[..n], done).map_err(ioe)?;
                 counters.wrote(n as u64);
@@ -381,20 +398,35 @@ fn write_raw(
             }
         }
         if let Some(img) = &image {
-            let fmt = if format == "vhd" { "vpc" } else { format };
+            if format == "vhd" {
+                drop(f);
+                return apply_vhd(s, task, vdi, img, &raw);
+            }
             let convert = || -> Result<()> {
-                let size = storage::qemu::image_size(img, fmt)?;
+                let size = storage::qemu::image_size(img, format)?;
                 if size as u64 > raw.size {
                     return Err(ApiError::ImportError {
                         msg: format!("the image's {size} bytes do not fit the VDI's {} bytes", raw.size),
                     });
                 }
-                storage::qemu::convert(img, fmt, &raw.path, "raw", true)
+                storage::qemu::convert(img, format, &raw.path, "raw", true)
             };
             // A short body whose image is incomplete is an I/O error, as xapi's.
             convert().map_err(|e| if short { device_io_error() } else { e })?;
             raw.commit()
         } else {
+            if tracked {
+                write_changed(s, vdi, &f, done - window.len() as u64, &window)?;
+                // What the stream did not cover reads as zeros afterwards,
+                // as with the untracked path's emptied file.
+                let zeros = vec![0u8; WINDOW];
+                let mut off = done;
+                while off < raw.size {
+                    let n = (raw.size - off).min(zeros.len() as u64) as usize;
+                    write_changed(s, vdi, &f, off, &zeros[..n])?;
+                    off += n as u64;
+                }
+            }
             f.sync_all().map_err(ioe)?;
             raw.commit()?;
             if short {
@@ -407,4 +439,86 @@ fn write_raw(
         let _ = std::fs::remove_file(img);
     }
     result
+}
+
+/// Write a received VHD into the VDI, sized from its footer (never from its
+/// geometry, whatever its creator). A fixed or dynamic image is the whole
+/// disk (the VDI is emptied first); a differencing one is applied over the
+/// VDI's current data, as a delta restore onto a copy of its base needs.
+/// A broken image fails before anything is written.
+fn apply_vhd(s: &Server, task: &HttpTask, vdi: &str, img: &std::path::Path, raw: &storage::Raw) -> Result<()> {
+    use storage::vhd;
+    let bad = |e: vhd::Error| match e {
+        vhd::Error::Cancelled => ApiError::TaskCancelled { task: task.r.clone() },
+        e => {
+            tracing::info!("VHD import into VDI {vdi} refused: {e}");
+            ApiError::VdiIoError { reason: format!("Device I/O errors: {e}") }
+        }
+    };
+    let ioe = |e: io::Error| storage::driver::io_error("import", e);
+    let file = std::fs::File::open(img).map_err(ioe)?;
+    let image = vhd::Image::open(&file).map_err(bad)?;
+    let differencing = image.footer.disk_type == vhd::DiskType::Differencing;
+    // A qcow2 VDI's data must be in the temporary raw file before a
+    // differencing image lands on it.
+    let updating = if differencing { storage::Raw::for_reading(s, vdi)? } else { None };
+    let target = updating.as_ref().unwrap_or(raw);
+    // Changed-block tracking hears of the writes before they happen.
+    if differencing {
+        storage::cbt_mark(s, vdi, Some(&image.extents()))?;
+    } else {
+        storage::cbt_mark(s, vdi, None)?;
+    }
+    let out = target.open(true)?;
+    if !differencing {
+        out.set_len(0).map_err(ioe)?;
+        out.set_len(raw.size).map_err(ioe)?;
+    }
+    image
+        .apply(&file, &out, raw.size, |p| {
+            task.progress(s, p);
+            !task.cancelling(s)
+        })
+        .map_err(bad)?;
+    out.sync_all().map_err(ioe)?;
+    target.commit()
+}
+
+/// How much raw data a tracked import compares before marking its log.
+const WINDOW: usize = 16 << 20;
+
+/// Write `data` at `off` into a VDI with a changed-block log: only the
+/// 64 KiB blocks whose bytes differ are marked (durably, first) and written.
+fn write_changed(s: &Server, vdi: &str, f: &std::fs::File, off: u64, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let ioe = |e: io::Error| storage::driver::io_error("import", e);
+    let mut old = vec![0u8; data.len()];
+    let mut n = 0;
+    while n < old.len() {
+        match f.read_at(&mut old[n..], off + n as u64).map_err(ioe)? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    // Segments cut at 64 KiB boundaries, so each lies in one tracked block.
+    let blk = storage::cbt::BLOCK;
+    let mut changed = Vec::new();
+    let mut at = 0usize;
+    while at < data.len() {
+        let pos = off + at as u64;
+        let end = (at + (blk - pos % blk) as usize).min(data.len());
+        if data[at..end] != old[at..end] {
+            changed.push((at, end));
+        }
+        at = end;
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let ranges: Vec<(u64, u64)> = changed.iter().map(|(a, b)| (off + *a as u64, (*b - *a) as u64)).collect();
+    storage::cbt_mark(s, vdi, Some(&ranges))?;
+    for (a, b) in changed {
+        f.write_all_at(&data[a..b], off + a as u64).map_err(ioe)?;
+    }
+    Ok(())
 }

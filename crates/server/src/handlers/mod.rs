@@ -88,8 +88,18 @@ impl Head {
 /// Where a handler writes its answer: straight to a raw connection, or
 /// through hyper (head via a channel, body through a pipe).
 pub enum Reply<'a> {
-    Raw { w: &'a mut (dyn AsyncWrite + Unpin + Send), http10: bool, sent: bool },
-    Hyper { head: Option<tokio::sync::oneshot::Sender<StatusHead>>, body: tokio::io::DuplexStream },
+    /// `framed`: the head gave a Content-Length, so the client knows where
+    /// the answer ends without waiting for the connection to close.
+    Raw {
+        w: &'a mut (dyn AsyncWrite + Unpin + Send),
+        http10: bool,
+        sent: bool,
+        framed: bool,
+    },
+    Hyper {
+        head: Option<tokio::sync::oneshot::Sender<StatusHead>>,
+        body: tokio::io::DuplexStream,
+    },
 }
 
 /// A response's status and headers.
@@ -99,11 +109,12 @@ impl Reply<'_> {
     /// Send the status line and headers (once).
     pub async fn head(&mut self, code: u16, reason: &str, headers: &[(&str, String)]) -> io::Result<()> {
         match self {
-            Reply::Raw { w, http10, sent } => {
+            Reply::Raw { w, http10, sent, framed } => {
                 if *sent {
                     return Ok(());
                 }
                 *sent = true;
+                *framed = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
                 let mut s = format!("HTTP/{} {code} {reason}\r\n", if *http10 { "1.0" } else { "1.1" });
                 for (k, v) in headers {
                     s.push_str(&format!("{k}: {v}\r\n"));
@@ -139,7 +150,7 @@ impl Reply<'_> {
     /// body now (hyper does this itself when the body is read).
     pub async fn continue_100(&mut self, head: &Head) -> io::Result<()> {
         let expects = head.header("expect").is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
-        if let Reply::Raw { w, http10: false, sent: false } = self {
+        if let Reply::Raw { w, http10: false, sent: false, .. } = self {
             if expects {
                 w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
                 w.flush().await?;
@@ -171,6 +182,11 @@ impl Reply<'_> {
     /// so that the connection can change protocol (a WebSocket upgrade).
     pub fn owns_connection(&self) -> bool {
         matches!(self, Reply::Raw { .. })
+    }
+
+    /// Whether a raw reply's head gave the body's length.
+    pub fn framed(&self) -> bool {
+        matches!(self, Reply::Raw { framed: true, .. })
     }
 
     pub fn head_sent(&self) -> bool {

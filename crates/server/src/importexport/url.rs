@@ -50,7 +50,7 @@ fn parse(url: &str) -> Result<Url> {
     Ok(Url { host: host.to_string(), port, path: path.to_string(), auth: auth.map(str::to_string) })
 }
 
-fn base64(b: &[u8]) -> String {
+pub(crate) fn base64(b: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in b.chunks(3) {

@@ -146,6 +146,12 @@ async fn resize(ctx: &Ctx, vdi: &str, size: i64, op: &str) -> Result<()> {
         };
         let new = blocking(move || driver.vdi_resize(&path, format, current, size)).await?;
         set_field(ctx, vdi, "virtual_size", Value::Int(new))?;
+        if new > current {
+            // The new space counts as changed for changed-block tracking.
+            let (s2, v) = (<Server as Clone>::clone(s), vdi.to_string());
+            let grown = [(current.max(0) as u64, (new - current) as u64)];
+            blocking(move || storage::cbt_mark(&s2, &v, Some(&grown))).await?;
+        }
         storage::refresh_vdi_usage(ctx, vdi).await?;
         storage::refresh_sr_usage(ctx, &sr)
     })
@@ -183,6 +189,67 @@ impl VdiApi for Server {
         })
         .await
         .map(Ref::new)
+    }
+
+    async fn enable_cbt(&self, ctx: &Ctx, vdi: Ref<Vdi>) -> Result<()> {
+        let v = vdi.as_str();
+        with_sr_and_vdi(ctx, v, "vdi_enable_cbt", "enable_cbt", |sr| async move {
+            storage::assert_plugged(self, &sr)?;
+            let row = self.row(vdi_c(), v)?;
+            if row.get(field(vdi_c(), "is_a_snapshot")).as_bool() == Some(true) {
+                return Err(ApiError::OperationNotAllowed { reason: "CBT cannot be enabled on a snapshot".into() });
+            }
+            if row.get(field(vdi_c(), "on_boot")).as_str() == Some("reset") {
+                return Err(ApiError::VdiOnBootModeIncompatibleWithOperation);
+            }
+            storage::cbt_enable(ctx, v).await
+        })
+        .await
+    }
+
+    async fn disable_cbt(&self, ctx: &Ctx, vdi: Ref<Vdi>) -> Result<()> {
+        let v = vdi.as_str();
+        with_sr_and_vdi(ctx, v, "vdi_disable_cbt", "disable_cbt", |sr| async move {
+            storage::assert_plugged(self, &sr)?;
+            if self.row(vdi_c(), v)?.get(field(vdi_c(), "on_boot")).as_str() == Some("reset") {
+                return Err(ApiError::VdiOnBootModeIncompatibleWithOperation);
+            }
+            storage::cbt_disable(ctx, v).await
+        })
+        .await
+    }
+
+    async fn list_changed_blocks(&self, ctx: &Ctx, vdi_from: Ref<Vdi>, vdi_to: Ref<Vdi>) -> Result<String> {
+        let (from, to) = (vdi_from.as_str(), vdi_to.as_str());
+        self.row(vdi_c(), from)?;
+        with_sr_and_vdi(ctx, to, "vdi_list_changed_blocks", "list_changed_blocks", |sr| async move {
+            storage::assert_plugged(self, &sr)?;
+            let (s2, f, t) = (<Server as Clone>::clone(self), from.to_string(), to.to_string());
+            let map = blocking(move || storage::cbt_changed(&s2, &f, &t)).await?;
+            Ok(crate::importexport::url::base64(&map.bits))
+        })
+        .await
+    }
+
+    async fn data_destroy(&self, ctx: &Ctx, vdi: Ref<Vdi>) -> Result<()> {
+        let v = vdi.as_str();
+        with_sr_and_vdi(ctx, v, "vdi_data_destroy", "data_destroy", |sr| async move {
+            storage::assert_plugged(self, &sr)?;
+            let attached = {
+                let st = self.db.read();
+                let bc = class("VBD");
+                st.get(vdi_c(), v).is_some_and(|r| {
+                    members(r.get(field(vdi_c(), "VBDs"))).iter().any(|b| {
+                        st.get(bc, b).is_some_and(|x| x.get(field(bc, "currently_attached")).as_bool() == Some(true))
+                    })
+                })
+            };
+            if attached {
+                return Err(ApiError::VdiInUse { vdi: v.to_string(), operation: "data_destroy".into() });
+            }
+            storage::cbt_data_destroy(ctx, v).await
+        })
+        .await
     }
 
     async fn copy(

@@ -26,6 +26,7 @@ pub const SM: SmInfo = SmInfo {
         ("VDI_GENERATE_CONFIG", 1),
         ("VDI_INTRODUCE", 1),
         ("VDI_RESET_ON_BOOT", 2),
+        ("VDI_CONFIG_CBT", 1),
     ],
     configuration: &[
         ("device", "local device path (eg /dev/sda3); informational"),

@@ -8,6 +8,7 @@
 //! A VDI whose file is being created or removed is marked busy so that a
 //! concurrent SR scan neither introduces nor forgets it halfway.
 
+pub mod cbt;
 pub mod driver;
 mod ext;
 pub mod files;
@@ -15,6 +16,7 @@ mod iso;
 pub mod qemu;
 pub mod scan;
 pub mod sm;
+pub mod vhd;
 
 pub use driver::{Driver, Format};
 pub use files::allocated;
@@ -305,6 +307,9 @@ pub async fn destroy_vdi(ctx: &Ctx, vdi: &str) -> Result<()> {
         (vdi_path(s, &st, vdi), sr, s_of(row.get(field(vc, "location"))), driver)
     };
     let _busy = Busy::mark(&sr, &loc);
+    let s2 = s.clone();
+    let v2 = vdi.to_string();
+    blocking(move || cbt_on_destroy(&s2, &v2)).await?;
     ctx.write(|tx| {
         tx.delete(vc, vdi);
         Ok(())
@@ -342,17 +347,43 @@ async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: 
         },
     )
     .await?;
+    let tracked = if snapshot {
+        let (s2, v, n) = (s.clone(), vdi.to_string(), new.clone());
+        match blocking(move || cbt_snapshot(&s2, &v, &n, false)).await {
+            Ok(t) => t,
+            Err(e) => {
+                crate::logged("removing a VDI made by a failed snapshot", destroy_vdi(ctx, &new).await);
+                return Err(e);
+            }
+        }
+    } else {
+        false
+    };
     if src_path.is_some() {
         if let Err(e) = copy_data(ctx, vdi, &new, None, true).await {
+            if tracked {
+                // The disk's log went to the snapshot: give it back.
+                let (s2, v, n) = (s.clone(), vdi.to_string(), new.clone());
+                if let Err(e) = blocking(move || cbt_snapshot(&s2, &n, &v, true)).await {
+                    tracing::warn!("VDI {vdi}: could not return its CBT log after a failed snapshot: {e}");
+                }
+            }
             crate::logged("removing a VDI made by a failed copy", destroy_vdi(ctx, &new).await);
             return Err(e);
         }
+    }
+    if tracked {
+        let (s2, v, n) = (s.clone(), vdi.to_string(), new.clone());
+        blocking(move || cbt_snapshot(&s2, &v, &n, true)).await?;
     }
     ctx.write(|tx| {
         tx.update(vc, &new, |r| {
             // Metadata xapi carries over to clones and snapshots.
             for f in ["xenstore_data", "on_boot", "allow_caching"] {
                 put(r, f, get(f));
+            }
+            if tracked {
+                put(r, "cbt_enabled", true);
             }
             if snapshot {
                 put(r, "is_a_snapshot", true);
@@ -381,6 +412,10 @@ pub async fn copy_data(ctx: &Ctx, from: &str, to: &str, base: Option<&str>, fres
         (vdi_path(s, &st, from), vdi_path(s, &st, to), base.and_then(|b| vdi_path(s, &st, b)), fmt(from), fmt(to))
     };
     let (Some(src), Some(dst)) = (src, dst) else { return Ok(()) };
+    if !fresh {
+        let (s2, t) = (s.clone(), to.to_string());
+        blocking(move || cbt_mark(&s2, &t, None)).await?;
+    }
     let task = ctx.task.clone();
     let srv = s.clone();
     let io = (s.sr_io.of_vdi(s, from), s.sr_io.of_vdi(s, to));
@@ -588,6 +623,11 @@ impl Raw {
         }
     }
 
+    /// Whether this is the VDI's own file (a raw VDI), not a temporary copy.
+    pub fn in_place(&self) -> bool {
+        self.qcow2.is_none()
+    }
+
     /// Put written data into a qcow2 VDI (nothing to do for raw ones).
     pub fn commit(&self) -> Result<()> {
         match &self.qcow2 {
@@ -606,7 +646,7 @@ impl Drop for Raw {
 }
 
 /// A file to send for `/export_raw_vdi`: the raw data (`len` is the disk's
-/// size), or a VHD / qcow2 image made from it (removed on drop).
+/// size), or a qcow2 image made from it (removed on drop).
 pub struct ExportFile {
     pub path: PathBuf,
     pub len: u64,
@@ -629,23 +669,383 @@ impl ExportFile {
     }
 }
 
-/// Prepare `/export_raw_vdi` in `format` (raw, vhd or qcow2). Blocking.
+/// Prepare `/export_raw_vdi` in `format` (raw or qcow2). Blocking.
 pub fn export_file(s: &Server, vdi: &str, format: &str) -> Result<ExportFile> {
     let bad = || ApiError::InvalidValue { field: "format".into(), value: format.to_string() };
     let raw = Raw::for_reading(s, vdi)?;
     let Some(raw) = raw else { return Err(ApiError::VdiMissing { sr: sr_of(s, vdi)?, vdi: vdi.to_string() }) };
     let out_fmt = match format {
         "raw" => return Ok(ExportFile { path: raw.path.clone(), len: raw.size, _raw: Some(raw), temp: false }),
-        "vhd" => "vpc",
+        // VHD is made by [`vhd_export`].
         "qcow2" => "qcow2",
         _ => return Err(bad()),
     };
     let tmp = Raw::temp(&raw.path);
     let mut out = ExportFile { path: tmp.clone(), len: 0, _raw: None, temp: true };
-    let opts = if out_fmt == "vpc" { "subformat=dynamic,force_size=on" } else { "" };
-    qemu::convert_with(&raw.path, "raw", &tmp, out_fmt, opts)?;
+    qemu::convert_with(&raw.path, "raw", &tmp, out_fmt, "")?;
     out.len = std::fs::metadata(&tmp).map_err(io)?.len();
     Ok(out)
+}
+
+/// The VDI a snapshot was taken of, else the VDI itself: snapshots of one
+/// disk share that root, so one may serve as another's base.
+fn chain_root(st: &State, vdi: &str) -> String {
+    let vc = class("VDI");
+    let Some(row) = st.get(vc, vdi) else { return vdi.to_string() };
+    let of = s_of(row.get(field(vc, "snapshot_of")));
+    if row.get(field(vc, "is_a_snapshot")).as_bool() == Some(true) && st.get(vc, &of).is_some() {
+        of
+    } else {
+        vdi.to_string()
+    }
+}
+
+/// Whether `base` may be the base of a differencing export of `vdi`: the
+/// same disk, a snapshot of it, or a sibling snapshot.
+pub fn same_chain(s: &Server, vdi: &str, base: &str) -> bool {
+    let st = s.db.read();
+    chain_root(&st, vdi) == chain_root(&st, base)
+}
+
+/// A VHD to send for `/export_raw_vdi?format=vhd`: the layout (its length
+/// is known before a byte is sent) and the raw data its blocks come from.
+pub struct VhdExport {
+    pub layout: vhd::Layout,
+    pub file: std::fs::File,
+    _raw: Raw,
+}
+
+impl VhdExport {
+    /// Send the image to `out`; `progress` gets 0..1 and returns false to stop.
+    pub fn write(&self, out: &mut impl std::io::Write, mut progress: impl FnMut(f64) -> bool) -> Result<()> {
+        let ioe = |e: std::io::Error| driver::io_error("export", e);
+        out.write_all(&self.layout.prologue()).map_err(ioe)?;
+        let mut buf = Vec::new();
+        let n = self.layout.blocks.len().max(1);
+        for (i, b) in self.layout.blocks.iter().enumerate() {
+            self.layout.write_block(&self.file, *b, &mut buf, out).map_err(ioe)?;
+            if !progress((i + 1) as f64 / n as f64) {
+                return Err(ApiError::TaskCancelled { task: String::new() });
+            }
+        }
+        out.write_all(&self.layout.epilogue()).map_err(ioe)?;
+        out.flush().map_err(ioe)
+    }
+}
+
+/// Which blocks of `src` (a raw disk of `size` bytes) to send: those that
+/// hold anything but zeros, or, against `base`, those that differ from it
+/// (past the base's end it reads as zeros). Holes in both files are skipped
+/// without reading. Blocking; `progress` as for [`block_copy`].
+fn changed_blocks(
+    src: &std::fs::File,
+    size: u64,
+    base: Option<&std::fs::File>,
+    candidates: Option<&cbt::Bitmap>,
+    mut progress: impl FnMut(f64) -> bool,
+) -> Result<Vec<u64>> {
+    use std::os::unix::fs::FileExt;
+    let blk = vhd::BLOCK;
+    let ioe = |e: std::io::Error| driver::io_error("export", e);
+    let read = |f: &std::fs::File, off: u64, buf: &mut [u8]| -> std::io::Result<()> {
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read_at(&mut buf[n..], off + n as u64)? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        buf[n..].fill(0);
+        Ok(())
+    };
+    let (mut a, mut b) = (vec![0u8; blk as usize], vec![0u8; blk as usize]);
+    let mut out = Vec::new();
+    let mut off = 0u64;
+    let mut last = 0u64;
+    while off < size {
+        // The next offset where either file holds data.
+        let next = |f: &std::fs::File| files::next_data(f, off).unwrap_or(u64::MAX);
+        let data = base.map(next).unwrap_or(u64::MAX).min(next(src));
+        if data >= size {
+            break;
+        }
+        off = data - data % blk;
+        let n = (size - off).min(blk) as usize;
+        // Changed-block tracking says which blocks can differ at all.
+        if candidates.is_some_and(|c| !c.any_in_vhd_block(off / blk)) {
+            off += n as u64;
+            continue;
+        }
+        read(src, off, &mut a[..n]).map_err(ioe)?;
+        let differs = match base {
+            Some(bf) => {
+                read(bf, off, &mut b[..n]).map_err(ioe)?;
+                a[..n] != b[..n]
+            }
+            None => !xva::is_zero(&a[..n]),
+        };
+        if differs {
+            out.push(off / blk);
+        }
+        off += n as u64;
+        let pct = off * 100 / size.max(1);
+        if pct != last {
+            last = pct;
+            if !progress(off as f64 / size as f64) {
+                return Err(ApiError::TaskCancelled { task: String::new() });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Prepare a VHD export of `vdi`: dynamic, or differencing against `base`
+/// (checked by the caller to be of the same chain). Blocking.
+pub fn vhd_export(s: &Server, vdi: &str, base: Option<&str>, progress: impl FnMut(f64) -> bool) -> Result<VhdExport> {
+    let missing = |v: &str| -> Result<ApiError> { Ok(ApiError::VdiMissing { sr: sr_of(s, v)?, vdi: v.to_string() }) };
+    let uuid = |v: &str| {
+        let vc = class("VDI");
+        s.db.read().get(vc, v).map(|r| vhd::uuid_bytes(&s_of(r.get(field(vc, "uuid"))))).unwrap_or([0; 16])
+    };
+    let Some(raw) = Raw::for_reading(s, vdi)? else { return Err(missing(vdi)?) };
+    let file = raw.open(false)?;
+    let base_raw = match base {
+        Some(b) => match Raw::for_reading(s, b)? {
+            Some(r) => Some(r),
+            None => return Err(missing(b)?),
+        },
+        None => None,
+    };
+    let base_file = match &base_raw {
+        Some(r) => Some(r.open(false)?),
+        None => None,
+    };
+    // With CBT logs covering base..vdi only their blocks are compared.
+    let candidates = base.and_then(|b| match cbt_changed(s, b, vdi) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::debug!("delta export of {vdi}: no CBT shortcut ({e}); comparing every block");
+            None
+        }
+    });
+    let blocks = changed_blocks(&file, raw.size, base_file.as_ref(), candidates.as_ref(), progress)?;
+    let disk_type = if base.is_some() { vhd::DiskType::Differencing } else { vhd::DiskType::Dynamic };
+    let layout = vhd::Layout::new(raw.size, blocks, disk_type, vhd::uuid_bytes(&model::new_uuid()), base.map(uuid));
+    Ok(VhdExport { layout, file, _raw: raw })
+}
+
+// ------------------------------------------------- changed block tracking
+
+fn cbt_io(e: std::io::Error) -> ApiError {
+    driver::io_error("changed block tracking", e)
+}
+
+/// The CBT log of a VDI (whether or not it exists).
+fn cbt_log(s: &Server, st: &State, vdi: &str) -> Option<PathBuf> {
+    vdi_path(s, st, vdi).map(|p| cbt::log_path(&p))
+}
+
+/// Note that byte ranges `(offset, length)` (None: all) of `vdi` are about
+/// to be written: marked in its CBT log, if it keeps one, before the
+/// caller writes. Blocking.
+pub fn cbt_mark(s: &Server, vdi: &str, ranges: Option<&[(u64, u64)]>) -> Result<()> {
+    let vc = class("VDI");
+    let (path, size) = {
+        let st = s.db.read();
+        let size = st.get(vc, vdi).and_then(|r| r.get(field(vc, "virtual_size")).as_int()).unwrap_or(0).max(0);
+        (vdi_path(s, &st, vdi), size as u64)
+    };
+    match path {
+        Some(p) => cbt::mark(&p, size, ranges).map_err(cbt_io),
+        None => Ok(()),
+    }
+}
+
+/// Whether `vdi` keeps a changed-block log.
+pub fn cbt_tracked(s: &Server, vdi: &str) -> bool {
+    let log = cbt_log(s, &s.db.read(), vdi);
+    log.is_some_and(|p| p.is_file())
+}
+
+/// A disk's chain for CBT: its snapshots oldest first, then the disk.
+fn cbt_chain(st: &State, vdi: &str) -> Vec<String> {
+    let vc = class("VDI");
+    let root = chain_root(st, vdi);
+    let mut snaps: Vec<(u64, String)> = st
+        .table(vc)
+        .iter()
+        .filter(|(r, row)| {
+            r.as_str() != root
+                && row.get(field(vc, "is_a_snapshot")).as_bool() == Some(true)
+                && row.get(field(vc, "snapshot_of")).as_str() == Some(root.as_str())
+        })
+        // Creation order: snapshot_time has only second resolution.
+        .map(|(r, _)| (st.table(vc).rows.get(r.as_str()).map(|e| e.created).unwrap_or(0), r.clone()))
+        .collect();
+    snaps.sort();
+    let mut out: Vec<String> = snaps.into_iter().map(|(_, r)| r).collect();
+    out.push(root);
+    out
+}
+
+/// VDI.enable_cbt: start an empty log (an existing one is kept).
+pub async fn cbt_enable(ctx: &Ctx, vdi: &str) -> Result<()> {
+    let s = ctx.server.clone();
+    let vc = class("VDI");
+    let (log, size) = {
+        let st = s.db.read();
+        let row = st.get(vc, vdi).ok_or_else(|| crate::handle_invalid(vc, vdi))?;
+        let size = row.get(field(vc, "virtual_size")).as_int().unwrap_or(0).max(0) as u64;
+        let log = cbt_log(&s, &st, vdi)
+            .ok_or_else(|| ApiError::VdiMissing { sr: sr_of(&s, vdi).unwrap_or_default(), vdi: vdi.to_string() })?;
+        (log, size)
+    };
+    blocking(move || {
+        if cbt::read(&log).map_err(cbt_io)?.is_none() {
+            cbt::write(&log, &cbt::Bitmap::new(size)).map_err(cbt_io)?;
+        }
+        Ok(())
+    })
+    .await?;
+    ctx.write(|tx| {
+        tx.set(vc, vdi, field(vc, "cbt_enabled"), Value::Bool(true));
+        Ok(())
+    })
+}
+
+/// VDI.disable_cbt: the disk's own log goes; its snapshots keep theirs.
+pub async fn cbt_disable(ctx: &Ctx, vdi: &str) -> Result<()> {
+    let s = ctx.server.clone();
+    let vc = class("VDI");
+    let log = cbt_log(&s, &s.db.read(), vdi);
+    ctx.write(|tx| {
+        tx.set(vc, vdi, field(vc, "cbt_enabled"), Value::Bool(false));
+        Ok(())
+    })?;
+    if let Some(log) = log {
+        blocking(move || match std::fs::remove_file(&log) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(cbt_io(e)),
+            _ => Ok(()),
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// At a snapshot of `vdi` into `snap`: the snapshot takes over the disk's
+/// log (the changes up to now) and the disk starts an empty one. Blocks
+/// written while the data was being copied are then added to the
+/// snapshot's log too (`after_copy`), so neither side misses them.
+fn cbt_snapshot(s: &Server, vdi: &str, snap: &str, after_copy: bool) -> Result<bool> {
+    let (from, to) = {
+        let st = s.db.read();
+        (cbt_log(s, &st, vdi), cbt_log(s, &st, snap))
+    };
+    let (Some(from), Some(to)) = (from, to) else { return Ok(false) };
+    let Some(live) = cbt::read(&from).map_err(cbt_io)? else { return Ok(false) };
+    if after_copy {
+        let mut taken = cbt::read(&to).map_err(cbt_io)?.unwrap_or_else(|| cbt::Bitmap::new(live.size));
+        taken.union(&live);
+        cbt::write(&to, &taken).map_err(cbt_io)?;
+    } else {
+        cbt::write(&to, &live).map_err(cbt_io)?;
+        cbt::write(&from, &cbt::Bitmap::new(live.size)).map_err(cbt_io)?;
+    }
+    Ok(true)
+}
+
+/// Before `vdi` (with a log) is destroyed: its blocks move to the next
+/// newer member of its chain that keeps a log, so that range stays
+/// answerable. Blocking.
+fn cbt_on_destroy(s: &Server, vdi: &str) -> Result<()> {
+    let (mine, next) = {
+        let st = s.db.read();
+        let chain = cbt_chain(&st, vdi);
+        let next = chain.iter().position(|v| v == vdi).and_then(|i| chain.get(i + 1)).and_then(|n| cbt_log(s, &st, n));
+        (cbt_log(s, &st, vdi), next)
+    };
+    let Some(mine) = mine else { return Ok(()) };
+    let Some(map) = cbt::read(&mine).map_err(cbt_io)? else { return Ok(()) };
+    if let Some(next) = next {
+        if let Some(mut n) = cbt::read(&next).map_err(cbt_io)? {
+            n.union(&map);
+            cbt::write(&next, &n).map_err(cbt_io)?;
+        }
+    }
+    std::fs::remove_file(&mine).map_err(cbt_io)
+}
+
+/// The blocks changed between `from` and `to` (two members of one chain,
+/// in either order), from the logs after the older up to the newer.
+pub fn cbt_changed(s: &Server, from: &str, to: &str) -> Result<cbt::Bitmap> {
+    let (logs, size) = {
+        let st = s.db.read();
+        let vc = class("VDI");
+        let chain = cbt_chain(&st, to);
+        let (Some(i), Some(j)) = (chain.iter().position(|v| v == from), chain.iter().position(|v| v == to)) else {
+            return Err(ApiError::SrBackendFailure {
+                status: "VDIs are not in the same CBT chain".into(),
+                stdout: String::new(),
+                stderr: format!("{from} and {to} are not snapshots of one disk"),
+            });
+        };
+        let (lo, hi) = (i.min(j), i.max(j));
+        let no_log = |v: &str| ApiError::VdiNoCbtMetadata { vdi: v.to_string() };
+        let has = |v: &str| st.get(vc, v).is_some_and(|r| r.get(field(vc, "cbt_enabled")).as_bool() == Some(true));
+        if !has(&chain[lo]) {
+            return Err(no_log(&chain[lo]));
+        }
+        let mut logs = Vec::new();
+        for v in &chain[lo + 1..=hi] {
+            if !has(v) {
+                return Err(no_log(v));
+            }
+            logs.push((v.clone(), cbt_log(s, &st, v).ok_or_else(|| no_log(v))?));
+        }
+        let size = st.get(vc, to).and_then(|r| r.get(field(vc, "virtual_size")).as_int()).unwrap_or(0).max(0);
+        (logs, size as u64)
+    };
+    let mut out = cbt::Bitmap::new(size);
+    for (v, log) in logs {
+        match cbt::read(&log).map_err(cbt_io)? {
+            Some(m) => out.union(&m),
+            None => return Err(ApiError::VdiNoCbtMetadata { vdi: v }),
+        }
+    }
+    Ok(out)
+}
+
+/// VDI.data_destroy: drop a snapshot's data, keep its record and CBT log.
+pub async fn cbt_data_destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
+    let s = ctx.server.clone();
+    let vc = class("VDI");
+    let (path, driver) = {
+        let st = s.db.read();
+        let row = st.get(vc, vdi).ok_or_else(|| crate::handle_invalid(vc, vdi))?;
+        if row.get(field(vc, "type")).as_str() == Some("cbt_metadata") {
+            return Ok(());
+        }
+        let b = |f: &str| row.get(field(vc, f)).as_bool() == Some(true);
+        if !b("is_a_snapshot") {
+            return Err(ApiError::OperationNotAllowed {
+                reason: "VDI.data_destroy is only allowed on snapshots".into(),
+            });
+        }
+        if !b("cbt_enabled") {
+            return Err(ApiError::VdiNoCbtMetadata { vdi: vdi.to_string() });
+        }
+        let sr = s_of(row.get(field(vc, "SR")));
+        let driver = st.get(class("SR"), &sr).map(|r| driver_of(r)).transpose()?;
+        (vdi_path(&s, &st, vdi), driver)
+    };
+    ctx.write(|tx| {
+        tx.set(vc, vdi, field(vc, "type"), Value::from("cbt_metadata"));
+        Ok(())
+    })?;
+    if let (Some(p), Some(d)) = (path, driver) {
+        blocking(move || d.vdi_delete(&p)).await?;
+    }
+    refresh_vdi_usage(ctx, vdi).await
 }
 
 pub fn sr_of(s: &Server, vdi: &str) -> Result<String> {

@@ -103,7 +103,10 @@ pub async fn scan_sr(ctx: &Ctx, sr: &str) -> Result<()> {
         let vc = class("VDI");
         let before: BTreeMap<String, String> = members(row.get(field(src, "VDIs")))
             .into_iter()
-            .filter_map(|v| st.get(vc, &v).map(|r| (sv(r.get(field(vc, "location"))), v)))
+            .filter_map(|v| st.get(vc, &v).map(|r| (r, v)))
+            // A snapshot whose data was destroyed keeps only its CBT log.
+            .filter(|(r, _)| r.get(field(vc, "type")).as_str() != Some("cbt_metadata"))
+            .map(|(r, v)| (sv(r.get(field(vc, "location"))), v))
             .collect();
         (before, busy_in(sr))
     };

@@ -1,0 +1,173 @@
+//! Changed block tracking: a log per VDI, `<location>.cbt` beside its data,
+//! of the 64 KiB blocks written since the VDI's last snapshot (for a live
+//! disk) or between the previous snapshot and this one (for a snapshot,
+//! which takes over its disk's log when it is made). The blocks changed
+//! between two snapshots of one disk are the union of the logs after the
+//! older up to the newer, as xapi's CBT log chain answers.
+//!
+//! Writers mark blocks *before* they write them and the log is fsynced
+//! first, so a crash can only over-claim; a writer whose ranges are not
+//! known in advance marks the whole disk. The file is replaced atomically
+//! (temporary file, fsync, rename), never edited in place.
+
+use super::vhd;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The tracking granularity (xapi's CBT bitmap).
+pub const BLOCK: u64 = 64 << 10;
+const MAGIC: &[u8; 8] = b"XRS-CBT1";
+
+/// The log file of a VDI whose data is at `data`.
+pub fn log_path(data: &Path) -> PathBuf {
+    data.with_extension("cbt")
+}
+
+/// A changed-block bitmap for a disk of `size` bytes, most significant bit
+/// first (block 0 is 0x80 of byte 0), as xapi's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bitmap {
+    pub size: u64,
+    pub bits: Vec<u8>,
+}
+
+impl Bitmap {
+    pub fn new(size: u64) -> Bitmap {
+        Bitmap { size, bits: vec![0; size.div_ceil(BLOCK).div_ceil(8) as usize] }
+    }
+
+    pub fn blocks(&self) -> u64 {
+        self.size.div_ceil(BLOCK)
+    }
+
+    /// Mark the blocks overlapping bytes `off..off+len`.
+    pub fn mark(&mut self, off: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let end = (off.saturating_add(len)).min(self.blocks() * BLOCK);
+        let mut b = off / BLOCK;
+        while b * BLOCK < end {
+            if let Some(byte) = self.bits.get_mut((b / 8) as usize) {
+                *byte |= 0x80 >> (b % 8);
+            }
+            b += 1;
+        }
+    }
+
+    pub fn mark_all(&mut self) {
+        self.mark(0, self.size);
+    }
+
+    pub fn get(&self, b: u64) -> bool {
+        self.bits.get((b / 8) as usize).is_some_and(|v| v & (0x80 >> (b % 8)) != 0)
+    }
+
+    /// Add `other`'s blocks (a disk may have grown between the two).
+    pub fn union(&mut self, other: &Bitmap) {
+        if other.size > self.size {
+            self.size = other.size;
+            self.bits.resize(other.bits.len(), 0);
+        }
+        for (a, b) in self.bits.iter_mut().zip(&other.bits) {
+            *a |= b;
+        }
+    }
+
+    /// Whether any 64 KiB block inside VHD block `index` changed.
+    pub fn any_in_vhd_block(&self, index: u64) -> bool {
+        let per = vhd::BLOCK / BLOCK;
+        (index * per..(index + 1) * per).any(|b| self.get(b))
+    }
+}
+
+fn invalid(path: &Path, why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {why}", path.display()))
+}
+
+/// Read a log; None if there is none.
+pub fn read(path: &Path) -> io::Result<Option<Bitmap>> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut head = [0u8; 16];
+    f.read_exact(&mut head).map_err(|_| invalid(path, "short header"))?;
+    if &head[..8] != MAGIC {
+        return Err(invalid(path, "not a changed-block log"));
+    }
+    let size = u64::from_be_bytes([head[8], head[9], head[10], head[11], head[12], head[13], head[14], head[15]]);
+    let mut map = Bitmap::new(size);
+    f.read_exact(&mut map.bits).map_err(|_| invalid(path, "bitmap shorter than the disk"))?;
+    Ok(Some(map))
+}
+
+/// Replace a log atomically and durably.
+pub fn write(path: &Path, map: &Bitmap) -> io::Result<()> {
+    let tmp = path.with_extension(format!("cbt-{}.tmp", model::new_uuid()));
+    let out = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(MAGIC)?;
+        f.write_all(&map.size.to_be_bytes())?;
+        f.write_all(&map.bits)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if out.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    out
+}
+
+/// Record that byte ranges `(offset, length)` of the disk at `data` are
+/// about to be written (None: the whole disk), if the disk keeps a log;
+/// `size` is the disk's current size. Durable when this returns.
+pub fn mark(data: &Path, size: u64, ranges: Option<&[(u64, u64)]>) -> io::Result<()> {
+    let path = log_path(data);
+    let Some(mut map) = read(&path)? else { return Ok(()) };
+    if size > map.size {
+        let mut grown = Bitmap::new(size);
+        grown.union(&map);
+        map = grown;
+    }
+    let before = map.clone();
+    match ranges {
+        Some(rs) => rs.iter().for_each(|(off, len)| map.mark(*off, *len)),
+        None => map.mark_all(),
+    }
+    if map != before {
+        write(&path, &map)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitmap_bits_and_files() {
+        let mut m = Bitmap::new(10 * BLOCK + 1);
+        assert_eq!(m.bits.len(), 2);
+        m.mark(BLOCK - 1, 2); // blocks 0 and 1
+        m.mark(10 * BLOCK, 1); // the partial last block
+        assert_eq!(m.bits, vec![0xC0, 0x20]);
+        assert!(m.any_in_vhd_block(0) && !m.any_in_vhd_block(1));
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("d.raw");
+        assert_eq!(read(&log_path(&data)).unwrap(), None);
+        write(&log_path(&data), &Bitmap::new(4 * BLOCK)).unwrap();
+        mark(&data, 4 * BLOCK, Some(&[(2 * BLOCK, 10)])).unwrap();
+        assert_eq!(read(&log_path(&data)).unwrap().unwrap().bits, vec![0x20]);
+        mark(&data, 8 * BLOCK, None).unwrap();
+        assert_eq!(read(&log_path(&data)).unwrap().unwrap(), Bitmap { size: 8 * BLOCK, bits: vec![0xFF] });
+        std::fs::write(log_path(&data), b"XRS-CBT1\0\0\0\0\0\0\x10\0").unwrap();
+        assert!(read(&log_path(&data)).is_err(), "a short bitmap is refused");
+    }
+}
