@@ -275,7 +275,7 @@ impl VdiApi for Server {
                 Ok(()) => Ok(Ref::new(dst)),
                 Err(e) => {
                     if made {
-                        let _ = storage::destroy_vdi(ctx, &dst).await;
+                        crate::logged("removing a VDI made by a failed copy", storage::destroy_vdi(ctx, &dst).await);
                     }
                     Err(e)
                 }
