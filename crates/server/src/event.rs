@@ -7,6 +7,7 @@
 
 use crate::{ApiError, Ctx, Result, Server};
 use model::schema::{ClassDef, CLASSES};
+use model::schema::{CLASS_MESSAGE, CLASS_SESSION};
 use model::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -58,7 +59,7 @@ pub fn token(gen: u64, msg: u64) -> String {
 }
 
 fn current_token(st: &State) -> String {
-    token(st.gen, st.last_change(crate::class("message")))
+    token(st.gen, st.last_change(&CLASS_MESSAGE))
 }
 
 pub fn parse_token(t: &str) -> Result<(u64, u64)> {
@@ -137,7 +138,7 @@ fn deadline_after(timeout: f64) -> Instant {
 }
 
 fn session_gone(st: &State, session: &str) -> bool {
-    st.get(crate::class("session"), session).is_none()
+    st.get(&CLASS_SESSION, session).is_none()
 }
 
 /// `event.from(classes, token, timeout)`.

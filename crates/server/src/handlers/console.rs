@@ -7,8 +7,10 @@
 //! the same bytes as binary messages.
 
 use super::{Head, Reply};
-use crate::{class, field, Server};
+use crate::Server;
 use backend::Console;
+use model::schema::{CLASS_CONSOLE, CLASS_VM};
+use model::types::fields;
 use model::Value;
 use std::io;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -19,7 +21,7 @@ fn s_of(v: &Value) -> String {
 
 /// The console a request names: a console, or a VM's default (`rfb`) one.
 fn console_of_request(s: &Server, head: &Head) -> Option<String> {
-    let (cc, vmc) = (class("console"), class("VM"));
+    let (cc, vmc) = (&CLASS_CONSOLE, &CLASS_VM);
     let params = [head.param("uuid"), head.param("ref")];
     for p in params.into_iter().flatten() {
         if let Some(con) = super::find_param(s, cc, Some(p)) {
@@ -28,10 +30,10 @@ fn console_of_request(s: &Server, head: &Head) -> Option<String> {
         if let Some(vm) = super::find_param(s, vmc, Some(p)) {
             let st = s.db.read();
             let row = st.get(vmc, &vm)?;
-            let cons = crate::rows::members(row.get(field(vmc, "consoles")));
-            return cons
-                .into_iter()
-                .find(|c| st.get(cc, c).is_some_and(|r| r.get(field(cc, "protocol")).as_str() == Some("rfb")));
+            let cons = crate::rows::members(row.get(fields::vm::CONSOLES.index));
+            return cons.into_iter().find(|c| {
+                st.get(cc, c).is_some_and(|r| r.get(fields::console::PROTOCOL.index).as_str() == Some("rfb"))
+            });
         }
     }
     None
@@ -40,14 +42,14 @@ fn console_of_request(s: &Server, head: &Head) -> Option<String> {
 /// Where to reach a console whose VM runs here (power_state Running and
 /// resident on this host, as xapi checks); None otherwise.
 fn endpoint(s: &Server, console: &str) -> Option<(String, Console)> {
-    let (cc, vmc) = (class("console"), class("VM"));
+    let (cc, vmc) = (&CLASS_CONSOLE, &CLASS_VM);
     let (uuid, running) = {
         let st = s.db.read();
-        let vm = s_of(st.get(cc, console)?.get(field(cc, "VM")));
+        let vm = s_of(st.get(cc, console)?.get(fields::console::VM.index));
         let row = st.get(vmc, &vm)?;
-        let running = row.get(field(vmc, "power_state")).as_str() == Some("Running")
-            && row.get(field(vmc, "resident_on")).as_str() == Some(s.host.as_str());
-        (s_of(row.get(field(vmc, "uuid"))), running)
+        let running = row.get(fields::vm::POWER_STATE.index).as_str() == Some("Running")
+            && row.get(fields::vm::RESIDENT_ON.index).as_str() == Some(s.host.as_str());
+        (s_of(row.get(fields::vm::UUID.index)), running)
     };
     if !running {
         return None;

@@ -10,7 +10,9 @@
 
 use super::transfer::{self, HttpTask};
 use super::{Auth, Head, Reply};
-use crate::{class, field, ApiError, Result, Server};
+use crate::{ApiError, Result, Server};
+use model::schema::{CLASS_HOST, CLASS_PBD, CLASS_POOL, CLASS_SR};
+use model::types::fields;
 use model::Value;
 use std::io;
 use std::path::Path;
@@ -147,14 +149,14 @@ fn check_and_stage(s: &Server, bytes: &[u8], dry_run: bool) -> Result<()> {
         }
         e => ApiError::RestoreScriptFailed { log: e.to_string() },
     })?;
-    let (pc, hc) = (class("pool"), class("host"));
+    let (pc, hc) = (&CLASS_POOL, &CLASS_HOST);
     let pools: Vec<_> = st.table(pc).iter().collect();
     let [(_, pool)] = pools.as_slice() else {
         return Err(ApiError::RestoreScriptFailed {
             log: format!("the dump holds {} pools, expected one", pools.len()),
         });
     };
-    let master = pool.fields[field(pc, "master")].as_str().unwrap_or("").to_string();
+    let master = pool.fields[fields::pool::MASTER.index].as_str().unwrap_or("").to_string();
     if st.get(hc, &master).is_none() {
         return Err(ApiError::RestoreScriptFailed { log: format!("the pool's master {master} is not in the dump") });
     }
@@ -170,8 +172,8 @@ fn check_and_stage(s: &Server, bytes: &[u8], dry_run: bool) -> Result<()> {
 /// rewrites the restored host's identity to the machine it lands on). The
 /// disks themselves are not in the dump; copy `sr/` over to keep them.
 pub fn rehome_storage(db: &store::Db, data_dir: &Path) -> Result<()> {
-    let (pbd, src) = (class("PBD"), class("SR"));
-    let (dcf, srf, uuidf) = (field(pbd, "device_config"), field(pbd, "SR"), field(src, "uuid"));
+    let (pbd, src) = (&CLASS_PBD, &CLASS_SR);
+    let (dcf, srf, uuidf) = (fields::pbd::DEVICE_CONFIG.index, fields::pbd::SR.index, fields::sr::UUID.index);
     let (_, c) = db.write(|tx| {
         let st = tx.state();
         let mut changes = Vec::new();

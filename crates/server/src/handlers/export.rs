@@ -4,7 +4,9 @@
 use super::transfer::{self, HttpTask};
 use super::{Auth, Head, Reply};
 use crate::importexport::export::{self, Options};
-use crate::{class, field, lifecycle, storage, ApiError, Result, Server};
+use crate::{field, lifecycle, storage, ApiError, Result, Server};
+use model::schema::{CLASS_VDI, CLASS_VM};
+use model::types::fields;
 use model::Value;
 use std::io;
 use xva::{Compression, DiskSource};
@@ -86,7 +88,7 @@ pub async fn export(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resul
 }
 
 async fn export_vm(s: &Server, auth: &Auth, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
-    let vmc = class("VM");
+    let vmc = &CLASS_VM;
     let Some(vm) = super::find_object(s, vmc, head) else { return reply.not_found().await };
     let compression = Compression::from_param(head.param("use_compression")).unwrap_or(Compression::None);
     let preserve = flag(head, "preserve_power_state", false);
@@ -180,7 +182,7 @@ pub async fn export_metadata(s: &Server, head: &Head, reply: &mut Reply<'_>) -> 
 
 /// VMs whose metadata `all=true` exports: everything but default templates.
 fn all_vms(s: &Server, include_dom0: bool) -> Vec<String> {
-    let vmc = class("VM");
+    let vmc = &CLASS_VM;
     let st = s.db.read();
     let mut out: Vec<String> = st
         .table(vmc)
@@ -189,7 +191,7 @@ fn all_vms(s: &Server, include_dom0: bool) -> Vec<String> {
             let b = |f: &str| r.get(field(vmc, f)).as_bool() == Some(true);
             let default = b("is_default_template")
                 || (b("is_a_template")
-                    && r.get(field(vmc, "other_config")).map_str("default_template") == Some("true"));
+                    && r.get(fields::vm::OTHER_CONFIG.index).map_str("default_template") == Some("true"));
             !default && (include_dom0 || !b("is_control_domain")) && !b("is_a_snapshot")
         })
         .map(|(r, _)| r.clone())
@@ -199,7 +201,7 @@ fn all_vms(s: &Server, include_dom0: bool) -> Vec<String> {
 }
 
 async fn metadata(s: &Server, auth: &Auth, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
-    let vmc = class("VM");
+    let vmc = &CLASS_VM;
     let vms = if flag(head, "all", false) {
         all_vms(s, flag(head, "include_dom0", true))
     } else {
@@ -215,8 +217,7 @@ async fn metadata(s: &Server, auth: &Auth, head: &Head, reply: &mut Reply<'_>) -
     };
     ctx.task = Some(task.r.clone());
     if !flag(head, "all", false) {
-        let snapshot =
-            s.db.read().get(vmc, &vms[0]).is_some_and(|r| r.get(field(vmc, "is_a_snapshot")).as_bool() == Some(true));
+        let snapshot = s.db.read().get(vmc, &vms[0]).is_some_and(|r| r.read(fields::vm::IS_A_SNAPSHOT));
         if snapshot {
             let e = ApiError::OperationNotAllowed { reason: "Exporting metadata of a snapshot is not allowed".into() };
             return refuse(s, &task, reply, e).await;
@@ -270,7 +271,7 @@ pub async fn export_raw_vdi(s: &Server, head: &Head, reply: &mut Reply<'_>) -> i
 }
 
 async fn raw_vdi(s: &Server, auth: &Auth, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
-    let vdic = class("VDI");
+    let vdic = &CLASS_VDI;
     let Some(vdi) = super::find_param(s, vdic, head.param("vdi")) else { return reply.not_found().await };
     let format = head.param("format").unwrap_or("raw").to_ascii_lowercase();
     let mut ctx = transfer::context(s, auth, head, "VDI.export_raw", None);

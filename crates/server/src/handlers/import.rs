@@ -6,7 +6,9 @@
 use super::transfer::{self, HttpTask};
 use super::{Auth, Head, Reply};
 use crate::importexport::{self, import, legacy};
-use crate::{class, field, storage, ApiError, Ctx, Result, Server};
+use crate::{storage, ApiError, Ctx, Result, Server};
+use model::schema::{CLASS_SR, CLASS_VBD, CLASS_VDI};
+use model::types::fields;
 use model::Value;
 use std::collections::HashMap;
 use std::io;
@@ -57,7 +59,7 @@ pub async fn import_metadata(s: &Server, head: &Head, body: Body<'_>, reply: &mu
 
 /// The SR named by `sr_id` / `sr_uuid`, else the pool's default SR.
 fn target_sr(s: &Server, head: &Head) -> std::result::Result<String, (u16, ApiError)> {
-    let src = class("SR");
+    let src = &CLASS_SR;
     if let Some(r) = head.param("sr_id").filter(|v| !v.is_empty()) {
         return super::find_param(s, src, Some(r)).ok_or((404, crate::handle_invalid(src, r)));
     }
@@ -101,8 +103,8 @@ async fn import_vm(
         };
         let iso =
             s.db.read()
-                .get(class("SR"), &sr)
-                .is_some_and(|r| r.get(field(class("SR"), "content_type")).as_str() == Some("iso"));
+                .get(&CLASS_SR, &sr)
+                .is_some_and(|r| r.get(fields::sr::CONTENT_TYPE.index).as_str() == Some("iso"));
         if iso {
             return refuse(s, &task, reply, 400, ApiError::SrOperationNotSupported { sr }).await;
         }
@@ -260,7 +262,7 @@ pub async fn import_raw_vdi(s: &Server, head: &Head, body: Body<'_>, reply: &mut
 }
 
 async fn raw_vdi(s: &Server, auth: &Auth, head: &Head, body: Body<'_>, reply: &mut Reply<'_>) -> io::Result<()> {
-    let vdic = class("VDI");
+    let vdic = &CLASS_VDI;
     let Some(vdi) = super::find_param(s, vdic, head.param("vdi")) else { return reply.not_found().await };
     let mut ctx = transfer::context(s, auth, head, "VDI.import_raw", None);
     let task = match HttpTask::start(&ctx, head, "VDI.import_raw") {
@@ -297,12 +299,12 @@ async fn raw_vdi(s: &Server, auth: &Auth, head: &Head, body: Body<'_>, reply: &m
 
 /// A VDI plugged into a running VM is not written under it.
 fn in_use(s: &Server, vdi: &str) -> Option<ApiError> {
-    let (vdic, vbdc) = (class("VDI"), class("VBD"));
+    let (vdic, vbdc) = (&CLASS_VDI, &CLASS_VBD);
     let st = s.db.read();
     let row = st.get(vdic, vdi)?;
-    let attached = crate::rows::members(row.get(field(vdic, "VBDs")))
+    let attached = crate::rows::members(row.get(fields::vdi::VBDS.index))
         .iter()
-        .any(|b| st.get(vbdc, b).is_some_and(|br| br.get(field(vbdc, "currently_attached")).as_bool() == Some(true)));
+        .any(|b| st.get(vbdc, b).is_some_and(|br| br.read(fields::vbd::CURRENTLY_ATTACHED)));
     attached.then(|| ApiError::VdiInUse { vdi: vdi.to_string(), operation: "import".into() })
 }
 

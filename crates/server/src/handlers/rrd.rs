@@ -5,7 +5,9 @@
 use super::{Head, Reply};
 use crate::rrd::export::{self, Cf};
 use crate::rrd::Rrd;
-use crate::{class, field, Server};
+use crate::{field, Server};
+use model::schema::{CLASS_HOST, CLASS_SR, CLASS_VM};
+use model::types::fields;
 use std::io;
 use tokio::io::AsyncWriteExt;
 
@@ -177,11 +179,11 @@ struct SrRow {
 pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
     let Some(auth) = super::require_auth(s, head, reply, "get_metrics").await? else { return Ok(()) };
     super::release(s, &auth);
-    let (vm_c, sr_c) = (class("VM"), class("SR"));
+    let (vm_c, sr_c) = (&CLASS_VM, &CLASS_SR);
     // Names and SR figures from one read of the store; RRD copies from one lock.
     let (names, srs, host_uuid, host_name) = {
         let st = s.db.read();
-        let (uuid, label) = (field(vm_c, "uuid"), field(vm_c, "name_label"));
+        let (uuid, label) = (fields::vm::UUID.index, fields::vm::NAME_LABEL.index);
         let names: std::collections::HashMap<String, String> = st
             .table(vm_c)
             .iter()
@@ -201,7 +203,7 @@ pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resu
                 used: r.get(f("physical_utilisation")).as_int().unwrap_or(0),
             })
             .collect();
-        let hc = class("host");
+        let hc = &CLASS_HOST;
         let host_field = |n: &str| {
             st.get(hc, &s.host).and_then(|h| h.get(field(hc, n)).as_str().map(str::to_string)).unwrap_or_default()
         };

@@ -3,8 +3,9 @@
 //! that reads and writes disks.
 
 use super::{Auth, Head};
-use crate::{class, ApiError, Ctx, Result, Server};
+use crate::{ApiError, Ctx, Result, Server};
 use bytes::Bytes;
+use model::schema::CLASS_TASK;
 use model::Value;
 use std::io::{self, Read, Write};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -24,7 +25,7 @@ impl HttpTask {
         let s = &ctx.server;
         let r = match head.param("task_id").filter(|t| !t.is_empty()) {
             Some(t) => {
-                let c = class("task");
+                let c = &CLASS_TASK;
                 if s.db.read().get(c, t).is_none() {
                     return Err(crate::handle_invalid(c, t));
                 }
@@ -63,7 +64,7 @@ impl HttpTask {
         crate::task::complete(s, &self.r, &out);
         if self.own {
             let _ = s.db.write(|tx| {
-                tx.delete(class("task"), &self.r);
+                tx.delete(&CLASS_TASK, &self.r);
                 Ok::<_, ApiError>(())
             });
             s.tasks.forget(&self.r);

@@ -4,6 +4,8 @@
 
 use super::{rewritten, set_member};
 use crate::{class, field, Server};
+use model::schema::{CLASS_SR, CLASS_VBD, CLASS_VDI, CLASS_VIF, CLASS_VM};
+use model::types::fields;
 use model::{DateTime, Row, Value, NULL_REF};
 use std::collections::HashMap;
 use store::State;
@@ -57,7 +59,7 @@ fn refs(row: &Row, name: &str) -> Vec<String> {
 /// SRs, snapshots (metadata export), the suspend image (when kept), guest
 /// metrics, and the hosts it is resident on or prefers.
 fn walk(st: &State, t: &mut Table, vm: &str, include_snapshots: bool, preserve_power_state: bool) {
-    let (vmc, vifc, vbdc, vdic) = (class("VM"), class("VIF"), class("VBD"), class("VDI"));
+    let (vmc, vifc, vbdc, vdic) = (&CLASS_VM, &CLASS_VIF, &CLASS_VBD, &CLASS_VDI);
     if t.has(vm) {
         return;
     }
@@ -78,7 +80,7 @@ fn walk(st: &State, t: &mut Table, vm: &str, include_snapshots: bool, preserve_p
     for vbd in refs(row, "VBDs") {
         if let Some(br) = st.get(vbdc, &vbd) {
             t.add(&vbd);
-            if br.get(field(vbdc, "empty")).as_bool() != Some(true) {
+            if br.get(fields::vbd::EMPTY.index).as_bool() != Some(true) {
                 add_vdi(t, &s(br, "VDI"));
             }
         }
@@ -142,12 +144,12 @@ pub fn graph(s: &Server, vms: &[String], o: Options) -> (Header, Vec<Disk>) {
 /// The disks of a full export: the VM's non-CD VBDs' VDIs outside ISO SRs,
 /// plus the suspend image when the power state is kept.
 fn streamed_disks(st: &State, vm: &str, o: Options, ids: &HashMap<String, String>) -> Vec<Disk> {
-    let (vmc, vbdc, vdic, src) = (class("VM"), class("VBD"), class("VDI"), class("SR"));
+    let (vmc, vbdc, vdic, src) = (&CLASS_VM, &CLASS_VBD, &CLASS_VDI, &CLASS_SR);
     let Some(row) = st.get(vmc, vm) else { return vec![] };
     let mut vdis: Vec<String> = refs(row, "VBDs")
         .iter()
         .filter_map(|b| st.get(vbdc, b))
-        .filter(|b| s(b, "type") != "CD" && b.get(field(vbdc, "empty")).as_bool() != Some(true))
+        .filter(|b| s(b, "type") != "CD" && b.get(fields::vbd::EMPTY.index).as_bool() != Some(true))
         .map(|b| s(b, "VDI"))
         .collect();
     if o.preserve_power_state && s(row, "power_state") == "Suspended" {
@@ -160,7 +162,7 @@ fn streamed_disks(st: &State, vm: &str, o: Options, ids: &HashMap<String, String
             if s(sr, "content_type") == "iso" {
                 return None;
             }
-            let size = vr.get(field(vdic, "virtual_size")).as_int().unwrap_or(0).max(0) as u64;
+            let size = vr.read(fields::vdi::VIRTUAL_SIZE).max(0) as u64;
             Some(Disk { id: ids.get(&v)?.clone(), vdi: v, size })
         })
         .collect()

@@ -5,7 +5,11 @@
 //! made is recorded in [`Created`] so a failed import can be undone.
 
 use super::row_from_record;
-use crate::{class, field, put, storage, ApiError, Ctx, Result};
+use crate::{field, put, storage, ApiError, Ctx, Result};
+use model::schema::{
+    CLASS_HOST, CLASS_NETWORK, CLASS_SR, CLASS_TASK, CLASS_VBD, CLASS_VDI, CLASS_VIF, CLASS_VM, CLASS_VM_GUEST_METRICS,
+};
+use model::types::fields;
 use model::{Row, Value, NULL_REF};
 use std::collections::{HashMap, HashSet};
 use xva::{Header, Object};
@@ -139,13 +143,13 @@ enum VmPlan {
 
 fn vm_plan(ctx: &Ctx, cfg: &Config, o: &Object) -> Result<VmPlan> {
     let st = ctx.server.db.read();
-    let vmc = class("VM");
+    let vmc = &CLASS_VM;
     let rec = &o.snapshot;
     let b = |k: &str| rec.member(k).and_then(Value::as_bool).unwrap_or(false);
     let oc_default = rec.member("other_config").and_then(|m| m.map_str("default_template")) == Some("true");
     if b("is_default_template") || (b("is_a_template") && oc_default) {
         let name = s(rec.member("name_label"));
-        let nl = field(vmc, "name_label");
+        let nl = fields::vm::NAME_LABEL.index;
         if let Some((r, _)) = st.table(vmc).iter().find(|(_, row)| row.get(nl).as_str() == Some(name.as_str())) {
             return Ok(VmPlan::Template(r.clone()));
         }
@@ -165,7 +169,7 @@ fn vm_plan(ctx: &Ctx, cfg: &Config, o: &Object) -> Result<VmPlan> {
                     actual: ps,
                 });
             }
-            let have = row.get(field(vmc, "version")).as_int().unwrap_or(0);
+            let have = row.read(fields::vm::VERSION);
             let theirs = rec.member("version").and_then(Value::as_int).unwrap_or(0);
             if have >= theirs && !cfg.force {
                 return Err(ApiError::VmToImportIsNotNewerVersion {
@@ -183,7 +187,7 @@ fn vm_plan(ctx: &Ctx, cfg: &Config, o: &Object) -> Result<VmPlan> {
 /// A restore must not bring a second VM with an existing VM's MAC seed.
 fn assert_mac_seeds(ctx: &Ctx, h: &Header) -> Result<()> {
     let st = ctx.server.db.read();
-    let vmc = class("VM");
+    let vmc = &CLASS_VM;
     for o in h.objects.iter().filter(|o| o.class == "VM") {
         let rec = &o.snapshot;
         if rec.member("is_a_snapshot").and_then(Value::as_bool) == Some(true) {
@@ -192,8 +196,8 @@ fn assert_mac_seeds(ctx: &Ctx, h: &Header) -> Result<()> {
         let Some(seed) = rec.member("other_config").and_then(|m| m.map_str("mac_seed")) else { continue };
         let uuid = s(rec.member("uuid"));
         for (_, row) in st.table(vmc).iter() {
-            let theirs = row.get(field(vmc, "other_config")).map_str("mac_seed");
-            let snapshot = row.get(field(vmc, "is_a_snapshot")).as_bool() == Some(true);
+            let theirs = row.get(fields::vm::OTHER_CONFIG.index).map_str("mac_seed");
+            let snapshot = row.read(fields::vm::IS_A_SNAPSHOT);
             if theirs == Some(seed) && !snapshot && rs(row, "uuid") != uuid {
                 return Err(ApiError::DuplicateMacSeed { seed: seed.to_string() });
             }
@@ -247,7 +251,7 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
     {
         let st = s_.db.read();
         for o in of("host") {
-            if let Some(r) = st.table(class("host")).by_uuid(&s(o.snapshot.member("uuid"))) {
+            if let Some(r) = st.table(&CLASS_HOST).by_uuid(&s(o.snapshot.member("uuid"))) {
                 out.table.insert(o.id.clone(), r.to_string());
             }
         }
@@ -256,9 +260,7 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
             let r = match &cfg.mode {
                 Mode::Full { sr } if !iso => Some(sr.clone()),
                 Mode::Full { .. } => None,
-                Mode::Metadata { .. } => {
-                    st.table(class("SR")).by_uuid(&s(o.snapshot.member("uuid"))).map(str::to_string)
-                }
+                Mode::Metadata { .. } => st.table(&CLASS_SR).by_uuid(&s(o.snapshot.member("uuid"))).map(str::to_string),
             };
             if let Some(r) = r {
                 out.table.insert(o.id.clone(), r);
@@ -288,7 +290,7 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
                 if dry_run {
                     continue;
                 }
-                let mut row = row_from_record(class("VDI"), &o.id, &o.snapshot, &out.table)?;
+                let mut row = row_from_record(&CLASS_VDI, &o.id, &o.snapshot, &out.table)?;
                 let size = row.get(field(row.class, "virtual_size")).as_int().unwrap_or(-1);
                 if !(0..=MAX_DISK).contains(&size) {
                     return Err(ApiError::ImportError {
@@ -306,7 +308,7 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
             Mode::Metadata { vdi_map, .. } => {
                 let uuid = s(o.snapshot.member("uuid"));
                 let st = s_.db.read();
-                let vdic = class("VDI");
+                let vdic = &CLASS_VDI;
                 let by_map = vdi_map.get(&uuid).and_then(|u| st.table(vdic).by_uuid(u)).map(str::to_string);
                 let sr = out.table.get(&s(o.snapshot.member("SR"))).cloned();
                 let by_location = sr.as_ref().and_then(|sr| {
@@ -337,9 +339,9 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
     for (_, plan) in &plans {
         if let VmPlan::Create { replace: Some(old) } = plan {
             ctx.write(|tx| {
-                if let Some(row) = tx.get(class("VM"), old).cloned() {
+                if let Some(row) = tx.get(&CLASS_VM, old).cloned() {
                     crate::ops::vm::remove_devices(tx, &row);
-                    tx.delete(class("VM"), old);
+                    tx.delete(&CLASS_VM, old);
                 }
                 Ok(())
             })?;
@@ -375,7 +377,7 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
     let new_nets: Vec<String> = nets.iter().filter_map(|(o, _)| table.get(&o.id).cloned()).collect();
     let res = ctx.write(|tx| {
         for o in of("VM_guest_metrics") {
-            let mut row = row_from_record(class("VM_guest_metrics"), &o.id, &o.snapshot, &table)?;
+            let mut row = row_from_record(&CLASS_VM_GUEST_METRICS, &o.id, &o.snapshot, &table)?;
             put(&mut row, "uuid", model::new_uuid());
             tx.insert(&table[&o.id], row);
         }
@@ -386,7 +388,7 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
             }
         }
         for (o, bridge_free) in &nets {
-            let mut row = row_from_record(class("network"), &o.id, &o.snapshot, &table)?;
+            let mut row = row_from_record(&CLASS_NETWORK, &o.id, &o.snapshot, &table)?;
             put(&mut row, "uuid", model::new_uuid());
             if !bridge_free {
                 put(&mut row, "bridge", "");
@@ -423,7 +425,7 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
         Err(e) => return Err(e),
     }
     // Disk snapshots point at disks made above.
-    let vdic = class("VDI");
+    let vdic = &CLASS_VDI;
     let links: Vec<(String, String)> = of("VDI")
         .filter_map(|o| {
             let mine = out.table.get(&o.id)?;
@@ -434,7 +436,7 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
     if !links.is_empty() {
         ctx.write(|tx| {
             for (v, of_) in &links {
-                tx.set(vdic, v, field(vdic, "snapshot_of"), Value::from(of_.as_str()));
+                tx.set(vdic, v, fields::vdi::SNAPSHOT_OF.index, Value::from(of_.as_str()));
             }
             Ok(())
         })?;
@@ -453,7 +455,7 @@ fn insert(ctx: &Ctx, tx: &mut store::Txn, r: &str, mut row: Row) -> Result<()> {
 
 fn find_iso(ctx: &Ctx, location: &str) -> Option<String> {
     let st = ctx.server.db.read();
-    let (vdic, src) = (class("VDI"), class("SR"));
+    let (vdic, src) = (&CLASS_VDI, &CLASS_SR);
     let found = st
         .table(vdic)
         .iter()
@@ -468,7 +470,7 @@ fn find_iso(ctx: &Ctx, location: &str) -> Option<String> {
 /// ones to create, each with whether its bridge name is free here.
 fn match_networks<'h>(ctx: &Ctx, h: &'h Header, out: &mut Created) -> Vec<(&'h Object, bool)> {
     let st = ctx.server.db.read();
-    let nc = class("network");
+    let nc = &CLASS_NETWORK;
     let mut create = Vec::new();
     for o in h.objects.iter().filter(|o| o.class == "network") {
         let name = s(o.snapshot.member("name_label"));
@@ -488,7 +490,7 @@ fn match_networks<'h>(ctx: &Ctx, h: &'h Header, out: &mut Created) -> Vec<(&'h O
 }
 
 fn vm_row(tx: &store::Txn, cfg: &Config, o: &Object, table: &HashMap<String, String>) -> Result<Row> {
-    let vmc = class("VM");
+    let vmc = &CLASS_VM;
     let mut row = row_from_record(vmc, &o.id, &o.snapshot, table)?;
     let g = |row: &Row, n: &str| row.get(field(vmc, n)).clone();
     let uuid = s(o.snapshot.member("uuid"));
@@ -542,7 +544,7 @@ fn vbd_row(
     o: &Object,
     table: &HashMap<String, String>,
 ) -> Result<Option<Row>> {
-    let c = class("VBD");
+    let c = &CLASS_VBD;
     let vm = s(o.snapshot.member("VM"));
     if !table.contains_key(&vm) || h.object(&vm).is_none_or(|x| x.class != "VM") {
         return Ok(None);
@@ -571,7 +573,7 @@ fn vbd_row(
 }
 
 fn vif_row(tx: &store::Txn, cfg: &Config, o: &Object, table: &HashMap<String, String>) -> Result<Option<Row>> {
-    let c = class("VIF");
+    let c = &CLASS_VIF;
     if !table.contains_key(&s(o.snapshot.member("VM"))) {
         return Ok(None);
     }
@@ -592,16 +594,16 @@ fn vif_row(tx: &store::Txn, cfg: &Config, o: &Object, table: &HashMap<String, St
 pub async fn undo(ctx: &Ctx, c: &Created) {
     let _ = ctx.write(|tx| {
         for vm in &c.made_vms {
-            if let Some(row) = tx.get(class("VM"), vm).cloned() {
+            if let Some(row) = tx.get(&CLASS_VM, vm).cloned() {
                 crate::ops::vm::remove_devices(tx, &row);
-                tx.delete(class("VM"), vm);
+                tx.delete(&CLASS_VM, vm);
             }
         }
         for gm in &c.guest_metrics {
-            tx.delete(class("VM_guest_metrics"), gm);
+            tx.delete(&CLASS_VM_GUEST_METRICS, gm);
         }
         for n in &c.networks {
-            tx.delete(class("network"), n);
+            tx.delete(&CLASS_NETWORK, n);
         }
         Ok(())
     });
@@ -615,11 +617,11 @@ pub async fn undo(ctx: &Ctx, c: &Created) {
 /// The import is over: VMs leave the `import` operation, and the result is
 /// the set of new VMs that are not snapshots.
 pub fn complete(ctx: &Ctx, c: &Created, task: &str) -> Result<Value> {
-    let vmc = class("VM");
+    let vmc = &CLASS_VM;
     ctx.write(|tx| {
         for vm in &c.made_vms {
             tx.update(vmc, vm, |row| {
-                if let Value::Struct(m) = &mut row.fields[field(vmc, "current_operations")] {
+                if let Value::Struct(m) = &mut row.fields[fields::vm::CURRENT_OPERATIONS.index] {
                     m.retain(|(k, _)| k != task);
                 }
             });
@@ -632,7 +634,7 @@ pub fn complete(ctx: &Ctx, c: &Created, task: &str) -> Result<Value> {
         c.vms
             .iter()
             .filter(|v| seen.insert(v.as_str()))
-            .filter(|v| st.get(vmc, v).is_some_and(|r| r.get(field(vmc, "is_a_snapshot")).as_bool() != Some(true)))
+            .filter(|v| st.get(vmc, v).is_some_and(|r| r.get(fields::vm::IS_A_SNAPSHOT.index).as_bool() != Some(true)))
             .map(|v| Value::String(v.clone()))
             .collect(),
     ))
@@ -641,11 +643,11 @@ pub fn complete(ctx: &Ctx, c: &Created, task: &str) -> Result<Value> {
 /// Record on the task that the objects exist (the guide's
 /// `other_config:object_creation`).
 pub fn objects_created(ctx: &Ctx, task: &str) {
-    let tc = class("task");
+    let tc = &CLASS_TASK;
     let _ = ctx.write(|tx| {
         tx.update(tc, task, |row| {
-            let oc = with_key(row.get(field(tc, "other_config")), "object_creation", Some("complete"));
-            row.fields[field(tc, "other_config")] = oc;
+            let oc = with_key(row.get(fields::task::OTHER_CONFIG.index), "object_creation", Some("complete"));
+            row.fields[fields::task::OTHER_CONFIG.index] = oc;
         });
         Ok(())
     });

@@ -2,7 +2,8 @@
 //! memory, vCPUs and boot mode, one VDI per `<vdi>`, one VBD per `<vbd>`.
 
 use super::import::Created;
-use crate::{class, put, storage, ApiError, Ctx, Result};
+use crate::{put, storage, ApiError, Ctx, Result};
+use model::schema::{CLASS_VBD, CLASS_VM};
 use model::Value;
 use xva::legacy::LegacyVm;
 
@@ -53,7 +54,7 @@ async fn build(ctx: &Ctx, vm: &LegacyVm, sr: &str, task: &str, out: &mut Created
         .await?;
         out.note_vdi(&v.name, &vdi, v.size);
     }
-    let vmc = class("VM");
+    let vmc = &CLASS_VM;
     let r = model::new_ref();
     let mut row = store::blank_row(vmc);
     let mem = Value::Int(vm.mem_set as i64);
@@ -88,7 +89,7 @@ async fn build(ctx: &Ctx, vm: &LegacyVm, sr: &str, task: &str, out: &mut Created
         tx.insert(&r, row);
         for b in &vm.vbds {
             let vdi = table.get(&b.vdi).cloned().unwrap_or_else(|| model::NULL_REF.into());
-            let mut vbd = store::blank_row(class("VBD"));
+            let mut vbd = store::blank_row(&CLASS_VBD);
             put(&mut vbd, "uuid", model::new_uuid());
             put(&mut vbd, "VM", r.as_str());
             put(&mut vbd, "VDI", vdi);
@@ -98,7 +99,7 @@ async fn build(ctx: &Ctx, vm: &LegacyVm, sr: &str, task: &str, out: &mut Created
             put(&mut vbd, "type", "Disk");
             put(&mut vbd, "unpluggable", false);
             let vr = model::new_ref();
-            if let Some(h) = crate::ops::hooks(class("VBD")).create {
+            if let Some(h) = crate::ops::hooks(&CLASS_VBD).create {
                 h(ctx, tx, &vr, &mut vbd)?;
             }
             tx.insert(&vr, vbd);

@@ -8,15 +8,17 @@ use crate::lifecycle::{self};
 use crate::rows::members;
 use crate::storage::scan::{self, DECLARED_SIZE};
 use crate::storage::{self, blocking, configured_dir, Driver};
-use crate::{class, field, put, ApiError, Ctx, Result, Server};
+use crate::{field, put, ApiError, Ctx, Result, Server};
 use model::schema::ClassDef;
+use model::schema::{CLASS_HOST, CLASS_PBD, CLASS_SR};
+use model::types::fields;
 use model::types::*;
 use model::{Ref, Value, XenType};
 use std::collections::BTreeMap;
 use store::Txn;
 
 fn sr_c() -> &'static ClassDef {
-    class("SR")
+    &CLASS_SR
 }
 
 // ---------------------------------------------------------------- helpers
@@ -25,10 +27,10 @@ fn sr_c() -> &'static ClassDef {
 fn really_forget(tx: &mut Txn, sr: &str) {
     let c = sr_c();
     let Some(row) = tx.get(c, sr).cloned() else { return };
-    for p in members(row.get(field(c, "PBDs"))) {
-        tx.delete(class("PBD"), &p);
+    for p in members(row.get(fields::sr::PBDS.index)) {
+        tx.delete(&CLASS_PBD, &p);
     }
-    for v in members(row.get(field(c, "VDIs"))) {
+    for v in members(row.get(fields::sr::VDIS.index)) {
         scan::forget_vdi(tx, &v);
     }
     tx.delete(c, sr);
@@ -105,7 +107,7 @@ impl SrApi for Server {
         shared: bool,
         sm_config: BTreeMap<String, String>,
     ) -> Result<Ref<Sr>> {
-        self.row(class("host"), host.as_str())?;
+        self.row(&CLASS_HOST, host.as_str())?;
         let ty = r#type.to_ascii_lowercase();
         let driver = Driver::of(&ty).ok_or_else(|| ApiError::SrUnknownDriver { driver: ty.clone() })?;
         crate::ops::pbd::assert_no_srmaster_key(&device_config)?;
@@ -153,7 +155,7 @@ impl SrApi for Server {
             crate::logged(
                 "removing an SR introduced by a failed create",
                 ctx.write(|tx| {
-                    tx.delete(class("PBD"), &pbd);
+                    tx.delete(&CLASS_PBD, &pbd);
                     tx.delete(sr_c(), &sr);
                     Ok(())
                 }),
@@ -320,12 +322,12 @@ impl SrApi for Server {
         let c = sr_c();
         ctx.write(|tx| {
             let row = tx.get(c, sr.as_str()).cloned().ok_or_else(|| crate::handle_invalid(c, sr.as_str()))?;
-            let pbds = linked(tx, class("PBD"), "SR", sr.as_str(), row.get(field(c, "PBDs")));
+            let pbds = linked(tx, &CLASS_PBD, "SR", sr.as_str(), row.get(fields::sr::PBDS.index));
             if !value && pbds.len() > 1 {
                 // xapi lists every PBD.
                 return Err(ApiError::Other { code: "SR_HAS_MULTIPLE_PBDS".into(), params: pbds });
             }
-            tx.set(c, sr.as_str(), field(c, "shared"), Value::Bool(value));
+            tx.put(sr.as_str(), fields::sr::SHARED, value);
             Ok(())
         })
     }
@@ -335,7 +337,7 @@ impl SrApi for Server {
         ctx.write(|tx| {
             let found = tx.update(c, self_.as_str(), |row| {
                 put(row, "physical_size", Value::Int(value));
-                if let Value::Struct(m) = &mut row.fields[field(c, "sm_config")] {
+                if let Value::Struct(m) = &mut row.fields[fields::sr::SM_CONFIG.index] {
                     m.retain(|(k, _)| k != DECLARED_SIZE);
                     m.push((DECLARED_SIZE.to_string(), Value::from(value.to_string())));
                 }
@@ -363,7 +365,7 @@ impl Server {
         device_config: &BTreeMap<String, String>,
         ty: &str,
     ) -> Result<Vec<(String, i64, i64)>> {
-        self.row(class("host"), host.as_str())?;
+        self.row(&CLASS_HOST, host.as_str())?;
         let driver = Driver::of(ty).ok_or_else(|| ApiError::SrUnknownDriver { driver: ty.to_ascii_lowercase() })?;
         let dir = configured_dir(&map_value(device_config)).unwrap_or_else(|| self.cfg.data_dir.join("sr"));
         let roots = self.cfg.allowed_sr_roots();

@@ -11,18 +11,20 @@ use crate::lifecycle::sr::linked;
 use crate::lifecycle::{self};
 use crate::rows::members;
 use crate::storage::{self, blocking, Format};
-use crate::{class, field, put, ApiError, Ctx, Result, Server};
+use crate::{field, put, ApiError, Ctx, Result, Server};
 use model::schema::ClassDef;
+use model::schema::{CLASS_SR, CLASS_VBD, CLASS_VBD_METRICS, CLASS_VDI, CLASS_VM};
+use model::types::fields;
 use model::types::*;
 use model::{DateTime, Ref, Row, Value, XenType};
 use std::collections::BTreeMap;
 
 fn vdi_c() -> &'static ClassDef {
-    class("VDI")
+    &CLASS_VDI
 }
 
 fn sr_c() -> &'static ClassDef {
-    class("SR")
+    &CLASS_SR
 }
 
 fn sv(v: &Value) -> String {
@@ -36,10 +38,10 @@ fn sv(v: &Value) -> String {
 pub async fn create(ctx: &Ctx, rec: &Value) -> Result<String> {
     let c = vdi_c();
     let row = crate::implicit::row_from_ctor(c, rec)?;
-    if row.get(field(c, "type")).as_str() == Some("cbt_metadata") {
+    if row.get(fields::vdi::TYPE.index).as_str() == Some("cbt_metadata") {
         return Err(ApiError::VdiIncompatibleType { vdi: String::new(), r#type: "cbt_metadata".into() });
     }
-    let sr = sv(row.get(field(c, "SR")));
+    let sr = row.read(fields::vdi::SR).into_string();
     ctx.server.row(sr_c(), &sr)?;
     lifecycle::with_op(ctx, sr_c(), &sr, "vdi_create", || async {
         storage::assert_plugged(&ctx.server, &sr)?;
@@ -66,21 +68,19 @@ pub async fn destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
             storage::assert_plugged(s, &sr)?;
             assert_managed(&*s.row(vdi_c(), vdi)?, vdi)?;
             ctx.write(|tx| {
-                let (c, bc, vm) = (vdi_c(), class("VBD"), class("VM"));
+                let (c, bc, vm) = (vdi_c(), &CLASS_VBD, &CLASS_VM);
                 let row = tx.get(c, vdi).cloned().ok_or_else(|| crate::handle_invalid(c, vdi))?;
-                let vbds = linked(tx, bc, "VDI", vdi, row.get(field(c, "VBDs")));
-                if vbds.iter().any(|b| {
-                    tx.get(bc, b).is_some_and(|r| r.get(field(bc, "currently_attached")).as_bool() == Some(true))
-                }) {
+                let vbds = linked(tx, bc, "VDI", vdi, row.get(fields::vdi::VBDS.index));
+                if vbds.iter().any(|b| tx.get(bc, b).is_some_and(|r| r.read(fields::vbd::CURRENTLY_ATTACHED))) {
                     return Err(ApiError::VdiInUse { vdi: vdi.to_string(), operation: "destroy".into() });
                 }
                 for b in vbds {
-                    if let Some(m) = tx.get(bc, &b).map(|r| sv(r.get(field(bc, "metrics")))) {
-                        tx.delete(class("VBD_metrics"), &m);
+                    if let Some(m) = tx.get(bc, &b).map(|r| r.read(fields::vbd::METRICS).into_string()) {
+                        tx.delete(&CLASS_VBD_METRICS, &m);
                     }
                     tx.delete(bc, &b);
                 }
-                let sus = field(vm, "suspend_VDI");
+                let sus = fields::vm::SUSPEND_VDI.index;
                 for v in tx.refs(vm) {
                     if tx.get(vm, &v).is_some_and(|r| r.get(sus).as_str() == Some(vdi)) {
                         tx.set(vm, &v, sus, Value::from(model::NULL_REF));
@@ -97,12 +97,12 @@ pub async fn destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
 /// VDIs may change these only while no VBD's VM is running (xapi:
 /// VM_BAD_POWER_STATE [vm; "halted"; actual]).
 fn assert_not_on_running_vm(s: &Server, vdi: &str) -> Result<()> {
-    let (c, bc, vm) = (vdi_c(), class("VBD"), class("VM"));
+    let (c, bc, vm) = (vdi_c(), &CLASS_VBD, &CLASS_VM);
     let st = s.db.read();
     let row = st.get(c, vdi).ok_or_else(|| crate::handle_invalid(c, vdi))?;
-    for b in members(row.get(field(c, "VBDs"))) {
-        let Some(v) = st.get(bc, &b).map(|r| sv(r.get(field(bc, "VM")))) else { continue };
-        let ps = st.get(vm, &v).map(|r| sv(r.get(field(vm, "power_state")))).unwrap_or_default();
+    for b in members(row.get(fields::vdi::VBDS.index)) {
+        let Some(v) = st.get(bc, &b).map(|r| r.read(fields::vbd::VM).into_string()) else { continue };
+        let ps = st.get(vm, &v).map(|r| sv(r.get(fields::vm::POWER_STATE.index))).unwrap_or_default();
         if !ps.is_empty() && ps != "Halted" {
             return Err(ApiError::VmBadPowerState { vm: v, expected: "halted".into(), actual: ps.to_lowercase() });
         }
@@ -237,11 +237,11 @@ impl VdiApi for Server {
             storage::assert_plugged(self, &sr)?;
             let attached = {
                 let st = self.db.read();
-                let bc = class("VBD");
+                let bc = &CLASS_VBD;
                 st.get(vdi_c(), v).is_some_and(|r| {
-                    members(r.get(field(vdi_c(), "VBDs"))).iter().any(|b| {
-                        st.get(bc, b).is_some_and(|x| x.get(field(bc, "currently_attached")).as_bool() == Some(true))
-                    })
+                    members(r.get(field(vdi_c(), "VBDs")))
+                        .iter()
+                        .any(|b| st.get(bc, b).is_some_and(|x| x.read(fields::vbd::CURRENTLY_ATTACHED)))
                 })
             };
             if attached {
@@ -430,11 +430,11 @@ async fn create_copy_target(ctx: &Ctx, src: &Row, sr: &str) -> Result<String> {
 async fn copy_into(ctx: &Ctx, vdi: &str, src: &Row, dst: &str, base: &Ref<Vdi>, fresh: bool) -> Result<()> {
     let c = vdi_c();
     let d = ctx.server.row(c, dst)?;
-    if d.get(field(c, "read_only")).as_bool() == Some(true) {
+    if d.read(fields::vdi::READ_ONLY) {
         return Err(ApiError::VdiReadonly { vdi: dst.to_string() });
     }
-    let need = src.get(field(c, "virtual_size")).as_int().unwrap_or(0);
-    if d.get(field(c, "virtual_size")).as_int().unwrap_or(0) < need {
+    let need = src.read(fields::vdi::VIRTUAL_SIZE);
+    if d.read(fields::vdi::VIRTUAL_SIZE) < need {
         return Err(ApiError::VdiTooSmall { vdi: dst.to_string(), minimum_size: need.to_string() });
     }
     let base = (!base.is_null() && ctx.server.db.read().get(c, base.as_str()).is_some()).then(|| base.as_str());
@@ -476,8 +476,8 @@ async fn introduce(ctx: &Ctx, sr: &str, n: NewRecord) -> Result<String> {
         let mut existing = None;
         for v in members(srow.get(field(sr_c(), "VDIs"))) {
             let Some(r) = st.get(c, &v) else { continue };
-            if r.get(field(c, "location")).as_str() == Some(n.location.as_str()) {
-                if !n.uuid.is_empty() && r.get(field(c, "uuid")).as_str() != Some(n.uuid.as_str()) {
+            if r.get(fields::vdi::LOCATION.index).as_str() == Some(n.location.as_str()) {
+                if !n.uuid.is_empty() && r.get(fields::vdi::UUID.index).as_str() != Some(n.uuid.as_str()) {
                     return Err(ApiError::LocationNotUnique { sr: sr.to_string(), location: n.location });
                 }
                 existing = Some(v);

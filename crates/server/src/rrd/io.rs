@@ -4,7 +4,9 @@
 //! IOPS data sources, adding the block statistics the backend reports for
 //! the running guests' disks of that SR.
 
-use crate::{class, field, Server};
+use crate::Server;
+use model::schema::CLASS_VDI;
+use model::types::fields;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -55,8 +57,8 @@ impl SrIo {
     /// The counters of the SR a VDI lives in (detached ones for a VDI that
     /// has gone: its I/O is then counted nowhere).
     pub fn of_vdi(&self, s: &Server, vdi: &str) -> Arc<Counters> {
-        let vc = class("VDI");
-        let sr = s.db.read().get(vc, vdi).and_then(|r| r.get(field(vc, "SR")).as_str().map(str::to_string));
+        let vc = &CLASS_VDI;
+        let sr = s.db.read().get(vc, vdi).and_then(|r| r.get(fields::vdi::SR.index).as_str().map(str::to_string));
         match sr {
             Some(sr) => self.of_sr(&sr),
             None => Arc::default(),

@@ -6,8 +6,12 @@
 //! domain stops, every `Config::rrd_save_interval`, and at clean shutdown.
 
 use super::{now, persist, Rrd};
-use crate::{class, field, Server};
+use crate::{field, Server};
 use backend::Stats;
+use model::schema::{
+    CLASS_HOST, CLASS_HOST_CPU, CLASS_HOST_METRICS, CLASS_POOL, CLASS_SR, CLASS_VBD, CLASS_VDI, CLASS_VM,
+};
+use model::types::fields;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -58,8 +62,11 @@ pub fn spawn(s: Server) {
 
 /// The host's uuid, which names its RRD archive.
 pub fn host_uuid(s: &Server) -> String {
-    let hc = class("host");
-    s.db.read().get(hc, &s.host).and_then(|r| r.get(field(hc, "uuid")).as_str().map(str::to_string)).unwrap_or_default()
+    let hc = &CLASS_HOST;
+    s.db.read()
+        .get(hc, &s.host)
+        .and_then(|r| r.get(fields::host::UUID.index).as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Archive every RRD now (periodically, and at clean shutdown). Blocking.
@@ -79,15 +86,15 @@ pub fn save_all(s: &Server) {
 
 /// The uuids of every VM in the store.
 fn vm_uuids(st: &store::State) -> BTreeSet<String> {
-    let vmc = class("VM");
-    let uuid = field(vmc, "uuid");
+    let vmc = &CLASS_VM;
+    let uuid = fields::vm::UUID.index;
     st.table(vmc).iter().filter_map(|(_, r)| r.get(uuid).as_str().map(str::to_string)).collect()
 }
 
 /// The uuids of every SR in the store.
 fn sr_uuids(st: &store::State) -> BTreeSet<String> {
-    let c = class("SR");
-    let uuid = field(c, "uuid");
+    let c = &CLASS_SR;
+    let uuid = fields::sr::UUID.index;
     st.table(c).iter().filter_map(|(_, r)| r.get(uuid).as_str().map(str::to_string)).collect()
 }
 
@@ -176,7 +183,7 @@ fn host_sr_values(x: &SrSample) -> Vec<(String, f64)> {
 /// last sample, plus the disk rates (bytes and requests) the backend reports
 /// for running guests' disks on it.
 fn sr_samples(s: &Server, guests: &[(String, Stats)], state: &mut State) -> Vec<SrSample> {
-    let (src, vmc, vbdc, vdic) = (class("SR"), class("VM"), class("VBD"), class("VDI"));
+    let (src, vmc, vbdc, vdic) = (&CLASS_SR, &CLASS_VM, &CLASS_VBD, &CLASS_VDI);
     let st = s.db.read();
     let now = std::time::Instant::now();
     let secs = state.io_at.map(|t| now.duration_since(t).as_secs_f64());
@@ -188,15 +195,15 @@ fn sr_samples(s: &Server, guests: &[(String, Stats)], state: &mut State) -> Vec<
     let by_uuid: HashMap<&str, &Stats> = guests.iter().map(|(u, st)| (u.as_str(), st)).collect();
     if !by_uuid.is_empty() {
         for (_, vm) in st.table(vmc).iter() {
-            let Some(u) = vm.get(field(vmc, "uuid")).as_str() else { continue };
+            let Some(u) = vm.get(fields::vm::UUID.index).as_str() else { continue };
             let Some(stats) = by_uuid.get(u) else { continue };
-            for vbd in crate::rows::members(vm.get(field(vmc, "VBDs"))) {
+            for vbd in crate::rows::members(vm.get(fields::vm::VBDS.index)) {
                 let Some(b) = st.get(vbdc, &vbd) else { continue };
-                let dev = b.get(field(vbdc, "userdevice")).as_str().unwrap_or("");
+                let dev = b.get(fields::vbd::USERDEVICE.index).as_str().unwrap_or("");
                 let Some((_, r, w)) = stats.disks.iter().find(|(d, _, _)| d == dev) else { continue };
                 let (ro, wo) = stats.disk_ops.iter().find(|(d, _, _)| d == dev).map_or((0.0, 0.0), |x| (x.1, x.2));
-                let vdi = b.get(field(vbdc, "VDI")).as_str().unwrap_or("");
-                let Some(sr) = st.get(vdic, vdi).and_then(|v| v.get(field(vdic, "SR")).as_str()) else { continue };
+                let vdi = b.get(fields::vbd::VDI.index).as_str().unwrap_or("");
+                let Some(sr) = st.get(vdic, vdi).and_then(|v| v.get(fields::vdi::SR.index).as_str()) else { continue };
                 let e = guest_io.entry(sr.to_string()).or_default();
                 for (acc, v) in e.iter_mut().zip([r, &ro, w, &wo]) {
                     *acc += v;
@@ -206,10 +213,10 @@ fn sr_samples(s: &Server, guests: &[(String, Stats)], state: &mut State) -> Vec<
     }
     let mut out = vec![];
     for (r, row) in st.table(src).iter() {
-        if row.get(field(src, "content_type")).as_str() == Some("iso") {
+        if row.get(fields::sr::CONTENT_TYPE.index).as_str() == Some("iso") {
             continue;
         }
-        let Some(uuid) = row.get(field(src, "uuid")).as_str() else { continue };
+        let Some(uuid) = row.get(fields::sr::UUID.index).as_str() else { continue };
         let now_t = totals.get(r.as_str()).copied().unwrap_or_default();
         // The first sample only sets the baseline.
         let mut io = match (secs, state.io.get(r.as_str())) {
@@ -224,8 +231,8 @@ fn sr_samples(s: &Server, guests: &[(String, Stats)], state: &mut State) -> Vec<
         }
         out.push(SrSample {
             uuid: uuid.to_string(),
-            size: row.get(field(src, "physical_size")).as_int().unwrap_or(0) as f64,
-            utilisation: row.get(field(src, "physical_utilisation")).as_int().unwrap_or(0) as f64,
+            size: row.read(fields::sr::PHYSICAL_SIZE) as f64,
+            utilisation: row.read(fields::sr::PHYSICAL_UTILISATION) as f64,
             io,
         });
     }
@@ -264,15 +271,18 @@ pub fn vm_values(st: &Stats) -> Vec<(String, f64)> {
 /// The host's data sources: memory from host_metrics, CPUs from the
 /// host_cpu rows, and simulated load derived from the guests' figures.
 fn host_values(s: &Server, guests: &[(String, Stats)]) -> Vec<(String, f64)> {
-    let (hc, hm, cpu) = (class("host"), class("host_metrics"), class("host_cpu"));
+    let (hc, hm, cpu) = (&CLASS_HOST, &CLASS_HOST_METRICS, &CLASS_HOST_CPU);
     let st = s.db.read();
-    let metrics = st.get(hc, &s.host).and_then(|h| h.get(field(hc, "metrics")).as_str().map(str::to_string));
+    let metrics = st.get(hc, &s.host).and_then(|h| h.get(fields::host::METRICS.index).as_str().map(str::to_string));
     let mem = |name: &str| {
         metrics.as_deref().and_then(|m| st.get(hm, m)).and_then(|m| m.get(field(hm, name)).as_int()).unwrap_or(0) as f64
             / 1024.0
     };
-    let ncpu =
-        st.table(cpu).iter().filter(|(_, r)| r.get(field(cpu, "host")).as_str() == Some(s.host.as_str())).count();
+    let ncpu = st
+        .table(cpu)
+        .iter()
+        .filter(|(_, r)| r.get(fields::host_cpu::HOST.index).as_str() == Some(s.host.as_str()))
+        .count();
     let ncpu = ncpu.max(1);
     let busy: f64 = guests.iter().flat_map(|(_, g)| g.vcpus.iter()).sum();
     let per_cpu = (0.005 + busy / ncpu as f64).min(1.0);
@@ -305,10 +315,10 @@ pub fn sample(s: &Server, every: Duration, domains: Vec<backend::DomainInfo>, st
     // Which VMs exist, and whether new RRDs get MIN/MAX archives: one read.
     let (known, min_max) = {
         let st = s.db.read();
-        let pc = class("pool");
-        let min_max = st
-            .get(pc, &s.pool)
-            .is_some_and(|p| p.get(field(pc, "other_config")).map_str("create_min_max_in_new_VM_RRDs") == Some("true"));
+        let pc = &CLASS_POOL;
+        let min_max = st.get(pc, &s.pool).is_some_and(|p| {
+            p.get(fields::pool::OTHER_CONFIG.index).map_str("create_min_max_in_new_VM_RRDs") == Some("true")
+        });
         (vm_uuids(&st), min_max)
     };
     let mut g = s.rrds.lock();

@@ -21,7 +21,9 @@ pub mod vhd;
 pub use driver::{Driver, Format};
 pub use files::allocated;
 
-use crate::{class, field, put, ApiError, Ctx, Result, Server};
+use crate::{field, put, ApiError, Ctx, Result, Server};
+use model::schema::{CLASS_PBD, CLASS_POOL, CLASS_SR, CLASS_VDI};
+use model::types::fields;
 use model::{DateTime, Row, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -47,13 +49,13 @@ fn s(v: &Value) -> String {
 
 /// The directory holding an SR's files.
 pub fn sr_dir(st: &State, data_dir: &std::path::Path, sr: &str) -> Option<PathBuf> {
-    let src = class("SR");
+    let src = &CLASS_SR;
     let row = st.get(src, sr)?;
-    let uuid = s(row.get(field(src, "uuid")));
-    let pbd = class("PBD");
-    for p in crate::rows::members(row.get(field(src, "PBDs"))) {
+    let uuid = s(row.get(fields::sr::UUID.index));
+    let pbd = &CLASS_PBD;
+    for p in crate::rows::members(row.get(fields::sr::PBDS.index)) {
         if let Some(prow) = st.get(pbd, &p) {
-            if let Some(dir) = configured_dir(prow.get(field(pbd, "device_config"))) {
+            if let Some(dir) = configured_dir(prow.get(fields::pbd::DEVICE_CONFIG.index)) {
                 return Some(dir);
             }
         }
@@ -91,22 +93,22 @@ pub fn check_sr_dir(roots: &[PathBuf], driver: Driver, dir: &Path) -> Result<()>
 
 /// The driver of an SR row, or SR_UNKNOWN_DRIVER [type].
 pub fn driver_of(sr_row: &Row) -> Result<Driver> {
-    let ty = s(sr_row.get(field(class("SR"), "type")));
+    let ty = s(sr_row.get(fields::sr::TYPE.index));
     Driver::of(&ty).ok_or(ApiError::SrUnknownDriver { driver: ty })
 }
 
 /// Where a VDI's data lives, if it has a file.
 pub fn vdi_path(s: &Server, st: &State, vdi: &str) -> Option<PathBuf> {
-    let c = class("VDI");
+    let c = &CLASS_VDI;
     let row = st.get(c, vdi)?;
-    let sr = s_of(row.get(field(c, "SR")));
-    let loc = s_of(row.get(field(c, "location")));
+    let sr = s_of(row.get(fields::vdi::SR.index));
+    let loc = s_of(row.get(fields::vdi::LOCATION.index));
     if loc.is_empty() || loc.contains('/') || loc.contains("..") {
         return None;
     }
-    let driver = driver_of(st.get(class("SR"), &sr)?).ok()?;
+    let driver = driver_of(st.get(&CLASS_SR, &sr)?).ok()?;
     let dir = sr_dir(st, &s.cfg.data_dir, &sr)?;
-    Some(driver.vdi_file(&dir, &loc, Format::of_vdi(row.get(field(c, "sm_config")))))
+    Some(driver.vdi_file(&dir, &loc, Format::of_vdi(row.get(fields::vdi::SM_CONFIG.index))))
 }
 
 fn s_of(v: &Value) -> String {
@@ -129,10 +131,10 @@ pub fn attachable(path: &Path) -> Result<()> {
 
 /// pool.default_SR, or DEFAULT_SR_NOT_FOUND.
 pub fn default_sr(s: &Server) -> Result<String> {
-    let pc = class("pool");
+    let pc = &CLASS_POOL;
     let st = s.db.read();
-    let sr = st.get(pc, &s.pool).map(|r| s_of(r.get(field(pc, "default_SR")))).unwrap_or_default();
-    if sr.is_empty() || sr == model::NULL_REF || st.get(class("SR"), &sr).is_none() {
+    let sr = st.get(pc, &s.pool).map(|r| s_of(r.get(fields::pool::DEFAULT_SR.index))).unwrap_or_default();
+    if sr.is_empty() || sr == model::NULL_REF || st.get(&CLASS_SR, &sr).is_none() {
         return Err(ApiError::DefaultSrNotFound { sr });
     }
     Ok(sr)
@@ -140,12 +142,11 @@ pub fn default_sr(s: &Server) -> Result<String> {
 
 /// The SR's PBD on `host` if it is plugged.
 pub fn plugged_pbd(st: &State, sr: &str, host: &str) -> Option<String> {
-    let (src, pc) = (class("SR"), class("PBD"));
+    let (src, pc) = (&CLASS_SR, &CLASS_PBD);
     let row = st.get(src, sr)?;
-    crate::rows::members(row.get(field(src, "PBDs"))).into_iter().find(|p| {
+    crate::rows::members(row.get(fields::sr::PBDS.index)).into_iter().find(|p| {
         st.get(pc, p).is_some_and(|r| {
-            r.get(field(pc, "host")).as_str() == Some(host)
-                && r.get(field(pc, "currently_attached")).as_bool() == Some(true)
+            r.get(fields::pbd::HOST.index).as_str() == Some(host) && r.read(fields::pbd::CURRENTLY_ATTACHED)
         })
     })
 }
@@ -153,7 +154,7 @@ pub fn plugged_pbd(st: &State, sr: &str, host: &str) -> Option<String> {
 /// The SR must be attached on this host (xapi: SR_HAS_NO_PBDS [sr]).
 pub fn assert_plugged(s: &Server, sr: &str) -> Result<()> {
     let st = s.db.read();
-    st.get(class("SR"), sr).ok_or_else(|| crate::handle_invalid(class("SR"), sr))?;
+    st.get(&CLASS_SR, sr).ok_or_else(|| crate::handle_invalid(&CLASS_SR, sr))?;
     match plugged_pbd(&st, sr, &s.host) {
         Some(_) => Ok(()),
         None => Err(ApiError::SrHasNoPbds { sr: sr.to_string() }),
@@ -198,15 +199,15 @@ pub fn busy_in(sr: &str) -> BTreeSet<String> {
 
 /// Keep an SR's utilisation figures true after a change.
 pub fn refresh_sr_usage(ctx: &Ctx, sr: &str) -> Result<()> {
-    let (src, vc) = (class("SR"), class("VDI"));
+    let (src, vc) = (&CLASS_SR, &CLASS_VDI);
     ctx.write(|tx| {
         let Some(row) = tx.get(src, sr).cloned() else { return Ok(()) };
         let mut virt = 0i64;
         let mut phys = 0i64;
-        for v in crate::rows::members(row.get(field(src, "VDIs"))) {
+        for v in crate::rows::members(row.get(fields::sr::VDIS.index)) {
             if let Some(vr) = tx.get(vc, &v) {
-                virt += vr.get(field(vc, "virtual_size")).as_int().unwrap_or(0);
-                phys += vr.get(field(vc, "physical_utilisation")).as_int().unwrap_or(0);
+                virt += vr.read(fields::vdi::VIRTUAL_SIZE);
+                phys += vr.read(fields::vdi::PHYSICAL_UTILISATION);
             }
         }
         tx.update(src, sr, |r| {
@@ -221,9 +222,9 @@ pub fn refresh_sr_usage(ctx: &Ctx, sr: &str) -> Result<()> {
 pub async fn refresh_vdi_usage(ctx: &Ctx, vdi: &str) -> Result<()> {
     let Some(path) = vdi_path(&ctx.server, &ctx.server.db.read(), vdi) else { return Ok(()) };
     let phys = blocking(move || Ok(allocated(&path))).await?;
-    let vc = class("VDI");
+    let _vc = &CLASS_VDI;
     ctx.write(|tx| {
-        tx.set(vc, vdi, field(vc, "physical_utilisation"), Value::Int(phys));
+        tx.put(vdi, fields::vdi::PHYSICAL_UTILISATION, phys);
         Ok(())
     })
 }
@@ -232,7 +233,7 @@ pub async fn refresh_vdi_usage(ctx: &Ctx, vdi: &str) -> Result<()> {
 
 /// Create a VDI: its backing file, then its record.
 pub async fn create_vdi(ctx: &Ctx, v: NewVdi<'_>) -> Result<String> {
-    let mut row = store::blank_row(class("VDI"));
+    let mut row = store::blank_row(&CLASS_VDI);
     put(&mut row, "SR", v.sr);
     put(&mut row, "name_label", v.name_label);
     put(&mut row, "name_description", v.name_description);
@@ -250,26 +251,26 @@ pub async fn create_vdi(ctx: &Ctx, v: NewVdi<'_>) -> Result<String> {
 /// record is inserted with the server-maintained fields filled in.
 pub async fn create_vdi_row(ctx: &Ctx, mut row: Row) -> Result<String> {
     let s = &ctx.server;
-    let (vc, src) = (class("VDI"), class("SR"));
-    let sr = s_of(row.get(field(vc, "SR")));
+    let (_vc, src) = (&CLASS_VDI, &CLASS_SR);
+    let sr = s_of(row.get(fields::vdi::SR.index));
     let (driver, dir, sr_format) = {
         let st = s.db.read();
         let sr_row = st.get(src, &sr).ok_or_else(|| crate::handle_invalid(src, &sr))?;
         let dir = sr_dir(&st, &s.cfg.data_dir, &sr).ok_or_else(|| crate::internal("SR has no directory"))?;
-        (driver_of(sr_row)?, dir, Format::requested(sr_row.get(field(src, "sm_config"))))
+        (driver_of(sr_row)?, dir, Format::requested(sr_row.get(fields::sr::SM_CONFIG.index)))
     };
     if !driver.has("VDI_CREATE") {
         return Err(ApiError::SrOperationNotSupported { sr });
     }
-    let format = Format::requested(row.get(field(vc, "sm_config"))).or(sr_format).unwrap_or(Format::Raw);
+    let format = Format::requested(row.get(fields::vdi::SM_CONFIG.index)).or(sr_format).unwrap_or(Format::Raw);
     let uuid = model::new_uuid();
     let _busy = Busy::mark(&sr, &uuid);
-    let requested = row.get(field(vc, "virtual_size")).as_int().unwrap_or(0);
+    let requested = row.read(fields::vdi::VIRTUAL_SIZE);
     let path = driver.vdi_file(&dir, &uuid, format);
     let (u2, p2) = (uuid.clone(), path.clone());
     let (size, phys) = blocking(move || Ok((driver.vdi_create(&dir, &u2, requested, format)?, allocated(&p2)))).await?;
     if format == Format::Qcow2 {
-        if let Value::Struct(m) = &mut row.fields[field(vc, "sm_config")] {
+        if let Value::Struct(m) = &mut row.fields[fields::vdi::SM_CONFIG.index] {
             m.retain(|(k, _)| k != "type");
             m.push(("type".into(), Value::from("qcow2")));
         }
@@ -298,13 +299,13 @@ pub async fn create_vdi_row(ctx: &Ctx, mut row: Row) -> Result<String> {
 /// Remove a VDI's file and record.
 pub async fn destroy_vdi(ctx: &Ctx, vdi: &str) -> Result<()> {
     let s = &ctx.server;
-    let vc = class("VDI");
+    let vc = &CLASS_VDI;
     let (path, sr, loc, driver) = {
         let st = s.db.read();
         let row = st.get(vc, vdi).ok_or_else(|| crate::handle_invalid(vc, vdi))?;
-        let sr = s_of(row.get(field(vc, "SR")));
-        let driver = st.get(class("SR"), &sr).and_then(|r| driver_of(r).ok());
-        (vdi_path(s, &st, vdi), sr, s_of(row.get(field(vc, "location"))), driver)
+        let sr = s_of(row.get(fields::vdi::SR.index));
+        let driver = st.get(&CLASS_SR, &sr).and_then(|r| driver_of(r).ok());
+        (vdi_path(s, &st, vdi), sr, s_of(row.get(fields::vdi::LOCATION.index)), driver)
     };
     let _busy = Busy::mark(&sr, &loc);
     let s2 = s.clone();
@@ -325,7 +326,7 @@ pub async fn destroy_vdi(ctx: &Ctx, vdi: &str) -> Result<()> {
 /// Copy a VDI's data into a new VDI on `sr` (sparse: zero blocks stay holes).
 async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: bool) -> Result<String> {
     let s = &ctx.server;
-    let vc = class("VDI");
+    let vc = &CLASS_VDI;
     let (row, src_path) = {
         let st = s.db.read();
         let row = st.get(vc, vdi).cloned().ok_or_else(|| crate::handle_invalid(vc, vdi))?;
@@ -405,10 +406,11 @@ async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: 
 /// cancellation; anything involving qcow2 goes through qemu-img.
 pub async fn copy_data(ctx: &Ctx, from: &str, to: &str, base: Option<&str>, fresh: bool) -> Result<()> {
     let s = &ctx.server;
-    let vc = class("VDI");
+    let vc = &CLASS_VDI;
     let (src, dst, base_path, src_fmt, dst_fmt) = {
         let st = s.db.read();
-        let fmt = |v: &str| st.get(vc, v).map(|r| Format::of_vdi(r.get(field(vc, "sm_config")))).unwrap_or(Format::Raw);
+        let fmt =
+            |v: &str| st.get(vc, v).map(|r| Format::of_vdi(r.get(fields::vdi::SM_CONFIG.index))).unwrap_or(Format::Raw);
         (vdi_path(s, &st, from), vdi_path(s, &st, to), base.and_then(|b| vdi_path(s, &st, b)), fmt(from), fmt(to))
     };
     let (Some(src), Some(dst)) = (src, dst) else { return Ok(()) };
@@ -571,11 +573,11 @@ pub struct Raw {
 
 impl Raw {
     fn locate(s: &Server, vdi: &str) -> Result<(Option<PathBuf>, Format, u64)> {
-        let vc = class("VDI");
+        let vc = &CLASS_VDI;
         let st = s.db.read();
         let row = st.get(vc, vdi).ok_or_else(|| crate::handle_invalid(vc, vdi))?;
-        let size = row.get(field(vc, "virtual_size")).as_int().unwrap_or(0).max(0) as u64;
-        Ok((vdi_path(s, &st, vdi), Format::of_vdi(row.get(field(vc, "sm_config"))), size))
+        let size = row.read(fields::vdi::VIRTUAL_SIZE).max(0) as u64;
+        Ok((vdi_path(s, &st, vdi), Format::of_vdi(row.get(fields::vdi::SM_CONFIG.index)), size))
     }
 
     fn temp(next_to: &Path) -> PathBuf {
@@ -690,10 +692,10 @@ pub fn export_file(s: &Server, vdi: &str, format: &str) -> Result<ExportFile> {
 /// The VDI a snapshot was taken of, else the VDI itself: snapshots of one
 /// disk share that root, so one may serve as another's base.
 fn chain_root(st: &State, vdi: &str) -> String {
-    let vc = class("VDI");
+    let vc = &CLASS_VDI;
     let Some(row) = st.get(vc, vdi) else { return vdi.to_string() };
-    let of = s_of(row.get(field(vc, "snapshot_of")));
-    if row.get(field(vc, "is_a_snapshot")).as_bool() == Some(true) && st.get(vc, &of).is_some() {
+    let of = s_of(row.get(fields::vdi::SNAPSHOT_OF.index));
+    if row.read(fields::vdi::IS_A_SNAPSHOT) && st.get(vc, &of).is_some() {
         of
     } else {
         vdi.to_string()
@@ -804,8 +806,8 @@ fn changed_blocks(
 pub fn vhd_export(s: &Server, vdi: &str, base: Option<&str>, progress: impl FnMut(f64) -> bool) -> Result<VhdExport> {
     let missing = |v: &str| -> Result<ApiError> { Ok(ApiError::VdiMissing { sr: sr_of(s, v)?, vdi: v.to_string() }) };
     let uuid = |v: &str| {
-        let vc = class("VDI");
-        s.db.read().get(vc, v).map(|r| vhd::uuid_bytes(&s_of(r.get(field(vc, "uuid"))))).unwrap_or([0; 16])
+        let vc = &CLASS_VDI;
+        s.db.read().get(vc, v).map(|r| vhd::uuid_bytes(&s_of(r.get(fields::vdi::UUID.index)))).unwrap_or([0; 16])
     };
     let Some(raw) = Raw::for_reading(s, vdi)? else { return Err(missing(vdi)?) };
     let file = raw.open(false)?;
@@ -849,10 +851,10 @@ fn cbt_log(s: &Server, st: &State, vdi: &str) -> Option<PathBuf> {
 /// to be written: marked in its CBT log, if it keeps one, before the
 /// caller writes. Blocking.
 pub fn cbt_mark(s: &Server, vdi: &str, ranges: Option<&[(u64, u64)]>) -> Result<()> {
-    let vc = class("VDI");
+    let vc = &CLASS_VDI;
     let (path, size) = {
         let st = s.db.read();
-        let size = st.get(vc, vdi).and_then(|r| r.get(field(vc, "virtual_size")).as_int()).unwrap_or(0).max(0);
+        let size = st.get(vc, vdi).and_then(|r| r.get(fields::vdi::VIRTUAL_SIZE.index).as_int()).unwrap_or(0).max(0);
         (vdi_path(s, &st, vdi), size as u64)
     };
     match path {
@@ -869,15 +871,15 @@ pub fn cbt_tracked(s: &Server, vdi: &str) -> bool {
 
 /// A disk's chain for CBT: its snapshots oldest first, then the disk.
 fn cbt_chain(st: &State, vdi: &str) -> Vec<String> {
-    let vc = class("VDI");
+    let vc = &CLASS_VDI;
     let root = chain_root(st, vdi);
     let mut snaps: Vec<(u64, String)> = st
         .table(vc)
         .iter()
         .filter(|(r, row)| {
             r.as_str() != root
-                && row.get(field(vc, "is_a_snapshot")).as_bool() == Some(true)
-                && row.get(field(vc, "snapshot_of")).as_str() == Some(root.as_str())
+                && row.read(fields::vdi::IS_A_SNAPSHOT)
+                && row.get(fields::vdi::SNAPSHOT_OF.index).as_str() == Some(root.as_str())
         })
         // Creation order: snapshot_time has only second resolution.
         .map(|(r, _)| (st.table(vc).rows.get(r.as_str()).map(|e| e.created).unwrap_or(0), r.clone()))
@@ -891,11 +893,11 @@ fn cbt_chain(st: &State, vdi: &str) -> Vec<String> {
 /// VDI.enable_cbt: start an empty log (an existing one is kept).
 pub async fn cbt_enable(ctx: &Ctx, vdi: &str) -> Result<()> {
     let s = ctx.server.clone();
-    let vc = class("VDI");
+    let vc = &CLASS_VDI;
     let (log, size) = {
         let st = s.db.read();
         let row = st.get(vc, vdi).ok_or_else(|| crate::handle_invalid(vc, vdi))?;
-        let size = row.get(field(vc, "virtual_size")).as_int().unwrap_or(0).max(0) as u64;
+        let size = row.read(fields::vdi::VIRTUAL_SIZE).max(0) as u64;
         let log = cbt_log(&s, &st, vdi)
             .ok_or_else(|| ApiError::VdiMissing { sr: sr_of(&s, vdi).unwrap_or_default(), vdi: vdi.to_string() })?;
         (log, size)
@@ -908,7 +910,7 @@ pub async fn cbt_enable(ctx: &Ctx, vdi: &str) -> Result<()> {
     })
     .await?;
     ctx.write(|tx| {
-        tx.set(vc, vdi, field(vc, "cbt_enabled"), Value::Bool(true));
+        tx.put(vdi, fields::vdi::CBT_ENABLED, true);
         Ok(())
     })
 }
@@ -916,10 +918,10 @@ pub async fn cbt_enable(ctx: &Ctx, vdi: &str) -> Result<()> {
 /// VDI.disable_cbt: the disk's own log goes; its snapshots keep theirs.
 pub async fn cbt_disable(ctx: &Ctx, vdi: &str) -> Result<()> {
     let s = ctx.server.clone();
-    let vc = class("VDI");
+    let _vc = &CLASS_VDI;
     let log = cbt_log(&s, &s.db.read(), vdi);
     ctx.write(|tx| {
-        tx.set(vc, vdi, field(vc, "cbt_enabled"), Value::Bool(false));
+        tx.put(vdi, fields::vdi::CBT_ENABLED, false);
         Ok(())
     })?;
     if let Some(log) = log {
@@ -980,7 +982,7 @@ fn cbt_on_destroy(s: &Server, vdi: &str) -> Result<()> {
 pub fn cbt_changed(s: &Server, from: &str, to: &str) -> Result<cbt::Bitmap> {
     let (logs, size) = {
         let st = s.db.read();
-        let vc = class("VDI");
+        let vc = &CLASS_VDI;
         let chain = cbt_chain(&st, to);
         let (Some(i), Some(j)) = (chain.iter().position(|v| v == from), chain.iter().position(|v| v == to)) else {
             return Err(ApiError::SrBackendFailure {
@@ -991,7 +993,7 @@ pub fn cbt_changed(s: &Server, from: &str, to: &str) -> Result<cbt::Bitmap> {
         };
         let (lo, hi) = (i.min(j), i.max(j));
         let no_log = |v: &str| ApiError::VdiNoCbtMetadata { vdi: v.to_string() };
-        let has = |v: &str| st.get(vc, v).is_some_and(|r| r.get(field(vc, "cbt_enabled")).as_bool() == Some(true));
+        let has = |v: &str| st.get(vc, v).is_some_and(|r| r.read(fields::vdi::CBT_ENABLED));
         if !has(&chain[lo]) {
             return Err(no_log(&chain[lo]));
         }
@@ -1002,7 +1004,7 @@ pub fn cbt_changed(s: &Server, from: &str, to: &str) -> Result<cbt::Bitmap> {
             }
             logs.push((v.clone(), cbt_log(s, &st, v).ok_or_else(|| no_log(v))?));
         }
-        let size = st.get(vc, to).and_then(|r| r.get(field(vc, "virtual_size")).as_int()).unwrap_or(0).max(0);
+        let size = st.get(vc, to).and_then(|r| r.get(fields::vdi::VIRTUAL_SIZE.index).as_int()).unwrap_or(0).max(0);
         (logs, size as u64)
     };
     let mut out = cbt::Bitmap::new(size);
@@ -1018,11 +1020,11 @@ pub fn cbt_changed(s: &Server, from: &str, to: &str) -> Result<cbt::Bitmap> {
 /// VDI.data_destroy: drop a snapshot's data, keep its record and CBT log.
 pub async fn cbt_data_destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
     let s = ctx.server.clone();
-    let vc = class("VDI");
+    let vc = &CLASS_VDI;
     let (path, driver) = {
         let st = s.db.read();
         let row = st.get(vc, vdi).ok_or_else(|| crate::handle_invalid(vc, vdi))?;
-        if row.get(field(vc, "type")).as_str() == Some("cbt_metadata") {
+        if row.get(fields::vdi::TYPE.index).as_str() == Some("cbt_metadata") {
             return Ok(());
         }
         let b = |f: &str| row.get(field(vc, f)).as_bool() == Some(true);
@@ -1034,12 +1036,12 @@ pub async fn cbt_data_destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
         if !b("cbt_enabled") {
             return Err(ApiError::VdiNoCbtMetadata { vdi: vdi.to_string() });
         }
-        let sr = s_of(row.get(field(vc, "SR")));
-        let driver = st.get(class("SR"), &sr).map(|r| driver_of(r)).transpose()?;
+        let sr = s_of(row.get(fields::vdi::SR.index));
+        let driver = st.get(&CLASS_SR, &sr).map(|r| driver_of(r)).transpose()?;
         (vdi_path(&s, &st, vdi), driver)
     };
     ctx.write(|tx| {
-        tx.set(vc, vdi, field(vc, "type"), Value::from("cbt_metadata"));
+        tx.set(vc, vdi, fields::vdi::TYPE.index, Value::from("cbt_metadata"));
         Ok(())
     })?;
     if let (Some(p), Some(d)) = (path, driver) {
@@ -1049,10 +1051,10 @@ pub async fn cbt_data_destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
 }
 
 pub fn sr_of(s: &Server, vdi: &str) -> Result<String> {
-    let vc = class("VDI");
+    let vc = &CLASS_VDI;
     let st = s.db.read();
     let row = st.get(vc, vdi).ok_or_else(|| crate::handle_invalid(vc, vdi))?;
-    Ok(s_of(row.get(field(vc, "SR"))))
+    Ok(s_of(row.get(fields::vdi::SR.index)))
 }
 
 #[cfg(test)]

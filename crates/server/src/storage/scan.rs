@@ -10,7 +10,9 @@ use super::driver::{Driver, Found};
 use super::files::statvfs;
 use super::{blocking, busy_in, driver_of, plugged_pbd, refresh_sr_usage, sr_dir};
 use crate::rows::members;
-use crate::{class, field, put, ApiError, Ctx, Result};
+use crate::{put, ApiError, Ctx, Result};
+use model::schema::{CLASS_SR, CLASS_VBD, CLASS_VBD_METRICS, CLASS_VDI};
+use model::types::fields;
 use model::{Row, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -18,10 +20,6 @@ use store::Txn;
 
 /// The sm_config key recording a size given to SR.create / SR.set_physical_size.
 pub const DECLARED_SIZE: &str = "declared-size";
-
-fn sv(v: &Value) -> String {
-    v.as_str().unwrap_or("").to_string()
-}
 
 /// What a scan or update needs to know about an attached SR.
 struct Attached {
@@ -32,7 +30,7 @@ struct Attached {
 
 fn attached(ctx: &Ctx, sr: &str) -> Result<Attached> {
     let s = &ctx.server;
-    let src = class("SR");
+    let src = &CLASS_SR;
     let st = s.db.read();
     let row = st.get(src, sr).ok_or_else(|| crate::handle_invalid(src, sr))?;
     let driver = driver_of(row)?;
@@ -40,18 +38,18 @@ fn attached(ctx: &Ctx, sr: &str) -> Result<Attached> {
         return Err(ApiError::SrHasNoPbds { sr: sr.to_string() });
     }
     let dir = sr_dir(&st, &s.cfg.data_dir, sr).ok_or_else(|| crate::internal("SR has no directory"))?;
-    let declared = row.get(field(src, "sm_config")).map_str(DECLARED_SIZE).and_then(|v| v.parse().ok());
+    let declared = row.get(fields::sr::SM_CONFIG.index).map_str(DECLARED_SIZE).and_then(|v| v.parse().ok());
     Ok(Attached { driver, dir, declared })
 }
 
 /// Delete a VDI record and the VBDs that point at it (xapi's database GC
 /// removes such VBDs too). The file is not touched.
 pub fn forget_vdi(tx: &mut Txn, vdi: &str) {
-    let (vc, bc) = (class("VDI"), class("VBD"));
+    let (vc, bc) = (&CLASS_VDI, &CLASS_VBD);
     let Some(row) = tx.get(vc, vdi).cloned() else { return };
-    for b in members(row.get(field(vc, "VBDs"))) {
-        if let Some(m) = tx.get(bc, &b).map(|r| sv(r.get(field(bc, "metrics")))) {
-            tx.delete(class("VBD_metrics"), &m);
+    for b in members(row.get(fields::vdi::VBDS.index)) {
+        if let Some(m) = tx.get(bc, &b).map(|r| r.read(fields::vbd::METRICS).into_string()) {
+            tx.delete(&CLASS_VBD_METRICS, &m);
         }
         tx.delete(bc, &b);
     }
@@ -60,11 +58,11 @@ pub fn forget_vdi(tx: &mut Txn, vdi: &str) {
 
 /// The SR's VDIs by location, as a transaction sees them.
 fn vdis_by_location(tx: &Txn, sr: &str, sr_row: &Row) -> BTreeMap<String, String> {
-    let vc = class("VDI");
+    let vc = &CLASS_VDI;
     let mut out = BTreeMap::new();
-    for v in members(sr_row.get(field(class("SR"), "VDIs"))) {
-        if let Some(r) = tx.get(vc, &v).filter(|r| r.get(field(vc, "SR")).as_str() == Some(sr)) {
-            out.insert(sv(r.get(field(vc, "location"))), v);
+    for v in members(sr_row.get(fields::sr::VDIS.index)) {
+        if let Some(r) = tx.get(vc, &v).filter(|r| r.get(fields::vdi::SR.index).as_str() == Some(sr)) {
+            out.insert(r.read(fields::vdi::LOCATION), v);
         }
     }
     out
@@ -95,24 +93,24 @@ fn new_vdi_fields(driver: Driver, f: &Found, uuid: String, sr: &str) -> Vec<(&'s
 
 pub async fn scan_sr(ctx: &Ctx, sr: &str) -> Result<()> {
     let a = attached(ctx, sr)?;
-    let src = class("SR");
+    let src = &CLASS_SR;
     // What existed before the listing: only these may be forgotten.
     let (before, busy_before) = {
         let st = ctx.server.db.read();
         let row = st.get(src, sr).ok_or_else(|| crate::handle_invalid(src, sr))?;
-        let vc = class("VDI");
-        let before: BTreeMap<String, String> = members(row.get(field(src, "VDIs")))
+        let vc = &CLASS_VDI;
+        let before: BTreeMap<String, String> = members(row.get(fields::sr::VDIS.index))
             .into_iter()
             .filter_map(|v| st.get(vc, &v).map(|r| (r, v)))
             // A snapshot whose data was destroyed keeps only its CBT log.
-            .filter(|(r, _)| r.get(field(vc, "type")).as_str() != Some("cbt_metadata"))
-            .map(|(r, v)| (sv(r.get(field(vc, "location"))), v))
+            .filter(|(r, _)| r.get(fields::vdi::TYPE.index).as_str() != Some("cbt_metadata"))
+            .map(|(r, v)| (r.read(fields::vdi::LOCATION), v))
             .collect();
         (before, busy_in(sr))
     };
     let (driver, dir) = (a.driver, a.dir.clone());
     let (found, total) = blocking(move || Ok((driver.scan(&dir)?, statvfs(&dir).map(|t| t.0).unwrap_or(0)))).await?;
-    let vc = class("VDI");
+    let vc = &CLASS_VDI;
     ctx.write(|tx| {
         let Some(row) = tx.get(src, sr).cloned() else { return Ok(()) };
         let busy_now = busy_in(sr);
@@ -145,7 +143,7 @@ pub async fn scan_sr(ctx: &Ctx, sr: &str) -> Result<()> {
         }
         tx.update(src, sr, |r| {
             put(r, "physical_size", Value::Int(a.declared.unwrap_or(total)));
-            if let Value::Struct(m) = &mut r.fields[field(src, "other_config")] {
+            if let Value::Struct(m) = &mut r.fields[fields::sr::OTHER_CONFIG.index] {
                 m.retain(|(k, _)| k != "dirty");
             }
         });
@@ -158,15 +156,15 @@ pub async fn scan_sr(ctx: &Ctx, sr: &str) -> Result<()> {
 pub async fn update_sr(ctx: &Ctx, sr: &str) -> Result<()> {
     let a = attached(ctx, sr)?;
     let s = &ctx.server;
-    let vc = class("VDI");
+    let vc = &CLASS_VDI;
     let files: Vec<(String, PathBuf, super::Format)> = {
         let st = s.db.read();
-        let row = st.get(class("SR"), sr).ok_or_else(|| crate::handle_invalid(class("SR"), sr))?;
-        members(row.get(field(class("SR"), "VDIs")))
+        let row = st.get(&CLASS_SR, sr).ok_or_else(|| crate::handle_invalid(&CLASS_SR, sr))?;
+        members(row.get(fields::sr::VDIS.index))
             .into_iter()
             .filter_map(|v| {
                 let path = super::vdi_path(s, &st, &v)?;
-                let fmt = st.get(vc, &v).map(|r| super::Format::of_vdi(r.get(field(vc, "sm_config"))))?;
+                let fmt = st.get(vc, &v).map(|r| super::Format::of_vdi(r.get(fields::vdi::SM_CONFIG.index)))?;
                 Some((v, path, fmt))
             })
             .collect()
@@ -189,7 +187,7 @@ pub async fn update_sr(ctx: &Ctx, sr: &str) -> Result<()> {
                 None => put(row, "missing", true),
             });
         }
-        tx.set(class("SR"), sr, field(class("SR"), "physical_size"), Value::Int(a.declared.unwrap_or(total)));
+        tx.put(sr, fields::sr::PHYSICAL_SIZE, a.declared.unwrap_or(total));
         Ok(())
     })?;
     refresh_sr_usage(ctx, sr)
