@@ -6,10 +6,12 @@
 //! explicit ones (`ops`, through the traits generated from the datamodel) →
 //! durable commit → encode.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod event;
+pub mod extauth;
 pub mod handlers;
 pub mod http;
 pub mod implicit;
@@ -58,6 +60,10 @@ pub struct Inner {
     pub host: String,
     pub pool: String,
     pub sessions: session::Sessions,
+    /// The RBAC audit log.
+    pub audit: audit::Audit,
+    /// The external directory (LDAP), when external auth is enabled.
+    pub extauth: extauth::ExtAuth,
     pub events: event::Registrations,
     pub tasks: task::Tasks,
     pub passwd: passwd::Passwd,
@@ -299,9 +305,13 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         .ok_or_else(|| format!("unknown backend {:?} (known: {})", cfg.backend, backend::Backend::NAMES.join(", ")))?
         .map_err(|e| format!("backend {}: {e}", cfg.backend))?;
     let sessions = session::Sessions::new(&cfg);
+    let audit = audit::Audit::new(&cfg.data_dir, cfg.ephemeral);
+    let extauth = extauth::ExtAuth::default();
     let server = Server(Arc::new(Inner {
         db,
         backend,
+        audit,
+        extauth,
         cfg,
         host,
         pool,
@@ -314,6 +324,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         exit: tokio::sync::watch::channel(false).0,
     }));
     session::spawn_gc(server.clone(), gc_every);
+    extauth::startup(&server);
     ops::host::startup(&server);
     ops::sr::startup(&server);
     xenops::adopt_all(&server);

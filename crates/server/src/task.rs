@@ -233,9 +233,23 @@ pub fn set_progress(s: &Server, task: &str, p: f64) {
 
 /// Start an `Async.` call: the task ref is returned at once and the work runs
 /// in the background; its result lands in the task record.
-pub async fn spawn_async(mut ctx: Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec<Value>) -> Result<Value> {
+///
+/// `refused` is an error found before the work started (an RBAC denial):
+/// as in xapi, it lands in the task rather than in the reply.
+pub async fn spawn_async(
+    mut ctx: Ctx,
+    c: &'static ClassDef,
+    m: &'static MsgDef,
+    args: Vec<Value>,
+    refused: Option<ApiError>,
+) -> Result<Value> {
     let label = format!("Async.{}.{}", c.name, m.name);
     let task = new_task(&ctx, &label, "")?;
+    if let Some(e) = refused {
+        complete(&ctx.server, &task, &Err(e));
+        ctx.durable().await?;
+        return Ok(Value::String(task));
+    }
     ctx.durable().await?;
     ctx.task = Some(task.clone());
     let s = ctx.server.clone();

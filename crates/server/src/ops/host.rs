@@ -159,6 +159,28 @@ fn assert_evacuable(s: &Server, host: &str) -> Result<()> {
 }
 
 impl HostApi for Server {
+    async fn enable_external_auth(
+        &self,
+        _ctx: &Ctx,
+        host: Ref<Host>,
+        config: BTreeMap<String, String>,
+        service_name: String,
+        auth_type: String,
+    ) -> Result<()> {
+        self.row(host_c(), host.as_str())?;
+        crate::extauth::enable(self, config, &service_name, &auth_type).await
+    }
+
+    async fn disable_external_auth(
+        &self,
+        _ctx: &Ctx,
+        host: Ref<Host>,
+        _config: BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.row(host_c(), host.as_str())?;
+        crate::extauth::disable(self)
+    }
+
     async fn get_data_sources(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<Vec<DataSourceRecord>> {
         self.row(host_c(), host.as_str())?;
         Ok(crate::rrd::sources::api_list(self, Owner::Host))
