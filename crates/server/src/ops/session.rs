@@ -61,8 +61,8 @@ impl SessionApi for Server {
         let mut out: Vec<String> = st
             .table(c)
             .rows
-            .iter()
-            .filter_map(|(_, e)| e.row.get(f).as_str().filter(|s| !s.is_empty()).map(str::to_string))
+            .values()
+            .filter_map(|e| e.row.get(f).as_str().filter(|s| !s.is_empty()).map(str::to_string))
             .collect();
         out.sort();
         out.dedup();
