@@ -9,14 +9,14 @@ Allowed calls get an invalid object reference, so they fail with
 HANDLE_INVALID after the RBAC check and change nothing."""
 
 import os
-import re
 import socket
+import subprocess
 import time
 
 import pytest
 import XenAPI
 
-from conftest import DATAMODEL, PASSWORD, Xapid
+from conftest import DATAMODEL, ROOT, Xapid
 from ldaplib import GROUPS, Slapd, user_dn
 
 ROLES = ["pool-admin", "pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "read-only"]
@@ -398,6 +398,31 @@ def test_http_handlers_per_role(env):
     assert status("u-vm-operator", "/import_raw_vdi?vdi=" + BAD_REF, "PUT") == 403
     assert status("u-pool-operator", "/pool/xmldbdump") == 403
     assert status("u-pool-admin", "/pool/xmldbdump") == 200
+
+
+def test_cli_per_role(env):
+    """The real xe over TCP as directory users: /cli runs its calls under the
+    user's roles."""
+    xe = os.environ.get("XE_BIN", os.path.join(ROOT, "target", "debug", "xe"))
+    if not os.path.exists(xe):
+        if os.environ.get("CI"):
+            pytest.fail("xe is missing: " + xe)
+        pytest.skip("xe is not built (cargo build -p xe)")
+    x = env["x"]
+    env_ = dict(os.environ, XE_UNIX_SOCKET=os.path.join(x.data_dir, "no-such-socket"), HOME=x.data_dir)
+
+    def run(user, *args):
+        return subprocess.run([xe, "-s", "127.0.0.1", "-p", str(x.port), "--nossl", "-u", user,
+                               "-pw", USERS[user], *args], capture_output=True, text=True, timeout=60, env=env_)
+
+    r = run("u-read-only", "vm-list", "--minimal")
+    assert r.returncode == 0 and r.stdout.strip(), r
+    vm = r.stdout.strip().split(",")[0]
+    r = run("u-read-only", "vm-param-set", "uuid=" + vm, "name-description=cli")
+    assert r.returncode != 0 and "vm.set_name_description" in (r.stdout + r.stderr), r
+    r = run("u-vm-admin", "vm-param-set", "uuid=" + vm, "name-description=cli")
+    assert r.returncode == 0, r
+    assert env["root"].xenapi.VM.get_name_description(env["root"].xenapi.VM.get_by_uuid(vm)) == "cli"
 
 
 def test_audit_log(env):
