@@ -259,3 +259,40 @@ pub fn allowed(
 pub fn allowed_http(s: &Server, session: &str, action: &str) {
     s.audit.append(&line(s, session, "", "ALLOWED", "OK", "HTTP", &format!("http/{action}"), "()"));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_filters_by_the_line_timestamp() {
+        let a = Audit::new(std::path::Path::new("/nonexistent"), true);
+        a.append("[20240101T10:00:00.000Z|audit|h|rbac||audit] ('one')");
+        a.append("[20240102T10:00:00.000Z|audit|h|rbac||audit] ('two')");
+        let all = String::from_utf8(a.read_since("")).unwrap_or_default();
+        assert_eq!(all.lines().count(), 2);
+        for since in ["2024-01-02", "20240102T09:00", "2024-01-02T10:00:00.000Z"] {
+            let some = String::from_utf8(a.read_since(since)).unwrap_or_default();
+            assert_eq!(some.lines().collect::<Vec<_>>(), vec!["[20240102T10:00:00.000Z|audit|h|rbac||audit] ('two')"]);
+        }
+    }
+
+    #[test]
+    fn file_lines_rotate_into_one_old_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = Audit::new(dir.path(), false);
+        a.append("[20240101T10:00:00.000Z|audit|h|rbac||audit] ('x')");
+        assert!(dir.path().join("audit.log").exists());
+        assert_eq!(String::from_utf8(a.read_since("")).unwrap_or_default().lines().count(), 1);
+    }
+
+    #[test]
+    fn what_is_audited() {
+        let vm = crate::class("VM");
+        let m = |n: &str| vm.messages.iter().find(|m| m.name == n).expect("message");
+        assert!(changes_state(vm, m("start")));
+        assert!(changes_state(vm, m("set_name_label")));
+        assert!(!changes_state(vm, m("get_record")));
+        assert!(!changes_state(vm, m("get_all")));
+    }
+}

@@ -699,3 +699,37 @@ pub async fn revalidate(s: &Server) -> usize {
     }
     ended
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn configuration_keys() {
+        let base = [("url", "ldap://127.0.0.1:389"), ("user_base", "ou=people,dc=x")];
+        let c = LdapConfig::from_map(&map(&base), None).expect("minimal config");
+        assert_eq!(c.group_base, "ou=people,dc=x");
+        assert_eq!(c.user_name_attribute, "uid");
+        assert_eq!(c.id_attribute, "entryUUID");
+        assert!(c.tls_verify && !c.starttls);
+        assert_eq!(c.timeout, Duration::from_secs(5));
+        let c = LdapConfig::from_map(&map(&[base[0], base[1], ("bind_password", "pw")]), Some("secret".into()))
+            .expect("config");
+        assert_eq!(c.bind_password, "secret", "the stored secret wins over the map");
+        for bad in [
+            vec![("user_base", "ou=p")],
+            vec![("url", "http://x"), ("user_base", "ou=p")],
+            vec![("url", "ldaps://x"), ("user_base", "ou=p"), ("starttls", "true")],
+            vec![("url", "ldap://x")],
+            vec![base[0], base[1], ("timeout_secs", "0")],
+            vec![base[0], base[1], ("starttls", "maybe")],
+            vec![base[0], base[1], ("user_filter", "objectClass=x")],
+        ] {
+            assert!(LdapConfig::from_map(&map(&bad), None).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! durable commit → encode.
 
 pub mod audit;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
@@ -64,6 +65,10 @@ pub struct Inner {
     pub audit: audit::Audit,
     /// The external directory (LDAP), when external auth is enabled.
     pub extauth: extauth::ExtAuth,
+    /// The HTTPS listener's certificate (swapped in place).
+    pub certs: Arc<certs::CertStore>,
+    /// `pool.set_https_only`: plain HTTP on TCP is refused.
+    pub https_only: std::sync::atomic::AtomicBool,
     pub events: event::Registrations,
     pub tasks: task::Tasks,
     pub passwd: passwd::Passwd,
@@ -312,6 +317,8 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         backend,
         audit,
         extauth,
+        certs: Default::default(),
+        https_only: Default::default(),
         cfg,
         host,
         pool,
@@ -333,5 +340,6 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     rrd::sampler::spawn(server.clone());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let bound = http::listen(server.clone(), stop_rx).await.map_err(|e| e.to_string())?;
+    certs::startup(&server);
     Ok(Running { server, bound, stop, generated_password })
 }

@@ -194,3 +194,41 @@ pub fn ensure(tx: &mut Txn) -> usize {
     }
     added
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn permissions_from_the_datamodel() {
+        assert_eq!(min_role("vm.start"), Some(Role::VmOperator));
+        assert_eq!(min_role("vm.get_record"), Some(Role::ReadOnly));
+        assert_eq!(min_role("vm.add_to_other_config"), Some(Role::VmAdmin));
+        assert_eq!(min_role("vm.add_to_other_config/key:folder"), Some(Role::VmOperator));
+        assert_eq!(min_role("vm.remove_from_other_config/key:pci"), Some(Role::PoolAdmin));
+        assert_eq!(min_role("vm.add_to_other_config/key:xencenter.customfields.*"), Some(Role::VmOperator));
+        assert_eq!(min_role("task.add_to_other_config/key:applies_to"), Some(Role::VmOperator));
+        assert_eq!(min_role("http/get_export"), Some(Role::VmAdmin));
+        assert_eq!(min_role("http/connect_console"), Some(Role::VmOperator));
+        assert_eq!(min_role("no.such"), None);
+        let vm = crate::class("VM");
+        let oc = &vm.fields[crate::field(vm, "other_config")];
+        assert_eq!(oc.key_role("XenCenter.CustomFields.owner"), Some(("XenCenter.CustomFields.*", Role::VmOperator)));
+        assert_eq!(oc.key_role("pci"), Some(("pci", Role::PoolAdmin)));
+        assert_eq!(oc.key_role("pcix"), None);
+    }
+
+    #[test]
+    fn roles_form_a_chain() {
+        assert!(holds(Role::PoolAdmin, Role::ReadOnly));
+        assert!(!holds(Role::ReadOnly, Role::VmOperator));
+        assert!(!holds(Role::PoolAdmin, Role::Nobody), "superuser-only permissions belong to no role");
+        for w in Role::ALL.windows(2) {
+            let hi: HashSet<String> = permission_names(w[0]).into_iter().collect();
+            let lo: HashSet<String> = permission_names(w[1]).into_iter().collect();
+            assert!(lo.is_subset(&hi) && lo.len() < hi.len(), "{:?} vs {:?}", w[0], w[1]);
+        }
+        assert_eq!(roles_holding(Role::VmAdmin), vec!["pool-admin", "pool-operator", "vm-power-admin", "vm-admin"]);
+    }
+}

@@ -39,6 +39,11 @@ impl Server {
 }
 
 impl PoolApi for Server {
+    async fn set_https_only(&self, ctx: &Ctx, self_: Ref<Pool>, value: bool) -> Result<()> {
+        self.row(class("pool"), self_.as_str())?;
+        apply_https_only(self, ctx, value)
+    }
+
     async fn enable_external_auth(
         &self,
         _ctx: &Ctx,
@@ -256,4 +261,19 @@ fn pool_auth_error(s: &Server, e: ApiError) -> ApiError {
         ApiError::AuthAlreadyEnabled { .. } => ApiError::PoolAuthAlreadyEnabled { host },
         other => other,
     }
+}
+
+/// Close (or reopen) plain HTTP on TCP: new connections to the HTTP
+/// listeners are closed at once (the Unix socket and HTTPS stay), and the
+/// host's `https_only` says so (and applies again at the next start).
+pub fn apply_https_only(s: &Server, ctx: &Ctx, value: bool) -> Result<()> {
+    let hc = class("host");
+    let host = s.host.clone();
+    ctx.write(|tx| {
+        tx.set(hc, &host, field(hc, "https_only"), Value::Bool(value));
+        Ok(())
+    })?;
+    s.https_only.store(value, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(value, "https_only");
+    Ok(())
 }
