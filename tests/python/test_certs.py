@@ -148,3 +148,24 @@ def test_https_only(tls):
     u.xenapi.login_with_password("root", "")
     u.xenapi.pool.set_https_only(pool, False)
     XenAPI.Session(x.url).xenapi.login_with_password("root", PASSWORD, "1.0", "t")
+
+
+def test_ca_certificates(tls):
+    x, _, d = tls
+    api = x.session().xenapi
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "cak.pem", "-out", "ca.pem",
+            "-days", "30", "-subj", "/CN=Test CA", cwd=d)
+    ca = open(os.path.join(d, "ca.pem")).read()
+    api.pool.install_ca_certificate("test-ca.pem", ca)
+    rows = [c for c in api.Certificate.get_all_records().values() if c["type"] == "ca"]
+    assert [(c["name"], c["fingerprint"]) for c in rows] == [("test-ca.pem", fingerprint(ca))]
+    assert os.path.exists(os.path.join(x.data_dir, "ca", "test-ca.pem"))
+    assert failure(api.pool.install_ca_certificate, "test-ca.pem", ca) == \
+        ["CERTIFICATE_ALREADY_EXISTS", "test-ca.pem"]
+    assert failure(api.pool.install_ca_certificate, "../evil", ca) == ["CERTIFICATE_NAME_INVALID", "../evil"]
+    assert failure(api.pool.install_ca_certificate, "bad.pem", "junk") == ["CA_CERTIFICATE_INVALID"]
+    api.pool.uninstall_ca_certificate("test-ca.pem")
+    assert not [c for c in api.Certificate.get_all_records().values() if c["type"] == "ca"]
+    assert not os.path.exists(os.path.join(x.data_dir, "ca", "test-ca.pem"))
+    assert failure(api.pool.uninstall_ca_certificate, "test-ca.pem") == \
+        ["CERTIFICATE_DOES_NOT_EXIST", "test-ca.pem"]

@@ -247,3 +247,87 @@ fn base64_encode(b: &[u8]) -> String {
     }
     out
 }
+
+/// A CA certificate's name: a plain file name (it names a file here, as in
+/// xapi's trust store).
+fn ca_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+fn ca_rows(s: &Server, name: &str) -> Vec<String> {
+    let cc = class("Certificate");
+    let st = s.db.read();
+    st.table(cc)
+        .rows
+        .iter()
+        .filter(|(_, e)| {
+            e.row.get(field(cc, "type")).as_str() == Some("ca") && e.row.get(field(cc, "name")).as_str() == Some(name)
+        })
+        .map(|(r, _)| r.clone())
+        .collect()
+}
+
+/// `pool.install_ca_certificate`: a trusted CA kept under `<data dir>/ca/`
+/// with a Certificate row of type `ca`.
+pub fn install_ca(s: &Server, name: &str, cert: &str) -> Result<()> {
+    if !ca_name_ok(name) {
+        return Err(ApiError::CertificateNameInvalid { name: name.to_string() });
+    }
+    let der = CertificateDer::from_pem_slice(cert.as_bytes()).map_err(|_| ApiError::CaCertificateInvalid)?;
+    let (nb, na, fp) = describe(&der).ok_or(ApiError::CaCertificateInvalid)?;
+    let now = DateTime::now().secs;
+    if now < nb {
+        return Err(ApiError::CaCertificateNotValidYet);
+    }
+    if now > na {
+        return Err(ApiError::CaCertificateExpired);
+    }
+    if !ca_rows(s, name).is_empty() {
+        return Err(ApiError::CertificateAlreadyExists { name: name.to_string() });
+    }
+    if !s.cfg.ephemeral {
+        let dir = s.cfg.data_dir.join("ca");
+        std::fs::create_dir_all(&dir).map_err(|e| crate::internal(format!("{}: {e}", dir.display())))?;
+        write_atomic(&dir.join(name), cert, false).map_err(|e| crate::internal(e.to_string()))?;
+    }
+    let cc = class("Certificate");
+    s.db.write(|tx| {
+        let mut row = store::blank_row(cc);
+        put(&mut row, "uuid", model::new_uuid());
+        put(&mut row, "name", name);
+        put(&mut row, "type", "ca");
+        put(&mut row, "not_before", Value::DateTime(DateTime::utc(nb)));
+        put(&mut row, "not_after", Value::DateTime(DateTime::utc(na)));
+        put(&mut row, "fingerprint", fp.as_str());
+        tx.insert(&model::new_ref(), row);
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(())
+}
+
+/// `pool.uninstall_ca_certificate`.
+pub fn uninstall_ca(s: &Server, name: &str) -> Result<()> {
+    let rows = ca_rows(s, name);
+    if rows.is_empty() || !ca_name_ok(name) {
+        return Err(ApiError::CertificateDoesNotExist { name: name.to_string() });
+    }
+    if !s.cfg.ephemeral {
+        let p = s.cfg.data_dir.join("ca").join(name);
+        if let Err(e) = std::fs::remove_file(&p) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(crate::internal(format!("{}: {e}", p.display())));
+            }
+        }
+    }
+    let cc = class("Certificate");
+    s.db.write(|tx| {
+        for r in &rows {
+            tx.delete(cc, r);
+        }
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(())
+}

@@ -39,6 +39,14 @@ impl Server {
 }
 
 impl PoolApi for Server {
+    async fn install_ca_certificate(&self, _ctx: &Ctx, name: String, cert: String) -> Result<()> {
+        crate::certs::install_ca(self, &name, &cert)
+    }
+
+    async fn uninstall_ca_certificate(&self, _ctx: &Ctx, name: String) -> Result<()> {
+        crate::certs::uninstall_ca(self, &name)
+    }
+
     async fn set_https_only(&self, ctx: &Ctx, self_: Ref<Pool>, value: bool) -> Result<()> {
         self.row(class("pool"), self_.as_str())?;
         apply_https_only(self, ctx, value)
