@@ -71,8 +71,8 @@ if ! command -v prometheus >/dev/null; then
 fi
 prometheus --version 2>&1 | sed -n 1p
 
-step "OpenLDAP (for tests/python/test_rbac.py: slapd, slapadd, ldapdelete)"
-if ! command -v slapd >/dev/null || ! command -v ldapdelete >/dev/null; then
+step "OpenLDAP (for tests/python/test_rbac.py: slapd, slapadd, ldapdelete, ldapmodify)"
+if ! command -v slapd >/dev/null || ! command -v ldapmodify >/dev/null; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slapd ldap-utils >/dev/null
 fi

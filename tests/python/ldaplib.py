@@ -125,6 +125,13 @@ class Slapd:
         subprocess.run([tool, "-x", "-H", self.url, "-D", ADMIN_DN, "-w", ADMIN_PW, dn],
                        check=True, stdout=subprocess.DEVNULL, timeout=30)
 
+    def add_attribute(self, dn, attr, value):
+        """Add an attribute value to an entry (the server keeps running)."""
+        tool = require_tool("ldapmodify")
+        change = "dn: %s\nchangetype: modify\nadd: %s\n%s: %s\n" % (dn, attr, attr, value)
+        subprocess.run([tool, "-x", "-H", self.url, "-D", ADMIN_DN, "-w", ADMIN_PW], input=change.encode(),
+                       check=True, stdout=subprocess.DEVNULL, timeout=30)
+
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

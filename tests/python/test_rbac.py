@@ -23,7 +23,7 @@ ROLES = ["pool-admin", "pool-operator", "vm-power-admin", "vm-admin", "vm-operat
 BAD_REF = "OpaqueRef:00000000-0000-0000-0000-00000000dead"
 USERS = {"u-" + r: "pw-" + r for r in ROLES}
 USERS.update({"alice": "alice-pw", "dave": "dave-pw", "eve": "eve-pw", "norole": "norole-pw",
-              "gone": "gone-pw", "ghost": "ghost-pw"})
+              "gone": "gone-pw", "ghost": "ghost-pw", "locked": "locked-pw"})
 GROUPS_ = {"operators": ["alice"], "inner": ["dave"], "outer": ["inner"]}
 CORE = ["VM", "VDI", "SR", "network", "host", "pool", "session", "task", "VBD", "VIF", "PIF", "PBD",
         "console", "role", "subject", "message", "secret", "auth", "event", "VLAN", "Bond", "tunnel",
@@ -155,7 +155,8 @@ def env():
         root = x.session()
         api = root.xenapi
         pool = api.pool.get_all()[0]
-        api.pool.enable_external_auth(pool, d.config(), "example.org", "LDAP")
+        # carLicense stands for the account-lock attribute (no ppolicy schema here).
+        api.pool.enable_external_auth(pool, d.config(disabled_attribute="carLicense"), "example.org", "LDAP")
         role_ref = {api.role.get_name_label(r): r for r in api.role.get_all() if api.role.get_subroles(r)}
 
         def subject(name, roles):
@@ -173,6 +174,7 @@ def env():
         subjects["norole"] = subject("norole", [])
         subjects["gone"] = subject("gone", ["read-only"])
         subjects["ghost"] = subject("ghost", ["read-only"])
+        subjects["locked"] = subject("locked", ["read-only"])
         yield {"ldap": d, "x": x, "root": root, "roles": role_ref, "subjects": subjects, "pool": pool}
     finally:
         x.cleanup()
@@ -465,6 +467,15 @@ def test_subject_sessions_and_revalidation(env):
     while time.time() < deadline and session_valid(x, b):
         time.sleep(0.2)
     assert not session_valid(x, b)
+    # A user disabled in the directory: its sessions end, it cannot log in.
+    c = login(x, "locked")
+    d.add_attribute(user_dn("locked"), "carLicense", "locked")
+    deadline = time.time() + 15
+    while time.time() < deadline and session_valid(x, c):
+        time.sleep(0.2)
+    assert not session_valid(x, c)
+    err = failure(XenAPI.Session(x.url).xenapi.login_with_password, "locked", "locked-pw", "1.0", "t")
+    assert err[:2] == ["SESSION_AUTHORIZATION_FAILED", "locked"]
     # logout_subject_identifier ends every session of a subject.
     c1, c2 = login(x, "alice"), login(x, "alice")
     alice_sid = root.auth.get_subject_identifier("alice")
