@@ -36,7 +36,7 @@ field physical_size int ro-ctor -- Overall physical capacity of the SR, in bytes
 field type string ro-ctor -- Backend driver type of the SR, such as lvm, nfs, ext or iso.
 field content_type string ro-ctor -- Kind of content stored, where relevant (for example "iso").
 field shared bool ro-run -- True if the SR is, or can be, attached to several hosts at once.
-field other_config map<string,string> rw -- Free-form key/value pairs for additional configuration.
+field other_config map<string,string> rw keys=folder:vm-operator,XenCenter.CustomFields.*:vm-operator -- Free-form key/value pairs for additional configuration.
 field tags set<string> rw = [] write=vm-operator -- User-defined tags for grouping and searching.
 field sm_config map<string,string> rw = {} -- Backend-specific key/value data maintained by the storage manager.
 field blobs map<string,ref<blob>> ro-run = {} -- Named binary blobs attached to this SR.

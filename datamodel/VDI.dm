@@ -50,7 +50,7 @@ field physical_utilisation int ro-run -- Bytes of physical storage the disk imag
 field type vdi_type ro-ctor -- Role of the disk (user, system, suspend, ...).
 field sharable bool ro-ctor -- True if several VMs may attach the disk at the same time.
 field read_only bool ro-ctor -- True if the disk can only ever be attached read-only.
-field other_config map<string,string> rw -- Free-form key/value pairs for additional configuration.
+field other_config map<string,string> rw keys=folder:vm-operator,XenCenter.CustomFields.*:vm-operator -- Free-form key/value pairs for additional configuration.
 field storage_lock bool ro-run -- True if the storage backend holds a lock on this disk.
 field location string ro-run = "" -- Backend-specific location of the disk within its SR.
 field managed bool ro-run -- True for ordinary managed disks; false for backend-internal ones, e.g. hidden parent images.

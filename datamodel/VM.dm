@@ -124,9 +124,9 @@ field PV/legacy_args string rw -- Legacy compatibility arguments for very old gu
 field HVM/boot_policy string ro-ctor deprecated -- Deprecated HVM boot policy (e.g. 'BIOS order'); domain_type supersedes it.
 field HVM/boot_params map<string,string> rw -- HVM boot settings such as boot device 'order' and 'firmware'.
 field HVM/shadow_multiplier float ro-ctor = 1. -- Factor scaling the shadow memory given to the guest.
-field platform map<string,string> rw -- Platform flags for the domain and device model (e.g. acpi, apic, viridian).
+field platform map<string,string> rw keys=hvm_serial:pool-admin -- Platform flags for the domain and device model (e.g. acpi, apic, viridian).
 field PCI_bus string rw deprecated -- Deprecated, unused PCI pass-through bus path.
-field other_config map<string,string> rw -- Free-form key/value configuration.
+field other_config map<string,string> rw keys=hvm_serial:pool-admin,pci:pool-admin,folder:vm-operator,XenCenter.CustomFields.*:vm-operator -- Free-form key/value configuration.
 field domid int ro-run -- Xen domain ID when running; -1 when no domain exists.
 field domarch string ro-run -- Architecture of the running domain; empty if unknown.
 field last_boot_CPU_flags map<string,string> ro-ctor = {} -- CPU vendor and feature flags of the host the VM last booted on.

@@ -55,7 +55,7 @@ field API_version/vendor string ro-run -- Vendor of the API implementation.
 field API_version/vendor_implementation map<string,string> ro-run -- Vendor-specific details about the API implementation.
 field enabled bool ro-run -- True if new VMs may start here; false when disabled, e.g. for maintenance.
 field software_version map<string,string> ro-ctor -- Versions of installed software components, keyed by component name.
-field other_config map<string,string> rw -- Free-form key/value pairs for additional configuration.
+field other_config map<string,string> rw keys=folder:vm-operator,XenCenter.CustomFields.*:vm-operator -- Free-form key/value pairs for additional configuration.
 field capabilities set<string> ro-ctor -- Xen capability strings, e.g. supported guest types such as hvm-3.0-x86_64.
 field cpu_configuration map<string,string> ro-run -- CPU topology keys such as nr_nodes, sockets_per_node, cores_per_socket, threads_per_core.
 field sched_policy string ro-run -- Xen scheduler in use on this host, e.g. credit.

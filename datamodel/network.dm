@@ -20,7 +20,7 @@ field current_operations map<string,network_operations> ro-run = {} -- Maps each
 field VIFs set<ref<VIF>> ro-run inverse=VIF.network -- VIFs connected to this network.
 field PIFs set<ref<PIF>> ro-run inverse=PIF.network -- PIFs connected to this network.
 field MTU int rw = 1500 -- Maximum transmission unit, in bytes (default 1500).
-field other_config map<string,string> rw write=pool-operator -- Free-form key/value pairs for additional configuration.
+field other_config map<string,string> rw write=pool-operator keys=folder:vm-operator,XenCenter.CustomFields.*:vm-operator,XenCenterCreateInProgress:vm-operator -- Free-form key/value pairs for additional configuration.
 field bridge string ro-ctor = "" -- Name of the host bridge that backs this network.
 field managed bool ro-ctor = true -- True if xapi manages the bridge; false if it is managed externally.
 field blobs map<string,ref<blob>> ro-run = {} -- Named binary blobs attached to this network.

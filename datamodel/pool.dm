@@ -33,7 +33,7 @@ field master ref<host> ro-run -- Host currently acting as pool master (coordinat
 field default_SR ref<SR> rw -- SR used by default when creating VDIs.
 field suspend_image_SR ref<SR> rw -- SR that receives VM suspend image VDIs.
 field crash_dump_SR ref<SR> rw -- SR that receives crash dump VDIs.
-field other_config map<string,string> rw -- Free-form string key/value pairs for the pool.
+field other_config map<string,string> rw keys=folder:vm-operator,XenCenter.CustomFields.*:vm-operator,EMPTY_FOLDERS:vm-operator -- Free-form string key/value pairs for the pool.
 field ha_enabled bool ro-run = false -- True while high availability is active.
 field ha_configuration map<string,string> ro-run = {} -- Parameters of the active HA setup.
 field ha_statefiles set<string> ro-run = [] -- VDIs currently used as HA state files.
@@ -362,3 +362,6 @@ message join async role=pool-operator -- Makes this host join the pool run by th
   param master_username string -- Login on that master.
   param master_password string -- Password on that master.
   errors JOINING_HOST_CANNOT_CONTAIN_SHARED_SRS
+
+message audit_log_append hidden role=pool-admin -- Appends a line to the audit log as given (pool-internal: members send their audit records to the master this way).
+  param line string -- The line to append.

@@ -25,7 +25,7 @@ field progress float ro-run -- Estimated completed fraction, 0.0 to 1.0; use sta
 field type string ro-run -- On success, class name of the reference held in result; undefined otherwise.
 field result string ro-run -- On success, the encoded return value (an XML-RPC value, empty for void); undefined otherwise.
 field error_info set<string> ro-run -- On failure, the error code followed by its parameters; undefined otherwise.
-field other_config map<string,string> rw = {} -- Free-form string key/value pairs attached to the task.
+field other_config map<string,string> rw = {} keys=applies_to:vm-operator,XenCenterUUID:vm-operator,XenCenterMeddlingActionTitle:vm-operator -- Free-form string key/value pairs attached to the task.
 field subtask_of ref<task> ro-run = NULL -- Parent task if this is a subtask, else NULL.
 field subtasks set<ref<task>> ro-run inverse=task.subtask_of -- Child tasks spawned under this task.
 field backtrace string ro-run = "()" -- Debugging call trace, as an S-expression string.

@@ -81,6 +81,13 @@ if ! command -v rrdtool >/dev/null; then
 fi
 rrdtool 2>&1 | sed -n 1p
 
+step "OpenLDAP (for tests/python/test_rbac.py: slapd, slapadd, ldapdelete, ldapmodify)"
+if ! command -v slapd >/dev/null || ! command -v ldapmodify >/dev/null; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slapd ldap-utils >/dev/null
+fi
+slapd -VV 2>&1 | sed -n 1p
+
 step "Python clients (PyPI XenAPI, Ansible)"
 VENV="$ROOT/.venv-test"
 if [ ! -x "$VENV/bin/python" ]; then

@@ -183,8 +183,6 @@ def test_messages_without_an_implementation_say_so(api, host):
     finally:
         remove(api, vm)
     pool = api.pool.get_all()[0]
-    assert failure(api.pool.set_https_only, pool, True) == ["NOT_IMPLEMENTED", "pool.set_https_only"]
-    assert failure(api.host.set_https_only, host, True) == ["NOT_IMPLEMENTED", "host.set_https_only"]
     assert failure(api.pool.enable_ssl_legacy, pool) == ["MESSAGE_REMOVED"]
 
 

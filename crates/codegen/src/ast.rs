@@ -60,6 +60,10 @@ pub struct Field {
     pub write: Option<Roles>,
     /// Who may call the getter, when it differs from the class default.
     pub read: Option<Roles>,
+    /// Map keys with their own writer role (xapi's `map_keys_roles`): the
+    /// key (a trailing `*` matches a prefix) and the least role that may
+    /// add or remove it.
+    pub key_roles: Vec<(String, String)>,
     /// For a set of refs mirroring a ref field in another class: (class, field).
     /// Such a field is derived by the store and never written directly.
     pub inverse: Option<(String, String)>,

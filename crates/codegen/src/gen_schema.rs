@@ -100,17 +100,20 @@ fn life_expr(l: Life) -> &'static str {
     }
 }
 
+fn role_expr(r: Option<&str>) -> &'static str {
+    match r {
+        None => "Role::Nobody",
+        Some("pool-admin") => "Role::PoolAdmin",
+        Some("pool-operator") => "Role::PoolOperator",
+        Some("vm-power-admin") => "Role::VmPowerAdmin",
+        Some("vm-admin") => "Role::VmAdmin",
+        Some("vm-operator") => "Role::VmOperator",
+        Some(_) => "Role::ReadOnly",
+    }
+}
+
 fn roles_expr(r: &Roles) -> String {
-    let min = match r.min.as_deref() {
-        None => "Nobody",
-        Some("pool-admin") => "PoolAdmin",
-        Some("pool-operator") => "PoolOperator",
-        Some("vm-power-admin") => "VmPowerAdmin",
-        Some("vm-admin") => "VmAdmin",
-        Some("vm-operator") => "VmOperator",
-        Some(_) => "ReadOnly",
-    };
-    format!("Roles {{ min: Role::{min}, cert: {} }}", r.cert)
+    format!("Roles {{ min: {}, cert: {} }}", role_expr(r.min.as_deref()), r.cert)
 }
 
 fn kind_expr(k: Kind) -> String {
@@ -161,14 +164,19 @@ pub fn gen_schema(api: &Api) -> Result<String, String> {
             };
             writeln!(
                 w,
-                "  FieldDef {{ name: {}, column: {}, ty: {}, qual: Qual::{:?}, default: {default}, life: {}, doc: {}, write_role: {} }},",
+                "  FieldDef {{ name: {}, column: {}, ty: {}, qual: Qual::{:?}, default: {default}, life: {}, doc: {}, write_role: {}, key_roles: &[{}] }},",
                 lit(&f.wire()),
                 lit(&f.column()),
                 ty_expr(&f.ty),
                 f.qual,
                 life_expr(f.life),
                 lit(&f.doc),
-                roles_expr(&f.write.clone().unwrap_or_else(|| c.write_roles()))
+                roles_expr(&f.write.clone().unwrap_or_else(|| c.write_roles())),
+                f.key_roles
+                    .iter()
+                    .map(|(k, r)| format!("({}, {})", lit(k), role_expr(Some(r))))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
             .ok();
         }

@@ -248,6 +248,7 @@ fn parse_field(toks: &[String], doc: &str) -> R<Field> {
         doc: doc.to_string(),
         write: None,
         read: None,
+        key_roles: Vec::new(),
         inverse: None,
         one_to_many: false,
     };
@@ -262,6 +263,14 @@ fn parse_field(toks: &[String], doc: &str) -> R<Field> {
             f.write = Some(parse_roles(r)?);
         } else if let Some(r) = t.strip_prefix("read=") {
             f.read = Some(parse_roles(r)?);
+        } else if let Some(ks) = t.strip_prefix("keys=") {
+            for kr in ks.split(',') {
+                let (k, r) = kr.rsplit_once(':').ok_or("keys=KEY:ROLE,...")?;
+                if k.is_empty() || !ROLE_ORDER.contains(&r) {
+                    return Err(format!("bad key role {kr}"));
+                }
+                f.key_roles.push((k.to_string(), r.to_string()));
+            }
         } else if let Some(inv) = t.strip_prefix("inverse=") {
             let (c, fl) = inv.split_once('.').ok_or("inverse=CLASS.FIELD")?;
             f.inverse = Some((c.to_string(), fl.to_string()));

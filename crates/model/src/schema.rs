@@ -94,9 +94,20 @@ pub struct FieldDef {
     pub doc: &'static str,
     /// Least privileged role that may call this field's setters.
     pub write_role: Roles,
+    /// Map keys with their own writer role (xapi's `map_keys_roles`); a
+    /// trailing `*` matches every key with that prefix.
+    pub key_roles: &'static [(&'static str, Role)],
 }
 
 impl FieldDef {
+    /// The protected key pattern `key` falls under, with its role.
+    pub fn key_role(&self, key: &str) -> Option<(&'static str, Role)> {
+        self.key_roles.iter().copied().find(|(k, _)| match k.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix),
+            None => *k == key,
+        })
+    }
+
     /// The value a new object gets when the constructor does not say.
     pub fn default_value(&self) -> Value {
         match self.default {

@@ -52,6 +52,9 @@ pub struct Config {
     pub ephemeral: bool,
     /// How often sessions and tasks are garbage-collected (xapi: 30 s).
     pub gc_interval: Duration,
+    /// How often directory users' sessions are checked against the directory
+    /// (xapi's `session_revalidation_interval`, 5 min); zero: never.
+    pub session_revalidation_interval: Duration,
     /// How often the RRD sampler reads statistics (xapi: 5 s). The RRD step
     /// stays 5 s whatever this is.
     pub rrd_interval: Duration,
@@ -109,6 +112,7 @@ impl Default for Config {
             address: "127.0.0.1".into(),
             ephemeral: false,
             gc_interval: Duration::from_secs(30),
+            session_revalidation_interval: Duration::from_secs(300),
             rrd_interval: Duration::from_secs(5),
             rrd_save_interval: Duration::from_secs(3600),
             sim: Default::default(),

@@ -6,8 +6,7 @@
 
 use crate::rows::{coerce, lookup};
 use crate::{ApiError, Ctx, Result, Server};
-use model::schema::{ClassDef, Life, MsgDef, MsgKind};
-
+use model::schema::{ClassDef, Life, MsgDef, MsgKind, Role};
 use model::Value;
 use tracing::Instrument;
 use wire::Outcome;
@@ -101,13 +100,17 @@ async fn call_inner(server: &Server, method: &str, params: Vec<Value>, local: bo
     }
     let span = call_span(server, method, &session, local);
     async move {
-        authorize(server, &session, local, c, m, &args)?;
+        let refused = match authorize(server, &session, local, c, m, &args) {
+            Ok(()) => None,
+            Err(e) if is_async => Some(e),
+            Err(e) => return Err(e),
+        };
         match route(server, c, m, &args) {
             Route::Local => {}
         }
         let ctx = Ctx::new(server.clone(), session, method.to_string(), local);
         if is_async {
-            return spawn_async(ctx, c, m, args).await;
+            return spawn_async(ctx, c, m, args, refused).await;
         }
         run_sync(ctx, method, c, m, args).await
     }
@@ -129,18 +132,115 @@ fn call_span(server: &Server, method: &str, session: &str, local: bool) -> traci
     tracing::info_span!("call", method, user = %user, originator = %originator, local, task = tracing::field::Empty)
 }
 
-/// May this session call this message on these arguments? The seam for
-/// RBAC: every call and every Async call passes here after its session is
-/// validated and before it is routed or run. Everything is allowed for now.
+/// May this session call this message on these arguments? Every call and
+/// every Async call passes here after its session is validated and before
+/// it is routed or run (xapi checks Async calls inside the task; we answer
+/// before the task exists, so a denied Async call makes no task).
+///
+/// The permission is the message's (lower-cased wire name); an
+/// `add_to_`/`remove_from_` of a map key with its own role needs only that
+/// key's permission (`…/key:<key>`, xapi's `permission_of_action`), and a
+/// setter of such a map also needs the key permission of every protected
+/// key whose value it changes (xapi checks `set_other_config` by hand so).
 pub fn authorize(
-    _server: &Server,
-    _session: &str,
+    server: &Server,
+    session: &str,
     _local: bool,
-    _c: &'static ClassDef,
-    _m: &'static MsgDef,
-    _args: &[Value],
+    c: &'static ClassDef,
+    m: &'static MsgDef,
+    args: &[Value],
 ) -> Result<()> {
+    if !m.session {
+        return Ok(());
+    }
+    let have = match server.sessions.grant(server, session) {
+        crate::session::Grant::Superuser => return Ok(()),
+        crate::session::Grant::Role(r) => Some(r),
+        crate::session::Grant::Nothing => None,
+    };
+    let check = |perm: String, min: Role| -> Result<()> {
+        if have.is_some_and(|r| crate::roles::holds(r, min)) {
+            return Ok(());
+        }
+        Err(denied(server, session, c, m, args, perm, min))
+    };
+    let base = crate::roles::message_permission(c, m);
+    if let Some(f) = crate::roles::keyed_field(c, m) {
+        let key = args.get(1).map(wire::xmlrpc::value_as_text).unwrap_or_default();
+        if let Some((pattern, min)) = f.key_role(&key) {
+            return check(crate::roles::key_permission(&base, pattern), min);
+        }
+        return check(base, m.roles.min);
+    }
+    check(base, m.roles.min)?;
+    if let MsgKind::Set(i) = m.kind {
+        if let Some(f) = c.fields.get(i).filter(|f| !f.key_roles.is_empty()) {
+            for (pattern, min) in changed_protected_keys(server, c, i, f, args) {
+                let add = c.messages.iter().find(|x| x.kind == MsgKind::AddTo(i));
+                let perm = match add {
+                    Some(add) => crate::roles::key_permission(&crate::roles::message_permission(c, add), pattern),
+                    None => crate::roles::key_permission(&crate::roles::message_permission(c, m), pattern),
+                };
+                check(perm, min)?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// The protected key patterns a map setter changes (adds, removes or
+/// rewrites), comparing with the stored value.
+fn changed_protected_keys(
+    server: &Server,
+    c: &'static ClassDef,
+    i: usize,
+    f: &'static model::schema::FieldDef,
+    args: &[Value],
+) -> Vec<(&'static str, Role)> {
+    let Some(Value::String(self_ref)) = args.first() else { return Vec::new() };
+    let new: Vec<(String, Value)> = match args.get(1) {
+        Some(Value::Struct(m)) => m.clone(),
+        _ => Vec::new(),
+    };
+    let old: Vec<(String, Value)> = match server.db.read().get(c, self_ref).map(|row| row.get(i).clone()) {
+        Some(Value::Struct(m)) => m,
+        _ => Vec::new(),
+    };
+    let mut out: Vec<(&'static str, Role)> = Vec::new();
+    let mut consider = |k: &str| {
+        let before = old.iter().find(|(a, _)| a == k).map(|(_, v)| v);
+        let after = new.iter().find(|(a, _)| a == k).map(|(_, v)| v);
+        if before != after {
+            if let Some(kr) = f.key_role(k) {
+                if !out.contains(&kr) {
+                    out.push(kr);
+                }
+            }
+        }
+    };
+    for (k, _) in old.iter().chain(new.iter()) {
+        consider(k);
+    }
+    out
+}
+
+/// RBAC_PERMISSION_DENIED as xapi words it, recorded in the audit log.
+fn denied(
+    server: &Server,
+    session: &str,
+    c: &'static ClassDef,
+    m: &'static MsgDef,
+    args: &[Value],
+    perm: String,
+    min: Role,
+) -> ApiError {
+    let roles = crate::roles::roles_holding(min).join(", ");
+    tracing::info!(permission = %perm, "RBAC: permission denied");
+    crate::audit::denied(server, session, &format!("{}.{}", c.name, m.name), &perm, args);
+    ApiError::RbacPermissionDenied {
+        permission: perm,
+        message: format!("No permission in user session. (Roles with this permission: {roles})"),
+    }
 }
 
 /// Where a call runs.
@@ -179,18 +279,40 @@ async fn run_sync(
 }
 
 /// Execute a message's handler.
+/// Calls that change state are written to the audit log with their outcome.
 pub async fn run(ctx: &Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec<Value>) -> Result<Value> {
-    match m.kind {
+    let audited = m.session && crate::audit::changes_state(c, m);
+    let kept = if audited { args.clone() } else { Vec::new() };
+    let out = match m.kind {
         MsgKind::Explicit => crate::api::dispatch_explicit(&ctx.server, ctx, c.name, m.name, &args).await,
         _ => crate::implicit::call(ctx, c, m, args).await,
+    };
+    if audited {
+        let task = ctx.task.as_deref().unwrap_or("");
+        crate::audit::allowed(&ctx.server, &ctx.session, task, c, m, &kept, out.as_ref().map(|_| ()));
     }
+    out
 }
 
 /// Start an `Async.` call: the task ref is returned at once and the work runs
 /// in the background; its result lands in the task record.
-pub async fn spawn_async(mut ctx: Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec<Value>) -> Result<Value> {
+///
+/// `refused` is an error found before the work started (an RBAC denial):
+/// as in xapi, it lands in the task rather than in the reply.
+pub async fn spawn_async(
+    mut ctx: Ctx,
+    c: &'static ClassDef,
+    m: &'static MsgDef,
+    args: Vec<Value>,
+    refused: Option<ApiError>,
+) -> Result<Value> {
     let label = format!("Async.{}.{}", c.name, m.name);
     let task = crate::task::new_task(&ctx, &label, "")?;
+    if let Some(e) = refused {
+        crate::task::complete(&ctx.server, &task, &Err(e));
+        ctx.durable().await?;
+        return Ok(Value::String(task));
+    }
     ctx.durable().await?;
     ctx.task = Some(task.clone());
     let s = ctx.server.clone();

@@ -626,7 +626,7 @@ pub async fn listen(server: Server, stop: watch::Receiver<bool>) -> io::Result<B
         tokio::spawn(async move { accept_tcp(s, l, None, slots, st).await });
     }
     if !server.cfg.https.is_empty() {
-        let tls = Arc::new(crate::http::tls::server_config(&server.cfg)?);
+        let tls = Arc::new(crate::http::tls::server_config(&server.cfg, &server.certs)?);
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         for addr in server.cfg.https.clone() {
             let l =
@@ -691,6 +691,11 @@ async fn accept_tcp(
                     };
                     let (s, st, peer) = (s.clone(), stop.clone(), Some(addr.ip()));
                     match &tls {
+                        // pool.set_https_only: plain HTTP is closed at once.
+                        None if s.https_only.load(std::sync::atomic::Ordering::Relaxed) => {
+                            drop(sock);
+                            drop(permit);
+                        }
                         None => {
                             tokio::spawn(PEER.scope(peer, async move {
                                 let _permit = permit;
@@ -731,7 +736,9 @@ pub mod tls {
         io::Error::other(e.to_string())
     }
 
-    pub fn server_config(cfg: &Config) -> io::Result<rustls::ServerConfig> {
+    /// Load the certificate into `store` and build a configuration that
+    /// asks the store at every handshake (so a new one needs no restart).
+    pub fn server_config(cfg: &Config, store: &Arc<crate::certs::CertStore>) -> io::Result<rustls::ServerConfig> {
         let (cert_path, key_path) = match (&cfg.tls_cert, &cfg.tls_key) {
             (Some(c), Some(k)) => (c.clone(), k.clone()),
             _ => {
@@ -756,13 +763,16 @@ pub mod tls {
             .collect::<Result<_, _>>()
             .map_err(|e| err(format!("{}: {e}", cert_path.display())))?;
         let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| err(format!("{}: {e}", key_path.display())))?;
+        let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(err)?;
+        let ck = rustls::sign::CertifiedKey::new(certs, signer);
+        ck.keys_match().map_err(|e| err(format!("{} and {}: {e}", cert_path.display(), key_path.display())))?;
+        store.set(Arc::new(ck));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        rustls::ServerConfig::builder_with_provider(provider)
+        Ok(rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(err)?
             .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(err)
+            .with_cert_resolver(store.clone()))
     }
 }
 

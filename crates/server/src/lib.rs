@@ -6,10 +6,13 @@
 //! explicit ones (`ops`, through the traits generated from the datamodel) →
 //! durable commit → encode.
 
+pub mod audit;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod event;
+pub mod extauth;
 pub mod handlers;
 pub mod http;
 pub mod implicit;
@@ -59,6 +62,14 @@ pub struct Inner {
     pub host: String,
     pub pool: String,
     pub sessions: session::Sessions,
+    /// The RBAC audit log.
+    pub audit: audit::Audit,
+    /// The external directory (LDAP), when external auth is enabled.
+    pub extauth: extauth::ExtAuth,
+    /// The HTTPS listener's certificate (swapped in place).
+    pub certs: Arc<certs::CertStore>,
+    /// `pool.set_https_only`: plain HTTP on TCP is refused.
+    pub https_only: std::sync::atomic::AtomicBool,
     pub events: event::Registrations,
     pub tasks: task::Tasks,
     pub passwd: passwd::Passwd,
@@ -318,9 +329,15 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         None => seed::seed(&db, &cfg.hostname, &cfg.address, &cfg.data_dir, &facts).map_err(|e| e.to_string())?,
     };
     let sessions = session::Sessions::new(&cfg);
+    let audit = audit::Audit::new(&cfg.data_dir, cfg.ephemeral);
+    let extauth = extauth::ExtAuth::default();
     let server = Server(Arc::new(Inner {
         db,
         backend,
+        audit,
+        extauth,
+        certs: Default::default(),
+        https_only: Default::default(),
         cfg,
         host,
         pool,
@@ -334,6 +351,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         exit: tokio::sync::watch::channel(false).0,
     }));
     session::spawn_gc(server.clone(), gc_every);
+    extauth::startup(&server);
     ops::host::startup(&server);
     ops::sr::startup(&server);
     xenops::adopt_all(&server);
@@ -342,5 +360,6 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     rrd::sampler::spawn(server.clone());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let bound = http::listen(server.clone(), stop_rx).await.map_err(|e| e.to_string())?;
+    certs::startup(&server);
     Ok(Running { server, bound, stop, generated_password })
 }

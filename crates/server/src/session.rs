@@ -11,11 +11,12 @@
 //! an address with too many recent failures is refused without hashing.
 
 use crate::{class, field, put, ApiError, Result, Server};
+use model::schema::Role;
 use model::{DateTime, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
@@ -46,6 +47,22 @@ const MAX_TRACKED_SOURCES: usize = 65_536;
 
 pub struct Sessions {
     guard: LoginGuard,
+    /// What each live session may do, fixed at login as xapi fixes a
+    /// session's `rbac_permissions` (role changes apply from the next
+    /// login). Kept beside the store so the per-call check reads no row.
+    grants: RwLock<HashMap<String, Grant>>,
+}
+
+/// What a session may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// Local root or the local superuser: no RBAC check.
+    Superuser,
+    /// The most privileged role among the subject's and its groups' roles
+    /// (roles form a chain, so this is their union).
+    Role(Role),
+    /// Nothing (a session this process did not log in).
+    Nothing,
 }
 
 /// Why a password was not checked.
@@ -190,7 +207,39 @@ pub struct LoginSpec<'a> {
 
 impl Sessions {
     pub fn new(cfg: &crate::Config) -> Sessions {
-        Sessions { guard: LoginGuard::new(cfg) }
+        Sessions { guard: LoginGuard::new(cfg), grants: RwLock::new(HashMap::new()) }
+    }
+
+    /// The grant of a live session (call after `validate`).
+    pub fn grant(&self, s: &Server, sref: &str) -> Grant {
+        if let Some(g) = self.grants.read().ok().and_then(|m| m.get(sref).copied()) {
+            return g;
+        }
+        // Not logged in here: only the superuser flag can be trusted.
+        let c = class("session");
+        let superuser =
+            s.db.read().get(c, sref).is_some_and(|row| row.get(field(c, "is_local_superuser")).as_bool() == Some(true));
+        if superuser {
+            Grant::Superuser
+        } else {
+            tracing::warn!(session = sref, "session without a recorded grant: no permissions");
+            Grant::Nothing
+        }
+    }
+
+    fn set_grant(&self, sref: &str, g: Grant) {
+        if let Ok(mut m) = self.grants.write() {
+            m.insert(sref.to_string(), g);
+        }
+    }
+
+    /// Drop the grants of destroyed sessions.
+    pub fn forget(&self, refs: &[String]) {
+        if let Ok(mut m) = self.grants.write() {
+            for r in refs {
+                m.remove(r);
+            }
+        }
     }
 
     /// Check a password under the hashing bounds (logins and
@@ -228,9 +277,45 @@ impl Sessions {
         Ok(())
     }
 
-    /// Check credentials and create a session.
+    /// Check credentials and create a session. Local root (and, on the
+    /// Unix socket, anyone) is the superuser; with external authentication
+    /// enabled, any other name is a directory user whose roles come from
+    /// its subjects (xapi's `login_with_password`).
     pub async fn login(&self, s: &Server, spec: LoginSpec<'_>) -> Result<String> {
-        if !spec.local {
+        let directory = !spec.local && spec.user != "root" && s.extauth.config().is_some();
+        let mut identity: Option<crate::extauth::Identity> = None;
+        if directory {
+            let peer = crate::session::peer();
+            let outcome = if self.guard.throttled(peer) {
+                tracing::info!(user = spec.user, ?peer, "directory login refused: too many failures");
+                Err(ApiError::SessionAuthenticationFailed {
+                    uname: spec.user.to_string(),
+                    message: "Authentication failure".into(),
+                })
+            } else {
+                crate::extauth::login(s, spec.user, spec.password).await
+            };
+            match outcome {
+                Ok(id) => {
+                    self.guard.record(peer, true);
+                    identity = Some(id);
+                }
+                Err(e) => {
+                    // Only wrong credentials count against the address.
+                    if matches!(e, ApiError::SessionAuthenticationFailed { .. }) {
+                        self.guard.record(peer, false);
+                    }
+                    tracing::info!(
+                        user = spec.user,
+                        ?peer,
+                        originator = spec.originator,
+                        "failed directory login: {e}"
+                    );
+                    tokio::time::sleep(s.cfg.login_failure_delay).await;
+                    return Err(e);
+                }
+            }
+        } else if !spec.local {
             let peer = crate::session::peer();
             let ok = match self.check_password(s, spec.user, spec.password, peer).await {
                 Ok(ok) => ok,
@@ -262,7 +347,20 @@ impl Sessions {
         put(&mut row, "last_active", now.clone());
         put(&mut row, "validation_time", now);
         put(&mut row, "pool", false);
-        put(&mut row, "is_local_superuser", true);
+        let grant = match &identity {
+            None => {
+                put(&mut row, "is_local_superuser", true);
+                Grant::Superuser
+            }
+            Some(id) => {
+                put(&mut row, "is_local_superuser", false);
+                put(&mut row, "subject", id.subject.as_str());
+                put(&mut row, "auth_user_sid", id.sid.as_str());
+                let perms = crate::roles::permission_names(id.role);
+                put(&mut row, "rbac_permissions", Value::Array(perms.into_iter().map(Value::String).collect()));
+                Grant::Role(id.role)
+            }
+        };
         put(&mut row, "auth_user_name", spec.user);
         put(&mut row, "originator", spec.originator);
         let _ = spec.pool;
@@ -297,6 +395,8 @@ impl Sessions {
             tx.insert(&r, row);
             Ok::<_, ApiError>(evicted)
         })?;
+        self.set_grant(&r, grant);
+        self.forget(&evicted);
         if !evicted.is_empty() {
             tracing::info!(originator = spec.originator, user = spec.user, evicted = evicted.len(), "session limit");
         }
@@ -312,8 +412,36 @@ impl Sessions {
             tx.delete(c, sref);
             Ok::<_, ApiError>(())
         })?;
+        self.forget(&[sref.to_string()]);
         s.events.unregister_session(sref);
         Ok(())
+    }
+
+    /// End every session whose row matches; returns how many ended.
+    pub fn logout_where(&self, s: &Server, pred: impl Fn(&str, &model::Row) -> bool) -> usize {
+        let c = class("session");
+        let doomed: Vec<String> = {
+            let st = s.db.read();
+            st.table(c).rows.iter().filter(|(r, e)| pred(r.as_str(), &e.row)).map(|(r, _)| r.clone()).collect()
+        };
+        if doomed.is_empty() {
+            return 0;
+        }
+        let res = s.db.write(|tx| {
+            for r in &doomed {
+                tx.delete(c, r);
+            }
+            Ok::<_, ApiError>(())
+        });
+        if let Err(e) = res {
+            tracing::warn!("could not end sessions: {e}");
+            return 0;
+        }
+        self.forget(&doomed);
+        for r in &doomed {
+            s.events.unregister_session(r);
+        }
+        doomed.len()
     }
 
     /// One garbage-collection pass; returns how many sessions were destroyed.
@@ -355,6 +483,7 @@ impl Sessions {
             }
             Ok::<_, ApiError>(())
         });
+        self.forget(&doomed);
         for r in &doomed {
             s.events.unregister_session(r);
         }

@@ -9,12 +9,13 @@ use std::path::Path;
 /// Bottom to top. Every top-level module of `src/` must be listed.
 const LAYERS: &[(&str, &[&str])] = &[
     // Rows and what every layer needs: row builders, wire coercion, the
-    // message table, configuration, credentials, sessions, the event feed.
-    ("db", &["rows", "config", "passwd", "session", "event", "roles"]),
+    // message table, configuration, credentials, the event feed, role rows.
+    ("db", &["rows", "config", "passwd", "event", "roles"]),
     // Pure rules over rows: allowed operations, checks, derived fields.
     ("rules", &["lifecycle"]),
-    // The only layer that talks to a backend or the disk.
-    ("services", &["xenops", "storage", "rrd", "rfb", "task"]),
+    // The only layer that talks to a backend, the disk or a directory:
+    // sessions and logins (local and LDAP), the audit log, certificates.
+    ("services", &["xenops", "storage", "rrd", "rfb", "task", "session", "extauth", "audit", "certs"]),
     // The generated traits' implementations, implicit messages, and the
     // engines that make objects the way the API does (import, seeding).
     ("api", &["api", "ops", "implicit", "importexport", "seed"]),

@@ -60,6 +60,11 @@ struct Args {
     /// Session and task garbage collection interval, in seconds.
     #[arg(long, default_value_t = 30)]
     gc_interval_secs: u64,
+    /// How often directory (LDAP) users' sessions are checked against the
+    /// directory, in seconds; a user removed, disabled or no longer a
+    /// subject loses its sessions (xapi: 300). 0: never.
+    #[arg(long, default_value_t = 300)]
+    session_revalidation_secs: u64,
     /// How often every RRD is archived to disk, in seconds (also at clean
     /// shutdown and when a VM stops).
     #[arg(long, default_value_t = 3600)]
@@ -172,6 +177,7 @@ async fn run(args: Args) -> ExitCode {
         address: args.address,
         login_failure_delay: Duration::from_millis(args.login_failure_delay_ms),
         gc_interval: Duration::from_secs(args.gc_interval_secs.max(1)),
+        session_revalidation_interval: Duration::from_secs(args.session_revalidation_secs),
         rrd_save_interval: Duration::from_secs(args.rrd_save_interval_secs.max(1)),
         recover_store: args.recover_store,
         db_restore_fuse: Duration::from_secs(args.db_restore_fuse_secs),

@@ -328,9 +328,34 @@ pub fn release(s: &Server, a: &Auth) {
 
 /// Authenticate a handler request; None means a 401 went out (and a task
 /// the caller named failed with SESSION_AUTHENTICATION_FAILED).
+///
+/// Then the RBAC check of the action's permission (`http/<realm>`, xapi's
+/// `Xapi_http.assert_credentials_ok`): a denial is a 403 (and fails the task).
 pub async fn require_auth(s: &Server, head: &Head, reply: &mut Reply<'_>, realm: &str) -> io::Result<Option<Auth>> {
     match authenticate(s, head).await {
-        Ok(Some(a)) => Ok(Some(a)),
+        Ok(Some(a)) => match permit(s, &a.session, realm) {
+            Ok(()) => {
+                // Reads of statistics and of the log itself are not audited.
+                let audited = realm.starts_with("put_")
+                    || realm.starts_with("get_export")
+                    || realm.starts_with("connect_console")
+                    || realm == "get_pool_xml_db_sync";
+                if audited {
+                    crate::audit::allowed_http(s, &a.session, realm);
+                }
+                Ok(Some(a))
+            }
+            Err(e) => {
+                if let Some(t) = head.param("task_id") {
+                    if s.db.read().get(crate::class("task"), t).is_some() {
+                        crate::task::complete(s, t, &Err(e));
+                    }
+                }
+                release(s, &a);
+                reply.forbidden().await?;
+                Ok(None)
+            }
+        },
         Ok(None) | Err(_) => {
             if let Some(t) = head.param("task_id") {
                 if s.db.read().get(crate::class("task"), t).is_some() {
@@ -345,6 +370,29 @@ pub async fn require_auth(s: &Server, head: &Head, reply: &mut Reply<'_>, realm:
             Ok(None)
         }
     }
+}
+
+/// May this session use the HTTP action? RBAC_PERMISSION_DENIED if not.
+pub fn permit(s: &Server, session: &str, action: &str) -> Result<(), ApiError> {
+    let have = match s.sessions.grant(s, session) {
+        crate::session::Grant::Superuser => return Ok(()),
+        crate::session::Grant::Role(r) => Some(r),
+        crate::session::Grant::Nothing => None,
+    };
+    let perm = format!("http/{action}");
+    let min = crate::roles::min_role(&perm).unwrap_or(model::schema::Role::Nobody);
+    if have.is_some_and(|r| crate::roles::holds(r, min)) {
+        return Ok(());
+    }
+    tracing::info!(permission = %perm, "RBAC: HTTP action denied");
+    crate::audit::denied(s, session, &perm, &perm, &[]);
+    Err(ApiError::RbacPermissionDenied {
+        permission: perm,
+        message: format!(
+            "No permission in user session. (Roles with this permission: {})",
+            crate::roles::roles_holding(min).join(", ")
+        ),
+    })
 }
 
 /// An object named by a ref, or by a uuid (also accepted where a ref is
@@ -364,7 +412,7 @@ pub fn find_object(s: &Server, c: &model::schema::ClassDef, head: &Head) -> Opti
 }
 
 /// The paths handlers serve, by method (everything else is RPC).
-const HANDLERS: [(&str, &str); 18] = [
+const HANDLERS: [(&str, &str); 19] = [
     ("POST", "/cli"),
     ("GET", "/export"),
     ("GET", "/export_metadata"),
@@ -383,6 +431,7 @@ const HANDLERS: [(&str, &str); 18] = [
     ("GET", "/metrics"),
     ("GET", "/pool/xmldbdump"),
     ("PUT", "/pool/xmldbdump"),
+    ("GET", "/audit_log"),
 ];
 
 /// The handler path a request path selects: the longest one it starts
@@ -420,8 +469,26 @@ pub async fn route(
         ("GET", "/metrics") => rrd::metrics(s, &head, reply).await,
         ("GET", "/pool/xmldbdump") => dbdump::dump(s, &head, reply).await,
         ("PUT", "/pool/xmldbdump") => dbdump::restore(s, &head, body, reply).await,
+        ("GET", "/audit_log") => audit_log(s, &head, reply).await,
         _ => reply.not_found().await,
     }
+}
+
+/// `GET /audit_log[?since=<timestamp>]`: the audit log as plain text, as
+/// xapi sends it (200, no length, connection closed after).
+async fn audit_log(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
+    let Some(auth) = require_auth(s, head, reply, "get_audit_log").await? else { return Ok(()) };
+    let since = head.param("since").unwrap_or("").to_string();
+    let s2 = s.clone();
+    let body = tokio::task::spawn_blocking(move || s2.audit.read_since(&since)).await.unwrap_or_else(|e| {
+        tracing::error!("audit log read failed: {e}");
+        Vec::new()
+    });
+    release(s, &auth);
+    reply.head(200, "OK", &[("content-type", "text/plain".to_string()), ("connection", "close".to_string())]).await?;
+    let w = reply.body();
+    w.write_all(&body).await?;
+    w.flush().await
 }
 
 #[cfg(test)]

@@ -159,6 +159,60 @@ fn assert_evacuable(s: &Server, host: &str) -> Result<()> {
 }
 
 impl HostApi for Server {
+    async fn install_server_certificate(
+        &self,
+        _ctx: &Ctx,
+        host: Ref<Host>,
+        certificate: String,
+        private_key: String,
+        certificate_chain: String,
+    ) -> Result<()> {
+        self.row(host_c(), host.as_str())?;
+        let checked = crate::certs::check(&certificate, &private_key, &certificate_chain)?;
+        crate::certs::install(self, &certificate, &private_key, &certificate_chain, checked)
+    }
+
+    async fn reset_server_certificate(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        self.row(host_c(), host.as_str())?;
+        crate::certs::reset(self)
+    }
+
+    async fn emergency_reset_server_certificate(&self, _ctx: &Ctx) -> Result<()> {
+        crate::certs::reset(self)
+    }
+
+    async fn get_server_certificate(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<String> {
+        self.row(host_c(), host.as_str())?;
+        crate::certs::current_pem(self).ok_or_else(|| crate::internal("this host serves no HTTPS"))
+    }
+
+    async fn set_https_only(&self, ctx: &Ctx, self_: Ref<Host>, value: bool) -> Result<()> {
+        self.row(host_c(), self_.as_str())?;
+        crate::ops::pool::apply_https_only(self, ctx, value)
+    }
+
+    async fn enable_external_auth(
+        &self,
+        _ctx: &Ctx,
+        host: Ref<Host>,
+        config: BTreeMap<String, String>,
+        service_name: String,
+        auth_type: String,
+    ) -> Result<()> {
+        self.row(host_c(), host.as_str())?;
+        crate::extauth::enable(self, config, &service_name, &auth_type).await
+    }
+
+    async fn disable_external_auth(
+        &self,
+        _ctx: &Ctx,
+        host: Ref<Host>,
+        _config: BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.row(host_c(), host.as_str())?;
+        crate::extauth::disable(self)
+    }
+
     async fn get_data_sources(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<Vec<DataSourceRecord>> {
         self.row(host_c(), host.as_str())?;
         Ok(crate::rrd::sources::api_list(self, Owner::Host))

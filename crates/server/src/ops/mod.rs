@@ -10,6 +10,7 @@ pub mod network;
 pub mod pbd;
 pub mod pif;
 pub mod pool;
+pub mod rbac;
 pub mod session;
 pub mod snapmeta;
 pub mod sr;
@@ -37,6 +38,7 @@ pub fn hooks(c: &ClassDef) -> Hooks {
         "network" => network::HOOKS,
         "VIF" => vif::HOOKS,
         "PBD" => pbd::HOOKS,
+        "subject" => rbac::SUBJECT_HOOKS,
         _ => Hooks::default(),
     }
 }
@@ -60,11 +62,8 @@ pub async fn destroy_with_io(ctx: &crate::Ctx, c: &ClassDef, r: &str) -> Option<
 
 // Classes whose explicit messages are not implemented yet answer
 // NOT_IMPLEMENTED through the generated defaults.
-impl AuthApi for Server {}
 impl BlobApi for Server {}
 impl HostCrashdumpApi for Server {}
 impl PoolUpdateApi for Server {}
-impl RoleApi for Server {}
-impl SubjectApi for Server {}
 impl VmApplianceApi for Server {}
 impl VtpmApi for Server {}

@@ -39,6 +39,49 @@ impl Server {
 }
 
 impl PoolApi for Server {
+    async fn install_ca_certificate(&self, _ctx: &Ctx, name: String, cert: String) -> Result<()> {
+        crate::certs::install_ca(self, &name, &cert)
+    }
+
+    async fn uninstall_ca_certificate(&self, _ctx: &Ctx, name: String) -> Result<()> {
+        crate::certs::uninstall_ca(self, &name)
+    }
+
+    async fn set_https_only(&self, ctx: &Ctx, self_: Ref<Pool>, value: bool) -> Result<()> {
+        self.row(class("pool"), self_.as_str())?;
+        apply_https_only(self, ctx, value)
+    }
+
+    async fn enable_external_auth(
+        &self,
+        _ctx: &Ctx,
+        pool: Ref<Pool>,
+        config: BTreeMap<String, String>,
+        service_name: String,
+        auth_type: String,
+    ) -> Result<()> {
+        self.row(class("pool"), pool.as_str())?;
+        // A pool of one host: xapi wraps each host's failure with the host.
+        crate::extauth::enable(self, config, &service_name, &auth_type).await.map_err(|e| pool_auth_error(self, e))
+    }
+
+    async fn disable_external_auth(
+        &self,
+        _ctx: &Ctx,
+        pool: Ref<Pool>,
+        _config: BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.row(class("pool"), pool.as_str())?;
+        crate::extauth::disable(self)
+    }
+
+    async fn audit_log_append(&self, _ctx: &Ctx, line: String) -> Result<()> {
+        // One line: an embedded newline would forge another record.
+        let line = line.replace(['\n', '\r'], " ");
+        self.audit.append(&line);
+        Ok(())
+    }
+
     async fn create_vlan(&self, ctx: &Ctx, device: String, network: Ref<Network>, vlan: i64) -> Result<Vec<Ref<Pif>>> {
         ctx.write(|tx| crate::ops::vlan::pool_create_on_device(tx, &device, network.as_str(), vlan))
             .map(|v| v.into_iter().map(Ref::new).collect())
@@ -209,4 +252,36 @@ impl PoolApi for Server {
     async fn remove_from_guest_agent_config(&self, ctx: &Ctx, self_: Ref<Pool>, key: String) -> Result<()> {
         self.edit_pool_map(ctx, self_.as_str(), "guest_agent_config", |m| m.retain(|(k, _)| *k != key))
     }
+}
+
+/// A host's external-auth error as `pool.enable_external_auth` reports it
+/// (xapi's `POOL_AUTH_ENABLE_FAILED_*` with the host).
+fn pool_auth_error(s: &Server, e: ApiError) -> ApiError {
+    let host = s.host.clone();
+    match e {
+        ApiError::AuthEnableFailedUnavailable { message } => {
+            ApiError::PoolAuthEnableFailedUnavailable { host, message }
+        }
+        ApiError::AuthEnableFailedWrongCredentials { message } => {
+            ApiError::PoolAuthEnableFailedWrongCredentials { host, message }
+        }
+        ApiError::AuthEnableFailed { message } => ApiError::PoolAuthEnableFailed { host, message },
+        ApiError::AuthAlreadyEnabled { .. } => ApiError::PoolAuthAlreadyEnabled { host },
+        other => other,
+    }
+}
+
+/// Close (or reopen) plain HTTP on TCP: new connections to the HTTP
+/// listeners are closed at once (the Unix socket and HTTPS stay), and the
+/// host's `https_only` says so (and applies again at the next start).
+pub fn apply_https_only(s: &Server, ctx: &Ctx, value: bool) -> Result<()> {
+    let hc = class("host");
+    let host = s.host.clone();
+    ctx.write(|tx| {
+        tx.set(hc, &host, field(hc, "https_only"), Value::Bool(value));
+        Ok(())
+    })?;
+    s.https_only.store(value, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(value, "https_only");
+    Ok(())
 }

@@ -55,11 +55,27 @@ impl SessionApi for Server {
     }
 
     async fn get_all_subject_identifiers(&self, _ctx: &Ctx) -> Result<Vec<String>> {
-        // Only local accounts exist: no external subjects hold sessions.
-        Ok(vec![])
+        let c = crate::class("session");
+        let f = crate::field(c, "auth_user_sid");
+        let st = self.db.read();
+        let mut out: Vec<String> = st
+            .table(c)
+            .rows
+            .values()
+            .filter_map(|e| e.row.get(f).as_str().filter(|s| !s.is_empty()).map(str::to_string))
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
-    async fn logout_subject_identifier(&self, _ctx: &Ctx, _subject_identifier: String) -> Result<()> {
+    async fn logout_subject_identifier(&self, ctx: &Ctx, subject_identifier: String) -> Result<()> {
+        // Every session of that subject but the caller's.
+        let n = self.sessions.logout_where(self, |r, row| {
+            r != ctx.session
+                && row.get(crate::field(row.class, "auth_user_sid")).as_str() == Some(subject_identifier.as_str())
+        });
+        tracing::info!(subject_identifier, sessions = n, "logout_subject_identifier");
         Ok(())
     }
 }
