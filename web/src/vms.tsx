@@ -144,6 +144,30 @@ function Spark({ values, max, label, fmt }: { values: (number | null)[]; max?: n
   )
 }
 
+/** One disk of a template's `other_config:disks` provision spec. */
+type ProvDisk = { device: string; size: number; bootable: string; type: string }
+
+const GIB = 1024 * 1024 * 1024
+
+function templateDisks(xml: string | undefined): ProvDisk[] {
+  if (!xml) return []
+  const doc = new DOMParser().parseFromString(xml, 'application/xml')
+  return [...doc.getElementsByTagName('disk')].map((d) => ({
+    device: d.getAttribute('device') ?? '0',
+    size: Number(d.getAttribute('size') ?? 0),
+    bootable: d.getAttribute('bootable') ?? 'false',
+    type: d.getAttribute('type') ?? 'system',
+  }))
+}
+
+/** The provision spec VM.provision reads, every disk on `sr` (a uuid). */
+function provisionXml(disks: ProvDisk[], sr: string): string {
+  const attr = (v: string) => v.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;')
+  const one = (d: ProvDisk) =>
+    `<disk device="${attr(d.device)}" size="${d.size}" sr="${attr(sr)}" bootable="${attr(d.bootable)}" type="${attr(d.type)}"/>`
+  return `<provision>${disks.map(one).join('')}</provision>`
+}
+
 /** A new VM from a template: clone, size, provision disks, a NIC, an ISO. */
 export function NewVm() {
   useDb()
@@ -159,20 +183,30 @@ export function NewVm() {
   const [net, setNet] = useState('')
   const [iso, setIso] = useState('')
   const [task, setTask] = useState<Ref | null>(null)
+  const [edited, setDisks] = useState<ProvDisk[] | null>(null)
   const [run, busy, error, clear] = useAction()
   const chosen = tpl || templates[0]?.[0] || ''
   const network = net || networks[0]?.[0] || ''
+  // The template's disks until the user changes them.
+  const disks = edited ?? templateDisks(db.get('vm', chosen)?.other_config?.disks)
+  const setSize = (i: number, gib: number) =>
+    setDisks(disks.map((d, j) => (j === i ? { ...d, size: Math.round(gib * GIB) } : d)))
+  const addDisk = () => {
+    const used = new Set(disks.map((d) => d.device))
+    let n = 0
+    while (used.has(String(n)) || n === 3) n++ // 3 is the CD drive's place
+    setDisks([...disks, { device: String(n), size: 10 * GIB, bootable: 'false', type: 'system' }])
+  }
   const submit = (e: Event) => {
     e.preventDefault()
     run(async () => {
       const clone = refsOf(await runAsync('VM.clone', [chosen, name], setTask))[0]
       if (!clone) throw new Error('VM.clone returned no VM')
+      // vm-install's rule: the disks go to the default SR.
       const sr = db.get('pool', [...db.table('pool').keys()][0])?.default_SR
-      if (sr && sr !== 'OpaqueRef:NULL') {
-        // vm-install's rule: the template's disks go to the default SR.
-        const oc = (await call('VM.get_other_config', clone)) as Record<string, string>
-        if (oc.disks) await call('VM.set_other_config', clone, { ...oc, disks: oc.disks.replace(/sr="[^"]*"/g, `sr="${db.get('sr', sr)?.uuid ?? ''}"`) })
-      }
+      const srUuid = sr && sr !== 'OpaqueRef:NULL' ? String(db.get('sr', sr)?.uuid ?? '') : ''
+      const oc = (await call('VM.get_other_config', clone)) as Record<string, string>
+      if (disks.length || oc.disks) await call('VM.set_other_config', clone, { ...oc, disks: provisionXml(disks, srUuid) })
       await runAsync('VM.provision', [clone], setTask)
       await call('VM.set_is_a_template', clone, false)
       const m = String(mem * 1024 * 1024)
@@ -190,7 +224,13 @@ export function NewVm() {
       <h1 id="new-title">New VM</h1>
       <label>
         Template
-        <select value={chosen} onChange={(e) => setTpl(e.currentTarget.value)}>
+        <select
+          value={chosen}
+          onChange={(e) => {
+            setTpl(e.currentTarget.value)
+            setDisks(null)
+          }}
+        >
           {templates.map(([r, t]) => (
             <option key={r} value={r}>
               {t.name_label}
@@ -210,6 +250,30 @@ export function NewVm() {
         Memory (MiB)
         <input type="number" min={16} step={16} value={mem} onInput={(e) => setMem(Number(e.currentTarget.value))} />
       </label>
+      <fieldset class="disks">
+        <legend>Disks</legend>
+        {disks.length === 0 && <p>No disks.</p>}
+        {disks.map((d, i) => (
+          <div class="disk-row" key={d.device}>
+            <label>
+              Disk {d.device} size (GiB)
+              <input
+                type="number"
+                min={1}
+                step={1}
+                value={Math.round(d.size / GIB)}
+                onInput={(e) => setSize(i, Number(e.currentTarget.value))}
+              />
+            </label>
+            <button type="button" onClick={() => setDisks(disks.filter((_, j) => j !== i))} aria-label={`Remove disk ${d.device}`}>
+              Remove
+            </button>
+          </div>
+        ))}
+        <button type="button" onClick={addDisk}>
+          Add a disk
+        </button>
+      </fieldset>
       <label>
         Network
         <select value={network} onChange={(e) => setNet(e.currentTarget.value)}>

@@ -80,6 +80,10 @@ if (!chromiumPath() && !process.env.CI) {
       await page.getByLabel('Name').fill(vmName)
       await page.getByLabel('vCPUs').fill('2')
       await page.getByLabel('Memory (MiB)').fill('512')
+      // The template's disk at a size of our own, and a second disk.
+      await page.getByLabel('Disk 0 size (GiB)').fill('12')
+      await page.getByRole('button', { name: 'Add a disk' }).click()
+      await page.getByLabel('Disk 1 size (GiB)').fill('3')
       await check('new-vm')
       await page.getByRole('button', { name: 'Create' }).click()
       await page.getByRole('heading', { name: new RegExp(vmName) }).waitFor()
@@ -88,7 +92,12 @@ if (!chromiumPath() && !process.env.CI) {
       assert.equal(await other.call('VM.get_VCPUs_max', vmRef), 2)
       assert.equal(await other.call('VM.get_memory_static_max', vmRef), 512 * 1024 * 1024)
       const vbds = await other.call('VM.get_VBDs', vmRef)
-      assert.ok(vbds.length >= 1, 'the template disk was provisioned')
+      const sizes = {}
+      for (const b of vbds) {
+        const rec = await other.call('VBD.get_record', b)
+        if (rec.type === 'Disk') sizes[rec.userdevice] = Number(await other.call('VDI.get_virtual_size', rec.VDI))
+      }
+      assert.deepEqual(sizes, { 0: 12 * 2 ** 30, 1: 3 * 2 ** 30 }, 'the disks were provisioned at the sizes asked for')
       assert.equal((await other.call('VM.get_VIFs', vmRef)).length, 1)
     })
 
