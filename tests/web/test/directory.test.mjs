@@ -5,97 +5,12 @@
 // subject is refused at login.
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { connect, createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { chromiumPath, launch, rpcClient, shot, startServer } from './helpers.mjs'
+import { haveSlapd, startSlapd } from '../../shared/slapd.mjs'
 
-const SUFFIX = 'dc=example,dc=org'
-const ADMIN_DN = `cn=admin,${SUFFIX}`
-const ADMIN_PW = 'admin-secret'
-const PEOPLE = `ou=people,${SUFFIX}`
-const GROUPS = `ou=groups,${SUFFIX}`
 const USERS = { olga: 'olga-pw', nemo: 'nemo-pw' }
 
-const tool = (name) => ['/usr/sbin/', '/usr/bin/'].map((d) => d + name).find((p) => existsSync(p))
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer()
-    s.on('error', fail)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => ok(port))
-    })
-  })
-}
-
-const canConnect = (port) =>
-  new Promise((ok) => {
-    const c = connect({ host: '127.0.0.1', port })
-    const done = (v) => (c.destroy(), ok(v))
-    c.setTimeout(200, () => done(false))
-    c.once('connect', () => done(true))
-    c.once('error', () => done(false))
-  })
-
-/** slapd with the users above, loaded by slapadd. */
-async function startSlapd() {
-  const dir = mkdtempSync(join(tmpdir(), 'slapd-web-test-'))
-  mkdirSync(join(dir, 'data'))
-  const port = await freePort()
-  const conf = join(dir, 'slapd.conf')
-  writeFileSync(
-    conf,
-    ['core', 'cosine', 'nis', 'inetorgperson'].map((s) => `include /etc/ldap/schema/${s}.schema\n`).join('') +
-      `modulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile ${dir}/slapd.pid\n` +
-      `database mdb\nmaxsize 10485760\nsuffix "${SUFFIX}"\nrootdn "${ADMIN_DN}"\nrootpw ${ADMIN_PW}\n` +
-      `directory ${dir}/data\n` +
-      'access to attrs=userPassword by self write by anonymous auth by * none\naccess to * by * read\n',
-  )
-  const entry = (dn, classes, attrs) =>
-    [`dn: ${dn}`, ...classes.map((c) => `objectClass: ${c}`), ...Object.entries(attrs).map(([k, v]) => `${k}: ${v}`)].join('\n') + '\n'
-  const ldif = [
-    entry(SUFFIX, ['dcObject', 'organization'], { dc: 'example', o: 'Example' }),
-    entry(PEOPLE, ['organizationalUnit'], { ou: 'people' }),
-    entry(GROUPS, ['organizationalUnit'], { ou: 'groups' }),
-    ...Object.entries(USERS).map(([name, pw], i) =>
-      entry(`uid=${name},${PEOPLE}`, ['inetOrgPerson', 'posixAccount'], {
-        uid: name,
-        cn: name,
-        sn: name,
-        userPassword: pw,
-        uidNumber: String(20000 + i),
-        gidNumber: '20000',
-        homeDirectory: `/home/${name}`,
-      }),
-    ),
-  ]
-  writeFileSync(join(dir, 'data.ldif'), ldif.join('\n'))
-  const add = spawnSync(tool('slapadd'), ['-f', conf, '-l', join(dir, 'data.ldif')], { encoding: 'utf8', timeout: 60_000 })
-  if (add.status !== 0) throw new Error(`slapadd failed: ${add.stderr}`)
-  const url = `ldap://127.0.0.1:${port}`
-  const proc = spawn(tool('slapd'), ['-f', conf, '-h', `${url}/`, '-d', '0'], { stdio: 'ignore' })
-  process.once('exit', () => proc.kill('SIGKILL'))
-  const deadline = Date.now() + 20_000
-  while (!(await canConnect(port))) {
-    if (proc.exitCode != null || Date.now() > deadline) throw new Error('slapd did not start')
-    await sleep(50)
-  }
-  return {
-    config: { url, bind_dn: ADMIN_DN, bind_password: ADMIN_PW, user_base: PEOPLE, group_base: GROUPS, timeout_secs: '3' },
-    async stop() {
-      proc.kill('SIGTERM')
-      for (let i = 0; i < 100 && proc.exitCode == null; i++) await sleep(50)
-      rmSync(dir, { recursive: true, force: true })
-    },
-  }
-}
-
-const haveTools = chromiumPath() && tool('slapd') && tool('slapadd')
+const haveTools = chromiumPath() && haveSlapd()
 if (!haveTools && !process.env.CI) {
   describe('directory users on the page', () => it('needs chromium and slapd', { skip: true }, () => {}))
 } else {
@@ -104,7 +19,7 @@ if (!haveTools && !process.env.CI) {
 
     before(async () => {
       if (!haveTools) throw new Error('needs chromium and slapd (apt-get install chromium slapd)')
-      ldap = await startSlapd()
+      ldap = await startSlapd(USERS)
       server = await startServer()
       root = await rpcClient(server.url)
       const pool = (await root.call('pool.get_all'))[0]
