@@ -30,9 +30,11 @@ def group_dn(name):
 
 
 class Slapd:
-    def __init__(self, users, groups):
+    def __init__(self, users, groups, tls=False):
         """users: {name: password}; groups: {name: [member user or group names]}
-        (a member that is also a group name is the nested group)."""
+        (a member that is also a group name is the nested group). With `tls`,
+        a CA and a server certificate for 127.0.0.1 are made with openssl, and
+        slapd also listens for ldaps:// (`ldaps_url`) and offers StartTLS."""
         self.slapd = require_tool("slapd")
         self.slapadd = require_tool("slapadd")
         self.dir = tempfile.mkdtemp(prefix="slapd-test-")
@@ -40,12 +42,19 @@ class Slapd:
         self.users = dict(users)
         self.groups = dict(groups)
         self.proc = None
+        self.tls_port = free_port() if tls else None
+        self.ca_path = os.path.join(self.dir, "ca.pem")
         os.makedirs(os.path.join(self.dir, "data"))
+        if tls:
+            self._make_certificates()
         self.conf = os.path.join(self.dir, "slapd.conf")
         with open(self.conf, "w") as f:
             for s in SCHEMAS:
                 f.write("include /etc/ldap/schema/%s.schema\n" % s)
             f.write("modulepath /usr/lib/ldap\nmoduleload back_mdb\n")
+            if tls:
+                f.write("TLSCACertificateFile %s\n" % self.ca_path)
+                f.write("TLSCertificateFile %s/server.pem\nTLSCertificateKeyFile %s/server.key\n" % (self.dir, self.dir))
             f.write("pidfile %s/slapd.pid\n" % self.dir)
             f.write("database mdb\nmaxsize 10485760\n")
             f.write('suffix "%s"\nrootdn "%s"\nrootpw %s\n' % (SUFFIX, ADMIN_DN, ADMIN_PW))
@@ -84,9 +93,29 @@ class Slapd:
         dns = [group_dn(m) if m in self.groups else user_dn(m) for m in members] or [ADMIN_DN]
         return self._entry(group_dn(name), ["groupOfNames"], {"cn": name, "member": dns})
 
+    def _make_certificates(self):
+        openssl = require_tool("openssl")
+        d = self.dir
+        run = lambda *a: subprocess.run([openssl, *a], check=True, cwd=d, timeout=60,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=xapi-rs test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")
+        with open(os.path.join(d, "ext.cnf"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                    "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+        run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+
     @property
     def url(self):
         return "ldap://127.0.0.1:%d" % self.port
+
+    @property
+    def ldaps_url(self):
+        return "ldaps://127.0.0.1:%d" % self.tls_port
 
     def config(self, **extra):
         c = {"url": self.url, "bind_dn": ADMIN_DN, "bind_password": ADMIN_PW,
@@ -95,8 +124,9 @@ class Slapd:
         return c
 
     def start(self):
+        urls = self.url + "/" + (" " + self.ldaps_url + "/" if self.tls_port else "")
         self.proc = subprocess.Popen(
-            [self.slapd, "-f", self.conf, "-h", self.url + "/", "-d", "0"],
+            [self.slapd, "-f", self.conf, "-h", urls, "-d", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 20
         while time.time() < deadline:

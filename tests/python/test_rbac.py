@@ -537,3 +537,31 @@ def test_enable_errors():
     finally:
         x.cleanup()
         d.cleanup()
+
+
+def test_directory_over_tls():
+    """ldaps:// and StartTLS, the directory's certificate checked against
+    `ca_cert`; without the CA (the system's roots) the directory is refused."""
+    d = Slapd({"tina": "tina-pw"}, {}, tls=True).start()
+    x = Xapid().start()
+    try:
+        api = x.session().xenapi
+        pool = api.pool.get_all()[0]
+        host = api.host.get_all()[0]
+        # Not signed by a CA the host trusts.
+        err = failure(api.pool.enable_external_auth, pool, d.config(url=d.ldaps_url), "x", "LDAP")
+        assert err[:2] == ["POOL_AUTH_ENABLE_FAILED_UNAVAILABLE", host], err
+        err = failure(api.pool.enable_external_auth, pool, d.config(starttls="true"), "x", "LDAP")
+        assert err[:2] == ["POOL_AUTH_ENABLE_FAILED_UNAVAILABLE", host], err
+        assert api.host.get_external_auth_type(host) == ""
+        for conf in (d.config(url=d.ldaps_url, ca_cert=d.ca_path), d.config(starttls="true", ca_cert=d.ca_path)):
+            api.pool.enable_external_auth(pool, conf, "example.org", "LDAP")
+            subj = api.subject.create({"subject_identifier": api.auth.get_subject_identifier("tina")})
+            tina = login(x, "tina", "tina-pw")
+            assert tina.xenapi.pool.get_all() == [pool]
+            tina.xenapi.logout()
+            api.subject.destroy(subj)
+            api.pool.disable_external_auth(pool, {})
+    finally:
+        x.cleanup()
+        d.cleanup()
