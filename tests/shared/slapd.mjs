@@ -4,10 +4,10 @@
 // posixAccounts under ou=people with clear-text passwords.
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { canConnect, freePort } from './net.mjs'
 
 const SUFFIX = 'dc=example,dc=org'
 const ADMIN_DN = `cn=admin,${SUFFIX}`
@@ -15,26 +15,6 @@ const ADMIN_PW = 'admin-secret'
 const PEOPLE = `ou=people,${SUFFIX}`
 const GROUPS = `ou=groups,${SUFFIX}`
 export const tool = (name) => ['/usr/sbin/', '/usr/bin/'].map((d) => d + name).find((p) => existsSync(p))
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer()
-    s.on('error', fail)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => ok(port))
-    })
-  })
-}
-
-const canConnect = (port) =>
-  new Promise((ok) => {
-    const c = connect({ host: '127.0.0.1', port })
-    const done = (v) => (c.destroy(), ok(v))
-    c.setTimeout(200, () => done(false))
-    c.once('connect', () => done(true))
-    c.once('error', () => done(false))
-  })
 
 /** slapd with `users` ({ name: password }), loaded by slapadd; `config` is
  * what pool.enable_external_auth takes. */

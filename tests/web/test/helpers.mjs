@@ -2,11 +2,11 @@
 // "another client", and Debian's chromium through playwright-core.
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs'
-import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { canConnect, freePort } from '../../shared/net.mjs'
 
 const HERE = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 export const ARTIFACTS = join(HERE, 'artifacts')
@@ -19,25 +19,6 @@ export function chromiumPath() {
   return null
 }
 
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer()
-    s.on('error', fail)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => ok(port))
-    })
-  })
-}
-
-const canConnect = (port) =>
-  new Promise((ok) => {
-    const c = connect({ host: '127.0.0.1', port })
-    const done = (v) => (c.destroy(), ok(v))
-    c.setTimeout(200, () => done(false))
-    c.once('connect', () => done(true))
-    c.once('error', () => done(false))
-  })
 
 export async function startServer(extra = []) {
   const dir = mkdtempSync(join(tmpdir(), 'xapid-web-test-'))

@@ -12,15 +12,15 @@ use model::{Row, Value};
 use std::collections::BTreeSet;
 use store::Txn;
 
-fn vdi_c() -> &'static ClassDef {
+pub(crate) fn vdi_c() -> &'static ClassDef {
     &CLASS_VDI
 }
 
-fn sr_c() -> &'static ClassDef {
+pub(crate) fn sr_c() -> &'static ClassDef {
     &CLASS_SR
 }
 
-fn sv(v: &Value) -> String {
+pub(crate) fn sv(v: &Value) -> String {
     v.as_str().unwrap_or("").to_string()
 }
 

@@ -7,29 +7,17 @@
 //! and the VDI, so conflicting work is serialised and SM features apply.
 
 use crate::api::VdiApi;
+use crate::lifecycle;
 use crate::lifecycle::sr::linked;
-use crate::lifecycle::{self};
+use crate::lifecycle::vdi::{sr_c, sv, vdi_c};
 use crate::rows::members;
 use crate::storage::{self, blocking, Format};
 use crate::{field, put, ApiError, Ctx, Result, Server};
-use model::schema::ClassDef;
-use model::schema::{CLASS_SR, CLASS_VBD, CLASS_VBD_METRICS, CLASS_VDI, CLASS_VM};
+use model::schema::{CLASS_VBD, CLASS_VBD_METRICS, CLASS_VM};
 use model::types::fields;
 use model::types::*;
 use model::{DateTime, Ref, Row, Value, XenType};
 use std::collections::BTreeMap;
-
-fn vdi_c() -> &'static ClassDef {
-    &CLASS_VDI
-}
-
-fn sr_c() -> &'static ClassDef {
-    &CLASS_SR
-}
-
-fn sv(v: &Value) -> String {
-    v.as_str().unwrap_or("").to_string()
-}
 
 // ------------------------------------------------------- ctor and dtor
 
