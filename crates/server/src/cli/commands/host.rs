@@ -1,9 +1,10 @@
 //! Host, task, event and message commands.
 
-use super::{class, s, select_host, transfer};
+use super::{s, select_host, transfer};
 use crate::cli::generic::{self, GEN};
 use crate::cli::{fail, records, CliError, CliResult, Cx};
 use model::schema::ClassDef;
+use model::schema::{CLASS_NETWORK, CLASS_TASK};
 use model::Value;
 
 pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
@@ -19,7 +20,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                 "host-disable" => cx.call("host.disable", vec![s(host)]).await?,
                 _ => {
                     let net = match cx.params.get("network-uuid") {
-                        Some(u) => generic::by_uuid(cx, class("network")?, u).await?.0,
+                        Some(u) => generic::by_uuid(cx, &CLASS_NETWORK, u).await?.0,
                         None => model::NULL_REF.to_string(),
                     };
                     cx.call("host.evacuate", vec![s(host), s(net)]).await?
@@ -28,7 +29,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             Ok(())
         }
         "task-cancel" => {
-            let t = generic::by_uuid(cx, class("task")?, cx.params.reqd("uuid")?).await?.0;
+            let t = generic::by_uuid(cx, &CLASS_TASK, cx.params.reqd("uuid")?).await?.0;
             cx.call("task.cancel", vec![s(t)]).await.map(|_| ())
         }
         "event-wait" => event_wait(cx).await,

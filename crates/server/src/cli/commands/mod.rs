@@ -10,6 +10,7 @@ mod vm;
 use super::generic::{self, STDPARAMS};
 use super::{fail, CliError, CliResult, Cx};
 use model::schema::{ClassDef, Qual};
+use model::schema::{CLASS_HOST, CLASS_POOL, CLASS_SR, CLASS_VM};
 use model::Value;
 
 pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
@@ -111,7 +112,7 @@ pub fn random_mac_local() -> String {
 /// any VM field, `vm=` matching uuid or name, never templates or dom0
 /// unless asked.
 pub fn select_vms(cx: &Cx<'_, '_>, include_templates: bool, ignore: &[&str]) -> CliResult<Vec<(String, String)>> {
-    let c = class("VM")?;
+    let c = &CLASS_VM;
     let st = cx.s.db.read();
     let mut rows = generic::rows(&st, c);
     let mut filters: Vec<(String, String)> = vec![("is-control-domain".into(), "false".into())];
@@ -191,7 +192,7 @@ pub async fn vm_op(cx: &mut Cx<'_, '_>, method: &str, extra: Vec<Value>, ignore:
 /// A host picked by the first of `keys` given (uuid, name or hostname), or
 /// the only one.
 pub fn select_host(cx: &Cx<'_, '_>, keys: &[&str]) -> CliResult<String> {
-    let c = class("host")?;
+    let c = &CLASS_HOST;
     let st = cx.s.db.read();
     let want = keys.iter().find_map(|k| cx.params.get(k));
     let hosts: Vec<String> = generic::rows(&st, c)
@@ -213,8 +214,8 @@ pub fn select_host(cx: &Cx<'_, '_>, keys: &[&str]) -> CliResult<String> {
 
 /// The pool's default SR, if it is set and exists.
 pub fn default_sr(cx: &Cx<'_, '_>) -> Option<String> {
-    let pool = class("pool").ok()?;
-    let sr = class("SR").ok()?;
+    let pool = &CLASS_POOL;
+    let sr = &CLASS_SR;
     let st = cx.s.db.read();
     let r = st.get(pool, &cx.s.pool)?.get_by_name("default_SR")?.as_str()?.to_string();
     st.get(sr, &r).map(|_| r)
@@ -223,7 +224,7 @@ pub fn default_sr(cx: &Cx<'_, '_>) -> Option<String> {
 /// `sr-uuid=` (or the pool default).
 pub async fn sr_arg(cx: &Cx<'_, '_>) -> CliResult<String> {
     match cx.params.get("sr-uuid") {
-        Some(u) => Ok(generic::by_uuid(cx, class("SR")?, u).await?.0),
+        Some(u) => Ok(generic::by_uuid(cx, &CLASS_SR, u).await?.0),
         None => default_sr(cx).ok_or_else(|| CliError::Cli("No SR specified and Pool default SR is null".into())),
     }
 }

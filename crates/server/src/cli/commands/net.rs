@@ -3,6 +3,7 @@
 use super::{class, ctor, map_arg, random_mac_local, s, uuid_of};
 use crate::cli::generic;
 use crate::cli::{CliError, CliResult, Cx};
+use model::schema::{CLASS_BOND, CLASS_NETWORK, CLASS_PIF, CLASS_VIF, CLASS_VLAN};
 use model::Value;
 
 async fn obj(cx: &Cx<'_, '_>, c: &str, key: &str) -> CliResult<String> {
@@ -29,8 +30,8 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             if let Some(b) = cx.params.get("bridge") {
                 given.push(("bridge", s(b)));
             }
-            let net = cx.call_str("network.create", vec![ctor(class("network")?, given)]).await?;
-            let u = uuid_of(cx, class("network")?, &net);
+            let net = cx.call_str("network.create", vec![ctor(&CLASS_NETWORK, given)]).await?;
+            let u = uuid_of(cx, &CLASS_NETWORK, &net);
             cx.lines(vec![u]).await
         }
         "vif-create" => {
@@ -44,12 +45,10 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             };
             let mtu = {
                 let st = cx.s.db.read();
-                st.get(class("network")?, &net)
-                    .and_then(|r| r.get_by_name("MTU").and_then(Value::as_int))
-                    .unwrap_or(1500)
+                st.get(&CLASS_NETWORK, &net).and_then(|r| r.get_by_name("MTU").and_then(Value::as_int)).unwrap_or(1500)
             };
             let rec = ctor(
-                class("VIF")?,
+                &CLASS_VIF,
                 vec![
                     ("device", s(cx.params.reqd("device")?)),
                     ("network", s(net)),
@@ -59,7 +58,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                 ],
             );
             let vif = cx.call_str("VIF.create", vec![rec]).await?;
-            let u = uuid_of(cx, class("VIF")?, &vif);
+            let u = uuid_of(cx, &CLASS_VIF, &vif);
             cx.lines(vec![u]).await
         }
         "vif-plug" | "vif-destroy" => {
@@ -102,15 +101,15 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                 .map_err(|_| CliError::Failure("Failed to parse parameter 'vlan': expecting an integer".into()))?;
             let vlan = cx.call_str("VLAN.create", vec![s(pif), Value::Int(tag), s(net)]).await?;
             // xapi prints the new untagged PIF.
-            let untagged = super::field_str(cx, class("VLAN")?, &vlan, "untagged_PIF");
-            let u = uuid_of(cx, class("PIF")?, &untagged);
+            let untagged = super::field_str(cx, &CLASS_VLAN, &vlan, "untagged_PIF");
+            let u = uuid_of(cx, &CLASS_PIF, &untagged);
             cx.lines(vec![u]).await
         }
         "bond-create" => {
             let net = obj(cx, "network", "network-uuid").await?;
             let mut members = Vec::new();
             for u in cx.params.reqd("pif-uuids")?.split(',').filter(|u| !u.is_empty()) {
-                members.push(s(generic::by_uuid(cx, class("PIF")?, u).await?.0));
+                members.push(s(generic::by_uuid(cx, &CLASS_PIF, u).await?.0));
             }
             let bond = cx
                 .call_str(
@@ -128,7 +127,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                     ],
                 )
                 .await?;
-            let u = uuid_of(cx, class("Bond")?, &bond);
+            let u = uuid_of(cx, &CLASS_BOND, &bond);
             cx.lines(vec![u]).await
         }
         other => Err(CliError::UnknownCommand(other.to_string())),

@@ -4,6 +4,7 @@
 use super::{bytes_of_string, class, ctor, map_arg, s, select_host, transfer, uuid_of};
 use crate::cli::generic;
 use crate::cli::{CliError, CliResult, Cx};
+use model::schema::{CLASS_PBD, CLASS_SR, CLASS_VBD, CLASS_VDI};
 use model::Value;
 
 async fn obj(cx: &Cx<'_, '_>, c: &str, key: &str) -> CliResult<String> {
@@ -29,7 +30,7 @@ fn vdi_type(t: Option<&str>) -> CliResult<&'static str> {
 /// The one SR named by `sr=` (uuid or name-label) and SR field filters,
 /// as xapi's Sr_selectors; `ignore` lists the command's own parameters.
 fn select_sr(cx: &Cx<'_, '_>, ignore: &[&str]) -> CliResult<String> {
-    let c = class("SR")?;
+    let c = &CLASS_SR;
     let st = cx.s.db.read();
     let mut rows = generic::rows(&st, c);
     for (k, v) in &cx.params.0 {
@@ -67,7 +68,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             let sr = obj(cx, "SR", "sr-uuid").await?;
             let size = bytes_of_string("virtual-size", cx.params.reqd("virtual-size")?)?;
             let rec = ctor(
-                class("VDI")?,
+                &CLASS_VDI,
                 vec![
                     ("name_label", s(cx.params.reqd("name-label")?)),
                     ("SR", s(sr)),
@@ -81,7 +82,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                 ],
             );
             let vdi = cx.call_str("VDI.create", vec![rec]).await?;
-            let u = uuid_of(cx, class("VDI")?, &vdi);
+            let u = uuid_of(cx, &CLASS_VDI, &vdi);
             cx.lines(vec![u]).await
         }
         "vdi-destroy" => {
@@ -99,7 +100,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             let filename = cx.params.reqd("filename")?.to_string();
             let format = cx.params.get("format").unwrap_or("raw").to_string();
             let query = format!("vdi={v}&format={format}");
-            let uuid = uuid_of(cx, class("VDI")?, &v);
+            let uuid = uuid_of(cx, &CLASS_VDI, &v);
             if name == "vdi-import" {
                 transfer::run(
                     cx,
@@ -148,7 +149,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                     ],
                 )
                 .await?;
-            let u = uuid_of(cx, class("SR")?, &sr);
+            let u = uuid_of(cx, &CLASS_SR, &sr);
             cx.lines(vec![u]).await
         }
         "sr-scan" => {
@@ -170,7 +171,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                     ],
                 )
                 .await?;
-            let u = uuid_of(cx, class("SR")?, &sr);
+            let u = uuid_of(cx, &CLASS_SR, &sr);
             cx.lines(vec![u]).await
         }
         "sr-forget" => {
@@ -181,11 +182,11 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             let host = obj(cx, "host", "host-uuid").await?;
             let sr = obj(cx, "SR", "sr-uuid").await?;
             let rec = ctor(
-                class("PBD")?,
+                &CLASS_PBD,
                 vec![("host", s(host)), ("SR", s(sr)), ("device_config", map_arg(cx, "device-config"))],
             );
             let pbd = cx.call_str("PBD.create", vec![rec]).await?;
-            let u = uuid_of(cx, class("PBD")?, &pbd);
+            let u = uuid_of(cx, &CLASS_PBD, &pbd);
             cx.lines(vec![u]).await
         }
         "pbd-plug" | "pbd-unplug" => {
@@ -224,7 +225,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                 return Err(CliError::Failure("Empty VBDs can only be made for type=CD".into()));
             }
             let rec = ctor(
-                class("VBD")?,
+                &CLASS_VBD,
                 vec![
                     ("VM", s(vm)),
                     ("VDI", s(vdi)),
@@ -238,7 +239,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                 ],
             );
             let vbd = cx.call_str("VBD.create", vec![rec]).await?;
-            let u = uuid_of(cx, class("VBD")?, &vbd);
+            let u = uuid_of(cx, &CLASS_VBD, &vbd);
             cx.lines(vec![u]).await
         }
         "vbd-plug" | "vbd-destroy" => {

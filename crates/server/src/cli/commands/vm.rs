@@ -2,11 +2,12 @@
 //! CDs, VIFs, memory, export/import.
 
 use super::{
-    bytes_of_string, class, ctor, describe, field_str, one_or_many, s, select_host, select_vms, sr_arg, transfer,
-    uuid_of, vm_op,
+    bytes_of_string, ctor, describe, field_str, one_or_many, s, select_host, select_vms, sr_arg, transfer, uuid_of,
+    vm_op,
 };
 use crate::cli::generic::{self, GenClass};
 use crate::cli::{fail, records, CliError, CliResult, Cx};
+use model::schema::{CLASS_HOST, CLASS_SR, CLASS_VBD, CLASS_VDI, CLASS_VIF, CLASS_VM};
 use model::Value;
 
 pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
@@ -29,12 +30,12 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                 Some(u) => u.to_string(),
                 None => return Err(CliError::ParamNotFound("snapshot-uuid".into())),
             };
-            let (r, _) = generic::by_uuid(cx, class("VM")?, &u).await?;
+            let (r, _) = generic::by_uuid(cx, &CLASS_VM, &u).await?;
             cx.call("VM.revert", vec![s(r)]).await.map(|_| ())
         }
         "vm-uninstall" => uninstall(cx).await,
         "vm-destroy" => {
-            let (r, _) = generic::by_uuid(cx, class("VM")?, cx.params.reqd("uuid")?).await?;
+            let (r, _) = generic::by_uuid(cx, &CLASS_VM, cx.params.reqd("uuid")?).await?;
             cx.call("VM.destroy", vec![s(r)]).await.map(|_| ())
         }
         "vm-migrate" => {
@@ -109,7 +110,7 @@ fn select_host_for_migrate(cx: &Cx<'_, '_>) -> CliResult<String> {
 /// `template-uuid=`, `template-name-label=`/`template-name=` (templates by
 /// name), or `template=` (a uuid, else a name); it must be a template.
 fn find_template(cx: &Cx<'_, '_>) -> CliResult<String> {
-    let c = class("VM")?;
+    let c = &CLASS_VM;
     let st = cx.s.db.read();
     let by_uuid = |u: &str| {
         generic::rows(&st, c)
@@ -174,13 +175,13 @@ fn rewrite_disks(xml: &str, sr_uuid: &str) -> String {
 /// checked against each other as the real xe does), if any.
 async fn install_sr(cx: &Cx<'_, '_>) -> CliResult<Option<String>> {
     let by_uuid = match cx.params.get("sr-uuid") {
-        Some(u) => Some(generic::by_uuid(cx, class("SR")?, u).await?.0),
+        Some(u) => Some(generic::by_uuid(cx, &CLASS_SR, u).await?.0),
         None => None,
     };
     let Some(n) = cx.params.get("sr-name-label") else { return Ok(by_uuid) };
     let named: Vec<String> = {
         let st = cx.s.db.read();
-        generic::rows(&st, class("SR")?)
+        generic::rows(&st, &CLASS_SR)
             .into_iter()
             .filter(|(_, row)| row.get_by_name("name_label").and_then(Value::as_str) == Some(n))
             .map(|(r, _)| r)
@@ -202,7 +203,7 @@ async fn install_sr(cx: &Cx<'_, '_>) -> CliResult<Option<String>> {
 async fn install(cx: &mut Cx<'_, '_>) -> CliResult {
     let template = find_template(cx)?;
     let name = cx.params.reqd("new-name-label")?.to_string();
-    let vc = class("VM")?;
+    let vc = &CLASS_VM;
     let (is_snapshot, tpl_suspend_sr, has_disks) = {
         let st = cx.s.db.read();
         let row = st.get(vc, &template);
@@ -224,9 +225,9 @@ async fn install(cx: &mut Cx<'_, '_>) -> CliResult {
         install_sr(cx).await?
     };
     let sr_uuid = match &sr {
-        Some(r) => uuid_of(cx, class("SR")?, r),
+        Some(r) => uuid_of(cx, &CLASS_SR, r),
         None => match super::default_sr(cx) {
-            Some(d) => uuid_of(cx, class("SR")?, &d),
+            Some(d) => uuid_of(cx, &CLASS_SR, &d),
             None if has_disks => return fail(
                 "Failed to find a valid default SR for the Pool. Please provide an sr-name-label or sr-uuid parameter.",
             ),
@@ -253,7 +254,7 @@ async fn install(cx: &mut Cx<'_, '_>) -> CliResult {
         }
         cx.call("VM.provision", vec![s(vm.clone())]).await?;
         if let Some(h) = cx.params.get("copy-bios-strings-from") {
-            let (host, _) = generic::by_uuid(cx, class("host")?, h).await?;
+            let (host, _) = generic::by_uuid(cx, &CLASS_HOST, h).await?;
             cx.call("VM.copy_bios_strings", vec![s(vm.clone()), s(host)]).await?;
         }
         Ok(())
@@ -282,7 +283,7 @@ async fn copy_like(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
         "vm-clone" => cx.call_str("VM.clone", vec![s(vm), s(new_name)]).await?,
         "vm-copy" => {
             let sr = match cx.params.get("sr-uuid") {
-                Some(u) => generic::by_uuid(cx, class("SR")?, u).await?.0,
+                Some(u) => generic::by_uuid(cx, &CLASS_SR, u).await?.0,
                 None => model::NULL_REF.to_string(),
             };
             cx.call_str("VM.copy", vec![s(vm), s(new_name), s(sr)]).await?
@@ -291,7 +292,7 @@ async fn copy_like(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
         _ => {
             let mut ignore = Vec::new();
             for u in cx.params.get("ignore-vdi-uuids").unwrap_or("").split(',').filter(|u| !u.is_empty()) {
-                ignore.push(s(generic::by_uuid(cx, class("VDI")?, u).await?.0));
+                ignore.push(s(generic::by_uuid(cx, &CLASS_VDI, u).await?.0));
             }
             cx.call_str("VM.snapshot", vec![s(vm), s(new_name), Value::Array(ignore)]).await?
         }
@@ -299,13 +300,13 @@ async fn copy_like(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
     if let Some(d) = cx.params.get("new-name-description") {
         cx.call("VM.set_name_description", vec![s(new.clone()), s(d)]).await?;
     }
-    let uuid = uuid_of(cx, class("VM")?, &new);
+    let uuid = uuid_of(cx, &CLASS_VM, &new);
     cx.lines(vec![uuid]).await
 }
 
 /// The VBD refs of a VM.
 fn vbds_of(cx: &Cx<'_, '_>, vm: &str) -> Vec<String> {
-    let Ok(c) = class("VM") else { return Vec::new() };
+    let c = &CLASS_VM;
     let st = cx.s.db.read();
     st.get(c, vm)
         .and_then(|row| {
@@ -320,7 +321,7 @@ async fn uninstall(cx: &mut Cx<'_, '_>) -> CliResult {
     let vms = select_vms(cx, true, &[])?;
     one_or_many(&vms, cx, false)?;
     let Some((vm, vm_uuid)) = vms.into_iter().next() else { return fail("No matching VMs found") };
-    let (vbd_c, vdi_c) = (class("VBD")?, class("VDI")?);
+    let (vbd_c, vdi_c) = (&CLASS_VBD, &CLASS_VDI);
     // Disks written by this VM only are destroyed with it.
     let mut vdis: Vec<String> = Vec::new();
     {
@@ -336,7 +337,7 @@ async fn uninstall(cx: &mut Cx<'_, '_>) -> CliResult {
             }
         }
     }
-    let name = field_str(cx, class("VM")?, &vm, "name_label");
+    let name = field_str(cx, &CLASS_VM, &vm, "name_label");
     let mut lines =
         vec!["The following items are about to be destroyed".to_string(), format!("VM : {vm_uuid} ({name})")];
     for v in &vdis {
@@ -348,7 +349,7 @@ async fn uninstall(cx: &mut Cx<'_, '_>) -> CliResult {
     if !cx.params.flag("force") && !cx.user_says_yes().await? {
         return Ok(());
     }
-    if field_str(cx, class("VM")?, &vm, "power_state") != "Halted" {
+    if field_str(cx, &CLASS_VM, &vm, "power_state") != "Halted" {
         cx.call("VM.hard_shutdown", vec![s(vm.clone())]).await?;
     }
     cx.call("VM.destroy", vec![s(vm)]).await?;
@@ -377,7 +378,7 @@ async fn import(cx: &mut Cx<'_, '_>) -> CliResult {
     let sr = sr_arg(cx).await?;
     let (restore, force) = (cx.params.flag("preserve"), cx.params.flag("force"));
     let (metadata, dry_run) = (cx.params.flag("metadata"), cx.params.flag("dry-run"));
-    let c = class("VM")?;
+    let c = &CLASS_VM;
     if cx.params.get("url").is_some() && cx.params.get("filename").is_some() {
         cx.stderr("Invalid arguments. The 'url' and 'filename' parameters should not both be specified.\n").await?;
         return Err(CliError::Exit(1));
@@ -420,7 +421,7 @@ async fn import(cx: &mut Cx<'_, '_>) -> CliResult {
 /// Plug a new VBD into a running VM; as the real xe, a failure leaves it
 /// created but unplugged (logged, not reported).
 async fn hotplug(cx: &mut Cx<'_, '_>, vm: &str, vbd: &str) {
-    let running = class("VM").map(|c| field_str(cx, c, vm, "power_state") == "Running").unwrap_or(false);
+    let running = field_str(cx, &CLASS_VM, vm, "power_state") == "Running";
     if running {
         if let Err(e) = cx.call("VBD.plug", vec![s(vbd)]).await {
             tracing::info!("VBD {vbd} created but not hotplugged: {e:?}");
@@ -439,7 +440,7 @@ async fn disk_add(cx: &mut Cx<'_, '_>) -> CliResult {
             CliError::Failure("No default Pool SR set; you must specify an SR on the commandline".into())
         })?,
     };
-    let (vdi_c, vbd_c) = (class("VDI")?, class("VBD")?);
+    let (vdi_c, vbd_c) = (&CLASS_VDI, &CLASS_VBD);
     let mut fails = Vec::new();
     for (vm, uuid) in &vms {
         let r: CliResult = async {
@@ -505,7 +506,7 @@ fn gen_class(cli: &str) -> CliResult<&'static GenClass> {
 async fn disk_list(cx: &mut Cx<'_, '_>) -> CliResult {
     let vms = select_vms(cx, true, &["vbd-params", "vdi-params"])?;
     one_or_many(&vms, cx, true)?;
-    let (vbd_c, vdi_c) = (class("VBD")?, class("VDI")?);
+    let (vbd_c, vdi_c) = (&CLASS_VBD, &CLASS_VDI);
     let vbd_params = cx.params.get("vbd-params").unwrap_or("uuid,vm-name-label,userdevice,empty").to_string();
     let vdi_params = cx.params.get("vdi-params").unwrap_or("uuid,name-label,sr-name-label,virtual-size").to_string();
     let _ = gen_class("vbd")?;
@@ -555,7 +556,7 @@ async fn disk_list(cx: &mut Cx<'_, '_>) -> CliResult {
 /// The ISO VDI named `name`; with several, vm-cd-add takes the first as the
 /// real xe does, vm-cd-insert (`first_ok` false) refuses.
 fn find_cd(cx: &Cx<'_, '_>, name: &str, first_ok: bool) -> CliResult<String> {
-    let (vdi_c, sr_c) = (class("VDI")?, class("SR")?);
+    let (vdi_c, sr_c) = (&CLASS_VDI, &CLASS_SR);
     let st = cx.s.db.read();
     let hits: Vec<String> = generic::rows(&st, vdi_c)
         .into_iter()
@@ -582,7 +583,7 @@ async fn cd_add(cx: &mut Cx<'_, '_>) -> CliResult {
     let Some((vm, _)) = vms.into_iter().next() else { return fail("No matching VMs found") };
     let cd = find_cd(cx, cx.params.reqd("cd-name")?, true)?;
     let rec = ctor(
-        class("VBD")?,
+        &CLASS_VBD,
         vec![
             ("VM", s(vm.clone())),
             ("VDI", s(cd)),
@@ -602,7 +603,7 @@ async fn cd_media(cx: &mut Cx<'_, '_>, insert: bool) -> CliResult {
     let vms = select_vms(cx, false, &["cd-name"])?;
     one_or_many(&vms, cx, false)?;
     let Some((vm, _)) = vms.into_iter().next() else { return fail("No matching VMs found") };
-    let vbd_c = class("VBD")?;
+    let vbd_c = &CLASS_VBD;
     let cds: Vec<(String, bool)> = {
         let st = cx.s.db.read();
         vbds_of(cx, &vm)
@@ -635,7 +636,7 @@ async fn cd_media(cx: &mut Cx<'_, '_>, insert: bool) -> CliResult {
 async fn vif_list(cx: &mut Cx<'_, '_>) -> CliResult {
     let vms = select_vms(cx, true, &["params"])?;
     one_or_many(&vms, cx, true)?;
-    let (vm_c, vif_c) = (class("VM")?, class("VIF")?);
+    let (vm_c, vif_c) = (&CLASS_VM, &CLASS_VIF);
     let g = gen_class("vif")?;
     let mut recs = Vec::new();
     {
