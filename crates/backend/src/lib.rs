@@ -15,10 +15,12 @@
 //! async-friendly; `sim` is the default, `qemu` runs real guests.
 
 pub mod host;
+pub mod net;
 pub mod qemu;
 pub mod sim;
 
 pub use host::HostFacts;
+pub use net::{BondMode, HostNetwork, HostNic, Link, Locking, Switch};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -58,6 +60,8 @@ pub struct Nic {
     /// Validated offload settings (`rx`, `tx`, `sg`, `tso`, `ufo`, `gso` → on/off).
     pub ethtool: Map,
     pub promiscuous: bool,
+    /// What the guest may send through this NIC.
+    pub locking: Locking,
 }
 
 /// Memory in bytes: the static range is what the domain is built for (its
@@ -162,6 +166,12 @@ pub enum BackendError {
     Unsupported(String),
     /// The hypervisor failed (its process, its control channel).
     Hypervisor(String),
+    /// The host's network could not be made as asked (a Linux link, bridge
+    /// or filter command failed).
+    Network(String),
+    /// The change would take away an interface that carries the host's own
+    /// connectivity (it has addresses, or the default route): refused.
+    WouldCutHost { device: String },
     /// A failure the simulator was scripted to give, with the error code and
     /// parameters the script named (its fault knobs).
     Scripted {
@@ -194,6 +204,10 @@ impl fmt::Display for BackendError {
             }
             BackendError::Unsupported(w) => write!(f, "not supported by this backend: {w}"),
             BackendError::Hypervisor(m) => write!(f, "hypervisor failure: {m}"),
+            BackendError::Network(m) => write!(f, "host network: {m}"),
+            BackendError::WouldCutHost { device } => {
+                write!(f, "{device} carries the host's own connectivity: not reconfigured")
+            }
             BackendError::Scripted { code, params } => write!(f, "scripted failure {code} {params:?}"),
             BackendError::Internal(m) => f.write_str(m),
         }
@@ -426,6 +440,18 @@ impl Backend {
     }
     pub async fn set_vcpus(&self, uuid: &str, n: i64) -> Result<()> {
         each!(self, b => b.set_vcpus(uuid, n).await)
+    }
+    /// Change what a plugged NIC may send, live.
+    pub async fn set_nic_locking(&self, uuid: &str, device: &str, locking: &Locking) -> Result<()> {
+        each!(self, b => b.set_nic_locking(uuid, device, locking).await)
+    }
+    /// The host's NICs: the simulator's four, or the real machine's.
+    pub fn nics(&self) -> Vec<HostNic> {
+        each!(self, b => b.nics())
+    }
+    /// Make the host's switches, VLANs and bonds what `net` says (idempotent).
+    pub async fn apply_network(&self, net: &HostNetwork) -> Result<()> {
+        each!(self, b => b.apply_network(net).await)
     }
     pub fn stats(&self, uuid: &str) -> Option<Stats> {
         each!(self, b => b.stats(uuid))

@@ -64,6 +64,14 @@ struct Inner {
 #[derive(Clone)]
 pub struct Sim(Arc<Inner>);
 
+/// The simulated host's NICs (device, MAC).
+pub const SIM_NICS: &[(&str, &str)] = &[
+    ("eth0", "02:16:3e:00:00:01"),
+    ("eth1", "02:16:3e:00:00:02"),
+    ("eth2", "02:16:3e:00:00:03"),
+    ("eth3", "02:16:3e:00:00:04"),
+];
+
 fn knob<'a>(spec: &'a DomainSpec, key: &str) -> Option<&'a str> {
     spec.other_config.get(key).map(String::as_str)
 }
@@ -418,6 +426,39 @@ impl Sim {
             d.spec.nics.retain(|x| x.device != device);
             Ok(())
         })
+    }
+
+    pub async fn set_nic_locking(&self, uuid: &str, device: &str, locking: &crate::Locking) -> Result<()> {
+        self.with(uuid, |d| match d.spec.nics.iter_mut().find(|n| n.device == device) {
+            Some(n) => {
+                n.locking = locking.clone();
+                Ok(())
+            }
+            None => Err(BackendError::Internal(format!("no NIC {device} in domain {uuid}"))),
+        })
+    }
+
+    /// The simulated host's NICs (eth0 is configured at first start).
+    pub fn nics(&self) -> Vec<crate::HostNic> {
+        SIM_NICS
+            .iter()
+            .map(|(dev, mac)| crate::HostNic {
+                device: dev.to_string(),
+                mac: mac.to_string(),
+                mtu: 1500,
+                carrier: true,
+                speed_mbps: Some(1000),
+                full_duplex: Some(true),
+                bus: String::new(),
+                vendor: "Simulated".into(),
+                device_name: "Simulated NIC".into(),
+            })
+            .collect()
+    }
+
+    /// The simulator has no host network to change.
+    pub async fn apply_network(&self, _net: &crate::HostNetwork) -> Result<()> {
+        Ok(())
     }
 
     pub async fn set_memory(&self, uuid: &str, target: i64) -> Result<()> {

@@ -62,7 +62,12 @@ pub fn api_error(ctx: &Ctx, vm: &str, e: BackendError) -> ApiError {
         | BackendError::MissingFile(_)
         | BackendError::PathNotAllowed { .. }
         | BackendError::Hypervisor(_)
+        | BackendError::Network(_)
         | BackendError::Internal(_)) => ApiError::InternalError { message: e.to_string() },
+        // xapi refuses to take the management interface away the same way.
+        BackendError::WouldCutHost { device } => {
+            ApiError::InternalError { message: format!("{device} carries the host's management connectivity") }
+        }
     }
 }
 

@@ -1018,6 +1018,18 @@ impl Qemu {
         Err(BackendError::Unsupported("vCPU hot-plug".into()))
     }
 
+    pub async fn set_nic_locking(&self, _uuid: &str, _device: &str, _locking: &crate::Locking) -> Result<()> {
+        Err(BackendError::Unsupported("VIF locking".into()))
+    }
+
+    pub fn nics(&self) -> Vec<crate::HostNic> {
+        Vec::new()
+    }
+
+    pub async fn apply_network(&self, _net: &crate::HostNetwork) -> Result<()> {
+        Ok(())
+    }
+
     pub fn stats(&self, uuid: &str) -> Option<Stats> {
         self.doms().get(uuid).map(|d| d.stats.clone())
     }
