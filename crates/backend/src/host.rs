@@ -41,7 +41,7 @@ pub fn simulated() -> HostFacts {
         stepping: "7".into(),
         flags: SIM_FLAGS.into(),
     };
-    HostFacts { cpus: vec![cpu; 8], sockets: 1, threads_per_core: 1, memory_total: 32 << 30, memory_host: 4 << 30 }
+    HostFacts { cpus: vec![cpu; 8], sockets: 1, threads_per_core: 1, memory_total: 32 << 30, memory_host: 4 << 30, nics: Vec::new() }
 }
 
 /// The CPUs of `/proc/cpuinfo` text (x86 layout: blocks separated by blank
@@ -112,7 +112,7 @@ pub fn read_local() -> HostFacts {
                 (0, 0)
             }
         };
-    HostFacts { cpus, sockets, threads_per_core, memory_total, memory_host: memory_total - available }
+    HostFacts { cpus, sockets, threads_per_core, memory_total, memory_host: memory_total - available, nics: Vec::new() }
 }
 
 #[cfg(test)]

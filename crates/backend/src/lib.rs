@@ -375,10 +375,12 @@ impl Backend {
     /// The machine guests run on: the simulator's made-up one, or the real
     /// host's CPUs and memory for QEMU.
     pub fn host_facts(&self) -> HostFacts {
-        match self {
+        let mut f = match self {
             Backend::Sim(_) => host::simulated(),
             Backend::Qemu(_) => host::read_local(),
-        }
+        };
+        f.nics = self.nics();
+        f
     }
     /// Events of every domain. A receiver that lags misses some: it must
     /// then re-read the state of every domain ([`Backend::domains`]).

@@ -23,7 +23,10 @@ pub struct HostNic {
     pub full_duplex: Option<bool>,
     /// PCI address or other bus id, when there is one.
     pub bus: String,
-    pub vendor: String,
+    /// PCI ids as 4 hex digits ("8086") and their names when known.
+    pub vendor_id: String,
+    pub vendor_name: String,
+    pub device_id: String,
     pub device_name: String,
 }
 

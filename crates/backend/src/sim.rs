@@ -442,16 +442,19 @@ impl Sim {
     pub fn nics(&self) -> Vec<crate::HostNic> {
         SIM_NICS
             .iter()
-            .map(|(dev, mac)| crate::HostNic {
+            .enumerate()
+            .map(|(i, (dev, mac))| crate::HostNic {
                 device: dev.to_string(),
                 mac: mac.to_string(),
                 mtu: 1500,
                 carrier: true,
                 speed_mbps: Some(1000),
                 full_duplex: Some(true),
-                bus: String::new(),
-                vendor: "Simulated".into(),
-                device_name: "Simulated NIC".into(),
+                bus: format!("0000:00:{:02x}.0", 3 + i),
+                vendor_id: "8086".into(),
+                vendor_name: "Intel Corporation".into(),
+                device_id: "10d3".into(),
+                device_name: "82574L Gigabit Network Connection".into(),
             })
             .collect()
     }
