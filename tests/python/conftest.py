@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import xmlrpc.client
 
@@ -41,7 +42,9 @@ def free_port():
 class Xapid:
     """One server process: start, stop (gracefully or with SIGKILL), restart."""
 
-    def __init__(self, data_dir=None, extra_args=()):
+    def __init__(self, data_dir=None, extra_args=(), netns=None):
+        self.netns = netns
+        self.proxy = None
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="xapid-test-")
         self.port = free_port()
@@ -56,20 +59,32 @@ class Xapid:
 
     def start(self):
         log = open(self.log_path, "ab")
+        # In a network namespace the server listens on its Unix socket only
+        # (a path, reachable from here); self.url is a TCP relay to it.
+        tcp = [] if self.netns else ["--http", "127.0.0.1:%d" % self.port]
         args = [
             XAPID,
             "--data-dir", self.data_dir,
-            "--http", "127.0.0.1:%d" % self.port,
+        ] + tcp + [
             "--unix", self.sock,
             "--root-password", PASSWORD,
         ] + ([] if "--login-failure-delay-ms" in self.extra_args else ["--login-failure-delay-ms", "100"]) \
             + self.extra_args
+        if self.netns:
+            args = ["ip", "netns", "exec", self.netns] + args
         self.proc = subprocess.Popen(args, stdout=log, stderr=log)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("xapid exited early; log:\n" + open(self.log_path).read())
             try:
+                if self.netns:
+                    with socket.socket(socket.AF_UNIX) as s:
+                        s.settimeout(0.2)
+                        s.connect(self.sock)
+                    if self.proxy is None:
+                        self.proxy = UnixRelay(self.port, self.sock)
+                    return self
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self
             except OSError:
@@ -91,6 +106,8 @@ class Xapid:
 
     def cleanup(self):
         self.stop()
+        if self.proxy:
+            self.proxy.close()
         if self.own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -145,6 +162,54 @@ class Xapid:
     def uds_session(self):
         """A XenAPI.Session speaking XML-RPC over this server's Unix socket."""
         return XenAPI.Session("http://localhost/", transport=UnixTransport(self.sock))
+
+
+class UnixRelay:
+    """A loopback TCP port relayed to a Unix socket: any client (PyPI
+    XenAPI, npm xen-api, xe) reaches a server in a network namespace."""
+
+    def __init__(self, port, path):
+        self.path = path
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", port))
+        self.lsock.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.socket(socket.AF_UNIX)
+                u.connect(self.path)
+            except OSError:
+                c.close()
+                continue
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.lsock.close()
 
 
 class UnixHTTPConnection(XenAPI.UDSHTTPConnection):

@@ -18,6 +18,7 @@ pub mod http;
 pub mod implicit;
 pub mod importexport;
 pub mod lifecycle;
+pub mod networkd;
 pub mod ops;
 pub mod passwd;
 pub mod rfb;
@@ -80,6 +81,8 @@ pub struct Inner {
     pub started: std::time::Instant,
     /// Set when the server should exit (a staged database restore).
     pub exit: tokio::sync::watch::Sender<bool>,
+    /// One host-network sync at a time (networkd).
+    pub netsync: tokio::sync::Mutex<()>,
 }
 
 /// A cheap handle on the running server.
@@ -349,11 +352,13 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         sr_io: Default::default(),
         started: std::time::Instant::now(),
         exit: tokio::sync::watch::channel(false).0,
+        netsync: Default::default(),
     }));
     session::spawn_gc(server.clone(), gc_every);
     extauth::startup(&server);
     ops::host::startup(&server);
     ops::sr::startup(&server);
+    networkd::startup(&server);
     xenops::adopt_all(&server);
     xenops::spawn_events(server.clone());
     rrd::sampler::load(&server);

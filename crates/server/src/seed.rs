@@ -6,7 +6,9 @@
 use crate::rows::{map, obj, strs, PLATFORM_VERSION, PRODUCT_BRAND, PRODUCT_VERSION, XAPI_VERSION};
 use crate::{class, field, roles, ApiError, Result};
 use backend::HostFacts;
-use model::types::fields::{host as H, host_cpu as C, host_metrics as HM, pool as P, vm as V, vm_metrics as VM};
+use model::types::fields::{
+    host as H, host_cpu as C, host_metrics as HM, pif as PIF, pif_metrics as PM, pool as P, vm as V, vm_metrics as VM,
+};
 use model::{DateTime, Ref, Value};
 use store::{Db, Txn};
 
@@ -335,7 +337,15 @@ fn seed_tx(
         );
     }
 
-    // The management network.
+    // The management network, on the backend's first NIC (the simulator's
+    // eth0; on a real host the first one, as an installer would propose).
+    let nic = facts.nics.first().cloned().unwrap_or_else(|| backend::HostNic {
+        device: "eth0".into(),
+        mac: "02:16:3e:00:00:01".into(),
+        mtu: 1500,
+        carrier: true,
+        ..Default::default()
+    });
     let pif = model::new_ref();
     let pif_metrics = model::new_ref();
     obj(
@@ -343,7 +353,7 @@ fn seed_tx(
         "network",
         &network,
         vec![
-            ("name_label", Value::from("Pool-wide network associated with eth0")),
+            ("name_label", Value::from(format!("Pool-wide network associated with {}", nic.device))),
             ("name_description", Value::from("")),
             ("bridge", Value::from("xenbr0")),
             ("MTU", Value::Int(1500)),
@@ -352,31 +362,16 @@ fn seed_tx(
             ("purpose", Value::Array(vec![])),
         ],
     );
-    obj(
-        tx,
-        "PIF_metrics",
-        &pif_metrics,
-        vec![
-            ("carrier", Value::Bool(true)),
-            ("vendor_id", Value::from("8086")),
-            ("vendor_name", Value::from("Intel Corporation")),
-            ("device_id", Value::from("10d3")),
-            ("device_name", Value::from("82574L Gigabit Network Connection")),
-            ("speed", Value::Int(1000)),
-            ("duplex", Value::Bool(true)),
-            ("pci_bus_path", Value::from("0000:00:03.0")),
-            ("last_updated", Value::DateTime(now)),
-        ],
-    );
+    obj(tx, "PIF_metrics", &pif_metrics, vec![("last_updated", Value::DateTime(now))]);
     obj(
         tx,
         "PIF",
         &pif,
         vec![
-            ("device", Value::from("eth0")),
+            ("device", Value::from(nic.device.as_str())),
             ("network", Value::from(network.as_str())),
             ("host", Value::from(host.as_str())),
-            ("MAC", Value::from("02:16:3e:00:00:01")),
+            ("MAC", Value::from(nic.mac.as_str())),
             ("MTU", Value::Int(1500)),
             ("VLAN", Value::Int(-1)),
             ("metrics", Value::from(pif_metrics.as_str())),
@@ -514,6 +509,33 @@ pub fn apply_host_facts(tx: &mut Txn, pool: &str, host: &str, f: &HostFacts) {
         r.write(HM::MEMORY_TOTAL, f.memory_total);
         r.write(HM::MEMORY_FREE, free.max(0));
     });
+    apply_nic_facts(tx, host, &f.nics);
+}
+
+/// PIF_metrics of the host's physical PIFs, from the NICs of the same device
+/// name (carrier, speed, duplex, PCI identity).
+pub fn apply_nic_facts(tx: &mut Txn, host: &str, nics: &[backend::HostNic]) {
+    let now = DateTime::now();
+    for r in tx.refs(PIF::UUID.class) {
+        let Some(row) = tx.get(PIF::UUID.class, &r) else { continue };
+        if row.read(PIF::HOST).as_str() != host || !row.read(PIF::PHYSICAL) {
+            continue;
+        }
+        let device = row.read(PIF::DEVICE);
+        let metrics = row.read(PIF::METRICS);
+        let Some(nic) = nics.iter().find(|n| n.device == device) else { continue };
+        tx.update(PM::UUID.class, metrics.as_str(), |m| {
+            m.write(PM::CARRIER, nic.carrier);
+            m.write(PM::SPEED, nic.speed_mbps.unwrap_or(0));
+            m.write(PM::DUPLEX, nic.full_duplex.unwrap_or(false));
+            m.write(PM::VENDOR_ID, nic.vendor_id.clone());
+            m.write(PM::VENDOR_NAME, nic.vendor_name.clone());
+            m.write(PM::DEVICE_ID, nic.device_id.clone());
+            m.write(PM::DEVICE_NAME, nic.device_name.clone());
+            m.write(PM::PCI_BUS_PATH, nic.bus.clone());
+            m.write(PM::LAST_UPDATED, now);
+        });
+    }
 }
 
 /// The feature masks xapi's host_cpu and cpu_info carry (CPUID words as

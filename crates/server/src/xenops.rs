@@ -572,6 +572,27 @@ pub(crate) fn nic_of(vif: &Row, net: Option<&Row>) -> backend::Nic {
         mtu: crate::lifecycle::vif::effective_mtu(vif, net),
         ethtool,
         promiscuous: oc.get("promiscuous").and_then(|v| on_off(v)) == Some(true),
+        locking: locking_of(vif, net),
+    }
+}
+
+/// What the VIF may send: its locking mode, network_default resolved by its
+/// network (xapi's rule: a network's default is unlocked or disabled).
+pub(crate) fn locking_of(vif: &Row, net: Option<&Row>) -> backend::Locking {
+    use model::types::{NetworkDefaultLockingMode, VifLockingMode};
+    let mode = match vif.read(V::LOCKING_MODE) {
+        VifLockingMode::NetworkDefault => match net.map(|n| n.read(N::DEFAULT_LOCKING_MODE)) {
+            Some(NetworkDefaultLockingMode::Disabled) => VifLockingMode::Disabled,
+            _ => VifLockingMode::Unlocked,
+        },
+        m => m,
+    };
+    match mode {
+        VifLockingMode::Locked => {
+            backend::Locking::Locked { ipv4: vif.read(V::IPV4_ALLOWED), ipv6: vif.read(V::IPV6_ALLOWED) }
+        }
+        VifLockingMode::Disabled => backend::Locking::Disabled,
+        _ => backend::Locking::Unlocked,
     }
 }
 

@@ -15,7 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("rules", &["lifecycle"]),
     // The only layer that talks to a backend, the disk or a directory:
     // sessions and logins (local and LDAP), the audit log, certificates.
-    ("services", &["xenops", "storage", "rrd", "rfb", "task", "session", "extauth", "audit", "certs"]),
+    ("services", &["xenops", "networkd", "storage", "rrd", "rfb", "task", "session", "extauth", "audit", "certs"]),
     // The generated traits' implementations, implicit messages, and the
     // engines that make objects the way the API does (import, seeding).
     ("api", &["api", "ops", "implicit", "importexport", "seed"]),

@@ -357,14 +357,16 @@ impl BondApi for Server {
         let members: Vec<String> = members.into_iter().map(Ref::into_string).collect();
         let (bond, moved) =
             ctx.write(|tx| create_tx(tx, network.as_str(), members, &mac, mode.as_str(), properties))?;
+        let synced = crate::networkd::sync_for(ctx).await;
         follow(ctx, moved).await;
-        Ok(Ref::new(bond))
+        synced.map(|()| Ref::new(bond))
     }
 
     async fn destroy(&self, ctx: &Ctx, self_: Ref<Bond>) -> Result<()> {
         let moved = ctx.write(|tx| destroy_tx(tx, self_.as_str()))?;
+        let synced = crate::networkd::sync_for(ctx).await;
         follow(ctx, moved).await;
-        Ok(())
+        synced
     }
 
     /// Keep the properties the new mode accepts, add its defaults, re-apply.
@@ -383,7 +385,8 @@ impl BondApi for Server {
                 row.fields[fields::bond::PROPERTIES.index] = props.to_value();
             });
             pif::bring_up(tx, &s(&row, "master"))
-        })
+        })?;
+        crate::networkd::sync_for(ctx).await
     }
 
     async fn set_property(&self, ctx: &Ctx, self_: Ref<Bond>, name: String, value: String) -> Result<()> {
@@ -395,6 +398,7 @@ impl BondApi for Server {
             props.insert(name.clone(), value.clone());
             tx.set(bc, r, fields::bond::PROPERTIES.index, props.to_value());
             pif::bring_up(tx, &s(&row, "master"))
-        })
+        })?;
+        crate::networkd::sync_for(ctx).await
     }
 }

@@ -21,15 +21,6 @@ use model::{ClassDef, DateTime, Ref, Row, Value, XenType};
 use std::collections::BTreeMap;
 use store::Txn;
 
-/// The simulated host's NICs (device, MAC). eth0 is configured at first
-/// start; PIF.scan or PIF.introduce record the others.
-pub const SIM_NICS: &[(&str, &str)] = &[
-    ("eth0", "02:16:3e:00:00:01"),
-    ("eth1", "02:16:3e:00:00:02"),
-    ("eth2", "02:16:3e:00:00:03"),
-    ("eth3", "02:16:3e:00:00:04"),
-];
-
 /// The bridge management starts on (the installer's choice).
 const DEFAULT_MANAGEMENT_BRIDGE: &str = "xenbr0";
 
@@ -389,11 +380,13 @@ pub fn assert_not_in_bond(tx: &Txn, r: &str, row: &Row) -> Result<()> {
 
 impl PifApi for Server {
     async fn plug(&self, ctx: &Ctx, self_: Ref<Pif>) -> Result<()> {
-        ctx.write(|tx| plug_tx(tx, self_.as_str()))
+        ctx.write(|tx| plug_tx(tx, self_.as_str()))?;
+        crate::networkd::sync_for(ctx).await
     }
 
     async fn unplug(&self, ctx: &Ctx, self_: Ref<Pif>) -> Result<()> {
-        ctx.write(|tx| unplug_tx(tx, self_.as_str()))
+        ctx.write(|tx| unplug_tx(tx, self_.as_str()))?;
+        crate::networkd::sync_for(ctx).await
     }
 
     async fn reconfigure_ip(
@@ -563,20 +556,23 @@ impl PifApi for Server {
         })
     }
 
-    /// Record the simulated NICs that have no PIF yet.
+    /// Record the host's NICs (the backend's: the simulator's four, or the
+    /// machine's) that have no PIF yet.
     async fn scan(&self, ctx: &Ctx, host: Ref<Host>) -> Result<()> {
         let h = host.as_str();
+        let nics = self.backend.nics();
         ctx.write(|tx| {
             assert_host(tx, h)?;
             let known: Vec<String> = pifs_where(tx, |p| s(p, "host") == h && b(p, "physical"))
                 .iter()
                 .filter_map(|p| tx.get(pif_c(), p).map(|row| s(row, "device")))
                 .collect();
-            for (dev, mac) in SIM_NICS {
-                if !known.iter().any(|k| k == dev) {
-                    introduce_nic(tx, h, mac, dev, true);
+            for n in &nics {
+                if !known.contains(&n.device) {
+                    introduce_nic(tx, h, &n.mac, &n.device, true);
                 }
             }
+            crate::seed::apply_nic_facts(tx, h, &nics);
             Ok(())
         })
     }
@@ -591,10 +587,11 @@ impl PifApi for Server {
     ) -> Result<Ref<Pif>> {
         let h = host.as_str();
         let mac = mac.to_lowercase();
+        let nics = self.backend.nics();
         ctx.write(|tx| {
             assert_host(tx, h)?;
             let mac = if mac.is_empty() {
-                SIM_NICS.iter().find(|(d, _)| *d == device).map(|(_, m)| m.to_string()).unwrap_or_default()
+                nics.iter().find(|n| n.device == device).map(|n| n.mac.clone()).unwrap_or_default()
             } else {
                 mac
             };
@@ -605,10 +602,12 @@ impl PifApi for Server {
             if dup {
                 return Err(ApiError::DuplicatePifDeviceName { device });
             }
-            if !SIM_NICS.iter().any(|(d, m)| *d == device && *m == mac) {
+            if !nics.iter().any(|n| n.device == device && n.mac == mac) {
                 return Err(ApiError::CouldNotFindNetworkInterfaceWithSpecifiedDeviceNameAndMacAddress { device, mac });
             }
-            Ok(Ref::new(introduce_nic(tx, h, &mac, &device, managed)))
+            let r = introduce_nic(tx, h, &mac, &device, managed);
+            crate::seed::apply_nic_facts(tx, h, &nics);
+            Ok(Ref::new(r))
         })
     }
 
@@ -723,7 +722,8 @@ impl PifApi for Server {
                 return Err(ApiError::Other { code: "PIF_IS_PHYSICAL".into(), params: vec![] });
             }
             crate::ops::vlan::destroy_tx(tx, &s(&row, "VLAN_master_of"))
-        })
+        })?;
+        crate::networkd::sync_for(ctx).await
     }
 
     /// Deprecated: VLAN.create on the host's untagged PIF of that device.
@@ -736,9 +736,11 @@ impl PifApi for Server {
         vlan: i64,
     ) -> Result<Ref<Pif>> {
         let h = host.as_str();
-        ctx.write(|tx| {
+        let r = ctx.write(|tx| {
             assert_host(tx, h)?;
             crate::ops::vlan::create_on_device(tx, &device, network.as_str(), h, vlan).map(Ref::new)
-        })
+        })?;
+        crate::networkd::sync_for(ctx).await?;
+        Ok(r)
     }
 }

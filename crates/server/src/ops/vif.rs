@@ -125,6 +125,22 @@ pub async fn rebridge(ctx: &Ctx, vif: &str) -> Result<()> {
     ctx.server.backend.plug_nic(&uuid, &nic).await.map_err(|e| be(ctx, e))
 }
 
+/// After a locking change: a plugged VIF of a live VM gets it at once, as
+/// xapi's vif_set_locking_mode tells xenopsd.
+async fn apply_locking(ctx: &Ctx, vif: &str) -> Result<()> {
+    let live = {
+        let st = ctx.server.db.read();
+        let row = st.get(vif_c(), vif).ok_or_else(|| handle_invalid(vif_c(), vif))?;
+        let vm = row.read(fields::vif::VM);
+        row.read(fields::vif::CURRENTLY_ATTACHED) && st.read(vm.as_str(), fields::vm::DOMID).is_some_and(|d| d != -1)
+    };
+    if !live {
+        return Ok(());
+    }
+    let (uuid, nic) = attach_spec(&ctx.server, vif, None)?;
+    ctx.server.backend.set_nic_locking(&uuid, &nic.device, &nic.locking).await.map_err(|e| be(ctx, e))
+}
+
 // ---------------------------------------------------------------- helpers
 
 fn set_attached(ctx: &Ctx, vif: &str, on: bool) -> Result<()> {
@@ -318,31 +334,38 @@ impl VifApi for Server {
             }
             tx.set(c, vif, fields::vif::LOCKING_MODE.index, Value::from(value.as_str()));
             Ok(())
-        })
+        })?;
+        apply_locking(ctx, vif).await
     }
 
     async fn set_ipv4_allowed(&self, ctx: &Ctx, self_: Ref<Vif>, value: Vec<String>) -> Result<()> {
-        set_allowed(ctx, self_.as_str(), Family::V4, value)
+        set_allowed(ctx, self_.as_str(), Family::V4, value)?;
+        apply_locking(ctx, self_.as_str()).await
     }
 
     async fn add_ipv4_allowed(&self, ctx: &Ctx, self_: Ref<Vif>, value: String) -> Result<()> {
-        edit_allowed(ctx, self_.as_str(), Family::V4, &value, true)
+        edit_allowed(ctx, self_.as_str(), Family::V4, &value, true)?;
+        apply_locking(ctx, self_.as_str()).await
     }
 
     async fn remove_ipv4_allowed(&self, ctx: &Ctx, self_: Ref<Vif>, value: String) -> Result<()> {
-        edit_allowed(ctx, self_.as_str(), Family::V4, &value, false)
+        edit_allowed(ctx, self_.as_str(), Family::V4, &value, false)?;
+        apply_locking(ctx, self_.as_str()).await
     }
 
     async fn set_ipv6_allowed(&self, ctx: &Ctx, self_: Ref<Vif>, value: Vec<String>) -> Result<()> {
-        set_allowed(ctx, self_.as_str(), Family::V6, value)
+        set_allowed(ctx, self_.as_str(), Family::V6, value)?;
+        apply_locking(ctx, self_.as_str()).await
     }
 
     async fn add_ipv6_allowed(&self, ctx: &Ctx, self_: Ref<Vif>, value: String) -> Result<()> {
-        edit_allowed(ctx, self_.as_str(), Family::V6, &value, true)
+        edit_allowed(ctx, self_.as_str(), Family::V6, &value, true)?;
+        apply_locking(ctx, self_.as_str()).await
     }
 
     async fn remove_ipv6_allowed(&self, ctx: &Ctx, self_: Ref<Vif>, value: String) -> Result<()> {
-        edit_allowed(ctx, self_.as_str(), Family::V6, &value, false)
+        edit_allowed(ctx, self_.as_str(), Family::V6, &value, false)?;
+        apply_locking(ctx, self_.as_str()).await
     }
 
     async fn configure_ipv4(

@@ -153,10 +153,13 @@ pub fn pool_create_from_pif(tx: &mut Txn, pif: &str, network: &str, tag: i64) ->
 
 impl VlanApi for Server {
     async fn create(&self, ctx: &Ctx, tagged_pif: Ref<Pif>, tag: i64, network: Ref<Network>) -> Result<Ref<Vlan>> {
-        ctx.write(|tx| create_tx(tx, tagged_pif.as_str(), tag, network.as_str())).map(|(v, _)| Ref::new(v))
+        let (v, _) = ctx.write(|tx| create_tx(tx, tagged_pif.as_str(), tag, network.as_str()))?;
+        crate::networkd::sync_for(ctx).await?;
+        Ok(Ref::new(v))
     }
 
     async fn destroy(&self, ctx: &Ctx, self_: Ref<Vlan>) -> Result<()> {
-        ctx.write(|tx| destroy_tx(tx, self_.as_str()))
+        ctx.write(|tx| destroy_tx(tx, self_.as_str()))?;
+        crate::networkd::sync_for(ctx).await
     }
 }
