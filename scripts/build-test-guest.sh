@@ -64,17 +64,19 @@ inputs() {
     [ -n "$kpkg" ] || return 1
     KPKG=$kpkg
     local c
-    c=$(candidates "$KPKG" busybox-static qemu-guest-agent)
+    c=$(candidates "$KPKG" busybox-static qemu-guest-agent iperf3 libiperf0)
     KVER=$(awk -v p="$KPKG" '$1 == p { print $2 }' <<<"$c")
     BBVER=$(awk '$1 == "busybox-static" { print $2 }' <<<"$c")
     QGAVER=$(awk '$1 == "qemu-guest-agent" { print $2 }' <<<"$c")
-    [ -n "$KVER" ] && [ -n "$BBVER" ] && [ -n "$QGAVER" ] || return 1
-    STAMP="$KPKG=$KVER busybox-static=$BBVER qemu-guest-agent=$QGAVER script=$(sha256sum "$0" | cut -c1-16)"
+    IPVER=$(awk '$1 == "iperf3" { print $2 }' <<<"$c")
+    LIPVER=$(awk '$1 == "libiperf0" { print $2 }' <<<"$c")
+    [ -n "$KVER" ] && [ -n "$BBVER" ] && [ -n "$QGAVER" ] && [ -n "$IPVER" ] && [ -n "$LIPVER" ] || return 1
+    STAMP="$KPKG=$KVER busybox-static=$BBVER qemu-guest-agent=$QGAVER iperf3=$IPVER script=$(sha256sum "$0" | cut -c1-16)"
 }
 
 if ! inputs; then
     apt_update
-    inputs || die "apt knows no linux-image-amd64, busybox-static or qemu-guest-agent"
+    inputs || die "apt knows no linux-image-amd64, busybox-static, qemu-guest-agent or iperf3"
 fi
 
 if [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initrd.img" ] && [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$STAMP" ]; then
@@ -119,6 +121,8 @@ fetch() {
 fetch "$KPKG" "$KVER"
 fetch busybox-static "$BBVER"
 fetch qemu-guest-agent "$QGAVER"
+fetch iperf3 "$IPVER"
+fetch libiperf0 "$LIPVER"
 
 KX="$WORK/x/$KPKG"
 BB="$WORK/x/busybox-static/bin/busybox"
@@ -127,6 +131,9 @@ UNAME=$(ls "$KX/lib/modules")
 [ -n "$UNAME" ] && [ -f "$KX/boot/vmlinuz-$UNAME" ] || die "no kernel in $KPKG"
 [ -x "$BB" ] || die "no busybox in busybox-static"
 [ -x "$QGA" ] || die "no qemu-ga in qemu-guest-agent"
+IPERF="$WORK/x/iperf3/usr/bin/iperf3"
+LIPDIR=$(dirname "$(find "$WORK/x/libiperf0" -name 'libiperf.so.0*' | head -n1)")
+[ -x "$IPERF" ] && [ -d "$LIPDIR" ] || die "no iperf3 in iperf3/libiperf0"
 
 # qemu-ga's libraries come from the host: install its dependencies if any is
 # missing (Depends minus version constraints and alternatives).
@@ -167,12 +174,25 @@ cp "$MD/modules.builtin" "$MD/modules.order" "$R/lib/modules/$UNAME/"
 "$BB" depmod -b "$R" "$UNAME"
 echo $MODULES | tr ' ' '\n' >"$R/etc/modules"
 
-# qemu-ga, its shared libraries and the dynamic loader, at the paths ldd shows.
+# qemu-ga and iperf3 (the network benchmark's), their shared libraries and
+# the dynamic loader, at the paths ldd shows; libiperf comes from its package.
+if LD_LIBRARY_PATH=$LIPDIR ldd "$IPERF" | grep -q 'not found'; then
+    mapfile -t deps < <(dpkg-deb -f "$WORK"/deb/libiperf0/*.deb Depends |
+        tr ',' '\n' | sed -e 's/|.*//' -e 's/(.*)//' -e 's/[[:space:]]//g' | grep -v '^$')
+    install_missing "${deps[@]}"
+    ! LD_LIBRARY_PATH=$LIPDIR ldd "$IPERF" | grep 'not found' || die "iperf3 still misses libraries"
+fi
 cp "$QGA" "$R/usr/sbin/qemu-ga"
-ldd "$QGA" | awk '/=>/ { print $3 } !/=>/ && $1 ~ /^\// { print $1 }' | while read -r lib; do
+cp "$IPERF" "$R/usr/bin/iperf3"
+{ ldd "$QGA"; LD_LIBRARY_PATH=$LIPDIR ldd "$IPERF"; } |
+    awk '/=>/ { print $3 } !/=>/ && $1 ~ /^\// { print $1 }' | sort -u | while read -r lib; do
     [ -n "$lib" ] || continue
-    mkdir -p "$R/$(dirname "$lib")"
-    cp -L "$lib" "$R/$lib"
+    case "$lib" in
+        "$LIPDIR"/*) dest="/usr/lib/x86_64-linux-gnu/${lib##*/}" ;;
+        *) dest=$lib ;;
+    esac
+    mkdir -p "$R/$(dirname "$dest")"
+    cp -L "$lib" "$R/$dest"
 done
 
 KRELEASE=${KVER%%-*}

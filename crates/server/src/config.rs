@@ -72,6 +72,9 @@ pub struct Config {
     /// Directories besides /var/lib/xcp/guest that PV kernels and ramdisks
     /// may come from (the QEMU backend).
     pub guest_kernel_dirs: Vec<PathBuf>,
+    /// The interfaces that are this host's NICs (`--nics`), instead of the
+    /// ones with a hardware device (the QEMU backend).
+    pub nics: Option<Vec<String>>,
 }
 
 impl Config {
@@ -119,6 +122,7 @@ impl Default for Config {
             recover_store: false,
             db_restore_fuse: Duration::from_secs(30),
             guest_kernel_dirs: vec![],
+            nics: None,
         }
     }
 }
