@@ -25,6 +25,8 @@ pub struct HostFacts {
     pub memory_total: i64,
     /// Bytes the host itself keeps (the control domain's share).
     pub memory_host: i64,
+    /// The NICs that can carry switches ([`crate::Backend::nics`]).
+    pub nics: Vec<crate::HostNic>,
 }
 
 const SIM_FLAGS: &str = "fpu de tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat clflush mmx fxsr sse sse2 ht \
@@ -41,7 +43,14 @@ pub fn simulated() -> HostFacts {
         stepping: "7".into(),
         flags: SIM_FLAGS.into(),
     };
-    HostFacts { cpus: vec![cpu; 8], sockets: 1, threads_per_core: 1, memory_total: 32 << 30, memory_host: 4 << 30, nics: Vec::new() }
+    HostFacts {
+        cpus: vec![cpu; 8],
+        sockets: 1,
+        threads_per_core: 1,
+        memory_total: 32 << 30,
+        memory_host: 4 << 30,
+        nics: Vec::new(),
+    }
 }
 
 /// The CPUs of `/proc/cpuinfo` text (x86 layout: blocks separated by blank
