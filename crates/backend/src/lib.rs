@@ -15,6 +15,7 @@
 //! async-friendly; `sim` is the default, `qemu` runs real guests.
 
 pub mod host;
+pub mod linux;
 pub mod net;
 pub mod qemu;
 pub mod sim;
@@ -171,7 +172,9 @@ pub enum BackendError {
     Network(String),
     /// The change would take away an interface that carries the host's own
     /// connectivity (it has addresses, or the default route): refused.
-    WouldCutHost { device: String },
+    WouldCutHost {
+        device: String,
+    },
     /// A failure the simulator was scripted to give, with the error code and
     /// parameters the script named (its fault knobs).
     Scripted {
