@@ -52,20 +52,16 @@ pub struct QemuConfig {
     pub unplug_timeout: Duration,
     /// QEMU's seccomp sandbox.
     pub sandbox: bool,
-    /// The interfaces that are the host's NICs (xapid's `--nics`); None:
-    /// every interface backed by a device.
+    /// The interfaces that are the host's NICs (xapid's `--nics`, through
+    /// `XAPI_NICS`); None: every interface backed by a device.
     pub nics: Option<Vec<String>>,
 }
 
-static DEFAULT_NICS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-
-/// Make `nics` the default [`QemuConfig::nics`] of this process (xapid's
-/// `--nics`, set before the server builds its configuration). Only the
-/// first call counts.
-pub fn set_default_nics(nics: Vec<String>) {
-    if DEFAULT_NICS.set(nics).is_err() {
-        tracing::warn!("the host's NICs were already named: --nics ignored");
-    }
+/// The host's NICs named in `XAPI_NICS` (comma-separated; xapid's
+/// `--nics` sets it), if it is set.
+pub fn nics_from_env() -> Option<Vec<String>> {
+    let v = std::env::var("XAPI_NICS").ok()?;
+    Some(v.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect())
 }
 
 impl Default for QemuConfig {
@@ -78,7 +74,7 @@ impl Default for QemuConfig {
             kill_grace: Duration::from_secs(5),
             unplug_timeout: Duration::from_secs(30),
             sandbox: true,
-            nics: DEFAULT_NICS.get().cloned(),
+            nics: nics_from_env(),
         }
     }
 }
