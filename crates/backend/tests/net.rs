@@ -446,6 +446,22 @@ fn a_guest_nic_is_a_tap_on_its_bridge() {
         q.set_nic_locking(&spec.uuid, "0", &Locking::Unlocked).await.unwrap();
         assert!(answers("10.77.0.2").await);
 
+        // Hot-plug: a second NIC on its own tap, on a private switch.
+        let hot = Nic { device: "1".into(), mac: "02:00:0a:4d:00:12".into(), bridge: "xbr5".into(), ..nic.clone() };
+        q.plug_nic(&spec.uuid, &hot).await.unwrap();
+        let tap1 = format!("vif{domid}.1");
+        assert_eq!((master(&tap1), field(&tap1, "address")), ("xbr5".into(), "fe:00:0a:4d:00:12".into()));
+        assert_eq!(field("xbr5", "ifalias"), links::MARK);
+        // Plugged again: a move (its network went elsewhere); the empty
+        // private switch goes.
+        let moved = Nic { bridge: "xbr0".into(), mtu: 1300, locking: Locking::Disabled, ..hot.clone() };
+        q.plug_nic(&spec.uuid, &moved).await.unwrap();
+        assert_eq!((master(&tap1), field(&tap1, "mtu")), ("xbr0".into(), "1300".into()));
+        assert!(link("xbr5").is_none(), "the private switch left empty is removed");
+        assert!(nft_table().contains(&format!("jump out-{tap1}")));
+        q.unplug_nic(&spec.uuid, "1", false).await.unwrap();
+        assert!(link(&tap1).is_none() && !nft_table().contains(&tap1), "an unplugged NIC leaves nothing");
+
         q.shutdown(&spec.uuid, false, None).await.unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while link(&tap).is_some() || nft_table().contains(&tap) {

@@ -337,6 +337,11 @@ impl Qemu {
             if tokio::time::timeout(EXIT_TIMEOUT, child.wait()).await.is_err() {
                 tracing::warn!(vm_uuid = %spec.uuid, pid, "QEMU survives SIGKILL");
             }
+            // Reaped: the guard must not signal a pid that may be reused.
+            guard.armed = false;
+            if let Err(e2) = std::fs::remove_dir_all(&layout.dir) {
+                tracing::warn!(dir = %layout.dir.display(), "cannot remove a failed domain's directory: {e2}");
+            }
             self.0.net.release(&nic_taps(spec, domid)).await;
             return Err(e);
         }
@@ -1150,6 +1155,10 @@ impl Qemu {
             },
         };
         let Some((pid, qmp, events, st)) = found else {
+            // Its taps went with it; rules of them may be left.
+            if let Some(domid) = std::fs::read_to_string(layout.domid()).ok().and_then(|s| s.trim().parse().ok()) {
+                self.0.net.release(&nic_taps(spec, domid)).await;
+            }
             if layout.dir.exists() {
                 if let Err(e) = std::fs::remove_dir_all(&layout.dir) {
                     tracing::warn!(dir = %layout.dir.display(), "cannot remove a gone domain's directory: {e}");
