@@ -16,10 +16,14 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
-/// Keep the first error, carry on.
+/// Keep the first error (it is returned at the end), log the others, carry on.
 fn keep(first: &mut Option<BackendError>, r: Result<()>) {
     if let Err(e) = r {
-        first.get_or_insert(e);
+        if first.is_some() {
+            tracing::warn!("host network: {e}");
+        } else {
+            *first = Some(e);
+        }
     }
 }
 
