@@ -445,6 +445,12 @@ fn a_guest_nic_is_a_tap_on_its_bridge() {
         assert!(!answers("10.77.0.2").await, "a locked NIC sends from its addresses only");
         q.set_nic_locking(&spec.uuid, "0", &Locking::Unlocked).await.unwrap();
         assert!(answers("10.77.0.2").await);
+        // Its traffic is counted on the tap.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while !q.stats(&spec.uuid).is_some_and(|s| s.nics.iter().any(|n| n.0 == "0")) {
+            assert!(tokio::time::Instant::now() < deadline, "no NIC statistics");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
 
         // Hot-plug: a second NIC on its own tap, on a private switch.
         let hot = Nic { device: "1".into(), mac: "02:00:0a:4d:00:12".into(), bridge: "xbr5".into(), ..nic.clone() };

@@ -544,9 +544,10 @@ impl Qemu {
     }
 
     async fn sample(&self, uuid: &str, domid: i64, pid: u32, s: &mut Sampler) {
-        let Ok((qmp, vcpus, target)) =
-            self.with(uuid, |d| (d.qmp.clone(), d.spec.vcpus.at_startup.max(1), d.spec.memory.target))
-        else {
+        let Ok((qmp, vcpus, target, nics)) = self.with(uuid, |d| {
+            let nics: Vec<String> = d.spec.nics.iter().map(|n| n.device.clone()).collect();
+            (d.qmp.clone(), d.spec.vcpus.at_startup.max(1), d.spec.memory.target, nics)
+        }) else {
             return;
         };
         let now = Instant::now();
@@ -582,6 +583,15 @@ impl Qemu {
                 }
                 s.disks.insert(dev.to_string(), (now, rd, wr, ro, wo));
             }
+        }
+        for dev in nics {
+            let Some((rx, tx)) = ports::tap_name(domid, &dev).ok().and_then(|t| tap_counters(&t)) else { continue };
+            if let Some((t0, rx0, tx0)) = s.nics.get(&dev) {
+                let secs = now.duration_since(*t0).as_secs_f64().max(0.001);
+                let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
+                stats.nics.push((dev.clone(), rate(rx, *rx0), rate(tx, *tx0)));
+            }
+            s.nics.insert(dev, (now, rx, tx));
         }
         let _ = self.with(uuid, |d| {
             if d.domid == domid {
@@ -1188,6 +1198,17 @@ struct Sampler {
     cpu: Option<(Instant, u64)>,
     /// Per device: when, bytes read and written, read and write requests.
     disks: HashMap<String, (Instant, u64, u64, u64, u64)>,
+    /// Per NIC: when, bytes the guest received and sent.
+    nics: HashMap<String, (Instant, u64, u64)>,
+}
+
+/// A NIC's byte counters, as the guest sees them (received, sent): its
+/// tap's transmit and receive counters the other way round.
+fn tap_counters(tap: &str) -> Option<(u64, u64)> {
+    let read = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/class/net/{tap}/statistics/{f}")).ok()?.trim().parse().ok()
+    };
+    Some((read("tx_bytes")?, read("rx_bytes")?))
 }
 
 fn clock_ticks() -> f64 {
