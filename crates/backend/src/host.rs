@@ -25,7 +25,7 @@ pub struct HostFacts {
     pub memory_total: i64,
     /// Bytes the host itself keeps (the control domain's share).
     pub memory_host: i64,
-    /// The NICs (from [`crate::Backend::nics`]).
+    /// The NICs that can carry switches ([`crate::Backend::nics`]).
     pub nics: Vec<crate::HostNic>,
 }
 

@@ -15,6 +15,7 @@
 //! async-friendly; `sim` is the default, `qemu` runs real guests.
 
 pub mod host;
+pub mod linux;
 pub mod net;
 pub mod qemu;
 pub mod sim;

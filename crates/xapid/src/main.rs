@@ -48,6 +48,12 @@ struct Args {
     /// /var/lib/xcp/guest (QEMU backend; repeatable).
     #[arg(long, value_name = "DIR")]
     guest_kernel_dir: Vec<PathBuf>,
+    /// These interfaces are the host's NICs (QEMU backend; comma-separated,
+    /// e.g. `--nics eth0,eth1`): the ones networks can be attached to.
+    /// Without it, every interface backed by a device is a NIC. Tests use it
+    /// with veths in a network namespace.
+    #[arg(long, env = "XAPI_NICS", value_name = "IFACES", value_delimiter = ',')]
+    nics: Option<Vec<String>>,
     /// The host name the API reports.
     #[arg(long)]
     hostname: Option<String>,
@@ -136,6 +142,11 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // The QEMU backend reads the host's NICs from XAPI_NICS (its
+    // QemuConfig default); set before any thread exists.
+    if let Some(nics) = &args.nics {
+        std::env::set_var("XAPI_NICS", nics.join(","));
+    }
     init_logging(args.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -60,6 +60,8 @@ pub struct Launch {
     pub incoming: bool,
     /// QEMU's seccomp filter.
     pub sandbox: bool,
+    /// The domain's id: its NICs' taps are named after it.
+    pub domid: i64,
 }
 
 /// QEMU's option syntax doubles commas inside values.
@@ -232,13 +234,14 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &L
     if spec.nics.is_empty() {
         push(&["-nic", "none"]);
     }
-    // User-mode networking until bridges exist (issue 15): the guest gets
-    // NAT to the host's networks and opens no port on the host.
+    // Each NIC on a tap QEMU makes (and removes when it exits, so a crash
+    // leaves none); the backend joins it to its bridge before the guest runs.
     for n in &spec.nics {
         let (id, netdev) = (nic_id(&n.device)?, netdev_id(&n.device)?);
         check_mac(n)?;
+        let tap = crate::linux::ports::tap_name(launch.domid, &n.device)?;
         let model = if spec.hvm { "e1000" } else { "virtio-net-pci" };
-        push(&["-netdev", &format!("user,id={netdev}")]);
+        push(&["-netdev", &format!("tap,id={netdev},ifname={tap},script=no,downscript=no")]);
         push(&["-device", &format!("{model},netdev={netdev},mac={},id={id}", n.mac)]);
     }
     if launch.incoming {
@@ -308,7 +311,8 @@ mod tests {
         ];
         s.nics = vec![Nic { device: "0".into(), mac: "02:00:00:00:00:01".into(), ..Default::default() }];
         let layout = Layout::new(Path::new("/q"), "u");
-        let argv = command_line(&s, Accel::Kvm, &layout, &Launch { incoming: true, ..Default::default() }).unwrap();
+        let argv =
+            command_line(&s, Accel::Kvm, &layout, &Launch { incoming: true, domid: 7, ..Default::default() }).unwrap();
         assert_eq!(after(&argv, "-m"), ["size=256M"]);
         assert_eq!(
             after(&argv, "-blockdev"),
@@ -318,6 +322,7 @@ mod tests {
         assert!(devs.contains(&"virtio-blk-pci,id=vbd-0,drive=node-vbd-0"), "{devs:?}");
         assert!(devs.contains(&"ide-cd,bus=ide.1,unit=1,id=vbd-3"), "{devs:?}");
         assert!(devs.contains(&"virtio-net-pci,netdev=net-vif-0,mac=02:00:00:00:00:01,id=vif-0"), "{devs:?}");
+        assert_eq!(after(&argv, "-netdev"), ["tap,id=net-vif-0,ifname=vif7.0,script=no,downscript=no"]);
         assert_eq!(after(&argv, "-boot"), ["order=cd"]);
         assert_eq!(after(&argv, "-incoming"), ["defer"]);
         assert!(after(&argv, "-nic").is_empty());

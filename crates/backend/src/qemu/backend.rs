@@ -13,6 +13,7 @@ use super::argv::{self, Launch, Layout};
 use super::probe::{self, Accel, Probe};
 use super::qmp::{Event, EventKind, Qmp};
 use super::QmpError;
+use crate::linux::{ports, Net};
 use crate::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -51,6 +52,16 @@ pub struct QemuConfig {
     pub unplug_timeout: Duration,
     /// QEMU's seccomp sandbox.
     pub sandbox: bool,
+    /// The interfaces that are the host's NICs (xapid's `--nics`, through
+    /// `XAPI_NICS`); None: every interface backed by a device.
+    pub nics: Option<Vec<String>>,
+}
+
+/// The host's NICs named in `XAPI_NICS` (comma-separated; xapid's
+/// `--nics` sets it), if it is set.
+pub fn nics_from_env() -> Option<Vec<String>> {
+    let v = std::env::var("XAPI_NICS").ok()?;
+    Some(v.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect())
 }
 
 impl Default for QemuConfig {
@@ -63,6 +74,7 @@ impl Default for QemuConfig {
             kill_grace: Duration::from_secs(5),
             unplug_timeout: Duration::from_secs(30),
             sandbox: true,
+            nics: nics_from_env(),
         }
     }
 }
@@ -100,6 +112,8 @@ struct Inner {
     domains: Mutex<HashMap<String, Dom>>,
     next_domid: AtomicI64,
     events: broadcast::Sender<DomainEvent>,
+    /// The host's switches and the guests' ports on them.
+    net: Net,
 }
 
 #[derive(Clone)]
@@ -171,7 +185,9 @@ impl Qemu {
             }
         }
         let (events, _) = broadcast::channel(1024);
+        let net = Net::new(cfg.nics.clone());
         Ok(Qemu(Arc::new(Inner {
+            net,
             cfg,
             probe,
             allowed,
@@ -268,6 +284,9 @@ impl Qemu {
             }
         }
         let layout = Layout::new(&self.0.cfg.run_dir, &spec.uuid);
+        // Taken now: the NICs' taps on the command line are named after it.
+        let domid = self.0.next_domid.fetch_add(1, Ordering::SeqCst);
+        let launch = Launch { domid, ..launch };
         let args = argv::command_line(spec, self.0.probe.accel, &layout, &launch)?;
         // A directory left by a process that is gone (adopt cleans up the
         // ones it finds; this covers a VM started again before that).
@@ -278,7 +297,6 @@ impl Qemu {
         }
         let _ = std::fs::remove_dir_all(&layout.dir);
         std::fs::create_dir_all(&layout.dir).map_err(|e| io_err(layout.dir.display().to_string(), e))?;
-        let domid = self.0.next_domid.fetch_add(1, Ordering::SeqCst);
         std::fs::write(layout.domid(), domid.to_string()).map_err(|e| io_err("writing the domid".into(), e))?;
         let log = std::fs::File::create(layout.log()).map_err(|e| io_err("creating qemu.log".into(), e))?;
         let mut child = tokio::process::Command::new(&self.0.probe.qemu.binary)
@@ -311,10 +329,34 @@ impl Qemu {
             }
             cancellable_sleep(Duration::from_millis(50), cancel).await?;
         };
+        // QEMU made the taps before QMP answered; the guest is still
+        // stopped (-S): its ports are ready before it runs.
+        if let Err(e) = self.attach_nics(spec, domid).await {
+            // Gone first, so the cleanup finds the taps gone too.
+            sigkill(pid);
+            if tokio::time::timeout(EXIT_TIMEOUT, child.wait()).await.is_err() {
+                tracing::warn!(vm_uuid = %spec.uuid, pid, "QEMU survives SIGKILL");
+            }
+            // Reaped: the guard must not signal a pid that may be reused.
+            guard.armed = false;
+            if let Err(e2) = std::fs::remove_dir_all(&layout.dir) {
+                tracing::warn!(dir = %layout.dir.display(), "cannot remove a failed domain's directory: {e2}");
+            }
+            self.0.net.release(&nic_taps(spec, domid)).await;
+            return Err(e);
+        }
         let qmp = Arc::new(qmp);
         self.install(spec, domid, pid, layout, qmp, events, Some(child), true);
         guard.armed = false;
         Ok(domid)
+    }
+
+    /// Join each NIC's tap to its switch.
+    async fn attach_nics(&self, spec: &DomainSpec, domid: i64) -> Result<()> {
+        for n in &spec.nics {
+            self.0.net.attach(&ports::tap_name(domid, &n.device)?, n).await?;
+        }
+        Ok(())
     }
 
     /// Record a domain and start its tasks.
@@ -405,11 +447,15 @@ impl Qemu {
             }
         }
         let dir = Layout::new(&self.0.cfg.run_dir, &uuid).dir;
+        let mut taps = vec![];
         let report = {
             let mut m = self.doms();
             let ours = m.get(&uuid).is_some_and(|d| d.domid == domid);
             let report = if ours {
                 let d = m.remove(&uuid);
+                if let Some(d) = &d {
+                    taps = nic_taps(&d.spec, domid);
+                }
                 // Before anyone can start the VM again in the same directory.
                 if let Err(e) = remove_dir_files(&dir) {
                     tracing::warn!(dir = %dir.display(), "cannot clean up a domain's directory: {e}");
@@ -423,6 +469,10 @@ impl Qemu {
             let _ = exited.send(true);
             report
         };
+        // The taps went with QEMU; their rules and unused switches go now.
+        if !taps.is_empty() {
+            self.0.net.release(&taps).await;
+        }
         if let Some(reason) = report {
             tracing::info!(vm_uuid = %uuid, domid, ?reason, "domain halted");
             self.send(DomainEvent::Halted { uuid, domid, reason });
@@ -494,9 +544,10 @@ impl Qemu {
     }
 
     async fn sample(&self, uuid: &str, domid: i64, pid: u32, s: &mut Sampler) {
-        let Ok((qmp, vcpus, target)) =
-            self.with(uuid, |d| (d.qmp.clone(), d.spec.vcpus.at_startup.max(1), d.spec.memory.target))
-        else {
+        let Ok((qmp, vcpus, target, nics)) = self.with(uuid, |d| {
+            let nics: Vec<String> = d.spec.nics.iter().map(|n| n.device.clone()).collect();
+            (d.qmp.clone(), d.spec.vcpus.at_startup.max(1), d.spec.memory.target, nics)
+        }) else {
             return;
         };
         let now = Instant::now();
@@ -532,6 +583,15 @@ impl Qemu {
                 }
                 s.disks.insert(dev.to_string(), (now, rd, wr, ro, wo));
             }
+        }
+        for dev in nics {
+            let Some((rx, tx)) = ports::tap_name(domid, &dev).ok().and_then(|t| tap_counters(&t)) else { continue };
+            if let Some((t0, rx0, tx0)) = s.nics.get(&dev) {
+                let secs = now.duration_since(*t0).as_secs_f64().max(0.001);
+                let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
+                stats.nics.push((dev.clone(), rate(rx, *rx0), rate(tx, *tx0)));
+            }
+            s.nics.insert(dev, (now, rx, tx));
         }
         let _ = self.with(uuid, |d| {
             if d.domid == domid {
@@ -963,23 +1023,37 @@ impl Qemu {
         })
     }
 
-    /// A user-mode network device, as at start.
+    /// A NIC on a tap, as at start; for a NIC already plugged, a move of
+    /// its tap to `nic.bridge` with `nic`'s settings (after its network
+    /// moved, e.g. onto a bond).
     pub async fn plug_nic(&self, uuid: &str, nic: &Nic) -> Result<()> {
-        let (qmp, hvm, attached) =
-            self.with(uuid, |d| (d.qmp.clone(), d.spec.hvm, d.spec.nics.iter().any(|x| x.device == nic.device)))?;
-        if attached {
-            return Err(BackendError::DeviceAttached(nic.device.clone()));
-        }
+        let (qmp, hvm, domid, attached) = self
+            .with(uuid, |d| (d.qmp.clone(), d.spec.hvm, d.domid, d.spec.nics.iter().any(|x| x.device == nic.device)))?;
         let (id, netdev) = (argv::nic_id(&nic.device)?, argv::netdev_id(&nic.device)?);
         argv::check_mac(nic)?;
-        qmp.execute("netdev_add", json!({ "type": "user", "id": netdev })).await.map_err(|e| hv("netdev_add", e))?;
+        let tap = ports::tap_name(domid, &nic.device)?;
+        if attached {
+            self.0.net.attach(&tap, nic).await?;
+            return self.with(uuid, |d| {
+                if let Some(x) = d.spec.nics.iter_mut().find(|x| x.device == nic.device) {
+                    *x = nic.clone();
+                }
+            });
+        }
+        let add = json!({ "type": "tap", "id": netdev, "ifname": tap, "script": "no", "downscript": "no" });
+        qmp.execute("netdev_add", add).await.map_err(|e| hv("netdev_add", e))?;
         let model = if hvm { "e1000" } else { "virtio-net-pci" };
         let dev = json!({ "driver": model, "netdev": netdev, "mac": nic.mac, "id": id });
-        if let Err(e) = qmp.execute("device_add", dev).await {
+        let res = match self.0.net.attach(&tap, nic).await {
+            Ok(()) => qmp.execute("device_add", dev).await.map(drop).map_err(|e| hv("device_add", e)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
             if let Err(e2) = qmp.execute("netdev_del", json!({ "id": netdev })).await {
-                tracing::warn!(vm_uuid = %uuid, "netdev_del after a failed device_add: {e2}");
+                tracing::warn!(vm_uuid = %uuid, "netdev_del after a failed NIC plug: {e2}");
             }
-            return Err(hv("device_add", e));
+            self.0.net.release(&[tap]).await;
+            return Err(e);
         }
         self.with(uuid, |d| d.spec.nics.push(nic.clone()))?;
         Ok(())
@@ -987,7 +1061,7 @@ impl Qemu {
 
     pub async fn unplug_nic(&self, uuid: &str, device: &str, force: bool) -> Result<()> {
         let (id, netdev) = (argv::nic_id(device)?, argv::netdev_id(device)?);
-        let known = self.with(uuid, |d| d.spec.nics.iter().any(|x| x.device == device))?;
+        let (known, domid) = self.with(uuid, |d| (d.spec.nics.iter().any(|x| x.device == device), d.domid))?;
         if !known {
             return Ok(());
         }
@@ -997,6 +1071,7 @@ impl Qemu {
             tracing::debug!(vm_uuid = %uuid, device, "netdev_del: {e}");
         }
         self.with(uuid, |d| d.spec.nics.retain(|x| x.device != device))?;
+        self.0.net.release(&[ports::tap_name(domid, device)?]).await;
         Ok(())
     }
 
@@ -1018,16 +1093,26 @@ impl Qemu {
         Err(BackendError::Unsupported("vCPU hot-plug".into()))
     }
 
-    pub async fn set_nic_locking(&self, _uuid: &str, _device: &str, _locking: &crate::Locking) -> Result<()> {
-        Err(BackendError::Unsupported("VIF locking".into()))
+    pub async fn set_nic_locking(&self, uuid: &str, device: &str, locking: &crate::Locking) -> Result<()> {
+        let (domid, mac) =
+            self.with(uuid, |d| (d.domid, d.spec.nics.iter().find(|n| n.device == device).map(|n| n.mac.clone())))?;
+        let Some(mac) = mac else {
+            return Err(BackendError::Internal(format!("no NIC {device} in domain {uuid}")));
+        };
+        self.0.net.set_locking(&ports::tap_name(domid, device)?, &mac, locking).await?;
+        self.with(uuid, |d| {
+            if let Some(n) = d.spec.nics.iter_mut().find(|n| n.device == device) {
+                n.locking = locking.clone();
+            }
+        })
     }
 
     pub fn nics(&self) -> Vec<crate::HostNic> {
-        Vec::new()
+        self.0.net.nics()
     }
 
-    pub async fn apply_network(&self, _net: &crate::HostNetwork) -> Result<()> {
-        Ok(())
+    pub async fn apply_network(&self, net: &crate::HostNetwork) -> Result<()> {
+        self.0.net.apply(net).await
     }
 
     pub fn stats(&self, uuid: &str) -> Option<Stats> {
@@ -1080,6 +1165,10 @@ impl Qemu {
             },
         };
         let Some((pid, qmp, events, st)) = found else {
+            // Its taps went with it; rules of them may be left.
+            if let Some(domid) = std::fs::read_to_string(layout.domid()).ok().and_then(|s| s.trim().parse().ok()) {
+                self.0.net.release(&nic_taps(spec, domid)).await;
+            }
             if layout.dir.exists() {
                 if let Err(e) = std::fs::remove_dir_all(&layout.dir) {
                     tracing::warn!(dir = %layout.dir.display(), "cannot remove a gone domain's directory: {e}");
@@ -1094,6 +1183,11 @@ impl Qemu {
         let paused = st["running"].as_bool() != Some(true);
         tracing::info!(vm_uuid = %spec.uuid, domid, pid, "re-attached to QEMU");
         self.install(spec, domid, pid, layout, Arc::new(qmp), events, None, paused);
+        // Its taps are named after the domid: give them back their switch
+        // and locking (rules may have been lost, the spec may have changed).
+        if let Err(e) = self.attach_nics(spec, domid).await {
+            tracing::warn!(vm_uuid = %spec.uuid, domid, "re-attaching the NICs of an adopted domain: {e}");
+        }
         let state = if paused { DomainState::Paused } else { DomainState::Running };
         Ok(Some(DomainInfo { uuid: spec.uuid.clone(), domid, state }))
     }
@@ -1104,6 +1198,17 @@ struct Sampler {
     cpu: Option<(Instant, u64)>,
     /// Per device: when, bytes read and written, read and write requests.
     disks: HashMap<String, (Instant, u64, u64, u64, u64)>,
+    /// Per NIC: when, bytes the guest received and sent.
+    nics: HashMap<String, (Instant, u64, u64)>,
+}
+
+/// A NIC's byte counters, as the guest sees them (received, sent): its
+/// tap's transmit and receive counters the other way round.
+fn tap_counters(tap: &str) -> Option<(u64, u64)> {
+    let read = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/class/net/{tap}/statistics/{f}")).ok()?.trim().parse().ok()
+    };
+    Some((read("tx_bytes")?, read("rx_bytes")?))
 }
 
 fn clock_ticks() -> f64 {
@@ -1131,6 +1236,11 @@ fn available_memory() -> Option<i64> {
     let m = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kib = m.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.split_whitespace().next()?;
     kib.parse::<i64>().ok().map(|k| k * 1024)
+}
+
+/// The taps of a domain's NICs (those that can be named).
+fn nic_taps(spec: &DomainSpec, domid: i64) -> Vec<String> {
+    spec.nics.iter().filter_map(|n| ports::tap_name(domid, &n.device).ok()).collect()
 }
 
 fn read_pid(layout: &Layout) -> Option<u32> {
@@ -1265,6 +1375,7 @@ mod tests {
             domains: Mutex::new(HashMap::new()),
             next_domid: AtomicI64::new(1),
             events: broadcast::channel(16).0,
+            net: Net::new(None),
         };
         Qemu(Arc::new(inner))
     }
