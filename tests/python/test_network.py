@@ -164,7 +164,7 @@ def test_given_mac_is_kept(api, halted_vm, xenbr0):
 def test_vif_create_errors(api, halted_vm, xenbr0):
     assert failure(api.VIF.create, vif_ctor(halted_vm, xenbr0, "eth0")) == ["INVALID_DEVICE", "eth0"]
     assert failure(api.VIF.create, vif_ctor(halted_vm, xenbr0, "")) == ["INVALID_DEVICE", ""]
-    for bad in ["zz", "02:00:00:00:00", "02-00-00-00-00-01", "02:00:00:00:00:0g"]:
+    for bad in ["zz", "02:00:00:00:00", "02-00-00-00-00-01", "02:00:00:00:00:0g", "01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff"]:
         assert failure(api.VIF.create, vif_ctor(halted_vm, xenbr0, mac=bad)) == ["MAC_INVALID", bad]
     api.VIF.create(vif_ctor(halted_vm, xenbr0, "2"))
     assert failure(api.VIF.create, vif_ctor(halted_vm, xenbr0, "2")) == ["DEVICE_ALREADY_EXISTS", "2"]

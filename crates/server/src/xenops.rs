@@ -152,6 +152,8 @@ fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
         let network = st.get(net, vr.get(fields::vif::NETWORK.index).as_str().unwrap_or(""));
         nics.push(nic_of(vr, network.map(|n| &**n)));
     }
+    // Devices in number order ("0" < "1" < "10"), not the set's order.
+    nics.sort_by_key(|n| (n.device.parse::<u32>().unwrap_or(u32::MAX), n.device.clone()));
     let target = row.read(F::MEMORY_DYNAMIC_MAX).max(row.read(F::MEMORY_TARGET));
     let boot_params = row.read(F::HVM_BOOT_PARAMS);
     let at_startup = row.read(F::VCPUS_AT_STARTUP).max(1);

@@ -142,11 +142,6 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // The QEMU backend reads the host's NICs from XAPI_NICS (its
-    // QemuConfig default); set before any thread exists.
-    if let Some(nics) = &args.nics {
-        std::env::set_var("XAPI_NICS", nics.join(","));
-    }
     init_logging(args.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -184,6 +179,7 @@ async fn run(args: Args) -> ExitCode {
         tls_key: args.tls_key,
         backend: args.backend,
         guest_kernel_dirs: args.guest_kernel_dir,
+        nics: args.nics,
         hostname,
         address: args.address,
         login_failure_delay: Duration::from_millis(args.login_failure_delay_ms),

@@ -94,6 +94,13 @@ pub fn nic_id(device: &str) -> Result<String> {
     Ok(format!("vif-{device}"))
 }
 
+/// The PCI slot of NIC `device` 0–15: 0x10 + device, so the guest finds
+/// (and names) its NICs in device order whatever order they were plugged
+/// in, and other devices keep the low slots QEMU hands out.
+pub fn nic_slot(device: &str) -> Option<u32> {
+    device.parse::<u32>().ok().filter(|d| *d < 16).map(|d| 0x10 + d)
+}
+
 /// The network backend of a NIC.
 pub fn netdev_id(device: &str) -> Result<String> {
     Ok(format!("net-{}", nic_id(device)?))
@@ -242,7 +249,8 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &L
         let tap = crate::linux::ports::tap_name(launch.domid, &n.device)?;
         let model = if spec.hvm { "e1000" } else { "virtio-net-pci" };
         push(&["-netdev", &format!("tap,id={netdev},ifname={tap},script=no,downscript=no")]);
-        push(&["-device", &format!("{model},netdev={netdev},mac={},id={id}", n.mac)]);
+        let addr = nic_slot(&n.device).map(|s| format!(",addr={s:#x}")).unwrap_or_default();
+        push(&["-device", &format!("{model},netdev={netdev},mac={},id={id}{addr}", n.mac)]);
     }
     if launch.incoming {
         push(&["-incoming", "defer"]);
@@ -321,7 +329,7 @@ mod tests {
         let devs = after(&argv, "-device");
         assert!(devs.contains(&"virtio-blk-pci,id=vbd-0,drive=node-vbd-0"), "{devs:?}");
         assert!(devs.contains(&"ide-cd,bus=ide.1,unit=1,id=vbd-3"), "{devs:?}");
-        assert!(devs.contains(&"virtio-net-pci,netdev=net-vif-0,mac=02:00:00:00:00:01,id=vif-0"), "{devs:?}");
+        assert!(devs.contains(&"virtio-net-pci,netdev=net-vif-0,mac=02:00:00:00:00:01,id=vif-0,addr=0x10"), "{devs:?}");
         assert_eq!(after(&argv, "-netdev"), ["tap,id=net-vif-0,ifname=vif7.0,script=no,downscript=no"]);
         assert_eq!(after(&argv, "-boot"), ["order=cd"]);
         assert_eq!(after(&argv, "-incoming"), ["defer"]);

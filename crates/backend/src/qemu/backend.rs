@@ -52,16 +52,9 @@ pub struct QemuConfig {
     pub unplug_timeout: Duration,
     /// QEMU's seccomp sandbox.
     pub sandbox: bool,
-    /// The interfaces that are the host's NICs (xapid's `--nics`, through
-    /// `XAPI_NICS`); None: every interface backed by a device.
+    /// The interfaces that are the host's NICs (xapid's `--nics`); None:
+    /// every interface backed by a device.
     pub nics: Option<Vec<String>>,
-}
-
-/// The host's NICs named in `XAPI_NICS` (comma-separated; xapid's
-/// `--nics` sets it), if it is set.
-pub fn nics_from_env() -> Option<Vec<String>> {
-    let v = std::env::var("XAPI_NICS").ok()?;
-    Some(v.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect())
 }
 
 impl Default for QemuConfig {
@@ -74,7 +67,7 @@ impl Default for QemuConfig {
             kill_grace: Duration::from_secs(5),
             unplug_timeout: Duration::from_secs(30),
             sandbox: true,
-            nics: nics_from_env(),
+            nics: None,
         }
     }
 }
@@ -1043,7 +1036,10 @@ impl Qemu {
         let add = json!({ "type": "tap", "id": netdev, "ifname": tap, "script": "no", "downscript": "no" });
         qmp.execute("netdev_add", add).await.map_err(|e| hv("netdev_add", e))?;
         let model = if hvm { "e1000" } else { "virtio-net-pci" };
-        let dev = json!({ "driver": model, "netdev": netdev, "mac": nic.mac, "id": id });
+        let mut dev = json!({ "driver": model, "netdev": netdev, "mac": nic.mac, "id": id });
+        if let Some(slot) = argv::nic_slot(&nic.device) {
+            dev["addr"] = json!(format!("{slot:#x}"));
+        }
         let res = match self.0.net.attach(&tap, nic).await {
             Ok(()) => qmp.execute("device_add", dev).await.map(drop).map_err(|e| hv("device_add", e)),
             Err(e) => Err(e),

@@ -15,7 +15,7 @@ mod backend;
 pub mod probe;
 pub mod qmp;
 
-pub use backend::{nics_from_env, Qemu, QemuConfig, GUEST_DIR};
+pub use backend::{Qemu, QemuConfig, GUEST_DIR};
 
 use std::io;
 use std::time::Duration;

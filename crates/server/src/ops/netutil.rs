@@ -98,6 +98,11 @@ pub fn is_valid_mac(mac: &str) -> bool {
     parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// The group bit of the first octet (of a MAC that [`is_valid_mac`]).
+pub fn is_multicast_mac(mac: &str) -> bool {
+    mac.get(..2).and_then(|o| u8::from_str_radix(o, 16).ok()).is_some_and(|o| o & 1 == 1)
+}
+
 /// The comma-separated DNS entries of one family.
 pub fn dns_of(f: Family, dns: &str) -> Vec<String> {
     dns.split(',').filter(|a| !a.is_empty() && is_ip(f, a)).map(str::to_string).collect()

@@ -74,7 +74,9 @@ fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
     } else {
         (given, false)
     };
-    if !netutil::is_valid_mac(&mac) {
+    // A group (multicast) address cannot be a NIC's: Linux refuses it on a
+    // tap and guests replace it, so it is refused here with the format check.
+    if !netutil::is_valid_mac(&mac) || netutil::is_multicast_mac(&mac) {
         return Err(ApiError::MacInvalid { mac });
     }
     // xapi compares device strings, so "0" and "00" are different devices.
