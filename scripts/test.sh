@@ -99,7 +99,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install -q -r tests/python/requirements.txt
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python
+"$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider tests/python
 
 step "Node clients (npm xen-api)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1)

@@ -142,7 +142,7 @@ def run(x, api, vm, cmd, timeout=30):
     """Run `cmd` in the guest's shell; its exit status. The marker is built
     by the shell, so the echoed input line never matches it."""
     n = next(_seq)
-    type_line(x, api, vm, '%s >/dev/null 2>&1; echo "RC%d-$?-$((6*7))"' % (cmd, n))
+    type_line(x, api, vm, '%s >/dev/null 2>&1; echo "RC%d-$?-$((6*7))"' % (cmd, n), reset=True)
     pat = re.compile(r"RC%d-(\d+)-42" % n)
     m = wait_for(lambda: pat.search(serial(x, api, vm)), timeout, "the guest's answer to %r" % cmd, interval=0.3)
     return int(m.group(1))
