@@ -6,8 +6,14 @@ use std::path::PathBuf;
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let dist = manifest.join("../../web/dist");
-    // Re-run when the UI is rebuilt (new hashed asset names) or first appears.
-    println!("cargo:rerun-if-changed={}", dist.display());
+    // Re-run when the UI is rebuilt (new hashed asset names), or when it first
+    // appears: a path that does not exist would make every build re-run this
+    // and rebuild the server, so then watch web/ (which gains dist/).
+    if dist.is_dir() {
+        println!("cargo:rerun-if-changed={}", dist.display());
+    } else {
+        println!("cargo:rerun-if-changed={}", manifest.join("../../web").display());
+    }
     let dir = if dist.join("index.html").is_file() {
         dist
     } else {
