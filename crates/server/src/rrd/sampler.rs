@@ -300,8 +300,11 @@ fn host_values(hs: &HostStats, accounted: impl FnOnce() -> Option<(i64, i64)>) -
 /// The host's memory as the server accounts it (host_metrics), in bytes.
 fn accounted_memory(s: &Server) -> Option<(i64, i64)> {
     let st = s.db.read();
-    let h = st.get(&CLASS_HOST, &s.host)?;
-    let m = st.get(&CLASS_HOST_METRICS, h.get(fields::host::METRICS.index).as_str()?)?;
+    let h = st.get(&CLASS_HOST, &s.host);
+    let Some(m) = h.and_then(|h| st.get(&CLASS_HOST_METRICS, h.get(fields::host::METRICS.index).as_str()?)) else {
+        tracing::warn!(host = %s.host, "the host has no host_metrics row: no memory sources in its RRD");
+        return None;
+    };
     Some((m.read(fields::host_metrics::MEMORY_TOTAL), m.read(fields::host_metrics::MEMORY_FREE)))
 }
 
