@@ -20,7 +20,7 @@ pub mod net;
 pub mod qemu;
 pub mod sim;
 
-pub use host::HostFacts;
+pub use host::{HostFacts, HostMemory, HostStats};
 pub use net::{BondMode, HostNetwork, HostNic, Link, Locking, Switch};
 
 use std::collections::BTreeMap;
@@ -460,6 +460,12 @@ impl Backend {
     }
     pub fn stats(&self, uuid: &str) -> Option<Stats> {
         each!(self, b => b.stats(uuid))
+    }
+    /// How busy the host is: made up from the guests' figures by the
+    /// simulator, measured on this machine for QEMU. CPU and NIC rates are
+    /// since the previous call (the server's sampler is the one caller).
+    pub fn host_stats(&self) -> HostStats {
+        each!(self, b => b.host_stats())
     }
     pub fn console(&self, uuid: &str) -> Option<Console> {
         each!(self, b => b.console(uuid))

@@ -496,6 +496,26 @@ impl Sim {
         })
     }
 
+    /// The made-up machine's load, from its guests' figures: each of the 8
+    /// CPUs a little busy plus the guests' vCPU time spread over them, the
+    /// load average that vCPU time, and all guest traffic on eth0. Memory is
+    /// the server's own accounting.
+    pub fn host_stats(&self) -> crate::HostStats {
+        let guests: Vec<Stats> = self.domains().iter().filter_map(|d| self.stats(&d.uuid)).collect();
+        let ncpu = crate::host::simulated().cpus.len().max(1);
+        let busy: f64 = guests.iter().flat_map(|g| g.vcpus.iter()).sum();
+        let per_cpu = (0.005 + busy / ncpu as f64).min(1.0);
+        let cpus = (0..ncpu).map(|i| (i as u32, (per_cpu + 0.001 * (i % 4) as f64).min(1.0))).collect();
+        let rx: f64 = guests.iter().flat_map(|g| g.nics.iter()).map(|n| n.1).sum();
+        let tx: f64 = guests.iter().flat_map(|g| g.nics.iter()).map(|n| n.2).sum();
+        crate::HostStats {
+            cpus,
+            memory: crate::HostMemory::Accounted,
+            loadavg: Some(busy),
+            nics: vec![(SIM_NICS[0].0.to_string(), rx, tx)],
+        }
+    }
+
     pub fn console(&self, uuid: &str) -> Option<Console> {
         let m = self.0.domains.lock().ok()?;
         let d = m.get(uuid)?;

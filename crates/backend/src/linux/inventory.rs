@@ -60,11 +60,10 @@ pub fn read_nic(dir: &Path) -> Option<HostNic> {
     })
 }
 
-/// The NICs under `root` (a sysfs `class/net` directory): the ones named
-/// in `only` when given (in that order, those that exist), else every
-/// interface with a `device` link; never a bridge, bond, VLAN, tap or lo.
-pub fn nics(root: &Path, only: Option<&[String]>) -> Vec<HostNic> {
-    let names: Vec<String> = match only {
+/// The interfaces to consider as NICs: `only` when given, else every one
+/// with a `device` link, sorted.
+fn candidates(root: &Path, only: Option<&[String]>) -> Vec<String> {
+    match only {
         Some(list) => list.to_vec(),
         None => {
             let mut v: Vec<String> = match std::fs::read_dir(root) {
@@ -78,18 +77,40 @@ pub fn nics(root: &Path, only: Option<&[String]>) -> Vec<HostNic> {
             v.sort();
             v
         }
-    };
+    }
+}
+
+/// Why the interface `name` under `root` is not a NIC, or None if it is one.
+fn not_a_nic(root: &Path, name: &str) -> Option<&'static str> {
+    let dir = root.join(name);
+    if !super::links::valid_ifname(name) || !dir.exists() {
+        Some("not a network interface of this host: not listed as a NIC")
+    } else if is_virtual_kind(&dir) {
+        Some("a bridge, bond, VLAN, tap or loopback is not a NIC: not listed")
+    } else {
+        None
+    }
+}
+
+/// The names of the NICs [`nics`] lists, without reading their attributes
+/// (for the statistics, every few seconds; rejections are not logged again).
+pub fn nic_names(root: &Path, only: Option<&[String]>) -> Vec<String> {
+    let mut v = candidates(root, only);
+    v.retain(|n| not_a_nic(root, n).is_none());
+    v
+}
+
+/// The NICs under `root` (a sysfs `class/net` directory): the ones named
+/// in `only` when given (in that order, those that exist), else every
+/// interface with a `device` link; never a bridge, bond, VLAN, tap or lo.
+pub fn nics(root: &Path, only: Option<&[String]>) -> Vec<HostNic> {
     let mut out = Vec::new();
-    for n in names {
+    for n in candidates(root, only) {
+        if let Some(why) = not_a_nic(root, &n) {
+            tracing::warn!(device = %n, "{why}");
+            continue;
+        }
         let dir = root.join(&n);
-        if !super::links::valid_ifname(&n) || !dir.exists() {
-            tracing::warn!(device = %n, "not a network interface of this host: not listed as a NIC");
-            continue;
-        }
-        if is_virtual_kind(&dir) {
-            tracing::warn!(device = %n, "a bridge, bond, VLAN, tap or loopback is not a NIC: not listed");
-            continue;
-        }
         match read_nic(&dir) {
             Some(nic) => out.push(nic),
             None => tracing::warn!(device = %n, "cannot read its sysfs attributes: not listed"),
@@ -203,6 +224,8 @@ mod tests {
         let names: Vec<&str> = listed.iter().map(|n| n.device.as_str()).collect();
         assert_eq!(names, ["veth0", "eth1"]);
         assert_eq!(listed[0].bus, "");
+        assert_eq!(nic_names(&net, None), ["eth0", "eth1"]);
+        assert_eq!(nic_names(&net, Some(&only)), ["veth0", "eth1"]);
         std::fs::remove_dir_all(&root).unwrap();
     }
 

@@ -42,6 +42,16 @@ impl Net {
         inventory::nics(&self.sysfs, self.nics.as_deref())
     }
 
+    /// The names of the NICs [`Net::nics`] lists, cheaply.
+    pub fn nic_names(&self) -> Vec<String> {
+        inventory::nic_names(&self.sysfs, self.nics.as_deref())
+    }
+
+    /// The sysfs `class/net` directory NICs are read from.
+    pub fn sysfs(&self) -> &std::path::Path {
+        &self.sysfs
+    }
+
     /// Make the host's switches what `plan` says (see [`switches::apply`]).
     pub async fn apply(&self, plan: &HostNetwork) -> Result<()> {
         let _g = self.lock.lock().await;

@@ -107,6 +107,8 @@ struct Inner {
     events: broadcast::Sender<DomainEvent>,
     /// The host's switches and the guests' ports on them.
     net: Net,
+    /// The host's CPU and NIC counters at the last statistics reading.
+    meter: Mutex<host::Meter>,
 }
 
 #[derive(Clone)]
@@ -179,7 +181,11 @@ impl Qemu {
         }
         let (events, _) = broadcast::channel(1024);
         let net = Net::new(cfg.nics.clone());
+        // A first reading, so the first sample already has rates to report.
+        let mut meter = host::Meter::default();
+        host::measure_local(&mut meter, net.sysfs(), &net.nic_names());
         Ok(Qemu(Arc::new(Inner {
+            meter: Mutex::new(meter),
             net,
             cfg,
             probe,
@@ -1115,6 +1121,13 @@ impl Qemu {
         self.doms().get(uuid).map(|d| d.stats.clone())
     }
 
+    /// This machine's load since the last call, for the NICs we list.
+    pub fn host_stats(&self) -> crate::HostStats {
+        let nics = self.0.net.nic_names();
+        let mut meter = self.0.meter.lock().unwrap_or_else(|e| e.into_inner());
+        host::measure_local(&mut meter, self.0.net.sysfs(), &nics)
+    }
+
     pub fn console(&self, uuid: &str) -> Option<Console> {
         self.doms().get(uuid).map(|d| Console::Unix(d.layout.vnc()))
     }
@@ -1372,6 +1385,7 @@ mod tests {
             next_domid: AtomicI64::new(1),
             events: broadcast::channel(16).0,
             net: Net::new(None),
+            meter: Mutex::new(host::Meter::default()),
         };
         Qemu(Arc::new(inner))
     }

@@ -6,11 +6,9 @@
 //! domain stops, every `Config::rrd_save_interval`, and at clean shutdown.
 
 use super::{now, persist, Rrd};
-use crate::{field, Server};
-use backend::Stats;
-use model::schema::{
-    CLASS_HOST, CLASS_HOST_CPU, CLASS_HOST_METRICS, CLASS_POOL, CLASS_SR, CLASS_VBD, CLASS_VDI, CLASS_VM,
-};
+use crate::Server;
+use backend::{HostMemory, HostStats, Stats};
+use model::schema::{CLASS_HOST, CLASS_HOST_METRICS, CLASS_POOL, CLASS_SR, CLASS_VBD, CLASS_VDI, CLASS_VM};
 use model::types::fields;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -268,36 +266,46 @@ pub fn vm_values(st: &Stats) -> Vec<(String, f64)> {
     v
 }
 
-/// The host's data sources: memory from host_metrics, CPUs from the
-/// host_cpu rows, and simulated load derived from the guests' figures.
-fn host_values(s: &Server, guests: &[(String, Stats)]) -> Vec<(String, f64)> {
-    let (hc, hm, cpu) = (&CLASS_HOST, &CLASS_HOST_METRICS, &CLASS_HOST_CPU);
-    let st = s.db.read();
-    let metrics = st.get(hc, &s.host).and_then(|h| h.get(fields::host::METRICS.index).as_str().map(str::to_string));
-    let mem = |name: &str| {
-        metrics.as_deref().and_then(|m| st.get(hm, m)).and_then(|m| m.get(field(hm, name)).as_int()).unwrap_or(0) as f64
-            / 1024.0
+/// The host's data sources, named as xapi names them, from the backend's
+/// figures: the one place backend host statistics meet XenAPI names. A
+/// figure the backend could not measure has no source this time.
+/// `accounted` is the server's (total, free) memory in bytes, for a backend
+/// that leaves memory to it.
+fn host_values(hs: &HostStats, accounted: impl FnOnce() -> Option<(i64, i64)>) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = hs.cpus.iter().map(|(n, u)| (format!("cpu{n}"), *u)).collect();
+    if !hs.cpus.is_empty() {
+        let avg = hs.cpus.iter().map(|(_, u)| u).sum::<f64>() / hs.cpus.len() as f64;
+        v.push(("cpu_avg".into(), avg));
+    }
+    let memory = match hs.memory {
+        HostMemory::Measured { total, free } => Some((total, free)),
+        HostMemory::Accounted => accounted(),
+        HostMemory::Unknown => None,
     };
-    let ncpu = st
-        .table(cpu)
-        .iter()
-        .filter(|(_, r)| r.get(fields::host_cpu::HOST.index).as_str() == Some(s.host.as_str()))
-        .count();
-    let ncpu = ncpu.max(1);
-    let busy: f64 = guests.iter().flat_map(|(_, g)| g.vcpus.iter()).sum();
-    let per_cpu = (0.005 + busy / ncpu as f64).min(1.0);
-    let mut v: Vec<(String, f64)> =
-        (0..ncpu).map(|i| (format!("cpu{i}"), (per_cpu + 0.001 * (i % 4) as f64).min(1.0))).collect();
-    let avg = v.iter().map(|(_, u)| u).sum::<f64>() / ncpu as f64;
-    v.push(("cpu_avg".into(), avg));
-    v.push(("memory_total_kib".into(), mem("memory_total")));
-    v.push(("memory_free_kib".into(), mem("memory_free")));
-    v.push(("loadavg".into(), busy));
-    let rx: f64 = guests.iter().flat_map(|(_, g)| g.nics.iter()).map(|n| n.1).sum();
-    let tx: f64 = guests.iter().flat_map(|(_, g)| g.nics.iter()).map(|n| n.2).sum();
-    v.push(("pif_eth0_rx".into(), rx));
-    v.push(("pif_eth0_tx".into(), tx));
+    if let Some((total, free)) = memory {
+        // xapi reports memory in KiB.
+        v.push(("memory_total_kib".into(), total as f64 / 1024.0));
+        v.push(("memory_free_kib".into(), free as f64 / 1024.0));
+    }
+    if let Some(l) = hs.loadavg {
+        v.push(("loadavg".into(), l));
+    }
+    for (dev, rx, tx) in &hs.nics {
+        v.push((format!("pif_{dev}_rx"), *rx));
+        v.push((format!("pif_{dev}_tx"), *tx));
+    }
     v
+}
+
+/// The host's memory as the server accounts it (host_metrics), in bytes.
+fn accounted_memory(s: &Server) -> Option<(i64, i64)> {
+    let st = s.db.read();
+    let h = st.get(&CLASS_HOST, &s.host);
+    let Some(m) = h.and_then(|h| st.get(&CLASS_HOST_METRICS, h.get(fields::host::METRICS.index).as_str()?)) else {
+        tracing::warn!(host = %s.host, "the host has no host_metrics row: no memory sources in its RRD");
+        return None;
+    };
+    Some((m.read(fields::host_metrics::MEMORY_TOTAL), m.read(fields::host_metrics::MEMORY_FREE)))
 }
 
 /// Take one sample of everything. `every` is the sampling interval: a new
@@ -307,7 +315,7 @@ pub fn sample(s: &Server, every: Duration, domains: Vec<backend::DomainInfo>, st
     let prev = t - every.as_secs_f64();
     let guests: Vec<(String, Stats)> =
         domains.into_iter().filter_map(|d| s.backend.stats(&d.uuid).map(|st| (d.uuid, st))).collect();
-    let mut host = host_values(s, &guests);
+    let mut host = host_values(&s.backend.host_stats(), || accounted_memory(s));
     let srs = sr_samples(s, &guests, state);
     for x in &srs {
         host.extend(host_sr_values(x));
@@ -412,6 +420,31 @@ mod tests {
                 "vbd_xvdb_read",
                 "vbd_xvdb_write"
             ]
+        );
+    }
+
+    #[test]
+    fn host_names() {
+        let hs = HostStats {
+            cpus: vec![(0, 0.25), (2, 0.75)],
+            memory: HostMemory::Measured { total: 8 << 30, free: 2 << 30 },
+            loadavg: Some(1.5),
+            nics: vec![("eth1".into(), 100.0, 200.0)],
+        };
+        let v = host_values(&hs, || panic!("measured memory needs no accounting"));
+        let names: Vec<&str> = v.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["cpu0", "cpu2", "cpu_avg", "memory_total_kib", "memory_free_kib", "loadavg", "pif_eth1_rx", "pif_eth1_tx"]
+        );
+        let m: HashMap<&str, f64> = v.iter().map(|(n, x)| (n.as_str(), *x)).collect();
+        assert_eq!((m["cpu_avg"], m["memory_total_kib"], m["memory_free_kib"]), (0.5, 8388608.0, 2097152.0));
+        // Nothing measured: no sources, none made up.
+        assert!(host_values(&HostStats::default(), || Some((1, 1))).is_empty());
+        let sim = HostStats { memory: HostMemory::Accounted, ..HostStats::default() };
+        assert_eq!(
+            host_values(&sim, || Some((2048, 1024))),
+            [("memory_total_kib".to_string(), 2.0), ("memory_free_kib".to_string(), 1.0)]
         );
     }
 }
