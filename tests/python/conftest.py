@@ -1,6 +1,7 @@
 """Shared fixtures: each test module gets its own xapid on a free loopback port
 with a fresh data directory, driven through the unmodified PyPI XenAPI client."""
 
+import contextlib
 import http.client
 import json
 import os
@@ -162,6 +163,30 @@ class Xapid:
     def uds_session(self):
         """A XenAPI.Session speaking XML-RPC over this server's Unix socket."""
         return XenAPI.Session("http://localhost/", transport=UnixTransport(self.sock))
+
+
+@contextlib.contextmanager
+def netns(prefix, nics=("eth0",)):
+    """A network namespace of its own, with lo up and each of `nics` a veth
+    (its peer `<nic>p` beside it): a `--backend qemu` server in it makes its
+    bridges and taps there, never on this machine's interfaces. Needs root:
+    skipped on a developer's machine without it, a failure under CI."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("network namespaces need root, and CI is set")
+        pytest.skip("network namespaces need root")
+    require_tool("ip")
+    name = "%s%d" % (prefix, os.getpid())
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        for nic in nics:
+            subprocess.run(["ip", "-n", name, "link", "add", nic, "type", "veth", "peer", "name", nic + "p"],
+                           check=True)
+        for dev in ["lo"] + [d for n in nics for d in (n, n + "p")]:
+            subprocess.run(["ip", "-n", name, "link", "set", dev, "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name])
 
 
 class UnixRelay:

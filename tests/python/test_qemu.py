@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 import XenAPI
 
-from conftest import Xapid, failure
+from conftest import Xapid, failure, netns
 from vmlib import MIB, NULL, add_vif, install, wait_for
 
 BANNER = "xapi-rs test guest up"
@@ -59,21 +59,13 @@ def xapid(kernels):
     # Guests' NICs are taps on Linux bridges: the server runs in a network
     # namespace of its own with one veth as its NIC, so this machine's
     # interfaces are never touched.
-    require(os.geteuid() == 0, "guests' taps and network namespaces need root")
-    ns = "xrsq%d" % os.getpid()
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        subprocess.run(["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"], check=True)
-        for dev in ("lo", "eth0", "eth0p"):
-            subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
+    with netns("xrsq") as ns:
         x = Xapid(netns=ns, extra_args=["--backend", "qemu", "--guest-kernel-dir", kernels, "--nics", "eth0"]).start()
         yield x
         x.cleanup()
         # Nothing of ours may outlive the module.
         for pid in qemu_pids(x):
             os.kill(pid, signal.SIGKILL)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns])
 
 
 def qemu_pids(x):

@@ -8,15 +8,17 @@ import urllib.request
 
 import pytest
 
-from conftest import Xapid, require_tool
+from conftest import Xapid, netns, require_tool
 
 
 @pytest.fixture(scope="module")
 def xapid():
     require_tool("qemu-system-x86_64")
-    x = Xapid(extra_args=["--backend", "qemu"]).start()
-    yield x
-    x.cleanup()
+    # In a namespace of its own (its switches are made there), with one NIC.
+    with netns("xrss") as ns:
+        x = Xapid(netns=ns, extra_args=["--backend", "qemu", "--nics", "eth0"]).start()
+        yield x
+        x.cleanup()
 
 
 def host_rows(xapid, sid, host_uuid, start):
