@@ -524,6 +524,20 @@ pub fn apply_nic_facts(tx: &mut Txn, host: &str, nics: &[backend::HostNic]) {
         let device = row.read(PIF::DEVICE);
         let metrics = row.read(PIF::METRICS);
         let Some(nic) = nics.iter().find(|n| n.device == device) else { continue };
+        // Unchanged figures are not written: a restart makes no event.
+        let same = tx.get(PM::UUID.class, metrics.as_str()).is_some_and(|m| {
+            m.read(PM::CARRIER) == nic.carrier
+                && m.read(PM::SPEED) == nic.speed_mbps.unwrap_or(0)
+                && m.read(PM::DUPLEX) == nic.full_duplex.unwrap_or(false)
+                && m.read(PM::VENDOR_ID) == nic.vendor_id
+                && m.read(PM::VENDOR_NAME) == nic.vendor_name
+                && m.read(PM::DEVICE_ID) == nic.device_id
+                && m.read(PM::DEVICE_NAME) == nic.device_name
+                && m.read(PM::PCI_BUS_PATH) == nic.bus
+        });
+        if same {
+            continue;
+        }
         tx.update(PM::UUID.class, metrics.as_str(), |m| {
             m.write(PM::CARRIER, nic.carrier);
             m.write(PM::SPEED, nic.speed_mbps.unwrap_or(0));

@@ -258,7 +258,22 @@ async fn switch(sw: &Switch) -> Result<()> {
     let host = Host::read().await?;
     ensure_bridge(&host, &sw.bridge).await?;
     let mtu = sw.mtu.to_string();
-    if let Some(up) = &sw.uplink {
+    // A NIC that carries the host's own traffic (typically the management
+    // NIC, whose address xapi would move onto the bridge) stays as it is and
+    // the switch has no uplink: a warning, not an error, or every later
+    // network change on this host would fail because of it.
+    let nic_in_use = match &sw.uplink {
+        Some(Link::Nic { device }) => host.guard(device).is_err(),
+        _ => false,
+    };
+    if nic_in_use {
+        tracing::warn!(
+            bridge = %sw.bridge,
+            device = sw.uplink.as_ref().map(Link::device).unwrap_or_default(),
+            "switch left without its uplink: the NIC carries the host's own connectivity"
+        );
+    }
+    if let Some(up) = sw.uplink.as_ref().filter(|_| !nic_in_use) {
         let dev = ensure_link(up, &mut errs).await?;
         let host = Host::read().await?;
         let Some(l) = host.get(&dev).cloned() else {
