@@ -352,6 +352,14 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     assert pid3 != pid2
     wait_for(lambda: not alive(pid2), 10, "the old QEMU to exit")
     wait_banner(xapid, api, vm)
+
+    # A power button pressed before init has started acpid (or the agent) is
+    # lost, as on real hardware: wait for the new boot's shell to answer.
+    def shell_up():
+        type_line(xapid, api, vm, "echo booted-$((6*9))", reset=True)
+        return "booted-54" in serial(xapid, api, vm)
+    wait_for(shell_up, BOOT, "the rebooted guest's shell", interval=1)
+    time.sleep(2)
     api.VM.clean_shutdown(vm)
     assert api.VM.get_power_state(vm) == "Halted"
     wait_for(lambda: not alive(pid3), 10, "QEMU to exit after the clean shutdown")
