@@ -191,6 +191,9 @@ def lab(xapid, api, kernels):  # noqa: F811
         # The shell runs a moment after the banner: wait for it to answer.
         assert run(xapid, api, vm, "true", timeout=BOOT) == 0
     for name, ip in (("A", "10.50.0.1/24"), ("A2", "10.50.0.2/24")):
+        # The guest's init leaves udhcpc retrying on eth1 in the background,
+        # whose "deconfig" flushes the interface: stop it before a static address.
+        run(xapid, api, vms[name], "killall udhcpc")
         assert run(xapid, api, vms[name], "ip addr add %s dev eth1" % ip) == 0
     return {"vms": vms, "private": private}
 
