@@ -37,6 +37,9 @@ const SIM_FLAGS: &str = "fpu de tsc msr pae mce cx8 apic sep mtrr pge mca cmov p
                          syscall nx lm constant_tsc nopl pni vmx ssse3 cx16 sse4_1 sse4_2 x2apic popcnt hypervisor";
 
 /// The simulator's machine: 8 CPUs, 32 GiB of which the control domain has 4.
+/// How many CPUs the simulated host has.
+pub const SIM_CPUS: usize = 8;
+
 pub fn simulated() -> HostFacts {
     let cpu = Cpu {
         vendor: "GenuineIntel".into(),
@@ -48,7 +51,7 @@ pub fn simulated() -> HostFacts {
         flags: SIM_FLAGS.into(),
     };
     HostFacts {
-        cpus: vec![cpu; 8],
+        cpus: vec![cpu; SIM_CPUS],
         sockets: 1,
         threads_per_core: 1,
         memory_total: 32 << 30,

@@ -502,7 +502,7 @@ impl Sim {
     /// the server's own accounting.
     pub fn host_stats(&self) -> crate::HostStats {
         let guests: Vec<Stats> = self.domains().iter().filter_map(|d| self.stats(&d.uuid)).collect();
-        let ncpu = crate::host::simulated().cpus.len().max(1);
+        let ncpu = crate::host::SIM_CPUS;
         let busy: f64 = guests.iter().flat_map(|g| g.vcpus.iter()).sum();
         let per_cpu = (0.005 + busy / ncpu as f64).min(1.0);
         let cpus = (0..ncpu).map(|i| (i as u32, (per_cpu + 0.001 * (i % 4) as f64).min(1.0))).collect();

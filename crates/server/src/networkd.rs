@@ -13,9 +13,6 @@ use model::types::BondMode;
 use model::Row;
 use store::State;
 
-/// The offloads the guide's §6.5 `ethtool-<key>` keys control on a PIF.
-const ETHTOOL_KEYS: &[&str] = &["rx", "tx", "sg", "tso", "ufo", "gso"];
-
 /// Linux interface names are at most 15 bytes.
 fn ifname(s: &str) -> String {
     s.chars().take(15).collect()
@@ -63,29 +60,11 @@ fn link_of(st: &State, pif: &str, depth: u8) -> Option<Link> {
     row.read(P::PHYSICAL).then_some(Link::Nic { device })
 }
 
-fn on_off(v: &str) -> Option<&'static str> {
-    match v {
-        "true" | "on" => Some("on"),
-        "false" | "off" => Some("off"),
-        _ => None,
-    }
-}
-
 fn switch_of(st: &State, pif: &str, row: &Row) -> Option<Switch> {
     let net = row.read(P::NETWORK);
     let bridge = st.read(net.as_str(), N::BRIDGE).filter(|b| !b.is_empty())?;
-    let oc = row.read(P::OTHER_CONFIG);
-    let ethtool = ETHTOOL_KEYS
-        .iter()
-        .filter_map(|k| Some((k.to_string(), on_off(oc.get(&format!("ethtool-{k}"))?)?.to_string())))
-        .collect();
-    Some(Switch {
-        bridge,
-        mtu: row.read(P::MTU),
-        uplink: link_of(st, pif, 2),
-        ethtool,
-        promiscuous: oc.get("promiscuous").and_then(|v| on_off(v)) == Some("on"),
-    })
+    let (ethtool, promiscuous) = crate::lifecycle::vif::device_settings(&row.read(P::OTHER_CONFIG));
+    Some(Switch { bridge, mtu: row.read(P::MTU), uplink: link_of(st, pif, 2), ethtool, promiscuous })
 }
 
 /// The switches `host` should have now.

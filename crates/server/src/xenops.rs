@@ -545,35 +545,17 @@ pub(crate) fn mark_stopped(tx: &mut Txn, vm: &str, suspended: bool) {
 
 // ------------------------------------------------------------------ NICs
 
-/// The offloads the guide's §6.5 `ethtool-<key>` other-config keys control.
-const ETHTOOL_KEYS: &[&str] = &["rx", "tx", "sg", "tso", "ufo", "gso"];
-
-fn on_off(v: &str) -> Option<bool> {
-    match v {
-        "true" | "on" => Some(true),
-        "false" | "off" => Some(false),
-        _ => None,
-    }
-}
-
 /// The NIC as the backend builds it: bridge, MTU and the guide's
 /// other-config keys, with unusable values ignored as the hotplug script does.
 pub(crate) fn nic_of(vif: &Row, net: Option<&Row>) -> backend::Nic {
-    let oc = vif.read(V::OTHER_CONFIG);
-    let ethtool = ETHTOOL_KEYS
-        .iter()
-        .filter_map(|k| {
-            let on = on_off(oc.get(&format!("ethtool-{k}"))?)?;
-            Some((k.to_string(), if on { "on" } else { "off" }.to_string()))
-        })
-        .collect();
+    let (ethtool, promiscuous) = crate::lifecycle::vif::device_settings(&vif.read(V::OTHER_CONFIG));
     backend::Nic {
         device: vif.read(V::DEVICE),
         mac: vif.read(V::MAC),
         bridge: net.map(|n| n.read(N::BRIDGE)).unwrap_or_default(),
         mtu: crate::lifecycle::vif::effective_mtu(vif, net),
         ethtool,
-        promiscuous: oc.get("promiscuous").and_then(|v| on_off(v)) == Some(true),
+        promiscuous,
         locking: locking_of(vif, net),
     }
 }
@@ -581,15 +563,8 @@ pub(crate) fn nic_of(vif: &Row, net: Option<&Row>) -> backend::Nic {
 /// What the VIF may send: its locking mode, network_default resolved by its
 /// network (xapi's rule: a network's default is unlocked or disabled).
 pub(crate) fn locking_of(vif: &Row, net: Option<&Row>) -> backend::Locking {
-    use model::types::{NetworkDefaultLockingMode, VifLockingMode};
-    let mode = match vif.read(V::LOCKING_MODE) {
-        VifLockingMode::NetworkDefault => match net.map(|n| n.read(N::DEFAULT_LOCKING_MODE)) {
-            Some(NetworkDefaultLockingMode::Disabled) => VifLockingMode::Disabled,
-            _ => VifLockingMode::Unlocked,
-        },
-        m => m,
-    };
-    match mode {
+    use model::types::VifLockingMode;
+    match crate::lifecycle::vif::effective_locking(vif.read(V::LOCKING_MODE), net) {
         VifLockingMode::Locked => {
             backend::Locking::Locked { ipv4: vif.read(V::IPV4_ALLOWED), ipv6: vif.read(V::IPV6_ALLOWED) }
         }

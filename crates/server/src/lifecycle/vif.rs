@@ -3,7 +3,9 @@
 
 use crate::{handle_invalid, ApiError};
 use model::types::fields::{network as N, vif as F, vm as VM, vm_guest_metrics as GM};
-use model::types::{DomainType, TristateType, VifOperations, VmOperations, VmPowerState};
+use model::types::{
+    DomainType, NetworkDefaultLockingMode, TristateType, VifLockingMode, VifOperations, VmOperations, VmPowerState,
+};
 use model::{Row, Value, XenType};
 use std::collections::BTreeSet;
 use store::Txn;
@@ -88,6 +90,40 @@ fn allowed(tx: &Txn, r: &str, row: &Row) -> Vec<VifOperations> {
         .filter(|op| check(tx, r, row, op).is_none())
         .filter_map(|op| VifOperations::from_value(&Value::from(*op)).ok())
         .collect()
+}
+
+/// The locking mode that applies: `network_default` resolved by the VIF's
+/// network (whose default is unlocked or disabled; no network: unlocked).
+pub fn effective_locking(mode: VifLockingMode, net: Option<&Row>) -> VifLockingMode {
+    match mode {
+        VifLockingMode::NetworkDefault => match net.map(|n| n.read(N::DEFAULT_LOCKING_MODE)) {
+            Some(NetworkDefaultLockingMode::Disabled) => VifLockingMode::Disabled,
+            _ => VifLockingMode::Unlocked,
+        },
+        m => m,
+    }
+}
+
+/// The guide's §6.5 device keys of an other-config (a VIF's or a PIF's):
+/// the offloads `ethtool-<key>` (→ on/off) and `promiscuous`, values that
+/// are not booleans ignored as the hotplug scripts do.
+pub fn device_settings(
+    oc: &std::collections::BTreeMap<String, String>,
+) -> (std::collections::BTreeMap<String, String>, bool) {
+    fn on(v: &str) -> Option<bool> {
+        match v {
+            "true" | "on" => Some(true),
+            "false" | "off" => Some(false),
+            _ => None,
+        }
+    }
+    let ethtool = ["rx", "tx", "sg", "tso", "ufo", "gso"]
+        .iter()
+        .filter_map(|k| {
+            Some((k.to_string(), if on(oc.get(&format!("ethtool-{k}"))?)? { "on" } else { "off" }.to_string()))
+        })
+        .collect();
+    (ethtool, oc.get("promiscuous").and_then(|v| on(v)) == Some(true))
 }
 
 /// `other_config:mtu` if it is an integer, else the network's MTU (as xapi

@@ -164,18 +164,15 @@ async fn unplug_common(ctx: &Ctx, vif: &str, force: bool) -> Result<()> {
     .await
 }
 
-/// The locking mode that applies, resolving network_default.
-fn effective_locking(tx: &Txn, row: &Row, mode: &str) -> String {
-    if mode != "network_default" {
-        return mode.to_string();
-    }
-    let netc = &CLASS_NETWORK;
-    tx.get(netc, &s(row, "network")).map(|n| s(n, "default_locking_mode")).unwrap_or_else(|| "unlocked".into())
+/// The locking mode that applies to `row` under `mode`, resolving network_default.
+fn effective_locking(tx: &Txn, row: &Row, mode: VifLockingMode) -> VifLockingMode {
+    let net = tx.get(&CLASS_NETWORK, row.read(fields::vif::NETWORK).as_str());
+    crate::lifecycle::vif::effective_locking(mode, net)
 }
 
 /// A locked VIF only gets addresses it lets through.
 fn assert_no_locking_conflict(tx: &Txn, row: &Row, f: Family, address: &str) -> Result<()> {
-    if effective_locking(tx, row, &s(row, "locking_mode")) != "locked" {
+    if effective_locking(tx, row, row.read(fields::vif::LOCKING_MODE)) != VifLockingMode::Locked {
         return Ok(());
     }
     let allowed = set(row, if f == Family::V4 { "ipv4_allowed" } else { "ipv6_allowed" });
@@ -331,7 +328,7 @@ impl VifApi for Server {
         let vif = self_.as_str();
         ctx.write(|tx| {
             let row = tx.get(c, vif).cloned().ok_or_else(|| handle_invalid(c, vif))?;
-            if effective_locking(tx, &row, value.as_str()) == "locked" {
+            if effective_locking(tx, &row, value.clone()) == VifLockingMode::Locked {
                 assert_licensed(tx, "restrict_vif_locking", "VIF_locking")?;
             }
             tx.set(c, vif, fields::vif::LOCKING_MODE.index, Value::from(value.as_str()));
