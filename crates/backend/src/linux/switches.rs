@@ -286,14 +286,17 @@ async fn switch(sw: &Switch) -> Result<()> {
             };
             keep(&mut errs, r);
         }
-        if l.master.as_deref() != Some(sw.bridge.as_str()) {
+        let moved = l.master.as_deref() != Some(sw.bridge.as_str());
+        if moved {
             let r = match host.guard(&dev) {
                 Ok(()) => ip(&["link", "set", "dev", &dev, "master", &sw.bridge]).await.map(drop),
                 Err(e) => Err(e),
             };
             keep(&mut errs, r);
         }
-        if !l.up {
+        // Leaving a bond (the kernel releases a member on the move) takes
+        // the device down, whatever it was before.
+        if moved || !l.up {
             keep(&mut errs, set_up(&dev).await);
         }
         keep(&mut errs, ethtool(&dev, &sw.ethtool).await);
