@@ -29,6 +29,10 @@ BANNER="xapi-rs test guest up"
 MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_scsi virtio_balloon
 virtio-rng ata_piix ahci sd_mod sr_mod isofs pvpanic-mmio pvpanic-pci e1000
 button evdev"
+# In the initramfs but not loaded at boot: what tests/python/test_qemu_netlab.py
+# loads when it runs xapid itself inside this guest, for a kernel with 802.1Q and
+# bonding when the machine's own has neither.
+NETLAB_MODULES="8021q bonding bridge veth tun"
 
 log() { printf 'build-test-guest: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -160,7 +164,7 @@ done
 "$BB" depmod -b "$KX" "$UNAME"
 MD="$KX/lib/modules/$UNAME"
 declare -A want=()
-for m in $MODULES; do
+for m in $MODULES $NETLAB_MODULES; do
     pat=$(printf '%s' "$m" | sed 's/[-_]/[-_]/g')
     line=$(grep -E "/$pat\.ko(\.[a-z]+)?:" "$MD/modules.dep" || true)
     [ -n "$line" ] || die "module $m not in $KPKG"
@@ -245,6 +249,8 @@ for dev in /sys/class/net/*; do
     fi
 done
 echo "$BANNER (\$(uname -r))" >/dev/console
+# A hook for an initramfs appended to this one (test_qemu_netlab.py's).
+[ -x /etc/rc.local ] && /etc/rc.local >/dev/console 2>&1
 exec /sbin/init
 EOF
 
