@@ -99,10 +99,12 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install -q -r tests/python/requirements.txt
-"$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider tests/python
+# npm xen-api, for the Python suites that check what Xen Orchestra sees (test_qemu_net.py).
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+"$VENV/bin/python" -m pytest -q -rs --durations=12 -p no:cacheprovider tests/python
 
 step "Node clients (npm xen-api)"
-(cd tests/node && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1)
+(cd tests/node && node --test --test-concurrency=1)
 
 step "Web UI in a browser (Debian's chromium, playwright-core, axe-core)"
 if ! command -v chromium >/dev/null; then
