@@ -71,6 +71,14 @@ pif=$(xe pif-list device=eth1 --minimal)
 xe pif-plug uuid=$pif
 xe pif-reconfigure-ip uuid=$pif mode=static IP=192.0.2.10 netmask=255.255.255.0
 [ "$(xe pif-param-get uuid=$pif param-name=IP)" = 192.0.2.10 ]
+mgmt=$(xe pif-list management=true --minimal)
+xe host-management-reconfigure pif-uuid=$pif
+[ "$(xe pif-param-get uuid=$pif param-name=management)" = true ]
+[ "$(xe host-param-get uuid=$host param-name=address)" = 192.0.2.10 ]
+xe pool-management-reconfigure network-uuid=$(xe pif-param-get uuid=$mgmt param-name=network-uuid)
+[ "$(xe pif-param-get uuid=$mgmt param-name=management)" = true ]
+xe pif-reconfigure-ipv6 uuid=$pif mode=static IPv6=fd00::10/64
+[ "$(xe pif-param-get uuid=$pif param-name=IPv6)" = fd00::10/64 ]
 vnet=$(xe network-create name-label=vlan-net)
 xe vlan-create pif-uuid=$pif vlan=42 network-uuid=$vnet
 bnet=$(xe network-create name-label=bond-net)

@@ -21,7 +21,7 @@ pub mod qemu;
 pub mod sim;
 
 pub use host::{HostFacts, HostMemory, HostStats};
-pub use net::{BondMode, HostNetwork, HostNic, Link, Locking, Switch};
+pub use net::{BondMode, HostIp, HostNetwork, HostNic, Link, Locking, Switch};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -366,6 +366,12 @@ impl Backend {
     }
     pub fn name(&self) -> &'static str {
         each!(self, b => b.name())
+    }
+    /// Whether a DHCP configuration of the host's own interfaces can be
+    /// carried out: the simulator's host is made up, and the QEMU backend
+    /// runs no DHCP client on the host's bridges (static addresses only).
+    pub fn host_dhcp(&self) -> bool {
+        matches!(self, Backend::Sim(_))
     }
     /// How guests are run: `kvm` or `tcg` for QEMU (as probed at start),
     /// `none` for the simulator.

@@ -76,6 +76,23 @@ pub struct Switch {
     /// (`rx`, `tx`, `sg`, `tso`, `ufo`, `gso` → on/off).
     pub ethtool: Map,
     pub promiscuous: bool,
+    /// The host's own addresses on this switch, as xapi puts a PIF's IP
+    /// configuration on its bridge. None leaves the host's addresses where
+    /// they are (and a NIC that holds them is not made the uplink).
+    pub host_ip: Option<HostIp>,
+}
+
+/// The host's addresses on a switch's bridge. When the uplink NIC holds the
+/// host's addresses, they move: the bridge gets these first, then the NIC
+/// is enslaved and its own global addresses go, and its routes are made
+/// again through the bridge.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostIp {
+    /// Addresses with their prefix length ("10.0.0.2/24", "fd00::2/64");
+    /// the bridge ends up with exactly these global addresses.
+    pub addresses: Vec<String>,
+    /// Default gateways (at most one per family) routed through the bridge.
+    pub gateways: Vec<String>,
 }
 
 /// Every switch the server wants on this host. Switches, VLAN interfaces and

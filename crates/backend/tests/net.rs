@@ -115,7 +115,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn switch(bridge: &str, mtu: i64, uplink: Option<Link>) -> Switch {
-    Switch { bridge: bridge.into(), mtu, uplink, ethtool: Map::new(), promiscuous: false }
+    Switch { bridge: bridge.into(), mtu, uplink, ethtool: Map::new(), promiscuous: false, host_ip: None }
 }
 
 /// Name, ifindex, master and MTU of every link: equal before and after a

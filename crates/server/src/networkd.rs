@@ -6,10 +6,10 @@
 //! entry: the backend makes their switch when a guest NIC needs it.
 
 use crate::{xenops, Result, Server};
-use backend::{HostNetwork, Link, Switch};
+use backend::{HostIp, HostNetwork, Link, Switch};
 use model::schema::{CLASS_BOND, CLASS_PIF};
 use model::types::fields::{bond as BO, network as N, pif as P, vlan as VL};
-use model::types::BondMode;
+use model::types::{BondMode, IpConfigurationMode, Ipv6ConfigurationMode};
 use model::Row;
 use store::State;
 
@@ -60,11 +60,59 @@ fn link_of(st: &State, pif: &str, depth: u8) -> Option<Link> {
     row.read(P::PHYSICAL).then_some(Link::Nic { device })
 }
 
+/// The PIF `other_config` key that says its IP configuration was set
+/// through the API (PIF.reconfigure_ip/_ipv6) and is applied to the host.
+/// Without it the host's addresses are left as the machine has them: the
+/// management PIF's first configuration is made up at first start, and a
+/// host started on a laptop must not lose its network to it.
+pub const HOST_IP_KEY: &str = "xapi-rs-host-ip";
+
+/// "255.255.255.0" → 24; None for a mask that is not contiguous.
+fn prefix_len(mask: &str) -> Option<u32> {
+    let m = u32::from(mask.parse::<std::net::Ipv4Addr>().ok()?);
+    let len = m.leading_ones();
+    (m.checked_shl(len).unwrap_or(0) == 0).then_some(len)
+}
+
+/// The host's addresses on the PIF's bridge, when the API configured them.
+fn host_ip_of(row: &Row) -> Option<HostIp> {
+    if row.read(P::OTHER_CONFIG).get(HOST_IP_KEY).map(String::as_str) != Some("true") {
+        return None;
+    }
+    let mut out = HostIp::default();
+    if row.read(P::IP_CONFIGURATION_MODE) == IpConfigurationMode::Static {
+        let (ip, mask) = (row.read(P::IP), row.read(P::NETMASK));
+        match prefix_len(&mask) {
+            Some(len) if !ip.is_empty() => out.addresses.push(format!("{ip}/{len}")),
+            _ => tracing::warn!(ip, mask, "PIF address not applied: no address or a bad netmask"),
+        }
+        let gw = row.read(P::GATEWAY);
+        if !gw.is_empty() {
+            out.gateways.push(gw);
+        }
+    }
+    if row.read(P::IPV6_CONFIGURATION_MODE) == Ipv6ConfigurationMode::Static {
+        out.addresses.extend(row.read(P::IPV6).into_iter().filter(|a| a.contains('/')));
+        let gw = row.read(P::IPV6_GATEWAY);
+        if !gw.is_empty() {
+            out.gateways.push(gw);
+        }
+    }
+    Some(out)
+}
+
 fn switch_of(st: &State, pif: &str, row: &Row) -> Option<Switch> {
     let net = row.read(P::NETWORK);
     let bridge = st.read(net.as_str(), N::BRIDGE).filter(|b| !b.is_empty())?;
     let (ethtool, promiscuous) = crate::lifecycle::vif::device_settings(&row.read(P::OTHER_CONFIG));
-    Some(Switch { bridge, mtu: row.read(P::MTU), uplink: link_of(st, pif, 2), ethtool, promiscuous })
+    Some(Switch {
+        bridge,
+        mtu: row.read(P::MTU),
+        uplink: link_of(st, pif, 2),
+        ethtool,
+        promiscuous,
+        host_ip: host_ip_of(row),
+    })
 }
 
 /// The switches `host` should have now.
@@ -105,4 +153,19 @@ pub fn startup(s: &Server) {
             tracing::warn!("host network at start: {e}");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_len;
+
+    #[test]
+    fn netmasks_become_prefix_lengths() {
+        assert_eq!(prefix_len("255.255.255.0"), Some(24));
+        assert_eq!(prefix_len("255.0.0.0"), Some(8));
+        assert_eq!(prefix_len("255.255.255.255"), Some(32));
+        assert_eq!(prefix_len("0.0.0.0"), Some(0));
+        assert_eq!(prefix_len("255.0.255.0"), None);
+        assert_eq!(prefix_len("nonsense"), None);
+    }
 }

@@ -59,7 +59,7 @@ pub fn check_ifname(name: &str) -> Result<()> {
     }
 }
 
-fn parse_json(what: &str, text: &str) -> Result<Vec<Value>> {
+pub(super) fn parse_json(what: &str, text: &str) -> Result<Vec<Value>> {
     if text.trim().is_empty() {
         return Ok(vec![]);
     }

@@ -9,6 +9,7 @@
 //! [`Net`] serialises every change: a guest port joining a bridge and the
 //! removal of unused bridges must not interleave.
 
+pub mod addrs;
 pub mod cmd;
 pub mod filter;
 pub mod inventory;

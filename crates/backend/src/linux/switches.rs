@@ -8,7 +8,12 @@
 //! never enslaved, bonded, released or given a new MTU, and a device we
 //! made that carries it is never deleted; such a step is skipped with
 //! [`BackendError::WouldCutHost`] while the rest of the plan goes on.
+//! The one exception is explicit: a switch that carries the host's own
+//! addresses ([`Switch::host_ip`], set by the server after a
+//! `PIF.reconfigure_ip`) takes its NIC over, moving the addresses and
+//! routes onto the bridge ([`addrs`]).
 
+use super::addrs;
 use super::cmd::{self, ip};
 use super::links::{check_ifname, Host, Kind, MARK};
 use crate::{BackendError, BondMode, HostNetwork, Link, Map, Result, Switch};
@@ -262,10 +267,16 @@ async fn switch(sw: &Switch) -> Result<()> {
     // NIC, whose address xapi would move onto the bridge) stays as it is and
     // the switch has no uplink: a warning, not an error, or every later
     // network change on this host would fail because of it.
-    let nic_in_use = match &sw.uplink {
-        Some(Link::Nic { device }) => host.guard(device).is_err(),
+    // Unless the server gave the switch the host's addresses (an explicit
+    // PIF.reconfigure_ip): then they move from the NIC onto the bridge.
+    let nic_carries_host = match &sw.uplink {
+        Some(Link::Nic { device }) => {
+            host.carries_host(device) && host.get(device).and_then(|l| l.master.as_deref()) != Some(&sw.bridge)
+        }
         _ => false,
     };
+    let moving = nic_carries_host && sw.host_ip.is_some();
+    let nic_in_use = nic_carries_host && !moving;
     if nic_in_use {
         tracing::warn!(
             bridge = %sw.bridge,
@@ -287,7 +298,13 @@ async fn switch(sw: &Switch) -> Result<()> {
             keep(&mut errs, r);
         }
         let moved = l.master.as_deref() != Some(sw.bridge.as_str());
-        if moved {
+        if moved && moving {
+            if let Some(want) = &sw.host_ip {
+                let routes = addrs::start_move(&dev, &sw.bridge, want).await?;
+                ip(&["link", "set", "dev", &dev, "master", &sw.bridge]).await?;
+                keep(&mut errs, addrs::finish_move(&dev, &sw.bridge, &routes).await);
+            }
+        } else if moved {
             let r = match host.guard(&dev) {
                 Ok(()) => ip(&["link", "set", "dev", &dev, "master", &sw.bridge]).await.map(drop),
                 Err(e) => Err(e),
@@ -305,6 +322,9 @@ async fn switch(sw: &Switch) -> Result<()> {
     let host = Host::read().await?;
     if sw.mtu > 0 && host.get(&sw.bridge).is_some_and(|b| b.mtu != sw.mtu) {
         keep(&mut errs, ip(&["link", "set", "dev", &sw.bridge, "mtu", &mtu]).await.map(drop));
+    }
+    if let Some(want) = &sw.host_ip {
+        keep(&mut errs, addrs::reconcile(&sw.bridge, want).await);
     }
     errs.map_or(Ok(()), Err)
 }
@@ -491,6 +511,7 @@ mod tests {
                     uplink: Some(bond.clone()),
                     ethtool: Map::new(),
                     promiscuous: false,
+                    host_ip: None,
                 },
                 Switch {
                     bridge: "xapi1".into(),
@@ -498,8 +519,16 @@ mod tests {
                     uplink: Some(Link::Vlan { device: "bond0.5".into(), parent: Box::new(bond), tag: 5 }),
                     ethtool: Map::new(),
                     promiscuous: false,
+                    host_ip: None,
                 },
-                Switch { bridge: "xapi2".into(), mtu: 1500, uplink: None, ethtool: Map::new(), promiscuous: false },
+                Switch {
+                    bridge: "xapi2".into(),
+                    mtu: 1500,
+                    uplink: None,
+                    ethtool: Map::new(),
+                    promiscuous: false,
+                    host_ip: None,
+                },
             ],
         };
         let (b, d) = wanted(&plan);

@@ -469,6 +469,19 @@ impl HostApi for Server {
         Ok(total.unwrap_or(0) / 100)
     }
 
+    async fn management_reconfigure(&self, ctx: &Ctx, pif: Ref<Pif>) -> Result<()> {
+        if ctx.write(|tx| crate::ops::pif::management_reconfigure_tx(tx, pif.as_str()))? {
+            crate::networkd::sync_for(ctx).await?;
+        }
+        Ok(())
+    }
+
+    /// Only for a pool member cut off from its master (emergency mode),
+    /// which a single host never is.
+    async fn local_management_reconfigure(&self, _ctx: &Ctx, _interface: String) -> Result<()> {
+        Err(ApiError::NotInEmergencyMode)
+    }
+
     async fn get_management_interface(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<Ref<Pif>> {
         let (hc, pc) = (host_c(), class("PIF"));
         let row = self.row(hc, host.as_str())?;

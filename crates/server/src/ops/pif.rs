@@ -297,6 +297,57 @@ pub fn move_management(tx: &mut Txn, from: &str, to: &str) -> Result<()> {
     Ok(())
 }
 
+/// host.management_reconfigure: management moves to `r` (xapi's checks, in
+/// its order). False when `r` already is the management PIF.
+pub fn management_reconfigure_tx(tx: &mut Txn, r: &str) -> Result<bool> {
+    use fields::pif as P;
+    let row = get(tx, r)?;
+    let pc = &CLASS_POOL;
+    if tx.refs(pc).iter().filter_map(|p| tx.get(pc, p)).any(|p| p.read(fields::pool::HA_ENABLED)) {
+        return Err(ApiError::HaIsEnabled);
+    }
+    let host = row.read(P::HOST);
+    let primary = row.read(P::PRIMARY_ADDRESS_TYPE);
+    if row.read(P::MANAGED) {
+        if !row.read(P::BOND_SLAVE_OF).is_null() {
+            return Err(ApiError::CannotPlugBondSlave { pif: r.to_string() });
+        }
+        match primary {
+            PrimaryAddressType::Ipv6 if row.read(P::IPV6_CONFIGURATION_MODE) == Ipv6ConfigurationMode::None => {
+                return Err(ApiError::PifHasNoV6NetworkConfiguration { pif: r.to_string() })
+            }
+            PrimaryAddressType::Ipv4 if row.read(P::IP_CONFIGURATION_MODE) == IpConfigurationMode::None => {
+                return Err(ApiError::PifHasNoNetworkConfiguration { pif: r.to_string() })
+            }
+            _ => {}
+        }
+        let current = pifs_where(tx, |p| p.read(P::MANAGEMENT) && p.read(P::HOST) == host);
+        if let Some(cur) = current.first().and_then(|c| tx.get(pif_c(), c)) {
+            if cur.read(P::PRIMARY_ADDRESS_TYPE) != primary {
+                return Err(ApiError::PifIncompatiblePrimaryAddressType { pif: r.to_string() });
+            }
+        }
+    }
+    if row.read(P::MANAGEMENT) {
+        tracing::debug!(pif = r, "already the management PIF; nothing to do");
+        return Ok(false);
+    }
+    bring_up(tx, r)?;
+    for old in pifs_where(tx, |p| p.read(P::MANAGEMENT) && p.read(P::HOST) == host) {
+        tx.put(&old, P::MANAGEMENT, false);
+    }
+    tx.put(r, P::MANAGEMENT, true);
+    // host.address follows the management interface, as xapi's does.
+    let address = match primary {
+        PrimaryAddressType::Ipv6 => row.read(P::IPV6).first().and_then(|a| a.split('/').next().map(str::to_string)),
+        _ => Some(row.read(P::IP)),
+    };
+    if let Some(a) = address.filter(|a| !a.is_empty()) {
+        tx.put(host.as_str(), fields::host::ADDRESS, a);
+    }
+    Ok(true)
+}
+
 /// The network whose bridge is `bridge`, made if missing (xapi's convention
 /// for newly found NICs).
 fn find_or_create_network(tx: &mut Txn, bridge: &str, device: &str) -> String {
@@ -376,6 +427,34 @@ pub fn assert_not_in_bond(tx: &Txn, r: &str, row: &Row) -> Result<()> {
     Ok(())
 }
 
+/// A DHCP configuration the backend cannot carry out is refused before
+/// anything changes (the QEMU backend runs no DHCP client for the host).
+fn assert_dhcp_possible(s: &Server, mode: &str) -> Result<()> {
+    if mode == "DHCP" && !s.backend.host_dhcp() {
+        return Err(ApiError::NotImplemented {
+            function: format!("DHCP for the host's own addresses with the {} backend", s.backend.name()),
+        });
+    }
+    Ok(())
+}
+
+/// From now on the PIF's IP configuration is the host's: networkd puts it
+/// on the PIF's bridge (see [`crate::networkd::HOST_IP_KEY`]).
+fn mark_host_ip(row: &mut Row) {
+    let mut oc = row.read(fields::pif::OTHER_CONFIG);
+    oc.insert(crate::networkd::HOST_IP_KEY.to_string(), "true".to_string());
+    row.write(fields::pif::OTHER_CONFIG, oc);
+}
+
+/// An attached PIF's new addresses reach the host before the reply.
+async fn apply_host_ip(ctx: &Ctx, attached: bool) -> Result<()> {
+    if attached {
+        crate::networkd::sync_for(ctx).await
+    } else {
+        Ok(())
+    }
+}
+
 // ----------------------------------------------------------- the messages
 
 impl PifApi for Server {
@@ -400,7 +479,8 @@ impl PifApi for Server {
         dns: String,
     ) -> Result<()> {
         let (c, r, mode) = (pif_c(), self_.as_str(), mode.as_str().to_string());
-        ctx.write(|tx| {
+        assert_dhcp_possible(self, &mode)?;
+        let attached = ctx.write(|tx| {
             let row = get(tx, r)?;
             assert_managed(r, &row)?;
             // Only a DNS change in unchanged static mode is safe under HA.
@@ -432,12 +512,19 @@ impl PifApi for Server {
                 put(row, "netmask", netmask.as_str());
                 put(row, "gateway", gateway.as_str());
                 put(row, "DNS", all_dns.join(","));
+                mark_host_ip(row);
             });
-            if b(&row, "currently_attached") {
+            if b(&row, "management") && mode == "Static" {
+                let host = s(&row, "host");
+                tx.put(&host, fields::host::ADDRESS, ip.clone());
+            }
+            let attached = b(&row, "currently_attached");
+            if attached {
                 bring_up(tx, r)?;
             }
-            Ok(())
-        })
+            Ok(attached)
+        })?;
+        apply_host_ip(ctx, attached).await
     }
 
     async fn reconfigure_ipv6(
@@ -450,7 +537,8 @@ impl PifApi for Server {
         dns: String,
     ) -> Result<()> {
         let (c, r, mode) = (pif_c(), self_.as_str(), mode.as_str().to_string());
-        ctx.write(|tx| {
+        assert_dhcp_possible(self, &mode)?;
+        let attached = ctx.write(|tx| {
             let row = get(tx, r)?;
             assert_managed(r, &row)?;
             let same = mode == "Static"
@@ -477,12 +565,15 @@ impl PifApi for Server {
                 // As xapi: the one address given, even when empty.
                 put(row, "IPv6", strs(std::slice::from_ref(&ipv6)));
                 put(row, "DNS", all_dns.join(","));
+                mark_host_ip(row);
             });
-            if b(&row, "currently_attached") {
+            let attached = b(&row, "currently_attached");
+            if attached {
                 bring_up(tx, r)?;
             }
-            Ok(())
-        })
+            Ok(attached)
+        })?;
+        apply_host_ip(ctx, attached).await
     }
 
     async fn set_primary_address_type(

@@ -129,6 +129,28 @@ impl PoolApi for Server {
         Err(ApiError::JoiningHostConnectionFailed)
     }
 
+    /// Every host's management moves to its PIF on `network` (one host here).
+    async fn management_reconfigure(&self, ctx: &Ctx, network: Ref<Network>) -> Result<()> {
+        use model::types::fields::pif as P;
+        let (host, net) = (self.host.clone(), network.as_str().to_string());
+        let changed = ctx.write(|tx| {
+            if tx.get(&model::schema::CLASS_NETWORK, &net).is_none() {
+                return Err(crate::handle_invalid(&model::schema::CLASS_NETWORK, &net));
+            }
+            let pifs = crate::ops::pif::pifs_where(tx, |p| {
+                p.read(P::NETWORK).as_str() == net && p.read(P::HOST).as_str() == host
+            });
+            let Some(pif) = pifs.first() else {
+                return Err(ApiError::PifNotPresent { host: host.clone(), network: net.clone() });
+            };
+            crate::ops::pif::management_reconfigure_tx(tx, pif)
+        })?;
+        if changed {
+            crate::networkd::sync_for(ctx).await?;
+        }
+        Ok(())
+    }
+
     async fn eject(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
         self.row(class("host"), host.as_str())?;
         Err(ApiError::HostCannotDestroySelf { host: host.to_string() })

@@ -4,7 +4,7 @@ use super::{s, select_host, transfer};
 use crate::cli::generic::{self, GEN};
 use crate::cli::{fail, records, CliError, CliResult, Cx};
 use model::schema::ClassDef;
-use model::schema::{CLASS_NETWORK, CLASS_TASK};
+use model::schema::{CLASS_NETWORK, CLASS_PIF, CLASS_TASK};
 use model::Value;
 
 pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
@@ -27,6 +27,14 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
                 }
             };
             Ok(())
+        }
+        "host-management-reconfigure" => {
+            let pif = generic::by_uuid(cx, &CLASS_PIF, cx.params.reqd("pif-uuid")?).await?.0;
+            cx.call("host.management_reconfigure", vec![s(pif)]).await.map(|_| ())
+        }
+        "pool-management-reconfigure" => {
+            let net = generic::by_uuid(cx, &CLASS_NETWORK, cx.params.reqd("network-uuid")?).await?.0;
+            cx.call("pool.management_reconfigure", vec![s(net)]).await.map(|_| ())
         }
         "task-cancel" => {
             let t = generic::by_uuid(cx, &CLASS_TASK, cx.params.reqd("uuid")?).await?.0;

@@ -90,6 +90,12 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             .await
             .map(|_| ())
         }
+        "pif-reconfigure-ipv6" => {
+            let pif = obj(cx, "PIF", "uuid").await?;
+            let g = |k: &str| s(cx.params.get(k).unwrap_or(""));
+            let mode = s(cx.params.reqd("mode")?);
+            cx.call("PIF.reconfigure_ipv6", vec![s(pif), mode, g("IPv6"), g("gateway"), g("DNS")]).await.map(|_| ())
+        }
         "vlan-create" => {
             let pif = obj(cx, "PIF", "pif-uuid").await?;
             let net = obj(cx, "network", "network-uuid").await?;
