@@ -8,9 +8,8 @@
 // chain is restored as XO restores one: the full image, then the delta over
 // it; the restored disk then boots a (simulated) VM.
 //
-// @xen-orchestra/backups itself (its job runner) cannot be installed from
-// the registry mirror: @vates/task, @vates/types, @vates/parse-duration,
-// @vates/fuse-vhd and xen-api ^4.9 are not published there.
+// XO's own job runner (@xen-orchestra/backups) doing the same is
+// xo-backups.test.mjs.
 
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
