@@ -1,0 +1,302 @@
+//! VM lifecycle on the QEMU backend against libvirt, in the same run: the
+//! same test guest (scripts/build-test-guest.sh: Debian's kernel, busybox,
+//! qemu-guest-agent), the same memory and vCPU, started, suspended to disk,
+//! resumed, shut down cleanly through the guest agent, started again and
+//! destroyed — through the XenAPI (`VM.start`, `suspend`, `resume`,
+//! `clean_shutdown`, `hard_shutdown`) and through libvirt (`virsh create`,
+//! `save`, `restore`, `shutdown --mode agent`, `destroy`). Rounds alternate
+//! between the two so both share the machine's state. A boot is timed from
+//! the call to the guest's banner on its serial console; the rest until the
+//! call's end state (libvirt: until `virsh domstate` says so).
+//!
+//! Needs root, QEMU, the test guest and libvirt's daemons
+//! (`apt-get install libvirt-daemon-system`; none may be running: the bench
+//! starts `virtlogd` and `libvirtd` itself and stops them). It runs in a
+//! network namespace of its own (re-executing itself under `unshare --net`),
+//! so xapid's management bridge is made there.
+//!
+//!     cargo bench -p bench --bench vmops
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use xenapi::Session;
+
+const ROUNDS: usize = 3;
+const MEM_MIB: i64 = 256;
+const BOOT: Duration = Duration::from_secs(300);
+const BANNER: &str = "xapi-rs test guest up";
+const URI: &str = "qemu:///system";
+const DOMAIN: &str = "vmops-bench";
+
+fn guest_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XAPI_TEST_GUEST_DIR") {
+        return d.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
+    cache.join("xapi-rs/guest")
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .flat_map(|d| [Path::new(d).join(tool), Path::new("/usr/sbin").join(tool)])
+        .find(|p| p.is_file())
+}
+
+fn virsh(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("virsh").arg("-c").arg(URI).args(args).output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Instant {
+    let end = Instant::now() + timeout;
+    loop {
+        if f() {
+            return Instant::now();
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn banner_in(log: &Path) -> bool {
+    std::fs::read(log).is_ok_and(|b| String::from_utf8_lossy(&b).contains(BANNER))
+}
+
+fn domstate() -> String {
+    virsh(&["domstate", DOMAIN]).map(|s| s.trim().to_string()).unwrap_or_else(|_| "gone".into())
+}
+
+/// The libvirt twin of xapi-rs's PV guest: direct kernel boot, the same
+/// memory and vCPU, a serial log, the guest agent's channel and a VNC
+/// socket, as xapi-rs gives its guests.
+fn domain_xml(kernel: &Path, initrd: &Path, dir: &Path) -> String {
+    format!(
+        "<domain type='qemu'><name>{DOMAIN}</name><memory unit='MiB'>{MEM_MIB}</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{}</kernel><initrd>{}</initrd>\
+         <cmdline>console=ttyS0 no_timer_check</cmdline></os><features><acpi/></features>\
+         <on_poweroff>destroy</on_poweroff><devices>\
+         <serial type='file'><source path='{}/serial.log'/></serial>\
+         <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>\
+         <graphics type='vnc' socket='{}/vnc.sock'/><memballoon model='none'/></devices>\
+         <seclabel type='none'/></domain>",
+        kernel.display(),
+        initrd.display(),
+        dir.display(),
+        dir.display()
+    )
+}
+
+#[derive(Default)]
+struct Times {
+    boot: Vec<f64>,
+    suspend: Vec<f64>,
+    resume: Vec<f64>,
+    clean_shutdown: Vec<f64>,
+    hard_shutdown: Vec<f64>,
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        0.0
+    } else {
+        s[s.len() / 2]
+    }
+}
+
+/// Settles after a boot: the guest agent has started by then in both.
+const AGENT_SETTLE: Duration = Duration::from_secs(3);
+
+fn libvirt_round(t: &mut Times, xml: &Path, dir: &Path) {
+    let log = dir.join("serial.log");
+    let save = dir.join("save.img");
+    for second in [false, true] {
+        let _ = std::fs::remove_file(&log);
+        let t0 = Instant::now();
+        virsh(&["create", &xml.to_string_lossy()]).expect("virsh create");
+        let t1 = wait_for("the libvirt guest's banner", BOOT, || banner_in(&log));
+        t.boot.push(secs(t1 - t0));
+        std::thread::sleep(AGENT_SETTLE);
+        if second {
+            let t0 = Instant::now();
+            virsh(&["destroy", DOMAIN]).expect("virsh destroy");
+            let t1 = wait_for("the domain gone", BOOT, || domstate() == "gone");
+            t.hard_shutdown.push(secs(t1 - t0));
+            continue;
+        }
+        let _ = std::fs::remove_file(&save);
+        let t0 = Instant::now();
+        virsh(&["save", DOMAIN, &save.to_string_lossy()]).expect("virsh save");
+        t.suspend.push(secs(Instant::now() - t0));
+        let t0 = Instant::now();
+        virsh(&["restore", &save.to_string_lossy()]).expect("virsh restore");
+        let t1 = wait_for("the domain running", BOOT, || domstate() == "running");
+        t.resume.push(secs(t1 - t0));
+        std::thread::sleep(AGENT_SETTLE);
+        let t0 = Instant::now();
+        virsh(&["shutdown", DOMAIN, "--mode", "agent"]).expect("virsh shutdown");
+        let t1 = wait_for("the domain gone", BOOT, || domstate() == "gone");
+        t.clean_shutdown.push(secs(t1 - t0));
+    }
+}
+
+async fn xapi_round(t: &mut Times, s: &Session, vm: &xenapi::Ref<xenapi::Vm>, log: &Path) {
+    for second in [false, true] {
+        let t0 = Instant::now();
+        s.vm().start(vm, false, false).await.expect("VM.start");
+        let t1 = wait_for("the xapi-rs guest's banner", BOOT, || banner_in(log));
+        t.boot.push(secs(t1 - t0));
+        std::thread::sleep(AGENT_SETTLE);
+        if second {
+            let t0 = Instant::now();
+            s.vm().hard_shutdown(vm).await.expect("VM.hard_shutdown");
+            t.hard_shutdown.push(secs(Instant::now() - t0));
+            continue;
+        }
+        let t0 = Instant::now();
+        s.vm().suspend(vm).await.expect("VM.suspend");
+        t.suspend.push(secs(Instant::now() - t0));
+        let t0 = Instant::now();
+        s.vm().resume(vm, false, false).await.expect("VM.resume");
+        t.resume.push(secs(Instant::now() - t0));
+        std::thread::sleep(AGENT_SETTLE);
+        let t0 = Instant::now();
+        s.vm().clean_shutdown(vm).await.expect("VM.clean_shutdown");
+        t.clean_shutdown.push(secs(Instant::now() - t0));
+    }
+}
+
+async fn run() {
+    let guest = guest_dir();
+    let missing: Vec<&str> =
+        ["qemu-system-x86_64", "virsh", "libvirtd", "virtlogd"].into_iter().filter(|t| which(t).is_none()).collect();
+    if !guest.join("vmlinuz").is_file() || !missing.is_empty() {
+        println!(
+            "| vmops | not available: needs the test guest (scripts/build-test-guest.sh) and {missing:?} \
+             (apt-get install qemu-system-x86 libvirt-daemon-system) |"
+        );
+        return;
+    }
+    // The namespace's lo, and a veth as the host's NIC (for xenbr0).
+    for args in [
+        &["link", "set", "lo", "up"][..],
+        &["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"],
+        &["link", "set", "eth0", "up"],
+    ] {
+        let status = Command::new("ip").args(args).status();
+        assert!(status.is_ok_and(|s| s.success()), "ip {args:?}");
+    }
+
+    // libvirt's QEMU runs as libvirt-qemu: its files in a directory it may use.
+    let base = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let ldir = base.path().join("libvirt");
+    std::fs::create_dir(&ldir).expect("dir");
+    std::fs::set_permissions(&ldir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let (kernel, initrd) = (base.path().join("vmlinuz"), base.path().join("initrd.img"));
+    std::fs::copy(guest.join("vmlinuz"), &kernel).expect("copy kernel");
+    std::fs::copy(guest.join("initrd.img"), &initrd).expect("copy initrd");
+    let xml = base.path().join("domain.xml");
+    std::fs::write(&xml, domain_xml(&kernel, &initrd, &ldir)).expect("domain xml");
+    for d in ["/run/libvirt", "/var/log/libvirt", "/var/lib/libvirt/qemu", "/var/cache/libvirt"] {
+        let _ = std::fs::create_dir_all(d);
+    }
+    let mut daemons = Vec::new();
+    for d in ["virtlogd", "libvirtd"] {
+        let child = Command::new(which(d).expect("daemon"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {d}: {e}"));
+        daemons.push(child);
+    }
+    wait_for("libvirtd's socket", Duration::from_secs(30), || virsh(&["version"]).is_ok());
+    println!("{}", virsh(&["version"]).unwrap_or_default().lines().find(|l| l.contains("hypervisor")).unwrap_or(""));
+
+    let mut data_dir = PathBuf::new();
+    let x = bench::start_xapid_with(true, |cfg| {
+        cfg.backend = "qemu".into();
+        cfg.guest_kernel_dirs = vec![guest.clone()];
+        cfg.nics = Some(vec!["eth0".into()]);
+        data_dir = cfg.data_dir.clone();
+    })
+    .await;
+    let s = Session::builder(&format!("http://{}", x.addr)).login("root", "pw").await.expect("login");
+    let templates = s.vm().get_all_records_where(r#"field "is_a_template"="true""#).await.expect("templates");
+    let (tmpl, _) = templates.into_iter().find(|(_, r)| r.name_label == "Debian Etch 4.0").expect("a PV template");
+    let vm = s.vm().clone(&tmpl, "vmops-bench").await.expect("clone");
+    s.vm().set_pv_bootloader(&vm, "").await.expect("bootloader");
+    s.vm().set_pv_kernel(&vm, &guest.join("vmlinuz").to_string_lossy()).await.expect("kernel");
+    s.vm().set_pv_ramdisk(&vm, &guest.join("initrd.img").to_string_lossy()).await.expect("ramdisk");
+    s.vm().set_pv_args(&vm, "console=ttyS0 no_timer_check").await.expect("args");
+    let m = MEM_MIB << 20;
+    s.vm().set_memory_limits(&vm, m, m, m, m).await.expect("memory");
+    s.vm().set_vcpus_max(&vm, 1).await.expect("vcpus");
+    s.vm().set_vcpus_at_startup(&vm, 1).await.expect("vcpus");
+    let uuid = s.vm().get_uuid(&vm).await.expect("uuid");
+    let xlog = data_dir.join("qemu").join(&uuid).join("serial.log");
+
+    let (mut ours, mut theirs) = (Times::default(), Times::default());
+    for _ in 0..ROUNDS {
+        xapi_round(&mut ours, &s, &vm, &xlog).await;
+        libvirt_round(&mut theirs, &xml, &ldir);
+    }
+    for mut d in daemons {
+        let _ = d.kill();
+        let _ = d.wait();
+    }
+
+    println!("| operation (median of {ROUNDS}, s) | xapi-rs | libvirt | ratio |");
+    println!("|---|---|---|---|");
+    let rows: [(&str, &Vec<f64>, &Vec<f64>); 5] = [
+        ("start → banner on the serial console", &ours.boot, &theirs.boot),
+        ("suspend to disk (VM.suspend / virsh save)", &ours.suspend, &theirs.suspend),
+        ("resume (VM.resume / virsh restore)", &ours.resume, &theirs.resume),
+        ("clean shutdown through the guest agent", &ours.clean_shutdown, &theirs.clean_shutdown),
+        ("hard shutdown (VM.hard_shutdown / virsh destroy)", &ours.hard_shutdown, &theirs.hard_shutdown),
+    ];
+    for (what, o, t) in rows {
+        let (o, t) = (median(o), median(t));
+        println!("| {what} | {o:.2} | {t:.2} | {:.2} |", if t > 0.0 { o / t } else { 0.0 });
+    }
+    println!(
+        "\nall samples (s): xapi-rs boot {:?} suspend {:?} resume {:?} clean {:?} hard {:?}",
+        ours.boot, ours.suspend, ours.resume, ours.clean_shutdown, ours.hard_shutdown
+    );
+    println!(
+        "libvirt boot {:?} save {:?} restore {:?} shutdown {:?} destroy {:?}",
+        theirs.boot, theirs.suspend, theirs.resume, theirs.clean_shutdown, theirs.hard_shutdown
+    );
+}
+
+fn main() {
+    if std::env::var_os("XRS_BENCH_NETNS").is_none() {
+        // Outside: run again in a network namespace of our own.
+        let exe = std::env::current_exe().expect("current exe");
+        let st = Command::new("unshare")
+            .arg("--net")
+            .arg("--")
+            .arg(exe)
+            .args(std::env::args_os().skip(1))
+            .env("XRS_BENCH_NETNS", "1")
+            .status()
+            .expect("unshare (util-linux) and root are needed");
+        std::process::exit(st.code().unwrap_or(1));
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(run());
+}
