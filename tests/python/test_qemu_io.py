@@ -1,0 +1,131 @@
+"""What a real guest of `xapid --backend qemu` carries in and out: its disks
+through an XVA export and import, and its screen through the console proxy.
+
+The test guest (scripts/build-test-guest.sh) boots under TCG; at most two run
+at once. Commands run in the guests through their serial console's root
+shell. Without QEMU or the guest the module is skipped, unless CI is set:
+then it fails."""
+
+import os
+import socket
+import struct
+import time
+import urllib.parse
+import urllib.request
+import xmlrpc.client
+
+import pytest
+
+from conftest import Xapid, netns
+from test_qemu import BANNER, BOOT, guest_vm, kernels, qemu_pids, serial, type_line, vm_dir  # noqa: F401
+from vmlib import NULL, wait_for
+
+MARKER = "xva-round-trip-4242"
+
+
+@pytest.fixture(scope="module")
+def xapid(kernels):
+    with netns("xrsio") as ns:
+        x = Xapid(netns=ns, extra_args=["--backend", "qemu", "--guest-kernel-dir", kernels, "--nics", "eth0"]).start()
+        yield x
+        x.cleanup()
+        for pid in qemu_pids(x):
+            os.kill(pid, 9)
+
+
+@pytest.fixture(scope="module")
+def session(xapid):
+    return xapid.session()
+
+
+def shell(x, api, vm, cmd, want, timeout=BOOT):
+    """Type `cmd` into the guest's shell until its output holds `want`
+    (typed characters can be lost under load: each try starts afresh)."""
+    def once():
+        type_line(x, api, vm, cmd, reset=True)
+        return want in serial(x, api, vm)
+    try:
+        wait_for(once, timeout, "%r in the guest's output" % want, interval=1)
+    except AssertionError as e:
+        raise AssertionError("%s; serial console:\n%s" % (e, serial(x, api, vm)[-3000:]))
+
+
+def disk_device(api, vm):
+    disk = next(b for b in api.VM.get_VBDs(vm) if api.VBD.get_type(b) == "Disk")
+    return "/dev/vd" + "abcdefgh"[int(api.VBD.get_userdevice(disk))]
+
+
+def read_marker(x, api, vm):
+    # The shell's output is "got-<marker>-end"; the echoed command line is not.
+    n = len(MARKER)
+    shell(x, api, vm, "echo got-$(head -c %d %s)-end" % (n, disk_device(api, vm)), "got-%s-end" % MARKER)
+
+
+def agent_answers(api, vm):
+    def gm():
+        g = api.VM.get_guest_metrics(vm)
+        return g != NULL and api.VM_guest_metrics.get_os_version(g).get("distro") == "xapi-rs-test-guest"
+    wait_for(gm, 120, "the guest agent's report", interval=0.5)
+
+
+def test_xva_round_trip_of_a_real_guest(xapid, session, kernels, tmp_path):
+    """A guest writes known data to its disk; the halted VM is exported to an
+    XVA and imported into the same host as a new VM, which boots with the
+    same data and a working agent; the original still boots too."""
+    api = session.xenapi
+    sid = session._session
+    vm = guest_vm(api, kernels, "xva original")
+    api.VM.start(vm, False, False)
+    dev = disk_device(api, vm)
+    shell(xapid, api, vm, "printf %s | dd of=%s conv=notrunc 2>/dev/null && sync && echo wrote-$((6*7))"
+          % (MARKER, dev), "wrote-42")
+    read_marker(xapid, api, vm)
+    api.VM.hard_shutdown(vm)
+    assert qemu_pids(xapid) == []
+
+    # Export: a stream to a file (the template's disk is large and sparse).
+    xva = tmp_path / "guest.xva"
+    q = urllib.parse.urlencode({"session_id": sid, "uuid": api.VM.get_uuid(vm)})
+    with urllib.request.urlopen("%s/export?%s" % (xapid.url, q), timeout=300) as r, open(xva, "wb") as f:
+        assert r.status == 200
+        while True:
+            chunk = r.read(1 << 20)
+            if not chunk:
+                break
+            f.write(chunk)
+
+    # Import into the same SR: a new VM with new disks.
+    task = api.task.create("import", "")
+    q = urllib.parse.urlencode({"session_id": sid, "task_id": task})
+    with open(xva, "rb") as f:
+        req = urllib.request.Request("%s/import?%s" % (xapid.url, q), data=f, method="PUT")
+        req.add_header("Content-Length", str(os.path.getsize(xva)))
+        with urllib.request.urlopen(req, timeout=300) as r:
+            assert r.status == 200
+    wait_for(lambda: api.task.get_status(task) != "pending", 300, "the import task")
+    rec = api.task.get_record(task)
+    assert rec["status"] == "success", rec["error_info"]
+    (refs,), _ = xmlrpc.client.loads("<params><param>%s</param></params>" % rec["result"])
+    (copy,) = refs
+    api.task.destroy(task)
+    assert copy != vm and api.VM.get_uuid(copy) != api.VM.get_uuid(vm)
+    assert api.VM.get_name_label(copy) == "xva original"
+    vdis = lambda v: {api.VBD.get_VDI(b) for b in api.VM.get_VBDs(v) if api.VBD.get_type(b) == "Disk"}  # noqa: E731
+    assert vdis(copy) and not vdis(copy) & vdis(vm)
+
+    # The copy boots from its own disk, its agent answers, the data is there.
+    api.VM.start(copy, False, False)
+    wait_for(lambda: BANNER in serial(xapid, api, copy), BOOT, "the imported guest's banner", interval=0.5)
+    agent_answers(api, copy)
+    read_marker(xapid, api, copy)
+    # Its disk is its own: a write there leaves the original's alone.
+    shell(xapid, api, copy, "printf overwritten | dd of=%s conv=notrunc 2>/dev/null && sync && echo over-$((7*8))"
+          % disk_device(api, copy), "over-56")
+
+    # The original still works, beside it, with its data unchanged.
+    api.VM.start(vm, False, False)
+    agent_answers(api, vm)
+    read_marker(xapid, api, vm)
+    for v in (copy, vm):
+        api.VM.hard_shutdown(v)
+    assert qemu_pids(xapid) == []
