@@ -129,3 +129,95 @@ def test_xva_round_trip_of_a_real_guest(xapid, session, kernels, tmp_path):
     for v in (copy, vm):
         api.VM.hard_shutdown(v)
     assert qemu_pids(xapid) == []
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("got %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return buf
+
+
+def screenshot(x, location, sid):
+    """One full frame of an RFB console, through xapid's CONNECT proxy at the
+    console's location: RFB 3.8 with security None, Raw encoding, a
+    non-incremental FramebufferUpdateRequest. Returns (width, height,
+    bytes per pixel, pixels)."""
+    target = urllib.parse.urlsplit(location)
+    with socket.create_connection(("127.0.0.1", x.port), timeout=30) as s:
+        s.sendall(("CONNECT %s?%s&session_id=%s HTTP/1.0\r\n\r\n" % (target.path, target.query, sid)).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            c = s.recv(1)
+            assert c, head
+            head += c
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+        version = recv_exact(s, 12)
+        assert version.startswith(b"RFB 003."), version
+        s.sendall(b"RFB 003.008\n")
+        (n,) = recv_exact(s, 1)
+        types = recv_exact(s, n)
+        assert 1 in types, types  # None: the socket is the access control
+        s.sendall(b"\x01")
+        assert recv_exact(s, 4) == b"\x00\x00\x00\x00"
+        s.sendall(b"\x01")  # shared
+        w, h = struct.unpack(">HH", recv_exact(s, 4))
+        pf = recv_exact(s, 16)
+        bpp = pf[0] // 8
+        (n,) = struct.unpack(">I", recv_exact(s, 4))
+        recv_exact(s, n)  # the desktop's name
+        s.sendall(struct.pack(">BxHi", 2, 1, 0))  # SetEncodings [Raw]
+        s.sendall(struct.pack(">BBHHHH", 3, 0, 0, 0, w, h))
+        frame = bytearray(w * h * bpp)
+        covered = 0
+        while covered < w * h:
+            (t,) = recv_exact(s, 1)
+            if t == 2:  # Bell
+                continue
+            if t == 3:  # ServerCutText
+                recv_exact(s, 3)
+                (n,) = struct.unpack(">I", recv_exact(s, 4))
+                recv_exact(s, n)
+                continue
+            assert t == 0, "unexpected RFB message %d" % t
+            (nrects,) = struct.unpack(">xH", recv_exact(s, 3))
+            for _ in range(nrects):
+                rx, ry, rw, rh, enc = struct.unpack(">HHHHi", recv_exact(s, 12))
+                if enc != 0:
+                    # A pseudo-encoding such as DesktopSize carries no pixels.
+                    continue
+                data = recv_exact(s, rw * rh * bpp)
+                for row in range(rh):
+                    off = ((ry + row) * w + rx) * bpp
+                    frame[off:off + rw * bpp] = data[row * rw * bpp:(row + 1) * rw * bpp]
+                covered += rw * rh
+        return w, h, bpp, bytes(frame)
+
+
+def test_the_console_shows_the_guest_screen(xapid, session, kernels):
+    """The kernel writes to the VGA text console too (console=tty0): its rfb
+    console, reached at the console object's location through xapid, shows
+    a picture that is not one colour."""
+    api = session.xenapi
+    vm = guest_vm(api, kernels, "on screen")
+    api.VM.set_PV_args(vm, "console=tty0 console=ttyS0 no_timer_check")
+    api.VM.start(vm, False, False)
+    try:
+        wait_for(lambda: BANNER in serial(xapid, api, vm), BOOT, "the guest's banner", interval=0.5)
+        (con,) = [c for c in api.VM.get_consoles(vm) if api.console.get_protocol(c) == "rfb"]
+        location = api.console.get_location(con)
+
+        def drawn():
+            w, h, bpp, px = screenshot(xapid, location, session._session)
+            pixels = [px[i:i + bpp] for i in range(0, len(px), bpp)]
+            background = max(set(pixels[::97]), key=pixels[::97].count)
+            lit = sum(1 for p in pixels if p != background)
+            # Kernel messages fill lines of text: many lit pixels, not a cursor.
+            return (w, h, lit) if lit > w * h // 100 else None
+        w, h, lit = wait_for(drawn, 60, "text on the guest's screen", interval=2)
+        assert w >= 640 and h >= 400, (w, h)
+    finally:
+        api.VM.hard_shutdown(vm)
