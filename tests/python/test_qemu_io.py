@@ -16,11 +16,12 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import Xapid, netns
-from test_qemu import BANNER, BOOT, guest_vm, kernels, qemu_pids, serial, type_line, vm_dir  # noqa: F401
+from conftest import Xapid, failure, netns
+from test_qemu import BANNER, BOOT, guest_vm, kernels, qemu_pids, require, serial, type_line, vm_dir  # noqa: F401
 from vmlib import NULL, wait_for
 
 MARKER = "xva-round-trip-4242"
+OVMF = "/usr/share/ovmf/OVMF.fd"
 
 
 @pytest.fixture(scope="module")
@@ -200,13 +201,24 @@ def screenshot(x, location, sid):
 def test_the_console_shows_the_guest_screen(xapid, session, kernels):
     """The kernel writes to the VGA text console too (console=tty0): its rfb
     console, reached at the console object's location through xapid, shows
-    a picture that is not one colour."""
+    a picture that is not one colour. The guest also runs with the platform
+    flags nx=false and acpi=0: QEMU's CPU without NX, a machine without ACPI."""
     api = session.xenapi
     vm = guest_vm(api, kernels, "on screen")
     api.VM.set_PV_args(vm, "console=tty0 console=ttyS0 no_timer_check")
+    # Platform flags for a BIOS guest: no NX bit, no ACPI tables.
+    for k, v in (("nx", "false"), ("acpi", "0")):
+        api.VM.remove_from_platform(vm, k)
+        api.VM.add_to_platform(vm, k, v)
     api.VM.start(vm, False, False)
     try:
+        (pid,) = qemu_pids(xapid)
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = f.read().decode().split("\0")
+        assert "qemu64,-nx" in argv and "pc,acpi=off" in argv, argv
         wait_for(lambda: BANNER in serial(xapid, api, vm), BOOT, "the guest's banner", interval=0.5)
+        shell(xapid, api, vm, "echo nx-$(grep -cw nx /proc/cpuinfo)-acpi-$(ls /sys/firmware | grep -c acpi)-end",
+              "nx-0-acpi-0-end")
         (con,) = [c for c in api.VM.get_consoles(vm) if api.console.get_protocol(c) == "rfb"]
         location = api.console.get_location(con)
 
@@ -219,5 +231,49 @@ def test_the_console_shows_the_guest_screen(xapid, session, kernels):
             return (w, h, lit) if lit > w * h // 100 else None
         w, h, lit = wait_for(drawn, 60, "text on the guest's screen", interval=2)
         assert w >= 640 and h >= 400, (w, h)
+    finally:
+        api.VM.hard_shutdown(vm)
+
+
+def test_uefi_and_platform_flags(xapid, session, kernels):
+    """HVM_boot_params:firmware=uefi boots the guest under OVMF (it sees
+    /sys/firmware/efi); the platform flags the backend maps reach QEMU's
+    command line and the guest: cores-per-socket (its CPU topology) and
+    vga=cirrus (a Cirrus card on its PCI bus); nx=false is ignored (OVMF hangs
+    without NX; the BIOS guest of the console test has it)."""
+    require(os.path.isfile(OVMF), "no UEFI firmware (%s: apt-get install ovmf)" % OVMF)
+    api = session.xenapi
+    vm = guest_vm(api, kernels, "uefi")
+    api.VM.set_VCPUs_max(vm, "2")
+    api.VM.set_VCPUs_at_startup(vm, "2")
+    api.VM.add_to_HVM_boot_params(vm, "firmware", "bogus")
+    assert failure(api.VM.start, vm, False, False) == ["INVALID_VALUE", "HVM-boot-params['firmware']", "bogus"]
+    api.VM.remove_from_HVM_boot_params(vm, "firmware")
+    api.VM.add_to_HVM_boot_params(vm, "firmware", "uefi")
+    api.VM.add_to_platform(vm, "cores-per-socket", "3")
+    assert failure(api.VM.start, vm, False, False) == [
+        "INVALID_VALUE", "platform:cores-per-socket", "VCPUs_max must be a multiple of this field"]
+    api.VM.remove_from_platform(vm, "cores-per-socket")
+    api.VM.add_to_platform(vm, "cores-per-socket", "two")
+    assert failure(api.VM.start, vm, False, False) == [
+        "INVALID_VALUE", "platform:cores-per-socket", "value = two is not a valid int"]
+    assert api.VM.get_power_state(vm) == "Halted" and qemu_pids(xapid) == []
+    api.VM.remove_from_platform(vm, "cores-per-socket")
+    for k, v in (("cores-per-socket", "2"), ("nx", "false"), ("vga", "cirrus")):
+        api.VM.remove_from_platform(vm, k)  # the template's own value
+        api.VM.add_to_platform(vm, k, v)
+
+    api.VM.start(vm, False, False)
+    try:
+        (pid,) = qemu_pids(xapid)
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = f.read().decode().split("\0")
+        assert any(a.endswith("OVMF.fd") for a in argv), argv
+        assert "cirrus-vga" in argv and "-cpu" not in argv, argv
+        assert any(a.startswith("cpus=2,maxcpus=2,sockets=1,cores=2") for a in argv), argv
+        wait_for(lambda: BANNER in serial(xapid, api, vm), BOOT, "the UEFI guest's banner", interval=0.5)
+        shell(xapid, api, vm, "echo efi-$(ls -d /sys/firmware/efi | wc -l)-end", "efi-1-end")
+        shell(xapid, api, vm, "echo cores-$(grep -m1 'cpu cores' /proc/cpuinfo | tr -dc 0-9)-end", "cores-2-end")
+        shell(xapid, api, vm, "echo cirrus-$(cat /sys/bus/pci/devices/*/vendor | grep -c 0x1013)-end", "cirrus-1-end")
     finally:
         api.VM.hard_shutdown(vm)

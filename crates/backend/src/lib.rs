@@ -91,6 +91,33 @@ pub enum Firmware {
     Uefi,
 }
 
+/// The emulated graphics card.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Vga {
+    /// The Bochs/"standard" VGA with its linear framebuffer.
+    #[default]
+    Std,
+    Cirrus,
+}
+
+/// The platform flags a backend acts on, parsed and checked by the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Platform {
+    /// ACPI tables for the guest.
+    pub acpi: bool,
+    /// The CPU's no-execute bit.
+    pub nx: bool,
+    /// vCPUs per virtual socket (None: the hypervisor's default topology).
+    pub cores_per_socket: Option<i64>,
+    pub vga: Vga,
+}
+
+impl Default for Platform {
+    fn default() -> Self {
+        Platform { acpi: true, nx: true, cores_per_socket: None, vga: Vga::Std }
+    }
+}
+
 /// Where firmware looks for something to boot, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BootDevice {
@@ -113,8 +140,7 @@ pub struct DomainSpec {
     pub boot_order: Vec<BootDevice>,
     pub disks: Vec<Disk>,
     pub nics: Vec<Nic>,
-    /// Platform flags (`acpi`, `apic`, `viridian`, `nx`, `pae`, …) as given.
-    pub platform: Map,
+    pub platform: Platform,
     /// The VM's other_config: the simulator reads its fault and delay knobs here.
     pub other_config: Map,
     /// Direct kernel boot: kernel, initial ramdisk and command line.

@@ -11,7 +11,7 @@ use crate::rows::obj;
 use crate::{handle_invalid, put, storage, ApiError, Ctx, Result, Server};
 use backend::{
     BackendError, BootDevice, Device, Disk, DiskFormat, DomainEvent, DomainSpec, DomainState, Firmware, HaltReason,
-    Memory, Request, Vcpus,
+    Memory, Platform, Request, Vcpus, Vga,
 };
 use model::schema::{CLASS_NETWORK, CLASS_VBD, CLASS_VDI, CLASS_VIF, CLASS_VM, CLASS_VM_GUEST_METRICS};
 use model::types::fields;
@@ -108,6 +108,52 @@ pub fn disk_format(path: Option<&std::path::Path>) -> DiskFormat {
     }
 }
 
+/// `HVM_boot_params:firmware`, checked as xapi's `firmware_of_vm` does.
+fn firmware_of(boot_params: &BTreeMap<String, String>) -> Result<Firmware> {
+    match boot_params.get("firmware").map(String::as_str) {
+        None | Some("bios") => Ok(Firmware::Bios),
+        Some("uefi") => Ok(Firmware::Uefi),
+        Some(bad) => {
+            Err(ApiError::InvalidValue { field: "HVM-boot-params['firmware']".into(), value: bad.to_string() })
+        }
+    }
+}
+
+/// The platform flags the backend acts on, read as xapi's `Vm_platform`
+/// does: booleans are "true"/"1" or "false"/"0" (anything else is the
+/// default), `vga` is `std` or `cirrus`, and `cores-per-socket` must be an
+/// integer that divides VCPUs_max (INVALID_VALUE otherwise, as xapi's
+/// sanity check; xapi checks it for HVM guests only, here every domain has
+/// a virtual topology).
+fn platform_of(platform: &BTreeMap<String, String>, vcpus_max: i64) -> Result<Platform> {
+    let flag = |key: &str, default: bool| match platform.get(key).map(|v| v.to_ascii_lowercase()).as_deref() {
+        Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        _ => default,
+    };
+    let cores_per_socket = match platform.get("cores-per-socket") {
+        None => None,
+        Some(v) => {
+            let bad = |value: String| ApiError::InvalidValue { field: "platform:cores-per-socket".into(), value };
+            let cores = v.trim().parse::<i64>().ok().filter(|c| *c > 0);
+            let cores = cores.ok_or_else(|| bad(format!("value = {v} is not a valid int")))?;
+            if vcpus_max % cores != 0 {
+                return Err(bad("VCPUs_max must be a multiple of this field".into()));
+            }
+            Some(cores)
+        }
+    };
+    Ok(Platform {
+        acpi: flag("acpi", true),
+        nx: flag("nx", true),
+        cores_per_socket,
+        vga: match platform.get("vga").map(String::as_str) {
+            Some("cirrus") => Vga::Cirrus,
+            _ => Vga::Std,
+        },
+    })
+}
+
 /// What the backend needs to build the VM's domain. A real guest (QEMU)
 /// may write anywhere on its read-write disks and nothing tells us where
 /// (no dirty bitmap is read yet), so their changed-block logs mark the
@@ -157,10 +203,11 @@ fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     let target = row.read(F::MEMORY_DYNAMIC_MAX).max(row.read(F::MEMORY_TARGET));
     let boot_params = row.read(F::HVM_BOOT_PARAMS);
     let at_startup = row.read(F::VCPUS_AT_STARTUP).max(1);
+    let vcpus_max = row.read(F::VCPUS_MAX).max(at_startup);
     let spec = DomainSpec {
         uuid: row.read(F::UUID),
         name: row.read(F::NAME_LABEL),
-        vcpus: Vcpus { max: row.read(F::VCPUS_MAX).max(at_startup), at_startup },
+        vcpus: Vcpus { max: vcpus_max, at_startup },
         memory: Memory {
             static_min: row.read(F::MEMORY_STATIC_MIN),
             static_max: row.read(F::MEMORY_STATIC_MAX).max(target),
@@ -169,14 +216,11 @@ fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
             target,
         },
         hvm: !row.read(F::HVM_BOOT_POLICY).is_empty(),
-        firmware: match boot_params.get("firmware").map(String::as_str) {
-            Some("uefi") => Firmware::Uefi,
-            _ => Firmware::Bios,
-        },
+        firmware: firmware_of(&boot_params)?,
         boot_order: boot_order(boot_params.get("order").map(String::as_str).unwrap_or("")),
         disks,
         nics,
-        platform: row.read(F::PLATFORM),
+        platform: platform_of(&row.read(F::PLATFORM), vcpus_max)?,
         other_config: row.read(F::OTHER_CONFIG),
         kernel: row.read(F::PV_KERNEL),
         ramdisk: row.read(F::PV_RAMDISK),

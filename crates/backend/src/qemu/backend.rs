@@ -260,6 +260,9 @@ impl Qemu {
             let candidates = ["/usr/share/ovmf/OVMF.fd", "/usr/share/OVMF/OVMF.fd", "/usr/share/qemu/OVMF.fd"];
             let fw = candidates.iter().map(PathBuf::from).find(|p| p.is_file());
             l.firmware = Some(fw.ok_or_else(|| BackendError::Unsupported("UEFI firmware (install ovmf)".into()))?);
+            if !spec.platform.nx {
+                tracing::warn!(vm_uuid = %spec.uuid, "nx=false ignored: OVMF does not run on a CPU without NX");
+            }
         }
         for d in &spec.disks {
             if let Some(p) = &d.path {
