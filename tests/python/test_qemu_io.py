@@ -7,8 +7,11 @@ shell. Without QEMU or the guest the module is skipped, unless CI is set:
 then it fails."""
 
 import os
+import pty
+import select
 import socket
 import struct
+import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -16,7 +19,7 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import Xapid, failure, netns
+from conftest import PASSWORD, ROOT, Xapid, failure, netns
 from test_qemu import BANNER, BOOT, guest_vm, kernels, qemu_pids, require, serial, type_line, vm_dir  # noqa: F401
 from vmlib import NULL, wait_for
 
@@ -201,7 +204,8 @@ def screenshot(x, location, sid):
 def test_the_console_shows_the_guest_screen(xapid, session, kernels):
     """The kernel writes to the VGA text console too (console=tty0): its rfb
     console, reached at the console object's location through xapid, shows
-    a picture that is not one colour. The guest also runs with the platform
+    a picture that is not one colour; its serial line is a vt100 console
+    that `xe console` attaches a terminal to. The guest also runs with the platform
     flags nx=false and acpi=0: QEMU's CPU without NX, a machine without ACPI."""
     api = session.xenapi
     vm = guest_vm(api, kernels, "on screen")
@@ -231,8 +235,58 @@ def test_the_console_shows_the_guest_screen(xapid, session, kernels):
             return (w, h, lit) if lit > w * h // 100 else None
         w, h, lit = wait_for(drawn, 60, "text on the guest's screen", interval=2)
         assert w >= 640 and h >= 400, (w, h)
+
+        # Its serial line is a vt100 console; `xe console` attaches a terminal to it.
+        (text,) = [c for c in api.VM.get_consoles(vm) if api.console.get_protocol(c) == "vt100"]
+        host = api.host.get_all()[0]
+        assert api.console.get_location(text) == "https://%s/console?uuid=%s" % (
+            api.host.get_address(host), api.console.get_uuid(text))
+        xe_console(xapid, api, vm)
     finally:
         api.VM.hard_shutdown(vm)
+
+
+def xe_console(x, api, vm):
+    """`xe console vm=<uuid>` on a terminal (a pty): a shell that exits is
+    started again by the guest's init, which prints the login line; a
+    command typed runs; Ctrl-] leaves with exit code 0."""
+    xe = os.environ.get("XE_BIN", os.path.join(ROOT, "target", "debug", "xe"))
+    require(os.path.exists(xe), "xe is not built (cargo build -p xe)")
+    master, slave = pty.openpty()
+    env = dict(os.environ, XE_UNIX_SOCKET=x.sock, HOME=x.data_dir)
+    p = subprocess.Popen([xe, "-s", "127.0.0.1", "-u", "root", "-pw", PASSWORD, "console",
+                          "vm=" + api.VM.get_uuid(vm)], stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    seen = b""
+
+    def read_for(secs):
+        nonlocal seen
+        end = time.time() + secs
+        while time.time() < end:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    return
+    try:
+        def answers(cmd, want):
+            os.write(master, b"\x03")
+            read_for(0.3)
+            os.write(master, cmd + b"\r")
+            read_for(2)
+            return want in seen
+        wait_for(lambda: answers(b"exit", b"xapi-test-guest login: root"), 60, "the login line", interval=0)
+        wait_for(lambda: answers(b"echo hi-$((2+3))", b"hi-5"), 60, "the shell's answer", interval=0)
+        os.write(master, b"\x1d")
+        assert p.wait(timeout=20) == 0, seen[-2000:]
+    except AssertionError as e:
+        raise AssertionError("%s; xe console showed:\n%r" % (e, seen[-3000:]))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
 
 
 def test_uefi_and_platform_flags(xapid, session, kernels):

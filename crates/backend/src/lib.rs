@@ -496,6 +496,11 @@ impl Backend {
     pub fn console(&self, uuid: &str) -> Option<Console> {
         each!(self, b => b.console(uuid))
     }
+    /// The domain's text console (its first serial line) as a Unix socket
+    /// carrying the raw bytes; the simulator has none.
+    pub fn text_console(&self, uuid: &str) -> Option<PathBuf> {
+        each!(self, b => b.text_console(uuid))
+    }
     /// Whether the VM's domain exists and is running (not paused).
     pub fn is_running(&self, uuid: &str) -> bool {
         each!(self, b => b.is_running(uuid))

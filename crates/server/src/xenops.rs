@@ -529,24 +529,32 @@ pub(crate) fn mark_running(tx: &mut Txn, s: &Server, vm: &str, domid: i64, pause
 
 /// A running domain has an RFB console, as xapi records the one xenopsd
 /// reports (QEMU's VNC for HVM guests, vncterm for PV ones): protocol `rfb`,
-/// location `https://<host address>/console?uuid=<console uuid>`. Kept
-/// across reboots and migrations (the same protocol and URI), made only if
-/// missing. The simulator has no PV text console, so no `vt100` one.
+/// location `https://<host address>/console?uuid=<console uuid>`; and, where
+/// the backend has the guest's serial line (QEMU), a `vt100` one as XenServer
+/// offers for text consoles (`xe console`). Kept across reboots and
+/// migrations (the same protocol and URI), made only if missing.
 fn ensure_console(tx: &mut Txn, s: &Server, vm: &str, row: &Row) {
-    let has_rfb =
-        row.read(F::CONSOLES).iter().any(|con| tx.read(con.as_str(), CO::PROTOCOL) == Some(ConsoleProtocol::Rfb));
-    if has_rfb {
-        return;
+    let has = |tx: &Txn, p: &ConsoleProtocol| {
+        row.read(F::CONSOLES).iter().any(|con| tx.read(con.as_str(), CO::PROTOCOL).as_ref() == Some(p))
+    };
+    let mut wanted = vec![ConsoleProtocol::Rfb];
+    if s.backend.text_console(&row.read(F::UUID)).is_some() {
+        wanted.push(ConsoleProtocol::Vt100);
     }
     let address = tx.read(&s.host, H::ADDRESS).unwrap_or_default();
     let address = if address.contains(':') && !address.starts_with('[') { format!("[{address}]") } else { address };
-    let uuid = model::new_uuid();
-    let mut con = store::blank_row(CO::UUID.class);
-    con.write(CO::LOCATION, format!("https://{address}/console?uuid={uuid}"));
-    con.write(CO::UUID, uuid);
-    con.write(CO::PROTOCOL, ConsoleProtocol::Rfb);
-    con.write(CO::VM, Ref::new(vm));
-    tx.insert(&model::new_ref(), con);
+    for protocol in wanted {
+        if has(tx, &protocol) {
+            continue;
+        }
+        let uuid = model::new_uuid();
+        let mut con = store::blank_row(CO::UUID.class);
+        con.write(CO::LOCATION, format!("https://{address}/console?uuid={uuid}"));
+        con.write(CO::UUID, uuid);
+        con.write(CO::PROTOCOL, protocol);
+        con.write(CO::VM, Ref::new(vm));
+        tx.insert(&model::new_ref(), con);
+    }
 }
 
 /// Record that the VM's domain is gone and it is Halted (or Suspended).

@@ -1131,6 +1131,11 @@ impl Qemu {
         host::measure_local(&mut meter, self.0.net.sysfs(), &nics)
     }
 
+    /// The serial line's socket (QEMU takes one client at a time).
+    pub fn text_console(&self, uuid: &str) -> Option<PathBuf> {
+        self.doms().get(uuid).map(|d| d.layout.serial())
+    }
+
     pub fn console(&self, uuid: &str) -> Option<Console> {
         self.doms().get(uuid).map(|d| Console::Unix(d.layout.vnc()))
     }
