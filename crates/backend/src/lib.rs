@@ -141,6 +141,9 @@ pub struct DomainSpec {
     pub disks: Vec<Disk>,
     pub nics: Vec<Nic>,
     pub platform: Platform,
+    /// Key/value pairs for the guest to read (the VM's `vm-data/…`
+    /// xenstore_data), e.g. `vm-data/hostname`.
+    pub guest_data: Map,
     /// The VM's other_config: the simulator reads its fault and delay knobs here.
     pub other_config: Map,
     /// Direct kernel boot: kernel, initial ramdisk and command line.

@@ -221,6 +221,8 @@ fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
         disks,
         nics,
         platform: platform_of(&row.read(F::PLATFORM), vcpus_max)?,
+        // What xapi writes under the domain's xenstore path for the guest.
+        guest_data: row.read(F::XENSTORE_DATA).into_iter().filter(|(k, _)| k.starts_with("vm-data")).collect(),
         other_config: row.read(F::OTHER_CONFIG),
         kernel: row.read(F::PV_KERNEL),
         ramdisk: row.read(F::PV_RAMDISK),

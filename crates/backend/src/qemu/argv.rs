@@ -64,6 +64,32 @@ pub struct Launch {
     pub domid: i64,
 }
 
+/// Where a guest finds its data items in QEMU's firmware configuration
+/// device: `opt/xenstore/<key>` (Linux: /sys/firmware/qemu_fw_cfg/by_name/,
+/// with the qemu_fw_cfg module).
+pub const GUEST_DATA_PREFIX: &str = "opt/xenstore/";
+/// fw_cfg names hold at most 55 bytes; a few of its 32 file slots are
+/// QEMU's own (kernel, boot order, ACPI, SMBIOS tables).
+const FW_CFG_NAME_MAX: usize = 55;
+const GUEST_DATA_MAX: usize = 16;
+
+/// The fw_cfg items of the guest data, and the keys left out (too long, not
+/// a plain path, or beyond the slots).
+pub fn guest_data_items(spec: &DomainSpec) -> (Vec<(String, String)>, Vec<String>) {
+    let (mut items, mut skipped) = (Vec::new(), Vec::new());
+    for (k, v) in &spec.guest_data {
+        let name = format!("{GUEST_DATA_PREFIX}{k}");
+        let plain = k.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+            && k.bytes().all(|b| b.is_ascii_graphic() && b != b',');
+        if !plain || name.len() > FW_CFG_NAME_MAX || items.len() == GUEST_DATA_MAX {
+            skipped.push(k.clone());
+        } else {
+            items.push((name, v.clone()));
+        }
+    }
+    (items, skipped)
+}
+
 /// QEMU's option syntax doubles commas inside values.
 fn esc(s: &str) -> String {
     s.replace(',', ",,")
@@ -273,6 +299,9 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &L
         let addr = nic_slot(&n.device).map(|s| format!(",addr={s:#x}")).unwrap_or_default();
         push(&["-device", &format!("{model},netdev={netdev},mac={},id={id}{addr}", n.mac)]);
     }
+    for (name, value) in guest_data_items(spec).0 {
+        push(&["-fw_cfg", &format!("name={name},string={}", esc(&value))]);
+    }
     if launch.incoming {
         push(&["-incoming", "defer"]);
     }
@@ -341,6 +370,18 @@ mod tests {
         assert!(devs.contains(&"cirrus-vga") && !devs.contains(&"VGA"), "{devs:?}");
         let uefi = Launch { firmware: Some("/usr/share/ovmf/OVMF.fd".into()), ..Default::default() };
         assert!(after(&command_line(&s, Accel::Tcg, &layout, &uefi).unwrap(), "-cpu").is_empty());
+        s.guest_data = [
+            ("vm-data/greeting", "hello, world"),
+            ("vm-data/a,b", "x"),
+            ("vm-data/../up", "x"),
+            ("vm-data/a-key-far-too-long-for-a-fw-cfg-file-name", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let argv = command_line(&s, Accel::Tcg, &layout, &Launch::default()).unwrap();
+        assert_eq!(after(&argv, "-fw_cfg"), ["name=opt/xenstore/vm-data/greeting,string=hello,, world"]);
+        assert_eq!(guest_data_items(&s).1.len(), 3);
         s.platform.cores_per_socket = Some(3);
         assert!(command_line(&s, Accel::Tcg, &layout, &Launch::default()).is_err());
     }

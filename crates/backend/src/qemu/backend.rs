@@ -276,6 +276,10 @@ impl Qemu {
 
     /// Start QEMU for `spec`, paused, and connect to it. Returns the domid.
     async fn spawn(&self, spec: &DomainSpec, incoming: bool, cancel: &mut Option<Cancel>) -> Result<i64> {
+        let skipped = argv::guest_data_items(spec).1;
+        if !skipped.is_empty() {
+            tracing::warn!(vm_uuid = %spec.uuid, ?skipped, "guest data keys left out: fw_cfg cannot name them");
+        }
         if self.doms().contains_key(&spec.uuid) {
             return Err(BackendError::internal(format!("domain for VM {} already exists", spec.uuid)));
         }
