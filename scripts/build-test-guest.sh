@@ -28,7 +28,7 @@ BANNER="xapi-rs test guest up"
 # Modules loaded at boot (their dependencies follow from modules.dep).
 MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_scsi virtio_balloon
 virtio-rng ata_piix ahci sd_mod sr_mod isofs pvpanic-mmio pvpanic-pci e1000
-button evdev"
+button evdev qemu_fw_cfg"
 # In the initramfs but not loaded at boot: what tests/python/test_qemu_netlab.py
 # loads when it runs xapid itself inside this guest, for a kernel with 802.1Q and
 # bonding when the machine's own has neither.

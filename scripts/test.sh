@@ -19,15 +19,16 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo build"
 cargo build --workspace --bins
 
-step "QEMU, qemu-img, iproute2, nftables, ethtool, ping and the test guest (backend/tests/qemu.rs and net.rs; qcow2 and VHD tests)"
+step "QEMU, OVMF, qemu-img, iproute2, nftables, ethtool, ping and the test guest (backend/tests/qemu.rs and net.rs; qcow2 and VHD tests)"
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # backend/tests/net.rs runs as root (through sudo -n when not root), each
 # test in a network namespace of its own: ip, nft, ethtool and unshare.
+# ovmf: UEFI guests (tests/python/test_qemu_io.py).
 if ! command -v qemu-system-x86_64 >/dev/null || ! command -v nft >/dev/null || ! command -v ethtool >/dev/null \
-    || ! command -v ip >/dev/null || ! command -v ping >/dev/null; then
+    || ! command -v ip >/dev/null || ! command -v ping >/dev/null || [ ! -f /usr/share/ovmf/OVMF.fd ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        qemu-system-x86 iproute2 nftables ethtool iputils-ping >/dev/null
+        qemu-system-x86 iproute2 nftables ethtool iputils-ping ovmf >/dev/null
 fi
 # bookworm's qemu-system-x86 removes a newer qemu-utils (backports) it conflicts
 # with: put qemu-img back (the ext SR's qcow2 support needs it).

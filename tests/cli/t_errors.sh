@@ -17,3 +17,10 @@ out=$(xe vm-start vm=no-such-vm 2>&1); rc=$?
 xe help | grep -q "Common command list" || exit 1
 xe help vm-start | grep -q "reqd params" || exit 1
 xe help --all --minimal | tr , '\n' | grep -qx vm-param-set || exit 1
+# xe console needs a vt100 console: a simulated guest has only its rfb one.
+vm=$(xe vm-install template="Debian Etch 4.0" new-name-label=console-less) || exit 1
+xe vm-start uuid="$vm" || exit 1
+out=$(xe console uuid="$vm" 2>&1 </dev/null); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "No text console available" || { echo "$out"; exit 1; }
+xe vm-shutdown --force uuid="$vm" || exit 1
+xe vm-uninstall --force uuid="$vm" >/dev/null || exit 1

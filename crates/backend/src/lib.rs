@@ -91,6 +91,33 @@ pub enum Firmware {
     Uefi,
 }
 
+/// The emulated graphics card.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Vga {
+    /// The Bochs/"standard" VGA with its linear framebuffer.
+    #[default]
+    Std,
+    Cirrus,
+}
+
+/// The platform flags a backend acts on, parsed and checked by the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Platform {
+    /// ACPI tables for the guest.
+    pub acpi: bool,
+    /// The CPU's no-execute bit.
+    pub nx: bool,
+    /// vCPUs per virtual socket (None: the hypervisor's default topology).
+    pub cores_per_socket: Option<i64>,
+    pub vga: Vga,
+}
+
+impl Default for Platform {
+    fn default() -> Self {
+        Platform { acpi: true, nx: true, cores_per_socket: None, vga: Vga::Std }
+    }
+}
+
 /// Where firmware looks for something to boot, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BootDevice {
@@ -113,8 +140,10 @@ pub struct DomainSpec {
     pub boot_order: Vec<BootDevice>,
     pub disks: Vec<Disk>,
     pub nics: Vec<Nic>,
-    /// Platform flags (`acpi`, `apic`, `viridian`, `nx`, `pae`, …) as given.
-    pub platform: Map,
+    pub platform: Platform,
+    /// Key/value pairs for the guest to read (the VM's `vm-data/…`
+    /// xenstore_data), e.g. `vm-data/hostname`.
+    pub guest_data: Map,
     /// The VM's other_config: the simulator reads its fault and delay knobs here.
     pub other_config: Map,
     /// Direct kernel boot: kernel, initial ramdisk and command line.
@@ -475,6 +504,11 @@ impl Backend {
     }
     pub fn console(&self, uuid: &str) -> Option<Console> {
         each!(self, b => b.console(uuid))
+    }
+    /// The domain's text console (its first serial line) as a Unix socket
+    /// carrying the raw bytes; the simulator has none.
+    pub fn text_console(&self, uuid: &str) -> Option<PathBuf> {
+        each!(self, b => b.text_console(uuid))
     }
     /// Whether the VM's domain exists and is running (not paused).
     pub fn is_running(&self, uuid: &str) -> bool {

@@ -522,6 +522,11 @@ impl Sim {
         Some(Console::Simulated { width: 640, height: 480, name: d.spec.name.clone() })
     }
 
+    /// Simulated guests have no serial line.
+    pub fn text_console(&self, _uuid: &str) -> Option<PathBuf> {
+        None
+    }
+
     pub fn is_running(&self, uuid: &str) -> bool {
         self.0.domains.lock().map(|m| m.get(uuid).is_some_and(|d| d.state == State::Running)).unwrap_or(false)
     }

@@ -11,7 +11,7 @@ use crate::rows::obj;
 use crate::{handle_invalid, put, storage, ApiError, Ctx, Result, Server};
 use backend::{
     BackendError, BootDevice, Device, Disk, DiskFormat, DomainEvent, DomainSpec, DomainState, Firmware, HaltReason,
-    Memory, Request, Vcpus,
+    Memory, Platform, Request, Vcpus, Vga,
 };
 use model::schema::{CLASS_NETWORK, CLASS_VBD, CLASS_VDI, CLASS_VIF, CLASS_VM, CLASS_VM_GUEST_METRICS};
 use model::types::fields;
@@ -108,6 +108,52 @@ pub fn disk_format(path: Option<&std::path::Path>) -> DiskFormat {
     }
 }
 
+/// `HVM_boot_params:firmware`, checked as xapi's `firmware_of_vm` does.
+fn firmware_of(boot_params: &BTreeMap<String, String>) -> Result<Firmware> {
+    match boot_params.get("firmware").map(String::as_str) {
+        None | Some("bios") => Ok(Firmware::Bios),
+        Some("uefi") => Ok(Firmware::Uefi),
+        Some(bad) => {
+            Err(ApiError::InvalidValue { field: "HVM-boot-params['firmware']".into(), value: bad.to_string() })
+        }
+    }
+}
+
+/// The platform flags the backend acts on, read as xapi's `Vm_platform`
+/// does: booleans are "true"/"1" or "false"/"0" (anything else is the
+/// default), `vga` is `std` or `cirrus`, and `cores-per-socket` must be an
+/// integer that divides VCPUs_max (INVALID_VALUE otherwise, as xapi's
+/// sanity check; xapi checks it for HVM guests only, here every domain has
+/// a virtual topology).
+fn platform_of(platform: &BTreeMap<String, String>, vcpus_max: i64) -> Result<Platform> {
+    let flag = |key: &str, default: bool| match platform.get(key).map(|v| v.to_ascii_lowercase()).as_deref() {
+        Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        _ => default,
+    };
+    let cores_per_socket = match platform.get("cores-per-socket") {
+        None => None,
+        Some(v) => {
+            let bad = |value: String| ApiError::InvalidValue { field: "platform:cores-per-socket".into(), value };
+            let cores = v.trim().parse::<i64>().ok().filter(|c| *c > 0);
+            let cores = cores.ok_or_else(|| bad(format!("value = {v} is not a valid int")))?;
+            if vcpus_max % cores != 0 {
+                return Err(bad("VCPUs_max must be a multiple of this field".into()));
+            }
+            Some(cores)
+        }
+    };
+    Ok(Platform {
+        acpi: flag("acpi", true),
+        nx: flag("nx", true),
+        cores_per_socket,
+        vga: match platform.get("vga").map(String::as_str) {
+            Some("cirrus") => Vga::Cirrus,
+            _ => Vga::Std,
+        },
+    })
+}
+
 /// What the backend needs to build the VM's domain. A real guest (QEMU)
 /// may write anywhere on its read-write disks and nothing tells us where
 /// (no dirty bitmap is read yet), so their changed-block logs mark the
@@ -157,10 +203,11 @@ fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     let target = row.read(F::MEMORY_DYNAMIC_MAX).max(row.read(F::MEMORY_TARGET));
     let boot_params = row.read(F::HVM_BOOT_PARAMS);
     let at_startup = row.read(F::VCPUS_AT_STARTUP).max(1);
+    let vcpus_max = row.read(F::VCPUS_MAX).max(at_startup);
     let spec = DomainSpec {
         uuid: row.read(F::UUID),
         name: row.read(F::NAME_LABEL),
-        vcpus: Vcpus { max: row.read(F::VCPUS_MAX).max(at_startup), at_startup },
+        vcpus: Vcpus { max: vcpus_max, at_startup },
         memory: Memory {
             static_min: row.read(F::MEMORY_STATIC_MIN),
             static_max: row.read(F::MEMORY_STATIC_MAX).max(target),
@@ -169,14 +216,13 @@ fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
             target,
         },
         hvm: !row.read(F::HVM_BOOT_POLICY).is_empty(),
-        firmware: match boot_params.get("firmware").map(String::as_str) {
-            Some("uefi") => Firmware::Uefi,
-            _ => Firmware::Bios,
-        },
+        firmware: firmware_of(&boot_params)?,
         boot_order: boot_order(boot_params.get("order").map(String::as_str).unwrap_or("")),
         disks,
         nics,
-        platform: row.read(F::PLATFORM),
+        platform: platform_of(&row.read(F::PLATFORM), vcpus_max)?,
+        // What xapi writes under the domain's xenstore path for the guest.
+        guest_data: row.read(F::XENSTORE_DATA).into_iter().filter(|(k, _)| k.starts_with("vm-data")).collect(),
         other_config: row.read(F::OTHER_CONFIG),
         kernel: row.read(F::PV_KERNEL),
         ramdisk: row.read(F::PV_RAMDISK),
@@ -485,24 +531,32 @@ pub(crate) fn mark_running(tx: &mut Txn, s: &Server, vm: &str, domid: i64, pause
 
 /// A running domain has an RFB console, as xapi records the one xenopsd
 /// reports (QEMU's VNC for HVM guests, vncterm for PV ones): protocol `rfb`,
-/// location `https://<host address>/console?uuid=<console uuid>`. Kept
-/// across reboots and migrations (the same protocol and URI), made only if
-/// missing. The simulator has no PV text console, so no `vt100` one.
+/// location `https://<host address>/console?uuid=<console uuid>`; and, where
+/// the backend has the guest's serial line (QEMU), a `vt100` one as XenServer
+/// offers for text consoles (`xe console`). Kept across reboots and
+/// migrations (the same protocol and URI), made only if missing.
 fn ensure_console(tx: &mut Txn, s: &Server, vm: &str, row: &Row) {
-    let has_rfb =
-        row.read(F::CONSOLES).iter().any(|con| tx.read(con.as_str(), CO::PROTOCOL) == Some(ConsoleProtocol::Rfb));
-    if has_rfb {
-        return;
+    let has = |tx: &Txn, p: &ConsoleProtocol| {
+        row.read(F::CONSOLES).iter().any(|con| tx.read(con.as_str(), CO::PROTOCOL).as_ref() == Some(p))
+    };
+    let mut wanted = vec![ConsoleProtocol::Rfb];
+    if s.backend.text_console(&row.read(F::UUID)).is_some() {
+        wanted.push(ConsoleProtocol::Vt100);
     }
     let address = tx.read(&s.host, H::ADDRESS).unwrap_or_default();
     let address = if address.contains(':') && !address.starts_with('[') { format!("[{address}]") } else { address };
-    let uuid = model::new_uuid();
-    let mut con = store::blank_row(CO::UUID.class);
-    con.write(CO::LOCATION, format!("https://{address}/console?uuid={uuid}"));
-    con.write(CO::UUID, uuid);
-    con.write(CO::PROTOCOL, ConsoleProtocol::Rfb);
-    con.write(CO::VM, Ref::new(vm));
-    tx.insert(&model::new_ref(), con);
+    for protocol in wanted {
+        if has(tx, &protocol) {
+            continue;
+        }
+        let uuid = model::new_uuid();
+        let mut con = store::blank_row(CO::UUID.class);
+        con.write(CO::LOCATION, format!("https://{address}/console?uuid={uuid}"));
+        con.write(CO::UUID, uuid);
+        con.write(CO::PROTOCOL, protocol);
+        con.write(CO::VM, Ref::new(vm));
+        tx.insert(&model::new_ref(), con);
+    }
 }
 
 /// Record that the VM's domain is gone and it is Halted (or Suspended).

@@ -3,6 +3,7 @@
 //! the request body, then obeys the server: print, prompt, load a file,
 //! transfer a file over HTTP, exit.
 
+mod console;
 mod dirtar;
 mod net;
 mod options;
@@ -186,10 +187,20 @@ fn main_loop(o: &Options, s: &mut dyn Stream, allowed: &[PathBuf]) -> Result<i32
                     return Ok(code);
                 }
             }
-            Command::HttpConnect(_) => {
-                // Consoles need a terminal proxy we do not offer.
-                eprintln!("Console forwarding is not supported by this client");
-                send(s, Message::Response(Response::Failed))?;
+            Command::HttpConnect(url) => {
+                let mut hb_err = None;
+                let ran = {
+                    let mut hb = || {
+                        if let Err(e) = send(s, Message::Response(Response::Wait)) {
+                            hb_err = Some(e);
+                        }
+                    };
+                    console::connect(o, &url, &mut hb)
+                };
+                if let Some(e) = hb_err {
+                    return Err(e.into());
+                }
+                send(s, Message::Response(if ran { Response::Ok } else { Response::Failed }))?;
             }
         }
     }

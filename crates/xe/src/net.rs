@@ -103,6 +103,40 @@ pub fn open(o: &Options, host: &str) -> io::Result<Box<dyn Stream>> {
     open_tcp(o, host)
 }
 
+/// The socket under a connection, to set its read timeout once the
+/// connection is in use (SO_RCVTIMEO is shared by the clone).
+pub enum Socket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Socket {
+    pub fn set_read_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.set_read_timeout(t),
+            Socket::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+}
+
+/// As [`open`], with a handle on the socket underneath.
+pub fn open_with_socket(o: &Options, host: &str) -> io::Result<(Box<dyn Stream>, Socket)> {
+    if is_localhost(host) {
+        if let Ok(u) = UnixStream::connect(socket_path()) {
+            let sock = Socket::Unix(u.try_clone()?);
+            return Ok((Box::new(u), sock));
+        }
+    }
+    let use_tls = o.ssl && !is_localhost(host);
+    let port = o.port.unwrap_or(if use_tls { 443 } else { 80 });
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let tcp = TcpStream::connect((bare, port))?;
+    let _ = tcp.set_nodelay(true);
+    let sock = Socket::Tcp(tcp.try_clone()?);
+    let stream = if use_tls { tls(host, tcp)? } else { Box::new(tcp) };
+    Ok((stream, sock))
+}
+
 /// Read one CRLF line (without it).
 pub fn read_line(r: &mut dyn Read) -> io::Result<String> {
     let mut out = Vec::new();

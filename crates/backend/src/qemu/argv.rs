@@ -2,7 +2,7 @@
 //! without QEMU).
 
 use super::probe::Accel;
-use crate::{BackendError, BootDevice, DiskFormat, DomainSpec, Nic, Result};
+use crate::{BackendError, BootDevice, DiskFormat, DomainSpec, Nic, Result, Vga};
 use std::path::{Path, PathBuf};
 
 /// The files of one domain's directory (`<run dir>/<vm uuid>/`).
@@ -62,6 +62,32 @@ pub struct Launch {
     pub sandbox: bool,
     /// The domain's id: its NICs' taps are named after it.
     pub domid: i64,
+}
+
+/// Where a guest finds its data items in QEMU's firmware configuration
+/// device: `opt/xenstore/<key>` (Linux: /sys/firmware/qemu_fw_cfg/by_name/,
+/// with the qemu_fw_cfg module).
+pub const GUEST_DATA_PREFIX: &str = "opt/xenstore/";
+/// fw_cfg names hold at most 55 bytes; a few of its 32 file slots are
+/// QEMU's own (kernel, boot order, ACPI, SMBIOS tables).
+const FW_CFG_NAME_MAX: usize = 55;
+const GUEST_DATA_MAX: usize = 16;
+
+/// The fw_cfg items of the guest data, and the keys left out (too long, not
+/// a plain path, or beyond the slots).
+pub fn guest_data_items(spec: &DomainSpec) -> (Vec<(String, String)>, Vec<String>) {
+    let (mut items, mut skipped) = (Vec::new(), Vec::new());
+    for (k, v) in &spec.guest_data {
+        let name = format!("{GUEST_DATA_PREFIX}{k}");
+        let plain = k.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+            && k.bytes().all(|b| b.is_ascii_graphic() && b != b',');
+        if !plain || name.len() > FW_CFG_NAME_MAX || items.len() == GUEST_DATA_MAX {
+            skipped.push(k.clone());
+        } else {
+            items.push((name, v.clone()));
+        }
+    }
+    (items, skipped)
 }
 
 /// QEMU's option syntax doubles commas inside values.
@@ -155,7 +181,15 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &L
     // Paused until the server unpauses; a guest reboot ends the process
     // (it arrives as SHUTDOWN with reason guest-reset) so the server decides.
     push(&["-S", "-no-user-config", "-nodefaults", "-no-reboot"]);
-    push(&["-machine", "pc", "-accel", accel.as_arg()]);
+    let p = &spec.platform;
+    let machine = if p.acpi { "pc".to_string() } else { "pc,acpi=off".to_string() };
+    push(&["-machine", &machine, "-accel", accel.as_arg()]);
+    // QEMU's default model, less what the platform flags take away. OVMF
+    // sets up no-execute page protection and hangs on a CPU without NX, so
+    // UEFI guests keep it (the backend logs that it ignores the flag).
+    if !p.nx && launch.firmware.is_none() {
+        push(&["-cpu", "qemu64,-nx"]);
+    }
     push(&["-name", &format!("guest={},debug-threads=on", esc(&spec.name))]);
     if spec.uuid.len() == 36 && spec.uuid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         push(&["-uuid", &spec.uuid]);
@@ -164,7 +198,16 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &L
     let max = mib(spec.memory.static_max);
     let memory = if max > target { format!("size={target}M,slots=1,maxmem={max}M") } else { format!("size={target}M") };
     push(&["-m", &memory]);
-    push(&["-smp", &format!("cpus={vcpus},maxcpus={max_vcpus}")]);
+    let topology = match p.cores_per_socket {
+        Some(cores) if cores > 0 && max_vcpus % cores == 0 => {
+            format!(",sockets={},cores={cores},threads=1", max_vcpus / cores)
+        }
+        Some(cores) => {
+            return Err(BackendError::Internal(format!("{max_vcpus} vCPUs do not make sockets of {cores} cores")))
+        }
+        None => String::new(),
+    };
+    push(&["-smp", &format!("cpus={vcpus},maxcpus={max_vcpus}{topology}")]);
     if launch.sandbox {
         push(&["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]);
     }
@@ -196,7 +239,11 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &L
     // Control and console channels: Unix sockets only, no TCP listener.
     push(&["-qmp", &format!("unix:{},server=on,wait=off", esc_path(&layout.qmp()))]);
     push(&["-pidfile", &layout.pidfile().display().to_string()]);
-    push(&["-display", "none", "-device", "VGA", "-vnc", &format!("unix:{}", esc_path(&layout.vnc()))]);
+    let vga = match p.vga {
+        Vga::Std => "VGA",
+        Vga::Cirrus => "cirrus-vga",
+    };
+    push(&["-display", "none", "-device", vga, "-vnc", &format!("unix:{}", esc_path(&layout.vnc()))]);
     push(&[
         "-chardev",
         &format!(
@@ -252,6 +299,9 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &L
         let addr = nic_slot(&n.device).map(|s| format!(",addr={s:#x}")).unwrap_or_default();
         push(&["-device", &format!("{model},netdev={netdev},mac={},id={id}{addr}", n.mac)]);
     }
+    for (name, value) in guest_data_items(spec).0 {
+        push(&["-fw_cfg", &format!("name={name},string={}", esc(&value))]);
+    }
     if launch.incoming {
         push(&["-incoming", "defer"]);
     }
@@ -301,6 +351,39 @@ mod tests {
         assert!(after(&argv, "-sandbox")[0].contains("spawn=deny"));
         assert!(after(&argv, "-boot").is_empty());
         assert!(!argv.iter().any(|a| a.contains("tcp:") || a.contains("127.0.0.1")));
+        // The default platform: ACPI, QEMU's CPU model and topology, standard VGA.
+        assert_eq!(after(&argv, "-machine"), ["pc"]);
+        assert!(after(&argv, "-cpu").is_empty());
+        assert!(after(&argv, "-device").contains(&"VGA"));
+    }
+
+    #[test]
+    fn platform_flags() {
+        let mut s = spec();
+        s.platform = crate::Platform { acpi: false, nx: false, cores_per_socket: Some(2), vga: Vga::Cirrus };
+        let layout = Layout::new(Path::new("/q"), "u");
+        let argv = command_line(&s, Accel::Tcg, &layout, &Launch::default()).unwrap();
+        assert_eq!(after(&argv, "-machine"), ["pc,acpi=off"]);
+        assert_eq!(after(&argv, "-cpu"), ["qemu64,-nx"]);
+        assert_eq!(after(&argv, "-smp"), ["cpus=2,maxcpus=4,sockets=2,cores=2,threads=1"]);
+        let devs = after(&argv, "-device");
+        assert!(devs.contains(&"cirrus-vga") && !devs.contains(&"VGA"), "{devs:?}");
+        let uefi = Launch { firmware: Some("/usr/share/ovmf/OVMF.fd".into()), ..Default::default() };
+        assert!(after(&command_line(&s, Accel::Tcg, &layout, &uefi).unwrap(), "-cpu").is_empty());
+        s.guest_data = [
+            ("vm-data/greeting", "hello, world"),
+            ("vm-data/a,b", "x"),
+            ("vm-data/../up", "x"),
+            ("vm-data/a-key-far-too-long-for-a-fw-cfg-file-name", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let argv = command_line(&s, Accel::Tcg, &layout, &Launch::default()).unwrap();
+        assert_eq!(after(&argv, "-fw_cfg"), ["name=opt/xenstore/vm-data/greeting,string=hello,, world"]);
+        assert_eq!(guest_data_items(&s).1.len(), 3);
+        s.platform.cores_per_socket = Some(3);
+        assert!(command_line(&s, Accel::Tcg, &layout, &Launch::default()).is_err());
     }
 
     #[test]

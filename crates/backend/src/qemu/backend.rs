@@ -260,6 +260,9 @@ impl Qemu {
             let candidates = ["/usr/share/ovmf/OVMF.fd", "/usr/share/OVMF/OVMF.fd", "/usr/share/qemu/OVMF.fd"];
             let fw = candidates.iter().map(PathBuf::from).find(|p| p.is_file());
             l.firmware = Some(fw.ok_or_else(|| BackendError::Unsupported("UEFI firmware (install ovmf)".into()))?);
+            if !spec.platform.nx {
+                tracing::warn!(vm_uuid = %spec.uuid, "nx=false ignored: OVMF does not run on a CPU without NX");
+            }
         }
         for d in &spec.disks {
             if let Some(p) = &d.path {
@@ -273,6 +276,10 @@ impl Qemu {
 
     /// Start QEMU for `spec`, paused, and connect to it. Returns the domid.
     async fn spawn(&self, spec: &DomainSpec, incoming: bool, cancel: &mut Option<Cancel>) -> Result<i64> {
+        let skipped = argv::guest_data_items(spec).1;
+        if !skipped.is_empty() {
+            tracing::warn!(vm_uuid = %spec.uuid, ?skipped, "guest data keys left out: fw_cfg cannot name them");
+        }
         if self.doms().contains_key(&spec.uuid) {
             return Err(BackendError::internal(format!("domain for VM {} already exists", spec.uuid)));
         }
@@ -1126,6 +1133,11 @@ impl Qemu {
         let nics = self.0.net.nic_names();
         let mut meter = self.0.meter.lock().unwrap_or_else(|e| e.into_inner());
         host::measure_local(&mut meter, self.0.net.sysfs(), &nics)
+    }
+
+    /// The serial line's socket (QEMU takes one client at a time).
+    pub fn text_console(&self, uuid: &str) -> Option<PathBuf> {
+        self.doms().get(uuid).map(|d| d.layout.serial())
     }
 
     pub fn console(&self, uuid: &str) -> Option<Console> {

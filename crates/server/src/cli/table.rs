@@ -40,6 +40,7 @@ static EXPLICIT: &[Row] = &[
     ("vm-suspend", &[], &[], STD | VMSEL, "Suspend the selected VM(s)."),
     ("vm-resume", &[], &["force", "on"], STD | VMSEL, "Resume the selected VM(s)."),
     ("vm-pause", &[], &[], VMSEL, "Pause the selected running VM(s)."),
+    ("console", &[], &[], VMSEL, "Attach to a particular console."),
     ("vm-unpause", &[], &[], VMSEL, "Unpause the selected paused VM(s)."),
     ("vm-clone", &["new-name-label"], &["new-name-description"], STD | VMSEL, "Clone an existing VM, using storage-level fast disk clone operation where available."),
     ("vm-copy", &["new-name-label"], &["new-name-description", "sr-uuid"], STD | VMSEL, "Copy an existing VM, but without using storage-level fast disk clone operation (even if this is available). The disk images of the copied VM are guaranteed to be 'full images' - that is, not part of a copy-on-write chain."),

@@ -43,18 +43,22 @@ fn console_of_request(s: &Server, head: &Head) -> Option<String> {
 /// resident on this host, as xapi checks); None otherwise.
 fn endpoint(s: &Server, console: &str) -> Option<(String, Console)> {
     let (cc, vmc) = (&CLASS_CONSOLE, &CLASS_VM);
-    let (uuid, running) = {
+    let (uuid, running, text) = {
         let st = s.db.read();
-        let vm = s_of(st.get(cc, console)?.get(fields::console::VM.index));
+        let con = st.get(cc, console)?;
+        let text = con.get(fields::console::PROTOCOL.index).as_str() == Some("vt100");
+        let vm = s_of(con.get(fields::console::VM.index));
         let row = st.get(vmc, &vm)?;
         let running = row.get(fields::vm::POWER_STATE.index).as_str() == Some("Running")
             && row.get(fields::vm::RESIDENT_ON.index).as_str() == Some(s.host.as_str());
-        (s_of(row.get(fields::vm::UUID.index)), running)
+        (s_of(row.get(fields::vm::UUID.index)), running, text)
     };
     if !running {
         return None;
     }
-    s.backend.console(&uuid).map(|c| (uuid, c))
+    // A text console is the serial line's raw bytes, proxied as VNC is.
+    let ep = if text { s.backend.text_console(&uuid).map(Console::Unix) } else { s.backend.console(&uuid) };
+    ep.map(|c| (uuid, c))
 }
 
 /// Resolves once the VM's domain is gone (a simulated console then ends, as

@@ -15,7 +15,7 @@ use model::Value;
 
 pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
     match name {
-        n if n.starts_with("vm-") || n == "snapshot-revert" => vm::run(cx, n).await,
+        n if n.starts_with("vm-") || n == "snapshot-revert" || n == "console" => vm::run(cx, n).await,
         n if ["vdi-", "sr-", "pbd-", "vbd-"].iter().any(|p| n.starts_with(p)) => storage::run(cx, n).await,
         n if ["network-", "vif-", "pif-", "vlan-", "bond-"].iter().any(|p| n.starts_with(p)) => net::run(cx, n).await,
         n => host::run(cx, n).await,

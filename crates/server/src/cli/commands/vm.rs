@@ -7,7 +7,8 @@ use super::{
 };
 use crate::cli::generic::{self, GenClass};
 use crate::cli::{fail, records, CliError, CliResult, Cx};
-use model::schema::{CLASS_HOST, CLASS_SR, CLASS_VBD, CLASS_VDI, CLASS_VIF, CLASS_VM};
+use model::schema::{CLASS_CONSOLE, CLASS_HOST, CLASS_SR, CLASS_VBD, CLASS_VDI, CLASS_VIF, CLASS_VM};
+use model::types::fields;
 use model::Value;
 
 pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
@@ -80,6 +81,7 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             let t = bytes_of_string("target", cx.params.reqd("target")?)?;
             vm_op(cx, "VM.set_memory_dynamic_range", vec![Value::Int(t), Value::Int(t)], &["target"]).await
         }
+        "console" => console(cx).await,
         "vm-export" => export(cx).await,
         "vm-import" => import(cx).await,
         "vm-disk-add" => disk_add(cx).await,
@@ -357,6 +359,36 @@ async fn uninstall(cx: &mut Cx<'_, '_>) -> CliResult {
         cx.call("VDI.destroy", vec![s(v)]).await?;
     }
     cx.msg("All objects destroyed").await
+}
+
+/// `xe console`: the client attaches its terminal to the VM's `vt100`
+/// console, as xapi's does: it is told to CONNECT to the console itself.
+/// The path is sent without the host (a console is on the host the client
+/// already reaches; its recorded address may not be reachable from there).
+async fn console(cx: &mut Cx<'_, '_>) -> CliResult {
+    let vms = select_vms(cx, false, &[])?;
+    one_or_many(&vms, cx, false)?;
+    let Some((vm, _)) = vms.into_iter().next() else { return fail("No matching VMs found") };
+    let location = {
+        let st = cx.s.db.read();
+        let cons = st.get(&CLASS_VM, &vm).map(|r| crate::rows::members(r.get(fields::vm::CONSOLES.index)));
+        cons.unwrap_or_default().into_iter().find_map(|c| {
+            let row = st.get(&CLASS_CONSOLE, &c)?;
+            (row.get(fields::console::PROTOCOL.index).as_str() == Some("vt100"))
+                .then(|| row.get(fields::console::LOCATION.index).as_str().unwrap_or("").to_string())
+        })
+    };
+    let Some(location) = location else { return fail("No text console available") };
+    let path = match location.split_once("://") {
+        Some((_, rest)) => rest.find('/').map(|i| rest[i..].to_string()).unwrap_or_default(),
+        None => location,
+    };
+    cx.p.send(cliproto::Command::HttpConnect(format!("{path}&session_id={}", cx.session))).await?;
+    // The client sends heartbeats while the terminal is attached.
+    match cx.p.response(crate::cli::protocol::TRANSFER_TIMEOUT).await? {
+        cliproto::Response::Ok => Ok(()),
+        _ => Err(CliError::Exit(1)),
+    }
 }
 
 async fn export(cx: &mut Cx<'_, '_>) -> CliResult {
