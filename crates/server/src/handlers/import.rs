@@ -519,7 +519,15 @@ fn write_changed(s: &Server, vdi: &str, f: &std::fs::File, off: u64, data: &[u8]
     }
     let ranges: Vec<(u64, u64)> = changed.iter().map(|(a, b)| (off + *a as u64, (*b - *a) as u64)).collect();
     storage::cbt_mark(s, vdi, Some(&ranges))?;
+    // Adjacent changed blocks go in one write.
+    let mut runs: Vec<(usize, usize)> = Vec::new();
     for (a, b) in changed {
+        match runs.last_mut() {
+            Some(last) if last.1 == a => last.1 = b,
+            _ => runs.push((a, b)),
+        }
+    }
+    for (a, b) in runs {
         f.write_all_at(&data[a..b], off + a as u64).map_err(ioe)?;
     }
     Ok(())
