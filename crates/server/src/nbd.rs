@@ -34,8 +34,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 /// Connections served at once; more are closed at once (and logged).
 pub const MAX_CONNECTIONS: usize = 32;
-/// The largest read or block-status request (also advertised as the
-/// maximum block size).
+/// The largest read request (also advertised as the maximum block size).
 pub const MAX_REQUEST: u32 = 32 << 20;
 /// Bytes being read for one connection at once (replies not yet sent).
 pub const IN_FLIGHT: usize = 64 << 20;
@@ -94,7 +93,9 @@ const CMD_READ: u16 = 0;
 const CMD_WRITE: u16 = 1;
 const CMD_DISC: u16 = 2;
 const CMD_FLUSH: u16 = 3;
+const CMD_TRIM: u16 = 4;
 const CMD_CACHE: u16 = 5;
+const CMD_WRITE_ZEROES: u16 = 6;
 const CMD_BLOCK_STATUS: u16 = 7;
 const CMD_FLAG_REQ_ONE: u16 = 8;
 
@@ -342,7 +343,7 @@ impl Negotiation {
                 OPT_EXPORT_NAME => {
                     // No way to say why: the connection is closed (logged).
                     let name = String::from_utf8_lossy(&data).into_owned();
-                    let e = open(l, &name, peer).await.map_err(|Refusal(_, m)| bad(m))?;
+                    let e = open(l, &name, peer, true).await.map_err(|Refusal(_, m)| bad(m))?;
                     let mut out = Vec::with_capacity(134);
                     out.extend_from_slice(&e.size.to_be_bytes());
                     out.extend_from_slice(&e.flags().to_be_bytes());
@@ -413,7 +414,7 @@ impl Negotiation {
                             continue;
                         }
                     };
-                    let e = match open(l, &name, peer).await {
+                    let e = match open(l, &name, peer, go).await {
                         Ok(e) => e,
                         Err(Refusal(t, m)) => {
                             error(io, opt, t, &m).await?;
@@ -540,8 +541,9 @@ pub fn parse_export_name(name: &str) -> Option<(String, String)> {
 }
 
 /// Check the export name's session, the caller's permission and the VDI,
-/// then open its data. Every refusal is logged here.
-async fn open(l: &Listener, name: &str, peer: SocketAddr) -> Result<Export, Refusal> {
+/// then open its data (only for `data`: NBD_OPT_INFO needs the size alone,
+/// and a qcow2 VDI would be copied for nothing). Every refusal is logged here.
+async fn open(l: &Listener, name: &str, peer: SocketAddr, data: bool) -> Result<Export, Refusal> {
     let s = &l.server;
     let refuse = |t: u32, m: String| {
         tracing::info!(%peer, "NBD export refused: {m}");
@@ -556,7 +558,7 @@ async fn open(l: &Listener, name: &str, peer: SocketAddr) -> Result<Export, Refu
     if let Err(e) = (l.authorize)(s, &session) {
         return Err(refuse(REP_ERR_POLICY, format!("{e}")));
     }
-    let (vdi, sr, size) = {
+    let (vdi, sr, size, raw) = {
         let st = s.db.read();
         let Some(vdi) = st.table(&CLASS_VDI).by_uuid(&uuid).map(str::to_string) else {
             return Err(refuse(REP_ERR_UNKNOWN, format!("UUID_INVALID [VDI; {uuid}]")));
@@ -568,10 +570,15 @@ async fn open(l: &Listener, name: &str, peer: SocketAddr) -> Result<Export, Refu
             let e = ApiError::VdiIncompatibleType { vdi: vdi.clone(), r#type: "cbt_metadata".into() };
             return Err(refuse(REP_ERR_POLICY, format!("{e}")));
         }
-        (vdi.clone(), row.read(fields::vdi::SR).into_string(), row.read(fields::vdi::VIRTUAL_SIZE).max(0) as u64)
+        let raw = storage::Format::of_vdi(row.get(fields::vdi::SM_CONFIG.index)) == storage::Format::Raw;
+        (vdi.clone(), row.read(fields::vdi::SR).into_string(), row.read(fields::vdi::VIRTUAL_SIZE).max(0) as u64, raw)
     };
     if let Err(e) = storage::assert_plugged(s, &sr) {
         return Err(refuse(REP_ERR_UNKNOWN, format!("{e}")));
+    }
+    let counters = s.sr_io.of_vdi(s, &vdi);
+    if !data {
+        return Ok(Export { vdi_uuid: uuid, size, file: None, multi_conn: raw, counters, _source: None });
     }
     let (srv, v) = (s.clone(), vdi.clone());
     let file = storage::blocking(move || storage::export_file(&srv, &v, "raw")).await;
@@ -585,8 +592,8 @@ async fn open(l: &Listener, name: &str, peer: SocketAddr) -> Result<Export, Refu
         Err(ApiError::VdiMissing { .. }) => (None, None, true),
         Err(e) => return Err(refuse(REP_ERR_UNKNOWN, format!("{e}"))),
     };
-    tracing::info!(%peer, vdi = %uuid, size, "NBD export opened");
-    Ok(Export { vdi_uuid: uuid, size, file, multi_conn, counters: s.sr_io.of_vdi(s, &vdi), _source: source })
+    tracing::info!(%peer, vdi = %uuid, size, in_place = multi_conn, "NBD export opened");
+    Ok(Export { vdi_uuid: uuid, size, file, multi_conn, counters, _source: source })
 }
 
 // ------------------------------------------------------------ transmission
@@ -658,10 +665,14 @@ async fn transmit<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 }
                 let _ = tx.send(r.error(EPERM, "the export is read-only")).await;
             }
+            CMD_TRIM | CMD_WRITE_ZEROES => {
+                let _ = tx.send(r.error(EPERM, "the export is read-only")).await;
+            }
             CMD_READ | CMD_BLOCK_STATUS | CMD_CACHE if !in_bounds => {
                 let _ = tx.send(r.error(EINVAL, "the request goes past the end of the export")).await;
             }
-            CMD_READ | CMD_BLOCK_STATUS if len > MAX_REQUEST => {
+            // Block status may ask about more: its answer is bounded (1024 extents).
+            CMD_READ if len > MAX_REQUEST => {
                 let _ = tx.send(r.error(EINVAL, "the request is larger than the maximum block size")).await;
             }
             CMD_READ => {
