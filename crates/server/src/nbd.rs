@@ -40,7 +40,7 @@ pub const MAX_REQUEST: u32 = 32 << 20;
 pub const IN_FLIGHT: usize = 64 << 20;
 /// The whole handshake, TLS included.
 pub const NEGOTIATION_TIME: Duration = Duration::from_secs(30);
-/// Silence allowed between two requests.
+/// Silence allowed between two requests, and for a reply to be taken.
 pub const IDLE_TIME: Duration = Duration::from_secs(300);
 /// Options a client may send before it picks an export.
 const MAX_OPTIONS: usize = 64;
@@ -611,19 +611,27 @@ async fn transmit<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let (mut rd, mut wr) = tokio::io::split(io);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     let writer = tokio::spawn(async move {
+        // A client that stops reading its replies is dropped after IDLE_TIME.
+        let stalled = || bad("the client stopped reading replies");
         while let Some(buf) = rx.recv().await {
-            wr.write_all(&buf).await?;
-            // Gather what is ready before flushing (one TLS record flush).
-            while let Ok(buf) = rx.try_recv() {
+            let sent = tokio::time::timeout(IDLE_TIME, async {
                 wr.write_all(&buf).await?;
-            }
-            wr.flush().await?;
+                // Gather what is ready before flushing (one TLS record flush).
+                while let Ok(buf) = rx.try_recv() {
+                    wr.write_all(&buf).await?;
+                }
+                wr.flush().await
+            });
+            sent.await.map_err(|_| stalled())??;
         }
-        wr.shutdown().await
+        tokio::time::timeout(IDLE_TIME, wr.shutdown()).await.map_err(|_| stalled())?
     });
     let budget = Arc::new(Semaphore::new(IN_FLIGHT));
     let e = Arc::new(e);
     let out = loop {
+        if tx.is_closed() {
+            break Err(bad("the reply writer stopped"));
+        }
         let mut hdr = [0u8; 28];
         match tokio::time::timeout(IDLE_TIME, rd.read_exact(&mut hdr)).await {
             Err(_) => break Err(bad("idle for too long")),
