@@ -87,6 +87,13 @@ if ! command -v rrdtool >/dev/null; then
 fi
 rrdtool 2>&1 | sed -n 1p
 
+step "libnbd's nbdinfo and nbdcopy (for tests/python/test_nbd.py)"
+if ! command -v nbdcopy >/dev/null || ! command -v nbdinfo >/dev/null; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnbd-bin >/dev/null
+fi
+nbdcopy --version | sed -n 1p
+
 step "OpenLDAP (for tests/python/test_rbac.py: slapd, slapadd, ldapdelete, ldapmodify)"
 if ! command -v slapd >/dev/null || ! command -v ldapmodify >/dev/null; then
     as_root apt-get update -qq

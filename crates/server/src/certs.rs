@@ -91,6 +91,28 @@ fn describe(der: &[u8]) -> Option<(i64, i64, String)> {
     Some((nb, na, fingerprint))
 }
 
+/// The DNS name a client should expect in the server certificate, as
+/// xapi's get_nbd_info picks it: the first subject name that is not a
+/// wildcard, else the last one (SANs, else the common name); None when the
+/// certificate names no host.
+pub fn subject_name(s: &Server) -> Option<String> {
+    let ck = s.certs.get()?;
+    let der = ck.cert.first()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(der).ok()?;
+    let mut names: Vec<String> = Vec::new();
+    if let Ok(Some(san)) = parsed.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                names.push(d.to_string());
+            }
+        }
+    }
+    if names.is_empty() {
+        names.extend(parsed.subject().iter_common_name().filter_map(|c| c.as_str().ok()).map(str::to_string));
+    }
+    names.iter().find(|n| !n.contains('*')).or(names.last()).cloned()
+}
+
 /// At start: `https_only` applies again, and the Certificate row describes
 /// the certificate loaded.
 pub fn startup(s: &Server) {

@@ -14,6 +14,9 @@ pub struct Config {
     pub http: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
     pub unix: Vec<PathBuf>,
+    /// Where the NBD server listens (xapi: port 10809 on every address);
+    /// empty: no NBD server, and `VDI.get_nbd_info` lists nothing.
+    pub nbd: Vec<SocketAddr>,
     /// Root's password on first start (ignored once set).
     pub root_password: Option<String>,
     pub tls_cert: Option<PathBuf>,
@@ -95,6 +98,7 @@ impl Default for Config {
             http: vec![],
             https: vec![],
             unix: vec![],
+            nbd: vec![],
             root_password: None,
             tls_cert: None,
             tls_key: None,

@@ -518,6 +518,8 @@ pub struct Bound {
     pub http: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
     pub unix: Vec<PathBuf>,
+    /// The NBD listeners (bound by `nbd::listen`).
+    pub nbd: Vec<SocketAddr>,
 }
 
 /// Connections over a listener kind's cap being refused at once at most;

@@ -18,6 +18,7 @@ pub mod http;
 pub mod implicit;
 pub mod importexport;
 pub mod lifecycle;
+pub mod nbd;
 pub mod networkd;
 pub mod ops;
 pub mod passwd;
@@ -83,6 +84,8 @@ pub struct Inner {
     pub exit: tokio::sync::watch::Sender<bool>,
     /// One host-network sync at a time (networkd).
     pub netsync: tokio::sync::Mutex<()>,
+    /// The port the NBD server listens on (0: none), for VDI.get_nbd_info.
+    pub nbd_port: std::sync::atomic::AtomicU16,
 }
 
 /// A cheap handle on the running server.
@@ -227,6 +230,15 @@ pub async fn restart_requested() {
     RESTART.notified().await
 }
 
+/// NBD reads a VDI as xapi-nbd does: with the caller's session it plugs a
+/// read-only VBD into the control domain, so the caller needs VBD.create.
+fn nbd_authorize(s: &Server, session: &str) -> Result<()> {
+    let c = &model::schema::CLASS_VBD;
+    let m =
+        c.messages.iter().find(|m| m.name == "create").ok_or_else(|| internal("VBD.create is not in the datamodel"))?;
+    dispatch::authorize(s, session, false, c, m, &[])
+}
+
 /// A started server: where it listens, and how to stop it.
 pub struct Running {
     pub server: Server,
@@ -354,6 +366,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         started: std::time::Instant::now(),
         exit: tokio::sync::watch::channel(false).0,
         netsync: Default::default(),
+        nbd_port: Default::default(),
     }));
     session::spawn_gc(server.clone(), gc_every);
     extauth::startup(&server);
@@ -365,7 +378,19 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     rrd::sampler::load(&server);
     rrd::sampler::spawn(server.clone());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let bound = http::listen(server.clone(), stop_rx).await.map_err(|e| e.to_string())?;
+    let mut bound = http::listen(server.clone(), stop_rx.clone()).await.map_err(|e| e.to_string())?;
+    if !server.cfg.nbd.is_empty() {
+        // The same certificate store as HTTPS: a new certificate applies to
+        // the next NBD handshake too.
+        let tls = http::tls::server_config(&server.cfg, &server.certs).map_err(|e| e.to_string())?;
+        let addrs = server.cfg.nbd.clone();
+        bound.nbd = nbd::listen(server.clone(), &addrs, Arc::new(tls), nbd_authorize, stop_rx)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(a) = bound.nbd.first() {
+            server.nbd_port.store(a.port(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     certs::startup(&server);
     Ok(Running { server, bound, stop, generated_password })
 }

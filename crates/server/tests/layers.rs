@@ -14,8 +14,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Pure rules over rows: allowed operations, checks, derived fields.
     ("rules", &["lifecycle"]),
     // The only layer that talks to a backend, the disk or a directory:
-    // sessions and logins (local and LDAP), the audit log, certificates.
-    ("services", &["xenops", "networkd", "storage", "rrd", "rfb", "task", "session", "extauth", "audit", "certs"]),
+    // sessions and logins (local and LDAP), the audit log, certificates,
+    // the NBD server.
+    (
+        "services",
+        &["xenops", "networkd", "storage", "rrd", "rfb", "task", "session", "extauth", "audit", "certs", "nbd"],
+    ),
     // The generated traits' implementations, implicit messages, and the
     // engines that make objects the way the API does (import, seeding).
     ("api", &["api", "ops", "implicit", "importexport", "seed"]),

@@ -33,6 +33,10 @@ struct Args {
     /// /var/lib/xcp/xapi (repeatable).
     #[arg(long, value_name = "PATH")]
     unix: Vec<PathBuf>,
+    /// NBD server listener for VDI exports, e.g. 0.0.0.0:10809 (repeatable;
+    /// with no listener flag at all, 0.0.0.0:10809 as xapi).
+    #[arg(long, value_name = "ADDR:PORT")]
+    nbd: Vec<SocketAddr>,
     /// Root's password, set on first start.
     #[arg(long, env = "XAPI_ROOT_PASSWORD", hide_env_values = true)]
     root_password: Option<String>,
@@ -158,6 +162,9 @@ fn default_listeners(cfg: &mut Config) {
     cfg.https.push(SocketAddr::from(([0, 0, 0, 0], 443)));
     cfg.http.push(SocketAddr::from(([0, 0, 0, 0], 80)));
     cfg.unix.push(PathBuf::from("/var/lib/xcp/xapi"));
+    if cfg.nbd.is_empty() {
+        cfg.nbd.push(SocketAddr::from(([0, 0, 0, 0], 10809)));
+    }
 }
 
 async fn run(args: Args) -> ExitCode {
@@ -174,6 +181,7 @@ async fn run(args: Args) -> ExitCode {
         http: args.http,
         https: args.https,
         unix: args.unix,
+        nbd: args.nbd,
         root_password: args.root_password,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
@@ -227,6 +235,9 @@ async fn run(args: Args) -> ExitCode {
     }
     for p in &running.bound.unix {
         tracing::info!("listening on unix:{}", p.display());
+    }
+    for a in &running.bound.nbd {
+        tracing::info!("NBD server listening on {a}");
     }
     tracing::info!("ready in {} ms", started.elapsed().as_millis());
     // host.restart_agent and a staged database restore both end in a clean

@@ -207,6 +207,80 @@ impl VdiApi for Server {
         .await
     }
 
+    /// xapi's get_nbd_info: one record per address of this host's attached
+    /// PIFs on networks with an NBD purpose, when the VDI's SR is attached
+    /// here. The export name carries the caller's session.
+    async fn get_nbd_info(&self, ctx: &Ctx, self_: Ref<Vdi>) -> Result<Vec<Value>> {
+        let vdi = self_.as_str();
+        let (uuid, sr) = {
+            let row = self.row(vdi_c(), vdi)?;
+            if row.read(fields::vdi::TYPE) == VdiType::CbtMetadata {
+                tracing::info!("VDI.get_nbd_info: {vdi} is a cbt_metadata VDI");
+                return Err(ApiError::VdiIncompatibleType { vdi: vdi.to_string(), r#type: "cbt_metadata".into() });
+            }
+            (row.read(fields::vdi::UUID), row.read(fields::vdi::SR).into_string())
+        };
+        let port = self.nbd_port.load(std::sync::atomic::Ordering::Relaxed);
+        let addresses = {
+            let st = self.db.read();
+            let attached_here = st.table(&model::schema::CLASS_PBD).iter().any(|(_, p)| {
+                p.read(fields::pbd::SR).as_str() == sr
+                    && p.read(fields::pbd::HOST).as_str() == self.host
+                    && p.read(fields::pbd::CURRENTLY_ATTACHED)
+            });
+            let nbd_net = |n: &str| {
+                st.get(&model::schema::CLASS_NETWORK, n).is_some_and(|r| {
+                    r.read(fields::network::PURPOSE)
+                        .iter()
+                        .any(|p| matches!(p, NetworkPurpose::Nbd | NetworkPurpose::InsecureNbd))
+                })
+            };
+            let mut out = Vec::new();
+            if attached_here {
+                for (_, pif) in st.table(&model::schema::CLASS_PIF).iter() {
+                    if pif.read(fields::pif::HOST).as_str() != self.host
+                        || !pif.read(fields::pif::CURRENTLY_ATTACHED)
+                        || !nbd_net(pif.read(fields::pif::NETWORK).as_str())
+                    {
+                        continue;
+                    }
+                    let ip = pif.read(fields::pif::IP);
+                    if !ip.is_empty() {
+                        out.push(ip);
+                    }
+                    out.extend(pif.read(fields::pif::IPV6).into_iter().filter(|a| !a.is_empty()));
+                }
+            }
+            out
+        };
+        if addresses.is_empty() {
+            return Ok(vec![]);
+        }
+        if port == 0 {
+            // Networks offer NBD but this server was started without one.
+            tracing::warn!("VDI.get_nbd_info: NBD is offered on {addresses:?} but no NBD server runs (--nbd)");
+            return Ok(vec![]);
+        }
+        let cert = crate::certs::current_pem(self).unwrap_or_default();
+        let subject = crate::certs::subject_name(self).unwrap_or_else(|| {
+            tracing::warn!("VDI.get_nbd_info: the server certificate names no host; using the host name");
+            self.cfg.hostname.clone()
+        });
+        let exportname = format!("/{uuid}?session_id={}", ctx.session);
+        Ok(addresses
+            .into_iter()
+            .map(|address| {
+                Value::Struct(vec![
+                    ("exportname".to_string(), Value::String(exportname.clone())),
+                    ("address".to_string(), Value::String(address)),
+                    ("port".to_string(), Value::Int(i64::from(port))),
+                    ("cert".to_string(), Value::String(cert.clone())),
+                    ("subject".to_string(), Value::String(subject.clone())),
+                ])
+            })
+            .collect())
+    }
+
     async fn list_changed_blocks(&self, ctx: &Ctx, vdi_from: Ref<Vdi>, vdi_to: Ref<Vdi>) -> Result<String> {
         let (from, to) = (vdi_from.as_str(), vdi_to.as_str());
         self.row(vdi_c(), from)?;

@@ -669,6 +669,12 @@ impl ExportFile {
     pub fn open(&self) -> Result<std::fs::File> {
         files::open_vdi(&self.path, false).map_err(|e| unavailable(&self.path, e))
     }
+
+    /// Whether this is the VDI's own file (a raw VDI read in place), so that
+    /// every reader sees the same data.
+    pub fn in_place(&self) -> bool {
+        !self.temp && self._raw.as_ref().is_some_and(Raw::in_place)
+    }
 }
 
 /// Prepare `/export_raw_vdi` in `format` (raw or qcow2). Blocking.
