@@ -38,6 +38,14 @@ pub fn api_error(ctx: &Ctx, vm: &str, e: BackendError) -> ApiError {
         w.extend(params);
         ApiError::from_wire(&w)
     };
+    // A task whose cancel was asked for ends cancelled, however its backend
+    // call failed: a hard shutdown cancels a clean one and takes its domain
+    // away, and under load the clean one may see the domain gone before it
+    // sees the cancel.
+    if let Some(t) = ctx.task.as_ref().filter(|t| ctx.server.tasks.is_cancelling(t)) {
+        tracing::info!(task = %t, "backend call failed after its task was cancelled: {e}");
+        return ApiError::TaskCancelled { task: t.clone() };
+    }
     match e {
         BackendError::Cancelled => ApiError::TaskCancelled { task: ctx.task.clone().unwrap_or_default() },
         BackendError::NotAcknowledged(Request::Shutdown) => {
