@@ -162,8 +162,7 @@ pub fn mark(data: &Path, size: u64, ranges: Option<&[(u64, u64)]>) -> io::Result
 fn set_in_place(path: &Path, before: &Bitmap, after: &Bitmap) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     let differs = |i: &usize| before.bits.get(*i) != after.bits.get(*i);
-    let (Some(first), Some(last)) =
-        ((0..after.bits.len()).find(differs), (0..after.bits.len()).rev().find(differs))
+    let (Some(first), Some(last)) = ((0..after.bits.len()).find(differs), (0..after.bits.len()).rev().find(differs))
     else {
         return Ok(());
     };
