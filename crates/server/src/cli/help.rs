@@ -3,8 +3,8 @@
 use super::table::{self, Spec};
 use super::{CliResult, Cx};
 
-const VM_SELECTORS_INFO: &str = " VMs can be specified by filtering the full list of VMs on the values of zero or more fields. For example, specifying 'uuid=<some_uuid>' will select only the VM with that uuid, and 'power-state=halted' will select only VMs whose 'power-state' field is equal to 'halted'. The special pseudo-field 'vm' matches either of name-label or uuid. Where multiple VMs are matching, the option '--multiple' must be specified to perform the operation. The full list of fields that can be matched can be obtained by the command 'xe vm-list params=all'. If no parameters to select VMs are given, the operation will be performed on all VMs.";
-const SR_SELECTORS_INFO: &str = " SRs can be specified by filtering the full list of SRs on the values of zero or more fields. For example, specifying 'uuid=<some_uuid>' will select only the SR with that uuid. The special pseudo-field 'sr' matches either of name-label or uuid. The full list of fields that can be matched can be obtained by the command 'xe sr-list params=all'.";
+const VM_SELECTORS_INFO: &str = " Which VMs: field=value arguments pick the VMs whose fields match (uuid=<uuid>, power-state=halted, any field that 'xe vm-list params=all' shows), and vm= matches a name-label or a uuid. With no selector every VM is picked; when more than one matches, --multiple must be given.";
+const SR_SELECTORS_INFO: &str = " Which SRs: field=value arguments pick the SRs whose fields match (uuid=<uuid>, any field that 'xe sr-list params=all' shows), and sr= matches a name-label or a uuid.";
 
 /// Comma lists wrapped at 74 columns, as xapi's `make_list`.
 fn wrap(names: &[&str]) -> Vec<String> {
