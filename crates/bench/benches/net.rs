@@ -29,16 +29,6 @@ fn sh(args: &[&str]) {
     assert!(st.success(), "{args:?} failed");
 }
 
-fn guest_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XAPI_TEST_GUEST_DIR") {
-        return d.into();
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
-    cache.join("xapi-rs/guest")
-}
-
 /// A guest's serial console: its log file and its shell's socket.
 struct Serial {
     dir: PathBuf,
@@ -151,8 +141,8 @@ fn qmp(sock: &Path, cmds: &[&str]) {
 }
 
 async fn run() {
-    let guest = guest_dir();
-    if !guest.join("vmlinuz").is_file() || which("qemu-system-x86_64").is_none() {
+    let guest = bench::guest_dir();
+    if !guest.join("vmlinuz").is_file() || bench::which("qemu-system-x86_64").is_none() {
         println!("| net | not available (needs QEMU and the test guest: scripts/build-test-guest.sh) |");
         return;
     }
@@ -293,23 +283,6 @@ async fn run() {
     println!("\nall rounds (Mbit/s): xapi-rs {ours:?}, by hand {theirs:?}");
 }
 
-fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(tool)).find(|p| p.is_file())
-}
-
 fn main() {
-    if std::env::var_os("XRS_BENCH_NETNS").is_none() {
-        // Outside: run again in a network namespace of our own.
-        let exe = std::env::current_exe().expect("current exe");
-        let st = Command::new("unshare")
-            .arg("--net")
-            .arg("--")
-            .arg(exe)
-            .args(std::env::args_os().skip(1))
-            .env("XRS_BENCH_NETNS", "1")
-            .status()
-            .expect("unshare (util-linux) and root are needed");
-        std::process::exit(st.code().unwrap_or(1));
-    }
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(run());
+    bench::in_own_netns(run);
 }

@@ -30,24 +30,6 @@ const BANNER: &str = "xapi-rs test guest up";
 const URI: &str = "qemu:///system";
 const DOMAIN: &str = "vmops-bench";
 
-fn guest_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XAPI_TEST_GUEST_DIR") {
-        return d.into();
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
-    cache.join("xapi-rs/guest")
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .flat_map(|d| [Path::new(d).join(tool), Path::new("/usr/sbin").join(tool)])
-        .find(|p| p.is_file())
-}
-
 fn virsh(args: &[&str]) -> Result<String, String> {
     let out = Command::new("virsh").arg("-c").arg(URI).args(args).output().map_err(|e| e.to_string())?;
     if out.status.success() {
@@ -186,9 +168,11 @@ async fn xapi_round(t: &mut Times, s: &Session, vm: &xenapi::Ref<xenapi::Vm>, lo
 }
 
 async fn run() {
-    let guest = guest_dir();
-    let missing: Vec<&str> =
-        ["qemu-system-x86_64", "virsh", "libvirtd", "virtlogd"].into_iter().filter(|t| which(t).is_none()).collect();
+    let guest = bench::guest_dir();
+    let missing: Vec<&str> = ["qemu-system-x86_64", "virsh", "libvirtd", "virtlogd"]
+        .into_iter()
+        .filter(|t| bench::which(t).is_none())
+        .collect();
     if !guest.join("vmlinuz").is_file() || !missing.is_empty() {
         println!(
             "| vmops | not available: needs the test guest (scripts/build-test-guest.sh) and {missing:?} \
@@ -222,7 +206,7 @@ async fn run() {
     }
     let mut daemons = Vec::new();
     for d in ["virtlogd", "libvirtd"] {
-        let child = Command::new(which(d).expect("daemon"))
+        let child = Command::new(bench::which(d).expect("daemon"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -295,18 +279,5 @@ async fn run() {
 }
 
 fn main() {
-    if std::env::var_os("XRS_BENCH_NETNS").is_none() {
-        // Outside: run again in a network namespace of our own.
-        let exe = std::env::current_exe().expect("current exe");
-        let st = Command::new("unshare")
-            .arg("--net")
-            .arg("--")
-            .arg(exe)
-            .args(std::env::args_os().skip(1))
-            .env("XRS_BENCH_NETNS", "1")
-            .status()
-            .expect("unshare (util-linux) and root are needed");
-        std::process::exit(st.code().unwrap_or(1));
-    }
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(run());
+    bench::in_own_netns(run);
 }

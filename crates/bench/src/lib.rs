@@ -299,3 +299,43 @@ impl Default for Rts {
         Self::new()
     }
 }
+
+/// Where scripts/build-test-guest.sh puts the test guest (vmlinuz, initrd.img).
+pub fn guest_dir() -> std::path::PathBuf {
+    if let Some(d) = std::env::var_os("XAPI_TEST_GUEST_DIR") {
+        return d.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
+    cache.join("xapi-rs/guest")
+}
+
+/// A program on PATH (or in /usr/sbin, where daemons live).
+pub fn which(tool: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .chain(["/usr/sbin"])
+        .map(|d| std::path::Path::new(d).join(tool))
+        .find(|p| p.is_file())
+}
+
+/// Run `run` in a network namespace of the bench's own: the first call
+/// re-executes the bench under `unshare --net` and exits with its status, so
+/// bridges and taps the bench makes never touch the machine's interfaces.
+pub fn in_own_netns<F: std::future::Future<Output = ()>>(run: impl FnOnce() -> F) {
+    if std::env::var_os("XRS_BENCH_NETNS").is_none() {
+        let exe = std::env::current_exe().expect("current exe");
+        let st = std::process::Command::new("unshare")
+            .arg("--net")
+            .arg("--")
+            .arg(exe)
+            .args(std::env::args_os().skip(1))
+            .env("XRS_BENCH_NETNS", "1")
+            .status()
+            .expect("unshare (util-linux) and root are needed");
+        std::process::exit(st.code().unwrap_or(1));
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(run());
+}

@@ -82,13 +82,19 @@ async fn route_via(route: &Route, bridge: &str) -> Result<()> {
 pub async fn start_move(nic: &str, bridge: &str, want: &HostIp) -> Result<Vec<Route>> {
     let routes = gateway_routes(nic).await?;
     tracing::info!(nic, bridge, addresses = ?want.addresses, "moving the host's addresses onto the bridge");
-    let have: Vec<String> = global_addrs(bridge).await?.iter().map(|a| canonical(a)).collect();
+    add_missing(bridge, &global_addrs(bridge).await?, want).await?;
+    Ok(routes)
+}
+
+/// Add `want`'s addresses that `bridge` does not have yet (`have`).
+async fn add_missing(bridge: &str, have: &[String], want: &HostIp) -> Result<()> {
+    let have: Vec<String> = have.iter().map(|a| canonical(a)).collect();
     for a in &want.addresses {
         if !have.contains(&canonical(a)) {
             ip(&["addr", "add", a, "dev", bridge]).await?;
         }
     }
-    Ok(routes)
+    Ok(())
 }
 
 /// After the NIC joined the bridge: its own global addresses go (the
@@ -111,12 +117,8 @@ pub async fn finish_move(nic: &str, bridge: &str, routes: &[Route]) -> Result<()
 /// routes go through `want`'s gateways.
 pub async fn reconcile(bridge: &str, want: &HostIp) -> Result<()> {
     let have = global_addrs(bridge).await?;
+    add_missing(bridge, &have, want).await?;
     let wanted: Vec<String> = want.addresses.iter().map(|a| canonical(a)).collect();
-    for a in &want.addresses {
-        if !have.iter().any(|h| canonical(h) == canonical(a)) {
-            ip(&["addr", "add", a, "dev", bridge]).await?;
-        }
-    }
     for h in &have {
         if !wanted.contains(&canonical(h)) {
             tracing::info!(bridge, address = %h, "removing an address the PIF no longer has");

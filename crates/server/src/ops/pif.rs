@@ -332,11 +332,13 @@ pub fn management_reconfigure_tx(tx: &mut Txn, r: &str) -> Result<bool> {
         tracing::debug!(pif = r, "already the management PIF; nothing to do");
         return Ok(false);
     }
-    bring_up(tx, r)?;
-    for old in pifs_where(tx, |p| p.read(P::MANAGEMENT) && p.read(P::HOST) == host) {
-        tx.put(&old, P::MANAGEMENT, false);
+    match pifs_where(tx, |p| p.read(P::MANAGEMENT) && p.read(P::HOST) == host).first() {
+        Some(old) => move_management(tx, old, r)?,
+        None => {
+            bring_up(tx, r)?;
+            tx.put(r, P::MANAGEMENT, true);
+        }
     }
-    tx.put(r, P::MANAGEMENT, true);
     // host.address follows the management interface, as xapi's does.
     let address = match primary {
         PrimaryAddressType::Ipv6 => row.read(P::IPV6).first().and_then(|a| a.split('/').next().map(str::to_string)),
