@@ -127,7 +127,7 @@ fn get_all_records(rt: &Rts) {
                 row.fields[tmpl] = Value::Bool(false);
                 tx.insert(&model::new_ref(), row);
             }
-            Ok::<_, ()>(())
+            Ok::<_, store::Refused>(())
         })
         .expect("populate");
     // The stored rows themselves, as the server encodes them. (Bulk replies

@@ -70,7 +70,7 @@ fn main() {
                 row.fields[tmpl] = Value::Bool(false);
                 tx.insert(&model::new_ref(), row);
             }
-            Ok::<_, ()>(())
+            Ok::<_, store::Refused>(())
         })
         .expect("populate");
     // Ten minutes of 5 s samples for every VM, ending now.

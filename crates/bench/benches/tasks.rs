@@ -105,7 +105,7 @@ fn xapi_run(rt: &Rts) -> (f64, Vec<f64>) {
                 tx.insert(&r, row);
                 vms.push(r);
             }
-            Ok::<_, ()>(())
+            Ok::<_, store::Refused>(())
         })
         .expect("populate");
     let out = rt.cli.block_on(async {

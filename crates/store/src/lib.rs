@@ -13,8 +13,11 @@
 
 pub mod codec;
 pub mod filter;
+pub mod replica;
 mod startup;
 pub mod wal;
+
+pub use replica::{Refused, Replicator, Role};
 
 use codec::{put_str, put_uv, put_value, Reader};
 use model::schema::{ClassDef, CLASSES, RELATIONS};
@@ -359,6 +362,8 @@ impl<'a> Txn<'a> {
 pub struct Commit {
     pub gen: u64,
     pub seq: Option<u64>,
+    /// `seq` is the replicator's, not the local log's.
+    pub replicated: bool,
 }
 
 pub struct Db {
@@ -373,6 +378,8 @@ pub struct Db {
     compacting: std::sync::Mutex<()>,
     /// This open applied a staged database restore.
     restored: bool,
+    /// Set when this store is a replica of a pool database.
+    replicator: std::sync::OnceLock<Arc<dyn Replicator>>,
 }
 
 /// What can go wrong opening or writing the store.
@@ -548,6 +555,7 @@ impl Db {
             precommit: std::sync::OnceLock::new(),
             compacting: std::sync::Mutex::new(()),
             restored: false,
+            replicator: std::sync::OnceLock::new(),
         }
     }
 
@@ -597,12 +605,12 @@ impl Db {
     }
 
     /// Run `f` as one atomic transaction. If it returns `Err`, nothing changes.
-    pub fn write<T, E>(&self, f: impl FnOnce(&mut Txn) -> Result<T, E>) -> Result<(T, Commit), E> {
+    pub fn write<T, E: From<Refused>>(&self, f: impl FnOnce(&mut Txn) -> Result<T, E>) -> Result<(T, Commit), E> {
         let mut guard = match self.state.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let (out, pending, order, touched) = {
+        let (out, mut pending, mut order, touched) = {
             let mut tx = Txn {
                 st: &guard,
                 pending: CLASSES.iter().map(|_| HashMap::default()).collect(),
@@ -615,7 +623,31 @@ impl Db {
             }
             (out, tx.pending, tx.order, tx.touched)
         };
-        let commit = self.commit(&mut guard, pending, order, touched);
+        if let Some(r) = self.replicator.get().filter(|r| r.role() == Role::Follower) {
+            // A member: the pool's rows change on the leader; only transient
+            // ones (sessions, tasks) are this host's own.
+            let mut remote = Vec::new();
+            order.retain(|(ci, rf)| {
+                if persistent(CLASSES[*ci]) {
+                    if let Some(row) = pending[*ci].remove(rf) {
+                        remote.push((*ci, rf.clone(), row));
+                    }
+                    false
+                } else {
+                    true
+                }
+            });
+            let changes = replica::encode_changes(&guard, &remote);
+            if !changes.is_empty() {
+                drop(guard);
+                r.forward(changes).map_err(|e| E::from(Refused(e)))?;
+                guard = match self.state.write() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+            }
+        }
+        let commit = self.commit_as(&mut guard, pending, order, touched, true);
         drop(guard);
         if commit.gen != 0 {
             self.gen_tx.send_replace(commit.gen);
@@ -623,12 +655,17 @@ impl Db {
         Ok((out, commit))
     }
 
-    fn commit(
+    fn wal_active(&self) -> Option<&wal::Wal> {
+        self.wal.as_ref().filter(|_| self.replicator.get().is_none())
+    }
+
+    fn commit_as(
         &self,
         st: &mut State,
         mut pending: Vec<HashMap<String, Option<Row>>>,
         order: Vec<(usize, String)>,
         touched: Vec<(usize, String)>,
+        propose: bool,
     ) -> Commit {
         let touched: BTreeSet<(usize, String)> = touched.into_iter().collect();
         // Drop no-op updates so they do not produce events or log records.
@@ -679,7 +716,8 @@ impl Db {
             }
         }
         let mut log = Vec::new();
-        let logging = self.wal.is_some();
+        let leader = self.replicator.get().filter(|r| propose && r.role() == Role::Leader);
+        let logging = self.wal_active().is_some() || leader.is_some();
         if logging {
             put_uv(&mut log, gen);
         }
@@ -736,7 +774,10 @@ impl Db {
             st.apply_put(dst, &target, Arc::new(row), gen, created);
         }
         st.gen = gen;
-        let seq = match (&self.wal, logged_any) {
+        if let (Some(r), true) = (leader, logged_any) {
+            return Commit { gen, seq: Some(r.propose(log)), replicated: true };
+        }
+        let seq = match (self.wal_active(), logged_any) {
             (Some(w), true) => {
                 let framed = wal::frame(&log);
                 self.logged.fetch_add(framed.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -744,12 +785,18 @@ impl Db {
             }
             _ => None,
         };
-        Commit { gen, seq }
+        Commit { gen, seq, replicated: false }
     }
 
     /// Wait until a commit is on disk. In-memory stores return at once.
     pub async fn durable(&self, c: Commit) -> Result<(), StoreError> {
-        if let (Some(w), Some(seq)) = (&self.wal, c.seq) {
+        if c.replicated {
+            if let (Some(r), Some(seq)) = (self.replicator.get(), c.seq) {
+                r.wait(seq).await.map_err(StoreError::Log)?;
+            }
+            return Ok(());
+        }
+        if let (Some(w), Some(seq)) = (self.wal_active(), c.seq) {
             w.wait(seq).await.map_err(StoreError::Log)?
         }
         if self.logged.load(std::sync::atomic::Ordering::Relaxed) > COMPACT_AFTER {
@@ -760,7 +807,13 @@ impl Db {
 
     /// Blocking form of [`Db::durable`].
     pub fn durable_blocking(&self, c: Commit) -> Result<(), StoreError> {
-        match (&self.wal, c.seq) {
+        if c.replicated {
+            return match (self.replicator.get(), c.seq) {
+                (Some(r), Some(seq)) => r.wait_blocking(seq).map_err(StoreError::Log),
+                _ => Ok(()),
+            };
+        }
+        match (self.wal_active(), c.seq) {
             (Some(w), Some(seq)) => w.wait_blocking(seq).map_err(StoreError::Log),
             _ => Ok(()),
         }
@@ -768,7 +821,7 @@ impl Db {
 
     /// Write a snapshot and drop the logs it covers.
     pub fn compact(&self) -> Result<(), StoreError> {
-        let (Some(w), Some(dir)) = (&self.wal, &self.dir) else {
+        let (Some(w), Some(dir)) = (self.wal_active(), &self.dir) else {
             return Ok(());
         };
         let Ok(_only_one) = self.compacting.try_lock() else {
@@ -824,7 +877,7 @@ impl Db {
     /// Flush the log, snapshot, and stop the flusher.
     pub fn shutdown(&self) -> Result<(), StoreError> {
         self.compact()?;
-        if let Some(w) = &self.wal {
+        if let Some(w) = self.wal_active() {
             w.close();
         }
         Ok(())

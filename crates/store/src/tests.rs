@@ -15,7 +15,7 @@ fn new_vm(db: &Db, name: &str) -> String {
         row.fields[vm().field_index("uuid").unwrap()] = Value::from(model::new_uuid());
         row.fields[vm().field_index("name_label").unwrap()] = Value::from(name);
         tx.insert(&r, row);
-        Ok::<_, ()>(())
+        Ok::<_, crate::Refused>(())
     })
     .unwrap();
     r
@@ -30,7 +30,7 @@ fn crud_and_uuid_index() {
     let uuid = row.get_by_name("uuid").unwrap().as_str().unwrap().to_string();
     assert_eq!(st.table(vm()).by_uuid(&uuid), Some(r.as_str()));
     drop(st);
-    db.write(|tx| Ok::<_, ()>(tx.delete(vm(), &r))).unwrap();
+    db.write(|tx| Ok::<_, crate::Refused>(tx.delete(vm(), &r))).unwrap();
     assert!(db.read().table(vm()).by_uuid(&uuid).is_none());
 }
 
@@ -38,9 +38,9 @@ fn crud_and_uuid_index() {
 fn failed_transaction_changes_nothing() {
     let db = Db::memory();
     let g = db.generation();
-    let r: Result<((), Commit), &str> = db.write(|tx| {
+    let r: Result<((), Commit), crate::Refused> = db.write(|tx| {
         tx.insert("OpaqueRef:x", blank_row(vm()));
-        Err("no")
+        Err(crate::Refused("no".into()))
     });
     assert!(r.is_err());
     assert_eq!(db.generation(), g);
@@ -58,11 +58,11 @@ fn relations_are_derived() {
         let mut row = blank_row(vbd());
         row.fields[vm_field] = Value::from(v.as_str());
         tx.insert(&b, row);
-        Ok::<_, ()>(())
+        Ok::<_, crate::Refused>(())
     })
     .unwrap();
     assert_eq!(db.read().get(vm(), &v).unwrap().fields[vbds], Value::Array(vec![Value::from(b.as_str())]));
-    db.write(|tx| Ok::<_, ()>(tx.delete(vbd(), &b))).unwrap();
+    db.write(|tx| Ok::<_, crate::Refused>(tx.delete(vbd(), &b))).unwrap();
     assert_eq!(db.read().get(vm(), &v).unwrap().fields[vbds], Value::Array(vec![]));
 }
 
@@ -72,22 +72,22 @@ fn event_coalescing() {
     let a = new_vm(&db, "a");
     let g = db.generation();
     let name = vm().field_index("name_label").unwrap();
-    db.write(|tx| Ok::<_, ()>(tx.set(vm(), &a, name, Value::from("a2")))).unwrap();
-    db.write(|tx| Ok::<_, ()>(tx.set(vm(), &a, name, Value::from("a3")))).unwrap();
+    db.write(|tx| Ok::<_, crate::Refused>(tx.set(vm(), &a, name, Value::from("a2")))).unwrap();
+    db.write(|tx| Ok::<_, crate::Refused>(tx.set(vm(), &a, name, Value::from("a3")))).unwrap();
     let b = new_vm(&db, "b");
-    db.write(|tx| Ok::<_, ()>(tx.set(vm(), &b, name, Value::from("b2")))).unwrap();
+    db.write(|tx| Ok::<_, crate::Refused>(tx.set(vm(), &b, name, Value::from("b2")))).unwrap();
     let c = new_vm(&db, "c");
-    db.write(|tx| Ok::<_, ()>(tx.delete(vm(), &c))).unwrap();
+    db.write(|tx| Ok::<_, crate::Refused>(tx.delete(vm(), &c))).unwrap();
     let st = db.read();
     let ch: Vec<(Change, String)> = st.changes_since(vm(), g).into_iter().map(|(c, r, _, _)| (c, r)).collect();
     assert_eq!(ch, vec![(Change::Mod, a.clone()), (Change::Add, b.clone())]);
     // A no-op write produces no event.
     drop(st);
     let g2 = db.generation();
-    db.write(|tx| Ok::<_, ()>(tx.set(vm(), &a, name, Value::from("a3")))).unwrap();
+    db.write(|tx| Ok::<_, crate::Refused>(tx.set(vm(), &a, name, Value::from("a3")))).unwrap();
     assert!(db.read().changes_since(vm(), g2).is_empty());
     // Delete of something that existed at g2.
-    db.write(|tx| Ok::<_, ()>(tx.delete(vm(), &a))).unwrap();
+    db.write(|tx| Ok::<_, crate::Refused>(tx.delete(vm(), &a))).unwrap();
     let ch: Vec<Change> = db.read().changes_since(vm(), g2).into_iter().map(|c| c.0).collect();
     assert_eq!(ch, vec![Change::Del]);
 }
@@ -100,7 +100,7 @@ fn durable_across_reopen_and_torn_tail() {
     {
         let db = Db::open(dir.path()).unwrap();
         r = new_vm(&db, "persisted");
-        let (_, c) = db.write(|tx| Ok::<_, ()>(tx.set(vm(), &r, name, Value::from("renamed")))).unwrap();
+        let (_, c) = db.write(|tx| Ok::<_, crate::Refused>(tx.set(vm(), &r, name, Value::from("renamed")))).unwrap();
         db.durable_blocking(c).unwrap();
         // No shutdown: simulates a crash after the acknowledgement.
         std::mem::forget(db);
@@ -139,7 +139,7 @@ fn transient_classes_are_not_persisted() {
         let (_, c) = db
             .write(|tx| {
                 tx.insert("OpaqueRef:s", blank_row(session));
-                Ok::<_, ()>(())
+                Ok::<_, crate::Refused>(())
             })
             .unwrap();
         db.durable_blocking(c).unwrap();
@@ -177,7 +177,7 @@ fn crash_after(dir: &Path, prefix: &str, n: usize) {
                 let mut row = blank_row(vm());
                 row.fields[vm().field_index("name_label").unwrap()] = Value::from(name.as_str());
                 tx.insert(&r, row);
-                Ok::<_, ()>(())
+                Ok::<_, crate::Refused>(())
             })
             .unwrap();
         db.durable_blocking(c).unwrap();
@@ -352,7 +352,7 @@ fn damage_in_an_older_log_file_refuses() {
                 let mut row = blank_row(vm());
                 row.fields[name] = Value::from(format!("b{i}"));
                 tx.insert(&r, row);
-                Ok::<_, ()>(())
+                Ok::<_, crate::Refused>(())
             })
             .unwrap();
         db.durable_blocking(c).unwrap();
@@ -490,4 +490,127 @@ fn a_zeroed_length_mid_log_refuses_but_noise_after_the_end_does_not() {
     flip(&log, end + 1000);
     let db = Db::open(dir.path()).unwrap();
     assert_eq!(names(&db).len(), 12);
+}
+
+/// A two-replica pool in one process: the leader's records are applied by
+/// the follower at once; the follower's writes go through the leader.
+struct Lead(std::sync::Mutex<Vec<Vec<u8>>>);
+impl Replicator for Lead {
+    fn role(&self) -> Role {
+        Role::Leader
+    }
+    fn propose(&self, record: Vec<u8>) -> u64 {
+        let mut q = self.0.lock().unwrap();
+        q.push(record);
+        q.len() as u64
+    }
+    fn wait(&self, _seq: u64) -> replica::WaitFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+    fn wait_blocking(&self, _seq: u64) -> Result<(), String> {
+        Ok(())
+    }
+    fn forward(&self, _changes: Vec<u8>) -> Result<(), String> {
+        Err("not a follower".into())
+    }
+}
+
+struct Follow {
+    leader: Arc<Db>,
+    lead: Arc<Lead>,
+    me: std::sync::OnceLock<Arc<Db>>,
+}
+impl Replicator for Follow {
+    fn role(&self) -> Role {
+        Role::Follower
+    }
+    fn propose(&self, _record: Vec<u8>) -> u64 {
+        unreachable!("a follower proposes nothing")
+    }
+    fn wait(&self, _seq: u64) -> replica::WaitFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+    fn wait_blocking(&self, _seq: u64) -> Result<(), String> {
+        Ok(())
+    }
+    fn forward(&self, changes: Vec<u8>) -> Result<(), String> {
+        self.leader.apply_changes(&changes).map_err(|e| e.0.to_string())?;
+        sync(self.me.get().unwrap(), &self.lead);
+        Ok(())
+    }
+}
+
+fn sync(follower: &Db, lead: &Lead) {
+    for rec in lead.0.lock().unwrap().drain(..) {
+        follower.apply_record(&rec).unwrap();
+    }
+}
+
+fn same(a: &Db, b: &Db) {
+    let (sa, sb) = (a.read(), b.read());
+    for c in CLASSES.iter().filter(|c| !c.transient) {
+        let ta = &sa.table(c).rows;
+        let tb = &sb.table(c).rows;
+        assert_eq!(ta.len(), tb.len(), "{}", c.name);
+        for (r, e) in ta.iter() {
+            assert_eq!(e.row.fields, tb.get(r).unwrap_or_else(|| panic!("{} {r} missing", c.name)).row.fields);
+        }
+    }
+}
+
+#[test]
+fn replicas_converge_through_the_leader() {
+    let lead = Arc::new(Lead(Default::default()));
+    let leader = Arc::new(Db::memory());
+    let v = new_vm(&leader, "before the pool");
+    leader.set_replicator(lead.clone()).unwrap();
+    let follower = Arc::new(Db::memory());
+    follower.install(&leader.dump()).unwrap();
+    let f = Arc::new(Follow { leader: leader.clone(), lead: lead.clone(), me: Default::default() });
+    let _ = f.me.set(follower.clone());
+    follower.set_replicator(f).unwrap();
+    assert_eq!(follower.replicated(), Some(Role::Follower));
+    same(&leader, &follower);
+
+    // The leader writes: applied there at once, here from its record.
+    let w = new_vm(&leader, "on the leader");
+    assert!(follower.read().get(vm(), &w).is_none());
+    sync(&follower, &lead);
+    same(&leader, &follower);
+
+    // The follower writes a field and a new VBD: the leader applies them,
+    // derives VM.VBDs itself, and the follower has the leader's rows.
+    let name = vm().field_index("name_label").unwrap();
+    let b = "OpaqueRef:vbd-from-member".to_string();
+    let vm_field = vbd().field_index("VM").unwrap();
+    follower
+        .write(|tx| {
+            tx.set(vm(), &v, name, Value::from("renamed on a member"));
+            let mut row = blank_row(vbd());
+            row.fields[vm_field] = Value::from(v.as_str());
+            tx.insert(&b, row);
+            Ok::<_, crate::Refused>(())
+        })
+        .unwrap();
+    assert_eq!(leader.read().get(vm(), &v).unwrap().fields[name], Value::from("renamed on a member"));
+    let vbds = vm().field_index("VBDs").unwrap();
+    assert_eq!(leader.read().get(vm(), &v).unwrap().fields[vbds], Value::Array(vec![Value::from(b.as_str())]));
+    same(&leader, &follower);
+
+    // A field set on the member does not undo another field set meanwhile on
+    // the leader (field-level, as xapi's members write).
+    let desc = vm().field_index("name_description").unwrap();
+    leader.write(|tx| Ok::<_, crate::Refused>(tx.set(vm(), &v, desc, Value::from("leader's")))).unwrap();
+    follower.write(|tx| Ok::<_, crate::Refused>(tx.set(vm(), &v, name, Value::from("member's")))).unwrap();
+    let row = leader.read().get(vm(), &v).unwrap().clone();
+    assert_eq!(row.fields[desc], Value::from("leader's"));
+    assert_eq!(row.fields[name], Value::from("member's"));
+    same(&leader, &follower);
+
+    // Deletions travel both ways.
+    follower.write(|tx| Ok::<_, crate::Refused>(tx.delete(vbd(), &b))).unwrap();
+    leader.write(|tx| Ok::<_, crate::Refused>(tx.delete(vm(), &w))).unwrap();
+    sync(&follower, &lead);
+    assert_eq!(leader.read().get(vm(), &v).unwrap().fields[vbds], Value::Array(vec![]));
+    same(&leader, &follower);
 }

@@ -1,0 +1,287 @@
+//! The store as one replica of a pool database.
+//!
+//! A pool's database is replicated by a consensus engine (the server's
+//! `pool` service, on openraft); the store only knows three things about it:
+//!
+//! * On the leader (the pool master) a commit is applied at once, as on a
+//!   lone host, and its record (the same bytes the log would get) goes to the
+//!   [`Replicator`] under the commit lock, so records reach the engine in
+//!   commit order. [`Db::durable`] then waits for the engine to commit it.
+//! * On a follower (a member) a transaction's persistent changes are not
+//!   applied here: they are sent to the leader as field-level changes
+//!   ([`Replicator::forward`]; as xapi's members write single fields of the
+//!   master's database), and the write returns once the leader's record for
+//!   them has been applied here. Transient rows (sessions, tasks) stay local.
+//! * Every replica applies the engine's committed records in log order
+//!   ([`Db::apply_record`]); the leader skips its own, already applied.
+//!
+//! Records and change sets name classes and fields by their index in this
+//! binary's schema, so every member of a pool runs the same schema (checked
+//! at join).
+
+use crate::codec::{put_str, put_uv, put_value, Corrupt, Reader};
+use crate::{decode_row, encode_row, persistent, Commit, Db, State};
+use model::schema::CLASSES;
+use model::{Row, Value};
+use rustc_hash::FxHashMap as HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// Where this replica stands in its pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Follower,
+}
+
+/// Why a write could not be made on a replica.
+#[derive(Debug, Clone)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the pool database refused the write: {}", self.0)
+    }
+}
+impl std::error::Error for Refused {}
+
+pub type WaitFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// The consensus engine, as the store sees it.
+pub trait Replicator: Send + Sync {
+    fn role(&self) -> Role;
+    /// Leader: take a commit's record, in commit order (called under the
+    /// commit lock, so it must not block); the number to wait for.
+    fn propose(&self, record: Vec<u8>) -> u64;
+    /// Resolves when the proposal `seq` is committed by the pool.
+    fn wait(&self, seq: u64) -> WaitFuture<'_>;
+    /// [`Replicator::wait`] from a thread that may block.
+    fn wait_blocking(&self, seq: u64) -> Result<(), String>;
+    /// Follower: have the leader apply these changes (see [`Db::apply_changes`])
+    /// and wait until its record is applied here. Blocks the calling thread.
+    fn forward(&self, changes: Vec<u8>) -> Result<(), String>;
+}
+
+const OP_PUT: u8 = 1;
+const OP_DELETE: u8 = 2;
+const OP_SET: u8 = 3;
+
+/// Fields derived from relations (never sent: the leader computes them).
+fn derived(st: &State, ci: usize, fi: usize) -> bool {
+    st.rels.iter().any(|r| r.dst == ci && r.dst_field == fi)
+}
+
+/// The persistent part of a transaction as field-level changes against
+/// `st`: new rows whole, changed rows as the fields that differ (derived
+/// sets left out), deletions.
+pub(crate) fn encode_changes(st: &State, changes: &[(usize, String, Option<Row>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (ci, r, new) in changes {
+        let class = CLASSES[*ci];
+        if !persistent(class) {
+            continue;
+        }
+        let old = st.tables[*ci].get(r);
+        match (new, old) {
+            (Some(row), None) => {
+                out.push(OP_PUT);
+                put_uv(&mut out, *ci as u64);
+                put_str(&mut out, r);
+                encode_row(&mut out, row);
+            }
+            (Some(row), Some(o)) => {
+                let diff: Vec<usize> = (0..row.fields.len())
+                    .filter(|i| row.fields[*i] != o.fields[*i] && !derived(st, *ci, *i))
+                    .collect();
+                if diff.is_empty() {
+                    continue;
+                }
+                out.push(OP_SET);
+                put_uv(&mut out, *ci as u64);
+                put_str(&mut out, r);
+                put_uv(&mut out, diff.len() as u64);
+                for i in diff {
+                    put_uv(&mut out, i as u64);
+                    put_value(&mut out, &row.fields[i]);
+                }
+            }
+            (None, Some(_)) => {
+                out.push(OP_DELETE);
+                put_uv(&mut out, *ci as u64);
+                put_str(&mut out, r);
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+fn identity(class: &'static model::schema::ClassDef) -> Vec<Option<usize>> {
+    (0..class.fields.len()).map(Some).collect()
+}
+
+fn class_at(ci: u64) -> Result<&'static model::schema::ClassDef, Corrupt> {
+    CLASSES.get(ci as usize).copied().ok_or(Corrupt("bad class index"))
+}
+
+/// A record as (class, ref, new row or deletion), in record order.
+fn decode_record(rec: &[u8]) -> Result<Vec<(usize, String, Option<Row>)>, Corrupt> {
+    let mut r = Reader::new(rec);
+    let _gen = r.uv()?;
+    let mut out = Vec::new();
+    while !r.done() {
+        let op = r.u8()?;
+        let class = class_at(r.uv()?)?;
+        let rf = r.str()?;
+        match op {
+            OP_PUT => {
+                let _created = r.uv()?;
+                let row = decode_row(&mut r, class, &identity(class))?;
+                out.push((class.index, rf, Some(row)));
+            }
+            OP_DELETE => out.push((class.index, rf, None)),
+            _ => return Err(Corrupt("bad op")),
+        }
+    }
+    Ok(out)
+}
+
+impl Db {
+    /// Make this store one replica of a pool database (once). From now on
+    /// commits are replicated, not logged to this store's own files.
+    pub fn set_replicator(&self, r: Arc<dyn Replicator>) -> Result<(), Refused> {
+        // Under the write lock: no commit is half-way through when the WAL
+        // stops and the replicator starts.
+        let _guard = self.state.write();
+        self.replicator.set(r).map_err(|_| Refused("this store is already replicated".into()))?;
+        if let Some(w) = &self.wal {
+            w.close();
+        }
+        Ok(())
+    }
+
+    pub fn replicated(&self) -> Option<Role> {
+        self.replicator.get().map(|r| r.role())
+    }
+
+    /// Apply a record committed by the pool (a follower, or the leader for
+    /// records it did not make itself). Derived sets are recomputed here;
+    /// generations are this replica's own (they number its events).
+    pub fn apply_record(&self, rec: &[u8]) -> Result<u64, Corrupt> {
+        let changes = decode_record(rec)?;
+        Ok(self.apply_raw(changes).gen)
+    }
+
+    /// Commit changes as they are, skipping the transaction machinery (and
+    /// the replicator: they already are the pool's).
+    fn apply_raw(&self, changes: Vec<(usize, String, Option<Row>)>) -> Commit {
+        let mut guard = match self.state.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let mut pending: Vec<HashMap<String, Option<Row>>> = CLASSES.iter().map(|_| HashMap::default()).collect();
+        let mut order = Vec::new();
+        for (ci, r, row) in changes {
+            if pending[ci].insert(r.clone(), row).is_none() {
+                order.push((ci, r));
+            }
+        }
+        let commit = self.commit_as(&mut guard, pending, order, Vec::new(), false);
+        drop(guard);
+        if commit.gen != 0 {
+            self.gen_tx.send_replace(commit.gen);
+        }
+        commit
+    }
+
+    /// On the leader: apply a member's change set (from [`Replicator::forward`])
+    /// as one transaction of its own; a field set on an object deleted since is
+    /// dropped, as the member's write would have failed on the master.
+    pub fn apply_changes(&self, bytes: &[u8]) -> Result<Commit, Corrupt> {
+        // Decode before taking any lock.
+        enum Op {
+            Put(Row),
+            Set(Vec<(usize, Value)>),
+            Delete,
+        }
+        let mut ops = Vec::new();
+        let mut r = Reader::new(bytes);
+        while !r.done() {
+            let op = r.u8()?;
+            let class = class_at(r.uv()?)?;
+            let rf = r.str()?;
+            match op {
+                OP_PUT => ops.push((class, rf, Op::Put(decode_row(&mut r, class, &identity(class))?))),
+                OP_SET => {
+                    let n = r.len()?;
+                    let mut fields = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let i = r.uv()? as usize;
+                        if i >= class.fields.len() {
+                            return Err(Corrupt("bad field index"));
+                        }
+                        fields.push((i, r.value()?));
+                    }
+                    ops.push((class, rf, Op::Set(fields)));
+                }
+                OP_DELETE => ops.push((class, rf, Op::Delete)),
+                _ => return Err(Corrupt("bad op")),
+            }
+        }
+        let ((), c) = self
+            .write(|tx| {
+                for (class, rf, op) in ops {
+                    match op {
+                        Op::Put(row) => tx.insert(&rf, row),
+                        Op::Set(fields) => {
+                            if !tx.update(class, &rf, |row| {
+                                for (i, v) in fields {
+                                    row.fields[i] = v;
+                                }
+                            }) {
+                                tracing::warn!(class = class.name, r#ref = rf, "a member wrote to an object deleted since");
+                            }
+                        }
+                        Op::Delete => {
+                            tx.delete(class, &rf);
+                        }
+                    }
+                }
+                Ok::<_, Refused>(())
+            })
+            .map_err(|_| Corrupt("the change set could not be applied"))?;
+        Ok(c)
+    }
+
+    /// Replace the whole state with a pool snapshot (a database dump), as
+    /// one change: rows gone are deleted, the others put.
+    pub fn install(&self, dump: &[u8]) -> Result<(), crate::DumpError> {
+        let new = crate::read_dump(dump)?;
+        let mut changes = Vec::new();
+        {
+            let st = self.read();
+            for c in CLASSES.iter().filter(|c| persistent(c)) {
+                for r in st.tables[c.index].rows.keys() {
+                    if new.tables[c.index].get(r).is_none() {
+                        changes.push((c.index, r.clone(), None));
+                    }
+                }
+            }
+        }
+        for c in CLASSES.iter().filter(|c| persistent(c)) {
+            for (r, e) in new.tables[c.index].rows.iter() {
+                changes.push((c.index, r.clone(), Some((*e.row).clone())));
+            }
+        }
+        self.apply_raw(changes);
+        Ok(())
+    }
+}
+
+/// A write the pool refused fails the call that made it.
+impl From<Refused> for model::types::ApiError {
+    fn from(e: Refused) -> Self {
+        model::types::ApiError::InternalError { message: e.to_string() }
+    }
+}
