@@ -91,9 +91,8 @@ pub(crate) fn encode_changes(st: &State, changes: &[(usize, String, Option<Row>)
                 encode_row(&mut out, row);
             }
             (Some(row), Some(o)) => {
-                let diff: Vec<usize> = (0..row.fields.len())
-                    .filter(|i| row.fields[*i] != o.fields[*i] && !derived(st, *ci, *i))
-                    .collect();
+                let diff: Vec<usize> =
+                    (0..row.fields.len()).filter(|i| row.fields[*i] != o.fields[*i] && !derived(st, *ci, *i)).collect();
                 if diff.is_empty() {
                     continue;
                 }
@@ -240,7 +239,11 @@ impl Db {
                                     row.fields[i] = v;
                                 }
                             }) {
-                                tracing::warn!(class = class.name, r#ref = rf, "a member wrote to an object deleted since");
+                                tracing::warn!(
+                                    class = class.name,
+                                    r#ref = rf,
+                                    "a member wrote to an object deleted since"
+                                );
                             }
                         }
                         Op::Delete => {
