@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Where the pool database engine listens unless told otherwise.
+pub const DEFAULT_POOL_PORT: u16 = 8998;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub data_dir: PathBuf,
@@ -51,6 +54,9 @@ pub struct Config {
     /// The host's name and management address as the API reports them.
     pub hostname: String,
     pub address: String,
+    /// The port the pool database engine listens on, at `address` (hosts of
+    /// a pool talk to each other there).
+    pub pool_port: u16,
     /// Keep everything in memory (tests and benchmarks); nothing is written.
     pub ephemeral: bool,
     /// How often sessions and tasks are garbage-collected (xapi: 30 s).
@@ -117,6 +123,7 @@ impl Default for Config {
             login_failure_window: Duration::from_secs(60),
             hostname: "localhost".into(),
             address: "127.0.0.1".into(),
+            pool_port: DEFAULT_POOL_PORT,
             ephemeral: false,
             gc_interval: Duration::from_secs(30),
             session_revalidation_interval: Duration::from_secs(300),

@@ -76,6 +76,11 @@ async fn call_inner(server: &Server, method: &str, params: Vec<Value>, local: bo
         }
         return Err(ApiError::MessageMethodUnknown { method: method.to_string() });
     };
+    // A pool member serves no API over the network: clients go to the
+    // master (xapi answers before it checks the session or the password).
+    if !local && crate::pooling::is_member(server) && !crate::pooling::runs_on_member(c.name, m.name) {
+        return Err(ApiError::HostIsSlave { master_address: crate::pooling::master_address(server) });
+    }
     if is_async && !m.is_async {
         return Err(ApiError::Other {
             code: "Fault".into(),

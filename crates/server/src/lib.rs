@@ -20,6 +20,7 @@ pub mod importexport;
 pub mod lifecycle;
 pub mod nbd;
 pub mod networkd;
+pub mod pooling;
 pub mod ops;
 pub mod passwd;
 pub mod rfb;
@@ -56,7 +57,10 @@ pub mod api {
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 pub struct Inner {
-    pub db: Db,
+    /// This host's store: its own database, or its replica of the pool's.
+    pub db: Arc<Db>,
+    /// This host's part in a pool's replicated database (none when alone).
+    pub replica: std::sync::OnceLock<Arc<pooldb::Pool>>,
     pub cfg: Config,
     /// The hypervisor.
     pub backend: backend::Backend,
@@ -86,6 +90,9 @@ pub struct Inner {
     pub netsync: tokio::sync::Mutex<()>,
     /// The port the NBD server listens on (0: none), for VDI.get_nbd_info.
     pub nbd_port: std::sync::atomic::AtomicU16,
+    /// The first HTTP listener's port (0: none), where other hosts of a pool
+    /// reach this one.
+    pub http_port: std::sync::atomic::AtomicU16,
 }
 
 /// A cheap handle on the running server.
@@ -272,8 +279,14 @@ impl Running {
 
 /// Open (or create) the state, seed it on first start, and start listening.
 pub async fn start(cfg: Config) -> Result<Running, String> {
+    let member = if cfg.ephemeral { None } else { pooling::read_member(&cfg.data_dir)? };
+    let mut replica = None;
     let (db, passwd) = if cfg.ephemeral {
-        (store::Db::memory(), passwd::Passwd::load(None)?)
+        (Arc::new(store::Db::memory()), passwd::Passwd::load(None)?)
+    } else if let Some(m) = &member {
+        let (db, pool) = pooling::open(&cfg.data_dir, m, pooling::engine_addr(&cfg).0).await?;
+        replica = Some(pool);
+        (db, passwd::Passwd::load(Some(&cfg.data_dir.join("passwd")))?)
     } else {
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("data dir {}: {e}", cfg.data_dir.display()))?;
         let probe = cfg.data_dir.join(".writable");
@@ -298,7 +311,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         if db.restored() {
             handlers::dbdump::rehome_storage(&db, &cfg.data_dir).map_err(|e| e.to_string())?;
         }
-        (db, passwd::Passwd::load(Some(&cfg.data_dir.join("passwd")))?)
+        (Arc::new(db), passwd::Passwd::load(Some(&cfg.data_dir.join("passwd")))?)
     };
     let mut generated_password = None;
     if !passwd.has("root") {
@@ -313,10 +326,15 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         passwd.set("root", &pw)?;
     }
     db.set_precommit(lifecycle::precommit);
-    match lifecycle::clear_operations(&db) {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!("cleared the operations of {n} objects left by a previous run"),
-        Err(e) => return Err(format!("cannot clear operations left by a previous run: {e}")),
+    let member_of_pool = db.replicated() == Some(store::Role::Follower);
+    // The pool's objects are the master's to clear (a member restarting
+    // must not end operations running on other hosts).
+    if !member_of_pool {
+        match lifecycle::clear_operations(&db) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!("cleared the operations of {n} objects left by a previous run"),
+            Err(e) => return Err(format!("cannot clear operations left by a previous run: {e}")),
+        }
     }
     let gc_every = cfg.gc_interval;
     let qemu = backend::qemu::QemuConfig {
@@ -336,13 +354,27 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         "the {} backend's machine",
         backend.name()
     );
-    let (pool, host) = match seed::find(&db) {
-        Some((pool, host)) => {
+    let (pool, host) = match (&member, seed::find(&db)) {
+        (Some(m), Some((pool, _master))) => {
+            let host = seed::find_host(&db, &m.host_uuid)
+                .ok_or_else(|| format!("this host ({}) is not in its pool's database", m.host_uuid))?;
+            if member_of_pool {
+                // Written through the master: a master out of reach leaves
+                // the facts as they were, and says so.
+                crate::logged("recording this host's machine in the pool", seed::refresh_host_facts(&db, &pool, &host, &facts));
+            } else {
+                seed::refresh(&db).map_err(|e| e.to_string())?;
+                seed::refresh_host_facts(&db, &pool, &host, &facts).map_err(|e| e.to_string())?;
+            }
+            (pool, host)
+        }
+        (Some(m), None) => return Err(format!("the pool database has no pool yet (host {})", m.host_uuid)),
+        (None, Some((pool, host))) => {
             seed::refresh(&db).map_err(|e| e.to_string())?;
             seed::refresh_host_facts(&db, &pool, &host, &facts).map_err(|e| e.to_string())?;
             (pool, host)
         }
-        None => seed::seed(&db, &cfg.hostname, &cfg.address, &cfg.data_dir, &facts).map_err(|e| e.to_string())?,
+        (None, None) => seed::seed(&db, &cfg.hostname, &cfg.address, &cfg.data_dir, &facts).map_err(|e| e.to_string())?,
     };
     let sessions = session::Sessions::new(&cfg);
     let audit = audit::Audit::new(&cfg.data_dir, cfg.ephemeral);
@@ -367,7 +399,13 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         exit: tokio::sync::watch::channel(false).0,
         netsync: Default::default(),
         nbd_port: Default::default(),
+        http_port: Default::default(),
+        replica: Default::default(),
     }));
+    if let Some(p) = replica {
+        let _ = server.replica.set(p);
+        pooling::watch_role(&server);
+    }
     session::spawn_gc(server.clone(), gc_every);
     extauth::startup(&server);
     ops::host::startup(&server);
@@ -379,6 +417,9 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     rrd::sampler::spawn(server.clone());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let mut bound = http::listen(server.clone(), stop_rx.clone()).await.map_err(|e| e.to_string())?;
+    if let Some(a) = bound.http.first() {
+        server.http_port.store(a.port(), std::sync::atomic::Ordering::Relaxed);
+    }
     if !server.cfg.nbd.is_empty() {
         // The same certificate store as HTTPS: a new certificate applies to
         // the next NBD handshake too.

@@ -574,6 +574,11 @@ pub fn find(db: &Db) -> Option<(String, String)> {
     Some((pr.clone(), host))
 }
 
+/// A host of the store by uuid.
+pub fn find_host(db: &Db, uuid: &str) -> Option<String> {
+    db.read().table(&model::schema::CLASS_HOST).by_uuid(uuid).map(str::to_string)
+}
+
 /// Make sure roles exist (they are regenerated from the datamodel on start).
 pub fn refresh(db: &Db) -> Result<()> {
     let (_, c) = db.write(|tx| {

@@ -259,6 +259,8 @@ pub fn adopt_all(s: &Server) {
             .iter()
             .filter(|(_, r)| matches!(r.read(F::POWER_STATE), VmPowerState::Running | VmPowerState::Paused))
             .filter(|(_, r)| !r.read(F::IS_CONTROL_DOMAIN))
+            // In a pool, each host adopts its own guests.
+            .filter(|(_, r)| r.read(F::RESIDENT_ON).as_str() == s.host)
             .map(|(v, r)| (v.clone(), r.read(F::POWER_STATE)))
             .collect()
     };

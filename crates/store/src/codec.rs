@@ -91,6 +91,13 @@ pub fn put_value(out: &mut Vec<u8>, v: &Value) {
 #[derive(Debug)]
 pub struct Corrupt(pub &'static str);
 
+impl std::fmt::Display for Corrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "damaged data: {}", self.0)
+    }
+}
+impl std::error::Error for Corrupt {}
+
 pub struct Reader<'a> {
     pub b: &'a [u8],
     pub i: usize,

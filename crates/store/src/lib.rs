@@ -17,7 +17,7 @@ pub mod replica;
 mod startup;
 pub mod wal;
 
-pub use replica::{Refused, Replicator, Role};
+pub use replica::{Refused, Replicator, Role, WaitFuture};
 
 use codec::{put_str, put_uv, put_value, Reader};
 use model::schema::{ClassDef, CLASSES, RELATIONS};

@@ -64,6 +64,10 @@ struct Args {
     /// The management address the API reports.
     #[arg(long, default_value = "127.0.0.1")]
     address: String,
+    /// The port, at --address, where the hosts of a pool run the pool
+    /// database between themselves.
+    #[arg(long, default_value_t = server::config::DEFAULT_POOL_PORT)]
+    pool_port: u16,
     /// Delay before a failed login answers, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     login_failure_delay_ms: u64,
@@ -190,6 +194,7 @@ async fn run(args: Args) -> ExitCode {
         nics: args.nics,
         hostname,
         address: args.address,
+        pool_port: args.pool_port,
         login_failure_delay: Duration::from_millis(args.login_failure_delay_ms),
         gc_interval: Duration::from_secs(args.gc_interval_secs.max(1)),
         session_revalidation_interval: Duration::from_secs(args.session_revalidation_secs),

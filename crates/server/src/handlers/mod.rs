@@ -11,6 +11,7 @@ pub mod console;
 pub mod dbdump;
 pub mod export;
 pub mod import;
+pub mod pool;
 pub mod rrd;
 pub mod transfer;
 
@@ -412,7 +413,8 @@ pub fn find_object(s: &Server, c: &model::schema::ClassDef, head: &Head) -> Opti
 }
 
 /// The paths handlers serve, by method (everything else is RPC).
-const HANDLERS: [(&str, &str); 19] = [
+const HANDLERS: [(&str, &str); 20] = [
+    ("POST", "/pool/join"),
     ("POST", "/cli"),
     ("GET", "/export"),
     ("GET", "/export_metadata"),
@@ -470,6 +472,7 @@ pub async fn route(
         ("GET", "/pool/xmldbdump") => dbdump::dump(s, &head, reply).await,
         ("PUT", "/pool/xmldbdump") => dbdump::restore(s, &head, body, reply).await,
         ("GET", "/audit_log") => audit_log(s, &head, reply).await,
+        ("POST", "/pool/join") => pool::serve(s, &head, body, reply).await,
         _ => reply.not_found().await,
     }
 }

@@ -112,21 +112,22 @@ impl PoolApi for Server {
     async fn join(
         &self,
         _ctx: &Ctx,
-        _master_address: String,
-        _master_username: String,
-        _master_password: String,
+        master_address: String,
+        master_username: String,
+        master_password: String,
     ) -> Result<()> {
-        Err(ApiError::JoiningHostConnectionFailed)
+        crate::pooling::join(self, &master_address, &master_username, &master_password).await
     }
 
+    /// The checks join_force relaxes (homogeneity) are not made here at all.
     async fn join_force(
         &self,
         _ctx: &Ctx,
-        _master_address: String,
-        _master_username: String,
-        _master_password: String,
+        master_address: String,
+        master_username: String,
+        master_password: String,
     ) -> Result<()> {
-        Err(ApiError::JoiningHostConnectionFailed)
+        crate::pooling::join(self, &master_address, &master_username, &master_password).await
     }
 
     /// Every host's management moves to its PIF on `network` (one host here).

@@ -1,0 +1,476 @@
+//! The pool database: each host's store as one replica, kept in step by
+//! openraft (see ARCHITECTURE.md, "Pools").
+//!
+//! The engine's leader is the pool master. Its commits are applied to its
+//! store at once and their records proposed here in commit order; a
+//! member's writes go to the master as field-level changes (`forward`);
+//! every host applies the committed entries in log order. The first entry
+//! of a pool carries the master's whole database ("genesis").
+//!
+//! A host whose role changes (a member elected, a master deposed) restarts,
+//! as xapi does: its store is rebuilt from the engine's snapshot and log, so
+//! a deposed master's uncommitted changes are gone with it.
+
+mod net;
+mod storage;
+
+pub use net::{post, SECRET_HEADER};
+pub use storage::Store;
+
+use openraft::{BasicNode, Config, Raft, ServerState};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+use store::{Db, Replicator, Role, WaitFuture};
+use tokio::sync::{mpsc, watch};
+
+/// One entry of the pool's log: the records of one or more commits made on
+/// the host of `origin` (a process run), and for the first entry the whole
+/// database.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Batch {
+    pub origin: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis: Option<Vec<u8>>,
+}
+
+impl std::fmt::Display for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} records from {}", self.records.len(), self.origin)
+    }
+}
+
+openraft::declare_raft_types!(
+    pub Tc:
+        D = Batch,
+        R = (),
+);
+
+/// How often the leader heartbeats, and how long a follower waits before it
+/// stands for election (generous: hosts here may be slow emulated ones).
+fn engine_config() -> Result<Arc<Config>, String> {
+    let c = Config {
+        cluster_name: "xapi-rs-pool".into(),
+        heartbeat_interval: 250,
+        election_timeout_min: 1500,
+        election_timeout_max: 3000,
+        install_snapshot_timeout: 20_000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5_000),
+        max_in_snapshot_log_to_keep: 500,
+        ..Default::default()
+    };
+    c.validate().map(Arc::new).map_err(|e| e.to_string())
+}
+
+/// What the committed proposals have reached.
+#[derive(Clone, Debug, Default)]
+struct Done {
+    /// Proposals up to this number are committed…
+    seq: u64,
+    /// …by the entry at this log index (or a later one).
+    index: u64,
+    /// The engine refused a proposal: it and every later one fail.
+    failed: Option<String>,
+}
+
+/// The store's view of the engine (see [`store::Replicator`]).
+pub struct Rep {
+    role: Role,
+    raft: Raft<Tc>,
+    store: Store,
+    secret: Arc<str>,
+    next: AtomicU64,
+    queue: mpsc::UnboundedSender<(u64, Vec<u8>)>,
+    done_tx: watch::Sender<Done>,
+    done: (Mutex<Done>, Condvar),
+    rt: tokio::runtime::Handle,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl Rep {
+    fn settle(&self, d: Done) {
+        *lock(&self.done.0) = d.clone();
+        self.done.1.notify_all();
+        self.done_tx.send_replace(d);
+    }
+
+    fn check(d: &Done, seq: u64) -> Option<Result<(), String>> {
+        if d.seq >= seq {
+            Some(Ok(()))
+        } else {
+            d.failed.as_ref().map(|e| Err(e.clone()))
+        }
+    }
+
+    /// Run `f` to completion from a thread that may block (a runtime worker
+    /// gives its place up meanwhile).
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.rt.block_on(f))
+            }
+            _ => self.rt.block_on(f),
+        }
+    }
+
+    /// The HTTP address of the engine's current leader.
+    pub fn leader_addr(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let id = m.current_leader?;
+        m.membership_config.membership().get_node(&id).map(|n| n.addr.clone())
+    }
+}
+
+impl Replicator for Rep {
+    fn role(&self) -> Role {
+        self.role
+    }
+
+    fn propose(&self, record: Vec<u8>) -> u64 {
+        let seq = self.next.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.queue.send((seq, record)).is_err() {
+            tracing::error!(seq, "the pool's proposal queue is closed; the write is not replicated");
+        }
+        seq
+    }
+
+    fn wait(&self, seq: u64) -> WaitFuture<'_> {
+        let mut rx = self.done_tx.subscribe();
+        Box::pin(async move {
+            let d = rx
+                .wait_for(|d| Self::check(d, seq).is_some())
+                .await
+                .map_err(|_| "the pool database stopped".to_string())?;
+            Self::check(&d, seq).unwrap_or(Ok(()))
+        })
+    }
+
+    fn wait_blocking(&self, seq: u64) -> Result<(), String> {
+        let (m, cv) = &self.done;
+        let mut g = lock(m);
+        loop {
+            if let Some(r) = Self::check(&g, seq) {
+                return r;
+            }
+            g = match cv.wait(g) {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+        }
+    }
+
+    fn forward(&self, changes: Vec<u8>) -> Result<(), String> {
+        let addr = self.leader_addr().ok_or_else(|| "no pool master is known".to_string())?;
+        let (code, body) = self
+            .block_on(post(&addr, "/pool/forward", &self.secret, &changes, Duration::from_secs(30)))
+            .map_err(|e| format!("the pool master at {addr}: {e}"))?;
+        if code != 200 {
+            return Err(format!("the pool master at {addr} refused the write ({code}): {}", String::from_utf8_lossy(&body)));
+        }
+        let index: u64 = std::str::from_utf8(&body)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| format!("the pool master at {addr} gave no log index"))?;
+        if !self.store.wait_applied_blocking(index, Duration::from_secs(30)) {
+            return Err(format!("the pool's entry {index} did not reach this host in 30 s"));
+        }
+        Ok(())
+    }
+}
+
+/// This host's part of a pool: the engine, its storage and the store's
+/// replicator.
+pub struct Pool {
+    pub id: u64,
+    pub raft: Raft<Tc>,
+    pub store: Store,
+    secret: Arc<str>,
+    rep: std::sync::OnceLock<Arc<Rep>>,
+}
+
+/// What a member must be told when it joins.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Membership {
+    pub node_id: u64,
+    pub secret: String,
+}
+
+impl Pool {
+    /// Start the engine over the files in `dir` (new or not); `db` is rebuilt
+    /// from them. No role yet: see [`Pool::found`] and [`Pool::settle`].
+    pub async fn open(dir: &Path, db: Arc<Db>, id: u64, secret: &str) -> Result<Arc<Pool>, String> {
+        let boot = format!("{id}-{}-{}", std::process::id(), now_nanos());
+        let st = Store::open(dir, db, boot)?;
+        let secret: Arc<str> = secret.into();
+        #[allow(deprecated)]
+        let (log, sm) = openraft::storage::Adaptor::new(st.clone());
+        let raft = Raft::new(id, engine_config()?, net::Net { secret: secret.clone() }, log, sm)
+            .await
+            .map_err(|e| format!("the pool database engine: {e}"))?;
+        Ok(Arc::new(Pool { id, raft, store: st, secret, rep: Default::default() }))
+    }
+
+    /// Take the engine's messages from the other hosts on `bind`.
+    pub async fn listen(self: &Arc<Pool>, bind: std::net::SocketAddr) -> Result<(), String> {
+        let l = tokio::net::TcpListener::bind(bind).await.map_err(|e| format!("the pool database's port {bind}: {e}"))?;
+        tokio::spawn(net::serve(Arc::downgrade(self), l));
+        Ok(())
+    }
+
+    /// Make this lone host the first member of a new pool (its master):
+    /// the engine's first entry carries its whole database.
+    pub async fn found(self: &Arc<Pool>, addr: &str) -> Result<(), String> {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(self.id, BasicNode { addr: addr.to_string() });
+        self.raft.initialize(nodes).await.map_err(|e| format!("cannot start the pool database: {e}"))?;
+        self.wait_role(Duration::from_secs(30)).await?;
+        // Replicate from now on; what was committed before is in the dump,
+        // and what is committed between the two is applied twice on the
+        // members (harmless: records put whole rows).
+        let (rep, rx) = self.replicator(Role::Leader);
+        self.store.0.db.set_replicator(rep.clone()).map_err(|e| e.to_string())?;
+        let genesis = Batch { origin: self.store.0.boot.clone(), records: Vec::new(), genesis: Some(self.store.0.db.dump()) };
+        self.raft.client_write(genesis).await.map_err(|e| format!("the pool's first entry: {e}"))?;
+        tokio::spawn(pump(rep, rx));
+        Ok(())
+    }
+
+    /// A pool host's start: wait (up to `limit`) for a leader and for this
+    /// host's store to catch up, then take the role the engine gives.
+    pub async fn settle(self: &Arc<Pool>, limit: Duration) -> Result<Role, String> {
+        let role = match self.wait_role(limit).await {
+            Ok(r) => r,
+            Err(e) => {
+                // No quorum yet: serve what this host has as a member; the
+                // role watch restarts it when a leader shows up as itself.
+                tracing::warn!("{e}; starting as a pool member with the state this host has");
+                Role::Follower
+            }
+        };
+        let (rep, rx) = self.replicator(role);
+        self.store.0.db.set_replicator(rep.clone()).map_err(|e| e.to_string())?;
+        if role == Role::Leader {
+            tokio::spawn(pump(rep, rx));
+        }
+        Ok(role)
+    }
+
+    /// Wait for a leader; as leader, also wait until every entry of the log
+    /// is applied here.
+    async fn wait_role(&self, limit: Duration) -> Result<Role, String> {
+        let mut rx = self.raft.metrics();
+        let id = self.id;
+        let m = tokio::time::timeout(
+            limit,
+            rx.wait_for(|m| match m.current_leader {
+                Some(l) if l == id => {
+                    m.state == ServerState::Leader
+                        && m.last_applied.map(|a| a.index) >= m.last_log_index
+                }
+                Some(_) => true,
+                None => false,
+            }),
+        )
+        .await
+        .map_err(|_| format!("no pool master elected in {} s", limit.as_secs()))?
+        .map_err(|_| "the pool database engine stopped".to_string())?
+        .clone();
+        Ok(if m.current_leader == Some(id) { Role::Leader } else { Role::Follower })
+    }
+
+    fn replicator(self: &Arc<Pool>, role: Role) -> (Arc<Rep>, mpsc::UnboundedReceiver<(u64, Vec<u8>)>) {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let rep = Arc::new(Rep {
+            role,
+            raft: self.raft.clone(),
+            store: self.store.clone(),
+            secret: self.secret.clone(),
+            next: AtomicU64::new(0),
+            queue,
+            done_tx: watch::channel(Done::default()).0,
+            done: Default::default(),
+            rt: tokio::runtime::Handle::current(),
+        });
+        let _ = self.rep.set(rep.clone());
+        (rep, rx)
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        self.rep.get().map(|r| r.role)
+    }
+
+    /// The HTTP address of the pool master, as the engine knows it.
+    pub fn leader_addr(&self) -> Option<String> {
+        self.rep.get().and_then(|r| r.leader_addr())
+    }
+
+    /// Resolves when this host's role in the engine no longer matches the
+    /// role it took (it was elected, or deposed): the host must restart.
+    pub async fn role_lost(&self) {
+        let Some(role) = self.role() else { return std::future::pending().await };
+        let mut rx = self.raft.metrics();
+        let id = self.id;
+        let _ = rx
+            .wait_for(|m| {
+                let leading = m.current_leader == Some(id) && m.state == ServerState::Leader;
+                match role {
+                    Role::Leader => m.state != ServerState::Leader,
+                    Role::Follower => leading,
+                }
+            })
+            .await;
+    }
+
+    pub fn check_secret(&self, given: &str) -> bool {
+        let a = given.as_bytes();
+        let b = self.secret.as_bytes();
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
+    /// Admit host `id` at `addr` as a learner (it gets every entry, has no
+    /// vote); returns once the pool has committed the change.
+    pub async fn admit(&self, id: u64, addr: &str) -> Result<(), String> {
+        self.raft
+            .add_learner(id, BasicNode { addr: addr.to_string() }, false)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("cannot add host {id} to the pool database: {e}"))
+    }
+
+    /// Once learner `id` has caught up (within `limit`): from three hosts on,
+    /// every host a voter, so the pool outlives any one of them. With two,
+    /// the member stays a learner: a two-voter quorum would stop the pool
+    /// whenever either host stops.
+    pub async fn promote(&self, id: u64, limit: Duration) -> Result<(), String> {
+        let target = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
+        let mut rx = self.raft.metrics();
+        tokio::time::timeout(
+            limit,
+            rx.wait_for(|m| {
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).copied().flatten())
+                    .is_some_and(|l| l.index >= target)
+            }),
+        )
+        .await
+        .map_err(|_| format!("host {id} did not catch up in {} s", limit.as_secs()))?
+        .map_err(|_| "the pool database engine stopped".to_string())?;
+        let m = self.raft.metrics().borrow().clone();
+        let all: BTreeSet<u64> = m.membership_config.membership().nodes().map(|(i, _)| *i).collect();
+        if all.len() >= 3 {
+            self.raft.change_membership(all, false).await.map_err(|e| format!("cannot make every host a voter: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Remove host `id` from the engine (ejected or destroyed).
+    pub async fn remove(&self, id: u64) -> Result<(), String> {
+        let m = self.raft.metrics().borrow().clone();
+        let mem = m.membership_config.membership();
+        let mut voters: BTreeSet<u64> = mem.voter_ids().collect();
+        if voters.remove(&id) {
+            self.raft.change_membership(voters, false).await.map_err(|e| e.to_string())?;
+        }
+        let mut gone = BTreeSet::new();
+        gone.insert(id);
+        self.raft
+            .change_membership(openraft::ChangeMembers::RemoveNodes(gone), false)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// The next free engine node id.
+    pub fn next_id(&self) -> u64 {
+        let m = self.raft.metrics().borrow().clone();
+        m.membership_config.membership().nodes().map(|(i, _)| *i).max().unwrap_or(self.id) + 1
+    }
+
+    /// Engine node ids and addresses, and which are voters.
+    pub fn members(&self) -> Vec<(u64, String, bool)> {
+        let m = self.raft.metrics().borrow().clone();
+        let mem = m.membership_config.membership();
+        let voters: BTreeSet<u64> = mem.voter_ids().collect();
+        mem.nodes().map(|(i, n)| (*i, n.addr.clone(), voters.contains(i))).collect()
+    }
+
+    /// Serve one of the engine's requests from another host (`/pool/raft/…`)
+    /// or a member's forwarded write (`/pool/forward`).
+    pub async fn handle(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, (u16, String)> {
+        fn bad(e: serde_json::Error) -> (u16, String) {
+            (400, e.to_string())
+        }
+        fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, (u16, String)> {
+            serde_json::to_vec(v).map_err(|e| (500, e.to_string()))
+        }
+        match path {
+            "/pool/raft/append" => enc(&self.raft.append_entries(serde_json::from_slice(body).map_err(bad)?).await),
+            "/pool/raft/vote" => enc(&self.raft.vote(serde_json::from_slice(body).map_err(bad)?).await),
+            "/pool/raft/snapshot" => enc(&self.raft.install_snapshot(serde_json::from_slice(body).map_err(bad)?).await),
+            "/pool/forward" => self.apply_forwarded(body).await.map(|i| i.to_string().into_bytes()),
+            _ => Err((404, format!("no such pool path {path}"))),
+        }
+    }
+
+    /// On the master: apply a member's changes; the log index the member
+    /// waits for.
+    async fn apply_forwarded(&self, body: &[u8]) -> Result<u64, (u16, String)> {
+        let Some(rep) = self.rep.get().filter(|r| r.role == Role::Leader) else {
+            return Err((503, "this host is not the pool master".into()));
+        };
+        let db = &self.store.0.db;
+        let c = db.apply_changes(body).map_err(|e| (400, e.to_string()))?;
+        db.durable(c).await.map_err(|e| (503, e.to_string()))?;
+        Ok(rep.done_tx.borrow().index.max(self.store.applied_index()))
+    }
+}
+
+/// The leader's proposals, batched into engine entries in commit order.
+async fn pump(rep: Arc<Rep>, mut rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>) {
+    let origin = rep.store.0.boot.clone();
+    while let Some((seq, rec)) = rx.recv().await {
+        let mut last = seq;
+        let mut records = vec![rec];
+        let mut bytes = records[0].len();
+        while bytes < (4 << 20) && records.len() < 512 {
+            match rx.try_recv() {
+                Ok((s, r)) => {
+                    last = s;
+                    bytes += r.len();
+                    records.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        match rep.raft.client_write(Batch { origin: origin.clone(), records, genesis: None }).await {
+            Ok(resp) => rep.settle(Done { seq: last, index: resp.log_id.index, failed: None }),
+            Err(e) => {
+                // Lost leadership or stopped: these writes may not be the
+                // pool's. Fail them and every later one; the role watch
+                // restarts the host.
+                tracing::error!(seq = last, "the pool did not commit a write: {e}");
+                let mut d = rep.done_tx.borrow().clone();
+                d.failed = Some(format!("the pool did not commit the write: {e}"));
+                rep.settle(d);
+                return;
+            }
+        }
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}

@@ -1,0 +1,488 @@
+//! Pools of hosts: a host's membership, joining a pool, and the pool
+//! database's service (the engine itself is the `pooldb` crate).
+//!
+//! A host that joins asks the master over HTTP (`POST /pool/join`, with the
+//! credentials the caller gave and the joiner's whole database); the master
+//! checks it as xapi's pre-join checks do, in xapi's order, copies the
+//! joiner's own objects (its host, CPUs, NICs, local SRs and disks, VMs)
+//! into the pool database, admits it to the engine and answers with the
+//! pool secret. The joiner writes its membership file, sets its own database
+//! aside, and restarts as a member: its store is then the pool's.
+
+use crate::{ApiError, Result, Server};
+use model::schema::{Type, CLASSES};
+use model::types::fields::{
+    console as CO, host as H, host_cpu as HC, network as N, pbd as PBD, pif as P, pool as PO, sr as SR, vbd as VBD,
+    vdi as VDI, vif as VIF, vm as VM,
+};
+use model::types::VmPowerState;
+use model::{Row, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use store::{Db, State};
+
+/// Under the data directory: the engine's files and the membership file.
+pub const DIR: &str = "pool";
+const MEMBER_FILE: &str = "member.json";
+/// How long a pool host waits at start for a master before serving what it has.
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// What makes this host part of a pool (absent on a lone host).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Member {
+    pub node_id: u64,
+    pub secret: String,
+    /// This host's uuid in the pool database.
+    pub host_uuid: String,
+}
+
+fn pool_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(DIR)
+}
+
+pub fn read_member(data_dir: &Path) -> std::result::Result<Option<Member>, String> {
+    let p = pool_dir(data_dir).join(MEMBER_FILE);
+    match std::fs::read(&p) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| format!("{}: {e}", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", p.display())),
+    }
+}
+
+fn write_member(data_dir: &Path, m: &Member) -> std::result::Result<(), String> {
+    let dir = pool_dir(data_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bytes = serde_json::to_vec_pretty(m).map_err(|e| e.to_string())?;
+    store::wal::write_atomic(&dir.join(MEMBER_FILE), &bytes).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Start as a pool host: the store is rebuilt from the engine's files (the
+/// host's own database directory, from before it joined, is set aside).
+pub async fn open(data_dir: &Path, m: &Member, bind: std::net::SocketAddr) -> std::result::Result<(Arc<Db>, Arc<pooldb::Pool>), String> {
+    let own = data_dir.join("db");
+    if own.exists() {
+        let aside = data_dir.join("db.before-pool");
+        let _ = std::fs::remove_dir_all(&aside);
+        std::fs::rename(&own, &aside).map_err(|e| format!("cannot set {} aside: {e}", own.display()))?;
+        tracing::info!("this host is in a pool: its own database is kept in {}", aside.display());
+    }
+    let db = Arc::new(Db::memory());
+    let pool = pooldb::Pool::open(&pool_dir(data_dir), db.clone(), m.node_id, &m.secret).await?;
+    pool.listen(bind).await?;
+    let role = pool.settle(SETTLE).await?;
+    // A member that just joined has its own host row once it has caught up
+    // with the entry that added it.
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while crate::seed::find_host(&db, &m.host_uuid).is_none() || crate::seed::find(&db).is_none() {
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("this host ({}) did not receive the pool's database in {} s", m.host_uuid, SETTLE.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!(node = m.node_id, ?role, "joined the pool database");
+    Ok((db, pool))
+}
+
+/// Restart when the engine gives this host another role (xapi restarts too).
+pub fn watch_role(s: &Server) {
+    let Some(p) = s.replica.get().cloned() else { return };
+    tokio::spawn(async move {
+        p.role_lost().await;
+        tracing::warn!("this host's role in the pool changed: restarting");
+        crate::request_restart(Duration::from_millis(100));
+    });
+}
+
+/// A member of a pool (not its master).
+pub fn is_member(s: &Server) -> bool {
+    s.db.replicated() == Some(store::Role::Follower)
+}
+
+/// The master's address, as HOST_IS_SLAVE gives it.
+pub fn master_address(s: &Server) -> String {
+    let st = s.db.read();
+    let master = st.read(&s.pool, PO::MASTER).map(|r| r.as_str().to_string()).unwrap_or_default();
+    st.read(&master, H::ADDRESS).unwrap_or_default()
+}
+
+/// The messages a member runs itself over TCP (xapi's emergency calls).
+pub fn runs_on_member(class: &str, msg: &str) -> bool {
+    matches!(
+        (class, msg),
+        ("pool", "emergency_transition_to_master" | "emergency_reset_master")
+            | ("session", "slave_local_login_with_password" | "local_logout")
+            | ("host", "is_in_emergency_mode" | "get_servertime" | "shutdown_agent")
+    )
+}
+
+/// A fingerprint of this binary's schema: records name classes and fields
+/// by position, so every host of a pool needs the same one.
+pub fn schema_id() -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for c in CLASSES.iter() {
+        for b in c.name.bytes().chain(c.fields.iter().flat_map(|f| f.name.bytes().chain([0]))) {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+// ------------------------------------------------------------------ joining
+
+#[derive(Serialize, Deserialize)]
+struct JoinRequest {
+    user: String,
+    password: String,
+    /// Where the master reaches the joiner's engine (host:port).
+    addr: String,
+    schema: String,
+}
+
+#[derive(Serialize, Deserialize)]
+enum JoinAnswer {
+    Admitted(pooldb::Membership),
+    Refused(Vec<String>),
+}
+
+/// Where this host's engine listens, and the address others reach it at.
+pub fn engine_addr(cfg: &crate::Config) -> (std::net::SocketAddr, String) {
+    let ip: std::net::IpAddr = cfg.address.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    (std::net::SocketAddr::new(ip, cfg.pool_port), format!("{}:{}", cfg.address, cfg.pool_port))
+}
+
+/// `pool.join` on the joining host.
+pub async fn join(s: &Server, master_address: &str, user: &str, password: &str) -> Result<()> {
+    // A member (reached over its Unix socket): xapi forwards the call to the
+    // master, which finds it is joining itself.
+    if is_member(s) {
+        return Err(ApiError::OperationNotAllowed { reason: "Host is already part of a pool".into() });
+    }
+    let target = if master_address.contains(':') { master_address.to_string() } else { format!("{master_address}:80") };
+    let req = JoinRequest {
+        user: user.into(),
+        password: password.into(),
+        addr: engine_addr(&s.cfg).1,
+        schema: schema_id(),
+    };
+    let mut body = serde_json::to_vec(&req).map_err(|e| crate::internal(e.to_string()))?;
+    body.push(b'\n');
+    let db = s.clone();
+    body.extend(tokio::task::spawn_blocking(move || db.db.dump()).await.map_err(|e| crate::internal(e.to_string()))?);
+    let (code, out) = pooldb::post(&target, "/pool/join", "", &body, Duration::from_secs(60)).await.map_err(|e| {
+        tracing::warn!("pool.join: cannot reach {target}: {e}");
+        ApiError::JoiningHostConnectionFailed
+    })?;
+    if code != 200 {
+        tracing::warn!(code, "pool.join: {target} answered {}", String::from_utf8_lossy(&out[..out.len().min(200)]));
+        return Err(ApiError::JoiningHostServiceFailed);
+    }
+    let m = match serde_json::from_slice::<JoinAnswer>(&out) {
+        Ok(JoinAnswer::Admitted(m)) => m,
+        Ok(JoinAnswer::Refused(desc)) => return Err(ApiError::from_wire(&desc)),
+        Err(e) => {
+            tracing::warn!("pool.join: {target} gave an answer that is not ours: {e}");
+            return Err(ApiError::JoiningHostServiceFailed);
+        }
+    };
+    let host_uuid = s.db.read().read(&s.host, H::UUID).unwrap_or_default();
+    write_member(&s.cfg.data_dir, &Member { node_id: m.node_id, secret: m.secret, host_uuid })
+        .map_err(crate::internal)?;
+    tracing::warn!(master = %target, "joined a pool: restarting as a member");
+    crate::request_restart(Duration::from_millis(500));
+    Ok(())
+}
+
+static JOINS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `POST /pool/join` on the master: the answer's JSON.
+pub async fn admit(s: &Server, body: &[u8]) -> Vec<u8> {
+    let answer = match admit_inner(s, body).await {
+        Ok(m) => JoinAnswer::Admitted(m),
+        Err(e) => {
+            tracing::info!("refused a host's request to join: {e}");
+            let mut d = vec![e.code().to_string()];
+            d.extend(e.params());
+            JoinAnswer::Refused(d)
+        }
+    };
+    serde_json::to_vec(&answer).unwrap_or_default()
+}
+
+async fn admit_inner(s: &Server, body: &[u8]) -> Result<pooldb::Membership> {
+    let nl = body.iter().position(|b| *b == b'\n').ok_or_else(|| crate::internal("a join request without a header"))?;
+    let req: JoinRequest = serde_json::from_slice(&body[..nl]).map_err(|e| crate::internal(e.to_string()))?;
+    if is_member(s) {
+        return Err(ApiError::HostIsSlave { master_address: master_address(s) });
+    }
+    // The caller's credentials, checked as a login is (same errors, same
+    // throttling); the session is not kept.
+    let spec = crate::session::LoginSpec {
+        user: &req.user,
+        password: &req.password,
+        originator: "pool.join",
+        local: false,
+        pool: true,
+    };
+    let session = s.sessions.login(s, spec).await?;
+    crate::logged("logging the join's session out", s.sessions.logout(s, &session));
+    let joiner = store::read_dump(&body[nl + 1..]).map_err(|e| crate::internal(format!("the joiner's database: {e}")))?;
+    let _one_at_a_time = JOINS.lock().await;
+    let jhost = pre_join_checks(s, &joiner, &req)?;
+    if s.replica.get().is_none() {
+        found(s).await?;
+    }
+    let pool = s.replica.get().cloned().ok_or_else(|| crate::internal("the pool database did not start"))?;
+    let ((), c) = s.db.write(|tx| carry(tx, &joiner, &jhost))?;
+    s.db.durable(c).await.map_err(|e| crate::internal(e.to_string()))?;
+    let id = pool.next_id();
+    pool.admit(id, &req.addr).await.map_err(crate::internal)?;
+    let p2 = pool.clone();
+    tokio::spawn(async move {
+        if let Err(e) = p2.promote(id, Duration::from_secs(300)).await {
+            tracing::warn!(node = id, "the new host stays a learner of the pool database: {e}");
+        }
+    });
+    Ok(pooldb::Membership { node_id: id, secret: read_member(&s.cfg.data_dir).ok().flatten().map(|m| m.secret).unwrap_or_default() })
+}
+
+/// Make this lone host the master of a new pool.
+async fn found(s: &Server) -> Result<()> {
+    let secret = model::new_uuid() + &model::new_uuid();
+    let host_uuid = s.db.read().read(&s.host, H::UUID).unwrap_or_default();
+    let m = Member { node_id: 1, secret: secret.clone(), host_uuid };
+    let (bind, addr) = engine_addr(&s.cfg);
+    // The engine's files first, then the membership file: a crash between
+    // the two leaves a lone host with an unused pool directory.
+    let dir = pool_dir(&s.cfg.data_dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let pool = pooldb::Pool::open(&dir, s.db.clone(), 1, &secret).await.map_err(crate::internal)?;
+    pool.listen(bind).await.map_err(crate::internal)?;
+    pool.found(&addr).await.map_err(crate::internal)?;
+    write_member(&s.cfg.data_dir, &m).map_err(crate::internal)?;
+    let _ = s.replica.set(pool);
+    watch_role(s);
+    tracing::info!("this host is now the master of a pool");
+    Ok(())
+}
+
+fn hosts_of(st: &State) -> Vec<String> {
+    st.table(&model::schema::CLASS_HOST).iter().map(|(r, _)| r.clone()).collect()
+}
+
+fn sv(row: &Row, key: &str) -> String {
+    row.read(H::SOFTWARE_VERSION).get(key).cloned().unwrap_or_default()
+}
+
+/// xapi's pre-join checks that apply here, in its order; the joiner's host.
+fn pre_join_checks(s: &Server, j: &State, req: &JoinRequest) -> Result<String> {
+    let st = s.db.read();
+    let jhosts = hosts_of(j);
+    let Some(jhost) = jhosts.first().cloned() else {
+        return Err(crate::internal("the joiner's database has no host"));
+    };
+    let jrow = j.get(&model::schema::CLASS_HOST, &jhost).cloned().ok_or_else(|| crate::internal("no host row"))?;
+    let my_host = st.get(&model::schema::CLASS_HOST, &s.host).cloned().ok_or_else(|| crate::internal("no host row"))?;
+    let mgmt = |state: &State, h: &str| {
+        state.table(&model::schema::CLASS_PIF).iter().any(|(_, p)| p.read(P::HOST).as_str() == h && p.read(P::MANAGEMENT))
+    };
+    if !mgmt(j, &jhost) {
+        return Err(ApiError::HostStillBooting);
+    }
+    // Joining itself, or a host already in this pool.
+    let juuid = jrow.read(H::UUID);
+    if juuid == my_host.read(H::UUID) || st.table(&model::schema::CLASS_HOST).by_uuid(&juuid).is_some() {
+        let reason = if hosts_of(&st).len() > 1 || jhosts.len() > 1 {
+            "Host is already part of a pool"
+        } else {
+            "Host cannot become slave of itself"
+        };
+        return Err(ApiError::OperationNotAllowed { reason: reason.into() });
+    }
+    if jhosts.len() > 1 {
+        return Err(ApiError::JoiningHostCannotBeMasterOfOtherHosts);
+    }
+    let vms = j.table(&model::schema::CLASS_VM);
+    if vms.iter().any(|(_, v)| !v.read(VM::IS_CONTROL_DOMAIN) && v.read(VM::POWER_STATE) == VmPowerState::Running) {
+        return Err(ApiError::JoiningHostCannotHaveRunningVms);
+    }
+    if vms.iter().any(|(_, v)| !v.read(VM::IS_CONTROL_DOMAIN) && !v.read(VM::CURRENT_OPERATIONS).is_empty()) {
+        return Err(ApiError::JoiningHostCannotHaveVmsWithCurrentOperations);
+    }
+    for key in ["platform_version", "product_brand"] {
+        if sv(&jrow, key) != sv(&my_host, key) {
+            return Err(ApiError::HostsNotCompatible);
+        }
+    }
+    let shared = j.table(&model::schema::CLASS_SR).iter().any(|(_, r)| {
+        r.read(SR::SHARED) && r.read(SR::OTHER_CONFIG).get("xenserver_tools_sr").map(String::as_str) != Some("true")
+    });
+    if shared {
+        return Err(ApiError::JoiningHostCannotContainSharedSrs);
+    }
+    if !j.table(&model::schema::CLASS_BOND).is_empty() {
+        return Err(ApiError::PoolJoiningHostHasBonds);
+    }
+    if !j.table(&model::schema::CLASS_TUNNEL).is_empty() {
+        return Err(ApiError::PoolJoiningHostHasTunnels);
+    }
+    let vlans = j.table(&model::schema::CLASS_PIF).iter().any(|(_, p)| p.read(P::VLAN) >= 0 && !p.read(P::MANAGEMENT));
+    if vlans {
+        return Err(ApiError::PoolJoiningHostHasNonManagementVlans);
+    }
+    let api = |r: &Row| format!("{}.{}", r.read(H::API_VERSION_MAJOR), r.read(H::API_VERSION_MINOR));
+    if api(&jrow) != api(&my_host) {
+        return Err(ApiError::PoolJoiningHostMustHaveSameApiVersion { host_api_version: api(&jrow), master_api_version: api(&my_host) });
+    }
+    if req.schema != schema_id() {
+        return Err(ApiError::PoolJoiningHostMustHaveSameDbSchema { host_db_schema: req.schema.clone(), master_db_schema: schema_id() });
+    }
+    Ok(jhost)
+}
+
+/// The joiner's own objects, copied into the pool database: its host with
+/// its metrics and CPUs, its NICs (their networks matched to the pool's by
+/// bridge, as xapi matches physical networks), its local SRs with their
+/// PBDs and disks, its control domain and its VMs (not the default
+/// templates: the pool has its own). References to anything left behind
+/// become null.
+fn carry(tx: &mut store::Txn, j: &State, jhost: &str) -> Result<()> {
+    use model::schema::*;
+    let mut take: HashMap<&'static str, Vec<String>> = HashMap::new();
+    let add = |c: &'static ClassDef, r: &str, take: &mut HashMap<&'static str, Vec<String>>| {
+        if r != model::NULL_REF && j.get(c, r).is_some() {
+            take.entry(c.name).or_default().push(r.to_string());
+        }
+    };
+    let hrow = j.get(&CLASS_HOST, jhost).cloned().ok_or_else(|| crate::internal("no host row"))?;
+    add(&CLASS_HOST, jhost, &mut take);
+    add(&CLASS_HOST_METRICS, hrow.read(H::METRICS).as_str(), &mut take);
+    for (r, row) in j.table(&CLASS_HOST_CPU).iter() {
+        if row.read(HC::HOST).as_str() == jhost {
+            add(&CLASS_HOST_CPU, r, &mut take);
+        }
+    }
+    // Networks: the pool's own where the bridge matches.
+    let mut remap: HashMap<String, String> = HashMap::new();
+    let pool_nets: HashMap<String, String> =
+        tx.state().table(&CLASS_NETWORK).iter().map(|(r, row)| (row.read(N::BRIDGE), r.clone())).collect();
+    for (r, row) in j.table(&CLASS_NETWORK).iter() {
+        match pool_nets.get(&row.read(N::BRIDGE)) {
+            Some(p) => {
+                remap.insert(r.clone(), p.clone());
+            }
+            None => add(&CLASS_NETWORK, r, &mut take),
+        }
+    }
+    for (r, row) in j.table(&CLASS_PIF).iter() {
+        if row.read(P::HOST).as_str() == jhost {
+            add(&CLASS_PIF, r, &mut take);
+            add(&CLASS_PIF_METRICS, row.read(P::METRICS).as_str(), &mut take);
+        }
+    }
+    // Local SRs come with their PBDs; the tools SR is the pool's, which
+    // gets a PBD on the new host.
+    let is_tools = |row: &Row| row.read(SR::OTHER_CONFIG).get("xenserver_tools_sr").map(String::as_str) == Some("true");
+    let pool_tools = tx.state().table(&CLASS_SR).iter().find(|(_, row)| is_tools(row)).map(|(r, _)| r.clone());
+    let mut srs = HashSet::new();
+    for (r, row) in j.table(&CLASS_PBD).iter() {
+        if row.read(PBD::HOST).as_str() != jhost {
+            continue;
+        }
+        let sr = row.read(PBD::SR);
+        let Some(srow) = j.get(&CLASS_SR, sr.as_str()) else { continue };
+        if !srow.read(SR::SHARED) {
+            add(&CLASS_PBD, r, &mut take);
+            add(&CLASS_SR, sr.as_str(), &mut take);
+            srs.insert(sr.as_str().to_string());
+        } else if let (true, Some(t)) = (is_tools(srow), &pool_tools) {
+            remap.insert(sr.as_str().to_string(), t.clone());
+            add(&CLASS_PBD, r, &mut take);
+        }
+    }
+    for (r, row) in j.table(&CLASS_VDI).iter() {
+        if srs.contains(row.read(VDI::SR).as_str()) {
+            add(&CLASS_VDI, r, &mut take);
+        }
+    }
+    let mut vms = HashSet::new();
+    for (r, row) in j.table(&CLASS_VM).iter() {
+        let default_template =
+            row.read(VM::IS_A_TEMPLATE) && row.read(VM::OTHER_CONFIG).get("default_template").map(String::as_str) == Some("true");
+        let foreign_dom0 = row.read(VM::IS_CONTROL_DOMAIN) && row.read(VM::RESIDENT_ON).as_str() != jhost;
+        if default_template || foreign_dom0 {
+            continue;
+        }
+        add(&CLASS_VM, r, &mut take);
+        add(&CLASS_VM_METRICS, row.read(VM::METRICS).as_str(), &mut take);
+        add(&CLASS_VM_GUEST_METRICS, row.read(VM::GUEST_METRICS).as_str(), &mut take);
+        vms.insert(r.clone());
+    }
+    for (r, row) in j.table(&CLASS_VBD).iter() {
+        if vms.contains(row.read(VBD::VM).as_str()) {
+            add(&CLASS_VBD, r, &mut take);
+            add(&CLASS_VBD_METRICS, row.read(VBD::METRICS).as_str(), &mut take);
+        }
+    }
+    for (r, row) in j.table(&CLASS_VIF).iter() {
+        if vms.contains(row.read(VIF::VM).as_str()) {
+            add(&CLASS_VIF, r, &mut take);
+        }
+    }
+    for (r, row) in j.table(&CLASS_CONSOLE).iter() {
+        if vms.contains(row.read(CO::VM).as_str()) {
+            add(&CLASS_CONSOLE, r, &mut take);
+        }
+    }
+    let carried: HashSet<&str> = take.values().flatten().map(String::as_str).collect();
+    let mut rows = Vec::new();
+    {
+        let st = tx.state();
+        let keep = |v: &str| {
+            if let Some(p) = remap.get(v) {
+                return Some(p.clone());
+            }
+            (carried.contains(v) || st.class_of(v).is_some()).then(|| v.to_string())
+        };
+        for (cname, refs) in &take {
+            let Some(c) = CLASSES.iter().find(|c| c.name == *cname) else { continue };
+            for r in refs {
+                let Some(row) = j.get(c, r) else { continue };
+                let mut row = (**row).clone();
+                for (i, f) in c.fields.iter().enumerate() {
+                    fix_refs(&mut row.fields[i], f.ty, &keep);
+                }
+                rows.push((r.clone(), row));
+            }
+        }
+    }
+    for (r, row) in rows {
+        tx.insert(&r, row);
+    }
+    Ok(())
+}
+
+/// Rewrite the references in `v` (of type `ty`): `keep` gives the new
+/// reference, or None for one that must go (null, or dropped from a set).
+fn fix_refs(v: &mut Value, ty: &Type, keep: &dyn Fn(&str) -> Option<String>) {
+    match (ty, v) {
+        (Type::Ref(_), Value::String(s)) if s != model::NULL_REF => {
+            *s = keep(s).unwrap_or_else(|| model::NULL_REF.to_string());
+        }
+        (Type::Set(inner), Value::Array(items)) if matches!(inner, Type::Ref(_)) => {
+            items.retain_mut(|it| match it {
+                Value::String(s) => match keep(s) {
+                    Some(n) => {
+                        *s = n;
+                        true
+                    }
+                    None => false,
+                },
+                _ => true,
+            });
+        }
+        _ => {}
+    }
+}
