@@ -198,6 +198,11 @@ pub struct Pool {
     pub store: Store,
     secret: Arc<str>,
     rep: std::sync::OnceLock<Arc<Rep>>,
+    /// On the leader: when each member (by the name it gives) last said it
+    /// is alive.
+    heard: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Set when the master tells this host it has left the pool.
+    ejected: watch::Sender<bool>,
 }
 
 /// What a member must be told when it joins.
@@ -219,7 +224,8 @@ impl Pool {
         let raft = Raft::new(id, engine_config()?, net::Net { secret: secret.clone() }, log, sm)
             .await
             .map_err(|e| format!("the pool database engine: {e}"))?;
-        Ok(Arc::new(Pool { id, raft, store: st, secret, rep: Default::default() }))
+        tokio::spawn(elect_guard(raft.clone(), id));
+        Ok(Arc::new(Pool { id, raft, store: st, secret, rep: Default::default(), heard: Default::default(), ejected: watch::channel(false).0 }))
     }
 
     /// Take the engine's messages from the other hosts on `bind`.
@@ -393,6 +399,65 @@ impl Pool {
         Ok(())
     }
 
+    /// A member: tell the leader this host (named `who`) is alive.
+    pub async fn heartbeat(&self, who: &str) -> Result<(), String> {
+        let addr = self.leader_addr().ok_or_else(|| "no pool master is known".to_string())?;
+        let (code, body) = post(&addr, "/pool/heartbeat", &self.secret, who.as_bytes(), Duration::from_secs(5))
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        if code != 200 {
+            return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
+        }
+        Ok(())
+    }
+
+    /// The leader: when each member last sent a heartbeat.
+    pub fn heard(&self) -> std::collections::HashMap<String, std::time::Instant> {
+        lock(&self.heard).clone()
+    }
+
+    /// Resolves when the master has told this host it left the pool.
+    pub async fn ejected(&self) {
+        let _ = self.ejected.subscribe().wait_for(|e| *e).await;
+    }
+
+    /// Tell the host at `addr` that it has left the pool.
+    pub async fn tell_ejected(&self, addr: &str) -> Result<(), String> {
+        let (code, body) = post(addr, "/pool/eject", &self.secret, b"", Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        if code != 200 {
+            return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
+        }
+        Ok(())
+    }
+
+    /// Hand the leadership to `id`: it becomes the only voter (the others
+    /// learners), so it is elected, and this host steps down; the new leader
+    /// makes every host a voter again when it starts ([`Pool::voters_all`]).
+    pub async fn hand_over(&self, id: u64) -> Result<(), String> {
+        let mut only = BTreeSet::new();
+        only.insert(id);
+        self.raft.change_membership(only, true).await.map(|_| ()).map_err(|e| format!("cannot hand the pool over: {e}"))
+    }
+
+    /// From three hosts on, every host a voter.
+    pub async fn voters_all(&self) -> Result<(), String> {
+        let m = self.raft.metrics().borrow().clone();
+        let mem = m.membership_config.membership();
+        let all: BTreeSet<u64> = mem.nodes().map(|(i, _)| *i).collect();
+        let voters: BTreeSet<u64> = mem.voter_ids().collect();
+        if all.len() >= 3 && voters != all {
+            self.raft.change_membership(all, false).await.map_err(|e| format!("cannot make every host a voter: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The engine node whose address is on host `ip`.
+    pub fn node_at(&self, ip: &str) -> Option<(u64, String)> {
+        self.members().into_iter().find(|(_, a, _)| a.rsplit_once(':').map(|(h, _)| h) == Some(ip)).map(|(i, a, _)| (i, a))
+    }
+
     /// The next free engine node id.
     pub fn next_id(&self) -> u64 {
         let m = self.raft.metrics().borrow().clone();
@@ -421,6 +486,16 @@ impl Pool {
             "/pool/raft/vote" => enc(&self.raft.vote(serde_json::from_slice(body).map_err(bad)?).await),
             "/pool/raft/snapshot" => enc(&self.raft.install_snapshot(serde_json::from_slice(body).map_err(bad)?).await),
             "/pool/forward" => self.apply_forwarded(body).await.map(|i| i.to_string().into_bytes()),
+            "/pool/eject" => {
+                tracing::warn!("the pool master says this host has left the pool");
+                self.ejected.send_replace(true);
+                Ok(b"ok".to_vec())
+            }
+            "/pool/heartbeat" => {
+                let who = String::from_utf8_lossy(body).trim().to_string();
+                lock(&self.heard).insert(who, std::time::Instant::now());
+                Ok(b"ok".to_vec())
+            }
             _ => Err((404, format!("no such pool path {path}"))),
         }
     }
@@ -435,6 +510,58 @@ impl Pool {
         let c = db.apply_changes(body).map_err(|e| (400, e.to_string()))?;
         db.durable(c).await.map_err(|e| (503, e.to_string()))?;
         Ok(rep.done_tx.borrow().index.max(self.store.applied_index()))
+    }
+}
+
+/// A host stands for election only while it reaches a majority of the
+/// voters (itself included): one cut off from the others would otherwise
+/// raise its term again and again, and depose the master when it comes
+/// back (this engine has no pre-vote).
+async fn elect_guard(raft: Raft<Tc>, me: u64) {
+    let mut enabled = true;
+    // Back in reach: stand again only after the leader has had time to
+    // reach this host (its messages reset the election timer), so a host
+    // coming back does not start an election the moment its link returns.
+    let mut back_since: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let m = raft.metrics().borrow().clone();
+        if m.running_state.is_err() {
+            return;
+        }
+        let mem = m.membership_config.membership();
+        let voters: Vec<u64> = mem.voter_ids().collect();
+        if m.state == ServerState::Leader || !voters.contains(&me) {
+            continue;
+        }
+        let mut reach = 1;
+        for v in voters.iter().filter(|v| **v != me) {
+            let Some(addr) = mem.get_node(v).map(|n| n.addr.clone()) else { continue };
+            let ok = tokio::time::timeout(Duration::from_millis(300), tokio::net::TcpStream::connect(addr))
+                .await
+                .is_ok_and(|r| r.is_ok());
+            if ok {
+                reach += 1;
+            }
+        }
+        let majority = reach * 2 > voters.len();
+        let want = match (majority, enabled) {
+            (false, _) => {
+                back_since = None;
+                false
+            }
+            (true, true) => true,
+            (true, false) => {
+                let since = *back_since.get_or_insert_with(tokio::time::Instant::now);
+                since.elapsed() > Duration::from_millis(4_000)
+            }
+        };
+        if want != enabled {
+            back_since = None;
+            tracing::info!(reach, voters = voters.len(), "{} standing for election", if want { "resuming" } else { "stopping" });
+            raft.runtime_config().elect(want);
+            enabled = want;
+        }
     }
 }
 

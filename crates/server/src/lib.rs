@@ -405,6 +405,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     if let Some(p) = replica {
         let _ = server.replica.set(p);
         pooling::watch_role(&server);
+        pooling::spawn_liveness(&server);
     }
     session::spawn_gc(server.clone(), gc_every);
     extauth::startup(&server);

@@ -104,9 +104,7 @@ impl PoolApi for Server {
     }
 
     async fn designate_new_master(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
-        self.row(class("host"), host.as_str())?;
-        // This host already is the coordinator.
-        Ok(())
+        crate::pooling::designate(self, host.as_str()).await
     }
 
     async fn join(
@@ -153,8 +151,7 @@ impl PoolApi for Server {
     }
 
     async fn eject(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
-        self.row(class("host"), host.as_str())?;
-        Err(ApiError::HostCannotDestroySelf { host: host.to_string() })
+        crate::pooling::eject(self, host.as_str()).await
     }
 
     async fn recover_slaves(&self, _ctx: &Ctx) -> Result<Vec<Ref<Host>>> {
