@@ -203,7 +203,13 @@ pub struct Pool {
     heard: Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// Set when the master tells this host it has left the pool.
     ejected: watch::Sender<bool>,
+    /// Runs an API call the master sends this host (`/pool/call`).
+    calls: std::sync::OnceLock<CallFn>,
 }
+
+/// The host's API, for calls the master forwards: a JSON-RPC request in,
+/// its response out.
+pub type CallFn = Arc<dyn Fn(Vec<u8>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send>> + Send + Sync>;
 
 /// What a member must be told when it joins.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -225,7 +231,7 @@ impl Pool {
             .await
             .map_err(|e| format!("the pool database engine: {e}"))?;
         tokio::spawn(elect_guard(raft.clone(), id));
-        Ok(Arc::new(Pool { id, raft, store: st, secret, rep: Default::default(), heard: Default::default(), ejected: watch::channel(false).0 }))
+        Ok(Arc::new(Pool { id, raft, store: st, secret, rep: Default::default(), heard: Default::default(), ejected: watch::channel(false).0, calls: Default::default() }))
     }
 
     /// Take the engine's messages from the other hosts on `bind`.
@@ -416,6 +422,21 @@ impl Pool {
         lock(&self.heard).clone()
     }
 
+    /// Serve the calls the master forwards here with `f`.
+    pub fn serve_calls(&self, f: CallFn) {
+        let _ = self.calls.set(f);
+    }
+
+    /// Run an API call (a JSON-RPC request) on the host at `addr`; its
+    /// JSON-RPC response.
+    pub async fn call(&self, addr: &str, request: &[u8], limit: Duration) -> Result<Vec<u8>, String> {
+        let (code, body) = post(addr, "/pool/call", &self.secret, request, limit).await.map_err(|e| format!("{addr}: {e}"))?;
+        if code != 200 {
+            return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
+        }
+        Ok(body)
+    }
+
     /// Resolves when the master has told this host it left the pool.
     pub async fn ejected(&self) {
         let _ = self.ejected.subscribe().wait_for(|e| *e).await;
@@ -486,6 +507,10 @@ impl Pool {
             "/pool/raft/vote" => enc(&self.raft.vote(serde_json::from_slice(body).map_err(bad)?).await),
             "/pool/raft/snapshot" => enc(&self.raft.install_snapshot(serde_json::from_slice(body).map_err(bad)?).await),
             "/pool/forward" => self.apply_forwarded(body).await.map(|i| i.to_string().into_bytes()),
+            "/pool/call" => match self.calls.get() {
+                Some(f) => Ok(f(body.to_vec()).await),
+                None => Err((503, "this host does not serve calls yet".into())),
+            },
             "/pool/eject" => {
                 tracing::warn!("the pool master says this host has left the pool");
                 self.ejected.send_replace(true);

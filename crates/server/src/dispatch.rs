@@ -110,9 +110,6 @@ async fn call_inner(server: &Server, method: &str, params: Vec<Value>, local: bo
             Err(e) if is_async => Some(e),
             Err(e) => return Err(e),
         };
-        match route(server, c, m, &args) {
-            Route::Local => {}
-        }
         let ctx = Ctx::new(server.clone(), session, method.to_string(), local);
         if is_async {
             return spawn_async(ctx, c, m, args, refused).await;
@@ -252,12 +249,93 @@ fn denied(
 pub enum Route {
     /// Here.
     Local,
+    /// On this host of the pool (the master sends host-specific work there).
+    Host(String),
 }
 
-/// Which host runs this call: the seam for pools (xapi's
-/// message_forwarding). A single host runs everything itself.
-pub fn route(_server: &Server, _c: &'static ClassDef, _m: &'static MsgDef, _args: &[Value]) -> Route {
-    Route::Local
+/// Messages that act on a running domain: they run where the VM runs.
+const ON_RESIDENT: &[&str] = &[
+    "clean_shutdown",
+    "hard_shutdown",
+    "shutdown",
+    "clean_reboot",
+    "hard_reboot",
+    "pause",
+    "unpause",
+    "suspend",
+    "send_sysrq",
+    "send_trigger",
+    "call_plugin",
+];
+
+/// Which host runs this call (xapi's message_forwarding): on the master,
+/// VM.start_on runs on the chosen host, VM.start on the VM's affinity host
+/// when that is a live member, and operations on a running VM, its VBD or
+/// its VIF, on the host the VM runs on; PBD.plug/unplug on the PBD's host.
+/// Everything else, and everything on a lone host, runs here.
+pub fn route(server: &Server, c: &'static ClassDef, m: &'static MsgDef, args: &[Value]) -> Route {
+    use model::types::fields::{host as H, host_metrics as HM, pbd as PBD, vbd as VBD, vif as VIF, vm as VM};
+    if server.db.replicated() != Some(store::Role::Leader) {
+        return Route::Local;
+    }
+    let arg = |i: usize| args.get(i).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let st = server.db.read();
+    let live = |h: &str| {
+        st.read(h, H::METRICS).and_then(|m| st.read(m.as_str(), HM::LIVE)).unwrap_or(false)
+    };
+    let resident = |vm: &str| st.read(vm, VM::RESIDENT_ON).map(|r| r.as_str().to_string()).unwrap_or_default();
+    let target = match (c.name, m.name) {
+        ("VM", "start_on") => arg(1),
+        ("VM", "start") => st.read(&arg(0), VM::AFFINITY).map(|r| r.as_str().to_string()).filter(|h| live(h)).unwrap_or_default(),
+        ("VM", name) if ON_RESIDENT.contains(&name) => resident(&arg(0)),
+        ("VBD", "plug" | "unplug" | "unplug_force" | "insert" | "eject") => {
+            st.read(&arg(0), VBD::VM).map(|v| resident(v.as_str())).unwrap_or_default()
+        }
+        ("VIF", "plug" | "unplug" | "unplug_force") => st.read(&arg(0), VIF::VM).map(|v| resident(v.as_str())).unwrap_or_default(),
+        ("PBD", "plug" | "unplug") => st.read(&arg(0), PBD::HOST).map(|h| h.as_str().to_string()).unwrap_or_default(),
+        _ => String::new(),
+    };
+    if target.is_empty() || target == server.host || target == model::NULL_REF || st.get(&model::schema::CLASS_HOST, &target).is_none() {
+        return Route::Local;
+    }
+    Route::Host(target)
+}
+
+/// On a member: run the calls the master forwards here, as the pool's
+/// superuser (the master has checked the caller's session and rights).
+pub fn serve_forwarded(server: &Server) {
+    let Some(p) = server.replica.get() else { return };
+    let s = server.clone();
+    p.serve_calls(std::sync::Arc::new(move |body: Vec<u8>| {
+        let s = s.clone();
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let req = match wire::jsonrpc::parse_request(&body) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("a forwarded call that is not JSON-RPC: {e:?}");
+                    let o = Outcome::Failure(vec!["INTERNAL_ERROR".into(), "bad forwarded call".into()]);
+                    wire::jsonrpc::write_response(&mut out, wire::jsonrpc::Version::V2, &serde_json::Value::Null, &o);
+                    return out;
+                }
+            };
+            let spec = crate::session::LoginSpec { user: "root", password: "", originator: "pool", local: true, pool: true };
+            let o = match s.sessions.login(&s, spec).await {
+                Ok(session) => {
+                    let mut params = req.params;
+                    if let Some(first) = params.first_mut() {
+                        *first = Value::from(session.as_str());
+                    }
+                    let o = call(&s, &req.method, params, true).await;
+                    crate::logged("ending the forwarded call's session", s.sessions.logout(&s, &session));
+                    o
+                }
+                Err(e) => Outcome::Failure(e.to_wire()),
+            };
+            wire::jsonrpc::write_response(&mut out, req.version, &req.id, &o);
+            out
+        })
+    }));
 }
 
 async fn run_sync(
@@ -286,6 +364,9 @@ async fn run_sync(
 /// Execute a message's handler.
 /// Calls that change state are written to the audit log with their outcome.
 pub async fn run(ctx: &Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec<Value>) -> Result<Value> {
+    if let Route::Host(h) = route(&ctx.server, c, m, &args) {
+        return crate::pooling::forward(&ctx.server, &h, &format!("{}.{}", c.name, m.name), &args).await;
+    }
     let audited = m.session && crate::audit::changes_state(c, m);
     let kept = if audited { args.clone() } else { Vec::new() };
     let out = match m.kind {

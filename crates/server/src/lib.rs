@@ -406,6 +406,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         let _ = server.replica.set(p);
         pooling::watch_role(&server);
         pooling::spawn_liveness(&server);
+        dispatch::serve_forwarded(&server);
     }
     session::spawn_gc(server.clone(), gc_every);
     extauth::startup(&server);

@@ -199,6 +199,30 @@ fn forget_host(tx: &mut store::Txn, host: &str) {
     }
 }
 
+/// How long a forwarded call may take (a real guest's start, a migration).
+const CALL_LIMIT: Duration = Duration::from_secs(900);
+
+/// Run `Class.message(args)` on another host of the pool (the master sends
+/// host-specific work to the host that owns it, as xapi's
+/// message_forwarding does); the host runs it as the pool's own superuser.
+pub async fn forward(s: &Server, host: &str, method: &str, args: &[Value]) -> Result<Value> {
+    let (p, _, addr) = node_of(s, host)?;
+    let mut params = vec![Value::from("")];
+    params.extend_from_slice(args);
+    let mut req = Vec::new();
+    wire::jsonrpc::write_request(&mut req, 1, method, &params);
+    tracing::info!(%method, %host, "running the call on the host that owns it");
+    let out = p.call(&addr, &req, CALL_LIMIT).await.map_err(|e| {
+        tracing::warn!(%method, "cannot forward the call: {e}");
+        ApiError::CannotContactHost { host: host.to_string() }
+    })?;
+    match wire::jsonrpc::parse_response(&out) {
+        Ok(wire::Outcome::Success(v)) => Ok(v),
+        Ok(wire::Outcome::Failure(desc)) => Err(ApiError::from_wire(&desc)),
+        Err(e) => Err(crate::internal(format!("the answer of {host}: {e:?}"))),
+    }
+}
+
 /// `pool.designate_new_master` on the master: the engine's leadership goes
 /// to that host; every host restarts in its new role, as xapi's do.
 pub async fn designate(s: &Server, host: &str) -> Result<()> {
