@@ -417,7 +417,7 @@ pub async fn join(s: &Server, master_address: &str, user: &str, password: &str) 
     write_member(&s.cfg.data_dir, &Member { node_id: m.node_id, secret: m.secret, host_uuid })
         .map_err(crate::internal)?;
     tracing::warn!(master = %target, "joined a pool: restarting as a member");
-    crate::request_restart(Duration::from_millis(500));
+    crate::request_restart(Duration::from_secs(2));
     Ok(())
 }
 

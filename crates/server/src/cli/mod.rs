@@ -85,7 +85,10 @@ impl Cx<'_, '_> {
         let mut ps = Vec::with_capacity(args.len() + 1);
         ps.push(Value::String(self.session.clone()));
         ps.extend(args);
-        match crate::dispatch::call(&self.s, method, ps, self.local).await {
+        // Boxed: the dispatcher's future is large, and every command's own
+        // future would otherwise embed it (deep CLI paths overflowed the
+        // worker's stack).
+        match Box::pin(crate::dispatch::call(&self.s, method, ps, self.local)).await {
             wire::Outcome::Success(v) => Ok(v),
             wire::Outcome::Failure(w) => Err(CliError::Api(ApiError::from_wire(&w))),
         }

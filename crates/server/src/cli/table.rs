@@ -112,6 +112,9 @@ static EXPLICIT: &[Row] = &[
     ("task-cancel", &["uuid"], &[], 0, "Ask a task to stop and return at once."),
     ("event-wait", &["class"], &[], 0, "Block until an object of class= matches the field conditions given, then return."),
     ("pool-dump-database", &["file-name"], &[], 0, "Download a dump of the pool database."),
+    ("pool-join", &["master-address", "master-username", "master-password"], &["force"], 0, "Make this host a member of the pool whose master is at master-address=."),
+    ("pool-eject", &["host-uuid"], &["force"], 0, "Remove a member from the pool: it restarts as a pool of its own, and the data on its local SRs is lost."),
+    ("pool-designate-new-master", &["host-uuid"], &[], 0, "Make another host of the pool its master."),
     ("pool-restore-database", &["file-name"], &["dry-run", "force"], 0, "Restore a dump of the pool database to the server."),
     ("message-create", &["name", "body", "priority"], &["vm-uuid", "host-uuid", "sr-uuid", "pool-uuid"], 0, "Attach a message to one object, named by exactly one of vm-uuid=, host-uuid=, sr-uuid= or pool-uuid=."),
 ];

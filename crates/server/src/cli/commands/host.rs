@@ -4,7 +4,8 @@ use super::{s, select_host, transfer};
 use crate::cli::generic::{self, GEN};
 use crate::cli::{fail, records, CliError, CliResult, Cx};
 use model::schema::ClassDef;
-use model::schema::{CLASS_NETWORK, CLASS_PIF, CLASS_TASK};
+use crate::ApiError;
+use model::schema::{CLASS_HOST, CLASS_NETWORK, CLASS_PIF, CLASS_TASK};
 use model::Value;
 
 pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
@@ -69,7 +70,41 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             transfer::run(cx, transfer::Dir::Get, &file, "/pool/xmldbdump", "", "dump database").await.map(|_| ())
         }
         "pool-restore-database" => restore_database(cx).await,
+        "pool-join" => pool_join(cx).await,
+        "pool-eject" => {
+            let host = generic::by_uuid(cx, &CLASS_HOST, cx.params.reqd("host-uuid")?).await?.0;
+            if !cx.params.flag("force") {
+                return fail(
+                    "Ejecting a host from the pool will reinitialise that host's local SRs: any data on them will be lost. \
+                     Use --force to go ahead.",
+                );
+            }
+            cx.call("pool.eject", vec![s(host)]).await?;
+            cx.msg("Specified host will attempt to restart as a master of a new pool in 10.000 seconds...").await
+        }
+        "pool-designate-new-master" => {
+            let host = generic::by_uuid(cx, &CLASS_HOST, cx.params.reqd("host-uuid")?).await?.0;
+            cx.call("pool.designate_new_master", vec![s(host)]).await.map(|_| ())
+        }
         other => Err(CliError::UnknownCommand(other.to_string())),
+    }
+}
+
+/// As xapi's CLI: an unreachable master is a message, not an error.
+async fn pool_join(cx: &mut Cx<'_, '_>) -> CliResult {
+    let method = if cx.params.flag("force") { "pool.join_force" } else { "pool.join" };
+    let args = vec![
+        s(cx.params.reqd("master-address")?),
+        s(cx.params.reqd("master-username")?),
+        s(cx.params.reqd("master-password")?),
+    ];
+    match cx.call(method, args).await {
+        Ok(_) => cx.msg("Host agent will restart and attempt to join pool in 10.000 seconds...").await,
+        Err(CliError::Api(ApiError::JoiningHostConnectionFailed)) => {
+            cx.msg("Host cannot contact destination host: connection refused.").await?;
+            cx.msg("Check destination host has services running and accessible from this host.").await
+        }
+        Err(e) => Err(e),
     }
 }
 
