@@ -631,6 +631,36 @@ def snapshot(l):
     return {h.name: state(h) for h in l.hosts}
 
 
+def test_pool_migrate_and_evacuate(pool3):
+    """VM.pool_migrate moves a running VM to another host (its uptime goes
+    on: VM_metrics.start_time is unchanged), there and back; nothing else
+    holds the VM's domain on the way. host.evacuate of a host moves its
+    running VMs off it; get_vms_which_prevent_evacuation names none."""
+    l, api = pool3
+    master, h2, h3 = l.hosts
+    hosts = {a: host_by_address(api, a) for a in addresses(api)}
+    vm = diskless(api, "traveller")
+    bounded(api.VM.start_on, vm, hosts[h2.address], False, False, timeout=60)
+    started = api.VM_metrics.get_start_time(api.VM.get_metrics(vm))
+    bounded(api.VM.pool_migrate, vm, hosts[h3.address], {"live": "true"}, timeout=60)
+    assert api.VM.get_resident_on(vm) == hosts[h3.address]
+    assert api.VM.get_power_state(vm) == "Running"
+    assert api.VM_metrics.get_start_time(api.VM.get_metrics(vm)) == started
+    assert h3.local().xenapi.VM.get_resident_on(vm) == hosts[h3.address]
+    bounded(api.VM.pool_migrate, vm, hosts[master.address], {}, timeout=60)
+    assert api.VM.get_resident_on(vm) == hosts[master.address]
+    # Evacuate the master's guests: they go elsewhere, still running.
+    assert api.host.get_vms_which_prevent_evacuation(hosts[master.address]) == {}
+    api.host.disable(hosts[master.address])
+    bounded(api.host.evacuate, hosts[master.address], timeout=60)
+    assert api.VM.get_resident_on(vm) in (hosts[h2.address], hosts[h3.address])
+    assert api.VM.get_power_state(vm) == "Running"
+    assert api.VM_metrics.get_start_time(api.VM.get_metrics(vm)) == started
+    api.host.enable(hosts[master.address])
+    bounded(api.VM.hard_shutdown, vm, timeout=60)
+    assert api.VM.get_power_state(vm) == "Halted"
+
+
 def test_join_with_a_wrong_password(pair):
     joiner, master = pair.hosts[1], pair.hosts[0]
     before = snapshot(pair)

@@ -319,6 +319,16 @@ pub fn serve_forwarded(server: &Server) {
                     return out;
                 }
             };
+            // The halves of a move between hosts are not API calls.
+            if req.method.starts_with("internal.") {
+                let vm = req.params.get(1).and_then(|v| v.as_str()).unwrap_or("").to_string();
+                let o = match crate::ops::vm::migrate::domain_op(&s, &req.method, &vm).await {
+                    Ok(d) => Outcome::Success(Value::Int(d)),
+                    Err(e) => Outcome::Failure(e.to_wire()),
+                };
+                wire::jsonrpc::write_response(&mut out, req.version, &req.id, &o);
+                return out;
+            }
             let spec = crate::session::LoginSpec { user: "root", password: "", originator: "pool", local: true, pool: true };
             let o = match s.sessions.login(&s, spec).await {
                 Ok(session) => {

@@ -132,10 +132,11 @@ fn power_cycle(s: &Server, host: &str) {
     });
 }
 
+/// The running guests that have no other host to go to.
 fn evacuation_blockers(s: &Server, host: &str) -> BTreeMap<Ref<Vm>, Vec<String>> {
-    // A one-host pool has nowhere to move a running guest.
     running_guests(s, host)
         .into_iter()
+        .filter(|vm| crate::ops::vm::migrate::target_for(s, vm, host).is_none())
         .map(|vm| (Ref::new(vm.clone()), vec!["NO_HOSTS_AVAILABLE".to_string(), vm]))
         .collect()
 }
@@ -296,7 +297,7 @@ impl HostApi for Server {
 
     async fn evacuate(
         &self,
-        _ctx: &Ctx,
+        ctx: &Ctx,
         host: Ref<Host>,
         _network: Ref<Network>,
         _evacuate_batch_size: i64,
@@ -304,10 +305,20 @@ impl HostApi for Server {
         self.row(host_c(), host.as_str())?;
         // Unlike assert_can_evacuate, a VM that cannot move fails the call with
         // its own plan error (xapi_host.ml, evacuate).
-        match evacuation_blockers(self, host.as_str()).values().next() {
-            Some(e) => Err(plan_error(e)),
-            None => Ok(()),
+        if let Some(e) = evacuation_blockers(self, host.as_str()).values().next() {
+            return Err(plan_error(e));
         }
+        // One at a time, each to the host with most free memory then.
+        for vm in running_guests(self, host.as_str()) {
+            let dest = crate::ops::vm::migrate::target_for(self, &vm, host.as_str())
+                .ok_or_else(|| ApiError::NoHostsAvailable)?;
+            let (v, d) = (vm.clone(), dest.clone());
+            crate::lifecycle::with_op(ctx, class("VM"), &vm, "pool_migrate", || async move {
+                crate::ops::vm::migrate::move_to(ctx, &v, &d).await
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     async fn get_uncooperative_resident_vms(&self, _ctx: &Ctx, self_: Ref<Host>) -> Result<Vec<Ref<Vm>>> {
