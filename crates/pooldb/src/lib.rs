@@ -177,7 +177,10 @@ impl Replicator for Rep {
             .block_on(post(&addr, "/pool/forward", &self.secret, &changes, Duration::from_secs(30)))
             .map_err(|e| format!("the pool master at {addr}: {e}"))?;
         if code != 200 {
-            return Err(format!("the pool master at {addr} refused the write ({code}): {}", String::from_utf8_lossy(&body)));
+            return Err(format!(
+                "the pool master at {addr} refused the write ({code}): {}",
+                String::from_utf8_lossy(&body)
+            ));
         }
         let index: u64 = std::str::from_utf8(&body)
             .ok()
@@ -209,7 +212,8 @@ pub struct Pool {
 
 /// The host's API, for calls the master forwards: a JSON-RPC request in,
 /// its response out.
-pub type CallFn = Arc<dyn Fn(Vec<u8>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send>> + Send + Sync>;
+pub type CallFn =
+    Arc<dyn Fn(Vec<u8>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send>> + Send + Sync>;
 
 /// What a member must be told when it joins.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -231,12 +235,22 @@ impl Pool {
             .await
             .map_err(|e| format!("the pool database engine: {e}"))?;
         tokio::spawn(elect_guard(raft.clone(), id));
-        Ok(Arc::new(Pool { id, raft, store: st, secret, rep: Default::default(), heard: Default::default(), ejected: watch::channel(false).0, calls: Default::default() }))
+        Ok(Arc::new(Pool {
+            id,
+            raft,
+            store: st,
+            secret,
+            rep: Default::default(),
+            heard: Default::default(),
+            ejected: watch::channel(false).0,
+            calls: Default::default(),
+        }))
     }
 
     /// Take the engine's messages from the other hosts on `bind`.
     pub async fn listen(self: &Arc<Pool>, bind: std::net::SocketAddr) -> Result<(), String> {
-        let l = tokio::net::TcpListener::bind(bind).await.map_err(|e| format!("the pool database's port {bind}: {e}"))?;
+        let l =
+            tokio::net::TcpListener::bind(bind).await.map_err(|e| format!("the pool database's port {bind}: {e}"))?;
         tokio::spawn(net::serve(Arc::downgrade(self), l));
         Ok(())
     }
@@ -253,7 +267,8 @@ impl Pool {
         // members (harmless: records put whole rows).
         let (rep, rx) = self.replicator(Role::Leader);
         self.store.0.db.set_replicator(rep.clone()).map_err(|e| e.to_string())?;
-        let genesis = Batch { origin: self.store.0.boot.clone(), records: Vec::new(), genesis: Some(self.store.0.db.dump()) };
+        let genesis =
+            Batch { origin: self.store.0.boot.clone(), records: Vec::new(), genesis: Some(self.store.0.db.dump()) };
         self.raft.client_write(genesis).await.map_err(|e| format!("the pool's first entry: {e}"))?;
         tokio::spawn(pump(rep, rx));
         Ok(())
@@ -288,8 +303,7 @@ impl Pool {
             limit,
             rx.wait_for(|m| match m.current_leader {
                 Some(l) if l == id => {
-                    m.state == ServerState::Leader
-                        && m.last_applied.map(|a| a.index) >= m.last_log_index
+                    m.state == ServerState::Leader && m.last_applied.map(|a| a.index) >= m.last_log_index
                 }
                 Some(_) => true,
                 None => false,
@@ -371,10 +385,7 @@ impl Pool {
         tokio::time::timeout(
             limit,
             rx.wait_for(|m| {
-                m.replication
-                    .as_ref()
-                    .and_then(|r| r.get(&id).copied().flatten())
-                    .is_some_and(|l| l.index >= target)
+                m.replication.as_ref().and_then(|r| r.get(&id).copied().flatten()).is_some_and(|l| l.index >= target)
             }),
         )
         .await
@@ -383,7 +394,10 @@ impl Pool {
         let m = self.raft.metrics().borrow().clone();
         let all: BTreeSet<u64> = m.membership_config.membership().nodes().map(|(i, _)| *i).collect();
         if all.len() >= 3 {
-            self.raft.change_membership(all, false).await.map_err(|e| format!("cannot make every host a voter: {e}"))?;
+            self.raft
+                .change_membership(all, false)
+                .await
+                .map_err(|e| format!("cannot make every host a voter: {e}"))?;
         }
         Ok(())
     }
@@ -430,7 +444,8 @@ impl Pool {
     /// Run an API call (a JSON-RPC request) on the host at `addr`; its
     /// JSON-RPC response.
     pub async fn call(&self, addr: &str, request: &[u8], limit: Duration) -> Result<Vec<u8>, String> {
-        let (code, body) = post(addr, "/pool/call", &self.secret, request, limit).await.map_err(|e| format!("{addr}: {e}"))?;
+        let (code, body) =
+            post(addr, "/pool/call", &self.secret, request, limit).await.map_err(|e| format!("{addr}: {e}"))?;
         if code != 200 {
             return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
         }
@@ -469,14 +484,20 @@ impl Pool {
         let all: BTreeSet<u64> = mem.nodes().map(|(i, _)| *i).collect();
         let voters: BTreeSet<u64> = mem.voter_ids().collect();
         if all.len() >= 3 && voters != all {
-            self.raft.change_membership(all, false).await.map_err(|e| format!("cannot make every host a voter: {e}"))?;
+            self.raft
+                .change_membership(all, false)
+                .await
+                .map_err(|e| format!("cannot make every host a voter: {e}"))?;
         }
         Ok(())
     }
 
     /// The engine node whose address is on host `ip`.
     pub fn node_at(&self, ip: &str) -> Option<(u64, String)> {
-        self.members().into_iter().find(|(_, a, _)| a.rsplit_once(':').map(|(h, _)| h) == Some(ip)).map(|(i, a, _)| (i, a))
+        self.members()
+            .into_iter()
+            .find(|(_, a, _)| a.rsplit_once(':').map(|(h, _)| h) == Some(ip))
+            .map(|(i, a, _)| (i, a))
     }
 
     /// The next free engine node id.
@@ -583,7 +604,12 @@ async fn elect_guard(raft: Raft<Tc>, me: u64) {
         };
         if want != enabled {
             back_since = None;
-            tracing::info!(reach, voters = voters.len(), "{} standing for election", if want { "resuming" } else { "stopping" });
+            tracing::info!(
+                reach,
+                voters = voters.len(),
+                "{} standing for election",
+                if want { "resuming" } else { "stopping" }
+            );
             raft.runtime_config().elect(want);
             enabled = want;
         }

@@ -19,7 +19,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const SECRET_HEADER: &str = "x-pool-secret";
 
 /// POST `body` to `http://addr/path`; the status and body of the answer.
-pub async fn post(addr: &str, path: &str, secret: &str, body: &[u8], timeout: Duration) -> std::io::Result<(u16, Vec<u8>)> {
+pub async fn post(
+    addr: &str,
+    path: &str,
+    secret: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<(u16, Vec<u8>)> {
     tokio::time::timeout(timeout, post_inner(addr, path, secret, body))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{addr} did not answer in time")))?

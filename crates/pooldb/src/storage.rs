@@ -12,11 +12,13 @@
 //! The state machine is not saved apart: a host that starts rebuilds its
 //! store from the snapshot and the committed entries after it.
 
+// openraft's traits return its own (large) StorageError; the helpers here
+// share it rather than convert at every call.
+#![allow(clippy::result_large_err)]
+
 use crate::{Batch, Tc};
 use openraft::storage::{LogState, RaftLogReader, RaftSnapshotBuilder, RaftStorage, Snapshot};
-use openraft::{
-    Entry, EntryPayload, LogId, SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
-};
+use openraft::{Entry, EntryPayload, LogId, SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Debug;

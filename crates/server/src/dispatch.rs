@@ -280,22 +280,28 @@ pub fn route(server: &Server, c: &'static ClassDef, m: &'static MsgDef, args: &[
     }
     let arg = |i: usize| args.get(i).and_then(|v| v.as_str()).unwrap_or("").to_string();
     let st = server.db.read();
-    let live = |h: &str| {
-        st.read(h, H::METRICS).and_then(|m| st.read(m.as_str(), HM::LIVE)).unwrap_or(false)
-    };
+    let live = |h: &str| st.read(h, H::METRICS).and_then(|m| st.read(m.as_str(), HM::LIVE)).unwrap_or(false);
     let resident = |vm: &str| st.read(vm, VM::RESIDENT_ON).map(|r| r.as_str().to_string()).unwrap_or_default();
     let target = match (c.name, m.name) {
         ("VM", "start_on") => arg(1),
-        ("VM", "start") => st.read(&arg(0), VM::AFFINITY).map(|r| r.as_str().to_string()).filter(|h| live(h)).unwrap_or_default(),
+        ("VM", "start") => {
+            st.read(&arg(0), VM::AFFINITY).map(|r| r.as_str().to_string()).filter(|h| live(h)).unwrap_or_default()
+        }
         ("VM", name) if ON_RESIDENT.contains(&name) => resident(&arg(0)),
         ("VBD", "plug" | "unplug" | "unplug_force" | "insert" | "eject") => {
             st.read(&arg(0), VBD::VM).map(|v| resident(v.as_str())).unwrap_or_default()
         }
-        ("VIF", "plug" | "unplug" | "unplug_force") => st.read(&arg(0), VIF::VM).map(|v| resident(v.as_str())).unwrap_or_default(),
+        ("VIF", "plug" | "unplug" | "unplug_force") => {
+            st.read(&arg(0), VIF::VM).map(|v| resident(v.as_str())).unwrap_or_default()
+        }
         ("PBD", "plug" | "unplug") => st.read(&arg(0), PBD::HOST).map(|h| h.as_str().to_string()).unwrap_or_default(),
         _ => String::new(),
     };
-    if target.is_empty() || target == server.host || target == model::NULL_REF || st.get(&model::schema::CLASS_HOST, &target).is_none() {
+    if target.is_empty()
+        || target == server.host
+        || target == model::NULL_REF
+        || st.get(&model::schema::CLASS_HOST, &target).is_none()
+    {
         return Route::Local;
     }
     Route::Host(target)
@@ -329,7 +335,8 @@ pub fn serve_forwarded(server: &Server) {
                 wire::jsonrpc::write_response(&mut out, req.version, &req.id, &o);
                 return out;
             }
-            let spec = crate::session::LoginSpec { user: "root", password: "", originator: "pool", local: true, pool: true };
+            let spec =
+                crate::session::LoginSpec { user: "root", password: "", originator: "pool", local: true, pool: true };
             let o = match s.sessions.login(&s, spec).await {
                 Ok(session) => {
                     let mut params = req.params;

@@ -20,9 +20,9 @@ pub mod importexport;
 pub mod lifecycle;
 pub mod nbd;
 pub mod networkd;
-pub mod pooling;
 pub mod ops;
 pub mod passwd;
+pub mod pooling;
 pub mod rfb;
 pub mod roles;
 pub mod rows;
@@ -361,7 +361,10 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
             if member_of_pool {
                 // Written through the master: a master out of reach leaves
                 // the facts as they were, and says so.
-                crate::logged("recording this host's machine in the pool", seed::refresh_host_facts(&db, &pool, &host, &facts));
+                crate::logged(
+                    "recording this host's machine in the pool",
+                    seed::refresh_host_facts(&db, &pool, &host, &facts),
+                );
             } else {
                 seed::refresh(&db).map_err(|e| e.to_string())?;
                 seed::refresh_host_facts(&db, &pool, &host, &facts).map_err(|e| e.to_string())?;
@@ -374,7 +377,9 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
             seed::refresh_host_facts(&db, &pool, &host, &facts).map_err(|e| e.to_string())?;
             (pool, host)
         }
-        (None, None) => seed::seed(&db, &cfg.hostname, &cfg.address, &cfg.data_dir, &facts).map_err(|e| e.to_string())?,
+        (None, None) => {
+            seed::seed(&db, &cfg.hostname, &cfg.address, &cfg.data_dir, &facts).map_err(|e| e.to_string())?
+        }
     };
     let sessions = session::Sessions::new(&cfg);
     let audit = audit::Audit::new(&cfg.data_dir, cfg.ephemeral);

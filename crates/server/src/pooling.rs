@@ -61,7 +61,11 @@ fn write_member(data_dir: &Path, m: &Member) -> std::result::Result<(), String> 
 
 /// Start as a pool host: the store is rebuilt from the engine's files (the
 /// host's own database directory, from before it joined, is set aside).
-pub async fn open(data_dir: &Path, m: &Member, bind: std::net::SocketAddr) -> std::result::Result<(Arc<Db>, Arc<pooldb::Pool>), String> {
+pub async fn open(
+    data_dir: &Path,
+    m: &Member,
+    bind: std::net::SocketAddr,
+) -> std::result::Result<(Arc<Db>, Arc<pooldb::Pool>), String> {
     let own = data_dir.join("db");
     if own.exists() {
         let aside = data_dir.join("db.before-pool");
@@ -78,7 +82,11 @@ pub async fn open(data_dir: &Path, m: &Member, bind: std::net::SocketAddr) -> st
     let deadline = tokio::time::Instant::now() + SETTLE;
     while crate::seed::find_host(&db, &m.host_uuid).is_none() || crate::seed::find(&db).is_none() {
         if tokio::time::Instant::now() > deadline {
-            return Err(format!("this host ({}) did not receive the pool's database in {} s", m.host_uuid, SETTLE.as_secs()));
+            return Err(format!(
+                "this host ({}) did not receive the pool's database in {} s",
+                m.host_uuid,
+                SETTLE.as_secs()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -111,8 +119,10 @@ pub fn watch_role(s: &Server) {
 /// The engine node of a host of the pool.
 fn node_of(s: &Server, host: &str) -> Result<(Arc<pooldb::Pool>, u64, String)> {
     let p = s.replica.get().cloned().ok_or_else(|| crate::handle_invalid(&model::schema::CLASS_HOST, host))?;
-    let address = s.db.read().read(host, H::ADDRESS).ok_or_else(|| crate::handle_invalid(&model::schema::CLASS_HOST, host))?;
-    let (id, addr) = p.node_at(&address).ok_or_else(|| crate::internal(format!("host {address} is not in the pool database")))?;
+    let address =
+        s.db.read().read(host, H::ADDRESS).ok_or_else(|| crate::handle_invalid(&model::schema::CLASS_HOST, host))?;
+    let (id, addr) =
+        p.node_at(&address).ok_or_else(|| crate::internal(format!("host {address} is not in the pool database")))?;
     Ok((p, id, addr))
 }
 
@@ -128,7 +138,9 @@ pub async fn eject(s: &Server, host: &str) -> Result<()> {
         return Err(ApiError::HostCannotDestroySelf { host: host.to_string() });
     }
     let resident = s.db.read().table(&model::schema::CLASS_VM).iter().any(|(_, v)| {
-        v.read(VM::RESIDENT_ON).as_str() == host && !v.read(VM::IS_CONTROL_DOMAIN) && v.read(VM::POWER_STATE) != VmPowerState::Halted
+        v.read(VM::RESIDENT_ON).as_str() == host
+            && !v.read(VM::IS_CONTROL_DOMAIN)
+            && v.read(VM::POWER_STATE) != VmPowerState::Halted
     });
     if resident {
         return Err(ApiError::OperationNotAllowed { reason: "VM resident on host".into() });
@@ -174,7 +186,9 @@ fn forget_host(tx: &mut store::Txn, host: &str) {
         }
     }
     // SRs no other host reaches go, with their disks.
-    srs.retain(|sr| !st.table(&CLASS_PBD).iter().any(|(_, p)| p.read(PBD::SR).as_str() == sr && p.read(PBD::HOST).as_str() != host));
+    srs.retain(|sr| {
+        !st.table(&CLASS_PBD).iter().any(|(_, p)| p.read(PBD::SR).as_str() == sr && p.read(PBD::HOST).as_str() != host)
+    });
     for sr in &srs {
         gone.push((&CLASS_SR, sr.clone()));
     }
@@ -302,7 +316,8 @@ async fn mark_liveness(s: &Server, p: &pooldb::Pool, started: std::time::Instant
         st.table(&model::schema::CLASS_HOST)
             .iter()
             .filter_map(|(h, row)| {
-                let alive = *h == s.host || now.duration_since(*heard.get(&row.read(H::UUID)).unwrap_or(&started)) < PRESUMED_DEAD;
+                let alive = *h == s.host
+                    || now.duration_since(*heard.get(&row.read(H::UUID)).unwrap_or(&started)) < PRESUMED_DEAD;
                 let metrics = row.read(H::METRICS);
                 let was = st.read(metrics.as_str(), model::types::fields::host_metrics::LIVE)?;
                 (was != alive).then(|| (metrics.as_str().to_string(), alive))
@@ -387,12 +402,8 @@ pub async fn join(s: &Server, master_address: &str, user: &str, password: &str) 
         return Err(ApiError::OperationNotAllowed { reason: "Host is already part of a pool".into() });
     }
     let target = if master_address.contains(':') { master_address.to_string() } else { format!("{master_address}:80") };
-    let req = JoinRequest {
-        user: user.into(),
-        password: password.into(),
-        addr: engine_addr(&s.cfg).1,
-        schema: schema_id(),
-    };
+    let req =
+        JoinRequest { user: user.into(), password: password.into(), addr: engine_addr(&s.cfg).1, schema: schema_id() };
     let mut body = serde_json::to_vec(&req).map_err(|e| crate::internal(e.to_string()))?;
     body.push(b'\n');
     let db = s.clone();
@@ -454,7 +465,8 @@ async fn admit_inner(s: &Server, body: &[u8]) -> Result<pooldb::Membership> {
     };
     let session = s.sessions.login(s, spec).await?;
     crate::logged("logging the join's session out", s.sessions.logout(s, &session));
-    let joiner = store::read_dump(&body[nl + 1..]).map_err(|e| crate::internal(format!("the joiner's database: {e}")))?;
+    let joiner =
+        store::read_dump(&body[nl + 1..]).map_err(|e| crate::internal(format!("the joiner's database: {e}")))?;
     let _one_at_a_time = JOINS.lock().await;
     let jhost = pre_join_checks(s, &joiner, &req)?;
     if s.replica.get().is_none() {
@@ -471,7 +483,10 @@ async fn admit_inner(s: &Server, body: &[u8]) -> Result<pooldb::Membership> {
             tracing::warn!(node = id, "the new host stays a learner of the pool database: {e}");
         }
     });
-    Ok(pooldb::Membership { node_id: id, secret: read_member(&s.cfg.data_dir).ok().flatten().map(|m| m.secret).unwrap_or_default() })
+    Ok(pooldb::Membership {
+        node_id: id,
+        secret: read_member(&s.cfg.data_dir).ok().flatten().map(|m| m.secret).unwrap_or_default(),
+    })
 }
 
 /// Make this lone host the master of a new pool.
@@ -513,7 +528,10 @@ fn pre_join_checks(s: &Server, j: &State, req: &JoinRequest) -> Result<String> {
     let jrow = j.get(&model::schema::CLASS_HOST, &jhost).cloned().ok_or_else(|| crate::internal("no host row"))?;
     let my_host = st.get(&model::schema::CLASS_HOST, &s.host).cloned().ok_or_else(|| crate::internal("no host row"))?;
     let mgmt = |state: &State, h: &str| {
-        state.table(&model::schema::CLASS_PIF).iter().any(|(_, p)| p.read(P::HOST).as_str() == h && p.read(P::MANAGEMENT))
+        state
+            .table(&model::schema::CLASS_PIF)
+            .iter()
+            .any(|(_, p)| p.read(P::HOST).as_str() == h && p.read(P::MANAGEMENT))
     };
     if !mgmt(j, &jhost) {
         return Err(ApiError::HostStillBooting);
@@ -561,10 +579,16 @@ fn pre_join_checks(s: &Server, j: &State, req: &JoinRequest) -> Result<String> {
     }
     let api = |r: &Row| format!("{}.{}", r.read(H::API_VERSION_MAJOR), r.read(H::API_VERSION_MINOR));
     if api(&jrow) != api(&my_host) {
-        return Err(ApiError::PoolJoiningHostMustHaveSameApiVersion { host_api_version: api(&jrow), master_api_version: api(&my_host) });
+        return Err(ApiError::PoolJoiningHostMustHaveSameApiVersion {
+            host_api_version: api(&jrow),
+            master_api_version: api(&my_host),
+        });
     }
     if req.schema != schema_id() {
-        return Err(ApiError::PoolJoiningHostMustHaveSameDbSchema { host_db_schema: req.schema.clone(), master_db_schema: schema_id() });
+        return Err(ApiError::PoolJoiningHostMustHaveSameDbSchema {
+            host_db_schema: req.schema.clone(),
+            master_db_schema: schema_id(),
+        });
     }
     Ok(jhost)
 }
@@ -636,8 +660,8 @@ fn carry(tx: &mut store::Txn, j: &State, jhost: &str) -> Result<()> {
     }
     let mut vms = HashSet::new();
     for (r, row) in j.table(&CLASS_VM).iter() {
-        let default_template =
-            row.read(VM::IS_A_TEMPLATE) && row.read(VM::OTHER_CONFIG).get("default_template").map(String::as_str) == Some("true");
+        let default_template = row.read(VM::IS_A_TEMPLATE)
+            && row.read(VM::OTHER_CONFIG).get("default_template").map(String::as_str) == Some("true");
         let foreign_dom0 = row.read(VM::IS_CONTROL_DOMAIN) && row.read(VM::RESIDENT_ON).as_str() != jhost;
         if default_template || foreign_dom0 {
             continue;
@@ -698,7 +722,7 @@ fn fix_refs(v: &mut Value, ty: &Type, keep: &dyn Fn(&str) -> Option<String>) {
         (Type::Ref(_), Value::String(s)) if s != model::NULL_REF => {
             *s = keep(s).unwrap_or_else(|| model::NULL_REF.to_string());
         }
-        (Type::Set(inner), Value::Array(items)) if matches!(inner, Type::Ref(_)) => {
+        (Type::Set(Type::Ref(_)), Value::Array(items)) => {
             items.retain_mut(|it| match it {
                 Value::String(s) => match keep(s) {
                     Some(n) => {

@@ -18,7 +18,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     // the NBD server.
     (
         "services",
-        &["xenops", "networkd", "storage", "rrd", "rfb", "task", "session", "extauth", "audit", "certs", "nbd", "pooling"],
+        &[
+            "xenops", "networkd", "storage", "rrd", "rfb", "task", "session", "extauth", "audit", "certs", "nbd",
+            "pooling",
+        ],
     ),
     // The generated traits' implementations, implicit messages, and the
     // engines that make objects the way the API does (import, seeding).

@@ -310,8 +310,8 @@ impl HostApi for Server {
         }
         // One at a time, each to the host with most free memory then.
         for vm in running_guests(self, host.as_str()) {
-            let dest = crate::ops::vm::migrate::target_for(self, &vm, host.as_str())
-                .ok_or_else(|| ApiError::NoHostsAvailable)?;
+            let dest =
+                crate::ops::vm::migrate::target_for(self, &vm, host.as_str()).ok_or(ApiError::NoHostsAvailable)?;
             let (v, d) = (vm.clone(), dest.clone());
             crate::lifecycle::with_op(ctx, class("VM"), &vm, "pool_migrate", || async move {
                 crate::ops::vm::migrate::move_to(ctx, &v, &d).await

@@ -3,8 +3,8 @@
 use super::{s, select_host, transfer};
 use crate::cli::generic::{self, GEN};
 use crate::cli::{fail, records, CliError, CliResult, Cx};
-use model::schema::ClassDef;
 use crate::ApiError;
+use model::schema::ClassDef;
 use model::schema::{CLASS_HOST, CLASS_NETWORK, CLASS_PIF, CLASS_TASK};
 use model::Value;
 

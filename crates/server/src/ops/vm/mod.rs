@@ -348,7 +348,9 @@ impl VmApi for Server {
     ) -> Result<()> {
         self.row(&CLASS_HOST, host.as_str())?;
         lifecycle::with_op(ctx, vm_c(), vm.as_str(), "pool_migrate", || async {
-            if host.as_str() != self.host || self.db.read().read(vm.as_str(), fields::vm::RESIDENT_ON).is_some_and(|r| r.as_str() != self.host) {
+            if host.as_str() != self.host
+                || self.db.read().read(vm.as_str(), fields::vm::RESIDENT_ON).is_some_and(|r| r.as_str() != self.host)
+            {
                 return migrate::move_to(ctx, vm.as_str(), host.as_str()).await;
             }
             let spec = domain_spec(self, vm.as_str())?;
