@@ -661,6 +661,40 @@ def test_pool_migrate_and_evacuate(pool3):
     assert api.VM.get_power_state(vm) == "Halted"
 
 
+def test_emergency_transition_then_forget_the_dead_master(pool2):
+    """Two hosts: the member has no vote, so when the master dies nobody is
+    elected. pool.emergency_transition_to_master on the member (over TCP: an
+    emergency call runs on a member) makes it the master of the same pool;
+    the dead master is marked not live; host.destroy of a live host answers
+    HOST_IS_LIVE, host.declare_dead then host.destroy of the dead one work."""
+    l, api = pool2
+    master, member = l.hosts
+    (pool,) = api.pool.get_all()
+    pool_uuid = api.pool.get_uuid(pool)
+    vm = api.VM.create(vm_ctor(name_label="kept-through-the-emergency"))
+    old = host_by_address(api, master.address)
+    master.kill9()
+    assert member.login_error() == ["HOST_IS_SLAVE", master.address]
+    raw = member.raw()
+    local = raw.session.slave_local_login_with_password("root", PASSWORD)
+    assert local["Status"] == "Success", local
+    r = raw.pool.emergency_transition_to_master(local["Value"])
+    assert r["Status"] == "Success", r
+    wait_for(lambda: is_master(member), 30, "the member to answer as master")
+    api2 = member.session().xenapi
+    (p,) = api2.pool.get_all()
+    assert api2.pool.get_uuid(p) == pool_uuid
+    assert api2.host.get_address(api2.pool.get_master(p)) == member.address
+    assert api2.VM.get_name_label(vm) == "kept-through-the-emergency"
+    me = host_by_address(api2, member.address)
+    assert failure_of(api2.host.destroy, me, timeout=30)[0] in ("HOST_CANNOT_DESTROY_SELF", "HOST_IS_LIVE")
+    wait_for(lambda: not live(api2, master.address), LIVENESS_TIMEOUT, "the dead master marked not live")
+    api2.host.declare_dead(old)
+    assert api2.host.get_enabled(old) is False
+    api2.host.destroy(old)
+    assert addresses(api2) == [member.address]
+
+
 def test_join_with_a_wrong_password(pair):
     joiner, master = pair.hosts[1], pair.hosts[0]
     before = snapshot(pair)

@@ -27,6 +27,9 @@ use store::{Db, State};
 /// Under the data directory: the engine's files and the membership file.
 pub const DIR: &str = "pool";
 const MEMBER_FILE: &str = "member.json";
+/// The database a member that takes over in an emergency starts its new
+/// engine from.
+const REFOUND_FILE: &str = "refound.dump";
 /// How long a pool host waits at start for a master before serving what it has.
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -64,7 +67,7 @@ fn write_member(data_dir: &Path, m: &Member) -> std::result::Result<(), String> 
 pub async fn open(
     data_dir: &Path,
     m: &Member,
-    bind: std::net::SocketAddr,
+    (bind, advertised): (std::net::SocketAddr, String),
 ) -> std::result::Result<(Arc<Db>, Arc<pooldb::Pool>), String> {
     let own = data_dir.join("db");
     if own.exists() {
@@ -74,7 +77,23 @@ pub async fn open(
         tracing::info!("this host is in a pool: its own database is kept in {}", aside.display());
     }
     let db = Arc::new(Db::memory());
-    let pool = pooldb::Pool::open(&pool_dir(data_dir), db.clone(), m.node_id, &m.secret).await?;
+    let dir = pool_dir(data_dir);
+    let refound = dir.join(REFOUND_FILE);
+    if let Ok(dump) = std::fs::read(&refound) {
+        // pool.emergency_transition_to_master: a new engine whose first
+        // entry is the pool's database as this host last had it.
+        tracing::warn!("taking over as the pool's master (emergency transition)");
+        for f in ["log", "vote", "committed", "snapshot"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        db.install(&dump).map_err(|e| format!("{}: {e}", refound.display()))?;
+        let pool = pooldb::Pool::open(&dir, db.clone(), m.node_id, &m.secret).await?;
+        pool.listen(bind).await?;
+        pool.found(&advertised).await?;
+        std::fs::remove_file(&refound).map_err(|e| format!("{}: {e}", refound.display()))?;
+        return Ok((db, pool));
+    }
+    let pool = pooldb::Pool::open(&dir, db.clone(), m.node_id, &m.secret).await?;
     pool.listen(bind).await?;
     let role = pool.settle(SETTLE).await?;
     // A member that just joined has its own host row once it has caught up
@@ -159,6 +178,20 @@ pub async fn eject(s: &Server, host: &str) -> Result<()> {
     s.db.durable(c).await.map_err(|e| crate::internal(e.to_string()))
 }
 
+/// `host.destroy` of a dead member: out of the engine (when it is still
+/// there) and its objects deleted.
+pub async fn forget(s: &Server, host: &str) -> Result<()> {
+    if let Ok((p, id, _)) = node_of(s, host) {
+        p.remove(id).await.map_err(crate::internal)?;
+    }
+    let h = host.to_string();
+    let ((), c) = s.db.write(|tx| {
+        forget_host(tx, &h);
+        Ok::<_, ApiError>(())
+    })?;
+    s.db.durable(c).await.map_err(|e| crate::internal(e.to_string()))
+}
+
 fn forget_host(tx: &mut store::Txn, host: &str) {
     use model::schema::*;
     let st = tx.state();
@@ -235,6 +268,26 @@ pub async fn forward(s: &Server, host: &str, method: &str, args: &[Value]) -> Re
         Ok(wire::Outcome::Failure(desc)) => Err(ApiError::from_wire(&desc)),
         Err(e) => Err(crate::internal(format!("the answer of {host}: {e:?}"))),
     }
+}
+
+/// `pool.emergency_transition_to_master` on a member whose master is gone
+/// (with two hosts the member has no vote, so no election can replace the
+/// master): the member restarts as the master of the same pool, from the
+/// database it has. A master, or a lone host, has nothing to do.
+pub async fn emergency_transition(s: &Server) -> Result<()> {
+    if !is_member(s) {
+        return Ok(());
+    }
+    let m =
+        read_member(&s.cfg.data_dir).map_err(crate::internal)?.ok_or_else(|| crate::internal("no membership file"))?;
+    let dump = s.db.dump();
+    let dir = pool_dir(&s.cfg.data_dir);
+    store::wal::write_atomic(&dir.join(REFOUND_FILE), &dump).map_err(|e| crate::internal(e.to_string()))?;
+    let secret = model::new_uuid() + &model::new_uuid();
+    write_member(&s.cfg.data_dir, &Member { node_id: 1, secret, host_uuid: m.host_uuid }).map_err(crate::internal)?;
+    tracing::warn!("emergency transition to master: restarting");
+    crate::request_restart(Duration::from_secs(1));
+    Ok(())
 }
 
 /// `pool.designate_new_master` on the master: the engine's leadership goes

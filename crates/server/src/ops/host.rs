@@ -587,9 +587,39 @@ impl HostApi for Server {
         Ok(HostDisplay::Disabled)
     }
 
+    /// A dead member's record goes (xapi_host.ml destroy): never this host,
+    /// nor one that is live, nor one that still has guests on it.
     async fn destroy(&self, _ctx: &Ctx, self_: Ref<Host>) -> Result<()> {
-        self.row(host_c(), self_.as_str())?;
-        Err(ApiError::HostCannotDestroySelf { host: self_.to_string() })
+        let h = self_.as_str();
+        self.row(host_c(), h)?;
+        if h == self.host {
+            return Err(ApiError::HostCannotDestroySelf { host: self_.to_string() });
+        }
+        if crate::ops::vm::host_is_live(self, h) {
+            return Err(ApiError::HostIsLive { host: self_.to_string() });
+        }
+        if !running_guests(self, h).is_empty() {
+            return Err(ApiError::HostHasResidentVms { host: self_.to_string() });
+        }
+        crate::pooling::forget(self, h).await
+    }
+
+    /// A member known to be dead: its guests are marked Halted and the host
+    /// disabled (xapi_host.ml declare_dead); a live host is refused.
+    async fn declare_dead(&self, ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        let h = host.as_str();
+        self.row(host_c(), h)?;
+        if h == self.host || crate::ops::vm::host_is_live(self, h) {
+            return Err(ApiError::HostIsLive { host: host.to_string() });
+        }
+        let guests = running_guests(self, h);
+        ctx.write(|tx| {
+            for vm in &guests {
+                crate::xenops::mark_stopped(tx, vm, false);
+            }
+            tx.put(h, model::types::fields::host::ENABLED, false);
+            Ok(())
+        })
     }
 }
 

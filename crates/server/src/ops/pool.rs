@@ -159,7 +159,7 @@ impl PoolApi for Server {
     }
 
     async fn emergency_transition_to_master(&self, _ctx: &Ctx) -> Result<()> {
-        Ok(())
+        crate::pooling::emergency_transition(self).await
     }
 
     async fn enable_ha(

@@ -135,7 +135,7 @@ fn set_field(_ctx: &Ctx, _tx: &mut Txn, r: &str, i: usize, row: &mut Row) -> Res
 }
 
 /// Whether `host` is a host whose metrics say it is live.
-fn host_is_live(s: &Server, host: &str) -> bool {
+pub fn host_is_live(s: &Server, host: &str) -> bool {
     let (hc, hm) = (&CLASS_HOST, &CLASS_HOST_METRICS);
     let st = s.db.read();
     st.get(hc, host)
