@@ -154,10 +154,6 @@ impl PoolApi for Server {
         crate::pooling::eject(self, host.as_str()).await
     }
 
-    async fn recover_slaves(&self, _ctx: &Ctx) -> Result<Vec<Ref<Host>>> {
-        Ok(vec![])
-    }
-
     async fn emergency_transition_to_master(&self, _ctx: &Ctx) -> Result<()> {
         crate::pooling::emergency_transition(self).await
     }
