@@ -60,6 +60,12 @@ impl Client {
         Client::over(s, addr).await
     }
 
+    /// A connection, or None while nothing listens at `addr`.
+    pub async fn try_connect(addr: SocketAddr) -> Option<Client> {
+        let s = TcpStream::connect(addr).await.ok()?;
+        Some(Client::over(s, addr).await)
+    }
+
     /// A connection from a chosen loopback source address (all of 127/8 is
     /// local on Linux), standing for another client host.
     pub async fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> Client {
@@ -88,6 +94,19 @@ impl Client {
         self.tx.ready().await.expect("connection ready");
         let resp = self.tx.send_request(req).await.expect("send");
         resp.into_body().collect().await.expect("body").to_bytes()
+    }
+
+    /// Like `post`, but None when the connection fails.
+    pub async fn try_post(&mut self, path: &str, body: Vec<u8>) -> Option<Bytes> {
+        let req = Request::post(path)
+            .header("host", &self.host)
+            .header("content-type", "text/xml")
+            .header("content-length", body.len())
+            .body(Full::new(Bytes::from(body)))
+            .ok()?;
+        self.tx.ready().await.ok()?;
+        let resp = self.tx.send_request(req).await.ok()?;
+        Some(resp.into_body().collect().await.ok()?.to_bytes())
     }
 
     /// Like `post`, but only counts the reply's bytes as they arrive (for big

@@ -34,12 +34,27 @@ pub async fn post(
 async fn post_inner(addr: &str, path: &str, secret: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
+    exchange(&mut s, addr, path, secret, body, false).await
+}
+
+/// One request and its answer on `s`; with `keep`, the connection stays
+/// open for the next one (the answer must give its length).
+async fn exchange(
+    s: &mut tokio::net::TcpStream,
+    addr: &str,
+    path: &str,
+    secret: &str,
+    body: &[u8],
+    keep: bool,
+) -> std::io::Result<(u16, Vec<u8>)> {
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{SECRET_HEADER}: {secret}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{SECRET_HEADER}: {secret}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+        body.len(),
+        if keep { "keep-alive" } else { "close" }
     );
-    s.write_all(head.as_bytes()).await?;
-    s.write_all(body).await?;
+    let mut msg = head.into_bytes();
+    msg.extend_from_slice(body);
+    s.write_all(&msg).await?;
     // Read the head, then the body by its length (the other side may keep
     // the connection open), or to the end of the connection.
     let mut buf = Vec::with_capacity(4096);
@@ -73,6 +88,7 @@ async fn post_inner(addr: &str, path: &str, secret: &str, body: &[u8]) -> std::i
                 }
                 body.truncate(len);
             }
+            _ if keep => return Err(bad("an answer without a length on a kept connection")),
             _ => {
                 s.read_to_end(&mut body).await?;
             }
@@ -105,26 +121,60 @@ pub struct Conn {
     target: u64,
     addr: String,
     secret: Arc<str>,
+    /// Kept open between messages (a replication stream sends many).
+    stream: Option<tokio::net::TcpStream>,
 }
 
 impl RaftNetworkFactory<Tc> for Net {
     type Network = Conn;
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Conn {
-        Conn { target, addr: node.addr.clone(), secret: self.secret.clone() }
+        Conn { target, addr: node.addr.clone(), secret: self.secret.clone(), stream: None }
     }
 }
 
 impl Conn {
+    /// The message on the kept connection (a new one if it broke: once more
+    /// only when the kept one had been used before).
+    async fn send(&mut self, path: &str, body: &[u8], ttl: Duration) -> std::io::Result<(u16, Vec<u8>)> {
+        let timed_out =
+            |addr: &str| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{addr} did not answer in time"));
+        let deadline = tokio::time::Instant::now() + ttl;
+        loop {
+            let reused = self.stream.is_some();
+            if self.stream.is_none() {
+                let s = tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&self.addr))
+                    .await
+                    .map_err(|_| timed_out(&self.addr))??;
+                s.set_nodelay(true)?;
+                self.stream = Some(s);
+            }
+            let Some(s) = self.stream.as_mut() else { continue };
+            let r = tokio::time::timeout_at(deadline, exchange(s, &self.addr, path, &self.secret, body, true)).await;
+            match r {
+                Ok(Ok(out)) => return Ok(out),
+                Ok(Err(e)) => {
+                    self.stream = None;
+                    if !reused {
+                        return Err(e);
+                    }
+                }
+                Err(_) => {
+                    self.stream = None;
+                    return Err(timed_out(&self.addr));
+                }
+            }
+        }
+    }
+
     async fn call<Req: Serialize, Resp: DeserializeOwned, E: std::error::Error + DeserializeOwned>(
-        &self,
+        &mut self,
         path: &str,
         req: &Req,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>> {
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let (code, out) = post(&self.addr, path, &self.secret, &body, option.hard_ttl())
-            .await
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let (code, out) =
+            self.send(path, &body, option.hard_ttl()).await.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         if code != 200 {
             let e = std::io::Error::other(format!(
                 "{} answered {code}: {}",

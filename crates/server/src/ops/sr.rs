@@ -54,7 +54,9 @@ pub fn startup(s: &Server) {
         st.table(sr_c())
             .iter()
             .filter(|(r, _)| storage::plugged_pbd(&st, r, &s.host).is_some())
-            .filter_map(|(r, row)| Some((storage::driver_of(row).ok()?, storage::sr_dir(&st, &s.cfg.data_dir, r)?)))
+            .filter_map(|(r, row)| {
+                Some((storage::driver_of(row).ok()?, storage::sr_dir(&st, &s.cfg.data_dir, r, &s.host)?))
+            })
             .collect()
     };
     let roots = s.cfg.allowed_sr_roots();
@@ -237,7 +239,7 @@ impl SrApi for Server {
             let (driver, dir) = {
                 let st = self.db.read();
                 let row = st.get(sr_c(), sr.as_str()).ok_or_else(|| crate::handle_invalid(sr_c(), sr.as_str()))?;
-                let dir = storage::sr_dir(&st, &self.cfg.data_dir, sr.as_str())
+                let dir = storage::sr_dir(&st, &self.cfg.data_dir, sr.as_str(), &self.host)
                     .ok_or_else(|| crate::internal("SR has no directory"))?;
                 (storage::driver_of(row)?, dir)
             };

@@ -545,7 +545,8 @@ async fn introduce(ctx: &Ctx, sr: &str, n: NewRecord) -> Result<String> {
                 existing = Some(v);
             }
         }
-        let dir = storage::sr_dir(&st, &s.cfg.data_dir, sr).ok_or_else(|| crate::internal("SR has no directory"))?;
+        let dir =
+            storage::sr_dir(&st, &s.cfg.data_dir, sr, &s.host).ok_or_else(|| crate::internal("SR has no directory"))?;
         (storage::driver_of(srow)?, dir, existing)
     };
     // Which file holds the image: ext tries each format, iso uses the name.

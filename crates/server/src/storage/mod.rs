@@ -48,12 +48,16 @@ fn s(v: &Value) -> String {
 }
 
 /// The directory holding an SR's files.
-pub fn sr_dir(st: &State, data_dir: &std::path::Path, sr: &str) -> Option<PathBuf> {
+/// The directory of `sr` as `host` reaches it: its own PBD's first (in a
+/// pool each host has its own), then any.
+pub fn sr_dir(st: &State, data_dir: &std::path::Path, sr: &str, host: &str) -> Option<PathBuf> {
     let src = &CLASS_SR;
     let row = st.get(src, sr)?;
     let uuid = s(row.get(fields::sr::UUID.index));
     let pbd = &CLASS_PBD;
-    for p in crate::rows::members(row.get(fields::sr::PBDS.index)) {
+    let mut pbds = crate::rows::members(row.get(fields::sr::PBDS.index));
+    pbds.sort_by_key(|p| st.get(pbd, p).is_none_or(|r| r.read(fields::pbd::HOST).as_str() != host));
+    for p in pbds {
         if let Some(prow) = st.get(pbd, &p) {
             if let Some(dir) = configured_dir(prow.get(fields::pbd::DEVICE_CONFIG.index)) {
                 return Some(dir);
@@ -107,7 +111,7 @@ pub fn vdi_path(s: &Server, st: &State, vdi: &str) -> Option<PathBuf> {
         return None;
     }
     let driver = driver_of(st.get(&CLASS_SR, &sr)?).ok()?;
-    let dir = sr_dir(st, &s.cfg.data_dir, &sr)?;
+    let dir = sr_dir(st, &s.cfg.data_dir, &sr, &s.host)?;
     Some(driver.vdi_file(&dir, &loc, Format::of_vdi(row.get(fields::vdi::SM_CONFIG.index))))
 }
 
@@ -256,7 +260,7 @@ pub async fn create_vdi_row(ctx: &Ctx, mut row: Row) -> Result<String> {
     let (driver, dir, sr_format) = {
         let st = s.db.read();
         let sr_row = st.get(src, &sr).ok_or_else(|| crate::handle_invalid(src, &sr))?;
-        let dir = sr_dir(&st, &s.cfg.data_dir, &sr).ok_or_else(|| crate::internal("SR has no directory"))?;
+        let dir = sr_dir(&st, &s.cfg.data_dir, &sr, &s.host).ok_or_else(|| crate::internal("SR has no directory"))?;
         (driver_of(sr_row)?, dir, Format::requested(sr_row.get(fields::sr::SM_CONFIG.index)))
     };
     if !driver.has("VDI_CREATE") {

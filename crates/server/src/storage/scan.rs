@@ -37,7 +37,7 @@ fn attached(ctx: &Ctx, sr: &str) -> Result<Attached> {
     if plugged_pbd(&st, sr, &s.host).is_none() {
         return Err(ApiError::SrHasNoPbds { sr: sr.to_string() });
     }
-    let dir = sr_dir(&st, &s.cfg.data_dir, sr).ok_or_else(|| crate::internal("SR has no directory"))?;
+    let dir = sr_dir(&st, &s.cfg.data_dir, sr, &s.host).ok_or_else(|| crate::internal("SR has no directory"))?;
     let declared = row.get(fields::sr::SM_CONFIG.index).map_str(DECLARED_SIZE).and_then(|v| v.parse().ok());
     Ok(Attached { driver, dir, declared })
 }
