@@ -356,6 +356,21 @@ fn main() {
             "| {start_count} VM.start_on (20 connections; pool: over all hosts), starts/s | {ps:.1} | {ls:.1} | {:.2} | ≥ 0.5 |",
             ps / ls
         );
+        // Where the time goes: the same on the master alone (the pool
+        // database's commits, no forwarding).
+        let half = start_count.min(vm_count / 2);
+        let mref = {
+            let sess = login(pool[0].addr).await.expect("login");
+            let mut c = Client::connect(pool[0].addr).await;
+            let p = ok(&mut c, "pool.get_all", &[s(&sess)]).await[0].as_str().expect("pool").to_string();
+            ok(&mut c, "pool.get_master", &[s(&sess), s(&p)]).await.as_str().expect("master").to_string()
+        };
+        let pm = starts(pool[0].addr, &pool_vms[vm_count - half..], std::slice::from_ref(&mref)).await;
+        let lm = starts(lone.addr, &lone_vms[vm_count - half..], &lone_host).await;
+        println!(
+            "| {half} VM.start_on (20 connections; pool: all on the master), starts/s | {pm:.1} | {lm:.1} | {:.2} | |",
+            pm / lm
+        );
 
         let members: Vec<f64> = pool[1..].iter().map(|h| rss_mib(h.child.id())).collect();
         let mean = members.iter().sum::<f64>() / members.len() as f64;

@@ -34,9 +34,9 @@ use tokio::sync::{mpsc, watch};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Batch {
     pub origin: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "b64::list")]
     pub records: Vec<Vec<u8>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "b64::opt")]
     pub genesis: Option<Vec<u8>>,
 }
 
@@ -622,8 +622,32 @@ async fn elect_guard(raft: Raft<Tc>, me: u64) {
 }
 
 /// The leader's proposals, batched into engine entries in commit order.
+/// Several entries are in flight at once (the engine batches their log
+/// writes and replication); they are settled in order as they commit.
 async fn pump(rep: Arc<Rep>, mut rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>) {
     let origin = rep.store.0.boot.clone();
+    let (order_tx, mut order_rx) = mpsc::unbounded_channel::<(
+        u64,
+        <openraft::impls::OneshotResponder<Tc> as openraft::raft::responder::Responder<Tc>>::Receiver,
+    )>();
+    let fail = |rep: &Rep, why: String| {
+        // Lost leadership or stopped: these writes may not be the pool's.
+        // Fail them and every later one; the role watch restarts the host.
+        tracing::error!("the pool did not commit a write: {why}");
+        let mut d = rep.done_tx.borrow().clone();
+        d.failed = Some(format!("the pool did not commit the write: {why}"));
+        rep.settle(d);
+    };
+    let settler = rep.clone();
+    tokio::spawn(async move {
+        while let Some((last, r)) = order_rx.recv().await {
+            match r.await {
+                Ok(Ok(resp)) => settler.settle(Done { seq: last, index: resp.log_id.index, failed: None }),
+                Ok(Err(e)) => return fail(&settler, e.to_string()),
+                Err(_) => return fail(&settler, "the engine dropped the write".into()),
+            }
+        }
+    });
     while let Some((seq, rec)) = rx.recv().await {
         let mut last = seq;
         let mut records = vec![rec];
@@ -638,18 +662,98 @@ async fn pump(rep: Arc<Rep>, mut rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>) {
                 Err(_) => break,
             }
         }
-        match rep.raft.client_write(Batch { origin: origin.clone(), records, genesis: None }).await {
-            Ok(resp) => rep.settle(Done { seq: last, index: resp.log_id.index, failed: None }),
-            Err(e) => {
-                // Lost leadership or stopped: these writes may not be the
-                // pool's. Fail them and every later one; the role watch
-                // restarts the host.
-                tracing::error!(seq = last, "the pool did not commit a write: {e}");
-                let mut d = rep.done_tx.borrow().clone();
-                d.failed = Some(format!("the pool did not commit the write: {e}"));
-                rep.settle(d);
-                return;
+        match rep.raft.client_write_ff(Batch { origin: origin.clone(), records, genesis: None }).await {
+            Ok(r) => {
+                if order_tx.send((last, r)).is_err() {
+                    return;
+                }
             }
+            Err(e) => return fail(&rep, e.to_string()),
+        }
+    }
+}
+
+/// Bytes in the engine's JSON as base64 (a JSON array of numbers would be
+/// three to four times the size).
+mod b64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    pub fn encode(b: &[u8]) -> String {
+        let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+        for c in b.chunks(3) {
+            let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+            for i in 0..4 {
+                if i <= c.len() {
+                    out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    pub fn decode(s: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(s.len() / 4 * 3);
+        let (mut acc, mut bits) = (0u32, 0u32);
+        for ch in s.bytes() {
+            let v = match ch {
+                b'A'..=b'Z' => ch - b'A',
+                b'a'..=b'z' => ch - b'a' + 26,
+                b'0'..=b'9' => ch - b'0' + 52,
+                b'+' => 62,
+                b'/' => 63,
+                b'=' => break,
+                _ => return None,
+            } as u32;
+            acc = acc << 6 | v;
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+                acc &= (1 << bits) - 1;
+            }
+        }
+        Some(out)
+    }
+
+    pub mod list {
+        use super::*;
+        pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(v.iter().map(|b| encode(b)))
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+            let v: Vec<String> = Vec::deserialize(d)?;
+            v.iter().map(|s| decode(s).ok_or_else(|| serde::de::Error::custom("bad base64"))).collect()
+        }
+    }
+
+    pub mod opt {
+        use super::*;
+        pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(b) => s.serialize_some(&encode(b)),
+                None => s.serialize_none(),
+            }
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+            let v: Option<String> = Option::deserialize(d)?;
+            v.map(|s| decode(&s).ok_or_else(|| serde::de::Error::custom("bad base64"))).transpose()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn round_trips() {
+            for n in 0..70usize {
+                let b: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
+                assert_eq!(super::decode(&super::encode(&b)).as_deref(), Some(&b[..]));
+            }
+            assert_eq!(super::encode(b"Man"), "TWFu");
+            assert_eq!(super::encode(b"Ma"), "TWE=");
         }
     }
 }

@@ -99,7 +99,12 @@ pub async fn open(
     // A member that just joined has its own host row once it has caught up
     // with the entry that added it.
     let deadline = tokio::time::Instant::now() + SETTLE;
-    while crate::seed::find_host(&db, &m.host_uuid).is_none() || crate::seed::find(&db).is_none() {
+    let arrived = |db: &Db| {
+        let st = db.read();
+        st.table(&model::schema::CLASS_HOST).by_uuid(&m.host_uuid).is_some()
+            && !st.table(&model::schema::CLASS_POOL).is_empty()
+    };
+    while !arrived(&db) {
         if tokio::time::Instant::now() > deadline {
             return Err(format!(
                 "this host ({}) did not receive the pool's database in {} s",
