@@ -50,17 +50,17 @@ async fn three_replicas_agree_and_survive_the_leader() {
     // What the founder had before the pool.
     new_vm(&dbs[0], "OpaqueRef:before", "made before the pool");
     let mut pools: Vec<Arc<Pool>> = Vec::new();
-    for i in 0..3 {
-        let p = Pool::open(dirs[i].path(), dbs[i].clone(), i as u64 + 1, "secret").await.expect("open");
+    for (i, (dir, db)) in dirs.iter().zip(&dbs).enumerate() {
+        let p = Pool::open(dir.path(), db.clone(), i as u64 + 1, "secret").await.expect("open");
         p.listen(addrs[i]).await.expect("listen");
         pools.push(p);
     }
     pools[0].found(&addrs[0].to_string()).await.expect("found");
-    for i in 1..3 {
-        pools[0].admit(i as u64 + 1, &addrs[i].to_string()).await.expect("admit");
+    for (i, a) in addrs.iter().enumerate().skip(1) {
+        pools[0].admit(i as u64 + 1, &a.to_string()).await.expect("admit");
     }
-    for i in 1..3 {
-        assert_eq!(pools[i].settle(Duration::from_secs(30)).await.expect("settle"), Role::Follower);
+    for p in &pools[1..] {
+        assert_eq!(p.settle(Duration::from_secs(30)).await.expect("settle"), Role::Follower);
     }
     pools[0].promote(3, Duration::from_secs(30)).await.expect("promote");
     assert_eq!(pools[0].members().iter().filter(|(_, _, voter)| *voter).count(), 3);
