@@ -585,12 +585,24 @@ async fn elect_guard(raft: Raft<Tc>, me: u64) {
         if m.state == ServerState::Leader || !voters.contains(&me) {
             continue;
         }
+        // The leader first: in reach of it, this host is in the pool (one
+        // probe per round in a healthy pool of any size); otherwise count
+        // the voters it reaches, stopping at a majority.
+        let mut order: Vec<u64> = voters.iter().copied().filter(|v| *v != me).collect();
+        order.sort_by_key(|v| Some(*v) != m.current_leader);
         let mut reach = 1;
-        for v in voters.iter().filter(|v| **v != me) {
-            let Some(addr) = mem.get_node(v).map(|n| n.addr.clone()) else { continue };
+        for v in order {
+            if reach * 2 > voters.len() {
+                break;
+            }
+            let Some(addr) = mem.get_node(&v).map(|n| n.addr.clone()) else { continue };
             let ok = tokio::time::timeout(Duration::from_millis(300), tokio::net::TcpStream::connect(addr))
                 .await
                 .is_ok_and(|r| r.is_ok());
+            if ok && Some(v) == m.current_leader {
+                reach = voters.len();
+                break;
+            }
             if ok {
                 reach += 1;
             }
