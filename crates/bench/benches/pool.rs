@@ -132,7 +132,7 @@ async fn make_vms(addr: SocketAddr, n: usize) -> Vec<String> {
         let vm = ok(&mut c, "VM.clone", &[s(&sess), s(&tmpl), s(&format!("bench-{i}"))]).await;
         let vm = vm.as_str().expect("vm").to_string();
         ok(&mut c, "VM.set_is_a_template", &[s(&sess), s(&vm), Value::Bool(false)]).await;
-        let mib = Value::Int(32 << 20);
+        let mib = Value::Int(16 << 20);
         ok(&mut c, "VM.set_memory_limits", &[s(&sess), s(&vm), mib.clone(), mib.clone(), mib.clone(), mib]).await;
         out.push(vm);
     }
