@@ -602,13 +602,19 @@ def test_vm_start_on_a_member(pool2):
     d = failure_of(api.VM.start_on, local_disk, m, False, False, timeout=60)
     assert d[0] == "VM_REQUIRES_SR" and d[1] == local_disk, d
     vm = diskless(api, "on-the-member")
+    free = lambda: int(api.host.compute_free_memory(m))  # noqa: E731
+    free0 = free()
     bounded(api.VM.start_on, vm, m, False, False, timeout=60, what="VM.start_on")
     assert api.VM.get_power_state(vm) == "Running"
+    # The member's free memory moves once by what the domain holds.
+    held = int(api.VM.get_memory_dynamic_max(vm)) + int(api.VM.get_memory_overhead(vm))
+    assert free0 - free() == held, (free0, free(), held)
     assert api.VM.get_resident_on(vm) == m
     assert vm in api.host.get_resident_VMs(m)
     assert member.local().xenapi.VM.get_resident_on(vm) == m
     bounded(api.VM.hard_shutdown, vm, timeout=60)
     assert api.VM.get_power_state(vm) == "Halted"
+    assert free() == free0
     # And back on the master.
     bounded(api.VM.start_on, vm, host_by_address(api, master.address), False, False, timeout=60)
     assert api.VM.get_resident_on(vm) == host_by_address(api, master.address)

@@ -618,7 +618,11 @@ impl Db {
                 touched: Vec::new(),
             };
             let out = f(&mut tx)?;
-            if let Some(p) = self.precommit.get() {
+            // Derived fields (allowed operations, host memory) are the
+            // leader's to compute, against the pool's current state: a
+            // member's changes would otherwise move host memory twice.
+            let follower = self.replicator.get().is_some_and(|r| r.role() == Role::Follower);
+            if let Some(p) = self.precommit.get().filter(|_| !follower) {
                 p(&mut tx);
             }
             (out, tx.pending, tx.order, tx.touched)
