@@ -391,15 +391,7 @@ impl Pool {
         .await
         .map_err(|_| format!("host {id} did not catch up in {} s", limit.as_secs()))?
         .map_err(|_| "the pool database engine stopped".to_string())?;
-        let m = self.raft.metrics().borrow().clone();
-        let all: BTreeSet<u64> = m.membership_config.membership().nodes().map(|(i, _)| *i).collect();
-        if all.len() >= 3 {
-            self.raft
-                .change_membership(all, false)
-                .await
-                .map_err(|e| format!("cannot make every host a voter: {e}"))?;
-        }
-        Ok(())
+        self.voters_all().await
     }
 
     /// Remove host `id` from the engine (ejected or destroyed).

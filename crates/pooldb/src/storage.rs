@@ -16,7 +16,7 @@
 // share it rather than convert at every call.
 #![allow(clippy::result_large_err)]
 
-use crate::{Batch, Tc};
+use crate::{lock, Batch, Tc};
 use openraft::storage::{LogState, RaftLogReader, RaftSnapshotBuilder, RaftStorage, Snapshot};
 use openraft::{Entry, EntryPayload, LogId, SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote};
 use serde::{Deserialize, Serialize};
@@ -82,20 +82,6 @@ fn io<E: std::error::Error + 'static>(e: E) -> Sto {
 
 fn other(msg: String) -> Sto {
     io(std::io::Error::other(msg))
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(d) = path.parent() {
-        File::open(d)?.sync_all()?;
-    }
-    Ok(())
 }
 
 fn read_json<T: for<'a> Deserialize<'a>>(path: &Path) -> Result<Option<T>, String> {
@@ -184,33 +170,26 @@ impl Store {
         })))
     }
 
-    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-        match m.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
-    }
-
     fn append_lines(&self, lines: &[LogLine]) -> Result<(), Sto> {
         let mut buf = Vec::new();
         for l in lines {
             serde_json::to_writer(&mut buf, l).map_err(io)?;
             buf.push(b'\n');
         }
-        let mut log = Self::lock(&self.0.log);
+        let mut log = lock(&self.0.log);
         log.file.write_all(&buf).map_err(io)?;
         log.file.sync_data().map_err(io)
     }
 
     /// The index of the last entry applied to the store.
     pub fn applied_index(&self) -> u64 {
-        *Self::lock(&self.0.applied.0)
+        *lock(&self.0.applied.0)
     }
 
     /// Block until entry `index` is applied here, or `timeout` passes.
     pub fn wait_applied_blocking(&self, index: u64, timeout: std::time::Duration) -> bool {
         let (m, cv) = &self.0.applied;
-        let g = Self::lock(m);
+        let g = lock(m);
         match cv.wait_timeout_while(g, timeout, |a| *a < index) {
             Ok((g, _)) => *g >= index,
             Err(p) => *p.into_inner().0 >= index,
@@ -219,7 +198,7 @@ impl Store {
 
     fn set_applied(&self, index: u64) {
         let (m, cv) = &self.0.applied;
-        *Self::lock(m) = index;
+        *lock(m) = index;
         cv.notify_all();
         self.0.applied_tx.send_replace(index);
     }
@@ -241,7 +220,7 @@ impl Store {
         let mut bytes = serde_json::to_vec(meta).map_err(io)?;
         bytes.push(b'\n');
         bytes.extend_from_slice(dump);
-        write_atomic(&self.0.dir.join("snapshot"), &bytes).map_err(io)
+        store::wal::write_atomic(&self.0.dir.join("snapshot"), &bytes).map_err(io)
     }
 }
 
@@ -250,7 +229,7 @@ impl RaftLogReader<Tc> for Store {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<Tc>>, Sto> {
-        let log = Self::lock(&self.0.log);
+        let log = lock(&self.0.log);
         Ok(log.entries.range(range).map(|(_, e)| e.clone()).collect())
     }
 }
@@ -261,14 +240,14 @@ impl RaftSnapshotBuilder<Tc> for Store {
         // commits too, which the entries after the point apply again
         // harmlessly (records put whole rows and delete by reference).
         let (last, membership) = {
-            let m = Self::lock(&self.0.machine);
+            let m = lock(&self.0.machine);
             (m.applied, m.membership.clone())
         };
         let dump = self.0.db.dump();
         let id = format!("{}-{}", last.map(|l| l.index).unwrap_or(0), std::process::id());
         let meta = Meta { last_log_id: last, last_membership: membership, snapshot_id: id };
         self.save_snapshot(&meta, &dump)?;
-        *Self::lock(&self.0.snapshot) = Some((meta.clone(), dump.clone()));
+        *lock(&self.0.snapshot) = Some((meta.clone(), dump.clone()));
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(dump)) })
     }
 }
@@ -280,13 +259,13 @@ impl RaftStorage<Tc> for Store {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), Sto> {
         let b = serde_json::to_vec(vote).map_err(io)?;
-        write_atomic(&self.0.dir.join("vote"), &b).map_err(io)?;
-        *Self::lock(&self.0.vote) = Some(*vote);
+        store::wal::write_atomic(&self.0.dir.join("vote"), &b).map_err(io)?;
+        *lock(&self.0.vote) = Some(*vote);
         Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, Sto> {
-        Ok(*Self::lock(&self.0.vote))
+        Ok(*lock(&self.0.vote))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), Sto> {
@@ -296,16 +275,16 @@ impl RaftStorage<Tc> for Store {
         let tmp = self.0.dir.join("committed.tmp");
         std::fs::write(&tmp, &b).map_err(io)?;
         std::fs::rename(&tmp, self.0.dir.join("committed")).map_err(io)?;
-        *Self::lock(&self.0.committed) = committed;
+        *lock(&self.0.committed) = committed;
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, Sto> {
-        Ok(*Self::lock(&self.0.committed))
+        Ok(*lock(&self.0.committed))
     }
 
     async fn get_log_state(&mut self) -> Result<LogState<Tc>, Sto> {
-        let log = Self::lock(&self.0.log);
+        let log = lock(&self.0.log);
         let last = log.entries.values().next_back().map(|e| e.log_id).or(log.purged);
         Ok(LogState { last_purged_log_id: log.purged, last_log_id: last })
     }
@@ -321,7 +300,7 @@ impl RaftStorage<Tc> for Store {
         let entries: Vec<Entry<Tc>> = entries.into_iter().collect();
         let lines: Vec<LogLine> = entries.iter().cloned().map(LogLine::Entry).collect();
         self.append_lines(&lines)?;
-        let mut log = Self::lock(&self.0.log);
+        let mut log = lock(&self.0.log);
         for e in entries {
             log.entries.insert(e.log_id.index, e);
         }
@@ -330,12 +309,12 @@ impl RaftStorage<Tc> for Store {
 
     async fn delete_conflict_logs_since(&mut self, log_id: LogId<u64>) -> Result<(), Sto> {
         self.append_lines(&[LogLine::TruncateFrom(log_id.index)])?;
-        Self::lock(&self.0.log).entries.split_off(&log_id.index);
+        lock(&self.0.log).entries.split_off(&log_id.index);
         Ok(())
     }
 
     async fn purge_logs_upto(&mut self, log_id: LogId<u64>) -> Result<(), Sto> {
-        let mut log = Self::lock(&self.0.log);
+        let mut log = lock(&self.0.log);
         log.entries = log.entries.split_off(&(log_id.index + 1));
         log.purged = Some(log_id);
         // Rewrite the file with what is left, then switch to it.
@@ -347,7 +326,7 @@ impl RaftStorage<Tc> for Store {
             buf.push(b'\n');
         }
         let path = self.0.dir.join("log");
-        write_atomic(&path, &buf).map_err(io)?;
+        store::wal::write_atomic(&path, &buf).map_err(io)?;
         log.file = OpenOptions::new().append(true).open(&path).map_err(io)?;
         Ok(())
     }
@@ -355,7 +334,7 @@ impl RaftStorage<Tc> for Store {
     async fn last_applied_state(
         &mut self,
     ) -> Result<(Option<LogId<u64>>, StoredMembership<u64, openraft::BasicNode>), Sto> {
-        let m = Self::lock(&self.0.machine);
+        let m = lock(&self.0.machine);
         Ok((m.applied, m.membership.clone()))
     }
 
@@ -373,10 +352,10 @@ impl RaftStorage<Tc> for Store {
                     }
                 }
                 EntryPayload::Membership(m) => {
-                    Self::lock(&self.0.machine).membership = StoredMembership::new(Some(e.log_id), m.clone());
+                    lock(&self.0.machine).membership = StoredMembership::new(Some(e.log_id), m.clone());
                 }
             }
-            Self::lock(&self.0.machine).applied = Some(e.log_id);
+            lock(&self.0.machine).applied = Some(e.log_id);
             self.set_applied(e.log_id.index);
             out.push(());
         }
@@ -399,17 +378,17 @@ impl RaftStorage<Tc> for Store {
         }
         self.save_snapshot(meta, &dump)?;
         {
-            let mut m = Self::lock(&self.0.machine);
+            let mut m = lock(&self.0.machine);
             m.applied = meta.last_log_id;
             m.membership = meta.last_membership.clone();
         }
         self.set_applied(meta.last_log_id.map(|l| l.index).unwrap_or(0));
-        *Self::lock(&self.0.snapshot) = Some((meta.clone(), dump));
+        *lock(&self.0.snapshot) = Some((meta.clone(), dump));
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<Tc>>, Sto> {
-        Ok(Self::lock(&self.0.snapshot)
+        Ok(lock(&self.0.snapshot)
             .as_ref()
             .map(|(meta, dump)| Snapshot { meta: meta.clone(), snapshot: Box::new(Cursor::new(dump.clone())) }))
     }
