@@ -224,9 +224,9 @@ class PoolHost(Xapid):
             "--address", self.address,
             "--hostname", self.name,
             "--root-password", PASSWORD,
-            "--backend", "sim",
             "--nbd", "%s:10809" % self.address,
-        ] + ([] if "--login-failure-delay-ms" in self.extra_args else ["--login-failure-delay-ms", "100"]) \
+        ] + ([] if "--backend" in self.extra_args else ["--backend", "sim"]) \
+            + ([] if "--login-failure-delay-ms" in self.extra_args else ["--login-failure-delay-ms", "100"]) \
             + self.extra_args
 
     def listening(self):

@@ -667,6 +667,58 @@ def test_pool_migrate_and_evacuate(pool3):
     assert api.VM.get_power_state(vm) == "Halted"
 
 
+def test_shared_file_sr_and_a_move_with_its_disk():
+    """A shared "file" SR (one directory every host reaches) made on the
+    master gets a PBD on each host, each attached by its own host; a host
+    that joins later gets one too. A VM whose disk is on it starts on a
+    member and moves to another host with VM.pool_migrate; its uptime goes on."""
+    import shutil
+    import tempfile
+    shared = tempfile.mkdtemp(prefix="xapi-shared-sr-")
+    try:
+        with lab(3, extra_args=["--sr-root", shared]) as l:
+            master, h2, h3 = l.hosts
+            api = join(h2, master).xenapi
+            hosts = lambda: {a: host_by_address(api, a) for a in addresses(api)}
+            sr = api.SR.create(hosts()[master.address], {"location": shared}, "0", "shared", "", "file", "user",
+                               True, {})
+            assert api.SR.get_shared(sr) is True and api.SR.get_type(sr) == "file"
+
+            def attached():
+                pbds = [api.PBD.get_record(p) for p in api.SR.get_PBDs(sr)]
+                return {api.host.get_address(p["host"]): p["currently_attached"] for p in pbds}
+            assert attached() == {master.address: True, h2.address: True}
+            # A bad directory: refused, nothing made.
+            before = len(api.SR.get_all())
+            err = failure_of(api.SR.create, hosts()[master.address], {"location": "/etc"}, "0", "bad", "", "file",
+                             "user", True, {})
+            assert err[0] == "SR_BACKEND_FAILURE_91", err
+            assert len(api.SR.get_all()) == before
+            # A later joiner reaches it too.
+            api = join(h3, master).xenapi
+            wait_for(lambda: attached() == {master.address: True, h2.address: True, h3.address: True}, 60,
+                     "every host's PBD of the shared SR attached")
+            h = hosts()
+            vm = diskless(api, "shared-disk traveller")
+            vdi = api.VDI.create({"name_label": "on the shared SR", "name_description": "", "SR": sr,
+                                  "virtual_size": str(64 << 20), "type": "user", "sharable": False,
+                                  "read_only": False, "other_config": {}, "xenstore_data": {}, "sm_config": {},
+                                  "tags": []})
+            api.VBD.create({"VM": vm, "VDI": vdi, "userdevice": "0", "bootable": True, "mode": "RW",
+                            "type": "Disk", "unpluggable": False, "empty": False, "other_config": {},
+                            "qos_algorithm_type": "", "qos_algorithm_params": {}})
+            assert any(f.startswith(api.VDI.get_location(vdi)) for f in os.listdir(shared))
+            bounded(api.VM.start_on, vm, h[h2.address], False, False, timeout=60)
+            started = api.VM_metrics.get_start_time(api.VM.get_metrics(vm))
+            bounded(api.VM.pool_migrate, vm, h[h3.address], {"live": "true"}, timeout=60)
+            assert api.VM.get_resident_on(vm) == h[h3.address]
+            assert api.VM.get_power_state(vm) == "Running"
+            assert api.VM_metrics.get_start_time(api.VM.get_metrics(vm)) == started
+            bounded(api.VM.hard_shutdown, vm, timeout=60)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
 def test_emergency_transition_then_forget_the_dead_master(pool2):
     """Two hosts: the member has no vote, so when the master dies nobody is
     elected. pool.emergency_transition_to_master on the member (over TCP: an

@@ -144,12 +144,13 @@ def read_at(path, offset, n):
 
 def test_sm_records_match_the_drivers(api):
     sms = {r["type"]: r for r in api.SM.get_all_records().values()}
-    assert set(sms) == {"ext", "iso"}
+    assert set(sms) == {"ext", "iso", "file"}
     assert "VDI_CREATE" in sms["ext"]["capabilities"] and "VDI_RESIZE" in sms["ext"]["features"]
     assert "VDI_CREATE" not in sms["iso"]["capabilities"]
     assert sms["ext"]["features"]["VDI_RESET_ON_BOOT"] == "2"
     assert "path" in sms["ext"]["configuration"] and "location" in sms["iso"]["configuration"]
-    assert sorted(api.SR.get_supported_types()) == ["ext", "iso"]
+    assert sms["file"]["features"] == sms["ext"]["features"] and "location" in sms["file"]["configuration"]
+    assert sorted(api.SR.get_supported_types()) == ["ext", "file", "iso"]
 
 
 def test_seeded_srs_have_allowed_operations(api, local_sr, iso_sr):

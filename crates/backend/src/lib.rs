@@ -459,6 +459,32 @@ impl Backend {
     pub async fn migrate(&self, spec: &DomainSpec, cancel: Option<Cancel>) -> Result<i64> {
         each!(self, b => b.migrate(spec, cancel).await)
     }
+    /// Live migration, receiving side: a paused domain for `spec` that waits
+    /// for the running guest's state. Returns its domid.
+    pub async fn prepare_incoming(&self, spec: &DomainSpec, cancel: Option<Cancel>) -> Result<i64> {
+        each!(self, b => b.prepare_incoming(spec, cancel).await)
+    }
+    /// Live migration, receiving side: feed the stream from the sending host
+    /// into the waiting domain.
+    pub async fn receive_stream<S>(&self, uuid: &str, conn: S) -> Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    {
+        each!(self, b => b.receive_stream(uuid, conn).await)
+    }
+    /// Live migration, receiving side: once the whole state is in, run it.
+    pub async fn finish_incoming(&self, uuid: &str, cancel: Option<Cancel>) -> Result<()> {
+        each!(self, b => b.finish_incoming(uuid, cancel).await)
+    }
+    /// Live migration, sending side: stream the running domain to `conn`.
+    /// On success it is left stopped (destroy it once the other side runs
+    /// it, or unpause it if that fails); on failure it runs on.
+    pub async fn send_stream<S>(&self, uuid: &str, conn: S, cancel: Option<Cancel>) -> Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        each!(self, b => b.send_stream(uuid, conn, cancel).await)
+    }
     pub async fn plug_disk(&self, uuid: &str, disk: &Disk) -> Result<()> {
         each!(self, b => b.plug_disk(uuid, disk).await)
     }

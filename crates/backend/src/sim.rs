@@ -76,6 +76,11 @@ fn knob<'a>(spec: &'a DomainSpec, key: &str) -> Option<&'a str> {
     spec.other_config.get(key).map(String::as_str)
 }
 
+/// What a simulated domain's state is on the wire between hosts.
+fn stream_header(uuid: &str) -> String {
+    format!("xapi-rs simulated domain {uuid}\n")
+}
+
 fn ms(v: Option<&str>) -> Option<Duration> {
     v.and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_millis)
 }
@@ -369,6 +374,88 @@ impl Sim {
         let mut spec = spec.clone();
         spec.other_config.insert("sim:booted".into(), "true".into());
         self.insert(&spec, state)
+    }
+
+    /// The receiving half of a move between hosts: a paused domain that
+    /// waits for the running one's state.
+    pub async fn prepare_incoming(&self, spec: &DomainSpec, mut cancel: Option<Cancel>) -> Result<i64> {
+        knobs(spec, "migrate", &mut cancel).await?;
+        if self.domid_of(&spec.uuid).is_some() {
+            return Err(BackendError::internal(format!("domain for VM {} already exists", spec.uuid)));
+        }
+        let mut spec = spec.clone();
+        spec.other_config.insert("sim:booted".into(), "true".into());
+        self.insert(&spec, State::Paused)
+    }
+
+    /// Take in the state another host's simulator sends (one line naming
+    /// the domain), and acknowledge it.
+    pub async fn receive_stream<S>(&self, uuid: &str, mut conn: S) -> Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.spec_of(uuid)?;
+        let mut got = Vec::new();
+        let read = async {
+            let mut b = [0u8; 1];
+            while got.len() < 256 && conn.read(&mut b).await? == 1 {
+                got.push(b[0]);
+                if b[0] == b'\n' {
+                    break;
+                }
+            }
+            std::io::Result::Ok(())
+        };
+        match tokio::time::timeout(Duration::from_secs(60), read).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(BackendError::internal(format!("receiving domain state: {e}"))),
+            Err(_) => return Err(BackendError::internal("receiving domain state took too long")),
+        }
+        if got != stream_header(uuid).as_bytes() {
+            return Err(BackendError::internal("the stream does not carry this domain's state"));
+        }
+        conn.write_all(b"ok\n").await.map_err(|e| BackendError::internal(format!("acknowledging: {e}")))?;
+        conn.flush().await.map_err(|e| BackendError::internal(format!("acknowledging: {e}")))
+    }
+
+    /// Once the state is in: run the guest (it goes on where it was).
+    pub async fn finish_incoming(&self, uuid: &str, _cancel: Option<Cancel>) -> Result<()> {
+        self.unpause(uuid).await
+    }
+
+    /// The sending half: the domain stops, its state goes to `conn`; it
+    /// runs on if the other side does not take it.
+    pub async fn send_stream<S>(&self, uuid: &str, mut conn: S, mut cancel: Option<Cancel>) -> Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let spec = self.spec_of(uuid)?;
+        knobs(&spec, "migrate", &mut cancel).await?;
+        let before = self.with(uuid, |d| Ok(std::mem::replace(&mut d.state, State::Paused)))?;
+        let sent = async {
+            conn.write_all(stream_header(uuid).as_bytes()).await?;
+            conn.flush().await?;
+            let mut ack = [0u8; 3];
+            conn.read_exact(&mut ack).await?;
+            if &ack != b"ok\n" {
+                return Err(std::io::Error::other("the other side did not take the domain"));
+            }
+            std::io::Result::Ok(())
+        };
+        let res = match tokio::time::timeout(Duration::from_secs(60), sent).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(BackendError::internal(format!("sending domain state: {e}"))),
+            Err(_) => Err(BackendError::internal("sending domain state took too long")),
+        };
+        if res.is_err() {
+            self.with(uuid, |d| {
+                d.state = before;
+                Ok(())
+            })?;
+        }
+        res
     }
 
     pub async fn plug_disk(&self, uuid: &str, disk: &Disk) -> Result<()> {

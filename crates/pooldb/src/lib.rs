@@ -208,12 +208,23 @@ pub struct Pool {
     ejected: watch::Sender<bool>,
     /// Runs an API call the master sends this host (`/pool/call`).
     calls: std::sync::OnceLock<CallFn>,
+    /// Takes a raw stream another host opens (`/pool/stream/…`).
+    streams: std::sync::OnceLock<StreamFn>,
 }
 
 /// The host's API, for calls the master forwards: a JSON-RPC request in,
 /// its response out.
 pub type CallFn =
     Arc<dyn Fn(Vec<u8>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send>> + Send + Sync>;
+
+/// Takes a raw stream (a migrating guest's memory) that another host of
+/// the pool opened on a `/pool/stream/…` path: the path (with its query)
+/// and the connection, the answer's head already sent.
+pub type StreamFn = Arc<
+    dyn Fn(String, tokio::net::TcpStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// What a member must be told when it joins.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -244,6 +255,7 @@ impl Pool {
             heard: Default::default(),
             ejected: watch::channel(false).0,
             calls: Default::default(),
+            streams: Default::default(),
         }))
     }
 
@@ -431,6 +443,22 @@ impl Pool {
     /// Serve the calls the master forwards here with `f`.
     pub fn serve_calls(&self, f: CallFn) {
         let _ = self.calls.set(f);
+    }
+
+    /// Take the raw streams other hosts open here with `f`.
+    pub fn serve_streams(&self, f: StreamFn) {
+        let _ = self.streams.set(f);
+    }
+
+    pub(crate) fn stream_fn(&self) -> Option<StreamFn> {
+        self.streams.get().cloned()
+    }
+
+    /// Open a raw stream to the host at `addr` on `path` (which starts with
+    /// `/pool/stream/`): after the other side's 200, the connection is the
+    /// stream.
+    pub async fn open_stream(&self, addr: &str, path: &str) -> Result<tokio::net::TcpStream, String> {
+        net::open_stream(addr, path, &self.secret, Duration::from_secs(30)).await.map_err(|e| format!("{addr}: {e}"))
     }
 
     /// Run an API call (a JSON-RPC request) on the host at `addr`; its

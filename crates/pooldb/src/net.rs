@@ -37,6 +37,45 @@ async fn post_inner(addr: &str, path: &str, secret: &str, body: &[u8]) -> std::i
     exchange(&mut s, addr, path, secret, body, false).await
 }
 
+/// The prefix of the paths whose connection becomes a raw stream.
+pub const STREAM_PATH: &str = "/pool/stream/";
+
+/// Open a raw stream: a request on `path`, then, after a 200 head, the
+/// connection is the caller's (the head is read byte by byte so that no
+/// byte of the stream is taken with it).
+pub async fn open_stream(
+    addr: &str,
+    path: &str,
+    secret: &str,
+    timeout: Duration,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{addr}: {m}"));
+    let open = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        let head =
+            format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\n{SECRET_HEADER}: {secret}\r\nContent-Length: 0\r\n\r\n");
+        s.write_all(head.as_bytes()).await?;
+        let mut got = Vec::new();
+        while !got.ends_with(b"\r\n\r\n") {
+            if got.len() > 16384 {
+                return Err(bad("the answer's head is too long".into()));
+            }
+            got.push(s.read_u8().await?);
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&got) {
+            Ok(httparse::Status::Complete(_)) if resp.code == Some(200) => Ok(s),
+            Ok(httparse::Status::Complete(_)) => Err(bad(format!("answered {}", resp.code.unwrap_or(0)))),
+            _ => Err(bad("not an HTTP answer".into())),
+        }
+    };
+    tokio::time::timeout(timeout, open)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{addr} did not answer in time")))?
+}
+
 /// One request and its answer on `s`; with `keep`, the connection stays
 /// open for the next one (the answer must give its length).
 async fn exchange(
@@ -283,6 +322,17 @@ async fn serve_conn(pool: &crate::Pool, mut s: tokio::net::TcpStream) -> std::io
         if !pool.check_secret(&secret) {
             tracing::warn!(%path, "a pool database message without the pool secret, refused");
             return answer(&mut s, 403, b"forbidden").await;
+        }
+        if path.starts_with(STREAM_PATH) {
+            let Some(f) = pool.stream_fn() else { return answer(&mut s, 503, b"no streams here yet").await };
+            if !buf.is_empty() {
+                return answer(&mut s, 400, b"a stream starts after the answer").await;
+            }
+            let head = "HTTP/1.1 200 -\r\nContent-Length: 0\r\n\r\n";
+            s.write_all(head.as_bytes()).await?;
+            s.flush().await?;
+            f(path, s).await;
+            return Ok(());
         }
         match pool.handle(&path, &body).await {
             Ok(out) => answer(&mut s, 200, &out).await?,

@@ -327,8 +327,8 @@ pub fn serve_forwarded(server: &Server) {
             };
             // The halves of a move between hosts are not API calls.
             if req.method.starts_with("internal.") {
-                let vm = req.params.get(1).and_then(|v| v.as_str()).unwrap_or("").to_string();
-                let o = match crate::ops::vm::migrate::domain_op(&s, &req.method, &vm).await {
+                let arg = |i: usize| req.params.get(i).and_then(|v| v.as_str()).unwrap_or("").to_string();
+                let o = match Box::pin(crate::ops::vm::migrate::domain_op(&s, &req.method, &arg(1), &arg(2))).await {
                     Ok(d) => Outcome::Success(Value::Int(d)),
                     Err(e) => Outcome::Failure(e.to_wire()),
                 };

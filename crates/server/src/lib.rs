@@ -411,6 +411,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         let _ = server.replica.set(p);
         pooling::watch_role(&server);
         pooling::spawn_liveness(&server);
+        pooling::serve_streams(&server);
         dispatch::serve_forwarded(&server);
     }
     session::spawn_gc(server.clone(), gc_every);

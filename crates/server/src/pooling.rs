@@ -275,6 +275,39 @@ pub async fn forward(s: &Server, host: &str, method: &str, args: &[Value]) -> Re
     }
 }
 
+/// Where a migrating guest's state is streamed to on the destination's
+/// pool port (the VM's uuid follows).
+pub const MIGRATE_STREAM: &str = "/pool/stream/migrate?vm=";
+
+/// Take the streams other hosts open here: a migrating guest's state goes
+/// into the domain waiting for it (made by the move's first step).
+pub fn serve_streams(s: &Server) {
+    let Some(p) = s.replica.get() else { return };
+    let s = s.clone();
+    p.serve_streams(Arc::new(move |path: String, conn: tokio::net::TcpStream| {
+        let s = s.clone();
+        Box::pin(async move {
+            let Some(uuid) = path.strip_prefix(MIGRATE_STREAM) else {
+                tracing::warn!(path, "a pool stream on an unknown path, dropped");
+                return;
+            };
+            if let Err(e) = s.backend.receive_stream(uuid, conn).await {
+                tracing::error!(vm_uuid = uuid, "receiving a migrating guest failed: {e}");
+            }
+        })
+    }));
+}
+
+/// A raw stream to another host of the pool (`path` under
+/// `/pool/stream/`), on its pool port.
+pub async fn open_stream(s: &Server, host: &str, path: &str) -> Result<tokio::net::TcpStream> {
+    let (p, _, addr) = node_of(s, host)?;
+    p.open_stream(&addr, path).await.map_err(|e| {
+        tracing::warn!(%host, path, "cannot open a stream to the host: {e}");
+        ApiError::CannotContactHost { host: host.to_string() }
+    })
+}
+
 /// `pool.emergency_transition_to_master` on a member whose master is gone
 /// (with two hosts the member has no vote, so no election can replace the
 /// master): the member restarts as the master of the same pool, from the
@@ -531,7 +564,11 @@ async fn admit_inner(s: &Server, body: &[u8]) -> Result<pooldb::Membership> {
         found(s).await?;
     }
     let pool = s.replica.get().cloned().ok_or_else(|| crate::internal("the pool database did not start"))?;
-    let ((), c) = s.db.write(|tx| carry(tx, &joiner, &jhost))?;
+    let ((), c) = s.db.write(|tx| {
+        carry(tx, &joiner, &jhost)?;
+        shared_pbds(tx, &jhost);
+        Ok::<_, ApiError>(())
+    })?;
     s.db.durable(c).await.map_err(|e| crate::internal(e.to_string()))?;
     let id = pool.next_id();
     pool.admit(id, &req.addr).await.map_err(crate::internal)?;
@@ -564,6 +601,7 @@ async fn found(s: &Server) -> Result<()> {
     let _ = s.replica.set(pool);
     watch_role(s);
     spawn_liveness(s);
+    serve_streams(s);
     tracing::info!("this host is now the master of a pool");
     Ok(())
 }
@@ -649,6 +687,43 @@ fn pre_join_checks(s: &Server, j: &State, req: &JoinRequest) -> Result<String> {
         });
     }
     Ok(jhost)
+}
+
+/// A PBD on `host` for each shared SR of the pool that has none there (the
+/// device configuration of one it has elsewhere), as xapi gives a new
+/// member the pool's shared storage; the member plugs them when it starts.
+fn shared_pbds(tx: &mut store::Txn, host: &str) {
+    use model::schema::{CLASS_PBD, CLASS_SR};
+    let st = tx.state();
+    let mut todo = Vec::new();
+    for (sr, row) in st.table(&CLASS_SR).iter() {
+        if !row.read(SR::SHARED)
+            || row.read(SR::OTHER_CONFIG).get("xenserver_tools_sr").map(String::as_str) == Some("true")
+        {
+            continue;
+        }
+        let pbds: Vec<&Row> =
+            st.table(&CLASS_PBD).iter().map(|(_, p)| &**p).filter(|p| p.read(PBD::SR).as_str() == sr).collect();
+        if pbds.iter().any(|p| p.read(PBD::HOST).as_str() == host) {
+            continue;
+        }
+        if let Some(p) = pbds.first() {
+            todo.push((sr.clone(), p.get(PBD::DEVICE_CONFIG.index).clone()));
+        }
+    }
+    for (sr, dc) in todo {
+        crate::rows::obj(
+            tx,
+            "PBD",
+            &model::new_ref(),
+            vec![
+                ("host", Value::from(host)),
+                ("SR", Value::from(sr.as_str())),
+                ("device_config", dc),
+                ("currently_attached", Value::Bool(false)),
+            ],
+        );
+    }
 }
 
 /// The joiner's own objects, copied into the pool database: its host with

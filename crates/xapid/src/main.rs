@@ -151,7 +151,9 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // An API call that forwards to another host nests many futures (a
+    // debug build's polls of them take more than the default 2 MiB).
+    let rt = match tokio::runtime::Builder::new_multi_thread().thread_stack_size(8 << 20).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("xapid: cannot start the runtime: {e}");

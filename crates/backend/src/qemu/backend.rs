@@ -808,42 +808,58 @@ impl Qemu {
     /// Stream the paused guest's state into `image` over a Unix socket we
     /// listen on (QEMU's `exec:` would need to spawn, which the sandbox denies).
     async fn save_state(&self, uuid: &str, image: &Path, cancel: &mut Option<Cancel>) -> Result<()> {
+        let file = tokio::fs::File::create(image).await.map_err(|e| io_err(image.display().to_string(), e))?;
+        let what = format!("writing {}", image.display());
+        self.stream_out(uuid, &what, cancel, move |mut conn| async move {
+            let mut file = file;
+            tokio::io::copy(&mut conn, &mut file).await?;
+            file.sync_all().await
+        })
+        .await
+    }
+
+    /// Run QEMU's `migrate` into a Unix socket we listen on, handing the
+    /// accepted connection to `sink`; returns once QEMU says the migration
+    /// completed and the sink is done with the stream.
+    async fn stream_out<F, Fut>(&self, uuid: &str, what: &str, cancel: &mut Option<Cancel>, sink: F) -> Result<()>
+    where
+        F: FnOnce(tokio::net::UnixStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+    {
         let (qmp, layout) = self.with(uuid, |d| (d.qmp.clone(), d.layout.clone()))?;
         let sock = layout.migration();
         let _ = std::fs::remove_file(&sock);
         let listener = tokio::net::UnixListener::bind(&sock).map_err(|e| io_err(sock.display().to_string(), e))?;
-        let file = tokio::fs::File::create(image).await.map_err(|e| io_err(image.display().to_string(), e))?;
         let copy = tokio::spawn(async move {
-            let (mut conn, _) = listener.accept().await?;
-            let mut file = file;
-            tokio::io::copy(&mut conn, &mut file).await?;
-            file.sync_all().await
+            let (conn, _) = listener.accept().await?;
+            sink(conn).await
         });
         let res = async {
             qmp.execute("migrate", json!({ "uri": format!("unix:{}", sock.display()) }))
                 .await
                 .map_err(|e| hv("migrate", e))?;
             let deadline = Instant::now() + MIGRATION_TIMEOUT;
+            let cancel_migration = || async {
+                if let Err(e) = qmp.execute("migrate_cancel", Value::Null).await {
+                    tracing::warn!(vm_uuid = %uuid, "migrate_cancel: {e}");
+                }
+            };
             loop {
                 let st = qmp.execute("query-migrate", Value::Null).await.map_err(|e| hv("query-migrate", e))?;
                 match st["status"].as_str() {
                     Some("completed") => break,
                     Some(s @ ("failed" | "cancelled")) => {
                         let why = st["error-desc"].as_str().unwrap_or_default();
-                        return Err(BackendError::Hypervisor(format!("saving guest memory {s}: {why}")));
+                        return Err(BackendError::Hypervisor(format!("sending guest memory {s}: {why}")));
                     }
                     _ if Instant::now() > deadline => {
-                        if let Err(e) = qmp.execute("migrate_cancel", Value::Null).await {
-                            tracing::warn!(vm_uuid = %uuid, "migrate_cancel: {e}");
-                        }
-                        return Err(BackendError::Hypervisor("saving guest memory took too long".into()));
+                        cancel_migration().await;
+                        return Err(BackendError::Hypervisor("sending guest memory took too long".into()));
                     }
                     _ => {}
                 }
                 if let Err(e) = cancellable_sleep(Duration::from_millis(100), cancel).await {
-                    if let Err(e) = qmp.execute("migrate_cancel", Value::Null).await {
-                        tracing::warn!(vm_uuid = %uuid, "migrate_cancel: {e}");
-                    }
+                    cancel_migration().await;
                     return Err(e);
                 }
             }
@@ -860,8 +876,8 @@ impl Qemu {
         res?;
         match written {
             Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(e))) => Err(io_err(format!("writing {}", image.display()), e)),
-            _ => Err(BackendError::internal(format!("writing {} did not finish", image.display()))),
+            Ok(Ok(Err(e))) => Err(io_err(what.to_string(), e)),
+            _ => Err(BackendError::internal(format!("{what} did not finish"))),
         }
     }
 
@@ -905,11 +921,7 @@ impl Qemu {
     }
 
     async fn load_state(&self, uuid: &str, image: &Path, cancel: &mut Option<Cancel>) -> Result<()> {
-        let (qmp, layout) = self.with(uuid, |d| (d.qmp.clone(), d.layout.clone()))?;
-        let sock = layout.migration();
-        qmp.execute("migrate-incoming", json!({ "uri": format!("unix:{}", sock.display()) }))
-            .await
-            .map_err(|e| hv("migrate-incoming", e))?;
+        let sock = self.start_incoming(uuid).await?;
         let mut conn =
             tokio::net::UnixStream::connect(&sock).await.map_err(|e| io_err(sock.display().to_string(), e))?;
         let mut file = tokio::fs::File::open(image).await.map_err(|e| io_err(image.display().to_string(), e))?;
@@ -920,16 +932,117 @@ impl Qemu {
             Err(_) => return Err(BackendError::Hypervisor("restoring guest memory took too long".into())),
         }
         drop(conn);
+        self.wait_incoming(uuid, cancel).await
+    }
+
+    /// Have the (incoming) domain's QEMU listen for its state on the
+    /// migration socket; that socket.
+    async fn start_incoming(&self, uuid: &str) -> Result<PathBuf> {
+        let (qmp, layout) = self.with(uuid, |d| (d.qmp.clone(), d.layout.clone()))?;
+        let sock = layout.migration();
+        qmp.execute("migrate-incoming", json!({ "uri": format!("unix:{}", sock.display()) }))
+            .await
+            .map_err(|e| hv("migrate-incoming", e))?;
+        Ok(sock)
+    }
+
+    /// Wait until an incoming domain has its whole state (it is then paused).
+    async fn wait_incoming(&self, uuid: &str, cancel: &mut Option<Cancel>) -> Result<()> {
+        let qmp = self.with(uuid, |d| d.qmp.clone())?;
         let deadline = Instant::now() + MIGRATION_TIMEOUT;
         loop {
             let st = qmp.execute("query-status", Value::Null).await.map_err(|e| hv("query-status", e))?;
             match st["status"].as_str() {
                 Some("inmigrate") | Some("prelaunch") if Instant::now() < deadline => {}
                 Some("paused") => return Ok(()),
-                s => return Err(BackendError::Hypervisor(format!("restoring guest memory ended in state {s:?}"))),
+                s => return Err(BackendError::Hypervisor(format!("receiving guest memory ended in state {s:?}"))),
             }
             cancellable_sleep(Duration::from_millis(100), cancel).await?;
         }
+    }
+
+    /// The receiving half of a live migration: a paused domain for `spec`
+    /// whose QEMU waits for the running guest's state. Returns its domid.
+    pub async fn prepare_incoming(&self, spec: &DomainSpec, mut cancel: Option<Cancel>) -> Result<i64> {
+        let domid = self.spawn(spec, true, &mut cancel).await?;
+        if let Err(e) = self.start_incoming(&spec.uuid).await {
+            if let Err(e2) = self.destroy(&spec.uuid).await {
+                tracing::warn!(vm_uuid = %spec.uuid, "cannot destroy the domain that failed to listen: {e2}");
+            }
+            return Err(e);
+        }
+        Ok(domid)
+    }
+
+    /// Feed a migration stream from another host into the waiting domain.
+    pub async fn receive_stream<S>(&self, uuid: &str, mut conn: S) -> Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    {
+        let sock = self.with(uuid, |d| d.layout.migration())?;
+        let mut qemu =
+            tokio::net::UnixStream::connect(&sock).await.map_err(|e| io_err(sock.display().to_string(), e))?;
+        match tokio::time::timeout(MIGRATION_TIMEOUT, tokio::io::copy_bidirectional(&mut conn, &mut qemu)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(io_err("receiving guest memory".into(), e)),
+            Err(_) => Err(BackendError::Hypervisor("receiving guest memory took too long".into())),
+        }
+    }
+
+    /// Once the stream is in: wait for the whole state, then run the guest.
+    pub async fn finish_incoming(&self, uuid: &str, mut cancel: Option<Cancel>) -> Result<()> {
+        self.wait_incoming(uuid, &mut cancel).await?;
+        self.unpause(uuid).await
+    }
+
+    /// The sending half: stream the running guest's state to `conn` while
+    /// it runs (pre-copy); QEMU stops it for the last pages. On success the
+    /// domain stays stopped, for the caller to destroy once the other side
+    /// runs the guest (or to `unpause` if it cannot); on failure it runs on.
+    pub async fn send_stream<S>(&self, uuid: &str, conn: S, mut cancel: Option<Cancel>) -> Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        // QEMU's STOP at the switch-over is ours, not the guest's.
+        let was_paused = self.with(uuid, |d| {
+            let was = d.paused;
+            if !was {
+                d.paused = true;
+                d.our_stops += 1;
+            }
+            was
+        })?;
+        let res = self
+            .stream_out(uuid, "sending guest memory", &mut cancel, move |mut qemu| async move {
+                let mut conn = conn;
+                tokio::io::copy_bidirectional(&mut qemu, &mut conn).await.map(drop)
+            })
+            .await;
+        if res.is_err() && !was_paused {
+            // QEMU runs the guest on after a failed migration; a cancelled
+            // one may have stopped it already.
+            let (qmp, stopped) = self.with(uuid, |d| (d.qmp.clone(), d.our_stops))?;
+            let running = qmp
+                .execute("query-status", Value::Null)
+                .await
+                .map(|st| st["running"].as_bool().unwrap_or(false))
+                .unwrap_or(false);
+            if running {
+                self.with(uuid, |d| {
+                    d.paused = false;
+                    d.our_stops = stopped.saturating_sub(1);
+                })?;
+            } else {
+                self.with(uuid, |d| {
+                    d.paused = false;
+                    d.our_resumes += 1;
+                })?;
+                if let Err(e) = qmp.execute("cont", Value::Null).await {
+                    tracing::warn!(vm_uuid = %uuid, "cannot run the guest on after a failed migration: {e}");
+                }
+            }
+        }
+        res
     }
 
     pub async fn migrate(&self, _spec: &DomainSpec, _cancel: Option<Cancel>) -> Result<i64> {

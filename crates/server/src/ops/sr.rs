@@ -65,6 +65,39 @@ pub fn startup(s: &Server) {
             tracing::warn!("cannot attach SR directory {}: {:?}", dir.display(), e.to_wire());
         }
     }
+    if crate::pooling::is_member(s) {
+        tokio::spawn(plug_shared(s.clone()));
+    }
+}
+
+/// On a member: plug this host's PBDs of the pool's shared SRs that are not
+/// attached (a new member's, made by the join), as xapi's hosts attach
+/// their shared storage when they start. The master may not answer at
+/// once, so a few tries.
+async fn plug_shared(s: Server) {
+    let todo: Vec<String> = {
+        let st = s.db.read();
+        st.table(&CLASS_PBD)
+            .iter()
+            .filter(|(_, p)| p.read(fields::pbd::HOST).as_str() == s.host && !p.read(fields::pbd::CURRENTLY_ATTACHED))
+            .filter(|(_, p)| {
+                st.get(sr_c(), p.read(fields::pbd::SR).as_str()).is_some_and(|r| r.read(fields::sr::SHARED))
+            })
+            .map(|(r, _)| r.clone())
+            .collect()
+    };
+    for pbd in todo {
+        let ctx = Ctx::new(s.clone(), String::new(), "PBD.plug".to_string(), true);
+        for attempt in 1..=10 {
+            match crate::ops::pbd::plug(&ctx, &pbd).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(pbd, attempt, "cannot plug this host's PBD of a shared SR: {:?}", e.to_wire());
+                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                }
+            }
+        }
+    }
 }
 
 /// The SR's uuid, which names its RRD.
@@ -113,7 +146,17 @@ impl SrApi for Server {
         let ty = r#type.to_ascii_lowercase();
         let driver = Driver::of(&ty).ok_or_else(|| ApiError::SrUnknownDriver { driver: ty.clone() })?;
         crate::ops::pbd::assert_no_srmaster_key(&device_config)?;
-        let (sr, pbd, uuid) = (model::new_ref(), model::new_ref(), model::new_uuid());
+        let (sr, uuid) = (model::new_ref(), model::new_uuid());
+        // A shared SR gets a PBD on every host of the pool, as xapi makes
+        // them; each host attaches its own.
+        let hosts: Vec<String> = if shared {
+            let mut all: Vec<String> = self.db.read().table(&CLASS_HOST).iter().map(|(h, _)| h.clone()).collect();
+            all.sort_by_key(|h| h != host.as_str());
+            all
+        } else {
+            vec![host.as_str().to_string()]
+        };
+        let pbds: Vec<(String, String)> = hosts.into_iter().map(|h| (h, model::new_ref())).collect();
         let dc = map_value(&device_config);
         let dir = configured_dir(&dc).unwrap_or_else(|| self.cfg.data_dir.join("sr").join(&uuid));
         let (roots, d2) = (self.cfg.allowed_sr_roots(), dir.clone());
@@ -139,32 +182,49 @@ impl SrApi for Server {
                     ("sm_config", map_value(&smc)),
                 ],
             );
-            crate::rows::obj(
-                tx,
-                "PBD",
-                &pbd,
-                vec![
-                    ("host", Value::from(host.as_str())),
-                    ("SR", Value::from(sr.as_str())),
-                    ("device_config", dc.clone()),
-                    ("currently_attached", Value::Bool(false)),
-                ],
-            );
+            for (h, pbd) in &pbds {
+                crate::rows::obj(
+                    tx,
+                    "PBD",
+                    pbd,
+                    vec![
+                        ("host", Value::from(h.as_str())),
+                        ("SR", Value::from(sr.as_str())),
+                        ("device_config", dc.clone()),
+                        ("currently_attached", Value::Bool(false)),
+                    ],
+                );
+            }
             Ok(())
         })?;
+        let forget = || {
+            ctx.write(|tx| {
+                for (_, pbd) in &pbds {
+                    tx.delete(&CLASS_PBD, pbd);
+                }
+                tx.delete(sr_c(), &sr);
+                Ok(())
+            })
+        };
         let made = blocking(move || driver.create_sr(&dir)).await;
         if let Err(e) = made {
-            crate::logged(
-                "removing an SR introduced by a failed create",
-                ctx.write(|tx| {
-                    tx.delete(&CLASS_PBD, &pbd);
-                    tx.delete(sr_c(), &sr);
-                    Ok(())
-                }),
-            );
+            crate::logged("removing an SR introduced by a failed create", forget());
             return Err(e);
         }
-        crate::ops::pbd::plug(ctx, &pbd).await?;
+        for (h, pbd) in &pbds {
+            let plugged = if *h == self.host {
+                crate::ops::pbd::plug(ctx, pbd).await
+            } else {
+                crate::pooling::forward(self, h, "PBD.plug", &[Value::from(pbd.as_str())]).await.map(drop)
+            };
+            if let Err(e) = plugged {
+                // Not half made: the SR goes (its directory stays, as after
+                // SR.forget); the error says why.
+                tracing::warn!(host = %h, "a new SR's PBD did not plug: {:?}", e.to_wire());
+                crate::logged("removing an SR whose PBDs did not plug", forget());
+                return Err(e);
+            }
+        }
         Ok(Ref::new(sr))
     }
 

@@ -84,16 +84,20 @@ pub enum Driver {
     Ext,
     /// A directory of ISO images, read-only media for CD drives.
     Iso,
+    /// A directory of VDI files as `Ext` keeps them, which may be the same
+    /// directory on every host of a pool (`shared`): XCP-ng's file SR.
+    File,
 }
 
 impl Driver {
-    pub const ALL: [Driver; 2] = [Driver::Ext, Driver::Iso];
+    pub const ALL: [Driver; 3] = [Driver::Ext, Driver::Iso, Driver::File];
 
     /// The driver for an SR type (types are matched case-insensitively, as xapi lowercases them).
     pub fn of(ty: &str) -> Option<Driver> {
         match ty.to_ascii_lowercase().as_str() {
             "ext" => Some(Driver::Ext),
             "iso" => Some(Driver::Iso),
+            "file" => Some(Driver::File),
             _ => None,
         }
     }
@@ -101,6 +105,7 @@ impl Driver {
     pub fn sm(self) -> SmInfo {
         match self {
             Driver::Ext => ext::SM,
+            Driver::File => ext::FILE_SM,
             Driver::Iso => iso::SM,
         }
     }
@@ -117,7 +122,7 @@ impl Driver {
     /// Attach the SR on this host (PBD.plug).
     pub fn attach(self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| match self {
-            Driver::Ext => sm_error(47, "The SR is not available", Some(&e.to_string())),
+            Driver::Ext | Driver::File => sm_error(47, "The SR is not available", Some(&e.to_string())),
             Driver::Iso => sm_error(222, "Could not mount the directory specified in Device Configuration", None),
         })
     }
@@ -125,7 +130,7 @@ impl Driver {
     /// Remove the SR's storage: the driver's own files, then the directory if
     /// that leaves it empty (a user-supplied directory keeps anything else).
     pub fn destroy_sr(self, dir: &Path) -> Result<()> {
-        if self == Driver::Ext {
+        if self != Driver::Iso {
             for f in ext::scan(dir)? {
                 let path = ext::file(dir, &f.location, f.format);
                 std::fs::remove_file(&path)
@@ -139,7 +144,7 @@ impl Driver {
     /// The VDIs present on storage (a missing directory holds none).
     pub fn scan(self, dir: &Path) -> Result<Vec<Found>> {
         match self {
-            Driver::Ext => ext::scan(dir),
+            Driver::Ext | Driver::File => ext::scan(dir),
             Driver::Iso => iso::scan(dir),
         }
     }
@@ -147,7 +152,7 @@ impl Driver {
     /// The file holding a VDI.
     pub fn vdi_file(self, dir: &Path, location: &str, format: Format) -> PathBuf {
         match self {
-            Driver::Ext => ext::file(dir, location, format),
+            Driver::Ext | Driver::File => ext::file(dir, location, format),
             Driver::Iso => dir.join(location),
         }
     }
@@ -155,7 +160,7 @@ impl Driver {
     /// Create a VDI's file; returns its virtual size after the driver's rounding.
     pub fn vdi_create(self, dir: &Path, location: &str, size: i64, format: Format) -> Result<i64> {
         match self {
-            Driver::Ext => ext::create(dir, location, size, format),
+            Driver::Ext | Driver::File => ext::create(dir, location, size, format),
             Driver::Iso => Err(sm_error(38, "The requested method is not supported/implemented", None)),
         }
     }
@@ -163,7 +168,7 @@ impl Driver {
     /// Grow a VDI; returns the new virtual size.
     pub fn vdi_resize(self, path: &Path, format: Format, current: i64, size: i64) -> Result<i64> {
         match self {
-            Driver::Ext => ext::resize(path, format, current, size),
+            Driver::Ext | Driver::File => ext::resize(path, format, current, size),
             Driver::Iso => Err(sm_error(38, "The requested method is not supported/implemented", None)),
         }
     }
@@ -171,7 +176,7 @@ impl Driver {
     /// Virtual size and allocated bytes of an existing VDI file.
     pub fn vdi_stat(self, path: &Path, format: Format) -> Result<(i64, i64)> {
         match self {
-            Driver::Ext => ext::stat(path, format),
+            Driver::Ext | Driver::File => ext::stat(path, format),
             Driver::Iso => iso::stat(path),
         }
     }
@@ -236,6 +241,7 @@ mod tests {
         assert_eq!(Driver::of("EXT"), Some(Driver::Ext));
         assert_eq!(Driver::of("iso"), Some(Driver::Iso));
         assert_eq!(Driver::of("lvm"), None);
+        assert_eq!(Driver::of("file"), Some(Driver::File));
         assert!(Driver::Ext.has("VDI_CREATE") && !Driver::Iso.has("VDI_CREATE"));
     }
 

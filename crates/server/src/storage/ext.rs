@@ -34,6 +34,15 @@ pub const SM: SmInfo = SmInfo {
     ],
 };
 
+/// The file SR keeps its files as `ext` does; its directory may be one
+/// that every host of a pool mounts (an SR with `shared` set).
+pub const FILE_SM: SmInfo = SmInfo {
+    ty: "file",
+    name: "Local or shared directory",
+    features: SM.features,
+    configuration: &[("location", "the directory holding the VDI files, the same on every host of a shared SR")],
+};
+
 /// The allocation unit (a VHD block).
 pub const BLOCK: i64 = 2 << 20;
 

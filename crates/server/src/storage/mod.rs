@@ -90,7 +90,7 @@ pub fn check_sr_dir(roots: &[PathBuf], driver: Driver, dir: &Path) -> Result<()>
     let why = format!("{} is not under an allowed SR root ({})", dir.display(), list.join(", "));
     tracing::info!("refusing SR directory: {why}");
     Err(match driver {
-        Driver::Ext => driver::sm_error(91, "The device is not a valid path", Some(&why)),
+        Driver::Ext | Driver::File => driver::sm_error(91, "The device is not a valid path", Some(&why)),
         Driver::Iso => driver::sm_error(226, "Invalid local path", Some(&why)),
     })
 }

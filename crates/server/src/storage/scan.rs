@@ -137,7 +137,11 @@ pub async fn scan_sr(ctx: &Ctx, sr: &str) -> Result<()> {
             }
             // A file named by a free uuid keeps it as the VDI's uuid.
             let free = |u: &str| tx.state().table(vc).by_uuid(u).is_none() && !taken.contains(u);
-            let uuid = if a.driver == Driver::Ext && free(loc) { loc.clone() } else { model::new_uuid() };
+            let uuid = if matches!(a.driver, Driver::Ext | Driver::File) && free(loc) {
+                loc.clone()
+            } else {
+                model::new_uuid()
+            };
             taken.insert(uuid.clone());
             crate::rows::obj(tx, "VDI", &model::new_ref(), new_vdi_fields(a.driver, f, uuid, sr));
         }

@@ -1,11 +1,15 @@
 //! Moving a running VM to another host of the pool (VM.pool_migrate,
-//! host.evacuate): the domain is made on the destination, then removed from
-//! the source, each by the host that owns it; the VM's record follows.
+//! host.evacuate), as xapi and xenopsd do it: the destination makes a
+//! paused domain that waits for the guest's state, the source streams the
+//! running guest to it (QEMU's pre-copy migration: the guest runs on while
+//! its memory is copied, and stops only for the last pages), the
+//! destination runs the guest and the source's domain goes. Each step runs
+//! on the host that owns it (the master sends them through the pool
+//! database's port); the stream goes from host to host on that port too.
+//! Disks are not copied: they must be on an SR both hosts reach.
 //!
-//! On the simulator the guest goes on as it was (its uptime continues). A
-//! live move of a real guest needs the hypervisors to stream its memory
-//! between hosts, which the QEMU backend does not do yet: it answers
-//! NOT_IMPLEMENTED rather than reboot the guest on the way.
+//! On the simulator the stream is one line and the guest goes on as it was
+//! (its uptime continues), through the same steps.
 
 use super::*;
 use model::schema::{CLASS_HOST, CLASS_HOST_METRICS};
@@ -14,6 +18,9 @@ use model::types::fields;
 /// The pool-internal messages a host runs for a move (sent by the master
 /// through the pool database's port; not part of the API).
 pub const RECEIVE: &str = "internal.domain_receive";
+pub const SEND: &str = "internal.domain_send";
+pub const FINISH: &str = "internal.domain_finish";
+pub const CONTINUE: &str = "internal.domain_continue";
 pub const RELEASE: &str = "internal.domain_release";
 
 /// Move running `vm` from the host it runs on to `dest`.
@@ -23,15 +30,22 @@ pub async fn move_to(ctx: &Ctx, vm: &str, dest: &str) -> Result<()> {
     if source == dest {
         return Ok(());
     }
-    if s.backend.name() != "sim" {
-        return Err(ApiError::NotImplemented {
-            function: format!("VM.pool_migrate between hosts on the {} backend", s.backend.name()),
-        });
-    }
     assert_can_boot(s, vm, dest, true)?;
-    let domid = on_host(s, dest, RECEIVE, vm).await?;
-    if let Err(e) = on_host(s, &source, RELEASE, vm).await {
-        // The guest now runs on both: keep the destination's, say so.
+    let domid = on_host(s, dest, RECEIVE, vm, "").await?;
+    if let Err(e) = on_host(s, &source, SEND, vm, dest).await {
+        // The guest runs on at the source; the waiting domain goes.
+        crate::logged("removing the domain that waited for a failed move", on_host(s, dest, RELEASE, vm, "").await);
+        return Err(e);
+    }
+    if let Err(e) = on_host(s, dest, FINISH, vm, "").await {
+        tracing::error!(vm, dest, "the destination could not run the moved guest: {e}; it runs on at the source");
+        crate::logged("removing the domain that failed to run", on_host(s, dest, RELEASE, vm, "").await);
+        crate::logged("running the guest on at the source", on_host(s, &source, CONTINUE, vm, "").await);
+        return Err(e);
+    }
+    if let Err(e) = on_host(s, &source, RELEASE, vm, "").await {
+        // The guest runs at the destination; the source's stopped copy is
+        // left over and says so in the log.
         tracing::error!(vm, source = %source, "the source host did not release the moved domain: {e}");
     }
     ctx.write(|tx| {
@@ -41,29 +55,38 @@ pub async fn move_to(ctx: &Ctx, vm: &str, dest: &str) -> Result<()> {
     })
 }
 
-async fn on_host(s: &Server, host: &str, op: &str, vm: &str) -> Result<i64> {
+async fn on_host(s: &Server, host: &str, op: &str, vm: &str, arg: &str) -> Result<i64> {
     if host == s.host {
-        return domain_op(s, op, vm).await;
+        // Boxed: the backends' migration futures are large.
+        return Box::pin(domain_op(s, op, vm, arg)).await;
     }
-    let v = crate::pooling::forward(s, host, op, &[Value::from(vm)]).await?;
+    let v = Box::pin(crate::pooling::forward(s, host, op, &[Value::from(vm), Value::from(arg)])).await?;
     Ok(v.as_int().unwrap_or(-1))
 }
 
-/// This host's half of a move: make the domain here (its domid), or drop it.
-pub async fn domain_op(s: &Server, op: &str, vm: &str) -> Result<i64> {
+/// This host's part of a move (`arg`: the destination host, for SEND).
+pub async fn domain_op(s: &Server, op: &str, vm: &str, arg: &str) -> Result<i64> {
     let ctx = &Ctx::new(Clone::clone(s), String::new(), op.to_string(), true);
     let spec = domain_spec(s, vm)?;
+    let uuid = spec.uuid.as_str();
     match op {
-        RECEIVE => {
-            let domid = s.backend.create(&spec, None).await.map_err(|e| be_vm(ctx, vm, e))?;
-            if let Err(e) = s.backend.unpause(&spec.uuid).await {
-                crate::logged("removing the half-received domain", s.backend.shutdown(&spec.uuid, false, None).await);
-                return Err(be_vm(ctx, vm, e));
-            }
-            Ok(domid)
+        RECEIVE => s.backend.prepare_incoming(&spec, None).await.map_err(|e| be_vm(ctx, vm, e)),
+        SEND => {
+            let conn =
+                crate::pooling::open_stream(s, arg, &format!("{}{uuid}", crate::pooling::MIGRATE_STREAM)).await?;
+            s.backend.send_stream(uuid, conn, None).await.map_err(|e| be_vm(ctx, vm, e))?;
+            Ok(-1)
+        }
+        FINISH => {
+            s.backend.finish_incoming(uuid, None).await.map_err(|e| be_vm(ctx, vm, e))?;
+            Ok(-1)
+        }
+        CONTINUE => {
+            s.backend.unpause(uuid).await.map_err(|e| be_vm(ctx, vm, e))?;
+            Ok(-1)
         }
         RELEASE => {
-            s.backend.shutdown(&spec.uuid, false, None).await.map_err(|e| be_vm(ctx, vm, e))?;
+            s.backend.shutdown(uuid, false, None).await.map_err(|e| be_vm(ctx, vm, e))?;
             Ok(-1)
         }
         _ => Err(ApiError::MessageMethodUnknown { method: op.to_string() }),
