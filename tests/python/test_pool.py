@@ -667,6 +667,40 @@ def test_pool_migrate_and_evacuate(pool3):
     assert api.VM.get_power_state(vm) == "Halted"
 
 
+def test_migrate_send_within_the_pool(pool3):
+    """host.migrate_receive gives xapi's keys; VM.assert_can_migrate and
+    VM.migrate_send with it move a running VM between hosts of the pool
+    (what XenCenter and XO do for a move with storage). What this pool does
+    not do says NOT_IMPLEMENTED: another pool, storage motion, a halted VM."""
+    l, api = pool3
+    master, h2, h3 = l.hosts
+    hosts = {a: host_by_address(api, a) for a in addresses(api)}
+    net = api.network.get_all()[0]
+    vm = diskless(api, "sent")
+    assert sorted(api.VM.get_possible_hosts(vm)) == sorted(hosts.values())
+    dest = api.host.migrate_receive(hosts[h3.address], net, {})
+    assert set(dest) >= {"host", "session_id", "master", "xenops", "SM"}, dest
+    assert dest["host"] == hosts[h3.address] and master.address in dest["master"]
+    assert failure_of(api.host.migrate_receive, hosts[h3.address], "OpaqueRef:nope", {})[0] == "HANDLE_INVALID"
+    err = failure_of(api.VM.migrate_send, vm, dest, True, {}, {}, {}, {})
+    assert err[0] == "NOT_IMPLEMENTED", err
+    bounded(api.VM.start_on, vm, hosts[h2.address], False, False, timeout=60)
+    started = api.VM_metrics.get_start_time(api.VM.get_metrics(vm))
+    api.VM.assert_can_migrate(vm, dest, True, {}, {}, {}, {})
+    other = dict(dest, host="OpaqueRef:00000000-0000-0000-0000-00000000beef")
+    assert failure_of(api.VM.assert_can_migrate, vm, other, True, {}, {}, {}, {})[0] == "NOT_IMPLEMENTED"
+    cd = [api.VBD.get_VDI(b) for b in api.VM.get_VBDs(vm) if api.VBD.get_VDI(b) != "OpaqueRef:NULL"]
+    local = [sr for sr in api.SR.get_all() if api.SR.get_type(sr) == "ext"][0]
+    if cd:
+        err = failure_of(api.VM.assert_can_migrate, vm, dest, True, {cd[0]: local}, {}, {}, {})
+        assert err[0] == "NOT_IMPLEMENTED" and "storage motion" in err[1], err
+    assert bounded(api.VM.migrate_send, vm, dest, True, {}, {}, {}, {}, timeout=60) == vm
+    assert api.VM.get_resident_on(vm) == hosts[h3.address]
+    assert api.VM.get_power_state(vm) == "Running"
+    assert api.VM_metrics.get_start_time(api.VM.get_metrics(vm)) == started
+    bounded(api.VM.hard_shutdown, vm, timeout=60)
+
+
 def test_shared_file_sr_and_a_move_with_its_disk():
     """A shared "file" SR (one directory every host reaches) made on the
     master gets a PBD on each host, each attached by its own host; a host

@@ -295,6 +295,17 @@ impl HostApi for Server {
         assert_evacuable(self, host.as_str())
     }
 
+    async fn migrate_receive(
+        &self,
+        ctx: &Ctx,
+        host: Ref<Host>,
+        network: Ref<Network>,
+        _options: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>> {
+        self.row(&model::schema::CLASS_NETWORK, network.as_str())?;
+        crate::ops::vm::migrate::receive_map(self, &ctx.session, host.as_str())
+    }
+
     async fn evacuate(
         &self,
         ctx: &Ctx,

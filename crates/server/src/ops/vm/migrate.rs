@@ -12,7 +12,7 @@
 //! (its uptime continues), through the same steps.
 
 use super::*;
-use model::schema::{CLASS_HOST, CLASS_HOST_METRICS};
+use model::schema::{CLASS_HOST, CLASS_HOST_METRICS, CLASS_NETWORK};
 use model::types::fields;
 
 /// The pool-internal messages a host runs for a move (sent by the master
@@ -109,4 +109,69 @@ pub fn target_for(s: &Server, vm: &str, from: &str) -> Option<String> {
     };
     hosts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     hosts.into_iter().map(|(_, h)| h).find(|h| assert_can_boot(s, vm, h, true).is_ok())
+}
+
+/// What `host.migrate_receive` answers: how to reach `host` (its pool's
+/// master, the host itself) for a `VM.migrate_send`, under xapi's keys.
+pub fn receive_map(s: &Server, session: &str, host: &str) -> Result<BTreeMap<String, String>> {
+    let st = s.db.read();
+    let address = st.read(host, fields::host::ADDRESS).ok_or_else(|| handle_invalid(&CLASS_HOST, host))?;
+    let master = st.read(&s.pool, fields::pool::MASTER).map(|m| m.into_string()).unwrap_or_default();
+    let master_address = st.read(&master, fields::host::ADDRESS).unwrap_or_else(|| address.clone());
+    Ok(BTreeMap::from([
+        ("host".to_string(), host.to_string()),
+        ("session_id".to_string(), session.to_string()),
+        ("master".to_string(), format!("http://{master_address}/")),
+        ("xenops".to_string(), format!("http://{address}/services/xenops")),
+        ("SM".to_string(), format!("http://{address}/services/SM")),
+    ]))
+}
+
+/// The checks of `VM.assert_can_migrate` / `migrate_send`, as xapi makes
+/// them for a move within the pool; the destination host. A move to
+/// another pool, a disk that would change SR (storage motion), a NIC that
+/// would change network and a move of a VM that is not running are not
+/// done here: they answer NOT_IMPLEMENTED.
+pub fn check_send(
+    s: &Server,
+    vm: &str,
+    dest: &BTreeMap<String, String>,
+    vdi_map: &BTreeMap<Ref<Vdi>, Ref<Sr>>,
+    vif_map: &BTreeMap<Ref<Vif>, Ref<Network>>,
+) -> Result<String> {
+    let st = s.db.read();
+    let row = st.get(&CLASS_VM, vm).ok_or_else(|| handle_invalid(&CLASS_VM, vm))?;
+    let Some(host) = dest.get("host") else {
+        // xapi's lookup of a missing key fails the same way.
+        return Err(crate::internal("the destination has no \"host\" (use host.migrate_receive)"));
+    };
+    if st.get(&CLASS_HOST, host).is_none() {
+        return Err(ApiError::NotImplemented { function: "VM.migrate_send to another pool".into() });
+    }
+    for (vdi, sr) in vdi_map {
+        let vrow = st.get(&CLASS_VDI, vdi.as_str()).ok_or_else(|| handle_invalid(&CLASS_VDI, vdi.as_str()))?;
+        if st.get(&CLASS_SR, sr.as_str()).is_none() {
+            return Err(handle_invalid(&CLASS_SR, sr.as_str()));
+        }
+        if vrow.read(fields::vdi::SR).as_str() != sr.as_str() {
+            return Err(ApiError::NotImplemented { function: "VM.migrate_send with storage motion".into() });
+        }
+    }
+    for (vif, net) in vif_map {
+        let vrow = st.get(&CLASS_VIF, vif.as_str()).ok_or_else(|| handle_invalid(&CLASS_VIF, vif.as_str()))?;
+        if st.get(&CLASS_NETWORK, net.as_str()).is_none() {
+            return Err(handle_invalid(&CLASS_NETWORK, net.as_str()));
+        }
+        if vrow.read(fields::vif::NETWORK).as_str() != net.as_str() {
+            return Err(ApiError::NotImplemented { function: "VM.migrate_send to another network".into() });
+        }
+    }
+    let power = row.read(fields::vm::POWER_STATE);
+    if !matches!(power, VmPowerState::Running | VmPowerState::Paused) {
+        return Err(ApiError::NotImplemented { function: "VM.migrate_send of a VM that is not running".into() });
+    }
+    let host = host.clone();
+    drop(st);
+    assert_can_boot(s, vm, &host, true)?;
+    Ok(host)
 }

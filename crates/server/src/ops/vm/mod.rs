@@ -367,6 +367,43 @@ impl VmApi for Server {
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
+    async fn assert_can_migrate(
+        &self,
+        _ctx: &Ctx,
+        vm: Ref<Vm>,
+        dest: BTreeMap<String, String>,
+        _live: bool,
+        vdi_map: BTreeMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: BTreeMap<Ref<Vif>, Ref<Network>>,
+        _options: BTreeMap<String, String>,
+        _vgpu_map: BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
+    ) -> Result<()> {
+        migrate::check_send(self, vm.as_str(), &dest, &vdi_map, &vif_map).map(drop)
+    }
+
+    /// Within the pool and without storage motion, xapi's migrate_send is
+    /// a pool_migrate (a live move of the running guest).
+    #[allow(clippy::too_many_arguments)]
+    async fn migrate_send(
+        &self,
+        ctx: &Ctx,
+        vm: Ref<Vm>,
+        dest: BTreeMap<String, String>,
+        _live: bool,
+        vdi_map: BTreeMap<Ref<Vdi>, Ref<Sr>>,
+        vif_map: BTreeMap<Ref<Vif>, Ref<Network>>,
+        _options: BTreeMap<String, String>,
+        _vgpu_map: BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
+    ) -> Result<Ref<Vm>> {
+        let host = migrate::check_send(self, vm.as_str(), &dest, &vdi_map, &vif_map)?;
+        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "migrate_send", || async {
+            migrate::move_to(ctx, vm.as_str(), &host).await
+        })
+        .await?;
+        Ok(vm)
+    }
+
     async fn power_state_reset(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
         let c = vm_c();
         let row = self.row(c, vm.as_str())?;
@@ -492,11 +529,9 @@ impl VmApi for Server {
     }
 
     async fn get_possible_hosts(&self, _ctx: &Ctx, vm: Ref<Vm>) -> Result<Vec<Ref<Host>>> {
-        Ok(if assert_can_boot(self, vm.as_str(), &self.host, true).is_ok() {
-            vec![Ref::new(self.host.clone())]
-        } else {
-            vec![]
-        })
+        self.row(vm_c(), vm.as_str())?;
+        let hosts: Vec<String> = self.db.read().table(&CLASS_HOST).iter().map(|(h, _)| h.clone()).collect();
+        Ok(hosts.into_iter().filter(|h| assert_can_boot(self, vm.as_str(), h, true).is_ok()).map(Ref::new).collect())
     }
 
     async fn assert_agile(&self, _ctx: &Ctx, self_: Ref<Vm>) -> Result<()> {
