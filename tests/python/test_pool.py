@@ -620,6 +620,54 @@ def test_vm_start_on_a_member(pool2):
     assert api.VM.get_resident_on(vm) == host_by_address(api, master.address)
 
 
+def test_member_vm_console_and_statistics(pool2):
+    """A VM on a member: its console's location is the member's; the member
+    takes the session the client got from the master for the console and
+    the statistics (xapi's members accept the pool's sessions); the master
+    sends a request for the VM's RRD to the member with a 302, as xapi
+    does. After a move the console's location follows the VM."""
+    import http.client
+    import socket
+    l, api = pool2
+    master, member = l.hosts
+    m = host_by_address(api, member.address)
+    sid = master.session()._session
+    vm = diskless(api, "watched")
+    uuid = api.VM.get_uuid(vm)
+    bounded(api.VM.start_on, vm, m, False, False, timeout=60)
+    (con,) = [c for c in api.VM.get_consoles(vm) if api.console.get_protocol(c) == "rfb"]
+    assert api.console.get_location(con).startswith("https://%s/console?" % member.address)
+
+    def get(host, path):
+        c = http.client.HTTPConnection("127.0.0.1", host.port, timeout=10)
+        c.request("GET", path)
+        r = c.getresponse()
+        out = (r.status, r.getheader("location"), r.read())
+        c.close()
+        return out
+    status, location, _ = get(master, "/vm_rrd?uuid=%s&session_id=%s" % (uuid, sid))
+    assert status == 302, status
+    assert location == "https://%s/vm_rrd?uuid=%s&session_id=%s" % (member.address, uuid, sid), location
+    wait_for(lambda: get(member, "/vm_rrd?uuid=%s&session_id=%s" % (uuid, sid))[0] == 200, 30,
+             "the VM's RRD on the member, with the master's session")
+    status, _, body = get(member, "/rrd_updates?start=0&host=true&session_id=%s" % sid)
+    assert status == 200 and b"<xport>" in body, (status, body[:200])
+    assert get(member, "/rrd_updates?start=0&session_id=OpaqueRef:bogus")[0] == 401
+    with socket.create_connection(("127.0.0.1", member.port), timeout=10) as c:
+        c.sendall(("CONNECT /console?uuid=%s&session_id=%s HTTP/1.0\r\n\r\n"
+                   % (api.console.get_uuid(con), sid)).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            b = c.recv(1)
+            assert b, head
+            head += b
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert c.recv(12).startswith(b"RFB 003.00")
+    bounded(api.VM.pool_migrate, vm, host_by_address(api, master.address), {}, timeout=60)
+    assert api.console.get_location(con).startswith("https://%s/console?" % master.address)
+    bounded(api.VM.hard_shutdown, vm, timeout=60)
+
+
 # ---------------------------------------------------------------- joins xapi refuses
 
 @pytest.fixture(scope="module")

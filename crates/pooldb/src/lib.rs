@@ -461,11 +461,28 @@ impl Pool {
         net::open_stream(addr, path, &self.secret, Duration::from_secs(30)).await.map_err(|e| format!("{addr}: {e}"))
     }
 
+    /// The log index that holds everything this host has written or seen:
+    /// on the leader, once its writes so far are committed.
+    async fn seen(&self) -> Result<u64, String> {
+        if let Some(rep) = self.rep.get().filter(|r| r.role == Role::Leader) {
+            let last = rep.next.load(Ordering::SeqCst);
+            tokio::time::timeout(Duration::from_secs(30), rep.wait(last))
+                .await
+                .map_err(|_| "this host's writes were not committed in 30 s".to_string())??;
+            return Ok(rep.done_tx.borrow().index.max(self.store.applied_index()));
+        }
+        Ok(self.store.applied_index())
+    }
+
     /// Run an API call (a JSON-RPC request) on the host at `addr`; its
     /// JSON-RPC response.
+    ///
+    /// The other host runs it once it has applied everything this one has
+    /// (the caller's own writes just before, such as the row it names).
     pub async fn call(&self, addr: &str, request: &[u8], limit: Duration) -> Result<Vec<u8>, String> {
-        let (code, body) =
-            post(addr, "/pool/call", &self.secret, request, limit).await.map_err(|e| format!("{addr}: {e}"))?;
+        let seen = self.seen().await?;
+        let path = format!("/pool/call?seen={seen}");
+        let (code, body) = post(addr, &path, &self.secret, request, limit).await.map_err(|e| format!("{addr}: {e}"))?;
         if code != 200 {
             return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
         }
@@ -543,15 +560,21 @@ impl Pool {
         fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, (u16, String)> {
             serde_json::to_vec(v).map_err(|e| (500, e.to_string()))
         }
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
         match path {
             "/pool/raft/append" => enc(&self.raft.append_entries(serde_json::from_slice(body).map_err(bad)?).await),
             "/pool/raft/vote" => enc(&self.raft.vote(serde_json::from_slice(body).map_err(bad)?).await),
             "/pool/raft/snapshot" => enc(&self.raft.install_snapshot(serde_json::from_slice(body).map_err(bad)?).await),
             "/pool/forward" => self.apply_forwarded(body).await.map(|i| i.to_string().into_bytes()),
-            "/pool/call" => match self.calls.get() {
-                Some(f) => Ok(f(body.to_vec()).await),
-                None => Err((503, "this host does not serve calls yet".into())),
-            },
+            "/pool/call" => {
+                let Some(f) = self.calls.get() else { return Err((503, "this host does not serve calls yet".into())) };
+                let seen: u64 = query.strip_prefix("seen=").and_then(|n| n.parse().ok()).unwrap_or(0);
+                let mut applied = self.store.0.applied_tx.subscribe();
+                if tokio::time::timeout(Duration::from_secs(30), applied.wait_for(|a| *a >= seen)).await.is_err() {
+                    return Err((503, format!("this host has not applied the pool's entry {seen} in 30 s")));
+                }
+                Ok(f(body.to_vec()).await)
+            }
             "/pool/eject" => {
                 tracing::warn!("the pool master says this host has left the pool");
                 self.ejected.send_replace(true);

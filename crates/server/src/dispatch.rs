@@ -307,12 +307,13 @@ pub fn route(server: &Server, c: &'static ClassDef, m: &'static MsgDef, args: &[
     Route::Host(target)
 }
 
-/// On a member: run the calls the master forwards here, as the pool's
-/// superuser (the master has checked the caller's session and rights).
+/// Run the calls other hosts of the pool send here (`/pool/call`): the
+/// master's forwarded API calls, as the pool's superuser (the master has
+/// checked the caller's session and rights), the steps of a move between
+/// hosts, and a member's question about one of the master's sessions.
 pub fn serve_forwarded(server: &Server) {
-    let Some(p) = server.replica.get() else { return };
     let s = server.clone();
-    p.serve_calls(std::sync::Arc::new(move |body: Vec<u8>| {
+    let f: pooldb::CallFn = std::sync::Arc::new(move |body: Vec<u8>| {
         let s = s.clone();
         Box::pin(async move {
             let mut out = Vec::new();
@@ -325,9 +326,19 @@ pub fn serve_forwarded(server: &Server) {
                     return out;
                 }
             };
+            let arg = |i: usize| req.params.get(i).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            if req.method == crate::pooling::VOUCH {
+                let vouched = s.sessions.vouch(&s, &arg(1));
+                let o =
+                    match vouched.and_then(|v| serde_json::to_string(&v).map_err(|e| crate::internal(e.to_string()))) {
+                        Ok(j) => Outcome::Success(Value::from(j)),
+                        Err(e) => Outcome::Failure(e.to_wire()),
+                    };
+                wire::jsonrpc::write_response(&mut out, req.version, &req.id, &o);
+                return out;
+            }
             // The halves of a move between hosts are not API calls.
             if req.method.starts_with("internal.") {
-                let arg = |i: usize| req.params.get(i).and_then(|v| v.as_str()).unwrap_or("").to_string();
                 let o = match Box::pin(crate::ops::vm::migrate::domain_op(&s, &req.method, &arg(1), &arg(2))).await {
                     Ok(d) => Outcome::Success(Value::Int(d)),
                     Err(e) => Outcome::Failure(e.to_wire()),
@@ -352,7 +363,11 @@ pub fn serve_forwarded(server: &Server) {
             wire::jsonrpc::write_response(&mut out, req.version, &req.id, &o);
             out
         })
-    }));
+    });
+    let _ = server.pool_calls.set(f.clone());
+    if let Some(p) = server.replica.get() {
+        p.serve_calls(f);
+    }
 }
 
 async fn run_sync(

@@ -61,6 +61,9 @@ pub struct Inner {
     pub db: Arc<Db>,
     /// This host's part in a pool's replicated database (none when alone).
     pub replica: std::sync::OnceLock<Arc<pooldb::Pool>>,
+    /// How this host runs the calls other hosts of a pool send it (set at
+    /// start by dispatch; given to the engine when this host founds a pool).
+    pub pool_calls: std::sync::OnceLock<pooldb::CallFn>,
     pub cfg: Config,
     /// The hypervisor.
     pub backend: backend::Backend,
@@ -184,6 +187,15 @@ impl Server {
 
 pub fn handle_invalid(c: &ClassDef, r: &str) -> ApiError {
     ApiError::HandleInvalid { class: c.name.to_string(), handle: r.to_string() }
+}
+
+/// A host address as the host part of a URL (IPv6 in brackets).
+pub fn url_host(address: &str) -> String {
+    if address.contains(':') && !address.starts_with('[') {
+        format!("[{address}]")
+    } else {
+        address.to_string()
+    }
 }
 
 pub fn internal(msg: impl Into<String>) -> ApiError {
@@ -406,14 +418,15 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         nbd_port: Default::default(),
         http_port: Default::default(),
         replica: Default::default(),
+        pool_calls: Default::default(),
     }));
     if let Some(p) = replica {
         let _ = server.replica.set(p);
         pooling::watch_role(&server);
         pooling::spawn_liveness(&server);
         pooling::serve_streams(&server);
-        dispatch::serve_forwarded(&server);
     }
+    dispatch::serve_forwarded(&server);
     session::spawn_gc(server.clone(), gc_every);
     extauth::startup(&server);
     ops::host::startup(&server);

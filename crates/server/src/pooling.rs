@@ -275,6 +275,38 @@ pub async fn forward(s: &Server, host: &str, method: &str, args: &[Value]) -> Re
     }
 }
 
+/// The pool-internal message a member sends the master to learn about one
+/// of its sessions (not part of the API).
+pub const VOUCH: &str = "internal.session_vouch";
+
+/// Check the session an HTTP request carries (a console, statistics): one
+/// of this host's, or on a member one the master vouches for (xapi's
+/// members accept the pool's sessions: clients reach consoles and RRDs on
+/// the host that runs the VM with the session they got from the master).
+pub async fn check_session(s: &Server, sid: &str) -> Result<()> {
+    if s.sessions.honoured(s, sid) {
+        return Ok(());
+    }
+    if !is_member(s) {
+        return s.sessions.validate(s, sid);
+    }
+    let master = s.db.read().read(&s.pool, PO::MASTER).map(|r| r.into_string()).unwrap_or_default();
+    match forward(s, &master, VOUCH, &[Value::from(sid)]).await {
+        Ok(v) => {
+            let vouched: crate::session::Vouched = serde_json::from_str(v.as_str().unwrap_or_default())
+                .map_err(|e| crate::internal(format!("the master's answer about a session: {e}")))?;
+            s.sessions.mirror(s, sid, &vouched)
+        }
+        Err(e) => {
+            if s.db.read().get(&model::schema::CLASS_SESSION, sid).is_some() {
+                crate::logged("dropping a session the master no longer vouches for", s.sessions.logout(s, sid));
+            }
+            tracing::info!(session = sid, "the master does not vouch for the session: {e}");
+            Err(ApiError::SessionInvalid { handle: sid.to_string() })
+        }
+    }
+}
+
 /// Where a migrating guest's state is streamed to on the destination's
 /// pool port (the VM's uuid follows).
 pub const MIGRATE_STREAM: &str = "/pool/stream/migrate?vm=";
@@ -598,6 +630,9 @@ async fn found(s: &Server) -> Result<()> {
     pool.listen(bind).await.map_err(crate::internal)?;
     pool.found(&addr).await.map_err(crate::internal)?;
     write_member(&s.cfg.data_dir, &m).map_err(crate::internal)?;
+    if let Some(f) = s.pool_calls.get() {
+        pool.serve_calls(f.clone());
+    }
     let _ = s.replica.set(pool);
     watch_role(s);
     spawn_liveness(s);

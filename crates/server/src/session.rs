@@ -51,6 +51,22 @@ pub struct Sessions {
     /// session's `rbac_permissions` (role changes apply from the next
     /// login). Kept beside the store so the per-call check reads no row.
     grants: RwLock<HashMap<String, Grant>>,
+    /// On a pool member: the master's sessions it honours (for HTTP
+    /// handlers: consoles, statistics), and when the master last vouched
+    /// for each.
+    mirrors: Mutex<HashMap<String, Instant>>,
+}
+
+/// How long a member honours a master's session before asking again (a
+/// logout on the master reaches the member within this).
+pub const MIRROR_TTL: Duration = Duration::from_secs(60);
+
+/// What a member is told about one of the master's sessions.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Vouched {
+    pub user: String,
+    /// None: the local superuser.
+    pub role: Option<String>,
 }
 
 /// What a session may do.
@@ -207,7 +223,7 @@ pub struct LoginSpec<'a> {
 
 impl Sessions {
     pub fn new(cfg: &crate::Config) -> Sessions {
-        Sessions { guard: LoginGuard::new(cfg), grants: RwLock::new(HashMap::new()) }
+        Sessions { guard: LoginGuard::new(cfg), grants: RwLock::new(HashMap::new()), mirrors: Default::default() }
     }
 
     /// The grant of a live session (call after `validate`).
@@ -233,9 +249,64 @@ impl Sessions {
         }
     }
 
+    /// On the master: what a member needs to honour `sref` (it must be live).
+    pub fn vouch(&self, s: &Server, sref: &str) -> Result<Vouched> {
+        self.validate(s, sref)?;
+        let user = s.db.read().read(sref, model::types::fields::session::AUTH_USER_NAME).unwrap_or_default();
+        let role = match self.grant(s, sref) {
+            Grant::Superuser => None,
+            Grant::Role(r) => Some(r.name().to_string()),
+            Grant::Nothing => Some(String::new()),
+        };
+        Ok(Vouched { user, role })
+    }
+
+    /// On a member: honour the master's session `sref` as it was vouched for.
+    pub fn mirror(&self, s: &Server, sref: &str, v: &Vouched) -> Result<()> {
+        use model::types::fields::session as F;
+        let grant = match &v.role {
+            None => Grant::Superuser,
+            Some(name) => Role::ALL.iter().find(|r| r.name() == name).map_or(Grant::Nothing, |r| Grant::Role(*r)),
+        };
+        let mut row = store::blank_row(F::UUID.class);
+        let now = DateTime::now();
+        row.write(F::UUID, model::new_uuid());
+        row.write(F::THIS_HOST, model::Ref::new(s.host.clone()));
+        row.write(F::LAST_ACTIVE, now);
+        row.write(F::VALIDATION_TIME, now);
+        row.write(F::POOL, true);
+        row.write(F::IS_LOCAL_SUPERUSER, grant == Grant::Superuser);
+        row.write(F::AUTH_USER_NAME, v.user.clone());
+        row.write(F::ORIGINATOR, "the pool master".to_string());
+        s.db.write(|tx| {
+            tx.insert(sref, row);
+            Ok::<_, ApiError>(())
+        })?;
+        self.set_grant(sref, grant);
+        if let Ok(mut m) = self.mirrors.lock() {
+            m.insert(sref.to_string(), Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Whether `sref` is honoured here now: a live session of this host, or
+    /// a master's session vouched for within MIRROR_TTL.
+    pub fn honoured(&self, s: &Server, sref: &str) -> bool {
+        let vouched = self.mirrors.lock().ok().and_then(|m| m.get(sref).copied());
+        if vouched.is_some_and(|t| t.elapsed() > MIRROR_TTL) {
+            return false;
+        }
+        self.validate(s, sref).is_ok()
+    }
+
     /// Drop the grants of destroyed sessions.
     pub fn forget(&self, refs: &[String]) {
         if let Ok(mut m) = self.grants.write() {
+            for r in refs {
+                m.remove(r);
+            }
+        }
+        if let Ok(mut m) = self.mirrors.lock() {
             for r in refs {
                 m.remove(r);
             }

@@ -539,6 +539,22 @@ pub(crate) fn mark_running(tx: &mut Txn, s: &Server, vm: &str, domid: i64, pause
     });
 }
 
+/// Where a console answers: on the host that runs its VM.
+fn console_url(address: &str, uuid: &str) -> String {
+    format!("https://{}/console?uuid={uuid}", crate::url_host(address))
+}
+
+/// After a move between hosts the VM's consoles answer on `host`, as xapi
+/// records the consoles the new host's xenopsd reports.
+pub fn relocate_consoles(tx: &mut Txn, vm: &str, host: &str) {
+    let address = tx.read(host, H::ADDRESS).unwrap_or_default();
+    for con in tx.read(vm, F::CONSOLES).unwrap_or_default() {
+        if let Some(uuid) = tx.read(con.as_str(), CO::UUID) {
+            tx.put(con.as_str(), CO::LOCATION, console_url(&address, &uuid));
+        }
+    }
+}
+
 /// A running domain has an RFB console, as xapi records the one xenopsd
 /// reports (QEMU's VNC for HVM guests, vncterm for PV ones): protocol `rfb`,
 /// location `https://<host address>/console?uuid=<console uuid>`; and, where
@@ -554,14 +570,13 @@ fn ensure_console(tx: &mut Txn, s: &Server, vm: &str, row: &Row) {
         wanted.push(ConsoleProtocol::Vt100);
     }
     let address = tx.read(&s.host, H::ADDRESS).unwrap_or_default();
-    let address = if address.contains(':') && !address.starts_with('[') { format!("[{address}]") } else { address };
     for protocol in wanted {
         if has(tx, &protocol) {
             continue;
         }
         let uuid = model::new_uuid();
         let mut con = store::blank_row(CO::UUID.class);
-        con.write(CO::LOCATION, format!("https://{address}/console?uuid={uuid}"));
+        con.write(CO::LOCATION, console_url(&address, &uuid));
         con.write(CO::UUID, uuid);
         con.write(CO::PROTOCOL, protocol);
         con.write(CO::VM, Ref::new(vm));

@@ -19,6 +19,25 @@ use crate::{ApiError, Server};
 use std::io;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+impl Head {
+    /// This request's path and query on another host, as xapi's redirects
+    /// name it: `https://<address><path>?<query>`.
+    pub fn url_on(&self, address: &str) -> String {
+        let enc = |v: &str| {
+            v.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        let q: Vec<String> = self.query.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+        format!("https://{}{}?{}", crate::url_host(address), self.path, q.join("&"))
+    }
+}
+
 /// A request line and headers.
 #[derive(Clone, Debug, Default)]
 pub struct Head {
@@ -233,6 +252,12 @@ impl Reply<'_> {
         self.error_page(403, "Forbidden", "Access to the requested resource is forbidden.", &[]).await
     }
 
+    /// 302 to `url` (xapi sends a host's statistics requests to the host
+    /// that has them).
+    pub async fn redirect(&mut self, url: &str) -> io::Result<()> {
+        self.error_page(302, "Found", "The resource is on another host.", &[("location", url.to_string())]).await
+    }
+
     pub async fn not_found(&mut self) -> io::Result<()> {
         self.error_page(404, "Not Found", "The requested resource was not found.", &[]).await
     }
@@ -293,7 +318,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 pub async fn authenticate(s: &Server, head: &Head) -> Result<Option<Auth>, ApiError> {
     let sid = head.cookie("session_id").or_else(|| head.param("session_id").map(str::to_string));
     if let Some(sid) = sid {
-        s.sessions.validate(s, &sid)?;
+        crate::pooling::check_session(s, &sid).await?;
         return Ok(Some(Auth { session: sid, temporary: false }));
     }
     if let Some(basic) =

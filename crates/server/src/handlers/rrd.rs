@@ -152,7 +152,24 @@ pub async fn vm_rrd(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resul
     let Some(auth) = super::require_auth(s, head, reply, "get_vm_rrd").await? else { return Ok(()) };
     super::release(s, &auth);
     let rrd = head.param("uuid").and_then(|u| s.rrds.lock().vms.get(u.trim()).cloned());
+    if rrd.is_none() {
+        if let Some(address) = head.param("uuid").and_then(|u| resident_elsewhere(s, u.trim())) {
+            return reply.redirect(&head.url_on(&address)).await;
+        }
+    }
     whole(reply, head, rrd).await
+}
+
+/// The address of the other host of the pool that runs the VM `uuid`.
+fn resident_elsewhere(s: &Server, uuid: &str) -> Option<String> {
+    use model::types::fields::{host as H, vm as VM};
+    let st = s.db.read();
+    let vm = st.table(&model::schema::CLASS_VM).by_uuid(uuid)?.to_string();
+    let host = st.read(&vm, VM::RESIDENT_ON)?.into_string();
+    if host == s.host {
+        return None;
+    }
+    st.read(&host, H::ADDRESS).filter(|a| !a.is_empty())
 }
 
 /// One SR's RRD: 400 without a uuid (as xapi), 404 for an SR with none.

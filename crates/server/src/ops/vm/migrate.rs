@@ -51,6 +51,7 @@ pub async fn move_to(ctx: &Ctx, vm: &str, dest: &str) -> Result<()> {
     ctx.write(|tx| {
         tx.put(vm, fields::vm::RESIDENT_ON, Ref::new(dest.to_string()));
         tx.put(vm, fields::vm::DOMID, domid);
+        crate::xenops::relocate_consoles(tx, vm, dest);
         Ok(())
     })
 }
