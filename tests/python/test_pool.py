@@ -801,6 +801,44 @@ def test_shared_file_sr_and_a_move_with_its_disk():
         shutil.rmtree(shared, ignore_errors=True)
 
 
+def test_emergency_transition_then_recover_the_old_master(pool2):
+    """After pool.emergency_transition_to_master on the member, the old
+    master comes back believing it is still the master; pool.recover_slaves
+    on the new master tells it to follow (xapi's emergency_reset_master
+    through the pool secret), and it rejoins as a member with the new
+    master's database. emergency_reset_master refuses an empty address and
+    the host's own."""
+    l, api = pool2
+    master, member = l.hosts
+    vm = api.VM.create(vm_ctor(name_label="made before the emergency"))
+    old = host_by_address(api, master.address)
+    master.kill9()
+    raw = member.raw()
+    local = raw.session.slave_local_login_with_password("root", PASSWORD)["Value"]
+    assert raw.pool.emergency_transition_to_master(local)["Status"] == "Success"
+    wait_for(lambda: is_master(member), 30, "the member to answer as master")
+    api2 = member.session().xenapi
+    api2.VM.create(vm_ctor(name_label="made by the new master"))
+    master.start()
+    wait_for(lambda: is_master(master), 60, "the old master to come back, still a master")
+    err = failure_of(api2.pool.emergency_reset_master, "")
+    assert err[0] == "INVALID_VALUE", err
+    err = failure_of(api2.pool.emergency_reset_master, member.address)
+    assert err[0] == "OPERATION_NOT_ALLOWED", err
+    assert api2.pool.recover_slaves() == [old]
+    wait_for(lambda: is_slave_of(master, member), JOINED_TIMEOUT, "the old master to follow the new one")
+    wait_for(lambda: live(api2, master.address), LIVENESS_TIMEOUT, "the old master live again")
+    names = lambda a: {r["name_label"] for r in a.VM.get_all_records().values()}  # noqa: E731
+    assert {"made before the emergency", "made by the new master"} <= names(api2)
+    assert {"made before the emergency", "made by the new master"} <= names(master.local().xenapi)
+    assert api2.VM.get_name_label(vm) == "made before the emergency"
+    # Nobody left to recover; the xe commands.
+    r = xe(member, "pool-recover-slaves")
+    assert r.returncode == 0 and r.stdout.strip() == "", (r.stdout, r.stderr)
+    r = xe(member, "pool-emergency-reset-master", "master-address=" + member.address)
+    assert r.returncode != 0 and "cannot follow itself" in r.stderr, (r.stdout, r.stderr)
+
+
 def test_emergency_transition_then_forget_the_dead_master(pool2):
     """Two hosts: the member has no vote, so when the master dies nobody is
     elected. pool.emergency_transition_to_master on the member (over TCP: an

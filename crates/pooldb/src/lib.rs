@@ -206,6 +206,12 @@ pub struct Pool {
     heard: Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// Set when the master tells this host it has left the pool.
     ejected: watch::Sender<bool>,
+    /// The engine's secret from before an emergency transition: good only
+    /// for `/pool/rejoin`.
+    former: std::sync::OnceLock<Arc<str>>,
+    /// Set when a new master (after an emergency transition) tells this
+    /// host to follow it: the new master's engine address.
+    reset: watch::Sender<Option<String>>,
     /// Runs an API call the master sends this host (`/pool/call`).
     calls: std::sync::OnceLock<CallFn>,
     /// Takes a raw stream another host opens (`/pool/stream/…`).
@@ -225,6 +231,9 @@ pub type StreamFn = Arc<
         + Send
         + Sync,
 >;
+
+/// The message `/pool/rejoin` runs (see the server's pooling module).
+pub const REJOIN_METHOD: &str = "internal.rejoin";
 
 /// What a member must be told when it joins.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -254,6 +263,8 @@ impl Pool {
             rep: Default::default(),
             heard: Default::default(),
             ejected: watch::channel(false).0,
+            reset: watch::channel(None).0,
+            former: Default::default(),
             calls: Default::default(),
             streams: Default::default(),
         }))
@@ -372,9 +383,21 @@ impl Pool {
     }
 
     pub fn check_secret(&self, given: &str) -> bool {
-        let a = given.as_bytes();
-        let b = self.secret.as_bytes();
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        same(given, &self.secret)
+    }
+
+    /// Whether `given` is the engine's secret from before an emergency
+    /// transition (good for `/pool/rejoin` only).
+    pub fn check_former(&self, given: &str) -> bool {
+        self.former.get().is_some_and(|f| same(given, f))
+    }
+
+    /// Also take the former secret for `/pool/rejoin` (after an emergency
+    /// transition, the other hosts still hold it).
+    pub fn accept_former(&self, former: Option<&str>) {
+        if let Some(f) = former {
+            let _ = self.former.set(Arc::from(f));
+        }
     }
 
     /// Admit host `id` at `addr` as a learner (it gets every entry, has no
@@ -494,6 +517,43 @@ impl Pool {
         let _ = self.ejected.subscribe().wait_for(|e| *e).await;
     }
 
+    /// Resolves when a new master has told this host to follow it: that
+    /// master's engine address.
+    pub async fn reset_requested(&self) -> String {
+        let mut rx = self.reset.subscribe();
+        let got = rx.wait_for(|r| r.is_some()).await.map(|r| r.clone());
+        match got {
+            Ok(r) => r.unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Tell the host whose engine is at `addr` to follow the master whose
+    /// engine is at `master` (`pool.recover_slaves`), with the secret it
+    /// holds (the engine's from before the emergency transition).
+    pub async fn tell_reset(&self, addr: &str, master: &str, secret: &str) -> Result<(), String> {
+        let (code, body) = post(addr, "/pool/reset", secret, master.as_bytes(), Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        if code != 200 {
+            return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
+        }
+        Ok(())
+    }
+
+    /// Ask the master whose engine is at `addr` for a place in its engine
+    /// (a JSON-RPC request of the rejoin message, run by its call handler);
+    /// its JSON-RPC response.
+    pub async fn rejoin(&self, addr: &str, request: &[u8]) -> Result<Vec<u8>, String> {
+        let (code, body) = post(addr, "/pool/rejoin", &self.secret, request, Duration::from_secs(60))
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        if code != 200 {
+            return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
+        }
+        Ok(body)
+    }
+
     /// Tell the host at `addr` that it has left the pool.
     pub async fn tell_ejected(&self, addr: &str) -> Result<(), String> {
         let (code, body) = post(addr, "/pool/eject", &self.secret, b"", Duration::from_secs(10))
@@ -566,6 +626,18 @@ impl Pool {
             "/pool/raft/vote" => enc(&self.raft.vote(serde_json::from_slice(body).map_err(bad)?).await),
             "/pool/raft/snapshot" => enc(&self.raft.install_snapshot(serde_json::from_slice(body).map_err(bad)?).await),
             "/pool/forward" => self.apply_forwarded(body).await.map(|i| i.to_string().into_bytes()),
+            // Only the rejoin message: the caller may hold no more than the
+            // former secret.
+            "/pool/rejoin" => {
+                let Some(f) = self.calls.get() else { return Err((503, "this host does not serve calls yet".into())) };
+                let method = serde_json::from_slice::<serde_json::Value>(body)
+                    .ok()
+                    .and_then(|v| v.get("method").and_then(|m| m.as_str()).map(str::to_string));
+                if method.as_deref() != Some(REJOIN_METHOD) {
+                    return Err((400, "only the rejoin message goes to /pool/rejoin".into()));
+                }
+                Ok(f(body.to_vec()).await)
+            }
             "/pool/call" => {
                 let Some(f) = self.calls.get() else { return Err((503, "this host does not serve calls yet".into())) };
                 let seen: u64 = query.strip_prefix("seen=").and_then(|n| n.parse().ok()).unwrap_or(0);
@@ -574,6 +646,15 @@ impl Pool {
                     return Err((503, format!("this host has not applied the pool's entry {seen} in 30 s")));
                 }
                 Ok(f(body.to_vec()).await)
+            }
+            "/pool/reset" => {
+                let addr = String::from_utf8_lossy(body).trim().to_string();
+                if addr.is_empty() {
+                    return Err((400, "no master address".into()));
+                }
+                tracing::warn!(master = %addr, "a new pool master says this host now follows it");
+                self.reset.send_replace(Some(addr));
+                Ok(b"ok".to_vec())
             }
             "/pool/eject" => {
                 tracing::warn!("the pool master says this host has left the pool");
@@ -605,6 +686,12 @@ impl Pool {
         }
         Ok(rep.done_tx.borrow().index.max(self.store.applied_index()))
     }
+}
+
+/// Compare secrets in constant time.
+fn same(given: &str, secret: &str) -> bool {
+    let (a, b) = (given.as_bytes(), secret.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A host stands for election only while it reaches a majority of the

@@ -337,6 +337,16 @@ pub fn serve_forwarded(server: &Server) {
                 wire::jsonrpc::write_response(&mut out, req.version, &req.id, &o);
                 return out;
             }
+            if req.method == crate::pooling::REJOIN {
+                let joined = crate::pooling::readmit(&s, &arg(1), &arg(2)).await;
+                let o = match joined.and_then(|m| serde_json::to_string(&m).map_err(|e| crate::internal(e.to_string())))
+                {
+                    Ok(j) => Outcome::Success(Value::from(j)),
+                    Err(e) => Outcome::Failure(e.to_wire()),
+                };
+                wire::jsonrpc::write_response(&mut out, req.version, &req.id, &o);
+                return out;
+            }
             // The halves of a move between hosts are not API calls.
             if req.method.starts_with("internal.") {
                 let o = match Box::pin(crate::ops::vm::migrate::domain_op(&s, &req.method, &arg(1), &arg(2))).await {

@@ -40,6 +40,11 @@ pub struct Member {
     pub secret: String,
     /// This host's uuid in the pool database.
     pub host_uuid: String,
+    /// After an emergency transition: the secret of the pool's engine
+    /// before it, which the other hosts still hold. It is good only for
+    /// asking to follow this master (`recover_slaves`, `/pool/rejoin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub former_secret: Option<String>,
 }
 
 fn pool_dir(data_dir: &Path) -> PathBuf {
@@ -88,12 +93,14 @@ pub async fn open(
         }
         db.install(&dump).map_err(|e| format!("{}: {e}", refound.display()))?;
         let pool = pooldb::Pool::open(&dir, db.clone(), m.node_id, &m.secret).await?;
+        pool.accept_former(m.former_secret.as_deref());
         pool.listen(bind).await?;
         pool.found(&advertised).await?;
         std::fs::remove_file(&refound).map_err(|e| format!("{}: {e}", refound.display()))?;
         return Ok((db, pool));
     }
     let pool = pooldb::Pool::open(&dir, db.clone(), m.node_id, &m.secret).await?;
+    pool.accept_former(m.former_secret.as_deref());
     pool.listen(bind).await?;
     let role = pool.settle(SETTLE).await?;
     // A member that just joined has its own host row once it has caught up
@@ -124,9 +131,17 @@ pub async fn open(
 pub fn watch_role(s: &Server) {
     let Some(p) = s.replica.get().cloned() else { return };
     let data_dir = s.cfg.data_dir.clone();
+    let server = s.clone();
     tokio::spawn(async move {
         tokio::select! {
             _ = p.role_lost() => tracing::warn!("this host's role in the pool changed: restarting"),
+            master = p.reset_requested() => {
+                // reset_master restarts this host when it has its new place.
+                if let Err(e) = reset_master(&server, &master).await {
+                    tracing::error!(%master, "cannot follow the new master: {e}");
+                }
+                return;
+            }
             _ = p.ejected() => {
                 let f = pool_dir(&data_dir).join(MEMBER_FILE);
                 if let Err(e) = std::fs::remove_file(&f) {
@@ -340,6 +355,114 @@ pub async fn open_stream(s: &Server, host: &str, path: &str) -> Result<tokio::ne
     })
 }
 
+/// The pool-internal message a host sends a new master to take its place
+/// in the master's engine (`pool.emergency_reset_master`).
+pub const REJOIN: &str = pooldb::REJOIN_METHOD;
+
+/// `pool.emergency_reset_master` (or a new master's `recover_slaves`):
+/// this host follows the master whose engine is at `master` (host:port): it
+/// asks that master for a place in its engine, drops its own engine state
+/// and restarts as a member, getting the pool's database from the master.
+/// The pool secret is the credential, as xapi's members use it.
+pub async fn reset_master(s: &Server, master: &str) -> Result<()> {
+    let (Some(p), Some(m)) = (s.replica.get().cloned(), read_member(&s.cfg.data_dir).map_err(crate::internal)?) else {
+        return Err(ApiError::OperationNotAllowed { reason: "this host is not in a pool".into() });
+    };
+    let (_, own) = engine_addr(&s.cfg);
+    if master == own {
+        return Err(ApiError::OperationNotAllowed { reason: "this host cannot follow itself".into() });
+    }
+    let params = [Value::from(""), Value::from(m.host_uuid.as_str()), Value::from(own.as_str())];
+    let mut req = Vec::new();
+    wire::jsonrpc::write_request(&mut req, 1, REJOIN, &params);
+    let out = p.rejoin(master, &req).await.map_err(|e| {
+        tracing::warn!(%master, "cannot reach the new master: {e}");
+        ApiError::CannotContactHost { host: master.to_string() }
+    })?;
+    let joined: pooldb::Membership = match wire::jsonrpc::parse_response(&out) {
+        Ok(wire::Outcome::Success(v)) => serde_json::from_str(v.as_str().unwrap_or_default())
+            .map_err(|e| crate::internal(format!("the new master's answer: {e}")))?,
+        Ok(wire::Outcome::Failure(desc)) => return Err(ApiError::from_wire(&desc)),
+        Err(e) => return Err(crate::internal(format!("the new master's answer: {e:?}"))),
+    };
+    let dir = pool_dir(&s.cfg.data_dir);
+    for f in ["log", "vote", "committed", "snapshot"] {
+        if let Err(e) = std::fs::remove_file(dir.join(f)) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(crate::internal(format!("{}: {e}", dir.join(f).display())));
+            }
+        }
+    }
+    write_member(
+        &s.cfg.data_dir,
+        &Member { node_id: joined.node_id, secret: joined.secret, host_uuid: m.host_uuid, former_secret: None },
+    )
+    .map_err(crate::internal)?;
+    tracing::warn!(%master, node = joined.node_id, "following the new pool master: restarting");
+    crate::request_restart(Duration::from_millis(200));
+    Ok(())
+}
+
+/// On the master: give host `host_uuid` (a host of this pool whose engine
+/// is at `addr`) a place in the engine; what it must be told.
+pub async fn readmit(s: &Server, host_uuid: &str, addr: &str) -> Result<pooldb::Membership> {
+    if s.db.replicated() != Some(store::Role::Leader) {
+        return Err(ApiError::HostIsSlave { master_address: master_address(s) });
+    }
+    if s.db.read().table(&model::schema::CLASS_HOST).by_uuid(host_uuid).is_none() {
+        return Err(ApiError::UuidInvalid { r#type: "host".into(), uuid: host_uuid.to_string() });
+    }
+    let pool = s.replica.get().cloned().ok_or_else(|| crate::internal("no pool database"))?;
+    let ip = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    if pool.node_at(ip).is_some() {
+        return Err(ApiError::OperationNotAllowed { reason: format!("{addr} is already in the pool database") });
+    }
+    let id = pool.next_id();
+    pool.admit(id, addr).await.map_err(crate::internal)?;
+    let p2 = pool.clone();
+    tokio::spawn(async move {
+        if let Err(e) = p2.promote(id, Duration::from_secs(300)).await {
+            tracing::warn!(node = id, "the recovered host stays a learner of the pool database: {e}");
+        }
+    });
+    tracing::info!(host = host_uuid, node = id, "a host of the pool follows this master again");
+    let secret = read_member(&s.cfg.data_dir).ok().flatten().map(|m| m.secret).unwrap_or_default();
+    Ok(pooldb::Membership { node_id: id, secret })
+}
+
+/// `pool.recover_slaves` on a master after an emergency transition: every
+/// other host of the pool that is not in this master's engine is told to
+/// follow it; the hosts that were told.
+pub async fn recover_slaves(s: &Server) -> Result<Vec<String>> {
+    let Some(p) = s.replica.get().cloned() else { return Ok(vec![]) };
+    // The hosts to recover hold the engine's secret from before the
+    // emergency transition; without one, there is nobody to recover.
+    let Some(former) = read_member(&s.cfg.data_dir).ok().flatten().and_then(|m| m.former_secret) else {
+        return Ok(vec![]);
+    };
+    let (_, own) = engine_addr(&s.cfg);
+    let hosts: Vec<(String, String)> = {
+        let st = s.db.read();
+        st.table(&model::schema::CLASS_HOST)
+            .iter()
+            .filter(|(h, _)| **h != s.host)
+            .map(|(h, row)| (h.clone(), row.read(H::ADDRESS)))
+            .collect()
+    };
+    let mut told = Vec::new();
+    for (host, address) in hosts {
+        if address.is_empty() || p.node_at(&address).is_some() {
+            continue;
+        }
+        let addr = format!("{}:{}", crate::url_host(&address), s.cfg.pool_port);
+        match p.tell_reset(&addr, &own, &former).await {
+            Ok(()) => told.push(host),
+            Err(e) => tracing::warn!(%host, "cannot tell the host to follow this master: {e}"),
+        }
+    }
+    Ok(told)
+}
+
 /// `pool.emergency_transition_to_master` on a member whose master is gone
 /// (with two hosts the member has no vote, so no election can replace the
 /// master): the member restarts as the master of the same pool, from the
@@ -353,8 +476,11 @@ pub async fn emergency_transition(s: &Server) -> Result<()> {
     let dump = s.db.dump();
     let dir = pool_dir(&s.cfg.data_dir);
     store::wal::write_atomic(&dir.join(REFOUND_FILE), &dump).map_err(|e| crate::internal(e.to_string()))?;
+    // A new secret keeps the old engine's messages out of the new one; the
+    // old secret stays good for recover_slaves' requests to follow.
     let secret = model::new_uuid() + &model::new_uuid();
-    write_member(&s.cfg.data_dir, &Member { node_id: 1, secret, host_uuid: m.host_uuid }).map_err(crate::internal)?;
+    let m = Member { node_id: 1, secret, host_uuid: m.host_uuid, former_secret: Some(m.secret) };
+    write_member(&s.cfg.data_dir, &m).map_err(crate::internal)?;
     tracing::warn!("emergency transition to master: restarting");
     crate::request_restart(Duration::from_secs(1));
     Ok(())
@@ -548,7 +674,7 @@ pub async fn join(s: &Server, master_address: &str, user: &str, password: &str) 
         }
     };
     let host_uuid = s.db.read().read(&s.host, H::UUID).unwrap_or_default();
-    write_member(&s.cfg.data_dir, &Member { node_id: m.node_id, secret: m.secret, host_uuid })
+    write_member(&s.cfg.data_dir, &Member { node_id: m.node_id, secret: m.secret, host_uuid, former_secret: None })
         .map_err(crate::internal)?;
     tracing::warn!(master = %target, "joined a pool: restarting as a member");
     crate::request_restart(Duration::from_secs(2));
@@ -620,7 +746,7 @@ async fn admit_inner(s: &Server, body: &[u8]) -> Result<pooldb::Membership> {
 async fn found(s: &Server) -> Result<()> {
     let secret = model::new_uuid() + &model::new_uuid();
     let host_uuid = s.db.read().read(&s.host, H::UUID).unwrap_or_default();
-    let m = Member { node_id: 1, secret: secret.clone(), host_uuid };
+    let m = Member { node_id: 1, secret: secret.clone(), host_uuid, former_secret: None };
     let (bind, addr) = engine_addr(&s.cfg);
     // The engine's files first, then the membership file: a crash between
     // the two leaves a lone host with an unused pool directory.

@@ -115,6 +115,9 @@ static EXPLICIT: &[Row] = &[
     ("pool-join", &["master-address", "master-username", "master-password"], &["force"], 0, "Make this host a member of the pool whose master is at master-address=."),
     ("pool-eject", &["host-uuid"], &["force"], 0, "Remove a member from the pool: it restarts as a pool of its own, and the data on its local SRs is lost."),
     ("pool-designate-new-master", &["host-uuid"], &[], 0, "Make another host of the pool its master."),
+    ("pool-emergency-transition-to-master", &[], &[], 0, "Make this member the master of its pool when the master is gone."),
+    ("pool-emergency-reset-master", &["master-address"], &[], 0, "Make this host follow the pool master at master-address= (after an emergency transition)."),
+    ("pool-recover-slaves", &[], &[], 0, "Tell every host of the pool that does not follow this master yet to follow it; prints the ones told."),
     ("pool-restore-database", &["file-name"], &["dry-run", "force"], 0, "Restore a dump of the pool database to the server."),
     ("message-create", &["name", "body", "priority"], &["vm-uuid", "host-uuid", "sr-uuid", "pool-uuid"], 0, "Attach a message to one object, named by exactly one of vm-uuid=, host-uuid=, sr-uuid= or pool-uuid=."),
 ];

@@ -158,6 +158,19 @@ impl PoolApi for Server {
         crate::pooling::emergency_transition(self).await
     }
 
+    async fn emergency_reset_master(&self, _ctx: &Ctx, master_address: String) -> Result<()> {
+        let address = master_address.trim();
+        if address.is_empty() {
+            return Err(ApiError::InvalidValue { field: "master_address".into(), value: master_address.clone() });
+        }
+        let engine = format!("{}:{}", crate::url_host(address), self.cfg.pool_port);
+        crate::pooling::reset_master(self, &engine).await
+    }
+
+    async fn recover_slaves(&self, _ctx: &Ctx) -> Result<Vec<Ref<Host>>> {
+        Ok(crate::pooling::recover_slaves(self).await?.into_iter().map(Ref::new).collect())
+    }
+
     async fn enable_ha(
         &self,
         _ctx: &Ctx,

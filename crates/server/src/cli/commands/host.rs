@@ -86,6 +86,20 @@ pub async fn run(cx: &mut Cx<'_, '_>, name: &str) -> CliResult {
             let host = generic::by_uuid(cx, &CLASS_HOST, cx.params.reqd("host-uuid")?).await?.0;
             cx.call("pool.designate_new_master", vec![s(host)]).await.map(|_| ())
         }
+        "pool-emergency-transition-to-master" => {
+            cx.call("pool.emergency_transition_to_master", vec![]).await.map(|_| ())
+        }
+        "pool-emergency-reset-master" => {
+            cx.call("pool.emergency_reset_master", vec![s(cx.params.reqd("master-address")?)]).await.map(|_| ())
+        }
+        "pool-recover-slaves" => {
+            let hosts = cx.call("pool.recover_slaves", vec![]).await?;
+            for h in hosts.as_array().map(|a| a.to_vec()).unwrap_or_default() {
+                let uuid = cx.call("host.get_uuid", vec![h]).await?;
+                cx.msg(uuid.as_str().unwrap_or_default()).await?;
+            }
+            Ok(())
+        }
         other => Err(CliError::UnknownCommand(other.to_string())),
     }
 }
