@@ -620,6 +620,30 @@ def test_vm_start_on_a_member(pool2):
     assert api.VM.get_resident_on(vm) == host_by_address(api, master.address)
 
 
+def test_member_restart_ends_the_operations_it_left(pool2):
+    """A member killed while it runs an operation on its VM (forwarded by
+    the master) leaves it in the VM's current_operations; when it comes back
+    it ends what its previous run left, so the VM takes new operations at
+    once (not after a conflict timeout)."""
+    l, api = pool2
+    master, member = l.hosts
+    m = host_by_address(api, member.address)
+    vm = diskless(api, "interrupted")
+    api.VM.add_to_other_config(vm, "sim:delay-pause", "60000")
+    bounded(api.VM.start_on, vm, m, False, False, timeout=60)
+    task = api.Async.VM.pause(vm)
+    # The member runs the forwarded call; its operation is on the VM.
+    wait_for(lambda: list(api.VM.get_current_operations(vm).values()) == ["pause"], 20, "the pause under way")
+    member.kill9()
+    wait_for(lambda: api.task.get_status(task) != "pending", 60, "the master's task to end with the member")
+    assert list(api.VM.get_current_operations(vm).values()) == ["pause"]
+    member.start()
+    wait_for(lambda: api.VM.get_current_operations(vm) == {}, 60, "the member to end what it left")
+    api.VM.remove_from_other_config(vm, "sim:delay-pause")
+    bounded(api.VM.hard_shutdown, vm, timeout=60)
+    assert api.VM.get_power_state(vm) == "Halted"
+
+
 def test_member_vm_console_and_statistics(pool2):
     """A VM on a member: its console's location is the member's; the member
     takes the session the client got from the master for the console and

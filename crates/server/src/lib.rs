@@ -377,6 +377,11 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
                     "recording this host's machine in the pool",
                     seed::refresh_host_facts(&db, &pool, &host, &facts),
                 );
+                match lifecycle::clear_operations_of_host(&db, &host) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!("cleared the operations of {n} objects left by a previous run"),
+                    Err(e) => tracing::error!("cannot clear the operations left by a previous run: {e}"),
+                }
             } else {
                 seed::refresh(&db).map_err(|e| e.to_string())?;
                 seed::refresh_host_facts(&db, &pool, &host, &facts).map_err(|e| e.to_string())?;

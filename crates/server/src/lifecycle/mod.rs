@@ -498,6 +498,40 @@ pub fn clear_operations(db: &store::Db) -> Result<usize> {
     Ok(n)
 }
 
+/// On a pool member's start: the operations its previous run left on its
+/// own objects (its host, the VMs it runs or was to run, with their VBDs
+/// and VIFs) end, as a lone host clears all of its own. The rest
+/// of the pool's objects are the master's. (A call the master forwards here
+/// while this runs keeps its own entry on the master's side of the call.)
+pub fn clear_operations_of_host(db: &store::Db, host: &str) -> Result<usize> {
+    use model::types::fields::{host as H, vbd as VBD, vif as VIF};
+    let (n, _) = db.write(|tx| {
+        let st = tx.state();
+        let mine = |r: &model::Ref<model::types::Host>| r.as_str() == host;
+        let mut todo: Vec<(String, usize)> = vec![(host.to_string(), H::CURRENT_OPERATIONS.index)];
+        for (r, v) in st.table(&CLASS_VM).iter() {
+            if mine(&v.read(F::RESIDENT_ON)) || mine(&v.read(F::SCHEDULED_TO_BE_RESIDENT_ON)) {
+                todo.push((r.clone(), F::CURRENT_OPERATIONS.index));
+                todo.extend(v.read(F::VBDS).iter().map(|b| (b.as_str().to_string(), VBD::CURRENT_OPERATIONS.index)));
+                todo.extend(v.read(F::VIFS).iter().map(|b| (b.as_str().to_string(), VIF::CURRENT_OPERATIONS.index)));
+            }
+        }
+        let stale: Vec<(&'static ClassDef, String, usize)> = todo
+            .into_iter()
+            .filter_map(|(r, i)| {
+                let c = st.class_of(&r)?;
+                matches!(st.get(c, &r)?.get(i), Value::Struct(m) if !m.is_empty()).then_some((c, r, i))
+            })
+            .collect();
+        let n = stale.len();
+        for (c, r, i) in stale {
+            tx.set(c, &r, i, Value::empty_map());
+        }
+        Ok::<_, ApiError>(n)
+    })?;
+    Ok(n)
+}
+
 // ------------------------------------------------------- derived on commit
 
 /// Run before every commit: keep derived fields true for the objects the
