@@ -620,11 +620,13 @@ def test_vm_start_on_a_member(pool2):
     assert api.VM.get_resident_on(vm) == host_by_address(api, master.address)
 
 
-def test_member_restart_ends_the_operations_it_left(pool2):
-    """A member killed while it runs an operation on its VM (forwarded by
-    the master) leaves it in the VM's current_operations; when it comes back
-    it ends what its previous run left, so the VM takes new operations at
-    once (not after a conflict timeout)."""
+def test_operations_of_a_member_that_dies(pool2):
+    """The master holds the operation of a call it forwards (as xapi's
+    master does): the member runs it without recording it again, and when
+    the member dies the call fails and the operation ends at once. An
+    operation the member started itself (a call on its Unix socket) stays
+    in current_operations while it is gone and ends when it comes back, so
+    the VM takes new operations at once (not after a conflict timeout)."""
     l, api = pool2
     master, member = l.hosts
     m = host_by_address(api, member.address)
@@ -632,10 +634,18 @@ def test_member_restart_ends_the_operations_it_left(pool2):
     api.VM.add_to_other_config(vm, "sim:delay-pause", "60000")
     bounded(api.VM.start_on, vm, m, False, False, timeout=60)
     task = api.Async.VM.pause(vm)
-    # The member runs the forwarded call; its operation is on the VM.
-    wait_for(lambda: list(api.VM.get_current_operations(vm).values()) == ["pause"], 20, "the pause under way")
+    wait_for(lambda: list(api.VM.get_current_operations(vm).items()) == [(task, "pause")], 20,
+             "the master holding the pause under its task")
     member.kill9()
-    wait_for(lambda: api.task.get_status(task) != "pending", 60, "the master's task to end with the member")
+    wait_for(lambda: api.task.get_status(task) != "pending", 60, "the call to fail with the member")
+    wait_for(lambda: api.VM.get_current_operations(vm) == {}, 20, "the held pause to end")
+    member.start()
+    wait_for(lambda: live(api, member.address), LIVENESS_TIMEOUT, "the member back")
+    local = member.local().xenapi
+    local.Async.VM.pause(vm)
+    wait_for(lambda: list(api.VM.get_current_operations(vm).values()) == ["pause"], 20, "the member's own pause")
+    member.kill9()
+    time.sleep(2)
     assert list(api.VM.get_current_operations(vm).values()) == ["pause"]
     member.start()
     wait_for(lambda: api.VM.get_current_operations(vm) == {}, 60, "the member to end what it left")

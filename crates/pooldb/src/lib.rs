@@ -410,10 +410,9 @@ impl Pool {
             .map_err(|e| format!("cannot add host {id} to the pool database: {e}"))
     }
 
-    /// Once learner `id` has caught up (within `limit`): from three hosts on,
-    /// every host a voter, so the pool outlives any one of them. With two,
-    /// the member stays a learner: a two-voter quorum would stop the pool
-    /// whenever either host stops.
+    /// Once learner `id` has caught up (within `limit`): the voters are
+    /// balanced again ([`choose_voters`]): from three hosts on the pool
+    /// outlives the loss of any one of them.
     pub async fn promote(&self, id: u64, limit: Duration) -> Result<(), String> {
         let target = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
         let mut rx = self.raft.metrics();
@@ -567,24 +566,35 @@ impl Pool {
 
     /// Hand the leadership to `id`: it becomes the only voter (the others
     /// learners), so it is elected, and this host steps down; the new leader
-    /// makes every host a voter again when it starts ([`Pool::voters_all`]).
+    /// balances the voters again when it starts ([`Pool::voters_all`]).
     pub async fn hand_over(&self, id: u64) -> Result<(), String> {
         let mut only = BTreeSet::new();
         only.insert(id);
         self.raft.change_membership(only, true).await.map(|_| ()).map_err(|e| format!("cannot hand the pool over: {e}"))
     }
 
-    /// From three hosts on, every host a voter.
+    /// Every host a possible voter (after a join or a hand-over, before
+    /// liveness is known): see [`Pool::balance_voters`].
     pub async fn voters_all(&self) -> Result<(), String> {
+        let m = self.raft.metrics().borrow().clone();
+        let all: BTreeSet<u64> = m.membership_config.membership().nodes().map(|(i, _)| *i).collect();
+        self.balance_voters(&all).await
+    }
+
+    /// Keep the voters as [`choose_voters`] wants them, given the hosts
+    /// known to be alive: a dead voter gives its place to a live learner.
+    pub async fn balance_voters(&self, live: &BTreeSet<u64>) -> Result<(), String> {
         let m = self.raft.metrics().borrow().clone();
         let mem = m.membership_config.membership();
         let all: BTreeSet<u64> = mem.nodes().map(|(i, _)| *i).collect();
         let voters: BTreeSet<u64> = mem.voter_ids().collect();
-        if all.len() >= 3 && voters != all {
+        let want = choose_voters(&voters, &all, live, self.id);
+        if want != voters {
+            tracing::info!(?voters, ?want, "changing the pool database's voters");
             self.raft
-                .change_membership(all, false)
+                .change_membership(want, true)
                 .await
-                .map_err(|e| format!("cannot make every host a voter: {e}"))?;
+                .map_err(|e| format!("cannot change the pool database's voters: {e}"))?;
         }
         Ok(())
     }
@@ -686,6 +696,46 @@ impl Pool {
         }
         Ok(rep.done_tx.borrow().index.max(self.store.applied_index()))
     }
+}
+
+/// At most this many voters: a write waits for a majority of them only
+/// (every host still gets every entry), and five outlive two failures.
+pub const MAX_VOTERS: usize = 5;
+
+/// The voters a pool of `all` hosts should have: none but the leader with
+/// two hosts (a two-voter quorum would stop the pool whenever either host
+/// stops), else an odd number, up to MAX_VOTERS (an even one outlives no
+/// more failures and waits for one more host). Live voters keep their
+/// place; live learners fill the rest, lowest id first; a dead voter goes
+/// only when a live learner takes its place (the count stays odd). The
+/// leader is always one.
+pub fn choose_voters(voters: &BTreeSet<u64>, all: &BTreeSet<u64>, live: &BTreeSet<u64>, leader: u64) -> BTreeSet<u64> {
+    let n = all.len();
+    let size = match n {
+        0..=2 => 1,
+        _ => {
+            let k = n.min(MAX_VOTERS);
+            if k.is_multiple_of(2) {
+                k - 1
+            } else {
+                k
+            }
+        }
+    };
+    let mut want: BTreeSet<u64> = BTreeSet::from([leader]);
+    // Live voters first, then live learners, then (to keep the size) dead voters.
+    let live_voters = voters.iter().filter(|v| live.contains(v));
+    let live_learners = all.iter().filter(|v| !voters.contains(v) && live.contains(v));
+    let dead_voters = voters.iter().filter(|v| !live.contains(v));
+    for v in live_voters.chain(live_learners).chain(dead_voters) {
+        if want.len() >= size {
+            break;
+        }
+        if all.contains(v) {
+            want.insert(*v);
+        }
+    }
+    want
 }
 
 /// Compare secrets in constant time.
@@ -902,4 +952,29 @@ mod b64 {
 
 fn now_nanos() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod voter_tests {
+    use super::*;
+
+    fn set(v: &[u64]) -> BTreeSet<u64> {
+        v.iter().copied().collect()
+    }
+
+    #[test]
+    fn odd_voters_up_to_five_and_dead_ones_replaced() {
+        let all = |n: u64| (1..=n).collect::<BTreeSet<u64>>();
+        assert_eq!(choose_voters(&set(&[1]), &all(2), &all(2), 1), set(&[1]));
+        assert_eq!(choose_voters(&set(&[1]), &all(3), &all(3), 1), set(&[1, 2, 3]));
+        assert_eq!(choose_voters(&set(&[1, 2, 3]), &all(4), &all(4), 1), set(&[1, 2, 3]));
+        assert_eq!(choose_voters(&set(&[1, 2, 3]), &all(64), &all(64), 1), set(&[1, 2, 3, 4, 5]));
+        // Voter 3 dead, learner 6 alive: 6 takes its place.
+        let live: BTreeSet<u64> = all(64).into_iter().filter(|i| *i != 3).collect();
+        assert_eq!(choose_voters(&set(&[1, 2, 3, 4, 5]), &all(64), &live, 1), set(&[1, 2, 4, 5, 6]));
+        // No live learner: the dead voter stays (the size stays odd).
+        assert_eq!(choose_voters(&set(&[1, 2, 3]), &all(3), &set(&[1, 2]), 1), set(&[1, 2, 3]));
+        // A new leader (2) is always a voter.
+        assert_eq!(choose_voters(&set(&[1, 3, 4]), &all(6), &set(&[2, 3, 4, 5, 6]), 2), set(&[2, 3, 4, 5, 6]));
+    }
 }

@@ -356,6 +356,12 @@ pub fn serve_forwarded(server: &Server) {
                 wire::jsonrpc::write_response(&mut out, req.version, &req.id, &o);
                 return out;
             }
+            // The operation the master holds for this call, if it says so.
+            let held = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| {
+                let h = v.get(crate::pooling::HELD_KEY)?.as_array()?.clone();
+                let part = |i: usize| h.get(i).and_then(|x| x.as_str()).map(str::to_string);
+                Some((part(0)?, part(1)?, part(2)?))
+            });
             let spec =
                 crate::session::LoginSpec { user: "root", password: "", originator: "pool", local: true, pool: true };
             let o = match s.sessions.login(&s, spec).await {
@@ -364,7 +370,11 @@ pub fn serve_forwarded(server: &Server) {
                     if let Some(first) = params.first_mut() {
                         *first = Value::from(session.as_str());
                     }
-                    let o = call(&s, &req.method, params, true).await;
+                    let run = call(&s, &req.method, params, true);
+                    let o = match held {
+                        Some(h) => crate::lifecycle::HELD.scope(h, run).await,
+                        None => run.await,
+                    };
                     crate::logged("ending the forwarded call's session", s.sessions.logout(&s, &session));
                     o
                 }
@@ -407,7 +417,20 @@ async fn run_sync(
 /// Calls that change state are written to the audit log with their outcome.
 pub async fn run(ctx: &Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec<Value>) -> Result<Value> {
     if let Route::Host(h) = route(&ctx.server, c, m, &args) {
-        return crate::pooling::forward(&ctx.server, &h, &format!("{}.{}", c.name, m.name), &args).await;
+        let method = format!("{}.{}", c.name, m.name);
+        let object = args.first().and_then(|a| a.as_str()).unwrap_or_default().to_string();
+        // As xapi's master: the operation is checked and held here while
+        // the host that owns the object runs the call.
+        return match crate::lifecycle::held_op(c, m.name) {
+            Some(op) => {
+                let held = (c.name, object.as_str(), op);
+                crate::lifecycle::with_op(ctx, c, &object, op, || {
+                    crate::pooling::forward_holding(&ctx.server, &h, &method, &args, Some(held))
+                })
+                .await
+            }
+            None => crate::pooling::forward(&ctx.server, &h, &method, &args).await,
+        };
     }
     let audited = m.session && crate::audit::changes_state(c, m);
     let kept = if audited { args.clone() } else { Vec::new() };

@@ -273,11 +273,34 @@ const CALL_LIMIT: Duration = Duration::from_secs(900);
 /// host-specific work to the host that owns it, as xapi's
 /// message_forwarding does); the host runs it as the pool's own superuser.
 pub async fn forward(s: &Server, host: &str, method: &str, args: &[Value]) -> Result<Value> {
+    forward_holding(s, host, method, args, None).await
+}
+
+/// Where a forwarded call names the operation the master holds for it.
+pub const HELD_KEY: &str = "xapi_rs_held";
+
+/// `forward`, telling the host which operation (class, object, operation)
+/// the master checked and holds for the call (see `lifecycle::HELD`).
+pub async fn forward_holding(
+    s: &Server,
+    host: &str,
+    method: &str,
+    args: &[Value],
+    held: Option<(&str, &str, &str)>,
+) -> Result<Value> {
     let (p, _, addr) = node_of(s, host)?;
     let mut params = vec![Value::from("")];
     params.extend_from_slice(args);
     let mut req = Vec::new();
     wire::jsonrpc::write_request(&mut req, 1, method, &params);
+    if let Some((c, r, op)) = held {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&req).map_err(|e| crate::internal(format!("a forwarded call: {e}")))?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert(HELD_KEY.to_string(), serde_json::json!([c, r, op]));
+        }
+        req = serde_json::to_vec(&v).map_err(|e| crate::internal(format!("a forwarded call: {e}")))?;
+    }
     tracing::info!(%method, %host, "running the call on the host that owns it");
     let out = p.call(&addr, &req, CALL_LIMIT).await.map_err(|e| {
         tracing::warn!(%method, "cannot forward the call: {e}");
@@ -536,6 +559,9 @@ pub fn spawn_liveness(s: &Server) {
                     if let Err(e) = mark_liveness(&s, &p, started).await {
                         tracing::warn!("cannot record the hosts' liveness: {e}");
                     }
+                    if let Err(e) = p.balance_voters(&live_nodes(&s, &p, started)).await {
+                        tracing::warn!("{e}");
+                    }
                 }
             });
         }
@@ -555,6 +581,22 @@ async fn claim_master(s: &Server) -> Result<()> {
         Ok::<_, ApiError>(())
     })?;
     s.db.durable(c).await.map_err(|e| crate::internal(e.to_string()))
+}
+
+/// The engine nodes of the hosts heard from lately (this one included).
+fn live_nodes(s: &Server, p: &pooldb::Pool, started: std::time::Instant) -> std::collections::BTreeSet<u64> {
+    let heard = p.heard();
+    let now = std::time::Instant::now();
+    let st = s.db.read();
+    let mut live = std::collections::BTreeSet::from([p.id]);
+    for (_, row) in st.table(&model::schema::CLASS_HOST).iter() {
+        if now.duration_since(*heard.get(&row.read(H::UUID)).unwrap_or(&started)) < PRESUMED_DEAD {
+            if let Some((id, _)) = p.node_at(&row.read(H::ADDRESS)) {
+                live.insert(id);
+            }
+        }
+    }
+    live
 }
 
 async fn mark_liveness(s: &Server, p: &pooldb::Pool, started: std::time::Instant) -> Result<()> {
