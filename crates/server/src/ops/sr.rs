@@ -211,6 +211,8 @@ impl SrApi for Server {
             crate::logged("removing an SR introduced by a failed create", forget());
             return Err(e);
         }
+        // The other hosts plug PBDs they must see first.
+        ctx.durable().await?;
         for (h, pbd) in &pbds {
             let plugged = if *h == self.host {
                 crate::ops::pbd::plug(ctx, pbd).await
