@@ -247,7 +247,7 @@ impl Pool {
     /// from them. No role yet: see [`Pool::found`] and [`Pool::settle`].
     pub async fn open(dir: &Path, db: Arc<Db>, id: u64, secret: &str) -> Result<Arc<Pool>, String> {
         let boot = format!("{id}-{}-{}", std::process::id(), now_nanos());
-        let st = Store::open(dir, db, boot)?;
+        let st = Store::open(dir, db, boot, id)?;
         let secret: Arc<str> = secret.into();
         #[allow(deprecated)]
         let (log, sm) = openraft::storage::Adaptor::new(st.clone());
