@@ -9,12 +9,13 @@ use model::schema::{
 };
 use model::types::fields;
 
-pub(super) fn check_memory(s: &Server, vm: &str) -> Result<()> {
+/// HOST_NOT_ENOUGH_FREE_MEMORY unless `host` has the memory `vm` needs.
+pub(super) fn check_memory(s: &Server, vm: &str, host: &str) -> Result<()> {
     let (c, hc, hm) = (vm_c(), &CLASS_HOST, &CLASS_HOST_METRICS);
     let st = s.db.read();
     let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
     let needed = row.read(fields::vm::MEMORY_DYNAMIC_MAX) + row.read(fields::vm::MEMORY_OVERHEAD);
-    let metrics = st.get(hc, &s.host).map(|h| h.read(fields::host::METRICS).into_string()).unwrap_or_default();
+    let metrics = st.get(hc, host).map(|h| h.read(fields::host::METRICS).into_string()).unwrap_or_default();
     let free = st.get(hm, &metrics).and_then(|m| m.get(fields::host_metrics::MEMORY_FREE.index).as_int()).unwrap_or(0);
     if needed > free {
         return Err(ApiError::HostNotEnoughFreeMemory { needed: needed.to_string(), available: free.to_string() });
@@ -159,7 +160,7 @@ pub fn assert_can_boot(s: &Server, vm: &str, host: &str, memory_check: bool) -> 
         }
     }
     if memory_check {
-        check_memory(s, vm)?;
+        check_memory(s, vm, host)?;
     }
     Ok(())
 }
