@@ -327,20 +327,16 @@ pub fn serve_forwarded(server: &Server) {
                 }
             };
             let arg = |i: usize| req.params.get(i).and_then(|v| v.as_str()).unwrap_or("").to_string();
-            if req.method == crate::pooling::VOUCH {
-                let vouched = s.sessions.vouch(&s, &arg(1));
-                let o =
-                    match vouched.and_then(|v| serde_json::to_string(&v).map_err(|e| crate::internal(e.to_string()))) {
-                        Ok(j) => Outcome::Success(Value::from(j)),
-                        Err(e) => Outcome::Failure(e.to_wire()),
-                    };
-                wire::jsonrpc::write_response(&mut out, req.version, &req.id, &o);
-                return out;
-            }
-            if req.method == crate::pooling::REJOIN {
-                let joined = crate::pooling::readmit(&s, &arg(1), &arg(2)).await;
-                let o = match joined.and_then(|m| serde_json::to_string(&m).map_err(|e| crate::internal(e.to_string())))
-                {
+            // Pool-internal questions, answered as a JSON document.
+            let answer = if req.method == crate::pooling::VOUCH {
+                Some(s.sessions.vouch(&s, &arg(1)).and_then(|v| as_json(&v)))
+            } else if req.method == crate::pooling::REJOIN {
+                Some(crate::pooling::readmit(&s, &arg(1), &arg(2)).await.and_then(|m| as_json(&m)))
+            } else {
+                None
+            };
+            if let Some(a) = answer {
+                let o = match a {
                     Ok(j) => Outcome::Success(Value::from(j)),
                     Err(e) => Outcome::Failure(e.to_wire()),
                 };
@@ -388,6 +384,10 @@ pub fn serve_forwarded(server: &Server) {
     if let Some(p) = server.replica.get() {
         p.serve_calls(f);
     }
+}
+
+fn as_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| crate::internal(e.to_string()))
 }
 
 async fn run_sync(

@@ -306,7 +306,12 @@ pub async fn forward_holding(
         tracing::warn!(%method, "cannot forward the call: {e}");
         ApiError::CannotContactHost { host: host.to_string() }
     })?;
-    match wire::jsonrpc::parse_response(&out) {
+    answer_of(&out, host)
+}
+
+/// The value or error of another host's JSON-RPC response.
+fn answer_of(out: &[u8], host: &str) -> Result<Value> {
+    match wire::jsonrpc::parse_response(out) {
         Ok(wire::Outcome::Success(v)) => Ok(v),
         Ok(wire::Outcome::Failure(desc)) => Err(ApiError::from_wire(&desc)),
         Err(e) => Err(crate::internal(format!("the answer of {host}: {e:?}"))),
@@ -402,12 +407,9 @@ pub async fn reset_master(s: &Server, master: &str) -> Result<()> {
         tracing::warn!(%master, "cannot reach the new master: {e}");
         ApiError::CannotContactHost { host: master.to_string() }
     })?;
-    let joined: pooldb::Membership = match wire::jsonrpc::parse_response(&out) {
-        Ok(wire::Outcome::Success(v)) => serde_json::from_str(v.as_str().unwrap_or_default())
-            .map_err(|e| crate::internal(format!("the new master's answer: {e}")))?,
-        Ok(wire::Outcome::Failure(desc)) => return Err(ApiError::from_wire(&desc)),
-        Err(e) => return Err(crate::internal(format!("the new master's answer: {e:?}"))),
-    };
+    let v = answer_of(&out, master)?;
+    let joined: pooldb::Membership = serde_json::from_str(v.as_str().unwrap_or_default())
+        .map_err(|e| crate::internal(format!("the new master's answer: {e}")))?;
     let dir = pool_dir(&s.cfg.data_dir);
     for f in ["log", "vote", "committed", "snapshot"] {
         if let Err(e) = std::fs::remove_file(dir.join(f)) {
@@ -440,17 +442,9 @@ pub async fn readmit(s: &Server, host_uuid: &str, addr: &str) -> Result<pooldb::
     if pool.node_at(ip).is_some() {
         return Err(ApiError::OperationNotAllowed { reason: format!("{addr} is already in the pool database") });
     }
-    let id = pool.next_id();
-    pool.admit(id, addr).await.map_err(crate::internal)?;
-    let p2 = pool.clone();
-    tokio::spawn(async move {
-        if let Err(e) = p2.promote(id, Duration::from_secs(300)).await {
-            tracing::warn!(node = id, "the recovered host stays a learner of the pool database: {e}");
-        }
-    });
-    tracing::info!(host = host_uuid, node = id, "a host of the pool follows this master again");
-    let secret = read_member(&s.cfg.data_dir).ok().flatten().map(|m| m.secret).unwrap_or_default();
-    Ok(pooldb::Membership { node_id: id, secret })
+    let joined = add_node(s, &pool, addr).await?;
+    tracing::info!(host = host_uuid, node = joined.node_id, "a host of the pool follows this master again");
+    Ok(joined)
 }
 
 /// `pool.recover_slaves` on a master after an emergency transition: every
@@ -770,18 +764,23 @@ async fn admit_inner(s: &Server, body: &[u8]) -> Result<pooldb::Membership> {
         Ok::<_, ApiError>(())
     })?;
     s.db.durable(c).await.map_err(|e| crate::internal(e.to_string()))?;
+    add_node(s, &pool, &req.addr).await
+}
+
+/// Give the host whose engine is at `addr` a place in the engine: a learner
+/// now, a voter once it has caught up (if the pool wants one more); what
+/// it must be told.
+async fn add_node(s: &Server, pool: &Arc<pooldb::Pool>, addr: &str) -> Result<pooldb::Membership> {
     let id = pool.next_id();
-    pool.admit(id, &req.addr).await.map_err(crate::internal)?;
+    pool.admit(id, addr).await.map_err(crate::internal)?;
     let p2 = pool.clone();
     tokio::spawn(async move {
         if let Err(e) = p2.promote(id, Duration::from_secs(300)).await {
-            tracing::warn!(node = id, "the new host stays a learner of the pool database: {e}");
+            tracing::warn!(node = id, "the host stays a learner of the pool database: {e}");
         }
     });
-    Ok(pooldb::Membership {
-        node_id: id,
-        secret: read_member(&s.cfg.data_dir).ok().flatten().map(|m| m.secret).unwrap_or_default(),
-    })
+    let secret = read_member(&s.cfg.data_dir).ok().flatten().map(|m| m.secret).unwrap_or_default();
+    Ok(pooldb::Membership { node_id: id, secret })
 }
 
 /// Make this lone host the master of a new pool.
