@@ -30,6 +30,9 @@ const MEMBER_FILE: &str = "member.json";
 /// The database a member that takes over in an emergency starts its new
 /// engine from.
 const REFOUND_FILE: &str = "refound.dump";
+/// The engine's own files in the pool directory (dropped when this host
+/// starts over in a new engine).
+const ENGINE_FILES: [&str; 4] = ["log", "vote", "committed", "snapshot"];
 /// How long a pool host waits at start for a master before serving what it has.
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -88,7 +91,7 @@ pub async fn open(
         // pool.emergency_transition_to_master: a new engine whose first
         // entry is the pool's database as this host last had it.
         tracing::warn!("taking over as the pool's master (emergency transition)");
-        for f in ["log", "vote", "committed", "snapshot"] {
+        for f in ENGINE_FILES {
             let _ = std::fs::remove_file(dir.join(f));
         }
         db.install(&dump).map_err(|e| format!("{}: {e}", refound.display()))?;
@@ -411,7 +414,7 @@ pub async fn reset_master(s: &Server, master: &str) -> Result<()> {
     let joined: pooldb::Membership = serde_json::from_str(v.as_str().unwrap_or_default())
         .map_err(|e| crate::internal(format!("the new master's answer: {e}")))?;
     let dir = pool_dir(&s.cfg.data_dir);
-    for f in ["log", "vote", "committed", "snapshot"] {
+    for f in ENGINE_FILES {
         if let Err(e) = std::fs::remove_file(dir.join(f)) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 return Err(crate::internal(format!("{}: {e}", dir.join(f).display())));
@@ -577,6 +580,17 @@ async fn claim_master(s: &Server) -> Result<()> {
     s.db.durable(c).await.map_err(|e| crate::internal(e.to_string()))
 }
 
+/// Whether the host `uuid` sent a heartbeat within PRESUMED_DEAD (a host
+/// not heard from since the master started gets that long from the start).
+fn heard_lately(
+    heard: &HashMap<String, std::time::Instant>,
+    uuid: &str,
+    started: std::time::Instant,
+    now: std::time::Instant,
+) -> bool {
+    now.duration_since(*heard.get(uuid).unwrap_or(&started)) < PRESUMED_DEAD
+}
+
 /// The engine nodes of the hosts heard from lately (this one included).
 fn live_nodes(s: &Server, p: &pooldb::Pool, started: std::time::Instant) -> std::collections::BTreeSet<u64> {
     let heard = p.heard();
@@ -584,7 +598,7 @@ fn live_nodes(s: &Server, p: &pooldb::Pool, started: std::time::Instant) -> std:
     let st = s.db.read();
     let mut live = std::collections::BTreeSet::from([p.id]);
     for (_, row) in st.table(&model::schema::CLASS_HOST).iter() {
-        if now.duration_since(*heard.get(&row.read(H::UUID)).unwrap_or(&started)) < PRESUMED_DEAD {
+        if heard_lately(&heard, &row.read(H::UUID), started, now) {
             if let Some((id, _)) = p.node_at(&row.read(H::ADDRESS)) {
                 live.insert(id);
             }
@@ -601,8 +615,7 @@ async fn mark_liveness(s: &Server, p: &pooldb::Pool, started: std::time::Instant
         st.table(&model::schema::CLASS_HOST)
             .iter()
             .filter_map(|(h, row)| {
-                let alive = *h == s.host
-                    || now.duration_since(*heard.get(&row.read(H::UUID)).unwrap_or(&started)) < PRESUMED_DEAD;
+                let alive = *h == s.host || heard_lately(&heard, &row.read(H::UUID), started, now);
                 let metrics = row.read(H::METRICS);
                 let was = st.read(metrics.as_str(), model::types::fields::host_metrics::LIVE)?;
                 (was != alive).then(|| (metrics.as_str().to_string(), alive))
