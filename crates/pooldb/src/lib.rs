@@ -285,13 +285,12 @@ impl Pool {
         nodes.insert(self.id, BasicNode { addr: addr.to_string() });
         self.raft.initialize(nodes).await.map_err(|e| format!("cannot start the pool database: {e}"))?;
         self.wait_role(Duration::from_secs(30)).await?;
-        // Replicate from now on; what was committed before is in the dump,
-        // and what is committed between the two is applied twice on the
-        // members (harmless: records put whole rows).
+        // Replicate from now on; what was committed before is in the dump
+        // (taken at the switch: records change fields of rows, so none may
+        // apply twice).
         let (rep, rx) = self.replicator(Role::Leader);
-        self.store.0.db.set_replicator(rep.clone()).map_err(|e| e.to_string())?;
-        let genesis =
-            Batch { origin: self.store.0.boot.clone(), records: Vec::new(), genesis: Some(self.store.0.db.dump()) };
+        let dump = self.store.0.db.set_replicator_dump(rep.clone()).map_err(|e| e.to_string())?;
+        let genesis = Batch { origin: self.store.0.boot.clone(), records: Vec::new(), genesis: Some(dump) };
         self.raft.client_write(genesis).await.map_err(|e| format!("the pool's first entry: {e}"))?;
         tokio::spawn(pump(rep, rx));
         Ok(())

@@ -312,13 +312,13 @@ async fn serve_conn(pool: &crate::Pool, mut s: tokio::net::TcpStream) -> std::io
         if len > (1 << 30) {
             return answer(&mut s, 413, b"too large").await;
         }
-        let mut body = buf.split_off(n);
-        if body.len() < len {
-            let mut rest = vec![0u8; len - body.len()];
-            s.read_exact(&mut rest).await?;
-            body.extend_from_slice(&rest);
+        // The body into the same buffer (its pages stay mapped from one
+        // message to the next: fresh ones would be zeroed by the kernel).
+        let have = buf.len();
+        if have < n + len {
+            buf.resize(n + len, 0);
+            s.read_exact(&mut buf[have..]).await?;
         }
-        buf = body.split_off(len);
         let former_ok = path == "/pool/rejoin" && pool.check_former(&secret);
         if !pool.check_secret(&secret) && !former_ok {
             tracing::warn!(%path, "a pool database message without the pool secret, refused");
@@ -326,7 +326,7 @@ async fn serve_conn(pool: &crate::Pool, mut s: tokio::net::TcpStream) -> std::io
         }
         if path.starts_with(STREAM_PATH) {
             let Some(f) = pool.stream_fn() else { return answer(&mut s, 503, b"no streams here yet").await };
-            if !buf.is_empty() {
+            if buf.len() > n + len {
                 return answer(&mut s, 400, b"a stream starts after the answer").await;
             }
             let head = "HTTP/1.1 200 -\r\nContent-Length: 0\r\n\r\n";
@@ -335,7 +335,9 @@ async fn serve_conn(pool: &crate::Pool, mut s: tokio::net::TcpStream) -> std::io
             f(path, s).await;
             return Ok(());
         }
-        match pool.handle(&path, &body).await {
+        let out = pool.handle(&path, &buf[n..n + len]).await;
+        buf.drain(..n + len);
+        match out {
             Ok(out) => answer(&mut s, 200, &out).await?,
             Err((code, why)) => {
                 tracing::warn!(%path, code, "a pool database message failed: {why}");

@@ -7,7 +7,8 @@
 //!   ("everything up to this log id is in the snapshot"). Rewritten whole
 //!   after a purge.
 //! * `vote`, `committed`: the latest value, replaced atomically.
-//! * `snapshot`: a JSON line of metadata, then a database dump.
+//! * `snapshot`: a JSON line of metadata, then the snapshot's data: a JSON
+//!   line naming the commits the dump holds (see [`Covers`]), then the dump.
 //!
 //! The state machine is not saved apart: a host that starts rebuilds its
 //! store from the snapshot and the committed entries after it.
@@ -32,10 +33,21 @@ use store::Db;
 type Sto = StorageError<u64>;
 type Meta = SnapshotMeta<u64, openraft::BasicNode>;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 enum LogLine {
     #[serde(rename = "e")]
     Entry(Entry<Tc>),
+    #[serde(rename = "t")]
+    TruncateFrom(u64),
+    #[serde(rename = "p")]
+    Purged(LogId<u64>),
+}
+
+/// A [`LogLine`] to write (borrowing its entry).
+#[derive(Serialize)]
+enum LineOut<'a> {
+    #[serde(rename = "e")]
+    Entry(&'a Entry<Tc>),
     #[serde(rename = "t")]
     TruncateFrom(u64),
     #[serde(rename = "p")]
@@ -46,12 +58,48 @@ enum LogLine {
 struct Machine {
     applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, openraft::BasicNode>,
+    /// The snapshot this store was rebuilt from also holds these commits
+    /// of entries after its point (see [`Covers`]).
+    covers: Option<Covers>,
+}
+
+/// Which commits beyond its log point a snapshot's dump holds. A host
+/// applies the others' entries under the machine lock, so its dump holds
+/// exactly the entries up to its point; but the leader's store is ahead of
+/// the log (its commits apply at once, then become entries), so its dump
+/// also holds its own commits up to generation `gen`. Records change fields
+/// of rows, so those must not be applied again over the dump.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Covers {
+    origin: String,
+    gen: u64,
+}
+
+/// A snapshot's data: the covers line, then the dump. (A dump alone, as an
+/// earlier version wrote, covers nothing beyond its point.)
+fn snapshot_data(covers: &Covers, dump: &[u8]) -> Vec<u8> {
+    let mut out = serde_json::to_vec(covers).unwrap_or_default();
+    out.push(b'\n');
+    out.extend_from_slice(dump);
+    out
+}
+
+fn split_data(data: &[u8]) -> Result<(Option<Covers>, &[u8]), String> {
+    if data.first() != Some(&b'{') {
+        return Ok((None, data));
+    }
+    let nl = data.iter().position(|b| *b == b'\n').ok_or("the pool snapshot's data has no covers line")?;
+    let c: Covers = serde_json::from_slice(&data[..nl]).map_err(|e| format!("the pool snapshot's covers line: {e}"))?;
+    Ok((Some(c), &data[nl + 1..]))
 }
 
 struct Log {
     entries: BTreeMap<u64, Entry<Tc>>,
     purged: Option<LogId<u64>>,
     file: File,
+    /// Lines are encoded here, one append after another: its pages stay
+    /// mapped (a fresh buffer per append cost the kernel's page zeroing).
+    buf: Vec<u8>,
 }
 
 pub(crate) struct Shared {
@@ -111,11 +159,13 @@ impl Store {
             Ok(bytes) => {
                 let nl = bytes.iter().position(|b| *b == b'\n').ok_or("the pool snapshot has no header")?;
                 let meta: Meta = serde_json::from_slice(&bytes[..nl]).map_err(|e| format!("pool snapshot: {e}"))?;
-                let dump = bytes[nl + 1..].to_vec();
-                db.install(&dump).map_err(|e| format!("pool snapshot: {e}"))?;
+                let data = bytes[nl + 1..].to_vec();
+                let (covers, dump) = split_data(&data)?;
+                db.install(dump).map_err(|e| format!("pool snapshot: {e}"))?;
                 machine.applied = meta.last_log_id;
                 machine.membership = meta.last_membership.clone();
-                snapshot = Some((meta, dump));
+                machine.covers = covers;
+                snapshot = Some((meta, data));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("{}: {e}", snap_path.display())),
@@ -189,7 +239,7 @@ impl Store {
             voter: std::sync::atomic::AtomicBool::new(voter),
             db,
             boot,
-            log: Mutex::new(Log { entries, purged, file }),
+            log: Mutex::new(Log { entries, purged, file, buf: Vec::new() }),
             vote: Mutex::new(vote),
             committed: Mutex::new(committed),
             machine: Mutex::new(machine),
@@ -199,14 +249,18 @@ impl Store {
         })))
     }
 
-    fn append_lines(&self, lines: &[LogLine], sync: bool) -> Result<(), Sto> {
-        let mut buf = Vec::new();
+    fn append_lines(&self, lines: &[LineOut], sync: bool) -> Result<(), Sto> {
+        let mut guard = lock(&self.0.log);
+        let log = &mut *guard;
+        log.buf.clear();
         for l in lines {
-            serde_json::to_writer(&mut buf, l).map_err(io)?;
-            buf.push(b'\n');
+            serde_json::to_writer(&mut log.buf, l).map_err(io)?;
+            log.buf.push(b'\n');
         }
-        let mut log = lock(&self.0.log);
-        log.file.write_all(&buf).map_err(io)?;
+        log.file.write_all(&log.buf).map_err(io)?;
+        if log.buf.capacity() > (64 << 20) {
+            log.buf = Vec::new();
+        }
         if sync {
             log.file.sync_data().map_err(io)?;
         }
@@ -235,23 +289,28 @@ impl Store {
         self.0.applied_tx.send_replace(index);
     }
 
-    fn apply_batch(&self, b: &Batch) -> Result<(), String> {
+    fn apply_batch(&self, b: &Batch, covers: Option<&Covers>) -> Result<(), String> {
         if b.origin == self.0.boot {
             return Ok(());
         }
         if let Some(g) = &b.genesis {
             self.0.db.install(g).map_err(|e| format!("the pool's first state: {e}"))?;
         }
+        // Commits the snapshot's dump already holds are not applied again.
+        let held = covers.filter(|c| c.origin == b.origin).map(|c| c.gen);
         for r in &b.records {
+            if held.is_some_and(|g| store::replica::record_gen(r).is_some_and(|rg| rg <= g)) {
+                continue;
+            }
             self.0.db.apply_record(r).map_err(|e| format!("a pool record: {e}"))?;
         }
         Ok(())
     }
 
-    fn save_snapshot(&self, meta: &Meta, dump: &[u8]) -> Result<(), Sto> {
+    fn save_snapshot(&self, meta: &Meta, data: &[u8]) -> Result<(), Sto> {
         let mut bytes = serde_json::to_vec(meta).map_err(io)?;
         bytes.push(b'\n');
-        bytes.extend_from_slice(dump);
+        bytes.extend_from_slice(data);
         store::wal::write_atomic(&self.0.dir.join("snapshot"), &bytes).map_err(io)
     }
 }
@@ -268,19 +327,20 @@ impl RaftLogReader<Tc> for Store {
 
 impl RaftSnapshotBuilder<Tc> for Store {
     async fn build_snapshot(&mut self) -> Result<Snapshot<Tc>, Sto> {
-        // The applied point first, then the dump: the dump may hold later
-        // commits too, which the entries after the point apply again
-        // harmlessly (records put whole rows and delete by reference).
-        let (last, membership) = {
+        // The applied point and the dump together, under the machine lock
+        // (entries apply under it): the dump holds exactly the others'
+        // entries up to the point, and this host's own commits up to `gen`.
+        let (last, membership, data) = {
             let m = lock(&self.0.machine);
-            (m.applied, m.membership.clone())
+            let (dump, gen) = self.0.db.dump_at();
+            let covers = Covers { origin: self.0.boot.clone(), gen };
+            (m.applied, m.membership.clone(), snapshot_data(&covers, &dump))
         };
-        let dump = self.0.db.dump();
         let id = format!("{}-{}", last.map(|l| l.index).unwrap_or(0), std::process::id());
         let meta = Meta { last_log_id: last, last_membership: membership, snapshot_id: id };
-        self.save_snapshot(&meta, &dump)?;
-        *lock(&self.0.snapshot) = Some((meta.clone(), dump.clone()));
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(dump)) })
+        self.save_snapshot(&meta, &data)?;
+        *lock(&self.0.snapshot) = Some((meta.clone(), data.clone()));
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }
 
@@ -330,7 +390,7 @@ impl RaftStorage<Tc> for Store {
         I: IntoIterator<Item = Entry<Tc>> + Send,
     {
         let entries: Vec<Entry<Tc>> = entries.into_iter().collect();
-        let lines: Vec<LogLine> = entries.iter().cloned().map(LogLine::Entry).collect();
+        let lines: Vec<LineOut> = entries.iter().map(LineOut::Entry).collect();
         // A membership entry takes effect when appended (as openraft reads
         // it): one that makes this host a voter is synced with the rest.
         let was = self.0.voter.load(std::sync::atomic::Ordering::SeqCst);
@@ -350,7 +410,7 @@ impl RaftStorage<Tc> for Store {
     }
 
     async fn delete_conflict_logs_since(&mut self, log_id: LogId<u64>) -> Result<(), Sto> {
-        self.append_lines(&[LogLine::TruncateFrom(log_id.index)], true)?;
+        self.append_lines(&[LineOut::TruncateFrom(log_id.index)], true)?;
         // The membership in force may be an earlier one now: sync until the
         // next membership entry says otherwise.
         self.0.voter.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -364,10 +424,10 @@ impl RaftStorage<Tc> for Store {
         log.purged = Some(log_id);
         // Rewrite the file with what is left, then switch to it.
         let mut buf = Vec::new();
-        serde_json::to_writer(&mut buf, &LogLine::Purged(log_id)).map_err(io)?;
+        serde_json::to_writer(&mut buf, &LineOut::Purged(log_id)).map_err(io)?;
         buf.push(b'\n');
         for e in log.entries.values() {
-            serde_json::to_writer(&mut buf, &LogLine::Entry(e.clone())).map_err(io)?;
+            serde_json::to_writer(&mut buf, &LineOut::Entry(e)).map_err(io)?;
             buf.push(b'\n');
         }
         let path = self.0.dir.join("log");
@@ -386,21 +446,25 @@ impl RaftStorage<Tc> for Store {
     async fn apply_to_state_machine(&mut self, entries: &[Entry<Tc>]) -> Result<Vec<()>, Sto> {
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
-            match &e.payload {
-                EntryPayload::Blank => {}
-                EntryPayload::Normal(b) => {
-                    if let Err(msg) = self.apply_batch(b) {
-                        // The engine stops on this error: the store can no
-                        // longer follow the pool, and says so.
-                        tracing::error!(index = e.log_id.index, "cannot apply the pool's entry: {msg}");
-                        return Err(other(msg));
+            {
+                // Held while applying: a snapshot sees all of an entry or none.
+                let mut m = lock(&self.0.machine);
+                match &e.payload {
+                    EntryPayload::Blank => {}
+                    EntryPayload::Normal(b) => {
+                        if let Err(msg) = self.apply_batch(b, m.covers.as_ref()) {
+                            // The engine stops on this error: the store can no
+                            // longer follow the pool, and says so.
+                            tracing::error!(index = e.log_id.index, "cannot apply the pool's entry: {msg}");
+                            return Err(other(msg));
+                        }
+                    }
+                    EntryPayload::Membership(mem) => {
+                        m.membership = StoredMembership::new(Some(e.log_id), mem.clone());
                     }
                 }
-                EntryPayload::Membership(m) => {
-                    lock(&self.0.machine).membership = StoredMembership::new(Some(e.log_id), m.clone());
-                }
+                m.applied = Some(e.log_id);
             }
-            lock(&self.0.machine).applied = Some(e.log_id);
             self.set_applied(e.log_id.index);
             out.push(());
         }
@@ -416,19 +480,27 @@ impl RaftStorage<Tc> for Store {
     }
 
     async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), Sto> {
-        let dump = snapshot.into_inner();
-        if let Err(e) = self.0.db.install(&dump) {
-            tracing::error!("the pool's snapshot cannot be installed: {e}");
-            return Err(other(format!("pool snapshot: {e}")));
-        }
-        self.save_snapshot(meta, &dump)?;
+        let data = snapshot.into_inner();
+        let (covers, dump) = match split_data(&data) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!("the pool's snapshot cannot be installed: {e}");
+                return Err(other(e));
+            }
+        };
         {
             let mut m = lock(&self.0.machine);
+            if let Err(e) = self.0.db.install(dump) {
+                tracing::error!("the pool's snapshot cannot be installed: {e}");
+                return Err(other(format!("pool snapshot: {e}")));
+            }
             m.applied = meta.last_log_id;
             m.membership = meta.last_membership.clone();
+            m.covers = covers;
         }
+        self.save_snapshot(meta, &data)?;
         self.set_applied(meta.last_log_id.map(|l| l.index).unwrap_or(0));
-        *lock(&self.0.snapshot) = Some((meta.clone(), dump));
+        *lock(&self.0.snapshot) = Some((meta.clone(), data));
         Ok(())
     }
 
@@ -436,5 +508,92 @@ impl RaftStorage<Tc> for Store {
         Ok(lock(&self.0.snapshot)
             .as_ref()
             .map(|(meta, dump)| Snapshot { meta: meta.clone(), snapshot: Box::new(Cursor::new(dump.clone())) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::{Replicator, Role, WaitFuture};
+
+    /// A leader's replicator that keeps the records it is given.
+    #[derive(Default)]
+    struct Keep(Mutex<Vec<Vec<u8>>>);
+    impl Replicator for Keep {
+        fn role(&self) -> Role {
+            Role::Leader
+        }
+        fn propose(&self, record: Vec<u8>) -> u64 {
+            let mut v = lock(&self.0);
+            v.push(record);
+            v.len() as u64
+        }
+        fn wait(&self, _seq: u64) -> WaitFuture<'_> {
+            Box::pin(async { Ok(()) })
+        }
+        fn wait_blocking(&self, _seq: u64) -> Result<(), String> {
+            Ok(())
+        }
+        fn forward(&self, _changes: Vec<u8>) -> Result<(), String> {
+            Err("a leader".into())
+        }
+    }
+
+    /// A snapshot of the leader's store holds commits whose entries come
+    /// after the snapshot's point: a host rebuilt from it applies only the
+    /// later ones (a field change to a row deleted since would not apply).
+    #[test]
+    fn entries_the_snapshot_holds_are_not_applied_again() {
+        let vm = model::schema::class("VM").expect("VM");
+        let name = vm.field_index("name_label").expect("name_label");
+        let leader = Db::memory();
+        let keep = Arc::new(Keep::default());
+        leader.set_replicator(keep.clone()).expect("replicator");
+        let write = |f: &dyn Fn(&mut store::Txn)| {
+            leader
+                .write(|tx| {
+                    f(tx);
+                    Ok::<_, store::Refused>(())
+                })
+                .expect("write");
+        };
+        write(&|tx| tx.insert("OpaqueRef:a", store::blank_row(vm)));
+        write(&|tx| {
+            tx.set(vm, "OpaqueRef:a", name, model::Value::from("renamed"));
+        });
+        // The snapshot is taken here, with both commits; their entries
+        // come after its point, with a third that deletes the row and a
+        // fourth that makes another.
+        let (dump, gen) = leader.dump_at();
+        write(&|tx| {
+            tx.delete(vm, "OpaqueRef:a");
+        });
+        write(&|tx| tx.insert("OpaqueRef:b", store::blank_row(vm)));
+        let records = lock(&keep.0).clone();
+        assert_eq!(records.len(), 4);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Arc::new(Db::memory());
+        let host = Store::open(dir.path(), db.clone(), "member-run".into(), 2).expect("open");
+        let covers = Covers { origin: "leader-run".into(), gen };
+        let data = snapshot_data(&covers, &dump);
+        let (c, d) = split_data(&data).expect("data");
+        assert_eq!(c.as_ref(), Some(&covers));
+        db.install(d).expect("install");
+        let batch = Batch { origin: "leader-run".into(), records, genesis: None };
+        host.apply_batch(&batch, c.as_ref()).expect("the later entries apply");
+        assert!(db.read().get(vm, "OpaqueRef:a").is_none());
+        assert!(db.read().get(vm, "OpaqueRef:b").is_some());
+
+        // Without the covers line, the second record over a dump that holds
+        // the third changes a row the dump no longer has: damage, reported.
+        let db2 = Arc::new(Db::memory());
+        let dir2 = tempfile::tempdir().expect("tempdir");
+        let host2 = Store::open(dir2.path(), db2.clone(), "member-run".into(), 3).expect("open");
+        let (after, _) = leader.dump_at();
+        db2.install(&after).expect("install");
+        let later = Batch { records: batch.records[1..].to_vec(), ..batch.clone() };
+        let e = host2.apply_batch(&later, None).expect_err("a change to a deleted row");
+        assert!(e.contains("does not have"), "{e}");
     }
 }

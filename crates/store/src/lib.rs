@@ -37,6 +37,14 @@ const MAX_TOMBSTONES: usize = 16384;
 /// Log size that triggers a snapshot.
 const COMPACT_AFTER: u64 = 256 << 20;
 
+// A log record is the commit's generation, then operations: a new row whole
+// (class, ref, creation generation, fields), a deletion (class, ref), or
+// the changed fields of an existing row (class, ref, count, then field index
+// and value). Derived sets are never in a record.
+pub(crate) const REC_PUT: u8 = 1;
+pub(crate) const REC_DELETE: u8 = 2;
+pub(crate) const REC_PATCH: u8 = 3;
+
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub row: Arc<Row>,
@@ -106,6 +114,9 @@ pub struct State {
     rels: Vec<Relation>,
     /// Per relation: target ref → refs pointing at it.
     rel_index: Vec<HashMap<String, BTreeSet<String>>>,
+    /// Per class, per field: a set derived from a relation (never logged:
+    /// whoever applies a record recomputes it from the forward refs).
+    derived: Vec<Vec<bool>>,
 }
 
 fn relations() -> Vec<Relation> {
@@ -125,12 +136,22 @@ fn relations() -> Vec<Relation> {
 impl State {
     fn new() -> State {
         let rels = relations();
+        let mut derived: Vec<Vec<bool>> = CLASSES.iter().map(|c| vec![false; c.fields.len()]).collect();
+        for r in &rels {
+            derived[r.dst][r.dst_field] = true;
+        }
         State {
             gen: 0,
             tables: CLASSES.iter().map(|_| Table::default()).collect(),
             rel_index: rels.iter().map(|_| HashMap::default()).collect(),
             rels,
+            derived,
         }
+    }
+
+    /// Whether field `fi` of class `ci` is a set derived from a relation.
+    pub(crate) fn is_derived(&self, ci: usize, fi: usize) -> bool {
+        self.derived.get(ci).and_then(|c| c.get(fi)).copied().unwrap_or(false)
     }
 
     pub fn table(&self, c: &ClassDef) -> &Table {
@@ -730,20 +751,43 @@ impl Db {
             let class = CLASSES[ci];
             match new {
                 Some(row) => {
-                    let created = st.tables[ci].rows.get(&r).map(|e| e.created);
+                    let old = st.tables[ci].rows.get(&r);
+                    let created = old.map(|e| e.created);
                     if logging && persistent(class) {
-                        log.push(1);
-                        put_uv(&mut log, ci as u64);
-                        put_str(&mut log, &r);
-                        put_uv(&mut log, created.unwrap_or(gen));
-                        encode_row(&mut log, &row);
-                        logged_any = true;
+                        match old {
+                            None => {
+                                log.push(REC_PUT);
+                                put_uv(&mut log, ci as u64);
+                                put_str(&mut log, &r);
+                                put_uv(&mut log, gen);
+                                encode_row(&mut log, &row);
+                                logged_any = true;
+                            }
+                            Some(e) => {
+                                // Only the fields that changed: a start must
+                                // not log a VM's whole row three times.
+                                let diff: Vec<usize> = (0..row.fields.len())
+                                    .filter(|&i| !st.is_derived(ci, i) && row.fields[i] != e.row.fields[i])
+                                    .collect();
+                                if !diff.is_empty() || touched.contains(&(ci, r.clone())) {
+                                    log.push(REC_PATCH);
+                                    put_uv(&mut log, ci as u64);
+                                    put_str(&mut log, &r);
+                                    put_uv(&mut log, diff.len() as u64);
+                                    for i in diff {
+                                        put_uv(&mut log, i as u64);
+                                        put_value(&mut log, &row.fields[i]);
+                                    }
+                                    logged_any = true;
+                                }
+                            }
+                        }
                     }
                     st.apply_put(ci, &r, Arc::new(row), gen, created);
                 }
                 None => {
                     if logging && persistent(class) {
-                        log.push(2);
+                        log.push(REC_DELETE);
                         put_uv(&mut log, ci as u64);
                         put_str(&mut log, &r);
                         logged_any = true;
@@ -767,14 +811,9 @@ impl Db {
             let mut row = (*e.row).clone();
             row.fields[field] = Value::Array(want);
             let created = Some(e.created);
-            if logging && persistent(CLASSES[dst]) {
-                log.push(1);
-                put_uv(&mut log, dst as u64);
-                put_str(&mut log, &target);
-                put_uv(&mut log, e.created);
-                encode_row(&mut log, &row);
-                logged_any = true;
-            }
+            // Not logged: replay and every replica recompute derived sets
+            // (a host's resident_VMs would otherwise be logged whole on
+            // every VM start).
             st.apply_put(dst, &target, Arc::new(row), gen, created);
         }
         st.gen = gen;
@@ -855,12 +894,13 @@ impl Db {
     /// The whole persistent state as a database dump: a version line, then
     /// the snapshot encoding in one checksummed frame.
     pub fn dump(&self) -> Vec<u8> {
-        let bytes = snapshot_bytes(&self.read());
-        let mut out = DUMP_MAGIC.to_vec();
-        out.extend_from_slice(DUMP_VERSION.as_bytes());
-        out.push(b'\n');
-        out.extend_from_slice(&wal::frame(&bytes));
-        out
+        dump_of(&self.read())
+    }
+
+    /// A dump and the generation it holds every commit up to.
+    pub fn dump_at(&self) -> (Vec<u8>, u64) {
+        let st = self.read();
+        (dump_of(&st), st.gen)
     }
 
     /// Check a dump and stage it to replace the whole store at the next
@@ -961,6 +1001,16 @@ pub fn read_dump(bytes: &[u8]) -> Result<State, DumpError> {
     Ok(st)
 }
 
+/// A database dump of a state (see [`Db::dump`]).
+fn dump_of(st: &State) -> Vec<u8> {
+    let bytes = snapshot_bytes(st);
+    let mut out = DUMP_MAGIC.to_vec();
+    out.extend_from_slice(DUMP_VERSION.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(&wal::frame(&bytes));
+    out
+}
+
 fn snapshot_bytes(st: &State) -> Vec<u8> {
     let mut out = schema_bytes();
     put_uv(&mut out, st.gen);
@@ -1021,7 +1071,7 @@ fn replay(st: &mut State, layout: &Layout, rec: &[u8]) -> Result<(), codec::Corr
         let rf = r.str()?;
         let cl = layout.classes.get(ci).ok_or(codec::Corrupt("bad class index"))?;
         match op {
-            1 => {
+            REC_PUT => {
                 let created = r.uv()?;
                 match cl {
                     Some((class, map)) => {
@@ -1029,6 +1079,7 @@ fn replay(st: &mut State, layout: &Layout, rec: &[u8]) -> Result<(), codec::Corr
                         st.apply_put(class.index, &rf, Arc::new(row), gen, Some(created));
                     }
                     None => {
+                        // A class we no longer know: skip its rows.
                         let nf = r.len()?;
                         for _ in 0..nf {
                             r.value()?;
@@ -1036,9 +1087,26 @@ fn replay(st: &mut State, layout: &Layout, rec: &[u8]) -> Result<(), codec::Corr
                     }
                 }
             }
-            2 => {
+            REC_DELETE => {
                 if let Some((class, _)) = cl {
                     st.apply_delete(class.index, &rf, gen);
+                }
+            }
+            REC_PATCH => {
+                let sets = read_patch(&mut r)?;
+                if let Some((class, map)) = cl {
+                    let e = st.tables[class.index]
+                        .rows
+                        .get(&rf)
+                        .ok_or(codec::Corrupt("a change to an object that the log never made"))?;
+                    let created = e.created;
+                    let mut row = (*e.row).clone();
+                    for (i, v) in sets {
+                        if let Some(Some(to)) = map.get(i) {
+                            row.fields[*to] = v;
+                        }
+                    }
+                    st.apply_put(class.index, &rf, Arc::new(row), gen, Some(created));
                 }
             }
             _ => return Err(codec::Corrupt("bad op")),
@@ -1048,13 +1116,34 @@ fn replay(st: &mut State, layout: &Layout, rec: &[u8]) -> Result<(), codec::Corr
     Ok(())
 }
 
-/// After loading, rebuild the reverse-reference index from the forward refs.
+/// The (field index, value) pairs of a patch operation.
+pub(crate) fn read_patch(r: &mut Reader) -> Result<Vec<(usize, Value)>, codec::Corrupt> {
+    let n = r.len()?;
+    let mut sets = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let i = r.uv()? as usize;
+        sets.push((i, r.value()?));
+    }
+    Ok(sets)
+}
+
+/// After loading, rebuild the reverse-reference index from the forward refs,
+/// and the derived sets from it (records do not carry them).
 fn rebuild_relations(st: &mut State) {
     for (ri, rel) in st.rels.clone().iter().enumerate() {
         let mut idx: HashMap<String, BTreeSet<String>> = HashMap::default();
         for (r, e) in &st.tables[rel.src].rows {
             if let Some(t) = State::ref_field(&e.row, rel.src_field) {
                 idx.entry(t.to_string()).or_default().insert(r.clone());
+            }
+        }
+        let t = &mut st.tables[rel.dst];
+        for (r, e) in t.rows.iter_mut() {
+            let want = Value::Array(
+                idx.get(r).map(|s| s.iter().map(|x| Value::String(x.clone())).collect()).unwrap_or_default(),
+            );
+            if e.row.fields[rel.dst_field] != want {
+                Arc::make_mut(&mut e.row).fields[rel.dst_field] = want;
             }
         }
         st.rel_index[ri] = idx;

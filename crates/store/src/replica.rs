@@ -20,7 +20,7 @@
 //! at join).
 
 use crate::codec::{put_str, put_uv, put_value, Corrupt, Reader};
-use crate::{decode_row, encode_row, persistent, Commit, Db, State};
+use crate::{decode_row, encode_row, persistent, read_patch, Commit, Db, State, REC_DELETE, REC_PATCH, REC_PUT};
 use model::schema::CLASSES;
 use model::{Row, Value};
 use rustc_hash::FxHashMap as HashMap;
@@ -67,11 +67,6 @@ const OP_PUT: u8 = 1;
 const OP_DELETE: u8 = 2;
 const OP_SET: u8 = 3;
 
-/// Fields derived from relations (never sent: the leader computes them).
-fn derived(st: &State, ci: usize, fi: usize) -> bool {
-    st.rels.iter().any(|r| r.dst == ci && r.dst_field == fi)
-}
-
 /// The persistent part of a transaction as field-level changes against
 /// `st`: new rows whole, changed rows as the fields that differ (derived
 /// sets left out), deletions.
@@ -91,8 +86,9 @@ pub(crate) fn encode_changes(st: &State, changes: &[(usize, String, Option<Row>)
                 encode_row(&mut out, row);
             }
             (Some(row), Some(o)) => {
-                let diff: Vec<usize> =
-                    (0..row.fields.len()).filter(|i| row.fields[*i] != o.fields[*i] && !derived(st, *ci, *i)).collect();
+                let diff: Vec<usize> = (0..row.fields.len())
+                    .filter(|i| row.fields[*i] != o.fields[*i] && !st.is_derived(*ci, *i))
+                    .collect();
                 if diff.is_empty() {
                     continue;
                 }
@@ -124,8 +120,20 @@ fn class_at(ci: u64) -> Result<&'static model::schema::ClassDef, Corrupt> {
     CLASSES.get(ci as usize).copied().ok_or(Corrupt("bad class index"))
 }
 
-/// A record as (class, ref, new row or deletion), in record order.
-fn decode_record(rec: &[u8]) -> Result<Vec<(usize, String, Option<Row>)>, Corrupt> {
+/// The generation of the commit a record was made by (its first number).
+pub fn record_gen(rec: &[u8]) -> Option<u64> {
+    Reader::new(rec).uv().ok()
+}
+
+/// One operation of a committed record.
+enum RecOp {
+    Put(Row),
+    Patch(Vec<(usize, Value)>),
+    Delete,
+}
+
+/// A record as (class, ref, operation), in record order.
+fn decode_record(rec: &[u8]) -> Result<Vec<(usize, String, RecOp)>, Corrupt> {
     let mut r = Reader::new(rec);
     let _gen = r.uv()?;
     let mut out = Vec::new();
@@ -134,12 +142,19 @@ fn decode_record(rec: &[u8]) -> Result<Vec<(usize, String, Option<Row>)>, Corrup
         let class = class_at(r.uv()?)?;
         let rf = r.str()?;
         match op {
-            OP_PUT => {
+            REC_PUT => {
                 let _created = r.uv()?;
                 let row = decode_row(&mut r, class, &identity(class))?;
-                out.push((class.index, rf, Some(row)));
+                out.push((class.index, rf, RecOp::Put(row)));
             }
-            OP_DELETE => out.push((class.index, rf, None)),
+            REC_DELETE => out.push((class.index, rf, RecOp::Delete)),
+            REC_PATCH => {
+                let sets = read_patch(&mut r)?;
+                if sets.iter().any(|(i, _)| *i >= class.fields.len()) {
+                    return Err(Corrupt("bad field index"));
+                }
+                out.push((class.index, rf, RecOp::Patch(sets)));
+            }
             _ => return Err(Corrupt("bad op")),
         }
     }
@@ -150,14 +165,24 @@ impl Db {
     /// Make this store one replica of a pool database (once). From now on
     /// commits are replicated, not logged to this store's own files.
     pub fn set_replicator(&self, r: Arc<dyn Replicator>) -> Result<(), Refused> {
+        self.set_replicator_dump(r).map(|_| ())
+    }
+
+    /// [`Db::set_replicator`], with a dump of the state at that very point:
+    /// every later commit is proposed, every earlier one is in the dump, so
+    /// a pool's first entry plus the proposals apply each commit once.
+    pub fn set_replicator_dump(&self, r: Arc<dyn Replicator>) -> Result<Vec<u8>, Refused> {
         // Under the write lock: no commit is half-way through when the WAL
         // stops and the replicator starts.
-        let _guard = self.state.write();
+        let guard = match self.state.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
         self.replicator.set(r).map_err(|_| Refused("this store is already replicated".into()))?;
         if let Some(w) = &self.wal {
             w.close();
         }
-        Ok(())
+        Ok(crate::dump_of(&guard))
     }
 
     pub fn replicated(&self) -> Option<Role> {
@@ -168,8 +193,37 @@ impl Db {
     /// records it did not make itself). Derived sets are recomputed here;
     /// generations are this replica's own (they number its events).
     pub fn apply_record(&self, rec: &[u8]) -> Result<u64, Corrupt> {
-        let changes = decode_record(rec)?;
-        Ok(self.apply_raw(changes).gen)
+        let ops = decode_record(rec)?;
+        let mut guard = match self.state.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        // Patches apply to the row as this replica has it (every replica
+        // applies the same records in the same order).
+        let mut changes = Vec::with_capacity(ops.len());
+        let mut later: HashMap<(usize, String), usize> = HashMap::default();
+        for (ci, r, op) in ops {
+            let row = match op {
+                RecOp::Put(row) => Some(row),
+                RecOp::Delete => None,
+                RecOp::Patch(sets) => {
+                    let base = match later.get(&(ci, r.clone())) {
+                        Some(&k) => changes.get(k).and_then(|(_, _, row): &(usize, String, Option<Row>)| row.clone()),
+                        None => guard.tables[ci].get(&r).map(|row| (**row).clone()),
+                    };
+                    let Some(mut row) = base else {
+                        return Err(Corrupt("a change to an object this replica does not have"));
+                    };
+                    for (i, v) in sets {
+                        row.fields[i] = v;
+                    }
+                    Some(row)
+                }
+            };
+            later.insert((ci, r.clone()), changes.len());
+            changes.push((ci, r, row));
+        }
+        Ok(self.apply_raw_locked(&mut guard, changes).gen)
     }
 
     /// Commit changes as they are, skipping the transaction machinery (and
@@ -179,6 +233,10 @@ impl Db {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
+        self.apply_raw_locked(&mut guard, changes)
+    }
+
+    fn apply_raw_locked(&self, st: &mut State, changes: Vec<(usize, String, Option<Row>)>) -> Commit {
         let mut pending: Vec<HashMap<String, Option<Row>>> = CLASSES.iter().map(|_| HashMap::default()).collect();
         let mut order = Vec::new();
         for (ci, r, row) in changes {
@@ -186,8 +244,7 @@ impl Db {
                 order.push((ci, r));
             }
         }
-        let commit = self.commit_as(&mut guard, pending, order, Vec::new(), false);
-        drop(guard);
+        let commit = self.commit_as(st, pending, order, Vec::new(), false);
         if commit.gen != 0 {
             self.gen_tx.send_replace(commit.gen);
         }

@@ -66,6 +66,70 @@ fn relations_are_derived() {
     assert_eq!(db.read().get(vm(), &v).unwrap().fields[vbds], Value::Array(vec![]));
 }
 
+/// An update logs the fields it changed, not the row; derived sets are not
+/// logged at all, and come back right after a reopen.
+#[test]
+fn updates_log_their_fields_and_derived_sets_are_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, name, vbds) = {
+        let db = Db::open(dir.path()).unwrap();
+        let a = new_vm(&db, "a");
+        let b = new_vm(&db, "b");
+        let vm_field = vbd().field_index("VM").unwrap();
+        db.write(|tx| {
+            for i in 0..200 {
+                let mut row = blank_row(vbd());
+                row.fields[vm_field] = Value::from(a.as_str());
+                tx.insert(&format!("OpaqueRef:vbd-{i:03}"), row);
+            }
+            Ok::<_, crate::Refused>(())
+        })
+        .unwrap();
+        let name = vm().field_index("name_label").unwrap();
+        let before = db.logged.load(std::sync::atomic::Ordering::Relaxed);
+        db.write(|tx| Ok::<_, crate::Refused>(tx.set(vm(), &a, name, Value::from("renamed")))).unwrap();
+        let one_field = db.logged.load(std::sync::atomic::Ordering::Relaxed) - before;
+        assert!(one_field < 120, "a one-field update logged {one_field} bytes");
+        // Moving a VBD changes both VMs' derived sets; only the VBD is logged.
+        let before = db.logged.load(std::sync::atomic::Ordering::Relaxed);
+        db.write(|tx| Ok::<_, crate::Refused>(tx.set(vbd(), "OpaqueRef:vbd-007", vm_field, Value::from(b.as_str()))))
+            .unwrap();
+        let moved = db.logged.load(std::sync::atomic::Ordering::Relaxed) - before;
+        assert!(moved < 160, "moving a VBD logged {moved} bytes");
+        let vbds = vm().field_index("VBDs").unwrap();
+        assert_eq!(db.read().get(vm(), &b).unwrap().fields[vbds], Value::Array(vec![Value::from("OpaqueRef:vbd-007")]));
+        let (_, c) = db.write(|tx| Ok::<_, crate::Refused>(tx.set(vm(), &b, name, Value::from("b2")))).unwrap();
+        db.durable_blocking(c).unwrap();
+        // No shutdown (which writes a snapshot): the reopen replays the log.
+        std::mem::forget(db);
+        (a, b, name, vbds)
+    };
+    let db = Db::open(dir.path()).unwrap();
+    let st = db.read();
+    let ra = st.get(vm(), &a).unwrap();
+    assert_eq!(ra.fields[name], Value::from("renamed"));
+    let Value::Array(on_a) = &ra.fields[vbds] else { panic!("VBDs is not a set") };
+    assert_eq!(on_a.len(), 199);
+    assert!(!on_a.contains(&Value::from("OpaqueRef:vbd-007")));
+    assert_eq!(st.get(vm(), &b).unwrap().fields[vbds], Value::Array(vec![Value::from("OpaqueRef:vbd-007")]));
+    assert_eq!(st.get(vm(), &b).unwrap().fields[name], Value::from("b2"));
+}
+
+/// A patch naming an object the log never made is damage, not a silent skip.
+#[test]
+fn a_patch_to_an_unknown_object_is_damage() {
+    let mut st = State::new();
+    let layout = read_layout(&mut Reader::new(&schema_bytes())).unwrap();
+    let mut rec = Vec::new();
+    put_uv(&mut rec, 5);
+    rec.push(REC_PATCH);
+    put_uv(&mut rec, vm().index as u64);
+    put_str(&mut rec, "OpaqueRef:nobody");
+    put_uv(&mut rec, 0);
+    let e = replay(&mut st, &layout, &rec).unwrap_err();
+    assert!(e.0.contains("never made"), "{}", e.0);
+}
+
 #[test]
 fn event_coalescing() {
     let db = Db::memory();
