@@ -604,6 +604,13 @@ def test_vm_start_on_a_member(pool2):
     vm = diskless(api, "on-the-member")
     free = lambda: int(api.host.compute_free_memory(m))  # noqa: E731
     free0 = free()
+    # Joining costs a member none of its memory: what it had as a lone
+    # host (the machine's, less its own and its control domain's).
+    for h in (m, host_by_address(api, master.address)):
+        metrics = api.host_metrics.get_record(api.host.get_metrics(h))
+        dom0 = api.host.get_control_domain(h)
+        own = int(api.VM.get_memory_static_max(dom0))
+        assert int(metrics["memory_free"]) == int(metrics["memory_total"]) - own, (metrics, own)
     bounded(api.VM.start_on, vm, m, False, False, timeout=60, what="VM.start_on")
     assert api.VM.get_power_state(vm) == "Running"
     # The member's free memory moves once by what the domain holds.

@@ -483,7 +483,6 @@ pub fn apply_host_facts(tx: &mut Txn, pool: &str, host: &str, f: &HostFacts) {
 
     let ncpu = f.cpus.len().max(1) as i64;
     let dom0 = hrow.read(H::CONTROL_DOMAIN);
-    let old_dom0 = tx.read(dom0.as_str(), V::MEMORY_STATIC_MAX).unwrap_or(0);
     tx.update(V::UUID.class, dom0.as_str(), |r| {
         for fld in
             [V::MEMORY_TARGET, V::MEMORY_STATIC_MAX, V::MEMORY_DYNAMIC_MAX, V::MEMORY_DYNAMIC_MIN, V::MEMORY_STATIC_MIN]
@@ -502,12 +501,20 @@ pub fn apply_host_facts(tx: &mut Txn, pool: &str, host: &str, f: &HostFacts) {
             r.write(VM::VCPUS_UTILISATION, (0..ncpu).map(|i| (i, 0.0)).collect());
         });
     }
+    // Free memory from scratch at every start: the machine's, less the
+    // host's own (control domain included), less what the guests resident
+    // here hold; later starts and stops move it (lifecycle::precommit).
+    let guests: i64 = tx
+        .refs(V::UUID.class)
+        .iter()
+        .filter_map(|r| tx.get(V::UUID.class, r).and_then(crate::lifecycle::domain_memory))
+        .filter(|(h, _)| h == host)
+        .map(|(_, m)| m)
+        .sum();
     let metrics = hrow.read(H::METRICS);
     tx.update(HM::UUID.class, metrics.as_str(), |r| {
-        let (total, free) = (r.read(HM::MEMORY_TOTAL), r.read(HM::MEMORY_FREE));
-        let free = free + (f.memory_total - total) - (f.memory_host - old_dom0);
         r.write(HM::MEMORY_TOTAL, f.memory_total);
-        r.write(HM::MEMORY_FREE, free.max(0));
+        r.write(HM::MEMORY_FREE, (f.memory_total - f.memory_host - guests).max(0));
     });
     apply_nic_facts(tx, host, &f.nics);
 }

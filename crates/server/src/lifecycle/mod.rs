@@ -613,10 +613,11 @@ pub fn precommit(tx: &mut Txn) {
     adjust_host_memory(tx, delta);
 }
 
-/// (host, bytes) a VM's domain holds, if it has one.
-fn domain_memory(row: &Row) -> Option<(String, i64)> {
+/// (host, bytes) a guest's domain holds, if it has one. A control
+/// domain's memory is part of the host's own (`seed`), not a guest's.
+pub(crate) fn domain_memory(row: &Row) -> Option<(String, i64)> {
     let running = matches!(row.get(F::POWER_STATE.index).as_str(), Some("Running") | Some("Paused"));
-    if !running {
+    if !running || row.read(F::IS_CONTROL_DOMAIN) {
         return None;
     }
     let host = row.get(F::RESIDENT_ON.index).as_str()?.to_string();
