@@ -1,6 +1,7 @@
 //! Pool benchmarks (issue 16): `cargo bench -p bench --bench pool [hosts]`
 //! (default 64 hosts; `POOL_BENCH_VMS`, default 2,400; `POOL_BENCH_STARTS`,
-//! default 1,000). Every host is a xapid process of the release build on its
+//! default 1,000; `POOL_BENCH_KEEP=1` keeps each host's directory and log
+//! in the temporary directory). Every host is a xapid process of the release build on its
 //! own loopback address (127.0.1.<n>), so the pool database really travels
 //! between processes; each figure is printed beside the same measure on a
 //! lone xapid process holding the same VMs, in the same run.
@@ -57,7 +58,10 @@ fn build() -> (PathBuf, PathBuf) {
 }
 
 fn spawn(bin: &PathBuf, ip: Ipv4Addr) -> Host {
-    let dir = tempfile::tempdir().expect("tempdir");
+    // POOL_BENCH_KEEP=1 keeps each host's directory (its log) afterwards.
+    let keep = std::env::var_os("POOL_BENCH_KEEP").is_some();
+    let dir =
+        tempfile::Builder::new().prefix(&format!("pool-bench-{ip}-")).disable_cleanup(keep).tempdir().expect("tempdir");
     let log = std::fs::File::create(dir.path().join("log")).expect("log file");
     let addr = SocketAddr::new(IpAddr::V4(ip), 8080);
     let child = Command::new(bin)
@@ -121,7 +125,8 @@ async fn join(master: &Host, h: &Host, count: usize) {
     }
 }
 
-/// `n` halted, diskless VMs with small memory (so many fit on one host).
+/// `n` halted, diskless VMs with small memory: the lone host runs both
+/// start sections' VMs (2,000 with the defaults) in its 24 GiB.
 async fn make_vms(addr: SocketAddr, n: usize) -> Vec<String> {
     let sess = login(addr).await.expect("login");
     let mut c = Client::connect(addr).await;
@@ -132,7 +137,7 @@ async fn make_vms(addr: SocketAddr, n: usize) -> Vec<String> {
         let vm = ok(&mut c, "VM.clone", &[s(&sess), s(&tmpl), s(&format!("bench-{i}"))]).await;
         let vm = vm.as_str().expect("vm").to_string();
         ok(&mut c, "VM.set_is_a_template", &[s(&sess), s(&vm), Value::Bool(false)]).await;
-        let mib = Value::Int(16 << 20);
+        let mib = Value::Int(8 << 20);
         ok(&mut c, "VM.set_memory_limits", &[s(&sess), s(&vm), mib.clone(), mib.clone(), mib.clone(), mib]).await;
         out.push(vm);
     }
@@ -358,15 +363,17 @@ fn main() {
         );
         // Where the time goes: the same on the master alone (the pool
         // database's commits, no forwarding).
-        let half = start_count.min(vm_count / 2);
+        // VMs the first section did not start.
+        let half = start_count.min(vm_count - start_count);
         let mref = {
             let sess = login(pool[0].addr).await.expect("login");
             let mut c = Client::connect(pool[0].addr).await;
             let p = ok(&mut c, "pool.get_all", &[s(&sess)]).await[0].as_str().expect("pool").to_string();
             ok(&mut c, "pool.get_master", &[s(&sess), s(&p)]).await.as_str().expect("master").to_string()
         };
-        let pm = starts(pool[0].addr, &pool_vms[vm_count - half..], std::slice::from_ref(&mref)).await;
-        let lm = starts(lone.addr, &lone_vms[vm_count - half..], &lone_host).await;
+        let rest = start_count..start_count + half;
+        let pm = starts(pool[0].addr, &pool_vms[rest.clone()], std::slice::from_ref(&mref)).await;
+        let lm = starts(lone.addr, &lone_vms[rest], &lone_host).await;
         println!(
             "| {half} VM.start_on (20 connections; pool: all on the master), starts/s | {pm:.1} | {lm:.1} | {:.2} | |",
             pm / lm
