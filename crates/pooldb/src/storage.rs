@@ -298,12 +298,9 @@ impl Store {
         }
         // Commits the snapshot's dump already holds are not applied again.
         let held = covers.filter(|c| c.origin == b.origin).map(|c| c.gen);
-        for r in &b.records {
-            if held.is_some_and(|g| store::replica::record_gen(r).is_some_and(|rg| rg <= g)) {
-                continue;
-            }
-            self.0.db.apply_record(r).map_err(|e| format!("a pool record: {e}"))?;
-        }
+        let fresh =
+            b.records.iter().filter(|r| held.is_none_or(|g| store::replica::record_gen(r).is_none_or(|rg| rg > g)));
+        self.0.db.apply_records(fresh.map(Vec::as_slice)).map_err(|e| format!("a pool record: {e}"))?;
         Ok(())
     }
 
@@ -557,6 +554,7 @@ mod tests {
                 })
                 .expect("write");
         };
+        let (before, _) = leader.dump_at();
         write(&|tx| tx.insert("OpaqueRef:a", store::blank_row(vm)));
         write(&|tx| {
             tx.set(vm, "OpaqueRef:a", name, model::Value::from("renamed"));
@@ -592,6 +590,23 @@ mod tests {
         let host2 = Store::open(dir2.path(), db2.clone(), "member-run".into(), 3).expect("open");
         let (after, _) = leader.dump_at();
         db2.install(&after).expect("install");
+        // From a dump before them all: the four in one batch, each
+        // building on the one before (a put, its change, its deletion).
+        let db3 = Arc::new(Db::memory());
+        let dir3 = tempfile::tempdir().expect("tempdir");
+        let host3 = Store::open(dir3.path(), db3.clone(), "member-run".into(), 4).expect("open");
+        db3.install(&before).expect("install");
+        host3.apply_batch(&batch, None).expect("the whole batch applies");
+        assert!(db3.read().get(vm, "OpaqueRef:a").is_none());
+        assert!(db3.read().get(vm, "OpaqueRef:b").is_some());
+        let two = Batch { records: batch.records[..2].to_vec(), ..batch.clone() };
+        let db4 = Arc::new(Db::memory());
+        let dir4 = tempfile::tempdir().expect("tempdir");
+        let host4 = Store::open(dir4.path(), db4.clone(), "member-run".into(), 5).expect("open");
+        db4.install(&before).expect("install");
+        host4.apply_batch(&two, None).expect("a put and its change");
+        assert_eq!(db4.read().get(vm, "OpaqueRef:a").expect("a").fields[name], model::Value::from("renamed"));
+
         let later = Batch { records: batch.records[1..].to_vec(), ..batch.clone() };
         let e = host2.apply_batch(&later, None).expect_err("a change to a deleted row");
         assert!(e.contains("does not have"), "{e}");

@@ -193,37 +193,54 @@ impl Db {
     /// records it did not make itself). Derived sets are recomputed here;
     /// generations are this replica's own (they number its events).
     pub fn apply_record(&self, rec: &[u8]) -> Result<u64, Corrupt> {
-        let ops = decode_record(rec)?;
+        self.apply_records([rec])
+    }
+
+    /// Apply several committed records, in order, as one commit of this
+    /// replica (one generation, one wake-up of its event waiters).
+    pub fn apply_records<'a>(&self, recs: impl IntoIterator<Item = &'a [u8]>) -> Result<u64, Corrupt> {
+        let mut ops = Vec::new();
+        for rec in recs {
+            ops.extend(decode_record(rec)?);
+        }
         let mut guard = match self.state.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
         // Patches apply to the row as this replica has it (every replica
-        // applies the same records in the same order).
-        let mut changes = Vec::with_capacity(ops.len());
-        let mut later: HashMap<(usize, String), usize> = HashMap::default();
+        // applies the same records in the same order), or as an earlier
+        // record of this call left it.
+        let gone = || Corrupt("a change to an object this replica does not have");
+        let mut pending: Vec<HashMap<String, Option<Row>>> = CLASSES.iter().map(|_| HashMap::default()).collect();
+        let mut order = Vec::new();
         for (ci, r, op) in ops {
-            let row = match op {
+            let new = match op {
                 RecOp::Put(row) => Some(row),
                 RecOp::Delete => None,
                 RecOp::Patch(sets) => {
-                    let base = match later.get(&(ci, r.clone())) {
-                        Some(&k) => changes.get(k).and_then(|(_, _, row): &(usize, String, Option<Row>)| row.clone()),
-                        None => guard.tables[ci].get(&r).map(|row| (**row).clone()),
-                    };
-                    let Some(mut row) = base else {
-                        return Err(Corrupt("a change to an object this replica does not have"));
+                    let row = match pending[ci].get_mut(&r) {
+                        Some(slot) => slot.as_mut().ok_or_else(gone)?,
+                        None => {
+                            let row = guard.tables[ci].get(&r).map(|x| (**x).clone()).ok_or_else(gone)?;
+                            order.push((ci, r.clone()));
+                            pending[ci].entry(r).or_insert(Some(row)).as_mut().ok_or_else(gone)?
+                        }
                     };
                     for (i, v) in sets {
                         row.fields[i] = v;
                     }
-                    Some(row)
+                    continue;
                 }
             };
-            later.insert((ci, r.clone()), changes.len());
-            changes.push((ci, r, row));
+            if pending[ci].insert(r.clone(), new).is_none() {
+                order.push((ci, r));
+            }
         }
-        Ok(self.apply_raw_locked(&mut guard, changes).gen)
+        let commit = self.commit_as(&mut guard, pending, order, Vec::new(), false);
+        if commit.gen != 0 {
+            self.gen_tx.send_replace(commit.gen);
+        }
+        Ok(commit.gen)
     }
 
     /// Commit changes as they are, skipping the transaction machinery (and
@@ -233,10 +250,6 @@ impl Db {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        self.apply_raw_locked(&mut guard, changes)
-    }
-
-    fn apply_raw_locked(&self, st: &mut State, changes: Vec<(usize, String, Option<Row>)>) -> Commit {
         let mut pending: Vec<HashMap<String, Option<Row>>> = CLASSES.iter().map(|_| HashMap::default()).collect();
         let mut order = Vec::new();
         for (ci, r, row) in changes {
@@ -244,7 +257,8 @@ impl Db {
                 order.push((ci, r));
             }
         }
-        let commit = self.commit_as(st, pending, order, Vec::new(), false);
+        let commit = self.commit_as(&mut guard, pending, order, Vec::new(), false);
+        drop(guard);
         if commit.gen != 0 {
             self.gen_tx.send_replace(commit.gen);
         }
