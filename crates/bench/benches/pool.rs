@@ -47,7 +47,21 @@ fn target_dir() -> PathBuf {
 /// The release xapid and xe (built here: `cargo bench` builds only benches).
 fn build() -> (PathBuf, PathBuf) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
+    // Without the variables cargo set for this bench's run: ring's build
+    // script watches CARGO_MANIFEST_DIR, so inheriting it rebuilt ring
+    // and everything above it here and again at the next `cargo bench`.
+    let mut cmd = Command::new(cargo);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().to_string();
+        if k == "CARGO_MANIFEST_DIR"
+            || k == "CARGO_MANIFEST_PATH"
+            || k.starts_with("CARGO_PKG_")
+            || k == "CARGO_CRATE_NAME"
+        {
+            cmd.env_remove(k);
+        }
+    }
+    let st = cmd
         .args(["build", "--release", "-p", "xapid", "-p", "xe"])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .status()
