@@ -327,12 +327,15 @@ impl RaftSnapshotBuilder<Tc> for Store {
         // The applied point and the dump together, under the machine lock
         // (entries apply under it): the dump holds exactly the others'
         // entries up to the point, and this host's own commits up to `gen`.
-        let (last, membership, data) = {
+        // (Only the rows are taken under it; the encoding comes after: a
+        // long hold stalls the engine, and a voter that misses heartbeats
+        // meanwhile starts an election.)
+        let (last, membership, frozen) = {
             let m = lock(&self.0.machine);
-            let (dump, gen) = self.0.db.dump_at();
-            let covers = Covers { origin: self.0.boot.clone(), gen };
-            (m.applied, m.membership.clone(), snapshot_data(&covers, &dump))
+            (m.applied, m.membership.clone(), self.0.db.freeze())
         };
+        let covers = Covers { origin: self.0.boot.clone(), gen: frozen.gen() };
+        let data = snapshot_data(&covers, &frozen.dump());
         let id = format!("{}-{}", last.map(|l| l.index).unwrap_or(0), std::process::id());
         let meta = Meta { last_log_id: last, last_membership: membership, snapshot_id: id };
         self.save_snapshot(&meta, &data)?;

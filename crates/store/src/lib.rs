@@ -894,13 +894,18 @@ impl Db {
     /// The whole persistent state as a database dump: a version line, then
     /// the snapshot encoding in one checksummed frame.
     pub fn dump(&self) -> Vec<u8> {
-        dump_of(&self.read())
+        self.freeze().dump()
     }
 
     /// A dump and the generation it holds every commit up to.
     pub fn dump_at(&self) -> (Vec<u8>, u64) {
-        let st = self.read();
-        (dump_of(&st), st.gen)
+        let f = self.freeze();
+        (f.dump(), f.gen)
+    }
+
+    /// The persistent rows as they are now, to encode without the lock.
+    pub fn freeze(&self) -> Frozen {
+        Frozen::of(&self.read())
     }
 
     /// Check a dump and stage it to replace the whole store at the next
@@ -1001,34 +1006,64 @@ pub fn read_dump(bytes: &[u8]) -> Result<State, DumpError> {
     Ok(st)
 }
 
-/// A database dump of a state (see [`Db::dump`]).
-fn dump_of(st: &State) -> Vec<u8> {
-    let bytes = snapshot_bytes(st);
-    let mut out = DUMP_MAGIC.to_vec();
-    out.extend_from_slice(DUMP_VERSION.as_bytes());
-    out.push(b'\n');
-    out.extend_from_slice(&wal::frame(&bytes));
-    out
+/// The persistent rows of a state at one generation, sharing the rows
+/// themselves with the store (rows are copied on write): taking it is a
+/// pass over the tables under the lock, encoding it needs no lock.
+pub struct Frozen {
+    gen: u64,
+    /// Per class: (ref, created, modified, row).
+    tables: Vec<Vec<FrozenRow>>,
+}
+
+type FrozenRow = (String, u64, u64, Arc<Row>);
+
+impl Frozen {
+    fn of(st: &State) -> Frozen {
+        let tables = CLASSES
+            .iter()
+            .map(|c| {
+                if !persistent(c) {
+                    return Vec::new();
+                }
+                st.tables[c.index].rows.iter().map(|(r, e)| (r.clone(), e.created, e.modified, e.row.clone())).collect()
+            })
+            .collect();
+        Frozen { gen: st.gen, tables }
+    }
+
+    /// The generation it holds every commit up to.
+    pub fn gen(&self) -> u64 {
+        self.gen
+    }
+
+    /// A database dump (see [`Db::dump`]).
+    pub fn dump(&self) -> Vec<u8> {
+        let mut out = DUMP_MAGIC.to_vec();
+        out.extend_from_slice(DUMP_VERSION.as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(&wal::frame(&self.bytes()));
+        out
+    }
+
+    /// The snapshot record: the schema, the generation, every class's rows.
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = schema_bytes();
+        put_uv(&mut out, self.gen);
+        for rows in &self.tables {
+            put_uv(&mut out, rows.len() as u64);
+            for (r, created, modified, row) in rows {
+                put_str(&mut out, r);
+                put_uv(&mut out, *created);
+                put_uv(&mut out, *modified);
+                encode_row(&mut out, row);
+            }
+        }
+        out
+    }
 }
 
 fn snapshot_bytes(st: &State) -> Vec<u8> {
-    let mut out = schema_bytes();
-    put_uv(&mut out, st.gen);
-    for c in CLASSES {
-        if !persistent(c) {
-            put_uv(&mut out, 0);
-            continue;
-        }
-        let t = &st.tables[c.index];
-        put_uv(&mut out, t.rows.len() as u64);
-        for (r, e) in &t.rows {
-            put_str(&mut out, r);
-            put_uv(&mut out, e.created);
-            put_uv(&mut out, e.modified);
-            encode_row(&mut out, &e.row);
-        }
-    }
-    out
+    Frozen::of(st).bytes()
 }
 
 fn load_snapshot(st: &mut State, payload: &[u8]) -> Result<(), codec::Corrupt> {

@@ -182,7 +182,9 @@ impl Db {
         if let Some(w) = &self.wal {
             w.close();
         }
-        Ok(crate::dump_of(&guard))
+        let frozen = crate::Frozen::of(&guard);
+        drop(guard);
+        Ok(frozen.dump())
     }
 
     pub fn replicated(&self) -> Option<Role> {
