@@ -411,6 +411,11 @@ def lab(count=2, **kw):
     l = Lab(count, **kw)
     try:
         yield l
+    except BaseException:
+        # The hosts' logs go with the failure (pytest shows what a failed
+        # test printed); the lab's directories do not outlive it.
+        print(l.logs()[-200_000:])
+        raise
     finally:
         l.close()
 

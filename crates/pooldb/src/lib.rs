@@ -53,15 +53,13 @@ openraft::declare_raft_types!(
 );
 
 /// How often the leader heartbeats, and how long a follower waits before it
-/// stands for election: generous, since a busy host's threads may wait
-/// seconds for a core (65 processes on two cores in the pool benchmark),
-/// and a needless election restarts the master.
+/// stands for election (generous: hosts here may be slow emulated ones).
 fn engine_config() -> Result<Arc<Config>, String> {
     let c = Config {
         cluster_name: "xapi-rs-pool".into(),
         heartbeat_interval: 250,
-        election_timeout_min: 2500,
-        election_timeout_max: 5000,
+        election_timeout_min: 1500,
+        election_timeout_max: 3000,
         install_snapshot_timeout: 20_000,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5_000),
         max_in_snapshot_log_to_keep: 500,
