@@ -33,26 +33,19 @@ use store::Db;
 type Sto = StorageError<u64>;
 type Meta = SnapshotMeta<u64, openraft::BasicNode>;
 
-#[derive(Deserialize)]
-enum LogLine {
+/// A line of the log file: read with owned entries, written with borrowed
+/// ones (`LogLine<&Entry<Tc>>`).
+#[derive(Serialize, Deserialize)]
+enum LogLine<E = Entry<Tc>> {
     #[serde(rename = "e")]
-    Entry(Entry<Tc>),
+    Entry(E),
     #[serde(rename = "t")]
     TruncateFrom(u64),
     #[serde(rename = "p")]
     Purged(LogId<u64>),
 }
 
-/// A [`LogLine`] to write (borrowing its entry).
-#[derive(Serialize)]
-enum LineOut<'a> {
-    #[serde(rename = "e")]
-    Entry(&'a Entry<Tc>),
-    #[serde(rename = "t")]
-    TruncateFrom(u64),
-    #[serde(rename = "p")]
-    Purged(LogId<u64>),
-}
+type LineOut<'a> = LogLine<&'a Entry<Tc>>;
 
 #[derive(Default)]
 struct Machine {
@@ -390,7 +383,7 @@ impl RaftStorage<Tc> for Store {
         I: IntoIterator<Item = Entry<Tc>> + Send,
     {
         let entries: Vec<Entry<Tc>> = entries.into_iter().collect();
-        let lines: Vec<LineOut> = entries.iter().map(LineOut::Entry).collect();
+        let lines: Vec<LineOut> = entries.iter().map(LogLine::Entry).collect();
         // A membership entry takes effect when appended (as openraft reads
         // it): one that makes this host a voter is synced with the rest.
         let was = self.0.voter.load(std::sync::atomic::Ordering::SeqCst);
@@ -410,7 +403,7 @@ impl RaftStorage<Tc> for Store {
     }
 
     async fn delete_conflict_logs_since(&mut self, log_id: LogId<u64>) -> Result<(), Sto> {
-        self.append_lines(&[LineOut::TruncateFrom(log_id.index)], true)?;
+        self.append_lines(&[LogLine::TruncateFrom(log_id.index)], true)?;
         // The membership in force may be an earlier one now: sync until the
         // next membership entry says otherwise.
         self.0.voter.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -427,7 +420,7 @@ impl RaftStorage<Tc> for Store {
         serde_json::to_writer(&mut buf, &LineOut::Purged(log_id)).map_err(io)?;
         buf.push(b'\n');
         for e in log.entries.values() {
-            serde_json::to_writer(&mut buf, &LineOut::Entry(e)).map_err(io)?;
+            serde_json::to_writer(&mut buf, &LogLine::Entry(e)).map_err(io)?;
             buf.push(b'\n');
         }
         let path = self.0.dir.join("log");
@@ -557,7 +550,7 @@ mod tests {
                 })
                 .expect("write");
         };
-        let (before, _) = leader.dump_at();
+        let before = leader.dump();
         write(&|tx| tx.insert("OpaqueRef:a", store::blank_row(vm)));
         write(&|tx| {
             tx.set(vm, "OpaqueRef:a", name, model::Value::from("renamed"));
@@ -565,7 +558,10 @@ mod tests {
         // The snapshot is taken here, with both commits; their entries
         // come after its point, with a third that deletes the row and a
         // fourth that makes another.
-        let (dump, gen) = leader.dump_at();
+        let (dump, gen) = {
+            let f = leader.freeze();
+            (f.dump(), f.gen())
+        };
         write(&|tx| {
             tx.delete(vm, "OpaqueRef:a");
         });
@@ -591,7 +587,7 @@ mod tests {
         let db2 = Arc::new(Db::memory());
         let dir2 = tempfile::tempdir().expect("tempdir");
         let host2 = Store::open(dir2.path(), db2.clone(), "member-run".into(), 3).expect("open");
-        let (after, _) = leader.dump_at();
+        let after = leader.dump();
         db2.install(&after).expect("install");
         // From a dump before them all: the four in one batch, each
         // building on the one before (a put, its change, its deletion).

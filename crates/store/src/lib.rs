@@ -766,20 +766,8 @@ impl Db {
                             Some(e) => {
                                 // Only the fields that changed: a start must
                                 // not log a VM's whole row three times.
-                                let diff: Vec<usize> = (0..row.fields.len())
-                                    .filter(|&i| !st.is_derived(ci, i) && row.fields[i] != e.row.fields[i])
-                                    .collect();
-                                if !diff.is_empty() || touched.contains(&(ci, r.clone())) {
-                                    log.push(REC_PATCH);
-                                    put_uv(&mut log, ci as u64);
-                                    put_str(&mut log, &r);
-                                    put_uv(&mut log, diff.len() as u64);
-                                    for i in diff {
-                                        put_uv(&mut log, i as u64);
-                                        put_value(&mut log, &row.fields[i]);
-                                    }
-                                    logged_any = true;
-                                }
+                                let always = touched.contains(&(ci, r.clone()));
+                                logged_any |= put_patch(&mut log, st, ci, &r, &e.row, &row, always);
                             }
                         }
                     }
@@ -872,11 +860,12 @@ impl Db {
         };
         // Rotate under the read lock so no commit slips between the snapshot
         // and the new log file.
-        let (bytes, gen, seq) = {
+        let (frozen, gen, seq) = {
             let st = self.read();
             let seq = w.rotate(st.gen + 1, schema_bytes());
-            (snapshot_bytes(&st), st.gen, seq)
+            (Frozen::of(&st), st.gen, seq)
         };
+        let bytes = frozen.bytes();
         self.logged.store(0, std::sync::atomic::Ordering::Relaxed);
         w.wait_blocking(seq).map_err(StoreError::Log)?;
         wal::write_atomic(&dir.join("snapshot"), &wal::frame(&bytes))?;
@@ -895,12 +884,6 @@ impl Db {
     /// the snapshot encoding in one checksummed frame.
     pub fn dump(&self) -> Vec<u8> {
         self.freeze().dump()
-    }
-
-    /// A dump and the generation it holds every commit up to.
-    pub fn dump_at(&self) -> (Vec<u8>, u64) {
-        let f = self.freeze();
-        (f.dump(), f.gen)
     }
 
     /// The persistent rows as they are now, to encode without the lock.
@@ -1149,6 +1132,25 @@ fn replay(st: &mut State, layout: &Layout, rec: &[u8]) -> Result<(), codec::Corr
     }
     st.gen = gen;
     Ok(())
+}
+
+/// A patch operation: the fields of `new` that differ from `old`, derived
+/// sets left out. Nothing is written when none differ, unless `always`.
+pub(crate) fn put_patch(out: &mut Vec<u8>, st: &State, ci: usize, r: &str, old: &Row, new: &Row, always: bool) -> bool {
+    let diff: Vec<usize> =
+        (0..new.fields.len()).filter(|&i| !st.is_derived(ci, i) && new.fields[i] != old.fields[i]).collect();
+    if diff.is_empty() && !always {
+        return false;
+    }
+    out.push(REC_PATCH);
+    put_uv(out, ci as u64);
+    put_str(out, r);
+    put_uv(out, diff.len() as u64);
+    for i in diff {
+        put_uv(out, i as u64);
+        put_value(out, &new.fields[i]);
+    }
+    true
 }
 
 /// The (field index, value) pairs of a patch operation.

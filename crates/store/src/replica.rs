@@ -19,9 +19,11 @@
 //! binary's schema, so every member of a pool runs the same schema (checked
 //! at join).
 
-use crate::codec::{put_str, put_uv, put_value, Corrupt, Reader};
-use crate::{decode_row, encode_row, persistent, read_patch, Commit, Db, State, REC_DELETE, REC_PATCH, REC_PUT};
-use model::schema::CLASSES;
+use crate::codec::{put_str, put_uv, Corrupt, Reader};
+use crate::{
+    decode_row, encode_row, persistent, put_patch, read_patch, Commit, Db, State, REC_DELETE, REC_PATCH, REC_PUT,
+};
+use model::schema::{ClassDef, CLASSES};
 use model::{Row, Value};
 use rustc_hash::FxHashMap as HashMap;
 use std::future::Future;
@@ -63,13 +65,10 @@ pub trait Replicator: Send + Sync {
     fn forward(&self, changes: Vec<u8>) -> Result<(), String>;
 }
 
-const OP_PUT: u8 = 1;
-const OP_DELETE: u8 = 2;
-const OP_SET: u8 = 3;
-
 /// The persistent part of a transaction as field-level changes against
-/// `st`: new rows whole, changed rows as the fields that differ (derived
-/// sets left out), deletions.
+/// `st`, in the operations of a log record (without its generation, and a
+/// put without its creation generation): new rows whole, changed rows as
+/// the fields that differ (derived sets left out), deletions.
 pub(crate) fn encode_changes(st: &State, changes: &[(usize, String, Option<Row>)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (ci, r, new) in changes {
@@ -77,32 +76,18 @@ pub(crate) fn encode_changes(st: &State, changes: &[(usize, String, Option<Row>)
         if !persistent(class) {
             continue;
         }
-        let old = st.tables[*ci].get(r);
-        match (new, old) {
+        match (new, st.tables[*ci].get(r)) {
             (Some(row), None) => {
-                out.push(OP_PUT);
+                out.push(REC_PUT);
                 put_uv(&mut out, *ci as u64);
                 put_str(&mut out, r);
                 encode_row(&mut out, row);
             }
             (Some(row), Some(o)) => {
-                let diff: Vec<usize> = (0..row.fields.len())
-                    .filter(|i| row.fields[*i] != o.fields[*i] && !st.is_derived(*ci, *i))
-                    .collect();
-                if diff.is_empty() {
-                    continue;
-                }
-                out.push(OP_SET);
-                put_uv(&mut out, *ci as u64);
-                put_str(&mut out, r);
-                put_uv(&mut out, diff.len() as u64);
-                for i in diff {
-                    put_uv(&mut out, i as u64);
-                    put_value(&mut out, &row.fields[i]);
-                }
+                put_patch(&mut out, st, *ci, r, o, row, false);
             }
             (None, Some(_)) => {
-                out.push(OP_DELETE);
+                out.push(REC_DELETE);
                 put_uv(&mut out, *ci as u64);
                 put_str(&mut out, r);
             }
@@ -132,10 +117,9 @@ enum RecOp {
     Delete,
 }
 
-/// A record as (class, ref, operation), in record order.
-fn decode_record(rec: &[u8]) -> Result<Vec<(usize, String, RecOp)>, Corrupt> {
-    let mut r = Reader::new(rec);
-    let _gen = r.uv()?;
+/// The operations of a log record (`record`: a put carries its creation
+/// generation) or of a member's change set, in order.
+fn decode_ops(r: &mut Reader, record: bool) -> Result<Vec<(&'static ClassDef, String, RecOp)>, Corrupt> {
     let mut out = Vec::new();
     while !r.done() {
         let op = r.u8()?;
@@ -143,17 +127,18 @@ fn decode_record(rec: &[u8]) -> Result<Vec<(usize, String, RecOp)>, Corrupt> {
         let rf = r.str()?;
         match op {
             REC_PUT => {
-                let _created = r.uv()?;
-                let row = decode_row(&mut r, class, &identity(class))?;
-                out.push((class.index, rf, RecOp::Put(row)));
+                if record {
+                    let _created = r.uv()?;
+                }
+                out.push((class, rf, RecOp::Put(decode_row(r, class, &identity(class))?)));
             }
-            REC_DELETE => out.push((class.index, rf, RecOp::Delete)),
+            REC_DELETE => out.push((class, rf, RecOp::Delete)),
             REC_PATCH => {
-                let sets = read_patch(&mut r)?;
+                let sets = read_patch(r)?;
                 if sets.iter().any(|(i, _)| *i >= class.fields.len()) {
                     return Err(Corrupt("bad field index"));
                 }
-                out.push((class.index, rf, RecOp::Patch(sets)));
+                out.push((class, rf, RecOp::Patch(sets)));
             }
             _ => return Err(Corrupt("bad op")),
         }
@@ -165,13 +150,18 @@ impl Db {
     /// Make this store one replica of a pool database (once). From now on
     /// commits are replicated, not logged to this store's own files.
     pub fn set_replicator(&self, r: Arc<dyn Replicator>) -> Result<(), Refused> {
-        self.set_replicator_dump(r).map(|_| ())
+        self.switch_to(r, |_| ())
     }
 
     /// [`Db::set_replicator`], with a dump of the state at that very point:
     /// every later commit is proposed, every earlier one is in the dump, so
     /// a pool's first entry plus the proposals apply each commit once.
     pub fn set_replicator_dump(&self, r: Arc<dyn Replicator>) -> Result<Vec<u8>, Refused> {
+        self.switch_to(r, crate::Frozen::of).map(|f| f.dump())
+    }
+
+    /// Start replicating, and take `at` of the state at the switch.
+    fn switch_to<T>(&self, r: Arc<dyn Replicator>, at: impl FnOnce(&State) -> T) -> Result<T, Refused> {
         // Under the write lock: no commit is half-way through when the WAL
         // stops and the replicator starts.
         let guard = match self.state.write() {
@@ -182,9 +172,7 @@ impl Db {
         if let Some(w) = &self.wal {
             w.close();
         }
-        let frozen = crate::Frozen::of(&guard);
-        drop(guard);
-        Ok(frozen.dump())
+        Ok(at(&guard))
     }
 
     pub fn replicated(&self) -> Option<Role> {
@@ -203,19 +191,27 @@ impl Db {
     pub fn apply_records<'a>(&self, recs: impl IntoIterator<Item = &'a [u8]>) -> Result<u64, Corrupt> {
         let mut ops = Vec::new();
         for rec in recs {
-            ops.extend(decode_record(rec)?);
+            let mut r = Reader::new(rec);
+            let _gen = r.uv()?;
+            ops.extend(decode_ops(&mut r, true)?);
         }
+        Ok(self.apply_ops(ops)?.gen)
+    }
+
+    /// Commit operations as they are, skipping the transaction machinery
+    /// (and the replicator: they already are the pool's). Patches apply to
+    /// the row as this replica has it (every replica applies the same
+    /// records in the same order), or as an earlier operation left it.
+    fn apply_ops(&self, ops: Vec<(&'static ClassDef, String, RecOp)>) -> Result<Commit, Corrupt> {
         let mut guard = match self.state.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        // Patches apply to the row as this replica has it (every replica
-        // applies the same records in the same order), or as an earlier
-        // record of this call left it.
         let gone = || Corrupt("a change to an object this replica does not have");
         let mut pending: Vec<HashMap<String, Option<Row>>> = CLASSES.iter().map(|_| HashMap::default()).collect();
         let mut order = Vec::new();
-        for (ci, r, op) in ops {
+        for (class, r, op) in ops {
+            let ci = class.index;
             let new = match op {
                 RecOp::Put(row) => Some(row),
                 RecOp::Delete => None,
@@ -239,32 +235,11 @@ impl Db {
             }
         }
         let commit = self.commit_as(&mut guard, pending, order, Vec::new(), false);
-        if commit.gen != 0 {
-            self.gen_tx.send_replace(commit.gen);
-        }
-        Ok(commit.gen)
-    }
-
-    /// Commit changes as they are, skipping the transaction machinery (and
-    /// the replicator: they already are the pool's).
-    fn apply_raw(&self, changes: Vec<(usize, String, Option<Row>)>) -> Commit {
-        let mut guard = match self.state.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let mut pending: Vec<HashMap<String, Option<Row>>> = CLASSES.iter().map(|_| HashMap::default()).collect();
-        let mut order = Vec::new();
-        for (ci, r, row) in changes {
-            if pending[ci].insert(r.clone(), row).is_none() {
-                order.push((ci, r));
-            }
-        }
-        let commit = self.commit_as(&mut guard, pending, order, Vec::new(), false);
         drop(guard);
         if commit.gen != 0 {
             self.gen_tx.send_replace(commit.gen);
         }
-        commit
+        Ok(commit)
     }
 
     /// On the leader: apply a member's change set (from [`Replicator::forward`])
@@ -272,41 +247,13 @@ impl Db {
     /// dropped, as the member's write would have failed on the master.
     pub fn apply_changes(&self, bytes: &[u8]) -> Result<Commit, Corrupt> {
         // Decode before taking any lock.
-        enum Op {
-            Put(Row),
-            Set(Vec<(usize, Value)>),
-            Delete,
-        }
-        let mut ops = Vec::new();
-        let mut r = Reader::new(bytes);
-        while !r.done() {
-            let op = r.u8()?;
-            let class = class_at(r.uv()?)?;
-            let rf = r.str()?;
-            match op {
-                OP_PUT => ops.push((class, rf, Op::Put(decode_row(&mut r, class, &identity(class))?))),
-                OP_SET => {
-                    let n = r.len()?;
-                    let mut fields = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        let i = r.uv()? as usize;
-                        if i >= class.fields.len() {
-                            return Err(Corrupt("bad field index"));
-                        }
-                        fields.push((i, r.value()?));
-                    }
-                    ops.push((class, rf, Op::Set(fields)));
-                }
-                OP_DELETE => ops.push((class, rf, Op::Delete)),
-                _ => return Err(Corrupt("bad op")),
-            }
-        }
+        let ops = decode_ops(&mut Reader::new(bytes), false)?;
         let ((), c) = self
             .write(|tx| {
                 for (class, rf, op) in ops {
                     match op {
-                        Op::Put(row) => tx.insert(&rf, row),
-                        Op::Set(fields) => {
+                        RecOp::Put(row) => tx.insert(&rf, row),
+                        RecOp::Patch(fields) => {
                             if !tx.update(class, &rf, |row| {
                                 for (i, v) in fields {
                                     row.fields[i] = v;
@@ -319,7 +266,7 @@ impl Db {
                                 );
                             }
                         }
-                        Op::Delete => {
+                        RecOp::Delete => {
                             tx.delete(class, &rf);
                         }
                     }
@@ -334,23 +281,26 @@ impl Db {
     /// one change: rows gone are deleted, the others put.
     pub fn install(&self, dump: &[u8]) -> Result<(), crate::DumpError> {
         let new = crate::read_dump(dump)?;
-        let mut changes = Vec::new();
+        let mut ops = Vec::new();
         {
             let st = self.read();
             for c in CLASSES.iter().filter(|c| persistent(c)) {
                 for r in st.tables[c.index].rows.keys() {
                     if new.tables[c.index].get(r).is_none() {
-                        changes.push((c.index, r.clone(), None));
+                        ops.push((*c, r.clone(), RecOp::Delete));
                     }
                 }
             }
         }
         for c in CLASSES.iter().filter(|c| persistent(c)) {
             for (r, e) in new.tables[c.index].rows.iter() {
-                changes.push((c.index, r.clone(), Some((*e.row).clone())));
+                ops.push((*c, r.clone(), RecOp::Put((*e.row).clone())));
             }
         }
-        self.apply_raw(changes);
+        // Puts and deletions only: nothing here can name a missing row.
+        if let Err(e) = self.apply_ops(ops) {
+            tracing::error!("installing a pool snapshot: {}", e.0);
+        }
         Ok(())
     }
 }
