@@ -44,6 +44,9 @@ const COMPACT_AFTER: u64 = 256 << 20;
 pub(crate) const REC_PUT: u8 = 1;
 pub(crate) const REC_DELETE: u8 = 2;
 pub(crate) const REC_PATCH: u8 = 3;
+// Only in a member's change set, never in a record: map and set fields as
+// what the member added and removed (see `replica::encode_changes`).
+pub(crate) const OP_MERGE: u8 = 4;
 
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -1137,20 +1140,27 @@ fn replay(st: &mut State, layout: &Layout, rec: &[u8]) -> Result<(), codec::Corr
 /// A patch operation: the fields of `new` that differ from `old`, derived
 /// sets left out. Nothing is written when none differ, unless `always`.
 pub(crate) fn put_patch(out: &mut Vec<u8>, st: &State, ci: usize, r: &str, old: &Row, new: &Row, always: bool) -> bool {
-    let diff: Vec<usize> =
-        (0..new.fields.len()).filter(|&i| !st.is_derived(ci, i) && new.fields[i] != old.fields[i]).collect();
+    let diff: Vec<(usize, &Value)> = (0..new.fields.len())
+        .filter(|&i| !st.is_derived(ci, i) && new.fields[i] != old.fields[i])
+        .map(|i| (i, &new.fields[i]))
+        .collect();
     if diff.is_empty() && !always {
         return false;
     }
+    put_fields(out, ci, r, &diff);
+    true
+}
+
+/// A patch operation setting these fields of row `r` of class `ci`.
+pub(crate) fn put_fields(out: &mut Vec<u8>, ci: usize, r: &str, fields: &[(usize, &Value)]) {
     out.push(REC_PATCH);
     put_uv(out, ci as u64);
     put_str(out, r);
-    put_uv(out, diff.len() as u64);
-    for i in diff {
-        put_uv(out, i as u64);
-        put_value(out, &new.fields[i]);
+    put_uv(out, fields.len() as u64);
+    for (i, v) in fields {
+        put_uv(out, *i as u64);
+        put_value(out, v);
     }
-    true
 }
 
 /// The (field index, value) pairs of a patch operation.

@@ -19,11 +19,12 @@
 //! binary's schema, so every member of a pool runs the same schema (checked
 //! at join).
 
-use crate::codec::{put_str, put_uv, Corrupt, Reader};
+use crate::codec::{put_str, put_uv, put_value, Corrupt, Reader};
 use crate::{
-    decode_row, encode_row, persistent, put_patch, read_patch, Commit, Db, State, REC_DELETE, REC_PATCH, REC_PUT,
+    decode_row, encode_row, persistent, put_fields, read_patch, Commit, Db, State, OP_MERGE, REC_DELETE, REC_PATCH,
+    REC_PUT,
 };
-use model::schema::{ClassDef, CLASSES};
+use model::schema::{ClassDef, Type, CLASSES};
 use model::{Row, Value};
 use rustc_hash::FxHashMap as HashMap;
 use std::future::Future;
@@ -69,6 +70,13 @@ pub trait Replicator: Send + Sync {
 /// `st`, in the operations of a log record (without its generation, and a
 /// put without its creation generation): new rows whole, changed rows as
 /// the fields that differ (derived sets left out), deletions.
+///
+/// A changed map or set field goes as what this transaction added and
+/// removed (OP_MERGE), applied by the leader to the value it has: the
+/// member's copy may lag the leader's by a few entries, and its whole value
+/// would undo what others did meanwhile (an operation another host began
+/// would vanish from `current_operations`, or one ended come back, and
+/// hold the object for ever).
 pub(crate) fn encode_changes(st: &State, changes: &[(usize, String, Option<Row>)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (ci, r, new) in changes {
@@ -84,7 +92,29 @@ pub(crate) fn encode_changes(st: &State, changes: &[(usize, String, Option<Row>)
                 encode_row(&mut out, row);
             }
             (Some(row), Some(o)) => {
-                put_patch(&mut out, st, *ci, r, o, row, false);
+                let (mut whole, mut merged) = (Vec::new(), Vec::new());
+                for (i, f) in class.fields.iter().enumerate() {
+                    if st.is_derived(*ci, i) || row.fields[i] == o.fields[i] {
+                        continue;
+                    }
+                    match delta(f.ty, &o.fields[i], &row.fields[i]) {
+                        Some(d) => merged.push((i, d)),
+                        None => whole.push((i, &row.fields[i])),
+                    }
+                }
+                if !whole.is_empty() {
+                    put_fields(&mut out, *ci, r, &whole);
+                }
+                if !merged.is_empty() {
+                    out.push(OP_MERGE);
+                    put_uv(&mut out, *ci as u64);
+                    put_str(&mut out, r);
+                    put_uv(&mut out, merged.len() as u64);
+                    for (i, d) in merged {
+                        put_uv(&mut out, i as u64);
+                        put_delta(&mut out, &d);
+                    }
+                }
             }
             (None, Some(_)) => {
                 out.push(REC_DELETE);
@@ -95,6 +125,99 @@ pub(crate) fn encode_changes(st: &State, changes: &[(usize, String, Option<Row>)
         }
     }
     out
+}
+
+/// What a transaction did to a map field (keys removed, keys set) or a set
+/// field (members removed, members added).
+#[derive(Debug, PartialEq)]
+enum Delta {
+    Map { removed: Vec<String>, set: Vec<(String, Value)> },
+    Set { removed: Vec<Value>, added: Vec<Value> },
+}
+
+/// `old` to `new` as a delta, for a map or set field holding one.
+fn delta(ty: &Type, old: &Value, new: &Value) -> Option<Delta> {
+    match (ty, old, new) {
+        (Type::Map(..), Value::Struct(o), Value::Struct(n)) => Some(Delta::Map {
+            removed: o.iter().filter(|(k, _)| !n.iter().any(|(nk, _)| nk == k)).map(|(k, _)| k.clone()).collect(),
+            set: n.iter().filter(|kv| !o.contains(kv)).cloned().collect(),
+        }),
+        (Type::Set(_), Value::Array(o), Value::Array(n)) => Some(Delta::Set {
+            removed: o.iter().filter(|v| !n.contains(v)).cloned().collect(),
+            added: n.iter().filter(|v| !o.contains(v)).cloned().collect(),
+        }),
+        _ => None,
+    }
+}
+
+fn put_delta(out: &mut Vec<u8>, d: &Delta) {
+    match d {
+        Delta::Map { removed, set } => {
+            put_uv(out, removed.len() as u64);
+            removed.iter().for_each(|k| put_str(out, k));
+            put_uv(out, set.len() as u64);
+            for (k, v) in set {
+                put_str(out, k);
+                put_value(out, v);
+            }
+        }
+        Delta::Set { removed, added } => {
+            put_uv(out, removed.len() as u64);
+            removed.iter().for_each(|v| put_value(out, v));
+            put_uv(out, added.len() as u64);
+            added.iter().for_each(|v| put_value(out, v));
+        }
+    }
+}
+
+fn read_delta(r: &mut Reader, ty: &Type) -> Result<Delta, Corrupt> {
+    match ty {
+        Type::Map(..) => {
+            let removed = (0..r.len()?).map(|_| r.str()).collect::<Result<_, _>>()?;
+            let set = (0..r.len()?).map(|_| Ok((r.str()?, r.value()?))).collect::<Result<_, Corrupt>>()?;
+            Ok(Delta::Map { removed, set })
+        }
+        Type::Set(_) => {
+            let removed = (0..r.len()?).map(|_| r.value()).collect::<Result<_, _>>()?;
+            let added = (0..r.len()?).map(|_| r.value()).collect::<Result<_, _>>()?;
+            Ok(Delta::Set { removed, added })
+        }
+        _ => Err(Corrupt("a merge of a field that is neither a map nor a set")),
+    }
+}
+
+/// Apply a delta to the value the leader has (of the field's kind; any
+/// other value is taken as empty).
+fn merge(v: &mut Value, d: Delta) {
+    match d {
+        Delta::Map { removed, set } => {
+            if !matches!(v, Value::Struct(_)) {
+                *v = Value::Struct(Vec::new());
+            }
+            if let Value::Struct(m) = v {
+                m.retain(|(k, _)| !removed.contains(k));
+                for (k, x) in set {
+                    match m.iter_mut().find(|(mk, _)| *mk == k) {
+                        Some(slot) => slot.1 = x,
+                        None => m.push((k, x)),
+                    }
+                }
+            }
+        }
+        Delta::Set { removed, added } => {
+            if !matches!(v, Value::Array(_)) {
+                *v = Value::Array(Vec::new());
+            }
+            if let Value::Array(a) = v {
+                a.retain(|x| !removed.contains(x));
+                for x in added {
+                    if !a.contains(&x) {
+                        a.push(x);
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn identity(class: &'static model::schema::ClassDef) -> Vec<Option<usize>> {
@@ -114,6 +237,8 @@ pub fn record_gen(rec: &[u8]) -> Option<u64> {
 enum RecOp {
     Put(Row),
     Patch(Vec<(usize, Value)>),
+    /// Change sets only: deltas of map and set fields.
+    Merge(Vec<(usize, Delta)>),
     Delete,
 }
 
@@ -139,6 +264,16 @@ fn decode_ops(r: &mut Reader, record: bool) -> Result<Vec<(&'static ClassDef, St
                     return Err(Corrupt("bad field index"));
                 }
                 out.push((class, rf, RecOp::Patch(sets)));
+            }
+            OP_MERGE if !record => {
+                let n = r.len()?;
+                let mut deltas = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    let i = r.uv()? as usize;
+                    let f = class.fields.get(i).ok_or(Corrupt("bad field index"))?;
+                    deltas.push((i, read_delta(r, f.ty)?));
+                }
+                out.push((class, rf, RecOp::Merge(deltas)));
             }
             _ => return Err(Corrupt("bad op")),
         }
@@ -215,6 +350,7 @@ impl Db {
             let new = match op {
                 RecOp::Put(row) => Some(row),
                 RecOp::Delete => None,
+                RecOp::Merge(_) => return Err(Corrupt("a member's merge in a committed record")),
                 RecOp::Patch(sets) => {
                     let row = match pending[ci].get_mut(&r) {
                         Some(slot) => slot.as_mut().ok_or_else(gone)?,
@@ -257,6 +393,19 @@ impl Db {
                             if !tx.update(class, &rf, |row| {
                                 for (i, v) in fields {
                                     row.fields[i] = v;
+                                }
+                            }) {
+                                tracing::warn!(
+                                    class = class.name,
+                                    r#ref = rf,
+                                    "a member wrote to an object deleted since"
+                                );
+                            }
+                        }
+                        RecOp::Merge(deltas) => {
+                            if !tx.update(class, &rf, |row| {
+                                for (i, d) in deltas {
+                                    merge(&mut row.fields[i], d);
                                 }
                             }) {
                                 tracing::warn!(

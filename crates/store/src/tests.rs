@@ -671,6 +671,52 @@ fn replicas_converge_through_the_leader() {
     assert_eq!(row.fields[name], Value::from("member's"));
     same(&leader, &follower);
 
+    // A member whose copy lags (it has not applied the leader's last two
+    // records) changes a map and a set: what it added and removed is
+    // applied to the leader's values, not its stale whole values. An
+    // operation the leader began meanwhile stays; one it ended does not
+    // come back.
+    let ops = vm().field_index("current_operations").unwrap();
+    let tags = vm().field_index("tags").unwrap();
+    let map = |kv: &[(&str, &str)]| Value::Struct(kv.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect());
+    let set = |xs: &[&str]| Value::Array(xs.iter().map(|x| Value::from(*x)).collect());
+    leader
+        .write(|tx| {
+            tx.set(vm(), &v, ops, map(&[("old-task", "pause")]));
+            tx.set(vm(), &v, tags, set(&["a", "b"]));
+            Ok::<_, crate::Refused>(())
+        })
+        .unwrap();
+    sync(&follower, &lead);
+    leader
+        .write(|tx| {
+            tx.set(vm(), &v, ops, map(&[("leader-task", "start")]));
+            tx.set(vm(), &v, tags, set(&["a", "b", "c"]));
+            Ok::<_, crate::Refused>(())
+        })
+        .unwrap();
+    let stale = lead.0.lock().unwrap().split_off(0);
+    follower
+        .write(|tx| {
+            tx.update(vm(), &v, |row| {
+                if let Value::Struct(m) = &mut row.fields[ops] {
+                    m.push(("member-task".into(), Value::from("clean_shutdown")));
+                }
+                row.fields[tags] = set(&["b", "d"]);
+            });
+            Ok::<_, crate::Refused>(())
+        })
+        .unwrap();
+    let row = leader.read().get(vm(), &v).unwrap().clone();
+    assert_eq!(row.fields[ops], map(&[("leader-task", "start"), ("member-task", "clean_shutdown")]));
+    assert_eq!(row.fields[tags], set(&["b", "c", "d"]));
+    // (The member had the records in the wrong order here; start it again
+    // from the leader's state, as a host rebuilt from a snapshot.)
+    drop(stale);
+    follower.install(&leader.dump()).unwrap();
+    lead.0.lock().unwrap().clear();
+    same(&leader, &follower);
+
     // Deletions travel both ways.
     follower.write(|tx| Ok::<_, crate::Refused>(tx.delete(vbd(), &b))).unwrap();
     leader.write(|tx| Ok::<_, crate::Refused>(tx.delete(vm(), &w))).unwrap();
