@@ -354,3 +354,21 @@ def sid(session):
 @pytest.fixture(scope="module")
 def raw(xapid):
     return xapid.raw()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test whose fixtures hold a pool lab (poollab.Lab, or a tuple
+    with one) gets the lab's host logs in its report, while the hosts are
+    still there (a `with lab()` inside the test prints them itself)."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when != "call" or not rep.failed:
+        return
+    seen = set()
+    for value in getattr(item, "funcargs", {}).values():
+        for v in (value if isinstance(value, tuple) else (value,)):
+            logs = getattr(v, "logs", None)
+            if type(v).__name__ == "Lab" and callable(logs) and id(v) not in seen:
+                seen.add(id(v))
+                rep.sections.append(("pool lab host logs", logs()[-600_000:]))

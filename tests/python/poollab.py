@@ -402,7 +402,15 @@ class Lab:
         return in_netns(self.hub, fn, *args, timeout=timeout, **kw)
 
     def logs(self):
-        return "\n".join("==== %s ====\n%s" % (h.name, h.log()) for h in self.hosts)
+        out = "\n".join("==== %s ====\n%s" % (h.name, h.log()) for h in self.hosts)
+        if os.environ.get("POOLLAB_STACKS"):
+            # A debugging aid for hangs: every thread's stack of every host.
+            for h in self.hosts:
+                if h.proc is not None and h.proc.poll() is None:
+                    r = subprocess.run(["gdb", "-p", str(h.proc.pid), "-batch", "-ex", "thread apply all bt"],
+                                       capture_output=True, text=True, timeout=120)
+                    out += "\n==== %s: stacks ====\n%s" % (h.name, r.stdout[-100_000:])
+        return out
 
 
 @contextlib.contextmanager
@@ -414,7 +422,7 @@ def lab(count=2, **kw):
     except BaseException:
         # The hosts' logs go with the failure (pytest shows what a failed
         # test printed); the lab's directories do not outlive it.
-        print(l.logs()[-200_000:])
+        print(l.logs()[-600_000:])
         raise
     finally:
         l.close()

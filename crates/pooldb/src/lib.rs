@@ -68,6 +68,12 @@ fn engine_config() -> Result<Arc<Config>, String> {
     c.validate().map(Arc::new).map_err(|e| e.to_string())
 }
 
+/// A commit not made after this long is reported (with the engine's
+/// view), and after COMMIT_LIMIT given up: a pool that cannot commit
+/// answers with an error, not never.
+const COMMIT_PATIENCE: Duration = Duration::from_secs(10);
+const COMMIT_LIMIT: Duration = Duration::from_secs(60);
+
 /// What the committed proposals have reached.
 #[derive(Clone, Debug, Default)]
 struct Done {
@@ -125,6 +131,32 @@ impl Rep {
         }
     }
 
+    /// A commit still waited for after `waited`: said once per period with
+    /// the engine's view (a stall is diagnosed from it), and given up at
+    /// COMMIT_LIMIT: the caller gets an error, not a hang (the entry may
+    /// still commit later; the write stays in this host's store).
+    fn slow_commit(&self, seq: u64, waited: Duration) -> Result<(), String> {
+        let m = self.raft.metrics().borrow().clone();
+        let done = self.done_tx.borrow().clone();
+        tracing::warn!(
+            seq,
+            committed_seq = done.seq,
+            committed_index = done.index,
+            state = ?m.state,
+            leader = ?m.current_leader,
+            last_log = ?m.last_log_index,
+            applied = ?m.last_applied.map(|l| l.index),
+            replication = ?m.replication,
+            voters = ?m.membership_config.membership().voter_ids().collect::<Vec<_>>(),
+            "a write has waited {} s for the pool to commit it",
+            waited.as_secs()
+        );
+        if waited >= COMMIT_LIMIT {
+            return Err(format!("the pool did not commit the write in {} s", waited.as_secs()));
+        }
+        Ok(())
+    }
+
     /// The HTTP address of the engine's current leader.
     pub fn leader_addr(&self) -> Option<String> {
         let m = self.raft.metrics().borrow().clone();
@@ -149,25 +181,39 @@ impl Replicator for Rep {
     fn wait(&self, seq: u64) -> WaitFuture<'_> {
         let mut rx = self.done_tx.subscribe();
         Box::pin(async move {
-            let d = rx
-                .wait_for(|d| Self::check(d, seq).is_some())
-                .await
-                .map_err(|_| "the pool database stopped".to_string())?;
-            Self::check(&d, seq).unwrap_or(Ok(()))
+            let mut waited = Duration::ZERO;
+            loop {
+                match tokio::time::timeout(COMMIT_PATIENCE, rx.wait_for(|d| Self::check(d, seq).is_some())).await {
+                    Ok(Ok(d)) => return Self::check(&d, seq).unwrap_or(Ok(())),
+                    Ok(Err(_)) => return Err("the pool database stopped".to_string()),
+                    Err(_) => {
+                        waited += COMMIT_PATIENCE;
+                        self.slow_commit(seq, waited)?;
+                    }
+                }
+            }
         })
     }
 
     fn wait_blocking(&self, seq: u64) -> Result<(), String> {
         let (m, cv) = &self.done;
         let mut g = lock(m);
+        let mut waited = Duration::ZERO;
         loop {
             if let Some(r) = Self::check(&g, seq) {
                 return r;
             }
-            g = match cv.wait(g) {
-                Ok(g) => g,
+            let (next, timeout) = match cv.wait_timeout(g, COMMIT_PATIENCE) {
+                Ok(x) => x,
                 Err(p) => p.into_inner(),
             };
+            g = next;
+            if timeout.timed_out() && Self::check(&g, seq).is_none() {
+                waited += COMMIT_PATIENCE;
+                drop(g);
+                self.slow_commit(seq, waited)?;
+                g = lock(m);
+            }
         }
     }
 
@@ -505,6 +551,39 @@ impl Pool {
         Ok(body)
     }
 
+    /// A member: wait (up to `limit`) until this host has applied every
+    /// entry the master had committed when asked. A restarted member's log
+    /// may hold entries it has not applied yet (the commit point comes from
+    /// the master); what it does at start (ending the operations its last
+    /// run left) must see them.
+    pub async fn catch_up(&self, limit: Duration) -> Result<(), String> {
+        let addr = self.leader_addr().ok_or_else(|| "no pool master is known".to_string())?;
+        let (code, body) =
+            post(&addr, "/pool/point", &self.secret, b"", limit).await.map_err(|e| format!("{addr}: {e}"))?;
+        if code != 200 {
+            return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
+        }
+        let point: u64 = std::str::from_utf8(&body)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| format!("{addr} gave no log index"))?;
+        let mut applied = self.store.0.applied_tx.subscribe();
+        tokio::time::timeout(limit, applied.wait_for(|a| *a >= point))
+            .await
+            .map_err(|_| format!("this host has not applied the pool's entry {point} in {} s", limit.as_secs()))?
+            .map_err(|_| "the pool database engine stopped".to_string())?;
+        Ok(())
+    }
+
+    /// The leader's commit point: the log index that holds everything it
+    /// has committed and applied.
+    fn point(&self) -> Option<u64> {
+        self.rep
+            .get()
+            .filter(|r| r.role == Role::Leader)
+            .map(|r| r.done_tx.borrow().index.max(self.store.applied_index()))
+    }
+
     /// Resolves when the master has told this host it left the pool.
     pub async fn ejected(&self) {
         let _ = self.ejected.subscribe().wait_for(|e| *e).await;
@@ -577,12 +656,20 @@ impl Pool {
 
     /// Keep the voters as [`choose_voters`] wants them, given the hosts
     /// known to be alive: a dead voter gives its place to a live learner.
+    ///
+    /// Only a learner that has caught up with the log may become a voter:
+    /// one still restarting into the pool (a joiner) would otherwise count
+    /// towards every commit's quorum while it cannot answer, and with one
+    /// more host down the pool would stop.
     pub async fn balance_voters(&self, live: &BTreeSet<u64>) -> Result<(), String> {
         let m = self.raft.metrics().borrow().clone();
         let mem = m.membership_config.membership();
-        let all: BTreeSet<u64> = mem.nodes().map(|(i, _)| *i).collect();
         let voters: BTreeSet<u64> = mem.voter_ids().collect();
-        let want = choose_voters(&voters, &all, live, self.id);
+        let all: BTreeSet<u64> = mem.nodes().map(|(i, _)| *i).collect();
+        let matched: BTreeMap<u64, u64> =
+            m.replication.iter().flat_map(|r| r.iter()).filter_map(|(i, l)| l.map(|l| (*i, l.index))).collect();
+        let eligible = caught_up(&voters, &all, &matched, m.last_log_index.unwrap_or(0));
+        let want = choose_voters(&voters, &eligible, live, self.id);
         if want != voters {
             tracing::info!(?voters, ?want, "changing the pool database's voters");
             self.raft
@@ -630,6 +717,9 @@ impl Pool {
             "/pool/raft/vote" => enc(&self.raft.vote(serde_json::from_slice(body).map_err(bad)?).await),
             "/pool/raft/snapshot" => enc(&self.raft.install_snapshot(serde_json::from_slice(body).map_err(bad)?).await),
             "/pool/forward" => self.apply_forwarded(body).await.map(|i| i.to_string().into_bytes()),
+            "/pool/point" => {
+                self.point().map(|i| i.to_string().into_bytes()).ok_or((503, "this host is not the pool master".into()))
+            }
             // Only the rejoin message: the caller may hold no more than the
             // former secret.
             "/pool/rejoin" => {
@@ -677,9 +767,9 @@ impl Pool {
     /// On the master: apply a member's changes; the log index the member
     /// waits for.
     async fn apply_forwarded(&self, body: &[u8]) -> Result<u64, (u16, String)> {
-        let Some(rep) = self.rep.get().filter(|r| r.role == Role::Leader) else {
+        if self.point().is_none() {
             return Err((503, "this host is not the pool master".into()));
-        };
+        }
         let db = &self.store.0.db;
         let c = db.apply_changes(body).map_err(|e| (400, e.to_string()))?;
         db.durable(c).await.map_err(|e| (503, e.to_string()))?;
@@ -688,9 +778,13 @@ impl Pool {
         if let Err(e) = self.raft.trigger().heartbeat().await {
             tracing::warn!("the pool database engine: {e}");
         }
-        Ok(rep.done_tx.borrow().index.max(self.store.applied_index()))
+        Ok(self.point().unwrap_or(0))
     }
 }
+
+/// A learner this close to the end of the leader's log has caught up (a
+/// busy pool always has a few entries in flight).
+const CAUGHT_UP_SLACK: u64 = 64;
 
 /// At most this many voters: a write waits for a majority of them only
 /// (every host still gets every entry), and five outlive two failures.
@@ -730,6 +824,21 @@ pub fn choose_voters(voters: &BTreeSet<u64>, all: &BTreeSet<u64>, live: &BTreeSe
         }
     }
     want
+}
+
+/// The hosts that may vote: the voters, and the learners whose log (as
+/// far as the leader knows, `matched`) is within CAUGHT_UP_SLACK entries of
+/// the leader's `last`.
+pub fn caught_up(
+    voters: &BTreeSet<u64>,
+    all: &BTreeSet<u64>,
+    matched: &BTreeMap<u64, u64>,
+    last: u64,
+) -> BTreeSet<u64> {
+    all.iter()
+        .copied()
+        .filter(|i| voters.contains(i) || matched.get(i).is_some_and(|x| x + CAUGHT_UP_SLACK >= last))
+        .collect()
 }
 
 /// Compare secrets in constant time.
@@ -970,5 +1079,23 @@ mod voter_tests {
         assert_eq!(choose_voters(&set(&[1, 2, 3]), &all(3), &set(&[1, 2]), 1), set(&[1, 2, 3]));
         // A new leader (2) is always a voter.
         assert_eq!(choose_voters(&set(&[1, 3, 4]), &all(6), &set(&[2, 3, 4, 5, 6]), 2), set(&[2, 3, 4, 5, 6]));
+    }
+
+    /// A joiner still restarting into the pool (nothing matched yet, or far
+    /// behind) is no voter: with three hosts of which one cannot answer yet,
+    /// the pool keeps one voter, not three that need the third.
+    #[test]
+    fn only_learners_that_caught_up_vote() {
+        let all = set(&[1, 2, 3]);
+        let matched: BTreeMap<u64, u64> = [(2, 500), (3, 10)].into_iter().collect();
+        let ok = caught_up(&set(&[1]), &all, &matched, 520);
+        assert_eq!(ok, set(&[1, 2]));
+        assert_eq!(choose_voters(&set(&[1]), &ok, &all, 1), set(&[1]));
+        let matched: BTreeMap<u64, u64> = [(2, 520), (3, 519)].into_iter().collect();
+        let ok = caught_up(&set(&[1]), &all, &matched, 520);
+        assert_eq!(choose_voters(&set(&[1]), &ok, &all, 1), set(&[1, 2, 3]));
+        // A voter stays one whatever it has matched (it is replaced only
+        // when dead, by choose_voters).
+        assert_eq!(caught_up(&set(&[1, 3]), &all, &BTreeMap::new(), 520), set(&[1, 3]));
     }
 }

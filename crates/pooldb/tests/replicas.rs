@@ -62,6 +62,8 @@ async fn three_replicas_agree_and_survive_the_leader() {
     for p in &pools[1..] {
         assert_eq!(p.settle(Duration::from_secs(30)).await.expect("settle"), Role::Follower);
     }
+    // Only learners that have caught up become voters: both, once each has.
+    pools[0].promote(2, Duration::from_secs(30)).await.expect("promote");
     pools[0].promote(3, Duration::from_secs(30)).await.expect("promote");
     assert_eq!(pools[0].members().iter().filter(|(_, _, voter)| *voter).count(), 3);
     for db in &dbs[1..] {
