@@ -24,6 +24,7 @@ use store::Txn;
 
 /// How long a conflicting operation waits for the one in progress (xapi: 2 h).
 pub const CONFLICT_WAIT: Duration = Duration::from_secs(7200);
+const CONFLICT_SAY_AFTER: Duration = Duration::from_secs(10);
 
 /// `(task, op)` pairs of an object's current_operations.
 pub fn current_ops(row: &Row) -> Vec<(String, String)> {
@@ -473,6 +474,8 @@ pub async fn begin(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str) -> Result
     let rules = rules(c).ok_or_else(|| crate::internal(format!("{} has no operation rules", c.name)))?;
     let deadline = tokio::time::Instant::now() + CONFLICT_WAIT;
     let mut rx = ctx.server.db.subscribe();
+    let mut said = false;
+    let started = tokio::time::Instant::now();
     loop {
         rx.borrow_and_update();
         let res = ctx.write(|tx| {
@@ -492,6 +495,13 @@ pub async fn begin(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str) -> Result
                 return Ok(Op { class: c, r: r.to_string(), key, server: ctx.server.clone(), done: false });
             }
             Err(ApiError::OtherOperationInProgress { .. }) if tokio::time::Instant::now() < deadline => {
+                if !said && started.elapsed() > CONFLICT_SAY_AFTER {
+                    // A long wait is worth a line: which operations hold it.
+                    said = true;
+                    let held =
+                        ctx.server.db.read().get(c, r).map(|row| row.get(field(c, "current_operations")).clone());
+                    tracing::warn!(class = c.name, r#ref = r, op, ?held, "still waiting for other operations to end");
+                }
                 // Serialise behind the running operation, as xapi's retry loop does.
                 tokio::select! {
                     _ = rx.changed() => {}
