@@ -709,6 +709,70 @@ def test_member_vm_console_and_statistics(pool2):
     bounded(api.VM.hard_shutdown, vm, timeout=60)
 
 
+def test_transfers_of_a_members_local_disk_go_to_the_member(pool2):
+    """A disk on a member's local SR, imported and exported through the
+    master: the master answers 302 naming the member (as xapi does when a
+    VM's disks are only reachable on a member); there the client's session
+    from the master is good, and the task the client made on the master
+    follows the transfer (its progress and outcome are the member's). A
+    VM export with the disk goes the same way; a task id the master does
+    not know is refused on the member."""
+    import http.client
+    l, api = pool2
+    master, member = l.hosts
+    m = host_by_address(api, member.address)
+    sid = master.session()._session
+    (sr,) = [r for r, rec in api.SR.get_all_records().items()
+             if not rec["shared"] and rec["content_type"] != "iso"
+             and [api.PBD.get_host(p) for p in rec["PBDs"]] == [m]]
+    vdi = api.VDI.create({"name_label": "member-local", "name_description": "", "SR": sr,
+                          "virtual_size": str(4 << 20), "type": "user", "sharable": False, "read_only": False,
+                          "other_config": {}, "xenstore_data": {}, "sm_config": {}, "tags": []})
+    data = bytes((i * 7 + 3) % 251 for i in range(4 << 20))
+
+    def send(host, method, path, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", host.port, timeout=60)
+        c.request(method, path, body=body, headers={"Content-Length": str(len(body))} if body else {})
+        r = c.getresponse()
+        out = (r.status, r.getheader("location"), r.read())
+        c.close()
+        return out
+
+    def followed(method, path, body=None):
+        """The request on the master, then where its 302 says (the member)."""
+        status, location, _ = send(master, method, path, body)
+        assert status == 302, status
+        prefix = "https://%s" % member.address
+        assert location.startswith(prefix + path.split("?")[0] + "?"), location
+        return send(member, method, location[len(prefix):], body)
+
+    task = api.task.create("upload", "to a member's disk")
+    status, _, _ = followed("PUT", "/import_raw_vdi?vdi=%s&session_id=%s&task_id=%s" % (vdi, sid, task), data)
+    assert status == 200, status
+    wait_for(lambda: api.task.get_status(task) != "pending", 30, "the master's task to end")
+    assert api.task.get_status(task) == "success", api.task.get_error_info(task)
+    assert api.task.get_progress(task) == 1.0
+
+    task = api.task.create("download", "from a member's disk")
+    status, _, got = followed("GET", "/export_raw_vdi?vdi=%s&format=raw&session_id=%s&task_id=%s" % (vdi, sid, task))
+    assert status == 200 and got == data, (status, len(got))
+    wait_for(lambda: api.task.get_status(task) != "pending", 30, "the master's task to end")
+    assert api.task.get_status(task) == "success", api.task.get_error_info(task)
+
+    # A VM with the disk: its export is the member's too.
+    vm = diskless(api, "with a member's disk")
+    api.VBD.create({"VM": vm, "VDI": vdi, "userdevice": "1", "bootable": False, "mode": "RW", "type": "Disk",
+                    "empty": False, "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {}})
+    status, location, _ = send(master, "GET", "/export?ref=%s&session_id=%s" % (vm, sid))
+    assert status == 302 and location.startswith("https://%s/export?" % member.address), (status, location)
+    status, _, xva = send(member, "GET", "/export?ref=%s&session_id=%s" % (vm, sid))
+    assert status == 200 and xva[257:262] == b"ustar", (status, xva[:300])
+    # No such task on the master: refused where the transfer runs.
+    bogus = "OpaqueRef:00000000-0000-0000-0000-000000000000"
+    status, _, _ = followed("GET", "/export_raw_vdi?vdi=%s&format=raw&session_id=%s&task_id=%s" % (vdi, sid, bogus))
+    assert status >= 400, status
+
+
 # ---------------------------------------------------------------- joins xapi refuses
 
 @pytest.fixture(scope="module")

@@ -254,6 +254,20 @@ pub enum Route {
 }
 
 /// Messages that act on a running domain: they run where the VM runs.
+/// VDI messages that work on the VDI's file: run where its SR is plugged.
+const ON_SR_OF_VDI: &[&str] = &[
+    "destroy",
+    "clone",
+    "snapshot",
+    "resize",
+    "resize_online",
+    "data_destroy",
+    "enable_cbt",
+    "disable_cbt",
+    "list_changed_blocks",
+    "set_on_boot",
+];
+
 const ON_RESIDENT: &[&str] = &[
     "clean_shutdown",
     "hard_shutdown",
@@ -274,7 +288,9 @@ const ON_RESIDENT: &[&str] = &[
 /// its VIF, on the host the VM runs on; PBD.plug/unplug on the PBD's host.
 /// Everything else, and everything on a lone host, runs here.
 pub fn route(server: &Server, c: &'static ClassDef, m: &'static MsgDef, args: &[Value]) -> Route {
-    use model::types::fields::{host as H, host_metrics as HM, pbd as PBD, vbd as VBD, vif as VIF, vm as VM};
+    use model::types::fields::{
+        host as H, host_metrics as HM, pbd as PBD, vbd as VBD, vdi as VDI, vif as VIF, vm as VM,
+    };
     if server.db.replicated() != Some(store::Role::Leader) {
         return Route::Local;
     }
@@ -282,6 +298,19 @@ pub fn route(server: &Server, c: &'static ClassDef, m: &'static MsgDef, args: &[
     let st = server.db.read();
     let live = |h: &str| st.read(h, H::METRICS).and_then(|m| st.read(m.as_str(), HM::LIVE)).unwrap_or(false);
     let resident = |vm: &str| st.read(vm, VM::RESIDENT_ON).map(|r| r.as_str().to_string()).unwrap_or_default();
+    let sr_of = |vdi: &str| st.read(vdi, VDI::SR).map(|r| r.into_string());
+    let on_srs = |srs: std::collections::BTreeSet<String>| {
+        crate::storage::host_with_srs(&st, &srs, &server.host, None).unwrap_or_default()
+    };
+    let disk_srs = |vm: &str| {
+        let vdis: Vec<String> = st
+            .read(vm, VM::VBDS)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|b| st.read(b.as_str(), VBD::VDI).map(|v| v.into_string()))
+            .collect();
+        crate::storage::srs_of(&st, &vdis)
+    };
     let target = match (c.name, m.name) {
         ("VM", "start_on") => arg(1),
         ("VM", "start") => {
@@ -295,6 +324,33 @@ pub fn route(server: &Server, c: &'static ClassDef, m: &'static MsgDef, args: &[
             st.read(&arg(0), VIF::VM).map(|v| resident(v.as_str())).unwrap_or_default()
         }
         ("PBD", "plug" | "unplug") => st.read(&arg(0), PBD::HOST).map(|h| h.as_str().to_string()).unwrap_or_default(),
+        // Storage work runs where the SR is plugged (a member's local SR
+        // on the member), as xapi forwards SR and VDI operations.
+        ("VDI", "create") => {
+            let sr = args.first().and_then(|r| r.map_str("SR")).unwrap_or_default().to_string();
+            on_srs(std::iter::once(sr).collect())
+        }
+        ("VDI", "copy") => on_srs(sr_of(&arg(0)).into_iter().chain(Some(arg(1)).filter(|s| !s.is_empty())).collect()),
+        ("VDI", name) if ON_SR_OF_VDI.contains(&name) => on_srs(sr_of(&arg(0)).into_iter().collect()),
+        ("SR", "scan" | "update") => on_srs(std::iter::once(arg(0)).collect()),
+        ("VM", "clone" | "copy" | "snapshot" | "snapshot_with_quiesce" | "checkpoint" | "revert") => {
+            match resident(&arg(0)) {
+                r if !r.is_empty() && r != model::NULL_REF => r,
+                _ => {
+                    let vm = if m.name == "revert" {
+                        st.read(&arg(0), VM::SNAPSHOT_OF).map(|v| v.into_string())
+                    } else {
+                        None
+                    };
+                    let mut srs = disk_srs(&arg(0));
+                    srs.extend(vm.map(|v| disk_srs(&v)).unwrap_or_default());
+                    if m.name == "copy" && !arg(2).is_empty() && arg(2) != model::NULL_REF {
+                        srs.insert(arg(2));
+                    }
+                    on_srs(srs)
+                }
+            }
+        }
         _ => String::new(),
     };
     if target.is_empty()
@@ -330,6 +386,9 @@ pub fn serve_forwarded(server: &Server) {
             // Pool-internal questions, answered as a JSON document.
             let answer = if req.method == crate::pooling::VOUCH {
                 Some(s.sessions.vouch(&s, &arg(1)).and_then(|v| as_json(&v)))
+            } else if req.method == crate::pooling::TASK_REPORT {
+                let report = req.params.get(2).cloned().unwrap_or(Value::Nil);
+                Some(crate::task::reported(&s, &arg(1), &report).and_then(|c| as_json(&c)))
             } else if req.method == crate::pooling::REJOIN {
                 Some(crate::pooling::readmit(&s, &arg(1), &arg(2)).await.and_then(|m| as_json(&m)))
             } else {

@@ -124,6 +124,13 @@ pub async fn open(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    if role == store::Role::Follower {
+        // A restarted member's log may hold entries it has not applied yet:
+        // what it does at start (ending what its last run left) sees them.
+        if let Err(e) = pool.catch_up(SETTLE).await {
+            tracing::warn!("starting with the pool's state as this host has it: {e}");
+        }
+    }
     tracing::info!(node = m.node_id, ?role, "joined the pool database");
     Ok((db, pool))
 }
@@ -324,6 +331,21 @@ fn answer_of(out: &[u8], host: &str) -> Result<Value> {
 /// The pool-internal message a member sends the master to learn about one
 /// of its sessions (not part of the API).
 pub const VOUCH: &str = "internal.session_vouch";
+
+/// The pool-internal message a member sends the master about one of the
+/// master's tasks that a transfer sent here updates: a question (does it
+/// exist), a progress (a float), or the outcome (`{"success": v}` or
+/// `{"failure": [...]}`). Tasks are each host's own; this keeps the one
+/// the client watches on the master up to date.
+pub const TASK_REPORT: &str = "internal.task_report";
+
+/// Tell the master about one of its tasks (see [`TASK_REPORT`]); whether
+/// the master has it cancelled.
+pub async fn report_task(s: &Server, task: &str, report: Value) -> Result<bool> {
+    let master = s.db.read().read(&s.pool, PO::MASTER).map(|r| r.into_string()).unwrap_or_default();
+    let v = forward(s, &master, TASK_REPORT, &[Value::from(task), report]).await?;
+    Ok(v.as_str() == Some("true"))
+}
 
 /// Check the session an HTTP request carries (a console, statistics): one
 /// of this host's, or on a member one the master vouches for (xapi's

@@ -165,9 +165,16 @@ fn marked_for_destroy(ops: &Value) -> bool {
 
 /// Insert a pending task row owned by the caller's session.
 pub fn new_task(ctx: &Ctx, label: &str, description: &str) -> Result<String> {
+    new_task_as(ctx, &model::new_ref(), label, description)
+}
+
+/// [`new_task`] under a given ref: on a member, the local copy of a task of
+/// the master's that a transfer the master sent here updates (see
+/// `pooling::report_task`).
+pub fn new_task_as(ctx: &Ctx, r: &str, label: &str, description: &str) -> Result<String> {
     let s = &ctx.server;
     let c = &CLASS_TASK;
-    let r = model::new_ref();
+    let r = r.to_string();
     let mut row = store::blank_row(c);
     put(&mut row, "uuid", model::new_uuid());
     put(&mut row, "name_label", label);
@@ -233,6 +240,37 @@ pub fn complete(s: &Server, task: &str, outcome: &Result<Value>) {
     if let Ok(mut m) = s.tasks.cancel.lock() {
         m.remove(task);
     }
+}
+
+/// On the master: what a member reports of one of its tasks (a transfer
+/// the master sent to the member): progress while the task is pending
+/// (a late report does not move a finished task), then the outcome.
+/// Whether the task is being (or was) cancelled here: the member's copy
+/// is cancelled too.
+pub fn reported(s: &Server, task: &str, report: &Value) -> Result<bool> {
+    use model::types::TaskStatusType as T;
+    let c = &CLASS_TASK;
+    let status = s.db.read().get(c, task).ok_or_else(|| crate::handle_invalid(c, task))?.read(fields::task::STATUS);
+    let pending = matches!(status, T::Pending | T::Cancelling);
+    let cancel = matches!(status, T::Cancelling | T::Cancelled) || s.tasks.is_cancelling(task);
+    match report {
+        Value::Float(p) if pending => set_progress(s, task, *p),
+        Value::Float(_) => {}
+        Value::Struct(m) => match m.iter().find(|(k, _)| k == "failure") {
+            Some((_, Value::Array(e))) => {
+                let desc: Vec<String> = e.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect();
+                complete(s, task, &Err(ApiError::from_wire(&desc)))
+            }
+            _ => complete(
+                s,
+                task,
+                &Ok(m.iter().find(|(k, _)| k == "success").map(|(_, v)| v.clone()).unwrap_or(Value::from(""))),
+            ),
+        },
+        // A question only: does the task exist.
+        _ => {}
+    }
+    Ok(cancel)
 }
 
 /// Update a task's progress (0..1) during long work.

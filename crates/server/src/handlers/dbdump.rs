@@ -42,7 +42,7 @@ pub async fn dump(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Result<
 
 async fn send(s: &Server, auth: &Auth, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
     let ctx = transfer::context(s, auth, head, "pool_xml_db_sync", None);
-    let task = match HttpTask::start(&ctx, head, "Dumping database") {
+    let task = match HttpTask::start(&ctx, head, "Dumping database").await {
         Ok(t) => t,
         Err(e) => return reply.api_error(&e).await,
     };
@@ -90,7 +90,7 @@ async fn receive(
     reply: &mut Reply<'_>,
 ) -> io::Result<()> {
     let ctx = transfer::context(s, auth, head, "pool_xml_db_sync", None);
-    let task = match HttpTask::start(&ctx, head, "Reading database") {
+    let task = match HttpTask::start(&ctx, head, "Reading database").await {
         Ok(t) => t,
         Err(e) => return reply.api_error(&e).await,
     };

@@ -90,10 +90,23 @@ pub async fn export(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resul
 async fn export_vm(s: &Server, auth: &Auth, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
     let vmc = &CLASS_VM;
     let Some(vm) = super::find_object(s, vmc, head) else { return reply.not_found().await };
+    let (srs, resident) = {
+        let st = s.db.read();
+        let vdis: Vec<String> = st
+            .read(&vm, fields::vm::VBDS)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|b| st.read(b.as_str(), fields::vbd::VDI).map(|v| v.into_string()))
+            .collect();
+        (storage::srs_of(&st, &vdis), st.read(&vm, fields::vm::RESIDENT_ON).map(|h| h.into_string()))
+    };
+    if super::sent_to_data(s, head, reply, &srs, resident.as_deref()).await? {
+        return Ok(());
+    }
     let compression = Compression::from_param(head.param("use_compression")).unwrap_or(Compression::None);
     let preserve = flag(head, "preserve_power_state", false);
     let mut ctx = transfer::context(s, auth, head, "VM.export", None);
-    let task = match HttpTask::start(&ctx, head, "VM.export") {
+    let task = match HttpTask::start(&ctx, head, "VM.export").await {
         Ok(t) => t,
         Err(e) => return reply.api_error(&e).await,
     };
@@ -211,7 +224,7 @@ async fn metadata(s: &Server, auth: &Auth, head: &Head, reply: &mut Reply<'_>) -
         }
     };
     let mut ctx = transfer::context(s, auth, head, "VM.export_metadata", None);
-    let task = match HttpTask::start(&ctx, head, "VM.export_metadata") {
+    let task = match HttpTask::start(&ctx, head, "VM.export_metadata").await {
         Ok(t) => t,
         Err(e) => return reply.api_error(&e).await,
     };
@@ -273,9 +286,13 @@ pub async fn export_raw_vdi(s: &Server, head: &Head, reply: &mut Reply<'_>) -> i
 async fn raw_vdi(s: &Server, auth: &Auth, head: &Head, reply: &mut Reply<'_>) -> io::Result<()> {
     let vdic = &CLASS_VDI;
     let Some(vdi) = super::find_param(s, vdic, head.param("vdi")) else { return reply.not_found().await };
+    let srs = storage::srs_of(&s.db.read(), std::slice::from_ref(&vdi));
+    if super::sent_to_data(s, head, reply, &srs, None).await? {
+        return Ok(());
+    }
     let format = head.param("format").unwrap_or("raw").to_ascii_lowercase();
     let mut ctx = transfer::context(s, auth, head, "VDI.export_raw", None);
-    let task = match HttpTask::start(&ctx, head, "VDI.export_raw") {
+    let task = match HttpTask::start(&ctx, head, "VDI.export_raw").await {
         Ok(t) => t,
         Err(e) => return reply.api_error(&e).await,
     };

@@ -84,8 +84,15 @@ async fn import_vm(
     metadata: bool,
 ) -> io::Result<()> {
     let label = if metadata { "VM.import_metadata" } else { "VM.import" };
+    if !metadata {
+        if let Ok(sr) = target_sr(s, head) {
+            if super::sent_to_data(s, head, reply, &std::iter::once(sr).collect(), None).await? {
+                return Ok(());
+            }
+        }
+    }
     let mut ctx = transfer::context(s, auth, head, label, None);
-    let task = match HttpTask::start(&ctx, head, label) {
+    let task = match HttpTask::start(&ctx, head, label).await {
         Ok(t) => t,
         Err(e) => return reply.api_error(&e).await,
     };
@@ -264,8 +271,12 @@ pub async fn import_raw_vdi(s: &Server, head: &Head, body: Body<'_>, reply: &mut
 async fn raw_vdi(s: &Server, auth: &Auth, head: &Head, body: Body<'_>, reply: &mut Reply<'_>) -> io::Result<()> {
     let vdic = &CLASS_VDI;
     let Some(vdi) = super::find_param(s, vdic, head.param("vdi")) else { return reply.not_found().await };
+    let srs = storage::srs_of(&s.db.read(), std::slice::from_ref(&vdi));
+    if super::sent_to_data(s, head, reply, &srs, None).await? {
+        return Ok(());
+    }
     let mut ctx = transfer::context(s, auth, head, "VDI.import_raw", None);
-    let task = match HttpTask::start(&ctx, head, "VDI.import_raw") {
+    let task = match HttpTask::start(&ctx, head, "VDI.import_raw").await {
         Ok(t) => t,
         Err(e) => return reply.api_error(&e).await,
     };

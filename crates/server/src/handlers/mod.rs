@@ -357,6 +357,28 @@ pub fn release(s: &Server, a: &Auth) {
 ///
 /// Then the RBAC check of the action's permission (`http/<realm>`, xapi's
 /// `Xapi_http.assert_credentials_ok`): a denial is a 403 (and fails the task).
+/// A transfer whose disks are on SRs this host has not plugged (a member's
+/// local SR) goes to a host of the pool that has them, with a 302 as xapi
+/// sends (the client's session and task are good there: members accept the
+/// pool's sessions and report to the master's tasks). True when sent.
+pub async fn sent_to_data(
+    s: &Server,
+    head: &Head,
+    reply: &mut Reply<'_>,
+    srs: &std::collections::BTreeSet<String>,
+    prefer: Option<&str>,
+) -> io::Result<bool> {
+    let address = {
+        let st = s.db.read();
+        crate::storage::host_with_srs(&st, srs, &s.host, prefer)
+            .and_then(|h| st.read(&h, model::types::fields::host::ADDRESS).filter(|a| !a.is_empty()))
+    };
+    let Some(address) = address else { return Ok(false) };
+    tracing::info!(path = %head.path, host = %address, "the transfer's disks are on another host: redirected there");
+    reply.redirect(&head.url_on(&address)).await?;
+    Ok(true)
+}
+
 pub async fn require_auth(s: &Server, head: &Head, reply: &mut Reply<'_>, realm: &str) -> io::Result<Option<Auth>> {
     match authenticate(s, head).await {
         Ok(Some(a)) => match permit(s, &a.session, realm) {

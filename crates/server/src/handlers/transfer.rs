@@ -17,38 +17,75 @@ use tokio::sync::mpsc;
 pub struct HttpTask {
     pub r: String,
     own: bool,
+    /// The master's task, copied here (see [`HttpTask::start`]).
+    remote: bool,
     last_pct: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl HttpTask {
-    pub fn start(ctx: &Ctx, head: &Head, label: &str) -> Result<HttpTask> {
+    pub async fn start(ctx: &Ctx, head: &Head, label: &str) -> Result<HttpTask> {
         let s = &ctx.server;
+        let mut remote = false;
         let r = match head.param("task_id").filter(|t| !t.is_empty()) {
             Some(t) => {
                 let c = &CLASS_TASK;
                 if s.db.read().get(c, t).is_none() {
-                    return Err(crate::handle_invalid(c, t));
+                    if !crate::pooling::is_member(s) {
+                        return Err(crate::handle_invalid(c, t));
+                    }
+                    // The master sent this transfer here (its disks are
+                    // here) with the client's task, which is the master's:
+                    // a local copy, reported to the master as it goes.
+                    if crate::pooling::report_task(s, t, Value::Nil).await? {
+                        return Err(ApiError::TaskCancelled { task: t.to_string() });
+                    }
+                    crate::task::new_task_as(ctx, t, label, "")?;
+                    remote = true;
                 }
                 t.to_string()
             }
             None => crate::task::new_task(ctx, label, "")?,
         };
         s.tasks.adopt(&r);
-        let own = head.param("task_id").is_none_or(str::is_empty);
-        Ok(HttpTask { r, own, last_pct: Default::default() })
+        let own = remote || head.param("task_id").is_none_or(str::is_empty);
+        Ok(HttpTask { r, own, remote, last_pct: Default::default() })
     }
 
     /// A task that exists already and outlives the transfer (an API call's).
     pub fn existing(r: &str) -> HttpTask {
-        HttpTask { r: r.to_string(), own: false, last_pct: Default::default() }
+        HttpTask { r: r.to_string(), own: false, remote: false, last_pct: Default::default() }
     }
 
-    /// Progress in 0..1, written at most once per percent.
+    /// Progress in 0..1, written at most once per percent (to the master's
+    /// task every five).
     pub fn progress(&self, s: &Server, p: f64) {
         let pct = (p.clamp(0.0, 1.0) * 100.0) as i64 + 1;
         if self.last_pct.swap(pct, std::sync::atomic::Ordering::Relaxed) != pct {
             crate::task::set_progress(s, &self.r, p);
+            if self.remote && pct % 5 == 0 {
+                self.report(s, Value::Float(p.clamp(0.0, 1.0)));
+            }
         }
+    }
+
+    /// Tell the master (in the background: progress comes from blocking
+    /// threads, the outcome as the handler ends).
+    fn report(&self, s: &Server, report: Value) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(task = %self.r, "no runtime to report the transfer's task to the master");
+            return;
+        };
+        let (s, r) = (s.clone(), self.r.clone());
+        rt.spawn(async move {
+            match crate::pooling::report_task(&s, &r, report).await {
+                // Cancelled on the master: the transfer here stops too.
+                Ok(true) => s.tasks.request_cancel(&r),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(task = %r, "cannot report the transfer's task to the master: {:?}", e.to_wire())
+                }
+            }
+        });
     }
 
     pub fn cancelling(&self, s: &Server) -> bool {
@@ -62,6 +99,16 @@ impl HttpTask {
             o => o.clone(),
         };
         crate::task::complete(s, &self.r, &out);
+        if self.remote {
+            let report = match &out {
+                Ok(v) => Value::Struct(vec![("success".into(), v.clone())]),
+                Err(e) => Value::Struct(vec![(
+                    "failure".into(),
+                    Value::Array(e.to_wire().into_iter().map(Value::String).collect()),
+                )]),
+            };
+            self.report(s, report);
+        }
         if self.own {
             let _ = s.db.write(|tx| {
                 tx.delete(&CLASS_TASK, &self.r);

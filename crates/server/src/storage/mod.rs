@@ -155,6 +155,26 @@ pub fn plugged_pbd(st: &State, sr: &str, host: &str) -> Option<String> {
     })
 }
 
+/// Where the data of these SRs is served: None when this host has each of
+/// them plugged, else a host of the pool that has them all plugged (`prefer`
+/// first), as xapi sends an export or import there; None too when no host
+/// has (the transfer then fails here, naming what is missing).
+pub fn host_with_srs(st: &State, srs: &BTreeSet<String>, me: &str, prefer: Option<&str>) -> Option<String> {
+    let has_all = |h: &str| srs.iter().all(|sr| plugged_pbd(st, sr, h).is_some());
+    if has_all(me) {
+        return None;
+    }
+    if let Some(p) = prefer.filter(|p| *p != me && has_all(p)) {
+        return Some(p.to_string());
+    }
+    st.table(&model::schema::CLASS_HOST).iter().map(|(h, _)| h).find(|h| *h != me && has_all(h)).cloned()
+}
+
+/// The SRs of these VDIs (those that exist).
+pub fn srs_of(st: &State, vdis: &[String]) -> BTreeSet<String> {
+    vdis.iter().filter_map(|v| st.get(&CLASS_VDI, v).map(|r| r.read(fields::vdi::SR).into_string())).collect()
+}
+
 /// The SR must be attached on this host (xapi: SR_HAS_NO_PBDS [sr]).
 pub fn assert_plugged(s: &Server, sr: &str) -> Result<()> {
     let st = s.db.read();
