@@ -12,7 +12,7 @@
 //! The file is `<data dir>/audit.log`, rotated once (to `audit.log.1`) at
 //! [`ROTATE_AT`] bytes, so it stays bounded.
 
-use crate::{class, field, Server};
+use crate::Server;
 use model::schema::{ClassDef, MsgDef, MsgKind};
 use model::{DateTime, Value};
 use std::io::Write;
@@ -157,16 +157,16 @@ fn timestamp() -> String {
 
 /// Who a session is: (trackid, subject identifier or LOCAL_SUPERUSER, name).
 fn who(s: &Server, session: &str) -> (String, String, String) {
-    let c = class("session");
+    let c = &model::schema::CLASS_SESSION;
     let st = s.db.read();
     let Some(row) = st.get(c, session) else {
         return (trackid(session), String::new(), String::new());
     };
-    let name = row.get(field(c, "auth_user_name")).as_str().unwrap_or("").to_string();
-    let sid = if row.get(field(c, "is_local_superuser")).as_bool() == Some(true) {
+    let name = row.get(model::types::fields::session::AUTH_USER_NAME.index).as_str().unwrap_or("").to_string();
+    let sid = if row.get(model::types::fields::session::IS_LOCAL_SUPERUSER.index).as_bool() == Some(true) {
         "LOCAL_SUPERUSER".to_string()
     } else {
-        row.get(field(c, "auth_user_sid")).as_str().unwrap_or("").to_string()
+        row.get(model::types::fields::session::AUTH_USER_SID.index).as_str().unwrap_or("").to_string()
     };
     (trackid(session), sid, name)
 }
@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn what_is_audited() {
-        let vm = crate::class("VM");
+        let vm = &model::schema::CLASS_VM;
         let m = |n: &str| vm.messages.iter().find(|m| m.name == n).expect("message");
         assert!(changes_state(vm, m("start")));
         assert!(changes_state(vm, m("set_name_label")));

@@ -9,7 +9,8 @@
 //! `emergency_reset_server_certificate` generate a self-signed one like
 //! xapi's: CN and SANs are the host name and address, valid ten years.
 
-use crate::{class, field, put, ApiError, Result, Server};
+use crate::{put, ApiError, Result, Server};
+use model::types::fields;
 use model::{DateTime, Value};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -116,8 +117,9 @@ pub fn subject_name(s: &Server) -> Option<String> {
 /// At start: `https_only` applies again, and the Certificate row describes
 /// the certificate loaded.
 pub fn startup(s: &Server) {
-    let hc = class("host");
-    let closed = s.db.read().get(hc, &s.host).is_some_and(|r| r.get(field(hc, "https_only")).as_bool() == Some(true));
+    let hc = &model::schema::CLASS_HOST;
+    let closed =
+        s.db.read().get(hc, &s.host).is_some_and(|r| r.get(fields::host::HTTPS_ONLY.index).as_bool() == Some(true));
     s.https_only.store(closed, std::sync::atomic::Ordering::Relaxed);
     let Some(ck) = s.certs.get() else { return };
     let Some((nb, na, fp)) = ck.cert.first().and_then(|d| describe(d)) else {
@@ -202,7 +204,7 @@ pub fn install(s: &Server, cert_pem: &str, key_pem: &str, chain: &str, c: Checke
 
 /// The host's Certificate row (type host) describes the certificate in use.
 pub fn record(s: &Server, c: &Checked) -> Result<()> {
-    let cc = class("Certificate");
+    let cc = &model::schema::CLASS_CERTIFICATE;
     let host = s.host.clone();
     let (nb, na, fp) = (c.not_before, c.not_after, c.fingerprint.clone());
     s.db.write(|tx| {
@@ -212,8 +214,8 @@ pub fn record(s: &Server, c: &Checked) -> Result<()> {
             .rows
             .iter()
             .filter(|(_, e)| {
-                e.row.get(field(cc, "host")).as_str() == Some(host.as_str())
-                    && e.row.get(field(cc, "type")).as_str() == Some("host")
+                e.row.get(fields::certificate::HOST.index).as_str() == Some(host.as_str())
+                    && e.row.get(fields::certificate::TYPE.index).as_str() == Some("host")
             })
             .map(|(r, _)| r.clone())
             .collect();
@@ -280,13 +282,14 @@ fn ca_name_ok(name: &str) -> bool {
 }
 
 fn ca_rows(s: &Server, name: &str) -> Vec<String> {
-    let cc = class("Certificate");
+    let cc = &model::schema::CLASS_CERTIFICATE;
     let st = s.db.read();
     st.table(cc)
         .rows
         .iter()
         .filter(|(_, e)| {
-            e.row.get(field(cc, "type")).as_str() == Some("ca") && e.row.get(field(cc, "name")).as_str() == Some(name)
+            e.row.get(fields::certificate::TYPE.index).as_str() == Some("ca")
+                && e.row.get(fields::certificate::NAME.index).as_str() == Some(name)
         })
         .map(|(r, _)| r.clone())
         .collect()
@@ -315,7 +318,7 @@ pub fn install_ca(s: &Server, name: &str, cert: &str) -> Result<()> {
         std::fs::create_dir_all(&dir).map_err(|e| crate::internal(format!("{}: {e}", dir.display())))?;
         write_atomic(&dir.join(name), cert, false).map_err(|e| crate::internal(e.to_string()))?;
     }
-    let cc = class("Certificate");
+    let cc = &model::schema::CLASS_CERTIFICATE;
     s.db.write(|tx| {
         let mut row = store::blank_row(cc);
         put(&mut row, "uuid", model::new_uuid());
@@ -344,7 +347,7 @@ pub fn uninstall_ca(s: &Server, name: &str) -> Result<()> {
             }
         }
     }
-    let cc = class("Certificate");
+    let cc = &model::schema::CLASS_CERTIFICATE;
     s.db.write(|tx| {
         for r in &rows {
             tx.delete(cc, r);

@@ -123,11 +123,11 @@ async fn call_inner(server: &Server, method: &str, params: Vec<Value>, local: bo
 /// A span for one call: who asked for what. The task field is filled in
 /// when the call gets a task.
 fn call_span(server: &Server, method: &str, session: &str, local: bool) -> tracing::Span {
-    let sc = crate::class("session");
+    let sc = &model::schema::CLASS_SESSION;
     let (user, originator) = match server.db.read().get(sc, session) {
         Some(row) => (
-            row.get(crate::field(sc, "auth_user_name")).as_str().unwrap_or("").to_string(),
-            row.get(crate::field(sc, "originator")).as_str().unwrap_or("").to_string(),
+            row.get(model::types::fields::session::AUTH_USER_NAME.index).as_str().unwrap_or("").to_string(),
+            row.get(model::types::fields::session::ORIGINATOR.index).as_str().unwrap_or("").to_string(),
         ),
         None => (String::new(), String::new()),
     };

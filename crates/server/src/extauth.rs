@@ -13,9 +13,10 @@
 //! account (or anonymously) and searches with filters whose values are
 //! escaped (RFC 4515), so a user name such as `*)(uid=*` matches nothing.
 
-use crate::{class, field, put, ApiError, Result, Server};
+use crate::{ApiError, Result, Server};
 use ldap3::{ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use model::schema::Role;
+use model::types::fields;
 use model::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -445,10 +446,10 @@ pub struct Identity {
 /// The subjects among `sids` (a user and its groups) and the best role
 /// they hold. None: no subject is listed.
 fn subjects_and_role(s: &Server, sids: &[String]) -> Option<(String, Option<Role>)> {
-    let sc = class("subject");
-    let rc = class("role");
+    let sc = &model::schema::CLASS_SUBJECT;
+    let rc = &model::schema::CLASS_ROLE;
     let st = s.db.read();
-    let (sid_f, roles_f) = (field(sc, "subject_identifier"), field(sc, "roles"));
+    let (sid_f, roles_f) = (fields::subject::SUBJECT_IDENTIFIER.index, fields::subject::ROLES.index);
     let mut first: Option<String> = None;
     let mut best: Option<Role> = None;
     // The user's own subject first, then its groups', as xapi orders them.
@@ -460,8 +461,9 @@ fn subjects_and_role(s: &Server, sids: &[String]) -> Option<(String, Option<Role
             first.get_or_insert_with(|| r.clone());
             if let Value::Array(roles) = e.row.get(roles_f) {
                 for role in roles.iter().filter_map(Value::as_str) {
-                    let name =
-                        st.get(rc, role).and_then(|row| row.get(field(rc, "name_label")).as_str().map(str::to_string));
+                    let name = st
+                        .get(rc, role)
+                        .and_then(|row| row.get(fields::role::NAME_LABEL.index).as_str().map(str::to_string));
                     if let Some(r) = name.as_deref().and_then(Role::from_name) {
                         best = Some(best.map_or(r, |b| b.min(r)));
                     }
@@ -519,13 +521,17 @@ const PASSWORD_SECRET_KEY: &str = "bind_password_secret";
 /// Enable LDAP on this host: check the settings against the directory
 /// (connect and bind), then record them (the password in a secret).
 pub async fn enable(s: &Server, config: BTreeMap<String, String>, service_name: &str, auth_type: &str) -> Result<()> {
-    let hc = class("host");
+    let hc = &model::schema::CLASS_HOST;
     let row = s.row(hc, &s.host)?;
-    let current = row.get(field(hc, "external_auth_type")).as_str().unwrap_or("").to_string();
+    let current = row.get(fields::host::EXTERNAL_AUTH_TYPE.index).as_str().unwrap_or("").to_string();
     if !current.is_empty() {
         return Err(ApiError::AuthAlreadyEnabled {
             current_auth_type: current,
-            current_service_name: row.get(field(hc, "external_auth_service_name")).as_str().unwrap_or("").to_string(),
+            current_service_name: row
+                .get(fields::host::EXTERNAL_AUTH_SERVICE_NAME.index)
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
         });
     }
     if !auth_type.eq_ignore_ascii_case(AUTH_TYPE) {
@@ -542,7 +548,7 @@ pub async fn enable(s: &Server, config: BTreeMap<String, String>, service_name: 
     }
     let mut stored = config.clone();
     stored.remove("bind_password");
-    let secret_c = class("secret");
+    let secret_c = &model::schema::CLASS_SECRET;
     let secret_ref = model::new_ref();
     let secret_uuid = model::new_uuid();
     if !cfg.bind_password.is_empty() {
@@ -554,14 +560,14 @@ pub async fn enable(s: &Server, config: BTreeMap<String, String>, service_name: 
     s.db.write(|tx| {
         if !password.is_empty() {
             let mut srow = store::blank_row(secret_c);
-            put(&mut srow, "uuid", secret_uuid.as_str());
-            put(&mut srow, "value", password.as_str());
+            srow.fields[fields::secret::UUID.index] = Value::from(secret_uuid.as_str());
+            srow.fields[fields::secret::VALUE.index] = Value::from(password.as_str());
             tx.insert(&secret_ref, srow);
         }
         tx.update(hc, &host, |r| {
-            put(r, "external_auth_type", AUTH_TYPE);
-            put(r, "external_auth_service_name", service_name);
-            r.fields[field(hc, "external_auth_configuration")] = stored_v.clone();
+            r.fields[fields::host::EXTERNAL_AUTH_TYPE.index] = Value::from(AUTH_TYPE);
+            r.fields[fields::host::EXTERNAL_AUTH_SERVICE_NAME.index] = Value::from(service_name);
+            r.fields[fields::host::EXTERNAL_AUTH_CONFIGURATION.index] = stored_v.clone();
         });
         Ok::<_, ApiError>(())
     })?;
@@ -573,16 +579,16 @@ pub async fn enable(s: &Server, config: BTreeMap<String, String>, service_name: 
 /// Disable external auth: forget the settings and the password, and end
 /// every directory user's session (only local root can log in after).
 pub fn disable(s: &Server) -> Result<()> {
-    let hc = class("host");
+    let hc = &model::schema::CLASS_HOST;
     let row = s.row(hc, &s.host)?;
-    let secret_uuid = match row.get(field(hc, "external_auth_configuration")) {
+    let secret_uuid = match row.get(fields::host::EXTERNAL_AUTH_CONFIGURATION.index) {
         Value::Struct(m) => {
             m.iter().find(|(k, _)| k == PASSWORD_SECRET_KEY).and_then(|(_, v)| v.as_str().map(str::to_string))
         }
         _ => None,
     };
     let host = s.host.clone();
-    let secret_c = class("secret");
+    let secret_c = &model::schema::CLASS_SECRET;
     s.db.write(|tx| {
         if let Some(u) = &secret_uuid {
             if let Some(r) = tx.state().table(secret_c).by_uuid(u).map(str::to_string) {
@@ -590,17 +596,14 @@ pub fn disable(s: &Server) -> Result<()> {
             }
         }
         tx.update(hc, &host, |r| {
-            put(r, "external_auth_type", "");
-            put(r, "external_auth_service_name", "");
-            r.fields[field(hc, "external_auth_configuration")] = Value::Struct(Vec::new());
+            r.fields[fields::host::EXTERNAL_AUTH_TYPE.index] = Value::from("");
+            r.fields[fields::host::EXTERNAL_AUTH_SERVICE_NAME.index] = Value::from("");
+            r.fields[fields::host::EXTERNAL_AUTH_CONFIGURATION.index] = Value::Struct(Vec::new());
         });
         Ok::<_, ApiError>(())
     })?;
     s.extauth.set(None);
-    let ended = s.sessions.logout_where(s, |_, row| {
-        let c = row.class;
-        row.get(field(c, "is_local_superuser")).as_bool() != Some(true)
-    });
+    let ended = s.sessions.logout_where(s, |_, row| !row.read(fields::session::IS_LOCAL_SUPERUSER));
     tracing::info!(ended, "external authentication disabled");
     Ok(())
 }
@@ -608,20 +611,20 @@ pub fn disable(s: &Server) -> Result<()> {
 /// Load the stored settings at start.
 pub fn startup(s: &Server) {
     spawn_revalidation(s.clone());
-    let hc = class("host");
+    let hc = &model::schema::CLASS_HOST;
     let Ok(row) = s.row(hc, &s.host) else { return };
-    if row.get(field(hc, "external_auth_type")).as_str() != Some(AUTH_TYPE) {
+    if row.get(fields::host::EXTERNAL_AUTH_TYPE.index).as_str() != Some(AUTH_TYPE) {
         return;
     }
-    let map: BTreeMap<String, String> = match row.get(field(hc, "external_auth_configuration")) {
+    let map: BTreeMap<String, String> = match row.get(fields::host::EXTERNAL_AUTH_CONFIGURATION.index) {
         Value::Struct(m) => m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect(),
         _ => BTreeMap::new(),
     };
     let password = map.get(PASSWORD_SECRET_KEY).and_then(|u| {
-        let sc = class("secret");
+        let sc = &model::schema::CLASS_SECRET;
         let st = s.db.read();
         let r = st.table(sc).by_uuid(u)?.to_string();
-        st.get(sc, &r).and_then(|row| row.get(field(sc, "value")).as_str().map(str::to_string))
+        st.get(sc, &r).and_then(|row| row.get(fields::secret::VALUE.index).as_str().map(str::to_string))
     });
     match LdapConfig::from_map(&map, password) {
         Ok(c) => s.extauth.set(Some(c)),
@@ -652,14 +655,14 @@ pub fn spawn_revalidation(s: Server) {
 
 /// One revalidation pass; returns how many sessions ended.
 pub async fn revalidate(s: &Server) -> usize {
-    let sc = class("session");
+    let sc = &model::schema::CLASS_SESSION;
     let sids: HashSet<String> = {
         let st = s.db.read();
         st.table(sc)
             .rows
             .iter()
-            .filter(|(_, e)| e.row.get(field(sc, "is_local_superuser")).as_bool() != Some(true))
-            .filter_map(|(_, e)| e.row.get(field(sc, "auth_user_sid")).as_str().map(str::to_string))
+            .filter(|(_, e)| e.row.get(fields::session::IS_LOCAL_SUPERUSER.index).as_bool() != Some(true))
+            .filter_map(|(_, e)| e.row.get(fields::session::AUTH_USER_SID.index).as_str().map(str::to_string))
             .filter(|sid| !sid.is_empty())
             .collect()
     };
@@ -693,7 +696,7 @@ pub async fn revalidate(s: &Server) -> usize {
     for sid in doomed {
         let n = s
             .sessions
-            .logout_where(s, |_, row| row.get(field(row.class, "auth_user_sid")).as_str() == Some(sid.as_str()));
+            .logout_where(s, |_, row| row.get(fields::session::AUTH_USER_SID.index).as_str() == Some(sid.as_str()));
         tracing::info!(sid, sessions = n, "session revalidation: subject lost access");
         ended += n;
     }

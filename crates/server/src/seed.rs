@@ -575,9 +575,9 @@ pub fn refresh_host_facts(db: &Db, pool: &str, host: &str, facts: &HostFacts) ->
 /// The pool and host of an already seeded store.
 pub fn find(db: &Db) -> Option<(String, String)> {
     let st = db.read();
-    let pool_c = class("pool");
+    let pool_c = &model::schema::CLASS_POOL;
     let (pr, prow) = st.table(pool_c).iter().next()?;
-    let host = prow.get(field(pool_c, "master")).as_str()?.to_string();
+    let host = prow.get(model::types::fields::pool::MASTER.index).as_str()?.to_string();
     Some((pr.clone(), host))
 }
 

@@ -10,8 +10,9 @@
 //! `local_auth_max_threads` semaphore), at most `login_hash_queue` wait, and
 //! an address with too many recent failures is refused without hashing.
 
-use crate::{class, field, put, ApiError, Result, Server};
+use crate::{ApiError, Result, Server};
 use model::schema::Role;
+use model::types::fields;
 use model::{DateTime, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -232,9 +233,11 @@ impl Sessions {
             return g;
         }
         // Not logged in here: only the superuser flag can be trusted.
-        let c = class("session");
+        let c = &model::schema::CLASS_SESSION;
         let superuser =
-            s.db.read().get(c, sref).is_some_and(|row| row.get(field(c, "is_local_superuser")).as_bool() == Some(true));
+            s.db.read()
+                .get(c, sref)
+                .is_some_and(|row| row.get(fields::session::IS_LOCAL_SUPERUSER.index).as_bool() == Some(true));
         if superuser {
             Grant::Superuser
         } else {
@@ -328,11 +331,11 @@ impl Sessions {
 
     /// SESSION_INVALID unless `sref` is a live session; refreshes `last_active`.
     pub fn validate(&self, s: &Server, sref: &str) -> Result<()> {
-        let c = class("session");
+        let c = &model::schema::CLASS_SESSION;
         let stale = {
             let st = s.db.read();
             let row = st.get(c, sref).ok_or_else(|| ApiError::SessionInvalid { handle: sref.to_string() })?;
-            let la = match row.get(field(c, "last_active")) {
+            let la = match row.get(fields::session::LAST_ACTIVE.index) {
                 Value::DateTime(d) => d.secs,
                 _ => 0,
             };
@@ -341,7 +344,7 @@ impl Sessions {
         if stale {
             let now = Value::DateTime(DateTime::now());
             let _ = s.db.write(|tx| {
-                tx.set(c, sref, field(c, "last_active"), now);
+                tx.set(c, sref, fields::session::LAST_ACTIVE.index, now);
                 Ok::<_, ApiError>(())
             });
         }
@@ -409,31 +412,32 @@ impl Sessions {
                 });
             }
         }
-        let c = class("session");
+        let c = &model::schema::CLASS_SESSION;
         let r = model::new_ref();
         let mut row = store::blank_row(c);
         let now = Value::DateTime(DateTime::now());
-        put(&mut row, "uuid", model::new_uuid());
-        put(&mut row, "this_host", s.host.as_str());
-        put(&mut row, "last_active", now.clone());
-        put(&mut row, "validation_time", now);
-        put(&mut row, "pool", false);
+        row.fields[fields::session::UUID.index] = Value::from(model::new_uuid());
+        row.fields[fields::session::THIS_HOST.index] = Value::from(s.host.as_str());
+        row.fields[fields::session::LAST_ACTIVE.index] = now.clone();
+        row.fields[fields::session::VALIDATION_TIME.index] = now;
+        row.fields[fields::session::POOL.index] = Value::from(false);
         let grant = match &identity {
             None => {
-                put(&mut row, "is_local_superuser", true);
+                row.fields[fields::session::IS_LOCAL_SUPERUSER.index] = Value::from(true);
                 Grant::Superuser
             }
             Some(id) => {
-                put(&mut row, "is_local_superuser", false);
-                put(&mut row, "subject", id.subject.as_str());
-                put(&mut row, "auth_user_sid", id.sid.as_str());
+                row.fields[fields::session::IS_LOCAL_SUPERUSER.index] = Value::from(false);
+                row.fields[fields::session::SUBJECT.index] = Value::from(id.subject.as_str());
+                row.fields[fields::session::AUTH_USER_SID.index] = Value::from(id.sid.as_str());
                 let perms = crate::roles::permission_names(id.role);
-                put(&mut row, "rbac_permissions", Value::Array(perms.into_iter().map(Value::String).collect()));
+                row.fields[fields::session::RBAC_PERMISSIONS.index] =
+                    Value::Array(perms.into_iter().map(Value::String).collect());
                 Grant::Role(id.role)
             }
         };
-        put(&mut row, "auth_user_name", spec.user);
-        put(&mut row, "originator", spec.originator);
+        row.fields[fields::session::AUTH_USER_NAME.index] = Value::from(spec.user);
+        row.fields[fields::session::ORIGINATOR.index] = Value::from(spec.originator);
         let _ = spec.pool;
         // The group's limit holds from the moment of login (xapi enforces
         // it only in its 30 s collector, so a burst of logins stays valid
@@ -443,7 +447,7 @@ impl Sessions {
         let key = group_key(false, spec.user, spec.originator);
         let limit = group_limit(key.0);
         let busy = s.tasks.sessions_with_pending_tasks(s);
-        let la = field(c, "last_active");
+        let la = fields::session::LAST_ACTIVE.index;
         let (evicted, _) = s.db.write(|tx| {
             let mut members: Vec<Member> = tx
                 .state()
@@ -478,7 +482,7 @@ impl Sessions {
     }
 
     pub fn logout(&self, s: &Server, sref: &str) -> Result<()> {
-        let c = class("session");
+        let c = &model::schema::CLASS_SESSION;
         s.db.write(|tx| {
             tx.delete(c, sref);
             Ok::<_, ApiError>(())
@@ -490,7 +494,7 @@ impl Sessions {
 
     /// End every session whose row matches; returns how many ended.
     pub fn logout_where(&self, s: &Server, pred: impl Fn(&str, &model::Row) -> bool) -> usize {
-        let c = class("session");
+        let c = &model::schema::CLASS_SESSION;
         let doomed: Vec<String> = {
             let st = s.db.read();
             st.table(c).rows.iter().filter(|(r, e)| pred(r.as_str(), &e.row)).map(|(r, _)| r.clone()).collect()
@@ -517,10 +521,10 @@ impl Sessions {
 
     /// One garbage-collection pass; returns how many sessions were destroyed.
     pub fn gc(&self, s: &Server) -> usize {
-        let c = class("session");
+        let c = &model::schema::CLASS_SESSION;
         let busy = s.tasks.sessions_with_pending_tasks(s);
         let now = DateTime::now().secs;
-        let la = field(c, "last_active");
+        let la = fields::session::LAST_ACTIVE.index;
         let mut doomed: Vec<String> = Vec::new();
         let mut groups: HashMap<(u8, String), Vec<Member>> = HashMap::new();
         {
@@ -590,11 +594,10 @@ fn group_key(pool: bool, user: &str, originator: &str) -> (u8, String) {
 }
 
 fn row_group(row: &model::Row) -> (u8, String) {
-    let c = row.class;
     group_key(
-        row.get(field(c, "pool")).as_bool() == Some(true),
-        row.get(field(c, "auth_user_name")).as_str().unwrap_or(""),
-        row.get(field(c, "originator")).as_str().unwrap_or(""),
+        row.get(fields::session::POOL.index).as_bool() == Some(true),
+        row.get(fields::session::AUTH_USER_NAME.index).as_str().unwrap_or(""),
+        row.get(fields::session::ORIGINATOR.index).as_str().unwrap_or(""),
     )
 }
 

@@ -291,7 +291,7 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
                     continue;
                 }
                 let mut row = row_from_record(&CLASS_VDI, &o.id, &o.snapshot, &out.table)?;
-                let size = row.get(field(row.class, "virtual_size")).as_int().unwrap_or(-1);
+                let size = row.get(model::types::fields::vdi::VIRTUAL_SIZE.index).as_int().unwrap_or(-1);
                 if !(0..=MAX_DISK).contains(&size) {
                     return Err(ApiError::ImportError {
                         msg: format!("VDI {}: virtual_size {size} is out of range", o.id),
@@ -393,7 +393,8 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
             if !bridge_free {
                 put(&mut row, "bridge", "");
             }
-            let oc = with_key(row.get(field(row.class, "other_config")), "import_task", Some(&cfg.task));
+            let oc =
+                with_key(row.get(model::types::fields::network::OTHER_CONFIG.index), "import_task", Some(&cfg.task));
             put(&mut row, "other_config", oc);
             insert(ctx, tx, &table[&o.id], row)?;
         }

@@ -72,7 +72,7 @@ fn vdi_facts(tx: &Txn, r: &str, row: &Row, vbd_links: &Links) -> VdiFacts {
     let sr = row.read(fields::vdi::SR).into_string();
     let sr_row = tx.get(sr_c(), &sr).cloned();
     let sr_plugged = sr_row.as_ref().is_some_and(|s| {
-        members(s.get(field(sr_c(), "PBDs")))
+        members(s.get(fields::sr::PBDS.index))
             .iter()
             .any(|p| tx.get(pc, p).is_some_and(|x| x.read(fields::pbd::CURRENTLY_ATTACHED)))
     });
@@ -142,7 +142,7 @@ fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError
     if matches!(op, "mirror" | "set_on_boot") && b("cbt_enabled") {
         return Some(ApiError::VdiCbtEnabled { vdi: r.to_string() });
     }
-    let tools = f.sr_row.as_ref().is_some_and(|s| s.get(field(sr_c(), "is_tools_sr")).as_bool() == Some(true));
+    let tools = f.sr_row.as_ref().is_some_and(|s| s.get(fields::sr::IS_TOOLS_SR.index).as_bool() == Some(true));
     let reset = row.get(fields::vdi::ON_BOOT.index).as_str() == Some("reset");
     match op {
         "destroy" if tools => Some(ApiError::SrOperationNotSupported { sr: f.sr.clone() }),
@@ -189,7 +189,7 @@ pub fn refresh_allowed(tx: &mut Txn) {
     for p in tx.pending_refs(pc) {
         let Some(sr) = tx.get(pc, &p).map(|r| r.read(fields::pbd::SR).into_string()) else { continue };
         if let Some(srow) = tx.get(sr_c(), &sr) {
-            vdis.extend(members(srow.get(field(sr_c(), "VDIs"))));
+            vdis.extend(members(srow.get(fields::sr::VDIS.index)));
         }
     }
     vdis.remove(model::NULL_REF);

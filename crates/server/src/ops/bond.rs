@@ -252,7 +252,7 @@ fn create_tx(
     );
     let pc = pif::pif_c();
     for m in &members {
-        tx.set(pc, m, field(pc, "bond_slave_of"), Value::from(bond.as_str()));
+        tx.set(pc, m, fields::pif::BOND_SLAVE_OF.index, Value::from(bond.as_str()));
     }
     pif::move_configuration(tx, &primary, &master)?;
     match &management {
@@ -271,9 +271,9 @@ fn create_tx(
     }
     moved.extend(move_vifs(tx, &vifs, network));
     if disallow_unplug {
-        tx.set(pc, &master, field(pc, "disallow_unplug"), Value::Bool(true));
+        tx.set(pc, &master, fields::pif::DISALLOW_UNPLUG.index, Value::Bool(true));
         for m in &members {
-            tx.set(pc, m, field(pc, "disallow_unplug"), Value::Bool(false));
+            tx.set(pc, m, fields::pif::DISALLOW_UNPLUG.index, Value::Bool(false));
         }
     }
     Ok((bond, moved))
@@ -323,13 +323,13 @@ fn destroy_tx(tx: &mut Txn, bond: &str) -> Result<Vec<String>> {
     moved.extend(move_vifs(tx, &vifs, &primary_network));
     let pc = pif::pif_c();
     if b(&mrow, "disallow_unplug") {
-        tx.set(pc, &primary, field(pc, "disallow_unplug"), Value::Bool(true));
+        tx.set(pc, &primary, fields::pif::DISALLOW_UNPLUG.index, Value::Bool(true));
     }
     tx.delete(bc, bond);
     tx.delete(&CLASS_PIF_METRICS, &s(&mrow, "metrics"));
     tx.delete(pc, &master);
     for m in &members {
-        tx.set(pc, m, field(pc, "bond_slave_of"), Value::from(model::NULL_REF));
+        tx.set(pc, m, fields::pif::BOND_SLAVE_OF.index, Value::from(model::NULL_REF));
     }
     Ok(moved)
 }

@@ -5,7 +5,9 @@
 use crate::api::HostApi;
 use crate::rows::members;
 use crate::rrd::sources::Owner;
-use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
+use crate::{handle_invalid, ApiError, Ctx, Result, Server};
+use model::schema::{CLASS_HOST, CLASS_HOST_METRICS, CLASS_PIF, CLASS_VM};
+use model::types::fields::{host as H, host_metrics as HM, pif as PIFF, vm as VMF};
 use model::types::*;
 use model::{DateTime, Ref, Value, XenType};
 use std::collections::BTreeMap;
@@ -28,10 +30,10 @@ pub fn startup(s: &Server) {
     let facts = [("hypervisor", s.backend.name()), ("accelerator", s.backend.accelerator())];
     let res = s.db.write(|tx| {
         tx.update(c, &s.host, |r| {
-            if let Value::Struct(oc) = &mut r.fields[field(c, "other_config")] {
+            if let Value::Struct(oc) = &mut r.fields[H::OTHER_CONFIG.index] {
                 upsert(oc, "agent_start_time", &now);
             }
-            if let Value::Struct(sv) = &mut r.fields[field(c, "software_version")] {
+            if let Value::Struct(sv) = &mut r.fields[H::SOFTWARE_VERSION.index] {
                 for (k, v) in facts {
                     upsert(sv, k, v);
                 }
@@ -45,24 +47,20 @@ pub fn startup(s: &Server) {
 }
 
 fn host_c() -> &'static model::ClassDef {
-    class("host")
-}
-
-fn sv(v: &Value) -> String {
-    v.as_str().unwrap_or("").to_string()
+    &CLASS_HOST
 }
 
 /// Running guests (not the control domain) resident on a host.
 fn running_guests(s: &Server, host: &str) -> Vec<String> {
-    let c = class("VM");
+    let c = &CLASS_VM;
     let st = s.db.read();
     let mut v: Vec<String> = st
         .table(c)
         .iter()
         .filter(|(_, r)| {
-            r.get(field(c, "resident_on")).as_str() == Some(host)
-                && matches!(r.get(field(c, "power_state")).as_str(), Some("Running") | Some("Paused"))
-                && r.get(field(c, "is_control_domain")).as_bool() != Some(true)
+            r.get(VMF::RESIDENT_ON.index).as_str() == Some(host)
+                && matches!(r.read(VMF::POWER_STATE), VmPowerState::Running | VmPowerState::Paused)
+                && !r.read(VMF::IS_CONTROL_DOMAIN)
         })
         .map(|(r, _)| r.clone())
         .collect();
@@ -74,7 +72,7 @@ fn running_guests(s: &Server, host: &str) -> Vec<String> {
 /// prepare_for_poweroff_precheck); the guests are stopped on the way down.
 fn assert_host_disabled(s: &Server, host: &str) -> Result<()> {
     let row = s.row(host_c(), host)?;
-    if row.get(field(host_c(), "enabled")).as_bool() == Some(true) {
+    if row.read(H::ENABLED) {
         return Err(ApiError::HostNotDisabled);
     }
     Ok(())
@@ -89,18 +87,18 @@ fn upsert(m: &mut Vec<(String, Value)>, key: &str, value: &str) {
 }
 
 fn set_live(s: &Server, host: &str, live: bool) {
-    let (hc, hm) = (host_c(), class("host_metrics"));
+    let (hc, hm) = (host_c(), &CLASS_HOST_METRICS);
     let _ = s.db.write(|tx| {
-        let m = tx.get(hc, host).map(|r| sv(r.get(field(hc, "metrics")))).unwrap_or_default();
+        let m = tx.get(hc, host).map(|r| r.read(H::METRICS).to_string()).unwrap_or_default();
         tx.update(hm, &m, |r| {
-            put(r, "live", live);
-            put(r, "last_updated", DateTime::now());
+            r.fields[HM::LIVE.index] = Value::from(live);
+            r.fields[HM::LAST_UPDATED.index] = Value::from(DateTime::now());
         });
         if live {
             tx.update(hc, host, |r| {
-                put(r, "enabled", true);
+                r.fields[H::ENABLED.index] = Value::from(true);
                 let now = format!("{}.", DateTime::now().secs);
-                if let Value::Struct(oc) = &mut r.fields[field(hc, "other_config")] {
+                if let Value::Struct(oc) = &mut r.fields[H::OTHER_CONFIG.index] {
                     upsert(oc, "boot_time", &now);
                     upsert(oc, "agent_start_time", &now);
                 }
@@ -263,7 +261,7 @@ impl HostApi for Server {
     async fn disable(&self, ctx: &Ctx, host: Ref<Host>) -> Result<()> {
         let c = host_c();
         ctx.write(|tx| {
-            if tx.set(c, host.as_str(), field(c, "enabled"), Value::Bool(false)) {
+            if tx.set(c, host.as_str(), H::ENABLED.index, Value::Bool(false)) {
                 Ok(())
             } else {
                 Err(handle_invalid(c, host.as_str()))
@@ -274,7 +272,7 @@ impl HostApi for Server {
     async fn enable(&self, ctx: &Ctx, host: Ref<Host>) -> Result<()> {
         let c = host_c();
         ctx.write(|tx| {
-            if tx.set(c, host.as_str(), field(c, "enabled"), Value::Bool(true)) {
+            if tx.set(c, host.as_str(), H::ENABLED.index, Value::Bool(true)) {
                 Ok(())
             } else {
                 Err(handle_invalid(c, host.as_str()))
@@ -324,7 +322,7 @@ impl HostApi for Server {
             let dest =
                 crate::ops::vm::migrate::target_for(self, &vm, host.as_str()).ok_or(ApiError::NoHostsAvailable)?;
             let (v, d) = (vm.clone(), dest.clone());
-            crate::lifecycle::with_op(ctx, class("VM"), &vm, "pool_migrate", || async move {
+            crate::lifecycle::with_op(ctx, &CLASS_VM, &vm, "pool_migrate", || async move {
                 crate::ops::vm::migrate::move_to(ctx, &v, &d).await
             })
             .await?;
@@ -375,11 +373,11 @@ impl HostApi for Server {
         let c = host_c();
         ctx.write(|tx| {
             if !tx.update(c, host.as_str(), |r| {
-                if let Value::Struct(m) = &mut r.fields[field(c, "license_params")] {
+                if let Value::Struct(m) = &mut r.fields[H::LICENSE_PARAMS.index] {
                     m.retain(|(k, _)| k != "sku_type");
                     m.push(("sku_type".into(), Value::from("licensed")));
                 }
-                put(r, "edition", "licensed");
+                r.fields[H::EDITION.index] = Value::from("licensed");
             }) {
                 return Err(handle_invalid(c, host.as_str()));
             }
@@ -390,7 +388,7 @@ impl HostApi for Server {
     async fn license_remove(&self, ctx: &Ctx, host: Ref<Host>) -> Result<()> {
         let c = host_c();
         ctx.write(|tx| {
-            if tx.set(c, host.as_str(), field(c, "edition"), Value::from("free")) {
+            if tx.set(c, host.as_str(), H::EDITION.index, Value::from("free")) {
                 Ok(())
             } else {
                 Err(handle_invalid(c, host.as_str()))
@@ -401,7 +399,7 @@ impl HostApi for Server {
     async fn apply_edition(&self, ctx: &Ctx, host: Ref<Host>, edition: String, _force: bool) -> Result<()> {
         let c = host_c();
         ctx.write(|tx| {
-            if tx.set(c, host.as_str(), field(c, "edition"), Value::String(edition.clone())) {
+            if tx.set(c, host.as_str(), H::EDITION.index, Value::String(edition.clone())) {
                 Ok(())
             } else {
                 Err(handle_invalid(c, host.as_str()))
@@ -442,19 +440,19 @@ impl HostApi for Server {
         let c = host_c();
         let row = self.row(c, host.as_str())?;
         // The AD plugin cannot follow a hostname change.
-        let auth = sv(row.get(field(c, "external_auth_type")));
+        let auth = row.read(H::EXTERNAL_AUTH_TYPE).to_string();
         if auth == "AD" {
             return Err(ApiError::AuthAlreadyEnabled {
                 current_auth_type: auth,
-                current_service_name: sv(row.get(field(c, "external_auth_service_name"))),
+                current_service_name: row.read(H::EXTERNAL_AUTH_SERVICE_NAME).to_string(),
             });
         }
         check_hostname(&hostname)?;
-        let vm = class("VM");
+        let vm = &CLASS_VM;
         ctx.write(|tx| {
             if !tx.update(c, host.as_str(), |r| {
-                put(r, "hostname", hostname.as_str());
-                if let Value::Struct(m) = &mut r.fields[field(c, "software_version")] {
+                r.fields[H::HOSTNAME.index] = Value::from(hostname.as_str());
+                if let Value::Struct(m) = &mut r.fields[H::SOFTWARE_VERSION.index] {
                     m.retain(|(k, _)| k != "hostname");
                     m.push(("hostname".into(), Value::String(hostname.clone())));
                 }
@@ -463,15 +461,15 @@ impl HostApi for Server {
             }
             // The control domain keeps its default name in step with the hostname
             // (a name the administrator chose is left alone).
-            let dom0 = tx.get(c, host.as_str()).map(|r| sv(r.get(field(c, "control_domain")))).unwrap_or_default();
+            let dom0 = tx.get(c, host.as_str()).map(|r| r.read(H::CONTROL_DOMAIN).to_string()).unwrap_or_default();
             let label = tx.get(vm, &dom0).and_then(|r| {
-                (r.get(field(vm, "resident_on")).as_str() == Some(host.as_str()))
-                    .then(|| sv(r.get(field(vm, "name_label"))))
+                (r.get(VMF::RESIDENT_ON.index).as_str() == Some(host.as_str()))
+                    .then(|| r.read(VMF::NAME_LABEL).to_string())
             });
             let wanted = format!("{DOM0_NAME_STEM}{hostname}");
             if let Some(label) = label {
                 if label.starts_with(DOM0_NAME_STEM) && label != wanted {
-                    tx.set(vm, &dom0, field(vm, "name_label"), Value::String(wanted));
+                    tx.set(vm, &dom0, VMF::NAME_LABEL.index, Value::String(wanted));
                 }
             }
             Ok(())
@@ -479,10 +477,10 @@ impl HostApi for Server {
     }
 
     async fn compute_free_memory(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<i64> {
-        let (hc, hm) = (host_c(), class("host_metrics"));
+        let (hc, hm) = (host_c(), &CLASS_HOST_METRICS);
         let row = self.row(hc, host.as_str())?;
-        let m = sv(row.get(field(hc, "metrics")));
-        Ok(self.row(hm, &m)?.get(field(hm, "memory_free")).as_int().unwrap_or(0))
+        let m = row.read(H::METRICS).to_string();
+        Ok(self.row(hm, &m)?.get(HM::MEMORY_FREE.index).as_int().unwrap_or(0))
     }
 
     async fn compute_memory_overhead(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<i64> {
@@ -505,12 +503,12 @@ impl HostApi for Server {
     }
 
     async fn get_management_interface(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<Ref<Pif>> {
-        let (hc, pc) = (host_c(), class("PIF"));
+        let (hc, pc) = (host_c(), &CLASS_PIF);
         let row = self.row(hc, host.as_str())?;
         let st = self.db.read();
-        members(row.get(field(hc, "PIFs")))
+        members(row.get(H::PIFS.index))
             .into_iter()
-            .find(|p| st.get(pc, p).is_some_and(|r| r.get(field(pc, "management")).as_bool() == Some(true)))
+            .find(|p| st.get(pc, p).is_some_and(|r| r.read(PIFF::MANAGEMENT)))
             .map(Ref::new)
             .ok_or_else(|| ApiError::PifNotPresent { host: host.to_string(), network: String::new() })
     }
@@ -546,8 +544,8 @@ impl HostApi for Server {
         let c = host_c();
         ctx.write(|tx| {
             if !tx.update(c, self_.as_str(), |r| {
-                put(r, "power_on_mode", power_on_mode.as_str());
-                put(r, "power_on_config", power_on_config.to_value());
+                r.fields[H::POWER_ON_MODE.index] = Value::from(power_on_mode.as_str());
+                r.fields[H::POWER_ON_CONFIG.index] = power_on_config.to_value();
             }) {
                 return Err(handle_invalid(c, self_.as_str()));
             }
@@ -562,8 +560,8 @@ impl HostApi for Server {
         let c = host_c();
         ctx.write(|tx| {
             if !tx.update(c, host.as_str(), |r| {
-                put(r, "iscsi_iqn", value.as_str());
-                if let Value::Struct(m) = &mut r.fields[field(c, "other_config")] {
+                r.fields[H::ISCSI_IQN.index] = Value::from(value.as_str());
+                if let Value::Struct(m) = &mut r.fields[H::OTHER_CONFIG.index] {
                     m.retain(|(k, _)| k != "iscsi_iqn");
                     m.push(("iscsi_iqn".into(), Value::String(value.clone())));
                 }
@@ -577,7 +575,7 @@ impl HostApi for Server {
     async fn enable_display(&self, ctx: &Ctx, host: Ref<Host>) -> Result<HostDisplay> {
         let c = host_c();
         ctx.write(|tx| {
-            if tx.set(c, host.as_str(), field(c, "display"), Value::from("enabled")) {
+            if tx.set(c, host.as_str(), H::DISPLAY.index, Value::from("enabled")) {
                 Ok(())
             } else {
                 Err(handle_invalid(c, host.as_str()))
@@ -589,7 +587,7 @@ impl HostApi for Server {
     async fn disable_display(&self, ctx: &Ctx, host: Ref<Host>) -> Result<HostDisplay> {
         let c = host_c();
         ctx.write(|tx| {
-            if tx.set(c, host.as_str(), field(c, "display"), Value::from("disabled")) {
+            if tx.set(c, host.as_str(), H::DISPLAY.index, Value::from("disabled")) {
                 Ok(())
             } else {
                 Err(handle_invalid(c, host.as_str()))

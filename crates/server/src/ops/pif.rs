@@ -123,7 +123,7 @@ pub fn assert_network_managed(tx: &Txn, network: &str) -> Result<()> {
 /// The MTU an interface gets: `other_config:mtu` if it reads as an integer,
 /// else its network's.
 fn effective_mtu(tx: &Txn, row: &Row) -> i64 {
-    let net_mtu = tx.get(&CLASS_NETWORK, &s(row, "network")).and_then(|n| n.get(field(n.class, "MTU")).as_int());
+    let net_mtu = tx.get(&CLASS_NETWORK, &s(row, "network")).and_then(|n| n.get(fields::network::MTU.index).as_int());
     map_get(row, "other_config", "mtu").and_then(|m| ocaml_int(&m)).or(net_mtu).unwrap_or(1500)
 }
 
@@ -712,7 +712,7 @@ impl PifApi for Server {
                 return Err(ApiError::PifIsManagementInterface { pif: r.to_string() });
             }
             assert_not_in_bond(tx, r, &row)?;
-            let vlan_tagged = row.get(field(pif_c(), "VLAN")).as_int().unwrap_or(-1) != -1;
+            let vlan_tagged = row.get(fields::pif::VLAN.index).as_int().unwrap_or(-1) != -1;
             if !refs_to(tx, "VLAN", "tagged_PIF", r).is_empty() || vlan_tagged {
                 return Err(ApiError::PifVlanStillExists { pif: r.to_string() });
             }
@@ -810,7 +810,7 @@ impl PifApi for Server {
         let r = self_.as_str();
         ctx.write(|tx| {
             let row = get(tx, r)?;
-            if row.get(field(pif_c(), "VLAN")).as_int().unwrap_or(-1) < 0 {
+            if row.get(fields::pif::VLAN.index).as_int().unwrap_or(-1) < 0 {
                 // xapi sends this one without parameters.
                 return Err(ApiError::Other { code: "PIF_IS_PHYSICAL".into(), params: vec![] });
             }

@@ -2,13 +2,13 @@
 //! HA are refused with the errors xapi gives when they cannot work.
 
 use crate::api::PoolApi;
-use crate::{class, field, handle_invalid, ApiError, Ctx, Result, Server};
+use crate::{field, handle_invalid, ApiError, Ctx, Result, Server};
 use model::types::*;
 use model::{Ref, Value};
 use std::collections::BTreeMap;
 
 fn pool_c() -> &'static model::ClassDef {
-    class("pool")
+    &model::schema::CLASS_POOL
 }
 
 impl Server {
@@ -48,7 +48,7 @@ impl PoolApi for Server {
     }
 
     async fn set_https_only(&self, ctx: &Ctx, self_: Ref<Pool>, value: bool) -> Result<()> {
-        self.row(class("pool"), self_.as_str())?;
+        self.row(&model::schema::CLASS_POOL, self_.as_str())?;
         apply_https_only(self, ctx, value)
     }
 
@@ -60,7 +60,7 @@ impl PoolApi for Server {
         service_name: String,
         auth_type: String,
     ) -> Result<()> {
-        self.row(class("pool"), pool.as_str())?;
+        self.row(&model::schema::CLASS_POOL, pool.as_str())?;
         // A pool of one host: xapi wraps each host's failure with the host.
         crate::extauth::enable(self, config, &service_name, &auth_type).await.map_err(|e| pool_auth_error(self, e))
     }
@@ -71,7 +71,7 @@ impl PoolApi for Server {
         pool: Ref<Pool>,
         _config: BTreeMap<String, String>,
     ) -> Result<()> {
-        self.row(class("pool"), pool.as_str())?;
+        self.row(&model::schema::CLASS_POOL, pool.as_str())?;
         crate::extauth::disable(self)
     }
 
@@ -213,10 +213,10 @@ impl PoolApi for Server {
     async fn apply_edition(&self, ctx: &Ctx, self_: Ref<Pool>, edition: String) -> Result<()> {
         self.row(pool_c(), self_.as_str())?;
         // Every host of the pool, as host.apply_edition does it for one.
-        let hc = class("host");
+        let hc = &model::schema::CLASS_HOST;
         ctx.write(|tx| {
             for h in tx.refs(hc) {
-                tx.set(hc, &h, field(hc, "edition"), Value::String(edition.clone()));
+                tx.set(hc, &h, fields::host::EDITION.index, Value::String(edition.clone()));
             }
             Ok(())
         })
@@ -238,13 +238,13 @@ impl PoolApi for Server {
         // Verification is of the certificates pool members present to each
         // other; a one-host pool has no peer to verify, so turning it on is
         // recording it (a pool member will check against it).
-        let (pc, hc) = (pool_c(), class("host"));
+        let (pc, hc) = (pool_c(), &model::schema::CLASS_HOST);
         ctx.write(|tx| {
             for p in tx.refs(pc) {
-                tx.set(pc, &p, field(pc, "tls_verification_enabled"), Value::Bool(true));
+                tx.set(pc, &p, fields::pool::TLS_VERIFICATION_ENABLED.index, Value::Bool(true));
             }
             for h in tx.refs(hc) {
-                tx.set(hc, &h, field(hc, "tls_verification_enabled"), Value::Bool(true));
+                tx.set(hc, &h, fields::host::TLS_VERIFICATION_ENABLED.index, Value::Bool(true));
             }
             Ok(())
         })
@@ -262,10 +262,10 @@ impl PoolApi for Server {
         self.row(pool_c(), self_.as_str())?;
         // Our TLS listener never offers SSLv3 or legacy ciphers: the hosts'
         // ssl_legacy says so (enable_ssl_legacy is a removed message).
-        let hc = class("host");
+        let hc = &model::schema::CLASS_HOST;
         ctx.write(|tx| {
             for h in tx.refs(hc) {
-                tx.set(hc, &h, field(hc, "ssl_legacy"), Value::Bool(false));
+                tx.set(hc, &h, fields::host::SSL_LEGACY.index, Value::Bool(false));
             }
             Ok(())
         })
@@ -304,10 +304,10 @@ fn pool_auth_error(s: &Server, e: ApiError) -> ApiError {
 /// listeners are closed at once (the Unix socket and HTTPS stay), and the
 /// host's `https_only` says so (and applies again at the next start).
 pub fn apply_https_only(s: &Server, ctx: &Ctx, value: bool) -> Result<()> {
-    let hc = class("host");
+    let hc = &model::schema::CLASS_HOST;
     let host = s.host.clone();
     ctx.write(|tx| {
-        tx.set(hc, &host, field(hc, "https_only"), Value::Bool(value));
+        tx.set(hc, &host, fields::host::HTTPS_ONLY.index, Value::Bool(value));
         Ok(())
     })?;
     s.https_only.store(value, std::sync::atomic::Ordering::Relaxed);

@@ -5,7 +5,7 @@
 use crate::api::{AuthApi, RoleApi, SubjectApi};
 use crate::extauth::AuthErr;
 use crate::implicit::Hooks;
-use crate::{class, field, handle_invalid, ApiError, Ctx, Result, Server};
+use crate::{handle_invalid, ApiError, Ctx, Result, Server};
 use model::types::*;
 use model::{Ref, Row, Value};
 use std::collections::BTreeMap;
@@ -20,22 +20,24 @@ fn strs(v: &Value) -> Vec<String> {
 
 /// A role's permissions (its subroles); empty for a permission.
 fn perms_of(s: &Server, role: &str) -> Result<Vec<String>> {
-    let rc = class("role");
-    Ok(strs(s.row(rc, role)?.get(field(rc, "subroles"))))
+    let rc = &model::schema::CLASS_ROLE;
+    Ok(strs(s.row(rc, role)?.get(fields::role::SUBROLES.index)))
 }
 
 fn names_of(s: &Server, refs: &[String]) -> Vec<String> {
-    let rc = class("role");
+    let rc = &model::schema::CLASS_ROLE;
     let st = s.db.read();
     refs.iter()
-        .filter_map(|r| st.get(rc, r).and_then(|row| row.get(field(rc, "name_label")).as_str().map(str::to_string)))
+        .filter_map(|r| {
+            st.get(rc, r).and_then(|row| row.get(fields::role::NAME_LABEL.index).as_str().map(str::to_string))
+        })
         .collect()
 }
 
 /// Roles (not permissions) whose permissions include `perm`.
 fn roles_with(s: &Server, perm: &str) -> Vec<Ref<Role>> {
-    let rc = class("role");
-    let sub = field(rc, "subroles");
+    let rc = &model::schema::CLASS_ROLE;
+    let sub = fields::role::SUBROLES.index;
     let st = s.db.read();
     let mut out: Vec<(usize, String)> = st
         .table(rc)
@@ -43,7 +45,7 @@ fn roles_with(s: &Server, perm: &str) -> Vec<Ref<Role>> {
         .iter()
         .filter(|(_, e)| matches!(e.row.get(sub), Value::Array(a) if a.iter().any(|x| x.as_str() == Some(perm))))
         .map(|(r, e)| {
-            let name = e.row.get(field(rc, "name_label")).as_str().unwrap_or("");
+            let name = e.row.get(fields::role::NAME_LABEL.index).as_str().unwrap_or("");
             (model::schema::Role::from_name(name).map(|r| r as usize).unwrap_or(usize::MAX), r.clone())
         })
         .collect();
@@ -63,20 +65,20 @@ impl RoleApi for Server {
     }
 
     async fn get_by_permission(&self, _ctx: &Ctx, permission: Ref<Role>) -> Result<Vec<Ref<Role>>> {
-        self.row(class("role"), permission.as_str())?;
+        self.row(&model::schema::CLASS_ROLE, permission.as_str())?;
         Ok(roles_with(self, permission.as_str()))
     }
 
     async fn get_by_permission_name_label(&self, _ctx: &Ctx, label: String) -> Result<Vec<Ref<Role>>> {
-        let rc = class("role");
+        let rc = &model::schema::CLASS_ROLE;
         let perm = {
             let st = self.db.read();
             st.table(rc)
                 .rows
                 .iter()
                 .find(|(_, e)| {
-                    e.row.get(field(rc, "name_label")).as_str() == Some(label.as_str())
-                        && matches!(e.row.get(field(rc, "subroles")), Value::Array(a) if a.is_empty())
+                    e.row.get(fields::role::NAME_LABEL.index).as_str() == Some(label.as_str())
+                        && matches!(e.row.get(fields::role::SUBROLES.index), Value::Array(a) if a.is_empty())
                 })
                 .map(|(r, _)| r.clone())
         };
@@ -86,20 +88,20 @@ impl RoleApi for Server {
 
 /// Is `role` one of the roles (not a permission)?
 fn is_role(s: &Server, role: &str) -> bool {
-    let rc = class("role");
+    let rc = &model::schema::CLASS_ROLE;
     s.db.read()
         .get(rc, role)
-        .is_some_and(|row| matches!(row.get(field(rc, "subroles")), Value::Array(a) if !a.is_empty()))
+        .is_some_and(|row| matches!(row.get(fields::role::SUBROLES.index), Value::Array(a) if !a.is_empty()))
 }
 
 impl SubjectApi for Server {
     async fn add_to_roles(&self, ctx: &Ctx, self_: Ref<Subject>, role: Ref<Role>) -> Result<()> {
-        let sc = class("subject");
+        let sc = &model::schema::CLASS_SUBJECT;
         self.row(sc, self_.as_str())?;
         if !is_role(self, role.as_str()) {
             return Err(ApiError::RoleNotFound);
         }
-        let rf = field(sc, "roles");
+        let rf = fields::subject::ROLES.index;
         ctx.write(|tx| {
             let row = tx.get(sc, self_.as_str()).ok_or_else(|| handle_invalid(sc, self_.as_str()))?;
             let mut roles = strs(row.get(rf));
@@ -113,9 +115,9 @@ impl SubjectApi for Server {
     }
 
     async fn remove_from_roles(&self, ctx: &Ctx, self_: Ref<Subject>, role: Ref<Role>) -> Result<()> {
-        let sc = class("subject");
+        let sc = &model::schema::CLASS_SUBJECT;
         self.row(sc, self_.as_str())?;
-        let rf = field(sc, "roles");
+        let rf = fields::subject::ROLES.index;
         ctx.write(|tx| {
             let row = tx.get(sc, self_.as_str()).ok_or_else(|| handle_invalid(sc, self_.as_str()))?;
             let mut roles = strs(row.get(rf));
@@ -130,8 +132,8 @@ impl SubjectApi for Server {
     }
 
     async fn get_permissions_name_label(&self, _ctx: &Ctx, self_: Ref<Subject>) -> Result<Vec<String>> {
-        let sc = class("subject");
-        let roles = strs(self.row(sc, self_.as_str())?.get(field(sc, "roles")));
+        let sc = &model::schema::CLASS_SUBJECT;
+        let roles = strs(self.row(sc, self_.as_str())?.get(fields::subject::ROLES.index));
         let mut perms: Vec<String> = Vec::new();
         for r in roles {
             if let Ok(p) = perms_of(self, &r) {
@@ -185,8 +187,8 @@ impl AuthApi for Server {
 
 /// subject.create: one subject per identifier (xapi's SUBJECT_ALREADY_EXISTS).
 fn create_subject(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
-    let sc = class("subject");
-    let f = field(sc, "subject_identifier");
+    let sc = &model::schema::CLASS_SUBJECT;
+    let f = fields::subject::SUBJECT_IDENTIFIER.index;
     let sid = row.get(f).as_str().unwrap_or("").to_string();
     if tx.state().table(sc).rows.iter().any(|(_, e)| e.row.get(f).as_str() == Some(sid.as_str())) {
         return Err(ApiError::SubjectAlreadyExists);

@@ -33,7 +33,7 @@ impl SessionApi for Server {
     }
 
     async fn change_password(&self, ctx: &Ctx, old_pwd: String, new_pwd: String) -> Result<()> {
-        let c = crate::class("session");
+        let c = &model::schema::CLASS_SESSION;
         let user = self
             .row(c, &ctx.session)?
             .get_by_name("auth_user_name")
@@ -55,8 +55,8 @@ impl SessionApi for Server {
     }
 
     async fn get_all_subject_identifiers(&self, _ctx: &Ctx) -> Result<Vec<String>> {
-        let c = crate::class("session");
-        let f = crate::field(c, "auth_user_sid");
+        let c = &model::schema::CLASS_SESSION;
+        let f = fields::session::AUTH_USER_SID.index;
         let st = self.db.read();
         let mut out: Vec<String> = st
             .table(c)
@@ -73,7 +73,7 @@ impl SessionApi for Server {
         // Every session of that subject but the caller's.
         let n = self.sessions.logout_where(self, |r, row| {
             r != ctx.session
-                && row.get(crate::field(row.class, "auth_user_sid")).as_str() == Some(subject_identifier.as_str())
+                && row.get(fields::session::AUTH_USER_SID.index).as_str() == Some(subject_identifier.as_str())
         });
         tracing::info!(subject_identifier, sessions = n, "logout_subject_identifier");
         Ok(())

@@ -10,7 +10,7 @@ use crate::lifecycle::{self, current_ops};
 use crate::rows::obj;
 use crate::storage;
 use crate::xenops::be;
-use crate::{field, put, ApiError, Ctx, Result, Server};
+use crate::{put, ApiError, Ctx, Result, Server};
 use model::schema::ClassDef;
 use model::schema::{CLASS_VBD, CLASS_VBD_METRICS, CLASS_VDI, CLASS_VM};
 use model::types::fields;
@@ -162,7 +162,7 @@ pub fn new_vbd(
 /// The VM's uuid and the VBD row, for talking to the backend.
 fn vm_and_row(s: &Server, vbd: &str) -> Result<(String, std::sync::Arc<Row>)> {
     let row = s.row(vbd_c(), vbd)?;
-    let vm = sv(row.get(field(vbd_c(), "VM")));
+    let vm = sv(row.get(fields::vbd::VM.index));
     let vm_row = s.row(&CLASS_VM, &vm)?;
     Ok((vm_row.read(fields::vm::UUID), row))
 }

@@ -12,7 +12,7 @@ use crate::lifecycle::sr::linked;
 use crate::lifecycle::vdi::{sr_c, sv, vdi_c};
 use crate::rows::members;
 use crate::storage::{self, blocking, Format};
-use crate::{field, put, ApiError, Ctx, Result, Server};
+use crate::{ApiError, Ctx, Result, Server};
 use model::schema::{CLASS_VBD, CLASS_VBD_METRICS, CLASS_VM};
 use model::types::fields;
 use model::types::*;
@@ -39,7 +39,7 @@ pub async fn create(ctx: &Ctx, rec: &Value) -> Result<String> {
 }
 
 fn assert_managed(row: &Row, vdi: &str) -> Result<()> {
-    if row.get(field(vdi_c(), "managed")).as_bool() == Some(true) {
+    if row.get(fields::vdi::MANAGED.index).as_bool() == Some(true) {
         Ok(())
     } else {
         Err(ApiError::VdiNotManaged { vdi: vdi.to_string() })
@@ -50,7 +50,7 @@ fn assert_managed(row: &Row, vdi: &str) -> Result<()> {
 /// VBDs, and clears VMs' suspend_VDI references to it.
 pub async fn destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
     let s = &ctx.server;
-    let sr = sv(s.row(vdi_c(), vdi)?.get(field(vdi_c(), "SR")));
+    let sr = sv(s.row(vdi_c(), vdi)?.get(fields::vdi::SR.index));
     lifecycle::with_op(ctx, sr_c(), &sr, "vdi_destroy", || {
         lifecycle::with_op(ctx, vdi_c(), vdi, "destroy", || async {
             storage::assert_plugged(s, &sr)?;
@@ -98,9 +98,9 @@ fn assert_not_on_running_vm(s: &Server, vdi: &str) -> Result<()> {
     Ok(())
 }
 
-fn set_field(ctx: &Ctx, vdi: &str, name: &str, v: Value) -> Result<()> {
+fn set_field(ctx: &Ctx, vdi: &str, f: usize, v: Value) -> Result<()> {
     let c = vdi_c();
-    ctx.write(|tx| if tx.set(c, vdi, field(c, name), v) { Ok(()) } else { Err(crate::handle_invalid(c, vdi)) })
+    ctx.write(|tx| if tx.set(c, vdi, f, v) { Ok(()) } else { Err(crate::handle_invalid(c, vdi)) })
 }
 
 /// Run `f` with the SR marked `sr_op` and the VDI marked `vdi_op`.
@@ -128,12 +128,12 @@ async fn resize(ctx: &Ctx, vdi: &str, size: i64, op: &str) -> Result<()> {
             (
                 storage::driver_of(srow)?,
                 path,
-                Format::of_vdi(row.get(field(vdi_c(), "sm_config"))),
-                row.get(field(vdi_c(), "virtual_size")).as_int().unwrap_or(0),
+                Format::of_vdi(row.get(fields::vdi::SM_CONFIG.index)),
+                row.get(fields::vdi::VIRTUAL_SIZE.index).as_int().unwrap_or(0),
             )
         };
         let new = blocking(move || driver.vdi_resize(&path, format, current, size)).await?;
-        set_field(ctx, vdi, "virtual_size", Value::Int(new))?;
+        set_field(ctx, vdi, fields::vdi::VIRTUAL_SIZE.index, Value::Int(new))?;
         if new > current {
             // The new space counts as changed for changed-block tracking.
             let (s2, v) = (<Server as Clone>::clone(s), vdi.to_string());
@@ -184,10 +184,10 @@ impl VdiApi for Server {
         with_sr_and_vdi(ctx, v, "vdi_enable_cbt", "enable_cbt", |sr| async move {
             storage::assert_plugged(self, &sr)?;
             let row = self.row(vdi_c(), v)?;
-            if row.get(field(vdi_c(), "is_a_snapshot")).as_bool() == Some(true) {
+            if row.get(fields::vdi::IS_A_SNAPSHOT.index).as_bool() == Some(true) {
                 return Err(ApiError::OperationNotAllowed { reason: "CBT cannot be enabled on a snapshot".into() });
             }
-            if row.get(field(vdi_c(), "on_boot")).as_str() == Some("reset") {
+            if row.get(fields::vdi::ON_BOOT.index).as_str() == Some("reset") {
                 return Err(ApiError::VdiOnBootModeIncompatibleWithOperation);
             }
             storage::cbt_enable(ctx, v).await
@@ -199,7 +199,7 @@ impl VdiApi for Server {
         let v = vdi.as_str();
         with_sr_and_vdi(ctx, v, "vdi_disable_cbt", "disable_cbt", |sr| async move {
             storage::assert_plugged(self, &sr)?;
-            if self.row(vdi_c(), v)?.get(field(vdi_c(), "on_boot")).as_str() == Some("reset") {
+            if self.row(vdi_c(), v)?.get(fields::vdi::ON_BOOT.index).as_str() == Some("reset") {
                 return Err(ApiError::VdiOnBootModeIncompatibleWithOperation);
             }
             storage::cbt_disable(ctx, v).await
@@ -301,7 +301,7 @@ impl VdiApi for Server {
                 let st = self.db.read();
                 let bc = &CLASS_VBD;
                 st.get(vdi_c(), v).is_some_and(|r| {
-                    members(r.get(field(vdi_c(), "VBDs")))
+                    members(r.get(fields::vdi::VBDS.index))
                         .iter()
                         .any(|b| st.get(bc, b).is_some_and(|x| x.read(fields::vbd::CURRENTLY_ATTACHED)))
                 })
@@ -395,7 +395,7 @@ impl VdiApi for Server {
                 let row = st.get(vdi_c(), vdi.as_str()).ok_or_else(|| crate::handle_invalid(vdi_c(), vdi.as_str()))?;
                 let srow = st.get(sr_c(), &sr).ok_or_else(|| crate::handle_invalid(sr_c(), &sr))?;
                 let path = storage::vdi_path(self, &st, vdi.as_str());
-                (storage::driver_of(srow)?, path, Format::of_vdi(row.get(field(vdi_c(), "sm_config"))))
+                (storage::driver_of(srow)?, path, Format::of_vdi(row.get(fields::vdi::SM_CONFIG.index)))
             };
             let missing = || ApiError::VdiMissing { sr: sr.clone(), vdi: vdi.as_str().to_string() };
             let path = path.ok_or_else(missing)?;
@@ -403,9 +403,9 @@ impl VdiApi for Server {
             let (virt, phys) = stat.ok_or_else(missing)?;
             ctx.write(|tx| {
                 tx.update(vdi_c(), vdi.as_str(), |r| {
-                    put(r, "virtual_size", Value::Int(virt));
-                    put(r, "physical_utilisation", Value::Int(phys));
-                    put(r, "missing", false);
+                    r.fields[fields::vdi::VIRTUAL_SIZE.index] = Value::Int(virt);
+                    r.fields[fields::vdi::PHYSICAL_UTILISATION.index] = Value::Int(phys);
+                    r.fields[fields::vdi::MISSING.index] = Value::from(false);
                 });
                 Ok(())
             })?;
@@ -427,19 +427,19 @@ impl VdiApi for Server {
     }
 
     async fn set_name_label(&self, ctx: &Ctx, self_: Ref<Vdi>, value: String) -> Result<()> {
-        set_field(ctx, self_.as_str(), "name_label", Value::from(value))
+        set_field(ctx, self_.as_str(), fields::vdi::NAME_LABEL.index, Value::from(value))
     }
 
     async fn set_name_description(&self, ctx: &Ctx, self_: Ref<Vdi>, value: String) -> Result<()> {
-        set_field(ctx, self_.as_str(), "name_description", Value::from(value))
+        set_field(ctx, self_.as_str(), fields::vdi::NAME_DESCRIPTION.index, Value::from(value))
     }
 
     async fn set_read_only(&self, ctx: &Ctx, self_: Ref<Vdi>, value: bool) -> Result<()> {
-        set_field(ctx, self_.as_str(), "read_only", Value::Bool(value))
+        set_field(ctx, self_.as_str(), fields::vdi::READ_ONLY.index, Value::Bool(value))
     }
 
     async fn set_sharable(&self, ctx: &Ctx, self_: Ref<Vdi>, value: bool) -> Result<()> {
-        set_field(ctx, self_.as_str(), "sharable", Value::Bool(value))
+        set_field(ctx, self_.as_str(), fields::vdi::SHARABLE.index, Value::Bool(value))
     }
 
     async fn set_on_boot(&self, ctx: &Ctx, self_: Ref<Vdi>, value: OnBoot) -> Result<()> {
@@ -447,14 +447,14 @@ impl VdiApi for Server {
         assert_not_on_running_vm(self, v)?;
         with_sr_and_vdi(ctx, v, "vdi_set_on_boot", "set_on_boot", |sr| async move {
             storage::assert_plugged(self, &sr)?;
-            set_field(ctx, v, "on_boot", Value::from(value.as_str()))
+            set_field(ctx, v, fields::vdi::ON_BOOT.index, Value::from(value.as_str()))
         })
         .await
     }
 
     async fn set_allow_caching(&self, ctx: &Ctx, self_: Ref<Vdi>, value: bool) -> Result<()> {
         assert_not_on_running_vm(self, self_.as_str())?;
-        set_field(ctx, self_.as_str(), "allow_caching", Value::Bool(value))
+        set_field(ctx, self_.as_str(), fields::vdi::ALLOW_CACHING.index, Value::Bool(value))
     }
 }
 
@@ -464,23 +464,24 @@ async fn create_copy_target(ctx: &Ctx, src: &Row, sr: &str) -> Result<String> {
     let c = vdi_c();
     ctx.server.row(sr_c(), sr)?;
     let mut row = store::blank_row(c);
+    use fields::vdi as V;
     for f in [
-        "name_label",
-        "name_description",
-        "virtual_size",
-        "type",
-        "sharable",
-        "other_config",
-        "xenstore_data",
-        "tags",
-        "on_boot",
-        "allow_caching",
+        V::NAME_LABEL.index,
+        V::NAME_DESCRIPTION.index,
+        V::VIRTUAL_SIZE.index,
+        V::TYPE.index,
+        V::SHARABLE.index,
+        V::OTHER_CONFIG.index,
+        V::XENSTORE_DATA.index,
+        V::TAGS.index,
+        V::ON_BOOT.index,
+        V::ALLOW_CACHING.index,
     ] {
-        put(&mut row, f, src.get(field(c, f)).clone());
+        row.fields[f] = src.get(f).clone();
     }
-    put(&mut row, "SR", sr);
-    put(&mut row, "read_only", false);
-    put(&mut row, "sm_config", Value::empty_map());
+    row.fields[fields::vdi::SR.index] = Value::from(sr);
+    row.fields[fields::vdi::READ_ONLY.index] = Value::from(false);
+    row.fields[fields::vdi::SM_CONFIG.index] = Value::empty_map();
     lifecycle::with_op(ctx, sr_c(), sr, "vdi_create", || async {
         storage::assert_plugged(&ctx.server, sr)?;
         storage::create_vdi_row(ctx, row).await
@@ -536,7 +537,7 @@ async fn introduce(ctx: &Ctx, sr: &str, n: NewRecord) -> Result<String> {
         let st = s.db.read();
         let srow = st.get(sr_c(), sr).ok_or_else(|| crate::handle_invalid(sr_c(), sr))?;
         let mut existing = None;
-        for v in members(srow.get(field(sr_c(), "VDIs"))) {
+        for v in members(srow.get(fields::sr::VDIS.index)) {
             let Some(r) = st.get(c, &v) else { continue };
             if r.get(fields::vdi::LOCATION.index).as_str() == Some(n.location.as_str()) {
                 if !n.uuid.is_empty() && r.get(fields::vdi::UUID.index).as_str() != Some(n.uuid.as_str()) {
@@ -611,22 +612,22 @@ async fn introduce(ctx: &Ctx, sr: &str, n: NewRecord) -> Result<String> {
         } else {
             tx.update(c, &r, |row| {
                 if !n.name_label.is_empty() {
-                    put(row, "name_label", n.name_label.clone());
+                    row.fields[fields::vdi::NAME_LABEL.index] = Value::from(n.name_label.clone());
                 }
                 if !n.name_description.is_empty() {
-                    put(row, "name_description", n.name_description.clone());
+                    row.fields[fields::vdi::NAME_DESCRIPTION.index] = Value::from(n.name_description.clone());
                 }
             });
         }
         tx.update(c, &r, |row| {
-            put(row, "type", n.ty.clone());
-            put(row, "sharable", n.sharable);
-            put(row, "other_config", n.other_config.clone());
-            put(row, "xenstore_data", n.xenstore_data.clone());
-            put(row, "sm_config", sm_config.clone());
-            put(row, "virtual_size", Value::Int(virt));
-            put(row, "physical_utilisation", Value::Int(phys));
-            put(row, "missing", false);
+            row.fields[fields::vdi::TYPE.index] = Value::from(n.ty.clone());
+            row.fields[fields::vdi::SHARABLE.index] = Value::from(n.sharable);
+            row.fields[fields::vdi::OTHER_CONFIG.index] = n.other_config.clone();
+            row.fields[fields::vdi::XENSTORE_DATA.index] = n.xenstore_data.clone();
+            row.fields[fields::vdi::SM_CONFIG.index] = sm_config.clone();
+            row.fields[fields::vdi::VIRTUAL_SIZE.index] = Value::Int(virt);
+            row.fields[fields::vdi::PHYSICAL_UTILISATION.index] = Value::Int(phys);
+            row.fields[fields::vdi::MISSING.index] = Value::from(false);
         });
         Ok(())
     })?;

@@ -26,7 +26,6 @@ pub fn create_internal(
     device: &str,
 ) -> Result<(String, String)> {
     let trow = get(tx, tagged)?;
-    let pc = pif::pif_c();
     let (vlan, untagged) = (model::new_ref(), model::new_ref());
     pif::new_pif(
         tx,
@@ -36,14 +35,14 @@ pub fn create_internal(
             ("network", Value::from(network)),
             ("host", Value::from(host)),
             ("MAC", Value::from(VLAN_MAC)),
-            ("MTU", trow.get(field(pc, "MTU")).clone()),
+            ("MTU", trow.get(fields::pif::MTU.index).clone()),
             ("VLAN", Value::Int(tag)),
-            ("metrics", trow.get(field(pc, "metrics")).clone()),
+            ("metrics", trow.get(fields::pif::METRICS.index).clone()),
             ("physical", Value::Bool(false)),
             ("VLAN_master_of", Value::from(vlan.as_str())),
             // xapi records one empty IPv6 address on the PIFs it derives.
             ("IPv6", Value::Array(vec![Value::from("")])),
-            ("primary_address_type", trow.get(field(pc, "primary_address_type")).clone()),
+            ("primary_address_type", trow.get(fields::pif::PRIMARY_ADDRESS_TYPE.index).clone()),
         ],
     );
     obj(
@@ -118,7 +117,7 @@ pub fn destroy_tx(tx: &mut Txn, vlan: &str) -> Result<()> {
 /// returns the new untagged PIF.
 pub fn create_on_device(tx: &mut Txn, device: &str, network: &str, host: &str, tag: i64) -> Result<String> {
     let base = pif::pifs_where(tx, |p| {
-        s(p, "host") == host && s(p, "device") == device && p.get(field(p.class, "VLAN")).as_int() == Some(-1)
+        s(p, "host") == host && s(p, "device") == device && p.get(fields::pif::VLAN.index).as_int() == Some(-1)
     });
     let Some(tagged) = base.into_iter().next() else {
         return Err(ApiError::InvalidValue { field: "device".into(), value: device.to_string() });

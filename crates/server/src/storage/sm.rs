@@ -2,7 +2,7 @@
 //! first start and on every start after, so upgrades refresh them).
 
 use super::driver::Driver;
-use crate::{class, field, put};
+use crate::put;
 use model::Value;
 use store::Txn;
 
@@ -28,8 +28,8 @@ fn fields(d: Driver) -> Vec<(&'static str, Value)> {
 
 /// Create or refresh the SM record of every driver.
 pub fn sync(tx: &mut Txn) {
-    let c = class("SM");
-    let ty = field(c, "type");
+    let c = &model::schema::CLASS_SM;
+    let ty = model::types::fields::sm::TYPE.index;
     for d in Driver::ALL {
         let want = d.sm().ty;
         let existing = tx.refs(c).into_iter().find(|r| tx.get(c, r).and_then(|row| row.get(ty).as_str()) == Some(want));

@@ -185,7 +185,7 @@ pub fn remove_devices(tx: &mut Txn, row: &Row) {
 }
 
 fn vm_uuid(s: &Server, vm: &str) -> Result<String> {
-    Ok(sv(s.row(vm_c(), vm)?.get(field(vm_c(), "uuid"))))
+    Ok(sv(s.row(vm_c(), vm)?.get(fields::vm::UUID.index)))
 }
 
 // ----------------------------------------------------------- the messages
@@ -286,7 +286,7 @@ impl VmApi for Server {
     async fn shutdown(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
         // Try a clean shutdown first, then force it.
         lifecycle::with_op(ctx, vm_c(), vm.as_str(), "shutdown", || async {
-            let clean = if self.row(vm_c(), vm.as_str())?.get(field(vm_c(), "power_state")).as_str() == Some("Running")
+            let clean = if self.row(vm_c(), vm.as_str())?.get(fields::vm::POWER_STATE.index).as_str() == Some("Running")
             {
                 do_clean_shutdown(ctx, vm.as_str()).await
             } else {
@@ -857,13 +857,13 @@ impl VmApi for Server {
     }
 
     async fn add_to_nvram(&self, ctx: &Ctx, self_: Ref<Vm>, key: String, value: String) -> Result<()> {
-        let mut m = map_of(self.row(vm_c(), self_.as_str())?.get(field(vm_c(), "NVRAM")));
+        let mut m = map_of(self.row(vm_c(), self_.as_str())?.get(fields::vm::NVRAM.index));
         m.insert(key, value);
         simple_set(ctx, &self_, Some("changing_NVRAM"), "NVRAM", m.to_value()).await
     }
 
     async fn remove_from_nvram(&self, ctx: &Ctx, self_: Ref<Vm>, key: String) -> Result<()> {
-        let mut m = map_of(self.row(vm_c(), self_.as_str())?.get(field(vm_c(), "NVRAM")));
+        let mut m = map_of(self.row(vm_c(), self_.as_str())?.get(fields::vm::NVRAM.index));
         m.remove(&key);
         simple_set(ctx, &self_, Some("changing_NVRAM"), "NVRAM", m.to_value()).await
     }

@@ -333,10 +333,10 @@ pub(super) async fn do_reboot(ctx: &Ctx, vm: &str, clean: bool) -> Result<()> {
     let spec = domain_spec(s, vm)?;
     let domid = s.backend.reboot(&spec, clean, cancel_of(ctx)).await.map_err(|e| be_vm(ctx, vm, e))?;
     ctx.write(|tx| {
-        let gm = tx.get(vm_c(), vm).map(|r| sv(r.get(field(vm_c(), "guest_metrics")))).unwrap_or_default();
+        let gm = tx.get(vm_c(), vm).map(|r| sv(r.get(fields::vm::GUEST_METRICS.index))).unwrap_or_default();
         if !null(&Value::String(gm.clone())) {
             tx.delete(&CLASS_VM_GUEST_METRICS, &gm);
-            tx.set(vm_c(), vm, field(vm_c(), "guest_metrics"), Value::from(model::NULL_REF));
+            tx.set(vm_c(), vm, fields::vm::GUEST_METRICS.index, Value::from(model::NULL_REF));
         }
         mark_running(tx, s, vm, domid, false, true);
         Ok(())
@@ -422,7 +422,7 @@ pub async fn shut_down_guests(s: &Server, host: &str) {
             "recording a VM halted as the host stops",
             s.db.write(|tx| {
                 mark_stopped(tx, &vm, false);
-                tx.set(vm_c(), &vm, field(vm_c(), "current_operations"), Value::empty_map());
+                tx.set(vm_c(), &vm, fields::vm::CURRENT_OPERATIONS.index, Value::empty_map());
                 Ok::<_, ApiError>(())
             }),
         );
