@@ -767,6 +767,15 @@ def test_transfers_of_a_members_local_disk_go_to_the_member(pool2):
     assert status == 302 and location.startswith("https://%s/export?" % member.address), (status, location)
     status, _, xva = send(member, "GET", "/export?ref=%s&session_id=%s" % (vm, sid))
     assert status == 200 and xva[257:262] == b"ustar", (status, xva[:300])
+    # Our xe, asked of the master (from where every host's address is
+    # reachable), follows the redirect to the member over TLS.
+    out = os.path.join(master.data_dir, "member-disk.xva")
+    r = l.hub_run([XE, "-s", master.address, "-u", "root", "-pw", PASSWORD, "vm-export",
+                   "vm=%s" % api.VM.get_uuid(vm), "filename=%s" % out], env=dict(os.environ, HOME=master.data_dir))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert os.path.getsize(out) > len(data) // 2
+    with open(out, "rb") as f:
+        assert f.read(262)[257:262] == b"ustar"
     # No such task on the master: refused where the transfer runs.
     bogus = "OpaqueRef:00000000-0000-0000-0000-000000000000"
     status, _, _ = followed("GET", "/export_raw_vdi?vdi=%s&format=raw&session_id=%s&task_id=%s" % (vdi, sid, bogus))
