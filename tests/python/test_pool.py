@@ -545,7 +545,10 @@ def test_designate_new_master(pool3):
     assert addresses(api2) == ["10.77.0.11", "10.77.0.12", "10.77.0.13"]
     assert api2.VM.get_name_label(vm) == "before-the-handover"
     api2.VM.set_name_label(vm, "after-the-handover")
-    assert old.local().xenapi.VM.get_name_label(vm) == "after-the-handover"
+    # The former master, now a member, reads its replica: the new master's
+    # write reaches it within moments.
+    wait_for(lambda: old.local().xenapi.VM.get_name_label(vm) == "after-the-handover", 10,
+             "the former master to see the new master's write")
 
 
 def test_eject_member(pool3):

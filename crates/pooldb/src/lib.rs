@@ -649,6 +649,17 @@ impl Pool {
     /// Every host a possible voter (after a join or a hand-over, before
     /// liveness is known): see [`Pool::balance_voters`].
     pub async fn voters_all(&self) -> Result<(), String> {
+        // A new leader learns where each host's log stands from their first
+        // answers: wait a little for them, so that hosts that have the whole
+        // log (the former leader, after a hand-over) vote again at once.
+        let mut rx = self.raft.metrics();
+        let known = rx.wait_for(|m| {
+            let last = m.last_log_index.unwrap_or(0);
+            m.replication
+                .as_ref()
+                .is_some_and(|r| r.values().all(|l| l.is_some_and(|l| l.index + CAUGHT_UP_SLACK >= last)))
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(5), known).await;
         let m = self.raft.metrics().borrow().clone();
         let all: BTreeSet<u64> = m.membership_config.membership().nodes().map(|(i, _)| *i).collect();
         self.balance_voters(&all).await
