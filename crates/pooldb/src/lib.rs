@@ -228,10 +228,7 @@ impl Replicator for Rep {
                 String::from_utf8_lossy(&body)
             ));
         }
-        let index: u64 = std::str::from_utf8(&body)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| format!("the pool master at {addr} gave no log index"))?;
+        let index = log_index(&body).ok_or_else(|| format!("the pool master at {addr} gave no log index"))?;
         if !self.store.wait_applied_blocking(index, Duration::from_secs(30)) {
             return Err(format!("the pool's entry {index} did not reach this host in 30 s"));
         }
@@ -563,25 +560,13 @@ impl Pool {
         if code != 200 {
             return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
         }
-        let point: u64 = std::str::from_utf8(&body)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| format!("{addr} gave no log index"))?;
-        let mut applied = self.store.0.applied_tx.subscribe();
-        tokio::time::timeout(limit, applied.wait_for(|a| *a >= point))
-            .await
-            .map_err(|_| format!("this host has not applied the pool's entry {point} in {} s", limit.as_secs()))?
-            .map_err(|_| "the pool database engine stopped".to_string())?;
-        Ok(())
+        let point = log_index(&body).ok_or_else(|| format!("{addr} gave no log index"))?;
+        self.store.wait_applied(point, limit).await
     }
 
-    /// The leader's commit point: the log index that holds everything it
-    /// has committed and applied.
+    /// The leader's commit point (see [`Pool::seen`]).
     fn point(&self) -> Option<u64> {
-        self.rep
-            .get()
-            .filter(|r| r.role == Role::Leader)
-            .map(|r| r.done_tx.borrow().index.max(self.store.applied_index()))
+        self.rep.get().filter(|r| r.role == Role::Leader).map(|_| self.seen())
     }
 
     /// Resolves when the master has told this host it left the pool.
@@ -654,10 +639,8 @@ impl Pool {
         // log (the former leader, after a hand-over) vote again at once.
         let mut rx = self.raft.metrics();
         let known = rx.wait_for(|m| {
-            let last = m.last_log_index.unwrap_or(0);
-            m.replication
-                .as_ref()
-                .is_some_and(|r| r.values().all(|l| l.is_some_and(|l| l.index + CAUGHT_UP_SLACK >= last)))
+            let (_, all, eligible) = electorate(m);
+            eligible == all
         });
         let _ = tokio::time::timeout(Duration::from_secs(5), known).await;
         let m = self.raft.metrics().borrow().clone();
@@ -673,13 +656,7 @@ impl Pool {
     /// towards every commit's quorum while it cannot answer, and with one
     /// more host down the pool would stop.
     pub async fn balance_voters(&self, live: &BTreeSet<u64>) -> Result<(), String> {
-        let m = self.raft.metrics().borrow().clone();
-        let mem = m.membership_config.membership();
-        let voters: BTreeSet<u64> = mem.voter_ids().collect();
-        let all: BTreeSet<u64> = mem.nodes().map(|(i, _)| *i).collect();
-        let matched: BTreeMap<u64, u64> =
-            m.replication.iter().flat_map(|r| r.iter()).filter_map(|(i, l)| l.map(|l| (*i, l.index))).collect();
-        let eligible = caught_up(&voters, &all, &matched, m.last_log_index.unwrap_or(0));
+        let (voters, _, eligible) = electorate(&self.raft.metrics().borrow());
         let want = choose_voters(&voters, &eligible, live, self.id);
         if want != voters {
             tracing::info!(?voters, ?want, "changing the pool database's voters");
@@ -746,10 +723,7 @@ impl Pool {
             "/pool/call" => {
                 let Some(f) = self.calls.get() else { return Err((503, "this host does not serve calls yet".into())) };
                 let seen: u64 = query.strip_prefix("seen=").and_then(|n| n.parse().ok()).unwrap_or(0);
-                let mut applied = self.store.0.applied_tx.subscribe();
-                if tokio::time::timeout(Duration::from_secs(30), applied.wait_for(|a| *a >= seen)).await.is_err() {
-                    return Err((503, format!("this host has not applied the pool's entry {seen} in 30 s")));
-                }
+                self.store.wait_applied(seen, Duration::from_secs(30)).await.map_err(|e| (503, e))?;
                 Ok(f(body.to_vec()).await)
             }
             "/pool/reset" => {
@@ -850,6 +824,23 @@ pub fn caught_up(
         .copied()
         .filter(|i| voters.contains(i) || matched.get(i).is_some_and(|x| x + CAUGHT_UP_SLACK >= last))
         .collect()
+}
+
+/// The voters, every host, and the hosts that may vote ([`caught_up`]) as
+/// the leader's engine sees them.
+fn electorate(m: &openraft::RaftMetrics<u64, BasicNode>) -> (BTreeSet<u64>, BTreeSet<u64>, BTreeSet<u64>) {
+    let mem = m.membership_config.membership();
+    let voters: BTreeSet<u64> = mem.voter_ids().collect();
+    let all: BTreeSet<u64> = mem.nodes().map(|(i, _)| *i).collect();
+    let matched: BTreeMap<u64, u64> =
+        m.replication.iter().flat_map(|r| r.iter()).filter_map(|(i, l)| l.map(|l| (*i, l.index))).collect();
+    let eligible = caught_up(&voters, &all, &matched, m.last_log_index.unwrap_or(0));
+    (voters, all, eligible)
+}
+
+/// A log index in an answer's body.
+fn log_index(body: &[u8]) -> Option<u64> {
+    std::str::from_utf8(body).ok().and_then(|s| s.trim().parse().ok())
 }
 
 /// Compare secrets in constant time.

@@ -275,6 +275,17 @@ impl Store {
         }
     }
 
+    /// Wait until entry `index` is applied here, `limit` at most.
+    pub async fn wait_applied(&self, index: u64, limit: std::time::Duration) -> Result<(), String> {
+        let mut applied = self.0.applied_tx.subscribe();
+        let got = tokio::time::timeout(limit, applied.wait_for(|a| *a >= index)).await.map(|r| r.map(|_| ()));
+        match got {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err("the pool database engine stopped".to_string()),
+            Err(_) => Err(format!("this host has not applied the pool's entry {index} in {} s", limit.as_secs())),
+        }
+    }
+
     fn set_applied(&self, index: u64) {
         let (m, cv) = &self.0.applied;
         *lock(m) = index;

@@ -253,7 +253,6 @@ pub enum Route {
     Host(String),
 }
 
-/// Messages that act on a running domain: they run where the VM runs.
 /// VDI messages that work on the VDI's file: run where its SR is plugged.
 const ON_SR_OF_VDI: &[&str] = &[
     "destroy",
@@ -268,6 +267,7 @@ const ON_SR_OF_VDI: &[&str] = &[
     "set_on_boot",
 ];
 
+/// Messages that act on a running domain: they run where the VM runs.
 const ON_RESIDENT: &[&str] = &[
     "clean_shutdown",
     "hard_shutdown",
@@ -302,15 +302,7 @@ pub fn route(server: &Server, c: &'static ClassDef, m: &'static MsgDef, args: &[
     let on_srs = |srs: std::collections::BTreeSet<String>| {
         crate::storage::host_with_srs(&st, &srs, &server.host, None).unwrap_or_default()
     };
-    let disk_srs = |vm: &str| {
-        let vdis: Vec<String> = st
-            .read(vm, VM::VBDS)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|b| st.read(b.as_str(), VBD::VDI).map(|v| v.into_string()))
-            .collect();
-        crate::storage::srs_of(&st, &vdis)
-    };
+    let disk_srs = |vm: &str| crate::storage::disk_srs(&st, vm);
     let target = match (c.name, m.name) {
         ("VM", "start_on") => arg(1),
         ("VM", "start") => {

@@ -332,6 +332,11 @@ fn answer_of(out: &[u8], host: &str) -> Result<Value> {
 /// of its sessions (not part of the API).
 pub const VOUCH: &str = "internal.session_vouch";
 
+/// The pool's master host.
+fn master_of(s: &Server) -> String {
+    s.db.read().read(&s.pool, PO::MASTER).map(|r| r.into_string()).unwrap_or_default()
+}
+
 /// The pool-internal message a member sends the master about one of the
 /// master's tasks that a transfer sent here updates: a question (does it
 /// exist), a progress (a float), or the outcome (`{"success": v}` or
@@ -342,8 +347,7 @@ pub const TASK_REPORT: &str = "internal.task_report";
 /// Tell the master about one of its tasks (see [`TASK_REPORT`]); whether
 /// the master has it cancelled.
 pub async fn report_task(s: &Server, task: &str, report: Value) -> Result<bool> {
-    let master = s.db.read().read(&s.pool, PO::MASTER).map(|r| r.into_string()).unwrap_or_default();
-    let v = forward(s, &master, TASK_REPORT, &[Value::from(task), report]).await?;
+    let v = forward(s, &master_of(s), TASK_REPORT, &[Value::from(task), report]).await?;
     Ok(v.as_str() == Some("true"))
 }
 
@@ -358,8 +362,7 @@ pub async fn check_session(s: &Server, sid: &str) -> Result<()> {
     if !is_member(s) {
         return s.sessions.validate(s, sid);
     }
-    let master = s.db.read().read(&s.pool, PO::MASTER).map(|r| r.into_string()).unwrap_or_default();
-    match forward(s, &master, VOUCH, &[Value::from(sid)]).await {
+    match forward(s, &master_of(s), VOUCH, &[Value::from(sid)]).await {
         Ok(v) => {
             let vouched: crate::session::Vouched = serde_json::from_str(v.as_str().unwrap_or_default())
                 .map_err(|e| crate::internal(format!("the master's answer about a session: {e}")))?;

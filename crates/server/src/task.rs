@@ -242,6 +242,16 @@ pub fn complete(s: &Server, task: &str, outcome: &Result<Value>) {
     }
 }
 
+/// A task's outcome as a member reports it to the master ([`reported`]).
+pub fn outcome_report(out: &Result<Value>) -> Value {
+    match out {
+        Ok(v) => Value::Struct(vec![("success".into(), v.clone())]),
+        Err(e) => {
+            Value::Struct(vec![("failure".into(), Value::Array(e.to_wire().into_iter().map(Value::String).collect()))])
+        }
+    }
+}
+
 /// On the master: what a member reports of one of its tasks (a transfer
 /// the master sent to the member): progress while the task is pending
 /// (a late report does not move a finished task), then the outcome.

@@ -92,13 +92,7 @@ async fn export_vm(s: &Server, auth: &Auth, head: &Head, reply: &mut Reply<'_>) 
     let Some(vm) = super::find_object(s, vmc, head) else { return reply.not_found().await };
     let (srs, resident) = {
         let st = s.db.read();
-        let vdis: Vec<String> = st
-            .read(&vm, fields::vm::VBDS)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|b| st.read(b.as_str(), fields::vbd::VDI).map(|v| v.into_string()))
-            .collect();
-        (storage::srs_of(&st, &vdis), st.read(&vm, fields::vm::RESIDENT_ON).map(|h| h.into_string()))
+        (storage::disk_srs(&st, &vm), st.read(&vm, fields::vm::RESIDENT_ON).map(|h| h.into_string()))
     };
     if super::sent_to_data(s, head, reply, &srs, resident.as_deref()).await? {
         return Ok(());

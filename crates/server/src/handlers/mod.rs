@@ -352,11 +352,6 @@ pub fn release(s: &Server, a: &Auth) {
     }
 }
 
-/// Authenticate a handler request; None means a 401 went out (and a task
-/// the caller named failed with SESSION_AUTHENTICATION_FAILED).
-///
-/// Then the RBAC check of the action's permission (`http/<realm>`, xapi's
-/// `Xapi_http.assert_credentials_ok`): a denial is a 403 (and fails the task).
 /// A transfer whose disks are on SRs this host has not plugged (a member's
 /// local SR) goes to a host of the pool that has them, with a 302 as xapi
 /// sends (the client's session and task are good there: members accept the
@@ -379,6 +374,11 @@ pub async fn sent_to_data(
     Ok(true)
 }
 
+/// Authenticate a handler request; None means a 401 went out (and a task
+/// the caller named failed with SESSION_AUTHENTICATION_FAILED).
+///
+/// Then the RBAC check of the action's permission (`http/<realm>`, xapi's
+/// `Xapi_http.assert_credentials_ok`): a denial is a 403 (and fails the task).
 pub async fn require_auth(s: &Server, head: &Head, reply: &mut Reply<'_>, realm: &str) -> io::Result<Option<Auth>> {
     match authenticate(s, head).await {
         Ok(Some(a)) => match permit(s, &a.session, realm) {

@@ -100,14 +100,7 @@ impl HttpTask {
         };
         crate::task::complete(s, &self.r, &out);
         if self.remote {
-            let report = match &out {
-                Ok(v) => Value::Struct(vec![("success".into(), v.clone())]),
-                Err(e) => Value::Struct(vec![(
-                    "failure".into(),
-                    Value::Array(e.to_wire().into_iter().map(Value::String).collect()),
-                )]),
-            };
-            self.report(s, report);
+            self.report(s, crate::task::outcome_report(&out));
         }
         if self.own {
             let _ = s.db.write(|tx| {

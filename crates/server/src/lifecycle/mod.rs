@@ -498,8 +498,7 @@ pub async fn begin(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str) -> Result
                 if !said && started.elapsed() > CONFLICT_SAY_AFTER {
                     // A long wait is worth a line: which operations hold it.
                     said = true;
-                    let held =
-                        ctx.server.db.read().get(c, r).map(|row| row.get(field(c, "current_operations")).clone());
+                    let held = ctx.server.db.read().get(c, r).map(|row| current_ops(row));
                     tracing::warn!(class = c.name, r#ref = r, op, ?held, "still waiting for other operations to end");
                 }
                 // Serialise behind the running operation, as xapi's retry loop does.

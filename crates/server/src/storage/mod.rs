@@ -170,6 +170,17 @@ pub fn host_with_srs(st: &State, srs: &BTreeSet<String>, me: &str, prefer: Optio
     st.table(&model::schema::CLASS_HOST).iter().map(|(h, _)| h).find(|h| *h != me && has_all(h)).cloned()
 }
 
+/// The SRs of a VM's disks.
+pub fn disk_srs(st: &State, vm: &str) -> BTreeSet<String> {
+    let vdis: Vec<String> = st
+        .read(vm, fields::vm::VBDS)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|b| st.read(b.as_str(), fields::vbd::VDI).map(|v| v.into_string()))
+        .collect();
+    srs_of(st, &vdis)
+}
+
 /// The SRs of these VDIs (those that exist).
 pub fn srs_of(st: &State, vdis: &[String]) -> BTreeSet<String> {
     vdis.iter().filter_map(|v| st.get(&CLASS_VDI, v).map(|r| r.read(fields::vdi::SR).into_string())).collect()
