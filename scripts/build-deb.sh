@@ -44,5 +44,6 @@ fi
 as_root dpkg -i "$deb" >/dev/null
 trap 'as_root dpkg --purge xapi-rs >/dev/null' EXIT
 systemd-analyze verify /lib/systemd/system/xapid.service
+getent passwd xapi-qemu >/dev/null || { echo "the package made no xapi-qemu user" >&2; exit 1; }
 /usr/sbin/xapid --version
 echo "package ok: $deb"

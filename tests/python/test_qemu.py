@@ -6,6 +6,7 @@ a boot under TCG takes about 20 s. Without QEMU or the guest the module is
 skipped, unless CI is set: then it fails."""
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -74,12 +75,14 @@ def qemu_pids(x):
     for p in os.listdir("/proc"):
         if not p.isdigit():
             continue
+        # QEMU runs in its VM's directory (its names are relative to it).
         try:
             with open("/proc/%s/cmdline" % p, "rb") as f:
                 cmd = f.read().decode(errors="replace")
+            cwd = os.readlink("/proc/%s/cwd" % p)
         except OSError:
             continue
-        if "qemu-system" in cmd and os.path.join(x.data_dir, "qemu") in cmd:
+        if "qemu-system" in cmd and cwd.startswith(os.path.join(x.data_dir, "qemu") + "/"):
             out.append(int(p))
     return out
 
@@ -212,6 +215,20 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     with open("/proc/%d/cmdline" % pid, "rb") as f:
         cmd = f.read().split(b"\0")
     assert b"-sandbox" in cmd and b"tcp:" not in b" ".join(cmd)
+    listening = [l.split() for l in open("/proc/%d/net/tcp" % pid).read().splitlines()[1:]
+                 + open("/proc/%d/net/tcp6" % pid).read().splitlines()[1:]]
+    inodes = {l[9] for l in listening if l[3] == "0A"}  # LISTEN
+    fds = [os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)]
+    assert not [f for f in fds if f.startswith("socket:[") and f[8:-1] in inodes], "QEMU listens on TCP"
+    # QEMU runs as an unprivileged user of its own, and opened no host file
+    # by name: its disk and kernel are descriptors the server handed it.
+    status = dict(l.split(":", 1) for l in open("/proc/%d/status" % pid).read().splitlines() if ":" in l)
+    uids = status["Uid"].split()
+    assert len(set(uids)) == 1 and uids[0] != "0", status["Uid"]
+    assert pwd.getpwuid(int(uids[0])).pw_name == "xapi-qemu"
+    assert status["CapEff"].strip() == "0" * 16, status["CapEff"]
+    assert any(a.startswith(b"/proc/self/fd/") for a in cmd), cmd
+    assert any(a.startswith(b"fd=") for a in cmd), cmd  # -add-fd of the disk
 
     # The real agent fills the guest metrics.
     def gm():

@@ -71,7 +71,7 @@ $IP -n wire addr add 10.30.0.100/24 dev bondsw
 $IP -n wire link set trunk up
 $IP -n wire link set bondsw up
 mkdir -p /var/lib/xapi-rs
-XAPI_ROOT_PASSWORD=%(password)s XAPI_LOG=info /usr/local/bin/xapid --backend qemu --nics %(nics_csv)s \
+XAPI_ROOT_PASSWORD=%(password)s XAPI_LOG=info /usr/local/bin/xapid --backend qemu --nics %(nics_csv)s --qemu-user root \
     --http 0.0.0.0:80 --login-failure-delay-ms 0 --address 10.0.2.15 \
     >/var/log/xapid.log 2>&1 &
 echo "%(ready)s"

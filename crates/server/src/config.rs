@@ -6,6 +6,8 @@ use std::time::Duration;
 
 /// Where the pool database engine listens unless told otherwise.
 pub const DEFAULT_POOL_PORT: u16 = 8998;
+/// The user QEMU processes run as (the QEMU backend, when xapid is root).
+pub const DEFAULT_QEMU_USER: &str = backend::qemu::confine::DEFAULT_USER;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -84,6 +86,9 @@ pub struct Config {
     /// The interfaces that are this host's NICs (`--nics`), instead of the
     /// ones with a hardware device (the QEMU backend).
     pub nics: Option<Vec<String>>,
+    /// The unprivileged user QEMU runs as when the server runs as root
+    /// (`--qemu-user`; "root" keeps QEMU as root).
+    pub qemu_user: String,
 }
 
 impl Config {
@@ -134,6 +139,7 @@ impl Default for Config {
             db_restore_fuse: Duration::from_secs(30),
             guest_kernel_dirs: vec![],
             nics: None,
+            qemu_user: DEFAULT_QEMU_USER.to_string(),
         }
     }
 }

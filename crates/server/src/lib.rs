@@ -353,6 +353,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         run_dir: cfg.data_dir.join("qemu"),
         kernel_dirs: cfg.guest_kernel_dirs.clone(),
         nics: cfg.nics.clone(),
+        user: Some(cfg.qemu_user.clone()),
         ..Default::default()
     };
     let backend = backend::Backend::by_name(&cfg.backend, cfg.sim.clone(), qemu)

@@ -58,6 +58,11 @@ struct Args {
     /// with veths in a network namespace.
     #[arg(long, env = "XAPI_NICS", value_name = "IFACES", value_delimiter = ',')]
     nics: Option<Vec<String>>,
+    /// The unprivileged user each QEMU process runs as when xapid runs as
+    /// root (QEMU backend; made on first start if missing; `root` keeps
+    /// QEMU as root).
+    #[arg(long, value_name = "USER", default_value = server::config::DEFAULT_QEMU_USER)]
+    qemu_user: String,
     /// The host name the API reports.
     #[arg(long)]
     hostname: Option<String>,
@@ -194,6 +199,7 @@ async fn run(args: Args) -> ExitCode {
         backend: args.backend,
         guest_kernel_dirs: args.guest_kernel_dir,
         nics: args.nics,
+        qemu_user: args.qemu_user,
         hostname,
         address: args.address,
         pool_port: args.pool_port,

@@ -3,35 +3,48 @@
 
 use super::probe::Accel;
 use crate::{BackendError, BootDevice, DiskFormat, DomainSpec, Nic, Result, Vga};
+use std::collections::BTreeMap;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
-/// The files of one domain's directory (`<run dir>/<vm uuid>/`).
+/// The files of one domain's directory (`<run dir>/<vm uuid>/`). QEMU runs
+/// in that directory and is given the names relative to it (the consts).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layout {
     pub dir: PathBuf,
 }
+
+pub const QMP: &str = "qmp.sock";
+pub const AGENT: &str = "qga.sock";
+pub const VNC: &str = "vnc.sock";
+pub const SERIAL: &str = "serial.sock";
+pub const SERIAL_LOG: &str = "serial.log";
+pub const PIDFILE: &str = "qemu.pid";
+/// Where QEMU sends its state on suspend (we listen) or reads it on resume
+/// (it listens).
+pub const MIGRATION: &str = "migration.sock";
 
 impl Layout {
     pub fn new(run_dir: &Path, uuid: &str) -> Layout {
         Layout { dir: run_dir.join(uuid) }
     }
     pub fn qmp(&self) -> PathBuf {
-        self.dir.join("qmp.sock")
+        self.dir.join(QMP)
     }
     pub fn agent(&self) -> PathBuf {
-        self.dir.join("qga.sock")
+        self.dir.join(AGENT)
     }
     pub fn vnc(&self) -> PathBuf {
-        self.dir.join("vnc.sock")
+        self.dir.join(VNC)
     }
     pub fn serial(&self) -> PathBuf {
-        self.dir.join("serial.sock")
+        self.dir.join(SERIAL)
     }
     pub fn serial_log(&self) -> PathBuf {
-        self.dir.join("serial.log")
+        self.dir.join(SERIAL_LOG)
     }
     pub fn pidfile(&self) -> PathBuf {
-        self.dir.join("qemu.pid")
+        self.dir.join(PIDFILE)
     }
     /// QEMU's own stderr.
     pub fn log(&self) -> PathBuf {
@@ -41,10 +54,8 @@ impl Layout {
     pub fn domid(&self) -> PathBuf {
         self.dir.join("domid")
     }
-    /// Where QEMU sends its state on suspend (we listen) or reads it on
-    /// resume (it listens).
     pub fn migration(&self) -> PathBuf {
-        self.dir.join("migration.sock")
+        self.dir.join(MIGRATION)
     }
 }
 
@@ -62,6 +73,10 @@ pub struct Launch {
     pub sandbox: bool,
     /// The domain's id: its NICs' taps are named after it.
     pub domid: i64,
+    /// The descriptor QEMU inherits for each disk with an image (by
+    /// device), and for each NIC's tap: it opens no host file by name.
+    pub disk_fds: BTreeMap<String, RawFd>,
+    pub tap_fds: BTreeMap<String, RawFd>,
 }
 
 /// Where a guest finds its data items in QEMU's firmware configuration
@@ -93,10 +108,6 @@ pub fn guest_data_items(spec: &DomainSpec) -> (Vec<(String, String)>, Vec<String
 /// QEMU's option syntax doubles commas inside values.
 fn esc(s: &str) -> String {
     s.replace(',', ",,")
-}
-
-fn esc_path(p: &Path) -> String {
-    esc(&p.display().to_string())
 }
 
 /// The id QEMU knows a disk device by, from the VBD's userdevice.
@@ -159,18 +170,31 @@ fn mib(bytes: i64) -> i64 {
     (bytes + (1 << 20) - 1) >> 20
 }
 
-/// The `-blockdev` value of a disk image.
-pub fn blockdev(node: &str, path: &Path, format: DiskFormat, read_only: bool) -> String {
-    let driver = match format {
+/// QEMU's name of a disk format.
+pub fn format_name(format: DiskFormat) -> &'static str {
+    match format {
         DiskFormat::Raw => "raw",
         DiskFormat::Qcow2 => "qcow2",
-    };
+    }
+}
+
+/// The name QEMU opens fd set `set` by.
+pub fn fdset_path(set: i64) -> String {
+    format!("/dev/fdset/{set}")
+}
+
+/// The `-blockdev` value of a disk image in fd set `set`.
+pub fn blockdev(node: &str, set: i64, format: DiskFormat, read_only: bool) -> String {
     let ro = if read_only { "on" } else { "off" };
-    format!("driver={driver},node-name={node},read-only={ro},file.driver=file,file.filename={}", esc_path(path))
+    format!(
+        "driver={},node-name={node},read-only={ro},file.driver=file,file.filename={}",
+        format_name(format),
+        fdset_path(set)
+    )
 }
 
 /// The whole argv after the binary.
-pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &Launch) -> Result<Vec<String>> {
+pub fn command_line(spec: &DomainSpec, accel: Accel, launch: &Launch) -> Result<Vec<String>> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
     if spec.memory.target <= 0 {
@@ -237,20 +261,17 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &L
         push(&["-boot", &format!("order={order}")]);
     }
     // Control and console channels: Unix sockets only, no TCP listener.
-    push(&["-qmp", &format!("unix:{},server=on,wait=off", esc_path(&layout.qmp()))]);
-    push(&["-pidfile", &layout.pidfile().display().to_string()]);
+    // (No -pidfile: QEMU resolves its path from /, which its user may not
+    // traverse; the backend writes it.)
+    push(&["-qmp", &format!("unix:{QMP},server=on,wait=off")]);
     let vga = match p.vga {
         Vga::Std => "VGA",
         Vga::Cirrus => "cirrus-vga",
     };
-    push(&["-display", "none", "-device", vga, "-vnc", &format!("unix:{}", esc_path(&layout.vnc()))]);
+    push(&["-display", "none", "-device", vga, "-vnc", &format!("unix:{VNC}")]);
     push(&[
         "-chardev",
-        &format!(
-            "socket,id=ser0,path={},server=on,wait=off,logfile={},logappend=on",
-            esc_path(&layout.serial()),
-            esc_path(&layout.serial_log())
-        ),
+        &format!("socket,id=ser0,path={SERIAL},server=on,wait=off,logfile={SERIAL_LOG},logappend=on"),
         "-serial",
         "chardev:ser0",
     ]);
@@ -258,7 +279,7 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &L
         "-device",
         "virtio-serial-pci,id=vser0",
         "-chardev",
-        &format!("socket,id=qga0,path={},server=on,wait=off", esc_path(&layout.agent())),
+        &format!("socket,id=qga0,path={AGENT},server=on,wait=off"),
         "-device",
         "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
     ]);
@@ -267,8 +288,15 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &L
         let id = disk_id(&d.device)?;
         let node = node_id(&d.device)?;
         let drive = match &d.path {
-            Some(p) => {
-                push(&["-blockdev", &blockdev(&node, p, d.format, d.read_only || d.cdrom)]);
+            Some(_) => {
+                let fd = *launch
+                    .disk_fds
+                    .get(&d.device)
+                    .ok_or_else(|| BackendError::Internal(format!("disk {} was not opened", d.device)))?;
+                // The fd set's id is the descriptor's number: unique, and
+                // below the ids QEMU hands out for later plugs it is not.
+                push(&["-add-fd", &format!("fd={fd},set={fd},opaque={id}")]);
+                push(&["-blockdev", &blockdev(&node, fd.into(), d.format, d.read_only || d.cdrom)]);
                 format!(",drive={node}")
             }
             None if d.cdrom => String::new(),
@@ -288,14 +316,18 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, layout: &Layout, launch: &L
     if spec.nics.is_empty() {
         push(&["-nic", "none"]);
     }
-    // Each NIC on a tap QEMU makes (and removes when it exits, so a crash
-    // leaves none); the backend joins it to its bridge before the guest runs.
+    // Each NIC on a tap the backend made and QEMU holds (it goes when QEMU
+    // exits, so a crash leaves none); the backend joins it to its bridge
+    // before the guest runs.
     for n in &spec.nics {
         let (id, netdev) = (nic_id(&n.device)?, netdev_id(&n.device)?);
         check_mac(n)?;
-        let tap = crate::linux::ports::tap_name(launch.domid, &n.device)?;
+        let fd = launch
+            .tap_fds
+            .get(&n.device)
+            .ok_or_else(|| BackendError::Internal(format!("NIC {} has no tap", n.device)))?;
         let model = if spec.hvm { "e1000" } else { "virtio-net-pci" };
-        push(&["-netdev", &format!("tap,id={netdev},ifname={tap},script=no,downscript=no")]);
+        push(&["-netdev", &format!("tap,id={netdev},fd={fd}")]);
         let addr = nic_slot(&n.device).map(|s| format!(",addr={s:#x}")).unwrap_or_default();
         push(&["-device", &format!("{model},netdev={netdev},mac={},id={id}{addr}", n.mac)]);
     }
@@ -330,14 +362,13 @@ mod tests {
 
     #[test]
     fn direct_kernel_boot_with_sockets_only() {
-        let layout = Layout::new(Path::new("/d,x/qemu"), "u");
         let launch = Launch {
             kernel: Some("/var/lib/xcp/guest/vmlinuz".into()),
             ramdisk: Some("/var/lib/xcp/guest/initrd".into()),
             sandbox: true,
             ..Default::default()
         };
-        let argv = command_line(&spec(), Accel::Tcg, &layout, &launch).unwrap();
+        let argv = command_line(&spec(), Accel::Tcg, &launch).unwrap();
         assert!(argv.contains(&"-S".to_string()) && argv.contains(&"-no-reboot".to_string()));
         assert_eq!(after(&argv, "-accel"), ["tcg"]);
         assert_eq!(after(&argv, "-m"), ["size=256M,slots=1,maxmem=512M"]);
@@ -345,8 +376,10 @@ mod tests {
         assert_eq!(after(&argv, "-name"), ["guest=a,, b,debug-threads=on"]);
         assert_eq!(after(&argv, "-kernel"), ["/var/lib/xcp/guest/vmlinuz"]);
         assert_eq!(after(&argv, "-append"), ["console=ttyS0"]);
-        assert_eq!(after(&argv, "-qmp"), ["unix:/d,,x/qemu/u/qmp.sock,server=on,wait=off"]);
-        assert_eq!(after(&argv, "-vnc"), ["unix:/d,,x/qemu/u/vnc.sock"]);
+        // Names relative to the domain directory QEMU runs in.
+        assert_eq!(after(&argv, "-qmp"), ["unix:qmp.sock,server=on,wait=off"]);
+        assert_eq!(after(&argv, "-vnc"), ["unix:vnc.sock"]);
+        assert!(after(&argv, "-pidfile").is_empty());
         assert_eq!(after(&argv, "-nic"), ["none"]);
         assert!(after(&argv, "-sandbox")[0].contains("spawn=deny"));
         assert!(after(&argv, "-boot").is_empty());
@@ -361,15 +394,14 @@ mod tests {
     fn platform_flags() {
         let mut s = spec();
         s.platform = crate::Platform { acpi: false, nx: false, cores_per_socket: Some(2), vga: Vga::Cirrus };
-        let layout = Layout::new(Path::new("/q"), "u");
-        let argv = command_line(&s, Accel::Tcg, &layout, &Launch::default()).unwrap();
+        let argv = command_line(&s, Accel::Tcg, &Launch::default()).unwrap();
         assert_eq!(after(&argv, "-machine"), ["pc,acpi=off"]);
         assert_eq!(after(&argv, "-cpu"), ["qemu64,-nx"]);
         assert_eq!(after(&argv, "-smp"), ["cpus=2,maxcpus=4,sockets=2,cores=2,threads=1"]);
         let devs = after(&argv, "-device");
         assert!(devs.contains(&"cirrus-vga") && !devs.contains(&"VGA"), "{devs:?}");
         let uefi = Launch { firmware: Some("/usr/share/ovmf/OVMF.fd".into()), ..Default::default() };
-        assert!(after(&command_line(&s, Accel::Tcg, &layout, &uefi).unwrap(), "-cpu").is_empty());
+        assert!(after(&command_line(&s, Accel::Tcg, &uefi).unwrap(), "-cpu").is_empty());
         s.guest_data = [
             ("vm-data/greeting", "hello, world"),
             ("vm-data/a,b", "x"),
@@ -379,11 +411,11 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let argv = command_line(&s, Accel::Tcg, &layout, &Launch::default()).unwrap();
+        let argv = command_line(&s, Accel::Tcg, &Launch::default()).unwrap();
         assert_eq!(after(&argv, "-fw_cfg"), ["name=opt/xenstore/vm-data/greeting,string=hello,, world"]);
         assert_eq!(guest_data_items(&s).1.len(), 3);
         s.platform.cores_per_socket = Some(3);
-        assert!(command_line(&s, Accel::Tcg, &layout, &Launch::default()).is_err());
+        assert!(command_line(&s, Accel::Tcg, &Launch::default()).is_err());
     }
 
     #[test]
@@ -401,19 +433,26 @@ mod tests {
             Disk { device: "3".into(), path: None, format: DiskFormat::Raw, read_only: true, cdrom: true },
         ];
         s.nics = vec![Nic { device: "0".into(), mac: "02:00:00:00:00:01".into(), ..Default::default() }];
-        let layout = Layout::new(Path::new("/q"), "u");
-        let argv =
-            command_line(&s, Accel::Kvm, &layout, &Launch { incoming: true, domid: 7, ..Default::default() }).unwrap();
+        let fds = |pairs: &[(&str, RawFd)]| pairs.iter().map(|(d, f)| (d.to_string(), *f)).collect();
+        let mut launch = Launch {
+            incoming: true,
+            domid: 7,
+            disk_fds: fds(&[("0", 21), ("5", 23)]),
+            tap_fds: fds(&[("0", 22)]),
+            ..Default::default()
+        };
+        let argv = command_line(&s, Accel::Kvm, &launch).unwrap();
         assert_eq!(after(&argv, "-m"), ["size=256M"]);
         assert_eq!(
             after(&argv, "-blockdev"),
-            ["driver=qcow2,node-name=node-vbd-0,read-only=off,file.driver=file,file.filename=/sr/a.qcow2"]
+            ["driver=qcow2,node-name=node-vbd-0,read-only=off,file.driver=file,file.filename=/dev/fdset/21"]
         );
+        assert_eq!(after(&argv, "-add-fd"), ["fd=21,set=21,opaque=vbd-0"]);
         let devs = after(&argv, "-device");
         assert!(devs.contains(&"virtio-blk-pci,id=vbd-0,drive=node-vbd-0"), "{devs:?}");
         assert!(devs.contains(&"ide-cd,bus=ide.1,unit=1,id=vbd-3"), "{devs:?}");
         assert!(devs.contains(&"virtio-net-pci,netdev=net-vif-0,mac=02:00:00:00:00:01,id=vif-0,addr=0x10"), "{devs:?}");
-        assert_eq!(after(&argv, "-netdev"), ["tap,id=net-vif-0,ifname=vif7.0,script=no,downscript=no"]);
+        assert_eq!(after(&argv, "-netdev"), ["tap,id=net-vif-0,fd=22"]);
         assert_eq!(after(&argv, "-boot"), ["order=cd"]);
         assert_eq!(after(&argv, "-incoming"), ["defer"]);
         assert!(after(&argv, "-nic").is_empty());
@@ -421,18 +460,24 @@ mod tests {
         // HVM disks are emulated IDE, which has four places.
         s.hvm = true;
         s.boot_order = vec![BootDevice::Cdrom, BootDevice::Disk];
-        let argv = command_line(&s, Accel::Kvm, &layout, &Launch::default()).unwrap();
+        launch.incoming = false;
+        let argv = command_line(&s, Accel::Kvm, &launch).unwrap();
         assert!(after(&argv, "-device").contains(&"ide-hd,bus=ide.0,unit=0,id=vbd-0,drive=node-vbd-0"));
         assert_eq!(after(&argv, "-boot"), ["order=dc"]);
         s.disks[0].device = "5".into();
-        assert!(matches!(command_line(&s, Accel::Kvm, &layout, &Launch::default()), Err(BackendError::Unsupported(_))));
+        assert!(matches!(command_line(&s, Accel::Kvm, &launch), Err(BackendError::Unsupported(_))));
         s.disks[0].device = "x,y".into();
-        assert!(matches!(command_line(&s, Accel::Kvm, &layout, &Launch::default()), Err(BackendError::Internal(_))));
+        assert!(matches!(command_line(&s, Accel::Kvm, &launch), Err(BackendError::Internal(_))));
+        // Nothing is opened by name: a disk or NIC without its descriptor is a bug.
+        s.disks[0].device = "1".into();
+        assert!(matches!(command_line(&s, Accel::Kvm, &launch), Err(BackendError::Internal(_))));
         s.disks.clear();
+        s.hvm = false;
+        assert!(command_line(&s, Accel::Kvm, &Launch::default()).is_err());
         s.nics[0].mac = "nope".into();
-        assert!(command_line(&s, Accel::Kvm, &layout, &Launch::default()).is_err());
+        assert!(command_line(&s, Accel::Kvm, &Launch::default()).is_err());
         s.nics.clear();
         s.memory.target = 0;
-        assert!(command_line(&s, Accel::Kvm, &layout, &Launch::default()).is_err());
+        assert!(command_line(&s, Accel::Kvm, &Launch::default()).is_err());
     }
 }

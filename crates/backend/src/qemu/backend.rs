@@ -10,6 +10,7 @@
 
 use super::agent::Agent;
 use super::argv::{self, Launch, Layout};
+use super::confine::{self, ChildSetup, RunAs};
 use super::probe::{self, Accel, Probe};
 use super::qmp::{Event, EventKind, Qmp};
 use super::QmpError;
@@ -17,6 +18,7 @@ use crate::linux::{ports, Net};
 use crate::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,6 +57,9 @@ pub struct QemuConfig {
     /// The interfaces that are the host's NICs (xapid's `--nics`); None:
     /// every interface backed by a device.
     pub nics: Option<Vec<String>>,
+    /// The unprivileged user QEMU runs as (made on first start) when the
+    /// server runs as root; None or "root": as the server itself.
+    pub user: Option<String>,
 }
 
 impl Default for QemuConfig {
@@ -68,6 +73,7 @@ impl Default for QemuConfig {
             unplug_timeout: Duration::from_secs(30),
             sandbox: true,
             nics: None,
+            user: Some(confine::DEFAULT_USER.to_string()),
         }
     }
 }
@@ -100,6 +106,8 @@ struct Dom {
 
 struct Inner {
     cfg: QemuConfig,
+    /// Who QEMU runs as; None: as the server.
+    user: Option<RunAs>,
     probe: Probe,
     allowed: Vec<PathBuf>,
     domains: Mutex<HashMap<String, Dom>>,
@@ -165,7 +173,30 @@ impl Qemu {
     /// prepare the run directory.
     pub async fn start(cfg: QemuConfig) -> std::result::Result<Qemu, String> {
         let probe = probe::probe(cfg.binary.as_deref()).await.map_err(|e| e.to_string())?;
-        tracing::info!(accel = %probe.accel, qemu = %probe.qemu.version_line, "QEMU backend ready");
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let user = match cfg.user.as_deref() {
+            Some(name) if root && name != "root" => {
+                let u = confine::ensure_user(name)?;
+                if probe.accel == Accel::Kvm && !confine::may_use_kvm(&u) {
+                    // A /dev/kvm only root may open: KVM beats the user here.
+                    tracing::warn!(user = name, "/dev/kvm is root's only: QEMU runs as root");
+                    None
+                } else {
+                    Some(u)
+                }
+            }
+            Some("root") if root => {
+                tracing::warn!("QEMU runs as root, as configured");
+                None
+            }
+            _ => None,
+        };
+        let runs_as = user.as_ref().map(|u| u.name.clone()).unwrap_or_else(|| {
+            // SAFETY: as above.
+            confine::user_name(unsafe { libc::geteuid() })
+        });
+        tracing::info!(accel = %probe.accel, qemu = %probe.qemu.version_line, user = %runs_as, "QEMU backend ready");
         std::fs::create_dir_all(&cfg.run_dir).map_err(|e| format!("{}: {e}", cfg.run_dir.display()))?;
         let mut allowed = vec![PathBuf::from(GUEST_DIR)];
         allowed.extend(cfg.kernel_dirs.iter().cloned());
@@ -188,6 +219,7 @@ impl Qemu {
             meter: Mutex::new(meter),
             net,
             cfg,
+            user,
             probe,
             allowed,
             domains: Mutex::new(HashMap::new()),
@@ -248,12 +280,22 @@ impl Qemu {
         Ok(real)
     }
 
-    fn launch(&self, spec: &DomainSpec, incoming: bool) -> Result<Launch> {
+    /// The launch decisions, and the files QEMU is to inherit (opened here,
+    /// checked; see [`confine`]).
+    fn launch(&self, spec: &DomainSpec, incoming: bool) -> Result<(Launch, Vec<OwnedFd>)> {
         let mut l = Launch { incoming, sandbox: self.0.cfg.sandbox, ..Default::default() };
+        let mut fds = Vec::new();
+        // QEMU reads the very file checked, through its descriptor.
+        let pass = |path: PathBuf, fds: &mut Vec<OwnedFd>| -> Result<PathBuf> {
+            let fd = confine::open_image(&path, true)?;
+            let name = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            fds.push(fd);
+            Ok(name)
+        };
         if !spec.kernel.is_empty() {
-            l.kernel = Some(self.guest_file(&spec.kernel)?);
+            l.kernel = Some(pass(self.guest_file(&spec.kernel)?, &mut fds)?);
             if !spec.ramdisk.is_empty() {
-                l.ramdisk = Some(self.guest_file(&spec.ramdisk)?);
+                l.ramdisk = Some(pass(self.guest_file(&spec.ramdisk)?, &mut fds)?);
             }
         }
         if spec.firmware == Firmware::Uefi {
@@ -266,12 +308,12 @@ impl Qemu {
         }
         for d in &spec.disks {
             if let Some(p) = &d.path {
-                if !p.is_file() {
-                    return Err(BackendError::MissingFile(p.clone()));
-                }
+                let fd = open_disk(p, d.format, d.read_only || d.cdrom)?;
+                l.disk_fds.insert(d.device.clone(), fd.as_raw_fd());
+                fds.push(fd);
             }
         }
-        Ok(l)
+        Ok((l, fds))
     }
 
     /// Start QEMU for `spec`, paused, and connect to it. Returns the domid.
@@ -283,7 +325,7 @@ impl Qemu {
         if self.doms().contains_key(&spec.uuid) {
             return Err(BackendError::internal(format!("domain for VM {} already exists", spec.uuid)));
         }
-        let launch = self.launch(spec, incoming)?;
+        let (launch, mut fds) = self.launch(spec, incoming)?;
         if let Some(free) = available_memory() {
             if spec.memory.target > free {
                 return Err(BackendError::NoMemory { needed: spec.memory.target, free });
@@ -292,8 +334,13 @@ impl Qemu {
         let layout = Layout::new(&self.0.cfg.run_dir, &spec.uuid);
         // Taken now: the NICs' taps on the command line are named after it.
         let domid = self.0.next_domid.fetch_add(1, Ordering::SeqCst);
-        let launch = Launch { domid, ..launch };
-        let args = argv::command_line(spec, self.0.probe.accel, &layout, &launch)?;
+        let mut launch = Launch { domid, ..launch };
+        for n in &spec.nics {
+            let fd = confine::open_tap(&ports::tap_name(domid, &n.device)?)?;
+            launch.tap_fds.insert(n.device.clone(), fd.as_raw_fd());
+            fds.push(fd);
+        }
+        let args = argv::command_line(spec, self.0.probe.accel, &launch)?;
         // A directory left by a process that is gone (adopt cleans up the
         // ones it finds; this covers a VM started again before that).
         if let Some(pid) = read_pid(&layout) {
@@ -305,7 +352,12 @@ impl Qemu {
         std::fs::create_dir_all(&layout.dir).map_err(|e| io_err(layout.dir.display().to_string(), e))?;
         std::fs::write(layout.domid(), domid.to_string()).map_err(|e| io_err("writing the domid".into(), e))?;
         let log = std::fs::File::create(layout.log()).map_err(|e| io_err("creating qemu.log".into(), e))?;
-        let mut child = tokio::process::Command::new(&self.0.probe.qemu.binary)
+        confine::hand_over(&layout.dir, self.0.user.as_ref())?;
+        let setup = ChildSetup::new(&layout.dir, fds.iter().map(|f| f.as_raw_fd()).collect(), self.0.user.clone())?;
+        let mut cmd = tokio::process::Command::new(&self.0.probe.qemu.binary);
+        // SAFETY: `apply` makes only async-signal-safe calls.
+        unsafe { cmd.pre_exec(move || setup.apply()) };
+        let mut child = cmd
             .args(&args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -315,8 +367,12 @@ impl Qemu {
             .kill_on_drop(false)
             .spawn()
             .map_err(|e| BackendError::Hypervisor(format!("cannot run {}: {e}", self.0.probe.qemu.binary.display())))?;
+        // QEMU has its copies: a tap now lives as long as QEMU.
+        drop(fds);
         let pid = child.id().unwrap_or(0);
         let mut guard = Spawned { pid, dir: layout.dir.clone(), armed: true };
+        // What a restarted server finds it by (adopt).
+        std::fs::write(layout.pidfile(), format!("{pid}\n")).map_err(|e| io_err("writing the pidfile".into(), e))?;
         tracing::info!(vm_uuid = %spec.uuid, domid, pid, "started QEMU");
         let deadline = Instant::now() + START_TIMEOUT;
         let (qmp, events) = loop {
@@ -830,12 +886,16 @@ impl Qemu {
         let sock = layout.migration();
         let _ = std::fs::remove_file(&sock);
         let listener = tokio::net::UnixListener::bind(&sock).map_err(|e| io_err(sock.display().to_string(), e))?;
+        if let Some(u) = &self.0.user {
+            std::os::unix::fs::lchown(&sock, Some(u.uid), Some(u.gid))
+                .map_err(|e| io_err(format!("giving {} to {}", sock.display(), u.name), e))?;
+        }
         let copy = tokio::spawn(async move {
             let (conn, _) = listener.accept().await?;
             sink(conn).await
         });
         let res = async {
-            qmp.execute("migrate", json!({ "uri": format!("unix:{}", sock.display()) }))
+            qmp.execute("migrate", json!({ "uri": format!("unix:{}", argv::MIGRATION) }))
                 .await
                 .map_err(|e| hv("migrate", e))?;
             let deadline = Instant::now() + MIGRATION_TIMEOUT;
@@ -940,7 +1000,7 @@ impl Qemu {
     async fn start_incoming(&self, uuid: &str) -> Result<PathBuf> {
         let (qmp, layout) = self.with(uuid, |d| (d.qmp.clone(), d.layout.clone()))?;
         let sock = layout.migration();
-        qmp.execute("migrate-incoming", json!({ "uri": format!("unix:{}", sock.display()) }))
+        qmp.execute("migrate-incoming", json!({ "uri": format!("unix:{}", argv::MIGRATION) }))
             .await
             .map_err(|e| hv("migrate-incoming", e))?;
         Ok(sock)
@@ -1061,21 +1121,20 @@ impl Qemu {
         let (id, node) = (argv::disk_id(&disk.device)?, argv::node_id(&disk.device)?);
         let path =
             disk.path.clone().ok_or_else(|| BackendError::internal(format!("disk {} has no image", disk.device)))?;
-        if !path.is_file() {
-            return Err(BackendError::MissingFile(path));
+        let fd = open_disk(&path, disk.format, disk.read_only)?;
+        let set = add_fd(&qmp, &id, &fd).await?;
+        let file = json!({ "driver": "file", "filename": argv::fdset_path(set) });
+        let add = json!({ "driver": argv::format_name(disk.format), "node-name": node, "read-only": disk.read_only, "file": file });
+        if let Err(e) = qmp.execute("blockdev-add", add).await {
+            remove_fdsets(&qmp, uuid, &id, None).await;
+            return Err(hv("blockdev-add", e));
         }
-        let format = match disk.format {
-            DiskFormat::Raw => "raw",
-            DiskFormat::Qcow2 => "qcow2",
-        };
-        let file = json!({ "driver": "file", "filename": path.display().to_string() });
-        let add = json!({ "driver": format, "node-name": node, "read-only": disk.read_only, "file": file });
-        qmp.execute("blockdev-add", add).await.map_err(|e| hv("blockdev-add", e))?;
         if let Err(e) = qmp.execute("device_add", json!({ "driver": "virtio-blk-pci", "drive": node, "id": id })).await
         {
             if let Err(e2) = qmp.execute("blockdev-del", json!({ "node-name": node })).await {
                 tracing::warn!(vm_uuid = %uuid, "blockdev-del after a failed device_add: {e2}");
             }
+            remove_fdsets(&qmp, uuid, &id, None).await;
             return Err(hv("device_add", e));
         }
         self.with(uuid, |d| d.spec.disks.push(disk.clone()))?;
@@ -1094,6 +1153,7 @@ impl Qemu {
             // Empty CD drives and drives already gone have no node.
             tracing::debug!(vm_uuid = %uuid, device, "blockdev-del: {e}");
         }
+        remove_fdsets(&qmp, uuid, &id, None).await;
         self.with(uuid, |d| d.spec.disks.retain(|x| x.device != device))?;
         Ok(())
     }
@@ -1125,14 +1185,21 @@ impl Qemu {
         let qmp = self.qmp(uuid)?;
         match &path {
             Some(p) => {
-                if !p.is_file() {
-                    return Err(BackendError::MissingFile(p.clone()));
+                let fd = confine::open_image(p, true)?;
+                let set = add_fd(&qmp, &id, &fd).await?;
+                let args = json!({ "id": id, "filename": argv::fdset_path(set), "format": "raw", "read-only-mode": "read-only" });
+                if let Err(e) = qmp.execute("blockdev-change-medium", args).await {
+                    if let Err(e2) = qmp.execute("remove-fd", json!({ "fdset-id": set })).await {
+                        tracing::warn!(vm_uuid = %uuid, device, "remove-fd after a failed medium change: {e2}");
+                    }
+                    return Err(hv("blockdev-change-medium", e));
                 }
-                let args = json!({ "id": id, "filename": p.display().to_string(), "format": "raw", "read-only-mode": "read-only" });
-                qmp.execute("blockdev-change-medium", args).await.map_err(|e| hv("blockdev-change-medium", e))?;
+                // The image it replaced, if any, is closed.
+                remove_fdsets(&qmp, uuid, &id, Some(set)).await;
             }
             None => {
                 qmp.execute("eject", json!({ "id": id, "force": true })).await.map_err(|e| hv("eject", e))?;
+                remove_fdsets(&qmp, uuid, &id, None).await;
             }
         }
         self.with(uuid, |d| {
@@ -1159,8 +1226,17 @@ impl Qemu {
                 }
             });
         }
-        let add = json!({ "type": "tap", "id": netdev, "ifname": tap, "script": "no", "downscript": "no" });
-        qmp.execute("netdev_add", add).await.map_err(|e| hv("netdev_add", e))?;
+        // Made here and handed over (QEMU's user may not make taps).
+        let fd = confine::open_tap(&tap)?;
+        qmp.execute_with_fd("getfd", json!({ "fdname": netdev }), fd.as_fd()).await.map_err(|e| hv("getfd", e))?;
+        drop(fd);
+        let add = json!({ "type": "tap", "id": netdev, "fd": netdev });
+        if let Err(e) = qmp.execute("netdev_add", add).await {
+            if let Err(e2) = qmp.execute("closefd", json!({ "fdname": netdev })).await {
+                tracing::warn!(vm_uuid = %uuid, "closefd after a failed netdev_add: {e2}");
+            }
+            return Err(hv("netdev_add", e));
+        }
         let model = if hvm { "e1000" } else { "virtio-net-pci" };
         let mut dev = json!({ "driver": model, "netdev": netdev, "mac": nic.mac, "id": id });
         if let Some(slot) = argv::nic_slot(&nic.device) {
@@ -1381,11 +1457,48 @@ fn read_pid(layout: &Layout) -> Option<u32> {
     std::fs::read_to_string(layout.pidfile()).ok()?.trim().parse().ok()
 }
 
-/// Whether `pid` is a QEMU of this domain directory (not a recycled pid).
+/// Whether `pid` is a QEMU of this domain directory (not a recycled pid):
+/// QEMU runs in its domain directory.
 fn owns(pid: u32, layout: &Layout) -> bool {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let want = layout.qmp().display().to_string();
-    String::from_utf8_lossy(&cmdline).contains(&want)
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
+    let qemu = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.windows(4).any(|w| w == b"qemu"));
+    qemu && cwd.is_some_and(|c| c == layout.dir || std::fs::canonicalize(&layout.dir).is_ok_and(|d| d == c))
+}
+
+/// Hand QEMU an image in a new fd set tagged with the device id; the set.
+async fn add_fd(qmp: &Qmp, id: &str, fd: &OwnedFd) -> Result<i64> {
+    let r = qmp.execute_with_fd("add-fd", json!({ "opaque": id }), fd.as_fd()).await.map_err(|e| hv("add-fd", e))?;
+    r["fdset-id"].as_i64().ok_or_else(|| BackendError::Hypervisor(format!("add-fd answered {r}")))
+}
+
+/// Close the fd sets of device `id` (all, or all but `keep`): QEMU closes
+/// the descriptors once nothing uses them. Failures only leak a descriptor.
+async fn remove_fdsets(qmp: &Qmp, uuid: &str, id: &str, keep: Option<i64>) {
+    let sets = match qmp.execute("query-fdsets", Value::Null).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(vm_uuid = %uuid, device = id, "query-fdsets: {e}");
+            return;
+        }
+    };
+    for set in sets.as_array().into_iter().flatten() {
+        let Some(n) = set["fdset-id"].as_i64() else { continue };
+        let ours = set["fds"].as_array().into_iter().flatten().any(|f| f["opaque"].as_str() == Some(id));
+        if ours && Some(n) != keep {
+            if let Err(e) = qmp.execute("remove-fd", json!({ "fdset-id": n })).await {
+                tracing::warn!(vm_uuid = %uuid, device = id, fdset = n, "remove-fd: {e}");
+            }
+        }
+    }
+}
+
+/// A disk image opened for QEMU (a qcow2 image must not name a backing file).
+fn open_disk(path: &Path, format: DiskFormat, read_only: bool) -> Result<OwnedFd> {
+    let fd = confine::open_image(path, read_only)?;
+    if format == DiskFormat::Qcow2 {
+        confine::check_no_backing(path, &fd)?;
+    }
+    Ok(fd)
 }
 
 /// Remove a domain directory's files, unless a new process already uses it.
@@ -1500,6 +1613,7 @@ mod tests {
     fn backend(run_dir: &Path, allowed: Vec<PathBuf>) -> Qemu {
         let inner = Inner {
             cfg: QemuConfig { run_dir: run_dir.to_path_buf(), ..Default::default() },
+            user: None,
             probe: Probe {
                 qemu: probe::QemuInfo { binary: "/bin/false".into(), version: (7, 2, 0), version_line: String::new() },
                 accel: Accel::Tcg,

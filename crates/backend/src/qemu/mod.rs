@@ -6,12 +6,15 @@
 //!   events delivered on a channel while commands are in flight);
 //! * [`agent`]: a client for qemu-guest-agent on its virtio-serial channel
 //!   (resynchronised with `guest-sync-delimited`);
+//! * [`confine`]: QEMU's own unprivileged user, and the descriptors it is
+//!   handed instead of opening host files;
 //! * [`probe`]: finds `qemu-system-x86_64`, its version, and whether KVM
 //!   really runs guests here or TCG must be used.
 
 pub mod agent;
 pub mod argv;
 mod backend;
+pub mod confine;
 pub mod probe;
 pub mod qmp;
 

@@ -10,11 +10,12 @@
 use super::{command_error, read_until_bounded, request, QmpError};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader, Interest};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
@@ -210,6 +211,27 @@ impl Qmp {
     /// Run a command; `limit` bounds the write and the wait for its reply.
     /// After a timeout the reply, if it comes, is dropped.
     pub async fn execute_timeout(&self, command: &str, arguments: Value, limit: Duration) -> Result<Value, QmpError> {
+        self.run(command, arguments, limit, None).await
+    }
+
+    /// Run a command that takes a descriptor (`add-fd`, `getfd`): `fd` goes
+    /// with the command's bytes (SCM_RIGHTS); QEMU keeps its own copy.
+    pub async fn execute_with_fd(
+        &self,
+        command: &str,
+        arguments: Value,
+        fd: BorrowedFd<'_>,
+    ) -> Result<Value, QmpError> {
+        self.run(command, arguments, self.timeout, Some(fd)).await
+    }
+
+    async fn run(
+        &self,
+        command: &str,
+        arguments: Value,
+        limit: Duration,
+        fd: Option<BorrowedFd<'_>>,
+    ) -> Result<Value, QmpError> {
         let deadline = Instant::now() + limit;
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let line = request(command, arguments, id)?;
@@ -233,7 +255,10 @@ impl Qmp {
                 return Err(QmpError::Closed);
             }
             started.store(true, Ordering::Relaxed);
-            let res = w.write_all(&line).await;
+            let res = match fd {
+                None => w.write_all(&line).await,
+                Some(fd) => write_with_fd(&mut w, &line, fd).await,
+            };
             if res.is_err() {
                 self.shared.broken.store(true, Ordering::Release);
             }
@@ -265,6 +290,46 @@ impl Qmp {
 impl Drop for Qmp {
     fn drop(&mut self) {
         self.reader.abort();
+    }
+}
+
+/// Write `line`, its first bytes carrying `fd` as ancillary data.
+async fn write_with_fd(w: &mut OwnedWriteHalf, line: &[u8], fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    let stream: &UnixStream = w.as_ref();
+    let sent = loop {
+        stream.writable().await?;
+        match stream.try_io(Interest::WRITABLE, || send_fd(stream.as_raw_fd(), line, fd.as_raw_fd())) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => break r?,
+        }
+    };
+    w.write_all(&line[sent..]).await
+}
+
+/// One sendmsg of `bytes` with `fd` in an SCM_RIGHTS message; bytes sent.
+fn send_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> std::io::Result<usize> {
+    // SAFETY: the iovec and control buffer live across the call and are
+    // sized with CMSG_SPACE for one descriptor.
+    unsafe {
+        let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut _, iov_len: bytes.len() };
+        let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        let mut control = vec![0u8; space];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        let n = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
     }
 }
 
