@@ -92,39 +92,18 @@ fn carrier_after(guest: &Serial, plug: impl FnOnce()) -> Duration {
     t1 - t0
 }
 
-/// A QEMU command line of xapi-rs's, re-run by hand: its own run directory,
-/// its own copy of each disk (the original is locked by the running guest),
-/// running at once, its NIC on tap `tap`.
-fn handmade(argv: &[String], run_dir: &str, new_dir: &Path, tap: &str) -> Child {
-    std::fs::create_dir_all(new_dir).expect("run dir");
-    let nd = new_dir.to_string_lossy();
-    let mut args: Vec<String> = Vec::new();
-    for (i, a) in argv[1..].iter().enumerate() {
-        if a == "-S" || a == "-daemonize" {
-            continue;
-        }
-        let mut a = a.replace(run_dir, &nd);
-        if let Some(at) = a.find("file.filename=") {
-            let src = a[at + "file.filename=".len()..].split(',').next().unwrap_or_default().to_string();
-            let copy = new_dir.join(format!("disk{i}"));
-            sh(&["cp", "--sparse=always", &src, &copy.to_string_lossy()]);
-            a = a.replace(&src, &copy.to_string_lossy());
-        }
-        if a.starts_with("tap,") {
-            a = a
-                .split(',')
-                .map(|kv| if kv.starts_with("ifname=") { format!("ifname={tap}") } else { kv.to_string() })
-                .collect::<Vec<_>>()
-                .join(",");
-        }
-        args.push(a);
-    }
-    Command::new(&argv[0]).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("qemu")
-}
-
-fn cmdline(pid: u32) -> Vec<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
-    raw.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+/// A QEMU guest of xapi-rs's (`pid`), re-run by hand: its own run
+/// directory, its own copy of each disk, running at once, its NIC on tap
+/// `tap` (see [`bench::replay_argv`]).
+fn handmade(pid: u32, new_dir: &Path, tap: &str) -> Child {
+    let (bin, args) = bench::replay_argv(pid, new_dir, tap);
+    Command::new(bin)
+        .args(&args)
+        .current_dir(new_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qemu")
 }
 
 fn qmp(sock: &Path, cmds: &[&str]) {
@@ -191,12 +170,12 @@ async fn run() {
         vms.push(vm);
     }
     let mut serials = Vec::new();
-    let mut argvs = Vec::new();
+    let mut pids = Vec::new();
     for vm in &vms {
         let uuid = s.vm().get_uuid(vm).await.expect("uuid");
         let dir = data_dir.join("qemu").join(&uuid);
         let pid: u32 = std::fs::read_to_string(dir.join("qemu.pid")).expect("pid").trim().parse().expect("pid");
-        argvs.push((cmdline(pid), dir.to_string_lossy().into_owned()));
+        pids.push(pid);
         serials.push(Serial { dir });
     }
     for g in &serials {
@@ -210,10 +189,10 @@ async fn run() {
     let base = tempfile::tempdir().expect("tempdir");
     let mut kids = Vec::new();
     let mut hand = Vec::new();
-    for (i, (argv, dir)) in argvs.iter().enumerate() {
+    for (i, pid) in pids.iter().enumerate() {
         let nd = base.path().join(format!("g{i}"));
         let tap = format!("htap{i}");
-        kids.push(handmade(argv, dir, &nd, &tap));
+        kids.push(handmade(*pid, &nd, &tap));
         let end = Instant::now() + Duration::from_secs(20);
         while !Path::new(&format!("/sys/class/net/{tap}")).exists() && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(20));

@@ -1,13 +1,22 @@
-//! VM lifecycle on the QEMU backend against libvirt, in the same run: the
-//! same test guest (scripts/build-test-guest.sh: Debian's kernel, busybox,
-//! qemu-guest-agent), the same memory and vCPU, started, suspended to disk,
-//! resumed, shut down cleanly through the guest agent, started again and
-//! destroyed — through the XenAPI (`VM.start`, `suspend`, `resume`,
-//! `clean_shutdown`, `hard_shutdown`) and through libvirt (`virsh create`,
-//! `save`, `restore`, `shutdown --mode agent`, `destroy`). Rounds alternate
-//! between the two so both share the machine's state. A boot is timed from
-//! the call to the guest's banner on its serial console; the rest until the
-//! call's end state (libvirt: until `virsh domstate` says so).
+//! VM lifecycle on the QEMU backend against libvirt and against QEMU run by
+//! hand, in the same run: the same test guest (scripts/build-test-guest.sh:
+//! Debian's kernel, busybox, qemu-guest-agent), the same memory and vCPU,
+//! started, suspended to disk, resumed, shut down cleanly through the guest
+//! agent, started again and destroyed — through the XenAPI (`VM.start`,
+//! `suspend`, `resume`, `clean_shutdown`, `hard_shutdown`) and through
+//! libvirt (`virsh create`, `save`, `restore`, `shutdown --mode agent`,
+//! `destroy`); by hand, the very command line xapi-rs ran (from /proc) is
+//! started and killed. Rounds alternate so all share the machine's state. A
+//! boot is timed from the call to the guest's banner on its serial console;
+//! the rest until the call's end state (libvirt: until `virsh domstate`
+//! says so). Then the toolstack's memory per running guest: the resident
+//! size of xapid (in the bench's process) and of libvirtd with 1 and with
+//! `MEM_GUESTS` guests running, less their size with none.
+//!
+//! libvirt runs its guests as root here (a `qemu.conf` saying so is bound
+//! over the system's inside the bench's mount namespace): with /dev/kvm
+//! present but unusable, libvirt otherwise probes QEMU again on every
+//! start, which is not its steady state.
 //!
 //! Needs root, QEMU, the test guest and libvirt's daemons
 //! (`apt-get install libvirt-daemon-system`; none may be running: the bench
@@ -29,6 +38,8 @@ const BOOT: Duration = Duration::from_secs(300);
 const BANNER: &str = "xapi-rs test guest up";
 const URI: &str = "qemu:///system";
 const DOMAIN: &str = "vmops-bench";
+/// Guests running at once for the memory reading.
+const MEM_GUESTS: usize = 10;
 
 fn virsh(args: &[&str]) -> Result<String, String> {
     let out = Command::new("virsh").arg("-c").arg(URI).args(args).output().map_err(|e| e.to_string())?;
@@ -61,9 +72,9 @@ fn domstate() -> String {
 /// The libvirt twin of xapi-rs's PV guest: direct kernel boot, the same
 /// memory and vCPU, a serial log, the guest agent's channel and a VNC
 /// socket, as xapi-rs gives its guests.
-fn domain_xml(kernel: &Path, initrd: &Path, dir: &Path) -> String {
+fn domain_xml(name: &str, kernel: &Path, initrd: &Path, dir: &Path) -> String {
     format!(
-        "<domain type='qemu'><name>{DOMAIN}</name><memory unit='MiB'>{MEM_MIB}</memory><vcpu>1</vcpu>\
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>{MEM_MIB}</memory><vcpu>1</vcpu>\
          <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{}</kernel><initrd>{}</initrd>\
          <cmdline>console=ttyS0 no_timer_check</cmdline></os><features><acpi/></features>\
          <on_poweroff>destroy</on_poweroff><devices>\
@@ -76,6 +87,40 @@ fn domain_xml(kernel: &Path, initrd: &Path, dir: &Path) -> String {
         dir.display(),
         dir.display()
     )
+}
+
+/// A process's resident set size in KiB.
+fn rss_kib(pid: &str) -> i64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Started by hand: the replayed command line, in its own directory.
+fn hand_round(t: &mut Times, bin: &str, args: &[String], dir: &Path) {
+    let log = dir.join("serial.log");
+    for _ in 0..2 {
+        let _ = std::fs::remove_file(&log);
+        let t0 = Instant::now();
+        let mut child = Command::new(bin)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("qemu by hand");
+        t.start_call.push(secs(Instant::now() - t0));
+        let t1 = wait_for("the hand-made guest's banner", BOOT, || banner_in(&log));
+        t.boot.push(secs(t1 - t0));
+        std::thread::sleep(AGENT_SETTLE);
+        let t0 = Instant::now();
+        let _ = child.kill();
+        let _ = child.wait();
+        t.hard_shutdown.push(secs(Instant::now() - t0));
+    }
 }
 
 #[derive(Default)]
@@ -112,7 +157,9 @@ fn libvirt_round(t: &mut Times, xml: &Path, dir: &Path) {
     for second in [false, true] {
         let _ = std::fs::remove_file(&log);
         let t0 = Instant::now();
-        virsh(&["create", &xml.to_string_lossy()]).expect("virsh create");
+        if let Err(e) = virsh(&["create", &xml.to_string_lossy()]) {
+            panic!("virsh create: {e}");
+        }
         t.start_call.push(secs(Instant::now() - t0));
         let t1 = wait_for("the libvirt guest's banner", BOOT, || banner_in(&log));
         t.boot.push(secs(t1 - t0));
@@ -200,10 +247,20 @@ async fn run() {
     std::fs::copy(guest.join("vmlinuz"), &kernel).expect("copy kernel");
     std::fs::copy(guest.join("initrd.img"), &initrd).expect("copy initrd");
     let xml = base.path().join("domain.xml");
-    std::fs::write(&xml, domain_xml(&kernel, &initrd, &ldir)).expect("domain xml");
+    std::fs::write(&xml, domain_xml(DOMAIN, &kernel, &initrd, &ldir)).expect("domain xml");
     for d in ["/run/libvirt", "/var/log/libvirt", "/var/lib/libvirt/qemu", "/var/cache/libvirt"] {
         let _ = std::fs::create_dir_all(d);
     }
+    // Guests as root: libvirt's steady state here (see the module's doc).
+    let conf = base.path().join("qemu.conf");
+    std::fs::write(&conf, "user = \"root\"\ngroup = \"root\"\n").expect("qemu.conf");
+    let system = Path::new("/etc/libvirt/qemu.conf");
+    let bound = system.is_file()
+        && Command::new("mount")
+            .args(["--bind", &conf.to_string_lossy(), &system.to_string_lossy()])
+            .status()
+            .is_ok_and(|s| s.success());
+    println!("libvirt's guests run as {}", if bound { "root" } else { "its configured user (qemu.conf not replaced)" });
     let mut daemons = Vec::new();
     for d in ["virtlogd", "libvirtd"] {
         let child = Command::new(bench::which(d).expect("daemon"))
@@ -241,15 +298,101 @@ async fn run() {
     let uuid = s.vm().get_uuid(&vm).await.expect("uuid");
     let xlog = data_dir.join("qemu").join(&uuid).join("serial.log");
 
-    let (mut ours, mut theirs) = (Times::default(), Times::default());
+    // The command line to run by hand: xapi-rs's own, read while it runs.
+    s.vm().start(&vm, false, false).await.expect("VM.start");
+    let qemu_dir = data_dir.join("qemu").join(&uuid);
+    let pid: u32 = std::fs::read_to_string(qemu_dir.join("qemu.pid")).expect("pid").trim().parse().expect("pid");
+    let hdir = base.path().join("hand");
+    let (bin, args) = bench::replay_argv(pid, &hdir, "htap0");
+    s.vm().hard_shutdown(&vm).await.expect("VM.hard_shutdown");
+
+    let (mut ours, mut theirs, mut hand) = (Times::default(), Times::default(), Times::default());
     for _ in 0..ROUNDS {
         xapi_round(&mut ours, &s, &vm, &xlog).await;
+        hand_round(&mut hand, &bin, &args, &hdir);
         libvirt_round(&mut theirs, &xml, &ldir);
+    }
+
+    // Memory per running guest: xapid is this process.
+    let libvirtd = daemons[1].id().to_string();
+    let mut vms = vec![vm.clone()];
+    for i in 1..MEM_GUESTS {
+        vms.push(s.vm().clone(&vm, &format!("vmops-mem-{i}")).await.expect("clone"));
+    }
+    let settle = Duration::from_secs(12); // two statistics samples
+    std::thread::sleep(settle);
+    let (ours0, theirs0) = (rss_kib("self"), rss_kib(&libvirtd));
+    let mut ours_mem = Vec::new();
+    for (i, v) in vms.iter().enumerate() {
+        let _ = std::fs::remove_file(
+            data_dir.join("qemu").join(s.vm().get_uuid(v).await.expect("uuid")).join("serial.log"),
+        );
+        s.vm().start(v, false, false).await.expect("VM.start");
+        if i == 0 || i + 1 == MEM_GUESTS {
+            for v in &vms[..=i] {
+                let log = data_dir.join("qemu").join(s.vm().get_uuid(v).await.expect("uuid")).join("serial.log");
+                wait_for("a guest's banner", BOOT, || banner_in(&log));
+            }
+            std::thread::sleep(settle);
+            ours_mem.push((i + 1, rss_kib("self") - ours0));
+        }
+    }
+    for v in &vms {
+        s.vm().hard_shutdown(v).await.expect("VM.hard_shutdown");
+    }
+    let mut theirs_mem = Vec::new();
+    let mut names = Vec::new();
+    for i in 0..MEM_GUESTS {
+        let name = format!("vmops-mem-{i}");
+        let d = ldir.join(&name);
+        std::fs::create_dir_all(&d).expect("dir");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let x = base.path().join(format!("{name}.xml"));
+        std::fs::write(&x, domain_xml(&name, &kernel, &initrd, &d)).expect("domain xml");
+        virsh(&["create", &x.to_string_lossy()]).unwrap_or_else(|e| panic!("virsh create: {e}"));
+        names.push(name);
+        if i == 0 || i + 1 == MEM_GUESTS {
+            for n in &names {
+                wait_for("a libvirt guest's banner", BOOT, || banner_in(&ldir.join(n).join("serial.log")));
+            }
+            std::thread::sleep(settle);
+            theirs_mem.push((i + 1, rss_kib(&libvirtd) - theirs0));
+        }
+    }
+    for n in &names {
+        let _ = virsh(&["destroy", n]);
     }
     for mut d in daemons {
         let _ = d.kill();
         let _ = d.wait();
     }
+    if bound {
+        let _ = Command::new("umount").arg(system).status();
+    }
+
+    println!(
+        "| operation (median of {ROUNDS}, s) | xapi-rs | by hand | libvirt | xapi-rs − by hand | ratio to libvirt |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let hand_rows: [(&str, &Vec<f64>, &Vec<f64>); 2] = [
+        ("start → banner on the serial console", &ours.boot, &hand.boot),
+        ("hard shutdown (by hand: SIGKILL and wait)", &ours.hard_shutdown, &hand.hard_shutdown),
+    ];
+    for (what, o, h) in hand_rows {
+        let (o, h) = (median(o), median(h));
+        println!("| {what} (vs by hand) | {o:.2} | {h:.2} | | {:+.2} | |", o - h);
+    }
+    println!("\nby hand: boot {:?} kill {:?}", hand.boot, hand.hard_shutdown);
+    println!("\n| toolstack memory, KiB per running guest | xapi-rs (xapid) | libvirt (libvirtd) |");
+    println!("|---|---|---|");
+    for ((n, o), (_, t)) in ours_mem.iter().zip(&theirs_mem) {
+        println!(
+            "| {n} guest(s): growth {o} / {t} KiB | {:.0} | {:.0} |",
+            *o as f64 / *n as f64,
+            *t as f64 / *n as f64
+        );
+    }
+    println!("(resident sizes with no guest: xapid's process {ours0} KiB, libvirtd {theirs0} KiB)\n");
 
     println!("| operation (median of {ROUNDS}, s) | xapi-rs | libvirt | ratio |");
     println!("|---|---|---|---|");

@@ -7,6 +7,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
@@ -346,8 +347,11 @@ pub fn which(tool: &str) -> Option<std::path::PathBuf> {
 pub fn in_own_netns<F: std::future::Future<Output = ()>>(run: impl FnOnce() -> F) {
     if std::env::var_os("XRS_BENCH_NETNS").is_none() {
         let exe = std::env::current_exe().expect("current exe");
+        // A mount namespace too: what a bench mounts (a config file over the
+        // system's) stays inside it.
         let st = std::process::Command::new("unshare")
             .arg("--net")
+            .arg("--mount")
             .arg("--")
             .arg(exe)
             .args(std::env::args_os().skip(1))
@@ -357,4 +361,57 @@ pub fn in_own_netns<F: std::future::Future<Output = ()>>(run: impl FnOnce() -> F
         std::process::exit(st.code().unwrap_or(1));
     }
     tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(run());
+}
+
+/// The command line of a running QEMU of xapi-rs's (`pid`), made runnable by
+/// hand in `new_dir` (its working directory: QEMU's sockets and logs are
+/// named relative to it): what xapi-rs handed QEMU as descriptors becomes
+/// the file again (`/proc/self/fd/N` the kernel, an `-add-fd` set the disk,
+/// copied into `new_dir` since the running guest locks the original), a
+/// tap's `fd=N` a tap QEMU makes named `tap`. Returns the binary and argv;
+/// `-S` is left out so the guest runs at once.
+pub fn replay_argv(pid: u32, new_dir: &Path, tap: &str) -> (String, Vec<String>) {
+    std::fs::create_dir_all(new_dir).expect("run dir");
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    let argv: Vec<String> =
+        raw.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+    let target = |fd: &str| -> String {
+        std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).expect("a handed descriptor").to_string_lossy().into_owned()
+    };
+    let mut sets = std::collections::HashMap::new();
+    for w in argv.windows(2).filter(|w| w[0] == "-add-fd") {
+        let kv = |k: &str| w[1].split(',').find_map(|p| p.strip_prefix(k)).map(str::to_string);
+        sets.insert(kv("set=").expect("set"), target(&kv("fd=").expect("fd")));
+    }
+    let mut out = Vec::new();
+    let mut skip = false;
+    for (i, a) in argv[1..].iter().enumerate() {
+        if std::mem::take(&mut skip) || a == "-S" {
+            continue;
+        }
+        if a == "-add-fd" {
+            skip = true;
+            continue;
+        }
+        let mut a = a.clone();
+        if let Some(fd) = a.strip_prefix("/proc/self/fd/") {
+            a = target(fd);
+        }
+        if let Some(at) = a.find("file.filename=/dev/fdset/") {
+            let set = a[at + "file.filename=/dev/fdset/".len()..].split(',').next().unwrap_or_default().to_string();
+            let copy = new_dir.join(format!("disk{i}"));
+            let st = std::process::Command::new("cp")
+                .args(["--sparse=always", &sets[&set], &copy.to_string_lossy()])
+                .status()
+                .expect("cp");
+            assert!(st.success(), "copying a disk");
+            a = a.replace(&format!("/dev/fdset/{set}"), &copy.to_string_lossy());
+        }
+        if a.starts_with("tap,") {
+            let id = a.split(',').find_map(|kv| kv.strip_prefix("id=")).expect("netdev id").to_string();
+            a = format!("tap,id={id},ifname={tap},script=no,downscript=no");
+        }
+        out.push(a);
+    }
+    (argv[0].clone(), out)
 }
