@@ -134,6 +134,26 @@ def uptime(x, api, vm):
     return wait_for(read, 60, "the guest's uptime", interval=0.5)
 
 
+def guest_value(x, api, vm, expr, pattern):
+    """`echo` of a shell expression in the guest; the first group of
+    `pattern` in its answer."""
+    seen = len(serial(x, api, vm))
+    type_line(x, api, vm, "echo val-%s-end" % expr, reset=True)
+
+    def read():
+        m = re.search(r"val-(%s)-end" % pattern, serial(x, api, vm)[seen:])
+        return m.group(1) if m else None
+    return wait_for(read, 60, "the guest's answer to " + expr, interval=0.5)
+
+
+def cpus_online(x, api, vm):
+    return guest_value(x, api, vm, "$(cat /sys/devices/system/cpu/online)", r"[0-9,-]+")
+
+
+def mem_total_kib(x, api, vm):
+    return int(guest_value(x, api, vm, "$(grep MemTotal /proc/meminfo | tr -dc 0-9)", r"\d+"))
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -206,6 +226,7 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     sv = api.host.get_software_version(api.host.get_all()[0])
     assert sv["hypervisor"] == "qemu" and sv["accelerator"] in ("kvm", "tcg"), sv
     vm = guest_vm(api, kernels, "real guest")
+    api.VM.set_VCPUs_max(vm, "2")  # room for a vCPU hot-plug (it boots with one)
     add_vif(api, vm)  # a tap on xenbr0 (the namespace's eth0): a static address
     api.VM.set_PV_args(vm, "console=ttyS0 no_timer_check xapi.ip=10.0.2.15/24")
     cd = api.VBD.create({"VM": vm, "VDI": NULL, "userdevice": "3", "bootable": False, "mode": "RO", "type": "CD",
@@ -367,6 +388,15 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
         wait_for(lambda: not alive(p), 10, "an adopted guest's QEMU to exit")
         remove(api, o)
 
+    # A vCPU hot-plugged live: the guest agent onlines it in the guest.
+    api.VM.set_VCPUs_number_live(vm, "2")
+    assert api.VM_metrics.get_VCPUs_number(api.VM.get_metrics(vm)) == "2"
+    wait_for(lambda: cpus_online(xapid, api, vm) == "0-1", 60, "the hot-plugged vCPU online in the guest")
+    # A memory target set live: the balloon takes memory from the guest.
+    total0 = mem_total_kib(xapid, api, vm)
+    api.VM.set_memory_dynamic_range(vm, str(192 * MIB), str(192 * MIB))
+    wait_for(lambda: mem_total_kib(xapid, api, vm) <= total0 - 48 * 1024, 60, "the balloon to inflate")
+
     # Suspend and resume: same guest (no second boot), new process, a value
     # held in guest memory (a shell variable) intact, uptime carrying on.
     type_line(xapid, api, vm, "KEPT=$((1234*5))", reset=True)
@@ -382,6 +412,12 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     wait_for(lambda: "still-42-6170" in serial(xapid, api, vm), 60, "the resumed guest's shell")
     assert serial(xapid, api, vm).count(BANNER) == 0  # the serial log is per process: no new boot
     assert uptime(xapid, api, vm) >= up1
+    # The hot-plugged vCPU came back with it; an unplug is refused, not faked.
+    assert api.VM_metrics.get_VCPUs_number(api.VM.get_metrics(vm)) == "2"
+    assert cpus_online(xapid, api, vm) == "0-1"
+    err = failure(api.VM.set_VCPUs_number_live, vm, "1")
+    assert err[0] == "NOT_IMPLEMENTED" and "unplug" in err[1], err
+    assert api.VM_metrics.get_VCPUs_number(api.VM.get_metrics(vm)) == "2"
 
     # A checkpoint: memory saved while the guest is paused, then it runs on;
     # a revert brings back that memory (Suspended, then resumed).

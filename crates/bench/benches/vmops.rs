@@ -26,13 +26,55 @@
 //!
 //!     cargo bench -p bench --bench vmops
 
+use std::alloc::{GlobalAlloc, Layout};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use xenapi::Session;
 
-const ROUNDS: usize = 3;
+/// xapid's allocator (mimalloc, as the real binary), counting the bytes in
+/// use: the resident size hides growth that reuses freed pages, the count
+/// does not.
+struct Counting;
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = mimalloc::MiMalloc.alloc(l);
+        if !p.is_null() {
+            LIVE.fetch_add(l.size() as i64, Relaxed);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        let p = mimalloc::MiMalloc.alloc_zeroed(l);
+        if !p.is_null() {
+            LIVE.fetch_add(l.size() as i64, Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as i64, Relaxed);
+        mimalloc::MiMalloc.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = mimalloc::MiMalloc.realloc(p, l, new);
+        if !q.is_null() {
+            LIVE.fetch_add(new as i64 - l.size() as i64, Relaxed);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Rounds of each peer (`VMOPS_ROUNDS`, default 3).
+fn rounds() -> usize {
+    std::env::var("VMOPS_ROUNDS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(3)
+}
 const MEM_MIB: i64 = 256;
 const BOOT: Duration = Duration::from_secs(300);
 const BANNER: &str = "xapi-rs test guest up";
@@ -307,7 +349,8 @@ async fn run() {
     s.vm().hard_shutdown(&vm).await.expect("VM.hard_shutdown");
 
     let (mut ours, mut theirs, mut hand) = (Times::default(), Times::default(), Times::default());
-    for _ in 0..ROUNDS {
+    let rounds = rounds();
+    for _ in 0..rounds {
         xapi_round(&mut ours, &s, &vm, &xlog).await;
         hand_round(&mut hand, &bin, &args, &hdir);
         libvirt_round(&mut theirs, &xml, &ldir);
@@ -321,7 +364,7 @@ async fn run() {
     }
     let settle = Duration::from_secs(12); // two statistics samples
     std::thread::sleep(settle);
-    let (ours0, theirs0) = (rss_kib("self"), rss_kib(&libvirtd));
+    let (ours0, heap0, theirs0) = (rss_kib("self"), LIVE.load(Relaxed) / 1024, rss_kib(&libvirtd));
     let mut ours_mem = Vec::new();
     for (i, v) in vms.iter().enumerate() {
         let _ = std::fs::remove_file(
@@ -334,7 +377,7 @@ async fn run() {
                 wait_for("a guest's banner", BOOT, || banner_in(&log));
             }
             std::thread::sleep(settle);
-            ours_mem.push((i + 1, rss_kib("self") - ours0));
+            ours_mem.push((i + 1, rss_kib("self") - ours0, LIVE.load(Relaxed) / 1024 - heap0));
         }
     }
     for v in &vms {
@@ -371,7 +414,7 @@ async fn run() {
     }
 
     println!(
-        "| operation (median of {ROUNDS}, s) | xapi-rs | by hand | libvirt | xapi-rs − by hand | ratio to libvirt |"
+        "| operation (median of {rounds}, s) | xapi-rs | by hand | libvirt | xapi-rs − by hand | ratio to libvirt |"
     );
     println!("|---|---|---|---|---|---|");
     let hand_rows: [(&str, &Vec<f64>, &Vec<f64>); 2] = [
@@ -383,18 +426,17 @@ async fn run() {
         println!("| {what} (vs by hand) | {o:.2} | {h:.2} | | {:+.2} | |", o - h);
     }
     println!("\nby hand: boot {:?} kill {:?}", hand.boot, hand.hard_shutdown);
-    println!("\n| toolstack memory, KiB per running guest | xapi-rs (xapid) | libvirt (libvirtd) |");
-    println!("|---|---|---|");
-    for ((n, o), (_, t)) in ours_mem.iter().zip(&theirs_mem) {
-        println!(
-            "| {n} guest(s): growth {o} / {t} KiB | {:.0} | {:.0} |",
-            *o as f64 / *n as f64,
-            *t as f64 / *n as f64
-        );
+    println!(
+        "\n| toolstack memory, KiB per running guest | xapid, heap in use | xapid, resident | libvirtd, resident |"
+    );
+    println!("|---|---|---|---|");
+    for ((n, o, h), (_, t)) in ours_mem.iter().zip(&theirs_mem) {
+        let per = |x: i64| x as f64 / *n as f64;
+        println!("| {n} guest(s) (growth {h} / {o} / {t} KiB) | {:.0} | {:.0} | {:.0} |", per(*h), per(*o), per(*t));
     }
-    println!("(resident sizes with no guest: xapid's process {ours0} KiB, libvirtd {theirs0} KiB)\n");
+    println!("(with no guest: xapid's heap {heap0} KiB, resident {ours0} KiB; libvirtd resident {theirs0} KiB)\n");
 
-    println!("| operation (median of {ROUNDS}, s) | xapi-rs | libvirt | ratio |");
+    println!("| operation (median of {rounds}, s) | xapi-rs | libvirt | ratio |");
     println!("|---|---|---|---|");
     let after = |t: &Times| -> Vec<f64> { t.boot.iter().zip(&t.start_call).map(|(b, c)| b - c).collect() };
     let (ours_after, theirs_after) = (after(&ours), after(&theirs));

@@ -178,6 +178,21 @@ pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     Ok(spec)
 }
 
+/// The spec of a domain that carries on rather than boots (resume, adopt,
+/// migration): the vCPUs it has now (VM_metrics.VCPUs_number, which
+/// `set_VCPUs_number_live` moves), not the ones it boots with.
+pub fn carried_on_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
+    let mut spec = domain_spec(s, vm)?;
+    let st = s.db.read();
+    let live = st
+        .get(vm_c(), vm)
+        .and_then(|r| st.get(M::UUID.class, r.read(F::METRICS).as_str()).map(|m| m.read(M::VCPUS_NUMBER)));
+    if let Some(n) = live.filter(|n| (1..=spec.vcpus.max).contains(n)) {
+        spec.vcpus.at_startup = n;
+    }
+    Ok(spec)
+}
+
 fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     let c = vm_c();
     let st = s.db.read();
@@ -270,7 +285,7 @@ pub fn adopt_all(s: &Server) {
     let s = Clone::clone(s);
     tokio::spawn(async move {
         for (vm, ps) in live {
-            let spec = match domain_spec(&s, &vm) {
+            let spec = match carried_on_spec(&s, &vm) {
                 Ok(spec) => spec,
                 Err(e) => {
                     tracing::warn!(vm = %vm, "cannot describe the domain to adopt: {e}");
@@ -527,10 +542,13 @@ pub(crate) fn mark_running(tx: &mut Txn, s: &Server, vm: &str, domid: i64, pause
         dt => dt,
     };
     tx.update(M::UUID.class, row.read(F::METRICS).as_str(), |r| {
+        // A domain that carries on keeps the vCPUs it had (hot-plugged ones too).
+        if fresh_boot || r.read(M::VCPUS_NUMBER) < 1 {
+            r.write(M::VCPUS_NUMBER, vcpus);
+        }
         if fresh_boot {
             r.write(M::START_TIME, now);
         }
-        r.write(M::VCPUS_NUMBER, vcpus);
         r.write(M::MEMORY_ACTUAL, mem);
         r.write(M::STATE, vec![if paused { "paused" } else { "running" }.to_string()]);
         r.write(M::LAST_UPDATED, now);

@@ -50,6 +50,10 @@ impl Layout {
     pub fn log(&self) -> PathBuf {
         self.dir.join("qemu.log")
     }
+    /// QEMU's log of the domain's last process, kept when it ends.
+    pub fn last_log(&self) -> PathBuf {
+        self.dir.with_extension("log")
+    }
     /// The domid, so that a restarted server reports the same one.
     pub fn domid(&self) -> PathBuf {
         self.dir.join("domid")
@@ -193,6 +197,14 @@ pub fn blockdev(node: &str, set: i64, format: DiskFormat, read_only: bool) -> St
     )
 }
 
+/// A virtio disk's queues: QEMU's default follows the vCPUs at boot, which
+/// a resumed or migrated domain with hot-plugged vCPUs would not match
+/// (its saved device state would be refused); the most vCPUs (at most 16,
+/// QEMU's own cap for the default) stays the same for the domain's life.
+pub fn blk_queues(spec: &DomainSpec) -> i64 {
+    spec.vcpus.max.clamp(1, 16)
+}
+
 /// The whole argv after the binary.
 pub fn command_line(spec: &DomainSpec, accel: Accel, launch: &Launch) -> Result<Vec<String>> {
     let mut a: Vec<String> = Vec::new();
@@ -218,10 +230,11 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, launch: &Launch) -> Result<
     if spec.uuid.len() == 36 && spec.uuid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         push(&["-uuid", &spec.uuid]);
     }
-    let target = mib(spec.memory.target);
-    let max = mib(spec.memory.static_max);
-    let memory = if max > target { format!("size={target}M,slots=1,maxmem={max}M") } else { format!("size={target}M") };
-    push(&["-m", &memory]);
+    // The static maximum, always: the balloon takes the guest down to its
+    // target, live changes move only the balloon, and a domain that carries
+    // on (resume, migration) has the RAM its saved state was taken with.
+    let size = mib(spec.memory.static_max.max(spec.memory.target));
+    push(&["-m", &format!("size={size}M")]);
     let topology = match p.cores_per_socket {
         Some(cores) if cores > 0 && max_vcpus % cores == 0 => {
             format!(",sockets={},cores={cores},threads=1", max_vcpus / cores)
@@ -309,7 +322,7 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, launch: &Launch) -> Result<
             let (bus, unit) = ide_slot(&d.device)?;
             format!("ide-hd,bus=ide.{bus},unit={unit},id={id}{drive}")
         } else {
-            format!("virtio-blk-pci,id={id}{drive}")
+            format!("virtio-blk-pci,id={id}{drive},num-queues={}", blk_queues(spec))
         };
         push(&["-device", &dev]);
     }
@@ -371,7 +384,7 @@ mod tests {
         let argv = command_line(&spec(), Accel::Tcg, &launch).unwrap();
         assert!(argv.contains(&"-S".to_string()) && argv.contains(&"-no-reboot".to_string()));
         assert_eq!(after(&argv, "-accel"), ["tcg"]);
-        assert_eq!(after(&argv, "-m"), ["size=256M,slots=1,maxmem=512M"]);
+        assert_eq!(after(&argv, "-m"), ["size=512M"]);
         assert_eq!(after(&argv, "-smp"), ["cpus=2,maxcpus=4"]);
         assert_eq!(after(&argv, "-name"), ["guest=a,, b,debug-threads=on"]);
         assert_eq!(after(&argv, "-kernel"), ["/var/lib/xcp/guest/vmlinuz"]);
@@ -449,7 +462,7 @@ mod tests {
         );
         assert_eq!(after(&argv, "-add-fd"), ["fd=21,set=21,opaque=vbd-0"]);
         let devs = after(&argv, "-device");
-        assert!(devs.contains(&"virtio-blk-pci,id=vbd-0,drive=node-vbd-0"), "{devs:?}");
+        assert!(devs.contains(&"virtio-blk-pci,id=vbd-0,drive=node-vbd-0,num-queues=4"), "{devs:?}");
         assert!(devs.contains(&"ide-cd,bus=ide.1,unit=1,id=vbd-3"), "{devs:?}");
         assert!(devs.contains(&"virtio-net-pci,netdev=net-vif-0,mac=02:00:00:00:00:01,id=vif-0,addr=0x10"), "{devs:?}");
         assert_eq!(after(&argv, "-netdev"), ["tap,id=net-vif-0,fd=22"]);

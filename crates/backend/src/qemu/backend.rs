@@ -518,6 +518,12 @@ impl Qemu {
                 if let Some(d) = &d {
                     taps = nic_taps(&d.spec, domid);
                 }
+                // QEMU's last words stay beside the directory (why a guest
+                // ended, why a resume was refused).
+                let layout = Layout::new(&self.0.cfg.run_dir, &uuid);
+                if let Err(e) = std::fs::rename(layout.log(), layout.last_log()) {
+                    tracing::debug!(vm_uuid = %uuid, "keeping QEMU's log: {e}");
+                }
                 // Before anyone can start the VM again in the same directory.
                 if let Err(e) = remove_dir_files(&dir) {
                     tracing::warn!(dir = %dir.display(), "cannot clean up a domain's directory: {e}");
@@ -710,7 +716,20 @@ impl Qemu {
     }
 
     pub async fn create(&self, spec: &DomainSpec, mut cancel: Option<Cancel>) -> Result<i64> {
-        self.spawn(spec, false, &mut cancel).await
+        self.boot(spec, &mut cancel).await
+    }
+
+    /// A new domain that boots (not one that carries on from saved state).
+    async fn boot(&self, spec: &DomainSpec, cancel: &mut Option<Cancel>) -> Result<i64> {
+        let domid = self.spawn(spec, false, cancel).await?;
+        // QEMU has the static maximum; the balloon holds the rest back (it
+        // inflates once the guest's driver runs).
+        if spec.memory.target < spec.memory.static_max {
+            if let Err(e) = self.set_memory(&spec.uuid, spec.memory.target).await {
+                tracing::warn!(vm_uuid = %spec.uuid, "the guest starts above its memory target: {e}");
+            }
+        }
+        Ok(domid)
     }
 
     /// `cont` or `stop`, counting the RESUME or STOP it causes (QEMU sends
@@ -851,7 +870,7 @@ impl Qemu {
         } else {
             self.destroy(&spec.uuid).await?;
         }
-        let domid = self.spawn(spec, false, &mut cancel).await?;
+        let domid = self.boot(spec, &mut cancel).await?;
         if let Err(e) = self.unpause(&spec.uuid).await {
             if let Err(e2) = self.destroy(&spec.uuid).await {
                 tracing::warn!(vm_uuid = %spec.uuid, "cannot destroy the rebooted domain that failed to run: {e2}");
@@ -988,7 +1007,12 @@ impl Qemu {
         let copy = tokio::io::copy(&mut file, &mut conn);
         match tokio::time::timeout(MIGRATION_TIMEOUT, copy).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(io_err(format!("sending {}", image.display()), e)),
+            Ok(Err(e)) => {
+                // QEMU refused the state: its log says why.
+                let _ = self.wait_exit(uuid, Duration::from_secs(2), &mut None).await;
+                let log = tail(&Layout::new(&self.0.cfg.run_dir, uuid).last_log());
+                return Err(BackendError::Hypervisor(format!("sending {}: {e}; QEMU: {log}", image.display())));
+            }
             Err(_) => return Err(BackendError::Hypervisor("restoring guest memory took too long".into())),
         }
         drop(conn);
@@ -1110,8 +1134,9 @@ impl Qemu {
     }
 
     pub async fn plug_disk(&self, uuid: &str, disk: &Disk) -> Result<()> {
-        let (qmp, hvm, attached) =
-            self.with(uuid, |d| (d.qmp.clone(), d.spec.hvm, d.spec.disks.iter().any(|x| x.device == disk.device)))?;
+        let (qmp, hvm, attached, queues) = self.with(uuid, |d| {
+            (d.qmp.clone(), d.spec.hvm, d.spec.disks.iter().any(|x| x.device == disk.device), argv::blk_queues(&d.spec))
+        })?;
         if attached {
             return Err(BackendError::DeviceAttached(disk.device.clone()));
         }
@@ -1129,8 +1154,8 @@ impl Qemu {
             remove_fdsets(&qmp, uuid, &id, None).await;
             return Err(hv("blockdev-add", e));
         }
-        if let Err(e) = qmp.execute("device_add", json!({ "driver": "virtio-blk-pci", "drive": node, "id": id })).await
-        {
+        let dev = json!({ "driver": "virtio-blk-pci", "drive": node, "id": id, "num-queues": queues });
+        if let Err(e) = qmp.execute("device_add", dev).await {
             if let Err(e2) = qmp.execute("blockdev-del", json!({ "node-name": node })).await {
                 tracing::warn!(vm_uuid = %uuid, "blockdev-del after a failed device_add: {e2}");
             }
@@ -1275,7 +1300,7 @@ impl Qemu {
 
     /// The balloon can give memory back up to what the domain was built with.
     pub async fn set_memory(&self, uuid: &str, target: i64) -> Result<()> {
-        let (qmp, built) = self.with(uuid, |d| (d.qmp.clone(), d.spec.memory.target))?;
+        let (qmp, built) = self.with(uuid, |d| (d.qmp.clone(), d.spec.memory.static_max.max(d.spec.memory.target)))?;
         if target > built || target <= 0 {
             return Err(BackendError::Unsupported(format!("memory targets above the boot size ({built} bytes)")));
         }
@@ -1283,12 +1308,81 @@ impl Qemu {
         Ok(())
     }
 
+    /// Hot-plug vCPUs until `n` are present: QEMU's CPU slots in topology
+    /// order (`query-hotpluggable-cpus`), `device_add` into the first empty
+    /// ones; the guest agent, when it answers, onlines them, as Xen's guests
+    /// do on their own. Fewer vCPUs is refused: a domain that had lost one
+    /// (`device_del`, acknowledged by the guest) hung in its next save here
+    /// (QEMU 7.2, TCG: the migration thread never ran).
     pub async fn set_vcpus(&self, uuid: &str, n: i64) -> Result<()> {
-        let cur = self.with(uuid, |d| d.spec.vcpus.at_startup)?;
-        if n == cur {
-            return Ok(());
+        let (qmp, max) = self.with(uuid, |d| (d.qmp.clone(), d.spec.vcpus.max))?;
+        if n < 1 || n > max {
+            return Err(BackendError::Unsupported(format!("{n} vCPUs (the domain has room for 1 to {max})")));
         }
-        Err(BackendError::Unsupported("vCPU hot-plug".into()))
+        let list =
+            qmp.execute("query-hotpluggable-cpus", Value::Null).await.map_err(|e| hv("query-hotpluggable-cpus", e))?;
+        let mut slots: Vec<Value> = list.as_array().cloned().unwrap_or_default();
+        let pos = |c: &Value, k: &str| c["props"][k].as_i64().unwrap_or(0);
+        slots.sort_by_key(|c| (pos(c, "socket-id"), pos(c, "core-id"), pos(c, "thread-id")));
+        let plugged: Vec<String> = slots.iter().filter_map(|c| c["qom-path"].as_str().map(str::to_string)).collect();
+        let cur = plugged.len() as i64;
+        if n > cur {
+            for c in slots.iter().filter(|c| c.get("qom-path").is_none()).take((n - cur) as usize) {
+                let mut dev = c["props"].clone();
+                dev["driver"] = c["type"].clone();
+                dev["id"] =
+                    json!(format!("vcpu-{}-{}-{}", pos(c, "socket-id"), pos(c, "core-id"), pos(c, "thread-id")));
+                qmp.execute("device_add", dev).await.map_err(|e| hv("device_add of a vCPU", e))?;
+            }
+            self.guest_vcpus(uuid, n).await;
+        } else if n < cur {
+            return Err(BackendError::Unsupported(format!("vCPU unplug ({cur} vCPUs are plugged, {n} asked)")));
+        }
+        self.with(uuid, |d| d.spec.vcpus.at_startup = n)
+    }
+
+    /// Have the guest agent online the first `n` CPUs (new CPUs take a
+    /// moment to appear in the guest). Best effort: without an agent the
+    /// guest decides, as a Xen guest does.
+    async fn guest_vcpus(&self, uuid: &str, n: i64) {
+        let Ok((agent, up)) = self.with(uuid, |d| (d.agent.clone(), d.agent_up)) else { return };
+        if !up {
+            tracing::info!(vm_uuid = %uuid, n, "no guest agent: the guest onlines its vCPUs itself, or not");
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut g = agent.lock().await;
+            let Some(a) = g.as_mut() else { return };
+            let cpus = match a.execute("guest-get-vcpus", Value::Null).await {
+                Ok(v) => v.as_array().cloned().unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(vm_uuid = %uuid, "guest-get-vcpus: {e}");
+                    return;
+                }
+            };
+            let want: Vec<Value> = cpus
+                .iter()
+                .filter_map(|c| {
+                    let id = c["logical-id"].as_i64()?;
+                    (id < n && c["online"].as_bool() != Some(true)).then(|| json!({ "logical-id": id, "online": true }))
+                })
+                .collect();
+            if !want.is_empty() {
+                if let Err(e) = a.execute("guest-set-vcpus", json!({ "vcpus": want })).await {
+                    tracing::warn!(vm_uuid = %uuid, "guest-set-vcpus: {e}");
+                    return;
+                }
+            }
+            drop(g);
+            if cpus.len() as i64 >= n || Instant::now() > deadline {
+                if (cpus.len() as i64) < n {
+                    tracing::warn!(vm_uuid = %uuid, n, seen = cpus.len(), "the guest did not see every new vCPU in time");
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     pub async fn set_nic_locking(&self, uuid: &str, device: &str, locking: &crate::Locking) -> Result<()> {

@@ -68,7 +68,7 @@ async fn on_host(s: &Server, host: &str, op: &str, vm: &str, arg: &str) -> Resul
 /// This host's part of a move (`arg`: the destination host, for SEND).
 pub async fn domain_op(s: &Server, op: &str, vm: &str, arg: &str) -> Result<i64> {
     let ctx = &Ctx::new(Clone::clone(s), String::new(), op.to_string(), true);
-    let spec = domain_spec(s, vm)?;
+    let spec = carried_on_spec(s, vm)?;
     let uuid = spec.uuid.as_str();
     match op {
         RECEIVE => s.backend.prepare_incoming(&spec, None).await.map_err(|e| be_vm(ctx, vm, e)),

@@ -14,7 +14,7 @@ use crate::rows::members;
 use crate::rows::obj;
 use crate::rrd::sources::Owner;
 use crate::storage::{self, NewVdi};
-use crate::xenops::{be, be_vm, domain_spec};
+use crate::xenops::{be, be_vm, carried_on_spec, domain_spec};
 use crate::xenops::{mark_running, mark_stopped};
 use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
 use backend::Cancel;
@@ -353,7 +353,7 @@ impl VmApi for Server {
             {
                 return migrate::move_to(ctx, vm.as_str(), host.as_str()).await;
             }
-            let spec = domain_spec(self, vm.as_str())?;
+            let spec = carried_on_spec(self, vm.as_str())?;
             let domid = self.backend.migrate(&spec, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
             let c = vm_c();
             ctx.write(|tx| {

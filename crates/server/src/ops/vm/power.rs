@@ -269,7 +269,7 @@ pub(super) async fn do_resume(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> 
         storage::vdi_path(s, &s.db.read(), &vdi).ok_or_else(|| ApiError::VmHasNoSuspendVdi { vm: vm.to_string() })?;
     storage::attachable(&path)?;
     assert_can_boot(s, vm, host, true)?;
-    let spec = domain_spec(s, vm)?;
+    let spec = carried_on_spec(s, vm)?;
     let domid = s.backend.resume(&spec, &path, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
     if !paused {
         s.backend.unpause(&spec.uuid).await.map_err(|e| be(ctx, e))?;
