@@ -20,7 +20,7 @@ import urllib.request
 import pytest
 import XenAPI
 
-from conftest import Xapid, failure, netns
+from conftest import XAPID, Xapid, failure, netns
 from vmlib import MIB, NULL, add_vif, install, remove, wait_for
 
 BANNER = "xapi-rs test guest up"
@@ -216,7 +216,30 @@ def test_bad_kernels_leave_nothing_running(xapid, kernels):
     assert err[0] == "HOST_NOT_ENOUGH_FREE_MEMORY", err
     assert api.VM.get_power_state(vm) == "Halted"
     assert qemu_pids(xapid) == []
+    # A disk whose image is gone: VDI_MISSING, nothing started.
+    m = str(256 * MIB)
+    api.VM.set_memory_limits(vm, str(128 * MIB), m, m, m)
+    (vbd,) = [b for b in api.VM.get_VBDs(vm) if api.VBD.get_type(b) == "Disk"]
+    vdi = api.VBD.get_VDI(vbd)
+    sr = api.VDI.get_SR(vdi)
+    path = os.path.join(xapid.data_dir, "sr", api.SR.get_uuid(sr), api.VDI.get_uuid(vdi) + ".raw")
+    assert os.path.isfile(path), path
+    os.rename(path, path + ".away")
+    err = failure(api.VM.start, vm, False, False)
+    assert err[0] == "VDI_MISSING" and err[1:] == [sr, vdi], err
+    assert api.VM.get_power_state(vm) == "Halted" and qemu_pids(xapid) == []
+    os.rename(path + ".away", path)
     api.VM.destroy(vm)
+
+
+def test_without_qemu_the_server_says_so(tmp_path):
+    """`--backend qemu` on a host without QEMU: xapid names what is missing
+    and exits, rather than serving a host that cannot run a guest."""
+    env = {"PATH": "/nonexistent"}
+    p = subprocess.run([XAPID, "--backend", "qemu", "--data-dir", str(tmp_path), "--http", "127.0.0.1:0",
+                        "--root-password", "x"], env=env, capture_output=True, timeout=120)
+    assert p.returncode != 0
+    assert b"qemu-system-x86_64 not found" in p.stdout + p.stderr, p.stderr[-2000:]
 
 
 def test_a_real_guest_through_its_lifecycle(xapid, kernels):

@@ -178,6 +178,36 @@ pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     Ok(spec)
 }
 
+/// Every disk of the VM whose image should be a file is one (VDI_MISSING
+/// otherwise, as xapi answers for a VDI its SR has lost), checked before a
+/// domain is made, so nothing is left half-started. (The simulator's
+/// guests read no disk.)
+pub fn assert_disks_present(s: &Server, vm: &str) -> Result<()> {
+    if s.backend.name() == "sim" {
+        return Ok(());
+    }
+    let st = s.db.read();
+    let row = st.get(vm_c(), vm).ok_or_else(|| handle_invalid(vm_c(), vm))?;
+    for b in row.read(F::VBDS) {
+        let Some(br) = st.get(&CLASS_VBD, b.as_str()) else { continue };
+        let vdi = br.read(B::VDI);
+        let Some(vr) = st.get(&CLASS_VDI, vdi.as_str()) else { continue };
+        if br.read(B::EMPTY) {
+            continue;
+        }
+        if let Some(p) = storage::vdi_path(s, &st, vdi.as_str()) {
+            if !p.exists() {
+                tracing::warn!(vm, vdi = %vdi, path = %p.display(), "a disk's image is missing");
+                return Err(ApiError::VdiMissing {
+                    sr: vr.read(fields::vdi::SR).into_string(),
+                    vdi: vdi.into_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The spec of a domain that carries on rather than boots (resume, adopt,
 /// migration): the vCPUs it has now (VM_metrics.VCPUs_number, which
 /// `set_VCPUs_number_live` moves), not the ones it boots with.

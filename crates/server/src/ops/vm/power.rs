@@ -191,6 +191,7 @@ pub(super) async fn do_start(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> R
         return Err(handle_invalid(&CLASS_HOST, host));
     }
     assert_can_boot(s, vm, host, true)?;
+    crate::xenops::assert_disks_present(s, vm)?;
     let spec = domain_spec(s, vm)?;
     let domid = s.backend.create(&spec, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
     if !paused {
@@ -269,6 +270,7 @@ pub(super) async fn do_resume(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> 
         storage::vdi_path(s, &s.db.read(), &vdi).ok_or_else(|| ApiError::VmHasNoSuspendVdi { vm: vm.to_string() })?;
     storage::attachable(&path)?;
     assert_can_boot(s, vm, host, true)?;
+    crate::xenops::assert_disks_present(s, vm)?;
     let spec = carried_on_spec(s, vm)?;
     let domid = s.backend.resume(&spec, &path, cancel_of(ctx)).await.map_err(|e| be(ctx, e))?;
     if !paused {
