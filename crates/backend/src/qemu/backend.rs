@@ -1552,11 +1552,14 @@ fn read_pid(layout: &Layout) -> Option<u32> {
 }
 
 /// Whether `pid` is a QEMU of this domain directory (not a recycled pid):
-/// QEMU runs in its domain directory.
+/// QEMU runs in its domain directory; one started by an earlier xapi-rs
+/// (before QEMU ran there) names the directory's QMP socket instead.
 fn owns(pid: u32, layout: &Layout) -> bool {
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
-    let qemu = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.windows(4).any(|w| w == b"qemu"));
-    qemu && cwd.is_some_and(|c| c == layout.dir || std::fs::canonicalize(&layout.dir).is_ok_and(|d| d == c))
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    let in_dir = cwd.is_some_and(|c| c == layout.dir || std::fs::canonicalize(&layout.dir).is_ok_and(|d| d == c));
+    cmdline.contains("qemu") && (in_dir || cmdline.contains(&layout.qmp().display().to_string()))
 }
 
 /// Hand QEMU an image in a new fd set tagged with the device id; the set.
