@@ -13,6 +13,7 @@
 //!
 //!     cargo bench -p bench --bench net
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -95,8 +96,8 @@ fn carrier_after(guest: &Serial, plug: impl FnOnce()) -> Duration {
 /// A QEMU guest of xapi-rs's (`pid`), re-run by hand: its own run
 /// directory, its own copy of each disk, running at once, its NIC on tap
 /// `tap` (see [`bench::replay_argv`]).
-fn handmade(pid: u32, new_dir: &Path, tap: &str) -> Child {
-    let (bin, args) = bench::replay_argv(pid, new_dir, tap);
+fn handmade(pid: u32, new_dir: &Path, tap: &str, disks: &HashMap<String, String>) -> Child {
+    let (bin, args) = bench::replay_argv(pid, new_dir, tap, disks);
     Command::new(bin)
         .args(&args)
         .current_dir(new_dir)
@@ -175,7 +176,18 @@ async fn run() {
         let uuid = s.vm().get_uuid(vm).await.expect("uuid");
         let dir = data_dir.join("qemu").join(&uuid);
         let pid: u32 = std::fs::read_to_string(dir.join("qemu.pid")).expect("pid").trim().parse().expect("pid");
-        pids.push(pid);
+        // Its disk images by device id (`vbd-<userdevice>`), as the SR keeps them.
+        let mut disks = HashMap::new();
+        for vbd in s.vm().get_vbds(vm).await.expect("VBDs") {
+            let dev = s.vbd().get_userdevice(&vbd).await.expect("userdevice");
+            let vdi = s.vbd().get_vdi(&vbd).await.expect("VDI");
+            let sr = s.vdi().get_sr(&vdi).await.expect("SR");
+            let (sr_uuid, vdi_uuid) =
+                (s.sr().get_uuid(&sr).await.expect("uuid"), s.vdi().get_uuid(&vdi).await.expect("uuid"));
+            let path = data_dir.join("sr").join(sr_uuid).join(format!("{vdi_uuid}.raw"));
+            disks.insert(format!("vbd-{dev}"), path.to_string_lossy().into_owned());
+        }
+        pids.push((pid, disks));
         serials.push(Serial { dir });
     }
     for g in &serials {
@@ -189,10 +201,10 @@ async fn run() {
     let base = tempfile::tempdir().expect("tempdir");
     let mut kids = Vec::new();
     let mut hand = Vec::new();
-    for (i, pid) in pids.iter().enumerate() {
+    for (i, (pid, disks)) in pids.iter().enumerate() {
         let nd = base.path().join(format!("g{i}"));
         let tap = format!("htap{i}");
-        kids.push(handmade(*pid, &nd, &tap));
+        kids.push(handmade(*pid, &nd, &tap, disks));
         let end = Instant::now() + Duration::from_secs(20);
         while !Path::new(&format!("/sys/class/net/{tap}")).exists() && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(20));

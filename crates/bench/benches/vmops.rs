@@ -345,7 +345,8 @@ async fn run() {
     let qemu_dir = data_dir.join("qemu").join(&uuid);
     let pid: u32 = std::fs::read_to_string(qemu_dir.join("qemu.pid")).expect("pid").trim().parse().expect("pid");
     let hdir = base.path().join("hand");
-    let (bin, args) = bench::replay_argv(pid, &hdir, "htap0");
+    // No disks: the libvirt twin has none either.
+    let (bin, args) = bench::replay_argv(pid, &hdir, "htap0", &Default::default());
     s.vm().hard_shutdown(&vm).await.expect("VM.hard_shutdown");
 
     let (mut ours, mut theirs, mut hand) = (Times::default(), Times::default(), Times::default());

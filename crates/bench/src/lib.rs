@@ -366,11 +366,18 @@ pub fn in_own_netns<F: std::future::Future<Output = ()>>(run: impl FnOnce() -> F
 /// The command line of a running QEMU of xapi-rs's (`pid`), made runnable by
 /// hand in `new_dir` (its working directory: QEMU's sockets and logs are
 /// named relative to it): what xapi-rs handed QEMU as descriptors becomes
-/// the file again (`/proc/self/fd/N` the kernel, an `-add-fd` set the disk,
-/// copied into `new_dir` since the running guest locks the original), a
-/// tap's `fd=N` a tap QEMU makes named `tap`. Returns the binary and argv;
-/// `-S` is left out so the guest runs at once.
-pub fn replay_argv(pid: u32, new_dir: &Path, tap: &str) -> (String, Vec<String>) {
+/// the file again (`/proc/self/fd/N` the kernel; an `-add-fd` set the disk
+/// image `disks` names for its device id, `vbd-<userdevice>`, copied into
+/// `new_dir` since the running guest locks the original: QEMU closes the
+/// set's own descriptor once its block layer holds a copy, so the number
+/// says nothing later), a tap's `fd=N` a tap QEMU makes named `tap`.
+/// Returns the binary and argv; `-S` is left out so the guest runs at once.
+pub fn replay_argv(
+    pid: u32,
+    new_dir: &Path,
+    tap: &str,
+    disks: &std::collections::HashMap<String, String>,
+) -> (String, Vec<String>) {
     std::fs::create_dir_all(new_dir).expect("run dir");
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
     let argv: Vec<String> =
@@ -381,7 +388,8 @@ pub fn replay_argv(pid: u32, new_dir: &Path, tap: &str) -> (String, Vec<String>)
     let mut sets = std::collections::HashMap::new();
     for w in argv.windows(2).filter(|w| w[0] == "-add-fd") {
         let kv = |k: &str| w[1].split(',').find_map(|p| p.strip_prefix(k)).map(str::to_string);
-        sets.insert(kv("set=").expect("set"), target(&kv("fd=").expect("fd")));
+        let image = disks.get(&kv("opaque=").expect("opaque")).expect("the disk's image").clone();
+        sets.insert(kv("set=").expect("set"), image);
     }
     let mut out = Vec::new();
     let mut skip = false;
