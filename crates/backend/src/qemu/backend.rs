@@ -1324,8 +1324,7 @@ impl Qemu {
         let mut slots: Vec<Value> = list.as_array().cloned().unwrap_or_default();
         let pos = |c: &Value, k: &str| c["props"][k].as_i64().unwrap_or(0);
         slots.sort_by_key(|c| (pos(c, "socket-id"), pos(c, "core-id"), pos(c, "thread-id")));
-        let plugged: Vec<String> = slots.iter().filter_map(|c| c["qom-path"].as_str().map(str::to_string)).collect();
-        let cur = plugged.len() as i64;
+        let cur = slots.iter().filter(|c| c.get("qom-path").is_some()).count() as i64;
         if n > cur {
             for c in slots.iter().filter(|c| c.get("qom-path").is_none()).take((n - cur) as usize) {
                 let mut dev = c["props"].clone();

@@ -27,14 +27,28 @@ pub struct RunAs {
     pub groups: Vec<u32>,
 }
 
-fn lookup(name: &str) -> Option<(u32, u32)> {
-    let cname = CString::new(name).ok()?;
+/// A passwd entry (uid, gid, name) through one of the reentrant getpw*_r
+/// calls, which `call` makes with the entry, buffer and result pointers.
+fn passwd_entry(
+    call: impl FnOnce(*mut libc::passwd, *mut libc::c_char, usize, *mut *mut libc::passwd) -> libc::c_int,
+) -> Option<(u32, u32, String)> {
+    // SAFETY: an all-zero passwd is a valid value to be filled in.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16384];
     let mut out: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call; buf outlives the use of pwd.
-    let rc = unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out) };
-    (rc == 0 && !out.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
+    let rc = call(&mut pwd, buf.as_mut_ptr(), buf.len(), &mut out);
+    if rc != 0 || out.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points into buf (still alive), NUL-terminated.
+    let name = unsafe { CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned();
+    Some((pwd.pw_uid, pwd.pw_gid, name))
+}
+
+fn lookup(name: &str) -> Option<(u32, u32)> {
+    let cname = CString::new(name).ok()?;
+    // SAFETY: the pointers come from passwd_entry and cname, valid for the call.
+    passwd_entry(|p, b, n, o| unsafe { libc::getpwnam_r(cname.as_ptr(), p, b, n, o) }).map(|(u, g, _)| (u, g))
 }
 
 /// The user `name`, created (a system user with a group of its own, no home
@@ -183,17 +197,9 @@ pub fn hand_over(dir: &Path, user: Option<&RunAs>) -> Result<()> {
 
 /// The name of user `uid`, for logs.
 pub fn user_name(uid: u32) -> String {
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16384];
-    let mut out: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: as in lookup.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out) };
-    if rc == 0 && !out.is_null() {
-        // SAFETY: pw_name points into buf, NUL-terminated.
-        unsafe { CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned()
-    } else {
-        uid.to_string()
-    }
+    passwd_entry(|p, b, n, o| unsafe { libc::getpwuid_r(uid, p, b, n, o) })
+        .map_or_else(|| uid.to_string(), |(_, _, name)| name)
 }
 
 #[cfg(test)]
