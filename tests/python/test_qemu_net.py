@@ -195,10 +195,18 @@ def lab(xapid, api, kernels):  # noqa: F811
         assert run(xapid, api, vm, "true", timeout=BOOT) == 0
     for name, ip in (("A", "10.50.0.1/24"), ("A2", "10.50.0.2/24")):
         # The guest's init leaves udhcpc retrying on eth1 in the background,
-        # whose "deconfig" flushes the interface: stop it before a static address.
-        run(xapid, api, vms[name], "killall udhcpc")
+        # whose "deconfig" flushes the interface: stop it before a static
+        # address, and make sure it is gone (a typed line can be garbled on a
+        # busy UART, and a survivor flushes the address later).
+        wait_for(lambda: run(xapid, api, vms[name], "killall udhcpc; ! pidof udhcpc") == 0, 60,
+                 "udhcpc stopped in " + name)
         assert run(xapid, api, vms[name], "ip addr add %s dev eth1" % ip) == 0
+        assert has_addr(xapid, api, vms[name], "eth1", ip)
     return {"vms": vms, "private": private}
+
+
+def has_addr(x, api, vm, dev, cidr):
+    return run(x, api, vm, "ip -o addr show dev %s | grep -q ' %s '" % (dev, cidr)) == 0
 
 
 def test_switches_are_linux_bridges(xapid, api, lab):
@@ -224,7 +232,8 @@ def test_switches_are_linux_bridges(xapid, api, lab):
 
 def test_guests_on_a_private_network_ping_each_other(xapid, api, lab):
     vms = lab["vms"]
-    assert eventually_pings(xapid, api, vms["A"], "10.50.0.2")
+    assert eventually_pings(xapid, api, vms["A"], "10.50.0.2"), [
+        has_addr(xapid, api, vms[k], "eth1", ip) for k, ip in (("A", "10.50.0.1/24"), ("A2", "10.50.0.2/24"))]
     assert can_ping(xapid, api, vms["A2"], "10.50.0.1")
 
 
