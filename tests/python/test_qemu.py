@@ -285,6 +285,17 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
     assert status["CapEff"].strip() == "0" * 16, status["CapEff"]
     assert any(a.startswith(b"/proc/self/fd/") for a in cmd), cmd
     assert any(a.startswith(b"fd=") for a in cmd), cmd  # -add-fd of the disk
+    # A mount namespace of its own: a /dev of a few nodes, an empty /tmp, and
+    # nothing of the server's data directory (other guests' directories, the
+    # SRs) in sight; its own directory is its working directory.
+    assert os.readlink("/proc/%d/ns/mnt" % pid) != os.readlink("/proc/%d/ns/mnt" % xapid.proc.pid)
+    root = "/proc/%d/root" % pid
+    assert set(os.listdir(root + "/dev")) <= {"null", "zero", "full", "random", "urandom", "kvm"}, \
+        os.listdir(root + "/dev")
+    data = root + os.path.realpath(xapid.data_dir)
+    assert not os.path.exists(data) or os.listdir(data) == [], os.listdir(data)
+    assert os.listdir(root + "/tmp") == []
+    assert "qmp.sock" in os.listdir("/proc/%d/cwd" % pid)
 
     # The real agent fills the guest metrics.
     def gm():

@@ -330,7 +330,37 @@ pub enum Console {
     /// An in-process endpoint (the simulator): the server talks RFB itself.
     Simulated { width: u16, height: u16, name: String },
     /// A Unix socket speaking RFB (QEMU's VNC).
-    Unix(PathBuf),
+    Unix(Listener),
+}
+
+/// A Unix socket a domain's process listens on. Its directory is that
+/// process's to write in, so the name may have been swapped for a link to
+/// another socket (the server's own API socket, say): a connection counts
+/// only when the listener is that process (SO_PEERCRED).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listener {
+    pub path: PathBuf,
+    pub pid: u32,
+}
+
+impl Listener {
+    pub async fn connect(&self) -> std::io::Result<tokio::net::UnixStream> {
+        let s = tokio::net::UnixStream::connect(&self.path).await?;
+        let peer = s.peer_cred()?.pid();
+        if peer != Some(self.pid as i32) {
+            tracing::warn!(
+                path = %self.path.display(),
+                expected = self.pid,
+                found = ?peer,
+                "a socket in a domain's directory is not its process's: refused"
+            );
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{} is not served by process {}", self.path.display(), self.pid),
+            ));
+        }
+        Ok(s)
+    }
 }
 
 /// Cooperative cancellation: long operations watch this and stop early.
@@ -533,7 +563,7 @@ impl Backend {
     }
     /// The domain's text console (its first serial line) as a Unix socket
     /// carrying the raw bytes; the simulator has none.
-    pub fn text_console(&self, uuid: &str) -> Option<PathBuf> {
+    pub fn text_console(&self, uuid: &str) -> Option<Listener> {
         each!(self, b => b.text_console(uuid))
     }
     /// Whether the VM's domain exists and is running (not paused).
@@ -548,5 +578,13 @@ impl Backend {
     /// running and take control of it again, or None if it is gone.
     pub async fn adopt(&self, spec: &DomainSpec) -> Result<Option<DomainInfo>> {
         each!(self, b => b.adopt(spec).await)
+    }
+    /// At start: drop what the backend kept of VMs that no longer exist
+    /// (`known`: the uuids of every VM there is).
+    pub fn prune(&self, known: &std::collections::HashSet<String>) {
+        match self {
+            Backend::Sim(_) => {}
+            Backend::Qemu(q) => q.prune(known),
+        }
     }
 }

@@ -610,7 +610,7 @@ impl Sim {
     }
 
     /// Simulated guests have no serial line.
-    pub fn text_console(&self, _uuid: &str) -> Option<PathBuf> {
+    pub fn text_console(&self, _uuid: &str) -> Option<crate::Listener> {
         None
     }
 

@@ -354,6 +354,8 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
         kernel_dirs: cfg.guest_kernel_dirs.clone(),
         nics: cfg.nics.clone(),
         user: Some(cfg.qemu_user.clone()),
+        // The database, sessions' secrets, local SRs and every domain's directory.
+        hide: vec![cfg.data_dir.clone()],
         ..Default::default()
     };
     let backend = backend::Backend::by_name(&cfg.backend, cfg.sim.clone(), qemu)

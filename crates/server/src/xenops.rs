@@ -309,6 +309,8 @@ pub fn adopt_all(s: &Server) {
             .map(|(v, r)| (v.clone(), r.read(F::POWER_STATE)))
             .collect()
     };
+    let known = s.db.read().table(c).iter().map(|(_, r)| r.read(F::UUID)).collect();
+    s.backend.prune(&known);
     if live.is_empty() {
         return;
     }

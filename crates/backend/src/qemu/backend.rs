@@ -60,6 +60,11 @@ pub struct QemuConfig {
     /// The unprivileged user QEMU runs as (made on first start) when the
     /// server runs as root; None or "root": as the server itself.
     pub user: Option<String>,
+    /// A mount namespace of its own for each QEMU (when the server may
+    /// make one), with these directories out of sight besides the run
+    /// directory, the kernel directories and the directories of its disks.
+    pub private_mounts: bool,
+    pub hide: Vec<PathBuf>,
 }
 
 impl Default for QemuConfig {
@@ -74,6 +79,8 @@ impl Default for QemuConfig {
             sandbox: true,
             nics: None,
             user: Some(confine::DEFAULT_USER.to_string()),
+            private_mounts: true,
+            hide: vec![],
         }
     }
 }
@@ -108,6 +115,8 @@ struct Inner {
     cfg: QemuConfig,
     /// Who QEMU runs as; None: as the server.
     user: Option<RunAs>,
+    /// Whether each QEMU gets a mount namespace of its own.
+    private_mounts: bool,
     probe: Probe,
     allowed: Vec<PathBuf>,
     domains: Mutex<HashMap<String, Dom>>,
@@ -141,6 +150,23 @@ fn sigkill(pid: u32) {
         // SAFETY: plain kill(2) on a pid we started.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
     }
+}
+
+/// Connect to a socket of a domain's process, checked to be that process's.
+async fn dial(l: &Listener, timeout: Duration) -> std::result::Result<tokio::net::UnixStream, QmpError> {
+    tokio::time::timeout(timeout, l.connect())
+        .await
+        .map_err(|_| QmpError::Timeout { command: "connect".into(), timeout })?
+        .map_err(QmpError::from)
+}
+
+/// QMP of the QEMU `pid` in `layout`, capabilities negotiated.
+async fn qmp_of(
+    layout: &Layout,
+    pid: u32,
+) -> std::result::Result<(Qmp, tokio::sync::mpsc::UnboundedReceiver<super::qmp::Event>), QmpError> {
+    let s = dial(&Listener { path: layout.qmp(), pid }, QMP_TIMEOUT).await?;
+    Qmp::handshake(s, QMP_TIMEOUT).await
 }
 
 fn tail(path: &Path) -> String {
@@ -196,7 +222,21 @@ impl Qemu {
             // SAFETY: as above.
             confine::user_name(unsafe { libc::geteuid() })
         });
-        tracing::info!(accel = %probe.accel, qemu = %probe.qemu.version_line, user = %runs_as, "QEMU backend ready");
+        let private_mounts = cfg.private_mounts
+            && match confine::mounts_work(&probe.qemu.binary) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!("QEMU shares the server's mount namespace: cannot give it one of its own ({e})");
+                    false
+                }
+            };
+        tracing::info!(
+            accel = %probe.accel,
+            qemu = %probe.qemu.version_line,
+            user = %runs_as,
+            private_mounts,
+            "QEMU backend ready"
+        );
         std::fs::create_dir_all(&cfg.run_dir).map_err(|e| format!("{}: {e}", cfg.run_dir.display()))?;
         let mut allowed = vec![PathBuf::from(GUEST_DIR)];
         allowed.extend(cfg.kernel_dirs.iter().cloned());
@@ -220,6 +260,7 @@ impl Qemu {
             net,
             cfg,
             user,
+            private_mounts,
             probe,
             allowed,
             domains: Mutex::new(HashMap::new()),
@@ -316,6 +357,19 @@ impl Qemu {
         Ok((l, fds))
     }
 
+    /// The mount namespace QEMU gets for `spec`: nothing of the server's
+    /// in sight, nor the SRs and kernels it was handed descriptors of.
+    fn mounts(&self, spec: &DomainSpec) -> Result<Option<confine::Mounts>> {
+        if !self.0.private_mounts {
+            return Ok(None);
+        }
+        let mut hide = self.0.cfg.hide.clone();
+        hide.push(self.0.cfg.run_dir.clone());
+        hide.extend(self.0.allowed.iter().cloned());
+        hide.extend(spec.disks.iter().filter_map(|d| d.path.as_deref()?.parent().map(Path::to_path_buf)));
+        confine::Mounts::new(self.0.probe.accel == Accel::Kvm, &hide).map(Some)
+    }
+
     /// Start QEMU for `spec`, paused, and connect to it. Returns the domid.
     async fn spawn(&self, spec: &DomainSpec, incoming: bool, cancel: &mut Option<Cancel>) -> Result<i64> {
         let skipped = argv::guest_data_items(spec).1;
@@ -353,7 +407,8 @@ impl Qemu {
         std::fs::write(layout.domid(), domid.to_string()).map_err(|e| io_err("writing the domid".into(), e))?;
         let log = std::fs::File::create(layout.log()).map_err(|e| io_err("creating qemu.log".into(), e))?;
         confine::hand_over(&layout.dir, self.0.user.as_ref())?;
-        let setup = ChildSetup::new(&layout.dir, fds.iter().map(|f| f.as_raw_fd()).collect(), self.0.user.clone())?;
+        let keep = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let setup = ChildSetup::new(&layout.dir, keep, self.0.user.clone(), self.mounts(spec)?)?;
         let mut cmd = tokio::process::Command::new(&self.0.probe.qemu.binary);
         // SAFETY: `apply` makes only async-signal-safe calls.
         unsafe { cmd.pre_exec(move || setup.apply()) };
@@ -380,7 +435,7 @@ impl Qemu {
                 return Err(BackendError::Hypervisor(format!("QEMU exited ({st}): {}", tail(&layout.log()))));
             }
             if layout.qmp().exists() {
-                match Qmp::connect(&layout.qmp(), QMP_TIMEOUT).await {
+                match qmp_of(&layout, pid).await {
                     Ok(c) => break c,
                     Err(e) if Instant::now() > deadline => return Err(hv("QMP", e)),
                     Err(_) => {}
@@ -436,7 +491,7 @@ impl Qemu {
     ) {
         let (exited_tx, exited) = tokio::sync::watch::channel(false);
         let agent = Arc::new(tokio::sync::Mutex::new(None));
-        let agent_path = layout.agent();
+        let agent_sock = Listener { path: layout.agent(), pid };
         self.doms().insert(
             spec.uuid.clone(),
             Dom {
@@ -458,7 +513,7 @@ impl Qemu {
             },
         );
         tokio::spawn(self.clone().watch(spec.uuid.clone(), domid, pid, events, child, exited_tx));
-        tokio::spawn(self.clone().poll_agent(spec.uuid.clone(), domid, agent_path, agent));
+        tokio::spawn(self.clone().poll_agent(spec.uuid.clone(), domid, agent_sock, agent));
     }
 
     /// The domain's task: QMP events, statistics, and the end of the process.
@@ -670,7 +725,13 @@ impl Qemu {
 
     /// Ask the agent what the guest is, after boot and then now and then;
     /// report when it changes.
-    async fn poll_agent(self, uuid: String, domid: i64, path: PathBuf, agent: Arc<tokio::sync::Mutex<Option<Agent>>>) {
+    async fn poll_agent(
+        self,
+        uuid: String,
+        domid: i64,
+        agent_sock: Listener,
+        agent: Arc<tokio::sync::Mutex<Option<Agent>>>,
+    ) {
         let mut last: Option<GuestInfo> = None;
         loop {
             let Ok((mine, paused, spec)) = self.with(&uuid, |d| (d.domid == domid, d.paused, d.spec.clone())) else {
@@ -683,7 +744,7 @@ impl Qemu {
             if !paused {
                 let mut guard = agent.lock().await;
                 if guard.is_none() {
-                    *guard = Agent::connect(&path, AGENT_TIMEOUT).await.ok();
+                    *guard = dial(&agent_sock, AGENT_TIMEOUT).await.ok().map(|s| Agent::from_stream(s, AGENT_TIMEOUT));
                 }
                 let res = match guard.as_mut() {
                     Some(a) => guest_report(a, &spec).await,
@@ -1001,8 +1062,10 @@ impl Qemu {
 
     async fn load_state(&self, uuid: &str, image: &Path, cancel: &mut Option<Cancel>) -> Result<()> {
         let sock = self.start_incoming(uuid).await?;
-        let mut conn =
-            tokio::net::UnixStream::connect(&sock).await.map_err(|e| io_err(sock.display().to_string(), e))?;
+        let pid = self.with(uuid, |d| d.pid)?;
+        let mut conn = dial(&Listener { path: sock.clone(), pid }, QMP_TIMEOUT)
+            .await
+            .map_err(|e| hv(&sock.display().to_string(), e))?;
         let mut file = tokio::fs::File::open(image).await.map_err(|e| io_err(image.display().to_string(), e))?;
         let copy = tokio::io::copy(&mut file, &mut conn);
         match tokio::time::timeout(MIGRATION_TIMEOUT, copy).await {
@@ -1063,9 +1126,8 @@ impl Qemu {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
     {
-        let sock = self.with(uuid, |d| d.layout.migration())?;
-        let mut qemu =
-            tokio::net::UnixStream::connect(&sock).await.map_err(|e| io_err(sock.display().to_string(), e))?;
+        let sock = self.with(uuid, |d| Listener { path: d.layout.migration(), pid: d.pid })?;
+        let mut qemu = dial(&sock, QMP_TIMEOUT).await.map_err(|e| hv(&sock.path.display().to_string(), e))?;
         match tokio::time::timeout(MIGRATION_TIMEOUT, tokio::io::copy_bidirectional(&mut conn, &mut qemu)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(io_err("receiving guest memory".into(), e)),
@@ -1418,12 +1480,12 @@ impl Qemu {
     }
 
     /// The serial line's socket (QEMU takes one client at a time).
-    pub fn text_console(&self, uuid: &str) -> Option<PathBuf> {
-        self.doms().get(uuid).map(|d| d.layout.serial())
+    pub fn text_console(&self, uuid: &str) -> Option<Listener> {
+        self.doms().get(uuid).map(|d| Listener { path: d.layout.serial(), pid: d.pid })
     }
 
     pub fn console(&self, uuid: &str) -> Option<Console> {
-        self.doms().get(uuid).map(|d| Console::Unix(d.layout.vnc()))
+        self.doms().get(uuid).map(|d| Console::Unix(Listener { path: d.layout.vnc(), pid: d.pid }))
     }
 
     pub fn is_running(&self, uuid: &str) -> bool {
@@ -1436,6 +1498,25 @@ impl Qemu {
             .iter()
             .map(|(u, d)| DomainInfo { uuid: u.clone(), domid: d.domid, state: state(d.paused) })
             .collect()
+    }
+
+    /// Remove the kept logs and empty directories of VMs not in `known`
+    /// (destroyed since; a directory with anything in it is left alone).
+    pub fn prune(&self, known: &std::collections::HashSet<String>) {
+        let Ok(rd) = std::fs::read_dir(&self.0.cfg.run_dir) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let uuid = name.strip_suffix(".log").unwrap_or(&name);
+            if uuid.len() != 36 || known.contains(uuid) || self.doms().contains_key(uuid) {
+                continue;
+            }
+            let path = e.path();
+            let res = if name.ends_with(".log") { std::fs::remove_file(&path) } else { std::fs::remove_dir(&path) };
+            match res {
+                Ok(()) => tracing::debug!(path = %path.display(), "removed what a destroyed VM left"),
+                Err(e) => tracing::info!(path = %path.display(), "left in place: {e}"),
+            }
+        }
     }
 
     /// Re-attach to a QEMU that kept running while the server was down: its
@@ -1451,7 +1532,7 @@ impl Qemu {
         let pid = read_pid(&layout).filter(|&p| alive(p) && owns(p, &layout));
         let found = match pid {
             None => None,
-            Some(pid) => match Qmp::connect(&layout.qmp(), QMP_TIMEOUT).await {
+            Some(pid) => match qmp_of(&layout, pid).await {
                 Ok((qmp, events)) => match qmp.execute("query-status", Value::Null).await {
                     Ok(st) => Some((pid, qmp, events, st)),
                     Err(e) => {
@@ -1710,6 +1791,7 @@ mod tests {
         let inner = Inner {
             cfg: QemuConfig { run_dir: run_dir.to_path_buf(), ..Default::default() },
             user: None,
+            private_mounts: false,
             probe: Probe {
                 qemu: probe::QemuInfo { binary: "/bin/false".into(), version: (7, 2, 0), version_line: String::new() },
                 accel: Accel::Tcg,
@@ -1723,6 +1805,45 @@ mod tests {
             meter: Mutex::new(host::Meter::default()),
         };
         Qemu(Arc::new(inner))
+    }
+
+    #[test]
+    fn prune_drops_what_destroyed_vms_left() {
+        let dir = std::env::temp_dir().join(format!("xapi-rs-qemu-prune-{}", std::process::id()));
+        let (gone, empty, busy, kept) = (
+            "00000000-0000-0000-0000-000000000001",
+            "00000000-0000-0000-0000-000000000002",
+            "00000000-0000-0000-0000-000000000003",
+            "00000000-0000-0000-0000-000000000004",
+        );
+        for d in [empty, busy, kept] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        std::fs::write(dir.join(busy).join("qmp.sock"), b"").unwrap();
+        for l in [gone, kept] {
+            std::fs::write(dir.join(format!("{l}.log")), b"x").unwrap();
+        }
+        std::fs::write(dir.join("notes"), b"not ours").unwrap();
+        let q = backend(&dir, vec![]);
+        q.prune(&[kept.to_string()].into_iter().collect());
+        let mut left: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        left.sort();
+        assert_eq!(left, vec![busy.to_string(), kept.to_string(), format!("{kept}.log"), "notes".into()]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_domain_socket_counts_only_when_its_process_listens() {
+        let dir = std::env::temp_dir().join(format!("xapi-rs-qemu-peer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vnc.sock");
+        let _l = tokio::net::UnixListener::bind(&path).unwrap();
+        assert!(Listener { path: path.clone(), pid: std::process::id() }.connect().await.is_ok());
+        // A name swapped for another process's socket: this one is ours, not pid 1's.
+        let e = Listener { path: path.clone(), pid: 1 }.connect().await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]

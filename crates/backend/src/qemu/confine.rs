@@ -7,12 +7,19 @@
 //! user needs no access to the SRs or the server's data directory, and what
 //! the server checked (a kernel inside the allowed directories) is exactly
 //! what QEMU reads.
+//!
+//! Each QEMU also gets a mount namespace of its own (as libvirt's
+//! `namespaces = ["mount"]`): a /dev with only the nodes it needs, an empty
+//! /tmp, and the server's data directory (every domain's directory, other
+//! guests' sockets among them), the SRs of its disks and the kernel
+//! directories covered by empty read-only mounts. QEMU still reaches its own
+//! directory: it is its working directory, entered before the cover went on.
 
 use crate::{BackendError, Result};
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The user QEMU runs as unless configured otherwise.
 pub const DEFAULT_USER: &str = "xapi-qemu";
@@ -148,32 +155,156 @@ pub fn open_tap(name: &str) -> Result<OwnedFd> {
     Ok(f.into())
 }
 
+/// The device nodes a QEMU's /dev holds (besides /dev/kvm when it uses KVM).
+const DEV_NODES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
+/// What stays in sight whatever a hidden directory's name: QEMU's binary,
+/// libraries, firmware and modules, and the kernel's file systems.
+const KEEP: [&str; 8] = ["/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", "/proc", "/sys"];
+
+fn cstr(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| BackendError::Internal(format!("{} holds a NUL", p.display())))
+}
+
+fn check(rc: libc::c_int) -> std::io::Result<()> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A QEMU's private mount namespace, prepared before the fork.
+#[derive(Clone, Debug)]
+pub struct Mounts {
+    /// Nodes of the private /dev: path, permission bits, device, owner.
+    nodes: Vec<(CString, libc::mode_t, libc::dev_t, u32, u32)>,
+    /// Directories covered by an empty read-only tmpfs.
+    hide: Vec<CString>,
+}
+
+impl Mounts {
+    /// /dev with [`DEV_NODES`] (and kvm when `kvm`), a private /tmp, and
+    /// the directories of `hide` that exist out of sight ([`covers`]).
+    pub fn new(kvm: bool, hide: &[PathBuf]) -> Result<Mounts> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let mut nodes = Vec::new();
+        for name in DEV_NODES.iter().copied().chain(kvm.then_some("kvm")) {
+            let path = Path::new("/dev").join(name);
+            let m = std::fs::metadata(&path).map_err(|e| BackendError::Internal(format!("{}: {e}", path.display())))?;
+            if !m.file_type().is_char_device() {
+                return Err(BackendError::Internal(format!("{} is no character device", path.display())));
+            }
+            nodes.push((cstr(&path)?, m.mode() & 0o7777, m.rdev(), m.uid(), m.gid()));
+        }
+        Ok(Mounts { nodes, hide: covers(hide).iter().map(|p| cstr(p)).collect::<Result<_>>()? })
+    }
+
+    /// In the child, as root, in its new namespace, after entering its
+    /// working directory.
+    ///
+    /// # Safety
+    /// Async-signal-safe calls only, on values prepared before the fork.
+    unsafe fn apply(&self) -> std::io::Result<()> {
+        let none = std::ptr::null();
+        let tmpfs = c"tmpfs".as_ptr();
+        let dev = c"/dev".as_ptr();
+        // SAFETY: as the function's contract says.
+        unsafe {
+            let opts = c"mode=755,size=64k".as_ptr().cast();
+            check(libc::mount(tmpfs, dev, tmpfs, libc::MS_NOSUID | libc::MS_NOEXEC, opts))?;
+            for (path, mode, rdev, uid, gid) in &self.nodes {
+                check(libc::mknod(path.as_ptr(), libc::S_IFCHR | mode, *rdev))?;
+                check(libc::chown(path.as_ptr(), *uid, *gid))?;
+                // mknod's mode went through the umask.
+                check(libc::chmod(path.as_ptr(), *mode))?;
+            }
+            let ro = libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC;
+            check(libc::mount(none, dev, none, ro, none.cast()))?;
+            let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+            let opts = c"mode=1777,size=16m".as_ptr().cast();
+            check(libc::mount(tmpfs, c"/tmp".as_ptr(), tmpfs, flags, opts))?;
+            for d in &self.hide {
+                let opts = c"mode=755,size=4k,nr_inodes=16".as_ptr().cast();
+                check(libc::mount(tmpfs, d.as_ptr(), tmpfs, flags | libc::MS_RDONLY, opts))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The directories of `hide` to cover: existing ones, by their real names,
+/// none that holds or is in what must stay in sight, none inside another cover
+/// (/dev and /tmp are covered anyway; under a cover the path is gone).
+fn covers(hide: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = hide
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .filter(|p| p.is_dir() && !KEEP.iter().any(|k| Path::new(k).starts_with(p) || p.starts_with(k)))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let mut kept: Vec<PathBuf> = Vec::new();
+    for d in dirs {
+        let fixed = [Path::new("/dev"), Path::new("/tmp")];
+        if !fixed.into_iter().chain(kept.iter().map(PathBuf::as_path)).any(|a| d.starts_with(a)) {
+            kept.push(d);
+        }
+    }
+    kept
+}
+
+/// Whether this process may give a child its own mount namespace (root
+/// with CAP_SYS_ADMIN, not in a container that forbids it): tried once
+/// with `binary -version` in the namespace QEMU would get.
+pub fn mounts_work(binary: &Path) -> std::result::Result<(), String> {
+    let m = Mounts::new(false, &[]).map_err(|e| e.to_string())?;
+    let setup = ChildSetup::new(Path::new("/"), vec![], None, Some(m)).map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new(binary);
+    // SAFETY: `apply` makes only async-signal-safe calls.
+    unsafe { std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || setup.apply()) };
+    let out = cmd.arg("-version").output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
 /// What the child does between fork and exec, as async-signal-safe calls
-/// only: keep `keep` open across exec, enter `dir`, and become `user`.
+/// only: keep `keep` open across exec, enter a mount namespace of its own
+/// (`mounts`), enter `dir`, and become `user`.
 pub struct ChildSetup {
     dir: CString,
     keep: Vec<RawFd>,
     user: Option<RunAs>,
+    mounts: Option<Mounts>,
 }
 
 impl ChildSetup {
-    pub fn new(dir: &Path, keep: Vec<RawFd>, user: Option<RunAs>) -> Result<ChildSetup> {
-        let dir = CString::new(dir.as_os_str().as_bytes())
-            .map_err(|_| BackendError::Internal(format!("{} holds a NUL", dir.display())))?;
-        Ok(ChildSetup { dir, keep, user })
+    pub fn new(dir: &Path, keep: Vec<RawFd>, user: Option<RunAs>, mounts: Option<Mounts>) -> Result<ChildSetup> {
+        Ok(ChildSetup { dir: cstr(dir)?, keep, user, mounts })
     }
 
     /// Runs in the forked child.
     pub fn apply(&self) -> std::io::Result<()> {
-        let check = |rc: libc::c_int| if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
         // SAFETY: plain system calls on values prepared before the fork.
         unsafe {
             for &fd in &self.keep {
                 check(libc::fcntl(fd, libc::F_SETFD, 0))?;
             }
+            if self.mounts.is_some() {
+                check(libc::unshare(libc::CLONE_NEWNS))?;
+                // Nothing done below reaches the server's namespace.
+                let none = std::ptr::null();
+                check(libc::mount(none, c"/".as_ptr(), none, libc::MS_REC | libc::MS_PRIVATE, none.cast()))?;
+            }
             // Entered as root: QEMU's names are relative to it, so its user
-            // needs no access to the directories above.
+            // needs no access to the directories above (which its mount
+            // namespace then covers).
             check(libc::chdir(self.dir.as_ptr()))?;
+            if let Some(m) = &self.mounts {
+                m.apply()?;
+            }
             if let Some(u) = &self.user {
                 check(libc::setgroups(u.groups.len() as _, u.groups.as_ptr()))?;
                 check(libc::setgid(u.gid))?;
@@ -221,6 +352,21 @@ mod tests {
         let fd = open_image(&p, true).unwrap();
         assert!(check_no_backing(&p, &fd).is_ok());
         assert!(matches!(open_image(&dir.join("none"), true), Err(BackendError::MissingFile(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn covers_leave_the_system_in_sight_and_skip_nested_ones() {
+        let dir = std::env::current_dir().unwrap().join(format!("target/covers-{}", std::process::id()));
+        for d in ["a/b", "c"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let hide: Vec<PathBuf> = ["a/b", "a", "c", "c", "gone"].iter().map(|d| dir.join(d)).collect();
+        let mut hide = hide;
+        hide.extend(["/", "/usr", "/usr/share", "/tmp/x", "/dev"].map(PathBuf::from));
+        let dir = std::fs::canonicalize(&dir).unwrap();
+        let got = covers(&hide);
+        assert_eq!(got, vec![dir.join("a"), dir.join("c")]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -111,7 +111,7 @@ async fn websocket(
         let Some((uuid, ep)) = endpoint(s, &con) else { return reply.not_found().await };
         // A proxied console must answer before the upgrade is accepted.
         let sock = match &ep {
-            Console::Unix(path) => match tokio::net::UnixStream::connect(path).await {
+            Console::Unix(l) => match l.connect().await {
                 Ok(sock) => Some(sock),
                 Err(_) => return reply.not_found().await,
             },
@@ -211,8 +211,8 @@ async fn connect(
                 _ = domain_gone(s, &uuid) => Ok(()),
             }
         }
-        Console::Unix(path) => {
-            let Ok(sock) = tokio::net::UnixStream::connect(&path).await else { return reply.not_found().await };
+        Console::Unix(l) => {
+            let Ok(sock) = l.connect().await else { return reply.not_found().await };
             reply.console_ok().await?;
             proxy(body, reply.body(), sock).await
         }
