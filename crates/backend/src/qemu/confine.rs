@@ -196,7 +196,8 @@ impl Mounts {
             }
             nodes.push((cstr(&path)?, m.mode() & 0o7777, m.rdev(), m.uid(), m.gid()));
         }
-        Ok(Mounts { nodes, hide: covers(hide).iter().map(|p| cstr(p)).collect::<Result<_>>()? })
+        let fixed = [Path::new("/dev"), Path::new("/tmp")];
+        Ok(Mounts { nodes, hide: covers(hide, &fixed).iter().map(|p| cstr(p)).collect::<Result<_>>()? })
     }
 
     /// In the child, as root, in its new namespace, after entering its
@@ -233,9 +234,9 @@ impl Mounts {
 }
 
 /// The directories of `hide` to cover: existing ones, by their real names,
-/// none that holds or is in what must stay in sight, none inside another cover
-/// (/dev and /tmp are covered anyway; under a cover the path is gone).
-fn covers(hide: &[PathBuf]) -> Vec<PathBuf> {
+/// none that holds or is in what must stay in sight, none inside another
+/// cover or inside `fixed` (covered anyway: under a cover the path is gone).
+fn covers(hide: &[PathBuf], fixed: &[&Path]) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = hide
         .iter()
         .filter_map(|p| std::fs::canonicalize(p).ok())
@@ -245,8 +246,7 @@ fn covers(hide: &[PathBuf]) -> Vec<PathBuf> {
     dirs.dedup();
     let mut kept: Vec<PathBuf> = Vec::new();
     for d in dirs {
-        let fixed = [Path::new("/dev"), Path::new("/tmp")];
-        if !fixed.into_iter().chain(kept.iter().map(PathBuf::as_path)).any(|a| d.starts_with(a)) {
+        if !fixed.iter().copied().chain(kept.iter().map(PathBuf::as_path)).any(|a| d.starts_with(a)) {
             kept.push(d);
         }
     }
@@ -361,12 +361,12 @@ mod tests {
         for d in ["a/b", "c"] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
         }
-        let hide: Vec<PathBuf> = ["a/b", "a", "c", "c", "gone"].iter().map(|d| dir.join(d)).collect();
-        let mut hide = hide;
-        hide.extend(["/", "/usr", "/usr/share", "/tmp/x", "/dev"].map(PathBuf::from));
+        let mut hide: Vec<PathBuf> = ["a/b", "a", "c", "c", "gone"].iter().map(|d| dir.join(d)).collect();
+        hide.extend(["/", "/usr", "/usr/share"].map(PathBuf::from));
         let dir = std::fs::canonicalize(&dir).unwrap();
-        let got = covers(&hide);
-        assert_eq!(got, vec![dir.join("a"), dir.join("c")]);
+        assert_eq!(covers(&hide, &[]), vec![dir.join("a"), dir.join("c")]);
+        // Under a fixed cover (as /tmp is): nothing more to do.
+        assert_eq!(covers(&hide, &[&dir.join("c")]), vec![dir.join("a")]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
