@@ -349,6 +349,13 @@ def test_protocol_errors_reads_past_the_end_and_writes(api, login, server, mgmt)
         c.s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 2, 43, 0, 0))  # DISC
         assert c.s.recv(1) == b""
         c.close()
+        # A VDI never written reads as zeros (sent by the plain writer after the file's data ends).
+        empty = new_vdi(api)
+        c = Client(server.nbd_port)
+        assert c.go("/%s?session_id=%s" % (api.VDI.get_uuid(empty), sid))[-1] == (1, b"")
+        err, got = c.request(0, SIZE - 3 * MiB, 3 * MiB)
+        assert err == 0 and got == b"\0" * (3 * MiB)
+        c.close()
     finally:
         set_purpose(api, net, None)
     assert get_raw(server, sid, vdi) == data  # nothing was written

@@ -20,6 +20,13 @@
 //! Bounds: [`MAX_CONNECTIONS`], [`MAX_REQUEST`] per request, [`IN_FLIGHT`]
 //! bytes being read per connection, [`NEGOTIATION_TIME`] for the handshake
 //! and [`IDLE_TIME`] between requests.
+//!
+//! On a plain connection a read's data goes from the file to the socket
+//! with sendfile(2), on a thread of the blocking pool that writes that
+//! connection's replies ([`write_plain`]): no copy through this process. A
+//! read error there comes after the reply's header went out, so the
+//! connection is closed (logged); under TLS the data is read first and an
+//! error is an EIO reply.
 
 use crate::{storage, ApiError, Server};
 use model::schema::{CLASS_NETWORK, CLASS_VDI};
@@ -236,7 +243,12 @@ async fn serve(l: &Listener, mut sock: TcpStream, peer: SocketAddr) -> io::Resul
     .map_err(|_| bad("negotiation timed out"))??;
     match step {
         Step::Closed => Ok(()),
-        Step::Serve(e) => transmit(sock, e, neg.structured, neg.meta, peer).await,
+        Step::Serve(e) => {
+            // The writer's own descriptor of the socket: it outlives this
+            // task if the task is dropped, so it never names a reused number.
+            let fd = std::os::fd::AsFd::as_fd(&sock).try_clone_to_owned()?;
+            transmit(sock, Some(fd), e, neg.structured, neg.meta, peer).await
+        }
         Step::StartTls => {
             let mut tls = timeout_at(deadline, l.tls.accept(sock))
                 .await
@@ -244,7 +256,7 @@ async fn serve(l: &Listener, mut sock: TcpStream, peer: SocketAddr) -> io::Resul
                 .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake failed: {e}")))?;
             neg.tls = true;
             match timeout_at(deadline, neg.run(l, &mut tls, peer)).await.map_err(|_| bad("negotiation timed out"))?? {
-                Step::Serve(e) => transmit(tls, e, neg.structured, neg.meta, peer).await,
+                Step::Serve(e) => transmit(tls, None, e, neg.structured, neg.meta, peer).await,
                 Step::Closed | Step::StartTls => Ok(()),
             }
         }
@@ -598,36 +610,64 @@ async fn open(l: &Listener, name: &str, peer: SocketAddr, data: bool) -> Result<
 
 // ------------------------------------------------------------ transmission
 
+/// A reply for the writer: built in memory, or (plain connections) a
+/// read's header with its data to come from the export's file.
+enum Out {
+    Bytes(Vec<u8>),
+    Read { head: Vec<u8>, offset: u64, len: u32 },
+}
+
+impl From<Vec<u8>> for Out {
+    fn from(b: Vec<u8>) -> Out {
+        Out::Bytes(b)
+    }
+}
+
 /// The transmission phase: requests are read in order and served
 /// concurrently (reads on the blocking pool, at most [`IN_FLIGHT`] bytes at
-/// once); replies go out as they are ready, through one writer.
+/// once, or straight from the file by the writer of a plain connection,
+/// `plain` being its socket); replies go out as they are ready, through one
+/// writer.
 async fn transmit<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     io: S,
+    plain: Option<std::os::fd::OwnedFd>,
     e: Export,
     structured: bool,
     meta: bool,
     peer: SocketAddr,
 ) -> io::Result<()> {
     let (mut rd, mut wr) = tokio::io::split(io);
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
-    let writer = tokio::spawn(async move {
-        // A client that stops reading its replies is dropped after IDLE_TIME.
-        let stalled = || bad("the client stopped reading replies");
-        while let Some(buf) = rx.recv().await {
-            let sent = tokio::time::timeout(IDLE_TIME, async {
-                wr.write_all(&buf).await?;
-                // Gather what is ready before flushing (one TLS record flush).
-                while let Ok(buf) = rx.try_recv() {
-                    wr.write_all(&buf).await?;
-                }
-                wr.flush().await
-            });
-            sent.await.map_err(|_| stalled())??;
-        }
-        tokio::time::timeout(IDLE_TIME, wr.shutdown()).await.map_err(|_| stalled())?
-    });
-    let budget = Arc::new(Semaphore::new(IN_FLIGHT));
+    let (tx, mut rx) = mpsc::channel::<Out>(64);
     let e = Arc::new(e);
+    let sendfile = plain.is_some();
+    let writer = match plain {
+        Some(fd) => {
+            let e = e.clone();
+            tokio::task::spawn_blocking(move || write_plain(&fd, rx, &e))
+        }
+        None => tokio::spawn(async move {
+            // A client that stops reading its replies is dropped after IDLE_TIME.
+            let stalled = || bad("the client stopped reading replies");
+            let bytes = |o: Out| match o {
+                Out::Bytes(b) => Ok(b),
+                Out::Read { .. } => Err(bad("a file read queued for a TLS connection")),
+            };
+            while let Some(out) = rx.recv().await {
+                let buf = bytes(out)?;
+                let sent = tokio::time::timeout(IDLE_TIME, async {
+                    wr.write_all(&buf).await?;
+                    // Gather what is ready before flushing (one TLS record flush).
+                    while let Ok(out) = rx.try_recv() {
+                        wr.write_all(&bytes(out)?).await?;
+                    }
+                    wr.flush().await
+                });
+                sent.await.map_err(|_| stalled())??;
+            }
+            tokio::time::timeout(IDLE_TIME, wr.shutdown()).await.map_err(|_| stalled())?
+        }),
+    };
+    let budget = Arc::new(Semaphore::new(IN_FLIGHT));
     let out = loop {
         if tx.is_closed() {
             break Err(bad("the reply writer stopped"));
@@ -659,7 +699,7 @@ async fn transmit<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             CMD_WRITE => {
                 // Read-only: the payload is skipped, the request refused.
                 if len > MAX_REQUEST {
-                    let _ = tx.send(r.error(EINVAL, "write request too large")).await;
+                    let _ = tx.send(r.error(EINVAL, "write request too large").into()).await;
                     break Err(bad(format!("a write of {len} bytes")));
                 }
                 let mut left = u64::from(len);
@@ -671,17 +711,21 @@ async fn transmit<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     }
                     left -= n as u64;
                 }
-                let _ = tx.send(r.error(EPERM, "the export is read-only")).await;
+                let _ = tx.send(r.error(EPERM, "the export is read-only").into()).await;
             }
             CMD_TRIM | CMD_WRITE_ZEROES => {
-                let _ = tx.send(r.error(EPERM, "the export is read-only")).await;
+                let _ = tx.send(r.error(EPERM, "the export is read-only").into()).await;
             }
             CMD_READ | CMD_BLOCK_STATUS | CMD_CACHE if !in_bounds => {
-                let _ = tx.send(r.error(EINVAL, "the request goes past the end of the export")).await;
+                let _ = tx.send(r.error(EINVAL, "the request goes past the end of the export").into()).await;
             }
             // Block status may ask about more: its answer is bounded (1024 extents).
             CMD_READ if len > MAX_REQUEST => {
-                let _ = tx.send(r.error(EINVAL, "the request is larger than the maximum block size")).await;
+                let _ = tx.send(r.error(EINVAL, "the request is larger than the maximum block size").into()).await;
+            }
+            CMD_READ if sendfile => {
+                let head = r.data_header(offset, len as usize);
+                let _ = tx.send(Out::Read { head, offset, len }).await;
             }
             CMD_READ => {
                 let Ok(permit) = budget.clone().acquire_many_owned(len.max(1)).await else {
@@ -702,12 +746,12 @@ async fn transmit<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                             r.error(EIO, "read error")
                         }
                     };
-                    let _ = tx.send(buf).await;
+                    let _ = tx.send(buf.into()).await;
                     drop(permit);
                 });
             }
             CMD_BLOCK_STATUS if !meta => {
-                let _ = tx.send(r.error(EINVAL, "no meta context was negotiated")).await;
+                let _ = tx.send(r.error(EINVAL, "no meta context was negotiated").into()).await;
             }
             CMD_BLOCK_STATUS => {
                 let (e2, one) = (e.clone(), flags & CMD_FLAG_REQ_ONE != 0);
@@ -723,23 +767,108 @@ async fn transmit<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                         r.error(EIO, "block status error")
                     }
                 };
-                let _ = tx.send(buf).await;
+                let _ = tx.send(buf.into()).await;
             }
             // Nothing is cached or written: both succeed at once.
             CMD_FLUSH | CMD_CACHE => {
-                let _ = tx.send(r.ok()).await;
+                let _ = tx.send(r.ok().into()).await;
             }
             _ => {
-                let _ = tx.send(r.error(ENOTSUP, "command not supported")).await;
+                let _ = tx.send(r.error(ENOTSUP, "command not supported").into()).await;
             }
         }
     };
     finish(writer, tx, out, &e, peer).await
 }
 
+/// The writer of a plain connection (see the module's comment): replies
+/// with send(2), read data with sendfile(2) from the export's file (zeros
+/// past its end), a client whose window stays full waited for with poll(2)
+/// for at most [`IDLE_TIME`]. On the blocking pool: a read from disk blocks.
+fn write_plain(fd: &std::os::fd::OwnedFd, mut rx: mpsc::Receiver<Out>, e: &Export) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    let sock = fd.as_raw_fd();
+    let res = (|| {
+        while let Some(out) = rx.blocking_recv() {
+            match out {
+                Out::Bytes(b) => send_all(sock, &b, false)?,
+                Out::Read { head, offset, len } => {
+                    let len = u64::from(len);
+                    send_all(sock, &head, len > 0)?;
+                    let mut done = 0u64;
+                    if let Some(f) = &e.file {
+                        while done < len {
+                            let mut off = (offset + done) as libc::off_t;
+                            let want = (len - done) as usize;
+                            // SAFETY: both descriptors are open; off is a valid pointer.
+                            let n = unsafe { libc::sendfile(sock, f.as_raw_fd(), &mut off, want) };
+                            match n {
+                                0 => break, // past the file's end: zeros follow
+                                n if n > 0 => done += n as u64,
+                                _ => retry_or_fail(sock, io::Error::last_os_error()).map_err(|x| {
+                                    tracing::warn!(vdi = %e.vdi_uuid, offset, len, "NBD read failed: {x}");
+                                    x
+                                })?,
+                            }
+                        }
+                        e.counters.read(done);
+                    }
+                    while done < len {
+                        let n = (len - done).min(ZEROS.len() as u64);
+                        send_all(sock, &ZEROS[..n as usize], done + n < len)?;
+                        done += n;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })();
+    // SAFETY: shutdown(2) on our own open descriptor.
+    unsafe { libc::shutdown(sock, libc::SHUT_WR) };
+    res
+}
+
+/// After a failed send: wait while the socket is full (EAGAIN), go on
+/// after a signal, else the error.
+fn retry_or_fail(sock: std::os::fd::RawFd, x: io::Error) -> io::Result<()> {
+    match x.kind() {
+        io::ErrorKind::WouldBlock => {
+            let mut p = libc::pollfd { fd: sock, events: libc::POLLOUT, revents: 0 };
+            // SAFETY: one valid pollfd.
+            match unsafe { libc::poll(&mut p, 1, IDLE_TIME.as_millis() as libc::c_int) } {
+                0 => Err(bad("the client stopped reading replies")),
+                n if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted => {
+                    Err(io::Error::last_os_error())
+                }
+                // Ready (or an error the next send reports).
+                _ => Ok(()),
+            }
+        }
+        io::ErrorKind::Interrupted => Ok(()),
+        _ => Err(x),
+    }
+}
+
+/// All of `buf` to the socket; `more`: data follows at once (MSG_MORE, so
+/// a header and its data leave in the same segments).
+fn send_all(sock: std::os::fd::RawFd, mut buf: &[u8], more: bool) -> io::Result<()> {
+    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+    while !buf.is_empty() {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::send(sock, buf.as_ptr().cast(), buf.len(), flags) };
+        if n >= 0 {
+            buf = &buf[n as usize..];
+        } else {
+            retry_or_fail(sock, io::Error::last_os_error())?;
+        }
+    }
+    Ok(())
+}
+
 async fn finish(
     writer: tokio::task::JoinHandle<io::Result<()>>,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Out>,
     out: io::Result<()>,
     e: &Export,
     peer: SocketAddr,
