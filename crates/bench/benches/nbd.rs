@@ -173,7 +173,7 @@ fn main() {
         pread_t.push(pread_loop(&file));
     }
     let (mut cold_file, mut cold_nbd) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
+    for _ in 0..5 {
         evict(&file);
         cold_file.push(nbdcopy(&src));
         evict(&file);
@@ -206,8 +206,9 @@ fn main() {
         f2,
         f2 / t
     );
+    println!("# cold rounds (s): file {cold_file:.3?}, nbd {cold_nbd:.3?}");
     let (cf, cn) = (median(cold_file), median(cold_nbd));
-    println!("# page cache cold (the file evicted before each copy), medians of 3 alternating rounds");
+    println!("# page cache cold (the file evicted before each copy), medians of 5 alternating rounds");
     println!("nbdcopy <VDI file> null:           {:.3} s  {:7.0} MiB/s", cf, mibs(cf));
     println!(
         "nbdcopy nbd:// (insecure_nbd) null: {:.3} s  {:7.0} MiB/s | ratio to the file {:.2} (target >= 0.9)",

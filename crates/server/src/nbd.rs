@@ -724,6 +724,14 @@ async fn transmit<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 let _ = tx.send(r.error(EINVAL, "the request is larger than the maximum block size").into()).await;
             }
             CMD_READ if sendfile => {
+                // The writer reads one request at a time: have the kernel
+                // start reading this one from disk now, beside the others.
+                if let Some(f) = &e.file {
+                    use std::os::fd::AsRawFd;
+                    let (o, l) = (offset as libc::off_t, libc::off_t::from(len));
+                    // SAFETY: advice on an open descriptor.
+                    unsafe { libc::posix_fadvise(f.as_raw_fd(), o, l, libc::POSIX_FADV_WILLNEED) };
+                }
                 let head = r.data_header(offset, len as usize);
                 let _ = tx.send(Out::Read { head, offset, len }).await;
             }
