@@ -336,13 +336,15 @@ fn write_raw(
     let raw = storage::Raw::for_writing(s, vdi)?
         .ok_or_else(|| ApiError::VdiMissing { sr: String::new(), vdi: vdi.to_string() })?;
     // With changed-block tracking on a raw VDI, raw data is compared with
-    // what is there and only the differing 64 KiB blocks are marked and
-    // written; a VHD is checked first and marks what it writes
-    // (`apply_vhd`); anything else rewrites, and marks, the whole disk.
-    let tracked = format == "raw" && raw.in_place() && storage::cbt_tracked(s, vdi);
+    // what is there and only the differing 64 KiB blocks are written, in a
+    // CBT batch that records them at the end (`cbt::begin`); a VHD is
+    // checked first and marks what it writes (`apply_vhd`); anything else
+    // rewrites, and marks, the whole disk.
+    let tracked = format == "raw" && raw.in_place() && storage::cbt_tracked(s, vdi) && storage::cbt_begin(s, vdi)?;
     if format != "vhd" && !tracked {
         storage::cbt_mark(s, vdi, None)?;
     }
+    let mut written: Vec<(u64, u64)> = Vec::new();
     let ioe = |e: io::Error| match e.kind() {
         io::ErrorKind::UnexpectedEof => ApiError::ImportErrorPrematureEof,
         _ => storage::driver::io_error("import", e),
@@ -393,7 +395,7 @@ fn write_raw(
                 // per window, not per read.
                 window.extend_from_slice(&buf[..n]);
                 if window.len() >= WINDOW {
-                    write_changed(s, vdi, &f, done + n as u64 - window.len() as u64, &window)?;
+                    write_changed(&f, done + n as u64 - window.len() as u64, &window, &mut written)?;
                     window.clear();
                 }
             } else if !xva::is_zero(&buf[..n]) {
@@ -429,14 +431,14 @@ fn write_raw(
             raw.commit()
         } else {
             if tracked {
-                write_changed(s, vdi, &f, done - window.len() as u64, &window)?;
+                write_changed(&f, done - window.len() as u64, &window, &mut written)?;
                 // What the stream did not cover reads as zeros afterwards,
                 // as with the untracked path's emptied file.
                 let zeros = vec![0u8; WINDOW];
                 let mut off = done;
                 while off < raw.size {
                     let n = (raw.size - off).min(zeros.len() as u64) as usize;
-                    write_changed(s, vdi, &f, off, &zeros[..n])?;
+                    write_changed(&f, off, &zeros[..n], &mut written)?;
                     off += n as u64;
                 }
             }
@@ -450,6 +452,15 @@ fn write_raw(
     })();
     if let Some(img) = &image {
         let _ = std::fs::remove_file(img);
+    }
+    if tracked {
+        // Also after a failure: what was written is recorded. Should this
+        // fail, the batch's marker stays and the log over-claims.
+        let ended = storage::cbt_end(s, vdi, &written);
+        if let Err(e) = &ended {
+            tracing::warn!(vdi, "closing the import's changed-block batch: {e}");
+        }
+        return result.and(ended);
     }
     result
 }
@@ -497,15 +508,18 @@ fn apply_vhd(s: &Server, task: &HttpTask, vdi: &str, img: &std::path::Path, raw:
     target.commit()
 }
 
-/// How much raw data a tracked import compares before marking its log.
+/// How much raw data a tracked import compares at a time.
 const WINDOW: usize = 16 << 20;
 
 /// Write `data` at `off` into a VDI with a changed-block log: only the
-/// 64 KiB blocks whose bytes differ are marked (durably, first) and written.
-fn write_changed(s: &Server, vdi: &str, f: &std::fs::File, off: u64, data: &[u8]) -> Result<()> {
+/// 64 KiB blocks whose bytes differ are written, and added to `written`
+/// (the import's CBT batch records them when it ends).
+fn write_changed(f: &std::fs::File, off: u64, data: &[u8], written: &mut Vec<(u64, u64)>) -> Result<()> {
     use std::os::unix::fs::FileExt;
     let ioe = |e: io::Error| storage::driver::io_error("import", e);
-    let mut old = vec![0u8; data.len()];
+    // A window wholly in a hole (a first fill) is zeros: nothing to read.
+    let hole = next_data(f, off).map_err(ioe)? >= off + data.len() as u64;
+    let mut old = vec![0u8; if hole { 0 } else { data.len() }];
     let mut n = 0;
     while n < old.len() {
         match f.read_at(&mut old[n..], off + n as u64).map_err(ioe)? {
@@ -520,16 +534,12 @@ fn write_changed(s: &Server, vdi: &str, f: &std::fs::File, off: u64, data: &[u8]
     while at < data.len() {
         let pos = off + at as u64;
         let end = (at + (blk - pos % blk) as usize).min(data.len());
-        if data[at..end] != old[at..end] {
+        let differs = if hole { !xva::is_zero(&data[at..end]) } else { data[at..end] != old[at..end] };
+        if differs {
             changed.push((at, end));
         }
         at = end;
     }
-    if changed.is_empty() {
-        return Ok(());
-    }
-    let ranges: Vec<(u64, u64)> = changed.iter().map(|(a, b)| (off + *a as u64, (*b - *a) as u64)).collect();
-    storage::cbt_mark(s, vdi, Some(&ranges))?;
     // Adjacent changed blocks go in one write.
     let mut runs: Vec<(usize, usize)> = Vec::new();
     for (a, b) in changed {
@@ -540,6 +550,29 @@ fn write_changed(s: &Server, vdi: &str, f: &std::fs::File, off: u64, data: &[u8]
     }
     for (a, b) in runs {
         f.write_all_at(&data[a..b], off + a as u64).map_err(ioe)?;
+        let (start, len) = (off + a as u64, (b - a) as u64);
+        match written.last_mut() {
+            Some(last) if last.0 + last.1 == start => last.1 += len,
+            _ => written.push((start, len)),
+        }
     }
     Ok(())
+}
+
+/// Where the file's next data at or after `off` starts (SEEK_DATA); past
+/// its end (or u64::MAX) when only a hole follows.
+fn next_data(f: &std::fs::File, off: u64) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: lseek on an open descriptor; pread/pwrite ignore the position.
+    let r = unsafe { libc::lseek(f.as_raw_fd(), off as libc::off_t, libc::SEEK_DATA) };
+    if r >= 0 {
+        return Ok(r as u64);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENXIO) => Ok(u64::MAX),
+        // A file system without SEEK_DATA: treat all as data.
+        Some(libc::EINVAL) => Ok(off),
+        _ => Err(e),
+    }
 }

@@ -8,7 +8,15 @@
 //! Writers mark blocks *before* they write them and the log is fsynced
 //! first, so a crash can only over-claim; a writer whose ranges are not
 //! known in advance marks the whole disk. The file is replaced atomically
-//! (temporary file, fsync, rename), never edited in place.
+//! (temporary file, fsync, rename) or has bits added in place.
+//!
+//! A writer that learns its blocks as it goes (a tracked import, which
+//! compares before it writes) opens a batch instead ([`begin`]): a durable
+//! marker `<location>.cbt-busy` beside the log, under which the log reads as
+//! every block changed; [`end`] adds the blocks written, durably, then
+//! removes the marker. A crash in between leaves the marker, so the log
+//! over-claims (the next batch folds it in as all changed); one marker and
+//! one log update per import instead of one fsync per window.
 
 use super::vhd;
 use std::fs::File;
@@ -86,8 +94,69 @@ fn invalid(path: &Path, why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("{}: {why}", path.display()))
 }
 
-/// Read a log; None if there is none.
+/// The marker of a batch under way on the log at `log`.
+fn busy_path(log: &Path) -> PathBuf {
+    log.with_extension("cbt-busy")
+}
+
+/// Read a log as its readers see it: every block changed while a batch is
+/// under way (or was cut short by a crash); None if there is none.
 pub fn read(path: &Path) -> io::Result<Option<Bitmap>> {
+    let mut map = read_bits(path)?;
+    if let Some(m) = map.as_mut().filter(|_| busy_path(path).exists()) {
+        m.mark_all();
+    }
+    Ok(map)
+}
+
+/// Remove a log and any batch marker beside it.
+pub fn remove(path: &Path) -> io::Result<()> {
+    for p in [busy_path(path), path.to_path_buf()] {
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// After the log at `path` was taken over (a snapshot took the changes so
+/// far): a batch marker left by a crash belongs to what was taken.
+pub fn settled(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(busy_path(path)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Open a batch of writes to the disk at `data` (see the module's
+/// comment); false if the disk keeps no log. A marker left by a batch that
+/// never ended is folded into the log as every block changed first.
+pub fn begin(data: &Path) -> io::Result<bool> {
+    let log = log_path(data);
+    let Some(mut map) = read_bits(&log)? else { return Ok(false) };
+    let busy = busy_path(&log);
+    if busy.exists() {
+        map.mark_all();
+        write(&log, &map)?;
+    } else {
+        File::create(&busy)?.sync_all()?;
+        if let Some(dir) = log.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+    }
+    Ok(true)
+}
+
+/// Close a batch: the byte ranges written go into the log durably, then
+/// the marker goes (a crash before its removal is durable only over-claims).
+pub fn end(data: &Path, size: u64, written: &[(u64, u64)]) -> io::Result<()> {
+    mark(data, size, Some(written))?;
+    settled(&log_path(data))
+}
+
+/// The log's own bits, whatever batch is under way.
+fn read_bits(path: &Path) -> io::Result<Option<Bitmap>> {
     let mut f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -130,7 +199,7 @@ pub fn write(path: &Path, map: &Bitmap) -> io::Result<()> {
 /// `size` is the disk's current size. Durable when this returns.
 pub fn mark(data: &Path, size: u64, ranges: Option<&[(u64, u64)]>) -> io::Result<()> {
     let path = log_path(data);
-    let Some(mut map) = read(&path)? else { return Ok(()) };
+    let Some(mut map) = read_bits(&path)? else { return Ok(()) };
     let grown = size > map.size;
     if grown {
         let mut grown = Bitmap::new(size);
@@ -193,5 +262,32 @@ mod tests {
         assert_eq!(read(&log_path(&data)).unwrap().unwrap(), Bitmap { size: 8 * BLOCK, bits: vec![0xFF] });
         std::fs::write(log_path(&data), b"XRS-CBT1\0\0\0\0\0\0\x10\0").unwrap();
         assert!(read(&log_path(&data)).is_err(), "a short bitmap is refused");
+    }
+
+    #[test]
+    fn a_batch_over_claims_until_it_ends_and_after_a_crash() {
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("d.raw");
+        let log = log_path(&data);
+        assert!(!begin(&data).unwrap(), "no log, no batch");
+        write(&log, &Bitmap::new(8 * BLOCK)).unwrap();
+        assert!(begin(&data).unwrap());
+        // Under way: every block reads as changed, the log itself is untouched.
+        assert_eq!(read(&log).unwrap().unwrap().bits, vec![0xFF]);
+        assert_eq!(read_bits(&log).unwrap().unwrap().bits, vec![0]);
+        end(&data, 8 * BLOCK, &[(BLOCK, 2 * BLOCK)]).unwrap();
+        assert_eq!(read(&log).unwrap().unwrap().bits, vec![0x60]);
+        assert!(!busy_path(&log).exists());
+        // A batch that never ended (a crash): the next one starts from all changed.
+        assert!(begin(&data).unwrap());
+        assert!(begin(&data).unwrap());
+        assert_eq!(read_bits(&log).unwrap().unwrap().bits, vec![0xFF]);
+        end(&data, 8 * BLOCK, &[]).unwrap();
+        assert_eq!(read(&log).unwrap().unwrap().bits, vec![0xFF]);
+        // A snapshot that took the log over takes a crashed batch with it.
+        assert!(begin(&data).unwrap());
+        settled(&log).unwrap();
+        remove(&log).unwrap();
+        assert_eq!(read(&log).unwrap(), None);
     }
 }

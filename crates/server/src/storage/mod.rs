@@ -892,15 +892,34 @@ fn cbt_log(s: &Server, st: &State, vdi: &str) -> Option<PathBuf> {
 /// to be written: marked in its CBT log, if it keeps one, before the
 /// caller writes. Blocking.
 pub fn cbt_mark(s: &Server, vdi: &str, ranges: Option<&[(u64, u64)]>) -> Result<()> {
-    let vc = &CLASS_VDI;
-    let (path, size) = {
-        let st = s.db.read();
-        let size = st.get(vc, vdi).and_then(|r| r.get(fields::vdi::VIRTUAL_SIZE.index).as_int()).unwrap_or(0).max(0);
-        (vdi_path(s, &st, vdi), size as u64)
-    };
+    let (path, size) = cbt_target(s, vdi);
     match path {
         Some(p) => cbt::mark(&p, size, ranges).map_err(cbt_io),
         None => Ok(()),
+    }
+}
+
+/// The data file and size of `vdi`, for its CBT log.
+fn cbt_target(s: &Server, vdi: &str) -> (Option<PathBuf>, u64) {
+    let st = s.db.read();
+    let size = st.get(&CLASS_VDI, vdi).map(|r| r.read(fields::vdi::VIRTUAL_SIZE)).unwrap_or(0).max(0);
+    (vdi_path(s, &st, vdi), size as u64)
+}
+
+/// Open a batch of writes to `vdi` whose blocks are learnt as they are
+/// written (`cbt::begin`); false if it keeps no log. Blocking.
+pub fn cbt_begin(s: &Server, vdi: &str) -> Result<bool> {
+    match cbt_target(s, vdi).0 {
+        Some(p) => cbt::begin(&p).map_err(cbt_io),
+        None => Ok(false),
+    }
+}
+
+/// Close a batch with the byte ranges it wrote (`cbt::end`). Blocking.
+pub fn cbt_end(s: &Server, vdi: &str, written: &[(u64, u64)]) -> Result<()> {
+    match cbt_target(s, vdi) {
+        (Some(p), size) => cbt::end(&p, size, written).map_err(cbt_io),
+        (None, _) => Ok(()),
     }
 }
 
@@ -966,11 +985,7 @@ pub async fn cbt_disable(ctx: &Ctx, vdi: &str) -> Result<()> {
         Ok(())
     })?;
     if let Some(log) = log {
-        blocking(move || match std::fs::remove_file(&log) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(cbt_io(e)),
-            _ => Ok(()),
-        })
-        .await?;
+        blocking(move || cbt::remove(&log).map_err(cbt_io)).await?;
     }
     Ok(())
 }
@@ -993,6 +1008,8 @@ fn cbt_snapshot(s: &Server, vdi: &str, snap: &str, after_copy: bool) -> Result<b
     } else {
         cbt::write(&to, &live).map_err(cbt_io)?;
         cbt::write(&from, &cbt::Bitmap::new(live.size)).map_err(cbt_io)?;
+        // A batch cut short by a crash is in what the snapshot took.
+        cbt::settled(&from).map_err(cbt_io)?;
     }
     Ok(true)
 }
@@ -1015,7 +1032,7 @@ fn cbt_on_destroy(s: &Server, vdi: &str) -> Result<()> {
             cbt::write(&next, &n).map_err(cbt_io)?;
         }
     }
-    std::fs::remove_file(&mine).map_err(cbt_io)
+    cbt::remove(&mine).map_err(cbt_io)
 }
 
 /// The blocks changed between `from` and `to` (two members of one chain,
