@@ -365,7 +365,9 @@ fn write_raw(
             f.set_len(raw.size).map_err(ioe)?;
         }
         let mut buf = vec![0u8; 1 << 20];
-        let mut window: Vec<u8> = Vec::with_capacity(if tracked { WINDOW + buf.len() } else { 0 });
+        // Where the file's data at or after the write position starts, as
+        // found before this import wrote there (`write_changed`).
+        let mut data_from = 0u64;
         let mut done = 0u64;
         // Whether the body ended before its Content-Length. Xen Orchestra
         // sends streams of unknown length with a 1 PiB Content-Length and
@@ -391,13 +393,8 @@ fn write_raw(
                 });
             }
             if tracked {
-                // Compared and marked a window at a time: one log update
-                // per window, not per read.
-                window.extend_from_slice(&buf[..n]);
-                if window.len() >= WINDOW {
-                    write_changed(&f, done + n as u64 - window.len() as u64, &window, &mut written)?;
-                    window.clear();
-                }
+                // Compared as it comes (the batch records the blocks at the end).
+                write_changed(&f, done, &buf[..n], &mut written, &mut data_from)?;
             } else if !xva::is_zero(&buf[..n]) {
                 // Zero blocks stay holes.
                 use std::os::unix::fs::FileExt;
@@ -431,14 +428,13 @@ fn write_raw(
             raw.commit()
         } else {
             if tracked {
-                write_changed(&f, done - window.len() as u64, &window, &mut written)?;
                 // What the stream did not cover reads as zeros afterwards,
                 // as with the untracked path's emptied file.
                 let zeros = vec![0u8; WINDOW];
                 let mut off = done;
                 while off < raw.size {
                     let n = (raw.size - off).min(zeros.len() as u64) as usize;
-                    write_changed(&f, off, &zeros[..n], &mut written)?;
+                    write_changed(&f, off, &zeros[..n], &mut written, &mut data_from)?;
                     off += n as u64;
                 }
             }
@@ -508,17 +504,31 @@ fn apply_vhd(s: &Server, task: &HttpTask, vdi: &str, img: &std::path::Path, raw:
     target.commit()
 }
 
-/// How much raw data a tracked import compares at a time.
+/// How much of the disk a tracked import zeroes at a time past the data.
 const WINDOW: usize = 16 << 20;
 
 /// Write `data` at `off` into a VDI with a changed-block log: only the
 /// 64 KiB blocks whose bytes differ are written, and added to `written`
 /// (the import's CBT batch records them when it ends).
-fn write_changed(f: &std::fs::File, off: u64, data: &[u8], written: &mut Vec<(u64, u64)>) -> Result<()> {
+///
+/// Writes go forward, so where the file's next data started when last
+/// looked up (`data_from`, from an offset at or before `off`) still holds:
+/// a first fill looks once, not per call.
+fn write_changed(
+    f: &std::fs::File,
+    off: u64,
+    data: &[u8],
+    written: &mut Vec<(u64, u64)>,
+    data_from: &mut u64,
+) -> Result<()> {
     use std::os::unix::fs::FileExt;
     let ioe = |e: io::Error| storage::driver::io_error("import", e);
-    // A window wholly in a hole (a first fill) is zeros: nothing to read.
-    let hole = next_data(f, off).map_err(ioe)? >= off + data.len() as u64;
+    let end = off + data.len() as u64;
+    if *data_from < end {
+        *data_from = next_data(f, off).map_err(ioe)?;
+    }
+    // A range wholly in a hole (a first fill) is zeros: nothing to read.
+    let hole = *data_from >= end;
     let mut old = vec![0u8; if hole { 0 } else { data.len() }];
     let mut n = 0;
     while n < old.len() {
