@@ -188,24 +188,33 @@ pub fn assert_disks_present(s: &Server, vm: &str) -> Result<()> {
     }
     let st = s.db.read();
     let row = st.get(vm_c(), vm).ok_or_else(|| handle_invalid(vm_c(), vm))?;
-    for b in row.read(F::VBDS) {
-        let Some(br) = st.get(&CLASS_VBD, b.as_str()) else { continue };
-        let vdi = br.read(B::VDI);
-        let Some(vr) = st.get(&CLASS_VDI, vdi.as_str()) else { continue };
-        if br.read(B::EMPTY) {
-            continue;
-        }
-        if let Some(p) = storage::vdi_path(s, &st, vdi.as_str()) {
-            if !p.exists() {
-                tracing::warn!(vm, vdi = %vdi, path = %p.display(), "a disk's image is missing");
-                return Err(ApiError::VdiMissing {
-                    sr: vr.read(fields::vdi::SR).into_string(),
-                    vdi: vdi.into_string(),
-                });
-            }
+    for (_, vdi, path) in vm_disks(s, &st, row) {
+        if let Some(p) = path.filter(|p| !p.exists()) {
+            tracing::warn!(vm, vdi = %vdi, path = %p.display(), "a disk's image is missing");
+            let sr = st.get(&CLASS_VDI, vdi.as_str()).map(|v| v.read(fields::vdi::SR).into_string());
+            return Err(ApiError::VdiMissing { sr: sr.unwrap_or_default(), vdi: vdi.into_string() });
         }
     }
     Ok(())
+}
+
+/// A VM's VBDs with their VDI and the VDI's file (None for an empty drive
+/// or a VDI that is gone).
+fn vm_disks<'a>(
+    s: &'a Server,
+    st: &'a store::State,
+    row: &Row,
+) -> impl Iterator<Item = (&'a Row, Ref<model::types::Vdi>, Option<std::path::PathBuf>)> + 'a {
+    row.read(F::VBDS).into_iter().filter_map(move |b| {
+        let br: &Row = st.get(&CLASS_VBD, b.as_str())?;
+        let vdi = br.read(B::VDI);
+        let path = if br.read(B::EMPTY) || st.get(&CLASS_VDI, vdi.as_str()).is_none() {
+            None
+        } else {
+            storage::vdi_path(s, st, vdi.as_str())
+        };
+        Some((br, vdi, path))
+    })
 }
 
 /// The spec of a domain that carries on rather than boots (resume, adopt,
@@ -227,24 +236,16 @@ fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     let c = vm_c();
     let st = s.db.read();
     let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
-    let (vbd, vdi, vif, net) = (&CLASS_VBD, &CLASS_VDI, &CLASS_VIF, &CLASS_NETWORK);
-    let mut disks = Vec::new();
-    for b in row.read(F::VBDS) {
-        let Some(br) = st.get(vbd, b.as_str()) else { continue };
-        let vdi_ref = br.read(B::VDI);
-        let path = if br.read(B::EMPTY) || st.get(vdi, vdi_ref.as_str()).is_none() {
-            None
-        } else {
-            storage::vdi_path(s, &st, vdi_ref.as_str())
-        };
-        disks.push(Disk {
+    let (vif, net) = (&CLASS_VIF, &CLASS_NETWORK);
+    let disks = vm_disks(s, &st, row)
+        .map(|(br, _, path)| Disk {
             device: br.read(B::USERDEVICE),
             format: disk_format(path.as_deref()),
             path,
             read_only: br.read(B::MODE) == VbdMode::Ro,
             cdrom: br.read(B::TYPE) == VbdType::Cd,
-        });
-    }
+        })
+        .collect();
     let mut nics = Vec::new();
     for v in members(row.get(F::VIFS.index)) {
         let Some(vr) = st.get(vif, &v) else { continue };

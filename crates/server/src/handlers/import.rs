@@ -525,7 +525,7 @@ fn write_changed(
     let ioe = |e: io::Error| storage::driver::io_error("import", e);
     let end = off + data.len() as u64;
     if *data_from < end {
-        *data_from = next_data(f, off).map_err(ioe)?;
+        *data_from = storage::files::next_data(f, off).unwrap_or(u64::MAX);
     }
     // A range wholly in a hole (a first fill) is zeros: nothing to read.
     let hole = *data_from >= end;
@@ -567,22 +567,4 @@ fn write_changed(
         }
     }
     Ok(())
-}
-
-/// Where the file's next data at or after `off` starts (SEEK_DATA); past
-/// its end (or u64::MAX) when only a hole follows.
-fn next_data(f: &std::fs::File, off: u64) -> io::Result<u64> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: lseek on an open descriptor; pread/pwrite ignore the position.
-    let r = unsafe { libc::lseek(f.as_raw_fd(), off as libc::off_t, libc::SEEK_DATA) };
-    if r >= 0 {
-        return Ok(r as u64);
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::ENXIO) => Ok(u64::MAX),
-        // A file system without SEEK_DATA: treat all as data.
-        Some(libc::EINVAL) => Ok(off),
-        _ => Err(e),
-    }
 }
