@@ -2,7 +2,7 @@
 //! SR, devices and metadata as xapi copies them), and revert to a snapshot.
 
 use super::*;
-use model::schema::{CLASS_SR, CLASS_VBD, CLASS_VBD_METRICS, CLASS_VDI, CLASS_VIF, CLASS_VM_METRICS};
+use model::schema::{CLASS_SR, CLASS_VBD, CLASS_VBD_METRICS, CLASS_VDI, CLASS_VIF};
 use model::types::fields;
 
 // ------------------------------------------------------------------ copies
@@ -188,16 +188,14 @@ pub(super) async fn duplicate(
             put(&mut r, "snapshot_metadata", "");
         }
         let metrics = model::new_ref();
-        let mut m = vec![("install_time", Value::DateTime(now)), ("last_updated", Value::DateTime(now))];
+        let m = vec![("install_time", Value::DateTime(now)), ("last_updated", Value::DateTime(now))];
+        obj(tx, "VM_metrics", &metrics, m);
         // A snapshot keeps the vCPUs the VM had (a checkpoint's saved state
         // has that many, hot-plugged ones included; a revert restores it).
-        if snapshot {
-            let live = tx.get(&CLASS_VM_METRICS, &sv(&g("metrics"))).map(|r| r.read(fields::vm_metrics::VCPUS_NUMBER));
-            if let Some(n) = live.filter(|n| *n > 0) {
-                m.push(("VCPUs_number", Value::Int(n)));
-            }
+        let vcpus = fields::vm_metrics::VCPUS_NUMBER;
+        if let Some(n) = tx.read(&sv(&g("metrics")), vcpus).filter(|n| snapshot && *n > 0) {
+            tx.put(&metrics, vcpus, n);
         }
-        obj(tx, "VM_metrics", &metrics, m);
         put(&mut r, "metrics", metrics);
         tx.insert(&new_ref, r);
         for (br, new_vdi) in &new_disks {
