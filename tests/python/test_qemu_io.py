@@ -1,11 +1,13 @@
 """What a real guest of `xapid --backend qemu` carries in and out: its disks
-through an XVA export and import, and its screen through the console proxy.
+through an XVA export and import and through Xen Orchestra's delta backups
+and restore, and its screen through the console proxy.
 
 The test guest (scripts/build-test-guest.sh) boots under TCG; at most two run
 at once. Commands run in the guests through their serial console's root
 shell. Without QEMU or the guest the module is skipped, unless CI is set:
 then it fails."""
 
+import json
 import os
 import pty
 import select
@@ -19,11 +21,13 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import PASSWORD, ROOT, Xapid, failure, netns
+from conftest import PASSWORD, ROOT, Xapid, failure, netns, require_tool
 from test_qemu import BANNER, BOOT, guest_vm, kernels, qemu_pids, require, serial, type_line, vm_dir  # noqa: F401
 from vmlib import NULL, wait_for
 
 MARKER = "xva-round-trip-4242"
+NODE_DIR = os.path.join(ROOT, "tests", "node")
+VHD_BLOCK = 2 << 20
 OVMF = "/usr/share/ovmf/OVMF.fd"
 
 
@@ -132,6 +136,72 @@ def test_xva_round_trip_of_a_real_guest(xapid, session, kernels, tmp_path):
     read_marker(xapid, api, vm)
     for v in (copy, vm):
         api.VM.hard_shutdown(v)
+    assert qemu_pids(xapid) == []
+
+
+def xo_backup(x, cmd, *args):
+    """Xen Orchestra's delta backup job or restore, run by its own libraries
+    (tests/node/bin/xo-backup.mjs): the JSON summary it prints."""
+    node = require_tool("node")
+    require(os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@xen-orchestra", "backups")),
+            "XO's libraries are not installed (cd tests/node && npm ci)")
+    p = subprocess.run([node, os.path.join("bin", "xo-backup.mjs"), cmd, x.url, "root", PASSWORD] + list(args),
+                       cwd=NODE_DIR, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, (p.stdout[-3000:], p.stderr[-3000:])
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def write_block(x, api, vm, block, text):
+    """The guest writes `text` at the start of VHD block `block` of its disk."""
+    shell(x, api, vm, "printf %s | dd of=%s bs=%d seek=%d 2>/dev/null && sync && echo wrote-%d-$((6*7))"
+          % (text, disk_device(api, vm), VHD_BLOCK, block, block), "wrote-%d-42" % block)
+
+
+def read_block(x, api, vm, block, text):
+    shell(x, api, vm, "echo got-$(dd if=%s bs=%d skip=%d count=1 2>/dev/null | head -c %d)-end"
+          % (disk_device(api, vm), VHD_BLOCK, block, len(text)), "got-%s-end" % text)
+
+
+def test_xo_delta_backup_of_a_running_guest_restores_and_boots(xapid, session, kernels, tmp_path):
+    """Xen Orchestra's delta backup job (@xen-orchestra/backups, as xo-server
+    runs it) on a running guest: run 1 is a full; the guest then writes three
+    blocks of its disk; run 2 is a delta of about those blocks (no fall back
+    to a full). The chain restores into a new VM that boots from it and
+    reads what the guest wrote last."""
+    api = session.xenapi
+    vm = guest_vm(api, kernels, "xo backed up")
+    api.VM.start(vm, False, False)
+    uuid = api.VM.get_uuid(vm)
+    remote = str(tmp_path / "remote")
+    os.mkdir(remote)
+    for b in (1, 3):
+        write_block(xapid, api, vm, b, "first-%d" % b)
+    run1 = xo_backup(xapid, "backup", uuid, remote)
+    assert run1["failures"] == [] and run1["isFull"] == [True], run1
+
+    changed = (3, 7, 9)
+    for b in changed:
+        write_block(xapid, api, vm, b, "changed-%d" % b)
+    run2 = xo_backup(xapid, "backup", uuid, remote)
+    assert run2["failures"] == [] and run2["isFull"] == [False], run2
+    assert not [w for w in run2["warnings"] if "fall back to a full" in w], run2
+    # Each changed block is sent whole with its sector bitmap, and nothing else.
+    limit = len(changed) * (VHD_BLOCK + 512) + (64 << 10)
+    assert run2["transferred"] and all(0 < n <= limit for n in run2["transferred"]), run2
+    assert api.VM.get_power_state(vm) == "Running"
+    api.VM.hard_shutdown(vm)
+
+    restore = xo_backup(xapid, "restore", uuid, remote, api.SR.get_uuid(api.pool.get_default_SR(
+        api.pool.get_all()[0])))
+    assert restore["failures"] == [] and restore["mode"] == "delta", restore
+    copy = api.VM.get_by_uuid(restore["vm"])
+    assert copy != vm
+    api.VM.start(copy, False, False)
+    wait_for(lambda: BANNER in serial(xapid, api, copy), BOOT, "the restored guest's banner", interval=0.5)
+    read_block(xapid, api, copy, 1, "first-1")
+    for b in changed:
+        read_block(xapid, api, copy, b, "changed-%d" % b)
+    api.VM.hard_shutdown(copy)
     assert qemu_pids(xapid) == []
 
 

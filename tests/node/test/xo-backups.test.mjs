@@ -24,13 +24,9 @@ import { basename, join, relative } from 'node:path'
 import { CancelToken, Disposable } from 'promise-toolbox'
 import { getHandler } from '@xen-orchestra/fs'
 import { openVhd, Constants } from 'vhd-lib'
-import { Xapi } from '@xen-orchestra/xapi'
-import { runBackupWorker } from '@xen-orchestra/backups/runBackupWorker.mjs'
-import { RemoteAdapter } from '@xen-orchestra/backups/RemoteAdapter.mjs'
-import { ImportVmBackup } from '@xen-orchestra/backups/ImportVmBackup.mjs'
-import { Task } from '@vates/task'
 
 import { startServer, makeClient, closeClient, USER, PASSWORD } from './helpers.mjs'
+import { runDeltaJob, summarize, failures, listBackups, restoreLatest } from '../lib/xo-backup-job.mjs'
 
 const MiB = 1 << 20
 const SIZE = 32 * MiB
@@ -56,21 +52,6 @@ function filesUnder(dir) {
   return out
 }
 
-// The settings xo-server reads from its config.toml [backups] section.
-const BACKUPS_CONFIG = {
-  dirMode: 0o700,
-  snapshotNameLabelTpl: '[XO Backup {job.name}] {vm.name_label}',
-  listingDebounce: '1 min',
-  vhdDirectoryCompression: 'brotli',
-  mergeBlockConcurrency: 2,
-  writeBlockConcurrency: 16,
-  defaultSettings: { reportWhen: 'failure' },
-}
-
-// XO's worker logs every step at INFO: keep its warnings and errors only
-// (the forked worker inherits the environment).
-process.env.LOG_LEVEL ??= 'warn'
-
 describe('Xen Orchestra delta backup job (@xen-orchestra/backups)', () => {
   let server
   let xapi
@@ -80,11 +61,6 @@ describe('Xen Orchestra delta backup job (@xen-orchestra/backups)', () => {
   let vm
   let vmUuid
   let vdi
-  const remoteId = 'remote-1'
-  const xapiId = 'xapi-1'
-  const scheduleId = 'schedule-1'
-  const jobId = 'job-delta-1'
-
   const put = (ref, body, format) =>
     xapi.putResource(CancelToken.none, body, '/import_raw_vdi/', { query: { vdi: ref, format }, task: true })
   const get = async query => {
@@ -92,66 +68,7 @@ describe('Xen Orchestra delta backup job (@xen-orchestra/backups)', () => {
     return readAll(res.body)
   }
 
-  // Runs the job as xo-server's backups-ng executor does; returns the
-  // worker's log events.
-  async function runJob() {
-    const events = []
-    await runBackupWorker(
-      {
-        config: BACKUPS_CONFIG,
-        job: {
-          id: jobId,
-          type: 'backup',
-          mode: 'delta',
-          name: 'xapi-rs delta',
-          vms: { id: vmUuid },
-          remotes: { id: { __or: [remoteId] } },
-          srs: { id: { __or: [] } },
-          settings: { '': { fullInterval: 0 }, [scheduleId]: { exportRetention: 3 } },
-        },
-        jobData: { jobId, jobName: 'xapi-rs delta', scheduleId, reportWhen: 'failure' },
-        recordToXapi: { [vmUuid]: xapiId },
-        remotes: { [remoteId]: { id: remoteId, name: 'local', url: `file://${remoteDir}` } },
-        remoteOptions: {},
-        resourceCacheDelay: 0,
-        schedule: { id: scheduleId },
-        xapiOptions: {},
-        xapis: {
-          [xapiId]: { url: server.url, allowUnauthorized: true, credentials: { username: USER, password: PASSWORD } },
-        },
-      },
-      event => events.push(event)
-    )
-    return events
-  }
-
-  // The task tree's facts a test needs: the root's end, the warnings, and
-  // every task's start properties and end result by name.
-  function summarize(events) {
-    const started = new Map()
-    const tasks = []
-    for (const e of events) {
-      if (e.type === 'start') {
-        const t = { id: e.id, parentId: e.parentId, properties: e.properties ?? {}, warnings: [] }
-        started.set(e.id, t)
-        tasks.push(t)
-      } else if (e.type === 'warning') started.get(e.id)?.warnings.push(e.message)
-      else if (e.type === 'end') Object.assign(started.get(e.id) ?? {}, { status: e.status, result: e.result })
-    }
-    const root = tasks.find(t => t.parentId === undefined)
-    return {
-      root,
-      tasks,
-      warnings: tasks.flatMap(t => t.warnings),
-      named: name => tasks.filter(t => t.properties.name === name),
-    }
-  }
-
-  function failures(log) {
-    return log.tasks
-      .filter(t => t.status === 'failure')
-      .map(t => `${t.properties.name}: ${t.result?.message ?? JSON.stringify(t.result)}`)
-  }
+  const runJob = () => runDeltaJob({ url: server.url, user: USER, password: PASSWORD, vmUuid, remoteDir })
 
   before(async () => {
     server = await startServer()
@@ -262,26 +179,16 @@ describe('Xen Orchestra delta backup job (@xen-orchestra/backups)', () => {
 
       // Restore the latest backup (the delta over the full) as xo-server's
       // backupNg.importVmBackup does, into the SR as a new VM.
-      const adapter = new RemoteAdapter(handler, { dirMode: BACKUPS_CONFIG.dirMode })
-      const backups = await adapter.listVmBackups(vmUuid)
-      assert.equal(backups.length, 2)
-      const latest = backups.reduce((a, b) => (a.timestamp > b.timestamp ? a : b))
+      assert.equal((await listBackups(remoteDir, vmUuid)).length, 2)
+      const { restored, latest, log: restoreLog } = await restoreLatest({
+        url: server.url,
+        user: USER,
+        password: PASSWORD,
+        vmUuid,
+        remoteDir,
+        srUuid,
+      })
       assert.equal(latest.mode, 'delta')
-
-      const xoXapi = new Xapi({ url: server.url, allowUnauthorized: true, auth: { user: USER, password: PASSWORD } })
-      await xoXapi.connect()
-      let restored
-      const restoreEvents = []
-      try {
-        await xoXapi.objectsFetched
-        restored = await Task.run(
-          { properties: { name: 'restore' }, onProgress: e => restoreEvents.push(e) },
-          () => new ImportVmBackup({ adapter, metadata: latest, srUuid, xapi: xoXapi }).run()
-        )
-      } finally {
-        await xoXapi.disconnect()
-      }
-      const restoreLog = summarize(restoreEvents)
       assert.deepEqual(failures(restoreLog), [], 'the restore failed')
       assert.equal(restoreLog.root?.status, 'success')
       assert.ok(restored?.id, 'the restore names the new VM')
