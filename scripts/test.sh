@@ -107,7 +107,8 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install -q -r tests/python/requirements.txt
-# npm xen-api, for the Python suites that check what Xen Orchestra sees (test_qemu_net.py).
+# npm xen-api and XO's libraries, for the Python suites that check what Xen Orchestra sees
+# (test_qemu_net.py: guest addresses; test_qemu_io.py: a delta backup of a real guest).
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 "$VENV/bin/python" -m pytest -q -rs --durations=12 -p no:cacheprovider tests/python
 

@@ -240,7 +240,21 @@ def test_guests_on_a_private_network_ping_each_other(xapid, api, lab):
 def test_guests_reach_each_other_through_the_hosts_nics(xapid, api, lab):
     vms = lab["vms"]
     assert eventually_pings(xapid, api, vms["A"], "10.10.0.2"), "eth1 → wire → eth2"
-    assert eventually_pings(xapid, api, vms["B"], "10.10.0.1"), serial(xapid, api, vms["B"])[-3000:]
+    assert eventually_pings(xapid, api, vms["B"], "10.10.0.1"), where_it_stops(xapid, api, vms)
+
+
+def where_it_stops(x, api, vms):
+    """What a failed ping between the hosts' NICs leaves to look at: which
+    guest still has its address, the host's links with their counters and
+    the bridges' forwarding tables, and B's console."""
+    addrs = {k: has_addr(x, api, vms[k], "eth0", ip) for k, ip in
+             (("A", "10.10.0.1/24"), ("A2", "10.10.0.2/24"), ("B", "10.10.0.3/24"))}
+    return "\n".join([
+        "addresses on eth0: %r" % addrs,
+        sh("ip", "-s", "-o", "link", ns=HOST_NS, check=False),
+        sh("bridge", "fdb", "show", "dynamic", ns=HOST_NS, check=False),
+        sh("ip", "-s", "-o", "link", ns=WIRE_NS, check=False),
+        serial(x, api, vms["B"])[-1500:]])
 
 
 def test_vlans_separate_guests_over_the_same_wire(xapid, api, lab):

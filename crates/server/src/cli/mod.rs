@@ -178,19 +178,26 @@ pub async fn serve(
     let mut text = vec![0u8; len as usize];
     match tokio::time::timeout(BODY_TIMEOUT, body.read_exact(&mut text)).await {
         Ok(Ok(_)) => {}
-        _ => return Ok(()),
+        Ok(Err(e)) => {
+            tracing::warn!("xe command line not read: {e}");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::warn!("xe command line not sent within {BODY_TIMEOUT:?}");
+            return Ok(());
+        }
     }
     let w: &mut (dyn tokio::io::AsyncWrite + Unpin + Send) = &mut **w;
     let mut p = Proto::new(body, w);
     if let Err(e) = p.handshake().await {
-        tracing::debug!("xe handshake failed: {e}");
+        tracing::warn!("xe handshake failed: {e}");
         return Ok(());
     }
     let text = String::from_utf8_lossy(&text).into_owned();
     let code = match invocation(s, head.local, &text, &mut p).await {
         Ok(c) => c,
         Err(e) => {
-            tracing::debug!("xe connection failed: {e}");
+            tracing::warn!("xe connection failed: {e}");
             return Ok(());
         }
     };
