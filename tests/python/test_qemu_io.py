@@ -205,6 +205,61 @@ def test_xo_delta_backup_of_a_running_guest_restores_and_boots(xapid, session, k
     assert qemu_pids(xapid) == []
 
 
+def test_a_snapshot_of_a_running_guest_is_one_instant(xapid, session, kernels):
+    """While the guest keeps writing a sequence number to its disk's first
+    sector and then to a sector 1 GiB further, VM.snapshot copies the disk
+    as it was at one instant (through QEMU's backup job, which copies each
+    block before the guest overwrites it): the far sector holds the same
+    number as the first or the one before, never a later one."""
+    api = session.xenapi
+    sid = session._session
+    vm = guest_vm(api, kernels, "snapshotted while writing")
+    far = 1 << 30
+    # Data all the way between the two sectors, so that a copy made by
+    # reading the file while the guest writes would take long enough to
+    # catch a later number in the far sector.
+    (disk,) = [api.VBD.get_VDI(b) for b in api.VM.get_VBDs(vm) if api.VBD.get_type(b) == "Disk"]
+    chunk, total = b"\xab" * (1 << 20), far + (1 << 20)
+    body = (chunk for _ in range(total // len(chunk)))
+    q = urllib.parse.urlencode({"session_id": sid, "vdi": disk, "format": "raw"})
+    req = urllib.request.Request("%s/import_raw_vdi?%s" % (xapid.url, q), data=body, method="PUT")
+    req.add_header("Content-Length", str(total))
+    with urllib.request.urlopen(req, timeout=300) as r:
+        assert r.status == 200
+    api.VM.start(vm, False, False)
+    dev = disk_device(api, vm)
+    # sync after each write: the device sees them in this order.
+    step = "printf seq-%%08d-end $i | dd of=%s bs=512 seek=%d 2>/dev/null; sync"
+    # Bounded: it stops by itself (the VM is shut down well before). One
+    # writer only, however often the line is typed again (mkdir is atomic).
+    shell(xapid, api, vm, "if mkdir /tmp/writer 2>/dev/null; then (i=0; while [ $i -lt 20000 ]; do i=$((i+1)); "
+          "%s; %s; done) & fi; echo writing-$((6*7))" % (step % (dev, 0), step % (dev, far // 512)), "writing-42")
+
+    def seqs(vdi):
+        q = urllib.parse.urlencode({"session_id": sid, "vdi": vdi, "format": "raw"})
+        with urllib.request.urlopen("%s/export_raw_vdi?%s" % (xapid.url, q), timeout=120) as r:
+            first = r.read(512)
+            left = far - 512
+            while left:
+                left -= len(r.read(min(left, 1 << 20)))
+            last = r.read(512)
+        num = lambda b: int(b[4:12]) if b.startswith(b"seq-") else 0  # noqa: E731
+        return num(first), num(last)
+
+    seen = []
+    for n in range(3):
+        time.sleep(2)
+        snap = api.VM.snapshot(vm, "instant %d" % n)
+        (vdi,) = [api.VBD.get_VDI(b) for b in api.VM.get_VBDs(snap) if api.VBD.get_type(b) == "Disk"]
+        first, last = seqs(vdi)
+        assert first > 0 and last in (first - 1, first), (first, last)
+        seen.append(first)
+    assert seen == sorted(seen) and seen[0] < seen[-1], seen
+    assert api.VM.get_power_state(vm) == "Running"
+    api.VM.hard_shutdown(vm)
+    assert qemu_pids(xapid) == []
+
+
 def recv_exact(s, n):
     buf = b""
     while len(buf) < n:

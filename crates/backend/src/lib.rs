@@ -521,6 +521,27 @@ impl Backend {
     pub async fn unplug_disk(&self, uuid: &str, device: &str, force: bool) -> Result<()> {
         each!(self, b => b.unplug_disk(uuid, device, force).await)
     }
+    /// Whether guests write their disks themselves (QEMU), so that a copy
+    /// of a disk in use must come from the hypervisor ([`Backend::copy_disk`]);
+    /// the simulator's guests write none.
+    pub fn guests_write_disks(&self) -> bool {
+        matches!(self, Backend::Qemu(_))
+    }
+    /// A point-in-time copy of a running domain's disk into `target`, made
+    /// while the guest runs (QEMU only).
+    pub async fn copy_disk(
+        &self,
+        uuid: &str,
+        device: &str,
+        target: &std::path::Path,
+        format: DiskFormat,
+        cancel: Option<Cancel>,
+    ) -> Result<()> {
+        match self {
+            Backend::Sim(_) => Err(BackendError::Unsupported("the simulator's guests write no disk to copy".into())),
+            Backend::Qemu(q) => q.copy_disk(uuid, device, target, format, cancel).await,
+        }
+    }
     /// Change the medium in a CD drive (None ejects).
     pub async fn set_cd(&self, uuid: &str, device: &str, path: Option<PathBuf>) -> Result<()> {
         each!(self, b => b.set_cd(uuid, device, path).await)

@@ -168,7 +168,7 @@ fn platform_of(platform: &BTreeMap<String, String>, vcpus_max: i64) -> Result<Pl
 /// whole disk before it runs; the simulator's guests write no disk.
 pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     let spec = build_spec(s, vm)?;
-    if s.backend.name() != "sim" {
+    if s.backend.guests_write_disks() {
         for d in spec.disks.iter().filter(|d| !d.read_only && !d.cdrom) {
             if let Some(p) = &d.path {
                 storage::cbt::mark(p, 0, None).map_err(|e| storage::driver::io_error("changed block tracking", e))?;
@@ -183,7 +183,7 @@ pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
 /// domain is made, so nothing is left half-started. (The simulator's
 /// guests read no disk.)
 pub fn assert_disks_present(s: &Server, vm: &str) -> Result<()> {
-    if s.backend.name() == "sim" {
+    if !s.backend.guests_write_disks() {
         return Ok(());
     }
     let st = s.db.read();
@@ -196,6 +196,46 @@ pub fn assert_disks_present(s: &Server, vm: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Copy `vdi` into the image `target` through the domain that has it
+/// attached read-write on this host, while its guest runs: the hypervisor
+/// copies each block before the guest overwrites it, so the copy is the
+/// disk at one instant, as xapi's snapshot of a disk in use is (reading the
+/// file meanwhile would mix states from the whole time the copy takes).
+/// Ok(false): no running guest writes the disk, the caller copies the file.
+pub async fn copy_in_use(ctx: &Ctx, vdi: &str, target: &std::path::Path) -> Result<bool> {
+    let s = &ctx.server;
+    if !s.backend.guests_write_disks() {
+        return Ok(false);
+    }
+    let writer = {
+        let st = s.db.read();
+        let Some(row) = st.get(&CLASS_VDI, vdi) else { return Err(handle_invalid(&CLASS_VDI, vdi)) };
+        row.read(fields::vdi::VBDS).into_iter().find_map(|b| {
+            let br = st.get(&CLASS_VBD, b.as_str())?;
+            if !br.read(B::CURRENTLY_ATTACHED) || br.read(B::MODE) == VbdMode::Ro {
+                return None;
+            }
+            let vm = st.get(vm_c(), br.read(B::VM).as_str())?;
+            let live = matches!(vm.read(F::POWER_STATE), VmPowerState::Running | VmPowerState::Paused);
+            (live && vm.read(F::RESIDENT_ON).as_str() == s.host).then(|| (vm.read(F::UUID), br.read(B::USERDEVICE)))
+        })
+    };
+    let Some((uuid, device)) = writer.filter(|(uuid, _)| s.backend.is_running(uuid)) else { return Ok(false) };
+    let cancel = ctx.task.as_ref().map(|t| s.tasks.cancel_signal(t));
+    let format = disk_format(Some(target));
+    tracing::info!(vm_uuid = %uuid, device = %device, vdi, "copying a disk in use through its domain");
+    s.backend.copy_disk(&uuid, &device, target, format, cancel).await.map_err(|e| be(ctx, e))?;
+    // What QEMU wrote is in the page cache: on disk before the copy counts.
+    let t = target.to_path_buf();
+    storage::blocking(move || {
+        std::fs::File::open(&t)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| storage::driver::io_error("copying a disk in use", e))
+    })
+    .await?;
+    Ok(true)
 }
 
 /// A VM's VBDs with their VDI and the VDI's file (None for an empty drive

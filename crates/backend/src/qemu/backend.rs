@@ -1245,6 +1245,44 @@ impl Qemu {
         Ok(())
     }
 
+    /// A point-in-time copy of a running domain's disk `device` into
+    /// `target` (an image of the same size, in `format`), made by QEMU while
+    /// the guest runs: its backup job copies each block before the guest
+    /// overwrites it, so the copy is the disk as it was when the job started
+    /// (VDI.snapshot of a disk in use). Zeros stay holes in the target.
+    pub async fn copy_disk(
+        &self,
+        uuid: &str,
+        device: &str,
+        target: &Path,
+        format: DiskFormat,
+        mut cancel: Option<Cancel>,
+    ) -> Result<()> {
+        let (qmp, attached) =
+            self.with(uuid, |d| (d.qmp.clone(), d.spec.disks.iter().any(|x| x.device == device && x.path.is_some())))?;
+        if !attached {
+            return Err(BackendError::Unsupported(format!("disk {device} is not attached to the domain")));
+        }
+        let (src, id) = (argv::node_id(device)?, format!("copy-{}", argv::disk_id(device)?));
+        let fd = open_disk(target, format, false)?;
+        let set = add_fd(&qmp, &id, &fd).await?;
+        let file = json!({ "driver": "file", "filename": argv::fdset_path(set) });
+        let add = json!({
+            "driver": argv::format_name(format), "node-name": id, "file": file,
+            "discard": "unmap", "detect-zeroes": "unmap",
+        });
+        if let Err(e) = qmp.execute("blockdev-add", add).await {
+            remove_fdsets(&qmp, uuid, &id, None).await;
+            return Err(hv("blockdev-add", e));
+        }
+        let res = copy_job(&qmp, &src, &id, &mut cancel).await;
+        if let Err(e) = qmp.execute("blockdev-del", json!({ "node-name": id })).await {
+            tracing::warn!(vm_uuid = %uuid, device, "blockdev-del of a copy's target: {e}");
+        }
+        remove_fdsets(&qmp, uuid, &id, None).await;
+        res
+    }
+
     /// `device_del` and the wait for the guest to let go (DEVICE_DELETED).
     async fn unplug_device(&self, uuid: &str, id: &str, device: &str, force: bool) -> Result<()> {
         let (tx, rx) = oneshot::channel();
@@ -1642,6 +1680,43 @@ fn owns(pid: u32, layout: &Layout) -> bool {
     cmdline.contains("qemu") && (in_dir || cmdline.contains(&layout.qmp().display().to_string()))
 }
 
+/// Run a `sync: full` backup job from node `src` into node `id` (the job
+/// has that id too) until it concludes; cancelled, the job is cancelled.
+async fn copy_job(qmp: &Qmp, src: &str, id: &str, cancel: &mut Option<Cancel>) -> Result<()> {
+    let job = json!({ "job-id": id, "device": src, "target": id, "sync": "full", "auto-dismiss": false });
+    qmp.execute("blockdev-backup", job).await.map_err(|e| hv("blockdev-backup", e))?;
+    let mut cancelled = false;
+    loop {
+        if !cancelled && cancellable_sleep(COPY_POLL, cancel).await.is_err() {
+            cancelled = true;
+            if let Err(e) = qmp.execute("job-cancel", json!({ "id": id })).await {
+                tracing::warn!(job = id, "job-cancel: {e}");
+            }
+        } else if cancelled {
+            tokio::time::sleep(COPY_POLL).await;
+        }
+        let jobs = qmp.execute("query-jobs", Value::Null).await.map_err(|e| hv("query-jobs", e))?;
+        let Some(job) = jobs.as_array().into_iter().flatten().find(|j| j["id"].as_str() == Some(id)) else {
+            return Err(BackendError::Hypervisor(format!("the disk copy job {id} vanished")));
+        };
+        if job["status"].as_str() != Some("concluded") {
+            continue;
+        }
+        let error = job["error"].as_str().map(str::to_string);
+        if let Err(e) = qmp.execute("job-dismiss", json!({ "id": id })).await {
+            tracing::warn!(job = id, "job-dismiss: {e}");
+        }
+        return match (cancelled, error) {
+            (true, _) => Err(BackendError::Cancelled),
+            (false, Some(e)) => Err(BackendError::Hypervisor(format!("copying the disk: {e}"))),
+            (false, None) => Ok(()),
+        };
+    }
+}
+
+/// How often a disk copy's progress is looked at.
+const COPY_POLL: Duration = Duration::from_millis(50);
+
 /// Hand QEMU an image in a new fd set tagged with the device id; the set.
 async fn add_fd(qmp: &Qmp, id: &str, fd: &OwnedFd) -> Result<i64> {
     let r = qmp.execute_with_fd("add-fd", json!({ "opaque": id }), fd.as_fd()).await.map_err(|e| hv("add-fd", e))?;
@@ -1898,6 +1973,73 @@ mod tests {
             }
         });
         tx
+    }
+
+    /// A QMP peer whose answer to each command comes from `answer(command,
+    /// how many times it came before)`; it records the commands.
+    fn scripted_qemu(
+        stream: tokio::net::UnixStream,
+        answer: impl Fn(&str, usize) -> Value + Send + 'static,
+    ) -> Arc<Mutex<Vec<String>>> {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let greeting = json!({"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}});
+            w.write_all(format!("{greeting}\n").as_bytes()).await.unwrap();
+            let mut lines = BufReader::new(r).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                let req: Value = serde_json::from_str(&l).unwrap();
+                let cmd = req["execute"].as_str().unwrap_or_default().to_string();
+                let n = {
+                    let mut s = log.lock().unwrap();
+                    s.push(cmd.clone());
+                    s.iter().filter(|c| **c == cmd).count() - 1
+                };
+                let out = json!({"return": answer(&cmd, n), "id": req["id"]});
+                if w.write_all(format!("{out}\n").as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        seen
+    }
+
+    #[tokio::test]
+    async fn a_disk_copy_waits_for_its_job_and_reports_its_error() {
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let seen = scripted_qemu(b, |cmd, n| match (cmd, n) {
+            ("query-jobs", 0) => {
+                json!([{"id": "copy-vbd-0", "status": "running"}, {"id": "other", "status": "concluded"}])
+            }
+            ("query-jobs", _) => {
+                json!([{"id": "copy-vbd-0", "status": "concluded", "error": "No space left on device"}])
+            }
+            _ => json!({}),
+        });
+        let (qmp, _events) = Qmp::handshake(a, Duration::from_secs(5)).await.unwrap();
+        let e = copy_job(&qmp, "node-vbd-0", "copy-vbd-0", &mut None).await.unwrap_err();
+        assert!(matches!(&e, BackendError::Hypervisor(m) if m.contains("No space left")), "{e:?}");
+        // The concluded job is dismissed, not left in QEMU's list.
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen, ["qmp_capabilities", "blockdev-backup", "query-jobs", "query-jobs", "job-dismiss"]);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_disk_copy_cancels_its_job() {
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let seen = scripted_qemu(b, |cmd, _| match cmd {
+            "query-jobs" => json!([{"id": "copy-vbd-1", "status": "concluded", "error": "operation cancelled"}]),
+            _ => json!({}),
+        });
+        let (qmp, _events) = Qmp::handshake(a, Duration::from_secs(5)).await.unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(true);
+        let e = copy_job(&qmp, "node-vbd-1", "copy-vbd-1", &mut Some(rx)).await.unwrap_err();
+        drop(tx);
+        assert!(matches!(e, BackendError::Cancelled), "{e:?}");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen, ["qmp_capabilities", "blockdev-backup", "job-cancel", "query-jobs", "job-dismiss"]);
     }
 
     async fn recv(rx: &mut broadcast::Receiver<DomainEvent>) -> DomainEvent {

@@ -396,7 +396,7 @@ async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: 
         false
     };
     if src_path.is_some() {
-        if let Err(e) = copy_data(ctx, vdi, &new, None, true).await {
+        if let Err(e) = copy_vdi_data(ctx, vdi, &new).await {
             if tracked {
                 // The disk's log went to the snapshot: give it back.
                 let (s2, v, n) = (s.clone(), vdi.to_string(), new.clone());
@@ -432,6 +432,21 @@ async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: 
     refresh_vdi_usage(ctx, &new).await?;
     refresh_sr_usage(ctx, sr)?;
     Ok(new)
+}
+
+/// Copy a VDI's data into a new VDI: through the domain of the running guest
+/// that writes it, if one does (a copy at one instant), else the file.
+async fn copy_vdi_data(ctx: &Ctx, from: &str, to: &str) -> Result<()> {
+    let target = {
+        let st = ctx.server.db.read();
+        vdi_path(&ctx.server, &st, to)
+    };
+    if let Some(target) = target {
+        if crate::xenops::copy_in_use(ctx, from, &target).await? {
+            return Ok(());
+        }
+    }
+    copy_data(ctx, from, to, None, true).await
 }
 
 /// Copy the data of VDI `from` into VDI `to`. With `base`, only blocks
