@@ -373,7 +373,7 @@ impl SrApi for Server {
         let c = sr_c();
         ctx.write(|tx| {
             let row = tx.get(c, sr.as_str()).cloned().ok_or_else(|| crate::handle_invalid(c, sr.as_str()))?;
-            let pbds = linked(tx, &CLASS_PBD, "SR", sr.as_str(), row.get(fields::sr::PBDS.index));
+            let pbds = linked(tx, PBD::SR, sr.as_str(), row.get(fields::sr::PBDS.index));
             if !value && pbds.len() > 1 {
                 // xapi lists every PBD.
                 return Err(ApiError::Other { code: "SR_HAS_MULTIPLE_PBDS".into(), params: pbds });

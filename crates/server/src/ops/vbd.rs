@@ -74,7 +74,7 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     if !valid_device(&ud, &ty) {
         return Err(ApiError::InvalidDevice { device: ud });
     }
-    let in_use: Vec<u32> = crate::lifecycle::sr::linked(tx, c, "VM", &vm, vm_row.get(fields::vm::VBDS.index))
+    let in_use: Vec<u32> = crate::lifecycle::sr::linked(tx, fields::vbd::VM, &vm, vm_row.get(fields::vm::VBDS.index))
         .iter()
         .filter_map(|b| tx.get(c, b).and_then(|br| device_number(&br.read(fields::vbd::USERDEVICE))))
         .collect();
