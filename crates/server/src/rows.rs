@@ -4,7 +4,7 @@
 
 use crate::{class, internal, put, ApiError, Result};
 use model::schema::{ClassDef, MsgDef, Type, CLASSES};
-use model::typed::{parse_float, XenType};
+use model::typed::{parse_float, Field, XenType};
 use model::{DateTime, Row, Value};
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -34,6 +34,15 @@ pub fn obj(tx: &mut Txn, cls: &str, r: &str, fields: Vec<(&str, Value)>) -> Row 
         put(&mut row, k, v);
     }
     tx.insert(r, row.clone());
+    row
+}
+
+/// A blank row of the uuid field's class with a fresh uuid, for the caller
+/// to fill with `Row::write` and hand to `Txn::insert` (the typed form of
+/// [`obj`]: a misspelt field does not compile).
+pub fn new_row<C>(uuid: Field<C, String>) -> Row {
+    let mut row = store::blank_row(uuid.class);
+    row.write(uuid, model::new_uuid());
     row
 }
 

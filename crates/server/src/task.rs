@@ -2,10 +2,12 @@
 //! async-capable messages), cancellation, and xapi's task GC (completed tasks
 //! live 65 minutes; at most 200 once completed ones are trimmed).
 
-use crate::{put, ApiError, Ctx, Result, Server};
+use crate::{ApiError, Ctx, Result, Server};
 use model::schema::CLASS_TASK;
 use model::types::fields;
-use model::{DateTime, Value};
+use model::types::fields::task as T;
+use model::types::TaskStatusType;
+use model::{DateTime, Ref, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use tokio::sync::watch;
@@ -173,17 +175,15 @@ pub fn new_task(ctx: &Ctx, label: &str, description: &str) -> Result<String> {
 /// `pooling::report_task`).
 pub fn new_task_as(ctx: &Ctx, r: &str, label: &str, description: &str) -> Result<String> {
     let s = &ctx.server;
-    let c = &CLASS_TASK;
     let r = r.to_string();
-    let mut row = store::blank_row(c);
-    put(&mut row, "uuid", model::new_uuid());
-    put(&mut row, "name_label", label);
-    put(&mut row, "name_description", description);
-    put(&mut row, "created", DateTime::now());
-    put(&mut row, "status", "pending");
-    put(&mut row, "resident_on", s.host.as_str());
-    put(&mut row, "type", "<none/>");
-    put(&mut row, "backtrace", "()");
+    let mut row = crate::rows::new_row(T::UUID);
+    row.write(T::NAME_LABEL, label.to_string());
+    row.write(T::NAME_DESCRIPTION, description.to_string());
+    row.write(T::CREATED, DateTime::now());
+    row.write(T::STATUS, TaskStatusType::Pending);
+    row.write(T::RESIDENT_ON, Ref::new(s.host.as_str()));
+    row.write(T::TYPE, "<none/>".to_string());
+    row.write(T::BACKTRACE, "()".to_string());
     ctx.write(|tx| {
         tx.insert(&r, row);
         Ok(())
@@ -219,18 +219,21 @@ pub fn complete(s: &Server, task: &str, outcome: &Result<Value>) {
         "recording a task's result",
         s.db.write(|tx| {
             tx.update(c, task, |row| {
-                put(row, "finished", DateTime::now());
-                put(row, "allowed_operations", Value::Array(vec![]));
+                row.write(T::FINISHED, DateTime::now());
+                row.write(T::ALLOWED_OPERATIONS, vec![]);
                 match outcome {
                     Ok(v) => {
-                        put(row, "status", "success");
-                        put(row, "progress", 1.0);
-                        put(row, "result", wire::xmlrpc::value_to_string(v));
+                        row.write(T::STATUS, TaskStatusType::Success);
+                        row.write(T::PROGRESS, 1.0);
+                        row.write(T::RESULT, wire::xmlrpc::value_to_string(v));
                     }
                     Err(e) => {
-                        put(row, "status", if cancelled { "cancelled" } else { "failure" });
-                        put(row, "progress", 1.0);
-                        put(row, "error_info", Value::Array(e.to_wire().into_iter().map(Value::String).collect()));
+                        row.write(
+                            T::STATUS,
+                            if cancelled { TaskStatusType::Cancelled } else { TaskStatusType::Failure },
+                        );
+                        row.write(T::PROGRESS, 1.0);
+                        row.write(T::ERROR_INFO, e.to_wire());
                     }
                 }
             });

@@ -3,10 +3,14 @@
 //! runtime state blanked).
 
 use super::{rewritten, set_member};
-use crate::{class, field, Server};
-use model::schema::{CLASS_SR, CLASS_VBD, CLASS_VDI, CLASS_VIF, CLASS_VM};
+use crate::Server;
+use model::schema::{
+    ClassDef, CLASS_HOST, CLASS_NETWORK, CLASS_SR, CLASS_VBD, CLASS_VDI, CLASS_VIF, CLASS_VM, CLASS_VM_GUEST_METRICS,
+};
 use model::types::fields;
-use model::{DateTime, Row, Value, NULL_REF};
+use model::types::fields::{vbd as VBD, vdi as VDI, vif as VIF, vm as VM};
+use model::types::{VbdType, VmPowerState};
+use model::{DateTime, Ref, Row, Value, NULL_REF};
 use std::collections::HashMap;
 use store::State;
 use xva::{Header, Object};
@@ -46,12 +50,9 @@ impl Table {
     }
 }
 
-fn s(row: &Row, name: &str) -> String {
-    row.get(field(row.class, name)).as_str().unwrap_or("").to_string()
-}
-
-fn refs(row: &Row, name: &str) -> Vec<String> {
-    crate::rows::members(row.get(field(row.class, name)))
+/// The refs in a set-of-refs field.
+fn refs<C, D>(row: &Row, f: model::Field<C, Vec<Ref<D>>>) -> Vec<String> {
+    crate::rows::members(row.get(f.index))
 }
 
 /// Walk from a VM to everything its export needs, as xapi's
@@ -68,39 +69,43 @@ fn walk(st: &State, t: &mut Table, vm: &str, include_snapshots: bool, preserve_p
     let add_vdi = |t: &mut Table, v: &str| {
         if let Some(vr) = st.get(vdic, v) {
             t.add(v);
-            t.add(&s(vr, "SR"));
+            t.add(vr.read(VDI::SR).as_str());
         }
     };
-    for vif in refs(row, "VIFs") {
+    for vif in refs(row, VM::VIFS) {
         if let Some(vr) = st.get(vifc, &vif) {
             t.add(&vif);
-            t.add(&s(vr, "network"));
+            t.add(vr.read(VIF::NETWORK).as_str());
         }
     }
-    for vbd in refs(row, "VBDs") {
+    for vbd in refs(row, VM::VBDS) {
         if let Some(br) = st.get(vbdc, &vbd) {
             t.add(&vbd);
             if br.get(fields::vbd::EMPTY.index).as_bool() != Some(true) {
-                add_vdi(t, &s(br, "VDI"));
+                add_vdi(t, br.read(VBD::VDI).as_str());
             }
         }
     }
     if include_snapshots {
-        for snap in refs(row, "snapshots") {
+        for snap in refs(row, VM::SNAPSHOTS) {
             walk(st, t, &snap, false, preserve_power_state);
         }
     }
-    if preserve_power_state && s(row, "power_state") == "Suspended" {
-        add_vdi(t, &s(row, "suspend_VDI"));
+    if preserve_power_state && row.read(VM::POWER_STATE) == VmPowerState::Suspended {
+        add_vdi(t, row.read(VM::SUSPEND_VDI).as_str());
     }
-    for (f, c) in [("guest_metrics", "VM_guest_metrics"), ("resident_on", "host"), ("affinity", "host")] {
-        let r = s(row, f);
-        if st.get(class(c), &r).is_some() {
+    let linked: [(String, &ClassDef); 3] = [
+        (row.read(VM::GUEST_METRICS).into_string(), &CLASS_VM_GUEST_METRICS),
+        (row.read(VM::RESIDENT_ON).into_string(), &CLASS_HOST),
+        (row.read(VM::AFFINITY).into_string(), &CLASS_HOST),
+    ];
+    for (r, c) in linked {
+        if st.get(c, &r).is_some() {
             t.add(&r);
         }
     }
     if include_snapshots {
-        let parent = s(row, "parent");
+        let parent = row.read(VM::PARENT).into_string();
         if st.get(vmc, &parent).is_some() {
             walk(st, t, &parent, false, preserve_power_state);
         }
@@ -117,8 +122,18 @@ pub fn graph(s: &Server, vms: &[String], o: Options) -> (Header, Vec<Disk>) {
     let ids = &t.ids;
     // Objects grouped by class in xapi's order, by id within a class.
     let mut objects = Vec::new();
-    for cls in ["host", "VM", "VM_guest_metrics", "VBD", "VIF", "network", "VDI", "SR"] {
-        let c = class(cls);
+    let classes = [
+        &CLASS_HOST,
+        &CLASS_VM,
+        &CLASS_VM_GUEST_METRICS,
+        &CLASS_VBD,
+        &CLASS_VIF,
+        &CLASS_NETWORK,
+        &CLASS_VDI,
+        &CLASS_SR,
+    ];
+    for c in classes {
+        let cls = c.name;
         let mut mine: Vec<(usize, &String, &String)> = ids
             .iter()
             .filter(|(r, _)| st.get(c, r).is_some())
@@ -146,20 +161,20 @@ pub fn graph(s: &Server, vms: &[String], o: Options) -> (Header, Vec<Disk>) {
 fn streamed_disks(st: &State, vm: &str, o: Options, ids: &HashMap<String, String>) -> Vec<Disk> {
     let (vmc, vbdc, vdic, src) = (&CLASS_VM, &CLASS_VBD, &CLASS_VDI, &CLASS_SR);
     let Some(row) = st.get(vmc, vm) else { return vec![] };
-    let mut vdis: Vec<String> = refs(row, "VBDs")
+    let mut vdis: Vec<String> = refs(row, VM::VBDS)
         .iter()
         .filter_map(|b| st.get(vbdc, b))
-        .filter(|b| s(b, "type") != "CD" && b.get(fields::vbd::EMPTY.index).as_bool() != Some(true))
-        .map(|b| s(b, "VDI"))
+        .filter(|b| b.read(VBD::TYPE) != VbdType::Cd && b.get(fields::vbd::EMPTY.index).as_bool() != Some(true))
+        .map(|b| b.read(VBD::VDI).into_string())
         .collect();
-    if o.preserve_power_state && s(row, "power_state") == "Suspended" {
-        vdis.push(s(row, "suspend_VDI"));
+    if o.preserve_power_state && row.read(VM::POWER_STATE) == VmPowerState::Suspended {
+        vdis.push(row.read(VM::SUSPEND_VDI).into_string());
     }
     vdis.into_iter()
         .filter_map(|v| {
             let vr = st.get(vdic, &v)?;
-            let sr = st.get(src, &s(vr, "SR"))?;
-            if s(sr, "content_type") == "iso" {
+            let sr = st.get(src, vr.read(VDI::SR).as_str())?;
+            if sr.read(fields::sr::CONTENT_TYPE) == "iso" {
                 return None;
             }
             let size = vr.read(fields::vdi::VIRTUAL_SIZE).max(0) as u64;

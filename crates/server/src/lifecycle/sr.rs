@@ -4,12 +4,12 @@
 
 use crate::lifecycle::current_ops;
 use crate::rows::members;
-use crate::{field, ApiError};
+use crate::ApiError;
 use model::schema::ClassDef;
 use model::schema::{CLASS_PBD, CLASS_SR, CLASS_VDI};
 use model::types::fields;
 use model::types::fields::{sm as SM, sr as S};
-use model::{Row, Value};
+use model::{Field, Ref, Row, Value};
 use std::collections::{BTreeSet, HashMap};
 use store::Txn;
 
@@ -25,8 +25,8 @@ fn sr_c() -> &'static ClassDef {
 pub struct Links(HashMap<String, Vec<String>>);
 
 impl Links {
-    pub fn pending(tx: &Txn, c: &ClassDef, link: &str) -> Links {
-        let i = field(c, link);
+    pub fn pending<C, P>(tx: &Txn, link: Field<C, Ref<P>>) -> Links {
+        let (c, i) = (link.class, link.index);
         let mut m: HashMap<String, Vec<String>> = HashMap::new();
         for r in tx.pending_refs(c) {
             if let Some(p) = tx.get(c, &r).and_then(|row| row.get(i).as_str().map(str::to_string)) {
@@ -37,8 +37,8 @@ impl Links {
     }
 
     /// The children of `parent` as the transaction sees them.
-    pub fn of(&self, tx: &Txn, c: &ClassDef, link: &str, parent: &str, derived: &Value) -> Vec<String> {
-        let i = field(c, link);
+    pub fn of<C, P>(&self, tx: &Txn, link: Field<C, Ref<P>>, parent: &str, derived: &Value) -> Vec<String> {
+        let (c, i) = (link.class, link.index);
         let mut out: Vec<String> = members(derived);
         if let Some(extra) = self.0.get(parent) {
             for x in extra {
@@ -53,8 +53,8 @@ impl Links {
 }
 
 /// Children of one parent (for a single rule check).
-pub fn linked(tx: &Txn, c: &ClassDef, link: &str, parent: &str, derived: &Value) -> Vec<String> {
-    Links::pending(tx, c, link).of(tx, c, link, parent, derived)
+pub fn linked<C, P>(tx: &Txn, link: Field<C, Ref<P>>, parent: &str, derived: &Value) -> Vec<String> {
+    Links::pending(tx, link).of(tx, link, parent, derived)
 }
 
 // ------------------------------------------------------------------ rules
@@ -133,14 +133,14 @@ struct SrFacts {
 fn sr_facts(tx: &Txn, r: &str, row: &Row, pbd_links: &Links, vdi_links: &Links) -> SrFacts {
     let (_c, pc, vc) = (sr_c(), &CLASS_PBD, &CLASS_VDI);
     let pbds = pbd_links
-        .of(tx, pc, "SR", r, row.get(fields::sr::PBDS.index))
+        .of(tx, fields::pbd::SR, r, row.get(fields::sr::PBDS.index))
         .into_iter()
         .map(|p| {
             let att = tx.get(pc, &p).is_some_and(|x| x.read(fields::pbd::CURRENTLY_ATTACHED));
             (p, att)
         })
         .collect();
-    let has_managed_vdis = vdi_links.of(tx, vc, "SR", r, row.get(fields::sr::VDIS.index)).iter().any(|v| {
+    let has_managed_vdis = vdi_links.of(tx, fields::vdi::SR, r, row.get(fields::sr::VDIS.index)).iter().any(|v| {
         tx.get(vc, v)
             .is_some_and(|x| x.read(fields::vdi::MANAGED) && x.get(fields::vdi::TYPE.index).as_str() != Some("rrd"))
     });
@@ -172,7 +172,7 @@ fn sr_check_with(r: &str, row: &Row, op: &str, f: &SrFacts) -> Option<ApiError> 
 }
 
 pub fn sr_check(tx: &Txn, r: &str, row: &Row, op: &str) -> Option<ApiError> {
-    let (pl, vl) = (Links::pending(tx, &CLASS_PBD, "SR"), Links::pending(tx, &CLASS_VDI, "SR"));
+    let (pl, vl) = (Links::pending(tx, fields::pbd::SR), Links::pending(tx, fields::vdi::SR));
     let f = sr_facts(tx, r, row, &pl, &vl);
     sr_check_with(r, row, op, &f)
 }
@@ -186,9 +186,9 @@ pub fn rules() -> super::Rules {
 pub fn refresh_allowed(tx: &mut Txn) {
     let (c, pc, vc) = (sr_c(), &CLASS_PBD, &CLASS_VDI);
     let mut srs: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
-    for (cls, f) in [(pc, "SR"), (vc, "SR")] {
+    for (cls, f) in [(pc, fields::pbd::SR.index), (vc, fields::vdi::SR.index)] {
         for x in tx.pending_refs(cls) {
-            if let Some(sr) = tx.get(cls, &x).and_then(|r| r.get(field(cls, f)).as_str().map(str::to_string)) {
+            if let Some(sr) = tx.get(cls, &x).and_then(|r| r.get(f).as_str().map(str::to_string)) {
                 srs.insert(sr);
             }
         }
@@ -196,7 +196,7 @@ pub fn refresh_allowed(tx: &mut Txn) {
     if srs.is_empty() {
         return;
     }
-    let (pl, vl) = (Links::pending(tx, pc, "SR"), Links::pending(tx, vc, "SR"));
+    let (pl, vl) = (Links::pending(tx, fields::pbd::SR), Links::pending(tx, fields::vdi::SR));
     let ai = fields::sr::ALLOWED_OPERATIONS.index;
     for sr in srs {
         let Some(row) = tx.get(c, &sr).cloned() else { continue };

@@ -176,7 +176,7 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
     // Sharing: other VBDs using the VDI now (not this one, not a suspended
     // VM's, not a control domain's).
     let is_dom0 = |v: &str| tx.get(vm_c, v).is_some_and(|x| x.read(fields::vm::IS_CONTROL_DOMAIN));
-    let others: Vec<&Row> = super::sr::linked(tx, c, "VDI", &vdi, vdi_row.get(fields::vdi::VBDS.index))
+    let others: Vec<&Row> = super::sr::linked(tx, fields::vbd::VDI, &vdi, vdi_row.get(fields::vdi::VBDS.index))
         .iter()
         .filter(|b| b.as_str() != r)
         .filter_map(|b| tx.get(c, b))
@@ -212,10 +212,10 @@ pub fn refresh_allowed(tx: &mut Txn, vms: &[String]) {
     let (c, vm_c, vdi_c) = (vbd_c(), &CLASS_VM, &CLASS_VDI);
     let mut vbds: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
     if !vms.is_empty() {
-        let vms_extra = Links::pending(tx, c, "VM");
+        let vms_extra = Links::pending(tx, fields::vbd::VM);
         for vm in vms {
             if let Some(row) = tx.get(vm_c, vm) {
-                vbds.extend(vms_extra.of(tx, c, "VM", vm, row.get(fields::vm::VBDS.index)));
+                vbds.extend(vms_extra.of(tx, fields::vbd::VM, vm, row.get(fields::vm::VBDS.index)));
             }
         }
     }

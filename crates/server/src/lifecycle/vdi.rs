@@ -4,11 +4,12 @@
 use super::sr::{sm_features, sr_supports, Links};
 use crate::lifecycle::current_ops;
 use crate::rows::members;
-use crate::{field, ApiError};
+use crate::ApiError;
 use model::schema::ClassDef;
 use model::schema::{CLASS_PBD, CLASS_SR, CLASS_VBD, CLASS_VDI};
 use model::types::fields;
-use model::{Row, Value};
+use model::types::Vdi;
+use model::{Field, Row, Value};
 use std::collections::BTreeSet;
 use store::Txn;
 
@@ -77,7 +78,7 @@ fn vdi_facts(tx: &Txn, r: &str, row: &Row, vbd_links: &Links) -> VdiFacts {
             .any(|p| tx.get(pc, p).is_some_and(|x| x.read(fields::pbd::CURRENTLY_ATTACHED)))
     });
     let vbds = vbd_links
-        .of(tx, bc, "VDI", r, row.get(fields::vdi::VBDS.index))
+        .of(tx, fields::vbd::VDI, r, row.get(fields::vdi::VBDS.index))
         .iter()
         .filter_map(|b| tx.get(bc, b))
         .map(|b| {
@@ -89,9 +90,8 @@ fn vdi_facts(tx: &Txn, r: &str, row: &Row, vbd_links: &Links) -> VdiFacts {
 }
 
 fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError> {
-    let c = vdi_c();
     let ty = sv(row.get(fields::vdi::TYPE.index));
-    let b = |n: &str| row.get(field(c, n)).as_bool() == Some(true);
+    let b = |flag: Field<Vdi, bool>| row.read(flag);
     let cur = current_ops(row);
     if cur.iter().any(|(_, o)| o != "copy") {
         return Some(super::in_progress("VDI", r, &cur));
@@ -139,7 +139,7 @@ fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError
     if !cbt_ok && ty == "cbt_metadata" {
         return Some(ApiError::VdiIncompatibleType { vdi: r.to_string(), r#type: ty });
     }
-    if matches!(op, "mirror" | "set_on_boot") && b("cbt_enabled") {
+    if matches!(op, "mirror" | "set_on_boot") && b(fields::vdi::CBT_ENABLED) {
         return Some(ApiError::VdiCbtEnabled { vdi: r.to_string() });
     }
     let tools = f.sr_row.as_ref().is_some_and(|s| s.get(fields::sr::IS_TOOLS_SR.index).as_bool() == Some(true));
@@ -148,7 +148,7 @@ fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError
         "destroy" if tools => Some(ApiError::SrOperationNotSupported { sr: f.sr.clone() }),
         "destroy" | "forget" if ty == "rrd" => Some(ApiError::VdiHasRrds { vdi: r.to_string() }),
         // xapi names the VDI here although the datamodel lists no parameter.
-        "snapshot" if b("sharable") => {
+        "snapshot" if b(fields::vdi::SHARABLE) => {
             Some(ApiError::Other { code: "VDI_IS_SHARABLE".into(), params: vec![r.to_string()] })
         }
         "snapshot" | "copy" if reset => Some(ApiError::VdiOnBootModeIncompatibleWithOperation),
@@ -164,7 +164,7 @@ fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError
 }
 
 pub fn vdi_check(tx: &Txn, r: &str, row: &Row, op: &str) -> Option<ApiError> {
-    let f = vdi_facts(tx, r, row, &Links::pending(tx, &CLASS_VBD, "VDI"));
+    let f = vdi_facts(tx, r, row, &Links::pending(tx, fields::vbd::VDI));
     vdi_check_with(r, row, op, &f)
 }
 
@@ -196,7 +196,7 @@ pub fn refresh_allowed(tx: &mut Txn) {
     if vdis.is_empty() {
         return;
     }
-    let links = Links::pending(tx, bc, "VDI");
+    let links = Links::pending(tx, fields::vbd::VDI);
     let ai = fields::vdi::ALLOWED_OPERATIONS.index;
     for v in vdis {
         let Some(row) = tx.get(c, &v).cloned() else { continue };

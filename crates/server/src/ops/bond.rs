@@ -4,13 +4,14 @@
 //! xapi_bond does it.
 
 use crate::api::BondApi;
-use crate::ops::netutil::{self, b, is_null, s, setify};
+use crate::ops::netutil::{self, is_null, setify};
 use crate::ops::pif::{self, get, refs_to, Kind};
 use crate::ops::vlan;
-use crate::rows::obj;
-use crate::{field, handle_invalid, ApiError, Ctx, Result, Server};
+use crate::rows::new_row;
+use crate::{handle_invalid, ApiError, Ctx, Result, Server};
 use model::schema::{CLASS_BOND, CLASS_PIF_METRICS, CLASS_VIF, CLASS_VLAN, CLASS_VM};
 use model::types::fields;
+use model::types::fields::{bond as B, pif as P, vif as VIF, vlan as VL, vm as VM};
 use model::types::*;
 use model::{Ref, Value, XenType};
 use std::collections::BTreeMap;
@@ -57,7 +58,7 @@ fn bond_c() -> &'static model::ClassDef {
 
 /// Members of a bond, as the transaction sees them.
 fn members_of(tx: &Txn, bond: &str) -> Vec<String> {
-    refs_to(tx, "PIF", "bond_slave_of", bond)
+    refs_to(tx, P::BOND_SLAVE_OF, bond)
 }
 
 /// VIFs of local VMs on these networks (every VM not running elsewhere is
@@ -66,9 +67,12 @@ fn local_vifs(tx: &Txn, host: &str, networks: &[String]) -> Vec<String> {
     let (vifc, vmc) = (&CLASS_VIF, &CLASS_VM);
     let mut out = Vec::new();
     for n in networks {
-        for v in refs_to(tx, "VIF", "network", n) {
-            let resident = tx.get(vifc, &v).and_then(|vr| tx.get(vmc, &s(vr, "VM"))).map(|vm| s(vm, "resident_on"));
-            if resident.is_some_and(|r| r == host || is_null(&r)) {
+        for v in refs_to(tx, VIF::NETWORK, n) {
+            let resident = tx
+                .get(vifc, &v)
+                .and_then(|vr| tx.get(vmc, vr.read(VIF::VM).as_str()))
+                .map(|vm| vm.read(VM::RESIDENT_ON));
+            if resident.is_some_and(|r| r.as_str() == host || is_null(r.as_str())) {
                 out.push(v);
             }
         }
@@ -82,8 +86,10 @@ fn move_vifs(tx: &mut Txn, vifs: &[String], network: &str) -> Vec<String> {
     let mut active = Vec::new();
     for v in vifs {
         let Some(vr) = tx.get(vifc, v).cloned() else { continue };
-        let suspended = tx.get(vmc, &s(&vr, "VM")).is_some_and(|vm| s(vm, "power_state") == "Suspended");
-        if b(&vr, "currently_attached") && !suspended {
+        let suspended = tx
+            .get(vmc, vr.read(VIF::VM).as_str())
+            .is_some_and(|vm| vm.read(VM::POWER_STATE) == VmPowerState::Suspended);
+        if vr.read(VIF::CURRENTLY_ATTACHED) && !suspended {
             active.push(v.clone());
         }
         tx.set(vifc, v, fields::vif::NETWORK.index, Value::from(network));
@@ -96,28 +102,28 @@ fn move_vifs(tx: &mut Txn, vifs: &[String], network: &str) -> Vec<String> {
 fn move_vlan(tx: &mut Txn, host: &str, new_slave: &str, old_vlan: &str) -> Result<Vec<String>> {
     let vc = &CLASS_VLAN;
     let vrow = tx.get(vc, old_vlan).cloned().ok_or_else(|| handle_invalid(vc, old_vlan))?;
-    let old_master = s(&vrow, "untagged_PIF");
+    let old_master = vrow.read(VL::UNTAGGED_PIF).into_string();
     let tag = vrow.get(fields::vlan::TAG.index).as_int().unwrap_or(-1);
     let orow = get(tx, &old_master)?;
-    let network = s(&orow, "network");
-    let (plugged, mgmt) = (b(&orow, "currently_attached"), b(&orow, "management"));
+    let network = orow.read(P::NETWORK).into_string();
+    let (plugged, mgmt) = (orow.read(P::CURRENTLY_ATTACHED), orow.read(P::MANAGEMENT));
     if plugged && !mgmt {
         pif::bring_down(tx, &old_master);
     }
-    let same_tag = refs_to(tx, "VLAN", "tagged_PIF", new_slave)
+    let same_tag = refs_to(tx, VL::TAGGED_PIF, new_slave)
         .into_iter()
         .find(|v| tx.get(vc, v).is_some_and(|r| r.get(fields::vlan::TAG.index).as_int() == Some(tag)));
     let mut moved = Vec::new();
     let new_master = match same_tag {
         Some(v) => {
-            let nm = tx.get(vc, &v).map(|r| s(r, "untagged_PIF")).unwrap_or_default();
-            let new_net = get(tx, &nm).map(|r| s(&r, "network"))?;
+            let nm = tx.read(&v, VL::UNTAGGED_PIF).map(Ref::into_string).unwrap_or_default();
+            let new_net = get(tx, &nm).map(|r| r.read(P::NETWORK).into_string())?;
             let vifs = local_vifs(tx, host, std::slice::from_ref(&network));
             moved.extend(move_vifs(tx, &vifs, &new_net));
             nm
         }
         None => {
-            let device = get(tx, new_slave).map(|r| s(&r, "device"))?;
+            let device = get(tx, new_slave).map(|r| r.read(P::DEVICE))?;
             vlan::create_internal(tx, host, new_slave, tag, &network, &device)?.1
         }
     };
@@ -138,10 +144,10 @@ fn move_vlan(tx: &mut Txn, host: &str, new_slave: &str, old_vlan: &str) -> Resul
 fn assert_bondable(tx: &Txn, r: &str) -> Result<()> {
     let row = get(tx, r)?;
     match pif::kind(tx, r, &row)? {
-        Kind::Physical if tx.get(bond_c(), &s(&row, "bond_slave_of")).is_some() => {
+        Kind::Physical if tx.get(bond_c(), row.read(P::BOND_SLAVE_OF).as_str()).is_some() => {
             Err(ApiError::PifAlreadyBonded { pif: r.to_string() })
         }
-        Kind::VlanUntagged(_) => Err(ApiError::PifVlanExists { pif: s(&row, "device") }),
+        Kind::VlanUntagged(_) => Err(ApiError::PifVlanExists { pif: row.read(P::DEVICE) }),
         Kind::TunnelAccess(_) => Err(ApiError::IsTunnelAccessPif { pif: r.to_string() }),
         Kind::SriovLogical => Err(ApiError::PifIsSriovLogical { pif: r.to_string() }),
         _ => Ok(()),
@@ -149,9 +155,9 @@ fn assert_bondable(tx: &Txn, r: &str) -> Result<()> {
 }
 
 fn has_ip_conf(row: &model::Row) -> bool {
-    match s(row, "primary_address_type").as_str() {
-        "IPv6" => s(row, "ipv6_configuration_mode") != "None",
-        _ => s(row, "ip_configuration_mode") != "None",
+    match row.read(P::PRIMARY_ADDRESS_TYPE) {
+        PrimaryAddressType::Ipv6 => row.read(P::IPV6_CONFIGURATION_MODE) != Ipv6ConfigurationMode::None,
+        _ => row.read(P::IP_CONFIGURATION_MODE) != IpConfigurationMode::None,
     }
 }
 
@@ -166,7 +172,7 @@ fn create_tx(
     properties: Props,
 ) -> Result<(String, Vec<String>)> {
     let Some(first) = members.first().cloned() else { return Err(ApiError::PifBondNeedsMoreMembers) };
-    let host = s(&get(tx, &first)?, "host");
+    let host = get(tx, &first)?.read(P::HOST).into_string();
     pif::assert_network_managed(tx, network)?;
     pif::assert_no_other_local_pifs(tx, &host, network)?;
     let user_mac = !mac.is_empty();
@@ -181,28 +187,31 @@ fn create_tx(
     let members = setify(members);
     let rows: Vec<model::Row> = members.iter().map(|m| get(tx, m)).collect::<Result<_>>()?;
     let vc = &CLASS_VLAN;
-    let local_vlans: Vec<String> = members.iter().flat_map(|m| refs_to(tx, "VLAN", "tagged_PIF", m)).collect();
+    let local_vlans: Vec<String> = members.iter().flat_map(|m| refs_to(tx, VL::TAGGED_PIF, m)).collect();
     let mgmt_on_vlan = local_vlans.iter().any(|v| {
-        tx.get(vc, v).and_then(|vr| tx.get(pif::pif_c(), &s(vr, "untagged_PIF"))).is_some_and(|p| b(p, "management"))
+        tx.get(vc, v)
+            .and_then(|vr| tx.get(pif::pif_c(), vr.read(VL::UNTAGGED_PIF).as_str()))
+            .is_some_and(|p| p.read(P::MANAGEMENT))
     });
-    let management = members.iter().zip(&rows).find(|(_, r)| b(r, "management")).map(|(m, _)| m.clone());
+    let management = members.iter().zip(&rows).find(|(_, r)| r.read(P::MANAGEMENT)).map(|(m, _)| m.clone());
     let with_ip: Vec<&String> = members.iter().zip(&rows).filter(|(_, r)| has_ip_conf(r)).map(|(m, _)| m).collect();
     let primary = management.clone().or_else(|| with_ip.first().map(|m| (*m).clone())).unwrap_or(first);
     let primary_row = get(tx, &primary)?;
-    let address_type = s(&primary_row, "primary_address_type");
-    if let Some((m, _)) = members.iter().zip(&rows).find(|(_, r)| s(r, "primary_address_type") != address_type) {
+    let address_type = primary_row.read(P::PRIMARY_ADDRESS_TYPE);
+    if let Some((m, _)) = members.iter().zip(&rows).find(|(_, r)| r.read(P::PRIMARY_ADDRESS_TYPE) != address_type) {
         return Err(ApiError::PifIncompatiblePrimaryAddressType { pif: m.clone() });
     }
-    let (bond_mac, auto_update_mac) = if user_mac { (mac.to_string(), false) } else { (s(&primary_row, "MAC"), true) };
-    let disallow_unplug = rows.iter().any(|r| b(r, "disallow_unplug"));
+    let (bond_mac, auto_update_mac) =
+        if user_mac { (mac.to_string(), false) } else { (primary_row.read(P::MAC), true) };
+    let disallow_unplug = rows.iter().any(|r| r.read(P::DISALLOW_UNPLUG));
     for (m, r) in members.iter().zip(&rows) {
         pif::assert_managed(m, r)?;
         assert_bondable(tx, m)?;
     }
-    if rows.iter().any(|r| s(r, "host") != host) {
+    if rows.iter().any(|r| r.read(P::HOST).as_str() != host) {
         return Err(ApiError::PifCannotBondCrossHost);
     }
-    let props_of = |r: &model::Row| Props::from_value(r.get(field(r.class, "properties"))).unwrap_or_default();
+    let props_of = |r: &model::Row| Props::from_value(r.get(P::PROPERTIES.index)).unwrap_or_default();
     let pif_props = props_of(&rows[0]);
     if rows.iter().any(|r| props_of(r) != pif_props) {
         return Err(ApiError::IncompatiblePifProperties);
@@ -214,42 +223,35 @@ fn create_tx(
     let taken: Vec<String> = tx
         .refs(bond_c())
         .iter()
-        .filter_map(|bd| tx.get(bond_c(), bd).map(|br| s(br, "master")))
-        .filter_map(|m| tx.get(pif::pif_c(), &m).filter(|p| s(p, "host") == host).map(|p| s(p, "device")))
+        .filter_map(|bd| tx.read(bd, B::MASTER))
+        .filter_map(|m| {
+            tx.get(pif::pif_c(), m.as_str()).filter(|p| p.read(P::HOST).as_str() == host).map(|p| p.read(P::DEVICE))
+        })
         .collect();
     let device = (0..).map(|n| format!("bond{n}")).find(|d| !taken.contains(d)).unwrap_or_default();
     let metrics = pif::new_metrics(tx);
     let (master, bond) = (model::new_ref(), model::new_ref());
-    pif::new_pif(
-        tx,
-        &master,
-        vec![
-            ("device", Value::from(device)),
-            ("network", Value::from(network)),
-            ("host", Value::from(host.as_str())),
-            ("MAC", Value::from(bond_mac)),
-            ("MTU", Value::Int(-1)),
-            ("VLAN", Value::Int(-1)),
-            ("metrics", Value::from(metrics.as_str())),
-            ("physical", Value::Bool(false)),
-            ("IPv6", Value::Array(vec![Value::from("")])),
-            ("primary_address_type", Value::from(address_type)),
-            ("properties", pif_props.to_value()),
-        ],
-    );
-    obj(
-        tx,
-        "Bond",
-        &bond,
-        vec![
-            ("master", Value::from(master.as_str())),
-            ("primary_slave", Value::from(primary.as_str())),
-            ("mode", Value::from(mode)),
-            ("properties", properties.to_value()),
-            ("links_up", Value::Int(0)),
-            ("auto_update_mac", Value::Bool(auto_update_mac)),
-        ],
-    );
+    let mut row = pif::new_pif();
+    row.write(P::DEVICE, device);
+    row.write(P::NETWORK, Ref::new(network));
+    row.write(P::HOST, Ref::new(host.as_str()));
+    row.write(P::MAC, bond_mac);
+    row.write(P::MTU, -1);
+    row.write(P::VLAN, -1);
+    row.write(P::METRICS, Ref::new(metrics));
+    row.write(P::PHYSICAL, false);
+    row.write(P::IPV6, vec![String::new()]);
+    row.write(P::PRIMARY_ADDRESS_TYPE, address_type);
+    row.write(P::PROPERTIES, pif_props);
+    tx.insert(&master, row);
+    let mut row = new_row(B::UUID);
+    row.write(B::MASTER, Ref::new(master.as_str()));
+    row.write(B::PRIMARY_SLAVE, Ref::new(primary.as_str()));
+    row.write(B::MODE, BondMode::from(mode));
+    row.write(B::PROPERTIES, properties);
+    row.write(B::LINKS_UP, 0);
+    row.write(B::AUTO_UPDATE_MAC, auto_update_mac);
+    tx.insert(&bond, row);
     let pc = pif::pif_c();
     for m in &members {
         tx.set(pc, m, fields::pif::BOND_SLAVE_OF.index, Value::from(bond.as_str()));
@@ -260,7 +262,7 @@ fn create_tx(
         None if !mgmt_on_vlan => pif::bring_up(tx, &master)?,
         None => {}
     }
-    let member_networks: Vec<String> = rows.iter().map(|r| s(r, "network")).collect();
+    let member_networks: Vec<String> = rows.iter().map(|r| r.read(P::NETWORK).into_string()).collect();
     let vifs = local_vifs(tx, &host, &member_networks);
     let mut moved = Vec::new();
     for v in &local_vlans {
@@ -284,24 +286,26 @@ fn create_tx(
 fn destroy_tx(tx: &mut Txn, bond: &str) -> Result<Vec<String>> {
     let bc = bond_c();
     let brow = tx.get(bc, bond).cloned().ok_or_else(|| handle_invalid(bc, bond))?;
-    let master = s(&brow, "master");
+    let master = brow.read(B::MASTER).into_string();
     let mrow = get(tx, &master)?;
     let members = members_of(tx, bond);
-    let primary = Some(s(&brow, "primary_slave"))
+    let primary = Some(brow.read(B::PRIMARY_SLAVE).into_string())
         .filter(|p| tx.get(pif::pif_c(), p).is_some())
         .or_else(|| members.first().cloned())
         .ok_or(ApiError::PifBondNeedsMoreMembers)?;
-    let primary_network = s(&get(tx, &primary)?, "network");
-    let host = s(&mrow, "host");
-    let plugged = b(&mrow, "currently_attached");
-    let vifs = local_vifs(tx, &host, &[s(&mrow, "network")]);
+    let primary_network = get(tx, &primary)?.read(P::NETWORK).into_string();
+    let host = mrow.read(P::HOST).into_string();
+    let plugged = mrow.read(P::CURRENTLY_ATTACHED);
+    let vifs = local_vifs(tx, &host, &[mrow.read(P::NETWORK).into_string()]);
     let vc = &CLASS_VLAN;
-    let local_vlans = refs_to(tx, "VLAN", "tagged_PIF", &master);
+    let local_vlans = refs_to(tx, VL::TAGGED_PIF, &master);
     let mgmt_on_vlan = local_vlans.iter().any(|v| {
-        tx.get(vc, v).and_then(|vr| tx.get(pif::pif_c(), &s(vr, "untagged_PIF"))).is_some_and(|p| b(p, "management"))
+        tx.get(vc, v)
+            .and_then(|vr| tx.get(pif::pif_c(), vr.read(VL::UNTAGGED_PIF).as_str()))
+            .is_some_and(|p| p.read(P::MANAGEMENT))
     });
     pif::move_configuration(tx, &master, &primary)?;
-    if b(&mrow, "management") {
+    if mrow.read(P::MANAGEMENT) {
         pif::move_management(tx, &master, &primary)?;
         for m in members.iter().filter(|m| **m != primary) {
             pif::bring_up(tx, m)?;
@@ -322,11 +326,11 @@ fn destroy_tx(tx: &mut Txn, bond: &str) -> Result<Vec<String>> {
     }
     moved.extend(move_vifs(tx, &vifs, &primary_network));
     let pc = pif::pif_c();
-    if b(&mrow, "disallow_unplug") {
+    if mrow.read(P::DISALLOW_UNPLUG) {
         tx.set(pc, &primary, fields::pif::DISALLOW_UNPLUG.index, Value::Bool(true));
     }
     tx.delete(bc, bond);
-    tx.delete(&CLASS_PIF_METRICS, &s(&mrow, "metrics"));
+    tx.delete(&CLASS_PIF_METRICS, mrow.read(P::METRICS).as_str());
     tx.delete(pc, &master);
     for m in &members {
         tx.set(pc, m, fields::pif::BOND_SLAVE_OF.index, Value::from(model::NULL_REF));
@@ -384,7 +388,7 @@ impl BondApi for Server {
                 row.fields[fields::bond::MODE.index] = Value::from(mode.as_str());
                 row.fields[fields::bond::PROPERTIES.index] = props.to_value();
             });
-            pif::bring_up(tx, &s(&row, "master"))
+            pif::bring_up(tx, row.read(B::MASTER).as_str())
         })?;
         crate::networkd::sync_for(ctx).await
     }
@@ -393,11 +397,11 @@ impl BondApi for Server {
         let (bc, r) = (bond_c(), self_.as_str());
         ctx.write(|tx| {
             let row = tx.get(bc, r).cloned().ok_or_else(|| handle_invalid(bc, r))?;
-            validate(&s(&row, "mode"), &name, &value)?;
+            validate(row.read(B::MODE).as_str(), &name, &value)?;
             let mut props = Props::from_value(row.get(fields::bond::PROPERTIES.index)).unwrap_or_default();
             props.insert(name.clone(), value.clone());
             tx.set(bc, r, fields::bond::PROPERTIES.index, props.to_value());
-            pif::bring_up(tx, &s(&row, "master"))
+            pif::bring_up(tx, row.read(B::MASTER).as_str())
         })?;
         crate::networkd::sync_for(ctx).await
     }

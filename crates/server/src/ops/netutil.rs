@@ -1,7 +1,7 @@
 //! Shared pieces of the network classes: address, CIDR and MAC checks with
-//! xapi's error codes, licence checks, and small row accessors.
+//! xapi's error codes, licence checks, and small ref and set helpers.
 
-use crate::{field, ApiError, Result};
+use crate::{ApiError, Result};
 use model::schema::CLASS_POOL;
 use model::types::fields;
 use model::{Row, Value};
@@ -14,31 +14,8 @@ pub enum Family {
     V6,
 }
 
-pub fn sv(v: &Value) -> String {
-    v.as_str().unwrap_or("").to_string()
-}
-
-/// A string field of a row.
-pub fn s(row: &Row, name: &str) -> String {
-    sv(row.get(field(row.class, name)))
-}
-
-pub fn b(row: &Row, name: &str) -> bool {
-    row.get(field(row.class, name)).as_bool() == Some(true)
-}
-
 pub fn is_null(r: &str) -> bool {
     r.is_empty() || r == model::NULL_REF
-}
-
-/// The members of a set-of-strings field.
-pub fn set(row: &Row, name: &str) -> Vec<String> {
-    crate::rows::members(row.get(field(row.class, name)))
-}
-
-/// A key of a map field.
-pub fn map_get(row: &Row, name: &str, key: &str) -> Option<String> {
-    row.get(field(row.class, name)).map_str(key).map(str::to_string)
 }
 
 pub fn strs(items: &[String]) -> Value {
@@ -125,16 +102,16 @@ pub fn assert_licensed(tx: &Txn, restriction: &str, feature: &str) -> Result<()>
 /// HA_IS_ENABLED / REDO_LOG_IS_ENABLED for an attached PIF (reconfiguring it
 /// could fence the host).
 pub fn assert_no_protection(tx: &Txn, pif: &Row) -> Result<()> {
-    if !b(pif, "currently_attached") {
+    if !pif.read(fields::pif::CURRENTLY_ATTACHED) {
         return Ok(());
     }
     let pc = &CLASS_POOL;
     for p in tx.refs(pc) {
         let Some(row) = tx.get(pc, &p) else { continue };
-        if b(row, "ha_enabled") {
+        if row.read(fields::pool::HA_ENABLED) {
             return Err(ApiError::HaIsEnabled);
         }
-        if b(row, "redo_log_enabled") {
+        if row.read(fields::pool::REDO_LOG_ENABLED) {
             return Err(ApiError::RedoLogIsEnabled);
         }
     }

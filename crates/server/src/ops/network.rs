@@ -3,10 +3,11 @@
 
 use crate::api::NetworkApi;
 use crate::implicit::Hooks;
-use crate::ops::netutil::{b, listing, map_get, s, set};
-use crate::{handle_invalid, put, ApiError, Ctx, Result, Server};
+use crate::ops::netutil::listing;
+use crate::{handle_invalid, ApiError, Ctx, Result, Server};
 use model::schema::{CLASS_NETWORK, CLASS_SESSION, CLASS_VIF};
 use model::types::fields;
+use model::types::fields::{network as N, vif as VIF};
 use model::types::*;
 use model::{Ref, Row, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,7 @@ static BRIDGE_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Sessions between pool members may name any bridge (VM import does).
 fn is_internal_session(ctx: &Ctx, tx: &Txn) -> bool {
     let sc = &CLASS_SESSION;
-    tx.get(sc, &ctx.session).map(|row| b(row, "pool")).unwrap_or(true)
+    tx.get(sc, &ctx.session).map(|row| row.read(fields::session::POOL)).unwrap_or(true)
 }
 
 /// network.create: MTU ≤ 0 means 1500; an empty bridge gets the next
@@ -32,10 +33,10 @@ fn is_internal_session(ctx: &Ctx, tx: &Txn) -> bool {
 fn create(ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     let c = &CLASS_NETWORK;
     if row.read(fields::network::MTU) <= 0 {
-        put(row, "MTU", Value::Int(1500));
+        row.write(N::MTU, 1500);
     }
-    let used: Vec<String> = tx.refs(c).iter().filter_map(|r| tx.get(c, r).map(|n| s(n, "bridge"))).collect();
-    let bridge = s(row, "bridge");
+    let used: Vec<String> = tx.refs(c).iter().filter_map(|r| tx.read(r, N::BRIDGE)).collect();
+    let bridge = row.read(N::BRIDGE);
     if bridge.is_empty() {
         let name = loop {
             let n = format!("xapi{}", BRIDGE_COUNTER.fetch_add(1, Ordering::Relaxed));
@@ -43,7 +44,7 @@ fn create(ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
                 break n;
             }
         };
-        put(row, "bridge", name);
+        row.write(N::BRIDGE, name);
         return Ok(());
     }
     let suspicious = bridge.len() > 15 || BRIDGE_BLACKLIST.iter().any(|p| bridge.starts_with(p));
@@ -60,17 +61,17 @@ fn create(ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
 /// management network; remaining (detached) VIFs go with it, as in xapi.
 fn destroy(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &Row) -> Result<()> {
     let vifc = &CLASS_VIF;
-    let vifs = set(row, "VIFs");
+    let vifs: Vec<String> = row.read(N::VIFS).into_iter().map(Ref::into_string).collect();
     let connected: Vec<String> =
-        vifs.iter().filter(|v| tx.get(vifc, v).is_some_and(|vr| b(vr, "currently_attached"))).cloned().collect();
+        vifs.iter().filter(|v| tx.read(v, VIF::CURRENTLY_ATTACHED) == Some(true)).cloned().collect();
     if !connected.is_empty() {
         return Err(listing("NETWORK_CONTAINS_VIF", connected));
     }
-    let pifs = set(row, "PIFs");
+    let pifs: Vec<String> = row.read(N::PIFS).into_iter().map(Ref::into_string).collect();
     if !pifs.is_empty() {
         return Err(listing("NETWORK_CONTAINS_PIF", pifs));
     }
-    if map_get(row, "other_config", "is_host_internal_management_network").is_some_and(|v| v == "true") {
+    if row.read(N::OTHER_CONFIG).get("is_host_internal_management_network").is_some_and(|v| v == "true") {
         return Err(ApiError::CannotDestroySystemNetwork { network: r.to_string() });
     }
     for v in vifs {
@@ -80,7 +81,7 @@ fn destroy(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &Row) -> Result<()> {
 }
 
 fn purposes(row: &Row) -> Vec<String> {
-    set(row, "purpose")
+    row.read(N::PURPOSE).iter().map(|p| p.as_str().to_string()).collect()
 }
 
 impl NetworkApi for Server {
@@ -138,10 +139,9 @@ impl NetworkApi for Server {
         let r = network.as_str();
         ctx.write(|tx| {
             let row = tx.get(c, r).cloned().ok_or_else(|| handle_invalid(c, r))?;
-            if let Some(v) =
-                set(&row, "VIFs").into_iter().find(|v| tx.get(vifc, v).is_some_and(|vr| b(vr, "currently_attached")))
-            {
-                return Err(ApiError::VifInUse { network: r.to_string(), vif: v });
+            let attached = |v: &Ref<Vif>| tx.get(vifc, v.as_str()).is_some_and(|vr| vr.read(VIF::CURRENTLY_ATTACHED));
+            if let Some(v) = row.read(N::VIFS).into_iter().find(attached) {
+                return Err(ApiError::VifInUse { network: r.to_string(), vif: v.into_string() });
             }
             tx.set(c, r, fields::network::DEFAULT_LOCKING_MODE.index, Value::from(value.as_str()));
             Ok(())

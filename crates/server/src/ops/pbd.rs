@@ -43,7 +43,7 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     let sr_row = tx.get(src, &sr).cloned().ok_or_else(|| crate::handle_invalid(src, &sr))?;
     let dc = BTreeMap::<String, String>::from_value(row.get(fields::pbd::DEVICE_CONFIG.index)).unwrap_or_default();
     assert_no_srmaster_key(&dc)?;
-    let existing = crate::lifecycle::sr::linked(tx, c, "SR", &sr, sr_row.get(fields::sr::PBDS.index))
+    let existing = crate::lifecycle::sr::linked(tx, fields::pbd::SR, &sr, sr_row.get(fields::sr::PBDS.index))
         .into_iter()
         .find(|p| tx.get(c, p).and_then(|r| r.get(fields::pbd::HOST.index).as_str()) == Some(host.as_str()));
     if let Some(pbd) = existing {

@@ -7,17 +7,16 @@
 //! are never read here: relations are found by scanning forward refs.
 
 use crate::api::PifApi;
-use crate::ops::netutil::{self, assert_no_protection, b, dns_of, is_null, map_get, s, strs, Family};
-use crate::rows::obj;
-use crate::rows::ocaml_int;
-use crate::{class, field, handle_invalid, internal, put, ApiError, Ctx, Result, Server};
+use crate::ops::netutil::{self, assert_no_protection, dns_of, is_null, Family};
+use crate::rows::{new_row, ocaml_int};
+use crate::{handle_invalid, internal, ApiError, Ctx, Result, Server};
 use model::schema::{
-    CLASS_BOND, CLASS_HOST, CLASS_NETWORK, CLASS_PIF, CLASS_PIF_METRICS, CLASS_POOL, CLASS_TUNNEL, CLASS_VIF,
-    CLASS_VLAN, CLASS_VM,
+    CLASS_BOND, CLASS_HOST, CLASS_NETWORK, CLASS_PIF, CLASS_PIF_METRICS, CLASS_POOL, CLASS_VIF, CLASS_VLAN, CLASS_VM,
 };
 use model::types::fields;
+use model::types::fields::{bond as B, network as N, pif as P, tunnel as T, vif as VIF, vlan as VL, vm as VM};
 use model::types::*;
-use model::{ClassDef, DateTime, Ref, Row, Value, XenType};
+use model::{ClassDef, DateTime, Field, Ref, Row, Value, XenType};
 use std::collections::BTreeMap;
 use store::Txn;
 
@@ -44,10 +43,9 @@ pub fn pifs_where(tx: &Txn, f: impl Fn(&Row) -> bool) -> Vec<String> {
     out
 }
 
-/// Objects of `cls` whose ref field `name` points at `target`.
-pub fn refs_to(tx: &Txn, cls: &str, name: &str, target: &str) -> Vec<String> {
-    let c = class(cls);
-    let i = field(c, name);
+/// Objects of the field's class whose ref field `f` points at `target`.
+pub fn refs_to<C, D>(tx: &Txn, f: Field<C, Ref<D>>, target: &str) -> Vec<String> {
+    let (c, i) = (f.class, f.index);
     let mut out: Vec<String> = tx
         .refs(c)
         .into_iter()
@@ -70,28 +68,28 @@ pub enum Kind {
 }
 
 pub fn kind(tx: &Txn, r: &str, row: &Row) -> Result<Kind> {
-    if let Some(t) = refs_to(tx, "tunnel", "access_PIF", r).into_iter().next() {
+    if let Some(t) = refs_to(tx, T::ACCESS_PIF, r).into_iter().next() {
         return Ok(Kind::TunnelAccess(t));
     }
-    let vlan = s(row, "VLAN_master_of");
+    let vlan = row.read(P::VLAN_MASTER_OF).into_string();
     if !is_null(&vlan) {
         return Ok(Kind::VlanUntagged(vlan));
     }
-    if !netutil::set(row, "sriov_logical_PIF_of").is_empty() {
+    if !row.read(P::SRIOV_LOGICAL_PIF_OF).is_empty() {
         return Ok(Kind::SriovLogical);
     }
-    if let Some(bond) = refs_to(tx, "Bond", "master", r).into_iter().next() {
+    if let Some(bond) = refs_to(tx, B::MASTER, r).into_iter().next() {
         return Ok(Kind::BondMaster(bond));
     }
-    if b(row, "physical") {
+    if row.read(P::PHYSICAL) {
         return Ok(Kind::Physical);
     }
-    Err(internal(format!("Cannot calculate PIF type of {}", s(row, "uuid"))))
+    Err(internal(format!("Cannot calculate PIF type of {}", row.read(P::UUID))))
 }
 
 /// PIF_UNMANAGED [pif] for interfaces xapi leaves alone.
 pub fn assert_managed(r: &str, row: &Row) -> Result<()> {
-    if b(row, "managed") {
+    if row.read(P::MANAGED) {
         Ok(())
     } else {
         Err(ApiError::PifUnmanaged { pif: r.to_string() })
@@ -101,7 +99,10 @@ pub fn assert_managed(r: &str, row: &Row) -> Result<()> {
 /// NETWORK_ALREADY_CONNECTED: one PIF per network per host. xapi sends
 /// [host, pif] although the datamodel names the first parameter `network`.
 pub fn assert_no_other_local_pifs(tx: &Txn, host: &str, network: &str) -> Result<()> {
-    match pifs_where(tx, |p| s(p, "network") == network && s(p, "host") == host).into_iter().next() {
+    match pifs_where(tx, |p| p.read(P::NETWORK).as_str() == network && p.read(P::HOST).as_str() == host)
+        .into_iter()
+        .next()
+    {
         Some(p) => Err(ApiError::NetworkAlreadyConnected { network: host.to_string(), connected_pif: p }),
         None => Ok(()),
     }
@@ -111,7 +112,7 @@ pub fn assert_no_other_local_pifs(tx: &Txn, host: &str, network: &str) -> Result
 pub fn assert_network_managed(tx: &Txn, network: &str) -> Result<()> {
     let c = &CLASS_NETWORK;
     let row = tx.get(c, network).ok_or_else(|| handle_invalid(c, network))?;
-    if b(row, "managed") {
+    if row.read(N::MANAGED) {
         Ok(())
     } else {
         Err(ApiError::NetworkUnmanaged { network: network.to_string() })
@@ -123,8 +124,8 @@ pub fn assert_network_managed(tx: &Txn, network: &str) -> Result<()> {
 /// The MTU an interface gets: `other_config:mtu` if it reads as an integer,
 /// else its network's.
 fn effective_mtu(tx: &Txn, row: &Row) -> i64 {
-    let net_mtu = tx.get(&CLASS_NETWORK, &s(row, "network")).and_then(|n| n.get(fields::network::MTU.index).as_int());
-    map_get(row, "other_config", "mtu").and_then(|m| ocaml_int(&m)).or(net_mtu).unwrap_or(1500)
+    let net_mtu = tx.get(&CLASS_NETWORK, row.read(P::NETWORK).as_str()).and_then(|n| n.get(N::MTU.index).as_int());
+    row.read(P::OTHER_CONFIG).get("mtu").and_then(|m| ocaml_int(m)).or(net_mtu).unwrap_or(1500)
 }
 
 /// Bring an interface up (nm.bring_pif_up): a bond master takes its
@@ -133,26 +134,27 @@ fn effective_mtu(tx: &Txn, row: &Row) -> i64 {
 pub fn bring_up(tx: &mut Txn, r: &str) -> Result<()> {
     let (c, bc, pc) = (pif_c(), &CLASS_BOND, &CLASS_POOL);
     let row = get(tx, r)?;
-    if let Some(bond) = refs_to(tx, "Bond", "master", r).into_iter().next() {
-        for m in refs_to(tx, "PIF", "bond_slave_of", &bond) {
+    if let Some(bond) = refs_to(tx, B::MASTER, r).into_iter().next() {
+        for m in refs_to(tx, P::BOND_SLAVE_OF, &bond) {
             tx.put(&m, fields::pif::CURRENTLY_ATTACHED, false);
         }
         let brow = tx.get(bc, &bond).cloned();
-        if let Some(brow) = brow.filter(|br| b(br, "auto_update_mac")) {
-            if let Some(mac) = tx.get(c, &s(&brow, "primary_slave")).map(|p| s(p, "MAC")) {
+        if let Some(brow) = brow.filter(|br| br.read(B::AUTO_UPDATE_MAC)) {
+            if let Some(mac) = tx.read(brow.read(B::PRIMARY_SLAVE).as_str(), P::MAC) {
                 tx.set(c, r, fields::pif::MAC.index, Value::from(mac));
             }
         }
     }
     tx.put(r, fields::pif::CURRENTLY_ATTACHED, true);
-    let master_bond = s(&row, "bond_slave_of");
-    if let Some(master) = tx.get(bc, &master_bond).map(|br| s(br, "master")) {
-        tx.put(&master, fields::pif::CURRENTLY_ATTACHED, false);
+    let master_bond = row.read(P::BOND_SLAVE_OF);
+    if let Some(master) = tx.read(master_bond.as_str(), B::MASTER) {
+        tx.put(master.as_str(), fields::pif::CURRENTLY_ATTACHED, false);
     }
     let mtu = effective_mtu(tx, &row);
     tx.put(r, fields::pif::MTU, mtu);
     if row.get(fields::pif::VLAN.index).as_int() == Some(-1) {
-        let snooping = tx.refs(pc).iter().filter_map(|p| tx.get(pc, p)).any(|p| b(p, "igmp_snooping_enabled"));
+        let snooping =
+            tx.refs(pc).iter().filter_map(|p| tx.get(pc, p)).any(|p| p.read(fields::pool::IGMP_SNOOPING_ENABLED));
         tx.set(
             c,
             r,
@@ -174,19 +176,19 @@ pub fn plug_tx(tx: &mut Txn, r: &str) -> Result<()> {
     assert_managed(r, &row)?;
     match kind(tx, r, &row)? {
         Kind::TunnelAccess(t) => {
-            let transport = tx.get(&CLASS_TUNNEL, &t).map(|tr| s(tr, "transport_PIF")).unwrap_or_default();
+            let transport = tx.read(&t, T::TRANSPORT_PIF).map(Ref::into_string).unwrap_or_default();
             let trow = get(tx, &transport)?;
-            if s(&trow, "ip_configuration_mode") == "None" {
+            if trow.read(P::IP_CONFIGURATION_MODE) == IpConfigurationMode::None {
                 return Err(ApiError::TransportPifNotConfigured { pif: transport });
             }
             plug_tx(tx, &transport)?;
         }
-        Kind::Physical if !is_null(&s(&row, "bond_slave_of")) => {
+        Kind::Physical if !is_null(row.read(P::BOND_SLAVE_OF).as_str()) => {
             return Err(ApiError::CannotPlugBondSlave { pif: r.to_string() });
         }
         _ => {}
     }
-    if is_null(&s(&row, "bond_slave_of")) {
+    if is_null(row.read(P::BOND_SLAVE_OF).as_str()) {
         bring_up(tx, r)?;
     }
     Ok(())
@@ -195,13 +197,14 @@ pub fn plug_tx(tx: &mut Txn, r: &str) -> Result<()> {
 /// VIF_IN_USE [network, vif] while a live VM here uses the network.
 fn assert_no_vifs_in_use(tx: &Txn, network: &str, host: &str) -> Result<()> {
     let (vifc, vmc) = (&CLASS_VIF, &CLASS_VM);
-    for v in refs_to(tx, "VIF", "network", network) {
+    for v in refs_to(tx, VIF::NETWORK, network) {
         let Some(vr) = tx.get(vifc, &v) else { continue };
-        let Some(vm) = tx.get(vmc, &s(vr, "VM")) else { continue };
-        let here = s(vm, "resident_on") == host || s(vm, "scheduled_to_be_resident_on") == host;
+        let Some(vm) = tx.get(vmc, vr.read(VIF::VM).as_str()) else { continue };
+        let resident_here = vm.read(VM::RESIDENT_ON).as_str() == host;
+        let here = resident_here || vm.read(VM::SCHEDULED_TO_BE_RESIDENT_ON).as_str() == host;
         let attaching = crate::lifecycle::current_ops(vr).iter().any(|(_, op)| op == "attach");
-        let live = matches!(s(vm, "power_state").as_str(), "Running" | "Paused");
-        if (attaching && here) || (b(vr, "currently_attached") && s(vm, "resident_on") == host && live) {
+        let live = matches!(vm.read(VM::POWER_STATE), VmPowerState::Running | VmPowerState::Paused);
+        if (attaching && here) || (vr.read(VIF::CURRENTLY_ATTACHED) && resident_here && live) {
             return Err(ApiError::VifInUse { network: network.to_string(), vif: v });
         }
     }
@@ -214,20 +217,19 @@ pub fn unplug_tx(tx: &mut Txn, r: &str) -> Result<()> {
     let row = get(tx, r)?;
     assert_managed(r, &row)?;
     assert_no_protection(tx, &row)?;
-    if b(&row, "management") {
+    if row.read(P::MANAGEMENT) {
         return Err(ApiError::PifIsManagementInterface { pif: r.to_string() });
     }
-    assert_no_vifs_in_use(tx, &s(&row, "network"), &s(&row, "host"))?;
-    if b(&row, "disallow_unplug") {
+    assert_no_vifs_in_use(tx, row.read(P::NETWORK).as_str(), row.read(P::HOST).as_str())?;
+    if row.read(P::DISALLOW_UNPLUG) {
         return Err(ApiError::PifDoesNotAllowUnplug { pif: r.to_string() });
     }
-    let tc = &CLASS_TUNNEL;
-    for t in refs_to(tx, "tunnel", "transport_PIF", r) {
-        if let Some(access) = tx.get(tc, &t).map(|tr| s(tr, "access_PIF")) {
-            unplug_tx(tx, &access)?;
+    for t in refs_to(tx, T::TRANSPORT_PIF, r) {
+        if let Some(access) = tx.read(&t, T::ACCESS_PIF) {
+            unplug_tx(tx, access.as_str())?;
         }
     }
-    if is_null(&s(&row, "bond_slave_of")) {
+    if is_null(row.read(P::BOND_SLAVE_OF).as_str()) {
         bring_down(tx, r);
     }
     Ok(())
@@ -238,41 +240,45 @@ pub fn unplug_tx(tx: &mut Txn, r: &str) -> Result<()> {
 /// A fresh PIF_metrics object, as xapi makes for new interfaces.
 pub fn new_metrics(tx: &mut Txn) -> String {
     let m = model::new_ref();
-    obj(tx, "PIF_metrics", &m, vec![("last_updated", Value::DateTime(DateTime::EPOCH))]);
+    let mut row = new_row(fields::pif_metrics::UUID);
+    row.write(fields::pif_metrics::LAST_UPDATED, DateTime::EPOCH);
+    tx.insert(&m, row);
     m
 }
 
-/// Fields every new PIF row gets; callers override what differs.
-pub fn new_pif(tx: &mut Txn, r: &str, fields: Vec<(&str, Value)>) {
-    let mut all: Vec<(&str, Value)> = vec![
-        ("currently_attached", Value::Bool(false)),
-        ("igmp_snooping_status", Value::from("unknown")),
-        ("ip_configuration_mode", Value::from("None")),
-        ("bond_slave_of", Value::from(model::NULL_REF)),
-        ("VLAN_master_of", Value::from(model::NULL_REF)),
-        ("ipv6_configuration_mode", Value::from("None")),
-        ("primary_address_type", Value::from("IPv4")),
-        ("managed", Value::Bool(true)),
-        ("PCI", Value::from(model::NULL_REF)),
-    ];
-    all.extend(fields);
-    obj(tx, "PIF", r, all);
+/// A new PIF row (fresh uuid) with the fields every new PIF gets; callers
+/// write what differs and insert it.
+pub fn new_pif() -> Row {
+    let mut row = new_row(P::UUID);
+    row.write(P::CURRENTLY_ATTACHED, false);
+    row.write(P::IGMP_SNOOPING_STATUS, PifIgmpStatus::Unknown_);
+    row.write(P::IP_CONFIGURATION_MODE, IpConfigurationMode::None);
+    row.write(P::BOND_SLAVE_OF, Ref::null());
+    row.write(P::VLAN_MASTER_OF, Ref::null());
+    row.write(P::IPV6_CONFIGURATION_MODE, Ipv6ConfigurationMode::None);
+    row.write(P::PRIMARY_ADDRESS_TYPE, PrimaryAddressType::Ipv4);
+    row.write(P::MANAGED, true);
+    row.write(P::PCI, Ref::null());
+    row
 }
+
+/// The IPv4 configuration fields that move with it (besides the mode).
+const IPV4_CONFIG: [Field<Pif, String>; 4] = [P::IP, P::NETMASK, P::GATEWAY, P::DNS];
 
 /// Move the IPv4 configuration from one PIF to another (bonds do this).
 pub fn move_configuration(tx: &mut Txn, from: &str, to: &str) -> Result<()> {
     let c = pif_c();
     let src = get(tx, from)?;
-    let keys = ["ip_configuration_mode", "IP", "netmask", "gateway", "DNS"];
     tx.update(c, to, |row| {
-        for k in keys {
-            row.fields[field(c, k)] = src.get(field(c, k)).clone();
+        row.write(P::IP_CONFIGURATION_MODE, src.read(P::IP_CONFIGURATION_MODE));
+        for f in IPV4_CONFIG {
+            row.write(f, src.read(f));
         }
     });
     tx.update(c, from, |row| {
-        put(row, "ip_configuration_mode", "None");
-        for k in ["IP", "netmask", "gateway", "DNS"] {
-            put(row, k, "");
+        row.write(P::IP_CONFIGURATION_MODE, IpConfigurationMode::None);
+        for f in IPV4_CONFIG {
+            row.write(f, String::new());
         }
     });
     Ok(())
@@ -281,11 +287,11 @@ pub fn move_configuration(tx: &mut Txn, from: &str, to: &str) -> Result<()> {
 /// The bridge the management interface is on.
 fn management_bridge(tx: &Txn, host: &str) -> String {
     let netc = &CLASS_NETWORK;
-    pifs_where(tx, |p| b(p, "management") && s(p, "host") == host)
+    pifs_where(tx, |p| p.read(P::MANAGEMENT) && p.read(P::HOST).as_str() == host)
         .first()
         .and_then(|p| tx.get(pif_c(), p))
-        .and_then(|p| tx.get(netc, &s(p, "network")))
-        .map(|n| s(n, "bridge"))
+        .and_then(|p| tx.get(netc, p.read(P::NETWORK).as_str()))
+        .map(|n| n.read(N::BRIDGE))
         .unwrap_or_else(|| DEFAULT_MANAGEMENT_BRIDGE.into())
 }
 
@@ -355,22 +361,17 @@ pub fn management_reconfigure_tx(tx: &mut Txn, r: &str) -> Result<bool> {
 fn find_or_create_network(tx: &mut Txn, bridge: &str, device: &str) -> String {
     let c = &CLASS_NETWORK;
     let found: Vec<String> =
-        tx.refs(c).into_iter().filter(|n| tx.get(c, n).is_some_and(|row| s(row, "bridge") == bridge)).collect();
+        tx.refs(c).into_iter().filter(|n| tx.get(c, n).is_some_and(|row| row.read(N::BRIDGE) == bridge)).collect();
     if let [one] = found.as_slice() {
         return one.clone();
     }
     let n = model::new_ref();
-    obj(
-        tx,
-        "network",
-        &n,
-        vec![
-            ("name_label", Value::from(format!("Pool-wide network associated with {device}"))),
-            ("MTU", Value::Int(1500)),
-            ("bridge", Value::from(bridge)),
-            ("managed", Value::Bool(true)),
-        ],
-    );
+    let mut row = new_row(N::UUID);
+    row.write(N::NAME_LABEL, format!("Pool-wide network associated with {device}"));
+    row.write(N::MTU, 1500);
+    row.write(N::BRIDGE, bridge.to_string());
+    row.write(N::MANAGED, true);
+    tx.insert(&n, row);
     n
 }
 
@@ -390,25 +391,21 @@ fn introduce_nic(tx: &mut Txn, host: &str, mac: &str, device: &str, managed: boo
     let metrics = new_metrics(tx);
     let r = model::new_ref();
     let management = bridge == mgmt_bridge;
-    new_pif(
-        tx,
-        &r,
-        vec![
-            ("device", Value::from(device)),
-            ("network", Value::from(network.as_str())),
-            ("host", Value::from(host)),
-            ("MAC", Value::from(mac)),
-            ("MTU", Value::Int(1500)),
-            ("VLAN", Value::Int(-1)),
-            ("metrics", Value::from(metrics.as_str())),
-            ("physical", Value::Bool(true)),
-            ("managed", Value::Bool(managed)),
-            ("properties", crate::rows::map(&[("gro", "on")])),
-            // A re-found management NIC is up and stays the management interface.
-            ("management", Value::Bool(management)),
-            ("currently_attached", Value::Bool(management)),
-        ],
-    );
+    let mut row = new_pif();
+    row.write(P::DEVICE, device.to_string());
+    row.write(P::NETWORK, Ref::new(network));
+    row.write(P::HOST, Ref::new(host));
+    row.write(P::MAC, mac.to_string());
+    row.write(P::MTU, 1500);
+    row.write(P::VLAN, -1);
+    row.write(P::METRICS, Ref::new(metrics));
+    row.write(P::PHYSICAL, true);
+    row.write(P::MANAGED, managed);
+    row.write(P::PROPERTIES, BTreeMap::from([("gro".to_string(), "on".to_string())]));
+    // A re-found management NIC is up and stays the management interface.
+    row.write(P::MANAGEMENT, management);
+    row.write(P::CURRENTLY_ATTACHED, management);
+    tx.insert(&r, row);
     r
 }
 
@@ -422,8 +419,8 @@ fn assert_host(tx: &Txn, host: &str) -> Result<()> {
 
 /// Bonds this PIF belongs to or masters: PIF_ALREADY_BONDED.
 pub fn assert_not_in_bond(tx: &Txn, r: &str, row: &Row) -> Result<()> {
-    let bonded = tx.get(&CLASS_BOND, &s(row, "bond_slave_of")).is_some();
-    if bonded || !refs_to(tx, "Bond", "master", r).is_empty() {
+    let bonded = tx.get(&CLASS_BOND, row.read(P::BOND_SLAVE_OF).as_str()).is_some();
+    if bonded || !refs_to(tx, B::MASTER, r).is_empty() {
         return Err(ApiError::PifAlreadyBonded { pif: r.to_string() });
     }
     Ok(())
@@ -480,21 +477,21 @@ impl PifApi for Server {
         gateway: String,
         dns: String,
     ) -> Result<()> {
-        let (c, r, mode) = (pif_c(), self_.as_str(), mode.as_str().to_string());
-        assert_dhcp_possible(self, &mode)?;
+        let (c, r) = (pif_c(), self_.as_str());
+        assert_dhcp_possible(self, mode.as_str())?;
         let attached = ctx.write(|tx| {
             let row = get(tx, r)?;
             assert_managed(r, &row)?;
             // Only a DNS change in unchanged static mode is safe under HA.
-            let same = mode == "Static"
-                && s(&row, "ip_configuration_mode") == mode
-                && s(&row, "IP") == ip
-                && s(&row, "netmask") == netmask
-                && s(&row, "gateway") == gateway;
+            let same = mode == IpConfigurationMode::Static
+                && row.read(P::IP_CONFIGURATION_MODE) == mode
+                && row.read(P::IP) == ip
+                && row.read(P::NETMASK) == netmask
+                && row.read(P::GATEWAY) == gateway;
             if !same {
                 assert_no_protection(tx, &row)?;
             }
-            if mode == "Static" {
+            if mode == IpConfigurationMode::Static {
                 netutil::assert_ip(Family::V4, "IP", &ip)?;
                 netutil::assert_ip(Family::V4, "netmask", &netmask)?;
             }
@@ -503,24 +500,28 @@ impl PifApi for Server {
                     netutil::assert_ip(Family::V4, name, v)?;
                 }
             }
-            if b(&row, "management") && mode == "None" && s(&row, "primary_address_type") == "IPv4" {
+            let management = row.read(P::MANAGEMENT);
+            if management
+                && mode == IpConfigurationMode::None
+                && row.read(P::PRIMARY_ADDRESS_TYPE) == PrimaryAddressType::Ipv4
+            {
                 return Err(ApiError::PifIsManagementInterface { pif: r.to_string() });
             }
             let mut all_dns = dns_of(Family::V4, &dns);
-            all_dns.extend(dns_of(Family::V6, &s(&row, "DNS")));
+            all_dns.extend(dns_of(Family::V6, &row.read(P::DNS)));
             tx.update(c, r, |row| {
-                put(row, "ip_configuration_mode", mode.as_str());
-                put(row, "IP", ip.as_str());
-                put(row, "netmask", netmask.as_str());
-                put(row, "gateway", gateway.as_str());
-                put(row, "DNS", all_dns.join(","));
+                row.write(P::IP_CONFIGURATION_MODE, mode.clone());
+                row.write(P::IP, ip.clone());
+                row.write(P::NETMASK, netmask.clone());
+                row.write(P::GATEWAY, gateway.clone());
+                row.write(P::DNS, all_dns.join(","));
                 mark_host_ip(row);
             });
-            if b(&row, "management") && mode == "Static" {
-                let host = s(&row, "host");
-                tx.put(&host, fields::host::ADDRESS, ip.clone());
+            if management && mode == IpConfigurationMode::Static {
+                let host = row.read(P::HOST);
+                tx.put(host.as_str(), fields::host::ADDRESS, ip.clone());
             }
-            let attached = b(&row, "currently_attached");
+            let attached = row.read(P::CURRENTLY_ATTACHED);
             if attached {
                 bring_up(tx, r)?;
             }
@@ -538,15 +539,15 @@ impl PifApi for Server {
         gateway: String,
         dns: String,
     ) -> Result<()> {
-        let (c, r, mode) = (pif_c(), self_.as_str(), mode.as_str().to_string());
-        assert_dhcp_possible(self, &mode)?;
+        let (c, r) = (pif_c(), self_.as_str());
+        assert_dhcp_possible(self, mode.as_str())?;
         let attached = ctx.write(|tx| {
             let row = get(tx, r)?;
             assert_managed(r, &row)?;
-            let same = mode == "Static"
-                && s(&row, "ipv6_configuration_mode") == mode
-                && netutil::set(&row, "IPv6") == vec![ipv6.clone()]
-                && s(&row, "ipv6_gateway") == gateway;
+            let same = mode == Ipv6ConfigurationMode::Static
+                && row.read(P::IPV6_CONFIGURATION_MODE) == mode
+                && row.read(P::IPV6) == vec![ipv6.clone()]
+                && row.read(P::IPV6_GATEWAY) == gateway;
             if !same {
                 assert_no_protection(tx, &row)?;
             }
@@ -556,20 +557,23 @@ impl PifApi for Server {
             if !ipv6.is_empty() {
                 netutil::assert_cidr(Family::V6, "IPv6", &ipv6)?;
             }
-            if b(&row, "management") && mode == "None" && s(&row, "primary_address_type") == "IPv6" {
+            if row.read(P::MANAGEMENT)
+                && mode == Ipv6ConfigurationMode::None
+                && row.read(P::PRIMARY_ADDRESS_TYPE) == PrimaryAddressType::Ipv6
+            {
                 return Err(ApiError::PifIsManagementInterface { pif: r.to_string() });
             }
             let mut all_dns = dns_of(Family::V6, &dns);
-            all_dns.extend(dns_of(Family::V4, &s(&row, "DNS")));
+            all_dns.extend(dns_of(Family::V4, &row.read(P::DNS)));
             tx.update(c, r, |row| {
-                put(row, "ipv6_configuration_mode", mode.as_str());
-                put(row, "ipv6_gateway", gateway.as_str());
+                row.write(P::IPV6_CONFIGURATION_MODE, mode.clone());
+                row.write(P::IPV6_GATEWAY, gateway.clone());
                 // As xapi: the one address given, even when empty.
-                put(row, "IPv6", strs(std::slice::from_ref(&ipv6)));
-                put(row, "DNS", all_dns.join(","));
+                row.write(P::IPV6, vec![ipv6.clone()]);
+                row.write(P::DNS, all_dns.join(","));
                 mark_host_ip(row);
             });
-            let attached = b(&row, "currently_attached");
+            let attached = row.read(P::CURRENTLY_ATTACHED);
             if attached {
                 bring_up(tx, r)?;
             }
@@ -588,7 +592,7 @@ impl PifApi for Server {
         ctx.write(|tx| {
             let row = get(tx, r)?;
             assert_no_protection(tx, &row)?;
-            if b(&row, "management") {
+            if row.read(P::MANAGEMENT) {
                 return Err(ApiError::PifIsManagementInterface { pif: r.to_string() });
             }
             tx.set(c, r, fields::pif::PRIMARY_ADDRESS_TYPE.index, Value::from(primary_address_type.as_str()));
@@ -606,9 +610,9 @@ impl PifApi for Server {
             if !valid {
                 return Err(ApiError::InvalidValue { field: "properties".into(), value: format!("{name} = {value}") });
             }
-            let bonds = refs_to(tx, "Bond", "master", r);
-            let has_properties = !bonds.is_empty() || b(&row, "physical");
-            if !has_properties || !is_null(&s(&row, "bond_slave_of")) {
+            let bonds = refs_to(tx, B::MASTER, r);
+            let has_properties = !bonds.is_empty() || row.read(P::PHYSICAL);
+            if !has_properties || !is_null(row.read(P::BOND_SLAVE_OF).as_str()) {
                 return Err(ApiError::CannotChangePifProperties { pif: r.to_string() });
             }
             let mut props =
@@ -617,7 +621,7 @@ impl PifApi for Server {
             let pv = props.to_value();
             tx.set(c, r, fields::pif::PROPERTIES.index, pv.clone());
             for bond in &bonds {
-                for m in refs_to(tx, "PIF", "bond_slave_of", bond) {
+                for m in refs_to(tx, P::BOND_SLAVE_OF, bond) {
                     tx.set(c, &m, fields::pif::PROPERTIES.index, pv.clone());
                 }
             }
@@ -625,11 +629,11 @@ impl PifApi for Server {
             let vlc = &CLASS_VLAN;
             let mut up: Vec<String> = vec![r.to_string()];
             up.extend(
-                refs_to(tx, "VLAN", "tagged_PIF", r)
+                refs_to(tx, VL::TAGGED_PIF, r)
                     .iter()
-                    .filter_map(|v| tx.get(vlc, v).map(|vr| s(vr, "untagged_PIF"))),
+                    .filter_map(|v| tx.get(vlc, v).map(|vr| vr.read(VL::UNTAGGED_PIF).into_string())),
             );
-            if b(&row, "currently_attached") {
+            if row.read(P::CURRENTLY_ATTACHED) {
                 for p in up {
                     if tx.get(c, &p).is_some() {
                         bring_up(tx, &p)?;
@@ -656,9 +660,9 @@ impl PifApi for Server {
         let nics = self.backend.nics();
         ctx.write(|tx| {
             assert_host(tx, h)?;
-            let known: Vec<String> = pifs_where(tx, |p| s(p, "host") == h && b(p, "physical"))
+            let known: Vec<String> = pifs_where(tx, |p| p.read(P::HOST).as_str() == h && p.read(P::PHYSICAL))
                 .iter()
-                .filter_map(|p| tx.get(pif_c(), p).map(|row| s(row, "device")))
+                .filter_map(|p| tx.read(p, P::DEVICE))
                 .collect();
             for n in &nics {
                 if !known.contains(&n.device) {
@@ -691,7 +695,10 @@ impl PifApi for Server {
             if !netutil::is_valid_mac(&mac) {
                 return Err(ApiError::MacInvalid { mac });
             }
-            let dup = !pifs_where(tx, |p| s(p, "host") == h && b(p, "physical") && s(p, "device") == device).is_empty();
+            let dup = !pifs_where(tx, |p| {
+                p.read(P::HOST).as_str() == h && p.read(P::PHYSICAL) && p.read(P::DEVICE) == device
+            })
+            .is_empty();
             if dup {
                 return Err(ApiError::DuplicatePifDeviceName { device });
             }
@@ -708,24 +715,23 @@ impl PifApi for Server {
         let r = self_.as_str();
         ctx.write(|tx| {
             let row = get(tx, r)?;
-            if b(&row, "management") {
+            if row.read(P::MANAGEMENT) {
                 return Err(ApiError::PifIsManagementInterface { pif: r.to_string() });
             }
             assert_not_in_bond(tx, r, &row)?;
             let vlan_tagged = row.get(fields::pif::VLAN.index).as_int().unwrap_or(-1) != -1;
-            if !refs_to(tx, "VLAN", "tagged_PIF", r).is_empty() || vlan_tagged {
+            if !refs_to(tx, VL::TAGGED_PIF, r).is_empty() || vlan_tagged {
                 return Err(ApiError::PifVlanStillExists { pif: r.to_string() });
             }
-            let tunnels =
-                refs_to(tx, "tunnel", "transport_PIF", r).len() + refs_to(tx, "tunnel", "access_PIF", r).len();
+            let tunnels = refs_to(tx, T::TRANSPORT_PIF, r).len() + refs_to(tx, T::ACCESS_PIF, r).len();
             if tunnels > 0 {
                 return Err(ApiError::PifTunnelStillExists { pif: r.to_string() });
             }
             assert_no_protection(tx, &row)?;
-            if b(&row, "managed") {
+            if row.read(P::MANAGED) {
                 bring_down(tx, r);
             }
-            tx.delete(&CLASS_PIF_METRICS, &s(&row, "metrics"));
+            tx.delete(&CLASS_PIF_METRICS, row.read(P::METRICS).as_str());
             tx.delete(pif_c(), r);
             Ok(())
         })
@@ -772,35 +778,31 @@ impl PifApi for Server {
         ctx.write(|tx| {
             let metrics = new_metrics(tx);
             let r = model::new_ref();
-            new_pif(
-                tx,
-                &r,
-                vec![
-                    ("device", Value::from(device.as_str())),
-                    ("network", Value::from(network.as_str())),
-                    ("host", Value::from(host.as_str())),
-                    ("MAC", Value::from(mac.as_str())),
-                    ("MTU", Value::Int(mtu)),
-                    ("VLAN", Value::Int(vlan)),
-                    ("metrics", Value::from(metrics.as_str())),
-                    ("physical", Value::Bool(physical)),
-                    ("ip_configuration_mode", Value::from(ip_configuration_mode.as_str())),
-                    ("IP", Value::from(ip.as_str())),
-                    ("netmask", Value::from(netmask.as_str())),
-                    ("gateway", Value::from(gateway.as_str())),
-                    ("DNS", Value::from(dns.as_str())),
-                    ("VLAN_master_of", Value::from(vlan_master_of.as_str())),
-                    ("management", Value::Bool(management)),
-                    ("other_config", other_config.to_value()),
-                    ("disallow_unplug", Value::Bool(disallow_unplug)),
-                    ("ipv6_configuration_mode", Value::from(ipv6_configuration_mode.as_str())),
-                    ("IPv6", ipv6.to_value()),
-                    ("ipv6_gateway", Value::from(ipv6_gateway.as_str())),
-                    ("primary_address_type", Value::from(primary_address_type.as_str())),
-                    ("managed", Value::Bool(managed)),
-                    ("properties", properties.to_value()),
-                ],
-            );
+            let mut row = new_pif();
+            row.write(P::DEVICE, device);
+            row.write(P::NETWORK, network);
+            row.write(P::HOST, host);
+            row.write(P::MAC, mac);
+            row.write(P::MTU, mtu);
+            row.write(P::VLAN, vlan);
+            row.write(P::METRICS, Ref::new(metrics));
+            row.write(P::PHYSICAL, physical);
+            row.write(P::IP_CONFIGURATION_MODE, ip_configuration_mode);
+            row.write(P::IP, ip);
+            row.write(P::NETMASK, netmask);
+            row.write(P::GATEWAY, gateway);
+            row.write(P::DNS, dns);
+            row.write(P::VLAN_MASTER_OF, vlan_master_of);
+            row.write(P::MANAGEMENT, management);
+            row.write(P::OTHER_CONFIG, other_config);
+            row.write(P::DISALLOW_UNPLUG, disallow_unplug);
+            row.write(P::IPV6_CONFIGURATION_MODE, ipv6_configuration_mode);
+            row.write(P::IPV6, ipv6);
+            row.write(P::IPV6_GATEWAY, ipv6_gateway);
+            row.write(P::PRIMARY_ADDRESS_TYPE, primary_address_type);
+            row.write(P::MANAGED, managed);
+            row.write(P::PROPERTIES, properties);
+            tx.insert(&r, row);
             Ok(Ref::new(r))
         })
     }
@@ -814,7 +816,7 @@ impl PifApi for Server {
                 // xapi sends this one without parameters.
                 return Err(ApiError::Other { code: "PIF_IS_PHYSICAL".into(), params: vec![] });
             }
-            crate::ops::vlan::destroy_tx(tx, &s(&row, "VLAN_master_of"))
+            crate::ops::vlan::destroy_tx(tx, row.read(P::VLAN_MASTER_OF).as_str())
         })?;
         crate::networkd::sync_for(ctx).await
     }

@@ -34,11 +34,7 @@ impl SessionApi for Server {
 
     async fn change_password(&self, ctx: &Ctx, old_pwd: String, new_pwd: String) -> Result<()> {
         let c = &model::schema::CLASS_SESSION;
-        let user = self
-            .row(c, &ctx.session)?
-            .get_by_name("auth_user_name")
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let user = self.row(c, &ctx.session)?.read(model::types::fields::session::AUTH_USER_NAME);
         // Under the same hashing bounds as logins (a refused check is a
         // rejection).
         let ok = ctx.local

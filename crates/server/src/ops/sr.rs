@@ -6,14 +6,16 @@ use crate::api::SrApi;
 use crate::lifecycle::sr::*;
 use crate::lifecycle::{self};
 use crate::rows::members;
+use crate::rows::new_row;
 use crate::storage::scan::{self, DECLARED_SIZE};
 use crate::storage::{self, blocking, configured_dir, Driver};
-use crate::{field, put, ApiError, Ctx, Result, Server};
+use crate::{ApiError, Ctx, Result, Server};
 use model::schema::ClassDef;
 use model::schema::{CLASS_HOST, CLASS_PBD, CLASS_SR};
 use model::types::fields;
+use model::types::fields::{pbd as PBD, sr as SR};
 use model::types::*;
-use model::{Ref, Value, XenType};
+use model::{Field, Ref, Value, XenType};
 use std::collections::BTreeMap;
 use store::Txn;
 
@@ -166,34 +168,24 @@ impl SrApi for Server {
             smc.insert(DECLARED_SIZE.to_string(), physical_size.to_string());
         }
         ctx.write(|tx| {
-            crate::rows::obj(
-                tx,
-                "SR",
-                &sr,
-                vec![
-                    ("uuid", Value::from(uuid.as_str())),
-                    ("name_label", Value::from(name_label)),
-                    ("name_description", Value::from(name_description)),
-                    ("type", Value::from(ty.as_str())),
-                    ("content_type", Value::from(content_type)),
-                    ("shared", Value::Bool(shared)),
-                    ("physical_size", Value::Int(physical_size.max(0))),
-                    ("other_config", Value::empty_map()),
-                    ("sm_config", map_value(&smc)),
-                ],
-            );
+            let mut row = new_row(SR::UUID);
+            row.write(SR::UUID, uuid.clone());
+            row.write(SR::NAME_LABEL, name_label.clone());
+            row.write(SR::NAME_DESCRIPTION, name_description.clone());
+            row.write(SR::TYPE, ty.clone());
+            row.write(SR::CONTENT_TYPE, content_type.clone());
+            row.write(SR::SHARED, shared);
+            row.write(SR::PHYSICAL_SIZE, physical_size.max(0));
+            row.write(SR::OTHER_CONFIG, BTreeMap::new());
+            row.write(SR::SM_CONFIG, smc.clone());
+            tx.insert(&sr, row);
             for (h, pbd) in &pbds {
-                crate::rows::obj(
-                    tx,
-                    "PBD",
-                    pbd,
-                    vec![
-                        ("host", Value::from(h.as_str())),
-                        ("SR", Value::from(sr.as_str())),
-                        ("device_config", dc.clone()),
-                        ("currently_attached", Value::Bool(false)),
-                    ],
-                );
+                let mut row = new_row(PBD::UUID);
+                row.write(PBD::HOST, Ref::new(h.as_str()));
+                row.write(PBD::SR, Ref::new(sr.as_str()));
+                row.write(PBD::DEVICE_CONFIG, device_config.clone());
+                row.write(PBD::CURRENTLY_ATTACHED, false);
+                tx.insert(pbd, row);
             }
             Ok(())
         })?;
@@ -248,24 +240,19 @@ impl SrApi for Server {
                 return Err(ApiError::SrUuidExists { uuid: uuid.clone() });
             }
             // Sizes are unknown until the SR is plugged and scanned.
-            crate::rows::obj(
-                tx,
-                "SR",
-                &sr,
-                vec![
-                    ("uuid", Value::from(uuid.as_str())),
-                    ("name_label", Value::from(name_label)),
-                    ("name_description", Value::from(name_description)),
-                    ("type", Value::from(r#type.to_ascii_lowercase())),
-                    ("content_type", Value::from(content_type)),
-                    ("shared", Value::Bool(shared)),
-                    ("physical_size", Value::Int(-1)),
-                    ("physical_utilisation", Value::Int(-1)),
-                    ("virtual_allocation", Value::Int(0)),
-                    ("other_config", Value::empty_map()),
-                    ("sm_config", map_value(&sm_config)),
-                ],
-            );
+            let mut row = new_row(SR::UUID);
+            row.write(SR::UUID, uuid.clone());
+            row.write(SR::NAME_LABEL, name_label.clone());
+            row.write(SR::NAME_DESCRIPTION, name_description.clone());
+            row.write(SR::TYPE, r#type.to_ascii_lowercase());
+            row.write(SR::CONTENT_TYPE, content_type.clone());
+            row.write(SR::SHARED, shared);
+            row.write(SR::PHYSICAL_SIZE, -1);
+            row.write(SR::PHYSICAL_UTILISATION, -1);
+            row.write(SR::VIRTUAL_ALLOCATION, 0);
+            row.write(SR::OTHER_CONFIG, BTreeMap::new());
+            row.write(SR::SM_CONFIG, sm_config.clone());
+            tx.insert(&sr, row);
             Ok(())
         })?;
         Ok(Ref::new(sr))
@@ -375,18 +362,18 @@ impl SrApi for Server {
     }
 
     async fn set_name_label(&self, ctx: &Ctx, sr: Ref<Sr>, value: String) -> Result<()> {
-        set_field(ctx, sr.as_str(), "name_label", Value::from(value))
+        set_field(ctx, sr.as_str(), SR::NAME_LABEL, value)
     }
 
     async fn set_name_description(&self, ctx: &Ctx, sr: Ref<Sr>, value: String) -> Result<()> {
-        set_field(ctx, sr.as_str(), "name_description", Value::from(value))
+        set_field(ctx, sr.as_str(), SR::NAME_DESCRIPTION, value)
     }
 
     async fn set_shared(&self, ctx: &Ctx, sr: Ref<Sr>, value: bool) -> Result<()> {
         let c = sr_c();
         ctx.write(|tx| {
             let row = tx.get(c, sr.as_str()).cloned().ok_or_else(|| crate::handle_invalid(c, sr.as_str()))?;
-            let pbds = linked(tx, &CLASS_PBD, "SR", sr.as_str(), row.get(fields::sr::PBDS.index));
+            let pbds = linked(tx, PBD::SR, sr.as_str(), row.get(fields::sr::PBDS.index));
             if !value && pbds.len() > 1 {
                 // xapi lists every PBD.
                 return Err(ApiError::Other { code: "SR_HAS_MULTIPLE_PBDS".into(), params: pbds });
@@ -400,7 +387,7 @@ impl SrApi for Server {
         let c = sr_c();
         ctx.write(|tx| {
             let found = tx.update(c, self_.as_str(), |row| {
-                put(row, "physical_size", Value::Int(value));
+                row.write(SR::PHYSICAL_SIZE, value);
                 if let Value::Struct(m) = &mut row.fields[fields::sr::SM_CONFIG.index] {
                     m.retain(|(k, _)| k != DECLARED_SIZE);
                     m.push((DECLARED_SIZE.to_string(), Value::from(value.to_string())));
@@ -415,9 +402,10 @@ impl SrApi for Server {
     }
 }
 
-fn set_field(ctx: &Ctx, sr: &str, name: &str, v: Value) -> Result<()> {
+fn set_field<T: XenType>(ctx: &Ctx, sr: &str, f: Field<Sr, T>, v: T) -> Result<()> {
     let c = sr_c();
-    ctx.write(|tx| if tx.set(c, sr, field(c, name), v) { Ok(()) } else { Err(crate::handle_invalid(c, sr)) })
+    let v = v.to_value();
+    ctx.write(|tx| if tx.set(c, sr, f.index, v) { Ok(()) } else { Err(crate::handle_invalid(c, sr)) })
 }
 
 impl Server {

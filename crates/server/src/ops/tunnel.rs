@@ -4,13 +4,15 @@
 //! other checks, as it would on a real bridge-mode pool.
 
 use crate::api::TunnelApi;
-use crate::ops::netutil::{is_null, map_get, s};
+use crate::ops::netutil::is_null;
 use crate::ops::pif::{self, get, Kind};
-use crate::rows::obj;
+use crate::rows::new_row;
 use crate::{handle_invalid, ApiError, Ctx, Result, Server};
 use model::schema::{CLASS_HOST, CLASS_TUNNEL};
+use model::types::fields::{host as H, pif as P, tunnel as T};
 use model::types::*;
-use model::{Ref, Value};
+use model::Ref;
+use std::collections::BTreeMap;
 use store::Txn;
 
 /// The access PIF and tunnel records (device tunnelN, a random local MAC).
@@ -22,52 +24,43 @@ fn create_internal(
     protocol: &str,
 ) -> Result<(String, String)> {
     let trow = get(tx, transport)?;
-    let taken: Vec<String> = pif::pifs_where(tx, |p| s(p, "host") == host)
+    let taken: Vec<String> = pif::pifs_where(tx, |p| p.read(P::HOST).as_str() == host)
         .into_iter()
-        .filter(|p| !pif::refs_to(tx, "tunnel", "access_PIF", p).is_empty())
-        .filter_map(|p| tx.get(pif::pif_c(), &p).map(|r| s(r, "device")))
+        .filter(|p| !pif::refs_to(tx, T::ACCESS_PIF, p).is_empty())
+        .filter_map(|p| tx.read(&p, P::DEVICE))
         .collect();
     let device = (0..).map(|n| format!("tunnel{n}")).find(|d| !taken.contains(d)).unwrap_or_default();
     let mac = crate::ops::vif::gen_mac(0, &model::new_uuid(), "0");
     let (tunnel, access) = (model::new_ref(), model::new_ref());
-    pif::new_pif(
-        tx,
-        &access,
-        vec![
-            ("device", Value::from(device)),
-            ("network", Value::from(network)),
-            ("host", Value::from(host)),
-            ("MAC", Value::from(mac)),
-            ("MTU", Value::Int(-1)),
-            ("VLAN", Value::Int(-1)),
-            ("metrics", trow.get(crate::field(pif::pif_c(), "metrics")).clone()),
-            ("physical", Value::Bool(false)),
-            ("IPv6", Value::Array(vec![Value::from("")])),
-            ("primary_address_type", Value::from(s(&trow, "primary_address_type"))),
-        ],
-    );
-    obj(
-        tx,
-        "tunnel",
-        &tunnel,
-        vec![
-            ("access_PIF", Value::from(access.as_str())),
-            ("transport_PIF", Value::from(transport)),
-            ("status", crate::rows::map(&[("active", "false")])),
-            ("protocol", Value::from(protocol)),
-        ],
-    );
+    let mut row = pif::new_pif();
+    row.write(P::DEVICE, device);
+    row.write(P::NETWORK, Ref::new(network));
+    row.write(P::HOST, Ref::new(host));
+    row.write(P::MAC, mac);
+    row.write(P::MTU, -1);
+    row.write(P::VLAN, -1);
+    row.write(P::METRICS, trow.read(P::METRICS));
+    row.write(P::PHYSICAL, false);
+    row.write(P::IPV6, vec![String::new()]);
+    row.write(P::PRIMARY_ADDRESS_TYPE, trow.read(P::PRIMARY_ADDRESS_TYPE));
+    tx.insert(&access, row);
+    let mut row = new_row(T::UUID);
+    row.write(T::ACCESS_PIF, Ref::new(access.as_str()));
+    row.write(T::TRANSPORT_PIF, Ref::new(transport));
+    row.write(T::STATUS, BTreeMap::from([("active".to_string(), "false".to_string())]));
+    row.write(T::PROTOCOL, TunnelProtocol::from(protocol));
+    tx.insert(&tunnel, row);
     Ok((tunnel, access))
 }
 
 fn create_tx(tx: &mut Txn, transport: &str, network: &str, protocol: &str) -> Result<String> {
     pif::assert_network_managed(tx, network)?;
     let trow = get(tx, transport)?;
-    let host = s(&trow, "host");
+    let host = trow.read(P::HOST).into_string();
     pif::assert_no_other_local_pifs(tx, &host, network)?;
     pif::assert_managed(transport, &trow)?;
     match pif::kind(tx, transport, &trow)? {
-        Kind::Physical if !is_null(&s(&trow, "bond_slave_of")) => {
+        Kind::Physical if !is_null(trow.read(P::BOND_SLAVE_OF).as_str()) => {
             return Err(ApiError::CannotAddTunnelToBondSlave { pif: transport.to_string() })
         }
         Kind::TunnelAccess(_) => return Err(ApiError::IsTunnelAccessPif { pif: transport.to_string() }),
@@ -79,7 +72,7 @@ fn create_tx(tx: &mut Txn, transport: &str, network: &str, protocol: &str) -> Re
         .refs(hc)
         .iter()
         .filter_map(|h| tx.get(hc, h))
-        .all(|h| map_get(h, "software_version", "network_backend").as_deref() == Some("openvswitch"));
+        .all(|h| h.read(H::SOFTWARE_VERSION).get("network_backend").map(String::as_str) == Some("openvswitch"));
     if !all_ovs {
         return Err(ApiError::OpenvswitchNotActive);
     }
@@ -105,7 +98,7 @@ impl TunnelApi for Server {
         let t = self_.as_str();
         ctx.write(|tx| {
             let row = tx.get(tc, t).cloned().ok_or_else(|| handle_invalid(tc, t))?;
-            let access = s(&row, "access_PIF");
+            let access = row.read(T::ACCESS_PIF).into_string();
             if tx.get(pif::pif_c(), &access).is_some() {
                 pif::unplug_tx(tx, &access)?;
                 tx.delete(pif::pif_c(), &access);

@@ -7,10 +7,10 @@ use crate::api::VbdApi;
 use crate::implicit::Hooks;
 use crate::lifecycle::vbd::*;
 use crate::lifecycle::{self, current_ops};
-use crate::rows::obj;
+use crate::rows::new_row;
 use crate::storage;
 use crate::xenops::be;
-use crate::{put, ApiError, Ctx, Result, Server};
+use crate::{ApiError, Ctx, Result, Server};
 use model::schema::ClassDef;
 use model::schema::{CLASS_VBD, CLASS_VBD_METRICS, CLASS_VDI, CLASS_VM};
 use model::types::fields;
@@ -74,7 +74,7 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     if !valid_device(&ud, &ty) {
         return Err(ApiError::InvalidDevice { device: ud });
     }
-    let in_use: Vec<u32> = crate::lifecycle::sr::linked(tx, c, "VM", &vm, vm_row.get(fields::vm::VBDS.index))
+    let in_use: Vec<u32> = crate::lifecycle::sr::linked(tx, fields::vbd::VM, &vm, vm_row.get(fields::vm::VBDS.index))
         .iter()
         .filter_map(|b| tx.get(c, b).and_then(|br| device_number(&br.read(fields::vbd::USERDEVICE))))
         .collect();
@@ -89,13 +89,13 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
         }
         ud
     };
-    put(row, "userdevice", ud);
+    row.write(fields::vbd::USERDEVICE, ud);
     // The kernel device and attachment come from plugging, except for a
     // suspended VM whose disks stay attached.
     let suspended = vm_row.get(fields::vm::POWER_STATE.index).as_str() == Some("Suspended");
     if !suspended {
-        put(row, "device", "");
-        put(row, "currently_attached", false);
+        row.write(fields::vbd::DEVICE, String::new());
+        row.write(fields::vbd::CURRENTLY_ATTACHED, false);
     }
     // The SM may name the backend kind for the VDI's VBDs.
     if let Some(kind) =
@@ -107,8 +107,8 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
         }
     }
     let m = model::new_ref();
-    obj(tx, "VBD_metrics", &m, vec![]);
-    put(row, "metrics", m);
+    tx.insert(&m, new_row(fields::vbd_metrics::UUID));
+    row.write(fields::vbd::METRICS, Ref::new(m));
     Ok(())
 }
 
@@ -201,8 +201,8 @@ async fn do_plug(ctx: &Ctx, vbd: &str) -> Result<()> {
     s.backend.plug_disk(&uuid, &disk).await.map_err(|e| be(ctx, e))?;
     ctx.write(|tx| {
         tx.update(c, vbd, |r| {
-            put(r, "currently_attached", true);
-            put(r, "device", kernel_device(&ud));
+            r.write(fields::vbd::CURRENTLY_ATTACHED, true);
+            r.write(fields::vbd::DEVICE, kernel_device(&ud));
         });
         Ok(())
     })
@@ -256,8 +256,8 @@ async fn set_media(ctx: &Ctx, vbd: &str, vdi: Option<&str>) -> Result<()> {
     }
     ctx.write(|tx| {
         tx.update(c, vbd, |r| {
-            put(r, "VDI", vdi.unwrap_or(model::NULL_REF));
-            put(r, "empty", vdi.is_none());
+            r.write(fields::vbd::VDI, vdi.map_or_else(Ref::null, Ref::new));
+            r.write(fields::vbd::EMPTY, vdi.is_none());
         });
         Ok(())
     })

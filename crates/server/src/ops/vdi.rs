@@ -58,7 +58,7 @@ pub async fn destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
             ctx.write(|tx| {
                 let (c, bc, vm) = (vdi_c(), &CLASS_VBD, &CLASS_VM);
                 let row = tx.get(c, vdi).cloned().ok_or_else(|| crate::handle_invalid(c, vdi))?;
-                let vbds = linked(tx, bc, "VDI", vdi, row.get(fields::vdi::VBDS.index));
+                let vbds = linked(tx, fields::vbd::VDI, vdi, row.get(fields::vdi::VBDS.index));
                 if vbds.iter().any(|b| tx.get(bc, b).is_some_and(|r| r.read(fields::vbd::CURRENTLY_ATTACHED))) {
                     return Err(ApiError::VdiInUse { vdi: vdi.to_string(), operation: "destroy".into() });
                 }

@@ -2,14 +2,15 @@
 //! and destroy, with xapi_vlan's checks.
 
 use crate::api::VlanApi;
-use crate::ops::netutil::{assert_no_protection, is_null, s};
+use crate::ops::netutil::{assert_no_protection, is_null};
 use crate::ops::pif::{self, assert_managed, get, Kind};
-use crate::rows::obj;
-use crate::{field, handle_invalid, ApiError, Ctx, Result, Server};
+use crate::rows::new_row;
+use crate::{handle_invalid, ApiError, Ctx, Result, Server};
 use model::schema::{CLASS_HOST, CLASS_HOST_METRICS, CLASS_VLAN};
 use model::types::fields;
+use model::types::fields::{host as H, pif as P, vlan as VL};
 use model::types::*;
-use model::{Ref, Value};
+use model::Ref;
 use store::Txn;
 
 /// The MAC every untagged VLAN PIF carries in xapi.
@@ -27,34 +28,25 @@ pub fn create_internal(
 ) -> Result<(String, String)> {
     let trow = get(tx, tagged)?;
     let (vlan, untagged) = (model::new_ref(), model::new_ref());
-    pif::new_pif(
-        tx,
-        &untagged,
-        vec![
-            ("device", Value::from(device)),
-            ("network", Value::from(network)),
-            ("host", Value::from(host)),
-            ("MAC", Value::from(VLAN_MAC)),
-            ("MTU", trow.get(fields::pif::MTU.index).clone()),
-            ("VLAN", Value::Int(tag)),
-            ("metrics", trow.get(fields::pif::METRICS.index).clone()),
-            ("physical", Value::Bool(false)),
-            ("VLAN_master_of", Value::from(vlan.as_str())),
-            // xapi records one empty IPv6 address on the PIFs it derives.
-            ("IPv6", Value::Array(vec![Value::from("")])),
-            ("primary_address_type", trow.get(fields::pif::PRIMARY_ADDRESS_TYPE.index).clone()),
-        ],
-    );
-    obj(
-        tx,
-        "VLAN",
-        &vlan,
-        vec![
-            ("tagged_PIF", Value::from(tagged)),
-            ("untagged_PIF", Value::from(untagged.as_str())),
-            ("tag", Value::Int(tag)),
-        ],
-    );
+    let mut row = pif::new_pif();
+    row.write(P::DEVICE, device.to_string());
+    row.write(P::NETWORK, Ref::new(network));
+    row.write(P::HOST, Ref::new(host));
+    row.write(P::MAC, VLAN_MAC.to_string());
+    row.write(P::MTU, trow.read(P::MTU));
+    row.write(P::VLAN, tag);
+    row.write(P::METRICS, trow.read(P::METRICS));
+    row.write(P::PHYSICAL, false);
+    row.write(P::VLAN_MASTER_OF, Ref::new(vlan.as_str()));
+    // xapi records one empty IPv6 address on the PIFs it derives.
+    row.write(P::IPV6, vec![String::new()]);
+    row.write(P::PRIMARY_ADDRESS_TYPE, trow.read(P::PRIMARY_ADDRESS_TYPE));
+    tx.insert(&untagged, row);
+    let mut row = new_row(VL::UUID);
+    row.write(VL::TAGGED_PIF, Ref::new(tagged));
+    row.write(VL::UNTAGGED_PIF, Ref::new(untagged.as_str()));
+    row.write(VL::TAG, tag);
+    tx.insert(&vlan, row);
     Ok((vlan, untagged))
 }
 
@@ -63,11 +55,11 @@ pub fn create_internal(
 pub fn create_tx(tx: &mut Txn, tagged: &str, tag: i64, network: &str) -> Result<(String, String)> {
     pif::assert_network_managed(tx, network)?;
     let trow = get(tx, tagged)?;
-    let host = s(&trow, "host");
+    let host = trow.read(P::HOST).into_string();
     pif::assert_no_other_local_pifs(tx, &host, network)?;
     assert_managed(tagged, &trow)?;
     match pif::kind(tx, tagged, &trow)? {
-        Kind::Physical if !is_null(&s(&trow, "bond_slave_of")) => {
+        Kind::Physical if !is_null(trow.read(P::BOND_SLAVE_OF).as_str()) => {
             return Err(ApiError::CannotAddVlanToBondSlave { pif: tagged.to_string() })
         }
         Kind::VlanUntagged(_) => return Err(ApiError::PifIsVlan { pif: tagged.to_string() }),
@@ -78,9 +70,9 @@ pub fn create_tx(tx: &mut Txn, tagged: &str, tag: i64, network: &str) -> Result<
     if !(0..=4094).contains(&tag) {
         return Err(ApiError::VlanTagInvalid { vlan: tag.to_string() });
     }
-    let device = s(&trow, "device");
+    let device = trow.read(P::DEVICE);
     let vc = &CLASS_VLAN;
-    let exists = pif::refs_to(tx, "VLAN", "tagged_PIF", tagged)
+    let exists = pif::refs_to(tx, VL::TAGGED_PIF, tagged)
         .iter()
         .any(|v| tx.get(vc, v).is_some_and(|vr| vr.get(fields::vlan::TAG.index).as_int() == Some(tag)));
     if exists {
@@ -96,18 +88,18 @@ pub fn create_tx(tx: &mut Txn, tagged: &str, tag: i64, network: &str) -> Result<
 pub fn destroy_tx(tx: &mut Txn, vlan: &str) -> Result<()> {
     let vc = &CLASS_VLAN;
     let vrow = tx.get(vc, vlan).cloned().ok_or_else(|| handle_invalid(vc, vlan))?;
-    let untagged = s(&vrow, "untagged_PIF");
+    let untagged = vrow.read(VL::UNTAGGED_PIF).into_string();
     let Some(urow) = tx.get(pif::pif_c(), &untagged).cloned() else {
         tx.delete(vc, vlan);
         return Ok(());
     };
     pif::assert_not_in_bond(tx, &untagged, &urow)?;
     assert_no_protection(tx, &urow)?;
-    if urow.get(field(pif::pif_c(), "VLAN")).as_int().unwrap_or(-1) < 0 {
+    if urow.get(P::VLAN.index).as_int().unwrap_or(-1) < 0 {
         return Err(ApiError::Other { code: "PIF_IS_PHYSICAL".into(), params: vec![] });
     }
     pif::unplug_tx(tx, &untagged)?;
-    tx.delete(vc, &s(&urow, "VLAN_master_of"));
+    tx.delete(vc, urow.read(P::VLAN_MASTER_OF).as_str());
     tx.delete(vc, vlan);
     tx.delete(pif::pif_c(), &untagged);
     Ok(())
@@ -117,7 +109,7 @@ pub fn destroy_tx(tx: &mut Txn, vlan: &str) -> Result<()> {
 /// returns the new untagged PIF.
 pub fn create_on_device(tx: &mut Txn, device: &str, network: &str, host: &str, tag: i64) -> Result<String> {
     let base = pif::pifs_where(tx, |p| {
-        s(p, "host") == host && s(p, "device") == device && p.get(fields::pif::VLAN.index).as_int() == Some(-1)
+        p.read(P::HOST).as_str() == host && p.read(P::DEVICE) == device && p.get(P::VLAN.index).as_int() == Some(-1)
     });
     let Some(tagged) = base.into_iter().next() else {
         return Err(ApiError::InvalidValue { field: "device".into(), value: device.to_string() });
@@ -140,12 +132,12 @@ pub fn pool_create_from_pif(tx: &mut Txn, pif: &str, network: &str, tag: i64) ->
     let (hc, mc) = (&CLASS_HOST, &CLASS_HOST_METRICS);
     let live = |tx: &Txn, host: &str| {
         tx.get(hc, host)
-            .and_then(|h| tx.get(mc, &s(h, "metrics")).map(|m| m.read(fields::host_metrics::LIVE)))
+            .and_then(|h| tx.get(mc, h.read(H::METRICS).as_str()).map(|m| m.read(fields::host_metrics::LIVE)))
             .unwrap_or(false)
     };
-    let pifs: Vec<String> = pif::refs_to(tx, "PIF", "network", &s(&prow, "network"))
+    let pifs: Vec<String> = pif::refs_to(tx, P::NETWORK, prow.read(P::NETWORK).as_str())
         .into_iter()
-        .filter(|p| tx.get(pif::pif_c(), p).is_some_and(|r| live(tx, &s(r, "host"))))
+        .filter(|p| tx.get(pif::pif_c(), p).is_some_and(|r| live(tx, r.read(P::HOST).as_str())))
         .collect();
     pifs.iter().map(|p| create_tx(tx, p, tag, network).map(|(_, untagged)| untagged)).collect()
 }

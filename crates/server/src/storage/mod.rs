@@ -21,10 +21,12 @@ pub mod vhd;
 pub use driver::{Driver, Format};
 pub use files::allocated;
 
-use crate::{field, put, ApiError, Ctx, Result, Server};
+use crate::{ApiError, Ctx, Result, Server};
 use model::schema::{CLASS_PBD, CLASS_POOL, CLASS_SR, CLASS_VDI};
 use model::types::fields;
-use model::{DateTime, Row, Value};
+use model::types::fields::{sr as SR, vdi as VDI};
+use model::types::VdiType;
+use model::{DateTime, Ref, Row, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -246,8 +248,8 @@ pub fn refresh_sr_usage(ctx: &Ctx, sr: &str) -> Result<()> {
             }
         }
         tx.update(src, sr, |r| {
-            put(r, "virtual_allocation", Value::Int(virt));
-            put(r, "physical_utilisation", Value::Int(phys));
+            r.write(SR::VIRTUAL_ALLOCATION, virt);
+            r.write(SR::PHYSICAL_UTILISATION, phys);
         });
         Ok(())
     })
@@ -269,15 +271,16 @@ pub async fn refresh_vdi_usage(ctx: &Ctx, vdi: &str) -> Result<()> {
 /// Create a VDI: its backing file, then its record.
 pub async fn create_vdi(ctx: &Ctx, v: NewVdi<'_>) -> Result<String> {
     let mut row = store::blank_row(&CLASS_VDI);
-    put(&mut row, "SR", v.sr);
-    put(&mut row, "name_label", v.name_label);
-    put(&mut row, "name_description", v.name_description);
-    put(&mut row, "virtual_size", Value::Int(v.virtual_size));
-    put(&mut row, "type", v.vdi_type);
-    put(&mut row, "sharable", v.sharable);
-    put(&mut row, "read_only", v.read_only);
-    put(&mut row, "other_config", v.other_config);
-    put(&mut row, "sm_config", v.sm_config);
+    row.write(VDI::SR, Ref::new(v.sr));
+    row.write(VDI::NAME_LABEL, v.name_label);
+    row.write(VDI::NAME_DESCRIPTION, v.name_description);
+    row.write(VDI::VIRTUAL_SIZE, v.virtual_size);
+    row.write(VDI::TYPE, VdiType::from(v.vdi_type));
+    row.write(VDI::SHARABLE, v.sharable);
+    row.write(VDI::READ_ONLY, v.read_only);
+    // The maps go in as given, in their key order.
+    row.fields[VDI::OTHER_CONFIG.index] = v.other_config;
+    row.fields[VDI::SM_CONFIG.index] = v.sm_config;
     create_vdi_row(ctx, row).await
 }
 
@@ -310,12 +313,12 @@ pub async fn create_vdi_row(ctx: &Ctx, mut row: Row) -> Result<String> {
             m.push(("type".into(), Value::from("qcow2")));
         }
     }
-    put(&mut row, "uuid", uuid.as_str());
-    put(&mut row, "location", uuid.as_str());
-    put(&mut row, "virtual_size", Value::Int(size));
-    put(&mut row, "physical_utilisation", Value::Int(phys));
-    put(&mut row, "managed", true);
-    put(&mut row, "missing", false);
+    row.write(VDI::UUID, uuid.clone());
+    row.write(VDI::LOCATION, uuid.clone());
+    row.write(VDI::VIRTUAL_SIZE, size);
+    row.write(VDI::PHYSICAL_UTILISATION, phys);
+    row.write(VDI::MANAGED, true);
+    row.write(VDI::MISSING, false);
     let r = model::new_ref();
     let res = ctx.write(|tx| {
         tx.insert(&r, row);
@@ -367,19 +370,19 @@ async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: 
         let row = st.get(vc, vdi).cloned().ok_or_else(|| crate::handle_invalid(vc, vdi))?;
         (row, vdi_path(s, &st, vdi))
     };
-    let get = |n: &str| row.get(field(vc, n)).clone();
+    let vdi_type = row.read(VDI::TYPE);
     let new = create_vdi(
         ctx,
         NewVdi {
             sr,
-            name_label: format!("{}{name_suffix}", s_of(&get("name_label"))),
-            name_description: s_of(&get("name_description")),
-            virtual_size: get("virtual_size").as_int().unwrap_or(0),
-            vdi_type: get("type").as_str().unwrap_or("user"),
-            sharable: get("sharable").as_bool().unwrap_or(false),
-            read_only: get("read_only").as_bool().unwrap_or(false),
-            other_config: get("other_config"),
-            sm_config: get("sm_config"),
+            name_label: format!("{}{name_suffix}", row.read(VDI::NAME_LABEL)),
+            name_description: row.read(VDI::NAME_DESCRIPTION),
+            virtual_size: row.read(VDI::VIRTUAL_SIZE),
+            vdi_type: vdi_type.as_str(),
+            sharable: row.read(VDI::SHARABLE),
+            read_only: row.read(VDI::READ_ONLY),
+            other_config: row.get(VDI::OTHER_CONFIG.index).clone(),
+            sm_config: row.get(VDI::SM_CONFIG.index).clone(),
         },
     )
     .await?;
@@ -415,16 +418,16 @@ async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: 
     ctx.write(|tx| {
         tx.update(vc, &new, |r| {
             // Metadata xapi carries over to clones and snapshots.
-            for f in ["xenstore_data", "on_boot", "allow_caching"] {
-                put(r, f, get(f));
+            for f in [VDI::XENSTORE_DATA.index, VDI::ON_BOOT.index, VDI::ALLOW_CACHING.index] {
+                r.fields[f] = row.get(f).clone();
             }
             if tracked {
-                put(r, "cbt_enabled", true);
+                r.write(VDI::CBT_ENABLED, true);
             }
             if snapshot {
-                put(r, "is_a_snapshot", true);
-                put(r, "snapshot_of", vdi);
-                put(r, "snapshot_time", DateTime::now());
+                r.write(VDI::IS_A_SNAPSHOT, true);
+                r.write(VDI::SNAPSHOT_OF, Ref::new(vdi));
+                r.write(VDI::SNAPSHOT_TIME, DateTime::now());
             }
         });
         Ok(())
@@ -1100,13 +1103,12 @@ pub async fn cbt_data_destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
         if row.get(fields::vdi::TYPE.index).as_str() == Some("cbt_metadata") {
             return Ok(());
         }
-        let b = |f: &str| row.get(field(vc, f)).as_bool() == Some(true);
-        if !b("is_a_snapshot") {
+        if !row.read(VDI::IS_A_SNAPSHOT) {
             return Err(ApiError::OperationNotAllowed {
                 reason: "VDI.data_destroy is only allowed on snapshots".into(),
             });
         }
-        if !b("cbt_enabled") {
+        if !row.read(VDI::CBT_ENABLED) {
             return Err(ApiError::VdiNoCbtMetadata { vdi: vdi.to_string() });
         }
         let sr = s_of(row.get(fields::vdi::SR.index));

@@ -10,10 +10,12 @@ use super::driver::{Driver, Found};
 use super::files::statvfs;
 use super::{blocking, busy_in, driver_of, plugged_pbd, refresh_sr_usage, sr_dir};
 use crate::rows::members;
-use crate::{put, ApiError, Ctx, Result};
+use crate::{ApiError, Ctx, Result};
 use model::schema::{CLASS_SR, CLASS_VBD, CLASS_VBD_METRICS, CLASS_VDI};
 use model::types::fields;
-use model::{Row, Value};
+use model::types::fields::vdi as VDI;
+use model::types::VdiType;
+use model::{Ref, Row, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use store::Txn;
@@ -68,27 +70,27 @@ fn vdis_by_location(tx: &Txn, sr: &str, sr_row: &Row) -> BTreeMap<String, String
     out
 }
 
-fn new_vdi_fields(driver: Driver, f: &Found, uuid: String, sr: &str) -> Vec<(&'static str, Value)> {
+fn new_vdi_row(driver: Driver, f: &Found, uuid: String, sr: &str) -> Row {
     let iso = driver == Driver::Iso;
-    let mut sm_config = Vec::new();
+    let mut sm_config = BTreeMap::new();
     if f.format == super::Format::Qcow2 {
-        sm_config.push(("type".to_string(), Value::from("qcow2")));
+        sm_config.insert("type".to_string(), "qcow2".to_string());
     }
-    vec![
-        ("uuid", Value::from(uuid)),
-        ("name_label", Value::from(if iso { f.location.as_str() } else { "" })),
-        ("SR", Value::from(sr)),
-        ("virtual_size", Value::Int(f.virtual_size)),
-        ("physical_utilisation", Value::Int(f.physical_utilisation)),
-        ("type", Value::from("user")),
-        // ISO images are read-only media any number of VMs may use.
-        ("sharable", Value::Bool(iso)),
-        ("read_only", Value::Bool(iso)),
-        ("other_config", Value::empty_map()),
-        ("location", Value::from(f.location.as_str())),
-        ("managed", Value::Bool(true)),
-        ("sm_config", Value::Struct(sm_config)),
-    ]
+    let mut row = crate::rows::new_row(VDI::UUID);
+    row.write(VDI::UUID, uuid);
+    row.write(VDI::NAME_LABEL, if iso { f.location.clone() } else { String::new() });
+    row.write(VDI::SR, Ref::new(sr));
+    row.write(VDI::VIRTUAL_SIZE, f.virtual_size);
+    row.write(VDI::PHYSICAL_UTILISATION, f.physical_utilisation);
+    row.write(VDI::TYPE, VdiType::User);
+    // ISO images are read-only media any number of VMs may use.
+    row.write(VDI::SHARABLE, iso);
+    row.write(VDI::READ_ONLY, iso);
+    row.write(VDI::OTHER_CONFIG, BTreeMap::new());
+    row.write(VDI::LOCATION, f.location.clone());
+    row.write(VDI::MANAGED, true);
+    row.write(VDI::SM_CONFIG, sm_config);
+    row
 }
 
 pub async fn scan_sr(ctx: &Ctx, sr: &str) -> Result<()> {
@@ -126,9 +128,9 @@ pub async fn scan_sr(ctx: &Ctx, sr: &str) -> Result<()> {
             let loc = &f.location;
             if let Some(r) = now.get(loc) {
                 tx.update(vc, r, |row| {
-                    put(row, "virtual_size", Value::Int(f.virtual_size));
-                    put(row, "physical_utilisation", Value::Int(f.physical_utilisation));
-                    put(row, "missing", false);
+                    row.write(VDI::VIRTUAL_SIZE, f.virtual_size);
+                    row.write(VDI::PHYSICAL_UTILISATION, f.physical_utilisation);
+                    row.write(VDI::MISSING, false);
                 });
                 continue;
             }
@@ -143,10 +145,10 @@ pub async fn scan_sr(ctx: &Ctx, sr: &str) -> Result<()> {
                 model::new_uuid()
             };
             taken.insert(uuid.clone());
-            crate::rows::obj(tx, "VDI", &model::new_ref(), new_vdi_fields(a.driver, f, uuid, sr));
+            tx.insert(&model::new_ref(), new_vdi_row(a.driver, f, uuid, sr));
         }
         tx.update(src, sr, |r| {
-            put(r, "physical_size", Value::Int(a.declared.unwrap_or(total)));
+            r.write(fields::sr::PHYSICAL_SIZE, a.declared.unwrap_or(total));
             if let Value::Struct(m) = &mut r.fields[fields::sr::OTHER_CONFIG.index] {
                 m.retain(|(k, _)| k != "dirty");
             }
@@ -184,11 +186,11 @@ pub async fn update_sr(ctx: &Ctx, sr: &str) -> Result<()> {
         for (v, st) in &stats {
             tx.update(vc, v, |row| match st {
                 Some((virt, phys)) => {
-                    put(row, "virtual_size", Value::Int(*virt));
-                    put(row, "physical_utilisation", Value::Int(*phys));
-                    put(row, "missing", false);
+                    row.write(VDI::VIRTUAL_SIZE, *virt);
+                    row.write(VDI::PHYSICAL_UTILISATION, *phys);
+                    row.write(VDI::MISSING, false);
                 }
-                None => put(row, "missing", true),
+                None => row.write(VDI::MISSING, true),
             });
         }
         tx.put(sr, fields::sr::PHYSICAL_SIZE, a.declared.unwrap_or(total));

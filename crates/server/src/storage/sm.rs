@@ -2,28 +2,28 @@
 //! first start and on every start after, so upgrades refresh them).
 
 use super::driver::Driver;
-use crate::put;
-use model::Value;
+use model::types::fields::sm as SM;
+use model::{Row, Value};
 use store::Txn;
 
-fn fields(d: Driver) -> Vec<(&'static str, Value)> {
+/// Write what the driver says about itself into its SM row.
+fn fill(d: Driver, row: &mut Row) {
     let sm = d.sm();
-    let caps = Value::Array(sm.features.iter().map(|(f, _)| Value::from(*f)).collect());
+    let caps = sm.features.iter().map(|(f, _)| f.to_string()).collect();
+    // The maps keep the driver's order, as stored.
     let features = Value::Struct(sm.features.iter().map(|(f, v)| (f.to_string(), Value::Int(*v))).collect());
     let config = Value::Struct(sm.configuration.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect());
-    vec![
-        ("name_label", Value::from(sm.name)),
-        ("name_description", Value::from(format!("SR plugin for {} storage", sm.name))),
-        ("type", Value::from(sm.ty)),
-        ("vendor", Value::from("xapi-rs")),
-        ("copyright", Value::from("(C) xapi-rs contributors")),
-        ("version", Value::from("1.0")),
-        ("required_api_version", Value::from("1.0")),
-        ("capabilities", caps),
-        ("features", features),
-        ("configuration", config),
-        ("driver_filename", Value::from(format!("/usr/libexec/xapi-rs/sm/{}", sm.ty))),
-    ]
+    row.write(SM::NAME_LABEL, sm.name.to_string());
+    row.write(SM::NAME_DESCRIPTION, format!("SR plugin for {} storage", sm.name));
+    row.write(SM::TYPE, sm.ty.to_string());
+    row.write(SM::VENDOR, "xapi-rs".to_string());
+    row.write(SM::COPYRIGHT, "(C) xapi-rs contributors".to_string());
+    row.write(SM::VERSION, "1.0".to_string());
+    row.write(SM::REQUIRED_API_VERSION, "1.0".to_string());
+    row.write(SM::CAPABILITIES, caps);
+    row.fields[SM::FEATURES.index] = features;
+    row.fields[SM::CONFIGURATION.index] = config;
+    row.write(SM::DRIVER_FILENAME, format!("/usr/libexec/xapi-rs/sm/{}", sm.ty));
 }
 
 /// Create or refresh the SM record of every driver.
@@ -35,14 +35,12 @@ pub fn sync(tx: &mut Txn) {
         let existing = tx.refs(c).into_iter().find(|r| tx.get(c, r).and_then(|row| row.get(ty).as_str()) == Some(want));
         match existing {
             Some(r) => {
-                tx.update(c, &r, |row| {
-                    for (k, v) in fields(d) {
-                        put(row, k, v);
-                    }
-                });
+                tx.update(c, &r, |row| fill(d, row));
             }
             None => {
-                crate::rows::obj(tx, "SM", &model::new_ref(), fields(d));
+                let mut row = crate::rows::new_row(SM::UUID);
+                fill(d, &mut row);
+                tx.insert(&model::new_ref(), row);
             }
         }
     }

@@ -4,6 +4,14 @@
 use super::*;
 use model::schema::{CLASS_SR, CLASS_VBD, CLASS_VBD_METRICS, CLASS_VDI, CLASS_VIF};
 use model::types::fields;
+use model::types::fields::{vbd as VBD, vif as VIF, vm as VM};
+
+/// A fresh VBD_metrics object for a copied VBD.
+fn new_vbd_metrics(tx: &mut Txn) -> Ref<VbdMetrics> {
+    let m = model::new_ref();
+    tx.insert(&m, new_row(fields::vbd_metrics::UUID));
+    Ref::new(m)
+}
 
 // ------------------------------------------------------------------ copies
 
@@ -111,48 +119,44 @@ pub(super) async fn duplicate(
     let s = &ctx.server;
     let c = vm_c();
     let row = s.row(c, src)?;
-    let g = |n: &str| row.get(field(c, n)).clone();
     let (vbd, vif) = (&CLASS_VBD, &CLASS_VIF);
     // Disks first (outside the store lock: they may be large).
     let vbds: Vec<Arc<Row>> = {
         let st = s.db.read();
-        members(&g("VBDs")).iter().filter_map(|b| st.get(vbd, b).cloned()).collect()
+        members(row.get(VM::VBDS.index)).iter().filter_map(|b| st.get(vbd, b).cloned()).collect()
     };
     let (new_disks, created) = dup_disks(ctx, &vbds, kind, sr, ignore).await?;
     let snapshot = kind == Kind::Snapshot;
-    let src_is_template = g("is_a_template").as_bool() == Some(true);
-    let src_name = sv(&g("name_label"));
+    let src_is_template = row.read(VM::IS_A_TEMPLATE);
+    let src_name = row.read(VM::NAME_LABEL);
     let new_ref = model::new_ref();
     let res = ctx.write(|tx| {
         let mut r = (*row).clone();
         let now = DateTime::now();
-        put(&mut r, "uuid", model::new_uuid());
-        put(&mut r, "name_label", new_name);
-        put(&mut r, "allowed_operations", Value::empty_set());
-        put(&mut r, "current_operations", Value::empty_map());
-        put(&mut r, "blocked_operations", Value::empty_map());
-        put(&mut r, "is_default_template", false);
-        put(&mut r, "resident_on", model::NULL_REF);
-        put(&mut r, "scheduled_to_be_resident_on", model::NULL_REF);
-        put(&mut r, "domid", Value::Int(-1));
-        put(&mut r, "guest_metrics", model::NULL_REF);
-        put(&mut r, "suspend_VDI", model::NULL_REF);
-        put(&mut r, "power_state", "Halted");
-        for f in [
-            "VBDs",
-            "VIFs",
-            "consoles",
-            "VTPMs",
-            "snapshots",
-            "children",
-            "crash_dumps",
-            "VUSBs",
-            "VGPUs",
-            "attached_PCIs",
-        ] {
-            put(&mut r, f, Value::empty_set());
-        }
-        let mut oc = map_of(&g("other_config"));
+        r.write(VM::UUID, model::new_uuid());
+        r.write(VM::NAME_LABEL, new_name.to_string());
+        r.write(VM::ALLOWED_OPERATIONS, vec![]);
+        r.write(VM::CURRENT_OPERATIONS, BTreeMap::new());
+        r.write(VM::BLOCKED_OPERATIONS, BTreeMap::new());
+        r.write(VM::IS_DEFAULT_TEMPLATE, false);
+        r.write(VM::RESIDENT_ON, Ref::null());
+        r.write(VM::SCHEDULED_TO_BE_RESIDENT_ON, Ref::null());
+        r.write(VM::DOMID, -1);
+        r.write(VM::GUEST_METRICS, Ref::null());
+        r.write(VM::SUSPEND_VDI, Ref::null());
+        r.write(VM::POWER_STATE, VmPowerState::Halted);
+        // The copy starts with no devices or descendants of its own.
+        r.write(VM::VBDS, vec![]);
+        r.write(VM::VIFS, vec![]);
+        r.write(VM::CONSOLES, vec![]);
+        r.write(VM::VTPMS, vec![]);
+        r.write(VM::SNAPSHOTS, vec![]);
+        r.write(VM::CHILDREN, vec![]);
+        r.write(VM::CRASH_DUMPS, vec![]);
+        r.write(VM::VUSBS, vec![]);
+        r.write(VM::VGPUS, vec![]);
+        r.write(VM::ATTACHED_PCIS, vec![]);
+        let mut oc = row.read(VM::OTHER_CONFIG);
         oc.remove("default_template");
         oc.remove("xensource_internal");
         // A snapshot keeps the MAC seed (and its VIFs' MACs); copies get a new one.
@@ -162,72 +166,71 @@ pub(super) async fn duplicate(
         if src_is_template {
             oc.entry("base_template_name".into()).or_insert_with(|| src_name.clone());
         }
-        put(&mut r, "other_config", oc.to_value());
+        r.write(VM::OTHER_CONFIG, oc);
         // A copy of a template (or of a snapshot, which is one) is a template.
-        put(&mut r, "is_a_template", snapshot || src_is_template);
+        r.write(VM::IS_A_TEMPLATE, snapshot || src_is_template);
         if snapshot {
-            put(&mut r, "is_a_snapshot", true);
-            put(&mut r, "snapshot_of", src);
-            put(&mut r, "snapshot_time", now);
-            put(&mut r, "transportable_snapshot_id", model::new_uuid());
-            let ps = sv(&g("power_state"));
-            put(
-                &mut r,
-                "snapshot_info",
-                Value::Struct(vec![
-                    ("disk-snapshot-type".into(), Value::from("crash_consistent")),
-                    ("power-state-at-snapshot".into(), Value::String(ps)),
+            r.write(VM::IS_A_SNAPSHOT, true);
+            r.write(VM::SNAPSHOT_OF, Ref::new(src));
+            r.write(VM::SNAPSHOT_TIME, now);
+            r.write(VM::TRANSPORTABLE_SNAPSHOT_ID, model::new_uuid());
+            let ps = row.read(VM::POWER_STATE).as_str().to_string();
+            r.write(
+                VM::SNAPSHOT_INFO,
+                BTreeMap::from([
+                    ("disk-snapshot-type".to_string(), "crash_consistent".to_string()),
+                    ("power-state-at-snapshot".to_string(), ps),
                 ]),
             );
-            put(&mut r, "snapshot_metadata", crate::ops::snapmeta::encode(src, &row));
+            r.write(VM::SNAPSHOT_METADATA, crate::ops::snapmeta::encode(src, &row));
         } else {
-            put(&mut r, "is_a_snapshot", false);
-            put(&mut r, "snapshot_of", model::NULL_REF);
-            put(&mut r, "snapshot_time", DateTime::EPOCH);
-            put(&mut r, "snapshot_info", Value::empty_map());
-            put(&mut r, "snapshot_metadata", "");
+            r.write(VM::IS_A_SNAPSHOT, false);
+            r.write(VM::SNAPSHOT_OF, Ref::null());
+            r.write(VM::SNAPSHOT_TIME, DateTime::EPOCH);
+            r.write(VM::SNAPSHOT_INFO, BTreeMap::new());
+            r.write(VM::SNAPSHOT_METADATA, String::new());
         }
         let metrics = model::new_ref();
-        let m = vec![("install_time", Value::DateTime(now)), ("last_updated", Value::DateTime(now))];
-        obj(tx, "VM_metrics", &metrics, m);
+        let mut m = new_row(fields::vm_metrics::UUID);
+        m.write(fields::vm_metrics::INSTALL_TIME, now);
+        m.write(fields::vm_metrics::LAST_UPDATED, now);
+        tx.insert(&metrics, m);
         // A snapshot keeps the vCPUs the VM had (a checkpoint's saved state
         // has that many, hot-plugged ones included; a revert restores it).
         let vcpus = fields::vm_metrics::VCPUS_NUMBER;
-        if let Some(n) = tx.read(&sv(&g("metrics")), vcpus).filter(|n| snapshot && *n > 0) {
+        if let Some(n) = tx.read(row.read(VM::METRICS).as_str(), vcpus).filter(|n| snapshot && *n > 0) {
             tx.put(&metrics, vcpus, n);
         }
-        put(&mut r, "metrics", metrics);
+        r.write(VM::METRICS, Ref::new(metrics));
         tx.insert(&new_ref, r);
         for (br, new_vdi) in &new_disks {
             let b = model::new_ref();
             let mut nb = (**br).clone();
-            put(&mut nb, "uuid", model::new_uuid());
-            put(&mut nb, "VM", new_ref.as_str());
-            put(&mut nb, "VDI", new_vdi.clone().unwrap_or_else(|| model::NULL_REF.into()));
-            put(&mut nb, "empty", new_vdi.is_none());
-            put(&mut nb, "currently_attached", false);
-            put(&mut nb, "device", "");
-            put(&mut nb, "allowed_operations", Value::empty_set());
-            put(&mut nb, "current_operations", Value::empty_map());
-            let m = model::new_ref();
-            obj(tx, "VBD_metrics", &m, vec![]);
-            put(&mut nb, "metrics", m);
+            nb.write(VBD::UUID, model::new_uuid());
+            nb.write(VBD::VM, Ref::new(new_ref.as_str()));
+            nb.write(VBD::VDI, new_vdi.clone().map_or_else(Ref::null, Ref::new));
+            nb.write(VBD::EMPTY, new_vdi.is_none());
+            nb.write(VBD::CURRENTLY_ATTACHED, false);
+            nb.write(VBD::DEVICE, String::new());
+            nb.write(VBD::ALLOWED_OPERATIONS, vec![]);
+            nb.write(VBD::CURRENT_OPERATIONS, BTreeMap::new());
+            nb.write(VBD::METRICS, new_vbd_metrics(tx));
             tx.insert(&b, nb);
         }
-        for v in members(&g("VIFs")) {
+        for v in members(row.get(VM::VIFS.index)) {
             let Some(vr) = tx.get(vif, &v).cloned() else { continue };
             let mut nv = vr.clone();
-            put(&mut nv, "uuid", model::new_uuid());
-            put(&mut nv, "VM", new_ref.as_str());
+            nv.write(VIF::UUID, model::new_uuid());
+            nv.write(VIF::VM, Ref::new(new_ref.as_str()));
             if snapshot {
-                put(&mut nv, "MAC_autogenerated", false);
+                nv.write(VIF::MAC_AUTOGENERATED, false);
             } else {
-                put(&mut nv, "MAC", fresh_mac(tx));
-                put(&mut nv, "MAC_autogenerated", true);
+                nv.write(VIF::MAC, fresh_mac(tx));
+                nv.write(VIF::MAC_AUTOGENERATED, true);
             }
-            put(&mut nv, "currently_attached", false);
-            put(&mut nv, "allowed_operations", Value::empty_set());
-            put(&mut nv, "current_operations", Value::empty_map());
+            nv.write(VIF::CURRENTLY_ATTACHED, false);
+            nv.write(VIF::ALLOWED_OPERATIONS, vec![]);
+            nv.write(VIF::CURRENT_OPERATIONS, BTreeMap::new());
             tx.insert(&model::new_ref(), nv);
         }
         Ok(())
@@ -331,11 +334,11 @@ pub(super) async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()>
             for (i, v) in fields {
                 r.fields[i] = v;
             }
-            put(r, "ha_always_run", false);
+            r.write(VM::HA_ALWAYS_RUN, false);
             // An unspecified domain type follows the boot policy.
             if r.get(fields::vm::DOMAIN_TYPE.index).as_str() == Some("unspecified") {
                 let hvm = !r.read(fields::vm::HVM_BOOT_POLICY).is_empty();
-                put(r, "domain_type", if hvm { "hvm" } else { "pv" });
+                r.write(VM::DOMAIN_TYPE, if hvm { DomainType::Hvm } else { DomainType::Pv });
             }
         });
         // Refs to objects that are gone read as NULL.
@@ -357,13 +360,13 @@ pub(super) async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()>
     ctx.write(|tx| {
         let row = tx.get(c, vm).cloned().ok_or_else(|| handle_invalid(c, vm))?;
         tx.update(c, vm, |r| {
-            put(r, "power_state", ps.as_str());
-            put(r, "resident_on", model::NULL_REF);
-            put(r, "scheduled_to_be_resident_on", model::NULL_REF);
-            put(r, "domid", Value::Int(-1));
-            put(r, "parent", snapshot);
+            r.write(VM::POWER_STATE, VmPowerState::from(ps.as_str()));
+            r.write(VM::RESIDENT_ON, Ref::null());
+            r.write(VM::SCHEDULED_TO_BE_RESIDENT_ON, Ref::null());
+            r.write(VM::DOMID, -1);
+            r.write(VM::PARENT, Ref::new(snapshot));
             if ps == "Halted" {
-                put(r, "requires_reboot", false);
+                r.write(VM::REQUIRES_REBOOT, false);
             }
         });
         if ps == "Halted" {
@@ -457,19 +460,17 @@ pub(super) async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()
         // ...in with copies of the snapshot's, on the cloned disks.
         for (br, new_vdi) in &cloned {
             let mut nb = (**br).clone();
-            put(&mut nb, "uuid", model::new_uuid());
-            put(&mut nb, "VM", vm);
-            put(&mut nb, "VDI", new_vdi.clone().unwrap_or_else(|| model::NULL_REF.into()));
-            put(&mut nb, "empty", new_vdi.is_none() || br.read(fields::vbd::EMPTY));
-            put(&mut nb, "status_code", Value::Int(0));
-            put(&mut nb, "status_detail", "");
-            put(&mut nb, "allowed_operations", Value::empty_set());
-            put(&mut nb, "current_operations", Value::empty_map());
-            put(&mut nb, "qos_supported_algorithms", Value::empty_set());
-            put(&mut nb, "runtime_properties", Value::empty_map());
-            let m = model::new_ref();
-            obj(tx, "VBD_metrics", &m, vec![]);
-            put(&mut nb, "metrics", m);
+            nb.write(VBD::UUID, model::new_uuid());
+            nb.write(VBD::VM, Ref::new(vm));
+            nb.write(VBD::VDI, new_vdi.clone().map_or_else(Ref::null, Ref::new));
+            nb.write(VBD::EMPTY, new_vdi.is_none() || br.read(fields::vbd::EMPTY));
+            nb.write(VBD::STATUS_CODE, 0);
+            nb.write(VBD::STATUS_DETAIL, String::new());
+            nb.write(VBD::ALLOWED_OPERATIONS, vec![]);
+            nb.write(VBD::CURRENT_OPERATIONS, BTreeMap::new());
+            nb.write(VBD::QOS_SUPPORTED_ALGORITHMS, vec![]);
+            nb.write(VBD::RUNTIME_PROPERTIES, BTreeMap::new());
+            nb.write(VBD::METRICS, new_vbd_metrics(tx));
             tx.insert(&model::new_ref(), nb);
         }
         // Every snapshot of an old disk is now a snapshot of its replacement.
@@ -488,29 +489,32 @@ pub(super) async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()
         // The snapshot's VIFs, MACs and all.
         for v in &snap_vifs {
             let Some(mut nv) = tx.get(vif, v).cloned() else { continue };
-            put(&mut nv, "uuid", model::new_uuid());
-            put(&mut nv, "VM", vm);
-            put(&mut nv, "MAC_autogenerated", false);
-            put(&mut nv, "allowed_operations", Value::empty_set());
-            put(&mut nv, "current_operations", Value::empty_map());
+            nv.write(VIF::UUID, model::new_uuid());
+            nv.write(VIF::VM, Ref::new(vm));
+            nv.write(VIF::MAC_AUTOGENERATED, false);
+            nv.write(VIF::ALLOWED_OPERATIONS, vec![]);
+            nv.write(VIF::CURRENT_OPERATIONS, BTreeMap::new());
             tx.insert(&model::new_ref(), nv);
         }
         let susp = mem_image.clone().unwrap_or_else(|| model::NULL_REF.into());
         tx.set(c, vm, fields::vm::SUSPEND_VDI.index, Value::String(susp));
         // Metrics: the VM's go, copies of the snapshot's take their place.
-        for (f, mc) in [("guest_metrics", "VM_guest_metrics"), ("metrics", "VM_metrics")] {
-            let mcls = class(mc);
-            tx.delete(mcls, &sv(cur.get(field(c, f))));
-            let new = match tx.get(mcls, &sv(snap.get(field(c, f)))).cloned() {
+        let metrics = [
+            (VM::GUEST_METRICS.index, &CLASS_VM_GUEST_METRICS, fields::vm_guest_metrics::UUID.index),
+            (VM::METRICS.index, &CLASS_VM_METRICS, fields::vm_metrics::UUID.index),
+        ];
+        for (f, mcls, uuid) in metrics {
+            tx.delete(mcls, &sv(cur.get(f)));
+            let new = match tx.get(mcls, &sv(snap.get(f))).cloned() {
                 Some(mut m) => {
                     let r = model::new_ref();
-                    put(&mut m, "uuid", model::new_uuid());
+                    m.fields[uuid] = Value::from(model::new_uuid());
                     tx.insert(&r, m);
                     r
                 }
                 None => model::NULL_REF.to_string(),
             };
-            tx.set(c, vm, field(c, f), Value::String(new));
+            tx.set(c, vm, f, Value::String(new));
         }
         Ok(())
     });

@@ -71,22 +71,22 @@ pub(super) async fn set_memory_fields(
         let control_domain = row.read(fields::vm::IS_CONTROL_DOMAIN);
         ctx.write(|tx| {
             let row = tx.get(c, vm.as_str()).cloned().ok_or_else(|| handle_invalid(c, vm.as_str()))?;
-            let gi = |n: &str| row.get(field(c, n)).as_int().unwrap_or(0);
-            let l =
-                f(gi("memory_static_min"), gi("memory_static_max"), gi("memory_dynamic_min"), gi("memory_dynamic_max"));
+            use fields::vm as VM;
+            let (smin, smax) = (row.read(VM::MEMORY_STATIC_MIN), row.read(VM::MEMORY_STATIC_MAX));
+            let l = f(smin, smax, row.read(VM::MEMORY_DYNAMIC_MIN), row.read(VM::MEMORY_DYNAMIC_MAX));
             check_memory_limits(tx, &row, &l)?;
-            let static_changed = l.smin != gi("memory_static_min") || l.smax != gi("memory_static_max");
+            let static_changed = l.smin != smin || l.smax != smax;
             tx.update(c, vm.as_str(), |r| {
-                put(r, "memory_static_min", Value::Int(l.smin));
-                put(r, "memory_static_max", Value::Int(l.smax));
-                put(r, "memory_dynamic_min", Value::Int(l.dmin));
-                put(r, "memory_dynamic_max", Value::Int(l.dmax));
+                r.write(VM::MEMORY_STATIC_MIN, l.smin);
+                r.write(VM::MEMORY_STATIC_MAX, l.smax);
+                r.write(VM::MEMORY_DYNAMIC_MIN, l.dmin);
+                r.write(VM::MEMORY_DYNAMIC_MAX, l.dmax);
                 if l.target_is_dmin {
-                    put(r, "memory_target", Value::Int(l.dmin));
+                    r.write(VM::MEMORY_TARGET, l.dmin);
                 }
                 // A running control domain takes new static limits at its next boot.
                 if control_domain && running && static_changed {
-                    put(r, "requires_reboot", true);
+                    r.write(VM::REQUIRES_REBOOT, true);
                 }
             });
             Ok(())
@@ -102,11 +102,29 @@ pub(super) async fn set_memory_fields(
     .await
 }
 
-pub(super) async fn simple_set(ctx: &Ctx, vm: &Ref<Vm>, op: Option<&str>, name: &str, v: Value) -> Result<()> {
+/// Set one VM field, under `op` when given.
+pub(super) async fn simple_set<T: XenType>(
+    ctx: &Ctx,
+    vm: &Ref<Vm>,
+    op: Option<&str>,
+    f: Field<Vm, T>,
+    v: T,
+) -> Result<()> {
+    simple_set_value(ctx, vm, op, f, v.to_value()).await
+}
+
+/// [`simple_set`] with a value as stored elsewhere (a map keeps its key order).
+pub(super) async fn simple_set_value<T>(
+    ctx: &Ctx,
+    vm: &Ref<Vm>,
+    op: Option<&str>,
+    f: Field<Vm, T>,
+    v: Value,
+) -> Result<()> {
     let c = vm_c();
     let write = || {
         ctx.write(|tx| {
-            if !tx.set(c, vm.as_str(), field(c, name), v.clone()) {
+            if !tx.set(c, vm.as_str(), f.index, v.clone()) {
                 return Err(handle_invalid(c, vm.as_str()));
             }
             Ok(())
@@ -121,10 +139,15 @@ pub(super) async fn simple_set(ctx: &Ctx, vm: &Ref<Vm>, op: Option<&str>, name: 
     }
 }
 
-pub(super) fn devices_in_use(s: &Server, vm: &str, devs: &str, dc: &str, key: &str) -> Result<Vec<String>> {
+/// The device names (field `key`) of a VM's devices in its set `devs`.
+pub(super) fn devices_in_use<D>(
+    s: &Server,
+    vm: &str,
+    devs: Field<Vm, Vec<Ref<D>>>,
+    key: Field<D, String>,
+) -> Result<Vec<String>> {
     let c = vm_c();
     let st = s.db.read();
     let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
-    let d = class(dc);
-    Ok(members(row.get(field(c, devs))).iter().filter_map(|x| st.get(d, x).map(|r| sv(r.get(field(d, key))))).collect())
+    Ok(members(row.get(devs.index)).iter().filter_map(|x| st.get(key.class, x).map(|r| r.read(key))).collect())
 }

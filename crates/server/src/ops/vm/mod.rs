@@ -10,17 +10,16 @@
 use crate::api::VmApi;
 use crate::implicit::Hooks;
 use crate::lifecycle;
-use crate::rows::members;
-use crate::rows::obj;
+use crate::rows::{members, new_row};
 use crate::rrd::sources::Owner;
 use crate::storage::{self, NewVdi};
 use crate::xenops::{be, be_vm, carried_on_spec, domain_spec};
 use crate::xenops::{mark_running, mark_stopped};
-use crate::{class, field, handle_invalid, put, ApiError, Ctx, Result, Server};
+use crate::{handle_invalid, ApiError, Ctx, Result, Server};
 use backend::Cancel;
 use model::schema::Type;
 use model::types::*;
-use model::{DateTime, Ref, Row, Value, XenType};
+use model::{DateTime, Field, Ref, Row, Value, XenType};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use store::Txn;
@@ -35,7 +34,7 @@ use copy::*;
 use memory::*;
 use model::schema::{
     CLASS_CONSOLE, CLASS_HOST, CLASS_HOST_METRICS, CLASS_SR, CLASS_VBD, CLASS_VBD_METRICS, CLASS_VDI, CLASS_VIF,
-    CLASS_VM, CLASS_VM_APPLIANCE, CLASS_VM_METRICS, CLASS_VTPM,
+    CLASS_VM, CLASS_VM_APPLIANCE, CLASS_VM_GUEST_METRICS, CLASS_VM_METRICS, CLASS_VTPM,
 };
 use model::types::fields;
 use power::*;
@@ -98,12 +97,15 @@ fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
     let mut oc = row.read(fields::vm::OTHER_CONFIG);
     if !oc.contains_key("mac_seed") {
         oc.insert("mac_seed".into(), model::new_uuid());
-        put(row, "other_config", oc.to_value());
+        row.write(fields::vm::OTHER_CONFIG, oc);
     }
     let metrics = model::new_ref();
-    let now = Value::DateTime(DateTime::now());
-    obj(tx, "VM_metrics", &metrics, vec![("install_time", now.clone()), ("last_updated", now)]);
-    put(row, "metrics", metrics);
+    let now = DateTime::now();
+    let mut m = new_row(fields::vm_metrics::UUID);
+    m.write(fields::vm_metrics::INSTALL_TIME, now);
+    m.write(fields::vm_metrics::LAST_UPDATED, now);
+    tx.insert(&metrics, m);
+    row.write(fields::vm::METRICS, Ref::new(metrics));
     Ok(())
 }
 
@@ -159,7 +161,6 @@ fn check_now(s: &Server, vm: &str, row: &Row, op: &str, ignore_running: bool) ->
 
 /// Delete every object that belongs to a VM row (not its VDIs).
 pub fn remove_devices(tx: &mut Txn, row: &Row) {
-    let c = vm_c();
     for vbd in members(row.get(fields::vm::VBDS.index)) {
         let vc = &CLASS_VBD;
         if let Some(m) = tx.get(vc, &vbd).map(|b| b.read(fields::vbd::METRICS).into_string()) {
@@ -176,10 +177,13 @@ pub fn remove_devices(tx: &mut Txn, row: &Row) {
     for con in members(row.get(fields::vm::CONSOLES.index)) {
         tx.delete(&CLASS_CONSOLE, &con);
     }
-    for (f, mc) in [("metrics", "VM_metrics"), ("guest_metrics", "VM_guest_metrics")] {
-        let m = sv(row.get(field(c, f)));
+    let metrics = [
+        (row.read(fields::vm::METRICS).into_string(), &CLASS_VM_METRICS),
+        (row.read(fields::vm::GUEST_METRICS).into_string(), &CLASS_VM_GUEST_METRICS),
+    ];
+    for (m, mc) in metrics {
         if !null(&Value::String(m.clone())) {
-            tx.delete(class(mc), &m);
+            tx.delete(mc, &m);
         }
     }
 }
@@ -358,8 +362,8 @@ impl VmApi for Server {
             let c = vm_c();
             ctx.write(|tx| {
                 tx.update(c, vm.as_str(), |r| {
-                    put(r, "domid", Value::Int(domid));
-                    put(r, "resident_on", host.as_str());
+                    r.write(fields::vm::DOMID, domid);
+                    r.write(fields::vm::RESIDENT_ON, host.clone());
                 });
                 Ok(())
             })
@@ -428,8 +432,8 @@ impl VmApi for Server {
         ctx.write(|tx| {
             mark_stopped(tx, vm.as_str(), false);
             tx.update(c, vm.as_str(), |r| {
-                put(r, "suspend_VDI", model::NULL_REF);
-                put(r, "current_operations", Value::empty_map());
+                r.write(fields::vm::SUSPEND_VDI, Ref::null());
+                r.write(fields::vm::CURRENT_OPERATIONS, BTreeMap::new());
             });
             Ok(())
         })
@@ -485,8 +489,8 @@ impl VmApi for Server {
             };
             ctx.write(|tx| {
                 tx.update(c, &snap, |r| {
-                    put(r, "power_state", "Suspended");
-                    put(r, "suspend_VDI", mem.as_str());
+                    r.write(fields::vm::POWER_STATE, VmPowerState::Suspended);
+                    r.write(fields::vm::SUSPEND_VDI, Ref::new(mem.as_str()));
                 });
                 Ok(())
             })?;
@@ -514,12 +518,12 @@ impl VmApi for Server {
     }
 
     async fn get_allowed_vbd_devices(&self, _ctx: &Ctx, vm: Ref<Vm>) -> Result<Vec<String>> {
-        let used = devices_in_use(self, vm.as_str(), "VBDs", "VBD", "userdevice")?;
+        let used = devices_in_use(self, vm.as_str(), fields::vm::VBDS, fields::vbd::USERDEVICE)?;
         Ok((0..=254).map(|i: i32| i.to_string()).filter(|d| !used.contains(d)).collect())
     }
 
     async fn get_allowed_vif_devices(&self, _ctx: &Ctx, vm: Ref<Vm>) -> Result<Vec<String>> {
-        let used = devices_in_use(self, vm.as_str(), "VIFs", "VIF", "device")?;
+        let used = devices_in_use(self, vm.as_str(), fields::vm::VIFS, fields::vif::DEVICE)?;
         Ok((0..=6).map(|i: i32| i.to_string()).filter(|d| !used.contains(d)).collect())
     }
 
@@ -706,10 +710,10 @@ impl VmApi for Server {
                 let running_control_domain = row.read(fields::vm::IS_CONTROL_DOMAIN)
                     && row.get(fields::vm::POWER_STATE.index).as_str() == Some("Running");
                 tx.update(c, self_.as_str(), |r| {
-                    put(r, "VCPUs_max", Value::Int(value));
+                    r.write(fields::vm::VCPUS_MAX, value);
                     // A running control domain takes it at its next boot.
                     if running_control_domain {
-                        put(r, "requires_reboot", true);
+                        r.write(fields::vm::REQUIRES_REBOOT, true);
                     }
                 });
                 Ok(())
@@ -774,36 +778,36 @@ impl VmApi for Server {
     }
 
     async fn set_hvm_boot_policy(&self, ctx: &Ctx, self_: Ref<Vm>, value: String) -> Result<()> {
-        let dt = if value.is_empty() { "pv" } else { "hvm" };
-        simple_set(ctx, &self_, None, "HVM_boot_policy", Value::String(value)).await?;
-        simple_set(ctx, &self_, None, "domain_type", Value::from(dt)).await
+        let dt = if value.is_empty() { DomainType::Pv } else { DomainType::Hvm };
+        simple_set(ctx, &self_, None, fields::vm::HVM_BOOT_POLICY, value).await?;
+        simple_set(ctx, &self_, None, fields::vm::DOMAIN_TYPE, dt).await
     }
 
     async fn set_domain_type(&self, ctx: &Ctx, self_: Ref<Vm>, value: DomainType) -> Result<()> {
         let policy = if matches!(value, DomainType::Hvm) { "BIOS order" } else { "" };
-        simple_set(ctx, &self_, None, "domain_type", Value::from(value.as_str())).await?;
-        simple_set(ctx, &self_, None, "HVM_boot_policy", Value::from(policy)).await
+        simple_set(ctx, &self_, None, fields::vm::DOMAIN_TYPE, value).await?;
+        simple_set(ctx, &self_, None, fields::vm::HVM_BOOT_POLICY, policy.to_string()).await
     }
 
     async fn set_actions_after_crash(&self, ctx: &Ctx, self_: Ref<Vm>, value: OnCrashBehaviour) -> Result<()> {
-        simple_set(ctx, &self_, None, "actions_after_crash", Value::from(value.as_str())).await
+        simple_set(ctx, &self_, None, fields::vm::ACTIONS_AFTER_CRASH, value).await
     }
 
     async fn set_suspend_vdi(&self, ctx: &Ctx, self_: Ref<Vm>, value: Ref<Vdi>) -> Result<()> {
         self.row(&CLASS_VDI, value.as_str())?;
-        simple_set(ctx, &self_, None, "suspend_VDI", value.to_value()).await
+        simple_set(ctx, &self_, None, fields::vm::SUSPEND_VDI, value).await
     }
 
     async fn set_order(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        simple_set(ctx, &self_, None, "order", Value::Int(value)).await
+        simple_set(ctx, &self_, None, fields::vm::ORDER, value).await
     }
 
     async fn set_start_delay(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        simple_set(ctx, &self_, None, "start_delay", Value::Int(value)).await
+        simple_set(ctx, &self_, None, fields::vm::START_DELAY, value).await
     }
 
     async fn set_shutdown_delay(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        simple_set(ctx, &self_, None, "shutdown_delay", Value::Int(value)).await
+        simple_set(ctx, &self_, None, fields::vm::SHUTDOWN_DELAY, value).await
     }
 
     async fn set_hvm_shadow_multiplier(&self, ctx: &Ctx, self_: Ref<Vm>, value: f64) -> Result<()> {
@@ -823,49 +827,50 @@ impl VmApi for Server {
     }
 
     async fn set_shadow_multiplier_live(&self, ctx: &Ctx, self_: Ref<Vm>, multiplier: f64) -> Result<()> {
-        simple_set(ctx, &self_, Some("changing_shadow_memory_live"), "HVM_shadow_multiplier", Value::Float(multiplier))
-            .await
+        let f = fields::vm::HVM_SHADOW_MULTIPLIER;
+        simple_set(ctx, &self_, Some("changing_shadow_memory_live"), f, multiplier).await
     }
 
     async fn set_ha_always_run(&self, ctx: &Ctx, self_: Ref<Vm>, value: bool) -> Result<()> {
-        simple_set(ctx, &self_, None, "ha_always_run", Value::Bool(value)).await
+        simple_set(ctx, &self_, None, fields::vm::HA_ALWAYS_RUN, value).await
     }
 
     async fn set_ha_restart_priority(&self, ctx: &Ctx, self_: Ref<Vm>, value: String) -> Result<()> {
         if !matches!(value.as_str(), "" | "restart" | "best-effort") {
             return Err(ApiError::InvalidValue { field: "ha_restart_priority".into(), value });
         }
-        simple_set(ctx, &self_, None, "ha_restart_priority", Value::String(value)).await
+        simple_set(ctx, &self_, None, fields::vm::HA_RESTART_PRIORITY, value).await
     }
 
     async fn set_has_vendor_device(&self, ctx: &Ctx, self_: Ref<Vm>, value: bool) -> Result<()> {
-        simple_set(ctx, &self_, Some("changing_NVRAM"), "has_vendor_device", Value::Bool(value)).await
+        simple_set(ctx, &self_, Some("changing_NVRAM"), fields::vm::HAS_VENDOR_DEVICE, value).await
     }
 
     async fn set_bios_strings(&self, ctx: &Ctx, self_: Ref<Vm>, value: BTreeMap<String, String>) -> Result<()> {
-        simple_set(ctx, &self_, None, "bios_strings", value.to_value()).await
+        simple_set(ctx, &self_, None, fields::vm::BIOS_STRINGS, value).await
     }
 
     async fn copy_bios_strings(&self, ctx: &Ctx, vm: Ref<Vm>, host: Ref<Host>) -> Result<()> {
         let h = self.row(&CLASS_HOST, host.as_str())?;
+        // Copied as stored, in the host's key order.
         let bs = h.get(fields::host::BIOS_STRINGS.index).clone();
-        simple_set(ctx, &vm, None, "bios_strings", bs).await
+        simple_set_value(ctx, &vm, None, fields::vm::BIOS_STRINGS, bs).await
     }
 
     async fn set_nvram(&self, ctx: &Ctx, self_: Ref<Vm>, value: BTreeMap<String, String>) -> Result<()> {
-        simple_set(ctx, &self_, Some("changing_NVRAM"), "NVRAM", value.to_value()).await
+        simple_set(ctx, &self_, Some("changing_NVRAM"), fields::vm::NVRAM, value).await
     }
 
     async fn add_to_nvram(&self, ctx: &Ctx, self_: Ref<Vm>, key: String, value: String) -> Result<()> {
         let mut m = map_of(self.row(vm_c(), self_.as_str())?.get(fields::vm::NVRAM.index));
         m.insert(key, value);
-        simple_set(ctx, &self_, Some("changing_NVRAM"), "NVRAM", m.to_value()).await
+        simple_set(ctx, &self_, Some("changing_NVRAM"), fields::vm::NVRAM, m).await
     }
 
     async fn remove_from_nvram(&self, ctx: &Ctx, self_: Ref<Vm>, key: String) -> Result<()> {
         let mut m = map_of(self.row(vm_c(), self_.as_str())?.get(fields::vm::NVRAM.index));
         m.remove(&key);
-        simple_set(ctx, &self_, Some("changing_NVRAM"), "NVRAM", m.to_value()).await
+        simple_set(ctx, &self_, Some("changing_NVRAM"), fields::vm::NVRAM, m).await
     }
 
     async fn query_services(&self, _ctx: &Ctx, self_: Ref<Vm>) -> Result<BTreeMap<String, String>> {
@@ -897,7 +902,7 @@ impl VmApi for Server {
         if !value.is_null() {
             self.row(&CLASS_VM_APPLIANCE, value.as_str())?;
         }
-        simple_set(ctx, &self_, None, "appliance", value.to_value()).await
+        simple_set(ctx, &self_, None, fields::vm::APPLIANCE, value).await
     }
 }
 

@@ -38,9 +38,8 @@ pub fn ocaml_string_of_float(f: f64) -> String {
 /// (validate_basic_parameters): vCPU counts, memory limits that can be made
 /// consistent, the shadow multiplier and the crash action.
 pub(super) fn validate_basic_parameters(st: &store::State, row: &Row) -> Result<()> {
-    let c = vm_c();
-    let gi = |n: &str| row.get(field(c, n)).as_int().unwrap_or(0);
-    let (vmax, vstart) = (gi("VCPUs_max"), gi("VCPUs_at_startup"));
+    use fields::vm as VM;
+    let (vmax, vstart) = (row.read(VM::VCPUS_MAX), row.read(VM::VCPUS_AT_STARTUP));
     if vmax < 1 {
         return Err(ApiError::InvalidValue { field: "VCPUs_max".into(), value: vmax.to_string() });
     }
@@ -56,7 +55,9 @@ pub(super) fn validate_basic_parameters(st: &store::State, row: &Row) -> Result<
     }
     // Limits the dynamic range can be clamped into are acceptable; crossed
     // static or dynamic limits are not. (xapi sends no parameter here.)
-    if gi("memory_static_max") < gi("memory_static_min") || gi("memory_dynamic_max") < gi("memory_dynamic_min") {
+    if row.read(VM::MEMORY_STATIC_MAX) < row.read(VM::MEMORY_STATIC_MIN)
+        || row.read(VM::MEMORY_DYNAMIC_MAX) < row.read(VM::MEMORY_DYNAMIC_MIN)
+    {
         return Err(ApiError::Other { code: "MEMORY_CONSTRAINT_VIOLATION".into(), params: vec![] });
     }
     let shadow = row.get(fields::vm::HVM_SHADOW_MULTIPLIER.index).as_float().unwrap_or(1.0);

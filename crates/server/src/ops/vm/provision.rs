@@ -121,7 +121,7 @@ pub(super) async fn do_provision(ctx: &Ctx, vm: &str) -> Result<()> {
     }
     ctx.write(|tx| {
         tx.update(c, vm, |r| {
-            put(r, "is_a_template", false);
+            r.write(fields::vm::IS_A_TEMPLATE, false);
             if let Value::Struct(m) = &mut r.fields[fields::vm::OTHER_CONFIG.index] {
                 m.retain(|(k, _)| k != "disks" && k != "postinstall");
             }
