@@ -104,6 +104,12 @@ def test_live_migration_of_a_real_guest(setup):
     # The disk on the shared SR is the destination's now: it takes writes.
     type_line(member, api, vm, "dd if=/dev/zero of=/dev/vda bs=4k count=1 conv=fsync && echo DD-DONE")
     wait_for(lambda: "DD-DONE" in serial(member, api, vm), 30, "a write to the disk after the move")
+    # A snapshot of that disk asked of the master runs where the guest runs:
+    # its QEMU copies the disk at one instant.
+    snap = bounded(api.VDI.snapshot, disks[0], {}, timeout=120)
+    with open(member.log_path, errors="replace") as f:
+        assert "copying a disk in use through its domain" in f.read()
+    api.VDI.destroy(snap)
 
     # And back to the master.
     bounded(api.VM.pool_migrate, vm, hosts[master.address], {}, timeout=300)

@@ -7,6 +7,7 @@ at once. Commands run in the guests through their serial console's root
 shell. Without QEMU or the guest the module is skipped, unless CI is set:
 then it fails."""
 
+import base64
 import json
 import os
 import pty
@@ -256,6 +257,58 @@ def test_a_snapshot_of_a_running_guest_is_one_instant(xapid, session, kernels):
         seen.append(first)
     assert seen == sorted(seen) and seen[0] < seen[-1], seen
     assert api.VM.get_power_state(vm) == "Running"
+    api.VM.hard_shutdown(vm)
+    assert qemu_pids(xapid) == []
+
+
+def changed_blocks(api, a, b):
+    """The 64 KiB blocks VDI.list_changed_blocks names between two VDIs."""
+    bits = base64.b64decode(api.VDI.list_changed_blocks(a, b))
+    return {i * 8 + j for i, byte in enumerate(bits) for j in range(8) if byte & (0x80 >> j)}
+
+
+def test_cbt_of_a_running_guest_names_the_blocks_it_wrote(xapid, session, kernels):
+    """A CBT-enabled disk of a running guest: between two snapshots,
+    VDI.list_changed_blocks names exactly the 64 KiB blocks the guest wrote
+    (read from QEMU's dirty bitmap). After a restart of the server the guest
+    runs on, untracked for a while: the next snapshot claims every block,
+    never fewer, and the one after is exact again."""
+    api = session.xenapi
+    vm = guest_vm(api, kernels, "tracked guest")
+    (disk,) = [api.VBD.get_VDI(b) for b in api.VM.get_VBDs(vm) if api.VBD.get_type(b) == "Disk"]
+    api.VDI.enable_cbt(disk)
+    api.VM.start(vm, False, False)
+    dev = disk_device(api, vm)
+    k64 = 64 << 10
+
+    def write(blocks, tag):
+        for b in blocks:
+            shell(xapid, api, vm, "printf %s | dd of=%s bs=%d seek=%d 2>/dev/null && sync && echo %s-%d-$((6*7))"
+                  % (tag, dev, k64, b, tag, b), "%s-%d-42" % (tag, b))
+
+    def snap(name):
+        s = api.VM.snapshot(vm, name)
+        (v,) = [api.VBD.get_VDI(b) for b in api.VM.get_VBDs(s) if api.VBD.get_type(b) == "Disk"]
+        assert api.VDI.get_cbt_enabled(v)
+        return v
+
+    s1 = snap("cbt 1")
+    write([5, 100, 1000], "one")
+    s2 = snap("cbt 2")
+    assert changed_blocks(api, s1, s2) == {5, 100, 1000}
+    s3 = snap("cbt 3")
+    assert changed_blocks(api, s2, s3) == set()
+
+    xapid.restart()
+    api = xapid.session().xenapi
+    assert api.VM.get_power_state(vm) == "Running"
+    write([7], "two")
+    s4 = snap("cbt 4")
+    blocks = api.VDI.get_virtual_size(disk)
+    assert len(changed_blocks(api, s3, s4)) == int(blocks) // k64
+    write([9], "three")
+    s5 = snap("cbt 5")
+    assert changed_blocks(api, s4, s5) == {9}
     api.VM.hard_shutdown(vm)
     assert qemu_pids(xapid) == []
 

@@ -49,6 +49,9 @@ pub struct Disk {
     pub format: DiskFormat,
     pub read_only: bool,
     pub cdrom: bool,
+    /// Track which 64 KiB blocks the guest writes (changed block tracking:
+    /// QEMU keeps a dirty bitmap, read at each [`Backend::copy_disk`]).
+    pub track_changes: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -528,18 +531,21 @@ impl Backend {
         matches!(self, Backend::Qemu(_))
     }
     /// A point-in-time copy of a running domain's disk into `target`, made
-    /// while the guest runs (QEMU only).
+    /// while the guest runs (QEMU only). With `track`, the blocks the guest
+    /// wrote since tracking began or the last copy, up to the copy's instant,
+    /// as byte ranges: None when unknown (tracking starts with this copy).
     pub async fn copy_disk(
         &self,
         uuid: &str,
         device: &str,
         target: &std::path::Path,
         format: DiskFormat,
+        track: bool,
         cancel: Option<Cancel>,
-    ) -> Result<()> {
+    ) -> Result<Option<Vec<(u64, u64)>>> {
         match self {
             Backend::Sim(_) => Err(BackendError::Unsupported("the simulator's guests write no disk to copy".into())),
-            Backend::Qemu(q) => q.copy_disk(uuid, device, target, format, cancel).await,
+            Backend::Qemu(q) => q.copy_disk(uuid, device, target, format, track, cancel).await,
         }
     }
     /// Change the medium in a CD drive (None ejects).

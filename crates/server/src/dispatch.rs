@@ -285,7 +285,8 @@ const ON_RESIDENT: &[&str] = &[
 /// Which host runs this call (xapi's message_forwarding): on the master,
 /// VM.start_on runs on the chosen host, VM.start on the VM's affinity host
 /// when that is a live member, and operations on a running VM, its VBD or
-/// its VIF, on the host the VM runs on; PBD.plug/unplug on the PBD's host.
+/// its VIF, on the host the VM runs on; PBD.plug/unplug on the PBD's host;
+/// work on a VDI a running VM has attached, on that VM's host.
 /// Everything else, and everything on a lone host, runs here.
 pub fn route(server: &Server, c: &'static ClassDef, m: &'static MsgDef, args: &[Value]) -> Route {
     use model::types::fields::{
@@ -303,6 +304,16 @@ pub fn route(server: &Server, c: &'static ClassDef, m: &'static MsgDef, args: &[
         crate::storage::host_with_srs(&st, &srs, &server.host, None).unwrap_or_default()
     };
     let disk_srs = |vm: &str| crate::storage::disk_srs(&st, vm);
+    // A VDI a running guest has attached is copied by that guest's
+    // hypervisor (a copy at one instant; its CBT log follows the guest's
+    // dirty bitmap): its work runs where the guest runs.
+    let in_use_on = |vdi: &str| {
+        st.read(vdi, VDI::VBDS).unwrap_or_default().iter().find_map(|b| {
+            st.read(b.as_str(), VBD::CURRENTLY_ATTACHED).filter(|a| *a)?;
+            let r = resident(st.read(b.as_str(), VBD::VM)?.as_str());
+            (!r.is_empty() && r != model::NULL_REF).then_some(r)
+        })
+    };
     let target = match (c.name, m.name) {
         ("VM", "start_on") => arg(1),
         ("VM", "start") => {
@@ -322,8 +333,12 @@ pub fn route(server: &Server, c: &'static ClassDef, m: &'static MsgDef, args: &[
             let sr = args.first().and_then(|r| r.map_str("SR")).unwrap_or_default().to_string();
             on_srs(std::iter::once(sr).collect())
         }
-        ("VDI", "copy") => on_srs(sr_of(&arg(0)).into_iter().chain(Some(arg(1)).filter(|s| !s.is_empty())).collect()),
-        ("VDI", name) if ON_SR_OF_VDI.contains(&name) => on_srs(sr_of(&arg(0)).into_iter().collect()),
+        ("VDI", "copy") => in_use_on(&arg(0)).unwrap_or_else(|| {
+            on_srs(sr_of(&arg(0)).into_iter().chain(Some(arg(1)).filter(|s| !s.is_empty())).collect())
+        }),
+        ("VDI", name) if ON_SR_OF_VDI.contains(&name) => {
+            in_use_on(&arg(0)).unwrap_or_else(|| on_srs(sr_of(&arg(0)).into_iter().collect()))
+        }
         ("SR", "scan" | "update") => on_srs(std::iter::once(arg(0)).collect()),
         ("VM", "clone" | "copy" | "snapshot" | "snapshot_with_quiesce" | "checkpoint" | "revert") => {
             match resident(&arg(0)) {

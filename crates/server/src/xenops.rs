@@ -163,15 +163,19 @@ fn platform_of(platform: &BTreeMap<String, String>, vcpus_max: i64) -> Result<Pl
 }
 
 /// What the backend needs to build the VM's domain. A real guest (QEMU)
-/// may write anywhere on its read-write disks and nothing tells us where
-/// (no dirty bitmap is read yet), so their changed-block logs mark the
-/// whole disk before it runs; the simulator's guests write no disk.
+/// writes its read-write disks: a disk with a changed-block log opens a
+/// batch ([`storage::cbt::begin`]: the log reads as every block changed
+/// until a snapshot hands over what the guest's dirty bitmap recorded; a
+/// batch left open by an earlier domain counts as every block changed) and
+/// asks the backend to track the guest's writes. The simulator's guests
+/// write no disk.
 pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
-    let spec = build_spec(s, vm)?;
+    let mut spec = build_spec(s, vm)?;
     if s.backend.guests_write_disks() {
-        for d in spec.disks.iter().filter(|d| !d.read_only && !d.cdrom) {
+        for d in spec.disks.iter_mut().filter(|d| !d.read_only && !d.cdrom) {
             if let Some(p) = &d.path {
-                storage::cbt::mark(p, 0, None).map_err(|e| storage::driver::io_error("changed block tracking", e))?;
+                d.track_changes =
+                    storage::cbt::begin(p).map_err(|e| storage::driver::io_error("changed block tracking", e))?;
             }
         }
     }
@@ -198,35 +202,45 @@ pub fn assert_disks_present(s: &Server, vm: &str) -> Result<()> {
     Ok(())
 }
 
-/// Copy `vdi` into the image `target` through the domain that has it
-/// attached read-write on this host, while its guest runs: the hypervisor
-/// copies each block before the guest overwrites it, so the copy is the
-/// disk at one instant, as xapi's snapshot of a disk in use is (reading the
-/// file meanwhile would mix states from the whole time the copy takes).
-/// Ok(false): no running guest writes the disk, the caller copies the file.
-pub async fn copy_in_use(ctx: &Ctx, vdi: &str, target: &std::path::Path) -> Result<bool> {
-    let s = &ctx.server;
+/// The domain on this host whose running (or paused) guest has `vdi`
+/// attached read-write: its VM's uuid and the disk's device. Such a disk
+/// changes under any reader of its file.
+pub fn disk_writer(s: &Server, vdi: &str) -> Option<(String, String)> {
     if !s.backend.guests_write_disks() {
-        return Ok(false);
+        return None;
     }
-    let writer = {
-        let st = s.db.read();
-        let Some(row) = st.get(&CLASS_VDI, vdi) else { return Err(handle_invalid(&CLASS_VDI, vdi)) };
-        row.read(fields::vdi::VBDS).into_iter().find_map(|b| {
-            let br = st.get(&CLASS_VBD, b.as_str())?;
-            if !br.read(B::CURRENTLY_ATTACHED) || br.read(B::MODE) == VbdMode::Ro {
-                return None;
-            }
-            let vm = st.get(vm_c(), br.read(B::VM).as_str())?;
-            let live = matches!(vm.read(F::POWER_STATE), VmPowerState::Running | VmPowerState::Paused);
-            (live && vm.read(F::RESIDENT_ON).as_str() == s.host).then(|| (vm.read(F::UUID), br.read(B::USERDEVICE)))
-        })
-    };
-    let Some((uuid, device)) = writer.filter(|(uuid, _)| s.backend.is_running(uuid)) else { return Ok(false) };
+    let st = s.db.read();
+    let row = st.get(&CLASS_VDI, vdi)?;
+    let (uuid, device) = row.read(fields::vdi::VBDS).into_iter().find_map(|b| {
+        let br = st.get(&CLASS_VBD, b.as_str())?;
+        if !br.read(B::CURRENTLY_ATTACHED) || br.read(B::MODE) == VbdMode::Ro {
+            return None;
+        }
+        let vm = st.get(vm_c(), br.read(B::VM).as_str())?;
+        let live = matches!(vm.read(F::POWER_STATE), VmPowerState::Running | VmPowerState::Paused);
+        (live && vm.read(F::RESIDENT_ON).as_str() == s.host).then(|| (vm.read(F::UUID), br.read(B::USERDEVICE)))
+    })?;
+    s.backend.is_running(&uuid).then_some((uuid, device))
+}
+
+/// Copy the disk `device` of domain `uuid` ([`disk_writer`]) into the image
+/// `target` while its guest runs: the hypervisor copies each block before
+/// the guest overwrites it, so the copy is the disk at one instant, as
+/// xapi's snapshot of a disk in use is (reading the file meanwhile would
+/// mix states from the whole time the copy takes). With `track` (the disk
+/// keeps a changed-block log), the blocks the guest wrote since the last
+/// such copy or since it started, None if unknown.
+pub async fn copy_in_use(
+    ctx: &Ctx,
+    (uuid, device): &(String, String),
+    target: &std::path::Path,
+    track: bool,
+) -> Result<Option<Vec<(u64, u64)>>> {
+    let s = &ctx.server;
     let cancel = ctx.task.as_ref().map(|t| s.tasks.cancel_signal(t));
     let format = disk_format(Some(target));
-    tracing::info!(vm_uuid = %uuid, device = %device, vdi, "copying a disk in use through its domain");
-    s.backend.copy_disk(&uuid, &device, target, format, cancel).await.map_err(|e| be(ctx, e))?;
+    tracing::info!(vm_uuid = %uuid, device = %device, "copying a disk in use through its domain");
+    let dirty = s.backend.copy_disk(uuid, device, target, format, track, cancel).await.map_err(|e| be(ctx, e))?;
     // What QEMU wrote is in the page cache: on disk before the copy counts.
     let t = target.to_path_buf();
     storage::blocking(move || {
@@ -235,7 +249,7 @@ pub async fn copy_in_use(ctx: &Ctx, vdi: &str, target: &std::path::Path) -> Resu
             .map_err(|e| storage::driver::io_error("copying a disk in use", e))
     })
     .await?;
-    Ok(true)
+    Ok(dirty)
 }
 
 /// A VM's VBDs with their VDI and the VDI's file (None for an empty drive
@@ -284,6 +298,7 @@ fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
             path,
             read_only: br.read(B::MODE) == VbdMode::Ro,
             cdrom: br.read(B::TYPE) == VbdType::Cd,
+            track_changes: false,
         })
         .collect();
     let mut nics = Vec::new();

@@ -15,6 +15,7 @@ pub struct Layout {
 }
 
 pub const QMP: &str = "qmp.sock";
+pub const NBD: &str = "nbd.sock";
 pub const AGENT: &str = "qga.sock";
 pub const VNC: &str = "vnc.sock";
 pub const SERIAL: &str = "serial.sock";
@@ -49,6 +50,10 @@ impl Layout {
     /// QEMU's own stderr.
     pub fn log(&self) -> PathBuf {
         self.dir.join("qemu.log")
+    }
+    /// QEMU's NBD server, started only while a dirty bitmap is read.
+    pub fn nbd(&self) -> PathBuf {
+        self.dir.join(NBD)
     }
     /// QEMU's log of the domain's last process, kept when it ends.
     pub fn last_log(&self) -> PathBuf {
@@ -442,8 +447,16 @@ mod tests {
                 format: DiskFormat::Qcow2,
                 read_only: false,
                 cdrom: false,
+                track_changes: true,
             },
-            Disk { device: "3".into(), path: None, format: DiskFormat::Raw, read_only: true, cdrom: true },
+            Disk {
+                device: "3".into(),
+                path: None,
+                format: DiskFormat::Raw,
+                read_only: true,
+                cdrom: true,
+                track_changes: false,
+            },
         ];
         s.nics = vec![Nic { device: "0".into(), mac: "02:00:00:00:00:01".into(), ..Default::default() }];
         let fds = |pairs: &[(&str, RawFd)]| pairs.iter().map(|(d, f)| (d.to_string(), *f)).collect();

@@ -11,6 +11,7 @@
 use super::agent::Agent;
 use super::argv::{self, Launch, Layout};
 use super::confine::{self, ChildSetup, RunAs};
+use super::nbdc;
 use super::probe::{self, Accel, Probe};
 use super::qmp::{Event, EventKind, Qmp};
 use super::QmpError;
@@ -106,6 +107,10 @@ struct Dom {
     exited: tokio::sync::watch::Receiver<bool>,
     /// Unplugs waiting for DEVICE_DELETED, by device id.
     unplugs: HashMap<String, oneshot::Sender<()>>,
+    /// The dirty bitmap recording each tracked disk's writes, by device.
+    bitmaps: HashMap<String, String>,
+    /// Held by a disk copy: QEMU runs one NBD server at a time.
+    copying: Arc<tokio::sync::Mutex<()>>,
     agent: Arc<tokio::sync::Mutex<Option<Agent>>>,
     agent_up: bool,
     stats: Stats,
@@ -465,7 +470,26 @@ impl Qemu {
         let qmp = Arc::new(qmp);
         self.install(spec, domid, pid, layout, qmp, events, Some(child), true);
         guard.armed = false;
+        // Still stopped (-S): the bitmaps see every write the guest makes.
+        for d in spec.disks.iter().filter(|d| d.track_changes && !d.read_only && d.path.is_some()) {
+            self.track(&spec.uuid, &d.device).await;
+        }
         Ok(domid)
+    }
+
+    /// Start a dirty bitmap on a disk. A failure is logged only: the disk
+    /// goes untracked, which its owner treats as every block changed.
+    async fn track(&self, uuid: &str, device: &str) {
+        let Ok(qmp) = self.qmp(uuid) else { return };
+        let Ok(node) = argv::node_id(device) else { return };
+        let name = bitmap_name();
+        let add = json!({ "node": node, "name": name, "granularity": TRACK_GRANULARITY });
+        match qmp.execute("block-dirty-bitmap-add", add).await {
+            Ok(_) => {
+                let _ = self.with(uuid, |d| d.bitmaps.insert(device.to_string(), name));
+            }
+            Err(e) => tracing::warn!(vm_uuid = %uuid, device, "cannot track the disk's writes: {e}"),
+        }
     }
 
     /// Join each NIC's tap to its switch.
@@ -507,6 +531,8 @@ impl Qemu {
                 halt: None,
                 exited,
                 unplugs: HashMap::new(),
+                bitmaps: HashMap::new(),
+                copying: Arc::new(tokio::sync::Mutex::new(())),
                 agent: agent.clone(),
                 agent_up: false,
                 stats: Stats::default(),
@@ -1225,6 +1251,9 @@ impl Qemu {
             return Err(hv("device_add", e));
         }
         self.with(uuid, |d| d.spec.disks.push(disk.clone()))?;
+        if disk.track_changes && !disk.read_only {
+            self.track(uuid, &disk.device).await;
+        }
         Ok(())
     }
 
@@ -1241,7 +1270,10 @@ impl Qemu {
             tracing::debug!(vm_uuid = %uuid, device, "blockdev-del: {e}");
         }
         remove_fdsets(&qmp, uuid, &id, None).await;
-        self.with(uuid, |d| d.spec.disks.retain(|x| x.device != device))?;
+        self.with(uuid, |d| {
+            d.spec.disks.retain(|x| x.device != device);
+            d.bitmaps.remove(device);
+        })?;
         Ok(())
     }
 
@@ -1250,19 +1282,30 @@ impl Qemu {
     /// the guest runs: its backup job copies each block before the guest
     /// overwrites it, so the copy is the disk as it was when the job started
     /// (VDI.snapshot of a disk in use). Zeros stay holes in the target.
+    ///
+    /// With `track`, the same instant (one QMP transaction) freezes the
+    /// disk's dirty bitmap and starts a new one; the frozen one's blocks are
+    /// returned (read through QEMU's NBD server), or None if the disk had
+    /// no bitmap. Without, any bitmap goes.
     pub async fn copy_disk(
         &self,
         uuid: &str,
         device: &str,
         target: &Path,
         format: DiskFormat,
+        track: bool,
         mut cancel: Option<Cancel>,
-    ) -> Result<()> {
-        let (qmp, attached) =
-            self.with(uuid, |d| (d.qmp.clone(), d.spec.disks.iter().any(|x| x.device == device && x.path.is_some())))?;
+    ) -> Result<Option<Vec<(u64, u64)>>> {
+        let (qmp, attached, lock) = self.with(uuid, |d| {
+            let attached = d.spec.disks.iter().any(|x| x.device == device && x.path.is_some());
+            (d.qmp.clone(), attached, d.copying.clone())
+        })?;
         if !attached {
             return Err(BackendError::Unsupported(format!("disk {device} is not attached to the domain")));
         }
+        let _one = lock.lock().await;
+        let old = self.with(uuid, |d| d.bitmaps.get(device).cloned())?;
+        let new = track.then(bitmap_name);
         let (src, id) = (argv::node_id(device)?, format!("copy-{}", argv::disk_id(device)?));
         let fd = open_disk(target, format, false)?;
         let set = add_fd(&qmp, &id, &fd).await?;
@@ -1275,11 +1318,88 @@ impl Qemu {
             remove_fdsets(&qmp, uuid, &id, None).await;
             return Err(hv("blockdev-add", e));
         }
-        let res = copy_job(&qmp, &src, &id, &mut cancel).await;
+        // One instant: the old bitmap stops, a new one starts, the copy begins.
+        let mut actions = Vec::new();
+        if let Some(old) = &old {
+            actions.push(json!({ "type": "block-dirty-bitmap-disable", "data": { "node": src, "name": old } }));
+        }
+        if let Some(new) = &new {
+            let data = json!({ "node": src, "name": new, "granularity": TRACK_GRANULARITY });
+            actions.push(json!({ "type": "block-dirty-bitmap-add", "data": data }));
+        }
+        let job = json!({ "job-id": id, "device": src, "target": id, "sync": "full", "auto-dismiss": false });
+        actions.push(json!({ "type": "blockdev-backup", "data": job }));
+        let res = match qmp.execute("transaction", json!({ "actions": actions })).await {
+            Err(e) => Err(hv("transaction", e)),
+            Ok(_) => {
+                self.with(uuid, |d| match &new {
+                    Some(n) => d.bitmaps.insert(device.to_string(), n.clone()),
+                    None => d.bitmaps.remove(device),
+                })?;
+                wait_job(&qmp, &id, &mut cancel).await
+            }
+        };
         if let Err(e) = qmp.execute("blockdev-del", json!({ "node-name": id })).await {
             tracing::warn!(vm_uuid = %uuid, device, "blockdev-del of a copy's target: {e}");
         }
         remove_fdsets(&qmp, uuid, &id, None).await;
+        let Some(old) = old else { return res.map(|()| None) };
+        if res.is_err() {
+            if let Some(new) = new.as_ref().filter(|_| self.with(uuid, |d| d.bitmaps.contains_key(device)).is_ok()) {
+                // The frozen blocks were not handed over: they stay recorded.
+                let merge = json!({ "node": src, "target": new, "bitmaps": [old] });
+                if let Err(e) = qmp.execute("block-dirty-bitmap-merge", merge).await {
+                    tracing::warn!(vm_uuid = %uuid, device, "keeping a failed copy's dirty blocks: {e}");
+                }
+            }
+            drop_bitmap(&qmp, uuid, &src, &old).await;
+            return res.map(|()| None);
+        }
+        let dirty = self.read_bitmap(uuid, &qmp, &src, &old).await;
+        drop_bitmap(&qmp, uuid, &src, &old).await;
+        match dirty {
+            Ok(d) => Ok(Some(d)),
+            Err(e) => {
+                // The copy is good; only what changed is unknown.
+                tracing::warn!(vm_uuid = %uuid, device, "cannot read the disk's dirty bitmap: {e}");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The dirty blocks of bitmap `name` on node `node`, through an NBD
+    /// export of the node that QEMU serves on a socket in the domain's
+    /// directory for the time of the read.
+    async fn read_bitmap(&self, uuid: &str, qmp: &Qmp, node: &str, name: &str) -> Result<Vec<(u64, u64)>> {
+        let (layout, pid) = self.with(uuid, |d| (d.layout.clone(), d.pid))?;
+        let _ = std::fs::remove_file(layout.nbd());
+        let addr = json!({ "addr": { "type": "unix", "data": { "path": argv::NBD } } });
+        qmp.execute("nbd-server-start", addr).await.map_err(|e| hv("nbd-server-start", e))?;
+        let export = json!({
+            "type": "nbd", "id": name, "node-name": node, "name": name, "writable": false, "bitmaps": [name],
+        });
+        let res = match qmp.execute("block-export-add", export).await {
+            Err(e) => Err(hv("block-export-add", e)),
+            Ok(_) => {
+                let read = async {
+                    let mut s = Listener { path: layout.nbd(), pid }.connect().await?;
+                    nbdc::dirty_ranges(&mut s, name, name).await
+                };
+                let r = tokio::time::timeout(Duration::from_secs(60), read).await;
+                if let Err(e) = qmp.execute("block-export-del", json!({ "id": name, "mode": "hard" })).await {
+                    tracing::warn!(vm_uuid = %uuid, "block-export-del: {e}");
+                }
+                match r {
+                    Ok(Ok(v)) => Ok(v),
+                    Ok(Err(e)) => Err(BackendError::Hypervisor(format!("reading dirty bitmap {name}: {e}"))),
+                    Err(_) => Err(BackendError::Hypervisor(format!("reading dirty bitmap {name}: no answer"))),
+                }
+            }
+        };
+        if let Err(e) = qmp.execute("nbd-server-stop", Value::Null).await {
+            tracing::warn!(vm_uuid = %uuid, "nbd-server-stop: {e}");
+        }
+        let _ = std::fs::remove_file(layout.nbd());
         res
     }
 
@@ -1680,11 +1800,9 @@ fn owns(pid: u32, layout: &Layout) -> bool {
     cmdline.contains("qemu") && (in_dir || cmdline.contains(&layout.qmp().display().to_string()))
 }
 
-/// Run a `sync: full` backup job from node `src` into node `id` (the job
-/// has that id too) until it concludes; cancelled, the job is cancelled.
-async fn copy_job(qmp: &Qmp, src: &str, id: &str, cancel: &mut Option<Cancel>) -> Result<()> {
-    let job = json!({ "job-id": id, "device": src, "target": id, "sync": "full", "auto-dismiss": false });
-    qmp.execute("blockdev-backup", job).await.map_err(|e| hv("blockdev-backup", e))?;
+/// Wait for job `id` (a disk copy) to conclude, then dismiss it; cancelled,
+/// the job is cancelled first.
+async fn wait_job(qmp: &Qmp, id: &str, cancel: &mut Option<Cancel>) -> Result<()> {
     let mut cancelled = false;
     loop {
         if !cancelled && cancellable_sleep(COPY_POLL, cancel).await.is_err() {
@@ -1713,6 +1831,34 @@ async fn copy_job(qmp: &Qmp, src: &str, id: &str, cancel: &mut Option<Cancel>) -
         };
     }
 }
+
+/// Remove a dirty bitmap; an export that still holds it lets go shortly.
+async fn drop_bitmap(qmp: &Qmp, uuid: &str, node: &str, name: &str) {
+    for _ in 0..20 {
+        match qmp.execute("block-dirty-bitmap-remove", json!({ "node": node, "name": name })).await {
+            Ok(_) => return,
+            Err(e) if e.to_string().contains("busy") || e.to_string().contains("in use") => {
+                tokio::time::sleep(COPY_POLL).await;
+            }
+            Err(e) => {
+                tracing::warn!(vm_uuid = %uuid, bitmap = name, "block-dirty-bitmap-remove: {e}");
+                return;
+            }
+        }
+    }
+    tracing::warn!(vm_uuid = %uuid, bitmap = name, "a dirty bitmap stays busy: left in QEMU");
+}
+
+/// A new dirty bitmap's name, unique within any QEMU (one adopted by a
+/// restarted server keeps the bitmaps an earlier server made).
+fn bitmap_name() -> String {
+    static N: AtomicI64 = AtomicI64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("cbt-{}-{}", now.as_nanos(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The granularity of dirty bitmaps: the changed-block log's block.
+const TRACK_GRANULARITY: u64 = 64 << 10;
 
 /// How often a disk copy's progress is looked at.
 const COPY_POLL: Duration = Duration::from_millis(50);
@@ -2019,11 +2165,11 @@ mod tests {
             _ => json!({}),
         });
         let (qmp, _events) = Qmp::handshake(a, Duration::from_secs(5)).await.unwrap();
-        let e = copy_job(&qmp, "node-vbd-0", "copy-vbd-0", &mut None).await.unwrap_err();
+        let e = wait_job(&qmp, "copy-vbd-0", &mut None).await.unwrap_err();
         assert!(matches!(&e, BackendError::Hypervisor(m) if m.contains("No space left")), "{e:?}");
         // The concluded job is dismissed, not left in QEMU's list.
         let seen = seen.lock().unwrap().clone();
-        assert_eq!(seen, ["qmp_capabilities", "blockdev-backup", "query-jobs", "query-jobs", "job-dismiss"]);
+        assert_eq!(seen, ["qmp_capabilities", "query-jobs", "query-jobs", "job-dismiss"]);
     }
 
     #[tokio::test]
@@ -2035,11 +2181,11 @@ mod tests {
         });
         let (qmp, _events) = Qmp::handshake(a, Duration::from_secs(5)).await.unwrap();
         let (tx, rx) = tokio::sync::watch::channel(true);
-        let e = copy_job(&qmp, "node-vbd-1", "copy-vbd-1", &mut Some(rx)).await.unwrap_err();
+        let e = wait_job(&qmp, "copy-vbd-1", &mut Some(rx)).await.unwrap_err();
         drop(tx);
         assert!(matches!(e, BackendError::Cancelled), "{e:?}");
         let seen = seen.lock().unwrap().clone();
-        assert_eq!(seen, ["qmp_capabilities", "blockdev-backup", "job-cancel", "query-jobs", "job-dismiss"]);
+        assert_eq!(seen, ["qmp_capabilities", "job-cancel", "query-jobs", "job-dismiss"]);
     }
 
     async fn recv(rx: &mut broadcast::Receiver<DomainEvent>) -> DomainEvent {

@@ -8,6 +8,7 @@
 //!   (resynchronised with `guest-sync-delimited`);
 //! * [`confine`]: QEMU's own unprivileged user, and the descriptors it is
 //!   handed instead of opening host files;
+//! * `nbdc`: just enough NBD client to read a dirty bitmap's bits;
 //! * [`probe`]: finds `qemu-system-x86_64`, its version, and whether KVM
 //!   really runs guests here or TCG must be used.
 
@@ -15,6 +16,7 @@ pub mod agent;
 pub mod argv;
 mod backend;
 pub mod confine;
+mod nbdc;
 pub mod probe;
 pub mod qmp;
 

@@ -191,12 +191,27 @@ async fn do_plug(ctx: &Ctx, vbd: &str) -> Result<()> {
     let vdi = row.read(fields::vbd::VDI).into_string();
     let path = if empty { None } else { attachable_path(s, &vdi)? };
     let ud = row.read(fields::vbd::USERDEVICE);
+    let read_only = row.read(fields::vbd::MODE) == VbdMode::Ro;
+    let cdrom = row.read(fields::vbd::TYPE) == VbdType::Cd;
+    // A guest's writes to a disk with a changed-block log are tracked as
+    // at a start (see xenops::domain_spec).
+    let track_changes = match &path {
+        Some(p) if s.backend.guests_write_disks() && !read_only && !cdrom => {
+            let p = p.clone();
+            storage::blocking(move || {
+                storage::cbt::begin(&p).map_err(|e| storage::driver::io_error("changed block tracking", e))
+            })
+            .await?
+        }
+        _ => false,
+    };
     let disk = backend::Disk {
         device: ud.clone(),
         format: crate::xenops::disk_format(path.as_deref()),
         path,
-        read_only: row.get(fields::vbd::MODE.index).as_str() == Some("RO"),
-        cdrom: row.get(fields::vbd::TYPE.index).as_str() == Some("CD"),
+        read_only,
+        cdrom,
+        track_changes,
     };
     s.backend.plug_disk(&uuid, &disk).await.map_err(|e| be(ctx, e))?;
     ctx.write(|tx| {

@@ -155,6 +155,27 @@ pub fn end(data: &Path, size: u64, written: &[(u64, u64)]) -> io::Result<()> {
     settled(&log_path(data))
 }
 
+/// A snapshot of the disk at `data` while a guest writes it (under a batch
+/// marker that stays as long as the guest runs): the snapshot's log (beside
+/// `snap`) gets the disk's own bits and `dirty`, the blocks the guest wrote
+/// since the last snapshot (None: every block); the disk's bits are emptied,
+/// its marker kept. The snapshot's log is durable before the disk's is
+/// emptied, so a crash in between only over-claims. False if the disk keeps
+/// no log.
+pub fn hand_over_running(data: &Path, snap: &Path, size: u64, dirty: Option<&[(u64, u64)]>) -> io::Result<bool> {
+    let log = log_path(data);
+    let Some(own) = read_bits(&log)? else { return Ok(false) };
+    let mut map = Bitmap::new(size.max(own.size));
+    map.union(&own);
+    match dirty {
+        Some(rs) => rs.iter().for_each(|(off, len)| map.mark(*off, *len)),
+        None => map.mark_all(),
+    }
+    write(&log_path(snap), &map)?;
+    write(&log, &Bitmap::new(map.size))?;
+    Ok(true)
+}
+
 /// The log's own bits, whatever batch is under way.
 fn read_bits(path: &Path) -> io::Result<Option<Bitmap>> {
     let mut f = match File::open(path) {

@@ -386,7 +386,16 @@ async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: 
         },
     )
     .await?;
-    let tracked = if snapshot {
+    // A disk a running guest writes is copied by its hypervisor, at one
+    // instant; its changed-block log then comes from the guest's dirty
+    // bitmap instead of the file's writers.
+    let target = vdi_path(s, &s.db.read(), &new);
+    let writer = match (&src_path, &target) {
+        (Some(_), Some(_)) => crate::xenops::disk_writer(s, vdi),
+        _ => None,
+    };
+    let live_log = writer.is_some() && src_path.as_ref().is_some_and(|p| cbt::log_path(p).exists());
+    let tracked = if snapshot && writer.is_none() {
         let (s2, v, n) = (s.clone(), vdi.to_string(), new.clone());
         match blocking(move || cbt_snapshot(&s2, &v, &n, false)).await {
             Ok(t) => t,
@@ -399,22 +408,34 @@ async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: 
         false
     };
     if src_path.is_some() {
-        if let Err(e) = copy_vdi_data(ctx, vdi, &new).await {
-            if tracked {
-                // The disk's log went to the snapshot: give it back.
-                let (s2, v, n) = (s.clone(), vdi.to_string(), new.clone());
-                if let Err(e) = blocking(move || cbt_snapshot(&s2, &n, &v, true)).await {
-                    tracing::warn!("VDI {vdi}: could not return its CBT log after a failed snapshot: {e}");
+        let copied = match (&writer, &target) {
+            (Some(w), Some(t)) => crate::xenops::copy_in_use(ctx, w, t, live_log).await,
+            _ => copy_data(ctx, vdi, &new, None, true).await.map(|()| None),
+        };
+        let dirty = match copied {
+            Ok(d) => d,
+            Err(e) => {
+                if tracked {
+                    // The disk's log went to the snapshot: give it back.
+                    let (s2, v, n) = (s.clone(), vdi.to_string(), new.clone());
+                    if let Err(e) = blocking(move || cbt_snapshot(&s2, &n, &v, true)).await {
+                        tracing::warn!("VDI {vdi}: could not return its CBT log after a failed snapshot: {e}");
+                    }
                 }
+                crate::logged("removing a VDI made by a failed copy", destroy_vdi(ctx, &new).await);
+                return Err(e);
             }
-            crate::logged("removing a VDI made by a failed copy", destroy_vdi(ctx, &new).await);
-            return Err(e);
+        };
+        if live_log {
+            let (s2, v, n) = (s.clone(), vdi.to_string(), new.clone());
+            blocking(move || cbt_live_copy(&s2, &v, &n, snapshot, dirty.as_deref())).await?;
         }
     }
     if tracked {
         let (s2, v, n) = (s.clone(), vdi.to_string(), new.clone());
         blocking(move || cbt_snapshot(&s2, &v, &n, true)).await?;
     }
+    let tracked = tracked || (live_log && snapshot);
     ctx.write(|tx| {
         tx.update(vc, &new, |r| {
             // Metadata xapi carries over to clones and snapshots.
@@ -435,21 +456,6 @@ async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: 
     refresh_vdi_usage(ctx, &new).await?;
     refresh_sr_usage(ctx, sr)?;
     Ok(new)
-}
-
-/// Copy a VDI's data into a new VDI: through the domain of the running guest
-/// that writes it, if one does (a copy at one instant), else the file.
-async fn copy_vdi_data(ctx: &Ctx, from: &str, to: &str) -> Result<()> {
-    let target = {
-        let st = ctx.server.db.read();
-        vdi_path(&ctx.server, &st, to)
-    };
-    if let Some(target) = target {
-        if crate::xenops::copy_in_use(ctx, from, &target).await? {
-            return Ok(());
-        }
-    }
-    copy_data(ctx, from, to, None, true).await
 }
 
 /// Copy the data of VDI `from` into VDI `to`. With `base`, only blocks
@@ -968,21 +974,28 @@ fn cbt_chain(st: &State, vdi: &str) -> Vec<String> {
     out
 }
 
-/// VDI.enable_cbt: start an empty log (an existing one is kept).
+/// VDI.enable_cbt: start an empty log (an existing one is kept). On a disk
+/// a running guest writes, the log reads as every block changed until the
+/// next snapshot, from which the guest's dirty bitmap takes over.
 pub async fn cbt_enable(ctx: &Ctx, vdi: &str) -> Result<()> {
     let s = ctx.server.clone();
     let vc = &CLASS_VDI;
-    let (log, size) = {
+    let (data, size) = {
         let st = s.db.read();
         let row = st.get(vc, vdi).ok_or_else(|| crate::handle_invalid(vc, vdi))?;
         let size = row.read(fields::vdi::VIRTUAL_SIZE).max(0) as u64;
-        let log = cbt_log(&s, &st, vdi)
+        let data = vdi_path(&s, &st, vdi)
             .ok_or_else(|| ApiError::VdiMissing { sr: sr_of(&s, vdi).unwrap_or_default(), vdi: vdi.to_string() })?;
-        (log, size)
+        (data, size)
     };
+    let running = crate::xenops::disk_writer(&s, vdi).is_some();
     blocking(move || {
+        let log = cbt::log_path(&data);
         if cbt::read(&log).map_err(cbt_io)?.is_none() {
             cbt::write(&log, &cbt::Bitmap::new(size)).map_err(cbt_io)?;
+        }
+        if running {
+            cbt::begin(&data).map_err(cbt_io)?;
         }
         Ok(())
     })
@@ -1030,6 +1043,21 @@ fn cbt_snapshot(s: &Server, vdi: &str, snap: &str, after_copy: bool) -> Result<b
         cbt::settled(&from).map_err(cbt_io)?;
     }
     Ok(true)
+}
+
+/// After a copy of `vdi` made by the guest's hypervisor while the guest
+/// wrote it: `dirty` is what the guest wrote since the disk's last snapshot
+/// (None: unknown, every block). A snapshot (`new`) takes the disk's log
+/// with those blocks and the disk starts afresh; a plain copy leaves the
+/// log to the disk, with those blocks added. The disk's batch marker (the
+/// guest still runs) stays either way. Blocking.
+fn cbt_live_copy(s: &Server, vdi: &str, new: &str, snapshot: bool, dirty: Option<&[(u64, u64)]>) -> Result<()> {
+    let (Some(data), size) = cbt_target(s, vdi) else { return Ok(()) };
+    if !snapshot {
+        return cbt::mark(&data, size, dirty).map_err(cbt_io);
+    }
+    let Some(snap) = vdi_path(s, &s.db.read(), new) else { return Ok(()) };
+    cbt::hand_over_running(&data, &snap, size, dirty).map(|_| ()).map_err(cbt_io)
 }
 
 /// Before `vdi` (with a log) is destroyed: its blocks move to the next
