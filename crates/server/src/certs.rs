@@ -9,9 +9,9 @@
 //! `emergency_reset_server_certificate` generate a self-signed one like
 //! xapi's: CN and SANs are the host name and address, valid ten years.
 
-use crate::{put, ApiError, Result, Server};
-use model::types::fields;
-use model::{DateTime, Value};
+use crate::{ApiError, Result, Server};
+use model::types::{fields, CertificateType};
+use model::{DateTime, Ref};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
@@ -214,21 +214,20 @@ pub fn record(s: &Server, c: &Checked) -> Result<()> {
             .rows
             .iter()
             .filter(|(_, e)| {
-                e.row.get(fields::certificate::HOST.index).as_str() == Some(host.as_str())
-                    && e.row.get(fields::certificate::TYPE.index).as_str() == Some("host")
+                e.row.read(fields::certificate::HOST).as_str() == host.as_str()
+                    && e.row.read(fields::certificate::TYPE) == CertificateType::Host
             })
             .map(|(r, _)| r.clone())
             .collect();
         for r in old {
             tx.delete(cc, &r);
         }
-        let mut row = store::blank_row(cc);
-        put(&mut row, "uuid", model::new_uuid());
-        put(&mut row, "type", "host");
-        put(&mut row, "host", host.as_str());
-        put(&mut row, "not_before", Value::DateTime(DateTime::utc(nb)));
-        put(&mut row, "not_after", Value::DateTime(DateTime::utc(na)));
-        put(&mut row, "fingerprint", fp.as_str());
+        let mut row = crate::rows::new_row(fields::certificate::UUID);
+        row.write(fields::certificate::TYPE, CertificateType::Host);
+        row.write(fields::certificate::HOST, Ref::new(host.as_str()));
+        row.write(fields::certificate::NOT_BEFORE, DateTime::utc(nb));
+        row.write(fields::certificate::NOT_AFTER, DateTime::utc(na));
+        row.write(fields::certificate::FINGERPRINT, fp.clone());
         tx.insert(&model::new_ref(), row);
         Ok::<_, ApiError>(())
     })?;
@@ -288,8 +287,8 @@ fn ca_rows(s: &Server, name: &str) -> Vec<String> {
         .rows
         .iter()
         .filter(|(_, e)| {
-            e.row.get(fields::certificate::TYPE.index).as_str() == Some("ca")
-                && e.row.get(fields::certificate::NAME.index).as_str() == Some(name)
+            e.row.read(fields::certificate::TYPE) == CertificateType::Ca
+                && e.row.read(fields::certificate::NAME) == name
         })
         .map(|(r, _)| r.clone())
         .collect()
@@ -318,15 +317,13 @@ pub fn install_ca(s: &Server, name: &str, cert: &str) -> Result<()> {
         std::fs::create_dir_all(&dir).map_err(|e| crate::internal(format!("{}: {e}", dir.display())))?;
         write_atomic(&dir.join(name), cert, false).map_err(|e| crate::internal(e.to_string()))?;
     }
-    let cc = &model::schema::CLASS_CERTIFICATE;
     s.db.write(|tx| {
-        let mut row = store::blank_row(cc);
-        put(&mut row, "uuid", model::new_uuid());
-        put(&mut row, "name", name);
-        put(&mut row, "type", "ca");
-        put(&mut row, "not_before", Value::DateTime(DateTime::utc(nb)));
-        put(&mut row, "not_after", Value::DateTime(DateTime::utc(na)));
-        put(&mut row, "fingerprint", fp.as_str());
+        let mut row = crate::rows::new_row(fields::certificate::UUID);
+        row.write(fields::certificate::NAME, name.to_string());
+        row.write(fields::certificate::TYPE, CertificateType::Ca);
+        row.write(fields::certificate::NOT_BEFORE, DateTime::utc(nb));
+        row.write(fields::certificate::NOT_AFTER, DateTime::utc(na));
+        row.write(fields::certificate::FINGERPRINT, fp.clone());
         tx.insert(&model::new_ref(), row);
         Ok::<_, ApiError>(())
     })?;

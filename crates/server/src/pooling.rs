@@ -16,7 +16,7 @@ use model::types::fields::{
     vdi as VDI, vif as VIF, vm as VM,
 };
 use model::types::VmPowerState;
-use model::{Row, Value};
+use model::{Ref, Row, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -952,17 +952,13 @@ fn shared_pbds(tx: &mut store::Txn, host: &str) {
         }
     }
     for (sr, dc) in todo {
-        crate::rows::obj(
-            tx,
-            "PBD",
-            &model::new_ref(),
-            vec![
-                ("host", Value::from(host)),
-                ("SR", Value::from(sr.as_str())),
-                ("device_config", dc),
-                ("currently_attached", Value::Bool(false)),
-            ],
-        );
+        let mut row = crate::rows::new_row(PBD::UUID);
+        row.write(PBD::HOST, Ref::new(host));
+        row.write(PBD::SR, Ref::new(sr));
+        // As the other host's PBD has it, in its key order.
+        row.fields[PBD::DEVICE_CONFIG.index] = dc;
+        row.write(PBD::CURRENTLY_ATTACHED, false);
+        tx.insert(&model::new_ref(), row);
     }
 }
 

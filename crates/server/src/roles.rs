@@ -12,10 +12,10 @@
 //! it), so a permission is fully described by the least role holding it, and
 //! a session by the most privileged role it has.
 
-use crate::{class, put};
 use md5::{Digest, Md5};
 use model::schema::{ClassDef, MsgDef, MsgKind, Role, CLASSES};
-use model::Value;
+use model::types::fields;
+use model::Ref;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use store::Txn;
@@ -160,22 +160,22 @@ fn describe(r: Role) -> &'static str {
 
 /// Insert every role and permission that is missing. Returns how many were added.
 pub fn ensure(tx: &mut Txn) -> usize {
-    let c = class("role");
+    let c = &model::schema::CLASS_ROLE;
     let mut added = 0;
-    let mut perms_of: Vec<Vec<Value>> = vec![Vec::new(); Role::ALL.len()];
+    let mut perms_of: Vec<Vec<Ref<model::types::Role>>> = vec![Vec::new(); Role::ALL.len()];
     for p in permissions() {
         let r = role_ref(&p.wire);
         for (i, role) in Role::ALL.iter().enumerate() {
             if holds(*role, p.min) {
-                perms_of[i].push(Value::String(r.clone()));
+                perms_of[i].push(Ref::new(r.as_str()));
             }
         }
         if !tx.exists(c, &r) {
             let mut row = store::blank_row(c);
-            put(&mut row, "uuid", uuid_of(&p.wire));
-            put(&mut row, "name_label", p.name.as_str());
-            put(&mut row, "name_description", "A basic permission");
-            put(&mut row, "is_internal", true);
+            row.write(fields::role::UUID, uuid_of(&p.wire));
+            row.write(fields::role::NAME_LABEL, p.name.clone());
+            row.write(fields::role::NAME_DESCRIPTION, "A basic permission".to_string());
+            row.write(fields::role::IS_INTERNAL, true);
             tx.insert(&r, row);
             added += 1;
         }
@@ -184,10 +184,10 @@ pub fn ensure(tx: &mut Txn) -> usize {
         let r = role_ref(role.name());
         if !tx.exists(c, &r) {
             let mut row = store::blank_row(c);
-            put(&mut row, "uuid", uuid_of(role.name()));
-            put(&mut row, "name_label", role.name());
-            put(&mut row, "name_description", describe(*role));
-            put(&mut row, "subroles", Value::Array(std::mem::take(&mut perms_of[i])));
+            row.write(fields::role::UUID, uuid_of(role.name()));
+            row.write(fields::role::NAME_LABEL, role.name().to_string());
+            row.write(fields::role::NAME_DESCRIPTION, describe(*role).to_string());
+            row.write(fields::role::SUBROLES, std::mem::take(&mut perms_of[i]));
             tx.insert(&r, row);
             added += 1;
         }
@@ -212,8 +212,8 @@ mod tests {
         assert_eq!(min_role("http/get_export"), Some(Role::VmAdmin));
         assert_eq!(min_role("http/connect_console"), Some(Role::VmOperator));
         assert_eq!(min_role("no.such"), None);
-        let vm = crate::class("VM");
-        let oc = &vm.fields[crate::field(vm, "other_config")];
+        let vm = &model::schema::CLASS_VM;
+        let oc = &vm.fields[fields::vm::OTHER_CONFIG.index];
         assert_eq!(oc.key_role("XenCenter.CustomFields.owner"), Some(("XenCenter.CustomFields.*", Role::VmOperator)));
         assert_eq!(oc.key_role("pci"), Some(("pci", Role::PoolAdmin)));
         assert_eq!(oc.key_role("pcix"), None);

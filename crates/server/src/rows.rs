@@ -19,10 +19,6 @@ pub fn map(kv: &[(&str, &str)]) -> Value {
     Value::Struct(kv.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect())
 }
 
-pub fn strs(items: &[&str]) -> Value {
-    Value::Array(items.iter().map(|s| Value::String(s.to_string())).collect())
-}
-
 /// Insert an object with a fresh uuid (unless given) and the given fields.
 pub fn obj(tx: &mut Txn, cls: &str, r: &str, fields: Vec<(&str, Value)>) -> Row {
     let c = class(cls);

@@ -3,11 +3,16 @@
 //! CPUs, the control domain, local and ISO storage, the management network,
 //! roles and the default templates). Runs once per data directory.
 
-use crate::rows::{map, obj, strs, PLATFORM_VERSION, PRODUCT_BRAND, PRODUCT_VERSION, XAPI_VERSION};
-use crate::{class, field, roles, ApiError, Result};
+use crate::rows::{map, PLATFORM_VERSION, PRODUCT_BRAND, PRODUCT_VERSION, XAPI_VERSION};
+use crate::{roles, ApiError, Result};
 use backend::HostFacts;
 use model::types::fields::{
-    host as H, host_cpu as C, host_metrics as HM, pif as PIF, pif_metrics as PM, pool as P, vm as V, vm_metrics as VM,
+    console as CON, host as H, host_cpu as C, host_metrics as HM, network as N, pbd as PBD, pif as PIF,
+    pif_metrics as PM, pool as P, sr as SR, vm as V, vm_metrics as VM,
+};
+use model::types::{
+    ConsoleProtocol, DomainType, IpConfigurationMode, OnCrashBehaviour, OnNormalExit, PifIgmpStatus,
+    PrimaryAddressType, VmPowerState,
 };
 use model::{DateTime, Ref, Value};
 use store::{Db, Txn};
@@ -87,6 +92,10 @@ const RESTRICTIONS: &[&str] = &[
 /// NOT_IMPLEMENTED).
 const UNAVAILABLE: &[&str] = &["restrict_vtpm"];
 
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
 fn restrictions(extra: &[(&str, &str)]) -> Value {
     let mut kv: Vec<(&str, &str)> =
         RESTRICTIONS.iter().map(|k| (*k, if UNAVAILABLE.contains(k) { "true" } else { "false" })).collect();
@@ -159,182 +168,143 @@ fn seed_tx(
         ("serialnumber", ""),
     ];
     license.push(("restrict_zstd_export", "false"));
-    obj(tx, "host_metrics", &host_metrics, vec![("live", Value::Bool(true)), ("last_updated", Value::DateTime(now))]);
+    let mut row = crate::rows::new_row(HM::UUID);
+    row.write(HM::LIVE, true);
+    row.write(HM::LAST_UPDATED, now);
+    tx.insert(&host_metrics, row);
     let iqn = format!("iqn.2026-11.org.xapi-rs:{}", &host_uuid[..8]);
-    obj(
-        tx,
-        "host",
-        &host,
-        vec![
-            ("uuid", Value::from(host_uuid.as_str())),
-            ("name_label", Value::from(hostname)),
-            ("name_description", Value::from("Default install")),
-            ("hostname", Value::from(hostname)),
-            ("address", Value::from(address)),
-            ("API_version_major", Value::Int(model::schema::API_VERSION_MAJOR)),
-            ("API_version_minor", Value::Int(model::schema::API_VERSION_MINOR)),
-            ("API_version_vendor", Value::from("XenSource")),
-            ("enabled", Value::Bool(true)),
-            ("software_version", sv),
-            ("other_config", map(&[("boot_time", &boot), ("agent_start_time", &boot), ("iscsi_iqn", &iqn)])),
-            ("logging", Value::empty_map()),
-            ("capabilities", strs(&["xen-3.0-x86_64", "hvm-3.0-x86_32", "hvm-3.0-x86_32p", "hvm-3.0-x86_64"])),
-            ("cpu_configuration", Value::empty_map()),
-            ("sched_policy", Value::from("credit")),
-            ("supported_bootloaders", strs(&["pygrub", "eliloader"])),
-            ("license_params", restrictions(&license)),
-            ("license_server", map(&[("address", "localhost"), ("port", "27000")])),
-            ("edition", Value::from("free")),
-            ("metrics", Value::from(host_metrics.as_str())),
-            ("chipset_info", map(&[("iommu", "false"), ("hvm", "true")])),
-            (
-                "bios_strings",
-                map(&[
-                    ("bios-vendor", "xapi-rs"),
-                    ("bios-version", "1.0"),
-                    ("system-manufacturer", "xapi-rs"),
-                    ("system-product-name", "Simulated host"),
-                    ("system-version", "1.0"),
-                    ("system-serial-number", &host_uuid[..8]),
-                    ("baseboard-manufacturer", "xapi-rs"),
-                    ("hp-rombios", ""),
-                    ("oem-1", "Xen"),
-                    ("oem-2", "MS_VM_CERT/SHA1/bdbeb6e0a816d43fa6d3fe8aaef04c2bad9d3e3d"),
-                ]),
-            ),
-            ("external_auth_type", Value::from("")),
-            ("external_auth_service_name", Value::from("")),
-            ("power_on_mode", Value::from("")),
-            ("iscsi_iqn", Value::from(iqn.as_str())),
-            ("multipathing", Value::Bool(false)),
-            ("virtual_hardware_platform_versions", Value::Array(vec![Value::Int(0), Value::Int(1), Value::Int(2)])),
-            ("control_domain", Value::from(dom0.as_str())),
-            ("ssl_legacy", Value::Bool(false)),
-            ("tls_verification_enabled", Value::Bool(true)),
-            ("last_software_update", Value::DateTime(now)),
-            ("https_only", Value::Bool(false)),
-            ("suspend_image_sr", Value::from(local_sr.as_str())),
-            ("crash_dump_sr", Value::from(local_sr.as_str())),
-        ],
-    );
+    // Maps of several keys go in as written here, in this key order (a
+    // typed map write would sort them).
+    let mut row = store::blank_row(H::UUID.class);
+    row.write(H::UUID, host_uuid.clone());
+    row.write(H::NAME_LABEL, hostname.to_string());
+    row.write(H::NAME_DESCRIPTION, "Default install".to_string());
+    row.write(H::HOSTNAME, hostname.to_string());
+    row.write(H::ADDRESS, address.to_string());
+    row.write(H::API_VERSION_MAJOR, model::schema::API_VERSION_MAJOR);
+    row.write(H::API_VERSION_MINOR, model::schema::API_VERSION_MINOR);
+    row.write(H::API_VERSION_VENDOR, "XenSource".to_string());
+    row.write(H::ENABLED, true);
+    row.fields[H::SOFTWARE_VERSION.index] = sv;
+    row.fields[H::OTHER_CONFIG.index] = map(&[("boot_time", &boot), ("agent_start_time", &boot), ("iscsi_iqn", &iqn)]);
+    row.write(H::LOGGING, Default::default());
+    row.write(H::CAPABILITIES, strings(&["xen-3.0-x86_64", "hvm-3.0-x86_32", "hvm-3.0-x86_32p", "hvm-3.0-x86_64"]));
+    row.write(H::CPU_CONFIGURATION, Default::default());
+    row.write(H::SCHED_POLICY, "credit".to_string());
+    row.write(H::SUPPORTED_BOOTLOADERS, strings(&["pygrub", "eliloader"]));
+    row.fields[H::LICENSE_PARAMS.index] = restrictions(&license);
+    row.fields[H::LICENSE_SERVER.index] = map(&[("address", "localhost"), ("port", "27000")]);
+    row.write(H::EDITION, "free".to_string());
+    row.write(H::METRICS, Ref::new(host_metrics.as_str()));
+    row.fields[H::CHIPSET_INFO.index] = map(&[("iommu", "false"), ("hvm", "true")]);
+    row.fields[H::BIOS_STRINGS.index] = map(&[
+        ("bios-vendor", "xapi-rs"),
+        ("bios-version", "1.0"),
+        ("system-manufacturer", "xapi-rs"),
+        ("system-product-name", "Simulated host"),
+        ("system-version", "1.0"),
+        ("system-serial-number", &host_uuid[..8]),
+        ("baseboard-manufacturer", "xapi-rs"),
+        ("hp-rombios", ""),
+        ("oem-1", "Xen"),
+        ("oem-2", "MS_VM_CERT/SHA1/bdbeb6e0a816d43fa6d3fe8aaef04c2bad9d3e3d"),
+    ]);
+    row.write(H::EXTERNAL_AUTH_TYPE, String::new());
+    row.write(H::EXTERNAL_AUTH_SERVICE_NAME, String::new());
+    row.write(H::POWER_ON_MODE, String::new());
+    row.write(H::ISCSI_IQN, iqn.clone());
+    row.write(H::MULTIPATHING, false);
+    row.write(H::VIRTUAL_HARDWARE_PLATFORM_VERSIONS, vec![0, 1, 2]);
+    row.write(H::CONTROL_DOMAIN, Ref::new(dom0.as_str()));
+    row.write(H::SSL_LEGACY, false);
+    row.write(H::TLS_VERIFICATION_ENABLED, true);
+    row.write(H::LAST_SOFTWARE_UPDATE, now);
+    row.write(H::HTTPS_ONLY, false);
+    row.write(H::SUSPEND_IMAGE_SR, Ref::new(local_sr.as_str()));
+    row.write(H::CRASH_DUMP_SR, Ref::new(local_sr.as_str()));
+    tx.insert(&host, row);
 
     // The control domain.
     let dom0_metrics = model::new_ref();
-    obj(
-        tx,
-        "VM_metrics",
-        &dom0_metrics,
-        vec![
-            ("state", strs(&["running"])),
-            ("start_time", Value::DateTime(now)),
-            ("install_time", Value::DateTime(now)),
-            ("last_updated", Value::DateTime(now)),
-            ("current_domain_type", Value::from("pv")),
-        ],
-    );
-    obj(
-        tx,
-        "VM",
-        &dom0,
-        vec![
-            ("name_label", Value::from(format!("Control domain on host: {hostname}"))),
-            ("name_description", Value::from("The domain which manages physical devices and manages other domains")),
-            ("power_state", Value::from("Running")),
-            ("is_control_domain", Value::Bool(true)),
-            ("resident_on", Value::from(host.as_str())),
-            ("domid", Value::Int(0)),
-            ("memory_overhead", Value::Int(0)),
-            ("actions_after_shutdown", Value::from("destroy")),
-            ("actions_after_reboot", Value::from("destroy")),
-            ("actions_after_crash", Value::from("destroy")),
-            ("metrics", Value::from(dom0_metrics.as_str())),
-            ("domain_type", Value::from("pv")),
-            ("user_version", Value::Int(1)),
-            ("is_a_template", Value::Bool(false)),
-            ("other_config", map(&[("storage_driver_domain", &dom0)])),
-        ],
-    );
+    let mut row = crate::rows::new_row(VM::UUID);
+    row.write(VM::STATE, strings(&["running"]));
+    row.write(VM::START_TIME, now);
+    row.write(VM::INSTALL_TIME, now);
+    row.write(VM::LAST_UPDATED, now);
+    row.write(VM::CURRENT_DOMAIN_TYPE, DomainType::Pv);
+    tx.insert(&dom0_metrics, row);
+    let mut row = crate::rows::new_row(V::UUID);
+    row.write(V::NAME_LABEL, format!("Control domain on host: {hostname}"));
+    row.write(V::NAME_DESCRIPTION, "The domain which manages physical devices and manages other domains".to_string());
+    row.write(V::POWER_STATE, VmPowerState::Running);
+    row.write(V::IS_CONTROL_DOMAIN, true);
+    row.write(V::RESIDENT_ON, Ref::new(host.as_str()));
+    row.write(V::DOMID, 0);
+    row.write(V::MEMORY_OVERHEAD, 0);
+    row.write(V::ACTIONS_AFTER_SHUTDOWN, OnNormalExit::Destroy);
+    row.write(V::ACTIONS_AFTER_REBOOT, OnNormalExit::Destroy);
+    row.write(V::ACTIONS_AFTER_CRASH, OnCrashBehaviour::Destroy);
+    row.write(V::METRICS, Ref::new(dom0_metrics.as_str()));
+    row.write(V::DOMAIN_TYPE, DomainType::Pv);
+    row.write(V::USER_VERSION, 1);
+    row.write(V::IS_A_TEMPLATE, false);
+    row.write(V::OTHER_CONFIG, [("storage_driver_domain".to_string(), dom0.clone())].into());
+    tx.insert(&dom0, row);
     let dom0_console = model::new_ref();
     let cuuid = model::new_uuid();
-    obj(
-        tx,
-        "console",
-        &dom0_console,
-        vec![
-            ("uuid", Value::from(cuuid.as_str())),
-            ("protocol", Value::from("rfb")),
-            ("location", Value::from(format!("https://{address}/console?uuid={cuuid}"))),
-            ("VM", Value::from(dom0.as_str())),
-        ],
-    );
+    let mut row = store::blank_row(CON::UUID.class);
+    row.write(CON::UUID, cuuid.clone());
+    row.write(CON::PROTOCOL, ConsoleProtocol::Rfb);
+    row.write(CON::LOCATION, format!("https://{address}/console?uuid={cuuid}"));
+    row.write(CON::VM, Ref::new(dom0.as_str()));
+    tx.insert(&dom0_console, row);
 
     // Storage: storage managers (one per driver), the local SR and the ISO library.
     crate::storage::sm::sync(tx);
     let sr_dir = data_dir.join("sr");
     let local_uuid = model::new_uuid();
-    obj(
-        tx,
-        "SR",
-        &local_sr,
-        vec![
-            ("uuid", Value::from(local_uuid.as_str())),
-            ("name_label", Value::from("Local storage")),
-            ("name_description", Value::from("")),
-            ("type", Value::from("ext")),
-            ("content_type", Value::from("user")),
-            ("shared", Value::Bool(false)),
-            ("physical_size", Value::Int(LOCAL_SR_SIZE)),
-            ("physical_utilisation", Value::Int(0)),
-            ("virtual_allocation", Value::Int(0)),
-            (
-                "other_config",
-                map(&[("i18n-key", "local-storage"), ("i18n-original-value-name_label", "Local storage")]),
-            ),
-            ("sm_config", map(&[("devserial", "")])),
-        ],
-    );
+    let mut row = store::blank_row(SR::UUID.class);
+    row.write(SR::UUID, local_uuid.clone());
+    row.write(SR::NAME_LABEL, "Local storage".to_string());
+    row.write(SR::NAME_DESCRIPTION, String::new());
+    row.write(SR::TYPE, "ext".to_string());
+    row.write(SR::CONTENT_TYPE, "user".to_string());
+    row.write(SR::SHARED, false);
+    row.write(SR::PHYSICAL_SIZE, LOCAL_SR_SIZE);
+    row.write(SR::PHYSICAL_UTILISATION, 0);
+    row.write(SR::VIRTUAL_ALLOCATION, 0);
+    row.fields[SR::OTHER_CONFIG.index] =
+        map(&[("i18n-key", "local-storage"), ("i18n-original-value-name_label", "Local storage")]);
+    row.write(SR::SM_CONFIG, [("devserial".to_string(), String::new())].into());
+    tx.insert(&local_sr, row);
     let iso_uuid = model::new_uuid();
-    obj(
-        tx,
-        "SR",
-        &iso_sr,
-        vec![
-            ("uuid", Value::from(iso_uuid.as_str())),
-            ("name_label", Value::from("XenServer Tools")),
-            ("name_description", Value::from("XenServer Tools ISOs")),
-            ("type", Value::from("iso")),
-            ("content_type", Value::from("iso")),
-            ("shared", Value::Bool(true)),
-            (
-                "other_config",
-                map(&[
-                    ("xenserver_tools_sr", "true"),
-                    ("i18n-key", "xenserver-tools"),
-                    ("i18n-original-value-name_label", "XenServer Tools"),
-                    ("i18n-original-value-name_description", "XenServer Tools ISOs"),
-                ]),
-            ),
-            ("sm_config", Value::empty_map()),
-        ],
-    );
+    let mut row = store::blank_row(SR::UUID.class);
+    row.write(SR::UUID, iso_uuid.clone());
+    row.write(SR::NAME_LABEL, "XenServer Tools".to_string());
+    row.write(SR::NAME_DESCRIPTION, "XenServer Tools ISOs".to_string());
+    row.write(SR::TYPE, "iso".to_string());
+    row.write(SR::CONTENT_TYPE, "iso".to_string());
+    row.write(SR::SHARED, true);
+    row.fields[SR::OTHER_CONFIG.index] = map(&[
+        ("xenserver_tools_sr", "true"),
+        ("i18n-key", "xenserver-tools"),
+        ("i18n-original-value-name_label", "XenServer Tools"),
+        ("i18n-original-value-name_description", "XenServer Tools ISOs"),
+    ]);
+    row.write(SR::SM_CONFIG, Default::default());
+    tx.insert(&iso_sr, row);
     let local_path = sr_dir.join(&local_uuid).to_string_lossy().to_string();
     let iso_path = sr_dir.join(&iso_uuid).to_string_lossy().to_string();
     for (sr, dc) in [
         (&local_sr, map(&[("device", "/dev/sda3"), ("path", &local_path)])),
         (&iso_sr, map(&[("location", &iso_path), ("legacy_mode", "true")])),
     ] {
-        let r = model::new_ref();
-        obj(
-            tx,
-            "PBD",
-            &r,
-            vec![
-                ("host", Value::from(host.as_str())),
-                ("SR", Value::from(sr.as_str())),
-                ("device_config", dc),
-                ("currently_attached", Value::Bool(true)),
-            ],
-        );
+        let mut row = crate::rows::new_row(PBD::UUID);
+        row.write(PBD::HOST, Ref::new(host.as_str()));
+        row.write(PBD::SR, Ref::new(sr.as_str()));
+        row.fields[PBD::DEVICE_CONFIG.index] = dc;
+        row.write(PBD::CURRENTLY_ATTACHED, true);
+        tx.insert(&model::new_ref(), row);
     }
 
     // The management network, on the backend's first NIC (the simulator's
@@ -348,71 +318,58 @@ fn seed_tx(
     });
     let pif = model::new_ref();
     let pif_metrics = model::new_ref();
-    obj(
-        tx,
-        "network",
-        &network,
-        vec![
-            ("name_label", Value::from(format!("Pool-wide network associated with {}", nic.device))),
-            ("name_description", Value::from("")),
-            ("bridge", Value::from("xenbr0")),
-            ("MTU", Value::Int(1500)),
-            ("managed", Value::Bool(true)),
-            ("other_config", map(&[("automatic", "true")])),
-            ("purpose", Value::Array(vec![])),
-        ],
-    );
-    obj(tx, "PIF_metrics", &pif_metrics, vec![("last_updated", Value::DateTime(now))]);
-    obj(
-        tx,
-        "PIF",
-        &pif,
-        vec![
-            ("device", Value::from(nic.device.as_str())),
-            ("network", Value::from(network.as_str())),
-            ("host", Value::from(host.as_str())),
-            ("MAC", Value::from(nic.mac.as_str())),
-            ("MTU", Value::Int(1500)),
-            ("VLAN", Value::Int(-1)),
-            ("metrics", Value::from(pif_metrics.as_str())),
-            ("physical", Value::Bool(true)),
-            ("currently_attached", Value::Bool(true)),
-            ("ip_configuration_mode", Value::from("Static")),
-            ("IP", Value::from(address)),
-            ("netmask", Value::from("255.0.0.0")),
-            ("gateway", Value::from("")),
-            ("DNS", Value::from("")),
-            ("management", Value::Bool(true)),
-            ("primary_address_type", Value::from("IPv4")),
-            ("managed", Value::Bool(true)),
-            ("properties", map(&[("gro", "on")])),
-            ("capabilities", strs(&["fcoe"])),
-            ("igmp_snooping_status", Value::from("disabled")),
-        ],
-    );
+    let mut row = crate::rows::new_row(N::UUID);
+    row.write(N::NAME_LABEL, format!("Pool-wide network associated with {}", nic.device));
+    row.write(N::NAME_DESCRIPTION, String::new());
+    row.write(N::BRIDGE, "xenbr0".to_string());
+    row.write(N::MTU, 1500);
+    row.write(N::MANAGED, true);
+    row.write(N::OTHER_CONFIG, [("automatic".to_string(), "true".to_string())].into());
+    row.write(N::PURPOSE, vec![]);
+    tx.insert(&network, row);
+    let mut row = crate::rows::new_row(PM::UUID);
+    row.write(PM::LAST_UPDATED, now);
+    tx.insert(&pif_metrics, row);
+    let mut row = crate::rows::new_row(PIF::UUID);
+    row.write(PIF::DEVICE, nic.device.clone());
+    row.write(PIF::NETWORK, Ref::new(network.as_str()));
+    row.write(PIF::HOST, Ref::new(host.as_str()));
+    row.write(PIF::MAC, nic.mac.clone());
+    row.write(PIF::MTU, 1500);
+    row.write(PIF::VLAN, -1);
+    row.write(PIF::METRICS, Ref::new(pif_metrics.as_str()));
+    row.write(PIF::PHYSICAL, true);
+    row.write(PIF::CURRENTLY_ATTACHED, true);
+    row.write(PIF::IP_CONFIGURATION_MODE, IpConfigurationMode::Static);
+    row.write(PIF::IP, address.to_string());
+    row.write(PIF::NETMASK, "255.0.0.0".to_string());
+    row.write(PIF::GATEWAY, String::new());
+    row.write(PIF::DNS, String::new());
+    row.write(PIF::MANAGEMENT, true);
+    row.write(PIF::PRIMARY_ADDRESS_TYPE, PrimaryAddressType::Ipv4);
+    row.write(PIF::MANAGED, true);
+    row.write(PIF::PROPERTIES, [("gro".to_string(), "on".to_string())].into());
+    row.write(PIF::CAPABILITIES, strings(&["fcoe"]));
+    row.write(PIF::IGMP_SNOOPING_STATUS, PifIgmpStatus::Disabled);
+    tx.insert(&pif, row);
 
     // The pool.
-    obj(
-        tx,
-        "pool",
-        &pool,
-        vec![
-            ("name_label", Value::from("")),
-            ("name_description", Value::from("")),
-            ("master", Value::from(host.as_str())),
-            ("default_SR", Value::from(local_sr.as_str())),
-            ("suspend_image_SR", Value::from(local_sr.as_str())),
-            ("crash_dump_SR", Value::from(local_sr.as_str())),
-            ("restrictions", restrictions(&[])),
-            ("ha_allow_overcommit", Value::Bool(false)),
-            ("ha_host_failures_to_tolerate", Value::Int(0)),
-            ("ha_plan_exists_for", Value::Int(0)),
-            ("gui_config", Value::empty_map()),
-            ("migration_compression", Value::Bool(false)),
-            ("coordinator_bias", Value::Bool(true)),
-            ("other_config", map(&[("memory-ratio-hvm", "0.25"), ("memory-ratio-pv", "0.25")])),
-        ],
-    );
+    let mut row = crate::rows::new_row(P::UUID);
+    row.write(P::NAME_LABEL, String::new());
+    row.write(P::NAME_DESCRIPTION, String::new());
+    row.write(P::MASTER, Ref::new(host.as_str()));
+    row.write(P::DEFAULT_SR, Ref::new(local_sr.as_str()));
+    row.write(P::SUSPEND_IMAGE_SR, Ref::new(local_sr.as_str()));
+    row.write(P::CRASH_DUMP_SR, Ref::new(local_sr.as_str()));
+    row.fields[P::RESTRICTIONS.index] = restrictions(&[]);
+    row.write(P::HA_ALLOW_OVERCOMMIT, false);
+    row.write(P::HA_HOST_FAILURES_TO_TOLERATE, 0);
+    row.write(P::HA_PLAN_EXISTS_FOR, 0);
+    row.write(P::GUI_CONFIG, Default::default());
+    row.write(P::MIGRATION_COMPRESSION, false);
+    row.write(P::COORDINATOR_BIAS, true);
+    row.fields[P::OTHER_CONFIG.index] = map(&[("memory-ratio-hvm", "0.25"), ("memory-ratio-pv", "0.25")]);
+    tx.insert(&pool, row);
 
     crate::ops::templates::seed(tx, &local_uuid)?;
     apply_host_facts(tx, &pool, &host, facts);
@@ -591,9 +548,9 @@ pub fn refresh(db: &Db) -> Result<()> {
     let (_, c) = db.write(|tx| {
         roles::ensure(tx);
         // Stores seeded before these were restricted say so too.
-        for (class_name, map_field) in [("pool", "restrictions"), ("host", "license_params")] {
-            let c = class(class_name);
-            let i = field(c, map_field);
+        for (c, i) in
+            [(P::RESTRICTIONS.class, P::RESTRICTIONS.index), (H::LICENSE_PARAMS.class, H::LICENSE_PARAMS.index)]
+        {
             for r in tx.refs(c) {
                 let stale = tx
                     .get(c, &r)

@@ -4,7 +4,7 @@
 use super::transfer::{self, HttpTask};
 use super::{Auth, Head, Reply};
 use crate::importexport::export::{self, Options};
-use crate::{field, lifecycle, storage, ApiError, Result, Server};
+use crate::{lifecycle, storage, ApiError, Result, Server};
 use model::schema::{CLASS_VDI, CLASS_VM};
 use model::types::fields;
 use model::Value;
@@ -195,11 +195,10 @@ fn all_vms(s: &Server, include_dom0: bool) -> Vec<String> {
         .table(vmc)
         .iter()
         .filter(|(_, r)| {
-            let b = |f: &str| r.get(field(vmc, f)).as_bool() == Some(true);
-            let default = b("is_default_template")
-                || (b("is_a_template")
+            let default = r.read(fields::vm::IS_DEFAULT_TEMPLATE)
+                || (r.read(fields::vm::IS_A_TEMPLATE)
                     && r.get(fields::vm::OTHER_CONFIG.index).map_str("default_template") == Some("true"));
-            !default && (include_dom0 || !b("is_control_domain")) && !b("is_a_snapshot")
+            !default && (include_dom0 || !r.read(fields::vm::IS_CONTROL_DOMAIN)) && !r.read(fields::vm::IS_A_SNAPSHOT)
         })
         .map(|(r, _)| r.clone())
         .collect();

@@ -5,8 +5,8 @@
 use super::{Head, Reply};
 use crate::rrd::export::{self, Cf};
 use crate::rrd::Rrd;
-use crate::{field, Server};
-use model::schema::{CLASS_HOST, CLASS_SR, CLASS_VM};
+use crate::Server;
+use model::schema::{CLASS_SR, CLASS_VM};
 use model::types::fields;
 use std::io;
 use tokio::io::AsyncWriteExt;
@@ -208,23 +208,18 @@ pub async fn metrics(s: &Server, head: &Head, reply: &mut Reply<'_>) -> io::Resu
                 Some((r.get(uuid).as_str()?.to_string(), r.get(label).as_str().unwrap_or("").to_string()))
             })
             .collect();
-        let f = |n: &str| field(sr_c, n);
-        let text = |r: &model::Row, n: &str| r.get(f(n)).as_str().unwrap_or("").to_string();
         let srs: Vec<SrRow> = st
             .table(sr_c)
             .iter()
             .map(|(_, r)| SrRow {
-                uuid: text(r, "uuid"),
-                name: text(r, "name_label"),
-                size: r.get(f("physical_size")).as_int().unwrap_or(0),
-                used: r.get(f("physical_utilisation")).as_int().unwrap_or(0),
+                uuid: r.read(fields::sr::UUID),
+                name: r.read(fields::sr::NAME_LABEL),
+                size: r.read(fields::sr::PHYSICAL_SIZE),
+                used: r.read(fields::sr::PHYSICAL_UTILISATION),
             })
             .collect();
-        let hc = &CLASS_HOST;
-        let host_field = |n: &str| {
-            st.get(hc, &s.host).and_then(|h| h.get(field(hc, n)).as_str().map(str::to_string)).unwrap_or_default()
-        };
-        (names, srs, host_field("uuid"), host_field("name_label"))
+        let host_field = |f| st.read(&s.host, f).unwrap_or_default();
+        (names, srs, host_field(fields::host::UUID), host_field(fields::host::NAME_LABEL))
     };
     // Only each RRD's newest points are copied (under the lock).
     let (host, vms, sr_rrds) = {

@@ -5,12 +5,12 @@
 //! made is recorded in [`Created`] so a failed import can be undone.
 
 use super::row_from_record;
-use crate::{field, put, storage, ApiError, Ctx, Result};
+use crate::{storage, ApiError, Ctx, Result};
 use model::schema::{
     CLASS_HOST, CLASS_NETWORK, CLASS_SR, CLASS_TASK, CLASS_VBD, CLASS_VDI, CLASS_VIF, CLASS_VM, CLASS_VM_GUEST_METRICS,
 };
-use model::types::fields;
-use model::{Row, Value, NULL_REF};
+use model::types::{fields, VbdType, VmOperations, VmPowerState};
+use model::{Ref, Row, Value, NULL_REF};
 use std::collections::{HashMap, HashSet};
 use xva::{Header, Object};
 
@@ -86,10 +86,6 @@ fn s(v: Option<&Value>) -> String {
     v.and_then(|v| v.as_str()).unwrap_or("").to_string()
 }
 
-fn rs(row: &Row, name: &str) -> String {
-    row.get(field(row.class, name)).as_str().unwrap_or("").to_string()
-}
-
 fn is_ref(v: &str) -> bool {
     !v.is_empty() && v != NULL_REF
 }
@@ -158,15 +154,15 @@ fn vm_plan(ctx: &Ctx, cfg: &Config, o: &Object) -> Result<VmPlan> {
     if cfg.restore {
         if let Some(existing) = st.table(vmc).by_uuid(&uuid) {
             let row = st.get(vmc, existing).cloned().ok_or_else(|| crate::internal("VM vanished"))?;
-            let ps = rs(&row, "power_state");
-            if ps != "Halted" {
+            let ps = row.read(fields::vm::POWER_STATE);
+            if ps != VmPowerState::Halted {
                 if cfg.force {
                     return Ok(VmPlan::Skip);
                 }
                 return Err(ApiError::VmBadPowerState {
                     vm: existing.to_string(),
                     expected: "Halted".into(),
-                    actual: ps,
+                    actual: ps.as_str().to_string(),
                 });
             }
             let have = row.read(fields::vm::VERSION);
@@ -198,7 +194,7 @@ fn assert_mac_seeds(ctx: &Ctx, h: &Header) -> Result<()> {
         for (_, row) in st.table(vmc).iter() {
             let theirs = row.get(fields::vm::OTHER_CONFIG.index).map_str("mac_seed");
             let snapshot = row.read(fields::vm::IS_A_SNAPSHOT);
-            if theirs == Some(seed) && !snapshot && rs(row, "uuid") != uuid {
+            if theirs == Some(seed) && !snapshot && row.read(fields::vm::UUID) != uuid {
                 return Err(ApiError::DuplicateMacSeed { seed: seed.to_string() });
             }
         }
@@ -297,11 +293,11 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
                         msg: format!("VDI {}: virtual_size {size} is out of range", o.id),
                     });
                 }
-                put(&mut row, "SR", sr.as_str());
-                put(&mut row, "snapshot_of", NULL_REF);
-                put(&mut row, "parent", NULL_REF);
-                put(&mut row, "current_operations", Value::empty_map());
-                put(&mut row, "allowed_operations", Value::empty_set());
+                row.write(fields::vdi::SR, Ref::new(sr.as_str()));
+                row.write(fields::vdi::SNAPSHOT_OF, Ref::null());
+                row.write(fields::vdi::PARENT, Ref::null());
+                row.write(fields::vdi::CURRENT_OPERATIONS, Default::default());
+                row.write(fields::vdi::ALLOWED_OPERATIONS, vec![]);
                 let r = storage::create_vdi_row(ctx, row).await?;
                 out.note_vdi(&o.id, &r, size as u64);
             }
@@ -314,7 +310,9 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
                 let by_location = sr.as_ref().and_then(|sr| {
                     st.table(vdic)
                         .iter()
-                        .find(|(_, r)| rs(r, "SR") == *sr && rs(r, "location") == location)
+                        .find(|(_, r)| {
+                            r.read(fields::vdi::SR).as_str() == sr && r.read(fields::vdi::LOCATION) == location
+                        })
                         .map(|(r, _)| r.clone())
                 });
                 match by_map.or(by_location) {
@@ -378,7 +376,7 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
     let res = ctx.write(|tx| {
         for o in of("VM_guest_metrics") {
             let mut row = row_from_record(&CLASS_VM_GUEST_METRICS, &o.id, &o.snapshot, &table)?;
-            put(&mut row, "uuid", model::new_uuid());
+            row.write(fields::vm_guest_metrics::UUID, model::new_uuid());
             tx.insert(&table[&o.id], row);
         }
         for (o, plan) in &plans {
@@ -389,13 +387,14 @@ async fn build(ctx: &Ctx, h: &Header, cfg: &Config, out: &mut Created) -> Result
         }
         for (o, bridge_free) in &nets {
             let mut row = row_from_record(&CLASS_NETWORK, &o.id, &o.snapshot, &table)?;
-            put(&mut row, "uuid", model::new_uuid());
+            row.write(fields::network::UUID, model::new_uuid());
             if !bridge_free {
-                put(&mut row, "bridge", "");
+                row.write(fields::network::BRIDGE, String::new());
             }
             let oc =
                 with_key(row.get(model::types::fields::network::OTHER_CONFIG.index), "import_task", Some(&cfg.task));
-            put(&mut row, "other_config", oc);
+            // In the file's key order, with the task last.
+            row.fields[fields::network::OTHER_CONFIG.index] = oc;
             insert(ctx, tx, &table[&o.id], row)?;
         }
         let mut made_devices = HashMap::new();
@@ -461,7 +460,10 @@ fn find_iso(ctx: &Ctx, location: &str) -> Option<String> {
         .table(vdic)
         .iter()
         .find(|(_, r)| {
-            rs(r, "location") == location && st.get(src, &rs(r, "SR")).is_some_and(|sr| rs(sr, "content_type") == "iso")
+            r.read(fields::vdi::LOCATION) == location
+                && st
+                    .get(src, r.read(fields::vdi::SR).as_str())
+                    .is_some_and(|sr| sr.read(fields::sr::CONTENT_TYPE) == "iso")
         })
         .map(|(r, _)| r.clone());
     found
@@ -477,9 +479,10 @@ fn match_networks<'h>(ctx: &Ctx, h: &'h Header, out: &mut Created) -> Vec<(&'h O
         let name = s(o.snapshot.member("name_label"));
         let bridge = s(o.snapshot.member("bridge"));
         let mut found: Vec<(&String, &std::sync::Arc<Row>)> =
-            st.table(nc).iter().filter(|(_, r)| rs(r, "name_label") == name).collect();
+            st.table(nc).iter().filter(|(_, r)| r.read(fields::network::NAME_LABEL) == name).collect();
         found.sort_by(|a, b| a.0.cmp(b.0));
-        let by_bridge = || st.table(nc).iter().find(|(_, r)| !bridge.is_empty() && rs(r, "bridge") == bridge);
+        let by_bridge =
+            || st.table(nc).iter().find(|(_, r)| !bridge.is_empty() && r.read(fields::network::BRIDGE) == bridge);
         match found.first().map(|(r, _)| (*r).clone()).or_else(|| by_bridge().map(|(r, _)| r.clone())) {
             Some(r) => {
                 out.table.insert(o.id.clone(), r);
@@ -493,48 +496,47 @@ fn match_networks<'h>(ctx: &Ctx, h: &'h Header, out: &mut Created) -> Vec<(&'h O
 fn vm_row(tx: &store::Txn, cfg: &Config, o: &Object, table: &HashMap<String, String>) -> Result<Row> {
     let vmc = &CLASS_VM;
     let mut row = row_from_record(vmc, &o.id, &o.snapshot, table)?;
-    let g = |row: &Row, n: &str| row.get(field(vmc, n)).clone();
     let uuid = s(o.snapshot.member("uuid"));
     let keep_uuid = cfg.restore && !uuid.is_empty() && tx.state().table(vmc).by_uuid(&uuid).is_none();
-    put(&mut row, "uuid", if keep_uuid { uuid } else { model::new_uuid() });
-    let mut oc = with_key(&g(&row, "other_config"), "grant_api_access", None);
+    row.write(fields::vm::UUID, if keep_uuid { uuid } else { model::new_uuid() });
+    let mut oc = with_key(row.get(fields::vm::OTHER_CONFIG.index), "grant_api_access", None);
     if !cfg.restore {
         oc = with_key(&oc, "mac_seed", Some(&model::new_uuid()));
     }
     if !cfg.force {
         oc = with_key(&oc, "default_template", None);
-        put(&mut row, "is_default_template", false);
+        row.write(fields::vm::IS_DEFAULT_TEMPLATE, false);
     }
     oc = with_key(&oc, "import_task", Some(&cfg.task));
-    put(&mut row, "other_config", oc);
-    let template = g(&row, "is_a_template").as_bool() == Some(true);
-    if !template && !g(&row, "generation_id").as_str().unwrap_or("").is_empty() {
-        put(&mut row, "generation_id", fresh_genid());
+    // In the file's key order, changed keys last.
+    row.fields[fields::vm::OTHER_CONFIG.index] = oc;
+    let template = row.read(fields::vm::IS_A_TEMPLATE);
+    if !template && !row.read(fields::vm::GENERATION_ID).is_empty() {
+        row.write(fields::vm::GENERATION_ID, fresh_genid());
     }
-    let version = g(&row, "version").as_int().unwrap_or(0);
-    put(&mut row, "version", Value::Int(if cfg.restore { version + 1 } else { 0 }));
-    for f in ["appliance", "protection_policy", "scheduled_to_be_resident_on", "metrics"] {
-        if vmc.field_index(f).is_some() {
-            put(&mut row, f, NULL_REF);
-        }
-    }
-    put(&mut row, "domid", Value::Int(-1));
+    let version = row.read(fields::vm::VERSION);
+    row.write(fields::vm::VERSION, if cfg.restore { version + 1 } else { 0 });
+    row.write(fields::vm::APPLIANCE, Ref::null());
+    row.write(fields::vm::PROTECTION_POLICY, Ref::null());
+    row.write(fields::vm::SCHEDULED_TO_BE_RESIDENT_ON, Ref::null());
+    row.write(fields::vm::METRICS, Ref::null());
+    row.write(fields::vm::DOMID, -1);
     // Suspended only with its memory image; otherwise halted (or an error).
     let suspended = s(o.snapshot.member("power_state")) == "Suspended";
-    let image = g(&row, "suspend_VDI").as_str().is_some_and(is_ref);
+    let image = is_ref(row.read(fields::vm::SUSPEND_VDI).as_str());
     if suspended && !image && !cfg.force {
         return Err(ApiError::ImportError {
             msg: format!("Failed to find VM's suspend_VDI: {}", s(o.snapshot.member("suspend_VDI"))),
         });
     }
     if !(suspended && image) {
-        put(&mut row, "power_state", "Halted");
-        put(&mut row, "suspend_VDI", NULL_REF);
-        put(&mut row, "resident_on", NULL_REF);
+        row.write(fields::vm::POWER_STATE, VmPowerState::Halted);
+        row.write(fields::vm::SUSPEND_VDI, Ref::null());
+        row.write(fields::vm::RESIDENT_ON, Ref::null());
     }
-    let ops = if cfg.force { vec![] } else { vec![(cfg.task.clone(), Value::from("import"))] };
-    put(&mut row, "current_operations", Value::Struct(ops));
-    put(&mut row, "allowed_operations", Value::empty_set());
+    let ops = if cfg.force { vec![] } else { vec![(cfg.task.clone(), VmOperations::Import)] };
+    row.write(fields::vm::CURRENT_OPERATIONS, ops.into_iter().collect());
+    row.write(fields::vm::ALLOWED_OPERATIONS, vec![]);
     Ok(row)
 }
 
@@ -552,24 +554,24 @@ fn vbd_row(
     }
     let mut row = row_from_record(c, &o.id, &o.snapshot, table)?;
     let vdi = s(o.snapshot.member("VDI"));
-    let ty = rs(&row, "type");
+    let ty = row.read(fields::vbd::TYPE);
     let attached = o.snapshot.member("currently_attached").and_then(Value::as_bool) == Some(true);
     if !table.contains_key(&vdi) {
-        if attached && ty == "Disk" && !cfg.force {
+        if attached && ty == VbdType::Disk && !cfg.force {
             return Err(ApiError::ImportErrorAttachedDisksNotFound);
         }
-        if ty == "Disk" {
+        if ty == VbdType::Disk {
             // A disk that did not come along (xapi omits it).
             return Ok(None);
         }
-        put(&mut row, "VDI", NULL_REF);
-        put(&mut row, "empty", true);
+        row.write(fields::vbd::VDI, Ref::null());
+        row.write(fields::vbd::EMPTY, true);
     }
     let uuid = s(o.snapshot.member("uuid"));
     let keep = cfg.restore && !uuid.is_empty() && tx.state().table(c).by_uuid(&uuid).is_none();
-    put(&mut row, "uuid", if keep { uuid } else { model::new_uuid() });
-    put(&mut row, "current_operations", Value::empty_map());
-    put(&mut row, "allowed_operations", Value::empty_set());
+    row.write(fields::vbd::UUID, if keep { uuid } else { model::new_uuid() });
+    row.write(fields::vbd::CURRENT_OPERATIONS, Default::default());
+    row.write(fields::vbd::ALLOWED_OPERATIONS, vec![]);
     Ok(Some(row))
 }
 
@@ -580,13 +582,13 @@ fn vif_row(tx: &store::Txn, cfg: &Config, o: &Object, table: &HashMap<String, St
     }
     let mut row = row_from_record(c, &o.id, &o.snapshot, table)?;
     if !cfg.restore {
-        put(&mut row, "MAC", "");
+        row.write(fields::vif::MAC, String::new());
     }
     let uuid = s(o.snapshot.member("uuid"));
     let keep = cfg.restore && !uuid.is_empty() && tx.state().table(c).by_uuid(&uuid).is_none();
-    put(&mut row, "uuid", if keep { uuid } else { model::new_uuid() });
-    put(&mut row, "current_operations", Value::empty_map());
-    put(&mut row, "allowed_operations", Value::empty_set());
+    row.write(fields::vif::UUID, if keep { uuid } else { model::new_uuid() });
+    row.write(fields::vif::CURRENT_OPERATIONS, Default::default());
+    row.write(fields::vif::ALLOWED_OPERATIONS, vec![]);
     Ok(Some(row))
 }
 

@@ -2,9 +2,10 @@
 //! memory, vCPUs and boot mode, one VDI per `<vdi>`, one VBD per `<vbd>`.
 
 use super::import::Created;
-use crate::{put, storage, ApiError, Ctx, Result};
+use crate::{storage, ApiError, Ctx, Result};
 use model::schema::{CLASS_VBD, CLASS_VM};
-use model::Value;
+use model::types::{fields, DomainType, OnCrashBehaviour, OnNormalExit, VbdMode, VbdType, VmOperations};
+use model::{Ref, Value};
 use xva::legacy::LegacyVm;
 
 /// The VBD userdevice of a guide device name (`sda`, `hdb`, `xvdc`…).
@@ -56,31 +57,38 @@ async fn build(ctx: &Ctx, vm: &LegacyVm, sr: &str, task: &str, out: &mut Created
     }
     let vmc = &CLASS_VM;
     let r = model::new_ref();
-    let mut row = store::blank_row(vmc);
-    let mem = Value::Int(vm.mem_set as i64);
-    put(&mut row, "uuid", model::new_uuid());
-    put(&mut row, "name_label", if vm.label.is_empty() { vm.name.as_str() } else { vm.label.as_str() });
-    put(&mut row, "name_description", vm.shortdesc.as_str());
-    for f in ["memory_static_min", "memory_static_max", "memory_dynamic_min", "memory_dynamic_max", "memory_target"] {
-        put(&mut row, f, mem.clone());
+    let mut row = crate::rows::new_row(fields::vm::UUID);
+    let mem = vm.mem_set as i64;
+    row.write(fields::vm::NAME_LABEL, if vm.label.is_empty() { vm.name.clone() } else { vm.label.clone() });
+    row.write(fields::vm::NAME_DESCRIPTION, vm.shortdesc.clone());
+    for f in [
+        fields::vm::MEMORY_STATIC_MIN,
+        fields::vm::MEMORY_STATIC_MAX,
+        fields::vm::MEMORY_DYNAMIC_MIN,
+        fields::vm::MEMORY_DYNAMIC_MAX,
+        fields::vm::MEMORY_TARGET,
+    ] {
+        row.write(f, mem);
     }
-    put(&mut row, "VCPUs_max", Value::Int(vm.vcpus as i64));
-    put(&mut row, "VCPUs_at_startup", Value::Int(vm.vcpus as i64));
-    put(&mut row, "actions_after_shutdown", "destroy");
-    put(&mut row, "actions_after_reboot", "restart");
-    put(&mut row, "actions_after_crash", "restart");
-    put(&mut row, "user_version", Value::Int(1));
+    row.write(fields::vm::VCPUS_MAX, vm.vcpus as i64);
+    row.write(fields::vm::VCPUS_AT_STARTUP, vm.vcpus as i64);
+    row.write(fields::vm::ACTIONS_AFTER_SHUTDOWN, OnNormalExit::Destroy);
+    row.write(fields::vm::ACTIONS_AFTER_REBOOT, OnNormalExit::Restart);
+    row.write(fields::vm::ACTIONS_AFTER_CRASH, OnCrashBehaviour::Restart);
+    row.write(fields::vm::USER_VERSION, 1);
     if vm.is_hvm {
-        put(&mut row, "HVM_boot_policy", "BIOS order");
-        put(&mut row, "HVM_boot_params", crate::rows::map(&[("order", "cd")]));
-        put(&mut row, "domain_type", "hvm");
+        row.write(fields::vm::HVM_BOOT_POLICY, "BIOS order".to_string());
+        row.write(fields::vm::HVM_BOOT_PARAMS, [("order".to_string(), "cd".to_string())].into());
+        row.write(fields::vm::DOMAIN_TYPE, DomainType::Hvm);
     } else {
-        put(&mut row, "PV_bootloader", "pygrub");
-        put(&mut row, "PV_args", vm.kernel_boot_cmdline.as_str());
-        put(&mut row, "domain_type", "pv");
+        row.write(fields::vm::PV_BOOTLOADER, "pygrub".to_string());
+        row.write(fields::vm::PV_ARGS, vm.kernel_boot_cmdline.clone());
+        row.write(fields::vm::DOMAIN_TYPE, DomainType::Pv);
     }
-    put(&mut row, "other_config", crate::rows::map(&[("mac_seed", &model::new_uuid()), ("import_task", task)]));
-    put(&mut row, "current_operations", Value::Struct(vec![(task.to_string(), Value::from("import"))]));
+    // In this key order (a typed map write would sort the keys).
+    row.fields[fields::vm::OTHER_CONFIG.index] =
+        crate::rows::map(&[("mac_seed", &model::new_uuid()), ("import_task", task)]);
+    row.write(fields::vm::CURRENT_OPERATIONS, [(task.to_string(), VmOperations::Import)].into());
     let table = out.table.clone();
     ctx.write(|tx| {
         if let Some(h) = crate::ops::hooks(vmc).create {
@@ -88,16 +96,15 @@ async fn build(ctx: &Ctx, vm: &LegacyVm, sr: &str, task: &str, out: &mut Created
         }
         tx.insert(&r, row);
         for b in &vm.vbds {
-            let vdi = table.get(&b.vdi).cloned().unwrap_or_else(|| model::NULL_REF.into());
-            let mut vbd = store::blank_row(&CLASS_VBD);
-            put(&mut vbd, "uuid", model::new_uuid());
-            put(&mut vbd, "VM", r.as_str());
-            put(&mut vbd, "VDI", vdi);
-            put(&mut vbd, "userdevice", userdevice(&b.device).unwrap_or_default());
-            put(&mut vbd, "bootable", b.function == "root");
-            put(&mut vbd, "mode", if b.mode == "ro" { "RO" } else { "RW" });
-            put(&mut vbd, "type", "Disk");
-            put(&mut vbd, "unpluggable", false);
+            let vdi = table.get(&b.vdi).map_or_else(Ref::null, |v| Ref::new(v.as_str()));
+            let mut vbd = crate::rows::new_row(fields::vbd::UUID);
+            vbd.write(fields::vbd::VM, Ref::new(r.as_str()));
+            vbd.write(fields::vbd::VDI, vdi);
+            vbd.write(fields::vbd::USERDEVICE, userdevice(&b.device).unwrap_or_default());
+            vbd.write(fields::vbd::BOOTABLE, b.function == "root");
+            vbd.write(fields::vbd::MODE, if b.mode == "ro" { VbdMode::Ro } else { VbdMode::Rw });
+            vbd.write(fields::vbd::TYPE, VbdType::Disk);
+            vbd.write(fields::vbd::UNPLUGGABLE, false);
             let vr = model::new_ref();
             if let Some(h) = crate::ops::hooks(&CLASS_VBD).create {
                 h(ctx, tx, &vr, &mut vbd)?;

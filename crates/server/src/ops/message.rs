@@ -2,7 +2,6 @@
 //! produce events), kept to the newest 10,000 as xapi does.
 
 use crate::api::MessageApi;
-use crate::rows::obj;
 use crate::{class, handle_invalid, ApiError, Ctx, Result, Server};
 use model::schema::CLASS_MESSAGE;
 use model::types::fields;
@@ -57,19 +56,14 @@ impl MessageApi for Server {
         let r = model::new_ref();
         let c = &CLASS_MESSAGE;
         ctx.write(|tx| {
-            obj(
-                tx,
-                "message",
-                &r,
-                vec![
-                    ("name", Value::String(name)),
-                    ("priority", Value::Int(priority)),
-                    ("cls", Value::from(cls.as_str())),
-                    ("obj_uuid", Value::String(obj_uuid)),
-                    ("timestamp", Value::DateTime(DateTime::now())),
-                    ("body", Value::String(body)),
-                ],
-            );
+            let mut row = crate::rows::new_row(fields::message::UUID);
+            row.write(fields::message::NAME, name);
+            row.write(fields::message::PRIORITY, priority);
+            row.write(fields::message::CLS, cls);
+            row.write(fields::message::OBJ_UUID, obj_uuid);
+            row.write(fields::message::TIMESTAMP, DateTime::now());
+            row.write(fields::message::BODY, body);
+            tx.insert(&r, row);
             // Keep the newest messages only.
             let refs = tx.refs(c);
             if refs.len() > MESSAGE_LIMIT {

@@ -2,9 +2,9 @@
 //! HA are refused with the errors xapi gives when they cannot work.
 
 use crate::api::PoolApi;
-use crate::{field, handle_invalid, ApiError, Ctx, Result, Server};
+use crate::{handle_invalid, ApiError, Ctx, Result, Server};
 use model::types::*;
-use model::{Ref, Value};
+use model::{Field, Ref, Value, XenType};
 use std::collections::BTreeMap;
 
 fn pool_c() -> &'static model::ClassDef {
@@ -12,22 +12,23 @@ fn pool_c() -> &'static model::ClassDef {
 }
 
 impl Server {
-    fn set_pool_field(&self, ctx: &Ctx, pool: &str, name: &str, v: Value) -> Result<()> {
+    fn set_pool_field<T: XenType>(&self, ctx: &Ctx, pool: &str, f: Field<Pool, T>, v: T) -> Result<()> {
         let c = pool_c();
-        ctx.write(|tx| if tx.set(c, pool, field(c, name), v) { Ok(()) } else { Err(handle_invalid(c, pool)) })
+        ctx.write(|tx| if tx.put(pool, f, v) { Ok(()) } else { Err(handle_invalid(c, pool)) })
     }
 
     fn edit_pool_map(
         &self,
         ctx: &Ctx,
         pool: &str,
-        name: &str,
+        map: Field<Pool, BTreeMap<String, String>>,
         f: impl FnOnce(&mut Vec<(String, Value)>),
     ) -> Result<()> {
         let c = pool_c();
         ctx.write(|tx| {
             if !tx.update(c, pool, |r| {
-                if let Value::Struct(m) = &mut r.fields[field(c, name)] {
+                // Edited as stored, keeping its key order.
+                if let Value::Struct(m) = &mut r.fields[map.index] {
                     f(m);
                 }
             }) {
@@ -199,7 +200,7 @@ impl PoolApi for Server {
                 value: value.to_string(),
             });
         }
-        self.set_pool_field(ctx, self_.as_str(), "ha_host_failures_to_tolerate", Value::Int(value))
+        self.set_pool_field(ctx, self_.as_str(), fields::pool::HA_HOST_FAILURES_TO_TOLERATE, value)
     }
 
     async fn get_license_state(&self, _ctx: &Ctx, self_: Ref<Pool>) -> Result<BTreeMap<String, String>> {
@@ -251,11 +252,11 @@ impl PoolApi for Server {
     }
 
     async fn set_igmp_snooping_enabled(&self, ctx: &Ctx, self_: Ref<Pool>, value: bool) -> Result<()> {
-        self.set_pool_field(ctx, self_.as_str(), "igmp_snooping_enabled", Value::Bool(value))
+        self.set_pool_field(ctx, self_.as_str(), fields::pool::IGMP_SNOOPING_ENABLED, value)
     }
 
     async fn set_update_sync_enabled(&self, ctx: &Ctx, self_: Ref<Pool>, value: bool) -> Result<()> {
-        self.set_pool_field(ctx, self_.as_str(), "update_sync_enabled", Value::Bool(value))
+        self.set_pool_field(ctx, self_.as_str(), fields::pool::UPDATE_SYNC_ENABLED, value)
     }
 
     async fn disable_ssl_legacy(&self, ctx: &Ctx, self_: Ref<Pool>) -> Result<()> {
@@ -272,14 +273,14 @@ impl PoolApi for Server {
     }
 
     async fn add_to_guest_agent_config(&self, ctx: &Ctx, self_: Ref<Pool>, key: String, value: String) -> Result<()> {
-        self.edit_pool_map(ctx, self_.as_str(), "guest_agent_config", |m| {
+        self.edit_pool_map(ctx, self_.as_str(), fields::pool::GUEST_AGENT_CONFIG, |m| {
             m.retain(|(k, _)| *k != key);
             m.push((key.clone(), Value::String(value.clone())));
         })
     }
 
     async fn remove_from_guest_agent_config(&self, ctx: &Ctx, self_: Ref<Pool>, key: String) -> Result<()> {
-        self.edit_pool_map(ctx, self_.as_str(), "guest_agent_config", |m| m.retain(|(k, _)| *k != key))
+        self.edit_pool_map(ctx, self_.as_str(), fields::pool::GUEST_AGENT_CONFIG, |m| m.retain(|(k, _)| *k != key))
     }
 }
 

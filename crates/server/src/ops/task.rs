@@ -1,22 +1,26 @@
 //! task: client-created tasks, cancellation and the setters.
 
 use crate::api::TaskApi;
-use crate::{field, handle_invalid, ApiError, Ctx, Result, Server};
+use crate::{handle_invalid, ApiError, Ctx, Result, Server};
 use model::schema::CLASS_TASK;
 use model::types::fields;
 use model::types::*;
-use model::{Ref, Value};
+use model::{Field, Ref, Value, XenType};
 
 fn task_class() -> &'static model::ClassDef {
     &CLASS_TASK
 }
 
 impl Server {
-    fn set_task_field(&self, ctx: &Ctx, task: &Ref<Task>, name: &str, v: Value) -> Result<()> {
+    fn set_task_field<T: XenType>(&self, ctx: &Ctx, task: &Ref<Task>, f: Field<Task, T>, v: T) -> Result<()> {
+        self.set_task_value(ctx, task, f, v.to_value())
+    }
+
+    /// [`Self::set_task_field`] with a value as built (a map keeps its key order).
+    fn set_task_value<T>(&self, ctx: &Ctx, task: &Ref<Task>, f: Field<Task, T>, v: Value) -> Result<()> {
         let c = task_class();
-        let i = field(c, name);
         ctx.write(|tx| {
-            if !tx.set(c, task.as_str(), i, v) {
+            if !tx.set(c, task.as_str(), f.index, v) {
                 return Err(handle_invalid(c, task.as_str()));
             }
             Ok(())
@@ -42,7 +46,7 @@ impl TaskApi for Server {
                 _ => vec![],
             };
             ops.push(("task".to_string(), Value::from("destroy")));
-            return self.set_task_field(ctx, &self_, "current_operations", Value::Struct(ops));
+            return self.set_task_value(ctx, &self_, fields::task::CURRENT_OPERATIONS, Value::Struct(ops));
         }
         ctx.write(|tx| {
             tx.delete(c, self_.as_str());
@@ -61,7 +65,7 @@ impl TaskApi for Server {
             _ => vec![],
         };
         ops.push((ctx.task.clone().unwrap_or_else(model::new_ref), Value::from("cancel")));
-        self.set_task_field(ctx, &task, "current_operations", Value::Struct(ops))?;
+        self.set_task_value(ctx, &task, fields::task::CURRENT_OPERATIONS, Value::Struct(ops))?;
         self.tasks.request_cancel(task.as_str());
         // A task created by a client (no server-side work behind it) is
         // cancelled on the spot.
@@ -73,22 +77,22 @@ impl TaskApi for Server {
 
     async fn set_status(&self, ctx: &Ctx, self_: Ref<Task>, value: TaskStatusType) -> Result<()> {
         let done = !matches!(value, TaskStatusType::Pending | TaskStatusType::Cancelling);
-        self.set_task_field(ctx, &self_, "status", Value::from(value.as_str()))?;
+        self.set_task_field(ctx, &self_, fields::task::STATUS, value)?;
         if done {
-            self.set_task_field(ctx, &self_, "finished", Value::DateTime(model::DateTime::now()))?;
+            self.set_task_field(ctx, &self_, fields::task::FINISHED, model::DateTime::now())?;
         }
         Ok(())
     }
 
     async fn set_progress(&self, ctx: &Ctx, self_: Ref<Task>, value: f64) -> Result<()> {
-        self.set_task_field(ctx, &self_, "progress", Value::Float(value))
+        self.set_task_field(ctx, &self_, fields::task::PROGRESS, value)
     }
 
     async fn set_result(&self, ctx: &Ctx, self_: Ref<Task>, value: String) -> Result<()> {
-        self.set_task_field(ctx, &self_, "result", Value::String(value))
+        self.set_task_field(ctx, &self_, fields::task::RESULT, value)
     }
 
     async fn set_error_info(&self, ctx: &Ctx, self_: Ref<Task>, value: Vec<String>) -> Result<()> {
-        self.set_task_field(ctx, &self_, "error_info", Value::Array(value.into_iter().map(Value::String).collect()))
+        self.set_task_field(ctx, &self_, fields::task::ERROR_INFO, value)
     }
 }

@@ -2,9 +2,11 @@
 //! `is_a_template`, `other_config:default_template=true` and a provisioning
 //! spec in `other_config:disks`.
 
-use crate::rows::{map, obj};
+use crate::rows::map;
 use crate::Result;
-use model::{DateTime, Value};
+use model::types::fields::{vm as V, vm_metrics as VM};
+use model::types::{DomainType, OnCrashBehaviour, OnNormalExit, VmPowerState};
+use model::{DateTime, Ref};
 use store::Txn;
 
 struct Template {
@@ -105,12 +107,10 @@ pub fn seed(tx: &mut Txn, _local_sr_uuid: &str) -> Result<()> {
     for t in TEMPLATES {
         let r = model::new_ref();
         let metrics = model::new_ref();
-        obj(
-            tx,
-            "VM_metrics",
-            &metrics,
-            vec![("install_time", Value::DateTime(now)), ("last_updated", Value::DateTime(now))],
-        );
+        let mut row = crate::rows::new_row(VM::UUID);
+        row.write(VM::INSTALL_TIME, now);
+        row.write(VM::LAST_UPDATED, now);
+        tx.insert(&metrics, row);
         let mem = t.memory_mib * MIB;
         let max = if t.windows { 128 * GIB } else { 64 * GIB };
         let recommendations = format!(
@@ -139,38 +139,36 @@ pub fn seed(tx: &mut Txn, _local_sr_uuid: &str) -> Result<()> {
         } else {
             vec![("nx", "false"), ("acpi", "1"), ("apic", "true"), ("pae", "true")]
         };
-        obj(
-            tx,
-            "VM",
-            &r,
-            vec![
-                ("name_label", Value::from(t.name)),
-                ("name_description", Value::from(t.description)),
-                ("power_state", Value::from("Halted")),
-                ("user_version", Value::Int(1)),
-                ("is_a_template", Value::Bool(true)),
-                ("is_default_template", Value::Bool(true)),
-                ("memory_static_max", Value::Int(mem)),
-                ("memory_dynamic_max", Value::Int(mem)),
-                ("memory_dynamic_min", Value::Int(mem)),
-                ("memory_static_min", Value::Int(if t.windows { 2048 * MIB } else { 256 * MIB }.min(mem))),
-                ("memory_target", Value::Int(mem)),
-                ("VCPUs_max", Value::Int(t.vcpus)),
-                ("VCPUs_at_startup", Value::Int(t.vcpus)),
-                ("actions_after_shutdown", Value::from("destroy")),
-                ("actions_after_reboot", Value::from("restart")),
-                ("actions_after_crash", Value::from("restart")),
-                ("PV_bootloader", Value::from(if t.hvm { "" } else { "pygrub" })),
-                ("HVM_boot_policy", Value::from(if t.hvm { "BIOS order" } else { "" })),
-                ("HVM_boot_params", if t.hvm { map(&[("order", "cdn")]) } else { Value::empty_map() }),
-                ("platform", map(&platform)),
-                ("other_config", map(&oc)),
-                ("recommendations", Value::from(recommendations)),
-                ("domain_type", Value::from(if t.hvm { "hvm" } else { "pv" })),
-                ("metrics", Value::from(metrics.as_str())),
-                ("has_vendor_device", Value::Bool(t.windows)),
-            ],
-        );
+        let mut row = crate::rows::new_row(V::UUID);
+        row.write(V::NAME_LABEL, t.name.to_string());
+        row.write(V::NAME_DESCRIPTION, t.description.to_string());
+        row.write(V::POWER_STATE, VmPowerState::Halted);
+        row.write(V::USER_VERSION, 1);
+        row.write(V::IS_A_TEMPLATE, true);
+        row.write(V::IS_DEFAULT_TEMPLATE, true);
+        row.write(V::MEMORY_STATIC_MAX, mem);
+        row.write(V::MEMORY_DYNAMIC_MAX, mem);
+        row.write(V::MEMORY_DYNAMIC_MIN, mem);
+        row.write(V::MEMORY_STATIC_MIN, if t.windows { 2048 * MIB } else { 256 * MIB }.min(mem));
+        row.write(V::MEMORY_TARGET, mem);
+        row.write(V::VCPUS_MAX, t.vcpus);
+        row.write(V::VCPUS_AT_STARTUP, t.vcpus);
+        row.write(V::ACTIONS_AFTER_SHUTDOWN, OnNormalExit::Destroy);
+        row.write(V::ACTIONS_AFTER_REBOOT, OnNormalExit::Restart);
+        row.write(V::ACTIONS_AFTER_CRASH, OnCrashBehaviour::Restart);
+        row.write(V::PV_BOOTLOADER, if t.hvm { "" } else { "pygrub" }.to_string());
+        row.write(V::HVM_BOOT_POLICY, if t.hvm { "BIOS order" } else { "" }.to_string());
+        let boot_params = if t.hvm { vec![("order".to_string(), "cdn".to_string())] } else { vec![] };
+        row.write(V::HVM_BOOT_PARAMS, boot_params.into_iter().collect());
+        // platform and other_config keep the order written above (a typed
+        // map write would sort their keys).
+        row.fields[V::PLATFORM.index] = map(&platform);
+        row.fields[V::OTHER_CONFIG.index] = map(&oc);
+        row.write(V::RECOMMENDATIONS, recommendations);
+        row.write(V::DOMAIN_TYPE, if t.hvm { DomainType::Hvm } else { DomainType::Pv });
+        row.write(V::METRICS, Ref::new(metrics.as_str()));
+        row.write(V::HAS_VENDOR_DEVICE, t.windows);
+        tx.insert(&r, row);
     }
     Ok(())
 }

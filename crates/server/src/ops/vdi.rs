@@ -595,20 +595,15 @@ async fn introduce(ctx: &Ctx, sr: &str, n: NewRecord) -> Result<String> {
                 });
             }
             let label = if n.name_label.is_empty() && iso { n.location.clone() } else { n.name_label.clone() };
-            crate::rows::obj(
-                tx,
-                "VDI",
-                &r,
-                vec![
-                    ("uuid", Value::from(uuid)),
-                    ("name_label", Value::from(label)),
-                    ("name_description", Value::from(n.name_description.clone())),
-                    ("SR", Value::from(sr)),
-                    ("read_only", Value::Bool(iso)),
-                    ("location", Value::from(n.location.clone())),
-                    ("managed", Value::Bool(true)),
-                ],
-            );
+            let mut row = store::blank_row(c);
+            row.write(fields::vdi::UUID, uuid);
+            row.write(fields::vdi::NAME_LABEL, label);
+            row.write(fields::vdi::NAME_DESCRIPTION, n.name_description.clone());
+            row.write(fields::vdi::SR, Ref::new(sr));
+            row.write(fields::vdi::READ_ONLY, iso);
+            row.write(fields::vdi::LOCATION, n.location.clone());
+            row.write(fields::vdi::MANAGED, true);
+            tx.insert(&r, row);
         } else {
             tx.update(c, &r, |row| {
                 if !n.name_label.is_empty() {
