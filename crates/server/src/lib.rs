@@ -218,12 +218,6 @@ pub fn field(c: &ClassDef, name: &str) -> usize {
     }
 }
 
-/// Set a field by name in a row under construction.
-pub fn put(row: &mut Row, name: &str, v: impl Into<Value>) {
-    let i = field(row.class, name);
-    row.fields[i] = v.into();
-}
-
 /// Best-effort work whose failure is not the client's answer (rollback after
 /// an error, cleanup, bookkeeping): the failure is logged, never dropped.
 pub fn logged<T, E: std::fmt::Display>(what: &str, r: std::result::Result<T, E>) {

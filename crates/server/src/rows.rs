@@ -2,13 +2,12 @@
 //! reading set members, coercing wire values to schema types, the message
 //! table, and the product's version strings.
 
-use crate::{class, internal, put, ApiError, Result};
+use crate::{internal, ApiError, Result};
 use model::schema::{ClassDef, MsgDef, Type, CLASSES};
 use model::typed::{parse_float, Field, XenType};
 use model::{DateTime, Row, Value};
 use std::collections::HashMap;
 use std::sync::OnceLock;
-use store::Txn;
 
 pub const PRODUCT_BRAND: &str = "xapi-rs";
 pub const PRODUCT_VERSION: &str = "8.3.0";
@@ -19,23 +18,9 @@ pub fn map(kv: &[(&str, &str)]) -> Value {
     Value::Struct(kv.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect())
 }
 
-/// Insert an object with a fresh uuid (unless given) and the given fields.
-pub fn obj(tx: &mut Txn, cls: &str, r: &str, fields: Vec<(&str, Value)>) -> Row {
-    let c = class(cls);
-    let mut row = store::blank_row(c);
-    if c.field_index("uuid").is_some() {
-        put(&mut row, "uuid", model::new_uuid());
-    }
-    for (k, v) in fields {
-        put(&mut row, k, v);
-    }
-    tx.insert(r, row.clone());
-    row
-}
-
 /// A blank row of the uuid field's class with a fresh uuid, for the caller
-/// to fill with `Row::write` and hand to `Txn::insert` (the typed form of
-/// [`obj`]: a misspelt field does not compile).
+/// to fill with `Row::write` and hand to `Txn::insert` (a misspelt field
+/// does not compile).
 pub fn new_row<C>(uuid: Field<C, String>) -> Row {
     let mut row = store::blank_row(uuid.class);
     row.write(uuid, model::new_uuid());

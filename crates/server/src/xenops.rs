@@ -7,8 +7,7 @@
 //! domain's state when it may have missed an event.
 
 use crate::rows::members;
-use crate::rows::obj;
-use crate::{handle_invalid, put, storage, ApiError, Ctx, Result, Server};
+use crate::{handle_invalid, storage, ApiError, Ctx, Result, Server};
 use backend::{
     BackendError, BootDevice, Device, Disk, DiskFormat, DomainEvent, DomainSpec, DomainState, Firmware, HaltReason,
     Memory, Platform, Request, Vcpus, Vga,
@@ -18,7 +17,9 @@ use model::types::fields;
 use model::types::fields::{
     console as CO, host as H, network as N, vbd as B, vif as V, vm as F, vm_guest_metrics as GM, vm_metrics as M,
 };
-use model::types::{ConsoleProtocol, DomainType, OnCrashBehaviour, OnNormalExit, VbdMode, VbdType, VmPowerState};
+use model::types::{
+    ConsoleProtocol, DomainType, OnCrashBehaviour, OnNormalExit, TristateType, VbdMode, VbdType, VmPowerState,
+};
 use model::{DateTime, Ref, Row, Value, XenType};
 use std::collections::BTreeMap;
 use store::Txn;
@@ -491,33 +492,30 @@ fn guest_info(s: &Server, uuid: &str, domid: i64, info: backend::GuestInfo) {
     let Some(vm) = find_running(s, uuid, domid) else { return };
     let c = vm_c();
     let gc = &CLASS_VM_GUEST_METRICS;
-    let m = |x: &BTreeMap<String, String>| x.to_value();
+    let fill = |r: &mut Row| {
+        r.write(GM::OS_VERSION, info.os_version.clone());
+        r.write(GM::PV_DRIVERS_VERSION, info.pv_drivers_version.clone());
+        r.write(GM::PV_DRIVERS_UP_TO_DATE, true);
+        r.write(GM::PV_DRIVERS_DETECTED, true);
+        r.write(GM::NETWORKS, info.networks.clone());
+        r.write(GM::MEMORY, info.memory.clone());
+        r.write(GM::DISKS, info.disks.clone());
+        r.write(GM::OTHER, info.other.clone());
+        r.write(GM::LAST_UPDATED, DateTime::now());
+        r.write(GM::LIVE, true);
+        r.write(GM::CAN_USE_HOTPLUG_VBD, TristateType::Yes);
+        r.write(GM::CAN_USE_HOTPLUG_VIF, TristateType::Yes);
+    };
     let res = s.db.write(|tx| {
         let existing = tx.get(c, &vm).map(|r| r.read(F::GUEST_METRICS)).unwrap_or_default();
-        let fields = vec![
-            ("os_version", m(&info.os_version)),
-            ("PV_drivers_version", m(&info.pv_drivers_version)),
-            ("PV_drivers_up_to_date", Value::Bool(true)),
-            ("PV_drivers_detected", Value::Bool(true)),
-            ("networks", m(&info.networks)),
-            ("memory", m(&info.memory)),
-            ("disks", m(&info.disks)),
-            ("other", m(&info.other)),
-            ("last_updated", Value::DateTime(DateTime::now())),
-            ("live", Value::Bool(true)),
-            ("can_use_hotplug_vbd", Value::from("yes")),
-            ("can_use_hotplug_vif", Value::from("yes")),
-        ];
         if tx.exists(gc, existing.as_str()) {
-            tx.update(gc, existing.as_str(), |r| {
-                for (k, v) in fields {
-                    put(r, k, v);
-                }
-            });
+            tx.update(gc, existing.as_str(), fill);
         } else {
             let g = model::new_ref();
-            obj(tx, "VM_guest_metrics", &g, fields);
-            tx.set(c, &vm, F::GUEST_METRICS.index, Value::String(g));
+            let mut row = crate::rows::new_row(GM::UUID);
+            fill(&mut row);
+            tx.insert(&g, row);
+            tx.put(&vm, F::GUEST_METRICS, Ref::new(g));
         }
         Ok(())
     });
