@@ -253,6 +253,33 @@ pub async fn copy_in_use(
     Ok(dirty)
 }
 
+/// Run `f` with a running VM's guest stopped (its vCPUs halted, what QEMU
+/// has in flight completed), so that what `f` copies, its disks and then its
+/// memory, is of one instant: VM.checkpoint, whose revert resumes that
+/// memory over those disks (disks older than the memory would lose writes
+/// the guest believes made). A VM not Running, or a simulated one (its
+/// guest writes no disk), is left as it is.
+pub async fn with_guest_stopped<T>(ctx: &Ctx, vm: &str, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let s = &ctx.server;
+    let running = {
+        let st = s.db.read();
+        st.get(vm_c(), vm).filter(|r| r.read(F::POWER_STATE) == VmPowerState::Running).map(|r| r.read(F::UUID))
+    };
+    let Some(uuid) = running.filter(|u| s.backend.guests_write_disks() && s.backend.is_running(u)) else {
+        return f.await;
+    };
+    s.backend.pause(&uuid).await.map_err(|e| be_vm(ctx, vm, e))?;
+    let out = f.await;
+    match s.backend.unpause(&uuid).await {
+        Ok(()) => out,
+        Err(e) if out.is_ok() => Err(be_vm(ctx, vm, e)),
+        Err(e) => {
+            tracing::error!(vm, "the guest stays paused after a failed checkpoint: {e}");
+            out
+        }
+    }
+}
+
 /// A VM's VBDs with their VDI and the VDI's file (None for an empty drive
 /// or a VDI that is gone).
 fn vm_disks<'a>(

@@ -478,15 +478,20 @@ impl VmApi for Server {
     async fn checkpoint(&self, ctx: &Ctx, vm: Ref<Vm>, new_name: String) -> Result<Ref<Vm>> {
         let c = vm_c();
         lifecycle::with_op(ctx, c, vm.as_str(), "checkpoint", || async {
-            let snap = duplicate(ctx, vm.as_str(), &new_name, Kind::Snapshot, None, &[]).await?;
-            let ps = sv(self.row(c, vm.as_str())?.get(fields::vm::POWER_STATE.index));
-            // The memory image: the running guest's, or a copy of the suspend image.
-            let mem = if ps == "Suspended" {
-                let sv_vdi = sv(self.row(c, vm.as_str())?.get(fields::vm::SUSPEND_VDI.index));
-                storage::clone_vdi(ctx, &sv_vdi).await?
-            } else {
-                write_memory_image(ctx, vm.as_str(), true).await?
-            };
+            // Disks and memory of one instant: the guest stays stopped meanwhile.
+            let (snap, mem) = crate::xenops::with_guest_stopped(ctx, vm.as_str(), async {
+                let snap = duplicate(ctx, vm.as_str(), &new_name, Kind::Snapshot, None, &[]).await?;
+                let ps = sv(self.row(c, vm.as_str())?.get(fields::vm::POWER_STATE.index));
+                // The memory image: the running guest's, or a copy of the suspend image.
+                let mem = if ps == "Suspended" {
+                    let sv_vdi = sv(self.row(c, vm.as_str())?.get(fields::vm::SUSPEND_VDI.index));
+                    storage::clone_vdi(ctx, &sv_vdi).await?
+                } else {
+                    write_memory_image(ctx, vm.as_str(), true).await?
+                };
+                Ok((snap, mem))
+            })
+            .await?;
             ctx.write(|tx| {
                 tx.update(c, &snap, |r| {
                     r.write(fields::vm::POWER_STATE, VmPowerState::Suspended);
