@@ -153,6 +153,10 @@ pub fn gen_schema(api: &Api) -> Result<String, String> {
         api.enums().map(|e| format!("&{}", enum_static(&e.name))).collect::<Vec<_>>().join(", ")
     )
     .ok();
+    writeln!(w, "/// Every class, to match on a class by identity rather than by its name.").ok();
+    writeln!(w, "#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]").ok();
+    writeln!(w, "pub enum ClassId {{ {} }}", api.classes.iter().map(|c| camel(&c.name)).collect::<Vec<_>>().join(", "))
+        .ok();
     for (ci, c) in api.classes.iter().enumerate() {
         writeln!(w, "static FIELDS_{}: [FieldDef; {}] = [", shout(&c.name), c.fields.len()).ok();
         for f in &c.fields {
@@ -226,9 +230,10 @@ pub fn gen_schema(api: &Api) -> Result<String, String> {
         writeln!(w, "];").ok();
         writeln!(
             w,
-            "pub static {}: ClassDef = ClassDef {{ name: {}, doc: {}, index: {ci}, fields: &FIELDS_{}, messages: &MSGS_{}, db: {}, get_all: {}, ctor: {}, events: {}, transient: {}, is_static: {}, life: {} }};",
+            "pub static {}: ClassDef = ClassDef {{ name: {}, id: ClassId::{}, doc: {}, index: {ci}, fields: &FIELDS_{}, messages: &MSGS_{}, db: {}, get_all: {}, ctor: {}, events: {}, transient: {}, is_static: {}, life: {} }};",
             class_static(&c.name),
             lit(&c.name),
+            camel(&c.name),
             lit(&c.doc),
             shout(&c.name),
             shout(&c.name),

@@ -250,6 +250,8 @@ impl MsgDef {
 #[derive(Debug, PartialEq)]
 pub struct ClassDef {
     pub name: &'static str,
+    /// The class as a generated enum: `match c.id` instead of on `c.name`.
+    pub id: ClassId,
     pub doc: &'static str,
     pub index: usize,
     pub fields: &'static [FieldDef],

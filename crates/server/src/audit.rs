@@ -137,7 +137,7 @@ pub fn changes_state(c: &ClassDef, m: &MsgDef) -> bool {
             !(m.name.starts_with("get_")
                 || m.name.starts_with("assert_")
                 || matches!(c.name, "event")
-                || (c.name == "session" && matches!(m.name, "logout" | "local_logout")))
+                || (c.id == model::schema::ClassId::Session && matches!(m.name, "logout" | "local_logout")))
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::rows::{coerce, lookup};
 use crate::{ApiError, Ctx, Result, Server};
-use model::schema::{ClassDef, Life, MsgDef, MsgKind, Role};
+use model::schema::{ClassDef, ClassId, Life, MsgDef, MsgKind, Role};
 use model::Value;
 use tracing::Instrument;
 use wire::Outcome;
@@ -314,33 +314,35 @@ pub fn route(server: &Server, c: &'static ClassDef, m: &'static MsgDef, args: &[
             (!r.is_empty() && r != model::NULL_REF).then_some(r)
         })
     };
-    let target = match (c.name, m.name) {
-        ("VM", "start_on") => arg(1),
-        ("VM", "start") => {
+    let target = match (c.id, m.name) {
+        (ClassId::Vm, "start_on") => arg(1),
+        (ClassId::Vm, "start") => {
             st.read(&arg(0), VM::AFFINITY).map(|r| r.as_str().to_string()).filter(|h| live(h)).unwrap_or_default()
         }
-        ("VM", name) if ON_RESIDENT.contains(&name) => resident(&arg(0)),
-        ("VBD", "plug" | "unplug" | "unplug_force" | "insert" | "eject") => {
+        (ClassId::Vm, name) if ON_RESIDENT.contains(&name) => resident(&arg(0)),
+        (ClassId::Vbd, "plug" | "unplug" | "unplug_force" | "insert" | "eject") => {
             st.read(&arg(0), VBD::VM).map(|v| resident(v.as_str())).unwrap_or_default()
         }
-        ("VIF", "plug" | "unplug" | "unplug_force") => {
+        (ClassId::Vif, "plug" | "unplug" | "unplug_force") => {
             st.read(&arg(0), VIF::VM).map(|v| resident(v.as_str())).unwrap_or_default()
         }
-        ("PBD", "plug" | "unplug") => st.read(&arg(0), PBD::HOST).map(|h| h.as_str().to_string()).unwrap_or_default(),
+        (ClassId::Pbd, "plug" | "unplug") => {
+            st.read(&arg(0), PBD::HOST).map(|h| h.as_str().to_string()).unwrap_or_default()
+        }
         // Storage work runs where the SR is plugged (a member's local SR
         // on the member), as xapi forwards SR and VDI operations.
-        ("VDI", "create") => {
+        (ClassId::Vdi, "create") => {
             let sr = args.first().and_then(|r| r.map_str("SR")).unwrap_or_default().to_string();
             on_srs(std::iter::once(sr).collect())
         }
-        ("VDI", "copy") => in_use_on(&arg(0)).unwrap_or_else(|| {
+        (ClassId::Vdi, "copy") => in_use_on(&arg(0)).unwrap_or_else(|| {
             on_srs(sr_of(&arg(0)).into_iter().chain(Some(arg(1)).filter(|s| !s.is_empty())).collect())
         }),
-        ("VDI", name) if ON_SR_OF_VDI.contains(&name) => {
+        (ClassId::Vdi, name) if ON_SR_OF_VDI.contains(&name) => {
             in_use_on(&arg(0)).unwrap_or_else(|| on_srs(sr_of(&arg(0)).into_iter().collect()))
         }
-        ("SR", "scan" | "update") => on_srs(std::iter::once(arg(0)).collect()),
-        ("VM", "clone" | "copy" | "snapshot" | "snapshot_with_quiesce" | "checkpoint" | "revert") => {
+        (ClassId::Sr, "scan" | "update") => on_srs(std::iter::once(arg(0)).collect()),
+        (ClassId::Vm, "clone" | "copy" | "snapshot" | "snapshot_with_quiesce" | "checkpoint" | "revert") => {
             match resident(&arg(0)) {
                 r if !r.is_empty() && r != model::NULL_REF => r,
                 _ => {

@@ -104,7 +104,7 @@ fn collect(st: &State, subs: &[Sub], since: u64, since_msg: u64, timestamp: &str
         }) {
             continue;
         }
-        let is_msg = c.name == "message";
+        let is_msg = c.id == model::schema::ClassId::Message;
         for (ch, r, g, row) in st.changes_since(c, if is_msg { since_msg } else { since }) {
             if !wants(subs, c, &r) {
                 continue;

@@ -80,7 +80,7 @@ pub async fn call(ctx: &Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec
             let st = s.db.read();
             Ok(Value::Struct(st.table(c).iter().map(|(r, row)| (r.clone(), Value::Row(row.clone()))).collect()))
         }
-        MsgKind::GetAllWhere | MsgKind::GetAllRecordsWhere if c.name == "role" => {
+        MsgKind::GetAllWhere | MsgKind::GetAllRecordsWhere if c.id == model::schema::ClassId::Role => {
             // Roles ignore the grammar: two magic strings select roles or
             // permissions, anything else selects everything (as xapi).
             let expr = str_arg(&args, 0);

@@ -13,7 +13,7 @@ pub mod vdi;
 pub mod vif;
 
 use crate::{field, ApiError, Ctx, Result};
-use model::schema::ClassDef;
+use model::schema::{ClassDef, ClassId};
 use model::schema::{CLASS_HOST, CLASS_HOST_METRICS, CLASS_VM};
 use model::types::fields;
 use model::types::fields::vm as F;
@@ -360,12 +360,12 @@ pub struct Rules {
 }
 
 fn rules(c: &ClassDef) -> Option<Rules> {
-    match c.name {
-        "VM" => Some(Rules { check: |tx, r, row, op| vm_check(tx, r, row, op, false) }),
-        "VIF" => Some(Rules { check: vif::check }),
-        "SR" => Some(sr::rules()),
-        "VDI" => Some(vdi::rules()),
-        "VBD" => Some(vbd::rules()),
+    match c.id {
+        ClassId::Vm => Some(Rules { check: |tx, r, row, op| vm_check(tx, r, row, op, false) }),
+        ClassId::Vif => Some(Rules { check: vif::check }),
+        ClassId::Sr => Some(sr::rules()),
+        ClassId::Vdi => Some(vdi::rules()),
+        ClassId::Vbd => Some(vbd::rules()),
         _ => None,
     }
 }

@@ -28,17 +28,17 @@ pub use vbd::new_vbd;
 use crate::api::*;
 use crate::implicit::Hooks;
 use crate::Server;
-use model::schema::ClassDef;
+use model::schema::{ClassDef, ClassId};
 
 /// Class-specific rules for implicit messages.
 pub fn hooks(c: &ClassDef) -> Hooks {
-    match c.name {
-        "VM" => vm::HOOKS,
-        "VBD" => vbd::HOOKS,
-        "network" => network::HOOKS,
-        "VIF" => vif::HOOKS,
-        "PBD" => pbd::HOOKS,
-        "subject" => rbac::SUBJECT_HOOKS,
+    match c.id {
+        ClassId::Vm => vm::HOOKS,
+        ClassId::Vbd => vbd::HOOKS,
+        ClassId::Network => network::HOOKS,
+        ClassId::Vif => vif::HOOKS,
+        ClassId::Pbd => pbd::HOOKS,
+        ClassId::Subject => rbac::SUBJECT_HOOKS,
         _ => Hooks::default(),
     }
 }
@@ -46,16 +46,16 @@ pub fn hooks(c: &ClassDef) -> Hooks {
 /// Constructors that do I/O outside the transaction (VDI.create makes the
 /// file through the SR's driver); None for classes served generically.
 pub async fn create_with_io(ctx: &crate::Ctx, c: &ClassDef, rec: &model::Value) -> Option<crate::Result<String>> {
-    match c.name {
-        "VDI" => Some(vdi::create(ctx, rec).await),
+    match c.id {
+        ClassId::Vdi => Some(vdi::create(ctx, rec).await),
         _ => None,
     }
 }
 
 /// Destructors that do I/O outside the transaction (VDI.destroy removes the file).
 pub async fn destroy_with_io(ctx: &crate::Ctx, c: &ClassDef, r: &str) -> Option<crate::Result<()>> {
-    match c.name {
-        "VDI" => Some(vdi::destroy(ctx, r).await),
+    match c.id {
+        ClassId::Vdi => Some(vdi::destroy(ctx, r).await),
         _ => None,
     }
 }
