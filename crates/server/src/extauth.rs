@@ -613,7 +613,7 @@ pub fn startup(s: &Server) {
     spawn_revalidation(s.clone());
     let hc = &model::schema::CLASS_HOST;
     let Ok(row) = s.row(hc, &s.host) else { return };
-    if row.get(fields::host::EXTERNAL_AUTH_TYPE.index).as_str() != Some(AUTH_TYPE) {
+    if row.read(fields::host::EXTERNAL_AUTH_TYPE).as_str() != AUTH_TYPE {
         return;
     }
     let map: BTreeMap<String, String> = match row.get(fields::host::EXTERNAL_AUTH_CONFIGURATION.index) {
@@ -694,9 +694,7 @@ pub async fn revalidate(s: &Server) -> usize {
     }
     let mut ended = 0;
     for sid in doomed {
-        let n = s
-            .sessions
-            .logout_where(s, |_, row| row.get(fields::session::AUTH_USER_SID.index).as_str() == Some(sid.as_str()));
+        let n = s.sessions.logout_where(s, |_, row| row.read(fields::session::AUTH_USER_SID).as_str() == sid.as_str());
         tracing::info!(sid, sessions = n, "session revalidation: subject lost access");
         ended += n;
     }

@@ -8,6 +8,7 @@ use crate::ApiError;
 use model::schema::ClassDef;
 use model::schema::{CLASS_VBD, CLASS_VDI, CLASS_VM, CLASS_VM_GUEST_METRICS};
 use model::types::fields;
+use model::types::{DomainType, VbdMode, VbdType, VmPowerState};
 use model::{Row, Value};
 use std::collections::BTreeSet;
 use store::Txn;
@@ -97,7 +98,7 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
     if row.get(fields::vbd::UNPLUGGABLE.index).as_bool() != Some(true) && matches!(op, "unplug" | "unplug_force") {
         return Some(ApiError::VbdNotUnpluggable { vbd: vbd() });
     }
-    let is_cd = row.get(fields::vbd::TYPE.index).as_str() == Some("CD");
+    let is_cd = row.read(fields::vbd::TYPE) == VbdType::Cd;
     if !is_cd && matches!(op, "insert" | "eject") {
         return Some(ApiError::VbdNotRemovableMedia { vbd: vbd() });
     }
@@ -132,10 +133,10 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
             return Some(ApiError::OperationNotAllowed { reason: format!("Current operation on VM:{vm} is {o}") });
         }
     }
-    if ps == "Running" && vm_row.get(fields::vm::DOMAIN_TYPE.index).as_str() == Some("hvm") && hotplug {
+    if ps == "Running" && vm_row.read(fields::vm::DOMAIN_TYPE) == DomainType::Hvm && hotplug {
         // HVM guests hotplug only with PV drivers that say they can.
         let gc = &CLASS_VM_GUEST_METRICS;
-        let gm = tx.get(gc, vm_row.get(fields::vm::GUEST_METRICS.index).as_str().unwrap_or(""));
+        let gm = tx.get(gc, vm_row.read(fields::vm::GUEST_METRICS).as_str());
         match gm.map(|g| sv(g.get(fields::vm_guest_metrics::CAN_USE_HOTPLUG_VBD.index))).as_deref() {
             Some("yes") => {}
             Some("no") => {
@@ -183,12 +184,12 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
         .filter(|b| {
             let v = b.read(fields::vbd::VM).into_string();
             let suspended =
-                tx.get(vm_c, &v).is_some_and(|x| x.get(fields::vm::POWER_STATE.index).as_str() == Some("Suspended"));
+                tx.get(vm_c, &v).is_some_and(|x| x.read(fields::vm::POWER_STATE) == VmPowerState::Suspended);
             !suspended && !is_dom0(&v) && (b.read(fields::vbd::CURRENTLY_ATTACHED) || !current_ops(b).is_empty())
         })
         .collect();
-    let someone_rw = others.iter().any(|b| b.get(fields::vbd::MODE.index).as_str() == Some("RW"));
-    let need_write = row.get(fields::vbd::MODE.index).as_str() == Some("RW");
+    let someone_rw = others.iter().any(|b| b.read(fields::vbd::MODE) == VbdMode::Rw);
+    let need_write = row.read(fields::vbd::MODE) == VbdMode::Rw;
     if vdi_row.get(fields::vdi::SHARABLE.index).as_bool() != Some(true)
         && !is_dom0(&vm)
         && (someone_rw || (need_write && !others.is_empty()))

@@ -8,7 +8,7 @@ use crate::ApiError;
 use model::schema::ClassDef;
 use model::schema::{CLASS_PBD, CLASS_SR, CLASS_VBD, CLASS_VDI};
 use model::types::fields;
-use model::types::Vdi;
+use model::types::{OnBoot, Vdi};
 use model::{Field, Row, Value};
 use std::collections::BTreeSet;
 use store::Txn;
@@ -143,7 +143,7 @@ fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError
         return Some(ApiError::VdiCbtEnabled { vdi: r.to_string() });
     }
     let tools = f.sr_row.as_ref().is_some_and(|s| s.get(fields::sr::IS_TOOLS_SR.index).as_bool() == Some(true));
-    let reset = row.get(fields::vdi::ON_BOOT.index).as_str() == Some("reset");
+    let reset = row.read(fields::vdi::ON_BOOT) == OnBoot::Reset;
     match op {
         "destroy" if tools => Some(ApiError::SrOperationNotSupported { sr: f.sr.clone() }),
         "destroy" | "forget" if ty == "rrd" => Some(ApiError::VdiHasRrds { vdi: r.to_string() }),

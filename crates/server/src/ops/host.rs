@@ -58,7 +58,7 @@ fn running_guests(s: &Server, host: &str) -> Vec<String> {
         .table(c)
         .iter()
         .filter(|(_, r)| {
-            r.get(VMF::RESIDENT_ON.index).as_str() == Some(host)
+            r.read(VMF::RESIDENT_ON).as_str() == host
                 && matches!(r.read(VMF::POWER_STATE), VmPowerState::Running | VmPowerState::Paused)
                 && !r.read(VMF::IS_CONTROL_DOMAIN)
         })
@@ -463,8 +463,7 @@ impl HostApi for Server {
             // (a name the administrator chose is left alone).
             let dom0 = tx.get(c, host.as_str()).map(|r| r.read(H::CONTROL_DOMAIN).to_string()).unwrap_or_default();
             let label = tx.get(vm, &dom0).and_then(|r| {
-                (r.get(VMF::RESIDENT_ON.index).as_str() == Some(host.as_str()))
-                    .then(|| r.read(VMF::NAME_LABEL).to_string())
+                (r.read(VMF::RESIDENT_ON).as_str() == host.as_str()).then(|| r.read(VMF::NAME_LABEL).to_string())
             });
             let wanted = format!("{DOM0_NAME_STEM}{hostname}");
             if let Some(label) = label {

@@ -102,7 +102,7 @@ fn active_vdis(tx: &Txn, sr: &str, host: &str) -> Vec<String> {
     let mut out = Vec::new();
     for v in tx.refs(vm) {
         let Some(vr) = tx.get(vm, &v) else { continue };
-        if vr.get(fields::vm::RESIDENT_ON.index).as_str() != Some(host) {
+        if vr.read(fields::vm::RESIDENT_ON).as_str() != host {
             continue;
         }
         for b in members(vr.get(fields::vm::VBDS.index)) {
@@ -112,8 +112,7 @@ fn active_vdis(tx: &Txn, sr: &str, host: &str) -> Vec<String> {
             }
             let d = br.read(fields::vbd::VDI).into_string();
             let in_sr = tx.get(vdi, &d).is_some_and(|r| {
-                r.get(fields::vdi::SR.index).as_str() == Some(sr)
-                    && r.get(fields::vdi::TYPE.index).as_str() != Some("metadata")
+                r.read(fields::vdi::SR).as_str() == sr && r.read(fields::vdi::TYPE) != VdiType::Metadata
             });
             if in_sr && !out.contains(&d) {
                 out.push(d);

@@ -77,7 +77,7 @@ impl RoleApi for Server {
                 .rows
                 .iter()
                 .find(|(_, e)| {
-                    e.row.get(fields::role::NAME_LABEL.index).as_str() == Some(label.as_str())
+                    e.row.read(fields::role::NAME_LABEL).as_str() == label.as_str()
                         && matches!(e.row.get(fields::role::SUBROLES.index), Value::Array(a) if a.is_empty())
                 })
                 .map(|(r, _)| r.clone())

@@ -92,7 +92,7 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     row.write(fields::vbd::USERDEVICE, ud);
     // The kernel device and attachment come from plugging, except for a
     // suspended VM whose disks stay attached.
-    let suspended = vm_row.get(fields::vm::POWER_STATE.index).as_str() == Some("Suspended");
+    let suspended = vm_row.read(fields::vm::POWER_STATE) == VmPowerState::Suspended;
     if !suspended {
         row.write(fields::vbd::DEVICE, String::new());
         row.write(fields::vbd::CURRENTLY_ATTACHED, false);
@@ -245,7 +245,7 @@ async fn set_media(ctx: &Ctx, vbd: &str, vdi: Option<&str>) -> Result<()> {
     if ps == "Suspended" {
         return Err(ApiError::VmBadPowerState { vm, expected: "halted, running".into(), actual: "suspended".into() });
     }
-    if row.get(fields::vbd::TYPE.index).as_str() != Some("CD") {
+    if row.read(fields::vbd::TYPE) != VbdType::Cd {
         return Err(ApiError::VbdNotRemovableMedia { vbd: vbd.to_string() });
     }
     let empty = row.read(fields::vbd::EMPTY);

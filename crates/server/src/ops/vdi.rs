@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 pub async fn create(ctx: &Ctx, rec: &Value) -> Result<String> {
     let c = vdi_c();
     let row = crate::implicit::row_from_ctor(c, rec)?;
-    if row.get(fields::vdi::TYPE.index).as_str() == Some("cbt_metadata") {
+    if row.read(fields::vdi::TYPE) == VdiType::CbtMetadata {
         return Err(ApiError::VdiIncompatibleType { vdi: String::new(), r#type: "cbt_metadata".into() });
     }
     let sr = row.read(fields::vdi::SR).into_string();
@@ -187,7 +187,7 @@ impl VdiApi for Server {
             if row.get(fields::vdi::IS_A_SNAPSHOT.index).as_bool() == Some(true) {
                 return Err(ApiError::OperationNotAllowed { reason: "CBT cannot be enabled on a snapshot".into() });
             }
-            if row.get(fields::vdi::ON_BOOT.index).as_str() == Some("reset") {
+            if row.read(fields::vdi::ON_BOOT) == OnBoot::Reset {
                 return Err(ApiError::VdiOnBootModeIncompatibleWithOperation);
             }
             storage::cbt_enable(ctx, v).await
@@ -199,7 +199,7 @@ impl VdiApi for Server {
         let v = vdi.as_str();
         with_sr_and_vdi(ctx, v, "vdi_disable_cbt", "disable_cbt", |sr| async move {
             storage::assert_plugged(self, &sr)?;
-            if self.row(vdi_c(), v)?.get(fields::vdi::ON_BOOT.index).as_str() == Some("reset") {
+            if self.row(vdi_c(), v)?.read(fields::vdi::ON_BOOT) == OnBoot::Reset {
                 return Err(ApiError::VdiOnBootModeIncompatibleWithOperation);
             }
             storage::cbt_disable(ctx, v).await
@@ -539,8 +539,8 @@ async fn introduce(ctx: &Ctx, sr: &str, n: NewRecord) -> Result<String> {
         let mut existing = None;
         for v in members(srow.get(fields::sr::VDIS.index)) {
             let Some(r) = st.get(c, &v) else { continue };
-            if r.get(fields::vdi::LOCATION.index).as_str() == Some(n.location.as_str()) {
-                if !n.uuid.is_empty() && r.get(fields::vdi::UUID.index).as_str() != Some(n.uuid.as_str()) {
+            if r.read(fields::vdi::LOCATION).as_str() == n.location.as_str() {
+                if !n.uuid.is_empty() && r.read(fields::vdi::UUID).as_str() != n.uuid.as_str() {
                     return Err(ApiError::LocationNotUnique { sr: sr.to_string(), location: n.location });
                 }
                 existing = Some(v);

@@ -211,7 +211,7 @@ fn sr_samples(s: &Server, guests: &[(String, Stats)], state: &mut State) -> Vec<
     }
     let mut out = vec![];
     for (r, row) in st.table(src).iter() {
-        if row.get(fields::sr::CONTENT_TYPE.index).as_str() == Some("iso") {
+        if row.read(fields::sr::CONTENT_TYPE) == "iso" {
             continue;
         }
         let Some(uuid) = row.get(fields::sr::UUID.index).as_str() else { continue };
