@@ -629,7 +629,7 @@ pub(crate) fn domain_memory(row: &Row) -> Option<(String, i64)> {
     if !running || row.read(F::IS_CONTROL_DOMAIN) {
         return None;
     }
-    let host = row.get(F::RESIDENT_ON.index).as_str()?.to_string();
+    let host = row.read(F::RESIDENT_ON).into_string();
     let m = row.get(F::MEMORY_DYNAMIC_MAX.index).as_int().unwrap_or(0)
         + row.get(F::MEMORY_OVERHEAD.index).as_int().unwrap_or(0);
     Some((host, m))
@@ -649,9 +649,7 @@ fn adjust_host_memory(tx: &mut Txn, delta: Vec<(String, i64)>) {
         if d == 0 {
             continue;
         }
-        let Some(m) =
-            tx.get(host, &h).and_then(|row| row.get(fields::host::METRICS.index).as_str().map(str::to_string))
-        else {
+        let Some(m) = tx.get(host, &h).map(|row| row.read(fields::host::METRICS).into_string()) else {
             continue;
         };
         let i = fields::host_metrics::MEMORY_FREE.index;

@@ -172,11 +172,10 @@ pub fn refresh_allowed(tx: &mut Txn) {
     let (c, bc, pc) = (vdi_c(), &CLASS_VBD, &CLASS_PBD);
     let mut vdis: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
     for b in tx.pending_refs(bc) {
-        if let Some(v) = tx.get(bc, &b).and_then(|r| r.get(fields::vbd::VDI.index).as_str().map(str::to_string)) {
+        if let Some(v) = tx.get(bc, &b).map(|r| r.read(fields::vbd::VDI).into_string()) {
             vdis.insert(v);
         }
-        if let Some(v) = tx.state().get(bc, &b).and_then(|r| r.get(fields::vbd::VDI.index).as_str().map(str::to_string))
-        {
+        if let Some(v) = tx.state().get(bc, &b).map(|r| r.read(fields::vbd::VDI).into_string()) {
             vdis.insert(v);
         }
     }

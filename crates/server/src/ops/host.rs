@@ -377,7 +377,7 @@ impl HostApi for Server {
                     m.retain(|(k, _)| k != "sku_type");
                     m.push(("sku_type".into(), Value::from("licensed")));
                 }
-                r.fields[H::EDITION.index] = Value::from("licensed");
+                r.write(H::EDITION, "licensed".to_string());
             }) {
                 return Err(handle_invalid(c, host.as_str()));
             }
@@ -388,7 +388,7 @@ impl HostApi for Server {
     async fn license_remove(&self, ctx: &Ctx, host: Ref<Host>) -> Result<()> {
         let c = host_c();
         ctx.write(|tx| {
-            if tx.set(c, host.as_str(), H::EDITION.index, Value::from("free")) {
+            if tx.put(host.as_str(), H::EDITION, "free".to_string()) {
                 Ok(())
             } else {
                 Err(handle_invalid(c, host.as_str()))
@@ -574,7 +574,7 @@ impl HostApi for Server {
     async fn enable_display(&self, ctx: &Ctx, host: Ref<Host>) -> Result<HostDisplay> {
         let c = host_c();
         ctx.write(|tx| {
-            if tx.set(c, host.as_str(), H::DISPLAY.index, Value::from("enabled")) {
+            if tx.put(host.as_str(), H::DISPLAY, HostDisplay::Enabled) {
                 Ok(())
             } else {
                 Err(handle_invalid(c, host.as_str()))
@@ -586,7 +586,7 @@ impl HostApi for Server {
     async fn disable_display(&self, ctx: &Ctx, host: Ref<Host>) -> Result<HostDisplay> {
         let c = host_c();
         ctx.write(|tx| {
-            if tx.set(c, host.as_str(), H::DISPLAY.index, Value::from("disabled")) {
+            if tx.put(host.as_str(), H::DISPLAY, HostDisplay::Disabled) {
                 Ok(())
             } else {
                 Err(handle_invalid(c, host.as_str()))

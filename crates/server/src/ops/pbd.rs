@@ -36,7 +36,7 @@ fn touch_sr(tx: &mut Txn, sr: &str) {
 
 /// PBD.create: valid host and SR, at most one PBD per SR and host.
 fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
-    let (c, hc, src) = (&CLASS_PBD, &CLASS_HOST, &CLASS_SR);
+    let (hc, src) = (&CLASS_HOST, &CLASS_SR);
     let host = row.read(fields::pbd::HOST).into_string();
     tx.get(hc, &host).ok_or_else(|| crate::handle_invalid(hc, &host))?;
     let sr = row.read(fields::pbd::SR).into_string();
@@ -45,7 +45,7 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     assert_no_srmaster_key(&dc)?;
     let existing = crate::lifecycle::sr::linked(tx, fields::pbd::SR, &sr, sr_row.get(fields::sr::PBDS.index))
         .into_iter()
-        .find(|p| tx.get(c, p).and_then(|r| r.get(fields::pbd::HOST.index).as_str()) == Some(host.as_str()));
+        .find(|p| tx.read(p, fields::pbd::HOST).is_some_and(|h| h.as_str() == host.as_str()));
     if let Some(pbd) = existing {
         return Err(ApiError::PbdExists { sr, host, pbd });
     }

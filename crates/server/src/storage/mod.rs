@@ -1143,7 +1143,7 @@ pub async fn cbt_data_destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
         (vdi_path(&s, &st, vdi), driver)
     };
     ctx.write(|tx| {
-        tx.set(vc, vdi, fields::vdi::TYPE.index, Value::from("cbt_metadata"));
+        tx.put(vdi, fields::vdi::TYPE, VdiType::CbtMetadata);
         Ok(())
     })?;
     if let (Some(p), Some(d)) = (path, driver) {
