@@ -162,11 +162,11 @@ fn who(s: &Server, session: &str) -> (String, String, String) {
     let Some(row) = st.get(c, session) else {
         return (trackid(session), String::new(), String::new());
     };
-    let name = row.get(model::types::fields::session::AUTH_USER_NAME.index).as_str().unwrap_or("").to_string();
+    let name = row.read(model::types::fields::session::AUTH_USER_NAME);
     let sid = if row.get(model::types::fields::session::IS_LOCAL_SUPERUSER.index).as_bool() == Some(true) {
         "LOCAL_SUPERUSER".to_string()
     } else {
-        row.get(model::types::fields::session::AUTH_USER_SID.index).as_str().unwrap_or("").to_string()
+        row.read(model::types::fields::session::AUTH_USER_SID)
     };
     (trackid(session), sid, name)
 }

@@ -126,8 +126,8 @@ fn call_span(server: &Server, method: &str, session: &str, local: bool) -> traci
     let sc = &model::schema::CLASS_SESSION;
     let (user, originator) = match server.db.read().get(sc, session) {
         Some(row) => (
-            row.get(model::types::fields::session::AUTH_USER_NAME.index).as_str().unwrap_or("").to_string(),
-            row.get(model::types::fields::session::ORIGINATOR.index).as_str().unwrap_or("").to_string(),
+            row.read(model::types::fields::session::AUTH_USER_NAME),
+            row.read(model::types::fields::session::ORIGINATOR),
         ),
         None => (String::new(), String::new()),
     };

@@ -461,9 +461,7 @@ fn subjects_and_role(s: &Server, sids: &[String]) -> Option<(String, Option<Role
             first.get_or_insert_with(|| r.clone());
             if let Value::Array(roles) = e.row.get(roles_f) {
                 for role in roles.iter().filter_map(Value::as_str) {
-                    let name = st
-                        .get(rc, role)
-                        .and_then(|row| row.get(fields::role::NAME_LABEL.index).as_str().map(str::to_string));
+                    let name = st.get(rc, role).map(|row| row.read(fields::role::NAME_LABEL));
                     if let Some(r) = name.as_deref().and_then(Role::from_name) {
                         best = Some(best.map_or(r, |b| b.min(r)));
                     }
@@ -523,7 +521,7 @@ const PASSWORD_SECRET_KEY: &str = "bind_password_secret";
 pub async fn enable(s: &Server, config: BTreeMap<String, String>, service_name: &str, auth_type: &str) -> Result<()> {
     let hc = &model::schema::CLASS_HOST;
     let row = s.row(hc, &s.host)?;
-    let current = row.get(fields::host::EXTERNAL_AUTH_TYPE.index).as_str().unwrap_or("").to_string();
+    let current = row.read(fields::host::EXTERNAL_AUTH_TYPE);
     if !current.is_empty() {
         return Err(ApiError::AuthAlreadyEnabled {
             current_auth_type: current,
@@ -596,8 +594,8 @@ pub fn disable(s: &Server) -> Result<()> {
             }
         }
         tx.update(hc, &host, |r| {
-            r.fields[fields::host::EXTERNAL_AUTH_TYPE.index] = Value::from("");
-            r.fields[fields::host::EXTERNAL_AUTH_SERVICE_NAME.index] = Value::from("");
+            r.write(fields::host::EXTERNAL_AUTH_TYPE, String::new());
+            r.write(fields::host::EXTERNAL_AUTH_SERVICE_NAME, String::new());
             r.fields[fields::host::EXTERNAL_AUTH_CONFIGURATION.index] = Value::Struct(Vec::new());
         });
         Ok::<_, ApiError>(())
@@ -613,7 +611,7 @@ pub fn startup(s: &Server) {
     spawn_revalidation(s.clone());
     let hc = &model::schema::CLASS_HOST;
     let Ok(row) = s.row(hc, &s.host) else { return };
-    if row.get(fields::host::EXTERNAL_AUTH_TYPE.index).as_str() != Some(AUTH_TYPE) {
+    if row.read(fields::host::EXTERNAL_AUTH_TYPE).as_str() != AUTH_TYPE {
         return;
     }
     let map: BTreeMap<String, String> = match row.get(fields::host::EXTERNAL_AUTH_CONFIGURATION.index) {
@@ -624,7 +622,7 @@ pub fn startup(s: &Server) {
         let sc = &model::schema::CLASS_SECRET;
         let st = s.db.read();
         let r = st.table(sc).by_uuid(u)?.to_string();
-        st.get(sc, &r).and_then(|row| row.get(fields::secret::VALUE.index).as_str().map(str::to_string))
+        st.read(&r, fields::secret::VALUE)
     });
     match LdapConfig::from_map(&map, password) {
         Ok(c) => s.extauth.set(Some(c)),
@@ -662,7 +660,7 @@ pub async fn revalidate(s: &Server) -> usize {
             .rows
             .iter()
             .filter(|(_, e)| e.row.get(fields::session::IS_LOCAL_SUPERUSER.index).as_bool() != Some(true))
-            .filter_map(|(_, e)| e.row.get(fields::session::AUTH_USER_SID.index).as_str().map(str::to_string))
+            .map(|(_, e)| e.row.read(fields::session::AUTH_USER_SID))
             .filter(|sid| !sid.is_empty())
             .collect()
     };
@@ -694,9 +692,7 @@ pub async fn revalidate(s: &Server) -> usize {
     }
     let mut ended = 0;
     for sid in doomed {
-        let n = s
-            .sessions
-            .logout_where(s, |_, row| row.get(fields::session::AUTH_USER_SID.index).as_str() == Some(sid.as_str()));
+        let n = s.sessions.logout_where(s, |_, row| row.read(fields::session::AUTH_USER_SID).as_str() == sid.as_str());
         tracing::info!(sid, sessions = n, "session revalidation: subject lost access");
         ended += n;
     }

@@ -534,7 +534,7 @@ pub fn find(db: &Db) -> Option<(String, String)> {
     let st = db.read();
     let pool_c = &model::schema::CLASS_POOL;
     let (pr, prow) = st.table(pool_c).iter().next()?;
-    let host = prow.get(model::types::fields::pool::MASTER.index).as_str()?.to_string();
+    let host = prow.read(model::types::fields::pool::MASTER).into_string();
     Some((pr.clone(), host))
 }
 

@@ -596,8 +596,8 @@ fn group_key(pool: bool, user: &str, originator: &str) -> (u8, String) {
 fn row_group(row: &model::Row) -> (u8, String) {
     group_key(
         row.get(fields::session::POOL.index).as_bool() == Some(true),
-        row.get(fields::session::AUTH_USER_NAME.index).as_str().unwrap_or(""),
-        row.get(fields::session::ORIGINATOR.index).as_str().unwrap_or(""),
+        row.read(fields::session::AUTH_USER_NAME).as_str(),
+        row.read(fields::session::ORIGINATOR).as_str(),
     )
 }
 

@@ -330,9 +330,9 @@ fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
         })
         .collect();
     let mut nics = Vec::new();
-    for v in members(row.get(F::VIFS.index)) {
-        let Some(vr) = st.get(vif, &v) else { continue };
-        let network = st.get(net, vr.get(fields::vif::NETWORK.index).as_str().unwrap_or(""));
+    for v in row.read(F::VIFS) {
+        let Some(vr) = st.get(vif, v.as_str()) else { continue };
+        let network = st.get(net, vr.read(V::NETWORK).as_str());
         nics.push(nic_of(vr, network.map(|n| &**n)));
     }
     // Devices in number order ("0" < "1" < "10"), not the set's order.

@@ -11,6 +11,7 @@ use crate::Server;
 use backend::Console;
 use model::schema::{CLASS_CONSOLE, CLASS_VM};
 use model::types::fields;
+use model::types::{ConsoleProtocol, VmPowerState};
 use model::Value;
 use std::io;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -31,9 +32,9 @@ fn console_of_request(s: &Server, head: &Head) -> Option<String> {
             let st = s.db.read();
             let row = st.get(vmc, &vm)?;
             let cons = crate::rows::members(row.get(fields::vm::CONSOLES.index));
-            return cons.into_iter().find(|c| {
-                st.get(cc, c).is_some_and(|r| r.get(fields::console::PROTOCOL.index).as_str() == Some("rfb"))
-            });
+            return cons
+                .into_iter()
+                .find(|c| st.get(cc, c).is_some_and(|r| r.read(fields::console::PROTOCOL) == ConsoleProtocol::Rfb));
         }
     }
     None
@@ -46,11 +47,11 @@ fn endpoint(s: &Server, console: &str) -> Option<(String, Console)> {
     let (uuid, running, text) = {
         let st = s.db.read();
         let con = st.get(cc, console)?;
-        let text = con.get(fields::console::PROTOCOL.index).as_str() == Some("vt100");
+        let text = con.read(fields::console::PROTOCOL) == ConsoleProtocol::Vt100;
         let vm = s_of(con.get(fields::console::VM.index));
         let row = st.get(vmc, &vm)?;
-        let running = row.get(fields::vm::POWER_STATE.index).as_str() == Some("Running")
-            && row.get(fields::vm::RESIDENT_ON.index).as_str() == Some(s.host.as_str());
+        let running = row.read(fields::vm::POWER_STATE) == VmPowerState::Running
+            && row.read(fields::vm::RESIDENT_ON).as_str() == s.host.as_str();
         (s_of(row.get(fields::vm::UUID.index)), running, text)
     };
     if !running {

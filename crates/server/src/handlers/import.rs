@@ -108,10 +108,7 @@ async fn import_vm(
             Ok(sr) => sr,
             Err((code, e)) => return refuse(s, &task, reply, code, e).await,
         };
-        let iso =
-            s.db.read()
-                .get(&CLASS_SR, &sr)
-                .is_some_and(|r| r.get(fields::sr::CONTENT_TYPE.index).as_str() == Some("iso"));
+        let iso = s.db.read().get(&CLASS_SR, &sr).is_some_and(|r| r.read(fields::sr::CONTENT_TYPE) == "iso");
         if iso {
             return refuse(s, &task, reply, 400, ApiError::SrOperationNotSupported { sr }).await;
         }

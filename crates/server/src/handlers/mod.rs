@@ -395,7 +395,7 @@ pub async fn require_auth(s: &Server, head: &Head, reply: &mut Reply<'_>, realm:
             }
             Err(e) => {
                 if let Some(t) = head.param("task_id") {
-                    if s.db.read().get(crate::class("task"), t).is_some() {
+                    if s.db.read().get(&model::schema::CLASS_TASK, t).is_some() {
                         crate::task::complete(s, t, &Err(e));
                     }
                 }
@@ -406,7 +406,7 @@ pub async fn require_auth(s: &Server, head: &Head, reply: &mut Reply<'_>, realm:
         },
         Ok(None) | Err(_) => {
             if let Some(t) = head.param("task_id") {
-                if s.db.read().get(crate::class("task"), t).is_some() {
+                if s.db.read().get(&model::schema::CLASS_TASK, t).is_some() {
                     crate::task::complete(
                         s,
                         t,

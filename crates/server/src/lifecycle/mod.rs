@@ -201,7 +201,7 @@ fn vm_deny<'a>(row: &'a Row, op: &O, ignore_running: bool, dom0: bool) -> Option
     }
     let snapshot = row.read(F::IS_A_SNAPSHOT);
     let control_domain = row.read(F::IS_CONTROL_DOMAIN);
-    let ps = PS::parse(row.get(F::POWER_STATE.index).as_str().unwrap_or("Halted"));
+    let ps = row.read(F::POWER_STATE);
     let allowed = vm_allowed_power_states(op, snapshot, control_domain);
     if !allowed.contains(&ps) {
         return Some(Deny::BadPowerState(allowed, ps));
@@ -313,7 +313,7 @@ pub fn is_dom0(st: &dyn Rows, r: &str, row: &Row) -> bool {
     row.get(F::RESIDENT_ON.index)
         .as_str()
         .and_then(|h| st.row(hc, h))
-        .is_some_and(|h| h.get(fields::host::CONTROL_DOMAIN.index).as_str() == Some(r))
+        .is_some_and(|h| h.read(fields::host::CONTROL_DOMAIN).as_str() == r)
 }
 
 /// Why `op` cannot run on this VM now, in xapi's check order and with its
@@ -625,11 +625,11 @@ pub fn precommit(tx: &mut Txn) {
 /// (host, bytes) a guest's domain holds, if it has one. A control
 /// domain's memory is part of the host's own (`seed`), not a guest's.
 pub(crate) fn domain_memory(row: &Row) -> Option<(String, i64)> {
-    let running = matches!(row.get(F::POWER_STATE.index).as_str(), Some("Running") | Some("Paused"));
+    let running = matches!(row.read(F::POWER_STATE), PS::Running | PS::Paused);
     if !running || row.read(F::IS_CONTROL_DOMAIN) {
         return None;
     }
-    let host = row.get(F::RESIDENT_ON.index).as_str()?.to_string();
+    let host = row.read(F::RESIDENT_ON).into_string();
     let m = row.get(F::MEMORY_DYNAMIC_MAX.index).as_int().unwrap_or(0)
         + row.get(F::MEMORY_OVERHEAD.index).as_int().unwrap_or(0);
     Some((host, m))
@@ -649,9 +649,7 @@ fn adjust_host_memory(tx: &mut Txn, delta: Vec<(String, i64)>) {
         if d == 0 {
             continue;
         }
-        let Some(m) =
-            tx.get(host, &h).and_then(|row| row.get(fields::host::METRICS.index).as_str().map(str::to_string))
-        else {
+        let Some(m) = tx.get(host, &h).map(|row| row.read(fields::host::METRICS).into_string()) else {
             continue;
         };
         let i = fields::host_metrics::MEMORY_FREE.index;

@@ -9,6 +9,7 @@ use model::schema::ClassDef;
 use model::schema::{CLASS_PBD, CLASS_SR, CLASS_VDI};
 use model::types::fields;
 use model::types::fields::{sm as SM, sr as S};
+use model::types::VdiType;
 use model::{Field, Ref, Row, Value};
 use std::collections::{BTreeSet, HashMap};
 use store::Txn;
@@ -141,8 +142,7 @@ fn sr_facts(tx: &Txn, r: &str, row: &Row, pbd_links: &Links, vdi_links: &Links) 
         })
         .collect();
     let has_managed_vdis = vdi_links.of(tx, fields::vdi::SR, r, row.get(fields::sr::VDIS.index)).iter().any(|v| {
-        tx.get(vc, v)
-            .is_some_and(|x| x.read(fields::vdi::MANAGED) && x.get(fields::vdi::TYPE.index).as_str() != Some("rrd"))
+        tx.get(vc, v).is_some_and(|x| x.read(fields::vdi::MANAGED) && x.read(fields::vdi::TYPE) != VdiType::Rrd)
     });
     SrFacts { features: sm_features(tx, row), pbds, has_managed_vdis }
 }

@@ -8,16 +8,13 @@ use crate::ApiError;
 use model::schema::ClassDef;
 use model::schema::{CLASS_VBD, CLASS_VDI, CLASS_VM, CLASS_VM_GUEST_METRICS};
 use model::types::fields;
+use model::types::{DomainType, TristateType, VbdMode, VbdType, VmPowerState};
 use model::{Row, Value};
 use std::collections::BTreeSet;
 use store::Txn;
 
 fn vbd_c() -> &'static ClassDef {
     &CLASS_VBD
-}
-
-fn sv(v: &Value) -> String {
-    v.as_str().unwrap_or("").to_string()
 }
 
 // ---------------------------------------------------------- device names
@@ -46,10 +43,10 @@ pub fn device_number(d: &str) -> Option<u32> {
 /// xapi's `valid_device`: "autodetect", a device name (sd/xvd/hd a–p, fd
 /// a–b, optionally with a partition number), or (not for floppies) any
 /// integer.
-pub fn valid_device(d: &str, ty: &str) -> bool {
+pub fn valid_device(d: &str, ty: &VbdType) -> bool {
     d == "autodetect"
         || (device_number(d).is_some() && d.parse::<i64>().is_err())
-        || (ty != "Floppy" && d.parse::<i64>().is_ok())
+        || (*ty != VbdType::Floppy && d.parse::<i64>().is_ok())
 }
 
 /// The kernel device name of a userdevice (`0` → `xvda`, `26` → `xvdaa`).
@@ -97,7 +94,7 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
     if row.get(fields::vbd::UNPLUGGABLE.index).as_bool() != Some(true) && matches!(op, "unplug" | "unplug_force") {
         return Some(ApiError::VbdNotUnpluggable { vbd: vbd() });
     }
-    let is_cd = row.get(fields::vbd::TYPE.index).as_str() == Some("CD");
+    let is_cd = row.read(fields::vbd::TYPE) == VbdType::Cd;
     if !is_cd && matches!(op, "insert" | "eject") {
         return Some(ApiError::VbdNotRemovableMedia { vbd: vbd() });
     }
@@ -110,17 +107,20 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
     }
     let vm = row.read(fields::vbd::VM).into_string();
     let Some(vm_row) = tx.get(vm_c, &vm) else { return Some(crate::handle_invalid(vm_c, &vm)) };
-    let ps = sv(vm_row.get(fields::vm::POWER_STATE.index));
+    let ps = vm_row.read(fields::vm::POWER_STATE);
     let attached = row.read(fields::vbd::CURRENTLY_ATTACHED);
     let hotplug = matches!(op, "plug" | "unplug" | "unplug_force");
-    match (ps.as_str(), attached) {
-        ("Running", true) if op == "plug" => return Some(ApiError::DeviceAlreadyAttached { device: vbd() }),
-        ("Running", false) if matches!(op, "unplug" | "unplug_force") => {
+    match (&ps, attached) {
+        (VmPowerState::Running, true) if op == "plug" => {
+            return Some(ApiError::DeviceAlreadyAttached { device: vbd() })
+        }
+        (VmPowerState::Running, false) if matches!(op, "unplug" | "unplug_force") => {
             return Some(ApiError::DeviceAlreadyDetached { device: vbd() })
         }
-        ("Running", _) => {}
-        _ if hotplug || (ps != "Paused" && safe.contains(&op)) => {
-            return Some(ApiError::VmBadPowerState { vm, expected: "running".into(), actual: ps.to_lowercase() })
+        (VmPowerState::Running, _) => {}
+        _ if hotplug || (ps != VmPowerState::Paused && safe.contains(&op)) => {
+            let actual = ps.as_str().to_lowercase();
+            return Some(ApiError::VmBadPowerState { vm, expected: "running".into(), actual });
         }
         _ => {}
     }
@@ -132,13 +132,13 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
             return Some(ApiError::OperationNotAllowed { reason: format!("Current operation on VM:{vm} is {o}") });
         }
     }
-    if ps == "Running" && vm_row.get(fields::vm::DOMAIN_TYPE.index).as_str() == Some("hvm") && hotplug {
+    if ps == VmPowerState::Running && vm_row.read(fields::vm::DOMAIN_TYPE) == DomainType::Hvm && hotplug {
         // HVM guests hotplug only with PV drivers that say they can.
         let gc = &CLASS_VM_GUEST_METRICS;
-        let gm = tx.get(gc, vm_row.get(fields::vm::GUEST_METRICS.index).as_str().unwrap_or(""));
-        match gm.map(|g| sv(g.get(fields::vm_guest_metrics::CAN_USE_HOTPLUG_VBD.index))).as_deref() {
-            Some("yes") => {}
-            Some("no") => {
+        let gm = tx.get(gc, vm_row.read(fields::vm::GUEST_METRICS).as_str());
+        match gm.map(|g| g.read(fields::vm_guest_metrics::CAN_USE_HOTPLUG_VBD)) {
+            Some(TristateType::Yes) => {}
+            Some(TristateType::No) => {
                 return Some(ApiError::OperationNotAllowed {
                     reason: "VM states it does not support VBD hotplug.".into(),
                 })
@@ -152,7 +152,7 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
             });
         }
     }
-    if is_cd && ps == "Suspended" && matches!(op, "insert" | "eject") {
+    if is_cd && ps == VmPowerState::Suspended && matches!(op, "insert" | "eject") {
         return Some(ApiError::VmBadPowerState { vm, expected: "halted, running".into(), actual: "suspended".into() });
     }
     if empty {
@@ -183,12 +183,12 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
         .filter(|b| {
             let v = b.read(fields::vbd::VM).into_string();
             let suspended =
-                tx.get(vm_c, &v).is_some_and(|x| x.get(fields::vm::POWER_STATE.index).as_str() == Some("Suspended"));
+                tx.get(vm_c, &v).is_some_and(|x| x.read(fields::vm::POWER_STATE) == VmPowerState::Suspended);
             !suspended && !is_dom0(&v) && (b.read(fields::vbd::CURRENTLY_ATTACHED) || !current_ops(b).is_empty())
         })
         .collect();
-    let someone_rw = others.iter().any(|b| b.get(fields::vbd::MODE.index).as_str() == Some("RW"));
-    let need_write = row.get(fields::vbd::MODE.index).as_str() == Some("RW");
+    let someone_rw = others.iter().any(|b| b.read(fields::vbd::MODE) == VbdMode::Rw);
+    let need_write = row.read(fields::vbd::MODE) == VbdMode::Rw;
     if vdi_row.get(fields::vdi::SHARABLE.index).as_bool() != Some(true)
         && !is_dom0(&vm)
         && (someone_rw || (need_write && !others.is_empty()))
@@ -224,12 +224,7 @@ pub fn refresh_allowed(tx: &mut Txn, vms: &[String]) {
             vbds.extend(members(row.get(fields::vdi::VBDS.index)));
         }
     }
-    let (ai, dev, att, ud) = (
-        fields::vbd::ALLOWED_OPERATIONS.index,
-        fields::vbd::DEVICE.index,
-        fields::vbd::CURRENTLY_ATTACHED.index,
-        fields::vbd::USERDEVICE.index,
-    );
+    let ai = fields::vbd::ALLOWED_OPERATIONS.index;
     for b in vbds {
         let Some(row) = tx.get(c, &b).cloned() else { continue };
         let want = Value::Array(
@@ -242,8 +237,8 @@ pub fn refresh_allowed(tx: &mut Txn, vms: &[String]) {
         if row.get(ai) != &want {
             tx.set(c, &b, ai, want);
         }
-        if row.get(att).as_bool() == Some(true) && row.get(dev).as_str() == Some("") {
-            tx.set(c, &b, dev, Value::from(kernel_device(&sv(row.get(ud)))));
+        if row.read(fields::vbd::CURRENTLY_ATTACHED) && row.read(fields::vbd::DEVICE).is_empty() {
+            tx.put(&b, fields::vbd::DEVICE, kernel_device(&row.read(fields::vbd::USERDEVICE)));
         }
     }
 }

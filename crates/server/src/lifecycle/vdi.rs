@@ -8,7 +8,7 @@ use crate::ApiError;
 use model::schema::ClassDef;
 use model::schema::{CLASS_PBD, CLASS_SR, CLASS_VBD, CLASS_VDI};
 use model::types::fields;
-use model::types::Vdi;
+use model::types::{OnBoot, VbdMode, Vdi, VdiType};
 use model::{Field, Row, Value};
 use std::collections::BTreeSet;
 use store::Txn;
@@ -19,10 +19,6 @@ pub(crate) fn vdi_c() -> &'static ClassDef {
 
 pub(crate) fn sr_c() -> &'static ClassDef {
     &CLASS_SR
-}
-
-pub(crate) fn sv(v: &Value) -> String {
-    v.as_str().unwrap_or("").to_string()
 }
 
 // ------------------------------------------------------------------ rules
@@ -65,7 +61,7 @@ struct VdiFacts {
     sr_features: BTreeSet<String>,
     sr_plugged: bool,
     /// (mode, currently_attached, has current operations) of each VBD.
-    vbds: Vec<(String, bool, bool)>,
+    vbds: Vec<(VbdMode, bool, bool)>,
 }
 
 fn vdi_facts(tx: &Txn, r: &str, row: &Row, vbd_links: &Links) -> VdiFacts {
@@ -81,16 +77,14 @@ fn vdi_facts(tx: &Txn, r: &str, row: &Row, vbd_links: &Links) -> VdiFacts {
         .of(tx, fields::vbd::VDI, r, row.get(fields::vdi::VBDS.index))
         .iter()
         .filter_map(|b| tx.get(bc, b))
-        .map(|b| {
-            (sv(b.get(fields::vbd::MODE.index)), b.read(fields::vbd::CURRENTLY_ATTACHED), !current_ops(b).is_empty())
-        })
+        .map(|b| (b.read(fields::vbd::MODE), b.read(fields::vbd::CURRENTLY_ATTACHED), !current_ops(b).is_empty()))
         .collect();
     let sr_features = sr_row.as_ref().map(|s| sm_features(tx, s)).unwrap_or_default();
     VdiFacts { sr, sr_row, sr_features, sr_plugged, vbds }
 }
 
 fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError> {
-    let ty = sv(row.get(fields::vdi::TYPE.index));
+    let ty = row.read(fields::vdi::TYPE);
     let b = |flag: Field<Vdi, bool>| row.read(flag);
     let cur = current_ops(row);
     if cur.iter().any(|(_, o)| o != "copy") {
@@ -110,7 +104,7 @@ fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError
     let blocked = if live {
         false
     } else if op == "copy" {
-        f.vbds.iter().any(|(m, a, _)| *a && m == "RW")
+        f.vbds.iter().any(|(m, a, _)| *a && *m == VbdMode::Rw)
     } else {
         copying || f.vbds.iter().any(|(_, a, _)| *a)
     };
@@ -136,17 +130,17 @@ fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError
             | "generate_config"
             | "update"
     );
-    if !cbt_ok && ty == "cbt_metadata" {
-        return Some(ApiError::VdiIncompatibleType { vdi: r.to_string(), r#type: ty });
+    if !cbt_ok && ty == VdiType::CbtMetadata {
+        return Some(ApiError::VdiIncompatibleType { vdi: r.to_string(), r#type: ty.as_str().to_string() });
     }
     if matches!(op, "mirror" | "set_on_boot") && b(fields::vdi::CBT_ENABLED) {
         return Some(ApiError::VdiCbtEnabled { vdi: r.to_string() });
     }
     let tools = f.sr_row.as_ref().is_some_and(|s| s.get(fields::sr::IS_TOOLS_SR.index).as_bool() == Some(true));
-    let reset = row.get(fields::vdi::ON_BOOT.index).as_str() == Some("reset");
+    let reset = row.read(fields::vdi::ON_BOOT) == OnBoot::Reset;
     match op {
         "destroy" if tools => Some(ApiError::SrOperationNotSupported { sr: f.sr.clone() }),
-        "destroy" | "forget" if ty == "rrd" => Some(ApiError::VdiHasRrds { vdi: r.to_string() }),
+        "destroy" | "forget" if ty == VdiType::Rrd => Some(ApiError::VdiHasRrds { vdi: r.to_string() }),
         // xapi names the VDI here although the datamodel lists no parameter.
         "snapshot" if b(fields::vdi::SHARABLE) => {
             Some(ApiError::Other { code: "VDI_IS_SHARABLE".into(), params: vec![r.to_string()] })
@@ -155,7 +149,7 @@ fn vdi_check_with(r: &str, row: &Row, op: &str, f: &VdiFacts) -> Option<ApiError
         "snapshot" if cur.iter().any(|(_, o)| o == "copy") => {
             Some(ApiError::OperationNotAllowed { reason: "Snapshot operation not allowed during copy.".into() })
         }
-        "copy" if matches!(ty.as_str(), "ha_statefile" | "redo_log") => Some(ApiError::OperationNotAllowed {
+        "copy" if matches!(ty, VdiType::HaStatefile | VdiType::RedoLog) => Some(ApiError::OperationNotAllowed {
             reason: "VDI containing HA statefile or redo log cannot be copied (check the VDI's allowed operations)."
                 .into(),
         }),
@@ -178,11 +172,10 @@ pub fn refresh_allowed(tx: &mut Txn) {
     let (c, bc, pc) = (vdi_c(), &CLASS_VBD, &CLASS_PBD);
     let mut vdis: BTreeSet<String> = tx.pending_refs(c).into_iter().collect();
     for b in tx.pending_refs(bc) {
-        if let Some(v) = tx.get(bc, &b).and_then(|r| r.get(fields::vbd::VDI.index).as_str().map(str::to_string)) {
+        if let Some(v) = tx.get(bc, &b).map(|r| r.read(fields::vbd::VDI).into_string()) {
             vdis.insert(v);
         }
-        if let Some(v) = tx.state().get(bc, &b).and_then(|r| r.get(fields::vbd::VDI.index).as_str().map(str::to_string))
-        {
+        if let Some(v) = tx.state().get(bc, &b).map(|r| r.read(fields::vbd::VDI).into_string()) {
             vdis.insert(v);
         }
     }

@@ -58,7 +58,7 @@ fn running_guests(s: &Server, host: &str) -> Vec<String> {
         .table(c)
         .iter()
         .filter(|(_, r)| {
-            r.get(VMF::RESIDENT_ON.index).as_str() == Some(host)
+            r.read(VMF::RESIDENT_ON).as_str() == host
                 && matches!(r.read(VMF::POWER_STATE), VmPowerState::Running | VmPowerState::Paused)
                 && !r.read(VMF::IS_CONTROL_DOMAIN)
         })
@@ -377,7 +377,7 @@ impl HostApi for Server {
                     m.retain(|(k, _)| k != "sku_type");
                     m.push(("sku_type".into(), Value::from("licensed")));
                 }
-                r.fields[H::EDITION.index] = Value::from("licensed");
+                r.write(H::EDITION, "licensed".to_string());
             }) {
                 return Err(handle_invalid(c, host.as_str()));
             }
@@ -388,7 +388,7 @@ impl HostApi for Server {
     async fn license_remove(&self, ctx: &Ctx, host: Ref<Host>) -> Result<()> {
         let c = host_c();
         ctx.write(|tx| {
-            if tx.set(c, host.as_str(), H::EDITION.index, Value::from("free")) {
+            if tx.put(host.as_str(), H::EDITION, "free".to_string()) {
                 Ok(())
             } else {
                 Err(handle_invalid(c, host.as_str()))
@@ -463,8 +463,7 @@ impl HostApi for Server {
             // (a name the administrator chose is left alone).
             let dom0 = tx.get(c, host.as_str()).map(|r| r.read(H::CONTROL_DOMAIN).to_string()).unwrap_or_default();
             let label = tx.get(vm, &dom0).and_then(|r| {
-                (r.get(VMF::RESIDENT_ON.index).as_str() == Some(host.as_str()))
-                    .then(|| r.read(VMF::NAME_LABEL).to_string())
+                (r.read(VMF::RESIDENT_ON).as_str() == host.as_str()).then(|| r.read(VMF::NAME_LABEL).to_string())
             });
             let wanted = format!("{DOM0_NAME_STEM}{hostname}");
             if let Some(label) = label {
@@ -575,7 +574,7 @@ impl HostApi for Server {
     async fn enable_display(&self, ctx: &Ctx, host: Ref<Host>) -> Result<HostDisplay> {
         let c = host_c();
         ctx.write(|tx| {
-            if tx.set(c, host.as_str(), H::DISPLAY.index, Value::from("enabled")) {
+            if tx.put(host.as_str(), H::DISPLAY, HostDisplay::Enabled) {
                 Ok(())
             } else {
                 Err(handle_invalid(c, host.as_str()))
@@ -587,7 +586,7 @@ impl HostApi for Server {
     async fn disable_display(&self, ctx: &Ctx, host: Ref<Host>) -> Result<HostDisplay> {
         let c = host_c();
         ctx.write(|tx| {
-            if tx.set(c, host.as_str(), H::DISPLAY.index, Value::from("disabled")) {
+            if tx.put(host.as_str(), H::DISPLAY, HostDisplay::Disabled) {
                 Ok(())
             } else {
                 Err(handle_invalid(c, host.as_str()))

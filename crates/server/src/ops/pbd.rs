@@ -36,7 +36,7 @@ fn touch_sr(tx: &mut Txn, sr: &str) {
 
 /// PBD.create: valid host and SR, at most one PBD per SR and host.
 fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
-    let (c, hc, src) = (&CLASS_PBD, &CLASS_HOST, &CLASS_SR);
+    let (hc, src) = (&CLASS_HOST, &CLASS_SR);
     let host = row.read(fields::pbd::HOST).into_string();
     tx.get(hc, &host).ok_or_else(|| crate::handle_invalid(hc, &host))?;
     let sr = row.read(fields::pbd::SR).into_string();
@@ -45,7 +45,7 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     assert_no_srmaster_key(&dc)?;
     let existing = crate::lifecycle::sr::linked(tx, fields::pbd::SR, &sr, sr_row.get(fields::sr::PBDS.index))
         .into_iter()
-        .find(|p| tx.get(c, p).and_then(|r| r.get(fields::pbd::HOST.index).as_str()) == Some(host.as_str()));
+        .find(|p| tx.read(p, fields::pbd::HOST).is_some_and(|h| h.as_str() == host.as_str()));
     if let Some(pbd) = existing {
         return Err(ApiError::PbdExists { sr, host, pbd });
     }
@@ -102,7 +102,7 @@ fn active_vdis(tx: &Txn, sr: &str, host: &str) -> Vec<String> {
     let mut out = Vec::new();
     for v in tx.refs(vm) {
         let Some(vr) = tx.get(vm, &v) else { continue };
-        if vr.get(fields::vm::RESIDENT_ON.index).as_str() != Some(host) {
+        if vr.read(fields::vm::RESIDENT_ON).as_str() != host {
             continue;
         }
         for b in members(vr.get(fields::vm::VBDS.index)) {
@@ -112,8 +112,7 @@ fn active_vdis(tx: &Txn, sr: &str, host: &str) -> Vec<String> {
             }
             let d = br.read(fields::vbd::VDI).into_string();
             let in_sr = tx.get(vdi, &d).is_some_and(|r| {
-                r.get(fields::vdi::SR.index).as_str() == Some(sr)
-                    && r.get(fields::vdi::TYPE.index).as_str() != Some("metadata")
+                r.read(fields::vdi::SR).as_str() == sr && r.read(fields::vdi::TYPE) != VdiType::Metadata
             });
             if in_sr && !out.contains(&d) {
                 out.push(d);

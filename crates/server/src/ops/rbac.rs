@@ -27,11 +27,7 @@ fn perms_of(s: &Server, role: &str) -> Result<Vec<String>> {
 fn names_of(s: &Server, refs: &[String]) -> Vec<String> {
     let rc = &model::schema::CLASS_ROLE;
     let st = s.db.read();
-    refs.iter()
-        .filter_map(|r| {
-            st.get(rc, r).and_then(|row| row.get(fields::role::NAME_LABEL.index).as_str().map(str::to_string))
-        })
-        .collect()
+    refs.iter().filter_map(|r| st.get(rc, r).map(|row| row.read(fields::role::NAME_LABEL))).collect()
 }
 
 /// Roles (not permissions) whose permissions include `perm`.
@@ -45,8 +41,8 @@ fn roles_with(s: &Server, perm: &str) -> Vec<Ref<Role>> {
         .iter()
         .filter(|(_, e)| matches!(e.row.get(sub), Value::Array(a) if a.iter().any(|x| x.as_str() == Some(perm))))
         .map(|(r, e)| {
-            let name = e.row.get(fields::role::NAME_LABEL.index).as_str().unwrap_or("");
-            (model::schema::Role::from_name(name).map(|r| r as usize).unwrap_or(usize::MAX), r.clone())
+            let name = e.row.read(fields::role::NAME_LABEL);
+            (model::schema::Role::from_name(&name).map(|r| r as usize).unwrap_or(usize::MAX), r.clone())
         })
         .collect();
     // xapi's order: most privileged first.
@@ -77,7 +73,7 @@ impl RoleApi for Server {
                 .rows
                 .iter()
                 .find(|(_, e)| {
-                    e.row.get(fields::role::NAME_LABEL.index).as_str() == Some(label.as_str())
+                    e.row.read(fields::role::NAME_LABEL).as_str() == label.as_str()
                         && matches!(e.row.get(fields::role::SUBROLES.index), Value::Array(a) if a.is_empty())
                 })
                 .map(|(r, _)| r.clone())

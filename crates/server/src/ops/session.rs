@@ -68,8 +68,7 @@ impl SessionApi for Server {
     async fn logout_subject_identifier(&self, ctx: &Ctx, subject_identifier: String) -> Result<()> {
         // Every session of that subject but the caller's.
         let n = self.sessions.logout_where(self, |r, row| {
-            r != ctx.session
-                && row.get(fields::session::AUTH_USER_SID.index).as_str() == Some(subject_identifier.as_str())
+            r != ctx.session && row.read(fields::session::AUTH_USER_SID).as_str() == subject_identifier.as_str()
         });
         tracing::info!(subject_identifier, sessions = n, "logout_subject_identifier");
         Ok(())

@@ -104,7 +104,7 @@ async fn plug_shared(s: Server) {
 
 /// The SR's uuid, which names its RRD.
 fn sr_uuid(s: &Server, sr: &str) -> Result<String> {
-    Ok(s.row(sr_c(), sr)?.get(fields::sr::UUID.index).as_str().unwrap_or_default().to_string())
+    Ok(s.row(sr_c(), sr)?.read(fields::sr::UUID))
 }
 
 // --------------------------------------------------------------- messages

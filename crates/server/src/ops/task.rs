@@ -38,7 +38,7 @@ impl TaskApi for Server {
     async fn destroy(&self, ctx: &Ctx, self_: Ref<Task>) -> Result<()> {
         let c = task_class();
         let row = self.row(c, self_.as_str())?;
-        let pending = row.get(fields::task::STATUS.index).as_str() == Some("pending");
+        let pending = row.read(fields::task::STATUS) == TaskStatusType::Pending;
         if pending {
             // A pending task is marked and removed by GC once it completes.
             let mut ops = match row.get(fields::task::CURRENT_OPERATIONS.index) {
@@ -57,7 +57,7 @@ impl TaskApi for Server {
     async fn cancel(&self, ctx: &Ctx, task: Ref<Task>) -> Result<()> {
         let c = task_class();
         let row = self.row(c, task.as_str())?;
-        if row.get(fields::task::STATUS.index).as_str() != Some("pending") {
+        if row.read(fields::task::STATUS) != TaskStatusType::Pending {
             return Ok(());
         }
         let mut ops = match row.get(fields::task::CURRENT_OPERATIONS.index) {

@@ -24,10 +24,6 @@ fn vbd_c() -> &'static ClassDef {
     &CLASS_VBD
 }
 
-fn sv(v: &Value) -> String {
-    v.as_str().unwrap_or("").to_string()
-}
-
 // ----------------------------------------------------------------- hooks
 
 /// VBD.create's checks in xapi's order (xapi_vbd.ml), device allocation,
@@ -37,9 +33,9 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     let vm = row.read(fields::vbd::VM).into_string();
     let vm_row = tx.get(vm_c, &vm).cloned().ok_or_else(|| crate::handle_invalid(vm_c, &vm))?;
     let empty = row.read(fields::vbd::EMPTY);
-    let ty = sv(row.get(fields::vbd::TYPE.index));
-    let is_cd = ty == "CD";
-    let mode = sv(row.get(fields::vbd::MODE.index));
+    let ty = row.read(fields::vbd::TYPE);
+    let is_cd = ty == VbdType::Cd;
+    let mode = row.read(fields::vbd::MODE);
     let vdi = row.read(fields::vbd::VDI).into_string();
     let vdi_row = if empty {
         None
@@ -47,21 +43,28 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
         Some(tx.get(vdi_c, &vdi).cloned().ok_or_else(|| crate::handle_invalid(vdi_c, &vdi))?)
     };
     if let Some(vr) = &vdi_row {
-        let vty = sv(vr.get(fields::vdi::TYPE.index));
+        let vty = vr.read(fields::vdi::TYPE);
         if !matches!(
-            vty.as_str(),
-            "system" | "user" | "ephemeral" | "suspend" | "crashdump" | "metadata" | "rrd" | "pvs_cache"
+            vty,
+            VdiType::System
+                | VdiType::User
+                | VdiType::Ephemeral
+                | VdiType::Suspend
+                | VdiType::Crashdump
+                | VdiType::Metadata
+                | VdiType::Rrd
+                | VdiType::PvsCache
         ) {
-            return Err(ApiError::VdiIncompatibleType { vdi, r#type: vty });
+            return Err(ApiError::VdiIncompatibleType { vdi, r#type: vty.as_str().to_string() });
         }
     }
-    if is_cd && mode != "RO" {
+    if is_cd && mode != VbdMode::Ro {
         return Err(ApiError::VbdCdsMustBeReadonly);
     }
     if empty && !is_cd {
         return Err(ApiError::VbdNotRemovableMedia { vbd: "in constructor".into() });
     }
-    if mode == "RW" && vdi_row.as_ref().is_some_and(|vr| vr.read(fields::vdi::READ_ONLY)) {
+    if mode == VbdMode::Rw && vdi_row.as_ref().is_some_and(|vr| vr.read(fields::vdi::READ_ONLY)) {
         return Err(ApiError::VdiReadonly { vdi });
     }
     // No new disks while the VM is being migrated.
@@ -92,7 +95,7 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
     row.write(fields::vbd::USERDEVICE, ud);
     // The kernel device and attachment come from plugging, except for a
     // suspended VM whose disks stay attached.
-    let suspended = vm_row.get(fields::vm::POWER_STATE.index).as_str() == Some("Suspended");
+    let suspended = vm_row.read(fields::vm::POWER_STATE) == VmPowerState::Suspended;
     if !suspended {
         row.write(fields::vbd::DEVICE, String::new());
         row.write(fields::vbd::CURRENTLY_ATTACHED, false);
@@ -162,8 +165,7 @@ pub fn new_vbd(
 /// The VM's uuid and the VBD row, for talking to the backend.
 fn vm_and_row(s: &Server, vbd: &str) -> Result<(String, std::sync::Arc<Row>)> {
     let row = s.row(vbd_c(), vbd)?;
-    let vm = sv(row.get(fields::vbd::VM.index));
-    let vm_row = s.row(&CLASS_VM, &vm)?;
+    let vm_row = s.row(&CLASS_VM, row.read(fields::vbd::VM).as_str())?;
     Ok((vm_row.read(fields::vm::UUID), row))
 }
 
@@ -241,11 +243,11 @@ async fn set_media(ctx: &Ctx, vbd: &str, vdi: Option<&str>) -> Result<()> {
     let row = s.row(c, vbd)?;
     let vm = row.read(fields::vbd::VM).into_string();
     let vm_row = s.row(vm_c, &vm)?;
-    let ps = sv(vm_row.get(fields::vm::POWER_STATE.index));
-    if ps == "Suspended" {
+    let ps = vm_row.read(fields::vm::POWER_STATE);
+    if ps == VmPowerState::Suspended {
         return Err(ApiError::VmBadPowerState { vm, expected: "halted, running".into(), actual: "suspended".into() });
     }
-    if row.get(fields::vbd::TYPE.index).as_str() != Some("CD") {
+    if row.read(fields::vbd::TYPE) != VbdType::Cd {
         return Err(ApiError::VbdNotRemovableMedia { vbd: vbd.to_string() });
     }
     let empty = row.read(fields::vbd::EMPTY);
@@ -261,7 +263,7 @@ async fn set_media(ctx: &Ctx, vbd: &str, vdi: Option<&str>) -> Result<()> {
         None if empty => return Err(ApiError::VbdIsEmpty { vbd: vbd.to_string() }),
         None => {}
     }
-    if ps != "Halted" {
+    if ps != VmPowerState::Halted {
         let uuid = vm_row.read(fields::vm::UUID);
         let path = match vdi {
             Some(v) => attachable_path(s, v)?,
@@ -302,15 +304,17 @@ impl VbdApi for Server {
     }
 
     async fn set_mode(&self, ctx: &Ctx, self_: Ref<Vbd>, value: VbdMode) -> Result<()> {
-        let (c, vm_c) = (vbd_c(), &CLASS_VM);
+        let c = vbd_c();
         ctx.write(|tx| {
             let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| crate::handle_invalid(c, self_.as_str()))?;
             let vm = row.read(fields::vbd::VM).into_string();
-            let ps = tx.get(vm_c, &vm).map(|v| sv(v.get(fields::vm::POWER_STATE.index))).unwrap_or_default();
-            if ps != "Halted" {
-                return Err(ApiError::VmBadPowerState { vm, expected: "halted".into(), actual: ps.to_lowercase() });
+            // A VM that is gone is not halted either (its power state reads as "").
+            let ps = tx.read(&vm, fields::vm::POWER_STATE);
+            if ps != Some(VmPowerState::Halted) {
+                let actual = ps.map(|p| p.as_str().to_lowercase()).unwrap_or_default();
+                return Err(ApiError::VmBadPowerState { vm, expected: "halted".into(), actual });
             }
-            tx.set(c, self_.as_str(), fields::vbd::MODE.index, Value::from(value.as_str()));
+            tx.put(self_.as_str(), fields::vbd::MODE, value);
             Ok(())
         })
     }
@@ -341,11 +345,11 @@ mod tests {
         assert_eq!(device_number("xvdq"), None);
         assert_eq!(device_number("fdc"), None);
         assert_eq!(device_number("xvda1x"), None);
-        assert!(valid_device("autodetect", "Disk"));
-        assert!(valid_device("-1", "Disk"), "xapi's range check accepts any integer");
-        assert!(!valid_device("7", "Floppy"));
-        assert!(valid_device("fda", "Floppy"));
-        assert!(!valid_device("vda", "Disk"));
+        assert!(valid_device("autodetect", &VbdType::Disk));
+        assert!(valid_device("-1", &VbdType::Disk), "xapi's range check accepts any integer");
+        assert!(!valid_device("7", &VbdType::Floppy));
+        assert!(valid_device("fda", &VbdType::Floppy));
+        assert!(!valid_device("vda", &VbdType::Disk));
     }
 
     #[test]

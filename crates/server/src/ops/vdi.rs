@@ -9,7 +9,7 @@
 use crate::api::VdiApi;
 use crate::lifecycle;
 use crate::lifecycle::sr::linked;
-use crate::lifecycle::vdi::{sr_c, sv, vdi_c};
+use crate::lifecycle::vdi::{sr_c, vdi_c};
 use crate::rows::members;
 use crate::storage::{self, blocking, Format};
 use crate::{ApiError, Ctx, Result, Server};
@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 pub async fn create(ctx: &Ctx, rec: &Value) -> Result<String> {
     let c = vdi_c();
     let row = crate::implicit::row_from_ctor(c, rec)?;
-    if row.get(fields::vdi::TYPE.index).as_str() == Some("cbt_metadata") {
+    if row.read(fields::vdi::TYPE) == VdiType::CbtMetadata {
         return Err(ApiError::VdiIncompatibleType { vdi: String::new(), r#type: "cbt_metadata".into() });
     }
     let sr = row.read(fields::vdi::SR).into_string();
@@ -50,7 +50,7 @@ fn assert_managed(row: &Row, vdi: &str) -> Result<()> {
 /// VBDs, and clears VMs' suspend_VDI references to it.
 pub async fn destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
     let s = &ctx.server;
-    let sr = sv(s.row(vdi_c(), vdi)?.get(fields::vdi::SR.index));
+    let sr = s.row(vdi_c(), vdi)?.read(fields::vdi::SR).into_string();
     lifecycle::with_op(ctx, sr_c(), &sr, "vdi_destroy", || {
         lifecycle::with_op(ctx, vdi_c(), vdi, "destroy", || async {
             storage::assert_plugged(s, &sr)?;
@@ -85,14 +85,15 @@ pub async fn destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
 /// VDIs may change these only while no VBD's VM is running (xapi:
 /// VM_BAD_POWER_STATE [vm; "halted"; actual]).
 fn assert_not_on_running_vm(s: &Server, vdi: &str) -> Result<()> {
-    let (c, bc, vm) = (vdi_c(), &CLASS_VBD, &CLASS_VM);
+    let (c, bc) = (vdi_c(), &CLASS_VBD);
     let st = s.db.read();
     let row = st.get(c, vdi).ok_or_else(|| crate::handle_invalid(c, vdi))?;
     for b in members(row.get(fields::vdi::VBDS.index)) {
         let Some(v) = st.get(bc, &b).map(|r| r.read(fields::vbd::VM).into_string()) else { continue };
-        let ps = st.get(vm, &v).map(|r| sv(r.get(fields::vm::POWER_STATE.index))).unwrap_or_default();
-        if !ps.is_empty() && ps != "Halted" {
-            return Err(ApiError::VmBadPowerState { vm: v, expected: "halted".into(), actual: ps.to_lowercase() });
+        // A VM that is gone does not count.
+        if let Some(ps) = st.read(&v, fields::vm::POWER_STATE).filter(|ps| *ps != VmPowerState::Halted) {
+            let actual = ps.as_str().to_lowercase();
+            return Err(ApiError::VmBadPowerState { vm: v, expected: "halted".into(), actual });
         }
     }
     Ok(())
@@ -187,7 +188,7 @@ impl VdiApi for Server {
             if row.get(fields::vdi::IS_A_SNAPSHOT.index).as_bool() == Some(true) {
                 return Err(ApiError::OperationNotAllowed { reason: "CBT cannot be enabled on a snapshot".into() });
             }
-            if row.get(fields::vdi::ON_BOOT.index).as_str() == Some("reset") {
+            if row.read(fields::vdi::ON_BOOT) == OnBoot::Reset {
                 return Err(ApiError::VdiOnBootModeIncompatibleWithOperation);
             }
             storage::cbt_enable(ctx, v).await
@@ -199,7 +200,7 @@ impl VdiApi for Server {
         let v = vdi.as_str();
         with_sr_and_vdi(ctx, v, "vdi_disable_cbt", "disable_cbt", |sr| async move {
             storage::assert_plugged(self, &sr)?;
-            if self.row(vdi_c(), v)?.get(fields::vdi::ON_BOOT.index).as_str() == Some("reset") {
+            if self.row(vdi_c(), v)?.read(fields::vdi::ON_BOOT) == OnBoot::Reset {
                 return Err(ApiError::VdiOnBootModeIncompatibleWithOperation);
             }
             storage::cbt_disable(ctx, v).await
@@ -539,8 +540,8 @@ async fn introduce(ctx: &Ctx, sr: &str, n: NewRecord) -> Result<String> {
         let mut existing = None;
         for v in members(srow.get(fields::sr::VDIS.index)) {
             let Some(r) = st.get(c, &v) else { continue };
-            if r.get(fields::vdi::LOCATION.index).as_str() == Some(n.location.as_str()) {
-                if !n.uuid.is_empty() && r.get(fields::vdi::UUID.index).as_str() != Some(n.uuid.as_str()) {
+            if r.read(fields::vdi::LOCATION).as_str() == n.location.as_str() {
+                if !n.uuid.is_empty() && r.read(fields::vdi::UUID).as_str() != n.uuid.as_str() {
                     return Err(ApiError::LocationNotUnique { sr: sr.to_string(), location: n.location });
                 }
                 existing = Some(v);

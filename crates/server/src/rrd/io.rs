@@ -58,7 +58,7 @@ impl SrIo {
     /// has gone: its I/O is then counted nowhere).
     pub fn of_vdi(&self, s: &Server, vdi: &str) -> Arc<Counters> {
         let vc = &CLASS_VDI;
-        let sr = s.db.read().get(vc, vdi).and_then(|r| r.get(fields::vdi::SR.index).as_str().map(str::to_string));
+        let sr = s.db.read().get(vc, vdi).map(|r| r.read(fields::vdi::SR).into_string());
         match sr {
             Some(sr) => self.of_sr(&sr),
             None => Arc::default(),

@@ -8,7 +8,7 @@
 use super::{now, persist, Rrd};
 use crate::Server;
 use backend::{HostMemory, HostStats, Stats};
-use model::schema::{CLASS_HOST, CLASS_HOST_METRICS, CLASS_POOL, CLASS_SR, CLASS_VBD, CLASS_VDI, CLASS_VM};
+use model::schema::{CLASS_HOST, CLASS_HOST_METRICS, CLASS_POOL, CLASS_SR, CLASS_VBD, CLASS_VM};
 use model::types::fields;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -61,10 +61,7 @@ pub fn spawn(s: Server) {
 /// The host's uuid, which names its RRD archive.
 pub fn host_uuid(s: &Server) -> String {
     let hc = &CLASS_HOST;
-    s.db.read()
-        .get(hc, &s.host)
-        .and_then(|r| r.get(fields::host::UUID.index).as_str().map(str::to_string))
-        .unwrap_or_default()
+    s.db.read().get(hc, &s.host).map(|r| r.read(fields::host::UUID)).unwrap_or_default()
 }
 
 /// Archive every RRD now (periodically, and at clean shutdown). Blocking.
@@ -181,7 +178,7 @@ fn host_sr_values(x: &SrSample) -> Vec<(String, f64)> {
 /// last sample, plus the disk rates (bytes and requests) the backend reports
 /// for running guests' disks on it.
 fn sr_samples(s: &Server, guests: &[(String, Stats)], state: &mut State) -> Vec<SrSample> {
-    let (src, vmc, vbdc, vdic) = (&CLASS_SR, &CLASS_VM, &CLASS_VBD, &CLASS_VDI);
+    let (src, vmc, vbdc) = (&CLASS_SR, &CLASS_VM, &CLASS_VBD);
     let st = s.db.read();
     let now = std::time::Instant::now();
     let secs = state.io_at.map(|t| now.duration_since(t).as_secs_f64());
@@ -193,16 +190,14 @@ fn sr_samples(s: &Server, guests: &[(String, Stats)], state: &mut State) -> Vec<
     let by_uuid: HashMap<&str, &Stats> = guests.iter().map(|(u, st)| (u.as_str(), st)).collect();
     if !by_uuid.is_empty() {
         for (_, vm) in st.table(vmc).iter() {
-            let Some(u) = vm.get(fields::vm::UUID.index).as_str() else { continue };
-            let Some(stats) = by_uuid.get(u) else { continue };
+            let Some(stats) = by_uuid.get(vm.read(fields::vm::UUID).as_str()) else { continue };
             for vbd in crate::rows::members(vm.get(fields::vm::VBDS.index)) {
                 let Some(b) = st.get(vbdc, &vbd) else { continue };
-                let dev = b.get(fields::vbd::USERDEVICE.index).as_str().unwrap_or("");
-                let Some((_, r, w)) = stats.disks.iter().find(|(d, _, _)| d == dev) else { continue };
-                let (ro, wo) = stats.disk_ops.iter().find(|(d, _, _)| d == dev).map_or((0.0, 0.0), |x| (x.1, x.2));
-                let vdi = b.get(fields::vbd::VDI.index).as_str().unwrap_or("");
-                let Some(sr) = st.get(vdic, vdi).and_then(|v| v.get(fields::vdi::SR.index).as_str()) else { continue };
-                let e = guest_io.entry(sr.to_string()).or_default();
+                let dev = b.read(fields::vbd::USERDEVICE);
+                let Some((_, r, w)) = stats.disks.iter().find(|(d, _, _)| *d == dev) else { continue };
+                let (ro, wo) = stats.disk_ops.iter().find(|(d, _, _)| *d == dev).map_or((0.0, 0.0), |x| (x.1, x.2));
+                let Some(sr) = st.read(b.read(fields::vbd::VDI).as_str(), fields::vdi::SR) else { continue };
+                let e = guest_io.entry(sr.into_string()).or_default();
                 for (acc, v) in e.iter_mut().zip([r, &ro, w, &wo]) {
                     *acc += v;
                 }
@@ -211,10 +206,10 @@ fn sr_samples(s: &Server, guests: &[(String, Stats)], state: &mut State) -> Vec<
     }
     let mut out = vec![];
     for (r, row) in st.table(src).iter() {
-        if row.get(fields::sr::CONTENT_TYPE.index).as_str() == Some("iso") {
+        if row.read(fields::sr::CONTENT_TYPE) == "iso" {
             continue;
         }
-        let Some(uuid) = row.get(fields::sr::UUID.index).as_str() else { continue };
+        let uuid = row.read(fields::sr::UUID);
         let now_t = totals.get(r.as_str()).copied().unwrap_or_default();
         // The first sample only sets the baseline.
         let mut io = match (secs, state.io.get(r.as_str())) {
@@ -301,7 +296,7 @@ fn host_values(hs: &HostStats, accounted: impl FnOnce() -> Option<(i64, i64)>) -
 fn accounted_memory(s: &Server) -> Option<(i64, i64)> {
     let st = s.db.read();
     let h = st.get(&CLASS_HOST, &s.host);
-    let Some(m) = h.and_then(|h| st.get(&CLASS_HOST_METRICS, h.get(fields::host::METRICS.index).as_str()?)) else {
+    let Some(m) = h.and_then(|h| st.get(&CLASS_HOST_METRICS, h.read(fields::host::METRICS).as_str())) else {
         tracing::warn!(host = %s.host, "the host has no host_metrics row: no memory sources in its RRD");
         return None;
     };

@@ -151,9 +151,8 @@ pub fn plugged_pbd(st: &State, sr: &str, host: &str) -> Option<String> {
     let (src, pc) = (&CLASS_SR, &CLASS_PBD);
     let row = st.get(src, sr)?;
     crate::rows::members(row.get(fields::sr::PBDS.index)).into_iter().find(|p| {
-        st.get(pc, p).is_some_and(|r| {
-            r.get(fields::pbd::HOST.index).as_str() == Some(host) && r.read(fields::pbd::CURRENTLY_ATTACHED)
-        })
+        st.get(pc, p)
+            .is_some_and(|r| r.read(fields::pbd::HOST).as_str() == host && r.read(fields::pbd::CURRENTLY_ATTACHED))
     })
 }
 
@@ -963,7 +962,7 @@ fn cbt_chain(st: &State, vdi: &str) -> Vec<String> {
         .filter(|(r, row)| {
             r.as_str() != root
                 && row.read(fields::vdi::IS_A_SNAPSHOT)
-                && row.get(fields::vdi::SNAPSHOT_OF.index).as_str() == Some(root.as_str())
+                && row.read(fields::vdi::SNAPSHOT_OF).as_str() == root.as_str()
         })
         // Creation order: snapshot_time has only second resolution.
         .map(|(r, _)| (st.table(vc).rows.get(r.as_str()).map(|e| e.created).unwrap_or(0), r.clone()))
@@ -1128,7 +1127,7 @@ pub async fn cbt_data_destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
     let (path, driver) = {
         let st = s.db.read();
         let row = st.get(vc, vdi).ok_or_else(|| crate::handle_invalid(vc, vdi))?;
-        if row.get(fields::vdi::TYPE.index).as_str() == Some("cbt_metadata") {
+        if row.read(fields::vdi::TYPE) == VdiType::CbtMetadata {
             return Ok(());
         }
         if !row.read(VDI::IS_A_SNAPSHOT) {
@@ -1144,7 +1143,7 @@ pub async fn cbt_data_destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
         (vdi_path(&s, &st, vdi), driver)
     };
     ctx.write(|tx| {
-        tx.set(vc, vdi, fields::vdi::TYPE.index, Value::from("cbt_metadata"));
+        tx.put(vdi, fields::vdi::TYPE, VdiType::CbtMetadata);
         Ok(())
     })?;
     if let (Some(p), Some(d)) = (path, driver) {

@@ -63,7 +63,7 @@ fn vdis_by_location(tx: &Txn, sr: &str, sr_row: &Row) -> BTreeMap<String, String
     let vc = &CLASS_VDI;
     let mut out = BTreeMap::new();
     for v in members(sr_row.get(fields::sr::VDIS.index)) {
-        if let Some(r) = tx.get(vc, &v).filter(|r| r.get(fields::vdi::SR.index).as_str() == Some(sr)) {
+        if let Some(r) = tx.get(vc, &v).filter(|r| r.read(fields::vdi::SR).as_str() == sr) {
             out.insert(r.read(fields::vdi::LOCATION), v);
         }
     }
@@ -105,7 +105,7 @@ pub async fn scan_sr(ctx: &Ctx, sr: &str) -> Result<()> {
             .into_iter()
             .filter_map(|v| st.get(vc, &v).map(|r| (r, v)))
             // A snapshot whose data was destroyed keeps only its CBT log.
-            .filter(|(r, _)| r.get(fields::vdi::TYPE.index).as_str() != Some("cbt_metadata"))
+            .filter(|(r, _)| r.read(fields::vdi::TYPE) != VdiType::CbtMetadata)
             .map(|(r, v)| (r.read(fields::vdi::LOCATION), v))
             .collect();
         (before, busy_in(sr))

@@ -58,7 +58,7 @@ pub(super) async fn dup_disks(
     for (i, br) in vbds.iter().enumerate() {
         let empty = br.read(fields::vbd::EMPTY);
         let vdi_ref = br.read(fields::vbd::VDI).into_string();
-        let is_cd = br.get(fields::vbd::TYPE.index).as_str() == Some("CD");
+        let is_cd = br.read(fields::vbd::TYPE) == VbdType::Cd;
         let iso = s.db.read().get(vdi, &vdi_ref).map(|v| {
             let sr = v.read(fields::vdi::SR).into_string();
             s.db.read().get(&CLASS_SR, &sr).map(|r| r.read(fields::sr::CONTENT_TYPE)) == Some("iso".into())
@@ -324,7 +324,7 @@ pub(super) fn revert_fields(snap: &Row) -> Result<Vec<(usize, Value)>> {
 pub(super) async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()> {
     let s = &ctx.server;
     let c = vm_c();
-    if s.row(c, vm)?.get(fields::vm::POWER_STATE.index).as_str() != Some("Halted") {
+    if s.row(c, vm)?.read(fields::vm::POWER_STATE) != VmPowerState::Halted {
         do_hard_shutdown(ctx, vm).await?;
     }
     let snap = s.row(c, snapshot)?;
@@ -336,7 +336,7 @@ pub(super) async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()>
             }
             r.write(VM::HA_ALWAYS_RUN, false);
             // An unspecified domain type follows the boot policy.
-            if r.get(fields::vm::DOMAIN_TYPE.index).as_str() == Some("unspecified") {
+            if r.read(fields::vm::DOMAIN_TYPE) == DomainType::Unspecified {
                 let hvm = !r.read(fields::vm::HVM_BOOT_POLICY).is_empty();
                 r.write(VM::DOMAIN_TYPE, if hvm { DomainType::Hvm } else { DomainType::Pv });
             }
@@ -345,8 +345,8 @@ pub(super) async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()>
         let row = tx.get(c, vm).cloned().ok_or_else(|| handle_invalid(c, vm))?;
         for (i, f) in c.fields.iter().enumerate() {
             if let Type::Ref(target) = f.ty {
-                let r = sv(row.get(i));
-                let dangling = !null(row.get(i)) && model::schema::class(target).is_some_and(|tc| !tx.exists(tc, &r));
+                let r = row.get(i).as_str().unwrap_or("");
+                let dangling = !null(row.get(i)) && model::schema::class(target).is_some_and(|tc| !tx.exists(tc, r));
                 if dangling {
                     tx.set(c, vm, i, Value::from(model::NULL_REF));
                 }
@@ -356,20 +356,20 @@ pub(super) async fn revert_to(ctx: &Ctx, snapshot: &str, vm: &str) -> Result<()>
     })?;
     let outcome = revert_devices(ctx, vm, &snap).await;
     // The snapshot's power state, or Halted if the devices could not be restored.
-    let ps = if outcome.is_ok() { sv(snap.get(fields::vm::POWER_STATE.index)) } else { "Halted".to_string() };
+    let ps = if outcome.is_ok() { snap.read(VM::POWER_STATE) } else { VmPowerState::Halted };
     ctx.write(|tx| {
         let row = tx.get(c, vm).cloned().ok_or_else(|| handle_invalid(c, vm))?;
         tx.update(c, vm, |r| {
-            r.write(VM::POWER_STATE, VmPowerState::from(ps.as_str()));
+            r.write(VM::POWER_STATE, ps.clone());
             r.write(VM::RESIDENT_ON, Ref::null());
             r.write(VM::SCHEDULED_TO_BE_RESIDENT_ON, Ref::null());
             r.write(VM::DOMID, -1);
             r.write(VM::PARENT, Ref::new(snapshot));
-            if ps == "Halted" {
+            if ps == VmPowerState::Halted {
                 r.write(VM::REQUIRES_REBOOT, false);
             }
         });
-        if ps == "Halted" {
+        if ps == VmPowerState::Halted {
             for b in members(row.get(fields::vm::VBDS.index)) {
                 tx.put(&b, fields::vbd::CURRENTLY_ATTACHED, false);
             }
@@ -400,7 +400,7 @@ pub(super) async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()
         };
         (rows(snap), rows(&cur))
     };
-    let is_disk = |b: &Row| b.get(fields::vbd::TYPE.index).as_str() == Some("Disk");
+    let is_disk = |b: &Row| b.read(fields::vbd::TYPE) == VbdType::Disk;
     let vdi_of = |b: &Row| b.read(fields::vbd::VDI).into_string();
     // What each of the snapshot's disks is a snapshot of.
     let snapshot_of = |d: &str| -> String {
@@ -417,8 +417,8 @@ pub(super) async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()
         v.push(cur.read(fields::vm::SUSPEND_VDI).into_string());
         v.retain(|d| {
             st.get(vdi, d)
-                .and_then(|r| st.get(src, r.get(fields::vdi::SR.index).as_str().unwrap_or("")))
-                .is_some_and(|sr| sr.get(fields::sr::CONTENT_TYPE.index).as_str() != Some("iso"))
+                .and_then(|r| st.get(src, r.read(fields::vdi::SR).as_str()))
+                .is_some_and(|sr| sr.read(fields::sr::CONTENT_TYPE) != "iso")
         });
         v
     };
@@ -478,9 +478,7 @@ pub(super) async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()
             let tree: Vec<String> = tx
                 .refs(vdi)
                 .into_iter()
-                .filter(|r| {
-                    tx.get(vdi, r).is_some_and(|row| row.get(fields::vdi::SNAPSHOT_OF.index).as_str() == Some(old))
-                })
+                .filter(|r| tx.get(vdi, r).is_some_and(|row| row.read(fields::vdi::SNAPSHOT_OF).as_str() == old))
                 .collect();
             for r in tree {
                 tx.set(vdi, &r, fields::vdi::SNAPSHOT_OF.index, Value::String(new.clone()));
@@ -504,8 +502,8 @@ pub(super) async fn revert_devices(ctx: &Ctx, vm: &str, snap: &Row) -> Result<()
             (VM::METRICS.index, &CLASS_VM_METRICS, fields::vm_metrics::UUID.index),
         ];
         for (f, mcls, uuid) in metrics {
-            tx.delete(mcls, &sv(cur.get(f)));
-            let new = match tx.get(mcls, &sv(snap.get(f))).cloned() {
+            tx.delete(mcls, cur.get(f).as_str().unwrap_or(""));
+            let new = match tx.get(mcls, snap.get(f).as_str().unwrap_or("")).cloned() {
                 Some(mut m) => {
                     let r = model::new_ref();
                     m.fields[uuid] = Value::from(model::new_uuid());

@@ -21,7 +21,7 @@ pub(super) struct Limits {
 /// VM_metrics say so, or, without metrics, its platform does.
 pub(super) fn nested_virt(tx: &Txn, row: &Row) -> bool {
     let (_c, mc) = (vm_c(), &CLASS_VM_METRICS);
-    match tx.get(mc, row.get(fields::vm::METRICS.index).as_str().unwrap_or("")) {
+    match tx.get(mc, row.read(fields::vm::METRICS).as_str()) {
         Some(m) => m.read(fields::vm_metrics::NESTED_VIRT),
         None => {
             let v = row.get(fields::vm::PLATFORM.index).map_str("nested-virt").unwrap_or("").to_ascii_lowercase();
@@ -67,7 +67,7 @@ pub(super) async fn set_memory_fields(
     let c = vm_c();
     lifecycle::with_op(ctx, c, vm.as_str(), op, || async {
         let row = ctx.server.row(c, vm.as_str())?;
-        let running = row.get(fields::vm::POWER_STATE.index).as_str() == Some("Running");
+        let running = row.read(fields::vm::POWER_STATE) == VmPowerState::Running;
         let control_domain = row.read(fields::vm::IS_CONTROL_DOMAIN);
         ctx.write(|tx| {
             let row = tx.get(c, vm.as_str()).cloned().ok_or_else(|| handle_invalid(c, vm.as_str()))?;

@@ -49,10 +49,6 @@ fn vm_c() -> &'static model::ClassDef {
     &CLASS_VM
 }
 
-fn sv(v: &Value) -> String {
-    v.as_str().unwrap_or("").to_string()
-}
-
 fn null(v: &Value) -> bool {
     matches!(v.as_str(), None | Some("") | Some(model::NULL_REF))
 }
@@ -72,8 +68,7 @@ fn map_of(v: &Value) -> BTreeMap<String, String> {
 /// made; domain_type follows HVM_boot_policy when unspecified.
 fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
     let _c = vm_c();
-    let ps = fields::vm::POWER_STATE.index;
-    if row.get(ps).as_str() == Some("Suspended") {
+    if row.read(fields::vm::POWER_STATE) == VmPowerState::Suspended {
         let incomplete = null(row.get(fields::vm::SUSPEND_VDI.index))
             || row.read(fields::vm::LAST_BOOTED_RECORD).is_empty()
             || row.read(fields::vm::LAST_BOOT_CPU_FLAGS).is_empty();
@@ -85,12 +80,11 @@ fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
             });
         }
     } else {
-        row.fields[ps] = Value::from("Halted");
+        row.write(fields::vm::POWER_STATE, VmPowerState::Halted);
     }
-    let dt = fields::vm::DOMAIN_TYPE.index;
-    if row.get(dt).as_str() == Some("unspecified") {
+    if row.read(fields::vm::DOMAIN_TYPE) == DomainType::Unspecified {
         let hvm = !row.read(fields::vm::HVM_BOOT_POLICY).is_empty();
-        row.fields[dt] = Value::from(if hvm { "hvm" } else { "pv" });
+        row.write(fields::vm::DOMAIN_TYPE, if hvm { DomainType::Hvm } else { DomainType::Pv });
     }
     // As xapi: a VM without a MAC seed gets one, so its VIFs' MACs are
     // derived from it.
@@ -124,12 +118,12 @@ fn set_field(_ctx: &Ctx, _tx: &mut Txn, r: &str, i: usize, row: &mut Row) -> Res
     let _c = vm_c();
     if i == fields::vm::IS_A_TEMPLATE.index && row.get(i).as_bool() == Some(true) {
         // Turning a VM into a template needs it halted.
-        let ps = sv(row.get(fields::vm::POWER_STATE.index));
-        if ps != "Halted" {
+        let ps = row.read(fields::vm::POWER_STATE);
+        if ps != VmPowerState::Halted {
             return Err(ApiError::VmBadPowerState {
                 vm: r.to_string(),
                 expected: "halted".into(),
-                actual: ps.to_lowercase(),
+                actual: ps.as_str().to_lowercase(),
             });
         }
     }
@@ -141,7 +135,7 @@ pub fn host_is_live(s: &Server, host: &str) -> bool {
     let (hc, hm) = (&CLASS_HOST, &CLASS_HOST_METRICS);
     let st = s.db.read();
     st.get(hc, host)
-        .and_then(|h| st.get(hm, h.get(fields::host::METRICS.index).as_str().unwrap_or("")))
+        .and_then(|h| st.get(hm, h.read(fields::host::METRICS).as_str()))
         .is_some_and(|m| m.read(fields::host_metrics::LIVE))
 }
 
@@ -189,7 +183,7 @@ pub fn remove_devices(tx: &mut Txn, row: &Row) {
 }
 
 fn vm_uuid(s: &Server, vm: &str) -> Result<String> {
-    Ok(sv(s.row(vm_c(), vm)?.get(fields::vm::UUID.index)))
+    Ok(s.row(vm_c(), vm)?.read(fields::vm::UUID))
 }
 
 // ----------------------------------------------------------- the messages
@@ -211,7 +205,7 @@ impl VmApi for Server {
             self.row(src, sr.as_str())?;
             sr.into_string()
         };
-        let iso = self.row(src, &sr)?.get(fields::sr::CONTENT_TYPE.index).as_str() == Some("iso");
+        let iso = self.row(src, &sr)?.read(fields::sr::CONTENT_TYPE) == "iso";
         if iso {
             return Err(ApiError::SrOperationNotSupported { sr });
         }
@@ -252,11 +246,11 @@ impl VmApi for Server {
         lifecycle::with_op(ctx, vm_c(), vm.as_str(), "pause", || async {
             let uuid = vm_uuid(self, vm.as_str())?;
             self.backend.pause(&uuid).await.map_err(|e| be(ctx, e))?;
-            let (c, mc) = (vm_c(), &CLASS_VM_METRICS);
+            let c = vm_c();
             ctx.write(|tx| {
-                tx.set(c, vm.as_str(), fields::vm::POWER_STATE.index, Value::from("Paused"));
+                tx.put(vm.as_str(), fields::vm::POWER_STATE, VmPowerState::Paused);
                 let m = tx.get(c, vm.as_str()).map(|r| r.read(fields::vm::METRICS).into_string()).unwrap_or_default();
-                tx.set(mc, &m, fields::vm_metrics::STATE.index, Value::Array(vec![Value::from("paused")]));
+                tx.put(&m, fields::vm_metrics::STATE, vec!["paused".to_string()]);
                 Ok(())
             })
         })
@@ -267,11 +261,11 @@ impl VmApi for Server {
         lifecycle::with_op(ctx, vm_c(), vm.as_str(), "unpause", || async {
             let uuid = vm_uuid(self, vm.as_str())?;
             self.backend.unpause(&uuid).await.map_err(|e| be(ctx, e))?;
-            let (c, mc) = (vm_c(), &CLASS_VM_METRICS);
+            let c = vm_c();
             ctx.write(|tx| {
-                tx.set(c, vm.as_str(), fields::vm::POWER_STATE.index, Value::from("Running"));
+                tx.put(vm.as_str(), fields::vm::POWER_STATE, VmPowerState::Running);
                 let m = tx.get(c, vm.as_str()).map(|r| r.read(fields::vm::METRICS).into_string()).unwrap_or_default();
-                tx.set(mc, &m, fields::vm_metrics::STATE.index, Value::Array(vec![Value::from("running")]));
+                tx.put(&m, fields::vm_metrics::STATE, vec!["running".to_string()]);
                 Ok(())
             })
         })
@@ -290,8 +284,7 @@ impl VmApi for Server {
     async fn shutdown(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
         // Try a clean shutdown first, then force it.
         lifecycle::with_op(ctx, vm_c(), vm.as_str(), "shutdown", || async {
-            let clean = if self.row(vm_c(), vm.as_str())?.get(fields::vm::POWER_STATE.index).as_str() == Some("Running")
-            {
+            let clean = if self.row(vm_c(), vm.as_str())?.read(fields::vm::POWER_STATE) == VmPowerState::Running {
                 do_clean_shutdown(ctx, vm.as_str()).await
             } else {
                 Err(crate::internal("not running"))
@@ -417,7 +410,7 @@ impl VmApi for Server {
         let uuid = row.read(fields::vm::UUID);
         // A live VM is only forgotten if its domain is really gone (xapi_vm.ml):
         // never lose track of a running domain.
-        if matches!(row.get(fields::vm::POWER_STATE.index).as_str(), Some("Running") | Some("Paused")) {
+        if matches!(row.read(fields::vm::POWER_STATE), VmPowerState::Running | VmPowerState::Paused) {
             let resident = row.read(fields::vm::RESIDENT_ON).into_string();
             if resident == self.host {
                 if self.backend.is_running(&uuid) {
@@ -481,11 +474,11 @@ impl VmApi for Server {
             // Disks and memory of one instant: the guest stays stopped meanwhile.
             let (snap, mem) = crate::xenops::with_guest_stopped(ctx, vm.as_str(), async {
                 let snap = duplicate(ctx, vm.as_str(), &new_name, Kind::Snapshot, None, &[]).await?;
-                let ps = sv(self.row(c, vm.as_str())?.get(fields::vm::POWER_STATE.index));
+                let ps = self.row(c, vm.as_str())?.read(fields::vm::POWER_STATE);
                 // The memory image: the running guest's, or a copy of the suspend image.
-                let mem = if ps == "Suspended" {
-                    let sv_vdi = sv(self.row(c, vm.as_str())?.get(fields::vm::SUSPEND_VDI.index));
-                    storage::clone_vdi(ctx, &sv_vdi).await?
+                let mem = if ps == VmPowerState::Suspended {
+                    let sv_vdi = self.row(c, vm.as_str())?.read(fields::vm::SUSPEND_VDI);
+                    storage::clone_vdi(ctx, sv_vdi.as_str()).await?
                 } else {
                     write_memory_image(ctx, vm.as_str(), true).await?
                 };
@@ -713,7 +706,7 @@ impl VmApi for Server {
                     return Err(vcpu_value_error(value));
                 }
                 let running_control_domain = row.read(fields::vm::IS_CONTROL_DOMAIN)
-                    && row.get(fields::vm::POWER_STATE.index).as_str() == Some("Running");
+                    && row.read(fields::vm::POWER_STATE) == VmPowerState::Running;
                 tx.update(c, self_.as_str(), |r| {
                     r.write(fields::vm::VCPUS_MAX, value);
                     // A running control domain takes it at its next boot.

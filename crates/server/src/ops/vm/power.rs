@@ -67,7 +67,7 @@ pub(super) fn validate_basic_parameters(st: &store::State, row: &Row) -> Result<
             value: ocaml_string_of_float(shadow),
         });
     }
-    check_crash_action(st, row, row.get(fields::vm::ACTIONS_AFTER_CRASH.index).as_str().unwrap_or(""))
+    check_crash_action(st, row, row.read(fields::vm::ACTIONS_AFTER_CRASH).as_str())
 }
 
 /// xapi's validate_actions_after_crash.
@@ -81,7 +81,7 @@ pub(super) fn check_crash_action(st: &store::State, row: &Row, action: &str) -> 
     };
     match action {
         "rename_restart" => unsupported("option would leak a domain; VMs and not domains are managed by this API"),
-        "coredump_and_destroy" | "coredump_and_restart" if domain_type(st, row) != "pv" => {
+        "coredump_and_destroy" | "coredump_and_restart" if domain_type(st, row) != DomainType::Pv => {
             unsupported("cannot invoke a coredump of an HVM, PVH or PV-in-PVH domain")
         }
         _ => Ok(()),
@@ -90,25 +90,23 @@ pub(super) fn check_crash_action(st: &store::State, row: &Row, action: &str) -> 
 
 /// The VM's domain type: the one its domain runs with, or (Halted) the one
 /// it is configured for.
-pub(super) fn domain_type(st: &store::State, row: &Row) -> String {
+pub(super) fn domain_type(st: &store::State, row: &Row) -> DomainType {
     let (_c, mc) = (vm_c(), &CLASS_VM_METRICS);
-    let live = !matches!(row.get(fields::vm::POWER_STATE.index).as_str(), Some("Halted") | None);
+    let live = row.read(fields::vm::POWER_STATE) != VmPowerState::Halted;
     let dt = if live {
-        st.get(mc, row.get(fields::vm::METRICS.index).as_str().unwrap_or(""))
-            .map(|m| sv(m.get(fields::vm_metrics::CURRENT_DOMAIN_TYPE.index)))
-            .unwrap_or_default()
+        st.get(mc, row.read(fields::vm::METRICS).as_str()).map(|m| m.read(fields::vm_metrics::CURRENT_DOMAIN_TYPE))
     } else {
-        sv(row.get(fields::vm::DOMAIN_TYPE.index))
+        Some(row.read(fields::vm::DOMAIN_TYPE))
     };
-    match dt.as_str() {
-        "" | "unspecified" => {
+    match dt {
+        None | Some(DomainType::Unspecified) => {
             if row.read(fields::vm::HVM_BOOT_POLICY).is_empty() {
-                "pv".into()
+                DomainType::Pv
             } else {
-                "hvm".into()
+                DomainType::Hvm
             }
         }
-        _ => dt,
+        Some(dt) => dt,
     }
 }
 
@@ -122,15 +120,14 @@ pub fn assert_can_boot(s: &Server, vm: &str, host: &str, memory_check: bool) -> 
         let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
         let h = st.get(hc, host).ok_or_else(|| handle_invalid(hc, host))?;
         validate_basic_parameters(&st, row)?;
-        let live = st
-            .get(hm, h.get(fields::host::METRICS.index).as_str().unwrap_or(""))
-            .is_some_and(|m| m.read(fields::host_metrics::LIVE));
+        let live =
+            st.get(hm, h.read(fields::host::METRICS).as_str()).is_some_and(|m| m.read(fields::host_metrics::LIVE));
         if !live {
             return Err(ApiError::HostNotLive);
         }
         let control_domain = row.read(fields::vm::IS_CONTROL_DOMAIN);
-        let local_live_migration = row.get(fields::vm::POWER_STATE.index).as_str() == Some("Running")
-            && row.get(fields::vm::RESIDENT_ON.index).as_str() == Some(host);
+        let local_live_migration = row.read(fields::vm::POWER_STATE) == VmPowerState::Running
+            && row.read(fields::vm::RESIDENT_ON).as_str() == host;
         if !control_domain && !local_live_migration && h.get(fields::host::ENABLED.index).as_bool() != Some(true) {
             return Err(ApiError::HostDisabled { host: host.to_string() });
         }
@@ -149,8 +146,7 @@ pub fn assert_can_boot(s: &Server, vm: &str, host: &str, memory_check: bool) -> 
                 .map(|srow| {
                     members(srow.get(fields::sr::PBDS.index)).iter().any(|p| {
                         st.get(pbd, p).is_some_and(|pr| {
-                            pr.read(fields::pbd::CURRENTLY_ATTACHED)
-                                && pr.get(fields::pbd::HOST.index).as_str() == Some(host)
+                            pr.read(fields::pbd::CURRENTLY_ATTACHED) && pr.read(fields::pbd::HOST).as_str() == host
                         })
                     })
                 })
@@ -266,7 +262,7 @@ pub(super) async fn do_resume(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> 
         return Err(handle_invalid(&CLASS_HOST, host));
     }
     let c = vm_c();
-    let vdi = sv(s.row(c, vm)?.get(fields::vm::SUSPEND_VDI.index));
+    let vdi = s.row(c, vm)?.read(fields::vm::SUSPEND_VDI).into_string();
     let path =
         storage::vdi_path(s, &s.db.read(), &vdi).ok_or_else(|| ApiError::VmHasNoSuspendVdi { vm: vm.to_string() })?;
     storage::attachable(&path)?;
@@ -279,7 +275,7 @@ pub(super) async fn do_resume(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> 
     }
     ctx.write(|tx| {
         mark_running(tx, s, vm, domid, paused, false);
-        tx.set(c, vm, fields::vm::SUSPEND_VDI.index, Value::from(model::NULL_REF));
+        tx.put(vm, fields::vm::SUSPEND_VDI, Ref::null());
         Ok(())
     })?;
     storage::destroy_vdi(ctx, &vdi).await
@@ -301,11 +297,11 @@ pub(super) async fn do_hard_shutdown(ctx: &Ctx, vm: &str) -> Result<()> {
     let s = &ctx.server;
     let c = vm_c();
     let row = s.row(c, vm)?;
-    if row.get(fields::vm::POWER_STATE.index).as_str() == Some("Suspended") {
+    if row.read(fields::vm::POWER_STATE) == VmPowerState::Suspended {
         let vdi = row.read(fields::vm::SUSPEND_VDI).into_string();
         ctx.write(|tx| {
             mark_stopped(tx, vm, false);
-            tx.set(c, vm, fields::vm::SUSPEND_VDI.index, Value::from(model::NULL_REF));
+            tx.put(vm, fields::vm::SUSPEND_VDI, Ref::null());
             Ok(())
         })?;
         if !null(&Value::String(vdi.clone())) {
@@ -336,10 +332,10 @@ pub(super) async fn do_reboot(ctx: &Ctx, vm: &str, clean: bool) -> Result<()> {
     let spec = domain_spec(s, vm)?;
     let domid = s.backend.reboot(&spec, clean, cancel_of(ctx)).await.map_err(|e| be_vm(ctx, vm, e))?;
     ctx.write(|tx| {
-        let gm = tx.get(vm_c(), vm).map(|r| sv(r.get(fields::vm::GUEST_METRICS.index))).unwrap_or_default();
+        let gm = tx.get(vm_c(), vm).map(|r| r.read(fields::vm::GUEST_METRICS).into_string()).unwrap_or_default();
         if !null(&Value::String(gm.clone())) {
             tx.delete(&CLASS_VM_GUEST_METRICS, &gm);
-            tx.set(vm_c(), vm, fields::vm::GUEST_METRICS.index, Value::from(model::NULL_REF));
+            tx.put(vm, fields::vm::GUEST_METRICS, Ref::null());
         }
         mark_running(tx, s, vm, domid, false, true);
         Ok(())
@@ -361,8 +357,8 @@ pub(super) fn live_guests(s: &Server, host: &str, self_managed: bool) -> Vec<(St
         .table(c)
         .iter()
         .filter(|(_, r)| {
-            r.get(fields::vm::RESIDENT_ON.index).as_str() == Some(host)
-                && matches!(r.get(fields::vm::POWER_STATE.index).as_str(), Some("Running") | Some("Paused"))
+            r.read(fields::vm::RESIDENT_ON).as_str() == host
+                && matches!(r.read(fields::vm::POWER_STATE), VmPowerState::Running | VmPowerState::Paused)
                 && r.get(fields::vm::IS_CONTROL_DOMAIN.index).as_bool() != Some(true)
                 && (self_managed || r.get(fields::vm::OTHER_CONFIG.index).map_str("auto_poweroff").is_none())
         })
