@@ -261,6 +261,34 @@ def test_a_snapshot_of_a_running_guest_is_one_instant(xapid, session, kernels):
     assert qemu_pids(xapid) == []
 
 
+def test_a_running_guests_qcow2_disk_is_snapshotted_by_qemu(xapid, session, kernels):
+    """A qcow2 data disk of a running guest: the snapshot QEMU makes of it is a
+    qcow2 VDI holding what the guest wrote."""
+    api = session.xenapi
+    sid = session._session
+    vm = guest_vm(api, kernels, "qcow2 data disk")
+    (sr,) = {api.VDI.get_SR(api.VBD.get_VDI(b)) for b in api.VM.get_VBDs(vm) if api.VBD.get_type(b) == "Disk"}
+    data = api.VDI.create({"SR": sr, "name_label": "qcow2 data", "name_description": "", "virtual_size": str(64 << 20),
+                           "type": "user", "sharable": False, "read_only": False, "other_config": {},
+                           "xenstore_data": {}, "sm_config": {"type": "qcow2"}, "tags": []})
+    api.VBD.create({"VM": vm, "VDI": data, "userdevice": "1", "bootable": False, "mode": "RW", "type": "Disk",
+                    "unpluggable": True, "empty": False, "other_config": {}, "qos_algorithm_type": "",
+                    "qos_algorithm_params": {}})
+    api.VM.start(vm, False, False)
+    shell(xapid, api, vm, "printf qcow2-data-77 | dd of=/dev/vdb bs=1048576 seek=1 2>/dev/null && sync && echo "
+          "q-$((6*7))", "q-42")
+    snap = api.VM.snapshot(vm, "with a qcow2 disk")
+    (copy,) = [api.VBD.get_VDI(b) for b in api.VM.get_VBDs(snap)
+               if api.VBD.get_type(b) == "Disk" and api.VBD.get_userdevice(b) == "1"]
+    assert copy != data and api.VDI.get_sm_config(copy).get("type") == "qcow2"
+    q = urllib.parse.urlencode({"session_id": sid, "vdi": copy, "format": "raw"})
+    with urllib.request.urlopen("%s/export_raw_vdi?%s" % (xapid.url, q), timeout=120) as r:
+        body = r.read()
+    assert len(body) == 64 << 20 and body[1 << 20:(1 << 20) + 13] == b"qcow2-data-77"
+    api.VM.hard_shutdown(vm)
+    assert qemu_pids(xapid) == []
+
+
 def changed_blocks(api, a, b):
     """The 64 KiB blocks VDI.list_changed_blocks names between two VDIs."""
     bits = base64.b64decode(api.VDI.list_changed_blocks(a, b))
