@@ -351,6 +351,24 @@ fn doc_comment(w: &mut String, indent: &str, doc: &str) {
     }
 }
 
+/// The operations enum of each class whose `current_operations` field is a
+/// map onto an enum: `(enum, class)` pairs, sorted by enum. An enum that
+/// several classes' `current_operations` share is left out (its operations
+/// would not name one class); so is a class whose field is typed otherwise.
+pub fn operation_enums(api: &Api) -> Vec<(String, String)> {
+    let mut by_enum: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for c in &api.classes {
+        for f in c.fields.iter().filter(|f| f.wire() == "current_operations") {
+            if let Ty::Map(_, v) = &f.ty {
+                if let Ty::Enum(e) = &**v {
+                    by_enum.entry(e.clone()).or_default().push(c.name.clone());
+                }
+            }
+        }
+    }
+    by_enum.into_iter().filter(|(_, cs)| cs.len() == 1).map(|(e, mut cs)| (e, cs.remove(0))).collect()
+}
+
 /// `types.rs`: enums, class markers, records and field handles.
 pub fn gen_types(api: &Api) -> String {
     let mut o = String::new();
@@ -405,6 +423,15 @@ pub fn gen_types(api: &Api) -> String {
         .ok();
         writeln!(w, "}}").ok();
         writeln!(w, "impl MapKey for {t} {{ fn from_key(s: &str) -> Result<Self, TypeError> {{ Ok({t}::parse(s)) }} fn to_key(&self) -> String {{ self.as_str().to_string() }} }}").ok();
+    }
+    for (e, c) in operation_enums(api) {
+        writeln!(
+            w,
+            "impl Operation for {} {{ const CLASS: &'static ClassDef = &{}; fn name(&self) -> &str {{ self.as_str() }} }}",
+            camel(&e),
+            class_static(&c)
+        )
+        .ok();
     }
     for c in &api.classes {
         let rec = format!("{}Record", camel(&c.name));
@@ -547,4 +574,57 @@ fn gen_errors(api: &Api, w: &mut String) {
     writeln!(w, "}}").ok();
     writeln!(w, "impl std::fmt::Display for ApiError {{ fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{ write!(f, \"{{}}\", self.code())?; let p = self.params(); if !p.is_empty() {{ write!(f, \" [{{}}]\", p.join(\"; \"))?; }} Ok(()) }} }}").ok();
     writeln!(w, "impl std::error::Error for ApiError {{}}").ok();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_class;
+
+    #[test]
+    fn operation_enums_pair_each_class_with_its_own_enum() {
+        let a = parse_class(
+            "a",
+            "class A -- a\nenum a_ops -- ops\n  value go -- go\nfield current_operations map<string,a_ops> ro-run -- cur\n",
+        )
+        .unwrap();
+        let b = parse_class(
+            "b",
+            "class B -- b\nenum shared_ops -- ops\n  value go -- go\nfield current_operations map<string,shared_ops> ro-run -- cur\n",
+        )
+        .unwrap();
+        let c =
+            parse_class("c", "class C -- c\nfield current_operations map<string,shared_ops> ro-run -- cur\n").unwrap();
+        let d = parse_class("d", "class D -- d\nfield current_operations map<string,string> ro-run -- cur\n").unwrap();
+        let api = Api { classes: vec![a, b, c, d], ..Default::default() };
+        // shared_ops names two classes, D's field is not an enum: neither gets an impl.
+        assert_eq!(operation_enums(&api), vec![("a_ops".to_string(), "A".to_string())]);
+    }
+
+    #[test]
+    fn the_datamodel_operation_enums() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datamodel");
+        let api = crate::load(&dir).unwrap();
+        let pairs = operation_enums(&api);
+        for (e, c) in [
+            ("vm_operations", "VM"),
+            ("vbd_operations", "VBD"),
+            ("vdi_operations", "VDI"),
+            ("vif_operations", "VIF"),
+            ("storage_operations", "SR"),
+        ] {
+            assert!(pairs.contains(&(e.to_string(), c.to_string())), "{e} -> {c} in {pairs:?}");
+        }
+        // Every class with a current_operations map onto an enum has its enum.
+        let with_ops = api
+            .classes
+            .iter()
+            .filter(|c| {
+                c.fields.iter().any(|f| {
+                    f.wire() == "current_operations" && matches!(&f.ty, Ty::Map(_, v) if matches!(**v, Ty::Enum(_)))
+                })
+            })
+            .count();
+        assert_eq!(pairs.len(), with_ops);
+    }
 }

@@ -8,7 +8,7 @@ pub mod value;
 
 pub use datetime::DateTime;
 pub use schema::{ClassDef, FieldDef, MsgDef, MsgKind, Type};
-pub use typed::{Field, Ref, TypeError, XenType};
+pub use typed::{Field, Operation, Ref, TypeError, XenType};
 pub use value::{Row, Value};
 
 /// The null reference.

@@ -17,6 +17,16 @@ pub trait Class: 'static {
     const NAME: &'static str;
 }
 
+/// An operation of one class, as its `current_operations` records it:
+/// generated for each class's operations enum (`VmOperations`, …), so an
+/// operation names its class and cannot be misspelt.
+pub trait Operation {
+    /// The class whose objects the operation runs on.
+    const CLASS: &'static ClassDef;
+    /// The wire name, as current_operations and the rules see it.
+    fn name(&self) -> &str;
+}
+
 /// A typed object reference (`OpaqueRef:<uuid>`), `Ref::null()` for `OpaqueRef:NULL`.
 pub struct Ref<C> {
     s: String,
