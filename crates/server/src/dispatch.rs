@@ -492,7 +492,7 @@ pub async fn run(ctx: &Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec<
         return match crate::lifecycle::held_op(c, m.name) {
             Some(op) => {
                 let held = (c.name, object.as_str(), op);
-                crate::lifecycle::with_op(ctx, c, &object, op, || {
+                crate::lifecycle::with_op_named(ctx, c, &object, op, || {
                     crate::pooling::forward_holding(&ctx.server, &h, &method, &args, Some(held))
                 })
                 .await

@@ -7,6 +7,7 @@ use crate::importexport::export::{self, Options};
 use crate::{lifecycle, storage, ApiError, Result, Server};
 use model::schema::{CLASS_VDI, CLASS_VM};
 use model::types::fields;
+use model::types::VmOperations;
 use model::Value;
 use std::io;
 use xva::{Compression, DiskSource};
@@ -105,7 +106,7 @@ async fn export_vm(s: &Server, auth: &Auth, head: &Head, reply: &mut Reply<'_>) 
         Err(e) => return reply.api_error(&e).await,
     };
     ctx.task = Some(task.r.clone());
-    let op = match lifecycle::begin(&ctx, vmc, &vm, "export").await {
+    let op = match lifecycle::begin(&ctx, &vm, VmOperations::Export).await {
         Ok(op) => op,
         Err(e) => return refuse(s, &task, reply, e).await,
     };
@@ -231,7 +232,7 @@ async fn metadata(s: &Server, auth: &Auth, head: &Head, reply: &mut Reply<'_>) -
     }
     let mut ops = Vec::new();
     for vm in &vms {
-        match lifecycle::begin(&ctx, vmc, vm, "metadata_export").await {
+        match lifecycle::begin(&ctx, vm, VmOperations::MetadataExport).await {
             Ok(op) => ops.push(op),
             Err(e) => {
                 for op in ops {

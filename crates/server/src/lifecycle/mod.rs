@@ -18,7 +18,7 @@ use model::schema::{CLASS_HOST, CLASS_HOST_METRICS, CLASS_VM};
 use model::types::fields;
 use model::types::fields::vm as F;
 use model::types::{VmOperations as O, VmPowerState as PS};
-use model::{Row, Value};
+use model::{Operation, Row, Value};
 use std::time::Duration;
 use store::Txn;
 
@@ -463,9 +463,15 @@ impl Drop for Op {
     }
 }
 
-/// Check `op` on an object and record it in current_operations under the
-/// call's task. Waits while a conflicting operation is running.
-pub async fn begin(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str) -> Result<Op> {
+/// Check `op` on an object of its class and record it in current_operations
+/// under the call's task. Waits while a conflicting operation is running.
+pub async fn begin<K: Operation>(ctx: &Ctx, r: &str, op: K) -> Result<Op> {
+    begin_named(ctx, K::CLASS, r, op.name()).await
+}
+
+/// [`begin`] with the class and operation known only at run time (a call
+/// the master forwards: [`held_op`]).
+async fn begin_named(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str) -> Result<Op> {
     if held_here(c, r, op) {
         // The master checked it and holds it (no key: nothing to release).
         return Ok(Op { class: c, r: r.to_string(), key: String::new(), server: ctx.server.clone(), done: false });
@@ -525,14 +531,25 @@ pub fn end(ctx: &Ctx, mut op: Op) {
     }
 }
 
-/// Run `f` as operation `op` on an object: begin, run, end (even on failure,
-/// and through the guard if this future is dropped).
-pub async fn with_op<T, F, Fut>(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str, f: F) -> Result<T>
+/// Run `f` as operation `op` on an object of its class: begin, run, end
+/// (even on failure, and through the guard if this future is dropped).
+pub async fn with_op<K, T, F, Fut>(ctx: &Ctx, r: &str, op: K, f: F) -> Result<T>
+where
+    K: Operation,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    with_op_named(ctx, K::CLASS, r, op.name(), f).await
+}
+
+/// [`with_op`] with the class and operation known only at run time: the
+/// master holding the operation of a call it forwards ([`held_op`]).
+pub async fn with_op_named<T, F, Fut>(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str, f: F) -> Result<T>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let token = begin(ctx, c, r, op).await?;
+    let token = begin_named(ctx, c, r, op).await?;
     let out = f().await;
     end(ctx, token);
     out

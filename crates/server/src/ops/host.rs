@@ -322,7 +322,7 @@ impl HostApi for Server {
             let dest =
                 crate::ops::vm::migrate::target_for(self, &vm, host.as_str()).ok_or(ApiError::NoHostsAvailable)?;
             let (v, d) = (vm.clone(), dest.clone());
-            crate::lifecycle::with_op(ctx, &CLASS_VM, &vm, "pool_migrate", || async move {
+            crate::lifecycle::with_op(ctx, &vm, VmOperations::PoolMigrate, || async move {
                 crate::ops::vm::migrate::move_to(ctx, &v, &d).await
             })
             .await?;

@@ -74,7 +74,7 @@ pub async fn plug(ctx: &Ctx, pbd: &str) -> Result<()> {
     }
     let sr = row.read(fields::pbd::SR).into_string();
     let driver = storage::driver_of(&*s.row(src, &sr)?)?;
-    lifecycle::with_op(ctx, src, &sr, "plug", || async {
+    lifecycle::with_op(ctx, &sr, StorageOperations::Plug, || async {
         let dir = {
             let st = s.db.read();
             let uuid = st.get(src, &sr).map(|r| r.read(fields::sr::UUID)).unwrap_or_default();
@@ -131,7 +131,7 @@ pub async fn unplug(ctx: &Ctx, pbd: &str) -> Result<()> {
     }
     let sr = row.read(fields::pbd::SR).into_string();
     let host = row.read(fields::pbd::HOST).into_string();
-    lifecycle::with_op(ctx, src, &sr, "unplug", || async {
+    lifecycle::with_op(ctx, &sr, StorageOperations::Unplug, || async {
         ctx.write(|tx| {
             let sr_row = tx.get(src, &sr).cloned().ok_or_else(|| crate::handle_invalid(src, &sr))?;
             for v in members(sr_row.get(fields::sr::VDIS.index)) {

@@ -274,7 +274,7 @@ impl SrApi for Server {
     }
 
     async fn forget(&self, ctx: &Ctx, sr: Ref<Sr>) -> Result<()> {
-        lifecycle::with_op(ctx, sr_c(), sr.as_str(), "forget", || async {
+        lifecycle::with_op(ctx, sr.as_str(), StorageOperations::Forget, || async {
             ctx.write(|tx| {
                 really_forget(tx, sr.as_str());
                 Ok(())
@@ -284,7 +284,7 @@ impl SrApi for Server {
     }
 
     async fn destroy(&self, ctx: &Ctx, sr: Ref<Sr>) -> Result<()> {
-        lifecycle::with_op(ctx, sr_c(), sr.as_str(), "destroy", || async {
+        lifecycle::with_op(ctx, sr.as_str(), StorageOperations::Destroy, || async {
             let (driver, dir) = {
                 let st = self.db.read();
                 let row = st.get(sr_c(), sr.as_str()).ok_or_else(|| crate::handle_invalid(sr_c(), sr.as_str()))?;
@@ -307,7 +307,7 @@ impl SrApi for Server {
     }
 
     async fn scan(&self, ctx: &Ctx, sr: Ref<Sr>) -> Result<()> {
-        lifecycle::with_op(ctx, sr_c(), sr.as_str(), "scan", || scan::scan_sr(ctx, sr.as_str())).await
+        lifecycle::with_op(ctx, sr.as_str(), StorageOperations::Scan, || scan::scan_sr(ctx, sr.as_str())).await
     }
 
     async fn update(&self, ctx: &Ctx, sr: Ref<Sr>) -> Result<()> {

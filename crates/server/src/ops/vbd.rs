@@ -282,25 +282,28 @@ async fn set_media(ctx: &Ctx, vbd: &str, vdi: Option<&str>) -> Result<()> {
 
 impl VbdApi for Server {
     async fn plug(&self, ctx: &Ctx, self_: Ref<Vbd>) -> Result<()> {
-        lifecycle::with_op(ctx, vbd_c(), self_.as_str(), "plug", || do_plug(ctx, self_.as_str())).await
+        lifecycle::with_op(ctx, self_.as_str(), VbdOperations::Plug, || do_plug(ctx, self_.as_str())).await
     }
 
     async fn unplug(&self, ctx: &Ctx, self_: Ref<Vbd>) -> Result<()> {
-        lifecycle::with_op(ctx, vbd_c(), self_.as_str(), "unplug", || do_unplug(ctx, self_.as_str(), false)).await
+        lifecycle::with_op(ctx, self_.as_str(), VbdOperations::Unplug, || do_unplug(ctx, self_.as_str(), false)).await
     }
 
     async fn unplug_force(&self, ctx: &Ctx, self_: Ref<Vbd>) -> Result<()> {
-        lifecycle::with_op(ctx, vbd_c(), self_.as_str(), "unplug_force", || do_unplug(ctx, self_.as_str(), true)).await
+        lifecycle::with_op(ctx, self_.as_str(), VbdOperations::UnplugForce, || do_unplug(ctx, self_.as_str(), true))
+            .await
     }
 
     async fn insert(&self, ctx: &Ctx, vbd: Ref<Vbd>, vdi: Ref<Vdi>) -> Result<()> {
         self.row(&CLASS_VDI, vdi.as_str())?;
-        lifecycle::with_op(ctx, vbd_c(), vbd.as_str(), "insert", || set_media(ctx, vbd.as_str(), Some(vdi.as_str())))
-            .await
+        lifecycle::with_op(ctx, vbd.as_str(), VbdOperations::Insert, || {
+            set_media(ctx, vbd.as_str(), Some(vdi.as_str()))
+        })
+        .await
     }
 
     async fn eject(&self, ctx: &Ctx, vbd: Ref<Vbd>) -> Result<()> {
-        lifecycle::with_op(ctx, vbd_c(), vbd.as_str(), "eject", || set_media(ctx, vbd.as_str(), None)).await
+        lifecycle::with_op(ctx, vbd.as_str(), VbdOperations::Eject, || set_media(ctx, vbd.as_str(), None)).await
     }
 
     async fn set_mode(&self, ctx: &Ctx, self_: Ref<Vbd>, value: VbdMode) -> Result<()> {

@@ -31,7 +31,7 @@ pub async fn create(ctx: &Ctx, rec: &Value) -> Result<String> {
     }
     let sr = row.read(fields::vdi::SR).into_string();
     ctx.server.row(sr_c(), &sr)?;
-    lifecycle::with_op(ctx, sr_c(), &sr, "vdi_create", || async {
+    lifecycle::with_op(ctx, &sr, StorageOperations::VdiCreate, || async {
         storage::assert_plugged(&ctx.server, &sr)?;
         storage::create_vdi_row(ctx, row).await
     })
@@ -51,8 +51,8 @@ fn assert_managed(row: &Row, vdi: &str) -> Result<()> {
 pub async fn destroy(ctx: &Ctx, vdi: &str) -> Result<()> {
     let s = &ctx.server;
     let sr = s.row(vdi_c(), vdi)?.read(fields::vdi::SR).into_string();
-    lifecycle::with_op(ctx, sr_c(), &sr, "vdi_destroy", || {
-        lifecycle::with_op(ctx, vdi_c(), vdi, "destroy", || async {
+    lifecycle::with_op(ctx, &sr, StorageOperations::VdiDestroy, || {
+        lifecycle::with_op(ctx, vdi, VdiOperations::Destroy, || async {
             storage::assert_plugged(s, &sr)?;
             assert_managed(&*s.row(vdi_c(), vdi)?, vdi)?;
             ctx.write(|tx| {
@@ -105,18 +105,24 @@ fn set_field(ctx: &Ctx, vdi: &str, f: usize, v: Value) -> Result<()> {
 }
 
 /// Run `f` with the SR marked `sr_op` and the VDI marked `vdi_op`.
-async fn with_sr_and_vdi<T, F, Fut>(ctx: &Ctx, vdi: &str, sr_op: &str, vdi_op: &str, f: F) -> Result<T>
+async fn with_sr_and_vdi<T, F, Fut>(
+    ctx: &Ctx,
+    vdi: &str,
+    sr_op: StorageOperations,
+    vdi_op: VdiOperations,
+    f: F,
+) -> Result<T>
 where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
     let sr = storage::sr_of(&ctx.server, vdi)?;
     let sr2 = sr.clone();
-    lifecycle::with_op(ctx, sr_c(), &sr, sr_op, || lifecycle::with_op(ctx, vdi_c(), vdi, vdi_op, || f(sr2))).await
+    lifecycle::with_op(ctx, &sr, sr_op, || lifecycle::with_op(ctx, vdi, vdi_op, || f(sr2))).await
 }
 
-async fn resize(ctx: &Ctx, vdi: &str, size: i64, op: &str) -> Result<()> {
-    with_sr_and_vdi(ctx, vdi, "vdi_resize", op, |sr| async move {
+async fn resize(ctx: &Ctx, vdi: &str, size: i64, op: VdiOperations) -> Result<()> {
+    with_sr_and_vdi(ctx, vdi, StorageOperations::VdiResize, op, |sr| async move {
         let s = &ctx.server;
         storage::assert_plugged(s, &sr)?;
         let (driver, path, format, current) = {
@@ -151,16 +157,16 @@ async fn resize(ctx: &Ctx, vdi: &str, size: i64, op: &str) -> Result<()> {
 
 impl VdiApi for Server {
     async fn resize(&self, ctx: &Ctx, vdi: Ref<Vdi>, size: i64) -> Result<()> {
-        resize(ctx, vdi.as_str(), size, "resize").await
+        resize(ctx, vdi.as_str(), size, VdiOperations::Resize).await
     }
 
     async fn resize_online(&self, ctx: &Ctx, vdi: Ref<Vdi>, size: i64) -> Result<()> {
-        resize(ctx, vdi.as_str(), size, "resize_online").await
+        resize(ctx, vdi.as_str(), size, VdiOperations::ResizeOnline).await
     }
 
     async fn clone(&self, ctx: &Ctx, vdi: Ref<Vdi>, _driver_params: BTreeMap<String, String>) -> Result<Ref<Vdi>> {
         let v = vdi.as_str();
-        with_sr_and_vdi(ctx, v, "vdi_clone", "clone", |sr| async move {
+        with_sr_and_vdi(ctx, v, StorageOperations::VdiClone, VdiOperations::Clone, |sr| async move {
             storage::assert_plugged(self, &sr)?;
             assert_managed(&*self.row(vdi_c(), v)?, v)?;
             storage::clone_vdi(ctx, v).await
@@ -171,7 +177,7 @@ impl VdiApi for Server {
 
     async fn snapshot(&self, ctx: &Ctx, vdi: Ref<Vdi>, _driver_params: BTreeMap<String, String>) -> Result<Ref<Vdi>> {
         let v = vdi.as_str();
-        with_sr_and_vdi(ctx, v, "vdi_snapshot", "snapshot", |sr| async move {
+        with_sr_and_vdi(ctx, v, StorageOperations::VdiSnapshot, VdiOperations::Snapshot, |sr| async move {
             storage::assert_plugged(self, &sr)?;
             assert_managed(&*self.row(vdi_c(), v)?, v)?;
             storage::snapshot_vdi(ctx, v).await
@@ -182,7 +188,7 @@ impl VdiApi for Server {
 
     async fn enable_cbt(&self, ctx: &Ctx, vdi: Ref<Vdi>) -> Result<()> {
         let v = vdi.as_str();
-        with_sr_and_vdi(ctx, v, "vdi_enable_cbt", "enable_cbt", |sr| async move {
+        with_sr_and_vdi(ctx, v, StorageOperations::VdiEnableCbt, VdiOperations::EnableCbt, |sr| async move {
             storage::assert_plugged(self, &sr)?;
             let row = self.row(vdi_c(), v)?;
             if row.get(fields::vdi::IS_A_SNAPSHOT.index).as_bool() == Some(true) {
@@ -198,7 +204,7 @@ impl VdiApi for Server {
 
     async fn disable_cbt(&self, ctx: &Ctx, vdi: Ref<Vdi>) -> Result<()> {
         let v = vdi.as_str();
-        with_sr_and_vdi(ctx, v, "vdi_disable_cbt", "disable_cbt", |sr| async move {
+        with_sr_and_vdi(ctx, v, StorageOperations::VdiDisableCbt, VdiOperations::DisableCbt, |sr| async move {
             storage::assert_plugged(self, &sr)?;
             if self.row(vdi_c(), v)?.read(fields::vdi::ON_BOOT) == OnBoot::Reset {
                 return Err(ApiError::VdiOnBootModeIncompatibleWithOperation);
@@ -285,18 +291,24 @@ impl VdiApi for Server {
     async fn list_changed_blocks(&self, ctx: &Ctx, vdi_from: Ref<Vdi>, vdi_to: Ref<Vdi>) -> Result<String> {
         let (from, to) = (vdi_from.as_str(), vdi_to.as_str());
         self.row(vdi_c(), from)?;
-        with_sr_and_vdi(ctx, to, "vdi_list_changed_blocks", "list_changed_blocks", |sr| async move {
-            storage::assert_plugged(self, &sr)?;
-            let (s2, f, t) = (<Server as Clone>::clone(self), from.to_string(), to.to_string());
-            let map = blocking(move || storage::cbt_changed(&s2, &f, &t)).await?;
-            Ok(crate::importexport::url::base64(&map.bits))
-        })
+        with_sr_and_vdi(
+            ctx,
+            to,
+            StorageOperations::VdiListChangedBlocks,
+            VdiOperations::ListChangedBlocks,
+            |sr| async move {
+                storage::assert_plugged(self, &sr)?;
+                let (s2, f, t) = (<Server as Clone>::clone(self), from.to_string(), to.to_string());
+                let map = blocking(move || storage::cbt_changed(&s2, &f, &t)).await?;
+                Ok(crate::importexport::url::base64(&map.bits))
+            },
+        )
         .await
     }
 
     async fn data_destroy(&self, ctx: &Ctx, vdi: Ref<Vdi>) -> Result<()> {
         let v = vdi.as_str();
-        with_sr_and_vdi(ctx, v, "vdi_data_destroy", "data_destroy", |sr| async move {
+        with_sr_and_vdi(ctx, v, StorageOperations::VdiDataDestroy, VdiOperations::DataDestroy, |sr| async move {
             storage::assert_plugged(self, &sr)?;
             let attached = {
                 let st = self.db.read();
@@ -324,7 +336,7 @@ impl VdiApi for Server {
         into_vdi: Ref<Vdi>,
     ) -> Result<Ref<Vdi>> {
         let src = self.row(vdi_c(), vdi.as_str())?;
-        lifecycle::with_op(ctx, vdi_c(), vdi.as_str(), "copy", || async {
+        lifecycle::with_op(ctx, vdi.as_str(), VdiOperations::Copy, || async {
             assert_managed(&src, vdi.as_str())?;
             let c = vdi_c();
             let into_valid = !into_vdi.is_null() && self.db.read().get(c, into_vdi.as_str()).is_some();
@@ -382,13 +394,13 @@ impl VdiApi for Server {
             xenstore_data: xenstore_data.to_value(),
             sm_config: sm_config.to_value(),
         };
-        lifecycle::with_op(ctx, sr_c(), sr.as_str(), "vdi_introduce", || introduce(ctx, sr.as_str(), new))
+        lifecycle::with_op(ctx, sr.as_str(), StorageOperations::VdiIntroduce, || introduce(ctx, sr.as_str(), new))
             .await
             .map(Ref::new)
     }
 
     async fn update(&self, ctx: &Ctx, vdi: Ref<Vdi>) -> Result<()> {
-        lifecycle::with_op(ctx, vdi_c(), vdi.as_str(), "update", || async {
+        lifecycle::with_op(ctx, vdi.as_str(), VdiOperations::Update, || async {
             let sr = storage::sr_of(self, vdi.as_str())?;
             storage::assert_plugged(self, &sr)?;
             let (driver, path, format) = {
@@ -417,7 +429,7 @@ impl VdiApi for Server {
 
     async fn forget(&self, ctx: &Ctx, vdi: Ref<Vdi>) -> Result<()> {
         let sr = storage::sr_of(self, vdi.as_str())?;
-        lifecycle::with_op(ctx, vdi_c(), vdi.as_str(), "forget", || async {
+        lifecycle::with_op(ctx, vdi.as_str(), VdiOperations::Forget, || async {
             ctx.write(|tx| {
                 storage::scan::forget_vdi(tx, vdi.as_str());
                 Ok(())
@@ -446,7 +458,7 @@ impl VdiApi for Server {
     async fn set_on_boot(&self, ctx: &Ctx, self_: Ref<Vdi>, value: OnBoot) -> Result<()> {
         let v = self_.as_str();
         assert_not_on_running_vm(self, v)?;
-        with_sr_and_vdi(ctx, v, "vdi_set_on_boot", "set_on_boot", |sr| async move {
+        with_sr_and_vdi(ctx, v, StorageOperations::VdiSetOnBoot, VdiOperations::SetOnBoot, |sr| async move {
             storage::assert_plugged(self, &sr)?;
             set_field(ctx, v, fields::vdi::ON_BOOT.index, Value::from(value.as_str()))
         })
@@ -483,7 +495,7 @@ async fn create_copy_target(ctx: &Ctx, src: &Row, sr: &str) -> Result<String> {
     row.fields[fields::vdi::SR.index] = Value::from(sr);
     row.fields[fields::vdi::READ_ONLY.index] = Value::from(false);
     row.fields[fields::vdi::SM_CONFIG.index] = Value::empty_map();
-    lifecycle::with_op(ctx, sr_c(), sr, "vdi_create", || async {
+    lifecycle::with_op(ctx, sr, StorageOperations::VdiCreate, || async {
         storage::assert_plugged(&ctx.server, sr)?;
         storage::create_vdi_row(ctx, row).await
     })

@@ -160,7 +160,7 @@ fn set_attached(ctx: &Ctx, vif: &str, on: bool) -> Result<()> {
 }
 
 async fn unplug_common(ctx: &Ctx, vif: &str, force: bool) -> Result<()> {
-    lifecycle::with_op(ctx, vif_c(), vif, "unplug", || async {
+    lifecycle::with_op(ctx, vif, VifOperations::Unplug, || async {
         let (uuid, nic) = attach_spec(&ctx.server, vif, None)?;
         ctx.server.backend.unplug_nic(&uuid, &nic.device, force).await.map_err(|e| be(ctx, e))?;
         set_attached(ctx, vif, false)
@@ -290,7 +290,7 @@ fn edit_allowed(ctx: &Ctx, vif: &str, f: Family, value: &str, add: bool) -> Resu
 impl VifApi for Server {
     async fn plug(&self, ctx: &Ctx, self_: Ref<Vif>) -> Result<()> {
         let vif = self_.as_str();
-        lifecycle::with_op(ctx, vif_c(), vif, "plug", || async {
+        lifecycle::with_op(ctx, vif, VifOperations::Plug, || async {
             let (uuid, nic) = attach_spec(self, vif, None)?;
             self.backend.plug_nic(&uuid, &nic).await.map_err(|e| be(ctx, e))?;
             set_attached(ctx, vif, true)

@@ -61,11 +61,11 @@ pub(super) fn check_memory_limits(tx: &Txn, row: &Row, l: &Limits) -> Result<()>
 pub(super) async fn set_memory_fields(
     ctx: &Ctx,
     vm: &Ref<Vm>,
-    op: &str,
+    op: VmOperations,
     f: impl Fn(i64, i64, i64, i64) -> Limits,
 ) -> Result<()> {
     let c = vm_c();
-    lifecycle::with_op(ctx, c, vm.as_str(), op, || async {
+    lifecycle::with_op(ctx, vm.as_str(), op, || async {
         let row = ctx.server.row(c, vm.as_str())?;
         let running = row.read(fields::vm::POWER_STATE) == VmPowerState::Running;
         let control_domain = row.read(fields::vm::IS_CONTROL_DOMAIN);
@@ -106,7 +106,7 @@ pub(super) async fn set_memory_fields(
 pub(super) async fn simple_set<T: XenType>(
     ctx: &Ctx,
     vm: &Ref<Vm>,
-    op: Option<&str>,
+    op: Option<VmOperations>,
     f: Field<Vm, T>,
     v: T,
 ) -> Result<()> {
@@ -117,7 +117,7 @@ pub(super) async fn simple_set<T: XenType>(
 pub(super) async fn simple_set_value<T>(
     ctx: &Ctx,
     vm: &Ref<Vm>,
-    op: Option<&str>,
+    op: Option<VmOperations>,
     f: Field<Vm, T>,
     v: Value,
 ) -> Result<()> {
@@ -131,7 +131,7 @@ pub(super) async fn simple_set_value<T>(
         })
     };
     match op {
-        Some(op) => lifecycle::with_op(ctx, c, vm.as_str(), op, || async { write() }).await,
+        Some(op) => lifecycle::with_op(ctx, vm.as_str(), op, || async { write() }).await,
         None => {
             ctx.server.row(c, vm.as_str())?;
             write()

@@ -227,7 +227,7 @@ impl VmApi for Server {
     }
 
     async fn start(&self, ctx: &Ctx, vm: Ref<Vm>, start_paused: bool, _force: bool) -> Result<()> {
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "start", || async {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::Start, || async {
             let host = choose_host(self, vm.as_str())?;
             do_start(ctx, vm.as_str(), &host, start_paused).await
         })
@@ -236,14 +236,14 @@ impl VmApi for Server {
 
     async fn start_on(&self, ctx: &Ctx, vm: Ref<Vm>, host: Ref<Host>, start_paused: bool, _force: bool) -> Result<()> {
         self.row(&CLASS_HOST, host.as_str())?;
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "start_on", || {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::StartOn, || {
             do_start(ctx, vm.as_str(), host.as_str(), start_paused)
         })
         .await
     }
 
     async fn pause(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "pause", || async {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::Pause, || async {
             let uuid = vm_uuid(self, vm.as_str())?;
             self.backend.pause(&uuid).await.map_err(|e| be(ctx, e))?;
             let c = vm_c();
@@ -258,7 +258,7 @@ impl VmApi for Server {
     }
 
     async fn unpause(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "unpause", || async {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::Unpause, || async {
             let uuid = vm_uuid(self, vm.as_str())?;
             self.backend.unpause(&uuid).await.map_err(|e| be(ctx, e))?;
             let c = vm_c();
@@ -273,17 +273,17 @@ impl VmApi for Server {
     }
 
     async fn clean_shutdown(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "clean_shutdown", || do_clean_shutdown(ctx, vm.as_str())).await
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::CleanShutdown, || do_clean_shutdown(ctx, vm.as_str())).await
     }
 
     async fn hard_shutdown(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
         cancel_soft_ops(self, vm.as_str());
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "hard_shutdown", || do_hard_shutdown(ctx, vm.as_str())).await
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::HardShutdown, || do_hard_shutdown(ctx, vm.as_str())).await
     }
 
     async fn shutdown(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
         // Try a clean shutdown first, then force it.
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "shutdown", || async {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::Shutdown, || async {
             let clean = if self.row(vm_c(), vm.as_str())?.read(fields::vm::POWER_STATE) == VmPowerState::Running {
                 do_clean_shutdown(ctx, vm.as_str()).await
             } else {
@@ -299,16 +299,16 @@ impl VmApi for Server {
     }
 
     async fn clean_reboot(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "clean_reboot", || do_reboot(ctx, vm.as_str(), true)).await
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::CleanReboot, || do_reboot(ctx, vm.as_str(), true)).await
     }
 
     async fn hard_reboot(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
         cancel_soft_ops(self, vm.as_str());
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "hard_reboot", || do_reboot(ctx, vm.as_str(), false)).await
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::HardReboot, || do_reboot(ctx, vm.as_str(), false)).await
     }
 
     async fn suspend(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "suspend", || async {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::Suspend, || async {
             let vdi = write_memory_image(ctx, vm.as_str(), false).await?;
             let c = vm_c();
             ctx.write(|tx| {
@@ -321,7 +321,7 @@ impl VmApi for Server {
     }
 
     async fn resume(&self, ctx: &Ctx, vm: Ref<Vm>, start_paused: bool, _force: bool) -> Result<()> {
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "resume", || async {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::Resume, || async {
             let host = choose_host(self, vm.as_str())?;
             do_resume(ctx, vm.as_str(), &host, start_paused).await
         })
@@ -330,7 +330,7 @@ impl VmApi for Server {
 
     async fn resume_on(&self, ctx: &Ctx, vm: Ref<Vm>, host: Ref<Host>, start_paused: bool, _force: bool) -> Result<()> {
         self.row(&CLASS_HOST, host.as_str())?;
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "resume_on", || {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::ResumeOn, || {
             do_resume(ctx, vm.as_str(), host.as_str(), start_paused)
         })
         .await
@@ -344,7 +344,7 @@ impl VmApi for Server {
         _options: BTreeMap<String, String>,
     ) -> Result<()> {
         self.row(&CLASS_HOST, host.as_str())?;
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "pool_migrate", || async {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::PoolMigrate, || async {
             if host.as_str() != self.host
                 || self.db.read().read(vm.as_str(), fields::vm::RESIDENT_ON).is_some_and(|r| r.as_str() != self.host)
             {
@@ -394,7 +394,7 @@ impl VmApi for Server {
         _vgpu_map: BTreeMap<Ref<Vgpu>, Ref<GpuGroup>>,
     ) -> Result<Ref<Vm>> {
         let host = migrate::check_send(self, vm.as_str(), &dest, &vdi_map, &vif_map)?;
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "migrate_send", || async {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::MigrateSend, || async {
             migrate::move_to(ctx, vm.as_str(), &host).await
         })
         .await?;
@@ -433,7 +433,7 @@ impl VmApi for Server {
     }
 
     async fn clone(&self, ctx: &Ctx, vm: Ref<Vm>, new_name: String) -> Result<Ref<Vm>> {
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "clone", || {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::Clone, || {
             duplicate(ctx, vm.as_str(), &new_name, Kind::Clone, None, &[])
         })
         .await
@@ -444,7 +444,7 @@ impl VmApi for Server {
         if !sr.is_null() {
             self.row(&CLASS_SR, sr.as_str())?;
         }
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "copy", || {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::Copy, || {
             duplicate(ctx, vm.as_str(), &new_name, Kind::Copy, Some(sr.as_str()), &[])
         })
         .await
@@ -453,7 +453,7 @@ impl VmApi for Server {
 
     async fn snapshot(&self, ctx: &Ctx, vm: Ref<Vm>, new_name: String, ignore_vdis: Vec<Ref<Vdi>>) -> Result<Ref<Vm>> {
         let ignore: Vec<String> = ignore_vdis.into_iter().map(Ref::into_string).collect();
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "snapshot", || {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::Snapshot, || {
             duplicate(ctx, vm.as_str(), &new_name, Kind::Snapshot, None, &ignore)
         })
         .await
@@ -461,7 +461,7 @@ impl VmApi for Server {
     }
 
     async fn snapshot_with_quiesce(&self, ctx: &Ctx, vm: Ref<Vm>, new_name: String) -> Result<Ref<Vm>> {
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "snapshot_with_quiesce", || {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::SnapshotWithQuiesce, || {
             duplicate(ctx, vm.as_str(), &new_name, Kind::Snapshot, None, &[])
         })
         .await
@@ -470,7 +470,7 @@ impl VmApi for Server {
 
     async fn checkpoint(&self, ctx: &Ctx, vm: Ref<Vm>, new_name: String) -> Result<Ref<Vm>> {
         let c = vm_c();
-        lifecycle::with_op(ctx, c, vm.as_str(), "checkpoint", || async {
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::Checkpoint, || async {
             // Disks and memory of one instant: the guest stays stopped meanwhile.
             let (snap, mem) = crate::xenops::with_guest_stopped(ctx, vm.as_str(), async {
                 let snap = duplicate(ctx, vm.as_str(), &new_name, Kind::Snapshot, None, &[]).await?;
@@ -500,19 +500,20 @@ impl VmApi for Server {
 
     async fn revert(&self, ctx: &Ctx, snapshot: Ref<Vm>) -> Result<()> {
         let c = vm_c();
-        lifecycle::with_op(ctx, c, snapshot.as_str(), "revert", || async {
+        lifecycle::with_op(ctx, snapshot.as_str(), VmOperations::Revert, || async {
             let snap = self.row(c, snapshot.as_str())?;
             let target = snap.read(fields::vm::SNAPSHOT_OF).into_string();
             if self.row(c, &target).is_err() {
                 return Err(ApiError::VmRevertFailed { vm: target.clone(), snapshot: snapshot.to_string() });
             }
-            lifecycle::with_op(ctx, c, &target, "reverting", || revert_to(ctx, snapshot.as_str(), &target)).await
+            lifecycle::with_op(ctx, &target, VmOperations::Reverting, || revert_to(ctx, snapshot.as_str(), &target))
+                .await
         })
         .await
     }
 
     async fn provision(&self, ctx: &Ctx, vm: Ref<Vm>) -> Result<()> {
-        lifecycle::with_op(ctx, vm_c(), vm.as_str(), "provision", || do_provision(ctx, vm.as_str())).await
+        lifecycle::with_op(ctx, vm.as_str(), VmOperations::Provision, || do_provision(ctx, vm.as_str())).await
     }
 
     async fn get_allowed_vbd_devices(&self, _ctx: &Ctx, vm: Ref<Vm>) -> Result<Vec<String>> {
@@ -567,7 +568,7 @@ impl VmApi for Server {
     }
 
     async fn set_memory_dynamic_range(&self, ctx: &Ctx, self_: Ref<Vm>, min: i64, max: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, _, _| Limits {
+        set_memory_fields(ctx, &self_, VmOperations::ChangingDynamicRange, |smin, smax, _, _| Limits {
             smin,
             smax,
             dmin: min,
@@ -578,7 +579,7 @@ impl VmApi for Server {
     }
 
     async fn set_memory_dynamic_min(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, _, dmax| Limits {
+        set_memory_fields(ctx, &self_, VmOperations::ChangingDynamicRange, |smin, smax, _, dmax| Limits {
             smin,
             smax,
             dmin: value,
@@ -589,7 +590,7 @@ impl VmApi for Server {
     }
 
     async fn set_memory_dynamic_max(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_dynamic_range", |smin, smax, dmin, _| Limits {
+        set_memory_fields(ctx, &self_, VmOperations::ChangingDynamicRange, |smin, smax, dmin, _| Limits {
             smin,
             smax,
             dmin,
@@ -600,7 +601,7 @@ impl VmApi for Server {
     }
 
     async fn set_memory_static_range(&self, ctx: &Ctx, self_: Ref<Vm>, min: i64, max: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_static_range", |_, _, dmin, dmax| Limits {
+        set_memory_fields(ctx, &self_, VmOperations::ChangingStaticRange, |_, _, dmin, dmax| Limits {
             smin: min,
             smax: max,
             dmin,
@@ -611,7 +612,7 @@ impl VmApi for Server {
     }
 
     async fn set_memory_static_min(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_static_range", |_, smax, dmin, dmax| Limits {
+        set_memory_fields(ctx, &self_, VmOperations::ChangingStaticRange, |_, smax, dmin, dmax| Limits {
             smin: value,
             smax,
             dmin,
@@ -622,7 +623,7 @@ impl VmApi for Server {
     }
 
     async fn set_memory_static_max(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_static_range", |smin, _, dmin, dmax| Limits {
+        set_memory_fields(ctx, &self_, VmOperations::ChangingStaticRange, |smin, _, dmin, dmax| Limits {
             smin,
             smax: value,
             dmin,
@@ -641,7 +642,7 @@ impl VmApi for Server {
         dynamic_min: i64,
         dynamic_max: i64,
     ) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_memory_limits", |_, _, _, _| Limits {
+        set_memory_fields(ctx, &self_, VmOperations::ChangingMemoryLimits, |_, _, _, _| Limits {
             smin: static_min,
             smax: static_max,
             dmin: dynamic_min,
@@ -653,7 +654,7 @@ impl VmApi for Server {
 
     async fn set_memory(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
         // set_memory_limits with static_min kept and the other three at `value`.
-        set_memory_fields(ctx, &self_, "changing_memory_limits", |smin, _, _, _| Limits {
+        set_memory_fields(ctx, &self_, VmOperations::ChangingMemoryLimits, |smin, _, _, _| Limits {
             smin,
             smax: value,
             dmin: value,
@@ -664,7 +665,7 @@ impl VmApi for Server {
     }
 
     async fn set_memory_target_live(&self, ctx: &Ctx, self_: Ref<Vm>, target: i64) -> Result<()> {
-        set_memory_fields(ctx, &self_, "changing_memory_live", |smin, smax, dmin, _| Limits {
+        set_memory_fields(ctx, &self_, VmOperations::ChangingMemoryLive, |smin, smax, dmin, _| Limits {
             smin,
             smax,
             dmin: dmin.min(target),
@@ -698,7 +699,7 @@ impl VmApi for Server {
 
     async fn set_vcpus_max(&self, ctx: &Ctx, self_: Ref<Vm>, value: i64) -> Result<()> {
         let c = vm_c();
-        lifecycle::with_op(ctx, c, self_.as_str(), "changing_VCPUs", || async {
+        lifecycle::with_op(ctx, self_.as_str(), VmOperations::ChangingVcpus, || async {
             ctx.write(|tx| {
                 let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| handle_invalid(c, self_.as_str()))?;
                 let at = row.get(fields::vm::VCPUS_AT_STARTUP.index).as_int().unwrap_or(1);
@@ -741,7 +742,7 @@ impl VmApi for Server {
 
     async fn set_vcpus_number_live(&self, ctx: &Ctx, self_: Ref<Vm>, nvcpu: i64) -> Result<()> {
         let c = vm_c();
-        lifecycle::with_op(ctx, c, self_.as_str(), "changing_VCPUs_live", || async {
+        lifecycle::with_op(ctx, self_.as_str(), VmOperations::ChangingVcpusLive, || async {
             let row = self.row(c, self_.as_str())?;
             let max = row.get(fields::vm::VCPUS_MAX.index).as_int().unwrap_or(1);
             if nvcpu < 1 || nvcpu > max {
@@ -761,7 +762,7 @@ impl VmApi for Server {
 
     async fn add_to_vcpus_params_live(&self, ctx: &Ctx, self_: Ref<Vm>, key: String, value: String) -> Result<()> {
         let c = vm_c();
-        lifecycle::with_op(ctx, c, self_.as_str(), "changing_VCPUs_live", || async {
+        lifecycle::with_op(ctx, self_.as_str(), VmOperations::ChangingVcpusLive, || async {
             ctx.write(|tx| {
                 tx.update(c, self_.as_str(), |r| {
                     if let Value::Struct(m) = &mut r.fields[fields::vm::VCPUS_PARAMS.index] {
@@ -810,7 +811,7 @@ impl VmApi for Server {
 
     async fn set_hvm_shadow_multiplier(&self, ctx: &Ctx, self_: Ref<Vm>, value: f64) -> Result<()> {
         let c = vm_c();
-        lifecycle::with_op(ctx, c, self_.as_str(), "changing_shadow_memory", || async {
+        lifecycle::with_op(ctx, self_.as_str(), VmOperations::ChangingShadowMemory, || async {
             if value < 1.0 {
                 return Err(ApiError::InvalidValue { field: "multiplier".into(), value: ocaml_string_of_float(value) });
             }
@@ -826,7 +827,7 @@ impl VmApi for Server {
 
     async fn set_shadow_multiplier_live(&self, ctx: &Ctx, self_: Ref<Vm>, multiplier: f64) -> Result<()> {
         let f = fields::vm::HVM_SHADOW_MULTIPLIER;
-        simple_set(ctx, &self_, Some("changing_shadow_memory_live"), f, multiplier).await
+        simple_set(ctx, &self_, Some(VmOperations::ChangingShadowMemoryLive), f, multiplier).await
     }
 
     async fn set_ha_always_run(&self, ctx: &Ctx, self_: Ref<Vm>, value: bool) -> Result<()> {
@@ -841,7 +842,7 @@ impl VmApi for Server {
     }
 
     async fn set_has_vendor_device(&self, ctx: &Ctx, self_: Ref<Vm>, value: bool) -> Result<()> {
-        simple_set(ctx, &self_, Some("changing_NVRAM"), fields::vm::HAS_VENDOR_DEVICE, value).await
+        simple_set(ctx, &self_, Some(VmOperations::ChangingNvram), fields::vm::HAS_VENDOR_DEVICE, value).await
     }
 
     async fn set_bios_strings(&self, ctx: &Ctx, self_: Ref<Vm>, value: BTreeMap<String, String>) -> Result<()> {
@@ -856,19 +857,19 @@ impl VmApi for Server {
     }
 
     async fn set_nvram(&self, ctx: &Ctx, self_: Ref<Vm>, value: BTreeMap<String, String>) -> Result<()> {
-        simple_set(ctx, &self_, Some("changing_NVRAM"), fields::vm::NVRAM, value).await
+        simple_set(ctx, &self_, Some(VmOperations::ChangingNvram), fields::vm::NVRAM, value).await
     }
 
     async fn add_to_nvram(&self, ctx: &Ctx, self_: Ref<Vm>, key: String, value: String) -> Result<()> {
         let mut m = map_of(self.row(vm_c(), self_.as_str())?.get(fields::vm::NVRAM.index));
         m.insert(key, value);
-        simple_set(ctx, &self_, Some("changing_NVRAM"), fields::vm::NVRAM, m).await
+        simple_set(ctx, &self_, Some(VmOperations::ChangingNvram), fields::vm::NVRAM, m).await
     }
 
     async fn remove_from_nvram(&self, ctx: &Ctx, self_: Ref<Vm>, key: String) -> Result<()> {
         let mut m = map_of(self.row(vm_c(), self_.as_str())?.get(fields::vm::NVRAM.index));
         m.remove(&key);
-        simple_set(ctx, &self_, Some("changing_NVRAM"), fields::vm::NVRAM, m).await
+        simple_set(ctx, &self_, Some(VmOperations::ChangingNvram), fields::vm::NVRAM, m).await
     }
 
     async fn query_services(&self, _ctx: &Ctx, self_: Ref<Vm>) -> Result<BTreeMap<String, String>> {
