@@ -33,11 +33,7 @@ const LAYERS: &[(&str, &[&str])] = &[
 ];
 
 /// Known upward uses still to be removed, each with why it is there.
-const DEBTS: &[(&str, &str, &str)] = &[(
-    "ops",
-    "handlers",
-    "VM.import with a URL streams through the HTTP import handler; the import engine should move into importexport",
-)];
+const DEBTS: &[(&str, &str, &str)] = &[];
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|(_, mods)| mods.contains(&module))

@@ -6,6 +6,8 @@
 pub mod export;
 pub mod import;
 pub mod legacy;
+pub mod receive;
+pub mod transfer;
 pub mod url;
 
 use crate::{ApiError, Result};

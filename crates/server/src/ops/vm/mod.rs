@@ -221,8 +221,8 @@ impl VmApi for Server {
             force,
             task: task.clone(),
         };
-        let handle = crate::handlers::transfer::HttpTask::existing(&task);
-        let v = crate::handlers::import::receive(self, Arc::new(inner), handle, cfg, length, &mut *body).await?;
+        let handle = crate::importexport::transfer::HttpTask::existing(&task);
+        let v = crate::importexport::receive::receive(self, Arc::new(inner), handle, cfg, length, &mut *body).await?;
         Ok(v.as_array().unwrap_or(&[]).iter().filter_map(|r| r.as_str()).map(Ref::new).collect())
     }
 
