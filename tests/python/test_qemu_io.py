@@ -7,7 +7,6 @@ at once. Commands run in the guests through their serial console's root
 shell. Without QEMU or the guest the module is skipped, unless CI is set:
 then it fails."""
 
-import base64
 import json
 import os
 import pty
@@ -23,6 +22,7 @@ import xmlrpc.client
 import pytest
 
 from conftest import PASSWORD, ROOT, Xapid, failure, netns, require_tool
+from test_cbt import changed
 from test_qemu import BANNER, BOOT, guest_vm, kernels, qemu_pids, require, serial, type_line, vm_dir  # noqa: F401
 from vmlib import NULL, wait_for
 
@@ -291,8 +291,7 @@ def test_a_running_guests_qcow2_disk_is_snapshotted_by_qemu(xapid, session, kern
 
 def changed_blocks(api, a, b):
     """The 64 KiB blocks VDI.list_changed_blocks names between two VDIs."""
-    bits = base64.b64decode(api.VDI.list_changed_blocks(a, b))
-    return {i * 8 + j for i, byte in enumerate(bits) for j in range(8) if byte & (0x80 >> j)}
+    return changed(api.VDI.list_changed_blocks(a, b))
 
 
 def test_cbt_of_a_running_guest_names_the_blocks_it_wrote(xapid, session, kernels):

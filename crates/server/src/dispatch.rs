@@ -308,9 +308,8 @@ pub fn route(server: &Server, c: &'static ClassDef, m: &'static MsgDef, args: &[
     // hypervisor (a copy at one instant; its CBT log follows the guest's
     // dirty bitmap): its work runs where the guest runs.
     let in_use_on = |vdi: &str| {
-        st.read(vdi, VDI::VBDS).unwrap_or_default().iter().find_map(|b| {
-            st.read(b.as_str(), VBD::CURRENTLY_ATTACHED).filter(|a| *a)?;
-            let r = resident(st.read(b.as_str(), VBD::VM)?.as_str());
+        crate::xenops::attached(&st, vdi).find_map(|(_, vm)| {
+            let r = vm.read(VM::RESIDENT_ON).into_string();
             (!r.is_empty() && r != model::NULL_REF).then_some(r)
         })
     };

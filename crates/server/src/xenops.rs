@@ -211,17 +211,22 @@ pub fn disk_writer(s: &Server, vdi: &str) -> Option<(String, String)> {
         return None;
     }
     let st = s.db.read();
-    let row = st.get(&CLASS_VDI, vdi)?;
-    let (uuid, device) = row.read(fields::vdi::VBDS).into_iter().find_map(|b| {
-        let br = st.get(&CLASS_VBD, b.as_str())?;
-        if !br.read(B::CURRENTLY_ATTACHED) || br.read(B::MODE) == VbdMode::Ro {
-            return None;
-        }
-        let vm = st.get(vm_c(), br.read(B::VM).as_str())?;
+    let (uuid, device) = attached(&st, vdi).find_map(|(br, vm)| {
         let live = matches!(vm.read(F::POWER_STATE), VmPowerState::Running | VmPowerState::Paused);
-        (live && vm.read(F::RESIDENT_ON).as_str() == s.host).then(|| (vm.read(F::UUID), br.read(B::USERDEVICE)))
+        (br.read(B::MODE) != VbdMode::Ro && live && vm.read(F::RESIDENT_ON).as_str() == s.host)
+            .then(|| (vm.read(F::UUID), br.read(B::USERDEVICE)))
     })?;
     s.backend.is_running(&uuid).then_some((uuid, device))
+}
+
+/// The currently attached VBDs of `vdi`, each with its VM.
+pub fn attached<'a>(st: &'a store::State, vdi: &str) -> impl Iterator<Item = (&'a Row, &'a Row)> + 'a {
+    let vbds = st.get(&CLASS_VDI, vdi).map(|r| r.read(fields::vdi::VBDS)).unwrap_or_default();
+    vbds.into_iter().filter_map(move |b| {
+        let br: &Row = st.get(&CLASS_VBD, b.as_str())?;
+        let vm: &Row = st.get(vm_c(), br.read(B::VM).as_str())?;
+        br.read(B::CURRENTLY_ATTACHED).then_some((br, vm))
+    })
 }
 
 /// Copy the disk `device` of domain `uuid` ([`disk_writer`]) into the image

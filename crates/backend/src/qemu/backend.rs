@@ -483,8 +483,7 @@ impl Qemu {
         let Ok(qmp) = self.qmp(uuid) else { return };
         let Ok(node) = argv::node_id(device) else { return };
         let name = bitmap_name();
-        let add = json!({ "node": node, "name": name, "granularity": TRACK_GRANULARITY });
-        match qmp.execute("block-dirty-bitmap-add", add).await {
+        match qmp.execute("block-dirty-bitmap-add", bitmap_add(&node, &name)).await {
             Ok(_) => {
                 let _ = self.with(uuid, |d| d.bitmaps.insert(device.to_string(), name));
             }
@@ -1324,13 +1323,16 @@ impl Qemu {
             actions.push(json!({ "type": "block-dirty-bitmap-disable", "data": { "node": src, "name": old } }));
         }
         if let Some(new) = &new {
-            let data = json!({ "node": src, "name": new, "granularity": TRACK_GRANULARITY });
-            actions.push(json!({ "type": "block-dirty-bitmap-add", "data": data }));
+            actions.push(json!({ "type": "block-dirty-bitmap-add", "data": bitmap_add(&src, new) }));
         }
         let job = json!({ "job-id": id, "device": src, "target": id, "sync": "full", "auto-dismiss": false });
         actions.push(json!({ "type": "blockdev-backup", "data": job }));
+        // Nothing of a refused transaction happened: the old bitmap records on.
         let res = match qmp.execute("transaction", json!({ "actions": actions })).await {
-            Err(e) => Err(hv("transaction", e)),
+            Err(e) => {
+                drop_target(&qmp, uuid, device, &id).await;
+                return Err(hv("transaction", e));
+            }
             Ok(_) => {
                 self.with(uuid, |d| match &new {
                     Some(n) => d.bitmaps.insert(device.to_string(), n.clone()),
@@ -1339,13 +1341,10 @@ impl Qemu {
                 wait_job(&qmp, &id, &mut cancel).await
             }
         };
-        if let Err(e) = qmp.execute("blockdev-del", json!({ "node-name": id })).await {
-            tracing::warn!(vm_uuid = %uuid, device, "blockdev-del of a copy's target: {e}");
-        }
-        remove_fdsets(&qmp, uuid, &id, None).await;
+        drop_target(&qmp, uuid, device, &id).await;
         let Some(old) = old else { return res.map(|()| None) };
         if res.is_err() {
-            if let Some(new) = new.as_ref().filter(|_| self.with(uuid, |d| d.bitmaps.contains_key(device)).is_ok()) {
+            if let Some(new) = &new {
                 // The frozen blocks were not handed over: they stay recorded.
                 let merge = json!({ "node": src, "target": new, "bitmaps": [old] });
                 if let Err(e) = qmp.execute("block-dirty-bitmap-merge", merge).await {
@@ -1832,6 +1831,14 @@ async fn wait_job(qmp: &Qmp, id: &str, cancel: &mut Option<Cancel>) -> Result<()
     }
 }
 
+/// Remove a disk copy's target node and its fd set.
+async fn drop_target(qmp: &Qmp, uuid: &str, device: &str, id: &str) {
+    if let Err(e) = qmp.execute("blockdev-del", json!({ "node-name": id })).await {
+        tracing::warn!(vm_uuid = %uuid, device, "blockdev-del of a copy's target: {e}");
+    }
+    remove_fdsets(qmp, uuid, id, None).await;
+}
+
 /// Remove a dirty bitmap; an export that still holds it lets go shortly.
 async fn drop_bitmap(qmp: &Qmp, uuid: &str, node: &str, name: &str) {
     for _ in 0..20 {
@@ -1857,8 +1864,11 @@ fn bitmap_name() -> String {
     format!("cbt-{}-{}", now.as_nanos(), N.fetch_add(1, Ordering::Relaxed))
 }
 
-/// The granularity of dirty bitmaps: the changed-block log's block.
-const TRACK_GRANULARITY: u64 = 64 << 10;
+/// The arguments of `block-dirty-bitmap-add` for a tracking bitmap, whose
+/// granularity is the changed-block log's block.
+fn bitmap_add(node: &str, name: &str) -> Value {
+    json!({ "node": node, "name": name, "granularity": 64 << 10 })
+}
 
 /// How often a disk copy's progress is looked at.
 const COPY_POLL: Duration = Duration::from_millis(50);

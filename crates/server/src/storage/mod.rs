@@ -425,9 +425,9 @@ async fn duplicate(ctx: &Ctx, vdi: &str, sr: &str, name_suffix: &str, snapshot: 
                 return Err(e);
             }
         };
-        if live_log {
-            let (s2, v, n) = (s.clone(), vdi.to_string(), new.clone());
-            blocking(move || cbt_live_copy(&s2, &v, &n, snapshot, dirty.as_deref())).await?;
+        if let (true, Some(t)) = (live_log, target.clone()) {
+            let (s2, v) = (s.clone(), vdi.to_string());
+            blocking(move || cbt_live_copy(&s2, &v, &t, snapshot, dirty.as_deref())).await?;
         }
     }
     if tracked {
@@ -1046,17 +1046,16 @@ fn cbt_snapshot(s: &Server, vdi: &str, snap: &str, after_copy: bool) -> Result<b
 
 /// After a copy of `vdi` made by the guest's hypervisor while the guest
 /// wrote it: `dirty` is what the guest wrote since the disk's last snapshot
-/// (None: unknown, every block). A snapshot (`new`) takes the disk's log
-/// with those blocks and the disk starts afresh; a plain copy leaves the
-/// log to the disk, with those blocks added. The disk's batch marker (the
-/// guest still runs) stays either way. Blocking.
-fn cbt_live_copy(s: &Server, vdi: &str, new: &str, snapshot: bool, dirty: Option<&[(u64, u64)]>) -> Result<()> {
+/// (None: unknown, every block). A snapshot (its data at `copy`) takes the
+/// disk's log with those blocks and the disk starts afresh; a plain copy
+/// leaves the log to the disk, with those blocks added. The disk's batch
+/// marker (the guest still runs) stays either way. Blocking.
+fn cbt_live_copy(s: &Server, vdi: &str, copy: &Path, snapshot: bool, dirty: Option<&[(u64, u64)]>) -> Result<()> {
     let (Some(data), size) = cbt_target(s, vdi) else { return Ok(()) };
     if !snapshot {
         return cbt::mark(&data, size, dirty).map_err(cbt_io);
     }
-    let Some(snap) = vdi_path(s, &s.db.read(), new) else { return Ok(()) };
-    cbt::hand_over_running(&data, &snap, size, dirty).map(|_| ()).map_err(cbt_io)
+    cbt::hand_over_running(&data, copy, size, dirty).map(|_| ()).map_err(cbt_io)
 }
 
 /// Before `vdi` (with a log) is destroyed: its blocks move to the next
