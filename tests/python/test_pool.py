@@ -22,7 +22,7 @@ import pytest
 import XenAPI
 
 from conftest import PASSWORD, ROOT, require_tool, vm_ctor
-from poollab import HUB_ADDRESS, client, ip, lab, leftovers
+from poollab import HUB_ADDRESS, client, in_netns, ip, lab, leftovers
 import vmlib
 
 NODE_DIR = os.path.join(ROOT, "tests", "node")
@@ -589,6 +589,69 @@ def test_eject_refusals(pool2):
         ["OPERATION_NOT_ALLOWED", "VM resident on host"]
     assert addresses(api) == ["10.77.0.11", "10.77.0.12"]
     assert is_slave_of(member, master)
+
+
+# ---------------------------------------------------------------- the hosts' own channel
+
+ENGINE_PORT = 8998   # xapid's default --pool-port
+
+
+def engine_certificate(address):
+    """The certificate (DER) a host presents on its pool port; the TLS
+    client checks nothing (a stranger's view)."""
+    import socket
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((address, ENGINE_PORT), timeout=10) as raw:
+        with ctx.wrap_socket(raw) as t:
+            return t.getpeercert(binary_form=True), t.version()
+
+
+def plain_answer(address, port, request):
+    """What a host answers to `request` sent in clear on `port` (b"" when
+    it closes without a word)."""
+    import socket
+    with socket.create_connection((address, port), timeout=10) as c:
+        c.sendall(request)
+        got = b""
+        try:
+            while True:
+                b = c.recv(4096)
+                if not b:
+                    break
+                got += b
+        except (socket.timeout, ConnectionResetError):
+            pass
+        return got
+
+
+def test_hosts_talk_tls_with_the_pools_certificates(pool2):
+    """The pool database's port speaks only TLS 1.3, each host presenting
+    the internal certificate its `host_internal` Certificate row names (the
+    only ones the other hosts accept); plain HTTP there gets no answer, and
+    the master refuses a join request in clear (it carries a password)."""
+    import hashlib
+    l, api = pool2
+    certs = api.Certificate.get_all_records().values()
+    for h in l.hosts:
+        der, version = in_netns(l.hub, engine_certificate, h.address)
+        assert version == "TLSv1.3", version
+        fp = ":".join("%02X" % b for b in hashlib.sha256(der).digest())
+        href = host_by_address(api, h.address)
+        internal = [c["fingerprint"] for c in certs if c["host"] == href and c["type"] == "host_internal"]
+        assert internal == [fp], (h.name, internal, fp)
+        # Not the HTTPS certificate the user may replace.
+        server = [c["fingerprint"] for c in certs if c["host"] == href and c["type"] == "host"]
+        assert server and server != internal
+    master = l.hosts[0]
+    secret_less = b"POST /pool/point HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+    got = in_netns(l.hub, plain_answer, master.address, ENGINE_PORT, secret_less)
+    assert not got.startswith(b"HTTP/"), got[:200]
+    join_in_clear = b"POST /pool/join HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+    got = in_netns(l.hub, plain_answer, master.address, 80, join_in_clear)
+    assert got.startswith(b"HTTP/1.1 403"), got[:200]
 
 
 # ---------------------------------------------------------------- VM.start_on

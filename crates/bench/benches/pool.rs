@@ -71,6 +71,8 @@ fn build() -> (PathBuf, PathBuf) {
     (t.join("xapid"), t.join("xe"))
 }
 
+const HTTPS_PORT: u16 = 8443;
+
 fn spawn(bin: &PathBuf, ip: Ipv4Addr) -> Host {
     // POOL_BENCH_KEEP=1 keeps each host's directory (its log) afterwards.
     let keep = std::env::var_os("POOL_BENCH_KEEP").is_some();
@@ -81,6 +83,8 @@ fn spawn(bin: &PathBuf, ip: Ipv4Addr) -> Host {
     let child = Command::new(bin)
         .args(["--data-dir", dir.path().to_str().expect("utf-8 path")])
         .args(["--address", &ip.to_string(), "--http", &addr.to_string()])
+        // A join goes to the master's HTTPS port.
+        .args(["--https", &SocketAddr::new(IpAddr::V4(ip), HTTPS_PORT).to_string()])
         .args(["--unix", dir.path().join("sock").to_str().expect("utf-8 path")])
         .args(["--root-password", PW, "--login-failure-delay-ms", "0", "--hostname", &format!("h{}", ip.octets()[3])])
         .stdout(Stdio::null())
@@ -123,7 +127,8 @@ async fn login(addr: SocketAddr) -> Result<String, String> {
 async fn join(master: &Host, h: &Host, count: usize) {
     let sess = login(h.addr).await.expect("login on the joiner");
     let mut c = Client::connect(h.addr).await;
-    ok(&mut c, "pool.join", &[s(&sess), s(&master.addr.to_string()), s("root"), s(PW)]).await;
+    let master_https = SocketAddr::new(master.addr.ip(), HTTPS_PORT).to_string();
+    ok(&mut c, "pool.join", &[s(&sess), s(&master_https), s("root"), s(PW)]).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         assert!(Instant::now() < deadline, "{} did not join", h.addr);

@@ -14,7 +14,7 @@
 mod net;
 mod storage;
 
-pub use net::{post, SECRET_HEADER};
+pub use net::{post, PeerStream, Tls, Trust, SECRET_HEADER};
 pub use storage::Store;
 
 use openraft::{BasicNode, Config, Raft, ServerState};
@@ -91,6 +91,7 @@ pub struct Rep {
     raft: Raft<Tc>,
     store: Store,
     secret: Arc<str>,
+    tls: net::Tls,
     next: AtomicU64,
     queue: mpsc::UnboundedSender<(u64, Vec<u8>)>,
     done_tx: watch::Sender<Done>,
@@ -220,7 +221,7 @@ impl Replicator for Rep {
     fn forward(&self, changes: Vec<u8>) -> Result<(), String> {
         let addr = self.leader_addr().ok_or_else(|| "no pool master is known".to_string())?;
         let (code, body) = self
-            .block_on(post(&addr, "/pool/forward", &self.secret, &changes, Duration::from_secs(30)))
+            .block_on(post(&self.tls, &addr, "/pool/forward", &self.secret, &changes, Duration::from_secs(30)))
             .map_err(|e| format!("the pool master at {addr}: {e}"))?;
         if code != 200 {
             return Err(format!(
@@ -243,6 +244,7 @@ pub struct Pool {
     pub raft: Raft<Tc>,
     pub store: Store,
     secret: Arc<str>,
+    tls: net::Tls,
     rep: std::sync::OnceLock<Arc<Rep>>,
     /// On the leader: when each member (by the name it gives) last said it
     /// is alive.
@@ -269,11 +271,8 @@ pub type CallFn =
 /// Takes a raw stream (a migrating guest's memory) that another host of
 /// the pool opened on a `/pool/stream/…` path: the path (with its query)
 /// and the connection, the answer's head already sent.
-pub type StreamFn = Arc<
-    dyn Fn(String, tokio::net::TcpStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-        + Send
-        + Sync,
->;
+pub type StreamFn =
+    Arc<dyn Fn(String, PeerStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
 /// The message `/pool/rejoin` runs (see the server's pooling module).
 pub const REJOIN_METHOD: &str = "internal.rejoin";
@@ -287,14 +286,15 @@ pub struct Membership {
 
 impl Pool {
     /// Start the engine over the files in `dir` (new or not); `db` is rebuilt
-    /// from them. No role yet: see [`Pool::found`] and [`Pool::settle`].
-    pub async fn open(dir: &Path, db: Arc<Db>, id: u64, secret: &str) -> Result<Arc<Pool>, String> {
+    /// from them; `tls` secures its connections with the other hosts. No
+    /// role yet: see [`Pool::found`] and [`Pool::settle`].
+    pub async fn open(dir: &Path, db: Arc<Db>, id: u64, secret: &str, tls: net::Tls) -> Result<Arc<Pool>, String> {
         let boot = format!("{id}-{}-{}", std::process::id(), now_nanos());
         let st = Store::open(dir, db, boot, id)?;
         let secret: Arc<str> = secret.into();
         #[allow(deprecated)]
         let (log, sm) = openraft::storage::Adaptor::new(st.clone());
-        let raft = Raft::new(id, engine_config()?, net::Net { secret: secret.clone() }, log, sm)
+        let raft = Raft::new(id, engine_config()?, net::Net { secret: secret.clone(), tls: tls.clone() }, log, sm)
             .await
             .map_err(|e| format!("the pool database engine: {e}"))?;
         tokio::spawn(elect_guard(raft.clone(), id));
@@ -303,6 +303,7 @@ impl Pool {
             raft,
             store: st,
             secret,
+            tls,
             rep: Default::default(),
             heard: Default::default(),
             ejected: watch::channel(false).0,
@@ -317,7 +318,7 @@ impl Pool {
     pub async fn listen(self: &Arc<Pool>, bind: std::net::SocketAddr) -> Result<(), String> {
         let l =
             tokio::net::TcpListener::bind(bind).await.map_err(|e| format!("the pool database's port {bind}: {e}"))?;
-        tokio::spawn(net::serve(Arc::downgrade(self), l));
+        tokio::spawn(net::serve(Arc::downgrade(self), l, self.tls.clone()));
         Ok(())
     }
 
@@ -388,6 +389,7 @@ impl Pool {
             raft: self.raft.clone(),
             store: self.store.clone(),
             secret: self.secret.clone(),
+            tls: self.tls.clone(),
             next: AtomicU64::new(0),
             queue,
             done_tx: watch::channel(Done::default()).0,
@@ -490,9 +492,10 @@ impl Pool {
     /// A member: tell the leader this host (named `who`) is alive.
     pub async fn heartbeat(&self, who: &str) -> Result<(), String> {
         let addr = self.leader_addr().ok_or_else(|| "no pool master is known".to_string())?;
-        let (code, body) = post(&addr, "/pool/heartbeat", &self.secret, who.as_bytes(), Duration::from_secs(5))
-            .await
-            .map_err(|e| format!("{addr}: {e}"))?;
+        let (code, body) =
+            post(&self.tls, &addr, "/pool/heartbeat", &self.secret, who.as_bytes(), Duration::from_secs(5))
+                .await
+                .map_err(|e| format!("{addr}: {e}"))?;
         if code != 200 {
             return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
         }
@@ -521,8 +524,10 @@ impl Pool {
     /// Open a raw stream to the host at `addr` on `path` (which starts with
     /// `/pool/stream/`): after the other side's 200, the connection is the
     /// stream.
-    pub async fn open_stream(&self, addr: &str, path: &str) -> Result<tokio::net::TcpStream, String> {
-        net::open_stream(addr, path, &self.secret, Duration::from_secs(30)).await.map_err(|e| format!("{addr}: {e}"))
+    pub async fn open_stream(&self, addr: &str, path: &str) -> Result<PeerStream, String> {
+        net::open_stream(&self.tls, addr, path, &self.secret, Duration::from_secs(30))
+            .await
+            .map_err(|e| format!("{addr}: {e}"))
     }
 
     /// The log index that holds everything this host has committed or
@@ -541,7 +546,8 @@ impl Pool {
     pub async fn call(&self, addr: &str, request: &[u8], limit: Duration) -> Result<Vec<u8>, String> {
         let seen = self.seen();
         let path = format!("/pool/call?seen={seen}");
-        let (code, body) = post(addr, &path, &self.secret, request, limit).await.map_err(|e| format!("{addr}: {e}"))?;
+        let (code, body) =
+            post(&self.tls, addr, &path, &self.secret, request, limit).await.map_err(|e| format!("{addr}: {e}"))?;
         if code != 200 {
             return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
         }
@@ -555,8 +561,9 @@ impl Pool {
     /// run left) must see them.
     pub async fn catch_up(&self, limit: Duration) -> Result<(), String> {
         let addr = self.leader_addr().ok_or_else(|| "no pool master is known".to_string())?;
-        let (code, body) =
-            post(&addr, "/pool/point", &self.secret, b"", limit).await.map_err(|e| format!("{addr}: {e}"))?;
+        let (code, body) = post(&self.tls, &addr, "/pool/point", &self.secret, b"", limit)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
         if code != 200 {
             return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
         }
@@ -589,7 +596,7 @@ impl Pool {
     /// engine is at `master` (`pool.recover_slaves`), with the secret it
     /// holds (the engine's from before the emergency transition).
     pub async fn tell_reset(&self, addr: &str, master: &str, secret: &str) -> Result<(), String> {
-        let (code, body) = post(addr, "/pool/reset", secret, master.as_bytes(), Duration::from_secs(10))
+        let (code, body) = post(&self.tls, addr, "/pool/reset", secret, master.as_bytes(), Duration::from_secs(10))
             .await
             .map_err(|e| format!("{addr}: {e}"))?;
         if code != 200 {
@@ -602,7 +609,7 @@ impl Pool {
     /// (a JSON-RPC request of the rejoin message, run by its call handler);
     /// its JSON-RPC response.
     pub async fn rejoin(&self, addr: &str, request: &[u8]) -> Result<Vec<u8>, String> {
-        let (code, body) = post(addr, "/pool/rejoin", &self.secret, request, Duration::from_secs(60))
+        let (code, body) = post(&self.tls, addr, "/pool/rejoin", &self.secret, request, Duration::from_secs(60))
             .await
             .map_err(|e| format!("{addr}: {e}"))?;
         if code != 200 {
@@ -613,7 +620,7 @@ impl Pool {
 
     /// Tell the host at `addr` that it has left the pool.
     pub async fn tell_ejected(&self, addr: &str) -> Result<(), String> {
-        let (code, body) = post(addr, "/pool/eject", &self.secret, b"", Duration::from_secs(10))
+        let (code, body) = post(&self.tls, addr, "/pool/eject", &self.secret, b"", Duration::from_secs(10))
             .await
             .map_err(|e| format!("{addr}: {e}"))?;
         if code != 200 {

@@ -1,5 +1,12 @@
 //! The engine's messages between hosts: JSON over HTTP POSTs to the
-//! `/pool/…` paths of each host's HTTP listener, carrying the pool secret.
+//! `/pool/…` paths of each host's engine port, inside TLS, carrying the pool
+//! secret.
+//!
+//! TLS 1.3 both ways: each host presents its own engine certificate, and a
+//! host that connects accepts only a certificate the pool knows (the
+//! caller's [`Trust`]: the pool database's `host_internal` certificates),
+//! so the secret, the database and a migrating guest's memory go only to a
+//! host of the pool, and nobody on the wire reads them.
 
 use crate::Tc;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -9,31 +16,159 @@ use openraft::raft::{
     VoteResponse,
 };
 use openraft::BasicNode;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Whether a peer's certificate (DER) is one of the pool's.
+pub type Trust = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
+/// A connection between two hosts of the pool, either end.
+pub type PeerStream = tokio_rustls::TlsStream<TcpStream>;
+
+/// How long a peer has for its TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// This host's side of the engine's TLS: its certificate for the
+/// connections it takes, the pool's for those it makes.
+#[derive(Clone)]
+pub struct Tls {
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl Tls {
+    /// `cert` and `key`: this host's engine certificate; `trust`: which
+    /// certificates the hosts it connects to may present.
+    pub fn new(cert: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, trust: Trust) -> Result<Tls, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions = &[&rustls::version::TLS13];
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(cert, key)
+            .map_err(|e| format!("the engine's certificate: {e}"))?;
+        let verifier = Pinned { trust, algs: provider.signature_verification_algorithms };
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        Ok(Tls {
+            acceptor: Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))),
+            connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+        })
+    }
+
+    /// A client that takes any certificate: for `pool.join`, whose caller
+    /// names the master by address only (xapi's join with TLS verification
+    /// off); the secret it gets back is the first thing it can trust.
+    pub fn any_server() -> Result<Tls, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Pinned { trust: Arc::new(|_: &[u8]| true), algs: provider.signature_verification_algorithms };
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        Ok(Tls { acceptor: None, connector: tokio_rustls::TlsConnector::from(Arc::new(client)) })
+    }
+
+    /// A TLS connection to `addr` (host:port).
+    async fn connect(&self, addr: &str) -> std::io::Result<PeerStream> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}")))?;
+        let s = tokio::time::timeout(HANDSHAKE, self.connector.connect(name, tcp))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{addr}: no TLS handshake")))??;
+        Ok(tokio_rustls::TlsStream::Client(s))
+    }
+}
+
+/// Accepts a server certificate the pool knows, whatever names it carries
+/// (hosts are reached by address, and their certificates are self-signed);
+/// the handshake's signature is checked as usual.
+struct Pinned {
+    trust: Trust,
+    algs: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl std::fmt::Debug for Pinned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the pool's certificates")
+    }
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if (self.trust)(end_entity.as_ref()) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
 
 /// The header that carries the pool secret.
 pub const SECRET_HEADER: &str = "x-pool-secret";
 
-/// POST `body` to `http://addr/path`; the status and body of the answer.
+/// POST `body` to `https://addr/path`; the status and body of the answer.
 pub async fn post(
+    tls: &Tls,
     addr: &str,
     path: &str,
     secret: &str,
     body: &[u8],
     timeout: Duration,
 ) -> std::io::Result<(u16, Vec<u8>)> {
-    tokio::time::timeout(timeout, post_inner(addr, path, secret, body))
+    tokio::time::timeout(timeout, post_inner(tls, addr, path, secret, body))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{addr} did not answer in time")))?
 }
 
-async fn post_inner(addr: &str, path: &str, secret: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.set_nodelay(true)?;
+async fn post_inner(tls: &Tls, addr: &str, path: &str, secret: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = tls.connect(addr).await?;
     exchange(&mut s, addr, path, secret, body, false).await
 }
 
@@ -44,18 +179,19 @@ pub const STREAM_PATH: &str = "/pool/stream/";
 /// connection is the caller's (the head is read byte by byte so that no
 /// byte of the stream is taken with it).
 pub async fn open_stream(
+    tls: &Tls,
     addr: &str,
     path: &str,
     secret: &str,
     timeout: Duration,
-) -> std::io::Result<tokio::net::TcpStream> {
+) -> std::io::Result<PeerStream> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{addr}: {m}"));
     let open = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.set_nodelay(true)?;
+        let mut s = tls.connect(addr).await?;
         let head =
             format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\n{SECRET_HEADER}: {secret}\r\nContent-Length: 0\r\n\r\n");
         s.write_all(head.as_bytes()).await?;
+        s.flush().await?;
         let mut got = Vec::new();
         while !got.ends_with(b"\r\n\r\n") {
             if got.len() > 16384 {
@@ -78,8 +214,8 @@ pub async fn open_stream(
 
 /// One request and its answer on `s`; with `keep`, the connection stays
 /// open for the next one (the answer must give its length).
-async fn exchange(
-    s: &mut tokio::net::TcpStream,
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
     addr: &str,
     path: &str,
     secret: &str,
@@ -94,6 +230,7 @@ async fn exchange(
     let mut msg = head.into_bytes();
     msg.extend_from_slice(body);
     s.write_all(&msg).await?;
+    s.flush().await?;
     // Read the head, then the body by its length (the other side may keep
     // the connection open), or to the end of the connection.
     let mut buf = Vec::with_capacity(4096);
@@ -154,20 +291,22 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
 #[derive(Clone)]
 pub struct Net {
     pub(crate) secret: Arc<str>,
+    pub(crate) tls: Tls,
 }
 
 pub struct Conn {
     target: u64,
     addr: String,
     secret: Arc<str>,
+    tls: Tls,
     /// Kept open between messages (a replication stream sends many).
-    stream: Option<tokio::net::TcpStream>,
+    stream: Option<PeerStream>,
 }
 
 impl RaftNetworkFactory<Tc> for Net {
     type Network = Conn;
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Conn {
-        Conn { target, addr: node.addr.clone(), secret: self.secret.clone(), stream: None }
+        Conn { target, addr: node.addr.clone(), secret: self.secret.clone(), tls: self.tls.clone(), stream: None }
     }
 }
 
@@ -181,10 +320,9 @@ impl Conn {
         loop {
             let reused = self.stream.is_some();
             if self.stream.is_none() {
-                let s = tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&self.addr))
+                let s = tokio::time::timeout_at(deadline, self.tls.connect(&self.addr))
                     .await
                     .map_err(|_| timed_out(&self.addr))??;
-                s.set_nodelay(true)?;
                 self.stream = Some(s);
             }
             let Some(s) = self.stream.as_mut() else { continue };
@@ -261,7 +399,11 @@ impl RaftNetwork<Tc> for Conn {
 /// Serve the engine's messages from the other hosts of the pool on
 /// `listener` (its own port: a member must answer the engine before its
 /// API is up, which needs the pool's database).
-pub(crate) async fn serve(pool: std::sync::Weak<crate::Pool>, listener: tokio::net::TcpListener) {
+pub(crate) async fn serve(pool: std::sync::Weak<crate::Pool>, listener: tokio::net::TcpListener, tls: Tls) {
+    let Some(acceptor) = tls.acceptor else {
+        tracing::error!("the pool database's listener has no certificate: it takes no connections");
+        return;
+    };
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -272,7 +414,22 @@ pub(crate) async fn serve(pool: std::sync::Weak<crate::Pool>, listener: tokio::n
             }
         };
         let Some(p) = pool.upgrade() else { return };
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            if let Err(e) = sock.set_nodelay(true) {
+                tracing::debug!(%peer, "a pool database connection: {e}");
+            }
+            let sock = match tokio::time::timeout(HANDSHAKE, acceptor.accept(sock)).await {
+                Ok(Ok(s)) => tokio_rustls::TlsStream::Server(s),
+                Ok(Err(e)) => {
+                    tracing::warn!(%peer, "a pool database connection without a good TLS handshake: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, "a pool database connection without a TLS handshake in time");
+                    return;
+                }
+            };
             if let Err(e) = serve_conn(&p, sock).await {
                 tracing::debug!(%peer, "a pool database connection ended: {e}");
             }
@@ -280,8 +437,7 @@ pub(crate) async fn serve(pool: std::sync::Weak<crate::Pool>, listener: tokio::n
     }
 }
 
-async fn serve_conn(pool: &crate::Pool, mut s: tokio::net::TcpStream) -> std::io::Result<()> {
-    s.set_nodelay(true)?;
+async fn serve_conn(pool: &crate::Pool, mut s: PeerStream) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(8192);
     loop {
         // One request: head, then a body of Content-Length bytes.
@@ -347,7 +503,7 @@ async fn serve_conn(pool: &crate::Pool, mut s: tokio::net::TcpStream) -> std::io
     }
 }
 
-async fn answer(s: &mut tokio::net::TcpStream, code: u16, body: &[u8]) -> std::io::Result<()> {
+async fn answer(s: &mut PeerStream, code: u16, body: &[u8]) -> std::io::Result<()> {
     let head = format!("HTTP/1.1 {code} -\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
     s.write_all(head.as_bytes()).await?;
     s.write_all(body).await?;

@@ -2,7 +2,8 @@
 //! engine files and its own TCP port on loopback: the founder's database
 //! reaches the others, the leader's and a member's writes reach everyone,
 //! and after the leader stops, the other two elect a new one that still
-//! holds every acknowledged write.
+//! holds every acknowledged write. The engine's connections are TLS with
+//! the pool's certificates only.
 
 use model::schema::CLASS_VM;
 use model::Value;
@@ -38,6 +39,23 @@ fn new_vm(db: &Db, r: &str, name: &str) {
     db.durable_blocking(c).expect("durable");
 }
 
+/// A certificate and key for one host, as its DER.
+fn engine_cert() -> (Vec<u8>, Vec<u8>) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert =
+        rcgen::CertificateParams::new(vec!["host".to_string()]).expect("params").self_signed(&key).expect("cert");
+    (cert.der().to_vec(), key.serialize_der())
+}
+
+/// Host `own`'s TLS, trusting the certificates `pool`.
+fn tls(own: &(Vec<u8>, Vec<u8>), pool: &[(Vec<u8>, Vec<u8>)]) -> pooldb::Tls {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let known: Vec<Vec<u8>> = pool.iter().map(|(c, _)| c.clone()).collect();
+    let trust: pooldb::Trust = Arc::new(move |der: &[u8]| known.iter().any(|k| k == der));
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(own.1.clone()));
+    pooldb::Tls::new(vec![CertificateDer::from(own.0.clone())], key, trust).expect("tls")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
@@ -49,9 +67,10 @@ async fn three_replicas_agree_and_survive_the_leader() {
     let dbs: Vec<Arc<Db>> = (0..3).map(|_| Arc::new(Db::memory())).collect();
     // What the founder had before the pool.
     new_vm(&dbs[0], "OpaqueRef:before", "made before the pool");
+    let certs: Vec<_> = (0..3).map(|_| engine_cert()).collect();
     let mut pools: Vec<Arc<Pool>> = Vec::new();
     for (i, (dir, db)) in dirs.iter().zip(&dbs).enumerate() {
-        let p = Pool::open(dir.path(), db.clone(), i as u64 + 1, "secret").await.expect("open");
+        let p = Pool::open(dir.path(), db.clone(), i as u64 + 1, "secret", tls(&certs[i], &certs)).await.expect("open");
         p.listen(addrs[i]).await.expect("listen");
         pools.push(p);
     }
@@ -103,4 +122,39 @@ async fn three_replicas_agree_and_survive_the_leader() {
     for p in survivors {
         let _ = p.raft.shutdown().await;
     }
+}
+
+/// A host only talks to a host whose certificate the pool knows, and the
+/// engine's port speaks nothing but TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_talks_tls_to_the_pools_certificates_only() {
+    let (da, db_) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let (ca, cb) = (engine_cert(), engine_cert());
+    let (aa, ab) = (SocketAddr::from(([127, 0, 0, 1], free_port())), SocketAddr::from(([127, 0, 0, 1], free_port())));
+    // A knows only itself; B (an outsider with the same secret) knows both.
+    let a = Pool::open(da.path(), Arc::new(Db::memory()), 1, "secret", tls(&ca, std::slice::from_ref(&ca)))
+        .await
+        .expect("open");
+    let b = Pool::open(db_.path(), Arc::new(Db::memory()), 1, "secret", tls(&cb, &[ca.clone(), cb.clone()]))
+        .await
+        .expect("open");
+    a.listen(aa).await.expect("listen");
+    b.listen(ab).await.expect("listen");
+    let err = a.call(&ab.to_string(), b"{}", Duration::from_secs(5)).await.expect_err("A must refuse B's certificate");
+    assert!(err.contains("certificate") || err.contains("Certificate"), "{err}");
+    // B trusts A, and reaches it (the call itself has nothing to run it).
+    let err = b.call(&aa.to_string(), b"{}", Duration::from_secs(5)).await.expect_err("A runs no calls");
+    assert!(err.contains("answered"), "a TLS exchange that got an HTTP answer: {err}");
+    // Plain HTTP on the engine's port gets no answer.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut plain = tokio::net::TcpStream::connect(aa).await.expect("connect");
+    plain
+        .write_all(b"POST /pool/point HTTP/1.1\r\nx-pool-secret: secret\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .expect("write");
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), plain.read_to_end(&mut got)).await;
+    assert!(!got.starts_with(b"HTTP/"), "plain HTTP answered: {:?}", String::from_utf8_lossy(&got));
+    let _ = a.raft.shutdown().await;
+    let _ = b.raft.shutdown().await;
 }

@@ -8,6 +8,11 @@
 //! before anything changes; `reset_server_certificate` and
 //! `emergency_reset_server_certificate` generate a self-signed one like
 //! xapi's: CN and SANs are the host name and address, valid ten years.
+//!
+//! Each host also has an internal certificate (xapi's `host_internal`), its
+//! own and never replaced by the user's: the hosts of a pool present it to
+//! each other on the pool database's port, and accept only the ones the
+//! pool's `host_internal` Certificate rows name.
 
 use crate::{ApiError, Result, Server};
 use model::types::{fields, CertificateType};
@@ -121,6 +126,11 @@ pub fn startup(s: &Server) {
     let closed =
         s.db.read().get(hc, &s.host).is_some_and(|r| r.get(fields::host::HTTPS_ONLY.index).as_bool() == Some(true));
     s.https_only.store(closed, std::sync::atomic::Ordering::Relaxed);
+    if !s.cfg.ephemeral {
+        if let Err(e) = record_internal(s) {
+            tracing::warn!("cannot record this host's internal certificate: {e}");
+        }
+    }
     let Some(ck) = s.certs.get() else { return };
     let Some((nb, na, fp)) = ck.cert.first().and_then(|d| describe(d)) else {
         tracing::warn!("the server certificate cannot be described");
@@ -204,34 +214,105 @@ pub fn install(s: &Server, cert_pem: &str, key_pem: &str, chain: &str, c: Checke
 
 /// The host's Certificate row (type host) describes the certificate in use.
 pub fn record(s: &Server, c: &Checked) -> Result<()> {
-    let cc = &model::schema::CLASS_CERTIFICATE;
     let host = s.host.clone();
     let (nb, na, fp) = (c.not_before, c.not_after, c.fingerprint.clone());
     s.db.write(|tx| {
-        let old: Vec<String> = tx
-            .state()
-            .table(cc)
-            .rows
-            .iter()
-            .filter(|(_, e)| {
-                e.row.read(fields::certificate::HOST).as_str() == host.as_str()
-                    && e.row.read(fields::certificate::TYPE) == CertificateType::Host
-            })
-            .map(|(r, _)| r.clone())
-            .collect();
-        for r in old {
-            tx.delete(cc, &r);
-        }
-        let mut row = crate::rows::new_row(fields::certificate::UUID);
-        row.write(fields::certificate::TYPE, CertificateType::Host);
-        row.write(fields::certificate::HOST, Ref::new(host.as_str()));
-        row.write(fields::certificate::NOT_BEFORE, DateTime::utc(nb));
-        row.write(fields::certificate::NOT_AFTER, DateTime::utc(na));
-        row.write(fields::certificate::FINGERPRINT, fp.clone());
-        tx.insert(&model::new_ref(), row);
+        put_row(tx, &host, CertificateType::Host, (nb, na, fp.clone()));
         Ok::<_, ApiError>(())
     })?;
     Ok(())
+}
+
+/// Make `host`'s one Certificate row of type `ty` describe `(not_before,
+/// not_after, fingerprint)`; unchanged when it already does (a pool member
+/// writes through the master).
+pub fn put_row(tx: &mut store::Txn, host: &str, ty: CertificateType, (nb, na, fp): (i64, i64, String)) {
+    let cc = &model::schema::CLASS_CERTIFICATE;
+    let mine: Vec<(String, bool)> = tx
+        .state()
+        .table(cc)
+        .rows
+        .iter()
+        .filter(|(_, e)| {
+            e.row.read(fields::certificate::HOST).as_str() == host && e.row.read(fields::certificate::TYPE) == ty
+        })
+        .map(|(r, e)| (r.clone(), e.row.read(fields::certificate::FINGERPRINT) == fp))
+        .collect();
+    if let [(_, true)] = mine.as_slice() {
+        return;
+    }
+    for (r, _) in mine {
+        tx.delete(cc, &r);
+    }
+    let mut row = crate::rows::new_row(fields::certificate::UUID);
+    row.write(fields::certificate::TYPE, ty);
+    row.write(fields::certificate::HOST, Ref::new(host));
+    row.write(fields::certificate::NOT_BEFORE, DateTime::utc(nb));
+    row.write(fields::certificate::NOT_AFTER, DateTime::utc(na));
+    row.write(fields::certificate::FINGERPRINT, fp);
+    tx.insert(&model::new_ref(), row);
+}
+
+/// This host's internal certificate (see the module's comment).
+pub struct Internal {
+    pub pem: String,
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+    pub described: (i64, i64, String),
+}
+
+/// Load this host's internal certificate from the data directory, made on
+/// first use (outside the pool's directory, which a join or an eject
+/// starts over: the certificate stays the host's).
+pub fn internal(data_dir: &std::path::Path, hostname: &str, address: &str) -> std::result::Result<Internal, String> {
+    let (cp, kp) = (data_dir.join("pool-cert.pem"), data_dir.join("pool-key.pem"));
+    if !cp.exists() || !kp.exists() {
+        let (cert, key) = generate(hostname, address)?;
+        std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+        write_atomic(&kp, &key, true).map_err(|e| format!("{}: {e}", kp.display()))?;
+        write_atomic(&cp, &cert, false).map_err(|e| format!("{}: {e}", cp.display()))?;
+        tracing::info!("made this host's internal certificate ({})", cp.display());
+    }
+    let pem = std::fs::read_to_string(&cp).map_err(|e| format!("{}: {e}", cp.display()))?;
+    let cert = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("{}: {e}", cp.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&kp).map_err(|e| format!("{}: {e}", kp.display()))?;
+    let described = describe(&cert).ok_or_else(|| format!("{}: not an X.509 certificate", cp.display()))?;
+    Ok(Internal { pem, cert, key, described })
+}
+
+/// A certificate (PEM) as its Certificate row describes it.
+pub fn describe_pem(pem: &str) -> Option<(i64, i64, String)> {
+    describe(&CertificateDer::from_pem_slice(pem.as_bytes()).ok()?)
+}
+
+/// The pool database's TLS: this host's internal certificate, and the
+/// pool's `host_internal` rows in `db` as the certificates it accepts.
+pub fn engine_tls(db: Arc<store::Db>, own: Internal) -> std::result::Result<pooldb::Tls, String> {
+    let trust: pooldb::Trust = Arc::new(move |der: &[u8]| {
+        let Some((_, _, fp)) = describe(der) else { return false };
+        let st = db.read();
+        let known = st.table(&model::schema::CLASS_CERTIFICATE).iter().any(|(_, r)| {
+            r.read(fields::certificate::TYPE) == CertificateType::HostInternal
+                && r.read(fields::certificate::FINGERPRINT) == fp
+        });
+        if !known {
+            tracing::warn!(fingerprint = %fp, "a pool host presented a certificate the pool does not know: refused");
+        }
+        known
+    });
+    pooldb::Tls::new(vec![own.cert], own.key, trust)
+}
+
+/// At start: the host's `host_internal` row names its internal certificate.
+pub fn record_internal(s: &Server) -> std::result::Result<(), String> {
+    let own = internal(&s.cfg.data_dir, &s.cfg.hostname, &s.cfg.address)?;
+    let host = s.host.clone();
+    s.db.write(|tx| {
+        put_row(tx, &host, CertificateType::HostInternal, own.described.clone());
+        Ok::<_, ApiError>(())
+    })
+    .map(drop)
+    .map_err(|e| e.to_string())
 }
 
 /// Replace the certificate with a fresh self-signed one.

@@ -675,6 +675,16 @@ pub async fn listen(server: Server, stop: watch::Receiver<bool>) -> io::Result<B
     Ok(bound)
 }
 
+tokio::task_local! {
+    /// Set while serving a connection that came over TLS.
+    static OVER_TLS: bool;
+}
+
+/// Whether the connection being served came over TLS.
+pub fn over_tls() -> bool {
+    OVER_TLS.try_with(|t| *t).unwrap_or(false)
+}
+
 async fn accept_tcp(
     s: Server,
     l: TcpListener,
@@ -706,14 +716,14 @@ async fn accept_tcp(
                         }
                         Some(a) => {
                             let a = a.clone();
-                            tokio::spawn(PEER.scope(peer, async move {
+                            tokio::spawn(PEER.scope(peer, OVER_TLS.scope(true, async move {
                                 let _permit = permit;
                                 match tokio::time::timeout(Duration::from_secs(10), a.accept(sock)).await {
                                     Ok(Ok(t)) => serve_conn(s, t, false, st).await,
                                     Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
                                     Err(_) => tracing::debug!("TLS handshake timed out"),
                                 }
-                            }));
+                            })));
                         }
                     }
                 }

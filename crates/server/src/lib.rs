@@ -290,7 +290,7 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
     let (db, passwd) = if cfg.ephemeral {
         (Arc::new(store::Db::memory()), passwd::Passwd::load(None)?)
     } else if let Some(m) = &member {
-        let (db, pool) = pooling::open(&cfg.data_dir, m, pooling::engine_addr(&cfg)).await?;
+        let (db, pool) = pooling::open(&cfg, m).await?;
         replica = Some(pool);
         (db, passwd::Passwd::load(Some(&cfg.data_dir.join("passwd")))?)
     } else {

@@ -1,8 +1,9 @@
 //! Pools of hosts: a host's membership, joining a pool, and the pool
 //! database's service (the engine itself is the `pooldb` crate).
 //!
-//! A host that joins asks the master over HTTP (`POST /pool/join`, with the
-//! credentials the caller gave and the joiner's whole database); the master
+//! A host that joins asks the master over HTTPS (`POST /pool/join`, with the
+//! credentials the caller gave, its internal certificate and its whole
+//! database); the master
 //! checks it as xapi's pre-join checks do, in xapi's order, copies the
 //! joiner's own objects (its host, CPUs, NICs, local SRs and disks, VMs)
 //! into the pool database, admits it to the engine and answers with the
@@ -12,8 +13,8 @@
 use crate::{ApiError, Result, Server};
 use model::schema::{Type, CLASSES};
 use model::types::fields::{
-    console as CO, host as H, host_cpu as HC, network as N, pbd as PBD, pif as P, pool as PO, sr as SR, vbd as VBD,
-    vdi as VDI, vif as VIF, vm as VM,
+    certificate as CE, console as CO, host as H, host_cpu as HC, network as N, pbd as PBD, pif as P, pool as PO,
+    sr as SR, vbd as VBD, vdi as VDI, vif as VIF, vm as VM,
 };
 use model::types::VmPowerState;
 use model::{Ref, Row, Value};
@@ -72,11 +73,10 @@ fn write_member(data_dir: &Path, m: &Member) -> std::result::Result<(), String> 
 
 /// Start as a pool host: the store is rebuilt from the engine's files (the
 /// host's own database directory, from before it joined, is set aside).
-pub async fn open(
-    data_dir: &Path,
-    m: &Member,
-    (bind, advertised): (std::net::SocketAddr, String),
-) -> std::result::Result<(Arc<Db>, Arc<pooldb::Pool>), String> {
+pub async fn open(cfg: &crate::Config, m: &Member) -> std::result::Result<(Arc<Db>, Arc<pooldb::Pool>), String> {
+    let data_dir = cfg.data_dir.as_path();
+    let (bind, advertised) = engine_addr(cfg);
+    let internal = crate::certs::internal(data_dir, &cfg.hostname, &cfg.address)?;
     let own = data_dir.join("db");
     if own.exists() {
         let aside = data_dir.join("db.before-pool");
@@ -85,6 +85,7 @@ pub async fn open(
         tracing::info!("this host is in a pool: its own database is kept in {}", aside.display());
     }
     let db = Arc::new(Db::memory());
+    let tls = crate::certs::engine_tls(db.clone(), internal)?;
     let dir = pool_dir(data_dir);
     let refound = dir.join(REFOUND_FILE);
     if let Ok(dump) = std::fs::read(&refound) {
@@ -95,14 +96,14 @@ pub async fn open(
             let _ = std::fs::remove_file(dir.join(f));
         }
         db.install(&dump).map_err(|e| format!("{}: {e}", refound.display()))?;
-        let pool = pooldb::Pool::open(&dir, db.clone(), m.node_id, &m.secret).await?;
+        let pool = pooldb::Pool::open(&dir, db.clone(), m.node_id, &m.secret, tls).await?;
         pool.accept_former(m.former_secret.as_deref());
         pool.listen(bind).await?;
         pool.found(&advertised).await?;
         std::fs::remove_file(&refound).map_err(|e| format!("{}: {e}", refound.display()))?;
         return Ok((db, pool));
     }
-    let pool = pooldb::Pool::open(&dir, db.clone(), m.node_id, &m.secret).await?;
+    let pool = pooldb::Pool::open(&dir, db.clone(), m.node_id, &m.secret, tls).await?;
     pool.accept_former(m.former_secret.as_deref());
     pool.listen(bind).await?;
     let role = pool.settle(SETTLE).await?;
@@ -233,6 +234,12 @@ fn forget_host(tx: &mut store::Txn, host: &str) {
     for (r, row) in st.table(&CLASS_HOST_CPU).iter() {
         if row.read(HC::HOST).as_str() == host {
             gone.push((&CLASS_HOST_CPU, r.clone()));
+        }
+    }
+    // Its certificates: the engine no longer accepts its internal one.
+    for (r, row) in st.table(&CLASS_CERTIFICATE).iter() {
+        if row.read(CE::HOST).as_str() == host {
+            gone.push((&CLASS_CERTIFICATE, r.clone()));
         }
     }
     for (r, row) in st.table(&CLASS_PIF).iter() {
@@ -387,7 +394,7 @@ pub const MIGRATE_STREAM: &str = "/pool/stream/migrate?vm=";
 pub fn serve_streams(s: &Server) {
     let Some(p) = s.replica.get() else { return };
     let s = s.clone();
-    p.serve_streams(Arc::new(move |path: String, conn: tokio::net::TcpStream| {
+    p.serve_streams(Arc::new(move |path: String, conn: pooldb::PeerStream| {
         let s = s.clone();
         Box::pin(async move {
             let Some(uuid) = path.strip_prefix(MIGRATE_STREAM) else {
@@ -403,7 +410,7 @@ pub fn serve_streams(s: &Server) {
 
 /// A raw stream to another host of the pool (`path` under
 /// `/pool/stream/`), on its pool port.
-pub async fn open_stream(s: &Server, host: &str, path: &str) -> Result<tokio::net::TcpStream> {
+pub async fn open_stream(s: &Server, host: &str, path: &str) -> Result<pooldb::PeerStream> {
     let (p, _, addr) = node_of(s, host)?;
     p.open_stream(&addr, path).await.map_err(|e| {
         tracing::warn!(%host, path, "cannot open a stream to the host: {e}");
@@ -703,6 +710,10 @@ struct JoinRequest {
     /// Where the master reaches the joiner's engine (host:port).
     addr: String,
     schema: String,
+    /// The joiner's internal certificate (PEM): what it presents on the
+    /// engine's port.
+    #[serde(default)]
+    internal_cert: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -724,17 +735,28 @@ pub async fn join(s: &Server, master_address: &str, user: &str, password: &str) 
     if is_member(s) {
         return Err(ApiError::OperationNotAllowed { reason: "Host is already part of a pool".into() });
     }
-    let target = if master_address.contains(':') { master_address.to_string() } else { format!("{master_address}:80") };
-    let req =
-        JoinRequest { user: user.into(), password: password.into(), addr: engine_addr(&s.cfg).1, schema: schema_id() };
+    // xapi's port unless the address names one; HTTPS either way: the
+    // request carries the caller's password, the answer the pool secret.
+    let target =
+        if master_address.contains(':') { master_address.to_string() } else { format!("{master_address}:443") };
+    let internal = crate::certs::internal(&s.cfg.data_dir, &s.cfg.hostname, &s.cfg.address).map_err(crate::internal)?;
+    let req = JoinRequest {
+        user: user.into(),
+        password: password.into(),
+        addr: engine_addr(&s.cfg).1,
+        schema: schema_id(),
+        internal_cert: internal.pem,
+    };
     let mut body = serde_json::to_vec(&req).map_err(|e| crate::internal(e.to_string()))?;
     body.push(b'\n');
     let db = s.clone();
     body.extend(tokio::task::spawn_blocking(move || db.db.dump()).await.map_err(|e| crate::internal(e.to_string()))?);
-    let (code, out) = pooldb::post(&target, "/pool/join", "", &body, Duration::from_secs(60)).await.map_err(|e| {
-        tracing::warn!("pool.join: cannot reach {target}: {e}");
-        ApiError::JoiningHostConnectionFailed
-    })?;
+    let tls = pooldb::Tls::any_server().map_err(crate::internal)?;
+    let (code, out) =
+        pooldb::post(&tls, &target, "/pool/join", "", &body, Duration::from_secs(60)).await.map_err(|e| {
+            tracing::warn!("pool.join: cannot reach {target}: {e}");
+            ApiError::JoiningHostConnectionFailed
+        })?;
     if code != 200 {
         tracing::warn!(code, "pool.join: {target} answered {}", String::from_utf8_lossy(&out[..out.len().min(200)]));
         return Err(ApiError::JoiningHostServiceFailed);
@@ -792,6 +814,10 @@ async fn admit_inner(s: &Server, body: &[u8]) -> Result<pooldb::Membership> {
         store::read_dump(&body[nl + 1..]).map_err(|e| crate::internal(format!("the joiner's database: {e}")))?;
     let _one_at_a_time = JOINS.lock().await;
     let jhost = pre_join_checks(s, &joiner, &req)?;
+    let internal = crate::certs::describe_pem(&req.internal_cert).ok_or_else(|| {
+        tracing::warn!("a host asked to join without a usable internal certificate");
+        ApiError::JoiningHostServiceFailed
+    })?;
     if s.replica.get().is_none() {
         found(s).await?;
     }
@@ -799,6 +825,8 @@ async fn admit_inner(s: &Server, body: &[u8]) -> Result<pooldb::Membership> {
     let ((), c) = s.db.write(|tx| {
         carry(tx, &joiner, &jhost)?;
         shared_pbds(tx, &jhost);
+        // The certificate the engine will accept from the joiner.
+        crate::certs::put_row(tx, &jhost, model::types::CertificateType::HostInternal, internal.clone());
         Ok::<_, ApiError>(())
     })?;
     s.db.durable(c).await.map_err(|e| crate::internal(e.to_string()))?;
@@ -831,7 +859,9 @@ async fn found(s: &Server) -> Result<()> {
     // the two leaves a lone host with an unused pool directory.
     let dir = pool_dir(&s.cfg.data_dir);
     let _ = std::fs::remove_dir_all(&dir);
-    let pool = pooldb::Pool::open(&dir, s.db.clone(), 1, &secret).await.map_err(crate::internal)?;
+    let internal = crate::certs::internal(&s.cfg.data_dir, &s.cfg.hostname, &s.cfg.address).map_err(crate::internal)?;
+    let tls = crate::certs::engine_tls(s.db.clone(), internal).map_err(crate::internal)?;
+    let pool = pooldb::Pool::open(&dir, s.db.clone(), 1, &secret, tls).await.map_err(crate::internal)?;
     pool.listen(bind).await.map_err(crate::internal)?;
     pool.found(&addr).await.map_err(crate::internal)?;
     write_member(&s.cfg.data_dir, &m).map_err(crate::internal)?;
@@ -1054,6 +1084,13 @@ fn carry(tx: &mut store::Txn, j: &State, jhost: &str) -> Result<()> {
     for (r, row) in j.table(&CLASS_CONSOLE).iter() {
         if vms.contains(row.read(CO::VM).as_str()) {
             add(&CLASS_CONSOLE, r, &mut take);
+        }
+    }
+    // Its server certificate's row (its internal one the master writes from
+    // the join request).
+    for (r, row) in j.table(&CLASS_CERTIFICATE).iter() {
+        if row.read(CE::HOST).as_str() == jhost && row.read(CE::TYPE) == model::types::CertificateType::Host {
+            add(&CLASS_CERTIFICATE, r, &mut take);
         }
     }
     let carried: HashSet<&str> = take.values().flatten().map(String::as_str).collect();

@@ -1,5 +1,5 @@
 //! `POST /pool/join`: a host asking this one (the master) to join its pool,
-//! with the credentials its caller gave and its whole database. (The pool
+//! with the credentials its caller gave and its whole database, over HTTPS. (The pool
 //! database engine's own messages go to the engine's port, not here.)
 
 use super::{Head, Reply};
@@ -16,6 +16,12 @@ pub async fn serve(
     body: &mut (dyn AsyncRead + Unpin + Send),
     reply: &mut Reply<'_>,
 ) -> io::Result<()> {
+    // The request carries the caller's password and the answer the pool
+    // secret: never in clear.
+    if !head.local && !crate::http::over_tls() {
+        tracing::warn!("a request to join this pool over plain HTTP: refused (joins go over HTTPS)");
+        return reply.forbidden().await;
+    }
     let Some(len) = head.content_length() else {
         return reply.bad_request("a join request needs a Content-Length").await;
     };
