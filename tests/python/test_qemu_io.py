@@ -23,7 +23,8 @@ import pytest
 
 from conftest import PASSWORD, ROOT, Xapid, failure, netns, require_tool
 from test_cbt import changed
-from test_qemu import BANNER, BOOT, guest_vm, kernels, qemu_pids, require, serial, type_line, vm_dir  # noqa: F401
+from test_qemu import (BANNER, BOOT, guest_value, guest_vm, kernels, qemu_pids, require, serial,  # noqa: F401
+                       type_line, vm_dir)
 from vmlib import NULL, wait_for
 
 MARKER = "xva-round-trip-4242"
@@ -292,6 +293,28 @@ def test_a_running_guests_qcow2_disk_is_snapshotted_by_qemu(xapid, session, kern
 def changed_blocks(api, a, b):
     """The 64 KiB blocks VDI.list_changed_blocks names between two VDIs."""
     return changed(api.VDI.list_changed_blocks(a, b))
+
+
+def test_disks_appear_in_userdevice_order(xapid, session, kernels):
+    """The guest finds its disks in userdevice order (vda, vdb, vdc for 0, 1,
+    2), whatever the order of VM.VBDs: disks made for 2 before 1 show their
+    sizes at vdc and vdb."""
+    api = session.xenapi
+    vm = guest_vm(api, kernels, "three disks")
+    (sr,) = {api.VDI.get_SR(api.VBD.get_VDI(b)) for b in api.VM.get_VBDs(vm) if api.VBD.get_type(b) == "Disk"}
+    for userdevice, mib in (("2", 32), ("1", 48)):
+        vdi = api.VDI.create({"SR": sr, "name_label": "disk %s" % userdevice, "name_description": "",
+                              "virtual_size": str(mib << 20), "type": "user", "sharable": False, "read_only": False,
+                              "other_config": {}, "xenstore_data": {}, "sm_config": {}, "tags": []})
+        api.VBD.create({"VM": vm, "VDI": vdi, "userdevice": userdevice, "bootable": False, "mode": "RW",
+                        "type": "Disk", "unpluggable": True, "empty": False, "other_config": {},
+                        "qos_algorithm_type": "", "qos_algorithm_params": {}})
+    api.VM.start(vm, False, False)
+    wait_for(lambda: BANNER in serial(xapid, api, vm), BOOT, "the guest's banner", interval=0.5)
+    sizes = guest_value(xapid, api, vm, "$(cat /sys/block/vdb/size)-$(cat /sys/block/vdc/size)", r"[0-9]+-[0-9]+")
+    assert sizes == "%d-%d" % ((48 << 20) // 512, (32 << 20) // 512), sizes
+    api.VM.hard_shutdown(vm)
+    assert qemu_pids(xapid) == []
 
 
 def test_cbt_of_a_running_guest_names_the_blocks_it_wrote(xapid, session, kernels):

@@ -232,9 +232,9 @@ def test_switches_are_linux_bridges(xapid, api, lab):
 
 def test_guests_on_a_private_network_ping_each_other(xapid, api, lab):
     vms = lab["vms"]
-    assert eventually_pings(xapid, api, vms["A"], "10.50.0.2"), [
-        has_addr(xapid, api, vms[k], "eth1", ip) for k, ip in (("A", "10.50.0.1/24"), ("A2", "10.50.0.2/24"))]
-    assert can_ping(xapid, api, vms["A2"], "10.50.0.1")
+    private = (("A", "10.50.0.1/24"), ("A2", "10.50.0.2/24"))
+    assert eventually_pings(xapid, api, vms["A"], "10.50.0.2"), where_it_stops(xapid, api, vms, "eth1", private)
+    assert can_ping(xapid, api, vms["A2"], "10.50.0.1"), where_it_stops(xapid, api, vms, "eth1", private)
 
 
 def test_guests_reach_each_other_through_the_hosts_nics(xapid, api, lab):
@@ -243,18 +243,23 @@ def test_guests_reach_each_other_through_the_hosts_nics(xapid, api, lab):
     assert eventually_pings(xapid, api, vms["B"], "10.10.0.1"), where_it_stops(xapid, api, vms)
 
 
-def where_it_stops(x, api, vms):
-    """What a failed ping between the hosts' NICs leaves to look at: which
-    guest still has its address, the host's links with their counters and
-    the bridges' forwarding tables, and B's console."""
-    addrs = {k: has_addr(x, api, vms[k], "eth0", ip) for k, ip in
-             (("A", "10.10.0.1/24"), ("A2", "10.10.0.2/24"), ("B", "10.10.0.3/24"))}
+def where_it_stops(x, api, vms, dev="eth0", addrs=(("A", "10.10.0.1/24"), ("A2", "10.10.0.2/24"),
+                                                     ("B", "10.10.0.3/24"))):
+    """What a failed ping leaves to look at: which guest still has its
+    address on `dev` (and that link's state and counters, its neighbours, on
+    its console), the host's links with their counters and the bridges'
+    forwarding tables."""
+    have = {k: has_addr(x, api, vms[k], dev, ip) for k, ip in addrs}
+    consoles = []
+    for k, _ in addrs:
+        type_line(x, api, vms[k], "ip -s link show %s; ip neigh" % dev, reset=True)
+        time.sleep(2)
+        consoles.append("---- %s's console ----\n%s" % (k, serial(x, api, vms[k])[-1200:]))
     return "\n".join([
-        "addresses on eth0: %r" % addrs,
+        "addresses on %s: %r" % (dev, have),
         sh("ip", "-s", "-o", "link", ns=HOST_NS, check=False),
         sh("bridge", "fdb", "show", "dynamic", ns=HOST_NS, check=False),
-        sh("ip", "-s", "-o", "link", ns=WIRE_NS, check=False),
-        serial(x, api, vms["B"])[-1500:]])
+        sh("ip", "-s", "-o", "link", ns=WIRE_NS, check=False)] + consoles)
 
 
 def test_vlans_separate_guests_over_the_same_wire(xapid, api, lab):
@@ -296,7 +301,8 @@ def test_vif_unplug_stops_traffic_and_plug_restores_it(xapid, api, lab):
     # A hot-plugged NIC comes up unconfigured in the guest.
     wait_for(lambda: run(xapid, api, vms["A2"], "ip link set eth1 up") == 0, 30, "eth1 back in the guest")
     run(xapid, api, vms["A2"], "ip addr add 10.50.0.2/24 dev eth1")
-    assert eventually_pings(xapid, api, vms["A"], "10.50.0.2")
+    assert eventually_pings(xapid, api, vms["A"], "10.50.0.2"), \
+        where_it_stops(xapid, api, vms, "eth1", (("A", "10.50.0.1/24"), ("A2", "10.50.0.2/24")))
 
 
 def test_a_locked_vif_passes_only_its_own_mac_and_addresses(xapid, api, lab):

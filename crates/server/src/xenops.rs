@@ -324,7 +324,7 @@ fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     let st = s.db.read();
     let row = st.get(c, vm).ok_or_else(|| handle_invalid(c, vm))?;
     let (vif, net) = (&CLASS_VIF, &CLASS_NETWORK);
-    let disks = vm_disks(s, &st, row)
+    let mut disks: Vec<Disk> = vm_disks(s, &st, row)
         .map(|(br, _, path)| Disk {
             device: br.read(B::USERDEVICE),
             format: disk_format(path.as_deref()),
@@ -340,8 +340,12 @@ fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
         let network = st.get(net, vr.read(V::NETWORK).as_str());
         nics.push(nic_of(vr, network.map(|n| &**n)));
     }
-    // Devices in number order ("0" < "1" < "10"), not the set's order.
-    nics.sort_by_key(|n| (n.device.parse::<u32>().unwrap_or(u32::MAX), n.device.clone()));
+    // Devices in number order ("0" < "1" < "10"), not the set's order: the
+    // guest names its disks and NICs in the order it finds them (vda, vdb;
+    // eth0, eth1), so that order must follow userdevice / device.
+    let by_number = |d: &str| (d.parse::<u32>().unwrap_or(u32::MAX), d.to_string());
+    disks.sort_by_key(|d| by_number(&d.device));
+    nics.sort_by_key(|n| by_number(&n.device));
     let target = row.read(F::MEMORY_DYNAMIC_MAX).max(row.read(F::MEMORY_TARGET));
     let boot_params = row.read(F::HVM_BOOT_PARAMS);
     let at_startup = row.read(F::VCPUS_AT_STARTUP).max(1);
