@@ -45,6 +45,11 @@ fn check_args(called: &str, m: &MsgDef, mut params: Vec<Value>) -> Result<Vec<Va
     Ok(out)
 }
 
+tokio::task_local! {
+    /// Set while a member runs a call the master forwarded.
+    static FROM_MASTER: ();
+}
+
 /// Run one call end to end and produce the outcome to encode.
 pub async fn call(server: &Server, method: &str, params: Vec<Value>, local: bool) -> Outcome {
     match call_inner(server, method, params, local).await {
@@ -105,6 +110,10 @@ async fn call_inner(server: &Server, method: &str, params: Vec<Value>, local: bo
     }
     let span = call_span(server, method, &session, local);
     async move {
+        // (A call the master forwarded already waited for what it had seen.)
+        if local && crate::pooling::is_member(server) && FROM_MASTER.try_with(|_| ()).is_err() {
+            crate::pooling::read_barrier(server).await;
+        }
         let refused = match authorize(server, &session, local, c, m, &args) {
             Ok(()) => None,
             Err(e) if is_async => Some(e),
@@ -433,7 +442,7 @@ pub fn serve_forwarded(server: &Server) {
                     if let Some(first) = params.first_mut() {
                         *first = Value::from(session.as_str());
                     }
-                    let run = call(&s, &req.method, params, true);
+                    let run = FROM_MASTER.scope((), call(&s, &req.method, params, true));
                     let o = match held {
                         Some(h) => crate::lifecycle::HELD.scope(h, run).await,
                         None => run.await,

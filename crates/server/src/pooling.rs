@@ -672,6 +672,18 @@ pub fn is_member(s: &Server) -> bool {
     s.db.replicated() == Some(store::Role::Follower)
 }
 
+/// Before a member serves a call itself (one on its Unix socket): its
+/// replica holds everything the master had committed when asked, so what a
+/// client did through the master a moment ago is seen here too (xapi's
+/// members read the master's database). Without the master the call is
+/// served from what this host has.
+pub async fn read_barrier(s: &Server) {
+    let Some(p) = s.replica.get() else { return };
+    if let Err(e) = p.catch_up(Duration::from_secs(5)).await {
+        tracing::warn!("serving a local call from this member's copy of the pool database, which may lag: {e}");
+    }
+}
+
 /// The master's address, as HOST_IS_SLAVE gives it.
 pub fn master_address(s: &Server) -> String {
     let st = s.db.read();
