@@ -326,7 +326,7 @@ impl VbdApi for Server {
         let c = vbd_c();
         ctx.write(|tx| {
             let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| crate::handle_invalid(c, self_.as_str()))?;
-            match vbd_check(tx, self_.as_str(), &row, "attach", true) {
+            match vbd_check(tx, self_.as_str(), &row, &VbdOperations::Attach, true) {
                 Some(e) => Err(e),
                 None => Ok(()),
             }
