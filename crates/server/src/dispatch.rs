@@ -499,8 +499,8 @@ pub async fn run(ctx: &Ctx, c: &'static ClassDef, m: &'static MsgDef, args: Vec<
         // the host that owns the object runs the call.
         return match crate::lifecycle::held_op(c, m.name) {
             Some(op) => {
-                let held = (c.name, object.as_str(), op);
-                crate::lifecycle::with_op_named(ctx, c, &object, op, || {
+                let held = (c.name, object.as_str(), op.name());
+                crate::lifecycle::with_held(ctx, &object, &op, || {
                     crate::pooling::forward_holding(&ctx.server, &h, &method, &args, Some(held))
                 })
                 .await

@@ -17,7 +17,7 @@ use model::schema::{ClassDef, ClassId};
 use model::schema::{CLASS_HOST, CLASS_HOST_METRICS, CLASS_VM};
 use model::types::fields;
 use model::types::fields::vm as F;
-use model::types::{VmOperations as O, VmPowerState as PS};
+use model::types::{VbdOperations, VifOperations, VmOperations as O, VmPowerState as PS};
 use model::{Operation, Row, Value};
 use std::time::Duration;
 use store::Txn;
@@ -170,6 +170,11 @@ pub fn vm_op_label(op: &O) -> &str {
     }
 }
 
+/// The VM operations during which its devices are not hot(un)plugged.
+pub(crate) fn vm_stopping(op: &O) -> bool {
+    matches!(op, O::CleanShutdown | O::HardShutdown | O::Suspend | O::Pause)
+}
+
 fn is_default_template(row: &Row) -> bool {
     row.read(F::IS_DEFAULT_TEMPLATE) || row.get(F::OTHER_CONFIG.index).map_str("default_template") == Some("true")
 }
@@ -318,10 +323,9 @@ pub fn is_dom0(st: &dyn Rows, r: &str, row: &Row) -> bool {
 
 /// Why `op` cannot run on this VM now, in xapi's check order and with its
 /// error parameters; None if it can. `st` resolves the VM's host (dom0 rules).
-pub fn vm_check(st: &dyn Rows, r: &str, row: &Row, op: &str, ignore_running: bool) -> Option<ApiError> {
-    let op = O::parse(op);
-    let label = || vm_op_label(&op).to_string();
-    Some(match vm_deny(row, &op, ignore_running, is_dom0(st, r, row))? {
+pub fn vm_check(st: &dyn Rows, r: &str, row: &Row, op: &O, ignore_running: bool) -> Option<ApiError> {
+    let label = || vm_op_label(op).to_string();
+    Some(match vm_deny(row, op, ignore_running, is_dom0(st, r, row))? {
         Deny::Blocked(reason) => ApiError::OperationBlocked { r#ref: r.to_string(), code: reason.to_string() },
         Deny::BadPowerState(allowed, ps) => ApiError::VmBadPowerState {
             vm: r.to_string(),
@@ -354,20 +358,28 @@ pub fn vm_allowed(st: &dyn Rows, r: &str, row: &Row) -> Vec<Value> {
 
 // --------------------------------------------------------- generic begin/end
 
-/// The check and allowed-operations rules of a class that has operations.
-pub struct Rules {
-    pub check: fn(&Txn, &str, &Row, &str) -> Option<ApiError>,
+/// The rules of a class's operations, implemented by the generated
+/// operations enum of each class that has them: [`begin`] checks an
+/// operation with its own class's rules, and a misspelt operation or a
+/// class without rules does not compile.
+pub trait Rules: Operation + Send + Sync {
+    /// Why `op` cannot start on the object `r` (its `row`) now; None if it can.
+    fn check(tx: &Txn, r: &str, row: &Row, op: &Self) -> Option<ApiError>;
 }
 
-fn rules(c: &ClassDef) -> Option<Rules> {
-    match c.id {
-        ClassId::Vm => Some(Rules { check: |tx, r, row, op| vm_check(tx, r, row, op, false) }),
-        ClassId::Vif => Some(Rules { check: vif::check }),
-        ClassId::Sr => Some(sr::rules()),
-        ClassId::Vdi => Some(vdi::rules()),
-        ClassId::Vbd => Some(vbd::rules()),
-        _ => None,
+impl Rules for O {
+    fn check(tx: &Txn, r: &str, row: &Row, op: &O) -> Option<ApiError> {
+        vm_check(tx, r, row, op, false)
     }
+}
+
+/// An operation the generated enum does not know (a newer peer's, or one
+/// built from a name): refused, as INTERNAL_ERROR like any operation this
+/// server cannot check, rather than let through by rules that decide on
+/// known operations only.
+pub(crate) fn unknown_op(class: &str, r: &str, name: &str) -> ApiError {
+    tracing::warn!(class, r#ref = r, op = name, "refusing an operation the datamodel does not know");
+    crate::internal(format!("{class} has no operation {name}"))
 }
 
 /// A running operation; give it back to [`end`]. If it is dropped instead (a
@@ -391,34 +403,56 @@ tokio::task_local! {
     pub static HELD: (String, String, String);
 }
 
-/// The operation the master holds while a host runs a call on `c` it
-/// forwarded (the first argument is the object): the name the handler's
-/// own `with_op` uses.
-pub fn held_op(c: &'static ClassDef, message: &str) -> Option<&'static str> {
-    match (c.name, message) {
-        ("VM", _) => {
-            const HELD_VM: [&str; 10] = [
-                "start",
-                "start_on",
-                "clean_shutdown",
-                "hard_shutdown",
-                "shutdown",
-                "clean_reboot",
-                "hard_reboot",
-                "pause",
-                "unpause",
-                "suspend",
-            ];
-            HELD_VM.iter().copied().find(|m| *m == message)
+/// The operation the master holds while a host runs a call it forwarded.
+pub enum Held {
+    Vm(O),
+    Vbd(VbdOperations),
+    Vif(VifOperations),
+}
+
+impl Held {
+    /// The wire name, as the host is told it.
+    pub fn name(&self) -> &str {
+        match self {
+            Held::Vm(o) => o.name(),
+            Held::Vbd(o) => o.name(),
+            Held::Vif(o) => o.name(),
         }
-        ("VBD", "plug") => Some("plug"),
-        ("VBD", "unplug") => Some("unplug"),
-        ("VBD", "unplug_force") => Some("unplug_force"),
-        ("VBD", "insert") => Some("insert"),
-        ("VBD", "eject") => Some("eject"),
-        ("VIF", "plug") => Some("plug"),
-        // The handler records both as an unplug.
-        ("VIF", "unplug" | "unplug_force") => Some("unplug"),
+    }
+}
+
+/// The operation the master holds while a host runs a call on `c` it
+/// forwarded (the first argument is the object): the one the handler's
+/// own `with_op` uses.
+pub fn held_op(c: &'static ClassDef, message: &str) -> Option<Held> {
+    use VbdOperations as B;
+    // The messages named as the operation they run.
+    fn named<K: Operation + Clone>(ops: &[K], message: &str) -> Option<K> {
+        ops.iter().find(|o| o.name() == message).cloned()
+    }
+    match c.id {
+        ClassId::Vm => {
+            const HELD_VM: [O; 10] = [
+                O::Start,
+                O::StartOn,
+                O::CleanShutdown,
+                O::HardShutdown,
+                O::Shutdown,
+                O::CleanReboot,
+                O::HardReboot,
+                O::Pause,
+                O::Unpause,
+                O::Suspend,
+            ];
+            named(&HELD_VM, message).map(Held::Vm)
+        }
+        ClassId::Vbd => named(&[B::Plug, B::Unplug, B::UnplugForce, B::Insert, B::Eject], message).map(Held::Vbd),
+        ClassId::Vif => match message {
+            "plug" => Some(Held::Vif(VifOperations::Plug)),
+            // The handler records both as an unplug.
+            "unplug" | "unplug_force" => Some(Held::Vif(VifOperations::Unplug)),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -465,19 +499,14 @@ impl Drop for Op {
 
 /// Check `op` on an object of its class and record it in current_operations
 /// under the call's task. Waits while a conflicting operation is running.
-pub async fn begin<K: Operation>(ctx: &Ctx, r: &str, op: K) -> Result<Op> {
-    begin_named(ctx, K::CLASS, r, op.name()).await
-}
-
-/// [`begin`] with the class and operation known only at run time (a call
-/// the master forwards: [`held_op`]).
-async fn begin_named(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str) -> Result<Op> {
-    if held_here(c, r, op) {
+pub async fn begin<K: Rules>(ctx: &Ctx, r: &str, op: K) -> Result<Op> {
+    let c = K::CLASS;
+    let name = op.name();
+    if held_here(c, r, name) {
         // The master checked it and holds it (no key: nothing to release).
         return Ok(Op { class: c, r: r.to_string(), key: String::new(), server: ctx.server.clone(), done: false });
     }
     let key = ctx.task.clone().unwrap_or_else(model::new_ref);
-    let rules = rules(c).ok_or_else(|| crate::internal(format!("{} has no operation rules", c.name)))?;
     let deadline = tokio::time::Instant::now() + CONFLICT_WAIT;
     let mut rx = ctx.server.db.subscribe();
     let mut said = false;
@@ -486,12 +515,12 @@ async fn begin_named(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str) -> Resu
         rx.borrow_and_update();
         let res = ctx.write(|tx| {
             let row = tx.get(c, r).cloned().ok_or_else(|| crate::handle_invalid(c, r))?;
-            if let Some(e) = (rules.check)(tx, r, &row, op) {
+            if let Some(e) = K::check(tx, r, &row, &op) {
                 return Err(e);
             }
             tx.update(c, r, |row| {
                 if let Value::Struct(m) = &mut row.fields[field(c, "current_operations")] {
-                    m.push((key.clone(), Value::from(op)));
+                    m.push((key.clone(), Value::from(name)));
                 }
             });
             Ok(())
@@ -505,7 +534,13 @@ async fn begin_named(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str) -> Resu
                     // A long wait is worth a line: which operations hold it.
                     said = true;
                     let held = ctx.server.db.read().get(c, r).map(|row| current_ops(row));
-                    tracing::warn!(class = c.name, r#ref = r, op, ?held, "still waiting for other operations to end");
+                    tracing::warn!(
+                        class = c.name,
+                        r#ref = r,
+                        op = name,
+                        ?held,
+                        "still waiting for other operations to end"
+                    );
                 }
                 // Serialise behind the running operation, as xapi's retry loop does.
                 tokio::select! {
@@ -535,21 +570,28 @@ pub fn end(ctx: &Ctx, mut op: Op) {
 /// (even on failure, and through the guard if this future is dropped).
 pub async fn with_op<K, T, F, Fut>(ctx: &Ctx, r: &str, op: K, f: F) -> Result<T>
 where
-    K: Operation,
+    K: Rules,
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    with_op_named(ctx, K::CLASS, r, op.name(), f).await
+    let token = begin(ctx, r, op).await?;
+    let out = f().await;
+    end(ctx, token);
+    out
 }
 
-/// [`with_op`] with the class and operation known only at run time: the
-/// master holding the operation of a call it forwards ([`held_op`]).
-pub async fn with_op_named<T, F, Fut>(ctx: &Ctx, c: &'static ClassDef, r: &str, op: &str, f: F) -> Result<T>
+/// [`with_op`] of the operation the master holds for a call it forwards
+/// ([`held_op`]).
+pub async fn with_held<T, F, Fut>(ctx: &Ctx, r: &str, op: &Held, f: F) -> Result<T>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let token = begin_named(ctx, c, r, op).await?;
+    let token = match op {
+        Held::Vm(o) => begin(ctx, r, o.clone()).await?,
+        Held::Vbd(o) => begin(ctx, r, o.clone()).await?,
+        Held::Vif(o) => begin(ctx, r, o.clone()).await?,
+    };
     let out = f().await;
     end(ctx, token);
     out
@@ -672,5 +714,43 @@ fn adjust_host_memory(tx: &mut Txn, delta: Vec<(String, i64)>) {
         let i = fields::host_metrics::MEMORY_FREE.index;
         let Some(free) = tx.get(hm, &m).and_then(|row| row.get(i).as_int()) else { continue };
         tx.set(hm, &m, i, Value::Int(free + d));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names<K: Operation>(ops: &[K]) -> Vec<&str> {
+        ops.iter().map(|o| o.name()).collect()
+    }
+
+    /// allowed_operations lists keep the order xapi sends them in.
+    #[test]
+    fn listed_operations_keep_their_wire_order() {
+        assert_eq!(
+            names(sr::SR_OPS).join(" "),
+            "scan destroy forget plug unplug vdi_create vdi_destroy vdi_resize vdi_clone vdi_snapshot vdi_mirror \
+             vdi_enable_cbt vdi_disable_cbt vdi_data_destroy vdi_list_changed_blocks vdi_set_on_boot vdi_introduce \
+             update pbd_create pbd_destroy"
+        );
+        assert_eq!(
+            names(vdi::VDI_OPS).join(" "),
+            "clone copy resize resize_online snapshot mirror destroy forget update generate_config"
+        );
+        assert_eq!(names(vbd::VBD_OPS).join(" "), "attach eject unplug unplug_force insert plug pause unpause");
+        assert_eq!(names(vif::OPS).join(" "), "attach plug unplug");
+    }
+
+    #[test]
+    fn held_operations_are_the_handlers_own() {
+        use model::schema::{CLASS_VBD, CLASS_VIF};
+        let held = |c, m| held_op(c, m).map(|h| h.name().to_string());
+        assert_eq!(held(&CLASS_VM, "clean_reboot").as_deref(), Some("clean_reboot"));
+        assert_eq!(held(&CLASS_VM, "clone"), None);
+        assert_eq!(held(&CLASS_VBD, "unplug_force").as_deref(), Some("unplug_force"));
+        assert_eq!(held(&CLASS_VBD, "destroy"), None);
+        assert_eq!(held(&CLASS_VIF, "unplug_force").as_deref(), Some("unplug"));
+        assert_eq!(held(&CLASS_HOST, "plug"), None);
     }
 }

@@ -8,7 +8,9 @@ use crate::ApiError;
 use model::schema::ClassDef;
 use model::schema::{CLASS_VBD, CLASS_VDI, CLASS_VM, CLASS_VM_GUEST_METRICS};
 use model::types::fields;
-use model::types::{DomainType, TristateType, VbdMode, VbdType, VmPowerState};
+use model::types::{
+    DomainType, TristateType, VbdMode, VbdOperations as BO, VbdType, VdiOperations, VmOperations, VmPowerState,
+};
 use model::{Row, Value};
 use std::collections::BTreeSet;
 use store::Txn;
@@ -65,7 +67,21 @@ pub fn kernel_device(userdevice: &str) -> String {
 
 // ------------------------------------------------------------------ rules
 
-pub const VBD_OPS: &[&str] = &["attach", "eject", "unplug", "unplug_force", "insert", "plug", "pause", "unpause"];
+/// The operations allowed_operations lists, in its order.
+pub const VBD_OPS: &[BO] =
+    &[BO::Attach, BO::Eject, BO::Unplug, BO::UnplugForce, BO::Insert, BO::Plug, BO::Pause, BO::Unpause];
+
+/// The running operations an operation may overlap; exhaustive, so a new
+/// operation does not compile until it says (one the datamodel does not
+/// know is an error).
+fn overlaps(op: &BO) -> Result<&'static [BO], &str> {
+    Ok(match op {
+        BO::Pause => &[BO::Pause, BO::Unpause],
+        BO::Unpause => &[BO::Attach, BO::Pause, BO::Unpause],
+        BO::Attach | BO::Eject | BO::Insert | BO::Plug | BO::Unplug | BO::UnplugForce => &[],
+        BO::Unknown(name) => return Err(name),
+    })
+}
 
 /// xapi's VDI_IN_USE from the sharing check has the VDI only.
 fn vdi_in_use(vdi: &str) -> ApiError {
@@ -75,59 +91,52 @@ fn vdi_in_use(vdi: &str) -> ApiError {
 /// Why `op` cannot run on the VBD now, in xapi's order (the first error set
 /// for an operation wins); `sharing` adds the VDI sharing checks that xapi
 /// skips when it only lists allowed operations.
-pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Option<ApiError> {
+pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &BO, sharing: bool) -> Option<ApiError> {
     let (c, vm_c, vdi_c) = (vbd_c(), &CLASS_VM, &CLASS_VDI);
+    let overlaps = match overlaps(op) {
+        Ok(o) => o,
+        Err(name) => return Some(super::unknown_op("VBD", r, name)),
+    };
     let cur = current_ops(row);
-    let ops: Vec<&str> = cur.iter().map(|(_, o)| o.as_str()).collect();
-    let safe = ["pause", "unpause"];
-    if !cur.is_empty() {
-        let conflict = match op {
-            "pause" => ops.iter().any(|o| !safe.contains(o)),
-            "unpause" => ops.iter().any(|o| !["attach", "pause", "unpause"].contains(o)),
-            _ => true,
-        };
-        if conflict {
-            return Some(super::in_progress("VBD", r, &cur));
-        }
+    if cur.iter().any(|(_, o)| !overlaps.contains(&BO::parse(o))) {
+        return Some(super::in_progress("VBD", r, &cur));
     }
     let vbd = || r.to_string();
-    if row.get(fields::vbd::UNPLUGGABLE.index).as_bool() != Some(true) && matches!(op, "unplug" | "unplug_force") {
+    if row.get(fields::vbd::UNPLUGGABLE.index).as_bool() != Some(true) && matches!(op, BO::Unplug | BO::UnplugForce) {
         return Some(ApiError::VbdNotUnpluggable { vbd: vbd() });
     }
     let is_cd = row.read(fields::vbd::TYPE) == VbdType::Cd;
-    if !is_cd && matches!(op, "insert" | "eject") {
+    if !is_cd && matches!(op, BO::Insert | BO::Eject) {
         return Some(ApiError::VbdNotRemovableMedia { vbd: vbd() });
     }
     let empty = row.read(fields::vbd::EMPTY);
-    if empty && op == "eject" {
+    if empty && *op == BO::Eject {
         return Some(ApiError::VbdIsEmpty { vbd: vbd() });
     }
-    if !empty && op == "insert" {
+    if !empty && *op == BO::Insert {
         return Some(ApiError::VbdNotEmpty { vbd: vbd() });
     }
     let vm = row.read(fields::vbd::VM).into_string();
     let Some(vm_row) = tx.get(vm_c, &vm) else { return Some(crate::handle_invalid(vm_c, &vm)) };
     let ps = vm_row.read(fields::vm::POWER_STATE);
     let attached = row.read(fields::vbd::CURRENTLY_ATTACHED);
-    let hotplug = matches!(op, "plug" | "unplug" | "unplug_force");
+    let hotplug = matches!(op, BO::Plug | BO::Unplug | BO::UnplugForce);
     match (&ps, attached) {
-        (VmPowerState::Running, true) if op == "plug" => {
+        (VmPowerState::Running, true) if *op == BO::Plug => {
             return Some(ApiError::DeviceAlreadyAttached { device: vbd() })
         }
-        (VmPowerState::Running, false) if matches!(op, "unplug" | "unplug_force") => {
+        (VmPowerState::Running, false) if matches!(op, BO::Unplug | BO::UnplugForce) => {
             return Some(ApiError::DeviceAlreadyDetached { device: vbd() })
         }
         (VmPowerState::Running, _) => {}
-        _ if hotplug || (ps != VmPowerState::Paused && safe.contains(&op)) => {
+        _ if hotplug || (ps != VmPowerState::Paused && matches!(op, BO::Pause | BO::Unpause)) => {
             let actual = ps.as_str().to_lowercase();
             return Some(ApiError::VmBadPowerState { vm, expected: "running".into(), actual });
         }
         _ => {}
     }
-    if matches!(op, "plug" | "unplug") {
-        if let Some((_, o)) = current_ops(vm_row)
-            .into_iter()
-            .find(|(_, o)| matches!(o.as_str(), "clean_shutdown" | "hard_shutdown" | "suspend" | "pause"))
+    if matches!(op, BO::Plug | BO::Unplug) {
+        if let Some((_, o)) = current_ops(vm_row).into_iter().find(|(_, o)| super::vm_stopping(&VmOperations::parse(o)))
         {
             return Some(ApiError::OperationNotAllowed { reason: format!("Current operation on VM:{vm} is {o}") });
         }
@@ -152,7 +161,7 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
             });
         }
     }
-    if is_cd && ps == VmPowerState::Suspended && matches!(op, "insert" | "eject") {
+    if is_cd && ps == VmPowerState::Suspended && matches!(op, BO::Insert | BO::Eject) {
         return Some(ApiError::VmBadPowerState { vm, expected: "halted, running".into(), actual: "suspended".into() });
     }
     if empty {
@@ -164,9 +173,11 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
         // xapi names the VBD here.
         return Some(ApiError::VdiNotManaged { vdi: vbd() });
     }
-    let attach_like = matches!(op, "attach" | "plug" | "insert");
-    let vdi_cur: Vec<(String, String)> =
-        current_ops(vdi_row).into_iter().filter(|(_, o)| o != "mirror" && o != "copy").collect();
+    let attach_like = matches!(op, BO::Attach | BO::Plug | BO::Insert);
+    let vdi_cur: Vec<(String, String)> = current_ops(vdi_row)
+        .into_iter()
+        .filter(|(_, o)| !matches!(VdiOperations::parse(o), VdiOperations::Mirror | VdiOperations::Copy))
+        .collect();
     if attach_like && !vdi_cur.is_empty() {
         return Some(super::in_progress("VDI", &vdi, &vdi_cur));
     }
@@ -201,8 +212,10 @@ pub fn vbd_check(tx: &Txn, r: &str, row: &Row, op: &str, sharing: bool) -> Optio
     None
 }
 
-pub fn rules() -> super::Rules {
-    super::Rules { check: |tx, r, row, op| vbd_check(tx, r, row, op, true) }
+impl super::Rules for BO {
+    fn check(tx: &Txn, r: &str, row: &Row, op: &BO) -> Option<ApiError> {
+        vbd_check(tx, r, row, op, true)
+    }
 }
 
 /// Recompute allowed_operations (and the kernel device name of attached
@@ -231,7 +244,7 @@ pub fn refresh_allowed(tx: &mut Txn, vms: &[String]) {
             VBD_OPS
                 .iter()
                 .filter(|op| vbd_check(tx, &b, &row, op, false).is_none())
-                .map(|op| Value::from(*op))
+                .map(|op| Value::from(op.as_str()))
                 .collect(),
         );
         if row.get(ai) != &want {

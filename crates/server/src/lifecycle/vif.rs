@@ -3,14 +3,13 @@
 
 use crate::{handle_invalid, ApiError};
 use model::types::fields::{network as N, vif as F, vm as VM, vm_guest_metrics as GM};
-use model::types::{
-    DomainType, NetworkDefaultLockingMode, TristateType, VifLockingMode, VifOperations, VmOperations, VmPowerState,
-};
-use model::{Row, Value, XenType};
+use model::types::{DomainType, NetworkDefaultLockingMode, TristateType, VifLockingMode, VifOperations, VmPowerState};
+use model::{Row, XenType};
 use std::collections::BTreeSet;
 use store::Txn;
 
-pub const OPS: &[&str] = &["attach", "plug", "unplug"];
+/// The operations allowed_operations lists, in its order.
+pub const OPS: &[VifOperations] = &[VifOperations::Attach, VifOperations::Plug, VifOperations::Unplug];
 
 fn is_hvm(vm: &Row) -> bool {
     match vm.read(VM::DOMAIN_TYPE) {
@@ -39,25 +38,29 @@ fn hotplug_error(tx: &Txn, vm: &str, vm_row: &Row) -> Option<ApiError> {
 }
 
 /// Why `op` cannot run on this VIF now, in xapi's order; None if it can.
-pub fn check(tx: &Txn, r: &str, row: &Row, op: &str) -> Option<ApiError> {
+pub fn check(tx: &Txn, r: &str, row: &Row, op: &VifOperations) -> Option<ApiError> {
+    // Exhaustive: a new operation does not compile until it has its rules.
+    match op {
+        VifOperations::Attach | VifOperations::Plug | VifOperations::Unplug => {}
+        VifOperations::Unknown(name) => return Some(super::unknown_op("VIF", r, name)),
+    }
     let cur = super::current_ops(row);
     if !cur.is_empty() {
         return Some(super::in_progress("VIF", r, &cur));
     }
-    let op = VifOperations::from_value(&Value::from(op)).ok()?;
-    if op == VifOperations::Attach {
+    if *op == VifOperations::Attach {
         return None;
     }
     let vm = row.read(F::VM);
     let Some(vm_row) = tx.get(VM::UUID.class, vm.as_str()) else {
         return Some(handle_invalid(VM::UUID.class, vm.as_str()));
     };
-    if op == VifOperations::Plug && vm_row.read(VM::IS_CONTROL_DOMAIN) {
+    if *op == VifOperations::Plug && vm_row.read(VM::IS_CONTROL_DOMAIN) {
         return Some(ApiError::OperationNotAllowed { reason: "Control domain does not support hotplug".into() });
     }
     let ps = vm_row.read(VM::POWER_STATE);
     let running = ps == VmPowerState::Running;
-    match (running, row.read(F::CURRENTLY_ATTACHED), &op) {
+    match (running, row.read(F::CURRENTLY_ATTACHED), op) {
         (true, true, VifOperations::Plug) => return Some(ApiError::DeviceAlreadyAttached { device: r.to_string() }),
         (true, false, VifOperations::Unplug) => return Some(ApiError::DeviceAlreadyDetached { device: r.to_string() }),
         (false, _, _) => {
@@ -70,10 +73,7 @@ pub fn check(tx: &Txn, r: &str, row: &Row, op: &str) -> Option<ApiError> {
         _ => {}
     }
     for vop in vm_row.read(VM::CURRENT_OPERATIONS).values() {
-        if matches!(
-            vop,
-            VmOperations::CleanShutdown | VmOperations::HardShutdown | VmOperations::Suspend | VmOperations::Pause
-        ) {
+        if super::vm_stopping(vop) {
             let name = vop.to_value();
             let reason = format!("Current operation on VM:{vm} is {}", name.as_str().unwrap_or(""));
             return Some(ApiError::OperationNotAllowed { reason });
@@ -85,11 +85,14 @@ pub fn check(tx: &Txn, r: &str, row: &Row, op: &str) -> Option<ApiError> {
     None
 }
 
+impl super::Rules for VifOperations {
+    fn check(tx: &Txn, r: &str, row: &Row, op: &VifOperations) -> Option<ApiError> {
+        check(tx, r, row, op)
+    }
+}
+
 fn allowed(tx: &Txn, r: &str, row: &Row) -> Vec<VifOperations> {
-    OPS.iter()
-        .filter(|op| check(tx, r, row, op).is_none())
-        .filter_map(|op| VifOperations::from_value(&Value::from(*op)).ok())
-        .collect()
+    OPS.iter().filter(|op| check(tx, r, row, op).is_none()).cloned().collect()
 }
 
 /// The locking mode that applies: `network_default` resolved by the VIF's

@@ -202,7 +202,7 @@ fn assert_no_vifs_in_use(tx: &Txn, network: &str, host: &str) -> Result<()> {
         let Some(vm) = tx.get(vmc, vr.read(VIF::VM).as_str()) else { continue };
         let resident_here = vm.read(VM::RESIDENT_ON).as_str() == host;
         let here = resident_here || vm.read(VM::SCHEDULED_TO_BE_RESIDENT_ON).as_str() == host;
-        let attaching = crate::lifecycle::current_ops(vr).iter().any(|(_, op)| op == "attach");
+        let attaching = vr.read(VIF::CURRENT_OPERATIONS).values().any(|op| *op == VifOperations::Attach);
         let live = matches!(vm.read(VM::POWER_STATE), VmPowerState::Running | VmPowerState::Paused);
         if (attaching && here) || (vr.read(VIF::CURRENTLY_ATTACHED) && resident_here && live) {
             return Err(ApiError::VifInUse { network: network.to_string(), vif: v });

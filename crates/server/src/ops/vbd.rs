@@ -68,8 +68,10 @@ fn create(_ctx: &Ctx, tx: &mut Txn, _r: &str, row: &mut Row) -> Result<()> {
         return Err(ApiError::VdiReadonly { vdi });
     }
     // No new disks while the VM is being migrated.
-    let migrating: Vec<(String, String)> =
-        current_ops(&vm_row).into_iter().filter(|(_, o)| o == "pool_migrate" || o == "migrate_send").collect();
+    let migrating: Vec<(String, String)> = current_ops(&vm_row)
+        .into_iter()
+        .filter(|(_, o)| matches!(VmOperations::parse(o), VmOperations::PoolMigrate | VmOperations::MigrateSend))
+        .collect();
     if !migrating.is_empty() {
         return Err(lifecycle::in_progress("VM", &vm, &migrating[..1]));
     }
@@ -326,7 +328,7 @@ impl VbdApi for Server {
         let c = vbd_c();
         ctx.write(|tx| {
             let row = tx.get(c, self_.as_str()).cloned().ok_or_else(|| crate::handle_invalid(c, self_.as_str()))?;
-            match vbd_check(tx, self_.as_str(), &row, "attach", true) {
+            match vbd_check(tx, self_.as_str(), &row, &VbdOperations::Attach, true) {
                 Some(e) => Err(e),
                 None => Ok(()),
             }

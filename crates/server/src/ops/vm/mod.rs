@@ -106,7 +106,7 @@ fn create(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &mut Row) -> Result<()> {
 /// VM.destroy: as the lifecycle allows (Halted or Suspended, not a default
 /// template); removes the VM's devices and metrics but not its VDIs.
 fn destroy(_ctx: &Ctx, tx: &mut Txn, r: &str, row: &Row) -> Result<()> {
-    if let Some(e) = lifecycle::vm_check(tx, r, row, "destroy", false) {
+    if let Some(e) = lifecycle::vm_check(tx, r, row, &VmOperations::Destroy, false) {
         return Err(e);
     }
     remove_devices(tx, row);
@@ -148,7 +148,7 @@ fn vcpu_value_error(value: i64) -> ApiError {
 }
 
 /// lifecycle::vm_check against the committed state.
-fn check_now(s: &Server, vm: &str, row: &Row, op: &str, ignore_running: bool) -> Option<ApiError> {
+fn check_now(s: &Server, vm: &str, row: &Row, op: &VmOperations, ignore_running: bool) -> Option<ApiError> {
     let st = s.db.read();
     lifecycle::vm_check(&*st, vm, row, op, ignore_running)
 }
@@ -543,7 +543,7 @@ impl VmApi for Server {
 
     async fn get_boot_record(&self, _ctx: &Ctx, self_: Ref<Vm>) -> Result<VmRecord> {
         let row = self.row(vm_c(), self_.as_str())?;
-        if let Some(e) = check_now(self, self_.as_str(), &row, "get_boot_record", true) {
+        if let Some(e) = check_now(self, self_.as_str(), &row, &VmOperations::GetBootRecord, true) {
             return Err(e);
         }
         VmRecord::from_value(&Value::Row(row)).map_err(|e| crate::internal(e.to_string()))
@@ -551,7 +551,7 @@ impl VmApi for Server {
 
     async fn assert_operation_valid(&self, _ctx: &Ctx, self_: Ref<Vm>, op: VmOperations) -> Result<()> {
         let row = self.row(vm_c(), self_.as_str())?;
-        match check_now(self, self_.as_str(), &row, op.as_str(), false) {
+        match check_now(self, self_.as_str(), &row, &op, false) {
             Some(e) => Err(e),
             None => Ok(()),
         }
