@@ -236,9 +236,10 @@ impl PoolApi for Server {
     }
 
     async fn enable_tls_verification(&self, ctx: &Ctx) -> Result<()> {
-        // Verification is of the certificates pool members present to each
-        // other; a one-host pool has no peer to verify, so turning it on is
-        // recording it (a pool member will check against it).
+        // Verification is of the certificates pool hosts present to each
+        // other, which they always check (each accepts only the internal
+        // certificates the pool's host_internal rows name: see certs.rs), so
+        // turning it on is recording it.
         let (pc, hc) = (pool_c(), &model::schema::CLASS_HOST);
         ctx.write(|tx| {
             for p in tx.refs(pc) {
