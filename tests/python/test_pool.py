@@ -293,8 +293,9 @@ def test_member_answers_host_is_slave_over_tcp(pool2):
 
 
 def test_member_unix_socket_forwards_to_the_master(pool2):
-    """Over the member's Unix socket (local root) calls are forwarded: the
-    pool's objects are seen and made there, both ways."""
+    """Over the member's Unix socket (local root) the pool's objects are seen
+    and made, both ways, and a write the master acknowledged is seen there
+    at once."""
     l, api = pool2
     master, member = l.hosts
     made_on_master = api.VM.create(vm_ctor(name_label="made-on-master"))
@@ -306,6 +307,13 @@ def test_member_unix_socket_forwards_to_the_master(pool2):
     assert api.VM.get_name_label(made_on_member) == "made-on-member"
     local.VM.set_name_label(made_on_master, "renamed-on-member")
     assert api.VM.get_name_label(made_on_master) == "renamed-on-member"
+    # What the master has just acknowledged is what the member answers at
+    # once (it catches up with the master's commit point first).
+    seen = []
+    for i in range(20):
+        api.VM.set_name_description(made_on_master, "write %d" % i)
+        seen.append(local.VM.get_name_description(made_on_master))
+    assert seen == ["write %d" % i for i in range(20)]
     # JSON-RPC on the Unix socket too.
     st, _, body = member.jsonrpc("session.login_with_password", ["root", "", "1.0", "x"], unix=True)
     sess = body["result"]
