@@ -220,15 +220,9 @@ impl Replicator for Rep {
 
     fn forward(&self, changes: Vec<u8>) -> Result<(), String> {
         let addr = self.leader_addr().ok_or_else(|| "no pool master is known".to_string())?;
-        let (code, body) = self
-            .block_on(post(&self.tls, &addr, "/pool/forward", &self.secret, &changes, Duration::from_secs(30)))
-            .map_err(|e| format!("the pool master at {addr}: {e}"))?;
-        if code != 200 {
-            return Err(format!(
-                "the pool master at {addr} refused the write ({code}): {}",
-                String::from_utf8_lossy(&body)
-            ));
-        }
+        let body = self
+            .block_on(net::ask(&self.tls, &addr, "/pool/forward", &self.secret, &changes, Duration::from_secs(30)))
+            .map_err(|e| format!("the pool master did not take the write: {e}"))?;
         let index = log_index(&body).ok_or_else(|| format!("the pool master at {addr} gave no log index"))?;
         if !self.store.wait_applied_blocking(index, Duration::from_secs(30)) {
             return Err(format!("the pool's entry {index} did not reach this host in 30 s"));
@@ -492,14 +486,9 @@ impl Pool {
     /// A member: tell the leader this host (named `who`) is alive.
     pub async fn heartbeat(&self, who: &str) -> Result<(), String> {
         let addr = self.leader_addr().ok_or_else(|| "no pool master is known".to_string())?;
-        let (code, body) =
-            post(&self.tls, &addr, "/pool/heartbeat", &self.secret, who.as_bytes(), Duration::from_secs(5))
-                .await
-                .map_err(|e| format!("{addr}: {e}"))?;
-        if code != 200 {
-            return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
-        }
-        Ok(())
+        net::ask(&self.tls, &addr, "/pool/heartbeat", &self.secret, who.as_bytes(), Duration::from_secs(5))
+            .await
+            .map(drop)
     }
 
     /// The leader: when each member last sent a heartbeat.
@@ -546,12 +535,7 @@ impl Pool {
     pub async fn call(&self, addr: &str, request: &[u8], limit: Duration) -> Result<Vec<u8>, String> {
         let seen = self.seen();
         let path = format!("/pool/call?seen={seen}");
-        let (code, body) =
-            post(&self.tls, addr, &path, &self.secret, request, limit).await.map_err(|e| format!("{addr}: {e}"))?;
-        if code != 200 {
-            return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
-        }
-        Ok(body)
+        net::ask(&self.tls, addr, &path, &self.secret, request, limit).await
     }
 
     /// A member: wait (up to `limit`) until this host has applied every
@@ -561,12 +545,7 @@ impl Pool {
     /// run left) must see them.
     pub async fn catch_up(&self, limit: Duration) -> Result<(), String> {
         let addr = self.leader_addr().ok_or_else(|| "no pool master is known".to_string())?;
-        let (code, body) = post(&self.tls, &addr, "/pool/point", &self.secret, b"", limit)
-            .await
-            .map_err(|e| format!("{addr}: {e}"))?;
-        if code != 200 {
-            return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
-        }
+        let body = net::ask(&self.tls, &addr, "/pool/point", &self.secret, b"", limit).await?;
         let point = log_index(&body).ok_or_else(|| format!("{addr} gave no log index"))?;
         self.store.wait_applied(point, limit).await
     }
@@ -596,37 +575,19 @@ impl Pool {
     /// engine is at `master` (`pool.recover_slaves`), with the secret it
     /// holds (the engine's from before the emergency transition).
     pub async fn tell_reset(&self, addr: &str, master: &str, secret: &str) -> Result<(), String> {
-        let (code, body) = post(&self.tls, addr, "/pool/reset", secret, master.as_bytes(), Duration::from_secs(10))
-            .await
-            .map_err(|e| format!("{addr}: {e}"))?;
-        if code != 200 {
-            return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
-        }
-        Ok(())
+        net::ask(&self.tls, addr, "/pool/reset", secret, master.as_bytes(), Duration::from_secs(10)).await.map(drop)
     }
 
     /// Ask the master whose engine is at `addr` for a place in its engine
     /// (a JSON-RPC request of the rejoin message, run by its call handler);
     /// its JSON-RPC response.
     pub async fn rejoin(&self, addr: &str, request: &[u8]) -> Result<Vec<u8>, String> {
-        let (code, body) = post(&self.tls, addr, "/pool/rejoin", &self.secret, request, Duration::from_secs(60))
-            .await
-            .map_err(|e| format!("{addr}: {e}"))?;
-        if code != 200 {
-            return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
-        }
-        Ok(body)
+        net::ask(&self.tls, addr, "/pool/rejoin", &self.secret, request, Duration::from_secs(60)).await
     }
 
     /// Tell the host at `addr` that it has left the pool.
     pub async fn tell_ejected(&self, addr: &str) -> Result<(), String> {
-        let (code, body) = post(&self.tls, addr, "/pool/eject", &self.secret, b"", Duration::from_secs(10))
-            .await
-            .map_err(|e| format!("{addr}: {e}"))?;
-        if code != 200 {
-            return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&body)));
-        }
-        Ok(())
+        net::ask(&self.tls, addr, "/pool/eject", &self.secret, b"", Duration::from_secs(10)).await.map(drop)
     }
 
     /// Hand the leadership to `id`: it becomes the only voter (the others

@@ -55,16 +55,9 @@ impl Tls {
             .with_no_client_auth()
             .with_single_cert(cert, key)
             .map_err(|e| format!("the engine's certificate: {e}"))?;
-        let verifier = Pinned { trust, algs: provider.signature_verification_algorithms };
-        let client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(versions)
-            .map_err(|e| e.to_string())?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
         Ok(Tls {
             acceptor: Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))),
-            connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+            connector: connector(provider, versions, trust)?,
         })
     }
 
@@ -73,14 +66,8 @@ impl Tls {
     /// off); the secret it gets back is the first thing it can trust.
     pub fn any_server() -> Result<Tls, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Pinned { trust: Arc::new(|_: &[u8]| true), algs: provider.signature_verification_algorithms };
-        let client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        Ok(Tls { acceptor: None, connector: tokio_rustls::TlsConnector::from(Arc::new(client)) })
+        let any: Trust = Arc::new(|_: &[u8]| true);
+        Ok(Tls { acceptor: None, connector: connector(provider, rustls::DEFAULT_VERSIONS, any)? })
     }
 
     /// A TLS connection to `addr` (host:port).
@@ -95,6 +82,22 @@ impl Tls {
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{addr}: no TLS handshake")))??;
         Ok(tokio_rustls::TlsStream::Client(s))
     }
+}
+
+/// A client of `versions` that accepts the server certificates `trust` takes.
+fn connector(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    trust: Trust,
+) -> Result<tokio_rustls::TlsConnector, String> {
+    let verifier = Pinned { trust, algs: provider.signature_verification_algorithms };
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(client)))
 }
 
 /// Accepts a server certificate the pool knows, whatever names it carries
@@ -165,6 +168,23 @@ pub async fn post(
     tokio::time::timeout(timeout, post_inner(tls, addr, path, secret, body))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{addr} did not answer in time")))?
+}
+
+/// [`post`] of a message whose answer must be 200: its body; otherwise what
+/// went wrong, naming `addr`.
+pub async fn ask(
+    tls: &Tls,
+    addr: &str,
+    path: &str,
+    secret: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    let (code, out) = post(tls, addr, path, secret, body, timeout).await.map_err(|e| format!("{addr}: {e}"))?;
+    if code != 200 {
+        return Err(format!("{addr} answered {code}: {}", String::from_utf8_lossy(&out)));
+    }
+    Ok(out)
 }
 
 async fn post_inner(tls: &Tls, addr: &str, path: &str, secret: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {

@@ -92,9 +92,13 @@ fn describe(der: &[u8]) -> Option<(i64, i64, String)> {
     let (_, parsed) = x509_parser::parse_x509_certificate(der).ok()?;
     let nb = parsed.validity().not_before.timestamp();
     let na = parsed.validity().not_after.timestamp();
+    Some((nb, na, fingerprint(der)))
+}
+
+/// A certificate's SHA-256 fingerprint as its Certificate row gives it.
+fn fingerprint(der: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, der);
-    let fingerprint = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
-    Some((nb, na, fingerprint))
+    digest.as_ref().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
 /// The DNS name a client should expect in the server certificate, as
@@ -288,8 +292,9 @@ pub fn describe_pem(pem: &str) -> Option<(i64, i64, String)> {
 /// The pool database's TLS: this host's internal certificate, and the
 /// pool's `host_internal` rows in `db` as the certificates it accepts.
 pub fn engine_tls(db: Arc<store::Db>, own: Internal) -> std::result::Result<pooldb::Tls, String> {
+    // At every handshake: the digest only, no certificate parsing.
     let trust: pooldb::Trust = Arc::new(move |der: &[u8]| {
-        let Some((_, _, fp)) = describe(der) else { return false };
+        let fp = fingerprint(der);
         let st = db.read();
         let known = st.table(&model::schema::CLASS_CERTIFICATE).iter().any(|(_, r)| {
             r.read(fields::certificate::TYPE) == CertificateType::HostInternal
