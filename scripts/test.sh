@@ -9,6 +9,11 @@ export XAPID_BIN="$ROOT/target/debug/xapid"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A clean clone under CI builds once: incremental state would only take disk
+# (GBs of it; the guests' disk copies need room too). Say how much there is.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+df -h . /tmp | sed 's/^/disk: /'
+
 step "web UI (npm ci, npm run build: web/dist is embedded by crates/webui)"
 (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build)
 
@@ -110,6 +115,7 @@ fi
 # npm xen-api and XO's libraries, for the Python suites that check what Xen Orchestra sees
 # (test_qemu_net.py: guest addresses; test_qemu_io.py: a delta backup of a real guest).
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+df -h . /tmp | sed 's/^/disk: /'
 "$VENV/bin/python" -m pytest -q -rs --durations=12 -p no:cacheprovider tests/python
 
 step "Node clients (npm xen-api)"

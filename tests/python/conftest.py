@@ -323,6 +323,18 @@ def failure(fn, *args):
     return ei.value.details
 
 
+def halt_guests(api):
+    """Hard-shut-down every guest still running or paused: a test that failed
+    half-way must not leave its QEMU to the tests after it."""
+    for vm, r in api.VM.get_all_records().items():
+        if r["is_a_template"] or r["is_control_domain"] or r["power_state"] == "Halted":
+            continue
+        try:
+            api.VM.hard_shutdown(vm)
+        except XenAPI.Failure as e:
+            print("halt_guests: %s: %s" % (r["name_label"], e.details))
+
+
 @pytest.fixture(scope="module")
 def xapid():
     x = Xapid().start()

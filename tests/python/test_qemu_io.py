@@ -21,7 +21,7 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import PASSWORD, ROOT, Xapid, failure, netns, require_tool
+from conftest import PASSWORD, ROOT, Xapid, failure, halt_guests, netns, require_tool
 from test_cbt import changed
 from test_qemu import (BANNER, BOOT, guest_value, guest_vm, kernels, qemu_pids, require, serial,  # noqa: F401
                        type_line, vm_dir)
@@ -46,6 +46,12 @@ def xapid(kernels):
 @pytest.fixture(scope="module")
 def session(xapid):
     return xapid.session()
+
+
+@pytest.fixture(autouse=True)
+def no_guest_outlives_its_test(session):
+    yield
+    halt_guests(session.xenapi)
 
 
 def shell(x, api, vm, cmd, want, timeout=BOOT):
