@@ -285,8 +285,11 @@ pub(super) async fn do_resume(ctx: &Ctx, vm: &str, host: &str, paused: bool) -> 
 pub(super) fn cancel_soft_ops(s: &Server, vm: &str) {
     if let Ok(row) = s.row(vm_c(), vm) {
         for (task, op) in lifecycle::current_ops(&row) {
-            if matches!(op.as_str(), "clean_shutdown" | "clean_reboot" | "hard_reboot" | "pool_migrate" | "call_plugin")
-            {
+            use VmOperations as O;
+            if matches!(
+                VmOperations::parse(&op),
+                O::CleanShutdown | O::CleanReboot | O::HardReboot | O::PoolMigrate | O::CallPlugin
+            ) {
                 s.tasks.request_cancel(&task);
             }
         }
