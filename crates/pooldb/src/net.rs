@@ -41,6 +41,64 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 pub struct Tls {
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     connector: tokio_rustls::TlsConnector,
+    /// Connections kept open after a message, by address (None: each
+    /// message has its own connection).
+    idle: Option<Arc<Idle>>,
+}
+
+/// Open connections to other hosts' engine ports, waiting for the next
+/// message: a member's write, a forwarded call or a heartbeat would
+/// otherwise pay a TCP and TLS handshake each (a VM start on a member
+/// makes several).
+#[derive(Default)]
+struct Idle {
+    by_addr: std::sync::Mutex<std::collections::HashMap<String, Vec<(std::time::Instant, PeerStream)>>>,
+}
+
+/// At most this many idle connections per address (more are closed).
+const IDLE_PER_ADDR: usize = 16;
+/// A connection is used for this long after it was made, then closed: it
+/// was checked against the pool's certificates when it was made, and the
+/// pool may have forgotten that host since.
+const CONN_LIFE: Duration = Duration::from_secs(60);
+
+impl Idle {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Vec<(std::time::Instant, PeerStream)>>> {
+        self.by_addr.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A kept connection to `addr` that is still open, and when it was
+    /// made, if any.
+    fn take(&self, addr: &str) -> Option<(std::time::Instant, PeerStream)> {
+        loop {
+            let (made, mut s) = self.lock().get_mut(addr)?.pop()?;
+            if made.elapsed() < CONN_LIFE && still_open(&mut s) {
+                return Some((made, s));
+            }
+        }
+    }
+
+    fn put(&self, addr: &str, made: std::time::Instant, s: PeerStream) {
+        let mut g = self.lock();
+        let list = g.entry(addr.to_string()).or_default();
+        list.retain(|(made, _)| made.elapsed() < CONN_LIFE);
+        if list.len() < IDLE_PER_ADDR && made.elapsed() < CONN_LIFE {
+            list.push((made, s));
+        }
+    }
+}
+
+/// Whether an idle connection is still open: the other side has neither
+/// closed it nor sent anything unasked (a restarted host's old
+/// connections read as closed). TLS session tickets are taken in passing.
+fn still_open(s: &mut PeerStream) -> bool {
+    use std::task::{Context, Poll};
+    let mut byte = [0u8; 1];
+    let mut buf = tokio::io::ReadBuf::new(&mut byte);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    matches!(std::pin::Pin::new(s).poll_read(&mut cx, &mut buf), Poll::Pending)
 }
 
 impl Tls {
@@ -58,6 +116,7 @@ impl Tls {
         Ok(Tls {
             acceptor: Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))),
             connector: connector(provider, versions, trust)?,
+            idle: Some(Arc::default()),
         })
     }
 
@@ -67,7 +126,9 @@ impl Tls {
     pub fn any_server() -> Result<Tls, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let any: Trust = Arc::new(|_: &[u8]| true);
-        Ok(Tls { acceptor: None, connector: connector(provider, rustls::DEFAULT_VERSIONS, any)? })
+        // The master's HTTPS server (not an engine port) may answer without
+        // a length: one connection per message.
+        Ok(Tls { acceptor: None, connector: connector(provider, rustls::DEFAULT_VERSIONS, any)?, idle: None })
     }
 
     /// A TLS connection to `addr` (host:port).
@@ -188,8 +249,20 @@ pub async fn ask(
 }
 
 async fn post_inner(tls: &Tls, addr: &str, path: &str, secret: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut s = tls.connect(addr).await?;
-    exchange(&mut s, addr, path, secret, body, false).await
+    let Some(idle) = &tls.idle else {
+        let mut s = tls.connect(addr).await?;
+        return exchange(&mut s, addr, path, secret, body, false).await;
+    };
+    // No retry on a kept connection that fails: the message may have been
+    // taken (a forwarded call must not run twice). One that was closed
+    // before is never used (`still_open`).
+    let (made, mut s) = match idle.take(addr) {
+        Some(kept) => kept,
+        None => (std::time::Instant::now(), tls.connect(addr).await?),
+    };
+    let out = exchange(&mut s, addr, path, secret, body, true).await?;
+    idle.put(addr, made, s);
+    Ok(out)
 }
 
 /// The prefix of the paths whose connection becomes a raw stream.
@@ -528,4 +601,68 @@ async fn answer(s: &mut PeerStream, code: u16, body: &[u8]) -> std::io::Result<(
     s.write_all(head.as_bytes()).await?;
     s.write_all(body).await?;
     s.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn host_tls() -> (Tls, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert =
+            rcgen::CertificateParams::new(vec!["host".to_string()]).expect("params").self_signed(&key).expect("cert");
+        let der = cert.der().to_vec();
+        let known = der.clone();
+        let trust: Trust = Arc::new(move |d: &[u8]| d == known.as_slice());
+        let key = PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()));
+        (Tls::new(vec![CertificateDer::from(der.clone())], key, trust).expect("tls"), der)
+    }
+
+    /// A server that answers `n` requests per connection (then closes it)
+    /// and counts the connections it took.
+    async fn server(tls: Tls, n: usize) -> (String, Arc<AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        let acceptor = tls.acceptor.clone().expect("acceptor");
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = l.accept().await {
+                c.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let mut s = tokio_rustls::TlsStream::Server(acceptor.accept(sock).await.expect("handshake"));
+                    for _ in 0..n {
+                        let mut buf = Vec::new();
+                        while !buf.ends_with(b"\r\n\r\n") {
+                            match s.read_u8().await {
+                                Ok(b) => buf.push(b),
+                                Err(_) => return,
+                            }
+                        }
+                        answer(&mut s, 200, b"ok").await.expect("answer");
+                    }
+                    // Closed: the client must not use it again.
+                });
+            }
+        });
+        (addr, count)
+    }
+
+    #[tokio::test]
+    async fn messages_share_a_connection_until_the_other_side_closes_it() {
+        let (tls, _) = host_tls();
+        let (addr, count) = server(tls.clone(), 3).await;
+        for i in 0..3 {
+            let (code, body) = post(&tls, &addr, "/x", "s", b"", Duration::from_secs(5)).await.expect("post");
+            assert_eq!((code, body.as_slice()), (200, b"ok".as_slice()), "message {i}");
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 1, "three messages, one connection");
+        // The server closed that connection after its third answer: the next
+        // message goes on a new one, without an error.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        post(&tls, &addr, "/x", "s", b"", Duration::from_secs(5)).await.expect("post after close");
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
 }
