@@ -109,7 +109,7 @@ class Xapid:
         self.stop()
         if self.proxy:
             self.proxy.close()
-        if self.own_dir:
+        if self.own_dir and not os.environ.get("XAPI_TEST_KEEP"):
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def restart(self):
