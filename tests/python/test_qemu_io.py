@@ -218,7 +218,8 @@ def test_a_snapshot_of_a_running_guest_is_one_instant(xapid, session, kernels):
     sector and then to a sector 1 GiB further, VM.snapshot copies the disk
     as it was at one instant (through QEMU's backup job, which copies each
     block before the guest overwrites it): the far sector holds the same
-    number as the first or the one before, never a later one."""
+    number as the first or the one before, never a later one. The copy's
+    file holds the disk's data, not its zeros."""
     api = session.xenapi
     sid = session._session
     vm = guest_vm(api, kernels, "snapshotted while writing")
@@ -262,6 +263,10 @@ def test_a_snapshot_of_a_running_guest_is_one_instant(xapid, session, kernels):
         first, last = seqs(vdi)
         assert first > 0 and last in (first - 1, first), (first, last)
         seen.append(first)
+        # The copy takes the room of the disk's data, not of its size (QEMU
+        # writes the holes as zeroes: the file system would allocate them).
+        used, size = int(api.VDI.get_physical_utilisation(vdi)), int(api.VDI.get_virtual_size(vdi))
+        assert used < total + (64 << 20) < size, (used, size)
     assert seen == sorted(seen) and seen[0] < seen[-1], seen
     assert api.VM.get_power_state(vm) == "Running"
     api.VM.hard_shutdown(vm)
@@ -365,6 +370,48 @@ def test_cbt_of_a_running_guest_names_the_blocks_it_wrote(xapid, session, kernel
     write([9], "three")
     s5 = snap("cbt 5")
     assert changed_blocks(api, s4, s5) == {9}
+    api.VM.hard_shutdown(vm)
+    assert qemu_pids(xapid) == []
+
+
+def test_cbt_follows_a_guest_across_its_shutdowns(xapid, session, kernels):
+    """A guest's writes are recorded when it stops writing, not claimed as
+    every block: blocks written before a clean shutdown (the guest powers
+    off; QEMU, waiting with -no-shutdown, hands its dirty bitmap over before
+    it quits) or a hard shutdown (stopped, then handed over) are named
+    exactly by the next snapshot, with those written after the next start."""
+    api = session.xenapi
+    vm = guest_vm(api, kernels, "tracked across shutdowns")
+    (disk,) = [api.VBD.get_VDI(b) for b in api.VM.get_VBDs(vm) if api.VBD.get_type(b) == "Disk"]
+    api.VDI.enable_cbt(disk)
+    api.VM.start(vm, False, False)
+    dev = disk_device(api, vm)
+    k64 = 64 << 10
+
+    def write(b, tag):
+        shell(xapid, api, vm, "printf %s | dd of=%s bs=%d seek=%d 2>/dev/null && sync && echo %s-%d-$((6*7))"
+              % (tag, dev, k64, b, tag, b), "%s-%d-42" % (tag, b))
+
+    def snap(name):
+        s = api.VM.snapshot(vm, name)
+        (v,) = [api.VBD.get_VDI(b) for b in api.VM.get_VBDs(s) if api.VBD.get_type(b) == "Disk"]
+        return v
+
+    s1 = snap("across 1")
+    write(5, "a")
+    api.VM.clean_shutdown(vm)
+    assert qemu_pids(xapid) == []
+    api.VM.start(vm, False, False)
+    write(6, "b")
+    s2 = snap("across 2")
+    assert changed_blocks(api, s1, s2) == {5, 6}
+    write(8, "c")
+    api.VM.hard_shutdown(vm)
+    assert qemu_pids(xapid) == []
+    api.VM.start(vm, False, False)
+    shell(xapid, api, vm, "echo up-$((6*7))", "up-42")
+    s3 = snap("across 3")
+    assert changed_blocks(api, s2, s3) == {8}
     api.VM.hard_shutdown(vm)
     assert qemu_pids(xapid) == []
 

@@ -50,9 +50,20 @@ pub struct Disk {
     pub read_only: bool,
     pub cdrom: bool,
     /// Track which 64 KiB blocks the guest writes (changed block tracking:
-    /// QEMU keeps a dirty bitmap, read at each [`Backend::copy_disk`]).
-    pub track_changes: bool,
+    /// QEMU keeps a dirty bitmap, read at each [`Backend::copy_disk`] and
+    /// handed to the [`DiskWrites`] sink when the disk's domain ends), as
+    /// part of this batch of the disk's log (the server's token).
+    pub change_batch: Option<String>,
 }
+
+/// Where the writes of a tracked disk go when the guest can write no more
+/// (it powered off, rebooted or crashed, was shut down or suspended, or the
+/// disk was unplugged): the disk's image, its [`Disk::change_batch`] and the
+/// byte ranges written since the last copy (or the start). Called before
+/// the domain's process ends; a disk whose writes cannot be read is not
+/// handed over (its owner counts every block as changed).
+pub type DiskWrites =
+    std::sync::Arc<dyn Fn(&std::path::Path, &str, &[(u64, u64)]) -> std::io::Result<()> + Send + Sync>;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Nic {
@@ -452,6 +463,14 @@ impl Backend {
         };
         f.nics = self.nics();
         f
+    }
+    /// Have tracked disks' writes handed to `sink` (see [`DiskWrites`]);
+    /// the simulator's guests write no disk.
+    pub fn on_disk_writes(&self, sink: DiskWrites) {
+        match self {
+            Backend::Sim(_) => {}
+            Backend::Qemu(q) => q.on_disk_writes(sink),
+        }
     }
     /// Events of every domain. A receiver that lags misses some: it must
     /// then re-read the state of every domain ([`Backend::domains`]).

@@ -165,18 +165,19 @@ fn platform_of(platform: &BTreeMap<String, String>, vcpus_max: i64) -> Result<Pl
 
 /// What the backend needs to build the VM's domain. A real guest (QEMU)
 /// writes its read-write disks: a disk with a changed-block log opens a
-/// batch ([`storage::cbt::begin`]: the log reads as every block changed
-/// until a snapshot hands over what the guest's dirty bitmap recorded; a
-/// batch left open by an earlier domain counts as every block changed) and
-/// asks the backend to track the guest's writes. The simulator's guests
-/// write no disk.
+/// batch ([`storage::cbt::begin_guest`]: the log reads as every block
+/// changed until a snapshot hands over what the guest's dirty bitmap
+/// recorded, or the guest stops writing and the backend hands its writes
+/// over ([`spawn_events`]); a batch left open by an earlier domain counts
+/// as every block changed) and asks the backend to track the guest's
+/// writes. The simulator's guests write no disk.
 pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     let mut spec = build_spec(s, vm)?;
     if s.backend.guests_write_disks() {
         for d in spec.disks.iter_mut().filter(|d| !d.read_only && !d.cdrom) {
             if let Some(p) = &d.path {
-                d.track_changes =
-                    storage::cbt::begin(p).map_err(|e| storage::driver::io_error("changed block tracking", e))?;
+                d.change_batch =
+                    storage::cbt::begin_guest(p).map_err(|e| storage::driver::io_error("changed block tracking", e))?;
             }
         }
     }
@@ -331,7 +332,7 @@ fn build_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
             path,
             read_only: br.read(B::MODE) == VbdMode::Ro,
             cdrom: br.read(B::TYPE) == VbdType::Cd,
-            track_changes: false,
+            change_batch: None,
         })
         .collect();
     let mut nics = Vec::new();
@@ -483,6 +484,11 @@ async fn resync(s: &Server) {
 /// Follow what domains do on their own. A receiver that fell behind has
 /// lost events: it re-reads every domain instead.
 pub fn spawn_events(s: Server) {
+    // A guest that stops writing a tracked disk: its writes close the
+    // disk's batch (a batch a later domain opened stays open).
+    s.backend.on_disk_writes(std::sync::Arc::new(|path: &std::path::Path, batch: &str, written: &[(u64, u64)]| {
+        storage::cbt::end_guest(path, batch, written)
+    }));
     let mut rx = s.backend.events();
     tokio::spawn(async move {
         loop {

@@ -219,9 +219,11 @@ pub fn command_line(spec: &DomainSpec, accel: Accel, launch: &Launch) -> Result<
     }
     let vcpus = spec.vcpus.at_startup.max(1);
     let max_vcpus = spec.vcpus.max.max(vcpus);
-    // Paused until the server unpauses; a guest reboot ends the process
-    // (it arrives as SHUTDOWN with reason guest-reset) so the server decides.
-    push(&["-S", "-no-user-config", "-nodefaults", "-no-reboot"]);
+    // Paused until the server unpauses; a guest reboot ends the guest (it
+    // arrives as SHUTDOWN with reason guest-reset) so the server decides.
+    // A guest that ends leaves QEMU stopped, not gone (-no-shutdown): its
+    // disks' dirty bitmaps are read before the backend has it quit.
+    push(&["-S", "-no-user-config", "-nodefaults", "-no-reboot", "-no-shutdown"]);
     let p = &spec.platform;
     let machine = if p.acpi { "pc".to_string() } else { "pc,acpi=off".to_string() };
     push(&["-machine", &machine, "-accel", accel.as_arg()]);
@@ -388,6 +390,7 @@ mod tests {
         };
         let argv = command_line(&spec(), Accel::Tcg, &launch).unwrap();
         assert!(argv.contains(&"-S".to_string()) && argv.contains(&"-no-reboot".to_string()));
+        assert!(argv.contains(&"-no-shutdown".to_string()));
         assert_eq!(after(&argv, "-accel"), ["tcg"]);
         assert_eq!(after(&argv, "-m"), ["size=512M"]);
         assert_eq!(after(&argv, "-smp"), ["cpus=2,maxcpus=4"]);
@@ -447,7 +450,7 @@ mod tests {
                 format: DiskFormat::Qcow2,
                 read_only: false,
                 cdrom: false,
-                track_changes: true,
+                change_batch: Some("b".into()),
             },
             Disk {
                 device: "3".into(),
@@ -455,7 +458,7 @@ mod tests {
                 format: DiskFormat::Raw,
                 read_only: true,
                 cdrom: true,
-                track_changes: false,
+                change_batch: None,
             },
         ];
         s.nics = vec![Nic { device: "0".into(), mac: "02:00:00:00:00:01".into(), ..Default::default() }];

@@ -36,6 +36,9 @@ const AGENT_TIMEOUT: Duration = Duration::from_secs(3);
 const STATS_EVERY: Duration = Duration::from_secs(5);
 /// After QMP closes, how long the process may take to be gone.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long handing a disk's writes over may wait for a disk copy, and
+/// take to read its bitmap.
+const HAND_OVER_LIMIT: Duration = Duration::from_secs(30);
 /// How long a save or restore of guest memory may take.
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -131,6 +134,8 @@ struct Inner {
     net: Net,
     /// The host's CPU and NIC counters at the last statistics reading.
     meter: Mutex<host::Meter>,
+    /// Where tracked disks' writes go when a guest stops writing.
+    disk_writes: std::sync::OnceLock<crate::DiskWrites>,
 }
 
 #[derive(Clone)]
@@ -271,6 +276,7 @@ impl Qemu {
             domains: Mutex::new(HashMap::new()),
             next_domid: AtomicI64::new(next),
             events,
+            disk_writes: std::sync::OnceLock::new(),
         })))
     }
 
@@ -284,6 +290,86 @@ impl Qemu {
 
     pub fn events(&self) -> broadcast::Receiver<DomainEvent> {
         self.0.events.subscribe()
+    }
+
+    pub fn on_disk_writes(&self, sink: crate::DiskWrites) {
+        if self.0.disk_writes.set(sink).is_err() {
+            tracing::warn!("a second sink for disk writes, ignored");
+        }
+    }
+
+    /// Hand the writes of the domain's tracked disks (only `device`, if
+    /// given) to the sink, reading their dirty bitmaps; the guest writes
+    /// no more (stopped, or the disk unplugged). The bitmaps go whatever
+    /// happens: a disk whose writes could not be read keeps its batch open,
+    /// which its owner reads as every block changed.
+    async fn hand_over_writes(&self, uuid: &str, device: Option<&str>) {
+        let Some(sink) = self.0.disk_writes.get().cloned() else { return };
+        let Ok(Some((qmp, lock))) =
+            self.with(uuid, |d| (!d.bitmaps.is_empty()).then(|| (d.qmp.clone(), d.copying.clone())))
+        else {
+            return;
+        };
+        // A disk copy under way holds QEMU's one NBD server and may swap a
+        // bitmap: after it.
+        let Ok(_one) = tokio::time::timeout(HAND_OVER_LIMIT, lock.lock()).await else {
+            tracing::warn!(vm_uuid = %uuid, "a disk copy holds the domain: its disks' writes are not handed over");
+            return;
+        };
+        let Ok(taken) = self.with(uuid, |d| {
+            let devices: Vec<String> =
+                d.bitmaps.keys().filter(|k| device.is_none_or(|x| x == k.as_str())).cloned().collect();
+            devices
+                .into_iter()
+                .filter_map(|dev| {
+                    let name = d.bitmaps.remove(&dev)?;
+                    let disk = d.spec.disks.iter().find(|x| x.device == dev)?;
+                    Some((dev, name, disk.path.clone()?, disk.change_batch.clone()?))
+                })
+                .collect::<Vec<_>>()
+        }) else {
+            return;
+        };
+        for (dev, name, path, batch) in taken {
+            let Ok(node) = argv::node_id(&dev) else { continue };
+            // Only a bitmap that records no more can be exported.
+            let off = json!({ "node": node, "name": name });
+            if let Err(e) = qmp.execute("block-dirty-bitmap-disable", off).await {
+                tracing::warn!(vm_uuid = %uuid, device = dev, "cannot read the disk's writes: {e}");
+                continue;
+            }
+            let read = tokio::time::timeout(HAND_OVER_LIMIT, self.read_bitmap(uuid, &qmp, &node, &name)).await;
+            drop_bitmap(&qmp, uuid, &node, &name).await;
+            match read {
+                Ok(Ok(ranges)) => {
+                    let sink = sink.clone();
+                    let done = tokio::task::spawn_blocking(move || sink(&path, &batch, &ranges)).await;
+                    match done {
+                        Ok(Ok(())) => tracing::debug!(vm_uuid = %uuid, device = dev, "disk writes handed over"),
+                        Ok(Err(e)) => tracing::warn!(vm_uuid = %uuid, device = dev, "recording the disk's writes: {e}"),
+                        Err(e) => tracing::warn!(vm_uuid = %uuid, device = dev, "recording the disk's writes: {e}"),
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(vm_uuid = %uuid, device = dev, "cannot read the disk's writes: {e}"),
+                Err(_) => tracing::warn!(vm_uuid = %uuid, device = dev, "reading the disk's writes took too long"),
+            }
+        }
+    }
+
+    /// The guest ended (QEMU, with -no-shutdown, stopped it and waits): its
+    /// disks' writes are handed over, then QEMU is told to quit.
+    async fn end_stopped_guest(self, uuid: String, domid: i64) {
+        self.hand_over_writes(&uuid, None).await;
+        let Ok(Some((qmp, pid))) = self.with(&uuid, |d| (d.domid == domid).then(|| (d.qmp.clone(), d.pid))) else {
+            return;
+        };
+        if let Err(e) = qmp.execute_timeout("quit", Value::Null, self.0.cfg.kill_grace).await {
+            tracing::debug!(vm_uuid = %uuid, "quit: {e}");
+        }
+        if !self.wait_exit(&uuid, self.0.cfg.kill_grace, &mut None).await.unwrap_or(true) {
+            tracing::warn!(vm_uuid = %uuid, pid, "QEMU of an ended guest did not quit: SIGKILL");
+            sigkill(pid);
+        }
     }
 
     fn doms(&self) -> MutexGuard<'_, HashMap<String, Dom>> {
@@ -471,7 +557,7 @@ impl Qemu {
         self.install(spec, domid, pid, layout, qmp, events, Some(child), true);
         guard.armed = false;
         // Still stopped (-S): the bitmaps see every write the guest makes.
-        for d in spec.disks.iter().filter(|d| d.track_changes && !d.read_only && d.path.is_some()) {
+        for d in spec.disks.iter().filter(|d| d.change_batch.is_some() && !d.read_only && d.path.is_some()) {
             self.track(&spec.uuid, &d.device).await;
         }
         Ok(domid)
@@ -556,7 +642,11 @@ impl Qemu {
         loop {
             tokio::select! {
                 ev = events.recv() => match ev {
-                    Some(ev) => self.on_event(&uuid, domid, ev),
+                    Some(ev) => {
+                        if self.on_event(&uuid, domid, ev) {
+                            tokio::spawn(self.clone().end_stopped_guest(uuid.clone(), domid));
+                        }
+                    }
                     None => break,
                 },
                 _ = tick.tick() => self.sample(&uuid, domid, pid, &mut sampler).await,
@@ -627,13 +717,15 @@ impl Qemu {
         }
     }
 
-    fn on_event(&self, uuid: &str, domid: i64, ev: Event) {
+    /// Whether the guest just ended (its QEMU then waits, stopped).
+    fn on_event(&self, uuid: &str, domid: i64, ev: Event) -> bool {
         let kind = ev.kind();
         tracing::debug!(vm_uuid = %uuid, domid, event = %ev.name, "QMP event");
         let mut out = None;
+        let mut ended = false;
         {
             let mut m = self.doms();
-            let Some(d) = m.get_mut(uuid).filter(|d| d.domid == domid) else { return };
+            let Some(d) = m.get_mut(uuid).filter(|d| d.domid == domid) else { return false };
             match kind {
                 EventKind::Shutdown { guest: true, reason } => {
                     let why = match reason.as_str() {
@@ -641,9 +733,15 @@ impl Qemu {
                         "guest-panic" => HaltReason::Crash,
                         _ => HaltReason::Shutdown,
                     };
+                    ended = d.halt.is_none();
                     d.halt.get_or_insert(why);
                 }
-                EventKind::GuestPanicked { .. } => d.halt = Some(HaltReason::Crash),
+                EventKind::GuestPanicked { .. } => {
+                    ended = d.halt.is_none();
+                    d.halt = Some(HaltReason::Crash);
+                }
+                // The stop that follows a guest's end is no pause.
+                EventKind::Stop if d.halt.is_some() => {}
                 EventKind::Stop if d.our_stops > 0 => d.our_stops -= 1,
                 EventKind::Stop if !d.paused => {
                     d.paused = true;
@@ -689,6 +787,7 @@ impl Qemu {
         if let Some(ev) = out {
             self.send(ev);
         }
+        ended
     }
 
     async fn sample(&self, uuid: &str, domid: i64, pid: u32, s: &mut Sampler) {
@@ -945,7 +1044,26 @@ impl Qemu {
         if clean {
             self.clean_stop(uuid, false, &mut cancel).await
         } else {
+            self.stop_recording(uuid).await;
             self.destroy(uuid).await
+        }
+    }
+
+    /// Before a domain is destroyed for good (not moved to another host,
+    /// whose domain goes on with the disk's batch): stop its guest and hand
+    /// its disks' writes over.
+    async fn stop_recording(&self, uuid: &str) {
+        let Ok(Some(qmp)) = self.with(uuid, |d| {
+            (!d.bitmaps.is_empty()).then(|| {
+                d.our_stops += 1;
+                d.qmp.clone()
+            })
+        }) else {
+            return;
+        };
+        match qmp.execute_timeout("stop", Value::Null, self.0.cfg.kill_grace).await {
+            Ok(_) => self.hand_over_writes(uuid, None).await,
+            Err(e) => tracing::warn!(vm_uuid = %uuid, "stop before recording the disks' writes: {e}"),
         }
     }
 
@@ -954,6 +1072,7 @@ impl Qemu {
         if clean {
             self.clean_stop(&spec.uuid, true, &mut cancel).await?;
         } else {
+            self.stop_recording(&spec.uuid).await;
             self.destroy(&spec.uuid).await?;
         }
         let domid = self.boot(spec, &mut cancel).await?;
@@ -1057,6 +1176,7 @@ impl Qemu {
             }
             return Err(e);
         }
+        self.stop_recording(uuid).await;
         self.destroy(uuid).await
     }
 
@@ -1250,7 +1370,7 @@ impl Qemu {
             return Err(hv("device_add", e));
         }
         self.with(uuid, |d| d.spec.disks.push(disk.clone()))?;
-        if disk.track_changes && !disk.read_only {
+        if disk.change_batch.is_some() && !disk.read_only {
             self.track(uuid, &disk.device).await;
         }
         Ok(())
@@ -1263,6 +1383,8 @@ impl Qemu {
             return Ok(());
         }
         self.unplug_device(uuid, &id, device, force).await?;
+        // The guest let go of the disk: what it wrote is known.
+        self.hand_over_writes(uuid, Some(device)).await;
         let qmp = self.qmp(uuid)?;
         if let Err(e) = qmp.execute("blockdev-del", json!({ "node-name": node })).await {
             // Empty CD drives and drives already gone have no node.
@@ -1342,6 +1464,14 @@ impl Qemu {
             }
         };
         drop_target(&qmp, uuid, device, &id).await;
+        if res.is_ok() && format == DiskFormat::Raw {
+            let t = target.to_path_buf();
+            match tokio::task::spawn_blocking(move || release_unwritten(&t)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(vm_uuid = %uuid, device, "the copy keeps its zeroed space: {e}"),
+                Err(e) => tracing::warn!(vm_uuid = %uuid, device, "the copy keeps its zeroed space: {e}"),
+            }
+        }
         let Some(old) = old else { return res.map(|()| None) };
         if res.is_err() {
             if let Some(new) = &new {
@@ -1508,6 +1638,8 @@ impl Qemu {
             return Ok(());
         }
         self.unplug_device(uuid, &id, device, force).await?;
+        // The guest let go of the disk: what it wrote is known.
+        self.hand_over_writes(uuid, Some(device)).await;
         let qmp = self.qmp(uuid)?;
         if let Err(e) = qmp.execute("netdev_del", json!({ "id": netdev })).await {
             tracing::debug!(vm_uuid = %uuid, device, "netdev_del: {e}");
@@ -1691,6 +1823,22 @@ impl Qemu {
             None => None,
             Some(pid) => match qmp_of(&layout, pid).await {
                 Ok((qmp, events)) => match qmp.execute("query-status", Value::Null).await {
+                    // The guest ended while no server watched (QEMU waits,
+                    // -no-shutdown): it is halted; its writes are unknown.
+                    Ok(st) if matches!(st["status"].as_str(), Some("shutdown" | "guest-panicked")) => {
+                        tracing::info!(vm_uuid = %spec.uuid, pid, "the guest ended while the server was away: quitting QEMU");
+                        if let Err(e) = qmp.execute_timeout("quit", Value::Null, self.0.cfg.kill_grace).await {
+                            tracing::debug!(vm_uuid = %spec.uuid, "quit: {e}");
+                        }
+                        let deadline = Instant::now() + self.0.cfg.kill_grace;
+                        while alive(pid) && Instant::now() < deadline {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        if alive(pid) {
+                            sigkill(pid);
+                        }
+                        None
+                    }
                     Ok(st) => Some((pid, qmp, events, st)),
                     Err(e) => {
                         tracing::warn!(vm_uuid = %spec.uuid, pid, "QEMU does not answer ({e}): killing it");
@@ -1829,6 +1977,33 @@ async fn wait_job(qmp: &Qmp, id: &str, cancel: &mut Option<Cancel>) -> Result<()
             (false, None) => Ok(()),
         };
     }
+}
+
+/// Give back the space of a raw copy's zeros. The backup job writes a
+/// source's holes as zeroes without leave to unmap, which the file system
+/// turns into allocated (unwritten) extents: a copy of a mostly empty 4 GiB
+/// disk took 4 GiB. Those extents read as holes (SEEK_HOLE): punch them.
+fn release_unwritten(path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    let fd = f.as_raw_fd();
+    let size = f.metadata()?.len() as libc::off_t;
+    let mut off: libc::off_t = 0;
+    while off < size {
+        // SAFETY: lseek and fallocate on a file descriptor we own.
+        let hole = unsafe { libc::lseek(fd, off, libc::SEEK_HOLE) };
+        if hole < 0 || hole >= size {
+            break;
+        }
+        let data = unsafe { libc::lseek(fd, hole, libc::SEEK_DATA) };
+        let end = if data < 0 { size } else { data };
+        let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        if unsafe { libc::fallocate(fd, mode, hole, end - hole) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        off = end;
+    }
+    Ok(())
 }
 
 /// Remove a disk copy's target node and its fd set.
@@ -2034,6 +2209,7 @@ mod tests {
             events: broadcast::channel(16).0,
             net: Net::new(None),
             meter: Mutex::new(host::Meter::default()),
+            disk_writes: std::sync::OnceLock::new(),
         };
         Qemu(Arc::new(inner))
     }

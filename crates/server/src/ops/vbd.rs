@@ -199,15 +199,15 @@ async fn do_plug(ctx: &Ctx, vbd: &str) -> Result<()> {
     let cdrom = row.read(fields::vbd::TYPE) == VbdType::Cd;
     // A guest's writes to a disk with a changed-block log are tracked as
     // at a start (see xenops::domain_spec).
-    let track_changes = match &path {
+    let change_batch = match &path {
         Some(p) if s.backend.guests_write_disks() && !read_only && !cdrom => {
             let p = p.clone();
             storage::blocking(move || {
-                storage::cbt::begin(&p).map_err(|e| storage::driver::io_error("changed block tracking", e))
+                storage::cbt::begin_guest(&p).map_err(|e| storage::driver::io_error("changed block tracking", e))
             })
             .await?
         }
-        _ => false,
+        _ => None,
     };
     let disk = backend::Disk {
         device: ud.clone(),
@@ -215,7 +215,7 @@ async fn do_plug(ctx: &Ctx, vbd: &str) -> Result<()> {
         path,
         read_only,
         cdrom,
-        track_changes,
+        change_batch,
     };
     s.backend.plug_disk(&uuid, &disk).await.map_err(|e| be(ctx, e))?;
     ctx.write(|tx| {

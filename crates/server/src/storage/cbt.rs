@@ -148,6 +148,50 @@ pub fn begin(data: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Open a batch for a guest's writes to the disk at `data`: as [`begin`],
+/// with a token of its own in the marker, so that only this batch's end
+/// ([`end_guest`]) closes it (a reboot opens the new domain's batch before
+/// the old domain's writes are handed over). None if the disk keeps no log.
+pub fn begin_guest(data: &Path) -> io::Result<Option<String>> {
+    let log = log_path(data);
+    let Some(mut map) = read_bits(&log)? else { return Ok(None) };
+    let busy = busy_path(&log);
+    if busy.exists() {
+        map.mark_all();
+        write(&log, &map)?;
+    }
+    let token = model::new_uuid();
+    let tmp = busy.with_extension(format!("cbt-{token}.tmp"));
+    let made = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(token.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &busy)?;
+        if let Some(dir) = log.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if made.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    made.map(|()| Some(token))
+}
+
+/// Close a guest's batch (`batch`, from [`begin_guest`]): the byte ranges
+/// it wrote go into the log durably; the marker goes only if it is still
+/// this batch's (a later one keeps counting every block as changed).
+pub fn end_guest(data: &Path, batch: &str, written: &[(u64, u64)]) -> io::Result<()> {
+    mark(data, 0, Some(written))?;
+    let log = log_path(data);
+    match std::fs::read_to_string(busy_path(&log)) {
+        Ok(t) if t == batch => settled(&log),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Close a batch: the byte ranges written go into the log durably, then
 /// the marker goes (a crash before its removal is durable only over-claims).
 pub fn end(data: &Path, size: u64, written: &[(u64, u64)]) -> io::Result<()> {
@@ -283,6 +327,32 @@ mod tests {
         assert_eq!(read(&log_path(&data)).unwrap().unwrap(), Bitmap { size: 8 * BLOCK, bits: vec![0xFF] });
         std::fs::write(log_path(&data), b"XRS-CBT1\0\0\0\0\0\0\x10\0").unwrap();
         assert!(read(&log_path(&data)).is_err(), "a short bitmap is refused");
+    }
+
+    #[test]
+    fn a_guests_batch_is_closed_only_by_its_own_hand_over() {
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("d.raw");
+        let log = log_path(&data);
+        assert_eq!(begin_guest(&data).unwrap(), None, "no log, no batch");
+        write(&log, &Bitmap::new(8 * BLOCK)).unwrap();
+        // A domain runs, stops, hands its writes over: exact.
+        let one = begin_guest(&data).unwrap().unwrap();
+        assert_eq!(read(&log).unwrap().unwrap().bits, vec![0xFF], "all, while it runs");
+        end_guest(&data, &one, &[(BLOCK, 1)]).unwrap();
+        assert_eq!(read(&log).unwrap().unwrap().bits, vec![0x40]);
+        // A reboot through the API: the next domain's batch opens first
+        // (folding the open one in as all changed); the old one's late
+        // hand-over adds its blocks but leaves the new batch open.
+        let two = begin_guest(&data).unwrap().unwrap();
+        let three = begin_guest(&data).unwrap().unwrap();
+        assert_ne!(two, three);
+        end_guest(&data, &two, &[(0, 1)]).unwrap();
+        assert!(busy_path(&log).exists(), "the newer batch stays open");
+        assert_eq!(read(&log).unwrap().unwrap().bits, vec![0xFF]);
+        end_guest(&data, &three, &[]).unwrap();
+        assert!(!busy_path(&log).exists());
+        assert_eq!(read(&log).unwrap().unwrap().bits, vec![0xFF], "over-claimed, never under");
     }
 
     #[test]
