@@ -7,6 +7,8 @@
 //!   itself (the peer: same client, same request sizes and parallelism);
 //! * `nbdcopy nbd://…/<exportname> null:` through xapid's NBD server
 //!   (`insecure_nbd`), and `nbds://…` with TLS (`nbd`);
+//! * `nbdcopy nbd://… null:` through qemu-nbd serving the same file (warm
+//!   rounds only): a peer that also crosses loopback TCP;
 //! * a plain 1 MiB pread loop over the file in this process (for scale).
 //!
 //! Both with the page cache warm (NBD against a memory copy) and cold (the
@@ -163,14 +165,33 @@ fn main() {
     };
     let plain_uri = uri("nbd", &plain);
     let certs = tempfile::tempdir().expect("certs");
-    let (mut file_t, mut nbd_t, mut pread_t) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut file_t, mut nbd_t, mut pread_t, mut qemu_t) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let src = file.to_str().expect("utf-8 path").to_string();
-    // Warm the page cache for both, then alternate.
+    // QEMU's own NBD server on the same file: a peer that also sends every
+    // byte through loopback TCP on these two cores.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut qemu_nbd = Command::new("qemu-nbd")
+        .args(["--read-only", "--persistent", "--format=raw", "--bind=127.0.0.1", "--shared=8"])
+        .arg(format!("--port={port}"))
+        .arg(&src)
+        .spawn()
+        .expect("run qemu-nbd (apt-get install qemu-utils)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "qemu-nbd does not listen on port {port}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let qemu_uri = format!("nbd://127.0.0.1:{port}");
+    // Warm the page cache for all, then alternate.
     nbdcopy(&src);
     for _ in 0..5 {
         file_t.push(nbdcopy(&src));
         nbd_t.push(nbdcopy(&plain_uri));
+        qemu_t.push(nbdcopy(&qemu_uri));
         pread_t.push(pread_loop(&file));
+    }
+    if let Err(e) = qemu_nbd.kill().and_then(|()| qemu_nbd.wait().map(drop)) {
+        eprintln!("stopping qemu-nbd: {e}");
     }
     let (mut cold_file, mut cold_nbd) = (Vec::new(), Vec::new());
     for _ in 0..5 {
@@ -190,6 +211,7 @@ fn main() {
     }
     let mibs = |t: f64| GIB as f64 / MIB as f64 / t;
     let (f, n, p, f2, t) = (median(file_t), median(nbd_t), median(pread_t), median(file2_t), median(tls_t));
+    let q = median(qemu_t);
     println!("# NBD read throughput, 1 GiB VDI (all allocated, page cache warm), medians of 5 alternating rounds");
     println!("nbdcopy <VDI file> null:           {:.3} s  {:7.0} MiB/s", f, mibs(f));
     println!(
@@ -197,6 +219,12 @@ fn main() {
         n,
         mibs(n),
         f / n
+    );
+    println!(
+        "nbdcopy nbd:// (qemu-nbd, same file): {:.3} s  {:7.0} MiB/s | xapid's ratio to qemu-nbd {:.2}",
+        q,
+        mibs(q),
+        q / n
     );
     println!("1 MiB pread loop over the file:    {:.3} s  {:7.0} MiB/s (for scale)", p, mibs(p));
     println!(
