@@ -172,12 +172,20 @@ fn platform_of(platform: &BTreeMap<String, String>, vcpus_max: i64) -> Result<Pl
 /// as every block changed) and asks the backend to track the guest's
 /// writes. The simulator's guests write no disk.
 pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
+    spec_with_batches(s, vm, storage::cbt::begin_guest)
+}
+
+/// `build_spec`, each tracked disk's batch from `open`.
+fn spec_with_batches(
+    s: &Server,
+    vm: &str,
+    open: fn(&std::path::Path) -> std::io::Result<Option<String>>,
+) -> Result<DomainSpec> {
     let mut spec = build_spec(s, vm)?;
     if s.backend.guests_write_disks() {
         for d in spec.disks.iter_mut().filter(|d| !d.read_only && !d.cdrom) {
             if let Some(p) = &d.path {
-                d.change_batch =
-                    storage::cbt::begin_guest(p).map_err(|e| storage::driver::io_error("changed block tracking", e))?;
+                d.change_batch = open(p).map_err(|e| storage::driver::io_error("changed block tracking", e))?;
             }
         }
     }
@@ -309,7 +317,17 @@ fn vm_disks<'a>(
 /// migration): the vCPUs it has now (VM_metrics.VCPUs_number, which
 /// `set_VCPUs_number_live` moves), not the ones it boots with.
 pub fn carried_on_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
-    let mut spec = domain_spec(s, vm)?;
+    carried_on(s, vm, domain_spec(s, vm)?)
+}
+
+/// The spec of a domain this server re-attaches to: its disks go on with
+/// the batches they have open ([`storage::cbt::resume_guest`]; their QEMU
+/// may still record their writes).
+pub fn adopted_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
+    carried_on(s, vm, spec_with_batches(s, vm, storage::cbt::resume_guest)?)
+}
+
+fn carried_on(s: &Server, vm: &str, mut spec: DomainSpec) -> Result<DomainSpec> {
     let st = s.db.read();
     let live = st
         .get(vm_c(), vm)
@@ -411,7 +429,7 @@ pub fn adopt_all(s: &Server) {
     let s = Clone::clone(s);
     tokio::spawn(async move {
         for (vm, ps) in live {
-            let spec = match carried_on_spec(&s, &vm) {
+            let spec = match adopted_spec(&s, &vm) {
                 Ok(spec) => spec,
                 Err(e) => {
                     tracing::warn!(vm = %vm, "cannot describe the domain to adopt: {e}");

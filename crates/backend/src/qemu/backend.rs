@@ -1871,7 +1871,12 @@ impl Qemu {
             .unwrap_or_else(|| self.0.next_domid.fetch_add(1, Ordering::SeqCst));
         let paused = st["running"].as_bool() != Some(true);
         tracing::info!(vm_uuid = %spec.uuid, domid, pid, "re-attached to QEMU");
-        self.install(spec, domid, pid, layout, Arc::new(qmp), events, None, paused);
+        let qmp = Arc::new(qmp);
+        let bitmaps = recording_bitmaps(&qmp, spec).await;
+        self.install(spec, domid, pid, layout, qmp, events, None, paused);
+        if let Err(e) = self.with(&spec.uuid, |d| d.bitmaps = bitmaps) {
+            tracing::warn!(vm_uuid = %spec.uuid, "the adopted domain's bitmaps: {e}");
+        }
         // Its taps are named after the domid: give them back their switch
         // and locking (rules may have been lost, the spec may have changed).
         if let Err(e) = self.attach_nics(spec, domid).await {
@@ -2033,6 +2038,50 @@ async fn drop_bitmap(qmp: &Qmp, uuid: &str, node: &str, name: &str) {
 
 /// A new dirty bitmap's name, unique within any QEMU (one adopted by a
 /// restarted server keeps the bitmaps an earlier server made).
+/// The tracking bitmaps an adopted QEMU records for the spec's tracked
+/// disks, by device: the one recording bitmap of a disk, or none (a disk
+/// without, or with others beside it, starts afresh at its next copy,
+/// which counts every block as changed).
+async fn recording_bitmaps(qmp: &Qmp, spec: &DomainSpec) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    if !spec.disks.iter().any(|d| d.change_batch.is_some() && !d.read_only) {
+        return out;
+    }
+    let nodes = match qmp.execute("query-named-block-nodes", json!({ "flat": true })).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(vm_uuid = %spec.uuid, "query-named-block-nodes: {e}: the disks' writes so far count as all");
+            return out;
+        }
+    };
+    for d in spec.disks.iter().filter(|d| d.change_batch.is_some() && !d.read_only) {
+        let Ok(node) = argv::node_id(&d.device) else { continue };
+        // A frozen bitmap beside the recording one is a copy the last
+        // server did not finish: its blocks were handed to no snapshot.
+        let found: Vec<(String, bool)> = nodes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["node-name"].as_str() == Some(node.as_str()))
+            .flat_map(|n| n["dirty-bitmaps"].as_array().cloned().unwrap_or_default())
+            .filter_map(|b| {
+                let name = b["name"].as_str().filter(|n| n.starts_with("cbt-"))?;
+                Some((name.to_string(), b["recording"].as_bool() == Some(true)))
+            })
+            .collect();
+        match found.as_slice() {
+            [(one, true)] => {
+                out.insert(d.device.clone(), one.clone());
+            }
+            [] => {}
+            more => {
+                tracing::warn!(vm_uuid = %spec.uuid, device = d.device, bitmaps = ?more, "tracking bitmaps not as left by a finished copy: none used")
+            }
+        }
+    }
+    out
+}
+
 fn bitmap_name() -> String {
     static N: AtomicI64 = AtomicI64::new(0);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();

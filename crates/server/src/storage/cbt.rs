@@ -178,6 +178,22 @@ pub fn begin_guest(data: &Path) -> io::Result<Option<String>> {
     made.map(|()| Some(token))
 }
 
+/// The batch of a guest that runs on while its server restarted: the open
+/// guest batch of the disk at `data` if there is one (the guest's QEMU may
+/// still hold the bitmap of its writes), else a new one ([`begin_guest`]).
+pub fn resume_guest(data: &Path) -> io::Result<Option<String>> {
+    let log = log_path(data);
+    if !log.exists() {
+        return Ok(None);
+    }
+    match std::fs::read_to_string(busy_path(&log)) {
+        Ok(t) if !t.is_empty() => Ok(Some(t)),
+        Ok(_) => begin_guest(data),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => begin_guest(data),
+        Err(e) => Err(e),
+    }
+}
+
 /// Close a guest's batch (`batch`, from [`begin_guest`]): the byte ranges
 /// it wrote go into the log durably; the marker goes only if it is still
 /// this batch's (a later one keeps counting every block as changed).
@@ -353,6 +369,14 @@ mod tests {
         end_guest(&data, &three, &[]).unwrap();
         assert!(!busy_path(&log).exists());
         assert_eq!(read(&log).unwrap().unwrap().bits, vec![0xFF], "over-claimed, never under");
+        // A restarted server goes on with a running guest's batch.
+        write(&log, &Bitmap::new(8 * BLOCK)).unwrap();
+        let four = begin_guest(&data).unwrap().unwrap();
+        assert_eq!(resume_guest(&data).unwrap().as_deref(), Some(four.as_str()));
+        end_guest(&data, &four, &[(2 * BLOCK, 1)]).unwrap();
+        assert_eq!(read(&log).unwrap().unwrap().bits, vec![0x20]);
+        // Without an open guest batch, it opens one.
+        assert!(resume_guest(&data).unwrap().is_some_and(|t| t != four));
     }
 
     #[test]
