@@ -19,6 +19,7 @@ import time
 import pytest
 
 from poollab import lab
+from test_cbt import changed
 from test_pool import addresses, bounded, host_by_address, join
 from test_qemu import BANNER, BOOT, guest_dir, guest_vm, qemu_pids, require, serial, type_line
 from vmlib import wait_for
@@ -77,8 +78,13 @@ def test_live_migration_of_a_real_guest(setup):
     disks = [api.VBD.get_VDI(b) for b in api.VM.get_VBDs(vm) if api.VBD.get_type(b) == "Disk"]
     assert disks and all(api.VDI.get_SR(d) == sr for d in disks)
 
+    api.VDI.enable_cbt(disks[0])
     bounded(api.VM.start_on, vm, hosts[master.address], False, False, timeout=120)
     wait_for(lambda: BANNER in serial(master, api, vm), BOOT, "the guest's banner", interval=0.5)
+    # Changed blocks across the move: one written on each host.
+    first = bounded(api.VDI.snapshot, disks[0], {}, timeout=120)
+    type_line(master, api, vm, "printf x | dd of=/dev/vda bs=65536 seek=20 conv=fsync 2>/dev/null && echo W20-$((6*7))")
+    wait_for(lambda: "W20-42" in serial(master, api, vm), 30, "a write to block 20 before the move")
     # Something only this boot of the guest knows.
     type_line(master, api, vm, "export MARK=kept-$((6*7))", reset=True)
     before = uptime(master, api, vm, "UPA")
@@ -109,7 +115,11 @@ def test_live_migration_of_a_real_guest(setup):
     snap = bounded(api.VDI.snapshot, disks[0], {}, timeout=120)
     with open(member.log_path, errors="replace") as f:
         assert "copying a disk in use through its domain" in f.read()
+    # The source handed its writes over as it let the guest go; the
+    # destination's bitmap has the one after: exactly those two blocks.
+    assert changed(api.VDI.list_changed_blocks(first, snap)) == {0, 20}
     api.VDI.destroy(snap)
+    api.VDI.destroy(first)
 
     # And back to the master.
     bounded(api.VM.pool_migrate, vm, hosts[master.address], {}, timeout=300)

@@ -377,9 +377,9 @@ def test_cbt_follows_a_guest_across_its_shutdowns(xapid, session, kernels):
     """A guest's writes are recorded when it stops writing, not claimed as
     every block: blocks written before a clean shutdown (the guest powers
     off; QEMU, waiting with -no-shutdown, hands its dirty bitmap over before
-    it quits), a hard shutdown or a suspend (stopped, then handed over) are
-    named exactly by the next snapshot, with those written after the next
-    start or the resume."""
+    it quits), a hard shutdown or a suspend (stopped, then handed over), or
+    a clean or hard reboot through the API are named exactly by the next
+    snapshot, with those written after the next start, resume or reboot."""
     api = session.xenapi
     vm = guest_vm(api, kernels, "tracked across shutdowns")
     (disk,) = [api.VBD.get_VDI(b) for b in api.VM.get_VBDs(vm) if api.VBD.get_type(b) == "Disk"]
@@ -419,6 +419,15 @@ def test_cbt_follows_a_guest_across_its_shutdowns(xapid, session, kernels):
     write(11, "e")
     s4 = snap("across 4")
     assert changed_blocks(api, s3, s4) == {10, 11}
+    # Reboots through the API: the next domain's batch opens beside the
+    # running one's, which hands its writes over as it ends.
+    write(12, "f")
+    api.VM.clean_reboot(vm)
+    write(13, "g")
+    api.VM.hard_reboot(vm)
+    write(14, "h")
+    s5 = snap("across 5")
+    assert changed_blocks(api, s4, s5) == {12, 13, 14}
     api.VM.hard_shutdown(vm)
     assert qemu_pids(xapid) == []
 

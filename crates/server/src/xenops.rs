@@ -175,6 +175,20 @@ pub fn domain_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
     spec_with_batches(s, vm, storage::cbt::begin_guest)
 }
 
+/// The spec of a domain that takes over from one that still runs (a
+/// reboot's next domain): its disks' batches open beside the running
+/// domain's ([`storage::cbt::join_guest`]), which hands its writes over
+/// when it ends.
+pub fn successor_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
+    spec_with_batches(s, vm, storage::cbt::join_guest)
+}
+
+/// The spec of a migration's destination domain: as [`carried_on_spec`],
+/// its disks' batches open beside the source's.
+pub fn incoming_spec(s: &Server, vm: &str) -> Result<DomainSpec> {
+    carried_on(s, vm, successor_spec(s, vm)?)
+}
+
 /// `build_spec`, each tracked disk's batch from `open`.
 fn spec_with_batches(
     s: &Server,

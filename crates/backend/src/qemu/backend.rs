@@ -1061,9 +1061,19 @@ impl Qemu {
         }) else {
             return;
         };
-        match qmp.execute_timeout("stop", Value::Null, self.0.cfg.kill_grace).await {
-            Ok(_) => self.hand_over_writes(uuid, None).await,
-            Err(e) => tracing::warn!(vm_uuid = %uuid, "stop before recording the disks' writes: {e}"),
+        let stopped = match qmp.execute_timeout("stop", Value::Null, self.0.cfg.kill_grace).await {
+            Ok(_) => true,
+            // A migration's source has stopped already (postmigrate).
+            Err(e) => match qmp.execute_timeout("query-status", Value::Null, self.0.cfg.kill_grace).await {
+                Ok(st) if st["running"].as_bool() == Some(false) => true,
+                _ => {
+                    tracing::warn!(vm_uuid = %uuid, "stop before recording the disks' writes: {e}");
+                    false
+                }
+            },
+        };
+        if stopped {
+            self.hand_over_writes(uuid, None).await;
         }
     }
 

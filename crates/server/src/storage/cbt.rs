@@ -148,23 +148,27 @@ pub fn begin(data: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Open a batch for a guest's writes to the disk at `data`: as [`begin`],
-/// with a token of its own in the marker, so that only this batch's end
-/// ([`end_guest`]) closes it (a reboot opens the new domain's batch before
-/// the old domain's writes are handed over). None if the disk keeps no log.
-pub fn begin_guest(data: &Path) -> io::Result<Option<String>> {
-    let log = log_path(data);
-    let Some(mut map) = read_bits(&log)? else { return Ok(None) };
-    let busy = busy_path(&log);
-    if busy.exists() {
-        map.mark_all();
-        write(&log, &map)?;
+/// The guest batches a marker names, one token a line; None if there is
+/// no marker. An empty marker is a batch of no guest's (an import, or one
+/// cut short): nobody will close it.
+fn guest_batches(busy: &Path) -> io::Result<Option<Vec<String>>> {
+    match std::fs::read_to_string(busy) {
+        Ok(t) => Ok(Some(t.lines().filter(|l| !l.is_empty()).map(str::to_string).collect())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
-    let token = model::new_uuid();
-    let tmp = busy.with_extension(format!("cbt-{token}.tmp"));
+}
+
+/// Replace the marker by one naming `tokens` (none: no marker), durably.
+fn set_guest_batches(log: &Path, tokens: &[String]) -> io::Result<()> {
+    let busy = busy_path(log);
+    if tokens.is_empty() {
+        return settled(log);
+    }
+    let tmp = busy.with_extension(format!("cbt-{}.tmp", model::new_uuid()));
     let made = (|| {
         let mut f = File::create(&tmp)?;
-        f.write_all(token.as_bytes())?;
+        f.write_all(tokens.join("\n").as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, &busy)?;
         if let Some(dir) = log.parent() {
@@ -175,36 +179,72 @@ pub fn begin_guest(data: &Path) -> io::Result<Option<String>> {
     if made.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    made.map(|()| Some(token))
+    made
 }
 
-/// The batch of a guest that runs on while its server restarted: the open
-/// guest batch of the disk at `data` if there is one (the guest's QEMU may
-/// still hold the bitmap of its writes), else a new one ([`begin_guest`]).
+/// Open a batch for the writes of a guest that starts afresh on the disk at
+/// `data`: as [`begin`], with a token of its own in the marker, which only
+/// this batch's end ([`end_guest`]) takes out. Batches still open belong to
+/// domains that are gone: folded in as every block changed. None if the
+/// disk keeps no log.
+pub fn begin_guest(data: &Path) -> io::Result<Option<String>> {
+    open_guest(data, false)
+}
+
+/// Open a batch for a guest that takes over from one still running (a
+/// reboot's next domain, a migration's destination): the open batches stay
+/// open beside it, for their domains to hand their writes over.
+pub fn join_guest(data: &Path) -> io::Result<Option<String>> {
+    open_guest(data, true)
+}
+
+fn open_guest(data: &Path, join: bool) -> io::Result<Option<String>> {
+    let log = log_path(data);
+    let Some(mut map) = read_bits(&log)? else { return Ok(None) };
+    let open = guest_batches(&busy_path(&log))?;
+    let mut tokens = match open {
+        // An empty marker: nobody will hand its writes over.
+        Some(t) if !join || t.is_empty() => {
+            map.mark_all();
+            write(&log, &map)?;
+            vec![]
+        }
+        Some(t) => t,
+        None => vec![],
+    };
+    let token = model::new_uuid();
+    tokens.push(token.clone());
+    set_guest_batches(&log, &tokens)?;
+    Ok(Some(token))
+}
+
+/// The batch of a guest that runs on while its server restarted: the one
+/// open guest batch of the disk at `data` (the guest's QEMU may still hold
+/// the bitmap of its writes); with none or several, which is its own is
+/// unknown: a new one beside them ([`join_guest`]; the others stay open).
 pub fn resume_guest(data: &Path) -> io::Result<Option<String>> {
     let log = log_path(data);
     if !log.exists() {
         return Ok(None);
     }
-    match std::fs::read_to_string(busy_path(&log)) {
-        Ok(t) if !t.is_empty() => Ok(Some(t)),
-        Ok(_) => begin_guest(data),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => begin_guest(data),
-        Err(e) => Err(e),
+    match guest_batches(&busy_path(&log))? {
+        Some(t) if t.len() == 1 => Ok(t.into_iter().next()),
+        _ => join_guest(data),
     }
 }
 
-/// Close a guest's batch (`batch`, from [`begin_guest`]): the byte ranges
-/// it wrote go into the log durably; the marker goes only if it is still
-/// this batch's (a later one keeps counting every block as changed).
+/// Close a guest's batch (`batch`, from [`begin_guest`] or [`join_guest`]):
+/// the byte ranges it wrote go into the log durably, then its token leaves
+/// the marker (which goes with the last one).
 pub fn end_guest(data: &Path, batch: &str, written: &[(u64, u64)]) -> io::Result<()> {
     mark(data, 0, Some(written))?;
     let log = log_path(data);
-    match std::fs::read_to_string(busy_path(&log)) {
-        Ok(t) if t == batch => settled(&log),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+    match guest_batches(&busy_path(&log))? {
+        Some(t) if t.iter().any(|x| x == batch) => {
+            let rest: Vec<String> = t.into_iter().filter(|x| x != batch).collect();
+            set_guest_batches(&log, &rest)
+        }
+        _ => Ok(()),
     }
 }
 
@@ -222,12 +262,18 @@ pub fn end(data: &Path, size: u64, written: &[(u64, u64)]) -> io::Result<()> {
 /// its marker kept. The snapshot's log is durable before the disk's is
 /// emptied, so a crash in between only over-claims. False if the disk keeps
 /// no log.
+///
+/// The running guest's batch must be the only one open: another is a
+/// domain that has not handed its writes over yet (a reboot's or a
+/// migration's predecessor, or one that ended without), whose blocks are
+/// unknown, so the snapshot then gets every block.
 pub fn hand_over_running(data: &Path, snap: &Path, size: u64, dirty: Option<&[(u64, u64)]>) -> io::Result<bool> {
     let log = log_path(data);
     let Some(own) = read_bits(&log)? else { return Ok(false) };
     let mut map = Bitmap::new(size.max(own.size));
     map.union(&own);
-    match dirty {
+    let alone = guest_batches(&busy_path(&log))?.is_some_and(|t| t.len() == 1);
+    match dirty.filter(|_| alone) {
         Some(rs) => rs.iter().for_each(|(off, len)| map.mark(*off, *len)),
         None => map.mark_all(),
     }
@@ -357,17 +403,24 @@ mod tests {
         assert_eq!(read(&log).unwrap().unwrap().bits, vec![0xFF], "all, while it runs");
         end_guest(&data, &one, &[(BLOCK, 1)]).unwrap();
         assert_eq!(read(&log).unwrap().unwrap().bits, vec![0x40]);
-        // A reboot through the API: the next domain's batch opens first
-        // (folding the open one in as all changed); the old one's late
-        // hand-over adds its blocks but leaves the new batch open.
+        // A reboot through the API (or a migration): the next domain joins
+        // while the old one runs; the old one's hand-over leaves the new
+        // batch open, and each names exactly its own blocks.
         let two = begin_guest(&data).unwrap().unwrap();
-        let three = begin_guest(&data).unwrap().unwrap();
+        let three = join_guest(&data).unwrap().unwrap();
         assert_ne!(two, three);
         end_guest(&data, &two, &[(0, 1)]).unwrap();
         assert!(busy_path(&log).exists(), "the newer batch stays open");
-        assert_eq!(read(&log).unwrap().unwrap().bits, vec![0xFF]);
-        end_guest(&data, &three, &[]).unwrap();
+        end_guest(&data, &three, &[(7 * BLOCK, 1)]).unwrap();
         assert!(!busy_path(&log).exists());
+        assert_eq!(read(&log).unwrap().unwrap().bits, vec![0xC1]);
+        // A domain that never handed over (its host died): the next start
+        // folds its batch in as every block changed.
+        let lost = begin_guest(&data).unwrap().unwrap();
+        let next = begin_guest(&data).unwrap().unwrap();
+        end_guest(&data, &lost, &[]).unwrap();
+        assert!(busy_path(&log).exists());
+        end_guest(&data, &next, &[]).unwrap();
         assert_eq!(read(&log).unwrap().unwrap().bits, vec![0xFF], "over-claimed, never under");
         // A restarted server goes on with a running guest's batch.
         write(&log, &Bitmap::new(8 * BLOCK)).unwrap();
@@ -375,8 +428,36 @@ mod tests {
         assert_eq!(resume_guest(&data).unwrap().as_deref(), Some(four.as_str()));
         end_guest(&data, &four, &[(2 * BLOCK, 1)]).unwrap();
         assert_eq!(read(&log).unwrap().unwrap().bits, vec![0x20]);
-        // Without an open guest batch, it opens one.
-        assert!(resume_guest(&data).unwrap().is_some_and(|t| t != four));
+        // Without an open guest batch, it opens one; with two, a third.
+        let five = resume_guest(&data).unwrap().unwrap();
+        assert_ne!(five, four);
+        let six = join_guest(&data).unwrap().unwrap();
+        let seven = resume_guest(&data).unwrap().unwrap();
+        assert!(seven != five && seven != six);
+        for t in [five, six, seven] {
+            end_guest(&data, &t, &[]).unwrap();
+        }
+        assert!(!busy_path(&log).exists());
+    }
+
+    #[test]
+    fn a_running_guests_snapshot_is_exact_only_while_its_batch_is_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let (data, snap) = (t.path().join("d.raw"), t.path().join("s.raw"));
+        let log = log_path(&data);
+        write(&log, &Bitmap::new(8 * BLOCK)).unwrap();
+        let one = begin_guest(&data).unwrap().unwrap();
+        assert!(hand_over_running(&data, &snap, 8 * BLOCK, Some(&[(3 * BLOCK, 1)])).unwrap());
+        assert_eq!(read_bits(&log_path(&snap)).unwrap().unwrap().bits, vec![0x10]);
+        // A successor joined (a reboot under way): the predecessor's blocks
+        // are not handed over yet, so the snapshot claims them all.
+        let two = join_guest(&data).unwrap().unwrap();
+        assert!(hand_over_running(&data, &snap, 8 * BLOCK, Some(&[(3 * BLOCK, 1)])).unwrap());
+        assert_eq!(read_bits(&log_path(&snap)).unwrap().unwrap().bits, vec![0xFF]);
+        end_guest(&data, &one, &[(4 * BLOCK, 1)]).unwrap();
+        assert!(hand_over_running(&data, &snap, 8 * BLOCK, Some(&[(5 * BLOCK, 1)])).unwrap());
+        assert_eq!(read_bits(&log_path(&snap)).unwrap().unwrap().bits, vec![0x0C]);
+        end_guest(&data, &two, &[]).unwrap();
     }
 
     #[test]

@@ -68,10 +68,15 @@ async fn on_host(s: &Server, host: &str, op: &str, vm: &str, arg: &str) -> Resul
 /// This host's part of a move (`arg`: the destination host, for SEND).
 pub async fn domain_op(s: &Server, op: &str, vm: &str, arg: &str) -> Result<i64> {
     let ctx = &Ctx::new(Clone::clone(s), String::new(), op.to_string(), true);
-    let spec = carried_on_spec(s, vm)?;
-    let uuid = spec.uuid.as_str();
+    let uuid = &s.row(vm_c(), vm)?.read(fields::vm::UUID);
+    let uuid = uuid.as_str();
     match op {
-        RECEIVE => s.backend.prepare_incoming(&spec, None).await.map_err(|e| be_vm(ctx, vm, e)),
+        // Only the destination's domain is made: its disks' batches open
+        // beside the source's (which hands its writes over at RELEASE).
+        RECEIVE => {
+            let spec = crate::xenops::incoming_spec(s, vm)?;
+            s.backend.prepare_incoming(&spec, None).await.map_err(|e| be_vm(ctx, vm, e))
+        }
         SEND => {
             let conn =
                 crate::pooling::open_stream(s, arg, &format!("{}{uuid}", crate::pooling::MIGRATE_STREAM)).await?;

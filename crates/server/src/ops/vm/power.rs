@@ -332,7 +332,8 @@ pub(super) async fn do_clean_shutdown(ctx: &Ctx, vm: &str) -> Result<()> {
 
 pub(super) async fn do_reboot(ctx: &Ctx, vm: &str, clean: bool) -> Result<()> {
     let s = &ctx.server;
-    let spec = domain_spec(s, vm)?;
+    // The running domain hands its disks' writes over as it ends.
+    let spec = crate::xenops::successor_spec(s, vm)?;
     let domid = s.backend.reboot(&spec, clean, cancel_of(ctx)).await.map_err(|e| be_vm(ctx, vm, e))?;
     ctx.write(|tx| {
         let gm = tx.get(vm_c(), vm).map(|r| r.read(fields::vm::GUEST_METRICS).into_string()).unwrap_or_default();
