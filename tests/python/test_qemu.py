@@ -154,6 +154,23 @@ def mem_total_kib(x, api, vm):
     return int(guest_value(x, api, vm, "$(grep MemTotal /proc/meminfo | tr -dc 0-9)", r"\d+"))
 
 
+def qmp_status(domain_dir):
+    """QEMU's run state, asked on its QMP socket (while no server holds it)."""
+    with socket.socket(socket.AF_UNIX) as q:
+        q.settimeout(10)
+        q.connect(os.path.join(domain_dir, "qmp.sock"))
+        f = q.makefile("rwb")
+        f.readline()  # the greeting
+        for cmd in ("qmp_capabilities", "query-status"):
+            f.write(json.dumps({"execute": cmd}).encode() + b"\n")
+            f.flush()
+            while True:
+                msg = json.loads(f.readline())
+                if "return" in msg or "error" in msg:
+                    break
+        return msg.get("return", {}).get("status")
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -399,27 +416,46 @@ def test_a_real_guest_through_its_lifecycle(xapid, kernels):
 
     # kill -9 of xapid with three guests running: all keep running and are
     # adopted on restart (same processes, the guest's uptime carries on).
-    others = [guest_vm(api, kernels, "adopted %d" % i) for i in (1, 2)]
+    # A third powers itself off while no server watches: its QEMU waits,
+    # stopped (-no-shutdown), and the restarted server finds it Halted.
+    others = [guest_vm(api, kernels, "adopted %d" % i) for i in (1, 2, 3)]
     for o in others:
         api.VM.start(o, False, False)
     other_pids = [pid_of(xapid, api, o) for o in others]
+    gone_vm, gone_pid = others[2], other_pids[2]
+    gone_dir = os.path.join(xapid.data_dir, "qemu", api.VM.get_uuid(gone_vm))
+    wait_banner(xapid, api, gone_vm)
     up0 = uptime(xapid, api, vm)
     xapid.kill9()
     assert alive(pid) and all(alive(p) for p in other_pids)
+    with socket.socket(socket.AF_UNIX) as con:
+        con.connect(os.path.join(gone_dir, "serial.sock"))
+
+        def powered_off():
+            # Typed again until it takes (a line typed before the shell reads is lost).
+            if qmp_status(gone_dir) == "shutdown":
+                return True
+            con.sendall(b"\npoweroff -f\n")
+            return False
+        wait_for(powered_off, 60, "the guest to power off", interval=2)
+    assert alive(gone_pid)
     xapid.start()
     api = xapid.session().xenapi
     rec = api.VM.get_record(vm)
     assert rec["power_state"] == "Running"
     assert int(rec["domid"]) == domid
     assert pid_of(xapid, api, vm) == pid and alive(pid)
-    for o, p in zip(others, other_pids):
+    for o, p in zip(others[:2], other_pids):
         assert api.VM.get_power_state(o) == "Running" and pid_of(xapid, api, o) == p and alive(p)
+    wait_for(lambda: api.VM.get_power_state(gone_vm) == "Halted", 30, "the powered-off guest to be Halted")
+    wait_for(lambda: not alive(gone_pid), 10, "its QEMU to be told to quit")
     assert uptime(xapid, api, vm) >= up0
     api.VM.pause(vm)  # the re-attached QMP connection works
     api.VM.unpause(vm)
-    for o, p in zip(others, other_pids):
+    for o, p in zip(others[:2], other_pids):
         api.VM.hard_shutdown(o)
         wait_for(lambda: not alive(p), 10, "an adopted guest's QEMU to exit")
+    for o in others:
         remove(api, o)
 
     # A vCPU hot-plugged live: the guest agent onlines it in the guest.
