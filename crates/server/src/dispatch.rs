@@ -277,6 +277,26 @@ const ON_SR_OF_VDI: &[&str] = &[
 ];
 
 /// Messages that act on a running domain: they run where the VM runs.
+/// host messages that act on the host they name (its certificates, its
+/// agent, its statistics, its clock, its plugins): run there, as xapi's
+/// message forwarding does; the others change the pool's database only.
+const ON_NAMED_HOST: &[&str] = &[
+    "install_server_certificate",
+    "reset_server_certificate",
+    "refresh_server_certificate",
+    "get_server_certificate",
+    "restart_agent",
+    "set_https_only",
+    "get_data_sources",
+    "query_data_source",
+    "record_data_source",
+    "forget_data_source_archives",
+    "backup_rrds",
+    "get_servertime",
+    "get_server_localtime",
+    "call_plugin",
+];
+
 const ON_RESIDENT: &[&str] = &[
     "clean_shutdown",
     "hard_shutdown",
@@ -328,6 +348,7 @@ pub fn route(server: &Server, c: &'static ClassDef, m: &'static MsgDef, args: &[
             st.read(&arg(0), VM::AFFINITY).map(|r| r.as_str().to_string()).filter(|h| live(h)).unwrap_or_default()
         }
         (ClassId::Vm, name) if ON_RESIDENT.contains(&name) => resident(&arg(0)),
+        (ClassId::Host, name) if ON_NAMED_HOST.contains(&name) => arg(0),
         (ClassId::Vbd, "plug" | "unplug" | "unplug_force" | "insert" | "eject") => {
             st.read(&arg(0), VBD::VM).map(|v| resident(v.as_str())).unwrap_or_default()
         }
