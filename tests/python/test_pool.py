@@ -662,6 +662,63 @@ def test_hosts_talk_tls_with_the_pools_certificates(pool2):
     assert got.startswith(b"HTTP/1.1 403"), got[:200]
 
 
+def test_host_messages_run_on_the_host_they_name(pool2):
+    """Called on the master, the host messages that act on a host (its HTTPS
+    and internal certificates, its agent) run on the host they name, as
+    xapi forwards them: before, the master answered for itself.
+    host.refresh_server_certificate gives a member a new internal
+    certificate, which it presents from then on, and the pool goes on."""
+    import hashlib
+    l, api = pool2
+    master, member = l.hosts
+    hm, hs = host_by_address(api, master.address), host_by_address(api, member.address)
+
+    def fingerprint_of(pem):
+        import ssl
+        return ":".join("%02X" % b for b in hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).digest())
+
+    def rows(h, ty):
+        return sorted(c["fingerprint"] for c in api.Certificate.get_all_records().values()
+                      if c["host"] == h and c["type"] == ty)
+
+    # Each host's HTTPS certificate, as its own row describes it.
+    for h in (hm, hs):
+        assert [fingerprint_of(api.host.get_server_certificate(h))] == rows(h, "host")
+    assert rows(hm, "host") != rows(hs, "host")
+    # A reset names the member's and changes only it.
+    before = {h: rows(h, "host") for h in (hm, hs)}
+    api.host.reset_server_certificate(hs)
+    assert rows(hm, "host") == before[hm]
+    assert rows(hs, "host") != before[hs]
+    assert [fingerprint_of(api.host.get_server_certificate(hs))] == rows(hs, "host")
+    # A new internal certificate for the member: it presents it on its
+    # pool port, the pool's row names it, and writes still reach it.
+    internal = {h: rows(h, "host_internal") for h in (hm, hs)}
+    api.host.refresh_server_certificate(hs)
+    assert rows(hm, "host_internal") == internal[hm]
+    new = rows(hs, "host_internal")
+    assert len(new) == 1 and new != internal[hs], (new, internal[hs])
+    der, _ = in_netns(l.hub, engine_certificate, member.address)
+    assert ":".join("%02X" % b for b in hashlib.sha256(der).digest()) == new[0]
+    api.pool.set_name_description(api.pool.get_all()[0], "after the refresh")
+    local = member.local().xenapi
+    assert local.pool.get_name_description(local.pool.get_all()[0]) == "after the refresh"
+    # And the master's own, from the master: the member still takes writes.
+    api.host.refresh_server_certificate(hm)
+    assert rows(hm, "host_internal") != internal[hm]
+    vm = diskless(api, "after both refreshes")
+    bounded(api.VM.start_on, vm, hs, False, False, timeout=60, what="VM.start_on the member")
+    bounded(api.VM.hard_shutdown, vm, timeout=60)
+    # Restart the member's agent: its agent_start_time moves, not the master's.
+    start = {h: float(api.host.get_other_config(h)["agent_start_time"]) for h in (hm, hs)}
+    time.sleep(1.1)  # one-second resolution
+    api.host.restart_agent(hs)
+    wait_for(lambda: float(api.host.get_other_config(hs)["agent_start_time"]) > start[hs], 60,
+             "the member's agent to restart")
+    assert float(api.host.get_other_config(hm)["agent_start_time"]) == start[hm]
+    wait_for(lambda: live(api, member.address), 60, "the restarted member to be live")
+
+
 # ---------------------------------------------------------------- VM.start_on
 
 def test_vm_start_on_a_member(pool2):

@@ -18,6 +18,7 @@ pub use net::{post, PeerStream, Tls, Trust, SECRET_HEADER};
 pub use storage::Store;
 
 use openraft::{BasicNode, Config, Raft, ServerState};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
@@ -536,6 +537,37 @@ impl Pool {
         let seen = self.seen();
         let path = format!("/pool/call?seen={seen}");
         net::ask(&self.tls, addr, &path, &self.secret, request, limit).await
+    }
+
+    /// Present `cert` on this host's engine port from the next connection
+    /// on (the pool must know it already: see `host_internal` rows).
+    pub fn present(&self, cert: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<(), String> {
+        self.tls.present(cert, key)
+    }
+
+    /// A leader: wait (up to `limit`) until every other host of the pool
+    /// has this host's log up to its last entry (so all of them know what
+    /// it wrote last). Hosts that do not answer are waited for until then.
+    pub async fn replicated(&self, limit: Duration) -> Result<(), String> {
+        let mut rx = self.raft.metrics();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let m = rx.borrow_and_update().clone();
+            let (Some(last), Some(rep)) = (m.last_log_index, m.replication.as_ref()) else {
+                return Ok(());
+            };
+            let behind: Vec<u64> = rep
+                .iter()
+                .filter(|(id, got)| **id != self.id && got.is_none_or(|l| l.index < last))
+                .map(|(id, _)| *id)
+                .collect();
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                return Err(format!("hosts {behind:?} did not take entry {last} in time"));
+            }
+        }
     }
 
     /// A member: wait (up to `limit`) until this host has applied every

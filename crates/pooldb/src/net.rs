@@ -40,6 +40,8 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Tls {
     acceptor: Option<tokio_rustls::TlsAcceptor>,
+    /// The certificate the acceptor presents (replaced by [`Tls::present`]).
+    own: Option<Arc<Own>>,
     connector: tokio_rustls::TlsConnector,
     /// Connections kept open after a message, by address (None: each
     /// message has its own connection).
@@ -107,17 +109,28 @@ impl Tls {
     pub fn new(cert: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, trust: Trust) -> Result<Tls, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let versions = &[&rustls::version::TLS13];
+        let own = Arc::new(Own { current: std::sync::RwLock::new(certified(&provider, cert, key)?) });
         let server = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
             .map_err(|e| e.to_string())?
             .with_no_client_auth()
-            .with_single_cert(cert, key)
-            .map_err(|e| format!("the engine's certificate: {e}"))?;
+            .with_cert_resolver(own.clone());
         Ok(Tls {
             acceptor: Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))),
+            own: Some(own),
             connector: connector(provider, versions, trust)?,
             idle: Some(Arc::default()),
         })
+    }
+
+    /// Present `cert` from the next connection on (connections made stay
+    /// as they are).
+    pub fn present(&self, cert: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<(), String> {
+        let Some(own) = &self.own else { return Err("this TLS takes no connections".into()) };
+        let provider = rustls::crypto::ring::default_provider();
+        let ck = certified(&provider, cert, key)?;
+        *own.current.write().unwrap_or_else(|p| p.into_inner()) = ck;
+        Ok(())
     }
 
     /// A client that takes any certificate: for `pool.join`, whose caller
@@ -128,7 +141,12 @@ impl Tls {
         let any: Trust = Arc::new(|_: &[u8]| true);
         // The master's HTTPS server (not an engine port) may answer without
         // a length: one connection per message.
-        Ok(Tls { acceptor: None, connector: connector(provider, rustls::DEFAULT_VERSIONS, any)?, idle: None })
+        Ok(Tls {
+            acceptor: None,
+            own: None,
+            connector: connector(provider, rustls::DEFAULT_VERSIONS, any)?,
+            idle: None,
+        })
     }
 
     /// A TLS connection to `addr` (host:port).
@@ -143,6 +161,27 @@ impl Tls {
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{addr}: no TLS handshake")))??;
         Ok(tokio_rustls::TlsStream::Client(s))
     }
+}
+
+/// The certificate an engine port presents.
+#[derive(Debug)]
+struct Own {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl rustls::server::ResolvesServerCert for Own {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+fn certified(
+    provider: &rustls::crypto::CryptoProvider,
+    cert: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
+    let key = provider.key_provider.load_private_key(key).map_err(|e| format!("the engine's key: {e}"))?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(cert, key)))
 }
 
 /// A client of `versions` that accepts the server certificates `trust` takes.

@@ -269,7 +269,7 @@ pub struct Internal {
 /// first use (outside the pool's directory, which a join or an eject
 /// starts over: the certificate stays the host's).
 pub fn internal(data_dir: &std::path::Path, hostname: &str, address: &str) -> std::result::Result<Internal, String> {
-    let (cp, kp) = (data_dir.join("pool-cert.pem"), data_dir.join("pool-key.pem"));
+    let (cp, kp) = internal_paths(data_dir);
     if !cp.exists() || !kp.exists() {
         let (cert, key) = generate(hostname, address)?;
         std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
@@ -282,6 +282,54 @@ pub fn internal(data_dir: &std::path::Path, hostname: &str, address: &str) -> st
     let key = PrivateKeyDer::from_pem_file(&kp).map_err(|e| format!("{}: {e}", kp.display()))?;
     let described = describe(&cert).ok_or_else(|| format!("{}: not an X.509 certificate", cp.display()))?;
     Ok(Internal { pem, cert, key, described })
+}
+
+/// The internal certificate's and key's files.
+fn internal_paths(data_dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    (data_dir.join("pool-cert.pem"), data_dir.join("pool-key.pem"))
+}
+
+/// `host.refresh_server_certificate`: a new internal certificate for this
+/// host. The pool learns it before this host presents it (a second
+/// `host_internal` row beside the old one; on the master, until every host
+/// has the entry), and forgets the old one after, so no connection between
+/// the hosts is refused on the way.
+pub async fn refresh_internal(s: &Server) -> Result<()> {
+    let (cert_pem, key_pem) = generate(&s.cfg.hostname, &s.cfg.address).map_err(crate::internal)?;
+    let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| crate::internal(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| crate::internal(e.to_string()))?;
+    let described = describe(&cert).ok_or_else(|| crate::internal("a new certificate that cannot be described"))?;
+    let (host, fp) = (s.host.clone(), described.2.clone());
+    s.db.write(|tx| {
+        let mut row = crate::rows::new_row(fields::certificate::UUID);
+        row.write(fields::certificate::TYPE, CertificateType::HostInternal);
+        row.write(fields::certificate::HOST, Ref::new(host.as_str()));
+        row.write(fields::certificate::NOT_BEFORE, DateTime::utc(described.0));
+        row.write(fields::certificate::NOT_AFTER, DateTime::utc(described.1));
+        row.write(fields::certificate::FINGERPRINT, fp.clone());
+        tx.insert(&model::new_ref(), row);
+        Ok::<_, ApiError>(())
+    })?;
+    let pool = s.replica.get();
+    if let Some(p) = pool.filter(|_| s.db.replicated() == Some(store::Role::Leader)) {
+        if let Err(e) = p.replicated(std::time::Duration::from_secs(10)).await {
+            tracing::warn!("presenting a new internal certificate before every host knows it: {e}");
+        }
+    }
+    if !s.cfg.ephemeral {
+        let (cp, kp) = internal_paths(&s.cfg.data_dir);
+        write_atomic(&kp, &key_pem, true).map_err(|e| crate::internal(format!("{}: {e}", kp.display())))?;
+        write_atomic(&cp, &cert_pem, false).map_err(|e| crate::internal(format!("{}: {e}", cp.display())))?;
+    }
+    if let Some(p) = pool {
+        p.present(vec![cert], key).map_err(crate::internal)?;
+    }
+    s.db.write(|tx| {
+        put_row(tx, &host, CertificateType::HostInternal, described);
+        Ok::<_, ApiError>(())
+    })?;
+    tracing::info!(fingerprint = %fp, "new internal certificate in use");
+    Ok(())
 }
 
 /// A certificate (PEM) as its Certificate row describes it.

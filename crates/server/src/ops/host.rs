@@ -176,6 +176,11 @@ impl HostApi for Server {
         crate::certs::reset(self)
     }
 
+    async fn refresh_server_certificate(&self, _ctx: &Ctx, host: Ref<Host>) -> Result<()> {
+        self.row(host_c(), host.as_str())?;
+        crate::certs::refresh_internal(self).await
+    }
+
     async fn emergency_reset_server_certificate(&self, _ctx: &Ctx) -> Result<()> {
         crate::certs::reset(self)
     }
