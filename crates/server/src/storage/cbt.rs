@@ -249,10 +249,15 @@ pub fn end_guest(data: &Path, batch: &str, written: &[(u64, u64)]) -> io::Result
 }
 
 /// Close a batch: the byte ranges written go into the log durably, then
-/// the marker goes (a crash before its removal is durable only over-claims).
+/// the marker goes (a crash before its removal is durable only over-claims),
+/// unless guest batches are open in it: their domains close them.
 pub fn end(data: &Path, size: u64, written: &[(u64, u64)]) -> io::Result<()> {
     mark(data, size, Some(written))?;
-    settled(&log_path(data))
+    let log = log_path(data);
+    match guest_batches(&busy_path(&log))? {
+        Some(t) if !t.is_empty() => Ok(()),
+        _ => settled(&log),
+    }
 }
 
 /// A snapshot of the disk at `data` while a guest writes it (under a batch
@@ -428,6 +433,13 @@ mod tests {
         assert_eq!(resume_guest(&data).unwrap().as_deref(), Some(four.as_str()));
         end_guest(&data, &four, &[(2 * BLOCK, 1)]).unwrap();
         assert_eq!(read(&log).unwrap().unwrap().bits, vec![0x20]);
+        // A batch of no guest's (an import) that ends leaves a guest's open.
+        let g = begin_guest(&data).unwrap().unwrap();
+        assert!(begin(&data).unwrap());
+        end(&data, 8 * BLOCK, &[]).unwrap();
+        assert!(busy_path(&log).exists(), "the guest's batch stays open");
+        end_guest(&data, &g, &[]).unwrap();
+        assert!(!busy_path(&log).exists());
         // Without an open guest batch, it opens one; with two, a third.
         let five = resume_guest(&data).unwrap().unwrap();
         assert_ne!(five, four);
