@@ -301,6 +301,19 @@ def test_a_running_guests_qcow2_disk_is_snapshotted_by_qemu(xapid, session, kern
     assert qemu_pids(xapid) == []
 
 
+def write_64k(x, api, vm, dev, block, tag):
+    """The guest writes `tag` at the start of 64 KiB block `block` of `dev`."""
+    shell(x, api, vm, "printf %s | dd of=%s bs=%d seek=%d 2>/dev/null && sync && echo %s-%d-$((6*7))"
+          % (tag, dev, 64 << 10, block, tag, block), "%s-%d-42" % (tag, block))
+
+
+def snapshot_disk(api, vm, name):
+    """VM.snapshot, and the snapshot's disk."""
+    s = api.VM.snapshot(vm, name)
+    (v,) = [api.VBD.get_VDI(b) for b in api.VM.get_VBDs(s) if api.VBD.get_type(b) == "Disk"]
+    return v
+
+
 def changed_blocks(api, a, b):
     """The 64 KiB blocks VDI.list_changed_blocks names between two VDIs."""
     return changed(api.VDI.list_changed_blocks(a, b))
@@ -340,16 +353,13 @@ def test_cbt_of_a_running_guest_names_the_blocks_it_wrote(xapid, session, kernel
     api.VDI.enable_cbt(disk)
     api.VM.start(vm, False, False)
     dev = disk_device(api, vm)
-    k64 = 64 << 10
 
     def write(blocks, tag):
         for b in blocks:
-            shell(xapid, api, vm, "printf %s | dd of=%s bs=%d seek=%d 2>/dev/null && sync && echo %s-%d-$((6*7))"
-                  % (tag, dev, k64, b, tag, b), "%s-%d-42" % (tag, b))
+            write_64k(xapid, api, vm, dev, b, tag)
 
     def snap(name):
-        s = api.VM.snapshot(vm, name)
-        (v,) = [api.VBD.get_VDI(b) for b in api.VM.get_VBDs(s) if api.VBD.get_type(b) == "Disk"]
+        v = snapshot_disk(api, vm, name)
         assert api.VDI.get_cbt_enabled(v)
         return v
 
@@ -386,16 +396,12 @@ def test_cbt_follows_a_guest_across_its_shutdowns(xapid, session, kernels):
     api.VDI.enable_cbt(disk)
     api.VM.start(vm, False, False)
     dev = disk_device(api, vm)
-    k64 = 64 << 10
 
     def write(b, tag):
-        shell(xapid, api, vm, "printf %s | dd of=%s bs=%d seek=%d 2>/dev/null && sync && echo %s-%d-$((6*7))"
-              % (tag, dev, k64, b, tag, b), "%s-%d-42" % (tag, b))
+        write_64k(xapid, api, vm, dev, b, tag)
 
     def snap(name):
-        s = api.VM.snapshot(vm, name)
-        (v,) = [api.VBD.get_VDI(b) for b in api.VM.get_VBDs(s) if api.VBD.get_type(b) == "Disk"]
-        return v
+        return snapshot_disk(api, vm, name)
 
     s1 = snap("across 1")
     write(5, "a")

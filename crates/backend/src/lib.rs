@@ -65,6 +65,13 @@ pub struct Disk {
 pub type DiskWrites =
     std::sync::Arc<dyn Fn(&std::path::Path, &str, &[(u64, u64)]) -> std::io::Result<()> + Send + Sync>;
 
+impl Disk {
+    /// Whether the guest's writes to this disk are tracked.
+    pub fn tracked(&self) -> bool {
+        self.change_batch.is_some() && !self.read_only
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Nic {
     pub device: String,

@@ -248,6 +248,12 @@ pub fn put_row(tx: &mut store::Txn, host: &str, ty: CertificateType, (nb, na, fp
     for (r, _) in mine {
         tx.delete(cc, &r);
     }
+    add_row(tx, host, ty, (nb, na, fp));
+}
+
+/// A new Certificate row for `host` of type `ty` describing `(not_before,
+/// not_after, fingerprint)`, beside any it has.
+fn add_row(tx: &mut store::Txn, host: &str, ty: CertificateType, (nb, na, fp): (i64, i64, String)) {
     let mut row = crate::rows::new_row(fields::certificate::UUID);
     row.write(fields::certificate::TYPE, ty);
     row.write(fields::certificate::HOST, Ref::new(host));
@@ -301,13 +307,7 @@ pub async fn refresh_internal(s: &Server) -> Result<()> {
     let described = describe(&cert).ok_or_else(|| crate::internal("a new certificate that cannot be described"))?;
     let (host, fp) = (s.host.clone(), described.2.clone());
     s.db.write(|tx| {
-        let mut row = crate::rows::new_row(fields::certificate::UUID);
-        row.write(fields::certificate::TYPE, CertificateType::HostInternal);
-        row.write(fields::certificate::HOST, Ref::new(host.as_str()));
-        row.write(fields::certificate::NOT_BEFORE, DateTime::utc(described.0));
-        row.write(fields::certificate::NOT_AFTER, DateTime::utc(described.1));
-        row.write(fields::certificate::FINGERPRINT, fp.clone());
-        tx.insert(&model::new_ref(), row);
+        add_row(tx, &host, CertificateType::HostInternal, described.clone());
         Ok::<_, ApiError>(())
     })?;
     let pool = s.replica.get();

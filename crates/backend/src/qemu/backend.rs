@@ -343,10 +343,8 @@ impl Qemu {
             match read {
                 Ok(Ok(ranges)) => {
                     let sink = sink.clone();
-                    let done = tokio::task::spawn_blocking(move || sink(&path, &batch, &ranges)).await;
-                    match done {
-                        Ok(Ok(())) => tracing::debug!(vm_uuid = %uuid, device = dev, "disk writes handed over"),
-                        Ok(Err(e)) => tracing::warn!(vm_uuid = %uuid, device = dev, "recording the disk's writes: {e}"),
+                    match blocking_io(move || sink(&path, &batch, &ranges)).await {
+                        Ok(()) => tracing::debug!(vm_uuid = %uuid, device = dev, "disk writes handed over"),
                         Err(e) => tracing::warn!(vm_uuid = %uuid, device = dev, "recording the disk's writes: {e}"),
                     }
                 }
@@ -363,12 +361,8 @@ impl Qemu {
         let Ok(Some((qmp, pid))) = self.with(&uuid, |d| (d.domid == domid).then(|| (d.qmp.clone(), d.pid))) else {
             return;
         };
-        if let Err(e) = qmp.execute_timeout("quit", Value::Null, self.0.cfg.kill_grace).await {
-            tracing::debug!(vm_uuid = %uuid, "quit: {e}");
-        }
-        if !self.wait_exit(&uuid, self.0.cfg.kill_grace, &mut None).await.unwrap_or(true) {
-            tracing::warn!(vm_uuid = %uuid, pid, "QEMU of an ended guest did not quit: SIGKILL");
-            sigkill(pid);
+        if let Err(e) = self.quit(&uuid, &qmp, pid).await {
+            tracing::error!(vm_uuid = %uuid, "ending the QEMU of an ended guest: {e}");
         }
     }
 
@@ -557,7 +551,7 @@ impl Qemu {
         self.install(spec, domid, pid, layout, qmp, events, Some(child), true);
         guard.armed = false;
         // Still stopped (-S): the bitmaps see every write the guest makes.
-        for d in spec.disks.iter().filter(|d| d.change_batch.is_some() && !d.read_only && d.path.is_some()) {
+        for d in spec.disks.iter().filter(|d| d.tracked() && d.path.is_some()) {
             self.track(&spec.uuid, &d.device).await;
         }
         Ok(domid)
@@ -1005,6 +999,11 @@ impl Qemu {
             d.expect_exit = true;
             (d.qmp.clone(), d.pid)
         })?;
+        self.quit(uuid, &qmp, pid).await
+    }
+
+    /// `quit` the domain's QEMU (`pid`), then SIGKILL after the grace period.
+    async fn quit(&self, uuid: &str, qmp: &Qmp, pid: u32) -> Result<()> {
         if let Err(e) = qmp.execute_timeout("quit", Value::Null, self.0.cfg.kill_grace).await {
             tracing::debug!(vm_uuid = %uuid, "quit: {e}");
         }
@@ -1380,7 +1379,7 @@ impl Qemu {
             return Err(hv("device_add", e));
         }
         self.with(uuid, |d| d.spec.disks.push(disk.clone()))?;
-        if disk.change_batch.is_some() && !disk.read_only {
+        if disk.tracked() {
             self.track(uuid, &disk.device).await;
         }
         Ok(())
@@ -1476,10 +1475,8 @@ impl Qemu {
         drop_target(&qmp, uuid, device, &id).await;
         if res.is_ok() && format == DiskFormat::Raw {
             let t = target.to_path_buf();
-            match tokio::task::spawn_blocking(move || release_unwritten(&t)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(vm_uuid = %uuid, device, "the copy keeps its zeroed space: {e}"),
-                Err(e) => tracing::warn!(vm_uuid = %uuid, device, "the copy keeps its zeroed space: {e}"),
+            if let Err(e) = blocking_io(move || release_unwritten(&t)).await {
+                tracing::warn!(vm_uuid = %uuid, device, "the copy keeps its zeroed space: {e}");
             }
         }
         let Some(old) = old else { return res.map(|()| None) };
@@ -1994,6 +1991,11 @@ async fn wait_job(qmp: &Qmp, id: &str, cancel: &mut Option<Cancel>) -> Result<()
     }
 }
 
+/// Run file I/O off the runtime's threads.
+async fn blocking_io(f: impl FnOnce() -> std::io::Result<()> + Send + 'static) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(f).await.map_err(std::io::Error::other)?
+}
+
 /// Give back the space of a raw copy's zeros. The backup job writes a
 /// source's holes as zeroes without leave to unmap, which the file system
 /// turns into allocated (unwritten) extents: a copy of a mostly empty 4 GiB
@@ -2054,7 +2056,7 @@ async fn drop_bitmap(qmp: &Qmp, uuid: &str, node: &str, name: &str) {
 /// which counts every block as changed).
 async fn recording_bitmaps(qmp: &Qmp, spec: &DomainSpec) -> HashMap<String, String> {
     let mut out = HashMap::new();
-    if !spec.disks.iter().any(|d| d.change_batch.is_some() && !d.read_only) {
+    if !spec.disks.iter().any(Disk::tracked) {
         return out;
     }
     let nodes = match qmp.execute("query-named-block-nodes", json!({ "flat": true })).await {
@@ -2064,7 +2066,7 @@ async fn recording_bitmaps(qmp: &Qmp, spec: &DomainSpec) -> HashMap<String, Stri
             return out;
         }
     };
-    for d in spec.disks.iter().filter(|d| d.change_batch.is_some() && !d.read_only) {
+    for d in spec.disks.iter().filter(|d| d.tracked()) {
         let Ok(node) = argv::node_id(&d.device) else { continue };
         // A frozen bitmap beside the recording one is a copy the last
         // server did not finish: its blocks were handed to no snapshot.

@@ -161,25 +161,10 @@ fn guest_batches(busy: &Path) -> io::Result<Option<Vec<String>>> {
 
 /// Replace the marker by one naming `tokens` (none: no marker), durably.
 fn set_guest_batches(log: &Path, tokens: &[String]) -> io::Result<()> {
-    let busy = busy_path(log);
     if tokens.is_empty() {
         return settled(log);
     }
-    let tmp = busy.with_extension(format!("cbt-{}.tmp", model::new_uuid()));
-    let made = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(tokens.join("\n").as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &busy)?;
-        if let Some(dir) = log.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if made.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    made
+    replace(&busy_path(log), tokens.join("\n").as_bytes())
 }
 
 /// Open a batch for the writes of a guest that starts afresh on the disk at
@@ -307,12 +292,19 @@ fn read_bits(path: &Path) -> io::Result<Option<Bitmap>> {
 
 /// Replace a log atomically and durably.
 pub fn write(path: &Path, map: &Bitmap) -> io::Result<()> {
+    let mut bytes = Vec::with_capacity(16 + map.bits.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&map.size.to_be_bytes());
+    bytes.extend_from_slice(&map.bits);
+    replace(path, &bytes)
+}
+
+/// Replace the file at `path` by `bytes`, atomically and durably.
+fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension(format!("cbt-{}.tmp", model::new_uuid()));
     let out = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(MAGIC)?;
-        f.write_all(&map.size.to_be_bytes())?;
-        f.write_all(&map.bits)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Some(dir) = path.parent() {
