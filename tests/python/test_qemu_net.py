@@ -135,8 +135,8 @@ def network(api, name):
     return api.network.create({"name_label": name, "name_description": "", "MTU": "1500", "other_config": {}})
 
 
-def vif(api, vm, device, net, other_config=None):
-    return api.VIF.create({"device": device, "network": net, "VM": vm, "MAC": "", "MTU": "1500",
+def vif(api, vm, device, net, other_config=None, mac=""):
+    return api.VIF.create({"device": device, "network": net, "VM": vm, "MAC": mac, "MTU": "1500",
                            "other_config": other_config or {}, "qos_algorithm_type": "",
                            "qos_algorithm_params": {}})
 
@@ -185,7 +185,12 @@ def lab(xapid, api, kernels):  # noqa: F811
         vm = guest_vm(api, kernels, "net-" + name)
         api.VM.set_PV_args(vm, "console=ttyS0 no_timer_check xapi.ip=%s/24" % ip)
         vif(api, vm, "0", net)
-        if name != "B":
+        if name == "A2":
+            # A MAC whose first octet is the one the tap's own MAC gets
+            # (a generated MAC is one in 64 times): the bridge must still
+            # pass the guest's frames.
+            vif(api, vm, "1", private, mac="fe:16:3e:%02x:%02x:%02x" % tuple(os.urandom(3)))
+        elif name == "A":
             vif(api, vm, "1", private)
         api.VM.start(vm, False, False)
         vms[name] = vm
@@ -219,15 +224,18 @@ def test_switches_are_linux_bridges(xapid, api, lab):
             assert net["bridge"] in ls, (net["name_label"], net["bridge"], sorted(ls))
             assert ls[net["bridge"]]["linkinfo"]["info_kind"] == "bridge"
     assert ls["eth1"]["master"] == api.network.get_bridge(api.PIF.get_network(pif(api, "eth1")))
-    vm = lab["vms"]["A"]
-    domid = api.VM.get_domid(vm)
-    for v in api.VM.get_VIFs(vm):
-        rec = api.VIF.get_record(v)
-        tap = "vif%s.%s" % (domid, rec["device"])
-        bridge = api.network.get_bridge(rec["network"])
-        assert ls[tap]["master"] == bridge, ls[tap]
-        # The host side is fe:… (the guest's MAC on the bridge would swallow its frames).
-        assert ls[tap]["address"] == "fe" + rec["MAC"][2:], (ls[tap]["address"], rec["MAC"])
+    for key in ("A", "A2"):
+        vm = lab["vms"][key]
+        domid = api.VM.get_domid(vm)
+        for v in api.VM.get_VIFs(vm):
+            rec = api.VIF.get_record(v)
+            tap = "vif%s.%s" % (domid, rec["device"])
+            bridge = api.network.get_bridge(rec["network"])
+            assert ls[tap]["master"] == bridge, ls[tap]
+            # The host side is fe:… (fa:… for a guest's fe:…): never the
+            # guest's MAC, which on the bridge would swallow its frames.
+            first = "fa" if rec["MAC"].startswith("fe") else "fe"
+            assert ls[tap]["address"] == first + rec["MAC"][2:], (ls[tap]["address"], rec["MAC"])
 
 
 def test_guests_on_a_private_network_ping_each_other(xapid, api, lab):

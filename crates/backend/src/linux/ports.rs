@@ -17,17 +17,19 @@ pub fn tap_name(domid: i64, device: &str) -> Result<String> {
     Ok(name)
 }
 
-/// The tap's own MAC: the guest's with the first octet `fe`. The bridge
-/// learns the guest's MAC on the port; had the tap that MAC too, the bridge
-/// would take frames for the guest as its own. `fe` is unicast, locally
-/// administered, and large, so the bridge (whose address is its lowest
-/// port's) keeps the uplink's MAC.
+/// The tap's own MAC: the guest's with the first octet `fe` (`fa` when the
+/// guest's is `fe` already: a generated MAC starts with `fe` one time in 64).
+/// The bridge learns the guest's MAC on the port; had the tap that MAC too,
+/// the bridge would take frames for the guest as its own. Both are unicast,
+/// locally administered, and large, so the bridge (whose address is its
+/// lowest port's) keeps the uplink's MAC.
 pub fn host_side_mac(guest: &str) -> Result<String> {
     let parts: Vec<&str> = guest.split(':').collect();
     if parts.len() != 6 || !parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit())) {
         return Err(BackendError::Network(format!("{guest:?} is not a MAC address")));
     }
-    Ok(format!("fe:{}", parts[1..].join(":")).to_lowercase())
+    let first = if parts[0].eq_ignore_ascii_case("fe") { "fa" } else { "fe" };
+    Ok(format!("{first}:{}", parts[1..].join(":")).to_lowercase())
 }
 
 /// Join `tap` (it exists: QEMU made it) to `nic.bridge` (made if missing),
@@ -84,6 +86,8 @@ mod tests {
     #[test]
     fn host_side_macs() {
         assert_eq!(host_side_mac("02:AB:cd:00:00:01").unwrap(), "fe:ab:cd:00:00:01");
+        // Never the guest's own.
+        assert_eq!(host_side_mac("FE:ab:cd:00:00:01").unwrap(), "fa:ab:cd:00:00:01");
         assert!(host_side_mac("02:ab:cd:00:00").is_err() && host_side_mac("zz:ab:cd:00:00:01").is_err());
     }
 }
