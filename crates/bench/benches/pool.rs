@@ -294,6 +294,31 @@ async fn starts(addr: SocketAddr, vms: &[String], hosts: &[String]) -> f64 {
     vms.len() as f64 / t.elapsed().as_secs_f64()
 }
 
+/// CPU seconds (user and system) process `pid` has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    // SAFETY: sysconf reads a constant of the system.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        // The fields after the command's closing parenthesis: utime and stime
+        // are the 12th and 13th of them.
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.to_string()))
+        .map(|rest| {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let n = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            (n(11) + n(12)) / tick
+        })
+        .unwrap_or(0.0)
+}
+
+/// [`starts`], with the CPU time each of `pids` used meanwhile, in ms per start.
+async fn starts_cpu(addr: SocketAddr, vms: &[String], hosts: &[String], pids: &[u32]) -> (f64, Vec<f64>) {
+    let before: Vec<f64> = pids.iter().map(|p| cpu_secs(*p)).collect();
+    let rate = starts(addr, vms, hosts).await;
+    let used = pids.iter().zip(before).map(|(p, b)| (cpu_secs(*p) - b) * 1e3 / vms.len() as f64).collect();
+    (rate, used)
+}
+
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -374,8 +399,24 @@ fn main() {
         println!("| xe vm-list, ms | {px:.0} | {lx:.0} | {:.2} | |", px / lx);
         let all_hosts = host_refs(pool[0].addr).await;
         let lone_host = host_refs(lone.addr).await;
-        let ps = starts(pool[0].addr, &pool_vms[..start_count], &all_hosts).await;
-        let ls = starts(lone.addr, &lone_vms[..start_count], &lone_host).await;
+        let pids: Vec<u32> = pool.iter().map(|h| h.child.id()).collect();
+        // POOL_BENCH_PERF=FILE: `perf record` the master and the first
+        // member through this section (where their CPU time goes).
+        let perf = std::env::var("POOL_BENCH_PERF").ok().map(|out| {
+            Command::new("perf")
+                .args(["record", "-q", "-F", "499", "--call-graph", "dwarf,16384", "-o", &out])
+                .args(["-p", &format!("{},{}", pids[0], pids[1])])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("run perf")
+        });
+        let (ps, pcpu) = starts_cpu(pool[0].addr, &pool_vms[..start_count], &all_hosts, &pids).await;
+        if let Some(mut p) = perf {
+            // SAFETY: a signal to our own child.
+            unsafe { libc::kill(p.id() as i32, libc::SIGINT) };
+            let _ = p.wait();
+        }
+        let (ls, lcpu) = starts_cpu(lone.addr, &lone_vms[..start_count], &lone_host, &[lone.child.id()]).await;
         println!(
             "| {start_count} VM.start_on (20 connections; pool: over all hosts), starts/s | {ps:.1} | {ls:.1} | {:.2} | ≥ 0.5 |",
             ps / ls
@@ -391,12 +432,22 @@ fn main() {
             ok(&mut c, "pool.get_master", &[s(&sess), s(&p)]).await.as_str().expect("master").to_string()
         };
         let rest = start_count..start_count + half;
-        let pm = starts(pool[0].addr, &pool_vms[rest.clone()], std::slice::from_ref(&mref)).await;
-        let lm = starts(lone.addr, &lone_vms[rest], &lone_host).await;
+        let (pm, pmcpu) = starts_cpu(pool[0].addr, &pool_vms[rest.clone()], std::slice::from_ref(&mref), &pids).await;
+        let (lm, lmcpu) = starts_cpu(lone.addr, &lone_vms[rest], &lone_host, &[lone.child.id()]).await;
         println!(
             "| {half} VM.start_on (20 connections; pool: all on the master), starts/s | {pm:.1} | {lm:.1} | {:.2} | |",
             pm / lm
         );
+        // CPU per start: on two shared cores the pool's start rate is bounded
+        // by its CPU time per start (all hosts together).
+        println!("\n### CPU time per start, ms (user + system)");
+        println!("| section | lone host | pool: all hosts | pool: master | pool: members, mean |");
+        println!("|---|---|---|---|---|");
+        for (what, lone_ms, pool_ms) in [("over all hosts", &lcpu, &pcpu), ("all on the master", &lmcpu, &pmcpu)] {
+            let total: f64 = pool_ms.iter().sum();
+            let members = pool_ms[1..].iter().sum::<f64>() / (pool_ms.len() - 1) as f64;
+            println!("| {what} | {:.2} | {total:.2} | {:.2} | {members:.2} |", lone_ms[0], pool_ms[0]);
+        }
 
         let members: Vec<f64> = pool[1..].iter().map(|h| rss_mib(h.child.id())).collect();
         let mean = members.iter().sum::<f64>() / members.len() as f64;

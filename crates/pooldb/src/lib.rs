@@ -918,14 +918,25 @@ async fn elect_guard(raft: Raft<Tc>, me: u64) {
     }
 }
 
+/// Engine entries of the leader's that may be uncommitted at once: group
+/// commit. While one is in flight, proposals gather for the next, so an
+/// entry carries more records under load; every entry costs each voter a
+/// log sync and each host an apply. One measured best (pool bench, 5
+/// hosts: 2.2 ms of CPU per start over all hosts against 2.5–2.7 with two
+/// or unbounded, and the most starts per second); a lone write waits for
+/// nothing either way.
+const IN_FLIGHT: usize = 1;
+
 /// The leader's proposals, batched into engine entries in commit order.
-/// Several entries are in flight at once (the engine batches their log
-/// writes and replication); they are settled in order as they commit.
+/// Up to IN_FLIGHT entries are in flight at once; they are settled in
+/// order as they commit.
 async fn pump(rep: Arc<Rep>, mut rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>) {
     let origin = rep.store.0.boot.clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let (order_tx, mut order_rx) = mpsc::unbounded_channel::<(
         u64,
         <openraft::impls::OneshotResponder<Tc> as openraft::raft::responder::Responder<Tc>>::Receiver,
+        tokio::sync::OwnedSemaphorePermit,
     )>();
     let fail = |rep: &Rep, why: String| {
         // Lost leadership or stopped: these writes may not be the pool's.
@@ -937,7 +948,7 @@ async fn pump(rep: Arc<Rep>, mut rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>) {
     };
     let settler = rep.clone();
     tokio::spawn(async move {
-        while let Some((last, r)) = order_rx.recv().await {
+        while let Some((last, r, _slot)) = order_rx.recv().await {
             match r.await {
                 Ok(Ok(resp)) => settler.settle(Done { seq: last, index: resp.log_id.index, failed: None }),
                 Ok(Err(e)) => return fail(&settler, e.to_string()),
@@ -946,6 +957,7 @@ async fn pump(rep: Arc<Rep>, mut rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>) {
         }
     });
     while let Some((seq, rec)) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let mut last = seq;
         let mut records = vec![rec];
         let mut bytes = records[0].len();
@@ -961,7 +973,7 @@ async fn pump(rep: Arc<Rep>, mut rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>) {
         }
         match rep.raft.client_write_ff(Batch { origin: origin.clone(), records, genesis: None }).await {
             Ok(r) => {
-                if order_tx.send((last, r)).is_err() {
+                if order_tx.send((last, r, slot)).is_err() {
                     return;
                 }
             }

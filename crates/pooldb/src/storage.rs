@@ -6,7 +6,10 @@
 //!   an entry, a truncation ("everything from index i is gone") or a purge
 //!   ("everything up to this log id is in the snapshot"). Rewritten whole
 //!   after a purge.
-//! * `vote`, `committed`: the latest value, replaced atomically.
+//! * `vote`: the latest value, replaced atomically.
+//! * `committed`: the latest commit point, written over in place (once per
+//!   commit: a file replaced each time cost an open and a rename per
+//!   entry); one that does not parse is only a slower restart.
 //! * `snapshot`: a JSON line of metadata, then the snapshot's data: a JSON
 //!   line naming the commits the dump holds (see [`Covers`]), then the dump.
 //!
@@ -111,6 +114,7 @@ pub(crate) struct Shared {
     log: Mutex<Log>,
     vote: Mutex<Option<Vote<u64>>>,
     committed: Mutex<Option<LogId<u64>>>,
+    committed_file: Mutex<std::fs::File>,
     machine: Mutex<Machine>,
     snapshot: Mutex<Option<(Meta, Vec<u8>)>>,
     /// The index of the last entry applied to the store, for writers that
@@ -131,6 +135,9 @@ fn io<E: std::error::Error + 'static>(e: E) -> Sto {
 fn other(msg: String) -> Sto {
     io(std::io::Error::other(msg))
 }
+
+/// The length the commit point's file is written at.
+const COMMITTED_LEN: usize = 160;
 
 fn read_json<T: for<'a> Deserialize<'a>>(path: &Path) -> Result<Option<T>, String> {
     match std::fs::read(path) {
@@ -204,7 +211,18 @@ impl Store {
             .open(&log_path)
             .map_err(|e| format!("{}: {e}", log_path.display()))?;
         let vote = read_json(&dir.join("vote"))?;
-        let mut committed: Option<LogId<u64>> = read_json(&dir.join("committed"))?;
+        let committed_path = dir.join("committed");
+        let mut committed: Option<LogId<u64>> = read_json(&committed_path).unwrap_or_else(|e| {
+            // Torn by a crash mid-write: the leader tells the point again.
+            tracing::warn!("the pool's saved commit point is unreadable, starting without it: {e}");
+            None
+        });
+        let committed_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&committed_path)
+            .map_err(|e| format!("{}: {e}", committed_path.display()))?;
         // A learner's unsynced tail may be gone after a power loss: never
         // claim more committed than the log and snapshot hold.
         let last = entries.values().next_back().map(|e| e.log_id).or(purged);
@@ -235,6 +253,7 @@ impl Store {
             log: Mutex::new(Log { entries, purged, file, buf: Vec::new() }),
             vote: Mutex::new(vote),
             committed: Mutex::new(committed),
+            committed_file: Mutex::new(committed_file),
             machine: Mutex::new(machine),
             snapshot: Mutex::new(snapshot),
             applied: (Mutex::new(idx), Condvar::new()),
@@ -367,10 +386,11 @@ impl RaftStorage<Tc> for Store {
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), Sto> {
         // Not fsynced: a committed point lost in a crash is learnt again
         // from the leader; it only speeds up a restart.
-        let b = serde_json::to_vec(&committed).map_err(io)?;
-        let tmp = self.0.dir.join("committed.tmp");
-        std::fs::write(&tmp, &b).map_err(io)?;
-        std::fs::rename(&tmp, self.0.dir.join("committed")).map_err(io)?;
+        // Padded to one length (JSON allows the trailing blanks), so a
+        // shorter value leaves nothing of a longer one behind.
+        let mut b = serde_json::to_vec(&committed).map_err(io)?;
+        b.resize(b.len().max(COMMITTED_LEN), b' ');
+        std::os::unix::fs::FileExt::write_all_at(&*lock(&self.0.committed_file), &b, 0).map_err(io)?;
         *lock(&self.0.committed) = committed;
         Ok(())
     }
@@ -620,5 +640,23 @@ mod tests {
         let later = Batch { records: batch.records[1..].to_vec(), ..batch.clone() };
         let e = host2.apply_batch(&later, None).expect_err("a change to a deleted row");
         assert!(e.contains("does not have"), "{e}");
+    }
+
+    /// The commit point is written over in place: a shorter value leaves
+    /// nothing of a longer one, and a file a crash left unreadable only
+    /// means starting without it.
+    #[tokio::test]
+    async fn the_commit_point_is_written_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut st = Store::open(dir.path(), Arc::new(Db::memory()), "b".into(), 1).expect("open");
+        let id = |term, index| Some(LogId::new(openraft::CommittedLeaderId::new(term, 1), index));
+        st.save_committed(id(123_456, 987_654_321)).await.expect("save");
+        st.save_committed(id(2, 7)).await.expect("save");
+        let back: Option<Option<LogId<u64>>> = read_json(&dir.path().join("committed")).expect("parses");
+        assert_eq!(back, Some(id(2, 7)));
+        assert_eq!(st.read_committed().await.expect("read"), id(2, 7));
+        drop(st);
+        std::fs::write(dir.path().join("committed"), b"{\"leader_id\":{\"te").expect("write");
+        Store::open(dir.path(), Arc::new(Db::memory()), "c".into(), 1).expect("opens without the point");
     }
 }
