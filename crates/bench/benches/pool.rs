@@ -404,8 +404,8 @@ fn main() {
         // member through this section (where their CPU time goes).
         let perf = std::env::var("POOL_BENCH_PERF").ok().map(|out| {
             Command::new("perf")
-                .args(["record", "-q", "-F", "499", "--call-graph", "dwarf,16384", "-o", &out])
-                .args(["-p", &format!("{},{}", pids[0], pids[1])])
+                .args(["record", "-q", "-F", "1999", "--call-graph", "dwarf,16384", "-o", &out])
+                .args(["-p", &std::env::var("POOL_BENCH_PERF_PIDS").map(|w| if w == "member" { pids[1].to_string() } else { format!("{},{}", pids[0], pids[1]) }).unwrap_or_else(|_| format!("{},{}", pids[0], pids[1]))])
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("run perf")

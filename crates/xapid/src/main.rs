@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-// Rows are copied on write; mimalloc makes those many small allocations cheap.
+// Rows are copied on write; mimalloc makes those many small allocations cheap
+// (built without transparent huge pages: see Cargo.toml).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
