@@ -401,11 +401,15 @@ fn main() {
         let lone_host = host_refs(lone.addr).await;
         let pids: Vec<u32> = pool.iter().map(|h| h.child.id()).collect();
         // POOL_BENCH_PERF=FILE: `perf record` the master and the first
-        // member through this section (where their CPU time goes).
+        // member (POOL_BENCH_PERF_PIDS=member: the member alone) through
+        // this section (where their CPU time goes).
         let perf = std::env::var("POOL_BENCH_PERF").ok().map(|out| {
+            let who = match std::env::var("POOL_BENCH_PERF_PIDS").as_deref() {
+                Ok("member") => pids[1].to_string(),
+                _ => format!("{},{}", pids[0], pids[1]),
+            };
             Command::new("perf")
-                .args(["record", "-q", "-F", "1999", "--call-graph", "dwarf,16384", "-o", &out])
-                .args(["-p", &std::env::var("POOL_BENCH_PERF_PIDS").map(|w| if w == "member" { pids[1].to_string() } else { format!("{},{}", pids[0], pids[1]) }).unwrap_or_else(|_| format!("{},{}", pids[0], pids[1]))])
+                .args(["record", "-q", "-F", "1999", "--call-graph", "dwarf,16384", "-o", &out, "-p", &who])
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("run perf")
