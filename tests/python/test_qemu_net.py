@@ -23,7 +23,6 @@ and bonds in a QEMU guest with Debian's kernel, where they are always there."""
 import itertools
 import json
 import os
-import re
 import signal
 import subprocess
 import time
@@ -32,7 +31,7 @@ import pytest
 import XenAPI
 
 from conftest import PASSWORD, ROOT, Xapid, require_tool
-from test_qemu import BOOT, guest_vm, kernels, qemu_pids, serial, type_line, vm_dir, wait_banner  # noqa: F401
+from test_qemu import BOOT, answer, guest_vm, kernels, qemu_pids, serial, type_line, vm_dir, wait_banner  # noqa: F401
 from vmlib import wait_for
 
 NICS = ["eth0", "eth1", "eth2", "eth3", "eth4"]
@@ -143,21 +142,11 @@ def vif(api, vm, device, net, other_config=None, mac=""):
 
 def run(x, api, vm, cmd, timeout=30):
     """Run `cmd` in the guest's shell; its exit status. The marker is built
-    by the shell, so the echoed input line never matches it."""
+    by the shell, so the echoed input line never matches it (a late first
+    run still answers with its own status)."""
     n = next(_seq)
-    pat = re.compile(r"RC%d-(\d+)-42" % n)
-    # Typed characters can be lost (a busy emulated UART): type it again
-    # when no answer came; a late first run still answers with its own status.
-    deadline = time.time() + timeout
-    while True:
-        type_line(x, api, vm, '%s >/dev/null 2>&1; echo "RC%d-$?-$((6*7))"' % (cmd, n), reset=True)
-        try:
-            m = wait_for(lambda: pat.search(serial(x, api, vm)), min(15, max(1, deadline - time.time())),
-                         "the guest's answer to %r" % cmd, interval=0.3)
-            return int(m.group(1))
-        except AssertionError:
-            if time.time() > deadline:
-                raise
+    line = '%s >/dev/null 2>&1; echo "RC%d-$?-$((6*7))"' % (cmd, n)
+    return int(answer(x, api, vm, line, r"RC%d-(\d+)-42" % n, "the guest's answer to %r" % cmd, timeout=timeout))
 
 
 def can_ping(x, api, vm, addr, src=None):
