@@ -135,6 +135,12 @@ def lab3():
 
 
 @pytest.fixture
+def lab6():
+    with lab(6) as l:
+        yield l
+
+
+@pytest.fixture
 def pool2(lab2):
     """host2 joined to host1. Yields (lab, master session api)."""
     master, member = lab2.hosts
@@ -319,6 +325,43 @@ def test_member_unix_socket_forwards_to_the_master(pool2):
     sess = body["result"]
     st, _, body = member.jsonrpc("pool.get_all", [sess], unix=True)
     assert body["result"] == api.pool.get_all()
+
+
+def test_every_member_of_a_six_host_pool_sees_what_the_master_did(lab6):
+    """Six hosts: five voters and a learner, whose appends the master paces
+    (it waits for nobody). Still, on every member, a write the master has
+    acknowledged is what the member's Unix socket answers at once, a call
+    the master sends there right after a write sees it (VM.start_on of a
+    VM just made), a member's own write reads back, and an HTTP request
+    there names an object just made through the master."""
+    import http.client
+    master = lab6.hosts[0]
+    for h in lab6.hosts[1:]:
+        s = join(h, master)
+    api = s.xenapi
+    sid = s._session
+    for member in lab6.hosts[1:]:
+        m = host_by_address(api, member.address)
+        local = member.local().xenapi
+        vm = api.VM.create(vm_ctor(name_label="on %s" % member.name))
+        seen = []
+        for i in range(10):
+            api.VM.set_name_description(vm, "write %d" % i)
+            seen.append(local.VM.get_name_description(vm))
+        assert seen == ["write %d" % i for i in range(10)], member.name
+        local.VM.set_name_description(vm, "from the member")
+        assert local.VM.get_name_description(vm) == "from the member"
+        assert api.VM.get_name_description(vm) == "from the member"
+        fresh = diskless(api, "started on %s" % member.name)
+        bounded(api.VM.start_on, fresh, m, False, False, timeout=60, what="VM.start_on")
+        assert api.VM.get_resident_on(fresh) == m
+        other = api.VM.create(vm_ctor(name_label="exported from %s" % member.name))
+        c = http.client.HTTPConnection("127.0.0.1", member.port, timeout=60)
+        c.request("GET", "/export_metadata?ref=%s&session_id=%s" % (other, sid))
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        assert r.status == 200, (member.name, r.status, body[:200])
 
 
 def test_pypi_xenapi_is_told_the_master(pool2):

@@ -89,6 +89,8 @@ struct Done {
 /// The store's view of the engine (see [`store::Replicator`]).
 pub struct Rep {
     role: Role,
+    /// This host's engine node id.
+    id: u64,
     raft: Raft<Tc>,
     store: Store,
     secret: Arc<str>,
@@ -222,7 +224,14 @@ impl Replicator for Rep {
     fn forward(&self, changes: Vec<u8>) -> Result<(), String> {
         let addr = self.leader_addr().ok_or_else(|| "no pool master is known".to_string())?;
         let body = self
-            .block_on(net::ask(&self.tls, &addr, "/pool/forward", &self.secret, &changes, Duration::from_secs(30)))
+            .block_on(net::ask(
+                &self.tls,
+                &addr,
+                &format!("/pool/forward?from={}", self.id),
+                &self.secret,
+                &changes,
+                Duration::from_secs(30),
+            ))
             .map_err(|e| format!("the pool master did not take the write: {e}"))?;
         let index = log_index(&body).ok_or_else(|| format!("the pool master at {addr} gave no log index"))?;
         if !self.store.wait_applied_blocking(index, Duration::from_secs(30)) {
@@ -256,6 +265,8 @@ pub struct Pool {
     calls: std::sync::OnceLock<CallFn>,
     /// Takes a raw stream another host opens (`/pool/stream/…`).
     streams: std::sync::OnceLock<StreamFn>,
+    /// The leader's appends to learners (see [`net::Pace`]).
+    pace: Arc<net::Pace>,
 }
 
 /// The host's API, for calls the master forwards: a JSON-RPC request in,
@@ -289,10 +300,13 @@ impl Pool {
         let secret: Arc<str> = secret.into();
         #[allow(deprecated)]
         let (log, sm) = openraft::storage::Adaptor::new(st.clone());
-        let raft = Raft::new(id, engine_config()?, net::Net { secret: secret.clone(), tls: tls.clone() }, log, sm)
+        let pace = Arc::new(net::Pace::default());
+        let net = net::Net { secret: secret.clone(), tls: tls.clone(), pace: pace.clone() };
+        let raft = Raft::new(id, engine_config()?, net, log, sm)
             .await
             .map_err(|e| format!("the pool database engine: {e}"))?;
         tokio::spawn(elect_guard(raft.clone(), id));
+        tokio::spawn(follow_membership(raft.clone(), pace.clone()));
         Ok(Arc::new(Pool {
             id,
             raft,
@@ -306,6 +320,7 @@ impl Pool {
             former: Default::default(),
             calls: Default::default(),
             streams: Default::default(),
+            pace,
         }))
     }
 
@@ -381,6 +396,7 @@ impl Pool {
         let (queue, rx) = mpsc::unbounded_channel();
         let rep = Arc::new(Rep {
             role,
+            id: self.id,
             raft: self.raft.clone(),
             store: self.store.clone(),
             secret: self.secret.clone(),
@@ -535,6 +551,7 @@ impl Pool {
     /// as the row the call names).
     pub async fn call(&self, addr: &str, request: &[u8], limit: Duration) -> Result<Vec<u8>, String> {
         let seen = self.seen();
+        self.pace.want_at(addr, seen);
         let path = format!("/pool/call?seen={seen}");
         net::ask(&self.tls, addr, &path, &self.secret, request, limit).await
     }
@@ -577,7 +594,8 @@ impl Pool {
     /// run left) must see them.
     pub async fn catch_up(&self, limit: Duration) -> Result<(), String> {
         let addr = self.leader_addr().ok_or_else(|| "no pool master is known".to_string())?;
-        let body = net::ask(&self.tls, &addr, "/pool/point", &self.secret, b"", limit).await?;
+        let path = format!("/pool/point?from={}", self.id);
+        let body = net::ask(&self.tls, &addr, &path, &self.secret, b"", limit).await?;
         let point = log_index(&body).ok_or_else(|| format!("{addr} gave no log index"))?;
         self.store.wait_applied(point, limit).await
     }
@@ -700,14 +718,24 @@ impl Pool {
             serde_json::to_vec(v).map_err(|e| (500, e.to_string()))
         }
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        // The member that sent a forwarded write or asks for the commit
+        // point waits to apply what it is answered.
+        let from: Option<u64> = query.strip_prefix("from=").and_then(|n| n.parse().ok());
+        let wants = |index: u64| {
+            if let Some(id) = from {
+                self.pace.want(id, index);
+            }
+            index
+        };
         match path {
             "/pool/raft/append" => enc(&self.raft.append_entries(serde_json::from_slice(body).map_err(bad)?).await),
             "/pool/raft/vote" => enc(&self.raft.vote(serde_json::from_slice(body).map_err(bad)?).await),
             "/pool/raft/snapshot" => enc(&self.raft.install_snapshot(serde_json::from_slice(body).map_err(bad)?).await),
-            "/pool/forward" => self.apply_forwarded(body).await.map(|i| i.to_string().into_bytes()),
-            "/pool/point" => {
-                self.point().map(|i| i.to_string().into_bytes()).ok_or((503, "this host is not the pool master".into()))
-            }
+            "/pool/forward" => self.apply_forwarded(body).await.map(|i| wants(i).to_string().into_bytes()),
+            "/pool/point" => self
+                .point()
+                .map(|i| wants(i).to_string().into_bytes())
+                .ok_or((503, "this host is not the pool master".into())),
             // Only the rejoin message: the caller may hold no more than the
             // former secret.
             "/pool/rejoin" => {
@@ -758,11 +786,8 @@ impl Pool {
         let db = &self.store.0.db;
         let c = db.apply_changes(body).map_err(|e| (400, e.to_string()))?;
         db.durable(c).await.map_err(|e| (503, e.to_string()))?;
-        // The member waits to see its write applied: tell the followers the
-        // new commit point now rather than at the next heartbeat.
-        if let Err(e) = self.raft.trigger().heartbeat().await {
-            tracing::warn!("the pool database engine: {e}");
-        }
+        // The engine sends every follower the new commit point by itself;
+        // the member's own lane is unpaced for it (`handle`).
         Ok(self.point().unwrap_or(0))
     }
 }
@@ -853,6 +878,25 @@ fn same(given: &str, secret: &str) -> bool {
 /// voters (itself included): one cut off from the others would otherwise
 /// raise its term again and again, and depose the master when it comes
 /// back (this engine has no pre-vote).
+/// Keep the pacing's view of the membership (voters, addresses) current.
+async fn follow_membership(raft: Raft<Tc>, pace: Arc<net::Pace>) {
+    let mut rx = raft.metrics();
+    let mut seen = None;
+    loop {
+        {
+            let m = rx.borrow_and_update();
+            let c = &m.membership_config;
+            if seen.as_ref() != Some(c.log_id()) {
+                seen = Some(*c.log_id());
+                pace.learn(c.membership());
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 async fn elect_guard(raft: Raft<Tc>, me: u64) {
     let mut enabled = true;
     // Back in reach: stand again only after the leader has had time to

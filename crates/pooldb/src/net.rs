@@ -424,6 +424,7 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
 pub struct Net {
     pub(crate) secret: Arc<str>,
     pub(crate) tls: Tls,
+    pub(crate) pace: Arc<Pace>,
 }
 
 pub struct Conn {
@@ -433,12 +434,117 @@ pub struct Conn {
     tls: Tls,
     /// Kept open between messages (a replication stream sends many).
     stream: Option<PeerStream>,
+    pace: Arc<Pace>,
+    lane: Arc<Lane>,
 }
 
 impl RaftNetworkFactory<Tc> for Net {
     type Network = Conn;
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Conn {
-        Conn { target, addr: node.addr.clone(), secret: self.secret.clone(), tls: self.tls.clone(), stream: None }
+        Conn {
+            target,
+            addr: node.addr.clone(),
+            secret: self.secret.clone(),
+            tls: self.tls.clone(),
+            stream: None,
+            lane: self.pace.lane(target),
+            pace: self.pace.clone(),
+        }
+    }
+}
+
+/// How long the leader's append to a learner waits before it goes.
+pub const LEARNER_PACE: Duration = Duration::from_millis(10);
+
+/// The leader's appends to learners, paced. Nothing waits for a learner's
+/// copy (the voters make a write durable), yet unpaced each entry costs
+/// every learner two messages (the entry, then its commit) and the leader
+/// two per learner: with 60 learners on shared CPUs that was most of a
+/// pool's work. So an append to a learner waits LEARNER_PACE and carries
+/// whatever the log and the commit point gained meanwhile, unless the
+/// learner's host waits for its copy to reach an entry (a call the master
+/// sends it, a write it forwarded, a read barrier: [`Pace::want`]): then
+/// its appends go at once until that entry's commit has reached it.
+#[derive(Default)]
+pub(crate) struct Pace {
+    view: std::sync::RwLock<View>,
+    lanes: std::sync::Mutex<std::collections::HashMap<u64, Arc<Lane>>>,
+}
+
+/// The engine's membership as pacing needs it.
+#[derive(Default)]
+struct View {
+    /// Until the membership is known every target is taken for a voter.
+    known: bool,
+    voters: std::collections::BTreeSet<u64>,
+    by_addr: std::collections::HashMap<String, u64>,
+}
+
+/// One target's pacing.
+#[derive(Default)]
+pub(crate) struct Lane {
+    /// The host waits to have applied this entry…
+    wanted: std::sync::atomic::AtomicU64,
+    /// …and has been sent the commit point up to here (within its log).
+    sent: std::sync::atomic::AtomicU64,
+    kick: tokio::sync::Notify,
+}
+
+impl Pace {
+    pub(crate) fn lane(&self, target: u64) -> Arc<Lane> {
+        let mut l = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        l.entry(target).or_default().clone()
+    }
+
+    /// Take the engine's membership (voters and addresses) from `m`.
+    pub(crate) fn learn(&self, m: &openraft::Membership<u64, BasicNode>) {
+        let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
+        v.known = true;
+        v.voters = m.voter_ids().collect();
+        v.by_addr = m.nodes().map(|(i, n)| (n.addr.clone(), *i)).collect();
+    }
+
+    /// Only a learner beside three voters or more: a 2-host pool's member
+    /// is the only other copy of the database (all of it must be there if
+    /// the master dies), and a joiner of a small pool soon votes.
+    fn paced(&self, target: u64) -> bool {
+        let v = self.view.read().unwrap_or_else(|p| p.into_inner());
+        v.known && v.voters.len() >= 3 && !v.voters.contains(&target)
+    }
+
+    /// The host `target` waits to have applied entry `index`: send it the
+    /// entries and commit point without pacing until it has them.
+    pub(crate) fn want(&self, target: u64, index: u64) {
+        let lane = self.lane(target);
+        lane.wanted.fetch_max(index, std::sync::atomic::Ordering::SeqCst);
+        lane.kick.notify_one();
+    }
+
+    /// [`Pace::want`] for the host whose engine address is `addr`.
+    pub(crate) fn want_at(&self, addr: &str, index: u64) {
+        let id = self.view.read().unwrap_or_else(|p| p.into_inner()).by_addr.get(addr).copied();
+        if let Some(id) = id {
+            self.want(id, index);
+        }
+    }
+}
+
+impl Lane {
+    fn waited_for(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.wanted.load(SeqCst) > self.sent.load(SeqCst)
+    }
+
+    /// Wait LEARNER_PACE, or less if the host waits for an entry.
+    async fn turn(&self) {
+        let due = tokio::time::Instant::now() + LEARNER_PACE;
+        // A kick between the check and the wait leaves a permit behind.
+        while !self.waited_for() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => return,
+                _ = self.kick.notified() => {}
+            }
+        }
     }
 }
 
@@ -504,7 +610,18 @@ impl RaftNetwork<Tc> for Conn {
         rpc: AppendEntriesRequest<Tc>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call("/pool/raft/append", &rpc, &option).await
+        if self.pace.paced(self.target) {
+            self.lane.turn().await;
+        }
+        // The commit point the target knows once it takes this (capped by
+        // the end of its log then).
+        let end = rpc.entries.last().map(|e| e.log_id.index).or(rpc.prev_log_id.map(|l| l.index));
+        let reach = end.min(rpc.leader_commit.map(|l| l.index));
+        let r = self.call("/pool/raft/append", &rpc, &option).await;
+        if let (Ok(AppendEntriesResponse::Success), Some(reach)) = (&r, reach) {
+            self.lane.sent.fetch_max(reach, std::sync::atomic::Ordering::SeqCst);
+        }
+        r
     }
 
     async fn install_snapshot(
@@ -703,5 +820,52 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         post(&tls, &addr, "/x", "s", b"", Duration::from_secs(5)).await.expect("post after close");
         assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_learners_append_waits_its_pace_unless_its_host_waits_for_an_entry() {
+        use std::time::Instant;
+        let pace = Arc::new(Pace::default());
+        let (voters, learner) = ([1u64, 2, 3], 4u64);
+        let m = openraft::Membership::new(
+            vec![voters.into_iter().collect()],
+            [(1, "a"), (2, "b"), (3, "c"), (4, "d")]
+                .into_iter()
+                .map(|(i, a)| (i, BasicNode { addr: a.to_string() }))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        );
+        pace.learn(&m);
+        assert!(!pace.paced(2) && pace.paced(learner));
+        let lane = pace.lane(learner);
+        // Nobody waits: the append waits its pace.
+        let t = Instant::now();
+        lane.turn().await;
+        assert!(t.elapsed() >= LEARNER_PACE);
+        // The host waits for entry 7 (named by address): at once, until
+        // the commit point sent reaches it.
+        pace.want_at("d", 7);
+        let t = Instant::now();
+        lane.turn().await;
+        assert!(t.elapsed() < LEARNER_PACE);
+        lane.sent.store(7, std::sync::atomic::Ordering::SeqCst);
+        // A wait that begins paced ends when the host comes to wait.
+        let (p, l) = (pace.clone(), lane.clone());
+        let kick = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            p.want(learner, 9);
+        });
+        let t = Instant::now();
+        l.turn().await;
+        let _ = kick.await;
+        assert!(t.elapsed() < LEARNER_PACE, "{:?}", t.elapsed());
+        // Beside fewer than three voters no learner is paced.
+        let two = openraft::Membership::new(
+            vec![[1u64].into_iter().collect()],
+            [(1u64, BasicNode { addr: "a".into() }), (2, BasicNode { addr: "b".into() })]
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        );
+        pace.learn(&two);
+        assert!(!pace.paced(2));
     }
 }

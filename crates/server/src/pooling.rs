@@ -672,7 +672,8 @@ pub fn is_member(s: &Server) -> bool {
     s.db.replicated() == Some(store::Role::Follower)
 }
 
-/// Before a member serves a call itself (one on its Unix socket): its
+/// Before a member serves a call itself (one on its Unix socket) or an
+/// HTTP request (a transfer, a console, statistics): its
 /// replica holds everything the master had committed when asked, so what a
 /// client did through the master a moment ago is seen here too (xapi's
 /// members read the master's database). Without the master the call is

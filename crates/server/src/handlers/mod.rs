@@ -502,6 +502,12 @@ pub async fn route(
     reply: &mut Reply<'_>,
 ) -> io::Result<()> {
     let path = handler_path(&head.method, &head.path).unwrap_or("");
+    // A transfer, console or statistics request the master sent here names
+    // objects a client may have made through the master a moment ago (this
+    // host's copy of the database may lag by an append).
+    if crate::pooling::is_member(s) {
+        crate::pooling::read_barrier(s).await;
+    }
     match (head.method.as_str(), path) {
         ("POST", "/cli") => crate::cli::serve(s, &head, body, reply).await,
         ("GET", "/export") => export::export(s, &head, reply).await,
