@@ -874,10 +874,6 @@ fn same(given: &str, secret: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A host stands for election only while it reaches a majority of the
-/// voters (itself included): one cut off from the others would otherwise
-/// raise its term again and again, and depose the master when it comes
-/// back (this engine has no pre-vote).
 /// Keep the pacing's view of the membership (voters, addresses) current.
 async fn follow_membership(raft: Raft<Tc>, pace: Arc<net::Pace>) {
     let mut rx = raft.metrics();
@@ -897,6 +893,10 @@ async fn follow_membership(raft: Raft<Tc>, pace: Arc<net::Pace>) {
     }
 }
 
+/// A host stands for election only while it reaches a majority of the
+/// voters (itself included): one cut off from the others would otherwise
+/// raise its term again and again, and depose the master when it comes
+/// back (this engine has no pre-vote).
 async fn elect_guard(raft: Raft<Tc>, me: u64) {
     let mut enabled = true;
     // Back in reach: stand again only after the leader has had time to
