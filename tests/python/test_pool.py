@@ -12,6 +12,7 @@ machine, a failure under CI.
 Error codes and orders are xapi's (ocaml/xapi/xapi_pool.ml pre_join_checks,
 api_server.ml, xapi_session.ml); see the notes in the module's helpers."""
 
+import http.client
 import json
 import os
 import subprocess
@@ -88,6 +89,16 @@ def join(member, master):
     wait_for(lambda: member.address in addresses(s.xenapi), JOINED_TIMEOUT,
              "%s to list %s" % (master.name, member.name))
     return s
+
+
+def send(host, method, path, body=None, timeout=60):
+    """One plain HTTP request to a lab host: (status, Location, body)."""
+    c = http.client.HTTPConnection("127.0.0.1", host.port, timeout=timeout)
+    c.request(method, path, body=body, headers={"Content-Length": str(len(body))} if body else {})
+    r = c.getresponse()
+    out = (r.status, r.getheader("location"), r.read())
+    c.close()
+    return out
 
 
 def diskless(api, name):
@@ -334,7 +345,6 @@ def test_every_member_of_a_six_host_pool_sees_what_the_master_did(lab6):
     the master sends there right after a write sees it (VM.start_on of a
     VM just made), a member's own write reads back, and an HTTP request
     there names an object just made through the master."""
-    import http.client
     master = lab6.hosts[0]
     for h in lab6.hosts[1:]:
         s = join(h, master)
@@ -356,12 +366,8 @@ def test_every_member_of_a_six_host_pool_sees_what_the_master_did(lab6):
         bounded(api.VM.start_on, fresh, m, False, False, timeout=60, what="VM.start_on")
         assert api.VM.get_resident_on(fresh) == m
         other = api.VM.create(vm_ctor(name_label="exported from %s" % member.name))
-        c = http.client.HTTPConnection("127.0.0.1", member.port, timeout=60)
-        c.request("GET", "/export_metadata?ref=%s&session_id=%s" % (other, sid))
-        r = c.getresponse()
-        body = r.read()
-        c.close()
-        assert r.status == 200, (member.name, r.status, body[:200])
+        status, _, body = send(member, "GET", "/export_metadata?ref=%s&session_id=%s" % (other, sid))
+        assert status == 200, (member.name, status, body[:200])
 
 
 def test_pypi_xenapi_is_told_the_master(pool2):
@@ -841,7 +847,6 @@ def test_member_vm_console_and_statistics(pool2):
     the statistics (xapi's members accept the pool's sessions); the master
     sends a request for the VM's RRD to the member with a 302, as xapi
     does. After a move the console's location follows the VM."""
-    import http.client
     import socket
     l, api = pool2
     master, member = l.hosts
@@ -854,12 +859,7 @@ def test_member_vm_console_and_statistics(pool2):
     assert api.console.get_location(con).startswith("https://%s/console?" % member.address)
 
     def get(host, path):
-        c = http.client.HTTPConnection("127.0.0.1", host.port, timeout=10)
-        c.request("GET", path)
-        r = c.getresponse()
-        out = (r.status, r.getheader("location"), r.read())
-        c.close()
-        return out
+        return send(host, "GET", path, timeout=10)
     status, location, _ = get(master, "/vm_rrd?uuid=%s&session_id=%s" % (uuid, sid))
     assert status == 302, status
     assert location == "https://%s/vm_rrd?uuid=%s&session_id=%s" % (member.address, uuid, sid), location
@@ -891,7 +891,6 @@ def test_transfers_of_a_members_local_disk_go_to_the_member(pool2):
     follows the transfer (its progress and outcome are the member's). A
     VM export with the disk goes the same way; a task id the master does
     not know is refused on the member."""
-    import http.client
     l, api = pool2
     master, member = l.hosts
     m = host_by_address(api, member.address)
@@ -903,14 +902,6 @@ def test_transfers_of_a_members_local_disk_go_to_the_member(pool2):
                           "virtual_size": str(4 << 20), "type": "user", "sharable": False, "read_only": False,
                           "other_config": {}, "xenstore_data": {}, "sm_config": {}, "tags": []})
     data = bytes((i * 7 + 3) % 251 for i in range(4 << 20))
-
-    def send(host, method, path, body=None):
-        c = http.client.HTTPConnection("127.0.0.1", host.port, timeout=60)
-        c.request(method, path, body=body, headers={"Content-Length": str(len(body))} if body else {})
-        r = c.getresponse()
-        out = (r.status, r.getheader("location"), r.read())
-        c.close()
-        return out
 
     def followed(method, path, body=None):
         """The request on the master, then where its 302 says (the member)."""

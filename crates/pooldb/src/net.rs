@@ -471,11 +471,10 @@ pub(crate) struct Pace {
     lanes: std::sync::Mutex<std::collections::HashMap<u64, Arc<Lane>>>,
 }
 
-/// The engine's membership as pacing needs it.
+/// The engine's membership as pacing needs it (until it is known, no
+/// voters: nothing is paced).
 #[derive(Default)]
 struct View {
-    /// Until the membership is known every target is taken for a voter.
-    known: bool,
     voters: std::collections::BTreeSet<u64>,
     by_addr: std::collections::HashMap<String, u64>,
 }
@@ -499,7 +498,6 @@ impl Pace {
     /// Take the engine's membership (voters and addresses) from `m`.
     pub(crate) fn learn(&self, m: &openraft::Membership<u64, BasicNode>) {
         let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
-        v.known = true;
         v.voters = m.voter_ids().collect();
         v.by_addr = m.nodes().map(|(i, n)| (n.addr.clone(), *i)).collect();
     }
@@ -509,7 +507,7 @@ impl Pace {
     /// the master dies), and a joiner of a small pool soon votes.
     fn paced(&self, target: u64) -> bool {
         let v = self.view.read().unwrap_or_else(|p| p.into_inner());
-        v.known && v.voters.len() >= 3 && !v.voters.contains(&target)
+        v.voters.len() >= 3 && !v.voters.contains(&target)
     }
 
     /// The host `target` waits to have applied entry `index`: send it the
