@@ -301,7 +301,8 @@ impl Pool {
         #[allow(deprecated)]
         let (log, sm) = openraft::storage::Adaptor::new(st.clone());
         let pace = Arc::new(net::Pace::default());
-        let net = net::Net { secret: secret.clone(), tls: tls.clone(), pace: pace.clone() };
+        let net =
+            net::Net { secret: secret.clone(), tls: tls.clone(), pace: pace.clone(), encoded: Default::default() };
         let raft = Raft::new(id, engine_config()?, net, log, sm)
             .await
             .map_err(|e| format!("the pool database engine: {e}"))?;
