@@ -48,6 +48,9 @@ pub(crate) const REC_PATCH: u8 = 3;
 // what the member added and removed (see `replica::encode_changes`).
 pub(crate) const OP_MERGE: u8 = 4;
 
+/// Fields set in place on existing rows: (class index, ref, (field, value)).
+pub(crate) type Patched = Vec<(usize, String, Vec<(usize, Value)>)>;
+
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub row: Arc<Row>,
@@ -233,6 +236,76 @@ impl State {
                 t.rows.insert(r.to_string(), Entry { row, created: created.unwrap_or(gen), modified: gen });
             }
         }
+        t.changes.insert((gen, r.to_string()));
+    }
+
+    /// Set fields of an existing row in place (copying it only if a reader
+    /// still holds it), keeping the relation and uuid indexes: a replica
+    /// applying the leader's patches need not copy each changed row whole.
+    fn patch_in_place(
+        &mut self,
+        ci: usize,
+        r: &str,
+        sets: Vec<(usize, Value)>,
+        gen: u64,
+        dirty: &mut BTreeSet<(usize, usize, String)>,
+    ) {
+        let Some(e) = self.tables[ci].rows.get(r) else { return };
+        let uuid_idx = e.row.class.field_index("uuid");
+        for (ri, rel) in self.rels.iter().enumerate() {
+            if rel.src != ci {
+                continue;
+            }
+            let Some((_, v)) = sets.iter().rev().find(|(i, _)| *i == rel.src_field) else { continue };
+            let old_t = State::ref_field(&e.row, rel.src_field);
+            let new_t = v.as_str().filter(|s| *s != model::NULL_REF);
+            if old_t == new_t {
+                continue;
+            }
+            if let Some(t) = old_t {
+                if let Some(set) = self.rel_index[ri].get_mut(t) {
+                    set.remove(r);
+                }
+                dirty.insert((ri, rel.dst, t.to_string()));
+            }
+            if let Some(t) = new_t {
+                self.rel_index[ri].entry(t.to_string()).or_default().insert(r.to_string());
+                dirty.insert((ri, rel.dst, t.to_string()));
+            }
+        }
+        let t = &mut self.tables[ci];
+        let Some(e) = t.rows.get_mut(r) else { return };
+        let row = Arc::make_mut(&mut e.row);
+        for (i, v) in sets {
+            if Some(i) == uuid_idx {
+                if let Some(u) = row.fields[i].as_str() {
+                    t.uuid.remove(u);
+                }
+                if let Some(u) = v.as_str() {
+                    t.uuid.insert(u.to_string(), r.to_string());
+                }
+            }
+            if let Some(f) = row.fields.get_mut(i) {
+                *f = v;
+            }
+        }
+        t.changes.remove(&(e.modified, r.to_string()));
+        e.modified = gen;
+        t.changes.insert((gen, r.to_string()));
+    }
+
+    /// Set a derived field (one that no uuid is in) of a row in place:
+    /// the row is copied only if a reader still holds it (a host's row is
+    /// large, and every VM start changes its resident_VMs).
+    fn set_derived(&mut self, ci: usize, r: &str, field: usize, v: Value, gen: u64) {
+        let t = &mut self.tables[ci];
+        let Some(e) = t.rows.get_mut(r) else { return };
+        if e.row.fields[field] == v {
+            return;
+        }
+        Arc::make_mut(&mut e.row).fields[field] = v;
+        t.changes.remove(&(e.modified, r.to_string()));
+        e.modified = gen;
         t.changes.insert((gen, r.to_string()));
     }
 
@@ -675,7 +748,7 @@ impl Db {
                 };
             }
         }
-        let commit = self.commit_as(&mut guard, pending, order, touched, true);
+        let commit = self.commit_as(&mut guard, pending, order, touched, true, Vec::new());
         drop(guard);
         if commit.gen != 0 {
             self.gen_tx.send_replace(commit.gen);
@@ -687,6 +760,9 @@ impl Db {
         self.wal.as_ref().filter(|_| self.replicator.get().is_none())
     }
 
+    /// Commit `pending` (whole rows, in `order`) and `patched` (fields set
+    /// in place on existing rows, before `pending`: a replica's patches, which
+    /// the leader made sure change something; it is not logged).
     fn commit_as(
         &self,
         st: &mut State,
@@ -694,6 +770,7 @@ impl Db {
         order: Vec<(usize, String)>,
         touched: Vec<(usize, String)>,
         propose: bool,
+        patched: Patched,
     ) -> Commit {
         let touched: BTreeSet<(usize, String)> = touched.into_iter().collect();
         // Drop no-op updates so they do not produce events or log records.
@@ -713,12 +790,15 @@ impl Db {
             }
             changes.push((key.0, key.1, new));
         }
-        if changes.is_empty() {
+        if changes.is_empty() && patched.is_empty() {
             return Commit::default();
         }
         let gen = st.gen + 1;
         // Relation bookkeeping: targets whose derived sets must be recomputed.
         let mut dirty: BTreeSet<(usize, usize, String)> = BTreeSet::new();
+        for (ci, r, sets) in patched {
+            st.patch_in_place(ci, &r, sets, gen, &mut dirty);
+        }
         for (ci, r, new) in &changes {
             for (ri, rel) in st.rels.iter().enumerate() {
                 if rel.src == *ci {
@@ -789,23 +869,14 @@ impl Db {
         }
         for (ri, dst, target) in dirty {
             let field = st.rels[ri].dst_field;
-            let Some(e) = st.tables[dst].rows.get(&target) else {
-                continue;
-            };
             let want: Vec<Value> = st.rel_index[ri]
                 .get(&target)
                 .map(|s| s.iter().map(|r| Value::String(r.clone())).collect())
                 .unwrap_or_default();
-            if e.row.fields[field] == Value::Array(want.clone()) {
-                continue;
-            }
-            let mut row = (*e.row).clone();
-            row.fields[field] = Value::Array(want);
-            let created = Some(e.created);
             // Not logged: replay and every replica recompute derived sets
             // (a host's resident_VMs would otherwise be logged whole on
             // every VM start).
-            st.apply_put(dst, &target, Arc::new(row), gen, created);
+            st.set_derived(dst, &target, field, Value::Array(want), gen);
         }
         st.gen = gen;
         if let (Some(r), true) = (leader, logged_any) {

@@ -345,6 +345,13 @@ impl Db {
         let gone = || Corrupt("a change to an object this replica does not have");
         let mut pending: Vec<HashMap<String, Option<Row>>> = CLASSES.iter().map(|_| HashMap::default()).collect();
         let mut order = Vec::new();
+        // Patches to rows this batch has not put or deleted are set in place
+        // at commit (before the whole rows, as they came first), unless this
+        // store logs its own commits (not while replicated): the log needs
+        // the rows' old and new fields.
+        let logged = self.wal_active().is_some();
+        let mut patched: crate::Patched = Vec::new();
+        let mut patched_at: HashMap<(usize, String), usize> = HashMap::default();
         for (class, r, op) in ops {
             let ci = class.index;
             let new = match op {
@@ -352,16 +359,27 @@ impl Db {
                 RecOp::Delete => None,
                 RecOp::Merge(_) => return Err(Corrupt("a member's merge in a committed record")),
                 RecOp::Patch(sets) => {
-                    let row = match pending[ci].get_mut(&r) {
-                        Some(slot) => slot.as_mut().ok_or_else(gone)?,
-                        None => {
-                            let row = guard.tables[ci].get(&r).map(|x| (**x).clone()).ok_or_else(gone)?;
-                            order.push((ci, r.clone()));
-                            pending[ci].entry(r).or_insert(Some(row)).as_mut().ok_or_else(gone)?
+                    if sets.iter().any(|(i, _)| *i >= class.fields.len()) {
+                        return Err(Corrupt("a patch of a field the class does not have"));
+                    }
+                    if pending[ci].contains_key(&r) || logged {
+                        let row = match pending[ci].get_mut(&r) {
+                            Some(slot) => slot.as_mut().ok_or_else(gone)?,
+                            None => {
+                                let row = guard.tables[ci].get(&r).map(|x| (**x).clone()).ok_or_else(gone)?;
+                                order.push((ci, r.clone()));
+                                pending[ci].entry(r).or_insert(Some(row)).as_mut().ok_or_else(gone)?
+                            }
+                        };
+                        for (i, v) in sets {
+                            row.fields[i] = v;
                         }
-                    };
-                    for (i, v) in sets {
-                        row.fields[i] = v;
+                    } else if let Some(&k) = patched_at.get(&(ci, r.clone())) {
+                        patched[k].2.extend(sets);
+                    } else {
+                        guard.tables[ci].get(&r).ok_or_else(gone)?;
+                        patched_at.insert((ci, r.clone()), patched.len());
+                        patched.push((ci, r, sets));
                     }
                     continue;
                 }
@@ -370,7 +388,7 @@ impl Db {
                 order.push((ci, r));
             }
         }
-        let commit = self.commit_as(&mut guard, pending, order, Vec::new(), false);
+        let commit = self.commit_as(&mut guard, pending, order, Vec::new(), false, patched);
         drop(guard);
         if commit.gen != 0 {
             self.gen_tx.send_replace(commit.gen);

@@ -724,3 +724,68 @@ fn replicas_converge_through_the_leader() {
     assert_eq!(leader.read().get(vm(), &v).unwrap().fields[vbds], Value::Array(vec![]));
     same(&leader, &follower);
 }
+
+#[test]
+fn a_replica_sets_patched_fields_in_place_keeping_derived_sets_and_events() {
+    let lead = Arc::new(Lead(Default::default()));
+    let leader = Arc::new(Db::memory());
+    let (a, b) = (new_vm(&leader, "a"), new_vm(&leader, "b"));
+    let d = "OpaqueRef:vbd-moving".to_string();
+    let vm_field = vbd().field_index("VM").unwrap();
+    leader
+        .write(|tx| {
+            let mut row = blank_row(vbd());
+            row.fields[vm_field] = Value::from(a.as_str());
+            tx.insert(&d, row);
+            Ok::<_, crate::Refused>(())
+        })
+        .unwrap();
+    leader.set_replicator(lead.clone()).unwrap();
+    let follower = Arc::new(Db::memory());
+    follower.install(&leader.dump()).unwrap();
+    let f = Arc::new(Follow { leader: leader.clone(), lead: lead.clone(), me: Default::default() });
+    let _ = f.me.set(follower.clone());
+    follower.set_replicator(f).unwrap();
+    let vbds = vm().field_index("VBDs").unwrap();
+    let name = vm().field_index("name_label").unwrap();
+    assert_eq!(follower.read().get(vm(), &a).unwrap().fields[vbds], Value::Array(vec![Value::from(d.as_str())]));
+    // A reader holding a row keeps the version it read.
+    let held = follower.read().table(vm()).rows.get(&a).unwrap().row.clone();
+    let since = follower.generation();
+
+    // Three records applied as one batch: the disk moves to b, a is renamed
+    // twice (the later name wins), then the disk is deleted and made again
+    // on a.
+    leader.write(|tx| Ok::<_, crate::Refused>(tx.set(vbd(), &d, vm_field, Value::from(b.as_str())))).unwrap();
+    leader.write(|tx| Ok::<_, crate::Refused>(tx.set(vm(), &a, name, Value::from("first")))).unwrap();
+    leader.write(|tx| Ok::<_, crate::Refused>(tx.set(vm(), &a, name, Value::from("second")))).unwrap();
+    let recs: Vec<Vec<u8>> = lead.0.lock().unwrap().drain(..).collect();
+    follower.apply_records(recs.iter().map(Vec::as_slice)).unwrap();
+    same(&leader, &follower);
+    {
+        let st = follower.read();
+        assert_eq!(st.get(vm(), &a).unwrap().fields[vbds], Value::Array(vec![]));
+        assert_eq!(st.get(vm(), &b).unwrap().fields[vbds], Value::Array(vec![Value::from(d.as_str())]));
+        assert_eq!(st.get(vm(), &a).unwrap().fields[name], Value::from("second"));
+        let changed: Vec<String> = st.changes_since(vm(), since).into_iter().map(|(_, r, _, _)| r).collect();
+        assert!(changed.contains(&a) && changed.contains(&b), "{changed:?}");
+        assert_eq!(st.changes_since(vbd(), since).len(), 1);
+    }
+    assert_eq!(held.fields[name], Value::from("a"));
+
+    leader.write(|tx| Ok::<_, crate::Refused>(tx.delete(vbd(), &d))).unwrap();
+    leader
+        .write(|tx| {
+            let mut row = blank_row(vbd());
+            row.fields[vm_field] = Value::from(a.as_str());
+            tx.insert(&d, row);
+            Ok::<_, crate::Refused>(())
+        })
+        .unwrap();
+    leader.write(|tx| Ok::<_, crate::Refused>(tx.set(vm(), &b, name, Value::from("b again")))).unwrap();
+    let recs: Vec<Vec<u8>> = lead.0.lock().unwrap().drain(..).collect();
+    follower.apply_records(recs.iter().map(Vec::as_slice)).unwrap();
+    same(&leader, &follower);
+    assert_eq!(follower.read().get(vm(), &a).unwrap().fields[vbds], Value::Array(vec![Value::from(d.as_str())]));
+    assert_eq!(follower.read().get(vm(), &b).unwrap().fields[vbds], Value::Array(vec![]));
+}
