@@ -395,8 +395,7 @@ fn main() {
         let idle = |ps: Vec<u32>| async move {
             let before: Vec<f64> = ps.iter().map(|p| cpu_secs(*p)).collect();
             tokio::time::sleep(Duration::from_secs(5)).await;
-            let used: Vec<f64> = ps.iter().zip(before).map(|(p, b)| (cpu_secs(*p) - b) / 5.0 * 100.0).collect();
-            used
+            ps.iter().zip(before).map(|(p, b)| (cpu_secs(*p) - b) / 5.0 * 100.0).collect::<Vec<f64>>()
         };
         let pool_idle = idle(pids.clone()).await;
         let lone_idle = idle(vec![lone.child.id()]).await;

@@ -69,6 +69,14 @@ pub struct Table {
 }
 
 impl Table {
+    /// Record that row `r` changed in generation `gen`.
+    fn restamp(&mut self, r: &str, gen: u64) {
+        let Some(e) = self.rows.get_mut(r) else { return };
+        self.changes.remove(&(e.modified, r.to_string()));
+        e.modified = gen;
+        self.changes.insert((gen, r.to_string()));
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }
@@ -240,8 +248,8 @@ impl State {
     }
 
     /// Set fields of an existing row in place (copying it only if a reader
-    /// still holds it), keeping the relation and uuid indexes: a replica
-    /// applying the leader's patches need not copy each changed row whole.
+    /// still holds it), keeping the relation indexes: a replica applying the
+    /// leader's patches need not copy each changed row whole.
     fn patch_in_place(
         &mut self,
         ci: usize,
@@ -251,47 +259,66 @@ impl State {
         dirty: &mut BTreeSet<(usize, usize, String)>,
     ) {
         let Some(e) = self.tables[ci].rows.get(r) else { return };
-        let uuid_idx = e.row.class.field_index("uuid");
-        for (ri, rel) in self.rels.iter().enumerate() {
-            if rel.src != ci {
-                continue;
+        let moves = self.ref_moves(ci, &e.row, |f| sets.iter().rev().find(|(i, _)| *i == f).map(|(_, v)| v));
+        let new_uuid = e.row.class.field_index("uuid").is_some_and(|u| sets.iter().any(|(i, _)| *i == u));
+        self.move_refs(r, moves, dirty);
+        let Some(e) = self.tables[ci].rows.get_mut(r) else { return };
+        if new_uuid {
+            // Never seen in practice: the whole-row path keeps the uuid index.
+            let (mut row, created) = ((*e.row).clone(), Some(e.created));
+            for (i, v) in sets {
+                row.fields[i] = v;
             }
-            let Some((_, v)) = sets.iter().rev().find(|(i, _)| *i == rel.src_field) else { continue };
-            let old_t = State::ref_field(&e.row, rel.src_field);
-            let new_t = v.as_str().filter(|s| *s != model::NULL_REF);
-            if old_t == new_t {
-                continue;
-            }
-            if let Some(t) = old_t {
-                if let Some(set) = self.rel_index[ri].get_mut(t) {
-                    set.remove(r);
-                }
-                dirty.insert((ri, rel.dst, t.to_string()));
-            }
-            if let Some(t) = new_t {
-                self.rel_index[ri].entry(t.to_string()).or_default().insert(r.to_string());
-                dirty.insert((ri, rel.dst, t.to_string()));
-            }
+            return self.apply_put(ci, r, Arc::new(row), gen, created);
         }
-        let t = &mut self.tables[ci];
-        let Some(e) = t.rows.get_mut(r) else { return };
         let row = Arc::make_mut(&mut e.row);
         for (i, v) in sets {
-            if Some(i) == uuid_idx {
-                if let Some(u) = row.fields[i].as_str() {
-                    t.uuid.remove(u);
-                }
-                if let Some(u) = v.as_str() {
-                    t.uuid.insert(u.to_string(), r.to_string());
-                }
-            }
-            if let Some(f) = row.fields.get_mut(i) {
-                *f = v;
+            row.fields[i] = v;
+        }
+        self.tables[ci].restamp(r, gen);
+    }
+
+    /// The relations of class `ci` whose ref field changes from `old` to what
+    /// `new(field)` gives (None: unchanged): (relation, old target, new target).
+    fn ref_moves<'v>(
+        &self,
+        ci: usize,
+        old: &Row,
+        new: impl Fn(usize) -> Option<&'v Value>,
+    ) -> Vec<(usize, Option<String>, Option<String>)> {
+        let mut out = Vec::new();
+        for (ri, rel) in self.rels.iter().enumerate().filter(|(_, rel)| rel.src == ci) {
+            let Some(v) = new(rel.src_field) else { continue };
+            let old_t = State::ref_field(old, rel.src_field);
+            let new_t = v.as_str().filter(|s| *s != model::NULL_REF);
+            if old_t != new_t {
+                out.push((ri, old_t.map(str::to_string), new_t.map(str::to_string)));
             }
         }
-        t.changes.remove(&(e.modified, r.to_string()));
-        e.modified = gen;
-        t.changes.insert((gen, r.to_string()));
+        out
+    }
+
+    /// Move row `r` between targets in the relation indexes, marking the
+    /// targets whose derived sets must be recomputed.
+    fn move_refs(
+        &mut self,
+        r: &str,
+        moves: Vec<(usize, Option<String>, Option<String>)>,
+        dirty: &mut BTreeSet<(usize, usize, String)>,
+    ) {
+        for (ri, old_t, new_t) in moves {
+            let dst = self.rels[ri].dst;
+            if let Some(t) = old_t {
+                if let Some(set) = self.rel_index[ri].get_mut(&t) {
+                    set.remove(r);
+                }
+                dirty.insert((ri, dst, t));
+            }
+            if let Some(t) = new_t {
+                self.rel_index[ri].entry(t.clone()).or_default().insert(r.to_string());
+                dirty.insert((ri, dst, t));
+            }
+        }
     }
 
     /// Set a derived field (one that no uuid is in) of a row in place:
@@ -304,9 +331,7 @@ impl State {
             return;
         }
         Arc::make_mut(&mut e.row).fields[field] = v;
-        t.changes.remove(&(e.modified, r.to_string()));
-        e.modified = gen;
-        t.changes.insert((gen, r.to_string()));
+        t.restamp(r, gen);
     }
 
     fn apply_delete(&mut self, ci: usize, r: &str, gen: u64) {
@@ -799,6 +824,7 @@ impl Db {
         for (ci, r, sets) in patched {
             st.patch_in_place(ci, &r, sets, gen, &mut dirty);
         }
+        let mut moves = Vec::new();
         for (ci, r, new) in &changes {
             for (ri, rel) in st.rels.iter().enumerate() {
                 if rel.src == *ci {
@@ -806,22 +832,14 @@ impl Db {
                         st.tables[*ci].get(r).and_then(|o| State::ref_field(o, rel.src_field)).map(str::to_string);
                     let new_t = new.as_ref().and_then(|n| State::ref_field(n, rel.src_field)).map(str::to_string);
                     if old_t != new_t {
-                        if let Some(t) = old_t {
-                            if let Some(set) = st.rel_index[ri].get_mut(&t) {
-                                set.remove(r);
-                            }
-                            dirty.insert((ri, rel.dst, t));
-                        }
-                        if let Some(t) = new_t {
-                            st.rel_index[ri].entry(t.clone()).or_default().insert(r.clone());
-                            dirty.insert((ri, rel.dst, t));
-                        }
+                        moves.push((ri, old_t, new_t));
                     }
                 }
                 if rel.dst == *ci && new.is_some() && st.tables[*ci].get(r).is_none() {
                     dirty.insert((ri, rel.dst, r.clone()));
                 }
             }
+            st.move_refs(r, std::mem::take(&mut moves), &mut dirty);
         }
         let mut log = Vec::new();
         let leader = self.replicator.get().filter(|r| propose && r.role() == Role::Leader);

@@ -359,9 +359,6 @@ impl Db {
                 RecOp::Delete => None,
                 RecOp::Merge(_) => return Err(Corrupt("a member's merge in a committed record")),
                 RecOp::Patch(sets) => {
-                    if sets.iter().any(|(i, _)| *i >= class.fields.len()) {
-                        return Err(Corrupt("a patch of a field the class does not have"));
-                    }
                     if pending[ci].contains_key(&r) || logged {
                         let row = match pending[ci].get_mut(&r) {
                             Some(slot) => slot.as_mut().ok_or_else(gone)?,
